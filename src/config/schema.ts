@@ -1,0 +1,117 @@
+/**
+ * The gateway configuration schema. Defaults live here; `loadGatewayConfig` parses once at the
+ * edge, resolves secret references and freezes the result.
+ */
+import { z } from 'zod';
+
+/**
+ * A secret given by reference: `${ENV_VAR}`, `{ env: NAME }`, `{ file: /path }`.
+ * An inline literal is accepted but warned about at startup.
+ */
+export const SecretRefSchema = z.union([
+  z.string().min(1, 'expected a secret reference such as ${OPENAI_API_KEY}'),
+  z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name') }),
+  z.strictObject({ file: z.string().min(1, 'expected a file path') }),
+]);
+export type SecretRef = z.infer<typeof SecretRefSchema>;
+
+const RESERVED_NAMES = new Set(['.well-known', 'healthz', 'readyz', 'metrics', 'oidc', 'dev', 'v1', 'aigov']);
+
+export const ProviderConfigSchema = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'expected a lowercase name of letters, digits and dashes (it becomes the URL path /<name>/)')
+    .refine((n) => !RESERVED_NAMES.has(n), 'this name is reserved by the gateway'),
+  kind: z.enum(['openai', 'anthropic']),
+  /** Upstream base URL in the SDK's own convention: OpenAI's includes /v1, Anthropic's does not. */
+  base_url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
+  /** Omitted only for an upstream that needs no key (a local OpenAI-compatible server). */
+  api_key: SecretRefSchema.optional(),
+  /** Allowed models; empty or omitted means every model the upstream serves. */
+  models: z.array(z.string().min(1)).default([]),
+  /** Extra headers sent upstream (e.g. OpenAI-Organization). Values may be secret references. */
+  headers: z.record(z.string(), SecretRefSchema).default({}),
+});
+
+export const GatewayConfigSchema = z.strictObject({
+  listen: z
+    .strictObject({
+      host: z.string().default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(8787),
+      tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+      /** The URL clients use to reach this gateway, when behind a proxy; used in discovery. */
+      public_url: z.url().optional(),
+    })
+    .prefault({}),
+  identity: z.strictObject({
+    issuer: z.url({ error: 'expected the IdP issuer URL (its /.well-known/openid-configuration must be reachable)' }),
+    audience: z.string().min(1, 'expected the audience (resource indicator) that access tokens carry for this gateway'),
+    cli_client_id: z.string().min(1),
+    scopes: z.array(z.string()).default(['openid', 'email', 'profile', 'offline_access']),
+    /** A scope every access token must carry; null disables the check. */
+    required_scope: z.string().nullable().default(null),
+    groups_claim: z.string().default('groups'),
+    email_claim: z.string().default('email'),
+    algorithms: z
+      .array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']))
+      .min(1)
+      .default(['RS256', 'PS256', 'ES256', 'EdDSA', 'Ed25519']),
+    clock_skew_seconds: z.number().int().min(0).max(300).default(30),
+    /** Minimum seconds between JWKS refetches triggered by an unknown `kid`. */
+    jwks_refetch_interval_seconds: z.number().int().min(1).default(30),
+  }),
+  providers: z.array(ProviderConfigSchema).min(1, 'expected at least one provider').superRefine((providers, ctx) => {
+    const seen = new Set<string>();
+    providers.forEach((p, i) => {
+      if (seen.has(p.name)) ctx.addIssue({ code: 'custom', message: `duplicate provider name "${p.name}"`, path: [i, 'name'] });
+      seen.add(p.name);
+    });
+  }),
+  storage: z
+    .discriminatedUnion('driver', [
+      z.strictObject({ driver: z.literal('sqlite'), path: z.string().default('aigov.db') }),
+    ])
+    .prefault({ driver: 'sqlite' }),
+  limits: z
+    .strictObject({
+      max_body_bytes: z.number().int().min(1024).default(10 * 1024 * 1024),
+      upstream_connect_timeout_ms: z.number().int().min(100).default(10_000),
+      /** Time until the upstream's response headers (models can think for a while). */
+      upstream_headers_timeout_ms: z.number().int().min(100).default(300_000),
+      /** Longest silence between two body chunks of an upstream answer. */
+      upstream_idle_timeout_ms: z.number().int().min(100).default(300_000),
+      shutdown_grace_ms: z.number().int().min(0).default(10_000),
+    })
+    .prefault({}),
+  logging: z
+    .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .prefault({}),
+});
+
+export type GatewayConfigInput = z.input<typeof GatewayConfigSchema>;
+export type GatewayConfigFile = z.output<typeof GatewayConfigSchema>;
+export type ProviderConfigFile = z.output<typeof ProviderConfigSchema>;
+
+/** A provider with its secrets resolved. Never log this object. */
+export interface ResolvedProvider {
+  readonly name: string;
+  readonly kind: 'openai' | 'anthropic';
+  readonly baseUrl: string;
+  readonly apiKey: string | null;
+  readonly models: readonly string[];
+  readonly headers: Readonly<Record<string, string>>;
+  /** True when the built-in dev model serves this provider (aigov server --dev). */
+  readonly devModel: boolean;
+}
+
+export interface GatewayConfig {
+  readonly source: string;
+  readonly listen: GatewayConfigFile['listen'];
+  readonly identity: GatewayConfigFile['identity'];
+  readonly providers: readonly ResolvedProvider[];
+  readonly storage: GatewayConfigFile['storage'];
+  readonly limits: GatewayConfigFile['limits'];
+  readonly logging: GatewayConfigFile['logging'];
+  /** Warnings found while loading (e.g. an inline secret); logged at startup. */
+  readonly warnings: readonly string[];
+}

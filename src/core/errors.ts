@@ -1,0 +1,177 @@
+/**
+ * The one registry of aigov's coded errors.
+ *
+ * Every failure a user can meet has a code here, with the HTTP status the gateway answers with,
+ * the exit code the CLI returns, the provider error `type` SDKs map to an exception class, a
+ * message template and a hint. Messages never carry tokens, keys, prompts or PII: only the
+ * template parameters named here, which callers fill with safe values (paths, names, limits).
+ * docs/errors.md documents each code; a test keeps the two in step.
+ */
+
+export type ProviderErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'permission_error'
+  | 'not_found_error'
+  | 'request_too_large'
+  | 'rate_limit_error'
+  | 'api_error'
+  | 'overloaded_error'
+  | 'timeout_error';
+
+export interface ErrorSpec {
+  readonly status: number;
+  readonly exitCode: number;
+  readonly type: ProviderErrorType;
+  readonly message: string;
+  readonly hint: string;
+}
+
+/** Exit codes follow sysexits(3) where one fits. */
+const EXIT = { usage: 64, dataErr: 65, noInput: 66, unavailable: 69, software: 70, tempFail: 75, noPerm: 77, config: 78, auth: 4 } as const;
+
+export const ERRORS = {
+  AIGOV_E_AUTH_MISSING: {
+    status: 401, exitCode: EXIT.auth, type: 'authentication_error',
+    message: 'No aigov access token was sent with this request.',
+    hint: 'Run your program through `aigov run -- …`, or send `Authorization: Bearer <token>` from `aigov login`.',
+  },
+  AIGOV_E_AUTH_INVALID: {
+    status: 401, exitCode: EXIT.auth, type: 'authentication_error',
+    message: 'The access token was rejected: {reason}.',
+    hint: 'Run `aigov login` to get a new token.',
+  },
+  AIGOV_E_AUTH_EXPIRED: {
+    status: 401, exitCode: EXIT.auth, type: 'authentication_error',
+    message: 'The access token has expired.',
+    hint: 'The aigov daemon refreshes tokens on its own; if this persists, run `aigov login`.',
+  },
+  AIGOV_E_AUTH_SCOPE: {
+    status: 403, exitCode: EXIT.noPerm, type: 'permission_error',
+    message: 'The access token lacks the scope `{scope}` that this gateway requires.',
+    hint: 'Run `aigov login` again; if it persists, ask your IdP administrator to grant the scope.',
+  },
+  AIGOV_E_IDP_UNAVAILABLE: {
+    status: 503, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'The gateway cannot reach the identity provider to verify tokens.',
+    hint: 'Retry shortly; operators should check the identity.issuer setting and the IdP.',
+  },
+  AIGOV_E_BAD_JSON: {
+    status: 400, exitCode: EXIT.dataErr, type: 'invalid_request_error',
+    message: 'The request body is not valid JSON: {reason}.',
+    hint: 'Send a JSON object as the request body with `Content-Type: application/json`.',
+  },
+  AIGOV_E_BAD_REQUEST: {
+    status: 400, exitCode: EXIT.dataErr, type: 'invalid_request_error',
+    message: 'The request is malformed: {reason}.',
+    hint: "Check the request against the provider's API reference.",
+  },
+  AIGOV_E_BODY_TOO_LARGE: {
+    status: 413, exitCode: EXIT.dataErr, type: 'request_too_large',
+    message: 'The request body exceeds the gateway limit of {limit} bytes.',
+    hint: 'Send a smaller request, or ask the operator to raise limits.max_body_bytes.',
+  },
+  AIGOV_E_UNKNOWN_ENDPOINT: {
+    status: 404, exitCode: EXIT.usage, type: 'not_found_error',
+    message: 'The gateway does not serve {method} {path}.',
+    hint: 'aigov forwards only the provider endpoints it governs; see GET /.well-known/aigov-configuration.',
+  },
+  AIGOV_E_METHOD_NOT_ALLOWED: {
+    status: 405, exitCode: EXIT.usage, type: 'invalid_request_error',
+    message: 'Method {method} is not allowed on {path}.',
+    hint: "Use the method given in the provider's API reference.",
+  },
+  AIGOV_E_MODEL_NOT_ALLOWED: {
+    status: 403, exitCode: EXIT.noPerm, type: 'permission_error',
+    message: 'Model `{model}` is not enabled for provider `{provider}` on this gateway.',
+    hint: 'Use one of the models listed by GET /models, or ask the operator to add it to providers[].models.',
+  },
+  AIGOV_E_STORE_UNAVAILABLE: {
+    status: 503, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'The request was not sent: the gateway could not record it.',
+    hint: 'aigov never forwards a request it cannot record. Retry shortly; operators should check the storage settings and /readyz.',
+  },
+  AIGOV_E_UPSTREAM_UNREACHABLE: {
+    status: 502, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'The upstream provider `{provider}` could not be reached.',
+    hint: 'Retry shortly; operators should check providers[].base_url and the network path to it.',
+  },
+  AIGOV_E_UPSTREAM_TIMEOUT: {
+    status: 504, exitCode: EXIT.tempFail, type: 'timeout_error',
+    message: 'The upstream provider `{provider}` did not answer in time.',
+    hint: 'Retry; operators can raise limits.upstream_headers_timeout_ms.',
+  },
+  AIGOV_E_UPSTREAM_STREAM_BROKEN: {
+    status: 502, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'The upstream provider `{provider}` ended the stream before it was complete.',
+    hint: 'Retry the request.',
+  },
+  AIGOV_E_SHUTTING_DOWN: {
+    status: 503, exitCode: EXIT.unavailable, type: 'overloaded_error',
+    message: 'The gateway is shutting down and takes no new requests.',
+    hint: 'Retry; another replica or the restarted gateway will serve it.',
+  },
+  AIGOV_E_INTERNAL: {
+    status: 500, exitCode: EXIT.software, type: 'api_error',
+    message: 'The gateway hit an internal error (reference {ref}).',
+    hint: 'Retry; operators can find the reference in the gateway log.',
+  },
+  AIGOV_E_CONFIG_NOT_FOUND: {
+    status: 500, exitCode: EXIT.noInput, type: 'api_error',
+    message: 'Cannot read the configuration file {file}: {reason}.',
+    hint: 'Pass an existing file with --config, or try `aigov server --dev` for a zero-config gateway.',
+  },
+  AIGOV_E_CONFIG_INVALID: {
+    status: 500, exitCode: EXIT.config, type: 'api_error',
+    message: 'Invalid configuration in {file}:\n{problems}',
+    hint: 'Fix the listed keys; examples/gateway.yaml documents every setting.',
+  },
+  AIGOV_E_SECRET_UNRESOLVED: {
+    status: 500, exitCode: EXIT.config, type: 'api_error',
+    message: 'Cannot resolve the secret at {path} in {file}: {reason}.',
+    hint: 'Set the environment variable or create the file it refers to (its value is never printed).',
+  },
+  AIGOV_E_LISTEN_FAILED: {
+    status: 500, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'Cannot listen on {address}: {reason}.',
+    hint: 'Choose another port with --port (or listen.port), or stop whatever holds this one.',
+  },
+  AIGOV_E_STORE_OPEN_FAILED: {
+    status: 500, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'Cannot open the recording store at {location}: {reason}.',
+    hint: 'Check storage settings and that the directory exists and is writable.',
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Placeholder names in a template, e.g. `{reason}` → 'reason'. */
+type Params<T extends string> = T extends `${string}{${infer P}}${infer Rest}` ? P | Params<Rest> : never;
+export type ErrorParams<C extends ErrorCode> = { [K in Params<(typeof ERRORS)[C]['message']>]: string | number };
+
+export class AigovError<C extends ErrorCode = ErrorCode> extends Error {
+  readonly code: C;
+  readonly spec: ErrorSpec;
+  readonly params: Readonly<Record<string, string | number>>;
+
+  constructor(code: C, ...args: keyof ErrorParams<C> extends never ? [params?: ErrorParams<C>, options?: ErrorOptions] : [params: ErrorParams<C>, options?: ErrorOptions]) {
+    const [params = {} as ErrorParams<C>, options] = args;
+    super(formatMessage(ERRORS[code].message, params as Record<string, string | number>), options);
+    this.name = 'AigovError';
+    this.code = code;
+    this.spec = ERRORS[code];
+    this.params = Object.freeze({ ...(params as Record<string, string | number>) });
+  }
+
+  get status(): number { return this.spec.status; }
+  get hint(): string { return this.spec.hint; }
+  get exitCode(): number { return this.spec.exitCode; }
+}
+
+export function formatMessage(template: string, params: Readonly<Record<string, string | number>>): string {
+  return template.replace(/\{(\w+)\}/g, (whole, name: string) => (name in params ? String(params[name]) : whole));
+}
+
+export function isAigovError(value: unknown): value is AigovError {
+  return value instanceof AigovError;
+}

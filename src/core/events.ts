@@ -1,0 +1,100 @@
+/**
+ * The normalized event model: one provider-neutral view of a request and of its answer.
+ *
+ * Provider adapters parse wire bodies into these types; policy, masking and recording read
+ * them. The wire body stays the source of truth for what is sent: normalized views are for
+ * decisions and records, never re-serialized into a provider request.
+ */
+
+export type ProviderKind = 'openai' | 'anthropic';
+
+/** The governed endpoints. Anything else is refused (no open proxy). */
+export type EndpointId =
+  | 'openai.chat.completions'
+  | 'openai.responses'
+  | 'openai.embeddings'
+  | 'openai.models.list'
+  | 'openai.models.retrieve'
+  | 'anthropic.messages'
+  | 'anthropic.messages.count_tokens'
+  | 'anthropic.models.list'
+  | 'anthropic.models.retrieve';
+
+export type Role = 'system' | 'developer' | 'user' | 'assistant' | 'tool';
+
+export type ContentPart =
+  | { readonly type: 'text'; readonly text: string }
+  | { readonly type: 'image'; readonly source: 'url' | 'base64' | 'file' }
+  | { readonly type: 'file'; readonly name?: string }
+  | { readonly type: 'tool_call'; readonly id: string; readonly name: string; readonly arguments: string }
+  | { readonly type: 'tool_result'; readonly toolCallId: string; readonly text: string }
+  | { readonly type: 'other'; readonly kind: string };
+
+export interface NormalizedMessage {
+  readonly role: Role;
+  readonly parts: readonly ContentPart[];
+}
+
+export interface ToolDefinition {
+  readonly name: string;
+  readonly description?: string;
+  /** JSON schema of the arguments, as the client sent it. */
+  readonly parameters?: unknown;
+}
+
+export interface NormalizedRequest {
+  readonly endpoint: EndpointId;
+  readonly model: string | null;
+  readonly stream: boolean;
+  readonly messages: readonly NormalizedMessage[];
+  readonly tools: readonly ToolDefinition[];
+  /** Embeddings input strings. */
+  readonly inputs: readonly string[];
+}
+
+export interface Usage {
+  readonly inputTokens?: number;
+  readonly outputTokens?: number;
+  readonly totalTokens?: number;
+}
+
+/**
+ * What an answer says, streamed or not. A non-streamed answer parses into the same events a
+ * stream of it would produce, so later stages treat both alike.
+ */
+export type ResponseEvent =
+  | { readonly type: 'text'; readonly choice: number; readonly text: string }
+  | {
+      readonly type: 'tool_call';
+      readonly choice: number;
+      readonly index: number;
+      readonly id?: string;
+      readonly name?: string;
+      readonly argumentsDelta: string;
+    }
+  | { readonly type: 'finish'; readonly choice: number; readonly reason: string }
+  | { readonly type: 'usage'; readonly usage: Usage }
+  | { readonly type: 'model'; readonly model: string }
+  | { readonly type: 'error'; readonly errorType: string; readonly message: string };
+
+/** Who made the request, from a verified access token. */
+export interface Principal {
+  readonly subject: string;
+  readonly email: string | null;
+  readonly groups: readonly string[];
+  readonly issuer: string;
+  readonly clientId: string | null;
+}
+
+/** A policy decision as data. Issue "Policy engine" fills in more actions. */
+export type PolicyDecision =
+  | { readonly action: 'allow'; readonly ruleId: string | null; readonly reason: string }
+  | { readonly action: 'block'; readonly ruleId: string; readonly reason: string };
+
+export function mergeUsage(a: Usage | undefined, b: Usage): Usage {
+  return {
+    inputTokens: b.inputTokens ?? a?.inputTokens,
+    outputTokens: b.outputTokens ?? a?.outputTokens,
+    totalTokens: b.totalTokens ?? a?.totalTokens,
+  };
+}
