@@ -86,6 +86,16 @@ export const ERRORS = {
     message: 'Model `{model}` is not enabled for provider `{provider}` on this gateway.',
     hint: 'Use one of the models listed by GET /models, or ask the operator to add it to providers[].models.',
   },
+  AIGOV_E_POLICY_BLOCKED: {
+    status: 403, exitCode: EXIT.noPerm, type: 'permission_error',
+    message: 'Blocked by aigov policy rule `{rule}`: {reason}.',
+    hint: 'Change the request, or ask your security team about the rule.',
+  },
+  AIGOV_E_BAD_SESSION: {
+    status: 400, exitCode: EXIT.usage, type: 'invalid_request_error',
+    message: 'The x-aigov-session header is not a valid session id: {reason}.',
+    hint: 'Let `aigov run` set it, or send 1-128 characters of letters, digits, ".", "_", ":" or "-".',
+  },
   AIGOV_E_STORE_UNAVAILABLE: {
     status: 503, exitCode: EXIT.unavailable, type: 'api_error',
     message: 'The request was not sent: the gateway could not record it.',

@@ -1,0 +1,145 @@
+/**
+ * Loads the gateway configuration: read YAML → validate with zod → resolve secret references
+ * → freeze. Every failure names the file, the key path and what was expected; secret values are
+ * never part of an error.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { AigovError } from '../core/errors.ts';
+import { GatewayConfigSchema, type GatewayConfig, type GatewayConfigInput, type ResolvedProvider, type SecretRef } from './schema.ts';
+
+export interface LoadOptions {
+  /** Environment for `${VAR}` references; defaults to process.env. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+export function loadGatewayConfig(file: string, options: LoadOptions = {}): GatewayConfig {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new AigovError('AIGOV_E_CONFIG_NOT_FOUND', { file: path, reason: describeFsError(error) });
+  }
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const problems = doc.errors.map((e) => `  - ${e.linePos?.[0] ? `line ${e.linePos[0].line}: ` : ''}${e.message.split('\n')[0]}`).join('\n');
+    throw new AigovError('AIGOV_E_CONFIG_INVALID', { file: path, problems: `${problems}\n  (expected valid YAML)` });
+  }
+  return buildGatewayConfig(doc.toJS() as unknown, path, options);
+}
+
+/** Validates an already-parsed config object; `source` names where it came from in errors. */
+export function buildGatewayConfig(raw: unknown, source: string, options: LoadOptions = {}): GatewayConfig {
+  const parsed = GatewayConfigSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    throw new AigovError('AIGOV_E_CONFIG_INVALID', { file: source, problems: formatIssues(parsed.error.issues) });
+  }
+  const env = options.env ?? process.env;
+  const baseDir = dirname(source);
+  const warnings: string[] = [];
+  const providers = parsed.data.providers.map((p, i): ResolvedProvider => {
+    const at = (key: string): string => `providers[${i}].${key}`;
+    const apiKey = p.api_key === undefined ? null : resolveSecret(p.api_key, { path: at('api_key'), source, baseDir, env, warnings });
+    const headers: Record<string, string> = {};
+    for (const [name, ref] of Object.entries(p.headers)) {
+      headers[name.toLowerCase()] = resolveSecret(ref, { path: at(`headers.${name}`), source, baseDir, env, warnings });
+    }
+    return Object.freeze({
+      name: p.name,
+      kind: p.kind,
+      baseUrl: p.base_url.replace(/\/+$/, ''),
+      apiKey,
+      models: Object.freeze([...p.models]),
+      headers: Object.freeze(headers),
+      devModel: false,
+    });
+  });
+  const storage = parsed.data.storage;
+  return deepFreeze({
+    source,
+    listen: parsed.data.listen,
+    identity: parsed.data.identity,
+    providers,
+    storage: { ...storage, path: isAbsolute(storage.path) ? storage.path : resolve(baseDir, storage.path) },
+    limits: parsed.data.limits,
+    logging: parsed.data.logging,
+    warnings,
+  });
+}
+
+export type { GatewayConfigInput };
+
+interface SecretContext {
+  readonly path: string;
+  readonly source: string;
+  readonly baseDir: string;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly warnings: string[];
+}
+
+const ENV_REF = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
+
+function resolveSecret(ref: SecretRef, ctx: SecretContext): string {
+  if (typeof ref === 'string') {
+    const m = ENV_REF.exec(ref.trim());
+    if (m?.[1]) return fromEnv(m[1], ctx);
+    if (ref.startsWith('file:')) return fromFile(ref.slice('file:'.length), ctx);
+    ctx.warnings.push(`${ctx.path} in ${ctx.source} holds a secret inline; prefer \${ENV_VAR} or { file: … }`);
+    return ref;
+  }
+  if ('env' in ref) return fromEnv(ref.env, ctx);
+  return fromFile(ref.file, ctx);
+}
+
+function fromEnv(name: string, ctx: SecretContext): string {
+  const value = ctx.env[name];
+  if (value === undefined || value.trim() === '') {
+    throw new AigovError('AIGOV_E_SECRET_UNRESOLVED', { path: ctx.path, file: ctx.source, reason: `environment variable ${name} is not set` });
+  }
+  return value.trim();
+}
+
+function fromFile(file: string, ctx: SecretContext): string {
+  const full = resolve(ctx.baseDir, file);
+  let value: string;
+  try {
+    value = readFileSync(full, 'utf8').trim();
+  } catch (error) {
+    throw new AigovError('AIGOV_E_SECRET_UNRESOLVED', { path: ctx.path, file: ctx.source, reason: `cannot read ${full} (${describeFsError(error)})` });
+  }
+  if (value === '') {
+    throw new AigovError('AIGOV_E_SECRET_UNRESOLVED', { path: ctx.path, file: ctx.source, reason: `${full} is empty` });
+  }
+  return value;
+}
+
+/** One line per problem: `  - identity.issuer: expected …`. Never prints received secret values. */
+export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
+  return issues
+    .map((issue) => {
+      const key = issue.path.length === 0 ? '(top level)' : issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+      let message = issue.message;
+      if (issue.code === 'unrecognized_keys') message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+      return `  - ${key}: ${message}`;
+    })
+    .join('\n');
+}
+
+function describeFsError(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EACCES') return 'permission denied';
+  if (code === 'EISDIR') return 'it is a directory';
+  return code ?? 'unreadable';
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

@@ -1,0 +1,77 @@
+/**
+ * `aigov server --dev`: a zero-config gateway for trying aigov on one machine. Binds 127.0.0.1,
+ * embeds an OIDC provider with seeded users, records to SQLite in the state dir and, with no
+ * provider key configured, answers from the built-in dev model.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildGatewayConfig } from '../../config/load.ts';
+import type { GatewayConfig, GatewayConfigInput } from '../../config/schema.ts';
+import { bindServer, startGateway, type RunningGateway, type StartGatewayOptions } from '../start-gateway.ts';
+import { startDevModel } from './dev-model.ts';
+import { startDevIdp, type DevIdp } from './idp.ts';
+
+export const DEV_CLI_CLIENT_ID = 'aigov-cli';
+export const DEV_REQUIRED_SCOPE = 'aigov';
+export const DEV_ISSUER_PATH = '/oidc';
+
+export interface DevGatewayOptions extends Omit<StartGatewayOptions, 'dev' | 'mounts' | 'onClose'> {
+  readonly port: number;
+  readonly stateDir: string;
+  readonly logLevel?: GatewayConfig['logging']['level'];
+}
+
+export interface RunningDevGateway extends RunningGateway {
+  readonly idp: DevIdp;
+  readonly stateDir: string;
+}
+
+export async function startDevGateway(options: DevGatewayOptions): Promise<RunningDevGateway> {
+  mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
+  const listenOnly = { listen: { host: '127.0.0.1', port: options.port } };
+  const bound = await bindServer(listenOnly as Pick<GatewayConfig, 'listen'>);
+  const devModel = await startDevModel();
+  let idp: DevIdp | null = null;
+  try {
+    const issuer = `${bound.url}${DEV_ISSUER_PATH}`;
+    idp = await startDevIdp({ issuer, audience: bound.url, cliClientId: DEV_CLI_CLIENT_ID, requiredScope: DEV_REQUIRED_SCOPE, stateDir: options.stateDir });
+    const input: GatewayConfigInput = {
+      listen: { host: '127.0.0.1', port: Number(new URL(bound.url).port) },
+      identity: {
+        issuer,
+        audience: bound.url,
+        cli_client_id: DEV_CLI_CLIENT_ID,
+        required_scope: DEV_REQUIRED_SCOPE,
+        scopes: ['openid', 'email', 'profile', 'offline_access'],
+      },
+      providers: [
+        { name: 'openai', kind: 'openai', base_url: devModel.openaiBaseUrl },
+        { name: 'anthropic', kind: 'anthropic', base_url: devModel.anthropicBaseUrl },
+      ],
+      storage: { driver: 'sqlite', path: join(options.stateDir, 'aigov.db') },
+      logging: { level: options.logLevel ?? 'info' },
+    };
+    const base = buildGatewayConfig(input, '(built-in dev configuration)');
+    const config: GatewayConfig = { ...base, providers: base.providers.map((p) => ({ ...p, devModel: true })) };
+    const devIdp = idp;
+    const gateway = await startGateway(
+      config,
+      {
+        ...options,
+        dev: true,
+        mounts: [{ prefix: DEV_ISSUER_PATH, handle: (req, res) => devIdp.handle(req, res) }],
+        onClose: async () => {
+          await devIdp.close();
+          await devModel.close();
+        },
+      },
+      bound,
+    );
+    return Object.assign(gateway, { idp: devIdp, stateDir: options.stateDir });
+  } catch (error) {
+    await idp?.close().catch(() => undefined);
+    await devModel.close().catch(() => undefined);
+    bound.server.close();
+    throw error;
+  }
+}

@@ -1,0 +1,565 @@
+/**
+ * The governed request pipeline, as explicit stages:
+ *
+ *   authenticate → read & parse into normalized events → policy hook → record request
+ *   → forward upstream → response transform hook (streams event by event) → record response
+ *
+ * Each stage either hands a value to the next or ends the call with a provider-shaped error.
+ * Nothing reaches the upstream before the request record is durable (fail closed).
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Agent, Dispatcher } from 'undici';
+import type { TokenVerifier } from '../auth/verify-token.ts';
+import type { ResolvedProvider } from '../config/schema.ts';
+import { AigovError, type ErrorCode } from '../core/errors.ts';
+import { mergeUsage, type NormalizedRequest, type PolicyDecision, type Principal, type ResponseEvent, type Usage } from '../core/events.ts';
+import { scrubSecrets } from '../core/scrub-secrets.ts';
+import { SseParser, type SseEvent } from '../core/sse.ts';
+import type { CallStatus, ClientInfo, PolicyDecisionRecord, RecordingStore, StreamEventRecord } from '../store/recording-store.ts';
+import type { CallContext, PipelineHooks, ResponseTransform } from './hooks.ts';
+import type { GatewayMetrics } from './metrics.ts';
+import { pickResponseHeaders, type ProviderAdapter, type ProviderError, type RouteMatch } from './providers/adapter.ts';
+import { classifyUpstreamError } from './upstream.ts';
+
+export interface PipelineDeps {
+  readonly verifier: TokenVerifier;
+  readonly store: RecordingStore;
+  readonly hooks: PipelineHooks;
+  readonly agent: Agent;
+  readonly metrics: GatewayMetrics;
+  readonly logger: Logger;
+  readonly maxBodyBytes: number;
+  /** Bodies of non-streamed answers above this are refused (502) rather than buffered. */
+  readonly maxResponseBytes: number;
+}
+
+export interface GovernedTarget {
+  readonly provider: ResolvedProvider;
+  readonly adapter: ProviderAdapter;
+  readonly route: RouteMatch;
+  readonly query: string;
+}
+
+const SESSION_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const MAX_ERROR_BODY = 1024 * 1024;
+
+/** Serves one governed call end to end. Never throws: every failure becomes a response. */
+export async function handleGovernedCall(req: IncomingMessage, res: ServerResponse, target: GovernedTarget, deps: PipelineDeps): Promise<void> {
+  const call = new CallState(req, res, target, deps);
+  deps.metrics.inflight.inc();
+  try {
+    await runStages(call);
+  } catch (error) {
+    call.failInternal(error);
+  } finally {
+    deps.metrics.inflight.dec();
+  }
+}
+
+async function runStages(call: CallState): Promise<void> {
+  // Stage 1: authenticate.
+  const principal = await authenticate(call);
+  if (!principal) return;
+  // Stage 2: read and parse into normalized events.
+  const parsed = await readAndParse(call);
+  if (!parsed) return;
+  // Stage 3: policy.
+  const ctx: CallContext = { callId: call.callId, sessionId: call.sessionId, principal, provider: call.target.provider.name, endpoint: call.target.route.endpoint, request: parsed.request };
+  const decisions = await call.deps.hooks.evaluateRequest(ctx);
+  call.decisions = decisions.map((d): PolicyDecisionRecord => ({ stage: 'request', action: d.action, ruleId: d.ruleId, reason: d.reason, mode: 'enforce' }));
+  const block = decisions.find((d): d is Extract<PolicyDecision, { action: 'block' }> => d.action === 'block');
+  // Stage 4: record the request (durably, before anything is sent anywhere).
+  if (!(await recordRequest(call, principal, parsed))) return;
+  if (block) {
+    call.sendError(new AigovError('AIGOV_E_POLICY_BLOCKED', { rule: block.ruleId, reason: block.reason }), 'blocked');
+    return;
+  }
+  // Stages 5-7: forward, transform, record the answer.
+  await forward(call, parsed, call.deps.hooks.createResponseTransform(ctx));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage 1
+
+async function authenticate(call: CallState): Promise<Principal | null> {
+  const result = await call.deps.verifier.verify(call.req.headers.authorization);
+  if (result.ok) return result.principal;
+  call.deps.metrics.authFailures.inc({ code: result.code });
+  const error =
+    result.code === 'AIGOV_E_AUTH_INVALID'
+      ? new AigovError('AIGOV_E_AUTH_INVALID', { reason: result.reason })
+      : result.code === 'AIGOV_E_AUTH_SCOPE'
+        ? new AigovError('AIGOV_E_AUTH_SCOPE', { scope: result.reason })
+        : new AigovError(result.code);
+  call.sendError(error, null, { 'www-authenticate': result.wwwAuthenticate });
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage 2
+
+interface ParsedRequest {
+  readonly bodyText: string;
+  readonly request: NormalizedRequest;
+}
+
+async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
+  const { route, adapter, provider } = call.target;
+  const sessionHeader = call.req.headers['x-aigov-session'];
+  if (typeof sessionHeader === 'string' && sessionHeader !== '') {
+    if (!SESSION_ID.test(sessionHeader)) {
+      call.sendError(new AigovError('AIGOV_E_BAD_SESSION', { reason: 'unexpected characters or length' }), null);
+      return null;
+    }
+    call.sessionId = sessionHeader;
+  }
+  let bodyText = '';
+  if (route.hasBody) {
+    const body = await readBody(call.req, call.deps.maxBodyBytes);
+    if (body === 'too_large') {
+      call.sendError(new AigovError('AIGOV_E_BODY_TOO_LARGE', { limit: call.deps.maxBodyBytes }), null, { connection: 'close' });
+      return null;
+    }
+    if (body === 'aborted') return null;
+    bodyText = body;
+    call.deps.metrics.requestBytes.inc({ provider: provider.name }, Buffer.byteLength(bodyText));
+  }
+  let json: unknown = {};
+  if (route.hasBody) {
+    try {
+      json = JSON.parse(bodyText);
+    } catch (error) {
+      call.sendError(new AigovError('AIGOV_E_BAD_JSON', { reason: describeJsonError(error, bodyText) }), null);
+      return null;
+    }
+  }
+  let request: NormalizedRequest;
+  try {
+    request = adapter.parseRequest(route.endpoint, json);
+  } catch (error) {
+    if (error instanceof AigovError) {
+      call.sendError(error, null);
+      return null;
+    }
+    throw error;
+  }
+  const model = route.endpoint.endsWith('.models.retrieve') ? decodeURIComponent(route.upstreamPath.split('/').pop() ?? '') : request.model;
+  call.model = model;
+  call.stream = request.stream;
+  if (model !== null && provider.models.length > 0 && !provider.models.includes(model)) {
+    call.sendError(new AigovError('AIGOV_E_MODEL_NOT_ALLOWED', { model, provider: provider.name }), null);
+    return null;
+  }
+  return { bodyText, request };
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string | 'too_large' | 'aborted'> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    req.resume();
+    return Promise.resolve('too_large');
+  }
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (value: string | 'too_large' | 'aborted'): void => {
+      if (done) return;
+      done = true;
+      resolve(value);
+    };
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.resume();
+        finish('too_large');
+        return;
+      }
+      if (!done) chunks.push(chunk);
+    });
+    req.on('end', () => finish(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', () => finish('aborted'));
+    req.on('close', () => finish(req.complete ? Buffer.concat(chunks).toString('utf8') : 'aborted'));
+  });
+}
+
+function describeJsonError(error: unknown, text: string): string {
+  if (text.trim() === '') return 'the body is empty';
+  const message = error instanceof Error ? error.message : '';
+  // V8: "Unexpected token } in JSON at position 12" / "… (line 1 column 13)". Keep the position only,
+  // never the surrounding text (it may hold PII).
+  const pos = /position (\d+)/.exec(message)?.[1] ?? /column (\d+)/.exec(message)?.[1];
+  if (/Unexpected end/.test(message)) return 'it ends too early';
+  return pos ? `syntax error at position ${pos}` : 'syntax error';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage 4
+
+async function recordRequest(call: CallState, principal: Principal, parsed: ParsedRequest): Promise<boolean> {
+  const { provider, route } = call.target;
+  try {
+    await call.deps.store.recordRequest({
+      callId: call.callId,
+      sessionId: call.sessionId,
+      principal,
+      client: clientInfo(call.req),
+      provider: provider.name,
+      providerKind: provider.kind,
+      endpoint: route.endpoint,
+      method: call.req.method ?? 'GET',
+      path: route.upstreamPath,
+      model: call.model,
+      stream: call.stream,
+      requestBody: parsed.bodyText,
+      decisions: call.decisions,
+      startedAt: call.startedAt,
+    });
+    call.recorded = true;
+    return true;
+  } catch (error) {
+    call.deps.metrics.storeErrors.inc({ operation: 'record_request' });
+    call.deps.logger.error({ callId: call.callId, err: errorSummary(error) }, 'recording store refused the request record; not forwarding');
+    call.sendError(new AigovError('AIGOV_E_STORE_UNAVAILABLE'), null);
+    return false;
+  }
+}
+
+function clientInfo(req: IncomingMessage): ClientInfo {
+  const lang = req.headers['x-stainless-lang'];
+  const version = req.headers['x-stainless-package-version'];
+  return {
+    userAgent: req.headers['user-agent']?.slice(0, 256) ?? null,
+    remoteAddress: req.socket.remoteAddress ?? null,
+    sdk: typeof lang === 'string' ? `${lang}${typeof version === 'string' ? ` ${version}` : ''}`.slice(0, 64) : null,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stages 5-7
+
+async function forward(call: CallState, parsed: ParsedRequest, transform: ResponseTransform): Promise<void> {
+  const { provider, adapter, route, query } = call.target;
+  const abort = new AbortController();
+  const onClientGone = (): void => {
+    if (!call.res.writableFinished) {
+      call.clientGone = true;
+      abort.abort();
+    }
+  };
+  call.res.on('close', onClientGone);
+  const url = new URL(provider.baseUrl + route.upstreamPath + query);
+  let upstream: Dispatcher.ResponseData;
+  try {
+    upstream = await call.deps.agent.request({
+      origin: url.origin,
+      path: url.pathname + url.search,
+      method: route.hasBody ? 'POST' : 'GET',
+      headers: adapter.upstreamHeaders(call.req.headers, provider.apiKey, provider.headers),
+      body: route.hasBody ? parsed.bodyText : undefined,
+      signal: abort.signal,
+    });
+  } catch (error) {
+    const kind = classifyUpstreamError(error);
+    if (kind === 'aborted' || call.clientGone) {
+      call.finish('aborted', null, { code: 'client_aborted', message: 'the client went away before the upstream answered' });
+      return;
+    }
+    call.deps.logger.warn({ callId: call.callId, provider: provider.name, err: errorSummary(error) }, 'upstream request failed');
+    call.sendError(new AigovError(kind === 'timeout' ? 'AIGOV_E_UPSTREAM_TIMEOUT' : 'AIGOV_E_UPSTREAM_UNREACHABLE', { provider: provider.name }), 'failed');
+    return;
+  }
+  try {
+    const contentType = String(upstream.headers['content-type'] ?? '');
+    if (upstream.statusCode >= 400) await relayUpstreamError(call, upstream);
+    else if (contentType.startsWith('text/event-stream')) await relayStream(call, upstream, transform);
+    else await relayBody(call, upstream, transform);
+  } catch (error) {
+    if (call.clientGone || classifyUpstreamError(error) === 'aborted') {
+      call.finish('aborted', call.res.headersSent ? call.res.statusCode : null, { code: 'client_aborted', message: 'the client went away before the answer ended' });
+    } else {
+      throw error;
+    }
+  } finally {
+    call.res.off('close', onClientGone);
+  }
+}
+
+async function relayUpstreamError(call: CallState, upstream: Dispatcher.ResponseData): Promise<void> {
+  const { adapter, provider } = call.target;
+  const text = await readLimited(upstream.body, MAX_ERROR_BODY);
+  const status = upstream.statusCode;
+  const parsed = text === null ? null : adapter.parseErrorBody(status, text);
+  const secrets = [provider.apiKey ?? '', ...Object.values(provider.headers)];
+  let error: ProviderError;
+  if (parsed && status !== 401 && status !== 403) {
+    error = { ...parsed, message: scrubSecrets(parsed.message, secrets) };
+  } else if (status === 401 || status === 403) {
+    // The upstream refused the gateway's provider credential: not the user's fault, and its
+    // message may echo a piece of the key. Keep the status, replace the words.
+    error = { status, type: parsed?.type ?? (status === 401 ? 'authentication_error' : 'permission_error'), code: parsed?.code ?? null, message: `The upstream provider \`${provider.name}\` refused the gateway's credentials (HTTP ${status}). This is a gateway configuration problem; tell the aigov operators.` };
+  } else {
+    error = { status, type: status >= 500 ? 'api_error' : 'invalid_request_error', code: null, message: `The upstream provider \`${provider.name}\` answered HTTP ${status} without a readable error.` };
+  }
+  const body = adapter.renderError(error);
+  call.writeHead(status, { ...pickResponseHeaders(upstream.headers), 'content-type': 'application/json' });
+  call.endWith(body);
+  call.finish('failed', status, { code: String(error.type), message: error.message }, body);
+}
+
+async function relayBody(call: CallState, upstream: Dispatcher.ResponseData, transform: ResponseTransform): Promise<void> {
+  const { adapter, route, provider } = call.target;
+  const text = await readLimited(upstream.body, call.deps.maxResponseBytes);
+  if (text === null) {
+    call.sendError(new AigovError('AIGOV_E_UPSTREAM_UNREACHABLE', { provider: provider.name }), 'failed');
+    return;
+  }
+  let body = transform.transformBody(text);
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    json = undefined;
+  }
+  if (route.endpoint.endsWith('.models.list') && provider.models.length > 0 && json !== undefined) {
+    body = JSON.stringify(filterModelList(json, provider.models));
+  }
+  if (json !== undefined) for (const event of adapter.parseResponseBody(route.endpoint, json)) call.observe(event);
+  call.writeHead(upstream.statusCode, { ...pickResponseHeaders(upstream.headers), 'content-length': String(Buffer.byteLength(body)) });
+  call.endWith(body);
+  call.finish('completed', upstream.statusCode, null, body);
+}
+
+function filterModelList(json: unknown, allowed: readonly string[]): unknown {
+  if (typeof json !== 'object' || json === null || !Array.isArray((json as { data?: unknown }).data)) return json;
+  const list = json as { data: { id?: unknown }[] };
+  return { ...list, data: list.data.filter((m) => typeof m.id === 'string' && allowed.includes(m.id)) };
+}
+
+async function relayStream(call: CallState, upstream: Dispatcher.ResponseData, transform: ResponseTransform): Promise<void> {
+  const { adapter, route, provider } = call.target;
+  call.writeHead(upstream.statusCode, {
+    ...pickResponseHeaders(upstream.headers),
+    'cache-control': 'no-cache',
+    'x-accel-buffering': 'no',
+  });
+  call.res.flushHeaders();
+  const parser = new SseParser();
+  const decoder = new TextDecoder('utf-8');
+  let terminal = false;
+  const handleEvents = (events: readonly SseEvent[]): { out: string; records: StreamEventRecord[] } => {
+    let out = '';
+    const records: StreamEventRecord[] = [];
+    const offsetMs = call.elapsedMs();
+    for (const event of events) {
+      if (adapter.isStreamTerminal(route.endpoint, event)) terminal = true;
+      for (const e of adapter.parseStreamEvent(route.endpoint, event)) call.observe(e);
+      const sent = transform.passthrough ? [event] : transform.transformEvent(event);
+      for (const s of sent) {
+        out += s.raw;
+        records.push({ offsetMs, raw: s.raw });
+      }
+    }
+    return { out, records };
+  };
+  let brokenBy: unknown = null;
+  try {
+    for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
+      const { out, records } = handleEvents(parser.push(decoder.decode(chunk, { stream: true })));
+      if (records.length > 0) call.deps.store.appendStreamEvents(call.callId, records);
+      if (transform.passthrough) await call.write(chunk);
+      else if (out !== '') await call.write(out);
+      if (call.clientGone) break;
+    }
+  } catch (error) {
+    if (call.clientGone || classifyUpstreamError(error) === 'aborted') throw error;
+    brokenBy = error;
+  }
+  if (call.clientGone) throw new Error('client gone');
+  const cutMidEvent = parser.pending.trim() !== '';
+  const tail = handleEvents(parser.end());
+  const held = transform.passthrough ? [] : transform.end();
+  let out = transform.passthrough ? '' : tail.out;
+  const records = [...tail.records];
+  for (const s of held) {
+    out += s.raw;
+    records.push({ offsetMs: call.elapsedMs(), raw: s.raw });
+  }
+  if (!terminal) {
+    // The upstream ended (or died) without its closing event: tell the SDK in its own words
+    // rather than letting a truncated answer pass for a complete one.
+    const error = new AigovError('AIGOV_E_UPSTREAM_STREAM_BROKEN', { provider: provider.name });
+    const block = adapter.renderStreamError(route.endpoint, { status: 502, type: error.spec.type, message: `${error.message} ${error.hint}`, code: error.code });
+    // Passthrough already sent the half event: close it so the error event parses on its own.
+    out += (transform.passthrough && cutMidEvent ? '\n\n' : '') + block;
+    records.push({ offsetMs: call.elapsedMs(), raw: block });
+    call.deps.logger.warn({ callId: call.callId, provider: provider.name, err: brokenBy ? errorSummary(brokenBy) : 'ended without terminal event' }, 'upstream stream broke');
+  }
+  if (records.length > 0) call.deps.store.appendStreamEvents(call.callId, records);
+  if (out !== '') await call.write(out);
+  call.res.end();
+  call.finish(terminal ? 'completed' : 'failed', upstream.statusCode, terminal ? null : { code: 'AIGOV_E_UPSTREAM_STREAM_BROKEN', message: 'upstream stream ended early' });
+}
+
+/** Reads a body up to `limit` bytes; null when larger (the rest is discarded). */
+async function readLimited(body: Dispatcher.ResponseData['body'], limit: number): Promise<string | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      body.destroy();
+      return null;
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** The mutable state of one call, and the only place that writes to the client and the store. */
+class CallState {
+  readonly callId = `call_${randomUUID().replaceAll('-', '')}`;
+  readonly startedAt = Date.now();
+  readonly #t0 = performance.now();
+  sessionId: string;
+  model: string | null = null;
+  stream = false;
+  decisions: PolicyDecisionRecord[] = [];
+  recorded = false;
+  clientGone = false;
+  #finished = false;
+  #firstByteMs: number | null = null;
+  #firstTokenMs: number | null = null;
+  #usage: Usage | undefined;
+  #bytesOut = 0;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly target: GovernedTarget;
+  readonly deps: PipelineDeps;
+
+  constructor(req: IncomingMessage, res: ServerResponse, target: GovernedTarget, deps: PipelineDeps) {
+    this.req = req;
+    this.res = res;
+    this.target = target;
+    this.deps = deps;
+    this.sessionId = this.callId.replace(/^call_/, 'ses_');
+  }
+
+  elapsedMs(): number {
+    return Math.round((performance.now() - this.#t0) * 1000) / 1000;
+  }
+
+  observe(event: ResponseEvent): void {
+    if (event.type === 'usage') this.#usage = mergeUsage(this.#usage, event.usage);
+    else if (this.#firstTokenMs === null && (event.type === 'text' || event.type === 'tool_call')) {
+      this.#firstTokenMs = this.elapsedMs();
+      this.deps.metrics.timeToFirstToken.observe({ provider: this.target.provider.name }, this.#firstTokenMs / 1000);
+    }
+  }
+
+  writeHead(status: number, headers: Record<string, string>): void {
+    this.res.writeHead(status, { ...headers, 'x-aigov-call-id': this.callId, 'x-aigov-session-id': this.sessionId });
+  }
+
+  /** Writes with backpressure: waits for 'drain' (or the client leaving) when the socket is full. */
+  async write(data: string | Buffer): Promise<void> {
+    if (this.clientGone) return;
+    this.#markFirstByte(data);
+    if (this.res.write(data)) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.res.off('drain', done);
+        this.res.off('close', done);
+        resolve();
+      };
+      this.res.on('drain', done);
+      this.res.on('close', done);
+    });
+  }
+
+  endWith(body: string): void {
+    this.#markFirstByte(body);
+    this.res.end(body);
+  }
+
+  #markFirstByte(data: string | Buffer): void {
+    this.#bytesOut += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+    this.#firstByteMs ??= this.elapsedMs();
+  }
+
+  /** Ends the call with an aigov error in the provider's shape. `status` says how to record it. */
+  sendError(error: AigovError, status: CallStatus | null, headers: Record<string, string> = {}): void {
+    const body = this.target.adapter.renderError({ status: error.status, type: error.spec.type, message: `${error.message} ${error.hint}`, code: error.code });
+    if (!this.res.headersSent) {
+      this.writeHead(error.status, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
+      this.endWith(body);
+    } else {
+      this.res.end();
+    }
+    this.finish(status ?? 'failed', error.status, { code: error.code, message: error.message }, body);
+  }
+
+  failInternal(error: unknown): void {
+    const ref = this.callId;
+    this.deps.logger.error({ callId: this.callId, err: errorSummary(error), stack: error instanceof Error ? error.stack : undefined }, 'internal error in pipeline');
+    if (this.res.headersSent) {
+      this.res.destroy();
+      this.finish('failed', this.res.statusCode, { code: 'AIGOV_E_INTERNAL', message: 'internal error' });
+    } else {
+      this.sendError(new AigovError('AIGOV_E_INTERNAL', { ref }), 'failed');
+    }
+  }
+
+  /** Records the outcome (write-behind), updates metrics and logs one line. Idempotent. */
+  finish(status: CallStatus, httpStatus: number | null, error: { code: string; message: string } | null, responseBody: string | null = null): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    const latencyMs = this.elapsedMs();
+    const provider = this.target.provider.name;
+    const codeLabel = httpStatus === null ? (status === 'aborted' ? 'aborted' : 'none') : String(httpStatus);
+    this.deps.metrics.requests.inc({ provider, model: this.deps.metrics.modelLabel(this.model), status: codeLabel });
+    this.deps.metrics.duration.observe({ provider }, latencyMs / 1000);
+    this.deps.metrics.responseBytes.inc({ provider }, this.#bytesOut);
+    if (this.recorded) {
+      try {
+        this.deps.store.finishCall({
+          callId: this.callId,
+          status,
+          httpStatus,
+          responseBody: this.stream ? null : responseBody,
+          usage: this.#usage ?? null,
+          firstByteMs: this.#firstByteMs,
+          latencyMs,
+          errorCode: error?.code ?? null,
+          errorMessage: error ? scrubSecrets(error.message, [this.target.provider.apiKey ?? '']) : null,
+          decisions: [],
+          endedAt: Date.now(),
+        });
+      } catch (e) {
+        this.deps.metrics.storeErrors.inc({ operation: 'finish_call' });
+        this.deps.logger.error({ callId: this.callId, err: errorSummary(e) }, 'could not queue the call result');
+      }
+    }
+    const level = status === 'completed' ? 'info' : 'warn';
+    this.deps.logger[level](
+      { callId: this.callId, sessionId: this.sessionId, provider, endpoint: this.target.route.endpoint, model: this.model, stream: this.stream, status, httpStatus, latencyMs, errorCode: error?.code ?? null },
+      'call',
+    );
+  }
+}
+
+/** A log-safe description of an error: its class and code, never its message's data. */
+export function errorSummary(error: unknown): string {
+  if (error instanceof AigovError) return error.code;
+  if (error instanceof Error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return `${error.name}${code ? ` ${code}` : ''}: ${error.message.slice(0, 200)}`;
+  }
+  return typeof error;
+}
+
+export type { ErrorCode };

@@ -1,0 +1,151 @@
+/** Anthropic wire protocol: Messages (JSON and SSE), token counting, Models. */
+import { AigovError } from '../../core/errors.ts';
+import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent } from '../../core/events.ts';
+import { arr, isObject, num, pickForwardedHeaders, str, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
+
+const DEFAULT_VERSION = '2023-06-01';
+
+export const anthropicAdapter: ProviderAdapter = {
+  kind: 'anthropic',
+
+  clientBasePath: (mount) => `/${mount}`,
+
+  route(method, subpath): RouteResult {
+    const post = (endpoint: EndpointId): RouteResult =>
+      method === 'POST' ? { ok: true, endpoint, upstreamPath: subpath, hasBody: true } : { ok: false, reason: 'method_not_allowed' };
+    const get = (endpoint: EndpointId): RouteResult =>
+      method === 'GET' ? { ok: true, endpoint, upstreamPath: subpath, hasBody: false } : { ok: false, reason: 'method_not_allowed' };
+    if (subpath === '/v1/messages') return post('anthropic.messages');
+    if (subpath === '/v1/messages/count_tokens') return post('anthropic.messages.count_tokens');
+    if (subpath === '/v1/models') return get('anthropic.models.list');
+    if (/^\/v1\/models\/[^/]+$/.test(subpath)) return get('anthropic.models.retrieve');
+    return { ok: false, reason: 'not_found' };
+  },
+
+  parseRequest(endpoint, body): NormalizedRequest {
+    if (!isObject(body)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'the body must be a JSON object' });
+    const model = str(body.model) ?? null;
+    if (endpoint !== 'anthropic.messages' && endpoint !== 'anthropic.messages.count_tokens') {
+      return { endpoint, model, stream: false, messages: [], tools: [], inputs: [] };
+    }
+    if (!model) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '`model` is required' });
+    if (!Array.isArray(body.messages)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '`messages` must be an array' });
+    const messages: NormalizedMessage[] = [];
+    if (typeof body.system === 'string') messages.push({ role: 'system', parts: [{ type: 'text', text: body.system }] });
+    else if (Array.isArray(body.system)) messages.push({ role: 'system', parts: blocks(body.system) });
+    body.messages.forEach((raw, i) => {
+      if (!isObject(raw)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `messages[${i}] must be an object` });
+      const role = str(raw.role);
+      if (role !== 'user' && role !== 'assistant') throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `messages[${i}].role must be "user" or "assistant"` });
+      messages.push({ role, parts: typeof raw.content === 'string' ? [{ type: 'text', text: raw.content }] : blocks(arr(raw.content)) });
+    });
+    const tools = arr(body.tools)
+      .filter(isObject)
+      .map((t) => ({ name: str(t.name) ?? str(t.type) ?? '', description: str(t.description), parameters: t.input_schema }));
+    return { endpoint, model, stream: body.stream === true, messages, tools, inputs: [] };
+  },
+
+  upstreamHeaders(client, apiKey, extra) {
+    const headers = pickForwardedHeaders(client);
+    headers['anthropic-version'] ??= DEFAULT_VERSION;
+    Object.assign(headers, extra);
+    if (apiKey !== null) headers['x-api-key'] = apiKey;
+    return headers;
+  },
+
+  parseResponseBody(endpoint, body): ResponseEvent[] {
+    if (!isObject(body) || endpoint !== 'anthropic.messages') return [];
+    const events: ResponseEvent[] = [];
+    if (typeof body.model === 'string') events.push({ type: 'model', model: body.model });
+    arr(body.content).forEach((block, i) => {
+      if (!isObject(block)) return;
+      if (block.type === 'text') events.push({ type: 'text', choice: 0, text: str(block.text) ?? '' });
+      else if (block.type === 'tool_use') {
+        events.push({ type: 'tool_call', choice: 0, index: i, id: str(block.id), name: str(block.name), argumentsDelta: JSON.stringify(block.input ?? {}) });
+      }
+    });
+    const reason = str(body.stop_reason);
+    if (reason) events.push({ type: 'finish', choice: 0, reason });
+    pushUsage(events, body.usage);
+    return events;
+  },
+
+  parseStreamEvent(endpoint, event): ResponseEvent[] {
+    if (event.data === null || endpoint !== 'anthropic.messages') return [];
+    let data: unknown;
+    try {
+      data = JSON.parse(event.data);
+    } catch {
+      return [];
+    }
+    if (!isObject(data)) return [];
+    const type = str(data.type) ?? event.event;
+    const events: ResponseEvent[] = [];
+    if (type === 'message_start' && isObject(data.message)) {
+      if (typeof data.message.model === 'string') events.push({ type: 'model', model: data.message.model });
+      pushUsage(events, data.message.usage);
+    } else if (type === 'content_block_start' && isObject(data.content_block)) {
+      const block = data.content_block;
+      if (block.type === 'tool_use') events.push({ type: 'tool_call', choice: 0, index: num(data.index) ?? 0, id: str(block.id), name: str(block.name), argumentsDelta: '' });
+      else if (block.type === 'text' && str(block.text)) events.push({ type: 'text', choice: 0, text: str(block.text) ?? '' });
+    } else if (type === 'content_block_delta' && isObject(data.delta)) {
+      const delta = data.delta;
+      if (delta.type === 'text_delta') events.push({ type: 'text', choice: 0, text: str(delta.text) ?? '' });
+      else if (delta.type === 'input_json_delta') events.push({ type: 'tool_call', choice: 0, index: num(data.index) ?? 0, argumentsDelta: str(delta.partial_json) ?? '' });
+    } else if (type === 'message_delta') {
+      const reason = isObject(data.delta) ? str(data.delta.stop_reason) : undefined;
+      if (reason) events.push({ type: 'finish', choice: 0, reason });
+      pushUsage(events, data.usage);
+    } else if (type === 'error' && isObject(data.error)) {
+      events.push({ type: 'error', errorType: str(data.error.type) ?? 'api_error', message: str(data.error.message) ?? '' });
+    }
+    return events;
+  },
+
+  isStreamTerminal(_endpoint, event) {
+    return event.event === 'message_stop' || event.event === 'error';
+  },
+
+  renderError(error: ProviderError): string {
+    return JSON.stringify({ type: 'error', error: { type: error.type, message: error.message, ...(error.code ? { code: error.code } : {}) } });
+  },
+
+  renderStreamError(_endpoint, error): string {
+    return `event: error\ndata: ${anthropicAdapter.renderError(error)}\n\n`;
+  },
+
+  parseErrorBody(status, body): ProviderError | null {
+    let data: unknown;
+    try {
+      data = JSON.parse(body);
+    } catch {
+      return null;
+    }
+    if (!isObject(data) || !isObject(data.error)) return null;
+    return { status, type: str(data.error.type) ?? 'api_error', message: str(data.error.message) ?? '', code: null };
+  },
+};
+
+function blocks(content: unknown[]): ContentPart[] {
+  const parts: ContentPart[] = [];
+  for (const block of content) {
+    if (!isObject(block)) continue;
+    const type = str(block.type) ?? '';
+    if (type === 'text') parts.push({ type: 'text', text: str(block.text) ?? '' });
+    else if (type === 'image') parts.push({ type: 'image', source: isObject(block.source) && block.source.type === 'url' ? 'url' : 'base64' });
+    else if (type === 'document') parts.push({ type: 'file', name: str(block.title) });
+    else if (type === 'tool_use') parts.push({ type: 'tool_call', id: str(block.id) ?? '', name: str(block.name) ?? '', arguments: JSON.stringify(block.input ?? {}) });
+    else if (type === 'tool_result') {
+      const text = typeof block.content === 'string' ? block.content : blocks(arr(block.content)).map((p) => (p.type === 'text' ? p.text : '')).join('');
+      parts.push({ type: 'tool_result', toolCallId: str(block.tool_use_id) ?? '', text });
+    } else parts.push({ type: 'other', kind: type || 'unknown' });
+  }
+  return parts;
+}
+
+function pushUsage(events: ResponseEvent[], usage: unknown): void {
+  if (!isObject(usage)) return;
+  const input = num(usage.input_tokens);
+  const output = num(usage.output_tokens);
+  events.push({ type: 'usage', usage: { inputTokens: input, outputTokens: output, totalTokens: input !== undefined && output !== undefined ? input + output : undefined } });
+}

@@ -1,0 +1,289 @@
+/**
+ * OpenAI wire protocol: Chat Completions, Responses, Embeddings, Models — and any
+ * OpenAI-compatible upstream reached by base URL.
+ */
+import { AigovError } from '../../core/errors.ts';
+import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent, Role, ToolDefinition } from '../../core/events.ts';
+import type { SseEvent } from '../../core/sse.ts';
+import { arr, isObject, num, pickForwardedHeaders, str, type JsonObject, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
+
+const ROLES: ReadonlySet<string> = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
+
+export const openaiAdapter: ProviderAdapter = {
+  kind: 'openai',
+
+  clientBasePath: (mount) => `/${mount}/v1`,
+
+  route(method, subpath): RouteResult {
+    const m = /^\/v1(\/.*)$/.exec(subpath);
+    const rest = m?.[1];
+    if (rest === undefined) return { ok: false, reason: 'not_found' };
+    const post = (endpoint: EndpointId): RouteResult =>
+      method === 'POST' ? { ok: true, endpoint, upstreamPath: rest, hasBody: true } : { ok: false, reason: 'method_not_allowed' };
+    const get = (endpoint: EndpointId): RouteResult =>
+      method === 'GET' ? { ok: true, endpoint, upstreamPath: rest, hasBody: false } : { ok: false, reason: 'method_not_allowed' };
+    if (rest === '/chat/completions') return post('openai.chat.completions');
+    if (rest === '/responses') return post('openai.responses');
+    if (rest === '/embeddings') return post('openai.embeddings');
+    if (rest === '/models') return get('openai.models.list');
+    if (/^\/models\/[^/]+$/.test(rest)) return get('openai.models.retrieve');
+    return { ok: false, reason: 'not_found' };
+  },
+
+  parseRequest(endpoint, body): NormalizedRequest {
+    if (!isObject(body)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'the body must be a JSON object' });
+    const model = str(body.model) ?? null;
+    const stream = body.stream === true;
+    switch (endpoint) {
+      case 'openai.chat.completions':
+        requireModel(model);
+        if (!Array.isArray(body.messages)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '`messages` must be an array' });
+        return { endpoint, model, stream, messages: body.messages.map(parseChatMessage), tools: parseChatTools(body), inputs: [] };
+      case 'openai.responses':
+        requireModel(model);
+        return { endpoint, model, stream, messages: parseResponsesInput(body), tools: parseResponsesTools(body), inputs: [] };
+      case 'openai.embeddings': {
+        requireModel(model);
+        const input = body.input;
+        const inputs = typeof input === 'string' ? [input] : arr(input).filter((v): v is string => typeof v === 'string');
+        return { endpoint, model, stream: false, messages: [], tools: [], inputs };
+      }
+      default:
+        return { endpoint, model, stream: false, messages: [], tools: [], inputs: [] };
+    }
+  },
+
+  upstreamHeaders(client, apiKey, extra) {
+    const headers = pickForwardedHeaders(client);
+    Object.assign(headers, extra);
+    if (apiKey !== null) headers.authorization = `Bearer ${apiKey}`;
+    return headers;
+  },
+
+  parseResponseBody(endpoint, body): ResponseEvent[] {
+    if (!isObject(body)) return [];
+    const events: ResponseEvent[] = [];
+    if (typeof body.model === 'string') events.push({ type: 'model', model: body.model });
+    if (endpoint === 'openai.chat.completions') {
+      for (const choice of arr(body.choices)) {
+        if (!isObject(choice)) continue;
+        const index = num(choice.index) ?? 0;
+        const message = isObject(choice.message) ? choice.message : {};
+        const text = str(message.content);
+        if (text) events.push({ type: 'text', choice: index, text });
+        arr(message.tool_calls).forEach((call, i) => {
+          if (!isObject(call) || !isObject(call.function)) return;
+          events.push({ type: 'tool_call', choice: index, index: i, id: str(call.id), name: str(call.function.name), argumentsDelta: str(call.function.arguments) ?? '' });
+        });
+        const reason = str(choice.finish_reason);
+        if (reason) events.push({ type: 'finish', choice: index, reason });
+      }
+      pushChatUsage(events, body.usage);
+    } else if (endpoint === 'openai.responses') {
+      arr(body.output).forEach((item, i) => {
+        if (!isObject(item)) return;
+        if (item.type === 'message') {
+          for (const part of arr(item.content)) if (isObject(part) && part.type === 'output_text') events.push({ type: 'text', choice: 0, text: str(part.text) ?? '' });
+        } else if (item.type === 'function_call') {
+          events.push({ type: 'tool_call', choice: 0, index: i, id: str(item.call_id), name: str(item.name), argumentsDelta: str(item.arguments) ?? '' });
+        }
+      });
+      const status = str(body.status);
+      if (status) events.push({ type: 'finish', choice: 0, reason: status });
+      pushResponsesUsage(events, body.usage);
+    } else if (endpoint === 'openai.embeddings') {
+      pushChatUsage(events, body.usage);
+    }
+    return events;
+  },
+
+  parseStreamEvent(endpoint, event): ResponseEvent[] {
+    if (event.data === null || event.data === '[DONE]') return [];
+    let data: unknown;
+    try {
+      data = JSON.parse(event.data);
+    } catch {
+      return [];
+    }
+    if (!isObject(data)) return [];
+    if (isObject(data.error)) return [{ type: 'error', errorType: str(data.error.type) ?? 'api_error', message: str(data.error.message) ?? '' }];
+    const events: ResponseEvent[] = [];
+    if (endpoint === 'openai.chat.completions') {
+      for (const choice of arr(data.choices)) {
+        if (!isObject(choice)) continue;
+        const index = num(choice.index) ?? 0;
+        const delta = isObject(choice.delta) ? choice.delta : {};
+        const text = str(delta.content);
+        if (text) events.push({ type: 'text', choice: index, text });
+        for (const call of arr(delta.tool_calls)) {
+          if (!isObject(call)) continue;
+          const fn = isObject(call.function) ? call.function : {};
+          events.push({ type: 'tool_call', choice: index, index: num(call.index) ?? 0, id: str(call.id), name: str(fn.name), argumentsDelta: str(fn.arguments) ?? '' });
+        }
+        const reason = str(choice.finish_reason);
+        if (reason) events.push({ type: 'finish', choice: index, reason });
+      }
+      pushChatUsage(events, data.usage);
+      return events;
+    }
+    // Responses API: typed events.
+    const type = str(data.type) ?? event.event ?? '';
+    if (type === 'response.output_text.delta') events.push({ type: 'text', choice: 0, text: str(data.delta) ?? '' });
+    else if (type === 'response.output_item.added' && isObject(data.item) && data.item.type === 'function_call') {
+      events.push({ type: 'tool_call', choice: 0, index: num(data.output_index) ?? 0, id: str(data.item.call_id), name: str(data.item.name), argumentsDelta: '' });
+    } else if (type === 'response.function_call_arguments.delta') {
+      events.push({ type: 'tool_call', choice: 0, index: num(data.output_index) ?? 0, argumentsDelta: str(data.delta) ?? '' });
+    } else if (type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed') {
+      const response = isObject(data.response) ? data.response : {};
+      events.push({ type: 'finish', choice: 0, reason: str(response.status) ?? type.slice('response.'.length) });
+      pushResponsesUsage(events, response.usage);
+    } else if (type === 'error') {
+      events.push({ type: 'error', errorType: str(data.code) ?? 'api_error', message: str(data.message) ?? '' });
+    }
+    return events;
+  },
+
+  isStreamTerminal(endpoint, event) {
+    if (event.data === null) return false;
+    if (endpoint === 'openai.chat.completions') return event.data === '[DONE]';
+    const type = event.event ?? '';
+    if (type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed' || type === 'error') return true;
+    // Some OpenAI-compatible servers end Responses streams with [DONE] as well.
+    return event.data === '[DONE]';
+  },
+
+  renderError(error: ProviderError): string {
+    return JSON.stringify({ error: { message: error.message, type: error.type, param: null, code: error.code } });
+  },
+
+  renderStreamError(endpoint, error): string {
+    if (endpoint === 'openai.responses') {
+      const data = JSON.stringify({ type: 'error', code: error.code ?? error.type, message: error.message, param: null });
+      return `event: error\ndata: ${data}\n\n`;
+    }
+    return `data: ${JSON.stringify({ error: { message: error.message, type: error.type, param: null, code: error.code } })}\n\n`;
+  },
+
+  parseErrorBody(status, body): ProviderError | null {
+    let data: unknown;
+    try {
+      data = JSON.parse(body);
+    } catch {
+      return null;
+    }
+    if (!isObject(data) || !isObject(data.error)) return null;
+    const e = data.error;
+    return { status, type: str(e.type) ?? 'api_error', message: str(e.message) ?? '', code: str(e.code) ?? null };
+  },
+};
+
+function requireModel(model: string | null): asserts model is string {
+  if (!model) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '`model` is required' });
+}
+
+function parseChatMessage(raw: unknown, i: number): NormalizedMessage {
+  if (!isObject(raw)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `messages[${i}] must be an object` });
+  const roleName = str(raw.role);
+  if (!roleName || !ROLES.has(roleName)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `messages[${i}].role must be one of system, developer, user, assistant, tool` });
+  const role: Role = roleName === 'function' ? 'tool' : (roleName as Role);
+  const parts: ContentPart[] = [];
+  if (role === 'tool') {
+    parts.push({ type: 'tool_result', toolCallId: str(raw.tool_call_id) ?? str(raw.name) ?? '', text: contentText(raw.content) });
+  } else {
+    parts.push(...contentParts(raw.content));
+  }
+  for (const call of arr(raw.tool_calls)) {
+    if (!isObject(call)) continue;
+    const fn = isObject(call.function) ? call.function : {};
+    parts.push({ type: 'tool_call', id: str(call.id) ?? '', name: str(fn.name) ?? '', arguments: str(fn.arguments) ?? '' });
+  }
+  if (isObject(raw.function_call)) {
+    parts.push({ type: 'tool_call', id: '', name: str(raw.function_call.name) ?? '', arguments: str(raw.function_call.arguments) ?? '' });
+  }
+  return { role, parts };
+}
+
+/** Chat content: a string or an array of parts (text, image_url, input_audio, file, refusal). */
+function contentParts(content: unknown): ContentPart[] {
+  if (typeof content === 'string') return [{ type: 'text', text: content }];
+  const parts: ContentPart[] = [];
+  for (const part of arr(content)) {
+    if (!isObject(part)) continue;
+    const type = str(part.type) ?? '';
+    if (type === 'text' || type === 'input_text' || type === 'output_text' || type === 'refusal') {
+      parts.push({ type: 'text', text: str(part.text) ?? str(part.refusal) ?? '' });
+    } else if (type === 'image_url' || type === 'input_image') {
+      const url = isObject(part.image_url) ? str(part.image_url.url) : str(part.image_url);
+      parts.push({ type: 'image', source: url?.startsWith('data:') ? 'base64' : str(part.file_id) ? 'file' : 'url' });
+    } else if (type === 'file' || type === 'input_file') {
+      const file = isObject(part.file) ? part.file : part;
+      parts.push({ type: 'file', name: str(file.filename) });
+    } else {
+      parts.push({ type: 'other', kind: type || 'unknown' });
+    }
+  }
+  return parts;
+}
+
+function contentText(content: unknown): string {
+  return contentParts(content)
+    .map((p) => (p.type === 'text' ? p.text : ''))
+    .join('');
+}
+
+function parseChatTools(body: JsonObject): ToolDefinition[] {
+  const tools: ToolDefinition[] = [];
+  for (const tool of arr(body.tools)) {
+    if (!isObject(tool)) continue;
+    if (isObject(tool.function)) tools.push({ name: str(tool.function.name) ?? '', description: str(tool.function.description), parameters: tool.function.parameters });
+    else tools.push({ name: str(tool.name) ?? str(tool.type) ?? '' });
+  }
+  for (const fn of arr(body.functions)) {
+    if (isObject(fn)) tools.push({ name: str(fn.name) ?? '', description: str(fn.description), parameters: fn.parameters });
+  }
+  return tools;
+}
+
+function parseResponsesInput(body: JsonObject): NormalizedMessage[] {
+  const messages: NormalizedMessage[] = [];
+  const instructions = str(body.instructions);
+  if (instructions) messages.push({ role: 'system', parts: [{ type: 'text', text: instructions }] });
+  const input = body.input;
+  if (typeof input === 'string') {
+    messages.push({ role: 'user', parts: [{ type: 'text', text: input }] });
+    return messages;
+  }
+  if (input !== undefined && !Array.isArray(input)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '`input` must be a string or an array' });
+  arr(input).forEach((item, i) => {
+    if (!isObject(item)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `input[${i}] must be an object` });
+    const type = str(item.type) ?? 'message';
+    if (type === 'message') {
+      const role = str(item.role) ?? 'user';
+      messages.push({ role: ROLES.has(role) ? (role as Role) : 'user', parts: contentParts(item.content) });
+    } else if (type === 'function_call') {
+      messages.push({ role: 'assistant', parts: [{ type: 'tool_call', id: str(item.call_id) ?? '', name: str(item.name) ?? '', arguments: str(item.arguments) ?? '' }] });
+    } else if (type === 'function_call_output') {
+      const output = typeof item.output === 'string' ? item.output : contentText(item.output);
+      messages.push({ role: 'tool', parts: [{ type: 'tool_result', toolCallId: str(item.call_id) ?? '', text: output }] });
+    } else {
+      messages.push({ role: 'user', parts: [{ type: 'other', kind: type }] });
+    }
+  });
+  return messages;
+}
+
+function parseResponsesTools(body: JsonObject): ToolDefinition[] {
+  return arr(body.tools)
+    .filter(isObject)
+    .map((tool) => ({ name: str(tool.name) ?? str(tool.type) ?? '', description: str(tool.description), parameters: tool.parameters }));
+}
+
+function pushChatUsage(events: ResponseEvent[], usage: unknown): void {
+  if (!isObject(usage)) return;
+  events.push({ type: 'usage', usage: { inputTokens: num(usage.prompt_tokens), outputTokens: num(usage.completion_tokens), totalTokens: num(usage.total_tokens) } });
+}
+
+function pushResponsesUsage(events: ResponseEvent[], usage: unknown): void {
+  if (!isObject(usage)) return;
+  events.push({ type: 'usage', usage: { inputTokens: num(usage.input_tokens), outputTokens: num(usage.output_tokens), totalTokens: num(usage.total_tokens) } });
+}

@@ -1,0 +1,112 @@
+/**
+ * `aigov server` as a service: start the gateway (configured or dev), tell the operator what
+ * to do next, and shut down gracefully on SIGINT/SIGTERM (a second signal exits at once).
+ */
+import { createInterface } from 'node:readline';
+import { loadGatewayConfig } from '../config/load.ts';
+import { defaultDevStateDir } from '../config/paths.ts';
+import type { GatewayConfig } from '../config/schema.ts';
+import { startDevGateway, DEV_ISSUER_PATH, type RunningDevGateway } from './dev/dev-gateway.ts';
+import { errorSummary } from './pipeline.ts';
+import { startGateway, type RunningGateway } from './start-gateway.ts';
+
+export interface ServeOptions {
+  readonly version: string;
+  readonly dev: boolean;
+  readonly configFile?: string | undefined;
+  readonly port?: number | undefined;
+  readonly stateDir?: string | undefined;
+  readonly logLevel?: GatewayConfig['logging']['level'] | undefined;
+}
+
+export async function serveGateway(options: ServeOptions): Promise<void> {
+  let gateway: RunningGateway;
+  if (options.dev) {
+    const dev = await startDevGateway({
+      version: options.version,
+      port: options.port ?? 8787,
+      stateDir: options.stateDir ?? defaultDevStateDir(),
+      logLevel: options.logLevel,
+    });
+    printDevBanner(dev);
+    if (process.stdin.isTTY) acceptTerminalApprovals(dev);
+    gateway = dev;
+  } else {
+    let config = loadGatewayConfig(options.configFile ?? 'gateway.yaml');
+    if (options.port !== undefined || options.logLevel !== undefined) {
+      config = {
+        ...config,
+        listen: { ...config.listen, port: options.port ?? config.listen.port },
+        logging: { level: options.logLevel ?? config.logging.level },
+      };
+    }
+    gateway = await startGateway(config, { version: options.version });
+    process.stderr.write(`aigov gateway ${options.version} listening on ${gateway.url} (config: ${config.source})\n`);
+  }
+  gateway.logger.info({ url: gateway.url, providers: gateway.config.providers.map((p) => p.name) }, 'gateway started');
+  await waitForStopSignal(gateway);
+}
+
+function waitForStopSignal(gateway: RunningGateway): Promise<void> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        process.stderr.write(`aigov: ${signal} again, exiting now\n`);
+        process.exit(130);
+      }
+      stopping = true;
+      process.stderr.write(`aigov: ${signal} received, finishing in-flight calls (up to ${gateway.config.limits.shutdown_grace_ms} ms; ${signal} again to exit now)\n`);
+      gateway
+        .close()
+        .catch((error: unknown) => gateway.logger.error({ err: errorSummary(error) }, 'shutdown failed'))
+        .finally(() => {
+          gateway.logger.flush();
+          resolve();
+          // Open handles (stdin readline) must not keep a stopped gateway alive.
+          setImmediate(() => process.exit(0));
+        });
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
+function printDevBanner(dev: RunningDevGateway): void {
+  const users = dev.idp.users.map((u) => `${u.id} (${u.groups.join(', ')})`).join(', ');
+  const lines = [
+    '',
+    'aigov DEV gateway — for trying aigov on this machine only (not for production)',
+    `  gateway     ${dev.url}`,
+    `  identity    ${dev.url}${DEV_ISSUER_PATH}  embedded OIDC provider; users: ${users}`,
+    `  model       built-in dev model (no provider key configured; deterministic answers, offline)`,
+    `  providers   ${dev.config.providers.map((p) => `${p.name} → ${dev.url}/${p.name}${p.kind === 'openai' ? '/v1' : ''}`).join(', ')}`,
+    `  recordings  ${dev.config.storage.path}`,
+    '',
+    'Next:',
+    `  node examples/dev-quickstart.mjs ${dev.url}     # signs in as alice and calls the dev model with the official openai SDK`,
+    '  Device logins can be approved without a browser:',
+    process.stdin.isTTY ? '    type   approve CODE [USER]   (or   deny CODE) here in this terminal, or' : '',
+    `    curl -s -X POST ${dev.url}${DEV_ISSUER_PATH}/dev/approve -H 'content-type: application/json' -d '{"user_code":"CODE","user":"alice"}'`,
+    '',
+  ].filter((l) => l !== '');
+  process.stderr.write(`${lines.join('\n')}\n\n`);
+}
+
+/** Dev only: `approve CODE [USER]` / `deny CODE` typed into the server's terminal. */
+function acceptTerminalApprovals(dev: RunningDevGateway): void {
+  const rl = createInterface({ input: process.stdin, terminal: false });
+  rl.on('line', (line) => {
+    const [verb, code, user = 'alice'] = line.trim().split(/\s+/);
+    if (!verb) return;
+    if ((verb !== 'approve' && verb !== 'deny') || !code) {
+      process.stderr.write('usage: approve CODE [USER]  |  deny CODE\n');
+      return;
+    }
+    const action = verb === 'approve' ? dev.idp.approveDevice(code, user) : dev.idp.denyDevice(code);
+    action.then(
+      () => process.stderr.write(verb === 'approve' ? `approved ${code} as ${user}\n` : `denied ${code}\n`),
+      (error: unknown) => process.stderr.write(`could not ${verb} ${code}: ${error instanceof Error ? error.message : String(error)}\n`),
+    );
+  });
+}

@@ -1,0 +1,203 @@
+/**
+ * The gateway's HTTP front: operational endpoints, discovery, and dispatch of provider paths
+ * (`/<provider>/…`) to the governed pipeline. Unknown paths get a provider-shaped 404: the
+ * gateway is never an open proxy.
+ */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Agent } from 'undici';
+import type { TokenVerifier } from '../auth/verify-token.ts';
+import type { GatewayConfig, ResolvedProvider } from '../config/schema.ts';
+import { AigovError } from '../core/errors.ts';
+import { DISCOVERY_PATH, type Discovery } from '../protocol/discovery.ts';
+import type { RecordingStore } from '../store/recording-store.ts';
+import { defaultHooks, type PipelineHooks } from './hooks.ts';
+import type { GatewayMetrics } from './metrics.ts';
+import { errorSummary, handleGovernedCall, type PipelineDeps } from './pipeline.ts';
+import type { ProviderAdapter } from './providers/adapter.ts';
+import { anthropicAdapter } from './providers/anthropic.ts';
+import { openaiAdapter } from './providers/openai.ts';
+
+export const ADAPTERS: Readonly<Record<ResolvedProvider['kind'], ProviderAdapter>> = { openai: openaiAdapter, anthropic: anthropicAdapter };
+
+/** A handler for a path prefix outside the governed API (the dev IdP under /oidc, …). */
+export interface MountedHandler {
+  readonly prefix: string;
+  handle(req: IncomingMessage, res: ServerResponse): void;
+}
+
+export interface GatewayServices {
+  readonly config: GatewayConfig;
+  readonly store: RecordingStore;
+  readonly verifier: TokenVerifier;
+  readonly agent: Agent;
+  readonly metrics: GatewayMetrics;
+  readonly logger: Logger;
+  readonly version: string;
+  readonly hooks?: PipelineHooks;
+  readonly mounts?: readonly MountedHandler[];
+  readonly dev?: boolean;
+  /** Largest non-streamed upstream answer accepted (default 64 MiB). */
+  readonly maxResponseBytes?: number;
+}
+
+export interface GatewayHandler {
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** Stops taking requests, lets in-flight calls finish up to the grace period, then cuts them. */
+  shutdown(server: Server): Promise<void>;
+  readonly inflight: number;
+}
+
+export function createGatewayHandler(services: GatewayServices): GatewayHandler {
+  const { config, logger } = services;
+  const providers = new Map(config.providers.map((p) => [p.name, p]));
+  const deps: PipelineDeps = {
+    verifier: services.verifier,
+    store: services.store,
+    hooks: services.hooks ?? defaultHooks,
+    agent: services.agent,
+    metrics: services.metrics,
+    logger,
+    maxBodyBytes: config.limits.max_body_bytes,
+    maxResponseBytes: services.maxResponseBytes ?? 64 * 1024 * 1024,
+  };
+  const inflight = new Set<Promise<void>>();
+  let draining = false;
+
+  const discovery = (req: IncomingMessage): Discovery => {
+    const base = gatewayUrl(config, req);
+    return {
+      schema_version: 1,
+      version: services.version,
+      gateway_url: base,
+      issuer: config.identity.issuer,
+      cli_client_id: config.identity.cli_client_id,
+      scopes: [...config.identity.scopes],
+      resource: config.identity.audience,
+      audience: config.identity.audience,
+      required_scope: config.identity.required_scope,
+      providers: config.providers.map((p) => {
+        const path = ADAPTERS[p.kind].clientBasePath(p.name);
+        return { name: p.name, kind: p.kind, base_url: base + path, path, models: [...p.models], dev_model: p.devModel };
+      }),
+      dev: services.dev === true,
+    };
+  };
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const query = q === -1 ? '' : url.slice(q);
+
+    if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
+    if (path === '/readyz') {
+      void readiness(services.store, draining).then(({ status, body }) => sendJson(res, status, body));
+      return;
+    }
+    if (path === '/metrics') {
+      void services.metrics.registry.metrics().then((text) => {
+        res.writeHead(200, { 'content-type': services.metrics.registry.contentType });
+        res.end(text);
+      });
+      return;
+    }
+    if (path === DISCOVERY_PATH) return sendJson(res, 200, discovery(req), { 'cache-control': 'max-age=60' });
+    for (const mount of services.mounts ?? []) {
+      if (path === mount.prefix || path.startsWith(`${mount.prefix}/`)) return mount.handle(req, res);
+    }
+
+    const slash = path.indexOf('/', 1);
+    const name = slash === -1 ? path.slice(1) : path.slice(1, slash);
+    const provider = providers.get(name);
+    if (!provider) {
+      const hint = path === '/' || path === '' ? { message: `aigov gateway ${services.version}. See ${DISCOVERY_PATH}.` } : null;
+      if (hint) return sendJson(res, 200, hint);
+      return sendPlainError(res, new AigovError('AIGOV_E_UNKNOWN_ENDPOINT', { method: req.method ?? 'GET', path: path.slice(0, 200) }));
+    }
+    const adapter = ADAPTERS[provider.kind];
+    const subpath = slash === -1 ? '' : path.slice(slash);
+    const route = adapter.route(req.method ?? 'GET', subpath);
+    if (!route.ok) {
+      const error =
+        route.reason === 'method_not_allowed'
+          ? new AigovError('AIGOV_E_METHOD_NOT_ALLOWED', { method: req.method ?? 'GET', path: path.slice(0, 200) })
+          : new AigovError('AIGOV_E_UNKNOWN_ENDPOINT', { method: req.method ?? 'GET', path: path.slice(0, 200) });
+      return sendProviderError(res, adapter, error);
+    }
+    if (draining) {
+      res.setHeader('connection', 'close');
+      return sendProviderError(res, adapter, new AigovError('AIGOV_E_SHUTTING_DOWN'));
+    }
+    const call = handleGovernedCall(req, res, { provider, adapter, route, query }, deps);
+    inflight.add(call);
+    void call.finally(() => inflight.delete(call));
+  };
+
+  const shutdown = async (server: Server): Promise<void> => {
+    draining = true;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const grace = config.limits.shutdown_grace_ms;
+    logger.info({ inflight: inflight.size, graceMs: grace }, 'shutting down: draining in-flight calls');
+    const drained = Promise.allSettled([...inflight]).then(() => true);
+    const timedOut = new Promise<false>((resolve) => setTimeout(() => resolve(false), grace).unref());
+    if (!(await Promise.race([drained, timedOut]))) {
+      logger.warn({ inflight: inflight.size }, 'grace period over: cutting the calls still open');
+      server.closeAllConnections();
+      await Promise.allSettled([...inflight]);
+    }
+    server.closeAllConnections();
+    await closed;
+    await services.agent.close().catch(() => undefined);
+    try {
+      await services.store.close();
+    } catch (error) {
+      logger.error({ err: errorSummary(error) }, 'recording store did not close cleanly');
+    }
+  };
+
+  return {
+    handle,
+    shutdown,
+    get inflight() {
+      return inflight.size;
+    },
+  };
+}
+
+function gatewayUrl(config: GatewayConfig, req: IncomingMessage): string {
+  if (config.listen.public_url) return config.listen.public_url.replace(/\/+$/, '');
+  const scheme = config.listen.tls ? 'https' : 'http';
+  const host = req.headers.host ?? `${config.listen.host}:${config.listen.port}`;
+  return `${scheme}://${host}`;
+}
+
+async function readiness(store: RecordingStore, draining: boolean): Promise<{ status: number; body: unknown }> {
+  if (draining) return { status: 503, body: { status: 'draining' } };
+  try {
+    const health = await store.health();
+    return health.ok
+      ? { status: 200, body: { status: 'ready', store: 'ok', write_errors: health.writeErrors } }
+      : { status: 503, body: { status: 'not ready', store: health.detail ?? 'unavailable', write_errors: health.writeErrors } };
+  } catch {
+    return { status: 503, body: { status: 'not ready', store: 'unreachable' } };
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
+  res.end(text);
+}
+
+function sendProviderError(res: ServerResponse, adapter: ProviderAdapter, error: AigovError): void {
+  const body = adapter.renderError({ status: error.status, type: error.spec.type, message: `${error.message} ${error.hint}`, code: error.code });
+  res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
+  res.end(body);
+}
+
+/** Outside any provider mount there is no provider shape to follow: use OpenAI's, the most common. */
+function sendPlainError(res: ServerResponse, error: AigovError): void {
+  sendProviderError(res, openaiAdapter, error);
+}

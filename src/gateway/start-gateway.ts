@@ -1,0 +1,117 @@
+/**
+ * Assembles a running gateway from a configuration: store, token verifier, upstream pool,
+ * metrics, logger, HTTP server. `aigov server` is a thin layer over this; tests and benchmarks
+ * use it directly.
+ */
+import type { Server } from 'node:http';
+import { pino, type Logger } from 'pino';
+import { createTokenVerifier, type TokenVerifier } from '../auth/verify-token.ts';
+import type { GatewayConfig } from '../config/schema.ts';
+import type { RecordingStore } from '../store/recording-store.ts';
+import { openRecordingStore } from '../store/open-store.ts';
+import type { PipelineHooks } from './hooks.ts';
+import { createServer, listen } from './listen.ts';
+import { GatewayMetrics } from './metrics.ts';
+import { errorSummary } from './pipeline.ts';
+import { createGatewayHandler, type GatewayHandler, type MountedHandler } from './server.ts';
+import { createUpstreamAgent } from './upstream.ts';
+
+export interface RunningGateway {
+  readonly url: string;
+  readonly server: Server;
+  readonly config: GatewayConfig;
+  readonly store: RecordingStore;
+  readonly handler: GatewayHandler;
+  readonly logger: Logger;
+  /** Graceful stop: drain, then close the store. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface StartGatewayOptions {
+  readonly version: string;
+  readonly hooks?: PipelineHooks;
+  readonly mounts?: readonly MountedHandler[];
+  readonly dev?: boolean;
+  readonly logger?: Logger;
+  /** Use this store instead of opening the configured one (tests). */
+  readonly store?: RecordingStore;
+  /** Called before the gateway closes its own parts (e.g. the dev IdP and dev model). */
+  readonly onClose?: () => Promise<void>;
+}
+
+export function createLogger(level: GatewayConfig['logging']['level']): Logger {
+  return pino({
+    level,
+    base: { service: 'aigov-gateway' },
+    // Belt and braces: even if a header object slips into a log call, these never print.
+    redact: { paths: ['authorization', '*.authorization', 'headers.authorization', '*["x-api-key"]', 'apiKey', '*.apiKey'], censor: '[redacted]' },
+  });
+}
+
+/** Binds the server first so the URL is known, then builds the rest with `build`. */
+export async function bindServer(config: Pick<GatewayConfig, 'listen'>): Promise<{ server: Server; url: string }> {
+  const server = createServer(config.listen.tls);
+  const url = await listen(server, config.listen);
+  return { server, url };
+}
+
+export async function startGateway(config: GatewayConfig, options: StartGatewayOptions, bound?: { server: Server; url: string }): Promise<RunningGateway> {
+  const logger = options.logger ?? createLogger(config.logging.level);
+  for (const warning of config.warnings) logger.warn(warning);
+  const store = options.store ?? (await openRecordingStore(config.storage, process.cwd()));
+  const metrics = new GatewayMetrics();
+  let verifier: TokenVerifier;
+  let server: Server;
+  let url: string;
+  try {
+    verifier = createTokenVerifier({
+      issuer: config.identity.issuer,
+      audience: config.identity.audience,
+      algorithms: config.identity.algorithms,
+      clockSkewSeconds: config.identity.clock_skew_seconds,
+      requiredScope: config.identity.required_scope,
+      groupsClaim: config.identity.groups_claim,
+      emailClaim: config.identity.email_claim,
+      jwksRefetchIntervalSeconds: config.identity.jwks_refetch_interval_seconds,
+    });
+    ({ server, url } = bound ?? (await bindServer(config)));
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  const agent = createUpstreamAgent(config.limits);
+  const handler = createGatewayHandler({
+    config,
+    store,
+    verifier,
+    agent,
+    metrics,
+    logger,
+    version: options.version,
+    hooks: options.hooks,
+    mounts: options.mounts,
+    dev: options.dev,
+  });
+  server.on('request', handler.handle);
+  server.on('clientError', (_error, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+  });
+  // Learn the IdP's keys now so the first request does not wait; an IdP that is down is not fatal.
+  verifier.warmUp().catch((error: unknown) => logger.warn({ issuer: config.identity.issuer, err: errorSummary(error) }, 'identity provider not reachable yet; tokens will be rejected until it is'));
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    server,
+    config,
+    store,
+    handler,
+    logger,
+    close() {
+      closing ??= (async () => {
+        await handler.shutdown(server);
+        await options.onClose?.();
+      })();
+      return closing;
+    },
+  };
+}
