@@ -20,41 +20,47 @@ export interface SseEvent {
 }
 
 export class SseParser {
-  #buffer = '';
-  /** Where to resume looking for a block end: everything before it was already scanned. */
-  #scanFrom = 0;
+  /** Text of the block still being received, in pieces (joined once, when the block completes). */
+  #parts: string[] = [];
+  /** The last ≤3 characters of that text: a block end may begin in them ("\r\n\r" + "\n"). */
+  #tail = '';
 
   /** Feeds text; returns the events whose terminating blank line has arrived. */
   push(text: string): SseEvent[] {
-    this.#buffer += text;
     const events: SseEvent[] = [];
-    let start = 0;
+    // Scan only the new text plus the short tail, so a long pending event costs O(chunk) per push.
+    const hay = this.#tail + text;
+    const offset = this.#tail.length;
+    let from = 0;
+    let used = 0; // how much of `text` went into emitted events
+    let emitted = false;
     for (;;) {
-      const end = findBlockEnd(this.#buffer, Math.max(start, this.#scanFrom));
+      const end = findBlockEnd(hay, from);
       if (end === -1) break;
-      events.push(parseBlock(this.#buffer.slice(start, end)));
-      start = end;
-      this.#scanFrom = end;
+      const upTo = end - offset;
+      this.#parts.push(text.slice(used, upTo));
+      events.push(parseBlock(this.#parts.join('')));
+      this.#parts = [];
+      used = upTo;
+      from = end;
+      emitted = true;
     }
-    if (start > 0) {
-      this.#buffer = this.#buffer.slice(start);
-      this.#scanFrom = 0;
-    }
-    // The tail may hold the first half of a block end ("\r\n\r"): rescan those chars next time.
-    this.#scanFrom = Math.max(0, this.#buffer.length - 3);
+    const rest = text.slice(used);
+    if (rest !== '') this.#parts.push(rest);
+    this.#tail = emitted ? rest.slice(-3) : (this.#tail + rest).slice(-3);
     return events;
   }
 
   /** Text received after the last complete event (an incomplete block). */
   get pending(): string {
-    return this.#buffer;
+    return this.#parts.join('');
   }
 
   /** Ends the stream; a final block without its blank line is returned as an event when it has fields. */
   end(): SseEvent[] {
-    const rest = this.#buffer;
-    this.#buffer = '';
-    this.#scanFrom = 0;
+    const rest = this.pending;
+    this.#parts = [];
+    this.#tail = '';
     if (rest.trim() === '') return [];
     return [parseBlock(rest)];
   }

@@ -17,12 +17,7 @@ export interface CallContext {
 
 /** Transforms an answer on its way to the client. Must give the same result streamed or not. */
 export interface ResponseTransform {
-  /**
-   * True when the transform changes nothing: the gateway then forwards upstream bytes as they
-   * arrive, without waiting for whole events.
-   */
-  readonly passthrough: boolean;
-  /** Takes one upstream event; returns the events to send now (it may hold text back). */
+  /** Takes one whole upstream event; returns the events to send now (it may hold text back). */
   transformEvent(event: SseEvent): SseEvent[];
   /** The stream ended: returns whatever was held back. */
   end(): SseEvent[];
@@ -36,7 +31,6 @@ export interface PipelineHooks {
 }
 
 const IDENTITY: ResponseTransform = {
-  passthrough: true,
   transformEvent: (event) => [event],
   end: () => [],
   transformBody: (body) => body,

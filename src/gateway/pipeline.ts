@@ -349,6 +349,8 @@ async function relayStream(call: CallState, upstream: Dispatcher.ResponseData, t
   const parser = new SseParser();
   const decoder = new TextDecoder('utf-8');
   let terminal = false;
+  // Only whole events are written: a partial event is never sent, so if the upstream dies
+  // mid-event the client still gets a well-formed stream ending in the provider's error event.
   const handleEvents = (events: readonly SseEvent[]): { out: string; records: StreamEventRecord[] } => {
     let out = '';
     const records: StreamEventRecord[] = [];
@@ -356,21 +358,21 @@ async function relayStream(call: CallState, upstream: Dispatcher.ResponseData, t
     for (const event of events) {
       if (adapter.isStreamTerminal(route.endpoint, event)) terminal = true;
       for (const e of adapter.parseStreamEvent(route.endpoint, event)) call.observe(e);
-      const sent = transform.passthrough ? [event] : transform.transformEvent(event);
-      for (const s of sent) {
-        out += s.raw;
-        records.push({ offsetMs, raw: s.raw });
+      for (const sent of transform.transformEvent(event)) {
+        out += sent.raw;
+        records.push({ offsetMs, raw: sent.raw });
       }
     }
     return { out, records };
   };
+  const send = async ({ out, records }: { out: string; records: StreamEventRecord[] }): Promise<void> => {
+    if (records.length > 0) call.deps.store.appendStreamEvents(call.callId, records);
+    if (out !== '') await call.write(out);
+  };
   let brokenBy: unknown = null;
   try {
     for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
-      const { out, records } = handleEvents(parser.push(decoder.decode(chunk, { stream: true })));
-      if (records.length > 0) call.deps.store.appendStreamEvents(call.callId, records);
-      if (transform.passthrough) await call.write(chunk);
-      else if (out !== '') await call.write(out);
+      await send(handleEvents(parser.push(decoder.decode(chunk, { stream: true }))));
       if (call.clientGone) break;
     }
   } catch (error) {
@@ -378,27 +380,19 @@ async function relayStream(call: CallState, upstream: Dispatcher.ResponseData, t
     brokenBy = error;
   }
   if (call.clientGone) throw new Error('client gone');
-  const cutMidEvent = parser.pending.trim() !== '';
-  const tail = handleEvents(parser.end());
-  const held = transform.passthrough ? [] : transform.end();
-  let out = transform.passthrough ? '' : tail.out;
-  const records = [...tail.records];
-  for (const s of held) {
-    out += s.raw;
-    records.push({ offsetMs: call.elapsedMs(), raw: s.raw });
-  }
+  // A complete final event without its blank line still counts; a half event is dropped.
+  const tail = brokenBy === null ? handleEvents([...parser.end(), ...transform.end()]) : handleEvents(transform.end());
   if (!terminal) {
     // The upstream ended (or died) without its closing event: tell the SDK in its own words
     // rather than letting a truncated answer pass for a complete one.
     const error = new AigovError('AIGOV_E_UPSTREAM_STREAM_BROKEN', { provider: provider.name });
     const block = adapter.renderStreamError(route.endpoint, { status: 502, type: error.spec.type, message: `${error.message} ${error.hint}`, code: error.code });
-    // Passthrough already sent the half event: close it so the error event parses on its own.
-    out += (transform.passthrough && cutMidEvent ? '\n\n' : '') + block;
-    records.push({ offsetMs: call.elapsedMs(), raw: block });
+    const needsBreak = tail.out !== '' && !/(?:\r\n|\r|\n){2}$/.test(tail.out);
+    tail.out += (needsBreak ? '\n\n' : '') + block;
+    tail.records.push({ offsetMs: call.elapsedMs(), raw: block });
     call.deps.logger.warn({ callId: call.callId, provider: provider.name, err: brokenBy ? errorSummary(brokenBy) : 'ended without terminal event' }, 'upstream stream broke');
   }
-  if (records.length > 0) call.deps.store.appendStreamEvents(call.callId, records);
-  if (out !== '') await call.write(out);
+  await send(tail);
   call.res.end();
   call.finish(terminal ? 'completed' : 'failed', upstream.statusCode, terminal ? null : { code: 'AIGOV_E_UPSTREAM_STREAM_BROKEN', message: 'upstream stream ended early' });
 }

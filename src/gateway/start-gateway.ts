@@ -58,8 +58,15 @@ export async function bindServer(config: Pick<GatewayConfig, 'listen'>): Promise
 export async function startGateway(config: GatewayConfig, options: StartGatewayOptions, bound?: { server: Server; url: string }): Promise<RunningGateway> {
   const logger = options.logger ?? createLogger(config.logging.level);
   for (const warning of config.warnings) logger.warn(warning);
-  const store = options.store ?? (await openRecordingStore(config.storage, process.cwd()));
   const metrics = new GatewayMetrics();
+  const store =
+    options.store ??
+    (await openRecordingStore(config.storage, process.cwd(), {
+      onWriteError: (error) => {
+        metrics.storeErrors.inc({ operation: 'write_behind' });
+        logger.error({ err: errorSummary(error) }, 'recording store write-behind failed');
+      },
+    }));
   let verifier: TokenVerifier;
   let server: Server;
   let url: string;

@@ -1,0 +1,32 @@
+/**
+ * The single place that picks the recording store driver from the `storage` config.
+ * Drivers are imported lazily, so commands that never open a store do not load them.
+ */
+import path from 'node:path';
+import type { RecordingStore } from './recording-store.ts';
+
+export type StorageSettings = { readonly driver: 'sqlite'; readonly path: string };
+
+/**
+ * Opens the configured store. A relative `path` is resolved against `baseDir` (the directory
+ * of the configuration file), never against the process working directory.
+ * `hooks.onWriteError` receives write-behind failures (messages carry no record data); log them.
+ * Throws AigovError('AIGOV_E_STORE_OPEN_FAILED') when the store cannot be opened.
+ */
+export async function openRecordingStore(
+  storage: StorageSettings,
+  baseDir: string,
+  hooks: { readonly onWriteError?: (err: Error) => void } = {},
+): Promise<RecordingStore> {
+  const driver = storage.driver;
+  switch (driver) {
+    case 'sqlite': {
+      const { openSqliteStore } = await import('./sqlite/sqlite-store.ts');
+      return openSqliteStore({ path: path.resolve(baseDir, storage.path), onWriteError: hooks.onWriteError });
+    }
+    default: {
+      const unknown: never = driver;
+      throw new Error(`unknown storage driver ${String(unknown)}`);
+    }
+  }
+}

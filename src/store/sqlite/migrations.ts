@@ -1,0 +1,145 @@
+/**
+ * Schema migrations of the SQLite recording store.
+ *
+ * An ordered list; migration N brings the schema to version N. The applied version lives in
+ * `PRAGMA user_version` (stored in the database header, so it changes atomically with the DDL
+ * inside the same transaction). Rules for adding one: append, never edit or reorder a released
+ * entry, and stick to SQL that the SQLite bundled with the oldest supported Node understands.
+ */
+import type { DatabaseSync } from 'node:sqlite';
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'sessions, calls and stream events',
+    sql: `
+      CREATE TABLE sessions (
+        id            TEXT PRIMARY KEY,
+        subject       TEXT NOT NULL,
+        issuer        TEXT NOT NULL,
+        email         TEXT,
+        started_at    INTEGER NOT NULL,
+        last_call_at  INTEGER NOT NULL,
+        call_count    INTEGER NOT NULL
+      );
+      CREATE INDEX sessions_by_last_call ON sessions (last_call_at DESC, id);
+      CREATE INDEX sessions_by_subject ON sessions (subject, last_call_at DESC, id);
+
+      CREATE TABLE calls (
+        id              TEXT PRIMARY KEY,
+        session_id      TEXT NOT NULL REFERENCES sessions (id),
+        subject         TEXT NOT NULL,
+        email           TEXT,
+        groups          TEXT NOT NULL,           -- JSON array of strings
+        issuer          TEXT NOT NULL,
+        client_id       TEXT,
+        user_agent      TEXT,
+        remote_address  TEXT,
+        sdk             TEXT,
+        provider        TEXT NOT NULL,
+        provider_kind   TEXT NOT NULL,
+        endpoint        TEXT NOT NULL,
+        method          TEXT NOT NULL,
+        path            TEXT NOT NULL,
+        model           TEXT,
+        stream          INTEGER NOT NULL,        -- 0 | 1
+        request_body    TEXT NOT NULL,
+        decisions       TEXT NOT NULL,           -- JSON array: request-time, then response-time
+        started_at      INTEGER NOT NULL,        -- epoch ms
+        status          TEXT NOT NULL,
+        http_status     INTEGER,
+        response_body   TEXT,
+        usage           TEXT,                    -- JSON object or NULL
+        first_byte_ms   INTEGER,
+        latency_ms      INTEGER,
+        error_code      TEXT,
+        error_message   TEXT,
+        ended_at        INTEGER
+      );
+      CREATE INDEX calls_by_session ON calls (session_id, started_at);
+
+      CREATE TABLE stream_events (
+        call_id    TEXT NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+        seq        INTEGER NOT NULL,
+        offset_ms  INTEGER NOT NULL,
+        raw        TEXT NOT NULL,
+        PRIMARY KEY (call_id, seq)
+      );
+    `,
+  },
+];
+
+/** The schema version this build of aigov writes. */
+export const LATEST_SCHEMA_VERSION: number = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
+
+/** Thrown when the database's schema is newer than this build understands. */
+export class SchemaTooNewError extends Error {
+  readonly found: number;
+  readonly supported: number;
+  constructor(found: number, supported: number) {
+    super(`the database has schema version ${found}, written by a newer aigov; this aigov supports up to version ${supported}`);
+    this.name = 'SchemaTooNewError';
+    this.found = found;
+    this.supported = supported;
+  }
+}
+
+function readUserVersion(db: DatabaseSync): number {
+  const row = db.prepare('PRAGMA user_version').get();
+  const value = row?.['user_version'];
+  return typeof value === 'number' ? value : Number(value ?? 0);
+}
+
+/**
+ * Brings `db` to the latest version of `migrations`. All pending migrations run in one
+ * `BEGIN IMMEDIATE` transaction (so two processes opening the same file cannot both migrate,
+ * and a failing migration leaves the previous version intact). Idempotent.
+ * Returns the versions applied.
+ */
+export function migrateDatabase(db: DatabaseSync, migrations: readonly Migration[] = MIGRATIONS): number[] {
+  assertOrdered(migrations);
+  const latest = migrations.at(-1)?.version ?? 0;
+  // Cheap check without taking the write lock: the common case is "nothing to do".
+  const seen = readUserVersion(db);
+  if (seen > latest) throw new SchemaTooNewError(seen, latest);
+  if (seen === latest) return [];
+
+  const applied: number[] = [];
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const current = readUserVersion(db); // re-read under the lock: another process may have migrated
+    if (current > latest) throw new SchemaTooNewError(current, latest);
+    if (current === 0 && hasUserTables(db)) {
+      throw new Error('the file is an SQLite database of another application (it has tables but no aigov schema version)');
+    }
+    for (const migration of migrations) {
+      if (migration.version <= current) continue;
+      db.exec(migration.sql);
+      db.exec(`PRAGMA user_version = ${migration.version}`);
+      applied.push(migration.version);
+    }
+    db.exec('COMMIT');
+  } catch (err) {
+    if (db.isTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+  return applied;
+}
+
+function hasUserTables(db: DatabaseSync): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' LIMIT 1").get() !== undefined;
+}
+
+function assertOrdered(migrations: readonly Migration[]): void {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1 || !Number.isInteger(m.version)) {
+      throw new Error(`migration list is not contiguous from 1: entry ${i} has version ${m.version}`);
+    }
+  });
+}

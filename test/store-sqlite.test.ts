@@ -1,0 +1,561 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { pathToFileURL } from 'node:url';
+import { AigovError } from '../src/core/errors.ts';
+import { openRecordingStore } from '../src/store/open-store.ts';
+import type { CallRequestRecord, CallResultRecord, StreamEventRecord } from '../src/store/recording-store.ts';
+import { LATEST_SCHEMA_VERSION, migrateDatabase, type Migration } from '../src/store/sqlite/migrations.ts';
+import {
+  openSqliteStore,
+  SessionOwnerConflictError,
+  StoreWriteError,
+  type SqliteRecordingStore,
+  type SqliteStoreOptions,
+} from '../src/store/sqlite/sqlite-store.ts';
+
+/** Marker placed in record contents; it must never show up in an error message. */
+const SECRET = 'sk-SECRET-PROMPT-4242';
+
+let root = '';
+before(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'aigov-store-'));
+});
+after(() => {
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+let dirCounter = 0;
+function freshDir(): string {
+  const dir = path.join(root, `case-${++dirCounter}`);
+  fs.mkdirSync(dir);
+  return dir;
+}
+
+const opened: SqliteRecordingStore[] = [];
+async function open(options: Partial<SqliteStoreOptions> & { path: string }): Promise<SqliteRecordingStore> {
+  const store = await openSqliteStore(options);
+  opened.push(store);
+  return store;
+}
+after(async () => {
+  for (const store of opened) await store.close().catch(() => {});
+});
+
+function request(callId: string, overrides: Partial<CallRequestRecord> = {}): CallRequestRecord {
+  return {
+    callId,
+    sessionId: 'sess-1',
+    principal: { subject: 'alice', email: 'alice@example.test', groups: ['eng', 'ml'], issuer: 'https://idp.example.test', clientId: 'aigov-cli' },
+    client: { userAgent: 'OpenAI/JS 5.1.0', remoteAddress: '127.0.0.1', sdk: 'openai-node 5.1.0' },
+    provider: 'openai',
+    providerKind: 'openai',
+    endpoint: 'openai.chat.completions',
+    method: 'POST',
+    path: '/v1/chat/completions',
+    model: 'gpt-4o-mini',
+    stream: true,
+    requestBody: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: SECRET }] }),
+    decisions: [{ stage: 'request', action: 'allow', ruleId: null, reason: 'no rule matched', mode: 'enforce' }],
+    startedAt: 1_700_000_000_000,
+    ...overrides,
+  };
+}
+
+function result(callId: string, overrides: Partial<CallResultRecord> = {}): CallResultRecord {
+  return {
+    callId,
+    status: 'completed',
+    httpStatus: 200,
+    responseBody: null,
+    usage: { inputTokens: 12, outputTokens: 7, totalTokens: 19 },
+    firstByteMs: 120,
+    latencyMs: 850,
+    errorCode: null,
+    errorMessage: null,
+    decisions: [{ stage: 'response', action: 'mask', ruleId: 'pii-email', reason: 'email in answer', mode: 'enforce' }],
+    endedAt: 1_700_000_000_850,
+    ...overrides,
+  };
+}
+
+function events(callId: string, from: number, count: number): StreamEventRecord[] {
+  return Array.from({ length: count }, (_, i) => ({ offsetMs: (from + i) * 10, raw: `data: {"call":"${callId}","n":${from + i}}\n\n` }));
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+function userVersion(file: string): number {
+  const db = new DatabaseSync(file);
+  try {
+    return Number(db.prepare('PRAGMA user_version').get()?.['user_version']);
+  } finally {
+    db.close();
+  }
+}
+
+describe('sqlite recording store', () => {
+  test('round trip: request, stream events, finish, and the query methods', async () => {
+    const dir = freshDir();
+    const store = await open({ path: path.join(dir, 'aigov.db') });
+
+    await store.recordRequest(request('call-1'));
+    store.appendStreamEvents('call-1', events('call-1', 0, 3));
+    store.appendStreamEvents('call-1', events('call-1', 3, 2));
+    store.finishCall(result('call-1'));
+
+    await store.recordRequest(request('call-2', { stream: false, startedAt: 1_700_000_001_000, model: null }));
+    store.finishCall(result('call-2', {
+      status: 'failed', httpStatus: 502, responseBody: '{"error":{"type":"api_error"}}', usage: null, firstByteMs: null,
+      latencyMs: 33.6, errorCode: 'AIGOV_E_UPSTREAM_UNREACHABLE', errorMessage: 'upstream unreachable', decisions: [], endedAt: 1_700_000_001_034,
+    }));
+
+    await store.recordRequest(request('call-3', {
+      sessionId: 'sess-2', principal: { subject: 'bob', email: null, groups: [], issuer: 'https://idp.example.test', clientId: null },
+      startedAt: 1_700_000_002_000,
+    }));
+
+    // reads see queued writes without an explicit flush
+    const call1 = await store.getCall('call-1');
+    assert.ok(call1);
+    assert.equal(call1.sessionId, 'sess-1');
+    assert.deepEqual(call1.principal, request('call-1').principal);
+    assert.deepEqual(call1.client, request('call-1').client);
+    assert.equal(call1.endpoint, 'openai.chat.completions');
+    assert.equal(call1.stream, true);
+    assert.equal(call1.requestBody, request('call-1').requestBody);
+    assert.equal(call1.status, 'completed');
+    assert.equal(call1.httpStatus, 200);
+    assert.deepEqual(call1.usage, { inputTokens: 12, outputTokens: 7, totalTokens: 19 });
+    assert.equal(call1.firstByteMs, 120);
+    assert.equal(call1.latencyMs, 850);
+    assert.equal(call1.endedAt, 1_700_000_000_850);
+    assert.deepEqual(call1.decisions.map((d) => `${d.stage}:${d.action}`), ['request:allow', 'response:mask'], 'finish appends decisions');
+
+    const call2 = await store.getCall('call-2');
+    assert.ok(call2);
+    assert.equal(call2.stream, false);
+    assert.equal(call2.model, null);
+    assert.equal(call2.status, 'failed');
+    assert.equal(call2.responseBody, '{"error":{"type":"api_error"}}');
+    assert.equal(call2.usage, null);
+    assert.equal(call2.latencyMs, 34);
+    assert.equal(call2.errorCode, 'AIGOV_E_UPSTREAM_UNREACHABLE');
+    assert.deepEqual(call2.decisions.map((d) => d.stage), ['request']);
+
+    const call3 = await store.getCall('call-3');
+    assert.equal(call3?.status, 'pending');
+    assert.equal(call3?.endedAt, null);
+    assert.equal(call3?.latencyMs, null);
+    assert.equal(await store.getCall('nope'), null);
+
+    assert.deepEqual(await store.getStreamEvents('call-1'), events('call-1', 0, 5));
+    assert.deepEqual(await store.getStreamEvents('call-2'), []);
+
+    assert.deepEqual((await store.listCalls('sess-1')).map((c) => c.callId), ['call-1', 'call-2']);
+    assert.deepEqual(await store.listCalls('no-such-session'), []);
+
+    const sessions = await store.listSessions();
+    assert.deepEqual(sessions, [
+      { sessionId: 'sess-2', subject: 'bob', email: null, startedAt: 1_700_000_002_000, lastCallAt: 1_700_000_002_000, callCount: 1 },
+      { sessionId: 'sess-1', subject: 'alice', email: 'alice@example.test', startedAt: 1_700_000_000_000, lastCallAt: 1_700_000_001_000, callCount: 2 },
+    ]);
+    assert.deepEqual((await store.listSessions({ subject: 'alice' })).map((s) => s.sessionId), ['sess-1']);
+    assert.deepEqual((await store.listSessions({ limit: 1 })).map((s) => s.sessionId), ['sess-2']);
+    assert.deepEqual(await store.listSessions({ subject: 'nobody' }), []);
+
+    const health = await store.health();
+    assert.deepEqual(health, { ok: true, writeErrors: 0, detail: null });
+  });
+
+  test('events appended after a finish continue the sequence', async () => {
+    const store = await open({ path: path.join(freshDir(), 'aigov.db') });
+    await store.recordRequest(request('c'));
+    store.appendStreamEvents('c', events('c', 0, 2));
+    store.finishCall(result('c'));
+    await store.flush();
+    store.appendStreamEvents('c', events('c', 2, 2));
+    await store.flush();
+    assert.deepEqual(await store.getStreamEvents('c'), events('c', 0, 4));
+    assert.equal(store.stats().writeErrors, 0);
+  });
+
+  test('close and reopen: everything written is there, migrations are not re-applied', async () => {
+    const file = path.join(freshDir(), 'nested', 'dir', 'aigov.db'); // parent dirs are created
+    const first = await openSqliteStore({ path: file, batchIntervalMs: 60_000 });
+    await first.recordRequest(request('c1'));
+    first.appendStreamEvents('c1', events('c1', 0, 4));
+    first.finishCall(result('c1'));
+    await first.close();
+    await first.close(); // idempotent
+    assert.equal(userVersion(file), LATEST_SCHEMA_VERSION);
+
+    for (let round = 0; round < 2; round++) {
+      const again = await open({ path: file });
+      assert.equal((await again.getCall('c1'))?.status, 'completed');
+      assert.deepEqual(await again.getStreamEvents('c1'), events('c1', 0, 4));
+      assert.equal((await again.listSessions())[0]?.callCount, 1);
+      await again.close();
+      assert.equal(userVersion(file), LATEST_SCHEMA_VERSION);
+    }
+  });
+
+  test('recordRequest has committed when it resolves; events are write-behind', async () => {
+    const file = path.join(freshDir(), 'aigov.db');
+    const store = await open({ path: file, batchIntervalMs: 60_000 });
+    const other = new DatabaseSync(file, { readOnly: true });
+    try {
+      await store.recordRequest(request('c1'));
+      const row = other.prepare('SELECT id, status, session_id FROM calls WHERE id = ?').get('c1');
+      assert.deepEqual({ ...row }, { id: 'c1', status: 'pending', session_id: 'sess-1' });
+
+      store.appendStreamEvents('c1', events('c1', 0, 3));
+      const count = (): number => Number(other.prepare('SELECT count(*) AS n FROM stream_events').get()?.['n']);
+      assert.equal(count(), 0, 'queued, not yet written');
+      assert.equal(store.stats().queuedRows, 3);
+      await store.flush();
+      assert.equal(count(), 3);
+      assert.equal(store.stats().queuedRows, 0);
+    } finally {
+      other.close();
+    }
+  });
+
+  test('a killed process keeps every recorded request', async () => {
+    const dir = freshDir();
+    const file = path.join(dir, 'aigov.db');
+    const script = path.join(dir, 'crash.mjs');
+    const storeUrl = pathToFileURL(path.resolve('src/store/sqlite/sqlite-store.ts')).href;
+    fs.writeFileSync(script, `
+      import { openSqliteStore } from ${JSON.stringify(storeUrl)};
+      const store = await openSqliteStore({ path: ${JSON.stringify(file)}, batchIntervalMs: 60000 });
+      const base = ${JSON.stringify(request('x'))};
+      for (let i = 0; i < 20; i++) await store.recordRequest({ ...base, callId: 'crash-' + i });
+      store.appendStreamEvents('crash-0', [{ offsetMs: 1, raw: 'data: lost\\n\\n' }]);
+      process.kill(process.pid, 'SIGKILL');
+    `);
+    const child = spawn(process.execPath, [script], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    const signal = await new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, sig) => resolve(sig)));
+    assert.equal(signal, 'SIGKILL', stderr);
+    assert.ok(fs.existsSync(`${file}-wal`), 'the WAL was left behind, as after a crash');
+
+    const store = await open({ path: file });
+    const calls = await store.listCalls('sess-1');
+    assert.equal(calls.length, 20);
+    assert.ok(calls.every((c) => c.status === 'pending'));
+    // documented trade-off: queued (not yet flushed) events die with the process
+    assert.deepEqual(await store.getStreamEvents('crash-0'), []);
+  });
+
+  test('many interleaved calls: per-call order, seq without gaps, finish after its events', async () => {
+    const file = path.join(freshDir(), 'aigov.db');
+    const errors: string[] = [];
+    const store = await open({ path: file, batchIntervalMs: 1, maxBatch: 7, onWriteError: (e) => errors.push(e.message) });
+    // An event written after its call's finish would abort the batch (and show up as a write error).
+    const admin = new DatabaseSync(file);
+    admin.exec(`CREATE TRIGGER test_event_after_finish BEFORE INSERT ON stream_events
+      WHEN (SELECT ended_at FROM calls WHERE id = NEW.call_id) IS NOT NULL
+      BEGIN SELECT RAISE(ABORT, 'event written after finish'); END`);
+    admin.close();
+
+    let seed = 42;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const calls = 40;
+    const perCall = 30;
+    const sent = new Array<number>(calls).fill(0);
+    for (let i = 0; i < calls; i++) await store.recordRequest(request(`c${i}`, { sessionId: `s${i % 5}`, startedAt: 1_700_000_000_000 + i }));
+    let open_ = Array.from({ length: calls }, (_, i) => i);
+    while (open_.length > 0) {
+      const i = open_[random(open_.length)]!;
+      const n = Math.min(1 + random(3), perCall - sent[i]!);
+      store.appendStreamEvents(`c${i}`, events(`c${i}`, sent[i]!, n));
+      sent[i]! += n;
+      if (sent[i] === perCall) {
+        store.finishCall(result(`c${i}`));
+        open_ = open_.filter((x) => x !== i);
+      }
+      if (random(4) === 0) await new Promise((resolve) => setImmediate(resolve)); // let batches run in between
+    }
+    await waitFor(() => store.stats().queuedRows === 0, 'the write-behind queue to drain');
+
+    assert.deepEqual(errors, []);
+    assert.equal(store.stats().writeErrors, 0);
+    const check = new DatabaseSync(file, { readOnly: true });
+    try {
+      for (let i = 0; i < calls; i++) {
+        const rows = check.prepare('SELECT seq, offset_ms, raw FROM stream_events WHERE call_id = ? ORDER BY seq').all(`c${i}`);
+        assert.deepEqual(rows.map((r) => r['seq']), Array.from({ length: perCall }, (_, k) => k), `seq of c${i}`);
+        assert.deepEqual(rows.map((r) => ({ offsetMs: r['offset_ms'], raw: r['raw'] })), events(`c${i}`, 0, perCall), `events of c${i}`);
+        assert.equal(check.prepare('SELECT status FROM calls WHERE id = ?').get(`c${i}`)?.['status'], 'completed');
+      }
+    } finally {
+      check.close();
+    }
+    assert.equal((await store.listSessions()).reduce((sum, s) => sum + s.callCount, 0), calls);
+  });
+
+  test('a session id reused by another principal is refused, without breaking the store', async () => {
+    const store = await open({ path: path.join(freshDir(), 'aigov.db') });
+    await store.recordRequest(request('c1'));
+    const mallory = { subject: 'mallory', email: 'm@example.test', groups: [], issuer: 'https://idp.example.test', clientId: null };
+    await assert.rejects(store.recordRequest(request('c2', { principal: mallory })), SessionOwnerConflictError);
+    // the same subject from another issuer is another principal too
+    const otherIdp = { ...request('x').principal, issuer: 'https://other-idp.example.test' };
+    await assert.rejects(store.recordRequest(request('c3', { principal: otherIdp })), SessionOwnerConflictError);
+
+    assert.equal(await store.getCall('c2'), null);
+    assert.equal(await store.getCall('c3'), null);
+    assert.deepEqual((await store.listSessions()).map((s) => [s.sessionId, s.subject, s.callCount]), [['sess-1', 'alice', 1]]);
+    assert.equal((await store.health()).ok, true);
+    await store.recordRequest(request('c4'));
+    assert.equal((await store.listSessions())[0]?.callCount, 2);
+    assert.equal(store.stats().recordFailures, 2);
+  });
+
+  test('a failed recordRequest rolls back and its error carries no record contents', async () => {
+    const store = await open({ path: path.join(freshDir(), 'aigov.db') });
+    await store.recordRequest(request('dup'));
+    const err = await store.recordRequest(request('dup', { startedAt: 1_800_000_000_000 })).then(() => null, (e: unknown) => e);
+    assert.ok(err instanceof StoreWriteError);
+    assert.match(err.message, /UNIQUE constraint failed: calls\.id/);
+    assert.ok(!err.message.includes(SECRET) && !err.message.includes('alice'));
+    const [session] = await store.listSessions();
+    assert.equal(session?.callCount, 1, 'the session upsert was rolled back with the failed insert');
+    assert.equal(session?.lastCallAt, 1_700_000_000_000);
+  });
+
+  test('write-behind rows of a call that was never recorded are skipped, not fatal to the batch', async () => {
+    const errors: string[] = [];
+    const store = await open({ path: path.join(freshDir(), 'aigov.db'), batchIntervalMs: 60_000, onWriteError: (e) => errors.push(e.message) });
+    await store.recordRequest(request('real'));
+    store.appendStreamEvents('ghost', events('ghost', 0, 2));
+    store.appendStreamEvents('real', events('real', 0, 2));
+    store.finishCall(result('ghost'));
+    store.finishCall(result('real'));
+    await store.flush();
+    assert.deepEqual(await store.getStreamEvents('real'), events('real', 0, 2));
+    assert.equal((await store.getCall('real'))?.status, 'completed');
+    assert.equal(store.stats().orphanRows, 3);
+    assert.equal(store.stats().writeErrors, 0);
+    assert.equal(errors.length, 1);
+    assert.match(errors[0]!, /skipped 3 queued rows of calls that were never recorded/);
+  });
+
+  describe('migrations', () => {
+    test('refuses a database written by a newer aigov', async () => {
+      const file = path.join(freshDir(), 'aigov.db');
+      await (await openSqliteStore({ path: file })).close();
+      const db = new DatabaseSync(file);
+      db.exec(`PRAGMA user_version = ${LATEST_SCHEMA_VERSION + 1}`);
+      db.close();
+      const err = await openSqliteStore({ path: file }).then(() => null, (e: unknown) => e);
+      assert.ok(err instanceof AigovError);
+      assert.equal(err.code, 'AIGOV_E_STORE_OPEN_FAILED');
+      assert.match(err.message, new RegExp(`schema version ${LATEST_SCHEMA_VERSION + 1}, written by a newer aigov`));
+      assert.equal(userVersion(file), LATEST_SCHEMA_VERSION + 1, 'left untouched');
+    });
+
+    test('a failing migration leaves the previous version intact; a later run applies the rest', () => {
+      const db = new DatabaseSync(':memory:');
+      try {
+        const good: Migration[] = [
+          { version: 1, name: 'one', sql: 'CREATE TABLE a (x)' },
+          { version: 2, name: 'two', sql: 'CREATE TABLE b (x)' },
+        ];
+        assert.deepEqual(migrateDatabase(db, good.slice(0, 1)), [1]);
+        const broken: Migration[] = [...good.slice(0, 1), { version: 2, name: 'two', sql: 'CREATE TABLE b (x); CREATE TABLE a (y)' }];
+        assert.throws(() => migrateDatabase(db, broken), /table a already exists/);
+        assert.equal(Number(db.prepare('PRAGMA user_version').get()?.['user_version']), 1);
+        assert.equal(db.prepare("SELECT name FROM sqlite_schema WHERE name = 'b'").get(), undefined, 'rolled back');
+        assert.deepEqual(migrateDatabase(db, good), [2]);
+        assert.deepEqual(migrateDatabase(db, good), [], 'idempotent');
+        assert.throws(() => migrateDatabase(db, [{ version: 2, name: 'gap', sql: '' }]), /not contiguous/);
+      } finally {
+        db.close();
+      }
+    });
+
+    test("refuses another application's SQLite database", async () => {
+      const file = path.join(freshDir(), 'theirs.db');
+      const db = new DatabaseSync(file);
+      db.exec('CREATE TABLE accounts (id INTEGER PRIMARY KEY)');
+      db.close();
+      await assert.rejects(openSqliteStore({ path: file }), (err: unknown) =>
+        err instanceof AigovError && err.code === 'AIGOV_E_STORE_OPEN_FAILED' && /another application/.test(err.message));
+    });
+  });
+
+  describe('open failures', () => {
+    test('a path whose parent is a regular file', async () => {
+      const dir = freshDir();
+      fs.writeFileSync(path.join(dir, 'file'), 'x');
+      const location = path.join(dir, 'file', 'sub', 'aigov.db');
+      await assert.rejects(openSqliteStore({ path: location }), (err: unknown) => {
+        assert.ok(err instanceof AigovError);
+        assert.equal(err.code, 'AIGOV_E_STORE_OPEN_FAILED');
+        assert.deepEqual(err.params, { location, reason: 'cannot create its directory (ENOTDIR)' });
+        return true;
+      });
+    });
+
+    test('a file that is not a database', async () => {
+      const file = path.join(freshDir(), 'aigov.db');
+      fs.writeFileSync(file, Buffer.alloc(8192, 0x5a));
+      await assert.rejects(openSqliteStore({ path: file }), (err: unknown) =>
+        err instanceof AigovError && err.code === 'AIGOV_E_STORE_OPEN_FAILED' && /file is not a database/.test(String(err.params['reason'])));
+    });
+
+    test('a directory where the file should be', async () => {
+      const dir = freshDir();
+      fs.mkdirSync(path.join(dir, 'aigov.db'));
+      await assert.rejects(openSqliteStore({ path: path.join(dir, 'aigov.db') }), (err: unknown) =>
+        err instanceof AigovError && err.code === 'AIGOV_E_STORE_OPEN_FAILED');
+    });
+  });
+
+  describe('dead or blocked store', () => {
+    test('database directory deleted under the gateway: recordRequest rejects, health is not ok', async () => {
+      const dir = freshDir();
+      const file = path.join(dir, 'data', 'aigov.db');
+      const errors: string[] = [];
+      const store = await open({ path: file, batchIntervalMs: 60_000, onWriteError: (e) => errors.push(e.message) });
+      await store.recordRequest(request('before'));
+      store.appendStreamEvents('before', events('before', 0, 2));
+      assert.equal((await store.health()).ok, true);
+
+      fs.rmSync(path.join(dir, 'data'), { recursive: true });
+
+      const err = await store.recordRequest(request('after')).then(() => null, (e: unknown) => e);
+      assert.ok(err instanceof StoreWriteError);
+      assert.match(err.message, /database file was deleted/);
+      assert.ok(!err.message.includes(SECRET));
+      const health = await store.health();
+      assert.equal(health.ok, false);
+      assert.match(String(health.detail), /deleted/);
+
+      await store.flush(); // the queued events cannot be written anywhere that lasts
+      assert.equal(store.stats().droppedRows, 2);
+      assert.ok(store.stats().writeErrors >= 2);
+      assert.ok(errors.some((m) => /will retry/.test(m)) && errors.some((m) => /dropped 2 of 2/.test(m)), errors.join('\n'));
+      assert.ok(errors.every((m) => !m.includes(SECRET) && !m.includes('data: {')));
+    });
+
+    test('database locked by another process: recordRequest rejects until the lock goes, health follows', async () => {
+      const file = path.join(freshDir(), 'aigov.db');
+      const store = await open({ path: file, busyTimeoutMs: 30 });
+      await store.recordRequest(request('c1'));
+      const locker = new DatabaseSync(file);
+      try {
+        locker.exec('BEGIN IMMEDIATE');
+        const err = await store.recordRequest(request('c2')).then(() => null, (e: unknown) => e);
+        assert.ok(err instanceof StoreWriteError);
+        assert.match(err.message, /database is locked/);
+        assert.ok(!err.message.includes(SECRET));
+        const health = await store.health();
+        assert.equal(health.ok, false);
+        assert.match(String(health.detail), /last write failed: database is locked/);
+      } finally {
+        locker.exec('ROLLBACK');
+        locker.close();
+      }
+      await store.recordRequest(request('c2'));
+      assert.deepEqual(await store.health(), { ok: true, writeErrors: 0, detail: null });
+      assert.equal((await store.listSessions())[0]?.callCount, 2);
+    });
+
+    test('a write-behind batch that fails once is retried on the next tick and nothing is lost', async () => {
+      const file = path.join(freshDir(), 'aigov.db');
+      const errors: string[] = [];
+      const store = await open({ path: file, busyTimeoutMs: 20, batchIntervalMs: 150, maxBatch: 4, onWriteError: (e) => errors.push(e.message) });
+      await store.recordRequest(request('c1'));
+      const locker = new DatabaseSync(file);
+      locker.exec('BEGIN IMMEDIATE');
+      try {
+        store.appendStreamEvents('c1', events('c1', 0, 4)); // reaches maxBatch: written on the next macrotask
+        await waitFor(() => store.stats().writeErrors === 1, 'the first attempt to fail');
+      } finally {
+        locker.exec('ROLLBACK');
+        locker.close();
+      }
+      assert.equal((await store.health()).ok, false);
+      assert.equal(store.stats().queuedRows, 4, 'kept for the retry');
+      await waitFor(() => store.stats().queuedRows === 0, 'the retry');
+      assert.equal(store.stats().droppedRows, 0);
+      assert.equal(store.stats().writeErrors, 1);
+      assert.deepEqual(await store.getStreamEvents('c1'), events('c1', 0, 4));
+      assert.deepEqual(await store.health(), { ok: true, writeErrors: 1, detail: null });
+      assert.equal(errors.length, 1);
+      assert.match(errors[0]!, /writing 4 queued rows failed, will retry: database is locked/);
+    });
+
+    test('a write-behind batch that fails twice is dropped and counted; later writes work again', async () => {
+      const file = path.join(freshDir(), 'aigov.db');
+      const errors: string[] = [];
+      const store = await open({ path: file, busyTimeoutMs: 10, batchIntervalMs: 5, maxBatch: 3, onWriteError: (e) => errors.push(e.message) });
+      await store.recordRequest(request('c1'));
+      const locker = new DatabaseSync(file);
+      locker.exec('BEGIN IMMEDIATE');
+      try {
+        store.appendStreamEvents('c1', events('c1', 0, 3));
+        await waitFor(() => store.stats().droppedRows === 3, 'the batch to be dropped');
+      } finally {
+        locker.exec('ROLLBACK');
+        locker.close();
+      }
+      assert.equal((await store.health()).ok, false);
+      assert.ok(store.stats().writeErrors >= 3, 'first try, retry, and the item on its own');
+      assert.ok(errors.some((m) => /dropped 3 of 3 queued rows after a retry: database is locked/.test(m)), errors.join('\n'));
+
+      store.appendStreamEvents('c1', events('c1', 3, 1));
+      store.finishCall(result('c1'));
+      await store.flush();
+      const stored = await store.getStreamEvents('c1');
+      assert.deepEqual(stored.map((e) => e.raw), events('c1', 3, 1).map((e) => e.raw), 'the dropped rows are gone, the later ones are there');
+      assert.equal((await store.getCall('c1'))?.status, 'completed');
+      assert.equal((await store.health()).ok, true);
+    });
+
+    test('a closed store refuses writes and reports not ok', async () => {
+      const store = await openSqliteStore({ path: path.join(freshDir(), 'aigov.db'), onWriteError: () => {} });
+      await store.close();
+      await assert.rejects(store.recordRequest(request('c1')), /store is closed/);
+      store.appendStreamEvents('c1', events('c1', 0, 1));
+      assert.equal(store.stats().orphanRows, 1);
+      assert.deepEqual(await store.health(), { ok: false, writeErrors: 0, detail: 'the store is closed' });
+      await assert.rejects(store.listSessions(), /closed/);
+    });
+  });
+
+  test('openRecordingStore resolves a relative path against the config directory', async () => {
+    const dir = freshDir();
+    const errors: Error[] = [];
+    const store = await openRecordingStore({ driver: 'sqlite', path: 'state/aigov.db' }, dir, { onWriteError: (e) => errors.push(e) });
+    try {
+      await store.recordRequest(request('c1'));
+      assert.ok(fs.statSync(path.join(dir, 'state', 'aigov.db')).isFile());
+      assert.equal((await store.getCall('c1'))?.callId, 'c1');
+    } finally {
+      await store.close();
+    }
+    const abs = path.join(freshDir(), 'abs.db');
+    const second = await openRecordingStore({ driver: 'sqlite', path: abs }, dir);
+    await second.close();
+    assert.ok(fs.existsSync(abs));
+    assert.deepEqual(errors, []);
+  });
+});

@@ -1,0 +1,79 @@
+/**
+ * A real gateway for tests: the dev IdP mounted under /oidc on the gateway's own server, a
+ * replaying fake upstream for each provider kind, SQLite in a temp dir, and a token obtained
+ * through the real device flow.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildGatewayConfig } from '../../src/config/load.ts';
+import type { GatewayConfigInput } from '../../src/config/schema.ts';
+import { startDevIdp, type DevIdp } from '../../src/gateway/dev/idp.ts';
+import type { PipelineHooks } from '../../src/gateway/hooks.ts';
+import { bindServer, startGateway, type RunningGateway } from '../../src/gateway/start-gateway.ts';
+import { deviceLogin } from './dev-login.ts';
+import { startReplayUpstream, type ReplayUpstream } from './replay-upstream.ts';
+
+export const OPENAI_KEY = 'sk-proj-UPSTREAMsecretKEY0123456789abcd';
+export const ANTHROPIC_KEY = 'sk-ant-api03-UPSTREAMsecretKEY0123456789wxyz';
+export const CLIENT_ID = 'aigov-cli';
+
+export interface Harness {
+  readonly url: string;
+  readonly gateway: RunningGateway;
+  readonly upstream: ReplayUpstream;
+  readonly idp: DevIdp;
+  readonly dir: string;
+  /** alice's access token (developers). */
+  readonly token: string;
+  tokenFor(user: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  readonly hooks?: PipelineHooks;
+  readonly limits?: GatewayConfigInput['limits'];
+  readonly openaiModels?: string[];
+  /** Put the database in a subdirectory (so a test can delete it under the gateway). */
+  readonly storeSubdir?: string;
+  /** Point the openai provider at another upstream than the replay server. */
+  readonly openaiBaseUrl?: string;
+}
+
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const dir = await mkdtemp(join(tmpdir(), 'aigov-gw-'));
+  const upstream = await startReplayUpstream();
+  const bound = await bindServer({ listen: { host: '127.0.0.1', port: 0 } });
+  const issuer = `${bound.url}/oidc`;
+  const idp = await startDevIdp({ issuer, audience: bound.url, cliClientId: CLIENT_ID, requiredScope: 'aigov', stateDir: join(dir, 'idp') });
+  const input: GatewayConfigInput = {
+    listen: { host: '127.0.0.1', port: Number(new URL(bound.url).port) },
+    identity: { issuer, audience: bound.url, cli_client_id: CLIENT_ID, required_scope: 'aigov' },
+    providers: [
+      { name: 'openai', kind: 'openai', base_url: options.openaiBaseUrl ?? `${upstream.url}/v1`, api_key: '${TEST_OPENAI_KEY}', models: options.openaiModels ?? [] },
+      { name: 'anthropic', kind: 'anthropic', base_url: upstream.url, api_key: '${TEST_ANTHROPIC_KEY}' },
+    ],
+    storage: { driver: 'sqlite', path: join(dir, options.storeSubdir ?? '', 'aigov.db') },
+    limits: options.limits ?? {},
+    logging: { level: process.env.AIGOV_TEST_LOG === '1' ? 'debug' : 'silent' },
+  };
+  const config = buildGatewayConfig(input, join(dir, 'test-config'), { env: { TEST_OPENAI_KEY: OPENAI_KEY, TEST_ANTHROPIC_KEY: ANTHROPIC_KEY } });
+  const gateway = await startGateway(config, { version: 'test', hooks: options.hooks, mounts: [{ prefix: '/oidc', handle: (req, res) => idp.handle(req, res) }] }, bound);
+  const tokenFor = async (user: string): Promise<string> => (await deviceLogin(idp, CLIENT_ID, user)).accessToken;
+  const token = await tokenFor('alice');
+  return {
+    url: bound.url,
+    gateway,
+    upstream,
+    idp,
+    dir,
+    token,
+    tokenFor,
+    async close() {
+      await gateway.close();
+      await idp.close();
+      await upstream.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
