@@ -497,6 +497,17 @@ describe('recording is the system of record', () => {
     assert.ok(!h.upstream.received.some((r) => 'x-aigov-session' in r.headers), 'aigov headers stay at the gateway');
   });
 
+  it("a session id that belongs to another user is refused (409), not merged", async () => {
+    h.upstream.route('POST', '/v1/chat/completions', loadTranscript('openai-chat'));
+    const headers = { 'x-aigov-session': `ses_owned_${Date.now()}` };
+    await openai(h.token, { defaultHeaders: headers }).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'mine' }] });
+    const bob = await h.tokenFor('bob');
+    const error = await openai(bob, { defaultHeaders: headers }).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'theirs' }] }).catch((e: unknown) => e);
+    assert.ok(error instanceof OpenAI.ConflictError, String(error));
+    assert.match(error.message, /belongs to another user/);
+    assert.equal(h.upstream.received.length, 1, 'the refused call was not forwarded');
+  });
+
   it('a store that cannot record → 503 and nothing is forwarded (fail closed)', async () => {
     const g = await startHarness({ storeSubdir: 'data' });
     try {
@@ -566,7 +577,7 @@ describe('recording is the system of record', () => {
 });
 
 describe('backpressure', () => {
-  it('a client that stops reading makes the gateway stop reading the upstream (bounded buffering)', async () => {
+  it('a client that stops reading makes the gateway stop reading the upstream (bounded buffering)', async (t) => {
     // An upstream that would stream 200 MB, writing only as fast as the gateway takes it.
     const chunk = `data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { content: 'y'.repeat(60_000) }, finish_reason: null }] })}\n\n`;
     let written = 0;
@@ -603,8 +614,9 @@ describe('backpressure', () => {
         req.on('error', reject);
         req.end(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'big' }], stream: true }));
       });
+      t.diagnostic(`upstream wrote ${Math.round(written / 1e6)} MB while the client was stalled`);
       // Socket buffers on the way hold some MB; an unbounded gateway would have taken all 200 MB.
-      assert.ok(written < 40e6, `the upstream wrote ${Math.round(written / 1e6)} MB while the client was stalled`);
+      assert.ok(written < 25e6, `the upstream wrote ${Math.round(written / 1e6)} MB while the client was stalled`);
     } finally {
       await g.close();
       upstream.closeAllConnections();

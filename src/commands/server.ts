@@ -3,9 +3,9 @@ import { runCommand } from '../cli/run-command.ts';
 
 export default class Server extends Command {
   static override summary = 'Run the aigov gateway.';
-  static override description = `Verifies OIDC access tokens, proxies the OpenAI and Anthropic APIs with the provider keys
-swapped in, and records every call. Use --dev for a zero-config local gateway with an embedded
-identity provider, SQLite in the state dir and a built-in dev model.`;
+  static override description =
+    'Verifies OIDC access tokens, proxies the OpenAI and Anthropic APIs with the provider keys swapped in, and records every call. ' +
+    'Use --dev for a zero-config local gateway with an embedded identity provider, SQLite in the state dir and a built-in dev model.';
 
   static override examples = [
     { command: '<%= config.bin %> server --dev', description: 'Try aigov on this machine, offline.' },
@@ -16,16 +16,16 @@ identity provider, SQLite in the state dir and a built-in dev model.`;
     config: Flags.string({ char: 'c', summary: 'Gateway configuration file (YAML).', env: 'AIGOV_CONFIG', exclusive: ['dev'] }),
     dev: Flags.boolean({ summary: 'Zero-config dev gateway: embedded IdP, SQLite, built-in dev model; binds 127.0.0.1.', env: 'AIGOV_DEV' }),
     port: Flags.integer({ char: 'p', summary: 'Port to listen on (overrides listen.port; dev default 8787, 0 picks a free one).', env: 'AIGOV_PORT', min: 0, max: 65535 }),
-    'state-dir': Flags.string({ summary: 'Dev mode: where to keep the IdP keys and the SQLite recordings.', env: 'AIGOV_STATE_DIR', dependsOn: ['dev'] }),
+    'state-dir': Flags.string({ summary: 'Dev mode: where to keep the IdP keys and the SQLite recordings.', env: 'AIGOV_STATE_DIR' }),
     'log-level': Flags.string({ summary: 'Log level (overrides logging.level).', env: 'AIGOV_LOG_LEVEL', options: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }),
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Server);
+    if (!flags.dev && !flags.config) {
+      this.error('Pass --config FILE to run with a configuration, or --dev for a zero-config local gateway.', { exit: 64 });
+    }
     await runCommand(async () => {
-      if (!flags.dev && !flags.config) {
-        this.error('Pass --config FILE to run with a configuration, or --dev for a zero-config local gateway.', { exit: 64 });
-      }
       const { serveGateway } = await import('../gateway/serve.ts');
       await serveGateway({
         version: this.config.version,

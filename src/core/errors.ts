@@ -96,6 +96,11 @@ export const ERRORS = {
     message: 'The x-aigov-session header is not a valid session id: {reason}.',
     hint: 'Let `aigov run` set it, or send 1-128 characters of letters, digits, ".", "_", ":" or "-".',
   },
+  AIGOV_E_SESSION_CONFLICT: {
+    status: 409, exitCode: EXIT.noPerm, type: 'invalid_request_error',
+    message: 'The session id in x-aigov-session belongs to another user.',
+    hint: 'Let `aigov run` pick the session id, or send a new unique one.',
+  },
   AIGOV_E_STORE_UNAVAILABLE: {
     status: 503, exitCode: EXIT.unavailable, type: 'api_error',
     message: 'The request was not sent: the gateway could not record it.',

@@ -17,7 +17,7 @@ import { AigovError, type ErrorCode } from '../core/errors.ts';
 import { mergeUsage, type NormalizedRequest, type PolicyDecision, type Principal, type ResponseEvent, type Usage } from '../core/events.ts';
 import { scrubSecrets } from '../core/scrub-secrets.ts';
 import { SseParser, type SseEvent } from '../core/sse.ts';
-import type { CallStatus, ClientInfo, PolicyDecisionRecord, RecordingStore, StreamEventRecord } from '../store/recording-store.ts';
+import { SessionOwnerConflictError, type CallStatus, type ClientInfo, type PolicyDecisionRecord, type RecordingStore, type StreamEventRecord } from '../store/recording-store.ts';
 import type { CallContext, PipelineHooks, ResponseTransform } from './hooks.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { pickResponseHeaders, type ProviderAdapter, type ProviderError, type RouteMatch } from './providers/adapter.ts';
@@ -220,6 +220,10 @@ async function recordRequest(call: CallState, principal: Principal, parsed: Pars
     call.recorded = true;
     return true;
   } catch (error) {
+    if (error instanceof SessionOwnerConflictError) {
+      call.sendError(new AigovError('AIGOV_E_SESSION_CONFLICT'), null);
+      return false;
+    }
     call.deps.metrics.storeErrors.inc({ operation: 'record_request' });
     call.deps.logger.error({ callId: call.callId, err: errorSummary(error) }, 'recording store refused the request record; not forwarding');
     call.sendError(new AigovError('AIGOV_E_STORE_UNAVAILABLE'), null);

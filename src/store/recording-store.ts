@@ -122,3 +122,11 @@ export interface RecordingStore {
   /** Flushes and releases the store. Idempotent. */
   close(): Promise<void>;
 }
+
+/** recordRequest's rejection when the session id already belongs to another principal. Any driver throws it. */
+export class SessionOwnerConflictError extends Error {
+  constructor() {
+    super('recording the request failed: the session id belongs to another principal');
+    this.name = 'SessionOwnerConflictError';
+  }
+}

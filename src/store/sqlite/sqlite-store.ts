@@ -47,6 +47,7 @@ import type {
   StoreHealth,
   StreamEventRecord,
 } from '../recording-store.ts';
+import { SessionOwnerConflictError } from '../recording-store.ts';
 import { migrateDatabase, SchemaTooNewError } from './migrations.ts';
 
 /**
@@ -94,12 +95,7 @@ export interface SqliteStoreStats {
 }
 
 /** recordRequest was refused: the session id belongs to another principal. */
-export class SessionOwnerConflictError extends Error {
-  constructor() {
-    super('recording the request failed: the session id belongs to another principal');
-    this.name = 'SessionOwnerConflictError';
-  }
-}
+export { SessionOwnerConflictError };
 
 /** A write to the recording store failed; the message has no record contents. */
 export class StoreWriteError extends Error {
