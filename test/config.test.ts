@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadGatewayConfig } from '../src/config/load.ts';
-import { AigovError } from '../src/core/errors.ts';
+import { isAigovError, type AigovError } from '../src/core/errors.ts';
 
 const KEY = 'sk-test-abcdefghijklmnopqrstuvwxyz';
 
@@ -32,7 +32,7 @@ function configError(fn: () => unknown): AigovError {
   try {
     fn();
   } catch (error) {
-    assert.ok(error instanceof AigovError, `expected AigovError, got ${String(error)}`);
+    assert.ok(isAigovError(error), `expected AigovError, got ${String(error)}`);
     return error;
   }
   assert.fail('expected an error');

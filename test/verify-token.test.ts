@@ -162,13 +162,13 @@ async function sign(clock: { seconds: () => number }, spec: TokenSpec = {}): Pro
 
 function assertOk(result: VerifyResult): Extract<VerifyResult, { ok: true }> {
   assert.equal(result.ok, true, result.ok ? '' : `expected success, got ${result.code}: ${result.reason}`);
-  return result as Extract<VerifyResult, { ok: true }>;
+  return result;
 }
 
 /** A failure with the code and reason, whose texts hold nothing from the token. */
 function assertFailure(result: VerifyResult, code: VerifyFailureCode, reason: RegExp, token?: string): Extract<VerifyResult, { ok: false }> {
   assert.equal(result.ok, false, 'expected a failure');
-  const failure = result as Extract<VerifyResult, { ok: false }>;
+  const failure = result;
   assert.equal(failure.code, code, `reason was: ${failure.reason}`);
   assert.match(failure.reason, reason);
   assert.ok(failure.reason.length <= 80, 'reason is short');

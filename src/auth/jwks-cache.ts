@@ -208,15 +208,12 @@ async function readCapped(response: Response, limit: number): Promise<string> {
     throw new Error(`body exceeds ${limit} bytes`);
   }
   if (response.body === null) return '';
-  const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
+  for await (const value of response.body as AsyncIterable<Uint8Array>) {
     total += value.byteLength;
     if (total > limit) {
-      await reader.cancel().catch(() => {});
+      await response.body.cancel().catch(() => {});
       throw new Error(`body exceeds ${limit} bytes`);
     }
     chunks.push(value);

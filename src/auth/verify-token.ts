@@ -121,7 +121,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     }
 
     const nowSeconds = Math.floor(now() / 1000);
-    if (payload.iat !== undefined && (payload.iat as number) > nowSeconds + skew) return invalid('token issued in the future');
+    if (payload.iat !== undefined && (payload.iat) > nowSeconds + skew) return invalid('token issued in the future');
     if (typeof payload.sub !== 'string' || payload.sub === '') return invalid('invalid sub claim');
     const expiresAt = (payload.exp as number) * 1000;
 

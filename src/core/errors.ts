@@ -171,7 +171,7 @@ export class AigovError<C extends ErrorCode = ErrorCode> extends Error {
 
   constructor(code: C, ...args: keyof ErrorParams<C> extends never ? [params?: ErrorParams<C>, options?: ErrorOptions] : [params: ErrorParams<C>, options?: ErrorOptions]) {
     const [params = {} as ErrorParams<C>, options] = args;
-    super(formatMessage(ERRORS[code].message, params as Record<string, string | number>), options);
+    super(formatMessage(ERRORS[code].message, params), options);
     this.name = 'AigovError';
     this.code = code;
     this.spec = ERRORS[code];

@@ -6,8 +6,8 @@
  */
 
 const KEY_SHAPES: readonly RegExp[] = [
-  /\bsk-[A-Za-z0-9_*\-.]{3,}/g, // OpenAI, Anthropic (sk-ant-…), OpenAI-compatible
-  /\b(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=*\-]{8,}/gi,
+  /\bsk-[A-Za-z0-9_*.-]{3,}/g, // OpenAI, Anthropic (sk-ant-…), OpenAI-compatible
+  /\b(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=*-]{8,}/gi,
   /\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g, // JWTs
   /\b(?:AKIA|ASIA)[A-Z0-9]{16}\b/g,
   /\bAIza[A-Za-z0-9_-]{20,}/g,

@@ -21,7 +21,7 @@ export function createServer(tls: ListenOptions['tls']): Server {
       throw new AigovError('AIGOV_E_CONFIG_NOT_FOUND', { file, reason: `cannot read the TLS ${what} (${(error as NodeJS.ErrnoException).code ?? 'error'})` });
     }
   };
-  return createHttpsServer({ ...options, cert: read(tls.cert, 'certificate'), key: read(tls.key, 'key') }) as unknown as Server;
+  return createHttpsServer({ ...options, cert: read(tls.cert, 'certificate'), key: read(tls.key, 'key') });
 }
 
 /** Binds and resolves with the base URL (http(s)://host:port). */

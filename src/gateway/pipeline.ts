@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import type { Agent, Dispatcher } from 'undici';
 import type { TokenVerifier } from '../auth/verify-token.ts';
 import type { ResolvedProvider } from '../config/schema.ts';
-import { AigovError, type ErrorCode } from '../core/errors.ts';
+import { AigovError, isAigovError, type ErrorCode } from '../core/errors.ts';
 import { mergeUsage, type NormalizedRequest, type PolicyDecision, type Principal, type ResponseEvent, type Usage } from '../core/events.ts';
 import { scrubSecrets } from '../core/scrub-secrets.ts';
 import { SseParser, type SseEvent } from '../core/sse.ts';
@@ -118,12 +118,11 @@ async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
   let bodyText = '';
   if (route.hasBody) {
     const body = await readBody(call.req, call.deps.maxBodyBytes);
-    if (body === 'too_large') {
-      call.sendError(new AigovError('AIGOV_E_BODY_TOO_LARGE', { limit: call.deps.maxBodyBytes }), null, { connection: 'close' });
+    if (!body.ok) {
+      if (body.reason === 'too_large') call.sendError(new AigovError('AIGOV_E_BODY_TOO_LARGE', { limit: call.deps.maxBodyBytes }), null, { connection: 'close' });
       return null;
     }
-    if (body === 'aborted') return null;
-    bodyText = body;
+    bodyText = body.text;
     call.deps.metrics.requestBytes.inc({ provider: provider.name }, Buffer.byteLength(bodyText));
   }
   let json: unknown = {};
@@ -139,7 +138,7 @@ async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
   try {
     request = adapter.parseRequest(route.endpoint, json);
   } catch (error) {
-    if (error instanceof AigovError) {
+    if (isAigovError(error)) {
       call.sendError(error, null);
       return null;
     }
@@ -155,17 +154,19 @@ async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
   return { bodyText, request };
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<string | 'too_large' | 'aborted'> {
+type BodyResult = { readonly ok: true; readonly text: string } | { readonly ok: false; readonly reason: 'too_large' | 'aborted' };
+
+function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     req.resume();
-    return Promise.resolve('too_large');
+    return Promise.resolve({ ok: false, reason: 'too_large' });
   }
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
-    const finish = (value: string | 'too_large' | 'aborted'): void => {
+    const finish = (value: BodyResult): void => {
       if (done) return;
       done = true;
       resolve(value);
@@ -174,14 +175,14 @@ function readBody(req: IncomingMessage, limit: number): Promise<string | 'too_la
       size += chunk.length;
       if (size > limit) {
         req.resume();
-        finish('too_large');
+        finish({ ok: false, reason: 'too_large' });
         return;
       }
       if (!done) chunks.push(chunk);
     });
-    req.on('end', () => finish(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', () => finish('aborted'));
-    req.on('close', () => finish(req.complete ? Buffer.concat(chunks).toString('utf8') : 'aborted'));
+    req.on('end', () => finish({ ok: true, text: Buffer.concat(chunks).toString('utf8') }));
+    req.on('error', () => finish({ ok: false, reason: 'aborted' }));
+    req.on('close', () => finish(req.complete ? { ok: true, text: Buffer.concat(chunks).toString('utf8') } : { ok: false, reason: 'aborted' }));
   });
 }
 
@@ -552,7 +553,7 @@ class CallState {
 
 /** A log-safe description of an error: its class and code, never its message's data. */
 export function errorSummary(error: unknown): string {
-  if (error instanceof AigovError) return error.code;
+  if (isAigovError(error)) return error.code;
   if (error instanceof Error) {
     const code = (error as NodeJS.ErrnoException).code;
     return `${error.name}${code ? ` ${code}` : ''}: ${error.message.slice(0, 200)}`;

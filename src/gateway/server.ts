@@ -42,7 +42,7 @@ export interface GatewayServices {
 }
 
 export interface GatewayHandler {
-  handle(req: IncomingMessage, res: ServerResponse): void;
+  readonly handle: (req: IncomingMessage, res: ServerResponse) => void;
   /** Stops taking requests, lets in-flight calls finish up to the grace period, then cuts them. */
   shutdown(server: Server): Promise<void>;
   readonly inflight: number;

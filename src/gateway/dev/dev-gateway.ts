@@ -29,7 +29,7 @@ export interface RunningDevGateway extends RunningGateway {
 export async function startDevGateway(options: DevGatewayOptions): Promise<RunningDevGateway> {
   mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
   const listenOnly = { listen: { host: '127.0.0.1', port: options.port } };
-  const bound = await bindServer(listenOnly as Pick<GatewayConfig, 'listen'>);
+  const bound = await bindServer(listenOnly);
   const devModel = await startDevModel();
   let idp: DevIdp | null = null;
   try {

@@ -5,7 +5,6 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { EndpointId, NormalizedRequest, ProviderKind, ResponseEvent } from '../../core/events.ts';
-import type { ProviderErrorType } from '../../core/errors.ts';
 import type { SseEvent } from '../../core/sse.ts';
 
 export interface RouteMatch {
@@ -19,7 +18,8 @@ export type RouteResult = RouteMatch | { readonly ok: false; readonly reason: 'n
 
 export interface ProviderError {
   readonly status: number;
-  readonly type: ProviderErrorType | string;
+  /** A ProviderErrorType, or whatever type string the upstream sent. */
+  readonly type: string;
   readonly message: string;
   readonly code: string | null;
 }
