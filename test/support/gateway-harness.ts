@@ -4,6 +4,7 @@
  * through the real device flow.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import type { Logger } from 'pino';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildGatewayConfig } from '../../src/config/load.ts';
@@ -38,6 +39,7 @@ export interface HarnessOptions {
   readonly storeSubdir?: string;
   /** Point the openai provider at another upstream than the replay server. */
   readonly openaiBaseUrl?: string;
+  readonly logger?: Logger;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -58,7 +60,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     logging: { level: process.env.AIGOV_TEST_LOG === '1' ? 'debug' : 'silent' },
   };
   const config = buildGatewayConfig(input, join(dir, 'test-config'), { env: { TEST_OPENAI_KEY: OPENAI_KEY, TEST_ANTHROPIC_KEY: ANTHROPIC_KEY } });
-  const gateway = await startGateway(config, { version: 'test', hooks: options.hooks, mounts: [{ prefix: '/oidc', handle: (req, res) => idp.handle(req, res) }] }, bound);
+  const gateway = await startGateway(config, { version: 'test', hooks: options.hooks, logger: options.logger, mounts: [{ prefix: '/oidc', handle: (req, res) => idp.handle(req, res) }] }, bound);
   const tokenFor = async (user: string): Promise<string> => (await deviceLogin(idp, CLIENT_ID, user)).accessToken;
   const token = await tokenFor('alice');
   return {
