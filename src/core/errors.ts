@@ -156,6 +156,72 @@ export const ERRORS = {
     message: 'Cannot open the recording store at {location}: {reason}.',
     hint: 'Check storage settings and that the directory exists and is writable.',
   },
+  // ---- CLI: login, credentials, daemon, run ----
+  AIGOV_E_GATEWAY_UNREACHABLE: {
+    status: 502, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'Cannot reach the aigov gateway at {url}: {reason}.',
+    hint: 'Check the URL (aigov login --gateway URL) and that the gateway is running.',
+  },
+  AIGOV_E_GATEWAY_INVALID: {
+    status: 502, exitCode: EXIT.unavailable, type: 'api_error',
+    message: '{url} did not answer like an aigov gateway: {reason}.',
+    hint: 'Pass the gateway base URL (the one serving /.well-known/aigov-configuration).',
+  },
+  AIGOV_E_LOGIN_DENIED: {
+    status: 401, exitCode: EXIT.auth, type: 'authentication_error',
+    message: 'The sign-in was denied at the identity provider.',
+    hint: 'Run `aigov login` again and approve the request, or ask your IdP administrator.',
+  },
+  AIGOV_E_LOGIN_EXPIRED: {
+    status: 401, exitCode: EXIT.auth, type: 'authentication_error',
+    message: 'The sign-in code expired before it was approved.',
+    hint: 'Run `aigov login` again and approve the new code sooner.',
+  },
+  AIGOV_E_LOGIN_FAILED: {
+    status: 502, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'The sign-in failed: {reason}.',
+    hint: 'Retry `aigov login`; if it persists, check the identity provider.',
+  },
+  AIGOV_E_NOT_LOGGED_IN: {
+    status: 401, exitCode: EXIT.auth, type: 'authentication_error',
+    message: 'Not logged in to aigov (profile `{profile}`).',
+    hint: 'Run `aigov login --gateway URL` first.',
+  },
+  AIGOV_E_SESSION_EXPIRED: {
+    status: 401, exitCode: EXIT.auth, type: 'authentication_error',
+    message: 'Your aigov sign-in has expired or was revoked (profile `{profile}`).',
+    hint: 'Run `aigov login` to sign in again.',
+  },
+  AIGOV_E_KEYCHAIN_UNAVAILABLE: {
+    status: 500, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'The OS keychain is not available: {reason}.',
+    hint: 'Unlock or start your keychain (on Linux, a Secret Service such as GNOME Keyring), or pass --insecure-storage to keep the token in a 0600 file.',
+  },
+  AIGOV_E_CREDENTIALS_UNREADABLE: {
+    status: 500, exitCode: EXIT.config, type: 'api_error',
+    message: 'The stored aigov credentials cannot be read: {reason}.',
+    hint: 'Run `aigov logout` and `aigov login` again.',
+  },
+  AIGOV_E_RUN_KEY_INVALID: {
+    status: 401, exitCode: EXIT.auth, type: 'authentication_error',
+    message: 'This request did not carry a valid aigov run key.',
+    hint: 'Start the program with `aigov run -- …`, which sets OPENAI_API_KEY / ANTHROPIC_API_KEY for it.',
+  },
+  AIGOV_E_DAEMON_UNAVAILABLE: {
+    status: 503, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'The aigov daemon is not available: {reason}.',
+    hint: 'Run `aigov daemon start` (or just `aigov run`, which starts it), and `aigov daemon status` to see its state.',
+  },
+  AIGOV_E_RUN_NESTED: {
+    status: 400, exitCode: EXIT.usage, type: 'invalid_request_error',
+    message: 'Already inside `aigov run` (session {session}); nested runs are not supported.',
+    hint: 'Run the inner command directly: it already talks to the gateway through the outer run.',
+  },
+  AIGOV_E_COMMAND_NOT_FOUND: {
+    status: 400, exitCode: 127, type: 'invalid_request_error',
+    message: 'Cannot run `{command}`: {reason}.',
+    hint: 'Check the command name and your PATH.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
