@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import OpenAI from 'openai';
-import { Agent } from 'undici';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { buildGatewayConfig } from '../src/config/load.ts';
 import { startGateway } from '../src/gateway/start-gateway.ts';
 import { OPENAI_KEY, startHarness } from './support/gateway-harness.ts';
@@ -34,7 +34,7 @@ describe('TLS listener', () => {
       const client = new OpenAI({ baseURL: `${gateway.url}/openai/v1`, apiKey: h.token, maxRetries: 0, fetchOptions: { dispatcher } });
       const completion = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'over tls' }] });
       assert.ok(completion.choices[0]?.message.content);
-      const discovery = (await (await fetch(`${gateway.url}/.well-known/aigov-configuration`, { dispatcher } as RequestInit)).json()) as { providers: { base_url: string }[] };
+      const discovery = (await (await undiciFetch(`${gateway.url}/.well-known/aigov-configuration`, { dispatcher })).json()) as { providers: { base_url: string }[] };
       assert.match(discovery.providers[0]!.base_url, /^https:\/\//);
       // A client that does not trust the certificate is refused by TLS itself.
       await assert.rejects(fetch(`${gateway.url}/healthz`));
