@@ -1,0 +1,58 @@
+/**
+ * The gateway under benchmark, in its own process: the dev IdP mounted under /oidc, one openai
+ * provider pointing at the upstream given as argv[2], SQLite recording in a temp dir, logging
+ * silent. Logs alice in through the real device flow and prints ONE JSON line
+ * `{"url","token","pid"}` on stdout — for the parent's pipe only (the token must not reach a
+ * terminal). Stops, removing its temp dir, on SIGTERM or when stdin closes.
+ *
+ *   node bench/gateway-process.ts http://127.0.0.1:P     (spawned by bench/gateway-overhead.ts)
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildGatewayConfig } from '../src/config/load.ts';
+import type { GatewayConfigInput } from '../src/config/schema.ts';
+import { startDevIdp } from '../src/gateway/dev/idp.ts';
+import { bindServer, startGateway } from '../src/gateway/start-gateway.ts';
+import { deviceLogin } from '../test/support/dev-login.ts';
+
+const CLIENT_ID = 'aigov-cli';
+const upstreamUrl = process.argv[2];
+if (!upstreamUrl || !/^http:\/\/127\.0\.0\.1:\d+$/.test(upstreamUrl)) {
+  process.stderr.write('usage: node bench/gateway-process.ts http://127.0.0.1:PORT\n');
+  process.exit(2);
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'aigov-bench-gw-'));
+const bound = await bindServer({ listen: { host: '127.0.0.1', port: 0 } });
+const issuer = `${bound.url}/oidc`;
+const idp = await startDevIdp({ issuer, audience: bound.url, cliClientId: CLIENT_ID, requiredScope: 'aigov', stateDir: join(dir, 'idp'), accessTokenTtlSeconds: 3600 });
+const input: GatewayConfigInput = {
+  listen: { host: '127.0.0.1', port: Number(new URL(bound.url).port) },
+  identity: { issuer, audience: bound.url, cli_client_id: CLIENT_ID, required_scope: 'aigov' },
+  providers: [{ name: 'openai', kind: 'openai', base_url: `${upstreamUrl}/v1`, api_key: '${BENCH_OPENAI_KEY}' }],
+  storage: { driver: 'sqlite', path: join(dir, 'aigov.db') },
+  logging: { level: 'silent' },
+};
+const config = buildGatewayConfig(input, join(dir, 'bench-config'), { env: { BENCH_OPENAI_KEY: 'sk-bench-not-a-real-key-0000000000000000' } });
+const gateway = await startGateway(config, { version: 'bench', mounts: [{ prefix: '/oidc', handle: (req, res) => idp.handle(req, res) }] }, bound);
+const { accessToken } = await deviceLogin(idp, CLIENT_ID, 'alice');
+
+let stopping = false;
+async function stop(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  try {
+    await gateway.close();
+    await idp.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+    // process.exit (not a kill) so that `--cpu-prof` can write its profile.
+    process.exit(0);
+  }
+}
+process.on('SIGTERM', () => void stop());
+process.stdin.on('close', () => void stop());
+process.stdin.resume();
+
+process.stdout.write(`${JSON.stringify({ url: bound.url, token: accessToken, pid: process.pid })}\n`);
