@@ -5,5 +5,17 @@ process.on('warning', (warning) => {
   if (warning.name === 'ExperimentalWarning' && /SQLite/.test(warning.message)) return;
   process.stderr.write(`${warning.name}: ${warning.message}\n`);
 });
+
+// Cold-start fast paths: loading @oclif/core alone costs ~110 ms, so the two commands whose
+// speed users feel — `--version` for now — skip it when their arguments are simple. Anything
+// else (help, unknown flags) goes through oclif as usual. See docs/benchmarks.md.
+const argv = process.argv.slice(2);
+if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
+  const { readFileSync } = await import('node:fs');
+  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+  process.stdout.write(`aigov/${version} ${process.platform}-${process.arch} node-${process.version}\n`);
+  process.exit(0);
+}
+
 const { execute } = await import('@oclif/core');
 await execute({ dir: import.meta.url });
