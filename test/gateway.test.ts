@@ -306,6 +306,18 @@ describe('Anthropic through the gateway', () => {
     });
   }
 
+  it('accepts the token as x-api-key (how Anthropic clients send their key) and never forwards it', async () => {
+    h.upstream.route('POST', '/v1/messages', loadTranscript('anthropic-messages'));
+    const res = await raw('POST', '/anthropic/v1/messages', {
+      headers: { 'x-api-key': h.token, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(h.upstream.received[0]?.headers['x-api-key'], ANTHROPIC_KEY);
+    const bad = await raw('POST', '/anthropic/v1/messages', { headers: { 'x-api-key': 'nope', 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(bad.status, 401);
+  });
+
   it('streamed text, 1-byte chunking', async () => {
     h.upstream.route('POST', '/v1/messages', loadTranscript('anthropic-messages-stream'), { chunking: 'bytes' });
     const direct = loadTranscript('anthropic-messages-stream')

@@ -84,7 +84,11 @@ async function runStages(call: CallState): Promise<void> {
 // Stage 1
 
 async function authenticate(call: CallState): Promise<Principal | null> {
-  const result = await call.deps.verifier.verify(call.req.headers.authorization);
+  const { headers } = call.req;
+  // Anthropic clients send their key as `x-api-key`; accept the aigov token there too.
+  const apiKey = call.target.adapter.kind === 'anthropic' ? headers['x-api-key'] : undefined;
+  const authorization = headers.authorization ?? (typeof apiKey === 'string' && apiKey !== '' ? `Bearer ${apiKey}` : undefined);
+  const result = await call.deps.verifier.verify(authorization);
   if (result.ok) return result.principal;
   call.deps.metrics.authFailures.inc({ code: result.code });
   const error =

@@ -19,6 +19,8 @@ export interface DevGatewayOptions extends Omit<StartGatewayOptions, 'dev' | 'mo
   readonly port: number;
   readonly stateDir: string;
   readonly logLevel?: GatewayConfig['logging']['level'];
+  /** Lifetime of the dev IdP's access tokens (default 600 s); tests shorten it to exercise refresh. */
+  readonly accessTokenTtlSeconds?: number;
 }
 
 export interface RunningDevGateway extends RunningGateway {
@@ -34,7 +36,7 @@ export async function startDevGateway(options: DevGatewayOptions): Promise<Runni
   let idp: DevIdp | null = null;
   try {
     const issuer = `${bound.url}${DEV_ISSUER_PATH}`;
-    idp = await startDevIdp({ issuer, audience: bound.url, cliClientId: DEV_CLI_CLIENT_ID, requiredScope: DEV_REQUIRED_SCOPE, stateDir: options.stateDir });
+    idp = await startDevIdp({ issuer, audience: bound.url, cliClientId: DEV_CLI_CLIENT_ID, requiredScope: DEV_REQUIRED_SCOPE, stateDir: options.stateDir, accessTokenTtlSeconds: options.accessTokenTtlSeconds });
     const input: GatewayConfigInput = {
       listen: { host: '127.0.0.1', port: Number(new URL(bound.url).port) },
       identity: {
