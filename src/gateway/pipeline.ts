@@ -18,6 +18,7 @@ import { mergeUsage, type NormalizedRequest, type PolicyDecision, type Principal
 import { scrubSecrets } from '../core/scrub-secrets.ts';
 import { SseParser, type SseEvent } from '../core/sse.ts';
 import { SessionOwnerConflictError, type CallStatus, type ClientInfo, type PolicyDecisionRecord, type RecordingStore, type StreamEventRecord } from '../store/recording-store.ts';
+import { waitForDrain } from './backpressure.ts';
 import type { CallContext, PipelineHooks, ResponseTransform } from './hooks.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { pickResponseHeaders, type ProviderAdapter, type ProviderError, type RouteMatch } from './providers/adapter.ts';
@@ -472,16 +473,7 @@ class CallState {
   async write(data: string | Buffer): Promise<void> {
     if (this.clientGone) return;
     this.#markFirstByte(data);
-    if (this.res.write(data)) return;
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        this.res.off('drain', done);
-        this.res.off('close', done);
-        resolve();
-      };
-      this.res.on('drain', done);
-      this.res.on('close', done);
-    });
+    if (!this.res.write(data)) await waitForDrain(this.res);
   }
 
   endWith(body: string): void {

@@ -5,6 +5,7 @@
  * characters included), optionally with keep-alive comments between SSE events, delays, or a
  * connection that dies after N body bytes. It records every request it receives.
  */
+import { waitForDrain } from '../../src/gateway/backpressure.ts';
 import { readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
@@ -227,7 +228,7 @@ async function replay(res: ServerResponse, transcript: Transcript, options: Repl
     first = false;
     if (res.destroyed) return;
     sent += piece.length;
-    if (!res.write(piece)) await waitDrain(res);
+    if (!res.write(piece)) await waitForDrain(res);
   }
   if (sent < bytes.length) {
     // Let what was written leave, then cut the connection mid-body.
@@ -239,17 +240,6 @@ async function replay(res: ServerResponse, transcript: Transcript, options: Repl
   if (!res.destroyed) res.end();
 }
 
-function waitDrain(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

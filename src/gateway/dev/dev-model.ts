@@ -10,6 +10,7 @@
  *   OpenAI     http://127.0.0.1:P/openai/v1   chat/completions, responses, embeddings, models, models/{id}
  *   Anthropic  http://127.0.0.1:P/anthropic   v1/messages, v1/models
  */
+import { waitForDrain } from '../backpressure.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -214,7 +215,7 @@ class SseWriter {
     if (!this.#first && this.#delayMs > 0) await sleep(this.#delayMs);
     this.#first = false;
     if (this.closed) return;
-    if (!this.#res.write(text)) await waitDrain(this.#res);
+    if (!this.#res.write(text)) await waitForDrain(this.#res);
   }
 
   /** `data: {json}` (OpenAI chat style, no event name). */
@@ -232,17 +233,6 @@ class SseWriter {
   }
 }
 
-function waitDrain(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -99,6 +99,14 @@ export type JsonObject = { [key: string]: Json };
 export function isObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+/** JSON.parse that answers undefined instead of throwing (upstream bodies are untrusted). */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
 export function str(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }

@@ -1,7 +1,7 @@
 /** Anthropic wire protocol: Messages (JSON and SSE), token counting, Models. */
 import { AigovError } from '../../core/errors.ts';
 import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent } from '../../core/events.ts';
-import { arr, isObject, num, pickForwardedHeaders, str, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
+import { arr, isObject, num, parseJson, pickForwardedHeaders, str, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
 
 const DEFAULT_VERSION = '2023-06-01';
 
@@ -72,12 +72,7 @@ export const anthropicAdapter: ProviderAdapter = {
 
   parseStreamEvent(endpoint, event): ResponseEvent[] {
     if (event.data === null || endpoint !== 'anthropic.messages') return [];
-    let data: unknown;
-    try {
-      data = JSON.parse(event.data);
-    } catch {
-      return [];
-    }
+    const data = parseJson(event.data);
     if (!isObject(data)) return [];
     const type = str(data.type) ?? event.event;
     const events: ResponseEvent[] = [];
@@ -115,12 +110,7 @@ export const anthropicAdapter: ProviderAdapter = {
   },
 
   parseErrorBody(status, body): ProviderError | null {
-    let data: unknown;
-    try {
-      data = JSON.parse(body);
-    } catch {
-      return null;
-    }
+    const data = parseJson(body);
     if (!isObject(data) || !isObject(data.error)) return null;
     return { status, type: str(data.error.type) ?? 'api_error', message: str(data.error.message) ?? '', code: null };
   },

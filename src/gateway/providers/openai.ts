@@ -4,7 +4,7 @@
  */
 import { AigovError } from '../../core/errors.ts';
 import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent, Role, ToolDefinition } from '../../core/events.ts';
-import { arr, isObject, num, pickForwardedHeaders, str, type JsonObject, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
+import { arr, isObject, num, parseJson, pickForwardedHeaders, str, type JsonObject, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
 
 const ROLES: ReadonlySet<string> = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 
@@ -98,12 +98,7 @@ export const openaiAdapter: ProviderAdapter = {
 
   parseStreamEvent(endpoint, event): ResponseEvent[] {
     if (event.data === null || event.data === '[DONE]') return [];
-    let data: unknown;
-    try {
-      data = JSON.parse(event.data);
-    } catch {
-      return [];
-    }
+    const data = parseJson(event.data);
     if (!isObject(data)) return [];
     if (isObject(data.error)) return [{ type: 'error', errorType: str(data.error.type) ?? 'api_error', message: str(data.error.message) ?? '' }];
     const events: ResponseEvent[] = [];
@@ -164,12 +159,7 @@ export const openaiAdapter: ProviderAdapter = {
   },
 
   parseErrorBody(status, body): ProviderError | null {
-    let data: unknown;
-    try {
-      data = JSON.parse(body);
-    } catch {
-      return null;
-    }
+    const data = parseJson(body);
     if (!isObject(data) || !isObject(data.error)) return null;
     const e = data.error;
     return { status, type: str(e.type) ?? 'api_error', message: str(e.message) ?? '', code: str(e.code) ?? null };
