@@ -7,7 +7,7 @@ process.on('warning', (warning) => {
 });
 
 // Cold-start fast paths: loading @oclif/core alone costs ~110 ms, so the two commands whose
-// speed users feel — `--version` for now — skip it when their arguments are simple. Anything
+// speed users feel — `--version` and `run` — skip it when their arguments are simple. Anything
 // else (help, unknown flags) goes through oclif as usual. See docs/benchmarks.md.
 const argv = process.argv.slice(2);
 if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
@@ -15,6 +15,10 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
   const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
   process.stdout.write(`aigov/${version} ${process.platform}-${process.arch} node-${process.version}\n`);
   process.exit(0);
+}
+if (argv[0] === 'run') {
+  const { fastRun } = await import('../dist/cli/fast-run.js');
+  if (await fastRun(argv.slice(1))) process.exit(process.exitCode ?? 0);
 }
 
 const { execute } = await import('@oclif/core');

@@ -11,7 +11,7 @@ describe('error registry', () => {
       assert.match(docs, new RegExp(`^## ${code}$`, 'm'), `docs/errors.md lacks a "## ${code}" section`);
       assert.match(code, /^AIGOV_E_[A-Z_]+$/);
       assert.ok(spec.status >= 400 && spec.status < 600);
-      assert.ok(spec.exitCode > 0 && spec.exitCode < 126);
+      assert.ok(spec.exitCode > 0 && spec.exitCode < 128, "exit codes stay below the signal range (128+N)");
       assert.ok(spec.hint.length > 10, 'a hint says what to do');
     });
   }

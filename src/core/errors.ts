@@ -222,6 +222,11 @@ export const ERRORS = {
     message: 'Cannot run `{command}`: {reason}.',
     hint: 'Check the command name and your PATH.',
   },
+  AIGOV_E_DAEMON_RUNNING: {
+    status: 409, exitCode: EXIT.unavailable, type: 'invalid_request_error',
+    message: 'An aigov daemon is already running for profile `{profile}` (pid {pid}).',
+    hint: 'Use it (`aigov daemon status`), or stop it first with `aigov daemon stop`.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

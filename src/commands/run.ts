@@ -1,0 +1,27 @@
+import { Command, Flags } from '@oclif/core';
+import { runCommand } from '../cli/run-command.ts';
+
+export default class Run extends Command {
+  static override summary = "Run a program with its OpenAI/Anthropic SDK calls going through the aigov gateway.";
+  static override description =
+    'Starts the aigov daemon if needed and runs CMD with OPENAI_BASE_URL/OPENAI_API_KEY and ANTHROPIC_BASE_URL/ANTHROPIC_API_KEY ' +
+    'pointing at it (a per-run key, never your tokens or a real provider key) and AIGOV_SESSION_ID set. Real provider keys in your ' +
+    'environment are not passed on. Everything after -- belongs to CMD. Exits with CMD\'s exit code (128 + signal number if a signal killed it).';
+
+  static override examples = ['<%= config.bin %> run -- python script.py', '<%= config.bin %> run --profile work -- node agent.mjs --verbose'];
+  static override strict = false;
+  static override flags = {
+    profile: Flags.string({ summary: 'Profile to use.', env: 'AIGOV_PROFILE' }),
+  };
+
+  async run(): Promise<void> {
+    const { flags, argv } = await this.parse(Run);
+    const [command, ...args] = argv as string[];
+    if (!command) this.error('Nothing to run. Usage: aigov run [--profile NAME] -- CMD [ARGS…]', { exit: 64 });
+    await runCommand(async () => {
+      const { runUnderAigov } = await import('../cli/run-service.ts');
+      const { defaultProfile } = await import('../config/paths.ts');
+      process.exitCode = await runUnderAigov({ profile: flags.profile ?? defaultProfile(), command, args, env: process.env });
+    });
+  }
+}

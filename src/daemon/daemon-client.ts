@@ -1,0 +1,204 @@
+/**
+ * The CLI side of the daemon: find the profile's daemon through its control socket, start it on
+ * demand (detached, logging to `${runtimeDir}/daemon-${profile}.log`), and talk to it.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readSync, fstatSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { AigovError, ERRORS, type ErrorCode } from '../core/errors.ts';
+import { defaultRuntimeDir } from '../config/paths.ts';
+import { daemonFiles, type DaemonFiles, type MintRunResponse, type StatusResponse } from './control-protocol.ts';
+import { ControlTransportError, sendControlRequest } from './control-transport.ts';
+import { cleanStaleFiles, ensureRuntimeDir, inspectDaemonFiles, isProcessAlive, readPidFile, type DaemonState } from './runtime-files.ts';
+
+export interface DaemonClient {
+  readonly profile: string;
+  readonly files: DaemonFiles;
+  /** True when this call started the daemon. */
+  readonly started: boolean;
+  status(): Promise<StatusResponse>;
+  mintRun(label: string): Promise<MintRunResponse>;
+  /** False when the key was not live. */
+  revokeRun(runKey: string): Promise<boolean>;
+  /** Asks the daemon to exit and waits (bounded) until it has. */
+  stop(): Promise<void>;
+}
+
+export interface ConnectDaemonOptions {
+  /** Start the daemon when none answers. */
+  readonly start: boolean;
+  readonly runtimeDir?: string;
+  /** Environment for finding paths and for the started daemon (AIGOV_CONFIG_DIR, AIGOV_CA_FILE, AIGOV_REFRESH_TOKEN, …). */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Config dir handed to a started daemon (AIGOV_CONFIG_DIR). */
+  readonly configDir?: string;
+  /** How long to wait for a started daemon to answer; default 8000 ms. */
+  readonly startTimeoutMs?: number;
+}
+
+/** The state of a profile's daemon without starting anything (for `aigov daemon status`, `aigov status`). */
+export async function inspectDaemon(profile: string, opts: { runtimeDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<DaemonState> {
+  const runtimeDir = opts.runtimeDir ?? defaultRuntimeDir(opts.env ?? process.env);
+  if (!existsSync(runtimeDir)) return { state: 'absent' };
+  return inspectDaemonFiles(daemonFiles(runtimeDir, profile));
+}
+
+/** Stops a profile's daemon if one runs; cleans up after a stale one. Idempotent. */
+export async function stopDaemon(profile: string, opts: { runtimeDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<'stopped' | 'stale' | 'absent'> {
+  const runtimeDir = opts.runtimeDir ?? defaultRuntimeDir(opts.env ?? process.env);
+  if (!existsSync(runtimeDir)) return 'absent';
+  const files = daemonFiles(runtimeDir, profile);
+  const state = await inspectDaemonFiles(files);
+  if (state.state === 'absent') return 'absent';
+  if (state.state === 'stale') {
+    // A live process that stopped answering is left alone (it may not even be ours any more).
+    if (state.pidFile === null || !isProcessAlive(state.pidFile.pid)) cleanStaleFiles(files);
+    return 'stale';
+  }
+  await makeClient(profile, files, false).stop();
+  return 'stopped';
+}
+
+export async function connectDaemon(profile: string, options: ConnectDaemonOptions): Promise<DaemonClient> {
+  const env = options.env ?? process.env;
+  const runtimeDir = options.runtimeDir ?? defaultRuntimeDir(env);
+  ensureRuntimeDir(runtimeDir);
+  const files = daemonFiles(runtimeDir, profile);
+  const state = await inspectDaemonFiles(files);
+  if (state.state === 'running') return makeClient(profile, files, false);
+  if (!options.start) {
+    throw new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', { reason: state.state === 'stale' ? `the daemon of profile ${profile} is not answering (${state.reason})` : `no daemon runs for profile ${profile}` });
+  }
+  await startDaemonProcess(profile, files, { ...env, AIGOV_RUNTIME_DIR: runtimeDir, ...(options.configDir ? { AIGOV_CONFIG_DIR: options.configDir } : {}) }, options.startTimeoutMs ?? 8000);
+  return makeClient(profile, files, true);
+}
+
+function makeClient(profile: string, files: DaemonFiles, started: boolean): DaemonClient {
+  const call = async (request: object): Promise<Record<string, unknown>> => {
+    let answer: unknown;
+    try {
+      answer = await sendControlRequest(files.socket, request);
+    } catch (error) {
+      const reason = error instanceof ControlTransportError && error.reason === 'absent' ? 'it is not running' : 'its control socket does not answer';
+      throw new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', { reason }, { cause: error });
+    }
+    const reply = answer as Record<string, unknown> | null;
+    if (reply && reply.ok === true) return reply;
+    throw errorFromReply(reply);
+  };
+  return {
+    profile,
+    files,
+    started,
+    status: async () => (await call({ op: 'status' })) as unknown as StatusResponse,
+    mintRun: async (label) => (await call({ op: 'mint-run', label })) as unknown as MintRunResponse,
+    revokeRun: async (runKey) => (await call({ op: 'revoke-run', runKey })).revoked === true,
+    async stop() {
+      const pid = readPidFile(files.pidFile)?.pid ?? null;
+      await call({ op: 'stop' });
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline) {
+        // Gone means the process exited; a daemon inside this very process (tests) is gone once its pid file is.
+        const gone = pid === null ? !existsSync(files.socket) : pid === process.pid ? !existsSync(files.pidFile) : !isProcessAlive(pid);
+        if (gone) return;
+        await sleep(25);
+      }
+      throw new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', { reason: `the daemon of profile ${profile} did not exit within 10 s` });
+    },
+  };
+}
+
+function errorFromReply(reply: Record<string, unknown> | null): AigovError {
+  const error = reply?.error as { code?: unknown; params?: unknown } | undefined;
+  const code = typeof error?.code === 'string' ? error.code : null;
+  if (code !== null && code in ERRORS) {
+    const params = typeof error?.params === 'object' && error.params !== null ? (error.params as Record<string, string | number>) : {};
+    return new (AigovError as new (code: ErrorCode, params: Record<string, string | number>) => AigovError)(code as ErrorCode, params);
+  }
+  return new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', { reason: 'it gave an answer this CLI does not understand' });
+}
+
+/**
+ * How to start the daemon: `node bin/run.js daemon run --profile P` from the built CLI. When this
+ * module runs from the TypeScript sources (tests, development), bin/run.js would load whatever
+ * is in dist/, so the source entry point is started instead.
+ */
+export function daemonCommand(profile: string): { command: string; args: string[] } {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith('.ts')) {
+    return { command: process.execPath, args: [fileURLToPath(new URL('./daemon-entry.ts', import.meta.url)), '--profile', profile] };
+  }
+  return { command: process.execPath, args: [fileURLToPath(new URL('../../bin/run.js', import.meta.url)), 'daemon', 'run', '--profile', profile] };
+}
+
+async function startDaemonProcess(profile: string, files: DaemonFiles, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<void> {
+  const state = await inspectDaemonFiles(files);
+  if (state.state === 'running') return;
+  if (state.state === 'stale' && (state.pidFile === null || !isProcessAlive(state.pidFile.pid))) cleanStaleFiles(files);
+  const logFd = openSync(files.logFile, 'a', 0o600);
+  const logOffset = fstatSync(logFd).size;
+  const { command, args } = daemonCommand(profile);
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  let spawnError: Error | null = null;
+  try {
+    const child = spawn(command, args, { detached: true, stdio: ['ignore', logFd, logFd], env });
+    child.once('error', (error) => (spawnError = error));
+    child.once('exit', (code, signal) => (exited = { code, signal }));
+    child.unref();
+  } finally {
+    closeSync(logFd);
+  }
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const now = await inspectDaemonFiles(files, { timeoutMs: 1000 });
+    if (now.state === 'running') return;
+    if (spawnError !== null) throw new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', { reason: `it could not be started: ${(spawnError as Error).message}` });
+    if (exited !== null) {
+      // Lost a race with another starter? Then that daemon answers now.
+      const again = await inspectDaemonFiles(files, { timeoutMs: 1000 });
+      if (again.state === 'running') return;
+      throw daemonStartFailure(files.logFile, logOffset, exited);
+    }
+    if (Date.now() > deadline) throw new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', { reason: `it did not answer within ${timeoutMs} ms; see ${files.logFile}` });
+    await sleep(30);
+  }
+}
+
+/** What the daemon wrote before it died: its coded error when it logged one, else its last lines. */
+function daemonStartFailure(logFile: string, offset: number, exited: { code: number | null; signal: NodeJS.Signals | null }): AigovError {
+  const text = readFrom(logFile, offset);
+  const fatal = /fatal code=(AIGOV_E_[A-Z_]+) params=(\{.*\})/.exec(text);
+  if (fatal?.[1] && fatal[1] in ERRORS) {
+    let params: Record<string, string | number> = {};
+    try {
+      params = JSON.parse(fatal[2] ?? '{}') as Record<string, string | number>;
+    } catch {
+      // keep the template's placeholders
+    }
+    return new (AigovError as new (code: ErrorCode, params: Record<string, string | number>) => AigovError)(fatal[1] as ErrorCode, params);
+  }
+  const last = text.trim().split('\n').slice(-5).join(' | ');
+  const how = exited.signal ? `signal ${exited.signal}` : `code ${exited.code ?? '?'}`;
+  return new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', { reason: `it exited (${how})${last ? `: ${last}` : ''}; see ${logFile}` });
+}
+
+function readFrom(path: string, offset: number): string {
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const start = Math.max(offset, size - 16 * 1024);
+      const buffer = Buffer.alloc(Math.max(0, size - start));
+      readSync(fd, buffer, 0, buffer.length, start);
+      return buffer.toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

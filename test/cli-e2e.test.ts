@@ -1,0 +1,206 @@
+/**
+ * End to end as a user would: the dev gateway (embedded IdP, SQLite, dev model) runs here; the
+ * BUILT CLI runs as processes — `aigov login` (device code approved as alice), then `aigov run`
+ * with real programs (the official openai SDK, Python's standard library), which start and use
+ * the daemon. The recordings prove who called and in which session.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startDevGateway, type RunningDevGateway } from '../src/gateway/dev/dev-gateway.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const BIN = join(ROOT, 'bin', 'run.js');
+const SCRIPTS = join(ROOT, 'test', 'fixtures', 'scripts');
+const BUILT = existsSync(join(ROOT, 'dist', 'commands', 'run.js')) && existsSync(join(ROOT, 'dist', 'commands', 'login.js'));
+
+interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+let gateway: RunningDevGateway;
+let home: string;
+let env: NodeJS.ProcessEnv;
+
+function aigov(args: string[], extraEnv: NodeJS.ProcessEnv = {}, onOutput?: (stderr: string, child: ChildProcess, stdout: string) => void): Promise<Result> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      onOutput?.(stderr, child, stdout);
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      onOutput?.(stderr, child, stdout);
+    });
+    child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+/** `aigov login`, approving the device code shown on stderr as `user`. */
+async function login(user = 'alice', extra: string[] = []): Promise<Result> {
+  let approved = false;
+  return aigov(['login', '--gateway', gateway.url, '--no-browser', '--insecure-storage', ...extra], {}, (stderr) => {
+    const code = /\b([A-Z0-9]{4}-[A-Z0-9]{4})\b/.exec(stderr)?.[1];
+    if (code && !approved) {
+      approved = true;
+      void gateway.idp.approveDevice(code, user);
+    }
+  });
+}
+
+function lines(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe('aigov login → aigov run, as processes', { skip: BUILT ? false : 'run `npm run build` first', timeout: 120_000 }, () => {
+  before(async () => {
+    home = await mkdtemp(join(tmpdir(), 'aigov-e2e-'));
+    gateway = await startDevGateway({ version: 'test', port: 0, stateDir: join(home, 'gateway'), logLevel: 'silent', accessTokenTtlSeconds: 4 });
+    env = {
+      PATH: process.env.PATH,
+      HOME: home,
+      AIGOV_CONFIG_DIR: join(home, 'config'),
+      AIGOV_RUNTIME_DIR: join(home, 'run'),
+      AIGOV_DEVICE_POLL_INTERVAL: '1',
+      // A real-looking provider key in the parent: the child must not see it.
+      OPENAI_API_KEY: 'sk-real-parent-key-0000000000000000',
+      ANTHROPIC_API_KEY: 'sk-real-ant-parent-key-000000000000',
+    };
+  });
+  after(async () => {
+    await aigov(['daemon', 'stop']);
+    await gateway.close();
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it('logs in with the device code and reports who is logged in', async () => {
+    const result = await login('alice');
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /alice@aigov\.dev/);
+    const whoami = await aigov(['whoami']);
+    assert.equal(whoami.code, 0, whoami.stderr);
+    assert.match(whoami.stdout, /alice@aigov\.dev/);
+    const status = await aigov(['status', '--json']);
+    assert.equal(status.code, 0, status.stderr);
+    const parsed = JSON.parse(status.stdout) as Record<string, unknown>;
+    assert.equal(JSON.stringify(parsed).includes('eyJ'), false, 'status never prints a token');
+  });
+
+  it('runs a program using the official openai SDK; calls recorded as alice in the run session', async () => {
+    const result = await aigov(['run', '--', process.execPath, join(SCRIPTS, 'openai-chat.mjs')]);
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    const [out] = lines(result.stdout);
+    assert.ok(out);
+    assert.match(String(out.plain), /\[aigov dev model\]/);
+    assert.match(String(out.streamed), /\[aigov dev model\]/);
+    assert.equal(out.keyIsRunKey, true);
+    assert.equal(out.sameKeyForAnthropic, true);
+    assert.deepEqual(out.leaked, [], 'no real key or token in the child environment');
+    assert.match(String(out.baseUrl), /^http:\/\/127\.0\.0\.1:\d+\/openai\/v1$/);
+    await gateway.store.flush();
+    const calls = await gateway.store.listCalls(String(out.session));
+    assert.equal(calls.length, 2);
+    assert.ok(calls.every((c) => c.principal.subject === 'alice' && c.status === 'completed'));
+    assert.deepEqual(calls.map((c) => c.stream), [false, true]);
+  });
+
+  it('runs a Python script that uses only the standard library', async () => {
+    const result = await aigov(['run', '--', 'python3', join(SCRIPTS, 'stdlib_chat.py')]);
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    const [out] = lines(result.stdout);
+    assert.match(String(out?.text), /hello from python/);
+    await gateway.store.flush();
+    assert.equal((await gateway.store.listCalls(String(out?.session))).length, 1);
+  });
+
+  it('refreshes an access token that expires during the run without the child noticing', async () => {
+    const flag = join(home, 'go-on');
+    const run = aigov(['run', '--', process.execPath, join(SCRIPTS, 'two-calls.mjs'), flag]);
+    await new Promise((r) => setTimeout(r, 5500)); // access tokens live 4 s here
+    writeFileSync(flag, '');
+    const result = await run;
+    assert.equal(result.code, 0, result.stderr);
+    const calls = lines(result.stdout).filter((l) => 'ok' in l);
+    assert.deepEqual(calls.map((c) => c.ok), [true, true], result.stdout);
+  });
+
+  it('refuses a request made with a wrong per-run key', async () => {
+    const result = await aigov(['run', '--', process.execPath, join(SCRIPTS, 'wrong-key.mjs')]);
+    assert.equal(result.code, 0, result.stderr);
+    const [out] = lines(result.stdout);
+    assert.equal(out?.ok, false);
+    assert.equal(out?.status, 401);
+    assert.equal(out?.error, 'AuthenticationError');
+  });
+
+  it("returns the child's exit code, and 128 + N when a signal kills it", async () => {
+    assert.equal((await aigov(['run', '--', 'sh', '-c', 'exit 7'])).code, 7);
+    assert.equal((await aigov(['run', '--', 'sh', '-c', 'kill -TERM $$'])).code, 143);
+    assert.equal((await aigov(['run', '--', 'sh', '-c', 'kill -KILL $$'])).code, 137);
+    const missing = await aigov(['run', '--', 'no-such-command-aigov']);
+    assert.equal(missing.code, 127);
+    assert.match(missing.stderr, /no-such-command-aigov.*command not found/);
+  });
+
+  it('forwards SIGTERM to the child and passes arguments after -- untouched', async () => {
+    let sent = false;
+    const script = 'trap "echo got-term; exit 3" TERM; echo "args:$*"; echo ready; while :; do sleep 0.05; done';
+    const result = await aigov(['run', '--', 'sh', '-c', script, 'sh', '--profile', '-v', '--', 'x y'], {}, (_stderr, child, stdout) => {
+      if (!sent && stdout.includes('ready')) {
+        sent = true;
+        child.kill('SIGTERM');
+      }
+    });
+    assert.match(result.stdout, /^args:--profile -v -- x y$/m);
+    assert.match(result.stdout, /got-term/);
+    assert.equal(result.code, 3);
+  });
+
+  it('refuses a nested aigov run with a clear message', async () => {
+    const result = await aigov(['run', '--', process.execPath, BIN, 'run', '--', 'true']);
+    assert.equal(result.code, 64);
+    assert.match(result.stderr, /nested runs are not supported/);
+  });
+
+  it('survives the daemon being killed: the next run starts a fresh one', async () => {
+    const status = await aigov(['daemon', 'status', '--json']);
+    assert.equal(status.code, 0, status.stderr);
+    const { pid } = (JSON.parse(status.stdout) as { status: { pid: number } }).status;
+    const flag = join(home, 'after-kill');
+    const run = aigov(['run', '--', process.execPath, join(SCRIPTS, 'two-calls.mjs'), flag]);
+    await new Promise((r) => setTimeout(r, 1500));
+    process.kill(pid, 'SIGKILL');
+    writeFileSync(flag, '');
+    const result = await run;
+    assert.equal(result.code, 0, 'aigov run still returns the child exit code');
+    const calls = lines(result.stdout).filter((l) => 'ok' in l);
+    assert.equal(calls[0]?.ok, true);
+    assert.equal(calls[1]?.ok, false, 'the call after the daemon died fails visibly');
+    const again = await aigov(['run', '--', process.execPath, join(SCRIPTS, 'openai-chat.mjs')]);
+    assert.equal(again.code, 0, again.stderr);
+  });
+
+  it('logout revokes the sign-in; a run then tells the user to log in', async () => {
+    const out = await aigov(['logout']);
+    assert.equal(out.code, 0, out.stderr);
+    await aigov(['daemon', 'stop']);
+    const whoami = await aigov(['whoami']);
+    assert.equal(whoami.code, 1);
+    const run = await aigov(['run', '--', 'true']);
+    assert.notEqual(run.code, 0);
+    assert.match(run.stderr, /aigov login/);
+  });
+});
