@@ -10,16 +10,9 @@
  * Failures: {ok:false, error:{code, message, hint}} with a code from core/errors.ts.
  */
 import { join } from 'node:path';
-import { z } from 'zod';
 import type { ProviderKind } from '../core/events.ts';
 
-export const ControlRequestSchema = z.discriminatedUnion('op', [
-  z.object({ op: z.literal('status') }),
-  z.object({ op: z.literal('mint-run'), label: z.string().max(4096).default('') }),
-  z.object({ op: z.literal('revoke-run'), runKey: z.string().max(512) }),
-  z.object({ op: z.literal('stop') }),
-]);
-export type ControlRequest = z.input<typeof ControlRequestSchema>;
+export type ControlRequest = { op: 'status' } | { op: 'mint-run'; label?: string } | { op: 'revoke-run'; runKey: string } | { op: 'stop' };
 
 export interface DaemonUser {
   readonly subject: string;
@@ -94,11 +87,24 @@ export function daemonFiles(runtimeDir: string, profile: string): DaemonFiles {
 }
 
 /** The pid file: who runs the daemon of a profile, and where. */
-export const PidFileSchema = z.object({
-  pid: z.number().int().positive(),
-  port: z.number().int().min(0).max(65535),
-  socket: z.string(),
-  startedAt: z.number(),
-  version: z.string(),
-});
-export type PidFile = z.infer<typeof PidFileSchema>;
+export interface PidFile {
+  readonly pid: number;
+  readonly port: number;
+  readonly socket: string;
+  readonly startedAt: number;
+  readonly version: string;
+}
+
+/**
+ * Checks a parsed pid file. Hand-written rather than zod: this runs on every `aigov run`, and
+ * loading zod costs ~70-110 ms of start-up (measured; docs/benchmarks.md).
+ */
+export function isPidFile(value: unknown): value is PidFile {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return (
+    Number.isInteger(v.pid) && (v.pid as number) > 0 &&
+    Number.isInteger(v.port) && (v.port as number) >= 0 && (v.port as number) <= 65535 &&
+    typeof v.socket === 'string' && typeof v.startedAt === 'number' && typeof v.version === 'string'
+  );
+}

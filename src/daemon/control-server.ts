@@ -5,11 +5,20 @@
  */
 import { chmodSync } from 'node:fs';
 import type net from 'node:net';
+import { z } from 'zod';
 import { AigovError, isAigovError } from '../core/errors.ts';
-import { ControlRequestSchema, daemonFiles, type DaemonFiles, type MintRunResponse, type StatusResponse } from './control-protocol.ts';
+import { daemonFiles, type DaemonFiles, type MintRunResponse, type StatusResponse } from './control-protocol.ts';
 import { createControlServer } from './control-transport.ts';
 import { acquireStartLock, cleanStaleFiles, ensureRuntimeDir, inspectDaemonFiles, removeQuietly, writePidFile } from './runtime-files.ts';
 import { silentLogger, type DaemonLogger } from './daemon-log.ts';
+
+/** Control requests are validated on the daemon side only (clients never load zod: start-up time). */
+const ControlRequestSchema = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('status') }),
+  z.object({ op: z.literal('mint-run'), label: z.string().max(4096).default('') }),
+  z.object({ op: z.literal('revoke-run'), runKey: z.string().max(512) }),
+  z.object({ op: z.literal('stop') }),
+]);
 
 export interface ControlHandlers {
   status(): StatusResponse;

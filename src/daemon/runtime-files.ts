@@ -4,7 +4,7 @@
  */
 import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { AigovError } from '../core/errors.ts';
-import { PidFileSchema, type DaemonFiles, type PidFile, type StatusResponse } from './control-protocol.ts';
+import { isPidFile, type DaemonFiles, type PidFile, type StatusResponse } from './control-protocol.ts';
 import { ControlTransportError, sendControlRequest } from './control-transport.ts';
 
 /** Creates the runtime dir 0700 if needed and refuses one that another user could get into. */
@@ -19,8 +19,8 @@ export function ensureRuntimeDir(dir: string): void {
 
 export function readPidFile(path: string): PidFile | null {
   try {
-    const parsed = PidFileSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')));
-    return parsed.success ? parsed.data : null;
+    const parsed: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    return isPidFile(parsed) ? parsed : null;
   } catch {
     return null;
   }
