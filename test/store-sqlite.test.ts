@@ -541,6 +541,174 @@ describe('sqlite recording store', () => {
     });
   });
 
+  describe('writer and checkpointer threads', () => {
+    test('group commit: concurrent records share transactions, and a refused one fails alone', async () => {
+      const file = path.join(freshDir(), 'aigov.db');
+      const store = await open({ path: file });
+      await store.recordRequest(request('dup'));
+      const commitsBefore = store.stats().recordCommits;
+      const mallory = { subject: 'mallory', email: null, groups: [], issuer: 'https://idp.example.test', clientId: null };
+      const records = Array.from({ length: 64 }, (_, i) => request(`g${i}`, { sessionId: `grp-${i % 4}`, startedAt: 1_700_000_000_000 + i }));
+      records[10] = request('dup'); // duplicate call id
+      records[20] = request('g20', { sessionId: 'grp-0', principal: mallory }); // grp-0 belongs to alice
+      const outcomes = await Promise.allSettled(records.map((r) => store.recordRequest(r)));
+
+      const failed = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [i] : []));
+      assert.deepEqual(failed, [10, 20]);
+      const dup = (outcomes[10] as PromiseRejectedResult).reason as unknown;
+      assert.ok(dup instanceof StoreWriteError);
+      assert.match(dup.message, /UNIQUE constraint failed: calls\.id/);
+      assert.ok((outcomes[20] as PromiseRejectedResult).reason instanceof SessionOwnerConflictError);
+
+      const commits = store.stats().recordCommits - commitsBefore;
+      assert.ok(commits >= 1 && commits < 32, `64 records in ${commits} transactions`);
+      assert.equal(store.stats().recordFailures, 2);
+      // every resolved record is committed: visible to another connection at once
+      const other = new DatabaseSync(file, { readOnly: true });
+      try {
+        assert.equal(Number(other.prepare("SELECT count(*) AS n FROM calls WHERE id LIKE 'g%'").get()?.['n']), 62);
+        const counts = other.prepare("SELECT id, call_count FROM sessions WHERE id LIKE 'grp-%' ORDER BY id").all();
+        assert.deepEqual(counts.map((r) => [r['id'], r['call_count']]), [['grp-0', 15], ['grp-1', 16], ['grp-2', 15], ['grp-3', 16]]);
+      } finally {
+        other.close();
+      }
+      assert.deepEqual(await store.health(), { ok: true, writeErrors: 0, detail: null });
+    });
+
+    test('a record that cannot be passed to the writer thread is refused on its own', async () => {
+      const store = await open({ path: path.join(freshDir(), 'aigov.db') });
+      const poisoned = { ...request('p'), principal: { ...request('p').principal, groups: [SECRET, (() => SECRET) as unknown as string] } };
+      const err = await store.recordRequest(poisoned).then(() => null, (e: unknown) => e);
+      assert.ok(err instanceof StoreWriteError);
+      assert.match(err.message, /cannot be passed to the writer thread \(DataCloneError\)/);
+      assert.ok(!err.message.includes(SECRET));
+      await store.recordRequest(request('ok'));
+      assert.equal(await store.getCall('p'), null);
+      assert.equal((await store.getCall('ok'))?.callId, 'ok');
+      assert.deepEqual(await store.health(), { ok: true, writeErrors: 0, detail: null });
+      assert.equal(store.stats().recordFailures, 1);
+    });
+
+    test('a writer thread that dies (over its heap limit) fails closed: requests rejected, health not ok', async () => {
+      const reports: string[] = [];
+      // A backlog that outgrows the writer's heap limit: V8 ends the thread (a real failure path).
+      const store = await open({
+        path: path.join(freshDir(), 'aigov.db'),
+        workerResourceLimits: { maxOldGenerationSizeMb: 24, maxYoungGenerationSizeMb: 4 },
+        onWriteError: (e) => reports.push(e.message),
+      });
+      await store.recordRequest(request('before'));
+      // 64 MiB of stream events in one hand-over; the record is posted after them, so it is
+      // still waiting in the writer's queue when the thread dies.
+      const big = `data: ${SECRET} ${'x'.repeat(1024 * 1024)}\n\n`;
+      store.appendStreamEvents('before', Array.from({ length: 64 }, (_, n) => ({ offsetMs: n, raw: big })));
+      const flushed = store.flush();
+      const during = store.recordRequest(request('during'));
+      const err = await during.then(() => null, (e: unknown) => e);
+      assert.ok(err instanceof StoreWriteError, String(err));
+      assert.match(err.message, /writer thread stopped \(ERR_WORKER_OUT_OF_MEMORY\)/);
+      await flushed; // settles (what it could not write is counted and reported), never hangs
+
+      const later = await store.recordRequest(request('after')).then(() => null, (e: unknown) => e);
+      assert.ok(later instanceof StoreWriteError);
+      assert.match(later.message, /writer thread stopped/);
+      const health = await store.health();
+      assert.equal(health.ok, false);
+      assert.match(String(health.detail), /writer thread stopped \(ERR_WORKER_OUT_OF_MEMORY\)/);
+      await assert.rejects(store.getCall('before'), /writer thread stopped/);
+      assert.ok(store.stats().droppedRows > 0);
+      assert.equal(store.stats().queuedRows, 0);
+      assert.ok(reports.some((m) => /writer thread stopped .*queued rows were lost/.test(m)), reports.join('\n'));
+      assert.ok(reports.every((m) => !m.includes(SECRET)));
+      await store.close();
+
+      const reopened = await open({ path: store.location });
+      assert.equal((await reopened.getCall('before'))?.status, 'pending', 'what was committed before is there');
+      assert.equal(await reopened.getCall('during'), null);
+    });
+
+    test('sustained writes: the checkpointer keeps the WAL bounded, then truncates it when idle', async () => {
+      const file = path.join(freshDir(), 'aigov.db');
+      const store = await open({ path: file, checkpointBytes: 128 * 1024, walLimitBytes: 1024 * 1024, idleCheckpointMs: 100 });
+      const walSize = (): number => fs.statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0;
+      const body = 'y'.repeat(2048);
+      let maxWal = 0;
+      const total = 3000;
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < total) {
+          const i = next++;
+          await store.recordRequest(request(`w${i}`, { sessionId: `s${i % 16}`, requestBody: body }));
+          if (i % 50 === 0) maxWal = Math.max(maxWal, walSize());
+        }
+      };
+      await Promise.all(Array.from({ length: 32 }, worker));
+      const dbSize = fs.statSync(file).size;
+      assert.ok(dbSize > total * 2048, `checkpoints moved the pages into the database file (${dbSize} bytes)`);
+      assert.ok(store.stats().checkpoints > 0);
+      // ~10 MB went through the WAL; restarts keep it near walLimitBytes (plus what lands while catching up)
+      assert.ok(maxWal < 4 * 1024 * 1024, `WAL grew to ${maxWal} bytes`);
+      // (the file shrinks inside the checkpoint call; the frame count is published right after it)
+      await waitFor(() => walSize() === 0 && store.stats().walFrames === 0, 'the idle checkpointer to truncate the WAL');
+      const other = new DatabaseSync(file, { readOnly: true });
+      try {
+        assert.equal(Number(other.prepare('SELECT count(*) AS n FROM calls').get()?.['n']), total);
+      } finally {
+        other.close();
+      }
+    });
+
+    test('built to .js (dist layout), the store finds and starts its worker files', async () => {
+      // What `npm run build` emits for these files: tsc's transpilation, with `.ts` import
+      // specifiers rewritten to `.js` (URL strings are not rewritten: the store picks the extension).
+      const ts = (await import('typescript')).default;
+      const out = freshDir();
+      for (const rel of ['core/errors.ts', 'core/events.ts', 'store/recording-store.ts', ...fs.readdirSync('src/store/sqlite').map((f) => `store/sqlite/${f}`)]) {
+        if (!rel.endsWith('.ts')) continue;
+        const { outputText } = ts.transpileModule(fs.readFileSync(path.join('src', rel), 'utf8'), {
+          fileName: rel,
+          compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2023, verbatimModuleSyntax: true, rewriteRelativeImportExtensions: true },
+        });
+        const target = path.join(out, rel.replace(/\.ts$/, '.js'));
+        fs.mkdirSync(path.dirname(target), { recursive: true });
+        fs.writeFileSync(target, outputText);
+      }
+      fs.writeFileSync(path.join(out, 'package.json'), '{"type":"module"}');
+      const built = (await import(pathToFileURL(path.join(out, 'store/sqlite/sqlite-store.js')).href)) as { openSqliteStore: typeof openSqliteStore };
+      const store = await built.openSqliteStore({ path: path.join(out, 'aigov.db') });
+      try {
+        await store.recordRequest(request('built'));
+        assert.equal((await store.getCall('built'))?.callId, 'built');
+      } finally {
+        await store.close();
+      }
+    });
+
+    test('an unclosed store does not keep the process alive, and its queued rows are written first', async () => {
+      const dir = freshDir();
+      const file = path.join(dir, 'aigov.db');
+      const script = path.join(dir, 'forget.mjs');
+      const storeUrl = pathToFileURL(path.resolve('src/store/sqlite/sqlite-store.ts')).href;
+      fs.writeFileSync(script, `
+        import { openSqliteStore } from ${JSON.stringify(storeUrl)};
+        const store = await openSqliteStore({ path: ${JSON.stringify(file)}, batchIntervalMs: 200 });
+        await store.recordRequest(${JSON.stringify(request('kept'))});
+        store.appendStreamEvents('kept', [{ offsetMs: 1, raw: 'data: kept\\n\\n' }]);
+        store.finishCall(${JSON.stringify(result('kept'))});
+      `);
+      const child = spawn(process.execPath, [script], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+      clearTimeout(timer);
+      assert.equal(code, 0, stderr);
+      const store = await open({ path: file });
+      assert.equal((await store.getCall('kept'))?.status, 'completed');
+      assert.deepEqual(await store.getStreamEvents('kept'), [{ offsetMs: 1, raw: 'data: kept\n\n' }]);
+    });
+  });
+
   test('openRecordingStore resolves a relative path against the config directory', async () => {
     const dir = freshDir();
     const errors: Error[] = [];

@@ -1,54 +1,66 @@
 /**
- * The SQLite recording store, on Node's built-in `node:sqlite` (`DatabaseSync`).
+ * The SQLite recording store, on Node's built-in `node:sqlite`, with every database access off
+ * the gateway's event loop.
  *
- * One connection, owned by this process, used synchronously on the event loop. That keeps the
- * write path short: no worker hop, no connection pool, and every transaction is atomic with
- * respect to JavaScript (nothing can interleave inside it).
+ * Threads (this file is the main-thread half; the other two speak worker-protocol.ts):
+ * - writer-worker.ts owns the one connection that writes and reads. `recordRequest` posts the
+ *   record and resolves on the writer's ack, which comes only after COMMIT (and after checking
+ *   that the file at the path is still the one written). Group commit: every request record that
+ *   reached the writer since its last commit goes into ONE transaction, each in a SAVEPOINT, so
+ *   one refused record (duplicate id, session of another principal) fails alone.
+ * - `appendStreamEvents` / `finishCall` are collected here for the rest of the current
+ *   event-loop turn and posted in one message; the writer keeps the former write-behind FIFO
+ *   (batch per `batchIntervalMs` or at `maxBatch` rows, retry once, then item by item; orphans
+ *   skipped). Reads post whatever is collected first, so this process reads its own writes.
+ * - checkpoint-worker.ts checkpoints the WAL on a second connection (auto-checkpoint is off on
+ *   the writer), woken every `checkpointBytes` of commits; it truncates the WAL when writes stop
+ *   for `idleCheckpointMs`, and makes the writer catch up when the WAL reaches `walLimitBytes`.
  *
- * Write paths:
- * - `recordRequest` is one small `BEGIN IMMEDIATE … COMMIT` (session upsert + call insert) that
- *   has committed before the returned promise settles.
- * - `appendStreamEvents` and `finishCall` go into an in-memory FIFO queue that is written in one
- *   transaction per batch: every `batchIntervalMs`, or right away (next macrotask) once
- *   `maxBatch` rows are queued. The FIFO keeps a call's events in order and its finish after
- *   them. `seq` numbers are given at write time, per call, from 0 and without gaps.
- * - A failed batch is counted (`health().writeErrors`), reported to `onWriteError`, kept, and
- *   retried once on the next tick (at once when inside `flush()`/`close()`). If the retry fails
- *   too, its items are written one transaction each, so one bad item cannot sink the others;
- *   items that still fail are dropped and counted (`stats().droppedRows`), and reported.
- *   Queued events or finishes of calls that were never recorded are skipped and counted
- *   (`stats().orphanRows`): the foreign keys would otherwise fail the whole batch.
+ * Failure: if the writer thread dies (uncaught error, its heap limit in `workerResourceLimits`,
+ * anything), every pending and later `recordRequest` rejects, reads reject, and `health()` is not
+ * ok — fail closed; nothing restarts it behind the gateway's back. A record that cannot be
+ * structured-cloned is refused on its own (its error names only the error class).
+ * `stats()` mirrors the writer's counters (updated with each message from it) plus this side's.
  *
- * Reads (`listSessions`, `getCall`, …) first write whatever is queued, so this process always
- * reads its own writes.
- *
- * WAL checkpoints are SQLite's automatic ones (every ~1000 WAL pages, ≈120 recorded requests
- * with 2 KB bodies), run by the commit that crosses the threshold, on this thread: a stall of
- * ~10-20 ms on a busy disk (see bench/store-writes.ts). A checkpointer on a worker thread was
- * tried and dropped: under sustained writes a concurrent PASSIVE checkpoint never catches up,
- * the WAL never restarts, and the writer ends up doing larger checkpoints itself.
+ * Costs on this thread: one structured clone of the record as the caller built it (the request
+ * body stays a string; the JSON columns are serialized on the writer) and one ack message per
+ * group. open() starts both threads at once (~80 ms from dist, more from src with type
+ * stripping). The writer is ref'd only while something waits on it and the checkpointer never
+ * is, so an unclosed store lets the process exit once its queued rows are written.
  *
  * Errors never carry record contents: messages are built from SQLite's error text (which names
- * tables, columns and constraints, never bound values) and fixed wording.
+ * tables, columns and constraints, never bound values), error codes, and fixed wording.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { AigovError } from '../../core/errors.ts';
-import type { EndpointId, ProviderKind, Usage } from '../../core/events.ts';
 import type {
   CallRecord,
   CallRequestRecord,
   CallResultRecord,
-  CallStatus,
-  PolicyDecisionRecord,
   RecordingStore,
   SessionSummary,
   StoreHealth,
   StreamEventRecord,
 } from '../recording-store.ts';
 import { SessionOwnerConflictError } from '../recording-store.ts';
-import { migrateDatabase, SchemaTooNewError } from './migrations.ts';
+import { SchemaTooNewError } from './migrations.ts';
+import {
+  ACK_CONFLICT,
+  ACK_OK,
+  describeError,
+  SHARED,
+  type CheckpointerData,
+  type FromCheckpointer,
+  type FromWriter,
+  type QueueItem,
+  type ReadOp,
+  type SqliteSynchronous,
+  type ToWriter,
+  type WriterCounters,
+  type WriterData,
+} from './worker-protocol.ts';
 
 /**
  * `PRAGMA synchronous` in WAL mode:
@@ -58,10 +70,10 @@ import { migrateDatabase, SchemaTooNewError } from './migrations.ts';
  *   back the most recent commits (never corrupting the database). This is the usual choice for
  *   WAL and costs no fsync per request.
  * - FULL: fsync the WAL on every commit; survives power loss too, at the price of one fsync per
- *   recorded request (from ~0.1 ms on NVMe to several ms on network disks).
+ *   commit (with group commit: per group of requests, not per request).
  * - EXTRA / OFF: see https://sqlite.org/pragma.html#pragma_synchronous (OFF is not durable).
  */
-export type SqliteSynchronous = 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA';
+export type { SqliteSynchronous };
 
 export interface SqliteStoreOptions {
   /** Database file. Its parent directory is created when missing. */
@@ -71,27 +83,44 @@ export interface SqliteStoreOptions {
   /** Rows (events + finishes) per write-behind transaction; reaching it flushes at once. Default 512. */
   readonly maxBatch?: number;
   /**
-   * How long a write waits for a lock held by another connection. The wait blocks the event
-   * loop (node:sqlite is synchronous), so keep it short. Default 1000 ms.
+   * How long a write waits for a lock held by another connection (on the writer thread; the
+   * requests of that group wait with it). Default 1000 ms.
    */
   readonly busyTimeoutMs?: number;
   /** Default 'NORMAL'; see {@link SqliteSynchronous}. */
   readonly synchronous?: SqliteSynchronous;
   /** Called on write-behind failures (message without record contents). Default: process warning. */
   readonly onWriteError?: (err: Error) => void;
+  /** Committed bytes (approximate) between two background checkpoints. Default 4 MiB (≈ SQLite's 1000 pages). */
+  readonly checkpointBytes?: number;
+  /** WAL size from which the writer restarts the WAL itself (a short stall of its own: copy the lag, two fsyncs). Default 64 MiB. */
+  readonly walLimitBytes?: number;
+  /** Quiet time after which the checkpointer finishes the WAL and truncates it. Default 1000 ms. */
+  readonly idleCheckpointMs?: number;
+  /**
+   * Limits of the writer thread (e.g. `maxOldGenerationSizeMb`). Exceeding them ends the thread
+   * and the store fails closed. Default: Node's defaults.
+   */
+  readonly workerResourceLimits?: ResourceLimits;
 }
 
 export interface SqliteStoreStats {
-  /** Rows waiting in the write-behind queue (including a batch waiting for its retry). */
+  /** Rows waiting to be written (collected here, in the writer's queue, or waiting for a retry). */
   readonly queuedRows: number;
   /** Failed write-behind transactions since open. */
   readonly writeErrors: number;
-  /** Write-behind rows given up after a retry. */
+  /** Write-behind rows given up after a retry, or lost with the writer thread. */
   readonly droppedRows: number;
   /** Write-behind rows skipped because their call was never recorded, or arrived after close. */
   readonly orphanRows: number;
   /** recordRequest calls that rejected. */
   readonly recordFailures: number;
+  /** Transactions that committed request records (fewer than the records: group commit). */
+  readonly recordCommits: number;
+  /** Checkpoints completed by the checkpointer thread. */
+  readonly checkpoints: number;
+  /** Frames in the WAL after the last checkpoint. */
+  readonly walFrames: number;
 }
 
 /** recordRequest was refused: the session id belongs to another principal. */
@@ -105,145 +134,170 @@ export class StoreWriteError extends Error {
   }
 }
 
-type QueueItem =
-  | { readonly kind: 'events'; readonly callId: string; readonly events: readonly StreamEventRecord[] }
-  | { readonly kind: 'finish'; readonly result: CallResultRecord };
+const DEFAULTS = {
+  batchIntervalMs: 5,
+  maxBatch: 512,
+  busyTimeoutMs: 1000,
+  synchronous: 'NORMAL',
+  checkpointBytes: 4 * 1024 * 1024,
+  walLimitBytes: 64 * 1024 * 1024,
+  idleCheckpointMs: 1000,
+} as const;
 
-interface Batch {
-  readonly items: QueueItem[];
-  readonly rows: number;
-  attempts: number;
+/** How long close() waits for a thread to end on its own before terminating it. */
+const THREAD_EXIT_GRACE_MS = 5000;
+
+/**
+ * The worker files sit next to this one: `.ts` when running from src (type stripping), `.js`
+ * when built to dist (tsc rewrites import specifiers, not URL strings, hence the runtime pick).
+ */
+const WORKER_EXTENSION = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+function workerUrl(name: 'writer-worker' | 'checkpoint-worker'): URL {
+  return new URL(`./${name}${WORKER_EXTENSION}`, import.meta.url);
 }
-
-const DEFAULTS = { batchIntervalMs: 5, maxBatch: 512, busyTimeoutMs: 1000, synchronous: 'NORMAL' } as const;
 
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteRecordingStore> {
-  const location = path.resolve(options.path);
-  const synchronous = options.synchronous ?? DEFAULTS.synchronous;
-  if (!['OFF', 'NORMAL', 'FULL', 'EXTRA'].includes(synchronous)) {
-    throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location, reason: `unknown synchronous mode ${JSON.stringify(synchronous)}` });
-  }
-  try {
-    fs.mkdirSync(path.dirname(location), { recursive: true });
-  } catch (err) {
-    throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location, reason: `cannot create its directory (${fsCode(err)})` });
-  }
+  return SqliteRecordingStore.open(options);
+}
 
-  let db: DatabaseSync | undefined;
-  try {
-    db = new DatabaseSync(location, {
-      enableForeignKeyConstraints: true,
-      timeout: options.busyTimeoutMs ?? DEFAULTS.busyTimeoutMs,
-    });
-    const mode = db.prepare('PRAGMA journal_mode = WAL').get()?.['journal_mode'];
-    if (mode !== 'wal') throw new Error(`cannot use WAL journal mode on this file system (got ${String(mode)})`);
-    db.exec(`PRAGMA synchronous = ${synchronous}`);
-    db.exec('PRAGMA foreign_keys = ON');
-    db.exec('PRAGMA journal_size_limit = 67108864'); // truncate the WAL back to ≤ 64 MiB after checkpoints
-    migrateDatabase(db);
-    const identity = fileIdentity(location);
-    if (identity === null) throw new Error('the database file disappeared while opening');
-    return new SqliteRecordingStore(db, location, identity, options);
-  } catch (err) {
-    try {
-      db?.close();
-    } catch {
-      // already failing; the first error is the one to report
-    }
-    const reason = err instanceof SchemaTooNewError ? err.message : describeError(err);
-    throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location, reason }, { cause: err instanceof SchemaTooNewError ? err : undefined });
+interface Pending {
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (err: Error) => void;
+  readonly record: boolean;
+}
+
+class OpenFailure extends Error {
+  readonly tooNew: SchemaTooNewError | null;
+  constructor(reason: string, tooNew: SchemaTooNewError | null = null) {
+    super(reason);
+    this.tooNew = tooNew;
   }
 }
 
+const NO_COUNTERS: WriterCounters = { writeErrors: 0, droppedRows: 0, orphanRows: 0, settledRows: 0, recordCommits: 0 };
+
 export class SqliteRecordingStore implements RecordingStore {
-  readonly #db: DatabaseSync;
   readonly #location: string;
-  readonly #identity: FileIdentity;
-  readonly #batchIntervalMs: number;
-  readonly #maxBatch: number;
   readonly #onWriteError: (err: Error) => void;
+  readonly #shared: Int32Array;
+  readonly #writer: Worker;
+  #checkpointer: Worker | null = null;
+  #checkpointerExited: Promise<void> = Promise.resolve();
+  #checkpointerStopping = false;
+  readonly #healthTimeoutMs: number;
 
-  readonly #stmt: {
-    readonly begin: StatementSync;
-    readonly commit: StatementSync;
-    readonly rollback: StatementSync;
-    readonly upsertSession: StatementSync;
-    readonly insertCall: StatementSync;
-    readonly eventHead: StatementSync;
-    readonly insertEvent: StatementSync;
-    readonly callDecisions: StatementSync;
-    readonly finishCall: StatementSync;
-    readonly ping: StatementSync;
-    readonly listSessions: StatementSync;
-    readonly listSessionsBySubject: StatementSync;
-    readonly getCall: StatementSync;
-    readonly listCalls: StatementSync;
-    readonly getEvents: StatementSync;
-  };
+  #started = false;
+  readonly #ready: Promise<void>;
+  #readyResolve: () => void = () => {};
+  #readyReject: (err: OpenFailure) => void = () => {};
 
-  #queue: QueueItem[] = [];
-  #queuedRows = 0;
-  #retry: Batch | null = null;
-  /** Next seq per call that has events written and no finish yet. */
-  readonly #nextSeq = new Map<string, number>();
-  #timer: NodeJS.Timeout | null = null;
-  #immediate: NodeJS.Immediate | null = null;
+  #nextId = 1;
+  readonly #pending = new Map<number, Pending>();
+  #refed = true;
+
+  /** Write-behind items collected during the current event-loop turn. */
+  #behind: QueueItem[] = [];
+  #behindRows = 0;
+  #behindImmediate: NodeJS.Immediate | null = null;
+  /** Write-behind rows handed to the writer; with its settledRows this gives what is in flight. */
+  #postedRows = 0;
+
+  #counters: WriterCounters = NO_COUNTERS;
+  #orphanRows = 0;
+  #droppedRows = 0;
+  #recordFailures = 0;
 
   #closed = false;
   #closing: Promise<void> | null = null;
-  #writeErrors = 0;
-  #droppedRows = 0;
-  #orphanRows = 0;
-  #recordFailures = 0;
-  /** Why the most recent write (of either path) failed; cleared by the next successful one. */
-  #lastWriteError: string | null = null;
+  #writerExiting = false;
+  readonly #writerExited: Promise<void>;
+  /** Why the writer thread is gone (null while it runs). */
+  #dead: string | null = null;
 
   /** Use {@link openSqliteStore}. */
-  constructor(db: DatabaseSync, location: string, identity: FileIdentity, options: SqliteStoreOptions) {
-    this.#db = db;
+  private constructor(location: string, options: SqliteStoreOptions, data: WriterData) {
     this.#location = location;
-    this.#identity = identity;
-    this.#batchIntervalMs = Math.max(0, options.batchIntervalMs ?? DEFAULTS.batchIntervalMs);
-    this.#maxBatch = Math.max(1, Math.floor(options.maxBatch ?? DEFAULTS.maxBatch));
+    this.#shared = new Int32Array(data.shared);
     this.#onWriteError = options.onWriteError ?? ((err) => process.emitWarning(err.message, { code: 'AIGOV_STORE_WRITE' }));
-    this.#stmt = {
-      begin: db.prepare('BEGIN IMMEDIATE'),
-      commit: db.prepare('COMMIT'),
-      rollback: db.prepare('ROLLBACK'),
-      // On an existing id, the WHERE makes the upsert a no-op (0 changes) unless the owner matches.
-      upsertSession: db.prepare(`
-        INSERT INTO sessions (id, subject, issuer, email, started_at, last_call_at, call_count)
-        VALUES ($id, $subject, $issuer, $email, $at, $at, 1)
-        ON CONFLICT (id) DO UPDATE SET
-          call_count = call_count + 1,
-          last_call_at = max(last_call_at, excluded.last_call_at)
-        WHERE sessions.subject = excluded.subject AND sessions.issuer = excluded.issuer`),
-      insertCall: db.prepare(`
-        INSERT INTO calls (id, session_id, subject, email, groups, issuer, client_id, user_agent, remote_address, sdk,
-          provider, provider_kind, endpoint, method, path, model, stream, request_body, decisions, started_at, status)
-        VALUES ($id, $sessionId, $subject, $email, $groups, $issuer, $clientId, $userAgent, $remoteAddress, $sdk,
-          $provider, $providerKind, $endpoint, $method, $path, $model, $stream, $requestBody, $decisions, $startedAt, 'pending')`),
-      eventHead: db.prepare(`
-        SELECT EXISTS (SELECT 1 FROM calls WHERE id = ?1) AS present,
-               (SELECT max(seq) FROM stream_events WHERE call_id = ?1) AS max_seq`),
-      insertEvent: db.prepare('INSERT INTO stream_events (call_id, seq, offset_ms, raw) VALUES (?, ?, ?, ?)'),
-      callDecisions: db.prepare('SELECT decisions FROM calls WHERE id = ?'),
-      finishCall: db.prepare(`
-        UPDATE calls SET status = $status, http_status = $httpStatus, response_body = $responseBody, usage = $usage,
-          first_byte_ms = $firstByteMs, latency_ms = $latencyMs, error_code = $errorCode, error_message = $errorMessage,
-          decisions = $decisions, ended_at = $endedAt
-        WHERE id = $id`),
-      ping: db.prepare('SELECT 1 AS ok'),
-      listSessions: db.prepare(`
-        SELECT id, subject, email, started_at, last_call_at, call_count FROM sessions
-        ORDER BY last_call_at DESC, id LIMIT ?`),
-      listSessionsBySubject: db.prepare(`
-        SELECT id, subject, email, started_at, last_call_at, call_count FROM sessions
-        WHERE subject = ? ORDER BY last_call_at DESC, id LIMIT ?`),
-      getCall: db.prepare('SELECT * FROM calls WHERE id = ?'),
-      listCalls: db.prepare('SELECT * FROM calls WHERE session_id = ? ORDER BY started_at, rowid'),
-      getEvents: db.prepare('SELECT offset_ms, raw FROM stream_events WHERE call_id = ? ORDER BY seq'),
+    this.#healthTimeoutMs = Math.max(5000, 2 * data.busyTimeoutMs + 1000);
+    this.#ready = new Promise<void>((resolve, reject) => {
+      this.#readyResolve = resolve;
+      this.#readyReject = reject;
+    });
+    this.#ready.catch(() => {}); // observed by open()
+    this.#writer = new Worker(workerUrl('writer-worker'), {
+      workerData: data,
+      name: 'aigov-store-writer',
+      ...(options.workerResourceLimits === undefined ? {} : { resourceLimits: options.workerResourceLimits }),
+    });
+    this.#writerExited = new Promise<void>((resolve) => this.#writer.once('exit', () => resolve()));
+    this.#writer.on('message', (message: FromWriter) => this.#onMessage(message));
+    this.#writer.on('error', (err: Error) => this.#onWriterGone(errorCode(err)));
+    this.#writer.on('exit', (code: number) => this.#onWriterGone(`exit code ${code}`));
+    this.#writer.on('messageerror', () => {
+      // An ack may be in that message: its request would never settle. Fail closed.
+      this.#onWriterGone('a message from the writer thread could not be read');
+      void this.#writer.terminate();
+    });
+  }
+
+  /** @internal Use {@link openSqliteStore}. */
+  static async open(options: SqliteStoreOptions): Promise<SqliteRecordingStore> {
+    const location = path.resolve(options.path);
+    const synchronous = options.synchronous ?? DEFAULTS.synchronous;
+    if (!['OFF', 'NORMAL', 'FULL', 'EXTRA'].includes(synchronous)) {
+      throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location, reason: `unknown synchronous mode ${JSON.stringify(synchronous)}` });
+    }
+    try {
+      fs.mkdirSync(path.dirname(location), { recursive: true });
+    } catch (err) {
+      throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location, reason: `cannot create its directory (${fsCode(err)})` });
+    }
+    const shared = new SharedArrayBuffer(SHARED.length * Int32Array.BYTES_PER_ELEMENT);
+    const data: WriterData = {
+      location,
+      busyTimeoutMs: Math.max(0, options.busyTimeoutMs ?? DEFAULTS.busyTimeoutMs),
+      synchronous,
+      batchIntervalMs: Math.max(0, options.batchIntervalMs ?? DEFAULTS.batchIntervalMs),
+      maxBatch: Math.max(1, Math.floor(options.maxBatch ?? DEFAULTS.maxBatch)),
+      checkpointBytes: Math.max(1, options.checkpointBytes ?? DEFAULTS.checkpointBytes),
+      shared,
     };
+    let store: SqliteRecordingStore;
+    try {
+      store = new SqliteRecordingStore(location, options, data);
+    } catch (err) {
+      throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location, reason: `cannot start the writer thread (${describeError(err)})` });
+    }
+    // Both threads start at once (thread start-up is most of open()'s time); the checkpointer
+    // opens its connection only once the writer has created and migrated the database.
+    const checkpointer = store.#startCheckpointer({
+      location,
+      idleMs: Math.max(1, options.idleCheckpointMs ?? DEFAULTS.idleCheckpointMs),
+      walLimitBytes: Math.max(1, options.walLimitBytes ?? DEFAULTS.walLimitBytes),
+      shared,
+    });
+    checkpointer.catch(() => {}); // awaited below
+    try {
+      await store.#ready;
+    } catch (err) {
+      store.#checkpointerStopping = true;
+      Atomics.store(store.#shared, SHARED.stop, 1);
+      Atomics.notify(store.#shared, SHARED.go);
+      await Promise.all([store.#writerExited, checkpointer.catch(() => {})]);
+      const failure = err instanceof OpenFailure ? err : new OpenFailure(describeError(err));
+      throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location, reason: failure.message }, { cause: failure.tooNew ?? undefined });
+    }
+    Atomics.store(store.#shared, SHARED.go, 1);
+    Atomics.notify(store.#shared, SHARED.go);
+    try {
+      await checkpointer;
+    } catch (err) {
+      await store.close();
+      throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location, reason: `the checkpointer thread cannot open it: ${describeError(err)}` });
+    }
+    store.#syncRef();
+    return store;
   }
 
   /** Absolute path of the database file. */
@@ -251,60 +305,25 @@ export class SqliteRecordingStore implements RecordingStore {
     return this.#location;
   }
 
-  async recordRequest(record: CallRequestRecord): Promise<void> {
-    if (this.#closed) {
+  recordRequest(record: CallRequestRecord): Promise<void> {
+    const refused = this.#closed ? 'the store is closed' : this.#dead;
+    if (refused !== null) {
       this.#recordFailures++;
-      throw new StoreWriteError('recording the request failed: the store is closed');
+      return Promise.reject(new StoreWriteError(`recording the request failed: ${refused}`));
     }
-    const db = this.#db;
-    const s = this.#stmt;
-    const p = record.principal;
-    const c = record.client;
+    const id = this.#nextId++;
     try {
-      s.begin.run();
-      const session = s.upsertSession.run({
-        id: record.sessionId, subject: p.subject, issuer: p.issuer, email: p.email, at: record.startedAt,
-      });
-      if (session.changes === 0) throw new SessionOwnerConflictError();
-      s.insertCall.run({
-        id: record.callId,
-        sessionId: record.sessionId,
-        subject: p.subject,
-        email: p.email,
-        groups: JSON.stringify(p.groups),
-        issuer: p.issuer,
-        clientId: p.clientId,
-        userAgent: c.userAgent,
-        remoteAddress: c.remoteAddress,
-        sdk: c.sdk,
-        provider: record.provider,
-        providerKind: record.providerKind,
-        endpoint: record.endpoint,
-        method: record.method,
-        path: record.path,
-        model: record.model,
-        stream: record.stream ? 1 : 0,
-        requestBody: record.requestBody,
-        decisions: JSON.stringify(record.decisions),
-        startedAt: record.startedAt,
-      });
-      s.commit.run();
+      this.#writer.postMessage({ t: 'record', id, record } satisfies ToWriter);
     } catch (err) {
-      rollbackQuietly(db, s.rollback);
+      // Only the error's class: a DataCloneError's message quotes the offending value.
       this.#recordFailures++;
-      if (err instanceof SessionOwnerConflictError) throw err; // the store itself is fine
-      this.#lastWriteError = describeError(err);
-      throw new StoreWriteError(`recording the request failed: ${describeError(err)}`);
+      return Promise.reject(new StoreWriteError(`recording the request failed: the record cannot be passed to the writer thread (${errorName(err)})`));
     }
-    // Committed, but into the file at our path? A file deleted or replaced under an open
-    // connection keeps taking writes that no one will ever read again.
-    const moved = this.#fileProblem();
-    if (moved !== null) {
-      this.#recordFailures++;
-      this.#lastWriteError = moved;
-      throw new StoreWriteError(`recording the request failed: ${moved}`);
-    }
-    this.#lastWriteError = null;
+    const done = new Promise<void>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (value: unknown) => void, reject, record: true });
+    });
+    this.#syncRef();
+    return done;
   }
 
   appendStreamEvents(callId: string, events: readonly StreamEventRecord[]): void {
@@ -314,9 +333,13 @@ export class SqliteRecordingStore implements RecordingStore {
       this.#report(`${events.length} stream events arrived after the store was closed and were not recorded`);
       return;
     }
-    this.#queue.push({ kind: 'events', callId, events: events.slice() });
-    this.#queuedRows += events.length;
-    this.#kick();
+    if (this.#dead !== null) {
+      this.#droppedRows += events.length; // the writer's death was reported once; not per row
+      return;
+    }
+    this.#behind.push({ kind: 'events', callId, events: events.slice() });
+    this.#behindRows += events.length;
+    this.#behindImmediate ??= setImmediate(() => this.#postBehind());
   }
 
   finishCall(result: CallResultRecord): void {
@@ -325,67 +348,66 @@ export class SqliteRecordingStore implements RecordingStore {
       this.#report('a call result arrived after the store was closed and was not recorded');
       return;
     }
-    this.#queue.push({ kind: 'finish', result });
-    this.#queuedRows += 1;
-    this.#kick();
+    if (this.#dead !== null) {
+      this.#droppedRows += 1;
+      return;
+    }
+    this.#behind.push({ kind: 'finish', result });
+    this.#behindRows += 1;
+    this.#behindImmediate ??= setImmediate(() => this.#postBehind());
   }
 
   async flush(): Promise<void> {
-    this.#drainAll();
+    if (this.#closed || this.#dead !== null) return; // nothing can be written any more; counted and in health()
+    this.#postBehind();
+    try {
+      await this.#request((id) => ({ t: 'flush', id }));
+    } catch {
+      // the writer died meanwhile: what it could not write is counted, reported and in health()
+    }
   }
 
   async health(): Promise<StoreHealth> {
-    const writeErrors = this.#writeErrors;
+    const writeErrors = this.#counters.writeErrors;
     if (this.#closed) return { ok: false, writeErrors, detail: 'the store is closed' };
+    if (this.#dead !== null) return { ok: false, writeErrors, detail: this.#dead };
     try {
-      this.#stmt.ping.get();
+      const answer = (await this.#request((id) => ({ t: 'health', id }), this.#healthTimeoutMs)) as { ok: boolean; detail: string | null };
+      return { ok: answer.ok, writeErrors: this.#counters.writeErrors, detail: answer.detail };
     } catch (err) {
-      return { ok: false, writeErrors, detail: `the database does not answer: ${describeError(err)}` };
+      return { ok: false, writeErrors: this.#counters.writeErrors, detail: describeError(err) };
     }
-    const moved = this.#fileProblem();
-    if (moved !== null) return { ok: false, writeErrors, detail: moved };
-    if (this.#lastWriteError !== null) return { ok: false, writeErrors, detail: `the last write failed: ${this.#lastWriteError}` };
-    return { ok: true, writeErrors, detail: null };
   }
 
   /** Counters for metrics and tests. */
   stats(): SqliteStoreStats {
+    const c = this.#counters;
     return {
-      queuedRows: this.#queuedRows + (this.#retry?.rows ?? 0),
-      writeErrors: this.#writeErrors,
-      droppedRows: this.#droppedRows,
-      orphanRows: this.#orphanRows,
+      queuedRows: this.#behindRows + this.#postedRows - c.settledRows,
+      writeErrors: c.writeErrors,
+      droppedRows: c.droppedRows + this.#droppedRows,
+      orphanRows: c.orphanRows + this.#orphanRows,
       recordFailures: this.#recordFailures,
+      recordCommits: c.recordCommits,
+      checkpoints: Atomics.load(this.#shared, SHARED.checkpoints),
+      walFrames: Atomics.load(this.#shared, SHARED.walFrames),
     };
   }
 
   async listSessions(options: { limit?: number; subject?: string } = {}): Promise<SessionSummary[]> {
-    this.#assertReadable();
-    this.#drainAll();
-    const limit = clampLimit(options.limit);
-    const rows = options.subject === undefined
-      ? this.#stmt.listSessions.all(limit)
-      : this.#stmt.listSessionsBySubject.all(options.subject, limit);
-    return rows.map(toSessionSummary);
+    return (await this.#read({ op: 'listSessions', limit: clampLimit(options.limit), subject: options.subject ?? null })) as SessionSummary[];
   }
 
   async getCall(callId: string): Promise<CallRecord | null> {
-    this.#assertReadable();
-    this.#drainAll();
-    const row = this.#stmt.getCall.get(callId);
-    return row === undefined ? null : toCallRecord(row);
+    return (await this.#read({ op: 'getCall', callId })) as CallRecord | null;
   }
 
   async listCalls(sessionId: string): Promise<CallRecord[]> {
-    this.#assertReadable();
-    this.#drainAll();
-    return this.#stmt.listCalls.all(sessionId).map(toCallRecord);
+    return (await this.#read({ op: 'listCalls', sessionId })) as CallRecord[];
   }
 
   async getStreamEvents(callId: string): Promise<StreamEventRecord[]> {
-    this.#assertReadable();
-    this.#drainAll();
-    return this.#stmt.getEvents.all(callId).map((row) => ({ offsetMs: num(row['offset_ms']), raw: str(row['raw']) }));
+    return (await this.#read({ op: 'getStreamEvents', callId })) as StreamEventRecord[];
   }
 
   close(): Promise<void> {
@@ -394,186 +416,209 @@ export class SqliteRecordingStore implements RecordingStore {
   }
 
   async #close(): Promise<void> {
-    this.#drainAll();
+    this.#postBehind();
     this.#closed = true;
-    this.#cancelTimers();
-    try {
-      this.#db.exec('PRAGMA optimize');
-    } catch {
-      // advisory only
+    // The checkpointer goes first, so the writer's connection is the last one: closing it
+    // checkpoints the WAL into the database file and removes it.
+    await this.#stopCheckpointer();
+    if (this.#dead === null) {
+      this.#writerExiting = true;
+      try {
+        await this.#request((id) => ({ t: 'close', id }));
+      } catch {
+        // the writer died meanwhile (reported) or could not close its connection: it ends anyway
+      }
     }
-    this.#db.close(); // checkpoints the WAL into the database file
+    await endThread(this.#writer, this.#writerExited);
   }
 
-  // ── write-behind ────────────────────────────────────────────────────────────────────────
+  // ── main-thread side of the protocol ──────────────────────────────────────────────────────
 
-  #kick(): void {
-    if (this.#queuedRows >= this.#maxBatch) {
-      if (this.#immediate === null) {
-        if (this.#timer !== null) {
-          clearTimeout(this.#timer);
-          this.#timer = null;
+  async #read(read: ReadOp): Promise<unknown> {
+    if (this.#closed) throw new StoreWriteError('the recording store is closed');
+    this.#postBehind();
+    return this.#request((id) => ({ t: 'read', id, read }));
+  }
+
+  #request(build: (id: number) => ToWriter, timeoutMs?: number): Promise<unknown> {
+    if (this.#dead !== null) return Promise.reject(new StoreWriteError(this.#dead));
+    const id = this.#nextId++;
+    return new Promise<unknown>((resolve, reject) => {
+      let timer: NodeJS.Timeout | null = null;
+      const settle = <T>(fn: (value: T) => void) => (value: T): void => {
+        if (timer !== null) clearTimeout(timer);
+        fn(value);
+      };
+      this.#pending.set(id, { resolve: settle(resolve), reject: settle(reject), record: false });
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          this.#pending.delete(id);
+          this.#syncRef();
+          reject(new StoreWriteError(`the writer thread did not answer within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      this.#writer.postMessage(build(id));
+      this.#syncRef();
+    });
+  }
+
+  #onMessage(message: FromWriter): void {
+    switch (message.t) {
+      case 'ready':
+        this.#started = true;
+        this.#readyResolve();
+        return;
+      case 'open-failed':
+        this.#readyReject(new OpenFailure(message.reason, message.tooNew === null ? null : new SchemaTooNewError(message.tooNew.found, message.tooNew.supported)));
+        return;
+      case 'acks': {
+        this.#counters = message.c;
+        for (const ack of message.acks) {
+          const pending = this.#pending.get(ack[0]);
+          if (pending === undefined) continue;
+          this.#pending.delete(ack[0]);
+          if (ack[1] === ACK_OK) {
+            pending.resolve(undefined);
+          } else {
+            this.#recordFailures++;
+            pending.reject(ack[1] === ACK_CONFLICT ? new SessionOwnerConflictError() : new StoreWriteError(`recording the request failed: ${ack[2]}`));
+          }
         }
-        this.#immediate = setImmediate(() => {
-          this.#immediate = null;
-          this.#tick();
-        });
-      }
-    } else if (this.#timer === null && this.#immediate === null) {
-      this.#timer = setTimeout(() => {
-        this.#timer = null;
-        this.#tick();
-      }, this.#batchIntervalMs);
-    }
-  }
-
-  /** One batch per tick, so a large backlog yields to the event loop between transactions. */
-  #tick(): void {
-    if (this.#closed) return;
-    this.#writeOneBatch();
-    if (this.#retry !== null) {
-      // retry on the next tick, not at once: a lock or a full disk needs a moment
-      if (this.#timer === null) {
-        this.#timer = setTimeout(() => {
-          this.#timer = null;
-          this.#tick();
-        }, Math.max(this.#batchIntervalMs, 1));
-      }
-    } else if (this.#queuedRows > 0) {
-      this.#kick();
-    }
-  }
-
-  #drainAll(): void {
-    if (this.#closed) return;
-    this.#cancelTimers();
-    while (this.#retry !== null || this.#queue.length > 0) this.#writeOneBatch();
-  }
-
-  #cancelTimers(): void {
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    if (this.#immediate !== null) clearImmediate(this.#immediate);
-    this.#timer = null;
-    this.#immediate = null;
-  }
-
-  #takeBatch(): Batch | null {
-    if (this.#queue.length === 0) return null;
-    let rows = 0;
-    let count = 0;
-    while (count < this.#queue.length && rows < this.#maxBatch) {
-      rows += rowsOf(this.#queue[count]!);
-      count++;
-    }
-    const items = count === this.#queue.length ? this.#queue : this.#queue.slice(0, count);
-    this.#queue = count === this.#queue.length ? [] : this.#queue.slice(count);
-    this.#queuedRows -= rows;
-    return { items, rows, attempts: 0 };
-  }
-
-  #writeOneBatch(): void {
-    const batch = this.#retry ?? this.#takeBatch();
-    this.#retry = null;
-    if (batch === null) return;
-    try {
-      this.#writeItems(batch.items);
-      this.#lastWriteError = null;
-      return;
-    } catch (err) {
-      this.#writeErrors++;
-      this.#lastWriteError = describeError(err);
-      if (batch.attempts === 0) {
-        batch.attempts = 1;
-        this.#retry = batch;
-        this.#report(`writing ${batch.rows} queued rows failed, will retry: ${describeError(err)}`);
+        this.#syncRef();
         return;
       }
-      this.#report(`writing ${batch.rows} queued rows failed again, writing them one by one: ${describeError(err)}`);
-    }
-    // Second failure: isolate the items, so a single bad one cannot take the batch down with it.
-    let dropped = 0;
-    let lastError: unknown = null;
-    for (const item of batch.items) {
-      try {
-        this.#writeItems([item]);
-      } catch (err) {
-        this.#writeErrors++;
-        dropped += rowsOf(item);
-        lastError = err;
+      case 'reply': {
+        this.#counters = message.c;
+        const pending = this.#pending.get(message.id);
+        if (pending !== undefined) {
+          this.#pending.delete(message.id);
+          if (message.error === null) pending.resolve(message.value);
+          else pending.reject(new StoreWriteError(message.error));
+        }
+        this.#syncRef();
+        return;
       }
-    }
-    if (dropped > 0) {
-      this.#droppedRows += dropped;
-      this.#lastWriteError = describeError(lastError);
-      this.#report(`dropped ${dropped} of ${batch.rows} queued rows after a retry: ${describeError(lastError)}`);
-    } else {
-      this.#lastWriteError = null;
+      case 'counters':
+        this.#counters = message.c;
+        this.#syncRef();
+        return;
+      case 'report':
+        this.#report(message.message);
+        return;
     }
   }
 
-  /** Writes the items in one transaction; throws (after rolling back) when it cannot. */
-  #writeItems(items: readonly QueueItem[]): void {
-    const moved = this.#fileProblem();
-    if (moved !== null) throw new Error(moved);
-    const s = this.#stmt;
-    const nextSeq = new Map<string, number>(); // applied to #nextSeq only once committed
-    const finished: string[] = [];
-    let orphans = 0;
-    s.begin.run();
+  /** Posts the write-behind items collected during this turn, in one message. */
+  #postBehind(): void {
+    if (this.#behindImmediate !== null) clearImmediate(this.#behindImmediate);
+    this.#behindImmediate = null;
+    if (this.#behind.length === 0) return;
+    const items = this.#behind;
+    const rows = this.#behindRows;
+    this.#behind = [];
+    this.#behindRows = 0;
+    if (this.#dead !== null) {
+      this.#droppedRows += rows;
+      return;
+    }
     try {
+      this.#writer.postMessage({ t: 'behind', items } satisfies ToWriter);
+      this.#postedRows += rows;
+    } catch {
+      // One item cannot be cloned: pass the others one by one, drop (and count) the bad ones.
+      let dropped = 0;
       for (const item of items) {
-        if (item.kind === 'events') {
-          let seq = nextSeq.get(item.callId) ?? this.#nextSeq.get(item.callId);
-          if (seq === undefined) {
-            const head = s.eventHead.get(item.callId);
-            if (head === undefined || num(head['present']) !== 1) {
-              orphans += item.events.length;
-              continue;
-            }
-            seq = head['max_seq'] === null ? 0 : num(head['max_seq']) + 1;
-          }
-          for (const event of item.events) {
-            s.insertEvent.run(item.callId, seq, Math.round(event.offsetMs), event.raw);
-            seq++;
-          }
-          nextSeq.set(item.callId, seq);
-        } else {
-          const r = item.result;
-          const current = s.callDecisions.get(r.callId);
-          if (current === undefined) {
-            orphans++;
-            continue;
-          }
-          const decisions = r.decisions.length === 0
-            ? str(current['decisions'])
-            : JSON.stringify([...(JSON.parse(str(current['decisions'])) as PolicyDecisionRecord[]), ...r.decisions]);
-          s.finishCall.run({
-            id: r.callId,
-            status: r.status,
-            httpStatus: r.httpStatus,
-            responseBody: r.responseBody,
-            usage: r.usage === null ? null : JSON.stringify(r.usage),
-            firstByteMs: r.firstByteMs === null ? null : Math.round(r.firstByteMs),
-            latencyMs: Math.round(r.latencyMs),
-            errorCode: r.errorCode,
-            errorMessage: r.errorMessage,
-            decisions,
-            endedAt: r.endedAt,
-          });
-          finished.push(r.callId);
+        const itemRows = item.kind === 'events' ? item.events.length : 1;
+        try {
+          this.#writer.postMessage({ t: 'behind', items: [item] } satisfies ToWriter);
+          this.#postedRows += itemRows;
+        } catch {
+          dropped += itemRows;
         }
       }
-      s.commit.run();
-    } catch (err) {
-      rollbackQuietly(this.#db, s.rollback);
-      throw err;
+      this.#droppedRows += dropped;
+      this.#report(`dropped ${dropped} queued rows that cannot be passed to the writer thread`);
     }
-    for (const [callId, seq] of nextSeq) this.#nextSeq.set(callId, seq);
-    for (const callId of finished) this.#nextSeq.delete(callId);
-    if (orphans > 0) {
-      this.#orphanRows += orphans;
-      this.#report(`skipped ${orphans} queued rows of calls that were never recorded`);
+    this.#syncRef();
+  }
+
+  /** The writer keeps the process alive only while something waits on it. */
+  #syncRef(): void {
+    if (this.#dead !== null || !this.#started) return;
+    const wanted = this.#pending.size > 0 || this.#behindRows > 0 || this.#postedRows !== this.#counters.settledRows;
+    if (wanted === this.#refed) return;
+    this.#refed = wanted;
+    if (wanted) this.#writer.ref();
+    else this.#writer.unref();
+  }
+
+  #onWriterGone(reason: string): void {
+    if (!this.#started) {
+      this.#readyReject(new OpenFailure(`the writer thread failed to start (${reason})`));
+      return;
     }
+    if (this.#dead !== null) return;
+    if (this.#writerExiting) {
+      // close() is ending it; whatever still waits (close's own request) must not hang
+      for (const [id, pending] of this.#pending) {
+        this.#pending.delete(id);
+        pending.reject(new StoreWriteError(`the writer thread ended (${reason})`));
+      }
+      return;
+    }
+    this.#dead = `the recording store's writer thread stopped (${reason})`;
+    const lost = this.#behindRows + this.#postedRows - this.#counters.settledRows;
+    this.#droppedRows += lost;
+    this.#postedRows = this.#counters.settledRows;
+    this.#behind = [];
+    this.#behindRows = 0;
+    for (const [id, pending] of this.#pending) {
+      this.#pending.delete(id);
+      if (pending.record) {
+        this.#recordFailures++;
+        pending.reject(new StoreWriteError(`recording the request failed: ${this.#dead}`));
+      } else {
+        pending.reject(new StoreWriteError(this.#dead));
+      }
+    }
+    this.#report(`${this.#dead}; ${lost} queued rows were lost; requests are refused until the store is reopened`);
+    void this.#stopCheckpointer();
+  }
+
+  // ── checkpointer thread ─────────────────────────────────────────────────────────────────
+
+  async #startCheckpointer(data: CheckpointerData): Promise<void> {
+    const worker = new Worker(workerUrl('checkpoint-worker'), { workerData: data, name: 'aigov-store-checkpointer' });
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    const first = await new Promise<FromCheckpointer | { t: 'stopped' }>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', (err: Error) => reject(new Error(errorCode(err))));
+      worker.once('exit', (code: number) => (this.#checkpointerStopping ? resolve({ t: 'stopped' }) : reject(new Error(`exit code ${code}`))));
+    });
+    if (first.t === 'stopped') return;
+    if (first.t !== 'ready') {
+      await exited;
+      throw new Error(first.reason);
+    }
+    worker.unref(); // it only ever helps; it must not keep the process alive
+    this.#checkpointer = worker;
+    worker.on('error', () => {}); // the exit handler below reports
+    void exited.then(() => {
+      if (this.#checkpointerStopping || this.#closed || this.#dead !== null) return;
+      // Without it nothing checkpoints and the WAL grows: let the writer checkpoint itself.
+      this.#report("the recording store's checkpointer thread stopped; the writer thread checkpoints from now on");
+      this.#request((id) => ({ t: 'autocheckpoint', id })).catch(() => {});
+    });
+    this.#checkpointerExited = exited;
+  }
+
+  async #stopCheckpointer(): Promise<void> {
+    const worker = this.#checkpointer;
+    if (worker === null || this.#checkpointerStopping) return;
+    this.#checkpointerStopping = true;
+    Atomics.store(this.#shared, SHARED.stop, 1);
+    Atomics.notify(this.#shared, SHARED.kick);
+    await endThread(worker, this.#checkpointerExited);
   }
 
   #report(message: string): void {
@@ -583,48 +628,19 @@ export class SqliteRecordingStore implements RecordingStore {
       // a throwing callback must not break the write path
     }
   }
-
-  // ── checks ──────────────────────────────────────────────────────────────────────────────
-
-  #assertReadable(): void {
-    if (this.#closed) throw new StoreWriteError('the recording store is closed');
-  }
-
-  /** Non-null when the file at our path is no longer the one this connection writes to. */
-  #fileProblem(): string | null {
-    const now = fileIdentity(this.#location);
-    if (now === null) return 'the database file was deleted';
-    if (now.dev !== this.#identity.dev || now.ino !== this.#identity.ino) return 'the database file was replaced';
-    return null;
-  }
 }
 
 // ── helpers ─────────────────────────────────────────────────────────────────────────────────
 
-interface FileIdentity {
-  readonly dev: number;
-  readonly ino: number;
-}
-
-function fileIdentity(file: string): FileIdentity | null {
-  try {
-    const st = fs.statSync(file, { throwIfNoEntry: false });
-    return st === undefined ? null : { dev: st.dev, ino: st.ino };
-  } catch {
-    return null; // e.g. ENOTDIR when the directory was replaced by a file
-  }
-}
-
-function rollbackQuietly(db: DatabaseSync, rollback: StatementSync): void {
-  try {
-    if (db.isTransaction) rollback.run();
-  } catch {
-    // the connection is in trouble; the original error is the one that matters
-  }
-}
-
-function rowsOf(item: QueueItem): number {
-  return item.kind === 'events' ? item.events.length : 1;
+/** Waits for a thread to end on its own; terminates it after a grace period. */
+async function endThread(worker: Worker, exited: Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | null = null;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), THREAD_EXIT_GRACE_MS);
+  });
+  const outcome = await Promise.race([exited, late]);
+  if (timer !== null) clearTimeout(timer);
+  if (outcome === 'late') await worker.terminate();
 }
 
 function clampLimit(limit: number | undefined): number {
@@ -632,87 +648,17 @@ function clampLimit(limit: number | undefined): number {
   return Math.min(10_000, Math.max(1, Math.floor(limit)));
 }
 
-/** A short reason without record contents: SQLite's message, or an fs error code. */
-function describeError(err: unknown): string {
-  if (err instanceof Error) {
-    const message = err.message.split('\n', 1)[0] ?? '';
-    return message.length > 200 ? `${message.slice(0, 200)}…` : message;
-  }
-  return 'unknown error';
+/** A thread's error as its code (e.g. ERR_WORKER_OUT_OF_MEMORY) or class: never its message. */
+function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : errorName(err);
+}
+
+function errorName(err: unknown): string {
+  return err instanceof Error ? err.name : 'unknown error';
 }
 
 function fsCode(err: unknown): string {
   const code = (err as NodeJS.ErrnoException | null)?.code;
   return typeof code === 'string' ? code : describeError(err);
-}
-
-type Row = Record<string, SQLOutputValue>;
-
-function str(value: SQLOutputValue | undefined): string {
-  if (typeof value === 'string') return value;
-  throw new Error('recording store: unexpected non-text column value');
-}
-
-function strOrNull(value: SQLOutputValue | undefined): string | null {
-  return value === null || value === undefined ? null : str(value);
-}
-
-function num(value: SQLOutputValue | undefined): number {
-  if (typeof value === 'number') return value;
-  if (typeof value === 'bigint') return Number(value);
-  throw new Error('recording store: unexpected non-numeric column value');
-}
-
-function numOrNull(value: SQLOutputValue | undefined): number | null {
-  return value === null || value === undefined ? null : num(value);
-}
-
-function toSessionSummary(row: Row): SessionSummary {
-  return {
-    sessionId: str(row['id']),
-    subject: str(row['subject']),
-    email: strOrNull(row['email']),
-    startedAt: num(row['started_at']),
-    lastCallAt: num(row['last_call_at']),
-    callCount: num(row['call_count']),
-  };
-}
-
-function toCallRecord(row: Row): CallRecord {
-  const usage = strOrNull(row['usage']);
-  return {
-    callId: str(row['id']),
-    sessionId: str(row['session_id']),
-    principal: {
-      subject: str(row['subject']),
-      email: strOrNull(row['email']),
-      groups: JSON.parse(str(row['groups'])) as string[],
-      issuer: str(row['issuer']),
-      clientId: strOrNull(row['client_id']),
-    },
-    client: {
-      userAgent: strOrNull(row['user_agent']),
-      remoteAddress: strOrNull(row['remote_address']),
-      sdk: strOrNull(row['sdk']),
-    },
-    provider: str(row['provider']),
-    providerKind: str(row['provider_kind']) as ProviderKind,
-    endpoint: str(row['endpoint']) as EndpointId,
-    method: str(row['method']),
-    path: str(row['path']),
-    model: strOrNull(row['model']),
-    stream: num(row['stream']) === 1,
-    requestBody: str(row['request_body']),
-    decisions: JSON.parse(str(row['decisions'])) as PolicyDecisionRecord[],
-    startedAt: num(row['started_at']),
-    status: str(row['status']) as CallStatus,
-    httpStatus: numOrNull(row['http_status']),
-    responseBody: strOrNull(row['response_body']),
-    usage: usage === null ? null : (JSON.parse(usage) as Usage),
-    firstByteMs: numOrNull(row['first_byte_ms']),
-    latencyMs: numOrNull(row['latency_ms']),
-    errorCode: strOrNull(row['error_code']),
-    errorMessage: strOrNull(row['error_message']),
-    endedAt: numOrNull(row['ended_at']),
-  };
 }

@@ -1,0 +1,100 @@
+/**
+ * What the SQLite store's main-thread half (sqlite-store.ts) and its two worker threads
+ * (writer-worker.ts, checkpoint-worker.ts) say to each other. Plain objects and tuples only, so
+ * structured clone stays cheap; record contents travel as they are (strings are copied once).
+ */
+import type { CallRequestRecord, CallResultRecord, StreamEventRecord } from '../recording-store.ts';
+
+export type SqliteSynchronous = 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA';
+
+/** Slots of the Int32Array over the SharedArrayBuffer that the three threads share. */
+export const SHARED = {
+  /** Bumped by the writer each time `checkpointBytes` have been committed; the checkpointer waits on it. */
+  kick: 0,
+  /** Bumped by the writer on every commit. */
+  commits: 1,
+  /** Set to 1 by the checkpointer when the WAL stopped restarting; the writer clears it after catching up. */
+  restart: 2,
+  /** Set to 1 by the main thread to stop the checkpointer. */
+  stop: 3,
+  /** Checkpoints completed by the checkpointer (for stats). */
+  checkpoints: 4,
+  /** Frames in the WAL after the last checkpoint (for stats and tests). */
+  walFrames: 5,
+  /** Set to 1 by the main thread once the writer has opened (and migrated) the database. */
+  go: 6,
+  length: 7,
+} as const;
+
+export interface WriterData {
+  readonly location: string;
+  readonly busyTimeoutMs: number;
+  readonly synchronous: SqliteSynchronous;
+  readonly batchIntervalMs: number;
+  readonly maxBatch: number;
+  readonly checkpointBytes: number;
+  readonly shared: SharedArrayBuffer;
+}
+
+export interface CheckpointerData {
+  readonly location: string;
+  readonly idleMs: number;
+  /** WAL size (frames × page) from which the writer is asked to catch up so the WAL restarts. */
+  readonly walLimitBytes: number;
+  readonly shared: SharedArrayBuffer;
+}
+
+export type QueueItem =
+  | { readonly kind: 'events'; readonly callId: string; readonly events: readonly StreamEventRecord[] }
+  | { readonly kind: 'finish'; readonly result: CallResultRecord };
+
+export type ReadOp =
+  | { readonly op: 'listSessions'; readonly limit: number; readonly subject: string | null }
+  | { readonly op: 'getCall'; readonly callId: string }
+  | { readonly op: 'listCalls'; readonly sessionId: string }
+  | { readonly op: 'getStreamEvents'; readonly callId: string };
+
+export type ToWriter =
+  | { readonly t: 'record'; readonly id: number; readonly record: CallRequestRecord }
+  | { readonly t: 'behind'; readonly items: readonly QueueItem[] }
+  | { readonly t: 'flush'; readonly id: number }
+  | { readonly t: 'health'; readonly id: number }
+  | { readonly t: 'read'; readonly id: number; readonly read: ReadOp }
+  | { readonly t: 'autocheckpoint'; readonly id: number }
+  | { readonly t: 'close'; readonly id: number };
+
+/** Cumulative counters of the writer; every message from it carries them. */
+export interface WriterCounters {
+  readonly writeErrors: number;
+  readonly droppedRows: number;
+  readonly orphanRows: number;
+  /** Write-behind rows that reached an end: written, dropped or skipped as orphans. */
+  readonly settledRows: number;
+  /** Transactions that committed request records (group commit: one per group). */
+  readonly recordCommits: number;
+}
+
+export const ACK_OK = 0;
+export const ACK_CONFLICT = 1;
+export const ACK_ERROR = 2;
+/** [request id, outcome, reason without record contents (errors only)] */
+export type RecordAck = readonly [number, typeof ACK_OK | typeof ACK_CONFLICT] | readonly [number, typeof ACK_ERROR, string];
+
+export type FromWriter =
+  | { readonly t: 'ready' }
+  | { readonly t: 'open-failed'; readonly reason: string; readonly tooNew: { readonly found: number; readonly supported: number } | null }
+  | { readonly t: 'acks'; readonly acks: readonly RecordAck[]; readonly c: WriterCounters }
+  | { readonly t: 'reply'; readonly id: number; readonly value: unknown; readonly error: string | null; readonly c: WriterCounters }
+  | { readonly t: 'counters'; readonly c: WriterCounters }
+  | { readonly t: 'report'; readonly message: string };
+
+export type FromCheckpointer = { readonly t: 'ready' } | { readonly t: 'open-failed'; readonly reason: string };
+
+/** A short reason without record contents: SQLite's message (names tables/columns, never values). */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const message = err.message.split('\n', 1)[0] ?? '';
+    return message.length > 200 ? `${message.slice(0, 200)}…` : message;
+  }
+  return 'unknown error';
+}
