@@ -39,6 +39,8 @@ const DOC = path.join(ROOT, 'docs', 'benchmarks.md');
 const MARK_START = '<!-- gateway-overhead:start -->';
 const MARK_END = '<!-- gateway-overhead:end -->';
 const profile = process.argv.includes('--profile');
+/** Diagnostic: the gateway with a store that discards everything, to isolate the recording store's share. Docs are not updated. */
+const recordingOff = process.argv.includes('--recording-off');
 
 // ---------------------------------------------------------------------------------------------
 // Requests: a 2 KB chat completion body (the prompt), streamed and not.
@@ -263,7 +265,7 @@ async function main(): Promise<void> {
     profileDir = mkdtempSync(path.join(os.tmpdir(), 'aigov-bench-prof-'));
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
   }
-  const gw = (await spawnChild('gateway-process.ts', [upstream.url], nodeArgs)) as { url: string; token: string; pid: number };
+  const gw = (await spawnChild('gateway-process.ts', recordingOff ? [upstream.url, '--recording-off'] : [upstream.url], nodeArgs)) as { url: string; token: string; pid: number };
   const direct = makeTarget('direct', upstream.url, PATH_DIRECT, null);
   const gateway = makeTarget('gateway', gw.url, PATH_GATEWAY, gw.token);
   const targets = [direct, gateway];
@@ -370,12 +372,16 @@ async function main(): Promise<void> {
       `${ROUNDS} rounds, direct and gateway alternating within each round; medians of the per-round figures ` +
       `("added" = median of per-round differences). Per round and side: ${LATENCY_REQUESTS} non-streamed calls at concurrency 1, ` +
       `${STREAM_REQUESTS} streamed calls at concurrency 1, ${THROUGHPUT_MS / 1000} s at concurrency ${THROUGHPUT_CONCURRENCY}. ` +
-      `2 KB prompt, 2 KB answer (streamed: 40 content events + role, finish, usage and [DONE]); recording ON (SQLite in a temp dir); ` +
+      `2 KB prompt, 2 KB answer (streamed: 40 content events + role, finish, usage and [DONE]); ${recordingOff ? 'recording OFF (diagnostic run: a store that discards everything)' : 'recording ON (SQLite in a temp dir)'}; ` +
       `${requests} measured requests, ${seconds.toFixed(0)} s in all. Upstream fake, gateway and load generator are separate processes on the same machine (1-min load average ${loadAtStart.toFixed(2)} at the start, ${os.loadavg()[0]!.toFixed(2)} at the end: on a 2-core machine the gateway competes for CPU with the load generator and the fake upstream, which depresses the throughput ratio).`;
 
     process.stdout.write(`\n${table}\n\n${setup}\n`);
     if (profileDir) {
       process.stdout.write(`\n(--profile: the gateway's CPU profile is written to ${profileDir} when it exits; docs not updated)\n`);
+      return;
+    }
+    if (recordingOff) {
+      process.stdout.write('\n(--recording-off: diagnostic run, docs not updated)\n');
       return;
     }
     const section = [

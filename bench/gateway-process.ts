@@ -5,7 +5,10 @@
  * `{"url","token","pid"}` on stdout — for the parent's pipe only (the token must not reach a
  * terminal). Stops, removing its temp dir, on SIGTERM or when stdin closes.
  *
- *   node bench/gateway-process.ts http://127.0.0.1:P     (spawned by bench/gateway-overhead.ts)
+ *   node bench/gateway-process.ts http://127.0.0.1:P [--recording-off]    (spawned by bench/gateway-overhead.ts)
+ *
+ * --recording-off swaps in a store that discards everything: a diagnostic that isolates what
+ * recording costs. Never a production mode (the gateway refuses to forward what it cannot record).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,6 +17,7 @@ import { buildGatewayConfig } from '../src/config/load.ts';
 import type { GatewayConfigInput } from '../src/config/schema.ts';
 import { startDevIdp } from '../src/gateway/dev/idp.ts';
 import { bindServer, startGateway } from '../src/gateway/start-gateway.ts';
+import type { RecordingStore } from '../src/store/recording-store.ts';
 import { deviceLogin } from '../test/support/dev-login.ts';
 
 const CLIENT_ID = 'aigov-cli';
@@ -35,7 +39,20 @@ const input: GatewayConfigInput = {
   logging: { level: 'silent' },
 };
 const config = buildGatewayConfig(input, join(dir, 'bench-config'), { env: { BENCH_OPENAI_KEY: 'sk-bench-not-a-real-key-0000000000000000' } });
-const gateway = await startGateway(config, { version: 'bench', mounts: [{ prefix: '/oidc', handle: (req, res) => idp.handle(req, res) }] }, bound);
+const discardingStore: RecordingStore = {
+  recordRequest: async () => {},
+  appendStreamEvents: () => {},
+  finishCall: () => {},
+  flush: async () => {},
+  health: async () => ({ ok: true, writeErrors: 0, detail: null }),
+  listSessions: async () => [],
+  getCall: async () => null,
+  listCalls: async () => [],
+  getStreamEvents: async () => [],
+  close: async () => {},
+};
+const recordingOff = process.argv.includes('--recording-off');
+const gateway = await startGateway(config, { version: 'bench', store: recordingOff ? discardingStore : undefined, mounts: [{ prefix: '/oidc', handle: (req, res) => idp.handle(req, res) }] }, bound);
 const { accessToken } = await deviceLogin(idp, CLIENT_ID, 'alice');
 
 let stopping = false;
