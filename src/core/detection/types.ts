@@ -1,0 +1,54 @@
+/**
+ * Detection of sensitive entities in text: the contract between detectors, masking and policy.
+ * Pure: no I/O, no clock, no randomness. A Detection never carries the matched value — callers
+ * slice it from the text they already hold, and only ever to transform it, never to log it.
+ */
+
+/** Built-in entity types; custom detectors from a policy use their own upper-case names. */
+export type EntityType =
+  | 'EMAIL_ADDRESS'
+  | 'PHONE_NUMBER'
+  | 'CREDIT_CARD'
+  | 'IBAN_CODE'
+  | 'US_SSN'
+  | 'IP_ADDRESS'
+  | 'PRIVATE_KEY'
+  | 'AWS_ACCESS_KEY'
+  | 'GITHUB_TOKEN'
+  | 'GITLAB_TOKEN'
+  | 'SLACK_TOKEN'
+  | 'STRIPE_KEY'
+  | 'OPENAI_KEY'
+  | 'ANTHROPIC_KEY'
+  | 'GOOGLE_API_KEY'
+  | 'JWT'
+  | 'NPM_TOKEN'
+  | 'HUGGINGFACE_TOKEN'
+  | 'SENDGRID_KEY'
+  | 'DATABASE_URL_CREDENTIALS'
+  | 'BASIC_AUTH_CREDENTIALS'
+  | 'BEARER_TOKEN'
+  | (string & {});
+
+export interface Detection {
+  readonly type: EntityType;
+  /** Half-open [start, end) in UTF-16 code units of the text given to the detector. */
+  readonly start: number;
+  readonly end: number;
+  /** 0..1; context words nearby raise it. */
+  readonly confidence: number;
+  /** Which detector found it (for policy records; never the value). */
+  readonly detector: string;
+}
+
+export interface Detector {
+  readonly id: string;
+  readonly type: EntityType;
+  /**
+   * The longest entity this detector can report, in UTF-16 code units (a stream masker holds
+   * back at most this much text that could still become an entity). Must be finite.
+   */
+  readonly maxLength: number;
+  /** All entities in `text`. Must not throw on any input; if it does, callers fail closed. */
+  detect(text: string): Detection[];
+}

@@ -1,0 +1,156 @@
+/**
+ * The stream rewriter keeps each provider's stream valid and, for any chunking and any amount of
+ * holdback, gives the client exactly the text a whole-text rewrite gives — checked on the
+ * recorded provider transcripts with the official SDKs' own stream parsers.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { SseParser } from '../src/core/sse.ts';
+import { createStreamRewriter, rewriteResponseBody, type ChannelTransformer, type TextRewriter } from '../src/gateway/text-rewrite.ts';
+import { loadTranscript } from './support/replay-upstream.ts';
+
+/** Upper-cases text and holds back a random amount of it (up to everything) until more arrives or the channel ends. */
+function holdingRewriter(seed: number): TextRewriter {
+  let state = seed;
+  const next = (): number => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const transform = (s: string): string => s.replace(/[a-z]/g, (c) => c.toUpperCase());
+  return {
+    whole: (text) => transform(text),
+    channel(): ChannelTransformer {
+      let held = '';
+      return {
+        push(delta) {
+          held += delta;
+          const cut = Math.floor(next() * (held.length + 1));
+          const out = held.slice(0, cut);
+          held = held.slice(cut);
+          return transform(out);
+        },
+        end() {
+          const out = held;
+          held = '';
+          return transform(out);
+        },
+      };
+    },
+  };
+}
+
+function rewriteStream(body: string, endpoint: Parameters<typeof createStreamRewriter>[0], rewriter: TextRewriter, cuts: number[]): string {
+  const parser = new SseParser();
+  const stream = createStreamRewriter(endpoint, rewriter);
+  let out = '';
+  let last = 0;
+  for (const cut of [...cuts.map((c) => c % (body.length + 1)).sort((a, b) => a - b), body.length]) {
+    for (const event of parser.push(body.slice(last, cut))) for (const e of stream.event(event)) out += e.raw;
+    last = cut;
+  }
+  for (const event of parser.end()) for (const e of stream.event(event)) out += e.raw;
+  for (const e of stream.end()) out += e.raw;
+  return out;
+}
+
+/** The texts a client assembles from a stream, by channel, with plain JSON parsing. */
+function openaiChatTexts(stream: string): Record<string, string> {
+  const texts: Record<string, string> = {};
+  for (const line of stream.split('\n')) {
+    if (!line.startsWith('data: {')) continue;
+    const data = JSON.parse(line.slice(6)) as { choices: { index: number; delta: { content?: string; tool_calls?: { index: number; function?: { arguments?: string } }[] } }[] };
+    for (const c of data.choices) {
+      if (c.delta.content) texts[`${c.index}`] = (texts[`${c.index}`] ?? '') + c.delta.content;
+      for (const t of c.delta.tool_calls ?? []) if (t.function?.arguments) texts[`${c.index}:${t.index}`] = (texts[`${c.index}:${t.index}`] ?? '') + t.function.arguments;
+    }
+  }
+  return texts;
+}
+
+function anthropicTexts(stream: string): Record<string, string> {
+  const texts: Record<string, string> = {};
+  for (const line of stream.split('\n')) {
+    if (!line.startsWith('data: {')) continue;
+    const data = JSON.parse(line.slice(6)) as { type: string; index?: number; delta?: { type: string; text?: string; partial_json?: string }; content_block?: { type: string; text?: string } };
+    if (data.type === 'content_block_delta') texts[`${data.index}`] = (texts[`${data.index}`] ?? '') + (data.delta?.text ?? data.delta?.partial_json ?? '');
+    if (data.type === 'content_block_start' && data.content_block?.text) texts[`${data.index}`] = (texts[`${data.index}`] ?? '') + data.content_block.text;
+  }
+  return texts;
+}
+
+function upper(texts: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(texts).map(([k, v]) => [k, v.replace(/[a-z]/g, (c) => c.toUpperCase())]));
+}
+
+describe('stream rewriting', () => {
+  for (const name of ['openai-chat-stream', 'openai-chat-stream-tools', 'openai-chat-stream-multichoice']) {
+    it(`${name}: any chunking and holdback gives the whole-text result per channel`, () => {
+      const body = loadTranscript(name).body;
+      const expected = upper(openaiChatTexts(body));
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 1e9 }), fc.array(fc.nat(), { maxLength: 30 }), (seed, cuts) => {
+          const out = rewriteStream(body, 'openai.chat.completions', holdingRewriter(seed), cuts);
+          assert.deepEqual(openaiChatTexts(out), expected);
+          assert.ok(out.trimEnd().endsWith('data: [DONE]'));
+        }),
+        { numRuns: 300 },
+      );
+    });
+  }
+
+  for (const name of ['anthropic-messages-stream', 'anthropic-messages-stream-tools']) {
+    it(`${name}: any chunking and holdback gives the whole-text result per block`, () => {
+      const body = loadTranscript(name).body;
+      const expected = upper(anthropicTexts(body));
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 1e9 }), fc.array(fc.nat(), { maxLength: 30 }), (seed, cuts) => {
+          const out = rewriteStream(body, 'anthropic.messages', holdingRewriter(seed), cuts);
+          assert.deepEqual(anthropicTexts(out), expected);
+          // Every delta of a block, synthetic ones included, comes before that block's stop event.
+          const stopped = new Set<number>();
+          for (const line of out.split('\n')) {
+            if (!line.startsWith('data: {')) continue;
+            const d = JSON.parse(line.slice(6)) as { type: string; index?: number };
+            if (d.type === 'content_block_stop') stopped.add(d.index ?? 0);
+            if (d.type === 'content_block_delta') assert.ok(!stopped.has(d.index ?? 0), 'a delta after its block stopped');
+          }
+          assert.ok(out.trimEnd().endsWith('data: {"type":"message_stop"}') || /event: message_stop/.test(out));
+        }),
+        { numRuns: 300 },
+      );
+    });
+  }
+
+  it('openai-responses-stream: deltas and the *.done / completed snapshots agree', () => {
+    const body = loadTranscript('openai-responses-stream').body;
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 1e9 }), fc.array(fc.nat(), { maxLength: 30 }), (seed, cuts) => {
+        const out = rewriteStream(body, 'openai.responses', holdingRewriter(seed), cuts);
+        let deltas = '';
+        let done = '';
+        let completed = '';
+        for (const line of out.split('\n')) {
+          if (!line.startsWith('data: {')) continue;
+          const d = JSON.parse(line.slice(6)) as { type: string; delta?: string; text?: string; response?: { output?: { type: string; content?: { type: string; text: string }[] }[] } };
+          if (d.type === 'response.output_text.delta') deltas += d.delta ?? '';
+          if (d.type === 'response.output_text.done') done += d.text ?? '';
+          if (d.type === 'response.completed') completed = (d.response?.output ?? []).flatMap((o) => o.content ?? []).map((c) => c.text).join('');
+        }
+        assert.equal(deltas, done);
+        assert.equal(done, completed);
+        assert.ok(!/[a-z]/.test(deltas), 'every delta went through the rewriter');
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('non-streamed bodies: every answer text is rewritten, the rest untouched', () => {
+    const rewriter = holdingRewriter(1);
+    const chat = JSON.parse(rewriteResponseBody('openai.chat.completions', loadTranscript('openai-chat').body, rewriter)) as { id: string; choices: { message: { content: string } }[] };
+    assert.ok(!/[a-z]/.test(chat.choices[0]!.message.content));
+    assert.equal(chat.id, (JSON.parse(loadTranscript('openai-chat').body) as { id: string }).id);
+    const msg = JSON.parse(rewriteResponseBody('anthropic.messages', loadTranscript('anthropic-messages').body, rewriter)) as { content: { type: string; text?: string }[] };
+    assert.ok(msg.content.filter((b) => b.type === 'text').every((b) => !/[a-z]/.test(b.text ?? '')));
+    const resp = JSON.parse(rewriteResponseBody('openai.responses', loadTranscript('openai-responses').body, rewriter)) as { output: { content?: { text: string }[] }[] };
+    assert.ok(resp.output.flatMap((o) => o.content ?? []).every((c) => !/[a-z]/.test(c.text)));
+    assert.equal(rewriteResponseBody('openai.chat.completions', 'not json', rewriter), 'not json');
+  });
+});
