@@ -270,7 +270,7 @@ class ResponsesStreamRewriter implements StreamRewriter {
     const data = parseJson(event.data);
     if (!isObject(data)) return [event];
     const type = typeof data.type === 'string' ? data.type : (event.event ?? '');
-    const key = `${String(data.output_index ?? 0)}:${String(data.content_index ?? 'args')}`;
+    const key = `${typeof data.output_index === 'number' ? data.output_index : 0}:${typeof data.content_index === 'number' ? data.content_index : 'args'}`;
     const set = (holder: JsonObject, field: string, kind: TextKind): void => {
       if (typeof holder[field] === 'string') holder[field] = this.#rewriter.whole(holder[field], kind);
     };
