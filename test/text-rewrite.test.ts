@@ -154,3 +154,43 @@ describe('stream rewriting', () => {
     assert.equal(rewriteResponseBody('openai.chat.completions', 'not json', rewriter), 'not json');
   });
 });
+
+describe('request rewriting', () => {
+  const up = (t: string): string => t.toUpperCase();
+  it('rewrites every text field the adapters parse, for each provider shape', async () => {
+    const { rewriteRequestBody } = await import('../src/gateway/text-rewrite.ts');
+    const chat = JSON.parse(
+      rewriteRequestBody(
+        'openai.chat.completions',
+        JSON.stringify({ model: 'm', messages: [{ role: 'system', content: 'sys' }, { role: 'user', content: [{ type: 'text', text: 'part' }, { type: 'image_url', image_url: { url: 'http://x' } }] }, { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{"a":"arg"}' } }] }, { role: 'tool', tool_call_id: 'c', content: 'result' }] }),
+        up,
+      ),
+    ) as { model: string; messages: { content: unknown; tool_calls?: { function: { name: string; arguments: string } }[] }[] };
+    assert.equal(chat.model, 'm');
+    assert.equal(chat.messages[0]!.content, 'SYS');
+    assert.deepEqual(chat.messages[1]!.content, [{ type: 'text', text: 'PART' }, { type: 'image_url', image_url: { url: 'http://x' } }]);
+    assert.equal(chat.messages[2]!.tool_calls![0]!.function.arguments, '{"A":"ARG"}');
+    assert.equal(chat.messages[2]!.tool_calls![0]!.function.name, 'f', 'tool names are not content');
+    assert.equal(chat.messages[3]!.content, 'RESULT');
+
+    const anthropicBody = JSON.parse(
+      rewriteRequestBody(
+        'anthropic.messages',
+        JSON.stringify({ model: 'm', system: [{ type: 'text', text: 'sys' }], messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'f', input: { q: 'x' } }] }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't', content: 'out' }] }] }),
+        up,
+      ),
+    ) as { system: { text: string }[]; messages: { content: unknown }[] };
+    assert.equal(anthropicBody.system[0]!.text, 'SYS');
+    assert.equal(anthropicBody.messages[0]!.content, 'HI');
+    assert.deepEqual((anthropicBody.messages[1]!.content as { input: unknown }[])[0]!.input, { Q: 'X' });
+    assert.equal((anthropicBody.messages[2]!.content as { content: string }[])[0]!.content, 'OUT');
+
+    const responses = JSON.parse(rewriteRequestBody('openai.responses', JSON.stringify({ model: 'm', instructions: 'be nice', input: [{ role: 'user', content: [{ type: 'input_text', text: 'q' }] }, { type: 'function_call_output', call_id: 'c', output: 'o' }] }), up)) as { instructions: string; input: { content?: { text: string }[]; output?: string }[] };
+    assert.equal(responses.instructions, 'BE NICE');
+    assert.equal(responses.input[0]!.content![0]!.text, 'Q');
+    assert.equal(responses.input[1]!.output, 'O');
+    assert.deepEqual(JSON.parse(rewriteRequestBody('openai.embeddings', JSON.stringify({ model: 'e', input: ['a', 'b'] }), up)), { model: 'e', input: ['A', 'B'] });
+    const untouched = JSON.stringify({ model: 'm', messages: [] });
+    assert.equal(rewriteRequestBody('openai.chat.completions', untouched, up), untouched);
+  });
+});
