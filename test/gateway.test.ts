@@ -568,8 +568,12 @@ describe('recording is the system of record', () => {
   it('a policy hook that blocks: provider-shaped 403, recorded as blocked, nothing forwarded', async () => {
     const g = await startHarness({
       hooks: {
-        evaluateRequest: () => [{ action: 'block', ruleId: 'no-weather', reason: 'weather questions are not allowed' }],
-        createResponseTransform: () => ({ transformEvent: (e) => [e], end: () => [], transformBody: (b) => b }),
+        evaluateRequest: () => ({
+          decisions: [{ action: 'block', ruleId: 'no-weather', reason: 'weather questions are not allowed', mode: 'enforce' }],
+          refuse: { kind: 'block', ruleId: 'no-weather', reason: 'weather questions are not allowed' },
+          rewriteRequest: null,
+          rewriteResponse: null,
+        }),
       },
     });
     try {

@@ -91,6 +91,16 @@ export const ERRORS = {
     message: 'Blocked by aigov policy rule `{rule}`: {reason}.',
     hint: 'Change the request, or ask your security team about the rule.',
   },
+  AIGOV_E_APPROVAL_REQUIRED: {
+    status: 403, exitCode: EXIT.noPerm, type: 'permission_error',
+    message: 'This request needs approval under aigov policy rule `{rule}`: {reason}.',
+    hint: 'Ask an approver for this rule; held approvals arrive with `aigov approvals`.',
+  },
+  AIGOV_E_POLICY_FAILED: {
+    status: 503, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'The request was not sent: the gateway could not evaluate its policy.',
+    hint: 'aigov refuses what it cannot check. Retry; operators should look at the gateway log for the policy error.',
+  },
   AIGOV_E_BAD_SESSION: {
     status: 400, exitCode: EXIT.usage, type: 'invalid_request_error',
     message: 'The x-aigov-session header is not a valid session id: {reason}.',

@@ -1,10 +1,11 @@
 /**
- * The pipeline's extension points. Policy (issue "Policy engine") and masking plug in here;
- * until then the defaults allow everything and pass answers through unchanged.
+ * The pipeline's extension point: policy decides on each request, and may rewrite the request
+ * text going upstream and the answer text coming back (streamed or not). Without a policy the
+ * default verdict allows everything and changes nothing.
  */
-import type { NormalizedRequest, PolicyDecision, Principal } from '../core/events.ts';
-import type { SseEvent } from '../core/sse.ts';
-import type { EndpointId } from '../core/events.ts';
+import type { EndpointId, NormalizedRequest, Principal } from '../core/events.ts';
+import type { PolicyDecisionRecord } from '../store/recording-store.ts';
+import type { TextKind, TextRewriter } from './text-rewrite.ts';
 
 export interface CallContext {
   readonly callId: string;
@@ -15,28 +16,28 @@ export interface CallContext {
   readonly request: NormalizedRequest;
 }
 
-/** Transforms an answer on its way to the client. Must give the same result streamed or not. */
-export interface ResponseTransform {
-  /** Takes one whole upstream event; returns the events to send now (it may hold text back). */
-  transformEvent(event: SseEvent): SseEvent[];
-  /** The stream ended: returns whatever was held back. */
-  end(): SseEvent[];
-  /** Transforms a whole non-streamed JSON body (as text). */
-  transformBody(body: string): string;
+/** What policy says about one request. Decisions are data: recorded, never thrown. */
+export interface RequestVerdict {
+  /** Every decision taken, shadow ones included (recorded with the call). */
+  readonly decisions: readonly Omit<PolicyDecisionRecord, 'stage'>[];
+  /** The request must not go upstream: answered with a provider-shaped 403 naming the rule. */
+  readonly refuse: { readonly kind: 'block' | 'require_approval'; readonly ruleId: string; readonly reason: string } | null;
+  /** Rewrites each text of the request before it is recorded and sent (mask_request, pseudonymize). */
+  readonly rewriteRequest: ((text: string, kind: TextKind) => string) | null;
+  /** Rewrites the answer's text (mask_response, restoring pseudonyms), streamed or not. */
+  readonly rewriteResponse: TextRewriter | null;
 }
 
 export interface PipelineHooks {
-  evaluateRequest(ctx: CallContext): PolicyDecision[] | Promise<PolicyDecision[]>;
-  createResponseTransform(ctx: CallContext): ResponseTransform;
+  /** Must not throw for expected outcomes; a throw is a policy failure and refuses the request (fail closed). */
+  evaluateRequest(ctx: CallContext): RequestVerdict | Promise<RequestVerdict>;
 }
 
-const IDENTITY: ResponseTransform = {
-  transformEvent: (event) => [event],
-  end: () => [],
-  transformBody: (body) => body,
-};
+export const ALLOW_ALL: RequestVerdict = Object.freeze({
+  decisions: [{ action: 'allow', ruleId: null, reason: 'no policy configured', mode: 'enforce' as const }],
+  refuse: null,
+  rewriteRequest: null,
+  rewriteResponse: null,
+});
 
-export const defaultHooks: PipelineHooks = {
-  evaluateRequest: () => [{ action: 'allow', ruleId: null, reason: 'no policy configured' }],
-  createResponseTransform: () => IDENTITY,
-};
+export const defaultHooks: PipelineHooks = { evaluateRequest: () => ALLOW_ALL };

@@ -14,12 +14,13 @@ import type { Agent, Dispatcher } from 'undici';
 import type { TokenVerifier } from '../auth/verify-token.ts';
 import type { ResolvedProvider } from '../config/schema.ts';
 import { AigovError, isAigovError, type ErrorCode } from '../core/errors.ts';
-import { mergeUsage, type NormalizedRequest, type PolicyDecision, type Principal, type ResponseEvent, type Usage } from '../core/events.ts';
+import { mergeUsage, type EndpointId, type NormalizedRequest, type Principal, type ResponseEvent, type Usage } from '../core/events.ts';
 import { scrubSecrets } from '../core/scrub-secrets.ts';
 import { SseParser, type SseEvent } from '../core/sse.ts';
 import { SessionOwnerConflictError, type CallStatus, type ClientInfo, type PolicyDecisionRecord, type RecordingStore, type StreamEventRecord } from '../store/recording-store.ts';
 import { waitForDrain } from './backpressure.ts';
-import type { CallContext, PipelineHooks, ResponseTransform } from './hooks.ts';
+import type { CallContext, PipelineHooks, RequestVerdict } from './hooks.ts';
+import { createStreamRewriter, rewriteRequestBody, rewriteResponseBody, type TextRewriter } from './text-rewrite.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { pickResponseHeaders, type ProviderAdapter, type ProviderError, type RouteMatch } from './providers/adapter.ts';
 import { classifyUpstreamError } from './upstream.ts';
@@ -66,19 +67,51 @@ async function runStages(call: CallState): Promise<void> {
   // Stage 2: read and parse into normalized events.
   const parsed = await readAndParse(call);
   if (!parsed) return;
-  // Stage 3: policy.
+  // Stage 3: policy. A policy failure refuses the request (fail closed).
   const ctx: CallContext = { callId: call.callId, sessionId: call.sessionId, principal, provider: call.target.provider.name, endpoint: call.target.route.endpoint, request: parsed.request };
-  const decisions = await call.deps.hooks.evaluateRequest(ctx);
-  call.decisions = decisions.map((d): PolicyDecisionRecord => ({ stage: 'request', action: d.action, ruleId: d.ruleId, reason: d.reason, mode: 'enforce' }));
-  const block = decisions.find((d): d is Extract<PolicyDecision, { action: 'block' }> => d.action === 'block');
-  // Stage 4: record the request (durably, before anything is sent anywhere).
-  if (!(await recordRequest(call, principal, parsed))) return;
-  if (block) {
-    call.sendError(new AigovError('AIGOV_E_POLICY_BLOCKED', { rule: block.ruleId, reason: block.reason }), 'blocked');
+  let verdict: RequestVerdict;
+  try {
+    verdict = await call.deps.hooks.evaluateRequest(ctx);
+  } catch (error) {
+    call.deps.logger.error({ callId: call.callId, err: errorSummary(error) }, 'policy evaluation failed; refusing the request');
+    call.sendError(new AigovError('AIGOV_E_POLICY_FAILED'), 'failed');
+    return;
+  }
+  call.decisions = verdict.decisions.map((d) => ({ ...d, stage: 'request' }));
+  let bodyText = parsed.bodyText;
+  if (verdict.refuse === null && verdict.rewriteRequest !== null && parsed.bodyText !== '') {
+    try {
+      bodyText = rewriteRequestBody(call.target.route.endpoint, parsed.bodyText, verdict.rewriteRequest);
+    } catch (error) {
+      call.deps.logger.error({ callId: call.callId, err: errorSummary(error) }, 'request rewriting failed; refusing the request');
+      call.sendError(new AigovError('AIGOV_E_POLICY_FAILED'), 'failed');
+      return;
+    }
+  }
+  // Stage 4: record the request as it will be sent (durably, before anything is sent anywhere).
+  if (!(await recordRequest(call, principal, bodyText))) return;
+  if (verdict.refuse) {
+    const { kind, ruleId, reason } = verdict.refuse;
+    call.sendError(kind === 'block' ? new AigovError('AIGOV_E_POLICY_BLOCKED', { rule: ruleId, reason }) : new AigovError('AIGOV_E_APPROVAL_REQUIRED', { rule: ruleId, reason }), 'blocked');
     return;
   }
   // Stages 5-7: forward, transform, record the answer.
-  await forward(call, parsed, call.deps.hooks.createResponseTransform(ctx));
+  await forward(call, bodyText, responseTransform(call.target.route.endpoint, verdict.rewriteResponse));
+}
+
+const IDENTITY_TRANSFORM: ResponseTransform = { transformEvent: (event) => [event], end: () => [], transformBody: (body) => body };
+
+/** How an answer is rewritten on its way back: event by event for streams, whole for bodies. */
+interface ResponseTransform {
+  transformEvent(event: SseEvent): SseEvent[];
+  end(): SseEvent[];
+  transformBody(body: string): string;
+}
+
+function responseTransform(endpoint: EndpointId, rewriter: TextRewriter | null): ResponseTransform {
+  if (rewriter === null) return IDENTITY_TRANSFORM;
+  const stream = createStreamRewriter(endpoint, rewriter);
+  return { transformEvent: (event) => stream.event(event), end: () => stream.end(), transformBody: (body) => rewriteResponseBody(endpoint, body, rewriter) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -204,7 +237,7 @@ function describeJsonError(error: unknown, text: string): string {
 // ---------------------------------------------------------------------------------------------
 // Stage 4
 
-async function recordRequest(call: CallState, principal: Principal, parsed: ParsedRequest): Promise<boolean> {
+async function recordRequest(call: CallState, principal: Principal, bodyText: string): Promise<boolean> {
   const { provider, route } = call.target;
   try {
     await call.deps.store.recordRequest({
@@ -219,7 +252,7 @@ async function recordRequest(call: CallState, principal: Principal, parsed: Pars
       path: route.upstreamPath,
       model: call.model,
       stream: call.stream,
-      requestBody: parsed.bodyText,
+      requestBody: bodyText,
       decisions: call.decisions,
       startedAt: call.startedAt,
     });
@@ -250,7 +283,7 @@ function clientInfo(req: IncomingMessage): ClientInfo {
 // ---------------------------------------------------------------------------------------------
 // Stages 5-7
 
-async function forward(call: CallState, parsed: ParsedRequest, transform: ResponseTransform): Promise<void> {
+async function forward(call: CallState, bodyText: string, transform: ResponseTransform): Promise<void> {
   const { provider, adapter, route, query } = call.target;
   const abort = new AbortController();
   const onClientGone = (): void => {
@@ -268,7 +301,7 @@ async function forward(call: CallState, parsed: ParsedRequest, transform: Respon
       path: url.pathname + url.search,
       method: route.hasBody ? 'POST' : 'GET',
       headers: adapter.upstreamHeaders(call.req.headers, provider.apiKey, provider.headers),
-      body: route.hasBody ? parsed.bodyText : undefined,
+      body: route.hasBody ? bodyText : undefined,
       signal: abort.signal,
     });
   } catch (error) {

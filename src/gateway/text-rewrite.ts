@@ -11,7 +11,7 @@
  */
 import type { EndpointId } from '../core/events.ts';
 import { withData, type SseEvent } from '../core/sse.ts';
-import { arr, isObject, parseJson, type JsonObject } from './providers/adapter.ts';
+import { arr, isObject, parseJson, type Json, type JsonObject } from './providers/adapter.ts';
 
 /** A transformer for one stream channel: push deltas, get what may be sent; end flushes. */
 export interface ChannelTransformer {
@@ -227,7 +227,7 @@ class OpenAIChatStreamRewriter implements StreamRewriter {
         if (held !== '') delta.content = (typeof delta.content === 'string' ? delta.content : '') + held;
         const calls = this.#channels.keys(`${i}:tool:`).map((key) => ({ index: Number(key.split(':')[2]), function: { arguments: this.#channels.close(key) } }));
         const flushed = calls.filter((c) => c.function.arguments !== '');
-        if (flushed.length > 0) delta.tool_calls = [...arr(delta.tool_calls), ...flushed];
+        if (flushed.length > 0) delta.tool_calls = [...(arr(delta.tool_calls) as Json[]), ...flushed];
       }
     }
     return [withData(event, JSON.stringify(data))];
@@ -247,7 +247,7 @@ class OpenAIChatStreamRewriter implements StreamRewriter {
       if (text === '') continue;
       const delta = byChoice.get(i) ?? {};
       if (what === 'content') delta.content = text;
-      else delta.tool_calls = [...arr(delta.tool_calls), { index: Number(j), function: { arguments: text } }];
+      else delta.tool_calls = [...(arr(delta.tool_calls) as Json[]), { index: Number(j), function: { arguments: text } }];
       byChoice.set(i, delta);
     }
     if (byChoice.size > 0) {
@@ -355,9 +355,8 @@ class ResponsesStreamRewriter implements StreamRewriter {
         const out: SseEvent[] = [];
         if (held !== '') {
           const deltaType = isText ? 'response.output_text.delta' : 'response.function_call_arguments.delta';
-          const synthetic = { ...data, type: deltaType, delta: held };
-          delete synthetic.text;
-          delete synthetic.arguments;
+          const { text: _text, arguments: _arguments, ...rest } = data;
+          const synthetic = { ...rest, type: deltaType, delta: held };
           out.push(withData({ event: deltaType, id: null, data: '', comment: false, raw: '' }, JSON.stringify(synthetic)));
         }
         out.push(withData(event, JSON.stringify(data)));
