@@ -83,13 +83,14 @@ function printDevBanner(dev: RunningDevGateway): void {
     `  providers   ${dev.config.providers.map((p) => `${p.name} → ${dev.url}/${p.name}${p.kind === 'openai' ? '/v1' : ''}`).join(', ')}`,
     `  recordings  ${dev.config.storage.path}`,
     '',
-    'Next:',
-    `  node examples/dev-quickstart.mjs ${dev.url}     # signs in as alice and calls the dev model with the official openai SDK`,
-    '  Device logins can be approved without a browser:',
-    process.stdin.isTTY ? '    type   approve CODE [USER]   (or   deny CODE) here in this terminal, or' : '',
-    `    curl -s -X POST ${dev.url}${DEV_ISSUER_PATH}/dev/approve -H 'content-type: application/json' -d '{"user_code":"CODE","user":"alice"}'`,
-    '',
-  ].filter((l) => l !== '');
+    'Next, in another terminal (from a checkout, use ./bin/run.js for aigov):',
+    `  aigov login --gateway ${dev.url}`,
+    process.stdin.isTTY
+      ? '  then approve the code it shows by typing here:   approve CODE alice   (or deny CODE; users: alice, bob, carol)'
+      : `  then approve the code it shows:  curl -s -X POST ${dev.url}${DEV_ISSUER_PATH}/dev/approve -H 'content-type: application/json' -d '{"user_code":"CODE","user":"alice"}'`,
+    '  aigov run -- python3 examples/hello.py "Hello"     # any program using the OpenAI/Anthropic SDKs works the same way',
+    `  node examples/dev-quickstart.mjs ${dev.url}       # or: the official SDKs with a token, without the CLI`,
+  ];
   process.stderr.write(`${lines.join('\n')}\n\n`);
 }
 
