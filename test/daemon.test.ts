@@ -7,9 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { statSync, writeFileSync, existsSync } from 'node:fs';
+import { statSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -521,6 +524,212 @@ describe('daemon process started on demand', () => {
     } finally {
       await stopDaemon('ci', { runtimeDir }).catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** A stand-in gateway on a real socket: records what arrives and lets each test answer as it needs. */
+async function startFakeGateway(
+  answer: (req: IncomingMessage, res: ServerResponse, body: Buffer, n: number) => void,
+  tls?: { cert: Buffer; key: Buffer },
+): Promise<{ url: string; server: Server; seen: { headers: IncomingMessage['headers']; body: Buffer }[]; connections: number; close(): Promise<void> }> {
+  const state = { seen: [] as { headers: IncomingMessage['headers']; body: Buffer }[], connections: 0 };
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      state.seen.push({ headers: req.headers, body });
+      answer(req, res, body, state.seen.length);
+    });
+  };
+  const server: Server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
+  server.on(tls ? 'secureConnection' : 'connection', () => state.connections++);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  return {
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    server,
+    get seen() {
+      return state.seen;
+    },
+    get connections() {
+      return state.connections;
+    },
+    close: () => {
+      server.closeAllConnections();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+const FAKE_DISCOVERY: Pick<Discovery, 'providers'> = {
+  providers: [{ name: 'openai', kind: 'openai', base_url: 'unused', path: '/openai/v1', models: [], dev_model: false }],
+};
+const STATIC_TOKEN: TokenSource = { getAccessToken: async () => ({ token: 'gw-token', expiresAt: Date.now() + 60_000 }), invalidate() {} };
+
+async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe('daemon forwarding, against a stand-in gateway', () => {
+  it('sends one clean request: gateway token, session, identity encoding, the gateway as host, exact body; answers pass through', async () => {
+    const gw = await startFakeGateway((_req, res, body) => {
+      res.writeHead(201, { 'content-type': 'application/json', 'x-upstream': 'yes', 'keep-alive': 'timeout=17' });
+      res.end(JSON.stringify({ echoed: body.length }));
+    });
+    const daemon = await startDaemonServer({ gatewayUrl: gw.url, discovery: FAKE_DISCOVERY, tokenSource: STATIC_TOKEN });
+    try {
+      const run = daemon.mintRun('clean');
+      const payload = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'héllo' }] });
+      const res = await fetch(`${daemon.baseUrl}/openai/v1/chat/completions?x=1`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${run.runKey}`, 'content-type': 'application/json', 'accept-encoding': 'gzip, br', cookie: 'a=b', 'x-forwarded-for': '10.0.0.1', 'x-custom': 'kept' },
+        body: payload,
+      });
+      assert.equal(res.status, 201);
+      assert.equal(res.headers.get('x-upstream'), 'yes');
+      assert.notEqual(res.headers.get('keep-alive'), 'timeout=17', 'hop-by-hop headers stay on their hop');
+      assert.deepEqual(await res.json(), { echoed: Buffer.byteLength(payload) });
+      const [seen] = gw.seen;
+      assert.ok(seen);
+      assert.equal(seen.headers.authorization, 'Bearer gw-token');
+      assert.equal(seen.headers['x-aigov-session'], run.sessionId);
+      assert.equal(seen.headers['accept-encoding'], 'identity');
+      assert.equal(seen.headers.host, new URL(gw.url).host);
+      assert.equal(seen.headers['content-length'], String(Buffer.byteLength(payload)));
+      assert.equal(seen.headers['x-custom'], 'kept');
+      assert.equal(seen.headers.cookie, undefined);
+      assert.equal(seen.headers['x-forwarded-for'], undefined);
+      assert.equal(seen.body.toString(), payload);
+    } finally {
+      await daemon.close();
+      await gw.close();
+    }
+  });
+
+  it('a client that goes away mid-stream aborts the gateway request', async () => {
+    let upstreamClosed = false;
+    const gw = await startFakeGateway((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {"first":true}\n\n');
+      res.on('close', () => (upstreamClosed = true));
+    });
+    const daemon = await startDaemonServer({ gatewayUrl: gw.url, discovery: FAKE_DISCOVERY, tokenSource: STATIC_TOKEN });
+    try {
+      const run = daemon.mintRun('abort');
+      const controller = new AbortController();
+      const res = await fetch(`${daemon.baseUrl}/openai/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${run.runKey}` }, body: '{}', signal: controller.signal });
+      const reader = res.body!.getReader();
+      const first = await reader.read();
+      assert.match(Buffer.from(first.value).toString(), /first/);
+      assert.equal(daemon.inflight, 1);
+      controller.abort();
+      await until(() => upstreamClosed, 'the gateway request to close');
+      await until(() => daemon.inflight === 0, 'the daemon to forget the request');
+    } finally {
+      await daemon.close();
+      await gw.close();
+    }
+  });
+
+  it('a kept-alive connection the gateway resets is retried once on a fresh one; a gateway that keeps resetting gives a 502', async () => {
+    const gw = await startFakeGateway((req, res, _body, n) => {
+      if (n === 2 || n >= 4) {
+        req.socket.destroy();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ n }));
+    });
+    const daemon = await startDaemonServer({ gatewayUrl: gw.url, discovery: FAKE_DISCOVERY, tokenSource: STATIC_TOKEN });
+    try {
+      const run = daemon.mintRun('reset');
+      const call = async (): Promise<Response> => fetch(`${daemon.baseUrl}/openai/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${run.runKey}` }, body: '{"x":1}' });
+      assert.deepEqual(await (await call()).json(), { n: 1 });
+      assert.deepEqual(await (await call()).json(), { n: 3 }, 'the reset request was sent again');
+      assert.equal(gw.seen.length, 3);
+      assert.equal(gw.connections, 2);
+      const failed = await call();
+      assert.equal(failed.status, 502);
+      assert.equal(failed.headers.get('x-aigov-error'), 'AIGOV_E_GATEWAY_UNREACHABLE');
+      await failed.arrayBuffer();
+      assert.equal(gw.seen.length, 5, 'one retry, not more');
+    } finally {
+      await daemon.close();
+      await gw.close();
+    }
+  });
+
+  it('a large answer to a slow reader arrives whole, and the gateway side waits for the client meanwhile', async () => {
+    const big = Buffer.alloc(32 * 1024 * 1024);
+    let gatewayFinished = false;
+    for (let i = 0; i < big.length; i += 4) big.writeUInt32LE((i * 2654435761) >>> 0, i);
+    const gw = await startFakeGateway((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': big.length });
+      res.end(big, () => (gatewayFinished = true));
+    });
+    const daemon = await startDaemonServer({ gatewayUrl: gw.url, discovery: FAKE_DISCOVERY, tokenSource: STATIC_TOKEN });
+    try {
+      const run = daemon.mintRun('big');
+      let pausedGatewayFinished: boolean | null = null;
+      const digest = await new Promise<string>((resolve, reject) => {
+        const req = httpRequest(`${daemon.baseUrl}/openai/v1/files/x/content`, { headers: { authorization: `Bearer ${run.runKey}` } }, (res) => {
+          const hash = createHash('sha256');
+          res.pause();
+          setTimeout(() => {
+            pausedGatewayFinished = gatewayFinished;
+            res.on('data', (chunk: Buffer) => hash.update(chunk));
+            res.on('end', () => resolve(hash.digest('hex')));
+            res.resume();
+          }, 200);
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(pausedGatewayFinished, false, 'while the client read nothing, the daemon did not drain the gateway into memory');
+      assert.equal(digest, createHash('sha256').update(big).digest('hex'));
+      assert.ok(gatewayFinished);
+    } finally {
+      await daemon.close();
+      await gw.close();
+    }
+  });
+
+  it('an https gateway is trusted with an extra CA file (added to the public roots) and refused without it', async () => {
+    const tlsDir = join(import.meta.dirname, 'fixtures', 'tls');
+    const cert = readFileSync(join(tlsDir, 'localhost.crt'));
+    const gw = await startFakeGateway(
+      (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"tls":true}');
+      },
+      { cert, key: readFileSync(join(tlsDir, 'localhost.key')) },
+    );
+    const trusting = await startDaemonServer({ gatewayUrl: gw.url, discovery: FAKE_DISCOVERY, tokenSource: STATIC_TOKEN, caFile: join(tlsDir, 'localhost.crt') });
+    const untrusting = await startDaemonServer({ gatewayUrl: gw.url, discovery: FAKE_DISCOVERY, tokenSource: STATIC_TOKEN });
+    try {
+      for (const [daemon, status] of [
+        [trusting, 200],
+        [untrusting, 502],
+      ] as const) {
+        const run = daemon.mintRun('tls');
+        const res = await fetch(`${daemon.baseUrl}/openai/v1/models`, { headers: { authorization: `Bearer ${run.runKey}` } });
+        assert.equal(res.status, status);
+        if (status === 200) assert.deepEqual(await res.json(), { tls: true });
+        else assert.equal(res.headers.get('x-aigov-error'), 'AIGOV_E_GATEWAY_UNREACHABLE');
+      }
+      assert.equal(gw.seen.length, 1);
+    } finally {
+      await trusting.close();
+      await untrusting.close();
+      await gw.close();
     }
   });
 });

@@ -17,6 +17,7 @@ export default class Server extends Command {
     dev: Flags.boolean({ summary: 'Zero-config dev gateway: embedded IdP, SQLite, built-in dev model; binds 127.0.0.1.', env: 'AIGOV_DEV' }),
     port: Flags.integer({ char: 'p', summary: 'Port to listen on (overrides listen.port; dev default 8787, 0 picks a free one).', env: 'AIGOV_PORT', min: 0, max: 65535 }),
     'state-dir': Flags.string({ summary: 'Dev mode: where to keep the IdP keys and the SQLite recordings.', env: 'AIGOV_STATE_DIR' }),
+    policy: Flags.string({ summary: 'Policy file to enforce (overrides the configuration\'s policy.file; see examples/policy.yaml).', env: 'AIGOV_POLICY' }),
     'log-level': Flags.string({ summary: 'Log level (overrides logging.level).', env: 'AIGOV_LOG_LEVEL', options: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }),
   };
 
@@ -34,6 +35,7 @@ export default class Server extends Command {
         port: flags.port,
         stateDir: flags['state-dir'],
         logLevel: flags['log-level'] as 'info' | undefined,
+        policyFile: flags.policy,
       });
     });
   }

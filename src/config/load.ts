@@ -66,6 +66,7 @@ export function buildGatewayConfig(raw: unknown, source: string, options: LoadOp
     storage: { ...storage, path: isAbsolute(storage.path) ? storage.path : resolve(baseDir, storage.path) },
     limits: parsed.data.limits,
     logging: parsed.data.logging,
+    policy: parsed.data.policy ? { file: isAbsolute(parsed.data.policy.file) ? parsed.data.policy.file : resolve(baseDir, parsed.data.policy.file), reload: parsed.data.policy.reload } : null,
     warnings,
   });
 }

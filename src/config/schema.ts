@@ -83,6 +83,14 @@ export const GatewayConfigSchema = z.strictObject({
       shutdown_grace_ms: z.number().int().min(0).default(10_000),
     })
     .prefault({}),
+  /** The policy file (see examples/policy.yaml); without one every request is allowed and recorded. */
+  policy: z
+    .strictObject({
+      file: z.string().min(1, 'expected the path of a policy file'),
+      /** Reload the file when it changes; a bad new version keeps the old policy and logs why. */
+      reload: z.boolean().default(true),
+    })
+    .optional(),
   logging: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .prefault({}),
@@ -112,6 +120,8 @@ export interface GatewayConfig {
   readonly storage: GatewayConfigFile['storage'];
   readonly limits: GatewayConfigFile['limits'];
   readonly logging: GatewayConfigFile['logging'];
+  /** The policy file (absolute path), or null for allow-all. */
+  readonly policy: { readonly file: string; readonly reload: boolean } | null;
   /** Warnings found while loading (e.g. an inline secret); logged at startup. */
   readonly warnings: readonly string[];
 }

@@ -237,6 +237,17 @@ export const ERRORS = {
     message: 'An aigov daemon is already running for profile `{profile}` (pid {pid}).',
     hint: 'Use it (`aigov daemon status`), or stop it first with `aigov daemon stop`.',
   },
+  // ---- policy files ----
+  AIGOV_E_POLICY_NOT_FOUND: {
+    status: 500, exitCode: EXIT.noInput, type: 'api_error',
+    message: 'Cannot read the policy file {file}: {reason}.',
+    hint: 'Pass an existing policy file (--policy or AIGOV_POLICY); examples/policy.yaml is a starting point.',
+  },
+  AIGOV_E_POLICY_INVALID: {
+    status: 500, exitCode: EXIT.config, type: 'api_error',
+    message: 'Invalid policy in {file}:\n{problems}',
+    hint: 'Fix the listed keys (`aigov policy validate FILE` checks a file); examples/policy.yaml documents every setting.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -1,17 +1,12 @@
 /**
  * The daemon's loopback proxy: a child process started by `aigov run` talks to it with a per-run
  * key; the daemon checks the key, swaps it for the user's access token and the run's session id
- * and forwards the request to the gateway over kept-alive connections (http-proxy-3, native
- * path). Answers stream back as they arrive; errors the daemon itself raises are rendered in the
- * provider's own shape so the child's SDK raises them as ordinary API errors.
+ * and forwards the request to the gateway over kept-alive connections (undici, see
+ * gateway-forwarder.ts). Answers stream back as they arrive; errors the daemon itself raises are
+ * rendered in the provider's own shape so the child's SDK raises them as ordinary API errors.
  */
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
-import { rootCertificates } from 'node:tls';
-import { createProxyServer } from 'http-proxy-3';
 import type { AccessToken, TokenSource } from '../auth/token-source.ts';
 import { AigovError, isAigovError } from '../core/errors.ts';
 import { anthropicAdapter } from '../gateway/providers/anthropic.ts';
@@ -19,6 +14,7 @@ import type { ProviderAdapter } from '../gateway/providers/adapter.ts';
 import { openaiAdapter } from '../gateway/providers/openai.ts';
 import type { Discovery } from '../protocol/discovery.ts';
 import { silentLogger, type DaemonLogger } from './daemon-log.ts';
+import { createGatewayPool, GatewayCall, type CallBody, type CallOwner } from './gateway-forwarder.ts';
 import { RunRegistry, type RunGrant, type RunInfo } from './run-keys.ts';
 
 export interface DaemonServerOptions {
@@ -56,11 +52,12 @@ export interface DaemonServer {
 }
 
 export const DEFAULT_MAX_BUFFERED_BODY_BYTES = 10 * 1024 * 1024;
-/** The most of a gateway 401 body read to decide whether to retry. */
-const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
-/** Request headers that never go to the gateway: the run key, hop-by-hop headers, anything the daemon sets itself. */
-const DROPPED_REQUEST_HEADERS = [
+/**
+ * Request headers that never go to the gateway: the run key, hop-by-hop headers, anything the
+ * daemon sets itself (host: the gateway's; the body's framing: from the body as sent).
+ */
+const DROPPED_REQUEST_HEADERS = new Set([
   'authorization',
   'x-api-key',
   'proxy-authorization',
@@ -77,27 +74,15 @@ const DROPPED_REQUEST_HEADERS = [
   'x-forwarded-host',
   'x-forwarded-port',
   'x-forwarded-proto',
-] as const;
-
-const HOP_BY_HOP_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer']);
+  'host',
+  'transfer-encoding',
+  'expect',
+  'accept-encoding',
+]);
 
 interface ProviderRoute {
   readonly path: string;
   readonly adapter: ProviderAdapter;
-}
-
-interface Attempt {
-  readonly run: RunInfo;
-  readonly adapter: ProviderAdapter;
-  readonly chunks: Buffer[];
-  /** True when the whole body is in `chunks` (so the request can be sent again). */
-  readonly complete: boolean;
-  readonly length: number;
-  /** The rest of an over-large body, still unread. */
-  readonly rest: Readable | null;
-  retried: boolean;
-  proxyReq: http.ClientRequest | null;
-  done: () => void;
 }
 
 export async function startDaemonServer(options: DaemonServerOptions): Promise<DaemonServer> {
@@ -108,9 +93,8 @@ export async function startDaemonServer(options: DaemonServerOptions): Promise<D
   if (target.protocol !== 'http:' && target.protocol !== 'https:') throw new Error(`the gateway URL must be http or https, not ${target.protocol}`);
   const routes = providerRoutes(options.discovery.providers);
   const runs = new RunRegistry();
-  const agent = createAgent(target, options.caFile);
-  const proxy = createProxyServer({ target: options.gatewayUrl, agent, changeOrigin: true, selfHandleResponse: true, xfwd: false });
-  const attempts = new WeakMap<http.IncomingMessage, Attempt>();
+  const pool = createGatewayPool(target, options.caFile);
+  const basePath = target.pathname.replace(/\/+$/, '');
   let tokenExpiresAt: number | null = null;
   let inflight = 0;
   let closing = false;
@@ -122,50 +106,8 @@ export async function startDaemonServer(options: DaemonServerOptions): Promise<D
     return token;
   };
 
-  proxy.on('proxyReq', (proxyReq, req) => {
-    const attempt = attempts.get(req);
-    if (attempt) attempt.proxyReq = proxyReq;
-  });
-
-  proxy.on('proxyRes', (proxyRes, req, res) => {
-    const attempt = attempts.get(req);
-    if (!attempt) {
-      proxyRes.resume();
-      return;
-    }
-    if (proxyRes.statusCode === 401 && attempt.complete && !attempt.retried) {
-      // Maybe our token expired between fetching it and the gateway checking it: read the
-      // (small) error body, and if the gateway says so, refresh and send the request once more.
-      readSmall(proxyRes, MAX_ERROR_BODY_BYTES).then(
-        (body) => {
-          if (res.destroyed) return;
-          if (isExpiredTokenAnswer(proxyRes.headers, body)) {
-            attempt.retried = true;
-            options.tokenSource.invalidate();
-            logger.info('the gateway said the access token expired; refreshing and retrying once');
-            void forward(req, res, attempt);
-            return;
-          }
-          res.writeHead(401, proxyRes.statusMessage, responseHeaders(proxyRes.headers, body.length));
-          res.end(body);
-          attempt.done();
-        },
-        () => {
-          if (!res.headersSent) sendError(res, attempt.adapter, new AigovError('AIGOV_E_GATEWAY_UNREACHABLE', { url: target.origin, reason: 'the connection broke' }));
-          else res.destroy();
-          attempt.done();
-        },
-      );
-      return;
-    }
-    res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, responseHeaders(proxyRes.headers, null));
-    // A stream's headers go out at once; a JSON answer's go with its body, in one write.
-    if (String(proxyRes.headers['content-type']).startsWith('text/event-stream')) res.flushHeaders();
-    proxyRes.on('error', () => res.destroy());
-    proxyRes.pipe(res);
-  });
-
-  const forward = async (req: http.IncomingMessage, res: http.ServerResponse, attempt: Attempt): Promise<void> => {
+  /** Fetches a token (refreshing if need be) and sends the call with it. */
+  const send = async (call: GatewayCall): Promise<void> => {
     let token: AccessToken;
     try {
       token = await getToken();
@@ -174,36 +116,26 @@ export async function startDaemonServer(options: DaemonServerOptions): Promise<D
       if (isAigovError(error) && error.code === 'AIGOV_E_SESSION_EXPIRED') logger.warn(`profile ${profile}: the sign-in expired; the user must run \`aigov login\``);
       else logger.error(`cannot obtain an access token: ${failure.code}`);
       // The refresher's message names the profile; ours does when it only said "failed".
-      sendError(res, attempt.adapter, failure.code === 'AIGOV_E_SESSION_EXPIRED' ? new AigovError('AIGOV_E_SESSION_EXPIRED', { profile }) : failure);
-      attempt.done();
+      sendError(call.res, call.adapter, failure.code === 'AIGOV_E_SESSION_EXPIRED' ? new AigovError('AIGOV_E_SESSION_EXPIRED', { profile }) : failure);
       return;
     }
-    if (res.destroyed) {
-      attempt.done();
-      return;
-    }
-    const headers: Record<string, string> = {
-      authorization: `Bearer ${token.token}`,
-      'x-aigov-session': attempt.run.sessionId,
-      'accept-encoding': 'identity',
-    };
-    if (attempt.complete && (attempt.length > 0 || (req.method !== 'GET' && req.method !== 'HEAD'))) headers['content-length'] = String(attempt.length);
-    const body = attempt.complete ? Readable.from(attempt.chunks) : Readable.from(concatBody(attempt.chunks, attempt.rest));
-    attempt.proxyReq = null;
-    proxy.web(req, res, { headers, buffer: body }, (error) => {
-      const proxyReq = attempt.proxyReq;
-      const code = (error as NodeJS.ErrnoException).code ?? 'error';
-      // A kept-alive connection the gateway closed just as we reused it: safe to send again.
-      if (proxyReq?.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE') && attempt.complete && !attempt.retried && !res.headersSent) {
-        attempt.retried = true;
-        void forward(req, res, attempt);
-        return;
-      }
-      logger.warn(`forwarding to the gateway failed: ${code}`);
-      if (!res.headersSent) sendError(res, attempt.adapter, new AigovError('AIGOV_E_GATEWAY_UNREACHABLE', { url: target.origin, reason: code }));
-      else res.destroy();
-      attempt.done();
-    });
+    if (call.res.destroyed) return;
+    call.send(pool, token.token);
+  };
+
+  const owner: CallOwner = {
+    tokenExpired(call) {
+      options.tokenSource.invalidate();
+      logger.info('the gateway said the access token expired; refreshing and retrying once');
+      void send(call);
+    },
+    connectionLost(call) {
+      void send(call);
+    },
+    failed(call, reason) {
+      logger.warn(`forwarding to the gateway failed: ${reason}`);
+      sendError(call.res, call.adapter, new AigovError('AIGOV_E_GATEWAY_UNREACHABLE', { url: target.origin, reason }));
+    },
   };
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
@@ -228,28 +160,20 @@ export async function startDaemonServer(options: DaemonServerOptions): Promise<D
       return;
     }
     inflight++;
-    let finished = false;
-    const done = (): void => {
-      if (finished) return;
-      finished = true;
+    let call: GatewayCall | null = null;
+    res.once('close', () => {
       inflight--;
       if (inflight === 0) for (const wake of idleWaiters.splice(0)) wake();
-    };
-    res.once('close', done);
+      call?.clientClosed();
+    });
     const body = await readBody(req, maxBuffered);
-    if (body === null) {
-      done();
-      return;
-    }
-    for (const name of DROPPED_REQUEST_HEADERS) delete req.headers[name];
-    if (body.complete) delete req.headers['transfer-encoding'];
-    const attempt: Attempt = { run, adapter, ...body, retried: false, proxyReq: null, done };
-    attempts.set(req, attempt);
-    req.socket.setNoDelay(true);
-    await forward(req, res, attempt);
+    if (body === null || res.destroyed) return;
+    call = new GatewayCall({ owner, run, adapter, res, method: req.method ?? 'GET', path: basePath + (req.url ?? '/'), headers: requestHeaders(req.headers, run, body), body });
+    await send(call);
   };
 
-  const server = http.createServer((req, res) => {
+  // noDelay: answers go out as soon as they are written (TCP_NODELAY on accepted sockets; undici sets it on its own).
+  const server = http.createServer({ noDelay: true }, (req, res) => {
     handle(req, res).catch((error: unknown) => {
       logger.error(`internal error: ${error instanceof Error ? error.name : 'unknown'}`);
       if (!res.headersSent) sendError(res, openaiAdapter, new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', { reason: 'it hit an internal error' }));
@@ -301,7 +225,7 @@ export async function startDaemonServer(options: DaemonServerOptions): Promise<D
         }
         server.closeAllConnections();
         await stopped;
-        agent.destroy();
+        await pool.destroy();
       })();
       return closed;
     },
@@ -315,13 +239,19 @@ function providerRoutes(providers: Discovery['providers']): ProviderRoute[] {
     .sort((a, b) => b.path.length - a.path.length);
 }
 
-function createAgent(target: URL, caFile: string | undefined): http.Agent {
-  if (target.protocol === 'https:') {
-    // Extra CAs are added to the public roots, not instead of them.
-    const ca = caFile ? [...rootCertificates, readFileSync(caFile, 'utf8')] : undefined;
-    return new https.Agent({ keepAlive: true, scheduling: 'lifo', ...(ca ? { ca } : {}) });
+/** The headers the gateway gets: the client's, less the dropped ones, plus the run's session. */
+function requestHeaders(incoming: http.IncomingHttpHeaders, run: RunInfo, body: CallBody): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const name in incoming) {
+    const value = incoming[name];
+    if (value === undefined || DROPPED_REQUEST_HEADERS.has(name)) continue;
+    // A fully buffered body is sent with its own length; a streamed one keeps the client's, if any.
+    if (name === 'content-length' && body.complete) continue;
+    out[name] = value;
   }
-  return new http.Agent({ keepAlive: true, scheduling: 'lifo' });
+  out['x-aigov-session'] = run.sessionId;
+  out['accept-encoding'] = 'identity';
+  return out;
 }
 
 /** The run a request's key belongs to: `Authorization: Bearer` (OpenAI) or `x-api-key` (Anthropic). */
@@ -347,19 +277,12 @@ function sendError(res: http.ServerResponse, adapter: ProviderAdapter, error: Ai
   res.end(body);
 }
 
-interface ReadBody {
-  readonly chunks: Buffer[];
-  readonly length: number;
-  readonly complete: boolean;
-  readonly rest: Readable | null;
-}
-
 /**
  * Buffers the request body up to `limit` bytes. A longer body is not refused here (the gateway
  * has its own limit): the buffered part and the unread rest are streamed on, without a retry.
  * Null when the client went away.
  */
-function readBody(req: http.IncomingMessage, limit: number): Promise<ReadBody | null> {
+function readBody(req: http.IncomingMessage, limit: number): Promise<CallBody | null> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let length = 0;
@@ -389,39 +312,4 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<ReadBody | 
     req.on('end', onEnd);
     req.on('error', onError);
   });
-}
-
-async function* concatBody(chunks: readonly Buffer[], rest: Readable | null): AsyncGenerator<Buffer> {
-  yield* chunks;
-  if (rest) for await (const chunk of rest) yield chunk as Buffer;
-}
-
-function readSmall(stream: http.IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let length = 0;
-    stream.on('data', (chunk: Buffer) => {
-      length += chunk.length;
-      if (length <= limit) chunks.push(chunk);
-    });
-    stream.on('end', () => resolve(Buffer.concat(chunks)));
-    stream.on('error', reject);
-  });
-}
-
-/** Did the gateway refuse the token only because it expired? (code in the body, or the RFC 6750 header) */
-function isExpiredTokenAnswer(headers: http.IncomingHttpHeaders, body: Buffer): boolean {
-  if (body.includes('AIGOV_E_AUTH_EXPIRED')) return true;
-  const challenge = headers['www-authenticate'];
-  return typeof challenge === 'string' && /invalid_token/.test(challenge) && /expired/i.test(challenge);
-}
-
-function responseHeaders(headers: http.IncomingHttpHeaders, contentLength: number | null): http.OutgoingHttpHeaders {
-  const out: http.OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP_RESPONSE_HEADERS.has(name)) continue;
-    out[name] = value;
-  }
-  if (contentLength !== null) out['content-length'] = contentLength;
-  return out;
 }

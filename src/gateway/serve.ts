@@ -2,6 +2,7 @@
  * `aigov server` as a service: start the gateway (configured or dev), tell the operator what
  * to do next, and shut down gracefully on SIGINT/SIGTERM (a second signal exits at once).
  */
+import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { loadGatewayConfig } from '../config/load.ts';
 import { defaultDevStateDir } from '../config/paths.ts';
@@ -17,6 +18,8 @@ export interface ServeOptions {
   readonly port?: number | undefined;
   readonly stateDir?: string | undefined;
   readonly logLevel?: GatewayConfig['logging']['level'] | undefined;
+  /** Overrides the configuration's policy file. */
+  readonly policyFile?: string | undefined;
 }
 
 export async function serveGateway(options: ServeOptions): Promise<void> {
@@ -27,17 +30,19 @@ export async function serveGateway(options: ServeOptions): Promise<void> {
       port: options.port ?? 8787,
       stateDir: options.stateDir ?? defaultDevStateDir(),
       logLevel: options.logLevel,
+      policyFile: options.policyFile,
     });
     printDevBanner(dev);
     if (process.stdin.isTTY) acceptTerminalApprovals(dev);
     gateway = dev;
   } else {
     let config = loadGatewayConfig(options.configFile ?? 'gateway.yaml');
-    if (options.port !== undefined || options.logLevel !== undefined) {
+    if (options.port !== undefined || options.logLevel !== undefined || options.policyFile !== undefined) {
       config = {
         ...config,
         listen: { ...config.listen, port: options.port ?? config.listen.port },
         logging: { level: options.logLevel ?? config.logging.level },
+        policy: options.policyFile ? { file: resolve(options.policyFile), reload: config.policy?.reload ?? true } : config.policy,
       };
     }
     gateway = await startGateway(config, { version: options.version });
@@ -82,6 +87,7 @@ function printDevBanner(dev: RunningDevGateway): void {
     `  model       built-in dev model (no provider key configured; deterministic answers, offline)`,
     `  providers   ${dev.config.providers.map((p) => `${p.name} → ${dev.url}/${p.name}${p.kind === 'openai' ? '/v1' : ''}`).join(', ')}`,
     `  recordings  ${dev.config.storage.path}`,
+    `  policy      ${dev.config.policy ? dev.config.policy.file : 'none (every request allowed and recorded; try --policy examples/policy.yaml)'}`,
     '',
     'Next, in another terminal (from a checkout, use ./bin/run.js for aigov):',
     `  aigov login --gateway ${dev.url}`,

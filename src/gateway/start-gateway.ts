@@ -10,6 +10,8 @@ import type { GatewayConfig } from '../config/schema.ts';
 import type { RecordingStore } from '../store/recording-store.ts';
 import { openRecordingStore } from '../store/open-store.ts';
 import type { PipelineHooks } from './hooks.ts';
+import { openPolicyFile, type WatchedPolicy } from './policy-file.ts';
+import { createPolicyHooks } from './policy-hooks.ts';
 import { createServer, listen } from './listen.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { errorSummary } from './pipeline.ts';
@@ -86,6 +88,14 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     await store.close();
     throw error;
   }
+  let policy: WatchedPolicy | null = null;
+  try {
+    if (!options.hooks && config.policy) policy = openPolicyFile(config.policy.file, { reload: config.policy.reload, logger });
+  } catch (error) {
+    server.close();
+    await store.close();
+    throw error;
+  }
   const agent = createUpstreamAgent(config.limits);
   const handler = createGatewayHandler({
     config,
@@ -95,7 +105,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     metrics,
     logger,
     version: options.version,
-    hooks: options.hooks,
+    hooks: options.hooks ?? (policy ? createPolicyHooks(policy) : undefined),
     mounts: options.mounts,
     dev: options.dev,
   });
@@ -115,6 +125,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     logger,
     close() {
       closing ??= (async () => {
+        policy?.close();
         await handler.shutdown(server);
         await options.onClose?.();
       })();

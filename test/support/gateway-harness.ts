@@ -40,6 +40,8 @@ export interface HarnessOptions {
   /** Point the openai provider at another upstream than the replay server. */
   readonly openaiBaseUrl?: string;
   readonly logger?: Logger;
+  /** A policy file for the gateway to enforce. */
+  readonly policyFile?: string;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -57,6 +59,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ],
     storage: { driver: 'sqlite', path: join(dir, options.storeSubdir ?? '', 'aigov.db') },
     limits: options.limits ?? {},
+    ...(options.policyFile ? { policy: { file: options.policyFile } } : {}),
     logging: { level: process.env.AIGOV_TEST_LOG === '1' ? 'debug' : 'silent' },
   };
   const config = buildGatewayConfig(input, join(dir, 'test-config'), { env: { TEST_OPENAI_KEY: OPENAI_KEY, TEST_ANTHROPIC_KEY: ANTHROPIC_KEY } });

@@ -28,6 +28,8 @@ export type EntityType =
   | 'DATABASE_URL_CREDENTIALS'
   | 'BASIC_AUTH_CREDENTIALS'
   | 'BEARER_TOKEN'
+  | 'AWS_SECRET_KEY'
+  | 'URL_CREDENTIALS'
   | (string & {});
 
 export interface Detection {
@@ -49,6 +51,14 @@ export interface Detector {
    * back at most this much text that could still become an entity). Must be finite.
    */
   readonly maxLength: number;
+  /**
+   * How many characters before a match the detector reads to decide or to score it (context
+   * words, boundary checks). Absent = 0. A stream masker keeps this much already-emitted text as
+   * context so a windowed scan decides as a scan of the whole text does.
+   */
+  readonly lookbehind?: number;
+  /** How many characters after a match the detector reads (boundary checks). Absent = 0. */
+  readonly lookahead?: number;
   /** All entities in `text`. Must not throw on any input; if it does, callers fail closed. */
   detect(text: string): Detection[];
 }

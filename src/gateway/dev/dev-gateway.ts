@@ -4,7 +4,7 @@
  * provider key configured, answers from the built-in dev model.
  */
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { buildGatewayConfig } from '../../config/load.ts';
 import type { GatewayConfig, GatewayConfigInput } from '../../config/schema.ts';
 import { bindServer, startGateway, type RunningGateway, type StartGatewayOptions } from '../start-gateway.ts';
@@ -21,6 +21,8 @@ export interface DevGatewayOptions extends Omit<StartGatewayOptions, 'dev' | 'mo
   readonly logLevel?: GatewayConfig['logging']['level'];
   /** Lifetime of the dev IdP's access tokens (default 600 s); tests shorten it to exercise refresh. */
   readonly accessTokenTtlSeconds?: number;
+  /** A policy file to enforce (see examples/policy.yaml). */
+  readonly policyFile?: string;
 }
 
 export interface RunningDevGateway extends RunningGateway {
@@ -52,6 +54,7 @@ export async function startDevGateway(options: DevGatewayOptions): Promise<Runni
       ],
       storage: { driver: 'sqlite', path: join(options.stateDir, 'aigov.db') },
       logging: { level: options.logLevel ?? 'info' },
+      ...(options.policyFile ? { policy: { file: resolve(options.policyFile) } } : {}),
     };
     const base = buildGatewayConfig(input, '(built-in dev configuration)');
     const config: GatewayConfig = { ...base, providers: base.providers.map((p) => ({ ...p, devModel: true })) };

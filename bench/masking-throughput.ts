@@ -1,0 +1,197 @@
+/**
+ * Masking throughput and streaming holdback, on one core.
+ *
+ *   node bench/masking-throughput.ts [--docs]
+ *
+ * Text: a deterministic (seeded) mix of English-like prose with emails, phone numbers, card
+ * numbers, IBANs, IPs, non-ASCII words and the odd zero-width character — about one entity per
+ * 250 characters. Detectors: the real built-in ones (src/core/detection), PII only and all
+ * (PII + secrets).
+ *
+ * 1. Whole-text masking (detectEntities + maskText), MB/s (MB = 10^6 UTF-16 code units ≈ bytes
+ *    for this mostly-ASCII text) — and maskText alone, given the detections.
+ * 2. StreamMasker over the same text in 16 KB chunks, MB/s.
+ * 3. A streamed answer as word-by-word deltas (~4 KB answers with emails/phones): holdback after
+ *    each delta in characters (p50/p95/max), time spent in push() per delta (µs p50/p95/p99),
+ *    and the StreamMasker's throughput on those tiny deltas.
+ * 4. StreamRestorer on word-by-word deltas with placeholders: µs per delta, holdback.
+ *
+ * `--docs` rewrites the section between <!-- masking:start --> and <!-- masking:end --> in
+ * docs/benchmarks.md (appending it when missing).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import { BUILTIN_DETECTORS, detectEntities } from '../src/core/detection/index.ts';
+import { PII_DETECTORS } from '../src/core/detection/pii.ts';
+import type { Detection, Detector } from '../src/core/detection/types.ts';
+import { maskText } from '../src/core/masking/operators.ts';
+import type { MaskOperator } from '../src/core/masking/operators.ts';
+import { PseudonymVault } from '../src/core/masking/pseudonym-vault.ts';
+import { StreamMasker } from '../src/core/masking/stream-masker.ts';
+import { StreamRestorer } from '../src/core/masking/stream-restorer.ts';
+
+let seed = 0x2545f491;
+function rand(): number {
+  seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
+  return (seed >>> 0) / 0x100000000;
+}
+const pick = <T>(a: readonly T[]): T => a[Math.floor(rand() * a.length)]!;
+
+const WORDS = 'the of and to in is you that it he was for on are as with his they at be this have from or one had by word but not what all were we when your can said there use an each which she do how their if will up other about out many then them these so some her would make like him into time has look two more write go see number no way could people my than first water been call who oil its now find long down day did get come made may part'.split(' ');
+const OTHER = ['café', 'naïve', 'Müller', '日本語', 'Привет', '😀', 'e\u0301t\u0301e\u0301', 'ﬁle', 'zero\u200Bwidth'];
+const cardFor = (): string => pick(['4111 1111 1111 1111', '5500005555555559', '4012888888881881', '378282246310005']);
+function entity(): string {
+  switch (Math.floor(rand() * 6)) {
+    case 0: return `${pick(['ann.lee', 'bob', 'j.doe+news', 'support'])}${Math.floor(rand() * 100)}@${pick(['example.com', 'mail.example.org', 'corp.example.net'])}`;
+    case 1: return pick(['+1 415 555 0100', '(212) 555-0143', '+44 20 7946 0958', '+49 30 901820']);
+    case 2: return cardFor();
+    case 3: return pick(['DE89 3704 0044 0532 0130 00', 'GB82WEST12345698765432']);
+    case 4: return pick(['192.168.10.42', '10.0.0.7', '2001:db8::8a2e:370:7334']);
+    default: return pick(['078-05-1120', 'order 12345', 'v1.2.3']);
+  }
+}
+function mixedText(size: number): string {
+  const parts: string[] = [];
+  let n = 0;
+  while (n < size) {
+    let s: string;
+    const r = rand();
+    if (r < 0.035) s = entity();
+    else if (r < 0.05) s = pick(OTHER);
+    else s = pick(WORDS);
+    s += rand() < 0.08 ? '.\n' : rand() < 0.1 ? ', ' : ' ';
+    parts.push(s);
+    n += s.length;
+  }
+  return parts.join('');
+}
+
+const redact = (): MaskOperator => ({ kind: 'redact' });
+const pseudo = (d: Detection): MaskOperator => (d.type === 'EMAIL_ADDRESS' || d.type === 'PHONE_NUMBER' ? { kind: 'pseudonymize' } : { kind: 'redact' });
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+const MB = 1e6;
+const fmt = (x: number, d = 1): string => x.toFixed(d);
+
+function timeIt(fn: () => void, minMs = 1500): { ms: number; runs: number } {
+  fn(); // warm-up
+  const t0 = performance.now();
+  let runs = 0;
+  do { fn(); runs++; } while (performance.now() - t0 < minMs);
+  return { ms: (performance.now() - t0) / runs, runs };
+}
+
+const rows: string[][] = [];
+const text = mixedText(4 * MB);
+const detected = detectEntities(text, PII_DETECTORS);
+
+const NO_PHONE = PII_DETECTORS.filter((d) => d.type !== 'PHONE_NUMBER');
+for (const [name, detectors] of [['PII', PII_DETECTORS], ['all built-in', BUILTIN_DETECTORS], ['PII without phone', NO_PHONE]] as const) {
+  const w = timeIt(() => maskText(text, detectEntities(text, detectors), redact));
+  rows.push([`whole text: detectEntities + maskText (${name} detectors)`, `${fmt(text.length / MB / (w.ms / 1000))} MB/s`]);
+  const s = timeIt(() => {
+    const m = new StreamMasker({ detectors, operatorFor: redact });
+    for (let i = 0; i < text.length; i += 16384) m.push(text.slice(i, i + 16384));
+    m.end();
+  });
+  rows.push([`StreamMasker, 16 KB chunks (${name} detectors)`, `${fmt(text.length / MB / (s.ms / 1000))} MB/s`]);
+}
+const mOnly = timeIt(() => maskText(text, detected, redact));
+rows.push(['maskText alone (detections given, redact)', `${fmt(text.length / MB / (mOnly.ms / 1000))} MB/s`]);
+
+// Streamed answers, word by word.
+function streamFigures(detectors: readonly Detector[]): { held: number[]; us: number[]; mbps: number; chars: number } {
+  const held: number[] = [];
+  const us: number[] = [];
+  let chars = 0;
+  let busy = 0;
+  for (let a = 0; a < 300; a++) {
+    const answer = mixedText(4000);
+    const deltas = answer.split(/(?<=\s)/);
+    const m = new StreamMasker({ detectors, operatorFor: pseudo, vault: new PseudonymVault() });
+    for (const d of deltas) {
+      const t0 = performance.now();
+      m.push(d);
+      const dt = performance.now() - t0;
+      busy += dt;
+      us.push(dt * 1000);
+      held.push(m.heldBack);
+    }
+    const t0 = performance.now();
+    m.end();
+    busy += performance.now() - t0;
+    chars += answer.length;
+  }
+  held.sort((x, y) => x - y);
+  us.sort((x, y) => x - y);
+  return { held, us, mbps: chars / MB / (busy / 1000), chars };
+}
+streamFigures(PII_DETECTORS); // warm-up
+const streamRows: string[][] = [];
+for (const [name, detectors] of [['PII', PII_DETECTORS], ['all built-in', BUILTIN_DETECTORS]] as const) {
+  const f = streamFigures(detectors);
+  streamRows.push([
+    name,
+    `${pct(f.held, 50)} / ${pct(f.held, 95)} / ${f.held[f.held.length - 1]}`,
+    `${fmt(pct(f.us, 50))} / ${fmt(pct(f.us, 95))} / ${fmt(pct(f.us, 99))}`,
+    `${fmt(f.mbps, 2)} MB/s`,
+    `${f.us.length} deltas, ${f.chars} chars`,
+  ]);
+}
+
+// Restorer.
+const vault = new PseudonymVault();
+for (let i = 0; i < 50; i++) vault.placeholderFor('EMAIL_ADDRESS', `user${i}@example.com`);
+const answerWithPlaceholders = Array.from({ length: 2000 }, (_, i) => (i % 25 === 0 ? `«EMAIL_${1 + (i % 50)}» ` : `${pick(WORDS)} `)).join('');
+const rUs: number[] = [];
+const rHeld: number[] = [];
+for (let rep = 0; rep < 20; rep++) {
+  const r = new StreamRestorer(vault);
+  for (const d of answerWithPlaceholders.split(/(?<=[\s_])/)) {
+    const t0 = performance.now();
+    r.push(d);
+    rUs.push((performance.now() - t0) * 1000);
+    rHeld.push(r.heldBack);
+  }
+  r.end();
+}
+rUs.sort((x, y) => x - y);
+rHeld.sort((x, y) => x - y);
+
+const cpu = os.cpus()[0]?.model.trim() ?? 'unknown CPU';
+const date = new Date().toISOString().slice(0, 10);
+const lines: string[] = [];
+lines.push('## Masking throughput and streaming holdback');
+lines.push('');
+lines.push(`Command: \`node bench/masking-throughput.ts\` — ${date}, Node ${process.version}, nproc ${os.cpus().length} (${cpu}), one core (single thread).`);
+lines.push('');
+lines.push(`Mixed text: ${fmt(text.length / MB, 2)} M characters of seeded English-like prose with emails, phones, cards, IBANs, IPs, SSNs, non-ASCII words and zero-width characters (${detected.length} PII detections, one per ${Math.round(text.length / detected.length)} characters). Real built-in detectors (src/core/detection).`);
+lines.push('');
+lines.push('| figure | value | goal |');
+lines.push('|---|---|---|');
+for (const [k = '', v = ''] of rows) lines.push(`| ${k} | ${v} | ${k.startsWith('whole') || k.startsWith('Stream') ? '≥ 100 MB/s' : '—'} |`);
+lines.push('');
+lines.push('Streamed answers: 300 answers of ~4 000 characters, sent as word-by-word deltas (one word + its following space/newline each); emails and phones pseudonymized, the rest redacted. Holdback = characters received but not yet released, sampled after every delta. Latency = time inside `push()` per delta.');
+lines.push('');
+lines.push('| detectors | holdback p50 / p95 / max (chars) | added latency per delta p50 / p95 / p99 (µs) | throughput on these deltas | sample |');
+lines.push('|---|---|---|---|---|');
+for (const r of streamRows) lines.push(`| ${r.join(' | ')} |`);
+lines.push('');
+lines.push(`StreamRestorer (placeholders split at \`_\` and spaces, ${rUs.length} deltas): p50 ${fmt(pct(rUs, 50), 2)} µs, p99 ${fmt(pct(rUs, 99), 2)} µs per delta; holdback p50 ${pct(rHeld, 50)} / p95 ${pct(rHeld, 95)} / max ${rHeld[rHeld.length - 1]} chars.`);
+lines.push('');
+lines.push('Where the time goes: maskText itself runs at > 1 GB/s; detection is the bottleneck. On this text (non-ASCII words and zero-width characters throughout) normalizeForMatching takes its per-code-point path, measured separately at ~3 MB/s against ~1 200 MB/s on pure ASCII; the phone detector (libphonenumber on each phone-shaped run) is the next cost. The ≥ 100 MB/s goal is NOT met; the masking layer is not what limits it.');
+lines.push('');
+lines.push('Holdback is bounded by the longest entity a detector can report plus its lookahead (PII: email 254 + 2), and the masker re-runs detection only when the held text has grown by a quarter; with the secrets detectors the bound is the JWT/PEM maximum (8 192), which is why "all built-in" holds so much more. Detectors can shrink it with the optional `settledBefore(text)` hint (see src/core/masking/stream-masker.ts); none of the built-ins implements it yet.');
+const section = lines.join('\n');
+console.log(section);
+
+if (process.argv.includes('--docs')) {
+  const file = new URL('../docs/benchmarks.md', import.meta.url);
+  const doc = fs.readFileSync(file, 'utf8');
+  const block = `<!-- masking:start -->\n${section}\n<!-- masking:end -->`;
+  const re = /<!-- masking:start -->[\s\S]*?<!-- masking:end -->/;
+  fs.writeFileSync(file, re.test(doc) ? doc.replace(re, block) : `${doc.trimEnd()}\n\n${block}\n`);
+  console.log('\n(docs/benchmarks.md updated)');
+}

@@ -1,0 +1,192 @@
+/**
+ * The services behind `aigov policy test` and `aigov policy validate`: evaluate a policy
+ * locally on a piece of text, without a gateway, and report what it decided.
+ *
+ * The report shows entity types and positions, never detected values; the only text printed
+ * is the masked text, in which every detection is replaced (by its rule's operator where a
+ * masking rule applies, else redacted).
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { loadPolicy } from '../config/load-policy.ts';
+import { detectEntities } from '../core/detection/index.ts';
+import { AigovError } from '../core/errors.ts';
+import type { EndpointId, NormalizedRequest, Role } from '../core/events.ts';
+import { maskText } from '../core/masking/operators.ts';
+import { PseudonymVault } from '../core/masking/pseudonym-vault.ts';
+import { evaluatePolicy } from '../core/policy/evaluate-policy.ts';
+import type { PlannedSpan, PolicyDecisionRecord, TextLocation } from '../core/policy/types.ts';
+
+/** Exit codes of `aigov policy test`, by outcome. */
+export const POLICY_TEST_EXIT = { allow: 0, masked: 3, require_approval: 4, block: 5 } as const;
+export type PolicyTestOutcome = keyof typeof POLICY_TEST_EXIT;
+
+export interface PolicyTestOptions {
+  readonly policyFile: string;
+  /** The text itself, `@path` to read a file, or `-` for stdin (already read by the caller). */
+  readonly text: string;
+  readonly user: string;
+  readonly groups: readonly string[];
+  readonly provider: string;
+  readonly model: string | null;
+  readonly endpoint: EndpointId;
+  readonly role: Role;
+  /** Treat the text as a model answer (mask_response) instead of a prompt. */
+  readonly response: boolean;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+export interface PolicyTestDetection {
+  readonly type: string;
+  readonly start: number;
+  readonly end: number;
+  readonly confidence: number;
+  readonly ruleId: string;
+  readonly detector: string;
+}
+
+export interface PolicyTestReport {
+  readonly policy: { readonly file: string; readonly rules: number };
+  readonly as: { readonly user: string; readonly groups: readonly string[]; readonly provider: string; readonly model: string | null; readonly endpoint: EndpointId; readonly role: Role };
+  readonly evaluated: 'prompt' | 'answer';
+  readonly outcome: PolicyTestOutcome;
+  readonly action: 'allow' | 'block' | 'require_approval';
+  readonly ruleId: string;
+  readonly reason: string;
+  readonly decisions: readonly PolicyDecisionRecord[];
+  readonly detections: readonly PolicyTestDetection[];
+  /** Rules that would mask answers (prompt mode). */
+  readonly answerMaskingRules: readonly string[];
+  readonly maskedText: string;
+  readonly exitCode: number;
+}
+
+/** Reads `@file` arguments; other text is returned as is. */
+export function readTextArgument(arg: string): string {
+  if (!arg.startsWith('@') || arg.length === 1) return arg;
+  const file = resolve(arg.slice(1));
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `cannot read the text file ${file}` });
+  }
+}
+
+export function testPolicy(options: PolicyTestOptions): PolicyTestReport {
+  const loaded = loadPolicy(options.policyFile, { env: options.env });
+  const text = options.text;
+  const location: TextLocation = { kind: 'message', message: 0, part: 0, role: options.role, field: 'text' };
+  const request: NormalizedRequest = {
+    endpoint: options.endpoint,
+    model: options.model,
+    stream: false,
+    // An answer is judged in the context of a prompt; the prompt here is empty.
+    messages: options.response ? [] : [{ role: options.role, parts: [{ type: 'text', text }] }],
+    tools: [],
+    inputs: [],
+  };
+  const user = options.user;
+  const evaluation = evaluatePolicy(loaded.compiled, {
+    principal: { subject: user, email: user.includes('@') ? user : null, groups: options.groups, issuer: 'aigov-policy-test', clientId: null },
+    provider: options.provider,
+    model: options.model,
+    endpoint: options.endpoint,
+    request,
+  });
+
+  const vault = new PseudonymVault();
+  const spans: PlannedSpan[] = [];
+  let masked = false;
+  if (options.response) {
+    const plan = evaluation.responseMasking;
+    if (plan) {
+      for (const d of detectEntities(text, plan.detectors)) spans.push({ ...d, operator: plan.operatorFor(d), ruleId: d.detector.split('/')[0] ?? '' });
+      masked = spans.length > 0;
+    }
+  } else {
+    const key = JSON.stringify(location);
+    const target = evaluation.requestMasking?.targets.find((t) => JSON.stringify(t.location) === key);
+    if (target) {
+      spans.push(...target.spans);
+      masked = target.spans.length > 0;
+    }
+    // Whatever else a rule found is redacted in the output: values are never printed.
+    const seen = new Set(spans.map((d) => `${d.start}:${d.end}`));
+    for (const finding of evaluation.findings) {
+      if (finding.location.kind !== 'message' || finding.location.message !== 0 || finding.location.part !== 0) continue;
+      for (const d of finding.detections) {
+        if (seen.has(`${d.start}:${d.end}`)) continue;
+        seen.add(`${d.start}:${d.end}`);
+        spans.push({ ...d, operator: { kind: 'redact' }, ruleId: finding.ruleId });
+      }
+    }
+  }
+  const ordered = orderSpans(spans);
+  const maskedText = maskText(text, ordered, (d) => (d as PlannedSpan).operator, vault);
+
+  const outcome: PolicyTestOutcome = evaluation.action === 'allow' ? (masked ? 'masked' : 'allow') : evaluation.action;
+  return {
+    policy: { file: loaded.source, rules: loaded.document.rules.length },
+    as: { user, groups: options.groups, provider: options.provider, model: options.model, endpoint: options.endpoint, role: options.role },
+    evaluated: options.response ? 'answer' : 'prompt',
+    outcome,
+    action: evaluation.action,
+    ruleId: evaluation.ruleId,
+    reason: evaluation.reason,
+    decisions: evaluation.decisions,
+    detections: ordered.map((d) => ({ type: d.type, start: d.start, end: d.end, confidence: d.confidence, ruleId: d.ruleId, detector: d.detector })),
+    answerMaskingRules: options.response ? [] : (evaluation.responseMasking?.ruleIds ?? []),
+    maskedText,
+    exitCode: POLICY_TEST_EXIT[outcome],
+  };
+}
+
+/** By start, longer first; a stable sort keeps masking spans ahead of redact-only ones. */
+function orderSpans(spans: readonly PlannedSpan[]): PlannedSpan[] {
+  return [...spans].sort((a, b) => a.start - b.start || b.end - a.end);
+}
+
+export function formatPolicyTestReport(report: PolicyTestReport): string {
+  const lines: string[] = [];
+  const as = report.as;
+  lines.push(`policy      ${report.policy.file} (${report.policy.rules} rules)`);
+  lines.push(`evaluated   ${report.evaluated} as ${as.user}${as.groups.length ? ` [${as.groups.join(', ')}]` : ''} → ${as.provider} ${as.model ?? '(any model)'} ${as.endpoint}, role ${as.role}`);
+  lines.push('decisions');
+  for (const d of report.decisions) {
+    const flags = [d.mode === 'shadow' ? 'shadow' : '', d.effect !== 'enforced' && d.effect !== 'shadow' ? d.effect : '', d.error ? `error: ${d.error}` : ''].filter(Boolean).join(', ');
+    lines.push(`  ${d.ruleId.padEnd(32)} ${d.action.padEnd(16)} ${flags ? `(${flags}) ` : ''}${d.reason}`);
+  }
+  if (report.detections.length > 0) {
+    lines.push('detections  (positions in UTF-16 code units; values are never shown)');
+    for (const d of report.detections) {
+      lines.push(`  ${d.type.padEnd(26)} ${`${d.start}-${d.end}`.padEnd(12)} confidence ${d.confidence.toFixed(2)}  rule ${d.ruleId}`);
+    }
+  } else {
+    lines.push('detections  none');
+  }
+  if (report.answerMaskingRules.length > 0) lines.push(`answers     masked by ${report.answerMaskingRules.join(', ')} (test an answer with --response)`);
+  lines.push(`action      ${report.outcome === 'masked' ? 'allow, masked' : report.action} — rule ${report.ruleId}: ${report.reason} (exit ${report.exitCode})`);
+  lines.push('masked text');
+  lines.push(report.maskedText.replace(/^/gm, '  '));
+  return lines.join('\n');
+}
+
+export interface PolicyValidateReport {
+  readonly file: string;
+  readonly rules: number;
+  readonly detectors: number;
+  readonly defaultAction: string;
+  readonly shadowRules: number;
+}
+
+/** Throws AIGOV_E_POLICY_INVALID / _NOT_FOUND (exit 78 / 66) with every problem listed. */
+export function validatePolicy(file: string, env?: Readonly<Record<string, string | undefined>>): PolicyValidateReport {
+  const loaded = loadPolicy(file, { env });
+  return {
+    file: loaded.source,
+    rules: loaded.document.rules.length,
+    detectors: loaded.document.detectors.length,
+    defaultAction: loaded.document.default_action,
+    shadowRules: loaded.document.rules.filter((r) => r.mode === 'shadow').length,
+  };
+}

@@ -1,0 +1,163 @@
+/**
+ * The policy file schema (examples/policy.yaml documents every key). Defaults live here;
+ * `loadPolicy` parses once, resolves the hmac key reference, compiles (which refuses unknown
+ * entity types and unsafe regexes) and freezes. The output matches core's `PolicyDocument`
+ * once `operator.key` is resolved.
+ */
+import { z } from 'zod';
+
+const ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+const ENTITY_TYPE = /^[A-Z][A-Z0-9_]{0,63}$/;
+
+const ROLES = ['system', 'developer', 'user', 'assistant', 'tool'] as const;
+const ENDPOINTS = [
+  'openai.chat.completions',
+  'openai.responses',
+  'openai.embeddings',
+  'openai.models.list',
+  'openai.models.retrieve',
+  'anthropic.messages',
+  'anthropic.messages.count_tokens',
+  'anthropic.models.list',
+  'anthropic.models.retrieve',
+] as const;
+
+const nonEmptyList = (what: string) => z.array(z.string().min(1, `expected a non-empty ${what}`)).min(1, `expected at least one ${what}`);
+
+const regexFlags = z
+  .string()
+  .regex(/^[imsu]*$/, 'expected regex flags from "i", "m", "s", "u" (matching always scans the whole text)')
+  .optional();
+
+export const CustomDetectorSchema = z.strictObject({
+  id: z.string().regex(ID, 'expected an id of lowercase letters, digits, ".", "_" or "-"'),
+  type: z.string().regex(ENTITY_TYPE, 'expected an upper-case entity type such as PROJECT_CODE'),
+  pattern: z.string().min(1, 'expected a regular expression'),
+  flags: regexFlags,
+  /** The longest text the pattern can match: bounds what a stream holds back. */
+  max_length: z.number().int().min(1).max(4096).default(256),
+  confidence: z.number().min(0).max(1).optional(),
+  context_words: z.array(z.string().min(1)).optional(),
+});
+
+/** `EMAIL_ADDRESS` or `{ type: EMAIL_ADDRESS, min_confidence: 0.8 }`. */
+export const DetectorRefSchema = z.union([
+  z.string().regex(ENTITY_TYPE, 'expected an upper-case entity type such as EMAIL_ADDRESS').transform((type) => ({ type, min_confidence: 0.5 })),
+  z.strictObject({
+    type: z.string().regex(ENTITY_TYPE, 'expected an upper-case entity type such as EMAIL_ADDRESS'),
+    min_confidence: z.number().min(0).max(1).default(0.5),
+  }),
+]);
+
+/** A pattern string, or `{ pattern, flags, type, max_length }`. */
+export const RegexSpecSchema = z.union([
+  z.string().min(1, 'expected a regular expression').transform((pattern) => ({ pattern, flags: undefined, type: 'REGEX', max_length: 256 })),
+  z.strictObject({
+    pattern: z.string().min(1, 'expected a regular expression'),
+    flags: regexFlags,
+    type: z.string().regex(ENTITY_TYPE, 'expected an upper-case entity type').default('REGEX'),
+    max_length: z.number().int().min(1).max(4096).default(256),
+  }),
+]);
+
+/** A secret by reference only: `${ENV_VAR}`, `{ env: NAME }` or `{ file: PATH }` — never inline. */
+export const KeyRefSchema = z.union([
+  z.string().regex(/^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/, 'expected a key reference such as ${AIGOV_HMAC_KEY} (inline keys are refused)'),
+  z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name') }),
+  z.strictObject({ file: z.string().min(1, 'expected a file path') }),
+]);
+export type KeyRef = z.infer<typeof KeyRefSchema>;
+
+/** `redact`, `hmac` (needs a key), `{ kind: mask, keep_last: 4 }`, `{ kind: hmac, key: … }`. */
+export const OperatorSchema = z.union([
+  z.literal('redact').transform(() => ({ kind: 'redact' as const })),
+  z.discriminatedUnion('kind', [
+    z.strictObject({ kind: z.literal('redact') }),
+    z.strictObject({
+      kind: z.literal('mask'),
+      keep_last: z.number().int().min(0).max(64).default(4),
+      char: z.string().length(1, 'expected one character').optional(),
+    }),
+    z.strictObject({ kind: z.literal('hmac'), key: KeyRefSchema }),
+  ]),
+]);
+
+export const RuleSchema = z
+  .strictObject({
+    id: z.string().regex(ID, 'expected an id of lowercase letters, digits, ".", "_" or "-" (it is recorded with every decision)'),
+    description: z.string().optional(),
+    reason: z.string().min(1).max(200).optional(),
+    mode: z.enum(['enforce', 'shadow']).default('enforce'),
+    match: z
+      .strictObject({
+        users: nonEmptyList('user (subject or email, * wildcard)').optional(),
+        groups: nonEmptyList('group').optional(),
+        providers: nonEmptyList('provider name').optional(),
+        models: nonEmptyList('model (* wildcard)').optional(),
+        endpoints: z
+          .array(z.string().refine((e) => ENDPOINTS.some((known) => globTest(e, known)), { message: `expected an endpoint (* wildcard) among ${ENDPOINTS.join(', ')}` }))
+          .min(1)
+          .optional(),
+        roles: z.array(z.enum(ROLES)).min(1).optional(),
+        detectors: z.array(DetectorRefSchema).min(1).optional(),
+        regex: z.array(RegexSpecSchema).min(1).optional(),
+        keywords: nonEmptyList('keyword').optional(),
+        min_matches: z.number().int().min(1).default(1),
+        tools: z
+          .strictObject({
+            names: nonEmptyList('tool name (* wildcard)').optional(),
+            arguments: nonEmptyList('argument pattern').optional(),
+          })
+          .refine((t) => t.names !== undefined || t.arguments !== undefined, 'expected names and/or arguments')
+          .optional(),
+      })
+      .prefault({}),
+    action: z.enum(['allow', 'block', 'require_approval', 'mask_request', 'pseudonymize', 'mask_response', 'log']),
+    operator: OperatorSchema.optional(),
+    on_error: z.enum(['fail_closed', 'fail_open']).default('fail_closed'),
+  })
+  .superRefine((rule, ctx) => {
+    const content = rule.match.detectors !== undefined || rule.match.regex !== undefined || rule.match.keywords !== undefined;
+    const masking = rule.action === 'mask_request' || rule.action === 'pseudonymize' || rule.action === 'mask_response';
+    if (masking && !content) {
+      ctx.addIssue({ code: 'custom', path: ['match'], message: `action ${rule.action} needs match.detectors, match.regex or match.keywords (what to mask)` });
+    }
+    if (rule.operator !== undefined && rule.action !== 'mask_request' && rule.action !== 'mask_response') {
+      ctx.addIssue({ code: 'custom', path: ['operator'], message: `operator applies only to mask_request and mask_response (pseudonymize always uses placeholders)` });
+    }
+    if (rule.action === 'mask_response' && rule.match.tools !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['match', 'tools'], message: 'mask_response masks answer text; gate tool calls with a block rule' });
+    }
+    if (rule.action === 'mask_response' && rule.match.min_matches !== 1) {
+      ctx.addIssue({ code: 'custom', path: ['match', 'min_matches'], message: 'min_matches does not apply to mask_response' });
+    }
+  });
+
+export const PolicySchema = z
+  .strictObject({
+    version: z.literal(1, 'expected version: 1'),
+    /** What happens when no allow/block/require_approval rule matches. */
+    default_action: z.enum(['allow', 'block', 'require_approval']).default('allow'),
+    detectors: z.array(CustomDetectorSchema).default([]),
+    rules: z.array(RuleSchema).default([]),
+  })
+  .superRefine((policy, ctx) => {
+    const ruleIds = new Set<string>();
+    policy.rules.forEach((r, i) => {
+      if (ruleIds.has(r.id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule id "${r.id}"` });
+      ruleIds.add(r.id);
+    });
+    const detectorIds = new Set<string>();
+    policy.detectors.forEach((d, i) => {
+      if (detectorIds.has(d.id)) ctx.addIssue({ code: 'custom', path: ['detectors', i, 'id'], message: `duplicate detector id "${d.id}"` });
+      detectorIds.add(d.id);
+    });
+  });
+
+export type PolicyFile = z.output<typeof PolicySchema>;
+export type PolicyFileInput = z.input<typeof PolicySchema>;
+
+function globTest(glob: string, value: string): boolean {
+  const re = new RegExp(`^${glob.split('*').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  return re.test(value);
+}

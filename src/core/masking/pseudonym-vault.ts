@@ -1,0 +1,129 @@
+/**
+ * Per-session pseudonyms: a detected value goes upstream as a typed, numbered placeholder
+ * («EMAIL_1», «PHONE_2») and the real value is put back into the answer.
+ *
+ * Placeholder syntax: `«LABEL_N»` — guillemets around an upper-case label and a number. Models
+ * copy such tokens verbatim, and the shape (no spaces, label + underscore + digits inside
+ * guillemets) does not occur in ordinary text, French quotes included (« texte »). Restoring
+ * accepts the variants models produce: any letter case («email_1», «Email_1») and up to two
+ * spaces inside the guillemets (« EMAIL_1 »). In JSON mode (tool-call arguments are JSON text)
+ * the guillemets may also appear as `\u00ab` / `\u00bb` escapes, and the restored value is
+ * JSON-string-escaped so a quote or backslash in it cannot break the JSON.
+ *
+ * Placeholders the vault did not issue are left as they are.
+ */
+
+import type { EntityType } from '../detection/types.ts';
+import { labelFor } from './labels.ts';
+
+/** Longest placeholder text restoring will recognise, in UTF-16 code units (JSON-escaped form included). */
+export const MAX_PLACEHOLDER_LENGTH = 64;
+
+// A label is 1-40 letters/underscores starting with a letter, then `_` and 1-6 digits.
+const BODY = '\\s{0,2}([A-Za-z][A-Za-z_]{0,39})_(\\d{1,6})\\s{0,2}';
+const PLAIN = new RegExp(`«${BODY}»`, 'g');
+const JSON_FORM = new RegExp(`(?:«|\\\\u00[aA][bB])${BODY}(?:»|\\\\u00[bB][bB])`, 'g');
+
+// Over-approximations of "a prefix of a placeholder, not yet closed" (holding a little too much is safe).
+const PLAIN_PREFIX = /^«\s{0,2}(?:[A-Za-z][A-Za-z_]{0,40}(?:\d{1,6}\s{0,2})?)?$/;
+const JSON_PREFIX =
+  /^(?:\\(?:u(?:0(?:0[aA]?)?)?)?|(?:«|\\u00[aA][bB])\s{0,2}(?:[A-Za-z][A-Za-z_]{0,40}(?:\d{1,6}\s{0,2}(?:\\(?:u(?:0(?:0[bB]?)?)?)?)?)?)?)$/;
+
+/** Whether `tail` could be the beginning of a placeholder (the stream restorer holds such a tail back). */
+export function couldStartPlaceholder(tail: string, json: boolean): boolean {
+  return tail.length < MAX_PLACEHOLDER_LENGTH && (json ? JSON_PREFIX : PLAIN_PREFIX).test(tail);
+}
+
+export interface PseudonymVaultJson {
+  readonly version: 1;
+  /** [label, number, value] — the values are the real personal data: store them as such. */
+  readonly entries: ReadonlyArray<readonly [string, number, string]>;
+}
+
+export interface RestoreOptions {
+  /** The text is the inside of a JSON string (e.g. tool-call arguments): escape restored values. */
+  readonly json?: boolean;
+}
+
+export class PseudonymVault {
+  readonly #byValue = new Map<string, string>();
+  readonly #byKey = new Map<string, string>();
+  readonly #counters = new Map<string, number>();
+
+  /** The placeholder for `value` of `type`: the same value of the same type always gets the same one. */
+  placeholderFor(type: EntityType, value: string): string {
+    const label = labelFor(type);
+    const valueKey = `${label}\u0000${value}`;
+    const known = this.#byValue.get(valueKey);
+    if (known !== undefined) return known;
+    const n = (this.#counters.get(label) ?? 0) + 1;
+    this.#counters.set(label, n);
+    return this.#add(label, n, value);
+  }
+
+  #add(label: string, n: number, value: string): string {
+    const placeholder = `«${label}_${n}»`;
+    this.#byValue.set(`${label}\u0000${value}`, placeholder);
+    this.#byKey.set(`${label}_${n}`, value);
+    return placeholder;
+  }
+
+  /** How many distinct values the vault holds. */
+  get size(): number {
+    return this.#byKey.size;
+  }
+
+  /** The real value behind a placeholder (any case, with or without guillemets), or undefined. */
+  valueOf(placeholder: string): string | undefined {
+    const m = /^(?:«|\\u00ab)?\s{0,2}([A-Za-z][A-Za-z_]{0,39})_(\d{1,6})\s{0,2}(?:»|\\u00bb)?$/i.exec(placeholder);
+    return m ? this.#lookup(m[1]!, m[2]!) : undefined;
+  }
+
+  #lookup(label: string, digits: string): string | undefined {
+    return this.#byKey.get(`${label.toUpperCase()}_${Number(digits)}`);
+  }
+
+  /** Replaces the placeholders this vault issued by their real values. */
+  restore(text: string, options: RestoreOptions = {}): string {
+    if (this.#byKey.size === 0) return text;
+    const json = options.json === true;
+    if (!json && !text.includes('«')) return text;
+    const pattern = json ? JSON_FORM : PLAIN;
+    pattern.lastIndex = 0;
+    return text.replace(pattern, (match, label: string, digits: string) => {
+      const value = this.#lookup(label, digits);
+      if (value === undefined) return match;
+      return json ? JSON.stringify(value).slice(1, -1) : value;
+    });
+  }
+
+  toJSON(): PseudonymVaultJson {
+    const entries: Array<readonly [string, number, string]> = [];
+    for (const [key, value] of this.#byKey) {
+      const cut = key.lastIndexOf('_');
+      entries.push([key.slice(0, cut), Number(key.slice(cut + 1)), value]);
+    }
+    return { version: 1, entries };
+  }
+
+  static fromJSON(json: unknown): PseudonymVault {
+    const vault = new PseudonymVault();
+    const data = json as Partial<PseudonymVaultJson> | null;
+    if (data === null || typeof data !== 'object' || data.version !== 1 || !Array.isArray(data.entries)) {
+      throw new TypeError('pseudonym vault: expected { version: 1, entries: [...] }');
+    }
+    for (const entry of data.entries as unknown[]) {
+      if (
+        !Array.isArray(entry) || entry.length !== 3 || typeof entry[0] !== 'string' || !/^[A-Z][A-Z_]{0,39}$/.test(entry[0])
+        || typeof entry[1] !== 'number' || !Number.isInteger(entry[1]) || entry[1] < 1 || entry[1] > 999_999 || typeof entry[2] !== 'string'
+      ) {
+        throw new TypeError('pseudonym vault: malformed entry (expected [LABEL, number, value])');
+      }
+      const [label, n, value] = entry as [string, number, string];
+      if (vault.#byKey.has(`${label}_${n}`)) throw new TypeError('pseudonym vault: duplicate placeholder');
+      vault.#add(label, n, value);
+      vault.#counters.set(label, Math.max(vault.#counters.get(label) ?? 0, n));
+    }
+    return vault;
+  }
+}

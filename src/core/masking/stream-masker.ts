@@ -1,0 +1,253 @@
+/**
+ * Masking a streamed answer so that it equals masking the whole answer at once.
+ *
+ * THE LAW. For detectors that are local (see below) and any chunking c₁…cₙ of a text t, as long
+ * as the cap is never reached:
+ *
+ *     push(c₁) + … + push(cₙ) + end()  ===  maskText(t, detect(t), operatorFor, vault)
+ *
+ * and no character of a detected entity is ever emitted unmasked. The vault numbers placeholders
+ * in the same order as the whole-text masking does.
+ *
+ * HOLDBACK. After each processed push the masker keeps back the shortest suffix that could still
+ * change: for a detector d, the last maxLength(d) + lookahead(d) characters, counted in "weight"
+ * (code points that survive normalization: invisible/format characters and combining marks count
+ * 0, so an entity padded with zero-width spaces is still held whole); a detector may instead say
+ * exactly where its settled prefix ends via an optional `settledBefore(text)` method (see
+ * {@link StreamingDetector}). The emit point never cuts through a current detection. Detection runs
+ * on the held text plus `lookbehind` characters of already-emitted context, not on the whole
+ * stream, and only when the held text has grown by a quarter since the last run (amortized
+ * linear; the law does not depend on when runs happen).
+ *
+ * THE CAP (fail closed). If, after a run, the held text is longer than `maxHoldback` UTF-16 code
+ * units (default: 4 × (longest entity + lookahead), at least 4096), the oldest part of it — all but
+ * the last maxHoldback/2 characters, extended to the end of any detection it cuts — is emitted as
+ * a single `[REDACTED]`. The held text can only grow that long when something still pending (a
+ * candidate entity) spans it, e.g. text stuffed with invisible characters or a PEM header without
+ * its footer. When the cap triggers, equality with the whole-text result no longer holds for that
+ * part, but safety does: every character of the forced part is redacted, and the following window
+ * keeps maxLength + lookbehind characters of context so that an entity cut by the forced part is
+ * still found and its remainder masked. Precisely: the law (equality) holds for every stream in
+ * which the held text never exceeds the cap — in particular for every text whose pending
+ * candidates are shorter than the cap — and the no-leak property holds for every entity shorter
+ * than maxHoldback/2.
+ *
+ * LOCALITY (what the law assumes of detectors): whether [s, e) is reported, and with what
+ * confidence, depends only on the text from `lookbehind` characters before s to `lookahead`
+ * characters after e; entities are at most `maxLength` long (all counted on the normalized text);
+ * and the overlap resolution of `detect` decides each group of overlapping candidates on its own.
+ */
+
+import { detectEntities } from '../detection/index.ts';
+import type { Detection, Detector } from '../detection/types.ts';
+import type { OperatorFor } from './operators.ts';
+import { maskText } from './operators.ts';
+import type { PseudonymVault } from './pseudonym-vault.ts';
+
+/** Optional streaming hint a detector may implement to hold back less than maxLength. */
+export interface StreamingDetector extends Detector {
+  /**
+   * The largest index i of `text` such that, whatever text follows, this detector's detections
+   * that start before i stay exactly as they are now and all end at or before i. Must be
+   * conservative: returning a smaller index is always safe.
+   */
+  settledBefore?(text: string): number;
+}
+
+export type DetectFn = (text: string, detectors: readonly Detector[]) => Detection[];
+
+export interface StreamMaskerOptions {
+  readonly detectors: readonly Detector[];
+  readonly operatorFor: OperatorFor;
+  /** Needed when an operator is `pseudonymize`. */
+  readonly vault?: PseudonymVault;
+  /** The cap on held text, in UTF-16 code units (see THE CAP). */
+  readonly maxHoldback?: number;
+  /** Detection over the whole text; defaults to detectEntities. maskText must be given the same. */
+  readonly detect?: DetectFn;
+}
+
+/** Marker for the forced part when the cap triggers. */
+export const FORCED_REDACTION = '[REDACTED]';
+
+const defaultDetect: DetectFn = (text, detectors) => detectEntities(text, detectors);
+
+// Code points that normalizeForMatching drops or merges into the previous character.
+const ZERO_WEIGHT = /^[\p{M}\p{Cf}\p{Default_Ignorable_Code_Point}\u115F\u1160\u3164\uFFA0]$/u;
+
+/**
+ * The index i ≥ from such that text[i:] holds at least `need` weight units (or `from` when the
+ * text is shorter), never between the halves of a surrogate pair.
+ */
+export function weightCut(text: string, need: number, from = 0): number {
+  if (need <= 0) return text.length;
+  let weight = 0;
+  let i = text.length;
+  while (i > from) {
+    let cpStart = i - 1;
+    const code = text.charCodeAt(cpStart);
+    if (code < 0xad) {
+      weight++;
+    } else {
+      if (code >= 0xdc00 && code <= 0xdfff && cpStart > from) {
+        const hi = text.charCodeAt(cpStart - 1);
+        if (hi >= 0xd800 && hi <= 0xdbff) cpStart--;
+      }
+      if (!ZERO_WEIGHT.test(text.slice(cpStart, i))) weight++;
+    }
+    i = cpStart;
+    if (weight >= need) return i;
+  }
+  return from;
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
+}
+
+export class StreamMasker {
+  readonly #detectors: readonly Detector[];
+  readonly #hinted: readonly StreamingDetector[];
+  readonly #operatorFor: OperatorFor;
+  readonly #vault: PseudonymVault | undefined;
+  readonly #detect: DetectFn;
+  /** Weight units a hookless detector needs held: max(maxLength + lookahead). */
+  readonly #need: number;
+  readonly #lookbehind: number;
+  readonly #cap: number;
+  readonly #longCtx: number;
+
+  /** Already-emitted original text kept as left context (lookbehind). */
+  #ctx = '';
+  /** Text received but not yet emitted. */
+  #held = '';
+  #nextRunAt = 1;
+  /** The context is the tail of a forced redaction (see #run). */
+  #afterForced = false;
+  #ended = false;
+  /** How many times the cap forced a redaction (for metrics; never the text). */
+  forcedRedactions = 0;
+
+  constructor(options: StreamMaskerOptions) {
+    this.#detectors = options.detectors;
+    this.#operatorFor = options.operatorFor;
+    this.#vault = options.vault;
+    this.#detect = options.detect ?? defaultDetect;
+    let need = 0;
+    let lookbehind = 0;
+    let longest = 0;
+    let lookahead = 0;
+    const hinted: StreamingDetector[] = [];
+    for (const d of options.detectors) {
+      const ahead = Math.max(0, d.lookahead ?? 0);
+      lookbehind = Math.max(lookbehind, d.lookbehind ?? 0);
+      longest = Math.max(longest, d.maxLength);
+      lookahead = Math.max(lookahead, ahead);
+      if (typeof (d as StreamingDetector).settledBefore === 'function') hinted.push(d);
+      else need = Math.max(need, d.maxLength + ahead);
+      if (!Number.isFinite(d.maxLength) || d.maxLength < 0) throw new RangeError(`detector ${d.id}: maxLength must be finite`);
+    }
+    this.#hinted = hinted;
+    this.#need = need;
+    // +1: regex boundaries such as \b or (?<!…) read one character before the match.
+    this.#lookbehind = lookbehind + 1;
+    this.#longCtx = longest + this.#lookbehind;
+    this.#cap = Math.max(1, Math.floor(options.maxHoldback ?? Math.max(4096, 4 * (longest + lookahead))));
+  }
+
+  /** UTF-16 code units received but not yet emitted. */
+  get heldBack(): number {
+    return this.#held.length;
+  }
+
+  /** Feeds the next piece of the stream; returns the text that may be sent now (maybe ''). */
+  push(delta: string): string {
+    if (this.#ended) throw new Error('StreamMasker: push after end');
+    if (delta === '') return '';
+    this.#held += delta;
+    if (this.#held.length < this.#nextRunAt) return '';
+    return this.#run(false);
+  }
+
+  /** Ends the stream; returns the rest, masked. */
+  end(): string {
+    if (this.#ended) return '';
+    this.#ended = true;
+    const out = this.#run(true);
+    this.#ctx = '';
+    return out;
+  }
+
+  #run(final: boolean): string {
+    const ctxLen = this.#ctx.length;
+    const window = this.#ctx + this.#held;
+    const found = this.#detect(window, this.#detectors);
+
+    // Detections in held coordinates. Outside a forced cut, no entity of the whole text straddles
+    // the emitted/held boundary (the emit point never cuts one, nor anything still unsettled), so
+    // one that reaches back into the context is an artifact of the window's start (a regex
+    // boundary check that could not see far enough back) and is dropped. After a forced cut the
+    // context is the end of the redacted part: an entity reaching back into it is real, and the
+    // rest of it is masked (clipped to the held text).
+    const detections: Detection[] = [];
+    for (const d of found) {
+      if (d.end <= ctxLen || (d.start < ctxLen && !this.#afterForced)) continue;
+      const start = Math.max(d.start, ctxLen) - ctxLen;
+      detections.push({ ...d, start, end: d.end - ctxLen });
+    }
+    detections.sort((a, b) => a.start - b.start);
+
+    let emitAt: number;
+    if (final) {
+      emitAt = this.#held.length;
+    } else {
+      let settled = weightCut(window, this.#need, 0);
+      for (const d of this.#hinted) {
+        const s = d.settledBefore!(window);
+        if (!(s >= 0)) settled = 0;
+        else if (s < settled) settled = Math.floor(s);
+      }
+      emitAt = Math.max(0, settled - ctxLen);
+      for (let i = detections.length - 1; i >= 0; i--) {
+        const d = detections[i]!;
+        if (d.start < emitAt && d.end > emitAt) emitAt = d.start;
+      }
+      if (emitAt > 0 && emitAt < this.#held.length && isHighSurrogate(this.#held.charCodeAt(emitAt - 1))) emitAt--;
+    }
+
+    let out = '';
+    if (emitAt > 0) {
+      const part = this.#held.slice(0, emitAt);
+      const inside = detections.filter((d) => d.end <= emitAt);
+      out = maskText(part, inside, this.#operatorFor, this.#vault);
+      this.#advance(emitAt, this.#lookbehind);
+      this.#afterForced = false;
+    }
+
+    if (!final && this.#held.length > this.#cap) {
+      // Fail closed: something pending spans more than the cap. Redact the oldest part.
+      let cut = this.#held.length - Math.floor(this.#cap / 2);
+      for (const d of detections) {
+        const s = d.start - emitAt;
+        const e = d.end - emitAt;
+        if (s < cut && e > cut) cut = e;
+      }
+      if (cut < this.#held.length && cut > 0 && isHighSurrogate(this.#held.charCodeAt(cut - 1))) cut++;
+      out += FORCED_REDACTION;
+      this.forcedRedactions++;
+      this.#advance(cut, this.#longCtx);
+      this.#afterForced = true;
+    }
+
+    const held = this.#held.length;
+    this.#nextRunAt = held + Math.max(1, held >> 2);
+    return out;
+  }
+
+  /** Moves `count` held characters into the emitted context, keeping `keepWeight` units of it. */
+  #advance(count: number, keepWeight: number): void {
+    const emitted = this.#ctx + this.#held.slice(0, count);
+    this.#held = this.#held.slice(count);
+    this.#ctx = emitted.slice(weightCut(emitted, keepWeight, 0));
+  }
+}

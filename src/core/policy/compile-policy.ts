@@ -1,0 +1,259 @@
+/**
+ * Compiles a validated policy document into matchers: entity types resolve to detectors (built-in,
+ * custom regex from the file, or injected), regexes and keyword lists become detectors too, and
+ * names become globs. Every detector a rule uses is wrapped so it reports the rule's minimum
+ * confidence and, if it throws, names itself (`PolicyAnalyzerError`) — evaluation fails closed.
+ *
+ * Problems a schema cannot see (an unknown entity type, a regex open to catastrophic
+ * backtracking) are collected with their key path and thrown together as `PolicyCompileError`.
+ */
+import { BUILTIN_DETECTORS, createRegexDetector, RegexDetectorError } from '../detection/index.ts';
+import type { Detection, Detector } from '../detection/types.ts';
+import type { Role } from '../events.ts';
+import type { MaskOperator } from '../masking/operators.ts';
+import { anyGlob, createKeywordDetector, scopeDetector } from './matchers.ts';
+import {
+  TERMINAL_ACTIONS,
+  type OnError,
+  type OperatorSpec,
+  type PolicyAction,
+  type PolicyDocument,
+  type PolicyInput,
+  type RuleMode,
+  type RuleSpec,
+  type TerminalAction,
+} from './types.ts';
+
+/** Entity-type groups a rule may name instead of listing every type. */
+export const ENTITY_GROUPS: Readonly<Record<string, readonly string[]>> = {
+  SECRETS: [
+    'PRIVATE_KEY', 'AWS_ACCESS_KEY', 'AWS_SECRET_KEY', 'GITHUB_TOKEN', 'GITLAB_TOKEN', 'SLACK_TOKEN', 'STRIPE_KEY', 'OPENAI_KEY', 'ANTHROPIC_KEY',
+    'GOOGLE_API_KEY', 'JWT', 'NPM_TOKEN', 'HUGGINGFACE_TOKEN', 'SENDGRID_KEY', 'DATABASE_URL_CREDENTIALS', 'URL_CREDENTIALS', 'BASIC_AUTH_CREDENTIALS',
+    'BEARER_TOKEN',
+  ],
+  PII: ['EMAIL_ADDRESS', 'PHONE_NUMBER', 'CREDIT_CARD', 'IBAN_CODE', 'US_SSN', 'IP_ADDRESS', 'PERSON'],
+};
+
+/** Longest tool-call arguments an argument pattern is assumed to span (for stream holdback). */
+const TOOL_ARGUMENT_MAX_LENGTH = 4096;
+
+export interface PolicyIssue {
+  readonly path: readonly (string | number)[];
+  readonly message: string;
+}
+
+export class PolicyCompileError extends Error {
+  readonly issues: readonly PolicyIssue[];
+  constructor(issues: readonly PolicyIssue[]) {
+    super(`invalid policy:\n${issues.map((i) => `  - ${formatPath(i.path)}: ${i.message}`).join('\n')}`);
+    this.name = 'PolicyCompileError';
+    this.issues = issues;
+  }
+}
+
+/** A detector threw while a rule was being evaluated. Carries the detector id, never the text. */
+export class PolicyAnalyzerError extends Error {
+  readonly detectorId: string;
+  constructor(detectorId: string, options?: ErrorOptions) {
+    super(`content analyzer ${detectorId} failed`, options);
+    this.name = 'PolicyAnalyzerError';
+    this.detectorId = detectorId;
+  }
+}
+
+export function formatPath(path: readonly (string | number)[]): string {
+  return path.length === 0 ? '(top level)' : path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('').replace(/^\./, '');
+}
+
+export interface CompiledToolMatch {
+  /** null: any name. Takes a normalized name. */
+  readonly name: ((normalizedName: string) => boolean) | null;
+  readonly names: readonly string[];
+  readonly argumentDetectors: readonly Detector[];
+}
+
+export interface CompiledRule {
+  readonly id: string;
+  readonly index: number;
+  readonly action: PolicyAction;
+  readonly terminal: boolean;
+  readonly mode: RuleMode;
+  readonly onError: OnError;
+  readonly reason: string | undefined;
+  /** Principal, provider, model and endpoint conditions. */
+  readonly inScope: (input: PolicyInput) => boolean;
+  /** Content roles looked at; null = every role, tool definitions and embedding inputs. */
+  readonly roles: ReadonlySet<Role> | null;
+  /** Content condition (detectors, regex, keywords); empty = none. */
+  readonly contentDetectors: readonly Detector[];
+  /** The content condition's entity types as the file names them (`PII`, `KEYWORD`…), for reasons. */
+  readonly contentTypes: readonly string[];
+  readonly minMatches: number;
+  readonly tools: CompiledToolMatch | null;
+  /** For mask_request / pseudonymize / mask_response. */
+  readonly operator: MaskOperator | null;
+}
+
+export interface CompiledPolicy {
+  readonly document: PolicyDocument;
+  readonly defaultAction: TerminalAction;
+  readonly rules: readonly CompiledRule[];
+}
+
+export interface CompileOptions {
+  /** Built-in detectors (default: BUILTIN_DETECTORS). */
+  readonly builtins?: readonly Detector[];
+  /** Extra detectors rules may name by type (tests, plug-ins). */
+  readonly detectors?: readonly Detector[];
+}
+
+export function compilePolicy(document: PolicyDocument, options: CompileOptions = {}): CompiledPolicy {
+  const issues: PolicyIssue[] = [];
+  const byType = new Map<string, Detector[]>();
+  const add = (d: Detector): void => {
+    const list = byType.get(d.type) ?? [];
+    list.push(d);
+    byType.set(d.type, list);
+  };
+  for (const d of options.builtins ?? BUILTIN_DETECTORS) add(d);
+  for (const d of options.detectors ?? []) add(d);
+  document.detectors.forEach((spec, i) => {
+    try {
+      add(
+        createRegexDetector({
+          id: spec.id,
+          type: spec.type,
+          pattern: spec.pattern,
+          flags: spec.flags,
+          maxLength: spec.max_length,
+          confidence: spec.confidence,
+          contextWords: spec.context_words ? [...spec.context_words] : undefined,
+        }),
+      );
+    } catch (error) {
+      issues.push({ path: ['detectors', i, 'pattern'], message: describeError(error) });
+    }
+  });
+
+  const rules = document.rules.map((rule, index) => compileRule(rule, index, byType, issues));
+  if (issues.length > 0) throw new PolicyCompileError(issues);
+  return Object.freeze({ document, defaultAction: document.default_action, rules: Object.freeze(rules) });
+}
+
+function compileRule(rule: RuleSpec, index: number, byType: ReadonlyMap<string, readonly Detector[]>, issues: PolicyIssue[]): CompiledRule {
+  const at = (...path: (string | number)[]): (string | number)[] => ['rules', index, ...path];
+  const m = rule.match;
+
+  // Content detectors, deduplicated per underlying detector (the lowest minimum wins).
+  const minById = new Map<string, { detector: Detector; min: number }>();
+  const use = (detector: Detector, min: number): void => {
+    const seen = minById.get(detector.id);
+    if (!seen || min < seen.min) minById.set(detector.id, { detector, min });
+  };
+  (m.detectors ?? []).forEach((ref, j) => {
+    const types = ENTITY_GROUPS[ref.type] ?? [ref.type];
+    const found = types.flatMap((t) => byType.get(t) ?? []);
+    if (found.length === 0) {
+      issues.push({
+        path: at('match', 'detectors', j, 'type'),
+        message: `unknown entity type "${ref.type}"; expected a known type (${[...byType.keys()].sort().join(', ')}), a group (${Object.keys(ENTITY_GROUPS).join(', ')}) or a type defined under detectors`,
+      });
+    }
+    for (const d of found) use(d, ref.min_confidence);
+  });
+  (m.regex ?? []).forEach((spec, j) => {
+    try {
+      use(createRegexDetector({ id: `regex[${j}]`, type: spec.type, pattern: spec.pattern, flags: spec.flags, maxLength: spec.max_length, confidence: 1 }), 0);
+    } catch (error) {
+      issues.push({ path: at('match', 'regex', j, 'pattern'), message: describeError(error) });
+    }
+  });
+  if (m.keywords && m.keywords.length > 0) use(createKeywordDetector('keywords', m.keywords), 0);
+  const contentDetectors = [...minById.values()].map(({ detector, min }) => guardDetector(scopeDetector(detector, rule.id, min)));
+
+  let tools: CompiledToolMatch | null = null;
+  if (m.tools) {
+    const argumentDetectors: Detector[] = [];
+    (m.tools.arguments ?? []).forEach((pattern, j) => {
+      try {
+        const d = createRegexDetector({ id: `tools.arguments[${j}]`, type: 'TOOL_ARGUMENT', pattern, maxLength: TOOL_ARGUMENT_MAX_LENGTH, confidence: 1 });
+        argumentDetectors.push(guardDetector(scopeDetector(d, rule.id, 0)));
+      } catch (error) {
+        issues.push({ path: at('match', 'tools', 'arguments', j), message: describeError(error) });
+      }
+    });
+    const names = m.tools.names ?? [];
+    tools = { name: names.length > 0 ? anyGlob(names) : null, names: names.map((n) => n.normalize('NFKC').toLowerCase()), argumentDetectors };
+  }
+
+  const scope: ((input: PolicyInput) => boolean)[] = [];
+  if (m.users) {
+    const match = anyGlob(m.users);
+    scope.push(({ principal }) => match(principal.subject) || (principal.email !== null && match(principal.email)));
+  }
+  if (m.groups) {
+    const match = anyGlob(m.groups);
+    scope.push(({ principal }) => principal.groups.some(match));
+  }
+  if (m.providers) {
+    const match = anyGlob(m.providers);
+    scope.push(({ provider }) => match(provider));
+  }
+  if (m.models) {
+    const match = anyGlob(m.models);
+    scope.push(({ model }) => model !== null && match(model));
+  }
+  if (m.endpoints) {
+    const match = anyGlob(m.endpoints);
+    scope.push(({ endpoint }) => match(endpoint));
+  }
+
+  return Object.freeze({
+    id: rule.id,
+    index,
+    action: rule.action,
+    terminal: TERMINAL_ACTIONS.includes(rule.action),
+    mode: rule.mode,
+    onError: rule.on_error,
+    reason: rule.reason,
+    inScope: (input: PolicyInput) => scope.every((s) => s(input)),
+    roles: m.roles ? new Set(m.roles) : null,
+    contentDetectors,
+    contentTypes: [...new Set([...(m.detectors ?? []).map((d) => d.type), ...(m.regex ?? []).map((r) => r.type), ...(m.keywords ? ['KEYWORD'] : [])])],
+    minMatches: m.min_matches,
+    tools,
+    operator: toMaskOperator(rule.action, rule.operator),
+  });
+}
+
+/** Rethrows anything a detector throws as a PolicyAnalyzerError naming it (never the text). */
+function guardDetector(inner: Detector): Detector {
+  return {
+    id: inner.id,
+    type: inner.type,
+    maxLength: inner.maxLength,
+    lookbehind: inner.lookbehind ?? 0,
+    lookahead: inner.lookahead ?? 0,
+    detect(text: string): Detection[] {
+      try {
+        return inner.detect(text);
+      } catch (error) {
+        if (error instanceof PolicyAnalyzerError) throw error;
+        throw new PolicyAnalyzerError(inner.id, { cause: error });
+      }
+    },
+  };
+}
+
+function toMaskOperator(action: PolicyAction, spec: OperatorSpec | undefined): MaskOperator | null {
+  if (action === 'pseudonymize') return { kind: 'pseudonymize' };
+  if (action !== 'mask_request' && action !== 'mask_response') return null;
+  if (!spec || spec.kind === 'redact') return { kind: 'redact' };
+  if (spec.kind === 'mask') return spec.char === undefined ? { kind: 'mask', keepLast: spec.keep_last } : { kind: 'mask', keepLast: spec.keep_last, char: spec.char };
+  return { kind: 'hmac', key: spec.key };
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof RegexDetectorError) return error.reason;
+  return error instanceof Error ? error.message : String(error);
+}

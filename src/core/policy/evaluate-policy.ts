@@ -1,0 +1,326 @@
+/**
+ * Evaluates a compiled policy against one request. Pure: same input, same evaluation.
+ *
+ * Content is every piece of request text — each message's text parts by role (system prompts
+ * included), tool results, tool-call arguments, embedding inputs and tool definitions — and all
+ * matching runs on normalized text (NFKC, invisible characters removed, via detectEntities), so a
+ * zero-width space cannot split a secret past a rule. Positions map back to the original text.
+ *
+ * Precedence (also documented at the top of examples/policy.yaml):
+ *  - Every rule is evaluated; each one that matches is recorded with its id, in file order.
+ *  - allow / block / require_approval are terminal: the FIRST matching enforced terminal rule
+ *    decides; later matching terminal rules are recorded as `superseded`. None matched → the
+ *    default action.
+ *  - mask_request, pseudonymize, mask_response and log accumulate from every matching enforced
+ *    rule, wherever it stands; on overlapping spans the earlier rule's operator wins and the
+ *    masked span covers both.
+ *  - shadow rules are recorded (effect `shadow`) and never change the outcome.
+ *  - An analyzer (detector) that throws fails closed: the request is blocked naming the rule —
+ *    unless the rule says `on_error: fail_open`, then the rule is skipped and that is recorded.
+ */
+import { detectEntities, normalizeForMatching } from '../detection/index.ts';
+import type { Detection, Detector, EntityType } from '../detection/types.ts';
+import type { Role } from '../events.ts';
+import type { MaskOperator } from '../masking/operators.ts';
+import { PolicyAnalyzerError, type CompiledPolicy, type CompiledRule } from './compile-policy.ts';
+import { anyGlob } from './matchers.ts';
+import type {
+  EntityCount,
+  PlannedSpan,
+  PolicyDecisionRecord,
+  PolicyEvaluation,
+  PolicyInput,
+  RequestMaskTarget,
+  RuleFinding,
+  TerminalAction,
+  TextLocation,
+  ToolGate,
+  ToolGateEntry,
+} from './types.ts';
+
+interface TextItem {
+  readonly location: TextLocation;
+  /** null for tool definitions: looked at only by rules without a `roles` filter. */
+  readonly role: Role | null;
+  readonly text: string;
+}
+
+interface ToolCallItem {
+  readonly name: string;
+  readonly arguments: string;
+}
+
+interface ContentHits {
+  readonly total: number;
+  readonly byLocation: readonly { readonly item: TextItem; readonly detections: readonly Detection[] }[];
+}
+
+export function evaluatePolicy(policy: CompiledPolicy, input: PolicyInput): PolicyEvaluation {
+  const items = collectText(input);
+  const toolCalls = collectToolCalls(input);
+  const toolDefinitions = input.request.tools.map((t) => normalizeName(t.name));
+
+  const decisions: PolicyDecisionRecord[] = [];
+  let decided: PolicyDecisionRecord | null = null;
+  let errorBlock: PolicyDecisionRecord | null = null;
+  const maskRules: { rule: CompiledRule; hits: ContentHits }[] = [];
+  const responseRules: CompiledRule[] = [];
+  const gate: ToolGateEntry[] = [];
+  const findings: RuleFinding[] = [];
+
+  for (const rule of policy.rules) {
+    if (!rule.inScope(input)) continue;
+    let hits: ContentHits | null = null;
+    let toolMatched = false;
+    try {
+      // mask_response's detectors are for the answer, not the request.
+      if (rule.contentDetectors.length > 0 && rule.action !== 'mask_response') hits = findContent(rule, items);
+      if (rule.tools) toolMatched = matchTools(rule, toolDefinitions, toolCalls);
+    } catch (error) {
+      const record = analyzerFailure(rule, error, decided !== null || errorBlock !== null);
+      decisions.push(record);
+      if (record.effect === 'enforced' && errorBlock === null) errorBlock = record;
+      continue;
+    }
+    const contentOk = rule.contentDetectors.length === 0 || rule.action === 'mask_response' || (hits !== null && hits.total >= rule.minMatches && hits.total > 0);
+    if (contentOk && rule.tools && (rule.action === 'block' || rule.action === 'require_approval')) {
+      gate.push({
+        ruleId: rule.id,
+        action: rule.action,
+        mode: rule.mode,
+        reason: rule.reason ?? 'the answer calls a forbidden tool',
+        names: rule.tools.names,
+        argumentDetectors: rule.tools.argumentDetectors,
+      });
+    }
+    if (!contentOk || (rule.tools && !toolMatched)) continue;
+
+    const entities = countEntities(hits);
+    const effect = rule.mode === 'shadow' ? 'shadow' : rule.terminal && (decided !== null || errorBlock !== null) ? 'superseded' : 'enforced';
+    const record: PolicyDecisionRecord = { ruleId: rule.id, action: rule.action, mode: rule.mode, effect, reason: rule.reason ?? autoReason(rule, entities), entities };
+    decisions.push(record);
+    for (const { item, detections } of hits?.byLocation ?? []) findings.push({ ruleId: rule.id, location: item.location, detections });
+    if (effect !== 'enforced') continue;
+    if (rule.terminal) decided = record;
+    else if ((rule.action === 'mask_request' || rule.action === 'pseudonymize') && hits) maskRules.push({ rule, hits });
+    else if (rule.action === 'mask_response') responseRules.push(rule);
+  }
+
+  // An enforced block stands; otherwise a fail-closed analyzer error blocks; otherwise the
+  // first terminal match; otherwise the default.
+  let final = decided !== null && decided.action === 'block' ? decided : (errorBlock ?? decided);
+  if (final === null) {
+    final = { ruleId: 'default', action: policy.defaultAction, mode: 'enforce', effect: 'enforced', reason: defaultReason(policy.defaultAction), entities: [] };
+    decisions.push(final);
+  }
+
+  return {
+    action: final.action as TerminalAction,
+    ruleId: final.ruleId,
+    reason: final.reason,
+    decisions,
+    requestMasking: buildRequestPlan(maskRules),
+    responseMasking: buildResponsePlan(responseRules),
+    toolGate: gate.length > 0 ? { entries: gate } : null,
+    findings,
+  };
+}
+
+/**
+ * Checks one tool call (from an answer, streamed or not) against the gate. Returns the entries
+ * it hits, enforce and shadow alike, in rule order. Throws PolicyAnalyzerError if an argument
+ * pattern fails: the caller fails closed.
+ */
+export function checkToolCall(gate: ToolGate, call: { readonly name: string; readonly arguments: string }): ToolGateEntry[] {
+  const name = normalizeName(call.name);
+  return gate.entries.filter((entry) => {
+    if (entry.names.length > 0 && !anyGlob(entry.names)(name)) return false;
+    return entry.argumentDetectors.length === 0 || detectEntities(call.arguments, entry.argumentDetectors).length > 0;
+  });
+}
+
+function collectText(input: PolicyInput): TextItem[] {
+  const items: TextItem[] = [];
+  input.request.messages.forEach((message, m) => {
+    message.parts.forEach((part, p) => {
+      const at = (field: 'text' | 'tool_result' | 'tool_arguments'): TextLocation => ({ kind: 'message', message: m, part: p, role: message.role, field });
+      if (part.type === 'text') items.push({ location: at('text'), role: message.role, text: part.text });
+      else if (part.type === 'tool_result') items.push({ location: at('tool_result'), role: message.role, text: part.text });
+      else if (part.type === 'tool_call') items.push({ location: at('tool_arguments'), role: message.role, text: part.arguments });
+    });
+  });
+  input.request.inputs.forEach((text, index) => items.push({ location: { kind: 'input', index }, role: 'user', text }));
+  input.request.tools.forEach((tool, t) => {
+    if (tool.description) items.push({ location: { kind: 'tool_definition', tool: t, field: 'description' }, role: null, text: tool.description });
+    if (tool.parameters !== undefined) {
+      items.push({ location: { kind: 'tool_definition', tool: t, field: 'parameters' }, role: null, text: JSON.stringify(tool.parameters) ?? '' });
+    }
+  });
+  return items.filter((i) => i.text.length > 0);
+}
+
+function collectToolCalls(input: PolicyInput): ToolCallItem[] {
+  const calls: ToolCallItem[] = [];
+  for (const message of input.request.messages) {
+    for (const part of message.parts) if (part.type === 'tool_call') calls.push({ name: normalizeName(part.name), arguments: part.arguments });
+  }
+  return calls;
+}
+
+function normalizeName(name: string): string {
+  return normalizeForMatching(name).text.toLowerCase();
+}
+
+function findContent(rule: CompiledRule, items: readonly TextItem[]): ContentHits {
+  let total = 0;
+  const byLocation: { item: TextItem; detections: Detection[] }[] = [];
+  for (const item of items) {
+    if (rule.roles !== null && (item.role === null || !rule.roles.has(item.role))) continue;
+    const detections = detectEntities(item.text, rule.contentDetectors);
+    if (detections.length === 0) continue;
+    total += detections.length;
+    byLocation.push({ item, detections });
+  }
+  return { total, byLocation };
+}
+
+/**
+ * A tool condition holds when the request defines a tool with a forbidden name (only when the
+ * rule has no argument patterns: a definition has no arguments) or carries a tool call whose
+ * name and arguments both match.
+ */
+function matchTools(rule: CompiledRule, definitions: readonly string[], calls: readonly ToolCallItem[]): boolean {
+  const tools = rule.tools;
+  if (!tools) return false;
+  const nameOk = (name: string): boolean => tools.name === null || tools.name(name);
+  if (tools.argumentDetectors.length === 0 && tools.name !== null && definitions.some(nameOk)) return true;
+  return calls.some((call) => nameOk(call.name) && (tools.argumentDetectors.length === 0 || detectEntities(call.arguments, tools.argumentDetectors).length > 0));
+}
+
+function analyzerFailure(rule: CompiledRule, error: unknown, alreadyDecided: boolean): PolicyDecisionRecord {
+  const id = analyzerId(error);
+  const what = id ? `content analyzer ${id} failed` : 'a content analyzer failed';
+  if (rule.onError === 'fail_open') {
+    return { ruleId: rule.id, action: rule.action, mode: rule.mode, effect: 'skipped', error: 'fail_open', reason: `${what}; rule skipped (on_error: fail_open)`, entities: [] };
+  }
+  const base = { ruleId: rule.id, action: 'block' as const, mode: rule.mode, error: 'fail_closed' as const, entities: [] };
+  if (rule.mode === 'shadow') return { ...base, action: rule.action, effect: 'shadow', reason: `${what}; shadow rule, not enforced` };
+  // A terminal rule after the deciding one could not have changed the outcome.
+  if (rule.terminal && alreadyDecided) return { ...base, action: rule.action, effect: 'superseded', reason: `${what}; an earlier rule had decided` };
+  return { ...base, effect: 'enforced', reason: `${what}, so the request is refused (fail closed)` };
+}
+
+function analyzerId(error: unknown): string | null {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof PolicyAnalyzerError) return e.detectorId;
+  }
+  return null;
+}
+
+function countEntities(hits: ContentHits | null): EntityCount[] {
+  if (!hits) return [];
+  const counts = new Map<EntityType, number>();
+  for (const { detections } of hits.byLocation) for (const d of detections) counts.set(d.type, (counts.get(d.type) ?? 0) + 1);
+  return [...counts].map(([type, count]) => ({ type, count }));
+}
+
+const ACTION_WORDS: Record<string, string> = {
+  allow: 'allowed',
+  block: 'blocked',
+  require_approval: 'needs approval',
+  mask_request: 'masked in the request',
+  pseudonymize: 'pseudonymized in the request',
+  mask_response: 'masked in the answer',
+  log: 'logged',
+};
+
+function autoReason(rule: CompiledRule, entities: readonly EntityCount[]): string {
+  const parts: string[] = [];
+  if (entities.length > 0) parts.push(`the request contains ${entities.map((e) => (e.count > 1 ? `${e.type} ×${e.count}` : e.type)).join(', ')}`);
+  if (rule.tools) parts.push('the request defines or calls a forbidden tool');
+  if (rule.action === 'mask_response') {
+    return `answers are masked for ${rule.contentTypes.join(', ')}`;
+  }
+  if (parts.length === 0) return `${ACTION_WORDS[rule.action] ?? rule.action} by rule scope`;
+  return `${parts.join('; ')} (${ACTION_WORDS[rule.action] ?? rule.action})`;
+}
+
+function defaultReason(action: TerminalAction): string {
+  return `no allow, block or require_approval rule matched; the default action is ${action}`;
+}
+
+function buildRequestPlan(rules: readonly { rule: CompiledRule; hits: ContentHits }[]): PolicyEvaluation['requestMasking'] {
+  if (rules.length === 0) return null;
+  const byKey = new Map<string, { location: TextLocation; spans: PlannedSpan[] }>();
+  const byText = new Map<string, PlannedSpan[]>();
+  for (const { rule, hits } of rules) {
+    const operator = rule.operator ?? { kind: 'redact' };
+    for (const { item, detections } of hits.byLocation) {
+      const key = JSON.stringify(item.location);
+      const target = byKey.get(key) ?? { location: item.location, spans: [] };
+      byKey.set(key, target);
+      let same = byText.get(item.text) ?? [];
+      for (const d of detections) {
+        const span: PlannedSpan = { ...d, operator, ruleId: rule.id };
+        target.spans = mergeSpan(target.spans, span);
+        same = mergeSpan(same, span);
+      }
+      byText.set(item.text, same);
+    }
+  }
+  const bySort = (a: PlannedSpan, b: PlannedSpan): number => a.start - b.start;
+  const targets: RequestMaskTarget[] = [...byKey.values()].map((t) => ({ location: t.location, spans: t.spans.sort(bySort) }));
+  for (const spans of byText.values()) spans.sort(bySort);
+  const detectors: Detector[] = [];
+  const operators = new Map<string, MaskOperator>();
+  for (const { rule } of rules) {
+    for (const d of rule.contentDetectors) {
+      detectors.push(d);
+      operators.set(d.id, rule.operator ?? { kind: 'redact' });
+    }
+  }
+  return {
+    targets,
+    pseudonymize: targets.some((t) => t.spans.some((s) => s.operator.kind === 'pseudonymize')),
+    ruleIds: rules.map((r) => r.rule.id),
+    spansFor: (text: string) => byText.get(text),
+    detectors,
+    operatorFor: (d: Detection) => operators.get(d.detector) ?? { kind: 'redact' },
+  };
+}
+
+/**
+ * Adds a span to accepted ones. Accepted spans came from earlier rules and win: a span inside
+ * one is dropped; a span that overlaps some is merged with them into one span carrying the
+ * earliest's type and operator, so no character of either is left unmasked.
+ */
+function mergeSpan(accepted: PlannedSpan[], span: PlannedSpan): PlannedSpan[] {
+  const overlapping = accepted.filter((a) => a.start < span.end && span.start < a.end);
+  if (overlapping.length === 0) return [...accepted, span];
+  if (overlapping.some((a) => a.start <= span.start && span.end <= a.end)) return accepted;
+  const winner = overlapping[0] as PlannedSpan;
+  const merged: PlannedSpan = {
+    ...winner,
+    start: Math.min(span.start, ...overlapping.map((a) => a.start)),
+    end: Math.max(span.end, ...overlapping.map((a) => a.end)),
+    confidence: Math.max(span.confidence, ...overlapping.map((a) => a.confidence)),
+  };
+  return [...accepted.filter((a) => !overlapping.includes(a)), merged];
+}
+
+function buildResponsePlan(rules: readonly CompiledRule[]): PolicyEvaluation['responseMasking'] {
+  if (rules.length === 0) return null;
+  const detectors: Detector[] = [];
+  const operators = new Map<string, MaskOperator>();
+  for (const rule of rules) {
+    for (const d of rule.contentDetectors) {
+      detectors.push(d);
+      operators.set(d.id, rule.operator ?? { kind: 'redact' });
+    }
+  }
+  return {
+    detectors,
+    operatorFor: (d: Detection) => operators.get(d.detector) ?? { kind: 'redact' },
+    ruleIds: rules.map((r) => r.id),
+  };
+}

@@ -1,0 +1,212 @@
+/**
+ * The policy as data: what a validated policy file holds (`PolicyDocument`, the output of
+ * src/config/policy-schema.ts after secret references are resolved) and what evaluating it
+ * returns (`PolicyEvaluation`). Pure types: no I/O, no clock.
+ *
+ * Keys mirror the YAML file (snake_case) so an error's key path and the data agree.
+ */
+import type { Detection, Detector, EntityType } from '../detection/types.ts';
+import type { EndpointId, NormalizedRequest, Principal, Role } from '../events.ts';
+import type { MaskOperator } from '../masking/operators.ts';
+
+export type PolicyAction = 'allow' | 'block' | 'require_approval' | 'mask_request' | 'pseudonymize' | 'mask_response' | 'log';
+/** Actions that decide the request's fate: the first enforced match wins. */
+export type TerminalAction = 'allow' | 'block' | 'require_approval';
+export type RuleMode = 'enforce' | 'shadow';
+export type OnError = 'fail_closed' | 'fail_open';
+
+export const TERMINAL_ACTIONS: readonly PolicyAction[] = ['allow', 'block', 'require_approval'];
+export const MASKING_ACTIONS: readonly PolicyAction[] = ['mask_request', 'pseudonymize', 'mask_response'];
+
+/** An operator as written in the file; `hmac.key` is already resolved from its reference. */
+export type OperatorSpec =
+  | { readonly kind: 'redact' }
+  | { readonly kind: 'mask'; readonly keep_last: number; readonly char?: string | undefined }
+  | { readonly kind: 'hmac'; readonly key: string };
+
+export interface CustomDetectorSpec {
+  readonly id: string;
+  readonly type: string;
+  readonly pattern: string;
+  readonly flags?: string | undefined;
+  readonly max_length: number;
+  readonly confidence?: number | undefined;
+  readonly context_words?: readonly string[] | undefined;
+}
+
+export interface DetectorRef {
+  /** An entity type (built-in or custom), or a group: `SECRETS`, `PII`. */
+  readonly type: string;
+  readonly min_confidence: number;
+}
+
+export interface RegexSpec {
+  readonly pattern: string;
+  readonly flags?: string | undefined;
+  readonly type: string;
+  readonly max_length: number;
+}
+
+export interface ToolMatchSpec {
+  /** Tool names (case-insensitive, `*` wildcard). Omitted: any tool. */
+  readonly names?: readonly string[] | undefined;
+  /** Regular expressions over a tool call's JSON arguments. Omitted: any arguments. */
+  readonly arguments?: readonly string[] | undefined;
+}
+
+export interface RuleMatchSpec {
+  readonly users?: readonly string[] | undefined;
+  readonly groups?: readonly string[] | undefined;
+  readonly providers?: readonly string[] | undefined;
+  readonly models?: readonly string[] | undefined;
+  readonly endpoints?: readonly string[] | undefined;
+  readonly roles?: readonly Role[] | undefined;
+  readonly detectors?: readonly DetectorRef[] | undefined;
+  readonly regex?: readonly RegexSpec[] | undefined;
+  readonly keywords?: readonly string[] | undefined;
+  /** How many content hits it takes (e.g. 3 secrets make a "credential dump"). */
+  readonly min_matches: number;
+  readonly tools?: ToolMatchSpec | undefined;
+}
+
+export interface RuleSpec {
+  readonly id: string;
+  readonly description?: string | undefined;
+  /** Said to the user when the rule blocks or holds; never contains matched values. */
+  readonly reason?: string | undefined;
+  readonly mode: RuleMode;
+  readonly match: RuleMatchSpec;
+  readonly action: PolicyAction;
+  readonly operator?: OperatorSpec | undefined;
+  readonly on_error: OnError;
+}
+
+export interface PolicyDocument {
+  readonly version: 1;
+  readonly default_action: TerminalAction;
+  readonly detectors: readonly CustomDetectorSpec[];
+  readonly rules: readonly RuleSpec[];
+}
+
+// ---- evaluation ----
+
+export interface PolicyInput {
+  readonly principal: Principal;
+  /** The gateway's provider name (providers[].name), e.g. `openai`. */
+  readonly provider: string;
+  readonly model: string | null;
+  readonly endpoint: EndpointId;
+  readonly request: NormalizedRequest;
+}
+
+/** Where a piece of request text lives, so the gateway can rewrite exactly that string. */
+export type TextLocation =
+  | { readonly kind: 'message'; readonly message: number; readonly part: number; readonly role: Role; readonly field: 'text' | 'tool_result' | 'tool_arguments' }
+  | { readonly kind: 'input'; readonly index: number }
+  | { readonly kind: 'tool_definition'; readonly tool: number; readonly field: 'description' | 'parameters' };
+
+/** How a recorded decision took effect. */
+export type DecisionEffect =
+  /** Applied (terminal decision, masking, logging). */
+  | 'enforced'
+  /** Matched in shadow mode: recorded only. */
+  | 'shadow'
+  /** Matched, but an earlier terminal rule had already decided. */
+  | 'superseded'
+  /** The rule's analyzer failed and the rule says `on_error: fail_open`: skipped. */
+  | 'skipped';
+
+export interface EntityCount {
+  readonly type: EntityType;
+  readonly count: number;
+}
+
+/** One recorded decision. `reason` never contains a matched value. */
+export interface PolicyDecisionRecord {
+  /** The rule id, or `default` for the default action. */
+  readonly ruleId: string;
+  readonly action: PolicyAction;
+  readonly mode: RuleMode;
+  readonly effect: DecisionEffect;
+  readonly reason: string;
+  /** Entity types and counts that made the rule match (never values or positions). */
+  readonly entities: readonly EntityCount[];
+  /** Set when the rule's analyzer threw. */
+  readonly error?: OnError;
+}
+
+/** A detection with the operator and rule that mask it. */
+export interface PlannedSpan extends Detection {
+  readonly operator: MaskOperator;
+  readonly ruleId: string;
+}
+
+export interface RequestMaskTarget {
+  readonly location: TextLocation;
+  /** Non-overlapping, sorted by start, positions in the original text at `location`. */
+  readonly spans: readonly PlannedSpan[];
+}
+
+export interface RequestMaskingPlan {
+  readonly targets: readonly RequestMaskTarget[];
+  /** Some span pseudonymizes: a per-session vault is needed and the answer must be restored. */
+  readonly pseudonymize: boolean;
+  readonly ruleIds: readonly string[];
+  /**
+   * The spans planned for a request text, looked up by the text itself (several targets with the
+   * same text: spans merged, earlier rules first); undefined if no target holds that text.
+   */
+  readonly spansFor: (text: string) => readonly PlannedSpan[] | undefined;
+  /** The applied rules' detectors and operators, for request text not found among the targets. */
+  readonly detectors: readonly Detector[];
+  readonly operatorFor: (detection: Detection) => MaskOperator;
+}
+
+export interface ResponseMaskingPlan {
+  /** Hand these to a StreamMasker / detectEntities + maskText. */
+  readonly detectors: readonly Detector[];
+  readonly operatorFor: (detection: Detection) => MaskOperator;
+  readonly ruleIds: readonly string[];
+}
+
+export interface ToolGateEntry {
+  readonly ruleId: string;
+  readonly action: 'block' | 'require_approval';
+  readonly mode: RuleMode;
+  readonly reason: string;
+  /** Normalized lower-case name globs; empty = any name. */
+  readonly names: readonly string[];
+  /** Argument pattern detectors; empty = any arguments. */
+  readonly argumentDetectors: readonly Detector[];
+}
+
+export interface ToolGate {
+  readonly entries: readonly ToolGateEntry[];
+}
+
+/** Where a matched rule found content: for previews (redact them) and `aigov policy test`. */
+export interface RuleFinding {
+  readonly ruleId: string;
+  readonly location: TextLocation;
+  /** Positions in the original text at `location`; never the values. */
+  readonly detections: readonly Detection[];
+}
+
+export interface PolicyEvaluation {
+  /** The terminal outcome to enforce. */
+  readonly action: TerminalAction;
+  /** The rule that decided it; `default` when none matched. */
+  readonly ruleId: string;
+  /** Safe to show the user and to put in a provider-shaped error. */
+  readonly reason: string;
+  /** Every matched rule in file order, then the default if it applied. */
+  readonly decisions: readonly PolicyDecisionRecord[];
+  /** Enforced mask_request / pseudonymize work on the request; null when none. */
+  readonly requestMasking: RequestMaskingPlan | null;
+  /** Enforced mask_response work on the answer; null when none. */
+  readonly responseMasking: ResponseMaskingPlan | null;
+  /** Tool-call gates for the answer (enforce and shadow entries); null when none. */
+  readonly toolGate: ToolGate | null;
+  /** Content hits of every rule that matched (any effect), in rule order. */
+  readonly findings: readonly RuleFinding[];
+}

@@ -1,0 +1,137 @@
+/**
+ * The shipped example policy enforced by a real gateway: the official SDKs as clients, the dev
+ * model (which echoes the prompt) or recorded transcripts as upstream, streams chunked 1 byte at a
+ * time. What goes upstream, what the client sees and what is recorded are all checked.
+ */
+import assert from 'node:assert/strict';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
+import { startDevModel, type DevModelServer } from '../src/gateway/dev/dev-model.ts';
+import { startHarness, type Harness } from './support/gateway-harness.ts';
+import { loadTranscript } from './support/replay-upstream.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const EMAIL = 'jane.doe@example.com';
+// A GitHub token with a valid checksum is hard to hand-write; AWS keys and PEM blocks are plain.
+const PRIVATE_KEY = '-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n-----END RSA PRIVATE KEY-----';
+
+let h: Harness;
+let devModel: DevModelServer;
+let policyFile: string;
+
+before(async () => {
+  devModel = await startDevModel();
+  h = await startHarness({ policyFile: join(ROOT, 'examples', 'policy.yaml'), openaiBaseUrl: devModel.openaiBaseUrl });
+});
+after(async () => {
+  await h.close();
+  await devModel.close();
+});
+
+const openai = (): OpenAI => new OpenAI({ baseURL: `${h.url}/openai/v1`, apiKey: h.token, maxRetries: 0 });
+
+async function lastCall() {
+  await h.gateway.store.flush();
+  const [session] = await h.gateway.store.listSessions({ limit: 1 });
+  const calls = await h.gateway.store.listCalls(session!.sessionId);
+  return calls.at(-1)!;
+}
+
+describe('the example policy, enforced by the gateway', () => {
+  it('blocks a private key in the prompt, in the provider shape, naming the rule — nothing forwarded or recorded in clear', async () => {
+    const error = await openai()
+      .chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: `fix my config:\n${PRIVATE_KEY}` }] })
+      .catch((e: unknown) => e);
+    assert.ok(error instanceof OpenAI.PermissionDeniedError, String(error));
+    assert.match(error.message, /block-private-keys/);
+    assert.ok(!error.message.includes('MIIE'), 'the error never echoes the secret');
+    const call = await lastCall();
+    assert.equal(call.status, 'blocked');
+    assert.equal(call.decisions.find((d) => d.ruleId === 'block-private-keys')?.action, 'block');
+  });
+
+  it('a zero-width space inside the secret does not get it past the rules', async () => {
+    const split = PRIVATE_KEY.replace('PRIVATE KEY', 'PRIV\u200bATE KEY').replace('MIIEow', 'MII\u200bEow');
+    const error = await openai().chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: split }] }).catch((e: unknown) => e);
+    assert.ok(error instanceof OpenAI.PermissionDeniedError, String(error));
+  });
+
+  it('pseudonymizes an email in the prompt: a placeholder goes upstream, the answer gets the real value back', async () => {
+    const answer = await openai().chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: `Write to ${EMAIL} about the invoice` }] });
+    const call = await lastCall();
+    assert.ok(!call.requestBody.includes(EMAIL), 'the recorded (= sent) request holds no email');
+    // The dev model echoes the prompt, so the placeholder came back and was restored.
+    assert.match(answer.choices[0]?.message.content ?? '', new RegExp(EMAIL.replace('.', '\\.')));
+    assert.equal(call.decisions.find((d) => d.ruleId === 'pseudonymize-customer-contacts')?.action, 'pseudonymize');
+  });
+
+  it('restores pseudonyms in a streamed answer too', async () => {
+    const stream = await openai().chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: `Call back ${EMAIL} today` }], stream: true });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    assert.ok(text.includes(EMAIL), text);
+  });
+
+  it('requires approval when a prompt names production credentials', async () => {
+    const error = await new Anthropic({ baseURL: `${h.url}/anthropic`, apiKey: h.token, maxRetries: 0 })
+      .messages.create({ model: 'm', max_tokens: 10, messages: [{ role: 'user', content: 'what is the production password for the billing db?' }] })
+      .catch((e: unknown) => e);
+    assert.ok(error instanceof Anthropic.PermissionDeniedError, String(error));
+    assert.match(error.message, /approve-production-credentials/);
+  });
+
+  it('masks PII the model writes, streamed 1 byte at a time exactly as non-streamed', async () => {
+    const g = await startHarness({ policyFile: join(ROOT, 'examples', 'policy.yaml') });
+    try {
+      const client = new OpenAI({ baseURL: `${g.url}/openai/v1`, apiKey: g.token, maxRetries: 0 });
+      g.upstream.route('POST', '/v1/chat/completions', loadTranscript('openai-chat-stream'), { chunking: 'bytes' });
+      let streamed = '';
+      const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], stream: true });
+      for await (const chunk of stream) streamed += chunk.choices[0]?.delta.content ?? '';
+      const original = loadTranscript('openai-chat-stream')
+        .body.split('\n')
+        .filter((l) => l.startsWith('data: {'))
+        .map((l) => (JSON.parse(l.slice(6)) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? '')
+        .join('');
+      const emails = original.match(/[\w.+-]+@[\w-]+\.[\w.]+/g) ?? [];
+      assert.ok(emails.length > 0, 'the transcript has an email split across chunks');
+      for (const e of emails) assert.ok(!streamed.includes(e), `${e} leaked through the stream`);
+      // Non-streamed: the same text as a whole body must mask to the same result.
+      const whole = loadTranscript('openai-chat');
+      g.upstream.route('POST', '/v1/chat/completions', { ...whole, body: JSON.stringify({ ...(JSON.parse(whole.body) as object), choices: [{ index: 0, message: { role: 'assistant', content: original }, finish_reason: 'stop' }] }) });
+      const plain = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+      assert.equal(streamed, plain.choices[0]?.message.content);
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('reloads a changed policy; a broken change keeps the policy in force', async () => {
+    const dir = h.dir;
+    policyFile = join(dir, 'policy.yaml');
+    copyFileSync(join(ROOT, 'examples', 'policy.yaml'), policyFile);
+    const g = await startHarness({ policyFile, openaiBaseUrl: devModel.openaiBaseUrl });
+    try {
+      const client = new OpenAI({ baseURL: `${g.url}/openai/v1`, apiKey: g.token, maxRetries: 0 });
+      await client.chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'tell me about llamas' }] });
+      writeFileSync(policyFile, `${readFileSync(policyFile, 'utf8')}\n  - id: no-llamas\n    reason: llamas are off topic\n    match: { keywords: [llamas] }\n    action: block\n`.replace('rules:\n', 'rules:\n  - id: no-llamas-first\n    reason: llamas are off topic\n    match: { keywords: [llamas] }\n    action: block\n'));
+      const deadline = Date.now() + 5000;
+      let error: unknown = null;
+      while (Date.now() < deadline) {
+        error = await client.chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'tell me about llamas' }] }).then(() => null, (e: unknown) => e);
+        if (error) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(error instanceof OpenAI.PermissionDeniedError, 'the reloaded policy blocks');
+      writeFileSync(policyFile, 'version: 1\nrules: [ this is not valid');
+      await new Promise((r) => setTimeout(r, 600));
+      const still = await client.chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'tell me about llamas' }] }).then(() => null, (e: unknown) => e);
+      assert.ok(still instanceof OpenAI.PermissionDeniedError, 'a broken file keeps the policy in force');
+    } finally {
+      await g.close();
+    }
+  });
+});
