@@ -169,6 +169,23 @@ describe('aigov login → aigov run, as processes', { skip: BUILT ? false : 'run
     assert.equal(result.code, 3);
   });
 
+  it('a Ctrl-C reaches the child once (the terminal signals the process group; aigov does not forward it again)', async () => {
+    const script = 'n=0; trap "n=$((n+1))" INT; echo ready; i=0; while [ $i -lt 40 ]; do sleep 0.05; i=$((i+1)); done; echo "ints:$n"';
+    const child = spawn(process.execPath, [BIN, 'run', '--', 'sh', '-c', script], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let stdout = '';
+    let signalled = false;
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (!signalled && stdout.includes('ready')) {
+        signalled = true;
+        process.kill(-child.pid!, 'SIGINT'); // what a terminal does: the whole foreground group
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.match(stdout, /ints:1$/m, stdout);
+    assert.equal(code, 0);
+  });
+
   it('refuses a nested aigov run with a clear message', async () => {
     const result = await aigov(['run', '--', process.execPath, BIN, 'run', '--', 'true']);
     assert.equal(result.code, 64);
@@ -191,6 +208,23 @@ describe('aigov login → aigov run, as processes', { skip: BUILT ? false : 'run
     assert.equal(calls[1]?.ok, false, 'the call after the daemon died fails visibly');
     const again = await aigov(['run', '--', process.execPath, join(SCRIPTS, 'openai-chat.mjs')]);
     assert.equal(again.code, 0, again.stderr);
+  });
+
+  it('CI: a refresh token in AIGOV_REFRESH_TOKEN and AIGOV_GATEWAY, no login, no profile', async () => {
+    const { deviceLogin } = await import('./support/dev-login.ts');
+    const { refreshToken } = await deviceLogin(gateway.idp, 'aigov-cli', 'carol');
+    const ci = { AIGOV_CONFIG_DIR: join(home, 'ci-config'), AIGOV_RUNTIME_DIR: join(home, 'ci-run'), AIGOV_REFRESH_TOKEN: refreshToken, AIGOV_GATEWAY: gateway.url };
+    try {
+      const result = await aigov(['run', '--', process.execPath, join(SCRIPTS, 'openai-chat.mjs')], ci);
+      assert.equal(result.code, 0, result.stderr + result.stdout);
+      const [out] = lines(result.stdout);
+      assert.deepEqual(out?.leaked, [], 'the refresh token is not in the child environment');
+      await gateway.store.flush();
+      const calls = await gateway.store.listCalls(String(out?.session));
+      assert.ok(calls.length === 2 && calls.every((c) => c.principal.subject === 'carol'));
+    } finally {
+      await aigov(['daemon', 'stop'], ci);
+    }
   });
 
   it('logout revokes the sign-in; a run then tells the user to log in', async () => {
