@@ -50,6 +50,7 @@ describe('the example policy, enforced by the gateway', () => {
     assert.ok(!error.message.includes('MIIE'), 'the error never echoes the secret');
     const call = await lastCall();
     assert.equal(call.status, 'blocked');
+    assert.ok(!call.requestBody.includes('MIIE') && call.requestBody.includes('fix my config'), 'the record keeps the words, not the key');
     assert.equal(call.decisions.find((d) => d.ruleId === 'block-private-keys')?.action, 'block');
   });
 

@@ -22,7 +22,10 @@ export interface RequestVerdict {
   readonly decisions: readonly Omit<PolicyDecisionRecord, 'stage'>[];
   /** The request must not go upstream: answered with a provider-shaped 403 naming the rule. */
   readonly refuse: { readonly kind: 'block' | 'require_approval'; readonly ruleId: string; readonly reason: string } | null;
-  /** Rewrites each text of the request before it is recorded and sent (mask_request, pseudonymize). */
+  /**
+   * Rewrites each text of the request before it is recorded and sent (mask_request, pseudonymize).
+   * For a refused request it shapes only the record (e.g. the blocked secret redacted).
+   */
   readonly rewriteRequest: ((text: string, kind: TextKind) => string) | null;
   /** Rewrites the answer's text (mask_response, restoring pseudonyms), streamed or not. */
   readonly rewriteResponse: TextRewriter | null;

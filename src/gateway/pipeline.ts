@@ -79,7 +79,8 @@ async function runStages(call: CallState): Promise<void> {
   }
   call.decisions = verdict.decisions.map((d) => ({ ...d, stage: 'request' }));
   let bodyText = parsed.bodyText;
-  if (verdict.refuse === null && verdict.rewriteRequest !== null && parsed.bodyText !== '') {
+  // A refused request is rewritten too: then what the hook returns is only what gets recorded.
+  if (verdict.rewriteRequest !== null && parsed.bodyText !== '') {
     try {
       bodyText = rewriteRequestBody(call.target.route.endpoint, parsed.bodyText, verdict.rewriteRequest);
     } catch (error) {

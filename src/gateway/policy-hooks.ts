@@ -3,7 +3,7 @@
  * policy; the verdict refuses it, or rewrites its text (masking, pseudonyms) and the answer's
  * text (masking PII in answers, restoring pseudonyms), streamed or not.
  */
-import { detectEntities } from '../core/detection/index.ts';
+import { BUILTIN_DETECTORS, detectEntities } from '../core/detection/index.ts';
 import { maskText, PseudonymVault, StreamMasker, StreamRestorer } from '../core/masking/index.ts';
 import { createRequestRewriter, evaluatePolicy, type CompiledPolicy, type ResponseMaskingPlan } from '../core/policy/index.ts';
 import type { PipelineHooks, RequestVerdict } from './hooks.ts';
@@ -12,6 +12,14 @@ import type { ChannelTransformer, TextRewriter } from './text-rewrite.ts';
 export interface PolicySource {
   /** The policy in force now (swapped atomically on reload). */
   current(): CompiledPolicy;
+}
+
+/**
+ * A refused request is recorded, never sent: its record keeps the words but not the secrets or
+ * personal data that got it refused.
+ */
+function redactForRecord(text: string): string {
+  return maskText(text, detectEntities(text, BUILTIN_DETECTORS), () => ({ kind: 'redact' }));
 }
 
 /** Pseudonym vaults per session, in memory, least recently used evicted past `limit`. */
@@ -37,7 +45,7 @@ export function createPolicyHooks(source: PolicySource, vaults = new SessionVaul
       const evaluation = evaluatePolicy(source.current(), { principal: ctx.principal, provider: ctx.provider, model: ctx.request.model, endpoint: ctx.endpoint, request: ctx.request });
       const refuse = evaluation.action === 'block' || evaluation.action === 'require_approval' ? { kind: evaluation.action, ruleId: evaluation.ruleId, reason: evaluation.reason } : null;
       const vault = evaluation.requestMasking?.pseudonymize ? vaults.for(ctx.sessionId) : undefined;
-      const rewriteText = evaluation.requestMasking ? createRequestRewriter(evaluation.requestMasking, vault) : null;
+      const rewriteText = refuse ? redactForRecord : evaluation.requestMasking ? createRequestRewriter(evaluation.requestMasking, vault) : null;
       return {
         decisions: evaluation.decisions.map((d) => ({
           action: d.action,
