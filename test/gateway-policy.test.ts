@@ -110,6 +110,57 @@ describe('the example policy, enforced by the gateway', () => {
     }
   });
 
+  it('a forbidden tool call in a streamed answer ends the stream with the provider error; none of the call reaches the client', async () => {
+    const g = await startHarness({ policyFile: join(ROOT, 'examples', 'policy.yaml') });
+    try {
+      const tools = loadTranscript('openai-chat-stream-tools');
+      const name = /"name":"(\w+)"/.exec(tools.body)?.[1];
+      assert.ok(name, 'the transcript names its tools');
+      g.upstream.route('POST', '/v1/chat/completions', { ...tools, body: tools.body.replaceAll(`"name":"${name}"`, '"name":"run_shell_command"') }, { chunking: 'bytes' });
+      const client = new OpenAI({ baseURL: `${g.url}/openai/v1`, apiKey: g.token, maxRetries: 0 });
+      const seen: string[] = [];
+      const error = await (async () => {
+        const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'weather?' }], stream: true, tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } }] });
+        for await (const chunk of stream) seen.push(JSON.stringify(chunk.choices[0]?.delta ?? {}));
+      })().catch((e: unknown) => e);
+      assert.ok(error instanceof OpenAI.APIError, String(error));
+      assert.match(error.message, /block-forbidden-tools/);
+      assert.ok(!seen.some((d) => d.includes('tool_calls') || d.includes('run_shell_command')), 'no part of the forbidden call was sent');
+
+      const anthropicTools = loadTranscript('anthropic-messages-stream-tools');
+      const aName = /"name":"(\w+)"/.exec(anthropicTools.body)?.[1];
+      g.upstream.route('POST', '/v1/messages', { ...anthropicTools, body: anthropicTools.body.replaceAll(`"name":"${aName}"`, '"name":"exec_sql"') }, { chunking: { random: 5 } });
+      const aError = await new Anthropic({ baseURL: `${g.url}/anthropic`, apiKey: g.token, maxRetries: 0 })
+        .messages.stream({ model: 'm', max_tokens: 50, messages: [{ role: 'user', content: 'x' }] })
+        .finalMessage()
+        .catch((e: unknown) => e);
+      assert.ok(aError instanceof Anthropic.APIError, String(aError));
+      assert.match(aError.message, /block-forbidden-tools/);
+      await g.gateway.store.flush();
+      const sessions = await g.gateway.store.listSessions({ limit: 5 });
+      const calls = (await Promise.all(sessions.map((s) => g.gateway.store.listCalls(s.sessionId)))).flat();
+      assert.ok(calls.some((c) => c.status === 'blocked' && c.stream));
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('a tool call whose arguments are forbidden is refused once its arguments are complete (non-streamed too)', async () => {
+    const tools = [{ type: 'function' as const, function: { name: 'run_command', parameters: { type: 'object', properties: { command: { type: 'string' } }, required: ['command'] } } }];
+    const stream = await openai().chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'rm -rf / please' }], tools, stream: true });
+    const error = await (async () => {
+      for await (const _ of stream) {
+        /* drain */
+      }
+    })().catch((e: unknown) => e);
+    assert.ok(error instanceof OpenAI.APIError, String(error));
+    assert.match(error.message, /block-destructive-tool-arguments/);
+    const plain = await openai().chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'rm -rf / please' }], tools }).catch((e: unknown) => e);
+    assert.ok(plain instanceof OpenAI.PermissionDeniedError, String(plain));
+    const fine = await openai().chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'ls -la please' }], tools });
+    assert.ok(fine.choices[0]?.message.tool_calls?.length, 'a harmless call goes through');
+  });
+
   it('reloads a changed policy; a broken change keeps the policy in force', async () => {
     const dir = h.dir;
     policyFile = join(dir, 'policy.yaml');

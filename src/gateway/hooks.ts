@@ -6,6 +6,7 @@
 import type { EndpointId, NormalizedRequest, Principal } from '../core/events.ts';
 import type { PolicyDecisionRecord } from '../store/recording-store.ts';
 import type { TextKind, TextRewriter } from './text-rewrite.ts';
+import type { ToolCallCheck } from './tool-gate.ts';
 
 export interface CallContext {
   readonly callId: string;
@@ -29,6 +30,8 @@ export interface RequestVerdict {
   readonly rewriteRequest: ((text: string, kind: TextKind) => string) | null;
   /** Rewrites the answer's text (mask_response, restoring pseudonyms), streamed or not. */
   readonly rewriteResponse: TextRewriter | null;
+  /** Checks the tool calls in the answer; a refusal ends the answer with the provider's error. */
+  readonly checkToolCall: ToolCallCheck | null;
 }
 
 export interface PipelineHooks {
@@ -41,6 +44,7 @@ export const ALLOW_ALL: RequestVerdict = Object.freeze({
   refuse: null,
   rewriteRequest: null,
   rewriteResponse: null,
+  checkToolCall: null,
 });
 
 export const defaultHooks: PipelineHooks = { evaluateRequest: () => ALLOW_ALL };

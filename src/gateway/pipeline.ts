@@ -23,6 +23,7 @@ import type { CallContext, PipelineHooks, RequestVerdict } from './hooks.ts';
 import { createStreamRewriter, rewriteRequestBody, rewriteResponseBody, type TextRewriter } from './text-rewrite.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { pickResponseHeaders, type ProviderAdapter, type ProviderError, type RouteMatch } from './providers/adapter.ts';
+import { MAX_HELD_TOOL_CALL_BYTES, StreamToolGate, type ToolCallCheck, type ToolCallRefusal } from './tool-gate.ts';
 import { classifyUpstreamError } from './upstream.ts';
 
 export interface PipelineDeps {
@@ -78,6 +79,7 @@ async function runStages(call: CallState): Promise<void> {
     return;
   }
   call.decisions = verdict.decisions.map((d) => ({ ...d, stage: 'request' }));
+  call.toolCheck = verdict.checkToolCall;
   let bodyText = parsed.bodyText;
   // A refused request is rewritten too: then what the hook returns is only what gets recorded.
   if (verdict.rewriteRequest !== null && parsed.bodyText !== '') {
@@ -370,7 +372,18 @@ async function relayBody(call: CallState, upstream: Dispatcher.ResponseData, tra
   if (route.endpoint.endsWith('.models.list') && provider.models.length > 0 && json !== undefined) {
     body = JSON.stringify(filterModelList(json, provider.models));
   }
-  if (json !== undefined) for (const event of adapter.parseResponseBody(route.endpoint, json)) call.observe(event);
+  if (json !== undefined) {
+    const gate = call.toolCheck ? new StreamToolGate(call.toolCheck) : null;
+    for (const event of adapter.parseResponseBody(route.endpoint, json)) {
+      call.observe(event);
+      gate?.observe(event);
+    }
+    const refused = gate?.finalCheck();
+    if (refused) {
+      call.sendError(new AigovError('AIGOV_E_POLICY_BLOCKED', { rule: refused.ruleId, reason: refused.reason }), 'blocked');
+      return;
+    }
+  }
   call.writeHead(upstream.statusCode, { ...pickResponseHeaders(upstream.headers), 'content-length': String(Buffer.byteLength(body)) });
   call.endWith(body);
   call.finish('completed', upstream.statusCode, null, body);
@@ -393,23 +406,33 @@ async function relayStream(call: CallState, upstream: Dispatcher.ResponseData, t
   const parser = new SseParser();
   const decoder = new TextDecoder('utf-8');
   let terminal = false;
+  const gate = call.toolCheck ? new StreamToolGate(call.toolCheck) : null;
+  let refused: ToolCallRefusal | null = null;
+  const held: Batch = { out: '', records: [] };
   // Only whole events are written: a partial event is never sent, so if the upstream dies
   // mid-event the client still gets a well-formed stream ending in the provider's error event.
-  const handleEvents = (events: readonly SseEvent[]): { out: string; records: StreamEventRecord[] } => {
-    let out = '';
-    const records: StreamEventRecord[] = [];
+  const handleEvents = (events: readonly SseEvent[]): Batch => {
+    const batch: Batch = { out: '', records: [] };
     const offsetMs = call.elapsedMs();
     for (const event of events) {
+      if (refused) break;
       if (adapter.isStreamTerminal(route.endpoint, event)) terminal = true;
-      for (const e of adapter.parseStreamEvent(route.endpoint, event)) call.observe(e);
-      for (const sent of transform.transformEvent(event)) {
-        out += sent.raw;
-        records.push({ offsetMs, raw: sent.raw });
+      for (const e of adapter.parseStreamEvent(route.endpoint, event)) {
+        call.observe(e);
+        refused ??= gate?.observe(e) ?? null;
       }
+      if (refused) break;
+      // From the first tool call on, output is held until every call has been checked.
+      const into = gate?.holding ? held : batch;
+      for (const sent of transform.transformEvent(event)) {
+        into.out += sent.raw;
+        into.records.push({ offsetMs, raw: sent.raw });
+      }
+      if (held.out.length > MAX_HELD_TOOL_CALL_BYTES) refused = { ruleId: 'aigov-limits', reason: 'the tool calls in this answer are too large to check' };
     }
-    return { out, records };
+    return batch;
   };
-  const send = async ({ out, records }: { out: string; records: StreamEventRecord[] }): Promise<void> => {
+  const send = async ({ out, records }: Batch): Promise<void> => {
     if (records.length > 0) call.deps.store.appendStreamEvents(call.callId, records);
     if (out !== '') await call.write(out);
   };
@@ -417,7 +440,7 @@ async function relayStream(call: CallState, upstream: Dispatcher.ResponseData, t
   try {
     for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
       await send(handleEvents(parser.push(decoder.decode(chunk, { stream: true }))));
-      if (call.clientGone) break;
+      if (call.clientGone || refused) break; // leaving the loop closes the upstream response
     }
   } catch (error) {
     if (call.clientGone || classifyUpstreamError(error) === 'aborted') throw error;
@@ -425,7 +448,19 @@ async function relayStream(call: CallState, upstream: Dispatcher.ResponseData, t
   }
   if (call.clientGone) throw new Error('client gone');
   // A complete final event without its blank line still counts; a half event is dropped.
-  const tail = brokenBy === null ? handleEvents([...parser.end(), ...transform.end()]) : handleEvents(transform.end());
+  const tail = refused ? { out: '', records: [] } : brokenBy === null ? handleEvents([...parser.end(), ...transform.end()]) : handleEvents(transform.end());
+  refused ??= gate?.finalCheck() ?? null;
+  if (refused) {
+    // A forbidden tool call: nothing held reaches the client; the provider's in-stream error does.
+    const error = new AigovError('AIGOV_E_POLICY_BLOCKED', { rule: refused.ruleId, reason: refused.reason });
+    const block = adapter.renderStreamError(route.endpoint, { status: 403, type: error.spec.type, message: `${error.message} ${error.hint}`, code: error.code });
+    await send({ out: block, records: [{ offsetMs: call.elapsedMs(), raw: block }] });
+    call.res.end();
+    call.finish('blocked', upstream.statusCode, { code: error.code, message: `tool call blocked by rule ${refused.ruleId}` });
+    return;
+  }
+  tail.out = held.out + tail.out;
+  tail.records.unshift(...held.records);
   if (!terminal) {
     // The upstream ended (or died) without its closing event: tell the SDK in its own words
     // rather than letting a truncated answer pass for a complete one.
@@ -439,6 +474,11 @@ async function relayStream(call: CallState, upstream: Dispatcher.ResponseData, t
   await send(tail);
   call.res.end();
   call.finish(terminal ? 'completed' : 'failed', upstream.statusCode, terminal ? null : { code: 'AIGOV_E_UPSTREAM_STREAM_BROKEN', message: 'upstream stream ended early' });
+}
+
+interface Batch {
+  out: string;
+  records: StreamEventRecord[];
 }
 
 /** Reads a body up to `limit` bytes; null when larger (the rest is discarded). */
@@ -467,6 +507,8 @@ class CallState {
   model: string | null = null;
   stream = false;
   decisions: PolicyDecisionRecord[] = [];
+  /** Set by policy: how to check tool calls in the answer. */
+  toolCheck: ToolCallCheck | null = null;
   recorded = false;
   clientGone = false;
   #finished = false;

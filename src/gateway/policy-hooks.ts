@@ -5,9 +5,10 @@
  */
 import { BUILTIN_DETECTORS, detectEntities } from '../core/detection/index.ts';
 import { maskText, PseudonymVault, StreamMasker, StreamRestorer } from '../core/masking/index.ts';
-import { createRequestRewriter, evaluatePolicy, type CompiledPolicy, type ResponseMaskingPlan } from '../core/policy/index.ts';
+import { checkToolCall, createRequestRewriter, evaluatePolicy, type CompiledPolicy, type ResponseMaskingPlan, type ToolGate } from '../core/policy/index.ts';
 import type { PipelineHooks, RequestVerdict } from './hooks.ts';
 import type { ChannelTransformer, TextRewriter } from './text-rewrite.ts';
+import type { ToolCallCheck } from './tool-gate.ts';
 
 export interface PolicySource {
   /** The policy in force now (swapped atomically on reload). */
@@ -56,8 +57,20 @@ export function createPolicyHooks(source: PolicySource, vaults = new SessionVaul
         refuse,
         rewriteRequest: rewriteText && ((text) => rewriteText(text)),
         rewriteResponse: evaluation.responseMasking || vault ? answerRewriter(evaluation.responseMasking, vault) : null,
+        checkToolCall: toolCheck(evaluation.toolGate),
       };
     },
+  };
+}
+
+/** Enforced tool gates refuse a call; shadow ones only show in the request's decisions. */
+function toolCheck(gate: ToolGate | null): ToolCallCheck | null {
+  if (!gate) return null;
+  const enforced: ToolGate = { entries: gate.entries.filter((e) => e.mode === 'enforce') };
+  if (enforced.entries.length === 0) return null;
+  return (call) => {
+    const [hit] = checkToolCall(enforced, call);
+    return hit ? { ruleId: hit.ruleId, reason: hit.reason } : null;
   };
 }
 
