@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { base62Encode, crc32 } from '../src/core/detection/checksums.ts';
 import { BUILTIN_DETECTORS, detectEntities } from '../src/core/detection/index.ts';
 import { PII_DETECTORS } from '../src/core/detection/pii.ts';
 import type { Detection, Detector } from '../src/core/detection/types.ts';
@@ -316,4 +317,129 @@ test('pseudonymize → model answer → restore round trip through both stream t
     }),
     { numRuns: 500 },
   );
+});
+
+// ------------------------------------------------------------------ all built-in detectors, with their streaming hints
+
+const R30 = 'Zq8Xk2Lm9Pw4Rt7Yv1Bn5Cd3Fg6Hj0';
+const b64url = (s: string): string => Buffer.from(s).toString('base64url');
+const JWT = `${b64url('{"alg":"HS256","typ":"JWT"}')}.${b64url('{"sub":"1234567890","iat":1516239022}')}.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c`;
+const PEM = `-----BEGIN RSA PRIVATE KEY-----\n${'MIIEowIBAAKCAQEA7Vq3xkZ9b2Lr0pQmT8sYw1Nf4Hc6Jd5Ke2Gh7Uv9Xy0Az3Bq\n'.repeat(3)}-----END RSA PRIVATE KEY-----`;
+const GH = `ghp_${R30}${base62Encode(crc32(R30), 6)}`;
+const NPM = `npm_${R30}${base62Encode(crc32(R30), 6)}`;
+const SECRETS = [
+  GH, NPM, JWT, PEM, 'AKIAZ7Q3XK2MPLQW4NV5', 'glpat-Zq8Xk2Lm9Pw4Rt7Yv1Bn', 'xoxb-123456789012-1234567890123-Zq8Xk2Lm9Pw4Rt7Yv1Bn5Cd3',
+  'sk_live_Zq8Xk2Lm9Pw4Rt7Yv1Bn5Cd3Fg', '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', `sk-ant-api03-${R30.repeat(2)}AbcAA`,
+  'AIzaSyZq8Xk2Lm9Pw4Rt7Yv1Bn5Cd3Fg6Hj0Zq8', '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', 'SG.Zq8Xk2Lm9Pw4Rt7Yv1Bn5C.Zq8Xk2Lm9Pw4Rt7Yv1Bn5Cd3Fg6Hj0Zq8Xk2Lm9Pw4R',
+  'postgres://admin:s3cr3tP4ss@db.prod:5432/app', 'https://bob:hunter22@example.com/x', 'Authorization: Basic ZGVwbG95OlpxOFhrMkxtOVB3NA==',
+  'Authorization: Bearer Zq8Xk2Lm9Pw4Rt7Yv1Bn5Cd3', `Bearer ${JWT}`, 'aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYzq8Xk2Lm9P',
+  '-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEA', '-----END PRIVATE KEY-----', '-----BEGIN ', 'eyJhbGciOiJIUzI1NiJ9',
+  'ghp_', 'sk-', 'xox', 'AKIA', 'SG.', 'Bearer ', 'postgres://', 'u:p@', 'DE89 3704 0044 0532 0130 00', 'GB82WEST12345698765432',
+  '192.168.10.42', '2001:db8::8a2e:370:7334', 'fe80::1', '460-89-9847', ' ext. 12', '4111 1111 1111 1111',
+];
+const ALL_FRAGMENTS = [...FRAGMENTS, ...SECRETS];
+// Fragments glued without separators too (the hints must cope with any neighbours).
+const gluedOrNot = fc
+  .array(fc.tuple(fc.constantFrom(...ALL_FRAGMENTS), fc.constantFrom('', ...SEPARATORS)), { maxLength: 30 })
+  .map((a) => a.map(([f, sep]) => f + sep).join(''));
+const realDetect = (t: string, d: readonly Detector[]): Detection[] => detectEntities(t, d);
+
+test('law (all built-in detectors with their hints): secrets, PEM blocks, JWTs, emails, phones — split anywhere', () => {
+  fc.assert(
+    fc.property(fc.oneof(wordsOf(ALL_FRAGMENTS, 30), gluedOrNot), cutsArb, (t, cuts) => {
+      const s = streamed(t, cuts, BUILTIN_DETECTORS);
+      assert.equal(s.out, whole(t, BUILTIN_DETECTORS, realDetect).out);
+      assert.equal(s.masker.forcedRedactions, 0);
+    }),
+    { numRuns: 1500 },
+  );
+});
+
+test('law (all built-in detectors): one character per chunk', () => {
+  fc.assert(
+    fc.property(fc.oneof(wordsOf(ALL_FRAGMENTS, 25), gluedOrNot), (t) => {
+      const m = new StreamMasker({ detectors: BUILTIN_DETECTORS, operatorFor, vault: new PseudonymVault() });
+      let out = '';
+      for (const ch of t) out += m.push(ch);
+      assert.equal(out + m.end(), whole(t, BUILTIN_DETECTORS, realDetect).out);
+    }),
+    { numRuns: 200 },
+  );
+});
+
+test('no character of a detected entity is emitted early (all built-in detectors, hints on)', () => {
+  const redact = (): MaskOperator => ({ kind: 'redact' });
+  fc.assert(
+    fc.property(fc.oneof(wordsOf(ALL_FRAGMENTS, 30), gluedOrNot), cutsArb, (t, cuts) => {
+      const masker = new StreamMasker({ detectors: BUILTIN_DETECTORS, operatorFor: redact });
+      const expected = maskText(t, detectEntities(t, BUILTIN_DETECTORS), redact);
+      let sent = '';
+      for (const c of chunk(t, cuts)) {
+        sent += masker.push(c);
+        assert.ok(expected.startsWith(sent), 'an emitted piece is not a prefix of the masked whole');
+      }
+      assert.equal(sent + masker.end(), expected);
+    }),
+    { numRuns: 800 },
+  );
+});
+
+/** A realistic ~4000-character answer: prose with the odd email, phone, IP, key and code block. */
+function realisticAnswer(seed: number): string {
+  let x = seed || 1;
+  const rnd = (): number => {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    return (x >>> 0) / 0x100000000;
+  };
+  const words = 'the of and to in is you that it for on are as with they at be this have from or one had by but not what all were we when your can said there use each which do how their if will up other about out many then them these so some would make like into time has look two more write see number no way could people than first been call who its now find long down day did get come made may part deploy service config token request'.split(' ');
+  const extras = ['ann.lee@example.com', '+1 415 555 0100', '10.0.0.7', 'AKIAZ7Q3XK2MPLQW4NV5', `Bearer ${JWT}`, 'postgres://admin:s3cr3tP4ss@db.prod:5432/app', '`npm install`', '(see below)', 'v1.2.3', '2024', 'e.g.', 'https://example.com/docs'];
+  let out = '';
+  while (out.length < 4000) {
+    const r = rnd();
+    out += (r < 0.03 ? extras[Math.floor(rnd() * extras.length)] : words[Math.floor(rnd() * words.length)]) + (rnd() < 0.08 ? '.\n' : rnd() < 0.1 ? ', ' : ' ');
+  }
+  return out;
+}
+
+test('holdback with all built-in detectors: word-by-word answers are released almost at once', () => {
+  const held: number[] = [];
+  for (let a = 1; a <= 8; a++) {
+    const answer = realisticAnswer(a * 7919);
+    const m = new StreamMasker({ detectors: BUILTIN_DETECTORS, operatorFor, vault: new PseudonymVault() });
+    let out = '';
+    for (const delta of answer.split(/(?<=\s)/)) {
+      out += m.push(delta);
+      held.push(m.heldBack);
+    }
+    assert.equal(out + m.end(), whole(answer, BUILTIN_DETECTORS, realDetect).out);
+  }
+  held.sort((x, y) => x - y);
+  const p = (q: number): number => held[Math.min(held.length - 1, Math.floor(q * held.length))]!;
+  // Without the hints this is the JWT/PEM bound (thousands of characters).
+  assert.ok(p(0.95) < 200, `holdback p95 ${p(0.95)}`);
+  assert.ok(p(0.5) < 20, `holdback p50 ${p(0.5)}`);
+  // Sub-word deltas (as LLMs stream them): still small.
+  const answer = realisticAnswer(4242);
+  const m = new StreamMasker({ detectors: BUILTIN_DETECTORS, operatorFor, vault: new PseudonymVault() });
+  const sub: number[] = [];
+  let out = '';
+  for (let i = 0; i < answer.length; i += 3) {
+    out += m.push(answer.slice(i, i + 3));
+    sub.push(m.heldBack);
+  }
+  assert.equal(out + m.end(), whole(answer, BUILTIN_DETECTORS, realDetect).out);
+  sub.sort((x, y) => x - y);
+  assert.ok(sub[Math.floor(0.95 * sub.length)]! < 200, `3-char deltas: holdback p95 ${sub[Math.floor(0.95 * sub.length)]}`);
+});
+
+test('an open PEM block is held until its END marker, then released masked', () => {
+  const m = new StreamMasker({ detectors: BUILTIN_DETECTORS, operatorFor: () => ({ kind: 'redact' }) });
+  let out = m.push('Here is the key:\n');
+  assert.equal(out, 'Here is the key:\n');
+  for (const line of PEM.split(/(?<=\n)/)) {
+    out += m.push(line);
+    assert.ok(!out.includes('MIIE'), 'no key material before the block is complete');
+  }
+  out += m.push(' and that is all. ');
+  assert.equal(out + m.end(), 'Here is the key:\n[PRIVATE_KEY] and that is all. ');
 });

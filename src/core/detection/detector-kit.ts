@@ -17,12 +17,16 @@ export interface DetectorSpec {
   lookbehind?: number;
   lookahead?: number;
   find(text: string): Candidate[];
+  /** The streaming hint (see Detector.settledBefore); absent = none. */
+  settledBefore?: (text: string) => number;
 }
 
 /** Wraps a finder into a Detector, dropping empty or over-long spans. */
 export function defineDetector(spec: DetectorSpec): Detector {
   const { id, type, maxLength } = spec;
+  const hint = spec.settledBefore;
   return {
+    ...(hint === undefined ? {} : { settledBefore: (text: string): number => hint(text) }),
     id,
     type,
     maxLength,

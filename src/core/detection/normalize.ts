@@ -38,10 +38,52 @@ function identity(text: string): NormalizedText {
   return { text, toOriginal: clamp, toOriginalEnd: clamp };
 }
 
+const COMBINING_AT = /\p{M}/uy;
+
+/**
+ * A non-ASCII text that normalization leaves as it is: the same text, mapped as the general path
+ * below maps it — segment by segment (a starter with its combining marks; a surrogate pair is one
+ * code point), so that a mapped position never depends on whether some other part of the text
+ * needed normalizing.
+ */
+function unchanged(text: string): NormalizedText {
+  const n = text.length;
+  const markAt = (i: number): boolean => {
+    COMBINING_AT.lastIndex = i;
+    return COMBINING_AT.test(text);
+  };
+  const lowSurrogateAt = (i: number): boolean => {
+    const c = text.charCodeAt(i);
+    return c >= 0xdc00 && c <= 0xdfff && i > 0 && text.charCodeAt(i - 1) >= 0xd800 && text.charCodeAt(i - 1) <= 0xdbff;
+  };
+  /** Start of the segment holding the code unit at i. */
+  const segmentStart = (i: number): number => {
+    for (;;) {
+      if (i > 0 && lowSurrogateAt(i)) i--;
+      if (i === 0 || !markAt(i)) return i;
+      i--;
+    }
+  };
+  return {
+    text,
+    toOriginal: (index) => (index >= n ? n : index <= 0 ? 0 : segmentStart(index)),
+    toOriginalEnd(index) {
+      if (index <= 0) return 0;
+      if (index >= n) return n;
+      let i = index;
+      for (;;) {
+        if (i < n && lowSurrogateAt(i)) i++;
+        if (i >= n || !markAt(i)) return i;
+        i += text.codePointAt(i)! > 0xffff ? 2 : 1;
+      }
+    },
+  };
+}
+
 /** NFKC + strip invisible/format characters, with a mapping back to original positions. */
 export function normalizeForMatching(original: string): NormalizedText {
   if (ASCII_ONLY.test(original)) return identity(original);
-  if (!INVISIBLE.test(original) && original.normalize('NFKC') === original) return identity(original);
+  if (!INVISIBLE.test(original) && original.normalize('NFKC') === original) return unchanged(original);
 
   // Collect kept code points, grouped into segments (a starter + its combining marks) so that
   // composition across code points happens as it would on the whole string.

@@ -8,7 +8,23 @@ import type { CountryCode } from 'libphonenumber-js/max';
 import { ibanMod97Valid, luhnValid } from './checksums.ts';
 import { before, CONTEXT_WINDOW, defineDetector, hasContext, matches, withContext } from './detector-kit.ts';
 import type { Candidate } from './detector-kit.ts';
+import { asciiClass, runStart } from './settle.ts';
+import type { CharTest } from './settle.ts';
 import type { Detector } from './types.ts';
+
+/**
+ * Streaming hint shared by the PII detectors: pending from the first candidate start p in the
+ * trailing run of `run` characters (those a match, and the characters its regex reads after it,
+ * can hold) where `start(text, p)` says an entity could begin and still reach the end of the
+ * text (else everything it could match, and what it reads after, is already in the text).
+ */
+function runHint(run: CharTest, span: number, start: (text: string, p: number) => boolean): (text: string) => number {
+  return (text) => {
+    const n = text.length;
+    for (let p = Math.max(runStart(text, run), n - span); p < n; p++) if (start(text, p)) return p;
+    return n;
+  };
+}
 
 // ---------------------------------------------------------------- email
 
@@ -16,6 +32,10 @@ import type { Detector } from './types.ts';
 const FILE_TLDS = new Set(['png', 'jpg', 'jpeg', 'gif', 'svg', 'webp', 'bmp', 'ico', 'js', 'mjs', 'cjs', 'ts', 'tsx', 'jsx', 'css', 'html', 'json', 'yaml', 'yml', 'md', 'txt', 'pdf', 'zip', 'gz', 'tar']);
 const EMAIL_RE =
   /(?<![A-Za-z0-9._%+-])[A-Za-z0-9_%+-](?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9_%+-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}([A-Za-z]{2,63})(?![A-Za-z0-9-]|\.[A-Za-z0-9])/g;
+
+const EMAIL_RUN = asciiClass('A-Za-z0-9._%+@-');
+const EMAIL_BOUNDARY = asciiClass('A-Za-z0-9._%+-');
+const EMAIL_FIRST = asciiClass('A-Za-z0-9_%+-');
 
 export const emailDetector: Detector = defineDetector({
   id: 'builtin.email',
@@ -37,6 +57,12 @@ export const emailDetector: Detector = defineDetector({
     }
     return out;
   },
+  // An email (≤ 64-character local part) can begin at the run's start or right after an `@`.
+  settledBefore: runHint(EMAIL_RUN, 254 + 2, (text, p) => {
+    if (!EMAIL_FIRST(text.charCodeAt(p)) || (p > 0 && EMAIL_BOUNDARY(text.charCodeAt(p - 1)))) return false;
+    const at = text.indexOf('@', p);
+    return (at < 0 ? text.length : at) - p <= 64;
+  }),
 });
 
 // ---------------------------------------------------------------- phone
@@ -51,6 +77,60 @@ const DATE_LIKE = /^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}$|^\d{1,2}[-/.]\d{1,2}[-/.]\d{2
 const DOTTED_QUAD = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
 const DATE_PREFIX = /^\d{4}-\d{2}-\d{2}(?!\d)/;
 const SSN_SHAPE = /^\d{3}-\d{2}-\d{4}$/;
+
+/** Characters of a phone candidate's core (and of what its regex reads after it). */
+const PHONE_RUN = asciiClass('0-9 \t()./+-');
+const PHONE_START = asciiClass('0-9+(');
+const PHONE_BOUNDARY = asciiClass('A-Za-z0-9_.+-');
+const PHONE_BLANK = asciiClass(' \t');
+const DIGIT = asciiClass('0-9');
+/** The extension words of PHONE_CANDIDATE_RE and their prefixes, longest first. */
+const PHONE_EXT_PARTS = ['extension', 'extensio', 'extensi', 'extens', 'exten', 'exte', 'ext.', 'ext', 'ex', 'e', 'x'];
+/** The longest core PHONE_CANDIDATE_RE can match, plus the two characters it reads after it. */
+const PHONE_CORE_SPAN = 2 + 1 + 1 + 24 + 1 + 2;
+
+/**
+ * Where an extension (`[ \t]*(x|ext\.?|extension)[ \t]*\d{1,6}`) that the end of the text may
+ * still be writing begins, right after a digit; text.length when there is none.
+ */
+function partialExtensionStart(text: string): number {
+  const n = text.length;
+  let i = n;
+  while (i > 0 && DIGIT(text.charCodeAt(i - 1))) i--;
+  if (n - i > 6) return n;
+  while (i > 0 && PHONE_BLANK(text.charCodeAt(i - 1))) i--;
+  const word = PHONE_EXT_PARTS.find((w) => text.endsWith(w, i));
+  if (word === undefined) return n;
+  let j = i - word.length;
+  while (j > 0 && PHONE_BLANK(text.charCodeAt(j - 1))) j--;
+  return j > 0 && DIGIT(text.charCodeAt(j - 1)) ? j : n;
+}
+
+/** The first candidate start in the trailing run of core characters ending at q that can still reach q. */
+function phoneCandidateBefore(text: string, q: number): number {
+  for (let p = runStart(text, PHONE_RUN, q); p < q; p++) {
+    if (!PHONE_START(text.charCodeAt(p)) || (p > 0 && PHONE_BOUNDARY(text.charCodeAt(p - 1)))) continue;
+    // Past the core's longest span only blanks may lie before an extension; anything else
+    // means the candidate from p (and what its regex reads after it) is complete.
+    let blanksOnly = true;
+    for (let i = p + PHONE_CORE_SPAN; i < q; i++) {
+      if (!PHONE_BLANK(text.charCodeAt(i))) {
+        blanksOnly = false;
+        break;
+      }
+    }
+    if (blanksOnly) return p;
+  }
+  return text.length;
+}
+
+function phoneHint(text: string): number {
+  const n = text.length;
+  // A candidate in the trailing run, or one whose extension the end of the text is still writing.
+  const q = partialExtensionStart(text);
+  const h = phoneCandidateBefore(text, n);
+  return q < n ? Math.min(h, phoneCandidateBefore(text, q)) : h;
+}
 
 export const phoneDetector: Detector = defineDetector({
   id: 'builtin.phone',
@@ -91,6 +171,7 @@ export const phoneDetector: Detector = defineDetector({
     }
     return out;
   },
+  settledBefore: phoneHint,
 });
 
 // ---------------------------------------------------------------- credit card
@@ -120,6 +201,9 @@ export function cardIssuerValid(d: string): boolean {
   return false;
 }
 
+const CARD_RUN = asciiClass('0-9 -');
+const CARD_BOUNDARY = asciiClass('0-9-');
+
 export const creditCardDetector: Detector = defineDetector({
   id: 'builtin.credit_card',
   type: 'CREDIT_CARD',
@@ -145,6 +229,7 @@ export const creditCardDetector: Detector = defineDetector({
     }
     return out;
   },
+  settledBefore: runHint(CARD_RUN, 37 + 2, (text, p) => DIGIT(text.charCodeAt(p)) && (p === 0 || !CARD_BOUNDARY(text.charCodeAt(p - 1)))),
 });
 
 // ---------------------------------------------------------------- IBAN
@@ -165,6 +250,49 @@ function isAlnum(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
 }
 
+/**
+ * The IBAN scan of the detector from a `[A-Za-z]{2}\d{2}` start at `start`: where it ends, and
+ * whether it had to read up to the end of the text to decide (then more text could change it).
+ */
+function ibanScan(text: string, start: number, length: number): { iban: string; end: number; ok: boolean; open: boolean } {
+  let iban = text.slice(start, start + 4);
+  let i = start + 4;
+  const n = text.length;
+  while (iban.length < length && i < n) {
+    const c = text.charCodeAt(i);
+    if (isAlnum(c)) {
+      iban += text[i];
+      i++;
+    } else if (c === 32 && i + 1 < n && isAlnum(text.charCodeAt(i + 1)) && text.charCodeAt(i - 1) !== 32) {
+      i++;
+    } else break;
+  }
+  // Open: stopped by the end of the text, or by a space whose next character is not there yet.
+  const open = i >= n || (iban.length < length && text.charCodeAt(i) === 32 && i + 1 >= n && text.charCodeAt(i - 1) !== 32);
+  return { iban, end: i, ok: iban.length === length && !(i < n && isAlnum(text.charCodeAt(i))), open };
+}
+
+const IBAN_RUN = asciiClass('A-Za-z0-9 ');
+const LETTER = asciiClass('A-Za-z');
+
+function ibanHint(text: string): number {
+  const n = text.length;
+  for (let p = runStart(text, IBAN_RUN); p < n; p++) {
+    if (!LETTER(text.charCodeAt(p)) || (p > 0 && isAlnum(text.charCodeAt(p - 1)))) continue;
+    const rest = n - p;
+    if (rest < 2) return p; // a country code still being written
+    const length = IBAN_LENGTHS[text.slice(p, p + 2).toUpperCase()];
+    if (length === undefined || !LETTER(text.charCodeAt(p + 1))) continue;
+    if (rest < 4) {
+      if (rest === 3 && !DIGIT(text.charCodeAt(p + 2))) continue;
+      return p;
+    }
+    if (!DIGIT(text.charCodeAt(p + 2)) || !DIGIT(text.charCodeAt(p + 3))) continue;
+    if (ibanScan(text, p, length).open) return p;
+  }
+  return n;
+}
+
 export const ibanDetector: Detector = defineDetector({
   id: 'builtin.iban',
   type: 'IBAN_CODE',
@@ -177,18 +305,10 @@ export const ibanDetector: Detector = defineDetector({
       const country = (m[1] ?? '').toUpperCase();
       const length = IBAN_LENGTHS[country];
       if (length === undefined) continue;
-      let iban = country + (m[2] ?? '');
-      let i = m.index + 4;
-      while (iban.length < length && i < text.length) {
-        const c = text.charCodeAt(i);
-        if (isAlnum(c)) {
-          iban += text[i];
-          i++;
-        } else if (c === 32 && i + 1 < text.length && isAlnum(text.charCodeAt(i + 1)) && text.charCodeAt(i - 1) !== 32) {
-          i++;
-        } else break;
-      }
-      if (iban.length !== length || (i < text.length && isAlnum(text.charCodeAt(i)))) continue;
+      const scan = ibanScan(text, m.index, length);
+      if (!scan.ok) continue;
+      const i = scan.end;
+      const iban = country + scan.iban.slice(2);
       const body = text.slice(m.index, i);
       // One case throughout, so that words glued to a number are not read as a country code.
       if (body !== body.toUpperCase() && body !== body.toLowerCase()) continue;
@@ -197,6 +317,7 @@ export const ibanDetector: Detector = defineDetector({
     }
     return out;
   },
+  settledBefore: ibanHint,
 });
 
 // ---------------------------------------------------------------- US SSN
@@ -214,6 +335,9 @@ export function ssnValid(area: string, group: string, serial: string): boolean {
   if (SSN_INVALID.has(all) || /^(\d)\1+$/.test(all)) return false;
   return true;
 }
+
+const SSN_RUN = asciiClass('0-9 ./-');
+const SSN_BOUNDARY = asciiClass('0-9./-');
 
 export const usSsnDetector: Detector = defineDetector({
   id: 'builtin.us_ssn',
@@ -234,6 +358,7 @@ export const usSsnDetector: Detector = defineDetector({
     }
     return out;
   },
+  settledBefore: runHint(SSN_RUN, 11 + 2, (text, p) => DIGIT(text.charCodeAt(p)) && (p === 0 || !SSN_BOUNDARY(text.charCodeAt(p - 1)))),
 });
 
 // ---------------------------------------------------------------- IP addresses
@@ -277,6 +402,17 @@ export function ipv6Valid(s: string): boolean {
   return count === 8;
 }
 
+const IPV4_RUN = asciiClass('0-9.');
+const IPV4_BOUNDARY = asciiClass('A-Za-z0-9_.');
+const ipv4Hint = runHint(IPV4_RUN, 15 + 2, (text, p) => DIGIT(text.charCodeAt(p)) && (p === 0 || !IPV4_BOUNDARY(text.charCodeAt(p - 1))));
+const IPV6_RUN = asciiClass('0-9A-Fa-f:.');
+const IPV6_FIRST = asciiClass('0-9A-Fa-f:');
+const IPV6_BOUNDARY = asciiClass('A-Za-z0-9_:.');
+/** An IPv6 candidate's first group: up to 4 hex digits, then `:` (or the end of the text). */
+const IPV6_HEAD = /^[0-9A-Fa-f]{0,4}(?::|$)/;
+// 50: the longest IPV6_RE match ((4 hex + `:`) × 7 + a dotted quad), + 1 character read after it.
+const ipv6Hint = runHint(IPV6_RUN, 50 + 1, (text, p) => IPV6_FIRST(text.charCodeAt(p)) && (p === 0 || !IPV6_BOUNDARY(text.charCodeAt(p - 1))) && IPV6_HEAD.test(text.slice(p, p + 5)));
+
 export const ipAddressDetector: Detector = defineDetector({
   id: 'builtin.ip_address',
   type: 'IP_ADDRESS',
@@ -299,6 +435,7 @@ export const ipAddressDetector: Detector = defineDetector({
     }
     return out;
   },
+  settledBefore: (text) => Math.min(ipv4Hint(text), ipv6Hint(text)),
 });
 
 export const PII_DETECTORS: readonly Detector[] = [

@@ -6,7 +6,9 @@
  * would block every prompt that quotes the providers' own documentation.
  */
 import { base62Crc32Valid, decodeBase64 } from './checksums.ts';
-import { CONTEXT_WINDOW, defineDetector, matches } from './detector-kit.ts';
+import { defineDetector, matches } from './detector-kit.ts';
+import { asciiClass, keywordSecretHint, prefixedTokenHint, runStart } from './settle.ts';
+import type { CharTest } from './settle.ts';
 import type { Candidate } from './detector-kit.ts';
 import type { Detector, EntityType } from './types.ts';
 
@@ -41,10 +43,11 @@ function tokenDetector(
   re: RegExp,
   confidence: number,
   literal: string | undefined,
-  accept?: (m: RegExpExecArray, text: string) => number | false,
+  accept: ((m: RegExpExecArray, text: string) => number | false) | undefined,
+  settledBefore: (text: string) => number,
   lookbehind = 1,
 ): Detector {
-  return defineDetector({ id, type, maxLength, lookbehind, lookahead: 1, find: regexFinder(re, confidence, accept, literal) });
+  return defineDetector({ id, type, maxLength, lookbehind, lookahead: 1, find: regexFinder(re, confidence, accept, literal), settledBefore });
 }
 
 /** Published example values from the providers' documentation. */
@@ -62,13 +65,17 @@ const EXAMPLE_MARKER = /EXAMPLE|example|XXXXXXXXXX|xxxxxxxxxx|0123456789abcdef|1
 const PEM_BEGIN_RE = /-----BEGIN ((?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?)-----/g;
 const PEM_MAX = 6000;
 
-export const privateKeyDetector: Detector = defineDetector({
-  id: 'builtin.private_key',
-  type: 'PRIVATE_KEY',
-  maxLength: PEM_MAX,
-  find(text) {
-    if (!text.includes('PRIVATE KEY')) return [];
-    const out: Candidate[] = [];
+/**
+ * The PEM blocks of `text`, as the detector reports them, and `pendingAt`: the start of the first
+ * block that more text could still change (an open BEGIN whose END could still arrive within
+ * PEM_MAX, or a BEGIN marker cut by the end of the text), else text.length.
+ */
+function scanPem(text: string): { found: Candidate[]; pendingAt: number } {
+  const n = text.length;
+  const found: Candidate[] = [];
+  let pendingAt = n;
+  let scannedTo = 0;
+  if (text.includes('PRIVATE KEY')) {
     for (const m of matches(PEM_BEGIN_RE, text)) {
       const label = m[1] ?? '';
       const bodyStart = m.index + m[0].length;
@@ -78,20 +85,48 @@ export const privateKeyDetector: Detector = defineDetector({
       if (endAt >= 0 && endAt + endMarker.length - m.index <= PEM_MAX) {
         end = endAt + endMarker.length;
       } else {
+        // An END marker may still complete within PEM_MAX (the body scan below also peeks 5
+        // characters ahead for `-----`): everything from this BEGIN on is pending.
+        if (pendingAt === n && m.index + PEM_MAX + 5 > n) pendingAt = m.index;
         // No END marker (truncated paste): the base64 body (and RFC 1421 headers) that follows.
         end = bodyStart;
-        const limit = Math.min(text.length, m.index + PEM_MAX);
+        const limit = Math.min(n, m.index + PEM_MAX);
         while (end < limit && /[A-Za-z0-9+/=\s:,-]/.test(text.charAt(end))) {
           if (text.startsWith('-----', end)) break;
           end++;
         }
         while (end > bodyStart && /\s/.test(text.charAt(end - 1))) end--;
       }
-      out.push({ start: m.index, end, confidence: end - bodyStart > 40 ? 1 : 0.9 });
+      found.push({ start: m.index, end, confidence: end - bodyStart > 40 ? 1 : 0.9 });
       PEM_BEGIN_RE.lastIndex = Math.max(PEM_BEGIN_RE.lastIndex, end);
+      scannedTo = Math.max(scannedTo, PEM_BEGIN_RE.lastIndex);
     }
-    return out;
-  },
+  }
+  if (pendingAt === n) {
+    // A BEGIN marker cut by the end of the text (not inside a block already found).
+    const q = text.lastIndexOf('-----BEGIN ');
+    if (q >= scannedTo && q >= 0 && PEM_PARTIAL_LABEL.test(text.slice(q + 11))) pendingAt = q;
+    else {
+      for (let k = Math.min(11, n); k > 0; k--) {
+        if (n - k >= scannedTo && text.endsWith(PEM_BEGIN_PREFIX.slice(0, k))) {
+          pendingAt = n - k;
+          break;
+        }
+      }
+    }
+  }
+  return { found, pendingAt };
+}
+const PEM_BEGIN_PREFIX = '-----BEGIN ';
+/** What may follow `-----BEGIN ` while the marker is still incomplete. */
+const PEM_PARTIAL_LABEL = /^[A-Z0-9 ]*-{0,4}$/;
+
+export const privateKeyDetector: Detector = defineDetector({
+  id: 'builtin.private_key',
+  type: 'PRIVATE_KEY',
+  maxLength: PEM_MAX,
+  find: (text) => scanPem(text).found,
+  settledBefore: (text) => scanPem(text).pendingAt,
 });
 
 // ---------------------------------------------------------------- cloud and SaaS tokens
@@ -104,6 +139,7 @@ export const awsAccessKeyDetector = tokenDetector(
   0.95,
   'A',
   (m) => (DOCUMENTED_EXAMPLES.has(m[0]) || m[0].endsWith('EXAMPLE') ? false : 0.95),
+  prefixedTokenHint(['AKIA', 'ASIA', 'ABIA', 'ACCA', 'A3T'], 20, asciiClass('A-Za-z0-9')),
 );
 
 export const awsSecretKeyDetector = tokenDetector(
@@ -117,6 +153,7 @@ export const awsSecretKeyDetector = tokenDetector(
     const s = m.groups?.['secret'] ?? '';
     return DOCUMENTED_EXAMPLES.has(s) || EXAMPLE_MARKER.test(s) ? false : 0.95;
   },
+  keywordSecretHint(asciiClass('A-Za-z0-9/+'), /(?:aws_?secret_?access_?key|aws_?secret|secret_?access_?key)["']?\s{0,3}[:=]\s{0,3}["']?$/i, 64, 40),
   64,
 );
 
@@ -141,6 +178,7 @@ export const githubTokenDetector: Detector = defineDetector({
       return out;
     };
   })(),
+  settledBefore: prefixedTokenHint(['ghp_', 'gho_', 'ghu_', 'ghs_', 'ghr_', 'github_pat_'], 93),
 });
 
 export const gitlabTokenDetector = tokenDetector(
@@ -151,6 +189,7 @@ export const gitlabTokenDetector = tokenDetector(
   0.95,
   'gl',
   (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.95),
+  prefixedTokenHint(['glpat-', 'gldt-', 'glrt-', 'glptt-', 'glcbt-', 'gloas-', 'glsoat-', 'glft-', 'glimt-', 'glagent-', 'glwt-'], 128),
 );
 
 export const slackTokenDetector = tokenDetector(
@@ -161,6 +200,7 @@ export const slackTokenDetector = tokenDetector(
   0.95,
   'x',
   (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.95),
+  prefixedTokenHint(['xoxb-', 'xoxa-', 'xoxp-', 'xoxr-', 'xoxs-', 'xoxe-', 'xoxe.xoxb-', 'xoxe.xoxp-', 'xapp-'], 256),
 );
 
 export const stripeKeyDetector = tokenDetector(
@@ -174,6 +214,7 @@ export const stripeKeyDetector = tokenDetector(
     if (DOCUMENTED_EXAMPLES.has(m[0]) || EXAMPLE_MARKER.test(m[0])) return false;
     return m[0].includes('_test_') ? 0.8 : 0.97;
   },
+  prefixedTokenHint(['sk_live_', 'sk_test_', 'rk_live_', 'rk_test_', 'whsec_'], 256),
 );
 
 export const anthropicKeyDetector = tokenDetector(
@@ -184,6 +225,7 @@ export const anthropicKeyDetector = tokenDetector(
   0.99,
   'sk-ant-',
   (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.99),
+  prefixedTokenHint(['sk-ant-'], 200),
 );
 
 export const openaiKeyDetector = tokenDetector(
@@ -202,6 +244,7 @@ export const openaiKeyDetector = tokenDetector(
     // A bare sk- + 48 alphanumerics needs both letters and digits (random, not a word run).
     return /\d/.test(s.slice(3)) && /[A-Za-z]/.test(s.slice(3)) ? 0.8 : false;
   },
+  prefixedTokenHint(['sk-'], 256),
 );
 
 export const googleApiKeyDetector = tokenDetector(
@@ -212,6 +255,7 @@ export const googleApiKeyDetector = tokenDetector(
   0.95,
   'AIza',
   (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.95),
+  prefixedTokenHint(['AIza'], 39),
 );
 
 const JWT_RE = new RegExp(`${L}(eyJ[A-Za-z0-9_-]{8,2000})\\.(ey[A-Za-z0-9_-]{4,4700})\\.([A-Za-z0-9_-]{0,1400})${R}`, 'g');
@@ -243,6 +287,8 @@ export const jwtDetector: Detector = defineDetector({
     }
     return out;
   },
+  // The FIRST possible start in the trailing run: a JWT's payload also begins with `ey`.
+  settledBefore: prefixedTokenHint(['eyJ'], 8192),
 });
 
 export const npmTokenDetector = tokenDetector(
@@ -253,6 +299,7 @@ export const npmTokenDetector = tokenDetector(
   0.99,
   'npm_',
   (m) => (base62Crc32Valid(m.groups?.['body'] ?? '') ? 0.99 : false),
+  prefixedTokenHint(['npm_'], 40),
 );
 
 export const huggingfaceTokenDetector = tokenDetector(
@@ -268,6 +315,7 @@ export const huggingfaceTokenDetector = tokenDetector(
     // Issued tokens are random mixed-case letters (older ones also digits): not a word run.
     return /[A-Z]/.test(s.slice(3)) && /[a-z]/.test(s.slice(3)) ? 0.9 : false;
   },
+  prefixedTokenHint(['hf_', 'api_org_'], 48),
 );
 
 export const sendgridKeyDetector = tokenDetector(
@@ -278,6 +326,7 @@ export const sendgridKeyDetector = tokenDetector(
   0.97,
   'SG.',
   (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.97),
+  prefixedTokenHint(['SG.'], 69),
 );
 
 // ---------------------------------------------------------------- credentials in URLs and headers
@@ -311,6 +360,27 @@ function urlCredentialFinder(dbOnly: boolean) {
   };
 }
 
+/** Characters a `scheme://user:password@` match (and the character it reads after) can hold. */
+const URL_NOT_RUN_ASCII = asciiClass('\t\n\v\f\r "\'<>');
+const URL_RUN: CharTest = (c) => (c < 128 ? !URL_NOT_RUN_ASCII(c) : !/\s/.test(String.fromCharCode(c)));
+const URL_BOUNDARY = asciiClass('A-Za-z0-9+.-');
+const URL_LETTER = asciiClass('A-Za-z');
+/** Every prefix of `scheme://user:password@` (bounded like URL_CRED_RE). */
+const URL_CRED_PREFIX =
+  /^(?:jdbc:(?:[a-z0-9]{1,20}:?)?)?[A-Za-z][A-Za-z0-9+.-]{0,40}(?::(?:\/(?:\/(?:[^\s:/@?#"'<>]{0,128}(?::(?:[^\s@/?#"'<>]{0,256}@?)?)?)?)?)?)?$/;
+
+/** Pending from the first possible scheme start in the trailing run whose text is still a prefix of a match. */
+function urlCredentialHint(text: string): number {
+  const n = text.length;
+  const r = runStart(text, URL_RUN);
+  for (let p = Math.max(r, n - 470); p < n; p++) {
+    if (!URL_LETTER(text.charCodeAt(p))) continue;
+    if (p > 0 && URL_BOUNDARY(text.charCodeAt(p - 1))) continue;
+    if (URL_CRED_PREFIX.test(text.slice(p))) return p;
+  }
+  return n;
+}
+
 function decodeURIComponentSafe(s: string): string {
   try {
     return decodeURIComponent(s);
@@ -326,6 +396,7 @@ export const databaseUrlDetector: Detector = defineDetector({
   lookbehind: 1,
   lookahead: 2,
   find: urlCredentialFinder(true),
+  settledBefore: urlCredentialHint,
 });
 
 export const urlCredentialsDetector: Detector = defineDetector({
@@ -335,6 +406,7 @@ export const urlCredentialsDetector: Detector = defineDetector({
   lookbehind: 1,
   lookahead: 2,
   find: urlCredentialFinder(false),
+  settledBefore: urlCredentialHint,
 });
 
 const BASIC_RE = /(?:authorization|proxy-authorization)["']?\s{0,3}[:=]\s{0,3}["']?basic\s{1,3}(?<secret>[A-Za-z0-9+/]{4,684}={0,2})(?![A-Za-z0-9+/=])/gi;
@@ -353,6 +425,8 @@ export const basicAuthDetector: Detector = defineDetector({
     if (PLACEHOLDER_PASSWORD.test(decoded.slice(colon + 1)) || EXAMPLE_MARKER.test(decoded)) return false;
     return 0.97;
   }),
+  // The reported span is the base64 run after the keyword; the keyword itself is left context.
+  settledBefore: keywordSecretHint(asciiClass('A-Za-z0-9+/='), /(?:authorization|proxy-authorization)["']?\s{0,3}[:=]\s{0,3}["']?basic\s{1,3}$/i, 48, 688),
 });
 
 const BEARER_RE = /(?<![A-Za-z0-9])bearer\s{1,3}(?<secret>[A-Za-z0-9._~+/-]{16,4096}=*)(?![A-Za-z0-9._~+/=-])/gi;
@@ -361,7 +435,8 @@ export const bearerTokenDetector: Detector = defineDetector({
   id: 'builtin.bearer_token',
   type: 'BEARER_TOKEN',
   maxLength: 4100,
-  lookbehind: CONTEXT_WINDOW,
+  // The header check reads 40 characters before `bearer`, itself up to 9 before the secret.
+  lookbehind: 50,
   lookahead: 1,
   find: regexFinder(BEARER_RE, 0.9, (m, text) => {
     const s = m.groups?.['secret'] ?? '';
@@ -373,6 +448,7 @@ export const bearerTokenDetector: Detector = defineDetector({
     const header = /authorization["']?\s{0,3}[:=]\s{0,3}["']?$/i.test(text.slice(Math.max(0, m.index - 40), m.index));
     return header ? 0.95 : 0.8;
   }),
+  settledBefore: keywordSecretHint(asciiClass('A-Za-z0-9._~+/=-'), /(?<![A-Za-z0-9])bearer\s{1,3}$/i, 16, 4100),
 });
 
 export const SECRET_DETECTORS: readonly Detector[] = [

@@ -61,4 +61,25 @@ export interface Detector {
   readonly lookahead?: number;
   /** All entities in `text`. Must not throw on any input; if it does, callers fail closed. */
   detect(text: string): Detection[];
+  /**
+   * Optional streaming hint: how much of `text` is settled for this detector — a "safe prefix".
+   *
+   * CONTRACT. Returns an index i, 0 ≤ i ≤ text.length, such that for EVERY continuation s:
+   *
+   *     { d ∈ detect(text + s) : d.start < i }  deep-equals  { d ∈ detect(text) : d.start < i }
+   *
+   * i.e. every entity that `detect` reports in text + s and that overlaps [0, i) is already
+   * reported on `text` alone, with the same start, end and confidence, and nothing reported on
+   * `text` that overlaps [0, i) goes away or changes. (A settled entity may end after i; a stream
+   * masker then simply does not cut through it.) The hint is about this detector's own `detect`
+   * on the same string: a caller that runs detectors on normalized text (detectEntities) must ask
+   * on that normalized text and map back — `settledPrefix()` in ./index.ts does exactly that.
+   *
+   * CONSERVATIVE: returning a smaller index is always correct (0 is always correct); a larger one
+   * than the truth leaks a streamed entity. Absent = the stream masker holds back the last
+   * maxLength + lookahead characters instead. The built-in detectors implement it (holding back
+   * only from the start of what could still become, or change, an entity); custom regex
+   * detectors do not.
+   */
+  settledBefore?(text: string): number;
 }

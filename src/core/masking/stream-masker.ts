@@ -13,8 +13,11 @@
  * change: for a detector d, the last maxLength(d) + lookahead(d) characters, counted in "weight"
  * (code points that survive normalization: invisible/format characters and combining marks count
  * 0, so an entity padded with zero-width spaces is still held whole); a detector may instead say
- * exactly where its settled prefix ends via an optional `settledBefore(text)` method (see
- * {@link StreamingDetector}). The emit point never cuts through a current detection. Detection runs
+ * where its settled prefix ends via the optional `Detector.settledBefore(text)` hint (contract in
+ * src/core/detection/types.ts; combined by `detectStreaming` on the normalized window, mapped back,
+ * and moved before any detection straddling it so overlap resolution cannot reach across it).
+ * Every built-in detector has the hint, so with them the masker holds back only what could still
+ * become an entity. The emit point never cuts through a current detection. Detection runs
  * on the held text plus `lookbehind` characters of already-emitted context, not on the whole
  * stream, and only when the held text has grown by a quarter since the last run (amortized
  * linear; the law does not depend on when runs happen).
@@ -38,21 +41,17 @@
  * and the overlap resolution of `detect` decides each group of overlapping candidates on its own.
  */
 
-import { detectEntities } from '../detection/index.ts';
+import { detectStreaming, settledPrefix } from '../detection/index.ts';
 import type { Detection, Detector } from '../detection/types.ts';
 import type { OperatorFor } from './operators.ts';
 import { maskText } from './operators.ts';
 import type { PseudonymVault } from './pseudonym-vault.ts';
 
-/** Optional streaming hint a detector may implement to hold back less than maxLength. */
-export interface StreamingDetector extends Detector {
-  /**
-   * The largest index i of `text` such that, whatever text follows, this detector's detections
-   * that start before i stay exactly as they are now and all end at or before i. Must be
-   * conservative: returning a smaller index is always safe.
-   */
-  settledBefore?(text: string): number;
-}
+/**
+ * A detector with the optional streaming hint — now part of Detector itself (`settledBefore`,
+ * documented in src/core/detection/types.ts); kept as an alias for existing imports.
+ */
+export type StreamingDetector = Detector;
 
 export type DetectFn = (text: string, detectors: readonly Detector[]) => Detection[];
 
@@ -63,14 +62,16 @@ export interface StreamMaskerOptions {
   readonly vault?: PseudonymVault;
   /** The cap on held text, in UTF-16 code units (see THE CAP). */
   readonly maxHoldback?: number;
-  /** Detection over the whole text; defaults to detectEntities. maskText must be given the same. */
+  /**
+   * Detection over the whole text; defaults to detectEntities (run as detectStreaming, which also
+   * yields the hints' settled index). maskText must be given the same. With a custom detect, the
+   * hints are combined by settledPrefix (which runs the hinted detectors once more).
+   */
   readonly detect?: DetectFn;
 }
 
 /** Marker for the forced part when the cap triggers. */
 export const FORCED_REDACTION = '[REDACTED]';
-
-const defaultDetect: DetectFn = (text, detectors) => detectEntities(text, detectors);
 
 // Code points that normalizeForMatching drops or merges into the previous character.
 const ZERO_WEIGHT = /^[\p{M}\p{Cf}\p{Default_Ignorable_Code_Point}\u115F\u1160\u3164\uFFA0]$/u;
@@ -107,10 +108,11 @@ function isHighSurrogate(code: number): boolean {
 
 export class StreamMasker {
   readonly #detectors: readonly Detector[];
-  readonly #hinted: readonly StreamingDetector[];
+  readonly #hinted: readonly Detector[];
   readonly #operatorFor: OperatorFor;
   readonly #vault: PseudonymVault | undefined;
-  readonly #detect: DetectFn;
+  /** Null: the default, detectStreaming (detections and the settled index in one pass). */
+  readonly #detect: DetectFn | null;
   /** Weight units a hookless detector needs held: max(maxLength + lookahead). */
   readonly #need: number;
   readonly #lookbehind: number;
@@ -132,18 +134,18 @@ export class StreamMasker {
     this.#detectors = options.detectors;
     this.#operatorFor = options.operatorFor;
     this.#vault = options.vault;
-    this.#detect = options.detect ?? defaultDetect;
+    this.#detect = options.detect ?? null;
     let need = 0;
     let lookbehind = 0;
     let longest = 0;
     let lookahead = 0;
-    const hinted: StreamingDetector[] = [];
+    const hinted: Detector[] = [];
     for (const d of options.detectors) {
       const ahead = Math.max(0, d.lookahead ?? 0);
       lookbehind = Math.max(lookbehind, d.lookbehind ?? 0);
       longest = Math.max(longest, d.maxLength);
       lookahead = Math.max(lookahead, ahead);
-      if (typeof (d as StreamingDetector).settledBefore === 'function') hinted.push(d);
+      if (typeof d.settledBefore === 'function') hinted.push(d);
       else need = Math.max(need, d.maxLength + ahead);
       if (!Number.isFinite(d.maxLength) || d.maxLength < 0) throw new RangeError(`detector ${d.id}: maxLength must be finite`);
     }
@@ -181,7 +183,16 @@ export class StreamMasker {
   #run(final: boolean): string {
     const ctxLen = this.#ctx.length;
     const window = this.#ctx + this.#held;
-    const found = this.#detect(window, this.#detectors);
+    let found: Detection[];
+    let hintSettled = window.length;
+    if (this.#detect === null) {
+      const r = detectStreaming(window, this.#detectors);
+      found = r.detections;
+      if (this.#hinted.length > 0) hintSettled = r.settled;
+    } else {
+      found = this.#detect(window, this.#detectors);
+      if (this.#hinted.length > 0) hintSettled = settledPrefix(window, this.#hinted);
+    }
 
     // Detections in held coordinates. Outside a forced cut, no entity of the whole text straddles
     // the emitted/held boundary (the emit point never cuts one, nor anything still unsettled), so
@@ -201,12 +212,7 @@ export class StreamMasker {
     if (final) {
       emitAt = this.#held.length;
     } else {
-      let settled = weightCut(window, this.#need, 0);
-      for (const d of this.#hinted) {
-        const s = d.settledBefore!(window);
-        if (!(s >= 0)) settled = 0;
-        else if (s < settled) settled = Math.floor(s);
-      }
+      const settled = Math.min(weightCut(window, this.#need, 0), hintSettled);
       emitAt = Math.max(0, settled - ctxLen);
       for (let i = detections.length - 1; i >= 0; i--) {
         const d = detections[i]!;
