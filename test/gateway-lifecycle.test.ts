@@ -13,7 +13,7 @@ import { describe, it } from 'node:test';
 import OpenAI from 'openai';
 import { pino } from 'pino';
 import { ANTHROPIC_KEY, OPENAI_KEY, startHarness } from './support/gateway-harness.ts';
-import { loadTranscript } from './support/replay-upstream.ts';
+import { chatStreamText, loadTranscript } from './support/replay-upstream.ts';
 
 const PROMPT = 'Please summarise the contract for jane.doe@example.com';
 
@@ -29,11 +29,7 @@ describe('graceful shutdown', () => {
       assert.ok(late instanceof OpenAI.APIError, 'a call after shutdown began is refused');
       let text = '';
       for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
-      const expected = loadTranscript('openai-chat-stream')
-        .body.split('\n')
-        .filter((l) => l.startsWith('data: {'))
-        .map((l) => (JSON.parse(l.slice(6)) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? '')
-        .join('');
+      const expected = chatStreamText('openai-chat-stream');
       assert.equal(text, expected, 'the stream in flight completed');
       await closing;
       assert.equal(h.gateway.handler.inflight, 0);

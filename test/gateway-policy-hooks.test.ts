@@ -10,7 +10,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import type { PipelineHooks, RequestVerdict } from '../src/gateway/hooks.ts';
 import type { TextRewriter } from '../src/gateway/text-rewrite.ts';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
-import { loadTranscript } from './support/replay-upstream.ts';
+import { chatStreamText, loadTranscript } from './support/replay-upstream.ts';
 
 const NONE: RequestVerdict = { decisions: [], refuse: null, rewriteRequest: null, rewriteResponse: null, checkToolCall: null };
 
@@ -100,11 +100,7 @@ describe('policy hooks in the pipeline', () => {
       let streamed = '';
       const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], stream: true });
       for await (const chunk of stream) streamed += chunk.choices[0]?.delta.content ?? '';
-      const original = loadTranscript('openai-chat-stream')
-        .body.split('\n')
-        .filter((l) => l.startsWith('data: {'))
-        .map((l) => (JSON.parse(l.slice(6)) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? '')
-        .join('');
+      const original = chatStreamText('openai-chat-stream');
       assert.ok(original.includes('example.com'), 'the transcript carries the entity');
       assert.equal(streamed, exampleMasker.whole(original, 'text'));
       assert.ok(!streamed.includes('example.com'));

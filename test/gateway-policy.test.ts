@@ -11,7 +11,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { startDevModel, type DevModelServer } from '../src/gateway/dev/dev-model.ts';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
-import { loadTranscript } from './support/replay-upstream.ts';
+import { chatStreamText, loadTranscript } from './support/replay-upstream.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const EMAIL = 'jane.doe@example.com';
@@ -92,11 +92,7 @@ describe('the example policy, enforced by the gateway', () => {
       let streamed = '';
       const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], stream: true });
       for await (const chunk of stream) streamed += chunk.choices[0]?.delta.content ?? '';
-      const original = loadTranscript('openai-chat-stream')
-        .body.split('\n')
-        .filter((l) => l.startsWith('data: {'))
-        .map((l) => (JSON.parse(l.slice(6)) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? '')
-        .join('');
+      const original = chatStreamText('openai-chat-stream');
       const emails = original.match(/[\w.+-]+@[\w-]+\.[\w.]+/g) ?? [];
       assert.ok(emails.length > 0, 'the transcript has an email split across chunks');
       for (const e of emails) assert.ok(!streamed.includes(e), `${e} leaked through the stream`);

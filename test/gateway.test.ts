@@ -13,7 +13,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { SignJWT, UnsecuredJWT, decodeJwt, importJWK, type JWK } from 'jose';
 import { ANTHROPIC_KEY, OPENAI_KEY, startHarness, type Harness } from './support/gateway-harness.ts';
-import { loadTranscript, type ReplayOptions } from './support/replay-upstream.ts';
+import { chatStreamText, loadTranscript, type ReplayOptions } from './support/replay-upstream.ts';
 
 const CHUNKINGS: { name: string; options: ReplayOptions }[] = [
   { name: 'whole', options: { chunking: 'whole' } },
@@ -38,15 +38,6 @@ function openai(token = h.token, extra: Partial<ConstructorParameters<typeof Ope
 }
 function anthropic(token = h.token): Anthropic {
   return new Anthropic({ baseURL: `${h.url}/anthropic`, apiKey: token, maxRetries: 0 });
-}
-
-/** Text a transcript's chat stream carries, concatenated (the expected answer). */
-function chatStreamText(name: string): string {
-  return loadTranscript(name)
-    .body.split('\n')
-    .filter((l) => l.startsWith('data: {'))
-    .map((l) => (JSON.parse(l.slice(6)) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? '')
-    .join('');
 }
 
 async function raw(method: string, path: string, init: { headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; headers: Headers; text: string }> {

@@ -56,6 +56,15 @@ export interface ReplayUpstream {
 
 export const TRANSCRIPTS_DIR = join(import.meta.dirname, '..', 'fixtures', 'transcripts');
 
+/** The text an OpenAI chat stream transcript carries in choice 0, concatenated (what a client shows). */
+export function chatStreamText(name: string): string {
+  return loadTranscript(name)
+    .body.split('\n')
+    .filter((l) => l.startsWith('data: {'))
+    .map((l) => (JSON.parse(l.slice(6)) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? '')
+    .join('');
+}
+
 export function loadTranscript(name: string): Transcript {
   const parsed = JSON.parse(readFileSync(join(TRANSCRIPTS_DIR, `${name}.json`), 'utf8')) as Transcript;
   if (typeof parsed.body !== 'string' || typeof parsed.status !== 'number' || typeof parsed.headers !== 'object') {
