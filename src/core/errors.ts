@@ -94,7 +94,7 @@ export const ERRORS = {
   AIGOV_E_APPROVAL_REQUIRED: {
     status: 403, exitCode: EXIT.noPerm, type: 'permission_error',
     message: 'This request needs approval under aigov policy rule `{rule}`: {reason}.',
-    hint: 'Ask an approver for this rule; held approvals arrive with `aigov approvals`.',
+    hint: 'This gateway cannot hold requests for approval yet: change the request, or ask your security team about the rule.',
   },
   AIGOV_E_POLICY_FAILED: {
     status: 503, exitCode: EXIT.unavailable, type: 'api_error',
