@@ -78,3 +78,29 @@ export function hasContext(text: string, start: number, words: readonly string[]
 export function withContext(base: number, text: string, start: number, words: readonly string[], boost = 0.2): number {
   return hasContext(text, start, words) ? Math.min(1, base + boost) : base;
 }
+
+/**
+ * The matches `matches(global, text)` would yield, found without running the regex at every
+ * position: when every match of the regex holds a `trigger` character (or string) such that the
+ * match can only start at `startFor(text, t)` for the first trigger t it holds (-1: nowhere),
+ * the regex is tried, sticky, at those starts only, in increasing order and never before the end
+ * of the previous match — which yields exactly the global scan's matches. `startFor` must be
+ * nondecreasing in t. `sticky` is the same pattern with the `y` flag.
+ */
+export function anchoredMatches(sticky: RegExp, text: string, trigger: string, startFor: (text: string, t: number) => number): RegExpExecArray[] {
+  const out: RegExpExecArray[] = [];
+  let from = 0;
+  let last = -1;
+  for (let t = text.indexOf(trigger); t >= 0; t = text.indexOf(trigger, t + 1)) {
+    const q = startFor(text, t);
+    if (q < from || q === last) continue;
+    last = q;
+    sticky.lastIndex = q;
+    const m = sticky.exec(text);
+    if (m === null || m[0].length === 0) continue;
+    out.push(m);
+    from = q + m[0].length;
+    if (from > t + 1) t = from - 1;
+  }
+  return out;
+}

@@ -6,7 +6,7 @@
 import { findPhoneNumbersInText } from 'libphonenumber-js/max';
 import type { CountryCode } from 'libphonenumber-js/max';
 import { ibanMod97Valid, luhnValid } from './checksums.ts';
-import { before, CONTEXT_WINDOW, defineDetector, hasContext, matches, withContext } from './detector-kit.ts';
+import { anchoredMatches, before, CONTEXT_WINDOW, defineDetector, hasContext, matches, withContext } from './detector-kit.ts';
 import type { Candidate } from './detector-kit.ts';
 import { asciiClass, runStart } from './settle.ts';
 import type { CharTest } from './settle.ts';
@@ -33,6 +33,31 @@ const FILE_TLDS = new Set(['png', 'jpg', 'jpeg', 'gif', 'svg', 'webp', 'bmp', 'i
 const EMAIL_RE =
   /(?<![A-Za-z0-9._%+-])[A-Za-z0-9_%+-](?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9_%+-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}([A-Za-z]{2,63})(?![A-Za-z0-9-]|\.[A-Za-z0-9])/g;
 
+const EMAIL_AT = new RegExp(EMAIL_RE.source, 'y');
+
+/**
+ * The matches of EMAIL_RE, in order, without running it at every position: a match holds exactly
+ * one `@` (no part of it can hold another) and, by its lookbehind, starts where the run of
+ * EMAIL_BOUNDARY characters ending right before that `@` starts — the one place it can start.
+ * So the regex is tried (sticky) there only, for each `@` past the previous match.
+ */
+function emailMatches(text: string): RegExpExecArray[] {
+  const out: RegExpExecArray[] = [];
+  let from = 0; // where the global scan would resume
+  for (let at = text.indexOf('@'); at >= 0; at = text.indexOf('@', at + 1)) {
+    let q = at;
+    while (q > 0 && at - q <= 64 && EMAIL_BOUNDARY(text.charCodeAt(q - 1))) q--;
+    if (q < from || q === at || at - q > 64) continue;
+    EMAIL_AT.lastIndex = q;
+    const m = EMAIL_AT.exec(text);
+    if (m === null) continue;
+    out.push(m);
+    from = q + m[0].length;
+    if (from > at + 1) at = from - 1;
+  }
+  return out;
+}
+
 const EMAIL_RUN = asciiClass('A-Za-z0-9._%+@-');
 const EMAIL_BOUNDARY = asciiClass('A-Za-z0-9._%+-');
 const EMAIL_FIRST = asciiClass('A-Za-z0-9_%+-');
@@ -46,7 +71,7 @@ export const emailDetector: Detector = defineDetector({
   find(text) {
     if (!text.includes('@')) return [];
     const out: Candidate[] = [];
-    for (const m of matches(EMAIL_RE, text)) {
+    for (const m of emailMatches(text)) {
       const tld = (m[1] ?? '').toLowerCase();
       if (FILE_TLDS.has(tld)) continue;
       const local = m[0].slice(0, m[0].indexOf('@'));
@@ -132,6 +157,32 @@ function phoneHint(text: string): number {
   return q < n ? Math.min(h, phoneCandidateBefore(text, q)) : h;
 }
 
+type PhoneSpan = { startsAt: number; endsAt: number } | null;
+/**
+ * libphonenumber's verdict on a candidate is a function of the candidate alone (`international`
+ * is derived from it), and it is by far the costliest step of detection, so verdicts are
+ * memoized — a bounded map, emptied when full. It holds candidate strings (phone-shaped runs of
+ * text the gateway already holds in memory), never anything else, and is never logged.
+ */
+const PHONE_CACHE_MAX = 512;
+const phoneCache = new Map<string, PhoneSpan>();
+
+function phoneSpan(cand: string, international: boolean): PhoneSpan {
+  const cached = phoneCache.get(cand);
+  if (cached !== undefined) return cached;
+  let best: PhoneSpan = null;
+  for (const region of PHONE_REGIONS) {
+    for (const found of findPhoneNumbersInText(cand, region)) {
+      if (best === null || found.endsAt - found.startsAt > best.endsAt - best.startsAt) best = { startsAt: found.startsAt, endsAt: found.endsAt };
+    }
+    if (international && best !== null) break;
+    if (best !== null && best.endsAt - best.startsAt === cand.length) break;
+  }
+  if (phoneCache.size >= PHONE_CACHE_MAX) phoneCache.clear();
+  phoneCache.set(cand, best);
+  return best;
+}
+
 export const phoneDetector: Detector = defineDetector({
   id: 'builtin.phone',
   type: 'PHONE_NUMBER',
@@ -156,15 +207,8 @@ export const phoneDetector: Detector = defineDetector({
         if (!international && (digits < 10 || digits > 12 || /^\d+$/.test(cand))) continue;
       }
       if (DATE_PREFIX.test(cand)) continue;
-      let best: { startsAt: number; endsAt: number } | undefined;
-      for (const region of PHONE_REGIONS) {
-        for (const found of findPhoneNumbersInText(cand, region)) {
-          if (best === undefined || found.endsAt - found.startsAt > best.endsAt - best.startsAt) best = found;
-        }
-        if (international && best !== undefined) break;
-        if (best !== undefined && best.endsAt - best.startsAt === cand.length) break;
-      }
-      if (best === undefined) continue;
+      const best = phoneSpan(cand, international);
+      if (best === null) continue;
       const base = international ? 0.75 : 0.6;
       const start = m.index + best.startsAt;
       out.push({ start, end: m.index + best.endsAt, confidence: phoneContext ? Math.min(1, base + 0.25) : base });
@@ -413,6 +457,30 @@ const IPV6_HEAD = /^[0-9A-Fa-f]{0,4}(?::|$)/;
 // 50: the longest IPV6_RE match ((4 hex + `:`) × 7 + a dotted quad), + 1 character read after it.
 const ipv6Hint = runHint(IPV6_RUN, 50 + 1, (text, p) => IPV6_FIRST(text.charCodeAt(p)) && (p === 0 || !IPV6_BOUNDARY(text.charCodeAt(p - 1))) && IPV6_HEAD.test(text.slice(p, p + 5)));
 
+const IPV4_AT = new RegExp(IPV4_RE.source, 'y');
+const IPV6_AT = new RegExp(IPV6_RE.source, 'y');
+const HEX = asciiClass('0-9A-Fa-f');
+const WORD = asciiClass('A-Za-z0-9_');
+/**
+ * Where an IPv4 match holding the `.` at t as its first dot can start: right before it are 1–3
+ * digits, not preceded by a word character or a dot (the lookbehind).
+ */
+function ipv4Start(text: string, t: number): number {
+  let q = t;
+  while (q > 0 && t - q < 4 && DIGIT(text.charCodeAt(q - 1))) q--;
+  if (q === t || t - q > 3) return -1;
+  const b = q > 0 ? text.charCodeAt(q - 1) : -1;
+  return b >= 0 && (WORD(b) || b === 46) ? -1 : q;
+}
+/** Where an IPv6 match holding the `:` at t as its first colon can start: after 0–4 hex digits, not preceded by [\w:.]. */
+function ipv6Start(text: string, t: number): number {
+  let q = t;
+  while (q > 0 && t - q < 5 && HEX(text.charCodeAt(q - 1))) q--;
+  if (t - q > 4) return -1;
+  const b = q > 0 ? text.charCodeAt(q - 1) : -1;
+  return b >= 0 && (WORD(b) || b === 58 || b === 46) ? -1 : q;
+}
+
 export const ipAddressDetector: Detector = defineDetector({
   id: 'builtin.ip_address',
   type: 'IP_ADDRESS',
@@ -422,13 +490,13 @@ export const ipAddressDetector: Detector = defineDetector({
   find(text) {
     const out: Candidate[] = [];
     if (text.includes('.')) {
-      for (const m of matches(IPV4_RE, text)) {
+      for (const m of anchoredMatches(IPV4_AT, text, '.', ipv4Start)) {
         if (VERSION_BEFORE.test(before(text, m.index, 24))) continue;
         out.push({ start: m.index, end: m.index + m[0].length, confidence: withContext(0.7, text, m.index, IP_WORDS, 0.2) });
       }
     }
     if (text.includes(':')) {
-      for (const m of matches(IPV6_RE, text)) {
+      for (const m of anchoredMatches(IPV6_AT, text, ':', ipv6Start)) {
         if (!ipv6Valid(m[0])) continue;
         out.push({ start: m.index, end: m.index + m[0].length, confidence: withContext(0.8, text, m.index, IP_WORDS, 0.15) });
       }

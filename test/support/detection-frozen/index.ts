@@ -1,0 +1,184 @@
+// FROZEN COPY of src/core/detection at commit a1e3bc1 — the oracle for test/detection-differential.test.ts
+// and the baseline of bench/masking-throughput.ts --baseline. Do not edit.
+/**
+ * Entity detection: the built-in detectors, custom regex detectors, and `detectEntities`, which
+ * runs detectors on the normalized text (NFKC, invisible characters removed), maps positions back
+ * to the original text and resolves overlaps. Pure: no I/O, no clock, no randomness.
+ */
+import { normalizeForMatching } from './normalize.ts';
+import type { NormalizedText } from './normalize.ts';
+import { PII_DETECTORS } from './pii.ts';
+import { SECRET_DETECTORS } from './secrets.ts';
+import type { Detection, Detector, EntityType } from './types.ts';
+
+export type { Detection, Detector, EntityType } from './types.ts';
+export { normalizeForMatching } from './normalize.ts';
+export type { NormalizedText } from './normalize.ts';
+export { createRegexDetector, RegexDetectorError } from './custom-regex.ts';
+export type { RegexDetectorSpec } from './custom-regex.ts';
+
+/**
+ * Every built-in detector: secrets first, then personal data (the order breaks exact ties).
+ * Person names are deliberately absent: no offline approach reached a precision worth shipping.
+ */
+export const BUILTIN_DETECTORS: readonly Detector[] = Object.freeze([...SECRET_DETECTORS, ...PII_DETECTORS]);
+
+/** The built-in detector for an entity type, if there is one. */
+export function builtinDetector(type: EntityType): Detector | undefined {
+  return BUILTIN_DETECTORS.find((d) => d.type === type);
+}
+
+/** The longest entity any of `detectors` can report (a stream masker's holdback bound). */
+export function maxEntityLength(detectors: readonly Detector[]): number {
+  let max = 0;
+  for (const d of detectors) if (d.maxLength > max) max = d.maxLength;
+  return max;
+}
+
+/** The most context any of `detectors` reads before / after a match. */
+export function maxContextLength(detectors: readonly Detector[]): { before: number; after: number } {
+  let b = 0;
+  let a = 0;
+  for (const d of detectors) {
+    b = Math.max(b, d.lookbehind ?? 0);
+    a = Math.max(a, d.lookahead ?? 0);
+  }
+  return { before: b, after: a };
+}
+
+/**
+ * ASCII characters that no combining mark following them can change under NFKC (digits, space,
+ * control characters, punctuation except `<`, `=`, `>`, and the letters Q and q — checked against
+ * every \p{M} code point): a text ending in one normalizes to a prefix of what it and any
+ * continuation normalize to.
+ */
+// eslint-disable-next-line no-control-regex
+const STABLE_LAST = /^[\u0000-\u003B\u003F-\u0040\u005B-\u0060\u007B-\u007FQq]$/;
+
+/**
+ * The streaming hint of `detectors` together, for detectEntities: see {@link detectStreaming}.
+ * (Runs the detectors; when you need the detections too, call detectStreaming once instead.)
+ */
+export function settledPrefix(text: string, detectors: readonly Detector[], options?: DetectOptions): number {
+  return detectStreaming(text, detectors, options).settled;
+}
+
+export interface DetectOptions {
+  /** Detections below this confidence are dropped before overlaps are resolved. Default 0. */
+  minConfidence?: number;
+}
+
+type Ranked = { d: Detection; rank: number };
+
+/** Runs the detectors on normalized text; detections in original positions, not yet resolved. */
+function collect(norm: NormalizedText, detectors: readonly Detector[], min: number): Ranked[] {
+  const n = norm.text.length;
+  const found: Ranked[] = [];
+  for (let k = 0; k < detectors.length; k++) {
+    const detector = detectors[k]!;
+    for (const d of detector.detect(norm.text)) {
+      if (!(d.confidence >= min)) continue;
+      const s = Math.max(0, Math.min(n, Math.floor(d.start)));
+      const e = Math.max(0, Math.min(n, Math.floor(d.end)));
+      if (!(e > s)) continue;
+      const start = norm.toOriginal(s);
+      const end = norm.toOriginalEnd(e);
+      if (end <= start) continue;
+      found.push({ d: { type: d.type, start, end, confidence: d.confidence, detector: d.detector }, rank: k });
+    }
+  }
+  return found;
+}
+
+/**
+ * Runs `detectors` on the normalized form of `text` and returns detections in ORIGINAL positions
+ * (UTF-16 code units of `text`), without overlaps (the longer span wins, then the higher
+ * confidence, then the earlier detector), sorted by start. A detector that throws makes this
+ * throw (callers fail closed).
+ */
+export function detectEntities(text: string, detectors: readonly Detector[], options?: DetectOptions): Detection[] {
+  return resolveOverlaps(collect(normalizeForMatching(text), detectors, options?.minConfidence ?? 0));
+}
+
+/**
+ * detectEntities plus `settled`: an index of the ORIGINAL text such that, for EVERY continuation
+ * s, detectEntities(text + s) and detectEntities(text) agree on every detection that starts
+ * before it (same spans, confidences, detectors) — what a stream masker may release.
+ *
+ * How: each detector's `settledBefore` hint (see Detector) is asked on the normalized text —
+ * without its last segment when a combining mark that may follow could still recompose it; a
+ * detector without the hint settles all but its last maxLength + lookahead normalized
+ * characters. The smallest answer is then moved back before any detection that straddles it (a
+ * settled detection overlapping a pending one could still lose, or win, the overlap resolution),
+ * so that every group of overlapping detections lies wholly before or wholly after it.
+ */
+export function detectStreaming(text: string, detectors: readonly Detector[], options?: DetectOptions): { detections: Detection[]; settled: number } {
+  const norm = normalizeForMatching(text);
+  const found = collect(norm, detectors, options?.minConfidence ?? 0);
+  const detections = resolveOverlaps(found.slice());
+  const full = norm.text;
+  const n = full.length;
+  if (detectors.length === 0) return { detections, settled: text.length };
+  if (n === 0) return { detections, settled: 0 };
+  let base = full;
+  if (!STABLE_LAST.test(full.charAt(n - 1))) {
+    // Drop the last segment (a starter and its marks): a mark that follows can recompose it.
+    const origin = norm.toOriginal(n - 1);
+    let k = n - 1;
+    while (k > 0 && norm.toOriginal(k - 1) === origin) k--;
+    base = full.slice(0, k);
+  }
+  let h = base.length;
+  for (const d of detectors) {
+    const s = d.settledBefore !== undefined ? d.settledBefore(base) : base.length - d.maxLength - Math.max(0, d.lookahead ?? 0);
+    if (!(s > 0)) return { detections, settled: 0 }; // also NaN
+    if (s < h) h = Math.floor(s);
+  }
+  let settled = h >= n ? text.length : norm.toOriginal(h);
+  // No straddling: a detection [start, end) with start < settled < end moves it back to start.
+  // (One pass by decreasing start suffices: a detection passed over starts at or after any new value.)
+  const cut = settled;
+  if (found.some(({ d }) => d.start < cut && d.end > cut)) {
+    for (const { d } of found.slice().sort((a, b) => b.d.start - a.d.start)) {
+      if (d.start < settled && d.end > settled) settled = d.start;
+    }
+  }
+  return { detections, settled };
+}
+
+function better(a: Ranked, b: Ranked): number {
+  return (
+    b.d.end - b.d.start - (a.d.end - a.d.start) ||
+    b.d.confidence - a.d.confidence ||
+    a.rank - b.rank ||
+    a.d.start - b.d.start
+  );
+}
+
+function resolveOverlaps(found: Ranked[]): Detection[] {
+  found.sort((a, b) => a.d.start - b.d.start || b.d.end - a.d.end);
+  const out: Detection[] = [];
+  // Clusters of transitively overlapping spans are resolved greedily; most texts have none.
+  let i = 0;
+  while (i < found.length) {
+    let j = i + 1;
+    let clusterEnd = found[i]!.d.end;
+    while (j < found.length && found[j]!.d.start < clusterEnd) {
+      clusterEnd = Math.max(clusterEnd, found[j]!.d.end);
+      j++;
+    }
+    if (j === i + 1) {
+      out.push(found[i]!.d);
+    } else {
+      const cluster = found.slice(i, j).sort(better);
+      const kept: Detection[] = [];
+      for (const c of cluster) {
+        if (kept.every((k) => c.d.end <= k.start || c.d.start >= k.end)) kept.push(c.d);
+      }
+      kept.sort((a, b) => a.start - b.start);
+      out.push(...kept);
+    }
+    i = j;
+  }
+  return out;
+}

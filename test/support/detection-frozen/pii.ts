@@ -1,0 +1,450 @@
+// FROZEN COPY of src/core/detection at commit a1e3bc1 — the oracle for test/detection-differential.test.ts
+// and the baseline of bench/masking-throughput.ts --baseline. Do not edit.
+/**
+ * Personal-data detectors: email, phone, credit card, IBAN, US SSN, IPv4/IPv6. Each validates
+ * what a regex finds (checksums, number plans, issuer ranges) so that look-alikes — order numbers,
+ * version strings, UUIDs, git SHAs — are not reported.
+ */
+import { findPhoneNumbersInText } from 'libphonenumber-js/max';
+import type { CountryCode } from 'libphonenumber-js/max';
+import { ibanMod97Valid, luhnValid } from './checksums.ts';
+import { before, CONTEXT_WINDOW, defineDetector, hasContext, matches, withContext } from './detector-kit.ts';
+import type { Candidate } from './detector-kit.ts';
+import { asciiClass, runStart } from './settle.ts';
+import type { CharTest } from './settle.ts';
+import type { Detector } from './types.ts';
+
+/**
+ * Streaming hint shared by the PII detectors: pending from the first candidate start p in the
+ * trailing run of `run` characters (those a match, and the characters its regex reads after it,
+ * can hold) where `start(text, p)` says an entity could begin and still reach the end of the
+ * text (else everything it could match, and what it reads after, is already in the text).
+ */
+function runHint(run: CharTest, span: number, start: (text: string, p: number) => boolean): (text: string) => number {
+  return (text) => {
+    const n = text.length;
+    for (let p = Math.max(runStart(text, run), n - span); p < n; p++) if (start(text, p)) return p;
+    return n;
+  };
+}
+
+// ---------------------------------------------------------------- email
+
+/** File extensions that look like TLDs in `icon@2x.png`-style names. */
+const FILE_TLDS = new Set(['png', 'jpg', 'jpeg', 'gif', 'svg', 'webp', 'bmp', 'ico', 'js', 'mjs', 'cjs', 'ts', 'tsx', 'jsx', 'css', 'html', 'json', 'yaml', 'yml', 'md', 'txt', 'pdf', 'zip', 'gz', 'tar']);
+const EMAIL_RE =
+  /(?<![A-Za-z0-9._%+-])[A-Za-z0-9_%+-](?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9_%+-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}([A-Za-z]{2,63})(?![A-Za-z0-9-]|\.[A-Za-z0-9])/g;
+
+const EMAIL_RUN = asciiClass('A-Za-z0-9._%+@-');
+const EMAIL_BOUNDARY = asciiClass('A-Za-z0-9._%+-');
+const EMAIL_FIRST = asciiClass('A-Za-z0-9_%+-');
+
+export const emailDetector: Detector = defineDetector({
+  id: 'builtin.email',
+  type: 'EMAIL_ADDRESS',
+  maxLength: 254,
+  lookbehind: CONTEXT_WINDOW,
+  lookahead: 2,
+  find(text) {
+    if (!text.includes('@')) return [];
+    const out: Candidate[] = [];
+    for (const m of matches(EMAIL_RE, text)) {
+      const tld = (m[1] ?? '').toLowerCase();
+      if (FILE_TLDS.has(tld)) continue;
+      const local = m[0].slice(0, m[0].indexOf('@'));
+      if (local === 'git') continue; // git@host:org/repo SSH remotes
+      // The password of `scheme://user:password@host` is the URL-credentials detector's.
+      if (/:\/\/[^\s/@]*:$/.test(text.slice(Math.max(0, m.index - 200), m.index))) continue;
+      out.push({ start: m.index, end: m.index + m[0].length, confidence: withContext(0.9, text, m.index, ['mail', 'contact', 'reach'], 0.1) });
+    }
+    return out;
+  },
+  // An email (≤ 64-character local part) can begin at the run's start or right after an `@`.
+  settledBefore: runHint(EMAIL_RUN, 254 + 2, (text, p) => {
+    if (!EMAIL_FIRST(text.charCodeAt(p)) || (p > 0 && EMAIL_BOUNDARY(text.charCodeAt(p - 1)))) return false;
+    const at = text.indexOf('@', p);
+    return (at < 0 ? text.length : at) - p <= 64;
+  }),
+});
+
+// ---------------------------------------------------------------- phone
+
+/** Phone-shaped runs handed to libphonenumber (which is too slow to scan whole texts). */
+const PHONE_CANDIDATE_RE =
+  /(?<![\w.+-])(?:\+|00)?\(?\d[\d \t().\-/]{4,24}\d(?:[ \t]*(?:x|ext\.?|extension)[ \t]*\d{1,6})?(?![\w]|[.-]\d)/g;
+const PHONE_REGIONS: readonly CountryCode[] = ['US', 'GB', 'DE', 'FR', 'IN', 'BR', 'CA', 'AU', 'IL'];
+const PHONE_WORDS = ['phone', 'tel', 'call', 'mobile', 'cell', 'fax', 'contact', 'whatsapp', 'sms', 'text me', 'dial', 'reach'];
+const NOT_PHONE_WORDS = ['order', 'invoice', 'ref', 'tracking', 'account', 'acct', 'id:', 'id ', 'serial', 'ticket', 'po ', 'sku', 'isbn', 'version'];
+const DATE_LIKE = /^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}$|^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}$/;
+const DOTTED_QUAD = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
+const DATE_PREFIX = /^\d{4}-\d{2}-\d{2}(?!\d)/;
+const SSN_SHAPE = /^\d{3}-\d{2}-\d{4}$/;
+
+/** Characters of a phone candidate's core (and of what its regex reads after it). */
+const PHONE_RUN = asciiClass('0-9 \t()./+-');
+const PHONE_START = asciiClass('0-9+(');
+const PHONE_BOUNDARY = asciiClass('A-Za-z0-9_.+-');
+const PHONE_BLANK = asciiClass(' \t');
+const DIGIT = asciiClass('0-9');
+/** The extension words of PHONE_CANDIDATE_RE and their prefixes, longest first. */
+const PHONE_EXT_PARTS = ['extension', 'extensio', 'extensi', 'extens', 'exten', 'exte', 'ext.', 'ext', 'ex', 'e', 'x'];
+/** The longest core PHONE_CANDIDATE_RE can match, plus the two characters it reads after it. */
+const PHONE_CORE_SPAN = 2 + 1 + 1 + 24 + 1 + 2;
+
+/**
+ * Where an extension (`[ \t]*(x|ext\.?|extension)[ \t]*\d{1,6}`) that the end of the text may
+ * still be writing begins, right after a digit; text.length when there is none.
+ */
+function partialExtensionStart(text: string): number {
+  const n = text.length;
+  let i = n;
+  while (i > 0 && DIGIT(text.charCodeAt(i - 1))) i--;
+  if (n - i > 6) return n;
+  while (i > 0 && PHONE_BLANK(text.charCodeAt(i - 1))) i--;
+  const word = PHONE_EXT_PARTS.find((w) => text.endsWith(w, i));
+  if (word === undefined) return n;
+  let j = i - word.length;
+  while (j > 0 && PHONE_BLANK(text.charCodeAt(j - 1))) j--;
+  return j > 0 && DIGIT(text.charCodeAt(j - 1)) ? j : n;
+}
+
+/** The first candidate start in the trailing run of core characters ending at q that can still reach q. */
+function phoneCandidateBefore(text: string, q: number): number {
+  for (let p = runStart(text, PHONE_RUN, q); p < q; p++) {
+    if (!PHONE_START(text.charCodeAt(p)) || (p > 0 && PHONE_BOUNDARY(text.charCodeAt(p - 1)))) continue;
+    // Past the core's longest span only blanks may lie before an extension; anything else
+    // means the candidate from p (and what its regex reads after it) is complete.
+    let blanksOnly = true;
+    for (let i = p + PHONE_CORE_SPAN; i < q; i++) {
+      if (!PHONE_BLANK(text.charCodeAt(i))) {
+        blanksOnly = false;
+        break;
+      }
+    }
+    if (blanksOnly) return p;
+  }
+  return text.length;
+}
+
+function phoneHint(text: string): number {
+  const n = text.length;
+  // A candidate in the trailing run, or one whose extension the end of the text is still writing.
+  const q = partialExtensionStart(text);
+  const h = phoneCandidateBefore(text, n);
+  return q < n ? Math.min(h, phoneCandidateBefore(text, q)) : h;
+}
+
+export const phoneDetector: Detector = defineDetector({
+  id: 'builtin.phone',
+  type: 'PHONE_NUMBER',
+  maxLength: 48,
+  lookbehind: CONTEXT_WINDOW,
+  lookahead: 2,
+  find(text) {
+    const out: Candidate[] = [];
+    for (const m of matches(PHONE_CANDIDATE_RE, text)) {
+      const cand = m[0];
+      if (DATE_LIKE.test(cand) || DOTTED_QUAD.test(cand) || SSN_SHAPE.test(cand)) continue;
+      let digits = 0;
+      for (let i = 0; i < cand.length; i++) if (cand.charCodeAt(i) >= 48 && cand.charCodeAt(i) <= 57) digits++;
+      if (digits < 7 || digits > 15) continue;
+      const international = cand.startsWith('+') || cand.startsWith('00');
+      const phoneContext = hasContext(text, m.index, PHONE_WORDS);
+      if (!phoneContext) {
+        if (hasContext(text, m.index, NOT_PHONE_WORDS, 24)) continue;
+        // Without a phone word, a national number must look like one: 10-12 digits written
+        // with separators or an area code in parentheses — not a bare run (order numbers, PANs)
+        // nor a short group pair (street numbers, times).
+        if (!international && (digits < 10 || digits > 12 || /^\d+$/.test(cand))) continue;
+      }
+      if (DATE_PREFIX.test(cand)) continue;
+      let best: { startsAt: number; endsAt: number } | undefined;
+      for (const region of PHONE_REGIONS) {
+        for (const found of findPhoneNumbersInText(cand, region)) {
+          if (best === undefined || found.endsAt - found.startsAt > best.endsAt - best.startsAt) best = found;
+        }
+        if (international && best !== undefined) break;
+        if (best !== undefined && best.endsAt - best.startsAt === cand.length) break;
+      }
+      if (best === undefined) continue;
+      const base = international ? 0.75 : 0.6;
+      const start = m.index + best.startsAt;
+      out.push({ start, end: m.index + best.endsAt, confidence: phoneContext ? Math.min(1, base + 0.25) : base });
+    }
+    return out;
+  },
+  settledBefore: phoneHint,
+});
+
+// ---------------------------------------------------------------- credit card
+
+const CARD_RE = /(?<![\d-])\d(?:[ -]?\d){11,18}(?!\d|-\d)/g;
+const CARD_WORDS = ['card', 'credit', 'debit', 'visa', 'mastercard', 'master card', 'amex', 'american express', 'discover', 'diners', 'jcb', 'cc', 'pan', 'payment'];
+const MAESTRO_PREFIXES = new Set(['5018', '5020', '5038', '5893', '6304', '6759', '6761', '6762', '6763']);
+
+/** True when the PAN's prefix and length belong to a card scheme's issuer range. */
+export function cardIssuerValid(d: string): boolean {
+  const len = d.length;
+  const p2 = Number(d.slice(0, 2));
+  const p3 = Number(d.slice(0, 3));
+  const p4 = Number(d.slice(0, 4));
+  const p6 = Number(d.slice(0, 6));
+  if (d[0] === '4') return len === 13 || len === 16 || len === 19; // Visa
+  if ((p2 >= 51 && p2 <= 55) || (p4 >= 2221 && p4 <= 2720)) return len === 16; // Mastercard
+  if (p2 === 34 || p2 === 37) return len === 15; // American Express
+  if (p4 >= 2200 && p4 <= 2204) return len >= 16 && len <= 19; // Mir
+  if (p4 === 6011 || (p3 >= 644 && p3 <= 649) || p2 === 65 || (p6 >= 622126 && p6 <= 622925)) return len >= 16 && len <= 19; // Discover
+  if (p2 === 62) return len >= 16 && len <= 19; // UnionPay
+  if ((p3 >= 300 && p3 <= 305) || p4 === 3095 || p2 === 36 || p2 === 38 || p2 === 39) return len >= 14 && len <= 19; // Diners
+  if (p4 >= 3528 && p4 <= 3589) return len >= 16 && len <= 19; // JCB
+  if (p4 === 2131 || p4 === 1800) return len === 15; // JCB (15 digits)
+  if (MAESTRO_PREFIXES.has(d.slice(0, 4))) return len >= 12 && len <= 19; // Maestro
+  if (p2 === 60 || p2 === 81 || p2 === 82 || p3 === 508) return len === 16; // RuPay
+  return false;
+}
+
+const CARD_RUN = asciiClass('0-9 -');
+const CARD_BOUNDARY = asciiClass('0-9-');
+
+export const creditCardDetector: Detector = defineDetector({
+  id: 'builtin.credit_card',
+  type: 'CREDIT_CARD',
+  maxLength: 19 + 18,
+  lookbehind: CONTEXT_WINDOW,
+  lookahead: 2,
+  find(text) {
+    const out: Candidate[] = [];
+    for (const m of matches(CARD_RE, text)) {
+      const raw = m[0];
+      let digits = '';
+      let sep = '';
+      let consistent = true;
+      for (const ch of raw) {
+        if (ch === ' ' || ch === '-') {
+          if (sep === '') sep = ch;
+          else if (sep !== ch) consistent = false;
+        } else digits += ch;
+      }
+      if (!consistent || !luhnValid(digits) || !cardIssuerValid(digits)) continue;
+      if (/^(\d)\1+$/.test(digits)) continue;
+      out.push({ start: m.index, end: m.index + raw.length, confidence: withContext(0.8, text, m.index, CARD_WORDS, 0.15) });
+    }
+    return out;
+  },
+  settledBefore: runHint(CARD_RUN, 37 + 2, (text, p) => DIGIT(text.charCodeAt(p)) && (p === 0 || !CARD_BOUNDARY(text.charCodeAt(p - 1)))),
+});
+
+// ---------------------------------------------------------------- IBAN
+
+/** IBAN length per country (ISO 13616 registry). */
+const IBAN_LENGTHS: Readonly<Record<string, number>> = {
+  AD: 24, AE: 23, AL: 28, AT: 20, AZ: 28, BA: 20, BE: 16, BG: 22, BH: 22, BI: 27, BR: 29, BY: 28, CH: 21, CR: 22,
+  CY: 28, CZ: 24, DE: 22, DJ: 27, DK: 18, DO: 28, EE: 20, EG: 29, ES: 24, FI: 18, FK: 18, FO: 18, FR: 27, GB: 22,
+  GE: 22, GI: 23, GL: 18, GR: 27, GT: 28, HR: 21, HU: 28, IE: 22, IL: 23, IQ: 23, IS: 26, IT: 27, JO: 30, KW: 30,
+  KZ: 20, LB: 28, LC: 32, LI: 21, LT: 20, LU: 20, LV: 21, LY: 25, MC: 27, MD: 24, ME: 22, MK: 19, MN: 20, MR: 27,
+  MT: 31, MU: 30, NI: 28, NL: 18, NO: 15, OM: 23, PK: 24, PL: 28, PS: 29, PT: 25, QA: 29, RO: 24, RS: 22, RU: 33,
+  SA: 24, SC: 31, SD: 18, SE: 24, SI: 19, SK: 24, SM: 27, SO: 23, ST: 25, SV: 28, TL: 23, TN: 24, TR: 26, UA: 29,
+  VA: 22, VG: 24, XK: 20, YE: 30,
+};
+const IBAN_START_RE = /(?<![A-Za-z0-9])([A-Za-z]{2})(\d{2})/g;
+
+function isAlnum(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+}
+
+/**
+ * The IBAN scan of the detector from a `[A-Za-z]{2}\d{2}` start at `start`: where it ends, and
+ * whether it had to read up to the end of the text to decide (then more text could change it).
+ */
+function ibanScan(text: string, start: number, length: number): { iban: string; end: number; ok: boolean; open: boolean } {
+  let iban = text.slice(start, start + 4);
+  let i = start + 4;
+  const n = text.length;
+  while (iban.length < length && i < n) {
+    const c = text.charCodeAt(i);
+    if (isAlnum(c)) {
+      iban += text[i];
+      i++;
+    } else if (c === 32 && i + 1 < n && isAlnum(text.charCodeAt(i + 1)) && text.charCodeAt(i - 1) !== 32) {
+      i++;
+    } else break;
+  }
+  // Open: stopped by the end of the text, or by a space whose next character is not there yet.
+  const open = i >= n || (iban.length < length && text.charCodeAt(i) === 32 && i + 1 >= n && text.charCodeAt(i - 1) !== 32);
+  return { iban, end: i, ok: iban.length === length && !(i < n && isAlnum(text.charCodeAt(i))), open };
+}
+
+const IBAN_RUN = asciiClass('A-Za-z0-9 ');
+const LETTER = asciiClass('A-Za-z');
+
+function ibanHint(text: string): number {
+  const n = text.length;
+  for (let p = runStart(text, IBAN_RUN); p < n; p++) {
+    if (!LETTER(text.charCodeAt(p)) || (p > 0 && isAlnum(text.charCodeAt(p - 1)))) continue;
+    const rest = n - p;
+    if (rest < 2) return p; // a country code still being written
+    const length = IBAN_LENGTHS[text.slice(p, p + 2).toUpperCase()];
+    if (length === undefined || !LETTER(text.charCodeAt(p + 1))) continue;
+    if (rest < 4) {
+      if (rest === 3 && !DIGIT(text.charCodeAt(p + 2))) continue;
+      return p;
+    }
+    if (!DIGIT(text.charCodeAt(p + 2)) || !DIGIT(text.charCodeAt(p + 3))) continue;
+    if (ibanScan(text, p, length).open) return p;
+  }
+  return n;
+}
+
+export const ibanDetector: Detector = defineDetector({
+  id: 'builtin.iban',
+  type: 'IBAN_CODE',
+  maxLength: 34 + 9,
+  lookbehind: CONTEXT_WINDOW,
+  lookahead: 1,
+  find(text) {
+    const out: Candidate[] = [];
+    for (const m of matches(IBAN_START_RE, text)) {
+      const country = (m[1] ?? '').toUpperCase();
+      const length = IBAN_LENGTHS[country];
+      if (length === undefined) continue;
+      const scan = ibanScan(text, m.index, length);
+      if (!scan.ok) continue;
+      const i = scan.end;
+      const iban = country + scan.iban.slice(2);
+      const body = text.slice(m.index, i);
+      // One case throughout, so that words glued to a number are not read as a country code.
+      if (body !== body.toUpperCase() && body !== body.toLowerCase()) continue;
+      if (!ibanMod97Valid(iban.toUpperCase())) continue;
+      out.push({ start: m.index, end: i, confidence: withContext(0.9, text, m.index, ['iban', 'bank', 'account', 'transfer', 'sepa'], 0.1) });
+    }
+    return out;
+  },
+  settledBefore: ibanHint,
+});
+
+// ---------------------------------------------------------------- US SSN
+
+const SSN_RE = /(?<![\d\-/.])(\d{3})([- ]?)(\d{2})\2(\d{4})(?![\d\-/]|\.\d)/g;
+const SSN_WORDS = ['ssn', 'social security', 'social sec', 'ss#', 'ss #', 'ssa', 'taxpayer', 'tin'];
+/** Numbers publicly used as examples or known invalid (Woolworth wallet card, SSA ad, all-same). */
+const SSN_INVALID = new Set(['078051120', '219099999', '123456789', '457555462']);
+
+/** SSA rules: area not 000, 666 or 9xx; group not 00; serial not 0000. */
+export function ssnValid(area: string, group: string, serial: string): boolean {
+  if (area === '000' || area === '666' || area[0] === '9') return false;
+  if (group === '00' || serial === '0000') return false;
+  const all = area + group + serial;
+  if (SSN_INVALID.has(all) || /^(\d)\1+$/.test(all)) return false;
+  return true;
+}
+
+const SSN_RUN = asciiClass('0-9 ./-');
+const SSN_BOUNDARY = asciiClass('0-9./-');
+
+export const usSsnDetector: Detector = defineDetector({
+  id: 'builtin.us_ssn',
+  type: 'US_SSN',
+  maxLength: 11,
+  lookbehind: CONTEXT_WINDOW,
+  lookahead: 2,
+  find(text) {
+    const out: Candidate[] = [];
+    for (const m of matches(SSN_RE, text)) {
+      if (!ssnValid(m[1] ?? '', m[3] ?? '', m[4] ?? '')) continue;
+      const sep = m[2] ?? '';
+      const context = hasContext(text, m.index, SSN_WORDS);
+      // A bare 9-digit run is only an SSN when the text says so (else: order numbers, ids).
+      if (sep === '' && !context) continue;
+      const base = sep === '-' ? 0.7 : sep === ' ' ? 0.5 : 0.4;
+      out.push({ start: m.index, end: m.index + m[0].length, confidence: context ? Math.min(1, base + 0.25) : base });
+    }
+    return out;
+  },
+  settledBefore: runHint(SSN_RUN, 11 + 2, (text, p) => DIGIT(text.charCodeAt(p)) && (p === 0 || !SSN_BOUNDARY(text.charCodeAt(p - 1)))),
+});
+
+// ---------------------------------------------------------------- IP addresses
+
+const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const IPV4_RE = new RegExp(`(?<![\\w.])${OCTET}(?:\\.${OCTET}){3}(?![\\w]|\\.\\d)`, 'g');
+const IP_WORDS = ['ip', 'host', 'server', 'address', 'addr', 'client', 'remote', 'gateway', 'dns', 'from', 'connect'];
+/** Version-number context: `v1.2.3.4`, "version 1.2.3.4", "build 10.0.19041.1". */
+const VERSION_BEFORE = /(?:\bv|\bver\.?|version|release|build|firmware|\bfw|\bsdk|\bos|\bapi|\bschema|\bprotocol|@)\s*[:=]?\s*$/;
+
+const IPV6_RE = /(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|\d{1,3}(?:\.\d{1,3}){3})?(?![\w:])/g;
+const IPV4_FULL = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
+
+/** Parses the textual forms of RFC 4291 §2.2 (with `::` compression and an IPv4 tail). */
+export function ipv6Valid(s: string): boolean {
+  const halves = s.split('::');
+  if (halves.length > 2) return false;
+  const parse = (part: string): string[] | undefined => (part === '' ? [] : part.split(':'));
+  const head = parse(halves[0] ?? '');
+  const tail = halves.length === 2 ? parse(halves[1] ?? '') : [];
+  if (head === undefined || tail === undefined) return false;
+  const groups = [...head, ...tail];
+  let count = 0;
+  let digits = false;
+  for (let i = 0; i < groups.length; i++) {
+    const g = groups[i] ?? '';
+    if (i === groups.length - 1 && g.includes('.')) {
+      if (!IPV4_FULL.test(g)) return false;
+      count += 2;
+      digits = true;
+      continue;
+    }
+    if (!/^[0-9A-Fa-f]{1,4}$/.test(g)) return false;
+    if (/\d/.test(g)) digits = true;
+    count++;
+  }
+  if (halves.length === 2) {
+    // `::` stands for at least one group; require some substance (not `a::b` words, not bare `::`).
+    return count <= 7 && groups.length >= 1 && digits && (groups.length >= 2 || s === '::1');
+  }
+  return count === 8;
+}
+
+const IPV4_RUN = asciiClass('0-9.');
+const IPV4_BOUNDARY = asciiClass('A-Za-z0-9_.');
+const ipv4Hint = runHint(IPV4_RUN, 15 + 2, (text, p) => DIGIT(text.charCodeAt(p)) && (p === 0 || !IPV4_BOUNDARY(text.charCodeAt(p - 1))));
+const IPV6_RUN = asciiClass('0-9A-Fa-f:.');
+const IPV6_FIRST = asciiClass('0-9A-Fa-f:');
+const IPV6_BOUNDARY = asciiClass('A-Za-z0-9_:.');
+/** An IPv6 candidate's first group: up to 4 hex digits, then `:` (or the end of the text). */
+const IPV6_HEAD = /^[0-9A-Fa-f]{0,4}(?::|$)/;
+// 50: the longest IPV6_RE match ((4 hex + `:`) × 7 + a dotted quad), + 1 character read after it.
+const ipv6Hint = runHint(IPV6_RUN, 50 + 1, (text, p) => IPV6_FIRST(text.charCodeAt(p)) && (p === 0 || !IPV6_BOUNDARY(text.charCodeAt(p - 1))) && IPV6_HEAD.test(text.slice(p, p + 5)));
+
+export const ipAddressDetector: Detector = defineDetector({
+  id: 'builtin.ip_address',
+  type: 'IP_ADDRESS',
+  maxLength: 45,
+  lookbehind: CONTEXT_WINDOW,
+  lookahead: 2,
+  find(text) {
+    const out: Candidate[] = [];
+    if (text.includes('.')) {
+      for (const m of matches(IPV4_RE, text)) {
+        if (VERSION_BEFORE.test(before(text, m.index, 24))) continue;
+        out.push({ start: m.index, end: m.index + m[0].length, confidence: withContext(0.7, text, m.index, IP_WORDS, 0.2) });
+      }
+    }
+    if (text.includes(':')) {
+      for (const m of matches(IPV6_RE, text)) {
+        if (!ipv6Valid(m[0])) continue;
+        out.push({ start: m.index, end: m.index + m[0].length, confidence: withContext(0.8, text, m.index, IP_WORDS, 0.15) });
+      }
+    }
+    return out;
+  },
+  settledBefore: (text) => Math.min(ipv4Hint(text), ipv6Hint(text)),
+});
+
+export const PII_DETECTORS: readonly Detector[] = [
+  emailDetector,
+  phoneDetector,
+  creditCardDetector,
+  ibanDetector,
+  usSsnDetector,
+  ipAddressDetector,
+];

@@ -1,0 +1,475 @@
+// FROZEN COPY of src/core/detection at commit a1e3bc1 — the oracle for test/detection-differential.test.ts
+// and the baseline of bench/masking-throughput.ts --baseline. Do not edit.
+/**
+ * Credential detectors. Prefixed token formats are matched exactly (length, alphabet, and the
+ * checksum where the format has one: GitHub's and npm's CRC-32), so random look-alikes are not
+ * reported. Documented example keys (AWS's `AKIAIOSFODNN7EXAMPLE`, Stripe's public doc key…) and
+ * placeholder passwords are NOT reported: they are published, grant nothing, and flagging them
+ * would block every prompt that quotes the providers' own documentation.
+ */
+import { base62Crc32Valid, decodeBase64 } from './checksums.ts';
+import { defineDetector, matches } from './detector-kit.ts';
+import { asciiClass, keywordSecretHint, prefixedTokenHint, runStart } from './settle.ts';
+import type { CharTest } from './settle.ts';
+import type { Candidate } from './detector-kit.ts';
+import type { Detector, EntityType } from './types.ts';
+
+/** Left/right token boundaries: the match must not be glued to more token characters. */
+const L = '(?<![A-Za-z0-9_-])';
+const R = '(?![A-Za-z0-9_-])';
+
+function regexFinder(re: RegExp, confidence: number, accept?: (m: RegExpExecArray, text: string) => number | false, literal?: string) {
+  return (text: string): Candidate[] => {
+    if (literal !== undefined && !text.includes(literal)) return [];
+    const out: Candidate[] = [];
+    for (const m of matches(re, text)) {
+      const c = accept === undefined ? confidence : accept(m, text);
+      if (c === false) continue;
+      // A capture group named `secret` narrows the reported span to it.
+      const secret = m.groups?.['secret'];
+      if (secret !== undefined) {
+        const offset = m[0].lastIndexOf(secret);
+        out.push({ start: m.index + offset, end: m.index + offset + secret.length, confidence: c });
+      } else {
+        out.push({ start: m.index, end: m.index + m[0].length, confidence: c });
+      }
+    }
+    return out;
+  };
+}
+
+function tokenDetector(
+  id: string,
+  type: EntityType,
+  maxLength: number,
+  re: RegExp,
+  confidence: number,
+  literal: string | undefined,
+  accept: ((m: RegExpExecArray, text: string) => number | false) | undefined,
+  settledBefore: (text: string) => number,
+  lookbehind = 1,
+): Detector {
+  return defineDetector({ id, type, maxLength, lookbehind, lookahead: 1, find: regexFinder(re, confidence, accept, literal), settledBefore });
+}
+
+/** Published example values from the providers' documentation. */
+const DOCUMENTED_EXAMPLES = new Set([
+  'AKIAIOSFODNN7EXAMPLE',
+  'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+  'sk_test_4eC39HqLyjWDarjtT1zdp7dc',
+  'sk_test_BQokikJOvBiI2HlWgH4olfQ2',
+  'rk_test_4eC39HqLyjWDarjtT1zdp7dc',
+]);
+const EXAMPLE_MARKER = /EXAMPLE|example|XXXXXXXXXX|xxxxxxxxxx|0123456789abcdef|1234567890abcdef/;
+
+// ---------------------------------------------------------------- PEM private keys
+
+const PEM_BEGIN_RE = /-----BEGIN ((?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?)-----/g;
+const PEM_MAX = 6000;
+
+/**
+ * The PEM blocks of `text`, as the detector reports them, and `pendingAt`: the start of the first
+ * block that more text could still change (an open BEGIN whose END could still arrive within
+ * PEM_MAX, or a BEGIN marker cut by the end of the text), else text.length.
+ */
+function scanPem(text: string): { found: Candidate[]; pendingAt: number } {
+  const n = text.length;
+  const found: Candidate[] = [];
+  let pendingAt = n;
+  let scannedTo = 0;
+  if (text.includes('PRIVATE KEY')) {
+    for (const m of matches(PEM_BEGIN_RE, text)) {
+      const label = m[1] ?? '';
+      const bodyStart = m.index + m[0].length;
+      const endMarker = `-----END ${label}-----`;
+      const endAt = text.indexOf(endMarker, bodyStart);
+      let end: number;
+      if (endAt >= 0 && endAt + endMarker.length - m.index <= PEM_MAX) {
+        end = endAt + endMarker.length;
+      } else {
+        // An END marker may still complete within PEM_MAX (the body scan below also peeks 5
+        // characters ahead for `-----`): everything from this BEGIN on is pending.
+        if (pendingAt === n && m.index + PEM_MAX + 5 > n) pendingAt = m.index;
+        // No END marker (truncated paste): the base64 body (and RFC 1421 headers) that follows.
+        end = bodyStart;
+        const limit = Math.min(n, m.index + PEM_MAX);
+        while (end < limit && /[A-Za-z0-9+/=\s:,-]/.test(text.charAt(end))) {
+          if (text.startsWith('-----', end)) break;
+          end++;
+        }
+        while (end > bodyStart && /\s/.test(text.charAt(end - 1))) end--;
+      }
+      found.push({ start: m.index, end, confidence: end - bodyStart > 40 ? 1 : 0.9 });
+      PEM_BEGIN_RE.lastIndex = Math.max(PEM_BEGIN_RE.lastIndex, end);
+      scannedTo = Math.max(scannedTo, PEM_BEGIN_RE.lastIndex);
+    }
+  }
+  if (pendingAt === n) {
+    // A BEGIN marker cut by the end of the text (not inside a block already found).
+    const q = text.lastIndexOf('-----BEGIN ');
+    if (q >= scannedTo && q >= 0 && PEM_PARTIAL_LABEL.test(text.slice(q + 11))) pendingAt = q;
+    else {
+      for (let k = Math.min(11, n); k > 0; k--) {
+        if (n - k >= scannedTo && text.endsWith(PEM_BEGIN_PREFIX.slice(0, k))) {
+          pendingAt = n - k;
+          break;
+        }
+      }
+    }
+  }
+  return { found, pendingAt };
+}
+const PEM_BEGIN_PREFIX = '-----BEGIN ';
+/** What may follow `-----BEGIN ` while the marker is still incomplete. */
+const PEM_PARTIAL_LABEL = /^[A-Z0-9 ]*-{0,4}$/;
+
+export const privateKeyDetector: Detector = defineDetector({
+  id: 'builtin.private_key',
+  type: 'PRIVATE_KEY',
+  maxLength: PEM_MAX,
+  find: (text) => scanPem(text).found,
+  settledBefore: (text) => scanPem(text).pendingAt,
+});
+
+// ---------------------------------------------------------------- cloud and SaaS tokens
+
+export const awsAccessKeyDetector = tokenDetector(
+  'builtin.aws_access_key',
+  'AWS_ACCESS_KEY',
+  20,
+  /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16}(?![A-Za-z0-9])/g,
+  0.95,
+  'A',
+  (m) => (DOCUMENTED_EXAMPLES.has(m[0]) || m[0].endsWith('EXAMPLE') ? false : 0.95),
+  prefixedTokenHint(['AKIA', 'ASIA', 'ABIA', 'ACCA', 'A3T'], 20, asciiClass('A-Za-z0-9')),
+);
+
+export const awsSecretKeyDetector = tokenDetector(
+  'builtin.aws_secret_key',
+  'AWS_SECRET_KEY',
+  40,
+  /(?:aws_?secret_?access_?key|aws_?secret|secret_?access_?key)["']?\s{0,3}[:=]\s{0,3}["']?(?<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])/gi,
+  0.95,
+  undefined,
+  (m) => {
+    const s = m.groups?.['secret'] ?? '';
+    return DOCUMENTED_EXAMPLES.has(s) || EXAMPLE_MARKER.test(s) ? false : 0.95;
+  },
+  keywordSecretHint(asciiClass('A-Za-z0-9/+'), /(?:aws_?secret_?access_?key|aws_?secret|secret_?access_?key)["']?\s{0,3}[:=]\s{0,3}["']?$/i, 64, 40),
+  64,
+);
+
+export const githubTokenDetector: Detector = defineDetector({
+  id: 'builtin.github_token',
+  type: 'GITHUB_TOKEN',
+  maxLength: 93,
+  lookbehind: 1,
+  lookahead: 1,
+  find: (() => {
+    const classic = regexFinder(new RegExp(`${L}gh[pousr]_(?<body>[A-Za-z0-9]{36})${R}`, 'g'), 0.99, (m) =>
+      base62Crc32Valid(m.groups?.['body'] ?? '') ? 0.99 : false,
+    );
+    // Fine-grained PATs carry no public checksum: exact shape only.
+    const fineGrained = regexFinder(new RegExp(`${L}github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}${R}`, 'g'), 0.95, (m) =>
+      EXAMPLE_MARKER.test(m[0]) ? false : 0.95,
+    );
+    return (text: string): Candidate[] => {
+      const out: Candidate[] = [];
+      if (text.includes('gh')) out.push(...classic(text));
+      if (text.includes('github_pat_')) out.push(...fineGrained(text));
+      return out;
+    };
+  })(),
+  settledBefore: prefixedTokenHint(['ghp_', 'gho_', 'ghu_', 'ghs_', 'ghr_', 'github_pat_'], 93),
+});
+
+export const gitlabTokenDetector = tokenDetector(
+  'builtin.gitlab_token',
+  'GITLAB_TOKEN',
+  128,
+  new RegExp(`${L}gl(?:pat|dt|rt|ptt|cbt|oas|soat|ft|imt|agent|wt)-[A-Za-z0-9_-]{20,100}(?:\\.[A-Za-z0-9]{2}\\.[A-Za-z0-9]{7,12})?${R}`, 'g'),
+  0.95,
+  'gl',
+  (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.95),
+  prefixedTokenHint(['glpat-', 'gldt-', 'glrt-', 'glptt-', 'glcbt-', 'gloas-', 'glsoat-', 'glft-', 'glimt-', 'glagent-', 'glwt-'], 128),
+);
+
+export const slackTokenDetector = tokenDetector(
+  'builtin.slack_token',
+  'SLACK_TOKEN',
+  256,
+  new RegExp(`${L}(?:xox[baprs]-(?:[0-9]{6,16}-){1,3}[A-Za-z0-9]{8,64}|xox[pe](?:-[0-9]{1,16}){3}-[a-f0-9]{20,64}|xapp-[0-9]-[A-Z0-9]{6,14}-[0-9]{6,16}-[a-f0-9]{20,80}|xoxe\\.xox[bp]-1-[A-Za-z0-9]{100,200})${R}`, 'g'),
+  0.95,
+  'x',
+  (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.95),
+  prefixedTokenHint(['xoxb-', 'xoxa-', 'xoxp-', 'xoxr-', 'xoxs-', 'xoxe-', 'xoxe.xoxb-', 'xoxe.xoxp-', 'xapp-'], 256),
+);
+
+export const stripeKeyDetector = tokenDetector(
+  'builtin.stripe_key',
+  'STRIPE_KEY',
+  256,
+  new RegExp(`${L}(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{20,247}${R}|${L}whsec_[A-Za-z0-9]{32,64}${R}`, 'g'),
+  0.95,
+  '_',
+  (m) => {
+    if (DOCUMENTED_EXAMPLES.has(m[0]) || EXAMPLE_MARKER.test(m[0])) return false;
+    return m[0].includes('_test_') ? 0.8 : 0.97;
+  },
+  prefixedTokenHint(['sk_live_', 'sk_test_', 'rk_live_', 'rk_test_', 'whsec_'], 256),
+);
+
+export const anthropicKeyDetector = tokenDetector(
+  'builtin.anthropic_key',
+  'ANTHROPIC_KEY',
+  200,
+  new RegExp(`${L}sk-ant-(?:api|admin|oat|ort|sid)\\d{2}-[A-Za-z0-9_-]{32,160}${R}`, 'g'),
+  0.99,
+  'sk-ant-',
+  (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.99),
+  prefixedTokenHint(['sk-ant-'], 200),
+);
+
+export const openaiKeyDetector = tokenDetector(
+  'builtin.openai_key',
+  'OPENAI_KEY',
+  256,
+  new RegExp(`${L}sk-(?:(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{40,240}|[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}|[A-Za-z0-9]{48})${R}`, 'g'),
+  0.9,
+  'sk-',
+  (m) => {
+    const s = m[0];
+    if (s.startsWith('sk-ant-') || EXAMPLE_MARKER.test(s)) return false;
+    // "T3BlbkFJ" (base64 of "OpenAI") is embedded in every issued key.
+    if (s.includes('T3BlbkFJ')) return 0.99;
+    if (/^sk-(?:proj|svcacct|admin)-/.test(s)) return 0.95;
+    // A bare sk- + 48 alphanumerics needs both letters and digits (random, not a word run).
+    return /\d/.test(s.slice(3)) && /[A-Za-z]/.test(s.slice(3)) ? 0.8 : false;
+  },
+  prefixedTokenHint(['sk-'], 256),
+);
+
+export const googleApiKeyDetector = tokenDetector(
+  'builtin.google_api_key',
+  'GOOGLE_API_KEY',
+  39,
+  new RegExp(`${L}AIza[0-9A-Za-z_-]{35}${R}`, 'g'),
+  0.95,
+  'AIza',
+  (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.95),
+  prefixedTokenHint(['AIza'], 39),
+);
+
+const JWT_RE = new RegExp(`${L}(eyJ[A-Za-z0-9_-]{8,2000})\\.(ey[A-Za-z0-9_-]{4,4700})\\.([A-Za-z0-9_-]{0,1400})${R}`, 'g');
+
+export const jwtDetector: Detector = defineDetector({
+  id: 'builtin.jwt',
+  type: 'JWT',
+  maxLength: 8192,
+  lookbehind: 1,
+  lookahead: 1,
+  find(text) {
+    if (!text.includes('eyJ')) return [];
+    const out: Candidate[] = [];
+    for (const m of matches(JWT_RE, text)) {
+      const header = decodeBase64(m[1] ?? '');
+      if (header === undefined) continue;
+      let alg: unknown;
+      try {
+        const parsed: unknown = JSON.parse(header);
+        alg = typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>)['alg'] : undefined;
+      } catch {
+        continue;
+      }
+      if (typeof alg !== 'string') continue;
+      const payload = decodeBase64(m[2] ?? '');
+      if (payload === undefined || !payload.startsWith('{')) continue;
+      const unsigned = (m[3] ?? '') === '';
+      out.push({ start: m.index, end: m.index + m[0].length, confidence: unsigned ? 0.85 : 0.97 });
+    }
+    return out;
+  },
+  // The FIRST possible start in the trailing run: a JWT's payload also begins with `ey`.
+  settledBefore: prefixedTokenHint(['eyJ'], 8192),
+});
+
+export const npmTokenDetector = tokenDetector(
+  'builtin.npm_token',
+  'NPM_TOKEN',
+  40,
+  new RegExp(`${L}npm_(?<body>[A-Za-z0-9]{36})${R}`, 'g'),
+  0.99,
+  'npm_',
+  (m) => (base62Crc32Valid(m.groups?.['body'] ?? '') ? 0.99 : false),
+  prefixedTokenHint(['npm_'], 40),
+);
+
+export const huggingfaceTokenDetector = tokenDetector(
+  'builtin.huggingface_token',
+  'HUGGINGFACE_TOKEN',
+  48,
+  new RegExp(`${L}(?:hf_|api_org_)[A-Za-z0-9]{34}${R}`, 'g'),
+  0.9,
+  '_',
+  (m) => {
+    const s = m[0];
+    if (EXAMPLE_MARKER.test(s)) return false;
+    // Issued tokens are random mixed-case letters (older ones also digits): not a word run.
+    return /[A-Z]/.test(s.slice(3)) && /[a-z]/.test(s.slice(3)) ? 0.9 : false;
+  },
+  prefixedTokenHint(['hf_', 'api_org_'], 48),
+);
+
+export const sendgridKeyDetector = tokenDetector(
+  'builtin.sendgrid_key',
+  'SENDGRID_KEY',
+  69,
+  new RegExp(`${L}SG\\.[A-Za-z0-9_-]{22}\\.[A-Za-z0-9_-]{43}${R}`, 'g'),
+  0.97,
+  'SG.',
+  (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.97),
+  prefixedTokenHint(['SG.'], 69),
+);
+
+// ---------------------------------------------------------------- credentials in URLs and headers
+
+/** Passwords that are placeholders, not credentials: `password`, `${DB_PASS}`, `<password>`, `****`. */
+const PLACEHOLDER_PASSWORD =
+  /^(?:pass(?:word)?|passwd|pwd|secret|changeme|change_me|your[_-]?password|example|xxx+|\*+|\.\.\.+|<[^>]*>|\[[^\]]*\]|\$\{[^}]*\}|\{\{[^}]*\}\}|\$[A-Za-z_][A-Za-z0-9_]*|%[sd]|%\([^)]*\)s|:?[A-Za-z_]+_PASSWORD)$/i;
+const DB_SCHEMES =
+  'postgres|postgresql|postgis|mysql|mysql2|mariadb|mongodb|mongodb\\+srv|redis|rediss|valkey|memcached|amqp|amqps|mssql|sqlserver|oracle|cockroachdb|clickhouse|couchdb|couchbase|neo4j|neo4j\\+s|bolt|cassandra|db2|snowflake|jdbc:[a-z0-9]+|jdbc:[a-z0-9]+:[a-z0-9]+|sqlalchemy|postgresql\\+[a-z0-9]+|mysql\\+[a-z0-9]+';
+const URL_CRED_RE = new RegExp(
+  `(?<![A-Za-z0-9+.-])(?<scheme>(?:jdbc:(?:[a-z0-9]{1,20}:)?)?[A-Za-z][A-Za-z0-9+.-]{1,40})://(?<user>[^\\s:/@?#"'<>]{0,128}):(?<pass>[^\\s@/?#"'<>]{1,256})@(?=[A-Za-z0-9\\[._-])`,
+  'g',
+);
+const DB_SCHEME_RE = new RegExp(`^(?:${DB_SCHEMES})$`, 'i');
+
+function urlCredentialFinder(dbOnly: boolean) {
+  return (text: string): Candidate[] => {
+    if (!text.includes('://')) return [];
+    const out: Candidate[] = [];
+    for (const m of matches(URL_CRED_RE, text)) {
+      const g = m.groups ?? {};
+      const scheme = g['scheme'] ?? '';
+      const isDb = DB_SCHEME_RE.test(scheme);
+      if (isDb !== dbOnly) continue;
+      const pass = g['pass'] ?? '';
+      if (PLACEHOLDER_PASSWORD.test(decodeURIComponentSafe(pass))) continue;
+      // Reported span: `scheme://user:password` — the host and path after `@` stay readable.
+      out.push({ start: m.index, end: m.index + m[0].length - 1, confidence: isDb ? 0.97 : 0.9 });
+    }
+    return out;
+  };
+}
+
+/** Characters a `scheme://user:password@` match (and the character it reads after) can hold. */
+const URL_NOT_RUN_ASCII = asciiClass('\t\n\v\f\r "\'<>');
+const URL_RUN: CharTest = (c) => (c < 128 ? !URL_NOT_RUN_ASCII(c) : !/\s/.test(String.fromCharCode(c)));
+const URL_BOUNDARY = asciiClass('A-Za-z0-9+.-');
+const URL_LETTER = asciiClass('A-Za-z');
+/** Every prefix of `scheme://user:password@` (bounded like URL_CRED_RE). */
+const URL_CRED_PREFIX =
+  /^(?:jdbc:(?:[a-z0-9]{1,20}:?)?)?[A-Za-z][A-Za-z0-9+.-]{0,40}(?::(?:\/(?:\/(?:[^\s:/@?#"'<>]{0,128}(?::(?:[^\s@/?#"'<>]{0,256}@?)?)?)?)?)?)?$/;
+
+/** Pending from the first possible scheme start in the trailing run whose text is still a prefix of a match. */
+function urlCredentialHint(text: string): number {
+  const n = text.length;
+  const r = runStart(text, URL_RUN);
+  for (let p = Math.max(r, n - 470); p < n; p++) {
+    if (!URL_LETTER(text.charCodeAt(p))) continue;
+    if (p > 0 && URL_BOUNDARY(text.charCodeAt(p - 1))) continue;
+    if (URL_CRED_PREFIX.test(text.slice(p))) return p;
+  }
+  return n;
+}
+
+function decodeURIComponentSafe(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+export const databaseUrlDetector: Detector = defineDetector({
+  id: 'builtin.database_url_credentials',
+  type: 'DATABASE_URL_CREDENTIALS',
+  maxLength: 430,
+  lookbehind: 1,
+  lookahead: 2,
+  find: urlCredentialFinder(true),
+  settledBefore: urlCredentialHint,
+});
+
+export const urlCredentialsDetector: Detector = defineDetector({
+  id: 'builtin.url_credentials',
+  type: 'URL_CREDENTIALS',
+  maxLength: 430,
+  lookbehind: 1,
+  lookahead: 2,
+  find: urlCredentialFinder(false),
+  settledBefore: urlCredentialHint,
+});
+
+const BASIC_RE = /(?:authorization|proxy-authorization)["']?\s{0,3}[:=]\s{0,3}["']?basic\s{1,3}(?<secret>[A-Za-z0-9+/]{4,684}={0,2})(?![A-Za-z0-9+/=])/gi;
+
+export const basicAuthDetector: Detector = defineDetector({
+  id: 'builtin.basic_auth',
+  type: 'BASIC_AUTH_CREDENTIALS',
+  maxLength: 688,
+  lookbehind: 40,
+  lookahead: 1,
+  find: regexFinder(BASIC_RE, 0.97, (m) => {
+    const decoded = decodeBase64(m.groups?.['secret'] ?? '');
+    if (decoded === undefined) return false;
+    const colon = decoded.indexOf(':');
+    if (colon < 0) return false;
+    if (PLACEHOLDER_PASSWORD.test(decoded.slice(colon + 1)) || EXAMPLE_MARKER.test(decoded)) return false;
+    return 0.97;
+  }),
+  // The reported span is the base64 run after the keyword; the keyword itself is left context.
+  settledBefore: keywordSecretHint(asciiClass('A-Za-z0-9+/='), /(?:authorization|proxy-authorization)["']?\s{0,3}[:=]\s{0,3}["']?basic\s{1,3}$/i, 48, 688),
+});
+
+const BEARER_RE = /(?<![A-Za-z0-9])bearer\s{1,3}(?<secret>[A-Za-z0-9._~+/-]{16,4096}=*)(?![A-Za-z0-9._~+/=-])/gi;
+
+export const bearerTokenDetector: Detector = defineDetector({
+  id: 'builtin.bearer_token',
+  type: 'BEARER_TOKEN',
+  maxLength: 4100,
+  // The header check reads 40 characters before `bearer`, itself up to 9 before the secret.
+  lookbehind: 50,
+  lookahead: 1,
+  find: regexFinder(BEARER_RE, 0.9, (m, text) => {
+    const s = m.groups?.['secret'] ?? '';
+    // A token is random: it has digits or mixed case, not just a long word.
+    const digits = /\d/.test(s);
+    const mixed = /[a-z]/.test(s) && /[A-Z]/.test(s);
+    if (!digits && !mixed) return false;
+    if (EXAMPLE_MARKER.test(s) || /^(?:<|\$\{|\{\{)/.test(s)) return false;
+    const header = /authorization["']?\s{0,3}[:=]\s{0,3}["']?$/i.test(text.slice(Math.max(0, m.index - 40), m.index));
+    return header ? 0.95 : 0.8;
+  }),
+  settledBefore: keywordSecretHint(asciiClass('A-Za-z0-9._~+/=-'), /(?<![A-Za-z0-9])bearer\s{1,3}$/i, 16, 4100),
+});
+
+export const SECRET_DETECTORS: readonly Detector[] = [
+  privateKeyDetector,
+  awsAccessKeyDetector,
+  awsSecretKeyDetector,
+  githubTokenDetector,
+  gitlabTokenDetector,
+  slackTokenDetector,
+  stripeKeyDetector,
+  anthropicKeyDetector,
+  openaiKeyDetector,
+  googleApiKeyDetector,
+  jwtDetector,
+  npmTokenDetector,
+  huggingfaceTokenDetector,
+  sendgridKeyDetector,
+  databaseUrlDetector,
+  urlCredentialsDetector,
+  basicAuthDetector,
+  bearerTokenDetector,
+];
