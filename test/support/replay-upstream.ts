@@ -11,6 +11,7 @@ import { createServer } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { seededRandom } from './seeded-random.ts';
 
 export interface Transcript {
   readonly description: string;
@@ -190,24 +191,13 @@ export function chunkSizes(total: number, chunking: ReplayOptions['chunking'] = 
     for (let left = total; left > 0; left -= size) sizes.push(Math.min(size, left));
     return sizes;
   }
-  const next = mulberry32(chunking.random);
+  const next = seededRandom(chunking.random);
   for (let left = total; left > 0; ) {
     const size = Math.min(left, 1 + Math.floor(next() * 48));
     sizes.push(size);
     left -= size;
   }
   return sizes;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 async function replay(res: ServerResponse, transcript: Transcript, options: ReplayOptions): Promise<void> {
