@@ -36,7 +36,8 @@ describe('aigov login in a real terminal', { skip: !BUILT ? 'run `npm run build`
     const session = `aigov-tui-${process.pid}`;
     try {
       const env = `HOME=${home} AIGOV_CONFIG_DIR=${join(home, 'config')} AIGOV_RUNTIME_DIR=${join(home, 'run')} AIGOV_DEVICE_POLL_INTERVAL=1 PATH=${process.env.PATH ?? ''}`;
-      const command = `env ${env} ${process.execPath} ${join(ROOT, 'bin', 'run.js')} login --gateway ${gateway.url} --no-browser --insecure-storage; echo "exit=$?"; sleep 30`;
+      // CI=… would make Ink hold its frames (and aigov then prints plain lines): test the Ink view.
+      const command = `env -u CI -u CONTINUOUS_INTEGRATION ${env} ${process.execPath} ${join(ROOT, 'bin', 'run.js')} login --gateway ${gateway.url} --no-browser --insecure-storage; echo "exit=$?"; sleep 30`;
       execFileSync('tmux', ['new-session', '-d', '-s', session, '-x', '120', '-y', '40', command]);
       const shown = await waitForScreen(session, (t) => /[A-Z0-9]{4}-[A-Z0-9]{4}/.test(t) && /expires in/.test(t), 'the code');
       const code = /│\s+([A-Z0-9]{4}-[A-Z0-9]{4})\s+│/.exec(shown)?.[1];
@@ -47,6 +48,27 @@ describe('aigov login in a real terminal', { skip: !BUILT ? 'run `npm run build`
       const done = await waitForScreen(session, (t) => /exit=\d+/.test(t), 'the login to finish');
       assert.match(done, /Approved/);
       assert.match(done, /Logged in to .* as bob@aigov\.dev \(groups approvers\)/);
+      assert.match(done, /exit=0/);
+    } finally {
+      spawnSync('tmux', ['kill-session', '-t', session]);
+      await gateway.close();
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
+  it('with CI set, a terminal still shows the code (plain lines: Ink would hold its frames)', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'aigov-tui-ci-'));
+    const gateway = await startDevGateway({ version: 'test', port: 0, stateDir: join(home, 'gw'), logLevel: 'silent' });
+    const session = `aigov-tui-ci-${process.pid}`;
+    try {
+      const env = `CI=true HOME=${home} AIGOV_CONFIG_DIR=${join(home, 'config')} AIGOV_RUNTIME_DIR=${join(home, 'run')} AIGOV_DEVICE_POLL_INTERVAL=1 PATH=${process.env.PATH ?? ''}`;
+      const command = `env ${env} ${process.execPath} ${join(ROOT, 'bin', 'run.js')} login --gateway ${gateway.url} --no-browser --insecure-storage; echo "exit=$?"; sleep 30`;
+      execFileSync('tmux', ['new-session', '-d', '-s', session, '-x', '120', '-y', '40', command]);
+      const shown = await waitForScreen(session, (t) => /\b[A-Z0-9]{4}-[A-Z0-9]{4}\b/.test(t), 'the code');
+      const code = /\b([A-Z0-9]{4}-[A-Z0-9]{4})\b/.exec(shown)![1]!;
+      await gateway.idp.approveDevice(code, 'carol');
+      const done = await waitForScreen(session, (t) => /exit=\d+/.test(t), 'the login to finish');
+      assert.match(done, /as carol@aigov\.dev/);
       assert.match(done, /exit=0/);
     } finally {
       spawnSync('tmux', ['kill-session', '-t', session]);

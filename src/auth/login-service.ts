@@ -261,7 +261,7 @@ export async function login(opts: LoginOptions): Promise<LoginResult> {
   if (interactive && !opts.noBrowser && !isOverSsh(env)) {
     browserOpened = await (opts.openBrowser ?? openInBrowser)(device.prompt.verificationUriComplete ?? device.prompt.verificationUri);
   }
-  const view = await showPrompt(device.prompt, gatewayUrl, stderr, opts.tui ?? Boolean(stderr.isTTY), browserOpened);
+  const view = await showPrompt(device.prompt, gatewayUrl, stderr, opts.tui ?? (Boolean(stderr.isTTY) && !inContinuousIntegration(env)), browserOpened);
 
   let tokens: TokenSet;
   let user: LoginUser;
@@ -538,4 +538,13 @@ export function whoamiLine(report: StatusReport): string | null {
   if (!report.loggedIn || !report.user) return null;
   const groups = report.user.groups.length ? report.user.groups.join(', ') : 'no groups';
   return `${report.user.email ?? report.user.subject} (${groups}) on ${report.gateway ?? '?'}`;
+}
+
+/**
+ * Ink renders only its last frame when it believes it runs in CI (is-in-ci's test, repeated here):
+ * the device code would stay hidden until the login ended. So in CI the plain lines are used.
+ */
+export function inContinuousIntegration(env: Readonly<Record<string, string | undefined>>): boolean {
+  if (env.CI === '0' || env.CI === 'false') return false;
+  return 'CI' in env || 'CONTINUOUS_INTEGRATION' in env || Object.keys(env).some((key) => key.startsWith('CI_'));
 }
