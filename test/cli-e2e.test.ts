@@ -157,7 +157,8 @@ describe('aigov login → aigov run, as processes', { skip: BUILT ? false : 'run
 
   it('forwards SIGTERM to the child and passes arguments after -- untouched', async () => {
     let sent = false;
-    const script = 'trap "echo got-term; exit 3" TERM; echo "args:$*"; echo ready; while :; do sleep 0.05; done';
+    // Bounded loop: should the signal go astray, the child still ends and the test fails cleanly.
+    const script = 'trap "echo got-term; exit 3" TERM; echo "args:$*"; echo ready; i=0; while [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done';
     const result = await aigov(['run', '--', 'sh', '-c', script, 'sh', '--profile', '-v', '--', 'x y'], {}, (_stderr, child, stdout) => {
       if (!sent && stdout.includes('ready')) {
         sent = true;

@@ -59,7 +59,9 @@ export function childEnvironment(parent: NodeJS.ProcessEnv, grant: RunGrant): No
 /** Runs the child to completion; resolves with the exit code aigov should return. */
 export function runChild(command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: 'inherit', env });
+    // Handlers go in before the child starts: with none installed, a SIGTERM arriving while spawn()
+    // returns would kill aigov at once and leave the child running on its own. (Handlers run on a
+    // later turn of the event loop, when `child` is set.)
     const forward = (signal: NodeJS.Signals) => (): void => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     };
@@ -76,6 +78,7 @@ export function runChild(command: string, args: readonly string[], env: NodeJS.P
       process.off('SIGHUP', onHup);
       process.off('SIGINT', onInt);
     };
+    const child = spawn(command, args, { stdio: 'inherit', env });
     child.once('error', (error: NodeJS.ErrnoException) => {
       cleanup();
       const reason = error.code === 'ENOENT' ? 'command not found' : error.code === 'EACCES' ? 'permission denied' : (error.code ?? 'cannot start it');
