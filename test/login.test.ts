@@ -26,9 +26,9 @@ import {
 } from '../src/auth/login-service.ts';
 import type { DevicePrompt } from '../src/auth/oidc-client.ts';
 import { openCliSettings } from '../src/config/cli-settings.ts';
-import { AigovError } from '../src/core/errors.ts';
 import { startDevGateway, type RunningDevGateway } from '../src/gateway/dev/dev-gateway.ts';
 import { OAuthResponseError, refresh } from './support/dev-login.ts';
+import { rejection } from './support/aigov-assert.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'run.js');
@@ -76,16 +76,6 @@ async function loginWith(
 }
 
 const approveAs = (user: string) => (prompt: DevicePrompt) => gateway.idp.approveDevice(prompt.userCode, user);
-
-async function rejection(promise: Promise<unknown>): Promise<AigovError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof AigovError, `expected an AigovError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected a rejection');
-}
 
 async function storedToken(profile: string): Promise<string | null> {
   const { store } = await openCredentialStore({ kind: 'file', configDir, env: {} });

@@ -16,6 +16,7 @@ import { createTokenRefresher, type TokenRefresherOptions } from '../src/auth/to
 import { AigovError } from '../src/core/errors.ts';
 import { startDevGateway, type RunningDevGateway } from '../src/gateway/dev/dev-gateway.ts';
 import { OAuthResponseError, deviceLogin, refresh } from './support/dev-login.ts';
+import { rejection } from './support/aigov-assert.ts';
 
 const CLIENT_ID = 'aigov-cli';
 let home: string;
@@ -50,16 +51,6 @@ function refresherFor(profile: string, initialRefreshToken: string, extra: Parti
     resource: gateway.url,
     ...extra,
   });
-}
-
-async function rejection(promise: Promise<unknown>): Promise<AigovError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof AigovError, `expected an AigovError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected a rejection');
 }
 
 before(async () => {

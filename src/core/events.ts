@@ -86,11 +86,6 @@ export interface Principal {
   readonly clientId: string | null;
 }
 
-/** A policy decision as data. Issue "Policy engine" fills in more actions. */
-export type PolicyDecision =
-  | { readonly action: 'allow'; readonly ruleId: string | null; readonly reason: string }
-  | { readonly action: 'block'; readonly ruleId: string; readonly reason: string };
-
 export function mergeUsage(a: Usage | undefined, b: Usage): Usage {
   return {
     inputTokens: b.inputTokens ?? a?.inputTokens,

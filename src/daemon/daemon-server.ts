@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { AccessToken, TokenSource } from '../auth/token-source.ts';
 import { AigovError, isAigovError } from '../core/errors.ts';
 import { anthropicAdapter } from '../gateway/providers/anthropic.ts';
-import type { ProviderAdapter } from '../gateway/providers/adapter.ts';
+import { toProviderError, type ProviderAdapter } from '../gateway/providers/adapter.ts';
 import { openaiAdapter } from '../gateway/providers/openai.ts';
 import type { Discovery } from '../protocol/discovery.ts';
 import { silentLogger, type DaemonLogger } from './daemon-log.ts';
@@ -267,7 +267,7 @@ function sendError(res: http.ServerResponse, adapter: ProviderAdapter, error: Ai
     res.destroy();
     return;
   }
-  const body = adapter.renderError({ status: error.status, type: error.spec.type, message: `${error.message} ${error.hint}`, code: error.code });
+  const body = adapter.renderError(toProviderError(error));
   res.writeHead(error.status, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import type { Agent, Dispatcher } from 'undici';
 import type { TokenVerifier } from '../auth/verify-token.ts';
 import type { ResolvedProvider } from '../config/schema.ts';
-import { AigovError, isAigovError, type ErrorCode } from '../core/errors.ts';
+import { AigovError, isAigovError } from '../core/errors.ts';
 import { mergeUsage, type EndpointId, type NormalizedRequest, type Principal, type ResponseEvent, type Usage } from '../core/events.ts';
 import { scrubSecrets } from '../core/scrub-secrets.ts';
 import { SseParser, type SseEvent } from '../core/sse.ts';
@@ -22,7 +22,7 @@ import { waitForDrain } from './backpressure.ts';
 import type { CallContext, PipelineHooks, RequestVerdict } from './hooks.ts';
 import { createStreamRewriter, rewriteRequestBody, rewriteResponseBody, type TextRewriter } from './text-rewrite.ts';
 import type { GatewayMetrics } from './metrics.ts';
-import { pickResponseHeaders, type ProviderAdapter, type ProviderError, type RouteMatch } from './providers/adapter.ts';
+import { pickResponseHeaders, toProviderError, type ProviderAdapter, type ProviderError, type RouteMatch } from './providers/adapter.ts';
 import { MAX_HELD_TOOL_CALL_BYTES, StreamToolGate, type ToolCallCheck, type ToolCallRefusal } from './tool-gate.ts';
 import { classifyUpstreamError } from './upstream.ts';
 
@@ -453,7 +453,7 @@ async function relayStream(call: CallState, upstream: Dispatcher.ResponseData, t
   if (refused) {
     // A forbidden tool call: nothing held reaches the client; the provider's in-stream error does.
     const error = new AigovError('AIGOV_E_POLICY_BLOCKED', { rule: refused.ruleId, reason: refused.reason });
-    const block = adapter.renderStreamError(route.endpoint, { status: 403, type: error.spec.type, message: `${error.message} ${error.hint}`, code: error.code });
+    const block = adapter.renderStreamError(route.endpoint, toProviderError(error));
     await send({ out: block, records: [{ offsetMs: call.elapsedMs(), raw: block }] });
     call.res.end();
     call.finish('blocked', upstream.statusCode, { code: error.code, message: `tool call blocked by rule ${refused.ruleId}` });
@@ -465,7 +465,7 @@ async function relayStream(call: CallState, upstream: Dispatcher.ResponseData, t
     // The upstream ended (or died) without its closing event: tell the SDK in its own words
     // rather than letting a truncated answer pass for a complete one.
     const error = new AigovError('AIGOV_E_UPSTREAM_STREAM_BROKEN', { provider: provider.name });
-    const block = adapter.renderStreamError(route.endpoint, { status: 502, type: error.spec.type, message: `${error.message} ${error.hint}`, code: error.code });
+    const block = adapter.renderStreamError(route.endpoint, toProviderError(error));
     const needsBreak = tail.out !== '' && !/(?:\r\n|\r|\n){2}$/.test(tail.out);
     tail.out += (needsBreak ? '\n\n' : '') + block;
     tail.records.push({ offsetMs: call.elapsedMs(), raw: block });
@@ -564,7 +564,7 @@ class CallState {
 
   /** Ends the call with an aigov error in the provider's shape. `status` says how to record it. */
   sendError(error: AigovError, status: CallStatus | null, headers: Record<string, string> = {}): void {
-    const body = this.target.adapter.renderError({ status: error.status, type: error.spec.type, message: `${error.message} ${error.hint}`, code: error.code });
+    const body = this.target.adapter.renderError(toProviderError(error));
     if (!this.res.headersSent) {
       this.writeHead(error.status, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
       this.endWith(body);
@@ -633,4 +633,3 @@ export function errorSummary(error: unknown): string {
   return typeof error;
 }
 
-export type { ErrorCode };

@@ -14,7 +14,7 @@ import type { RecordingStore } from '../store/recording-store.ts';
 import { defaultHooks, type PipelineHooks } from './hooks.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { errorSummary, handleGovernedCall, type PipelineDeps } from './pipeline.ts';
-import type { ProviderAdapter } from './providers/adapter.ts';
+import { toProviderError, type ProviderAdapter } from './providers/adapter.ts';
 import { anthropicAdapter } from './providers/anthropic.ts';
 import { openaiAdapter } from './providers/openai.ts';
 
@@ -192,7 +192,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 }
 
 function sendProviderError(res: ServerResponse, adapter: ProviderAdapter, error: AigovError): void {
-  const body = adapter.renderError({ status: error.status, type: error.spec.type, message: `${error.message} ${error.hint}`, code: error.code });
+  const body = adapter.renderError(toProviderError(error));
   res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
   res.end(body);
 }

@@ -6,6 +6,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { EndpointId, NormalizedRequest, ProviderKind, ResponseEvent } from '../../core/events.ts';
 import type { SseEvent } from '../../core/sse.ts';
+import type { AigovError } from '../../core/errors.ts';
 
 export interface RouteMatch {
   readonly ok: true;
@@ -42,6 +43,11 @@ export interface ProviderAdapter {
   renderStreamError(endpoint: EndpointId, error: ProviderError): string;
   /** Reads an upstream error body into a ProviderError, or null when it is not in this provider's shape. */
   parseErrorBody(status: number, body: string): ProviderError | null;
+}
+
+/** An aigov error in the shape adapters render: the message carries the hint, the type and code the registry's. */
+export function toProviderError(error: AigovError): ProviderError {
+  return { status: error.status, type: error.spec.type, message: `${error.message} ${error.hint}`, code: error.code };
 }
 
 /** Client request headers that may go upstream. Everything else (credentials, cookies, hop-by-hop) stays here. */
