@@ -94,7 +94,47 @@ export const ERRORS = {
   AIGOV_E_APPROVAL_REQUIRED: {
     status: 403, exitCode: EXIT.noPerm, type: 'permission_error',
     message: 'This request needs approval under aigov policy rule `{rule}`: {reason}.',
-    hint: 'This gateway cannot hold requests for approval yet: change the request, or ask your security team about the rule.',
+    hint: 'The rule names no approver group, so nobody can approve it: change the request, or ask your security team about the rule.',
+  },
+  AIGOV_E_APPROVAL_DENIED: {
+    status: 403, exitCode: EXIT.noPerm, type: 'permission_error',
+    message: 'Approval {id} under aigov policy rule `{rule}` was denied by {by}: {reason}.',
+    hint: 'The request was not sent. Change it, or talk to the approver.',
+  },
+  AIGOV_E_APPROVAL_EXPIRED: {
+    status: 403, exitCode: EXIT.noPerm, type: 'permission_error',
+    message: 'Approval {id} under aigov policy rule `{rule}` expired before anyone decided.',
+    hint: 'The request was not sent. Send it again to open a new approval, and ask an approver ({approvers}) to watch `aigov approvals`.',
+  },
+  AIGOV_E_APPROVAL_INTERRUPTED: {
+    status: 503, exitCode: EXIT.tempFail, type: 'api_error',
+    message: 'Approval {id} is still open, but the gateway stopped holding this request ({reason}).',
+    hint: 'Send the same request again: once approved, it goes through without a second approval.',
+  },
+  AIGOV_E_APPROVAL_NOT_FOUND: {
+    status: 404, exitCode: EXIT.noInput, type: 'not_found_error',
+    message: 'No approval {id} that you may see.',
+    hint: 'List the ones you can decide with `aigov approvals list`.',
+  },
+  AIGOV_E_APPROVAL_SELF: {
+    status: 403, exitCode: EXIT.noPerm, type: 'permission_error',
+    message: 'You cannot decide approval {id}: it is your own request.',
+    hint: 'Another approver ({approvers}) has to decide it.',
+  },
+  AIGOV_E_APPROVAL_FORBIDDEN: {
+    status: 403, exitCode: EXIT.noPerm, type: 'permission_error',
+    message: 'You cannot decide approval {id}: only members of {approvers} can.',
+    hint: 'Ask a member of one of those groups.',
+  },
+  AIGOV_E_APPROVAL_CLOSED: {
+    status: 409, exitCode: EXIT.dataErr, type: 'invalid_request_error',
+    message: 'Approval {id} is already {state}.',
+    hint: 'Nothing to do; `aigov approvals show {id}` tells who decided and why.',
+  },
+  AIGOV_E_APPROVAL_VOTED: {
+    status: 409, exitCode: EXIT.dataErr, type: 'invalid_request_error',
+    message: 'You already approved {id}; it needs {remaining} more approval(s) from other people.',
+    hint: 'Wait for another approver ({approvers}).',
   },
   AIGOV_E_POLICY_FAILED: {
     status: 503, exitCode: EXIT.unavailable, type: 'api_error',
