@@ -5,6 +5,9 @@
  *   {"op":"status"}                 → StatusResponse
  *   {"op":"mint-run","label":"…"}   → MintRunResponse
  *   {"op":"revoke-run","runKey":"…"} → {ok:true, revoked}
+ *   {"op":"access-token","renew"?:true} → AccessTokenResponse  (for the CLI's own gateway calls,
+ *                                     e.g. `aigov approvals`: the daemon stays the only refresher;
+ *                                     `renew` after the gateway said the token expired)
  *   {"op":"stop"}                   → {ok:true}  (then the daemon exits gracefully)
  *
  * Failures: {ok:false, error:{code, message, hint}} with a code from core/errors.ts.
@@ -12,7 +15,12 @@
 import { join } from 'node:path';
 import type { ProviderKind } from '../core/events.ts';
 
-export type ControlRequest = { op: 'status' } | { op: 'mint-run'; label?: string } | { op: 'revoke-run'; runKey: string } | { op: 'stop' };
+export type ControlRequest =
+  | { op: 'status' }
+  | { op: 'mint-run'; label?: string }
+  | { op: 'revoke-run'; runKey: string }
+  | { op: 'access-token'; renew?: boolean }
+  | { op: 'stop' };
 
 export interface DaemonUser {
   readonly subject: string;
@@ -57,6 +65,20 @@ export interface MintRunResponse {
   /** `http://127.0.0.1:PORT` */
   readonly baseUrl: string;
   readonly providers: readonly DaemonProvider[];
+}
+
+/**
+ * The user's current access token, for a CLI command that calls the gateway itself. The socket
+ * is 0600 in the user's runtime dir (the same trust as the keychain holding the refresh token);
+ * callers keep the token in memory and never print it.
+ */
+export interface AccessTokenResponse {
+  readonly ok: true;
+  readonly token: string;
+  /** Epoch milliseconds. */
+  readonly expiresAt: number;
+  /** The gateway base URL the token is for. */
+  readonly gateway: string;
 }
 
 export interface ControlFailure {

@@ -7,7 +7,7 @@ import { chmodSync } from 'node:fs';
 import type net from 'node:net';
 import { z } from 'zod';
 import { AigovError, isAigovError } from '../core/errors.ts';
-import { daemonFiles, type DaemonFiles, type MintRunResponse, type StatusResponse } from './control-protocol.ts';
+import { daemonFiles, type AccessTokenResponse, type DaemonFiles, type MintRunResponse, type StatusResponse } from './control-protocol.ts';
 import { createControlServer } from './control-transport.ts';
 import { acquireStartLock, cleanStaleFiles, ensureRuntimeDir, inspectDaemonFiles, removeQuietly, writePidFile } from './runtime-files.ts';
 import { silentLogger, type DaemonLogger } from './daemon-log.ts';
@@ -17,6 +17,7 @@ const ControlRequestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('status') }),
   z.object({ op: z.literal('mint-run'), label: z.string().max(4096).default('') }),
   z.object({ op: z.literal('revoke-run'), runKey: z.string().max(512) }),
+  z.object({ op: z.literal('access-token'), renew: z.boolean().default(false) }),
   z.object({ op: z.literal('stop') }),
 ]);
 
@@ -24,6 +25,8 @@ export interface ControlHandlers {
   status(): StatusResponse;
   mintRun(label: string): MintRunResponse;
   revokeRun(runKey: string): boolean;
+  /** The current access token (refreshed if need be; `renew` forces a refresh). */
+  accessToken(renew: boolean): Promise<AccessTokenResponse>;
   /** Called after the `stop` answer went out. */
   stop(): void;
 }
@@ -73,6 +76,8 @@ export async function startControlServer(options: ControlServerOptions): Promise
               return { reply: options.handlers.mintRun(request.label) };
             case 'revoke-run':
               return { reply: { ok: true, revoked: options.handlers.revokeRun(request.runKey) } };
+            case 'access-token':
+              return { reply: await options.handlers.accessToken(request.renew) };
             case 'stop':
               logger.info('stop requested over the control socket');
               return { reply: { ok: true }, afterReply: () => options.handlers.stop() };

@@ -7,7 +7,7 @@ import { closeSync, existsSync, openSync, readSync, fstatSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { AigovError, ERRORS, type ErrorCode } from '../core/errors.ts';
 import { defaultRuntimeDir } from '../config/paths.ts';
-import { daemonFiles, type DaemonFiles, type MintRunResponse, type StatusResponse } from './control-protocol.ts';
+import { daemonFiles, type AccessTokenResponse, type DaemonFiles, type MintRunResponse, type StatusResponse } from './control-protocol.ts';
 import { ControlTransportError, sendControlRequest } from './control-transport.ts';
 import { cleanStaleFiles, ensureRuntimeDir, inspectDaemonFiles, isProcessAlive, readPidFile, type DaemonState } from './runtime-files.ts';
 
@@ -20,6 +20,12 @@ export interface DaemonClient {
   mintRun(label: string): Promise<MintRunResponse>;
   /** False when the key was not live. */
   revokeRun(runKey: string): Promise<boolean>;
+  /**
+   * The user's access token for a call to the gateway made by the CLI itself; the daemon stays
+   * the only one refreshing (refresh tokens rotate). `renew` after the gateway said it expired.
+   * Keep it in memory; never print it.
+   */
+  accessToken(options?: { renew?: boolean }): Promise<AccessTokenResponse>;
   /** Asks the daemon to exit and waits (bounded) until it has. */
   stop(): Promise<void>;
 }
@@ -93,6 +99,19 @@ function makeClient(profile: string, files: DaemonFiles, started: boolean): Daem
     status: async () => (await call({ op: 'status' })) as unknown as StatusResponse,
     mintRun: async (label) => (await call({ op: 'mint-run', label })) as unknown as MintRunResponse,
     revokeRun: async (runKey) => (await call({ op: 'revoke-run', runKey })).revoked === true,
+    async accessToken(options = {}) {
+      const reply = await call({ op: 'access-token', ...(options.renew ? { renew: true } : {}) }).catch((error: unknown) => {
+        // A daemon started by an older aigov does not know this request.
+        if (error instanceof AigovError && error.code === 'AIGOV_E_BAD_REQUEST') {
+          throw new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', { reason: `the running daemon of profile ${profile} is older than this CLI; restart it with \`aigov daemon stop\`` });
+        }
+        throw error;
+      });
+      if (typeof reply.token !== 'string' || typeof reply.expiresAt !== 'number' || typeof reply.gateway !== 'string') {
+        throw new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', { reason: 'it gave an answer this CLI does not understand' });
+      }
+      return reply as unknown as AccessTokenResponse;
+    },
     async stop() {
       const pid = readPidFile(files.pidFile)?.pid ?? null;
       await call({ op: 'stop' });

@@ -8,7 +8,7 @@ import type { TokenSource } from '../auth/token-source.ts';
 import { AigovError, isAigovError } from '../core/errors.ts';
 import { defaultConfigDir, defaultRuntimeDir } from '../config/paths.ts';
 import type { Discovery } from '../protocol/discovery.ts';
-import type { DaemonUser, MintRunResponse, StatusResponse } from './control-protocol.ts';
+import type { AccessTokenResponse, DaemonUser, MintRunResponse, StatusResponse } from './control-protocol.ts';
 import { startControlServer, type ControlServer } from './control-server.ts';
 import { createLineLogger, silentLogger, type DaemonLogger } from './daemon-log.ts';
 import { startDaemonServer, type DaemonServer } from './daemon-server.ts';
@@ -91,6 +91,18 @@ export async function startDaemonRuntime(options: DaemonRuntimeOptions): Promise
           return { ok: true, ...grant, baseUrl: server.baseUrl, providers };
         },
         revokeRun: (runKey) => server.revokeRun(runKey),
+        accessToken: async (renew): Promise<AccessTokenResponse> => {
+          if (renew) options.tokenSource.invalidate();
+          try {
+            const { token, expiresAt } = await options.tokenSource.getAccessToken();
+            return { ok: true, token, expiresAt, gateway: options.gatewayUrl };
+          } catch (error) {
+            logger.warn(`access token for a CLI command: ${isAigovError(error) ? error.code : 'failed'}`);
+            // The refresher's message names the profile only sometimes; this one always does.
+            if (isAigovError(error) && error.code === 'AIGOV_E_SESSION_EXPIRED') throw new AigovError('AIGOV_E_SESSION_EXPIRED', { profile: options.profile });
+            throw error;
+          }
+        },
         stop: () => void stop(),
       },
     });
