@@ -167,7 +167,7 @@ async function startFromProfile(options: RunDaemonOptions & { env: NodeJS.Proces
     import('../auth/credential-stores.ts'),
     import('../auth/token-refresher.ts'),
   ]);
-  const fetchWithCa = caFile ? await caFetch(caFile) : undefined;
+  const fetchWithCa = caFile ? await (await import('./ca-fetch.ts')).caFetch(caFile) : undefined;
 
   let settings = openCliSettings(configDir).getProfile(profile);
   if (settings === null && env.AIGOV_REFRESH_TOKEN?.trim() && env.AIGOV_GATEWAY?.trim()) {
@@ -210,12 +210,4 @@ async function startFromProfile(options: RunDaemonOptions & { env: NodeJS.Proces
     (error: unknown) => logger.warn(`could not get an access token yet: ${isAigovError(error) ? error.code : 'error'}`),
   );
   return daemon;
-}
-
-/** fetch that also trusts the CA certificates in `caFile` (for the IdP behind a private CA). */
-async function caFetch(caFile: string): Promise<typeof fetch> {
-  const [{ readFileSync }, { rootCertificates }, undici] = await Promise.all([import('node:fs'), import('node:tls'), import('undici')]);
-  const dispatcher = new undici.Agent({ connect: { ca: [...rootCertificates, readFileSync(caFile, 'utf8')] } });
-  const withCa = (input: unknown, init?: object): unknown => undici.fetch(input as Parameters<typeof undici.fetch>[0], { ...(init as Parameters<typeof undici.fetch>[1]), dispatcher });
-  return withCa as typeof fetch;
 }
