@@ -254,7 +254,7 @@ describe('dev identity provider', () => {
 
   test('approveDevice rejects unknown users and codes, accepts codes in any case without dashes', async () => {
     const { discovery: d, authorization } = await requestDeviceAuthorization(h.issuer, CLIENT_ID);
-    await assert.rejects(h.idp.approveDevice(authorization.user_code, 'mallory'), (e: unknown) => e instanceof DevIdpError && e.reason === 'unknown_user' && /alice, bob, carol/.test(e.message));
+    await assert.rejects(h.idp.approveDevice(authorization.user_code, 'mallory'), (e: unknown) => e instanceof DevIdpError && e.reason === 'unknown_user' && /alice, bob, carol, dave/.test(e.message));
     await assert.rejects(h.idp.approveDevice('ZZZZ-ZZZZ', 'alice'), (e: unknown) => e instanceof DevIdpError && e.reason === 'unknown_user_code');
     await assert.rejects(h.idp.approveDevice('', 'alice'), (e: unknown) => e instanceof DevIdpError && e.reason === 'unknown_user_code');
 

@@ -70,8 +70,8 @@ describe('policy hooks in the pipeline', () => {
     );
   });
 
-  it('require_approval refuses with a provider-shaped 403 naming the rule', async () => {
-    await withHarness({ evaluateRequest: () => ({ ...NONE, refuse: { kind: 'require_approval', ruleId: 'prod-creds', reason: 'mentions production credentials' } }) }, async (h) => {
+  it('require_approval without approvers refuses with a provider-shaped 403 naming the rule', async () => {
+    await withHarness({ evaluateRequest: () => ({ ...NONE, refuse: { kind: 'require_approval', ruleId: 'prod-creds', reason: 'mentions production credentials', approval: null, preview: '' } }) }, async (h) => {
       const error = await new Anthropic({ baseURL: `${h.url}/anthropic`, apiKey: h.token, maxRetries: 0 }).messages.create({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e);
       assert.ok(error instanceof Anthropic.PermissionDeniedError);
       assert.match(error.message, /needs approval under aigov policy rule `prod-creds`/);

@@ -78,7 +78,7 @@ function toDocument(file: PolicyFile, ctx: KeyContext): PolicyDocument {
     const { operator, ...rest } = rule;
     return { ...rest, operator: operator === undefined ? undefined : resolveOperator(operator, `rules[${i}].operator.key`, ctx) };
   });
-  return { version: file.version, default_action: file.default_action, detectors: file.detectors, rules };
+  return { version: file.version, default_action: file.default_action, approval: file.approval, detectors: file.detectors, rules };
 }
 
 type FileOperator = NonNullable<PolicyFile['rules'][number]['operator']>;

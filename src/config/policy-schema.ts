@@ -82,6 +82,33 @@ export const OperatorSchema = z.union([
   ]),
 ]);
 
+/** `90s`, `5m`, `1h`, or a number of seconds; parsed to milliseconds. */
+export const DurationSchema = z.union([
+  z.number().positive('expected a positive number of seconds').transform((s) => Math.round(s * 1000)),
+  z
+    .string()
+    .regex(/^\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)$/, 'expected a duration such as 90s, 5m or 1h')
+    .transform((text) => {
+      const [, n, unit] = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/.exec(text) ?? [];
+      const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit as 'ms' | 's' | 'm' | 'h' | 'd'];
+      return Math.round(Number(n) * scale);
+    }),
+]);
+
+/** Who may approve a held request, how many must, and how long it waits. */
+export const ApprovalSpecSchema = z.strictObject({
+  /** Groups whose members may decide (never the requester). */
+  approvers: nonEmptyList('approver group'),
+  /** Distinct approvals needed (N of M); one denial is final. */
+  required: z.number().int().min(1).max(10).default(1),
+  /** How long the request is held and the approval stays open; then it expires (= denied). */
+  timeout: DurationSchema.refine((ms) => ms >= 1000 && ms <= 86_400_000, 'expected a timeout between 1s and 24h').default(300_000),
+  /** After approval, how long the same request from the same user may be retried without a new approval. */
+  retry_window: DurationSchema.refine((ms) => ms <= 7 * 86_400_000, 'expected at most 7d').default(900_000),
+  /** `once`: the approval lets exactly one request through; `window`: every identical retry within retry_window. */
+  reuse: z.enum(['once', 'window']).default('once'),
+});
+
 export const RuleSchema = z
   .strictObject({
     id: z.string().regex(ID, 'expected an id of lowercase letters, digits, ".", "_" or "-" (it is recorded with every decision)'),
@@ -114,6 +141,8 @@ export const RuleSchema = z
       .prefault({}),
     action: z.enum(['allow', 'block', 'require_approval', 'mask_request', 'pseudonymize', 'mask_response', 'log']),
     operator: OperatorSchema.optional(),
+    /** For require_approval: who approves, how many, how long (defaults: the policy's `approval`). */
+    approval: ApprovalSpecSchema.optional(),
     on_error: z.enum(['fail_closed', 'fail_open']).default('fail_closed'),
   })
   .superRefine((rule, ctx) => {
@@ -128,6 +157,9 @@ export const RuleSchema = z
     if (rule.action === 'mask_response' && rule.match.tools !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['match', 'tools'], message: 'mask_response masks answer text; gate tool calls with a block rule' });
     }
+    if (rule.approval !== undefined && rule.action !== 'require_approval') {
+      ctx.addIssue({ code: 'custom', path: ['approval'], message: 'approval applies only to require_approval rules' });
+    }
     if (rule.action === 'mask_response' && rule.match.min_matches !== 1) {
       ctx.addIssue({ code: 'custom', path: ['match', 'min_matches'], message: 'min_matches does not apply to mask_response' });
     }
@@ -138,6 +170,8 @@ export const PolicySchema = z
     version: z.literal(1, 'expected version: 1'),
     /** What happens when no allow/block/require_approval rule matches. */
     default_action: z.enum(['allow', 'block', 'require_approval']).default('allow'),
+    /** Approval settings for require_approval rules without their own `approval` (and the default action). */
+    approval: ApprovalSpecSchema.optional(),
     detectors: z.array(CustomDetectorSchema).default([]),
     rules: z.array(RuleSchema).default([]),
   })

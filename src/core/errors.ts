@@ -156,6 +156,11 @@ export const ERRORS = {
     message: 'The request was not sent: the gateway could not record it.',
     hint: 'aigov never forwards a request it cannot record. Retry shortly; operators should check the storage settings and /readyz.',
   },
+  AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE: {
+    status: 503, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'The request was not sent: the gateway could not store the pseudonyms that stand in for its personal data.',
+    hint: 'aigov never sends a placeholder it could not restore after a restart. Retry shortly; operators should look at the gateway log and the storage settings.',
+  },
   AIGOV_E_UPSTREAM_UNREACHABLE: {
     status: 502, exitCode: EXIT.unavailable, type: 'api_error',
     message: 'The upstream provider `{provider}` could not be reached.',
@@ -205,6 +210,11 @@ export const ERRORS = {
     status: 500, exitCode: EXIT.unavailable, type: 'api_error',
     message: 'Cannot open the recording store at {location}: {reason}.',
     hint: 'Check storage settings and that the directory exists and is writable.',
+  },
+  AIGOV_E_PSEUDONYM_KEY_MISMATCH: {
+    status: 500, exitCode: EXIT.config, type: 'api_error',
+    message: 'The pseudonym vault in {location} was sealed with another key (key id {stored}); the configured pseudonyms.key has key id {configured}.',
+    hint: 'Set pseudonyms.key to the key the vault was written with (nothing in the vault was changed). Without that key its entries cannot be read; examples/gateway.yaml says how to start a new vault.',
   },
   // ---- CLI: login, credentials, daemon, run ----
   AIGOV_E_GATEWAY_UNREACHABLE: {
@@ -294,7 +304,8 @@ export type ErrorCode = keyof typeof ERRORS;
 
 /** Placeholder names in a template, e.g. `{reason}` → 'reason'. */
 type Params<T extends string> = T extends `${string}{${infer P}}${infer Rest}` ? P | Params<Rest> : never;
-export type ErrorParams<C extends ErrorCode> = { [K in Params<(typeof ERRORS)[C]['message']>]: string | number };
+/** The placeholders of a code's message and hint: both are filled from the same params. */
+export type ErrorParams<C extends ErrorCode> = { [K in Params<(typeof ERRORS)[C]['message']> | Params<(typeof ERRORS)[C]['hint']>]: string | number };
 
 export class AigovError<C extends ErrorCode = ErrorCode> extends Error {
   readonly code: C;
@@ -311,7 +322,7 @@ export class AigovError<C extends ErrorCode = ErrorCode> extends Error {
   }
 
   get status(): number { return this.spec.status; }
-  get hint(): string { return this.spec.hint; }
+  get hint(): string { return formatMessage(this.spec.hint, this.params); }
   get exitCode(): number { return this.spec.exitCode; }
 }
 

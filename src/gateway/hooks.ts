@@ -4,6 +4,7 @@
  * default verdict allows everything and changes nothing.
  */
 import type { EndpointId, NormalizedRequest, Principal } from '../core/events.ts';
+import type { ApprovalSpec } from '../core/policy/types.ts';
 import type { PolicyDecisionRecord } from '../store/recording-store.ts';
 import type { TextKind, TextRewriter } from './text-rewrite.ts';
 import type { ToolCallCheck } from './tool-gate.ts';
@@ -22,7 +23,7 @@ export interface RequestVerdict {
   /** Every decision taken, shadow ones included (recorded with the call). */
   readonly decisions: readonly Omit<PolicyDecisionRecord, 'stage'>[];
   /** The request must not go upstream: answered with a provider-shaped 403 naming the rule. */
-  readonly refuse: { readonly kind: 'block' | 'require_approval'; readonly ruleId: string; readonly reason: string } | null;
+  readonly refuse: Refusal | null;
   /**
    * Rewrites each text of the request before it is recorded and sent (mask_request, pseudonymize).
    * For a refused request it shapes only the record (e.g. the blocked secret redacted).
@@ -34,8 +35,24 @@ export interface RequestVerdict {
   readonly checkToolCall: ToolCallCheck | null;
 }
 
+export type Refusal =
+  | { readonly kind: 'block'; readonly ruleId: string; readonly reason: string }
+  | {
+      readonly kind: 'require_approval';
+      readonly ruleId: string;
+      readonly reason: string;
+      /** Who approves and for how long; null when the policy names no approvers (then it is refused). */
+      readonly approval: ApprovalSpec | null;
+      /** What approvers see: the prompt with secrets and personal data redacted, cut short. */
+      readonly preview: string;
+    };
+
 export interface PipelineHooks {
-  /** Must not throw for expected outcomes; a throw is a policy failure and refuses the request (fail closed). */
+  /**
+   * Must not throw for expected outcomes; a throw is a policy failure and refuses the request
+   * (fail closed) — with the thrown AigovError's code, else AIGOV_E_POLICY_FAILED. The same holds
+   * for a throw from the verdict's rewriteRequest.
+   */
   evaluateRequest(ctx: CallContext): RequestVerdict | Promise<RequestVerdict>;
 }
 

@@ -19,7 +19,10 @@ import { scrubSecrets } from '../core/scrub-secrets.ts';
 import { SseParser, type SseEvent } from '../core/sse.ts';
 import { SessionOwnerConflictError, type CallStatus, type ClientInfo, type PolicyDecisionRecord, type RecordingStore, type StreamEventRecord } from '../store/recording-store.ts';
 import { waitForDrain } from './backpressure.ts';
-import type { CallContext, PipelineHooks, RequestVerdict } from './hooks.ts';
+import type { CallContext, PipelineHooks, Refusal, RequestVerdict } from './hooks.ts';
+import type { ApprovalService, HoldResult, WaitOutcome } from './approvals/approval-service.ts';
+import { decidingVote, describePerson, type ApprovalRecord } from '../core/approvals/approval.ts';
+import type { ApprovalSpec } from '../core/policy/types.ts';
 import { createStreamRewriter, rewriteRequestBody, rewriteResponseBody, type TextRewriter } from './text-rewrite.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { pickResponseHeaders, toProviderError, type ProviderAdapter, type ProviderError, type RouteMatch } from './providers/adapter.ts';
@@ -36,6 +39,10 @@ export interface PipelineDeps {
   readonly maxBodyBytes: number;
   /** Bodies of non-streamed answers above this are refused (502) rather than buffered. */
   readonly maxResponseBytes: number;
+  /** Holds requests for approval; without it a require_approval decision refuses the request. */
+  readonly approvals: ApprovalService | null;
+  /** How often a held stream gets an SSE comment. */
+  readonly approvalKeepAliveMs: number;
 }
 
 export interface GovernedTarget {
@@ -75,7 +82,7 @@ async function runStages(call: CallState): Promise<void> {
     verdict = await call.deps.hooks.evaluateRequest(ctx);
   } catch (error) {
     call.deps.logger.error({ callId: call.callId, err: errorSummary(error) }, 'policy evaluation failed; refusing the request');
-    call.sendError(new AigovError('AIGOV_E_POLICY_FAILED'), 'failed');
+    call.sendError(isAigovError(error) ? error : new AigovError('AIGOV_E_POLICY_FAILED'), 'failed');
     return;
   }
   call.decisions = verdict.decisions.map((d) => ({ ...d, stage: 'request' }));
@@ -87,14 +94,17 @@ async function runStages(call: CallState): Promise<void> {
       bodyText = rewriteRequestBody(call.target.route.endpoint, parsed.bodyText, verdict.rewriteRequest);
     } catch (error) {
       call.deps.logger.error({ callId: call.callId, err: errorSummary(error) }, 'request rewriting failed; refusing the request');
-      call.sendError(new AigovError('AIGOV_E_POLICY_FAILED'), 'failed');
+      call.sendError(isAigovError(error) ? error : new AigovError('AIGOV_E_POLICY_FAILED'), 'failed');
       return;
     }
   }
   // Stage 4: record the request as it will be sent (durably, before anything is sent anywhere).
   if (!(await recordRequest(call, principal, bodyText))) return;
-  if (verdict.refuse) {
-    const { kind, ruleId, reason } = verdict.refuse;
+  const refuse = verdict.refuse;
+  if (refuse?.kind === 'require_approval' && refuse.approval !== null && call.deps.approvals) {
+    if (!(await holdForApproval(call, principal, { ...refuse, approval: refuse.approval }, call.deps.approvals, parsed.bodyText))) return;
+  } else if (refuse) {
+    const { kind, ruleId, reason } = refuse;
     call.sendError(kind === 'block' ? new AigovError('AIGOV_E_POLICY_BLOCKED', { rule: ruleId, reason }) : new AigovError('AIGOV_E_APPROVAL_REQUIRED', { rule: ruleId, reason }), 'blocked');
     return;
   }
@@ -284,6 +294,103 @@ function clientInfo(req: IncomingMessage): ClientInfo {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Stage 4b: hold for approval
+
+type HeldRefusal = Extract<Refusal, { kind: 'require_approval' }> & { readonly approval: ApprovalSpec };
+
+/**
+ * Holds the request until its approval is decided. Streams get their headers at once and SSE
+ * comments while they wait (SDKs ignore comments; proxies see a live connection); a plain
+ * request waits silently. Returns true when the request may go upstream.
+ */
+async function holdForApproval(call: CallState, principal: Principal, refuse: HeldRefusal, approvals: ApprovalService, originalBody: string): Promise<boolean> {
+  const { ruleId, reason } = refuse;
+  let held: HoldResult;
+  try {
+    held = approvals.hold({
+      requester: principal,
+      ruleId,
+      ruleReason: reason,
+      spec: refuse.approval,
+      provider: call.target.provider.name,
+      model: call.model,
+      endpoint: call.target.route.endpoint,
+      stream: call.stream,
+      preview: refuse.preview,
+      sessionId: call.sessionId,
+      callId: call.callId,
+      body: originalBody,
+    });
+  } catch (error) {
+    call.deps.metrics.storeErrors.inc({ operation: 'approval' });
+    call.deps.logger.error({ callId: call.callId, err: errorSummary(error) }, 'could not record the approval; refusing the request');
+    call.sendError(new AigovError('AIGOV_E_STORE_UNAVAILABLE'), 'failed');
+    return false;
+  }
+  const approval = held.approval;
+  if (held.kind === 'proceed') {
+    call.approvalId = approval.id;
+    call.approvalUsed = true;
+    call.lateDecisions.push({ stage: 'approval', action: 'approved', ruleId, reason: `${approval.id} approved earlier by ${approvers(approval)}; used by this retry`, mode: 'enforce' });
+    return true;
+  }
+  call.approvalId = approval.id;
+  call.deps.logger.info({ callId: call.callId, approvalId: approval.id, ruleId, joined: !held.created }, 'request held for approval');
+  let keepAlive: NodeJS.Timeout | null = null;
+  if (call.stream) {
+    call.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+    call.res.flushHeaders();
+    void call.write(`: aigov: waiting for approval ${approval.id} (rule ${ruleId})\n\n`);
+    keepAlive = setInterval(() => void call.write(': keep-alive\n\n'), call.deps.approvalKeepAliveMs);
+  }
+  const gone = new AbortController();
+  const onClose = (): void => {
+    if (!call.res.writableFinished) {
+      call.clientGone = true;
+      gone.abort();
+    }
+  };
+  call.res.on('close', onClose);
+  let outcome: WaitOutcome;
+  try {
+    outcome = await approvals.wait(approval.id, gone.signal);
+  } finally {
+    if (keepAlive) clearInterval(keepAlive);
+    call.res.off('close', onClose);
+  }
+  const decided = outcome.approval;
+  switch (outcome.kind) {
+    case 'approved':
+      call.approvalUsed = true;
+      call.lateDecisions.push({ stage: 'approval', action: 'approved', ruleId, reason: `${decided.id} approved by ${approvers(decided)}`, mode: 'enforce' });
+      return true;
+    case 'denied': {
+      const vote = decidingVote(decided);
+      call.lateDecisions.push({ stage: 'approval', action: 'denied', ruleId, reason: `${decided.id} denied by ${vote ? describePerson(vote.by) : 'an approver'}`, mode: 'enforce' });
+      call.sendError(new AigovError('AIGOV_E_APPROVAL_DENIED', { id: decided.id, rule: ruleId, by: vote ? describePerson(vote.by) : 'an approver', reason: vote?.reason ?? 'no reason given' }), 'blocked');
+      return false;
+    }
+    case 'expired':
+      call.lateDecisions.push({ stage: 'approval', action: 'expired', ruleId, reason: `${decided.id} expired undecided`, mode: 'enforce' });
+      call.sendError(new AigovError('AIGOV_E_APPROVAL_EXPIRED', { id: decided.id, rule: ruleId, approvers: refuse.approval.approvers.join(', ') }), 'blocked');
+      return false;
+    case 'interrupted':
+      if (call.clientGone) {
+        call.finish('aborted', null, { code: 'AIGOV_E_APPROVAL_INTERRUPTED', message: `the client went away while ${decided.id} was pending` });
+      } else {
+        const why = decided.state === 'approved' ? 'the approval was already used' : 'the gateway is shutting down';
+        call.sendError(new AigovError('AIGOV_E_APPROVAL_INTERRUPTED', { id: decided.id, reason: why }), 'failed');
+      }
+      return false;
+  }
+}
+
+function approvers(approval: ApprovalRecord): string {
+  const names = [...new Set(approval.votes.filter((v) => v.decision === 'approve').map((v) => describePerson(v.by)))];
+  return names.length > 0 ? names.join(', ') : 'an approver';
+}
+
+// ---------------------------------------------------------------------------------------------
 // Stages 5-7
 
 async function forward(call: CallState, bodyText: string, transform: ResponseTransform): Promise<void> {
@@ -349,6 +456,12 @@ async function relayUpstreamError(call: CallState, upstream: Dispatcher.Response
   } else {
     error = { status, type: status >= 500 ? 'api_error' : 'invalid_request_error', code: null, message: `The upstream provider \`${provider.name}\` answered HTTP ${status} without a readable error.` };
   }
+  if (call.res.headersSent) {
+    // A held stream already answered 200: the upstream's error goes in-stream.
+    await call.endStreamWith(adapter.renderStreamError(call.target.route.endpoint, error));
+    call.finish('failed', status, { code: String(error.type), message: error.message });
+    return;
+  }
   const body = adapter.renderError(error);
   call.writeHead(status, { ...pickResponseHeaders(upstream.headers), 'content-type': 'application/json' });
   call.endWith(body);
@@ -397,12 +510,14 @@ function filterModelList(json: unknown, allowed: readonly string[]): unknown {
 
 async function relayStream(call: CallState, upstream: Dispatcher.ResponseData, transform: ResponseTransform): Promise<void> {
   const { adapter, route, provider } = call.target;
-  call.writeHead(upstream.statusCode, {
-    ...pickResponseHeaders(upstream.headers),
-    'cache-control': 'no-cache',
-    'x-accel-buffering': 'no',
-  });
-  call.res.flushHeaders();
+  if (!call.res.headersSent) {
+    call.writeHead(upstream.statusCode, {
+      ...pickResponseHeaders(upstream.headers),
+      'cache-control': 'no-cache',
+      'x-accel-buffering': 'no',
+    });
+    call.res.flushHeaders();
+  }
   const parser = new SseParser();
   const decoder = new TextDecoder('utf-8');
   let terminal = false;
@@ -507,6 +622,12 @@ class CallState {
   model: string | null = null;
   stream = false;
   decisions: PolicyDecisionRecord[] = [];
+  /** Decisions taken after the request was recorded (approvals): recorded when the call ends. */
+  readonly lateDecisions: PolicyDecisionRecord[] = [];
+  /** Set while (and after) the call is held for approval, or when it goes through on one. */
+  approvalId: string | null = null;
+  /** The call took a use of its approval: given back if the client leaves before any answer. */
+  approvalUsed = false;
   /** Set by policy: how to check tool calls in the answer. */
   toolCheck: ToolCallCheck | null = null;
   recorded = false;
@@ -542,7 +663,8 @@ class CallState {
   }
 
   writeHead(status: number, headers: Record<string, string>): void {
-    this.res.writeHead(status, { ...headers, 'x-aigov-call-id': this.callId, 'x-aigov-session-id': this.sessionId });
+    const approval = this.approvalId === null ? {} : { 'x-aigov-approval-id': this.approvalId };
+    this.res.writeHead(status, { ...headers, ...approval, 'x-aigov-call-id': this.callId, 'x-aigov-session-id': this.sessionId });
   }
 
   /** Writes with backpressure: waits for 'drain' (or the client leaving) when the socket is full. */
@@ -550,6 +672,13 @@ class CallState {
     if (this.clientGone) return;
     this.#markFirstByte(data);
     if (!this.res.write(data)) await waitForDrain(this.res);
+  }
+
+  /** Ends an SSE answer with one last event block, recorded like the others. */
+  async endStreamWith(block: string): Promise<void> {
+    this.deps.store.appendStreamEvents(this.callId, [{ offsetMs: this.elapsedMs(), raw: block }]);
+    await this.write(block);
+    this.res.end();
   }
 
   endWith(body: string): void {
@@ -568,6 +697,9 @@ class CallState {
     if (!this.res.headersSent) {
       this.writeHead(error.status, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
       this.endWith(body);
+    } else if (this.approvalId !== null && this.stream) {
+      // A held stream (200 already sent): the provider's in-stream error event ends it.
+      void this.endStreamWith(this.target.adapter.renderStreamError(this.target.route.endpoint, toProviderError(error)));
     } else {
       this.res.end();
     }
@@ -589,6 +721,7 @@ class CallState {
   finish(status: CallStatus, httpStatus: number | null, error: { code: string; message: string } | null, responseBody: string | null = null): void {
     if (this.#finished) return;
     this.#finished = true;
+    if (status === 'aborted' && this.approvalUsed && this.approvalId !== null && this.#firstByteMs === null) this.deps.approvals?.release(this.approvalId);
     const latencyMs = this.elapsedMs();
     const provider = this.target.provider.name;
     const codeLabel = httpStatus === null ? (status === 'aborted' ? 'aborted' : 'none') : String(httpStatus);
@@ -607,7 +740,7 @@ class CallState {
           latencyMs,
           errorCode: error?.code ?? null,
           errorMessage: error ? scrubSecrets(error.message, [this.target.provider.apiKey ?? '']) : null,
-          decisions: [],
+          decisions: this.lateDecisions,
           endedAt: Date.now(),
         });
       } catch (e) {

@@ -4,9 +4,12 @@
  * text (masking PII in answers, restoring pseudonyms), streamed or not.
  */
 import { BUILTIN_DETECTORS, detectEntities } from '../core/detection/index.ts';
-import { maskText, PseudonymVault, StreamMasker, StreamRestorer } from '../core/masking/index.ts';
+import { maskText, StreamMasker, StreamRestorer, type PseudonymVault } from '../core/masking/index.ts';
 import { checkToolCall, createRequestRewriter, evaluatePolicy, type CompiledPolicy, type ResponseMaskingPlan, type ToolGate } from '../core/policy/index.ts';
-import type { PipelineHooks, RequestVerdict } from './hooks.ts';
+import type { ApprovalSpec } from '../core/policy/types.ts';
+import type { NormalizedRequest } from '../core/events.ts';
+import type { PipelineHooks, Refusal, RequestVerdict } from './hooks.ts';
+import { SessionVaults } from './session-vaults.ts';
 import type { ChannelTransformer, TextRewriter } from './text-rewrite.ts';
 import type { ToolCallCheck } from './tool-gate.ts';
 
@@ -23,30 +26,34 @@ function redactForRecord(text: string): string {
   return maskText(text, detectEntities(text, BUILTIN_DETECTORS), () => ({ kind: 'redact' }));
 }
 
-/** Pseudonym vaults per session, in memory, least recently used evicted past `limit`. */
-export class SessionVaults {
-  readonly #vaults = new Map<string, PseudonymVault>();
-  readonly #limit: number;
-  constructor(limit = 10_000) {
-    this.#limit = limit;
-  }
-  for(sessionId: string): PseudonymVault {
-    let vault = this.#vaults.get(sessionId);
-    if (vault) this.#vaults.delete(sessionId);
-    else vault = new PseudonymVault();
-    this.#vaults.set(sessionId, vault);
-    if (this.#vaults.size > this.#limit) this.#vaults.delete(this.#vaults.keys().next().value as string);
-    return vault;
-  }
+/** Whether some enforced rule of the policy pseudonymizes (then answers may hold placeholders to restore). */
+const PSEUDONYMIZES = new WeakMap<CompiledPolicy, boolean>();
+function pseudonymizes(policy: CompiledPolicy): boolean {
+  let answer = PSEUDONYMIZES.get(policy);
+  if (answer === undefined) PSEUDONYMIZES.set(policy, (answer = policy.rules.some((r) => r.action === 'pseudonymize' && r.mode === 'enforce')));
+  return answer;
 }
 
 export function createPolicyHooks(source: PolicySource, vaults = new SessionVaults()): PipelineHooks {
   return {
     evaluateRequest(ctx): RequestVerdict {
-      const evaluation = evaluatePolicy(source.current(), { principal: ctx.principal, provider: ctx.provider, model: ctx.request.model, endpoint: ctx.endpoint, request: ctx.request });
-      const refuse = evaluation.action === 'block' || evaluation.action === 'require_approval' ? { kind: evaluation.action, ruleId: evaluation.ruleId, reason: evaluation.reason } : null;
-      const vault = evaluation.requestMasking?.pseudonymize ? vaults.for(ctx.sessionId) : undefined;
-      const rewriteText = refuse ? redactForRecord : evaluation.requestMasking ? createRequestRewriter(evaluation.requestMasking, vault) : null;
+      const policy = source.current();
+      const evaluation = evaluatePolicy(policy, { principal: ctx.principal, provider: ctx.provider, model: ctx.request.model, endpoint: ctx.endpoint, request: ctx.request });
+      const refuse: Refusal | null =
+        evaluation.action === 'block'
+          ? { kind: 'block', ruleId: evaluation.ruleId, reason: evaluation.reason }
+          : evaluation.action === 'require_approval'
+            ? { kind: 'require_approval', ruleId: evaluation.ruleId, reason: evaluation.reason, approval: approvalSpecFor(policy, evaluation.ruleId), preview: approvalPreview(ctx.request) }
+            : null;
+      // A refused request is never sent: its record is redacted. A held one may be sent once approved.
+      const neverSent = refuse !== null && (refuse.kind === 'block' || refuse.approval === null);
+      // Placeholders are stored before the rewritten text goes on (lease.issue); an answer in a
+      // session that has a vault is restored even when this request issued nothing (a vault
+      // store failure throws AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE: the request is refused).
+      const lease = !neverSent && evaluation.requestMasking?.pseudonymize ? vaults.forRequest(ctx.sessionId) : null;
+      const vault = lease?.vault ?? (!neverSent && pseudonymizes(policy) ? (vaults.forAnswer(ctx.sessionId) ?? undefined) : undefined);
+      const maskRequest = evaluation.requestMasking ? createRequestRewriter(evaluation.requestMasking, vault) : null;
+      const rewriteText = neverSent ? redactForRecord : lease && maskRequest ? (text: string) => lease.issue(() => maskRequest(text)) : maskRequest;
       return {
         decisions: evaluation.decisions.map((d) => ({
           action: d.action,
@@ -61,6 +68,33 @@ export function createPolicyHooks(source: PolicySource, vaults = new SessionVaul
       };
     },
   };
+}
+
+/** The rule's own approval settings, else the policy's; the default action uses the policy's. */
+function approvalSpecFor(policy: CompiledPolicy, ruleId: string): ApprovalSpec | null {
+  const rule = policy.document.rules.find((r) => r.id === ruleId);
+  return rule?.approval ?? policy.document.approval ?? null;
+}
+
+const PREVIEW_MESSAGES = 6;
+const PREVIEW_PART_CHARS = 600;
+const PREVIEW_CHARS = 2000;
+
+/** The last few messages, one line each, with detected secrets and personal data redacted. */
+export function approvalPreview(request: NormalizedRequest): string {
+  const lines: string[] = [];
+  for (const message of request.messages.slice(-PREVIEW_MESSAGES)) {
+    const texts = message.parts.map((p) => (p.type === 'text' || p.type === 'tool_result' ? p.text : p.type === 'tool_call' ? `[tool call ${p.name}] ${p.arguments}` : `[${p.type}]`));
+    const text = texts.join(' ').replace(/\s+/g, ' ').trim();
+    lines.push(`${message.role}: ${cut(redactForRecord(text), PREVIEW_PART_CHARS)}`);
+  }
+  for (const input of request.inputs.slice(-PREVIEW_MESSAGES)) lines.push(`input: ${cut(redactForRecord(input), PREVIEW_PART_CHARS)}`);
+  const preview = lines.join('\n');
+  return preview.length > PREVIEW_CHARS ? `…${preview.slice(-PREVIEW_CHARS)}` : preview;
+}
+
+function cut(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
 /** Enforced tool gates refuse a call; shadow ones only show in the request's decisions. */

@@ -92,7 +92,7 @@ function printDevBanner(dev: RunningDevGateway): void {
     'Next, in another terminal (from a checkout, use ./bin/run.js for aigov):',
     `  aigov login --gateway ${dev.url}`,
     process.stdin.isTTY
-      ? '  then approve the code it shows by typing here:   approve CODE alice   (or deny CODE; users: alice, bob, carol)'
+      ? '  then approve the code it shows by typing here:   approve CODE alice   (or deny CODE; users: alice, bob, carol, dave)'
       : `  then approve the code it shows:  curl -s -X POST ${dev.url}${DEV_ISSUER_PATH}/dev/approve -H 'content-type: application/json' -d '{"user_code":"CODE","user":"alice"}'`,
     '  aigov run -- python3 examples/hello.py "Hello"     # any program using the OpenAI/Anthropic SDKs works the same way',
     `  node examples/dev-quickstart.mjs ${dev.url}       # or: the official SDKs with a token, without the CLI`,

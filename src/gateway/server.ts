@@ -15,6 +15,8 @@ import { defaultHooks, type PipelineHooks } from './hooks.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { errorSummary, handleGovernedCall, type PipelineDeps } from './pipeline.ts';
 import { toProviderError, type ProviderAdapter } from './providers/adapter.ts';
+import type { ApprovalService } from './approvals/approval-service.ts';
+import type { ApprovalsApi } from './approvals/approvals-api.ts';
 import { anthropicAdapter } from './providers/anthropic.ts';
 import { openaiAdapter } from './providers/openai.ts';
 
@@ -39,6 +41,8 @@ export interface GatewayServices {
   readonly dev?: boolean;
   /** Largest non-streamed upstream answer accepted (default 64 MiB). */
   readonly maxResponseBytes?: number;
+  /** The approvals hold and its API; without it require_approval decisions refuse. */
+  readonly approvals?: { readonly service: ApprovalService; readonly api: ApprovalsApi; readonly keepAliveMs: number } | null;
 }
 
 export interface GatewayHandler {
@@ -60,7 +64,10 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
     logger,
     maxBodyBytes: config.limits.max_body_bytes,
     maxResponseBytes: services.maxResponseBytes ?? 64 * 1024 * 1024,
+    approvals: services.approvals?.service ?? null,
+    approvalKeepAliveMs: services.approvals?.keepAliveMs ?? 15_000,
   };
+  const mounts = [...(services.approvals ? [services.approvals.api] : []), ...(services.mounts ?? [])];
   const inflight = new Set<Promise<void>>();
   let draining = false;
 
@@ -103,7 +110,7 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
       return;
     }
     if (path === DISCOVERY_PATH) return sendJson(res, 200, discovery(req), { 'cache-control': 'max-age=60' });
-    for (const mount of services.mounts ?? []) {
+    for (const mount of mounts) {
       if (path === mount.prefix || path.startsWith(`${mount.prefix}/`)) return mount.handle(req, res);
     }
 
@@ -136,6 +143,9 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
 
   const shutdown = async (server: Server): Promise<void> => {
     draining = true;
+    // Held requests answer "interrupted" (their approvals stay open for the retry); event streams end.
+    services.approvals?.service.close();
+    services.approvals?.api.close();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     const grace = config.limits.shutdown_grace_ms;

@@ -4,14 +4,21 @@
  * use it directly.
  */
 import type { Server } from 'node:http';
+import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { createTokenVerifier, type TokenVerifier } from '../auth/verify-token.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { RecordingStore } from '../store/recording-store.ts';
 import { openRecordingStore } from '../store/open-store.ts';
+import { AigovError } from '../core/errors.ts';
+import type { ApprovalStore } from '../store/approval-store.ts';
+import { openSqliteApprovalStore } from '../store/sqlite/sqlite-approval-store.ts';
+import { ApprovalService } from './approvals/approval-service.ts';
+import { createApprovalsApi, type ApprovalsApi } from './approvals/approvals-api.ts';
 import type { PipelineHooks } from './hooks.ts';
 import { openPolicyFile, type WatchedPolicy } from './policy-file.ts';
 import { createPolicyHooks } from './policy-hooks.ts';
+import { openSessionVaults, type SessionVaults } from './session-vaults.ts';
 import { createServer, listen } from './listen.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { errorSummary } from './pipeline.ts';
@@ -37,6 +44,8 @@ export interface StartGatewayOptions {
   readonly logger?: Logger;
   /** Use this store instead of opening the configured one (tests). */
   readonly store?: RecordingStore;
+  /** How often a stream held for approval gets an SSE comment (default 15 s). */
+  readonly approvalKeepAliveMs?: number;
   /** Called before the gateway closes its own parts (e.g. the dev IdP and dev model). */
   readonly onClose?: () => Promise<void>;
 }
@@ -89,12 +98,28 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     throw error;
   }
   let policy: WatchedPolicy | null = null;
+  let vaults: SessionVaults | null = null;
   try {
     if (!options.hooks && config.policy) policy = openPolicyFile(config.policy.file, { reload: config.policy.reload, logger });
+    if (policy) vaults = openSessionVaults(config, logger);
   } catch (error) {
+    policy?.close();
     server.close();
     await store.close();
     throw error;
+  }
+  let approvals: { service: ApprovalService; api: ApprovalsApi; store: ApprovalStore } | null = null;
+  try {
+    const location = path.resolve(process.cwd(), config.storage.path);
+    const approvalStore = openSqliteApprovalStore(location);
+    const service = new ApprovalService({ store: approvalStore, logger });
+    approvals = { service, store: approvalStore, api: createApprovalsApi({ service, verifier, logger }) };
+  } catch (error) {
+    policy?.close();
+    await vaults?.close();
+    server.close();
+    await store.close();
+    throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location: config.storage.path, reason: `approvals table: ${errorSummary(error)}` }, { cause: error });
   }
   const agent = createUpstreamAgent(config.limits);
   const handler = createGatewayHandler({
@@ -105,9 +130,10 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     metrics,
     logger,
     version: options.version,
-    hooks: options.hooks ?? (policy ? createPolicyHooks(policy) : undefined),
+    hooks: options.hooks ?? (policy ? createPolicyHooks(policy, vaults ?? undefined) : undefined),
     mounts: options.mounts,
     dev: options.dev,
+    approvals: { service: approvals.service, api: approvals.api, keepAliveMs: options.approvalKeepAliveMs ?? 15_000 },
   });
   server.on('request', handler.handle);
   server.on('clientError', (_error, socket) => {
@@ -127,6 +153,8 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
       closing ??= (async () => {
         policy?.close();
         await handler.shutdown(server);
+        await vaults?.close();
+        approvals?.store.close();
         await options.onClose?.();
       })();
       return closing;

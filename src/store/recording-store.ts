@@ -23,7 +23,8 @@ export interface ClientInfo {
 }
 
 export interface PolicyDecisionRecord {
-  readonly stage: 'request' | 'response';
+  /** `approval`: a hold's outcome (who approved or denied, or expiry), recorded when the call ends. */
+  readonly stage: 'request' | 'response' | 'approval';
   readonly action: string;
   readonly ruleId: string | null;
   readonly reason: string;

@@ -4,6 +4,7 @@
  * through the real device flow.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,7 @@ export const CLIENT_ID = 'aigov-cli';
 
 export interface Harness {
   readonly url: string;
+  /** The running gateway (a new one after `restart()`). */
   readonly gateway: RunningGateway;
   readonly upstream: ReplayUpstream;
   readonly idp: DevIdp;
@@ -28,6 +30,8 @@ export interface Harness {
   /** alice's access token (developers). */
   readonly token: string;
   tokenFor(user: string): Promise<string>;
+  /** Stops the gateway and starts a new one with the same config, port, IdP and database. */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -42,6 +46,10 @@ export interface HarnessOptions {
   readonly logger?: Logger;
   /** A policy file for the gateway to enforce. */
   readonly policyFile?: string;
+  /** pseudonyms.key (base64 or hex), given to the config as ${TEST_PSEUDONYM_KEY}; omitted: vaults in memory. */
+  readonly pseudonymKey?: string;
+  /** How often a stream held for approval gets an SSE comment. */
+  readonly approvalKeepAliveMs?: number;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -60,20 +68,28 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     storage: { driver: 'sqlite', path: join(dir, options.storeSubdir ?? '', 'aigov.db') },
     limits: options.limits ?? {},
     ...(options.policyFile ? { policy: { file: options.policyFile } } : {}),
+    ...(options.pseudonymKey ? { pseudonyms: { key: '${TEST_PSEUDONYM_KEY}' } } : {}),
     logging: { level: process.env.AIGOV_TEST_LOG === '1' ? 'debug' : 'silent' },
   };
-  const config = buildGatewayConfig(input, join(dir, 'test-config'), { env: { TEST_OPENAI_KEY: OPENAI_KEY, TEST_ANTHROPIC_KEY: ANTHROPIC_KEY } });
-  const gateway = await startGateway(config, { version: 'test', hooks: options.hooks, logger: options.logger, mounts: [{ prefix: '/oidc', handle: (req, res) => idp.handle(req, res) }] }, bound);
+  const config = buildGatewayConfig(input, join(dir, 'test-config'), { env: { TEST_OPENAI_KEY: OPENAI_KEY, TEST_ANTHROPIC_KEY: ANTHROPIC_KEY, TEST_PSEUDONYM_KEY: options.pseudonymKey } });
+  const startOptions = { version: 'test', hooks: options.hooks, logger: options.logger, approvalKeepAliveMs: options.approvalKeepAliveMs, mounts: [{ prefix: '/oidc', handle: (req: IncomingMessage, res: ServerResponse) => idp.handle(req, res) }] };
+  let gateway = await startGateway(config, startOptions, bound);
   const tokenFor = async (user: string): Promise<string> => (await deviceLogin(idp, CLIENT_ID, user)).accessToken;
   const token = await tokenFor('alice');
   return {
     url: bound.url,
-    gateway,
+    get gateway() {
+      return gateway;
+    },
     upstream,
     idp,
     dir,
     token,
     tokenFor,
+    async restart() {
+      await gateway.close();
+      gateway = await startGateway(config, startOptions, await bindServer(config));
+    },
     async close() {
       await gateway.close();
       await idp.close();

@@ -69,6 +69,15 @@ export interface RuleMatchSpec {
   readonly tools?: ToolMatchSpec | undefined;
 }
 
+/** Who approves a held request (durations in milliseconds). */
+export interface ApprovalSpec {
+  readonly approvers: readonly string[];
+  readonly required: number;
+  readonly timeout: number;
+  readonly retry_window: number;
+  readonly reuse: 'once' | 'window';
+}
+
 export interface RuleSpec {
   readonly id: string;
   readonly description?: string | undefined;
@@ -78,12 +87,14 @@ export interface RuleSpec {
   readonly match: RuleMatchSpec;
   readonly action: PolicyAction;
   readonly operator?: OperatorSpec | undefined;
+  readonly approval?: ApprovalSpec | undefined;
   readonly on_error: OnError;
 }
 
 export interface PolicyDocument {
   readonly version: 1;
   readonly default_action: TerminalAction;
+  readonly approval?: ApprovalSpec | undefined;
   readonly detectors: readonly CustomDetectorSpec[];
   readonly rules: readonly RuleSpec[];
 }

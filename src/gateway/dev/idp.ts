@@ -2,7 +2,7 @@
  * The embedded identity provider of `aigov server --dev`.
  *
  * panva's oidc-provider, mounted under the issuer's path (e.g. /oidc) on the gateway's own
- * node:http server, with three seeded users and the one public client the aigov CLI uses. It
+ * node:http server, with four seeded users (alice a developer, bob and dave approvers, carol an auditor) and the one public client the aigov CLI uses. It
  * issues what a company IdP would: JWT access tokens (ES256, `aud` = the gateway, `scope` with
  * the gateway's required scope, plus `email` and `groups`) through the device authorization
  * grant, rotating refresh tokens, and revocation. State (grants, device codes, refresh tokens,
@@ -41,6 +41,7 @@ export const DEV_USERS: readonly DevUser[] = Object.freeze([
   Object.freeze({ id: 'alice', email: 'alice@aigov.dev', name: 'Alice Developer', groups: Object.freeze(['developers']) }),
   Object.freeze({ id: 'bob', email: 'bob@aigov.dev', name: 'Bob Approver', groups: Object.freeze(['approvers']) }),
   Object.freeze({ id: 'carol', email: 'carol@aigov.dev', name: 'Carol Auditor', groups: Object.freeze(['auditors']) }),
+  Object.freeze({ id: 'dave', email: 'dave@aigov.dev', name: 'Dave Approver', groups: Object.freeze(['approvers']) }),
 ]);
 
 export interface DevIdpOptions {

@@ -1,0 +1,100 @@
+/**
+ * Approvals in the recording store's SQLite file, on a connection of their own on the main
+ * thread (WAL lets it sit beside the writer thread; a busy timeout covers the writer's commits).
+ * The record is kept whole as JSON, with the columns queries need beside it.
+ */
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { ApprovalRecord } from '../../core/approvals/approval.ts';
+import type { ApprovalQuery, ApprovalStore } from '../approval-store.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS approvals (
+  id            TEXT PRIMARY KEY,
+  state         TEXT NOT NULL,
+  requester_sub TEXT NOT NULL,
+  content_hash  TEXT NOT NULL,
+  created_at    INTEGER NOT NULL,
+  expires_at    INTEGER NOT NULL,
+  record        TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS approvals_by_state ON approvals (state, created_at);
+CREATE INDEX IF NOT EXISTS approvals_by_content ON approvals (requester_sub, content_hash, created_at);
+CREATE INDEX IF NOT EXISTS approvals_by_created ON approvals (created_at);
+`;
+
+export function openSqliteApprovalStore(location: string, options: { busyTimeoutMs?: number } = {}): ApprovalStore {
+  const db = new DatabaseSync(location, { timeout: options.busyTimeoutMs ?? 5000 });
+  try {
+    db.exec('PRAGMA journal_mode = WAL');
+    db.exec('PRAGMA wal_autocheckpoint = 0'); // the recording store's checkpointer does it
+    db.exec(SCHEMA);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  return new SqliteApprovalStore(db);
+}
+
+class SqliteApprovalStore implements ApprovalStore {
+  readonly #db: DatabaseSync;
+  readonly #insert: StatementSync;
+  readonly #update: StatementSync;
+  readonly #get: StatementSync;
+  readonly #latest: StatementSync;
+  #closed = false;
+
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+    this.#insert = db.prepare('INSERT INTO approvals (id, state, requester_sub, content_hash, created_at, expires_at, record) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    this.#update = db.prepare('UPDATE approvals SET state = ?, expires_at = ?, record = ? WHERE id = ?');
+    this.#get = db.prepare('SELECT record FROM approvals WHERE id = ?');
+    this.#latest = db.prepare('SELECT record FROM approvals WHERE requester_sub = ? AND content_hash = ? ORDER BY created_at DESC LIMIT 1');
+  }
+
+  insert(a: ApprovalRecord): void {
+    this.#insert.run(a.id, a.state, a.requester.sub, a.contentHash, a.createdAt, a.expiresAt, JSON.stringify(a));
+  }
+
+  update(a: ApprovalRecord): void {
+    const { changes } = this.#update.run(a.state, a.expiresAt, JSON.stringify(a), a.id);
+    if (changes !== 1) throw new Error(`approval update matched ${changes} rows`);
+  }
+
+  get(id: string): ApprovalRecord | null {
+    return parse(this.#get.get(id));
+  }
+
+  findLatest(requesterSub: string, contentHash: string): ApprovalRecord | null {
+    return parse(this.#latest.get(requesterSub, contentHash));
+  }
+
+  list(query: ApprovalQuery): ApprovalRecord[] {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (query.states && query.states.length > 0) {
+      where.push(`state IN (${query.states.map(() => '?').join(', ')})`);
+      params.push(...query.states);
+    }
+    if (query.since !== undefined) {
+      where.push('created_at >= ?');
+      params.push(query.since);
+    }
+    const sql = `SELECT record FROM approvals ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT ?`;
+    return this.#db
+      .prepare(sql)
+      .all(...params, query.limit)
+      .map((row) => parse(row))
+      .filter((a): a is ApprovalRecord => a !== null);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#db.close();
+  }
+}
+
+function parse(row: Record<string, unknown> | undefined): ApprovalRecord | null {
+  if (!row || typeof row['record'] !== 'string') return null;
+  return JSON.parse(row['record']) as ApprovalRecord;
+}
