@@ -1,5 +1,6 @@
 /** The service behind `aigov run`: mint a run at the daemon, run the child, revoke the run. */
 import { AigovError } from '../core/errors.ts';
+import { watchRunApprovals } from './run-approval-notice.ts';
 import { childEnvironment, runChild } from './run-child.ts';
 
 export interface RunOptions {
@@ -16,9 +17,12 @@ export async function runUnderAigov(options: RunOptions): Promise<number> {
   const daemon = await connectDaemon(options.profile, { start: true, env: options.env });
   const label = [options.command, ...options.args].join(' ').slice(0, 200);
   const grant = await daemon.mintRun(label);
+  const notices = new AbortController();
+  watchRunApprovals({ sessionId: grant.sessionId, daemon, signal: notices.signal, env: options.env, write: (line) => process.stderr.write(`${line}\n`) });
   try {
     return await runChild(options.command, options.args, childEnvironment(options.env, grant));
   } finally {
+    notices.abort();
     await daemon.revokeRun(grant.runKey).catch(() => undefined);
   }
 }
