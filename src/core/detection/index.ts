@@ -6,6 +6,7 @@
 import { normalizeForMatching } from './normalize.ts';
 import type { NormalizedText } from './normalize.ts';
 import { PII_DETECTORS } from './pii.ts';
+import { personDetector } from './person-names.ts';
 import { SECRET_DETECTORS } from './secrets.ts';
 import type { Detection, Detector, EntityType } from './types.ts';
 
@@ -17,9 +18,16 @@ export type { RegexDetectorSpec } from './custom-regex.ts';
 
 /**
  * Every built-in detector: secrets first, then personal data (the order breaks exact ties).
- * Person names are deliberately absent: no offline approach reached a precision worth shipping.
+ * Person names are not among them: see OPT_IN_DETECTORS.
  */
 export const BUILTIN_DETECTORS: readonly Detector[] = Object.freeze([...SECRET_DETECTORS, ...PII_DETECTORS]);
+
+/**
+ * Built-in detectors that run only where a policy rule names their type itself — never through
+ * a group such as PII: the experimental person-name detector (type PERSON; figures in
+ * docs/benchmarks.md, "Person names").
+ */
+export const OPT_IN_DETECTORS: readonly Detector[] = Object.freeze([personDetector]);
 
 /** The built-in detector for an entity type, if there is one. */
 export function builtinDetector(type: EntityType): Detector | undefined {

@@ -7,7 +7,7 @@
  * Problems a schema cannot see (an unknown entity type, a regex open to catastrophic
  * backtracking) are collected with their key path and thrown together as `PolicyCompileError`.
  */
-import { BUILTIN_DETECTORS, createRegexDetector, RegexDetectorError } from '../detection/index.ts';
+import { BUILTIN_DETECTORS, createRegexDetector, OPT_IN_DETECTORS, RegexDetectorError } from '../detection/index.ts';
 import type { Detection, Detector } from '../detection/types.ts';
 import type { Role } from '../events.ts';
 import type { MaskOperator } from '../masking/operators.ts';
@@ -117,6 +117,9 @@ export function compilePolicy(document: PolicyDocument, options: CompileOptions 
   };
   for (const d of options.builtins ?? BUILTIN_DETECTORS) add(d);
   for (const d of options.detectors ?? []) add(d);
+  // Opt-in built-ins (PERSON): only a rule that names the type itself gets them, never a group.
+  const optIn = new Map<string, Detector[]>();
+  for (const d of options.builtins === undefined ? OPT_IN_DETECTORS : []) optIn.set(d.type, [...(optIn.get(d.type) ?? []), d]);
   document.detectors.forEach((spec, i) => {
     try {
       add(
@@ -135,12 +138,12 @@ export function compilePolicy(document: PolicyDocument, options: CompileOptions 
     }
   });
 
-  const rules = document.rules.map((rule, index) => compileRule(rule, index, byType, issues));
+  const rules = document.rules.map((rule, index) => compileRule(rule, index, byType, optIn, issues));
   if (issues.length > 0) throw new PolicyCompileError(issues);
   return Object.freeze({ document, defaultAction: document.default_action, rules: Object.freeze(rules) });
 }
 
-function compileRule(rule: RuleSpec, index: number, byType: ReadonlyMap<string, readonly Detector[]>, issues: PolicyIssue[]): CompiledRule {
+function compileRule(rule: RuleSpec, index: number, byType: ReadonlyMap<string, readonly Detector[]>, optIn: ReadonlyMap<string, readonly Detector[]>, issues: PolicyIssue[]): CompiledRule {
   const at = (...path: (string | number)[]): (string | number)[] => ['rules', index, ...path];
   const m = rule.match;
 
@@ -153,10 +156,11 @@ function compileRule(rule: RuleSpec, index: number, byType: ReadonlyMap<string, 
   (m.detectors ?? []).forEach((ref, j) => {
     const types = ENTITY_GROUPS[ref.type] ?? [ref.type];
     const found = types.flatMap((t) => byType.get(t) ?? []);
+    if (ENTITY_GROUPS[ref.type] === undefined) found.push(...(optIn.get(ref.type) ?? []));
     if (found.length === 0) {
       issues.push({
         path: at('match', 'detectors', j, 'type'),
-        message: `unknown entity type "${ref.type}"; expected a known type (${[...byType.keys()].sort().join(', ')}), a group (${Object.keys(ENTITY_GROUPS).join(', ')}) or a type defined under detectors`,
+        message: `unknown entity type "${ref.type}"; expected a known type (${[...byType.keys(), ...optIn.keys()].sort().join(', ')}), a group (${Object.keys(ENTITY_GROUPS).join(', ')}) or a type defined under detectors`,
       });
     }
     for (const d of found) use(d, ref.min_confidence);
