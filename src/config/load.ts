@@ -58,6 +58,8 @@ export function buildGatewayConfig(raw: unknown, source: string, options: LoadOp
     });
   });
   const storage = parsed.data.storage;
+  const vault = parsed.data.pseudonyms;
+  const pseudonymKey = vault.key === undefined ? null : decodeVaultKey(resolveSecret(vault.key, { path: 'pseudonyms.key', source, baseDir, env, warnings }), source);
   return deepFreeze({
     source,
     listen: parsed.data.listen,
@@ -66,6 +68,7 @@ export function buildGatewayConfig(raw: unknown, source: string, options: LoadOp
     storage: { ...storage, path: isAbsolute(storage.path) ? storage.path : resolve(baseDir, storage.path) },
     limits: parsed.data.limits,
     logging: parsed.data.logging,
+    pseudonyms: { key: pseudonymKey, ttlDays: vault.ttl_days },
     policy: parsed.data.policy ? { file: isAbsolute(parsed.data.policy.file) ? parsed.data.policy.file : resolve(baseDir, parsed.data.policy.file), reload: parsed.data.policy.reload } : null,
     warnings,
   });
@@ -115,6 +118,17 @@ function fromFile(file: string, ctx: SecretContext): string {
     throw new AigovError('AIGOV_E_SECRET_UNRESOLVED', { path: ctx.path, file: ctx.source, reason: `${full} is empty` });
   }
   return value;
+}
+
+/** The pseudonym vault key: 32 bytes given as 64 hex digits or base64; returned as hex. Never echoes the value. */
+function decodeVaultKey(text: string, source: string): string {
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return text.toLowerCase();
+  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) {
+    const bytes = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+    if (bytes.length === 32) return bytes.toString('hex');
+  }
+  const problems = `  - pseudonyms.key: expected 32 random bytes as base64 (44 characters) or hex (64 digits), e.g. from \`openssl rand -base64 32\`; the value given has ${text.length} characters`;
+  throw new AigovError('AIGOV_E_CONFIG_INVALID', { file: source, problems });
 }
 
 /** One line per problem: `  - identity.issuer: expected …`. Never prints received secret values. */

@@ -91,6 +91,19 @@ export const GatewayConfigSchema = z.strictObject({
       reload: z.boolean().default(true),
     })
     .optional(),
+  /**
+   * The per-session pseudonym vaults (policy action `pseudonymize`). With a key they are kept in
+   * the storage database, each value sealed with AES-256-GCM, and survive a restart; without one
+   * they live in this process only.
+   */
+  pseudonyms: z
+    .strictObject({
+      /** 32 random bytes, base64 or hex (`openssl rand -base64 32`), given by reference. */
+      key: SecretRefSchema.optional(),
+      /** Days a session's vault is kept after its last use; then it is deleted. */
+      ttl_days: z.number().int().min(1).max(3650).default(30),
+    })
+    .prefault({}),
   logging: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .prefault({}),
@@ -122,6 +135,8 @@ export interface GatewayConfig {
   readonly logging: GatewayConfigFile['logging'];
   /** The policy file (absolute path), or null for allow-all. */
   readonly policy: { readonly file: string; readonly reload: boolean } | null;
+  /** The vault key (the 32 bytes as 64 hex digits; never log it), or null: vaults in memory only. */
+  readonly pseudonyms: { readonly key: string | null; readonly ttlDays: number };
   /** Warnings found while loading (e.g. an inline secret); logged at startup. */
   readonly warnings: readonly string[];
 }

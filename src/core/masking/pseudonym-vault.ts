@@ -34,10 +34,13 @@ export function couldStartPlaceholder(tail: string, json: boolean): boolean {
   return tail.length < MAX_PLACEHOLDER_LENGTH && (json ? JSON_PREFIX : PLAIN_PREFIX).test(tail);
 }
 
+/** One issued placeholder: [label, number, value] for «LABEL_number». The value is the real personal data. */
+export type VaultEntry = readonly [label: string, n: number, value: string];
+
 export interface PseudonymVaultJson {
   readonly version: 1;
   /** [label, number, value] — the values are the real personal data: store them as such. */
-  readonly entries: ReadonlyArray<readonly [string, number, string]>;
+  readonly entries: ReadonlyArray<VaultEntry>;
 }
 
 export interface RestoreOptions {
@@ -45,10 +48,17 @@ export interface RestoreOptions {
   readonly json?: boolean;
 }
 
+/**
+ * Durable vaults (kept outside core) use `entries(from)` to find what was issued since they last
+ * stored it, `truncate(size)` to take back what could not be stored (never handed out), and
+ * `merge(entries)` to learn what another process stored.
+ */
 export class PseudonymVault {
   readonly #byValue = new Map<string, string>();
   readonly #byKey = new Map<string, string>();
   readonly #counters = new Map<string, number>();
+  /** Every entry in the order it was issued or learned. */
+  readonly #issued: VaultEntry[] = [];
 
   /** The placeholder for `value` of `type`: the same value of the same type always gets the same one. */
   placeholderFor(type: EntityType, value: string): string {
@@ -65,7 +75,65 @@ export class PseudonymVault {
     const placeholder = `«${label}_${n}»`;
     this.#byValue.set(`${label}\u0000${value}`, placeholder);
     this.#byKey.set(`${label}_${n}`, value);
+    this.#issued.push([label, n, value]);
     return placeholder;
+  }
+
+  /** Adds an entry issued elsewhere; throws (naming no value) if it contradicts this vault. Returns whether it was new. */
+  #adopt(entry: unknown): boolean {
+    if (
+      !Array.isArray(entry) || entry.length !== 3 || typeof entry[0] !== 'string' || !/^[A-Z][A-Z_]{0,39}$/.test(entry[0])
+      || typeof entry[1] !== 'number' || !Number.isInteger(entry[1]) || entry[1] < 1 || entry[1] > 999_999 || typeof entry[2] !== 'string'
+    ) {
+      throw new TypeError('pseudonym vault: malformed entry (expected [LABEL, number, value])');
+    }
+    const [label, n, value] = entry as [string, number, string];
+    const held = this.#byKey.get(`${label}_${n}`);
+    const placeholder = this.#byValue.get(`${label}\u0000${value}`);
+    if (held === value && placeholder === `«${label}_${n}»`) return false;
+    if (held !== undefined) throw new TypeError(`pseudonym vault: duplicate placeholder ${label}_${n} with another value`);
+    if (placeholder !== undefined) throw new TypeError(`pseudonym vault: duplicate value (already ${placeholder.slice(1, -1)}, offered as ${label}_${n})`);
+    this.#add(label, n, value);
+    this.#counters.set(label, Math.max(this.#counters.get(label) ?? 0, n));
+    return true;
+  }
+
+  /** The entries issued or learned from position `from` on (positions follow `size`), oldest first. */
+  entries(from = 0): VaultEntry[] {
+    return this.#issued.slice(Math.max(0, from));
+  }
+
+  /**
+   * Forgets every entry after the first `size`, as if they had never been issued: their numbers
+   * are issued again. Only for entries that never left the process (e.g. they could not be stored).
+   */
+  truncate(size: number): void {
+    if (size >= this.#issued.length) return;
+    const dropped = this.#issued.splice(Math.max(0, size));
+    const labels = new Set<string>();
+    for (const [label, n, value] of dropped) {
+      this.#byKey.delete(`${label}_${n}`);
+      this.#byValue.delete(`${label}\u0000${value}`);
+      labels.add(label);
+    }
+    for (const label of labels) {
+      let max = 0;
+      for (const [l, n] of this.#issued) if (l === label && n > max) max = n;
+      if (max === 0) this.#counters.delete(label);
+      else this.#counters.set(label, max);
+    }
+  }
+
+  /**
+   * Learns entries another vault of the same session issued (e.g. stored by another process).
+   * Entries already held are skipped; an entry that gives a held placeholder another value, or a
+   * held value another placeholder, throws and leaves the entries before it merged.
+   * Returns how many were new.
+   */
+  merge(entries: Iterable<VaultEntry>): number {
+    let added = 0;
+    for (const entry of entries) if (this.#adopt(entry)) added++;
+    return added;
   }
 
   /** How many distinct values the vault holds. */
@@ -98,12 +166,7 @@ export class PseudonymVault {
   }
 
   toJSON(): PseudonymVaultJson {
-    const entries: Array<readonly [string, number, string]> = [];
-    for (const [key, value] of this.#byKey) {
-      const cut = key.lastIndexOf('_');
-      entries.push([key.slice(0, cut), Number(key.slice(cut + 1)), value]);
-    }
-    return { version: 1, entries };
+    return { version: 1, entries: this.entries() };
   }
 
   static fromJSON(json: unknown): PseudonymVault {
@@ -113,16 +176,7 @@ export class PseudonymVault {
       throw new TypeError('pseudonym vault: expected { version: 1, entries: [...] }');
     }
     for (const entry of data.entries as unknown[]) {
-      if (
-        !Array.isArray(entry) || entry.length !== 3 || typeof entry[0] !== 'string' || !/^[A-Z][A-Z_]{0,39}$/.test(entry[0])
-        || typeof entry[1] !== 'number' || !Number.isInteger(entry[1]) || entry[1] < 1 || entry[1] > 999_999 || typeof entry[2] !== 'string'
-      ) {
-        throw new TypeError('pseudonym vault: malformed entry (expected [LABEL, number, value])');
-      }
-      const [label, n, value] = entry as [string, number, string];
-      if (vault.#byKey.has(`${label}_${n}`)) throw new TypeError('pseudonym vault: duplicate placeholder');
-      vault.#add(label, n, value);
-      vault.#counters.set(label, Math.max(vault.#counters.get(label) ?? 0, n));
+      if (!vault.#adopt(entry)) throw new TypeError('pseudonym vault: duplicate placeholder');
     }
     return vault;
   }

@@ -9,6 +9,7 @@ import { buildGatewayConfig } from '../../config/load.ts';
 import type { GatewayConfig, GatewayConfigInput } from '../../config/schema.ts';
 import { bindServer, startGateway, type RunningGateway, type StartGatewayOptions } from '../start-gateway.ts';
 import { startDevModel } from './dev-model.ts';
+import { ensureDevPseudonymKey } from './dev-pseudonym-key.ts';
 import { startDevIdp, type DevIdp } from './idp.ts';
 
 export const DEV_CLI_CLIENT_ID = 'aigov-cli';
@@ -55,6 +56,7 @@ export async function startDevGateway(options: DevGatewayOptions): Promise<Runni
       storage: { driver: 'sqlite', path: join(options.stateDir, 'aigov.db') },
       logging: { level: options.logLevel ?? 'info' },
       ...(options.policyFile ? { policy: { file: resolve(options.policyFile) } } : {}),
+      pseudonyms: { key: { file: ensureDevPseudonymKey(options.stateDir) } },
     };
     const base = buildGatewayConfig(input, '(built-in dev configuration)');
     const config: GatewayConfig = { ...base, providers: base.providers.map((p) => ({ ...p, devModel: true })) };
