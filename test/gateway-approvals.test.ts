@@ -5,12 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { ApprovalListSchema, ApprovalViewSchema, type ApprovalView } from '../src/protocol/approvals.ts';
 import { SseParser } from '../src/core/sse.ts';
+import { verifyWebhookSignature } from '../src/gateway/approvals/webhook-notifier.ts';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
 import { chatStreamText, loadTranscript } from './support/replay-upstream.ts';
 
@@ -22,6 +27,14 @@ rules:
     match: { keywords: ['production password'] }
     action: require_approval
     approval: { approvers: [approvers], timeout: 20s, retry_window: 1m }
+  - id: hooked
+    reason: tells the security channel
+    match: { keywords: ['notify security'] }
+    action: require_approval
+    approval:
+      approvers: [approvers]
+      timeout: 20s
+      notify: [{ url: 'RECEIVER_URL/hook', secret: '\${APPROVAL_HOOK_SECRET}', include_preview: false }]
   - id: wire-transfer
     reason: money moves need two approvers
     match: { keywords: ['wire transfer'] }
@@ -41,16 +54,32 @@ rules:
 let h: Harness;
 const tokens: Record<string, string> = {};
 
+const HOOK_SECRET = 'whsec-test-0123456789abcdef';
+const deliveries: { headers: IncomingHttpHeaders; body: string }[] = [];
+let receiver: Server;
+
 before(async () => {
-  const dir = (await import('node:fs/promises')).mkdtemp(join((await import('node:os')).tmpdir(), 'aigov-apr-'));
-  const policyFile = join(await dir, 'policy.yaml');
-  writeFileSync(policyFile, POLICY);
+  receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      deliveries.push({ headers: req.headers, body });
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  process.env['APPROVAL_HOOK_SECRET'] = HOOK_SECRET;
+  const dir = await mkdtemp(join(tmpdir(), 'aigov-apr-'));
+  const policyFile = join(dir, 'policy.yaml');
+  writeFileSync(policyFile, POLICY.replace('RECEIVER_URL', receiverUrl));
   h = await startHarness({ policyFile, approvalKeepAliveMs: 50 });
   tokens['alice'] = h.token;
   for (const user of ['bob', 'carol', 'dave']) tokens[user] = await h.tokenFor(user);
 });
 after(async () => {
   await h.close();
+  receiver.close();
 });
 beforeEach(() => {
   h.upstream.reset();
@@ -171,6 +200,24 @@ describe('approvals: hold at the gateway', () => {
     const error = await ask('this is unapprovable').catch((e: unknown) => e);
     assert.ok(error instanceof OpenAI.PermissionDeniedError);
     assert.match(error.message, /needs approval under aigov policy rule `nobody-approves`/);
+  });
+});
+
+describe('approvals: webhooks', () => {
+  it("a rule's webhook gets signed notices of the approval's creation and decision, without the prompt", async () => {
+    const answer = ask('please notify security about the rotation');
+    const approval = await pendingFor('bob', 'hooked');
+    await api('bob', 'POST', `/${approval.id}/approve`, { reason: 'go' });
+    await answer;
+    for (let i = 0; i < 100 && deliveries.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    const mine = deliveries.filter((d) => d.body.includes(approval.id));
+    assert.deepEqual(mine.map((d) => (JSON.parse(d.body) as { type: string }).type), ['approval.created', 'approval.decided']);
+    for (const d of mine) {
+      assert.ok(verifyWebhookSignature(HOOK_SECRET, String(d.headers['x-aigov-timestamp']), d.body, String(d.headers['x-aigov-signature'])));
+      assert.ok(!d.body.includes('rotation'), 'no prompt text without include_preview');
+      assert.ok(!d.body.includes(HOOK_SECRET));
+    }
+    assert.match((JSON.parse(mine[1]!.body) as { text: string }).text, /approved/i);
   });
 });
 

@@ -9,9 +9,10 @@ import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { AigovError } from '../core/errors.ts';
 import { compilePolicy, formatPath, PolicyCompileError, type CompiledPolicy, type CompileOptions } from '../core/policy/compile-policy.ts';
-import type { OperatorSpec, PolicyDocument, RuleSpec } from '../core/policy/types.ts';
+import type { ApprovalSpec, OperatorSpec, PolicyDocument, RuleSpec } from '../core/policy/types.ts';
 import { formatIssues } from './load.ts';
 import { PolicySchema, type KeyRef, type PolicyFile } from './policy-schema.ts';
+import { resolveWebhook } from './webhook-schema.ts';
 
 export interface LoadPolicyOptions extends CompileOptions {
   /** Environment for key references; defaults to process.env. */
@@ -75,10 +76,32 @@ interface KeyContext {
 
 function toDocument(file: PolicyFile, ctx: KeyContext): PolicyDocument {
   const rules = file.rules.map((rule, i): RuleSpec => {
-    const { operator, ...rest } = rule;
-    return { ...rest, operator: operator === undefined ? undefined : resolveOperator(operator, `rules[${i}].operator.key`, ctx) };
+    const { operator, approval, ...rest } = rule;
+    return {
+      ...rest,
+      operator: operator === undefined ? undefined : resolveOperator(operator, `rules[${i}].operator.key`, ctx),
+      approval: approval === undefined ? undefined : resolveApproval(approval, `rules[${i}].approval`, ctx),
+    };
   });
-  return { version: file.version, default_action: file.default_action, approval: file.approval, detectors: file.detectors, rules };
+  const approval = file.approval === undefined ? undefined : resolveApproval(file.approval, 'approval', ctx);
+  return { version: file.version, default_action: file.default_action, approval, detectors: file.detectors, rules };
+}
+
+type FileApproval = NonNullable<PolicyFile['approval']>;
+
+function resolveApproval(spec: FileApproval, path: string, ctx: KeyContext): ApprovalSpec {
+  const { notify, ...rest } = spec;
+  if (notify === undefined) return rest;
+  const hooks = notify.flatMap((hook, i) => {
+    const at = `${path}.notify[${i}].secret`;
+    const resolved = resolveWebhook(hook, resolveKey(hook.secret, at, ctx));
+    if ('problem' in resolved) {
+      ctx.problems.push(`  - ${at}: ${resolved.problem}`);
+      return [];
+    }
+    return [resolved.webhook];
+  });
+  return { ...rest, notify: hooks };
 }
 
 type FileOperator = NonNullable<PolicyFile['rules'][number]['operator']>;

@@ -9,6 +9,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { AigovError } from '../core/errors.ts';
 import { GatewayConfigSchema, type GatewayConfig, type GatewayConfigInput, type ResolvedProvider, type SecretRef } from './schema.ts';
+import { resolveWebhook } from './webhook-schema.ts';
 
 export interface LoadOptions {
   /** Environment for `${VAR}` references; defaults to process.env. */
@@ -60,6 +61,12 @@ export function buildGatewayConfig(raw: unknown, source: string, options: LoadOp
   const storage = parsed.data.storage;
   const vault = parsed.data.pseudonyms;
   const pseudonymKey = vault.key === undefined ? null : decodeVaultKey(resolveSecret(vault.key, { path: 'pseudonyms.key', source, baseDir, env, warnings }), source);
+  const webhooks = parsed.data.approvals.webhooks.map((hook, i) => {
+    const path = `approvals.webhooks[${i}].secret`;
+    const resolved = resolveWebhook(hook, resolveSecret(hook.secret, { path, source, baseDir, env, warnings }));
+    if ('problem' in resolved) throw new AigovError('AIGOV_E_SECRET_UNRESOLVED', { path, file: source, reason: resolved.problem });
+    return resolved.webhook;
+  });
   return deepFreeze({
     source,
     listen: parsed.data.listen,
@@ -69,6 +76,7 @@ export function buildGatewayConfig(raw: unknown, source: string, options: LoadOp
     limits: parsed.data.limits,
     logging: parsed.data.logging,
     pseudonyms: { key: pseudonymKey, ttlDays: vault.ttl_days },
+    approvals: { keepAliveMs: Math.round(parsed.data.approvals.keepalive_seconds * 1000), webhooks },
     policy: parsed.data.policy ? { file: isAbsolute(parsed.data.policy.file) ? parsed.data.policy.file : resolve(baseDir, parsed.data.policy.file), reload: parsed.data.policy.reload } : null,
     warnings,
   });

@@ -5,6 +5,7 @@
  * once `operator.key` is resolved.
  */
 import { z } from 'zod';
+import { RuleWebhooksSchema } from './webhook-schema.ts';
 
 const ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const ENTITY_TYPE = /^[A-Z][A-Z0-9_]{0,63}$/;
@@ -107,6 +108,8 @@ export const ApprovalSpecSchema = z.strictObject({
   retry_window: DurationSchema.refine((ms) => ms <= 7 * 86_400_000, 'expected at most 7d').default(900_000),
   /** `once`: the approval lets exactly one request through; `window`: every identical retry within retry_window. */
   reuse: z.enum(['once', 'window']).default('once'),
+  /** Webhooks told of this rule's approvals, besides the gateway's own (docs/webhooks.md); secrets by reference. */
+  notify: RuleWebhooksSchema.optional(),
 });
 
 export const RuleSchema = z

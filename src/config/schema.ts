@@ -3,17 +3,11 @@
  * edge, resolves secret references and freezes the result.
  */
 import { z } from 'zod';
+import { SecretRefSchema } from './secret-ref.ts';
+import { WebhooksSchema, type Webhook } from './webhook-schema.ts';
 
-/**
- * A secret given by reference: `${ENV_VAR}`, `{ env: NAME }`, `{ file: /path }`.
- * An inline literal is accepted but warned about at startup.
- */
-export const SecretRefSchema = z.union([
-  z.string().min(1, 'expected a secret reference such as ${OPENAI_API_KEY}'),
-  z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name') }),
-  z.strictObject({ file: z.string().min(1, 'expected a file path') }),
-]);
-export type SecretRef = z.infer<typeof SecretRefSchema>;
+/** A secret by reference (`${ENV_VAR}`, `{ env }`, `{ file }`); an inline literal is warned about at startup. */
+export { SecretRefSchema, type SecretRef } from './secret-ref.ts';
 
 const RESERVED_NAMES = new Set(['.well-known', 'healthz', 'readyz', 'metrics', 'oidc', 'dev', 'v1', 'aigov']);
 
@@ -104,6 +98,15 @@ export const GatewayConfigSchema = z.strictObject({
       ttl_days: z.number().int().min(1).max(3650).default(30),
     })
     .prefault({}),
+  /** Requests held for approval (policy action `require_approval` with approvers). */
+  approvals: z
+    .strictObject({
+      /** Seconds between the SSE comments a held stream gets while it waits. */
+      keepalive_seconds: z.number().min(1).max(300).default(15),
+      /** Notified of every approval (created, decided, expired); rules can add their own (`approval.notify`). docs/webhooks.md. */
+      webhooks: WebhooksSchema.default([]),
+    })
+    .prefault({}),
   logging: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .prefault({}),
@@ -137,6 +140,8 @@ export interface GatewayConfig {
   readonly policy: { readonly file: string; readonly reload: boolean } | null;
   /** The vault key (the 32 bytes as 64 hex digits; never log it), or null: vaults in memory only. */
   readonly pseudonyms: { readonly key: string | null; readonly ttlDays: number };
+  /** Approval holds: keep-alive interval and global webhooks (secrets resolved; never log them). */
+  readonly approvals: { readonly keepAliveMs: number; readonly webhooks: readonly Webhook[] };
   /** Warnings found while loading (e.g. an inline secret); logged at startup. */
   readonly warnings: readonly string[];
 }

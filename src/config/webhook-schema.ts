@@ -6,7 +6,7 @@
  * `resolveWebhook` then checks its length and returns the runtime shape the notifier takes.
  */
 import { z } from 'zod';
-import { SecretRefSchema, type SecretRef } from './schema.ts';
+import { SecretRefSchema, type SecretRef } from './secret-ref.ts';
 
 export const WEBHOOK_EVENTS = ['created', 'decided', 'expired'] as const;
 export const WebhookEventSchema = z.enum(WEBHOOK_EVENTS);

@@ -13,7 +13,8 @@ import { openRecordingStore } from '../store/open-store.ts';
 import { AigovError } from '../core/errors.ts';
 import type { ApprovalStore } from '../store/approval-store.ts';
 import { openSqliteApprovalStore } from '../store/sqlite/sqlite-approval-store.ts';
-import { ApprovalService } from './approvals/approval-service.ts';
+import { ApprovalService, toApprovalView } from './approvals/approval-service.ts';
+import { createWebhookNotifier, type WebhookNotifier } from './approvals/webhook-notifier.ts';
 import { createApprovalsApi, type ApprovalsApi } from './approvals/approvals-api.ts';
 import type { PipelineHooks } from './hooks.ts';
 import { openPolicyFile, type WatchedPolicy } from './policy-file.ts';
@@ -108,12 +109,20 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     await store.close();
     throw error;
   }
-  let approvals: { service: ApprovalService; api: ApprovalsApi; store: ApprovalStore } | null = null;
+  let approvals: { service: ApprovalService; api: ApprovalsApi; store: ApprovalStore; notifier: WebhookNotifier } | null = null;
   try {
     const location = path.resolve(process.cwd(), config.storage.path);
     const approvalStore = openSqliteApprovalStore(location);
     const service = new ApprovalService({ store: approvalStore, logger });
-    approvals = { service, store: approvalStore, api: createApprovalsApi({ service, verifier, logger }) };
+    const notifier = createWebhookNotifier({ webhooks: config.approvals.webhooks, logger, version: options.version });
+    const nobody = { subject: '', email: null, groups: [] };
+    service.subscribe(({ type, approval }) => {
+      const ruleHooks = policy?.current().document.rules.find((r) => r.id === approval.ruleId)?.approval?.notify ?? policy?.current().document.approval?.notify ?? [];
+      if (config.approvals.webhooks.length === 0 && ruleHooks.length === 0) return;
+      const notice = { type: type === 'created' ? 'approval.created' : type === 'expired' ? 'approval.expired' : 'approval.decided', approval: toApprovalView(approval, nobody, Date.now()), gatewayUrl: url } as const;
+      notifier.notify(notice, ruleHooks);
+    });
+    approvals = { service, notifier, store: approvalStore, api: createApprovalsApi({ service, verifier, logger }) };
   } catch (error) {
     policy?.close();
     await vaults?.close();
@@ -133,7 +142,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     hooks: options.hooks ?? (policy ? createPolicyHooks(policy, vaults ?? undefined) : undefined),
     mounts: options.mounts,
     dev: options.dev,
-    approvals: { service: approvals.service, api: approvals.api, keepAliveMs: options.approvalKeepAliveMs ?? 15_000 },
+    approvals: { service: approvals.service, api: approvals.api, keepAliveMs: options.approvalKeepAliveMs ?? config.approvals.keepAliveMs },
   });
   server.on('request', handler.handle);
   server.on('clientError', (_error, socket) => {
@@ -154,6 +163,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
         policy?.close();
         await handler.shutdown(server);
         await vaults?.close();
+        await approvals?.notifier.close();
         approvals?.store.close();
         await options.onClose?.();
       })();

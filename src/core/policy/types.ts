@@ -76,6 +76,17 @@ export interface ApprovalSpec {
   readonly timeout: number;
   readonly retry_window: number;
   readonly reuse: 'once' | 'window';
+  /** Webhooks for this rule's approvals, secrets resolved (never log them). */
+  readonly notify?: readonly ApprovalWebhook[] | undefined;
+}
+
+/** A webhook target (the same shape as config's Webhook). */
+export interface ApprovalWebhook {
+  readonly url: string;
+  readonly secret: string;
+  readonly events: readonly ('created' | 'decided' | 'expired')[];
+  readonly include_preview: boolean;
+  readonly timeout: number;
 }
 
 export interface RuleSpec {
