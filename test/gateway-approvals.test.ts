@@ -9,6 +9,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
+import { DatabaseSync } from 'node:sqlite';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
@@ -332,5 +333,23 @@ describe('approvals: events, retries, restarts', () => {
     await api('bob', 'POST', `/${approval.id}/approve`, { reason: 'after restart' });
     const retried = await ask('restart: what is the production password?');
     assert.equal(retried.object, 'chat.completion');
+  });
+
+  it('fails closed: when the approvals table cannot be written the request is refused, never sent', async () => {
+    const db = new DatabaseSync(join(h.dir, 'aigov.db'));
+    db.exec('ALTER TABLE approvals RENAME TO approvals_away');
+    try {
+      const error = await ask('production password, while the store is broken').catch((e: unknown) => e);
+      assert.ok(error instanceof OpenAI.APIError);
+      assert.equal(error.status, 503);
+      assert.match(error.message, /could not record it/);
+      assert.equal(h.upstream.received.length, 0);
+      const listed = await api('bob', 'GET', '');
+      assert.equal(listed.status, 503);
+      assert.equal(listed.json.error.code, 'AIGOV_E_STORE_UNAVAILABLE');
+    } finally {
+      db.exec('ALTER TABLE approvals_away RENAME TO approvals');
+      db.close();
+    }
   });
 });

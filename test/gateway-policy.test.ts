@@ -76,12 +76,22 @@ describe('the example policy, enforced by the gateway', () => {
     assert.ok(text.includes(EMAIL), text);
   });
 
-  it('requires approval when a prompt names production credentials', async () => {
-    const error = await new Anthropic({ baseURL: `${h.url}/anthropic`, apiKey: h.token, maxRetries: 0 })
-      .messages.create({ model: 'm', max_tokens: 10, messages: [{ role: 'user', content: 'what is the production password for the billing db?' }] })
+  it('holds a prompt naming production credentials for the security group to approve', async () => {
+    const controller = new AbortController();
+    const held = new Anthropic({ baseURL: `${h.url}/anthropic`, apiKey: h.token, maxRetries: 0 })
+      .messages.create({ model: 'm', max_tokens: 10, messages: [{ role: 'user', content: 'what is the production password for the billing db?' }] }, { signal: controller.signal })
       .catch((e: unknown) => e);
-    assert.ok(error instanceof Anthropic.PermissionDeniedError, String(error));
-    assert.match(error.message, /approve-production-credentials/);
+    let mine: { rule: { id: string }; approvers: { groups: string[] }; state: string }[] = [];
+    for (let i = 0; i < 100 && mine.length === 0; i++) {
+      const res = await fetch(`${h.url}/aigov/v1/approvals?scope=mine`, { headers: { authorization: `Bearer ${h.token}` } });
+      mine = ((await res.json()) as { approvals: typeof mine }).approvals;
+      if (mine.length === 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(mine[0]?.rule.id, 'approve-production-credentials');
+    assert.deepEqual(mine[0]?.approvers.groups, ['security']);
+    assert.equal(mine[0]?.state, 'pending');
+    controller.abort();
+    assert.ok((await held) instanceof Anthropic.APIUserAbortError);
   });
 
   it('masks PII the model writes, streamed 1 byte at a time exactly as non-streamed', async () => {
