@@ -63,6 +63,14 @@ class ScriptedClient implements InboxClient {
     this.signal = signal;
     return { reconnect: () => void this.reconnects++, done: Promise.resolve() };
   }
+  readonly fetched: string[] = [];
+  latest = new Map<string, ApprovalView>();
+  async get(id: string) {
+    this.fetched.push(id);
+    const found = this.latest.get(id);
+    if (!found) throw new GatewayReportedError('AIGOV_E_APPROVAL_NOT_FOUND', `No approval ${id} that you may see.`, 'List them.', 404);
+    return found;
+  }
   approve(id: string, reason?: string) {
     this.calls.push({ decision: 'approve', id, reason });
     return this.answer('approve', id, reason);
@@ -96,7 +104,7 @@ async function type(stdin: { write(data: string): void }, text: string): Promise
 function setup(opts: { clock?: () => number } = {}) {
   const client = new ScriptedClient();
   let quit = 0;
-  const view = render(createElement(ApprovalsInbox, { client, me: 'bob@aigov.dev', now: opts.clock ?? (() => T0), tickMs: 10, onQuit: () => void quit++ }));
+  const view = render(createElement(ApprovalsInbox, { client, me: { subject: 'bob', email: 'bob@aigov.dev' }, now: opts.clock ?? (() => T0), tickMs: 10, onQuit: () => void quit++ }));
   return { client, ...view, quits: () => quit };
 }
 
@@ -130,10 +138,12 @@ describe('ApprovalsInbox', () => {
     assert.match(row(frame, 'apr_two'), /✔ apr_two .* approved +1\/1/);
     assert.ok(frame.indexOf('apr_one') < frame.indexOf('apr_two'), 'decided ones go below the pending ones');
 
-    // A reconnection's snapshot replaces the pending list (what was decided meanwhile is gone).
+    // A reconnection's snapshot replaces the pending list; what left it meanwhile is looked up.
+    client.latest.set('apr_one', approval('apr_one', { state: 'denied', decided_at: iso(T0), votes: [{ by: BOB, decision: 'deny', reason: 'no', at: iso(T0) }] }));
     client.handlers.onSnapshot([approval('apr_three')]);
-    frame = await frameMatching(lastFrame, (f) => f.includes('apr_three') && !f.includes('apr_one'), 'the new snapshot');
+    frame = await frameMatching(lastFrame, (f) => f.includes('apr_three') && /✘ apr_one .* denied/.test(f), 'the new snapshot');
     assert.match(frame, /1 pending/);
+    assert.deepEqual(client.fetched, ['apr_one']);
     assert.match(frame, /✔ apr_two/, 'the decided one seen earlier stays marked');
     unmount();
     assert.equal(client.signal?.aborted, true, 'unmounting stops the watch');
@@ -143,7 +153,7 @@ describe('ApprovalsInbox', () => {
     const { client, lastFrame, stdin, unmount } = setup();
     client.handlers!.onSnapshot([
       approval('apr_a', { expires_at: iso(T0 + 100_000) }),
-      approval('apr_b', { expires_at: iso(T0 + 200_000), approvers: { groups: ['approvers', 'security'], required: 2 }, votes: [{ by: BOB, decision: 'approve', reason: 'fine by me', at: iso(T0 - 1000) }], stream: true, preview: 'line one\nline two\n[API_KEY] here' }),
+      approval('apr_b', { expires_at: iso(T0 + 200_000), approvers: { groups: ['approvers', 'security'], required: 2 }, votes: [{ by: BOB, decision: 'approve', reason: 'fine by me', at: iso(T0 - 1000) }], can_decide: false, stream: true, preview: 'line one\nline two\n[API_KEY] here' }),
       approval('apr_c', { expires_at: iso(T0 + 300_000) }),
     ]);
     let frame = await frameMatching(lastFrame, (f) => /^› +apr_a/m.test(f), 'the first selected');
@@ -157,7 +167,8 @@ describe('ApprovalsInbox', () => {
     assert.match(frame, /apr_b +expires in 3:20 +approvals 1 of 2/);
     assert.match(frame, /Approvers +approvers, security/);
     assert.match(frame, /streamed/);
-    assert.match(frame, /✔ approved by bob@aigov\.dev at .*: “fine by me”/);
+    assert.match(frame, /✔ approved by bob@aigov\.dev 1s ago: “fine by me”/);
+    assert.match(frame, /you approved; waiting for another approver/);
     assert.match(frame, /│ line one\n\s*│ line two\n\s*│ \[API_KEY\] here/);
 
     stdin.write('j');
@@ -203,7 +214,7 @@ describe('ApprovalsInbox', () => {
     assert.deepEqual(client.calls, [{ decision: 'approve', id: 'apr_ok', reason: 'checked iT' }]);
     assert.match(frame, /0 pending/);
     assert.match(row(frame, 'apr_ok'), /✔ apr_ok .* approved/);
-    assert.match(frame, /✔ approved by bob@aigov\.dev .*: “checked iT”/);
+    assert.match(frame, /✔ approved by bob@aigov\.dev 0s ago: “checked iT”/);
 
     // Without a reason: Enter right away.
     client.handlers!.onApproval(approval('apr_ok2'));
@@ -239,6 +250,9 @@ describe('ApprovalsInbox', () => {
     const frame = await frameMatching(lastFrame, (f) => f.includes('✘ Denied apr_no'), 'the denial');
     assert.deepEqual(client.calls, [{ decision: 'deny', id: 'apr_no', reason: 'q: contains a customer list' }]);
     assert.match(row(frame, 'apr_no'), /✘ apr_no .* denied/);
+    stdin.write('a');
+    await frameMatching(lastFrame, (f) => f.includes('apr_no is already denied.'), 'no prompt for a decided one');
+    assert.equal(client.calls.length, 1);
     unmount();
   });
 
@@ -265,7 +279,8 @@ describe('ApprovalsInbox', () => {
     await frameMatching(lastFrame, (f) => f.includes('● live') && f.includes('No pending approvals for you to decide'), 'live and empty');
     const { AigovError } = await import('../src/core/errors.ts');
     client.handlers!.onStatus?.({ state: 'retrying', inMs: 4000, error: new AigovError('AIGOV_E_GATEWAY_UNREACHABLE', { url: 'https://gw', reason: 'connection refused' }) });
-    await frameMatching(lastFrame, (f) => f.includes('disconnected (connection refused); retrying in 4s'), 'the retry');
+    const offline = await frameMatching(lastFrame, (f) => f.includes('Disconnected (connection refused); retrying in 4s · r to retry now'), 'the retry');
+    assert.match(offline, /0 pending · ○ offline/);
     stdin.write('r');
     await frameMatching(lastFrame, (f) => f.includes('Reconnecting…'), 'reconnecting');
     assert.equal(client.reconnects, 1);
@@ -273,6 +288,34 @@ describe('ApprovalsInbox', () => {
     await frameMatching(lastFrame, (f) => f.includes('● live') && !f.includes('Reconnecting…'), 'live again');
     stdin.write('q');
     await frameMatching(lastFrame, () => quits() === 1, 'quit');
+    unmount();
+  });
+
+  it('keys that arrive in one chunk (fast typing, a slow SSH link) each act: "jalooks fine⏎" selects, opens, types and submits', async () => {
+    const { client, lastFrame, stdin, unmount } = setup();
+    client.handlers!.onSnapshot([approval('apr_1', { expires_at: iso(T0 + 100_000) }), approval('apr_2', { expires_at: iso(T0 + 200_000) })]);
+    await frameMatching(lastFrame, (f) => /^› +apr_1/m.test(f), 'the first selected');
+    stdin.write('jalooks fine\r');
+    await frameMatching(lastFrame, (f) => f.includes('✔ Approved apr_2'), 'the approval of the second');
+    assert.deepEqual(client.calls, [{ decision: 'approve', id: 'apr_2', reason: 'looks fine' }]);
+    // A pasted reason with a line break inside does not submit early.
+    stdin.write('kd');
+    await frameMatching(lastFrame, (f) => f.includes('Deny apr_1'), 'the deny prompt for the one still pending');
+    stdin.write('line one\nline two');
+    await frameMatching(lastFrame, (f) => f.includes('reason: line one line two'), 'the pasted reason on one line');
+    assert.equal(client.calls.length, 1);
+    unmount();
+  });
+
+  it('wraps a long preview line at a space', async () => {
+    const { client, lastFrame, unmount } = setup();
+    const words = Array.from({ length: 30 }, (_, i) => `word${i}`).join(' ');
+    client.handlers!.onSnapshot([approval('apr_wrap', { preview: words })]);
+    const frame = await frameMatching(lastFrame, (f) => f.includes('word0'), 'the preview');
+    const lines = frame.split('\n').filter((l) => l.startsWith('  │ '));
+    assert.ok(lines.length >= 2, frame);
+    for (const line of lines) assert.match(line, /^ {2}│ (word\d+ )*word\d+$/, 'no word is cut');
+    assert.equal(lines.map((l) => l.slice(4)).join(' '), words);
     unmount();
   });
 

@@ -193,7 +193,7 @@ export function createApprovalsClient(options: ApprovalsClientOptions): Approval
         let idle: ReturnType<typeof setTimeout> | undefined;
         const touch = (): void => {
           clearTimeout(idle);
-          idle = setTimeout(() => abort.abort(new AigovError('AIGOV_E_GATEWAY_UNREACHABLE', { url: origin, reason: `the event stream was silent for ${Math.round(idleTimeoutMs / 1000)} s` })), idleTimeoutMs);
+          idle = setTimeout(() => abort.abort(new AigovError('AIGOV_E_GATEWAY_UNREACHABLE', { url: origin, reason: `the event stream was silent for ${idleTimeoutMs < 1000 ? `${idleTimeoutMs} ms` : `${Math.round(idleTimeoutMs / 1000)} s`}` })), idleTimeoutMs);
         };
         try {
           touch();
@@ -331,6 +331,33 @@ async function errorFromResponse(response: Response, method: string, path: strin
   return new AigovError('AIGOV_E_GATEWAY_INVALID', { url: origin, reason: `it answered ${method} ${pathOnly(path)} with ${what}` });
 }
 
+/** What the client needs of the profile's daemon (see daemon-client.ts). */
+export interface TokenLender {
+  accessToken(options?: { renew?: boolean }): Promise<GatewayToken & { readonly gateway: string }>;
+}
+
+/**
+ * An approvals client on the daemon's access tokens, for the gateway the daemon serves (trusting
+ * AIGOV_CA_FILE for an https gateway, as the daemon does).
+ */
+export async function approvalsClientFromDaemon(daemon: TokenLender, env: NodeJS.ProcessEnv = process.env): Promise<ApprovalsClient> {
+  const first = await daemon.accessToken();
+  let initial: GatewayToken | null = first;
+  const caFile = env.AIGOV_CA_FILE?.trim();
+  return createApprovalsClient({
+    gatewayUrl: first.gateway,
+    getToken: async ({ renew }) => {
+      if (initial !== null && !renew) {
+        const token = initial;
+        initial = null;
+        return token;
+      }
+      return daemon.accessToken({ renew });
+    },
+    ...(caFile && first.gateway.startsWith('https:') ? { fetch: await (await import('../daemon/ca-fetch.ts')).caFetch(caFile) } : {}),
+  });
+}
+
 export interface OpenedApprovals {
   readonly client: ApprovalsClient;
   /** Who the profile is signed in as (from the daemon), when known. */
@@ -345,20 +372,6 @@ export async function openApprovals(options: { profile: string; env?: NodeJS.Pro
   const env = options.env ?? process.env;
   const { connectDaemon } = await import('../daemon/daemon-client.ts');
   const daemon = await connectDaemon(options.profile, { start: true, env });
-  const [first, status] = await Promise.all([daemon.accessToken(), daemon.status()]);
-  let initial: GatewayToken | null = first;
-  const caFile = env.AIGOV_CA_FILE?.trim();
-  const client = createApprovalsClient({
-    gatewayUrl: first.gateway,
-    getToken: async ({ renew }) => {
-      if (initial !== null && !renew) {
-        const token = initial;
-        initial = null;
-        return token;
-      }
-      return daemon.accessToken({ renew });
-    },
-    ...(caFile && first.gateway.startsWith('https:') ? { fetch: await (await import('../daemon/ca-fetch.ts')).caFetch(caFile) } : {}),
-  });
+  const [client, status] = await Promise.all([approvalsClientFromDaemon(daemon, env), daemon.status()]);
   return { client, me: status.user };
 }

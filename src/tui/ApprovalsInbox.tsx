@@ -8,7 +8,7 @@
  * degrade to nothing while the `›` marker still shows the selection. Loaded with `await import()`
  * only when the inbox runs. The client and the clock are props, so tests feed it events.
  */
-import { Box, Text, render, useApp, useInput, useWindowSize } from 'ink';
+import { Box, Text, render, useApp, useInput, useWindowSize, type Key } from 'ink';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { ApprovalsClient, WatchStatus } from '../cli/approvals-service.ts';
 import {
@@ -29,12 +29,12 @@ import { isAigovError } from '../core/errors.ts';
 import type { ApprovalView } from '../protocol/approvals.ts';
 import { EMPTY_INBOX, applyApproval, applySnapshot, moveSelection, selectedItem, visibleItems, type InboxItems } from './approvals-inbox-state.ts';
 
-export type InboxClient = Pick<ApprovalsClient, 'watch' | 'approve' | 'deny'>;
+export type InboxClient = Pick<ApprovalsClient, 'watch' | 'approve' | 'deny' | 'get'>;
 
 export interface ApprovalsInboxProps {
   readonly client: InboxClient;
-  /** Who is signed in, for the title line. */
-  readonly me?: string | null;
+  /** Who is signed in (the title line; "you approved" on approvals waiting for more votes). */
+  readonly me?: { readonly subject: string; readonly email: string | null } | null;
   readonly gatewayUrl?: string;
   /** Clock (tests). */
   readonly now?: () => number;
@@ -60,13 +60,23 @@ type Connection = { readonly state: 'connecting' } | { readonly state: 'live' } 
 const RECONNECTING = 'Reconnecting…';
 const TONE_COLOR = { info: undefined, ok: 'green', error: 'red' } as const;
 
-/** Lines of `text` at most `width` characters long (long lines wrap, they are not cut). */
+/** Lines of `text` at most `width` characters long (long lines wrap at a space where one is near, they are not cut). */
 function wrapLines(text: string, width: number): string[] {
   const out: string[] = [];
   for (const line of text.split('\n')) {
     const chars = [...line];
     if (chars.length === 0) out.push('');
-    for (let i = 0; i < chars.length; i += width) out.push(chars.slice(i, i + width).join(''));
+    let start = 0;
+    while (start < chars.length) {
+      let end = Math.min(chars.length, start + width);
+      if (end < chars.length) {
+        // Break after the last space in reach, unless that would leave a very short line.
+        const space = chars.lastIndexOf(' ', end - 1);
+        if (space > start + width / 2) end = space + 1;
+      }
+      out.push(chars.slice(start, end).join('').trimEnd());
+      start = end;
+    }
   }
   return out;
 }
@@ -76,19 +86,25 @@ function errorStatus(error: unknown): StatusLine {
   return { tone: 'error', text: `✘ ${error instanceof Error ? error.message : String(error)}` };
 }
 
-function ConnectionBadge({ connection, now }: { connection: Connection; now: number }) {
+function ConnectionBadge({ connection }: { connection: Connection }) {
   switch (connection.state) {
     case 'live':
       return <Text color="green">● live</Text>;
     case 'connecting':
       return <Text color="yellow">○ connecting…</Text>;
     case 'retrying':
-      return (
-        <Text color="red">
-          ○ disconnected ({connection.reason}); retrying in {Math.max(0, Math.ceil((connection.at - now) / 1000))}s · r to retry now
-        </Text>
-      );
+      return <Text color="red">○ offline</Text>;
   }
+}
+
+/** The line under the title: why the inbox is offline and when it tries again. */
+function ConnectionDetail({ connection, now }: { connection: Connection; now: number }) {
+  if (connection.state !== 'retrying') return <Text> </Text>;
+  return (
+    <Text color="red" wrap="truncate-end">
+      Disconnected ({connection.reason}); retrying in {Math.max(0, Math.ceil((connection.at - now) / 1000))}s · r to retry now
+    </Text>
+  );
 }
 
 function rowCells(view: ApprovalView, now: number): string[] {
@@ -97,7 +113,7 @@ function rowCells(view: ApprovalView, now: number): string[] {
   return [`${mark} ${terminalSafe(view.id)}`, personLabel(view.requester), terminalSafe(view.rule.id), modelLabel(view), when, formatVotes(view)];
 }
 
-function Detail({ view, now, width, previewRows, previewOffset }: { view: ApprovalView; now: number; width: number; previewRows: number; previewOffset: number }) {
+function Detail({ view, me, now, width, previewRows, previewOffset }: { view: ApprovalView; me: ApprovalsInboxProps['me']; now: number; width: number; previewRows: number; previewOffset: number }) {
   const left = remainingMs(view, now);
   const groups = view.requester.groups.length > 0 ? ` (${terminalSafe(view.requester.groups.join(', '))})` : '';
   const preview = view.preview.trim() === '' ? ['(empty)'] : wrapLines(terminalSafe(view.preview, { newlines: true }), Math.max(10, width - 4));
@@ -105,6 +121,7 @@ function Detail({ view, now, width, previewRows, previewOffset }: { view: Approv
   const shown = preview.slice(offset, offset + previewRows);
   const below = preview.length - offset - shown.length;
   const decided = view.state !== 'pending';
+  const voted = me ? view.votes.some((v) => v.by.sub === me.subject) : false;
   return (
     <Box flexDirection="column">
       <Text wrap="truncate-end">
@@ -123,7 +140,7 @@ function Detail({ view, now, width, previewRows, previewOffset }: { view: Approv
         <Text>
           approvals {approvalsGiven(view)} of {view.approvers.required}
         </Text>
-        {!decided && !view.can_decide ? <Text dimColor> · you cannot decide this one</Text> : null}
+        {!decided && !view.can_decide ? <Text dimColor>{voted ? ' · you approved; waiting for another approver' : ' · you cannot decide this one'}</Text> : null}
       </Text>
       {formatColumns([
         ['Requester', `${personLong(view.requester)}${groups}`],
@@ -137,7 +154,7 @@ function Detail({ view, now, width, previewRows, previewOffset }: { view: Approv
       ))}
       {view.votes.map((vote) => (
         <Text key={`${vote.by.sub}-${vote.at}`} wrap="truncate-end">
-          <Text color={vote.decision === 'approve' ? 'green' : 'red'}>{vote.decision === 'approve' ? '✔ approved' : '✘ denied'}</Text> by {personLabel(vote.by)} at {vote.at}
+          <Text color={vote.decision === 'approve' ? 'green' : 'red'}>{vote.decision === 'approve' ? '✔ approved' : '✘ denied'}</Text> by {personLabel(vote.by)} {formatAge(now - Date.parse(vote.at))} ago
           {vote.reason ? `: “${terminalSafe(vote.reason)}”` : ''}
         </Text>
       ))}
@@ -162,7 +179,10 @@ export function ApprovalsInbox({ client, me = null, gatewayUrl, now = Date.now, 
   // reads and writes the latest state through these refs, never a stale closure.
   const itemsRef = useRef<InboxItems>(EMPTY_INBOX);
   const modeRef = useRef<Mode>({ kind: 'browse' });
-  const updateItems = useCallback((update: (current: InboxItems) => InboxItems) => setItemsState((current) => (itemsRef.current = update(current))), []);
+  const updateItems = useCallback((update: (current: InboxItems) => InboxItems) => {
+    itemsRef.current = update(itemsRef.current);
+    setItemsState(itemsRef.current);
+  }, []);
   const setMode = (next: Mode): void => {
     modeRef.current = next;
     setModeState(next);
@@ -185,7 +205,21 @@ export function ApprovalsInbox({ client, me = null, gatewayUrl, now = Date.now, 
     watchRef.current = client.watch(
       'decide',
       {
-        onSnapshot: (approvals) => updateItems((current) => applySnapshot(current, approvals)),
+        onSnapshot: (approvals) => {
+          // After a reconnection, what left the pending list meanwhile was decided or expired:
+          // ask how, so it shows marked instead of silently vanishing.
+          const ids = new Set(approvals.map((a) => a.id));
+          const gone = itemsRef.current.pending.filter((v) => !ids.has(v.id)).slice(0, 20);
+          updateItems((current) => applySnapshot(current, approvals));
+          for (const view of gone) {
+            client.get(view.id).then(
+              (latest) => {
+                if (!controller.signal.aborted && latest.state !== 'pending') updateItems((current) => applyApproval(current, latest));
+              },
+              () => undefined,
+            );
+          }
+        },
         onApproval: (approval) => updateItems((current) => applyApproval(current, approval)),
         onStatus: (s: WatchStatus) => {
           setConnection(s.state === 'retrying' ? { state: 'retrying', at: now() + s.inMs, reason: s.error.message.replace(/^Cannot reach the aigov gateway at \S+: /, '').replace(/\.$/, '') } : s);
@@ -225,7 +259,7 @@ export function ApprovalsInbox({ client, me = null, gatewayUrl, now = Date.now, 
     );
   };
 
-  useInput((input, key) => {
+  const handleKey = (input: string, key: Key): void => {
     const mode = modeRef.current;
     if (key.ctrl && input === 'c') {
       quit();
@@ -268,9 +302,30 @@ export function ApprovalsInbox({ client, me = null, gatewayUrl, now = Date.now, 
         setStatus({ tone: 'info', text: 'Nothing selected.' });
         return;
       }
+      if (selected.state !== 'pending') {
+        setStatus({ tone: 'info', text: `${terminalSafe(selected.id)} is already ${selected.state}.` });
+        return;
+      }
       setStatus(null);
       setMode({ kind: 'reason', decision: input === 'a' ? 'approve' : 'deny', id: selected.id, text: '' });
     }
+  };
+
+  useInput((input, key) => {
+    // Keys typed quickly (or over a slow SSH link) can arrive as one chunk: "ja", "afine\r".
+    // Plain text is taken one character at a time, so each key acts in the mode the one before left.
+    const special = key.ctrl || key.meta || key.escape || key.upArrow || key.downArrow || key.pageUp || key.pageDown || key.return || key.backspace || key.delete || key.tab;
+    const chars = [...input];
+    if (special || chars.length <= 1) {
+      handleKey(input, key);
+      return;
+    }
+    chars.forEach((char, i) => {
+      const enter = char === '\r' || char === '\n';
+      // A line break inside pasted text is not an Enter; one that ends the chunk is.
+      if (enter && i === chars.length - 1) handleKey('', { ...key, return: true });
+      else handleKey(enter ? ' ' : char, key);
+    });
   });
 
   const width = Math.max(40, size.columns || 80);
@@ -290,10 +345,10 @@ export function ApprovalsInbox({ client, me = null, gatewayUrl, now = Date.now, 
     <Box flexDirection="column" width={width}>
       <Text wrap="truncate-end">
         <Text bold>aigov approvals</Text>
-        {me ? ` · ${terminalSafe(me)}` : ''}
-        {gatewayUrl ? ` · ${gatewayUrl}` : ''} · {pendingCount} pending · <ConnectionBadge connection={connection} now={time} />
+        {me ? ` · ${terminalSafe(me.email ?? me.subject)}` : ''}
+        {gatewayUrl ? ` · ${gatewayUrl}` : ''} · {pendingCount} pending · <ConnectionBadge connection={connection} />
       </Text>
-      <Text> </Text>
+      <ConnectionDetail connection={connection} now={time} />
       {list.length === 0 ? (
         <Text dimColor>{connection.state === 'live' ? 'No pending approvals for you to decide. New ones appear here as they arrive.' : 'Waiting for the gateway…'}</Text>
       ) : (
@@ -315,7 +370,7 @@ export function ApprovalsInbox({ client, me = null, gatewayUrl, now = Date.now, 
         </Box>
       )}
       <Text dimColor>{'─'.repeat(Math.min(width, 100))}</Text>
-      {selected ? <Detail view={selected} now={time} width={width} previewRows={previewRows} previewOffset={previewOffset} /> : <Text> </Text>}
+      {selected ? <Detail view={selected} me={me} now={time} width={width} previewRows={previewRows} previewOffset={previewOffset} /> : <Text> </Text>}
       <Text> </Text>
       <Text color={status ? TONE_COLOR[status.tone] : undefined} wrap="truncate-end">
         {status ? status.text : ' '}

@@ -29,7 +29,7 @@ export default class Approvals extends Command {
       const { defaultProfile } = await import('../../config/paths.ts');
       const { client, me } = await openApprovals({ profile: flags.profile ?? defaultProfile() });
       const { runApprovalsInbox } = await import('../../tui/ApprovalsInbox.tsx');
-      await runApprovalsInbox({ client, me: me?.email ?? me?.subject ?? null, gatewayUrl: client.gatewayUrl });
+      await runApprovalsInbox({ client, me, gatewayUrl: client.gatewayUrl });
     });
   }
 }

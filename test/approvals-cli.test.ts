@@ -1,0 +1,314 @@
+/**
+ * The approver's side end to end, as processes: the dev gateway (embedded IdP, SQLite, dev
+ * model) runs here with a policy whose `require_approval` rules hold prompts; alice's request
+ * is held at the gateway while the BUILT CLI — logged in as bob, dave, carol and alice in their
+ * own profiles, each with its own daemon handing out access tokens — lists, shows, approves and
+ * denies it. The held request's own answer proves what the decision did. One smoke test drives
+ * the Ink inbox in a real terminal (tmux).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startDevGateway, type RunningDevGateway } from '../src/gateway/dev/dev-gateway.ts';
+import { ApprovalListSchema, ApprovalViewSchema, type ApprovalView } from '../src/protocol/approvals.ts';
+import { deviceLogin } from './support/dev-login.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const BIN = join(ROOT, 'bin', 'run.js');
+const BUILT = existsSync(join(ROOT, 'dist', 'commands', 'approvals', 'list.js'));
+const TMUX = spawnSync('tmux', ['-V']).status === 0;
+
+const POLICY = `
+version: 1
+rules:
+  - id: customer-data
+    reason: customer data needs a second look
+    match: { keywords: ['customer list'] }
+    action: require_approval
+    approval: { approvers: [approvers], timeout: 2m }
+  - id: wire-transfer
+    reason: money moves need two approvers
+    match: { keywords: ['wire transfer'] }
+    action: require_approval
+    approval: { approvers: [approvers], required: 2, timeout: 2m }
+`;
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let gateway: RunningDevGateway;
+let home: string;
+let env: NodeJS.ProcessEnv;
+let aliceToken: string;
+const PROFILES = ['alice', 'bob', 'carol', 'dave'] as const;
+
+function aigov(args: string[], extraEnv: NodeJS.ProcessEnv = {}, onStderr?: (stderr: string) => void): Promise<Result> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      onStderr?.(stderr);
+    });
+    child.on('exit', (code) => {
+      // Nothing a command prints may carry a token (JWTs start with eyJ).
+      assert.equal(/eyJ[\w-]{10,}/.test(stdout + stderr), false, `a token was printed by aigov ${args.join(' ')}`);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** `aigov login --profile USER` as USER, approving the device code shown on stderr. */
+async function login(user: string): Promise<void> {
+  let approved = false;
+  const result = await aigov(['login', '--profile', user, '--gateway', gateway.url, '--no-browser', '--insecure-storage'], {}, (stderr) => {
+    const code = /\b([A-Z0-9]{4}-[A-Z0-9]{4})\b/.exec(stderr)?.[1];
+    if (code && !approved) {
+      approved = true;
+      void gateway.idp.approveDevice(code, user);
+    }
+  });
+  assert.equal(result.code, 0, result.stderr);
+}
+
+interface HeldAnswer {
+  status: number;
+  body: { choices?: { message: { content: string } }[]; error?: { message: string; code?: string } };
+}
+
+/** alice sends a chat request the policy holds; resolves with the gateway's eventual answer. */
+function heldRequest(content: string): Promise<HeldAnswer> {
+  return fetch(`${gateway.url}/openai/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${aliceToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'aigov-dev', messages: [{ role: 'user', content }] }),
+  }).then(async (res) => ({ status: res.status, body: (await res.json()) as HeldAnswer['body'] }));
+}
+
+function json<T>(result: Result, schema: { parse(value: unknown): T }): T {
+  assert.equal(result.code, 0, result.stderr);
+  return schema.parse(JSON.parse(result.stdout));
+}
+
+/** Waits until `profile` lists a pending approval of `ruleId` whose preview contains `marker`. */
+async function pendingApproval(profile: string, ruleId: string, marker: string, extra: string[] = []): Promise<ApprovalView> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const { approvals } = json(await aigov(['approvals', 'list', '--json', '--profile', profile, ...extra]), ApprovalListSchema);
+    const found = approvals.find((a) => a.rule.id === ruleId && a.preview.includes(marker));
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`${profile} never saw a pending ${ruleId} approval with ${marker}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The approval as the gateway's API says (bob's view). */
+async function apiApproval(id: string): Promise<ApprovalView> {
+  const bob = await deviceLogin(gateway.idp, 'aigov-cli', 'bob', { resource: gateway.url });
+  const res = await fetch(`${gateway.url}/aigov/v1/approvals/${id}`, { headers: { authorization: `Bearer ${bob.accessToken}` } });
+  return ApprovalViewSchema.parse(await res.json());
+}
+
+describe('aigov approvals against a real gateway, as processes', { skip: BUILT ? false : 'run `npm run build` first', timeout: 240_000 }, () => {
+  before(async () => {
+    home = await mkdtemp(join(tmpdir(), 'aigov-apr-cli-'));
+    const policyFile = join(home, 'policy.yaml');
+    writeFileSync(policyFile, POLICY);
+    gateway = await startDevGateway({ version: 'test', port: 0, stateDir: join(home, 'gateway'), logLevel: 'silent', policyFile });
+    env = {
+      PATH: process.env.PATH,
+      HOME: home,
+      AIGOV_CONFIG_DIR: join(home, 'config'),
+      AIGOV_RUNTIME_DIR: join(home, 'run'),
+      AIGOV_DEVICE_POLL_INTERVAL: '1',
+    };
+    await Promise.all(PROFILES.map((user) => login(user)));
+    aliceToken = (await deviceLogin(gateway.idp, 'aigov-cli', 'alice', { resource: gateway.url })).accessToken;
+  });
+  after(async () => {
+    await Promise.all(PROFILES.map((profile) => aigov(['daemon', 'stop', '--profile', profile])));
+    await gateway.close();
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it('bob lists and shows the held request (table, detail block, --json); alice sees it with --mine', async () => {
+    const answer = heldRequest('please send me the customer list #show');
+    const approval = await pendingApproval('bob', 'customer-data', '#show');
+    assert.equal(approval.requester.email, 'alice@aigov.dev');
+    assert.deepEqual(approval.approvers, { groups: ['approvers'], required: 1 });
+    assert.equal(approval.can_decide, true);
+
+    const table = await aigov(['approvals', 'list', '--profile', 'bob']);
+    assert.equal(table.code, 0, table.stderr);
+    const [header, ...rows] = table.stdout.trimEnd().split('\n');
+    assert.match(header ?? '', /^ID +REQUESTER +RULE +MODEL +AGE +EXPIRES IN +VOTES$/);
+    const row = rows.find((r) => r.startsWith(approval.id)) ?? '';
+    assert.match(row, new RegExp(`^${approval.id} +alice@aigov\\.dev +customer-data +openai/aigov-dev +\\d+s +[12]:\\d\\d +0/1$`));
+
+    const shown = await aigov(['approvals', 'show', approval.id, '--profile', 'bob']);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, new RegExp(`^Approval ${approval.id}: pending, expires in [12]:\\d\\d$`, 'm'));
+    assert.match(shown.stdout, /^ {2}Requester +alice@aigov\.dev \(developers\)$/m);
+    assert.match(shown.stdout, /^ {2}Rule +customer-data: customer data needs a second look$/m);
+    assert.match(shown.stdout, /^ {2}Approvers +approvers · 0 of 1 approval$/m);
+    assert.match(shown.stdout, /^ {2}Preview \(redacted\)\n {4}\S.*#show/m);
+    assert.deepEqual(json(await aigov(['approvals', 'show', approval.id, '--json', '--profile', 'bob']), ApprovalViewSchema), { ...approval, votes: [] });
+
+    const mine = json(await aigov(['approvals', 'list', '--mine', '--json', '--profile', 'alice']), ApprovalListSchema);
+    assert.ok(mine.approvals.some((a) => a.id === approval.id && a.can_decide === false));
+    const aliceDecides = json(await aigov(['approvals', 'list', '--json', '--profile', 'alice']), ApprovalListSchema);
+    assert.equal(aliceDecides.approvals.some((a) => a.id === approval.id), false, 'not in what alice may decide');
+
+    const denied = json(await aigov(['approvals', 'deny', approval.id, '--reason', 'cleanup', '--json', '--profile', 'bob']), ApprovalViewSchema);
+    assert.equal(denied.state, 'denied');
+    assert.equal((await answer).status, 403);
+  });
+
+  it('refusals exit with the code of the gateway answer and print its message and hint', async () => {
+    const answer = heldRequest('the customer list again #refusals');
+    const approval = await pendingApproval('bob', 'customer-data', '#refusals');
+
+    const self = await aigov(['approvals', 'approve', approval.id, '--profile', 'alice']);
+    assert.equal(self.code, 77, self.stderr);
+    assert.match(self.stderr, new RegExp(`^aigov: You cannot decide approval ${approval.id}: it is your own request\\.\\n {2}hint: Another approver \\(approvers\\) has to decide it\\.\\n {2}code: AIGOV_E_APPROVAL_SELF$`, 'm'));
+
+    const outsider = await aigov(['approvals', 'approve', approval.id, '--profile', 'carol']);
+    assert.equal(outsider.code, 66, outsider.stderr);
+    assert.match(outsider.stderr, /code: AIGOV_E_APPROVAL_NOT_FOUND/);
+    const missing = await aigov(['approvals', 'show', 'apr_does_not_exist', '--profile', 'bob']);
+    assert.equal(missing.code, 66);
+    assert.match(missing.stderr, /No approval apr_does_not_exist that you may see/);
+
+    const nobody = await aigov(['approvals', 'list', '--profile', 'nobody']);
+    assert.equal(nobody.code, 4, nobody.stderr);
+    assert.match(nobody.stderr, /Not logged in to aigov \(profile `nobody`\)[\s\S]*aigov login/);
+
+    const noTty = await aigov(['approvals', '--profile', 'bob']);
+    assert.equal(noTty.code, 64);
+    assert.match(noTty.stderr, /needs a terminal[\s\S]*aigov approvals list --json/);
+
+    assert.equal((await apiApproval(approval.id)).state, 'pending', 'refusals changed nothing');
+    const ok = await aigov(['approvals', 'approve', approval.id, '--profile', 'dave']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.stdout, `✔ Approved ${approval.id}: the request goes on to openai/aigov-dev.\n`);
+    assert.equal((await answer).status, 200);
+    const again = await aigov(['approvals', 'deny', approval.id, '--reason', 'too late', '--profile', 'bob']);
+    assert.equal(again.code, 65, again.stderr);
+    assert.match(again.stderr, new RegExp(`Approval ${approval.id} is already approved[\\s\\S]*code: AIGOV_E_APPROVAL_CLOSED`));
+  });
+
+  it('approve --json with a reason lets the held request through; the vote records who and why', async () => {
+    const answer = heldRequest('the customer list for the audit #approve');
+    const approval = await pendingApproval('bob', 'customer-data', '#approve');
+    const approved = json(await aigov(['approvals', 'approve', approval.id, '--reason', 'audit request, fine', '--json', '--profile', 'bob']), ApprovalViewSchema);
+    assert.equal(approved.state, 'approved');
+    assert.equal(approved.votes.length, 1);
+    assert.equal(approved.votes[0]?.by.email, 'bob@aigov.dev');
+    assert.equal(approved.votes[0]?.reason, 'audit request, fine');
+    const result = await answer;
+    assert.equal(result.status, 200);
+    assert.match(result.body.choices?.[0]?.message.content ?? '', /\[aigov dev model\]/);
+    const listed = json(await aigov(['approvals', 'list', '--state', 'approved', '--json', '--profile', 'bob']), ApprovalListSchema);
+    assert.ok(listed.approvals.some((a) => a.id === approval.id));
+  });
+
+  it('deny with a reason: the held request gets a 403 naming the reason', async () => {
+    const answer = heldRequest('export the customer list to my laptop #deny');
+    const approval = await pendingApproval('bob', 'customer-data', '#deny');
+    const denied = await aigov(['approvals', 'deny', approval.id, '--reason', 'no exports to laptops', '--profile', 'bob']);
+    assert.equal(denied.code, 0, denied.stderr);
+    assert.equal(denied.stdout, `✘ Denied ${approval.id}: the request will not be sent.\n`);
+    const result = await answer;
+    assert.equal(result.status, 403);
+    assert.match(result.body.error?.message ?? '', /no exports to laptops/);
+    assert.match(result.body.error?.message ?? '', new RegExp(approval.id));
+  });
+
+  it('two approvers: the first vote is recorded and waits, a second vote by the same person is refused, the second approver completes it', async () => {
+    const answer = heldRequest('wire transfer of 10k #two');
+    const approval = await pendingApproval('bob', 'wire-transfer', '#two');
+    const first = await aigov(['approvals', 'approve', approval.id, '--profile', 'bob']);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.stdout, `✔ Your approval of ${approval.id} is recorded (1/2); it needs 1 more from another approver.\n`);
+    const twice = await aigov(['approvals', 'approve', approval.id, '--profile', 'bob']);
+    assert.equal(twice.code, 65, twice.stderr);
+    assert.match(twice.stderr, /code: AIGOV_E_APPROVAL_VOTED/);
+    const second = json(await aigov(['approvals', 'approve', approval.id, '--json', '--profile', 'dave']), ApprovalViewSchema);
+    assert.equal(second.state, 'approved');
+    assert.deepEqual(second.votes.map((v) => v.by.email), ['bob@aigov.dev', 'dave@aigov.dev']);
+    assert.equal((await answer).status, 200);
+  });
+});
+
+function screen(session: string): string {
+  return execFileSync('tmux', ['capture-pane', '-p', '-t', session], { encoding: 'utf8' });
+}
+
+async function waitForScreen(session: string, test: (text: string) => boolean, what: string): Promise<string> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const text = screen(session);
+    if (test(text)) return text;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; screen:\n${text}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('aigov approvals inbox in a real terminal', { skip: !BUILT ? 'run `npm run build` first' : !TMUX ? 'tmux is not installed' : false, timeout: 120_000 }, () => {
+  it('bob watches the inbox, a held request appears live, a + reason + Enter approves it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'aigov-apr-tui-'));
+    const policyFile = join(dir, 'policy.yaml');
+    writeFileSync(policyFile, POLICY);
+    gateway = await startDevGateway({ version: 'test', port: 0, stateDir: join(dir, 'gateway'), logLevel: 'silent', policyFile });
+    env = { PATH: process.env.PATH, HOME: dir, AIGOV_CONFIG_DIR: join(dir, 'config'), AIGOV_RUNTIME_DIR: join(dir, 'run'), AIGOV_DEVICE_POLL_INTERVAL: '1' };
+    const session = `aigov-apr-${process.pid}`;
+    try {
+      await login('bob');
+      aliceToken = (await deviceLogin(gateway.idp, 'aigov-cli', 'alice', { resource: gateway.url })).accessToken;
+      const vars = Object.entries(env).map(([k, v]) => `${k}=${v ?? ''}`).join(' ');
+      // CI=… would make Ink hold its frames: test the interactive inbox.
+      const command = `env -u CI -u CONTINUOUS_INTEGRATION ${vars} ${process.execPath} ${BIN} approvals --profile bob; echo "exit=$?"; sleep 30`;
+      execFileSync('tmux', ['new-session', '-d', '-s', session, '-x', '110', '-y', '32', command]);
+      await waitForScreen(session, (t) => t.includes('● live') && t.includes('No pending approvals'), 'the empty live inbox');
+
+      const answer = heldRequest('send the customer list to finance #tui');
+      const shown = await waitForScreen(session, (t) => t.includes('customer-data') && t.includes('#tui'), 'the held request');
+      assert.match(shown, /1 pending/);
+      assert.match(shown, /› +apr_\S+ +alice@aigov\.dev +customer-data +openai\/aigov-dev +[12]:\d\d +0\/1/);
+      assert.match(shown, /Requester +alice@aigov\.dev \(developers\)/);
+      assert.match(shown, /expires in [12]:\d\d/);
+      const id = /› +(apr_\S+)/.exec(shown)![1]!;
+
+      execFileSync('tmux', ['send-keys', '-t', session, 'a']);
+      await waitForScreen(session, (t) => t.includes(`Approve ${id} — reason (optional):`), 'the reason prompt');
+      execFileSync('tmux', ['send-keys', '-t', session, '-l', 'finance asked for it']);
+      await waitForScreen(session, (t) => t.includes('reason (optional): finance asked for it'), 'the typed reason');
+      execFileSync('tmux', ['send-keys', '-t', session, 'Enter']);
+      const done = await waitForScreen(session, (t) => t.includes(`✔ Approved ${id}`), 'the approval');
+      assert.match(done, /0 pending/);
+      assert.match(done, /✔ approved by bob@aigov\.dev \d+s ago: “finance asked for it”/);
+
+      assert.equal((await answer).status, 200, 'the held request went through');
+      const approval = await apiApproval(id);
+      assert.equal(approval.state, 'approved');
+      assert.equal(approval.votes[0]?.reason, 'finance asked for it');
+
+      execFileSync('tmux', ['send-keys', '-t', session, 'q']);
+      await waitForScreen(session, (t) => /exit=0/.test(t), 'the inbox to quit');
+    } finally {
+      spawnSync('tmux', ['kill-session', '-t', session]);
+      await aigov(['daemon', 'stop', '--profile', 'bob']);
+      await gateway.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
