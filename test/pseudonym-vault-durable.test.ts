@@ -22,7 +22,7 @@ import type { GatewayConfig } from '../src/config/schema.ts';
 import { AigovError } from '../src/core/errors.ts';
 import { PseudonymVault } from '../src/core/masking/pseudonym-vault.ts';
 import { ensureDevPseudonymKey } from '../src/gateway/dev/dev-pseudonym-key.ts';
-import { SessionVaults } from '../src/gateway/session-vaults.ts';
+import { SessionVaults, type VaultLease } from '../src/gateway/session-vaults.ts';
 import { bindServer, startGateway, type RunningGateway } from '../src/gateway/start-gateway.ts';
 import { openSqlitePseudonymStore } from '../src/store/sqlite/sqlite-pseudonym-store.ts';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
@@ -223,11 +223,19 @@ describe('a failing vault store refuses the request (fail closed)', () => {
       saboteur.exec('ALTER TABLE pseudonym_entries_gone RENAME TO pseudonym_entries');
     }
 
-    // A lock held by another connection past the busy timeout: refused as well, then it recovers.
+    // A lock held by another connection: the write is retried on a timer (the gateway keeps
+    // serving meanwhile), and refused once the retry time is up; then it recovers.
     saboteur.exec('BEGIN IMMEDIATE');
     try {
-      const error = await ask(`mail ${CAROL}`).catch((e: unknown) => e);
+      const started = Date.now();
+      const pending = ask(`mail ${CAROL}`).catch((e: unknown) => e);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const health = await fetch(`${h.url}/healthz`);
+      assert.equal(health.status, 200);
+      assert.ok(Date.now() - started < 1500, 'the event loop is not held while the vault waits for the lock');
+      const error = await pending;
       assert.ok(error instanceof OpenAI.APIError && error.status === 503 && error.code === 'AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE', String(error));
+      assert.ok(Date.now() - started >= 1500, 'refused only after retrying');
     } finally {
       saboteur.exec('ROLLBACK');
       saboteur.close();
@@ -392,31 +400,61 @@ describe('SQLite pseudonym store', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('two processes on one file agree on every placeholder (unique indexes + reload)', () => {
+  it('two processes on one file agree on every placeholder: the loser is refused, reloads, and the retry agrees', async () => {
     const a = new SessionVaults({ store: openSqlitePseudonymStore({ location: file, key }), purgeIntervalMs: 0 });
     const b = new SessionVaults({ store: openSqlitePseudonymStore({ location: file, key }), purgeIntervalMs: 0 });
+    const email = (lease: VaultLease, ...values: string[]): string => lease.issue(() => values.map((v) => lease.vault.placeholderFor('EMAIL_ADDRESS', v)).join());
     try {
-      const la = a.forRequest('ses_two');
-      const lb = b.forRequest('ses_two'); // loaded now: empty, and stale from the next line on
-      assert.equal(la.issue(() => la.vault.placeholderFor('EMAIL_ADDRESS', 'x@x.io')), '«EMAIL_1»');
-      // b would give EMAIL_1 to y: the store refuses, b reloads and issues EMAIL_2.
-      assert.equal(lb.issue(() => lb.vault.placeholderFor('EMAIL_ADDRESS', 'y@x.io')), '«EMAIL_2»');
-      assert.equal(lb.vault.restore('«EMAIL_1»'), 'x@x.io', 'b learned a\'s entry');
-      // a would give EMAIL_2 to z (stale): refused, reload, EMAIL_3; and y is EMAIL_2 for a too.
-      assert.equal(la.issue(() => [la.vault.placeholderFor('EMAIL_ADDRESS', 'z@x.io'), la.vault.placeholderFor('EMAIL_ADDRESS', 'y@x.io')].join()), '«EMAIL_3»,«EMAIL_2»');
+      const la = await a.forRequest('ses_two');
+      const lb = await b.forRequest('ses_two'); // loaded now: empty, and stale from the next line on
+      assert.equal(email(la, 'x@x.io'), '«EMAIL_1»');
+      await la.commit();
+      // b gives EMAIL_1 to y: the store refuses, the request waiting on it is refused, b reloads.
+      assert.equal(email(lb, 'y@x.io'), '«EMAIL_1»');
+      assert.equal((await rejection(lb.commit())).code, 'AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE');
+      assert.equal(lb.vault.restore('«EMAIL_1»'), 'x@x.io', "b learned a's entry and took back its own");
+      assert.equal(email(lb, 'y@x.io', 'x@x.io'), '«EMAIL_2»,«EMAIL_1»');
+      await lb.commit();
+      // a is stale now: z gets EMAIL_2 in a, refused; after the reload y is EMAIL_2 for a too.
+      assert.equal(email(la, 'z@x.io'), '«EMAIL_2»');
+      await rejection(la.commit());
+      assert.equal(email(la, 'z@x.io', 'y@x.io'), '«EMAIL_3»,«EMAIL_2»');
+      await la.commit();
       const fresh = openSqlitePseudonymStore({ location: file, key });
       assert.deepEqual(fresh.load('ses_two'), [['EMAIL', 1, 'x@x.io'], ['EMAIL', 2, 'y@x.io'], ['EMAIL', 3, 'z@x.io']]);
       fresh.close();
     } finally {
-      void a.close();
-      void b.close();
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('a request that uses a placeholder another request issued waits for it to be stored; a failed write refuses both and takes the number back', async () => {
+    const vaults = new SessionVaults({ store: openSqlitePseudonymStore({ location: file, key }), purgeIntervalMs: 0 });
+    const saboteur = new DatabaseSync(file);
+    try {
+      const first = await vaults.forRequest('ses_wait');
+      assert.equal(first.issue(() => first.vault.placeholderFor('EMAIL_ADDRESS', 'w@x.io')), '«EMAIL_1»');
+      const second = await vaults.forRequest('ses_wait');
+      assert.equal(second.issue(() => second.vault.placeholderFor('EMAIL_ADDRESS', 'w@x.io')), '«EMAIL_1»', 'issued nothing new');
+      const commits = [first.commit(), second.commit()];
+      saboteur.exec('ALTER TABLE pseudonym_entries RENAME TO pseudonym_entries_gone'); // before the write runs
+      for (const c of commits) assert.equal((await rejection(c)).code, 'AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE');
+      assert.equal(first.vault.size, 0, 'taken back');
+      saboteur.exec('ALTER TABLE pseudonym_entries_gone RENAME TO pseudonym_entries');
+      const third = await vaults.forRequest('ses_wait');
+      assert.equal(third.issue(() => third.vault.placeholderFor('EMAIL_ADDRESS', 'v@x.io')), '«EMAIL_1»');
+      await third.commit();
+    } finally {
+      saboteur.close();
+      await vaults.close();
     }
   });
 
   it('a row moved to another session or placeholder does not open', () => {
     const store = openSqlitePseudonymStore({ location: file, key });
     try {
-      store.append('ses_move', [['EMAIL', 1, 'm@x.io']], 1);
+      assert.deepEqual(store.write([{ sessionId: 'ses_move', entries: [['EMAIL', 1, 'm@x.io']] }], [], 1), ['stored']);
       const db = new DatabaseSync(file);
       db.exec("UPDATE pseudonym_entries SET n = 5 WHERE session_id = 'ses_move'");
       db.close();
@@ -426,20 +464,21 @@ describe('SQLite pseudonym store', () => {
     }
   });
 
-  it('memory holds at most maxEntries; an evicted session reloads with the same placeholders', () => {
+  it('memory holds at most maxEntries; an evicted session reloads with the same placeholders', async () => {
     const vaults = new SessionVaults({ store: openSqlitePseudonymStore({ location: file, key }), maxEntries: 20, purgeIntervalMs: 0 });
     try {
       for (let s = 0; s < 30; s++) {
-        const lease = vaults.forRequest(`ses_lru_${s}`);
+        const lease = await vaults.forRequest(`ses_lru_${s}`);
         lease.issue(() => [1, 2, 3].map((i) => lease.vault.placeholderFor('EMAIL_ADDRESS', `u${i}.s${s}@x.io`)));
+        await lease.commit();
         assert.ok(vaults.cached.entries + vaults.cached.sessions <= 20, JSON.stringify(vaults.cached));
       }
-      assert.equal(vaults.forAnswer('ses_lru_0')?.restore('«EMAIL_2»'), 'u2.s0@x.io');
-      const lease = vaults.forRequest('ses_lru_1');
+      assert.equal((await vaults.forAnswer('ses_lru_0'))?.restore('«EMAIL_2»'), 'u2.s0@x.io');
+      const lease = await vaults.forRequest('ses_lru_1');
       assert.equal(lease.issue(() => lease.vault.placeholderFor('EMAIL_ADDRESS', 'u3.s1@x.io')), '«EMAIL_3»');
-      assert.equal(vaults.forAnswer('ses_lru_never'), null);
+      assert.equal(await vaults.forAnswer('ses_lru_never'), null);
     } finally {
-      void vaults.close();
+      await vaults.close();
     }
   });
 
@@ -449,20 +488,21 @@ describe('SQLite pseudonym store', () => {
     const open = () => new SessionVaults({ store: openSqlitePseudonymStore({ location: file, key }), ttlMs: 30 * DAY, purgeIntervalMs: 0, now: () => now });
     const first = open();
     for (const s of ['ses_old', 'ses_kept']) {
-      const lease = first.forRequest(s);
+      const lease = await first.forRequest(s);
       lease.issue(() => lease.vault.placeholderFor('EMAIL_ADDRESS', `${s}@x.io`));
+      await lease.commit();
     }
     await first.close();
     now += 20 * DAY;
     const second = open();
-    assert.ok(second.forAnswer('ses_kept'), 'restoring counts as use');
+    assert.ok(await second.forAnswer('ses_kept'), 'restoring counts as use');
     now += 20 * DAY; // ses_old unused for 40 days, ses_kept for 20
     assert.ok((await second.purgeExpired()) >= 1);
-    assert.equal(second.forAnswer('ses_old'), null, 'purged from the store and from memory');
+    assert.equal(await second.forAnswer('ses_old'), null, 'purged from the store and from memory');
     await second.close();
     const third = open();
-    assert.equal(third.forAnswer('ses_old'), null);
-    assert.equal(third.forAnswer('ses_kept')?.restore('«EMAIL_1»'), 'ses_kept@x.io');
+    assert.equal(await third.forAnswer('ses_old'), null);
+    assert.equal((await third.forAnswer('ses_kept'))?.restore('«EMAIL_1»'), 'ses_kept@x.io');
     await third.close();
   });
 });

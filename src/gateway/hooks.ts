@@ -29,6 +29,12 @@ export interface RequestVerdict {
    * For a refused request it shapes only the record (e.g. the blocked secret redacted).
    */
   readonly rewriteRequest: ((text: string, kind: TextKind) => string) | null;
+  /**
+   * Makes durable what rewriting the request produced (new pseudonyms): awaited after
+   * rewriteRequest, before the request is recorded or sent; a rejection refuses it (with the
+   * rejection's AigovError code, else AIGOV_E_POLICY_FAILED).
+   */
+  readonly commit?: (() => Promise<void>) | null;
   /** Rewrites the answer's text (mask_response, restoring pseudonyms), streamed or not. */
   readonly rewriteResponse: TextRewriter | null;
   /** Checks the tool calls in the answer; a refusal ends the answer with the provider's error. */

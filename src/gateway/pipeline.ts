@@ -98,6 +98,15 @@ async function runStages(call: CallState): Promise<void> {
       return;
     }
   }
+  if (verdict.commit) {
+    try {
+      await verdict.commit();
+    } catch (error) {
+      call.deps.logger.error({ callId: call.callId, err: errorSummary(error) }, 'storing what the request rewrite produced failed; refusing the request');
+      call.sendError(isAigovError(error) ? error : new AigovError('AIGOV_E_POLICY_FAILED'), 'failed');
+      return;
+    }
+  }
   // Stage 4: record the request as it will be sent (durably, before anything is sent anywhere).
   if (!(await recordRequest(call, principal, bodyText))) return;
   const refuse = verdict.refuse;

@@ -9,7 +9,7 @@ import { checkToolCall, createRequestRewriter, evaluatePolicy, type CompiledPoli
 import type { ApprovalSpec } from '../core/policy/types.ts';
 import type { NormalizedRequest } from '../core/events.ts';
 import type { PipelineHooks, Refusal, RequestVerdict } from './hooks.ts';
-import { SessionVaults } from './session-vaults.ts';
+import { SessionVaults, type VaultLease } from './session-vaults.ts';
 import type { ChannelTransformer, TextRewriter } from './text-rewrite.ts';
 import type { ToolCallCheck } from './tool-gate.ts';
 
@@ -36,7 +36,7 @@ function pseudonymizes(policy: CompiledPolicy): boolean {
 
 export function createPolicyHooks(source: PolicySource, vaults = new SessionVaults()): PipelineHooks {
   return {
-    evaluateRequest(ctx): RequestVerdict {
+    evaluateRequest(ctx): RequestVerdict | Promise<RequestVerdict> {
       const policy = source.current();
       const evaluation = evaluatePolicy(policy, { principal: ctx.principal, provider: ctx.provider, model: ctx.request.model, endpoint: ctx.endpoint, request: ctx.request });
       const refuse: Refusal | null =
@@ -47,25 +47,31 @@ export function createPolicyHooks(source: PolicySource, vaults = new SessionVaul
             : null;
       // A refused request is never sent: its record is redacted. A held one may be sent once approved.
       const neverSent = refuse !== null && (refuse.kind === 'block' || refuse.approval === null);
-      // Placeholders are stored before the rewritten text goes on (lease.issue); an answer in a
-      // session that has a vault is restored even when this request issued nothing (a vault
-      // store failure throws AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE: the request is refused).
-      const lease = !neverSent && evaluation.requestMasking?.pseudonymize ? vaults.forRequest(ctx.sessionId) : null;
-      const vault = lease?.vault ?? (!neverSent && pseudonymizes(policy) ? (vaults.forAnswer(ctx.sessionId) ?? undefined) : undefined);
-      const maskRequest = evaluation.requestMasking ? createRequestRewriter(evaluation.requestMasking, vault) : null;
-      const rewriteText = neverSent ? redactForRecord : lease && maskRequest ? (text: string) => lease.issue(() => maskRequest(text)) : maskRequest;
-      return {
-        decisions: evaluation.decisions.map((d) => ({
-          action: d.action,
-          ruleId: d.ruleId,
-          reason: d.effect === 'enforced' ? d.reason : `${d.reason} (${d.effect})`,
-          mode: d.mode,
-        })),
-        refuse,
-        rewriteRequest: rewriteText && ((text) => rewriteText(text)),
-        rewriteResponse: evaluation.responseMasking || vault ? answerRewriter(evaluation.responseMasking, vault) : null,
-        checkToolCall: toolCheck(evaluation.toolGate),
+      const verdict = (lease: VaultLease | null, vault: PseudonymVault | undefined): RequestVerdict => {
+        const maskRequest = evaluation.requestMasking ? createRequestRewriter(evaluation.requestMasking, vault) : null;
+        const rewriteText = neverSent ? redactForRecord : lease && maskRequest ? (text: string) => lease.issue(() => maskRequest(text)) : maskRequest;
+        return {
+          decisions: evaluation.decisions.map((d) => ({
+            action: d.action,
+            ruleId: d.ruleId,
+            reason: d.effect === 'enforced' ? d.reason : `${d.reason} (${d.effect})`,
+            mode: d.mode,
+          })),
+          refuse,
+          rewriteRequest: rewriteText && ((text) => rewriteText(text)),
+          commit: lease ? () => lease.commit() : null,
+          rewriteResponse: evaluation.responseMasking || vault ? answerRewriter(evaluation.responseMasking, vault) : null,
+          checkToolCall: toolCheck(evaluation.toolGate),
+        };
       };
+      // Pseudonymizing needs the session's vault, and the placeholders issued while rewriting are
+      // stored before the request is recorded or sent (commit). An answer in a session that has a
+      // vault is restored even when this request issued nothing. A vault store failure rejects
+      // with AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE: the request is refused.
+      if (neverSent) return verdict(null, undefined);
+      if (evaluation.requestMasking?.pseudonymize) return vaults.forRequest(ctx.sessionId).then((lease) => verdict(lease, lease.vault));
+      if (pseudonymizes(policy)) return vaults.forAnswer(ctx.sessionId).then((vault) => verdict(null, vault ?? undefined));
+      return verdict(null, undefined);
     },
   };
 }

@@ -2,31 +2,38 @@
  * The gateway's pseudonym vaults, one per session: «EMAIL_1» goes upstream in place of a value,
  * and the value is put back into the answer.
  *
- * Durable (a PseudonymStore, i.e. `pseudonyms.key` is set): every placeholder is stored, sealed,
- * before the text that carries it is handed on — `issue()` wraps each request-text rewrite and
- * appends what it issued, so a placeholder that went upstream can be restored after a restart,
- * and the same value keeps its placeholder. If storing fails the new placeholders are taken back
- * and the request is refused (AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE): fail closed, never sent with
- * a placeholder nobody can restore. Memory holds the most recently used sessions' vaults up to
- * `maxEntries` entries (the rest are reloaded from the store on use); vaults unused for the TTL
- * are purged from the store.
+ * Durable (a PseudonymStore, i.e. `pseudonyms.key` is set): placeholders are issued in memory
+ * while the request's text is rewritten (`issue`, synchronous), then the request waits for
+ * `commit`, which resolves once every placeholder its session has issued so far is stored —
+ * the pipeline records and sends the request only after that. So a placeholder that went
+ * upstream can be restored after a restart, and the same value keeps its placeholder. If storing
+ * fails, every placeholder not yet stored is taken back and every request waiting for one is
+ * refused (AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE): fail closed, none of them was sent.
  *
- * In memory only (no store): the same, minus the store — evicted or restarted vaults are lost.
+ * The event loop never waits for SQLite's lock: the store throws SQLITE_BUSY at once and the
+ * write is retried on a timer (for up to `busyRetryMs`). Writes are group-committed: all that
+ * was issued across sessions since the last write goes in one transaction, at most one write at
+ * a time, and the next starts no sooner than max(FLUSH_GAP_MS, the last write's duration) after
+ * it, so the recording store's writer thread (same file) gets the lock between them. Memory holds the most recently used sessions' vaults up to
+ * `maxEntries` entries (a vault with unstored entries is never evicted; the rest reload from the
+ * store on use); vaults unused for the TTL are purged from the store.
  *
- * Concurrency. Within one process nothing interleaves: loading, issuing and storing are
- * synchronous (node:sqlite), so two requests of one session can never give one number to two
+ * In memory only (no store): the same without storing — evicted or restarted vaults are lost.
+ *
+ * Concurrency. Within one process a session has one vault object (loads are single-flight) and
+ * issuing is synchronous, so two requests of one session can never give one number to two
  * values or two numbers to one value. Across processes sharing the database file, the store's
- * unique indexes refuse the second writer, which reloads the session and issues again. What a
- * process does not see: a vault it caches as empty (or smaller) while another process adds to it
- * is not reloaded until evicted, so an answer served by one replica restores only placeholders
- * that replica has seen — every placeholder of a request it sent, but not one issued by another
- * replica and repeated by the model from server-side state (e.g. Responses `previous_response_id`).
+ * unique indexes refuse the second writer: its requests are refused (a retry then succeeds) and
+ * its vault reloads. What a process does not see: a vault it holds while another process adds to
+ * it is not reloaded until evicted, so a replica restores only placeholders it has seen — every
+ * placeholder of a request it sent, but not one issued by another replica and repeated by the
+ * model from server-side state (e.g. Responses `previous_response_id`).
  */
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.ts';
 import { AigovError, isAigovError } from '../core/errors.ts';
 import { PseudonymVault } from '../core/masking/pseudonym-vault.ts';
-import { PseudonymConflictError, type PseudonymStore } from '../store/pseudonym-store.ts';
+import { isStoreBusy, type AppendOutcome, type PseudonymStore, type VaultAppend } from '../store/pseudonym-store.ts';
 import { openSqlitePseudonymStore, type SqlitePseudonymStore } from '../store/sqlite/sqlite-pseudonym-store.ts';
 import { errorSummary } from './pipeline.ts';
 
@@ -39,26 +46,50 @@ export interface SessionVaultsOptions {
   readonly ttlMs?: number;
   /** Purge expired vaults this often (and once at start); 0 disables the timer. Default 1 h. */
   readonly purgeIntervalMs?: number;
+  /** How long a store operation is retried while another connection holds the database. Default 2000 ms. */
+  readonly busyRetryMs?: number;
   readonly now?: () => number;
   /** Store failures, with what was being done (messages carry no values): log them. */
-  readonly onError?: (error: unknown, operation: 'load' | 'store' | 'touch' | 'purge') => void;
+  readonly onError?: (error: unknown, operation: Operation) => void;
 }
 
-/** What a request gets: its session's vault, and the way to issue placeholders from it. */
+type Operation = 'load' | 'store' | 'purge';
+
+/** What a request gets: its session's vault, the way to issue placeholders, and to wait until they are stored. */
 export interface VaultLease {
   readonly vault: PseudonymVault;
-  /**
-   * Runs `rewrite` (which may issue placeholders from `vault`) and, when durable, stores what it
-   * issued before returning. Throws AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE when it cannot.
-   */
+  /** Runs `rewrite` (which may issue placeholders from `vault`); a throw takes back what it issued. */
   issue<T>(rewrite: () => T): T;
+  /** Resolves once every placeholder this session has issued so far is stored (at once in memory mode); rejects with AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE. */
+  commit(): Promise<void>;
+}
+
+interface Deferred {
+  readonly promise: Promise<void>;
+  readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {}); // waiters handle it; nobody waiting is not an unhandled rejection
+  return { promise, resolve, reject };
 }
 
 interface Slot {
   readonly sessionId: string;
   readonly vault: PseudonymVault;
-  /** How many of the vault's entries the store holds (all of them, between two issue() calls). */
+  /** The first `stored` entries of the vault are in the store. */
   stored: number;
+  /** Entries [stored, to) being written now. */
+  flight: { readonly to: number; readonly done: Deferred } | null;
+  /** Waiters for entries issued after the flight (or after `stored`): the next write. */
+  next: Deferred | null;
   /** The weight counted for this slot in the LRU total. */
   weight: number;
   touchedAt: number;
@@ -67,22 +98,33 @@ interface Slot {
 const DEFAULT_MAX_ENTRIES = 100_000;
 const DEFAULT_TTL_MS = 30 * 24 * 60 * 60 * 1000;
 const DEFAULT_PURGE_INTERVAL_MS = 60 * 60 * 1000;
+const DEFAULT_BUSY_RETRY_MS = 2000;
 /** A vault in use is marked used in the store at most this often (it expires TTL after). */
 const TOUCH_INTERVAL_MS = 60 * 60 * 1000;
-/** Times issue() reloads and retries after losing a race to another process. */
-const CONFLICT_RETRIES = 3;
+/** Least time between the end of one write and the start of the next (the recording writer's turn); at least the last write's duration. */
+const FLUSH_GAP_MS = 2;
 const PURGE_BATCH = 500;
+const RESOLVED = Promise.resolve();
 
 export class SessionVaults {
   readonly #store: PseudonymStore | null;
   readonly #maxEntries: number;
   readonly #ttlMs: number;
+  readonly #busyRetryMs: number;
   readonly #now: () => number;
   readonly #onError: NonNullable<SessionVaultsOptions['onError']>;
   /** Map order is recency: first = least recently used. */
   readonly #slots = new Map<string, Slot>();
+  readonly #loading = new Map<string, Promise<Slot>>();
   #weight = 0;
-  #timer: NodeJS.Timeout | null = null;
+  /** Slots with entries waiting for the next write, and sessions to mark used with it. */
+  readonly #queue = new Set<Slot>();
+  readonly #touches = new Set<string>();
+  #flushScheduled = false;
+  #flushing: Promise<void> | null = null;
+  #lastFlushEnd = 0;
+  #lastFlushMs = 0;
+  #purgeTimer: NodeJS.Timeout | null = null;
   #purging: Promise<number> | null = null;
   #closed = false;
 
@@ -90,13 +132,14 @@ export class SessionVaults {
     this.#store = options.store ?? null;
     this.#maxEntries = Math.max(1, options.maxEntries ?? DEFAULT_MAX_ENTRIES);
     this.#ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
+    this.#busyRetryMs = options.busyRetryMs ?? DEFAULT_BUSY_RETRY_MS;
     this.#now = options.now ?? Date.now;
     this.#onError = options.onError ?? (() => {});
     const interval = options.purgeIntervalMs ?? DEFAULT_PURGE_INTERVAL_MS;
     if (this.#store !== null && interval > 0) {
       void this.purgeExpired();
-      this.#timer = setInterval(() => void this.purgeExpired(), interval);
-      this.#timer.unref();
+      this.#purgeTimer = setInterval(() => void this.purgeExpired(), interval);
+      this.#purgeTimer.unref();
     }
   }
 
@@ -111,14 +154,14 @@ export class SessionVaults {
   }
 
   /** The session's vault for a request that pseudonymizes (loaded from the store on first use). */
-  forRequest(sessionId: string): VaultLease {
-    const slot = this.#slot(sessionId, true)!;
-    return { vault: slot.vault, issue: (rewrite) => this.#issue(slot, rewrite) };
+  async forRequest(sessionId: string): Promise<VaultLease> {
+    const slot = (await this.#slot(sessionId, true))!;
+    return { vault: slot.vault, issue: (rewrite) => this.#issue(slot, rewrite), commit: () => this.#commit(slot) };
   }
 
   /** The session's vault for restoring an answer only, or null when the session has none. */
-  forAnswer(sessionId: string): PseudonymVault | null {
-    const slot = this.#slot(sessionId, this.#store !== null);
+  async forAnswer(sessionId: string): Promise<PseudonymVault | null> {
+    const slot = await this.#slot(sessionId, this.#store !== null);
     return slot !== null && slot.vault.size > 0 ? slot.vault : null;
   }
 
@@ -130,26 +173,202 @@ export class SessionVaults {
     return this.#purging;
   }
 
-  /** Stops the purge timer, waits for a purge in progress, closes the store. Idempotent. */
+  /** Stops the timers, finishes a write or purge in progress, closes the store. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#timer !== null) clearInterval(this.#timer);
+    if (this.#purgeTimer !== null) clearInterval(this.#purgeTimer);
     await this.#purging?.catch(() => 0);
+    if (this.#store !== null) await this.#drain(); // what requests still wait for
     this.#slots.clear();
     this.#weight = 0;
     this.#store?.close();
   }
 
+  async #slot(sessionId: string, create: boolean): Promise<Slot | null> {
+    if (this.#closed) throw this.#unavailable(new Error('the pseudonym vaults are closed'), 'load');
+    const cached = this.#slots.get(sessionId);
+    if (cached !== undefined) {
+      this.#slots.delete(sessionId);
+      this.#slots.set(sessionId, cached);
+      const now = this.#now();
+      if (this.#store !== null && cached.stored > 0 && now - cached.touchedAt >= TOUCH_INTERVAL_MS) {
+        cached.touchedAt = now;
+        this.#touches.add(sessionId);
+        this.#scheduleFlush();
+      }
+      return cached;
+    }
+    if (!create) return null;
+    let loading = this.#loading.get(sessionId);
+    if (loading === undefined) {
+      loading = this.#load(sessionId).finally(() => this.#loading.delete(sessionId));
+      this.#loading.set(sessionId, loading);
+    }
+    return loading;
+  }
+
+  async #load(sessionId: string): Promise<Slot> {
+    const vault = new PseudonymVault();
+    const store = this.#store;
+    if (store !== null) {
+      try {
+        vault.merge(await this.#retry(() => store.load(sessionId)));
+      } catch (error) {
+        throw this.#unavailable(error, 'load');
+      }
+    }
+    const slot: Slot = { sessionId, vault, stored: vault.size, flight: null, next: null, weight: vault.size + 1, touchedAt: this.#now() };
+    this.#slots.set(sessionId, slot);
+    this.#weight += slot.weight;
+    if (vault.size > 0) {
+      this.#touches.add(sessionId);
+      this.#scheduleFlush();
+    }
+    this.#evict(slot);
+    return slot;
+  }
+
+  #issue<T>(slot: Slot, rewrite: () => T): T {
+    const before = slot.vault.size;
+    let result: T;
+    try {
+      result = rewrite();
+    } catch (error) {
+      slot.vault.truncate(before); // the request is refused: what it issued never left
+      throw error;
+    }
+    if (this.#store === null) slot.stored = slot.vault.size;
+    this.#reweigh(slot);
+    return result;
+  }
+
+  #commit(slot: Slot): Promise<void> {
+    if (this.#store === null || slot.stored === slot.vault.size) return RESOLVED;
+    const waits: Promise<void>[] = [];
+    if (slot.flight !== null) waits.push(slot.flight.done.promise);
+    if (slot.vault.size > (slot.flight?.to ?? slot.stored)) {
+      if (slot.next === null) {
+        slot.next = deferred();
+        this.#queue.add(slot);
+        this.#scheduleFlush();
+      }
+      waits.push(slot.next.promise);
+    }
+    return waits.length === 1 ? waits[0]! : Promise.all(waits).then(() => undefined);
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#flushing !== null || this.#store === null) return;
+    this.#flushScheduled = true;
+    const run = (): void => {
+      this.#flushScheduled = false;
+      if (this.#flushing === null && !(this.#closed && this.#queue.size === 0)) this.#startFlush();
+    };
+    const wait = this.#lastFlushEnd + Math.max(FLUSH_GAP_MS, this.#lastFlushMs) - Date.now();
+    if (wait > 0) setTimeout(run, wait);
+    else setImmediate(run);
+  }
+
+  #startFlush(): void {
+    this.#flushing = this.#flush().finally(() => {
+      this.#flushing = null;
+      this.#lastFlushEnd = Date.now();
+      if (this.#queue.size > 0 || this.#touches.size > 0) this.#scheduleFlush();
+    });
+  }
+
+  /** Writes now whatever waits to be written (before a purge, at close). */
+  async #drain(): Promise<void> {
+    for (;;) {
+      if (this.#flushing !== null) await this.#flushing;
+      else if (this.#queue.size > 0 || this.#touches.size > 0) this.#startFlush();
+      else return;
+    }
+  }
+
+  /** One write: every slot's unstored entries and the pending touches, in one transaction. */
+  async #flush(): Promise<void> {
+    const store = this.#store!;
+    const batch: Slot[] = [];
+    const appends: VaultAppend[] = [];
+    for (const slot of this.#queue) {
+      const to = slot.vault.size;
+      const done = slot.next ?? deferred();
+      slot.next = null;
+      if (to <= slot.stored) {
+        done.resolve(); // nothing left to store (taken back meanwhile)
+        continue;
+      }
+      slot.flight = { to, done };
+      appends.push({ sessionId: slot.sessionId, entries: slot.vault.entries(slot.stored).slice(0, to - slot.stored) });
+      batch.push(slot);
+    }
+    this.#queue.clear();
+    const touched = [...this.#touches];
+    this.#touches.clear();
+    let outcomes: AppendOutcome[] = [];
+    let failure: unknown = null;
+    try {
+      outcomes = await this.#retry(() => {
+        const started = Date.now();
+        try {
+          return store.write(appends, touched, this.#now());
+        } finally {
+          this.#lastFlushMs = Date.now() - started; // the write itself, not the waits for the lock
+        }
+      });
+    } catch (error) {
+      failure = error;
+    }
+    const now = this.#now();
+    let refusal: AigovError | null = failure === null ? null : this.#unavailable(failure, 'store');
+    batch.forEach((slot, i) => {
+      const flight = slot.flight!;
+      slot.flight = null;
+      if (outcomes[i] === 'stored') {
+        slot.stored = flight.to;
+        slot.touchedAt = now;
+        this.#reweigh(slot);
+        flight.done.resolve();
+        return;
+      }
+      // Not stored: take back every placeholder the store does not hold (their requests all wait
+      // here, none was sent) and refuse those requests.
+      const conflict = failure === null;
+      refusal ??= this.#unavailable(new Error('another process stored pseudonyms for this session first'), 'store');
+      slot.vault.truncate(slot.stored);
+      flight.done.reject(refusal);
+      slot.next?.reject(refusal);
+      slot.next = null;
+      this.#queue.delete(slot);
+      this.#reweigh(slot);
+      if (conflict) this.#reload(slot);
+    });
+  }
+
+  /** After a conflict: learn what the other process stored, or let the next request load afresh. */
+  #reload(slot: Slot): void {
+    try {
+      slot.vault.merge(this.#store!.load(slot.sessionId));
+      slot.stored = slot.vault.size;
+      this.#reweigh(slot);
+    } catch (error) {
+      this.#onError(error, 'load');
+      this.#drop(slot.sessionId, slot);
+    }
+  }
+
   async #purge(): Promise<number> {
     const store = this.#store;
     if (store === null) return 0;
+    await this.#drain(); // a vault just used must not be purged for want of its touch
     const before = this.#now() - this.#ttlMs;
     let total = 0;
     try {
       for (;;) {
         if (this.#closed) break;
-        const ids = store.purge(before, PURGE_BATCH);
+        const ids = await this.#retry(() => store.purge(before, PURGE_BATCH));
         for (const id of ids) this.#drop(id);
         total += ids.length;
         if (ids.length < PURGE_BATCH) break;
@@ -161,76 +380,16 @@ export class SessionVaults {
     return total;
   }
 
-  #slot(sessionId: string, create: boolean): Slot | null {
-    if (this.#closed) throw this.#unavailable(new Error('the pseudonym vaults are closed'), 'load');
-    const now = this.#now();
-    const cached = this.#slots.get(sessionId);
-    if (cached !== undefined) {
-      this.#slots.delete(sessionId);
-      this.#slots.set(sessionId, cached);
-      if (this.#store !== null && cached.stored > 0 && now - cached.touchedAt >= TOUCH_INTERVAL_MS) {
-        try {
-          this.#store.touch(sessionId, now);
-        } catch (error) {
-          throw this.#unavailable(error, 'touch');
-        }
-        cached.touchedAt = now;
-      }
-      return cached;
-    }
-    if (!create) return null;
-    const vault = new PseudonymVault();
-    if (this.#store !== null) {
+  /** Runs `operation`; while another connection holds the database, tries again on a timer (never blocking). */
+  async #retry<T>(operation: () => T): Promise<T> {
+    const deadline = Date.now() + this.#busyRetryMs;
+    for (let delay = 1; ; delay = Math.min(delay * 2, 25)) {
       try {
-        const entries = this.#store.load(sessionId);
-        vault.merge(entries);
-        if (entries.length > 0) this.#store.touch(sessionId, now);
+        return operation();
       } catch (error) {
-        throw this.#unavailable(error, 'load');
+        if (!isStoreBusy(error) || Date.now() + delay > deadline) throw error;
       }
-    }
-    const slot: Slot = { sessionId, vault, stored: vault.size, weight: vault.size + 1, touchedAt: now };
-    this.#slots.set(sessionId, slot);
-    this.#weight += slot.weight;
-    this.#evict(slot);
-    return slot;
-  }
-
-  #issue<T>(slot: Slot, rewrite: () => T): T {
-    const store = this.#store;
-    for (let attempt = 0; ; attempt++) {
-      let result: T;
-      try {
-        result = rewrite();
-      } catch (error) {
-        slot.vault.truncate(slot.stored); // the request is refused: what it issued never left
-        throw error;
-      }
-      if (store === null || slot.vault.size === slot.stored) {
-        if (store === null) slot.stored = slot.vault.size;
-        this.#reweigh(slot);
-        return result;
-      }
-      try {
-        store.append(slot.sessionId, slot.vault.entries(slot.stored), this.#now());
-        slot.stored = slot.vault.size;
-        slot.touchedAt = this.#now();
-        this.#reweigh(slot);
-        return result;
-      } catch (error) {
-        slot.vault.truncate(slot.stored);
-        if (!(error instanceof PseudonymConflictError) || attempt >= CONFLICT_RETRIES) throw this.#unavailable(error, 'store');
-      }
-      // Another process stored entries for this session first: learn them, then issue again.
-      try {
-        slot.vault.merge(store.load(slot.sessionId));
-        slot.stored = slot.vault.size;
-      } catch (error) {
-        // The store contradicts what this process holds (e.g. purged and refilled elsewhere):
-        // refuse, and let the next request start from the store's state.
-        this.#drop(slot.sessionId, slot);
-        throw this.#unavailable(error, 'load');
-      }
+      await new Promise<void>((resolve) => setTimeout(resolve, delay * (0.5 + Math.random())));
     }
   }
 
@@ -242,11 +401,11 @@ export class SessionVaults {
     this.#evict(slot);
   }
 
-  /** Least recently used sessions go until the total fits; `keep` (in use now) stays. */
+  /** Least recently used sessions go until the total fits; `keep` (in use now) and vaults with unstored entries stay. */
   #evict(keep: Slot): void {
     for (const [id, slot] of this.#slots) {
       if (this.#weight <= this.#maxEntries) return;
-      if (slot === keep) continue;
+      if (slot === keep || slot.stored < slot.vault.size) continue;
       this.#slots.delete(id);
       this.#weight -= slot.weight;
     }
@@ -259,7 +418,7 @@ export class SessionVaults {
     this.#weight -= slot.weight;
   }
 
-  #unavailable(error: unknown, operation: 'load' | 'store' | 'touch'): AigovError {
+  #unavailable(error: unknown, operation: Operation): AigovError {
     this.#onError(error, operation);
     return new AigovError('AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE', {}, { cause: error });
   }

@@ -6,20 +6,21 @@
  * HMAC of it for the "one placeholder per value" unique index, and the session, label and number
  * in clear (none of them is personal data). Two processes on the same file cannot give one
  * number to two values, or two numbers to one value: the second insert fails on a unique index
- * and its caller reloads (PseudonymConflictError).
+ * (outcome 'conflict') and its caller reloads.
  *
  * `pseudonym_keys` remembers which key sealed the vault; opening with another key fails with
  * AIGOV_E_PSEUDONYM_KEY_MISMATCH and changes nothing.
  *
- * Costs on the event loop: a load is one indexed SELECT plus one AES-GCM open per entry; an
- * append is one small transaction (WAL, synchronous=NORMAL: no fsync per commit), waiting at
- * most `busyTimeoutMs` for the writer thread's lock.
+ * Never blocks the event loop on a lock: the busy timeout is 0, so a statement that meets the
+ * writer thread's lock throws SQLITE_BUSY at once and session-vaults.ts retries on a timer.
+ * What it does cost the loop: a load is one indexed SELECT plus one AES-GCM open per entry; a
+ * write is one small transaction (WAL, synchronous=NORMAL: no fsync per commit).
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { AigovError } from '../../core/errors.ts';
 import type { VaultEntry } from '../../core/masking/pseudonym-vault.ts';
 import { PseudonymSealer } from '../pseudonym-sealer.ts';
-import { PseudonymConflictError, type PseudonymStore } from '../pseudonym-store.ts';
+import type { AppendOutcome, PseudonymStore, VaultAppend } from '../pseudonym-store.ts';
 import { migrateDatabase } from './migrations.ts';
 
 const SCHEMA = `
@@ -44,12 +45,14 @@ CREATE TABLE IF NOT EXISTS pseudonym_entries (
 ) STRICT, WITHOUT ROWID;
 `;
 
+const OPEN_BUSY_TIMEOUT_MS = 5000;
+
 export interface SqlitePseudonymStoreOptions {
   /** The database file (the recording store's). */
   readonly location: string;
   /** The vault key: 32 bytes. */
   readonly key: Uint8Array;
-  /** How long a write waits for another connection's lock (blocking the event loop). Default 1000 ms. */
+  /** How long a statement waits for another connection's lock, blocking its thread. Default 0: throw SQLITE_BUSY at once. */
   readonly busyTimeoutMs?: number;
   /** Clock for the key row; default Date.now. */
   readonly now?: () => number;
@@ -57,7 +60,8 @@ export interface SqlitePseudonymStoreOptions {
 
 export function openSqlitePseudonymStore(options: SqlitePseudonymStoreOptions): SqlitePseudonymStore {
   const sealer = new PseudonymSealer(options.key);
-  const db = new DatabaseSync(options.location, { timeout: options.busyTimeoutMs ?? 1000 });
+  // Opening may wait for the writer thread (once, at startup); afterwards nothing waits.
+  const db = new DatabaseSync(options.location, { timeout: OPEN_BUSY_TIMEOUT_MS });
   try {
     db.exec('PRAGMA journal_mode = WAL');
     db.exec('PRAGMA synchronous = NORMAL');
@@ -65,6 +69,7 @@ export function openSqlitePseudonymStore(options: SqlitePseudonymStoreOptions): 
     migrateDatabase(db); // an aigov database, whichever store opens the file first
     db.exec(SCHEMA);
     checkKey(db, sealer.keyId, options.location, (options.now ?? Date.now)());
+    db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 0))}`);
   } catch (error) {
     db.close();
     throw error;
@@ -131,26 +136,35 @@ export class SqlitePseudonymStore implements PseudonymStore {
     });
   }
 
-  append(sessionId: string, entries: readonly VaultEntry[], now: number): void {
+  write(appends: readonly VaultAppend[], touched: readonly string[], now: number): AppendOutcome[] {
     this.#assertOpen();
-    if (entries.length === 0) return;
+    if (appends.length === 0 && touched.length === 0) return [];
+    const outcomes: AppendOutcome[] = [];
     this.#db.exec('BEGIN IMMEDIATE');
     try {
-      for (const [label, n, value] of entries) {
-        this.#insert.run(sessionId, label, n, this.#sealer.mac(sessionId, label, value), this.#sealer.seal(sessionId, label, n, value), now);
+      for (const { sessionId, entries } of appends) {
+        this.#db.exec('SAVEPOINT vault_append');
+        try {
+          for (const [label, n, value] of entries) {
+            this.#insert.run(sessionId, label, n, this.#sealer.mac(sessionId, label, value), this.#sealer.seal(sessionId, label, n, value), now);
+          }
+          this.#upsertSession.run(sessionId, now);
+          this.#db.exec('RELEASE vault_append');
+          outcomes.push('stored');
+        } catch (error) {
+          this.#db.exec('ROLLBACK TO vault_append');
+          this.#db.exec('RELEASE vault_append');
+          if (!isConstraintError(error)) throw error;
+          outcomes.push('conflict');
+        }
       }
-      this.#upsertSession.run(sessionId, now);
+      for (const sessionId of touched) this.#touch.run(now, sessionId, now);
       this.#db.exec('COMMIT');
+      return outcomes;
     } catch (error) {
       if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
-      if (isConstraintError(error)) throw new PseudonymConflictError();
       throw error;
     }
-  }
-
-  touch(sessionId: string, now: number): void {
-    this.#assertOpen();
-    this.#touch.run(now, sessionId, now);
   }
 
   purge(before: number, limit: number): string[] {
