@@ -1,4 +1,5 @@
 /** Small shared helpers for the built-in detectors: regex scanning, context words, confidence. */
+import { inScope, shared } from './anchors.ts';
 import type { Detection, Detector, EntityType } from './types.ts';
 
 /** Characters before a match searched for context words. */
@@ -66,12 +67,70 @@ export function before(text: string, start: number, window = CONTEXT_WINDOW): st
   return text.slice(Math.max(0, start - window), start).toLowerCase();
 }
 
+/**
+ * The only characters whose toLowerCase() holds an ASCII character or changes the length (checked
+ * over every code point): U+0130 (İ → i + U+0307) and U+212A (Kelvin sign → k). A window without
+ * them lower-cases character by character onto ASCII only from ASCII, so a case-insensitive regex
+ * on it (non-Unicode /i folds ASCII letters only) finds exactly what the lower-cased window holds.
+ */
+function foldsLikeAscii(s: string): boolean {
+  return !s.includes('\u0130') && !s.includes('\u212A');
+}
+const FOLDS_KEY = {};
+/** foldsLikeAscii(window), answered for the whole text once per withSharedScans scope when it holds. */
+function windowFoldsLikeAscii(text: string, window: string): boolean {
+  return (inScope(text) && shared(FOLDS_KEY, text, foldsLikeAscii)) || foldsLikeAscii(window);
+}
+
+const escapeRegex = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+
+/**
+ * A test for "one of `words` (lower-case) occurs in the `window` characters before `start`", as
+ * `before(text, start, window)` followed by `includes(word)` for each word would say — without
+ * lower-casing the window (one case-insensitive regex test on it).
+ */
+export function contextTest(words: readonly string[], window = CONTEXT_WINDOW): (text: string, start: number) => boolean {
+  if (words.length === 0) return () => false;
+  const slow = (w: string): boolean => {
+    const lower = w.toLowerCase();
+    for (const word of words) if (lower.includes(word)) return true;
+    return false;
+  };
+  // The regex is exact for lower-case ASCII words only (a word with an upper-case letter never
+  // matches a lower-cased window; non-ASCII letters fold differently under /i).
+  // eslint-disable-next-line no-control-regex
+  if (!words.every((word) => /^[\u0000-\u0040\u005B-\u007F]*$/.test(word))) {
+    return (text, start) => slow(text.slice(start > window ? start - window : 0, start));
+  }
+  const re = new RegExp(words.map(escapeRegex).join('|'), 'i');
+  return (text, start) => {
+    const w = text.slice(start > window ? start - window : 0, start);
+    return windowFoldsLikeAscii(text, w) ? re.test(w) : slow(w);
+  };
+}
+
+/**
+ * A test for "the lower-cased `window` characters before `start` match `lowerRe`" (a pattern
+ * written for lower-case text), without lower-casing them: `lowerRe` with the `i` flag.
+ */
+export function contextRegexTest(lowerRe: RegExp, window: number): (text: string, start: number) => boolean {
+  const re = new RegExp(lowerRe.source, lowerRe.flags.includes('i') ? lowerRe.flags : `${lowerRe.flags}i`);
+  return (text, start) => {
+    const w = text.slice(start > window ? start - window : 0, start);
+    return windowFoldsLikeAscii(text, w) ? re.test(w) : lowerRe.test(w.toLowerCase());
+  };
+}
+
+const contextTests = new WeakMap<readonly string[], Map<number, (text: string, start: number) => boolean>>();
+
 /** True when one of `words` (lower-case) occurs in the window before `start`. */
 export function hasContext(text: string, start: number, words: readonly string[], window = CONTEXT_WINDOW): boolean {
   if (words.length === 0) return false;
-  const w = before(text, start, window);
-  for (const word of words) if (w.includes(word)) return true;
-  return false;
+  let byWindow = contextTests.get(words);
+  if (byWindow === undefined) contextTests.set(words, (byWindow = new Map<number, (text: string, start: number) => boolean>()));
+  let test = byWindow.get(window);
+  if (test === undefined) byWindow.set(window, (test = contextTest(words, window)));
+  return test(text, start);
 }
 
 /** Base confidence, raised by `boost` when a context word precedes the match. */

@@ -3,6 +3,7 @@
  * runs detectors on the normalized text (NFKC, invisible characters removed), maps positions back
  * to the original text and resolves overlaps. Pure: no I/O, no clock, no randomness.
  */
+import { withSharedScans } from './anchors.ts';
 import { normalizeForMatching } from './normalize.ts';
 import type { NormalizedText } from './normalize.ts';
 import { PII_DETECTORS } from './pii.ts';
@@ -78,6 +79,11 @@ type Ranked = { d: Detection; rank: number };
 
 /** Runs the detectors on normalized text; detections in original positions, not yet resolved. */
 function collect(norm: NormalizedText, detectors: readonly Detector[], min: number): Ranked[] {
+  // The detectors share their scans of the text (digit runs, trigger positions) within this call.
+  return withSharedScans(norm.text, () => collectShared(norm, detectors, min));
+}
+
+function collectShared(norm: NormalizedText, detectors: readonly Detector[], min: number): Ranked[] {
   const n = norm.text.length;
   const found: Ranked[] = [];
   for (let k = 0; k < detectors.length; k++) {

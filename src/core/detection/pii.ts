@@ -5,8 +5,8 @@
  */
 import { findPhoneNumbersInText } from 'libphonenumber-js/max';
 import type { CountryCode } from 'libphonenumber-js/max';
-import { ibanMod97Valid, luhnValid } from './checksums.ts';
-import { anchoredMatches, before, CONTEXT_WINDOW, defineDetector, hasContext, matches, withContext } from './detector-kit.ts';
+import { digitRuns } from './anchors.ts';
+import { anchoredMatches, CONTEXT_WINDOW, contextRegexTest, contextTest, defineDetector } from './detector-kit.ts';
 import type { Candidate } from './detector-kit.ts';
 import { asciiClass, runStart } from './settle.ts';
 import type { CharTest } from './settle.ts';
@@ -61,6 +61,8 @@ function emailMatches(text: string): RegExpExecArray[] {
 const EMAIL_RUN = asciiClass('A-Za-z0-9._%+@-');
 const EMAIL_BOUNDARY = asciiClass('A-Za-z0-9._%+-');
 const EMAIL_FIRST = asciiClass('A-Za-z0-9_%+-');
+const EMAIL_CONTEXT = contextTest(['mail', 'contact', 'reach']);
+const URL_PASSWORD_BEFORE = /:\/\/[^\s/@]*:$/;
 
 export const emailDetector: Detector = defineDetector({
   id: 'builtin.email',
@@ -74,11 +76,11 @@ export const emailDetector: Detector = defineDetector({
     for (const m of emailMatches(text)) {
       const tld = (m[1] ?? '').toLowerCase();
       if (FILE_TLDS.has(tld)) continue;
-      const local = m[0].slice(0, m[0].indexOf('@'));
-      if (local === 'git') continue; // git@host:org/repo SSH remotes
-      // The password of `scheme://user:password@host` is the URL-credentials detector's.
-      if (/:\/\/[^\s/@]*:$/.test(text.slice(Math.max(0, m.index - 200), m.index))) continue;
-      out.push({ start: m.index, end: m.index + m[0].length, confidence: withContext(0.9, text, m.index, ['mail', 'contact', 'reach'], 0.1) });
+      if (m[0].startsWith('git@')) continue; // git@host:org/repo SSH remotes (the local part is `git`)
+      // The password of `scheme://user:password@host` is the URL-credentials detector's (the
+      // pattern ends with the `:` right before the match).
+      if (m.index > 0 && text.charCodeAt(m.index - 1) === 58 && URL_PASSWORD_BEFORE.test(text.slice(Math.max(0, m.index - 200), m.index))) continue;
+      out.push({ start: m.index, end: m.index + m[0].length, confidence: EMAIL_CONTEXT(text, m.index) ? Math.min(1, 0.9 + 0.1) : 0.9 });
     }
     return out;
   },
@@ -157,6 +159,53 @@ function phoneHint(text: string): number {
   return q < n ? Math.min(h, phoneCandidateBefore(text, q)) : h;
 }
 
+const PHONE_AT = new RegExp(PHONE_CANDIDATE_RE.source, 'y');
+const PHONE_BODY = asciiClass('0-9 \t().\\/-');
+const PHONE_CONTEXT = contextTest(PHONE_WORDS);
+const NOT_PHONE_CONTEXT = contextTest(NOT_PHONE_WORDS, 24);
+
+/**
+ * The matches of PHONE_CANDIDATE_RE, as [start, end, start, end, …] in order, found from the digit runs:
+ * a match starts with `(?:\+|00)?\(?` right before its first digit, so at a digit run's start s
+ * (no prefix, or `00` and the run goes on), or at s − 1 (`+` or `(`), or at s − 2 (`+(`), where s
+ * is the start of the first digit run it holds; its `\d[\d \t().\-/]{4,24}\d` needs six body
+ * characters from s on. Those starts are tried (sticky) in increasing order from where the
+ * previous match ended — exactly the starts where the global scan can find a match.
+ */
+function phoneCandidates(text: string): number[] {
+  const out: number[] = [];
+  const runs = digitRuns(text);
+  const n = text.length;
+  let from = 0;
+  for (let r = 0; r < runs.length; r += 2) {
+    const s = runs[r]!;
+    if (s < from) continue;
+    if (s + 6 > n) break;
+    let body = true;
+    for (let i = s + 1; i < s + 6; i++) {
+      if (!PHONE_BODY(text.charCodeAt(i))) {
+        body = false;
+        break;
+      }
+    }
+    if (!body) continue;
+    for (let q = s - 2 < from ? from : s - 2; q <= s; q++) {
+      if (q < s) {
+        const c = text.charCodeAt(q);
+        if (q === s - 2 ? c !== 43 || text.charCodeAt(s - 1) !== 40 : c !== 43 && c !== 40) continue; // `+(`, `+` or `(`
+      }
+      if (q > 0 && PHONE_BOUNDARY(text.charCodeAt(q - 1))) continue; // (?<![\w.+-])
+      PHONE_AT.lastIndex = q;
+      if (!PHONE_AT.test(text)) continue;
+      from = PHONE_AT.lastIndex;
+      out.push(q, from);
+      break;
+    }
+  }
+  PHONE_AT.lastIndex = 0;
+  return out;
+}
+
 type PhoneSpan = { startsAt: number; endsAt: number } | null;
 /**
  * libphonenumber's verdict on a candidate is a function of the candidate alone (`international`
@@ -191,27 +240,34 @@ export const phoneDetector: Detector = defineDetector({
   lookahead: 2,
   find(text) {
     const out: Candidate[] = [];
-    for (const m of matches(PHONE_CANDIDATE_RE, text)) {
-      const cand = m[0];
-      if (DATE_LIKE.test(cand) || DOTTED_QUAD.test(cand) || SSN_SHAPE.test(cand)) continue;
+    const cands = phoneCandidates(text);
+    for (let k = 0; k < cands.length; k += 2) {
+      const q = cands[k]!;
+      const end = cands[k + 1]!;
       let digits = 0;
-      for (let i = 0; i < cand.length; i++) if (cand.charCodeAt(i) >= 48 && cand.charCodeAt(i) <= 57) digits++;
-      if (digits < 7 || digits > 15) continue;
-      const international = cand.startsWith('+') || cand.startsWith('00');
-      const phoneContext = hasContext(text, m.index, PHONE_WORDS);
-      if (!phoneContext) {
-        if (hasContext(text, m.index, NOT_PHONE_WORDS, 24)) continue;
-        // Without a phone word, a national number must look like one: 10-12 digits written
-        // with separators or an area code in parentheses — not a bare run (order numbers, PANs)
-        // nor a short group pair (street numbers, times).
-        if (!international && (digits < 10 || digits > 12 || /^\d+$/.test(cand))) continue;
+      let dateChars = true; // only digits and [-/.]: what DATE_LIKE, DOTTED_QUAD and SSN_SHAPE need
+      for (let i = q; i < end; i++) {
+        const c = text.charCodeAt(i);
+        if (c >= 48 && c <= 57) digits++;
+        else if (c !== 45 && c !== 47 && c !== 46) dateChars = false;
       }
-      if (DATE_PREFIX.test(cand)) continue;
+      if (digits < 7 || digits > 15) continue;
+      const international = text.charCodeAt(q) === 43 /* + */ || text.startsWith('00', q);
+      // Without a phone word, a national number must look like one: 10-12 digits written
+      // with separators or an area code in parentheses — not a bare run (order numbers, PANs)
+      // nor a short group pair (street numbers, times).
+      // (The checks are independent filters; the cheap ones and the cached verdict come first.)
+      const nationalShape = international || (digits >= 10 && digits <= 12 && digits !== end - q);
+      let phoneContext = false;
+      if (!nationalShape && !(phoneContext = PHONE_CONTEXT(text, q))) continue;
+      const cand = text.slice(q, end);
+      if (dateChars && (DATE_LIKE.test(cand) || DOTTED_QUAD.test(cand) || SSN_SHAPE.test(cand))) continue;
+      if (text.charCodeAt(q + 4) === 45 && DATE_PREFIX.test(cand)) continue;
       const best = phoneSpan(cand, international);
       if (best === null) continue;
+      if (nationalShape && !(phoneContext = PHONE_CONTEXT(text, q)) && NOT_PHONE_CONTEXT(text, q)) continue;
       const base = international ? 0.75 : 0.6;
-      const start = m.index + best.startsAt;
-      out.push({ start, end: m.index + best.endsAt, confidence: phoneContext ? Math.min(1, base + 0.25) : base });
+      out.push({ start: q + best.startsAt, end: q + best.endsAt, confidence: phoneContext ? Math.min(1, base + 0.25) : base });
     }
     return out;
   },
@@ -222,16 +278,16 @@ export const phoneDetector: Detector = defineDetector({
 
 const CARD_RE = /(?<![\d-])\d(?:[ -]?\d){11,18}(?!\d|-\d)/g;
 const CARD_WORDS = ['card', 'credit', 'debit', 'visa', 'mastercard', 'master card', 'amex', 'american express', 'discover', 'diners', 'jcb', 'cc', 'pan', 'payment'];
-const MAESTRO_PREFIXES = new Set(['5018', '5020', '5038', '5893', '6304', '6759', '6761', '6762', '6763']);
+const MAESTRO_PREFIXES = new Set([5018, 5020, 5038, 5893, 6304, 6759, 6761, 6762, 6763]);
 
 /** True when the PAN's prefix and length belong to a card scheme's issuer range. */
 export function cardIssuerValid(d: string): boolean {
-  const len = d.length;
-  const p2 = Number(d.slice(0, 2));
-  const p3 = Number(d.slice(0, 3));
-  const p4 = Number(d.slice(0, 4));
-  const p6 = Number(d.slice(0, 6));
-  if (d[0] === '4') return len === 13 || len === 16 || len === 19; // Visa
+  return issuerValid(d[0] === '4', Number(d.slice(0, 2)), Number(d.slice(0, 3)), Number(d.slice(0, 4)), Number(d.slice(0, 6)), d.length);
+}
+
+/** cardIssuerValid on the PAN's leading digits (as numbers) and its length. */
+function issuerValid(visa: boolean, p2: number, p3: number, p4: number, p6: number, len: number): boolean {
+  if (visa) return len === 13 || len === 16 || len === 19; // Visa
   if ((p2 >= 51 && p2 <= 55) || (p4 >= 2221 && p4 <= 2720)) return len === 16; // Mastercard
   if (p2 === 34 || p2 === 37) return len === 15; // American Express
   if (p4 >= 2200 && p4 <= 2204) return len >= 16 && len <= 19; // Mir
@@ -240,12 +296,69 @@ export function cardIssuerValid(d: string): boolean {
   if ((p3 >= 300 && p3 <= 305) || p4 === 3095 || p2 === 36 || p2 === 38 || p2 === 39) return len >= 14 && len <= 19; // Diners
   if (p4 >= 3528 && p4 <= 3589) return len >= 16 && len <= 19; // JCB
   if (p4 === 2131 || p4 === 1800) return len === 15; // JCB (15 digits)
-  if (MAESTRO_PREFIXES.has(d.slice(0, 4))) return len >= 12 && len <= 19; // Maestro
+  if (MAESTRO_PREFIXES.has(p4)) return len >= 12 && len <= 19; // Maestro
   if (p2 === 60 || p2 === 81 || p2 === 82 || p3 === 508) return len === 16; // RuPay
   return false;
 }
 
 const CARD_RUN = asciiClass('0-9 -');
+const CARD_AT = new RegExp(CARD_RE.source, 'y');
+const CARD_CONTEXT = contextTest(CARD_WORDS);
+
+/** True when 12 digits follow from s, with at most one space or hyphen between two (CARD_RE needs that). */
+function twelveCardDigits(text: string, s: number): boolean {
+  const n = text.length;
+  let count = 0;
+  for (let i = s; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (++count >= 12) return true;
+    } else if (!((c === 32 || c === 45) && i + 1 < n && DIGIT(text.charCodeAt(i + 1)) && DIGIT(text.charCodeAt(i - 1)))) {
+      return false;
+    }
+  }
+  return false;
+}
+
+const panDigits = new Uint8Array(19);
+
+/**
+ * The card checks on a CARD_RE match text[start, end): one separator throughout (space or
+ * hyphen), Luhn, the issuer's prefix and length, not one repeated digit.
+ */
+function cardValid(text: string, start: number, end: number): boolean {
+  let len = 0;
+  let sep = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 32 || c === 45) {
+      if (sep === 0) sep = c;
+      else if (sep !== c) return false;
+    } else {
+      if (len === 19) return false; // CARD_RE holds at most 19 digits
+      panDigits[len++] = c - 48;
+    }
+  }
+  // Luhn, from the last digit.
+  let sum = 0;
+  for (let i = len - 1, double = false; i >= 0; i--, double = !double) {
+    let d = panDigits[i]!;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+  }
+  if (sum % 10 !== 0) return false;
+  const d0 = panDigits[0]!;
+  const p2 = d0 * 10 + panDigits[1]!;
+  const p3 = p2 * 10 + panDigits[2]!;
+  const p4 = p3 * 10 + panDigits[3]!;
+  const p6 = (p4 * 10 + panDigits[4]!) * 10 + panDigits[5]!;
+  if (!issuerValid(d0 === 4, p2, p3, p4, p6, len)) return false;
+  for (let i = 1; i < len; i++) if (panDigits[i] !== d0) return true;
+  return false; // one digit repeated
+}
 const CARD_BOUNDARY = asciiClass('0-9-');
 
 export const creditCardDetector: Detector = defineDetector({
@@ -256,21 +369,22 @@ export const creditCardDetector: Detector = defineDetector({
   lookahead: 2,
   find(text) {
     const out: Candidate[] = [];
-    for (const m of matches(CARD_RE, text)) {
-      const raw = m[0];
-      let digits = '';
-      let sep = '';
-      let consistent = true;
-      for (const ch of raw) {
-        if (ch === ' ' || ch === '-') {
-          if (sep === '') sep = ch;
-          else if (sep !== ch) consistent = false;
-        } else digits += ch;
-      }
-      if (!consistent || !luhnValid(digits) || !cardIssuerValid(digits)) continue;
-      if (/^(\d)\1+$/.test(digits)) continue;
-      out.push({ start: m.index, end: m.index + raw.length, confidence: withContext(0.8, text, m.index, CARD_WORDS, 0.15) });
+    const runs = digitRuns(text);
+    let from = 0;
+    // A match of CARD_RE starts at a digit run's start not preceded by `-`, and holds 12+ digits
+    // with at most one space or hyphen between two: only such starts are tried (sticky), in
+    // increasing order from where the previous match ended — where the global scan finds them.
+    for (let r = 0; r < runs.length; r += 2) {
+      const s = runs[r]!;
+      if (s < from || (s > 0 && text.charCodeAt(s - 1) === 45) || !twelveCardDigits(text, s)) continue;
+      CARD_AT.lastIndex = s;
+      if (!CARD_AT.test(text)) continue;
+      const end = CARD_AT.lastIndex;
+      from = end;
+      if (!cardValid(text, s, end)) continue;
+      out.push({ start: s, end, confidence: CARD_CONTEXT(text, s) ? Math.min(1, 0.8 + 0.15) : 0.8 });
     }
+    CARD_AT.lastIndex = 0;
     return out;
   },
   settledBefore: runHint(CARD_RUN, 37 + 2, (text, p) => DIGIT(text.charCodeAt(p)) && (p === 0 || !CARD_BOUNDARY(text.charCodeAt(p - 1)))),
@@ -288,7 +402,10 @@ const IBAN_LENGTHS: Readonly<Record<string, number>> = {
   SA: 24, SC: 31, SD: 18, SE: 24, SI: 19, SK: 24, SM: 27, SO: 23, ST: 25, SV: 28, TL: 23, TN: 24, TR: 26, UA: 29,
   VA: 22, VG: 24, XK: 20, YE: 30,
 };
-const IBAN_START_RE = /(?<![A-Za-z0-9])([A-Za-z]{2})(\d{2})/g;
+/** IBAN_LENGTHS by (first letter − a) × 26 + (second letter − a), case-insensitive; 0 = none. */
+const IBAN_LENGTH_BY_CODE = new Uint8Array(26 * 26);
+for (const [code, length] of Object.entries(IBAN_LENGTHS)) IBAN_LENGTH_BY_CODE[(code.charCodeAt(0) - 65) * 26 + (code.charCodeAt(1) - 65)] = length;
+const IBAN_CONTEXT = contextTest(['iban', 'bank', 'account', 'transfer', 'sepa']);
 
 function isAlnum(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
@@ -314,6 +431,53 @@ function ibanScan(text: string, start: number, length: number): { iban: string; 
   // Open: stopped by the end of the text, or by a space whose next character is not there yet.
   const open = i >= n || (iban.length < length && text.charCodeAt(i) === 32 && i + 1 >= n && text.charCodeAt(i - 1) !== 32);
   return { iban, end: i, ok: iban.length === length && !(i < n && isAlnum(text.charCodeAt(i))), open };
+}
+
+/**
+ * ibanScan without building the IBAN: the end of the scan from `start`, or −1 when it is not
+ * `length` letters and digits (single spaces allowed between them) followed by no letter or digit.
+ */
+function ibanEnd(text: string, start: number, length: number): number {
+  let count = 4;
+  let i = start + 4;
+  const n = text.length;
+  while (count < length && i < n) {
+    const c = text.charCodeAt(i);
+    if (isAlnum(c)) {
+      count++;
+      i++;
+    } else if (c === 32 && i + 1 < n && isAlnum(text.charCodeAt(i + 1)) && text.charCodeAt(i - 1) !== 32) {
+      i++;
+    } else break;
+  }
+  return count === length && !(i < n && isAlnum(text.charCodeAt(i))) ? i : -1;
+}
+
+/** True when text[start, end) holds both an upper-case and a lower-case ASCII letter. */
+function mixedCase(text: string, start: number, end: number): boolean {
+  let upper = false;
+  let lower = false;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 65 && c <= 90) upper = true;
+    else if (c >= 97 && c <= 122) lower = true;
+  }
+  return upper && lower;
+}
+
+/** ibanMod97Valid of the letters and digits of text[start, end), upper-cased (spaces skipped). */
+function ibanMod97At(text: string, start: number, end: number): boolean {
+  const digit = (remainder: number, c: number): number => {
+    if (c >= 48 && c <= 57) return (remainder * 10 + (c - 48)) % 97;
+    return (remainder * 100 + ((c & ~32) - 55)) % 97; // a letter
+  };
+  let remainder = 0;
+  for (let i = start + 4; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c !== 32) remainder = digit(remainder, c);
+  }
+  for (let i = start; i < start + 4; i++) remainder = digit(remainder, text.charCodeAt(i));
+  return remainder === 1;
 }
 
 const IBAN_RUN = asciiClass('A-Za-z0-9 ');
@@ -345,19 +509,20 @@ export const ibanDetector: Detector = defineDetector({
   lookahead: 1,
   find(text) {
     const out: Candidate[] = [];
-    for (const m of matches(IBAN_START_RE, text)) {
-      const country = (m[1] ?? '').toUpperCase();
-      const length = IBAN_LENGTHS[country];
-      if (length === undefined) continue;
-      const scan = ibanScan(text, m.index, length);
-      if (!scan.ok) continue;
-      const i = scan.end;
-      const iban = country + scan.iban.slice(2);
-      const body = text.slice(m.index, i);
+    const runs = digitRuns(text);
+    // Candidate starts: the matches of a global scan of /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}/, which
+    // are exactly the positions q with letters at q, q + 1, digits at q + 2, q + 3 and no letter or
+    // digit at q − 1 (two such q are at least 4 apart, so the scan finds every one): q + 2 is the
+    // start of a digit run of length ≥ 2.
+    for (let r = 0; r < runs.length; r += 2) {
+      const q = runs[r]! - 2;
+      if (q < 0 || runs[r + 1]! - q < 4 || !LETTER(text.charCodeAt(q)) || !LETTER(text.charCodeAt(q + 1)) || (q > 0 && isAlnum(text.charCodeAt(q - 1)))) continue;
+      const length = IBAN_LENGTH_BY_CODE[((text.charCodeAt(q) | 32) - 97) * 26 + ((text.charCodeAt(q + 1) | 32) - 97)]!;
+      if (length === 0) continue;
+      const i = ibanEnd(text, q, length);
       // One case throughout, so that words glued to a number are not read as a country code.
-      if (body !== body.toUpperCase() && body !== body.toLowerCase()) continue;
-      if (!ibanMod97Valid(iban.toUpperCase())) continue;
-      out.push({ start: m.index, end: i, confidence: withContext(0.9, text, m.index, ['iban', 'bank', 'account', 'transfer', 'sepa'], 0.1) });
+      if (i < 0 || mixedCase(text, q, i) || !ibanMod97At(text, q, i)) continue;
+      out.push({ start: q, end: i, confidence: IBAN_CONTEXT(text, q) ? Math.min(1, 0.9 + 0.1) : 0.9 });
     }
     return out;
   },
@@ -382,6 +547,8 @@ export function ssnValid(area: string, group: string, serial: string): boolean {
 
 const SSN_RUN = asciiClass('0-9 ./-');
 const SSN_BOUNDARY = asciiClass('0-9./-');
+const SSN_AT = new RegExp(SSN_RE.source, 'y');
+const SSN_CONTEXT = contextTest(SSN_WORDS);
 
 export const usSsnDetector: Detector = defineDetector({
   id: 'builtin.us_ssn',
@@ -391,15 +558,32 @@ export const usSsnDetector: Detector = defineDetector({
   lookahead: 2,
   find(text) {
     const out: Candidate[] = [];
-    for (const m of matches(SSN_RE, text)) {
-      if (!ssnValid(m[1] ?? '', m[3] ?? '', m[4] ?? '')) continue;
-      const sep = m[2] ?? '';
-      const context = hasContext(text, m.index, SSN_WORDS);
+    const runs = digitRuns(text);
+    let from = 0;
+    // A match of SSN_RE starts at a digit run's start not preceded by [-/.], and that run is its
+    // area (3 digits, then a separator) or all of it (9 digits, no separator) — longer or shorter
+    // runs cannot match. Only those starts are tried (sticky), in order from the previous match's end.
+    for (let r = 0; r < runs.length; r += 2) {
+      const s = runs[r]!;
+      const len = runs[r + 1]! - s;
+      if (s < from || (len !== 3 && len !== 9) || (s > 0 && SSN_BOUNDARY(text.charCodeAt(s - 1)))) continue;
+      if (len === 3) {
+        const c = text.charCodeAt(s + 3);
+        if ((c !== 45 && c !== 32) || text.charCodeAt(s + 6) !== c) continue;
+      }
+      SSN_AT.lastIndex = s;
+      if (!SSN_AT.test(text)) continue;
+      from = SSN_AT.lastIndex;
+      const sep = len === 9 ? '' : text.charAt(s + 3);
+      const g = len === 9 ? s + 3 : s + 4;
+      if (!ssnValid(text.slice(s, s + 3), text.slice(g, g + 2), text.slice(from - 4, from))) continue;
+      const context = SSN_CONTEXT(text, s);
       // A bare 9-digit run is only an SSN when the text says so (else: order numbers, ids).
       if (sep === '' && !context) continue;
       const base = sep === '-' ? 0.7 : sep === ' ' ? 0.5 : 0.4;
-      out.push({ start: m.index, end: m.index + m[0].length, confidence: context ? Math.min(1, base + 0.25) : base });
+      out.push({ start: s, end: from, confidence: context ? Math.min(1, base + 0.25) : base });
     }
+    SSN_AT.lastIndex = 0;
     return out;
   },
   settledBefore: runHint(SSN_RUN, 11 + 2, (text, p) => DIGIT(text.charCodeAt(p)) && (p === 0 || !SSN_BOUNDARY(text.charCodeAt(p - 1)))),
@@ -458,20 +642,11 @@ const IPV6_HEAD = /^[0-9A-Fa-f]{0,4}(?::|$)/;
 const ipv6Hint = runHint(IPV6_RUN, 50 + 1, (text, p) => IPV6_FIRST(text.charCodeAt(p)) && (p === 0 || !IPV6_BOUNDARY(text.charCodeAt(p - 1))) && IPV6_HEAD.test(text.slice(p, p + 5)));
 
 const IPV4_AT = new RegExp(IPV4_RE.source, 'y');
+const IP_CONTEXT = contextTest(IP_WORDS);
+const VERSION_CONTEXT = contextRegexTest(VERSION_BEFORE, 24);
 const IPV6_AT = new RegExp(IPV6_RE.source, 'y');
 const HEX = asciiClass('0-9A-Fa-f');
 const WORD = asciiClass('A-Za-z0-9_');
-/**
- * Where an IPv4 match holding the `.` at t as its first dot can start: right before it are 1–3
- * digits, not preceded by a word character or a dot (the lookbehind).
- */
-function ipv4Start(text: string, t: number): number {
-  let q = t;
-  while (q > 0 && t - q < 4 && DIGIT(text.charCodeAt(q - 1))) q--;
-  if (q === t || t - q > 3) return -1;
-  const b = q > 0 ? text.charCodeAt(q - 1) : -1;
-  return b >= 0 && (WORD(b) || b === 46) ? -1 : q;
-}
 /** Where an IPv6 match holding the `:` at t as its first colon can start: after 0–4 hex digits, not preceded by [\w:.]. */
 function ipv6Start(text: string, t: number): number {
   let q = t;
@@ -489,16 +664,26 @@ export const ipAddressDetector: Detector = defineDetector({
   lookahead: 2,
   find(text) {
     const out: Candidate[] = [];
-    if (text.includes('.')) {
-      for (const m of anchoredMatches(IPV4_AT, text, '.', ipv4Start)) {
-        if (VERSION_BEFORE.test(before(text, m.index, 24))) continue;
-        out.push({ start: m.index, end: m.index + m[0].length, confidence: withContext(0.7, text, m.index, IP_WORDS, 0.2) });
-      }
+    const runs = digitRuns(text);
+    let from = 0;
+    // An IPv4 match starts at a digit run's start not preceded by [A-Za-z_.], and that run is its
+    // first octet: 1-3 digits, then `.`. Only those starts are tried (sticky), in increasing order
+    // from where the previous match ended — where the global scan finds its matches.
+    for (let r = 0; r < runs.length; r += 2) {
+      const s = runs[r]!;
+      const e = runs[r + 1]!;
+      if (s < from || e - s > 3 || text.charCodeAt(e) !== 46 || (s > 0 && IPV4_BOUNDARY(text.charCodeAt(s - 1)))) continue;
+      IPV4_AT.lastIndex = s;
+      if (!IPV4_AT.test(text)) continue;
+      from = IPV4_AT.lastIndex;
+      if (VERSION_CONTEXT(text, s)) continue;
+      out.push({ start: s, end: from, confidence: IP_CONTEXT(text, s) ? Math.min(1, 0.7 + 0.2) : 0.7 });
     }
+    IPV4_AT.lastIndex = 0;
     if (text.includes(':')) {
       for (const m of anchoredMatches(IPV6_AT, text, ':', ipv6Start)) {
         if (!ipv6Valid(m[0])) continue;
-        out.push({ start: m.index, end: m.index + m[0].length, confidence: withContext(0.8, text, m.index, IP_WORDS, 0.15) });
+        out.push({ start: m.index, end: m.index + m[0].length, confidence: IP_CONTEXT(text, m.index) ? Math.min(1, 0.8 + 0.15) : 0.8 });
       }
     }
     return out;

@@ -6,6 +6,7 @@
  * would block every prompt that quotes the providers' own documentation.
  */
 import { base62Crc32Valid, decodeBase64 } from './checksums.ts';
+import { matchesNear, shared } from './anchors.ts';
 import { defineDetector, matches } from './detector-kit.ts';
 import { asciiClass, keywordSecretHint, prefixedTokenHint, runStart } from './settle.ts';
 import type { CharTest } from './settle.ts';
@@ -16,11 +17,45 @@ import type { Detector, EntityType } from './types.ts';
 const L = '(?<![A-Za-z0-9_-])';
 const R = '(?![A-Za-z0-9_-])';
 
-function regexFinder(re: RegExp, confidence: number, accept?: (m: RegExpExecArray, text: string) => number | false, literal?: string) {
+/**
+ * Where a regex can match: every match holds one of `triggers` at most `back` characters after
+ * its start, and can start only where `mayStart` holds (see matchesNear in ./anchors.ts).
+ */
+interface Anchor {
+  readonly triggers: readonly string[];
+  readonly back: number;
+  readonly mayStart?: (text: string, q: number) => boolean;
+  readonly near?: (text: string, t: number) => boolean;
+}
+
+/** A near test: one of `chars` lies in the `span` characters before the trigger. */
+function oneOfBefore(chars: string, span: number): (text: string, t: number) => boolean {
+  const codes = new Set(Array.from(chars, (c) => c.charCodeAt(0)));
+  return (text, t) => {
+    for (let i = t - 1; i >= 0 && i >= t - span; i--) if (codes.has(text.charCodeAt(i))) return true;
+    return false;
+  };
+}
+
+/** A mayStart test: the character at q is one of `chars`. */
+function startsWith(chars: string): (text: string, q: number) => boolean {
+  const codes = new Set(Array.from(chars, (c) => c.charCodeAt(0)));
+  return (text, q) => codes.has(text.charCodeAt(q));
+}
+
+/** The matches of the global regex `re` — via its anchor when it has one (the same matches, faster). */
+function anchoredFinder(re: RegExp, anchor: Anchor | undefined): (text: string) => Iterable<RegExpExecArray> {
+  if (anchor === undefined) return (text) => matches(re, text);
+  const sticky = new RegExp(re.source, `${re.flags.replace('g', '')}y`);
+  return (text) => matchesNear(sticky, text, anchor.triggers, anchor.back, anchor.mayStart, anchor.near);
+}
+
+function regexFinder(re: RegExp, confidence: number, accept?: (m: RegExpExecArray, text: string) => number | false, literal?: string, anchor?: Anchor) {
+  const find = anchoredFinder(re, anchor);
   return (text: string): Candidate[] => {
     if (literal !== undefined && !text.includes(literal)) return [];
     const out: Candidate[] = [];
-    for (const m of matches(re, text)) {
+    for (const m of find(text)) {
       const c = accept === undefined ? confidence : accept(m, text);
       if (c === false) continue;
       // A capture group named `secret` narrows the reported span to it.
@@ -46,8 +81,9 @@ function tokenDetector(
   accept: ((m: RegExpExecArray, text: string) => number | false) | undefined,
   settledBefore: (text: string) => number,
   lookbehind = 1,
+  anchor?: Anchor,
 ): Detector {
-  return defineDetector({ id, type, maxLength, lookbehind, lookahead: 1, find: regexFinder(re, confidence, accept, literal), settledBefore });
+  return defineDetector({ id, type, maxLength, lookbehind, lookahead: 1, find: regexFinder(re, confidence, accept, literal, anchor), settledBefore });
 }
 
 /** Published example values from the providers' documentation. */
@@ -70,7 +106,7 @@ const PEM_MAX = 6000;
  * block that more text could still change (an open BEGIN whose END could still arrive within
  * PEM_MAX, or a BEGIN marker cut by the end of the text), else text.length.
  */
-function scanPem(text: string): { found: Candidate[]; pendingAt: number } {
+function scanPem(text: string, wantPending = true): { found: Candidate[]; pendingAt: number } {
   const n = text.length;
   const found: Candidate[] = [];
   let pendingAt = n;
@@ -102,7 +138,7 @@ function scanPem(text: string): { found: Candidate[]; pendingAt: number } {
       scannedTo = Math.max(scannedTo, PEM_BEGIN_RE.lastIndex);
     }
   }
-  if (pendingAt === n) {
+  if (wantPending && pendingAt === n) {
     // A BEGIN marker cut by the end of the text (not inside a block already found).
     const q = text.lastIndexOf('-----BEGIN ');
     if (q >= scannedTo && q >= 0 && PEM_PARTIAL_LABEL.test(text.slice(q + 11))) pendingAt = q;
@@ -125,7 +161,7 @@ export const privateKeyDetector: Detector = defineDetector({
   id: 'builtin.private_key',
   type: 'PRIVATE_KEY',
   maxLength: PEM_MAX,
-  find: (text) => scanPem(text).found,
+  find: (text) => scanPem(text, false).found,
   settledBefore: (text) => scanPem(text).pendingAt,
 });
 
@@ -155,6 +191,9 @@ export const awsSecretKeyDetector = tokenDetector(
   },
   keywordSecretHint(asciiClass('A-Za-z0-9/+'), /(?:aws_?secret_?access_?key|aws_?secret|secret_?access_?key)["']?\s{0,3}[:=]\s{0,3}["']?$/i, 64, 40),
   64,
+  // The `:` or `=` follows the keyword (≤ 21 characters, ending in `key` or `secret`), a quote
+  // and ≤ 3 spaces: the keyword's last letter is among the 5 characters before it.
+  { triggers: [':', '='], back: 21 + 1 + 3, mayStart: startsWith('aAsS'), near: oneOfBefore('yYtT', 5) },
 );
 
 export const githubTokenDetector: Detector = defineDetector({
@@ -164,17 +203,25 @@ export const githubTokenDetector: Detector = defineDetector({
   lookbehind: 1,
   lookahead: 1,
   find: (() => {
-    const classic = regexFinder(new RegExp(`${L}gh[pousr]_(?<body>[A-Za-z0-9]{36})${R}`, 'g'), 0.99, (m) =>
-      base62Crc32Valid(m.groups?.['body'] ?? '') ? 0.99 : false,
+    const classic = regexFinder(
+      new RegExp(`${L}gh[pousr]_(?<body>[A-Za-z0-9]{36})${R}`, 'g'),
+      0.99,
+      (m) => (base62Crc32Valid(m.groups?.['body'] ?? '') ? 0.99 : false),
+      undefined,
+      { triggers: ['_'], back: 3, mayStart: startsWith('g') },
     );
     // Fine-grained PATs carry no public checksum: exact shape only.
-    const fineGrained = regexFinder(new RegExp(`${L}github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}${R}`, 'g'), 0.95, (m) =>
-      EXAMPLE_MARKER.test(m[0]) ? false : 0.95,
+    const fineGrained = regexFinder(
+      new RegExp(`${L}github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}${R}`, 'g'),
+      0.95,
+      (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.95),
+      undefined,
+      { triggers: ['_'], back: 6, mayStart: startsWith('g') },
     );
     return (text: string): Candidate[] => {
-      const out: Candidate[] = [];
-      if (text.includes('gh')) out.push(...classic(text));
-      if (text.includes('github_pat_')) out.push(...fineGrained(text));
+      if (!text.includes('_')) return [];
+      const out = classic(text);
+      out.push(...fineGrained(text));
       return out;
     };
   })(),
@@ -187,9 +234,11 @@ export const gitlabTokenDetector = tokenDetector(
   128,
   new RegExp(`${L}gl(?:pat|dt|rt|ptt|cbt|oas|soat|ft|imt|agent|wt)-[A-Za-z0-9_-]{20,100}(?:\\.[A-Za-z0-9]{2}\\.[A-Za-z0-9]{7,12})?${R}`, 'g'),
   0.95,
-  'gl',
+  undefined,
   (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.95),
   prefixedTokenHint(['glpat-', 'gldt-', 'glrt-', 'glptt-', 'glcbt-', 'gloas-', 'glsoat-', 'glft-', 'glimt-', 'glagent-', 'glwt-'], 128),
+  1,
+  { triggers: ['-'], back: 7, mayStart: startsWith('g') }, // `glagent-`: the first `-` at 7
 );
 
 export const slackTokenDetector = tokenDetector(
@@ -198,9 +247,11 @@ export const slackTokenDetector = tokenDetector(
   256,
   new RegExp(`${L}(?:xox[baprs]-(?:[0-9]{6,16}-){1,3}[A-Za-z0-9]{8,64}|xox[pe](?:-[0-9]{1,16}){3}-[a-f0-9]{20,64}|xapp-[0-9]-[A-Z0-9]{6,14}-[0-9]{6,16}-[a-f0-9]{20,80}|xoxe\\.xox[bp]-1-[A-Za-z0-9]{100,200})${R}`, 'g'),
   0.95,
-  'x',
+  undefined,
   (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.95),
   prefixedTokenHint(['xoxb-', 'xoxa-', 'xoxp-', 'xoxr-', 'xoxs-', 'xoxe-', 'xoxe.xoxb-', 'xoxe.xoxp-', 'xapp-'], 256),
+  1,
+  { triggers: ['-'], back: 9, mayStart: startsWith('x') }, // `xoxe.xoxb-`: the first `-` at 9
 );
 
 export const stripeKeyDetector = tokenDetector(
@@ -215,6 +266,8 @@ export const stripeKeyDetector = tokenDetector(
     return m[0].includes('_test_') ? 0.8 : 0.97;
   },
   prefixedTokenHint(['sk_live_', 'sk_test_', 'rk_live_', 'rk_test_', 'whsec_'], 256),
+  1,
+  { triggers: ['_'], back: 5, mayStart: startsWith('srw') }, // `whsec_`: the `_` at 5
 );
 
 export const anthropicKeyDetector = tokenDetector(
@@ -223,9 +276,11 @@ export const anthropicKeyDetector = tokenDetector(
   200,
   new RegExp(`${L}sk-ant-(?:api|admin|oat|ort|sid)\\d{2}-[A-Za-z0-9_-]{32,160}${R}`, 'g'),
   0.99,
-  'sk-ant-',
+  undefined,
   (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.99),
   prefixedTokenHint(['sk-ant-'], 200),
+  1,
+  { triggers: ['-'], back: 2, mayStart: startsWith('s') },
 );
 
 export const openaiKeyDetector = tokenDetector(
@@ -234,7 +289,7 @@ export const openaiKeyDetector = tokenDetector(
   256,
   new RegExp(`${L}sk-(?:(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{40,240}|[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}|[A-Za-z0-9]{48})${R}`, 'g'),
   0.9,
-  'sk-',
+  undefined,
   (m) => {
     const s = m[0];
     if (s.startsWith('sk-ant-') || EXAMPLE_MARKER.test(s)) return false;
@@ -245,6 +300,8 @@ export const openaiKeyDetector = tokenDetector(
     return /\d/.test(s.slice(3)) && /[A-Za-z]/.test(s.slice(3)) ? 0.8 : false;
   },
   prefixedTokenHint(['sk-'], 256),
+  1,
+  { triggers: ['-'], back: 2, mayStart: startsWith('s') },
 );
 
 export const googleApiKeyDetector = tokenDetector(
@@ -253,12 +310,15 @@ export const googleApiKeyDetector = tokenDetector(
   39,
   new RegExp(`${L}AIza[0-9A-Za-z_-]{35}${R}`, 'g'),
   0.95,
-  'AIza',
+  undefined,
   (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.95),
   prefixedTokenHint(['AIza'], 39),
+  1,
+  { triggers: ['AIza'], back: 0 },
 );
 
 const JWT_RE = new RegExp(`${L}(eyJ[A-Za-z0-9_-]{8,2000})\\.(ey[A-Za-z0-9_-]{4,4700})\\.([A-Za-z0-9_-]{0,1400})${R}`, 'g');
+const JWT_AT = new RegExp(JWT_RE.source, 'y');
 
 export const jwtDetector: Detector = defineDetector({
   id: 'builtin.jwt',
@@ -267,9 +327,9 @@ export const jwtDetector: Detector = defineDetector({
   lookbehind: 1,
   lookahead: 1,
   find(text) {
-    if (!text.includes('eyJ')) return [];
     const out: Candidate[] = [];
-    for (const m of matches(JWT_RE, text)) {
+    // `eyJ` opens every match: the `J` (rarer than `e` in prose) is the trigger.
+    for (const m of matchesNear(JWT_AT, text, ['J'], 2, startsWith('e'))) {
       const header = decodeBase64(m[1] ?? '');
       if (header === undefined) continue;
       let alg: unknown;
@@ -297,9 +357,11 @@ export const npmTokenDetector = tokenDetector(
   40,
   new RegExp(`${L}npm_(?<body>[A-Za-z0-9]{36})${R}`, 'g'),
   0.99,
-  'npm_',
+  undefined,
   (m) => (base62Crc32Valid(m.groups?.['body'] ?? '') ? 0.99 : false),
   prefixedTokenHint(['npm_'], 40),
+  1,
+  { triggers: ['_'], back: 3, mayStart: startsWith('n') },
 );
 
 export const huggingfaceTokenDetector = tokenDetector(
@@ -316,6 +378,8 @@ export const huggingfaceTokenDetector = tokenDetector(
     return /[A-Z]/.test(s.slice(3)) && /[a-z]/.test(s.slice(3)) ? 0.9 : false;
   },
   prefixedTokenHint(['hf_', 'api_org_'], 48),
+  1,
+  { triggers: ['_'], back: 3, mayStart: startsWith('ha') },
 );
 
 export const sendgridKeyDetector = tokenDetector(
@@ -324,9 +388,11 @@ export const sendgridKeyDetector = tokenDetector(
   69,
   new RegExp(`${L}SG\\.[A-Za-z0-9_-]{22}\\.[A-Za-z0-9_-]{43}${R}`, 'g'),
   0.97,
-  'SG.',
+  undefined,
   (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.97),
   prefixedTokenHint(['SG.'], 69),
+  1,
+  { triggers: ['SG.'], back: 0 },
 );
 
 // ---------------------------------------------------------------- credentials in URLs and headers
@@ -342,11 +408,22 @@ const URL_CRED_RE = new RegExp(
 );
 const DB_SCHEME_RE = new RegExp(`^(?:${DB_SCHEMES})$`, 'i');
 
+const URL_CRED_AT = new RegExp(URL_CRED_RE.source, 'y');
+const URL_CRED_KEY = {};
+/**
+ * The matches of URL_CRED_RE (shared by the two URL detectors): every match holds `://` right
+ * after its scheme, at most 5 + 21 + 41 characters after its start (`jdbc:`, a sub-protocol and
+ * `:`, the scheme), and starts with a letter not preceded by [A-Za-z0-9+.-].
+ */
+function urlCredentialMatches(text: string): RegExpExecArray[] {
+  return matchesNear(URL_CRED_AT, text, ['://'], 5 + 21 + 41, (t, q) => URL_LETTER(t.charCodeAt(q)) && (q === 0 || !URL_BOUNDARY(t.charCodeAt(q - 1))));
+}
+
 function urlCredentialFinder(dbOnly: boolean) {
   return (text: string): Candidate[] => {
     if (!text.includes('://')) return [];
     const out: Candidate[] = [];
-    for (const m of matches(URL_CRED_RE, text)) {
+    for (const m of shared(URL_CRED_KEY, text, urlCredentialMatches)) {
       const g = m.groups ?? {};
       const scheme = g['scheme'] ?? '';
       const isDb = DB_SCHEME_RE.test(scheme);
@@ -417,14 +494,22 @@ export const basicAuthDetector: Detector = defineDetector({
   maxLength: 688,
   lookbehind: 40,
   lookahead: 1,
-  find: regexFinder(BASIC_RE, 0.97, (m) => {
-    const decoded = decodeBase64(m.groups?.['secret'] ?? '');
-    if (decoded === undefined) return false;
-    const colon = decoded.indexOf(':');
-    if (colon < 0) return false;
-    if (PLACEHOLDER_PASSWORD.test(decoded.slice(colon + 1)) || EXAMPLE_MARKER.test(decoded)) return false;
-    return 0.97;
-  }),
+  find: regexFinder(
+    BASIC_RE,
+    0.97,
+    (m) => {
+      const decoded = decodeBase64(m.groups?.['secret'] ?? '');
+      if (decoded === undefined) return false;
+      const colon = decoded.indexOf(':');
+      if (colon < 0) return false;
+      if (PLACEHOLDER_PASSWORD.test(decoded.slice(colon + 1)) || EXAMPLE_MARKER.test(decoded)) return false;
+      return 0.97;
+    },
+    undefined,
+    // The `:` or `=` follows the keyword (≤ 19 characters, ending in `authorization`), a quote and
+    // ≤ 3 spaces: its last letter is among the 5 characters before it.
+    { triggers: [':', '='], back: 19 + 1 + 3, mayStart: startsWith('aApP'), near: oneOfBefore('nN', 5) },
+  ),
   // The reported span is the base64 run after the keyword; the keyword itself is left context.
   settledBefore: keywordSecretHint(asciiClass('A-Za-z0-9+/='), /(?:authorization|proxy-authorization)["']?\s{0,3}[:=]\s{0,3}["']?basic\s{1,3}$/i, 48, 688),
 });
