@@ -168,7 +168,7 @@ describe('ApprovalsInbox', () => {
     assert.match(frame, /Approvers +approvers, security/);
     assert.match(frame, /streamed/);
     assert.match(frame, /✔ approved by bob@aigov\.dev 1s ago: “fine by me”/);
-    assert.match(frame, /you approved; waiting for another approver/);
+    assert.match(frame, /approvals 1 of 2 · you approved, waiting for others/);
     assert.match(frame, /│ line one\n\s*│ line two\n\s*│ \[API_KEY\] here/);
 
     stdin.write('j');

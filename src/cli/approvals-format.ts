@@ -94,6 +94,24 @@ export function formatColumns(rows: readonly (readonly string[])[]): string[] {
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : pad(cell, widths[i] ?? 0))).join('  ').trimEnd());
 }
 
+/**
+ * Cuts the `flexible` columns (with …), widest first, until the aligned rows fit in `width`;
+ * the other columns keep their width. For a terminal of a given size.
+ */
+export function fitColumns(rows: readonly (readonly string[])[], width: number, flexible: readonly number[], minWidth = 8): string[][] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, [...cell].length)));
+  let total = widths.reduce((sum, w) => sum + w, 0) + 2 * Math.max(0, widths.length - 1);
+  while (total > width) {
+    let widest = -1;
+    for (const i of flexible) if ((widths[i] ?? 0) > minWidth && (widest < 0 || (widths[i] ?? 0) > (widths[widest] ?? 0))) widest = i;
+    if (widest < 0) break;
+    widths[widest] = (widths[widest] ?? 0) - 1;
+    total--;
+  }
+  return rows.map((row) => row.map((cell, i) => cut(cell, widths[i] ?? cell.length)));
+}
+
 /** The `aigov approvals list` table: id, requester, rule, model, age, expires in, votes (and state when not only pending ones). */
 export function formatApprovalTable(views: readonly ApprovalView[], now: number, opts: { showState: boolean }): string {
   const header = ['ID', 'REQUESTER', 'RULE', 'MODEL', 'AGE', 'EXPIRES IN', 'VOTES', ...(opts.showState ? ['STATE'] : [])];

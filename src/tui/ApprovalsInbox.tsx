@@ -14,6 +14,7 @@ import type { ApprovalsClient, WatchStatus } from '../cli/approvals-service.ts';
 import {
   approvalsGiven,
   formatAge,
+  fitColumns,
   formatColumns,
   formatCountdown,
   formatDecisionResult,
@@ -140,7 +141,7 @@ function Detail({ view, me, now, width, previewRows, previewOffset }: { view: Ap
         <Text>
           approvals {approvalsGiven(view)} of {view.approvers.required}
         </Text>
-        {!decided && !view.can_decide ? <Text dimColor>{voted ? ' · you approved; waiting for another approver' : ' · you cannot decide this one'}</Text> : null}
+        {!decided && !view.can_decide ? <Text dimColor>{voted ? ' · you approved, waiting for others' : ' · you cannot decide this one'}</Text> : null}
       </Text>
       {formatColumns([
         ['Requester', `${personLong(view.requester)}${groups}`],
@@ -336,7 +337,8 @@ export function ApprovalsInbox({ client, me = null, gatewayUrl, now = Date.now, 
   const selectedIndex = list.findIndex((v) => v.id === selectedId);
   const firstRow = Math.max(0, Math.min(selectedIndex - Math.floor(listRows / 2), list.length - listRows));
   const windowed = list.slice(firstRow, firstRow + listRows);
-  const table = formatColumns([['  ID', 'REQUESTER', 'RULE', 'MODEL', 'EXPIRES', 'VOTES'], ...windowed.map((v) => rowCells(v, time))]);
+  // One column goes to the selection marker; requester, rule and model give way on narrow terminals.
+  const table = formatColumns(fitColumns([['  ID', 'REQUESTER', 'RULE', 'MODEL', 'EXPIRES', 'VOTES'], ...windowed.map((v) => rowCells(v, time))], width - 1, [1, 2, 3]));
   const detailFixed = 9 + (selected?.votes.length ?? 0);
   const previewRows = Math.max(2, rows - 2 - 1 - Math.max(1, windowed.length) - 1 - detailFixed - 4);
   const pendingCount = items.pending.length;
@@ -389,7 +391,7 @@ export function ApprovalsInbox({ client, me = null, gatewayUrl, now = Date.now, 
         </Text>
       ) : (
         <Text dimColor wrap="truncate-end">
-          {mode.kind === 'submitting' ? 'sending…' : 'a approve · d deny · ↑/↓ or j/k select · PgUp/PgDn preview · r reconnect · q quit'}
+          {mode.kind === 'submitting' ? 'sending…' : 'a approve · d deny · ↑↓/jk select · PgUp/PgDn preview · r reconnect · q quit'}
         </Text>
       )}
     </Box>

@@ -28,6 +28,8 @@ export default class Approvals extends Command {
       const { openApprovals } = await import('../../cli/approvals-service.ts');
       const { defaultProfile } = await import('../../config/paths.ts');
       const { client, me } = await openApprovals({ profile: flags.profile ?? defaultProfile() });
+      // https://no-color.org: Ink's colour library only knows FORCE_COLOR (read when it loads, just below).
+      if (process.env.NO_COLOR && !('FORCE_COLOR' in process.env)) process.env.FORCE_COLOR = '0';
       const { runApprovalsInbox } = await import('../../tui/ApprovalsInbox.tsx');
       await runApprovalsInbox({ client, me, gatewayUrl: client.gatewayUrl });
     });
