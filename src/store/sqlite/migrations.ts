@@ -73,6 +73,38 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'session queries and the access log of auditor reads',
+    // The approvals table is normally created by sqlite-approval-store.ts on its own connection;
+    // it is created here too (same definition, IF NOT EXISTS) so that its session index can be
+    // built whichever of the two opens a new database first.
+    sql: `
+      CREATE TABLE IF NOT EXISTS approvals (
+        id            TEXT PRIMARY KEY,
+        state         TEXT NOT NULL,
+        requester_sub TEXT NOT NULL,
+        content_hash  TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        expires_at    INTEGER NOT NULL,
+        record        TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX approvals_by_session ON approvals (json_extract(record, '$.sessionId'), state);
+      CREATE INDEX sessions_by_email ON sessions (email COLLATE NOCASE, last_call_at DESC, id);
+
+      CREATE TABLE access_log (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        at          INTEGER NOT NULL,           -- epoch ms
+        subject     TEXT NOT NULL,              -- who read
+        issuer      TEXT NOT NULL,
+        email       TEXT,
+        action      TEXT NOT NULL,              -- list | show | export
+        session_id  TEXT,                       -- show, export: the session read
+        filter      TEXT                        -- list: the filter as JSON (no record contents)
+      );
+      CREATE INDEX access_log_by_at ON access_log (at);
+    `,
+  },
 ];
 
 /** The schema version this build of aigov writes. */
