@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -158,6 +159,20 @@ describe('approvals client against a real gateway', () => {
     const unreachable = await rejection(nobody.list());
     assert.equal(unreachable.code, 'AIGOV_E_GATEWAY_UNREACHABLE');
     assert.match(unreachable.message, /connection refused/);
+
+    // A gateway that takes the request and never answers: the command does not hang.
+    const silent = createHttpServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+      const hanging = createApprovalsClient({ gatewayUrl: url, requestTimeoutMs: 200, getToken: async () => ({ token: 'x', expiresAt: Date.now() + 600_000 }) });
+      const timeout = await rejection(hanging.approve('apr_1'));
+      assert.equal(timeout.code, 'AIGOV_E_GATEWAY_UNREACHABLE');
+      assert.match(timeout.message, /no answer in time/);
+    } finally {
+      silent.closeAllConnections();
+      silent.close();
+    }
   });
 
   it('watch: the snapshot, then each change as it happens; reconnect() reads a fresh snapshot; abort ends it', async () => {

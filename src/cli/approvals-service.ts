@@ -38,6 +38,8 @@ export interface ApprovalsClientOptions {
   readonly reconnectDelayMs?: (attempt: number) => number;
   /** A watch with no byte (not even a keep-alive) for this long reconnects; default 45 s (3 keep-alives). */
   readonly idleTimeoutMs?: number;
+  /** list/get/approve/deny give up after this long without a complete answer; default 30 s. */
+  readonly requestTimeoutMs?: number;
 }
 
 export type ApprovalStateFilter = ApprovalState | 'all';
@@ -108,6 +110,7 @@ export function createApprovalsClient(options: ApprovalsClientOptions): Approval
   const doFetch = options.fetch ?? fetch;
   const now = options.now ?? Date.now;
   const idleTimeoutMs = options.idleTimeoutMs ?? 45_000;
+  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
   const reconnectDelay = options.reconnectDelayMs ?? defaultReconnectDelay;
   let cached: GatewayToken | null = null;
   let pending: Promise<GatewayToken> | null = null;
@@ -138,7 +141,7 @@ export function createApprovalsClient(options: ApprovalsClientOptions): Approval
           ...(init.signal ? { signal: init.signal } : {}),
         });
       } catch (error) {
-        if (init.signal?.aborted) throw init.signal.reason;
+        if (init.signal?.aborted) throw timedOut(init.signal.reason, origin);
         const { networkReason } = await import('../auth/oidc-client.ts');
         throw new AigovError('AIGOV_E_GATEWAY_UNREACHABLE', { url: origin, reason: networkReason(error) }, { cause: error });
       }
@@ -150,10 +153,12 @@ export function createApprovalsClient(options: ApprovalsClientOptions): Approval
   };
 
   const json = async (method: 'GET' | 'POST', path: string, body?: object): Promise<unknown> => {
-    const response = await exchange(method, path, { accept: 'application/json', ...(body ? { body: JSON.stringify(body) } : {}) });
+    const signal = AbortSignal.timeout(requestTimeoutMs);
+    const response = await exchange(method, path, { accept: 'application/json', signal, ...(body ? { body: JSON.stringify(body) } : {}) });
     try {
       return await response.json();
     } catch (error) {
+      if (signal.aborted) throw timedOut(signal.reason, origin);
       throw new AigovError('AIGOV_E_GATEWAY_INVALID', { url: origin, reason: `its answer to ${method} ${pathOnly(path)} is not JSON` }, { cause: error });
     }
   };
@@ -285,6 +290,11 @@ export function createApprovalsClient(options: ApprovalsClientOptions): Approval
 export function defaultReconnectDelay(attempt: number): number {
   const base = Math.min(15_000, 500 * 2 ** Math.min(attempt, 5));
   return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+/** A request that ran out of time is an unreachable gateway; any other abort passes through. */
+function timedOut(reason: unknown, origin: string): unknown {
+  return reason instanceof DOMException && reason.name === 'TimeoutError' ? new AigovError('AIGOV_E_GATEWAY_UNREACHABLE', { url: origin, reason: 'no answer in time' }) : reason;
 }
 
 function encodeId(id: string): string {
