@@ -16,6 +16,7 @@ import { isAigovError, type AigovError } from '../src/core/errors.ts';
 import type { ContentPart, NormalizedMessage, Principal, ToolDefinition } from '../src/core/events.ts';
 import { maskText } from '../src/core/masking/operators.ts';
 import { PseudonymVault } from '../src/core/masking/pseudonym-vault.ts';
+import { StreamMasker } from '../src/core/masking/stream-masker.ts';
 import { applyPlannedSpans, checkToolCall, createRequestRewriter, evaluatePolicy, type PolicyEvaluation, type PolicyInput } from '../src/core/policy/index.ts';
 
 /** A GitHub token with a valid checksum, built at run time (no literal secret in the repo). */
@@ -433,5 +434,23 @@ rules:
     const answer = 'Card 4111 1111 1111 1111 belongs to bob@example.com.';
     const masked = maskText(answer, detectEntities(answer, plan.detectors), plan.operatorFor);
     assert.equal(masked, 'Card ***************1111 belongs to [EMAIL].');
+  });
+
+  it("keeps the detectors' streaming hints: a stream holds back only what could still become an entity", () => {
+    const policy = compile(`
+version: 1
+rules:
+  - { id: pii, match: { detectors: [PII] }, action: mask_response }
+`);
+    const plan = evaluatePolicy(policy, prompt('anything')).responseMasking;
+    assert.ok(plan);
+    assert.ok(plan.detectors.every((d) => typeof d.settledBefore === 'function'), 'every built-in PII detector passes its hint through the rule wrappers');
+    const masker = new StreamMasker({ detectors: plan.detectors, operatorFor: plan.operatorFor });
+    const prose = 'The quarterly report is ready and the numbers look fine overall. ';
+    const out = masker.push(prose.repeat(4));
+    const held = prose.length * 4 - out.length;
+    const longest = Math.max(...plan.detectors.map((d) => d.maxLength));
+    assert.ok(held < 40, `held back ${held} characters of plain prose (the longest entity is ${longest})`);
+    assert.equal(out + masker.end(), prose.repeat(4));
   });
 });

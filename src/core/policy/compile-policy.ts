@@ -232,20 +232,24 @@ function compileRule(rule: RuleSpec, index: number, byType: ReadonlyMap<string, 
 
 /** Rethrows anything a detector throws as a PolicyAnalyzerError naming it (never the text). */
 function guardDetector(inner: Detector): Detector {
+  const guard = <T>(run: () => T): T => {
+    try {
+      return run();
+    } catch (error) {
+      if (error instanceof PolicyAnalyzerError) throw error;
+      throw new PolicyAnalyzerError(inner.id, { cause: error });
+    }
+  };
+  const settledBefore = inner.settledBefore?.bind(inner);
   return {
     id: inner.id,
     type: inner.type,
     maxLength: inner.maxLength,
     lookbehind: inner.lookbehind ?? 0,
     lookahead: inner.lookahead ?? 0,
-    detect(text: string): Detection[] {
-      try {
-        return inner.detect(text);
-      } catch (error) {
-        if (error instanceof PolicyAnalyzerError) throw error;
-        throw new PolicyAnalyzerError(inner.id, { cause: error });
-      }
-    },
+    detect: (text: string): Detection[] => guard(() => inner.detect(text)),
+    // The streaming hint too: without it a stream holds back each detector's whole maxLength.
+    ...(settledBefore ? { settledBefore: (text: string): number => guard(() => settledBefore(text)) } : {}),
   };
 }
 

@@ -80,5 +80,7 @@ export function scopeDetector(inner: Detector, ruleId: string, minConfidence: nu
       }
       return out;
     },
+    // Filtering by confidence keeps a settled prefix settled: pass the streaming hint through.
+    ...(inner.settledBefore ? { settledBefore: inner.settledBefore.bind(inner) } : {}),
   };
 }
