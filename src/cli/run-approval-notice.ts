@@ -9,10 +9,11 @@
  * its own connection trouble: the held request itself still ends with a clear error.
  */
 import type { ApprovalView } from '../protocol/approvals.ts';
+import type { TokenLender } from './approvals-service.ts';
 
 export interface RunApprovalNoticeOptions {
   readonly sessionId: string;
-  readonly daemon: { accessToken(options?: { renew?: boolean }): Promise<{ token: string; expiresAt: number; gateway: string }> };
+  readonly daemon: TokenLender;
   readonly write: (line: string) => void;
   readonly signal: AbortSignal;
   /** Delay before connecting (default 300 ms). */
@@ -29,22 +30,8 @@ export function watchRunApprovals(options: RunApprovalNoticeOptions): void {
 
 async function start(options: RunApprovalNoticeOptions): Promise<void> {
   if (options.signal.aborted) return;
-  const first = await options.daemon.accessToken();
-  const { createApprovalsClient } = await import('./approvals-service.ts');
-  let initial: typeof first | null = first;
-  const caFile = options.env?.AIGOV_CA_FILE?.trim();
-  const client = createApprovalsClient({
-    gatewayUrl: first.gateway,
-    getToken: async ({ renew }) => {
-      if (initial !== null && !renew) {
-        const token = initial;
-        initial = null;
-        return token;
-      }
-      return options.daemon.accessToken({ renew });
-    },
-    ...(caFile && first.gateway.startsWith('https:') ? { fetch: await (await import('../daemon/ca-fetch.ts')).caFetch(caFile) } : {}),
-  });
+  const { approvalsClientFromDaemon } = await import('./approvals-service.ts');
+  const client = await approvalsClientFromDaemon(options.daemon, options.env);
   const reporter = createNoticeReporter(options.write, options.now ?? Date.now);
   const mine = (a: ApprovalView): boolean => a.session_id === options.sessionId;
   const watch = client.watch(
