@@ -33,6 +33,12 @@ after(async () => {
 
 const openai = (): OpenAI => new OpenAI({ baseURL: `${h.url}/openai/v1`, apiKey: h.token, maxRetries: 0 });
 
+async function lastCallOf(g: Harness) {
+  await g.gateway.store.flush();
+  const [session] = await g.gateway.store.listSessions({ limit: 1 });
+  return (await g.gateway.store.listCalls(session!.sessionId)).at(-1)!;
+}
+
 async function lastCall() {
   await h.gateway.store.flush();
   const [session] = await h.gateway.store.listSessions({ limit: 1 });
@@ -165,6 +171,38 @@ describe('the example policy, enforced by the gateway', () => {
     assert.ok(plain instanceof OpenAI.PermissionDeniedError, String(plain));
     const fine = await openai().chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'ls -la please' }], tools });
     assert.ok(fine.choices[0]?.message.tool_calls?.length, 'a harmless call goes through');
+  });
+
+  it("records tool-call decisions on the answer: the refusal, and what a shadow rule would have refused", async () => {
+    const file = join(h.dir, 'tools-policy.yaml');
+    writeFileSync(file, `version: 1
+rules:
+  - { id: watch-weather, mode: shadow, reason: weather tools are under review, match: { tools: { names: [get_weather] } }, action: block }
+  - { id: no-deletes, reason: no deleting, match: { tools: { arguments: ['rm\\s+-rf'] } }, action: block }
+`);
+    const g = await startHarness({ policyFile: file, openaiBaseUrl: devModel.openaiBaseUrl });
+    try {
+      const client = new OpenAI({ baseURL: `${g.url}/openai/v1`, apiKey: g.token, maxRetries: 0 });
+      const tool = (name: string) => [{ type: 'function' as const, function: { name, parameters: { type: 'object', properties: { command: { type: 'string' } }, required: ['command'] } } }];
+      const ok = await client.chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'weather in Paris?' }], tools: tool('get_weather') });
+      assert.equal(ok.choices[0]?.message.tool_calls?.[0]?.type === 'function' && ok.choices[0].message.tool_calls[0].function.name, 'get_weather', 'shadow rules refuse nothing');
+      const shadowCall = await lastCallOf(g);
+      const shadow = shadowCall.decisions.find((d) => d.stage === 'response');
+      assert.deepEqual([shadow?.ruleId, shadow?.action, shadow?.mode], ['watch-weather', 'block', 'shadow']);
+      assert.match(shadow!.reason, /tool call get_weather would be refused: weather tools are under review \(shadow\)/);
+
+      const stream = await client.chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'rm -rf / please' }], tools: tool('run_command'), stream: true });
+      await assert.rejects(async () => {
+        for await (const _ of stream) {
+          /* drain */
+        }
+      }, /no-deletes/);
+      const refusedCall = await lastCallOf(g);
+      const refusal = refusedCall.decisions.find((d) => d.stage === 'response');
+      assert.deepEqual([refusal?.ruleId, refusal?.action, refusal?.mode, refusedCall.status], ['no-deletes', 'block', 'enforce', 'blocked']);
+    } finally {
+      await g.close();
+    }
   });
 
   it('reloads a changed policy; a broken change keeps the policy in force', async () => {

@@ -39,6 +39,8 @@ export interface RequestVerdict {
   readonly rewriteResponse: TextRewriter | null;
   /** Checks the tool calls in the answer; a refusal ends the answer with the provider's error. */
   readonly checkToolCall: ToolCallCheck | null;
+  /** Shadow tool rules: what they would refuse in the answer is recorded, nothing is refused. */
+  readonly shadowToolCheck?: ToolCallCheck | null;
 }
 
 export type Refusal =

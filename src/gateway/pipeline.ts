@@ -87,6 +87,7 @@ async function runStages(call: CallState): Promise<void> {
   }
   call.decisions = verdict.decisions.map((d) => ({ ...d, stage: 'request' }));
   call.toolCheck = verdict.checkToolCall;
+  call.shadowToolCheck = verdict.shadowToolCheck ?? null;
   let bodyText = parsed.bodyText;
   // A refused request is rewritten too: then what the hook returns is only what gets recorded.
   if (verdict.rewriteRequest !== null && parsed.bodyText !== '') {
@@ -495,12 +496,13 @@ async function relayBody(call: CallState, upstream: Dispatcher.ResponseData, tra
     body = JSON.stringify(filterModelList(json, provider.models));
   }
   if (json !== undefined) {
-    const gate = call.toolCheck ? new StreamToolGate(call.toolCheck) : null;
+    const gate = call.toolGate();
     for (const event of adapter.parseResponseBody(route.endpoint, json)) {
       call.observe(event);
       gate?.observe(event);
     }
-    const refused = gate?.finalCheck();
+    const refused = gate?.finalCheck() ?? null;
+    call.recordToolDecisions(gate, refused);
     if (refused) {
       call.sendError(new AigovError('AIGOV_E_POLICY_BLOCKED', { rule: refused.ruleId, reason: refused.reason }), 'blocked');
       return;
@@ -530,7 +532,7 @@ async function relayStream(call: CallState, upstream: Dispatcher.ResponseData, t
   const parser = new SseParser();
   const decoder = new TextDecoder('utf-8');
   let terminal = false;
-  const gate = call.toolCheck ? new StreamToolGate(call.toolCheck) : null;
+  const gate = call.toolGate();
   let refused: ToolCallRefusal | null = null;
   const held: Batch = { out: '', records: [] };
   // Only whole events are written: a partial event is never sent, so if the upstream dies
@@ -574,6 +576,7 @@ async function relayStream(call: CallState, upstream: Dispatcher.ResponseData, t
   // A complete final event without its blank line still counts; a half event is dropped.
   const tail = refused ? { out: '', records: [] } : brokenBy === null ? handleEvents([...parser.end(), ...transform.end()]) : handleEvents(transform.end());
   refused ??= gate?.finalCheck() ?? null;
+  call.recordToolDecisions(gate, refused);
   if (refused) {
     // A forbidden tool call: nothing held reaches the client; the provider's in-stream error does.
     const error = new AigovError('AIGOV_E_POLICY_BLOCKED', { rule: refused.ruleId, reason: refused.reason });
@@ -639,6 +642,7 @@ class CallState {
   approvalUsed = false;
   /** Set by policy: how to check tool calls in the answer. */
   toolCheck: ToolCallCheck | null = null;
+  shadowToolCheck: ToolCallCheck | null = null;
   recorded = false;
   clientGone = false;
   #finished = false;
@@ -657,6 +661,19 @@ class CallState {
     this.target = target;
     this.deps = deps;
     this.sessionId = this.callId.replace(/^call_/, 'ses_');
+  }
+
+  /** A gate for the answer's tool calls, when policy enforces or shadows any. */
+  toolGate(): StreamToolGate | null {
+    return this.toolCheck || this.shadowToolCheck ? new StreamToolGate(this.toolCheck, this.shadowToolCheck) : null;
+  }
+
+  /** Records what the answer's tool calls met: the refusal, and what shadow rules would have refused. */
+  recordToolDecisions(gate: StreamToolGate | null, refused: ToolCallRefusal | null): void {
+    if (refused) this.lateDecisions.push({ stage: 'response', action: 'block', ruleId: refused.ruleId, reason: `tool call refused: ${refused.reason}`, mode: 'enforce' });
+    for (const hit of gate?.shadowHits() ?? []) {
+      this.lateDecisions.push({ stage: 'response', action: 'block', ruleId: hit.ruleId, reason: `tool call ${hit.tool.slice(0, 64)} would be refused: ${hit.reason} (shadow)`, mode: 'shadow' });
+    }
   }
 
   elapsedMs(): number {

@@ -61,7 +61,8 @@ export function createPolicyHooks(source: PolicySource, vaults = new SessionVaul
           rewriteRequest: rewriteText && ((text) => rewriteText(text)),
           commit: lease ? () => lease.commit() : null,
           rewriteResponse: evaluation.responseMasking || vault ? answerRewriter(evaluation.responseMasking, vault) : null,
-          checkToolCall: toolCheck(evaluation.toolGate),
+          checkToolCall: toolCheck(evaluation.toolGate, 'enforce'),
+          shadowToolCheck: toolCheck(evaluation.toolGate, 'shadow'),
         };
       };
       // Pseudonymizing needs the session's vault, and the placeholders issued while rewriting are
@@ -103,13 +104,13 @@ function cut(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
-/** Enforced tool gates refuse a call; shadow ones only show in the request's decisions. */
-function toolCheck(gate: ToolGate | null): ToolCallCheck | null {
+/** The tool gate's entries of one mode as a check: enforced ones refuse a call, shadow ones are recorded. */
+function toolCheck(gate: ToolGate | null, mode: 'enforce' | 'shadow'): ToolCallCheck | null {
   if (!gate) return null;
-  const enforced: ToolGate = { entries: gate.entries.filter((e) => e.mode === 'enforce') };
-  if (enforced.entries.length === 0) return null;
+  const entries: ToolGate = { entries: gate.entries.filter((e) => e.mode === mode) };
+  if (entries.entries.length === 0) return null;
   return (call) => {
-    const [hit] = checkToolCall(enforced, call);
+    const [hit] = checkToolCall(entries, call);
     return hit ? { ruleId: hit.ruleId, reason: hit.reason } : null;
   };
 }
