@@ -49,6 +49,11 @@ const discardingStore: RecordingStore = {
   getCall: async () => null,
   listCalls: async () => [],
   getStreamEvents: async () => [],
+  querySessions: async () => ({ sessions: [], next: null }),
+  getSession: async () => null,
+  getSessionDetail: async () => null,
+  listSessionApprovals: async () => [],
+  recordAccess: async () => {},
   close: async () => {},
 };
 const recordingOff = process.argv.includes('--recording-off');

@@ -77,6 +77,7 @@ export function buildGatewayConfig(raw: unknown, source: string, options: LoadOp
     logging: parsed.data.logging,
     pseudonyms: { key: pseudonymKey, ttlDays: vault.ttl_days },
     approvals: { keepAliveMs: Math.round(parsed.data.approvals.keepalive_seconds * 1000), webhooks },
+    audit: { auditorGroups: [...parsed.data.audit.auditor_groups] },
     policy: parsed.data.policy ? { file: isAbsolute(parsed.data.policy.file) ? parsed.data.policy.file : resolve(baseDir, parsed.data.policy.file), reload: parsed.data.policy.reload } : null,
     warnings,
   });

@@ -107,6 +107,13 @@ export const GatewayConfigSchema = z.strictObject({
       webhooks: WebhooksSchema.default([]),
     })
     .prefault({}),
+  /** Reading the recordings (sessions API): who may read everyone's sessions. */
+  audit: z
+    .strictObject({
+      /** IdP groups whose members see every user's sessions; each of their reads is logged (access_log). */
+      auditor_groups: z.array(z.string().min(1)).default(['auditors']),
+    })
+    .prefault({}),
   logging: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .prefault({}),
@@ -142,6 +149,8 @@ export interface GatewayConfig {
   readonly pseudonyms: { readonly key: string | null; readonly ttlDays: number };
   /** Approval holds: keep-alive interval and global webhooks (secrets resolved; never log them). */
   readonly approvals: { readonly keepAliveMs: number; readonly webhooks: readonly Webhook[] };
+  /** Auditor groups: their members read every user's sessions (each read is logged). */
+  readonly audit: { readonly auditorGroups: readonly string[] };
   /** Warnings found while loading (e.g. an inline secret); logged at startup. */
   readonly warnings: readonly string[];
 }

@@ -156,6 +156,22 @@ export const ERRORS = {
     message: 'The request was not sent: the gateway could not record it.',
     hint: 'aigov never forwards a request it cannot record. Retry shortly; operators should check the storage settings and /readyz.',
   },
+  AIGOV_E_STORE_READ_FAILED: {
+    status: 503, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'The gateway could not read or log access to the recordings: the recording store did not answer.',
+    hint: 'Nothing is shown that could not be read and, for auditors, logged. Retry shortly; operators should check the storage settings and /readyz.',
+  },
+  // ---- sessions API ----
+  AIGOV_E_SESSION_NOT_FOUND: {
+    status: 404, exitCode: EXIT.noInput, type: 'not_found_error',
+    message: 'No session {id} that you may see.',
+    hint: 'List your sessions with `aigov sessions list`; members of the auditor groups see everyone\'s.',
+  },
+  AIGOV_E_SESSIONS_FORBIDDEN: {
+    status: 403, exitCode: EXIT.noPerm, type: 'permission_error',
+    message: "Only members of the auditor groups ({groups}) may read other users' sessions.",
+    hint: 'Leave out --user to see your own sessions, or ask to be added to an auditor group.',
+  },
   AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE: {
     status: 503, exitCode: EXIT.unavailable, type: 'api_error',
     message: 'The request was not sent: the gateway could not store the pseudonyms that stand in for its personal data.',

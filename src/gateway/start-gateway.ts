@@ -24,6 +24,7 @@ import { createServer, listen } from './listen.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { errorSummary } from './pipeline.ts';
 import { createGatewayHandler, type GatewayHandler, type MountedHandler } from './server.ts';
+import { createSessionsApi } from './sessions-api.ts';
 import { createUpstreamAgent } from './upstream.ts';
 
 export interface RunningGateway {
@@ -140,7 +141,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     logger,
     version: options.version,
     hooks: options.hooks ?? (policy ? createPolicyHooks(policy, vaults ?? undefined) : undefined),
-    mounts: options.mounts,
+    mounts: [...(options.mounts ?? []), createSessionsApi({ store, verifier, logger, auditorGroups: config.audit.auditorGroups })],
     dev: options.dev,
     approvals: { service: approvals.service, api: approvals.api, keepAliveMs: options.approvalKeepAliveMs ?? config.approvals.keepAliveMs },
   });

@@ -11,6 +11,7 @@
  *
  * SQLite (src/store/sqlite) is the default; a Postgres implementation follows later.
  */
+import type { ApprovalRecord } from '../core/approvals/approval.ts';
 import type { EndpointId, Principal, ProviderKind, Usage } from '../core/events.ts';
 
 export type CallStatus = 'pending' | 'completed' | 'failed' | 'aborted' | 'blocked';
@@ -96,6 +97,66 @@ export interface CallRecord extends CallRequestRecord {
   readonly endedAt: number | null;
 }
 
+/** A session as the session queries return it: the summary plus the owner's issuer. */
+export interface SessionRecord extends SessionSummary {
+  readonly issuer: string;
+}
+
+/** Filters of {@link RecordingStore.querySessions}; every one given must hold. */
+export interface SessionFilter {
+  /** Only this principal's sessions (a user who is not an auditor). */
+  readonly owner?: { readonly subject: string; readonly issuer: string };
+  /** Subject, or email (case-insensitive), of the session's owner. */
+  readonly user?: string;
+  /** Last activity at or after / at or before (epoch ms). */
+  readonly since?: number;
+  readonly until?: number;
+  /** Some call of the session went to this provider / asked for this model. */
+  readonly provider?: string;
+  readonly model?: string;
+  /** Some call of the session had a decision with this action (block, mask_request, approved, …). */
+  readonly action?: string;
+  /** Some approval of the session is in this state. */
+  readonly approval?: 'pending' | 'approved' | 'denied' | 'expired';
+}
+
+/** Keyset position: the last session of the previous page (newest activity first). */
+export interface SessionCursor {
+  readonly lastCallAt: number;
+  readonly sessionId: string;
+}
+
+export interface SessionPage {
+  readonly sessions: readonly SessionRecord[];
+  /** Where the next page starts; null when this was the last one. */
+  readonly next: SessionCursor | null;
+}
+
+/** A session with every call, each call's stream events, and the approvals that concern it. */
+export interface SessionDetailRecord {
+  readonly session: SessionRecord;
+  readonly calls: readonly CallRecord[];
+  /** Stream events per call id (calls without events are absent). */
+  readonly events: Readonly<Record<string, readonly StreamEventRecord[]>>;
+  /**
+   * Approvals whose call or session is this session's, or whose id an approval decision of one
+   * of its calls names (a retry that reused an earlier approval). As stored (ApprovalRecord).
+   */
+  readonly approvals: readonly ApprovalRecord[];
+}
+
+/** One read of the recordings, kept in the access log. Never record contents. */
+export interface AccessLogEntry {
+  /** Epoch ms. */
+  readonly at: number;
+  readonly actor: { readonly subject: string; readonly issuer: string; readonly email: string | null };
+  readonly action: 'list' | 'show' | 'export';
+  /** show / export: the session read. */
+  readonly sessionId: string | null;
+  /** list: the filters given, as a short JSON text. */
+  readonly filter: string | null;
+}
+
 export interface StoreHealth {
   readonly ok: boolean;
   /** Write-behind failures since start. */
@@ -120,6 +181,17 @@ export interface RecordingStore {
   listCalls(sessionId: string): Promise<CallRecord[]>;
   getStreamEvents(callId: string): Promise<StreamEventRecord[]>;
 
+  /** Sessions matching `filter`, newest activity first, `limit` per page from `cursor`. */
+  querySessions(filter: SessionFilter, page: { readonly limit: number; readonly cursor: SessionCursor | null }): Promise<SessionPage>;
+  /** A session with its calls, events and approvals; null when there is no such session. */
+  getSessionDetail(sessionId: string): Promise<SessionDetailRecord | null>;
+  /** The session alone (no calls); null when there is none. */
+  getSession(sessionId: string): Promise<SessionRecord | null>;
+  /** Approvals of this session, plus those with these ids (named by its approval decisions); oldest first. */
+  listSessionApprovals(sessionId: string, approvalIds: readonly string[]): Promise<ApprovalRecord[]>;
+  /** Durably records a read of the recordings (resolves after COMMIT; rejects when it cannot). */
+  recordAccess(entry: AccessLogEntry): Promise<void>;
+
   /** Flushes and releases the store. Idempotent. */
   close(): Promise<void>;
 }
@@ -130,4 +202,18 @@ export class SessionOwnerConflictError extends Error {
     super('recording the request failed: the session id belongs to another principal');
     this.name = 'SessionOwnerConflictError';
   }
+}
+
+/**
+ * The approval ids an approval-stage decision names: the pipeline writes them first in the
+ * reason (`apr_… approved by …`). A retry that reuses an earlier approval names it this way.
+ */
+export function approvalIdsInDecisions(decisions: readonly PolicyDecisionRecord[]): string[] {
+  const ids: string[] = [];
+  for (const d of decisions) {
+    if (d.stage !== 'approval') continue;
+    const id = /^(apr_[A-Za-z0-9]+)\b/.exec(d.reason)?.[1];
+    if (id !== undefined && !ids.includes(id)) ids.push(id);
+  }
+  return ids;
 }

@@ -35,11 +35,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { AigovError } from '../../core/errors.ts';
+import type { ApprovalRecord } from '../../core/approvals/approval.ts';
 import type {
+  AccessLogEntry,
   CallRecord,
   CallRequestRecord,
   CallResultRecord,
   RecordingStore,
+  SessionCursor,
+  SessionDetailRecord,
+  SessionFilter,
+  SessionPage,
+  SessionRecord,
   SessionSummary,
   StoreHealth,
   StreamEventRecord,
@@ -408,6 +415,26 @@ export class SqliteRecordingStore implements RecordingStore {
 
   async getStreamEvents(callId: string): Promise<StreamEventRecord[]> {
     return (await this.#read({ op: 'getStreamEvents', callId })) as StreamEventRecord[];
+  }
+
+  async querySessions(filter: SessionFilter, page: { readonly limit: number; readonly cursor: SessionCursor | null }): Promise<SessionPage> {
+    return (await this.#read({ op: 'querySessions', filter, limit: clampLimit(page.limit), cursor: page.cursor })) as SessionPage;
+  }
+
+  async getSession(sessionId: string): Promise<SessionRecord | null> {
+    return (await this.#read({ op: 'getSession', sessionId })) as SessionRecord | null;
+  }
+
+  async getSessionDetail(sessionId: string): Promise<SessionDetailRecord | null> {
+    return (await this.#read({ op: 'getSessionDetail', sessionId })) as SessionDetailRecord | null;
+  }
+
+  async listSessionApprovals(sessionId: string, approvalIds: readonly string[]): Promise<ApprovalRecord[]> {
+    return (await this.#read({ op: 'listSessionApprovals', sessionId, approvalIds })) as ApprovalRecord[];
+  }
+
+  async recordAccess(entry: AccessLogEntry): Promise<void> {
+    await this.#read({ op: 'recordAccess', entry });
   }
 
   close(): Promise<void> {

@@ -3,7 +3,7 @@
  * (writer-worker.ts, checkpoint-worker.ts) say to each other. Plain objects and tuples only, so
  * structured clone stays cheap; record contents travel as they are (strings are copied once).
  */
-import type { CallRequestRecord, CallResultRecord, StreamEventRecord } from '../recording-store.ts';
+import type { AccessLogEntry, CallRequestRecord, CallResultRecord, SessionCursor, SessionFilter, StreamEventRecord } from '../recording-store.ts';
 
 export type SqliteSynchronous = 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA';
 
@@ -52,7 +52,13 @@ export type ReadOp =
   | { readonly op: 'listSessions'; readonly limit: number; readonly subject: string | null }
   | { readonly op: 'getCall'; readonly callId: string }
   | { readonly op: 'listCalls'; readonly sessionId: string }
-  | { readonly op: 'getStreamEvents'; readonly callId: string };
+  | { readonly op: 'getStreamEvents'; readonly callId: string }
+  | { readonly op: 'querySessions'; readonly filter: SessionFilter; readonly limit: number; readonly cursor: SessionCursor | null }
+  | { readonly op: 'getSession'; readonly sessionId: string }
+  | { readonly op: 'getSessionDetail'; readonly sessionId: string }
+  | { readonly op: 'listSessionApprovals'; readonly sessionId: string; readonly approvalIds: readonly string[] }
+  /** Not a read, but answered like one: the writer commits the access-log row before it replies. */
+  | { readonly op: 'recordAccess'; readonly entry: AccessLogEntry };
 
 export type ToWriter =
   | { readonly t: 'record'; readonly id: number; readonly record: CallRequestRecord }

@@ -23,7 +23,22 @@ import fs from 'node:fs';
 import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { EndpointId, ProviderKind, Usage } from '../../core/events.ts';
-import type { CallRecord, CallRequestRecord, CallStatus, PolicyDecisionRecord, SessionSummary, StreamEventRecord } from '../recording-store.ts';
+import type { ApprovalRecord } from '../../core/approvals/approval.ts';
+import type {
+  AccessLogEntry,
+  CallRecord,
+  CallRequestRecord,
+  CallStatus,
+  PolicyDecisionRecord,
+  SessionCursor,
+  SessionDetailRecord,
+  SessionFilter,
+  SessionPage,
+  SessionRecord,
+  SessionSummary,
+  StreamEventRecord,
+} from '../recording-store.ts';
+import { approvalIdsInDecisions } from '../recording-store.ts';
 import { migrateDatabase, SchemaTooNewError } from './migrations.ts';
 import {
   ACK_CONFLICT,
@@ -525,6 +540,9 @@ class Writer {
 
   // ── reads, health ───────────────────────────────────────────────────────────────────────
 
+  /** Statements of the session queries, prepared on first use (see SessionReads). */
+  #sessionReads: SessionReads | null = null;
+
   #read(read: ReadOp): unknown {
     const s = this.#stmt;
     switch (read.op) {
@@ -540,7 +558,57 @@ class Writer {
         return s.listCalls.all(read.sessionId).map(toCallRecord);
       case 'getStreamEvents':
         return s.getEvents.all(read.callId).map((row): StreamEventRecord => ({ offsetMs: num(row['offset_ms']), raw: str(row['raw']) }));
+      case 'querySessions':
+        return (this.#sessionReads ??= new SessionReads(this.#db)).query(read.filter, read.limit, read.cursor, Date.now());
+      case 'getSession':
+        return (this.#sessionReads ??= new SessionReads(this.#db)).session(read.sessionId);
+      case 'getSessionDetail': {
+        const reads = (this.#sessionReads ??= new SessionReads(this.#db));
+        const session = reads.session(read.sessionId);
+        if (session === null) return null;
+        const calls = s.listCalls.all(read.sessionId).map(toCallRecord);
+        const events: Record<string, StreamEventRecord[]> = {};
+        for (const call of calls) {
+          const rows = s.getEvents.all(call.callId);
+          if (rows.length > 0) events[call.callId] = rows.map((row): StreamEventRecord => ({ offsetMs: num(row['offset_ms']), raw: str(row['raw']) }));
+        }
+        const approvalIds = calls.flatMap((c) => approvalIdsInDecisions(c.decisions));
+        return { session, calls, events, approvals: reads.approvals(read.sessionId, approvalIds) } satisfies SessionDetailRecord;
+      }
+      case 'listSessionApprovals':
+        return (this.#sessionReads ??= new SessionReads(this.#db)).approvals(read.sessionId, read.approvalIds);
+      case 'recordAccess':
+        this.#recordAccess(read.entry);
+        return null;
     }
+  }
+
+  /**
+   * One access-log row in its own transaction, committed (into the file at our path) before the
+   * reply: an auditor read that cannot be recorded is refused by the caller.
+   * Audit chain: this is the only place access_log rows are written.
+   */
+  #recordAccess(entry: AccessLogEntry): void {
+    const moved = this.#fileProblem();
+    if (moved !== null) throw new Error(moved);
+    const reads = (this.#sessionReads ??= new SessionReads(this.#db));
+    this.#stmt.begin.run();
+    try {
+      reads.insertAccess.run({
+        at: entry.at,
+        subject: entry.actor.subject,
+        issuer: entry.actor.issuer,
+        email: entry.actor.email,
+        action: entry.action,
+        sessionId: entry.sessionId,
+        filter: entry.filter,
+      });
+      this.#stmt.commit.run();
+    } catch (err) {
+      rollbackQuietly(this.#db, this.#stmt.rollback);
+      throw err;
+    }
+    this.#committed(256);
   }
 
   #health(): { ok: boolean; detail: string | null } {
@@ -734,4 +802,120 @@ function toCallRecord(row: Row): CallRecord {
     errorMessage: strOrNull(row['error_message']),
     endedAt: numOrNull(row['ended_at']),
   };
+}
+
+// ── session queries (reads) ─────────────────────────────────────────────────────────────────
+
+const SESSION_COLUMNS = 's.id, s.subject, s.issuer, s.email, s.started_at, s.last_call_at, s.call_count';
+
+/**
+ * The session queries of the sessions API: a filtered, keyset-paginated list (newest activity
+ * first, on the sessions_by_last_call / sessions_by_subject indexes; each call-level filter is an
+ * EXISTS over calls_by_session, so a page stops scanning once it is full), one session, its
+ * approvals, and the access-log insert. One prepared statement per combination of filters.
+ */
+class SessionReads {
+  readonly #db: DatabaseSync;
+  readonly #lists = new Map<string, StatementSync>();
+  readonly #session: StatementSync;
+  readonly #approvalsOfSession: StatementSync;
+  readonly #approvalsById: StatementSync;
+  readonly insertAccess: StatementSync;
+
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+    this.#session = db.prepare(`SELECT ${SESSION_COLUMNS} FROM sessions s WHERE s.id = ?`);
+    this.#approvalsOfSession = db.prepare("SELECT record FROM approvals WHERE json_extract(record, '$.sessionId') = ?");
+    this.#approvalsById = db.prepare('SELECT record FROM approvals WHERE id IN (SELECT value FROM json_each(?))');
+    this.insertAccess = db.prepare(`
+      INSERT INTO access_log (at, subject, issuer, email, action, session_id, filter)
+      VALUES ($at, $subject, $issuer, $email, $action, $sessionId, $filter)`);
+  }
+
+  query(filter: SessionFilter, limit: number, cursor: SessionCursor | null, now: number): SessionPage {
+    const where: string[] = [];
+    const params: Record<string, string | number> = { limit: limit + 1 };
+    if (filter.owner !== undefined) {
+      where.push('s.subject = $ownerSubject AND s.issuer = $ownerIssuer');
+      params['ownerSubject'] = filter.owner.subject;
+      params['ownerIssuer'] = filter.owner.issuer;
+    }
+    if (filter.user !== undefined) {
+      where.push('(s.subject = $user OR s.email = $user COLLATE NOCASE)');
+      params['user'] = filter.user;
+    }
+    if (filter.since !== undefined) {
+      where.push('s.last_call_at >= $since');
+      params['since'] = filter.since;
+    }
+    if (filter.until !== undefined) {
+      where.push('s.last_call_at <= $until');
+      params['until'] = filter.until;
+    }
+    if (cursor !== null) {
+      where.push('(s.last_call_at < $cursorAt OR (s.last_call_at = $cursorAt AND s.id > $cursorId))');
+      params['cursorAt'] = cursor.lastCallAt;
+      params['cursorId'] = cursor.sessionId;
+    }
+    if (filter.provider !== undefined) {
+      where.push('EXISTS (SELECT 1 FROM calls c WHERE c.session_id = s.id AND c.provider = $provider)');
+      params['provider'] = filter.provider;
+    }
+    if (filter.model !== undefined) {
+      where.push('EXISTS (SELECT 1 FROM calls c WHERE c.session_id = s.id AND c.model = $model)');
+      params['model'] = filter.model;
+    }
+    if (filter.action !== undefined) {
+      // decisions is our own JSON.stringify output: `"action":"<a>"` appears exactly when a
+      // decision has that action (inside a string value the quotes would be escaped).
+      where.push('EXISTS (SELECT 1 FROM calls c WHERE c.session_id = s.id AND instr(c.decisions, $actionNeedle) > 0)');
+      params['actionNeedle'] = `"action":${JSON.stringify(filter.action)}`;
+    }
+    if (filter.approval !== undefined) {
+      // A pending approval past its expiry is expired (effectiveState), whether or not the
+      // gateway has written that down yet.
+      const state =
+        filter.approval === 'pending'
+          ? "a.state = 'pending' AND a.expires_at > $now"
+          : filter.approval === 'expired'
+            ? "(a.state = 'expired' OR (a.state = 'pending' AND a.expires_at <= $now))"
+            : 'a.state = $approval';
+      where.push(`EXISTS (SELECT 1 FROM approvals a WHERE json_extract(a.record, '$.sessionId') = s.id AND ${state})`);
+      if (filter.approval === 'pending' || filter.approval === 'expired') params['now'] = now;
+      else params['approval'] = filter.approval;
+    }
+    const sql = `SELECT ${SESSION_COLUMNS} FROM sessions s ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY s.last_call_at DESC, s.id LIMIT $limit`;
+    let statement = this.#lists.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      this.#lists.set(sql, statement);
+    }
+    const rows = statement.all(params).map(toSessionRecord);
+    const more = rows.length > limit;
+    const sessions = more ? rows.slice(0, limit) : rows;
+    const last = sessions.at(-1);
+    return { sessions, next: more && last !== undefined ? { lastCallAt: last.lastCallAt, sessionId: last.sessionId } : null };
+  }
+
+  session(sessionId: string): SessionRecord | null {
+    const row = this.#session.get(sessionId);
+    return row === undefined ? null : toSessionRecord(row);
+  }
+
+  /** Approvals of the session, plus those named by id; oldest first, each once. */
+  approvals(sessionId: string, ids: readonly string[]): ApprovalRecord[] {
+    const rows = this.#approvalsOfSession.all(sessionId);
+    if (ids.length > 0) rows.push(...this.#approvalsById.all(JSON.stringify(ids)));
+    const byId = new Map<string, ApprovalRecord>();
+    for (const row of rows) {
+      const approval = JSON.parse(str(row['record'])) as ApprovalRecord;
+      byId.set(approval.id, approval);
+    }
+    return [...byId.values()].sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+  }
+}
+
+function toSessionRecord(row: Row): SessionRecord {
+  return { ...toSessionSummary(row), issuer: str(row['issuer']) };
 }
