@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { digitRuns, matchesNear, withSharedScans } from '../src/core/detection/anchors.ts';
+import { digitRuns, matchesNear, NONE, SPAN_MAX, withSharedScans } from '../src/core/detection/anchors.ts';
+import type { DigitRuns } from '../src/core/detection/anchors.ts';
 import { before, contextRegexTest, contextTest } from '../src/core/detection/detector-kit.ts';
 
 const RUNS = 300;
@@ -23,13 +24,17 @@ function globalScan(re: RegExp, text: string): [number, string][] {
 }
 
 describe('digitRuns', () => {
-  it('is the list of /[0-9]+/ runs, inside and outside a shared scope', () => {
+  it('is the list of /[0-9]+/ runs with their neighbours, inside and outside a shared scope', () => {
     fc.assert(
-      fc.property(textOf(['0', '7', '42', 'a', ' ', '-', '.', '١', '０', 'é', '😀']), (text) => {
-        const expected = globalScan(/[0-9]+/g, text).flatMap(([i, s]) => [i, i + s.length]);
-        assert.deepEqual([...digitRuns(text)], expected);
+      fc.property(textOf(['0', '7', '42', '12345', 'a', ' ', '-', '.', '(', ')', '/', '\\', '\t', '١', '０', 'é', '😀', '\uFFFF'], 200), (text) => {
+        const at = (i: number): number => (i >= 0 && i < text.length ? text.charCodeAt(i) : NONE);
+        const span = (i: number): number => /^[0-9 \t()./-]*/.exec(text.slice(i, i + SPAN_MAX))![0].length;
+        const expected = globalScan(/[0-9]+/g, text).map(([i, s]) => [i, i + s.length, at(i - 1), at(i - 2), at(i - 3), at(i + s.length), span(i)]);
+        const columns = (runs: DigitRuns): number[][] =>
+          Array.from({ length: runs.count }, (_, r) => [runs.start[r]!, runs.end[r]!, runs.before1[r]!, runs.before2[r]!, runs.before3[r]!, runs.after[r]!, runs.span[r]!]);
+        assert.deepEqual(columns(digitRuns(text)), expected);
         withSharedScans(text, () => {
-          assert.deepEqual([...digitRuns(text)], expected);
+          assert.deepEqual(columns(digitRuns(text)), expected);
           assert.equal(digitRuns(text), digitRuns(text)); // memoized within the scope
         });
       }),

@@ -13,12 +13,19 @@
 let scopeText: string | undefined;
 let scopeMemo: Map<object, unknown> | undefined;
 
+/** What a caller that has already scanned the text knows about it: seeds the shared scans. */
+export interface KnownScans {
+  /** foldsLikeAscii(text). */
+  readonly foldsLikeAscii?: boolean;
+}
+
 /** Runs `fn` with shared scans of `text` memoized for the detectors it runs (nestable). */
-export function withSharedScans<T>(text: string, fn: () => T): T {
+export function withSharedScans<T>(text: string, fn: () => T, known?: KnownScans): T {
   const outerText = scopeText;
   const outerMemo = scopeMemo;
   scopeText = text;
   scopeMemo = undefined;
+  if (known?.foldsLikeAscii !== undefined) scopeMemo = new Map<object, unknown>([[FOLDS_KEY, known.foldsLikeAscii]]);
   try {
     return fn();
   } finally {
@@ -43,33 +50,115 @@ export function shared<T>(key: object, text: string, compute: (text: string) => 
   return value;
 }
 
+/**
+ * The maximal runs of ASCII digits of a text, in increasing order, as columns: run r is
+ * [start[r], end[r]); before1/2/3[r] are the code units 1, 2 and 3 before its start and after[r]
+ * the one at its end, NONE outside the text; span[r] is how many characters from its start are
+ * digits or the separators written numbers use ([0-9 \t()./-]), at most SPAN_MAX. The
+ * digit-driven detectors filter their candidate starts on these columns alone and read the text
+ * only near the runs that pass: on a long text the runs are scattered over megabytes, and reading
+ * the text at every run costs a cache miss each, per detector.
+ */
+export interface DigitRuns {
+  readonly count: number;
+  readonly start: Int32Array;
+  readonly end: Int32Array;
+  readonly before1: Uint16Array;
+  readonly before2: Uint16Array;
+  readonly before3: Uint16Array;
+  readonly after: Uint16Array;
+  readonly span: Uint8Array;
+}
+
+/** The most span[r] counts. */
+export const SPAN_MAX = 8;
+
+const NUMBER_CHARS = new Uint8Array(128);
+for (const c of '0123456789 \t()./-') NUMBER_CHARS[c.charCodeAt(0)] = 1;
+
+/**
+ * The code unit recorded outside the text. It is U+FFFF, a noncharacter: every detector test on
+ * these columns treats it as what is outside the text — no ASCII class holds it — so a real
+ * U+FFFF in the text is judged exactly as the text's edge would be, which is also what the
+ * detectors' own regexes do with it.
+ */
+export const NONE = 0xffff;
+
+/**
+ * The only characters whose toLowerCase() holds an ASCII character or changes the length (checked
+ * over every code point): U+0130 (İ → i + U+0307) and U+212A (Kelvin sign → k). A string without
+ * them lower-cases character by character onto ASCII only from ASCII, so a case-insensitive regex
+ * (non-Unicode /i folds ASCII letters only) finds in it exactly what its lower-cased form holds.
+ */
+export function foldsLikeAscii(s: string): boolean {
+  return !s.includes('\u0130') && !s.includes('\u212A');
+}
+
+/** The shared-scan key of foldsLikeAscii(text). */
+export const FOLDS_KEY = {};
+
 const DIGIT_RUN_RE = /[0-9]+/g;
 
 /** One regex scan (test() sets lastIndex to a run's end without allocating a match), then back to its start. */
-function scanDigitRuns(text: string): number[] {
-  const runs: number[] = [];
+function scanDigitRuns(text: string): DigitRuns {
+  const n = text.length;
+  let cap = 64;
+  let start = new Int32Array(cap);
+  let end = new Int32Array(cap);
+  let before1 = new Uint16Array(cap);
+  let before2 = new Uint16Array(cap);
+  let before3 = new Uint16Array(cap);
+  let after = new Uint16Array(cap);
+  let span = new Uint8Array(cap);
+  let count = 0;
+  const at = (i: number): number => (i >= 0 && i < n ? text.charCodeAt(i) : NONE);
   const re = DIGIT_RUN_RE;
   re.lastIndex = 0;
   while (re.test(text)) {
-    const end = re.lastIndex;
-    let start = end - 1;
-    while (start > 0) {
-      const c = text.charCodeAt(start - 1);
+    const e = re.lastIndex;
+    let s = e - 1;
+    while (s > 0) {
+      const c = text.charCodeAt(s - 1);
       if (c < 48 || c > 57) break;
-      start--;
+      s--;
     }
-    runs.push(start, end);
+    if (count === cap) {
+      cap *= 2;
+      const grow = <T extends Int32Array | Uint16Array | Uint8Array>(a: T, b: T): T => {
+        b.set(a);
+        return b;
+      };
+      start = grow(start, new Int32Array(cap));
+      end = grow(end, new Int32Array(cap));
+      before1 = grow(before1, new Uint16Array(cap));
+      before2 = grow(before2, new Uint16Array(cap));
+      before3 = grow(before3, new Uint16Array(cap));
+      after = grow(after, new Uint16Array(cap));
+      span = grow(span, new Uint8Array(cap));
+    }
+    let k = e;
+    const limit = Math.min(n, s + SPAN_MAX);
+    while (k < limit) {
+      const c = text.charCodeAt(k);
+      if (c >= 128 || NUMBER_CHARS[c] !== 1) break;
+      k++;
+    }
+    start[count] = s;
+    end[count] = e;
+    before1[count] = at(s - 1);
+    before2[count] = at(s - 2);
+    before3[count] = at(s - 3);
+    after[count] = at(e);
+    span[count] = Math.min(k, s + SPAN_MAX) - s;
+    count++;
   }
-  return runs;
+  return { count, start, end, before1, before2, before3, after, span };
 }
 
 const DIGIT_RUNS_KEY = {};
 
-/**
- * The maximal runs of ASCII digits of `text`, as [start, end, start, end, …] in increasing order
- * (shared within a withSharedScans scope).
- */
-export function digitRuns(text: string): readonly number[] {
+/** The digit runs of `text` (shared within a withSharedScans scope). */
+export function digitRuns(text: string): DigitRuns {
   return shared(DIGIT_RUNS_KEY, text, scanDigitRuns);
 }
 

@@ -1,5 +1,5 @@
 /** Small shared helpers for the built-in detectors: regex scanning, context words, confidence. */
-import { inScope, shared } from './anchors.ts';
+import { FOLDS_KEY, foldsLikeAscii, inScope, shared } from './anchors.ts';
 import type { Detection, Detector, EntityType } from './types.ts';
 
 /** Characters before a match searched for context words. */
@@ -67,17 +67,7 @@ export function before(text: string, start: number, window = CONTEXT_WINDOW): st
   return text.slice(Math.max(0, start - window), start).toLowerCase();
 }
 
-/**
- * The only characters whose toLowerCase() holds an ASCII character or changes the length (checked
- * over every code point): U+0130 (İ → i + U+0307) and U+212A (Kelvin sign → k). A window without
- * them lower-cases character by character onto ASCII only from ASCII, so a case-insensitive regex
- * on it (non-Unicode /i folds ASCII letters only) finds exactly what the lower-cased window holds.
- */
-function foldsLikeAscii(s: string): boolean {
-  return !s.includes('\u0130') && !s.includes('\u212A');
-}
-const FOLDS_KEY = {};
-/** foldsLikeAscii(window), answered for the whole text once per withSharedScans scope when it holds. */
+/** foldsLikeAscii(window) — answered for the whole text once per withSharedScans scope when it holds there. */
 function windowFoldsLikeAscii(text: string, window: string): boolean {
   return (inScope(text) && shared(FOLDS_KEY, text, foldsLikeAscii)) || foldsLikeAscii(window);
 }

@@ -4,7 +4,8 @@
  * to the original text and resolves overlaps. Pure: no I/O, no clock, no randomness.
  */
 import { withSharedScans } from './anchors.ts';
-import { normalizeForMatching } from './normalize.ts';
+import type { KnownScans } from './anchors.ts';
+import { normalizeScanned } from './normalize.ts';
 import type { NormalizedText } from './normalize.ts';
 import { PII_DETECTORS } from './pii.ts';
 import { personDetector } from './person-names.ts';
@@ -77,17 +78,26 @@ export interface DetectOptions {
 
 type Ranked = { d: Detection; rank: number };
 
+/**
+ * Every detection, in original positions, not yet resolved: sorted by start, then longest first;
+ * equal spans in detector order, then in each detector's order (what a stable sort of all the
+ * detectors' lists one after the other gives); rank[i] is the index of the detector of found[i].
+ */
+type Collected = { found: Detection[]; rank: number[] };
+
 /** Runs the detectors on normalized text; detections in original positions, not yet resolved. */
-function collect(norm: NormalizedText, detectors: readonly Detector[], min: number): Ranked[] {
+function collect(norm: NormalizedText, known: KnownScans, detectors: readonly Detector[], min: number): Collected {
   // The detectors share their scans of the text (digit runs, trigger positions) within this call.
-  return withSharedScans(norm.text, () => collectShared(norm, detectors, min));
+  const lists = withSharedScans(norm.text, () => collectShared(norm, detectors, min), known);
+  return mergeLists(lists);
 }
 
-function collectShared(norm: NormalizedText, detectors: readonly Detector[], min: number): Ranked[] {
+function collectShared(norm: NormalizedText, detectors: readonly Detector[], min: number): Detection[][] {
   const n = norm.text.length;
-  const found: Ranked[] = [];
+  const lists: Detection[][] = [];
   for (let k = 0; k < detectors.length; k++) {
     const detector = detectors[k]!;
+    const list: Detection[] = [];
     for (const d of detector.detect(norm.text)) {
       if (!(d.confidence >= min)) continue;
       const s = Math.max(0, Math.min(n, Math.floor(d.start)));
@@ -96,10 +106,68 @@ function collectShared(norm: NormalizedText, detectors: readonly Detector[], min
       const start = norm.toOriginal(s);
       const end = norm.toOriginalEnd(e);
       if (end <= start) continue;
-      found.push({ d: { type: d.type, start, end, confidence: d.confidence, detector: d.detector }, rank: k });
+      list.push({ type: d.type, start, end, confidence: d.confidence, detector: d.detector });
+    }
+    lists.push(list);
+  }
+  return lists;
+}
+
+const byStartLongest = (a: Detection, b: Detection): number => a.start - b.start || b.end - a.end;
+
+/**
+ * The detectors' lists merged into Collected order. Each list is put in that order by a stable
+ * sort (most come in it already: checked first), then neighbouring lists are merged pairwise —
+ * on equal keys the earlier detector's detection first — until one is left.
+ */
+function mergeLists(lists: Detection[][]): Collected {
+  let parts: Collected[] = [];
+  for (let k = 0; k < lists.length; k++) {
+    let list = lists[k]!;
+    if (list.length === 0) continue;
+    for (let i = 1; i < list.length; i++) {
+      if (byStartLongest(list[i - 1]!, list[i]!) > 0) {
+        list = list.slice().sort(byStartLongest);
+        break;
+      }
+    }
+    parts.push({ found: list, rank: list.map(() => k) });
+  }
+  while (parts.length > 1) {
+    const next: Collected[] = [];
+    for (let p = 0; p + 1 < parts.length; p += 2) next.push(mergeTwo(parts[p]!, parts[p + 1]!));
+    if (parts.length % 2 === 1) next.push(parts[parts.length - 1]!);
+    parts = next;
+  }
+  return parts[0] ?? { found: [], rank: [] };
+}
+
+/** Merges two Collected lists, `a` holding only earlier detectors than `b`. */
+function mergeTwo(a: Collected, b: Collected): Collected {
+  const found: Detection[] = [];
+  const rank: number[] = [];
+  const na = a.found.length;
+  const nb = b.found.length;
+  let i = 0;
+  let j = 0;
+  while (i < na && j < nb) {
+    if (byStartLongest(a.found[i]!, b.found[j]!) <= 0) {
+      found.push(a.found[i]!);
+      rank.push(a.rank[i++]!);
+    } else {
+      found.push(b.found[j]!);
+      rank.push(b.rank[j++]!);
     }
   }
-  return found;
+  for (; i < na; i++) {
+    found.push(a.found[i]!);
+    rank.push(a.rank[i]!);
+  }
+  for (; j < nb; j++) {
+    found.push(b.found[j]!);
+    rank.push(b.rank[j]!);
+  }
+  return { found, rank };
 }
 
 /**
@@ -109,7 +177,8 @@ function collectShared(norm: NormalizedText, detectors: readonly Detector[], min
  * throw (callers fail closed).
  */
 export function detectEntities(text: string, detectors: readonly Detector[], options?: DetectOptions): Detection[] {
-  return resolveOverlaps(collect(normalizeForMatching(text), detectors, options?.minConfidence ?? 0));
+  const { norm, ...known } = normalizeScanned(text);
+  return resolveOverlaps(collect(norm, known, detectors, options?.minConfidence ?? 0));
 }
 
 /**
@@ -125,9 +194,9 @@ export function detectEntities(text: string, detectors: readonly Detector[], opt
  * so that every group of overlapping detections lies wholly before or wholly after it.
  */
 export function detectStreaming(text: string, detectors: readonly Detector[], options?: DetectOptions): { detections: Detection[]; settled: number } {
-  const norm = normalizeForMatching(text);
-  const found = collect(norm, detectors, options?.minConfidence ?? 0);
-  const detections = resolveOverlaps(found.slice());
+  const { norm, ...known } = normalizeScanned(text);
+  const collected = collect(norm, known, detectors, options?.minConfidence ?? 0);
+  const detections = resolveOverlaps(collected);
   const full = norm.text;
   const n = full.length;
   if (detectors.length === 0) return { detections, settled: text.length };
@@ -149,11 +218,10 @@ export function detectStreaming(text: string, detectors: readonly Detector[], op
   let settled = h >= n ? text.length : norm.toOriginal(h);
   // No straddling: a detection [start, end) with start < settled < end moves it back to start.
   // (One pass by decreasing start suffices: a detection passed over starts at or after any new value.)
-  const cut = settled;
-  if (found.some(({ d }) => d.start < cut && d.end > cut)) {
-    for (const { d } of found.slice().sort((a, b) => b.d.start - a.d.start)) {
-      if (d.start < settled && d.end > settled) settled = d.start;
-    }
+  const { found } = collected;
+  for (let i = found.length - 1; i >= 0; i--) {
+    const d = found[i]!;
+    if (d.start < settled && d.end > settled) settled = d.start;
   }
   return { detections, settled };
 }
@@ -167,22 +235,23 @@ function better(a: Ranked, b: Ranked): number {
   );
 }
 
-function resolveOverlaps(found: Ranked[]): Detection[] {
-  found.sort((a, b) => a.d.start - b.d.start || b.d.end - a.d.end);
+function resolveOverlaps({ found, rank }: Collected): Detection[] {
   const out: Detection[] = [];
   // Clusters of transitively overlapping spans are resolved greedily; most texts have none.
   let i = 0;
   while (i < found.length) {
     let j = i + 1;
-    let clusterEnd = found[i]!.d.end;
-    while (j < found.length && found[j]!.d.start < clusterEnd) {
-      clusterEnd = Math.max(clusterEnd, found[j]!.d.end);
+    let clusterEnd = found[i]!.end;
+    while (j < found.length && found[j]!.start < clusterEnd) {
+      clusterEnd = Math.max(clusterEnd, found[j]!.end);
       j++;
     }
     if (j === i + 1) {
-      out.push(found[i]!.d);
+      out.push(found[i]!);
     } else {
-      const cluster = found.slice(i, j).sort(better);
+      const cluster: Ranked[] = [];
+      for (let k = i; k < j; k++) cluster.push({ d: found[k]!, rank: rank[k]! });
+      cluster.sort(better);
       const kept: Detection[] = [];
       for (const c of cluster) {
         if (kept.every((k) => c.d.end <= k.start || c.d.start >= k.end)) kept.push(c.d);

@@ -5,6 +5,7 @@
  * detectors. Detectors run on the normalized text; positions are mapped back to the original text,
  * which is what gets masked.
  */
+import { foldsLikeAscii } from './anchors.ts';
 
 /**
  * Characters removed before matching: every format character (Unicode category Cf: zero-width
@@ -90,25 +91,61 @@ function unchanged(text: string): NormalizedText {
  * maps to itself, so the cost is that of a scan for non-ASCII characters plus the regions.
  */
 export function normalizeForMatching(original: string): NormalizedText {
-  // Regions [from, to) — see above.
+  return normalizeScanned(original).norm;
+}
+
+/**
+ * normalizeForMatching, plus what it learnt about the normalized text on the way (for
+ * detectEntities, which hands it to the detectors' shared scans): foldsLikeAscii(norm.text).
+ */
+export function normalizeScanned(original: string): { norm: NormalizedText; foldsLikeAscii: boolean } {
+  // Regions [from, to) — see above. (test() moves lastIndex to a run's end without allocating.)
   const regions: number[] = [];
-  NON_ASCII_RUN.lastIndex = 0;
-  for (let m = NON_ASCII_RUN.exec(original); m !== null; m = NON_ASCII_RUN.exec(original)) {
-    regions.push(m.index > 0 ? m.index - 1 : 0, m.index + m[0].length);
+  const re = NON_ASCII_RUN;
+  re.lastIndex = 0;
+  while (re.test(original)) {
+    const to = re.lastIndex;
+    let first = to - 1;
+    while (first > 0 && original.charCodeAt(first - 1) >= 0x80) first--;
+    regions.push(first > 0 ? first - 1 : 0, to);
   }
-  if (regions.length === 0) return identity(original);
-  // stable[r/2]: the region has no invisible character and NFKC leaves it as it is.
-  const stable = new Uint8Array(regions.length >> 1);
+  if (regions.length === 0) return { norm: identity(original), foldsLikeAscii: true };
+  // U+0130 or U+212A in the normalized text (see foldsLikeAscii in ./anchors.ts).
+  let specialFolds = false;
+  // kind[r/2]: SIMPLE — only simple code units after the first (stable, nothing to map);
+  // STABLE — no invisible character and NFKC leaves it as it is; else CHANGED.
+  const kind = new Uint8Array(regions.length >> 1);
   let changed = false;
   for (let r = 0; r < regions.length; r += 2) {
-    const region = original.slice(regions[r], regions[r + 1]);
-    if (INVISIBLE.test(region) || region.normalize('NFKC') !== region) changed = true;
-    else stable[r >> 1] = 1;
+    const from = regions[r]!;
+    const to = regions[r + 1]!;
+    let simple = true;
+    for (let i = original.charCodeAt(from) < 0x80 ? from + 1 : from; i < to; i++) {
+      const c = original.charCodeAt(i);
+      if ((unitFlags(c) & SIMPLE) === 0) {
+        simple = false;
+        break;
+      }
+      if (c === 0x130) specialFolds = true;
+    }
+    if (simple) {
+      kind[r >> 1] = REGION_SIMPLE;
+      continue;
+    }
+    const region = original.slice(from, to);
+    if (INVISIBLE.test(region) || region.normalize('NFKC') !== region) {
+      kind[r >> 1] = REGION_CHANGED;
+      changed = true;
+    } else {
+      kind[r >> 1] = REGION_STABLE;
+      if (!foldsLikeAscii(region)) specialFolds = true;
+    }
   }
-  if (!changed) return unchanged(original);
+  if (!changed) return { norm: unchanged(original), foldsLikeAscii: !specialFolds };
 
-  // Normalized text as pieces; the position map as a list of runs that tile the normalized text:
-  // an identity run (normalized [nStart, nStart + len) ← original [oStart, oStart + len)) or a
+  // The normalized text is built from pieces (the original between CHANGED regions, and their
+  // normalized segments); the position map is a list of runs that tile the normalized text: an
+  // identity run (normalized [nStart, nStart + len) ← original [oStart, oStart + len)) or a
   // segment (every normalized character of it ← the original segment [oStart, oEnd)).
   const out: string[] = [];
   const runN: number[] = []; // normalized start of each run
@@ -116,6 +153,7 @@ export function normalizeForMatching(original: string): NormalizedText {
   const runE: number[] = []; // original end of a segment, or -1 for an identity run
   let n = 0;
   let copiedTo = 0; // original text before this is already in `out`
+  let mappedTo = 0; // original text before this is already mapped
   /** Identity run of original [from, to) at normalized position n, merged with the previous one when contiguous. */
   const identityRun = (from: number, to: number): void => {
     if (to <= from) return;
@@ -128,28 +166,30 @@ export function normalizeForMatching(original: string): NormalizedText {
     n += to - from;
   };
   for (let r = 0; r < regions.length; r += 2) {
+    const regionKind = kind[r >> 1]!;
+    // Single-code-unit segments, each its own NFKC: the identity, mapped with what surrounds it.
+    if (regionKind === REGION_SIMPLE) continue;
     const from = regions[r]!;
     const to = regions[r + 1]!;
-    if (stable[r >> 1] === 1) {
+    if (regionKind === REGION_STABLE) {
       const region = original.slice(from, to);
-      // Single-code-unit segments, each its own NFKC (as the whole region is; a code point that
-      // NFKC changes alone is changed in any context): the identity, copied with what surrounds it.
       if (!SURROGATE.test(region) && !MARK.test(region)) continue;
     }
-    if (from > copiedTo) {
-      out.push(original.slice(copiedTo, from));
-      identityRun(copiedTo, from);
-    }
-    copiedTo = to;
-    // The per-code-point segmentation of the general path, on this region only.
+    identityRun(mappedTo, from);
+    mappedTo = to;
+    // The per-code-point segmentation of the general path, on this region only. Its normalized
+    // segments replace the region in the text — unless they spell the region itself (a STABLE
+    // one), which then stays in the copied original and is only mapped.
+    const pieces: string[] = [];
     let segment = '';
     let segStart = 0;
     let segEnd = 0;
     const flush = (): void => {
       if (segment === '') return;
-      const normalized = segment.normalize('NFKC');
-      out.push(normalized);
-      if (normalized.length === 1 && segEnd - segStart === 1) identityRun(segStart, segEnd);
+      const single = segEnd - segStart === 1;
+      const normalized = single && (unitFlags(segment.charCodeAt(0)) & NFKC_SELF) !== 0 ? segment : segment.normalize('NFKC');
+      pieces.push(normalized);
+      if (normalized.length === 1 && single) identityRun(segStart, segEnd);
       else if (normalized.length > 0) {
         runN.push(n);
         runO.push(segStart);
@@ -167,12 +207,18 @@ export function normalizeForMatching(original: string): NormalizedText {
         cp = original[i]!;
         i++;
       } else {
-        const code = original.codePointAt(i)!;
-        const len = code > 0xffff ? 2 : 1;
-        cp = original.slice(i, i + len);
-        i += len;
-        if (INVISIBLE.test(cp)) continue;
-        if (segment !== '' && COMBINING.test(cp)) {
+        let flags: number;
+        if (c >= 0xd800 && c <= 0xdbff && i + 1 < to && isLowSurrogate(original.charCodeAt(i + 1))) {
+          cp = original.slice(i, i + 2);
+          i += 2;
+          flags = (INVISIBLE.test(cp) ? INV : 0) | (COMBINING.test(cp) ? MARK_FLAG : 0);
+        } else {
+          cp = original[i]!;
+          i++;
+          flags = unitFlags(c);
+        }
+        if ((flags & INV) !== 0) continue;
+        if (segment !== '' && (flags & MARK_FLAG) !== 0) {
           segment += cp;
           segEnd = i;
           continue;
@@ -184,16 +230,28 @@ export function normalizeForMatching(original: string): NormalizedText {
       segEnd = i;
     }
     flush();
+    const normalized = pieces.join('');
+    if (regionKind === REGION_CHANGED || normalized !== original.slice(from, to)) {
+      if (from > copiedTo) out.push(original.slice(copiedTo, from));
+      out.push(normalized);
+      copiedTo = to;
+      if (!foldsLikeAscii(normalized)) specialFolds = true;
+    }
   }
-  if (copiedTo < original.length) {
-    out.push(original.slice(copiedTo));
-    identityRun(copiedTo, original.length);
-  }
+  if (copiedTo < original.length) out.push(original.slice(copiedTo));
+  identityRun(mappedTo, original.length);
   const text = out.join('');
   const total = original.length;
   const runs = runN.length;
+  // The last run found: mapped positions usually come in increasing order (detections of one
+  // detector), so the run holding the next one is most often this one or the next.
+  let hint = 0;
   /** Index of the run holding normalized position index (0 ≤ index < n). */
   const runAt = (index: number): number => {
+    if (runN[hint]! <= index) {
+      if (hint + 1 >= runs || runN[hint + 1]! > index) return hint;
+      if (hint + 2 >= runs || runN[hint + 2]! > index) return ++hint;
+    }
     let lo = 0;
     let hi = runs - 1;
     while (lo < hi) {
@@ -201,14 +259,14 @@ export function normalizeForMatching(original: string): NormalizedText {
       if (runN[mid]! <= index) lo = mid;
       else hi = mid - 1;
     }
-    return lo;
+    return (hint = lo);
   };
   /** starts[index] of the general path. */
   const startOf = (index: number): number => {
     const k = runAt(index);
     return runE[k] === -1 ? runO[k]! + (index - runN[k]!) : runO[k]!;
   };
-  return {
+  const norm: NormalizedText = {
     text,
     toOriginal(index: number): number {
       if (index >= n) return total;
@@ -224,6 +282,51 @@ export function normalizeForMatching(original: string): NormalizedText {
       return runE[k] === -1 ? runO[k]! + (index - runN[k]!) : runE[k]!;
     },
   };
+  return { norm, foldsLikeAscii: !specialFolds };
+}
+
+const REGION_SIMPLE = 1;
+const REGION_STABLE = 2;
+const REGION_CHANGED = 3;
+
+function isLowSurrogate(c: number): boolean {
+  return c >= 0xdc00 && c <= 0xdfff;
+}
+
+// Properties of a BMP code unit, computed once each (lazily) from the regexes and String#normalize.
+const KNOWN = 1;
+/** Removed before matching (INVISIBLE). */
+const INV = 2;
+/** A combining mark (\p{M}). */
+const MARK_FLAG = 4;
+/** NFKC of the character alone is itself. */
+const NFKC_SELF = 8;
+/**
+ * NFKC_SELF, not invisible, not a mark, not a surrogate and not a Hangul jamo: a character that
+ * no neighbour changes under NFKC. (Checked over all of Unicode: the only code points that
+ * compose with a preceding character are combining marks, the Hangul medial vowel and final
+ * consonant jamo, and U+16D67, which is not in the BMP; and every non-mark whose NFKD begins with
+ * a mark — U+0E33, U+0EB3, U+FF9E, U+FF9F — is not NFKC_SELF.) A run of them after an ASCII
+ * character is its own NFKC, and its segments are single code units.
+ */
+const SIMPLE = 16;
+const UNIT_FLAGS = new Uint8Array(0x10000);
+
+function unitFlags(c: number): number {
+  let f = UNIT_FLAGS[c]!;
+  if (f !== 0) return f;
+  const ch = String.fromCharCode(c);
+  f = KNOWN;
+  const surrogate = c >= 0xd800 && c <= 0xdfff;
+  if (!surrogate) {
+    if (INVISIBLE.test(ch)) f |= INV;
+    if (COMBINING.test(ch)) f |= MARK_FLAG;
+    if (ch.normalize('NFKC') === ch) f |= NFKC_SELF;
+    const jamo = (c >= 0x1100 && c <= 0x11ff) || (c >= 0xa960 && c <= 0xa97f) || (c >= 0xd7b0 && c <= 0xd7ff);
+    if ((f & (INV | MARK_FLAG)) === 0 && (f & NFKC_SELF) !== 0 && !jamo) f |= SIMPLE;
+  }
+  UNIT_FLAGS[c] = f;
+  return f;
 }
 
 const SURROGATE = /[\uD800-\uDFFF]/;

@@ -6,6 +6,7 @@
 import { findPhoneNumbersInText } from 'libphonenumber-js/max';
 import type { CountryCode } from 'libphonenumber-js/max';
 import { digitRuns } from './anchors.ts';
+import type { DigitRuns } from './anchors.ts';
 import { anchoredMatches, CONTEXT_WINDOW, contextRegexTest, contextTest, defineDetector } from './detector-kit.ts';
 import type { Candidate } from './detector-kit.ts';
 import { asciiClass, runStart } from './settle.ts';
@@ -160,50 +161,44 @@ function phoneHint(text: string): number {
 }
 
 const PHONE_AT = new RegExp(PHONE_CANDIDATE_RE.source, 'y');
-const PHONE_BODY = asciiClass('0-9 \t().\\/-');
 const PHONE_CONTEXT = contextTest(PHONE_WORDS);
 const NOT_PHONE_CONTEXT = contextTest(NOT_PHONE_WORDS, 24);
 
 /**
- * The matches of PHONE_CANDIDATE_RE, as [start, end, start, end, …] in order, found from the digit runs:
+ * Calls `found(start, end)` for each match of PHONE_CANDIDATE_RE, in order, found from the digit runs
+ * (and at once, while that part of the text is in the CPU's cache):
  * a match starts with `(?:\+|00)?\(?` right before its first digit, so at a digit run's start s
  * (no prefix, or `00` and the run goes on), or at s − 1 (`+` or `(`), or at s − 2 (`+(`), where s
  * is the start of the first digit run it holds; its `\d[\d \t().\-/]{4,24}\d` needs six body
  * characters from s on. Those starts are tried (sticky) in increasing order from where the
  * previous match ended — exactly the starts where the global scan can find a match.
  */
-function phoneCandidates(text: string): number[] {
-  const out: number[] = [];
-  const runs = digitRuns(text);
+function forEachPhoneCandidate(text: string, found: (start: number, end: number) => void): void {
+  const { count, start, before1, before2, before3, span } = digitRuns(text);
   const n = text.length;
   let from = 0;
-  for (let r = 0; r < runs.length; r += 2) {
-    const s = runs[r]!;
+  for (let r = 0; r < count; r++) {
+    const s = start[r]!;
     if (s < from) continue;
     if (s + 6 > n) break;
-    let body = true;
-    for (let i = s + 1; i < s + 6; i++) {
-      if (!PHONE_BODY(text.charCodeAt(i))) {
-        body = false;
-        break;
-      }
-    }
-    if (!body) continue;
-    for (let q = s - 2 < from ? from : s - 2; q <= s; q++) {
-      if (q < s) {
-        const c = text.charCodeAt(q);
-        if (q === s - 2 ? c !== 43 || text.charCodeAt(s - 1) !== 40 : c !== 43 && c !== 40) continue; // `+(`, `+` or `(`
-      }
-      if (q > 0 && PHONE_BOUNDARY(text.charCodeAt(q - 1))) continue; // (?<![\w.+-])
+    const b1 = before1[r]!;
+    const b2 = before2[r]!;
+    // (?<![\w.+-]) before each start: s (no prefix, or `00`), s − 1 (`+` or `(`), s − 2 (`+(`).
+    const atS2 = s - 2 >= from && b2 === 43 && b1 === 40 && !PHONE_BOUNDARY(before3[r]!);
+    const atS1 = s - 1 >= from && (b1 === 43 || b1 === 40) && !PHONE_BOUNDARY(b2);
+    const atS = !PHONE_BOUNDARY(b1);
+    if (!atS2 && !atS1 && !atS) continue;
+    if (span[r]! < 6) continue; // the six body characters from s
+    for (let q = s - 2; q <= s; q++) {
+      if (!(q === s ? atS : q === s - 1 ? atS1 : atS2)) continue;
       PHONE_AT.lastIndex = q;
       if (!PHONE_AT.test(text)) continue;
       from = PHONE_AT.lastIndex;
-      out.push(q, from);
+      found(q, from);
       break;
     }
   }
   PHONE_AT.lastIndex = 0;
-  return out;
 }
 
 type PhoneSpan = { startsAt: number; endsAt: number } | null;
@@ -240,10 +235,7 @@ export const phoneDetector: Detector = defineDetector({
   lookahead: 2,
   find(text) {
     const out: Candidate[] = [];
-    const cands = phoneCandidates(text);
-    for (let k = 0; k < cands.length; k += 2) {
-      const q = cands[k]!;
-      const end = cands[k + 1]!;
+    forEachPhoneCandidate(text, (q, end) => {
       let digits = 0;
       let dateChars = true; // only digits and [-/.]: what DATE_LIKE, DOTTED_QUAD and SSN_SHAPE need
       for (let i = q; i < end; i++) {
@@ -251,7 +243,7 @@ export const phoneDetector: Detector = defineDetector({
         if (c >= 48 && c <= 57) digits++;
         else if (c !== 45 && c !== 47 && c !== 46) dateChars = false;
       }
-      if (digits < 7 || digits > 15) continue;
+      if (digits < 7 || digits > 15) return;
       const international = text.charCodeAt(q) === 43 /* + */ || text.startsWith('00', q);
       // Without a phone word, a national number must look like one: 10-12 digits written
       // with separators or an area code in parentheses — not a bare run (order numbers, PANs)
@@ -259,16 +251,16 @@ export const phoneDetector: Detector = defineDetector({
       // (The checks are independent filters; the cheap ones and the cached verdict come first.)
       const nationalShape = international || (digits >= 10 && digits <= 12 && digits !== end - q);
       let phoneContext = false;
-      if (!nationalShape && !(phoneContext = PHONE_CONTEXT(text, q))) continue;
+      if (!nationalShape && !(phoneContext = PHONE_CONTEXT(text, q))) return;
       const cand = text.slice(q, end);
-      if (dateChars && (DATE_LIKE.test(cand) || DOTTED_QUAD.test(cand) || SSN_SHAPE.test(cand))) continue;
-      if (text.charCodeAt(q + 4) === 45 && DATE_PREFIX.test(cand)) continue;
+      if (dateChars && (DATE_LIKE.test(cand) || DOTTED_QUAD.test(cand) || SSN_SHAPE.test(cand))) return;
+      if (text.charCodeAt(q + 4) === 45 && DATE_PREFIX.test(cand)) return;
       const best = phoneSpan(cand, international);
-      if (best === null) continue;
-      if (nationalShape && !(phoneContext = PHONE_CONTEXT(text, q)) && NOT_PHONE_CONTEXT(text, q)) continue;
+      if (best === null) return;
+      if (nationalShape && !(phoneContext = PHONE_CONTEXT(text, q)) && NOT_PHONE_CONTEXT(text, q)) return;
       const base = international ? 0.75 : 0.6;
       out.push({ start: q + best.startsAt, end: q + best.endsAt, confidence: phoneContext ? Math.min(1, base + 0.25) : base });
-    }
+    });
     return out;
   },
   settledBefore: phoneHint,
@@ -305,19 +297,18 @@ const CARD_RUN = asciiClass('0-9 -');
 const CARD_AT = new RegExp(CARD_RE.source, 'y');
 const CARD_CONTEXT = contextTest(CARD_WORDS);
 
-/** True when 12 digits follow from s, with at most one space or hyphen between two (CARD_RE needs that). */
-function twelveCardDigits(text: string, s: number): boolean {
-  const n = text.length;
-  let count = 0;
-  for (let i = s; i < n; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
-      if (++count >= 12) return true;
-    } else if (!((c === 32 || c === 45) && i + 1 < n && DIGIT(text.charCodeAt(i + 1)) && DIGIT(text.charCodeAt(i - 1)))) {
-      return false;
-    }
+/**
+ * True when 12 digits follow from the start of run r, with at most one space or hyphen between
+ * two (which CARD_RE needs): runs joined by one such separator.
+ */
+function twelveCardDigits(runs: DigitRuns, r: number): boolean {
+  const { count, start, end, after } = runs;
+  let digits = end[r]! - start[r]!;
+  while (digits < 12 && r + 1 < count && (after[r] === 32 || after[r] === 45) && start[r + 1] === end[r]! + 1) {
+    r++;
+    digits += end[r]! - start[r]!;
   }
-  return false;
+  return digits >= 12;
 }
 
 const panDigits = new Uint8Array(19);
@@ -370,13 +361,14 @@ export const creditCardDetector: Detector = defineDetector({
   find(text) {
     const out: Candidate[] = [];
     const runs = digitRuns(text);
+    const { count, start, before1 } = runs;
     let from = 0;
     // A match of CARD_RE starts at a digit run's start not preceded by `-`, and holds 12+ digits
     // with at most one space or hyphen between two: only such starts are tried (sticky), in
     // increasing order from where the previous match ended — where the global scan finds them.
-    for (let r = 0; r < runs.length; r += 2) {
-      const s = runs[r]!;
-      if (s < from || (s > 0 && text.charCodeAt(s - 1) === 45) || !twelveCardDigits(text, s)) continue;
+    for (let r = 0; r < count; r++) {
+      const s = start[r]!;
+      if (s < from || before1[r] === 45 || !twelveCardDigits(runs, r)) continue;
       CARD_AT.lastIndex = s;
       if (!CARD_AT.test(text)) continue;
       const end = CARD_AT.lastIndex;
@@ -509,15 +501,17 @@ export const ibanDetector: Detector = defineDetector({
   lookahead: 1,
   find(text) {
     const out: Candidate[] = [];
-    const runs = digitRuns(text);
+    const { count, start, end, before1, before2, before3 } = digitRuns(text);
     // Candidate starts: the matches of a global scan of /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}/, which
     // are exactly the positions q with letters at q, q + 1, digits at q + 2, q + 3 and no letter or
     // digit at q − 1 (two such q are at least 4 apart, so the scan finds every one): q + 2 is the
     // start of a digit run of length ≥ 2.
-    for (let r = 0; r < runs.length; r += 2) {
-      const q = runs[r]! - 2;
-      if (q < 0 || runs[r + 1]! - q < 4 || !LETTER(text.charCodeAt(q)) || !LETTER(text.charCodeAt(q + 1)) || (q > 0 && isAlnum(text.charCodeAt(q - 1)))) continue;
-      const length = IBAN_LENGTH_BY_CODE[((text.charCodeAt(q) | 32) - 97) * 26 + ((text.charCodeAt(q + 1) | 32) - 97)]!;
+    for (let r = 0; r < count; r++) {
+      const c1 = before2[r]!;
+      const c2 = before1[r]!;
+      if (end[r]! - start[r]! < 2 || !LETTER(c1) || !LETTER(c2) || isAlnum(before3[r]!)) continue;
+      const q = start[r]! - 2;
+      const length = IBAN_LENGTH_BY_CODE[((c1 | 32) - 97) * 26 + ((c2 | 32) - 97)]!;
       if (length === 0) continue;
       const i = ibanEnd(text, q, length);
       // One case throughout, so that words glued to a number are not read as a country code.
@@ -558,18 +552,19 @@ export const usSsnDetector: Detector = defineDetector({
   lookahead: 2,
   find(text) {
     const out: Candidate[] = [];
-    const runs = digitRuns(text);
+    const { count, start, end, before1, after } = digitRuns(text);
     let from = 0;
     // A match of SSN_RE starts at a digit run's start not preceded by [-/.], and that run is its
     // area (3 digits, then a separator) or all of it (9 digits, no separator) — longer or shorter
-    // runs cannot match. Only those starts are tried (sticky), in order from the previous match's end.
-    for (let r = 0; r < runs.length; r += 2) {
-      const s = runs[r]!;
-      const len = runs[r + 1]! - s;
-      if (s < from || (len !== 3 && len !== 9) || (s > 0 && SSN_BOUNDARY(text.charCodeAt(s - 1)))) continue;
+    // runs cannot match; after a separator come a run of exactly 2 digits and the same separator.
+    // Only those starts are tried (sticky), in order from the previous match's end.
+    for (let r = 0; r < count; r++) {
+      const s = start[r]!;
+      const len = end[r]! - s;
+      if (s < from || (len !== 3 && len !== 9) || SSN_BOUNDARY(before1[r]!)) continue;
       if (len === 3) {
-        const c = text.charCodeAt(s + 3);
-        if ((c !== 45 && c !== 32) || text.charCodeAt(s + 6) !== c) continue;
+        const c = after[r];
+        if ((c !== 45 && c !== 32) || r + 1 >= count || start[r + 1] !== s + 4 || end[r + 1] !== s + 6 || after[r + 1] !== c) continue;
       }
       SSN_AT.lastIndex = s;
       if (!SSN_AT.test(text)) continue;
@@ -664,15 +659,14 @@ export const ipAddressDetector: Detector = defineDetector({
   lookahead: 2,
   find(text) {
     const out: Candidate[] = [];
-    const runs = digitRuns(text);
+    const { count, start, end, before1, after } = digitRuns(text);
     let from = 0;
     // An IPv4 match starts at a digit run's start not preceded by [A-Za-z_.], and that run is its
     // first octet: 1-3 digits, then `.`. Only those starts are tried (sticky), in increasing order
     // from where the previous match ended — where the global scan finds its matches.
-    for (let r = 0; r < runs.length; r += 2) {
-      const s = runs[r]!;
-      const e = runs[r + 1]!;
-      if (s < from || e - s > 3 || text.charCodeAt(e) !== 46 || (s > 0 && IPV4_BOUNDARY(text.charCodeAt(s - 1)))) continue;
+    for (let r = 0; r < count; r++) {
+      const s = start[r]!;
+      if (s < from || end[r]! - s > 3 || after[r] !== 46 || IPV4_BOUNDARY(before1[r]!)) continue;
       IPV4_AT.lastIndex = s;
       if (!IPV4_AT.test(text)) continue;
       from = IPV4_AT.lastIndex;
