@@ -13,8 +13,9 @@
  * The event loop never waits for SQLite's lock: the store throws SQLITE_BUSY at once and the
  * write is retried on a timer (for up to `busyRetryMs`). Writes are group-committed: all that
  * was issued across sessions since the last write goes in one transaction, at most one write at
- * a time, and the next starts no sooner than max(FLUSH_GAP_MS, the last write's duration) after
- * it, so the recording store's writer thread (same file) gets the lock between them. Memory holds the most recently used sessions' vaults up to
+ * a time. After a write that met the lock busy or took more than FLUSH_GAP_MS, the next waits
+ * max(FLUSH_GAP_MS, its duration), so the recording store's writer thread (same file) gets the
+ * lock between them; a quick uncontended write lets the next go at once (no added latency). Memory holds the most recently used sessions' vaults up to
  * `maxEntries` entries (a vault with unstored entries is never evicted; the rest reload from the
  * store on use); vaults unused for the TTL are purged from the store.
  *
@@ -101,8 +102,10 @@ const DEFAULT_PURGE_INTERVAL_MS = 60 * 60 * 1000;
 const DEFAULT_BUSY_RETRY_MS = 2000;
 /** A vault in use is marked used in the store at most this often (it expires TTL after). */
 const TOUCH_INTERVAL_MS = 60 * 60 * 1000;
-/** Least time between the end of one write and the start of the next (the recording writer's turn); at least the last write's duration. */
+/** Pause after a contended or long write before the next one (the recording writer's turn). */
 const FLUSH_GAP_MS = 2;
+/** Entries per write (each costs ~35 µs of event loop: seal, MAC, insert); more wait for the next write. */
+const MAX_WRITE_ENTRIES = 256;
 const PURGE_BATCH = 500;
 const RESOLVED = Promise.resolve();
 
@@ -124,6 +127,7 @@ export class SessionVaults {
   #flushing: Promise<void> | null = null;
   #lastFlushEnd = 0;
   #lastFlushMs = 0;
+  #lastFlushContended = false;
   #purgeTimer: NodeJS.Timeout | null = null;
   #purging: Promise<number> | null = null;
   #closed = false;
@@ -265,7 +269,8 @@ export class SessionVaults {
       this.#flushScheduled = false;
       if (this.#flushing === null && !(this.#closed && this.#queue.size === 0)) this.#startFlush();
     };
-    const wait = this.#lastFlushEnd + Math.max(FLUSH_GAP_MS, this.#lastFlushMs) - Date.now();
+    const gap = this.#lastFlushContended || this.#lastFlushMs >= FLUSH_GAP_MS ? Math.max(FLUSH_GAP_MS, this.#lastFlushMs) : 0;
+    const wait = this.#lastFlushEnd + gap - Date.now();
     if (wait > 0) setTimeout(run, wait);
     else setImmediate(run);
   }
@@ -287,12 +292,15 @@ export class SessionVaults {
     }
   }
 
-  /** One write: every slot's unstored entries and the pending touches, in one transaction. */
+  /** One write: the queued sessions' unstored entries (up to MAX_WRITE_ENTRIES) and the pending touches, in one transaction. */
   async #flush(): Promise<void> {
     const store = this.#store!;
     const batch: Slot[] = [];
     const appends: VaultAppend[] = [];
+    let budget = MAX_WRITE_ENTRIES; // whole sessions only: the first one may exceed it
     for (const slot of this.#queue) {
+      if (budget <= 0) break; // the rest stay queued for the next write
+      this.#queue.delete(slot);
       const to = slot.vault.size;
       const done = slot.next ?? deferred();
       slot.next = null;
@@ -303,14 +311,16 @@ export class SessionVaults {
       slot.flight = { to, done };
       appends.push({ sessionId: slot.sessionId, entries: slot.vault.entries(slot.stored).slice(0, to - slot.stored) });
       batch.push(slot);
+      budget -= to - slot.stored;
     }
-    this.#queue.clear();
     const touched = [...this.#touches];
     this.#touches.clear();
     let outcomes: AppendOutcome[] = [];
     let failure: unknown = null;
     try {
+      let attempts = 0;
       outcomes = await this.#retry(() => {
+        this.#lastFlushContended = ++attempts > 1;
         const started = Date.now();
         try {
           return store.write(appends, touched, this.#now());
