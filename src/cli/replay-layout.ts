@@ -1,0 +1,58 @@
+/**
+ * Laying out the replay screen's text in a terminal of a given size: word wrapping, the call
+ * markers on the session timeline, the progress bar. Pure, measured in code points (the text is
+ * terminal-safe already; wide characters may overflow a little and are cut by Ink).
+ */
+import type { ReplayTimeline } from './replay-model.ts';
+
+/** Lines of `text` at most `width` code points long; long lines break after a space where one is near. */
+export function wrapText(text: string, width: number): string[] {
+  const w = Math.max(1, Math.floor(width));
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const chars = [...line];
+    if (chars.length === 0) out.push('');
+    let start = 0;
+    while (start < chars.length) {
+      let end = Math.min(chars.length, start + w);
+      if (end < chars.length) {
+        const space = chars.lastIndexOf(' ', end - 1);
+        if (space > start + w / 2) end = space + 1;
+      }
+      out.push(chars.slice(start, end).join('').trimEnd());
+      start = end;
+    }
+  }
+  return out;
+}
+
+/**
+ * The session timeline as one line of `width` cells: `─` with a marker per call at its start
+ * time (`●` played, `◆` current, `○` still to come). Calls too close to each other for their own
+ * cell take the next free one, so every call keeps a marker while there is room.
+ */
+export function timelineCells(timeline: ReplayTimeline, current: number, width: number): { text: string; currentAt: number } {
+  const w = Math.max(timeline.calls.length, Math.floor(width), 1);
+  const cells = Array.from({ length: w }, () => '─');
+  let used = -1;
+  let currentAt = 0;
+  const span = timeline.spanMs;
+  timeline.calls.forEach((call, i) => {
+    const ideal = span > 0 ? Math.round((call.startMs / span) * (w - 1)) : 0;
+    const left = timeline.calls.length - i - 1;
+    const at = Math.min(w - 1 - left, Math.max(used + 1, ideal));
+    used = at;
+    cells[at] = i < current ? '●' : i === current ? '◆' : '○';
+    if (i === current) currentAt = at;
+  });
+  return { text: cells.join(''), currentAt };
+}
+
+/** `━━━━━━╸─────` filled to `fraction` of `width`. */
+export function progressBar(fraction: number, width: number): string {
+  const w = Math.max(1, Math.floor(width));
+  const f = Math.min(1, Math.max(0, Number.isFinite(fraction) ? fraction : 0));
+  const filled = Math.round(f * w);
+  if (filled >= w) return '━'.repeat(w);
+  return '━'.repeat(filled) + '╸' + '─'.repeat(Math.max(0, w - filled - 1));
+}
