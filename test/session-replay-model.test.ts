@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { answerAt, answerOf, buildTimeline, promptOf, splitMasked } from '../src/cli/replay-model.ts';
-import { GAP_MAX_MS, GAP_MIN_MS, changeSpeed, nextWakeMs, positionOf, seekCall, startPlayer, tick, togglePause, type PlayerCall, type PlayerState } from '../src/cli/replay-player.ts';
+import { GAP_MAX_MS, GAP_MIN_MS, changeSpeed, parseSpeed, nextWakeMs, positionOf, seekCall, startPlayer, tick, togglePause, type PlayerCall, type PlayerState } from '../src/cli/replay-player.ts';
 import { formatTranscript } from '../src/cli/replay-transcript.ts';
 import { call, chatChunk, eventsAt, iso, session, T0, transcriptBlocks, transcriptBody } from './support/session-fixtures.ts';
 
@@ -249,6 +249,13 @@ describe('the player', () => {
     s = changeSpeed(s, calls, 1, 200); // 200 ms at 1×, then 2×
     assert.equal(positionOf(s, calls, 300), 400);
     assert.equal(startPlayer(0, { speed: 100 }).speed, 16);
+  });
+
+  it('--speed takes 0.25 … 16, with or without an x', () => {
+    assert.deepEqual([parseSpeed(undefined), parseSpeed('2'), parseSpeed('0.25'), parseSpeed('4x'), parseSpeed(' 16× ')], [1, 2, 0.25, 4, 16]);
+    for (const bad of ['0', '0.1', '17', 'fast', '-1', 'NaN', 'Infinity']) {
+      assert.throws(() => parseSpeed(bad), (error: Error & { code?: string }) => error.code === 'AIGOV_E_BAD_REQUEST' && /--speed takes a number from 0\.25 to 16/.test(error.message), bad);
+    }
   });
 
   it('←/→ go to the start of the previous or next call, within bounds; a finished replay plays again', () => {

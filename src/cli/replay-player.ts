@@ -8,6 +8,7 @@
  * next call (at least GAP_MIN_MS, at most GAP_MAX_MS of call time, scaled by the speed like
  * everything else) and moves on; after the last call it stops, finished.
  */
+import { AigovError } from '../core/errors.ts';
 
 /** The speeds `+` and `-` step through. */
 export const SPEEDS: readonly number[] = [0.25, 0.5, 1, 2, 4, 8, 16];
@@ -37,6 +38,16 @@ export interface PlayerState {
 export function clampSpeed(speed: number): number {
   if (!Number.isFinite(speed)) return 1;
   return Math.min(MAX_SPEED, Math.max(MIN_SPEED, speed));
+}
+
+/** The `--speed` flag: a number from 0.25 to 16 (`2`, `0.5`, `4x`); default 1. */
+export function parseSpeed(text: string | undefined): number {
+  if (text === undefined || text.trim() === '') return 1;
+  const speed = Number(text.trim().replace(/[x×]$/i, ''));
+  if (!Number.isFinite(speed) || speed < MIN_SPEED || speed > MAX_SPEED) {
+    throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `--speed takes a number from ${MIN_SPEED} to ${MAX_SPEED} (like 0.5, 2 or 4x), not "${text.slice(0, 20)}"` });
+  }
+  return speed;
 }
 
 export function startPlayer(now: number, options: { speed?: number; call?: number } = {}): PlayerState {
