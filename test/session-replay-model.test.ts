@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { answerAt, answerOf, buildTimeline, promptOf, splitMasked } from '../src/cli/replay-model.ts';
 import { GAP_MAX_MS, GAP_MIN_MS, changeSpeed, parseSpeed, nextWakeMs, positionOf, seekCall, startPlayer, tick, togglePause, type PlayerCall, type PlayerState } from '../src/cli/replay-player.ts';
+import { progressBar, timelineCells, wrapText } from '../src/cli/replay-layout.ts';
 import { formatTranscript } from '../src/cli/replay-transcript.ts';
 import { call, chatChunk, eventsAt, iso, session, T0, transcriptBlocks, transcriptBody } from './support/session-fixtures.ts';
 
@@ -314,5 +315,36 @@ describe('the plain transcript', () => {
     assert.match(text, /Answer \(streamed: 3 events, 2 text deltas, first text at 300 ms, last at 420 ms\)\n {4}Hello «EMAIL_1»\n/);
     assert.match(text, /Call 2 of 2 · 12:00:05\.000Z \(\+5\.0 s\) .* blocked \(HTTP 403\) · AIGOV_E_POLICY_BLOCKED: Blocked by rule no-keys\./);
     assert.match(text, /block · rule no-keys · request · No API keys\n {2}Prompt\n {4}\[user\]\n {6}question of call_2\n {2}Answer\n {4}\(none: the request was blocked\)\n$/);
+  });
+});
+
+describe('the screen layout', () => {
+  const timelineOf = (starts: number[]) => buildTimeline(session(starts.map((ms, i) => call(`c${i}`, { started_at: iso(T0 + ms), latency_ms: 100 }))));
+
+  it('puts each call on the timeline at its start time; close calls take the next free cell', () => {
+    assert.deepEqual(timelineCells(timelineOf([0, 5000, 9900]), 1, 11), { text: '●────◆────○', currentAt: 5 });
+    assert.deepEqual(timelineCells(timelineOf([0, 1, 2, 10_000]), 0, 8), { text: '◆○○────○', currentAt: 0 });
+  });
+
+  it('with more calls than cells each cell stands for a run of calls and the current one still shows', () => {
+    const many = timelineOf(Array.from({ length: 50 }, (_, i) => i * 1000));
+    const { text, currentAt } = timelineCells(many, 37, 10);
+    assert.equal([...text].length, 10);
+    assert.equal([...text][currentAt], '◆');
+    assert.equal(currentAt, 7);
+    assert.equal(text, '●●●●●●●◆○○');
+  });
+
+  it('wraps at a space where one is near, else cuts; keeps empty lines', () => {
+    assert.deepEqual(wrapText('the quick brown fox jumps', 10), ['the quick', 'brown fox', 'jumps']);
+    assert.deepEqual(wrapText('abcdefghijklmnop', 5), ['abcde', 'fghij', 'klmno', 'p']);
+    assert.deepEqual(wrapText('a\n\nb', 5), ['a', '', 'b']);
+  });
+
+  it('draws the progress bar', () => {
+    assert.equal(progressBar(0, 5), '╸────');
+    assert.equal(progressBar(0.5, 10), '━━━━━╸────');
+    assert.equal(progressBar(1, 5), '━━━━━');
+    assert.equal(progressBar(Number.NaN, 3), '╸──');
   });
 });

@@ -29,20 +29,30 @@ export function wrapText(text: string, width: number): string[] {
 /**
  * The session timeline as one line of `width` cells: `─` with a marker per call at its start
  * time (`●` played, `◆` current, `○` still to come). Calls too close to each other for their own
- * cell take the next free one, so every call keeps a marker while there is room.
+ * cell take the next free one, so every call keeps a marker while there is room; with more calls
+ * than cells, each cell stands for a run of calls.
  */
 export function timelineCells(timeline: ReplayTimeline, current: number, width: number): { text: string; currentAt: number } {
-  const w = Math.max(timeline.calls.length, Math.floor(width), 1);
+  const w = Math.max(1, Math.floor(width));
+  const n = timeline.calls.length;
   const cells = Array.from({ length: w }, () => '─');
+  const span = timeline.spanMs;
+  const mark = (i: number): string => (i < current ? '●' : i === current ? '◆' : '○');
+  if (n > w) {
+    // More calls than cells: each cell stands for a run of calls, in order; the current call's cell shows it.
+    timeline.calls.forEach((_, i) => {
+      const at = Math.floor((i * w) / n);
+      if (cells[at] !== '◆') cells[at] = mark(i);
+    });
+    return { text: cells.join(''), currentAt: Math.floor((current * w) / n) };
+  }
   let used = -1;
   let currentAt = 0;
-  const span = timeline.spanMs;
   timeline.calls.forEach((call, i) => {
     const ideal = span > 0 ? Math.round((call.startMs / span) * (w - 1)) : 0;
-    const left = timeline.calls.length - i - 1;
-    const at = Math.min(w - 1 - left, Math.max(used + 1, ideal));
+    const at = Math.min(w - (n - i), Math.max(used + 1, ideal));
     used = at;
-    cells[at] = i < current ? '●' : i === current ? '◆' : '○';
+    cells[at] = mark(i);
     if (i === current) currentAt = at;
   });
   return { text: cells.join(''), currentAt };

@@ -37,6 +37,8 @@ export interface SessionReplayProps {
   readonly clock?: ReplayClock;
   /** Longest wait between redraws while playing (the clock on screen moves), in wall ms. */
   readonly redrawMs?: number;
+  /** Shortest wait between redraws: chunks due closer together than this (fast streams at 16×) show together. */
+  readonly frameMs?: number;
   /** Called on `q` / Ctrl-C; default: exit the Ink app. */
   readonly onQuit?: () => void;
 }
@@ -108,7 +110,7 @@ function Timeline({ timeline, current, width }: { timeline: ReplayTimeline; curr
   );
 }
 
-export function SessionReplay({ timeline, speed = 1, clock = systemClock, redrawMs = 250, onQuit }: SessionReplayProps) {
+export function SessionReplay({ timeline, speed = 1, clock = systemClock, redrawMs = 250, frameMs = 16, onQuit }: SessionReplayProps) {
   const { exit } = useApp();
   const size = useWindowSize();
   const calls = timeline.calls;
@@ -142,14 +144,14 @@ export function SessionReplay({ timeline, speed = 1, clock = systemClock, redraw
           setNow(t);
           arm();
         },
-        Math.max(1, Math.min(redrawMs, Math.ceil(wake))),
+        Math.max(frameMs, 1, Math.min(redrawMs, Math.ceil(wake))),
       );
     };
     arm();
     return () => {
       if (handle !== null) clock.clearTimeout(handle);
     };
-  }, [armed, calls, offsets, clock, redrawMs, setPlayer]);
+  }, [armed, calls, offsets, clock, redrawMs, frameMs, setPlayer]);
 
   const current = player.call;
   useEffect(() => setPromptOffset(0), [current]);
