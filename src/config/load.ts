@@ -3,12 +3,13 @@
  * → freeze. Every failure names the file, the key path and what was expected; secret values are
  * never part of an error.
  */
+import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { AigovError } from '../core/errors.ts';
-import { GatewayConfigSchema, type GatewayConfig, type GatewayConfigInput, type ResolvedProvider, type SecretRef } from './schema.ts';
+import { GatewayConfigSchema, type GatewayConfig, type GatewayConfigFile, type GatewayConfigInput, type ResolvedProvider, type SecretRef } from './schema.ts';
 import { resolveWebhook } from './webhook-schema.ts';
 
 export interface LoadOptions {
@@ -77,7 +78,7 @@ export function buildGatewayConfig(raw: unknown, source: string, options: LoadOp
     logging: parsed.data.logging,
     pseudonyms: { key: pseudonymKey, ttlDays: vault.ttl_days },
     approvals: { keepAliveMs: Math.round(parsed.data.approvals.keepalive_seconds * 1000), webhooks },
-    audit: { auditorGroups: [...parsed.data.audit.auditor_groups] },
+    audit: { auditorGroups: [...parsed.data.audit.auditor_groups], ...resolveAudit(parsed.data.audit, { path: 'audit.signing_key', source, baseDir, env, warnings }) },
     policy: parsed.data.policy ? { file: isAbsolute(parsed.data.policy.file) ? parsed.data.policy.file : resolve(baseDir, parsed.data.policy.file), reload: parsed.data.policy.reload } : null,
     warnings,
   });
@@ -138,6 +139,27 @@ function decodeVaultKey(text: string, source: string): string {
   }
   const problems = `  - pseudonyms.key: expected 32 random bytes as base64 (44 characters) or hex (64 digits), e.g. from \`openssl rand -base64 32\`; the value given has ${text.length} characters`;
   throw new AigovError('AIGOV_E_CONFIG_INVALID', { file: source, problems });
+}
+
+/** The audit settings, the signing key resolved and checked to be an Ed25519 private key (never echoed). */
+function resolveAudit(audit: GatewayConfigFile['audit'], ctx: SecretContext): Omit<GatewayConfig['audit'], 'auditorGroups'> {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(audit.checkpoint_interval);
+  const unitMs = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m?.[2] ?? 'ms'] ?? 1;
+  const checkpointIntervalMs = Number(m?.[1] ?? 300_000) * unitMs;
+  let signingKey: string | null = null;
+  if (audit.signing_key !== undefined) {
+    signingKey = resolveSecret(audit.signing_key, ctx);
+    let type: string | undefined;
+    try {
+      type = createPrivateKey({ key: signingKey, format: 'pem' }).asymmetricKeyType;
+    } catch {
+      type = undefined;
+    }
+    if (type !== 'ed25519') {
+      throw new AigovError('AIGOV_E_SECRET_UNRESOLVED', { path: ctx.path, file: ctx.source, reason: 'expected an Ed25519 private key in PEM (PKCS#8), e.g. from `openssl genpkey -algorithm ed25519`' });
+    }
+  }
+  return { signingKey, checkpointIntervalMs, retentionDays: audit.retention_days ?? null };
 }
 
 /** One line per problem: `  - identity.issuer: expected …`. Never prints received secret values. */

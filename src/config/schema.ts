@@ -112,6 +112,16 @@ export const GatewayConfigSchema = z.strictObject({
     .strictObject({
       /** IdP groups whose members see every user's sessions; each of their reads is logged (access_log). */
       auditor_groups: z.array(z.string().min(1)).default(['auditors']),
+      // ── tamper-evident trail (README "Audit trail"; `aigov audit verify`) ──
+      /** Ed25519 private key (PEM, PKCS#8) that signs checkpoints, by reference. Without one: chain only. */
+      signing_key: SecretRefSchema.optional(),
+      /** How often the chain's head is signed (`30s`, `5m`, `1h`); also at shutdown. */
+      checkpoint_interval: z
+        .string()
+        .regex(/^\d+(ms|s|m|h)$/, 'expected a duration such as 30s, 5m or 1h')
+        .default('5m'),
+      /** Days recordings are kept (calls, stream events, access log); omitted: kept forever. */
+      retention_days: z.number().int().min(1).max(36500).optional(),
     })
     .prefault({}),
   logging: z
@@ -150,7 +160,16 @@ export interface GatewayConfig {
   /** Approval holds: keep-alive interval and global webhooks (secrets resolved; never log them). */
   readonly approvals: { readonly keepAliveMs: number; readonly webhooks: readonly Webhook[] };
   /** Auditor groups: their members read every user's sessions (each read is logged). */
-  readonly audit: { readonly auditorGroups: readonly string[] };
+  /**
+   * Also the audit trail: signing key (PEM; never log it) or null, checkpoint interval, retention
+   * in days (null: forever).
+   */
+  readonly audit: {
+    readonly auditorGroups: readonly string[];
+    readonly signingKey: string | null;
+    readonly checkpointIntervalMs: number;
+    readonly retentionDays: number | null;
+  };
   /** Warnings found while loading (e.g. an inline secret); logged at startup. */
   readonly warnings: readonly string[];
 }

@@ -314,6 +314,37 @@ export const ERRORS = {
     message: 'Invalid policy in {file}:\n{problems}',
     hint: 'Fix the listed keys (`aigov policy validate FILE` checks a file); examples/policy.yaml documents every setting.',
   },
+  // ---- audit trail (`aigov audit verify`) ----
+  AIGOV_E_AUDIT_CHAIN_BROKEN: {
+    status: 500, exitCode: EXIT.dataErr, type: 'api_error',
+    message: 'The audit trail does not verify: {detail}',
+    hint: 'The record named was changed, deleted or reordered outside the gateway (or the file is another copy). Keep the database as evidence; `aigov audit verify --json` gives seq, kind and id.',
+  },
+  AIGOV_E_AUDIT_SIGNATURE_INVALID: {
+    status: 500, exitCode: EXIT.dataErr, type: 'api_error',
+    message: 'An audit checkpoint signature is not valid: {detail}',
+    hint: 'Check that --public-key (or the configuration\'s audit.signing_key) is the gateway\'s key; if it is, the checkpoints were forged or edited.',
+  },
+  AIGOV_E_AUDIT_UNSIGNED: {
+    status: 500, exitCode: EXIT.tempFail, type: 'api_error',
+    message: 'The audit trail is intact, but its last {count} entries are not covered by a signed checkpoint yet.',
+    hint: 'The gateway signs every audit.checkpoint_interval and at shutdown; run again later, or drop --require-signed.',
+  },
+  AIGOV_E_AUDIT_DB_UNREADABLE: {
+    status: 500, exitCode: EXIT.noInput, type: 'api_error',
+    message: 'Cannot read the recording database {file}: {reason}.',
+    hint: 'Pass the gateway\'s database with --db FILE, or its configuration with --config FILE (storage.path).',
+  },
+  AIGOV_E_AUDIT_KEY_INVALID: {
+    status: 500, exitCode: EXIT.config, type: 'api_error',
+    message: 'Cannot use the audit public key {file}: {reason}.',
+    hint: 'Give the Ed25519 public key in PEM (`openssl pkey -in signing.key -pubout`), or the private key file itself.',
+  },
+  AIGOV_E_AUDIT_NO_DATABASE: {
+    status: 400, exitCode: EXIT.usage, type: 'invalid_request_error',
+    message: 'No recording database to verify.',
+    hint: 'Pass --config FILE (the gateway configuration; AIGOV_CONFIG) or --db FILE (the SQLite file; AIGOV_AUDIT_DB).',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

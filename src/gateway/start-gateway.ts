@@ -13,6 +13,7 @@ import { openRecordingStore } from '../store/open-store.ts';
 import { AigovError } from '../core/errors.ts';
 import type { ApprovalStore } from '../store/approval-store.ts';
 import { openSqliteApprovalStore } from '../store/sqlite/sqlite-approval-store.ts';
+import { startAuditSchedule, type AuditSchedule } from '../store/sqlite/audit-schedule.ts';
 import { ApprovalService, toApprovalView } from './approvals/approval-service.ts';
 import { createWebhookNotifier, type WebhookNotifier } from './approvals/webhook-notifier.ts';
 import { createApprovalsApi, type ApprovalsApi } from './approvals/approvals-api.ts';
@@ -131,6 +132,26 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     await store.close();
     throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location: config.storage.path, reason: `approvals table: ${errorSummary(error)}` }, { cause: error });
   }
+  // The audit trail's checkpoints and retention purge (the chain itself is written by the store).
+  let audit: AuditSchedule | null = null;
+  if (config.storage.driver === 'sqlite') {
+    try {
+      audit = startAuditSchedule({
+        file: path.resolve(process.cwd(), config.storage.path),
+        signingKey: config.audit.signingKey,
+        checkpointIntervalMs: config.audit.checkpointIntervalMs,
+        retentionDays: config.audit.retentionDays,
+        log: logger,
+      });
+    } catch (error) {
+      policy?.close();
+      await vaults?.close();
+      approvals.store.close();
+      server.close();
+      await store.close();
+      throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location: config.storage.path, reason: `audit trail: ${errorSummary(error)}` }, { cause: error });
+    }
+  }
   const agent = createUpstreamAgent(config.limits);
   const handler = createGatewayHandler({
     config,
@@ -163,6 +184,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
       closing ??= (async () => {
         policy?.close();
         await handler.shutdown(server);
+        await audit?.close(); // after the store flushed: the shutdown checkpoint signs everything recorded
         await vaults?.close();
         await approvals?.notifier.close();
         approvals?.store.close();

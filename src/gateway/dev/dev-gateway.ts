@@ -10,6 +10,7 @@ import type { GatewayConfig, GatewayConfigInput } from '../../config/schema.ts';
 import { bindServer, startGateway, type RunningGateway, type StartGatewayOptions } from '../start-gateway.ts';
 import { startDevModel } from './dev-model.ts';
 import { ensureDevPseudonymKey } from './dev-pseudonym-key.ts';
+import { ensureDevAuditKey } from './dev-audit-key.ts';
 import { startDevIdp, type DevIdp } from './idp.ts';
 
 export const DEV_CLI_CLIENT_ID = 'aigov-cli';
@@ -57,6 +58,7 @@ export async function startDevGateway(options: DevGatewayOptions): Promise<Runni
       logging: { level: options.logLevel ?? 'info' },
       ...(options.policyFile ? { policy: { file: resolve(options.policyFile) } } : {}),
       pseudonyms: { key: { file: ensureDevPseudonymKey(options.stateDir) } },
+      audit: { signing_key: { file: ensureDevAuditKey(options.stateDir) } },
     };
     const base = buildGatewayConfig(input, '(built-in dev configuration)');
     const config: GatewayConfig = { ...base, providers: base.providers.map((p) => ({ ...p, devModel: true })) };

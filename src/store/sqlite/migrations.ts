@@ -105,6 +105,37 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX access_log_by_at ON access_log (at);
     `,
   },
+  {
+    version: 3,
+    name: 'audit chain and signed checkpoints',
+    // audit_log: one entry per request record, call result, stream-event batch and access_log
+    // row, written by the writer thread in the same transaction as the rows it covers; each
+    // entry's hash chains to the previous one (src/core/audit/chain.ts). audit_checkpoints:
+    // signed (Ed25519) statements "the chain up to seq had this hash", written periodically, at
+    // shutdown and as the anchor of a retention purge. No extra index: the writer only appends.
+    sql: `
+      CREATE TABLE audit_log (
+        seq           INTEGER PRIMARY KEY,
+        kind          TEXT NOT NULL,            -- request | result | events | access
+        ref           TEXT NOT NULL,            -- call id, or access_log id
+        span          TEXT,                     -- events: "first..last" stream seqs
+        at            INTEGER NOT NULL,         -- epoch ms
+        content_hash  TEXT NOT NULL,
+        prev_hash     TEXT NOT NULL,
+        hash          TEXT NOT NULL
+      );
+
+      CREATE TABLE audit_checkpoints (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq        INTEGER NOT NULL,            -- last entry covered (anchor: last entry purged)
+        hash       TEXT NOT NULL,
+        at         INTEGER NOT NULL,
+        kind       TEXT NOT NULL,               -- periodic | shutdown | anchor
+        key_id     TEXT,                        -- NULL: unsigned (no signing key configured)
+        signature  TEXT                         -- base64 Ed25519 over checkpointPayload()
+      );
+    `,
+  },
 ];
 
 /** The schema version this build of aigov writes. */

@@ -40,6 +40,7 @@ import type {
 } from '../recording-store.ts';
 import { approvalIdsInDecisions } from '../recording-store.ts';
 import { migrateDatabase, SchemaTooNewError } from './migrations.ts';
+import { ChainWriter } from './audit-chain-writer.ts';
 import {
   ACK_CONFLICT,
   ACK_ERROR,
@@ -91,6 +92,9 @@ class Writer {
     | 'listCalls' | 'getEvents' | 'checkpoint' | 'busyTimeoutZero' | 'busyTimeoutRestore',
     StatementSync
   >;
+
+  /** The audit chain (audit_log): entries written in the same transactions as the rows they cover. */
+  readonly #chain: ChainWriter;
 
   #records: { id: number; record: CallRequestRecord }[] = [];
   #recordsImmediate: NodeJS.Immediate | null = null;
@@ -162,6 +166,7 @@ class Writer {
       busyTimeoutZero: db.prepare('PRAGMA busy_timeout = 0'),
       busyTimeoutRestore: db.prepare(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(data.busyTimeoutMs))}`),
     };
+    this.#chain = new ChainWriter(db);
   }
 
   handle(message: ToWriter): void {
@@ -253,6 +258,7 @@ class Writer {
         const { id, record } = group[i]!;
         const p = record.principal;
         const c = record.client;
+        const chainMark = this.#chain.mark();
         try {
           s.savepoint.run();
           const session = s.upsertSession.run({ id: record.sessionId, subject: p.subject, issuer: p.issuer, email: p.email, at: record.startedAt });
@@ -262,12 +268,14 @@ class Writer {
             outcome[i] = [id, ACK_CONFLICT];
             continue;
           }
+          const groups = JSON.stringify(p.groups);
+          const stream = record.stream ? 1 : 0;
           s.insertCall.run({
             id: record.callId,
             sessionId: record.sessionId,
             subject: p.subject,
             email: p.email,
-            groups: JSON.stringify(p.groups),
+            groups,
             issuer: p.issuer,
             clientId: p.clientId,
             userAgent: c.userAgent,
@@ -279,10 +287,16 @@ class Writer {
             method: record.method,
             path: record.path,
             model: record.model,
-            stream: record.stream ? 1 : 0,
+            stream,
             requestBody: record.requestBody,
             decisions: JSON.stringify(record.decisions),
             startedAt: record.startedAt,
+          });
+          this.#chain.request({
+            id: record.callId, session_id: record.sessionId, subject: p.subject, email: p.email, groups, issuer: p.issuer,
+            client_id: p.clientId, user_agent: c.userAgent, remote_address: c.remoteAddress, sdk: c.sdk, provider: record.provider,
+            provider_kind: record.providerKind, endpoint: record.endpoint, method: record.method, path: record.path, model: record.model,
+            stream, request_body: record.requestBody, started_at: record.startedAt,
           });
           s.release.run();
           outcome[i] = [id, ACK_OK];
@@ -290,6 +304,7 @@ class Writer {
         } catch (err) {
           const reason = describeError(err);
           outcome[i] = [id, ACK_ERROR, reason];
+          this.#chain.reset(chainMark);
           try {
             if (!db.isTransaction) throw err; // SQLite rolled the whole transaction back (I/O error, full disk)
             s.rollbackTo.run();
@@ -304,11 +319,15 @@ class Writer {
         try {
           s.commit.run();
           this.#recordCommits++;
+          this.#chain.committed();
         } catch (err) {
           groupError = describeError(err);
         }
       }
-      if (groupError !== null) rollbackQuietly(db, s.rollback);
+      if (groupError !== null) {
+        rollbackQuietly(db, s.rollback);
+        this.#chain.rolledBack();
+      }
     }
     // Committed, but into the file at our path? A file deleted or replaced under an open
     // connection keeps taking writes that no one will ever read again.
@@ -459,11 +478,15 @@ class Writer {
             }
             seq = head['max_seq'] === null ? 0 : num(head['max_seq']) + 1;
           }
+          const entry = this.#chain.startEvents(item.callId, seq);
           for (const event of item.events) {
-            s.insertEvent.run(item.callId, seq, Math.round(event.offsetMs), event.raw);
+            const offsetMs = Math.round(event.offsetMs);
+            s.insertEvent.run(item.callId, seq, offsetMs, event.raw);
+            entry.add(seq, offsetMs, event.raw);
             bytes += event.raw.length + EVENT_OVERHEAD_BYTES;
             seq++;
           }
+          entry.end();
           nextSeq.set(item.callId, seq);
         } else {
           const r = item.result;
@@ -475,7 +498,7 @@ class Writer {
           const decisions = r.decisions.length === 0
             ? str(current['decisions'])
             : JSON.stringify([...(JSON.parse(str(current['decisions'])) as PolicyDecisionRecord[]), ...r.decisions]);
-          s.finishCall.run({
+          const finish = {
             id: r.callId,
             status: r.status,
             httpStatus: r.httpStatus,
@@ -487,6 +510,12 @@ class Writer {
             errorMessage: r.errorMessage,
             decisions,
             endedAt: r.endedAt,
+          };
+          s.finishCall.run(finish);
+          this.#chain.result({
+            id: finish.id, status: finish.status, http_status: finish.httpStatus, response_body: finish.responseBody, usage: finish.usage,
+            first_byte_ms: finish.firstByteMs, latency_ms: finish.latencyMs, error_code: finish.errorCode, error_message: finish.errorMessage,
+            decisions: finish.decisions, ended_at: finish.endedAt,
           });
           bytes += (r.responseBody?.length ?? 0) + FINISH_OVERHEAD_BYTES;
           finished.push(r.callId);
@@ -495,8 +524,10 @@ class Writer {
       s.commit.run();
     } catch (err) {
       rollbackQuietly(this.#db, s.rollback);
+      this.#chain.rolledBack();
       throw err;
     }
+    this.#chain.committed();
     for (const [callId, seq] of nextSeq) this.#nextSeq.set(callId, seq);
     for (const callId of finished) this.#nextSeq.delete(callId);
     if (orphans > 0) {
@@ -594,7 +625,7 @@ class Writer {
     const reads = (this.#sessionReads ??= new SessionReads(this.#db));
     this.#stmt.begin.run();
     try {
-      reads.insertAccess.run({
+      const row = {
         at: entry.at,
         subject: entry.actor.subject,
         issuer: entry.actor.issuer,
@@ -602,12 +633,16 @@ class Writer {
         action: entry.action,
         sessionId: entry.sessionId,
         filter: entry.filter,
-      });
+      };
+      const { lastInsertRowid } = reads.insertAccess.run(row);
+      this.#chain.access({ id: Number(lastInsertRowid), at: row.at, subject: row.subject, issuer: row.issuer, email: row.email, action: row.action, session_id: row.sessionId, filter: row.filter });
       this.#stmt.commit.run();
     } catch (err) {
       rollbackQuietly(this.#db, this.#stmt.rollback);
+      this.#chain.rolledBack();
       throw err;
     }
+    this.#chain.committed();
     this.#committed(256);
   }
 

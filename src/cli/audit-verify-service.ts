@@ -1,0 +1,108 @@
+/**
+ * The service behind `aigov audit verify`: finds the database and the public key (from the
+ * gateway configuration or from flags), verifies (src/store/sqlite/audit-verify.ts), and turns
+ * the outcome into a report or a coded error. Never prints record contents or key material.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import { AigovError } from '../core/errors.ts';
+import type { AuditVerifyReport } from '../store/sqlite/audit-verify.ts';
+
+export interface AuditVerifyInput {
+  readonly config?: string;
+  readonly db?: string;
+  readonly publicKey?: string;
+  readonly since?: string;
+  /** Fail (AIGOV_E_AUDIT_UNSIGNED) when entries after the last signed checkpoint remain. */
+  readonly requireSigned?: boolean;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly now?: number;
+}
+
+export interface AuditVerifyOutcome {
+  readonly file: string;
+  readonly report: AuditVerifyReport;
+  /** The coded error for a failed verification (the report says what), or null. */
+  readonly error: AigovError | null;
+}
+
+export async function runAuditVerify(input: AuditVerifyInput): Promise<AuditVerifyOutcome> {
+  const [{ verifyAuditDatabase }, { parsePublicKey, parseSigningKey }] = await Promise.all([
+    import('../store/sqlite/audit-verify.ts'),
+    import('../store/sqlite/audit-keys.ts'),
+  ]);
+  let file: string | null = input.db === undefined ? null : resolve(input.db);
+  let publicKey: KeyObject | null = null;
+  if (input.config !== undefined) {
+    const { loadGatewayConfig } = await import('../config/load.ts');
+    const config = loadGatewayConfig(input.config, { env: input.env });
+    file ??= config.storage.path;
+    if (config.audit.signingKey !== null && input.publicKey === undefined) {
+      const key = parseSigningKey(config.audit.signingKey);
+      if ('problem' in key) throw new AigovError('AIGOV_E_AUDIT_KEY_INVALID', { file: 'audit.signing_key', reason: key.problem });
+      publicKey = key.publicKey;
+    }
+  }
+  if (file === null) throw new AigovError('AIGOV_E_AUDIT_NO_DATABASE');
+  if (input.publicKey !== undefined) {
+    const keyFile = resolve(input.publicKey);
+    let text: string;
+    try {
+      text = readFileSync(keyFile, 'utf8');
+    } catch (error) {
+      throw new AigovError('AIGOV_E_AUDIT_KEY_INVALID', { file: keyFile, reason: (error as NodeJS.ErrnoException).code ?? 'unreadable' });
+    }
+    const key = parsePublicKey(text);
+    if ('problem' in key) throw new AigovError('AIGOV_E_AUDIT_KEY_INVALID', { file: keyFile, reason: key.problem });
+    publicKey = key;
+  }
+  const since = input.since === undefined ? null : parseSince(input.since, input.now ?? Date.now());
+  if (!existsSync(file)) throw new AigovError('AIGOV_E_AUDIT_DB_UNREADABLE', { file, reason: 'no such file' });
+  let report: AuditVerifyReport;
+  try {
+    report = verifyAuditDatabase(file, { publicKey, since });
+  } catch (error) {
+    const reason = error instanceof Error ? (error.message.split('\n', 1)[0] ?? 'unreadable') : 'unreadable';
+    throw new AigovError('AIGOV_E_AUDIT_DB_UNREADABLE', { file, reason: /no such table/.test(reason) ? `it has no audit trail (${reason})` : reason }, { cause: error });
+  }
+  let error: AigovError | null = null;
+  if (report.problem !== null) {
+    error = report.problem.problem === 'signature_invalid'
+      ? new AigovError('AIGOV_E_AUDIT_SIGNATURE_INVALID', { detail: report.problem.detail })
+      : new AigovError('AIGOV_E_AUDIT_CHAIN_BROKEN', { detail: report.problem.detail });
+  } else if (input.requireSigned === true && report.unsignedTail > 0) {
+    error = new AigovError('AIGOV_E_AUDIT_UNSIGNED', { count: report.unsignedTail });
+  }
+  return { file, report, error };
+}
+
+/** `--since`: an ISO date/time, epoch milliseconds, or a duration ago (`90m`, `24h`, `7d`). */
+export function parseSince(text: string, now: number): number {
+  const ago = /^(\d+)(m|h|d)$/.exec(text.trim());
+  if (ago) return now - Number(ago[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[ago[2] as 'm' | 'h' | 'd'];
+  if (/^\d{10,}$/.test(text.trim())) return Number(text.trim());
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '--since expects an ISO date, epoch milliseconds, or a duration ago such as 24h or 7d' });
+  return ms;
+}
+
+/** The human summary printed on success (and before the error line on failure). */
+export function formatAuditReport(outcome: AuditVerifyOutcome): string {
+  const { report, file } = outcome;
+  const lines: string[] = [];
+  const range = report.firstSeq === null ? 'no entries' : `entries ${report.firstSeq}..${report.lastSeq}`;
+  const cps = report.checkpoints;
+  const signatures = report.keyId === null ? 'signatures not checked' : `${cps.verified}/${cps.signed} signatures valid (key ${report.keyId})`;
+  if (report.problem === null) {
+    lines.push(`${file}: audit trail intact — ${report.entries} entries (${range}), ${report.rows} rows recomputed, ${cps.total} checkpoints, ${signatures}`);
+    if (report.keyId !== null && report.unsignedTail > 0) lines.push(`  note: the last ${report.unsignedTail} entries are not covered by a signed checkpoint yet`);
+  } else {
+    const p = report.problem;
+    const where = [p.seq === null ? null : `seq ${p.seq}`, p.kind, p.ref === null ? null : `id ${p.ref}`].filter((x) => x !== null).join(', ');
+    lines.push(`${file}: audit trail BROKEN at ${where} (${p.problem}): ${p.detail}`);
+    lines.push(`  checked before it: ${report.entries} entries, ${report.rows} rows`);
+  }
+  for (const warning of report.warnings) lines.push(`  warning: ${warning}`);
+  return `${lines.join('\n')}\n`;
+}

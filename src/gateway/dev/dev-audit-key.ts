@@ -1,0 +1,17 @@
+/**
+ * `aigov server --dev` signs its audit checkpoints like a configured gateway does: an Ed25519
+ * key is generated once into the state directory (PEM, mode 0600) and referenced from the dev
+ * configuration as `audit.signing_key: { file: … }`. `aigov audit verify --db <state>/aigov.db
+ * --public-key <state>/audit-signing.key` checks against it. Never logged.
+ */
+import { join } from 'node:path';
+import { createSigningKeyFile } from '../../store/sqlite/audit-keys.ts';
+
+export const DEV_AUDIT_KEY_FILE = 'audit-signing.key';
+
+/** The key file's path, creating it when missing. */
+export function ensureDevAuditKey(stateDir: string): string {
+  const file = join(stateDir, DEV_AUDIT_KEY_FILE);
+  createSigningKeyFile(file);
+  return file;
+}

@@ -1,0 +1,18 @@
+/**
+ * SHA-256 for the audit chain (src/core/audit/chain.ts defines what is hashed; this file only
+ * hashes it). Shared by the writer thread, the checkpoint writer, the purge and the verifier.
+ */
+import { createHash, hash } from 'node:crypto';
+import { chainInput, type ChainLink, type HashSink } from '../../core/audit/chain.ts';
+
+/** Hex SHA-256 of whatever `feed` writes into the sink. */
+export function contentHash(feed: (sink: HashSink) => void): string {
+  const h = createHash('sha256');
+  feed(h);
+  return h.digest('hex');
+}
+
+/** An entry's `hash`: hex SHA-256 of {@link chainInput}. */
+export function linkHash(link: ChainLink): string {
+  return hash('sha256', chainInput(link), 'hex');
+}

@@ -1,0 +1,422 @@
+/**
+ * `aigov audit verify` over an SQLite recording database, opened read-only.
+ *
+ * One pass over audit_log in seq order. For each entry, in this order:
+ * 1. its seq follows the previous one (a gap: entries were deleted);
+ * 2. its prev_hash is the previous entry's hash (else: if another entry has that hash the
+ *    entries were reordered, otherwise the link was edited);
+ * 3. its hash is recomputed from its own fields (else the entry itself was edited);
+ * 4. its content hash is recomputed from the CURRENT rows it covers (else the rows changed,
+ *    or are gone);
+ * 5. every checkpoint at its seq names its hash, and a signed one verifies with the public key.
+ * Then: checkpoints beyond the last entry (the tail was cut), rows no entry covers (inserted
+ * behind the gateway's back), and sessions whose owner no longer matches their calls'.
+ * Verification stops at the FIRST problem and names it.
+ *
+ * Speed: rows are read with three cursors in step (audit_log by seq, calls and stream_events
+ * by rowid — the order the writer inserted them in, which is the entries' order), so the common
+ * case needs no per-entry index lookup; a row out of step falls back to a lookup by key.
+ * The SQL text never contains values; problems name seqs, kinds and ids, never record contents.
+ */
+import { createHash, verify as verifySignature, type KeyObject } from 'node:crypto';
+import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
+import {
+  ACCESS_COLUMNS,
+  checkpointPayload,
+  feedAccessContent,
+  feedRequestContent,
+  feedResultContent,
+  GENESIS_HASH,
+  parseSpan,
+  REQUEST_COLUMNS,
+  RESULT_COLUMNS,
+  startEventsContent,
+  type CheckpointKind,
+} from '../../core/audit/chain.ts';
+import { contentHash, linkHash } from './audit-hash.ts';
+import { keyIdOfPublicKey } from './audit-keys.ts';
+
+export type AuditProblemKind =
+  | 'content_changed'
+  | 'row_missing'
+  | 'entry_missing'
+  | 'entry_altered'
+  | 'order_broken'
+  | 'anchor_missing'
+  | 'checkpoint_mismatch'
+  | 'signature_invalid'
+  | 'unrecorded_row'
+  | 'session_owner_changed';
+
+export interface AuditProblem {
+  readonly problem: AuditProblemKind;
+  /** The audit entry concerned (for checkpoints: the seq they cover), when there is one. */
+  readonly seq: number | null;
+  /** request | result | events | access | checkpoint | calls | stream_events | sessions */
+  readonly kind: string | null;
+  /** The call id, access_log id, session id or checkpoint id concerned. */
+  readonly ref: string | null;
+  /** One sentence: what is wrong. Never record contents. */
+  readonly detail: string;
+}
+
+export interface AuditVerifyReport {
+  readonly ok: boolean;
+  readonly problem: AuditProblem | null;
+  readonly entries: number;
+  /** Data rows whose content was recomputed: calls (request and result), stream events, access rows. */
+  readonly rows: number;
+  readonly firstSeq: number | null;
+  readonly lastSeq: number | null;
+  readonly checkpoints: { readonly total: number; readonly signed: number; readonly verified: number };
+  /** The public key's id when signatures were checked, else null. */
+  readonly keyId: string | null;
+  /** Entries after the newest checkpoint whose signature verified (all of them when nothing was checked). */
+  readonly unsignedTail: number;
+  readonly warnings: readonly string[];
+  readonly durationMs: number;
+}
+
+export interface AuditVerifyOptions {
+  /** Checks checkpoint signatures with this Ed25519 public key; without one they are not checked. */
+  readonly publicKey?: KeyObject | null;
+  /** Only entries written at or after this time (epoch ms); the first one's link is taken as given. */
+  readonly since?: number | null;
+  /** Clock for durationMs. */
+  readonly now?: () => number;
+}
+
+interface CheckpointRow {
+  readonly id: number;
+  readonly seq: number;
+  readonly hash: string;
+  readonly at: number;
+  readonly kind: CheckpointKind;
+  readonly keyId: string | null;
+  readonly signature: string | null;
+}
+
+type Row = Record<string, SQLOutputValue>;
+
+class Stop extends Error {
+  readonly problem: AuditProblem;
+  constructor(problem: AuditProblem) {
+    super(problem.detail);
+    this.problem = problem;
+  }
+}
+
+function fail(problem: AuditProblemKind, seq: number | null, kind: string | null, ref: string | null, detail: string): never {
+  throw new Stop({ problem, seq, kind, ref, detail });
+}
+
+/** A cursor that can look at its next row without taking it. */
+class Peekable {
+  readonly #it: Iterator<Row>;
+  #next: Row | undefined | null = null; // null: not fetched yet
+  constructor(statement: StatementSync) {
+    this.#it = statement.iterate()[Symbol.iterator]();
+  }
+  peek(): Row | undefined {
+    if (this.#next === null) {
+      const r = this.#it.next();
+      this.#next = r.done ? undefined : r.value;
+    }
+    return this.#next;
+  }
+  take(): void {
+    this.#next = null;
+  }
+}
+
+/** Verifies the database at `file`. Throws only when it cannot be read at all. */
+export function verifyAuditDatabase(file: string, options: AuditVerifyOptions = {}): AuditVerifyReport {
+  const db = new DatabaseSync(file, { readOnly: true });
+  try {
+    return verifyAudit(db, options);
+  } finally {
+    db.close();
+  }
+}
+
+export function verifyAudit(db: DatabaseSync, options: AuditVerifyOptions = {}): AuditVerifyReport {
+  const now = options.now ?? Date.now;
+  const started = now();
+  const publicKey = options.publicKey ?? null;
+  const keyId = publicKey === null ? null : keyIdOfPublicKey(publicKey);
+  const since = options.since ?? null;
+  const warnings: string[] = [];
+  let entries = 0;
+  let rows = 0;
+  let firstSeq: number | null = null;
+  let lastSeq: number | null = null;
+  let signed = 0;
+  let verified = 0;
+  let lastVerifiedSeq = -1;
+
+  const checkpoints = db
+    .prepare('SELECT id, seq, hash, at, kind, key_id, signature FROM audit_checkpoints ORDER BY seq, id')
+    .all()
+    .map((r): CheckpointRow => ({
+      id: Number(r['id']),
+      seq: Number(r['seq']),
+      hash: String(r['hash']),
+      at: Number(r['at']),
+      kind: String(r['kind']) as CheckpointKind,
+      keyId: r['key_id'] === null ? null : String(r['key_id']),
+      signature: r['signature'] === null ? null : String(r['signature']),
+    }));
+  const bySeq = new Map<number, CheckpointRow[]>();
+  for (const c of checkpoints) {
+    const list = bySeq.get(c.seq);
+    if (list === undefined) bySeq.set(c.seq, [c]);
+    else list.push(c);
+  }
+
+  /** Checks a checkpoint's signature; returns whether it counts as signed evidence. */
+  const checkSignature = (c: CheckpointRow): boolean => {
+    if (c.signature === null || c.keyId === null) return false;
+    signed++;
+    if (publicKey === null) return false;
+    if (c.keyId !== keyId) {
+      fail('signature_invalid', c.seq, 'checkpoint', String(c.id), `checkpoint ${c.id} (${c.kind}, seq ${c.seq}) is signed by key ${c.keyId}, not by the given key ${keyId}`);
+    }
+    const payload = checkpointPayload({ seq: c.seq, hash: c.hash, at: c.at, kind: c.kind, keyId: c.keyId });
+    let ok: boolean;
+    try {
+      ok = verifySignature(null, Buffer.from(payload), publicKey, Buffer.from(c.signature, 'base64'));
+    } catch {
+      ok = false;
+    }
+    if (!ok) fail('signature_invalid', c.seq, 'checkpoint', String(c.id), `checkpoint ${c.id} (${c.kind}, seq ${c.seq}): the signature does not verify`);
+    verified++;
+    lastVerifiedSeq = Math.max(lastVerifiedSeq, c.seq);
+    return true;
+  };
+
+  const selectEntries = db.prepare(
+    since === null
+      ? 'SELECT seq, kind, ref, span, at, content_hash, prev_hash, hash FROM audit_log ORDER BY seq'
+      : 'SELECT seq, kind, ref, span, at, content_hash, prev_hash, hash FROM audit_log WHERE seq >= (SELECT min(seq) FROM audit_log WHERE at >= $since) ORDER BY seq',
+  );
+  const callsCursor = new Peekable(db.prepare(`SELECT ${[...REQUEST_COLUMNS, ...RESULT_COLUMNS.filter((c) => c !== 'id')].join(', ')} FROM calls ORDER BY rowid`));
+  const eventsCursor = new Peekable(db.prepare('SELECT call_id, seq, offset_ms, raw FROM stream_events ORDER BY rowid'));
+  const callById = db.prepare(`SELECT ${[...REQUEST_COLUMNS, ...RESULT_COLUMNS.filter((c) => c !== 'id')].join(', ')} FROM calls WHERE id = ?`);
+  const eventsRange = db.prepare('SELECT call_id, seq, offset_ms, raw FROM stream_events WHERE call_id = ? AND seq BETWEEN ? AND ? ORDER BY seq');
+  const accessById = db.prepare(`SELECT ${ACCESS_COLUMNS.join(', ')} FROM access_log WHERE id = ?`);
+  const seqOfHash = db.prepare('SELECT seq FROM audit_log WHERE hash = ? LIMIT 1');
+
+  /** Result content hashes of calls met at their request entry, until their result entry. */
+  const pendingResults = new Map<string, { hash: string; status: string }>();
+  const seenCalls = new Set<string>();
+  let callsInStep = true;
+  let eventsInStep = true;
+  let coveredEvents = 0;
+  let coveredCalls = 0;
+  let coveredAccess = 0;
+
+  const problem = ((): AuditProblem | null => {
+    try {
+      let prev: { seq: number; hash: string } | null = null;
+      for (const r of since === null ? selectEntries.iterate() : selectEntries.iterate({ since })) {
+        const seq = Number(r['seq']);
+        const kind = String(r['kind']);
+        const ref = String(r['ref']);
+        const span = r['span'] === null ? null : String(r['span']);
+        const at = Number(r['at']);
+        const content = String(r['content_hash']);
+        const prevHash = String(r['prev_hash']);
+        const hash = String(r['hash']);
+        const what = kind === 'access' ? `access_log row ${ref}` : `call ${ref}`;
+
+        if (prev === null) {
+          firstSeq = seq;
+          if (since === null) {
+            // The start: genesis, or the anchor a retention purge left at the cut.
+            if (seq === 1) {
+              if (prevHash !== GENESIS_HASH) fail('entry_altered', seq, kind, ref, `entry ${seq} (${kind}, ${what}) is the first entry but does not start from the genesis hash`);
+            } else {
+              const anchors = (bySeq.get(seq - 1) ?? []).filter((c) => c.kind === 'anchor');
+              if (anchors.length === 0) {
+                fail('anchor_missing', seq, kind, ref, `entries 1..${seq - 1} are missing and no anchor checkpoint at seq ${seq - 1} records a purge`);
+              }
+              if (!anchors.some((a) => a.hash === prevHash)) {
+                fail('entry_missing', seq, kind, ref, `entry ${seq} (${kind}, ${what}) does not chain to the anchor checkpoint at seq ${seq - 1}`);
+              }
+              for (const a of anchors) checkSignature(a);
+            }
+          }
+        } else {
+          if (seq !== prev.seq + 1) {
+            fail('entry_missing', prev.seq + 1, null, null, `audit entries ${prev.seq + 1}${seq - 1 > prev.seq + 1 ? `..${seq - 1}` : ''} are missing (deleted): entry ${seq} follows entry ${prev.seq}`);
+          }
+          if (prevHash !== prev.hash) {
+            const other = seqOfHash.get(prevHash);
+            if (other !== undefined) {
+              fail('order_broken', seq, kind, ref, `entry ${seq} (${kind}, ${what}) chains to entry ${Number(other['seq'])}, not to entry ${prev.seq}: entries were reordered`);
+            }
+            fail('entry_altered', seq, kind, ref, `entry ${seq} (${kind}, ${what}): its link to entry ${prev.seq} was changed`);
+          }
+        }
+        if (linkHash({ seq, kind, ref, span, at, contentHash: content, prevHash }) !== hash) {
+          fail('entry_altered', seq, kind, ref, `entry ${seq} (${kind}, ${what}) was edited: its hash does not match its fields`);
+        }
+
+        // The rows it covers, as they are now.
+        switch (kind) {
+          case 'request': {
+            let row = callsCursor.peek();
+            if (row !== undefined && row['id'] === ref) {
+              callsCursor.take();
+            } else {
+              if (row !== undefined) callsInStep = false;
+              row = callById.get(ref);
+            }
+            if (row === undefined) fail('row_missing', seq, kind, ref, `call ${ref} was deleted (entry ${seq} records its request)`);
+            if (contentHash((sink) => feedRequestContent(sink, row as never)) !== content) {
+              fail('content_changed', seq, kind, ref, `call ${ref}: the recorded request was changed after it was written (entry ${seq})`);
+            }
+            rows++;
+            if (!seenCalls.has(ref)) {
+              seenCalls.add(ref);
+              coveredCalls++;
+            }
+            pendingResults.set(ref, { hash: contentHash((sink) => feedResultContent(sink, row as never)), status: String(row['status']) });
+            break;
+          }
+          case 'result': {
+            let expected = pendingResults.get(ref)?.hash;
+            if (expected === undefined) {
+              const row = callById.get(ref);
+              if (row === undefined) fail('row_missing', seq, kind, ref, `call ${ref} was deleted (entry ${seq} records its result)`);
+              expected = contentHash((sink) => feedResultContent(sink, row as never));
+            }
+            pendingResults.delete(ref);
+            if (expected !== content) fail('content_changed', seq, kind, ref, `call ${ref}: the recorded result (status, answer, decisions or timings) was changed after it was written (entry ${seq})`);
+            rows++;
+            break;
+          }
+          case 'events': {
+            const range = parseSpan(span);
+            if (range === null) fail('entry_altered', seq, kind, ref, `entry ${seq} (events of call ${ref}) has no valid seq span`);
+            const h = createHash('sha256');
+            const feed = startEventsContent(h, ref);
+            let expectSeq = range.first;
+            const first = eventsCursor.peek();
+            if (first !== undefined && first['call_id'] === ref && Number(first['seq']) === range.first) {
+              // In step: take rows while they continue this batch.
+              for (;;) {
+                const e = eventsCursor.peek();
+                if (e === undefined || e['call_id'] !== ref || Number(e['seq']) !== expectSeq || expectSeq > range.last) break;
+                eventsCursor.take();
+                feed.add(expectSeq, Number(e['offset_ms']), String(e['raw']));
+                expectSeq++;
+              }
+            } else {
+              if (first !== undefined) eventsInStep = false;
+              for (const e of eventsRange.iterate(ref, range.first, range.last)) {
+                if (Number(e['seq']) !== expectSeq) break;
+                feed.add(expectSeq, Number(e['offset_ms']), String(e['raw']));
+                expectSeq++;
+              }
+            }
+            if (expectSeq <= range.last) {
+              fail('row_missing', seq, kind, ref, `call ${ref}: stream event ${expectSeq} (of ${range.first}..${range.last}, entry ${seq}) was deleted or moved`);
+            }
+            if (h.digest('hex') !== content) fail('content_changed', seq, kind, ref, `call ${ref}: stream events ${range.first}..${range.last} were changed after they were written (entry ${seq})`);
+            rows += range.last - range.first + 1;
+            coveredEvents += range.last - range.first + 1;
+            break;
+          }
+          case 'access': {
+            const row = accessById.get(Number(ref));
+            if (row === undefined) fail('row_missing', seq, kind, ref, `access_log row ${ref} was deleted (entry ${seq})`);
+            if (contentHash((sink) => feedAccessContent(sink, row as never)) !== content) {
+              fail('content_changed', seq, kind, ref, `access_log row ${ref} was changed after it was written (entry ${seq})`);
+            }
+            rows++;
+            coveredAccess++;
+            break;
+          }
+          default:
+            fail('entry_altered', seq, kind, ref, `entry ${seq} has an unknown kind`);
+        }
+
+        for (const c of bySeq.get(seq) ?? []) {
+          if (c.hash !== hash) {
+            fail('checkpoint_mismatch', seq, kind, ref, `checkpoint ${c.id} (${c.kind}) says entry ${seq} had another hash: the chain was rewritten from there or before`);
+          }
+          checkSignature(c);
+        }
+        entries++;
+        prev = { seq, hash };
+      }
+      lastSeq = prev?.seq ?? null;
+
+      // Checkpoints past the end: the tail of the chain was cut off.
+      const endSeq = lastSeq ?? -1;
+      for (const c of checkpoints) {
+        if (c.seq <= endSeq) continue;
+        if (c.kind === 'anchor' && lastSeq === null) {
+          // Everything was purged: the chain ends at the newest anchor.
+          checkSignature(c);
+          continue;
+        }
+        fail('entry_missing', endSeq + 1, null, null, `checkpoint ${c.id} (${c.kind}) covers entries up to ${c.seq}, but the log ends at ${endSeq}: entries ${endSeq + 1}..${c.seq} were deleted`);
+      }
+
+      // Rows no entry covers.
+      if (since === null) {
+        for (const [callId, pending] of pendingResults) {
+          if (pending.status !== 'pending') fail('unrecorded_row', null, 'calls', callId, `call ${callId} has a result (status ${pending.status}) that no audit entry records`);
+        }
+        const callCount = Number(db.prepare('SELECT count(*) AS n FROM calls').get()?.['n'] ?? 0);
+        if (callCount > coveredCalls) {
+          const extra = callsInStep ? callsCursor.peek() : db.prepare("SELECT id FROM calls WHERE id NOT IN (SELECT ref FROM audit_log WHERE kind = 'request') ORDER BY rowid LIMIT 1").get();
+          const id = extra === undefined ? '?' : String(extra['id']);
+          fail('unrecorded_row', null, 'calls', id, `call ${id} has no audit entry: it was inserted behind the gateway (${callCount - coveredCalls} such calls)`);
+        }
+        const eventCount = Number(db.prepare('SELECT count(*) AS n FROM stream_events').get()?.['n'] ?? 0);
+        if (eventCount > coveredEvents) {
+          const extra = eventsInStep ? eventsCursor.peek() : undefined;
+          const where = extra === undefined ? '' : ` (first: call ${String(extra['call_id'])}, event ${Number(extra['seq'])})`;
+          fail('unrecorded_row', null, 'stream_events', extra === undefined ? null : String(extra['call_id']), `${eventCount - coveredEvents} stream events have no audit entry${where}`);
+        }
+        const accessCount = Number(db.prepare('SELECT count(*) AS n FROM access_log').get()?.['n'] ?? 0);
+        if (accessCount > coveredAccess) {
+          const extra = db.prepare("SELECT id FROM access_log WHERE CAST(id AS TEXT) NOT IN (SELECT ref FROM audit_log WHERE kind = 'access') ORDER BY id LIMIT 1").get();
+          const id = extra === undefined ? '?' : String(extra['id']);
+          fail('unrecorded_row', null, 'access_log', id, `access_log row ${id} has no audit entry`);
+        }
+      }
+      const owner = db
+        .prepare('SELECT s.id AS sid, c.id AS cid FROM sessions s JOIN calls c ON c.session_id = s.id WHERE c.subject <> s.subject OR c.issuer <> s.issuer LIMIT 1')
+        .get();
+      if (owner !== undefined) {
+        fail('session_owner_changed', null, 'sessions', String(owner['sid']), `session ${String(owner['sid'])} names another owner than its call ${String(owner['cid'])} records`);
+      }
+      return null;
+    } catch (err) {
+      if (err instanceof Stop) return err.problem;
+      throw err;
+    }
+  })();
+
+  if (publicKey === null && checkpoints.some((c) => c.signature !== null)) warnings.push('checkpoint signatures were not checked: no public key was given');
+  if (checkpoints.length > 0 && signed === 0 && checkpoints.every((c) => c.signature === null)) warnings.push('no checkpoint is signed (the gateway has no audit.signing_key): the chain shows edits, not who wrote it');
+  const end = lastSeq ?? 0;
+  const unsignedTail = publicKey === null ? entries : Math.max(0, end - Math.max(lastVerifiedSeq, (firstSeq ?? 1) - 1));
+  return {
+    ok: problem === null,
+    problem,
+    entries,
+    rows,
+    firstSeq,
+    lastSeq,
+    checkpoints: { total: checkpoints.length, signed, verified },
+    keyId,
+    unsignedTail,
+    warnings,
+    durationMs: Math.max(0, now() - started),
+  };
+}
