@@ -10,8 +10,8 @@ process.on('warning', (warning) => {
 const { enableCompileCache } = await import('node:module');
 enableCompileCache?.();
 
-// Cold-start fast paths: loading @oclif/core alone costs ~110 ms, so the two commands whose
-// speed users feel — `--version` and `run` — skip it when their arguments are simple. Anything
+// Cold-start fast paths: loading @oclif/core alone costs ~110 ms, so the commands whose speed
+// users feel — `--version`, `run` and `sessions list` — skip it when their arguments are simple. Anything
 // else (help, unknown flags) goes through oclif as usual. See docs/benchmarks.md.
 const argv = process.argv.slice(2);
 if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
@@ -23,6 +23,10 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
 if (argv[0] === 'run') {
   const { fastRun } = await import('../dist/cli/fast-run.js');
   if (await fastRun(argv.slice(1))) process.exit(process.exitCode ?? 0);
+}
+if (argv[0] === 'sessions' && argv[1] === 'list') {
+  const { fastSessionsList } = await import('../dist/cli/fast-sessions.js');
+  if (await fastSessionsList(argv.slice(2))) process.exit(process.exitCode ?? 0);
 }
 
 const { execute } = await import('@oclif/core');

@@ -322,7 +322,7 @@ function validate<T>(schema: { safeParse(value: unknown): { success: true; data:
 }
 
 /** The gateway's `{"error": {code, message, hint}}` as a coded error; anything else by its status. */
-async function errorFromResponse(response: Response, method: string, path: string, origin: string): Promise<AigovError> {
+export async function errorFromResponse(response: Response, method: string, path: string, origin: string): Promise<AigovError> {
   let body: unknown = null;
   try {
     body = await response.json();

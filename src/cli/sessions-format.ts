@@ -1,0 +1,134 @@
+/**
+ * How sessions read on a terminal, for `aigov sessions list|show`: pure functions of the API's
+ * views. Everything shown was typed by someone (prompts, answers, reasons), so it goes through
+ * terminalSafe first.
+ */
+import type { CallView, SessionDetail, SessionSummaryView } from '../protocol/sessions.ts';
+import { formatColumns, terminalSafe } from './approvals-format.ts';
+
+/** `2026-11-25 14:03:07` in local time. */
+export function formatTime(isoText: string): string {
+  const d = new Date(isoText);
+  if (Number.isNaN(d.getTime())) return isoText;
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+function userLabel(user: { sub: string; email: string | null }): string {
+  return terminalSafe(user.email ?? user.sub);
+}
+
+/** The `aigov sessions list` table: id, user, started, last call, calls. */
+export function formatSessionTable(sessions: readonly SessionSummaryView[]): string {
+  const rows = [['SESSION', 'USER', 'STARTED', 'LAST CALL', 'CALLS']];
+  for (const s of sessions) rows.push([terminalSafe(s.id), userLabel(s.user), formatTime(s.started_at), formatTime(s.last_call_at), String(s.call_count)]);
+  return formatColumns(rows).join('\n');
+}
+
+/** Cut to `max` characters on one line, with … when cut. */
+export function oneLine(text: string, max: number): string {
+  const flat = terminalSafe(text.replace(/\s+/g, ' ').trim());
+  return [...flat].length <= max ? flat : `${[...flat].slice(0, max - 1).join('')}…`;
+}
+
+/** The text of the last user message of a recorded request body (OpenAI chat/responses, Anthropic messages). */
+export function lastUserMessage(requestBody: string): string | null {
+  let body: unknown;
+  try {
+    body = JSON.parse(requestBody);
+  } catch {
+    return null;
+  }
+  const b = body as { messages?: unknown; input?: unknown; prompt?: unknown };
+  if (typeof b.input === 'string') return b.input;
+  if (typeof b.prompt === 'string') return b.prompt;
+  const messages = Array.isArray(b.messages) ? b.messages : Array.isArray(b.input) ? b.input : null;
+  if (messages === null) return null;
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const m = messages[i] as { role?: unknown; content?: unknown } | null;
+    if (m?.role !== 'user') continue;
+    return contentText(m.content);
+  }
+  return null;
+}
+
+function contentText(content: unknown): string | null {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return null;
+  const parts = content.map((p: { text?: unknown } | null) => (typeof p?.text === 'string' ? p.text : '')).filter((t) => t !== '');
+  return parts.length > 0 ? parts.join(' ') : null;
+}
+
+/** The answer's text: from the body of a non-streamed answer, else from its SSE events. */
+export function answerText(call: Pick<CallView, 'response_body' | 'events'>): string | null {
+  if (call.response_body !== null) {
+    try {
+      const body = JSON.parse(call.response_body) as { choices?: { message?: { content?: unknown } }[]; content?: unknown; output_text?: unknown; output?: { content?: unknown }[] };
+      if (Array.isArray(body.choices)) return contentText(body.choices[0]?.message?.content ?? null);
+      if (Array.isArray(body.content)) return contentText(body.content);
+      if (typeof body.output_text === 'string') return body.output_text;
+      if (Array.isArray(body.output)) return body.output.map((o) => contentText(o.content) ?? '').join('') || null;
+    } catch {
+      return null;
+    }
+    return null;
+  }
+  let text = '';
+  for (const event of call.events) {
+    for (const line of event.raw.split('\n')) {
+      if (!line.startsWith('data:')) continue;
+      const data = line.slice(5).trim();
+      if (data === '' || data === '[DONE]') continue;
+      try {
+        const chunk = JSON.parse(data) as { choices?: { delta?: { content?: unknown } }[]; delta?: { text?: unknown; type?: unknown }; type?: unknown };
+        const openai = chunk.choices?.[0]?.delta?.content;
+        if (typeof openai === 'string') text += openai;
+        else if (typeof chunk.delta?.text === 'string') text += chunk.delta.text;
+        else if (chunk.type === 'response.output_text.delta' && typeof (chunk as { delta?: unknown }).delta === 'string') text += (chunk as unknown as { delta: string }).delta;
+      } catch {
+        // not JSON: skip
+      }
+    }
+  }
+  return text === '' ? null : text;
+}
+
+function tokens(usage: CallView['usage']): string | null {
+  if (usage === null) return null;
+  const parts: string[] = [];
+  if (usage.input_tokens !== undefined) parts.push(`${usage.input_tokens} in`);
+  if (usage.output_tokens !== undefined) parts.push(`${usage.output_tokens} out`);
+  if (parts.length === 0 && usage.total_tokens !== undefined) parts.push(`${usage.total_tokens} total`);
+  return parts.length > 0 ? `tokens ${parts.join(' / ')}` : null;
+}
+
+/** One call as a readable block. */
+export function formatCall(call: CallView, index: number, width = 100): string {
+  const lines: string[] = [];
+  const model = call.model === null ? call.provider : `${call.provider}/${call.model}`;
+  const status = `${call.status}${call.http_status === null ? '' : ` ${call.http_status}`}`;
+  const facts = [status, call.stream ? 'streamed' : null, call.latency_ms === null ? null : `${call.latency_ms} ms`, tokens(call.usage)].filter((x) => x !== null);
+  lines.push(`[${index}] ${formatTime(call.started_at)}  ${terminalSafe(model)}  ${facts.join(' · ')}`);
+  lines.push(`    call ${terminalSafe(call.id)}  ${terminalSafe(call.method)} ${terminalSafe(call.path)}`);
+  for (const d of call.decisions) {
+    const rule = d.rule_id === null ? '' : ` (${terminalSafe(d.rule_id)})`;
+    lines.push(`    ${d.stage} ${terminalSafe(d.action)}${rule}${d.mode === 'shadow' ? ' [shadow]' : ''}: ${oneLine(d.reason, width - 30)}`);
+  }
+  for (const a of call.approvals) {
+    const votes = a.votes.map((v) => `${v.decision === 'approve' ? 'approved' : 'denied'} by ${userLabel(v.by)}${v.reason ? ` ("${oneLine(v.reason, 60)}")` : ''}`);
+    lines.push(`    approval ${terminalSafe(a.id)} ${a.state} (rule ${terminalSafe(a.rule_id)})${votes.length > 0 ? `: ${votes.join('; ')}` : ''}`);
+  }
+  if (call.error !== null) lines.push(`    error ${terminalSafe(call.error.code)}${call.error.message ? `: ${oneLine(call.error.message, width - 30)}` : ''}`);
+  const asked = lastUserMessage(call.request_body);
+  if (asked !== null) lines.push(`    user:   ${oneLine(asked, width - 12)}`);
+  const answer = answerText(call);
+  if (answer !== null) lines.push(`    answer: ${oneLine(answer, width - 12)}`);
+  return lines.join('\n');
+}
+
+/** `aigov sessions show`: a header, then each call's block. */
+export function formatSessionDetail(detail: SessionDetail, width = 100): string {
+  const s = detail.session;
+  const head = `Session ${terminalSafe(s.id)} · ${userLabel(s.user)} · ${s.call_count} call${s.call_count === 1 ? '' : 's'} · ${formatTime(s.started_at)} → ${formatTime(s.last_call_at)}`;
+  return [head, ...detail.calls.map((call, i) => `\n${formatCall(call, i + 1, width)}`)].join('\n');
+}

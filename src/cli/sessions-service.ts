@@ -1,0 +1,219 @@
+/**
+ * The auditor's and user's client for the gateway's sessions API (src/protocol/sessions.ts):
+ * list (following cursors up to a limit), get one session, and export one as a stream of bytes
+ * to a file or stdout. Answers are validated with the protocol's zod schemas; the gateway's coded
+ * errors become AigovErrors with its code, message and hint (shared with the approvals client).
+ *
+ * Tokens are borrowed from the profile's daemon exactly as the approvals client does (control
+ * request `access-token`); the CLI never refreshes on its own. `openSessions()` is what commands
+ * (and the replay TUI) call.
+ */
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { AigovError } from '../core/errors.ts';
+import { SESSIONS_PATH, SessionDetailSchema, SessionListSchema, type SessionDetail, type SessionList, type SessionSummaryView } from '../protocol/sessions.ts';
+import type { DaemonUser } from '../daemon/control-protocol.ts';
+import { errorFromResponse, type GatewayToken, type TokenLender } from './approvals-service.ts';
+
+export interface SessionsQuery {
+  readonly user?: string;
+  /** Epoch ms (see parseTimeFlag). */
+  readonly since?: number;
+  readonly until?: number;
+  readonly provider?: string;
+  readonly model?: string;
+  readonly action?: string;
+  readonly approval?: string;
+  /** Sessions wanted in all (pages are followed until then); default 50. */
+  readonly limit?: number;
+}
+
+export interface SessionsClient {
+  readonly gatewayUrl: string;
+  /** Newest activity first; `next_cursor` is non-null when more sessions match than `limit`. */
+  list(query?: SessionsQuery): Promise<SessionList>;
+  get(id: string): Promise<SessionDetail>;
+  /** Streams the export to `sink` (a file or stdout); rejects if the gateway cuts it off. */
+  exportTo(id: string, format: 'jsonl' | 'json', sink: NodeJS.WritableStream): Promise<void>;
+}
+
+export interface SessionsClientOptions {
+  readonly gatewayUrl: string;
+  readonly getToken: (options: { renew: boolean }) => Promise<GatewayToken>;
+  readonly fetch?: typeof fetch;
+  readonly now?: () => number;
+  /** list/get give up after this long without a complete answer; default 30 s. */
+  readonly requestTimeoutMs?: number;
+}
+
+/** The most sessions one API page holds (the gateway's limit). */
+const PAGE_MAX = 1000;
+const TOKEN_MARGIN_MS = 30_000;
+
+export function createSessionsClient(options: SessionsClientOptions): SessionsClient {
+  const base = options.gatewayUrl.replace(/\/+$/, '');
+  const origin = new URL(base).origin;
+  const doFetch = options.fetch ?? fetch;
+  const now = options.now ?? Date.now;
+  const timeoutMs = options.requestTimeoutMs ?? 30_000;
+  let cached: GatewayToken | null = null;
+
+  const token = async (renew: boolean): Promise<string> => {
+    if (!renew && cached !== null && cached.expiresAt - TOKEN_MARGIN_MS > now()) return cached.token;
+    cached = await options.getToken({ renew });
+    return cached.token;
+  };
+
+  /** One GET, with the token renewed and the call retried once on a 401. */
+  const get = async (path: string, accept: string, signal?: AbortSignal): Promise<Response> => {
+    for (let attempt = 0; ; attempt++) {
+      const bearer = await token(attempt > 0);
+      let response: Response;
+      try {
+        response = await doFetch(`${base}${path}`, { headers: { authorization: `Bearer ${bearer}`, accept }, redirect: 'error', ...(signal ? { signal } : {}) });
+      } catch (error) {
+        throw await unreachable(error, origin, signal);
+      }
+      if (response.ok) return response;
+      const error = await errorFromResponse(response, 'GET', path, origin);
+      if (response.status === 401 && attempt === 0) continue;
+      throw error;
+    }
+  };
+
+  const json = async (path: string): Promise<unknown> => {
+    const signal = AbortSignal.timeout(timeoutMs);
+    const response = await get(path, 'application/json', signal);
+    try {
+      return await response.json();
+    } catch (error) {
+      if (signal.aborted) throw await unreachable(error, origin, signal);
+      throw new AigovError('AIGOV_E_GATEWAY_INVALID', { url: origin, reason: `its answer to GET ${pathOnly(path)} is not JSON` }, { cause: error });
+    }
+  };
+
+  return {
+    gatewayUrl: base,
+    async list(query = {}) {
+      const wanted = Math.max(1, Math.floor(query.limit ?? 50));
+      const params = new URLSearchParams();
+      if (query.user !== undefined) params.set('user', query.user);
+      if (query.since !== undefined) params.set('since', String(query.since));
+      if (query.until !== undefined) params.set('until', String(query.until));
+      if (query.provider !== undefined) params.set('provider', query.provider);
+      if (query.model !== undefined) params.set('model', query.model);
+      if (query.action !== undefined) params.set('action', query.action);
+      if (query.approval !== undefined) params.set('approval', query.approval);
+      const sessions: SessionSummaryView[] = [];
+      let cursor: string | null = null;
+      do {
+        params.set('limit', String(Math.min(PAGE_MAX, wanted - sessions.length)));
+        if (cursor !== null) params.set('cursor', cursor);
+        const page = validate(SessionListSchema, await json(`${SESSIONS_PATH}?${params.toString()}`), `GET ${SESSIONS_PATH}`, origin);
+        sessions.push(...page.sessions);
+        cursor = page.next_cursor;
+      } while (cursor !== null && sessions.length < wanted);
+      return { sessions, next_cursor: cursor };
+    },
+    async get(id) {
+      const path = `${SESSIONS_PATH}/${encodeId(id)}`;
+      return validate(SessionDetailSchema, await json(path), `GET ${SESSIONS_PATH}/{id}`, origin);
+    },
+    async exportTo(id, format, sink) {
+      const path = `${SESSIONS_PATH}/${encodeId(id)}/export?format=${format}`;
+      const response = await get(path, format === 'jsonl' ? 'application/x-ndjson' : 'application/json');
+      if (response.body === null) throw new AigovError('AIGOV_E_GATEWAY_INVALID', { url: origin, reason: 'its export has no body' });
+      const { Readable } = await import('node:stream');
+      const { pipeline } = await import('node:stream/promises');
+      try {
+        await pipeline(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>), sink, { end: false });
+      } catch (error) {
+        // The gateway cuts an export off when the store fails half-way: never pass it off as whole.
+        throw new AigovError('AIGOV_E_GATEWAY_UNREACHABLE', { url: origin, reason: 'the export was cut off before its end' }, { cause: error });
+      }
+    },
+  };
+}
+
+/**
+ * `--since` / `--until`: an ISO 8601 date or date-time, epoch milliseconds, or a duration back
+ * from now: `90s`, `30m`, `2h`, `7d`, `2w`. Returns epoch ms, or null when it is none of these.
+ */
+export function parseTimeFlag(text: string, now: number): number | null {
+  const value = text.trim();
+  const relative = /^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$/i.exec(value);
+  if (relative) {
+    const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[relative[2]!.toLowerCase() as 's'];
+    return Math.round(now - Number(relative[1]) * unit);
+  }
+  if (/^\d{10,15}$/.test(value)) return Number(value);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value)) return null;
+  const ms = Date.parse(value);
+  return Number.isFinite(ms) ? ms : null;
+}
+
+/** parseTimeFlag for a flag, or a usage error naming it. */
+export function timeFlag(name: string, text: string | undefined, now: number): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = parseTimeFlag(text, now);
+  if (ms === null) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `--${name} takes an ISO date (2026-11-25 or 2026-11-25T14:00:00Z), epoch milliseconds or a duration back from now (30m, 2h, 7d)` });
+  return ms;
+}
+
+export interface OpenedSessions {
+  readonly client: SessionsClient;
+  /** Who the profile is signed in as (from the daemon), when known. */
+  readonly me: DaemonUser | null;
+}
+
+/** A sessions client on the daemon's access tokens, for the gateway the daemon serves. */
+export async function sessionsClientFromDaemon(daemon: TokenLender, env: NodeJS.ProcessEnv = process.env): Promise<SessionsClient> {
+  const first = await daemon.accessToken();
+  let initial: GatewayToken | null = first;
+  const caFile = env.AIGOV_CA_FILE?.trim();
+  return createSessionsClient({
+    gatewayUrl: first.gateway,
+    getToken: async ({ renew }) => {
+      if (initial !== null && !renew) {
+        const token = initial;
+        initial = null;
+        return token;
+      }
+      return daemon.accessToken({ renew });
+    },
+    ...(caFile && first.gateway.startsWith('https:') ? { fetch: await (await import('../daemon/ca-fetch.ts')).caFetch(caFile) } : {}),
+  });
+}
+
+/**
+ * The sessions client for a profile: connects to (or starts) its daemon, as `aigov run` does,
+ * and borrows the daemon's access token for each call. `get(id)` gives the SessionDetail.
+ */
+export async function openSessions(options: { profile: string; env?: NodeJS.ProcessEnv }): Promise<OpenedSessions> {
+  const env = options.env ?? process.env;
+  const { connectDaemon } = await import('../daemon/daemon-client.ts');
+  const daemon = await connectDaemon(options.profile, { start: true, env });
+  const [client, status] = await Promise.all([sessionsClientFromDaemon(daemon, env), daemon.status()]);
+  return { client, me: status.user };
+}
+
+async function unreachable(error: unknown, origin: string, signal: AbortSignal | undefined): Promise<AigovError> {
+  if (signal?.aborted) return new AigovError('AIGOV_E_GATEWAY_UNREACHABLE', { url: origin, reason: 'no answer in time' });
+  const { networkReason } = await import('../auth/oidc-client.ts');
+  return new AigovError('AIGOV_E_GATEWAY_UNREACHABLE', { url: origin, reason: networkReason(error) }, { cause: error });
+}
+
+function encodeId(id: string): string {
+  if (id.trim() === '') throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'the session id is empty' });
+  return encodeURIComponent(id);
+}
+
+function pathOnly(path: string): string {
+  return path.split('?')[0] ?? path;
+}
+
+function validate<T>(schema: { safeParse(value: unknown): { success: true; data: T } | { success: false; error: { issues: readonly { path: readonly PropertyKey[] }[] } } }, value: unknown, what: string, origin: string): T {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const where = parsed.error.issues[0]?.path.map(String).join('.') || '(top level)';
+  throw new AigovError('AIGOV_E_GATEWAY_INVALID', { url: origin, reason: `its answer to ${what} does not match the sessions protocol (at ${where}); is the CLI older than the gateway?` });
+}

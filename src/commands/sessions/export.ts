@@ -1,0 +1,34 @@
+import { Args, Command, Flags } from '@oclif/core';
+import { runCommand } from '../../cli/run-command.ts';
+
+export default class SessionsExport extends Command {
+  static override summary = 'Export one session as jsonl (a line per session, call and stream event) or json, to a file or stdout.';
+  static override description =
+    'jsonl: the session line, then each call followed by its stream events (src/protocol/sessions.ts ExportLine). json: the same document as ' +
+    '`aigov sessions show --json`. The export streams; with --out it is written to a temporary file and renamed only when complete, so a ' +
+    'file at that path is always a whole export.';
+
+  static override examples = [
+    '<%= config.bin %> sessions export ses_01J9Z8 --format jsonl --out session.jsonl',
+    '<%= config.bin %> sessions export ses_01J9Z8 --format json | jq .calls[0].decisions',
+  ];
+
+  static override args = {
+    id: Args.string({ required: true, description: 'The session id (from `aigov sessions list`).' }),
+  };
+
+  static override flags = {
+    format: Flags.string({ summary: 'Export format.', options: ['jsonl', 'json'], default: 'jsonl', env: 'AIGOV_EXPORT_FORMAT' }),
+    out: Flags.string({ summary: 'Write to this file instead of stdout.' }),
+    profile: Flags.string({ summary: 'Profile to use (default "default").', env: 'AIGOV_PROFILE' }),
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(SessionsExport);
+    await runCommand(async () => {
+      const { exportSession } = await import('../../cli/sessions-export.ts');
+      const { defaultProfile } = await import('../../config/paths.ts');
+      await exportSession({ id: args.id, format: flags.format === 'json' ? 'json' : 'jsonl', out: flags.out ?? null, profile: flags.profile ?? defaultProfile() });
+    });
+  }
+}
