@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { digitRuns, matchesNear, NONE, SPAN_MAX, withSharedScans } from '../src/core/detection/anchors.ts';
+import { AFTER, BEFORE1, BEFORE2, BEFORE3, digitRuns, END, matchesNear, NONE, RUN_FIELDS, SPAN, SPAN_MAX, START, withSharedScans } from '../src/core/detection/anchors.ts';
 import type { DigitRuns } from '../src/core/detection/anchors.ts';
 import { before, contextRegexTest, contextTest } from '../src/core/detection/detector-kit.ts';
 
@@ -31,7 +31,7 @@ describe('digitRuns', () => {
         const span = (i: number): number => /^[0-9 \t()./-]*/.exec(text.slice(i, i + SPAN_MAX))![0].length;
         const expected = globalScan(/[0-9]+/g, text).map(([i, s]) => [i, i + s.length, at(i - 1), at(i - 2), at(i - 3), at(i + s.length), span(i)]);
         const columns = (runs: DigitRuns): number[][] =>
-          Array.from({ length: runs.count }, (_, r) => [runs.start[r]!, runs.end[r]!, runs.before1[r]!, runs.before2[r]!, runs.before3[r]!, runs.after[r]!, runs.span[r]!]);
+          Array.from({ length: runs.count }, (_, r) => [START, END, BEFORE1, BEFORE2, BEFORE3, AFTER, SPAN].map((k) => runs.data[r * RUN_FIELDS + k]!));
         assert.deepEqual(columns(digitRuns(text)), expected);
         withSharedScans(text, () => {
           assert.deepEqual(columns(digitRuns(text)), expected);

@@ -10,33 +10,31 @@
  * string inside it reuses them; nothing is kept afterwards. Pure: no I/O, no clock.
  */
 
+// The open scope (a stream masker opens one per delta: no allocation beyond the memo itself).
 let scopeText: string | undefined;
+let scopeFolds: boolean | undefined;
+let scopeRuns: DigitRuns | undefined;
 let scopeMemo: Map<object, unknown> | undefined;
 
-/** What a caller that has already scanned the text knows about it: seeds the shared scans. */
-export interface KnownScans {
-  /** foldsLikeAscii(text). */
-  readonly foldsLikeAscii?: boolean;
-}
-
 /** Runs `fn` with shared scans of `text` memoized for the detectors it runs (nestable). */
-export function withSharedScans<T>(text: string, fn: () => T, known?: KnownScans): T {
+export function withSharedScans<T>(text: string, fn: () => T, knownFoldsLikeAscii?: boolean): T {
   const outerText = scopeText;
+  const outerFolds = scopeFolds;
+  const outerRuns = scopeRuns;
   const outerMemo = scopeMemo;
   scopeText = text;
+  // A caller that has already scanned the text may say foldsLikeAscii(text).
+  scopeFolds = knownFoldsLikeAscii;
+  scopeRuns = undefined;
   scopeMemo = undefined;
-  if (known?.foldsLikeAscii !== undefined) scopeMemo = new Map<object, unknown>([[FOLDS_KEY, known.foldsLikeAscii]]);
   try {
     return fn();
   } finally {
     scopeText = outerText;
+    scopeFolds = outerFolds;
+    scopeRuns = outerRuns;
     scopeMemo = outerMemo;
   }
-}
-
-/** True when a withSharedScans scope of `text` is open (then `shared` memoizes). */
-export function inScope(text: string): boolean {
-  return text === scopeText;
 }
 
 /** `compute(text)`, memoized under `key` while a withSharedScans scope of this text is open. */
@@ -51,26 +49,28 @@ export function shared<T>(key: object, text: string, compute: (text: string) => 
 }
 
 /**
- * The maximal runs of ASCII digits of a text, in increasing order, as columns: run r is
- * [start[r], end[r]); before1/2/3[r] are the code units 1, 2 and 3 before its start and after[r]
- * the one at its end, NONE outside the text; span[r] is how many characters from its start are
- * digits or the separators written numbers use ([0-9 \t()./-]), at most SPAN_MAX. The
- * digit-driven detectors filter their candidate starts on these columns alone and read the text
- * only near the runs that pass: on a long text the runs are scattered over megabytes, and reading
- * the text at every run costs a cache miss each, per detector.
+ * The maximal runs of ASCII digits of a text, in increasing order, RUN_FIELDS numbers per run in
+ * one array: run r is [data[r·RUN_FIELDS + START], … + END); BEFORE1/2/3 are the code units 1, 2
+ * and 3 before its start and AFTER the one at its end, NONE outside the text; SPAN is how many
+ * characters from its start are digits or the separators written numbers use ([0-9 \t()./-]), at
+ * most SPAN_MAX. The digit-driven detectors filter their candidate starts on these numbers alone
+ * and read the text only near the runs that pass: on a long text the runs are scattered over
+ * megabytes, and reading the text at every run costs a cache miss each, per detector.
  */
 export interface DigitRuns {
   readonly count: number;
-  readonly start: Int32Array;
-  readonly end: Int32Array;
-  readonly before1: Uint16Array;
-  readonly before2: Uint16Array;
-  readonly before3: Uint16Array;
-  readonly after: Uint16Array;
-  readonly span: Uint8Array;
+  readonly data: Int32Array;
 }
+export const START = 0;
+export const END = 1;
+export const BEFORE1 = 2;
+export const BEFORE2 = 3;
+export const BEFORE3 = 4;
+export const AFTER = 5;
+export const SPAN = 6;
+export const RUN_FIELDS = 7;
 
-/** The most span[r] counts. */
+/** The most SPAN counts. */
 export const SPAN_MAX = 8;
 
 const NUMBER_CHARS = new Uint8Array(128);
@@ -94,26 +94,36 @@ export function foldsLikeAscii(s: string): boolean {
   return !s.includes('\u0130') && !s.includes('\u212A');
 }
 
-/** The shared-scan key of foldsLikeAscii(text). */
-export const FOLDS_KEY = {};
+/**
+ * foldsLikeAscii(window), where `window` is a slice of `text`: answered for the whole text once
+ * per withSharedScans scope of it when it holds there.
+ */
+export function windowFoldsLikeAscii(text: string, window: string): boolean {
+  if (text === scopeText) {
+    if (scopeFolds === undefined) scopeFolds = foldsLikeAscii(text);
+    if (scopeFolds) return true;
+  }
+  return foldsLikeAscii(window);
+}
 
 const DIGIT_RUN_RE = /[0-9]+/g;
 
 /** One regex scan (test() sets lastIndex to a run's end without allocating a match), then back to its start. */
+const NO_RUNS: DigitRuns = { count: 0, data: new Int32Array(0) };
+/** Where runs are gathered before they are copied out at their exact size (one allocation per scan). */
+let scratch = new Int32Array(64 * RUN_FIELDS);
+
+/** The code unit at i, NONE outside the text. */
+function unitAt(text: string, i: number): number {
+  return i >= 0 && i < text.length ? text.charCodeAt(i) : NONE;
+}
+
 function scanDigitRuns(text: string): DigitRuns {
   const n = text.length;
-  let cap = 64;
-  let start = new Int32Array(cap);
-  let end = new Int32Array(cap);
-  let before1 = new Uint16Array(cap);
-  let before2 = new Uint16Array(cap);
-  let before3 = new Uint16Array(cap);
-  let after = new Uint16Array(cap);
-  let span = new Uint8Array(cap);
-  let count = 0;
-  const at = (i: number): number => (i >= 0 && i < n ? text.charCodeAt(i) : NONE);
   const re = DIGIT_RUN_RE;
   re.lastIndex = 0;
+  let buf = scratch;
+  let o = 0;
   while (re.test(text)) {
     const e = re.lastIndex;
     let s = e - 1;
@@ -122,20 +132,6 @@ function scanDigitRuns(text: string): DigitRuns {
       if (c < 48 || c > 57) break;
       s--;
     }
-    if (count === cap) {
-      cap *= 2;
-      const grow = <T extends Int32Array | Uint16Array | Uint8Array>(a: T, b: T): T => {
-        b.set(a);
-        return b;
-      };
-      start = grow(start, new Int32Array(cap));
-      end = grow(end, new Int32Array(cap));
-      before1 = grow(before1, new Uint16Array(cap));
-      before2 = grow(before2, new Uint16Array(cap));
-      before3 = grow(before3, new Uint16Array(cap));
-      after = grow(after, new Uint16Array(cap));
-      span = grow(span, new Uint8Array(cap));
-    }
     let k = e;
     const limit = Math.min(n, s + SPAN_MAX);
     while (k < limit) {
@@ -143,24 +139,35 @@ function scanDigitRuns(text: string): DigitRuns {
       if (c >= 128 || NUMBER_CHARS[c] !== 1) break;
       k++;
     }
-    start[count] = s;
-    end[count] = e;
-    before1[count] = at(s - 1);
-    before2[count] = at(s - 2);
-    before3[count] = at(s - 3);
-    after[count] = at(e);
-    span[count] = Math.min(k, s + SPAN_MAX) - s;
-    count++;
+    if (o === buf.length) {
+      const grown = new Int32Array(buf.length * 2);
+      grown.set(buf);
+      buf = grown;
+    }
+    buf[o + START] = s;
+    buf[o + END] = e;
+    buf[o + BEFORE1] = unitAt(text, s - 1);
+    buf[o + BEFORE2] = unitAt(text, s - 2);
+    buf[o + BEFORE3] = unitAt(text, s - 3);
+    buf[o + AFTER] = unitAt(text, e);
+    buf[o + SPAN] = Math.min(k, s + SPAN_MAX) - s;
+    o += RUN_FIELDS;
   }
-  return { count, start, end, before1, before2, before3, after, span };
+  if (o === 0) return NO_RUNS;
+  // A small buffer is kept for the next scan (the runs are copied out); a large one (a long
+  // text's runs) is handed over as it is.
+  if (buf.length > 4096 * RUN_FIELDS) return { count: o / RUN_FIELDS, data: buf.subarray(0, o) };
+  scratch = buf;
+  return { count: o / RUN_FIELDS, data: buf.slice(0, o) };
 }
-
-const DIGIT_RUNS_KEY = {};
 
 /** The digit runs of `text` (shared within a withSharedScans scope). */
 export function digitRuns(text: string): DigitRuns {
-  return shared(DIGIT_RUNS_KEY, text, scanDigitRuns);
+  if (text !== scopeText) return scanDigitRuns(text);
+  return (scopeRuns ??= scanDigitRuns(text));
 }
+
+const NO_MATCHES: readonly RegExpExecArray[] = Object.freeze([]);
 
 /**
  * The matches of a global scan of the pattern of `sticky` (the same pattern with the `y` flag,
@@ -183,11 +190,17 @@ export function matchesNear(
   back: number,
   mayStart?: (text: string, q: number) => boolean,
   near?: (text: string, t: number) => boolean,
-): RegExpExecArray[] {
-  const out: RegExpExecArray[] = [];
+): readonly RegExpExecArray[] {
   const k = triggers.length;
   const next: number[] = [];
-  for (let i = 0; i < k; i++) next.push(text.indexOf(triggers[i]!));
+  let any = false;
+  for (let i = 0; i < k; i++) {
+    const p = text.indexOf(triggers[i]!);
+    next.push(p);
+    if (p >= 0) any = true;
+  }
+  if (!any) return NO_MATCHES;
+  const out: RegExpExecArray[] = [];
   let from = 0; // where the global scan resumes
   let tried = -1; // every start ≤ tried has been tried (or lies before `from`)
   for (;;) {

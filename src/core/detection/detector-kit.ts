@@ -1,5 +1,5 @@
 /** Small shared helpers for the built-in detectors: regex scanning, context words, confidence. */
-import { FOLDS_KEY, foldsLikeAscii, inScope, shared } from './anchors.ts';
+import { windowFoldsLikeAscii } from './anchors.ts';
 import type { Detection, Detector, EntityType } from './types.ts';
 
 /** Characters before a match searched for context words. */
@@ -65,11 +65,6 @@ export function* matches(re: RegExp, text: string): Generator<RegExpExecArray> {
 /** The lower-cased text in the window before `start`. */
 export function before(text: string, start: number, window = CONTEXT_WINDOW): string {
   return text.slice(Math.max(0, start - window), start).toLowerCase();
-}
-
-/** foldsLikeAscii(window) — answered for the whole text once per withSharedScans scope when it holds there. */
-function windowFoldsLikeAscii(text: string, window: string): boolean {
-  return (inScope(text) && shared(FOLDS_KEY, text, foldsLikeAscii)) || foldsLikeAscii(window);
 }
 
 const escapeRegex = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');

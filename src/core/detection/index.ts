@@ -4,7 +4,6 @@
  * to the original text and resolves overlaps. Pure: no I/O, no clock, no randomness.
  */
 import { withSharedScans } from './anchors.ts';
-import type { KnownScans } from './anchors.ts';
 import { normalizeScanned } from './normalize.ts';
 import type { NormalizedText } from './normalize.ts';
 import { PII_DETECTORS } from './pii.ts';
@@ -86,9 +85,9 @@ type Ranked = { d: Detection; rank: number };
 type Collected = { found: Detection[]; rank: number[] };
 
 /** Runs the detectors on normalized text; detections in original positions, not yet resolved. */
-function collect(norm: NormalizedText, known: KnownScans, detectors: readonly Detector[], min: number): Collected {
+function collect(norm: NormalizedText, foldsLikeAscii: boolean, detectors: readonly Detector[], min: number): Collected {
   // The detectors share their scans of the text (digit runs, trigger positions) within this call.
-  const lists = withSharedScans(norm.text, () => collectShared(norm, detectors, min), known);
+  const lists = withSharedScans(norm.text, () => collectShared(norm, detectors, min), foldsLikeAscii);
   return mergeLists(lists);
 }
 
@@ -97,8 +96,13 @@ function collectShared(norm: NormalizedText, detectors: readonly Detector[], min
   const lists: Detection[][] = [];
   for (let k = 0; k < detectors.length; k++) {
     const detector = detectors[k]!;
+    const detected = detector.detect(norm.text);
+    if (detected.length === 0) {
+      lists.push(NONE_FOUND);
+      continue;
+    }
     const list: Detection[] = [];
-    for (const d of detector.detect(norm.text)) {
+    for (const d of detected) {
       if (!(d.confidence >= min)) continue;
       const s = Math.max(0, Math.min(n, Math.floor(d.start)));
       const e = Math.max(0, Math.min(n, Math.floor(d.end)));
@@ -113,6 +117,7 @@ function collectShared(norm: NormalizedText, detectors: readonly Detector[], min
   return lists;
 }
 
+const NONE_FOUND: Detection[] = [];
 const byStartLongest = (a: Detection, b: Detection): number => a.start - b.start || b.end - a.end;
 
 /**
@@ -133,6 +138,7 @@ function mergeLists(lists: Detection[][]): Collected {
     }
     parts.push({ found: list, rank: list.map(() => k) });
   }
+  if (parts.length === 1) return parts[0]!;
   while (parts.length > 1) {
     const next: Collected[] = [];
     for (let p = 0; p + 1 < parts.length; p += 2) next.push(mergeTwo(parts[p]!, parts[p + 1]!));
@@ -177,8 +183,8 @@ function mergeTwo(a: Collected, b: Collected): Collected {
  * throw (callers fail closed).
  */
 export function detectEntities(text: string, detectors: readonly Detector[], options?: DetectOptions): Detection[] {
-  const { norm, ...known } = normalizeScanned(text);
-  return resolveOverlaps(collect(norm, known, detectors, options?.minConfidence ?? 0));
+  const { norm, foldsLikeAscii } = normalizeScanned(text);
+  return resolveOverlaps(collect(norm, foldsLikeAscii, detectors, options?.minConfidence ?? 0));
 }
 
 /**
@@ -194,8 +200,8 @@ export function detectEntities(text: string, detectors: readonly Detector[], opt
  * so that every group of overlapping detections lies wholly before or wholly after it.
  */
 export function detectStreaming(text: string, detectors: readonly Detector[], options?: DetectOptions): { detections: Detection[]; settled: number } {
-  const { norm, ...known } = normalizeScanned(text);
-  const collected = collect(norm, known, detectors, options?.minConfidence ?? 0);
+  const { norm, foldsLikeAscii } = normalizeScanned(text);
+  const collected = collect(norm, foldsLikeAscii, detectors, options?.minConfidence ?? 0);
   const detections = resolveOverlaps(collected);
   const full = norm.text;
   const n = full.length;

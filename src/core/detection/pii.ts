@@ -5,8 +5,7 @@
  */
 import { findPhoneNumbersInText } from 'libphonenumber-js/max';
 import type { CountryCode } from 'libphonenumber-js/max';
-import { digitRuns } from './anchors.ts';
-import type { DigitRuns } from './anchors.ts';
+import { AFTER, BEFORE1, BEFORE2, BEFORE3, digitRuns, END, RUN_FIELDS, SPAN, START } from './anchors.ts';
 import { anchoredMatches, CONTEXT_WINDOW, contextRegexTest, contextTest, defineDetector } from './detector-kit.ts';
 import type { Candidate } from './detector-kit.ts';
 import { asciiClass, runStart } from './settle.ts';
@@ -174,21 +173,21 @@ const NOT_PHONE_CONTEXT = contextTest(NOT_PHONE_WORDS, 24);
  * previous match ended — exactly the starts where the global scan can find a match.
  */
 function forEachPhoneCandidate(text: string, found: (start: number, end: number) => void): void {
-  const { count, start, before1, before2, before3, span } = digitRuns(text);
+  const { data } = digitRuns(text);
   const n = text.length;
   let from = 0;
-  for (let r = 0; r < count; r++) {
-    const s = start[r]!;
+  for (let o = 0; o < data.length; o += RUN_FIELDS) {
+    const s = data[o + START]!;
     if (s < from) continue;
     if (s + 6 > n) break;
-    const b1 = before1[r]!;
-    const b2 = before2[r]!;
+    const b1 = data[o + BEFORE1]!;
+    const b2 = data[o + BEFORE2]!;
     // (?<![\w.+-]) before each start: s (no prefix, or `00`), s − 1 (`+` or `(`), s − 2 (`+(`).
-    const atS2 = s - 2 >= from && b2 === 43 && b1 === 40 && !PHONE_BOUNDARY(before3[r]!);
+    const atS2 = s - 2 >= from && b2 === 43 && b1 === 40 && !PHONE_BOUNDARY(data[o + BEFORE3]!);
     const atS1 = s - 1 >= from && (b1 === 43 || b1 === 40) && !PHONE_BOUNDARY(b2);
     const atS = !PHONE_BOUNDARY(b1);
     if (!atS2 && !atS1 && !atS) continue;
-    if (span[r]! < 6) continue; // the six body characters from s
+    if (data[o + SPAN]! < 6) continue; // the six body characters from s
     for (let q = s - 2; q <= s; q++) {
       if (!(q === s ? atS : q === s - 1 ? atS1 : atS2)) continue;
       PHONE_AT.lastIndex = q;
@@ -298,15 +297,16 @@ const CARD_AT = new RegExp(CARD_RE.source, 'y');
 const CARD_CONTEXT = contextTest(CARD_WORDS);
 
 /**
- * True when 12 digits follow from the start of run r, with at most one space or hyphen between
- * two (which CARD_RE needs): runs joined by one such separator.
+ * True when 12 digits follow from the start of the run at data[o], with at most one space or
+ * hyphen between two (which CARD_RE needs): runs joined by one such separator.
  */
-function twelveCardDigits(runs: DigitRuns, r: number): boolean {
-  const { count, start, end, after } = runs;
-  let digits = end[r]! - start[r]!;
-  while (digits < 12 && r + 1 < count && (after[r] === 32 || after[r] === 45) && start[r + 1] === end[r]! + 1) {
-    r++;
-    digits += end[r]! - start[r]!;
+function twelveCardDigits(data: Int32Array, o: number): boolean {
+  let digits = data[o + END]! - data[o + START]!;
+  while (digits < 12 && o + RUN_FIELDS < data.length) {
+    const sep = data[o + AFTER];
+    if ((sep !== 32 && sep !== 45) || data[o + RUN_FIELDS + START] !== data[o + END]! + 1) break;
+    o += RUN_FIELDS;
+    digits += data[o + END]! - data[o + START]!;
   }
   return digits >= 12;
 }
@@ -360,15 +360,14 @@ export const creditCardDetector: Detector = defineDetector({
   lookahead: 2,
   find(text) {
     const out: Candidate[] = [];
-    const runs = digitRuns(text);
-    const { count, start, before1 } = runs;
+    const { data } = digitRuns(text);
     let from = 0;
     // A match of CARD_RE starts at a digit run's start not preceded by `-`, and holds 12+ digits
     // with at most one space or hyphen between two: only such starts are tried (sticky), in
     // increasing order from where the previous match ended — where the global scan finds them.
-    for (let r = 0; r < count; r++) {
-      const s = start[r]!;
-      if (s < from || before1[r] === 45 || !twelveCardDigits(runs, r)) continue;
+    for (let o = 0; o < data.length; o += RUN_FIELDS) {
+      const s = data[o + START]!;
+      if (s < from || data[o + BEFORE1] === 45 || !twelveCardDigits(data, o)) continue;
       CARD_AT.lastIndex = s;
       if (!CARD_AT.test(text)) continue;
       const end = CARD_AT.lastIndex;
@@ -481,8 +480,10 @@ function ibanHint(text: string): number {
     if (!LETTER(text.charCodeAt(p)) || (p > 0 && isAlnum(text.charCodeAt(p - 1)))) continue;
     const rest = n - p;
     if (rest < 2) return p; // a country code still being written
-    const length = IBAN_LENGTHS[text.slice(p, p + 2).toUpperCase()];
-    if (length === undefined || !LETTER(text.charCodeAt(p + 1))) continue;
+    const c2 = text.charCodeAt(p + 1);
+    if (!LETTER(c2)) continue;
+    const length = IBAN_LENGTH_BY_CODE[((text.charCodeAt(p) | 32) - 97) * 26 + ((c2 | 32) - 97)]!;
+    if (length === 0) continue;
     if (rest < 4) {
       if (rest === 3 && !DIGIT(text.charCodeAt(p + 2))) continue;
       return p;
@@ -501,16 +502,16 @@ export const ibanDetector: Detector = defineDetector({
   lookahead: 1,
   find(text) {
     const out: Candidate[] = [];
-    const { count, start, end, before1, before2, before3 } = digitRuns(text);
+    const { data } = digitRuns(text);
     // Candidate starts: the matches of a global scan of /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}/, which
     // are exactly the positions q with letters at q, q + 1, digits at q + 2, q + 3 and no letter or
     // digit at q − 1 (two such q are at least 4 apart, so the scan finds every one): q + 2 is the
     // start of a digit run of length ≥ 2.
-    for (let r = 0; r < count; r++) {
-      const c1 = before2[r]!;
-      const c2 = before1[r]!;
-      if (end[r]! - start[r]! < 2 || !LETTER(c1) || !LETTER(c2) || isAlnum(before3[r]!)) continue;
-      const q = start[r]! - 2;
+    for (let o = 0; o < data.length; o += RUN_FIELDS) {
+      const c1 = data[o + BEFORE2]!;
+      const c2 = data[o + BEFORE1]!;
+      if (data[o + END]! - data[o + START]! < 2 || !LETTER(c1) || !LETTER(c2) || isAlnum(data[o + BEFORE3]!)) continue;
+      const q = data[o + START]! - 2;
       const length = IBAN_LENGTH_BY_CODE[((c1 | 32) - 97) * 26 + ((c2 | 32) - 97)]!;
       if (length === 0) continue;
       const i = ibanEnd(text, q, length);
@@ -552,19 +553,20 @@ export const usSsnDetector: Detector = defineDetector({
   lookahead: 2,
   find(text) {
     const out: Candidate[] = [];
-    const { count, start, end, before1, after } = digitRuns(text);
+    const { data } = digitRuns(text);
     let from = 0;
     // A match of SSN_RE starts at a digit run's start not preceded by [-/.], and that run is its
     // area (3 digits, then a separator) or all of it (9 digits, no separator) — longer or shorter
     // runs cannot match; after a separator come a run of exactly 2 digits and the same separator.
     // Only those starts are tried (sticky), in order from the previous match's end.
-    for (let r = 0; r < count; r++) {
-      const s = start[r]!;
-      const len = end[r]! - s;
-      if (s < from || (len !== 3 && len !== 9) || SSN_BOUNDARY(before1[r]!)) continue;
+    for (let o = 0; o < data.length; o += RUN_FIELDS) {
+      const s = data[o + START]!;
+      const len = data[o + END]! - s;
+      if (s < from || (len !== 3 && len !== 9) || SSN_BOUNDARY(data[o + BEFORE1]!)) continue;
       if (len === 3) {
-        const c = after[r];
-        if ((c !== 45 && c !== 32) || r + 1 >= count || start[r + 1] !== s + 4 || end[r + 1] !== s + 6 || after[r + 1] !== c) continue;
+        const c = data[o + AFTER];
+        const next = o + RUN_FIELDS;
+        if ((c !== 45 && c !== 32) || next >= data.length || data[next + START] !== s + 4 || data[next + END] !== s + 6 || data[next + AFTER] !== c) continue;
       }
       SSN_AT.lastIndex = s;
       if (!SSN_AT.test(text)) continue;
@@ -659,14 +661,14 @@ export const ipAddressDetector: Detector = defineDetector({
   lookahead: 2,
   find(text) {
     const out: Candidate[] = [];
-    const { count, start, end, before1, after } = digitRuns(text);
+    const { data } = digitRuns(text);
     let from = 0;
     // An IPv4 match starts at a digit run's start not preceded by [A-Za-z_.], and that run is its
     // first octet: 1-3 digits, then `.`. Only those starts are tried (sticky), in increasing order
     // from where the previous match ended — where the global scan finds its matches.
-    for (let r = 0; r < count; r++) {
-      const s = start[r]!;
-      if (s < from || end[r]! - s > 3 || after[r] !== 46 || IPV4_BOUNDARY(before1[r]!)) continue;
+    for (let o = 0; o < data.length; o += RUN_FIELDS) {
+      const s = data[o + START]!;
+      if (s < from || data[o + END]! - s > 3 || data[o + AFTER] !== 46 || IPV4_BOUNDARY(data[o + BEFORE1]!)) continue;
       IPV4_AT.lastIndex = s;
       if (!IPV4_AT.test(text)) continue;
       from = IPV4_AT.lastIndex;

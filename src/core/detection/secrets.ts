@@ -28,19 +28,19 @@ interface Anchor {
   readonly near?: (text: string, t: number) => boolean;
 }
 
-/** A near test: one of `chars` lies in the `span` characters before the trigger. */
+/** A near test: one of the ASCII `chars` lies in the `span` characters before the trigger. */
 function oneOfBefore(chars: string, span: number): (text: string, t: number) => boolean {
-  const codes = new Set(Array.from(chars, (c) => c.charCodeAt(0)));
+  const isOne = asciiClass(chars);
   return (text, t) => {
-    for (let i = t - 1; i >= 0 && i >= t - span; i--) if (codes.has(text.charCodeAt(i))) return true;
+    for (let i = t - 1; i >= 0 && i >= t - span; i--) if (isOne(text.charCodeAt(i))) return true;
     return false;
   };
 }
 
-/** A mayStart test: the character at q is one of `chars`. */
+/** A mayStart test: the character at q is one of the ASCII `chars`. */
 function startsWith(chars: string): (text: string, q: number) => boolean {
-  const codes = new Set(Array.from(chars, (c) => c.charCodeAt(0)));
-  return (text, q) => codes.has(text.charCodeAt(q));
+  const isOne = asciiClass(chars);
+  return (text, q) => isOne(text.charCodeAt(q));
 }
 
 /** The matches of the global regex `re` — via its anchor when it has one (the same matches, faster). */
