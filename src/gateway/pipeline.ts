@@ -230,6 +230,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
     const finish = (value: BodyResult): void => {
       if (done) return;
       done = true;
+      // The 'close' listener lives as long as the call: let it not keep the raw body alive.
+      chunks.length = 0;
       resolve(value);
     };
     req.on('data', (chunk: Buffer) => {
