@@ -450,3 +450,78 @@ describe('aigov audit verify (built CLI, as a process)', { skip: BUILT ? false :
     assert.match(strict.stderr, /AIGOV_E_AUDIT_UNSIGNED/);
   });
 });
+
+describe('the gateway writes the trail', () => {
+  test('aigov server --dev: generated key, calls chained, a signed checkpoint at shutdown, verify passes', async () => {
+    const { startDevGateway } = await import('../src/gateway/dev/dev-gateway.ts');
+    const { deviceLogin } = await import('./support/dev-login.ts');
+    const { parsePublicKey } = await import('../src/store/sqlite/audit-keys.ts');
+    const stateDir = path.join(path.dirname(freshFile()), 'state');
+    const gateway = await startDevGateway({ version: 'test', port: 0, stateDir, logLevel: 'silent' });
+    try {
+      const token = (await deviceLogin(gateway.idp, 'aigov-cli', 'alice', { resource: gateway.url })).accessToken;
+      for (const stream of [true, false]) {
+        const res = await fetch(`${gateway.url}/openai/v1/chat/completions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'aigov-dev', stream, messages: [{ role: 'user', content: 'hello' }] }),
+        });
+        assert.equal(res.status, 200);
+        await res.text();
+      }
+    } finally {
+      await gateway.close();
+    }
+    const keyFile = path.join(stateDir, 'audit-signing.key');
+    assert.equal(fs.statSync(keyFile).mode & 0o777, 0o600);
+    const publicKey = parsePublicKey(fs.readFileSync(keyFile, 'utf8'));
+    assert.ok(!('problem' in publicKey));
+    const file = path.join(stateDir, 'aigov.db');
+    const report = verifyAuditDatabase(file, { publicKey });
+    assert.equal(report.problem, null);
+    assert.ok(report.entries >= 5, `two requests, two results and the stream's events (${report.entries} entries)`);
+    assert.equal(report.unsignedTail, 0, 'the shutdown checkpoint signs everything recorded');
+    assert.deepEqual(query(file, 'SELECT kind FROM audit_checkpoints').map((r) => r['kind']), ['shutdown']);
+  });
+});
+
+describe('audit schedule (gateway wiring)', () => {
+  test('without a key: one warning, no periodic checkpoints; retention purges at startup and anchors the cut', async () => {
+    const { startAuditSchedule } = await import('../src/store/sqlite/audit-schedule.ts');
+    const file = freshFile();
+    const store = await openSqliteStore({ path: file });
+    await recordCalls(store, 'old', 2, Date.now() - 40 * DAY);
+    await recordCalls(store, 'new', 1, Date.now());
+    await store.close();
+    const lines: { level: string; message: string }[] = [];
+    const log = {
+      info: (_: object, message: string) => lines.push({ level: 'info', message }),
+      warn: (_: object, message: string) => lines.push({ level: 'warn', message }),
+      error: (_: object, message: string) => lines.push({ level: 'error', message }),
+    };
+    const schedule = startAuditSchedule({ file, signingKey: null, checkpointIntervalMs: 1000, retentionDays: 30, log });
+    await schedule.close(); // waits for the startup purge
+    assert.deepEqual(lines.filter((l) => l.level === 'warn').length, 1);
+    assert.match(lines.find((l) => l.level === 'warn')?.message ?? '', /audit\.signing_key is not set/);
+    assert.ok(lines.some((l) => l.level === 'info' && /retention purge/.test(l.message)));
+    assert.ok(!lines.some((l) => l.level === 'error'), JSON.stringify(lines));
+    assert.deepEqual(query(file, 'SELECT id FROM calls').map((r) => r['id']), ['new-0']);
+    assert.deepEqual(query(file, 'SELECT kind, key_id FROM audit_checkpoints').map((r) => [r['kind'], r['key_id']]), [['anchor', null]]);
+    assert.equal(verifyAuditDatabase(file).problem, null);
+  });
+
+  test('with a key: the checkpoint of a running gateway signs the head; a bad key is refused at start', async () => {
+    const { startAuditSchedule } = await import('../src/store/sqlite/audit-schedule.ts');
+    const { key, privatePem } = newKey();
+    const file = await populated({ calls: 1 });
+    const log = { info: () => {}, warn: () => assert.fail('no warning with a key'), error: () => assert.fail('no error') };
+    const schedule = startAuditSchedule({ file, signingKey: privatePem, checkpointIntervalMs: 60_000, retentionDays: null, log });
+    const cp = await schedule.checkpoint('periodic');
+    assert.equal(cp?.seq, 5);
+    assert.equal(cp?.keyId, key.keyId);
+    await schedule.close(); // nothing new since: no second checkpoint
+    assert.equal(query(file, 'SELECT count(*) AS n FROM audit_checkpoints')[0]?.['n'], 1);
+    assert.equal(verifyAuditDatabase(file, { publicKey: key.publicKey }).unsignedTail, 0);
+    assert.throws(() => startAuditSchedule({ file, signingKey: 'not a key', checkpointIntervalMs: 1000, retentionDays: null, log }), /audit\.signing_key: expected an Ed25519 private key/);
+  });
+});

@@ -58,6 +58,17 @@ function feedColumns(sink: HashSink, kind: AuditKind, columns: readonly string[]
   sink.update(text);
 }
 
+/**
+ * The same content from the values alone, in the order of the kind's column list
+ * ({@link REQUEST_COLUMNS}, {@link RESULT_COLUMNS}, {@link ACCESS_COLUMNS}): what a reader that
+ * fetches rows as arrays feeds. `from`/`to` select a slice of `values` without copying it.
+ */
+export function encodeColumnValues(kind: 'request' | 'result' | 'access', values: readonly (ColumnValue | undefined)[], from = 0, to = values.length): string {
+  let text = `${AUDIT_FORMAT}/${kind}\n`;
+  for (let i = from; i < to; i++) text += encodeValue(values[i]);
+  return text;
+}
+
 /** Feeds the canonical content of a `request` entry. */
 export function feedRequestContent(sink: HashSink, row: ColumnsOf<typeof REQUEST_COLUMNS>): void {
   feedColumns(sink, 'request', REQUEST_COLUMNS, row);

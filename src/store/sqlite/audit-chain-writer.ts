@@ -7,7 +7,6 @@
  * On open the head is the last entry, or — when a retention purge removed every entry — the
  * newest anchor checkpoint, or the genesis hash on a new database.
  */
-import { createHash } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import {
   feedAccessContent,
@@ -22,7 +21,7 @@ import {
   type REQUEST_COLUMNS,
   type RESULT_COLUMNS,
 } from '../../core/audit/chain.ts';
-import { contentHash, linkHash } from './audit-hash.ts';
+import { linkHash, textHash, TextSink } from './audit-hash.ts';
 
 export interface ChainHead {
   readonly seq: number;
@@ -71,21 +70,27 @@ export class ChainWriter {
   }
 
   request(row: ColumnsOf<typeof REQUEST_COLUMNS>): void {
-    this.#append('request', String(row.id), null, contentHash((sink) => feedRequestContent(sink, row)));
+    const sink = new TextSink();
+    feedRequestContent(sink, row);
+    this.#append('request', String(row.id), null, textHash(sink.text));
   }
 
   result(row: ColumnsOf<typeof RESULT_COLUMNS>): void {
-    this.#append('result', String(row.id), null, contentHash((sink) => feedResultContent(sink, row)));
+    const sink = new TextSink();
+    feedResultContent(sink, row);
+    this.#append('result', String(row.id), null, textHash(sink.text));
   }
 
   access(row: ColumnsOf<typeof ACCESS_COLUMNS>): void {
-    this.#append('access', String(row.id), null, contentHash((sink) => feedAccessContent(sink, row)));
+    const sink = new TextSink();
+    feedAccessContent(sink, row);
+    this.#append('access', String(row.id), null, textHash(sink.text));
   }
 
   /** One entry for a batch of one call's events, fed as they are inserted. */
   startEvents(callId: string, firstSeq: number): { add(seq: number, offsetMs: number, raw: string): void; end(): void } {
-    const hash = createHash('sha256');
-    const content = startEventsContent(hash, callId);
+    const sink = new TextSink();
+    const content = startEventsContent(sink, callId);
     let last = -1;
     return {
       add(seq, offsetMs, raw) {
@@ -94,7 +99,7 @@ export class ChainWriter {
       },
       end: () => {
         if (last < firstSeq) return; // no events
-        this.#append('events', callId, formatSpan(firstSeq, last), hash.digest('hex'));
+        this.#append('events', callId, formatSpan(firstSeq, last), textHash(sink.text));
       },
     };
   }

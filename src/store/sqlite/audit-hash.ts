@@ -12,6 +12,19 @@ export function contentHash(feed: (sink: HashSink) => void): string {
   return h.digest('hex');
 }
 
+/** Hex SHA-256 of a text (one-shot: cheaper than a Hash object for one update). */
+export function textHash(text: string): string {
+  return hash('sha256', text, 'hex');
+}
+
+/** A sink that collects the text, for {@link textHash} (one hash call instead of one per piece). */
+export class TextSink implements HashSink {
+  text = '';
+  update(text: string): void {
+    this.text += text;
+  }
+}
+
 /** An entry's `hash`: hex SHA-256 of {@link chainInput}. */
 export function linkHash(link: ChainLink): string {
   return hash('sha256', chainInput(link), 'hex');

@@ -18,22 +18,21 @@
  * case needs no per-entry index lookup; a row out of step falls back to a lookup by key.
  * The SQL text never contains values; problems name seqs, kinds and ids, never record contents.
  */
-import { createHash, verify as verifySignature, type KeyObject } from 'node:crypto';
+import { verify as verifySignature, type KeyObject } from 'node:crypto';
 import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
 import {
   ACCESS_COLUMNS,
   checkpointPayload,
-  feedAccessContent,
-  feedRequestContent,
-  feedResultContent,
+  encodeColumnValues,
   GENESIS_HASH,
   parseSpan,
   REQUEST_COLUMNS,
   RESULT_COLUMNS,
   startEventsContent,
   type CheckpointKind,
+  type ColumnValue,
 } from '../../core/audit/chain.ts';
-import { contentHash, linkHash } from './audit-hash.ts';
+import { linkHash, textHash, TextSink } from './audit-hash.ts';
 import { keyIdOfPublicKey } from './audit-keys.ts';
 
 export type AuditProblemKind =
@@ -96,7 +95,19 @@ interface CheckpointRow {
   readonly signature: string | null;
 }
 
-type Row = Record<string, SQLOutputValue>;
+type Row = readonly SQLOutputValue[];
+
+/** calls columns as fetched: the request's, then the result's (id again), so each is one slice. */
+const CALL_SELECT = `${REQUEST_COLUMNS.join(', ')}, ${RESULT_COLUMNS.join(', ')}`;
+const REQUEST_END = REQUEST_COLUMNS.length;
+const RESULT_END = REQUEST_END + RESULT_COLUMNS.length;
+
+/** Prepares a statement whose rows come back as arrays (no object per row). */
+function prepareArrays(db: DatabaseSync, sql: string): StatementSync {
+  const statement = db.prepare(sql);
+  statement.setReturnArrays(true);
+  return statement;
+}
 
 class Stop extends Error {
   readonly problem: AuditProblem;
@@ -115,7 +126,7 @@ class Peekable {
   readonly #it: Iterator<Row>;
   #next: Row | undefined | null = null; // null: not fetched yet
   constructor(statement: StatementSync) {
-    this.#it = statement.iterate()[Symbol.iterator]();
+    this.#it = (statement.iterate() as unknown as Iterable<Row>)[Symbol.iterator]();
   }
   peek(): Row | undefined {
     if (this.#next === null) {
@@ -194,16 +205,18 @@ export function verifyAudit(db: DatabaseSync, options: AuditVerifyOptions = {}):
     return true;
   };
 
-  const selectEntries = db.prepare(
+  const selectEntries = prepareArrays(
+    db,
     since === null
       ? 'SELECT seq, kind, ref, span, at, content_hash, prev_hash, hash FROM audit_log ORDER BY seq'
       : 'SELECT seq, kind, ref, span, at, content_hash, prev_hash, hash FROM audit_log WHERE seq >= (SELECT min(seq) FROM audit_log WHERE at >= $since) ORDER BY seq',
   );
-  const callsCursor = new Peekable(db.prepare(`SELECT ${[...REQUEST_COLUMNS, ...RESULT_COLUMNS.filter((c) => c !== 'id')].join(', ')} FROM calls ORDER BY rowid`));
-  const eventsCursor = new Peekable(db.prepare('SELECT call_id, seq, offset_ms, raw FROM stream_events ORDER BY rowid'));
-  const callById = db.prepare(`SELECT ${[...REQUEST_COLUMNS, ...RESULT_COLUMNS.filter((c) => c !== 'id')].join(', ')} FROM calls WHERE id = ?`);
-  const eventsRange = db.prepare('SELECT call_id, seq, offset_ms, raw FROM stream_events WHERE call_id = ? AND seq BETWEEN ? AND ? ORDER BY seq');
-  const accessById = db.prepare(`SELECT ${ACCESS_COLUMNS.join(', ')} FROM access_log WHERE id = ?`);
+  const callsCursor = new Peekable(prepareArrays(db, `SELECT ${CALL_SELECT} FROM calls ORDER BY rowid`));
+  const eventsCursor = new Peekable(prepareArrays(db, 'SELECT call_id, seq, offset_ms, raw FROM stream_events ORDER BY rowid'));
+  const callById = prepareArrays(db, `SELECT ${CALL_SELECT} FROM calls WHERE id = ?`);
+  const eventsRange = prepareArrays(db, 'SELECT call_id, seq, offset_ms, raw FROM stream_events WHERE call_id = ? AND seq BETWEEN ? AND ? ORDER BY seq');
+  const accessById = prepareArrays(db, `SELECT ${ACCESS_COLUMNS.join(', ')} FROM access_log WHERE id = ?`);
+  const getRow = (statement: StatementSync, ...params: (string | number)[]): Row | undefined => statement.get(...params) as unknown as Row | undefined;
   const seqOfHash = db.prepare('SELECT seq FROM audit_log WHERE hash = ? LIMIT 1');
 
   /** Result content hashes of calls met at their request entry, until their result entry. */
@@ -218,15 +231,15 @@ export function verifyAudit(db: DatabaseSync, options: AuditVerifyOptions = {}):
   const problem = ((): AuditProblem | null => {
     try {
       let prev: { seq: number; hash: string } | null = null;
-      for (const r of since === null ? selectEntries.iterate() : selectEntries.iterate({ since })) {
-        const seq = Number(r['seq']);
-        const kind = String(r['kind']);
-        const ref = String(r['ref']);
-        const span = r['span'] === null ? null : String(r['span']);
-        const at = Number(r['at']);
-        const content = String(r['content_hash']);
-        const prevHash = String(r['prev_hash']);
-        const hash = String(r['hash']);
+      for (const r of (since === null ? selectEntries.iterate() : selectEntries.iterate({ since })) as unknown as Iterable<Row>) {
+        const seq = Number(r[0]);
+        const kind = String(r[1]);
+        const ref = String(r[2]);
+        const span = r[3] === null ? null : String(r[3]);
+        const at = Number(r[4]);
+        const content = String(r[5]);
+        const prevHash = String(r[6]);
+        const hash = String(r[7]);
         const what = kind === 'access' ? `access_log row ${ref}` : `call ${ref}`;
 
         if (prev === null) {
@@ -266,14 +279,14 @@ export function verifyAudit(db: DatabaseSync, options: AuditVerifyOptions = {}):
         switch (kind) {
           case 'request': {
             let row = callsCursor.peek();
-            if (row !== undefined && row['id'] === ref) {
+            if (row !== undefined && row[0] === ref) {
               callsCursor.take();
             } else {
               if (row !== undefined) callsInStep = false;
-              row = callById.get(ref);
+              row = getRow(callById, ref);
             }
             if (row === undefined) fail('row_missing', seq, kind, ref, `call ${ref} was deleted (entry ${seq} records its request)`);
-            if (contentHash((sink) => feedRequestContent(sink, row as never)) !== content) {
+            if (textHash(encodeColumnValues('request', row as ColumnValue[], 0, REQUEST_END)) !== content) {
               fail('content_changed', seq, kind, ref, `call ${ref}: the recorded request was changed after it was written (entry ${seq})`);
             }
             rows++;
@@ -281,15 +294,15 @@ export function verifyAudit(db: DatabaseSync, options: AuditVerifyOptions = {}):
               seenCalls.add(ref);
               coveredCalls++;
             }
-            pendingResults.set(ref, { hash: contentHash((sink) => feedResultContent(sink, row as never)), status: String(row['status']) });
+            pendingResults.set(ref, { hash: textHash(encodeColumnValues('result', row as ColumnValue[], REQUEST_END, RESULT_END)), status: String(row[REQUEST_END + 1]) });
             break;
           }
           case 'result': {
             let expected = pendingResults.get(ref)?.hash;
             if (expected === undefined) {
-              const row = callById.get(ref);
+              const row = getRow(callById, ref);
               if (row === undefined) fail('row_missing', seq, kind, ref, `call ${ref} was deleted (entry ${seq} records its result)`);
-              expected = contentHash((sink) => feedResultContent(sink, row as never));
+              expected = textHash(encodeColumnValues('result', row as ColumnValue[], REQUEST_END, RESULT_END));
             }
             pendingResults.delete(ref);
             if (expected !== content) fail('content_changed', seq, kind, ref, `call ${ref}: the recorded result (status, answer, decisions or timings) was changed after it was written (entry ${seq})`);
@@ -299,39 +312,39 @@ export function verifyAudit(db: DatabaseSync, options: AuditVerifyOptions = {}):
           case 'events': {
             const range = parseSpan(span);
             if (range === null) fail('entry_altered', seq, kind, ref, `entry ${seq} (events of call ${ref}) has no valid seq span`);
-            const h = createHash('sha256');
-            const feed = startEventsContent(h, ref);
+            const sink = new TextSink();
+            const feed = startEventsContent(sink, ref);
             let expectSeq = range.first;
             const first = eventsCursor.peek();
-            if (first !== undefined && first['call_id'] === ref && Number(first['seq']) === range.first) {
+            if (first !== undefined && first[0] === ref && Number(first[1]) === range.first) {
               // In step: take rows while they continue this batch.
               for (;;) {
                 const e = eventsCursor.peek();
-                if (e === undefined || e['call_id'] !== ref || Number(e['seq']) !== expectSeq || expectSeq > range.last) break;
+                if (e === undefined || e[0] !== ref || Number(e[1]) !== expectSeq || expectSeq > range.last) break;
                 eventsCursor.take();
-                feed.add(expectSeq, Number(e['offset_ms']), String(e['raw']));
+                feed.add(expectSeq, Number(e[2]), String(e[3]));
                 expectSeq++;
               }
             } else {
               if (first !== undefined) eventsInStep = false;
-              for (const e of eventsRange.iterate(ref, range.first, range.last)) {
-                if (Number(e['seq']) !== expectSeq) break;
-                feed.add(expectSeq, Number(e['offset_ms']), String(e['raw']));
+              for (const e of eventsRange.iterate(ref, range.first, range.last) as unknown as Iterable<Row>) {
+                if (Number(e[1]) !== expectSeq) break;
+                feed.add(expectSeq, Number(e[2]), String(e[3]));
                 expectSeq++;
               }
             }
             if (expectSeq <= range.last) {
               fail('row_missing', seq, kind, ref, `call ${ref}: stream event ${expectSeq} (of ${range.first}..${range.last}, entry ${seq}) was deleted or moved`);
             }
-            if (h.digest('hex') !== content) fail('content_changed', seq, kind, ref, `call ${ref}: stream events ${range.first}..${range.last} were changed after they were written (entry ${seq})`);
+            if (textHash(sink.text) !== content) fail('content_changed', seq, kind, ref, `call ${ref}: stream events ${range.first}..${range.last} were changed after they were written (entry ${seq})`);
             rows += range.last - range.first + 1;
             coveredEvents += range.last - range.first + 1;
             break;
           }
           case 'access': {
-            const row = accessById.get(Number(ref));
+            const row = getRow(accessById, Number(ref));
             if (row === undefined) fail('row_missing', seq, kind, ref, `access_log row ${ref} was deleted (entry ${seq})`);
-            if (contentHash((sink) => feedAccessContent(sink, row as never)) !== content) {
+            if (textHash(encodeColumnValues('access', row as ColumnValue[])) !== content) {
               fail('content_changed', seq, kind, ref, `access_log row ${ref} was changed after it was written (entry ${seq})`);
             }
             rows++;
@@ -372,15 +385,15 @@ export function verifyAudit(db: DatabaseSync, options: AuditVerifyOptions = {}):
         }
         const callCount = Number(db.prepare('SELECT count(*) AS n FROM calls').get()?.['n'] ?? 0);
         if (callCount > coveredCalls) {
-          const extra = callsInStep ? callsCursor.peek() : db.prepare("SELECT id FROM calls WHERE id NOT IN (SELECT ref FROM audit_log WHERE kind = 'request') ORDER BY rowid LIMIT 1").get();
-          const id = extra === undefined ? '?' : String(extra['id']);
+          const extra = callsInStep ? callsCursor.peek()?.[0] : db.prepare("SELECT id FROM calls WHERE id NOT IN (SELECT ref FROM audit_log WHERE kind = 'request') ORDER BY rowid LIMIT 1").get()?.['id'];
+          const id = extra === undefined ? '?' : String(extra);
           fail('unrecorded_row', null, 'calls', id, `call ${id} has no audit entry: it was inserted behind the gateway (${callCount - coveredCalls} such calls)`);
         }
         const eventCount = Number(db.prepare('SELECT count(*) AS n FROM stream_events').get()?.['n'] ?? 0);
         if (eventCount > coveredEvents) {
           const extra = eventsInStep ? eventsCursor.peek() : undefined;
-          const where = extra === undefined ? '' : ` (first: call ${String(extra['call_id'])}, event ${Number(extra['seq'])})`;
-          fail('unrecorded_row', null, 'stream_events', extra === undefined ? null : String(extra['call_id']), `${eventCount - coveredEvents} stream events have no audit entry${where}`);
+          const where = extra === undefined ? '' : ` (first: call ${String(extra[0])}, event ${Number(extra[1])})`;
+          fail('unrecorded_row', null, 'stream_events', extra === undefined ? null : String(extra[0]), `${eventCount - coveredEvents} stream events have no audit entry${where}`);
         }
         const accessCount = Number(db.prepare('SELECT count(*) AS n FROM access_log').get()?.['n'] ?? 0);
         if (accessCount > coveredAccess) {
