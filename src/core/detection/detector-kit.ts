@@ -67,31 +67,109 @@ export function before(text: string, start: number, window = CONTEXT_WINDOW): st
   return text.slice(Math.max(0, start - window), start).toLowerCase();
 }
 
-const escapeRegex = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
-
 /**
  * A test for "one of `words` (lower-case) occurs in the `window` characters before `start`", as
  * `before(text, start, window)` followed by `includes(word)` for each word would say — without
- * lower-casing the window (one case-insensitive regex test on it).
+ * slicing or lower-casing the window: when every word is lower-case ASCII, one pass of an
+ * Aho–Corasick automaton over the window's characters, ASCII letters folded to lower case.
+ *
+ * Exact: toLowerCase maps an ASCII letter to its lower case and a non-ASCII character to
+ * non-ASCII characters — except U+0130 (İ → i + U+0307) and U+212A (Kelvin sign → k), the only
+ * two code points whose lower case holds ASCII or has another length (checked over all of
+ * Unicode); a window holding one of them takes the lower-casing path. A match the automaton finds
+ * before such a character is in the lower-cased window too.
  */
 export function contextTest(words: readonly string[], window = CONTEXT_WINDOW): (text: string, start: number) => boolean {
   if (words.length === 0) return () => false;
-  const slow = (w: string): boolean => {
-    const lower = w.toLowerCase();
+  const slow = (text: string, start: number): boolean => {
+    const lower = text.slice(Math.max(0, start - window), start).toLowerCase();
     for (const word of words) if (lower.includes(word)) return true;
     return false;
   };
-  // The regex is exact for lower-case ASCII words only (a word with an upper-case letter never
-  // matches a lower-cased window; non-ASCII letters fold differently under /i).
+  // A word with an upper-case letter never matches a lower-cased window, non-ASCII words fold
+  // otherwise, the empty word is in every window: all keep the definition.
   // eslint-disable-next-line no-control-regex
-  if (!words.every((word) => /^[\u0000-\u0040\u005B-\u007F]*$/.test(word))) {
-    return (text, start) => slow(text.slice(start > window ? start - window : 0, start));
-  }
-  const re = new RegExp(words.map(escapeRegex).join('|'), 'i');
+  if (!words.every((word) => word !== '' && /^[\u0000-\u0040\u005B-\u007F]*$/.test(word))) return slow;
+  const { classes, width, next, accepts } = wordAutomaton(words);
   return (text, start) => {
-    const w = text.slice(start > window ? start - window : 0, start);
-    return windowFoldsLikeAscii(text, w) ? re.test(w) : slow(w);
+    if (!(Number.isInteger(start) && start >= 0 && start <= text.length)) return slow(text, start);
+    let state = 0;
+    for (let i = start > window ? start - window : 0; i < start; i++) {
+      const c = text.charCodeAt(i);
+      if (c >= 128) {
+        if (c === 0x130 || c === 0x212a) return slow(text, start);
+        state = 0; // no word holds a non-ASCII character
+        continue;
+      }
+      state = next[state * width + classes[c]!]!;
+      if (accepts[state] === 1) return true;
+    }
+    return false;
   };
+}
+
+/**
+ * The Aho–Corasick automaton of lower-case ASCII `words` as a full transition table: characters
+ * in classes (0: in no word; an upper-case letter in its lower case's class), `next[state · width +
+ * class]`, and `accepts[state]` when a word ends there (or at a suffix of it).
+ */
+function wordAutomaton(words: readonly string[]): { classes: Uint8Array; width: number; next: Int32Array; accepts: Uint8Array } {
+  const classes = new Uint8Array(128);
+  let width = 1;
+  for (const word of words) {
+    for (let i = 0; i < word.length; i++) {
+      const c = word.charCodeAt(i);
+      if (classes[c] !== 0) continue;
+      classes[c] = width;
+      if (c >= 97 && c <= 122) classes[c - 32] = width;
+      width++;
+    }
+  }
+  // The trie.
+  const goto: number[][] = [new Array<number>(width).fill(-1)];
+  const accept: number[] = [0];
+  for (const word of words) {
+    let state = 0;
+    for (let i = 0; i < word.length; i++) {
+      const k = classes[word.charCodeAt(i)]!;
+      let to = goto[state]![k]!;
+      if (to < 0) {
+        to = goto.length;
+        goto.push(new Array<number>(width).fill(-1));
+        accept.push(0);
+        goto[state]![k] = to;
+      }
+      state = to;
+    }
+    accept[state] = 1;
+  }
+  // Failure links, breadth first, folded into a full transition table.
+  const states = goto.length;
+  const next = new Int32Array(states * width);
+  const accepts = new Uint8Array(states);
+  const fail = new Int32Array(states);
+  const queue: number[] = [];
+  for (let k = 0; k < width; k++) {
+    const to = goto[0]![k]!;
+    next[k] = to < 0 ? 0 : to;
+    if (to > 0) queue.push(to);
+  }
+  accepts[0] = accept[0]!;
+  for (let q = 0; q < queue.length; q++) {
+    const state = queue[q]!;
+    accepts[state] = accept[state]! === 1 || accepts[fail[state]!] === 1 ? 1 : 0;
+    for (let k = 0; k < width; k++) {
+      const to = goto[state]![k]!;
+      if (to < 0) {
+        next[state * width + k] = next[fail[state]! * width + k]!;
+      } else {
+        fail[to] = next[fail[state]! * width + k]!;
+        next[state * width + k] = to;
+        queue.push(to);
+      }
+    }
+  }
+  return { classes, width, next, accepts };
 }
 
 /**

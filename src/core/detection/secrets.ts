@@ -139,8 +139,12 @@ function scanPem(text: string, wantPending = true): { found: Candidate[]; pendin
     }
   }
   if (wantPending && pendingAt === n) {
-    // A BEGIN marker cut by the end of the text (not inside a block already found).
-    const q = text.lastIndexOf('-----BEGIN ');
+    // A BEGIN marker cut by the end of the text (not inside a block already found). Such a
+    // marker and what follows it are all PEM_TAIL characters: only the trailing run of them is
+    // searched (the last marker in it is the text's last marker, or no marker qualifies).
+    const r = runStart(text, PEM_TAIL);
+    const last = text.slice(r).lastIndexOf('-----BEGIN ');
+    const q = last < 0 ? -1 : r + last;
     if (q >= scannedTo && q >= 0 && PEM_PARTIAL_LABEL.test(text.slice(q + 11))) pendingAt = q;
     else {
       for (let k = Math.min(11, n); k > 0; k--) {
@@ -156,6 +160,8 @@ function scanPem(text: string, wantPending = true): { found: Candidate[]; pendin
 const PEM_BEGIN_PREFIX = '-----BEGIN ';
 /** What may follow `-----BEGIN ` while the marker is still incomplete. */
 const PEM_PARTIAL_LABEL = /^[A-Z0-9 ]*-{0,4}$/;
+/** The characters of `-----BEGIN ` and of PEM_PARTIAL_LABEL. */
+const PEM_TAIL = asciiClass('A-Z0-9 -');
 
 export const privateKeyDetector: Detector = defineDetector({
   id: 'builtin.private_key',
