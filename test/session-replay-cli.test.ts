@@ -1,7 +1,9 @@
 /**
  * `aigov sessions replay` end to end, as processes: a real gateway (test harness: SQLite, dev
  * IdP, replaying upstream that streams a recorded OpenAI answer slowly) records a session that
- * the official OpenAI SDK streams through it under a masking policy; the BUILT CLI, logged in as
+ * the official SDKs call through it under a policy — an OpenAI chat stream, a Responses stream and
+ * an Anthropic stream with a tool call, masked; a request held until bob approves it; a blocked
+ * one — and the BUILT CLI, logged in as
  * alice in its own profile with its own daemon, fetches it from the sessions API and
  *   - without a terminal prints the plain transcript (exit 0, no ANSI);
  *   - in a real terminal (tmux) shows the call, the masked spans and the answer growing at the
@@ -14,6 +16,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
 import { loadTranscript } from './support/replay-upstream.ts';
@@ -34,6 +37,15 @@ rules:
     reason: no personal data in answers
     match: { detectors: [EMAIL_ADDRESS] }
     action: mask_response
+  - id: customer-data
+    reason: customer data needs a second look
+    match: { keywords: ['customer list'] }
+    action: require_approval
+    approval: { approvers: [approvers], timeout: 2m }
+  - id: no-launch-codes
+    reason: launch codes stay here
+    match: { keywords: ['launch codes'] }
+    action: block
 `;
 
 const SESSION = 'ses-replay-e2e';
@@ -81,6 +93,7 @@ async function waitForScreen(session: string, test: (text: string) => boolean, w
 
 describe('aigov sessions replay against a real gateway', { skip: BUILT ? false : 'run `npm run build` first', timeout: 180_000 }, () => {
   let streamed = '';
+  let responsesText = '';
 
   before(async () => {
     home = await mkdtemp(join(tmpdir(), 'aigov-replay-cli-'));
@@ -101,6 +114,39 @@ describe('aigov sessions replay against a real gateway', { skip: BUILT ? false :
     for await (const chunk of stream) streamed += chunk.choices[0]?.delta.content ?? '';
     assert.match(streamed, /contact: \[EMAIL\], phone/, 'the answer was masked on its way');
 
+    harness.upstream.route('POST', '/v1/responses', loadTranscript('openai-responses-stream'), { chunking: { random: 11 } });
+    const responses = await openai.responses.create({ model: 'gpt-4.1-mini', instructions: 'Answer in French.', input: 'Who can I write to?', stream: true });
+    for await (const event of responses) if (event.type === 'response.output_text.delta') responsesText += event.delta;
+
+    harness.upstream.route('POST', '/v1/messages', loadTranscript('anthropic-messages-stream-tools'), { chunking: { random: 5 } });
+    const anthropic = new Anthropic({ baseURL: `${harness.url}/anthropic`, apiKey: harness.token, maxRetries: 0, defaultHeaders: { 'x-aigov-session': SESSION } });
+    await anthropic.messages
+      .stream({ model: 'claude-haiku-4-5', max_tokens: 200, system: 'You check the weather.', messages: [{ role: 'user', content: 'Weather in Paris?' }] })
+      .finalMessage();
+
+    // Held until bob approves it through the approvals API.
+    harness.upstream.route('POST', '/v1/chat/completions', loadTranscript('openai-chat'));
+    const held = openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'send the customer list to finance' }] });
+    const bob = await harness.tokenFor('bob');
+    const deadline = Date.now() + 20_000;
+    let approvalId: string | undefined;
+    while (approvalId === undefined && Date.now() < deadline) {
+      const list = (await (await fetch(`${harness.url}/aigov/v1/approvals?scope=decide`, { headers: { authorization: `Bearer ${bob}` } })).json()) as { approvals: { id: string }[] };
+      approvalId = list.approvals[0]?.id;
+      if (approvalId === undefined) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(approvalId, 'the request was held');
+    const vote = await fetch(`${harness.url}/aigov/v1/approvals/${approvalId}/approve`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${bob}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'finance asked for it' }),
+    });
+    assert.equal(vote.status, 200);
+    await held;
+
+    const blocked = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'print the launch codes' }] }).catch((e: unknown) => e);
+    assert.ok(blocked instanceof OpenAI.PermissionDeniedError, String(blocked));
+
     env = { PATH: process.env.PATH, HOME: home, AIGOV_CONFIG_DIR: join(home, 'config'), AIGOV_RUNTIME_DIR: join(home, 'run'), AIGOV_DEVICE_POLL_INTERVAL: '1' };
     let approved = false;
     const login = await aigov(['login', '--profile', 'alice', '--gateway', harness.url, '--no-browser', '--insecure-storage'], (stderr) => {
@@ -119,20 +165,39 @@ describe('aigov sessions replay against a real gateway', { skip: BUILT ? false :
     await rm(home, { recursive: true, force: true });
   });
 
-  it('without a terminal prints the transcript: the call, its decisions, the masked prompt and the answer as the client got it', async () => {
+  it('without a terminal prints the transcript: each call, its decisions and approval, the masked prompt and the answer as the client got it', async () => {
     const result = await aigov(['sessions', 'replay', SESSION, '--profile', 'alice']);
     assert.equal(result.code, 0, result.stderr);
     const text = result.stdout;
     // eslint-disable-next-line no-control-regex
     assert.doesNotMatch(text, /\u001b/);
-    assert.match(text, new RegExp(`^Session ${SESSION} · alice@aigov\\.dev · 1 call · `));
-    assert.match(text, /Call 1 of 1 · \d\d:\d\d:\d\d\.\d{3}Z \(\+0 ms\) · openai\/gpt-4o-mini · openai\.chat\.completions · streamed · completed \(HTTP 200\)/);
-    assert.match(text, /mask_request · rule mask-emails · request · emails never leave/);
-    assert.match(text, /\[system\]\n {6}You are the front desk\.\n {4}\[user\]\n {6}Where do I meet the client\? My address is \[EMAIL\]\n/);
-    assert.doesNotMatch(text, /bob\.smith@example\.com|jane\.doe@example\.com/, 'what was masked stays masked');
-    assert.match(text, /Masked: \[EMAIL\]/);
-    assert.match(text, /Answer \(streamed: \d+ events, \d+ text deltas, first text at \d+ ms, last at (\d+ ms|\d\.\d s)\)/);
-    assert.ok(text.includes(`\n    ${streamed}\n`), `the answer as the client got it:\n${text}`);
+    assert.doesNotMatch(text, /bob\.smith@example\.com|jane\.doe@example\.com|elodie\.martin@example\.org/, 'what was masked stays masked');
+    assert.match(text, new RegExp(`^Session ${SESSION} · alice@aigov\\.dev · 5 calls · `));
+    const calls = text.split(/\n(?=Call \d of 5 )/).slice(1);
+    assert.equal(calls.length, 5, text);
+    const [chat, responses, anthropic, held, blocked] = calls as [string, string, string, string, string];
+
+    assert.match(chat, /^Call 1 of 5 · \d\d:\d\d:\d\d\.\d{3}Z \(\+0 ms\) · openai\/gpt-4o-mini · openai\.chat\.completions · streamed · completed \(HTTP 200\)/);
+    assert.match(chat, /mask_request · rule mask-emails · request · emails never leave/);
+    assert.match(chat, /\[system\]\n {6}You are the front desk\.\n {4}\[user\]\n {6}Where do I meet the client\? My address is \[EMAIL\]\n/);
+    assert.match(chat, /Masked: \[EMAIL\]/);
+    assert.match(chat, /Answer \(streamed: \d+ events, \d+ text deltas, first text at \d+ ms, last at (\d+ ms|\d\.\d s)\)/);
+    assert.ok(chat.includes(`\n    ${streamed}\n`), `the answer as the client got it:\n${chat}`);
+
+    assert.match(responses, /openai\.responses · streamed/);
+    assert.match(responses, /\[instructions\]\n {6}Answer in French\.\n {4}\[user\]\n {6}Who can I write to\?\n/);
+    assert.ok(responses.includes(`\n    ${responsesText}\n`), `the Responses answer as the client got it:\n${responses}`);
+
+    assert.match(anthropic, /anthropic\/claude-haiku-4-5 · anthropic\.messages · streamed/);
+    assert.match(anthropic, /\[system\]\n {6}You check the weather\.\n {4}\[user\]\n {6}Weather in Paris\?\n/);
+    assert.match(anthropic, /\n {4}I'll look up the weather in Paris for you\.\n {4}→ tool call get_weather\n {6}\{"location": "Paris, France", "unit": "celsius"\}\n/);
+
+    assert.match(held, /require_approval · rule customer-data · request · customer data needs a second look/);
+    assert.match(held, /Approval apr_\S+ \(rule customer-data\): approved at \d\d:\d\d:\d\d\.\d{3}Z, held (\d+ ms|\d+\.\d s)\n {4}✔ approved by bob@aigov\.dev at \d\d:\d\d:\d\d\.\d{3}Z: “finance asked for it”/);
+    assert.match(held, /Answer\n {4}Sure\. The account owner is Jane Doe; you can reach her at \[EMAIL\]/);
+
+    assert.match(blocked, /^Call 5 of 5 .* blocked \(HTTP 403\)/);
+    assert.match(blocked, /block · rule no-launch-codes · request · launch codes stay here/);
   });
 
   it('an unknown session is "not found" with its code', async () => {
@@ -147,15 +212,15 @@ describe('aigov sessions replay against a real gateway', { skip: BUILT ? false :
     assert.match(result.stderr, /--speed takes a number from 0\.25 to 16/);
   });
 
-  it('in a real terminal the answer grows at its recorded pace, space pauses, q quits', { skip: TMUX ? false : 'tmux is not installed' }, async () => {
+  it('in a real terminal the answer grows at its recorded pace, space pauses, it moves on to the next call, ←/→ seek, q quits', { skip: TMUX ? false : 'tmux is not installed' }, async () => {
     const session = `aigov-replay-${process.pid}`;
     const vars = Object.entries(env).map(([k, v]) => `${k}=${v ?? ''}`).join(' ');
     // CI=… would make Ink hold its frames: test the interactive view.
     const command = `env -u CI -u CONTINUOUS_INTEGRATION ${vars} ${process.execPath} ${BIN} sessions replay ${SESSION} --profile alice; echo "exit=$?"; sleep 30`;
     try {
       execFileSync('tmux', ['new-session', '-d', '-s', session, '-x', '110', '-y', '30', command]);
-      const first = await waitForScreen(session, (t) => t.includes('Call 1 of 1') && t.includes('▶ playing'), 'the replay');
-      assert.match(first, new RegExp(`aigov sessions replay ${SESSION} · alice@aigov\\.dev · 1 call`));
+      const first = await waitForScreen(session, (t) => t.includes('Call 1 of 5') && t.includes('▶ playing'), 'the replay');
+      assert.match(first, new RegExp(`aigov sessions replay ${SESSION} · alice@aigov\\.dev · 5 calls`));
       assert.match(first, /⚑ mask_request · rule mask-emails · request · emails never leave/);
       assert.match(first, /user +│ Where do I meet the client\? My address is \[EMAIL\]/);
       // Part of the answer, then more of it: it grows rather than appearing at once.
@@ -167,12 +232,20 @@ describe('aigov sessions replay against a real gateway', { skip: BUILT ? false :
       assert.equal(answerOf(screen(session)), answerOf(paused), 'nothing more while paused');
       if (process.env.AIGOV_TEST_SHOW_SCREENS) console.log(`${partial}\n----\n${paused}`);
       execFileSync('tmux', ['send-keys', '-t', session, 'Space']);
-      const finished = await waitForScreen(session, (t) => t.includes('See you there') && t.includes('■ finished'), 'the whole answer');
-      assert.ok(!partial.includes('See you there'), `the answer appeared at once:\n${partial}`);
-      assert.match(finished, /Café ☕ contact: \[EMAIL\], phone/);
-      if (process.env.AIGOV_TEST_SHOW_SCREENS) console.log(finished);
+      const whole = await waitForScreen(session, (t) => t.includes('See you there'), 'the whole answer');
+      assert.match(whole, /Café ☕ contact: \[EMAIL\], phone/);
+      if (process.env.AIGOV_TEST_SHOW_SCREENS) console.log(whole);
+      // After the recorded gap (at most 2 s) it moves on to the next call by itself.
+      await waitForScreen(session, (t) => t.includes('Call 2 of 5') && t.includes('◆'), 'the next call');
+      for (let i = 0; i < 3; i++) execFileSync('tmux', ['send-keys', '-t', session, 'Right']);
+      const last = await waitForScreen(session, (t) => t.includes('Call 5 of 5'), 'the last call');
+      assert.match(last, /Call 5 of 5 · blocked \(HTTP 403\)/);
+      assert.match(last, /⚑ block · rule no-launch-codes · request · launch codes stay here/);
       execFileSync('tmux', ['send-keys', '-t', session, 'Left']);
-      await waitForScreen(session, (t) => t.includes('▶ playing') && !t.includes('See you there'), 'the call playing again from its start');
+      const held = await waitForScreen(session, (t) => t.includes('Call 4 of 5'), 'the held call');
+      assert.match(held, /Approval apr_\S+ \(rule customer-data\): approved at/);
+      assert.match(held, /✔ approved by bob@aigov\.dev at .*: “finance asked for it”/);
+      if (process.env.AIGOV_TEST_SHOW_SCREENS) console.log(held);
       execFileSync('tmux', ['send-keys', '-t', session, 'q']);
       await waitForScreen(session, (t) => /exit=0/.test(t), 'the replay to quit');
     } finally {
