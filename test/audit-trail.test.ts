@@ -265,6 +265,41 @@ describe('audit chain', () => {
   });
 });
 
+describe('access log and --since', () => {
+  test('auditor reads (access_log rows) are chained; an edited or deleted access row is caught', async () => {
+    const file = freshFile();
+    const store = await openSqliteStore({ path: file });
+    try {
+      await recordCalls(store, 'a', 1, Date.now());
+      await store.recordAccess({ at: Date.now(), actor: { subject: 'audrey', issuer: 'https://idp.example.test', email: null }, action: 'show', sessionId: 'sess-a', filter: null });
+      await store.recordAccess({ at: Date.now(), actor: { subject: 'audrey', issuer: 'https://idp.example.test', email: null }, action: 'list', sessionId: null, filter: '{"user":"alice"}' });
+    } finally {
+      await store.close();
+    }
+    const entries = query(file, "SELECT seq, ref FROM audit_log WHERE kind = 'access' ORDER BY seq");
+    assert.equal(entries.length, 2);
+    assert.equal(verifyAuditDatabase(file).problem, null);
+
+    const edited = freshFile();
+    fs.copyFileSync(file, edited);
+    tamper(edited, "UPDATE access_log SET subject = 'someone-else' WHERE action = 'show'");
+    assertBroken(verifyAuditDatabase(edited), { problem: 'content_changed', seq: Number(entries[0]?.['seq']), kind: 'access', ref: String(entries[0]?.['ref']) });
+
+    tamper(file, "DELETE FROM access_log WHERE action = 'list'");
+    assertBroken(verifyAuditDatabase(file), { problem: 'row_missing', seq: Number(entries[1]?.['seq']), kind: 'access' });
+  });
+
+  test('--since checks only the entries written since then', async () => {
+    const file = await populated({ calls: 2 });
+    tamper(file, "UPDATE calls SET request_body = '{}' WHERE id = 'a-0'");
+    assertBroken(verifyAuditDatabase(file), { problem: 'content_changed', ref: 'a-0' });
+    const later = verifyAuditDatabase(file, { since: Date.now() + 60_000 });
+    assert.equal(later.problem, null);
+    assert.equal(later.entries, 0);
+    assertBroken(verifyAuditDatabase(file, { since: 0 }), { problem: 'content_changed', ref: 'a-0' });
+  });
+});
+
 describe('signed checkpoints', () => {
   test('checkpoints verify with the key; a changed signature, a wrong key and a cut tail are caught', async () => {
     const { key, publicPem } = newKey();
@@ -355,6 +390,15 @@ describe('retention purge', () => {
     await recordCalls(reopened, 'later', 1, Date.now());
     await reopened.close();
     assert.equal(verifyAuditDatabase(file, { publicKey: key.publicKey }).problem, null);
+
+    // An unsigned anchor (written without a key) in front of a signed trail is reported, not trusted.
+    const unsigned = freshFile();
+    fs.copyFileSync(file, unsigned);
+    tamper(unsigned, "UPDATE audit_checkpoints SET key_id = NULL, signature = NULL WHERE kind = 'anchor'");
+    const weak = verifyAuditDatabase(unsigned, { publicKey: key.publicKey });
+    assert.equal(weak.problem, null);
+    assert.equal(weak.unsignedAnchor, true);
+    assert.ok(weak.warnings.some((w) => /anchor checkpoint is not signed/.test(w)), weak.warnings.join('; '));
 
     // Deleting the anchor (or faking a purge by deleting old entries) is caught.
     tamper(file, "DELETE FROM audit_checkpoints WHERE kind = 'anchor'");

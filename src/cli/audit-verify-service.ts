@@ -14,7 +14,7 @@ export interface AuditVerifyInput {
   readonly db?: string;
   readonly publicKey?: string;
   readonly since?: string;
-  /** Fail (AIGOV_E_AUDIT_UNSIGNED) when entries after the last signed checkpoint remain. */
+  /** Fail (AIGOV_E_AUDIT_UNSIGNED) when entries after the last signed checkpoint remain, or the purge anchor is unsigned. */
   readonly requireSigned?: boolean;
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly now?: number;
@@ -71,8 +71,12 @@ export async function runAuditVerify(input: AuditVerifyInput): Promise<AuditVeri
     error = report.problem.problem === 'signature_invalid'
       ? new AigovError('AIGOV_E_AUDIT_SIGNATURE_INVALID', { detail: report.problem.detail })
       : new AigovError('AIGOV_E_AUDIT_CHAIN_BROKEN', { detail: report.problem.detail });
-  } else if (input.requireSigned === true && report.unsignedTail > 0) {
-    error = new AigovError('AIGOV_E_AUDIT_UNSIGNED', { count: report.unsignedTail });
+  } else if (input.requireSigned === true && (report.unsignedTail > 0 || report.unsignedAnchor)) {
+    const what = [
+      report.unsignedTail > 0 ? `the last ${report.unsignedTail} entries are not covered by a signed checkpoint yet` : null,
+      report.unsignedAnchor ? 'the purge anchor the chain starts from is not signed' : null,
+    ].filter((x) => x !== null).join('; ');
+    error = new AigovError('AIGOV_E_AUDIT_UNSIGNED', { what });
   }
   return { file, report, error };
 }

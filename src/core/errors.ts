@@ -327,8 +327,8 @@ export const ERRORS = {
   },
   AIGOV_E_AUDIT_UNSIGNED: {
     status: 500, exitCode: EXIT.tempFail, type: 'api_error',
-    message: 'The audit trail is intact, but its last {count} entries are not covered by a signed checkpoint yet.',
-    hint: 'The gateway signs every audit.checkpoint_interval and at shutdown; run again later, or drop --require-signed.',
+    message: 'The audit trail is intact, but not all of it is signed: {what}.',
+    hint: 'The gateway signs every audit.checkpoint_interval, at shutdown and at each purge (with audit.signing_key set); run again later, or drop --require-signed.',
   },
   AIGOV_E_AUDIT_DB_UNREADABLE: {
     status: 500, exitCode: EXIT.noInput, type: 'api_error',

@@ -72,6 +72,11 @@ export interface AuditVerifyReport {
   readonly keyId: string | null;
   /** Entries after the newest checkpoint whose signature verified (all of them when nothing was checked). */
   readonly unsignedTail: number;
+  /**
+   * The chain starts at a purge anchor that is not signed (written while the gateway had no key):
+   * the purge it records cannot be told from someone deleting the oldest entries.
+   */
+  readonly unsignedAnchor: boolean;
   readonly warnings: readonly string[];
   readonly durationMs: number;
 }
@@ -164,6 +169,7 @@ export function verifyAudit(db: DatabaseSync, options: AuditVerifyOptions = {}):
   let signed = 0;
   let verified = 0;
   let lastVerifiedSeq = -1;
+  let unsignedAnchor = false;
 
   const checkpoints = db
     .prepare('SELECT id, seq, hash, at, kind, key_id, signature FROM audit_checkpoints ORDER BY seq, id')
@@ -256,7 +262,12 @@ export function verifyAudit(db: DatabaseSync, options: AuditVerifyOptions = {}):
               if (!anchors.some((a) => a.hash === prevHash)) {
                 fail('entry_missing', seq, kind, ref, `entry ${seq} (${kind}, ${what}) does not chain to the anchor checkpoint at seq ${seq - 1}`);
               }
-              for (const a of anchors) checkSignature(a);
+              let anchorSigned = false;
+              for (const a of anchors) if (checkSignature(a) && a.hash === prevHash) anchorSigned = true;
+              if (!anchorSigned) {
+                unsignedAnchor = true;
+                warnings.push(`the chain starts at entry ${seq} after a purge whose anchor checkpoint is ${publicKey === null ? 'not checked (no public key)' : 'not signed'}: the removal of entries 1..${seq - 1} is not proven`);
+              }
             }
           }
         } else {
@@ -429,6 +440,7 @@ export function verifyAudit(db: DatabaseSync, options: AuditVerifyOptions = {}):
     checkpoints: { total: checkpoints.length, signed, verified },
     keyId,
     unsignedTail,
+    unsignedAnchor,
     warnings,
     durationMs: Math.max(0, now() - started),
   };
