@@ -223,6 +223,10 @@ describe('aigov sessions replay against a real gateway', { skip: BUILT ? false :
       assert.match(first, new RegExp(`aigov sessions replay ${SESSION} · alice@aigov\\.dev · 5 calls`));
       assert.match(first, /⚑ mask_request · rule mask-emails · request · emails never leave/);
       assert.match(first, /user +│ Where do I meet the client\? My address is \[EMAIL\]/);
+      // The masked span is highlighted (reverse video), the text around it is not.
+      const styled = execFileSync('tmux', ['capture-pane', '-p', '-e', '-t', session], { encoding: 'utf8' });
+      // eslint-disable-next-line no-control-regex
+      assert.match(styled, /My address is \u001b\[(?:[0-9;]*;)?7(?:;[0-9;]*)?m(?:\u001b\[[0-9;]*m)*\[EMAIL\]/, JSON.stringify(styled));
       // Part of the answer, then more of it: it grows rather than appearing at once.
       const partial = await waitForScreen(session, (t) => /Answer .*\n {2}Café/.test(t), 'the first words of the answer');
       execFileSync('tmux', ['send-keys', '-t', session, 'Space']);
