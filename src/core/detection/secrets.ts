@@ -44,18 +44,23 @@ function startsWith(chars: string): (text: string, q: number) => boolean {
 }
 
 /** The matches of the global regex `re` — via its anchor when it has one (the same matches, faster). */
-function anchoredFinder(re: RegExp, anchor: Anchor | undefined): (text: string) => Iterable<RegExpExecArray> {
-  if (anchor === undefined) return (text) => matches(re, text);
+function anchoredFinder(re: RegExp, anchor: Anchor | undefined): (text: string) => readonly RegExpExecArray[] {
+  if (anchor === undefined) return (text) => [...matches(re, text)];
   const sticky = new RegExp(re.source, `${re.flags.replace('g', '')}y`);
   return (text) => matchesNear(sticky, text, anchor.triggers, anchor.back, anchor.mayStart, anchor.near);
 }
 
+const NO_CANDIDATES: Candidate[] = [];
+Object.freeze(NO_CANDIDATES);
+
 function regexFinder(re: RegExp, confidence: number, accept?: (m: RegExpExecArray, text: string) => number | false, literal?: string, anchor?: Anchor) {
   const find = anchoredFinder(re, anchor);
   return (text: string): Candidate[] => {
-    if (literal !== undefined && !text.includes(literal)) return [];
+    if (literal !== undefined && !text.includes(literal)) return NO_CANDIDATES;
+    const found = find(text);
+    if (found.length === 0) return NO_CANDIDATES;
     const out: Candidate[] = [];
-    for (const m of find(text)) {
+    for (const m of found) {
       const c = accept === undefined ? confidence : accept(m, text);
       if (c === false) continue;
       // A capture group named `secret` narrows the reported span to it.
@@ -227,8 +232,8 @@ export const githubTokenDetector: Detector = defineDetector({
     return (text: string): Candidate[] => {
       if (!text.includes('_')) return [];
       const out = classic(text);
-      out.push(...fineGrained(text));
-      return out;
+      const more = fineGrained(text);
+      return more.length === 0 ? out : out.length === 0 ? more : [...out, ...more];
     };
   })(),
   settledBefore: prefixedTokenHint(['ghp_', 'gho_', 'ghu_', 'ghs_', 'ghr_', 'github_pat_'], 93),
@@ -325,6 +330,8 @@ export const googleApiKeyDetector = tokenDetector(
 
 const JWT_RE = new RegExp(`${L}(eyJ[A-Za-z0-9_-]{8,2000})\\.(ey[A-Za-z0-9_-]{4,4700})\\.([A-Za-z0-9_-]{0,1400})${R}`, 'g');
 const JWT_AT = new RegExp(JWT_RE.source, 'y');
+const JWT_TRIGGER = ['J'];
+const JWT_FIRST = startsWith('e');
 
 export const jwtDetector: Detector = defineDetector({
   id: 'builtin.jwt',
@@ -335,7 +342,7 @@ export const jwtDetector: Detector = defineDetector({
   find(text) {
     const out: Candidate[] = [];
     // `eyJ` opens every match: the `J` (rarer than `e` in prose) is the trigger.
-    for (const m of matchesNear(JWT_AT, text, ['J'], 2, startsWith('e'))) {
+    for (const m of matchesNear(JWT_AT, text, JWT_TRIGGER, 2, JWT_FIRST)) {
       const header = decodeBase64(m[1] ?? '');
       if (header === undefined) continue;
       let alg: unknown;

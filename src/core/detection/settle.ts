@@ -9,8 +9,12 @@
  * alone. Every hint returns the first candidate start that is still pending, else text.length.
  */
 
-/** A character-class test on a UTF-16 code unit. */
-export type CharTest = (code: number) => boolean;
+/**
+ * A character-class test on a UTF-16 code unit. One made by asciiClass also carries its table
+ * (ASCII code → 1 when in the class) and its answer for non-ASCII code units, so that loops over
+ * many characters (runStart) can read the table instead of calling one of many closures.
+ */
+export type CharTest = ((code: number) => boolean) & { readonly table?: Uint8Array; readonly other?: boolean };
 
 /** A CharTest for the ASCII characters in `chars` (plus ranges written a-z); non-ASCII → `other`. */
 export function asciiClass(chars: string, other = false): CharTest {
@@ -25,12 +29,22 @@ export function asciiClass(chars: string, other = false): CharTest {
       table[chars.charCodeAt(i)] = 1;
     }
   }
-  return (code) => (code < 128 ? table[code] === 1 : other);
+  return Object.assign((code: number) => (code < 128 ? table[code] === 1 : other), { table, other });
 }
 
 /** Start of the longest suffix of `text` made of `inRun` characters (text.length when none). */
 export function runStart(text: string, inRun: CharTest, from = text.length): number {
   let i = from;
+  const table = inRun.table;
+  if (table !== undefined) {
+    const other = inRun.other === true;
+    while (i > 0) {
+      const c = text.charCodeAt(i - 1);
+      if (!(c < 128 ? table[c] === 1 : other)) break;
+      i--;
+    }
+    return i;
+  }
   while (i > 0 && inRun(text.charCodeAt(i - 1))) i--;
   return i;
 }
