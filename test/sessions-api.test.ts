@@ -174,6 +174,9 @@ describe('sessions API: who sees what', () => {
     const post = await fetch(`${h.url}/aigov/v1/sessions`, { method: 'POST', headers: { authorization: `Bearer ${tokens['alice']}` } });
     assert.equal(post.status, 405);
     assert.equal((await api('alice', '/ses-alice-1/events')).status, 404);
+    const malformed = await api<{ error: { code: string } }>('alice', '/%E0%A4%A');
+    assert.equal(malformed.status, 404);
+    assert.equal(malformed.json.error.code, 'AIGOV_E_SESSION_NOT_FOUND');
   });
 });
 

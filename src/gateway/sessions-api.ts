@@ -76,7 +76,7 @@ export function createSessionsApi(deps: SessionsApiDeps): SessionsApi {
     }
     const reader: Reader = { principal: auth.principal, auditor: auth.principal.groups.some((g) => auditorGroups.has(g)) };
     if (parts.length === 0) return list(res, reader, url.searchParams);
-    const id = decodeURIComponent(parts[0] ?? '');
+    const id = decodeId(parts[0] ?? '');
     if (parts.length === 1) return show(res, reader, id);
     return exportSession(req, res, reader, id, url.searchParams.get('format') ?? 'jsonl');
   };
@@ -295,6 +295,15 @@ function owns(principal: Principal, session: SessionRecord): boolean {
 
 function isSelf(principal: Principal, user: string): boolean {
   return user === principal.subject || (principal.email !== null && user.toLowerCase() === principal.email.toLowerCase());
+}
+
+/** A path segment as an id; a malformed escape is an id no session has. */
+function decodeId(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return '';
+  }
 }
 
 /** Session ids as the gateway accepts them in x-aigov-session. */
