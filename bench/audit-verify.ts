@@ -12,6 +12,10 @@
  * verification (median of R runs, after one warm-up run). Also prints entries/s alone.
  * Goal (issue 6): >= 200k records/s.
  *
+ * Then the retention purge of the older half of each database (chunks of 500 entries on the
+ * main thread): total time, and the longest gap of a 1 ms timer meanwhile (the event-loop stall
+ * a running gateway would see); the database must still verify afterwards.
+ *
  * Then what the chain costs the writer thread: the same INSERTs the writer runs (group of 32
  * request records per transaction; write-behind batches of 10 events), with and without the
  * audit entry (serialization, two SHA-256, one INSERT into audit_log), alternating A/B rounds on
@@ -25,6 +29,7 @@ import { parseArgs } from 'node:util';
 import { DatabaseSync } from 'node:sqlite';
 import type { CallRequestRecord } from '../src/store/recording-store.ts';
 import { ChainWriter } from '../src/store/sqlite/audit-chain-writer.ts';
+import { AuditMaintenance } from '../src/store/sqlite/audit-maintenance.ts';
 import { migrateDatabase } from '../src/store/sqlite/migrations.ts';
 import { verifyAuditDatabase } from '../src/store/sqlite/audit-verify.ts';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
@@ -105,6 +110,7 @@ function median(values: number[]): number {
 }
 
 const rows: string[] = [];
+const purges: string[] = [];
 for (const stream of [true, false]) {
   const file = path.join(dir, `${stream ? 'streamed' : 'plain'}.db`);
   const t0 = performance.now();
@@ -121,6 +127,29 @@ for (const stream of [true, false]) {
     if (r > 0) times.push(ms); // the first run warms the page cache
   }
   const ms = median(times);
+  {
+    const db = new DatabaseSync(file, { readOnly: true });
+    const cut = Number(db.prepare('SELECT started_at FROM calls ORDER BY started_at LIMIT 1 OFFSET ?').get(Math.floor(CALLS / 2))?.['started_at']);
+    db.close();
+    const maintenance = new AuditMaintenance(file, { key: null });
+    let last = performance.now();
+    let longest = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+    }, 1);
+    const start = performance.now();
+    const purged = await maintenance.purge(cut);
+    const purgeMs = performance.now() - start;
+    clearInterval(timer);
+    await maintenance.close();
+    const after = verifyAuditDatabase(file);
+    if (!after.ok) throw new Error(`verification after the purge failed: ${after.problem?.detail}`);
+    purges.push(
+      `| ${stream ? 'streamed' : 'plain'} | ${purged.calls.toLocaleString('en-US')} calls, ${purged.events.toLocaleString('en-US')} events, ${purged.entries.toLocaleString('en-US')} entries | ${purgeMs.toFixed(0)} ms | ${longest.toFixed(1)} ms | verifies (${after.entries.toLocaleString('en-US')} entries from ${after.firstSeq}) |`,
+    );
+  }
   const records = entries + built.calls + built.events;
   const size = fs.statSync(file).size;
   rows.push(
@@ -132,6 +161,9 @@ console.log(`node ${process.version}, ${os.cpus().length} CPUs, ${process.platfo
 console.log('| shape | database | verify | records/s (entries + rows) | entries/s |');
 console.log('|---|---|---|---|---|');
 for (const row of rows) console.log(row);
+console.log('\n| purge (older half) | removed | time | longest event-loop gap | after |');
+console.log('|---|---|---|---|---|');
+for (const row of purges) console.log(row);
 
 // ── the writer thread's added cost ─────────────────────────────────────────────────────────
 {

@@ -368,22 +368,35 @@ describe('retention purge', () => {
     store.finishCall(result('open-0', now)); // 27
     await store.close();
 
+    // Chunks of 4 entries: every chunk boundary cuts calls in flight (requests 1-3, then their
+    // event batches, then their results): they keep their rows until their last entry goes.
     const maintenance = new AuditMaintenance(file, { key, chunkEntries: 4 });
     const purged = await maintenance.purge(now - 30 * DAY);
     await maintenance.close();
     assert.equal(purged.calls, 3);
     assert.equal(purged.events, 3 * 6);
     assert.equal(purged.sessions, 1);
-    assert.equal(purged.entries, 3 + 9 + 3);
-    assert.equal(purged.anchorSeq, 15);
+    assert.equal(purged.entries, 16);
+    assert.equal(purged.anchorSeq, 16);
+    // open-0 stays: its result (entry 27) comes after newer calls; its request entry (16) is gone.
     assert.deepEqual(query(file, 'SELECT id FROM calls ORDER BY rowid').map((r) => r['id']), ['open-0', 'new-0', 'new-1']);
     assert.equal(query(file, "SELECT count(*) AS n FROM sessions WHERE id = 'sess-old'")[0]?.['n'], 0);
-    assert.deepEqual(query(file, "SELECT seq, kind FROM audit_checkpoints").map((r) => [r['seq'], r['kind']]), [[15, 'anchor']]);
+    assert.deepEqual(query(file, "SELECT seq, kind FROM audit_checkpoints").map((r) => [r['seq'], r['kind']]), [[16, 'anchor']]);
 
     const report = verifyAuditDatabase(file, { publicKey: key.publicKey });
     assert.equal(report.problem, null);
-    assert.equal(report.firstSeq, 16);
+    assert.equal(report.firstSeq, 17);
     assert.equal(report.checkpoints.verified, 1);
+
+    // A call row forged among the cut ones (no entry names it) is still caught.
+    const forged = freshFile();
+    fs.copyFileSync(file, forged);
+    tamper(
+      forged,
+      `INSERT INTO calls (rowid, id, session_id, subject, email, groups, issuer, provider, provider_kind, endpoint, method, path, stream, request_body, decisions, started_at, status)
+       SELECT 0, 'forged', session_id, subject, email, groups, issuer, provider, provider_kind, endpoint, method, path, stream, request_body, decisions, started_at, 'completed' FROM calls WHERE id = 'new-0'`,
+    );
+    assertBroken(verifyAuditDatabase(forged, { publicKey: key.publicKey }), { problem: 'unrecorded_row', kind: 'calls', ref: 'forged' });
 
     // The remaining chain continues after a restart, and still verifies.
     const reopened = await openSqliteStore({ path: file });
@@ -402,7 +415,7 @@ describe('retention purge', () => {
 
     // Deleting the anchor (or faking a purge by deleting old entries) is caught.
     tamper(file, "DELETE FROM audit_checkpoints WHERE kind = 'anchor'");
-    assertBroken(verifyAuditDatabase(file, { publicKey: key.publicKey }), { problem: 'anchor_missing', seq: 16 });
+    assertBroken(verifyAuditDatabase(file, { publicKey: key.publicKey }), { problem: 'anchor_missing', seq: 17 });
   });
 
   test('purging everything leaves an anchor the next entries chain to, also across a restart', async () => {

@@ -102,10 +102,11 @@ interface CheckpointRow {
 
 type Row = readonly SQLOutputValue[];
 
-/** calls columns as fetched: the request's, then the result's (id again), so each is one slice. */
-const CALL_SELECT = `${REQUEST_COLUMNS.join(', ')}, ${RESULT_COLUMNS.join(', ')}`;
+/** calls columns as fetched: the request's, then the result's (id again), so each is one slice; then rowid. */
+const CALL_SELECT = `${REQUEST_COLUMNS.join(', ')}, ${RESULT_COLUMNS.join(', ')}, rowid`;
 const REQUEST_END = REQUEST_COLUMNS.length;
 const RESULT_END = REQUEST_END + RESULT_COLUMNS.length;
+const ROWID = RESULT_END;
 
 /** Prepares a statement whose rows come back as arrays (no object per row). */
 function prepareArrays(db: DatabaseSync, sql: string): StatementSync {
@@ -228,6 +229,10 @@ export function verifyAudit(db: DatabaseSync, options: AuditVerifyOptions = {}):
   /** Result content hashes of calls met at their request entry, until their result entry. */
   const pendingResults = new Map<string, { hash: string; status: string }>();
   const seenCalls = new Set<string>();
+  /** Calls named by a result or events entry whose request entry was not met (cut off by a purge). */
+  const cutCalls = new Set<string>();
+  /** Call rows met out of step before a later call's row: cut by a purge, or inserted behind the gateway. */
+  const skippedCalls: string[] = [];
   let callsInStep = true;
   let eventsInStep = true;
   let coveredEvents = 0;
@@ -293,8 +298,19 @@ export function verifyAudit(db: DatabaseSync, options: AuditVerifyOptions = {}):
             if (row !== undefined && row[0] === ref) {
               callsCursor.take();
             } else {
-              if (row !== undefined) callsInStep = false;
-              row = getRow(callById, ref);
+              const own = getRow(callById, ref);
+              // Rows inserted before this call's that no request entry took: set aside, judged at the end.
+              while (own !== undefined && row !== undefined && row[0] !== ref && Number(row[ROWID]) < Number(own[ROWID])) {
+                skippedCalls.push(String(row[0]));
+                callsCursor.take();
+                row = callsCursor.peek();
+              }
+              if (row !== undefined && row[0] === ref) {
+                callsCursor.take();
+              } else {
+                if (row !== undefined) callsInStep = false;
+                row = own;
+              }
             }
             if (row === undefined) fail('row_missing', seq, kind, ref, `call ${ref} was deleted (entry ${seq} records its request)`);
             if (textHash(encodeColumnValues('request', row as ColumnValue[], 0, REQUEST_END)) !== content) {
@@ -311,6 +327,7 @@ export function verifyAudit(db: DatabaseSync, options: AuditVerifyOptions = {}):
           case 'result': {
             let expected = pendingResults.get(ref)?.hash;
             if (expected === undefined) {
+              if (!seenCalls.has(ref)) cutCalls.add(ref);
               const row = getRow(callById, ref);
               if (row === undefined) fail('row_missing', seq, kind, ref, `call ${ref} was deleted (entry ${seq} records its result)`);
               expected = textHash(encodeColumnValues('result', row as ColumnValue[], REQUEST_END, RESULT_END));
@@ -323,6 +340,7 @@ export function verifyAudit(db: DatabaseSync, options: AuditVerifyOptions = {}):
           case 'events': {
             const range = parseSpan(span);
             if (range === null) fail('entry_altered', seq, kind, ref, `entry ${seq} (events of call ${ref}) has no valid seq span`);
+            if (!seenCalls.has(ref)) cutCalls.add(ref);
             const sink = new TextSink();
             const feed = startEventsContent(sink, ref);
             let expectSeq = range.first;
@@ -394,11 +412,28 @@ export function verifyAudit(db: DatabaseSync, options: AuditVerifyOptions = {}):
         for (const [callId, pending] of pendingResults) {
           if (pending.status !== 'pending') fail('unrecorded_row', null, 'calls', callId, `call ${callId} has a result (status ${pending.status}) that no audit entry records`);
         }
+        // A call row without its request entry is fine only where a purge cut the chain before
+        // it and a remaining entry names the call (see audit-maintenance.ts).
+        let cutCovered = 0;
+        if (callsInStep) {
+          // Rows after the last one a request entry took: none, unless cut by a purge or forged.
+          for (let row = callsCursor.peek(); row !== undefined; row = callsCursor.peek()) {
+            skippedCalls.push(String(row[0]));
+            callsCursor.take();
+          }
+        }
+        for (const id of skippedCalls) {
+          if ((firstSeq ?? 1) > 1 && cutCalls.has(id) && !seenCalls.has(id)) {
+            cutCovered++;
+            continue;
+          }
+          fail('unrecorded_row', null, 'calls', id, `call ${id} has no audit entry: it was inserted behind the gateway`);
+        }
         const callCount = Number(db.prepare('SELECT count(*) AS n FROM calls').get()?.['n'] ?? 0);
-        if (callCount > coveredCalls) {
-          const extra = callsInStep ? callsCursor.peek()?.[0] : db.prepare("SELECT id FROM calls WHERE id NOT IN (SELECT ref FROM audit_log WHERE kind = 'request') ORDER BY rowid LIMIT 1").get()?.['id'];
+        if (callCount > coveredCalls + cutCovered) {
+          const extra = db.prepare("SELECT id FROM calls WHERE id NOT IN (SELECT ref FROM audit_log WHERE kind <> 'access') ORDER BY rowid LIMIT 1").get()?.['id'];
           const id = extra === undefined ? '?' : String(extra);
-          fail('unrecorded_row', null, 'calls', id, `call ${id} has no audit entry: it was inserted behind the gateway (${callCount - coveredCalls} such calls)`);
+          fail('unrecorded_row', null, 'calls', id, `call ${id} has no audit entry: it was inserted behind the gateway (${callCount - coveredCalls - cutCovered} such calls)`);
         }
         const eventCount = Number(db.prepare('SELECT count(*) AS n FROM stream_events').get()?.['n'] ?? 0);
         if (eventCount > coveredEvents) {
