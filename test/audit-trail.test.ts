@@ -248,6 +248,25 @@ describe('audit chain', () => {
     assert.equal(report.entries, 20);
   });
 
+  test('two stores writing the same file (an old gateway draining while the new one starts) keep one chain', async () => {
+    const file = freshFile();
+    const first = await openSqliteStore({ path: file });
+    const second = await openSqliteStore({ path: file });
+    try {
+      for (let round = 0; round < 3; round++) {
+        await recordCalls(first, `x${round}`, 2, Date.now());
+        await recordCalls(second, `y${round}`, 2, Date.now());
+      }
+      await Promise.all([recordCalls(first, 'xz', 3, Date.now()), recordCalls(second, 'yz', 3, Date.now())]);
+    } finally {
+      await first.close();
+      await second.close();
+    }
+    const report = verifyAuditDatabase(file);
+    assert.equal(report.problem, null);
+    assert.equal(report.entries, (6 * 2 + 6) * 5);
+  });
+
   test('a refused record (duplicate id) leaves no entry and the chain stays whole', async () => {
     const file = freshFile();
     const store = await openSqliteStore({ path: file });

@@ -4,8 +4,10 @@
  * rows (so an entry exists exactly when its rows do). The chain head lives in memory; it moves
  * only once the transaction commits, and goes back on a rollback (or a rolled-back savepoint).
  *
- * On open the head is the last entry, or — when a retention purge removed every entry — the
- * newest anchor checkpoint, or the genesis hash on a new database.
+ * The head is the last entry, or — when a retention purge removed every entry — the newest
+ * anchor checkpoint, or the genesis hash on a new database. It is read again at the start of
+ * each transaction (one indexed query per group), so a second process writing the same file —
+ * e.g. the old gateway still draining during a restart — cannot fork the chain.
  */
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import {
@@ -30,28 +32,42 @@ export interface ChainHead {
 
 /** The chain head as stored: last entry, else newest anchor, else genesis. */
 export function readChainHead(db: DatabaseSync): ChainHead {
-  const last = db.prepare('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1').get();
+  return headFrom(db.prepare(LAST_ENTRY), db.prepare(LAST_ANCHOR));
+}
+
+const LAST_ENTRY = 'SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1';
+const LAST_ANCHOR = "SELECT seq, hash FROM audit_checkpoints WHERE kind = 'anchor' ORDER BY seq DESC, id DESC LIMIT 1";
+
+function headFrom(lastEntry: StatementSync, lastAnchor: StatementSync): ChainHead {
+  const last = lastEntry.get();
   if (last !== undefined) return { seq: Number(last['seq']), hash: String(last['hash']) };
-  const anchor = db.prepare("SELECT seq, hash FROM audit_checkpoints WHERE kind = 'anchor' ORDER BY seq DESC, id DESC LIMIT 1").get();
+  const anchor = lastAnchor.get();
   if (anchor !== undefined) return { seq: Number(anchor['seq']), hash: String(anchor['hash']) };
   return { seq: 0, hash: GENESIS_HASH };
 }
 
 export class ChainWriter {
   readonly #insert: StatementSync;
+  readonly #lastEntry: StatementSync;
+  readonly #lastAnchor: StatementSync;
   #committed: ChainHead;
   #head: ChainHead;
+  /** The head was read inside the current transaction. */
+  #synced = false;
 
   constructor(db: DatabaseSync) {
     this.#insert = db.prepare(`
       INSERT INTO audit_log (seq, kind, ref, span, at, content_hash, prev_hash, hash)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
-    this.#committed = readChainHead(db);
+    this.#lastEntry = db.prepare(LAST_ENTRY);
+    this.#lastAnchor = db.prepare(LAST_ANCHOR);
+    this.#committed = headFrom(this.#lastEntry, this.#lastAnchor);
     this.#head = this.#committed;
   }
 
-  /** The current (uncommitted) head, to go back to when a savepoint is rolled back. */
+  /** The current (uncommitted) head, to go back to when a savepoint is rolled back. Call inside the transaction. */
   mark(): ChainHead {
+    this.#sync();
     return this.#head;
   }
 
@@ -62,11 +78,20 @@ export class ChainWriter {
   /** The transaction committed: its entries are the chain now. */
   committed(): void {
     this.#committed = this.#head;
+    this.#synced = false;
   }
 
   /** The transaction rolled back: so did its entries. */
   rolledBack(): void {
     this.#head = this.#committed;
+    this.#synced = false;
+  }
+
+  #sync(): void {
+    if (this.#synced) return;
+    this.#head = headFrom(this.#lastEntry, this.#lastAnchor);
+    this.#committed = this.#head;
+    this.#synced = true;
   }
 
   request(row: ColumnsOf<typeof REQUEST_COLUMNS>): void {
@@ -105,6 +130,7 @@ export class ChainWriter {
   }
 
   #append(kind: AuditKind, ref: string, span: string | null, content: string): void {
+    this.#sync();
     const seq = this.#head.seq + 1;
     const at = Date.now();
     const prevHash = this.#head.hash;
