@@ -37,6 +37,18 @@ function oneOfBefore(chars: string, span: number): (text: string, t: number) => 
   };
 }
 
+/**
+ * A near test for prefixed tokens: one of `prefixes` ends right before the trigger. Valid when
+ * the first trigger character of every match follows one of them (the prefix `sk` before the `-`
+ * of `sk-…`, `glpat` before the `-` of `glpat-…`).
+ */
+function afterPrefix(prefixes: readonly string[]): (text: string, t: number) => boolean {
+  return (text, t) => {
+    for (const p of prefixes) if (text.startsWith(p, t - p.length)) return true;
+    return false;
+  };
+}
+
 /** A mayStart test: the character at q is one of the ASCII `chars`. */
 function startsWith(chars: string): (text: string, q: number) => boolean {
   const isOne = asciiClass(chars);
@@ -219,7 +231,7 @@ export const githubTokenDetector: Detector = defineDetector({
       0.99,
       (m) => (base62Crc32Valid(m.groups?.['body'] ?? '') ? 0.99 : false),
       undefined,
-      { triggers: ['_'], back: 3, mayStart: startsWith('g') },
+      { triggers: ['_'], back: 3, mayStart: startsWith('g'), near: afterPrefix(['ghp', 'gho', 'ghu', 'ghs', 'ghr']) },
     );
     // Fine-grained PATs carry no public checksum: exact shape only.
     const fineGrained = regexFinder(
@@ -227,7 +239,7 @@ export const githubTokenDetector: Detector = defineDetector({
       0.95,
       (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.95),
       undefined,
-      { triggers: ['_'], back: 6, mayStart: startsWith('g') },
+      { triggers: ['_'], back: 6, mayStart: startsWith('g'), near: afterPrefix(['github']) },
     );
     return (text: string): Candidate[] => {
       if (!text.includes('_')) return [];
@@ -249,7 +261,8 @@ export const gitlabTokenDetector = tokenDetector(
   (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.95),
   prefixedTokenHint(['glpat-', 'gldt-', 'glrt-', 'glptt-', 'glcbt-', 'gloas-', 'glsoat-', 'glft-', 'glimt-', 'glagent-', 'glwt-'], 128),
   1,
-  { triggers: ['-'], back: 7, mayStart: startsWith('g') }, // `glagent-`: the first `-` at 7
+  // `glagent-`: the first `-` at 7.
+  { triggers: ['-'], back: 7, mayStart: startsWith('g'), near: afterPrefix(['glpat', 'gldt', 'glrt', 'glptt', 'glcbt', 'gloas', 'glsoat', 'glft', 'glimt', 'glagent', 'glwt']) },
 );
 
 export const slackTokenDetector = tokenDetector(
@@ -262,7 +275,8 @@ export const slackTokenDetector = tokenDetector(
   (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.95),
   prefixedTokenHint(['xoxb-', 'xoxa-', 'xoxp-', 'xoxr-', 'xoxs-', 'xoxe-', 'xoxe.xoxb-', 'xoxe.xoxp-', 'xapp-'], 256),
   1,
-  { triggers: ['-'], back: 9, mayStart: startsWith('x') }, // `xoxe.xoxb-`: the first `-` at 9
+  // `xoxe.xoxb-`: the first `-` at 9.
+  { triggers: ['-'], back: 9, mayStart: startsWith('x'), near: afterPrefix(['xoxb', 'xoxa', 'xoxp', 'xoxr', 'xoxs', 'xoxe', 'xapp', 'xoxe.xoxb', 'xoxe.xoxp']) },
 );
 
 export const stripeKeyDetector = tokenDetector(
@@ -278,7 +292,8 @@ export const stripeKeyDetector = tokenDetector(
   },
   prefixedTokenHint(['sk_live_', 'sk_test_', 'rk_live_', 'rk_test_', 'whsec_'], 256),
   1,
-  { triggers: ['_'], back: 5, mayStart: startsWith('srw') }, // `whsec_`: the `_` at 5
+  // `whsec_`: the `_` at 5.
+  { triggers: ['_'], back: 5, mayStart: startsWith('srw'), near: afterPrefix(['sk', 'rk', 'whsec']) },
 );
 
 export const anthropicKeyDetector = tokenDetector(
@@ -291,7 +306,7 @@ export const anthropicKeyDetector = tokenDetector(
   (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.99),
   prefixedTokenHint(['sk-ant-'], 200),
   1,
-  { triggers: ['-'], back: 2, mayStart: startsWith('s') },
+  { triggers: ['-'], back: 2, mayStart: startsWith('s'), near: afterPrefix(['sk']) },
 );
 
 export const openaiKeyDetector = tokenDetector(
@@ -312,7 +327,7 @@ export const openaiKeyDetector = tokenDetector(
   },
   prefixedTokenHint(['sk-'], 256),
   1,
-  { triggers: ['-'], back: 2, mayStart: startsWith('s') },
+  { triggers: ['-'], back: 2, mayStart: startsWith('s'), near: afterPrefix(['sk']) },
 );
 
 export const googleApiKeyDetector = tokenDetector(
@@ -374,7 +389,7 @@ export const npmTokenDetector = tokenDetector(
   (m) => (base62Crc32Valid(m.groups?.['body'] ?? '') ? 0.99 : false),
   prefixedTokenHint(['npm_'], 40),
   1,
-  { triggers: ['_'], back: 3, mayStart: startsWith('n') },
+  { triggers: ['_'], back: 3, mayStart: startsWith('n'), near: afterPrefix(['npm']) },
 );
 
 export const huggingfaceTokenDetector = tokenDetector(
@@ -392,7 +407,7 @@ export const huggingfaceTokenDetector = tokenDetector(
   },
   prefixedTokenHint(['hf_', 'api_org_'], 48),
   1,
-  { triggers: ['_'], back: 3, mayStart: startsWith('ha') },
+  { triggers: ['_'], back: 3, mayStart: startsWith('ha'), near: afterPrefix(['hf', 'api']) },
 );
 
 export const sendgridKeyDetector = tokenDetector(
