@@ -284,6 +284,53 @@ describe('audit chain', () => {
   });
 });
 
+describe('a database from before the audit trail (schema 2)', () => {
+  test('its old rows are reported as not covered, rows added among them are caught, retention deletes them', async () => {
+    const { MIGRATIONS, migrateDatabase } = await import('../src/store/sqlite/migrations.ts');
+    const file = freshFile();
+    const old = Date.now() - 40 * DAY;
+    const db = new DatabaseSync(file);
+    migrateDatabase(db, MIGRATIONS.slice(0, 2));
+    db.prepare("INSERT INTO sessions (id, subject, issuer, email, started_at, last_call_at, call_count) VALUES ('sess-legacy', 'alice', 'https://idp.example.test', NULL, ?, ?, 2)").run(old, old);
+    for (const id of ['legacy-0', 'legacy-1']) {
+      db.prepare(`INSERT INTO calls (id, session_id, subject, email, groups, issuer, provider, provider_kind, endpoint, method, path, stream, request_body, decisions, started_at, status)
+        VALUES (?, 'sess-legacy', 'alice', NULL, '[]', 'https://idp.example.test', 'openai', 'openai', 'openai.chat.completions', 'POST', '/v1/chat/completions', 1, '{}', '[]', ?, 'completed')`).run(id, old);
+      db.prepare("INSERT INTO stream_events (call_id, seq, offset_ms, raw) VALUES (?, 0, 1, 'data: {}\n\n')").run(id);
+    }
+    db.prepare("INSERT INTO access_log (at, subject, issuer, email, action, session_id, filter) VALUES (?, 'audrey', 'https://idp.example.test', NULL, 'show', 'sess-legacy', NULL)").run(old);
+    db.close();
+
+    const store = await openSqliteStore({ path: file }); // migrates to the audit schema
+    await recordCalls(store, 'a', 2, Date.now());
+    await store.close();
+    assert.deepEqual({ ...query(file, 'SELECT * FROM audit_legacy')[0] }, { calls_rowid: 2, calls_count: 2, events_rowid: 2, events_count: 2, access_id: 1, access_count: 1 });
+    const report = verifyAuditDatabase(file);
+    assert.equal(report.problem, null);
+    assert.ok(report.warnings.some((w) => /2 calls, 2 stream events and 1 access rows were recorded before/.test(w)), report.warnings.join('; '));
+
+    const forged = freshFile();
+    fs.copyFileSync(file, forged);
+    tamper(
+      forged,
+      `INSERT INTO calls (rowid, id, session_id, subject, email, groups, issuer, provider, provider_kind, endpoint, method, path, stream, request_body, decisions, started_at, status)
+       SELECT 0, 'forged', session_id, subject, email, groups, issuer, provider, provider_kind, endpoint, method, path, stream, request_body, decisions, started_at, status FROM calls WHERE id = 'legacy-0'`,
+    );
+    assertBroken(verifyAuditDatabase(forged), { problem: 'unrecorded_row', kind: 'calls' });
+
+    const maintenance = new AuditMaintenance(file, { key: null });
+    const purged = await maintenance.purge(Date.now() - DAY);
+    await maintenance.close();
+    assert.equal(purged.calls, 2);
+    assert.equal(purged.events, 2);
+    assert.equal(purged.accessRows, 1);
+    assert.equal(purged.sessions, 1);
+    assert.equal(purged.entries, 0, 'the chained calls are newer than the cut');
+    const after = verifyAuditDatabase(file);
+    assert.equal(after.problem, null);
+    assert.ok(!after.warnings.some((w) => /recorded before/.test(w)));
+  });
+});
+
 describe('access log and --since', () => {
   test('auditor reads (access_log rows) are chained; an edited or deleted access row is caught', async () => {
     const file = freshFile();

@@ -21,6 +21,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { parseSpan, type CheckpointKind } from '../../core/audit/chain.ts';
 import { readChainHead } from './audit-chain-writer.ts';
 import { signCheckpoint, type SigningKey } from './audit-keys.ts';
+import { readLegacy } from './audit-verify.ts';
 import { migrateDatabase } from './migrations.ts';
 
 export interface CheckpointRecord {
@@ -111,6 +112,16 @@ export class AuditMaintenance {
   purge(cutMs: number): Promise<PurgeResult> {
     return this.#serial(async () => {
       const total = { calls: 0, events: 0, accessRows: 0, sessions: 0, entries: 0, anchorSeq: null as number | null };
+      // Rows from before the audit chain (migration 4) are in no entry: they just go.
+      for (;;) {
+        const chunk = await this.#transaction(() => this.#purgeLegacyChunk(cutMs));
+        total.calls += chunk.calls;
+        total.events += chunk.events;
+        total.accessRows += chunk.accessRows;
+        total.sessions += chunk.sessions;
+        if (chunk.done) break;
+        await sleep(0);
+      }
       for (;;) {
         const chunk = await this.#transaction(() => this.#purgeChunk(cutMs));
         total.calls += chunk.calls;
@@ -173,6 +184,25 @@ export class AuditMaintenance {
     const signature = this.#key === null ? null : signCheckpoint({ seq, hash, at, kind, keyId }, this.#key.privateKey);
     this.#s.insertCheckpoint.run(seq, hash, at, kind, keyId, signature);
     return { seq, hash, at, kind, keyId };
+  }
+
+  #purgeLegacyChunk(cut: number): { calls: number; events: number; accessRows: number; sessions: number; done: boolean } {
+    const db = this.#db;
+    const legacy = readLegacy(db);
+    const limit = this.#chunk;
+    const ids = db.prepare('SELECT id, session_id FROM calls WHERE rowid <= ? AND started_at < ? ORDER BY rowid LIMIT ?').all(legacy.callsRowid, cut, limit);
+    const callIds = JSON.stringify(ids.map((r) => String(r['id'])));
+    const sessionIds = JSON.stringify([...new Set(ids.map((r) => String(r['session_id'])))]);
+    const events = Number(db.prepare('DELETE FROM stream_events WHERE call_id IN (SELECT value FROM json_each(?))').run(callIds).changes);
+    const calls = Number(db.prepare('DELETE FROM calls WHERE id IN (SELECT value FROM json_each(?))').run(callIds).changes);
+    const sessions = Number(
+      db
+        .prepare('DELETE FROM sessions WHERE id IN (SELECT value FROM json_each(?)) AND NOT EXISTS (SELECT 1 FROM calls WHERE calls.session_id = sessions.id)')
+        .run(sessionIds).changes,
+    );
+    const access = db.prepare('SELECT id FROM access_log WHERE id <= ? AND at < ? ORDER BY id LIMIT ?').all(legacy.accessId, cut, limit);
+    const accessRows = Number(db.prepare('DELETE FROM access_log WHERE id IN (SELECT value FROM json_each(?))').run(JSON.stringify(access.map((r) => Number(r['id'])))).changes);
+    return { calls, events, accessRows, sessions, done: ids.length < limit && access.length < limit };
   }
 
   #purgeChunk(cut: number): PurgeResult & { done: boolean } {

@@ -131,8 +131,8 @@ function fail(problem: AuditProblemKind, seq: number | null, kind: string | null
 class Peekable {
   readonly #it: Iterator<Row>;
   #next: Row | undefined | null = null; // null: not fetched yet
-  constructor(statement: StatementSync) {
-    this.#it = (statement.iterate() as unknown as Iterable<Row>)[Symbol.iterator]();
+  constructor(statement: StatementSync, ...params: number[]) {
+    this.#it = (statement.iterate(...params) as unknown as Iterable<Row>)[Symbol.iterator]();
   }
   peek(): Row | undefined {
     if (this.#next === null) {
@@ -144,6 +144,30 @@ class Peekable {
   take(): void {
     this.#next = null;
   }
+}
+
+export interface LegacyRows {
+  readonly callsRowid: number;
+  readonly callsCount: number;
+  readonly eventsRowid: number;
+  readonly eventsCount: number;
+  readonly accessId: number;
+  readonly accessCount: number;
+}
+
+/** Where the rows from before the audit chain end (migration 4); all 0 on a database created with it. */
+export function readLegacy(db: DatabaseSync): LegacyRows {
+  const exists = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'audit_legacy'").get() !== undefined;
+  const row = exists ? db.prepare('SELECT * FROM audit_legacy LIMIT 1').get() : undefined;
+  const n = (key: string): number => Math.max(0, Math.floor(Number(row?.[key] ?? 0)));
+  return {
+    callsRowid: n('calls_rowid'),
+    callsCount: n('calls_count'),
+    eventsRowid: n('events_rowid'),
+    eventsCount: n('events_count'),
+    accessId: n('access_id'),
+    accessCount: n('access_count'),
+  };
 }
 
 /** Verifies the database at `file`. Throws only when it cannot be read at all. */
@@ -218,8 +242,9 @@ export function verifyAudit(db: DatabaseSync, options: AuditVerifyOptions = {}):
       ? 'SELECT seq, kind, ref, span, at, content_hash, prev_hash, hash FROM audit_log ORDER BY seq'
       : 'SELECT seq, kind, ref, span, at, content_hash, prev_hash, hash FROM audit_log WHERE seq >= (SELECT min(seq) FROM audit_log WHERE at >= $since) ORDER BY seq',
   );
-  const callsCursor = new Peekable(prepareArrays(db, `SELECT ${CALL_SELECT} FROM calls ORDER BY rowid`));
-  const eventsCursor = new Peekable(prepareArrays(db, 'SELECT call_id, seq, offset_ms, raw FROM stream_events ORDER BY rowid'));
+  const legacy = readLegacy(db);
+  const callsCursor = new Peekable(prepareArrays(db, `SELECT ${CALL_SELECT} FROM calls WHERE rowid > ? ORDER BY rowid`), legacy.callsRowid);
+  const eventsCursor = new Peekable(prepareArrays(db, 'SELECT call_id, seq, offset_ms, raw FROM stream_events WHERE rowid > ? ORDER BY rowid'), legacy.eventsRowid);
   const callById = prepareArrays(db, `SELECT ${CALL_SELECT} FROM calls WHERE id = ?`);
   const eventsRange = prepareArrays(db, 'SELECT call_id, seq, offset_ms, raw FROM stream_events WHERE call_id = ? AND seq BETWEEN ? AND ? ORDER BY seq');
   const accessById = prepareArrays(db, `SELECT ${ACCESS_COLUMNS.join(', ')} FROM access_log WHERE id = ?`);
@@ -429,21 +454,39 @@ export function verifyAudit(db: DatabaseSync, options: AuditVerifyOptions = {}):
           }
           fail('unrecorded_row', null, 'calls', id, `call ${id} has no audit entry: it was inserted behind the gateway`);
         }
-        const callCount = Number(db.prepare('SELECT count(*) AS n FROM calls').get()?.['n'] ?? 0);
+        // Rows from before the database had the audit chain (migration 4 counted them): never
+        // covered; only retention may lower their number.
+        const legacyNow = {
+          calls: Number(db.prepare('SELECT count(*) AS n FROM calls WHERE rowid <= ?').get(legacy.callsRowid)?.['n'] ?? 0),
+          events: Number(db.prepare('SELECT count(*) AS n FROM stream_events WHERE rowid <= ?').get(legacy.eventsRowid)?.['n'] ?? 0),
+          access: Number(db.prepare('SELECT count(*) AS n FROM access_log WHERE id <= ?').get(legacy.accessId)?.['n'] ?? 0),
+        };
+        if (legacyNow.calls > legacy.callsCount) {
+          // With no old calls at all, the row is the one added; otherwise it hides among them.
+          const first = legacy.callsCount === 0 ? db.prepare('SELECT id FROM calls WHERE rowid <= ? ORDER BY rowid LIMIT 1').get(legacy.callsRowid)?.['id'] : undefined;
+          if (first !== undefined) fail('unrecorded_row', null, 'calls', String(first), `call ${String(first)} has no audit entry: it was inserted behind the gateway`);
+        }
+        if (legacyNow.calls > legacy.callsCount || legacyNow.events > legacy.eventsCount || legacyNow.access > legacy.accessCount) {
+          fail('unrecorded_row', null, 'calls', null, `rows were added among those recorded before the audit trail existed (calls ${legacyNow.calls}/${legacy.callsCount}, events ${legacyNow.events}/${legacy.eventsCount}, access ${legacyNow.access}/${legacy.accessCount} now/at the upgrade)`);
+        }
+        if (legacyNow.calls + legacyNow.events + legacyNow.access > 0) {
+          warnings.push(`${legacyNow.calls} calls, ${legacyNow.events} stream events and ${legacyNow.access} access rows were recorded before this database had the audit trail: they are not covered`);
+        }
+        const callCount = Number(db.prepare('SELECT count(*) AS n FROM calls').get()?.['n'] ?? 0) - legacyNow.calls;
         if (callCount > coveredCalls + cutCovered) {
-          const extra = db.prepare("SELECT id FROM calls WHERE id NOT IN (SELECT ref FROM audit_log WHERE kind <> 'access') ORDER BY rowid LIMIT 1").get()?.['id'];
+          const extra = db.prepare("SELECT id FROM calls WHERE rowid > ? AND id NOT IN (SELECT ref FROM audit_log WHERE kind <> 'access') ORDER BY rowid LIMIT 1").get(legacy.callsRowid)?.['id'];
           const id = extra === undefined ? '?' : String(extra);
           fail('unrecorded_row', null, 'calls', id, `call ${id} has no audit entry: it was inserted behind the gateway (${callCount - coveredCalls - cutCovered} such calls)`);
         }
-        const eventCount = Number(db.prepare('SELECT count(*) AS n FROM stream_events').get()?.['n'] ?? 0);
+        const eventCount = Number(db.prepare('SELECT count(*) AS n FROM stream_events').get()?.['n'] ?? 0) - legacyNow.events;
         if (eventCount > coveredEvents) {
           const extra = eventsInStep ? eventsCursor.peek() : undefined;
           const where = extra === undefined ? '' : ` (first: call ${String(extra[0])}, event ${Number(extra[1])})`;
           fail('unrecorded_row', null, 'stream_events', extra === undefined ? null : String(extra[0]), `${eventCount - coveredEvents} stream events have no audit entry${where}`);
         }
-        const accessCount = Number(db.prepare('SELECT count(*) AS n FROM access_log').get()?.['n'] ?? 0);
+        const accessCount = Number(db.prepare('SELECT count(*) AS n FROM access_log').get()?.['n'] ?? 0) - legacyNow.access;
         if (accessCount > coveredAccess) {
-          const extra = db.prepare("SELECT id FROM access_log WHERE CAST(id AS TEXT) NOT IN (SELECT ref FROM audit_log WHERE kind = 'access') ORDER BY id LIMIT 1").get();
+          const extra = db.prepare("SELECT id FROM access_log WHERE id > ? AND CAST(id AS TEXT) NOT IN (SELECT ref FROM audit_log WHERE kind = 'access') ORDER BY id LIMIT 1").get(legacy.accessId);
           const id = extra === undefined ? '?' : String(extra['id']);
           fail('unrecorded_row', null, 'access_log', id, `access_log row ${id} has no audit entry`);
         }

@@ -136,6 +136,32 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'rows recorded before the audit chain',
+    // A database upgraded from version 1 or 2 holds rows no audit entry covers. One row here
+    // says where they end (rowid / id) and how many there were, so `aigov audit verify` reports
+    // them as not covered (instead of as inserted behind the gateway), catches rows added among
+    // them later (the count only goes down, by retention), and the purge can still delete them.
+    // On a new database every figure is 0.
+    sql: `
+      CREATE TABLE audit_legacy (
+        calls_rowid   INTEGER NOT NULL,
+        calls_count   INTEGER NOT NULL,
+        events_rowid  INTEGER NOT NULL,
+        events_count  INTEGER NOT NULL,
+        access_id     INTEGER NOT NULL,
+        access_count  INTEGER NOT NULL
+      );
+      INSERT INTO audit_legacy
+      SELECT ifnull(max(c.rowid), 0), count(*),
+             (SELECT ifnull(max(e.rowid), 0) FROM stream_events e WHERE e.call_id NOT IN (SELECT ref FROM audit_log WHERE kind = 'events')),
+             (SELECT count(*) FROM stream_events e WHERE e.call_id NOT IN (SELECT ref FROM audit_log WHERE kind = 'events')),
+             (SELECT ifnull(max(a.id), 0) FROM access_log a WHERE CAST(a.id AS TEXT) NOT IN (SELECT ref FROM audit_log WHERE kind = 'access')),
+             (SELECT count(*) FROM access_log a WHERE CAST(a.id AS TEXT) NOT IN (SELECT ref FROM audit_log WHERE kind = 'access'))
+      FROM calls c WHERE c.id NOT IN (SELECT ref FROM audit_log WHERE kind <> 'access');
+    `,
+  },
 ];
 
 /** The schema version this build of aigov writes. */
