@@ -267,6 +267,41 @@ describe('audit chain', () => {
     assert.equal(report.entries, (6 * 2 + 6) * 5);
   });
 
+  test('verify while the gateway writes: one snapshot, no false alarm', async () => {
+    const file = freshFile();
+    const store = await openSqliteStore({ path: file });
+    try {
+      await recordCalls(store, 'a', 300, Date.now());
+      let stop = false;
+      let written = 0;
+      // The writer thread commits these while verify runs (synchronously) on this thread.
+      const writing = (async () => {
+        for (let i = 0; !stop && i < 2000; i++) {
+          const pending = store.recordRequest(request(`w-${i}`, Date.now()));
+          store.appendStreamEvents(`w-${i}`, [{ offsetMs: 1, raw: 'data: {}\n\n' }]);
+          store.finishCall(result(`w-${i}`, Date.now()));
+          if (i % 20 === 19) await pending;
+          written++;
+        }
+      })();
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      const reports: AuditVerifyReport[] = [];
+      for (let round = 0; round < 5; round++) {
+        reports.push(verifyAuditDatabase(file));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      stop = true;
+      await writing;
+      await store.flush();
+      for (const report of reports) assert.equal(report.problem, null, report.problem?.detail);
+      assert.ok(written > 0);
+      assert.ok(reports.some((r, i) => i > 0 && r.entries !== reports[0]!.entries), 'the writes really ran between the verifications');
+    } finally {
+      await store.close();
+    }
+    assert.equal(verifyAuditDatabase(file).problem, null);
+  });
+
   test('a refused record (duplicate id) leaves no entry and the chain stays whole', async () => {
     const file = freshFile();
     const store = await openSqliteStore({ path: file });

@@ -180,7 +180,22 @@ export function verifyAuditDatabase(file: string, options: AuditVerifyOptions = 
   }
 }
 
+/**
+ * Verifies over one read transaction: every query sees the same snapshot, so a gateway writing
+ * meanwhile (its rows and their entries commit together) never looks like a row without an
+ * entry or an entry without its row.
+ */
 export function verifyAudit(db: DatabaseSync, options: AuditVerifyOptions = {}): AuditVerifyReport {
+  if (db.isTransaction) return verifyInSnapshot(db, options);
+  db.exec('BEGIN');
+  try {
+    return verifyInSnapshot(db, options);
+  } finally {
+    if (db.isTransaction) db.exec('ROLLBACK');
+  }
+}
+
+function verifyInSnapshot(db: DatabaseSync, options: AuditVerifyOptions): AuditVerifyReport {
   const now = options.now ?? Date.now;
   const started = now();
   const publicKey = options.publicKey ?? null;
