@@ -1,8 +1,8 @@
 /**
  * The scanning helpers the built-in detectors use to run their regexes only near plausible
  * anchors, property-tested against their definitions: digitRuns against /[0-9]+/g, matchesNear
- * against the global scan of the same regex, and the context-word tests against lower-casing the
- * window and searching it.
+ * against the global scan of the same regex, the context-word tests against lower-casing the
+ * window and searching it, and the allocation-free ipv6Valid against splitting.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -10,6 +10,7 @@ import fc from 'fast-check';
 import { AFTER, BEFORE1, BEFORE2, BEFORE3, digitRuns, END, matchesNear, NONE, RUN_FIELDS, SPAN, SPAN_MAX, START, withSharedScans } from '../src/core/detection/anchors.ts';
 import type { DigitRuns } from '../src/core/detection/anchors.ts';
 import { before, contextRegexTest, contextTest } from '../src/core/detection/detector-kit.ts';
+import { ipv6Valid } from '../src/core/detection/pii.ts';
 
 const RUNS = 300;
 
@@ -117,5 +118,46 @@ describe('context-word tests equal lower-casing the window and searching it', ()
       }),
       { numRuns: RUNS * 3 },
     );
+  });
+});
+
+describe('ipv6Valid (allocation-free scan) equals the split-based definition', () => {
+  /** The definition: halves around `::`, their `:`-separated groups, 1-4 hex digits each but a dotted-quad last one. */
+  const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+  const IPV4 = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
+  function reference(s: string): boolean {
+    const halves = s.split('::');
+    if (halves.length > 2) return false;
+    const parse = (part: string): string[] => (part === '' ? [] : part.split(':'));
+    const groups = [...parse(halves[0] ?? ''), ...(halves.length === 2 ? parse(halves[1] ?? '') : [])];
+    let count = 0;
+    let digits = false;
+    for (let i = 0; i < groups.length; i++) {
+      const g = groups[i] ?? '';
+      if (i === groups.length - 1 && g.includes('.')) {
+        if (!IPV4.test(g)) return false;
+        count += 2;
+        digits = true;
+        continue;
+      }
+      if (!/^[0-9A-Fa-f]{1,4}$/.test(g)) return false;
+      if (/\d/.test(g)) digits = true;
+      count++;
+    }
+    if (halves.length === 2) return count <= 7 && groups.length >= 1 && digits && (groups.length >= 2 || s === '::1');
+    return count === 8;
+  }
+  it('on strings of hex digits, colons and dots (and a few others)', () => {
+    const part = fc.constantFrom(':', '::', ':::', '.', '0', '1', '8a2e', 'db8', 'ffff', 'FFFF', '12345', '192.168.1.1', '1.2.3', '256.1.1.1', 'g', ' ', '1');
+    fc.assert(
+      fc.property(fc.array(part, { maxLength: 14 }), (parts) => {
+        const s = parts.join('');
+        assert.equal(ipv6Valid(s), reference(s), s);
+      }),
+      { numRuns: RUNS * 10 },
+    );
+    for (const s of ['::1', '::', '1::', '::ffff:192.168.1.1', '2001:db8::8a2e:370:7334', '2001:0db8:0000:0000:0000:ff00:0042:8329', 'a::b', '1:2:3:4:5:6:7:8', '1:2:3:4:5:6:1.2.3.4', ':::1', '1:::2']) {
+      assert.equal(ipv6Valid(s), reference(s), s);
+    }
   });
 });

@@ -597,8 +597,18 @@ const VERSION_BEFORE = /(?:\bv|\bver\.?|version|release|build|firmware|\bfw|\bsd
 const IPV6_RE = /(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|\d{1,3}(?:\.\d{1,3}){3})?(?![\w:])/g;
 const IPV4_FULL = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
 
+const IPV6_CHARS = /^[0-9A-Fa-f:.]*$/;
+
 /** Parses the textual forms of RFC 4291 §2.2 (with `::` compression and an IPv4 tail). */
 export function ipv6Valid(s: string): boolean {
+  return IPV6_CHARS.test(s) ? ipv6ValidScan(s) : ipv6ValidSplit(s);
+}
+
+/**
+ * ipv6Valid by splitting (the definition): the halves around `::`, their `:`-separated groups,
+ * each 1-4 hex digits but for a dotted-quad last group.
+ */
+function ipv6ValidSplit(s: string): boolean {
   const halves = s.split('::');
   if (halves.length > 2) return false;
   const parse = (part: string): string[] | undefined => (part === '' ? [] : part.split(':'));
@@ -624,6 +634,51 @@ export function ipv6Valid(s: string): boolean {
     // `::` stands for at least one group; require some substance (not `a::b` words, not bare `::`).
     return count <= 7 && groups.length >= 1 && digits && (groups.length >= 2 || s === '::1');
   }
+  return count === 8;
+}
+
+/**
+ * ipv6ValidSplit without allocating, for strings of [0-9A-Fa-f:.] (the IPv6 regex's matches):
+ * the same halves (split('::') cuts at non-overlapping `::` from the left: a second one means
+ * three halves), the same groups in the same order, the same checks.
+ */
+function ipv6ValidScan(s: string): boolean {
+  const n = s.length;
+  const dbl = s.indexOf('::');
+  if (dbl >= 0 && s.indexOf('::', dbl + 2) >= 0) return false;
+  const headEnd = dbl >= 0 ? dbl : n;
+  const tailStart = dbl >= 0 ? dbl + 2 : n;
+  // The last group of all: the tail's last one, or the head's when the tail is empty.
+  const lastPartEnd = tailStart < n ? n : headEnd;
+  let count = 0;
+  let groups = 0;
+  let digits = false;
+  for (let part = 0; part < 2; part++) {
+    const a = part === 0 ? 0 : tailStart;
+    const b = part === 0 ? headEnd : n;
+    if (a >= b) continue; // an empty half has no groups
+    let gs = a;
+    for (let i = a; i <= b; i++) {
+      if (i < b && s.charCodeAt(i) !== 58 /* : */) continue;
+      // The group [gs, i).
+      groups++;
+      if (i === b && b === lastPartEnd && s.lastIndexOf('.', i - 1) >= gs) {
+        if (!IPV4_FULL.test(s.slice(gs, i))) return false;
+        count += 2;
+        digits = true;
+      } else {
+        if (i - gs < 1 || i - gs > 4) return false;
+        for (let k = gs; k < i; k++) {
+          const c = s.charCodeAt(k);
+          if (c >= 48 && c <= 57) digits = true;
+          else if (c === 46) return false; // a `.` outside the last group
+        }
+        count++;
+      }
+      gs = i + 1;
+    }
+  }
+  if (dbl >= 0) return count <= 7 && groups >= 1 && digits && (groups >= 2 || s === '::1');
   return count === 8;
 }
 
