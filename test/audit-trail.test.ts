@@ -193,6 +193,30 @@ describe('audit chain', () => {
     assertBroken(verifyAuditDatabase(file), { problem: 'row_missing', seq: 2, kind: 'request', ref: 'a-1' });
   });
 
+  test('a call row deleted and inserted again unchanged (rows out of step) still verifies; changed, it does not', async () => {
+    const file = await populated({ calls: 4 });
+    const copy = (sql: string): void => {
+      const db = new DatabaseSync(file, { enableForeignKeyConstraints: false }); // keep its stream events
+      try {
+        db.exec('BEGIN');
+        db.exec("CREATE TEMP TABLE saved AS SELECT * FROM calls WHERE id = 'a-1'");
+        db.exec("DELETE FROM calls WHERE id = 'a-1'");
+        db.exec(sql);
+        db.exec('INSERT INTO calls SELECT * FROM saved');
+        db.exec('COMMIT');
+      } finally {
+        db.close();
+      }
+    };
+    copy('SELECT 1');
+    assert.deepEqual(query(file, 'SELECT id FROM calls ORDER BY rowid').map((r) => r['id']), ['a-0', 'a-2', 'a-3', 'a-1']);
+    const report = verifyAuditDatabase(file);
+    assert.equal(report.problem, null, report.problem?.detail);
+    assert.equal(report.entries, 20);
+    copy("UPDATE saved SET model = 'gpt-5'");
+    assertBroken(verifyAuditDatabase(file), { problem: 'content_changed', seq: 2, kind: 'request', ref: 'a-1' });
+  });
+
   test('a deleted call together with its audit entries is caught as missing entries', async () => {
     const file = await populated();
     tamper(file, "DELETE FROM stream_events WHERE call_id = 'a-1'");

@@ -268,7 +268,8 @@ function verifyInSnapshot(db: DatabaseSync, options: AuditVerifyOptions): AuditV
 
   /** Result content hashes of calls met at their request entry, until their result entry. */
   const pendingResults = new Map<string, { hash: string; status: string }>();
-  const seenCalls = new Set<string>();
+  /** Calls whose request entry found its row by key, out of step (rare): the cursor may meet the row later. */
+  const pointMatched = new Set<string>();
   /** Calls named by a result or events entry whose request entry was not met (cut off by a purge). */
   const cutCalls = new Set<string>();
   /** Call rows met out of step before a later call's row: cut by a purge, or inserted behind the gateway. */
@@ -350,6 +351,7 @@ function verifyInSnapshot(db: DatabaseSync, options: AuditVerifyOptions): AuditV
               } else {
                 if (row !== undefined) callsInStep = false;
                 row = own;
+                pointMatched.add(ref);
               }
             }
             if (row === undefined) fail('row_missing', seq, kind, ref, `call ${ref} was deleted (entry ${seq} records its request)`);
@@ -357,17 +359,14 @@ function verifyInSnapshot(db: DatabaseSync, options: AuditVerifyOptions): AuditV
               fail('content_changed', seq, kind, ref, `call ${ref}: the recorded request was changed after it was written (entry ${seq})`);
             }
             rows++;
-            if (!seenCalls.has(ref)) {
-              seenCalls.add(ref);
-              coveredCalls++;
-            }
+            coveredCalls++; // a call has one request entry (calls.id is unique)
             pendingResults.set(ref, { hash: textHash(encodeColumnValues('result', row as ColumnValue[], REQUEST_END, RESULT_END)), status: String(row[REQUEST_END + 1]) });
             break;
           }
           case 'result': {
             let expected = pendingResults.get(ref)?.hash;
             if (expected === undefined) {
-              if (!seenCalls.has(ref)) cutCalls.add(ref);
+              cutCalls.add(ref); // its request entry was not met: cut off by a purge (judged at the end)
               const row = getRow(callById, ref);
               if (row === undefined) fail('row_missing', seq, kind, ref, `call ${ref} was deleted (entry ${seq} records its result)`);
               expected = textHash(encodeColumnValues('result', row as ColumnValue[], REQUEST_END, RESULT_END));
@@ -380,7 +379,7 @@ function verifyInSnapshot(db: DatabaseSync, options: AuditVerifyOptions): AuditV
           case 'events': {
             const range = parseSpan(span);
             if (range === null) fail('entry_altered', seq, kind, ref, `entry ${seq} (events of call ${ref}) has no valid seq span`);
-            if (!seenCalls.has(ref)) cutCalls.add(ref);
+            if (!pendingResults.has(ref)) cutCalls.add(ref);
             const sink = new TextSink();
             const feed = startEventsContent(sink, ref);
             let expectSeq = range.first;
@@ -463,7 +462,8 @@ function verifyInSnapshot(db: DatabaseSync, options: AuditVerifyOptions): AuditV
           }
         }
         for (const id of skippedCalls) {
-          if ((firstSeq ?? 1) > 1 && cutCalls.has(id) && !seenCalls.has(id)) {
+          if (pointMatched.has(id)) continue; // covered: its request entry found it by key
+          if ((firstSeq ?? 1) > 1 && cutCalls.has(id)) {
             cutCovered++;
             continue;
           }
