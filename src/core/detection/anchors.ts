@@ -210,32 +210,14 @@ export function matchesNear(
   mayStart?: (text: string, q: number) => boolean,
   near?: (text: string, t: number) => boolean,
 ): readonly RegExpExecArray[] {
-  const k = triggers.length;
-  const next: number[] = [];
-  let any = false;
-  for (let i = 0; i < k; i++) {
-    const p = text.indexOf(triggers[i]!);
-    next.push(p);
-    if (p >= 0) any = true;
-  }
-  if (!any) return NO_MATCHES;
+  const at = triggers.length === 1 ? occurrences(text, triggers[0]!) : mergedOccurrences(text, triggers);
+  if (at.length === 0) return NO_MATCHES;
   const out: RegExpExecArray[] = [];
   let from = 0; // where the global scan resumes
   let tried = -1; // every start ≤ tried has been tried (or lies before `from`)
-  for (;;) {
-    // The next occurrence of any trigger.
-    let t = -1;
-    let which = -1;
-    for (let i = 0; i < k; i++) {
-      const p = next[i]!;
-      if (p >= 0 && (t < 0 || p < t)) {
-        t = p;
-        which = i;
-      }
-    }
-    if (t < 0) break;
-    next[which] = text.indexOf(triggers[which]!, t + 1);
-    if (near !== undefined && !near(text, t)) continue;
+  for (let j = 0; j < at.length; j++) {
+    const t = at[j]!;
+    if (t < from || (near !== undefined && !near(text, t))) continue;
     let q = Math.max(t - back, from, tried + 1);
     let matched = false;
     for (; q <= t; q++) {
@@ -249,8 +231,57 @@ export function matchesNear(
       break;
     }
     tried = matched ? from - 1 : Math.max(tried, t);
-    // Occurrences inside the match are passed over by the loop (their starts are < from).
   }
   sticky.lastIndex = 0;
   return out;
+}
+
+const NO_POSITIONS: readonly number[] = Object.freeze([]);
+const OCCURRENCE_KEYS = new Map<string, object>();
+
+/**
+ * Every position where `literal` occurs in `text` (overlapping occurrences too), in increasing
+ * order — shared within a withSharedScans scope, so that the detectors triggered by the same
+ * character (`-`, `_`, `:`) search for it once.
+ */
+export function occurrences(text: string, literal: string): readonly number[] {
+  const first = text.indexOf(literal);
+  if (first < 0) return NO_POSITIONS;
+  let key = OCCURRENCE_KEYS.get(literal);
+  if (key === undefined) OCCURRENCE_KEYS.set(literal, (key = {}));
+  return shared(key, text, () => {
+    const out: number[] = [];
+    for (let p = first; p >= 0; p = text.indexOf(literal, p + 1)) out.push(p);
+    return out;
+  });
+}
+
+/** The union of the occurrences of several literals, in increasing order (each position once). */
+function mergedOccurrences(text: string, literals: readonly string[]): readonly number[] {
+  let all: readonly number[] = NO_POSITIONS;
+  for (const literal of literals) {
+    const more = occurrences(text, literal);
+    if (more.length === 0) continue;
+    if (all.length === 0) {
+      all = more;
+      continue;
+    }
+    const merged: number[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < all.length || j < more.length) {
+      const a = i < all.length ? all[i]! : Infinity;
+      const b = j < more.length ? more[j]! : Infinity;
+      if (a <= b) {
+        merged.push(a);
+        i++;
+        if (a === b) j++;
+      } else {
+        merged.push(b);
+        j++;
+      }
+    }
+    all = merged;
+  }
+  return all;
 }

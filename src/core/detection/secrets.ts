@@ -43,8 +43,17 @@ function oneOfBefore(chars: string, span: number): (text: string, t: number) => 
  * of `sk-…`, `glpat` before the `-` of `glpat-…`).
  */
 function afterPrefix(prefixes: readonly string[]): (text: string, t: number) => boolean {
+  // Prefixes by their last character (ASCII), checked only when that character precedes t.
+  const byLast: (readonly string[] | null)[] = new Array<readonly string[] | null>(128).fill(null);
+  for (const p of prefixes) {
+    const c = p.charCodeAt(p.length - 1);
+    byLast[c] = [...(byLast[c] ?? []), p];
+  }
   return (text, t) => {
-    for (const p of prefixes) if (text.startsWith(p, t - p.length)) return true;
+    const c = t > 0 ? text.charCodeAt(t - 1) : 128;
+    const candidates = c < 128 ? byLast[c]! : null;
+    if (candidates === null) return false;
+    for (const p of candidates) if (text.startsWith(p, t - p.length)) return true;
     return false;
   };
 }
@@ -57,7 +66,18 @@ function startsWith(chars: string): (text: string, q: number) => boolean {
 
 /** The matches of the global regex `re` — via its anchor when it has one (the same matches, faster). */
 function anchoredFinder(re: RegExp, anchor: Anchor | undefined): (text: string) => readonly RegExpExecArray[] {
-  if (anchor === undefined) return (text) => [...matches(re, text)];
+  if (anchor === undefined) {
+    // What matches(re, text) yields, collected without a generator.
+    return (text) => {
+      const all: RegExpExecArray[] = [];
+      re.lastIndex = 0;
+      for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+        if (m[0].length === 0) re.lastIndex = m.index + 1;
+        else all.push(m);
+      }
+      return all;
+    };
+  }
   const sticky = new RegExp(re.source, `${re.flags.replace('g', '')}y`);
   return (text) => matchesNear(sticky, text, anchor.triggers, anchor.back, anchor.mayStart, anchor.near);
 }
