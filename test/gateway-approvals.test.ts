@@ -346,7 +346,7 @@ describe('approvals: events, retries, restarts', () => {
       assert.equal(h.upstream.received.length, 0);
       const listed = await api('bob', 'GET', '');
       assert.equal(listed.status, 503);
-      assert.equal(listed.json.error.code, 'AIGOV_E_STORE_UNAVAILABLE');
+      assert.equal(listed.json.error.code, 'AIGOV_E_APPROVALS_UNAVAILABLE');
     } finally {
       db.exec('ALTER TABLE approvals_away RENAME TO approvals');
       db.close();

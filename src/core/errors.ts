@@ -111,6 +111,11 @@ export const ERRORS = {
     message: 'Approval {id} is still open, but the gateway stopped holding this request ({reason}).',
     hint: 'Send the same request again: once approved, it goes through without a second approval.',
   },
+  AIGOV_E_APPROVALS_UNAVAILABLE: {
+    status: 503, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'The gateway could not read or record approvals: its store did not answer.',
+    hint: 'Nothing was decided. Retry shortly; operators should check the storage settings and the gateway log.',
+  },
   AIGOV_E_APPROVAL_NOT_FOUND: {
     status: 404, exitCode: EXIT.noInput, type: 'not_found_error',
     message: 'No approval {id} that you may see.',

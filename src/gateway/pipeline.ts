@@ -18,6 +18,7 @@ import { mergeUsage, type EndpointId, type NormalizedRequest, type Principal, ty
 import { scrubSecrets } from '../core/scrub-secrets.ts';
 import { SseParser, type SseEvent } from '../core/sse.ts';
 import { SessionOwnerConflictError, type CallStatus, type ClientInfo, type PolicyDecisionRecord, type RecordingStore, type StreamEventRecord } from '../store/recording-store.ts';
+import { authError } from './api-response.ts';
 import { waitForDrain } from './backpressure.ts';
 import type { CallContext, PipelineHooks, Refusal, RequestVerdict } from './hooks.ts';
 import type { ApprovalService, HoldResult, WaitOutcome } from './approvals/approval-service.ts';
@@ -148,13 +149,7 @@ async function authenticate(call: CallState): Promise<Principal | null> {
   const result = await call.deps.verifier.verify(authorization);
   if (result.ok) return result.principal;
   call.deps.metrics.authFailures.inc({ code: result.code });
-  const error =
-    result.code === 'AIGOV_E_AUTH_INVALID'
-      ? new AigovError('AIGOV_E_AUTH_INVALID', { reason: result.reason })
-      : result.code === 'AIGOV_E_AUTH_SCOPE'
-        ? new AigovError('AIGOV_E_AUTH_SCOPE', { scope: result.reason })
-        : new AigovError(result.code);
-  call.sendError(error, null, { 'www-authenticate': result.wwwAuthenticate });
+  call.sendError(authError(result), null, { 'www-authenticate': result.wwwAuthenticate });
   return null;
 }
 

@@ -17,6 +17,7 @@ import { AigovError } from '../core/errors.ts';
 import type { Principal } from '../core/events.ts';
 import type { CallApprovalView, CallView, DecisionView, ExportLine, SessionDetail, SessionList, SessionSummaryView } from '../protocol/sessions.ts';
 import { SESSIONS_PATH } from '../protocol/sessions.ts';
+import { authenticateApiCall, sendApiError, sendApiJson } from './api-response.ts';
 import {
   approvalIdsInDecisions,
   type AccessLogEntry,
@@ -62,19 +63,11 @@ export function createSessionsApi(deps: SessionsApiDeps): SessionsApi {
     const method = req.method ?? 'GET';
     const parts = rest === '' ? [] : rest.slice(1).split('/');
     const shape = parts.length <= 1 || (parts.length === 2 && parts[1] === 'export');
-    if (!shape) return sendError(res, new AigovError('AIGOV_E_UNKNOWN_ENDPOINT', { method, path: url.pathname.slice(0, 200) }));
-    if (method !== 'GET') return sendError(res, new AigovError('AIGOV_E_METHOD_NOT_ALLOWED', { method, path: url.pathname.slice(0, 200) }));
-    const auth = await deps.verifier.verify(req.headers.authorization);
-    if (!auth.ok) {
-      const error =
-        auth.code === 'AIGOV_E_AUTH_INVALID'
-          ? new AigovError('AIGOV_E_AUTH_INVALID', { reason: auth.reason })
-          : auth.code === 'AIGOV_E_AUTH_SCOPE'
-            ? new AigovError('AIGOV_E_AUTH_SCOPE', { scope: auth.reason })
-            : new AigovError(auth.code);
-      return sendError(res, error, { 'www-authenticate': auth.wwwAuthenticate });
-    }
-    const reader: Reader = { principal: auth.principal, auditor: auth.principal.groups.some((g) => auditorGroups.has(g)) };
+    if (!shape) return sendApiError(res, new AigovError('AIGOV_E_UNKNOWN_ENDPOINT', { method, path: url.pathname.slice(0, 200) }));
+    if (method !== 'GET') return sendApiError(res, new AigovError('AIGOV_E_METHOD_NOT_ALLOWED', { method, path: url.pathname.slice(0, 200) }));
+    const principal = await authenticateApiCall(deps.verifier, req, res);
+    if (!principal) return;
+    const reader: Reader = { principal, auditor: principal.groups.some((g) => auditorGroups.has(g)) };
     if (parts.length === 0) return list(res, reader, url.searchParams);
     const id = decodeId(parts[0] ?? '');
     if (parts.length === 1) return show(res, reader, id);
@@ -83,20 +76,20 @@ export function createSessionsApi(deps: SessionsApiDeps): SessionsApi {
 
   const list = async (res: ServerResponse, reader: Reader, query: URLSearchParams): Promise<void> => {
     const parsed = parseListQuery(query);
-    if ('error' in parsed) return sendError(res, new AigovError('AIGOV_E_BAD_REQUEST', { reason: parsed.error }));
+    if ('error' in parsed) return sendApiError(res, new AigovError('AIGOV_E_BAD_REQUEST', { reason: parsed.error }));
     const { filter: asked, limit, cursor } = parsed;
     let filter: SessionFilter = asked;
     if (!reader.auditor) {
       const { user, ...others } = asked;
       if (user !== undefined && !isSelf(reader.principal, user)) {
-        return sendError(res, new AigovError('AIGOV_E_SESSIONS_FORBIDDEN', { groups: [...auditorGroups].join(', ') || 'none configured' }));
+        return sendApiError(res, new AigovError('AIGOV_E_SESSIONS_FORBIDDEN', { groups: [...auditorGroups].join(', ') || 'none configured' }));
       }
       filter = { ...others, owner: { subject: reader.principal.subject, issuer: reader.principal.issuer } };
     }
     const page = await deps.store.querySessions(filter, { limit, cursor });
     if (reader.auditor) await logAccess(reader, 'list', null, describeFilter(asked, limit, cursor !== null));
     const body: SessionList = { sessions: page.sessions.map(toSummaryView), next_cursor: page.next === null ? null : encodeCursor(page.next) };
-    sendJson(res, 200, body);
+    sendApiJson(res, 200, body);
   };
 
   /** The session if the reader may see it, else null (not found, whoever owns it). */
@@ -108,10 +101,10 @@ export function createSessionsApi(deps: SessionsApiDeps): SessionsApi {
   };
 
   const show = async (res: ServerResponse, reader: Reader, id: string): Promise<void> => {
-    if (!validId(id)) return sendError(res, new AigovError('AIGOV_E_SESSION_NOT_FOUND', { id: safeId(id) }));
+    if (!validId(id)) return sendApiError(res, new AigovError('AIGOV_E_SESSION_NOT_FOUND', { id: safeId(id) }));
     const detail = await deps.store.getSessionDetail(id);
     if (detail === null || !(reader.auditor || owns(reader.principal, detail.session))) {
-      return sendError(res, new AigovError('AIGOV_E_SESSION_NOT_FOUND', { id: safeId(id) }));
+      return sendApiError(res, new AigovError('AIGOV_E_SESSION_NOT_FOUND', { id: safeId(id) }));
     }
     if (reader.auditor) await logAccess(reader, 'show', id, null);
     const at = now();
@@ -119,13 +112,13 @@ export function createSessionsApi(deps: SessionsApiDeps): SessionsApi {
       session: toSummaryView(detail.session),
       calls: detail.calls.map((call) => toCallView(call, detail.events[call.callId] ?? [], detail.approvals, at)),
     };
-    sendJson(res, 200, body);
+    sendApiJson(res, 200, body);
   };
 
   const exportSession = async (req: IncomingMessage, res: ServerResponse, reader: Reader, id: string, format: string): Promise<void> => {
-    if (format !== 'jsonl' && format !== 'json') return sendError(res, new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'expected format=jsonl or format=json' }));
+    if (format !== 'jsonl' && format !== 'json') return sendApiError(res, new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'expected format=jsonl or format=json' }));
     const session = await visibleSession(reader, id);
-    if (session === null) return sendError(res, new AigovError('AIGOV_E_SESSION_NOT_FOUND', { id: safeId(id) }));
+    if (session === null) return sendApiError(res, new AigovError('AIGOV_E_SESSION_NOT_FOUND', { id: safeId(id) }));
     // Calls (with their bodies) and approvals are read up front; the stream events, the bulk of
     // a session, are read and written one call at a time with backpressure.
     const calls = await deps.store.listCalls(id);
@@ -201,7 +194,7 @@ export function createSessionsApi(deps: SessionsApiDeps): SessionsApi {
       route(req, res).catch((error: unknown) => {
         // A store that cannot answer (or cannot log an auditor's read): fail closed, keep serving.
         deps.logger.error({ err: error instanceof Error ? error.message : String(error) }, 'sessions API failed');
-        if (!res.headersSent) sendError(res, new AigovError('AIGOV_E_STORE_READ_FAILED'));
+        if (!res.headersSent) sendApiError(res, new AigovError('AIGOV_E_STORE_READ_FAILED'));
         else res.destroy();
       });
     },
@@ -371,16 +364,4 @@ export function toCallView(call: CallRecord, events: readonly StreamEventRecord[
     response_body: call.responseBody,
     events: events.map((e) => ({ offset_ms: e.offsetMs, raw: e.raw })),
   };
-}
-
-// ── answers ────────────────────────────────────────────────────────────────────────────────
-
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), 'cache-control': 'no-store' });
-  res.end(text);
-}
-
-function sendError(res: ServerResponse, error: AigovError, headers: Record<string, string> = {}): void {
-  sendJson(res, error.status, { error: { code: error.code, message: error.message, hint: error.hint } }, headers);
 }

@@ -10,6 +10,7 @@ import type { Actor } from '../../core/approvals/approval.ts';
 import { AigovError } from '../../core/errors.ts';
 import type { Principal } from '../../core/events.ts';
 import { APPROVALS_PATH, ApprovalDecisionBodySchema, ApprovalScopeSchema, ApprovalStateSchema, type ApprovalScope } from '../../protocol/approvals.ts';
+import { authenticateApiCall, sendApiError, sendApiJson } from '../api-response.ts';
 import { inScope, toApprovalView, type ApprovalService, type DecideResult } from './approval-service.ts';
 
 const MAX_BODY = 16 * 1024;
@@ -34,35 +35,27 @@ export function createApprovalsApi(deps: { service: ApprovalService; verifier: T
     const known = (parts.length === 0 && method === 'GET') || (parts.length === 1 && method === 'GET') || (parts.length === 2 && method === 'POST' && (parts[1] === 'approve' || parts[1] === 'deny'));
     if (!known) {
       const exists = parts.length <= 1 || (parts.length === 2 && (parts[1] === 'approve' || parts[1] === 'deny'));
-      return sendError(res, new AigovError(exists ? 'AIGOV_E_METHOD_NOT_ALLOWED' : 'AIGOV_E_UNKNOWN_ENDPOINT', { method, path: url.pathname.slice(0, 200) }));
+      return sendApiError(res, new AigovError(exists ? 'AIGOV_E_METHOD_NOT_ALLOWED' : 'AIGOV_E_UNKNOWN_ENDPOINT', { method, path: url.pathname.slice(0, 200) }));
     }
-    const auth = await deps.verifier.verify(req.headers.authorization);
-    if (!auth.ok) {
-      const error =
-        auth.code === 'AIGOV_E_AUTH_INVALID'
-          ? new AigovError('AIGOV_E_AUTH_INVALID', { reason: auth.reason })
-          : auth.code === 'AIGOV_E_AUTH_SCOPE'
-            ? new AigovError('AIGOV_E_AUTH_SCOPE', { scope: auth.reason })
-            : new AigovError(auth.code);
-      return sendError(res, error, { 'www-authenticate': auth.wwwAuthenticate });
-    }
-    const actor = toActor(auth.principal);
+    const principal = await authenticateApiCall(deps.verifier, req, res);
+    if (!principal) return;
+    const actor = toActor(principal);
     if (parts.length === 0) return list(res, actor, url.searchParams);
     if (parts[0] === 'events') return events(req, res, actor, url.searchParams);
     const id = decodeURIComponent(parts[0] ?? '');
     if (parts.length === 1) {
       const approval = deps.service.get(id, actor);
-      if (!approval) return sendError(res, new AigovError('AIGOV_E_APPROVAL_NOT_FOUND', { id: safeId(id) }));
-      return sendJson(res, 200, toApprovalView(approval, actor, now()));
+      if (!approval) return sendApiError(res, new AigovError('AIGOV_E_APPROVAL_NOT_FOUND', { id: safeId(id) }));
+      return sendApiJson(res, 200, toApprovalView(approval, actor, now()));
     }
     const body = await readJson(req);
-    if (!body.ok) return sendError(res, body.error);
+    if (!body.ok) return sendApiError(res, body.error);
     const parsed = ApprovalDecisionBodySchema.safeParse(body.value ?? {});
-    if (!parsed.success) return sendError(res, new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'expected {"reason": "…"} with an optional reason of at most 2000 characters' }));
+    if (!parsed.success) return sendApiError(res, new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'expected {"reason": "…"} with an optional reason of at most 2000 characters' }));
     const reason = parsed.data.reason?.trim() || null;
     const result = deps.service.decide(id, actor, parts[1] === 'approve' ? 'approve' : 'deny', reason);
-    if (!result.ok) return sendError(res, refusalError(result, id, deps.service.get(id, actor)?.approvers ?? []));
-    return sendJson(res, 200, toApprovalView(result.approval, actor, now()));
+    if (!result.ok) return sendApiError(res, refusalError(result, id, deps.service.get(id, actor)?.approvers ?? []));
+    return sendApiJson(res, 200, toApprovalView(result.approval, actor, now()));
   };
 
   const list = (res: ServerResponse, actor: Actor, query: URLSearchParams): void => {
@@ -71,16 +64,16 @@ export function createApprovalsApi(deps: { service: ApprovalService; verifier: T
     const state = stateText === 'all' ? null : ApprovalStateSchema.safeParse(stateText);
     const limit = Number(query.get('limit') ?? 100);
     if (scope === null || (state !== null && !state.success) || !Number.isInteger(limit) || limit < 1 || limit > 1000) {
-      return sendError(res, new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'expected scope=decide|mine|all, state=pending|approved|denied|expired|all and limit between 1 and 1000' }));
+      return sendApiError(res, new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'expected scope=decide|mine|all, state=pending|approved|denied|expired|all and limit between 1 and 1000' }));
     }
     const approvals = deps.service.list(actor, { scope, states: state === null ? null : [state.data], limit });
-    sendJson(res, 200, { approvals: approvals.map((a) => toApprovalView(a, actor, now())) });
+    sendApiJson(res, 200, { approvals: approvals.map((a) => toApprovalView(a, actor, now())) });
   };
 
   const events = (req: IncomingMessage, res: ServerResponse, actor: Actor, query: URLSearchParams): void => {
     const scope = parseScope(query.get('scope'));
     const session = query.get('session');
-    if (scope === null) return sendError(res, new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'expected scope=decide|mine|all' }));
+    if (scope === null) return sendApiError(res, new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'expected scope=decide|mine|all' }));
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
     const send = (event: string, data: unknown): void => {
       res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
@@ -107,7 +100,7 @@ export function createApprovalsApi(deps: { service: ApprovalService; verifier: T
       route(req, res).catch((error: unknown) => {
         // A store that cannot answer: fail closed, say so, keep serving.
         deps.logger.error({ err: error instanceof Error ? error.message : String(error) }, 'approvals API failed');
-        if (!res.headersSent) sendError(res, new AigovError('AIGOV_E_STORE_UNAVAILABLE'));
+        if (!res.headersSent) sendApiError(res, new AigovError('AIGOV_E_APPROVALS_UNAVAILABLE'));
         else res.destroy();
       });
     },
@@ -165,14 +158,4 @@ async function readJson(req: IncomingMessage): Promise<JsonResult> {
   } catch {
     return { ok: false, error: new AigovError('AIGOV_E_BAD_JSON', { reason: 'the body is not valid JSON' }) };
   }
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), 'cache-control': 'no-store' });
-  res.end(text);
-}
-
-function sendError(res: ServerResponse, error: AigovError, headers: Record<string, string> = {}): void {
-  sendJson(res, error.status, { error: { code: error.code, message: error.message, hint: error.hint } }, headers);
 }
