@@ -351,10 +351,25 @@ export interface TokenLender {
  * AIGOV_CA_FILE for an https gateway, as the daemon does).
  */
 export async function approvalsClientFromDaemon(daemon: TokenLender, env: NodeJS.ProcessEnv = process.env): Promise<ApprovalsClient> {
+  return createApprovalsClient(await gatewayAccessFromDaemon(daemon, env));
+}
+
+/** How a CLI client reaches the gateway on the daemon's tokens: the URL, a token getter, and fetch. */
+export interface GatewayAccess {
+  readonly gatewayUrl: string;
+  readonly getToken: (options: { renew: boolean }) => Promise<GatewayToken>;
+  readonly fetch?: typeof fetch;
+}
+
+/**
+ * The gateway the daemon serves and its access tokens (the first one already fetched, renewed on
+ * request after a 401), trusting AIGOV_CA_FILE for an https gateway as the daemon does.
+ */
+export async function gatewayAccessFromDaemon(daemon: TokenLender, env: NodeJS.ProcessEnv): Promise<GatewayAccess> {
   const first = await daemon.accessToken();
   let initial: GatewayToken | null = first;
   const caFile = env.AIGOV_CA_FILE?.trim();
-  return createApprovalsClient({
+  return {
     gatewayUrl: first.gateway,
     getToken: async ({ renew }) => {
       if (initial !== null && !renew) {
@@ -365,7 +380,7 @@ export async function approvalsClientFromDaemon(daemon: TokenLender, env: NodeJS
       return daemon.accessToken({ renew });
     },
     ...(caFile && first.gateway.startsWith('https:') ? { fetch: await (await import('../daemon/ca-fetch.ts')).caFetch(caFile) } : {}),
-  });
+  };
 }
 
 export interface OpenedApprovals {

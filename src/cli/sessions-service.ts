@@ -12,7 +12,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { AigovError } from '../core/errors.ts';
 import { SESSIONS_PATH, SessionDetailSchema, SessionListSchema, type SessionDetail, type SessionList, type SessionSummaryView } from '../protocol/sessions.ts';
 import type { DaemonUser } from '../daemon/control-protocol.ts';
-import { errorFromResponse, type GatewayToken, type TokenLender } from './approvals-service.ts';
+import { errorFromResponse, gatewayAccessFromDaemon, type GatewayToken, type TokenLender } from './approvals-service.ts';
 
 export interface SessionsQuery {
   readonly user?: string;
@@ -167,21 +167,7 @@ export interface OpenedSessions {
 
 /** A sessions client on the daemon's access tokens, for the gateway the daemon serves. */
 export async function sessionsClientFromDaemon(daemon: TokenLender, env: NodeJS.ProcessEnv = process.env): Promise<SessionsClient> {
-  const first = await daemon.accessToken();
-  let initial: GatewayToken | null = first;
-  const caFile = env.AIGOV_CA_FILE?.trim();
-  return createSessionsClient({
-    gatewayUrl: first.gateway,
-    getToken: async ({ renew }) => {
-      if (initial !== null && !renew) {
-        const token = initial;
-        initial = null;
-        return token;
-      }
-      return daemon.accessToken({ renew });
-    },
-    ...(caFile && first.gateway.startsWith('https:') ? { fetch: await (await import('../daemon/ca-fetch.ts')).caFetch(caFile) } : {}),
-  });
+  return createSessionsClient(await gatewayAccessFromDaemon(daemon, env));
 }
 
 /**
