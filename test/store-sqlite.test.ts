@@ -649,7 +649,9 @@ describe('sqlite recording store', () => {
       assert.ok(dbSize > total * 2048, `checkpoints moved the pages into the database file (${dbSize} bytes)`);
       assert.ok(store.stats().checkpoints > 0);
       // ~10 MB went through the WAL; restarts keep it near walLimitBytes (plus what lands while catching up)
-      assert.ok(maxWal < 4 * 1024 * 1024, `WAL grew to ${maxWal} bytes`);
+      // (With the audit chain each record carries an audit row too; on a loaded 2-core machine the
+      // checkpointer thread lags by a few MB. Unbounded, the WAL would hold everything: > dbSize.)
+      assert.ok(maxWal < Math.min(8 * 1024 * 1024, dbSize), `WAL grew to ${maxWal} bytes (database ${dbSize} bytes)`);
       // (the file shrinks inside the checkpoint call; the frame count is published right after it)
       await waitFor(() => walSize() === 0 && store.stats().walFrames === 0, 'the idle checkpointer to truncate the WAL');
       const other = new DatabaseSync(file, { readOnly: true });
