@@ -7,20 +7,19 @@
  * the Ink inbox in a real terminal (tmux).
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startDevGateway, type RunningDevGateway } from '../src/gateway/dev/dev-gateway.ts';
 import { ApprovalListSchema, ApprovalViewSchema, type ApprovalView } from '../src/protocol/approvals.ts';
+import { cliEnv, isBuilt, loginWithDeviceCode, parseJsonOutput, runCli, type CliResult } from './support/cli-process.ts';
 import { deviceLogin } from './support/dev-login.ts';
+import { fetchAsUser } from './support/fetch-as-user.ts';
+import { aigovPaneCommand, HAS_TMUX, killSession, sendKeys, startSession, typeText, waitForScreen } from './support/tmux.ts';
 
-const ROOT = join(import.meta.dirname, '..');
-const BIN = join(ROOT, 'bin', 'run.js');
-const BUILT = existsSync(join(ROOT, 'dist', 'commands', 'approvals', 'list.js'));
-const TMUX = spawnSync('tmux', ['-V']).status === 0;
+const BUILT = isBuilt('commands/approvals/list.js');
 
 const POLICY = `
 version: 1
@@ -37,46 +36,19 @@ rules:
     approval: { approvers: [approvers], required: 2, timeout: 2m }
 `;
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 let gateway: RunningDevGateway;
 let home: string;
 let env: NodeJS.ProcessEnv;
 let aliceToken: string;
 const PROFILES = ['alice', 'bob', 'carol', 'dave'] as const;
 
-function aigov(args: string[], extraEnv: NodeJS.ProcessEnv = {}, onStderr?: (stderr: string) => void): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      onStderr?.(stderr);
-    });
-    child.on('exit', (code) => {
-      // Nothing a command prints may carry a token (JWTs start with eyJ).
-      assert.equal(/eyJ[\w-]{10,}/.test(stdout + stderr), false, `a token was printed by aigov ${args.join(' ')}`);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function aigov(args: string[]): Promise<CliResult> {
+  return runCli(args, { env, forbidTokens: true });
 }
 
 /** `aigov login --profile USER` as USER, approving the device code shown on stderr. */
 async function login(user: string): Promise<void> {
-  let approved = false;
-  const result = await aigov(['login', '--profile', user, '--gateway', gateway.url, '--no-browser', '--insecure-storage'], {}, (stderr) => {
-    const code = /\b([A-Z0-9]{4}-[A-Z0-9]{4})\b/.exec(stderr)?.[1];
-    if (code && !approved) {
-      approved = true;
-      void gateway.idp.approveDevice(code, user);
-    }
-  });
+  const result = await loginWithDeviceCode(gateway, user, { env, forbidTokens: true, extraArgs: ['--profile', user] });
   assert.equal(result.code, 0, result.stderr);
 }
 
@@ -87,23 +59,17 @@ interface HeldAnswer {
 
 /** alice sends a chat request the policy holds; resolves with the gateway's eventual answer. */
 function heldRequest(content: string): Promise<HeldAnswer> {
-  return fetch(`${gateway.url}/openai/v1/chat/completions`, {
+  return fetchAsUser(gateway.url, aliceToken, '/openai/v1/chat/completions', {
     method: 'POST',
-    headers: { authorization: `Bearer ${aliceToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'aigov-dev', messages: [{ role: 'user', content }] }),
+    body: { model: 'aigov-dev', messages: [{ role: 'user', content }] },
   }).then(async (res) => ({ status: res.status, body: (await res.json()) as HeldAnswer['body'] }));
-}
-
-function json<T>(result: Result, schema: { parse(value: unknown): T }): T {
-  assert.equal(result.code, 0, result.stderr);
-  return schema.parse(JSON.parse(result.stdout));
 }
 
 /** Waits until `profile` lists a pending approval of `ruleId` whose preview contains `marker`. */
 async function pendingApproval(profile: string, ruleId: string, marker: string, extra: string[] = []): Promise<ApprovalView> {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const { approvals } = json(await aigov(['approvals', 'list', '--json', '--profile', profile, ...extra]), ApprovalListSchema);
+    const { approvals } = parseJsonOutput(await aigov(['approvals', 'list', '--json', '--profile', profile, ...extra]), ApprovalListSchema);
     const found = approvals.find((a) => a.rule.id === ruleId && a.preview.includes(marker));
     if (found) return found;
     if (Date.now() > deadline) throw new Error(`${profile} never saw a pending ${ruleId} approval with ${marker}`);
@@ -114,7 +80,7 @@ async function pendingApproval(profile: string, ruleId: string, marker: string, 
 /** The approval as the gateway's API says (bob's view). */
 async function apiApproval(id: string): Promise<ApprovalView> {
   const bob = await deviceLogin(gateway.idp, 'aigov-cli', 'bob', { resource: gateway.url });
-  const res = await fetch(`${gateway.url}/aigov/v1/approvals/${id}`, { headers: { authorization: `Bearer ${bob.accessToken}` } });
+  const res = await fetchAsUser(gateway.url, bob.accessToken, `/aigov/v1/approvals/${id}`);
   return ApprovalViewSchema.parse(await res.json());
 }
 
@@ -124,13 +90,7 @@ describe('aigov approvals against a real gateway, as processes', { skip: BUILT ?
     const policyFile = join(home, 'policy.yaml');
     writeFileSync(policyFile, POLICY);
     gateway = await startDevGateway({ version: 'test', port: 0, stateDir: join(home, 'gateway'), logLevel: 'silent', policyFile });
-    env = {
-      PATH: process.env.PATH,
-      HOME: home,
-      AIGOV_CONFIG_DIR: join(home, 'config'),
-      AIGOV_RUNTIME_DIR: join(home, 'run'),
-      AIGOV_DEVICE_POLL_INTERVAL: '1',
-    };
+    env = cliEnv(home);
     await Promise.all(PROFILES.map((user) => login(user)));
     aliceToken = (await deviceLogin(gateway.idp, 'aigov-cli', 'alice', { resource: gateway.url })).accessToken;
   });
@@ -161,14 +121,14 @@ describe('aigov approvals against a real gateway, as processes', { skip: BUILT ?
     assert.match(shown.stdout, /^ {2}Rule +customer-data: customer data needs a second look$/m);
     assert.match(shown.stdout, /^ {2}Approvers +approvers · 0 of 1 approval$/m);
     assert.match(shown.stdout, /^ {2}Preview \(redacted\)\n {4}\S.*#show/m);
-    assert.deepEqual(json(await aigov(['approvals', 'show', approval.id, '--json', '--profile', 'bob']), ApprovalViewSchema), { ...approval, votes: [] });
+    assert.deepEqual(parseJsonOutput(await aigov(['approvals', 'show', approval.id, '--json', '--profile', 'bob']), ApprovalViewSchema), { ...approval, votes: [] });
 
-    const mine = json(await aigov(['approvals', 'list', '--mine', '--json', '--profile', 'alice']), ApprovalListSchema);
+    const mine = parseJsonOutput(await aigov(['approvals', 'list', '--mine', '--json', '--profile', 'alice']), ApprovalListSchema);
     assert.ok(mine.approvals.some((a) => a.id === approval.id && a.can_decide === false));
-    const aliceDecides = json(await aigov(['approvals', 'list', '--json', '--profile', 'alice']), ApprovalListSchema);
+    const aliceDecides = parseJsonOutput(await aigov(['approvals', 'list', '--json', '--profile', 'alice']), ApprovalListSchema);
     assert.equal(aliceDecides.approvals.some((a) => a.id === approval.id), false, 'not in what alice may decide');
 
-    const denied = json(await aigov(['approvals', 'deny', approval.id, '--reason', 'cleanup', '--json', '--profile', 'bob']), ApprovalViewSchema);
+    const denied = parseJsonOutput(await aigov(['approvals', 'deny', approval.id, '--reason', 'cleanup', '--json', '--profile', 'bob']), ApprovalViewSchema);
     assert.equal(denied.state, 'denied');
     assert.equal((await answer).status, 403);
   });
@@ -209,7 +169,7 @@ describe('aigov approvals against a real gateway, as processes', { skip: BUILT ?
   it('approve --json with a reason lets the held request through; the vote records who and why', async () => {
     const answer = heldRequest('the customer list for the audit #approve');
     const approval = await pendingApproval('bob', 'customer-data', '#approve');
-    const approved = json(await aigov(['approvals', 'approve', approval.id, '--reason', 'audit request, fine', '--json', '--profile', 'bob']), ApprovalViewSchema);
+    const approved = parseJsonOutput(await aigov(['approvals', 'approve', approval.id, '--reason', 'audit request, fine', '--json', '--profile', 'bob']), ApprovalViewSchema);
     assert.equal(approved.state, 'approved');
     assert.equal(approved.votes.length, 1);
     assert.equal(approved.votes[0]?.by.email, 'bob@aigov.dev');
@@ -217,7 +177,7 @@ describe('aigov approvals against a real gateway, as processes', { skip: BUILT ?
     const result = await answer;
     assert.equal(result.status, 200);
     assert.match(result.body.choices?.[0]?.message.content ?? '', /\[aigov dev model\]/);
-    const listed = json(await aigov(['approvals', 'list', '--state', 'approved', '--json', '--profile', 'bob']), ApprovalListSchema);
+    const listed = parseJsonOutput(await aigov(['approvals', 'list', '--state', 'approved', '--json', '--profile', 'bob']), ApprovalListSchema);
     assert.ok(listed.approvals.some((a) => a.id === approval.id));
   });
 
@@ -242,42 +202,26 @@ describe('aigov approvals against a real gateway, as processes', { skip: BUILT ?
     const twice = await aigov(['approvals', 'approve', approval.id, '--profile', 'bob']);
     assert.equal(twice.code, 65, twice.stderr);
     assert.match(twice.stderr, /code: AIGOV_E_APPROVAL_VOTED/);
-    const second = json(await aigov(['approvals', 'approve', approval.id, '--json', '--profile', 'dave']), ApprovalViewSchema);
+    const second = parseJsonOutput(await aigov(['approvals', 'approve', approval.id, '--json', '--profile', 'dave']), ApprovalViewSchema);
     assert.equal(second.state, 'approved');
     assert.deepEqual(second.votes.map((v) => v.by.email), ['bob@aigov.dev', 'dave@aigov.dev']);
     assert.equal((await answer).status, 200);
   });
 });
 
-function screen(session: string): string {
-  return execFileSync('tmux', ['capture-pane', '-p', '-t', session], { encoding: 'utf8' });
-}
-
-async function waitForScreen(session: string, test: (text: string) => boolean, what: string): Promise<string> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const text = screen(session);
-    if (test(text)) return text;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; screen:\n${text}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-describe('aigov approvals inbox in a real terminal', { skip: !BUILT ? 'run `npm run build` first' : !TMUX ? 'tmux is not installed' : false, timeout: 120_000 }, () => {
+describe('aigov approvals inbox in a real terminal', { skip: !BUILT ? 'run `npm run build` first' : !HAS_TMUX ? 'tmux is not installed' : false, timeout: 120_000 }, () => {
   it('bob watches the inbox, a held request appears live, a + reason + Enter approves it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'aigov-apr-tui-'));
     const policyFile = join(dir, 'policy.yaml');
     writeFileSync(policyFile, POLICY);
     gateway = await startDevGateway({ version: 'test', port: 0, stateDir: join(dir, 'gateway'), logLevel: 'silent', policyFile });
-    env = { PATH: process.env.PATH, HOME: dir, AIGOV_CONFIG_DIR: join(dir, 'config'), AIGOV_RUNTIME_DIR: join(dir, 'run'), AIGOV_DEVICE_POLL_INTERVAL: '1' };
+    env = cliEnv(dir);
     const session = `aigov-apr-${process.pid}`;
     try {
       await login('bob');
       aliceToken = (await deviceLogin(gateway.idp, 'aigov-cli', 'alice', { resource: gateway.url })).accessToken;
-      const vars = Object.entries(env).map(([k, v]) => `${k}=${v ?? ''}`).join(' ');
-      // CI=… would make Ink hold its frames: test the interactive inbox.
-      const command = `env -u CI -u CONTINUOUS_INTEGRATION ${vars} ${process.execPath} ${BIN} approvals --profile bob; echo "exit=$?"; sleep 30`;
-      execFileSync('tmux', ['new-session', '-d', '-s', session, '-x', '110', '-y', '32', command]);
+      // CI=… would make Ink hold its frames: test the interactive inbox (aigovPaneCommand unsets it).
+      startSession(session, aigovPaneCommand(['approvals', '--profile', 'bob'], env), { width: 110, height: 32 });
       await waitForScreen(session, (t) => t.includes('● live') && t.includes('No pending approvals'), 'the empty live inbox');
 
       const answer = heldRequest('send the customer list to finance #tui');
@@ -288,11 +232,11 @@ describe('aigov approvals inbox in a real terminal', { skip: !BUILT ? 'run `npm 
       assert.match(shown, /expires in [12]:\d\d/);
       const id = /› +(apr_\S+)/.exec(shown)![1]!;
 
-      execFileSync('tmux', ['send-keys', '-t', session, 'a']);
+      sendKeys(session, 'a');
       await waitForScreen(session, (t) => t.includes(`Approve ${id} — reason (optional):`), 'the reason prompt');
-      execFileSync('tmux', ['send-keys', '-t', session, '-l', 'finance asked for it']);
+      typeText(session, 'finance asked for it');
       await waitForScreen(session, (t) => t.includes('reason (optional): finance asked for it'), 'the typed reason');
-      execFileSync('tmux', ['send-keys', '-t', session, 'Enter']);
+      sendKeys(session, 'Enter');
       const done = await waitForScreen(session, (t) => t.includes(`✔ Approved ${id}`), 'the approval');
       assert.match(done, /0 pending/);
       assert.match(done, /✔ approved by bob@aigov\.dev \d+s ago: “finance asked for it”/);
@@ -302,10 +246,10 @@ describe('aigov approvals inbox in a real terminal', { skip: !BUILT ? 'run `npm 
       assert.equal(approval.state, 'approved');
       assert.equal(approval.votes[0]?.reason, 'finance asked for it');
 
-      execFileSync('tmux', ['send-keys', '-t', session, 'q']);
+      sendKeys(session, 'q');
       await waitForScreen(session, (t) => /exit=0/.test(t), 'the inbox to quit');
     } finally {
-      spawnSync('tmux', ['kill-session', '-t', session]);
+      killSession(session);
       await aigov(['daemon', 'stop', '--profile', 'bob']);
       await gateway.close();
       await rm(dir, { recursive: true, force: true });

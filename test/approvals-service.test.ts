@@ -19,6 +19,7 @@ import type { ApprovalView } from '../src/protocol/approvals.ts';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
 import { loadTranscript } from './support/replay-upstream.ts';
 import { rejection } from './support/aigov-assert.ts';
+import { fetchAsUser } from './support/fetch-as-user.ts';
 
 const POLICY = `
 version: 1
@@ -57,10 +58,9 @@ function clientFor(user: string, opts: { harness?: Harness; firstToken?: string;
 }
 
 function hold(content: string, harness: Harness = h): Promise<number> {
-  return fetch(`${harness.url}/openai/v1/chat/completions`, {
+  return fetchAsUser(harness.url, harness.token, '/openai/v1/chat/completions', {
     method: 'POST',
-    headers: { authorization: `Bearer ${harness.token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }] }),
+    body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content }] },
   }).then(async (res) => {
     await res.arrayBuffer();
     return res.status;

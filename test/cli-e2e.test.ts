@@ -6,56 +6,28 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startDevGateway, type RunningDevGateway } from '../src/gateway/dev/dev-gateway.ts';
+import { BIN, cliEnv, isBuilt, loginWithDeviceCode, runCli, type CliResult } from './support/cli-process.ts';
 
-const ROOT = join(import.meta.dirname, '..');
-const BIN = join(ROOT, 'bin', 'run.js');
-const SCRIPTS = join(ROOT, 'test', 'fixtures', 'scripts');
-const BUILT = existsSync(join(ROOT, 'dist', 'commands', 'run.js')) && existsSync(join(ROOT, 'dist', 'commands', 'login.js'));
-
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+const SCRIPTS = join(import.meta.dirname, 'fixtures', 'scripts');
+const BUILT = isBuilt('commands/run.js', 'commands/login.js');
 
 let gateway: RunningDevGateway;
 let home: string;
 let env: NodeJS.ProcessEnv;
 
-function aigov(args: string[], extraEnv: NodeJS.ProcessEnv = {}, onOutput?: (stderr: string, child: ChildProcess, stdout: string) => void): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-      onOutput?.(stderr, child, stdout);
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      onOutput?.(stderr, child, stdout);
-    });
-    child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
+function aigov(args: string[], extraEnv: NodeJS.ProcessEnv = {}, onStdout?: (stdout: string, child: ChildProcess) => void): Promise<CliResult> {
+  return runCli(args, { env: { ...env, ...extraEnv }, onStdout });
 }
 
 /** `aigov login`, approving the device code shown on stderr as `user`. */
-async function login(user = 'alice', extra: string[] = []): Promise<Result> {
-  let approved = false;
-  return aigov(['login', '--gateway', gateway.url, '--no-browser', '--insecure-storage', ...extra], {}, (stderr) => {
-    const code = /\b([A-Z0-9]{4}-[A-Z0-9]{4})\b/.exec(stderr)?.[1];
-    if (code && !approved) {
-      approved = true;
-      void gateway.idp.approveDevice(code, user);
-    }
-  });
+function login(user = 'alice', extra: string[] = []): Promise<CliResult> {
+  return loginWithDeviceCode(gateway, user, { env, extraArgs: extra });
 }
 
 function lines(stdout: string): Record<string, unknown>[] {
@@ -69,16 +41,11 @@ describe('aigov login → aigov run, as processes', { skip: BUILT ? false : 'run
   before(async () => {
     home = await mkdtemp(join(tmpdir(), 'aigov-e2e-'));
     gateway = await startDevGateway({ version: 'test', port: 0, stateDir: join(home, 'gateway'), logLevel: 'silent', accessTokenTtlSeconds: 4 });
-    env = {
-      PATH: process.env.PATH,
-      HOME: home,
-      AIGOV_CONFIG_DIR: join(home, 'config'),
-      AIGOV_RUNTIME_DIR: join(home, 'run'),
-      AIGOV_DEVICE_POLL_INTERVAL: '1',
+    env = cliEnv(home, {
       // A real-looking provider key in the parent: the child must not see it.
       OPENAI_API_KEY: 'sk-real-parent-key-0000000000000000',
       ANTHROPIC_API_KEY: 'sk-real-ant-parent-key-000000000000',
-    };
+    });
   });
   after(async () => {
     await aigov(['daemon', 'stop']);
@@ -159,7 +126,7 @@ describe('aigov login → aigov run, as processes', { skip: BUILT ? false : 'run
     let sent = false;
     // Bounded loop: should the signal go astray, the child still ends and the test fails cleanly.
     const script = 'trap "echo got-term; exit 3" TERM; echo "args:$*"; echo ready; i=0; while [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done';
-    const result = await aigov(['run', '--', 'sh', '-c', script, 'sh', '--profile', '-v', '--', 'x y'], {}, (_stderr, child, stdout) => {
+    const result = await aigov(['run', '--', 'sh', '-c', script, 'sh', '--profile', '-v', '--', 'x y'], {}, (stdout, child) => {
       if (!sent && stdout.includes('ready')) {
         sent = true;
         child.kill('SIGTERM');

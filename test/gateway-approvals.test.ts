@@ -18,6 +18,7 @@ import { ApprovalListSchema, ApprovalViewSchema, type ApprovalView } from '../sr
 import { SseParser } from '../src/core/sse.ts';
 import { verifyWebhookSignature } from '../src/gateway/approvals/webhook-notifier.ts';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
+import { fetchAsUser } from './support/fetch-as-user.ts';
 import { chatStreamText, loadTranscript } from './support/replay-upstream.ts';
 
 const POLICY = `
@@ -103,11 +104,7 @@ interface ApiJson {
 type ApiEvent = { event: string; data: ApiJson };
 
 async function api(user: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: ApiJson }> {
-  const res = await fetch(`${h.url}/aigov/v1/approvals${path}`, {
-    method,
-    headers: { authorization: `Bearer ${tokens[user]}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  const res = await fetchAsUser(h.url, tokens[user]!, `/aigov/v1/approvals${path}`, { method, body });
   return { status: res.status, json: (await res.json()) as ApiJson };
 }
 

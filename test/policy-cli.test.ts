@@ -4,39 +4,23 @@
  * carries a detected value.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { base62Encode, crc32 } from '../src/core/detection/checksums.ts';
+import { isBuilt, runCli, type CliResult } from './support/cli-process.ts';
 
-const ROOT = join(import.meta.dirname, '..');
-const BIN = join(ROOT, 'bin', 'run.js');
-const EXAMPLE = join(ROOT, 'examples', 'policy.yaml');
-const BUILT = existsSync(join(ROOT, 'dist', 'commands', 'policy', 'test.js')) && existsSync(join(ROOT, 'dist', 'commands', 'policy', 'validate.js'));
+const EXAMPLE = join(import.meta.dirname, '..', 'examples', 'policy.yaml');
+const BUILT = isBuilt('commands/policy/test.js', 'commands/policy/validate.js');
 
 const seed = 'aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1';
 const GITHUB = ['gh', 'p_', seed, base62Encode(crc32(seed), 6)].join('');
 const GITLAB = ['gl', 'pat-', 'xK9mN2pQ4rS6tU8vW0yZ'].join('');
 const SLACK = ['xo', 'xb-', '123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx'].join('');
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function aigov(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, AIGOV_POLICY: undefined, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+function aigov(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return runCli(args, { env: { ...process.env, AIGOV_POLICY: undefined, ...env } });
 }
 
 describe('aigov policy (built CLI)', { skip: BUILT ? false : 'dist/ is not built (npm run build)' }, () => {

@@ -5,19 +5,18 @@
  * on; the child's stdout carries only the child's own output.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DEV_CLI_CLIENT_ID, startDevGateway, type RunningDevGateway } from '../src/gateway/dev/dev-gateway.ts';
+import { cliEnv, isBuilt, loginWithDeviceCode, runCli, type CliResult } from './support/cli-process.ts';
 import { deviceLogin } from './support/dev-login.ts';
+import { fetchAsUser } from './support/fetch-as-user.ts';
 
-const ROOT = join(import.meta.dirname, '..');
-const BIN = join(ROOT, 'bin', 'run.js');
-const SCRIPT = join(ROOT, 'test', 'fixtures', 'scripts', 'held-chat.mjs');
-const BUILT = existsSync(join(ROOT, 'dist', 'commands', 'run.js'));
+const SCRIPT = join(import.meta.dirname, 'fixtures', 'scripts', 'held-chat.mjs');
+const BUILT = isBuilt('commands/run.js');
 
 const POLICY = `
 version: 1
@@ -29,49 +28,28 @@ rules:
     approval: { approvers: [approvers], timeout: 30s }
 `;
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 let gateway: RunningDevGateway;
 let home: string;
 let env: NodeJS.ProcessEnv;
 let bobToken: string;
 
-function aigov(args: string[], onStderr?: (stderr: string, child: ChildProcess) => void): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      onStderr?.(stderr, child);
-    });
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 async function decide(id: string, decision: 'approve' | 'deny', reason: string): Promise<void> {
-  const res = await fetch(`${gateway.url}/aigov/v1/approvals/${id}/${decision}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${bobToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ reason }),
-  });
+  const res = await fetchAsUser(gateway.url, bobToken, `/aigov/v1/approvals/${id}/${decision}`, { method: 'POST', body: { reason } });
   assert.equal(res.status, 200, await res.text());
 }
 
 /** Runs the held-chat script; decides its approval as bob as soon as the run's stderr names it. */
-function runHeld(prompt: string, decision: 'approve' | 'deny', extra: string[] = []): Promise<Result> {
+function runHeld(prompt: string, decision: 'approve' | 'deny', extra: string[] = []): Promise<CliResult> {
   let decided = false;
-  return aigov(['run', '--', process.execPath, SCRIPT, prompt, ...extra], (stderr) => {
-    const id = /request held for approval (apr_\w+)/.exec(stderr)?.[1];
-    if (id && !decided) {
-      decided = true;
-      void decide(id, decision, decision === 'approve' ? 'ok for staging' : 'use the vault');
-    }
+  return runCli(['run', '--', process.execPath, SCRIPT, prompt, ...extra], {
+    env,
+    onStderr: (stderr) => {
+      const id = /request held for approval (apr_\w+)/.exec(stderr)?.[1];
+      if (id && !decided) {
+        decided = true;
+        void decide(id, decision, decision === 'approve' ? 'ok for staging' : 'use the vault');
+      }
+    },
   });
 }
 
@@ -81,26 +59,13 @@ describe('aigov run with a request held for approval', { skip: BUILT ? false : '
     const policyFile = join(home, 'policy.yaml');
     writeFileSync(policyFile, POLICY);
     gateway = await startDevGateway({ version: 'test', port: 0, stateDir: join(home, 'gateway'), logLevel: 'silent', policyFile });
-    env = { PATH: process.env.PATH, HOME: home, AIGOV_CONFIG_DIR: join(home, 'config'), AIGOV_RUNTIME_DIR: join(home, 'run'), AIGOV_DEVICE_POLL_INTERVAL: '1' };
-    let approved = false;
-    const login = await new Promise<Result>((resolve) => {
-      const child = spawn(process.execPath, [BIN, 'login', '--gateway', gateway.url, '--no-browser', '--insecure-storage'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-        const code = /\b([A-Z0-9]{4}-[A-Z0-9]{4})\b/.exec(stderr)?.[1];
-        if (code && !approved) {
-          approved = true;
-          void gateway.idp.approveDevice(code, 'alice');
-        }
-      });
-      child.on('exit', (code) => resolve({ code, stdout: '', stderr }));
-    });
+    env = cliEnv(home);
+    const login = await loginWithDeviceCode(gateway, 'alice', { env });
     assert.equal(login.code, 0, login.stderr);
     bobToken = (await deviceLogin(gateway.idp, DEV_CLI_CLIENT_ID, 'bob')).accessToken;
   });
   after(async () => {
-    await aigov(['daemon', 'stop']);
+    await runCli(['daemon', 'stop'], { env });
     await gateway.close();
     await rm(home, { recursive: true, force: true });
   });

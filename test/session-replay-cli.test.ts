@@ -10,21 +10,20 @@
  *     recorded pace, and quits on q.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
+import { cliEnv, isBuilt, loginWithDeviceCode, runCli, type CliResult } from './support/cli-process.ts';
+import { fetchAsUser } from './support/fetch-as-user.ts';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
 import { loadTranscript } from './support/replay-upstream.ts';
+import { aigovPaneCommand, HAS_TMUX, killSession, screen, sendKeys, startSession, waitForScreen as waitForScreenEvery } from './support/tmux.ts';
 
-const ROOT = join(import.meta.dirname, '..');
-const BIN = join(ROOT, 'bin', 'run.js');
-const BUILT = existsSync(join(ROOT, 'dist', 'commands', 'sessions', 'replay.js'));
-const TMUX = spawnSync('tmux', ['-V']).status === 0;
+const BUILT = isBuilt('commands/sessions/replay.js');
 
 const POLICY = `
 version: 1
@@ -50,45 +49,17 @@ rules:
 
 const SESSION = 'ses-replay-e2e';
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 let harness: Harness;
 let home: string;
 let env: NodeJS.ProcessEnv;
 
-function aigov(args: string[], onStderr?: (stderr: string) => void): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      onStderr?.(stderr);
-    });
-    child.on('exit', (code) => {
-      assert.equal(/eyJ[\w-]{10,}/.test(stdout + stderr), false, `a token was printed by aigov ${args.join(' ')}`);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function aigov(args: string[]): Promise<CliResult> {
+  return runCli(args, { env, forbidTokens: true });
 }
 
-function screen(session: string): string {
-  return execFileSync('tmux', ['capture-pane', '-p', '-t', session], { encoding: 'utf8' });
-}
-
-async function waitForScreen(session: string, test: (text: string) => boolean, what: string): Promise<string> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const text = screen(session);
-    if (test(text)) return text;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; screen:\n${text}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** Reads the screen every 50 ms: the answer grows in 60 ms steps. */
+function waitForScreen(session: string, test: (text: string) => boolean, what: string): Promise<string> {
+  return waitForScreenEvery(session, test, what, 50);
 }
 
 describe('aigov sessions replay against a real gateway', { skip: BUILT ? false : 'run `npm run build` first', timeout: 180_000 }, () => {
@@ -131,31 +102,20 @@ describe('aigov sessions replay against a real gateway', { skip: BUILT ? false :
     const deadline = Date.now() + 20_000;
     let approvalId: string | undefined;
     while (approvalId === undefined && Date.now() < deadline) {
-      const list = (await (await fetch(`${harness.url}/aigov/v1/approvals?scope=decide`, { headers: { authorization: `Bearer ${bob}` } })).json()) as { approvals: { id: string }[] };
+      const list = (await (await fetchAsUser(harness.url, bob, '/aigov/v1/approvals?scope=decide')).json()) as { approvals: { id: string }[] };
       approvalId = list.approvals[0]?.id;
       if (approvalId === undefined) await new Promise((r) => setTimeout(r, 50));
     }
     assert.ok(approvalId, 'the request was held');
-    const vote = await fetch(`${harness.url}/aigov/v1/approvals/${approvalId}/approve`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${bob}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ reason: 'finance asked for it' }),
-    });
+    const vote = await fetchAsUser(harness.url, bob, `/aigov/v1/approvals/${approvalId}/approve`, { method: 'POST', body: { reason: 'finance asked for it' } });
     assert.equal(vote.status, 200);
     await held;
 
     const blocked = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'print the launch codes' }] }).catch((e: unknown) => e);
     assert.ok(blocked instanceof OpenAI.PermissionDeniedError, String(blocked));
 
-    env = { PATH: process.env.PATH, HOME: home, AIGOV_CONFIG_DIR: join(home, 'config'), AIGOV_RUNTIME_DIR: join(home, 'run'), AIGOV_DEVICE_POLL_INTERVAL: '1' };
-    let approved = false;
-    const login = await aigov(['login', '--profile', 'alice', '--gateway', harness.url, '--no-browser', '--insecure-storage'], (stderr) => {
-      const code = /\b([A-Z0-9]{4}-[A-Z0-9]{4})\b/.exec(stderr)?.[1];
-      if (code && !approved) {
-        approved = true;
-        void harness.idp.approveDevice(code, 'alice');
-      }
-    });
+    env = cliEnv(home);
+    const login = await loginWithDeviceCode(harness, 'alice', { env, forbidTokens: true, extraArgs: ['--profile', 'alice'] });
     assert.equal(login.code, 0, login.stderr);
   });
 
@@ -212,48 +172,47 @@ describe('aigov sessions replay against a real gateway', { skip: BUILT ? false :
     assert.match(result.stderr, /--speed takes a number from 0\.25 to 16/);
   });
 
-  it('in a real terminal the answer grows at its recorded pace, space pauses, it moves on to the next call, ←/→ seek, q quits', { skip: TMUX ? false : 'tmux is not installed' }, async () => {
+  it('in a real terminal the answer grows at its recorded pace, space pauses, it moves on to the next call, ←/→ seek, q quits', { skip: HAS_TMUX ? false : 'tmux is not installed' }, async () => {
     const session = `aigov-replay-${process.pid}`;
-    const vars = Object.entries(env).map(([k, v]) => `${k}=${v ?? ''}`).join(' ');
-    // CI=… would make Ink hold its frames: test the interactive view.
-    const command = `env -u CI -u CONTINUOUS_INTEGRATION ${vars} ${process.execPath} ${BIN} sessions replay ${SESSION} --profile alice; echo "exit=$?"; sleep 30`;
+    // CI=… would make Ink hold its frames: test the interactive view (aigovPaneCommand unsets it).
+    const command = aigovPaneCommand(['sessions', 'replay', SESSION, '--profile', 'alice'], env);
     try {
-      execFileSync('tmux', ['new-session', '-d', '-s', session, '-x', '110', '-y', '30', command]);
+      startSession(session, command, { width: 110, height: 30 });
       const first = await waitForScreen(session, (t) => t.includes('Call 1 of 5') && t.includes('▶ playing'), 'the replay');
       assert.match(first, new RegExp(`aigov sessions replay ${SESSION} · alice@aigov\\.dev · 5 calls`));
       assert.match(first, /⚑ mask_request · rule mask-emails · request · emails never leave/);
       assert.match(first, /user +│ Where do I meet the client\? My address is \[EMAIL\]/);
       // The masked span is highlighted (reverse video), the text around it is not.
-      const styled = execFileSync('tmux', ['capture-pane', '-p', '-e', '-t', session], { encoding: 'utf8' });
+      const styled = screen(session, { styles: true });
       // eslint-disable-next-line no-control-regex
       assert.match(styled, /My address is \u001b\[(?:[0-9;]*;)?7(?:;[0-9;]*)?m(?:\u001b\[[0-9;]*m)*\[EMAIL\]/, JSON.stringify(styled));
       // Part of the answer, then more of it: it grows rather than appearing at once.
       const partial = await waitForScreen(session, (t) => /Answer .*\n {2}Café/.test(t), 'the first words of the answer');
-      execFileSync('tmux', ['send-keys', '-t', session, 'Space']);
+      sendKeys(session, 'Space');
       const paused = await waitForScreen(session, (t) => t.includes('❚❚ paused'), 'the pause');
       await new Promise((r) => setTimeout(r, 600));
       const answerOf = (t: string): string => t.slice(t.indexOf('Answer'), t.indexOf('❚❚') >= 0 ? t.indexOf('❚❚') : t.indexOf('▶'));
       assert.equal(answerOf(screen(session)), answerOf(paused), 'nothing more while paused');
       if (process.env.AIGOV_TEST_SHOW_SCREENS) console.log(`${partial}\n----\n${paused}`);
-      execFileSync('tmux', ['send-keys', '-t', session, 'Space']);
+      sendKeys(session, 'Space');
       const whole = await waitForScreen(session, (t) => t.includes('See you there'), 'the whole answer');
       assert.match(whole, /Café ☕ contact: \[EMAIL\], phone/);
       if (process.env.AIGOV_TEST_SHOW_SCREENS) console.log(whole);
       // After the recorded gap (at most 2 s) it moves on to the next call by itself.
       await waitForScreen(session, (t) => t.includes('Call 2 of 5') && t.includes('◆'), 'the next call');
-      for (let i = 0; i < 3; i++) execFileSync('tmux', ['send-keys', '-t', session, 'Right']);
+      for (let i = 0; i < 3; i++) sendKeys(session, 'Right');
       const last = await waitForScreen(session, (t) => t.includes('Call 5 of 5'), 'the last call');
       assert.match(last, /Call 5 of 5 · blocked \(HTTP 403\)/);
       assert.match(last, /⚑ block · rule no-launch-codes · request · launch codes stay here/);
-      execFileSync('tmux', ['send-keys', '-t', session, 'Left']);
+      sendKeys(session, 'Left');
       const held = await waitForScreen(session, (t) => t.includes('Call 4 of 5'), 'the held call');
       assert.match(held, /Approval apr_\S+ \(rule customer-data\): approved at/);
       assert.match(held, /✔ approved by bob@aigov\.dev at .*: “finance asked for it”/);
       if (process.env.AIGOV_TEST_SHOW_SCREENS) console.log(held);
-      execFileSync('tmux', ['send-keys', '-t', session, 'q']);
+      sendKeys(session, 'q');
       await waitForScreen(session, (t) => /exit=0/.test(t), 'the replay to quit');
     } finally {
-      spawnSync('tmux', ['kill-session', '-t', session]);
+      killSession(session);
     }
   });
 });

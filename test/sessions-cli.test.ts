@@ -6,7 +6,6 @@
  * path of `sessions list` and the oclif one are exercised.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,11 +13,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startDevGateway, type RunningDevGateway } from '../src/gateway/dev/dev-gateway.ts';
 import { ExportLineSchema, SessionDetailSchema, SessionListSchema, type CallView, type SessionDetail } from '../src/protocol/sessions.ts';
+import { cliEnv, isBuilt, loginWithDeviceCode, parseJsonOutput, runCli, type CliResult } from './support/cli-process.ts';
 import { deviceLogin } from './support/dev-login.ts';
+import { fetchAsUser } from './support/fetch-as-user.ts';
 
-const ROOT = join(import.meta.dirname, '..');
-const BIN = join(ROOT, 'bin', 'run.js');
-const BUILT = existsSync(join(ROOT, 'dist', 'commands', 'sessions', 'list.js')) && existsSync(join(ROOT, 'dist', 'cli', 'fast-sessions.js'));
+const BUILT = isBuilt('commands/sessions/list.js', 'cli/fast-sessions.js');
 
 const POLICY = `
 version: 1
@@ -29,60 +28,29 @@ rules:
     action: block
 `;
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 let gateway: RunningDevGateway;
 let home: string;
 let env: NodeJS.ProcessEnv;
 const PROFILES = ['alice', 'bob', 'carol'] as const;
 
-function aigov(args: string[], onStderr?: (stderr: string) => void): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      onStderr?.(stderr);
-    });
-    child.on('exit', (code) => {
-      assert.equal(/eyJ[\w-]{10,}/.test(stdout + stderr), false, `a token was printed by aigov ${args.join(' ')}`);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function aigov(args: string[]): Promise<CliResult> {
+  return runCli(args, { env, forbidTokens: true });
 }
 
 async function login(user: string): Promise<void> {
-  let approved = false;
-  const result = await aigov(['login', '--profile', user, '--gateway', gateway.url, '--no-browser', '--insecure-storage'], (stderr) => {
-    const code = /\b([A-Z0-9]{4}-[A-Z0-9]{4})\b/.exec(stderr)?.[1];
-    if (code && !approved) {
-      approved = true;
-      void gateway.idp.approveDevice(code, user);
-    }
-  });
+  const result = await loginWithDeviceCode(gateway, user, { env, forbidTokens: true, extraArgs: ['--profile', user] });
   assert.equal(result.code, 0, result.stderr);
 }
 
 async function chat(user: string, session: string, content: string, stream = false): Promise<number> {
   const { accessToken } = await deviceLogin(gateway.idp, 'aigov-cli', user, { resource: gateway.url });
-  const res = await fetch(`${gateway.url}/openai/v1/chat/completions`, {
+  const res = await fetchAsUser(gateway.url, accessToken, '/openai/v1/chat/completions', {
     method: 'POST',
-    headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json', 'x-aigov-session': session },
-    body: JSON.stringify({ model: 'aigov-dev', stream, messages: [{ role: 'user', content }] }),
+    headers: { 'x-aigov-session': session },
+    body: { model: 'aigov-dev', stream, messages: [{ role: 'user', content }] },
   });
   await res.text();
   return res.status;
-}
-
-function parsed<T>(result: Result, schema: { parse(value: unknown): T }): T {
-  assert.equal(result.code, 0, result.stderr);
-  return schema.parse(JSON.parse(result.stdout));
 }
 
 describe('aigov sessions against a real gateway, as processes', { skip: BUILT ? false : 'run `npm run build` first', timeout: 240_000 }, () => {
@@ -91,7 +59,7 @@ describe('aigov sessions against a real gateway, as processes', { skip: BUILT ? 
     const policyFile = join(home, 'policy.yaml');
     writeFileSync(policyFile, POLICY);
     gateway = await startDevGateway({ version: 'test', port: 0, stateDir: join(home, 'gateway'), logLevel: 'silent', policyFile });
-    env = { PATH: process.env.PATH, HOME: home, AIGOV_CONFIG_DIR: join(home, 'config'), AIGOV_RUNTIME_DIR: join(home, 'run'), AIGOV_DEVICE_POLL_INTERVAL: '1' };
+    env = cliEnv(home);
     await Promise.all(PROFILES.map((user) => login(user)));
     assert.equal(await chat('alice', 'ses-cli-a1', 'hello there, how are you?'), 200);
     assert.equal(await chat('alice', 'ses-cli-a1', 'and a streamed one please', true), 200);
@@ -106,7 +74,7 @@ describe('aigov sessions against a real gateway, as processes', { skip: BUILT ? 
   });
 
   it('list: a user sees their own sessions (table and --json); an auditor sees everyone and filters', async () => {
-    const mine = parsed(await aigov(['sessions', 'list', '--json', '--profile', 'alice']), SessionListSchema);
+    const mine = parseJsonOutput(await aigov(['sessions', 'list', '--json', '--profile', 'alice']), SessionListSchema);
     assert.deepEqual(mine.sessions.map((s) => s.id).sort(), ['ses-cli-a1', 'ses-cli-a2']);
     assert.equal(mine.next_cursor, null);
 
@@ -116,11 +84,11 @@ describe('aigov sessions against a real gateway, as processes', { skip: BUILT ? 
     assert.match(header ?? '', /^SESSION +USER +STARTED +LAST CALL +CALLS$/);
     assert.match(rows.find((r) => r.startsWith('ses-cli-a1')) ?? '', /^ses-cli-a1 +alice@aigov\.dev +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +2$/);
 
-    const all = parsed(await aigov(['sessions', 'list', '--json', '--profile', 'carol']), SessionListSchema);
+    const all = parseJsonOutput(await aigov(['sessions', 'list', '--json', '--profile', 'carol']), SessionListSchema);
     assert.deepEqual(all.sessions.map((s) => s.id).sort(), ['ses-cli-a1', 'ses-cli-a2', 'ses-cli-b1']);
-    const filtered = parsed(await aigov(['sessions', 'list', '--profile', 'carol', '--user=alice@aigov.dev', '--since', '1h', '--action', 'block', '--json']), SessionListSchema);
+    const filtered = parseJsonOutput(await aigov(['sessions', 'list', '--profile', 'carol', '--user=alice@aigov.dev', '--since', '1h', '--action', 'block', '--json']), SessionListSchema);
     assert.deepEqual(filtered.sessions.map((s) => s.id), ['ses-cli-a2']);
-    assert.deepEqual(parsed(await aigov(['sessions', 'list', '--profile', 'carol', '--until', '2000-01-01', '--json']), SessionListSchema).sessions, []);
+    assert.deepEqual(parseJsonOutput(await aigov(['sessions', 'list', '--profile', 'carol', '--until', '2000-01-01', '--json']), SessionListSchema).sessions, []);
 
     const limited = await aigov(['sessions', 'list', '--profile', 'carol', '--limit', '1']);
     assert.equal(limited.code, 0, limited.stderr);
@@ -128,8 +96,8 @@ describe('aigov sessions against a real gateway, as processes', { skip: BUILT ? 
     assert.match(limited.stderr, /more sessions match/);
 
     // Through oclif (`sessions:list` is not taken by the fast path): the same answers.
-    assert.deepEqual(parsed(await aigov(['sessions:list', '--json', '--profile', 'alice']), SessionListSchema), mine);
-    assert.deepEqual(parsed(await aigov(['sessions:list', '--json', '--profile', 'alice', '--approval', 'pending']), SessionListSchema).sessions, []);
+    assert.deepEqual(parseJsonOutput(await aigov(['sessions:list', '--json', '--profile', 'alice']), SessionListSchema), mine);
+    assert.deepEqual(parseJsonOutput(await aigov(['sessions:list', '--json', '--profile', 'alice', '--approval', 'pending']), SessionListSchema).sessions, []);
   });
 
   it('list: clear errors for a bad time and for reading another user without being an auditor', async () => {
@@ -160,7 +128,7 @@ describe('aigov sessions against a real gateway, as processes', { skip: BUILT ? 
     assert.match(blocked.stdout, /blocked 403/);
     assert.match(blocked.stdout, /^ {4}request block \(no-forbidden\): forbidden words are not sent$/m);
 
-    const detail = parsed(await aigov(['sessions', 'show', 'ses-cli-a1', '--json', '--profile', 'alice']), SessionDetailSchema);
+    const detail = parseJsonOutput(await aigov(['sessions', 'show', 'ses-cli-a1', '--json', '--profile', 'alice']), SessionDetailSchema);
     assert.equal(detail.calls.length, 2);
     assert.ok(detail.calls[1]!.events.length > 0);
 
@@ -182,9 +150,9 @@ describe('aigov sessions against a real gateway, as processes', { skip: BUILT ? 
       else if (line.type === 'call') calls.push({ ...line.call, events: [] });
       else calls.at(-1)!.events.push({ offset_ms: line.offset_ms, raw: line.raw });
     }
-    const detail = parsed(await aigov(['sessions', 'show', 'ses-cli-a1', '--json', '--profile', 'carol']), SessionDetailSchema);
+    const detail = parseJsonOutput(await aigov(['sessions', 'show', 'ses-cli-a1', '--json', '--profile', 'carol']), SessionDetailSchema);
     assert.deepEqual({ session, calls }, detail);
-    assert.deepEqual(parsed(await aigov(['sessions', 'export', 'ses-cli-a1', '--format', 'json', '--profile', 'alice']), SessionDetailSchema), detail);
+    assert.deepEqual(parseJsonOutput(await aigov(['sessions', 'export', 'ses-cli-a1', '--format', 'json', '--profile', 'alice']), SessionDetailSchema), detail);
 
     const missing = await aigov(['sessions', 'export', 'nope', '--out', join(home, 'nope.jsonl'), '--profile', 'alice']);
     assert.equal(missing.code, 66);
