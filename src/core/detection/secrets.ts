@@ -463,7 +463,7 @@ const URL_CRED_KEY = {};
  * after its scheme, at most 5 + 21 + 41 characters after its start (`jdbc:`, a sub-protocol and
  * `:`, the scheme), and starts with a letter not preceded by [A-Za-z0-9+.-].
  */
-function urlCredentialMatches(text: string): RegExpExecArray[] {
+function urlCredentialMatches(text: string): readonly RegExpExecArray[] {
   return matchesNear(URL_CRED_AT, text, ['://'], 5 + 21 + 41, (t, q) => URL_LETTER(t.charCodeAt(q)) && (q === 0 || !URL_BOUNDARY(t.charCodeAt(q - 1))));
 }
 
