@@ -73,6 +73,7 @@ describe('the example policy, enforced by the gateway', () => {
     // The dev model echoes the prompt, so the placeholder came back and was restored.
     assert.match(answer.choices[0]?.message.content ?? '', new RegExp(EMAIL.replace('.', '\\.')));
     assert.equal(call.decisions.find((d) => d.ruleId === 'pseudonymize-customer-contacts')?.action, 'pseudonymize');
+    assert.ok(call.responseBody?.includes('«EMAIL_1»') && !call.responseBody.includes(EMAIL), 'the recorded answer keeps the placeholder, not the restored value');
   });
 
   it('restores pseudonyms in a streamed answer too', async () => {
@@ -80,6 +81,9 @@ describe('the example policy, enforced by the gateway', () => {
     let text = '';
     for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
     assert.ok(text.includes(EMAIL), text);
+    const call = await lastCall();
+    const recorded = (await h.gateway.store.getStreamEvents(call.callId)).map((e) => e.raw).join('');
+    assert.ok(recorded.includes('«EMAIL_1»') && !recorded.includes(EMAIL), 'the recorded stream keeps the placeholder, not the restored value');
   });
 
   it('holds a prompt naming production credentials for the security group to approve', async () => {

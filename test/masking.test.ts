@@ -89,3 +89,16 @@ test('StreamRestorer restores placeholders split anywhere (exhaustive two and th
     }
   }
 });
+
+test('vault conceal is the inverse of restore for records: plain and JSON-escaped, longest value first', () => {
+  const vault = new PseudonymVault();
+  vault.placeholderFor('EMAIL_ADDRESS', 'jo@x.io');
+  vault.placeholderFor('EMAIL_ADDRESS', 'mary.jo@x.io');
+  vault.placeholderFor('PERSON', 'O"Brien');
+  const answer = 'Mail mary.jo@x.io and jo@x.io; ask O"Brien.';
+  assert.equal(vault.conceal(answer), 'Mail «EMAIL_2» and «EMAIL_1»; ask «PERSON_1».');
+  assert.equal(vault.restore(vault.conceal(answer)), answer);
+  const body = JSON.stringify({ content: answer });
+  assert.equal(vault.conceal(body, { json: true }), JSON.stringify({ content: 'Mail «EMAIL_2» and «EMAIL_1»; ask «PERSON_1».' }));
+  assert.equal(new PseudonymVault().conceal(answer), answer);
+});

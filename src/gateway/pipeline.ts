@@ -17,7 +17,8 @@ import { AigovError, isAigovError } from '../core/errors.ts';
 import { mergeUsage, type EndpointId, type NormalizedRequest, type Principal, type ResponseEvent, type Usage } from '../core/events.ts';
 import { scrubSecrets } from '../core/scrub-secrets.ts';
 import { SseParser, type SseEvent } from '../core/sse.ts';
-import { SessionOwnerConflictError, type CallStatus, type ClientInfo, type PolicyDecisionRecord, type RecordingStore, type StreamEventRecord } from '../store/recording-store.ts';
+import { SessionOwnerConflictError, type CallStatus, type ClientInfo, type PolicyDecisionRecord, type RecordingStore, type SealedRawCopy, type StreamEventRecord } from '../store/recording-store.ts';
+import type { RawCopySealer } from '../store/raw-copy-sealer.ts';
 import { authError } from './api-response.ts';
 import { waitForDrain } from './backpressure.ts';
 import type { CallContext, PipelineHooks, Refusal, RequestVerdict } from './hooks.ts';
@@ -44,6 +45,8 @@ export interface PipelineDeps {
   readonly approvals: ApprovalService | null;
   /** How often a held stream gets an SSE comment. */
   readonly approvalKeepAliveMs: number;
+  /** With `audit.raw_copy`: seals the body as the client sent it, stored with the call (auditors only). */
+  readonly rawCopy?: RawCopySealer | null;
 }
 
 export interface GovernedTarget {
@@ -110,7 +113,7 @@ async function runStages(call: CallState): Promise<void> {
     }
   }
   // Stage 4: record the request as it will be sent (durably, before anything is sent anywhere).
-  if (!(await recordRequest(call, principal, bodyText))) return;
+  if (!(await recordRequest(call, principal, bodyText, parsed.bodyText))) return;
   const refuse = verdict.refuse;
   if (refuse?.kind === 'require_approval' && refuse.approval !== null && call.deps.approvals) {
     if (!(await holdForApproval(call, principal, { ...refuse, approval: refuse.approval }, call.deps.approvals, parsed.bodyText))) return;
@@ -123,19 +126,27 @@ async function runStages(call: CallState): Promise<void> {
   await forward(call, bodyText, responseTransform(call.target.route.endpoint, verdict.rewriteResponse));
 }
 
-const IDENTITY_TRANSFORM: ResponseTransform = { transformEvent: (event) => [event], end: () => [], transformBody: (body) => body };
+const same = (text: string): string => text;
+const IDENTITY_TRANSFORM: ResponseTransform = { transformEvent: (event) => [event], end: () => [], transformBody: same, forRecord: same };
 
 /** How an answer is rewritten on its way back: event by event for streams, whole for bodies. */
 interface ResponseTransform {
   transformEvent(event: SseEvent): SseEvent[];
   end(): SseEvent[];
   transformBody(body: string): string;
+  /** What the store keeps of a sent SSE block or body (restored pseudonyms concealed again). */
+  forRecord(sent: string): string;
 }
 
 function responseTransform(endpoint: EndpointId, rewriter: TextRewriter | null): ResponseTransform {
   if (rewriter === null) return IDENTITY_TRANSFORM;
   const stream = createStreamRewriter(endpoint, rewriter);
-  return { transformEvent: (event) => stream.event(event), end: () => stream.end(), transformBody: (body) => rewriteResponseBody(endpoint, body, rewriter) };
+  return {
+    transformEvent: (event) => stream.event(event),
+    end: () => stream.end(),
+    transformBody: (body) => rewriteResponseBody(endpoint, body, rewriter),
+    forRecord: rewriter.forRecord ? (sent) => rewriter.forRecord!(sent) : same,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -257,8 +268,20 @@ function describeJsonError(error: unknown, text: string): string {
 // ---------------------------------------------------------------------------------------------
 // Stage 4
 
-async function recordRequest(call: CallState, principal: Principal, bodyText: string): Promise<boolean> {
+/** `clientBody`: the body as the client sent it; kept only sealed, and only with `audit.raw_copy`. */
+async function recordRequest(call: CallState, principal: Principal, bodyText: string, clientBody: string): Promise<boolean> {
   const { provider, route } = call.target;
+  let rawCopy: SealedRawCopy | null = null;
+  if (call.deps.rawCopy) {
+    try {
+      rawCopy = call.deps.rawCopy.seal(call.callId, clientBody);
+    } catch (error) {
+      // Fail closed: a request whose raw copy cannot be kept is not sent.
+      call.deps.logger.error({ callId: call.callId, err: errorSummary(error) }, 'sealing the raw request copy failed; not forwarding');
+      call.sendError(new AigovError('AIGOV_E_RAW_COPY_SEAL_FAILED'), null);
+      return false;
+    }
+  }
   try {
     await call.deps.store.recordRequest({
       callId: call.callId,
@@ -273,6 +296,7 @@ async function recordRequest(call: CallState, principal: Principal, bodyText: st
       model: call.model,
       stream: call.stream,
       requestBody: bodyText,
+      rawCopy,
       decisions: call.decisions,
       startedAt: call.startedAt,
     });
@@ -507,7 +531,7 @@ async function relayBody(call: CallState, upstream: Dispatcher.ResponseData, tra
   }
   call.writeHead(upstream.statusCode, { ...pickResponseHeaders(upstream.headers), 'content-length': String(Buffer.byteLength(body)) });
   call.endWith(body);
-  call.finish('completed', upstream.statusCode, null, body);
+  call.finish('completed', upstream.statusCode, null, transform.forRecord(body));
 }
 
 function filterModelList(json: unknown, allowed: readonly string[]): unknown {
@@ -549,7 +573,7 @@ async function relayStream(call: CallState, upstream: Dispatcher.ResponseData, t
       const into = gate?.holding ? held : batch;
       for (const sent of transform.transformEvent(event)) {
         into.out += sent.raw;
-        into.records.push({ offsetMs, raw: sent.raw });
+        into.records.push({ offsetMs, raw: transform.forRecord(sent.raw) });
       }
       if (held.out.length > MAX_HELD_TOOL_CALL_BYTES) refused = { ruleId: 'aigov-limits', reason: 'the tool calls in this answer are too large to check' };
     }

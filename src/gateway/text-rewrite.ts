@@ -24,6 +24,11 @@ export interface TextRewriter {
   whole(text: string, kind: TextKind): string;
   /** A fresh transformer for one streamed channel. */
   channel(kind: TextKind): ChannelTransformer;
+  /**
+   * What to record of an answer sent to the client (an SSE block or a body, JSON inside): the
+   * sent text minus what must not be kept — restored pseudonyms go back to their placeholders.
+   */
+  forRecord?(sent: string): string;
 }
 
 /** Plain text, or the text of JSON (tool-call arguments), where replacements must stay valid JSON string content. */

@@ -165,6 +165,23 @@ export class PseudonymVault {
     });
   }
 
+  /**
+   * The inverse of restore, for records: puts each issued placeholder back where its value
+   * stands, so a recorded answer keeps what crossed the provider boundary, never the real
+   * values. `json`: the text is JSON string content (values appear JSON-escaped).
+   */
+  conceal(text: string, options: RestoreOptions = {}): string {
+    if (this.#issued.length === 0) return text;
+    let out = text;
+    // Longest values first: a value that contains another is replaced whole.
+    const entries = [...this.#issued].sort((a, b) => b[2].length - a[2].length);
+    for (const [label, n, value] of entries) {
+      const needle = options.json === true ? JSON.stringify(value).slice(1, -1) : value;
+      if (needle !== '' && out.includes(needle)) out = out.split(needle).join(`«${label}_${n}»`);
+    }
+    return out;
+  }
+
   toJSON(): PseudonymVaultJson {
     return { version: 1, entries: this.entries() };
   }
