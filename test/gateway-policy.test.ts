@@ -74,6 +74,7 @@ describe('the example policy, enforced by the gateway', () => {
     assert.match(answer.choices[0]?.message.content ?? '', new RegExp(EMAIL.replace('.', '\\.')));
     assert.equal(call.decisions.find((d) => d.ruleId === 'pseudonymize-customer-contacts')?.action, 'pseudonymize');
     assert.ok(call.responseBody?.includes('«EMAIL_1»') && !call.responseBody.includes(EMAIL), 'the recorded answer keeps the placeholder, not the restored value');
+    assert.deepEqual(call.decisions.find((d) => d.ruleId === 'pseudonymize-customer-contacts')?.detections, [{ type: 'EMAIL_ADDRESS', where: 'messages[0].parts[0]', start: 9, end: 9 + EMAIL.length }], 'detection types and positions are recorded, never values');
   });
 
   it('restores pseudonyms in a streamed answer too', async () => {

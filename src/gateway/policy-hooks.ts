@@ -6,7 +6,8 @@
 import { BUILTIN_DETECTORS, detectEntities } from '../core/detection/index.ts';
 import { maskText, StreamMasker, StreamRestorer, type PseudonymVault } from '../core/masking/index.ts';
 import { checkToolCall, createRequestRewriter, evaluatePolicy, type CompiledPolicy, type ResponseMaskingPlan, type ToolGate } from '../core/policy/index.ts';
-import type { ApprovalSpec } from '../core/policy/types.ts';
+import type { ApprovalSpec, RuleFinding, TextLocation } from '../core/policy/types.ts';
+import type { DetectionRecord } from '../store/recording-store.ts';
 import type { NormalizedRequest } from '../core/events.ts';
 import type { PipelineHooks, Refusal, RequestVerdict } from './hooks.ts';
 import { SessionVaults, type VaultLease } from './session-vaults.ts';
@@ -51,12 +52,16 @@ export function createPolicyHooks(source: PolicySource, vaults = new SessionVaul
         const maskRequest = evaluation.requestMasking ? createRequestRewriter(evaluation.requestMasking, vault) : null;
         const rewriteText = neverSent ? redactForRecord : lease && maskRequest ? (text: string) => lease.issue(() => maskRequest(text)) : maskRequest;
         return {
-          decisions: evaluation.decisions.map((d) => ({
-            action: d.action,
-            ruleId: d.ruleId,
-            reason: d.effect === 'enforced' ? d.reason : `${d.reason} (${d.effect})`,
-            mode: d.mode,
-          })),
+          decisions: evaluation.decisions.map((d) => {
+            const detections = detectionRecords(evaluation.findings, d.ruleId);
+            return {
+              action: d.action,
+              ruleId: d.ruleId,
+              reason: d.effect === 'enforced' ? d.reason : `${d.reason} (${d.effect})`,
+              mode: d.mode,
+              ...(detections.length > 0 ? { detections } : {}),
+            };
+          }),
           refuse,
           rewriteRequest: rewriteText && ((text) => rewriteText(text)),
           commit: lease ? () => lease.commit() : null,
@@ -75,6 +80,33 @@ export function createPolicyHooks(source: PolicySource, vaults = new SessionVaul
       return verdict(null, undefined);
     },
   };
+}
+
+const MAX_DETECTIONS_PER_DECISION = 50;
+
+/** A rule's findings as records: type and position, never the value. */
+function detectionRecords(findings: readonly RuleFinding[], ruleId: string): DetectionRecord[] {
+  const out: DetectionRecord[] = [];
+  for (const finding of findings) {
+    if (finding.ruleId !== ruleId) continue;
+    const where = describeLocation(finding.location);
+    for (const d of finding.detections) {
+      if (out.length >= MAX_DETECTIONS_PER_DECISION) return out;
+      out.push({ type: d.type, where, start: d.start, end: d.end });
+    }
+  }
+  return out;
+}
+
+function describeLocation(location: TextLocation): string {
+  switch (location.kind) {
+    case 'message':
+      return `messages[${location.message}].parts[${location.part}]${location.field === 'text' ? '' : `.${location.field}`}`;
+    case 'input':
+      return `input[${location.index}]`;
+    case 'tool_definition':
+      return `tools[${location.tool}].${location.field}`;
+  }
 }
 
 /** The rule's own approval settings, else the policy's; the default action uses the policy's. */

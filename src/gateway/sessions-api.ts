@@ -358,7 +358,7 @@ export function toCallView(call: CallRecord, events: readonly StreamEventRecord[
             ...(usage.totalTokens !== undefined ? { total_tokens: usage.totalTokens } : {}),
           },
     error: call.errorCode === null ? null : { code: call.errorCode, message: call.errorMessage },
-    decisions: call.decisions.map((d): DecisionView => ({ stage: d.stage, action: d.action, rule_id: d.ruleId, reason: d.reason, mode: d.mode })),
+    decisions: call.decisions.map((d): DecisionView => ({ stage: d.stage, action: d.action, rule_id: d.ruleId, reason: d.reason, mode: d.mode, ...(d.detections ? { detections: [...d.detections] } : {}) })),
     approvals: approvals.filter((a) => a.callId === call.callId || named.includes(a.id)).map((a) => toApprovalView(a, now)),
     request_body: call.requestBody,
     response_body: call.responseBody,

@@ -45,6 +45,8 @@ export const DecisionViewSchema = z.object({
   rule_id: z.string().nullable(),
   reason: z.string(),
   mode: z.enum(['enforce', 'shadow']),
+  /** What made the rule match: entity type and position in the client's text (never the value). */
+  detections: z.array(z.object({ type: z.string(), where: z.string(), start: z.number().int(), end: z.number().int() })).optional(),
 });
 export type DecisionView = z.infer<typeof DecisionViewSchema>;
 

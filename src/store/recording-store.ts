@@ -30,6 +30,17 @@ export interface PolicyDecisionRecord {
   readonly ruleId: string | null;
   readonly reason: string;
   readonly mode: 'enforce' | 'shadow';
+  /** What made the rule match: entity types and where (positions in the client's text) — never values. */
+  readonly detections?: readonly DetectionRecord[];
+}
+
+export interface DetectionRecord {
+  readonly type: string;
+  /** e.g. `messages[2].parts[0]`, `input[0]`, `tools[1].description`. */
+  readonly where: string;
+  /** UTF-16 offsets in that text as the client sent it. */
+  readonly start: number;
+  readonly end: number;
 }
 
 export interface CallRequestRecord {
