@@ -53,6 +53,7 @@ const discardingStore: RecordingStore = {
   getSession: async () => null,
   getSessionDetail: async () => null,
   listSessionApprovals: async () => [],
+  getRawCopies: async () => ({}),
   recordAccess: async () => {},
   close: async () => {},
 };

@@ -61,7 +61,7 @@ export function buildGatewayConfig(raw: unknown, source: string, options: LoadOp
   });
   const storage = parsed.data.storage;
   const vault = parsed.data.pseudonyms;
-  const pseudonymKey = vault.key === undefined ? null : decodeVaultKey(resolveSecret(vault.key, { path: 'pseudonyms.key', source, baseDir, env, warnings }), source);
+  const pseudonymKey = vault.key === undefined ? null : decodeKey32(resolveSecret(vault.key, { path: 'pseudonyms.key', source, baseDir, env, warnings }), 'pseudonyms.key', source);
   const webhooks = parsed.data.approvals.webhooks.map((hook, i) => {
     const path = `approvals.webhooks[${i}].secret`;
     const resolved = resolveWebhook(hook, resolveSecret(hook.secret, { path, source, baseDir, env, warnings }));
@@ -130,14 +130,14 @@ function fromFile(file: string, ctx: SecretContext): string {
   return value;
 }
 
-/** The pseudonym vault key: 32 bytes given as 64 hex digits or base64; returned as hex. Never echoes the value. */
-function decodeVaultKey(text: string, source: string): string {
+/** A 32-byte key (pseudonym vault, raw copies) given as 64 hex digits or base64; returned as hex. Never echoes the value. */
+function decodeKey32(text: string, path: string, source: string): string {
   if (/^[0-9a-fA-F]{64}$/.test(text)) return text.toLowerCase();
   if (/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) {
     const bytes = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
     if (bytes.length === 32) return bytes.toString('hex');
   }
-  const problems = `  - pseudonyms.key: expected 32 random bytes as base64 (44 characters) or hex (64 digits), e.g. from \`openssl rand -base64 32\`; the value given has ${text.length} characters`;
+  const problems = `  - ${path}: expected 32 random bytes as base64 (44 characters) or hex (64 digits), e.g. from \`openssl rand -base64 32\`; the value given has ${text.length} characters`;
   throw new AigovError('AIGOV_E_CONFIG_INVALID', { file: source, problems });
 }
 
@@ -159,7 +159,8 @@ function resolveAudit(audit: GatewayConfigFile['audit'], ctx: SecretContext): Om
       throw new AigovError('AIGOV_E_SECRET_UNRESOLVED', { path: ctx.path, file: ctx.source, reason: 'expected an Ed25519 private key in PEM (PKCS#8), e.g. from `openssl genpkey -algorithm ed25519`' });
     }
   }
-  return { signingKey, checkpointIntervalMs, retentionDays: audit.retention_days ?? null };
+  const rawCopyKey = audit.raw_copy === undefined ? null : decodeKey32(resolveSecret(audit.raw_copy.key, { ...ctx, path: 'audit.raw_copy.key' }), 'audit.raw_copy.key', ctx.source);
+  return { signingKey, checkpointIntervalMs, retentionDays: audit.retention_days ?? null, rawCopyKey };
 }
 
 /** One line per problem: `  - identity.issuer: expected …`. Never prints received secret values. */

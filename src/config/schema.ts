@@ -122,6 +122,16 @@ export const GatewayConfigSchema = z.strictObject({
         .default('5m'),
       /** Days recordings are kept (calls, stream events, access log); omitted: kept forever. */
       retention_days: z.number().int().min(1).max(36500).optional(),
+      /**
+       * An encrypted copy of each request as the client sent it (before masking), readable only by
+       * auditors (`aigov sessions show ID --raw`). Omitted: only what crossed the boundary is kept.
+       */
+      raw_copy: z
+        .strictObject({
+          /** 32 random bytes, base64 or hex (`openssl rand -base64 32`), given by reference. */
+          key: SecretRefSchema,
+        })
+        .optional(),
     })
     .prefault({}),
   logging: z
@@ -169,6 +179,8 @@ export interface GatewayConfig {
     readonly signingKey: string | null;
     readonly checkpointIntervalMs: number;
     readonly retentionDays: number | null;
+    /** The raw copy key (32 bytes as 64 hex digits; never log it), or null: no raw copies. */
+    readonly rawCopyKey: string | null;
   };
   /** Warnings found while loading (e.g. an inline secret); logged at startup. */
   readonly warnings: readonly string[];

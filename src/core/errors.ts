@@ -177,6 +177,26 @@ export const ERRORS = {
     message: "Only members of the auditor groups ({groups}) may read other users' sessions.",
     hint: 'Leave out --user to see your own sessions, or ask to be added to an auditor group.',
   },
+  AIGOV_E_RAW_COPY_FORBIDDEN: {
+    status: 403, exitCode: EXIT.noPerm, type: 'permission_error',
+    message: 'Only members of the auditor groups ({groups}) may read the raw (unmasked) request copies.',
+    hint: 'Leave out --raw to see the session as recorded (masked), or ask to be added to an auditor group.',
+  },
+  AIGOV_E_RAW_COPY_DISABLED: {
+    status: 409, exitCode: EXIT.noInput, type: 'invalid_request_error',
+    message: 'This gateway keeps no raw request copies: audit.raw_copy is not configured, so only the masked requests were recorded.',
+    hint: 'Leave out --raw. Operators can enable raw copies with audit.raw_copy.key (README "Audit trail"); calls recorded before that have none.',
+  },
+  AIGOV_E_RAW_COPY_UNREADABLE: {
+    status: 500, exitCode: EXIT.dataErr, type: 'api_error',
+    message: 'A raw request copy cannot be opened: {reason}.',
+    hint: 'Nothing of it is shown. Another key id: run the gateway with the audit.raw_copy.key that sealed it. Failed authentication: the row was altered; run `aigov audit verify` and inspect the database.',
+  },
+  AIGOV_E_RAW_COPY_SEAL_FAILED: {
+    status: 503, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'The request was not sent: the gateway could not seal the raw copy of it that its configuration requires.',
+    hint: 'Retry shortly; operators should look at the gateway log.',
+  },
   AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE: {
     status: 503, exitCode: EXIT.unavailable, type: 'api_error',
     message: 'The request was not sent: the gateway could not store the pseudonyms that stand in for its personal data.',

@@ -11,6 +11,7 @@ import type { GatewayConfig, ResolvedProvider } from '../config/schema.ts';
 import { AigovError } from '../core/errors.ts';
 import { DISCOVERY_PATH, type Discovery } from '../protocol/discovery.ts';
 import type { RecordingStore } from '../store/recording-store.ts';
+import type { RawCopySealer } from '../store/raw-copy-sealer.ts';
 import { defaultHooks, type PipelineHooks } from './hooks.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { errorSummary, handleGovernedCall, type PipelineDeps } from './pipeline.ts';
@@ -43,6 +44,8 @@ export interface GatewayServices {
   readonly maxResponseBytes?: number;
   /** The approvals hold and its API; without it require_approval decisions refuse. */
   readonly approvals?: { readonly service: ApprovalService; readonly api: ApprovalsApi; readonly keepAliveMs: number } | null;
+  /** With `audit.raw_copy`: seals each request as the client sent it, stored with the call. */
+  readonly rawCopy?: RawCopySealer | null;
 }
 
 export interface GatewayHandler {
@@ -66,6 +69,7 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
     maxResponseBytes: services.maxResponseBytes ?? 64 * 1024 * 1024,
     approvals: services.approvals?.service ?? null,
     approvalKeepAliveMs: services.approvals?.keepAliveMs ?? 15_000,
+    rawCopy: services.rawCopy ?? null,
   };
   const mounts = [...(services.approvals ? [services.approvals.api] : []), ...(services.mounts ?? [])];
   const inflight = new Set<Promise<void>>();

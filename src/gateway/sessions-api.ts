@@ -8,6 +8,13 @@
  * Fail closed: a store that cannot answer gives 503 AIGOV_E_STORE_READ_FAILED, never a crash; an
  * export that fails half-way is cut off (the client sees a truncated body, not a complete one).
  * Someone else's session is "not found" (404), so ids do not reveal whose sessions exist.
+ *
+ * Raw copies (`?raw=1` on show and export, gateway config `audit.raw_copy`): auditors only (403
+ * for anyone else, 409 when the gateway keeps none). Each call then also carries
+ * `raw_request_body`, the request as the client sent it, opened with the gateway's key (null for
+ * a call recorded without one); the read is logged as `show-raw` / `export-raw` before any of it
+ * is opened. A copy that does not open (another key, altered bytes) fails the whole read with
+ * AIGOV_E_RAW_COPY_UNREADABLE naming the call: nothing of it is returned.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -18,6 +25,7 @@ import type { Principal } from '../core/events.ts';
 import type { CallApprovalView, CallView, DecisionView, ExportLine, SessionDetail, SessionList, SessionSummaryView } from '../protocol/sessions.ts';
 import { SESSIONS_PATH } from '../protocol/sessions.ts';
 import { authenticateApiCall, sendApiError, sendApiJson } from './api-response.ts';
+import { RawCopyOpenError, type RawCopySealer } from '../store/raw-copy-sealer.ts';
 import {
   approvalIdsInDecisions,
   type AccessLogEntry,
@@ -45,6 +53,8 @@ export interface SessionsApiDeps {
   readonly logger: Logger;
   /** Members of any of these groups read every user's sessions (and are logged doing so). */
   readonly auditorGroups: readonly string[];
+  /** With `audit.raw_copy`: opens the sealed raw request copies for auditors (`?raw=1`). */
+  readonly rawCopy?: RawCopySealer | null;
   readonly now?: () => number;
 }
 
@@ -69,9 +79,38 @@ export function createSessionsApi(deps: SessionsApiDeps): SessionsApi {
     if (!principal) return;
     const reader: Reader = { principal, auditor: principal.groups.some((g) => auditorGroups.has(g)) };
     if (parts.length === 0) return list(res, reader, url.searchParams);
+    const raw = parseRawFlag(url.searchParams.get('raw'));
+    if (raw === null) return sendApiError(res, new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'expected raw=1 or raw=0' }));
+    if (raw) {
+      if (!reader.auditor) return sendApiError(res, new AigovError('AIGOV_E_RAW_COPY_FORBIDDEN', { groups: [...auditorGroups].join(', ') || 'none configured' }));
+      if (!deps.rawCopy) return sendApiError(res, new AigovError('AIGOV_E_RAW_COPY_DISABLED'));
+    }
     const id = decodeId(parts[0] ?? '');
-    if (parts.length === 1) return show(res, reader, id);
-    return exportSession(req, res, reader, id, url.searchParams.get('format') ?? 'jsonl');
+    if (parts.length === 1) return show(res, reader, id, raw);
+    return exportSession(req, res, reader, id, url.searchParams.get('format') ?? 'jsonl', raw);
+  };
+
+  /**
+   * For a `?raw=1` read by an auditor: logs it, then opens every raw copy of the session. The
+   * bodies by call id (null: recorded without a copy), or the error to answer with.
+   */
+  const openRawCopies = async (reader: Reader, action: 'show-raw' | 'export-raw', sessionId: string, calls: readonly CallRecord[]): Promise<Map<string, string | null> | AigovError> => {
+    const sealer = deps.rawCopy;
+    if (!sealer) return new AigovError('AIGOV_E_RAW_COPY_DISABLED');
+    const copies = await deps.store.getRawCopies(sessionId);
+    await logAccess(reader, action, sessionId, null);
+    const bodies = new Map<string, string | null>();
+    try {
+      for (const call of calls) {
+        const copy = copies[call.callId];
+        bodies.set(call.callId, copy === undefined ? null : sealer.open(call.callId, copy));
+      }
+    } catch (error) {
+      if (!(error instanceof RawCopyOpenError)) throw error;
+      deps.logger.error({ sessionId: safeId(sessionId), callId: error.callId, reason: error.reason }, 'a raw request copy did not open');
+      return new AigovError('AIGOV_E_RAW_COPY_UNREADABLE', { reason: error.message });
+    }
+    return bodies;
   };
 
   const list = async (res: ServerResponse, reader: Reader, query: URLSearchParams): Promise<void> => {
@@ -100,22 +139,27 @@ export function createSessionsApi(deps: SessionsApiDeps): SessionsApi {
     return reader.auditor || owns(reader.principal, session) ? session : null;
   };
 
-  const show = async (res: ServerResponse, reader: Reader, id: string): Promise<void> => {
+  const show = async (res: ServerResponse, reader: Reader, id: string, raw: boolean): Promise<void> => {
     if (!validId(id)) return sendApiError(res, new AigovError('AIGOV_E_SESSION_NOT_FOUND', { id: safeId(id) }));
     const detail = await deps.store.getSessionDetail(id);
     if (detail === null || !(reader.auditor || owns(reader.principal, detail.session))) {
       return sendApiError(res, new AigovError('AIGOV_E_SESSION_NOT_FOUND', { id: safeId(id) }));
     }
-    if (reader.auditor) await logAccess(reader, 'show', id, null);
+    let rawBodies: Map<string, string | null> | null = null;
+    if (raw) {
+      const opened = await openRawCopies(reader, 'show-raw', id, detail.calls);
+      if (opened instanceof AigovError) return sendApiError(res, opened);
+      rawBodies = opened;
+    } else if (reader.auditor) await logAccess(reader, 'show', id, null);
     const at = now();
     const body: SessionDetail = {
       session: toSummaryView(detail.session),
-      calls: detail.calls.map((call) => toCallView(call, detail.events[call.callId] ?? [], detail.approvals, at)),
+      calls: detail.calls.map((call) => toCallView(call, detail.events[call.callId] ?? [], detail.approvals, at, rawBodies?.get(call.callId))),
     };
     sendApiJson(res, 200, body);
   };
 
-  const exportSession = async (req: IncomingMessage, res: ServerResponse, reader: Reader, id: string, format: string): Promise<void> => {
+  const exportSession = async (req: IncomingMessage, res: ServerResponse, reader: Reader, id: string, format: string, raw: boolean): Promise<void> => {
     if (format !== 'jsonl' && format !== 'json') return sendApiError(res, new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'expected format=jsonl or format=json' }));
     const session = await visibleSession(reader, id);
     if (session === null) return sendApiError(res, new AigovError('AIGOV_E_SESSION_NOT_FOUND', { id: safeId(id) }));
@@ -123,7 +167,12 @@ export function createSessionsApi(deps: SessionsApiDeps): SessionsApi {
     // a session, are read and written one call at a time with backpressure.
     const calls = await deps.store.listCalls(id);
     const approvals = await deps.store.listSessionApprovals(id, calls.flatMap((c) => approvalIdsInDecisions(c.decisions)));
-    if (reader.auditor) await logAccess(reader, 'export', id, null);
+    let rawBodies: Map<string, string | null> | null = null;
+    if (raw) {
+      const opened = await openRawCopies(reader, 'export-raw', id, calls);
+      if (opened instanceof AigovError) return sendApiError(res, opened);
+      rawBodies = opened;
+    } else if (reader.auditor) await logAccess(reader, 'export', id, null);
     const at = now();
     let closed = false;
     res.on('close', () => (closed = true));
@@ -151,7 +200,7 @@ export function createSessionsApi(deps: SessionsApiDeps): SessionsApi {
       if (format === 'jsonl') {
         await write(`${JSON.stringify({ type: 'session', session: toSummaryView(session) } satisfies ExportLine)}\n`);
         for (const call of calls) {
-          const { events: _none, ...view } = toCallView(call, [], approvals, at);
+          const { events: _none, ...view } = toCallView(call, [], approvals, at, rawBodies?.get(call.callId));
           await write(`${JSON.stringify({ type: 'call', call: view } satisfies ExportLine)}\n`);
           const events = await deps.store.getStreamEvents(call.callId);
           let seq = 0;
@@ -170,7 +219,7 @@ export function createSessionsApi(deps: SessionsApiDeps): SessionsApi {
         await write(`{"session":${JSON.stringify(toSummaryView(session))},"calls":[`);
         for (const [i, call] of calls.entries()) {
           const events = await deps.store.getStreamEvents(call.callId);
-          await write(`${i > 0 ? ',' : ''}${JSON.stringify(toCallView(call, events, approvals, at))}`);
+          await write(`${i > 0 ? ',' : ''}${JSON.stringify(toCallView(call, events, approvals, at, rawBodies?.get(call.callId)))}`);
         }
         await write(']}\n');
       }
@@ -243,6 +292,13 @@ function parseListQuery(query: URLSearchParams): ListQuery {
   const cursor = cursorText === undefined ? null : decodeCursor(cursorText);
   if (cursor === undefined) return { error: 'cursor is not one this gateway gave out (pass next_cursor as it came)' };
   return { filter, limit, cursor };
+}
+
+/** `raw`: absent, 0 or false → false; 1 or true → true; anything else → null (a bad request). */
+function parseRawFlag(value: string | null): boolean | null {
+  if (value === null || value === '0' || value === 'false') return false;
+  if (value === '1' || value === 'true') return true;
+  return null;
 }
 
 function parseInstant(value: string): number | null {
@@ -328,7 +384,8 @@ function toApprovalView(a: ApprovalRecord, now: number): CallApprovalView {
   };
 }
 
-export function toCallView(call: CallRecord, events: readonly StreamEventRecord[], approvals: readonly ApprovalRecord[], now: number): CallView {
+/** `rawBody`: with `?raw=1`, the opened raw copy (null: none); undefined leaves the field out. */
+export function toCallView(call: CallRecord, events: readonly StreamEventRecord[], approvals: readonly ApprovalRecord[], now: number, rawBody?: string | null): CallView {
   const named = approvalIdsInDecisions(call.decisions);
   const usage = call.usage;
   return {
@@ -361,6 +418,7 @@ export function toCallView(call: CallRecord, events: readonly StreamEventRecord[
     decisions: call.decisions.map((d): DecisionView => ({ stage: d.stage, action: d.action, rule_id: d.ruleId, reason: d.reason, mode: d.mode, ...(d.detections ? { detections: [...d.detections] } : {}) })),
     approvals: approvals.filter((a) => a.callId === call.callId || named.includes(a.id)).map((a) => toApprovalView(a, now)),
     request_body: call.requestBody,
+    ...(rawBody !== undefined ? { raw_request_body: rawBody } : {}),
     response_body: call.responseBody,
     events: events.map((e) => ({ offset_ms: e.offsetMs, raw: e.raw })),
   };

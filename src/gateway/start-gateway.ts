@@ -26,6 +26,7 @@ import { GatewayMetrics } from './metrics.ts';
 import { errorSummary } from './pipeline.ts';
 import { createGatewayHandler, type GatewayHandler, type MountedHandler } from './server.ts';
 import { createSessionsApi } from './sessions-api.ts';
+import { RawCopySealer } from '../store/raw-copy-sealer.ts';
 import { createUpstreamAgent } from './upstream.ts';
 
 export interface RunningGateway {
@@ -153,6 +154,8 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     }
   }
   const agent = createUpstreamAgent(config.limits);
+  const rawCopy = config.audit.rawCopyKey === null ? null : new RawCopySealer(Buffer.from(config.audit.rawCopyKey, 'hex'));
+  if (rawCopy) logger.info({ keyId: rawCopy.keyId }, 'raw request copies are kept sealed with the calls (audit.raw_copy; auditors only)');
   const handler = createGatewayHandler({
     config,
     store,
@@ -162,7 +165,8 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     logger,
     version: options.version,
     hooks: options.hooks ?? (policy ? createPolicyHooks(policy, vaults ?? undefined) : undefined),
-    mounts: [...(options.mounts ?? []), createSessionsApi({ store, verifier, logger, auditorGroups: config.audit.auditorGroups })],
+    mounts: [...(options.mounts ?? []), createSessionsApi({ store, verifier, logger, auditorGroups: config.audit.auditorGroups, rawCopy })],
+    rawCopy,
     dev: options.dev,
     approvals: { service: approvals.service, api: approvals.api, keepAliveMs: options.approvalKeepAliveMs ?? config.approvals.keepAliveMs },
   });

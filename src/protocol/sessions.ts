@@ -11,6 +11,9 @@
  *   GET /aigov/v1/sessions/{id}         → SessionDetail (every call, with its decisions, approvals,
  *         request and answer as recorded — masked text, never raw values — and stream events)
  *   GET /aigov/v1/sessions/{id}/export?format=jsonl|json
+ *   …/{id}?raw=1 and …/export?raw=1: auditors only, with the gateway's `audit.raw_copy`: each call
+ *         also carries `raw_request_body` (the request as the client sent it); logged as
+ *         show-raw / export-raw.
  *       → jsonl: one ExportLine per line (session, then each call followed by its events);
  *         json: the SessionDetail.
  *
@@ -92,6 +95,11 @@ export const CallViewSchema = z.object({
   approvals: z.array(CallApprovalSchema),
   /** The request body as recorded (what went upstream, after masking). */
   request_body: z.string(),
+  /**
+   * Only with `?raw=1` (auditors, gateway with `audit.raw_copy`): the request as the client sent
+   * it, before masking; null when this call was recorded without a raw copy.
+   */
+  raw_request_body: z.string().nullable().optional(),
   /** The answer body as sent to the client (non-streamed), else null. */
   response_body: z.string().nullable(),
   /** The answer's SSE events as sent to the client (streamed), else empty. */

@@ -10,10 +10,9 @@
  * The three are derived from the configured 32-byte key with HKDF-SHA256 under distinct labels;
  * none reveals the key or the others.
  */
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { deriveKey, openAesGcm, sealAesGcm } from './aes-gcm-seal.ts';
 
-const NONCE_BYTES = 12;
-const TAG_BYTES = 16;
 const INFO = 'aigov pseudonym vault v1';
 
 /** A sealed row failed to open: wrong key, or the row was altered or moved. Names no value. */
@@ -33,31 +32,22 @@ export class PseudonymSealer {
   /** `key`: exactly 32 bytes. */
   constructor(key: Uint8Array) {
     if (key.length !== 32) throw new RangeError('the pseudonym vault key must be 32 bytes');
-    const derive = (what: string, length: number): Buffer => Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), `${INFO} ${what}`, length));
+    const derive = (what: string, length: number): Buffer => deriveKey(key, `${INFO} ${what}`, length);
     this.#encKey = derive('encryption', 32);
     this.#macKey = derive('value mac', 32);
     this.keyId = derive('key id', 8).toString('hex');
   }
 
   seal(sessionId: string, label: string, n: number, value: string): Buffer {
-    const nonce = randomBytes(NONCE_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.#encKey, nonce, { authTagLength: TAG_BYTES });
-    cipher.setAAD(aad(sessionId, label, n));
-    const body = Buffer.concat([cipher.update(value, 'utf8'), cipher.final()]);
-    return Buffer.concat([nonce, body, cipher.getAuthTag()]);
+    return sealAesGcm(this.#encKey, aad(sessionId, label, n), value);
   }
 
   open(sessionId: string, label: string, n: number, sealed: Uint8Array): string {
-    if (sealed.length < NONCE_BYTES + TAG_BYTES) throw new PseudonymSealError('a pseudonym vault entry is truncated');
-    const bytes = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
-    const decipher = createDecipheriv('aes-256-gcm', this.#encKey, bytes.subarray(0, NONCE_BYTES), { authTagLength: TAG_BYTES });
-    decipher.setAAD(aad(sessionId, label, n));
-    decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
-    try {
-      return Buffer.concat([decipher.update(bytes.subarray(NONCE_BYTES, bytes.length - TAG_BYTES)), decipher.final()]).toString('utf8');
-    } catch {
-      throw new PseudonymSealError('a pseudonym vault entry failed authentication (another key, or the row was altered)');
-    }
+    const opened = openAesGcm(this.#encKey, aad(sessionId, label, n), sealed);
+    if ('text' in opened) return opened.text;
+    throw new PseudonymSealError(
+      opened.failed === 'truncated' ? 'a pseudonym vault entry is truncated' : 'a pseudonym vault entry failed authentication (another key, or the row was altered)',
+    );
   }
 
   /** Equal for equal (session, label, value); reveals nothing about the value without the key. */

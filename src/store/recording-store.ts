@@ -58,9 +58,20 @@ export interface CallRequestRecord {
   readonly stream: boolean;
   /** The request body exactly as sent upstream (after any request transform), as text. */
   readonly requestBody: string;
+  /**
+   * With `audit.raw_copy`: the body as the client sent it, SEALED (raw-copy-sealer.ts), written
+   * in the same transaction as the call row. Never plaintext. Absent: no raw copy.
+   */
+  readonly rawCopy?: SealedRawCopy | null;
   readonly decisions: readonly PolicyDecisionRecord[];
   /** Epoch milliseconds. */
   readonly startedAt: number;
+}
+
+/** An AES-256-GCM sealed copy of a request body (raw-copy-sealer.ts) and the fingerprint of its key. */
+export interface SealedRawCopy {
+  readonly keyId: string;
+  readonly sealed: Uint8Array;
 }
 
 export interface StreamEventRecord {
@@ -161,7 +172,8 @@ export interface AccessLogEntry {
   /** Epoch ms. */
   readonly at: number;
   readonly actor: { readonly subject: string; readonly issuer: string; readonly email: string | null };
-  readonly action: 'list' | 'show' | 'export';
+  /** `show-raw` / `export-raw`: the read included the decrypted raw request copies. */
+  readonly action: 'list' | 'show' | 'export' | 'show-raw' | 'export-raw';
   /** show / export: the session read. */
   readonly sessionId: string | null;
   /** list: the filters given, as a short JSON text. */
@@ -200,6 +212,8 @@ export interface RecordingStore {
   getSession(sessionId: string): Promise<SessionRecord | null>;
   /** Approvals of this session, plus those with these ids (named by its approval decisions); oldest first. */
   listSessionApprovals(sessionId: string, approvalIds: readonly string[]): Promise<ApprovalRecord[]>;
+  /** The sealed raw request copies of a session's calls, by call id (calls without one are absent). */
+  getRawCopies(sessionId: string): Promise<Readonly<Record<string, SealedRawCopy>>>;
   /** Durably records a read of the recordings (resolves after COMMIT; rejects when it cannot). */
   recordAccess(entry: AccessLogEntry): Promise<void>;
 

@@ -162,6 +162,20 @@ export const MIGRATIONS: readonly Migration[] = [
       FROM calls c WHERE c.id NOT IN (SELECT ref FROM audit_log WHERE kind <> 'access');
     `,
   },
+  {
+    version: 5,
+    name: 'sealed raw request copies',
+    // With audit.raw_copy: the request body as the client sent it, AES-256-GCM sealed by the
+    // gateway (src/store/raw-copy-sealer.ts) before it reaches the store; readable only by
+    // auditors through the sessions API. Written with the call row; deleted with it (retention).
+    sql: `
+      CREATE TABLE raw_copies (
+        call_id  TEXT PRIMARY KEY REFERENCES calls (id) ON DELETE CASCADE,
+        key_id   TEXT NOT NULL,             -- fingerprint of the sealing key
+        sealed   BLOB NOT NULL              -- nonce ‖ ciphertext ‖ tag; the call id is the additional data
+      ) STRICT;
+    `,
+  },
 ];
 
 /** The schema version this build of aigov writes. */

@@ -42,6 +42,7 @@ import type {
   CallRequestRecord,
   CallResultRecord,
   RecordingStore,
+  SealedRawCopy,
   SessionCursor,
   SessionDetailRecord,
   SessionFilter,
@@ -431,6 +432,10 @@ export class SqliteRecordingStore implements RecordingStore {
 
   async listSessionApprovals(sessionId: string, approvalIds: readonly string[]): Promise<ApprovalRecord[]> {
     return (await this.#read({ op: 'listSessionApprovals', sessionId, approvalIds })) as ApprovalRecord[];
+  }
+
+  async getRawCopies(sessionId: string): Promise<Readonly<Record<string, SealedRawCopy>>> {
+    return (await this.#read({ op: 'getRawCopies', sessionId })) as Record<string, SealedRawCopy>;
   }
 
   async recordAccess(entry: AccessLogEntry): Promise<void> {

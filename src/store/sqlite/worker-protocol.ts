@@ -57,10 +57,12 @@ export type ReadOp =
   | { readonly op: 'getSession'; readonly sessionId: string }
   | { readonly op: 'getSessionDetail'; readonly sessionId: string }
   | { readonly op: 'listSessionApprovals'; readonly sessionId: string; readonly approvalIds: readonly string[] }
+  | { readonly op: 'getRawCopies'; readonly sessionId: string }
   /** Not a read, but answered like one: the writer commits the access-log row before it replies. */
   | { readonly op: 'recordAccess'; readonly entry: AccessLogEntry };
 
 export type ToWriter =
+  /** `record.rawCopy`, when present, is sealed bytes only (raw-copy-sealer.ts). */
   | { readonly t: 'record'; readonly id: number; readonly record: CallRequestRecord }
   | { readonly t: 'behind'; readonly items: readonly QueueItem[] }
   | { readonly t: 'flush'; readonly id: number }

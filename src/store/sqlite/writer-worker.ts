@@ -30,6 +30,7 @@ import type {
   CallRequestRecord,
   CallStatus,
   PolicyDecisionRecord,
+  SealedRawCopy,
   SessionCursor,
   SessionDetailRecord,
   SessionFilter,
@@ -89,7 +90,7 @@ class Writer {
   readonly #stmt: Record<
     | 'begin' | 'commit' | 'rollback' | 'savepoint' | 'rollbackTo' | 'release' | 'upsertSession' | 'insertCall' | 'eventHead'
     | 'insertEvent' | 'callDecisions' | 'finishCall' | 'ping' | 'listSessions' | 'listSessionsBySubject' | 'getCall'
-    | 'listCalls' | 'getEvents' | 'checkpoint' | 'busyTimeoutZero' | 'busyTimeoutRestore',
+    | 'listCalls' | 'getEvents' | 'checkpoint' | 'busyTimeoutZero' | 'busyTimeoutRestore' | 'insertRawCopy' | 'rawCopies',
     StatementSync
   >;
 
@@ -142,6 +143,8 @@ class Writer {
           provider, provider_kind, endpoint, method, path, model, stream, request_body, decisions, started_at, status)
         VALUES ($id, $sessionId, $subject, $email, $groups, $issuer, $clientId, $userAgent, $remoteAddress, $sdk,
           $provider, $providerKind, $endpoint, $method, $path, $model, $stream, $requestBody, $decisions, $startedAt, 'pending')`),
+      insertRawCopy: db.prepare('INSERT INTO raw_copies (call_id, key_id, sealed) VALUES (?, ?, ?)'),
+      rawCopies: db.prepare('SELECT r.call_id, r.key_id, r.sealed FROM raw_copies r JOIN calls c ON c.id = r.call_id WHERE c.session_id = ?'),
       eventHead: db.prepare(`
         SELECT EXISTS (SELECT 1 FROM calls WHERE id = ?1) AS present,
                (SELECT max(seq) FROM stream_events WHERE call_id = ?1) AS max_seq`),
@@ -292,6 +295,9 @@ class Writer {
             decisions: JSON.stringify(record.decisions),
             startedAt: record.startedAt,
           });
+          // The sealed raw copy (audit.raw_copy), with the call row or not at all.
+          const raw = record.rawCopy ?? null;
+          if (raw !== null) s.insertRawCopy.run(record.callId, raw.keyId, raw.sealed);
           this.#chain.request({
             id: record.callId, session_id: record.sessionId, subject: p.subject, email: p.email, groups, issuer: p.issuer,
             client_id: p.clientId, user_agent: c.userAgent, remote_address: c.remoteAddress, sdk: c.sdk, provider: record.provider,
@@ -300,7 +306,7 @@ class Writer {
           });
           s.release.run();
           outcome[i] = [id, ACK_OK];
-          bytes += record.requestBody.length + RECORD_OVERHEAD_BYTES;
+          bytes += record.requestBody.length + (raw?.sealed.length ?? 0) + RECORD_OVERHEAD_BYTES;
         } catch (err) {
           const reason = describeError(err);
           outcome[i] = [id, ACK_ERROR, reason];
@@ -608,6 +614,15 @@ class Writer {
       }
       case 'listSessionApprovals':
         return (this.#sessionReads ??= new SessionReads(this.#db)).approvals(read.sessionId, read.approvalIds);
+      case 'getRawCopies': {
+        const copies: Record<string, SealedRawCopy> = {};
+        for (const row of s.rawCopies.all(read.sessionId)) {
+          const sealed = row['sealed'];
+          if (!(sealed instanceof Uint8Array)) throw new Error('recording store: a raw copy is not a blob');
+          copies[str(row['call_id'])] = { keyId: str(row['key_id']), sealed };
+        }
+        return copies;
+      }
       case 'recordAccess':
         this.#recordAccess(read.entry);
         return null;
