@@ -6,10 +6,11 @@ import type { WriteStream } from 'node:fs';
 import { AigovError } from '../core/errors.ts';
 import { openSessions } from './sessions-service.ts';
 
-export async function exportSession(options: { id: string; format: 'jsonl' | 'json'; out: string | null; profile: string }): Promise<void> {
+export async function exportSession(options: { id: string; format: 'jsonl' | 'json'; out: string | null; profile: string; raw?: boolean }): Promise<void> {
   const { client } = await openSessions({ profile: options.profile });
+  const raw = { raw: options.raw === true };
   if (options.out === null) {
-    await client.exportTo(options.id, options.format, process.stdout);
+    await client.exportTo(options.id, options.format, process.stdout, raw);
     return;
   }
   const fs = await import('node:fs');
@@ -27,7 +28,7 @@ export async function exportSession(options: { id: string; format: 'jsonl' | 'js
     throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `cannot write ${options.out} (${(error as NodeJS.ErrnoException).code ?? 'error'})` });
   }
   try {
-    await client.exportTo(options.id, options.format, file);
+    await client.exportTo(options.id, options.format, file, raw);
     await new Promise<void>((resolve, reject) => file.end((error?: Error | null) => (error ? reject(error) : resolve())));
     fs.renameSync(partial, target);
   } catch (error) {

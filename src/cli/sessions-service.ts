@@ -31,9 +31,10 @@ export interface SessionsClient {
   readonly gatewayUrl: string;
   /** Newest activity first; `next_cursor` is non-null when more sessions match than `limit`. */
   list(query?: SessionsQuery): Promise<SessionList>;
-  get(id: string): Promise<SessionDetail>;
+  /** `raw`: also each call's raw request copy (auditors, gateway with audit.raw_copy; the read is logged). */
+  get(id: string, options?: { readonly raw?: boolean }): Promise<SessionDetail>;
   /** Streams the export to `sink` (a file or stdout); rejects if the gateway cuts it off. */
-  exportTo(id: string, format: 'jsonl' | 'json', sink: NodeJS.WritableStream): Promise<void>;
+  exportTo(id: string, format: 'jsonl' | 'json', sink: NodeJS.WritableStream, options?: { readonly raw?: boolean }): Promise<void>;
 }
 
 export interface SessionsClientOptions {
@@ -114,12 +115,12 @@ export function createSessionsClient(options: SessionsClientOptions): SessionsCl
       } while (cursor !== null && sessions.length < wanted);
       return { sessions, next_cursor: cursor };
     },
-    async get(id) {
-      const path = `${SESSIONS_PATH}/${encodeId(id)}`;
+    async get(id, opts = {}) {
+      const path = `${SESSIONS_PATH}/${encodeId(id)}${opts.raw === true ? '?raw=1' : ''}`;
       return validate(SessionDetailSchema, await json(path), `GET ${SESSIONS_PATH}/{id}`, origin);
     },
-    async exportTo(id, format, sink) {
-      const path = `${SESSIONS_PATH}/${encodeId(id)}/export?format=${format}`;
+    async exportTo(id, format, sink, opts = {}) {
+      const path = `${SESSIONS_PATH}/${encodeId(id)}/export?format=${format}${opts.raw === true ? '&raw=1' : ''}`;
       const response = await get(path, format === 'jsonl' ? 'application/x-ndjson' : 'application/json');
       if (response.body === null) throw new AigovError('AIGOV_E_GATEWAY_INVALID', { url: origin, reason: 'its export has no body' });
       const { Readable } = await import('node:stream');

@@ -50,6 +50,8 @@ export interface HarnessOptions {
   readonly pseudonymKey?: string;
   /** How often a stream held for approval gets an SSE comment. */
   readonly approvalKeepAliveMs?: number;
+  /** audit.raw_copy.key (base64 or hex), given as ${TEST_RAW_COPY_KEY}; omitted: no raw copies. */
+  readonly rawCopyKey?: string;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -69,9 +71,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     limits: options.limits ?? {},
     ...(options.policyFile ? { policy: { file: options.policyFile } } : {}),
     ...(options.pseudonymKey ? { pseudonyms: { key: '${TEST_PSEUDONYM_KEY}' } } : {}),
+    ...(options.rawCopyKey ? { audit: { raw_copy: { key: '${TEST_RAW_COPY_KEY}' } } } : {}),
     logging: { level: process.env.AIGOV_TEST_LOG === '1' ? 'debug' : 'silent' },
   };
-  const config = buildGatewayConfig(input, join(dir, 'test-config'), { env: { TEST_OPENAI_KEY: OPENAI_KEY, TEST_ANTHROPIC_KEY: ANTHROPIC_KEY, TEST_PSEUDONYM_KEY: options.pseudonymKey } });
+  const config = buildGatewayConfig(input, join(dir, 'test-config'), { env: { TEST_OPENAI_KEY: OPENAI_KEY, TEST_ANTHROPIC_KEY: ANTHROPIC_KEY, TEST_PSEUDONYM_KEY: options.pseudonymKey, TEST_RAW_COPY_KEY: options.rawCopyKey } });
   const startOptions = { version: 'test', hooks: options.hooks, logger: options.logger, approvalKeepAliveMs: options.approvalKeepAliveMs, mounts: [{ prefix: '/oidc', handle: (req: IncomingMessage, res: ServerResponse) => idp.handle(req, res) }] };
   let gateway = await startGateway(config, startOptions, bound);
   const tokenFor = async (user: string): Promise<string> => (await deviceLogin(idp, CLIENT_ID, user)).accessToken;

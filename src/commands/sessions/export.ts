@@ -11,6 +11,7 @@ export default class SessionsExport extends Command {
   static override examples = [
     '<%= config.bin %> sessions export ses_01J9Z8 --format jsonl --out session.jsonl',
     '<%= config.bin %> sessions export ses_01J9Z8 --format json | jq .calls[0].decisions',
+    '<%= config.bin %> sessions export ses_01J9Z8 --raw --out raw-session.jsonl',
   ];
 
   static override args = {
@@ -21,6 +22,7 @@ export default class SessionsExport extends Command {
     format: Flags.string({ summary: 'Export format.', options: ['jsonl', 'json'], default: 'jsonl', env: 'AIGOV_EXPORT_FORMAT' }),
     out: Flags.string({ summary: 'Write to this file instead of stdout.' }),
     profile: Flags.string({ summary: 'Profile to use (default "default").', env: 'AIGOV_PROFILE' }),
+    raw: Flags.boolean({ summary: 'Include each call\'s raw request copy (raw_request_body): auditors only, gateway with audit.raw_copy; the read is logged.', env: 'AIGOV_SESSIONS_RAW' }),
   };
 
   async run(): Promise<void> {
@@ -28,7 +30,7 @@ export default class SessionsExport extends Command {
     await runCommand(async () => {
       const { exportSession } = await import('../../cli/sessions-export.ts');
       const { defaultProfile } = await import('../../config/paths.ts');
-      await exportSession({ id: args.id, format: flags.format === 'json' ? 'json' : 'jsonl', out: flags.out ?? null, profile: flags.profile ?? defaultProfile() });
+      await exportSession({ id: args.id, format: flags.format === 'json' ? 'json' : 'jsonl', out: flags.out ?? null, profile: flags.profile ?? defaultProfile(), raw: flags.raw });
     });
   }
 }
