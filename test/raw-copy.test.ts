@@ -14,6 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
+import { Writable } from 'node:stream';
+import { createSessionsClient, type SessionsClient } from '../src/cli/sessions-service.ts';
 import { buildGatewayConfig } from '../src/config/load.ts';
 import type { GatewayConfig } from '../src/config/schema.ts';
 import { AigovError } from '../src/core/errors.ts';
@@ -170,6 +172,23 @@ describe('raw request copies (audit.raw_copy)', () => {
     assert.equal(json.calls[0]?.raw_request_body, body);
 
     assert.deepEqual(accessActions().slice(before), ['carol:show', 'carol:show-raw', 'carol:export-raw', 'carol:export-raw']);
+  });
+
+  it('the CLI client (sessions show/export --raw) asks for and validates the raw copies, and carries the 403 for others', async () => {
+    const client = (token: string): SessionsClient => createSessionsClient({ gatewayUrl: h.url, getToken: () => Promise.resolve({ token, expiresAt: Date.now() + 3_600_000 }) });
+    const detail = await client(tokens.carol).get('ses_raw_1', { raw: true });
+    assert.equal(detail.calls[0]?.raw_request_body, clientBody('first'));
+    assert.equal((await client(tokens.carol).get('ses_raw_1')).calls[0]?.raw_request_body, undefined);
+    let out = '';
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        out += chunk.toString('utf8');
+        done();
+      },
+    });
+    await client(tokens.carol).exportTo('ses_raw_1', 'jsonl', sink, { raw: true });
+    assert.ok(out.includes(JSON.stringify(clientBody('first'))), 'the jsonl export carries the raw body');
+    await assert.rejects(client(tokens.alice).get('ses_raw_1', { raw: true }), (error: unknown) => error instanceof AigovError && error.code === 'AIGOV_E_RAW_COPY_FORBIDDEN');
   });
 
   it('refuses raw copies to developers and approvers (403), even of their own sessions, and logs nothing for them', async () => {
