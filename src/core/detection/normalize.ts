@@ -65,10 +65,12 @@ function unchanged(text: string): NormalizedText {
   };
   return {
     text,
-    toOriginal: (index) => (index >= n ? n : index <= 0 ? 0 : segmentStart(index)),
+    // A position that is not an integer maps as in the general path: to the text's end (walking
+    // segments from it never reached 0 when the text starts with a combining mark).
+    toOriginal: (index) => (index >= n ? n : index <= 0 ? 0 : Number.isInteger(index) ? segmentStart(index) : n),
     toOriginalEnd(index) {
       if (index <= 0) return 0;
-      if (index >= n) return n;
+      if (index >= n || !Number.isInteger(index)) return n;
       let i = index;
       for (;;) {
         if (i < n && lowSurrogateAt(i)) i++;
@@ -112,38 +114,9 @@ export function normalizeScanned(original: string): { norm: NormalizedText; fold
   if (regions.length === 0) return { norm: identity(original), foldsLikeAscii: true };
   // U+0130 or U+212A in the normalized text (see foldsLikeAscii in ./anchors.ts).
   let specialFolds = false;
-  // kind[r/2]: SIMPLE — only simple code units after the first (stable, nothing to map);
-  // STABLE — no invisible character and NFKC leaves it as it is; else CHANGED.
-  const kind = new Uint8Array(regions.length >> 1);
   let changed = false;
-  for (let r = 0; r < regions.length; r += 2) {
-    const from = regions[r]!;
-    const to = regions[r + 1]!;
-    let simple = true;
-    for (let i = original.charCodeAt(from) < 0x80 ? from + 1 : from; i < to; i++) {
-      const c = original.charCodeAt(i);
-      if ((unitFlags(c) & SIMPLE) === 0) {
-        simple = false;
-        break;
-      }
-      if (c === 0x130) specialFolds = true;
-    }
-    if (simple) {
-      kind[r >> 1] = REGION_SIMPLE;
-      continue;
-    }
-    const region = original.slice(from, to);
-    if (INVISIBLE.test(region) || region.normalize('NFKC') !== region) {
-      kind[r >> 1] = REGION_CHANGED;
-      changed = true;
-    } else {
-      kind[r >> 1] = REGION_STABLE;
-      if (!foldsLikeAscii(region)) specialFolds = true;
-    }
-  }
-  if (!changed) return { norm: unchanged(original), foldsLikeAscii: !specialFolds };
 
-  // The normalized text is built from pieces (the original between CHANGED regions, and their
+  // The normalized text is built from pieces (the original between changed regions, and their
   // normalized segments); the position map is a list of runs that tile the normalized text: an
   // identity run (normalized [nStart, nStart + len) ← original [oStart, oStart + len)) or a
   // segment (every normalized character of it ← the original segment [oStart, oEnd)).
@@ -166,30 +139,35 @@ export function normalizeScanned(original: string): { norm: NormalizedText; fold
     n += to - from;
   };
   for (let r = 0; r < regions.length; r += 2) {
-    const regionKind = kind[r >> 1]!;
-    // Single-code-unit segments, each its own NFKC: the identity, mapped with what surrounds it.
-    if (regionKind === REGION_SIMPLE) continue;
     const from = regions[r]!;
     const to = regions[r + 1]!;
-    if (regionKind === REGION_STABLE) {
-      const region = original.slice(from, to);
-      if (!SURROGATE.test(region) && !MARK.test(region)) continue;
+    // A region of simple code units (after its first character) is its own NFKC, segment by
+    // segment (single code units): the identity, mapped with what surrounds it.
+    let simple = true;
+    for (let i = original.charCodeAt(from) < 0x80 ? from + 1 : from; i < to; i++) {
+      const c = original.charCodeAt(i);
+      if ((unitFlags(c) & SIMPLE) === 0) {
+        simple = false;
+        break;
+      }
+      if (c === 0x130) specialFolds = true;
     }
+    if (simple) continue;
     identityRun(mappedTo, from);
     mappedTo = to;
-    // The per-code-point segmentation of the general path, on this region only. Its normalized
-    // segments replace the region in the text — unless they spell the region itself (a STABLE
-    // one), which then stays in the copied original and is only mapped.
+    // The per-code-point segmentation (a starter and its combining marks; invisible characters
+    // dropped), each segment normalized on its own. The normalized segments replace the region
+    // in the text when they differ from it; when they spell the region itself, it stays in the
+    // copied original and is only mapped (segment by segment, as a changed region is).
     const pieces: string[] = [];
     let segment = '';
     let segStart = 0;
     let segEnd = 0;
     const flush = (): void => {
       if (segment === '') return;
-      const single = segEnd - segStart === 1;
-      const normalized = single && (unitFlags(segment.charCodeAt(0)) & NFKC_SELF) !== 0 ? segment : segment.normalize('NFKC');
+      const normalized = segEnd - segStart === 1 ? unitNfkc(segment.charCodeAt(0)) : segment.normalize('NFKC');
       pieces.push(normalized);
-      if (normalized.length === 1 && single) identityRun(segStart, segEnd);
+      if (normalized.length === 1 && segEnd - segStart === 1) identityRun(segStart, segEnd);
       else if (normalized.length > 0) {
         runN.push(n);
         runO.push(segStart);
@@ -230,14 +208,17 @@ export function normalizeScanned(original: string): { norm: NormalizedText; fold
       segEnd = i;
     }
     flush();
-    const normalized = pieces.join('');
-    if (regionKind === REGION_CHANGED || normalized !== original.slice(from, to)) {
+    const normalized = pieces.length === 1 ? pieces[0]! : pieces.join('');
+    if (normalized !== original.slice(from, to)) {
+      changed = true;
       if (from > copiedTo) out.push(original.slice(copiedTo, from));
       out.push(normalized);
       copiedTo = to;
-      if (!foldsLikeAscii(normalized)) specialFolds = true;
     }
+    if (!foldsLikeAscii(normalized)) specialFolds = true;
   }
+  // Nothing changed: the same text, mapped lazily the same way (no runs needed).
+  if (!changed) return { norm: unchanged(original), foldsLikeAscii: !specialFolds };
   if (copiedTo < original.length) out.push(original.slice(copiedTo));
   identityRun(mappedTo, original.length);
   const text = out.join('');
@@ -285,10 +266,6 @@ export function normalizeScanned(original: string): { norm: NormalizedText; fold
   return { norm, foldsLikeAscii: !specialFolds };
 }
 
-const REGION_SIMPLE = 1;
-const REGION_STABLE = 2;
-const REGION_CHANGED = 3;
-
 function isLowSurrogate(c: number): boolean {
   return c >= 0xdc00 && c <= 0xdfff;
 }
@@ -311,6 +288,17 @@ const NFKC_SELF = 8;
  */
 const SIMPLE = 16;
 const UNIT_FLAGS = new Uint8Array(0x10000);
+/** NFKC of BMP code units that are not their own NFKC, computed once each. */
+const UNIT_NFKC = new Map<number, string>();
+
+/** NFKC of the single code unit c (a lone surrogate is its own). */
+function unitNfkc(c: number): string {
+  const ch = String.fromCharCode(c);
+  if ((unitFlags(c) & NFKC_SELF) !== 0) return ch;
+  let n = UNIT_NFKC.get(c);
+  if (n === undefined) UNIT_NFKC.set(c, (n = ch.normalize('NFKC')));
+  return n;
+}
 
 function unitFlags(c: number): number {
   let f = UNIT_FLAGS[c]!;
@@ -329,7 +317,5 @@ function unitFlags(c: number): number {
   return f;
 }
 
-const SURROGATE = /[\uD800-\uDFFF]/;
-const MARK = /\p{M}/u;
 // eslint-disable-next-line no-control-regex
 const NON_ASCII_RUN = /[^\u0000-\u007f]+/g;
