@@ -99,7 +99,7 @@ export function formatAuditReport(outcome: AuditVerifyOutcome): string {
   const cps = report.checkpoints;
   const signatures = report.keyId === null ? 'signatures not checked' : `${cps.verified}/${cps.signed} signatures valid (key ${report.keyId})`;
   if (report.problem === null) {
-    lines.push(`${file}: audit trail intact — ${report.entries} entries (${range}), ${report.rows} rows recomputed, ${cps.total} checkpoints, ${signatures}`);
+    lines.push(`${file}: audit trail intact — ${plural(report.entries, 'entry', 'entries')} (${range}), ${plural(report.rows, 'row')} recomputed, ${plural(cps.total, 'checkpoint')}, ${signatures}`);
     if (report.keyId !== null && report.unsignedTail > 0) lines.push(`  note: the last ${report.unsignedTail} entries are not covered by a signed checkpoint yet`);
   } else {
     const p = report.problem;
@@ -109,4 +109,8 @@ export function formatAuditReport(outcome: AuditVerifyOutcome): string {
   }
   for (const warning of report.warnings) lines.push(`  warning: ${warning}`);
   return `${lines.join('\n')}\n`;
+}
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
 }
