@@ -362,7 +362,9 @@ describe('a database from before the audit trail (schema 2)', () => {
     const store = await openSqliteStore({ path: file }); // migrates to the audit schema
     await recordCalls(store, 'a', 2, Date.now());
     await store.close();
-    assert.deepEqual({ ...query(file, 'SELECT * FROM audit_legacy')[0] }, { calls_rowid: 2, calls_count: 2, events_rowid: 2, events_count: 2, access_id: 1, access_count: 1 });
+    assert.deepEqual({ ...query(file, 'SELECT * FROM audit_legacy')[0] }, {
+      calls_rowid: 2, calls_count: 2, events_rowid: 2, events_count: 2, access_id: 1, access_count: 1, raw_rowid: 0, raw_count: 0, approvals_rowid: 0, approvals_count: 0,
+    });
     const report = verifyAuditDatabase(file);
     assert.equal(report.problem, null);
     assert.ok(report.warnings.some((w) => /2 calls, 2 stream events and 1 access rows were recorded before/.test(w)), report.warnings.join('; '));

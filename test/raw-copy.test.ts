@@ -237,10 +237,11 @@ describe('raw request copies (audit.raw_copy)', () => {
     assert.deepEqual(detail.calls.map((c) => c.raw_request_body), [body, null], 'restored: opens again; a call without a copy is null');
   });
 
-  it('leaves `aigov audit verify` passing', () => {
+  it('`aigov audit verify` names the copy deleted above (the audit chain covers raw copies); the rest verifies', () => {
     const report = verifyAuditDatabase(dbFile);
-    assert.equal(report.problem, null, report.problem?.detail);
-    assert.ok(report.ok);
+    assert.equal(report.problem?.problem, 'row_missing', report.problem?.detail);
+    assert.equal(report.problem?.kind, 'raw');
+    assert.match(report.problem?.detail ?? '', /^the raw copy of call \S+ was deleted or moved/);
   });
 
   it('with another key: reports both key ids, never a key; without one: no copies and ?raw=1 says the gateway keeps none', async () => {

@@ -11,6 +11,11 @@
  * - `events`: one write-behind batch of one call's stream events: call id, then each event's
  *   seq, offset_ms and raw text, in seq order. `span` is "first..last" (seqs).
  * - `access`: one access_log row (an auditor's read of the recordings), {@link ACCESS_COLUMNS}.
+ * - `raw`: one sealed raw request copy (raw_copies row): call id, key id and the SHA-256 of the
+ *   sealed bytes ({@link RAW_COPY_COLUMNS}; never plaintext). Written with the call's request entry.
+ * - `approval`: an approvals row as the approval store wrote it ({@link APPROVAL_COLUMNS}, the
+ *   whole record JSON included), once per insert and once per update: the latest entry of an
+ *   approval covers its current row, the earlier ones the states it went through.
  *
  * Value encoding (injective): null → `z;`, number → `n<decimal>;`, text → `s<length>:<text>`
  * (length in UTF-16 code units). Each entry's content starts with a domain tag naming the format
@@ -22,8 +27,8 @@ export const AUDIT_FORMAT = 'aigov.audit.v1';
 /** The chain's start: the `prev_hash` of the very first entry. */
 export const GENESIS_HASH = '0'.repeat(64);
 
-export type AuditKind = 'request' | 'result' | 'events' | 'access';
-export const AUDIT_KINDS: readonly AuditKind[] = ['request', 'result', 'events', 'access'];
+export type AuditKind = 'request' | 'result' | 'events' | 'access' | 'raw' | 'approval';
+export const AUDIT_KINDS: readonly AuditKind[] = ['request', 'result', 'events', 'access', 'raw', 'approval'];
 
 /** Receives the canonical bytes (as text, hashed as UTF-8); `crypto.Hash` fits. */
 export interface HashSink {
@@ -43,6 +48,11 @@ export const RESULT_COLUMNS = [
 
 export const ACCESS_COLUMNS = ['id', 'at', 'subject', 'issuer', 'email', 'action', 'session_id', 'filter'] as const;
 
+/** `sealed_sha256`: hex SHA-256 of the sealed BLOB (computed by the caller; the bytes never enter the chain). */
+export const RAW_COPY_COLUMNS = ['call_id', 'key_id', 'sealed_sha256'] as const;
+
+export const APPROVAL_COLUMNS = ['id', 'state', 'requester_sub', 'content_hash', 'created_at', 'expires_at', 'record'] as const;
+
 export type ColumnsOf<T extends readonly string[]> = { readonly [K in T[number]]: ColumnValue | undefined };
 
 /** One value in the canonical encoding. `undefined` (a column absent from a row) encodes as null. */
@@ -60,10 +70,11 @@ function feedColumns(sink: HashSink, kind: AuditKind, columns: readonly string[]
 
 /**
  * The same content from the values alone, in the order of the kind's column list
- * ({@link REQUEST_COLUMNS}, {@link RESULT_COLUMNS}, {@link ACCESS_COLUMNS}): what a reader that
+ * ({@link REQUEST_COLUMNS}, {@link RESULT_COLUMNS}, {@link ACCESS_COLUMNS}, {@link RAW_COPY_COLUMNS},
+ * {@link APPROVAL_COLUMNS}): what a reader that
  * fetches rows as arrays feeds. `from`/`to` select a slice of `values` without copying it.
  */
-export function encodeColumnValues(kind: 'request' | 'result' | 'access', values: readonly (ColumnValue | undefined)[], from = 0, to = values.length): string {
+export function encodeColumnValues(kind: 'request' | 'result' | 'access' | 'raw' | 'approval', values: readonly (ColumnValue | undefined)[], from = 0, to = values.length): string {
   let text = `${AUDIT_FORMAT}/${kind}\n`;
   for (let i = from; i < to; i++) text += encodeValue(values[i]);
   return text;
@@ -82,6 +93,16 @@ export function feedResultContent(sink: HashSink, row: ColumnsOf<typeof RESULT_C
 /** Feeds the canonical content of an `access` entry. */
 export function feedAccessContent(sink: HashSink, row: ColumnsOf<typeof ACCESS_COLUMNS>): void {
   feedColumns(sink, 'access', ACCESS_COLUMNS, row);
+}
+
+/** Feeds the canonical content of a `raw` entry. */
+export function feedRawCopyContent(sink: HashSink, row: ColumnsOf<typeof RAW_COPY_COLUMNS>): void {
+  feedColumns(sink, 'raw', RAW_COPY_COLUMNS, row);
+}
+
+/** Feeds the canonical content of an `approval` entry. */
+export function feedApprovalContent(sink: HashSink, row: ColumnsOf<typeof APPROVAL_COLUMNS>): void {
+  feedColumns(sink, 'approval', APPROVAL_COLUMNS, row);
 }
 
 /**

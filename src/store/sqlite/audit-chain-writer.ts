@@ -1,29 +1,34 @@
 /**
- * The writer thread's half of the audit chain: appends one audit_log entry per request record,
- * call result, stream-event batch and access_log row, inside the transaction that writes those
+ * Appends audit_log entries: on the writer thread one per request record (and its sealed raw
+ * copy), call result, stream-event batch and access_log row; on the approval store's connection
+ * one per approvals insert or update. Always inside the transaction that writes those
  * rows (so an entry exists exactly when its rows do). The chain head lives in memory; it moves
  * only once the transaction commits, and goes back on a rollback (or a rolled-back savepoint).
  *
  * The head is the last entry, or — when a retention purge removed every entry — the newest
  * anchor checkpoint, or the genesis hash on a new database. It is read again at the start of
- * each transaction (one indexed query per group), so a second process writing the same file —
- * e.g. the old gateway still draining during a restart — cannot fork the chain.
+ * each transaction (one indexed query per group), so a second connection writing the same file —
+ * the approval store on the main thread, or the old gateway still draining during a restart —
+ * cannot fork the chain: each appends under SQLite's write lock (BEGIN IMMEDIATE).
  */
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import {
   feedAccessContent,
+  feedApprovalContent,
+  feedRawCopyContent,
   feedRequestContent,
   feedResultContent,
   formatSpan,
   GENESIS_HASH,
   startEventsContent,
   type ACCESS_COLUMNS,
+  type APPROVAL_COLUMNS,
   type AuditKind,
   type ColumnsOf,
   type REQUEST_COLUMNS,
   type RESULT_COLUMNS,
 } from '../../core/audit/chain.ts';
-import { linkHash, textHash, TextSink } from './audit-hash.ts';
+import { bytesHash, linkHash, textHash, TextSink } from './audit-hash.ts';
 
 export interface ChainHead {
   readonly seq: number;
@@ -110,6 +115,20 @@ export class ChainWriter {
     const sink = new TextSink();
     feedAccessContent(sink, row);
     this.#append('access', String(row.id), null, textHash(sink.text));
+  }
+
+  /** A sealed raw copy: its call id, key id and the SHA-256 of the sealed bytes. */
+  rawCopy(callId: string, keyId: string, sealed: Uint8Array): void {
+    const sink = new TextSink();
+    feedRawCopyContent(sink, { call_id: callId, key_id: keyId, sealed_sha256: bytesHash(sealed) });
+    this.#append('raw', callId, null, textHash(sink.text));
+  }
+
+  /** An approvals row as written (insert or update). */
+  approval(row: ColumnsOf<typeof APPROVAL_COLUMNS>): void {
+    const sink = new TextSink();
+    feedApprovalContent(sink, row);
+    this.#append('approval', String(row.id), null, textHash(sink.text));
   }
 
   /** One entry for a batch of one call's events, fed as they are inserted. */

@@ -17,6 +17,11 @@ export function textHash(text: string): string {
   return hash('sha256', text, 'hex');
 }
 
+/** Hex SHA-256 of bytes (a sealed raw copy: the chain covers its hash, not the bytes). */
+export function bytesHash(bytes: Uint8Array): string {
+  return hash('sha256', bytes, 'hex');
+}
+
 /** A sink that collects the text, for {@link textHash} (one hash call instead of one per piece). */
 export class TextSink implements HashSink {
   text = '';

@@ -13,7 +13,13 @@
  * in flight at any point of the chain, so a cut crosses some: such a call keeps its row and
  * the event rows of its remaining batches (verify accepts a call row without its request entry
  * when the chain was cut before it and a remaining entry names it); its request columns are no
- * longer covered, until the next purge removes it whole. A chunk is at most `chunkEntries`
+ * longer covered, until the next purge removes it whole. A raw copy goes with its call (ON DELETE
+ * CASCADE); a cut-through call keeps its copy, accepted by verify like its row.
+ *
+ * Approvals are purged like calls: an approval's time is when it can no longer change (its
+ * expiry, or the end of its reuse window once decided — {@link APPROVAL_DONE_AT}); its row goes
+ * when that is older than the cut and its latest entry is in the prefix. An approval whose
+ * latest entry stays keeps its row (that entry covers it). A chunk is at most `chunkEntries`
  * entries (~10 ms of lock and event loop at 500 here), so the writer never waits long.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -37,6 +43,7 @@ export interface PurgeResult {
   readonly events: number;
   readonly accessRows: number;
   readonly sessions: number;
+  readonly approvals: number;
   readonly entries: number;
   /** The anchor written (last entry removed), or null when nothing was old enough. */
   readonly anchorSeq: number | null;
@@ -51,6 +58,13 @@ export interface AuditMaintenanceOptions {
   /** How long to keep retrying when the database is locked by another connection. Default 5000 ms. */
   readonly lockWaitMs?: number;
 }
+
+/**
+ * When an approval can no longer change: a pending one expires at expires_at (the gateway then
+ * records the expiry, or finds the row gone and does nothing); a decided one may still be used
+ * (reuse) until decidedAt + retryWindowMs.
+ */
+const APPROVAL_DONE_AT = "max(p.expires_at, ifnull(json_extract(p.record, '$.decidedAt'), 0) + ifnull(json_extract(p.record, '$.retryWindowMs'), 0))";
 
 const LOCKED = 5; // SQLITE_BUSY
 const LOCKED_SHARED = 6; // SQLITE_LOCKED
@@ -111,7 +125,7 @@ export class AuditMaintenance {
   /** Deletes what is older than `cutMs` (epoch ms), chunk by chunk; see the file comment. */
   purge(cutMs: number): Promise<PurgeResult> {
     return this.#serial(async () => {
-      const total = { calls: 0, events: 0, accessRows: 0, sessions: 0, entries: 0, anchorSeq: null as number | null };
+      const total = { calls: 0, events: 0, accessRows: 0, sessions: 0, approvals: 0, entries: 0, anchorSeq: null as number | null };
       // Rows from before the audit chain (migration 4) are in no entry: they just go.
       for (;;) {
         const chunk = await this.#transaction(() => this.#purgeLegacyChunk(cutMs));
@@ -119,6 +133,7 @@ export class AuditMaintenance {
         total.events += chunk.events;
         total.accessRows += chunk.accessRows;
         total.sessions += chunk.sessions;
+        total.approvals += chunk.approvals;
         if (chunk.done) break;
         await sleep(0);
       }
@@ -128,6 +143,7 @@ export class AuditMaintenance {
         total.events += chunk.events;
         total.accessRows += chunk.accessRows;
         total.sessions += chunk.sessions;
+        total.approvals += chunk.approvals;
         total.entries += chunk.entries;
         if (chunk.anchorSeq !== null) total.anchorSeq = chunk.anchorSeq;
         if (chunk.done) return total;
@@ -186,7 +202,7 @@ export class AuditMaintenance {
     return { seq, hash, at, kind, keyId };
   }
 
-  #purgeLegacyChunk(cut: number): { calls: number; events: number; accessRows: number; sessions: number; done: boolean } {
+  #purgeLegacyChunk(cut: number): { calls: number; events: number; accessRows: number; sessions: number; approvals: number; done: boolean } {
     const db = this.#db;
     const legacy = readLegacy(db);
     const limit = this.#chunk;
@@ -202,7 +218,13 @@ export class AuditMaintenance {
     );
     const access = db.prepare('SELECT id FROM access_log WHERE id <= ? AND at < ? ORDER BY id LIMIT ?').all(legacy.accessId, cut, limit);
     const accessRows = Number(db.prepare('DELETE FROM access_log WHERE id IN (SELECT value FROM json_each(?))').run(JSON.stringify(access.map((r) => Number(r['id'])))).changes);
-    return { calls, events, accessRows, sessions, done: ids.length < limit && access.length < limit };
+    // Approvals stored before migration 6 that never changed since (no entry names them).
+    const oldApprovals = db
+      .prepare(`SELECT p.id FROM approvals p WHERE p.rowid <= ? AND ${APPROVAL_DONE_AT} < ?
+        AND NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.kind = 'approval' AND a.ref = p.id) ORDER BY p.rowid LIMIT ?`)
+      .all(legacy.approvalsRowid, cut, limit);
+    const approvals = Number(db.prepare('DELETE FROM approvals WHERE id IN (SELECT value FROM json_each(?))').run(JSON.stringify(oldApprovals.map((r) => String(r['id'])))).changes);
+    return { calls, events, accessRows, sessions, approvals, done: ids.length < limit && access.length < limit && oldApprovals.length < limit };
   }
 
   #purgeChunk(cut: number): PurgeResult & { done: boolean } {
@@ -212,8 +234,9 @@ export class AuditMaintenance {
       .prepare(`
         SELECT a.seq, a.kind, a.ref, a.span, a.hash,
           CASE a.kind WHEN 'access' THEN (SELECT at FROM access_log WHERE id = CAST(a.ref AS INTEGER))
+                      WHEN 'approval' THEN (SELECT ${APPROVAL_DONE_AT} FROM approvals p WHERE p.id = a.ref)
                       ELSE (SELECT started_at FROM calls WHERE id = a.ref) END AS t,
-          CASE a.kind WHEN 'access' THEN NULL ELSE (SELECT status FROM calls WHERE id = a.ref) END AS status
+          CASE a.kind WHEN 'access' THEN NULL WHEN 'approval' THEN NULL ELSE (SELECT status FROM calls WHERE id = a.ref) END AS status
         FROM audit_log a ORDER BY a.seq LIMIT ?`)
       .all(limit + 1);
     let prefix = entries.slice(0, limit);
@@ -222,7 +245,7 @@ export class AuditMaintenance {
     const done = stop !== -1 || entries.length <= limit;
     if (stop !== -1) prefix = prefix.slice(0, stop);
     const last = prefix.at(-1);
-    if (last === undefined) return { calls: 0, events: 0, accessRows: 0, sessions: 0, entries: 0, anchorSeq: null, done: true };
+    if (last === undefined) return { calls: 0, events: 0, accessRows: 0, sessions: 0, approvals: 0, entries: 0, anchorSeq: null, done: true };
 
     // A call whose last entry is in the prefix (its result; for a call still 'pending', its
     // last event batch once every event row is covered) goes entirely. A call that goes on
@@ -230,9 +253,14 @@ export class AuditMaintenance {
     // batches go with those entries, so every remaining row stays covered by a remaining entry.
     const calls = new Map<string, { result: boolean; events: number; status: string; spans: { first: number; last: number }[] }>();
     const accessIds: number[] = [];
+    const approvalIds = new Set<string>();
     for (const e of prefix) {
       if (e['kind'] === 'access') {
         accessIds.push(Number(e['ref']));
+        continue;
+      }
+      if (e['kind'] === 'approval') {
+        approvalIds.add(String(e['ref']));
         continue;
       }
       const id = String(e['ref']);
@@ -270,11 +298,15 @@ export class AuditMaintenance {
         .run(JSON.stringify(sessionIds)).changes,
     );
     const seq = Number(last['seq']);
+    // An approval goes when its latest entry is in the prefix (audit_log_approvals: no log scan).
+    const laterEntry = db.prepare("SELECT 1 FROM audit_log WHERE kind = 'approval' AND ref = ? AND seq > ? LIMIT 1");
+    const goneApprovals = [...approvalIds].filter((id) => laterEntry.get(id, seq) === undefined);
+    const approvals = Number(db.prepare('DELETE FROM approvals WHERE id IN (SELECT value FROM json_each(?))').run(JSON.stringify(goneApprovals)).changes);
     const removed = Number(db.prepare('DELETE FROM audit_log WHERE seq <= ?').run(seq).changes);
     // Checkpoints of entries that are gone can no longer be checked; the anchor replaces them.
     db.prepare('DELETE FROM audit_checkpoints WHERE seq <= ?').run(seq);
     this.#writeCheckpoint(seq, String(last['hash']), 'anchor');
-    return { calls: deletedCalls, events, accessRows, sessions, entries: removed, anchorSeq: seq, done };
+    return { calls: deletedCalls, events, accessRows, sessions, approvals, entries: removed, anchorSeq: seq, done };
   }
 }
 

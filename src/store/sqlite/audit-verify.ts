@@ -22,6 +22,7 @@ import { verify as verifySignature, type KeyObject } from 'node:crypto';
 import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
 import {
   ACCESS_COLUMNS,
+  APPROVAL_COLUMNS,
   checkpointPayload,
   encodeColumnValues,
   GENESIS_HASH,
@@ -32,7 +33,7 @@ import {
   type CheckpointKind,
   type ColumnValue,
 } from '../../core/audit/chain.ts';
-import { linkHash, textHash, TextSink } from './audit-hash.ts';
+import { bytesHash, linkHash, textHash, TextSink } from './audit-hash.ts';
 import { keyIdOfPublicKey } from './audit-keys.ts';
 
 export type AuditProblemKind =
@@ -51,9 +52,9 @@ export interface AuditProblem {
   readonly problem: AuditProblemKind;
   /** The audit entry concerned (for checkpoints: the seq they cover), when there is one. */
   readonly seq: number | null;
-  /** request | result | events | access | checkpoint | calls | stream_events | sessions */
+  /** request | result | events | access | raw | approval | checkpoint | calls | stream_events | raw_copies | approvals | sessions */
   readonly kind: string | null;
-  /** The call id, access_log id, session id or checkpoint id concerned. */
+  /** The call id (also of a raw copy), access_log id, approval id, session id or checkpoint id concerned. */
   readonly ref: string | null;
   /** One sentence: what is wrong. Never record contents. */
   readonly detail: string;
@@ -63,7 +64,7 @@ export interface AuditVerifyReport {
   readonly ok: boolean;
   readonly problem: AuditProblem | null;
   readonly entries: number;
-  /** Data rows whose content was recomputed: calls (request and result), stream events, access rows. */
+  /** Data rows whose content was recomputed: calls (request and result), stream events, access rows, raw copies, approvals (current row). */
   readonly rows: number;
   readonly firstSeq: number | null;
   readonly lastSeq: number | null;
@@ -153,9 +154,16 @@ export interface LegacyRows {
   readonly eventsCount: number;
   readonly accessId: number;
   readonly accessCount: number;
+  readonly rawRowid: number;
+  readonly rawCount: number;
+  readonly approvalsRowid: number;
+  readonly approvalsCount: number;
 }
 
-/** Where the rows from before the audit chain end (migration 4); all 0 on a database created with it. */
+/**
+ * Where the rows from before the audit chain end (migration 4; raw copies and approvals:
+ * migration 6); all 0 on a database created with it.
+ */
 export function readLegacy(db: DatabaseSync): LegacyRows {
   const exists = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'audit_legacy'").get() !== undefined;
   const row = exists ? db.prepare('SELECT * FROM audit_legacy LIMIT 1').get() : undefined;
@@ -167,6 +175,10 @@ export function readLegacy(db: DatabaseSync): LegacyRows {
     eventsCount: n('events_count'),
     accessId: n('access_id'),
     accessCount: n('access_count'),
+    rawRowid: n('raw_rowid'),
+    rawCount: n('raw_count'),
+    approvalsRowid: n('approvals_rowid'),
+    approvalsCount: n('approvals_count'),
   };
 }
 
@@ -263,6 +275,8 @@ function verifyInSnapshot(db: DatabaseSync, options: AuditVerifyOptions): AuditV
   const callById = prepareArrays(db, `SELECT ${CALL_SELECT} FROM calls WHERE id = ?`);
   const eventsRange = prepareArrays(db, 'SELECT call_id, seq, offset_ms, raw FROM stream_events WHERE call_id = ? AND seq BETWEEN ? AND ? ORDER BY seq');
   const accessById = prepareArrays(db, `SELECT ${ACCESS_COLUMNS.join(', ')} FROM access_log WHERE id = ?`);
+  const rawById = prepareArrays(db, 'SELECT call_id, key_id, sealed FROM raw_copies WHERE call_id = ?');
+  const approvalById = prepareArrays(db, `SELECT ${APPROVAL_COLUMNS.join(', ')} FROM approvals WHERE id = ?`);
   const getRow = (statement: StatementSync, ...params: (string | number)[]): Row | undefined => statement.get(...params) as unknown as Row | undefined;
   const seqOfHash = db.prepare('SELECT seq FROM audit_log WHERE hash = ? LIMIT 1');
 
@@ -279,6 +293,10 @@ function verifyInSnapshot(db: DatabaseSync, options: AuditVerifyOptions): AuditV
   let coveredEvents = 0;
   let coveredCalls = 0;
   let coveredAccess = 0;
+  /** Calls whose raw copy an entry covered. */
+  const coveredRaw = new Set<string>();
+  /** Each approval's latest entry: its current row must match it (the earlier ones are states it went through). */
+  const latestApproval = new Map<string, { seq: number; content: string }>();
 
   const problem = ((): AuditProblem | null => {
     try {
@@ -292,7 +310,7 @@ function verifyInSnapshot(db: DatabaseSync, options: AuditVerifyOptions): AuditV
         const content = String(r[5]);
         const prevHash = String(r[6]);
         const hash = String(r[7]);
-        const what = kind === 'access' ? `access_log row ${ref}` : `call ${ref}`;
+        const what = kind === 'access' ? `access_log row ${ref}` : kind === 'approval' ? `approval ${ref}` : kind === 'raw' ? `raw copy of call ${ref}` : `call ${ref}`;
 
         if (prev === null) {
           firstSeq = seq;
@@ -419,6 +437,22 @@ function verifyInSnapshot(db: DatabaseSync, options: AuditVerifyOptions): AuditV
             coveredAccess++;
             break;
           }
+          case 'raw': {
+            // Written with the call's request entry; the AES-GCM tag alone would not show a deletion.
+            const row = getRow(rawById, ref);
+            if (row === undefined) fail('row_missing', seq, kind, ref, `the raw copy of call ${ref} was deleted or moved to another call (entry ${seq})`);
+            const values: ColumnValue[] = [String(row[0]), String(row[1]), row[2] instanceof Uint8Array ? bytesHash(row[2]) : null];
+            if (textHash(encodeColumnValues('raw', values)) !== content) {
+              fail('content_changed', seq, kind, ref, `the raw copy of call ${ref} was changed after it was written (sealed bytes or key id, entry ${seq})`);
+            }
+            if (!pendingResults.has(ref)) cutCalls.add(ref);
+            coveredRaw.add(ref);
+            rows++;
+            break;
+          }
+          case 'approval':
+            latestApproval.set(ref, { seq, content }); // checked against the row after the pass
+            break;
           default:
             fail('entry_altered', seq, kind, ref, `entry ${seq} has an unknown kind`);
         }
@@ -433,6 +467,16 @@ function verifyInSnapshot(db: DatabaseSync, options: AuditVerifyOptions): AuditV
         prev = { seq, hash };
       }
       lastSeq = prev?.seq ?? null;
+
+      // Approvals: each one's current row is what its latest entry recorded.
+      for (const [id, latest] of latestApproval) {
+        const row = getRow(approvalById, id);
+        if (row === undefined) fail('row_missing', latest.seq, 'approval', id, `approval ${id} was deleted (entry ${latest.seq} records its last change)`);
+        if (textHash(encodeColumnValues('approval', row as ColumnValue[])) !== latest.content) {
+          fail('content_changed', latest.seq, 'approval', id, `approval ${id} was changed after it was written (state, votes or record; entry ${latest.seq} records its last change)`);
+        }
+        rows++;
+      }
 
       // Checkpoints past the end: the tail of the chain was cut off.
       const endSeq = lastSeq ?? -1;
@@ -489,7 +533,7 @@ function verifyInSnapshot(db: DatabaseSync, options: AuditVerifyOptions): AuditV
         }
         const callCount = Number(db.prepare('SELECT count(*) AS n FROM calls').get()?.['n'] ?? 0) - legacyNow.calls;
         if (callCount > coveredCalls + cutCovered) {
-          const extra = db.prepare("SELECT id FROM calls WHERE rowid > ? AND id NOT IN (SELECT ref FROM audit_log WHERE kind <> 'access') ORDER BY rowid LIMIT 1").get(legacy.callsRowid)?.['id'];
+          const extra = db.prepare("SELECT id FROM calls WHERE rowid > ? AND id NOT IN (SELECT ref FROM audit_log WHERE kind NOT IN ('access', 'approval')) ORDER BY rowid LIMIT 1").get(legacy.callsRowid)?.['id'];
           const id = extra === undefined ? '?' : String(extra);
           fail('unrecorded_row', null, 'calls', id, `call ${id} has no audit entry: it was inserted behind the gateway (${callCount - coveredCalls - cutCovered} such calls)`);
         }
@@ -504,6 +548,31 @@ function verifyInSnapshot(db: DatabaseSync, options: AuditVerifyOptions): AuditV
           const extra = db.prepare("SELECT id FROM access_log WHERE id > ? AND CAST(id AS TEXT) NOT IN (SELECT ref FROM audit_log WHERE kind = 'access') ORDER BY id LIMIT 1").get(legacy.accessId);
           const id = extra === undefined ? '?' : String(extra['id']);
           fail('unrecorded_row', null, 'access_log', id, `access_log row ${id} has no audit entry`);
+        }
+        // Raw copies: each has its entry, but a purge may have cut off that of a call it cut through.
+        const rawLegacyNow = Number(db.prepare('SELECT count(*) AS n FROM raw_copies WHERE rowid <= ?').get(legacy.rawRowid)?.['n'] ?? 0);
+        if (rawLegacyNow > legacy.rawCount) {
+          fail('unrecorded_row', null, 'raw_copies', null, `raw copies were added among those stored before the audit chain covered them (${rawLegacyNow}/${legacy.rawCount} now/at the upgrade)`);
+        }
+        const rawCount = Number(db.prepare('SELECT count(*) AS n FROM raw_copies WHERE rowid > ?').get(legacy.rawRowid)?.['n'] ?? 0);
+        if (rawCount > coveredRaw.size) {
+          for (const r of db.prepare('SELECT call_id FROM raw_copies WHERE rowid > ? ORDER BY rowid').iterate(legacy.rawRowid)) {
+            const id = String(r['call_id']);
+            if (coveredRaw.has(id) || ((firstSeq ?? 1) > 1 && cutCalls.has(id))) continue;
+            fail('unrecorded_row', null, 'raw_copies', id, `the raw copy of call ${id} has no audit entry: it was inserted or moved there behind the gateway`);
+          }
+        }
+        // Approvals: every row from after the upgrade has an entry.
+        const approvalsLegacyNow = Number(db.prepare('SELECT count(*) AS n FROM approvals WHERE rowid <= ?').get(legacy.approvalsRowid)?.['n'] ?? 0);
+        if (approvalsLegacyNow > legacy.approvalsCount) {
+          fail('unrecorded_row', null, 'approvals', null, `approvals were added among those stored before the audit chain covered them (${approvalsLegacyNow}/${legacy.approvalsCount} now/at the upgrade)`);
+        }
+        for (const r of db.prepare('SELECT id FROM approvals WHERE rowid > ? ORDER BY rowid').iterate(legacy.approvalsRowid)) {
+          const id = String(r['id']);
+          if (!latestApproval.has(id)) fail('unrecorded_row', null, 'approvals', id, `approval ${id} has no audit entry: it was inserted behind the gateway`);
+        }
+        if (rawLegacyNow + approvalsLegacyNow > 0) {
+          warnings.push(`${rawLegacyNow} raw copies and ${approvalsLegacyNow} approvals were stored before the audit chain covered them: they are not covered (an approval is, from its next change)`);
         }
       }
       const owner = db

@@ -176,6 +176,27 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 6,
+    name: 'approvals and raw copies in the audit chain',
+    // From here on every approvals insert/update and every raw copy has an audit entry ('approval',
+    // 'raw'). The rows already there have none: audit_legacy records where they end and how many
+    // there were, as migration 4 did for calls. The partial index lets the retention purge ask
+    // whether an approval has entries after the cut without scanning the log; it holds approval
+    // entries only, so the writer thread's appends do not maintain it.
+    sql: `
+      ALTER TABLE audit_legacy ADD COLUMN raw_rowid INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE audit_legacy ADD COLUMN raw_count INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE audit_legacy ADD COLUMN approvals_rowid INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE audit_legacy ADD COLUMN approvals_count INTEGER NOT NULL DEFAULT 0;
+      UPDATE audit_legacy SET
+        raw_rowid = (SELECT ifnull(max(rowid), 0) FROM raw_copies),
+        raw_count = (SELECT count(*) FROM raw_copies),
+        approvals_rowid = (SELECT ifnull(max(rowid), 0) FROM approvals),
+        approvals_count = (SELECT count(*) FROM approvals);
+      CREATE INDEX audit_log_approvals ON audit_log (ref, seq) WHERE kind = 'approval';
+    `,
+  },
 ];
 
 /** The schema version this build of aigov writes. */

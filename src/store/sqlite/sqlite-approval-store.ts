@@ -2,10 +2,16 @@
  * Approvals in the recording store's SQLite file, on a connection of their own on the main
  * thread (WAL lets it sit beside the writer thread; a busy timeout covers the writer's commits).
  * The record is kept whole as JSON, with the columns queries need beside it.
+ *
+ * Audit chain: each insert and each update appends an `approval` entry over the row as written,
+ * in the same `BEGIN IMMEDIATE` transaction. The chain head is read inside that transaction
+ * (under SQLite's write lock), so this connection and the writer thread extend one chain.
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { ApprovalRecord } from '../../core/approvals/approval.ts';
 import type { ApprovalQuery, ApprovalStore } from '../approval-store.ts';
+import { ChainWriter } from './audit-chain-writer.ts';
+import { migrateDatabase } from './migrations.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS approvals (
@@ -31,6 +37,7 @@ export function openSqliteApprovalStore(location: string, options: { busyTimeout
     db.exec('PRAGMA synchronous = NORMAL');
     db.exec('PRAGMA wal_autocheckpoint = 0'); // the recording store's checkpointer does it
     db.exec(SCHEMA);
+    migrateDatabase(db); // normally done by the recording store already: then a cheap no-op
   } catch (error) {
     db.close();
     throw error;
@@ -43,7 +50,12 @@ class SqliteApprovalStore implements ApprovalStore {
   readonly #insert: StatementSync;
   readonly #update: StatementSync;
   readonly #get: StatementSync;
+  readonly #row: StatementSync;
   readonly #latest: StatementSync;
+  readonly #begin: StatementSync;
+  readonly #commit: StatementSync;
+  readonly #rollback: StatementSync;
+  readonly #chain: ChainWriter;
   #closed = false;
 
   constructor(db: DatabaseSync) {
@@ -51,16 +63,51 @@ class SqliteApprovalStore implements ApprovalStore {
     this.#insert = db.prepare('INSERT INTO approvals (id, state, requester_sub, content_hash, created_at, expires_at, record) VALUES (?, ?, ?, ?, ?, ?, ?)');
     this.#update = db.prepare('UPDATE approvals SET state = ?, expires_at = ?, record = ? WHERE id = ?');
     this.#get = db.prepare('SELECT record FROM approvals WHERE id = ?');
+    this.#row = db.prepare('SELECT requester_sub, content_hash, created_at FROM approvals WHERE id = ?');
     this.#latest = db.prepare('SELECT record FROM approvals WHERE requester_sub = ? AND content_hash = ? ORDER BY created_at DESC LIMIT 1');
+    this.#begin = db.prepare('BEGIN IMMEDIATE');
+    this.#commit = db.prepare('COMMIT');
+    this.#rollback = db.prepare('ROLLBACK');
+    this.#chain = new ChainWriter(db);
   }
 
   insert(a: ApprovalRecord): void {
-    this.#insert.run(a.id, a.state, a.requester.sub, a.contentHash, a.createdAt, a.expiresAt, JSON.stringify(a));
+    const record = JSON.stringify(a);
+    this.#write(() => {
+      this.#insert.run(a.id, a.state, a.requester.sub, a.contentHash, a.createdAt, a.expiresAt, record);
+      return { id: a.id, state: a.state, requester_sub: a.requester.sub, content_hash: a.contentHash, created_at: a.createdAt, expires_at: a.expiresAt, record };
+    });
   }
 
   update(a: ApprovalRecord): void {
-    const { changes } = this.#update.run(a.state, a.expiresAt, JSON.stringify(a), a.id);
-    if (changes !== 1) throw new Error(`approval update matched ${changes} rows`);
+    const record = JSON.stringify(a);
+    this.#write(() => {
+      const { changes } = this.#update.run(a.state, a.expiresAt, record, a.id);
+      if (changes !== 1) throw new Error(`approval update matched ${changes} rows`);
+      // The row as it now is: requester_sub, content_hash and created_at are those of the insert.
+      const row = this.#row.get(a.id);
+      if (row === undefined) throw new Error('approval row vanished inside its transaction');
+      return { id: a.id, state: a.state, requester_sub: String(row['requester_sub']), content_hash: String(row['content_hash']), created_at: Number(row['created_at']), expires_at: a.expiresAt, record };
+    });
+  }
+
+  /** Writes the row and its audit entry in one transaction (the busy timeout waits for the writer thread's commits). */
+  #write(body: () => Parameters<ChainWriter['approval']>[0]): void {
+    this.#begin.run();
+    try {
+      this.#chain.mark(); // the chain head, read under the write lock
+      this.#chain.approval(body());
+      this.#commit.run();
+      this.#chain.committed();
+    } catch (error) {
+      try {
+        if (this.#db.isTransaction) this.#rollback.run();
+      } catch {
+        // the original error is the one that matters
+      }
+      this.#chain.rolledBack();
+      throw error;
+    }
   }
 
   get(id: string): ApprovalRecord | null {

@@ -304,6 +304,7 @@ class Writer {
             provider_kind: record.providerKind, endpoint: record.endpoint, method: record.method, path: record.path, model: record.model,
             stream, request_body: record.requestBody, started_at: record.startedAt,
           });
+          if (raw !== null) this.#chain.rawCopy(record.callId, raw.keyId, raw.sealed);
           s.release.run();
           outcome[i] = [id, ACK_OK];
           bytes += record.requestBody.length + (raw?.sealed.length ?? 0) + RECORD_OVERHEAD_BYTES;
