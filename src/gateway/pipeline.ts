@@ -384,7 +384,7 @@ async function holdForApproval(call: CallState, principal: Principal, refuse: He
   call.res.on('close', onClose);
   let outcome: WaitOutcome;
   try {
-    outcome = await approvals.wait(approval.id, gone.signal);
+    outcome = await approvals.wait(approval, gone.signal);
   } finally {
     if (keepAlive) clearInterval(keepAlive);
     call.res.off('close', onClose);

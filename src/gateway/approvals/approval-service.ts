@@ -59,9 +59,16 @@ export interface ApprovalServiceOptions {
   readonly store: ApprovalStore;
   readonly logger: Logger;
   readonly now?: () => number;
+  /**
+   * How often held requests re-read their approval from the store (default 2 s), so a decision
+   * taken by another gateway process on the same database still reaches them.
+   */
+  readonly pollMs?: number;
 }
 
 interface Waiter {
+  /** The approval as the held request last saw it. */
+  readonly approval: ApprovalRecord;
   resolve(outcome: WaitOutcome): void;
 }
 
@@ -73,12 +80,15 @@ export class ApprovalService {
   /** Expiry timers of open approvals, with the record they were set for. */
   readonly #timers = new Map<string, { readonly timer: NodeJS.Timeout; readonly approval: ApprovalRecord }>();
   readonly #listeners = new Set<(change: ApprovalChange) => void>();
+  readonly #pollMs: number;
+  #poll: NodeJS.Timeout | null = null;
   #closed = false;
 
   constructor(options: ApprovalServiceOptions) {
     this.#store = options.store;
     this.#logger = options.logger;
     this.#now = options.now ?? Date.now;
+    this.#pollMs = options.pollMs ?? 2000;
     // Approvals left open by an earlier run keep counting down (and expire if already due).
     for (const approval of this.#store.list({ states: ['pending'], limit: 100_000 })) this.#schedule(approval);
   }
@@ -131,19 +141,19 @@ export class ApprovalService {
    * when `signal` aborts first (the client went away) nothing is consumed, so the retry still
    * goes through.
    */
-  wait(id: string, signal: AbortSignal): Promise<WaitOutcome> {
+  wait(approval: ApprovalRecord, signal: AbortSignal): Promise<WaitOutcome> {
+    const id = approval.id;
     return new Promise((resolve) => {
       const settle = (outcome: WaitOutcome): void => {
         signal.removeEventListener('abort', onAbort);
         set.delete(waiter);
         resolve(outcome);
       };
-      const waiter: Waiter = { resolve: settle };
+      const waiter: Waiter = { approval, resolve: settle };
       const set = this.#waiters.get(id) ?? new Set<Waiter>();
       const onAbort = (): void => {
         set.delete(waiter);
-        const approval = this.#store.get(id);
-        if (approval) resolve({ kind: 'interrupted', approval });
+        resolve({ kind: 'interrupted', approval });
       };
       if (signal.aborted) {
         onAbort();
@@ -152,10 +162,36 @@ export class ApprovalService {
       signal.addEventListener('abort', onAbort, { once: true });
       this.#waiters.set(id, set);
       set.add(waiter);
-      // Decided between hold() and now (or by another replica): settle at once.
-      const current = this.#store.get(id);
-      if (current && effectiveState(current, this.#now()) !== 'pending') this.#settleWaiters(current);
+      this.#startPolling();
+      // Decided between hold() and now (or by another process): settle at once.
+      this.#check(id);
     });
+  }
+
+  /** Settles the waiters of `id` if its stored approval is no longer pending. */
+  #check(id: string): void {
+    let current: ApprovalRecord | null;
+    try {
+      current = this.#store.get(id);
+    } catch (error) {
+      this.#logger.warn({ approvalId: id, err: error instanceof Error ? error.message : String(error) }, 'could not re-read a held approval; the hold goes on until its expiry');
+      return;
+    }
+    if (!current || effectiveState(current, this.#now()) === 'pending') return;
+    if (current.state !== 'pending') this.#clearTimer(id);
+    this.#settleWaiters(current.state === 'pending' ? expire(current) : current);
+  }
+
+  #startPolling(): void {
+    if (this.#poll !== null || this.#closed) return;
+    this.#poll = setInterval(() => {
+      for (const id of [...this.#waiters.keys()]) this.#check(id);
+      if (this.#waiters.size === 0 && this.#poll !== null) {
+        clearInterval(this.#poll);
+        this.#poll = null;
+      }
+    }, this.#pollMs);
+    this.#poll.unref();
   }
 
   /**
@@ -216,11 +252,11 @@ export class ApprovalService {
     if (this.#closed) return;
     this.#closed = true;
     for (const { timer } of this.#timers.values()) clearTimeout(timer);
+    if (this.#poll !== null) clearInterval(this.#poll);
+    this.#poll = null;
     this.#timers.clear();
-    for (const [id, set] of this.#waiters) {
-      const approval = this.#store.get(id);
-      if (!approval) continue;
-      for (const waiter of [...set]) waiter.resolve({ kind: 'interrupted', approval });
+    for (const set of this.#waiters.values()) {
+      for (const waiter of [...set]) waiter.resolve({ kind: 'interrupted', approval: waiter.approval });
     }
     this.#waiters.clear();
     this.#listeners.clear();

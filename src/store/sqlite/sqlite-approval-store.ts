@@ -36,8 +36,10 @@ export function openSqliteApprovalStore(location: string, options: { busyTimeout
     // loss. FULL cost an fsync per hold and per vote on the event loop (0.5 ms, 200 ms on a busy disk).
     db.exec('PRAGMA synchronous = NORMAL');
     db.exec('PRAGMA wal_autocheckpoint = 0'); // the recording store's checkpointer does it
+    // Normally done by the recording store already (then a cheap no-op); first, so that on a new
+    // file the migrations do not meet an approvals table they did not create.
+    migrateDatabase(db);
     db.exec(SCHEMA);
-    migrateDatabase(db); // normally done by the recording store already: then a cheap no-op
   } catch (error) {
     db.close();
     throw error;

@@ -1,0 +1,66 @@
+/**
+ * The approvals service on real SQLite: two gateway processes sharing one database (two services
+ * on two connections here) — a decision taken on one reaches a request held on the other.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { pino } from 'pino';
+import { ApprovalService } from '../src/gateway/approvals/approval-service.ts';
+import { openSqliteApprovalStore } from '../src/store/sqlite/sqlite-approval-store.ts';
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'aigov-apr-svc-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const logger = pino({ level: 'silent' });
+const alice = { subject: 'alice', email: 'alice@example.com', groups: ['developers'] };
+const bob = { subject: 'bob', email: 'bob@example.com', groups: ['approvers'] };
+const spec = { approvers: ['approvers'], required: 1, timeout: 60_000, retry_window: 60_000, reuse: 'once' as const };
+
+function hold(service: ApprovalService, body: string) {
+  return service.hold({ requester: alice, ruleId: 'r', ruleReason: 'because', spec, provider: 'openai', model: 'm', endpoint: 'openai.chat.completions', stream: false, preview: 'user: hi', sessionId: 's', callId: `c-${body}`, body });
+}
+
+test('a decision taken by another process on the same database reaches the held request', async () => {
+  const file = join(dir, 'shared.db');
+  const storeA = openSqliteApprovalStore(file);
+  const storeB = openSqliteApprovalStore(file);
+  const a = new ApprovalService({ store: storeA, logger, pollMs: 25 });
+  const b = new ApprovalService({ store: storeB, logger, pollMs: 25 });
+  try {
+    const held = hold(a, 'one');
+    assert.equal(held.kind, 'wait');
+    const waiting = a.wait(held.approval, new AbortController().signal);
+    const decided = b.decide(held.approval.id, bob, 'approve', 'ok');
+    assert.ok(decided.ok);
+    const started = Date.now();
+    const outcome = await waiting;
+    assert.equal(outcome.kind, 'approved');
+    assert.ok(Date.now() - started < 1000, 'seen on the next poll');
+    assert.equal(storeA.get(held.approval.id)?.uses, 1, 'the held request took its one use');
+  } finally {
+    a.close();
+    b.close();
+    storeA.close();
+    storeB.close();
+  }
+});
+
+test('closing the service answers every held request "interrupted", even with the store gone', async () => {
+  const store = openSqliteApprovalStore(join(dir, 'closing.db'));
+  const service = new ApprovalService({ store, logger });
+  const held = hold(service, 'two');
+  const waiting = service.wait(held.approval, new AbortController().signal);
+  store.close();
+  service.close();
+  const outcome = await waiting;
+  assert.equal(outcome.kind, 'interrupted');
+  assert.equal(outcome.approval.id, held.approval.id);
+});
