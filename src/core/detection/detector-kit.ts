@@ -20,14 +20,18 @@ export interface DetectorSpec {
   find(text: string): Candidate[];
   /** The streaming hint (see Detector.settledBefore); absent = none. */
   settledBefore?: (text: string) => number;
+  /** Where a scan must begin to be in step with the whole text's (see Detector.scanStart); absent = none. */
+  scanStart?: (text: string, at: number) => number;
 }
 
 /** Wraps a finder into a Detector, dropping empty or over-long spans. */
 export function defineDetector(spec: DetectorSpec): Detector {
   const { id, type, maxLength } = spec;
   const hint = spec.settledBefore;
+  const scanStart = spec.scanStart;
   return {
     ...(hint === undefined ? {} : { settledBefore: (text: string): number => hint(text) }),
+    ...(scanStart === undefined ? {} : { scanStart: (text: string, at: number): number => scanStart(text, at) }),
     id,
     type,
     maxLength,

@@ -199,14 +199,15 @@ export function detectEntities(text: string, detectors: readonly Detector[], opt
  * settled detection overlapping a pending one could still lose, or win, the overlap resolution),
  * so that every group of overlapping detections lies wholly before or wholly after it.
  */
-export function detectStreaming(text: string, detectors: readonly Detector[], options?: DetectOptions): { detections: Detection[]; settled: number } {
+export function detectStreaming(text: string, detectors: readonly Detector[], options?: DetectOptions): StreamingDetection {
   const { norm, foldsLikeAscii } = normalizeScanned(text);
   const collected = collect(norm, foldsLikeAscii, detectors, options?.minConfidence ?? 0);
   const detections = resolveOverlaps(collected);
   const full = norm.text;
   const n = full.length;
-  if (detectors.length === 0) return { detections, settled: text.length };
-  if (n === 0) return { detections, settled: 0 };
+  const scanStart = (at: number): number => scanStartIn(text, norm, at, detectors);
+  if (detectors.length === 0) return { detections, settled: text.length, scanStart };
+  if (n === 0) return { detections, settled: 0, scanStart };
   let base = full;
   if (!STABLE_LAST.test(full.charAt(n - 1))) {
     // Drop the last segment (a starter and its marks): a mark that follows can recompose it.
@@ -218,7 +219,7 @@ export function detectStreaming(text: string, detectors: readonly Detector[], op
   let h = base.length;
   for (const d of detectors) {
     const s = d.settledBefore !== undefined ? d.settledBefore(base) : base.length - d.maxLength - Math.max(0, d.lookahead ?? 0);
-    if (!(s > 0)) return { detections, settled: 0 }; // also NaN
+    if (!(s > 0)) return { detections, settled: 0, scanStart }; // also NaN
     if (s < h) h = Math.floor(s);
   }
   let settled = h >= n ? text.length : norm.toOriginal(h);
@@ -229,7 +230,57 @@ export function detectStreaming(text: string, detectors: readonly Detector[], op
     const d = found[i]!;
     if (d.start < settled && d.end > settled) settled = d.start;
   }
-  return { detections, settled };
+  return { detections, settled, scanStart };
+}
+
+export interface StreamingDetection {
+  detections: Detection[];
+  settled: number;
+  /**
+   * The detectors' Detector.scanStart together, in ORIGINAL positions of the text: for `at`, the
+   * smallest scan start of any of them, asked on the normalized text (at the first normalized
+   * position that maps to `at` or later) and mapped back — `at` itself when none has the hook or
+   * none needs to reach back. Reads only the text before `at` (normalized as part of this text).
+   */
+  readonly scanStart: (at: number) => number;
+}
+
+/**
+ * The detectors' scan start for position `at` of `text` (see StreamingDetection.scanStart), for a
+ * caller that does not run detectStreaming.
+ */
+export function scanStartOf(text: string, at: number, detectors: readonly Detector[]): number {
+  if (!detectors.some((d) => d.scanStart !== undefined)) return at;
+  return scanStartIn(text, normalizeScanned(text).norm, at, detectors);
+}
+
+function scanStartIn(text: string, norm: NormalizedText, at: number, detectors: readonly Detector[]): number {
+  if (at <= 0) return 0;
+  const n = norm.text.length;
+  // The first normalized position that maps to `at` or later (toOriginal is nondecreasing).
+  let k: number;
+  if (at >= text.length) {
+    k = n;
+  } else if (norm.text === text) {
+    k = at; // nothing to normalize: positions map to themselves
+  } else {
+    let lo = 0;
+    let hi = n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (norm.toOriginal(mid) >= at) hi = mid;
+      else lo = mid + 1;
+    }
+    k = lo;
+  }
+  let j = k;
+  for (const d of detectors) {
+    if (d.scanStart === undefined) continue;
+    const s = d.scanStart(norm.text, k);
+    if (!(s >= 0)) return 0; // also NaN: a scan from the start is always in step
+    if (s < j) j = Math.floor(s);
+  }
+  return j >= k ? at : j <= 0 ? 0 : Math.min(at, norm.toOriginal(j));
 }
 
 function better(a: Ranked, b: Ranked): number {

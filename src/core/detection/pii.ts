@@ -90,6 +90,10 @@ export const emailDetector: Detector = defineDetector({
     const at = text.indexOf('@', p);
     return (at < 0 ? text.length : at) - p <= 64;
   }),
+  // Matches hold only EMAIL_RUN characters and the scan resumes at the previous match's end (in
+  // `a@b.co@c.co@d.co` which `@` starts a match depends on the chain's start): in step from the
+  // run's start on.
+  scanStart: (text, at) => runStart(text, EMAIL_RUN, at),
 });
 
 // ---------------------------------------------------------------- phone
@@ -113,18 +117,21 @@ const PHONE_BLANK = asciiClass(' \t');
 const DIGIT = asciiClass('0-9');
 /** The extension words of PHONE_CANDIDATE_RE and their prefixes, longest first. */
 const PHONE_EXT_PARTS = ['extension', 'extensio', 'extensi', 'extens', 'exten', 'exte', 'ext.', 'ext', 'ex', 'e', 'x'];
+/** The last characters of PHONE_EXT_PARTS. */
+const EXT_LETTER = asciiClass('extnsio.');
 /** The longest core PHONE_CANDIDATE_RE can match, plus the two characters it reads after it. */
 const PHONE_CORE_SPAN = 2 + 1 + 1 + 24 + 1 + 2;
 
 /**
  * Where an extension (`[ \t]*(x|ext\.?|extension)[ \t]*\d{1,6}`) that the end of the text may
- * still be writing begins, right after a digit; text.length when there is none.
+ * still be writing begins, right after a digit; text.length when there is none. With `end` < the
+ * text's length: where one that ends at `end` (with at least one digit) begins.
  */
-function partialExtensionStart(text: string): number {
+function partialExtensionStart(text: string, end = text.length): number {
   const n = text.length;
-  let i = n;
+  let i = end;
   while (i > 0 && DIGIT(text.charCodeAt(i - 1))) i--;
-  if (n - i > 6) return n;
+  if (end - i > 6 || (end < n && i === end)) return n;
   while (i > 0 && PHONE_BLANK(text.charCodeAt(i - 1))) i--;
   const word = PHONE_EXT_PARTS.find((w) => text.endsWith(w, i));
   if (word === undefined) return n;
@@ -151,12 +158,44 @@ function phoneCandidateBefore(text: string, q: number): number {
   return text.length;
 }
 
+/**
+ * Detector.scanStart of the phone detector: the start of the maximal run ending at `at` of the
+ * characters a candidate can hold — PHONE_RUN, and an extension word (x, ext, extension) right
+ * after one of them. Nondecreasing in `at`. A candidate never holds the character before that run, so the global scan
+ * (which resumes where the previous candidate ended, and so tiles a chain of digit groups from
+ * its start) is in step from the run's first character on, wherever it began before it.
+ */
+function phoneScanStart(text: string, at: number): number {
+  let i = at;
+  // An extension word that `at` cuts (`5 ex|t 1`) is part of the run, so that the answer never
+  // decreases as `at` grows (a larger `at` would walk over the whole word).
+  if (i > 0 && EXT_LETTER(text.charCodeAt(i - 1))) {
+    const cut = PHONE_EXT_PARTS.find((w) => text.endsWith(w, i));
+    if (cut !== undefined && i - cut.length >= 1 && PHONE_RUN(text.charCodeAt(i - cut.length - 1))) i -= cut.length;
+  }
+  for (;;) {
+    i = runStart(text, PHONE_RUN, i);
+    const c = i > 0 ? text.charCodeAt(i - 1) : 0;
+    const word = c === 120 /* x */ ? 1 : c === 116 /* t */ && text.endsWith('ext', i) ? 3 : c === 110 /* n */ && text.endsWith('extension', i) ? 9 : 0;
+    if (word === 0 || i - word < 1 || !PHONE_RUN(text.charCodeAt(i - word - 1))) return i;
+    i -= word;
+  }
+}
+
 function phoneHint(text: string): number {
   const n = text.length;
   // A candidate in the trailing run, or one whose extension the end of the text is still writing.
   const q = partialExtensionStart(text);
-  const h = phoneCandidateBefore(text, n);
-  return q < n ? Math.min(h, phoneCandidateBefore(text, q)) : h;
+  let h = phoneCandidateBefore(text, n);
+  if (q < n) h = Math.min(h, phoneCandidateBefore(text, q));
+  // An extension's digits followed by the `.` or `-` the text ends with: the regex's lookahead
+  // (?![.-]\d) is still open there, so a digit that follows changes the candidate.
+  const last = n > 0 ? text.charCodeAt(n - 1) : 0;
+  if (last === 46 || last === 45) {
+    const e = partialExtensionStart(text, n - 1);
+    if (e < n) h = Math.min(h, phoneCandidateBefore(text, e));
+  }
+  return h;
 }
 
 const PHONE_AT = new RegExp(PHONE_CANDIDATE_RE.source, 'y');
@@ -263,6 +302,7 @@ export const phoneDetector: Detector = defineDetector({
     return out;
   },
   settledBefore: phoneHint,
+  scanStart: phoneScanStart,
 });
 
 // ---------------------------------------------------------------- credit card
@@ -379,6 +419,9 @@ export const creditCardDetector: Detector = defineDetector({
     return out;
   },
   settledBefore: runHint(CARD_RUN, 37 + 2, (text, p) => DIGIT(text.charCodeAt(p)) && (p === 0 || !CARD_BOUNDARY(text.charCodeAt(p - 1)))),
+  // Matches hold only CARD_RUN characters and the scan resumes at the previous match's end (digits
+  // joined by single spaces tile from the chain's start): in step from the run's start on.
+  scanStart: (text, at) => runStart(text, CARD_RUN, at),
 });
 
 // ---------------------------------------------------------------- IBAN

@@ -82,4 +82,25 @@ export interface Detector {
    * detectors do not.
    */
   settledBefore?(text: string): number;
+  /**
+   * Optional: where a scan of the text must begin to be in step with a scan of the whole text — for
+   * a detector whose matches depend on where its scan started, not only on the text around them
+   * (a global regex scan resumes where the previous match ended, so in a long chain of match
+   * characters — digit groups joined by spaces, hyphens and brackets — the candidates tile the
+   * chain from its start, and a scan that begins mid-chain tiles it differently).
+   *
+   * CONTRACT. Reads only text[0, at) and returns j, 0 ≤ j ≤ at, such that for every continuation
+   * s and every k ≤ j for which text[k, j) holds at least `lookbehind` + 1 characters (or k = 0):
+   *
+   *     { d ∈ detect(text + s) : d.start ≥ at }  deep-equals  { d ∈ detect(text.slice(k) + s) : d.start ≥ at − k }, shifted by k
+   *
+   * and the same holds for every later `at` (j is nondecreasing in `at`). Returning a smaller j is
+   * always correct (0 is: a scan from the start of the text). Absent = `at`: the detector is local
+   * (whether it reports [s, e) depends only on `lookbehind` characters before s). The built-in
+   * phone, card and email detectors return the start of the maximal run of characters their
+   * matches can hold that reaches `at` — a scan starting before that run's first character is in
+   * step. A stream masker keeps its left context back to `lookbehind` + 1 characters before the
+   * smallest j of its detectors (with a cap, past which it fails closed: see stream-masker.ts).
+   */
+  scanStart?(text: string, at: number): number;
 }

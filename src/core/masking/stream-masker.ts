@@ -36,12 +36,26 @@
  * than maxHoldback/2.
  *
  * LOCALITY (what the law assumes of detectors): whether [s, e) is reported, and with what
- * confidence, depends only on the text from `lookbehind` characters before s to `lookahead`
- * characters after e; entities are at most `maxLength` long (all counted on the normalized text);
- * and the overlap resolution of `detect` decides each group of overlapping candidates on its own.
+ * confidence, depends only on the text from `lookbehind` characters before s — or before the
+ * detector's scan start for s, see SCAN START — to `lookahead` characters after e; entities are at
+ * most `maxLength` long (all counted on the normalized text); and the overlap resolution of
+ * `detect` decides each group of overlapping candidates on its own.
+ *
+ * SCAN START. A detector whose scan resumes where its previous match ended (the phone, card and
+ * email detectors) tiles a long run of its match characters — a chain of digit groups joined by
+ * spaces, hyphens and brackets — from the run's start, so a window that begins mid-run can find
+ * other candidates, and miss an entity the whole text has. Such a detector says where a scan must
+ * begin to be in step (`Detector.scanStart`, contract in src/core/detection/types.ts: the start of
+ * the run), and the masker keeps its left context back to `lookbehind` characters before the
+ * smallest such point for the emit point — up to CONTEXT_CAP code units. Past that cap (a run of
+ * match characters longer than ~4 KB, on one line), it fails closed: from the first held position
+ * whose scan start it cannot reach, everything is redacted under one `[REDACTED]` until the first
+ * position whose scan start lies inside the window again (the run has ended); from there on the
+ * law holds again. With a long context, detection runs after an eighth of it has arrived
+ * (amortized linear).
  */
 
-import { detectStreaming, settledPrefix } from '../detection/index.ts';
+import { detectStreaming, scanStartOf, settledPrefix } from '../detection/index.ts';
 import type { Detection, Detector } from '../detection/types.ts';
 import type { OperatorFor } from './operators.ts';
 import { maskText } from './operators.ts';
@@ -70,6 +84,9 @@ export interface StreamMaskerOptions {
   readonly detect?: DetectFn;
 }
 
+/** The most left context kept to reach back to a detector's scan start (see SCAN START). */
+export const CONTEXT_CAP = 4096;
+
 /** Marker for the forced part when the cap triggers. */
 export const FORCED_REDACTION = '[REDACTED]';
 
@@ -82,8 +99,17 @@ const ZERO_WEIGHT = /^[\p{M}\p{Cf}\p{Default_Ignorable_Code_Point}\u115F\u1160\u
  */
 export function weightCut(text: string, need: number, from = 0): number {
   if (need <= 0) return text.length;
+  const i = weightBack(text, text.length, need, from);
+  return i < 0 ? from : i;
+}
+
+/**
+ * The largest index i ≥ from such that text[i:end] holds at least `need` (> 0) weight units,
+ * never between the halves of a surrogate pair; −1 when text[from:end] holds less.
+ */
+function weightBack(text: string, end: number, need: number, from: number): number {
   let weight = 0;
-  let i = text.length;
+  let i = end;
   while (i > from) {
     let cpStart = i - 1;
     const code = text.charCodeAt(cpStart);
@@ -99,7 +125,7 @@ export function weightCut(text: string, need: number, from = 0): number {
     i = cpStart;
     if (weight >= need) return i;
   }
-  return from;
+  return -1;
 }
 
 function isHighSurrogate(code: number): boolean {
@@ -118,6 +144,10 @@ export class StreamMasker {
   readonly #lookbehind: number;
   readonly #cap: number;
   readonly #longCtx: number;
+  /** Some detector has Detector.scanStart (see SCAN START). */
+  readonly #scanHooks: boolean;
+  /** The most left context kept to reach back to a scan start (see SCAN START). */
+  readonly #ctxCap: number;
 
   /** Already-emitted original text kept as left context (lookbehind). */
   #ctx = '';
@@ -126,6 +156,12 @@ export class StreamMasker {
   #nextRunAt = 1;
   /** The context is the tail of a forced redaction (see #run). */
   #afterForced = false;
+  /** The context begins at the start of the stream (nothing emitted has been dropped from it). */
+  #ctxFromStart = true;
+  /** The context could not reach back to the detectors' scan start (the context cap, SCAN START). */
+  #unsynced = false;
+  /** The last output was a FORCED_REDACTION for text not in step (one marker covers all of it). */
+  #forcedOpen = false;
   #ended = false;
   /** How many times the cap forced a redaction (for metrics; never the text). */
   forcedRedactions = 0;
@@ -150,11 +186,13 @@ export class StreamMasker {
       if (!Number.isFinite(d.maxLength) || d.maxLength < 0) throw new RangeError(`detector ${d.id}: maxLength must be finite`);
     }
     this.#hinted = hinted;
+    this.#scanHooks = options.detectors.some((d) => typeof d.scanStart === 'function');
     this.#need = need;
     // +1: regex boundaries such as \b or (?<!…) read one character before the match.
     this.#lookbehind = lookbehind + 1;
     this.#longCtx = longest + this.#lookbehind;
     this.#cap = Math.max(1, Math.floor(options.maxHoldback ?? Math.max(4096, 4 * (longest + lookahead))));
+    this.#ctxCap = CONTEXT_CAP;
   }
 
   /** UTF-16 code units received but not yet emitted. */
@@ -185,14 +223,57 @@ export class StreamMasker {
     const window = this.#ctx + this.#held;
     let found: Detection[];
     let hintSettled = window.length;
+    let scanStart: (at: number) => number;
     if (this.#detect === null) {
       const r = detectStreaming(window, this.#detectors);
       found = r.detections;
       if (this.#hinted.length > 0) hintSettled = r.settled;
+      scanStart = r.scanStart;
     } else {
       found = this.#detect(window, this.#detectors);
       if (this.#hinted.length > 0) hintSettled = settledPrefix(window, this.#hinted);
+      scanStart = this.#scanHooks ? (at) => scanStartOf(window, at, this.#detectors) : (at) => at;
     }
+
+    // Fail closed past the context cap (see SCAN START): the held text up to the first position
+    // from which this window's scan is in step with the whole text's again is redacted whole.
+    if (this.#unsynced) {
+      const inStep = (w: number): boolean => {
+        const j = scanStart(w);
+        return j > 0 && weightBack(window, j, this.#lookbehind, 0) >= 0;
+      };
+      if (inStep(ctxLen)) {
+        this.#unsynced = false;
+      } else if (inStep(window.length) || final) {
+        let lo = ctxLen + 1;
+        let hi = window.length;
+        while (lo < hi) {
+          const mid = (lo + hi) >>> 1;
+          if (inStep(mid)) hi = mid;
+          else lo = mid + 1;
+        }
+        let w = lo - ctxLen;
+        if (w < this.#held.length && isHighSurrogate(this.#held.charCodeAt(w - 1))) w++;
+        const marker = this.#forcedOpen ? '' : FORCED_REDACTION;
+        if (!this.#forcedOpen) this.forcedRedactions++;
+        this.#advance(window, ctxLen, w, this.#longCtx, scanStart, true);
+        this.#afterForced = true;
+        this.#unsynced = false;
+        this.#forcedOpen = false;
+        return marker + this.#run(final);
+      } else {
+        // No held position is in step (nor will be: that depends only on the text before it), so
+        // all of it is redacted now — under one marker until the masker is in step again.
+        const out = this.#forcedOpen ? '' : FORCED_REDACTION;
+        if (!this.#forcedOpen) this.forcedRedactions++;
+        this.#advance(window, ctxLen, this.#held.length, this.#longCtx, scanStart, false);
+        this.#afterForced = true;
+        this.#forcedOpen = true;
+        this.#setNextRun();
+        return out;
+      }
+    }
+    this.#forcedOpen = false;
 
     // Detections in held coordinates. Outside a forced cut, no entity of the whole text straddles
     // the emitted/held boundary (the emit point never cuts one, nor anything still unsettled), so
@@ -222,38 +303,72 @@ export class StreamMasker {
     }
 
     let out = '';
+    let consumed = 0;
+    let forced = false;
     if (emitAt > 0) {
       const part = this.#held.slice(0, emitAt);
       const inside = detections.filter((d) => d.end <= emitAt);
       out = maskText(part, inside, this.#operatorFor, this.#vault);
-      this.#advance(emitAt, this.#lookbehind);
-      this.#afterForced = false;
+      consumed = emitAt;
     }
 
-    if (!final && this.#held.length > this.#cap) {
+    const heldLen = this.#held.length;
+    if (!final && heldLen - consumed > this.#cap) {
       // Fail closed: something pending spans more than the cap. Redact the oldest part.
-      let cut = this.#held.length - Math.floor(this.#cap / 2);
+      let cut = heldLen - Math.floor(this.#cap / 2);
       for (const d of detections) {
-        const s = d.start - emitAt;
-        const e = d.end - emitAt;
-        if (s < cut && e > cut) cut = e;
+        if (d.start < cut && d.end > cut) cut = d.end;
       }
-      if (cut < this.#held.length && cut > 0 && isHighSurrogate(this.#held.charCodeAt(cut - 1))) cut++;
+      if (cut < heldLen && cut > 0 && isHighSurrogate(this.#held.charCodeAt(cut - 1))) cut++;
       out += FORCED_REDACTION;
       this.forcedRedactions++;
-      this.#advance(cut, this.#longCtx);
-      this.#afterForced = true;
+      consumed = cut;
+      forced = true;
+    }
+    if (consumed > 0) {
+      this.#advance(window, ctxLen, consumed, forced ? this.#longCtx : this.#lookbehind, scanStart, false);
+      this.#afterForced = forced;
     }
 
-    const held = this.#held.length;
-    this.#nextRunAt = held + Math.max(1, held >> 2);
+    this.#setNextRun();
     return out;
   }
 
-  /** Moves `count` held characters into the emitted context, keeping `keepWeight` units of it. */
-  #advance(count: number, keepWeight: number): void {
-    const emitted = this.#ctx + this.#held.slice(0, count);
-    this.#held = this.#held.slice(count);
-    this.#ctx = emitted.slice(weightCut(emitted, keepWeight, 0));
+  /**
+   * The next run comes when the held text has grown by a quarter — or, since a run reads the
+   * context too, by an eighth of a long context (a chain, SCAN START; after a forced cut).
+   */
+  #setNextRun(): void {
+    const held = this.#held.length;
+    const ctx = this.#ctx.length;
+    this.#nextRunAt = held + Math.max(1, held >> 2, ctx > 512 ? ctx >> 3 : 0);
+  }
+
+  /**
+   * Moves `count` held characters into the emitted context (window = context + held, as the run
+   * saw it), keeping `keepWeight` units of it — and, when a detector's scan start lies further
+   * back (SCAN START), back to `lookbehind` units before it: up to the context cap (unless
+   * `uncapped`: right after a fail-closed redaction, whose end is in step by construction); past
+   * it, the masker fails closed until it is in step again.
+   */
+  #advance(window: string, ctxLen: number, count: number, keepWeight: number, scanStart: (at: number) => number, uncapped: boolean): void {
+    const end = ctxLen + count;
+    let start = weightBack(window, end, keepWeight, 0);
+    if (start < 0) start = 0;
+    if (this.#scanHooks && start > 0) {
+      const j = scanStart(end);
+      if (j < end) {
+        let reach = j <= 0 ? (this.#ctxFromStart ? 0 : -1) : weightBack(window, j, this.#lookbehind, 0);
+        if (reach < 0 && this.#ctxFromStart) reach = 0;
+        if (reach >= 0 && (uncapped || end - reach <= this.#ctxCap)) {
+          if (reach < start) start = reach;
+        } else {
+          this.#unsynced = true;
+        }
+      }
+    }
+    this.#ctx = window.slice(start, end);
+    this.#held = window.slice(end);
+    this.#ctxFromStart = this.#ctxFromStart && start === 0;
   }
 }
