@@ -7,6 +7,9 @@
  * recolour the screen or reorder text with bidi controls.
  */
 import type { ApprovalPerson, ApprovalView } from '../protocol/approvals.ts';
+import { formatCountdown } from './terminal-text.ts';
+
+export { formatCountdown } from './terminal-text.ts';
 
 /**
  * Control characters (C0 except newline and tab, DEL, C1) and bidi overrides/isolates shown as
@@ -34,14 +37,6 @@ export function personLong(person: ApprovalPerson): string {
   return personLabel(person);
 }
 
-/** 9:05, or 1:02:03 when an hour or more; 0:00 once past. */
-export function formatCountdown(ms: number): string {
-  const total = Math.max(0, Math.ceil(ms / 1000));
-  const hours = Math.floor(total / 3600);
-  const minutes = Math.floor((total % 3600) / 60);
-  const seconds = String(total % 60).padStart(2, '0');
-  return hours > 0 ? `${hours}:${String(minutes).padStart(2, '0')}:${seconds}` : `${minutes}:${seconds}`;
-}
 
 /** 12s, 4m, 3h, 2d. */
 export function formatAge(ms: number): string {

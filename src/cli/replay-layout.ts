@@ -5,26 +5,7 @@
  */
 import type { ReplayTimeline } from './replay-model.ts';
 
-/** Lines of `text` at most `width` code points long; long lines break after a space where one is near. */
-export function wrapText(text: string, width: number): string[] {
-  const w = Math.max(1, Math.floor(width));
-  const out: string[] = [];
-  for (const line of text.split('\n')) {
-    const chars = [...line];
-    if (chars.length === 0) out.push('');
-    let start = 0;
-    while (start < chars.length) {
-      let end = Math.min(chars.length, start + w);
-      if (end < chars.length) {
-        const space = chars.lastIndexOf(' ', end - 1);
-        if (space > start + w / 2) end = space + 1;
-      }
-      out.push(chars.slice(start, end).join('').trimEnd());
-      start = end;
-    }
-  }
-  return out;
-}
+export { wrapText } from './terminal-text.ts';
 
 /**
  * The session timeline as one line of `width` cells: `─` with a marker per call at its start

@@ -11,6 +11,7 @@
 import { Box, Text, render, useApp, useInput, useWindowSize, type Key } from 'ink';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { ApprovalsClient, WatchStatus } from '../cli/approvals-service.ts';
+import { wrapText } from '../cli/terminal-text.ts';
 import {
   approvalsGiven,
   formatAge,
@@ -61,26 +62,6 @@ type Connection = { readonly state: 'connecting' } | { readonly state: 'live' } 
 const RECONNECTING = 'Reconnecting…';
 const TONE_COLOR = { info: undefined, ok: 'green', error: 'red' } as const;
 
-/** Lines of `text` at most `width` characters long (long lines wrap at a space where one is near, they are not cut). */
-function wrapLines(text: string, width: number): string[] {
-  const out: string[] = [];
-  for (const line of text.split('\n')) {
-    const chars = [...line];
-    if (chars.length === 0) out.push('');
-    let start = 0;
-    while (start < chars.length) {
-      let end = Math.min(chars.length, start + width);
-      if (end < chars.length) {
-        // Break after the last space in reach, unless that would leave a very short line.
-        const space = chars.lastIndexOf(' ', end - 1);
-        if (space > start + width / 2) end = space + 1;
-      }
-      out.push(chars.slice(start, end).join('').trimEnd());
-      start = end;
-    }
-  }
-  return out;
-}
 
 function errorStatus(error: unknown): StatusLine {
   if (isAigovError(error)) return { tone: 'error', text: `✘ ${error.message}`, hint: error.hint };
@@ -117,7 +98,7 @@ function rowCells(view: ApprovalView, now: number): string[] {
 function Detail({ view, me, now, width, previewRows, previewOffset }: { view: ApprovalView; me: ApprovalsInboxProps['me']; now: number; width: number; previewRows: number; previewOffset: number }) {
   const left = remainingMs(view, now);
   const groups = view.requester.groups.length > 0 ? ` (${terminalSafe(view.requester.groups.join(', '))})` : '';
-  const preview = view.preview.trim() === '' ? ['(empty)'] : wrapLines(terminalSafe(view.preview, { newlines: true }), Math.max(10, width - 4));
+  const preview = view.preview.trim() === '' ? ['(empty)'] : wrapText(terminalSafe(view.preview, { newlines: true }), Math.max(10, width - 4));
   const offset = Math.max(0, Math.min(previewOffset, preview.length - previewRows));
   const shown = preview.slice(offset, offset + previewRows);
   const below = preview.length - offset - shown.length;

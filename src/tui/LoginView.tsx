@@ -8,6 +8,9 @@ import { Box, Text, render } from 'ink';
 import { useEffect, useState } from 'react';
 import type { DevicePrompt } from '../auth/oidc-client.ts';
 import type { DevicePromptView, LoginPhase } from '../auth/login-service.ts';
+import { formatCountdown } from '../cli/terminal-text.ts';
+
+export { formatCountdown } from '../cli/terminal-text.ts';
 
 export interface LoginViewProps {
   readonly prompt: DevicePrompt;
@@ -22,14 +25,6 @@ export interface LoginViewProps {
 
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
-/** 9:05, or 1:02:03 for very long codes. */
-export function formatCountdown(ms: number): string {
-  const total = Math.max(0, Math.ceil(ms / 1000));
-  const hours = Math.floor(total / 3600);
-  const minutes = Math.floor((total % 3600) / 60);
-  const seconds = String(total % 60).padStart(2, '0');
-  return hours > 0 ? `${hours}:${String(minutes).padStart(2, '0')}:${seconds}` : `${minutes}:${seconds}`;
-}
 
 function Outcome({ phase }: { phase: Exclude<LoginPhase, 'waiting'> }) {
   switch (phase) {
