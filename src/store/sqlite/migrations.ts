@@ -76,9 +76,7 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 2,
     name: 'session queries and the access log of auditor reads',
-    // The approvals table is normally created by sqlite-approval-store.ts on its own connection;
-    // it is created here too (same definition, IF NOT EXISTS) so that its session index can be
-    // built whichever of the two opens a new database first.
+    // IF NOT EXISTS: databases from before this migration got the table from the approval store.
     sql: `
       CREATE TABLE IF NOT EXISTS approvals (
         id            TEXT PRIMARY KEY,
@@ -195,6 +193,17 @@ export const MIGRATIONS: readonly Migration[] = [
         approvals_rowid = (SELECT ifnull(max(rowid), 0) FROM approvals),
         approvals_count = (SELECT count(*) FROM approvals);
       CREATE INDEX audit_log_approvals ON audit_log (ref, seq) WHERE kind = 'approval';
+    `,
+  },
+  {
+    version: 7,
+    name: 'approvals indexes in the migrations',
+    // The approval store created these on its own connection (IF NOT EXISTS); now the schema has
+    // one home. Existing databases already have them.
+    sql: `
+      CREATE INDEX IF NOT EXISTS approvals_by_state ON approvals (state, created_at);
+      CREATE INDEX IF NOT EXISTS approvals_by_content ON approvals (requester_sub, content_hash, created_at);
+      CREATE INDEX IF NOT EXISTS approvals_by_created ON approvals (created_at);
     `,
   },
 ];

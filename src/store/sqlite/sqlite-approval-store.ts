@@ -13,21 +13,6 @@ import type { ApprovalQuery, ApprovalStore } from '../approval-store.ts';
 import { ChainWriter } from './audit-chain-writer.ts';
 import { migrateDatabase } from './migrations.ts';
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS approvals (
-  id            TEXT PRIMARY KEY,
-  state         TEXT NOT NULL,
-  requester_sub TEXT NOT NULL,
-  content_hash  TEXT NOT NULL,
-  created_at    INTEGER NOT NULL,
-  expires_at    INTEGER NOT NULL,
-  record        TEXT NOT NULL
-) STRICT;
-CREATE INDEX IF NOT EXISTS approvals_by_state ON approvals (state, created_at);
-CREATE INDEX IF NOT EXISTS approvals_by_content ON approvals (requester_sub, content_hash, created_at);
-CREATE INDEX IF NOT EXISTS approvals_by_created ON approvals (created_at);
-`;
-
 export function openSqliteApprovalStore(location: string, options: { busyTimeoutMs?: number } = {}): ApprovalStore {
   const db = new DatabaseSync(location, { timeout: options.busyTimeoutMs ?? 5000 });
   try {
@@ -36,10 +21,9 @@ export function openSqliteApprovalStore(location: string, options: { busyTimeout
     // loss. FULL cost an fsync per hold and per vote on the event loop (0.5 ms, 200 ms on a busy disk).
     db.exec('PRAGMA synchronous = NORMAL');
     db.exec('PRAGMA wal_autocheckpoint = 0'); // the recording store's checkpointer does it
-    // Normally done by the recording store already (then a cheap no-op); first, so that on a new
-    // file the migrations do not meet an approvals table they did not create.
+    // The schema (the approvals table and its indexes) lives in the migrations; normally the
+    // recording store has applied them already and this is a cheap no-op.
     migrateDatabase(db);
-    db.exec(SCHEMA);
   } catch (error) {
     db.close();
     throw error;
