@@ -61,6 +61,7 @@ describe('gateway configuration', () => {
     assert.equal(config.storage.path, join(dir, 'aigov.db'));
     assert.equal(config.providers[0]?.apiKey, null);
     assert.deepEqual(config.identity.algorithms, ['RS256', 'PS256', 'ES256', 'EdDSA', 'Ed25519']);
+    assert.deepEqual(config.audit.auditorGroups, [], 'nobody reads other users\' recordings unless the config says so');
   });
 
   it('names the file, the key path and what was expected', async () => {

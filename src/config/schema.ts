@@ -110,8 +110,11 @@ export const GatewayConfigSchema = z.strictObject({
   /** Reading the recordings (sessions API): who may read everyone's sessions. */
   audit: z
     .strictObject({
-      /** IdP groups whose members see every user's sessions; each of their reads is logged (access_log). */
-      auditor_groups: z.array(z.string().min(1)).default(['auditors']),
+      /**
+       * IdP groups whose members see every user's sessions; each of their reads is logged
+       * (access_log). None by default: reading others' recordings is granted explicitly.
+       */
+      auditor_groups: z.array(z.string().min(1)).default([]),
       // ── tamper-evident trail (README "Audit trail"; `aigov audit verify`) ──
       /** Ed25519 private key (PEM, PKCS#8) that signs checkpoints, by reference. Without one: chain only. */
       signing_key: SecretRefSchema.optional(),

@@ -71,7 +71,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     limits: options.limits ?? {},
     ...(options.policyFile ? { policy: { file: options.policyFile } } : {}),
     ...(options.pseudonymKey ? { pseudonyms: { key: '${TEST_PSEUDONYM_KEY}' } } : {}),
-    ...(options.rawCopyKey ? { audit: { raw_copy: { key: '${TEST_RAW_COPY_KEY}' } } } : {}),
+    audit: { auditor_groups: ['auditors'], ...(options.rawCopyKey ? { raw_copy: { key: '${TEST_RAW_COPY_KEY}' } } : {}) },
     logging: { level: process.env.AIGOV_TEST_LOG === '1' ? 'debug' : 'silent' },
   };
   const config = buildGatewayConfig(input, join(dir, 'test-config'), { env: { TEST_OPENAI_KEY: OPENAI_KEY, TEST_ANTHROPIC_KEY: ANTHROPIC_KEY, TEST_PSEUDONYM_KEY: options.pseudonymKey, TEST_RAW_COPY_KEY: options.rawCopyKey } });

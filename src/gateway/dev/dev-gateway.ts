@@ -58,7 +58,7 @@ export async function startDevGateway(options: DevGatewayOptions): Promise<Runni
       logging: { level: options.logLevel ?? 'info' },
       ...(options.policyFile ? { policy: { file: resolve(options.policyFile) } } : {}),
       pseudonyms: { key: { file: ensureDevPseudonymKey(options.stateDir) } },
-      audit: { signing_key: { file: ensureDevAuditKey(options.stateDir) } },
+      audit: { auditor_groups: ['auditors'], signing_key: { file: ensureDevAuditKey(options.stateDir) } },
     };
     const base = buildGatewayConfig(input, '(built-in dev configuration)');
     const config: GatewayConfig = { ...base, providers: base.providers.map((p) => ({ ...p, devModel: true })) };
