@@ -6,6 +6,12 @@ process.on('warning', (warning) => {
   process.stderr.write(`${warning.name}: ${warning.message}\n`);
 });
 
+// A reader that went away (`aigov … | head`) is not an error: stop quietly, as Unix tools do.
+process.stdout.on('error', (error) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
+
 // Cache compiled code between runs (Node >= 22.1): start-up of every command gets faster.
 const { enableCompileCache } = await import('node:module');
 enableCompileCache?.();
