@@ -2,8 +2,8 @@
  * The SQLite recording store, on Node's built-in `node:sqlite`, with every database access off
  * the gateway's event loop.
  *
- * Threads (this file is the main-thread half; the other two speak worker-protocol.ts):
- * - writer-worker.ts owns the one connection that writes and reads. `recordRequest` posts the
+ * Threads (this file is the main-thread half; the other three speak worker-protocol.ts):
+ * - writer-worker.ts owns the one connection that writes. `recordRequest` posts the
  *   record and resolves on the writer's ack, which comes only after COMMIT (and after checking
  *   that the file at the path is still the one written). Group commit: every request record that
  *   reached the writer since its last commit goes into ONE transaction, each in a SAVEPOINT, so
@@ -11,20 +11,29 @@
  * - `appendStreamEvents` / `finishCall` are collected here for the rest of the current
  *   event-loop turn and posted in one message; the writer keeps the former write-behind FIFO
  *   (batch per `batchIntervalMs` or at `maxBatch` rows, retry once, then item by item; orphans
- *   skipped). Reads post whatever is collected first, so this process reads its own writes.
+ *   skipped).
+ * - reader-worker.ts answers every read on its own read-only connection (WAL: it reads committed
+ *   snapshots while the writer commits), so a costly auditor query never holds up
+ *   `recordRequest`. Reads see this process's own writes: before a read, whatever is collected
+ *   here is posted, and when anything is in flight on the writer (records not yet acked,
+ *   write-behind rows not yet settled, an access-log row) the read first waits for a `flush`
+ *   of the writer (commit of all of it). Each read is one read transaction (one snapshot).
+ *   `recordAccess` writes, so it goes to the writer.
  * - checkpoint-worker.ts checkpoints the WAL on a second connection (auto-checkpoint is off on
  *   the writer), woken every `checkpointBytes` of commits; it truncates the WAL when writes stop
  *   for `idleCheckpointMs`, and makes the writer catch up when the WAL reaches `walLimitBytes`.
  *
  * Failure: if the writer thread dies (uncaught error, its heap limit in `workerResourceLimits`,
  * anything), every pending and later `recordRequest` rejects, reads reject, and `health()` is not
- * ok — fail closed; nothing restarts it behind the gateway's back. A record that cannot be
- * structured-cloned is refused on its own (its error names only the error class).
+ * ok — fail closed; nothing restarts it behind the gateway's back. If the reader thread dies,
+ * pending and later reads reject (naming the reader thread), `health()` is not ok, and recording
+ * goes on. A record that cannot be structured-cloned is refused on its own (its error names only
+ * the error class).
  * `stats()` mirrors the writer's counters (updated with each message from it) plus this side's.
  *
  * Costs on this thread: one structured clone of the record as the caller built it (the request
  * body stays a string; the JSON columns are serialized on the writer) and one ack message per
- * group. open() starts both threads at once (~80 ms from dist, more from src with type
+ * group. open() starts the three threads at once (~80 ms from dist, more from src with type
  * stripping). The writer is ref'd only while something waits on it and the checkpointer never
  * is, so an unclosed store lets the process exit once its queued rows are written.
  *
@@ -61,10 +70,13 @@ import {
   SHARED,
   type CheckpointerData,
   type FromCheckpointer,
+  type FromReader,
   type FromWriter,
   type QueueItem,
   type ReadOp,
+  type ReaderData,
   type SqliteSynchronous,
+  type ToReader,
   type ToWriter,
   type WriterCounters,
   type WriterData,
@@ -106,8 +118,8 @@ export interface SqliteStoreOptions {
   /** Quiet time after which the checkpointer finishes the WAL and truncates it. Default 1000 ms. */
   readonly idleCheckpointMs?: number;
   /**
-   * Limits of the writer thread (e.g. `maxOldGenerationSizeMb`). Exceeding them ends the thread
-   * and the store fails closed. Default: Node's defaults.
+   * Limits of the writer thread and of the reader thread, each (e.g. `maxOldGenerationSizeMb`).
+   * Exceeding them ends that thread and the store fails closed. Default: Node's defaults.
    */
   readonly workerResourceLimits?: ResourceLimits;
 }
@@ -160,7 +172,7 @@ const THREAD_EXIT_GRACE_MS = 5000;
  * when built to dist (tsc rewrites import specifiers, not URL strings, hence the runtime pick).
  */
 const WORKER_EXTENSION = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-function workerUrl(name: 'writer-worker' | 'checkpoint-worker'): URL {
+function workerUrl(name: 'writer-worker' | 'reader-worker' | 'checkpoint-worker'): URL {
   return new URL(`./${name}${WORKER_EXTENSION}`, import.meta.url);
 }
 
@@ -193,6 +205,14 @@ export class SqliteRecordingStore implements RecordingStore {
   #checkpointerExited: Promise<void> = Promise.resolve();
   #checkpointerStopping = false;
   readonly #healthTimeoutMs: number;
+
+  #reader: Worker | null = null;
+  #readerExited: Promise<void> = Promise.resolve();
+  readonly #readerPending = new Map<number, Pick<Pending, 'resolve' | 'reject'>>();
+  #readerRefed = false;
+  #readerClosing = false;
+  /** Why the reader thread is gone (null while it runs). */
+  #readerDead: string | null = null;
 
   #started = false;
   readonly #ready: Promise<void>;
@@ -286,13 +306,19 @@ export class SqliteRecordingStore implements RecordingStore {
       shared,
     });
     checkpointer.catch(() => {}); // awaited below
+    const reader = store.#startReader(
+      { location, busyTimeoutMs: data.busyTimeoutMs, shared },
+      options.workerResourceLimits,
+    );
+    reader.catch(() => {}); // awaited below
     try {
       await store.#ready;
     } catch (err) {
       store.#checkpointerStopping = true;
+      store.#readerClosing = true;
       Atomics.store(store.#shared, SHARED.stop, 1);
       Atomics.notify(store.#shared, SHARED.go);
-      await Promise.all([store.#writerExited, checkpointer.catch(() => {})]);
+      await Promise.all([store.#writerExited, checkpointer.catch(() => {}), reader.catch(() => {})]);
       const failure = err instanceof OpenFailure ? err : new OpenFailure(describeError(err));
       throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location, reason: failure.message }, { cause: failure.tooNew ?? undefined });
     }
@@ -301,8 +327,15 @@ export class SqliteRecordingStore implements RecordingStore {
     try {
       await checkpointer;
     } catch (err) {
+      await reader.catch(() => {}); // settled first, so close() ends it too
       await store.close();
       throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location, reason: `the checkpointer thread cannot open it: ${describeError(err)}` });
+    }
+    try {
+      await reader;
+    } catch (err) {
+      await store.close();
+      throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location, reason: `the reader thread cannot open it: ${describeError(err)}` });
     }
     store.#syncRef();
     return store;
@@ -379,6 +412,7 @@ export class SqliteRecordingStore implements RecordingStore {
     const writeErrors = this.#counters.writeErrors;
     if (this.#closed) return { ok: false, writeErrors, detail: 'the store is closed' };
     if (this.#dead !== null) return { ok: false, writeErrors, detail: this.#dead };
+    if (this.#readerDead !== null) return { ok: false, writeErrors, detail: this.#readerDead };
     try {
       const answer = (await this.#request((id) => ({ t: 'health', id }), this.#healthTimeoutMs)) as { ok: boolean; detail: string | null };
       return { ok: answer.ok, writeErrors: this.#counters.writeErrors, detail: answer.detail };
@@ -439,7 +473,9 @@ export class SqliteRecordingStore implements RecordingStore {
   }
 
   async recordAccess(entry: AccessLogEntry): Promise<void> {
-    await this.#read({ op: 'recordAccess', entry });
+    if (this.#closed) throw new StoreWriteError('the recording store is closed');
+    this.#postBehind();
+    await this.#request((id) => ({ t: 'access', id, entry }));
   }
 
   close(): Promise<void> {
@@ -453,6 +489,7 @@ export class SqliteRecordingStore implements RecordingStore {
     // The checkpointer goes first, so the writer's connection is the last one: closing it
     // checkpoints the WAL into the database file and removes it.
     await this.#stopCheckpointer();
+    await this.#stopReader();
     if (this.#dead === null) {
       this.#writerExiting = true;
       try {
@@ -469,7 +506,32 @@ export class SqliteRecordingStore implements RecordingStore {
   async #read(read: ReadOp): Promise<unknown> {
     if (this.#closed) throw new StoreWriteError('the recording store is closed');
     this.#postBehind();
-    return this.#request((id) => ({ t: 'read', id, read }));
+    if (this.#dead !== null) throw new StoreWriteError(this.#dead);
+    // Reads see this process's writes: what the writer still holds is committed first. With
+    // nothing in flight (no waiting record or access row, every posted row settled) there is
+    // nothing to wait for and the read goes straight to the reader.
+    if (this.#pending.size > 0 || this.#postedRows !== this.#counters.settledRows) {
+      await this.#request((id) => ({ t: 'flush', id }));
+      if (this.#closed) throw new StoreWriteError('the recording store is closed');
+    }
+    return this.#askReader(read);
+  }
+
+  #askReader(read: ReadOp): Promise<unknown> {
+    const reader = this.#reader;
+    if (this.#readerDead !== null) return Promise.reject(new StoreWriteError(this.#readerDead));
+    if (reader === null || this.#readerClosing) return Promise.reject(new StoreWriteError('the recording store is closed'));
+    const id = this.#nextId++;
+    return new Promise<unknown>((resolve, reject) => {
+      this.#readerPending.set(id, { resolve, reject });
+      try {
+        reader.postMessage({ t: 'read', id, read } satisfies ToReader);
+      } catch (err) {
+        this.#readerPending.delete(id);
+        reject(new StoreWriteError(`reading the recording store failed: the query cannot be passed to the reader thread (${errorName(err)})`));
+      }
+      this.#syncReaderRef();
+    });
   }
 
   #request(build: (id: number) => ToWriter, timeoutMs?: number): Promise<unknown> {
@@ -615,6 +677,75 @@ export class SqliteRecordingStore implements RecordingStore {
     }
     this.#report(`${this.#dead}; ${lost} queued rows were lost; requests are refused until the store is reopened`);
     void this.#stopCheckpointer();
+  }
+
+  // ── reader thread ─────────────────────────────────────────────────────────────────────
+
+  async #startReader(data: ReaderData, resourceLimits: ResourceLimits | undefined): Promise<void> {
+    const worker = new Worker(workerUrl('reader-worker'), {
+      workerData: data,
+      name: 'aigov-store-reader',
+      ...(resourceLimits === undefined ? {} : { resourceLimits }),
+    });
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    this.#readerExited = exited;
+    const first = await new Promise<FromReader | { t: 'stopped' }>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', (err: Error) => reject(new Error(errorCode(err))));
+      worker.once('exit', (code: number) => (this.#readerClosing ? resolve({ t: 'stopped' }) : reject(new Error(`exit code ${code}`))));
+    });
+    if (first.t === 'stopped') return;
+    if (first.t !== 'ready') {
+      await exited;
+      throw new Error(first.t === 'open-failed' ? first.reason : 'unexpected first message');
+    }
+    this.#reader = worker;
+    worker.on('message', (message: FromReader) => {
+      if (message.t !== 'reply') return;
+      const pending = this.#readerPending.get(message.id);
+      if (pending === undefined) return;
+      this.#readerPending.delete(message.id);
+      if (message.error === null) pending.resolve(message.value);
+      else pending.reject(new StoreWriteError(message.error));
+      this.#syncReaderRef();
+    });
+    worker.on('error', (err: Error) => this.#onReaderGone(errorCode(err)));
+    worker.on('exit', (code: number) => this.#onReaderGone(`exit code ${code}`));
+    worker.on('messageerror', () => {
+      // A reply may be in that message: its read would never settle. Fail closed.
+      this.#onReaderGone('a message from the reader thread could not be read');
+      void worker.terminate();
+    });
+    worker.unref(); // ref'd only while a read waits on it (after the listeners: adding one refs again)
+  }
+
+  #syncReaderRef(): void {
+    const worker = this.#reader;
+    if (worker === null || this.#readerDead !== null) return;
+    const wanted = this.#readerPending.size > 0;
+    if (wanted === this.#readerRefed) return;
+    this.#readerRefed = wanted;
+    if (wanted) worker.ref();
+    else worker.unref();
+  }
+
+  #onReaderGone(reason: string): void {
+    if (this.#readerDead !== null) return;
+    const closing = this.#readerClosing;
+    this.#readerDead = closing ? 'the recording store is closed' : `the recording store's reader thread stopped (${reason})`;
+    for (const [id, pending] of this.#readerPending) {
+      this.#readerPending.delete(id);
+      pending.reject(new StoreWriteError(this.#readerDead));
+    }
+    if (!closing) this.#report(`${this.#readerDead}; reads are refused until the store is reopened (recording goes on)`);
+  }
+
+  async #stopReader(): Promise<void> {
+    const worker = this.#reader;
+    if (worker === null || this.#readerClosing) return;
+    this.#readerClosing = true;
+    if (this.#readerDead === null) worker.postMessage({ t: 'close' } satisfies ToReader);
+    await endThread(worker, this.#readerExited);
   }
 
   // ── checkpointer thread ─────────────────────────────────────────────────────────────────

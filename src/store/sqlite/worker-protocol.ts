@@ -1,13 +1,13 @@
 /**
- * What the SQLite store's main-thread half (sqlite-store.ts) and its two worker threads
- * (writer-worker.ts, checkpoint-worker.ts) say to each other. Plain objects and tuples only, so
+ * What the SQLite store's main-thread half (sqlite-store.ts) and its three worker threads
+ * (writer-worker.ts, reader-worker.ts, checkpoint-worker.ts) say to each other. Plain objects and tuples only, so
  * structured clone stays cheap; record contents travel as they are (strings are copied once).
  */
 import type { AccessLogEntry, CallRequestRecord, CallResultRecord, SessionCursor, SessionFilter, StreamEventRecord } from '../recording-store.ts';
 
 export type SqliteSynchronous = 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA';
 
-/** Slots of the Int32Array over the SharedArrayBuffer that the three threads share. */
+/** Slots of the Int32Array over the SharedArrayBuffer that the store's threads share. */
 export const SHARED = {
   /** Bumped by the writer each time `checkpointBytes` have been committed; the checkpointer waits on it. */
   kick: 0,
@@ -15,13 +15,13 @@ export const SHARED = {
   commits: 1,
   /** Set to 1 by the checkpointer when the WAL stopped restarting; the writer clears it after catching up. */
   restart: 2,
-  /** Set to 1 by the main thread to stop the checkpointer. */
+  /** Set to 1 by the main thread to stop the checkpointer (and a reader still waiting for `go`). */
   stop: 3,
   /** Checkpoints completed by the checkpointer (for stats). */
   checkpoints: 4,
   /** Frames in the WAL after the last checkpoint (for stats and tests). */
   walFrames: 5,
-  /** Set to 1 by the main thread once the writer has opened (and migrated) the database. */
+  /** Set to 1 by the main thread once the writer has opened (and migrated) the database; the checkpointer and reader wait for it. */
   go: 6,
   length: 7,
 } as const;
@@ -57,9 +57,7 @@ export type ReadOp =
   | { readonly op: 'getSession'; readonly sessionId: string }
   | { readonly op: 'getSessionDetail'; readonly sessionId: string }
   | { readonly op: 'listSessionApprovals'; readonly sessionId: string; readonly approvalIds: readonly string[] }
-  | { readonly op: 'getRawCopies'; readonly sessionId: string }
-  /** Not a read, but answered like one: the writer commits the access-log row before it replies. */
-  | { readonly op: 'recordAccess'; readonly entry: AccessLogEntry };
+  | { readonly op: 'getRawCopies'; readonly sessionId: string };
 
 export type ToWriter =
   /** `record.rawCopy`, when present, is sealed bytes only (raw-copy-sealer.ts). */
@@ -67,7 +65,8 @@ export type ToWriter =
   | { readonly t: 'behind'; readonly items: readonly QueueItem[] }
   | { readonly t: 'flush'; readonly id: number }
   | { readonly t: 'health'; readonly id: number }
-  | { readonly t: 'read'; readonly id: number; readonly read: ReadOp }
+  /** The access-log row of an auditor read: committed before the reply. */
+  | { readonly t: 'access'; readonly id: number; readonly entry: AccessLogEntry }
   | { readonly t: 'autocheckpoint'; readonly id: number }
   | { readonly t: 'close'; readonly id: number };
 
@@ -95,6 +94,19 @@ export type FromWriter =
   | { readonly t: 'reply'; readonly id: number; readonly value: unknown; readonly error: string | null; readonly c: WriterCounters }
   | { readonly t: 'counters'; readonly c: WriterCounters }
   | { readonly t: 'report'; readonly message: string };
+
+export interface ReaderData {
+  readonly location: string;
+  readonly busyTimeoutMs: number;
+  readonly shared: SharedArrayBuffer;
+}
+
+export type ToReader = { readonly t: 'read'; readonly id: number; readonly read: ReadOp } | { readonly t: 'close' };
+
+export type FromReader =
+  | { readonly t: 'ready' }
+  | { readonly t: 'open-failed'; readonly reason: string }
+  | { readonly t: 'reply'; readonly id: number; readonly value: unknown; readonly error: string | null };
 
 export type FromCheckpointer = { readonly t: 'ready' } | { readonly t: 'open-failed'; readonly reason: string };
 

@@ -1,6 +1,9 @@
 /**
- * The SQLite store's writer thread: the one connection that writes (and reads) the recording
- * database, off the gateway's event loop. Started by sqlite-store.ts; speaks worker-protocol.ts.
+ * The SQLite store's writer thread: the one connection that writes the recording database, off
+ * the gateway's event loop. Started by sqlite-store.ts; speaks worker-protocol.ts. Reads are the
+ * reader thread's (reader-worker.ts, its own read-only connection), except that this thread
+ * commits the access-log row of an auditor read (`access`) and answers `flush`, which the main
+ * thread awaits before a read whenever it has writes in flight (reads see this process's writes).
  *
  * - Request records use group commit: every record that arrived since the last commit is written
  *   in ONE `BEGIN IMMEDIATE … COMMIT` (each inside its own SAVEPOINT, so a duplicate id or a
@@ -20,26 +23,9 @@
  * Error texts leaving this thread never carry record contents (see describeError).
  */
 import fs from 'node:fs';
-import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { EndpointId, ProviderKind, Usage } from '../../core/events.ts';
-import type { ApprovalRecord } from '../../core/approvals/approval.ts';
-import type {
-  AccessLogEntry,
-  CallRecord,
-  CallRequestRecord,
-  CallStatus,
-  PolicyDecisionRecord,
-  SealedRawCopy,
-  SessionCursor,
-  SessionDetailRecord,
-  SessionFilter,
-  SessionPage,
-  SessionRecord,
-  SessionSummary,
-  StreamEventRecord,
-} from '../recording-store.ts';
-import { approvalIdsInDecisions } from '../recording-store.ts';
+import type { AccessLogEntry, CallRequestRecord, PolicyDecisionRecord } from '../recording-store.ts';
 import { migrateDatabase, SchemaTooNewError } from './migrations.ts';
 import { ChainWriter } from './audit-chain-writer.ts';
 import {
@@ -50,12 +36,12 @@ import {
   SHARED,
   type FromWriter,
   type QueueItem,
-  type ReadOp,
   type RecordAck,
   type ToWriter,
   type WriterCounters,
   type WriterData,
 } from './worker-protocol.ts';
+import { num, str } from './store-reads.ts';
 
 /**
  * What a write adds to the WAL besides its text, for `checkpointBytes` (node:sqlite has no WAL
@@ -79,8 +65,6 @@ interface FileIdentity {
   readonly ino: number;
 }
 
-type Row = Record<string, SQLOutputValue>;
-
 class Writer {
   readonly #db: DatabaseSync;
   readonly #data: WriterData;
@@ -89,8 +73,8 @@ class Writer {
   readonly #send: (message: FromWriter) => void;
   readonly #stmt: Record<
     | 'begin' | 'commit' | 'rollback' | 'savepoint' | 'rollbackTo' | 'release' | 'upsertSession' | 'insertCall' | 'eventHead'
-    | 'insertEvent' | 'callDecisions' | 'finishCall' | 'ping' | 'listSessions' | 'listSessionsBySubject' | 'getCall'
-    | 'listCalls' | 'getEvents' | 'checkpoint' | 'busyTimeoutZero' | 'busyTimeoutRestore' | 'insertRawCopy' | 'rawCopies',
+    | 'insertEvent' | 'callDecisions' | 'finishCall' | 'ping' | 'checkpoint' | 'busyTimeoutZero' | 'busyTimeoutRestore'
+    | 'insertRawCopy' | 'insertAccess',
     StatementSync
   >;
 
@@ -144,7 +128,6 @@ class Writer {
         VALUES ($id, $sessionId, $subject, $email, $groups, $issuer, $clientId, $userAgent, $remoteAddress, $sdk,
           $provider, $providerKind, $endpoint, $method, $path, $model, $stream, $requestBody, $decisions, $startedAt, 'pending')`),
       insertRawCopy: db.prepare('INSERT INTO raw_copies (call_id, key_id, sealed) VALUES (?, ?, ?)'),
-      rawCopies: db.prepare('SELECT r.call_id, r.key_id, r.sealed FROM raw_copies r JOIN calls c ON c.id = r.call_id WHERE c.session_id = ?'),
       eventHead: db.prepare(`
         SELECT EXISTS (SELECT 1 FROM calls WHERE id = ?1) AS present,
                (SELECT max(seq) FROM stream_events WHERE call_id = ?1) AS max_seq`),
@@ -156,15 +139,9 @@ class Writer {
           decisions = $decisions, ended_at = $endedAt
         WHERE id = $id`),
       ping: db.prepare('SELECT 1 AS ok'),
-      listSessions: db.prepare(`
-        SELECT id, subject, email, started_at, last_call_at, call_count FROM sessions
-        ORDER BY last_call_at DESC, id LIMIT ?`),
-      listSessionsBySubject: db.prepare(`
-        SELECT id, subject, email, started_at, last_call_at, call_count FROM sessions
-        WHERE subject = ? ORDER BY last_call_at DESC, id LIMIT ?`),
-      getCall: db.prepare('SELECT * FROM calls WHERE id = ?'),
-      listCalls: db.prepare('SELECT * FROM calls WHERE session_id = ? ORDER BY started_at, rowid'),
-      getEvents: db.prepare('SELECT offset_ms, raw FROM stream_events WHERE call_id = ? ORDER BY seq'),
+      insertAccess: db.prepare(`
+        INSERT INTO access_log (at, subject, issuer, email, action, session_id, filter)
+        VALUES ($at, $subject, $issuer, $email, $action, $sessionId, $filter)`),
       checkpoint: db.prepare('PRAGMA wal_checkpoint(RESTART)'),
       busyTimeoutZero: db.prepare('PRAGMA busy_timeout = 0'),
       busyTimeoutRestore: db.prepare(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(data.busyTimeoutMs))}`),
@@ -195,16 +172,16 @@ class Writer {
       case 'health':
         this.#reply(message.id, this.#health(), null);
         return;
-      case 'read': {
+      case 'access': {
+        // Reads are the reader thread's (reader-worker.ts); this is the one write among them.
         this.#drainAll();
-        let value: unknown = null;
         let error: string | null = null;
         try {
-          value = this.#read(message.read);
+          this.#recordAccess(message.entry);
         } catch (err) {
           error = `reading the recording store failed: ${describeError(err)}`;
         }
-        this.#reply(message.id, value, error);
+        this.#reply(message.id, null, error);
         return;
       }
       case 'autocheckpoint':
@@ -576,59 +553,7 @@ class Writer {
     }
   }
 
-  // ── reads, health ───────────────────────────────────────────────────────────────────────
-
-  /** Statements of the session queries, prepared on first use (see SessionReads). */
-  #sessionReads: SessionReads | null = null;
-
-  #read(read: ReadOp): unknown {
-    const s = this.#stmt;
-    switch (read.op) {
-      case 'listSessions': {
-        const rows = read.subject === null ? s.listSessions.all(read.limit) : s.listSessionsBySubject.all(read.subject, read.limit);
-        return rows.map(toSessionSummary);
-      }
-      case 'getCall': {
-        const row = s.getCall.get(read.callId);
-        return row === undefined ? null : toCallRecord(row);
-      }
-      case 'listCalls':
-        return s.listCalls.all(read.sessionId).map(toCallRecord);
-      case 'getStreamEvents':
-        return s.getEvents.all(read.callId).map((row): StreamEventRecord => ({ offsetMs: num(row['offset_ms']), raw: str(row['raw']) }));
-      case 'querySessions':
-        return (this.#sessionReads ??= new SessionReads(this.#db)).query(read.filter, read.limit, read.cursor, Date.now());
-      case 'getSession':
-        return (this.#sessionReads ??= new SessionReads(this.#db)).session(read.sessionId);
-      case 'getSessionDetail': {
-        const reads = (this.#sessionReads ??= new SessionReads(this.#db));
-        const session = reads.session(read.sessionId);
-        if (session === null) return null;
-        const calls = s.listCalls.all(read.sessionId).map(toCallRecord);
-        const events: Record<string, StreamEventRecord[]> = {};
-        for (const call of calls) {
-          const rows = s.getEvents.all(call.callId);
-          if (rows.length > 0) events[call.callId] = rows.map((row): StreamEventRecord => ({ offsetMs: num(row['offset_ms']), raw: str(row['raw']) }));
-        }
-        const approvalIds = calls.flatMap((c) => approvalIdsInDecisions(c.decisions));
-        return { session, calls, events, approvals: reads.approvals(read.sessionId, approvalIds) } satisfies SessionDetailRecord;
-      }
-      case 'listSessionApprovals':
-        return (this.#sessionReads ??= new SessionReads(this.#db)).approvals(read.sessionId, read.approvalIds);
-      case 'getRawCopies': {
-        const copies: Record<string, SealedRawCopy> = {};
-        for (const row of s.rawCopies.all(read.sessionId)) {
-          const sealed = row['sealed'];
-          if (!(sealed instanceof Uint8Array)) throw new Error('recording store: a raw copy is not a blob');
-          copies[str(row['call_id'])] = { keyId: str(row['key_id']), sealed };
-        }
-        return copies;
-      }
-      case 'recordAccess':
-        this.#recordAccess(read.entry);
-        return null;
-    }
-  }
+  // ── access log, health ───────────────────────────────────────────────────────────────────────
 
   /**
    * One access-log row in its own transaction, committed (into the file at our path) before the
@@ -638,7 +563,6 @@ class Writer {
   #recordAccess(entry: AccessLogEntry): void {
     const moved = this.#fileProblem();
     if (moved !== null) throw new Error(moved);
-    const reads = (this.#sessionReads ??= new SessionReads(this.#db));
     this.#stmt.begin.run();
     try {
       const row = {
@@ -650,7 +574,7 @@ class Writer {
         sessionId: entry.sessionId,
         filter: entry.filter,
       };
-      const { lastInsertRowid } = reads.insertAccess.run(row);
+      const { lastInsertRowid } = this.#stmt.insertAccess.run(row);
       this.#chain.access({ id: Number(lastInsertRowid), at: row.at, subject: row.subject, issuer: row.issuer, email: row.email, action: row.action, session_id: row.sessionId, filter: row.filter });
       this.#stmt.commit.run();
     } catch (err) {
@@ -784,189 +708,4 @@ function rollbackQuietly(db: DatabaseSync, rollback: StatementSync): void {
 
 function rowsOf(item: QueueItem): number {
   return item.kind === 'events' ? item.events.length : 1;
-}
-
-function str(value: SQLOutputValue | undefined): string {
-  if (typeof value === 'string') return value;
-  throw new Error('recording store: unexpected non-text column value');
-}
-
-function strOrNull(value: SQLOutputValue | undefined): string | null {
-  return value === null || value === undefined ? null : str(value);
-}
-
-function num(value: SQLOutputValue | undefined): number {
-  if (typeof value === 'number') return value;
-  if (typeof value === 'bigint') return Number(value);
-  throw new Error('recording store: unexpected non-numeric column value');
-}
-
-function numOrNull(value: SQLOutputValue | undefined): number | null {
-  return value === null || value === undefined ? null : num(value);
-}
-
-function toSessionSummary(row: Row): SessionSummary {
-  return {
-    sessionId: str(row['id']),
-    subject: str(row['subject']),
-    email: strOrNull(row['email']),
-    startedAt: num(row['started_at']),
-    lastCallAt: num(row['last_call_at']),
-    callCount: num(row['call_count']),
-  };
-}
-
-function toCallRecord(row: Row): CallRecord {
-  const usage = strOrNull(row['usage']);
-  return {
-    callId: str(row['id']),
-    sessionId: str(row['session_id']),
-    principal: {
-      subject: str(row['subject']),
-      email: strOrNull(row['email']),
-      groups: JSON.parse(str(row['groups'])) as string[],
-      issuer: str(row['issuer']),
-      clientId: strOrNull(row['client_id']),
-    },
-    client: {
-      userAgent: strOrNull(row['user_agent']),
-      remoteAddress: strOrNull(row['remote_address']),
-      sdk: strOrNull(row['sdk']),
-    },
-    provider: str(row['provider']),
-    providerKind: str(row['provider_kind']) as ProviderKind,
-    endpoint: str(row['endpoint']) as EndpointId,
-    method: str(row['method']),
-    path: str(row['path']),
-    model: strOrNull(row['model']),
-    stream: num(row['stream']) === 1,
-    requestBody: str(row['request_body']),
-    decisions: JSON.parse(str(row['decisions'])) as PolicyDecisionRecord[],
-    startedAt: num(row['started_at']),
-    status: str(row['status']) as CallStatus,
-    httpStatus: numOrNull(row['http_status']),
-    responseBody: strOrNull(row['response_body']),
-    usage: usage === null ? null : (JSON.parse(usage) as Usage),
-    firstByteMs: numOrNull(row['first_byte_ms']),
-    latencyMs: numOrNull(row['latency_ms']),
-    errorCode: strOrNull(row['error_code']),
-    errorMessage: strOrNull(row['error_message']),
-    endedAt: numOrNull(row['ended_at']),
-  };
-}
-
-// ── session queries (reads) ─────────────────────────────────────────────────────────────────
-
-const SESSION_COLUMNS = 's.id, s.subject, s.issuer, s.email, s.started_at, s.last_call_at, s.call_count';
-
-/**
- * The session queries of the sessions API: a filtered, keyset-paginated list (newest activity
- * first, on the sessions_by_last_call / sessions_by_subject indexes; each call-level filter is an
- * EXISTS over calls_by_session, so a page stops scanning once it is full), one session, its
- * approvals, and the access-log insert. One prepared statement per combination of filters.
- */
-class SessionReads {
-  readonly #db: DatabaseSync;
-  readonly #lists = new Map<string, StatementSync>();
-  readonly #session: StatementSync;
-  readonly #approvalsOfSession: StatementSync;
-  readonly #approvalsById: StatementSync;
-  readonly insertAccess: StatementSync;
-
-  constructor(db: DatabaseSync) {
-    this.#db = db;
-    this.#session = db.prepare(`SELECT ${SESSION_COLUMNS} FROM sessions s WHERE s.id = ?`);
-    this.#approvalsOfSession = db.prepare("SELECT record FROM approvals WHERE json_extract(record, '$.sessionId') = ?");
-    this.#approvalsById = db.prepare('SELECT record FROM approvals WHERE id IN (SELECT value FROM json_each(?))');
-    this.insertAccess = db.prepare(`
-      INSERT INTO access_log (at, subject, issuer, email, action, session_id, filter)
-      VALUES ($at, $subject, $issuer, $email, $action, $sessionId, $filter)`);
-  }
-
-  query(filter: SessionFilter, limit: number, cursor: SessionCursor | null, now: number): SessionPage {
-    const where: string[] = [];
-    const params: Record<string, string | number> = { limit: limit + 1 };
-    if (filter.owner !== undefined) {
-      where.push('s.subject = $ownerSubject AND s.issuer = $ownerIssuer');
-      params['ownerSubject'] = filter.owner.subject;
-      params['ownerIssuer'] = filter.owner.issuer;
-    }
-    if (filter.user !== undefined) {
-      where.push('(s.subject = $user OR s.email = $user COLLATE NOCASE)');
-      params['user'] = filter.user;
-    }
-    if (filter.since !== undefined) {
-      where.push('s.last_call_at >= $since');
-      params['since'] = filter.since;
-    }
-    if (filter.until !== undefined) {
-      where.push('s.last_call_at <= $until');
-      params['until'] = filter.until;
-    }
-    if (cursor !== null) {
-      where.push('(s.last_call_at < $cursorAt OR (s.last_call_at = $cursorAt AND s.id > $cursorId))');
-      params['cursorAt'] = cursor.lastCallAt;
-      params['cursorId'] = cursor.sessionId;
-    }
-    if (filter.provider !== undefined) {
-      where.push('EXISTS (SELECT 1 FROM calls c WHERE c.session_id = s.id AND c.provider = $provider)');
-      params['provider'] = filter.provider;
-    }
-    if (filter.model !== undefined) {
-      where.push('EXISTS (SELECT 1 FROM calls c WHERE c.session_id = s.id AND c.model = $model)');
-      params['model'] = filter.model;
-    }
-    if (filter.action !== undefined) {
-      // decisions is our own JSON.stringify output: `"action":"<a>"` appears exactly when a
-      // decision has that action (inside a string value the quotes would be escaped).
-      where.push('EXISTS (SELECT 1 FROM calls c WHERE c.session_id = s.id AND instr(c.decisions, $actionNeedle) > 0)');
-      params['actionNeedle'] = `"action":${JSON.stringify(filter.action)}`;
-    }
-    if (filter.approval !== undefined) {
-      // A pending approval past its expiry is expired (effectiveState), whether or not the
-      // gateway has written that down yet.
-      const state =
-        filter.approval === 'pending'
-          ? "a.state = 'pending' AND a.expires_at > $now"
-          : filter.approval === 'expired'
-            ? "(a.state = 'expired' OR (a.state = 'pending' AND a.expires_at <= $now))"
-            : 'a.state = $approval';
-      where.push(`EXISTS (SELECT 1 FROM approvals a WHERE json_extract(a.record, '$.sessionId') = s.id AND ${state})`);
-      if (filter.approval === 'pending' || filter.approval === 'expired') params['now'] = now;
-      else params['approval'] = filter.approval;
-    }
-    const sql = `SELECT ${SESSION_COLUMNS} FROM sessions s ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
-      ORDER BY s.last_call_at DESC, s.id LIMIT $limit`;
-    let statement = this.#lists.get(sql);
-    if (statement === undefined) {
-      statement = this.#db.prepare(sql);
-      this.#lists.set(sql, statement);
-    }
-    const rows = statement.all(params).map(toSessionRecord);
-    const more = rows.length > limit;
-    const sessions = more ? rows.slice(0, limit) : rows;
-    const last = sessions.at(-1);
-    return { sessions, next: more && last !== undefined ? { lastCallAt: last.lastCallAt, sessionId: last.sessionId } : null };
-  }
-
-  session(sessionId: string): SessionRecord | null {
-    const row = this.#session.get(sessionId);
-    return row === undefined ? null : toSessionRecord(row);
-  }
-
-  /** Approvals of the session, plus those named by id; oldest first, each once. */
-  approvals(sessionId: string, ids: readonly string[]): ApprovalRecord[] {
-    const rows = this.#approvalsOfSession.all(sessionId);
-    if (ids.length > 0) rows.push(...this.#approvalsById.all(JSON.stringify(ids)));
-    const byId = new Map<string, ApprovalRecord>();
-    for (const row of rows) {
-      const approval = JSON.parse(str(row['record'])) as ApprovalRecord;
-      byId.set(approval.id, approval);
-    }
-    return [...byId.values()].sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
-  }
-}
-
-function toSessionRecord(row: Row): SessionRecord {
-  return { ...toSessionSummary(row), issuer: str(row['issuer']) };
 }
