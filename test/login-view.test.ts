@@ -1,34 +1,14 @@
 /**
- * The Ink device-code view, rendered with ink-testing-library. Node's type stripping does not
- * load .tsx, so this file registers an in-process module hook that compiles .tsx sources with
- * the TypeScript compiler (JSX → react/jsx-runtime, as `npm run build` does) before importing.
+ * The Ink device-code view, rendered with ink-testing-library (.tsx is loaded through
+ * ./support/tsx-loader.ts).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { registerHooks } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { createElement } from 'react';
 import { cleanup, render } from 'ink-testing-library';
-import ts from 'typescript';
 import type { DevicePrompt } from '../src/auth/oidc-client.ts';
 import type { LoginViewProps } from '../src/tui/LoginView.tsx';
-
-registerHooks({
-  load(url, context, nextLoad) {
-    if (!url.startsWith('file:') || !url.endsWith('.tsx')) return nextLoad(url, context);
-    const { outputText } = ts.transpileModule(readFileSync(fileURLToPath(url), 'utf8'), {
-      fileName: fileURLToPath(url),
-      compilerOptions: {
-        jsx: ts.JsxEmit.ReactJSX,
-        module: ts.ModuleKind.ESNext,
-        target: ts.ScriptTarget.ES2023,
-        verbatimModuleSyntax: true,
-      },
-    });
-    return { format: 'module', source: outputText, shortCircuit: true };
-  },
-});
+import './support/tsx-loader.ts';
 
 const { LoginView, formatCountdown } = await import('../src/tui/LoginView.tsx');
 
