@@ -33,6 +33,7 @@ import { AuditMaintenance } from '../src/store/sqlite/audit-maintenance.ts';
 import { migrateDatabase } from '../src/store/sqlite/migrations.ts';
 import { verifyAuditDatabase } from '../src/store/sqlite/audit-verify.ts';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
+import { callRequest, callResult, principal } from '../test/support/store-fixtures.ts';
 
 const { values } = parseArgs({ options: { calls: { type: 'string' }, runs: { type: 'string' } } });
 const CALLS = Number(values.calls ?? 20_000);
@@ -43,22 +44,13 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigov-bench-audit-'));
 const filler = 'x'.repeat(2048);
 
 function request(id: string, stream: boolean): CallRequestRecord {
-  return {
-    callId: id,
+  return callRequest(id, {
     sessionId: `s-${id.length % 97}`,
-    principal: { subject: 'user-1', email: 'user1@example.test', groups: ['eng'], issuer: 'https://idp.example.test', clientId: 'aigov-cli' },
-    client: { userAgent: 'OpenAI/JS 5.1.0', remoteAddress: '127.0.0.1', sdk: 'openai-node 5.1.0' },
-    provider: 'openai',
-    providerKind: 'openai',
-    endpoint: 'openai.chat.completions',
-    method: 'POST',
-    path: '/v1/chat/completions',
-    model: 'gpt-4o-mini',
+    principal: principal({ subject: 'user-1', email: 'user1@example.test' }),
     stream,
     requestBody: JSON.stringify({ model: 'gpt-4o-mini', stream, messages: [{ role: 'user', content: `${id} ${filler}` }] }).slice(0, 2048),
-    decisions: [{ stage: 'request', action: 'allow', ruleId: null, reason: 'no rule matched', mode: 'enforce' }],
     startedAt: Date.now(),
-  };
+  });
 }
 
 async function build(file: string, stream: boolean): Promise<{ calls: number; events: number }> {
@@ -81,19 +73,12 @@ async function build(file: string, stream: boolean): Promise<{ calls: number; ev
             await new Promise<void>((resolve) => setImmediate(resolve)); // separate write-behind batches
           }
         }
-        store.finishCall({
-          callId: id,
-          status: 'completed',
-          httpStatus: 200,
+        store.finishCall(callResult(id, {
           responseBody: stream ? null : JSON.stringify({ choices: [{ message: { content: filler.slice(0, 1000) } }] }),
           usage: { inputTokens: 500, outputTokens: 60, totalTokens: 560 },
-          firstByteMs: 120,
           latencyMs: 900,
-          errorCode: null,
-          errorMessage: null,
-          decisions: [],
           endedAt: Date.now(),
-        });
+        }));
       }
     };
     await Promise.all(Array.from({ length: IN_FLIGHT }, worker));

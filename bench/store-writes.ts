@@ -27,6 +27,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { CallRequestRecord, CallResultRecord, StreamEventRecord } from '../src/store/recording-store.ts';
 import { migrateDatabase } from '../src/store/sqlite/migrations.ts';
 import { openSqliteStore, type SqliteSynchronous } from '../src/store/sqlite/sqlite-store.ts';
+import { callRequest, callResult, principal } from '../test/support/store-fixtures.ts';
 
 const RECORDS = 5000;
 const CONCURRENT_RECORDS = 10_000;
@@ -44,22 +45,12 @@ function requestBody(i: number): string {
 }
 
 function request(i: number, prefix: string): CallRequestRecord {
-  return {
-    callId: `${prefix}-${i}`,
+  return callRequest(`${prefix}-${i}`, {
     sessionId: `${prefix}-s${i % 50}`,
-    principal: { subject: `user-${i % 50}`, email: `user${i % 50}@example.test`, groups: ['eng'], issuer: 'https://idp.example.test', clientId: 'aigov-cli' },
-    client: { userAgent: 'OpenAI/JS 5.1.0', remoteAddress: '127.0.0.1', sdk: 'openai-node 5.1.0' },
-    provider: 'openai',
-    providerKind: 'openai',
-    endpoint: 'openai.chat.completions',
-    method: 'POST',
-    path: '/v1/chat/completions',
-    model: 'gpt-4o-mini',
-    stream: true,
+    principal: principal({ subject: `user-${i % 50}`, email: `user${i % 50}@example.test` }),
     requestBody: requestBody(i),
-    decisions: [{ stage: 'request', action: 'allow', ruleId: null, reason: 'no rule matched', mode: 'enforce' }],
     startedAt: Date.now(),
-  };
+  });
 }
 
 function event(callIndex: number, n: number): StreamEventRecord {
@@ -70,11 +61,12 @@ function event(callIndex: number, n: number): StreamEventRecord {
 }
 
 function result(callId: string): CallResultRecord {
-  return {
-    callId, status: 'completed', httpStatus: 200, responseBody: null,
+  return callResult(callId, {
     usage: { inputTokens: 500, outputTokens: EVENTS_PER_CALL, totalTokens: 500 + EVENTS_PER_CALL },
-    firstByteMs: 150, latencyMs: 900, errorCode: null, errorMessage: null, decisions: [], endedAt: Date.now(),
-  };
+    firstByteMs: 150,
+    latencyMs: 900,
+    endedAt: Date.now(),
+  });
 }
 
 function percentile(sorted: readonly number[], p: number): number {

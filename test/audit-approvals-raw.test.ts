@@ -5,12 +5,11 @@
  * and named; the retention purge keeps what remains verifiable; a gateway run with a held and
  * approved request and raw copies verifies clean.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import type { ApprovalRecord } from '../src/core/approvals/approval.ts';
@@ -23,44 +22,25 @@ import { openSqliteStore, type SqliteRecordingStore } from '../src/store/sqlite/
 import { fetchAsUser } from './support/fetch-as-user.ts';
 import { startHarness } from './support/gateway-harness.ts';
 import { loadTranscript } from './support/replay-upstream.ts';
+import { assertAuditBroken, callRequest, callResult, chatBody, query, tamper, useTempDirs } from './support/store-fixtures.ts';
 
 const SECRET = 'sk-RAW-SECRET-7731';
 const DAY = 86_400_000;
 const sealer = new RawCopySealer(randomBytes(32));
 
-let root = '';
-before(() => {
-  root = fs.mkdtempSync(path.join(os.tmpdir(), 'aigov-audit-apr-'));
-});
-after(() => {
-  fs.rmSync(root, { recursive: true, force: true });
-});
-let counter = 0;
-function freshFile(): string {
-  const dir = path.join(root, `case-${++counter}`);
-  fs.mkdirSync(dir);
-  return path.join(dir, 'aigov.db');
-}
+const { freshFile } = useTempDirs('aigov-audit-apr-');
 
 function request(callId: string, startedAt: number, raw: boolean): CallRequestRecord {
-  const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `${SECRET} ${callId}` }] });
-  return {
-    callId,
+  const body = chatBody(`${SECRET} ${callId}`);
+  return callRequest(callId, {
     sessionId: `sess-${callId.split('-')[0]}`,
-    principal: { subject: 'alice', email: 'alice@example.test', groups: ['eng'], issuer: 'https://idp.example.test', clientId: 'aigov-cli' },
     client: { userAgent: 'OpenAI/JS 5.1.0', remoteAddress: '127.0.0.1', sdk: null },
-    provider: 'openai',
-    providerKind: 'openai',
-    endpoint: 'openai.chat.completions',
-    method: 'POST',
-    path: '/v1/chat/completions',
-    model: 'gpt-4o-mini',
     stream: false,
     requestBody: body.replace(SECRET, '[SECRET]'),
     decisions: [],
     startedAt,
     rawCopy: raw ? sealer.seal(callId, body) : null,
-  };
+  });
 }
 
 async function recordCall(store: SqliteRecordingStore, callId: string, startedAt: number, raw = true): Promise<void> {
@@ -68,10 +48,7 @@ async function recordCall(store: SqliteRecordingStore, callId: string, startedAt
 }
 
 function finish(store: SqliteRecordingStore, callId: string, endedAt: number): void {
-  store.finishCall({
-    callId, status: 'completed', httpStatus: 200, responseBody: '{"ok":true}', usage: null, firstByteMs: 3, latencyMs: 9,
-    errorCode: null, errorMessage: null, decisions: [], endedAt,
-  });
+  store.finishCall(callResult(callId, { responseBody: '{"ok":true}', usage: null, firstByteMs: 3, latencyMs: 9, endedAt }));
 }
 
 function approval(id: string, createdAt: number, overrides: Partial<ApprovalRecord> = {}): ApprovalRecord {
@@ -94,25 +71,6 @@ function approveIn(store: ReturnType<typeof openSqliteApprovalStore>, a: Approva
   return used;
 }
 
-function tamper(file: string, sql: string, ...params: (string | number)[]): void {
-  const db = new DatabaseSync(file);
-  try {
-    const changes = db.prepare(sql).run(...params).changes;
-    assert.ok(Number(changes) > 0, `the tampering statement changed nothing: ${sql}`);
-  } finally {
-    db.close();
-  }
-}
-
-function query(file: string, sql: string, ...params: (string | number)[]): Record<string, unknown>[] {
-  const db = new DatabaseSync(file, { readOnly: true });
-  try {
-    return db.prepare(sql).all(...params);
-  } finally {
-    db.close();
-  }
-}
-
 function copyOf(file: string): string {
   const copy = freshFile();
   fs.copyFileSync(file, copy);
@@ -124,14 +82,7 @@ function seqOf(file: string, kind: string, ref: string): number {
 }
 
 function assertBroken(report: AuditVerifyReport, expected: { problem: string; seq?: number | null; kind?: string; ref?: string | null }): void {
-  assert.equal(report.ok, false, 'verification should fail');
-  const p = report.problem;
-  assert.ok(p !== null);
-  assert.equal(p.problem, expected.problem, p.detail);
-  if (expected.seq !== undefined) assert.equal(p.seq, expected.seq, p.detail);
-  if (expected.kind !== undefined) assert.equal(p.kind, expected.kind, p.detail);
-  if (expected.ref !== undefined) assert.equal(p.ref, expected.ref, p.detail);
-  assert.ok(!p.detail.includes(SECRET), 'a problem never quotes record contents');
+  assertAuditBroken(report, expected, SECRET);
 }
 
 describe('raw copies in the chain', () => {

@@ -4,12 +4,11 @@
  * would) are caught and named. Also: signed checkpoints, retention purge with its anchor,
  * restart continuity, and `aigov audit verify` as a process.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { GENESIS_HASH } from '../src/core/audit/chain.ts';
@@ -18,23 +17,11 @@ import { AuditMaintenance } from '../src/store/sqlite/audit-maintenance.ts';
 import { parseSigningKey, type SigningKey } from '../src/store/sqlite/audit-keys.ts';
 import { verifyAuditDatabase, type AuditVerifyReport } from '../src/store/sqlite/audit-verify.ts';
 import { openSqliteStore, type SqliteRecordingStore } from '../src/store/sqlite/sqlite-store.ts';
+import { assertAuditBroken, callRequest, callResult, chatBody, query, SECRET_PROMPT as SECRET, tamper, useTempDirs } from './support/store-fixtures.ts';
 
-const SECRET = 'sk-SECRET-PROMPT-4242';
 const DAY = 86_400_000;
 
-let root = '';
-before(() => {
-  root = fs.mkdtempSync(path.join(os.tmpdir(), 'aigov-audit-'));
-});
-after(() => {
-  fs.rmSync(root, { recursive: true, force: true });
-});
-let counter = 0;
-function freshFile(): string {
-  const dir = path.join(root, `case-${++counter}`);
-  fs.mkdirSync(dir);
-  return path.join(dir, 'aigov.db');
-}
+const { freshFile } = useTempDirs('aigov-audit-');
 
 function newKey(): { key: SigningKey; privatePem: string; publicPem: string } {
   const pair = generateKeyPairSync('ed25519');
@@ -45,40 +32,24 @@ function newKey(): { key: SigningKey; privatePem: string; publicPem: string } {
 }
 
 function request(callId: string, startedAt: number, overrides: Partial<CallRequestRecord> = {}): CallRequestRecord {
-  return {
-    callId,
+  return callRequest(callId, {
     sessionId: `sess-${callId.split('-')[0]}`,
-    principal: { subject: 'alice', email: 'alice@example.test', groups: ['eng'], issuer: 'https://idp.example.test', clientId: 'aigov-cli' },
     client: { userAgent: 'OpenAI/JS 5.1.0', remoteAddress: '127.0.0.1', sdk: null },
-    provider: 'openai',
-    providerKind: 'openai',
-    endpoint: 'openai.chat.completions',
-    method: 'POST',
-    path: '/v1/chat/completions',
-    model: 'gpt-4o-mini',
-    stream: true,
-    requestBody: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `${SECRET} ${callId}` }] }),
-    decisions: [{ stage: 'request', action: 'allow', ruleId: null, reason: 'no rule matched', mode: 'enforce' }],
+    requestBody: chatBody(`${SECRET} ${callId}`),
     startedAt,
     ...overrides,
-  };
+  });
 }
 
 function result(callId: string, endedAt: number, overrides: Partial<CallResultRecord> = {}): CallResultRecord {
-  return {
-    callId,
-    status: 'completed',
-    httpStatus: 200,
-    responseBody: null,
+  return callResult(callId, {
     usage: { inputTokens: 3, outputTokens: 5, totalTokens: 8 },
     firstByteMs: 12.4,
     latencyMs: 80.6,
-    errorCode: null,
-    errorMessage: null,
     decisions: [{ stage: 'response', action: 'mask', ruleId: 'email', reason: 'email in answer', mode: 'enforce' }],
     endedAt,
     ...overrides,
-  };
+  });
 }
 
 /** Records `calls` streamed calls (3 event batches each, then the result); returns the store. */
@@ -111,34 +82,8 @@ async function populated(options: { calls?: number; startedAt?: number } = {}): 
   return file;
 }
 
-function tamper(file: string, sql: string, ...params: (string | number)[]): void {
-  const db = new DatabaseSync(file);
-  try {
-    const changes = db.prepare(sql).run(...params).changes;
-    assert.ok(Number(changes) > 0, `the tampering statement changed nothing: ${sql}`);
-  } finally {
-    db.close();
-  }
-}
-
-function query(file: string, sql: string, ...params: (string | number)[]): Record<string, unknown>[] {
-  const db = new DatabaseSync(file, { readOnly: true });
-  try {
-    return db.prepare(sql).all(...params);
-  } finally {
-    db.close();
-  }
-}
-
 function assertBroken(report: AuditVerifyReport, expected: { problem: string; seq?: number | null; kind?: string; ref?: string }): void {
-  assert.equal(report.ok, false, 'verification should fail');
-  const p = report.problem;
-  assert.ok(p !== null);
-  assert.equal(p.problem, expected.problem, p.detail);
-  if (expected.seq !== undefined) assert.equal(p.seq, expected.seq, p.detail);
-  if (expected.kind !== undefined) assert.equal(p.kind, expected.kind, p.detail);
-  if (expected.ref !== undefined) assert.equal(p.ref, expected.ref, p.detail);
-  assert.ok(!p.detail.includes(SECRET), 'a problem never quotes record contents');
+  assertAuditBroken(report, expected, SECRET);
 }
 
 describe('audit chain', () => {

@@ -18,6 +18,7 @@ import type { CallRequestRecord, PolicyDecisionRecord, SessionCursor, SessionFil
 import { openSqliteApprovalStore } from '../src/store/sqlite/sqlite-approval-store.ts';
 import { openSqliteStore, type SqliteRecordingStore } from '../src/store/sqlite/sqlite-store.ts';
 import { seededRandom } from './support/seeded-random.ts';
+import { callRequest, principal } from './support/store-fixtures.ts';
 
 const dirs: string[] = [];
 const stores: SqliteRecordingStore[] = [];
@@ -38,23 +39,15 @@ async function fresh(): Promise<{ store: SqliteRecordingStore; file: string }> {
 const ISSUER = 'https://idp.example.test';
 
 function call(callId: string, sessionId: string, subject: string, startedAt: number, extra: Partial<CallRequestRecord> = {}): CallRequestRecord {
-  return {
-    callId,
+  return callRequest(callId, {
     sessionId,
-    principal: { subject, email: `${subject}@example.test`, groups: ['eng'], issuer: ISSUER, clientId: 'aigov-cli' },
+    principal: principal({ subject, email: `${subject}@example.test`, issuer: ISSUER }),
     client: { userAgent: null, remoteAddress: null, sdk: null },
-    provider: 'openai',
-    providerKind: 'openai',
-    endpoint: 'openai.chat.completions',
-    method: 'POST',
-    path: '/v1/chat/completions',
-    model: 'gpt-4o-mini',
     stream: false,
     requestBody: '{}',
-    decisions: [{ stage: 'request', action: 'allow', ruleId: null, reason: 'no rule matched', mode: 'enforce' }],
     startedAt,
     ...extra,
-  };
+  });
 }
 
 async function allPages(store: SqliteRecordingStore, filter: SessionFilter, limit: number): Promise<SessionRecord[]> {

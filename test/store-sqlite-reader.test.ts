@@ -3,74 +3,18 @@
  * connection beside the writer, still see this process's own writes, and a dead reader fails
  * reads closed without touching recording. Real files in a temp dir, real threads.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import type { CallRequestRecord, CallResultRecord } from '../src/store/recording-store.ts';
-import { openSqliteStore, StoreWriteError, type SqliteRecordingStore, type SqliteStoreOptions } from '../src/store/sqlite/sqlite-store.ts';
+import type { CallRequestRecord } from '../src/store/recording-store.ts';
+import { StoreWriteError } from '../src/store/sqlite/sqlite-store.ts';
+import { callRequest, callResult as result, chatBody, SECRET_PROMPT as SECRET, useStoreOpener, useTempDirs } from './support/store-fixtures.ts';
 
-const SECRET = 'sk-SECRET-PROMPT-4242';
-
-let root = '';
-before(() => {
-  root = fs.mkdtempSync(path.join(os.tmpdir(), 'aigov-store-reader-'));
-});
-after(() => {
-  fs.rmSync(root, { recursive: true, force: true });
-});
-
-let dirCounter = 0;
-function freshFile(): string {
-  const dir = path.join(root, `case-${++dirCounter}`);
-  fs.mkdirSync(dir);
-  return path.join(dir, 'aigov.db');
-}
-
-const opened: SqliteRecordingStore[] = [];
-async function open(options: Partial<SqliteStoreOptions> & { path: string }): Promise<SqliteRecordingStore> {
-  const store = await openSqliteStore(options);
-  opened.push(store);
-  return store;
-}
-after(async () => {
-  for (const store of opened) await store.close().catch(() => {});
-});
+const { freshFile } = useTempDirs('aigov-store-reader-');
+const open = useStoreOpener();
 
 function request(callId: string, sessionId = 'sess-1', model = 'gpt-4o-mini', startedAt = 1_700_000_000_000): CallRequestRecord {
-  return {
-    callId,
-    sessionId,
-    principal: { subject: 'alice', email: 'alice@example.test', groups: ['eng'], issuer: 'https://idp.example.test', clientId: 'aigov-cli' },
-    client: { userAgent: 'OpenAI/JS 5.1.0', remoteAddress: '127.0.0.1', sdk: 'openai-node 5.1.0' },
-    provider: 'openai',
-    providerKind: 'openai',
-    endpoint: 'openai.chat.completions',
-    method: 'POST',
-    path: '/v1/chat/completions',
-    model,
-    stream: true,
-    requestBody: JSON.stringify({ model, messages: [{ role: 'user', content: SECRET }] }),
-    decisions: [{ stage: 'request', action: 'allow', ruleId: null, reason: 'no rule matched', mode: 'enforce' }],
-    startedAt,
-  };
-}
-
-function result(callId: string): CallResultRecord {
-  return {
-    callId,
-    status: 'completed',
-    httpStatus: 200,
-    responseBody: null,
-    usage: { inputTokens: 12, outputTokens: 7, totalTokens: 19 },
-    firstByteMs: 120,
-    latencyMs: 850,
-    errorCode: null,
-    errorMessage: null,
-    decisions: [],
-    endedAt: 1_700_000_000_850,
-  };
+  return callRequest(callId, { sessionId, model, requestBody: chatBody(SECRET, model), startedAt });
 }
 
 describe('sqlite recording store: reader thread', () => {

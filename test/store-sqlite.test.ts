@@ -1,8 +1,7 @@
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { pathToFileURL } from 'node:url';
@@ -10,77 +9,21 @@ import { AigovError } from '../src/core/errors.ts';
 import { openRecordingStore } from '../src/store/open-store.ts';
 import type { CallRequestRecord, CallResultRecord, StreamEventRecord } from '../src/store/recording-store.ts';
 import { LATEST_SCHEMA_VERSION, migrateDatabase, type Migration } from '../src/store/sqlite/migrations.ts';
-import {
-  openSqliteStore,
-  SessionOwnerConflictError,
-  StoreWriteError,
-  type SqliteRecordingStore,
-  type SqliteStoreOptions,
-} from '../src/store/sqlite/sqlite-store.ts';
+import { openSqliteStore, SessionOwnerConflictError, StoreWriteError } from '../src/store/sqlite/sqlite-store.ts';
+import { callRequest, callResult, principal, SECRET_PROMPT as SECRET, useStoreOpener, useTempDirs } from './support/store-fixtures.ts';
 
-/** Marker placed in record contents; it must never show up in an error message. */
-const SECRET = 'sk-SECRET-PROMPT-4242';
-
-let root = '';
-before(() => {
-  root = fs.mkdtempSync(path.join(os.tmpdir(), 'aigov-store-'));
-});
-after(() => {
-  fs.rmSync(root, { recursive: true, force: true });
-});
-
-let dirCounter = 0;
-function freshDir(): string {
-  const dir = path.join(root, `case-${++dirCounter}`);
-  fs.mkdirSync(dir);
-  return dir;
-}
-
-const opened: SqliteRecordingStore[] = [];
-async function open(options: Partial<SqliteStoreOptions> & { path: string }): Promise<SqliteRecordingStore> {
-  const store = await openSqliteStore(options);
-  opened.push(store);
-  return store;
-}
-after(async () => {
-  for (const store of opened) await store.close().catch(() => {});
-});
+const { freshDir } = useTempDirs('aigov-store-');
+const open = useStoreOpener();
 
 function request(callId: string, overrides: Partial<CallRequestRecord> = {}): CallRequestRecord {
-  return {
-    callId,
-    sessionId: 'sess-1',
-    principal: { subject: 'alice', email: 'alice@example.test', groups: ['eng', 'ml'], issuer: 'https://idp.example.test', clientId: 'aigov-cli' },
-    client: { userAgent: 'OpenAI/JS 5.1.0', remoteAddress: '127.0.0.1', sdk: 'openai-node 5.1.0' },
-    provider: 'openai',
-    providerKind: 'openai',
-    endpoint: 'openai.chat.completions',
-    method: 'POST',
-    path: '/v1/chat/completions',
-    model: 'gpt-4o-mini',
-    stream: true,
-    requestBody: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: SECRET }] }),
-    decisions: [{ stage: 'request', action: 'allow', ruleId: null, reason: 'no rule matched', mode: 'enforce' }],
-    startedAt: 1_700_000_000_000,
-    ...overrides,
-  };
+  return callRequest(callId, { principal: principal({ groups: ['eng', 'ml'] }), ...overrides });
 }
 
 function result(callId: string, overrides: Partial<CallResultRecord> = {}): CallResultRecord {
-  return {
-    callId,
-    status: 'completed',
-    httpStatus: 200,
-    responseBody: null,
-    usage: { inputTokens: 12, outputTokens: 7, totalTokens: 19 },
-    firstByteMs: 120,
-    latencyMs: 850,
-    errorCode: null,
-    errorMessage: null,
+  return callResult(callId, {
     decisions: [{ stage: 'response', action: 'mask', ruleId: 'pii-email', reason: 'email in answer', mode: 'enforce' }],
-    endedAt: 1_700_000_000_850,
     ...overrides,
-  };
+  });
 }
 
 function events(callId: string, from: number, count: number): StreamEventRecord[] {
