@@ -9,7 +9,7 @@ import { defaultDevStateDir } from '../config/paths.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import { startDevGateway, DEV_ISSUER_PATH, type RunningDevGateway } from './dev/dev-gateway.ts';
 import { errorSummary } from './pipeline.ts';
-import { startGateway, type RunningGateway } from './start-gateway.ts';
+import { createLogger, startGateway, type RunningGateway } from './start-gateway.ts';
 
 export interface ServeOptions {
   readonly version: string;
@@ -31,6 +31,8 @@ export async function serveGateway(options: ServeOptions): Promise<void> {
       stateDir: options.stateDir ?? defaultDevStateDir(),
       logLevel: options.logLevel,
       policyFile: options.policyFile,
+      // A person at a terminal reads the dev gateway's log: lines, not JSON.
+      ...(process.stdout.isTTY ? { logger: createLogger(options.logLevel ?? 'info', { human: true }) } : {}),
     });
     printDevBanner(dev);
     if (process.stdin.isTTY) acceptTerminalApprovals(dev);

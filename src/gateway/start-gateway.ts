@@ -21,6 +21,7 @@ import type { PipelineHooks } from './hooks.ts';
 import { openPolicyFile, type WatchedPolicy } from './policy-file.ts';
 import { createPolicyHooks } from './policy-hooks.ts';
 import { openSessionVaults, type SessionVaults } from './session-vaults.ts';
+import { humanLogDestination } from './human-log.ts';
 import { createServer, listen } from './listen.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { errorSummary } from './pipeline.ts';
@@ -54,13 +55,15 @@ export interface StartGatewayOptions {
   readonly onClose?: () => Promise<void>;
 }
 
-export function createLogger(level: GatewayConfig['logging']['level']): Logger {
-  return pino({
+/** JSON lines on stdout; `human`: one readable line per entry instead (a person at a terminal). */
+export function createLogger(level: GatewayConfig['logging']['level'], options: { human?: boolean } = {}): Logger {
+  const settings = {
     level,
     base: { service: 'aigov-gateway' },
     // Belt and braces: even if a header object slips into a log call, these never print.
     redact: { paths: ['authorization', '*.authorization', 'headers.authorization', '*["x-api-key"]', 'apiKey', '*.apiKey'], censor: '[redacted]' },
-  });
+  };
+  return options.human ? pino(settings, humanLogDestination(process.stdout)) : pino(settings);
 }
 
 /** Binds the server first so the URL is known, then builds the rest with `build`. */
