@@ -18,50 +18,30 @@ import { answerAt, buildTimeline, splitMasked } from '../src/cli/replay-model.ts
 import { wrapText } from '../src/cli/replay-layout.ts';
 import { formatTranscript } from '../src/cli/replay-transcript.ts';
 import { SessionDetailSchema } from '../src/protocol/sessions.ts';
+import { call, chatChunk, iso, session, T0 } from '../test/support/session-fixtures.ts';
 
 const { values } = parseArgs({ options: { calls: { type: 'string', default: '200' }, chunks: { type: 'string', default: '400' }, runs: { type: 'string', default: '15' } } });
 const CALLS = Number(values.calls);
 const CHUNKS = Number(values.chunks);
 const RUNS = Number(values.runs);
 
-const T0 = Date.parse('2030-01-01T12:00:00Z');
 const WORDS = ['the ', 'account ', 'owner ', 'is ', '[EMAIL] ', 'and ', 'the ', 'card ', 'ends ', 'in ', '****1111. ', '«PERSON_1» ', 'will ', 'call.\n'];
 
-function chunk(content: string): string {
-  return `data: ${JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\n\n`;
-}
-
+/** A session of CALLS streamed calls of CHUNKS chunks each (the test fixtures' builders). */
 function sessionJson(): unknown {
   const calls = Array.from({ length: CALLS }, (_, i) => {
     const started = T0 + i * 30_000;
-    return {
-      id: `call_${i}`,
-      session_id: 'ses_bench',
-      user: { sub: 'alice', email: 'alice@aigov.dev', groups: ['developers'] },
-      client: { user_agent: 'OpenAI/JS 5.0', sdk: 'openai-node' },
-      provider: 'openai',
-      provider_kind: 'openai',
-      endpoint: 'openai.chat.completions',
-      method: 'POST',
-      path: '/v1/chat/completions',
-      model: 'gpt-4o-mini',
-      stream: true,
-      status: 'completed',
-      http_status: 200,
-      started_at: new Date(started).toISOString(),
-      ended_at: new Date(started + CHUNKS * 20).toISOString(),
+    return call(`call_${i}`, {
+      started_at: iso(started),
+      ended_at: iso(started + CHUNKS * 20),
       first_byte_ms: 300,
       latency_ms: 300 + CHUNKS * 20,
-      usage: null,
-      error: null,
       decisions: [{ stage: 'request', action: 'mask_request', rule_id: 'pii', reason: 'masked', mode: 'enforce' }],
-      approvals: [],
       request_body: JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: `Question ${i} about [EMAIL] and ****1111`.repeat(20) }] }),
-      response_body: null,
-      events: [...Array.from({ length: CHUNKS }, (_, j) => ({ offset_ms: 300 + j * 20, raw: chunk(WORDS[j % WORDS.length]!) })), { offset_ms: 300 + CHUNKS * 20, raw: 'data: [DONE]\n\n' }],
-    };
+      events: [...Array.from({ length: CHUNKS }, (_, j) => ({ offset_ms: 300 + j * 20, raw: chatChunk(WORDS[j % WORDS.length]!) })), { offset_ms: 300 + CHUNKS * 20, raw: 'data: [DONE]\n\n' }],
+    });
   });
-  return { session: { id: 'ses_bench', user: { sub: 'alice', email: 'alice@aigov.dev' }, started_at: calls[0]!.started_at, last_call_at: calls.at(-1)!.started_at, call_count: CALLS }, calls };
+  return session(calls);
 }
 
 function median(values: number[]): number {
