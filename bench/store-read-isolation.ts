@@ -23,8 +23,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { CallRequestRecord, PolicyDecisionRecord, RecordingStore, SessionPage } from '../src/store/recording-store.ts';
+import type { CallRequestRecord, RecordingStore, SessionPage } from '../src/store/recording-store.ts';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
+import { callRequest, callResult, principal } from '../test/support/store-fixtures.ts';
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(name);
@@ -42,41 +43,21 @@ const ISSUER = 'https://idp.bench.test';
 type Open = (options: { path: string }) => Promise<RecordingStore & { close(): Promise<void>; flush(): Promise<void> }>;
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigov-bench-read-isolation-'));
-const allow: PolicyDecisionRecord[] = [{ stage: 'request', action: 'allow', ruleId: null, reason: 'no rule matched', mode: 'enforce' }];
+const ANSWER = JSON.stringify({ object: 'chat.completion', choices: [{ message: { role: 'assistant', content: `answer: ${'dolor sit amet '.repeat(15)}` } }] });
 
 function record(callId: string, sessionId: string, user: string, startedAt: number, model: string): CallRequestRecord {
-  return {
-    callId,
+  return callRequest(callId, {
     sessionId,
-    principal: { subject: user, email: `${user}@aigov.dev`, groups: ['eng'], issuer: ISSUER, clientId: 'aigov-cli' },
-    client: { userAgent: 'OpenAI/JS 5.1.0', remoteAddress: '127.0.0.1', sdk: 'openai-node 5.1.0' },
-    provider: 'openai',
-    providerKind: 'openai',
-    endpoint: 'openai.chat.completions',
-    method: 'POST',
-    path: '/v1/chat/completions',
+    principal: principal({ subject: user, email: `${user}@aigov.dev`, issuer: ISSUER }),
     model,
     stream: false,
     requestBody: JSON.stringify({ model, messages: [{ role: 'user', content: `question ${callId}: ${'lorem ipsum '.repeat(30)}` }] }),
-    decisions: allow,
     startedAt,
-  };
+  });
 }
 
 function finish(store: RecordingStore, callId: string, endedAt: number): void {
-  store.finishCall({
-    callId,
-    status: 'completed',
-    httpStatus: 200,
-    responseBody: JSON.stringify({ object: 'chat.completion', choices: [{ message: { role: 'assistant', content: `answer: ${'dolor sit amet '.repeat(15)}` } }] }),
-    usage: { inputTokens: 60, outputTokens: 40, totalTokens: 100 },
-    firstByteMs: 120,
-    latencyMs: 480,
-    errorCode: null,
-    errorMessage: null,
-    decisions: [],
-    endedAt,
-  });
+  store.finishCall(callResult(callId, { responseBody: ANSWER, usage: { inputTokens: 60, outputTokens: 40, totalTokens: 100 }, latencyMs: 480, endedAt }));
 }
 
 async function seed(file: string): Promise<number> {
