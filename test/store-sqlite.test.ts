@@ -194,11 +194,13 @@ describe('sqlite recording store', () => {
     assert.equal(signal, 'SIGKILL', stderr);
     assert.ok(fs.existsSync(`${file}-wal`), 'the WAL was left behind, as after a crash');
 
-    const store = await open({ path: file });
+    const store = await open({ path: file, onSettled: () => {} });
     const calls = await store.listCalls('sess-1');
     assert.equal(calls.length, 20);
-    assert.ok(calls.every((c) => c.status === 'pending'));
-    // documented trade-off: queued (not yet flushed) events die with the process
+    // the dead process's calls are settled on open (store-settle.test.ts has the details)
+    assert.ok(calls.every((c) => c.status === 'aborted' && c.errorCode === 'AIGOV_E_GATEWAY_STOPPED'));
+    assert.equal(store.stats().settledAtOpen, 20);
+    // queued (not yet flushed) events die with the process; its calls were never finished either
     assert.deepEqual(await store.getStreamEvents('crash-0'), []);
   });
 
@@ -465,11 +467,17 @@ describe('sqlite recording store', () => {
       assert.ok(errors.some((m) => /dropped 3 of 3 queued rows after a retry: database is locked/.test(m)), errors.join('\n'));
 
       store.appendStreamEvents('c1', events('c1', 3, 1));
-      store.finishCall(result('c1'));
-      await store.flush();
+      // A call that lost events is never recorded as finished whole: its finish is refused (it
+      // stays pending, settled as aborted when the store next opens), and the caller hears it.
+      await assert.rejects(store.finishCall(result('c1')), /recording the call result failed: some of its stream events could not be written/);
+      await store.recordRequest(request('c2'));
+      store.appendStreamEvents('c2', events('c2', 0, 2));
+      await store.finishCall(result('c2'));
       const stored = await store.getStreamEvents('c1');
       assert.deepEqual(stored.map((e) => e.raw), events('c1', 3, 1).map((e) => e.raw), 'the dropped rows are gone, the later ones are there');
-      assert.equal((await store.getCall('c1'))?.status, 'completed');
+      assert.equal((await store.getCall('c1'))?.status, 'pending');
+      assert.equal((await store.getCall('c2'))?.status, 'completed');
+      assert.deepEqual(await store.getStreamEvents('c2'), events('c2', 0, 2));
       assert.equal((await store.health()).ok, true);
     });
 
@@ -565,8 +573,11 @@ describe('sqlite recording store', () => {
       assert.ok(reports.every((m) => !m.includes(SECRET)));
       await store.close();
 
-      const reopened = await open({ path: store.location });
-      assert.equal((await reopened.getCall('before'))?.status, 'pending', 'what was committed before is there');
+      const reopened = await open({ path: store.location, onSettled: () => {} });
+      // what was committed before is there; its writer is gone, so the call is settled
+      const before = await reopened.getCall('before');
+      assert.equal(before?.status, 'aborted', 'what was committed before is there');
+      assert.equal(before?.errorCode, 'AIGOV_E_GATEWAY_STOPPED');
       assert.equal(await reopened.getCall('during'), null);
     });
 

@@ -161,6 +161,16 @@ export const ERRORS = {
     message: 'The request was not sent: the gateway could not record it.',
     hint: 'aigov never forwards a request it cannot record. Retry shortly; operators should check the storage settings and /readyz.',
   },
+  AIGOV_E_STORE_RESULT_FAILED: {
+    status: 503, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'The answer was withheld: the gateway could not record its result, and an answer is only delivered complete once it is recorded.',
+    hint: 'Retry shortly; the call stays pending in the recordings and is marked aborted when the gateway next starts. Operators should check the storage (disk space) and /readyz.',
+  },
+  AIGOV_E_GATEWAY_STOPPED: {
+    status: 503, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'The gateway stopped before this call ended; the answer may have been cut off at the client.',
+    hint: 'Recorded on calls a crashed or killed gateway left open, when the store is next opened; their ended_at is the time of their last recorded stream event. Retry the request.',
+  },
   AIGOV_E_STORE_READ_FAILED: {
     status: 503, exitCode: EXIT.unavailable, type: 'api_error',
     message: 'The gateway could not read or log access to the recordings: the recording store did not answer.',

@@ -84,6 +84,9 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
         metrics.storeErrors.inc({ operation: 'write_behind' });
         logger.error({ err: errorSummary(error) }, 'recording store write-behind failed');
       },
+      onSettled: (count) => {
+        logger.warn({ settled: count, errorCode: 'AIGOV_E_GATEWAY_STOPPED' }, 'recording store: calls left pending by a gateway that stopped were marked aborted');
+      },
     }));
   let verifier: TokenVerifier;
   let server: Server;

@@ -11,18 +11,19 @@ export type StorageSettings = { readonly driver: 'sqlite'; readonly path: string
  * Opens the configured store. A relative `path` is resolved against `baseDir` (the directory
  * of the configuration file), never against the process working directory.
  * `hooks.onWriteError` receives write-behind failures (messages carry no record data); log them.
+ * `hooks.onSettled` hears how many calls of a stopped gateway were marked aborted on open; log it.
  * Throws AigovError('AIGOV_E_STORE_OPEN_FAILED') when the store cannot be opened.
  */
 export async function openRecordingStore(
   storage: StorageSettings,
   baseDir: string,
-  hooks: { readonly onWriteError?: (err: Error) => void } = {},
+  hooks: { readonly onWriteError?: (err: Error) => void; readonly onSettled?: (count: number) => void } = {},
 ): Promise<RecordingStore> {
   const driver = storage.driver;
   switch (driver) {
     case 'sqlite': {
       const { openSqliteStore } = await import('./sqlite/sqlite-store.ts');
-      return openSqliteStore({ path: path.resolve(baseDir, storage.path), onWriteError: hooks.onWriteError });
+      return openSqliteStore({ path: path.resolve(baseDir, storage.path), onWriteError: hooks.onWriteError, onSettled: hooks.onSettled });
     }
     default: {
       const unknown: never = driver;

@@ -6,7 +6,15 @@
  *   the gateway answers 503 and forwards nothing: a request that cannot be recorded is not sent.
  * - `appendStreamEvents` and `finishCall` may be batched behind the scenes (write-behind), but
  *   `flush()` and `close()` make everything queued durable. Failures there are counted and
- *   logged (the answer is already on its way) and surface in `health()`.
+ *   logged and surface in `health()`.
+ * - `finishCall` returns a promise that resolves only once the call's result and every stream
+ *   event of the call appended before it are committed (many calls may share that commit), and
+ *   rejects when the result was not written (the call stays `pending`). The gateway lets the
+ *   terminal event of a stream, or a body, reach the client only after it resolves: an answer
+ *   is complete at the client only once its record is. Callers that do not wait may ignore it
+ *   (it never causes an unhandled rejection).
+ * - Calls a stopped process left `pending` are marked `aborted` (AIGOV_E_GATEWAY_STOPPED) when a
+ *   store opens, once their owner is known to be gone; never the calls of a live process.
  * - Implementations never log or throw values from the records themselves.
  *
  * SQLite (src/store/sqlite) is the default; a Postgres implementation follows later.
@@ -192,8 +200,11 @@ export interface RecordingStore {
   recordRequest(record: CallRequestRecord): Promise<void>;
   /** Queues stream events of a call (write-behind, in order). */
   appendStreamEvents(callId: string, events: readonly StreamEventRecord[]): void;
-  /** Queues the final state of a call (write-behind). */
-  finishCall(result: CallResultRecord): void;
+  /**
+   * Queues the final state of a call (write-behind). Resolves after the COMMIT that holds it and
+   * the call's events queued before it; rejects when it was not written. Safe to ignore.
+   */
+  finishCall(result: CallResultRecord): Promise<void>;
   /** Makes everything queued durable. */
   flush(): Promise<void>;
   /** Cheap liveness probe for /readyz: the store answers a trivial query. */

@@ -206,6 +206,18 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX IF NOT EXISTS approvals_by_created ON approvals (created_at);
     `,
   },
+  {
+    version: 8,
+    name: 'the owner of each call, to settle calls cut by a crash',
+    // owner: the id of the store instance (writer thread) that recorded the call; its lock file
+    // says whether it still runs (call-owners.ts). A store that opens marks the pending calls of
+    // owners that are gone `aborted`. Not part of the audit entry (it only says who may settle).
+    // The partial index holds pending calls only: rows enter it on insert and leave on finish.
+    sql: `
+      ALTER TABLE calls ADD COLUMN owner TEXT;
+      CREATE INDEX calls_pending_by_owner ON calls (owner) WHERE status = 'pending';
+    `,
+  },
 ];
 
 /** The schema version this build of aigov writes. */

@@ -11,7 +11,15 @@
  * - `appendStreamEvents` / `finishCall` are collected here for the rest of the current
  *   event-loop turn and posted in one message; the writer keeps the former write-behind FIFO
  *   (batch per `batchIntervalMs` or at `maxBatch` rows, retry once, then item by item; orphans
- *   skipped).
+ *   skipped). A finish is durable on request: `finishCall` returns a promise that resolves after
+ *   the COMMIT holding the result and every event of the call queued before it (FIFO), and
+ *   rejects when the result was not written (the call then stays `pending`). A queued finish
+ *   makes the writer take its batch at once instead of after `batchIntervalMs`; the batching
+ *   stays, so finishes (and events) arriving together share one commit.
+ * - Calls cut by a crash: each writer owns the calls it inserts (calls.owner) and holds a lock
+ *   file that says it lives (call-owners.ts). On open, the pending calls of owners that are
+ *   gone are marked aborted (`onSettled` hears how many); a live process's calls are left alone,
+ *   so several processes can share the file as before.
  * - reader-worker.ts answers every read on its own read-only connection (WAL: it reads committed
  *   snapshots while the writer commits), so a costly auditor query never holds up
  *   `recordRequest`. Reads see this process's own writes: before a read, whatever is collected
@@ -111,6 +119,8 @@ export interface SqliteStoreOptions {
   readonly synchronous?: SqliteSynchronous;
   /** Called on write-behind failures (message without record contents). Default: process warning. */
   readonly onWriteError?: (err: Error) => void;
+  /** Called once when open() marked calls of a stopped process aborted (with how many). Default: process warning. */
+  readonly onSettled?: (count: number) => void;
   /** Committed bytes (approximate) between two background checkpoints. Default 4 MiB (≈ SQLite's 1000 pages). */
   readonly checkpointBytes?: number;
   /** WAL size from which the writer restarts the WAL itself (a short stall of its own: copy the lag, two fsyncs). Default 64 MiB. */
@@ -137,6 +147,8 @@ export interface SqliteStoreStats {
   readonly recordFailures: number;
   /** Transactions that committed request records (fewer than the records: group commit). */
   readonly recordCommits: number;
+  /** Calls of stopped processes that open() marked aborted. */
+  readonly settledAtOpen: number;
   /** Checkpoints completed by the checkpointer thread. */
   readonly checkpoints: number;
   /** Frames in the WAL after the last checkpoint. */
@@ -221,7 +233,10 @@ export class SqliteRecordingStore implements RecordingStore {
 
   #nextId = 1;
   readonly #pending = new Map<number, Pending>();
+  /** finishCall promises, by ticket, until the writer says whether their result committed. */
+  readonly #finishes = new Map<number, Pick<Pending, 'resolve' | 'reject'>>();
   #refed = true;
+  #settledAtOpen = 0;
 
   /** Write-behind items collected during the current event-loop turn. */
   #behind: QueueItem[] = [];
@@ -338,6 +353,14 @@ export class SqliteRecordingStore implements RecordingStore {
       throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location, reason: `the reader thread cannot open it: ${describeError(err)}` });
     }
     store.#syncRef();
+    if (store.#settledAtOpen > 0) {
+      const onSettled = options.onSettled ?? ((count: number) => process.emitWarning(`recording store: ${count} calls left pending by a stopped gateway were marked aborted`, { code: 'AIGOV_STORE_SETTLED' }));
+      try {
+        onSettled(store.#settledAtOpen);
+      } catch {
+        // a throwing callback must not fail the open
+      }
+    }
     return store;
   }
 
@@ -383,19 +406,25 @@ export class SqliteRecordingStore implements RecordingStore {
     this.#behindImmediate ??= setImmediate(() => this.#postBehind());
   }
 
-  finishCall(result: CallResultRecord): void {
+  finishCall(result: CallResultRecord): Promise<void> {
     if (this.#closed) {
       this.#orphanRows += 1;
       this.#report('a call result arrived after the store was closed and was not recorded');
-      return;
+      return quietRejection(new StoreWriteError('recording the call result failed: the store is closed'));
     }
     if (this.#dead !== null) {
       this.#droppedRows += 1;
-      return;
+      return quietRejection(new StoreWriteError(`recording the call result failed: ${this.#dead}`));
     }
-    this.#behind.push({ kind: 'finish', result });
+    const ticket = this.#nextId++;
+    const done = new Promise<void>((resolve, reject) => {
+      this.#finishes.set(ticket, { resolve: resolve as (value: unknown) => void, reject });
+    });
+    done.catch(() => {}); // callers that do not wait must not meet an unhandled rejection
+    this.#behind.push({ kind: 'finish', ticket, result });
     this.#behindRows += 1;
     this.#behindImmediate ??= setImmediate(() => this.#postBehind());
+    return done;
   }
 
   async flush(): Promise<void> {
@@ -431,6 +460,7 @@ export class SqliteRecordingStore implements RecordingStore {
       orphanRows: c.orphanRows + this.#orphanRows,
       recordFailures: this.#recordFailures,
       recordCommits: c.recordCommits,
+      settledAtOpen: this.#settledAtOpen,
       checkpoints: Atomics.load(this.#shared, SHARED.checkpoints),
       walFrames: Atomics.load(this.#shared, SHARED.walFrames),
     };
@@ -560,6 +590,7 @@ export class SqliteRecordingStore implements RecordingStore {
     switch (message.t) {
       case 'ready':
         this.#started = true;
+        this.#settledAtOpen = message.settled;
         this.#readyResolve();
         return;
       case 'open-failed':
@@ -596,6 +627,20 @@ export class SqliteRecordingStore implements RecordingStore {
         this.#counters = message.c;
         this.#syncRef();
         return;
+      case 'finished':
+        this.#counters = message.c;
+        for (const ticket of message.ok) {
+          const waiter = this.#finishes.get(ticket);
+          this.#finishes.delete(ticket);
+          waiter?.resolve(undefined);
+        }
+        for (const [ticket, reason] of message.failed) {
+          const waiter = this.#finishes.get(ticket);
+          this.#finishes.delete(ticket);
+          waiter?.reject(new StoreWriteError(`recording the call result failed: ${reason}`));
+        }
+        this.#syncRef();
+        return;
       case 'report':
         this.#report(message.message);
         return;
@@ -613,6 +658,7 @@ export class SqliteRecordingStore implements RecordingStore {
     this.#behindRows = 0;
     if (this.#dead !== null) {
       this.#droppedRows += rows;
+      this.#rejectFinishes(this.#dead);
       return;
     }
     try {
@@ -626,8 +672,9 @@ export class SqliteRecordingStore implements RecordingStore {
         try {
           this.#writer.postMessage({ t: 'behind', items: [item] } satisfies ToWriter);
           this.#postedRows += itemRows;
-        } catch {
+        } catch (err) {
           dropped += itemRows;
+          if (item.kind === 'finish') this.#rejectFinish(item.ticket, `the result cannot be passed to the writer thread (${errorName(err)})`);
         }
       }
       this.#droppedRows += dropped;
@@ -636,10 +683,20 @@ export class SqliteRecordingStore implements RecordingStore {
     this.#syncRef();
   }
 
+  #rejectFinish(ticket: number, reason: string): void {
+    const waiter = this.#finishes.get(ticket);
+    this.#finishes.delete(ticket);
+    waiter?.reject(new StoreWriteError(`recording the call result failed: ${reason}`));
+  }
+
+  #rejectFinishes(reason: string): void {
+    for (const ticket of [...this.#finishes.keys()]) this.#rejectFinish(ticket, reason);
+  }
+
   /** The writer keeps the process alive only while something waits on it. */
   #syncRef(): void {
     if (this.#dead !== null || !this.#started) return;
-    const wanted = this.#pending.size > 0 || this.#behindRows > 0 || this.#postedRows !== this.#counters.settledRows;
+    const wanted = this.#pending.size > 0 || this.#finishes.size > 0 || this.#behindRows > 0 || this.#postedRows !== this.#counters.settledRows;
     if (wanted === this.#refed) return;
     this.#refed = wanted;
     if (wanted) this.#writer.ref();
@@ -658,6 +715,7 @@ export class SqliteRecordingStore implements RecordingStore {
         this.#pending.delete(id);
         pending.reject(new StoreWriteError(`the writer thread ended (${reason})`));
       }
+      this.#rejectFinishes(`the writer thread ended (${reason})`);
       return;
     }
     this.#dead = `the recording store's writer thread stopped (${reason})`;
@@ -666,6 +724,7 @@ export class SqliteRecordingStore implements RecordingStore {
     this.#postedRows = this.#counters.settledRows;
     this.#behind = [];
     this.#behindRows = 0;
+    this.#rejectFinishes(this.#dead);
     for (const [id, pending] of this.#pending) {
       this.#pending.delete(id);
       if (pending.record) {
@@ -804,6 +863,13 @@ async function endThread(worker: Worker, exited: Promise<void>): Promise<void> {
   const outcome = await Promise.race([exited, late]);
   if (timer !== null) clearTimeout(timer);
   if (outcome === 'late') await worker.terminate();
+}
+
+/** A rejected promise that is already observed: a caller that ignores it meets no unhandled rejection. */
+function quietRejection(err: Error): Promise<void> {
+  const p = Promise.reject(err);
+  p.catch(() => {});
+  return p;
 }
 
 function clampLimit(limit: number | undefined): number {

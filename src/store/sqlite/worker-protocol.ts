@@ -46,7 +46,8 @@ export interface CheckpointerData {
 
 export type QueueItem =
   | { readonly kind: 'events'; readonly callId: string; readonly events: readonly StreamEventRecord[] }
-  | { readonly kind: 'finish'; readonly result: CallResultRecord };
+  /** `ticket`: answered in a `finished` message once the COMMIT holding the result is done (or it cannot be). */
+  | { readonly kind: 'finish'; readonly ticket: number; readonly result: CallResultRecord };
 
 export type ReadOp =
   | { readonly op: 'listSessions'; readonly limit: number; readonly subject: string | null }
@@ -88,11 +89,18 @@ export const ACK_ERROR = 2;
 export type RecordAck = readonly [number, typeof ACK_OK | typeof ACK_CONFLICT] | readonly [number, typeof ACK_ERROR, string];
 
 export type FromWriter =
-  | { readonly t: 'ready' }
+  /** `settled`: calls of owners that were gone, marked aborted while opening (call-owners.ts). */
+  | { readonly t: 'ready'; readonly settled: number }
   | { readonly t: 'open-failed'; readonly reason: string; readonly tooNew: { readonly found: number; readonly supported: number } | null }
   | { readonly t: 'acks'; readonly acks: readonly RecordAck[]; readonly c: WriterCounters }
   | { readonly t: 'reply'; readonly id: number; readonly value: unknown; readonly error: string | null; readonly c: WriterCounters }
   | { readonly t: 'counters'; readonly c: WriterCounters }
+  /**
+   * Finish tickets settled by the last transaction(s): `ok` after the COMMIT that holds the call's
+   * result row and every stream event of the call queued before it; `failed` with a reason
+   * without record contents when the result was not written (the call stays `pending`).
+   */
+  | { readonly t: 'finished'; readonly ok: readonly number[]; readonly failed: readonly (readonly [number, string])[]; readonly c: WriterCounters }
   | { readonly t: 'report'; readonly message: string };
 
 export interface ReaderData {

@@ -28,6 +28,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { AccessLogEntry, CallRequestRecord, PolicyDecisionRecord } from '../recording-store.ts';
 import { migrateDatabase, SchemaTooNewError } from './migrations.ts';
 import { ChainWriter } from './audit-chain-writer.ts';
+import { OwnerLock, settleDeadOwners } from './call-owners.ts';
 import {
   ACK_CONFLICT,
   ACK_ERROR,
@@ -60,6 +61,12 @@ interface Batch {
   attempts: number;
 }
 
+/** Finish tickets a committed transaction settles (see the `finished` message). */
+interface Outcome {
+  readonly ok: number[];
+  readonly failed: [number, string][];
+}
+
 interface FileIdentity {
   readonly dev: number;
   readonly ino: number;
@@ -68,6 +75,8 @@ interface FileIdentity {
 class Writer {
   readonly #db: DatabaseSync;
   readonly #data: WriterData;
+  /** Our claim on the calls we insert (calls.owner); released on close. */
+  readonly #owner: OwnerLock;
   readonly #identity: FileIdentity;
   readonly #shared: Int32Array;
   readonly #send: (message: FromWriter) => void;
@@ -86,6 +95,10 @@ class Writer {
 
   #queue: QueueItem[] = [];
   #queuedRows = 0;
+  /** Finishes in #queue: someone waits for each, so they are written at once, not after batchIntervalMs. */
+  #queuedFinishes = 0;
+  /** Calls some of whose stream events were dropped: their finish is refused (the record would be incomplete). */
+  readonly #lostEvents = new Set<string>();
   #retry: Batch | null = null;
   readonly #nextSeq = new Map<string, number>();
   #timer: NodeJS.Timeout | null = null;
@@ -101,9 +114,10 @@ class Writer {
   #lastWriteError: string | null = null;
   #bytesSinceKick = 0;
 
-  constructor(db: DatabaseSync, data: WriterData, identity: FileIdentity, send: (message: FromWriter) => void) {
+  constructor(db: DatabaseSync, data: WriterData, identity: FileIdentity, owner: OwnerLock, send: (message: FromWriter) => void) {
     this.#db = db;
     this.#data = data;
+    this.#owner = owner;
     this.#identity = identity;
     this.#shared = new Int32Array(data.shared);
     this.#send = send;
@@ -124,20 +138,22 @@ class Writer {
         WHERE sessions.subject = excluded.subject AND sessions.issuer = excluded.issuer`),
       insertCall: db.prepare(`
         INSERT INTO calls (id, session_id, subject, email, groups, issuer, client_id, user_agent, remote_address, sdk,
-          provider, provider_kind, endpoint, method, path, model, stream, request_body, decisions, started_at, status)
+          provider, provider_kind, endpoint, method, path, model, stream, request_body, decisions, started_at, status, owner)
         VALUES ($id, $sessionId, $subject, $email, $groups, $issuer, $clientId, $userAgent, $remoteAddress, $sdk,
-          $provider, $providerKind, $endpoint, $method, $path, $model, $stream, $requestBody, $decisions, $startedAt, 'pending')`),
+          $provider, $providerKind, $endpoint, $method, $path, $model, $stream, $requestBody, $decisions, $startedAt, 'pending', $owner)`),
       insertRawCopy: db.prepare('INSERT INTO raw_copies (call_id, key_id, sealed) VALUES (?, ?, ?)'),
       eventHead: db.prepare(`
         SELECT EXISTS (SELECT 1 FROM calls WHERE id = ?1) AS present,
                (SELECT max(seq) FROM stream_events WHERE call_id = ?1) AS max_seq`),
       insertEvent: db.prepare('INSERT INTO stream_events (call_id, seq, offset_ms, raw) VALUES (?, ?, ?, ?)'),
-      callDecisions: db.prepare('SELECT decisions FROM calls WHERE id = ?'),
+      callDecisions: db.prepare('SELECT decisions, status FROM calls WHERE id = ?'),
+      // Only a pending call takes a result: one result (and one audit entry) per call, never a
+      // second one over a call settled as aborted (call-owners.ts).
       finishCall: db.prepare(`
         UPDATE calls SET status = $status, http_status = $httpStatus, response_body = $responseBody, usage = $usage,
           first_byte_ms = $firstByteMs, latency_ms = $latencyMs, error_code = $errorCode, error_message = $errorMessage,
           decisions = $decisions, ended_at = $endedAt
-        WHERE id = $id`),
+        WHERE id = $id AND status = 'pending'`),
       ping: db.prepare('SELECT 1 AS ok'),
       insertAccess: db.prepare(`
         INSERT INTO access_log (at, subject, issuer, email, action, session_id, filter)
@@ -161,6 +177,7 @@ class Writer {
         for (const item of message.items) {
           this.#queue.push(item);
           this.#queuedRows += rowsOf(item);
+          if (item.kind === 'finish') this.#queuedFinishes++;
         }
         this.#kick();
         return;
@@ -203,6 +220,11 @@ class Writer {
           this.#db.close(); // the last connection: checkpoints the WAL into the database file
         } catch (err) {
           error = describeError(err);
+        }
+        try {
+          this.#owner.release(); // every call of ours has ended or never will: a later open may settle them
+        } catch {
+          // the lock goes with the process anyway
         }
         this.#reply(message.id, null, error);
         parentPort?.close(); // nothing else keeps this thread alive: it ends
@@ -271,6 +293,7 @@ class Writer {
             requestBody: record.requestBody,
             decisions: JSON.stringify(record.decisions),
             startedAt: record.startedAt,
+            owner: this.#owner.id,
           });
           // The sealed raw copy (audit.raw_copy), with the call row or not at all.
           const raw = record.rawCopy ?? null;
@@ -332,7 +355,7 @@ class Writer {
   // ── write-behind (the FIFO of the former on-thread store) ──────────────────────────────
 
   #kick(): void {
-    if (this.#queuedRows >= this.#data.maxBatch) {
+    if (this.#queuedRows >= this.#data.maxBatch || this.#queuedFinishes > 0) {
       if (this.#immediate === null) {
         if (this.#timer !== null) {
           clearTimeout(this.#timer);
@@ -388,10 +411,14 @@ class Writer {
     if (this.#queue.length === 0) return null;
     let rows = 0;
     let count = 0;
+    let finishes = 0;
     while (count < this.#queue.length && rows < this.#data.maxBatch) {
-      rows += rowsOf(this.#queue[count]!);
+      const item = this.#queue[count]!;
+      rows += rowsOf(item);
+      if (item.kind === 'finish') finishes++;
       count++;
     }
+    this.#queuedFinishes -= finishes;
     const items = count === this.#queue.length ? this.#queue : this.#queue.slice(0, count);
     this.#queue = count === this.#queue.length ? [] : this.#queue.slice(count);
     this.#queuedRows -= rows;
@@ -403,9 +430,10 @@ class Writer {
     this.#retry = null;
     if (batch === null) return;
     try {
-      this.#writeItems(batch.items);
+      const outcome = this.#writeItems(batch.items);
       this.#lastWriteError = null;
       this.#settledRows += batch.rows;
+      this.#sendFinished(outcome);
       return;
     } catch (err) {
       this.#writeErrors++;
@@ -421,16 +449,23 @@ class Writer {
     // Second failure: isolate the items, so a single bad one cannot take the batch down with it.
     let dropped = 0;
     let lastError: unknown = null;
+    const outcome: Outcome = { ok: [], failed: [] };
     for (const item of batch.items) {
       try {
-        this.#writeItems([item]);
+        const one = this.#writeItems([item]);
+        outcome.ok.push(...one.ok);
+        outcome.failed.push(...one.failed);
       } catch (err) {
         this.#writeErrors++;
         dropped += rowsOf(item);
         lastError = err;
+        // A call missing events must not be finished as if whole; a finish not written leaves it pending.
+        if (item.kind === 'events') this.#lostEvents.add(item.callId);
+        else outcome.failed.push([item.ticket, `writing the call result failed: ${describeError(err)}`]);
       }
     }
     this.#settledRows += batch.rows;
+    this.#sendFinished(outcome);
     if (dropped > 0) {
       this.#droppedRows += dropped;
       this.#lastWriteError = describeError(lastError);
@@ -440,13 +475,17 @@ class Writer {
     }
   }
 
-  /** Writes the items in one transaction; throws (after rolling back) when it cannot. */
-  #writeItems(items: readonly QueueItem[]): void {
+  /**
+   * Writes the items in one transaction; throws (after rolling back) when it cannot. Returns the
+   * finish tickets it settles, valid only because it committed.
+   */
+  #writeItems(items: readonly QueueItem[]): Outcome {
     const moved = this.#fileProblem();
     if (moved !== null) throw new Error(moved);
     const s = this.#stmt;
     const nextSeq = new Map<string, number>(); // applied to #nextSeq only once committed
     const finished: string[] = [];
+    const outcome: Outcome = { ok: [], failed: [] };
     let orphans = 0;
     let bytes = 0;
     s.begin.run();
@@ -477,6 +516,16 @@ class Writer {
           const current = s.callDecisions.get(r.callId);
           if (current === undefined) {
             orphans++;
+            outcome.failed.push([item.ticket, 'the call was never recorded']);
+            continue;
+          }
+          if (str(current['status']) !== 'pending') {
+            outcome.failed.push([item.ticket, 'the call already has a result']);
+            continue;
+          }
+          if (this.#lostEvents.has(r.callId)) {
+            outcome.failed.push([item.ticket, 'some of its stream events could not be written']);
+            finished.push(r.callId);
             continue;
           }
           const decisions = r.decisions.length === 0
@@ -503,6 +552,7 @@ class Writer {
           });
           bytes += (r.responseBody?.length ?? 0) + FINISH_OVERHEAD_BYTES;
           finished.push(r.callId);
+          outcome.ok.push(item.ticket);
         }
       }
       s.commit.run();
@@ -513,12 +563,39 @@ class Writer {
     }
     this.#chain.committed();
     for (const [callId, seq] of nextSeq) this.#nextSeq.set(callId, seq);
-    for (const callId of finished) this.#nextSeq.delete(callId);
+    for (const callId of finished) {
+      this.#nextSeq.delete(callId);
+      this.#lostEvents.delete(callId);
+    }
     if (orphans > 0) {
       this.#orphanRows += orphans;
       this.#report(`skipped ${orphans} queued rows of calls that were never recorded`);
     }
     this.#committed(bytes);
+    return outcome;
+  }
+
+  #sendFinished(outcome: Outcome): void {
+    if (outcome.ok.length === 0 && outcome.failed.length === 0) return;
+    this.#send({ t: 'finished', ok: outcome.ok, failed: outcome.failed, c: this.#counters() });
+  }
+
+  // ── calls cut by a crash ───────────────────────────────────────────────────────────────────
+
+  /**
+   * Marks the pending calls of owners that are gone aborted (call-owners.ts), through the chain.
+   * A failure (e.g. a full disk) is reported and leaves them pending for the next open: the
+   * store still opens, and refuses requests by itself if it cannot write.
+   */
+  settleDeadOwners(): number {
+    try {
+      const { settled } = settleDeadOwners(this.#db, this.#chain, this.#data.location, this.#owner.id);
+      if (settled > 0) this.#committed(settled * FINISH_OVERHEAD_BYTES);
+      return settled;
+    } catch (err) {
+      this.#report(`settling calls left pending by a stopped gateway failed; they stay pending until the next start: ${describeError(err)}`);
+      return 0;
+    }
   }
 
   // ── checkpoints ─────────────────────────────────────────────────────────────────────────
@@ -667,6 +744,7 @@ function start(): void {
   const data = workerData as WriterData;
   const send = (message: FromWriter): void => port.postMessage(message);
   let writer: Writer;
+  let settled = 0;
   try {
     const db = openDatabase(data);
     const identity = fileIdentity(data.location);
@@ -674,7 +752,16 @@ function start(): void {
       db.close();
       throw new Error('the database file disappeared while opening');
     }
-    writer = new Writer(db, data, identity, send);
+    let owner: OwnerLock;
+    try {
+      owner = OwnerLock.acquire(data.location);
+    } catch (err) {
+      db.close();
+      // Without it, another process could take our calls for those of a dead one and settle them.
+      throw new Error(`cannot create the owner lock next to the database: ${describeError(err)}`, { cause: err });
+    }
+    writer = new Writer(db, data, identity, owner, send);
+    settled = writer.settleDeadOwners();
   } catch (err) {
     const tooNew = err instanceof SchemaTooNewError ? { found: err.found, supported: err.supported } : null;
     send({ t: 'open-failed', reason: err instanceof SchemaTooNewError ? err.message : describeError(err), tooNew });
@@ -682,7 +769,7 @@ function start(): void {
     return;
   }
   port.on('message', (message: ToWriter) => writer.handle(message));
-  send({ t: 'ready' });
+  send({ t: 'ready', settled });
 }
 
 start();
