@@ -529,9 +529,15 @@ async function relayBody(call: CallState, upstream: Dispatcher.ResponseData, tra
       return;
     }
   }
-  call.writeHead(upstream.statusCode, { ...pickResponseHeaders(upstream.headers), 'content-length': String(Buffer.byteLength(body)) });
-  call.endWith(body);
+  // The answer is complete at the client only once its record is: commit, then send the body.
+  call.countOut(body);
   call.finish('completed', upstream.statusCode, null, transform.forRecord(body));
+  if (!(await call.committed)) {
+    call.sendError(new AigovError('AIGOV_E_STORE_RESULT_FAILED'), 'failed'); // 503, provider shape
+    return;
+  }
+  call.writeHead(upstream.statusCode, { ...pickResponseHeaders(upstream.headers), 'content-length': String(Buffer.byteLength(body)) });
+  call.res.end(body);
 }
 
 function filterModelList(json: unknown, allowed: readonly string[]): unknown {
@@ -556,6 +562,9 @@ async function relayStream(call: CallState, upstream: Dispatcher.ResponseData, t
   const gate = call.toolGate();
   let refused: ToolCallRefusal | null = null;
   const held: Batch = { out: '', records: [] };
+  // The terminal event and everything after it: sent only once the call's result is committed,
+  // so a client that sees `[DONE]` / `message_stop` / `response.completed` has a complete record.
+  const final: Batch = { out: '', records: [] };
   // Only whole events are written: a partial event is never sent, so if the upstream dies
   // mid-event the client still gets a well-formed stream ending in the provider's error event.
   const handleEvents = (events: readonly SseEvent[]): Batch => {
@@ -570,7 +579,7 @@ async function relayStream(call: CallState, upstream: Dispatcher.ResponseData, t
       }
       if (refused) break;
       // From the first tool call on, output is held until every call has been checked.
-      const into = gate?.holding ? held : batch;
+      const into = terminal ? final : gate?.holding ? held : batch;
       for (const sent of transform.transformEvent(event)) {
         into.out += sent.raw;
         into.records.push({ offsetMs, raw: transform.forRecord(sent.raw) });
@@ -609,6 +618,24 @@ async function relayStream(call: CallState, upstream: Dispatcher.ResponseData, t
   }
   tail.out = held.out + tail.out;
   tail.records.unshift(...held.records);
+  if (terminal) {
+    await send(tail);
+    if (call.clientGone) throw new Error('client gone');
+    // Commit the result with the final events, then let the client see the end of the answer.
+    if (final.records.length > 0) call.deps.store.appendStreamEvents(call.callId, final.records);
+    call.countOut(final.out);
+    call.finish('completed', upstream.statusCode, null);
+    if (await call.committed) {
+      call.res.end(final.out);
+      return;
+    }
+    // Not recorded: the client must not get a complete-looking answer. The provider's in-stream
+    // error ends it instead of the terminal event (the call stays pending; settled on restart).
+    const error = new AigovError('AIGOV_E_STORE_RESULT_FAILED');
+    const needsBreak = tail.out !== '' && !/(?:\r\n|\r|\n){2}$/.test(tail.out);
+    call.res.end((needsBreak ? '\n\n' : '') + adapter.renderStreamError(route.endpoint, toProviderError(error)));
+    return;
+  }
   if (!terminal) {
     // The upstream ended (or died) without its closing event: tell the SDK in its own words
     // rather than letting a truncated answer pass for a complete one.
@@ -667,6 +694,7 @@ class CallState {
   recorded = false;
   clientGone = false;
   #finished = false;
+  #committed: Promise<boolean> | null = null;
   #firstByteMs: number | null = null;
   #firstTokenMs: number | null = null;
   #usage: Usage | undefined;
@@ -764,7 +792,11 @@ class CallState {
     }
   }
 
-  /** Records the outcome (write-behind), updates metrics and logs one line. Idempotent. */
+  /**
+   * Records the outcome (write-behind), updates metrics and logs one line. Idempotent.
+   * {@link committed} then says when the result is durable; a failure to record it is logged
+   * and counted here.
+   */
   finish(status: CallStatus, httpStatus: number | null, error: { code: string; message: string } | null, responseBody: string | null = null): void {
     if (this.#finished) return;
     this.#finished = true;
@@ -775,9 +807,10 @@ class CallState {
     this.deps.metrics.requests.inc({ provider, model: this.deps.metrics.modelLabel(this.model), status: codeLabel });
     this.deps.metrics.duration.observe({ provider }, latencyMs / 1000);
     this.deps.metrics.responseBytes.inc({ provider }, this.#bytesOut);
+    let committed: Promise<boolean> = Promise.resolve(true);
     if (this.recorded) {
       try {
-        this.deps.store.finishCall({
+        committed = this.deps.store.finishCall({
           callId: this.callId,
           status,
           httpStatus,
@@ -789,10 +822,18 @@ class CallState {
           errorMessage: error ? scrubSecrets(error.message, [this.target.provider.apiKey ?? '']) : null,
           decisions: this.lateDecisions,
           endedAt: Date.now(),
-        });
+        }).then(
+          () => true,
+          (e: unknown) => {
+            this.deps.metrics.storeErrors.inc({ operation: 'finish_call' });
+            this.deps.logger.error({ callId: this.callId, status, err: errorSummary(e) }, 'could not record the call result; the call stays pending');
+            return false;
+          },
+        );
       } catch (e) {
         this.deps.metrics.storeErrors.inc({ operation: 'finish_call' });
         this.deps.logger.error({ callId: this.callId, err: errorSummary(e) }, 'could not queue the call result');
+        committed = Promise.resolve(false);
       }
     }
     const level = status === 'completed' ? 'info' : 'warn';
@@ -800,6 +841,24 @@ class CallState {
       { callId: this.callId, sessionId: this.sessionId, provider, endpoint: this.target.route.endpoint, model: this.model, stream: this.stream, status, httpStatus, latencyMs, errorCode: error?.code ?? null },
       'call',
     );
+    this.#committed = committed;
+  }
+
+  /**
+   * After {@link finish}: resolves true once the call's result is committed (or the call was
+   * never recorded), false when it could not be recorded. Never rejects. The relays wait for it
+   * before the last part of an answer reaches the client.
+   */
+  get committed(): Promise<boolean> {
+    return this.#committed ?? Promise.resolve(false);
+  }
+
+  /**
+   * Counts an answer about to be written only once its result is committed (first byte, bytes
+   * out): so the recorded first_byte_ms and the metrics include it. Then write it with `res`.
+   */
+  countOut(data: string): void {
+    this.#markFirstByte(data);
   }
 }
 

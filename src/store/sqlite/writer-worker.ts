@@ -744,7 +744,7 @@ function start(): void {
   const data = workerData as WriterData;
   const send = (message: FromWriter): void => port.postMessage(message);
   let writer: Writer;
-  let settled = 0;
+  let settled: number;
   try {
     const db = openDatabase(data);
     const identity = fileIdentity(data.location);
