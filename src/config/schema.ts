@@ -18,7 +18,9 @@ export const ProviderConfigSchema = z.strictObject({
     .refine((n) => !RESERVED_NAMES.has(n), 'this name is reserved by the gateway'),
   kind: z.enum(['openai', 'anthropic']),
   /** Upstream base URL in the SDK's own convention: OpenAI's includes /v1, Anthropic's does not. */
-  base_url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
+  base_url: z
+    .url({ protocol: /^https?$/, error: 'expected an http(s) URL' })
+    .refine((u) => { const url = new URL(u); return url.search === '' && url.hash === '' && url.username === '' && url.password === ''; }, 'expected a base URL without query, fragment or credentials (put keys in api_key or headers)'),
   /** Omitted only for an upstream that needs no key (a local OpenAI-compatible server). */
   api_key: SecretRefSchema.optional(),
   /** Allowed models; empty or omitted means every model the upstream serves. */

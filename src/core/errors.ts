@@ -76,6 +76,11 @@ export const ERRORS = {
     message: 'The gateway does not serve {method} {path}.',
     hint: 'aigov forwards only the provider endpoints it governs; see GET /.well-known/aigov-configuration.',
   },
+  AIGOV_E_BAD_PATH: {
+    status: 400, exitCode: EXIT.usage, type: 'invalid_request_error',
+    message: 'The request path is not one the gateway forwards: it holds {reason}.',
+    hint: 'Send the path as the provider documents it; model ids are plain names without slashes or dot segments.',
+  },
   AIGOV_E_METHOD_NOT_ALLOWED: {
     status: 405, exitCode: EXIT.usage, type: 'invalid_request_error',
     message: 'Method {method} is not allowed on {path}.',

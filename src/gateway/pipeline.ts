@@ -29,7 +29,7 @@ import { createStreamRewriter, rewriteRequestBody, rewriteResponseBody, type Tex
 import type { GatewayMetrics } from './metrics.ts';
 import { pickResponseHeaders, toProviderError, type ProviderAdapter, type ProviderError, type RouteMatch } from './providers/adapter.ts';
 import { MAX_HELD_TOOL_CALL_BYTES, StreamToolGate, type ToolCallCheck, type ToolCallRefusal } from './tool-gate.ts';
-import { classifyUpstreamError } from './upstream.ts';
+import { classifyUpstreamError, upstreamBase } from './upstream.ts';
 
 export interface PipelineDeps {
   readonly verifier: TokenVerifier;
@@ -211,7 +211,7 @@ async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
     }
     throw error;
   }
-  const model = route.endpoint.endsWith('.models.retrieve') ? decodeURIComponent(route.upstreamPath.split('/').pop() ?? '') : request.model;
+  const model = route.param ?? request.model;
   call.model = model;
   call.stream = request.stream;
   if (model !== null && provider.models.length > 0 && !provider.models.includes(model)) {
@@ -434,12 +434,13 @@ async function forward(call: CallState, bodyText: string, transform: ResponseTra
     }
   };
   call.res.on('close', onClientGone);
-  const url = new URL(provider.baseUrl + route.upstreamPath + query);
+  // Joined, never resolved: the adapter built upstreamPath from constants and encoded parameters.
+  const base = upstreamBase(provider.baseUrl);
   let upstream: Dispatcher.ResponseData;
   try {
     upstream = await call.deps.agent.request({
-      origin: url.origin,
-      path: url.pathname + url.search,
+      origin: base.origin,
+      path: base.path + route.upstreamPath + query,
       method: route.hasBody ? 'POST' : 'GET',
       headers: adapter.upstreamHeaders(call.req.headers, provider.apiKey, provider.headers),
       body: route.hasBody ? bodyText : undefined,

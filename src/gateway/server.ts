@@ -21,6 +21,9 @@ import type { ApprovalsApi } from './approvals/approvals-api.ts';
 import { anthropicAdapter } from './providers/anthropic.ts';
 import { openaiAdapter } from './providers/openai.ts';
 
+/** A query string forwarded as it is: printable ASCII, no fragment. */
+const SAFE_QUERY = /^(?:\?[\x21-\x22\x24-\x7e]*)?$/;
+
 export const ADAPTERS: Readonly<Record<ResolvedProvider['kind'], ProviderAdapter>> = { openai: openaiAdapter, anthropic: anthropicAdapter };
 
 /** A handler for a path prefix outside the governed API (the dev IdP under /oidc, …). */
@@ -130,12 +133,16 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
     const subpath = slash === -1 ? '' : path.slice(slash);
     const route = adapter.route(req.method ?? 'GET', subpath);
     if (!route.ok) {
+      const method = req.method ?? 'GET';
       const error =
         route.reason === 'method_not_allowed'
-          ? new AigovError('AIGOV_E_METHOD_NOT_ALLOWED', { method: req.method ?? 'GET', path: path.slice(0, 200) })
-          : new AigovError('AIGOV_E_UNKNOWN_ENDPOINT', { method: req.method ?? 'GET', path: path.slice(0, 200) });
+          ? new AigovError('AIGOV_E_METHOD_NOT_ALLOWED', { method, path: path.slice(0, 200) })
+          : route.reason === 'bad_path'
+            ? new AigovError('AIGOV_E_BAD_PATH', { reason: route.detail })
+            : new AigovError('AIGOV_E_UNKNOWN_ENDPOINT', { method, path: path.slice(0, 200) });
       return sendProviderError(res, adapter, error);
     }
+    if (!SAFE_QUERY.test(query)) return sendProviderError(res, adapter, new AigovError('AIGOV_E_BAD_PATH', { reason: 'the query string holds whitespace, control, non-ASCII characters or "#"' }));
     if (draining) {
       res.setHeader('connection', 'close');
       return sendProviderError(res, adapter, new AigovError('AIGOV_E_SHUTTING_DOWN'));

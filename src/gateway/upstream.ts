@@ -22,3 +22,20 @@ export function classifyUpstreamError(error: unknown): 'timeout' | 'unreachable'
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return 'timeout';
   return 'unreachable';
 }
+
+const BASES = new Map<string, { readonly origin: string; readonly path: string }>();
+
+/**
+ * A provider's base URL (from the gateway config, trusted) split into the origin and the path
+ * prefix that each upstream path is appended to — by concatenation, never URL resolution, so no
+ * client text can climb out of the prefix.
+ */
+export function upstreamBase(baseUrl: string): { readonly origin: string; readonly path: string } {
+  let base = BASES.get(baseUrl);
+  if (base === undefined) {
+    const url = new URL(baseUrl);
+    base = { origin: url.origin, path: url.pathname.replace(/\/+$/, '') };
+    BASES.set(baseUrl, base);
+  }
+  return base;
+}
