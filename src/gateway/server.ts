@@ -10,6 +10,7 @@ import type { TokenVerifier } from '../auth/verify-token.ts';
 import type { GatewayConfig, ResolvedProvider } from '../config/schema.ts';
 import { AigovError } from '../core/errors.ts';
 import { DISCOVERY_PATH, type Discovery } from '../protocol/discovery.ts';
+import { ambiguousPath } from '../protocol/request-path.ts';
 import type { RecordingStore } from '../store/recording-store.ts';
 import type { RawCopySealer } from '../store/raw-copy-sealer.ts';
 import { defaultHooks, type PipelineHooks } from './hooks.ts';
@@ -104,6 +105,8 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
     const path = q === -1 ? url : url.slice(0, q);
     const query = q === -1 ? '' : url.slice(q);
 
+    const ambiguous = ambiguousPath(path);
+    if (ambiguous !== null) return sendPlainError(res, new AigovError('AIGOV_E_BAD_PATH', { reason: ambiguous }));
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (path === '/readyz') {
       void readiness(services.store, draining).then(({ status, body }) => sendJson(res, status, body));
