@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { ANTHROPIC_KEY, OPENAI_KEY, startHarness, type Harness } from './support/gateway-harness.ts';
-import type { ReceivedRequest } from './support/replay-upstream.ts';
+import type { ReceivedRequest, Transcript } from './support/replay-upstream.ts';
 
 let h: Harness;
 before(async () => {
@@ -19,7 +19,9 @@ after(async () => {
 });
 beforeEach(() => {
   h.upstream.reset();
-  const echo = (req: ReceivedRequest) => ({
+  const echo = (req: ReceivedRequest): Transcript => ({
+    description: 'echoes the request it got',
+    request: { method: req.method, path: req.path },
     status: 200,
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ id: 'echo', object: 'model', type: 'model', path: req.path, headers: req.headers }),
@@ -114,7 +116,7 @@ for (const p of PROVIDERS) {
     it('a plain model id reaches exactly /v1/models/{id}, with odd but legal characters kept', async () => {
       for (const id of ['gpt-4o', 'ft:gpt-4o-mini:acme::AbC123', 'claude-sonnet-4-5@20250929', 'model.v2_1~x']) {
         h.upstream.reset();
-        h.upstream.route('GET', '/*', (req) => ({ status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id, object: 'model', type: 'model', path: req.path }) }));
+        h.upstream.route('GET', '/*', (req): Transcript => ({ description: 'a model', request: { method: req.method, path: req.path }, status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id, object: 'model', type: 'model', path: req.path }) }));
         const res = await rawGet(`${p.base}/models/${id}`, p.auth(h.token));
         assert.equal(res.status, 200, res.body);
         assert.deepEqual(h.upstream.received.map((r) => r.path), [`${p.upstreamModels}/${id}`]);

@@ -21,6 +21,7 @@ import type { ApprovalService } from './approvals/approval-service.ts';
 import type { ApprovalsApi } from './approvals/approvals-api.ts';
 import { anthropicAdapter } from './providers/anthropic.ts';
 import { openaiAdapter } from './providers/openai.ts';
+import { UpstreamSlots } from './upstream.ts';
 
 /** A query string forwarded as it is: printable ASCII, no fragment. */
 const SAFE_QUERY = /^(?:\?[\x21-\x22\x24-\x7e]*)?$/;
@@ -44,8 +45,6 @@ export interface GatewayServices {
   readonly hooks?: PipelineHooks;
   readonly mounts?: readonly MountedHandler[];
   readonly dev?: boolean;
-  /** Largest non-streamed upstream answer accepted (default 64 MiB). */
-  readonly maxResponseBytes?: number;
   /** The approvals hold and its API; without it require_approval decisions refuse. */
   readonly approvals?: { readonly service: ApprovalService; readonly api: ApprovalsApi; readonly keepAliveMs: number } | null;
   /** With `audit.raw_copy`: seals each request as the client sent it, stored with the call. */
@@ -69,8 +68,8 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
     agent: services.agent,
     metrics: services.metrics,
     logger,
-    maxBodyBytes: config.limits.max_body_bytes,
-    maxResponseBytes: services.maxResponseBytes ?? 64 * 1024 * 1024,
+    limits: config.limits,
+    slots: new UpstreamSlots(config.limits.upstream_max_connections),
     approvals: services.approvals?.service ?? null,
     approvalKeepAliveMs: services.approvals?.keepAliveMs ?? 15_000,
     rawCopy: services.rawCopy ?? null,
