@@ -613,6 +613,48 @@ describe('daemon forwarding, against a stand-in gateway', () => {
     }
   });
 
+  it('refuses paths a proxy could resolve elsewhere: the child cannot carry the user\'s token past the provider endpoints', async () => {
+    const gw = await startFakeGateway((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+    const daemon = await startDaemonServer({ gatewayUrl: gw.url, discovery: FAKE_DISCOVERY, tokenSource: STATIC_TOKEN });
+    try {
+      const run = daemon.mintRun('traversal');
+      const spellings = [
+        '/openai/../aigov/v1/approvals',
+        '/openai/v1/../../aigov/v1/sessions',
+        '/openai/./v1/models',
+        '/openai/v1/models/..',
+        '/openai/%2e%2e/aigov/v1/approvals',
+        '/openai/%2E%2e/aigov',
+        '/openai/..%2faigov%2fv1%2fapprovals',
+        '/openai/..%5caigov',
+        '/openai\\..\\aigov',
+        '/openai/..\\aigov',
+        '/openai//v1/models',
+        '/openai/%252e%252e/aigov',
+        '/openai/v1/models/%00',
+      ];
+      const url = new URL(daemon.baseUrl);
+      for (const path of spellings) {
+        const status = await new Promise<number>((resolve, reject) => {
+          const req = httpRequest({ host: url.hostname, port: url.port, path, headers: { authorization: `Bearer ${run.runKey}` } }, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          });
+          req.on('error', reject);
+          req.end();
+        });
+        assert.equal(status, 400, path);
+      }
+      assert.equal(gw.seen.length, 0, 'nothing reached the gateway');
+    } finally {
+      await daemon.close();
+      await gw.close();
+    }
+  });
+
   it('a client that goes away mid-stream aborts the gateway request', async () => {
     let upstreamClosed = false;
     const gw = await startFakeGateway((_req, res) => {

@@ -13,6 +13,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { base64url, exportJWK, exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import type { CryptoKey, JWK, JWTPayload } from 'jose';
+import { authError } from '../src/gateway/api-response.ts';
 import { createTokenVerifier } from '../src/auth/verify-token.ts';
 import type { TokenVerifierOptions, VerifyFailureCode, VerifyResult } from '../src/auth/verify-token.ts';
 import { AigovError } from '../src/core/errors.ts';
@@ -326,6 +327,8 @@ describe('createTokenVerifier', () => {
     const without = await sign(clock, { claims: { scope: 'openid email aigov:use-not' } });
     const failure = assertFailure(await verifier.verify(`Bearer ${without}`), 'AIGOV_E_AUTH_SCOPE', /^missing required scope$/, without);
     assert.equal(failure.wwwAuthenticate, 'Bearer realm="aigov", error="insufficient_scope", error_description="missing required scope", scope="aigov:use"');
+    // What the user reads names the scope, not the reason (it used to say "lacks the scope `missing required scope`").
+    assert.equal(authError(failure).message, 'The access token lacks the scope `aigov:use` that this gateway requires.');
     assertFailure(await verifier.verify(`Bearer ${await sign(clock)}`), 'AIGOV_E_AUTH_SCOPE', /scope/);
     assertOk(await verifier.verify(`Bearer ${await sign(clock, { claims: { scope: 'openid aigov:use email' } })}`));
     assertOk(await verifier.verify(`Bearer ${await sign(clock, { claims: { scp: ['openid', 'aigov:use'] } })}`));

@@ -45,7 +45,7 @@ export type VerifyFailureCode =
 
 export type VerifyResult =
   | { ok: true; principal: Principal; expiresAt: number /* epoch ms */ }
-  | { ok: false; code: VerifyFailureCode; reason: string; wwwAuthenticate: string };
+  | { ok: false; code: VerifyFailureCode; reason: string; wwwAuthenticate: string; /** AIGOV_E_AUTH_SCOPE: the scope required. */ scope?: string };
 
 export interface TokenVerifier {
   verify(authorization: string | undefined): Promise<VerifyResult>;
@@ -130,6 +130,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         ok: false,
         code: 'AIGOV_E_AUTH_SCOPE',
         reason: 'missing required scope',
+        scope: options.requiredScope,
         wwwAuthenticate: `${REALM}, error="insufficient_scope", error_description="missing required scope", scope=${quote(options.requiredScope)}`,
       };
     }

@@ -18,7 +18,9 @@ export const ProviderConfigSchema = z.strictObject({
     .refine((n) => !RESERVED_NAMES.has(n), 'this name is reserved by the gateway'),
   kind: z.enum(['openai', 'anthropic']),
   /** Upstream base URL in the SDK's own convention: OpenAI's includes /v1, Anthropic's does not. */
-  base_url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
+  base_url: z
+    .url({ protocol: /^https?$/, error: 'expected an http(s) URL' })
+    .refine((u) => { const url = new URL(u); return url.search === '' && url.hash === '' && url.username === '' && url.password === ''; }, 'expected a base URL without query, fragment or credentials (put keys in api_key or headers)'),
   /** Omitted only for an upstream that needs no key (a local OpenAI-compatible server). */
   api_key: SecretRefSchema.optional(),
   /** Allowed models; empty or omitted means every model the upstream serves. */
@@ -75,6 +77,24 @@ export const GatewayConfigSchema = z.strictObject({
       /** Longest silence between two body chunks of an upstream answer. */
       upstream_idle_timeout_ms: z.number().int().min(100).default(300_000),
       shutdown_grace_ms: z.number().int().min(0).default(10_000),
+      /**
+       * Concurrent upstream calls per provider (the connection pool's size: one connection per call,
+       * a stream holds its connection until it ends). A call past it is answered at once with 503
+       * AIGOV_E_UPSTREAM_BUSY, never queued without headers.
+       */
+      upstream_max_connections: z.number().int().min(1).max(65_536).default(2048),
+      /** Largest answer, decoded: a whole body, or all of a stream's bytes. */
+      max_response_bytes: z.number().int().min(1024).default(64 * 1024 * 1024),
+      /** Largest single SSE event of a streamed answer (a line without its end counts as it grows). */
+      max_event_bytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+      /** Most SSE events (comments included) one streamed answer may have; each is a row of the recording. */
+      max_stream_events: z.number().int().min(100).default(250_000),
+      /** Longest a streamed answer may run, from the upstream's headers to its end. */
+      max_stream_duration_ms: z.number().int().min(1000).default(3_600_000),
+      /** Time a client has to send a request's headers. */
+      client_headers_timeout_ms: z.number().int().min(1000).default(30_000),
+      /** Time a client has to send a whole request, headers and body (not the time to answer it). */
+      client_request_timeout_ms: z.number().int().min(1000).default(120_000),
     })
     .prefault({}),
   /** The policy file (see examples/policy.yaml); without one every request is allowed and recorded. */

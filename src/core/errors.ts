@@ -76,6 +76,16 @@ export const ERRORS = {
     message: 'The gateway does not serve {method} {path}.',
     hint: 'aigov forwards only the provider endpoints it governs; see GET /.well-known/aigov-configuration.',
   },
+  AIGOV_E_JSON_TOO_DEEP: {
+    status: 400, exitCode: EXIT.dataErr, type: 'invalid_request_error',
+    message: 'The JSON body nests deeper than {limit} levels.',
+    hint: 'Flatten the request (tool inputs, schemas); no provider needs this depth.',
+  },
+  AIGOV_E_BAD_PATH: {
+    status: 400, exitCode: EXIT.usage, type: 'invalid_request_error',
+    message: 'The request path is not one the gateway forwards: it holds {reason}.',
+    hint: 'Send the path as the provider documents it; model ids are plain names without slashes or dot segments.',
+  },
   AIGOV_E_METHOD_NOT_ALLOWED: {
     status: 405, exitCode: EXIT.usage, type: 'invalid_request_error',
     message: 'Method {method} is not allowed on {path}.',
@@ -211,6 +221,21 @@ export const ERRORS = {
     status: 503, exitCode: EXIT.unavailable, type: 'api_error',
     message: 'The request was not sent: the gateway could not store the pseudonyms that stand in for its personal data.',
     hint: 'aigov never sends a placeholder it could not restore after a restart. Retry shortly; operators should look at the gateway log and the storage settings.',
+  },
+  AIGOV_E_UPSTREAM_BUSY: {
+    status: 503, exitCode: EXIT.tempFail, type: 'overloaded_error',
+    message: 'The gateway has {limit} calls open to provider `{provider}`, its limit; this one was not sent.',
+    hint: 'Retry shortly (the SDKs do so on their own); operators can raise limits.upstream_max_connections.',
+  },
+  AIGOV_E_UPSTREAM_LIMIT: {
+    status: 502, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'The answer from provider `{provider}` went past the gateway\'s limit on {limit}.',
+    hint: 'Ask for a shorter answer (max_tokens) or a smaller one; operators set these in the gateway\'s limits section.',
+  },
+  AIGOV_E_UPSTREAM_BAD_RESPONSE: {
+    status: 502, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'Provider `{provider}` answered with something the gateway cannot govern: {reason}.',
+    hint: 'Nothing was passed on. Operators: check the provider\'s base_url (a proxy or error page in between?).',
   },
   AIGOV_E_UPSTREAM_UNREACHABLE: {
     status: 502, exitCode: EXIT.unavailable, type: 'api_error',

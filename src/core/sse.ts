@@ -24,6 +24,8 @@ export class SseParser {
   #parts: string[] = [];
   /** The last ≤3 characters of that text: a block end may begin in them ("\r\n\r" + "\n"). */
   #tail = '';
+  /** Length of that text (UTF-16 units), so a caller can bound an event that never ends. */
+  #pendingLength = 0;
 
   /** Feeds text; returns the events whose terminating blank line has arrived. */
   push(text: string): SseEvent[] {
@@ -46,9 +48,18 @@ export class SseParser {
       emitted = true;
     }
     const rest = text.slice(used);
-    if (rest !== '') this.#parts.push(rest);
+    if (emitted) this.#pendingLength = 0;
+    if (rest !== '') {
+      this.#parts.push(rest);
+      this.#pendingLength += rest.length;
+    }
     this.#tail = emitted ? rest.slice(-3) : (this.#tail + rest).slice(-3);
     return events;
+  }
+
+  /** Length (UTF-16 units) of the incomplete block received so far. */
+  get pendingLength(): number {
+    return this.#pendingLength;
   }
 
   /** Text received after the last complete event (an incomplete block). */
@@ -61,6 +72,7 @@ export class SseParser {
     const rest = this.pending;
     this.#parts = [];
     this.#tail = '';
+    this.#pendingLength = 0;
     if (rest.trim() === '') return [];
     return [parseBlock(rest)];
   }

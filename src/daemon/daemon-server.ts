@@ -13,6 +13,7 @@ import { anthropicAdapter } from '../gateway/providers/anthropic.ts';
 import { toProviderError, type ProviderAdapter } from '../gateway/providers/adapter.ts';
 import { openaiAdapter } from '../gateway/providers/openai.ts';
 import type { Discovery } from '../protocol/discovery.ts';
+import { ambiguousPath } from '../protocol/request-path.ts';
 import { silentLogger, type DaemonLogger } from './daemon-log.ts';
 import { createGatewayPool, GatewayCall, type CallBody, type CallOwner } from './gateway-forwarder.ts';
 import { RunRegistry, type RunGrant, type RunInfo } from './run-keys.ts';
@@ -147,6 +148,14 @@ export async function startDaemonServer(options: DaemonServerOptions): Promise<D
       logger.warn(`refused ${req.method ?? '?'} ${pathname}: no valid run key`);
       req.resume();
       sendError(res, adapter, new AigovError('AIGOV_E_RUN_KEY_INVALID'), { 'www-authenticate': 'Bearer realm="aigov-daemon"' });
+      return;
+    }
+    // The child is untrusted: a path a proxy could resolve differently (`/openai/../aigov/…`) must
+    // not carry the user's token anywhere but the provider endpoints.
+    const ambiguous = ambiguousPath(pathname);
+    if (ambiguous !== null) {
+      req.resume();
+      sendError(res, adapter, new AigovError('AIGOV_E_BAD_PATH', { reason: ambiguous }));
       return;
     }
     if (route === undefined) {

@@ -11,7 +11,7 @@ import type { Principal } from '../core/events.ts';
 /** The coded error for a token the verifier refused. */
 export function authError(result: Extract<VerifyResult, { ok: false }>): AigovError {
   if (result.code === 'AIGOV_E_AUTH_INVALID') return new AigovError('AIGOV_E_AUTH_INVALID', { reason: result.reason });
-  if (result.code === 'AIGOV_E_AUTH_SCOPE') return new AigovError('AIGOV_E_AUTH_SCOPE', { scope: result.reason });
+  if (result.code === 'AIGOV_E_AUTH_SCOPE') return new AigovError('AIGOV_E_AUTH_SCOPE', { scope: result.scope ?? 'required by this gateway' });
   return new AigovError(result.code);
 }
 

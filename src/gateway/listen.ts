@@ -12,7 +12,9 @@ export interface ListenOptions {
 }
 
 export function createServer(tls: ListenOptions['tls']): Server {
-  const options = { keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: 0 };
+  // The client timeouts proper (limits.client_*) are set by startGateway; Node checks them every
+  // connectionsCheckingInterval, so a slow client is cut within a second of its deadline.
+  const options = { keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: 120_000, connectionsCheckingInterval: 1000 };
   if (!tls) return createHttpServer(options);
   const read = (file: string, what: string): Buffer => {
     try {

@@ -14,6 +14,8 @@ export class GatewayMetrics {
   readonly responseBytes = new Counter({ name: 'aigov_response_bytes_total', help: 'Response body bytes sent to clients.', labelNames: ['provider'], registers: [this.registry] });
   readonly storeErrors = new Counter({ name: 'aigov_store_errors_total', help: 'Recording store failures.', labelNames: ['operation'], registers: [this.registry] });
   readonly authFailures = new Counter({ name: 'aigov_auth_failures_total', help: 'Rejected access tokens by error code.', labelNames: ['code'], registers: [this.registry] });
+  readonly upstreamBusy = new Counter({ name: 'aigov_upstream_busy_total', help: 'Calls refused at once because all of a provider\'s upstream slots (limits.upstream_max_connections) were taken.', labelNames: ['provider'], registers: [this.registry] });
+  readonly upstreamLimits = new Counter({ name: 'aigov_upstream_limit_total', help: 'Answers cut at a limit (size, event size, event count, duration).', labelNames: ['provider', 'limit'], registers: [this.registry] });
   readonly inflight = new Gauge({ name: 'aigov_inflight_requests', help: 'Requests being served.', registers: [this.registry] });
   readonly #models = new Set<string>();
 

@@ -8,11 +8,12 @@
  * Nothing reaches the upstream before the request record is durable (fail closed).
  */
 import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Agent, Dispatcher } from 'undici';
 import type { TokenVerifier } from '../auth/verify-token.ts';
-import type { ResolvedProvider } from '../config/schema.ts';
+import type { GatewayConfig, ResolvedProvider } from '../config/schema.ts';
 import { AigovError, isAigovError } from '../core/errors.ts';
 import { mergeUsage, type EndpointId, type NormalizedRequest, type Principal, type ResponseEvent, type Usage } from '../core/events.ts';
 import { scrubSecrets } from '../core/scrub-secrets.ts';
@@ -27,9 +28,10 @@ import { decidingVote, describePerson, type ApprovalRecord } from '../core/appro
 import type { ApprovalSpec } from '../core/policy/types.ts';
 import { createStreamRewriter, rewriteRequestBody, rewriteResponseBody, type TextRewriter } from './text-rewrite.ts';
 import type { GatewayMetrics } from './metrics.ts';
-import { pickResponseHeaders, toProviderError, type ProviderAdapter, type ProviderError, type RouteMatch } from './providers/adapter.ts';
+import { parseJson, pickResponseHeaders, toProviderError, type ProviderAdapter, type ProviderError, type RouteMatch } from './providers/adapter.ts';
 import { MAX_HELD_TOOL_CALL_BYTES, StreamToolGate, type ToolCallCheck, type ToolCallRefusal } from './tool-gate.ts';
-import { classifyUpstreamError } from './upstream.ts';
+import { classifyUpstreamError, decodedBody, upstreamBase, type UpstreamSlots } from './upstream.ts';
+import { jsonDepthExceeds, MAX_JSON_DEPTH } from '../core/json-depth.ts';
 
 export interface PipelineDeps {
   readonly verifier: TokenVerifier;
@@ -38,9 +40,10 @@ export interface PipelineDeps {
   readonly agent: Agent;
   readonly metrics: GatewayMetrics;
   readonly logger: Logger;
-  readonly maxBodyBytes: number;
-  /** Bodies of non-streamed answers above this are refused (502) rather than buffered. */
-  readonly maxResponseBytes: number;
+  /** The gateway's `limits` section: request size, answer size/events/duration, upstream calls. */
+  readonly limits: GatewayConfig['limits'];
+  /** Open upstream calls per provider, bounded by limits.upstream_max_connections. */
+  readonly slots: UpstreamSlots;
   /** Holds requests for approval; without it a require_approval decision refuses the request. */
   readonly approvals: ApprovalService | null;
   /** How often a held stream gets an SSE comment. */
@@ -184,9 +187,10 @@ async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
   }
   let bodyText = '';
   if (route.hasBody) {
-    const body = await readBody(call.req, call.deps.maxBodyBytes);
+    const limit = call.deps.limits.max_body_bytes;
+    const body = await readBody(call.req, limit);
     if (!body.ok) {
-      if (body.reason === 'too_large') call.sendError(new AigovError('AIGOV_E_BODY_TOO_LARGE', { limit: call.deps.maxBodyBytes }), null, { connection: 'close' });
+      if (body.reason === 'too_large') call.sendError(new AigovError('AIGOV_E_BODY_TOO_LARGE', { limit }), null, { connection: 'close' });
       return null;
     }
     bodyText = body.text;
@@ -194,6 +198,10 @@ async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
   }
   let json: unknown = {};
   if (route.hasBody) {
+    if (jsonDepthExceeds(bodyText)) {
+      call.sendError(new AigovError('AIGOV_E_JSON_TOO_DEEP', { limit: MAX_JSON_DEPTH }), null);
+      return null;
+    }
     try {
       json = JSON.parse(bodyText);
     } catch (error) {
@@ -211,7 +219,7 @@ async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
     }
     throw error;
   }
-  const model = route.endpoint.endsWith('.models.retrieve') ? decodeURIComponent(route.upstreamPath.split('/').pop() ?? '') : request.model;
+  const model = route.param ?? request.model;
   call.model = model;
   call.stream = request.stream;
   if (model !== null && provider.models.length > 0 && !provider.models.includes(model)) {
@@ -424,7 +432,22 @@ function approvers(approval: ApprovalRecord): string {
 // ---------------------------------------------------------------------------------------------
 // Stages 5-7
 
+/** Forwards in one of the provider's upstream slots, or answers 503 at once when none is free. */
 async function forward(call: CallState, bodyText: string, transform: ResponseTransform): Promise<void> {
+  const { provider } = call.target;
+  if (!call.deps.slots.take(provider.name)) {
+    call.deps.metrics.upstreamBusy.inc({ provider: provider.name });
+    call.sendError(new AigovError('AIGOV_E_UPSTREAM_BUSY', { provider: provider.name, limit: call.deps.slots.limit }), 'failed', { 'retry-after': '1' });
+    return;
+  }
+  try {
+    await forwardInSlot(call, bodyText, transform);
+  } finally {
+    call.deps.slots.release(provider.name);
+  }
+}
+
+async function forwardInSlot(call: CallState, bodyText: string, transform: ResponseTransform): Promise<void> {
   const { provider, adapter, route, query } = call.target;
   const abort = new AbortController();
   const onClientGone = (): void => {
@@ -434,12 +457,13 @@ async function forward(call: CallState, bodyText: string, transform: ResponseTra
     }
   };
   call.res.on('close', onClientGone);
-  const url = new URL(provider.baseUrl + route.upstreamPath + query);
+  // Joined, never resolved: the adapter built upstreamPath from constants and encoded parameters.
+  const base = upstreamBase(provider.baseUrl);
   let upstream: Dispatcher.ResponseData;
   try {
     upstream = await call.deps.agent.request({
-      origin: url.origin,
-      path: url.pathname + url.search,
+      origin: base.origin,
+      path: base.path + route.upstreamPath + query,
       method: route.hasBody ? 'POST' : 'GET',
       headers: adapter.upstreamHeaders(call.req.headers, provider.apiKey, provider.headers),
       body: route.hasBody ? bodyText : undefined,
@@ -456,10 +480,17 @@ async function forward(call: CallState, bodyText: string, transform: ResponseTra
     return;
   }
   try {
-    const contentType = String(upstream.headers['content-type'] ?? '');
-    if (upstream.statusCode >= 400) await relayUpstreamError(call, upstream);
-    else if (contentType.startsWith('text/event-stream')) await relayStream(call, upstream, transform);
-    else await relayBody(call, upstream, transform);
+    const decoded = decodedBody(upstream);
+    if (!decoded.ok) {
+      upstream.body.destroy();
+      call.sendError(new AigovError('AIGOV_E_UPSTREAM_BAD_RESPONSE', { provider: provider.name, reason: `an answer in the content-encoding "${decoded.coding}"` }), 'failed');
+      return;
+    }
+    const answer: UpstreamAnswer = { statusCode: upstream.statusCode, headers: upstream.headers, body: decoded.body };
+    const contentType = String(upstream.headers['content-type'] ?? '').toLowerCase();
+    if (upstream.statusCode >= 400) await relayUpstreamError(call, answer);
+    else if (contentType.startsWith('text/event-stream')) await relayStream(call, answer, transform);
+    else await relayBody(call, answer, transform);
   } catch (error) {
     if (call.clientGone || classifyUpstreamError(error) === 'aborted') {
       call.finish('aborted', call.res.headersSent ? call.res.statusCode : null, { code: 'client_aborted', message: 'the client went away before the answer ended' });
@@ -471,7 +502,14 @@ async function forward(call: CallState, bodyText: string, transform: ResponseTra
   }
 }
 
-async function relayUpstreamError(call: CallState, upstream: Dispatcher.ResponseData): Promise<void> {
+/** The upstream's answer with its body decoded (upstream.ts decodedBody). */
+interface UpstreamAnswer {
+  readonly statusCode: number;
+  readonly headers: Dispatcher.ResponseData['headers'];
+  readonly body: Readable;
+}
+
+async function relayUpstreamError(call: CallState, upstream: UpstreamAnswer): Promise<void> {
   const { adapter, provider } = call.target;
   const text = await readLimited(upstream.body, MAX_ERROR_BODY);
   const status = upstream.statusCode;
@@ -499,20 +537,31 @@ async function relayUpstreamError(call: CallState, upstream: Dispatcher.Response
   call.finish('failed', status, { code: String(error.type), message: error.message }, body);
 }
 
-async function relayBody(call: CallState, upstream: Dispatcher.ResponseData, transform: ResponseTransform): Promise<void> {
+async function relayBody(call: CallState, upstream: UpstreamAnswer, transform: ResponseTransform): Promise<void> {
   const { adapter, route, provider } = call.target;
-  const text = await readLimited(upstream.body, call.deps.maxResponseBytes);
+  const limit = call.deps.limits.max_response_bytes;
+  let text: string | null;
+  try {
+    text = await readLimited(upstream.body, limit);
+  } catch (error) {
+    if (call.clientGone || classifyUpstreamError(error) === 'aborted') throw error;
+    call.deps.logger.warn({ callId: call.callId, provider: provider.name, err: errorSummary(error) }, 'upstream answer could not be read');
+    call.sendError(new AigovError('AIGOV_E_UPSTREAM_BAD_RESPONSE', { provider: provider.name, reason: 'a body that broke off or could not be decoded' }), 'failed');
+    return;
+  }
   if (text === null) {
-    call.sendError(new AigovError('AIGOV_E_UPSTREAM_UNREACHABLE', { provider: provider.name }), 'failed');
+    call.sendError(new AigovError('AIGOV_E_UPSTREAM_LIMIT', { provider: provider.name, limit: `${limit} bytes per answer (limits.max_response_bytes)` }), 'failed');
+    return;
+  }
+  // Governance reads the answer as JSON: one it cannot read (an HTML error page, a deep bomb) is
+  // not passed on unread (fail closed).
+  const unreadable = jsonDepthExceeds(text) ? `JSON nested deeper than ${MAX_JSON_DEPTH} levels` : parseJson(text) === undefined ? `a body that is not JSON (content-type ${JSON.stringify(String(upstream.headers['content-type'] ?? 'none').slice(0, 60))})` : null;
+  if (unreadable !== null) {
+    call.sendError(new AigovError('AIGOV_E_UPSTREAM_BAD_RESPONSE', { provider: provider.name, reason: unreadable }), 'failed');
     return;
   }
   let body = transform.transformBody(text);
-  let json: unknown;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    json = undefined;
-  }
+  const json = parseJson(body);
   if (route.endpoint.endsWith('.models.list') && provider.models.length > 0 && json !== undefined) {
     body = JSON.stringify(filterModelList(json, provider.models));
   }
@@ -546,7 +595,7 @@ function filterModelList(json: unknown, allowed: readonly string[]): unknown {
   return { ...list, data: list.data.filter((m) => typeof m.id === 'string' && allowed.includes(m.id)) };
 }
 
-async function relayStream(call: CallState, upstream: Dispatcher.ResponseData, transform: ResponseTransform): Promise<void> {
+async function relayStream(call: CallState, upstream: UpstreamAnswer, transform: ResponseTransform): Promise<void> {
   const { adapter, route, provider } = call.target;
   if (!call.res.headersSent) {
     call.writeHead(upstream.statusCode, {
@@ -567,9 +616,11 @@ async function relayStream(call: CallState, upstream: Dispatcher.ResponseData, t
   const final: Batch = { out: '', records: [] };
   // Only whole events are written: a partial event is never sent, so if the upstream dies
   // mid-event the client still gets a well-formed stream ending in the provider's error event.
+  const limits = new AnswerLimits(call.deps.limits);
   const handleEvents = (events: readonly SseEvent[]): Batch => {
     const batch: Batch = { out: '', records: [] };
     const offsetMs = call.elapsedMs();
+    if (limits.countEvents(events.length)) return batch;
     for (const event of events) {
       if (refused) break;
       if (adapter.isStreamTerminal(route.endpoint, event)) terminal = true;
@@ -593,16 +644,33 @@ async function relayStream(call: CallState, upstream: Dispatcher.ResponseData, t
     if (out !== '') await call.write(out);
   };
   let brokenBy: unknown = null;
+  const overtime = setTimeout(() => limits.timeUp(upstream.body), call.deps.limits.max_stream_duration_ms);
   try {
     for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
-      await send(handleEvents(parser.push(decoder.decode(chunk, { stream: true }))));
-      if (call.clientGone || refused) break; // leaving the loop closes the upstream response
+      if (limits.countBytes(chunk.length)) break;
+      const events = parser.push(decoder.decode(chunk, { stream: true }));
+      if (limits.checkPending(parser.pendingLength)) break;
+      await send(handleEvents(events));
+      if (call.clientGone || refused || limits.hit) break; // leaving the loop closes the upstream response
     }
   } catch (error) {
-    if (call.clientGone || classifyUpstreamError(error) === 'aborted') throw error;
+    if (call.clientGone || (limits.hit === null && classifyUpstreamError(error) === 'aborted')) throw error;
     brokenBy = error;
+  } finally {
+    clearTimeout(overtime);
   }
   if (call.clientGone) throw new Error('client gone');
+  if (limits.hit !== null && !refused) {
+    // Cut at a limit: what was sent stays sent; held tool calls (unchecked) and the rest do not go.
+    call.deps.metrics.upstreamLimits.inc({ provider: provider.name, limit: limits.hit.key });
+    call.deps.logger.warn({ callId: call.callId, provider: provider.name, limit: limits.hit.key }, 'streamed answer cut at a limit');
+    const error = new AigovError('AIGOV_E_UPSTREAM_LIMIT', { provider: provider.name, limit: limits.hit.text });
+    const block = adapter.renderStreamError(route.endpoint, toProviderError(error));
+    await send({ out: block, records: [{ offsetMs: call.elapsedMs(), raw: block }] });
+    call.res.end();
+    call.finish('failed', upstream.statusCode, { code: error.code, message: `answer cut at ${limits.hit.key}` });
+    return;
+  }
   // A complete final event without its blank line still counts; a half event is dropped.
   const tail = refused ? { out: '', records: [] } : brokenBy === null ? handleEvents([...parser.end(), ...transform.end()]) : handleEvents(transform.end());
   refused ??= gate?.finalCheck() ?? null;
@@ -656,8 +724,41 @@ interface Batch {
   records: StreamEventRecord[];
 }
 
+/** The limits one streamed answer runs into: its bytes, one event's size, its events, its duration. */
+class AnswerLimits {
+  hit: { readonly key: string; readonly text: string } | null = null;
+  #bytes = 0;
+  #events = 0;
+  readonly #limits: GatewayConfig['limits'];
+  constructor(limits: GatewayConfig['limits']) {
+    this.#limits = limits;
+  }
+  #set(key: keyof GatewayConfig['limits'], text: string): true {
+    this.hit ??= { key, text: `${text} (limits.${key})` };
+    return true;
+  }
+  /** True once the answer's decoded bytes pass max_response_bytes. */
+  countBytes(n: number): boolean {
+    this.#bytes += n;
+    return this.#bytes > this.#limits.max_response_bytes && this.#set('max_response_bytes', `${this.#limits.max_response_bytes} bytes per answer`);
+  }
+  /** True when an event still without its end is already larger than max_event_bytes (counted in UTF-16 units, ≤ bytes). */
+  checkPending(length: number): boolean {
+    return length > this.#limits.max_event_bytes && this.#set('max_event_bytes', `${this.#limits.max_event_bytes} bytes per event`);
+  }
+  countEvents(n: number): boolean {
+    this.#events += n;
+    return this.#events > this.#limits.max_stream_events && this.#set('max_stream_events', `${this.#limits.max_stream_events} events per answer`);
+  }
+  /** The stream ran past max_stream_duration_ms: cut the upstream (its loop then ends). */
+  timeUp(body: Readable): void {
+    this.#set('max_stream_duration_ms', `${this.#limits.max_stream_duration_ms} ms per streamed answer`);
+    body.destroy();
+  }
+}
+
 /** Reads a body up to `limit` bytes; null when larger (the rest is discarded). */
-async function readLimited(body: Dispatcher.ResponseData['body'], limit: number): Promise<string | null> {
+async function readLimited(body: Readable, limit: number): Promise<string | null> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {

@@ -10,6 +10,7 @@ import type { TokenVerifier } from '../auth/verify-token.ts';
 import type { GatewayConfig, ResolvedProvider } from '../config/schema.ts';
 import { AigovError } from '../core/errors.ts';
 import { DISCOVERY_PATH, type Discovery } from '../protocol/discovery.ts';
+import { ambiguousPath } from '../protocol/request-path.ts';
 import type { RecordingStore } from '../store/recording-store.ts';
 import type { RawCopySealer } from '../store/raw-copy-sealer.ts';
 import { defaultHooks, type PipelineHooks } from './hooks.ts';
@@ -20,6 +21,10 @@ import type { ApprovalService } from './approvals/approval-service.ts';
 import type { ApprovalsApi } from './approvals/approvals-api.ts';
 import { anthropicAdapter } from './providers/anthropic.ts';
 import { openaiAdapter } from './providers/openai.ts';
+import { UpstreamSlots } from './upstream.ts';
+
+/** A query string forwarded as it is: printable ASCII, no fragment. */
+const SAFE_QUERY = /^(?:\?[\x21-\x22\x24-\x7e]*)?$/;
 
 export const ADAPTERS: Readonly<Record<ResolvedProvider['kind'], ProviderAdapter>> = { openai: openaiAdapter, anthropic: anthropicAdapter };
 
@@ -40,8 +45,6 @@ export interface GatewayServices {
   readonly hooks?: PipelineHooks;
   readonly mounts?: readonly MountedHandler[];
   readonly dev?: boolean;
-  /** Largest non-streamed upstream answer accepted (default 64 MiB). */
-  readonly maxResponseBytes?: number;
   /** The approvals hold and its API; without it require_approval decisions refuse. */
   readonly approvals?: { readonly service: ApprovalService; readonly api: ApprovalsApi; readonly keepAliveMs: number } | null;
   /** With `audit.raw_copy`: seals each request as the client sent it, stored with the call. */
@@ -65,8 +68,8 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
     agent: services.agent,
     metrics: services.metrics,
     logger,
-    maxBodyBytes: config.limits.max_body_bytes,
-    maxResponseBytes: services.maxResponseBytes ?? 64 * 1024 * 1024,
+    limits: config.limits,
+    slots: new UpstreamSlots(config.limits.upstream_max_connections),
     approvals: services.approvals?.service ?? null,
     approvalKeepAliveMs: services.approvals?.keepAliveMs ?? 15_000,
     rawCopy: services.rawCopy ?? null,
@@ -101,6 +104,8 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
     const path = q === -1 ? url : url.slice(0, q);
     const query = q === -1 ? '' : url.slice(q);
 
+    const ambiguous = ambiguousPath(path);
+    if (ambiguous !== null) return sendPlainError(res, new AigovError('AIGOV_E_BAD_PATH', { reason: ambiguous }));
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (path === '/readyz') {
       void readiness(services.store, draining).then(({ status, body }) => sendJson(res, status, body));
@@ -130,12 +135,16 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
     const subpath = slash === -1 ? '' : path.slice(slash);
     const route = adapter.route(req.method ?? 'GET', subpath);
     if (!route.ok) {
+      const method = req.method ?? 'GET';
       const error =
         route.reason === 'method_not_allowed'
-          ? new AigovError('AIGOV_E_METHOD_NOT_ALLOWED', { method: req.method ?? 'GET', path: path.slice(0, 200) })
-          : new AigovError('AIGOV_E_UNKNOWN_ENDPOINT', { method: req.method ?? 'GET', path: path.slice(0, 200) });
+          ? new AigovError('AIGOV_E_METHOD_NOT_ALLOWED', { method, path: path.slice(0, 200) })
+          : route.reason === 'bad_path'
+            ? new AigovError('AIGOV_E_BAD_PATH', { reason: route.detail })
+            : new AigovError('AIGOV_E_UNKNOWN_ENDPOINT', { method, path: path.slice(0, 200) });
       return sendProviderError(res, adapter, error);
     }
+    if (!SAFE_QUERY.test(query)) return sendProviderError(res, adapter, new AigovError('AIGOV_E_BAD_PATH', { reason: 'the query string holds whitespace, control, non-ASCII characters or "#"' }));
     if (draining) {
       res.setHeader('connection', 'close');
       return sendProviderError(res, adapter, new AigovError('AIGOV_E_SHUTTING_DOWN'));

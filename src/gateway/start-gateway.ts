@@ -176,6 +176,9 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     dev: options.dev,
     approvals: { service: approvals.service, api: approvals.api, keepAliveMs: options.approvalKeepAliveMs ?? config.approvals.keepAliveMs },
   });
+  // A client must send its request within these (a slow-loris body holds no connection forever).
+  server.requestTimeout = config.limits.client_request_timeout_ms;
+  server.headersTimeout = Math.min(config.limits.client_headers_timeout_ms, config.limits.client_request_timeout_ms);
   server.on('request', handler.handle);
   server.on('clientError', (_error, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');

@@ -1,5 +1,7 @@
 /** The keep-alive connection pool to upstream providers (one undici Agent for all origins). */
-import { Agent } from 'undici';
+import { Readable } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate, createZstdDecompress } from 'node:zlib';
+import { Agent, type Dispatcher } from 'undici';
 import type { GatewayConfig } from '../config/schema.ts';
 
 export function createUpstreamAgent(limits: GatewayConfig['limits']): Agent {
@@ -9,7 +11,8 @@ export function createUpstreamAgent(limits: GatewayConfig['limits']): Agent {
     bodyTimeout: limits.upstream_idle_timeout_ms,
     keepAliveTimeout: 30_000,
     keepAliveMaxTimeout: 600_000,
-    connections: 256,
+    // Sized from the config; the pipeline never lets more calls than this wait for one.
+    connections: limits.upstream_max_connections,
     pipelining: 1,
   });
 }
@@ -21,4 +24,70 @@ export function classifyUpstreamError(error: unknown): 'timeout' | 'unreachable'
   if (name === 'AbortError' || code === 'UND_ERR_ABORTED') return 'aborted';
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return 'timeout';
   return 'unreachable';
+}
+
+const BASES = new Map<string, { readonly origin: string; readonly path: string }>();
+
+/**
+ * A provider's base URL (from the gateway config, trusted) split into the origin and the path
+ * prefix that each upstream path is appended to — by concatenation, never URL resolution, so no
+ * client text can climb out of the prefix.
+ */
+export function upstreamBase(baseUrl: string): { readonly origin: string; readonly path: string } {
+  let base = BASES.get(baseUrl);
+  if (base === undefined) {
+    const url = new URL(baseUrl);
+    base = { origin: url.origin, path: url.pathname.replace(/\/+$/, '') };
+    BASES.set(baseUrl, base);
+  }
+  return base;
+}
+
+/**
+ * Counts the calls open to each provider, so a call past `upstream_max_connections` is refused
+ * at once (503) instead of waiting in the pool's queue without headers.
+ */
+export class UpstreamSlots {
+  readonly #open = new Map<string, number>();
+  readonly limit: number;
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+  /** Takes a slot for `provider`; false when all are taken. */
+  take(provider: string): boolean {
+    const open = this.#open.get(provider) ?? 0;
+    if (open >= this.limit) return false;
+    this.#open.set(provider, open + 1);
+    return true;
+  }
+  release(provider: string): void {
+    this.#open.set(provider, (this.#open.get(provider) ?? 1) - 1);
+  }
+  open(provider: string): number {
+    return this.#open.get(provider) ?? 0;
+  }
+}
+
+/**
+ * The upstream's body as identity bytes. We ask for `accept-encoding: identity`, but an upstream
+ * or a proxy in front of it may compress anyway: gzip, deflate, br and zstd are decoded (limits
+ * count decoded bytes, so a compression bomb stops at them); any other coding is refused.
+ */
+export function decodedBody(upstream: Dispatcher.ResponseData): { ok: true; body: Readable } | { ok: false; coding: string } {
+  const header = upstream.headers['content-encoding'];
+  const codings = (Array.isArray(header) ? header.join(',') : (header ?? ''))
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '' && c !== 'identity');
+  let body: Readable = upstream.body;
+  // Codings are listed in the order they were applied: undo them from the last.
+  for (const coding of codings.reverse()) {
+    const decoder = coding === 'gzip' || coding === 'x-gzip' ? createGunzip() : coding === 'deflate' ? createInflate() : coding === 'br' ? createBrotliDecompress() : coding === 'zstd' ? createZstdDecompress() : null;
+    if (decoder === null) return { ok: false, coding: coding.slice(0, 40) };
+    const source = body;
+    source.on('error', (error) => decoder.destroy(error));
+    decoder.on('close', () => source.destroy());
+    body = source.pipe(decoder);
+  }
+  return { ok: true, body };
 }

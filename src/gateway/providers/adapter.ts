@@ -11,11 +11,53 @@ import type { AigovError } from '../../core/errors.ts';
 export interface RouteMatch {
   readonly ok: true;
   readonly endpoint: EndpointId;
-  /** Path to append to the provider's upstream base URL. */
+  /**
+   * Path to append to the provider's upstream base URL, built by the adapter from its own
+   * constants and percent-encoded path parameters — never the client's path text.
+   */
   readonly upstreamPath: string;
   readonly hasBody: boolean;
+  /** The decoded path parameter (a model id) for endpoints that take one. */
+  readonly param?: string;
 }
-export type RouteResult = RouteMatch | { readonly ok: false; readonly reason: 'not_found' | 'method_not_allowed' };
+export type RouteResult =
+  | RouteMatch
+  | { readonly ok: false; readonly reason: 'not_found' | 'method_not_allowed' }
+  | { readonly ok: false; readonly reason: 'bad_path'; readonly detail: string };
+
+/**
+ * Reads one path parameter (a model id) as the client spelled it: percent-decoded once, then
+ * refused unless it is a plain identifier. Refused: `/`, `\`, `%` (encoded twice), `?`, `#`,
+ * whitespace and control characters, non-ASCII, and the dot segments `.` and `..` — so no
+ * spelling (raw, `%2e%2e`, `%5c`, `%252e`, mixed) can name another upstream path. The result is
+ * re-encoded when the upstream path is built.
+ */
+export function readPathParam(raw: string): { ok: true; value: string } | { ok: false; detail: string } {
+  let value: string;
+  try {
+    value = decodeURIComponent(raw);
+  } catch {
+    return { ok: false, detail: 'a malformed percent-encoding' };
+  }
+  if (value === '' || value.length > 256) return { ok: false, detail: 'an empty or over-long model id' };
+  if (value === '.' || value === '..') return { ok: false, detail: 'a dot segment' };
+  if (!/^[\x21-\x7e]+$/.test(value)) return { ok: false, detail: 'whitespace, control or non-ASCII characters' };
+  if (/[/\\%?#]/.test(value)) return { ok: false, detail: 'a slash, backslash, percent sign, "?" or "#"' };
+  return { ok: true, value };
+}
+
+/** The route of `GET …/models/{id}`: the id checked by readPathParam, re-encoded under `prefix`. */
+export function modelRoute(method: string, endpoint: EndpointId, prefix: string, raw: string): RouteResult {
+  if (method !== 'GET') return { ok: false, reason: 'method_not_allowed' };
+  const param = readPathParam(raw);
+  if (!param.ok) return { ok: false, reason: 'bad_path', detail: param.detail };
+  return { ok: true, endpoint, upstreamPath: `${prefix}/${encodePathSegment(param.value)}`, hasBody: false, param: param.value };
+}
+
+/** Percent-encodes every character that is not an RFC 3986 `pchar` (so `ft:gpt-4o:org::id` stays as it is). */
+function encodePathSegment(value: string): string {
+  return value.replace(/[^A-Za-z0-9\-._~!$&'()*+,;=:@]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}
 
 export interface ProviderError {
   readonly status: number;

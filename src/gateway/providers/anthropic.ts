@@ -1,7 +1,7 @@
 /** Anthropic wire protocol: Messages (JSON and SSE), token counting, Models. */
 import { AigovError } from '../../core/errors.ts';
 import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent } from '../../core/events.ts';
-import { arr, isObject, num, parseJson, pickForwardedHeaders, str, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
+import { arr, isObject, modelRoute, num, parseJson, pickForwardedHeaders, str, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
 
 const DEFAULT_VERSION = '2023-06-01';
 
@@ -11,14 +11,16 @@ export const anthropicAdapter: ProviderAdapter = {
   clientBasePath: (mount) => `/${mount}`,
 
   route(method, subpath): RouteResult {
-    const post = (endpoint: EndpointId): RouteResult =>
-      method === 'POST' ? { ok: true, endpoint, upstreamPath: subpath, hasBody: true } : { ok: false, reason: 'method_not_allowed' };
-    const get = (endpoint: EndpointId): RouteResult =>
-      method === 'GET' ? { ok: true, endpoint, upstreamPath: subpath, hasBody: false } : { ok: false, reason: 'method_not_allowed' };
-    if (subpath === '/v1/messages') return post('anthropic.messages');
-    if (subpath === '/v1/messages/count_tokens') return post('anthropic.messages.count_tokens');
-    if (subpath === '/v1/models') return get('anthropic.models.list');
-    if (/^\/v1\/models\/[^/]+$/.test(subpath)) return get('anthropic.models.retrieve');
+    // Each upstream path is one of these constants, or a model id checked and re-encoded.
+    const post = (endpoint: EndpointId, upstreamPath: string): RouteResult =>
+      method === 'POST' ? { ok: true, endpoint, upstreamPath, hasBody: true } : { ok: false, reason: 'method_not_allowed' };
+    const get = (endpoint: EndpointId, upstreamPath: string): RouteResult =>
+      method === 'GET' ? { ok: true, endpoint, upstreamPath, hasBody: false } : { ok: false, reason: 'method_not_allowed' };
+    if (subpath === '/v1/messages') return post('anthropic.messages', '/v1/messages');
+    if (subpath === '/v1/messages/count_tokens') return post('anthropic.messages.count_tokens', '/v1/messages/count_tokens');
+    if (subpath === '/v1/models') return get('anthropic.models.list', '/v1/models');
+    const id = /^\/v1\/models\/([^/]+)$/.exec(subpath)?.[1];
+    if (id !== undefined) return modelRoute(method, 'anthropic.models.retrieve', '/v1/models', id);
     return { ok: false, reason: 'not_found' };
   },
 

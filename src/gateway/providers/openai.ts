@@ -4,7 +4,7 @@
  */
 import { AigovError } from '../../core/errors.ts';
 import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent, Role, ToolDefinition } from '../../core/events.ts';
-import { arr, isObject, num, parseJson, pickForwardedHeaders, str, type JsonObject, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
+import { arr, isObject, modelRoute, num, parseJson, pickForwardedHeaders, str, type JsonObject, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
 
 const ROLES: ReadonlySet<string> = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 
@@ -17,15 +17,17 @@ export const openaiAdapter: ProviderAdapter = {
     const m = /^\/v1(\/.*)$/.exec(subpath);
     const rest = m?.[1];
     if (rest === undefined) return { ok: false, reason: 'not_found' };
-    const post = (endpoint: EndpointId): RouteResult =>
-      method === 'POST' ? { ok: true, endpoint, upstreamPath: rest, hasBody: true } : { ok: false, reason: 'method_not_allowed' };
-    const get = (endpoint: EndpointId): RouteResult =>
-      method === 'GET' ? { ok: true, endpoint, upstreamPath: rest, hasBody: false } : { ok: false, reason: 'method_not_allowed' };
-    if (rest === '/chat/completions') return post('openai.chat.completions');
-    if (rest === '/responses') return post('openai.responses');
-    if (rest === '/embeddings') return post('openai.embeddings');
-    if (rest === '/models') return get('openai.models.list');
-    if (/^\/models\/[^/]+$/.test(rest)) return get('openai.models.retrieve');
+    // Each upstream path is one of these constants (the base URL already ends in /v1).
+    const post = (endpoint: EndpointId, upstreamPath: string): RouteResult =>
+      method === 'POST' ? { ok: true, endpoint, upstreamPath, hasBody: true } : { ok: false, reason: 'method_not_allowed' };
+    const get = (endpoint: EndpointId, upstreamPath: string): RouteResult =>
+      method === 'GET' ? { ok: true, endpoint, upstreamPath, hasBody: false } : { ok: false, reason: 'method_not_allowed' };
+    if (rest === '/chat/completions') return post('openai.chat.completions', '/chat/completions');
+    if (rest === '/responses') return post('openai.responses', '/responses');
+    if (rest === '/embeddings') return post('openai.embeddings', '/embeddings');
+    if (rest === '/models') return get('openai.models.list', '/models');
+    const id = /^\/models\/([^/]+)$/.exec(rest)?.[1];
+    if (id !== undefined) return modelRoute(method, 'openai.models.retrieve', '/models', id);
     return { ok: false, reason: 'not_found' };
   },
 
