@@ -73,7 +73,7 @@ async function build(file: string, stream: boolean): Promise<{ calls: number; ev
             await new Promise<void>((resolve) => setImmediate(resolve)); // separate write-behind batches
           }
         }
-        store.finishCall(callResult(id, {
+        void store.finishCall(callResult(id, {
           responseBody: stream ? null : JSON.stringify({ choices: [{ message: { content: filler.slice(0, 1000) } }] }),
           usage: { inputTokens: 500, outputTokens: 60, totalTokens: 560 },
           latencyMs: 900,

@@ -95,7 +95,7 @@ async function seed(): Promise<number> {
         decisions: blocked ? block : allow,
         startedAt,
       });
-      store.finishCall({
+      void store.finishCall({
         callId: `call-${i}`,
         status: blocked ? 'blocked' : 'completed',
         httpStatus: blocked ? 403 : 200,

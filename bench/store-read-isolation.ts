@@ -57,7 +57,7 @@ function record(callId: string, sessionId: string, user: string, startedAt: numb
 }
 
 function finish(store: RecordingStore, callId: string, endedAt: number): void {
-  store.finishCall(callResult(callId, { responseBody: ANSWER, usage: { inputTokens: 60, outputTokens: 40, totalTokens: 100 }, latencyMs: 480, endedAt }));
+  void store.finishCall(callResult(callId, { responseBody: ANSWER, usage: { inputTokens: 60, outputTokens: 40, totalTokens: 100 }, latencyMs: 480, endedAt }));
 }
 
 async function seed(file: string): Promise<number> {

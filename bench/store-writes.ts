@@ -201,7 +201,7 @@ async function writeBehindThroughput(): Promise<{ rowsPerSec: number; ms: number
   for (let n = 0; n < EVENTS_PER_CALL; n++) {
     for (let c = 0; c < CALLS; c++) store.appendStreamEvents(`wb-${c}`, [event(c, n)]);
   }
-  for (let c = 0; c < CALLS; c++) store.finishCall(result(`wb-${c}`));
+  for (let c = 0; c < CALLS; c++) void store.finishCall(result(`wb-${c}`));
   await store.flush();
   const ms = performance.now() - t0;
   if (store.stats().writeErrors !== 0) throw new Error('write-behind bench had write errors');

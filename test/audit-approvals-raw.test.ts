@@ -48,7 +48,7 @@ async function recordCall(store: SqliteRecordingStore, callId: string, startedAt
 }
 
 function finish(store: SqliteRecordingStore, callId: string, endedAt: number): void {
-  store.finishCall(callResult(callId, { responseBody: '{"ok":true}', usage: null, firstByteMs: 3, latencyMs: 9, endedAt }));
+  void store.finishCall(callResult(callId, { responseBody: '{"ok":true}', usage: null, firstByteMs: 3, latencyMs: 9, endedAt }));
 }
 
 function approval(id: string, createdAt: number, overrides: Partial<ApprovalRecord> = {}): ApprovalRecord {

@@ -67,7 +67,7 @@ async function recordCalls(store: SqliteRecordingStore, prefix: string, calls: n
     }
     await store.flush();
   }
-  for (let i = 0; i < calls; i++) store.finishCall(result(`${prefix}-${i}`, startedAt + i + 100));
+  for (let i = 0; i < calls; i++) void store.finishCall(result(`${prefix}-${i}`, startedAt + i + 100));
   await store.flush();
 }
 
@@ -249,7 +249,7 @@ describe('audit chain', () => {
         for (let i = 0; !stop && i < 2000; i++) {
           const pending = store.recordRequest(request(`w-${i}`, Date.now()));
           store.appendStreamEvents(`w-${i}`, [{ offsetMs: 1, raw: 'data: {}\n\n' }]);
-          store.finishCall(result(`w-${i}`, Date.now()));
+          void store.finishCall(result(`w-${i}`, Date.now()));
           if (i % 20 === 19) await pending;
           written++;
         }
@@ -438,7 +438,7 @@ describe('retention purge', () => {
     // An old call that ends only after newer ones started: it straddles the cut and stays whole.
     await store.recordRequest(request('open-0', now - 40 * DAY)); // 16
     await recordCalls(store, 'new', 2, now - 1 * DAY); // 17..26
-    store.finishCall(result('open-0', now)); // 27
+    void store.finishCall(result('open-0', now)); // 27
     await store.close();
 
     // Chunks of 4 entries: every chunk boundary cuts calls in flight (requests 1-3, then their

@@ -23,7 +23,7 @@ describe('sqlite recording store: reader thread', () => {
     const store = await open({ path: freshFile(), batchIntervalMs: 60_000 });
     const recorded = store.recordRequest(request('c1')); // not awaited before the reads
     store.appendStreamEvents('c1', [{ offsetMs: 1, raw: 'data: one\n\n' }, { offsetMs: 2, raw: 'data: two\n\n' }]);
-    store.finishCall(result('c1'));
+    void store.finishCall(result('c1'));
     const [call, events, page, detail] = await Promise.all([
       store.getCall('c1'),
       store.getStreamEvents('c1'),
@@ -104,7 +104,7 @@ describe('sqlite recording store: reader thread', () => {
     assert.equal(health.ok, false);
     assert.match(String(health.detail), /reader thread stopped \(ERR_WORKER_OUT_OF_MEMORY\)/);
     await store.recordRequest(request('after'));
-    store.finishCall(result('after'));
+    void store.finishCall(result('after'));
     await store.flush();
     assert.equal(store.stats().recordFailures, 0);
     assert.equal(store.stats().droppedRows, 0);

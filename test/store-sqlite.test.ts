@@ -55,10 +55,10 @@ describe('sqlite recording store', () => {
     await store.recordRequest(request('call-1'));
     store.appendStreamEvents('call-1', events('call-1', 0, 3));
     store.appendStreamEvents('call-1', events('call-1', 3, 2));
-    store.finishCall(result('call-1'));
+    void store.finishCall(result('call-1'));
 
     await store.recordRequest(request('call-2', { stream: false, startedAt: 1_700_000_001_000, model: null }));
-    store.finishCall(result('call-2', {
+    void store.finishCall(result('call-2', {
       status: 'failed', httpStatus: 502, responseBody: '{"error":{"type":"api_error"}}', usage: null, firstByteMs: null,
       latencyMs: 33.6, errorCode: 'AIGOV_E_UPSTREAM_UNREACHABLE', errorMessage: 'upstream unreachable', decisions: [], endedAt: 1_700_000_001_034,
     }));
@@ -125,7 +125,7 @@ describe('sqlite recording store', () => {
     const store = await open({ path: path.join(freshDir(), 'aigov.db') });
     await store.recordRequest(request('c'));
     store.appendStreamEvents('c', events('c', 0, 2));
-    store.finishCall(result('c'));
+    void store.finishCall(result('c'));
     await store.flush();
     store.appendStreamEvents('c', events('c', 2, 2));
     await store.flush();
@@ -138,7 +138,7 @@ describe('sqlite recording store', () => {
     const first = await openSqliteStore({ path: file, batchIntervalMs: 60_000 });
     await first.recordRequest(request('c1'));
     first.appendStreamEvents('c1', events('c1', 0, 4));
-    first.finishCall(result('c1'));
+    void first.finishCall(result('c1'));
     await first.close();
     await first.close(); // idempotent
     assert.equal(userVersion(file), LATEST_SCHEMA_VERSION);
@@ -231,7 +231,7 @@ describe('sqlite recording store', () => {
       store.appendStreamEvents(`c${i}`, events(`c${i}`, sent[i]!, n));
       sent[i]! += n;
       if (sent[i] === perCall) {
-        store.finishCall(result(`c${i}`));
+        void store.finishCall(result(`c${i}`));
         open_ = open_.filter((x) => x !== i);
       }
       if (random(4) === 0) await new Promise((resolve) => setImmediate(resolve)); // let batches run in between
@@ -290,8 +290,8 @@ describe('sqlite recording store', () => {
     await store.recordRequest(request('real'));
     store.appendStreamEvents('ghost', events('ghost', 0, 2));
     store.appendStreamEvents('real', events('real', 0, 2));
-    store.finishCall(result('ghost'));
-    store.finishCall(result('real'));
+    void store.finishCall(result('ghost'));
+    void store.finishCall(result('real'));
     await store.flush();
     assert.deepEqual(await store.getStreamEvents('real'), events('real', 0, 2));
     assert.equal((await store.getCall('real'))?.status, 'completed');
