@@ -91,11 +91,11 @@ describe('kill -9 with calls in flight', () => {
     const proc = spawn(process.execPath, [CHILD, upstream.url, db], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     let stderr = '';
-    proc.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    proc.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
     const exited = new Promise<NodeJS.Signals | null>((resolve) => proc.on('exit', (_code, signal) => resolve(signal)));
     const ready = await new Promise<{ url: string; token: string }>((resolve, reject) => {
       let out = '';
-      proc.stdout!.on('data', (chunk: Buffer) => {
+      proc.stdout.on('data', (chunk: Buffer) => {
         out += chunk.toString();
         const line = out.split('\n')[0];
         if (out.includes('\n') && line) resolve(JSON.parse(line) as { url: string; token: string });
