@@ -482,7 +482,8 @@ async function forwardInSlot(call: CallState, bodyText: string, transform: Respo
   try {
     const decoded = decodedBody(upstream);
     if (!decoded.ok) {
-      upstream.body.destroy();
+      // dump(), not destroy(): undici's destroy() emits an AbortError nobody listens to (a crash).
+      void upstream.body.dump().catch(() => undefined);
       call.sendError(new AigovError('AIGOV_E_UPSTREAM_BAD_RESPONSE', { provider: provider.name, reason: `an answer in the content-encoding "${decoded.coding}"` }), 'failed');
       return;
     }
@@ -736,10 +737,7 @@ async function readLimited(body: Readable, limit: number): Promise<string | null
   let size = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > limit) {
-      body.destroy();
-      return null;
-    }
+    if (size > limit) return null; // leaving the loop destroys the body
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');

@@ -177,8 +177,10 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
   server.requestTimeout = config.limits.client_request_timeout_ms;
   server.headersTimeout = Math.min(config.limits.client_headers_timeout_ms, config.limits.client_request_timeout_ms);
   server.on('request', handler.handle);
-  server.on('clientError', (_error, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return;
+    const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   });
   // Learn the IdP's keys now so the first request does not wait; an IdP that is down is not fatal.
   verifier.warmUp().catch((error: unknown) => logger.warn({ issuer: config.identity.issuer, err: errorSummary(error) }, 'identity provider not reachable yet; tokens will be rejected until it is'));
