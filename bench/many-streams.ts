@@ -65,13 +65,13 @@ async function main(): Promise<void> {
   const spawnChild = async (script: string, args: string[]): Promise<Record<string, string>> => {
     const child = spawn(process.execPath, [path.join(ROOT, 'bench', script), ...args], { stdio: ['pipe', 'pipe', 'inherit'], cwd: ROOT });
     children.push(child);
-    const lines = createInterface({ input: child.stdout! });
+    const lines = createInterface({ input: child.stdout });
     const line = await new Promise<string>((resolve, reject) => {
       lines.once('line', resolve);
       child.once('exit', (code) => reject(new Error(`${script} exited early (${code})`)));
     });
     lines.close();
-    child.stdout!.resume();
+    child.stdout.resume();
     return JSON.parse(line) as Record<string, string>;
   };
   try {
