@@ -458,6 +458,7 @@ export class LinearRegex {
    * empty. Throws MatchBudgetExceeded past `options.budget` steps.
    */
   scan(text: string, options: ScanOptions = {}): number[] {
+    this.steps = 0;
     const maxLength = options.maxLength ?? Infinity;
     const budget = options.budget ?? Infinity;
     const out: number[] = [];
@@ -467,6 +468,7 @@ export class LinearRegex {
     while (from <= n) {
       const found = this.#search(text, from, maxLength, budget - steps);
       steps += this.#lastSteps;
+      this.steps = steps;
       if (found < 0) break;
       const start = this.#matchStart;
       const end = this.#matchEnd;
@@ -478,6 +480,8 @@ export class LinearRegex {
     return out;
   }
 
+  /** Thread steps the last `scan` took (what its budget counts). */
+  steps = 0;
   #lastSteps = 0;
   #matchStart = -1;
   #matchEnd = -1;
