@@ -4,8 +4,8 @@
  * names become globs. Every detector a rule uses is wrapped so it reports the rule's minimum
  * confidence and, if it throws, names itself (`PolicyAnalyzerError`) — evaluation fails closed.
  *
- * Problems a schema cannot see (an unknown entity type, a regex open to catastrophic
- * backtracking) are collected with their key path and thrown together as `PolicyCompileError`.
+ * Problems a schema cannot see (an unknown entity type, a regex the linear-time matcher refuses)
+ * are collected with their key path and thrown together as `PolicyCompileError`.
  */
 import { BUILTIN_DETECTORS, createRegexDetector, OPT_IN_DETECTORS, PatternBudgetError, RegexDetectorError, type RegexBudget } from '../detection/index.ts';
 import type { Detection, Detector } from '../detection/types.ts';
