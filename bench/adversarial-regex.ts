@@ -87,7 +87,7 @@ async function run(scenario: Scenario): Promise<string> {
         const res = await fetch(`${h.url}/openai/v1/chat/completions`, { method: 'POST', headers, body, signal: AbortSignal.timeout(60_000) });
         const json = (await res.json()) as { error?: { code?: string } };
         requestMs.push(performance.now() - r0);
-        const key = res.status === 200 ? 'answered' : `${res.status} ${json.error?.code ?? ''}`;
+        const key = res.status === 200 ? 'answered' : `refused (${res.status} ${json.error?.code ?? ''})`;
         outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
       }
       done = true;
