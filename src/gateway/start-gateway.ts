@@ -20,6 +20,7 @@ import { createApprovalsApi, type ApprovalsApi } from './approvals/approvals-api
 import type { PipelineHooks } from './hooks.ts';
 import { openPolicyFile, type WatchedPolicy } from './policy-file.ts';
 import { createPolicyHooks } from './policy-hooks.ts';
+import { PolicyOffload } from './policy-offload.ts';
 import { openSessionVaults, type SessionVaults } from './session-vaults.ts';
 import { humanLogDestination } from './human-log.ts';
 import { createServer, listen } from './listen.ts';
@@ -156,6 +157,8 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
       throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location: config.storage.path, reason: `audit trail: ${errorSummary(error)}` }, { cause: error });
     }
   }
+  // Large texts are scanned for the policy on worker threads, never on the event loop.
+  const offload = policy ? new PolicyOffload() : null;
   const agent = createUpstreamAgent(config.limits);
   const rawCopy = config.audit.rawCopyKey === null ? null : new RawCopySealer(Buffer.from(config.audit.rawCopyKey, 'hex'));
   if (rawCopy) logger.info({ keyId: rawCopy.keyId }, 'raw request copies are kept sealed with the calls (audit.raw_copy; auditors only)');
@@ -167,7 +170,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     metrics,
     logger,
     version: options.version,
-    hooks: options.hooks ?? (policy ? createPolicyHooks(policy, vaults ?? undefined) : undefined),
+    hooks: options.hooks ?? (policy ? createPolicyHooks(policy, vaults ?? undefined, offload) : undefined),
     mounts: [...(options.mounts ?? []), createSessionsApi({ store, verifier, logger, auditorGroups: config.audit.auditorGroups, rawCopy })],
     rawCopy,
     dev: options.dev,
@@ -196,6 +199,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
       closing ??= (async () => {
         policy?.close();
         await handler.shutdown(server);
+        await offload?.close();
         await audit?.close(); // after the store flushed: the shutdown checkpoint signs everything recorded
         await vaults?.close();
         await approvals?.notifier.close();
