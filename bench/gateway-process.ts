@@ -5,7 +5,7 @@
  * `{"url","token","pid"}` on stdout — for the parent's pipe only (the token must not reach a
  * terminal). Stops, removing its temp dir, on SIGTERM or when stdin closes.
  *
- *   node bench/gateway-process.ts http://127.0.0.1:P [--recording-off]    (spawned by bench/gateway-overhead.ts)
+ *   node bench/gateway-process.ts http://127.0.0.1:P [--recording-off] [--max-connections N]    (spawned by bench/gateway-overhead.ts, bench/many-streams.ts)
  *
  * --recording-off swaps in a store that discards everything: a diagnostic that isolates what
  * recording costs. Never a production mode (the gateway refuses to forward what it cannot record).
@@ -27,6 +27,8 @@ if (!upstreamUrl || !/^http:\/\/127\.0\.0\.1:\d+$/.test(upstreamUrl)) {
   process.exit(2);
 }
 
+const flag = process.argv.indexOf('--max-connections');
+const maxConnections = flag === -1 ? null : Number(process.argv[flag + 1]);
 const dir = await mkdtemp(join(tmpdir(), 'aigov-bench-gw-'));
 const bound = await bindServer({ listen: { host: '127.0.0.1', port: 0 } });
 const issuer = `${bound.url}/oidc`;
@@ -37,6 +39,7 @@ const input: GatewayConfigInput = {
   providers: [{ name: 'openai', kind: 'openai', base_url: `${upstreamUrl}/v1`, api_key: '${BENCH_OPENAI_KEY}' }],
   storage: { driver: 'sqlite', path: join(dir, 'aigov.db') },
   logging: { level: 'silent' },
+  ...(maxConnections ? { limits: { upstream_max_connections: maxConnections } } : {}),
 };
 const config = buildGatewayConfig(input, join(dir, 'bench-config'), { env: { BENCH_OPENAI_KEY: 'sk-bench-not-a-real-key-0000000000000000' } });
 const discardingStore: RecordingStore = {

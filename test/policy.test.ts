@@ -85,24 +85,24 @@ describe('policy file errors name the file, the key path and the expectation', (
     assert.match(error.message, /rules\[0\]\.match\.detectors\[1\]\.type: unknown entity type "NOT_A_TYPE"; expected a known type \(.*EMAIL_ADDRESS.*\)/);
   });
 
-  it('refuses regexes open to catastrophic backtracking at load time, in rules and custom detectors', async () => {
+  it('refuses regexes the linear-time engine cannot run, in rules and custom detectors, naming each key path', async () => {
     const error = await loadError(
       [
         'version: 1',
         'detectors:',
-        "  - { id: bad, type: BAD, pattern: '(a+)+$', max_length: 20 }",
+        "  - { id: bad, type: BAD, pattern: '(a{1,100}){1,100}$', max_length: 20 }",
         'rules:',
         '  - id: r1',
-        "    match: { regex: ['(\\d|\\w)+x'] }",
+        "    match: { regex: ['(x)\\1'] }",
         '    action: block',
         '  - id: r2',
-        "    match: { tools: { arguments: ['(.*a){12}'] } }",
+        "    match: { tools: { arguments: ['rm(?= -rf)'] } }",
         '    action: block',
       ].join('\n'),
     );
-    assert.match(error.message, /- detectors\[0\]\.pattern: \S/);
-    assert.match(error.message, /- rules\[0\]\.match\.regex\[0\]\.pattern: \S/);
-    assert.match(error.message, /- rules\[1\]\.match\.tools\.arguments\[0\]: \S/);
+    assert.match(error.message, /- detectors\[0\]\.pattern: pattern refused: it compiles to 20001 instructions/);
+    assert.match(error.message, /- rules\[0\]\.match\.regex\[0\]\.pattern: pattern refused: backreferences/);
+    assert.match(error.message, /- rules\[1\]\.match\.tools\.arguments\[0\]: pattern refused: lookarounds/);
   });
 
   it('refuses duplicate rule ids, masking without a target, misplaced operators and inline hmac keys', async () => {

@@ -1,6 +1,6 @@
 /**
  * Loads a policy file: read YAML → validate with zod → resolve hmac key references → compile
- * (unknown entity types and regexes open to catastrophic backtracking are refused here) →
+ * (unknown entity types and regexes the linear-time matcher cannot run are refused here) →
  * freeze. Every failure names the file, the key path and what was expected; key values and
  * request content are never part of an error.
  */

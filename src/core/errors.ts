@@ -156,6 +156,11 @@ export const ERRORS = {
     message: 'The request was not sent: the gateway could not evaluate its policy.',
     hint: 'aigov refuses what it cannot check. Retry; operators should look at the gateway log for the policy error.',
   },
+  AIGOV_E_POLICY_BUDGET: {
+    status: 403, exitCode: EXIT.noPerm, type: 'permission_error',
+    message: 'The request was not sent: checking it against aigov policy rule `{rule}` went past the time the gateway allows one request.',
+    hint: 'aigov refuses what it cannot check in time. Send a shorter text; if the text is ordinary, ask your security team to simplify the rule\'s patterns.',
+  },
   AIGOV_E_BAD_SESSION: {
     status: 400, exitCode: EXIT.usage, type: 'invalid_request_error',
     message: 'The x-aigov-session header is not a valid session id: {reason}.',

@@ -136,7 +136,7 @@ const IDENTITY_TRANSFORM: ResponseTransform = { transformEvent: (event) => [even
 interface ResponseTransform {
   transformEvent(event: SseEvent): SseEvent[];
   end(): SseEvent[];
-  transformBody(body: string): string;
+  transformBody(body: string): string | Promise<string>;
   /** What the store keeps of a sent SSE block or body (restored pseudonyms concealed again). */
   forRecord(sent: string): string;
 }
@@ -147,7 +147,7 @@ function responseTransform(endpoint: EndpointId, rewriter: TextRewriter | null):
   return {
     transformEvent: (event) => stream.event(event),
     end: () => stream.end(),
-    transformBody: (body) => rewriteResponseBody(endpoint, body, rewriter),
+    transformBody: (body) => rewriter.body?.(body) ?? rewriteResponseBody(endpoint, body, rewriter),
     forRecord: rewriter.forRecord ? (sent) => rewriter.forRecord!(sent) : same,
   };
 }
@@ -482,7 +482,8 @@ async function forwardInSlot(call: CallState, bodyText: string, transform: Respo
   try {
     const decoded = decodedBody(upstream);
     if (!decoded.ok) {
-      upstream.body.destroy();
+      // dump(), not destroy(): undici's destroy() emits an AbortError nobody listens to (a crash).
+      void upstream.body.dump().catch(() => undefined);
       call.sendError(new AigovError('AIGOV_E_UPSTREAM_BAD_RESPONSE', { provider: provider.name, reason: `an answer in the content-encoding "${decoded.coding}"` }), 'failed');
       return;
     }
@@ -560,7 +561,15 @@ async function relayBody(call: CallState, upstream: UpstreamAnswer, transform: R
     call.sendError(new AigovError('AIGOV_E_UPSTREAM_BAD_RESPONSE', { provider: provider.name, reason: unreadable }), 'failed');
     return;
   }
-  let body = transform.transformBody(text);
+  let body: string;
+  try {
+    body = await transform.transformBody(text);
+  } catch (error) {
+    // Masking the answer failed or went past its budget: the answer is withheld (fail closed).
+    call.deps.logger.error({ callId: call.callId, err: errorSummary(error) }, 'masking the answer failed; withholding it');
+    call.sendError(isAigovError(error) ? error : new AigovError('AIGOV_E_POLICY_FAILED'), 'failed');
+    return;
+  }
   const json = parseJson(body);
   if (route.endpoint.endsWith('.models.list') && provider.models.length > 0 && json !== undefined) {
     body = JSON.stringify(filterModelList(json, provider.models));
@@ -763,10 +772,7 @@ async function readLimited(body: Readable, limit: number): Promise<string | null
   let size = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > limit) {
-      body.destroy();
-      return null;
-    }
+    if (size > limit) return null; // leaving the loop destroys the body
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');

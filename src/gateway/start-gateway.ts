@@ -20,6 +20,7 @@ import { createApprovalsApi, type ApprovalsApi } from './approvals/approvals-api
 import type { PipelineHooks } from './hooks.ts';
 import { openPolicyFile, type WatchedPolicy } from './policy-file.ts';
 import { createPolicyHooks } from './policy-hooks.ts';
+import { PolicyOffload } from './policy-offload.ts';
 import { openSessionVaults, type SessionVaults } from './session-vaults.ts';
 import { humanLogDestination } from './human-log.ts';
 import { createServer, listen } from './listen.ts';
@@ -159,6 +160,8 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
       throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location: config.storage.path, reason: `audit trail: ${errorSummary(error)}` }, { cause: error });
     }
   }
+  // Large texts are scanned for the policy on worker threads, never on the event loop.
+  const offload = policy ? new PolicyOffload() : null;
   const agent = createUpstreamAgent(config.limits);
   const rawCopy = config.audit.rawCopyKey === null ? null : new RawCopySealer(Buffer.from(config.audit.rawCopyKey, 'hex'));
   if (rawCopy) logger.info({ keyId: rawCopy.keyId }, 'raw request copies are kept sealed with the calls (audit.raw_copy; auditors only)');
@@ -170,7 +173,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     metrics,
     logger,
     version: options.version,
-    hooks: options.hooks ?? (policy ? createPolicyHooks(policy, vaults ?? undefined) : undefined),
+    hooks: options.hooks ?? (policy ? createPolicyHooks(policy, vaults ?? undefined, offload) : undefined),
     mounts: [...(options.mounts ?? []), createSessionsApi({ store, verifier, logger, auditorGroups: config.audit.auditorGroups, rawCopy })],
     rawCopy,
     dev: options.dev,
@@ -180,8 +183,10 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
   server.requestTimeout = config.limits.client_request_timeout_ms;
   server.headersTimeout = Math.min(config.limits.client_headers_timeout_ms, config.limits.client_request_timeout_ms);
   server.on('request', handler.handle);
-  server.on('clientError', (_error, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return;
+    const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   });
   // Learn the IdP's keys now so the first request does not wait; an IdP that is down is not fatal.
   verifier.warmUp().catch((error: unknown) => logger.warn({ issuer: config.identity.issuer, err: errorSummary(error) }, 'identity provider not reachable yet; tokens will be rejected until it is'));
@@ -197,6 +202,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
       closing ??= (async () => {
         policy?.close();
         await handler.shutdown(server);
+        await offload?.close();
         await audit?.close(); // after the store flushed: the shutdown checkpoint signs everything recorded
         await vaults?.close();
         await approvals?.notifier.close();

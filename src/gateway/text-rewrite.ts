@@ -29,6 +29,11 @@ export interface TextRewriter {
    * sent text minus what must not be kept — restored pseudonyms go back to their placeholders.
    */
   forRecord?(sent: string): string;
+  /**
+   * Rewrites a whole non-streamed body its own way (e.g. off the event loop); null: rewrite it
+   * with `whole` field by field (rewriteResponseBody).
+   */
+  body?(body: string): string | Promise<string> | null;
 }
 
 /** Plain text, or the text of JSON (tool-call arguments), where replacements must stay valid JSON string content. */

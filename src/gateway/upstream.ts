@@ -1,5 +1,5 @@
 /** The keep-alive connection pool to upstream providers (one undici Agent for all origins). */
-import { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate, createZstdDecompress } from 'node:zlib';
 import { Agent, type Dispatcher } from 'undici';
 import type { GatewayConfig } from '../config/schema.ts';
@@ -84,10 +84,9 @@ export function decodedBody(upstream: Dispatcher.ResponseData): { ok: true; body
   for (const coding of codings.reverse()) {
     const decoder = coding === 'gzip' || coding === 'x-gzip' ? createGunzip() : coding === 'deflate' ? createInflate() : coding === 'br' ? createBrotliDecompress() : coding === 'zstd' ? createZstdDecompress() : null;
     if (decoder === null) return { ok: false, coding: coding.slice(0, 40) };
-    const source = body;
-    source.on('error', (error) => decoder.destroy(error));
-    decoder.on('close', () => source.destroy());
-    body = source.pipe(decoder);
+    // pipeline: an error or destroy on either side reaches the other, and never goes unhandled
+    // (the reader may have stopped listening already).
+    body = pipeline(body, decoder, () => undefined);
   }
   return { ok: true, body };
 }

@@ -5,7 +5,7 @@ export default class PolicyValidate extends Command {
   static override summary = 'Check a policy file: schema, entity types, regex safety.';
   static override description =
     'Loads the file as the gateway would: YAML, every key against the schema, hmac key references, entity types, and each custom ' +
-    'regex (one open to catastrophic backtracking is refused). Every problem names the key path and what was expected.\n\n' +
+    'regex (backreferences, lookarounds and oversized patterns are refused; matching is linear-time). Every problem names the key path and what was expected.\n\n' +
     'Exit codes: 0 valid, 78 invalid (problems on stderr), 66 the file cannot be read.';
 
   static override examples = ['<%= config.bin %> policy validate examples/policy.yaml', '<%= config.bin %> policy validate policy.yaml --json'];

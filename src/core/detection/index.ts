@@ -14,8 +14,8 @@ import type { Detection, Detector, EntityType } from './types.ts';
 export type { Detection, Detector, EntityType } from './types.ts';
 export { normalizeForMatching } from './normalize.ts';
 export type { NormalizedText } from './normalize.ts';
-export { createRegexDetector, RegexDetectorError } from './custom-regex.ts';
-export type { RegexDetectorSpec } from './custom-regex.ts';
+export { createRegexDetector, DEFAULT_REGEX_BUDGET, PatternBudgetError, regexProgramSize, RegexDetectorError } from './custom-regex.ts';
+export type { RegexBudget, RegexDetectorSpec } from './custom-regex.ts';
 
 /**
  * Every built-in detector: secrets first, then personal data (the order breaks exact ties).

@@ -4,10 +4,10 @@
  * names become globs. Every detector a rule uses is wrapped so it reports the rule's minimum
  * confidence and, if it throws, names itself (`PolicyAnalyzerError`) — evaluation fails closed.
  *
- * Problems a schema cannot see (an unknown entity type, a regex open to catastrophic
- * backtracking) are collected with their key path and thrown together as `PolicyCompileError`.
+ * Problems a schema cannot see (an unknown entity type, a regex the linear-time matcher refuses)
+ * are collected with their key path and thrown together as `PolicyCompileError`.
  */
-import { BUILTIN_DETECTORS, createRegexDetector, OPT_IN_DETECTORS, RegexDetectorError } from '../detection/index.ts';
+import { BUILTIN_DETECTORS, createRegexDetector, OPT_IN_DETECTORS, PatternBudgetError, RegexDetectorError, type RegexBudget } from '../detection/index.ts';
 import type { Detection, Detector } from '../detection/types.ts';
 import type { Role } from '../events.ts';
 import type { MaskOperator } from '../masking/operators.ts';
@@ -61,6 +61,22 @@ export class PolicyAnalyzerError extends Error {
   }
 }
 
+/**
+ * A rule's custom pattern went past its matching budget on this text. Not an analyzer failure a
+ * rule may skip (`on_error: fail_open`): evaluation stops and the request is refused, naming the
+ * rule — the text is never part of it.
+ */
+export class PolicyBudgetError extends Error {
+  readonly ruleId: string;
+  readonly detectorId: string;
+  constructor(ruleId: string, detectorId: string, options?: ErrorOptions) {
+    super(`rule ${ruleId}: pattern ${detectorId} went past its matching budget`, options);
+    this.name = 'PolicyBudgetError';
+    this.ruleId = ruleId;
+    this.detectorId = detectorId;
+  }
+}
+
 export function formatPath(path: readonly (string | number)[]): string {
   return path.length === 0 ? '(top level)' : path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('').replace(/^\./, '');
 }
@@ -105,6 +121,8 @@ export interface CompileOptions {
   readonly builtins?: readonly Detector[];
   /** Extra detectors rules may name by type (tests, plug-ins). */
   readonly detectors?: readonly Detector[];
+  /** Work allowed per scan of a custom pattern (default: DEFAULT_REGEX_BUDGET). */
+  readonly regexBudget?: RegexBudget;
 }
 
 export function compilePolicy(document: PolicyDocument, options: CompileOptions = {}): CompiledPolicy {
@@ -131,6 +149,7 @@ export function compilePolicy(document: PolicyDocument, options: CompileOptions 
           maxLength: spec.max_length,
           confidence: spec.confidence,
           contextWords: spec.context_words ? [...spec.context_words] : undefined,
+          budget: options.regexBudget,
         }),
       );
     } catch (error) {
@@ -138,12 +157,19 @@ export function compilePolicy(document: PolicyDocument, options: CompileOptions 
     }
   });
 
-  const rules = document.rules.map((rule, index) => compileRule(rule, index, byType, optIn, issues));
+  const rules = document.rules.map((rule, index) => compileRule(rule, index, byType, optIn, issues, options.regexBudget));
   if (issues.length > 0) throw new PolicyCompileError(issues);
   return Object.freeze({ document, defaultAction: document.default_action, rules: Object.freeze(rules) });
 }
 
-function compileRule(rule: RuleSpec, index: number, byType: ReadonlyMap<string, readonly Detector[]>, optIn: ReadonlyMap<string, readonly Detector[]>, issues: PolicyIssue[]): CompiledRule {
+function compileRule(
+  rule: RuleSpec,
+  index: number,
+  byType: ReadonlyMap<string, readonly Detector[]>,
+  optIn: ReadonlyMap<string, readonly Detector[]>,
+  issues: PolicyIssue[],
+  budget: RegexBudget | undefined,
+): CompiledRule {
   const at = (...path: (string | number)[]): (string | number)[] => ['rules', index, ...path];
   const m = rule.match;
 
@@ -167,21 +193,21 @@ function compileRule(rule: RuleSpec, index: number, byType: ReadonlyMap<string, 
   });
   (m.regex ?? []).forEach((spec, j) => {
     try {
-      use(createRegexDetector({ id: `regex[${j}]`, type: spec.type, pattern: spec.pattern, flags: spec.flags, maxLength: spec.max_length, confidence: 1 }), 0);
+      use(createRegexDetector({ id: `regex[${j}]`, type: spec.type, pattern: spec.pattern, flags: spec.flags, maxLength: spec.max_length, confidence: 1, budget }), 0);
     } catch (error) {
       issues.push({ path: at('match', 'regex', j, 'pattern'), message: describeError(error) });
     }
   });
   if (m.keywords && m.keywords.length > 0) use(createKeywordDetector('keywords', m.keywords), 0);
-  const contentDetectors = [...minById.values()].map(({ detector, min }) => guardDetector(scopeDetector(detector, rule.id, min)));
+  const contentDetectors = [...minById.values()].map(({ detector, min }) => guardDetector(scopeDetector(detector, rule.id, min), rule.id));
 
   let tools: CompiledToolMatch | null = null;
   if (m.tools) {
     const argumentDetectors: Detector[] = [];
     (m.tools.arguments ?? []).forEach((pattern, j) => {
       try {
-        const d = createRegexDetector({ id: `tools.arguments[${j}]`, type: 'TOOL_ARGUMENT', pattern, maxLength: TOOL_ARGUMENT_MAX_LENGTH, confidence: 1 });
-        argumentDetectors.push(guardDetector(scopeDetector(d, rule.id, 0)));
+        const d = createRegexDetector({ id: `tools.arguments[${j}]`, type: 'TOOL_ARGUMENT', pattern, maxLength: TOOL_ARGUMENT_MAX_LENGTH, confidence: 1, budget });
+        argumentDetectors.push(guardDetector(scopeDetector(d, rule.id, 0), rule.id));
       } catch (error) {
         issues.push({ path: at('match', 'tools', 'arguments', j), message: describeError(error) });
       }
@@ -230,13 +256,17 @@ function compileRule(rule: RuleSpec, index: number, byType: ReadonlyMap<string, 
   });
 }
 
-/** Rethrows anything a detector throws as a PolicyAnalyzerError naming it (never the text). */
-function guardDetector(inner: Detector): Detector {
+/**
+ * Rethrows anything a detector throws as a PolicyAnalyzerError naming it (never the text) — or,
+ * for a pattern past its matching budget, as a PolicyBudgetError naming the rule.
+ */
+function guardDetector(inner: Detector, ruleId: string): Detector {
   const guard = <T>(run: () => T): T => {
     try {
       return run();
     } catch (error) {
-      if (error instanceof PolicyAnalyzerError) throw error;
+      if (error instanceof PolicyAnalyzerError || error instanceof PolicyBudgetError) throw error;
+      if (error instanceof PatternBudgetError) throw new PolicyBudgetError(ruleId, inner.id, { cause: error });
       throw new PolicyAnalyzerError(inner.id, { cause: error });
     }
   };

@@ -17,12 +17,14 @@
  *  - shadow rules are recorded (effect `shadow`) and never change the outcome.
  *  - An analyzer (detector) that throws fails closed: the request is blocked naming the rule —
  *    unless the rule says `on_error: fail_open`, then the rule is skipped and that is recorded.
+ *  - A custom pattern past its matching budget throws PolicyBudgetError out of evaluatePolicy
+ *    (whatever on_error says): the caller refuses the request naming the rule.
  */
 import { detectEntities, normalizeForMatching } from '../detection/index.ts';
 import type { Detection, Detector, EntityType } from '../detection/types.ts';
 import type { Role } from '../events.ts';
 import type { MaskOperator } from '../masking/operators.ts';
-import { PolicyAnalyzerError, type CompiledPolicy, type CompiledRule } from './compile-policy.ts';
+import { PolicyAnalyzerError, PolicyBudgetError, type CompiledPolicy, type CompiledRule } from './compile-policy.ts';
 import { anyGlob } from './matchers.ts';
 import type {
   EntityCount,
@@ -77,6 +79,8 @@ export function evaluatePolicy(policy: CompiledPolicy, input: PolicyInput): Poli
       if (rule.contentDetectors.length > 0 && rule.action !== 'mask_response') hits = findContent(rule, items);
       if (rule.tools) toolMatched = matchTools(rule, toolDefinitions, toolCalls);
     } catch (error) {
+      // Past a matching budget the request is refused whatever the rule's on_error says.
+      if (error instanceof PolicyBudgetError) throw error;
       const record = analyzerFailure(rule, error, decided !== null || errorBlock !== null);
       decisions.push(record);
       if (record.effect === 'enforced' && errorBlock === null) errorBlock = record;
