@@ -12,7 +12,12 @@
  * - Stream events and finishes: the write-behind FIFO of the former on-thread store, unchanged
  *   (batch per `batchIntervalMs` or at `maxBatch` rows, retry once, then one by one, orphans
  *   skipped). Pending request records are committed before each batch, so a batch never makes a
- *   request wait longer than one batch transaction.
+ *   request wait longer than one batch transaction. A finish is awaited by the gateway (the end of
+ *   the answer waits for it): a queued finish makes the batch go at once, and after the COMMIT a
+ *   `finished` message settles its ticket (or says why it was not written: the call has a result
+ *   already, was never recorded, lost events to a dropped batch, or the write failed twice).
+ * - Owner: each call row carries this writer's owner id, and an OS lock file says the owner lives
+ *   (call-owners.ts). Opening settles the pending calls of owners that are gone, before `ready`.
  * - WAL: auto-checkpoint is off on this connection. Every `checkpointBytes` of committed data it
  *   wakes the checkpointer thread (checkpoint-worker.ts), which checkpoints on its own
  *   connection. Under sustained writes that PASSIVE checkpoint always lags a few frames behind,
