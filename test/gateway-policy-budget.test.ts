@@ -165,6 +165,8 @@ describe('custom patterns under attack: no request stalls the others', () => {
     const lines = Math.ceil((8 * MB) / `write to ${EMAIL} about it. `.length);
     assert.ok(!content.includes('@'), 'no email left in the answer');
     assert.equal(content.split('write to ').length - 1, lines, 'every line is there, only its email masked');
-    assert.ok(slowest < 500, `/readyz took up to ${slowest.toFixed(0)} ms while the answer was masked`);
+    // Masking it on the event loop stalled it 3.4 s on a quiet machine; what stays on the loop (reading,
+    // parsing and recording 8 MB) is ~100 ms quiet and a few hundred under the full suite's load.
+    assert.ok(slowest < 1500, `/readyz took up to ${slowest.toFixed(0)} ms while the answer was masked`);
   });
 });

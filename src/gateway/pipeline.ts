@@ -556,7 +556,9 @@ async function relayBody(call: CallState, upstream: UpstreamAnswer, transform: R
   }
   // Governance reads the answer as JSON: one it cannot read (an HTML error page, a deep bomb) is
   // not passed on unread (fail closed).
-  const unreadable = jsonDepthExceeds(text) ? `JSON nested deeper than ${MAX_JSON_DEPTH} levels` : parseJson(text) === undefined ? `a body that is not JSON (content-type ${JSON.stringify(String(upstream.headers['content-type'] ?? 'none').slice(0, 60))})` : null;
+  const deep = jsonDepthExceeds(text);
+  let json = deep ? undefined : parseJson(text);
+  const unreadable = deep ? `JSON nested deeper than ${MAX_JSON_DEPTH} levels` : json === undefined ? `a body that is not JSON (content-type ${JSON.stringify(String(upstream.headers['content-type'] ?? 'none').slice(0, 60))})` : null;
   if (unreadable !== null) {
     call.sendError(new AigovError('AIGOV_E_UPSTREAM_BAD_RESPONSE', { provider: provider.name, reason: unreadable }), 'failed');
     return;
@@ -570,7 +572,7 @@ async function relayBody(call: CallState, upstream: UpstreamAnswer, transform: R
     call.sendError(isAigovError(error) ? error : new AigovError('AIGOV_E_POLICY_FAILED'), 'failed');
     return;
   }
-  const json = parseJson(body);
+  if (body !== text) json = parseJson(body); // parsed once more only when masking changed it
   if (route.endpoint.endsWith('.models.list') && provider.models.length > 0 && json !== undefined) {
     body = JSON.stringify(filterModelList(json, provider.models));
   }
