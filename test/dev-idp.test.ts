@@ -323,6 +323,9 @@ describe('dev identity provider', () => {
     // The attacker starts a login and tries to approve it as alice, the way the dev endpoint
     // worked before: no secret, a guessed one, one of the right length, the secret's prefix.
     const { discovery: d, authorization } = await requestDeviceAuthorization(h.issuer, CLIENT_ID);
+    // What `curl -X POST …/dev/approve -d '{"user_code":"…","user":"alice"}'` gets.
+    const bare = await fetch(`${h.issuer}/dev/approve`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user_code: authorization.user_code, user: 'alice' }) });
+    assert.equal(bare.status, 403, 'approving without the secret is refused');
     const secret = h.idp.approveSecret;
     assert.ok(secret.length >= 32, 'a long random secret');
     const attempts: unknown[] = [undefined, '', 'alice', 'x'.repeat(secret.length), secret.slice(0, -1), `${secret}x`, secret.toUpperCase(), 12345, [secret], { secret }];
