@@ -22,6 +22,9 @@ import {
   writePrivateFileReplacing,
   type TightenedPath,
 } from '../src/config/private-files.ts';
+import { createFileStore } from '../src/auth/credential-stores.ts';
+import { openCliSettings } from '../src/config/cli-settings.ts';
+import { ensureRuntimeDir } from '../src/daemon/runtime-files.ts';
 import { startDevGateway } from '../src/gateway/dev/dev-gateway.ts';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import { startHarness } from './support/gateway-harness.ts';
@@ -288,5 +291,73 @@ describe('a configured gateway (real start over a socket)', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe("the CLI's and daemon's own files", () => {
+  const settingsProfile = (gateway: string) => ({
+    gatewayUrl: gateway,
+    discovery: {
+      schema_version: 1 as const,
+      version: '0.1.0',
+      gateway_url: gateway,
+      issuer: `${gateway}/oidc`,
+      cli_client_id: 'aigov-cli',
+      scopes: ['openid'],
+      resource: gateway,
+      audience: gateway,
+      required_scope: null,
+      providers: [],
+      dev: true,
+    },
+    credentialStore: 'file' as const,
+    user: { subject: 'alice', email: 'alice@example.com', groups: ['developers'] },
+    loggedInAt: 1_700_000_000_000,
+  });
+
+  test('a fresh config dir is created 0700 (conf alone made it 0755); settings.json and credentials.json are 0600', async () => {
+    const configDir = join(openParent(), 'home', '.config', 'aigov');
+    openCliSettings(configDir).setProfile('default', settingsProfile('http://127.0.0.1:8787'));
+    assert.equal(mode(configDir), '0700');
+    assert.equal(mode(join(configDir, 'settings.json')), '0600');
+    await createFileStore({ configDir }).save('default', 'rt-REFRESH-TOKEN-0123456789');
+    assert.equal(mode(join(configDir, 'credentials.json')), '0600');
+    if (CAN_ACT_AS_OTHER_USER) {
+      assert.equal(readAsNobody(join(configDir, 'settings.json')), null);
+      assert.equal(readAsNobody(join(configDir, 'credentials.json')), null);
+    }
+  });
+
+  test('an existing 0755 config dir is tightened, with a warning from the credential store (never the token)', async () => {
+    const configDir = join(openParent(), 'aigov');
+    mkdirSync(configDir);
+    chmodSync(configDir, 0o755);
+    const warnings: string[] = [];
+    await createFileStore({ configDir, onWarning: (m) => warnings.push(m) }).save('default', 'rt-REFRESH-TOKEN-0123456789');
+    assert.equal(mode(configDir), '0700');
+    assert.deepEqual(warnings, [`${configDir} was accessible to other users (mode 0755); it is now 0700`]);
+
+    chmodSync(configDir, 0o755);
+    openCliSettings(configDir).getProfile('default'); // a read tightens too (without creating anything)
+    assert.equal(mode(configDir), '0700');
+    const missing = join(openParent(), 'first-read');
+    assert.equal(openCliSettings(missing).getProfile('default'), null);
+    assert.equal(mode(missing), '0700', 'conf creates the directory even to read: it is created 0700 first');
+  });
+
+  test('the runtime dir (control socket, pid file, log) is made 0700; one of another user is refused', { skip: false }, (t) => {
+    const dir = join(openParent(), 'run');
+    mkdirSync(dir);
+    chmodSync(dir, 0o755);
+    ensureRuntimeDir(dir);
+    assert.equal(mode(dir), '0700');
+    if (!IS_ROOT) {
+      t.diagnostic('not root: the other-user case is skipped');
+      return;
+    }
+    const theirs = join(openParent(), 'theirs');
+    mkdirSync(theirs, { mode: 0o700 });
+    chownSync(theirs, NOBODY, NOBODY);
+    assert.throws(() => ensureRuntimeDir(theirs), (e: unknown) => e instanceof AigovError && e.code === 'AIGOV_E_DAEMON_UNAVAILABLE' && /belongs to another user/.test(e.message));
   });
 });
