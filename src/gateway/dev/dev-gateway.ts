@@ -46,13 +46,20 @@ export async function startDevGateway(options: DevGatewayOptions): Promise<Runni
   const approve = createDevApproveSecret(options.stateDir);
   const listenOnly = { listen: { host: '127.0.0.1', port: options.port } };
   let bound: Awaited<ReturnType<typeof bindServer>>;
+  let devModel: Awaited<ReturnType<typeof startDevModel>>;
   try {
     bound = await bindServer(listenOnly);
   } catch (error) {
     approve.remove();
     throw error;
   }
-  const devModel = await startDevModel();
+  try {
+    devModel = await startDevModel();
+  } catch (error) {
+    approve.remove();
+    bound.server.close();
+    throw error;
+  }
   let idp: DevIdp | null = null;
   try {
     const issuer = `${bound.url}${DEV_ISSUER_PATH}`;
