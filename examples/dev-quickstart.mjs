@@ -2,14 +2,30 @@
 // Try the governed path against `aigov server --dev`, with the official SDKs:
 //   node examples/dev-quickstart.mjs [GATEWAY_URL] [USER]
 // Signs in through the gateway's embedded IdP with the OAuth device flow (approved as USER,
-// default alice, through the dev-only approval endpoint), then calls the built-in dev model
+// default alice, through the dev-only approval endpoint, with the approve secret the gateway
+// printed: $AIGOV_DEV_APPROVE_SECRET, else read from its state dir — $AIGOV_STATE_DIR or
+// ~/.local/state/aigov/dev — as the same user), then calls the built-in dev model
 // through the gateway with the openai and @anthropic-ai/sdk packages. The token stays in memory.
 // (`aigov login` and `aigov run -- …` will do all of this for you.)
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 
 const gateway = (process.argv[2] ?? process.env.AIGOV_GATEWAY ?? 'http://127.0.0.1:8787').replace(/\/+$/, '');
 const user = process.argv[3] ?? 'alice';
+
+/** The dev gateway's approve secret: from the environment, or its 0600 file in the state dir (readable by the user who runs the gateway). */
+function approveSecret() {
+  if (process.env.AIGOV_DEV_APPROVE_SECRET) return process.env.AIGOV_DEV_APPROVE_SECRET.trim();
+  const stateDir = process.env.AIGOV_STATE_DIR ?? join(process.env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'aigov', 'dev');
+  try {
+    return readFileSync(join(stateDir, 'dev-approve.secret'), 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
 
 async function json(url, init) {
   const res = await fetch(url, init);
@@ -31,9 +47,10 @@ const { body: oidc } = await json(`${config.issuer}/.well-known/openid-configura
 const scope = [...config.scopes, config.required_scope].filter(Boolean).join(' ');
 const { body: device } = await json(oidc.device_authorization_endpoint, form({ client_id: config.cli_client_id, scope, resource: config.resource }));
 console.log(`Device login: code ${device.user_code} (approving it as ${user} through the dev IdP)`);
-const approval = await json(`${config.issuer}/dev/approve`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user_code: device.user_code, user }) });
+const approval = await json(`${config.issuer}/dev/approve`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user_code: device.user_code, user, secret: approveSecret() }) });
 if (approval.status !== 200) {
   console.error(`Approval failed: ${approval.body.error_description ?? approval.body.error ?? approval.status}`);
+  if (approval.status === 403) console.error('Set AIGOV_DEV_APPROVE_SECRET to the approve secret in the gateway\'s banner (or AIGOV_STATE_DIR to its --state-dir).');
   process.exit(1);
 }
 let token;

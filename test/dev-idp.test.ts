@@ -273,8 +273,13 @@ describe('dev identity provider', () => {
   });
 
   test('POST /oidc/dev/approve and /oidc/dev/deny', async () => {
+    // With the approve secret unless the body says otherwise.
     const post = (path: string, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
-      fetch(`${h.issuer}/dev/${path}`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+      fetch(`${h.issuer}/dev/${path}`, {
+        method: 'POST',
+        headers,
+        body: typeof body === 'string' ? body : JSON.stringify({ secret: h.idp.approveSecret, ...(body as object) }),
+      });
 
     const { discovery: d, authorization } = await requestDeviceAuthorization(h.issuer, CLIENT_ID);
 
@@ -306,10 +311,48 @@ describe('dev identity provider', () => {
     assert.equal(res.status, 409);
 
     const second = await requestDeviceAuthorization(h.issuer, CLIENT_ID);
+    res = await post('deny', { user_code: second.authorization.user_code, secret: undefined });
+    assert.equal(res.status, 403, 'denying needs the secret too');
     res = await post('deny', { user_code: second.authorization.user_code });
     assert.equal(res.status, 200);
     const denied = await pollDeviceToken(d, CLIENT_ID, second.authorization.device_code);
     assert.equal(!denied.ok && denied.error.error, 'access_denied');
+  });
+
+  test('an attacker on this machine without the approve secret cannot approve (or deny) a login: 403, no token', async () => {
+    // The attacker starts a login and tries to approve it as alice, the way the dev endpoint
+    // worked before: no secret, a guessed one, one of the right length, the secret's prefix.
+    const { discovery: d, authorization } = await requestDeviceAuthorization(h.issuer, CLIENT_ID);
+    // What `curl -X POST …/dev/approve -d '{"user_code":"…","user":"alice"}'` gets.
+    const bare = await fetch(`${h.issuer}/dev/approve`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user_code: authorization.user_code, user: 'alice' }) });
+    assert.equal(bare.status, 403, 'approving without the secret is refused');
+    const secret = h.idp.approveSecret;
+    assert.ok(secret.length >= 32, 'a long random secret');
+    const attempts: unknown[] = [undefined, '', 'alice', 'x'.repeat(secret.length), secret.slice(0, -1), `${secret}x`, secret.toUpperCase(), 12345, [secret], { secret }];
+    for (const guess of attempts) {
+      for (const action of ['approve', 'deny']) {
+        const res = await fetch(`${h.issuer}/dev/${action}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ user_code: authorization.user_code, user: 'alice', ...(guess === undefined ? {} : { secret: guess }) }),
+        });
+        assert.equal(res.status, 403, `${action} with ${JSON.stringify(guess)}`);
+        const body = (await res.json()) as { error: string; error_description: string };
+        assert.equal(body.error, 'forbidden');
+        assert.match(body.error_description, /secret/);
+        assert.ok(!JSON.stringify(body).includes(secret), 'the answer never carries the secret');
+      }
+    }
+    // An unknown user code answers the same 403 (no oracle for codes without the secret).
+    const unknown = await fetch(`${h.issuer}/dev/approve`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user_code: 'QQQQ-QQQQ', user: 'alice' }) });
+    assert.equal(unknown.status, 403);
+    const pending = await pollDeviceToken(d, CLIENT_ID, authorization.device_code);
+    assert.equal(!pending.ok && pending.error.error, 'authorization_pending', 'still pending: no token was issued');
+    // The operator (who has the secret) can still decide it.
+    const ok = await fetch(`${h.issuer}/dev/approve`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user_code: authorization.user_code, user: 'alice', secret: ` ${secret}\n` }) });
+    assert.equal(ok.status, 200, 'surrounding whitespace (as read from the file) is fine');
+    const tokens = await pollUntilDecided(d, CLIENT_ID, authorization);
+    assert.equal((await verifyAccessToken(h, discovery, tokens.accessToken)).sub, 'alice');
   });
 
   test('the dev endpoint refuses callers that are not on loopback', async (t) => {
@@ -330,7 +373,7 @@ describe('dev identity provider', () => {
     const res = await fetch(`http://${external.address}:${port}/oidc/dev/approve`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ user_code: authorization.user_code, user: 'alice' }),
+      body: JSON.stringify({ user_code: authorization.user_code, user: 'alice', secret: h.idp.approveSecret }),
     });
     assert.equal(res.status, 403);
     assert.match(((await res.json()) as { error_description: string }).error_description, /loopback/);
@@ -369,13 +412,26 @@ describe('dev identity provider', () => {
     assert.match(html, /aigov DEV identity provider/);
     for (const u of DEV_USERS) assert.ok(html.includes(u.email), `picker lists ${u.id}`);
 
-    // An unknown user is rejected and the interaction stays usable.
-    res = await browser.request(followed.url, { form: { user: 'mallory' } });
-    assert.equal(res.status, 400);
-    const pending = await pollDeviceToken(d, CLIENT_ID, authorization.device_code);
+    assert.match(html, /type="password" name="secret"/, 'the picker asks for the approve secret');
+
+    // Without the approve secret (or with a wrong one) nobody is signed in: 403, the picker again.
+    for (const form of [{ user: 'carol' }, { user: 'carol', secret: '' }, { user: 'carol', secret: 'guess' }] as Record<string, string>[]) {
+      res = await browser.request(followed.url, { form });
+      assert.equal(res.status, 403);
+      html = await res.text();
+      assert.match(html, /approve secret is missing or wrong/);
+      assert.ok(!html.includes(h.idp.approveSecret));
+    }
+    let pending = await pollDeviceToken(d, CLIENT_ID, authorization.device_code);
     assert.equal(!pending.ok && pending.error.error, 'authorization_pending');
 
-    res = await browser.request(followed.url, { form: { user: 'carol' } });
+    // An unknown user is rejected and the interaction stays usable.
+    res = await browser.request(followed.url, { form: { user: 'mallory', secret: h.idp.approveSecret } });
+    assert.equal(res.status, 400);
+    pending = await pollDeviceToken(d, CLIENT_ID, authorization.device_code);
+    assert.equal(!pending.ok && pending.error.error, 'authorization_pending');
+
+    res = await browser.request(followed.url, { form: { user: 'carol', secret: h.idp.approveSecret } });
     assert.equal(res.status, 303);
     followed = await browser.follow(res, followed.url);
     assert.equal(followed.res.status, 200);

@@ -118,7 +118,11 @@ describe('the built CLI', () => {
       });
       assert.match(stderr, /aigov DEV gateway/);
       assert.match(stderr, /built-in dev model/);
-      const quickstart = spawn(process.execPath, [join(import.meta.dirname, '..', 'examples', 'dev-quickstart.mjs'), url, 'carol'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // The quickstart reads the approve secret from the state dir, as the same local user.
+      const quickstart = spawn(process.execPath, [join(import.meta.dirname, '..', 'examples', 'dev-quickstart.mjs'), url, 'carol'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, AIGOV_STATE_DIR: stateDir, AIGOV_DEV_APPROVE_SECRET: '' },
+      });
       let out = '';
       quickstart.stdout.on('data', (d: Buffer) => (out += d.toString()));
       quickstart.stderr.on('data', (d: Buffer) => (out += d.toString()));

@@ -165,7 +165,7 @@ describe('aigov login (service)', () => {
       const res = await fetch(`${gateway.idp.issuer}/dev/deny`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ user_code: prompt.userCode }),
+        body: JSON.stringify({ user_code: prompt.userCode, secret: gateway.approveSecret }),
       });
       assert.equal(res.status, 200);
     };
@@ -368,10 +368,11 @@ describe('the built CLI', { skip: BUILT ? false : 'run `npm run build` first' },
       const code = /^ {2}([A-Z]{4}-[A-Z]{4})$/m.exec(stderr)?.[1];
       if (!code || sent) return;
       sent = true;
+      // As the operator's script would: the approve secret from the gateway's 0600 file.
       void fetch(`${gateway.idp.issuer}/dev/${action}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ user_code: code, user: 'alice' }),
+        body: JSON.stringify({ user_code: code, user: 'alice', secret: readFileSync(gateway.approveSecretFile, 'utf8') }),
       });
     });
   }

@@ -13,7 +13,8 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { chmod, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { describeTightened, ensurePrivateDir } from '../config/private-files.ts';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -251,7 +252,8 @@ export function createFileStore(options: FileStoreOptions = {}): CredentialStore
 
   async function withLock<T>(body: () => Promise<T>): Promise<T> {
     const run = queue.then(async () => {
-      await mkdir(dir, { recursive: true, mode: 0o700 });
+      // The config dir holds the refresh token's file (and settings.json, with who logged in): 0700.
+      ensurePrivateDir(dir, { onTightened: (event) => warn(describeTightened(event)) });
       const deadline = Date.now() + lockTimeoutMs;
       for (;;) {
         try {

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { DiscoverySchema } from '../protocol/discovery.ts';
 import { defaultConfigDir } from './paths.ts';
+import { ensurePrivateDir } from './private-files.ts';
 
 export const SETTINGS_FILE_NAME = 'settings';
 
@@ -54,6 +55,9 @@ export function openCliSettings(configDir: string = defaultConfigDir()): CliSett
   const path = join(configDir, `${SETTINGS_FILE_NAME}.json`);
 
   const open = (): Conf<Stored> => {
+    // conf creates the directory (even to read) 0755; it is aigov's own and holds
+    // credentials.json too: create it 0700 first, or make an existing one 0700.
+    if (conf === undefined) ensurePrivateDir(configDir);
     conf ??= new Conf<Stored>({
       projectName: 'aigov',
       cwd: configDir,

@@ -262,6 +262,11 @@ export const ERRORS = {
     message: 'The gateway is shutting down and takes no new requests.',
     hint: 'Retry; another replica or the restarted gateway will serve it.',
   },
+  AIGOV_E_STARTING: {
+    status: 503, exitCode: EXIT.unavailable, type: 'overloaded_error',
+    message: 'The gateway is starting and takes no requests yet.',
+    hint: 'Retry after the Retry-After seconds; /readyz answers 200 once it is ready.',
+  },
   AIGOV_E_INTERNAL: {
     status: 500, exitCode: EXIT.software, type: 'api_error',
     message: 'The gateway hit an internal error (reference {ref}).',
@@ -291,6 +296,11 @@ export const ERRORS = {
     status: 500, exitCode: EXIT.unavailable, type: 'api_error',
     message: 'Cannot open the recording store at {location}: {reason}.',
     hint: 'Check storage settings and that the directory exists and is writable.',
+  },
+  AIGOV_E_PATH_NOT_PRIVATE: {
+    status: 500, exitCode: EXIT.noPerm, type: 'api_error',
+    message: 'Refusing to keep aigov data at {path}: {reason}.',
+    hint: 'aigov keeps its state private to the user who runs it (directories 0700, databases, keys and secrets 0600): give the path to that user (chown), or choose another location (--state-dir, storage.path, AIGOV_CONFIG_DIR, AIGOV_RUNTIME_DIR).',
   },
   AIGOV_E_PSEUDONYM_KEY_MISMATCH: {
     status: 500, exitCode: EXIT.config, type: 'api_error',

@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync, fstatSync } from 'node:fs';
+import { ensurePrivateFile } from '../config/private-files.ts';
 import { fileURLToPath } from 'node:url';
 import { AigovError, ERRORS, type ErrorCode } from '../core/errors.ts';
 import { defaultRuntimeDir } from '../config/paths.ts';
@@ -154,6 +155,7 @@ async function startDaemonProcess(profile: string, files: DaemonFiles, env: Node
   const state = await inspectDaemonFiles(files);
   if (state.state === 'running') return;
   if (state.state === 'stale' && (state.pidFile === null || !isProcessAlive(state.pidFile.pid))) cleanStaleFiles(files);
+  ensurePrivateFile(files.logFile); // a log left 0644 by an older aigov: the daemon's messages are the user's business
   const logFd = openSync(files.logFile, 'a', 0o600);
   const logOffset = fstatSync(logFd).size;
   const { command, args } = daemonCommand(profile);

@@ -2,19 +2,27 @@
  * The daemon's files in the user's runtime dir: the dir itself (0700, ours), the pid file, a
  * short-lived start lock, and what a running, stale or absent daemon looks like from outside.
  */
-import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, chmodSync } from 'node:fs';
-import { AigovError } from '../core/errors.ts';
+import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { ensurePrivateDir, type PrivatePathOptions } from '../config/private-files.ts';
+import { AigovError, isAigovError } from '../core/errors.ts';
 import { isPidFile, type DaemonFiles, type PidFile, type StatusResponse } from './control-protocol.ts';
 import { ControlTransportError, sendControlRequest } from './control-transport.ts';
 
-/** Creates the runtime dir 0700 if needed and refuses one that another user could get into. */
-export function ensureRuntimeDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const stat = lstatSync(dir);
-  if (!stat.isDirectory()) throw new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', { reason: `the runtime dir ${dir} is not a directory` });
-  const uid = typeof process.getuid === 'function' ? process.getuid() : null;
-  if (uid !== null && stat.uid !== uid) throw new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', { reason: `the runtime dir ${dir} belongs to another user` });
-  if ((stat.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+/**
+ * Creates the runtime dir 0700 if needed and refuses one that another user could get into: it
+ * holds the control socket (whoever connects can ask the daemon for the user's access token),
+ * the pid file and the daemon's log. A looser one of ours is tightened.
+ */
+export function ensureRuntimeDir(dir: string, privacy: PrivatePathOptions = {}): void {
+  try {
+    ensurePrivateDir(dir, privacy);
+  } catch (error) {
+    if (isAigovError(error) && error.code === 'AIGOV_E_PATH_NOT_PRIVATE') {
+      const reason = String(error.params['reason']);
+      throw new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', { reason: `the runtime dir ${dir}: ${/belongs to user id/.test(reason) ? `belongs to another user (${reason})` : reason}` }, { cause: error });
+    }
+    throw error;
+  }
 }
 
 export function readPidFile(path: string): PidFile | null {

@@ -90,12 +90,13 @@ function printDevBanner(dev: RunningDevGateway): void {
     `  providers   ${dev.config.providers.map((p) => `${p.name} → ${dev.url}/${p.name}${p.kind === 'openai' ? '/v1' : ''}`).join(', ')}`,
     `  recordings  ${dev.config.storage.path}`,
     `  policy      ${dev.config.policy ? dev.config.policy.file : 'none (every request allowed and recorded; try --policy examples/policy.yaml)'}`,
+    `  approve     secret ${dev.approveSecret}  (new each start; the browser sign-in page and ${DEV_ISSUER_PATH}/dev/approve ask for it; also in ${dev.approveSecretFile}, readable only by you)`,
     '',
     'Next, in another terminal (from a checkout, use ./bin/run.js for aigov):',
     `  aigov login --gateway ${dev.url}`,
     process.stdin.isTTY
       ? '  then approve the code it shows by typing here:   approve CODE alice   (or deny CODE; users: alice, bob, carol, dave)'
-      : `  then approve the code it shows:  curl -s -X POST ${dev.url}${DEV_ISSUER_PATH}/dev/approve -H 'content-type: application/json' -d '{"user_code":"CODE","user":"alice"}'`,
+      : `  then approve the code it shows:  curl -s -X POST ${dev.url}${DEV_ISSUER_PATH}/dev/approve -H 'content-type: application/json' -d '{"user_code":"CODE","user":"alice","secret":"${dev.approveSecret}"}'`,
     '  aigov run -- python3 examples/hello.py "Hello"     # any program using the OpenAI/Anthropic SDKs works the same way',
     `  node examples/dev-quickstart.mjs ${dev.url}       # or: the official SDKs with a token, without the CLI`,
   ];

@@ -24,6 +24,8 @@ import { PolicyOffload } from './policy-offload.ts';
 import { openSessionVaults, type SessionVaults } from './session-vaults.ts';
 import { humanLogDestination } from './human-log.ts';
 import { createServer, listen } from './listen.ts';
+import { answerWhileStarting, installRequestHandler } from './while-starting.ts';
+import type { TightenedPath } from '../config/private-files.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { errorSummary } from './pipeline.ts';
 import { createGatewayHandler, type GatewayHandler, type MountedHandler } from './server.ts';
@@ -56,6 +58,11 @@ export interface StartGatewayOptions {
   readonly onClose?: () => Promise<void>;
 }
 
+/** Logs (once per path: a tightened path is private afterwards) that a file of the gateway was made private: path and old mode, never contents. */
+export function tightenedLogger(logger: Logger): (event: TightenedPath) => void {
+  return (event) => logger.warn({ path: event.path, oldMode: event.oldMode, mode: event.mode }, 'a file of the gateway was accessible to other users; made it private');
+}
+
 /** JSON lines on stdout; `human`: one readable line per entry instead (a person at a terminal). */
 export function createLogger(level: GatewayConfig['logging']['level'], options: { human?: boolean } = {}): Logger {
   const settings = {
@@ -67,9 +74,18 @@ export function createLogger(level: GatewayConfig['logging']['level'], options: 
   return options.human ? pino(settings, humanLogDestination(process.stdout)) : pino(settings);
 }
 
-/** Binds the server first so the URL is known, then builds the rest with `build`. */
+/**
+ * Binds the server first so the URL is known; `startGateway` builds the rest. Until it installs
+ * the gateway's handler, every request is answered at once with 503 "starting" (while-starting.ts).
+ */
 export async function bindServer(config: Pick<GatewayConfig, 'listen'>): Promise<{ server: Server; url: string }> {
   const server = createServer(config.listen.tls);
+  answerWhileStarting(server);
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return;
+    const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+  });
   const url = await listen(server, config.listen);
   return { server, url };
 }
@@ -78,6 +94,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
   const logger = options.logger ?? createLogger(config.logging.level);
   for (const warning of config.warnings) logger.warn(warning);
   const metrics = new GatewayMetrics();
+  const onTightened = tightenedLogger(logger);
   const store =
     options.store ??
     (await openRecordingStore(config.storage, process.cwd(), {
@@ -88,6 +105,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
       onSettled: (count) => {
         logger.warn({ settled: count, errorCode: 'AIGOV_E_GATEWAY_STOPPED' }, 'recording store: calls left pending by a gateway that stopped were marked aborted');
       },
+      onTightened,
     }));
   let verifier: TokenVerifier;
   let server: Server;
@@ -122,7 +140,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
   let approvals: { service: ApprovalService; api: ApprovalsApi; store: ApprovalStore; notifier: WebhookNotifier } | null = null;
   try {
     const location = path.resolve(process.cwd(), config.storage.path);
-    const approvalStore = openSqliteApprovalStore(location);
+    const approvalStore = openSqliteApprovalStore(location, { onTightened });
     const service = new ApprovalService({ store: approvalStore, logger });
     const notifier = createWebhookNotifier({ webhooks: config.approvals.webhooks, logger, version: options.version });
     const nobody = { subject: '', email: null, groups: [] };
@@ -182,12 +200,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
   // A client must send its request within these (a slow-loris body holds no connection forever).
   server.requestTimeout = config.limits.client_request_timeout_ms;
   server.headersTimeout = Math.min(config.limits.client_headers_timeout_ms, config.limits.client_request_timeout_ms);
-  server.on('request', handler.handle);
-  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-    if (!socket.writable) return;
-    const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-  });
+  installRequestHandler(server, handler.handle);
   // Learn the IdP's keys now so the first request does not wait; an IdP that is down is not fatal.
   verifier.warmUp().catch((error: unknown) => logger.warn({ issuer: config.identity.issuer, err: errorSummary(error) }, 'identity provider not reachable yet; tokens will be rejected until it is'));
   let closing: Promise<void> | null = null;

@@ -5,13 +5,14 @@
  * --public-key <state>/audit-signing.key` checks against it. Never logged.
  */
 import { join } from 'node:path';
+import type { PrivatePathOptions } from '../../config/private-files.ts';
 import { createSigningKeyFile } from '../../store/sqlite/audit-keys.ts';
 
 export const DEV_AUDIT_KEY_FILE = 'audit-signing.key';
 
 /** The key file's path, creating it when missing. */
-export function ensureDevAuditKey(stateDir: string): string {
+export function ensureDevAuditKey(stateDir: string, privacy: PrivatePathOptions = {}): string {
   const file = join(stateDir, DEV_AUDIT_KEY_FILE);
-  createSigningKeyFile(file);
+  createSigningKeyFile(file, privacy);
   return file;
 }

@@ -2,12 +2,16 @@
  * `aigov server --dev`: a zero-config gateway for trying aigov on one machine. Binds 127.0.0.1,
  * embeds an OIDC provider with seeded users, records to SQLite in the state dir and, with no
  * provider key configured, answers from the built-in dev model.
+ *
+ * The state dir is private (0700; everything in it 0600: recordings, IdP logins, keys, the
+ * per-start approve secret); an existing looser one is tightened with a warning in the log.
  */
-import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { ensurePrivateDir } from '../../config/private-files.ts';
 import { buildGatewayConfig } from '../../config/load.ts';
 import type { GatewayConfig, GatewayConfigInput } from '../../config/schema.ts';
-import { bindServer, startGateway, type RunningGateway, type StartGatewayOptions } from '../start-gateway.ts';
+import { bindServer, createLogger, startGateway, tightenedLogger, type RunningGateway, type StartGatewayOptions } from '../start-gateway.ts';
+import { createDevApproveSecret } from './dev-approve-secret.ts';
 import { startDevModel } from './dev-model.ts';
 import { ensureDevPseudonymKey } from './dev-pseudonym-key.ts';
 import { ensureDevAuditKey } from './dev-audit-key.ts';
@@ -30,17 +34,45 @@ export interface DevGatewayOptions extends Omit<StartGatewayOptions, 'dev' | 'mo
 export interface RunningDevGateway extends RunningGateway {
   readonly idp: DevIdp;
   readonly stateDir: string;
+  /** This start's approve secret (the banner prints it) and the 0600 file in the state dir that holds it. */
+  readonly approveSecret: string;
+  readonly approveSecretFile: string;
 }
 
 export async function startDevGateway(options: DevGatewayOptions): Promise<RunningDevGateway> {
-  mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
+  const logger = options.logger ?? createLogger(options.logLevel ?? 'info');
+  const privacy = { onTightened: tightenedLogger(logger) };
+  ensurePrivateDir(options.stateDir, privacy);
+  const approve = createDevApproveSecret(options.stateDir);
   const listenOnly = { listen: { host: '127.0.0.1', port: options.port } };
-  const bound = await bindServer(listenOnly);
-  const devModel = await startDevModel();
+  let bound: Awaited<ReturnType<typeof bindServer>>;
+  let devModel: Awaited<ReturnType<typeof startDevModel>>;
+  try {
+    bound = await bindServer(listenOnly);
+  } catch (error) {
+    approve.remove();
+    throw error;
+  }
+  try {
+    devModel = await startDevModel();
+  } catch (error) {
+    approve.remove();
+    bound.server.close();
+    throw error;
+  }
   let idp: DevIdp | null = null;
   try {
     const issuer = `${bound.url}${DEV_ISSUER_PATH}`;
-    idp = await startDevIdp({ issuer, audience: bound.url, cliClientId: DEV_CLI_CLIENT_ID, requiredScope: DEV_REQUIRED_SCOPE, stateDir: options.stateDir, accessTokenTtlSeconds: options.accessTokenTtlSeconds });
+    idp = await startDevIdp({
+      issuer,
+      audience: bound.url,
+      cliClientId: DEV_CLI_CLIENT_ID,
+      requiredScope: DEV_REQUIRED_SCOPE,
+      stateDir: options.stateDir,
+      accessTokenTtlSeconds: options.accessTokenTtlSeconds,
+      approveSecret: approve.secret,
+      onTightened: privacy.onTightened,
+    });
     const input: GatewayConfigInput = {
       listen: { host: '127.0.0.1', port: Number(new URL(bound.url).port) },
       identity: {
@@ -57,8 +89,8 @@ export async function startDevGateway(options: DevGatewayOptions): Promise<Runni
       storage: { driver: 'sqlite', path: join(options.stateDir, 'aigov.db') },
       logging: { level: options.logLevel ?? 'info' },
       ...(options.policyFile ? { policy: { file: resolve(options.policyFile) } } : {}),
-      pseudonyms: { key: { file: ensureDevPseudonymKey(options.stateDir) } },
-      audit: { auditor_groups: ['auditors'], signing_key: { file: ensureDevAuditKey(options.stateDir) } },
+      pseudonyms: { key: { file: ensureDevPseudonymKey(options.stateDir, privacy) } },
+      audit: { auditor_groups: ['auditors'], signing_key: { file: ensureDevAuditKey(options.stateDir, privacy) } },
     };
     const base = buildGatewayConfig(input, '(built-in dev configuration)');
     const config: GatewayConfig = { ...base, providers: base.providers.map((p) => ({ ...p, devModel: true })) };
@@ -67,17 +99,20 @@ export async function startDevGateway(options: DevGatewayOptions): Promise<Runni
       config,
       {
         ...options,
+        logger,
         dev: true,
         mounts: [{ prefix: DEV_ISSUER_PATH, handle: (req, res) => devIdp.handle(req, res) }],
         onClose: async () => {
+          approve.remove();
           await devIdp.close();
           await devModel.close();
         },
       },
       bound,
     );
-    return Object.assign(gateway, { idp: devIdp, stateDir: options.stateDir });
+    return Object.assign(gateway, { idp: devIdp, stateDir: options.stateDir, approveSecret: approve.secret, approveSecretFile: approve.file });
   } catch (error) {
+    approve.remove();
     await idp?.close().catch(() => undefined);
     await devModel.close().catch(() => undefined);
     bound.server.close();

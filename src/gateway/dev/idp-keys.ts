@@ -1,14 +1,15 @@
 /**
  * Persistent secrets of the dev identity provider: the token signing key (a private JWKS) and
- * the cookie signing keys. Generated once into the state directory with file mode 0600 and
+ * the cookie signing keys. Generated once into the (0700) state directory with file mode 0600 and
  * reused afterwards, so tokens and browser sessions stay valid across `aigov server --dev`
  * restarts. Never logged.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import type { JWK } from 'jose';
+import { ensurePrivateDir, ensurePrivateFile, writePrivateFileExclusive, type PrivatePathOptions } from '../../config/private-files.ts';
 
 export const SIGNING_ALG = 'ES256';
 
@@ -19,25 +20,21 @@ export interface DevIdpSecrets {
   readonly cookieKeys: string[];
 }
 
-/** Reads `file`, or creates it with `create()` (mode 0600, exclusive) when it does not exist. */
-async function loadOrCreate<T>(file: string, create: () => Promise<T>, validate: (value: unknown) => value is T): Promise<T> {
-  try {
+/**
+ * Reads `file`, or creates it with `create()` (mode 0600, exclusive) when it does not exist. An
+ * existing file must be ours (one planted by another user would hand them the keys) and is
+ * made 0600 before it is read.
+ */
+async function loadOrCreate<T>(file: string, create: () => Promise<T>, validate: (value: unknown) => value is T, privacy: PrivatePathOptions): Promise<T> {
+  if (ensurePrivateFile(file, privacy)) {
     const parsed: unknown = JSON.parse(await readFile(file, 'utf8'));
     if (!validate(parsed)) throw new Error(`dev IdP state file ${file} is malformed; delete it to regenerate`);
-    await chmod(file, 0o600);
     return parsed;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
   const value = await create();
-  try {
-    await writeFile(file, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
-    return value;
-  } catch (error) {
-    // Another process created it first: use theirs so both agree on the keys.
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return loadOrCreate(file, create, validate);
-    throw error;
-  }
+  if (writePrivateFileExclusive(file, `${JSON.stringify(value, null, 2)}\n`, privacy)) return value;
+  // Another process created it first: use theirs so both agree on the keys.
+  return loadOrCreate(file, create, validate, privacy);
 }
 
 function isJwks(value: unknown): value is { keys: JWK[] } {
@@ -57,13 +54,14 @@ async function generateSigningJwks(): Promise<{ keys: JWK[] }> {
   return { keys: [{ ...jwk, kid, alg: SIGNING_ALG, use: 'sig' }] };
 }
 
-export async function loadDevIdpSecrets(stateDir: string): Promise<DevIdpSecrets> {
-  await mkdir(stateDir, { recursive: true, mode: 0o700 });
-  const jwks = await loadOrCreate(join(stateDir, 'idp-jwks.json'), generateSigningJwks, isJwks);
+export async function loadDevIdpSecrets(stateDir: string, privacy: PrivatePathOptions = {}): Promise<DevIdpSecrets> {
+  ensurePrivateDir(stateDir, privacy);
+  const jwks = await loadOrCreate(join(stateDir, 'idp-jwks.json'), generateSigningJwks, isJwks, privacy);
   const cookieKeys = await loadOrCreate(
     join(stateDir, 'idp-cookie-keys.json'),
     () => Promise.resolve([randomBytes(32).toString('base64url')]),
     isKeyList,
+    privacy,
   );
   return { jwks, cookieKeys };
 }

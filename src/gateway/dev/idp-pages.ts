@@ -23,6 +23,7 @@ p{line-height:1.45}
 .err{color:#b42318;font-weight:600}
 code.usercode{display:block;font-size:2em;text-align:center;letter-spacing:.08em;margin:12px 0}
 input[type=text]{width:100%;box-sizing:border-box;height:44px;font-size:18px;text-align:center;text-transform:uppercase;margin:8px 0 12px}
+input[type=password]{width:100%;box-sizing:border-box;height:36px;font-size:15px;margin:6px 0 12px}
 button{width:100%;height:40px;font-size:15px;font-weight:600;border:0;border-radius:6px;background:#2f5fd0;color:#fff;cursor:pointer;margin:4px 0}
 button.secondary{background:#e4e7ec;color:#1d2330}
 .user{display:block;text-align:left;padding:8px 12px;height:auto}
@@ -90,8 +91,11 @@ export function errorPage(out: Record<string, unknown>): string {
   return page('Error', `<h1>Something went wrong</h1><p class="err">${error}</p>${description}`);
 }
 
-/** The seeded-user picker shown when the device login needs a user (login + consent in one). */
-export function userPickerPage(action: string, users: readonly DevUser[], clientName: string, scopes: readonly string[]): string {
+/**
+ * The seeded-user picker shown when the device login needs a user (login + consent in one).
+ * Signing in as a user takes the approve secret from the gateway's banner; Deny does not.
+ */
+export function userPickerPage(action: string, users: readonly DevUser[], clientName: string, scopes: readonly string[], error?: string): string {
   const buttons = users
     .map(
       (u) => `<button class="user" type="submit" name="user" value="${escapeHtml(u.id)}">Sign in as ${escapeHtml(u.name)}
@@ -104,9 +108,12 @@ export function userPickerPage(action: string, users: readonly DevUser[], client
     `<h1>Choose a dev user</h1>
 <p><strong>${escapeHtml(clientName)}</strong> will act as the user you pick. There are no passwords: these are seeded test users.</p>
 <p class="muted">Requested scopes: ${scopeText}</p>
+${error === undefined ? '' : `<p class="err">${escapeHtml(error)}</p>`}
 <form method="post" action="${escapeHtml(action)}">
+<label for="secret">Approve secret (printed by <code>aigov server --dev</code> when it started)</label>
+<input id="secret" type="password" name="secret" autocomplete="off" required>
 ${buttons}
-<button class="secondary" type="submit" name="deny" value="yes">Deny</button>
+<button class="secondary" type="submit" name="deny" value="yes" formnovalidate>Deny</button>
 </form>`,
   );
 }

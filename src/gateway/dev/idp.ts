@@ -9,14 +9,20 @@
  * sessions) lives in SQLite and the keys in files, both in the state directory, so a login
  * survives a restart.
  *
- * A device login can be finished in a browser (verification page → pick a seeded user) or
- * without one: `approveDevice()` and, for loopback callers only, `POST <issuer>/dev/approve`.
+ * A device login can be finished in a browser (verification page → pick a seeded user and give
+ * the approve secret) or without one: `approveDevice()` (in process: the gateway's terminal) and,
+ * for loopback callers with the approve secret only, `POST <issuer>/dev/approve`. Whoever
+ * finishes a login as a seeded user gets that user's tokens, so both HTTP ways require the
+ * per-start secret (dev-approve-secret.ts); other local users do not have it.
  *
  * This module exists for local development only; a production gateway trusts an external IdP
  * and never starts it.
  */
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
+import { ensurePrivateDatabase, type PrivatePathOptions } from '../../config/private-files.ts';
+import { DEV_APPROVE_SECRET_FILE, devApproveSecretMatches } from './dev-approve-secret.ts';
 import { loadDevIdpSecrets, SIGNING_ALG } from './idp-keys.ts';
 import {
   errorPage,
@@ -53,8 +59,15 @@ export interface DevIdpOptions {
   cliClientId: string;
   /** The resource-server scope the gateway requires in access tokens, e.g. 'aigov'. */
   requiredScope: string;
-  /** Keys (mode 0600) and `idp.sqlite` live here so logins survive restarts. */
+  /** Keys and `idp.sqlite` (0600, in this 0700 directory) live here so logins survive restarts. */
   stateDir: string;
+  /**
+   * Required by `POST <issuer>/dev/approve` / `dev/deny` and the browser's user picker (see
+   * dev-approve-secret.ts). Default: a random one that only this process knows (`idp.approveSecret`).
+   */
+  approveSecret?: string;
+  /** Told when an existing state file was accessible to other users and has been made private; log it. */
+  onTightened?: PrivatePathOptions['onTightened'];
   /** Access token lifetime; default 600. */
   accessTokenTtlSeconds?: number;
   /** Called with unexpected internal errors (never with expected OAuth errors); default: one line on stderr. */
@@ -64,6 +77,8 @@ export interface DevIdpOptions {
 export interface DevIdp {
   readonly issuer: string;
   readonly users: readonly DevUser[];
+  /** What the HTTP ways of approving a login require (never log it). */
+  readonly approveSecret: string;
   /** node:http handler for every request whose path starts with the issuer's path (e.g. /oidc/...). */
   handle(req: IncomingMessage, res: ServerResponse): void;
   /** Approves a pending device authorization (user code as shown, dashes/case-insensitive) as a seeded user. */
@@ -171,9 +186,15 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       process.stderr.write(`aigov dev IdP: internal error: ${error.message}\n`);
     });
 
-  const secrets = await loadDevIdpSecrets(options.stateDir);
+  const approveSecret = options.approveSecret ?? randomBytes(32).toString('base64url');
+  if (approveSecret.length < 16) throw new Error('the dev IdP needs an approve secret of at least 16 characters');
+  const privacy = { onTightened: options.onTightened };
+  const secrets = await loadDevIdpSecrets(options.stateDir, privacy);
   const { Provider, errors } = (await loadOidcProvider()) satisfies OidcProviderModule;
-  const store = new SqliteAdapterStore(join(options.stateDir, 'idp.sqlite'));
+  // Grants, device codes and refresh tokens: as private as the keys.
+  const storeFile = join(options.stateDir, 'idp.sqlite');
+  ensurePrivateDatabase(storeFile, privacy);
+  const store = new SqliteAdapterStore(storeFile);
 
   const resourceServerInfo = {
     scope: requiredScope,
@@ -387,10 +408,12 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   }
 
   /**
-   * `POST <issuer>/dev/approve` {"user_code","user"} and `POST <issuer>/dev/deny` {"user_code"}.
-   * Exists only in `aigov server --dev` (this whole IdP does): it lets the dev CLI and tests
-   * finish a device login without a browser. Loopback callers only, JSON bodies only (so a web
-   * page cannot post it cross-site without a CORS preflight, which is never granted).
+   * `POST <issuer>/dev/approve` {"user_code","user","secret"} and `POST <issuer>/dev/deny`
+   * {"user_code","secret"}. Exists only in `aigov server --dev` (this whole IdP does): it lets the
+   * operator's scripts and tests finish a device login without a browser. Loopback callers only,
+   * JSON bodies only (so a web page cannot post it cross-site without a CORS preflight, which is
+   * never granted), and only with the per-start approve secret (checked before anything else in
+   * the body, so a caller without it learns nothing about user codes).
    */
   async function handleDevEndpoint(req: IncomingMessage, res: ServerResponse, action: 'approve' | 'deny'): Promise<void> {
     if (req.method !== 'POST') {
@@ -422,6 +445,13 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       return;
     }
     const fields = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {};
+    if (!devApproveSecretMatches(approveSecret, fields['secret'])) {
+      sendJson(res, 403, {
+        error: 'forbidden',
+        error_description: `missing or wrong "secret": send the approve secret that \`aigov server --dev\` printed in its banner (also in ${DEV_APPROVE_SECRET_FILE} in its state directory, readable only by the user who runs it)`,
+      });
+      return;
+    }
     const userCode = fields['user_code'];
     const user = fields['user'];
     if (typeof userCode !== 'string' || !userCode) {
@@ -471,10 +501,13 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       return;
     }
     const clientId = typeof details.params['client_id'] === 'string' ? details.params['client_id'] : '';
-    if (req.method === 'GET') {
+    const picker = async (status: number, error?: string): Promise<void> => {
       const client = await provider.Client.find(clientId);
       const scopes = typeof details.params['scope'] === 'string' ? details.params['scope'].split(' ').filter(Boolean) : [];
-      sendHtml(res, 200, userPickerPage(`${issuerPath}/interaction/${encodeURIComponent(uid)}`, DEV_USERS, client?.clientName ?? clientId, scopes));
+      sendHtml(res, status, userPickerPage(`${issuerPath}/interaction/${encodeURIComponent(uid)}`, DEV_USERS, client?.clientName ?? clientId, scopes, error));
+    };
+    if (req.method === 'GET') {
+      await picker(200);
       return;
     }
     let form: URLSearchParams;
@@ -491,6 +524,12 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
         { error: 'access_denied', error_description: 'the device login was denied' },
         { mergeWithLastSubmission: false },
       );
+      return;
+    }
+    // Denying needs no secret (anyone holding the user code can already cancel it on the
+    // confirmation page); signing in as someone does.
+    if (!devApproveSecretMatches(approveSecret, form.get('secret'))) {
+      await picker(403, `The approve secret is missing or wrong. It is printed in the banner of aigov server --dev (and kept in ${DEV_APPROVE_SECRET_FILE} in its state directory).`);
       return;
     }
     const user = findDevUser(form.get('user') ?? '');
@@ -541,6 +580,7 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   return {
     issuer: options.issuer,
     users: DEV_USERS,
+    approveSecret,
     handle(req, res) {
       route(req, res).catch((error: unknown) => {
         onError(error instanceof Error ? error : new Error(String(error)));

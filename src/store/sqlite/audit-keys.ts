@@ -4,7 +4,7 @@
  * the public key. Key material is never logged or put into an error message.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { writePrivateFileExclusive, type PrivatePathOptions } from '../../config/private-files.ts';
 import { checkpointPayload, keyIdOf, type CheckpointFields } from '../../core/audit/chain.ts';
 
 export interface SigningKey {
@@ -48,15 +48,11 @@ export function signCheckpoint(fields: CheckpointFields, key: KeyObject): string
   return sign(null, Buffer.from(checkpointPayload(fields)), key).toString('base64');
 }
 
-/** Writes a new Ed25519 private key (PEM, mode 0600) to `file` unless it exists. Returns whether it wrote one. */
-export function createSigningKeyFile(file: string): boolean {
+/**
+ * Writes a new Ed25519 private key (PEM, mode 0600) to `file` unless it exists (an existing one
+ * must be ours and is made 0600). Returns whether it wrote one.
+ */
+export function createSigningKeyFile(file: string, privacy: PrivatePathOptions = {}): boolean {
   const { privateKey } = generateKeyPairSync('ed25519');
-  try {
-    writeFileSync(file, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600, flag: 'wx' });
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    chmodSync(file, 0o600);
-    return false;
-  }
+  return writePrivateFileExclusive(file, privateKey.export({ format: 'pem', type: 'pkcs8' }), privacy);
 }

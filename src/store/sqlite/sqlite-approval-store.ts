@@ -8,12 +8,14 @@
  * (under SQLite's write lock), so this connection and the writer thread extend one chain.
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { ensurePrivateDatabase, type PrivatePathOptions } from '../../config/private-files.ts';
 import type { ApprovalRecord } from '../../core/approvals/approval.ts';
 import type { ApprovalQuery, ApprovalStore } from '../approval-store.ts';
 import { ChainWriter } from './audit-chain-writer.ts';
 import { migrateDatabase } from './migrations.ts';
 
-export function openSqliteApprovalStore(location: string, options: { busyTimeoutMs?: number } = {}): ApprovalStore {
+export function openSqliteApprovalStore(location: string, options: { busyTimeoutMs?: number } & PrivatePathOptions = {}): ApprovalStore {
+  ensurePrivateDatabase(location, options); // normally done by the recording store already: a no-op
   const db = new DatabaseSync(location, { timeout: options.busyTimeoutMs ?? 5000 });
   try {
     db.exec('PRAGMA journal_mode = WAL');

@@ -17,6 +17,7 @@
  * write is one small transaction (WAL, synchronous=NORMAL: no fsync per commit).
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { ensurePrivateDatabase, type PrivatePathOptions } from '../../config/private-files.ts';
 import { AigovError } from '../../core/errors.ts';
 import type { VaultEntry } from '../../core/masking/pseudonym-vault.ts';
 import { PseudonymSealer } from '../pseudonym-sealer.ts';
@@ -47,7 +48,7 @@ CREATE TABLE IF NOT EXISTS pseudonym_entries (
 
 const OPEN_BUSY_TIMEOUT_MS = 5000;
 
-export interface SqlitePseudonymStoreOptions {
+export interface SqlitePseudonymStoreOptions extends PrivatePathOptions {
   /** The database file (the recording store's). */
   readonly location: string;
   /** The vault key: 32 bytes. */
@@ -61,6 +62,7 @@ export interface SqlitePseudonymStoreOptions {
 export function openSqlitePseudonymStore(options: SqlitePseudonymStoreOptions): SqlitePseudonymStore {
   const sealer = new PseudonymSealer(options.key);
   // Opening may wait for the writer thread (once, at startup); afterwards nothing waits.
+  ensurePrivateDatabase(options.location, options); // normally done by the recording store already: a no-op
   const db = new DatabaseSync(options.location, { timeout: OPEN_BUSY_TIMEOUT_MS });
   try {
     db.exec('PRAGMA journal_mode = WAL');

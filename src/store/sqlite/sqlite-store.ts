@@ -51,7 +51,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
-import { AigovError } from '../../core/errors.ts';
+import { AigovError, isAigovError } from '../../core/errors.ts';
+import { ensurePrivateDatabase, PRIVATE_DIR_MODE, type PrivatePathOptions } from '../../config/private-files.ts';
 import type { ApprovalRecord } from '../../core/approvals/approval.ts';
 import type {
   AccessLogEntry,
@@ -104,8 +105,13 @@ import {
 export type { SqliteSynchronous };
 
 export interface SqliteStoreOptions {
-  /** Database file. Its parent directory is created when missing. */
+  /**
+   * Database file. Its parent directory is created 0700 when missing; the database and its
+   * -wal/-shm files are 0600 (existing looser ones are tightened, see config/private-files.ts).
+   */
   readonly path: string;
+  /** Told when an existing database file was accessible to other users and has been tightened; log it. */
+  readonly onTightened?: PrivatePathOptions['onTightened'];
   /** Write-behind interval for stream events and finishes. Default 5 ms. */
   readonly batchIntervalMs?: number;
   /** Rows (events + finishes) per write-behind transaction; reaching it flushes at once. Default 512. */
@@ -292,9 +298,16 @@ export class SqliteRecordingStore implements RecordingStore {
       throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location, reason: `unknown synchronous mode ${JSON.stringify(synchronous)}` });
     }
     try {
-      fs.mkdirSync(path.dirname(location), { recursive: true });
+      fs.mkdirSync(path.dirname(location), { recursive: true, mode: PRIVATE_DIR_MODE });
     } catch (err) {
       throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location, reason: `cannot create its directory (${fsCode(err)})` });
+    }
+    try {
+      // Before SQLite creates anything: the database 0600, so its -wal and -shm are 0600 too.
+      ensurePrivateDatabase(location, { onTightened: options.onTightened });
+    } catch (err) {
+      const reason = isAigovError(err) ? `${String(err.params['path'])}: ${String(err.params['reason'])}` : describeError(err);
+      throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location, reason: `cannot make it private (${reason})` }, { cause: err });
     }
     const shared = new SharedArrayBuffer(SHARED.length * Int32Array.BYTES_PER_ELEMENT);
     const data: WriterData = {
