@@ -199,7 +199,7 @@ describe('a real dev gateway start', () => {
     await first.close();
     const keysBefore = Object.fromEntries(['idp-jwks.json', 'idp-cookie-keys.json', 'pseudonym-vault.key', 'audit-signing.key'].map((f) => [f, readFileSync(join(stateDir, f), 'utf8')]));
     chmodSync(stateDir, 0o755);
-    for (const p of walk(stateDir)) chmodSync(p, 0o644);
+    for (const p of walk(stateDir)) chmodSync(p, statSync(p).isDirectory() ? 0o755 : 0o644);
     // A process killed with -9 while it had the database open leaves -wal and -shm behind,
     // created (by SQLite) with the database's mode: 0644 here.
     const killed = spawnSync(process.execPath, ['-e', `

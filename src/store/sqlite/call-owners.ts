@@ -22,6 +22,7 @@
  * touched. Rows written before schema version 8 have no owner and are left alone (an older
  * gateway that may still be running could finish them).
  */
+import { ensurePrivateDir, ensurePrivateFile } from '../../config/private-files.ts';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -55,10 +56,11 @@ export class OwnerLock {
   /** Creates and locks `<database>-owners/<id>.lock`. Throws when it cannot (the store must not open then). */
   static acquire(location: string): OwnerLock {
     const dir = ownersDirectory(location);
-    fs.mkdirSync(dir, { recursive: true });
+    ensurePrivateDir(dir);
     const id = randomBytes(16).toString('hex');
     const temp = path.join(dir, `${id}.tmp`);
     const file = path.join(dir, `${id}.lock`);
+    ensurePrivateFile(temp, { create: true }); // created 0600 before SQLite opens it (it keeps the mode)
     const db = new DatabaseSync(temp);
     try {
       db.exec('PRAGMA locking_mode = EXCLUSIVE');
