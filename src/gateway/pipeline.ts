@@ -715,19 +715,17 @@ async function relayStream(call: CallState, upstream: UpstreamAnswer, transform:
     call.res.end((needsBreak ? '\n\n' : '') + adapter.renderStreamError(route.endpoint, toProviderError(error)));
     return;
   }
-  if (!terminal) {
-    // The upstream ended (or died) without its closing event: tell the SDK in its own words
-    // rather than letting a truncated answer pass for a complete one.
-    const error = new AigovError('AIGOV_E_UPSTREAM_STREAM_BROKEN', { provider: provider.name });
-    const block = adapter.renderStreamError(route.endpoint, toProviderError(error));
-    const needsBreak = tail.out !== '' && !/(?:\r\n|\r|\n){2}$/.test(tail.out);
-    tail.out += (needsBreak ? '\n\n' : '') + block;
-    tail.records.push({ offsetMs: call.elapsedMs(), raw: block });
-    call.deps.logger.warn({ callId: call.callId, provider: provider.name, err: brokenBy ? errorSummary(brokenBy) : 'ended without terminal event' }, 'upstream stream broke');
-  }
+  // The upstream ended (or died) without its closing event: tell the SDK in its own words
+  // rather than letting a truncated answer pass for a complete one.
+  const error = new AigovError('AIGOV_E_UPSTREAM_STREAM_BROKEN', { provider: provider.name });
+  const block = adapter.renderStreamError(route.endpoint, toProviderError(error));
+  const needsBreak = tail.out !== '' && !/(?:\r\n|\r|\n){2}$/.test(tail.out);
+  tail.out += (needsBreak ? '\n\n' : '') + block;
+  tail.records.push({ offsetMs: call.elapsedMs(), raw: block });
+  call.deps.logger.warn({ callId: call.callId, provider: provider.name, err: brokenBy ? errorSummary(brokenBy) : 'ended without terminal event' }, 'upstream stream broke');
   await send(tail);
   call.res.end();
-  call.finish(terminal ? 'completed' : 'failed', upstream.statusCode, terminal ? null : { code: 'AIGOV_E_UPSTREAM_STREAM_BROKEN', message: 'upstream stream ended early' });
+  call.finish('failed', upstream.statusCode, { code: 'AIGOV_E_UPSTREAM_STREAM_BROKEN', message: 'upstream stream ended early' });
 }
 
 interface Batch {
