@@ -46,6 +46,11 @@ export function readPathParam(raw: string): { ok: true; value: string } | { ok: 
   return { ok: true, value };
 }
 
+/** The route of a fixed endpoint: the upstream path is the adapter's constant, never the client's text. */
+export function fixedRoute(method: string, expected: 'GET' | 'POST', endpoint: EndpointId, upstreamPath: string): RouteResult {
+  return method === expected ? { ok: true, endpoint, upstreamPath, hasBody: expected === 'POST' } : { ok: false, reason: 'method_not_allowed' };
+}
+
 /** The route of `GET …/models/{id}`: the id checked by readPathParam, re-encoded under `prefix`. */
 export function modelRoute(method: string, endpoint: EndpointId, prefix: string, raw: string): RouteResult {
   if (method !== 'GET') return { ok: false, reason: 'method_not_allowed' };

@@ -1,7 +1,7 @@
 /** Anthropic wire protocol: Messages (JSON and SSE), token counting, Models. */
 import { AigovError } from '../../core/errors.ts';
 import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent } from '../../core/events.ts';
-import { arr, isObject, modelRoute, num, parseJson, pickForwardedHeaders, str, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
+import { arr, fixedRoute, isObject, modelRoute, num, parseJson, pickForwardedHeaders, str, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
 
 const DEFAULT_VERSION = '2023-06-01';
 
@@ -12,10 +12,8 @@ export const anthropicAdapter: ProviderAdapter = {
 
   route(method, subpath): RouteResult {
     // Each upstream path is one of these constants, or a model id checked and re-encoded.
-    const post = (endpoint: EndpointId, upstreamPath: string): RouteResult =>
-      method === 'POST' ? { ok: true, endpoint, upstreamPath, hasBody: true } : { ok: false, reason: 'method_not_allowed' };
-    const get = (endpoint: EndpointId, upstreamPath: string): RouteResult =>
-      method === 'GET' ? { ok: true, endpoint, upstreamPath, hasBody: false } : { ok: false, reason: 'method_not_allowed' };
+    const post = (endpoint: EndpointId, upstreamPath: string): RouteResult => fixedRoute(method, 'POST', endpoint, upstreamPath);
+    const get = (endpoint: EndpointId, upstreamPath: string): RouteResult => fixedRoute(method, 'GET', endpoint, upstreamPath);
     if (subpath === '/v1/messages') return post('anthropic.messages', '/v1/messages');
     if (subpath === '/v1/messages/count_tokens') return post('anthropic.messages.count_tokens', '/v1/messages/count_tokens');
     if (subpath === '/v1/models') return get('anthropic.models.list', '/v1/models');

@@ -4,7 +4,7 @@
  */
 import { AigovError } from '../../core/errors.ts';
 import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent, Role, ToolDefinition } from '../../core/events.ts';
-import { arr, isObject, modelRoute, num, parseJson, pickForwardedHeaders, str, type JsonObject, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
+import { arr, fixedRoute, isObject, modelRoute, num, parseJson, pickForwardedHeaders, str, type JsonObject, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
 
 const ROLES: ReadonlySet<string> = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 
@@ -18,10 +18,8 @@ export const openaiAdapter: ProviderAdapter = {
     const rest = m?.[1];
     if (rest === undefined) return { ok: false, reason: 'not_found' };
     // Each upstream path is one of these constants (the base URL already ends in /v1).
-    const post = (endpoint: EndpointId, upstreamPath: string): RouteResult =>
-      method === 'POST' ? { ok: true, endpoint, upstreamPath, hasBody: true } : { ok: false, reason: 'method_not_allowed' };
-    const get = (endpoint: EndpointId, upstreamPath: string): RouteResult =>
-      method === 'GET' ? { ok: true, endpoint, upstreamPath, hasBody: false } : { ok: false, reason: 'method_not_allowed' };
+    const post = (endpoint: EndpointId, upstreamPath: string): RouteResult => fixedRoute(method, 'POST', endpoint, upstreamPath);
+    const get = (endpoint: EndpointId, upstreamPath: string): RouteResult => fixedRoute(method, 'GET', endpoint, upstreamPath);
     if (rest === '/chat/completions') return post('openai.chat.completions', '/chat/completions');
     if (rest === '/responses') return post('openai.responses', '/responses');
     if (rest === '/embeddings') return post('openai.embeddings', '/embeddings');
