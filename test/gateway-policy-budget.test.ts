@@ -170,3 +170,25 @@ describe('custom patterns under attack: no request stalls the others', () => {
     assert.ok(slowest < 1500, `/readyz took up to ${slowest.toFixed(0)} ms while the answer was masked`);
   });
 });
+
+describe('limits.policy_scan_deadline_ms', () => {
+  it('a shorter deadline refuses the heavy scan sooner, naming the rule', async () => {
+    const g = await startHarness({ policyFile: join(dir, 'policy.yaml'), openaiBaseUrl: upstream.url, limits: { policy_scan_deadline_ms: 1000, policy_workers: 1 } });
+    try {
+      const c = new OpenAI({ baseURL: `${g.url}/openai/v1`, apiKey: g.token, maxRetries: 0, timeout: 60_000 });
+      // A first large request starts the one scan worker (a cold start can take hundreds of ms).
+      await c.chat.completions.create({ model: 'attack-block-ab', messages: [{ role: 'user', content: 'c'.repeat(100_000) }] });
+      const t0 = performance.now();
+      await assert.rejects(c.chat.completions.create({ model: 'attack-block-dot-groups', messages: [{ role: 'user', content: 'a'.repeat(MB) }] }), (error: unknown) => {
+        assert.ok(error instanceof OpenAI.PermissionDeniedError, String(error));
+        assert.equal(error.code, 'AIGOV_E_POLICY_BUDGET');
+        assert.match(error.message, /block-dot-groups/);
+        return true;
+      });
+      const ms = performance.now() - t0;
+      assert.ok(ms < 4000, `refused after ${ms.toFixed(0)} ms (the default deadline is 5000)`);
+    } finally {
+      await g.close();
+    }
+  });
+});

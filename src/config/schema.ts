@@ -91,6 +91,13 @@ export const GatewayConfigSchema = z.strictObject({
       max_stream_events: z.number().int().min(100).default(250_000),
       /** Longest a streamed answer may run, from the upstream's headers to its end. */
       max_stream_duration_ms: z.number().int().min(1000).default(3_600_000),
+      /**
+       * Longest a policy scan of a large text (request, or non-streamed answer to mask) may run on its
+       * worker thread; past it the request is refused with AIGOV_E_POLICY_BUDGET naming the rule.
+       */
+      policy_scan_deadline_ms: z.number().int().min(100).max(600_000).default(5000),
+      /** Worker threads for those scans (default: up to 2, never more than the machine's cores). */
+      policy_workers: z.number().int().min(1).max(64).optional(),
       /** Time a client has to send a request's headers. */
       client_headers_timeout_ms: z.number().int().min(1000).default(30_000),
       /** Time a client has to send a whole request, headers and body (not the time to answer it). */

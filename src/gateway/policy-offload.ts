@@ -211,7 +211,7 @@ export class PolicyOffload {
     const pending = slot.busy;
     if (!pending) return;
     const at = Atomics.load(slot.progress, 0);
-    const rule = pending.job.kind === 'mask' ? pending.describeRule(0) : at > 0 ? pending.describeRule(at - 1) : 'unknown';
+    const rule = pending.job.kind === 'mask' ? pending.describeRule(0) : at > 0 ? pending.describeRule(at - 1) : '(none reached: the scan was still starting)';
     this.#replace(slot, (p) => p.resolve({ budget: rule }));
   }
 

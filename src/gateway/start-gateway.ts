@@ -179,7 +179,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     }
   }
   // Large texts are scanned for the policy on worker threads, never on the event loop.
-  const offload = policy ? new PolicyOffload() : null;
+  const offload = policy ? new PolicyOffload({ deadlineMs: config.limits.policy_scan_deadline_ms, workers: config.limits.policy_workers }) : null;
   const agent = createUpstreamAgent(config.limits);
   const rawCopy = config.audit.rawCopyKey === null ? null : new RawCopySealer(Buffer.from(config.audit.rawCopyKey, 'hex'));
   if (rawCopy) logger.info({ keyId: rawCopy.keyId }, 'raw request copies are kept sealed with the calls (audit.raw_copy; auditors only)');
