@@ -3,6 +3,7 @@
  * gateway configuration or from flags), verifies (src/store/sqlite/audit-verify.ts), and turns
  * the outcome into a report or a coded error. Never prints record contents or key material.
  */
+import { plural } from './terminal-text.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { KeyObject } from 'node:crypto';
@@ -109,8 +110,4 @@ export function formatAuditReport(outcome: AuditVerifyOutcome): string {
   }
   for (const warning of report.warnings) lines.push(`  warning: ${warning}`);
   return `${lines.join('\n')}\n`;
-}
-
-function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`;
 }

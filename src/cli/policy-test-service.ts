@@ -6,6 +6,7 @@
  * is the masked text, in which every detection is replaced (by its rule's operator where a
  * masking rule applies, else redacted).
  */
+import { plural } from './terminal-text.ts';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadPolicy } from '../config/load-policy.ts';
@@ -149,7 +150,7 @@ function orderSpans(spans: readonly PlannedSpan[]): PlannedSpan[] {
 export function formatPolicyTestReport(report: PolicyTestReport): string {
   const lines: string[] = [];
   const as = report.as;
-  lines.push(`policy      ${report.policy.file} (${report.policy.rules} rules)`);
+  lines.push(`policy      ${report.policy.file} (${plural(report.policy.rules, 'rule')})`);
   lines.push(`evaluated   ${report.evaluated} as ${as.user}${as.groups.length ? ` [${as.groups.join(', ')}]` : ''} → ${as.provider} ${as.model ?? '(any model)'} ${as.endpoint}, role ${as.role}`);
   lines.push('decisions');
   for (const d of report.decisions) {

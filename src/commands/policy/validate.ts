@@ -1,3 +1,4 @@
+import { plural } from '../../cli/terminal-text.ts';
 import { Args, Command, Flags } from '@oclif/core';
 import { runCommand } from '../../cli/run-command.ts';
 
@@ -26,7 +27,7 @@ export default class PolicyValidate extends Command {
       process.stdout.write(
         flags.json
           ? `${JSON.stringify({ valid: true, ...report }, null, 2)}\n`
-          : `${report.file}: valid — ${report.rules} rules (${report.shadowRules} in shadow mode), ${report.detectors} custom detectors, default action ${report.defaultAction}\n`,
+          : `${report.file}: valid — ${plural(report.rules, 'rule')} (${report.shadowRules} in shadow mode), ${plural(report.detectors, 'custom detector')}, default action ${report.defaultAction}\n`,
       );
     });
   }
