@@ -191,4 +191,23 @@ describe('limits.policy_scan_deadline_ms', () => {
       await g.close();
     }
   });
+
+  it('heavy requests of one client never queue another client\'s large request past the deadline', async () => {
+    const g = await startHarness({ policyFile: join(dir, 'policy.yaml'), openaiBaseUrl: upstream.url, limits: { policy_scan_deadline_ms: 1000, policy_workers: 1 } });
+    try {
+      const c = new OpenAI({ baseURL: `${g.url}/openai/v1`, apiKey: g.token, maxRetries: 0, timeout: 60_000 });
+      // Six attacks, each holding the one worker for the whole deadline: queued one after the other
+      // they would make a request behind them wait six seconds.
+      const attacks = Array.from({ length: 6 }, () => c.chat.completions.create({ model: 'attack-block-dot-groups', messages: [{ role: 'user', content: 'a'.repeat(MB) }] }).catch((e: unknown) => e));
+      await new Promise((r) => setTimeout(r, 200));
+      const t0 = performance.now();
+      const innocent = await c.chat.completions.create({ model: 'attack-block-ab', messages: [{ role: 'user', content: 'c'.repeat(100_000) }] }).catch((e: unknown) => e);
+      const ms = performance.now() - t0;
+      assert.ok(ms < 3000, `the large innocent request settled after ${ms.toFixed(0)} ms`);
+      if (innocent instanceof Error) assert.match(innocent.message, /AIGOV_E_POLICY_BUDGET|every policy worker was busy/);
+      for (const a of await Promise.all(attacks)) assert.ok(a instanceof OpenAI.PermissionDeniedError && a.code === 'AIGOV_E_POLICY_BUDGET', String(a));
+    } finally {
+      await g.close();
+    }
+  });
 });

@@ -31,6 +31,10 @@ export interface OffloadOptions {
 }
 
 export const DEFAULT_DEADLINE_MS = 5000;
+/** Jobs that may wait per worker; past it a large request is refused at once. */
+const MAX_QUEUED_PER_WORKER = 32;
+/** What a refused job names in place of a rule when no worker was free to scan it in time. */
+const ALL_BUSY = '(none reached: every policy worker was busy with other large requests)';
 
 /** Every detector a compiled policy's rules use, in a fixed order: its index is its memo key. */
 export function detectorKeys(policy: CompiledPolicy): { rule: number; detector: Detector }[] {
@@ -92,6 +96,8 @@ export type OffloadResult =
 
 interface Pending {
   readonly job: OffloadJob;
+  /** While queued: refuses the job when no worker took it within the deadline. */
+  waiting: NodeJS.Timeout | null;
   readonly describeRule: (ruleIndex: number) => string;
   readonly resolve: (result: OffloadResult) => void;
   readonly reject: (error: unknown) => void;
@@ -148,7 +154,10 @@ export class PolicyOffload {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const p of this.#queue.splice(0)) p.reject(new AigovError('AIGOV_E_POLICY_FAILED'));
+    for (const p of this.#queue.splice(0)) {
+      if (p.waiting) clearTimeout(p.waiting);
+      p.reject(new AigovError('AIGOV_E_POLICY_FAILED'));
+    }
     await Promise.all(
       this.#slots.splice(0).map(async (slot) => {
         if (slot.timer) clearTimeout(slot.timer);
@@ -161,7 +170,16 @@ export class PolicyOffload {
   #run(job: OffloadJob, describeRule: (ruleIndex: number) => string): Promise<OffloadResult> {
     if (this.#closed) return Promise.reject(new AigovError('AIGOV_E_POLICY_FAILED'));
     return new Promise<OffloadResult>((resolve, reject) => {
-      this.#queue.push({ job, describeRule, resolve, reject });
+      // Heavy requests of one client must not hold everyone else's large requests in a queue
+      // without end: a job waits at most the deadline for a worker, and the queue is bounded.
+      if (this.#queue.length >= this.#size * MAX_QUEUED_PER_WORKER) return resolve({ budget: ALL_BUSY });
+      const pending: Pending = { job, describeRule, resolve, reject, waiting: null };
+      pending.waiting = setTimeout(() => {
+        const index = this.#queue.indexOf(pending);
+        if (index >= 0) this.#queue.splice(index, 1);
+        resolve({ budget: ALL_BUSY });
+      }, this.#deadlineMs);
+      this.#queue.push(pending);
       this.#dispatch();
     }).then((result) => {
       if ('budget' in result) throw new AigovError('AIGOV_E_POLICY_BUDGET', { rule: result.budget });
@@ -176,6 +194,7 @@ export class PolicyOffload {
       if (!slot && this.#slots.length < this.#size) slot = this.#spawn();
       if (!slot) return;
       const pending = this.#queue.shift()!;
+      if (pending.waiting) clearTimeout(pending.waiting);
       slot.busy = pending;
       Atomics.store(slot.progress, 0, 0);
       slot.timer = setTimeout(() => this.#expire(slot), this.#deadlineMs);
