@@ -5,6 +5,17 @@ import { arr, fixedRoute, isObject, modelRoute, num, parseJson, pickForwardedHea
 
 const DEFAULT_VERSION = '2023-06-01';
 
+/**
+ * The role a message is governed under. The body goes upstream as the client sent it, so a role
+ * the provider may accept (Claude Code sends `system` turns mid-conversation) is never refused
+ * here: `system` is governed as system text, any other role as user text (the model reads it, so
+ * every rule that scans user text sees it). Only a missing or non-string role is refused.
+ */
+function governedRole(role: unknown): 'user' | 'assistant' | 'system' | null {
+  if (typeof role !== 'string') return null;
+  return role === 'assistant' || role === 'system' ? role : 'user';
+}
+
 export const anthropicAdapter: ProviderAdapter = {
   kind: 'anthropic',
 
@@ -35,8 +46,9 @@ export const anthropicAdapter: ProviderAdapter = {
     else if (Array.isArray(body.system)) messages.push({ role: 'system', parts: blocks(body.system) });
     body.messages.forEach((raw, i) => {
       if (!isObject(raw)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `messages[${i}] must be an object` });
-      const role = str(raw.role);
-      if (role !== 'user' && role !== 'assistant') throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `messages[${i}].role must be "user" or "assistant"` });
+      const role = governedRole(raw.role);
+      // Anthropic's own wording: Claude Code retries without mid-conversation system turns only on it.
+      if (role === null) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `messages.${i}.role: Input should be 'user' or 'assistant'` });
       messages.push({ role, parts: typeof raw.content === 'string' ? [{ type: 'text', text: raw.content }] : blocks(arr(raw.content)) });
     });
     const tools = arr(body.tools)
