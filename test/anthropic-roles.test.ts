@@ -69,4 +69,16 @@ describe('Anthropic message roles', () => {
     assert.equal(error.type, 'invalid_request_error');
     assert.match(error.message, /messages\.0\.role: Input should be 'user' or 'assistant'/);
   });
+
+  it('/anthropic/messages (a base URL without /v1, as @ai-sdk/anthropic builds it) is /anthropic/v1/messages', async () => {
+    const body = JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] });
+    const res = await fetch(`${h.url}/anthropic/messages`, { method: 'POST', headers: { 'x-api-key': h.token, 'content-type': 'application/json' }, body });
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.deepEqual(h.upstream.received.map((r) => r.path), ['/v1/messages']);
+    h.upstream.reset();
+    h.upstream.route('GET', '/v1/models/*', (req) => ({ description: 'a model', request: { method: 'GET', path: req.path }, status: 200, headers: { 'content-type': 'application/json' }, body: '{"type":"model","id":"claude-x"}' }));
+    const model = await fetch(`${h.url}/anthropic/models/claude-x`, { headers: { 'x-api-key': h.token } });
+    assert.equal(model.status, 200);
+    assert.deepEqual(h.upstream.received.map((r) => r.path), ['/v1/models/claude-x'], 'the model route and its id check apply to the alias');
+  });
 });

@@ -21,7 +21,10 @@ export const anthropicAdapter: ProviderAdapter = {
 
   clientBasePath: (mount) => `/${mount}`,
 
-  route(method, subpath): RouteResult {
+  route(method, rawSubpath): RouteResult {
+    // Clients that take a base URL without /v1 (@ai-sdk/anthropic appends `/messages`) reach the
+    // same endpoints: `/anthropic/messages` is `/anthropic/v1/messages`.
+    const subpath = rawSubpath.startsWith('/v1/') ? rawSubpath : `/v1${rawSubpath}`;
     // Each upstream path is one of these constants, or a model id checked and re-encoded.
     const post = (endpoint: EndpointId, upstreamPath: string): RouteResult => fixedRoute(method, 'POST', endpoint, upstreamPath);
     const get = (endpoint: EndpointId, upstreamPath: string): RouteResult => fixedRoute(method, 'GET', endpoint, upstreamPath);
