@@ -49,10 +49,12 @@ export function buildGatewayConfig(raw: unknown, source: string, options: LoadOp
     for (const [name, ref] of Object.entries(p.headers)) {
       headers[name.toLowerCase()] = resolveSecret(ref, { path: at(`headers.${name}`), source, baseDir, env, warnings });
     }
+    const url = new URL(p.base_url);
     return Object.freeze({
       name: p.name,
       kind: p.kind,
       baseUrl: p.base_url.replace(/\/+$/, ''),
+      upstream: Object.freeze({ origin: url.origin, basePath: url.pathname.replace(/\/+$/, '') }),
       apiKey,
       models: Object.freeze([...p.models]),
       headers: Object.freeze(headers),

@@ -178,6 +178,11 @@ export interface ResolvedProvider {
   readonly name: string;
   readonly kind: 'openai' | 'anthropic';
   readonly baseUrl: string;
+  /**
+   * The base URL split once: its origin, and the path prefix (no trailing slash) that each
+   * upstream path is appended to — by concatenation, never URL resolution.
+   */
+  readonly upstream: { readonly origin: string; readonly basePath: string };
   readonly apiKey: string | null;
   readonly models: readonly string[];
   readonly headers: Readonly<Record<string, string>>;

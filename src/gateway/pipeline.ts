@@ -30,7 +30,7 @@ import { createStreamRewriter, rewriteRequestBody, rewriteResponseBody, type Tex
 import type { GatewayMetrics } from './metrics.ts';
 import { parseJson, pickResponseHeaders, toProviderError, type ProviderAdapter, type ProviderError, type RouteMatch } from './providers/adapter.ts';
 import { MAX_HELD_TOOL_CALL_BYTES, StreamToolGate, type ToolCallCheck, type ToolCallRefusal } from './tool-gate.ts';
-import { classifyUpstreamError, decodedBody, upstreamBase, type UpstreamSlots } from './upstream.ts';
+import { classifyUpstreamError, decodedBody, type UpstreamSlots } from './upstream.ts';
 import { jsonDepthExceeds, MAX_JSON_DEPTH } from '../core/json-depth.ts';
 
 export interface PipelineDeps {
@@ -458,12 +458,11 @@ async function forwardInSlot(call: CallState, bodyText: string, transform: Respo
   };
   call.res.on('close', onClientGone);
   // Joined, never resolved: the adapter built upstreamPath from constants and encoded parameters.
-  const base = upstreamBase(provider.baseUrl);
   let upstream: Dispatcher.ResponseData;
   try {
     upstream = await call.deps.agent.request({
-      origin: base.origin,
-      path: base.path + route.upstreamPath + query,
+      origin: provider.upstream.origin,
+      path: provider.upstream.basePath + route.upstreamPath + query,
       method: route.hasBody ? 'POST' : 'GET',
       headers: adapter.upstreamHeaders(call.req.headers, provider.apiKey, provider.headers),
       body: route.hasBody ? bodyText : undefined,
@@ -676,9 +675,7 @@ async function relayStream(call: CallState, upstream: UpstreamAnswer, transform:
     call.deps.metrics.upstreamLimits.inc({ provider: provider.name, limit: limits.hit.key });
     call.deps.logger.warn({ callId: call.callId, provider: provider.name, limit: limits.hit.key }, 'streamed answer cut at a limit');
     const error = new AigovError('AIGOV_E_UPSTREAM_LIMIT', { provider: provider.name, limit: limits.hit.text });
-    const block = adapter.renderStreamError(route.endpoint, toProviderError(error));
-    await send({ out: block, records: [{ offsetMs: call.elapsedMs(), raw: block }] });
-    call.res.end();
+    await call.endStreamWith(adapter.renderStreamError(route.endpoint, toProviderError(error)));
     call.finish('failed', upstream.statusCode, { code: error.code, message: `answer cut at ${limits.hit.key}` });
     return;
   }
@@ -689,9 +686,7 @@ async function relayStream(call: CallState, upstream: UpstreamAnswer, transform:
   if (refused) {
     // A forbidden tool call: nothing held reaches the client; the provider's in-stream error does.
     const error = new AigovError('AIGOV_E_POLICY_BLOCKED', { rule: refused.ruleId, reason: refused.reason });
-    const block = adapter.renderStreamError(route.endpoint, toProviderError(error));
-    await send({ out: block, records: [{ offsetMs: call.elapsedMs(), raw: block }] });
-    call.res.end();
+    await call.endStreamWith(adapter.renderStreamError(route.endpoint, toProviderError(error)));
     call.finish('blocked', upstream.statusCode, { code: error.code, message: `tool call blocked by rule ${refused.ruleId}` });
     return;
   }
@@ -711,21 +706,24 @@ async function relayStream(call: CallState, upstream: UpstreamAnswer, transform:
     // Not recorded: the client must not get a complete-looking answer. The provider's in-stream
     // error ends it instead of the terminal event (the call stays pending; settled on restart).
     const error = new AigovError('AIGOV_E_STORE_RESULT_FAILED');
-    const needsBreak = tail.out !== '' && !/(?:\r\n|\r|\n){2}$/.test(tail.out);
-    call.res.end((needsBreak ? '\n\n' : '') + adapter.renderStreamError(route.endpoint, toProviderError(error)));
+    call.res.end(blockSeparator(tail.out) + adapter.renderStreamError(route.endpoint, toProviderError(error)));
     return;
   }
   // The upstream ended (or died) without its closing event: tell the SDK in its own words
   // rather than letting a truncated answer pass for a complete one.
   const error = new AigovError('AIGOV_E_UPSTREAM_STREAM_BROKEN', { provider: provider.name });
   const block = adapter.renderStreamError(route.endpoint, toProviderError(error));
-  const needsBreak = tail.out !== '' && !/(?:\r\n|\r|\n){2}$/.test(tail.out);
-  tail.out += (needsBreak ? '\n\n' : '') + block;
+  tail.out += blockSeparator(tail.out) + block;
   tail.records.push({ offsetMs: call.elapsedMs(), raw: block });
   call.deps.logger.warn({ callId: call.callId, provider: provider.name, err: brokenBy ? errorSummary(brokenBy) : 'ended without terminal event' }, 'upstream stream broke');
   await send(tail);
   call.res.end();
   call.finish('failed', upstream.statusCode, { code: 'AIGOV_E_UPSTREAM_STREAM_BROKEN', message: 'upstream stream ended early' });
+}
+
+/** The blank line a new SSE block needs after `sent` ('' when `sent` is empty or already ends in one). */
+function blockSeparator(sent: string): string {
+  return sent !== '' && !/(?:\r\n|\r|\n){2}$/.test(sent) ? '\n\n' : '';
 }
 
 interface Batch {

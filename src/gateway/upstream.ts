@@ -26,23 +26,6 @@ export function classifyUpstreamError(error: unknown): 'timeout' | 'unreachable'
   return 'unreachable';
 }
 
-const BASES = new Map<string, { readonly origin: string; readonly path: string }>();
-
-/**
- * A provider's base URL (from the gateway config, trusted) split into the origin and the path
- * prefix that each upstream path is appended to — by concatenation, never URL resolution, so no
- * client text can climb out of the prefix.
- */
-export function upstreamBase(baseUrl: string): { readonly origin: string; readonly path: string } {
-  let base = BASES.get(baseUrl);
-  if (base === undefined) {
-    const url = new URL(baseUrl);
-    base = { origin: url.origin, path: url.pathname.replace(/\/+$/, '') };
-    BASES.set(baseUrl, base);
-  }
-  return base;
-}
-
 /**
  * Counts the calls open to each provider, so a call past `upstream_max_connections` is refused
  * at once (503) instead of waiting in the pool's queue without headers.
@@ -62,9 +45,6 @@ export class UpstreamSlots {
   }
   release(provider: string): void {
     this.#open.set(provider, (this.#open.get(provider) ?? 1) - 1);
-  }
-  open(provider: string): number {
-    return this.#open.get(provider) ?? 0;
   }
 }
 
