@@ -7,8 +7,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { BUILTIN_DETECTORS, detectEntities } from '../core/detection/index.ts';
 import type { Detection, Detector } from '../core/detection/types.ts';
-import { maskText, type MaskOperator } from '../core/masking/index.ts';
-import { compilePolicy, evaluatePolicy, PolicyBudgetError, type CompiledPolicy } from '../core/policy/index.ts';
+import { maskText } from '../core/masking/index.ts';
+import { buildResponsePlan, compilePolicy, evaluatePolicy, PolicyBudgetError, type CompiledPolicy } from '../core/policy/index.ts';
 import { mapDetectors, type OffloadJob, type OffloadResult } from './policy-offload.ts';
 import { rewriteResponseBody } from './text-rewrite.ts';
 
@@ -63,19 +63,11 @@ function detect(job: Extract<OffloadJob, { kind: 'detect' }>): OffloadResult {
 }
 
 function mask(job: Extract<OffloadJob, { kind: 'mask' }>): OffloadResult {
-  const policy = policyFor(job);
-  const detectors: Detector[] = [];
-  const operators = new Map<string, MaskOperator>();
-  for (const rule of policy.rules) {
-    if (!job.ruleIds.includes(rule.id)) continue;
-    for (const d of rule.contentDetectors) {
-      detectors.push(d);
-      operators.set(d.id, rule.operator ?? { kind: 'redact' });
-    }
-  }
-  const operatorFor = (d: Detection): MaskOperator => operators.get(d.detector) ?? { kind: 'redact' };
+  // The same plan evaluatePolicy made on the event loop for these rules.
+  const plan = buildResponsePlan(policyFor(job).rules.filter((rule) => job.ruleIds.includes(rule.id)));
+  if (plan === null) return { ok: 'mask', body: job.body };
   const body = rewriteResponseBody(job.endpoint, job.body, {
-    whole: (text) => maskText(text, detectEntities(text, detectors), operatorFor),
+    whole: (text) => maskText(text, detectEntities(text, plan.detectors), plan.operatorFor),
     channel: () => {
       throw new Error('not a stream');
     },

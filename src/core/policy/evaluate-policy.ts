@@ -312,7 +312,8 @@ function mergeSpan(accepted: PlannedSpan[], span: PlannedSpan): PlannedSpan[] {
   return [...accepted.filter((a) => !overlapping.includes(a)), merged];
 }
 
-function buildResponsePlan(rules: readonly CompiledRule[]): PolicyEvaluation['responseMasking'] {
+/** How answers are masked for these mask_response rules (null: none); a policy worker builds the same plan from rule ids. */
+export function buildResponsePlan(rules: readonly CompiledRule[]): PolicyEvaluation['responseMasking'] {
   if (rules.length === 0) return null;
   const detectors: Detector[] = [];
   const operators = new Map<string, MaskOperator>();
