@@ -647,11 +647,7 @@ export class SqliteRecordingStore implements RecordingStore {
           this.#finishes.delete(ticket);
           waiter?.resolve(undefined);
         }
-        for (const [ticket, reason] of message.failed) {
-          const waiter = this.#finishes.get(ticket);
-          this.#finishes.delete(ticket);
-          waiter?.reject(new StoreWriteError(`recording the call result failed: ${reason}`));
-        }
+        for (const [ticket, reason] of message.failed) this.#rejectFinish(ticket, reason);
         this.#syncRef();
         return;
       case 'report':
