@@ -655,6 +655,35 @@ describe('daemon forwarding, against a stand-in gateway', () => {
     }
   });
 
+  it('a Responses WebSocket handshake gets 426 from the daemon itself, at once, so Codex falls back to HTTPS', async () => {
+    const gw = await startFakeGateway((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+    const daemon = await startDaemonServer({ gatewayUrl: gw.url, discovery: FAKE_DISCOVERY, tokenSource: STATIC_TOKEN });
+    try {
+      const run = daemon.mintRun('websocket');
+      const url = new URL(daemon.baseUrl);
+      const headers = { authorization: `Bearer ${run.runKey}`, connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' };
+      const t0 = performance.now();
+      const { status, code } = await new Promise<{ status: number; code: string | undefined }>((resolve, reject) => {
+        const req = httpRequest({ host: url.hostname, port: url.port, path: '/openai/v1/responses', headers }, (res) => {
+          res.resume();
+          resolve({ status: res.statusCode ?? 0, code: res.headers['x-aigov-error'] as string | undefined });
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(status, 426);
+      assert.equal(code, 'AIGOV_E_WEBSOCKET_UNSUPPORTED');
+      assert.ok(performance.now() - t0 < 100);
+      assert.equal(gw.seen.length, 0, 'nothing reached the gateway');
+    } finally {
+      await daemon.close();
+      await gw.close();
+    }
+  });
+
   it('a client that goes away mid-stream aborts the gateway request', async () => {
     let upstreamClosed = false;
     const gw = await startFakeGateway((_req, res) => {

@@ -91,6 +91,16 @@ export const ERRORS = {
     message: 'Method {method} is not allowed on {path}.',
     hint: "Use the method given in the provider's API reference.",
   },
+  AIGOV_E_WEBSOCKET_UNSUPPORTED: {
+    status: 426, exitCode: EXIT.usage, type: 'invalid_request_error',
+    message: 'aigov governs {path} over HTTP, not over a WebSocket.',
+    hint: 'Send the request as a plain HTTPS POST (Codex falls back to it by itself on this answer).',
+  },
+  AIGOV_E_BAD_CONTENT_ENCODING: {
+    status: 415, exitCode: EXIT.dataErr, type: 'invalid_request_error',
+    message: 'The request body is sent in the content-encoding "{coding}", which the gateway cannot read{reason}.',
+    hint: 'Send the body uncompressed, or compressed with gzip, deflate, br or zstd.',
+  },
   AIGOV_E_MODEL_NOT_ALLOWED: {
     status: 403, exitCode: EXIT.noPerm, type: 'permission_error',
     message: 'Model `{model}` is not enabled for provider `{provider}` on this gateway.',

@@ -13,7 +13,7 @@ import { anthropicAdapter } from '../gateway/providers/anthropic.ts';
 import { toProviderError, type ProviderAdapter } from '../gateway/providers/adapter.ts';
 import { openaiAdapter } from '../gateway/providers/openai.ts';
 import type { Discovery } from '../protocol/discovery.ts';
-import { ambiguousPath } from '../protocol/request-path.ts';
+import { ambiguousPath, isWebSocketUpgrade } from '../protocol/request-path.ts';
 import { silentLogger, type DaemonLogger } from './daemon-log.ts';
 import { createGatewayPool, GatewayCall, type CallBody, type CallOwner } from './gateway-forwarder.ts';
 import { RunRegistry, type RunGrant, type RunInfo } from './run-keys.ts';
@@ -156,6 +156,12 @@ export async function startDaemonServer(options: DaemonServerOptions): Promise<D
     if (ambiguous !== null) {
       req.resume();
       sendError(res, adapter, new AigovError('AIGOV_E_BAD_PATH', { reason: ambiguous }));
+      return;
+    }
+    if (isWebSocketUpgrade(req.headers)) {
+      logger.info(`refused a WebSocket handshake on ${pathname}: aigov governs HTTP (Codex falls back to it)`);
+      req.resume();
+      sendError(res, adapter, new AigovError('AIGOV_E_WEBSOCKET_UNSUPPORTED', { path: pathname }), { connection: 'close' });
       return;
     }
     if (route === undefined) {

@@ -30,6 +30,7 @@ import { createStreamRewriter, rewriteRequestBody, rewriteResponseBody, type Tex
 import type { GatewayMetrics } from './metrics.ts';
 import { parseJson, pickResponseHeaders, toProviderError, type ProviderAdapter, type ProviderError, type RouteMatch } from './providers/adapter.ts';
 import { MAX_HELD_TOOL_CALL_BYTES, StreamToolGate, type ToolCallCheck, type ToolCallRefusal } from './tool-gate.ts';
+import { readRequestBody } from './request-body.ts';
 import { classifyUpstreamError, decodedBody, type UpstreamSlots } from './upstream.ts';
 import { jsonDepthExceeds, MAX_JSON_DEPTH } from '../core/json-depth.ts';
 
@@ -188,9 +189,10 @@ async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
   let bodyText = '';
   if (route.hasBody) {
     const limit = call.deps.limits.max_body_bytes;
-    const body = await readBody(call.req, limit);
+    const body = await readRequestBody(call.req, limit);
     if (!body.ok) {
       if (body.reason === 'too_large') call.sendError(new AigovError('AIGOV_E_BODY_TOO_LARGE', { limit }), null, { connection: 'close' });
+      else if (body.reason === 'bad_coding') call.sendError(new AigovError('AIGOV_E_BAD_CONTENT_ENCODING', { coding: body.coding, reason: body.detail }), null);
       return null;
     }
     bodyText = body.text;
@@ -227,40 +229,6 @@ async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
     return null;
   }
   return { bodyText, request };
-}
-
-type BodyResult = { readonly ok: true; readonly text: string } | { readonly ok: false; readonly reason: 'too_large' | 'aborted' };
-
-function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) {
-    req.resume();
-    return Promise.resolve({ ok: false, reason: 'too_large' });
-  }
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const finish = (value: BodyResult): void => {
-      if (done) return;
-      done = true;
-      // The 'close' listener lives as long as the call: let it not keep the raw body alive.
-      chunks.length = 0;
-      resolve(value);
-    };
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.resume();
-        finish({ ok: false, reason: 'too_large' });
-        return;
-      }
-      if (!done) chunks.push(chunk);
-    });
-    req.on('end', () => finish({ ok: true, text: Buffer.concat(chunks).toString('utf8') }));
-    req.on('error', () => finish({ ok: false, reason: 'aborted' }));
-    req.on('close', () => finish(req.complete ? { ok: true, text: Buffer.concat(chunks).toString('utf8') } : { ok: false, reason: 'aborted' }));
-  });
 }
 
 function describeJsonError(error: unknown, text: string): string {

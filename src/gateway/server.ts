@@ -10,7 +10,7 @@ import type { TokenVerifier } from '../auth/verify-token.ts';
 import type { GatewayConfig, ResolvedProvider } from '../config/schema.ts';
 import { AigovError } from '../core/errors.ts';
 import { DISCOVERY_PATH, type Discovery } from '../protocol/discovery.ts';
-import { ambiguousPath } from '../protocol/request-path.ts';
+import { ambiguousPath, isWebSocketUpgrade } from '../protocol/request-path.ts';
 import type { RecordingStore } from '../store/recording-store.ts';
 import type { RawCopySealer } from '../store/raw-copy-sealer.ts';
 import { defaultHooks, type PipelineHooks } from './hooks.ts';
@@ -132,6 +132,10 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
       return sendPlainError(res, new AigovError('AIGOV_E_UNKNOWN_ENDPOINT', { method: req.method ?? 'GET', path: path.slice(0, 200) }));
     }
     const adapter = ADAPTERS[provider.kind];
+    if (isWebSocketUpgrade(req.headers)) {
+      res.setHeader('connection', 'close');
+      return sendProviderError(res, adapter, new AigovError('AIGOV_E_WEBSOCKET_UNSUPPORTED', { path: path.slice(0, 200) }));
+    }
     const subpath = slash === -1 ? '' : path.slice(slash);
     const route = adapter.route(req.method ?? 'GET', subpath);
     if (!route.ok) {

@@ -1,8 +1,7 @@
 /** The keep-alive connection pool to upstream providers (one undici Agent for all origins). */
-import { pipeline, type Readable } from 'node:stream';
-import { createBrotliDecompress, createGunzip, createInflate, createZstdDecompress } from 'node:zlib';
 import { Agent, type Dispatcher } from 'undici';
 import type { GatewayConfig } from '../config/schema.ts';
+import { decodeContent, type Decoded } from './content-coding.ts';
 
 export function createUpstreamAgent(limits: GatewayConfig['limits']): Agent {
   return new Agent({
@@ -50,23 +49,8 @@ export class UpstreamSlots {
 
 /**
  * The upstream's body as identity bytes. We ask for `accept-encoding: identity`, but an upstream
- * or a proxy in front of it may compress anyway: gzip, deflate, br and zstd are decoded (limits
- * count decoded bytes, so a compression bomb stops at them); any other coding is refused.
+ * or a proxy in front of it may compress anyway (content-coding.ts).
  */
-export function decodedBody(upstream: Dispatcher.ResponseData): { ok: true; body: Readable } | { ok: false; coding: string } {
-  const header = upstream.headers['content-encoding'];
-  const codings = (Array.isArray(header) ? header.join(',') : (header ?? ''))
-    .split(',')
-    .map((c) => c.trim().toLowerCase())
-    .filter((c) => c !== '' && c !== 'identity');
-  let body: Readable = upstream.body;
-  // Codings are listed in the order they were applied: undo them from the last.
-  for (const coding of codings.reverse()) {
-    const decoder = coding === 'gzip' || coding === 'x-gzip' ? createGunzip() : coding === 'deflate' ? createInflate() : coding === 'br' ? createBrotliDecompress() : coding === 'zstd' ? createZstdDecompress() : null;
-    if (decoder === null) return { ok: false, coding: coding.slice(0, 40) };
-    // pipeline: an error or destroy on either side reaches the other, and never goes unhandled
-    // (the reader may have stopped listening already).
-    body = pipeline(body, decoder, () => undefined);
-  }
-  return { ok: true, body };
+export function decodedBody(upstream: Dispatcher.ResponseData): Decoded {
+  return decodeContent(upstream.body, upstream.headers['content-encoding']);
 }

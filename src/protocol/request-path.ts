@@ -15,3 +15,11 @@ export function ambiguousPath(pathname: string): string | null {
   if (!/^[\x21-\x7e]*$/.test(pathname)) return 'whitespace, control or non-ASCII characters';
   return null;
 }
+
+/**
+ * A WebSocket handshake (`Upgrade: websocket`). aigov governs HTTP only: the daemon and the
+ * gateway answer 426, on which Codex falls back to HTTPS at once (a 404/405 makes it retry).
+ */
+export function isWebSocketUpgrade(headers: { readonly upgrade?: string | undefined }): boolean {
+  return typeof headers.upgrade === 'string' && /\bwebsocket\b/i.test(headers.upgrade);
+}

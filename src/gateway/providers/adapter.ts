@@ -97,7 +97,12 @@ export function toProviderError(error: AigovError): ProviderError {
   return { status: error.status, type: error.spec.type, message: `${error.message} ${error.hint}`, code: error.code };
 }
 
-/** Client request headers that may go upstream. Everything else (credentials, cookies, hop-by-hop) stays here. */
+/**
+ * Client request headers that may go upstream: those the providers document and their official
+ * clients and agents send (the SDKs' x-stainless-*, Claude Code's x-app and session id, Codex's
+ * originator, session and turn headers). Everything else — credentials, cookies, hop-by-hop,
+ * organization/project headers tied to a key the gateway holds — stays here.
+ */
 const FORWARDED_REQUEST_HEADERS = new Set([
   'content-type',
   'accept',
@@ -106,13 +111,23 @@ const FORWARDED_REQUEST_HEADERS = new Set([
   'openai-beta',
   'anthropic-version',
   'anthropic-beta',
+  'anthropic-dangerous-direct-browser-access',
+  'x-app',
+  'x-claude-code-session-id',
+  'originator',
+  'version',
+  'session-id',
+  'session_id',
+  'thread-id',
+  'x-client-request-id',
 ]);
+const FORWARDED_REQUEST_PREFIXES = ['x-stainless-', 'x-codex-', 'x-openai-internal-codex-'];
 
 export function pickForwardedHeaders(client: IncomingHttpHeaders): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(client)) {
     if (value === undefined) continue;
-    if (FORWARDED_REQUEST_HEADERS.has(name) || name.startsWith('x-stainless-')) {
+    if (FORWARDED_REQUEST_HEADERS.has(name) || FORWARDED_REQUEST_PREFIXES.some((prefix) => name.startsWith(prefix))) {
       out[name] = Array.isArray(value) ? value.join(', ') : value;
     }
   }
