@@ -18,7 +18,9 @@ export type EndpointId =
   | 'anthropic.messages'
   | 'anthropic.messages.count_tokens'
   | 'anthropic.models.list'
-  | 'anthropic.models.retrieve';
+  | 'anthropic.models.retrieve'
+  /** A request refused before it matched an endpoint (unknown path, wrong method): recorded, never forwarded. */
+  | 'unrouted';
 
 export type Role = 'system' | 'developer' | 'user' | 'assistant' | 'tool';
 

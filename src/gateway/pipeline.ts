@@ -28,7 +28,7 @@ import { decidingVote, describePerson, type ApprovalRecord } from '../core/appro
 import type { ApprovalSpec } from '../core/policy/types.ts';
 import { createStreamRewriter, rewriteRequestBody, rewriteResponseBody, type TextRewriter } from './text-rewrite.ts';
 import type { GatewayMetrics } from './metrics.ts';
-import { parseJson, pickResponseHeaders, toProviderError, type ProviderAdapter, type ProviderError, type RouteMatch } from './providers/adapter.ts';
+import { isObject, parseJson, pickResponseHeaders, toProviderError, type ProviderAdapter, type ProviderError, type RouteMatch } from './providers/adapter.ts';
 import { MAX_HELD_TOOL_CALL_BYTES, StreamToolGate, type ToolCallCheck, type ToolCallRefusal } from './tool-gate.ts';
 import { readRequestBody } from './request-body.ts';
 import { classifyUpstreamError, decodedBody, type UpstreamSlots } from './upstream.ts';
@@ -156,13 +156,18 @@ function responseTransform(endpoint: EndpointId, rewriter: TextRewriter | null):
 // ---------------------------------------------------------------------------------------------
 // Stage 1
 
-async function authenticate(call: CallState): Promise<Principal | null> {
-  const { headers } = call.req;
+function authorizationOf(req: IncomingMessage, adapter: ProviderAdapter): string | undefined {
   // Anthropic clients send their key as `x-api-key`; accept the aigov token there too.
-  const apiKey = call.target.adapter.kind === 'anthropic' ? headers['x-api-key'] : undefined;
-  const authorization = headers.authorization ?? (typeof apiKey === 'string' && apiKey !== '' ? `Bearer ${apiKey}` : undefined);
-  const result = await call.deps.verifier.verify(authorization);
-  if (result.ok) return result.principal;
+  const apiKey = adapter.kind === 'anthropic' ? req.headers['x-api-key'] : undefined;
+  return req.headers.authorization ?? (typeof apiKey === 'string' && apiKey !== '' ? `Bearer ${apiKey}` : undefined);
+}
+
+async function authenticate(call: CallState): Promise<Principal | null> {
+  const result = await call.deps.verifier.verify(authorizationOf(call.req, call.target.adapter));
+  if (result.ok) {
+    call.principal = result.principal;
+    return result.principal;
+  }
   call.deps.metrics.authFailures.inc({ code: result.code });
   call.sendError(authError(result), null, { 'www-authenticate': result.wwwAuthenticate });
   return null;
@@ -181,7 +186,7 @@ async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
   const sessionHeader = call.req.headers['x-aigov-session'];
   if (typeof sessionHeader === 'string' && sessionHeader !== '') {
     if (!SESSION_ID.test(sessionHeader)) {
-      call.sendError(new AigovError('AIGOV_E_BAD_SESSION', { reason: 'unexpected characters or length' }), null);
+      await refuse(call, new AigovError('AIGOV_E_BAD_SESSION', { reason: 'unexpected characters or length' }));
       return null;
     }
     call.sessionId = sessionHeader;
@@ -191,8 +196,9 @@ async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
     const limit = call.deps.limits.max_body_bytes;
     const body = await readRequestBody(call.req, limit);
     if (!body.ok) {
-      if (body.reason === 'too_large') call.sendError(new AigovError('AIGOV_E_BODY_TOO_LARGE', { limit }), null, { connection: 'close' });
-      else if (body.reason === 'bad_coding') call.sendError(new AigovError('AIGOV_E_BAD_CONTENT_ENCODING', { coding: body.coding, reason: body.detail }), null);
+      if (body.reason === 'too_large') await refuse(call, new AigovError('AIGOV_E_BODY_TOO_LARGE', { limit }), { connection: 'close' });
+      else if (body.reason === 'bad_coding') await refuse(call, new AigovError('AIGOV_E_BAD_CONTENT_ENCODING', { coding: body.coding, reason: body.detail }));
+      else call.finish('aborted', null, { code: 'client_aborted', message: 'the client went away while sending the request' });
       return null;
     }
     bodyText = body.text;
@@ -201,22 +207,25 @@ async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
   let json: unknown = {};
   if (route.hasBody) {
     if (jsonDepthExceeds(bodyText)) {
-      call.sendError(new AigovError('AIGOV_E_JSON_TOO_DEEP', { limit: MAX_JSON_DEPTH }), null);
+      await refuse(call, new AigovError('AIGOV_E_JSON_TOO_DEEP', { limit: MAX_JSON_DEPTH }));
       return null;
     }
     try {
       json = JSON.parse(bodyText);
     } catch (error) {
-      call.sendError(new AigovError('AIGOV_E_BAD_JSON', { reason: describeJsonError(error, bodyText) }), null);
+      await refuse(call, new AigovError('AIGOV_E_BAD_JSON', { reason: describeJsonError(error, bodyText) }));
       return null;
     }
+    // Known before the adapter may refuse the body: a refusal is logged and recorded with its model.
+    const claimed = isObject(json) ? json.model : undefined;
+    if (typeof claimed === 'string') call.model = claimed.slice(0, 200);
   }
   let request: NormalizedRequest;
   try {
     request = adapter.parseRequest(route.endpoint, json);
   } catch (error) {
     if (isAigovError(error)) {
-      call.sendError(error, null);
+      await refuse(call, error);
       return null;
     }
     throw error;
@@ -225,7 +234,7 @@ async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
   call.model = model;
   call.stream = request.stream;
   if (model !== null && provider.models.length > 0 && !provider.models.includes(model)) {
-    call.sendError(new AigovError('AIGOV_E_MODEL_NOT_ALLOWED', { model, provider: provider.name }), null);
+    await refuse(call, new AigovError('AIGOV_E_MODEL_NOT_ALLOWED', { model, provider: provider.name }));
     return null;
   }
   return { bodyText, request };
@@ -239,6 +248,62 @@ function describeJsonError(error: unknown, text: string): string {
   const pos = /position (\d+)/.exec(message)?.[1] ?? /column (\d+)/.exec(message)?.[1];
   if (/Unexpected end/.test(message)) return 'it ends too early';
   return pos ? `syntax error at position ${pos}` : 'syntax error';
+}
+
+/**
+ * Refuses a request that never reached policy (bad body, unknown endpoint, wrong method, …).
+ * Once the user is known the refusal is on the record as a call — status, error code, model,
+ * no body — besides the log line every call gets.
+ */
+async function refuse(call: CallState, error: AigovError, headers: Record<string, string> = {}): Promise<void> {
+  if (call.principal !== null && !call.recorded) {
+    const { provider, route } = call.target;
+    try {
+      await call.deps.store.recordRequest({
+        callId: call.callId,
+        sessionId: call.sessionId,
+        principal: call.principal,
+        client: clientInfo(call.req),
+        provider: provider.name,
+        providerKind: provider.kind,
+        endpoint: route.endpoint,
+        method: call.req.method ?? 'GET',
+        path: route.upstreamPath,
+        model: call.model,
+        stream: call.stream,
+        requestBody: '',
+        rawCopy: null,
+        decisions: [],
+        startedAt: call.startedAt,
+      });
+      call.recorded = true;
+    } catch (e) {
+      // The refusal stands either way; it is still logged.
+      if (!(e instanceof SessionOwnerConflictError)) call.deps.metrics.storeErrors.inc({ operation: 'record_request' });
+      call.deps.logger.warn({ callId: call.callId, err: errorSummary(e) }, 'could not record a refused request');
+    }
+  }
+  call.sendError(error, error.code === 'AIGOV_E_MODEL_NOT_ALLOWED' ? 'blocked' : 'failed', headers);
+}
+
+/**
+ * A request under a provider's mount that matched none of its endpoints (unknown path, wrong
+ * method, a WebSocket handshake): answered with `error`, logged with its user and, when its
+ * token is good, recorded as a call. A bad or missing token changes nothing in the answer.
+ */
+export async function refuseUnrouted(req: IncomingMessage, res: ServerResponse, target: { provider: ResolvedProvider; adapter: ProviderAdapter; path: string }, error: AigovError, deps: PipelineDeps): Promise<void> {
+  req.resume();
+  const route: RouteMatch = { ok: true, endpoint: 'unrouted', upstreamPath: target.path.slice(0, 200), hasBody: false };
+  const call = new CallState(req, res, { provider: target.provider, adapter: target.adapter, route, query: '' }, deps);
+  try {
+    const result = await deps.verifier.verify(authorizationOf(req, target.adapter));
+    if (result.ok) call.principal = result.principal;
+    const session = req.headers['x-aigov-session'];
+    if (typeof session === 'string' && SESSION_ID.test(session)) call.sessionId = session;
+    await refuse(call, error);
+  } catch (e) {
+    call.failInternal(e);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -752,6 +817,8 @@ class CallState {
   readonly startedAt = Date.now();
   readonly #t0 = performance.now();
   sessionId: string;
+  /** Who sent it, once the token is verified. */
+  principal: Principal | null = null;
   model: string | null = null;
   stream = false;
   decisions: PolicyDecisionRecord[] = [];
@@ -911,7 +978,7 @@ class CallState {
     }
     const level = status === 'completed' ? 'info' : 'warn';
     this.deps.logger[level](
-      { callId: this.callId, sessionId: this.sessionId, provider, endpoint: this.target.route.endpoint, model: this.model, stream: this.stream, status, httpStatus, latencyMs, errorCode: error?.code ?? null },
+      { callId: this.callId, sessionId: this.sessionId, user: this.principal?.subject ?? null, provider, endpoint: this.target.route.endpoint, path: (this.req.url ?? '/').split('?')[0]?.slice(0, 200), model: this.model, stream: this.stream, status, httpStatus, latencyMs, errorCode: error?.code ?? null },
       'call',
     );
     this.#committed = committed;

@@ -15,7 +15,7 @@ import type { RecordingStore } from '../store/recording-store.ts';
 import type { RawCopySealer } from '../store/raw-copy-sealer.ts';
 import { defaultHooks, type PipelineHooks } from './hooks.ts';
 import type { GatewayMetrics } from './metrics.ts';
-import { errorSummary, handleGovernedCall, type PipelineDeps } from './pipeline.ts';
+import { errorSummary, handleGovernedCall, refuseUnrouted, type PipelineDeps } from './pipeline.ts';
 import { toProviderError, type ProviderAdapter } from './providers/adapter.ts';
 import type { ApprovalService } from './approvals/approval-service.ts';
 import type { ApprovalsApi } from './approvals/approvals-api.ts';
@@ -105,7 +105,7 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
     const query = q === -1 ? '' : url.slice(q);
 
     const ambiguous = ambiguousPath(path);
-    if (ambiguous !== null) return sendPlainError(res, new AigovError('AIGOV_E_BAD_PATH', { reason: ambiguous }));
+    if (ambiguous !== null) return refuseOutside(req, res, path, new AigovError('AIGOV_E_BAD_PATH', { reason: ambiguous }));
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (path === '/readyz') {
       void readiness(services.store, draining).then(({ status, body }) => sendJson(res, status, body));
@@ -129,33 +129,46 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
     if (!provider) {
       const hint = path === '/' || path === '' ? { message: `aigov gateway ${services.version}. See ${DISCOVERY_PATH}.` } : null;
       if (hint) return sendJson(res, 200, hint);
-      return sendPlainError(res, new AigovError('AIGOV_E_UNKNOWN_ENDPOINT', { method: req.method ?? 'GET', path: path.slice(0, 200) }));
+      return refuseOutside(req, res, path, new AigovError('AIGOV_E_UNKNOWN_ENDPOINT', { method: req.method ?? 'GET', path: path.slice(0, 200) }));
     }
     const adapter = ADAPTERS[provider.kind];
+    const method = req.method ?? 'GET';
+    const unrouted = (error: AigovError): void => track(refuseUnrouted(req, res, { provider, adapter, path }, error, deps));
     if (isWebSocketUpgrade(req.headers)) {
       res.setHeader('connection', 'close');
-      return sendProviderError(res, adapter, new AigovError('AIGOV_E_WEBSOCKET_UNSUPPORTED', { path: path.slice(0, 200) }));
+      return unrouted(new AigovError('AIGOV_E_WEBSOCKET_UNSUPPORTED', { path: path.slice(0, 200) }));
     }
     const subpath = slash === -1 ? '' : path.slice(slash);
-    const route = adapter.route(req.method ?? 'GET', subpath);
+    const route = adapter.route(method, subpath);
     if (!route.ok) {
-      const method = req.method ?? 'GET';
-      const error =
+      return unrouted(
         route.reason === 'method_not_allowed'
           ? new AigovError('AIGOV_E_METHOD_NOT_ALLOWED', { method, path: path.slice(0, 200) })
           : route.reason === 'bad_path'
             ? new AigovError('AIGOV_E_BAD_PATH', { reason: route.detail })
-            : new AigovError('AIGOV_E_UNKNOWN_ENDPOINT', { method, path: path.slice(0, 200) });
-      return sendProviderError(res, adapter, error);
+            : new AigovError('AIGOV_E_UNKNOWN_ENDPOINT', { method, path: path.slice(0, 200) }),
+      );
     }
-    if (!SAFE_QUERY.test(query)) return sendProviderError(res, adapter, new AigovError('AIGOV_E_BAD_PATH', { reason: 'the query string holds whitespace, control, non-ASCII characters or "#"' }));
+    if (!SAFE_QUERY.test(query)) return unrouted(new AigovError('AIGOV_E_BAD_PATH', { reason: 'the query string holds whitespace, control, non-ASCII characters or "#"' }));
     if (draining) {
       res.setHeader('connection', 'close');
       return sendProviderError(res, adapter, new AigovError('AIGOV_E_SHUTTING_DOWN'));
     }
-    const call = handleGovernedCall(req, res, { provider, adapter, route, query }, deps);
+    track(handleGovernedCall(req, res, { provider, adapter, route, query }, deps));
+  };
+
+  const track = (call: Promise<void>): void => {
     inflight.add(call);
     void call.finally(() => inflight.delete(call));
+  };
+
+  /** Refusals outside any provider mount: no provider shape to record them in, but one log line with the user. */
+  const refuseOutside = (req: IncomingMessage, res: ServerResponse, path: string, error: AigovError): void => {
+    sendPlainError(res, error);
+    const authorization = req.headers.authorization;
+    void (authorization === undefined ? Promise.resolve(null) : services.verifier.verify(authorization).then((r) => (r.ok ? r.principal.subject : null), () => null)).then((user) => {
+      logger.warn({ user, method: req.method ?? 'GET', path: path.slice(0, 200), httpStatus: error.status, errorCode: error.code }, 'refused');
+    });
   };
 
   const shutdown = async (server: Server): Promise<void> => {
