@@ -46,12 +46,14 @@ export interface CliOptions {
   onStderr?: (stderr: string, child: ChildProcess) => void;
   /** Fail unless the output is free of anything that looks like a JWT. */
   forbidTokens?: boolean;
+  /** The working directory (default: this process's). */
+  cwd?: string;
 }
 
 /** Runs `aigov ARGS` (stdin closed) and resolves when it exits. */
 export async function runCli(args: string[], options: CliOptions): Promise<CliResult> {
   const result = await new Promise<CliResult>((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { env: options.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {
