@@ -23,6 +23,20 @@ export default tseslint.config(
       '@typescript-eslint/require-await': 'off',
     },
   },
+  // The layers: core imports nothing
+  // of ours; the provider codecs import core only; the daemon and the CLI never import the gateway.
+  {
+    files: ['src/core/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./\\.\\./(?!core/)|^\\.\\./(gateway|daemon|cli|store|auth|config|commands|tui|providers|protocol)/', message: 'core is pure: it imports only core' }] }] },
+  },
+  {
+    files: ['src/providers/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./(?!core/)', message: 'provider codecs import core only' }] }] },
+  },
+  {
+    files: ['src/daemon/**', 'src/cli/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./gateway/', message: 'the daemon and the CLI do not import the gateway (shared wire knowledge lives in src/providers)' }] }] },
+  },
   {
     files: ['test/**', 'bench/**', 'examples/**'],
     rules: {

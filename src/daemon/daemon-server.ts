@@ -9,9 +9,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AccessToken, TokenSource } from '../auth/token-source.ts';
 import { AigovError, isAigovError } from '../core/errors.ts';
-import { anthropicAdapter } from '../gateway/providers/anthropic.ts';
-import { toProviderError, type ProviderAdapter } from '../gateway/providers/adapter.ts';
-import { openaiAdapter } from '../gateway/providers/openai.ts';
+import { toProviderError, type ProviderAdapter } from '../providers/adapter.ts';
+import { openaiAdapter } from '../providers/openai.ts';
+import { ADAPTERS } from '../providers/registry.ts';
 import type { Discovery } from '../protocol/discovery.ts';
 import { ambiguousPath, isWebSocketUpgrade } from '../protocol/request-path.ts';
 import { silentLogger, type DaemonLogger } from './daemon-log.ts';
@@ -249,7 +249,7 @@ export async function startDaemonServer(options: DaemonServerOptions): Promise<D
 
 function providerRoutes(providers: Discovery['providers']): ProviderRoute[] {
   return providers
-    .map((p) => ({ path: p.path.replace(/\/+$/, ''), adapter: p.kind === 'anthropic' ? anthropicAdapter : openaiAdapter }))
+    .map((p) => ({ path: p.path.replace(/\/+$/, ''), adapter: ADAPTERS[p.kind] }))
     .filter((r) => r.path.startsWith('/') && r.path.length > 1)
     .sort((a, b) => b.path.length - a.path.length);
 }

@@ -17,7 +17,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
-import type { ProviderAdapter } from '../gateway/providers/adapter.ts';
+import type { ProviderAdapter } from '../providers/adapter.ts';
 import type { RunInfo } from './run-keys.ts';
 
 /** The most of a gateway 401 body read to decide whether to retry. */

@@ -28,7 +28,8 @@ import { decidingVote, describePerson, type ApprovalRecord } from '../core/appro
 import type { ApprovalSpec } from '../core/policy/types.ts';
 import { createStreamRewriter, rewriteRequestBody, rewriteResponseBody, type TextRewriter } from './text-rewrite.ts';
 import type { GatewayMetrics } from './metrics.ts';
-import { isObject, parseJson, pickResponseHeaders, toProviderError, type ProviderAdapter, type ProviderError, type RouteMatch } from './providers/adapter.ts';
+import { pickResponseHeaders, toProviderError, type ProviderAdapter, type ProviderError, type RouteMatch } from '../providers/adapter.ts';
+import { isObject, parseJson } from '../core/json.ts';
 import { MAX_HELD_TOOL_CALL_BYTES, StreamToolGate, type ToolCallCheck, type ToolCallRefusal } from './tool-gate.ts';
 import { readRequestBody } from './request-body.ts';
 import { classifyUpstreamError, decodedBody, type UpstreamSlots } from './upstream.ts';

@@ -7,7 +7,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Agent } from 'undici';
 import type { TokenVerifier } from '../auth/verify-token.ts';
-import type { GatewayConfig, ResolvedProvider } from '../config/schema.ts';
+import type { GatewayConfig } from '../config/schema.ts';
 import { AigovError } from '../core/errors.ts';
 import { DISCOVERY_PATH, type Discovery } from '../protocol/discovery.ts';
 import { ambiguousPath, isWebSocketUpgrade } from '../protocol/request-path.ts';
@@ -16,17 +16,16 @@ import type { RawCopySealer } from '../store/raw-copy-sealer.ts';
 import { defaultHooks, type PipelineHooks } from './hooks.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { errorSummary, handleGovernedCall, refuseUnrouted, type PipelineDeps } from './pipeline.ts';
-import { toProviderError, type ProviderAdapter } from './providers/adapter.ts';
+import { toProviderError, type ProviderAdapter } from '../providers/adapter.ts';
 import type { ApprovalService } from './approvals/approval-service.ts';
 import type { ApprovalsApi } from './approvals/approvals-api.ts';
-import { anthropicAdapter } from './providers/anthropic.ts';
-import { openaiAdapter } from './providers/openai.ts';
+import { openaiAdapter } from '../providers/openai.ts';
+import { ADAPTERS } from '../providers/registry.ts';
 import { UpstreamSlots } from './upstream.ts';
 
 /** A query string forwarded as it is: printable ASCII, no fragment. */
 const SAFE_QUERY = /^(?:\?[\x21-\x22\x24-\x7e]*)?$/;
 
-export const ADAPTERS: Readonly<Record<ResolvedProvider['kind'], ProviderAdapter>> = { openai: openaiAdapter, anthropic: anthropicAdapter };
 
 /** A handler for a path prefix outside the governed API (the dev IdP under /oidc, …). */
 export interface MountedHandler {

@@ -11,7 +11,7 @@
  */
 import type { EndpointId } from '../core/events.ts';
 import { withData, type SseEvent } from '../core/sse.ts';
-import { arr, isObject, parseJson, type Json, type JsonObject } from './providers/adapter.ts';
+import { arr, isObject, parseJson, type Json, type JsonObject } from '../core/json.ts';
 
 /** A transformer for one stream channel: push deltas, get what may be sent; end flushes. */
 export interface ChannelTransformer {

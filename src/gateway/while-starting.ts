@@ -8,8 +8,8 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AigovError } from '../core/errors.ts';
-import { toProviderError } from './providers/adapter.ts';
-import { openaiAdapter } from './providers/openai.ts';
+import { toProviderError } from '../providers/adapter.ts';
+import { openaiAdapter } from '../providers/openai.ts';
 
 type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
 

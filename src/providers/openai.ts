@@ -2,9 +2,10 @@
  * OpenAI wire protocol: Chat Completions, Responses, Embeddings, Models — and any
  * OpenAI-compatible upstream reached by base URL.
  */
-import { AigovError } from '../../core/errors.ts';
-import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent, Role, ToolDefinition } from '../../core/events.ts';
-import { arr, fixedRoute, isObject, modelRoute, num, parseJson, pickForwardedHeaders, str, type JsonObject, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
+import { AigovError } from '../core/errors.ts';
+import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent, Role, ToolDefinition } from '../core/events.ts';
+import { fixedRoute, modelRoute, pickForwardedHeaders, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
+import { arr, isObject, num, parseJson, str, type JsonObject } from '../core/json.ts';
 
 const ROLES: ReadonlySet<string> = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 

@@ -4,9 +4,9 @@
  * own shape so the official SDKs raise them as ordinary API errors.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { EndpointId, NormalizedRequest, ProviderKind, ResponseEvent } from '../../core/events.ts';
-import type { SseEvent } from '../../core/sse.ts';
-import type { AigovError } from '../../core/errors.ts';
+import type { EndpointId, NormalizedRequest, ProviderKind, ResponseEvent } from '../core/events.ts';
+import type { SseEvent } from '../core/sse.ts';
+import type { AigovError } from '../core/errors.ts';
 
 export interface RouteMatch {
   readonly ok: true;
@@ -157,30 +157,4 @@ export function pickResponseHeaders(upstream: Record<string, string | string[] |
     }
   }
   return out;
-}
-
-// ---- small readers for untrusted JSON ----
-
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-export type JsonObject = { [key: string]: Json };
-
-export function isObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-/** JSON.parse that answers undefined instead of throwing (upstream bodies are untrusted). */
-export function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-export function str(value: unknown): string | undefined {
-  return typeof value === 'string' ? value : undefined;
-}
-export function num(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
-}
-export function arr(value: unknown): unknown[] {
-  return Array.isArray(value) ? value : [];
 }

@@ -1,7 +1,8 @@
 /** Anthropic wire protocol: Messages (JSON and SSE), token counting, Models. */
-import { AigovError } from '../../core/errors.ts';
-import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent } from '../../core/events.ts';
-import { arr, fixedRoute, isObject, modelRoute, num, parseJson, pickForwardedHeaders, str, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
+import { AigovError } from '../core/errors.ts';
+import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent } from '../core/events.ts';
+import { fixedRoute, modelRoute, pickForwardedHeaders, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
+import { arr, isObject, num, parseJson, str } from '../core/json.ts';
 
 const DEFAULT_VERSION = '2023-06-01';
 
