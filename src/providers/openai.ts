@@ -262,10 +262,23 @@ function parseResponsesInput(body: JsonObject): NormalizedMessage[] {
   return messages;
 }
 
+/**
+ * The tools a Responses request defines: `tools`, and those Codex (0.171) puts in an input item
+ * `{type: "additional_tools", tools: [...]}`. Namespaces (`{type: "namespace", tools: [...]}`)
+ * are opened: policy sees `exec`, `wait`, … as the model does.
+ */
 function parseResponsesTools(body: JsonObject): ToolDefinition[] {
-  return arr(body.tools)
-    .filter(isObject)
-    .map((tool) => ({ name: str(tool.name) ?? str(tool.type) ?? '', description: str(tool.description), parameters: tool.parameters }));
+  const out: ToolDefinition[] = [];
+  const add = (tools: unknown, depth: number): void => {
+    for (const tool of arr(tools)) {
+      if (!isObject(tool)) continue;
+      if (tool.type === 'namespace' && depth < 4) add(tool.tools, depth + 1);
+      else out.push({ name: str(tool.name) ?? str(tool.type) ?? '', description: str(tool.description), parameters: tool.parameters ?? (isObject(tool.format) ? tool.format : undefined) });
+    }
+  };
+  add(body.tools, 0);
+  for (const item of arr(body.input)) if (isObject(item) && item.type === 'additional_tools') add(item.tools, 0);
+  return out;
 }
 
 function pushChatUsage(events: ResponseEvent[], usage: unknown): void {
