@@ -372,14 +372,16 @@ describe('control socket and lifecycle', () => {
   const loggedInAt = Date.parse('2026-11-20T09:00:00Z');
   const where = (): { runtimeDir: string; configDir: string } => ({ runtimeDir, configDir });
 
+  let dir: string;
   before(async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'aigov-rt-'));
+    dir = await mkdtemp(join(tmpdir(), 'aigov-rt-'));
     runtimeDir = join(dir, 'runtime');
     configDir = join(dir, 'config');
     tokens = new RefreshingTokenSource(gateway.idp.issuer, await loginAlice());
     // The CLI side uses a daemon only when it serves the profile's login as saved by `aigov login`.
     for (const profile of ['default', 'work', 'stale']) saveProfile(configDir, profile, { gatewayUrl: gateway.url, discovery, user: alice, loggedInAt });
   });
+  after(() => rm(dir, { recursive: true, force: true }));
 
   const start = (profile: string): Promise<RunningDaemon> =>
     startDaemonRuntime({ profile, configDir, runtimeDir, gatewayUrl: gateway.url, discovery, tokenSource: tokens, user: alice, loggedInAt, version: 'test' });
