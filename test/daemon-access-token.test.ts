@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createFileStore } from '../src/auth/credential-stores.ts';
 import { createTokenRefresher } from '../src/auth/token-refresher.ts';
+import { openCliSettings } from '../src/config/cli-settings.ts';
 import { AigovError } from '../src/core/errors.ts';
 import { connectDaemon } from '../src/daemon/daemon-client.ts';
 import { startDaemonRuntime, type RunningDaemon } from '../src/daemon/daemon-main.ts';
@@ -26,10 +27,12 @@ let refreshTokenAtStart: string;
 
 async function startDaemon(profile: string, refreshToken: string): Promise<RunningDaemon> {
   const discovery = DiscoverySchema.parse(await (await fetch(`${gateway.url}${DISCOVERY_PATH}`)).json());
-  const store = createFileStore({ configDir: join(home, 'config') });
+  const configDir = join(home, 'config');
+  const store = createFileStore({ configDir });
   await store.save(profile, refreshToken);
+  openCliSettings(configDir).setProfile(profile, { gatewayUrl: gateway.url, discovery, credentialStore: 'file', user: null, loggedInAt: null });
   const tokenSource = createTokenRefresher({ issuer: discovery.issuer, clientId: discovery.cli_client_id, profile, store, initialRefreshToken: refreshToken, resource: discovery.resource });
-  return startDaemonRuntime({ profile, runtimeDir, gatewayUrl: gateway.url, discovery, tokenSource, user: null, version: 'test' });
+  return startDaemonRuntime({ profile, configDir, runtimeDir, gatewayUrl: gateway.url, discovery, tokenSource, user: null, loggedInAt: null, version: 'test' });
 }
 
 async function modelsStatus(token: string): Promise<number> {
@@ -53,7 +56,7 @@ describe('daemon control request access-token', () => {
   });
 
   it('hands out the current access token and the gateway it is for; the gateway accepts it', async () => {
-    const client = await connectDaemon('default', { start: false, runtimeDir });
+    const client = await connectDaemon('default', { start: false, runtimeDir, configDir: join(home, 'config') });
     const first = await client.accessToken();
     assert.equal(first.ok, true);
     assert.equal(first.gateway, gateway.url);
@@ -64,7 +67,7 @@ describe('daemon control request access-token', () => {
   });
 
   it('renew: a fresh token from one refresh at the daemon (the refresh token rotates there, not in the CLI)', async () => {
-    const client = await connectDaemon('default', { start: false, runtimeDir });
+    const client = await connectDaemon('default', { start: false, runtimeDir, configDir: join(home, 'config') });
     const before = await client.accessToken();
     const renewed = await client.accessToken({ renew: true });
     assert.notEqual(renewed.token, before.token);
@@ -78,7 +81,7 @@ describe('daemon control request access-token', () => {
   it('a sign-in that no longer works: AIGOV_E_SESSION_EXPIRED naming the profile', async () => {
     const other = await startDaemon('revoked', 'not-a-refresh-token');
     try {
-      const client = await connectDaemon('revoked', { start: false, runtimeDir });
+      const client = await connectDaemon('revoked', { start: false, runtimeDir, configDir: join(home, 'config') });
       await assert.rejects(client.accessToken(), (error: unknown) => {
         assert.ok(error instanceof AigovError);
         assert.equal(error.code, 'AIGOV_E_SESSION_EXPIRED');

@@ -20,6 +20,7 @@ import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import type { AccessToken, TokenSource } from '../src/auth/token-source.ts';
+import { openCliSettings } from '../src/config/cli-settings.ts';
 import { buildGatewayConfig } from '../src/config/load.ts';
 import { AigovError } from '../src/core/errors.ts';
 import { startDevGateway, type RunningDevGateway } from '../src/gateway/dev/dev-gateway.ts';
@@ -365,26 +366,36 @@ describe('daemon tokens', () => {
 
 describe('control socket and lifecycle', () => {
   let runtimeDir: string;
+  let configDir: string;
   let tokens: RefreshingTokenSource;
+  const alice = { subject: 'alice', email: 'alice@aigov.dev', groups: ['developers'] };
+  const loggedInAt = Date.parse('2026-11-20T09:00:00Z');
+  const where = (): { runtimeDir: string; configDir: string } => ({ runtimeDir, configDir });
 
+  let dir: string;
   before(async () => {
-    runtimeDir = join(await mkdtemp(join(tmpdir(), 'aigov-rt-')), 'runtime');
+    dir = await mkdtemp(join(tmpdir(), 'aigov-rt-'));
+    runtimeDir = join(dir, 'runtime');
+    configDir = join(dir, 'config');
     tokens = new RefreshingTokenSource(gateway.idp.issuer, await loginAlice());
+    // The CLI side uses a daemon only when it serves the profile's login as saved by `aigov login`.
+    for (const profile of ['default', 'work', 'stale']) saveProfile(configDir, profile, { gatewayUrl: gateway.url, discovery, user: alice, loggedInAt });
   });
+  after(() => rm(dir, { recursive: true, force: true }));
 
   const start = (profile: string): Promise<RunningDaemon> =>
-    startDaemonRuntime({ profile, runtimeDir, gatewayUrl: gateway.url, discovery, tokenSource: tokens, user: { subject: 'alice', email: 'alice@aigov.dev', groups: ['developers'] }, version: 'test' });
+    startDaemonRuntime({ profile, configDir, runtimeDir, gatewayUrl: gateway.url, discovery, tokenSource: tokens, user: alice, loggedInAt, version: 'test' });
 
   it('serves status, mint-run and revoke-run on a 0600 socket in a 0700 dir; one daemon per profile', async () => {
     const daemon = await start('default');
     try {
-      const files = daemonFiles(runtimeDir, 'default');
+      const files = daemonFiles(runtimeDir, configDir, 'default');
       assert.equal(statSync(runtimeDir).mode & 0o777, 0o700);
       assert.ok(statSync(files.socket).isSocket());
       assert.equal(statSync(files.socket).mode & 0o777, 0o600);
       assert.equal(statSync(files.pidFile).mode & 0o777, 0o600);
 
-      const client = await connectDaemon('default', { start: false, runtimeDir });
+      const client = await connectDaemon('default', { start: false, ...where() });
       const grant = await client.mintRun('node script.mjs');
       assert.equal(grant.baseUrl, daemon.server.baseUrl);
       assert.deepEqual(
@@ -414,26 +425,26 @@ describe('control socket and lifecycle', () => {
     } finally {
       await daemon.stop();
     }
-    assert.equal(existsSync(daemonFiles(runtimeDir, 'default').socket), false, 'socket removed');
-    assert.equal(existsSync(daemonFiles(runtimeDir, 'default').pidFile), false, 'pid file removed');
+    assert.equal(existsSync(daemonFiles(runtimeDir, configDir, 'default').socket), false, 'socket removed');
+    assert.equal(existsSync(daemonFiles(runtimeDir, configDir, 'default').pidFile), false, 'pid file removed');
   });
 
   it('detects a stale pid file and socket, and starts over them', async () => {
-    const files = daemonFiles(runtimeDir, 'stale');
+    const files = daemonFiles(runtimeDir, configDir, 'stale');
     const deadPid = await exitedPid();
-    writeFileSync(files.pidFile, JSON.stringify({ pid: deadPid, port: 1, socket: files.socket, startedAt: 1, version: 'old' }));
+    writeFileSync(files.pidFile, JSON.stringify({ pid: deadPid, port: 1, socket: files.socket, profile: 'stale', configDir, startedAt: 1, version: 'old' }));
     writeFileSync(files.socket, '');
-    const seen = await inspectDaemon('stale', { runtimeDir });
+    const seen = await inspectDaemon('stale', where());
     assert.equal(seen.state, 'stale');
-    await assert.rejects(connectDaemon('stale', { start: false, runtimeDir }), (e: unknown) => e instanceof AigovError && e.code === 'AIGOV_E_DAEMON_UNAVAILABLE');
+    await assert.rejects(connectDaemon('stale', { start: false, ...where() }), (e: unknown) => e instanceof AigovError && e.code === 'AIGOV_E_DAEMON_UNAVAILABLE');
     const daemon = await start('stale');
     try {
-      const status = await (await connectDaemon('stale', { start: false, runtimeDir })).status();
+      const status = await (await connectDaemon('stale', { start: false, ...where() })).status();
       assert.equal(status.pid, process.pid);
     } finally {
       await daemon.stop();
     }
-    assert.equal((await inspectDaemon('stale', { runtimeDir })).state, 'absent');
+    assert.equal((await inspectDaemon('stale', where())).state, 'absent');
   });
 
   it('stop over the socket lets a request in flight finish, then removes its files', async () => {
@@ -441,16 +452,20 @@ describe('control socket and lifecycle', () => {
     const slow = await startSlowShortLivedGateway(dir, { ttlSeconds: 600, chunkDelayMs: 60 });
     try {
       const login = await deviceLogin(slow.idp, CLIENT_ID, 'alice', { resource: slow.url });
+      const slowDiscovery = await fetchDiscovery(slow.url);
+      saveProfile(configDir, 'draining', { gatewayUrl: slow.url, discovery: slowDiscovery, user: null, loggedInAt: null });
       const daemon = await startDaemonRuntime({
         profile: 'draining',
+        configDir,
         runtimeDir,
         gatewayUrl: slow.url,
-        discovery: await fetchDiscovery(slow.url),
+        discovery: slowDiscovery,
         tokenSource: new RefreshingTokenSource(slow.idp.issuer, login),
         user: null,
+        loggedInAt: null,
         version: 'test',
       });
-      const client = await connectDaemon('draining', { start: false, runtimeDir });
+      const client = await connectDaemon('draining', { start: false, ...where() });
       const grant = await client.mintRun('draining');
       const openai = new OpenAI({ baseURL: `${grant.baseUrl}/openai/v1`, apiKey: grant.runKey, maxRetries: 0 });
       const stream = await openai.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'a long answer please' }], stream: true });
@@ -459,8 +474,8 @@ describe('control socket and lifecycle', () => {
       for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
       assert.ok(text.length > 0, 'the stream in flight completed');
       await daemon.stopped;
-      assert.equal((await inspectDaemon('draining', { runtimeDir })).state, 'absent');
-      await assert.rejects(connectDaemon('draining', { start: false, runtimeDir }), (e: unknown) => e instanceof AigovError && e.code === 'AIGOV_E_DAEMON_UNAVAILABLE');
+      assert.equal((await inspectDaemon('draining', where())).state, 'absent');
+      await assert.rejects(connectDaemon('draining', { start: false, ...where() }), (e: unknown) => e instanceof AigovError && e.code === 'AIGOV_E_DAEMON_UNAVAILABLE');
     } finally {
       await slow.close();
       await rm(dir, { recursive: true, force: true });
@@ -477,7 +492,7 @@ describe('daemon process started on demand', () => {
       assert.ok(error instanceof AigovError, `got ${String(error)}`);
       assert.equal(error.code, 'AIGOV_E_NOT_LOGGED_IN');
       assert.match(error.message, /profile `nobody`/);
-      assert.equal((await inspectDaemon('nobody', { runtimeDir: join(dir, 'run') })).state, 'absent');
+      assert.equal((await inspectDaemon('nobody', { runtimeDir: join(dir, 'run'), env })).state, 'absent');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -488,7 +503,7 @@ describe('daemon process started on demand', () => {
     const configDir = join(dir, 'config');
     const runtimeDir = join(dir, 'run');
     try {
-      const [{ openCliSettings }, { openCredentialStore }] = await Promise.all([import('../src/config/cli-settings.ts'), import('../src/auth/credential-stores.ts')]);
+      const { openCredentialStore } = await import('../src/auth/credential-stores.ts');
       const login = await loginAlice();
       const { store } = await openCredentialStore({ kind: 'file', configDir });
       await store.save('ci', login.refreshToken);
@@ -518,11 +533,11 @@ describe('daemon process started on demand', () => {
       assert.equal(calls.length, 1);
       assert.equal(calls[0]!.principal.subject, 'alice');
 
-      assert.equal(await stopDaemon('ci', { runtimeDir }), 'stopped');
-      assert.equal((await inspectDaemon('ci', { runtimeDir })).state, 'absent');
-      assert.equal(await stopDaemon('ci', { runtimeDir }), 'absent');
+      assert.equal(await stopDaemon('ci', { runtimeDir, env }), 'stopped');
+      assert.equal((await inspectDaemon('ci', { runtimeDir, env })).state, 'absent');
+      assert.equal(await stopDaemon('ci', { runtimeDir, env }), 'absent');
     } finally {
-      await stopDaemon('ci', { runtimeDir }).catch(() => undefined);
+      await stopDaemon('ci', { runtimeDir, configDir }).catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
     }
   });
@@ -806,6 +821,11 @@ describe('daemon forwarding, against a stand-in gateway', () => {
 });
 
 /** The environment for a daemon process: ours, minus anything that would point it elsewhere. */
+/** Saves a profile as `aigov login` does (the CLI compares a daemon's login with it). */
+function saveProfile(configDir: string, profile: string, login: { gatewayUrl: string; discovery: Discovery; user: { subject: string; email: string | null; groups: string[] } | null; loggedInAt: number | null }): void {
+  openCliSettings(configDir).setProfile(profile, { ...login, credentialStore: 'file' });
+}
+
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const name of Object.keys(env)) if (name.startsWith('AIGOV_')) delete env[name];

@@ -160,6 +160,33 @@ describe('createTokenRefresher', () => {
     assert.equal((await rejection(refresher.getAccessToken())).code, 'AIGOV_E_SESSION_EXPIRED');
   });
 
+  it('a login or logout since the daemon started owns the stored token: a rotation is not saved over it', async () => {
+    const initial = await freshLogin('relogin');
+    const warnings: string[] = [];
+    const refresher = refresherFor('relogin', initial, { onWarning: (message) => warnings.push(message) });
+    await refresher.getAccessToken();
+    const rotated = await store.load('relogin');
+    assert.ok(rotated && rotated !== initial, 'the store still held its token: the rotation was saved');
+
+    const newer = await freshLogin('relogin', 'bob'); // `aigov login` again, whose daemon stop missed this daemon
+    refresher.invalidate();
+    const token = await refresher.getAccessToken();
+    assert.equal(await store.load('relogin'), newer, "bob's login is not overwritten by alice's older session");
+    assert.equal(decodeJwt(token.token).sub, 'alice', 'the older session goes on in memory until its daemon is replaced');
+    assert.deepEqual(warnings, ['the profile was signed in again or out since this daemon started; its rotated refresh token is kept in memory only, not saved over that']);
+    refresher.invalidate();
+    await refresher.getAccessToken();
+    assert.equal(await store.load('relogin'), newer, 'nor by a later rotation');
+    assert.equal(warnings.length, 1);
+    refresher.close();
+
+    const out = refresherFor('logged-out', await freshLogin('logged-out'));
+    await store.remove('logged-out'); // `aigov logout`
+    await out.getAccessToken();
+    assert.equal(await store.load('logged-out'), null, 'a logged-out profile is not brought back');
+    out.close();
+  });
+
   it('an unreachable IdP is retried briefly, then surfaced as AIGOV_E_LOGIN_FAILED; a later call tries again', async () => {
     const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

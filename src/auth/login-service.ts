@@ -211,15 +211,14 @@ export function describeUser(user: LoginUser): string {
 }
 
 /**
- * Stops a running daemon of this profile (best effort): it holds the previous session's tokens;
- * `aigov run` starts a fresh one on demand.
+ * Stops this configuration's daemon (best effort): it holds the previous session's tokens;
+ * `aigov run` starts a fresh one on demand. Only this config dir's daemon of the profile: the
+ * daemons of other configurations of the same OS user are left alone.
  */
-async function stopDaemon(profile: string, runtimeDir: string | undefined, env: Env): Promise<boolean> {
+async function stopDaemon(profile: string, configDir: string, runtimeDir: string | undefined, env: Env): Promise<boolean> {
   try {
-    const { connectDaemon } = await import('../daemon/daemon-client.ts');
-    const client = await connectDaemon(profile, { start: false, ...(runtimeDir ? { runtimeDir } : {}), env: { ...env } });
-    await client.stop();
-    return true;
+    const { stopDaemon: stopConfigurationDaemon } = await import('../daemon/daemon-client.ts');
+    return (await stopConfigurationDaemon(profile, { configDir, ...(runtimeDir ? { runtimeDir } : {}), env: { ...env } })) === 'stopped';
   } catch {
     return false;
   }
@@ -300,7 +299,7 @@ export async function login(opts: LoginOptions): Promise<LoginResult> {
     loggedInAt,
   };
   settings.setProfile(opts.profile, profile);
-  await stopDaemon(opts.profile, opts.runtimeDir, env);
+  await stopDaemon(opts.profile, configDir, opts.runtimeDir, env);
   return Object.freeze({ profile: opts.profile, gatewayUrl, user, credentials: { kind: store.kind, location: store.location }, loggedInAt });
 }
 
@@ -384,7 +383,7 @@ export async function logout(opts: LogoutOptions): Promise<LogoutResult> {
   if (profile && (profile.user || profile.loggedInAt !== null)) {
     settings.setProfile(opts.profile, { ...profile, user: null, loggedInAt: null });
   }
-  const daemonStopped = await stopDaemon(opts.profile, opts.runtimeDir, env);
+  const daemonStopped = await stopDaemon(opts.profile, configDir, opts.runtimeDir, env);
   return Object.freeze({ profile: opts.profile, wasLoggedIn, revocation, removedFrom, daemonStopped, notes: Object.freeze(notes) });
 }
 
@@ -414,7 +413,10 @@ export interface StatusOptions {
 }
 
 export interface DaemonState {
+  /** This configuration's daemon answers (a daemon of another configuration does not count). */
   readonly running: boolean;
+  /** It serves the profile's current login; false: an earlier one (the next `aigov run` restarts it). Null when not running. */
+  readonly currentLogin: boolean | null;
   readonly pid: number | null;
   readonly port: number | null;
   readonly startedAt: string | null;
@@ -445,15 +447,17 @@ function numberOrNull(value: unknown): number | null {
   return null;
 }
 
-const DAEMON_NOT_RUNNING: DaemonState = Object.freeze({ running: false, pid: null, port: null, startedAt: null, runs: null, tokenExpiresAt: null });
+const DAEMON_NOT_RUNNING: DaemonState = Object.freeze({ running: false, currentLogin: null, pid: null, port: null, startedAt: null, runs: null, tokenExpiresAt: null });
 
-async function daemonState(profile: string, runtimeDir: string | undefined, env: Env): Promise<DaemonState> {
+async function daemonState(profile: string, configDir: string, runtimeDir: string | undefined, env: Env): Promise<DaemonState> {
   try {
-    const { connectDaemon } = await import('../daemon/daemon-client.ts');
-    const client = await connectDaemon(profile, { start: false, ...(runtimeDir ? { runtimeDir } : {}), env: { ...env } });
-    const status = (await client.status()) as unknown as Record<string, unknown>;
+    const { inspectDaemon } = await import('../daemon/daemon-client.ts');
+    const seen = await inspectDaemon(profile, { configDir, ...(runtimeDir ? { runtimeDir } : {}), env: { ...env } });
+    if (seen.state !== 'running' || seen.fit === 'other-configuration') return DAEMON_NOT_RUNNING;
+    const status = seen.status as unknown as Record<string, unknown>;
     return Object.freeze({
       running: true,
+      currentLogin: seen.fit === 'same',
       pid: numberOrNull(status['pid']),
       port: numberOrNull(status['port']),
       startedAt: isoOrNull(status['startedAt']),
@@ -490,7 +494,7 @@ export async function readStatus(opts: StatusOptions): Promise<StatusReport> {
   const settings: CliSettings = openCliSettings(configDir);
   const profile = settings.getProfile(opts.profile);
   const credentials = profile ? await credentialState(opts.profile, profile.credentialStore, configDir, env) : null;
-  const daemon = opts.daemon === false ? null : await daemonState(opts.profile, opts.runtimeDir, env);
+  const daemon = opts.daemon === false ? null : await daemonState(opts.profile, configDir, opts.runtimeDir, env);
   const user = profile?.user ? Object.freeze({ ...profile.user, groups: Object.freeze([...profile.user.groups]) }) : null;
   return Object.freeze({
     profile: opts.profile,
@@ -523,7 +527,7 @@ export function formatStatus(report: StatusReport): string {
     if (report.daemon.running) {
       const parts = [`running (pid ${report.daemon.pid ?? '?'}, 127.0.0.1:${report.daemon.port ?? '?'}`];
       if (report.daemon.runs !== null) parts.push(`${report.daemon.runs} active run${report.daemon.runs === 1 ? '' : 's'}`);
-      lines.push(`Daemon:       ${parts.join(', ')})`);
+      lines.push(`Daemon:       ${parts.join(', ')})${report.daemon.currentLogin === false ? ' — serves an earlier login; the next `aigov run` restarts it' : ''}`);
       lines.push(`Access token: ${report.daemon.tokenExpiresAt ? `expires ${report.daemon.tokenExpiresAt}` : 'none yet (fetched on first use)'}`);
     } else {
       lines.push('Daemon:       not running');

@@ -2,7 +2,9 @@
  * The daemon's TokenSource: trades the stored refresh token for access tokens, keeps the current
  * access token in memory only, refreshes shortly before it expires, and does so one refresh at a
  * time however many requests wait. Rotated refresh tokens are written back to the credential
- * store. A refused refresh token (invalid_grant) ends the session: AIGOV_E_SESSION_EXPIRED.
+ * store — unless the store no longer holds the token this refresher last wrote there: a login or
+ * logout since then (whose daemon stop missed this one) owns the profile's secret now, and an
+ * older session must not overwrite it nor bring a logged-out one back. A refused refresh token (invalid_grant) ends the session: AIGOV_E_SESSION_EXPIRED.
  */
 import type { Configuration } from 'openid-client';
 import { AigovError, isAigovError } from '../core/errors.ts';
@@ -50,6 +52,8 @@ export function createTokenRefresher(opts: TokenRefresherOptions): TokenRefreshe
   const skewMs = Math.max(0, (opts.refreshSkewSeconds ?? DEFAULT_SKEW_SECONDS) * 1000);
   const retryDelays = opts.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS;
   let refreshToken = opts.initialRefreshToken;
+  /** What the store held when this refresher last read or wrote it. */
+  let persisted: string | null = opts.initialRefreshToken;
   let current: CachedToken | null = null;
   let inflight: Promise<AccessToken> | null = null;
   let config: Promise<Configuration> | null = null;
@@ -80,17 +84,29 @@ export function createTokenRefresher(opts: TokenRefresherOptions): TokenRefreshe
     const issuedAt = now();
     if (tokens.refreshToken && tokens.refreshToken !== used) {
       refreshToken = tokens.refreshToken;
-      try {
-        await opts.store.save(opts.profile, tokens.refreshToken);
-      } catch (error) {
-        const code = isAigovError(error) ? error.code : 'an error';
-        opts.onWarning?.(`the rotated refresh token could not be saved (${code}); it is kept in memory until the daemon stops`);
-      }
+      await persist(tokens.refreshToken);
     }
     const lifetime = Math.max(0, tokens.expiresAt - issuedAt);
     const refreshAt = tokens.expiresAt - Math.min(skewMs, lifetime / 2);
     current = Object.freeze({ token: tokens.accessToken, expiresAt: tokens.expiresAt, refreshAt });
     return current;
+  }
+
+  /** Compare, then write: the window between the two is a store round trip, not a refresh. */
+  async function persist(rotated: string): Promise<void> {
+    if (persisted === null) return;
+    try {
+      if ((await opts.store.load(opts.profile)) !== persisted) {
+        persisted = null;
+        opts.onWarning?.('the profile was signed in again or out since this daemon started; its rotated refresh token is kept in memory only, not saved over that');
+        return;
+      }
+      await opts.store.save(opts.profile, rotated);
+      persisted = rotated;
+    } catch (error) {
+      const code = isAigovError(error) ? error.code : 'an error';
+      opts.onWarning?.(`the rotated refresh token could not be saved (${code}); it is kept in memory until the daemon stops`);
+    }
   }
 
   async function refreshWithRetry(): Promise<AccessToken> {

@@ -14,8 +14,7 @@ import { z } from 'zod';
 import { DiscoverySchema } from '../protocol/discovery.ts';
 import { defaultConfigDir } from './paths.ts';
 import { ensurePrivateDir } from './private-files.ts';
-
-export const SETTINGS_FILE_NAME = 'settings';
+import { SETTINGS_FILE_NAME } from './profile-login.ts';
 
 export const ProfileUserSchema = z.object({
   subject: z.string(),

@@ -1,6 +1,7 @@
 /** Where aigov keeps state. The only module that reads HOME/XDG variables. */
+import { realpathSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 export function defaultStateDir(env: Readonly<Record<string, string | undefined>> = process.env): string {
   if (env.AIGOV_STATE_DIR) return resolve(env.AIGOV_STATE_DIR);
@@ -20,8 +21,29 @@ export function defaultConfigDir(env: Readonly<Record<string, string | undefined
 }
 
 /**
- * Per-user runtime files (daemon control socket, pid file): $AIGOV_RUNTIME_DIR,
+ * One spelling per directory: the absolute path with symlinks resolved (of its deepest existing
+ * ancestor, when it does not exist yet). A configuration is named by its config dir, so two
+ * spellings of one dir (`~/.config/aigov` through a symlinked HOME) must give one daemon.
+ */
+export function canonicalDir(path: string): string {
+  const absolute = resolve(path);
+  const rest: string[] = [];
+  for (let dir = absolute; ; ) {
+    try {
+      return join(realpathSync(dir), ...rest.reverse());
+    } catch {
+      const parent = dirname(dir);
+      if (parent === dir) return absolute;
+      rest.push(basename(dir));
+      dir = parent;
+    }
+  }
+}
+
+/**
+ * Per-user runtime files (daemon control sockets, pid files, logs): $AIGOV_RUNTIME_DIR,
  * $XDG_RUNTIME_DIR/aigov, or a per-uid directory under the temp dir. Callers create it 0700.
+ * Each configuration (config dir and profile) has its own files in it: see `daemonFiles`.
  */
 export function defaultRuntimeDir(env: Readonly<Record<string, string | undefined>> = process.env): string {
   if (env.AIGOV_RUNTIME_DIR) return resolve(env.AIGOV_RUNTIME_DIR);

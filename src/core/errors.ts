@@ -388,6 +388,16 @@ export const ERRORS = {
     message: 'An aigov daemon is already running for profile `{profile}` (pid {pid}).',
     hint: 'Use it (`aigov daemon status`), or stop it first with `aigov daemon stop`.',
   },
+  AIGOV_E_DAEMON_OTHER_CONFIG: {
+    status: 409, exitCode: EXIT.config, type: 'invalid_request_error',
+    message: 'The aigov daemon on {socket} (pid {pid}) serves another configuration: {found}. This command is for {expected}, so it did not use that daemon and left it running.',
+    hint: 'Check that HOME, XDG_CONFIG_HOME, AIGOV_CONFIG_DIR and AIGOV_PROFILE are what you meant; to keep two configurations apart entirely, give each its own AIGOV_RUNTIME_DIR.',
+  },
+  AIGOV_E_DAEMON_STALE: {
+    status: 409, exitCode: EXIT.unavailable, type: 'invalid_request_error',
+    message: "The aigov daemon of profile `{profile}` (pid {pid}) serves {found}, but the profile is now {expected}; it was not used.",
+    hint: 'Stop it with `aigov daemon stop --profile {profile}`; `aigov run` then starts one for the current login.',
+  },
   // ---- policy files ----
   AIGOV_E_POLICY_NOT_FOUND: {
     status: 500, exitCode: EXIT.noInput, type: 'api_error',

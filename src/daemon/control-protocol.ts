@@ -1,5 +1,6 @@
 /**
- * The daemon's control protocol over its unix socket (0600, in the user's runtime dir): one
+ * The daemon's control protocol over its unix socket (0600, in the user's runtime dir; one socket
+ * per configuration, see `daemonFiles`): one
  * newline-terminated JSON request per connection, one newline-terminated JSON response.
  *
  *   {"op":"status"}                 → StatusResponse
@@ -12,6 +13,7 @@
  *
  * Failures: {ok:false, error:{code, message, hint}} with a code from core/errors.ts.
  */
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { ProviderKind } from '../core/events.ts';
 
@@ -38,9 +40,14 @@ export interface StatusResponse {
   readonly ok: true;
   readonly pid: number;
   readonly port: number;
+  /** The configuration it serves: the profile of the (canonical) config dir… */
   readonly profile: string;
+  readonly configDir: string;
+  /** …and that profile's login when it started: a CLI uses a daemon only when these are its own. */
   readonly gateway: string;
   readonly user: DaemonUser | null;
+  /** Epoch ms of the login it serves (from the profile), or null (a CI login from the environment). */
+  readonly loggedInAt: number | null;
   /** Live runs (never their keys). */
   readonly runs: readonly RunSummary[];
   readonly startedAt: number;
@@ -89,7 +96,7 @@ export interface ControlFailure {
 /** The most a control request or response may be; anything longer is refused. */
 export const MAX_CONTROL_MESSAGE_BYTES = 64 * 1024;
 
-/** What `aigov daemon` keeps in the runtime dir for a profile. */
+/** What `aigov daemon` keeps in the runtime dir for a configuration. */
 export interface DaemonFiles {
   readonly socket: string;
   readonly pidFile: string;
@@ -97,22 +104,34 @@ export interface DaemonFiles {
   readonly logFile: string;
 }
 
-/** Profile names end up in file names: keep them to a safe alphabet. */
-export function daemonFiles(runtimeDir: string, profile: string): DaemonFiles {
+/**
+ * The longest unix socket path this platform takes (sun_path minus its NUL): 107 bytes on Linux,
+ * 103 on macOS and the BSDs.
+ */
+export const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
+
+/**
+ * One daemon per configuration: the files of the daemon serving `profile` of the config dir
+ * `configDir` (canonical: see `canonicalDir`). Two configurations of one OS user (two HOMEs, two
+ * AIGOV_CONFIG_DIRs) share the runtime dir but never a socket: the names carry a hash of the
+ * config dir and the profile — `daemon-<profile, at most 16 chars>-<12 hex>.sock` — short enough
+ * for a socket path under a long temp dir. Profile names end up in file names: they are kept to a
+ * safe alphabet.
+ */
+export function daemonFiles(runtimeDir: string, configDir: string, profile: string): DaemonFiles {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(profile)) throw new Error(`invalid profile name: use letters, digits, ".", "_" or "-" (got ${JSON.stringify(profile.slice(0, 80))})`);
-  return {
-    socket: join(runtimeDir, `daemon-${profile}.sock`),
-    pidFile: join(runtimeDir, `daemon-${profile}.json`),
-    lockFile: join(runtimeDir, `daemon-${profile}.lock`),
-    logFile: join(runtimeDir, `daemon-${profile}.log`),
-  };
+  const key = createHash('sha256').update(`${configDir}\0${profile}`).digest('hex').slice(0, 12);
+  const base = join(runtimeDir, `daemon-${profile.slice(0, 16)}-${key}`);
+  return { socket: `${base}.sock`, pidFile: `${base}.json`, lockFile: `${base}.lock`, logFile: `${base}.log` };
 }
 
-/** The pid file: who runs the daemon of a profile, and where. */
+/** The pid file: who runs the daemon of a configuration, and where. */
 export interface PidFile {
   readonly pid: number;
   readonly port: number;
   readonly socket: string;
+  readonly profile: string;
+  readonly configDir: string;
   readonly startedAt: number;
   readonly version: string;
 }
@@ -127,6 +146,7 @@ export function isPidFile(value: unknown): value is PidFile {
   return (
     Number.isInteger(v.pid) && (v.pid as number) > 0 &&
     Number.isInteger(v.port) && (v.port as number) >= 0 && (v.port as number) <= 65535 &&
-    typeof v.socket === 'string' && typeof v.startedAt === 'number' && typeof v.version === 'string'
+    typeof v.socket === 'string' && typeof v.profile === 'string' && typeof v.configDir === 'string' &&
+    typeof v.startedAt === 'number' && typeof v.version === 'string'
   );
 }

@@ -1,7 +1,8 @@
 /**
- * The daemon's control socket, `${runtimeDir}/daemon-${profile}.sock` (0600, in a 0700 dir), and
- * its pid file `${runtimeDir}/daemon-${profile}.json`. One daemon per user and profile: starting
- * while another answers on the socket is refused; files left by a dead daemon are cleaned up.
+ * The daemon's control socket (0600, in the 0700 runtime dir) and its pid file, named for the
+ * configuration it serves (`daemonFiles`: config dir and profile). One daemon per configuration:
+ * starting while another answers on the socket is refused; files left by a dead daemon are
+ * cleaned up.
  */
 import { chmodSync } from 'node:fs';
 import type net from 'node:net';
@@ -9,7 +10,7 @@ import { z } from 'zod';
 import { AigovError, isAigovError } from '../core/errors.ts';
 import { daemonFiles, type AccessTokenResponse, type DaemonFiles, type MintRunResponse, type StatusResponse } from './control-protocol.ts';
 import { createControlServer } from './control-transport.ts';
-import { acquireStartLock, cleanStaleFiles, ensureRuntimeDir, inspectDaemonFiles, removeQuietly, writePidFile } from './runtime-files.ts';
+import { acquireStartLock, checkSocketPath, cleanStaleFiles, ensureRuntimeDir, inspectDaemonFiles, removeQuietly, writePidFile } from './runtime-files.ts';
 import { silentLogger, type DaemonLogger } from './daemon-log.ts';
 
 /** Control requests are validated on the daemon side only (clients never load zod: start-up time). */
@@ -33,6 +34,8 @@ export interface ControlHandlers {
 
 export interface ControlServerOptions {
   readonly runtimeDir: string;
+  /** The configuration served: the canonical config dir and the profile (they name the files). */
+  readonly configDir: string;
   readonly profile: string;
   /** The daemon's HTTP port, written to the pid file. */
   readonly port: number;
@@ -51,7 +54,8 @@ export interface ControlServer {
 export async function startControlServer(options: ControlServerOptions): Promise<ControlServer> {
   const logger = options.logger ?? silentLogger;
   ensureRuntimeDir(options.runtimeDir);
-  const files = daemonFiles(options.runtimeDir, options.profile);
+  const files = daemonFiles(options.runtimeDir, options.configDir, options.profile);
+  checkSocketPath(files);
   const release = await acquireStartLock(files.lockFile);
   let server: net.Server;
   try {
@@ -96,7 +100,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
       });
     });
     chmodSync(files.socket, 0o600);
-    writePidFile(files.pidFile, { pid: process.pid, port: options.port, socket: files.socket, startedAt: options.startedAt ?? Date.now(), version: options.version });
+    writePidFile(files.pidFile, { pid: process.pid, port: options.port, socket: files.socket, profile: options.profile, configDir: options.configDir, startedAt: options.startedAt ?? Date.now(), version: options.version });
   } finally {
     release();
   }

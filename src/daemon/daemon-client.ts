@@ -1,16 +1,24 @@
 /**
- * The CLI side of the daemon: find the profile's daemon through its control socket, start it on
- * demand (detached, logging to `${runtimeDir}/daemon-${profile}.log`), and talk to it.
+ * The CLI side of the daemon: find the daemon of this configuration (config dir and profile)
+ * through its control socket, check that it serves the profile's current login, start it on
+ * demand (detached, logging beside its socket), and talk to it.
+ *
+ * A daemon of another configuration is never used and never stopped; this configuration's own
+ * daemon serving an earlier login (a login or logout that could not stop it) is restarted by
+ * commands that start the daemon, and reported by those that only look.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync, fstatSync } from 'node:fs';
 import { ensurePrivateFile } from '../config/private-files.ts';
 import { fileURLToPath } from 'node:url';
+import { normalizeGatewayUrl } from '../auth/gateway-url.ts';
 import { AigovError, ERRORS, type ErrorCode } from '../core/errors.ts';
-import { defaultRuntimeDir } from '../config/paths.ts';
+import { canonicalDir, defaultConfigDir, defaultRuntimeDir } from '../config/paths.ts';
+import { readProfileLogin, type ProfileLogin } from '../config/profile-login.ts';
 import { daemonFiles, type AccessTokenResponse, type DaemonFiles, type MintRunResponse, type StatusResponse } from './control-protocol.ts';
 import { ControlTransportError, sendControlRequest } from './control-transport.ts';
-import { cleanStaleFiles, ensureRuntimeDir, inspectDaemonFiles, isProcessAlive, readPidFile, type DaemonState } from './runtime-files.ts';
+import { daemonFit, daemonLogin, describeDaemon, describeExpected, describeLogin, type DaemonFit, type ExpectedDaemon } from './daemon-identity.ts';
+import { checkSocketPath, cleanStaleFiles, ensureRuntimeDir, inspectDaemonFiles, isProcessAlive, readPidFile, type DaemonState } from './runtime-files.ts';
 
 export interface DaemonClient {
   readonly profile: string;
@@ -31,30 +39,76 @@ export interface DaemonClient {
   stop(): Promise<void>;
 }
 
-export interface ConnectDaemonOptions {
-  /** Start the daemon when none answers. */
-  readonly start: boolean;
+/** Where a configuration's daemon lives; every option defaults from the environment. */
+export interface DaemonLocation {
   readonly runtimeDir?: string;
-  /** Environment for finding paths and for the started daemon (AIGOV_CONFIG_DIR, AIGOV_CA_FILE, AIGOV_REFRESH_TOKEN, …). */
-  readonly env?: NodeJS.ProcessEnv;
-  /** Config dir handed to a started daemon (AIGOV_CONFIG_DIR). */
+  /** The configuration's config dir; default $AIGOV_CONFIG_DIR, $XDG_CONFIG_HOME/aigov or ~/.config/aigov. */
   readonly configDir?: string;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export interface ConnectDaemonOptions extends DaemonLocation {
+  /** Start the daemon when none answers, and restart this configuration's daemon when it serves an earlier login. */
+  readonly start: boolean;
   /** How long to wait for a started daemon to answer; default 8000 ms. */
   readonly startTimeoutMs?: number;
+  /** Told, in one line, when a stale daemon is restarted; default: written to stderr. */
+  readonly onNotice?: (line: string) => void;
 }
 
-/** The state of a profile's daemon without starting anything (for `aigov daemon status`, `aigov status`). */
-export async function inspectDaemon(profile: string, opts: { runtimeDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<DaemonState> {
-  const runtimeDir = opts.runtimeDir ?? defaultRuntimeDir(opts.env ?? process.env);
-  if (!existsSync(runtimeDir)) return { state: 'absent' };
-  return inspectDaemonFiles(daemonFiles(runtimeDir, profile));
+interface Located {
+  readonly runtimeDir: string;
+  readonly files: DaemonFiles;
+  readonly expected: ExpectedDaemon;
+  readonly env: NodeJS.ProcessEnv;
 }
 
-/** Stops a profile's daemon if one runs; cleans up after a stale one. Idempotent. */
-export async function stopDaemon(profile: string, opts: { runtimeDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<'stopped' | 'stale' | 'absent'> {
-  const runtimeDir = opts.runtimeDir ?? defaultRuntimeDir(opts.env ?? process.env);
+function locate(profile: string, opts: DaemonLocation): Located {
+  const env = opts.env ?? process.env;
+  const runtimeDir = opts.runtimeDir ?? defaultRuntimeDir(env);
+  const configDir = canonicalDir(opts.configDir ?? defaultConfigDir(env));
+  const files = daemonFiles(runtimeDir, configDir, profile);
+  checkSocketPath(files);
+  return { runtimeDir, files, expected: expectedDaemon(configDir, profile, env), env };
+}
+
+/**
+ * What a daemon of this configuration must serve: the profile's login as saved by `aigov login`,
+ * else — as the daemon does — a CI login from AIGOV_GATEWAY and AIGOV_REFRESH_TOKEN.
+ */
+export function expectedDaemon(configDir: string, profile: string, env: NodeJS.ProcessEnv): ExpectedDaemon {
+  return { configDir, profile, login: readProfileLogin(configDir, profile) ?? loginFromEnvironment(env) };
+}
+
+function loginFromEnvironment(env: NodeJS.ProcessEnv): ProfileLogin | null {
+  const gateway = env.AIGOV_GATEWAY?.trim();
+  if (!gateway || !env.AIGOV_REFRESH_TOKEN?.trim()) return null;
+  try {
+    return { gateway: normalizeGatewayUrl(gateway), subject: null, loggedInAt: null };
+  } catch {
+    return null; // a daemon started with it fails with the URL's own error
+  }
+}
+
+/** A daemon's state, and when it runs, whether it is this configuration's with its current login. */
+export type InspectedDaemon = DaemonState & { readonly fit: DaemonFit | null; readonly expected: ExpectedDaemon; readonly files: DaemonFiles };
+
+/** The state of a configuration's daemon without starting anything (for `aigov daemon status`, `aigov status`). */
+export async function inspectDaemon(profile: string, opts: DaemonLocation = {}): Promise<InspectedDaemon> {
+  const { runtimeDir, files, expected } = locate(profile, opts);
+  if (!existsSync(runtimeDir)) return { state: 'absent', fit: null, expected, files };
+  const state = await inspectDaemonFiles(files);
+  return { ...state, fit: state.state === 'running' ? daemonFit(state.status, expected) : null, expected, files };
+}
+
+/**
+ * Stops this configuration's daemon if one runs, whatever login it serves; cleans up after a
+ * stale one. Idempotent. A daemon on this configuration's socket that answers for another
+ * configuration is left running: AIGOV_E_DAEMON_OTHER_CONFIG.
+ */
+export async function stopDaemon(profile: string, opts: DaemonLocation = {}): Promise<'stopped' | 'stale' | 'absent'> {
+  const { runtimeDir, files, expected } = locate(profile, opts);
   if (!existsSync(runtimeDir)) return 'absent';
-  const files = daemonFiles(runtimeDir, profile);
   const state = await inspectDaemonFiles(files);
   if (state.state === 'absent') return 'absent';
   if (state.state === 'stale') {
@@ -62,22 +116,43 @@ export async function stopDaemon(profile: string, opts: { runtimeDir?: string; e
     if (state.pidFile === null || !isProcessAlive(state.pidFile.pid)) cleanStaleFiles(files);
     return 'stale';
   }
+  if (daemonFit(state.status, expected) === 'other-configuration') throw otherConfigurationError(files, state.status, expected);
   await makeClient(profile, files, false).stop();
   return 'stopped';
 }
 
 export async function connectDaemon(profile: string, options: ConnectDaemonOptions): Promise<DaemonClient> {
-  const env = options.env ?? process.env;
-  const runtimeDir = options.runtimeDir ?? defaultRuntimeDir(env);
+  const { runtimeDir, files, expected, env } = locate(profile, options);
   ensureRuntimeDir(runtimeDir);
-  const files = daemonFiles(runtimeDir, profile);
   const state = await inspectDaemonFiles(files);
-  if (state.state === 'running') return makeClient(profile, files, false);
-  if (!options.start) {
+  if (state.state === 'running') {
+    const fit = daemonFit(state.status, expected);
+    if (fit === 'same') return makeClient(profile, files, false);
+    if (fit === 'other-configuration') throw otherConfigurationError(files, state.status, expected);
+    if (!options.start) throw staleLoginError(state.status, expected);
+    const notice = options.onNotice ?? ((line: string) => process.stderr.write(`aigov: ${line}\n`));
+    notice(`restarting the daemon of profile ${profile} (pid ${state.status.pid}): it served ${describeLogin(daemonLogin(state.status))}, the profile now has ${describeLogin(expected.login)}`);
+    // Another CLI may be restarting it at the same moment: whoever's stop lands, a start follows.
+    await makeClient(profile, files, false).stop().catch(() => undefined);
+  } else if (!options.start) {
     throw new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', { reason: state.state === 'stale' ? `the daemon of profile ${profile} is not answering (${state.reason})` : `no daemon runs for profile ${profile}` });
   }
-  await startDaemonProcess(profile, files, { ...env, AIGOV_RUNTIME_DIR: runtimeDir, ...(options.configDir ? { AIGOV_CONFIG_DIR: options.configDir } : {}) }, options.startTimeoutMs ?? 8000);
+  const status = await startDaemonProcess(profile, files, { ...env, AIGOV_RUNTIME_DIR: runtimeDir, AIGOV_CONFIG_DIR: expected.configDir }, options.startTimeoutMs ?? 8000);
+  // The daemon that answers now (ours, or one a concurrent CLI started) must fit too; a login
+  // that landed meanwhile is read again before calling it stale.
+  let fit = daemonFit(status, expected);
+  if (fit === 'stale-login') fit = daemonFit(status, expectedDaemon(expected.configDir, profile, env));
+  if (fit === 'other-configuration') throw otherConfigurationError(files, status, expected);
+  if (fit === 'stale-login') throw staleLoginError(status, expected);
   return makeClient(profile, files, true);
+}
+
+function otherConfigurationError(files: DaemonFiles, status: StatusResponse, expected: ExpectedDaemon): AigovError {
+  return new AigovError('AIGOV_E_DAEMON_OTHER_CONFIG', { socket: files.socket, pid: Number(status.pid), found: describeDaemon(status), expected: describeExpected(expected) });
+}
+
+function staleLoginError(status: StatusResponse, expected: ExpectedDaemon): AigovError {
+  return new AigovError('AIGOV_E_DAEMON_STALE', { profile: expected.profile, pid: Number(status.pid), found: describeLogin(daemonLogin(status)), expected: describeLogin(expected.login) });
 }
 
 function makeClient(profile: string, files: DaemonFiles, started: boolean): DaemonClient {
@@ -151,9 +226,10 @@ export function daemonCommand(profile: string): { command: string; args: string[
   return { command: process.execPath, args: [fileURLToPath(new URL('../../bin/run.js', import.meta.url)), 'daemon', 'run', '--profile', profile] };
 }
 
-async function startDaemonProcess(profile: string, files: DaemonFiles, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<void> {
+/** Starts the daemon process and resolves with the status of the daemon that answers on the socket. */
+async function startDaemonProcess(profile: string, files: DaemonFiles, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<StatusResponse> {
   const state = await inspectDaemonFiles(files);
-  if (state.state === 'running') return;
+  if (state.state === 'running') return state.status;
   if (state.state === 'stale' && (state.pidFile === null || !isProcessAlive(state.pidFile.pid))) cleanStaleFiles(files);
   ensurePrivateFile(files.logFile); // a log left 0644 by an older aigov: the daemon's messages are the user's business
   const logFd = openSync(files.logFile, 'a', 0o600);
@@ -172,12 +248,12 @@ async function startDaemonProcess(profile: string, files: DaemonFiles, env: Node
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const now = await inspectDaemonFiles(files, { timeoutMs: 1000 });
-    if (now.state === 'running') return;
+    if (now.state === 'running') return now.status;
     if (spawnError !== null) throw new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', { reason: `it could not be started: ${(spawnError as Error).message}` });
     if (exited !== null) {
       // Lost a race with another starter? Then that daemon answers now.
       const again = await inspectDaemonFiles(files, { timeoutMs: 1000 });
-      if (again.state === 'running') return;
+      if (again.state === 'running') return again.status;
       throw daemonStartFailure(files.logFile, logOffset, exited);
     }
     if (Date.now() > deadline) throw new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', { reason: `it did not answer within ${timeoutMs} ms; see ${files.logFile}` });

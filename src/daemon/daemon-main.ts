@@ -6,7 +6,7 @@
 import type { Writable } from 'node:stream';
 import type { TokenSource } from '../auth/token-source.ts';
 import { AigovError, isAigovError } from '../core/errors.ts';
-import { defaultConfigDir, defaultRuntimeDir } from '../config/paths.ts';
+import { canonicalDir, defaultConfigDir, defaultRuntimeDir } from '../config/paths.ts';
 import type { Discovery } from '../protocol/discovery.ts';
 import type { AccessTokenResponse, DaemonUser, MintRunResponse, StatusResponse } from './control-protocol.ts';
 import { startControlServer, type ControlServer } from './control-server.ts';
@@ -14,12 +14,17 @@ import { createLineLogger, silentLogger, type DaemonLogger } from './daemon-log.
 import { startDaemonServer, type DaemonServer } from './daemon-server.ts';
 
 export interface DaemonRuntimeOptions {
+  /** The configuration served: a profile of a config dir. Together they name its socket. */
   readonly profile: string;
+  readonly configDir: string;
   readonly runtimeDir: string;
+  /** The profile's login it serves (reported by `status`: a CLI uses only a daemon serving its current login). */
   readonly gatewayUrl: string;
   readonly discovery: Pick<Discovery, 'providers'>;
   readonly tokenSource: TokenSource & { close?(): void };
   readonly user: DaemonUser | null;
+  /** Epoch ms of that login (the profile's `loggedInAt`); null for a login from the environment (CI). */
+  readonly loggedInAt: number | null;
   readonly version: string;
   readonly caFile?: string;
   readonly logger?: DaemonLogger;
@@ -39,6 +44,7 @@ export interface RunningDaemon {
 export async function startDaemonRuntime(options: DaemonRuntimeOptions): Promise<RunningDaemon> {
   const logger = options.logger ?? silentLogger;
   const startedAt = Date.now();
+  const configDir = canonicalDir(options.configDir);
   const server = await startDaemonServer({
     gatewayUrl: options.gatewayUrl,
     discovery: options.discovery,
@@ -67,6 +73,7 @@ export async function startDaemonRuntime(options: DaemonRuntimeOptions): Promise
   try {
     control = await startControlServer({
       runtimeDir: options.runtimeDir,
+      configDir,
       profile: options.profile,
       port: server.port,
       version: options.version,
@@ -78,8 +85,10 @@ export async function startDaemonRuntime(options: DaemonRuntimeOptions): Promise
           pid: process.pid,
           port: server.port,
           profile: options.profile,
+          configDir,
           gateway: options.gatewayUrl,
           user: options.user,
+          loggedInAt: options.loggedInAt,
           runs: server.runs,
           startedAt,
           version: options.version,
@@ -110,7 +119,7 @@ export async function startDaemonRuntime(options: DaemonRuntimeOptions): Promise
     await server.close({ graceMs: 0 });
     throw error;
   }
-  logger.info(`listening on ${server.baseUrl} for profile ${options.profile}, gateway ${options.gatewayUrl}, control socket ${control.files.socket}`);
+  logger.info(`listening on ${server.baseUrl} for profile ${options.profile} of ${configDir}, gateway ${options.gatewayUrl}, control socket ${control.files.socket}`);
   return { server, control, stop, stopped };
 }
 
@@ -159,7 +168,8 @@ export async function runDaemon(options: RunDaemonOptions): Promise<void> {
 
 async function startFromProfile(options: RunDaemonOptions & { env: NodeJS.ProcessEnv }, logger: DaemonLogger): Promise<RunningDaemon> {
   const { env, profile } = options;
-  const configDir = options.configDir ?? defaultConfigDir(env);
+  // One spelling of the config dir: it names this daemon's socket, as it does for the CLI.
+  const configDir = canonicalDir(options.configDir ?? defaultConfigDir(env));
   const runtimeDir = options.runtimeDir ?? defaultRuntimeDir(env);
   const caFile = options.caFile ?? (env.AIGOV_CA_FILE?.trim() || undefined);
   const [{ openCliSettings }, { openCredentialStore }, { createTokenRefresher }] = await Promise.all([
@@ -194,11 +204,13 @@ async function startFromProfile(options: RunDaemonOptions & { env: NodeJS.Proces
   });
   const daemon = await startDaemonRuntime({
     profile,
+    configDir,
     runtimeDir,
     gatewayUrl: settings.gatewayUrl,
     discovery,
     tokenSource,
     user: settings.user,
+    loggedInAt: settings.loggedInAt,
     version: options.version ?? 'unknown',
     logger,
     ...(caFile ? { caFile } : {}),

@@ -1,5 +1,6 @@
 /** What `aigov daemon status|start` print: plain lines for people, or JSON. */
 import type { StatusResponse } from './control-protocol.ts';
+import type { DaemonFit } from './daemon-identity.ts';
 import type { DaemonState } from './runtime-files.ts';
 
 export interface DaemonReport {
@@ -8,15 +9,22 @@ export interface DaemonReport {
   /** 'running', 'absent', or 'stale' (files left by a daemon that no longer answers). */
   readonly state: DaemonState['state'];
   readonly reason: string | null;
+  /**
+   * When running: 'same' — it serves this configuration's current login; 'stale-login' — an
+   * earlier login (the next `aigov run` restarts it); 'other-configuration' — the daemon on this
+   * configuration's socket answers for another one (never used nor stopped).
+   */
+  readonly fit: DaemonFit | null;
   readonly status: StatusResponse | null;
 }
 
-export function daemonReport(profile: string, state: DaemonState): DaemonReport {
+export function daemonReport(profile: string, state: DaemonState, fit: DaemonFit | null = state.state === 'running' ? 'same' : null): DaemonReport {
   return {
     profile,
     running: state.state === 'running',
     state: state.state,
     reason: state.state === 'stale' ? state.reason : null,
+    fit: state.state === 'running' ? fit : null,
     status: state.state === 'running' ? state.status : null,
   };
 }
@@ -29,7 +37,8 @@ export function formatDaemonReport(report: DaemonReport, now: number = Date.now(
       : `aigov daemon (profile ${report.profile}): not running`;
   }
   const lines = [
-    `aigov daemon (profile ${s.profile}): running`,
+    `aigov daemon (profile ${s.profile}): running${report.fit === 'stale-login' ? ' — serves an earlier login than the profile\'s; the next `aigov run` restarts it' : report.fit === 'other-configuration' ? ' — for another configuration: not used by this one' : ''}`,
+    `  config:   ${typeof s.configDir === 'string' ? s.configDir : 'unknown'}`,
     `  pid:      ${s.pid}`,
     `  address:  http://127.0.0.1:${s.port}`,
     `  gateway:  ${s.gateway}`,

@@ -5,7 +5,7 @@
 import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { ensurePrivateDir, type PrivatePathOptions } from '../config/private-files.ts';
 import { AigovError, isAigovError } from '../core/errors.ts';
-import { isPidFile, type DaemonFiles, type PidFile, type StatusResponse } from './control-protocol.ts';
+import { isPidFile, MAX_SOCKET_PATH_BYTES, type DaemonFiles, type PidFile, type StatusResponse } from './control-protocol.ts';
 import { ControlTransportError, sendControlRequest } from './control-transport.ts';
 
 /**
@@ -22,6 +22,16 @@ export function ensureRuntimeDir(dir: string, privacy: PrivatePathOptions = {}):
       throw new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', { reason: `the runtime dir ${dir}: ${/belongs to user id/.test(reason) ? `belongs to another user (${reason})` : reason}` }, { cause: error });
     }
     throw error;
+  }
+}
+
+/** A socket path the OS would refuse (or cut short) is refused here, saying what to do. */
+export function checkSocketPath(files: DaemonFiles): void {
+  const bytes = Buffer.byteLength(files.socket);
+  if (bytes > MAX_SOCKET_PATH_BYTES) {
+    throw new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', {
+      reason: `its control socket ${files.socket} would be ${bytes} bytes long, more than the ${MAX_SOCKET_PATH_BYTES} a unix socket path may have; set AIGOV_RUNTIME_DIR to a shorter directory`,
+    });
   }
 }
 

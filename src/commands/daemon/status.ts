@@ -19,7 +19,8 @@ export default class DaemonStatus extends Command {
       const { daemonReport, formatDaemonReport } = await import('../../daemon/daemon-report.ts');
       const { defaultProfile } = await import('../../config/paths.ts');
       const profile = flags.profile ?? defaultProfile();
-      const report = daemonReport(profile, await inspectDaemon(profile, { env: process.env }));
+      const seen = await inspectDaemon(profile, { env: process.env });
+      const report = daemonReport(profile, seen, seen.fit);
       process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDaemonReport(report)}\n`);
       if (!report.running) process.exitCode = 1;
     });
