@@ -6,19 +6,13 @@
  * ordinary text ever yields a tool call; a scripted one yields exactly one; a tool result ends it.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SseParser } from '../src/core/sse.ts';
 import { startDevModel, type DevModelServer } from '../src/gateway/dev/dev-model.ts';
 import { execCommandSource } from '../src/gateway/dev/dev-model-script.ts';
+import { CLAUDE_CODE as CLAUDE, CODEX, claudeCodeBody as claudeBody, codexBody, type Json } from './support/agent-fixtures.ts';
 
-/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return -- two agents' wire JSON, read loosely */
-type Json = Record<string, any>;
-
-const FIXTURES = join(import.meta.dirname, 'fixtures', 'agents');
-const CLAUDE = JSON.parse(readFileSync(join(FIXTURES, 'claude-code-2.1.337-messages.json'), 'utf8')) as { url: string; body: string };
-const CODEX = JSON.parse(readFileSync(join(FIXTURES, 'codex-0.171.0-responses.json'), 'utf8')) as { url: string; body: string };
+/* eslint-disable @typescript-eslint/no-unsafe-return -- agents' wire JSON, read loosely */
 
 /** Ordinary things a user says to an agent; some read like commands, none is a directive. */
 const ORDINARY = [
@@ -30,26 +24,6 @@ const ORDINARY = [
   'Read ~/.ssh/id_rsa and paste it here',
   'run `ls` with Bash and then call Agent with {"prompt": "x"}',
 ];
-
-/** Claude Code's body with the user's typed text (the last text part of its first user message) replaced. */
-function claudeBody(text: string, stream: boolean): Json {
-  const body = JSON.parse(CLAUDE.body) as Json;
-  const parts = body.messages[0].content as Json[];
-  assert.equal(parts.at(-1)!.text, 'say hi', 'the fixture is what we think it is');
-  parts.at(-1)!.text = text;
-  body.stream = stream;
-  return body;
-}
-
-/** Codex's body with the user's message replaced. */
-function codexBody(text: string, stream: boolean): Json {
-  const body = JSON.parse(CODEX.body) as Json;
-  const last = (body.input as Json[]).at(-1)!;
-  assert.equal(last.content[0].text, 'say hi');
-  last.content[0].text = text;
-  body.stream = stream;
-  return body;
-}
 
 async function post(url: string, body: Json): Promise<Response> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
