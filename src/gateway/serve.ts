@@ -91,6 +91,8 @@ function printDevBanner(dev: RunningDevGateway): void {
     `  gateway     ${dev.url}`,
     `  identity    ${dev.url}${DEV_ISSUER_PATH}  embedded OIDC provider; users: ${users}`,
     `  model       built-in dev model (no provider key configured; deterministic answers, offline)`,
+    '              it calls a tool only when asked in so many words: run `COMMAND` with TOOL, or call TOOL with {JSON} (docs/dev-model.md)',
+    `  limits      ${dev.config.limits.max_calls_per_session || 'no limit on'} calls per session (--max-calls-per-session)`,
     `  providers   ${dev.config.providers.map((p) => `${p.name} → ${dev.url}/${p.name}${p.kind === 'openai' ? '/v1' : ''}`).join(', ')}`,
     `  recordings  ${dev.config.storage.path}`,
     `  policy      ${dev.config.policy ? dev.config.policy.file : 'none (every request allowed and recorded; try --policy examples/policy.yaml)'}`,
