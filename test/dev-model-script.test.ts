@@ -104,6 +104,13 @@ describe('planAnswer', () => {
     assert.equal(planAnswer(user('run `ls` with BASH'), twins, { toolsOff: false }).kind, 'text', 'two names equal but for case: none is guessed');
   });
 
+  it('quotes the words the user typed, not the reminder blocks a client adds after them', () => {
+    const p = plan(user('<system-reminder>before</system-reminder>', 'fix the build', '<system-reminder>\nafter\n</system-reminder>\n'));
+    assert.match(p.kind === 'text' ? p.text : '', /^\[aigov dev model\] You said: "fix the build"\./);
+    const only = plan(user('<system-reminder>only this</system-reminder>'));
+    assert.match(only.kind === 'text' ? only.text : '', /You said: "<system-reminder>only this<\/system-reminder>"/);
+  });
+
   it('tool results end the round whatever else the turn holds; an assistant turn last gets an echo', () => {
     const after = plan({ kind: 'tool_results', text: 'run `rm -rf /` with Bash' });
     assert.equal(after.kind, 'text');

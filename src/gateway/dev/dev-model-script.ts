@@ -93,6 +93,15 @@ function unwrapCode(text: string): string {
   return tick ? tick[1]! : text;
 }
 
+/**
+ * The words the user typed, to quote: the last non-blank part that is not one whole
+ * `<tag>…</tag>` block a client added (Claude Code's `<system-reminder>`), else the last non-blank.
+ */
+function typedText(texts: readonly string[]): string {
+  const parts = texts.filter((t) => t.trim() !== '');
+  return parts.findLast((t) => !/^\s*<([A-Za-z][\w-]*)>[\s\S]*<\/\1>\s*$/.test(t)) ?? parts.at(-1) ?? '';
+}
+
 /** The last text part that is a directive: so a reminder a client adds around the user's words never is one. */
 export function findDirective(texts: readonly string[]): Directive | null {
   for (let i = texts.length - 1; i >= 0; i--) {
@@ -105,7 +114,7 @@ export function findDirective(texts: readonly string[]): Directive | null {
 export function planAnswer(turn: LatestTurn, tools: readonly DeclaredTool[], options: PlanOptions): DevPlan {
   if (turn.kind === 'tool_results') return text(roundOverAnswer(turn.text));
   if (turn.kind === 'other') return text(echoAnswer(turn.userText, false));
-  const userText = [...turn.texts].reverse().find((t) => t.trim() !== '') ?? '';
+  const userText = typedText(turn.texts);
   const directive = findDirective(turn.texts);
   if (!directive) return text(echoAnswer(userText, tools.length > 0));
   const tool = findTool(tools, directive.tool);
