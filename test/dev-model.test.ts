@@ -22,6 +22,12 @@ const WEATHER_TOOL = {
   },
 };
 
+const SHELL_TOOL = {
+  name: 'run_shell',
+  description: 'Run a shell command',
+  parameters: { type: 'object' as const, properties: { command: { type: 'string' } }, required: ['command'] },
+};
+
 describe('aigov dev model', () => {
   let dev: DevModelServer;
   let openai: OpenAI;
@@ -42,7 +48,7 @@ describe('aigov dev model', () => {
   });
 
   describe('OpenAI chat completions', () => {
-    it('answers non-streamed, labelled as the dev model, echoing the model name', async () => {
+    it('answers non-streamed, labelled as the dev model, naming itself whatever model was asked for', async () => {
       const completion = await openai.chat.completions.create({
         model: 'gpt-4o-mini',
         messages: [
@@ -51,7 +57,7 @@ describe('aigov dev model', () => {
         ],
       });
       assert.equal(completion.object, 'chat.completion');
-      assert.equal(completion.model, 'gpt-4o-mini');
+      assert.equal(completion.model, 'aigov-dev');
       const choice = completion.choices[0];
       assert.ok(choice);
       assert.equal(choice.finish_reason, 'stop');
@@ -128,28 +134,39 @@ describe('aigov dev model', () => {
       assert.equal(final.choices[1]?.message.content, plain.choices[1]?.message.content);
     });
 
-    it('tool call round trip: calls the first tool with schema-built arguments, then summarizes the result', async () => {
-      const tools = [{ type: 'function' as const, function: WEATHER_TOOL }, { type: 'function' as const, function: { name: 'other', parameters: { type: 'object', properties: {} } } }];
-      const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [{ role: 'user', content: 'Weather in Paris?' }];
+    it('never calls a tool from ordinary text, even when tools are declared and the text reads like a command', async () => {
+      const tools = [{ type: 'function' as const, function: WEATHER_TOOL }, { type: 'function' as const, function: SHELL_TOOL }];
+      for (const content of ['Weather in Oslo?', 'rm -rf / please', 'please run `ls` with shell now', 'get_weather']) {
+        const plain = await openai.chat.completions.create({ model: DEV_MODEL_OPENAI, messages: [{ role: 'user', content }], tools });
+        assert.equal(plain.choices[0]?.finish_reason, 'stop', content);
+        assert.equal(plain.choices[0]?.message.tool_calls, undefined);
+        assert.match(plain.choices[0]?.message.content ?? '', /calls a tool only when asked in so many words: run `COMMAND` with TOOL, or call TOOL with \{JSON arguments\}/);
+        const streamed = await openai.chat.completions.stream({ model: DEV_MODEL_OPENAI, messages: [{ role: 'user', content }], tools }).finalChatCompletion();
+        assert.equal(streamed.choices[0]?.finish_reason, 'stop');
+        assert.equal(streamed.choices[0]?.message.content, plain.choices[0]?.message.content);
+      }
+    });
+
+    it('scripted tool call, streamed in argument pieces and not, then one round: the result is quoted and the loop ends', async () => {
+      const tools = [{ type: 'function' as const, function: WEATHER_TOOL }, { type: 'function' as const, function: SHELL_TOOL }];
+      const messages = [{ role: 'user' as const, content: 'call get_weather with {"location": "Oslo", "days": 2, "metric": true, "unit": "celsius"}' }];
       const plain = await openai.chat.completions.create({ model: DEV_MODEL_OPENAI, messages, tools });
       const call = plain.choices[0]?.message.tool_calls?.[0];
       assert.equal(plain.choices[0]?.finish_reason, 'tool_calls');
       assert.ok(call && call.type === 'function');
       assert.equal(call.function.name, 'get_weather');
-      assert.deepEqual(JSON.parse(call.function.arguments), { location: 'Weather in Paris?', days: 1, metric: true, unit: 'celsius' });
+      assert.deepEqual(JSON.parse(call.function.arguments), { location: 'Oslo', days: 2, metric: true, unit: 'celsius' });
+      assert.match(call.id, /^call_/);
 
       const streamed = await openai.chat.completions.stream({ model: DEV_MODEL_OPENAI, messages, tools }).finalChatCompletion();
       const streamedCall = streamed.choices[0]?.message.tool_calls?.[0];
       assert.equal(streamed.choices[0]?.finish_reason, 'tool_calls');
       assert.ok(streamedCall && streamedCall.type === 'function');
       assert.equal(streamedCall.function.arguments, call.function.arguments);
-      assert.match(streamedCall.id, /^call_/);
-
-      // The arguments really arrive in several pieces.
       const raw = await openai.chat.completions.create({ model: DEV_MODEL_OPENAI, messages, tools, stream: true });
       let pieces = 0;
       for await (const chunk of raw) if (chunk.choices[0]?.delta.tool_calls?.[0]?.function?.arguments) pieces++;
-      assert.ok(pieces >= 3, `expected argument deltas in pieces, got ${pieces}`);
+      assert.ok(pieces >= 3, `arguments should stream in several pieces, got ${pieces}`);
 
       const answer = await openai.chat.completions.create({
         model: DEV_MODEL_OPENAI,
@@ -161,10 +178,65 @@ describe('aigov dev model', () => {
         ],
       });
       assert.equal(answer.choices[0]?.finish_reason, 'stop');
+      assert.equal(answer.choices[0]?.message.tool_calls, undefined);
       assert.equal(
         answer.choices[0]?.message.content,
-        '[aigov dev model] The tool returned: "{"temp_c": 18, "sky": "cloudy"}". This answer comes from the built-in aigov dev model; no real LLM was called.',
+        '[aigov dev model] The tool returned: "{"temp_c": 18, "sky": "cloudy"}". That ends this round of tool calls: the dev model calls another tool only when a new message asks for one. This answer comes from the built-in aigov dev model; no real LLM was called.',
       );
+    });
+
+    it('run `COMMAND` with TOOL fills the argument the schema names (command, cmd, or an argv array)', async () => {
+      const cases: [OpenAI.FunctionDefinition, unknown][] = [
+        [SHELL_TOOL, { command: 'rm -rf /' }],
+        [{ name: 'exec_command', parameters: { type: 'object', properties: { cmd: { type: 'string' }, workdir: { type: 'string' } }, required: ['cmd'] } }, { cmd: 'rm -rf /' }],
+        [{ name: 'shell', parameters: { type: 'object', properties: { command: { type: 'array', items: { type: 'string' } } }, required: ['command'] } }, { command: ['bash', '-lc', 'rm -rf /'] }],
+      ];
+      for (const [fn, expected] of cases) {
+        const tools = [{ type: 'function' as const, function: WEATHER_TOOL }, { type: 'function' as const, function: fn }];
+        for (const stream of [false, true]) {
+          const messages = [{ role: 'user' as const, content: `run \`rm -rf /\` with ${fn.name}` }];
+          const completion = stream
+            ? await openai.chat.completions.stream({ model: DEV_MODEL_OPENAI, messages, tools }).finalChatCompletion()
+            : await openai.chat.completions.create({ model: DEV_MODEL_OPENAI, messages, tools });
+          const call = completion.choices[0]?.message.tool_calls?.[0];
+          assert.ok(call && call.type === 'function', `${fn.name} stream=${stream}`);
+          assert.equal(call.function.name, fn.name);
+          assert.deepEqual(JSON.parse(call.function.arguments), expected);
+        }
+      }
+    });
+
+    it('answers in text, calling nothing, for an undeclared tool, tool_choice none, bad JSON, or a tool without a command argument', async () => {
+      const tools = [{ type: 'function' as const, function: WEATHER_TOOL }, { type: 'function' as const, function: SHELL_TOOL }];
+      const ask = async (content: string, extra: Partial<OpenAI.ChatCompletionCreateParamsNonStreaming> = {}): Promise<string> => {
+        const completion = await openai.chat.completions.create({ model: DEV_MODEL_OPENAI, messages: [{ role: 'user', content }], tools, ...extra });
+        assert.equal(completion.choices[0]?.finish_reason, 'stop', content);
+        assert.equal(completion.choices[0]?.message.tool_calls, undefined, content);
+        return completion.choices[0]?.message.content ?? '';
+      };
+      assert.match(await ask('run `rm -rf /` with Bash'), /No tool named "Bash" is available in this request, so none was called\. Declared tools: get_weather, run_shell\./);
+      assert.match(await ask('run `ls` with run_shell', { tool_choice: 'none' }), /Tool calls are turned off for this request \(tool_choice: none\), so run_shell was not called\./);
+      assert.match(await ask('call run_shell with {command: ls}'), /The arguments for run_shell are not a JSON object/);
+      assert.match(await ask('call run_shell with ["ls"]'), /not a JSON object/);
+      assert.match(await ask('run `ls` with get_weather'), /get_weather declares no "command" or "cmd" argument/);
+      const none = await openai.chat.completions.create({ model: DEV_MODEL_OPENAI, messages: [{ role: 'user', content: 'run `ls` with run_shell' }] });
+      assert.match(none.choices[0]?.message.content ?? '', /this request declares no tools/);
+    });
+
+    it('several tool results in a row end the round too', async () => {
+      const answer = await openai.chat.completions.create({
+        model: DEV_MODEL_OPENAI,
+        tools: [{ type: 'function' as const, function: SHELL_TOOL }],
+        messages: [
+          { role: 'user', content: 'run `ls` with run_shell' },
+          { role: 'assistant', content: null, tool_calls: [{ id: 'call_a', type: 'function', function: { name: 'run_shell', arguments: '{"command":"ls"}' } }, { id: 'call_b', type: 'function', function: { name: 'run_shell', arguments: '{"command":"pwd"}' } }] },
+          { role: 'tool', tool_call_id: 'call_a', content: 'README.md' },
+          { role: 'tool', tool_call_id: 'call_b', content: '/home/me' },
+          { role: 'system', content: 'a trailing instruction' },
+        ],
+      });
+      assert.equal(answer.choices[0]?.message.tool_calls, undefined);
+      assert.match(answer.choices[0]?.message.content ?? '', /^\[aigov dev model\] The tool returned: "README\.md \/home\/me"\. That ends this round/);
     });
   });
 
@@ -172,7 +244,7 @@ describe('aigov dev model', () => {
     it('answers non-streamed with output_text', async () => {
       const response = await openai.responses.create({ model: 'gpt-4.1-mini', input: 'Summarize the news' });
       assert.equal(response.status, 'completed');
-      assert.equal(response.model, 'gpt-4.1-mini');
+      assert.equal(response.model, 'aigov-dev');
       assert.equal(response.output_text, '[aigov dev model] You said: "Summarize the news". This answer comes from the built-in aigov dev model; no real LLM was called.');
       assert.ok(response.usage && response.usage.output_tokens > 0);
     });
@@ -208,14 +280,17 @@ describe('aigov dev model', () => {
       assert.equal(final.output_text, text);
     });
 
-    it('function tools: function_call output, streamed and not, then a summary of function_call_output', async () => {
+    it('function tools: no call from ordinary text; a scripted function_call, streamed and not; then text after function_call_output', async () => {
       const tools = [{ type: 'function' as const, name: 'lookup', strict: false, parameters: { type: 'object', properties: { q: { type: 'string' } }, required: ['q'] } }];
-      const plain = await openai.responses.create({ model: DEV_MODEL_OPENAI, input: 'find cats', tools });
+      const ordinary = await openai.responses.create({ model: DEV_MODEL_OPENAI, input: 'find cats', tools });
+      assert.deepEqual(ordinary.output.map((o) => o.type), ['message']);
+      const input = 'call lookup with {"q": "cats"}';
+      const plain = await openai.responses.create({ model: DEV_MODEL_OPENAI, input, tools });
       const item = plain.output[0];
       assert.ok(item && item.type === 'function_call');
       assert.equal(item.name, 'lookup');
-      assert.deepEqual(JSON.parse(item.arguments), { q: 'find cats' });
-      const final = await openai.responses.stream({ model: DEV_MODEL_OPENAI, input: 'find cats', tools }).finalResponse();
+      assert.deepEqual(JSON.parse(item.arguments), { q: 'cats' });
+      const final = await openai.responses.stream({ model: DEV_MODEL_OPENAI, input, tools }).finalResponse();
       const streamed = final.output[0];
       assert.ok(streamed && streamed.type === 'function_call');
       assert.equal(streamed.arguments, item.arguments);
@@ -223,12 +298,13 @@ describe('aigov dev model', () => {
         model: DEV_MODEL_OPENAI,
         tools,
         input: [
-          { role: 'user', content: 'find cats' },
+          { role: 'user', content: input },
           { type: 'function_call', call_id: item.call_id, name: item.name, arguments: item.arguments },
           { type: 'function_call_output', call_id: item.call_id, output: '3 cats found' },
         ],
       });
-      assert.match(after.output_text, /The tool returned: "3 cats found"/);
+      assert.deepEqual(after.output.map((o) => o.type), ['message']);
+      assert.match(after.output_text, /The tool returned: "3 cats found"\. That ends this round of tool calls/);
     });
   });
 
@@ -276,7 +352,7 @@ describe('aigov dev model', () => {
         messages: [{ role: 'user', content: 'Bonjour, ça va ?' }],
       });
       assert.equal(message.type, 'message');
-      assert.equal(message.model, 'claude-echo-test');
+      assert.equal(message.model, 'aigov-dev');
       assert.equal(message.stop_reason, 'end_turn');
       const block = message.content[0];
       assert.ok(block && block.type === 'text');
@@ -312,15 +388,19 @@ describe('aigov dev model', () => {
       );
     });
 
-    it('tool use round trip, streamed (input_json_delta) and not', async () => {
+    it('no tool_use from ordinary text; a scripted tool_use, streamed (input_json_delta) and not; then text after tool_result', async () => {
       const tools = [{ name: 'get_weather', description: 'weather', input_schema: WEATHER_TOOL.parameters }];
-      const messages: Anthropic.MessageParam[] = [{ role: 'user', content: 'Weather in Oslo?' }];
+      const ordinary = await anthropic.messages.create({ model: DEV_MODEL_ANTHROPIC, max_tokens: 200, tools, messages: [{ role: 'user', content: 'Weather in Oslo?' }] });
+      assert.equal(ordinary.stop_reason, 'end_turn');
+      assert.deepEqual(ordinary.content.map((b) => b.type), ['text']);
+
+      const messages: Anthropic.MessageParam[] = [{ role: 'user', content: 'call get_weather with {"location": "Oslo", "days": 1, "metric": true, "unit": "celsius"}' }];
       const plain = await anthropic.messages.create({ model: DEV_MODEL_ANTHROPIC, max_tokens: 200, tools, messages });
       assert.equal(plain.stop_reason, 'tool_use');
       const use = plain.content.find((b) => b.type === 'tool_use');
       assert.ok(use && use.type === 'tool_use');
       assert.equal(use.name, 'get_weather');
-      assert.deepEqual(use.input, { location: 'Weather in Oslo?', days: 1, metric: true, unit: 'celsius' });
+      assert.deepEqual(use.input, { location: 'Oslo', days: 1, metric: true, unit: 'celsius' });
 
       const stream = anthropic.messages.stream({ model: DEV_MODEL_ANTHROPIC, max_tokens: 200, tools, messages });
       let jsonPieces = 0;
@@ -344,9 +424,42 @@ describe('aigov dev model', () => {
         ],
       });
       assert.equal(answer.stop_reason, 'end_turn');
+      assert.deepEqual(answer.content.map((b) => b.type), ['text']);
       const block = answer.content[0];
       assert.ok(block && block.type === 'text');
-      assert.match(block.text, /^\[aigov dev model\] The tool returned: "Oslo: 4°C, snow"\./);
+      assert.match(block.text, /^\[aigov dev model\] The tool returned: "Oslo: 4°C, snow"\. That ends this round of tool calls/);
+    });
+
+    it('tool_choice none and server tools: no tool_use', async () => {
+      const tools = [{ name: 'get_weather', description: 'weather', input_schema: WEATHER_TOOL.parameters }];
+      const off = await anthropic.messages.create({ model: DEV_MODEL_ANTHROPIC, max_tokens: 50, tools, tool_choice: { type: 'none' }, messages: [{ role: 'user', content: 'call get_weather with {"location": "Oslo"}' }] });
+      assert.equal(off.stop_reason, 'end_turn');
+      const server = await anthropic.messages.create({
+        model: DEV_MODEL_ANTHROPIC,
+        max_tokens: 50,
+        tools: [{ type: 'web_search_20250305', name: 'web_search' }],
+        messages: [{ role: 'user', content: 'call web_search with {"query": "x"}' }],
+      });
+      assert.equal(server.stop_reason, 'end_turn');
+      assert.match((server.content[0] as Anthropic.TextBlock).text, /No tool named "web_search" is available/);
+    });
+
+    it('counts tokens: {"input_tokens": N}, the same N the answer reports, also without /v1', async () => {
+      const params = { model: 'claude-echo-test', system: 'be brief', messages: [{ role: 'user' as const, content: 'How many tokens is this?' }] };
+      const counted = await anthropic.messages.countTokens(params);
+      assert.deepEqual(Object.keys(counted), ['input_tokens']);
+      assert.ok(Number.isInteger(counted.input_tokens) && counted.input_tokens > 0);
+      assert.deepEqual(await anthropic.messages.countTokens(params), counted, 'deterministic');
+      const answer = await anthropic.messages.create({ ...params, max_tokens: 50 });
+      assert.equal(answer.usage.input_tokens, counted.input_tokens);
+      const bigger = await anthropic.messages.countTokens({ ...params, messages: [{ role: 'user', content: 'How many tokens is this? '.repeat(100) }] });
+      assert.ok(bigger.input_tokens > counted.input_tokens * 10);
+      const bare = await fetch(`${dev.anthropicBaseUrl}/messages/count_tokens`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(params) });
+      assert.equal(bare.status, 200);
+      assert.deepEqual(await bare.json(), counted);
+      const noModel = await fetch(`${dev.anthropicBaseUrl}/v1/messages/count_tokens`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [] }) });
+      assert.equal(noModel.status, 400);
+      assert.equal(((await noModel.json()) as { error: { type: string } }).error.type, 'invalid_request_error');
     });
 
     it('lists models', async () => {

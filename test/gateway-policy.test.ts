@@ -1,6 +1,6 @@
 /**
  * The shipped example policy enforced by a real gateway: the official SDKs as clients, the dev
- * model (which echoes the prompt) or recorded transcripts as upstream, streams chunked 1 byte at a
+ * model (which echoes the prompt, and calls a tool when the prompt scripts one) or recorded transcripts as upstream, streams chunked 1 byte at a
  * time. What goes upstream, what the client sees and what is recorded are all checked.
  */
 import assert from 'node:assert/strict';
@@ -164,7 +164,7 @@ describe('the example policy, enforced by the gateway', () => {
 
   it('a tool call whose arguments are forbidden is refused once its arguments are complete (non-streamed too)', async () => {
     const tools = [{ type: 'function' as const, function: { name: 'run_command', parameters: { type: 'object', properties: { command: { type: 'string' } }, required: ['command'] } } }];
-    const stream = await openai().chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'rm -rf / please' }], tools, stream: true });
+    const stream = await openai().chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'run `rm -rf /` with run_command' }], tools, stream: true });
     const error = await (async () => {
       for await (const _ of stream) {
         /* drain */
@@ -172,9 +172,9 @@ describe('the example policy, enforced by the gateway', () => {
     })().catch((e: unknown) => e);
     assert.ok(error instanceof OpenAI.APIError, String(error));
     assert.match(error.message, /block-destructive-tool-arguments/);
-    const plain = await openai().chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'rm -rf / please' }], tools }).catch((e: unknown) => e);
+    const plain = await openai().chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'run `rm -rf /` with run_command' }], tools }).catch((e: unknown) => e);
     assert.ok(plain instanceof OpenAI.PermissionDeniedError, String(plain));
-    const fine = await openai().chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'ls -la please' }], tools });
+    const fine = await openai().chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'run `ls -la` with run_command' }], tools });
     assert.ok(fine.choices[0]?.message.tool_calls?.length, 'a harmless call goes through');
   });
 
@@ -189,14 +189,14 @@ rules:
     try {
       const client = new OpenAI({ baseURL: `${g.url}/openai/v1`, apiKey: g.token, maxRetries: 0 });
       const tool = (name: string) => [{ type: 'function' as const, function: { name, parameters: { type: 'object', properties: { command: { type: 'string' } }, required: ['command'] } } }];
-      const ok = await client.chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'weather in Paris?' }], tools: tool('get_weather') });
+      const ok = await client.chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'run `curl wttr.in/Paris` with get_weather' }], tools: tool('get_weather') });
       assert.equal(ok.choices[0]?.message.tool_calls?.[0]?.type === 'function' && ok.choices[0].message.tool_calls[0].function.name, 'get_weather', 'shadow rules refuse nothing');
       const shadowCall = await lastCallOf(g);
       const shadow = shadowCall.decisions.find((d) => d.stage === 'response');
       assert.deepEqual([shadow?.ruleId, shadow?.action, shadow?.mode], ['watch-weather', 'block', 'shadow']);
       assert.match(shadow!.reason, /tool call get_weather would be refused: weather tools are under review \(shadow\)/);
 
-      const stream = await client.chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'rm -rf / please' }], tools: tool('run_command'), stream: true });
+      const stream = await client.chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'run `rm -rf /` with run_command' }], tools: tool('run_command'), stream: true });
       await assert.rejects(async () => {
         for await (const _ of stream) {
           /* drain */

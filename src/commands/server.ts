@@ -18,6 +18,7 @@ export default class Server extends Command {
     port: Flags.integer({ char: 'p', summary: 'Port to listen on (overrides listen.port; dev default 8787, 0 picks a free one).', env: 'AIGOV_PORT', min: 0, max: 65535 }),
     'state-dir': Flags.string({ summary: 'Dev mode: where to keep the IdP keys and the SQLite recordings.', env: 'AIGOV_STATE_DIR' }),
     policy: Flags.string({ summary: 'Policy file to enforce (overrides the configuration\'s policy.file; see examples/policy.yaml).', env: 'AIGOV_POLICY' }),
+    'max-calls-per-session': Flags.integer({ summary: 'Most calls one session (one `aigov run`) may make; 0 = no limit (overrides limits.max_calls_per_session; dev default 300).', env: 'AIGOV_MAX_CALLS_PER_SESSION', min: 0 }),
     'log-level': Flags.string({ summary: 'Log level (overrides logging.level).', env: 'AIGOV_LOG_LEVEL', options: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }),
   };
 
@@ -36,6 +37,7 @@ export default class Server extends Command {
         stateDir: flags['state-dir'],
         logLevel: flags['log-level'] as 'info' | undefined,
         policyFile: flags.policy,
+        maxCallsPerSession: flags['max-calls-per-session'],
       });
     });
   }

@@ -98,6 +98,12 @@ export const GatewayConfigSchema = z.strictObject({
       policy_scan_deadline_ms: z.number().int().min(100).max(600_000).default(5000),
       /** Worker threads for those scans (default: up to 2, never more than the machine's cores). */
       policy_workers: z.number().int().min(1).max(64).optional(),
+      /**
+       * Most governed calls one session (the x-aigov-session that `aigov run` sets) may make; past it
+       * the gateway answers 429 AIGOV_E_SESSION_CALL_LIMIT without forwarding. 0 = no limit (the
+       * default; `aigov server --dev` sets 300). Counted per gateway process, in memory.
+       */
+      max_calls_per_session: z.number().int().min(0).default(0),
       /** Time a client has to send a request's headers. */
       client_headers_timeout_ms: z.number().int().min(1000).default(30_000),
       /** Time a client has to send a whole request, headers and body (not the time to answer it). */

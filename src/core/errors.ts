@@ -181,6 +181,11 @@ export const ERRORS = {
     message: 'The session id in x-aigov-session belongs to another user.',
     hint: 'Let `aigov run` pick the session id, or send a new unique one.',
   },
+  AIGOV_E_SESSION_CALL_LIMIT: {
+    status: 429, exitCode: EXIT.tempFail, type: 'rate_limit_error',
+    message: 'This session has made {limit} calls, the most the gateway allows one session (limits.max_calls_per_session); this one was not sent.',
+    hint: 'A runaway agent loop? Start a new session (a new `aigov run`); operators can raise limits.max_calls_per_session (0 = no limit).',
+  },
   AIGOV_E_STORE_UNAVAILABLE: {
     status: 503, exitCode: EXIT.unavailable, type: 'api_error',
     message: 'The request was not sent: the gateway could not record it.',

@@ -34,6 +34,7 @@ import { MAX_HELD_TOOL_CALL_BYTES, StreamToolGate, type ToolCallCheck, type Tool
 import { readRequestBody } from './request-body.ts';
 import { classifyUpstreamError, decodedBody, type UpstreamSlots } from './upstream.ts';
 import { jsonDepthExceeds, MAX_JSON_DEPTH } from '../core/json-depth.ts';
+import type { SessionCallLimit } from './session-call-limit.ts';
 
 export interface PipelineDeps {
   readonly verifier: TokenVerifier;
@@ -52,6 +53,8 @@ export interface PipelineDeps {
   readonly approvalKeepAliveMs: number;
   /** With `audit.raw_copy`: seals the body as the client sent it, stored with the call (auditors only). */
   readonly rawCopy?: RawCopySealer | null;
+  /** Counts each session's calls against limits.max_calls_per_session. */
+  readonly sessionCalls?: SessionCallLimit | null;
 }
 
 export interface GovernedTarget {
@@ -84,6 +87,12 @@ async function runStages(call: CallState): Promise<void> {
   // Stage 2: read and parse into normalized events.
   const parsed = await readAndParse(call);
   if (!parsed) return;
+  // A session past its call budget is refused before anything is recorded or sent; SDKs must not retry it.
+  const overLimit = call.deps.sessionCalls?.admit(principal, call.req.headers['x-aigov-session'] ? call.sessionId : null);
+  if (overLimit) {
+    call.sendError(overLimit, null, { 'x-should-retry': 'false' });
+    return;
+  }
   // Stage 3: policy. A policy failure refuses the request (fail closed).
   const ctx: CallContext = { callId: call.callId, sessionId: call.sessionId, principal, provider: call.target.provider.name, endpoint: call.target.route.endpoint, request: parsed.request };
   let verdict: RequestVerdict;

@@ -20,6 +20,8 @@ export interface ServeOptions {
   readonly logLevel?: GatewayConfig['logging']['level'] | undefined;
   /** Overrides the configuration's policy file. */
   readonly policyFile?: string | undefined;
+  /** Overrides limits.max_calls_per_session (the dev gateway's default is 300). */
+  readonly maxCallsPerSession?: number | undefined;
 }
 
 export async function serveGateway(options: ServeOptions): Promise<void> {
@@ -31,6 +33,7 @@ export async function serveGateway(options: ServeOptions): Promise<void> {
       stateDir: options.stateDir ?? defaultDevStateDir(),
       logLevel: options.logLevel,
       policyFile: options.policyFile,
+      maxCallsPerSession: options.maxCallsPerSession,
       // A person at a terminal reads the dev gateway's log: lines, not JSON.
       ...(process.stdout.isTTY ? { logger: createLogger(options.logLevel ?? 'info', { human: true }) } : {}),
     });
@@ -39,12 +42,13 @@ export async function serveGateway(options: ServeOptions): Promise<void> {
     gateway = dev;
   } else {
     let config = loadGatewayConfig(options.configFile ?? 'gateway.yaml');
-    if (options.port !== undefined || options.logLevel !== undefined || options.policyFile !== undefined) {
+    if (options.port !== undefined || options.logLevel !== undefined || options.policyFile !== undefined || options.maxCallsPerSession !== undefined) {
       config = {
         ...config,
         listen: { ...config.listen, port: options.port ?? config.listen.port },
         logging: { level: options.logLevel ?? config.logging.level },
         policy: options.policyFile ? { file: resolve(options.policyFile), reload: config.policy?.reload ?? true } : config.policy,
+        limits: { ...config.limits, max_calls_per_session: options.maxCallsPerSession ?? config.limits.max_calls_per_session },
       };
     }
     gateway = await startGateway(config, { version: options.version });
@@ -87,6 +91,8 @@ function printDevBanner(dev: RunningDevGateway): void {
     `  gateway     ${dev.url}`,
     `  identity    ${dev.url}${DEV_ISSUER_PATH}  embedded OIDC provider; users: ${users}`,
     `  model       built-in dev model (no provider key configured; deterministic answers, offline)`,
+    '              it calls a tool only when asked in so many words: run `COMMAND` with TOOL, or call TOOL with {JSON} (docs/dev-model.md)',
+    `  limits      ${dev.config.limits.max_calls_per_session || 'no limit on'} calls per session (--max-calls-per-session)`,
     `  providers   ${dev.config.providers.map((p) => `${p.name} → ${dev.url}/${p.name}${p.kind === 'openai' ? '/v1' : ''}`).join(', ')}`,
     `  recordings  ${dev.config.storage.path}`,
     `  policy      ${dev.config.policy ? dev.config.policy.file : 'none (every request allowed and recorded; try --policy examples/policy.yaml)'}`,

@@ -16,6 +16,7 @@ import type { RawCopySealer } from '../store/raw-copy-sealer.ts';
 import { defaultHooks, type PipelineHooks } from './hooks.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { errorSummary, handleGovernedCall, refuseUnrouted, type PipelineDeps } from './pipeline.ts';
+import { SessionCallLimit } from './session-call-limit.ts';
 import { toProviderError, type ProviderAdapter } from '../providers/adapter.ts';
 import type { ApprovalService } from './approvals/approval-service.ts';
 import type { ApprovalsApi } from './approvals/approvals-api.ts';
@@ -72,6 +73,7 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
     approvals: services.approvals?.service ?? null,
     approvalKeepAliveMs: services.approvals?.keepAliveMs ?? 15_000,
     rawCopy: services.rawCopy ?? null,
+    sessionCalls: new SessionCallLimit(config.limits.max_calls_per_session),
   };
   const mounts = [...(services.approvals ? [services.approvals.api] : []), ...(services.mounts ?? [])];
   const inflight = new Set<Promise<void>>();

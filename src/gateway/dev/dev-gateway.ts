@@ -20,6 +20,8 @@ import { startDevIdp, type DevIdp } from './idp.ts';
 export const DEV_CLI_CLIENT_ID = 'aigov-cli';
 export const DEV_REQUIRED_SCOPE = 'aigov';
 export const DEV_ISSUER_PATH = '/oidc';
+/** Calls one session may make through the dev gateway (limits.max_calls_per_session). */
+export const DEV_MAX_CALLS_PER_SESSION = 300;
 
 export interface DevGatewayOptions extends Omit<StartGatewayOptions, 'dev' | 'mounts' | 'onClose'> {
   readonly port: number;
@@ -29,6 +31,8 @@ export interface DevGatewayOptions extends Omit<StartGatewayOptions, 'dev' | 'mo
   readonly accessTokenTtlSeconds?: number;
   /** A policy file to enforce (see examples/policy.yaml). */
   readonly policyFile?: string;
+  /** limits.max_calls_per_session (default {@link DEV_MAX_CALLS_PER_SESSION}; 0 = no limit). */
+  readonly maxCallsPerSession?: number;
 }
 
 export interface RunningDevGateway extends RunningGateway {
@@ -88,6 +92,8 @@ export async function startDevGateway(options: DevGatewayOptions): Promise<Runni
       ],
       storage: { driver: 'sqlite', path: join(options.stateDir, 'aigov.db') },
       logging: { level: options.logLevel ?? 'info' },
+      // A runaway agent stops at a clear 429 instead of filling the state dir with recordings.
+      limits: { max_calls_per_session: options.maxCallsPerSession ?? DEV_MAX_CALLS_PER_SESSION },
       ...(options.policyFile ? { policy: { file: resolve(options.policyFile) } } : {}),
       pseudonyms: { key: { file: ensureDevPseudonymKey(options.stateDir, privacy) } },
       audit: { auditor_groups: ['auditors'], signing_key: { file: ensureDevAuditKey(options.stateDir, privacy) } },

@@ -3,21 +3,31 @@
  * formats (JSON and SSE) and answers deterministically, without any real LLM behind it.
  *
  * `aigov server --dev` points its upstreams here so the whole data path (auth, policy, masking,
- * recording, streaming) can be tried on a laptop with no provider key. Every answer says that it
- * comes from the aigov dev model. Authorization / x-api-key headers are ignored.
+ * recording, streaming) can be tried on a laptop with no provider key. Every answer names the
+ * model `aigov-dev` and says that it comes from the aigov dev model. Authorization / x-api-key
+ * headers are ignored.
  *
- * Routes (P = the listening port):
+ * It is safe to drive with a coding agent (Claude Code, Codex): it never invents a tool call from
+ * what the user wrote. It calls a declared tool only when the latest user turn is a scripted
+ * directive — "run `COMMAND` with TOOL" or "call TOOL with {JSON}" — and ends every tool loop
+ * after one round, answering tool results with text. The grammar is in dev-model-script.ts and
+ * docs/dev-model.md.
+ *
+ * Routes (P = the listening port; Anthropic paths also without /v1, as @ai-sdk/anthropic sends them):
  *   OpenAI     http://127.0.0.1:P/openai/v1   chat/completions, responses, embeddings, models, models/{id}
- *   Anthropic  http://127.0.0.1:P/anthropic   v1/messages, v1/models
+ *   Anthropic  http://127.0.0.1:P/anthropic   v1/messages, v1/messages/count_tokens, v1/models, v1/models/{id}
  */
 import { waitForDrain } from '../backpressure.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { DEV_MODEL_NOTICE, planAnswer, type DeclaredTool, type DevPlan, type LatestTurn } from './dev-model-script.ts';
 
-export const DEV_MODEL_OPENAI = 'aigov-dev';
-export const DEV_MODEL_ANTHROPIC = 'aigov-dev';
+/** The dev model's id: every answer carries it, whatever model the request named. */
+export const DEV_MODEL_ID = 'aigov-dev';
+export const DEV_MODEL_OPENAI = DEV_MODEL_ID;
+export const DEV_MODEL_ANTHROPIC = DEV_MODEL_ID;
 
 export interface DevModelServer {
   /** `http://127.0.0.1:P/openai/v1` — use as the OpenAI SDK's baseURL. */
@@ -35,10 +45,8 @@ export interface DevModelOptions {
 }
 
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
-const QUOTE_CHARS = 200;
 const EMBEDDING_DIMENSIONS = 1536;
 const ARGUMENT_PIECE_CHARS = 8;
-const NOTICE = 'This answer comes from the built-in aigov dev model; no real LLM was called.';
 
 export async function startDevModel(options: DevModelOptions = {}): Promise<DevModelServer> {
   const host = options.host ?? '127.0.0.1';
@@ -83,10 +91,16 @@ async function handle(req: IncomingMessage, res: ServerResponse, delayMs: number
   const method = req.method ?? 'GET';
 
   if (path === '/anthropic' || path.startsWith('/anthropic/')) {
-    const sub = path.slice('/anthropic'.length);
+    const rest = path.slice('/anthropic'.length);
+    const sub = rest === '/v1' || rest.startsWith('/v1/') ? rest : `/v1${rest}`;
     if (method === 'POST' && sub === '/v1/messages') {
       const body = await readJson(req, res, 'anthropic');
       if (body) await anthropicMessages(body, res, delayMs);
+      return;
+    }
+    if (method === 'POST' && sub === '/v1/messages/count_tokens') {
+      const body = await readJson(req, res, 'anthropic');
+      if (body) anthropicCountTokens(body, res);
       return;
     }
     if (method === 'GET' && sub === '/v1/models') return sendJson(res, 200, anthropicModels(), anthropicHeaders());
@@ -250,18 +264,36 @@ function anthropicError(type: string, message: string): Json {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Deterministic answers
+// Reading requests
 
 function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Text of an OpenAI / Anthropic / Responses content value (string or array of parts). */
+function objects(value: unknown): Json[] {
+  return Array.isArray(value) ? value.filter(isObject) : [];
+}
+
+function str(value: unknown): string {
+  return typeof value === 'string' ? value : '';
+}
+
+/** Text parts of an OpenAI / Anthropic / Responses content value (a string is one part). */
+function textParts(content: unknown): string[] {
+  if (typeof content === 'string') return [content];
+  const parts: string[] = [];
+  for (const part of Array.isArray(content) ? (content as unknown[]) : []) {
+    if (typeof part === 'string') parts.push(part);
+    else if (isObject(part) && part.type !== 'tool_result' && typeof part.text === 'string') parts.push(part.text);
+  }
+  return parts;
+}
+
+/** All the text of a content value, tool results' included. */
 function contentText(content: unknown): string {
   if (typeof content === 'string') return content;
-  if (!Array.isArray(content)) return '';
   const texts: string[] = [];
-  for (const part of content) {
+  for (const part of Array.isArray(content) ? (content as unknown[]) : []) {
     if (typeof part === 'string') texts.push(part);
     else if (isObject(part)) {
       if (typeof part.text === 'string') texts.push(part.text);
@@ -271,19 +303,22 @@ function contentText(content: unknown): string {
   return texts.join('\n');
 }
 
-function quote(text: string): string {
-  const clean = text.replace(/\s+/g, ' ').trim();
-  const chars = Array.from(clean);
-  return chars.length > QUOTE_CHARS ? `${chars.slice(0, QUOTE_CHARS).join('')}…` : clean;
+/** The last text part of the last message of `role` (to quote when the latest turn is not one). */
+function lastUserText(items: unknown[], isUser: (item: Json) => boolean): string {
+  for (let i = items.length - 1; i >= 0; i--) {
+    const item = items[i];
+    if (isObject(item) && isUser(item)) return textParts(item.content).filter((t) => t.trim() !== '').at(-1) ?? '';
+  }
+  return '';
 }
 
-function echoAnswer(userText: string): string {
-  return `[aigov dev model] You said: "${quote(userText)}". ${NOTICE}`;
+/** System and developer turns sit between the user's turn and the answer without being one. */
+function isInstruction(item: Json): boolean {
+  return item.role === 'system' || item.role === 'developer';
 }
 
-function toolResultAnswer(resultText: string): string {
-  return `[aigov dev model] The tool returned: "${quote(resultText)}". ${NOTICE}`;
-}
+// ---------------------------------------------------------------------------------------------
+// Deterministic answers
 
 /** Approximate tokens as words (at least 1). */
 function countTokens(text: string): number {
@@ -303,68 +338,7 @@ function stringPieces(text: string, size: number): string[] {
   const chars = Array.from(text);
   const out: string[] = [];
   for (let i = 0; i < chars.length; i += size) out.push(chars.slice(i, i + size).join(''));
-  return out;
-}
-
-/**
- * Builds arguments for a tool from its JSON schema: required properties (all when none are
- * required), the first string gets the user's text, other strings a sample value, numbers 1 (or
- * the minimum), booleans true, arrays one item, enums / consts their first value.
- */
-export function argumentsFromSchema(schema: unknown, userText: string): unknown {
-  const state = { userTextUsed: false };
-  return sampleValue(schema, 'value', userText, state, 0);
-}
-
-function sampleValue(schema: unknown, name: string, userText: string, state: { userTextUsed: boolean }, depth: number): unknown {
-  if (!isObject(schema) || depth > 8) return {};
-  if ('const' in schema) return schema.const;
-  if (Array.isArray(schema.enum) && schema.enum.length > 0) return schema.enum[0];
-  for (const key of ['anyOf', 'oneOf', 'allOf'] as const) {
-    const options: unknown = schema[key];
-    if (Array.isArray(options) && options.length > 0) {
-      const list = options as unknown[];
-      const nonNull = list.find((o) => !(isObject(o) && o.type === 'null')) ?? list[0];
-      return sampleValue(nonNull, name, userText, state, depth + 1);
-    }
-  }
-  let type: unknown = schema.type;
-  if (Array.isArray(type)) {
-    const types = type as unknown[];
-    type = types.find((t) => t !== 'null') ?? types[0];
-  }
-  if (type === undefined && isObject(schema.properties)) type = 'object';
-  switch (type) {
-    case 'string': {
-      if (schema.format === 'date') return '2025-01-01';
-      if (schema.format === 'date-time') return '2025-01-01T00:00:00Z';
-      if (!state.userTextUsed && userText.trim() !== '') {
-        state.userTextUsed = true;
-        return quote(userText);
-      }
-      return `sample ${name}`;
-    }
-    case 'integer':
-    case 'number':
-      return typeof schema.minimum === 'number' && schema.minimum > 1 ? Math.ceil(schema.minimum) : 1;
-    case 'boolean':
-      return true;
-    case 'null':
-      return null;
-    case 'array':
-      return [sampleValue(schema.items, name, userText, state, depth + 1)];
-    case 'object': {
-      const out: Json = {};
-      const props = isObject(schema.properties) ? schema.properties : {};
-      const required = Array.isArray(schema.required)
-        ? schema.required.filter((r): r is string => typeof r === 'string')
-        : Object.keys(props);
-      for (const key of required) out[key] = sampleValue(props[key], key, userText, state, depth + 1);
-      return out;
-    }
-    default:
-      return `sample ${name}`;
-  }
+  return out.length > 0 ? out : [''];
 }
 
 function hex(bytes: number): string {
@@ -383,41 +357,46 @@ function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-function modelOf(body: Json, fallback: string): string {
-  return typeof body.model === 'string' && body.model !== '' ? body.model : fallback;
+function outputTokens(plan: DevPlan): number {
+  return plan.kind === 'text' ? countTokens(plan.text) : countTokens(plan.input) + 5;
 }
-
-interface ToolCallPlan {
-  name: string;
-  arguments: string;
-}
-
-type Plan = { kind: 'text'; text: string } | { kind: 'tool'; call: ToolCallPlan };
 
 // ---------------------------------------------------------------------------------------------
 // OpenAI chat completions
 
-function chatPlan(body: Json): Plan {
-  const messages = body.messages as unknown[];
-  const last = messages[messages.length - 1];
-  const lastRole = isObject(last) ? last.role : undefined;
-  const lastText = isObject(last) ? contentText(last.content) : '';
-  if (lastRole === 'tool' || lastRole === 'function') return { kind: 'text', text: toolResultAnswer(lastText) };
-  const tools = Array.isArray(body.tools) ? body.tools.filter(isObject) : [];
-  const first = tools[0];
-  const fn = first && isObject(first.function) ? first.function : undefined;
-  if (lastRole === 'user' && fn && typeof fn.name === 'string' && body.tool_choice !== 'none') {
-    return { kind: 'tool', call: { name: fn.name, arguments: JSON.stringify(argumentsFromSchema(fn.parameters ?? { type: 'object' }, lastText)) } };
+function chatTools(body: Json): DeclaredTool[] {
+  const tools: DeclaredTool[] = [];
+  for (const tool of objects(body.tools)) {
+    const spec = tool.type === 'custom' ? tool.custom : tool.function;
+    if (!isObject(spec) || typeof spec.name !== 'string' || spec.name === '') continue;
+    tools.push({ name: spec.name, namespace: null, kind: tool.type === 'custom' ? 'custom' : 'function', parameters: spec.parameters, description: str(spec.description) });
   }
-  return { kind: 'text', text: echoAnswer(lastRole === 'user' ? lastText : lastUserText(messages)) };
+  return tools;
 }
 
-function lastUserText(messages: unknown[]): string {
+function chatTurn(messages: unknown[]): LatestTurn {
+  const results: string[] = [];
   for (let i = messages.length - 1; i >= 0; i--) {
     const m = messages[i];
-    if (isObject(m) && m.role === 'user') return contentText(m.content);
+    if (!isObject(m) || (results.length === 0 && isInstruction(m))) continue;
+    if (m.role === 'tool' || m.role === 'function') {
+      results.unshift(contentText(m.content));
+      continue;
+    }
+    if (results.length > 0) break;
+    if (m.role === 'user') return { kind: 'user', texts: textParts(m.content) };
+    break;
   }
-  return '';
+  if (results.length > 0) return { kind: 'tool_results', text: results.join('\n') };
+  return { kind: 'other', userText: lastUserText(messages, (m) => m.role === 'user') };
+}
+
+function chatPlan(body: Json): DevPlan {
+  const plan = planAnswer(chatTurn(body.messages as unknown[]), chatTools(body), { toolsOff: body.tool_choice === 'none' });
+  if (plan.kind === 'tool' && plan.tool.kind === 'custom') {
+    return { kind: 'text', text: `[aigov dev model] ${plan.tool.name} is a custom tool; the dev model calls custom tools over the Responses API only, so none was called. ${DEV_MODEL_NOTICE}` };
+  }
+  return plan;
 }
 
 function promptTokens(messages: unknown[], extra: unknown = undefined): number {
@@ -441,12 +420,12 @@ async function chatCompletions(body: Json, res: ServerResponse, delayMs: number)
   }
   const n = typeof body.n === 'number' && Number.isInteger(body.n) && body.n >= 1 && body.n <= 8 ? body.n : 1;
   const plan = chatPlan(body);
-  const model = modelOf(body, DEV_MODEL_OPENAI);
+  const model = DEV_MODEL_ID;
   const id = `chatcmpl-${base62(29)}`;
   const created = nowSeconds();
   const fingerprint = 'fp_aigovdev';
   const prompt = promptTokens(body.messages as unknown[]);
-  const completionEach = plan.kind === 'text' ? countTokens(plan.text) : countTokens(plan.call.arguments) + 5;
+  const completionEach = outputTokens(plan);
   const usage = {
     prompt_tokens: prompt,
     completion_tokens: completionEach * n,
@@ -465,7 +444,7 @@ async function chatCompletions(body: Json, res: ServerResponse, delayMs: number)
           : {
               role: 'assistant',
               content: null,
-              tool_calls: [{ id: callId, type: 'function', function: { name: plan.call.name, arguments: plan.call.arguments } }],
+              tool_calls: [{ id: callId, type: 'function', function: { name: plan.tool.name, arguments: plan.input } }],
               refusal: null,
               annotations: [],
             },
@@ -505,12 +484,12 @@ async function chatCompletions(body: Json, res: ServerResponse, delayMs: number)
           choice(index, {
             role: 'assistant',
             content: null,
-            tool_calls: [{ index: 0, id: callIds[index], type: 'function', function: { name: plan.call.name, arguments: '' } }],
+            tool_calls: [{ index: 0, id: callIds[index], type: 'function', function: { name: plan.tool.name, arguments: '' } }],
             refusal: null,
           }),
         ]),
       );
-      for (const piece of stringPieces(plan.call.arguments, ARGUMENT_PIECE_CHARS)) {
+      for (const piece of stringPieces(plan.input, ARGUMENT_PIECE_CHARS)) {
         await sse.data(chunk([choice(index, { tool_calls: [{ index: 0, function: { arguments: piece } }] })]));
       }
     }
@@ -524,49 +503,56 @@ async function chatCompletions(body: Json, res: ServerResponse, delayMs: number)
 // ---------------------------------------------------------------------------------------------
 // OpenAI Responses API
 
-interface ResponsesInput {
-  plan: Plan;
-  inputTokens: number;
+/**
+ * Function and custom tools of `tools` and of Codex's `additional_tools` input items, namespaces
+ * flattened. The default namespace `functions` is the top level (calls carry no namespace).
+ */
+function responsesTools(body: Json): DeclaredTool[] {
+  const tools: DeclaredTool[] = [];
+  const add = (list: unknown, namespace: string | null, depth: number): void => {
+    for (const tool of objects(list)) {
+      if (tool.type === 'namespace' && depth === 0) {
+        const ns = str(tool.name);
+        add(tool.tools, ns === '' || ns === 'functions' ? null : ns, 1);
+      } else if ((tool.type === 'function' || tool.type === 'custom') && typeof tool.name === 'string' && tool.name !== '') {
+        tools.push({ name: tool.name, namespace, kind: tool.type, parameters: tool.parameters, description: str(tool.description) });
+      }
+    }
+  };
+  add(body.tools, null, 0);
+  for (const item of objects(body.input)) if (item.type === 'additional_tools') add(item.tools, null, 0);
+  return tools;
 }
 
-function responsesPlan(body: Json): ResponsesInput {
-  const input = body.input;
-  const instructions = typeof body.instructions === 'string' ? body.instructions : '';
-  if (typeof input === 'string') {
-    return { plan: responsesToolOrText(body, input), inputTokens: countTokens(input) + countTokens(instructions) };
-  }
-  const items: unknown[] = Array.isArray(input) ? (input as unknown[]) : [];
-  let tokens = countTokens(instructions);
-  for (const item of items) {
-    if (!isObject(item)) continue;
-    tokens += countTokens(contentText(item.content) || (typeof item.output === 'string' ? item.output : '')) + 3;
-  }
-  const last = items[items.length - 1];
-  if (isObject(last) && last.type === 'function_call_output') {
-    const output = typeof last.output === 'string' ? last.output : contentText(last.output);
-    return { plan: { kind: 'text', text: toolResultAnswer(output) }, inputTokens: tokens };
-  }
-  if (isObject(last) && last.role === 'user') {
-    return { plan: responsesToolOrText(body, contentText(last.content)), inputTokens: tokens };
-  }
-  let userText = '';
+const TOOL_OUTPUTS = new Set(['function_call_output', 'custom_tool_call_output']);
+
+function responsesTurn(input: unknown): LatestTurn {
+  if (typeof input === 'string') return { kind: 'user', texts: [input] };
+  const items = Array.isArray(input) ? (input as unknown[]) : [];
+  const results: string[] = [];
   for (let i = items.length - 1; i >= 0; i--) {
     const item = items[i];
-    if (isObject(item) && item.role === 'user') {
-      userText = contentText(item.content);
-      break;
+    if (!isObject(item) || (results.length === 0 && (isInstruction(item) || item.type === 'additional_tools'))) continue;
+    if (typeof item.type === 'string' && TOOL_OUTPUTS.has(item.type)) {
+      results.unshift(typeof item.output === 'string' ? item.output : contentText(item.output));
+      continue;
     }
+    if (results.length > 0) break;
+    if (item.role === 'user') return { kind: 'user', texts: textParts(item.content) };
+    break;
   }
-  return { plan: { kind: 'text', text: echoAnswer(userText) }, inputTokens: tokens };
+  if (results.length > 0) return { kind: 'tool_results', text: results.join('\n') };
+  return { kind: 'other', userText: lastUserText(items, (item) => item.role === 'user') };
 }
 
-function responsesToolOrText(body: Json, userText: string): Plan {
-  const tools = Array.isArray(body.tools) ? body.tools.filter(isObject) : [];
-  const fn = tools.find((t) => t.type === 'function' && typeof t.name === 'string');
-  if (fn && body.tool_choice !== 'none') {
-    return { kind: 'tool', call: { name: fn.name as string, arguments: JSON.stringify(argumentsFromSchema(fn.parameters ?? { type: 'object' }, userText)) } };
+function responsesInputTokens(body: Json): number {
+  const instructions = typeof body.instructions === 'string' ? body.instructions : '';
+  if (typeof body.input === 'string') return countTokens(body.input) + countTokens(instructions);
+  let tokens = countTokens(instructions);
+  for (const item of objects(body.input)) {
+    tokens += countTokens(contentText(item.content) || (typeof item.output === 'string' ? item.output : '')) + 3;
   }
-  return { kind: 'text', text: echoAnswer(userText) };
+  return tokens;
 }
 
 async function responses(body: Json, res: ServerResponse, delayMs: number): Promise<void> {
@@ -576,18 +562,18 @@ async function responses(body: Json, res: ServerResponse, delayMs: number): Prom
   if (typeof body.input !== 'string' && !Array.isArray(body.input)) {
     return sendJson(res, 400, openaiError("Missing required parameter: 'input'.", 'invalid_request_error', 'input', 'missing_required_parameter'), openaiHeaders());
   }
-  const { plan, inputTokens } = responsesPlan(body);
-  const model = modelOf(body, DEV_MODEL_OPENAI);
-  const outputTokens = plan.kind === 'text' ? countTokens(plan.text) : countTokens(plan.call.arguments) + 5;
+  const plan = planAnswer(responsesTurn(body.input), responsesTools(body), { toolsOff: body.tool_choice === 'none' });
+  const inputTokens = responsesInputTokens(body);
+  const outputCount = outputTokens(plan);
   const usage = {
     input_tokens: inputTokens,
     input_tokens_details: { cached_tokens: 0 },
-    output_tokens: outputTokens,
+    output_tokens: outputCount,
     output_tokens_details: { reasoning_tokens: 0 },
-    total_tokens: inputTokens + outputTokens,
+    total_tokens: inputTokens + outputCount,
   };
   const responseId = `resp_${hex(24)}`;
-  const itemId = plan.kind === 'text' ? `msg_${hex(24)}` : `fc_${hex(24)}`;
+  const itemId = plan.kind === 'text' ? `msg_${hex(24)}` : plan.tool.kind === 'custom' ? `ctc_${hex(24)}` : `fc_${hex(24)}`;
   const callId = `call_${base62(24)}`;
   const base = (status: string, output: unknown[], withUsage: boolean): Json => ({
     id: responseId,
@@ -599,7 +585,7 @@ async function responses(body: Json, res: ServerResponse, delayMs: number): Prom
     incomplete_details: null,
     instructions: typeof body.instructions === 'string' ? body.instructions : null,
     max_output_tokens: typeof body.max_output_tokens === 'number' ? body.max_output_tokens : null,
-    model,
+    model: DEV_MODEL_ID,
     output,
     parallel_tool_calls: true,
     previous_response_id: typeof body.previous_response_id === 'string' ? body.previous_response_id : null,
@@ -617,10 +603,17 @@ async function responses(body: Json, res: ServerResponse, delayMs: number): Prom
     metadata: isObject(body.metadata) ? body.metadata : {},
   });
   const textPart = (text: string): Json => ({ type: 'output_text', annotations: [], logprobs: [], text });
+  /** The tool call item, in progress (empty arguments / input) or completed. */
+  const callItem = (done: boolean): Json => {
+    if (plan.kind !== 'tool') throw new Error('not a tool plan');
+    const namespace = plan.tool.namespace === null ? {} : { namespace: plan.tool.namespace };
+    const status = done ? 'completed' : 'in_progress';
+    return plan.tool.kind === 'custom'
+      ? { id: itemId, type: 'custom_tool_call', status, call_id: callId, name: plan.tool.name, ...namespace, input: done ? plan.input : '' }
+      : { id: itemId, type: 'function_call', status, arguments: done ? plan.input : '', call_id: callId, name: plan.tool.name, ...namespace };
+  };
   const finalItem: Json =
-    plan.kind === 'text'
-      ? { id: itemId, type: 'message', status: 'completed', content: [textPart(plan.text)], role: 'assistant' }
-      : { id: itemId, type: 'function_call', status: 'completed', arguments: plan.call.arguments, call_id: callId, name: plan.call.name };
+    plan.kind === 'text' ? { id: itemId, type: 'message', status: 'completed', content: [textPart(plan.text)], role: 'assistant' } : callItem(true);
 
   if (body.stream !== true) return sendJson(res, 200, base('completed', [finalItem], true), openaiHeaders());
 
@@ -641,14 +634,15 @@ async function responses(body: Json, res: ServerResponse, delayMs: number): Prom
     await emit('response.output_text.done', { ...at, text: plan.text, logprobs: [] });
     await emit('response.content_part.done', { ...at, part: textPart(plan.text) });
   } else {
-    await emit('response.output_item.added', {
-      output_index: 0,
-      item: { id: itemId, type: 'function_call', status: 'in_progress', arguments: '', call_id: callId, name: plan.call.name },
-    });
-    for (const delta of stringPieces(plan.call.arguments, ARGUMENT_PIECE_CHARS)) {
-      await emit('response.function_call_arguments.delta', { item_id: itemId, output_index: 0, delta });
+    await emit('response.output_item.added', { output_index: 0, item: callItem(false) });
+    const at = { item_id: itemId, output_index: 0 };
+    if (plan.tool.kind === 'custom') {
+      for (const delta of stringPieces(plan.input, ARGUMENT_PIECE_CHARS)) await emit('response.custom_tool_call_input.delta', { ...at, delta });
+      await emit('response.custom_tool_call_input.done', { ...at, input: plan.input });
+    } else {
+      for (const delta of stringPieces(plan.input, ARGUMENT_PIECE_CHARS)) await emit('response.function_call_arguments.delta', { ...at, delta });
+      await emit('response.function_call_arguments.done', { ...at, arguments: plan.input });
     }
-    await emit('response.function_call_arguments.done', { item_id: itemId, output_index: 0, arguments: plan.call.arguments });
   }
   await emit('response.output_item.done', { output_index: 0, item: finalItem });
   await emit('response.completed', { response: base('completed', [finalItem], true) });
@@ -706,7 +700,7 @@ function embeddings(body: Json, res: ServerResponse): void {
   sendJson(
     res,
     200,
-    { object: 'list', data, model: modelOf(body, DEV_MODEL_OPENAI), usage: { prompt_tokens: tokens, total_tokens: tokens } },
+    { object: 'list', data, model: DEV_MODEL_ID, usage: { prompt_tokens: tokens, total_tokens: tokens } },
     openaiHeaders(),
   );
 }
@@ -726,40 +720,60 @@ function anthropicModels(): Json {
   return { data: [anthropicModel(DEV_MODEL_ANTHROPIC)], has_more: false, first_id: DEV_MODEL_ANTHROPIC, last_id: DEV_MODEL_ANTHROPIC };
 }
 
-function anthropicPlan(body: Json): Plan {
-  const messages = body.messages as unknown[];
-  const last = messages[messages.length - 1];
-  if (!isObject(last) || last.role !== 'user') return { kind: 'text', text: echoAnswer(lastUserText(messages)) };
-  const content = last.content;
-  const toolResults = Array.isArray(content) ? content.filter((b) => isObject(b) && b.type === 'tool_result') : [];
-  if (toolResults.length > 0) return { kind: 'text', text: toolResultAnswer(contentText(toolResults)) };
-  const userText = contentText(content);
-  const tools = Array.isArray(body.tools) ? body.tools.filter(isObject) : [];
-  const tool = tools.find((t) => typeof t.name === 'string' && (t.type === undefined || t.type === 'custom'));
-  const choice = isObject(body.tool_choice) ? body.tool_choice.type : undefined;
-  if (tool && choice !== 'none') {
-    return { kind: 'tool', call: { name: tool.name as string, arguments: JSON.stringify(argumentsFromSchema(tool.input_schema ?? { type: 'object' }, userText)) } };
+/** Client tools (no `type`, or `custom`); server tools (web_search_…) are the provider's to run. */
+function anthropicTools(body: Json): DeclaredTool[] {
+  return objects(body.tools)
+    .filter((t) => typeof t.name === 'string' && t.name !== '' && (t.type === undefined || t.type === 'custom'))
+    .map((t) => ({ name: t.name as string, namespace: null, kind: 'function' as const, parameters: t.input_schema, description: str(t.description) }));
+}
+
+function anthropicTurn(messages: unknown[]): LatestTurn {
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const m = messages[i];
+    // Claude Code sends `system` turns after the user's message.
+    if (!isObject(m) || isInstruction(m)) continue;
+    if (m.role !== 'user') break;
+    const results = Array.isArray(m.content) ? m.content.filter((b) => isObject(b) && b.type === 'tool_result') : [];
+    if (results.length > 0) return { kind: 'tool_results', text: contentText(results) };
+    return { kind: 'user', texts: textParts(m.content) };
   }
-  return { kind: 'text', text: echoAnswer(userText) };
+  return { kind: 'other', userText: lastUserText(messages, (m) => m.role === 'user') };
+}
+
+/**
+ * A deterministic estimate of a request's input tokens (UTF-8 bytes of its system, messages and
+ * tools, over 4): what count_tokens answers and what an answer's usage reports for the same body.
+ */
+function anthropicInputTokens(body: Json): number {
+  const counted = JSON.stringify([body.system ?? null, body.messages ?? null, body.tools ?? null]);
+  return Math.max(1, Math.ceil(Buffer.byteLength(counted) / 4));
+}
+
+/** The 400 Anthropic answers for a body without `model` or `messages`, or null. */
+function anthropicBodyError(body: Json, needMessages: 'nonempty' | 'array'): Json | null {
+  if (typeof body.model !== 'string' || body.model === '') return anthropicError('invalid_request_error', 'model: Field required');
+  if (!Array.isArray(body.messages)) return anthropicError('invalid_request_error', 'messages: Field required');
+  if (needMessages === 'nonempty' && body.messages.length === 0) return anthropicError('invalid_request_error', 'messages: at least one message is required');
+  return null;
+}
+
+function anthropicCountTokens(body: Json, res: ServerResponse): void {
+  const error = anthropicBodyError(body, 'array');
+  if (error) return sendJson(res, 400, error, anthropicHeaders());
+  sendJson(res, 200, { input_tokens: anthropicInputTokens(body) }, anthropicHeaders());
 }
 
 async function anthropicMessages(body: Json, res: ServerResponse, delayMs: number): Promise<void> {
-  if (typeof body.model !== 'string' || body.model === '') {
-    return sendJson(res, 400, anthropicError('invalid_request_error', 'model: Field required'), anthropicHeaders());
-  }
-  if (!Array.isArray(body.messages)) {
-    return sendJson(res, 400, anthropicError('invalid_request_error', 'messages: Field required'), anthropicHeaders());
-  }
-  if (body.messages.length === 0) {
-    return sendJson(res, 400, anthropicError('invalid_request_error', 'messages: at least one message is required'), anthropicHeaders());
-  }
-  const plan = anthropicPlan(body);
-  const model = modelOf(body, DEV_MODEL_ANTHROPIC);
+  const error = anthropicBodyError(body, 'nonempty');
+  if (error) return sendJson(res, 400, error, anthropicHeaders());
+  const choice = isObject(body.tool_choice) ? body.tool_choice.type : undefined;
+  const plan = planAnswer(anthropicTurn(body.messages as unknown[]), anthropicTools(body), { toolsOff: choice === 'none' });
+  const model = DEV_MODEL_ID;
   const id = `msg_${base62(24)}`;
   const toolId = `toolu_${base62(24)}`;
-  const inputTokens = promptTokens(body.messages as unknown[], typeof body.system === 'string' ? body.system : contentText(body.system));
-  const preamble = plan.kind === 'tool' ? `[aigov dev model] Calling the tool ${plan.call.name}.` : '';
-  const outputTokens = plan.kind === 'text' ? countTokens(plan.text) : countTokens(preamble) + countTokens(plan.call.arguments) + 5;
+  const inputTokens = anthropicInputTokens(body);
+  const preamble = plan.kind === 'tool' ? `[aigov dev model] Calling the tool ${plan.tool.name}, as your message asked.` : '';
+  const outputCount = plan.kind === 'text' ? countTokens(plan.text) : countTokens(preamble) + outputTokens(plan);
   const stopReason = plan.kind === 'text' ? 'end_turn' : 'tool_use';
   const usage = (output: number): Json => ({
     input_tokens: inputTokens,
@@ -785,9 +799,9 @@ async function anthropicMessages(body: Json, res: ServerResponse, delayMs: numbe
         ? [{ type: 'text', text: plan.text }]
         : [
             { type: 'text', text: preamble },
-            { type: 'tool_use', id: toolId, name: plan.call.name, input: JSON.parse(plan.call.arguments) as unknown },
+            { type: 'tool_use', id: toolId, name: plan.tool.name, input: JSON.parse(plan.input) as unknown },
           ];
-    return sendJson(res, 200, message(content, stopReason, outputTokens), anthropicHeaders());
+    return sendJson(res, 200, message(content, stopReason, outputCount), anthropicHeaders());
   }
 
   const sse = new SseWriter(res, delayMs, anthropicHeaders());
@@ -807,10 +821,10 @@ async function anthropicMessages(body: Json, res: ServerResponse, delayMs: numbe
     await sse.event('content_block_start', {
       type: 'content_block_start',
       index: 1,
-      content_block: { type: 'tool_use', id: toolId, name: plan.call.name, input: {} },
+      content_block: { type: 'tool_use', id: toolId, name: plan.tool.name, input: {} },
     });
     await sse.event('content_block_delta', { type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: '' } });
-    for (const piece of stringPieces(plan.call.arguments, ARGUMENT_PIECE_CHARS)) {
+    for (const piece of stringPieces(plan.input, ARGUMENT_PIECE_CHARS)) {
       await sse.event('content_block_delta', { type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: piece } });
     }
     await sse.event('content_block_stop', { type: 'content_block_stop', index: 1 });
@@ -818,7 +832,7 @@ async function anthropicMessages(body: Json, res: ServerResponse, delayMs: numbe
   await sse.event('message_delta', {
     type: 'message_delta',
     delta: { stop_reason: stopReason, stop_sequence: null },
-    usage: { input_tokens: inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: outputTokens },
+    usage: { input_tokens: inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: outputCount },
   });
   await sse.event('message_stop', { type: 'message_stop' });
   sse.end();
