@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import {
   createEnvStore,
   createFileStore,
+  keychainAccount,
   keychainLocation,
   openCredentialStore,
   probeKeychain,
@@ -246,7 +247,7 @@ describe('openCredentialStore selection', () => {
 // processes: the native library binds to DBUS_SESSION_BUS_ADDRESS once per process.
 
 const CHILD_SCRIPT = `
-import { openCredentialStore } from ${JSON.stringify(pathToFileURL(join(import.meta.dirname, '..', 'src', 'auth', 'credential-stores.ts')).href)};
+import { createKeychainStore, openCredentialStore } from ${JSON.stringify(pathToFileURL(join(import.meta.dirname, '..', 'src', 'auth', 'credential-stores.ts')).href)};
 const [step, configDir] = process.argv.slice(2);
 const { TOKEN_A: a, TOKEN_B: b } = process.env;
 const out = {};
@@ -265,6 +266,21 @@ try {
     out.removedAgain = await store.remove('alice');
     out.aliceAfter = await store.load('alice');
     out.bob = await store.load('bob') === b;
+  } else if (step === 'configurations') {
+    // Two configurations of one OS user: the same profile name, two config dirs.
+    const one = createKeychainStore({ configDir });
+    const two = createKeychainStore({ configDir: configDir + '-other' });
+    await one.save('alice', a);
+    await two.save('alice', b);
+    out.one = await one.load('alice') === a;
+    out.two = await two.load('alice') === b;
+    out.removedTwo = await two.remove('alice');
+    out.oneAfter = await one.load('alice') === a;
+  } else if (step === 'legacy') {
+    // An entry an earlier version saved under the bare name "carol": only the standard config dir adopts it.
+    out.other = await createKeychainStore({ configDir: configDir + '-other', standardConfigDir: configDir }).load('carol');
+    out.adopted = await createKeychainStore({ configDir, standardConfigDir: configDir }).load('carol') === a;
+    out.again = await createKeychainStore({ configDir, standardConfigDir: configDir }).load('carol') === a;
   } else if (step === 'broken') {
     const { store } = await openCredentialStore({ configDir, kind: 'keychain' });
     try { await store.save('alice', a); out.saved = true; } catch (error) { out.code = error.code; out.message = error.message; }
@@ -309,19 +325,21 @@ describe('keychain credential store against a real Secret Service', { skip: secr
   const secretTool = (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
     run(findExecutable('secret-tool') ?? 'secret-tool', args, { ...process.env, ...service.env });
 
+  const account = (profile: string, dir = configDir): string => keychainAccount(dir, profile).account;
+
   it('probes, saves two profiles in the Secret Service (not in a file), and they are isolated', async () => {
     assert.deepEqual(await probeKeychain({ env: { ...process.env, ...service.env } }), { ok: true });
     const saved = await step('save');
     assert.deepEqual(saved, { kind: 'keychain', location: 'OS keychain (Secret Service)', warning: null, alice: true, bob: true });
 
     // secret-tool (libsecret) reads the Secret Service directly: the tokens are really there.
-    assert.equal((await secretTool('lookup', 'service', 'aigov', 'username', 'alice')).stdout, a);
-    assert.equal((await secretTool('lookup', 'service', 'aigov', 'username', 'bob')).stdout, b);
+    assert.equal((await secretTool('lookup', 'service', 'aigov', 'username', account('alice'))).stdout, a);
+    assert.equal((await secretTool('lookup', 'service', 'aigov', 'username', account('bob'))).stdout, b);
     const search = await secretTool('search', '--all', 'service', 'aigov');
     assert.equal(search.code, 0, search.stderr);
     const listing = search.stdout + search.stderr; // secret-tool prints the attributes on stderr
-    assert.match(listing, /attribute\.username = alice/);
-    assert.match(listing, /attribute\.username = bob/);
+    assert.match(listing, new RegExp(`attribute\\.username = ${account('alice')}\n`));
+    assert.match(listing, new RegExp(`attribute\\.username = ${account('bob')}\n`));
     assert.match(listing, /attribute\.service = aigov\n/);
     const probes = await secretTool('search', '--all', 'service', 'aigov-probe');
     assert.doesNotMatch(probes.stdout + probes.stderr, /attribute\.username/, 'the probe entry was deleted');
@@ -331,10 +349,26 @@ describe('keychain credential store against a real Secret Service', { skip: secr
   it('loads and removes in a new process, leaving the other profile alone', async () => {
     const removed = await step('remove');
     assert.deepEqual(removed, { aliceBefore: true, removed: true, removedAgain: false, aliceAfter: null, bob: true });
-    const gone = await secretTool('lookup', 'service', 'aigov', 'username', 'alice');
+    const gone = await secretTool('lookup', 'service', 'aigov', 'username', account('alice'));
     assert.notEqual(gone.code, 0);
     assert.equal(gone.stdout, '');
-    assert.equal((await secretTool('lookup', 'service', 'aigov', 'username', 'bob')).stdout, b);
+    assert.equal((await secretTool('lookup', 'service', 'aigov', 'username', account('bob'))).stdout, b);
+  });
+
+  it('two configurations of one OS user keep separate entries for the same profile name', async () => {
+    assert.deepEqual(await step('configurations'), { one: true, two: true, removedTwo: true, oneAfter: true });
+    assert.notEqual(account('alice'), account('alice', `${configDir}-other`));
+  });
+
+  it('an entry saved under the bare profile name is adopted by the standard config dir only, and moved', async () => {
+    const stored = await new Promise<number>((resolve) => {
+      const child = execFile(findExecutable('secret-tool') ?? 'secret-tool', ['store', '--label=aigov carol', 'service', 'aigov', 'username', 'carol'], { env: { ...process.env, ...service.env } }, (error) => resolve(error ? 1 : 0));
+      child.stdin?.end(a);
+    });
+    assert.equal(stored, 0);
+    assert.deepEqual(await step('legacy'), { other: null, adopted: true, again: true });
+    assert.notEqual((await secretTool('lookup', 'service', 'aigov', 'username', 'carol')).code, 0, 'the bare entry is gone');
+    assert.equal((await secretTool('lookup', 'service', 'aigov', 'username', account('carol'))).stdout, a);
   });
 
   it('maps an unreachable keychain to AIGOV_E_KEYCHAIN_UNAVAILABLE without the token', async () => {

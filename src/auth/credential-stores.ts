@@ -3,7 +3,7 @@
  *
  * - keychain: the OS keychain through @napi-rs/keyring. On Linux the entry is pinned to the
  *   Secret Service (GNOME Keyring, KWallet…), never the kernel keyutils keyring, which forgets
- *   everything at logout. Service "aigov", account = profile name.
+ *   everything at logout. Service "aigov", account = `<profile>@<configuration key>` (keychainAccount).
  * - file: `<configDir>/credentials.json`, mode 0600, written atomically (temp file + rename)
  *   under a small lock file so a daemon persisting a rotated token and a login do not lose
  *   each other's writes.
@@ -17,9 +17,10 @@ import { chmod, open, readFile, rename, rm, stat, unlink } from 'node:fs/promise
 import { describeTightened, ensurePrivateDir } from '../config/private-files.ts';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { userInfo } from 'node:os';
 import { z } from 'zod';
 import { AigovError } from '../core/errors.ts';
-import { defaultConfigDir } from '../config/paths.ts';
+import { canonicalDir, configurationKey, defaultConfigDir } from '../config/paths.ts';
 import type * as Keyring from '@napi-rs/keyring';
 import type { CredentialStore, CredentialStoreKind } from './credentials.ts';
 
@@ -84,6 +85,22 @@ export interface KeychainStoreOptions {
   /** Per-operation limit; a stuck D-Bus call then rejects instead of hanging the caller. */
   readonly opTimeoutMs?: number;
   readonly service?: string;
+  /** The configuration's config dir: the entry's account names it (default: the standard one). */
+  readonly configDir?: string;
+  /** The config dir that adopts entries saved under a bare profile name (default: ~/.config/aigov of the user's real home). */
+  readonly standardConfigDir?: string;
+}
+
+/**
+ * The keychain account of a profile: `<profile>@<configuration key>`, so two configurations of
+ * one OS user (two HOMEs, two AIGOV_CONFIG_DIRs) never read or overwrite each other's token. An
+ * entry saved before, under the bare profile name, belongs to the standard config dir of the
+ * user's real home (~/.config/aigov): only that configuration adopts it.
+ */
+export function keychainAccount(configDir: string, profile: string, standardConfigDir = join(userInfo().homedir, '.config', 'aigov')): { readonly account: string; readonly legacy: string | null } {
+  const canonical = canonicalDir(configDir);
+  const standard = canonicalDir(standardConfigDir);
+  return { account: `${profile}@${configurationKey(canonical, profile)}`, legacy: canonical === standard ? profile : null };
 }
 
 /**
@@ -93,11 +110,13 @@ export interface KeychainStoreOptions {
 export function createKeychainStore(options: KeychainStoreOptions = {}): CredentialStore {
   const service = options.service ?? KEYCHAIN_SERVICE;
   const opTimeoutMs = options.opTimeoutMs ?? DEFAULT_KEYCHAIN_OP_TIMEOUT_MS;
+  const configDir = options.configDir ?? defaultConfigDir();
+  const accountOf = (profile: string): ReturnType<typeof keychainAccount> => keychainAccount(configDir, profile, options.standardConfigDir);
 
-  async function run<T>(profile: string, secret: string | undefined, op: (entry: InstanceType<KeyringModule['AsyncEntry']>) => Promise<T>): Promise<T> {
+  async function run<T>(account: string, secret: string | undefined, op: (entry: InstanceType<KeyringModule['AsyncEntry']>) => Promise<T>): Promise<T> {
     try {
       const { AsyncEntry } = loadKeyring();
-      const entry = new AsyncEntry(service, profile, ENTRY_OPTIONS);
+      const entry = new AsyncEntry(service, account, ENTRY_OPTIONS);
       return await withTimeout(op(entry), opTimeoutMs, 'the keychain');
     } catch (error) {
       throw new AigovError('AIGOV_E_KEYCHAIN_UNAVAILABLE', { reason: shortReason(error, secret) });
@@ -107,9 +126,24 @@ export function createKeychainStore(options: KeychainStoreOptions = {}): Credent
   return {
     kind: 'keychain',
     location: keychainLocation(),
-    load: (profile) => run(profile, undefined, (entry) => entry.getPassword()),
-    save: (profile, refreshToken) => run(profile, refreshToken, (entry) => entry.setPassword(refreshToken)),
-    remove: (profile) => run(profile, undefined, (entry) => entry.deleteCredential()),
+    load: async (profile) => {
+      const { account, legacy } = accountOf(profile);
+      const token = await run(account, undefined, (entry) => entry.getPassword());
+      if (typeof token === 'string' || legacy === null) return token;
+      // Adopt the entry an earlier version saved under the bare profile name.
+      const old = await run(legacy, undefined, (entry) => entry.getPassword());
+      if (typeof old !== 'string') return old;
+      await run(account, old, (entry) => entry.setPassword(old));
+      await run(legacy, undefined, (entry) => entry.deleteCredential()).catch(() => undefined);
+      return old;
+    },
+    save: (profile, refreshToken) => run(accountOf(profile).account, refreshToken, (entry) => entry.setPassword(refreshToken)),
+    remove: async (profile) => {
+      const { account, legacy } = accountOf(profile);
+      const removed = await run(account, undefined, (entry) => entry.deleteCredential());
+      if (legacy !== null) await run(legacy, undefined, (entry) => entry.deleteCredential()).catch(() => undefined);
+      return removed;
+    },
   };
 }
 
@@ -378,7 +412,7 @@ export async function openCredentialStore(opts: OpenCredentialStoreOptions = {})
   const file = (): ReturnType<typeof createFileStore> => createFileStore({ configDir, ...(opts.onWarning ? { onWarning: opts.onWarning } : {}) });
 
   switch (opts.kind) {
-    case 'keychain': return { store: createKeychainStore(), warning: null };
+    case 'keychain': return { store: createKeychainStore({ configDir }), warning: null };
     case 'file': return { store: file(), warning: null };
     case 'env': return { store: createEnvStore(env), warning: null };
     case undefined: break;
@@ -387,7 +421,7 @@ export async function openCredentialStore(opts: OpenCredentialStoreOptions = {})
   if (env[REFRESH_TOKEN_ENV]?.trim()) return { store: createEnvStore(env), warning: null };
 
   const probe = await probeKeychain({ env, ...(opts.probeTimeoutMs !== undefined ? { timeoutMs: opts.probeTimeoutMs } : {}) });
-  if (probe.ok) return { store: createKeychainStore(), warning: null };
+  if (probe.ok) return { store: createKeychainStore({ configDir }), warning: null };
   const store = file();
   return {
     store,

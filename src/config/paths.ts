@@ -1,4 +1,5 @@
 /** Where aigov keeps state. The only module that reads HOME/XDG variables. */
+import { createHash } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -55,4 +56,13 @@ export function defaultRuntimeDir(env: Readonly<Record<string, string | undefine
 /** The profile used when none is given: $AIGOV_PROFILE or "default". */
 export function defaultProfile(env: Readonly<Record<string, string | undefined>> = process.env): string {
   return env.AIGOV_PROFILE && env.AIGOV_PROFILE.trim() !== '' ? env.AIGOV_PROFILE.trim() : 'default';
+}
+
+/**
+ * The short name of one configuration (config dir, canonical, and profile): 12 hex of their
+ * SHA-256. It names the configuration's daemon files and its keychain entry, so two
+ * configurations of one OS user share neither.
+ */
+export function configurationKey(configDir: string, profile: string): string {
+  return createHash('sha256').update(`${configDir}\0${profile}`).digest('hex').slice(0, 12);
 }

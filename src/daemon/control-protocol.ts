@@ -13,8 +13,8 @@
  *
  * Failures: {ok:false, error:{code, message, hint}} with a code from core/errors.ts.
  */
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { configurationKey } from '../config/paths.ts';
 import type { ProviderKind } from '../core/events.ts';
 
 export type ControlRequest =
@@ -120,7 +120,7 @@ export const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
  */
 export function daemonFiles(runtimeDir: string, configDir: string, profile: string): DaemonFiles {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(profile)) throw new Error(`invalid profile name: use letters, digits, ".", "_" or "-" (got ${JSON.stringify(profile.slice(0, 80))})`);
-  const key = createHash('sha256').update(`${configDir}\0${profile}`).digest('hex').slice(0, 12);
+  const key = configurationKey(configDir, profile);
   const base = join(runtimeDir, `daemon-${profile.slice(0, 16)}-${key}`);
   return { socket: `${base}.sock`, pidFile: `${base}.json`, lockFile: `${base}.lock`, logFile: `${base}.log` };
 }
