@@ -144,11 +144,12 @@ describe('limits.max_calls_per_session', () => {
 
   it("another user naming the session neither uses up nor resets its owner's count", async () => {
     await ask(openaiIn(alice, 'run-shared').client);
-    // (The SDKs retry a 409; each retry is a call too. One request per ask keeps the count plain.)
-    const intruder = openaiIn(bob, 'run-shared', 0).client;
+    // The 409 carries x-should-retry: false, so the SDK (3 retries allowed) sends each request once.
+    const { client: intruder, sent } = openaiIn(bob, 'run-shared');
     const codes: string[] = [];
     for (let i = 0; i < LIMIT + 2; i++) codes.push(await ask(intruder).then(() => 'ok', (e: unknown) => (e instanceof OpenAI.APIError ? String(e.code) : String(e))));
     assert.deepEqual(codes, [...Array<string>(LIMIT).fill('AIGOV_E_SESSION_CONFLICT'), 'AIGOV_E_SESSION_CALL_LIMIT', 'AIGOV_E_SESSION_CALL_LIMIT']);
+    assert.equal(sent(), LIMIT + 2, 'no retries');
     const owner = openaiIn(alice, 'run-shared').client;
     for (let i = 1; i < LIMIT; i++) await ask(owner);
     await assert.rejects(ask(owner), (e: unknown) => e instanceof OpenAI.RateLimitError && e.code === 'AIGOV_E_SESSION_CALL_LIMIT');

@@ -355,7 +355,7 @@ async function recordRequest(call: CallState, principal: Principal, bodyText: st
     return true;
   } catch (error) {
     if (error instanceof SessionOwnerConflictError) {
-      call.sendError(new AigovError('AIGOV_E_SESSION_CONFLICT'), null);
+      call.sendError(new AigovError('AIGOV_E_SESSION_CONFLICT'), null, { 'x-should-retry': 'false' }); // the SDKs retry a 409 otherwise
       return false;
     }
     call.deps.metrics.storeErrors.inc({ operation: 'record_request' });
