@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,17 +21,23 @@ const BUILT = isBuilt('commands/run.js');
 const skip = !BUILT ? 'run `npm run build` first' : !existsSync(CLAUDE) || !existsSync(CODEX) ? 'the agents are dev dependencies: run `npm ci`' : false;
 
 /** What Claude Code and Codex need to stay offline and quiet (README "Governing coding agents"). */
+const AGENT_POLICY = join(import.meta.dirname, '..', 'examples', 'agent-policy.yaml');
+/** A key the SECRETS detectors know, in the file an agent is asked to print. */
+const AWS_KEY = 'AKIAZ7VQX3MLP2RT4KWB';
+
 const QUIET = { DISABLE_TELEMETRY: '1', CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1', DISABLE_ERROR_REPORTING: '1', NO_COLOR: '1' };
 
 let gateway: RunningDevGateway;
 let home: string;
 let work: string;
 let env: NodeJS.ProcessEnv;
+/** A directory outside the work tree that a blocked `rm -rf` must leave alone. */
+let victim: string;
 
-describe('coding agents through aigov run', { skip, timeout: 180_000 }, () => {
+describe('coding agents through aigov run', { skip, timeout: 360_000 }, () => {
   before(async () => {
     home = await mkdtemp(join(tmpdir(), 'aigov-agents-'));
-    gateway = await startDevGateway({ version: 'test', port: 0, stateDir: join(home, 'gateway'), logLevel: 'silent' });
+    gateway = await startDevGateway({ version: 'test', port: 0, stateDir: join(home, 'gateway'), logLevel: 'silent', policyFile: AGENT_POLICY });
     env = cliEnv(home, QUIET);
     const login = await loginWithDeviceCode(gateway, 'alice', { env });
     assert.equal(login.code, 0, login.stderr);
@@ -39,6 +45,10 @@ describe('coding agents through aigov run', { skip, timeout: 180_000 }, () => {
     work = join(home, 'project');
     mkdirSync(work);
     execFileSync('git', ['init', '-q'], { cwd: work });
+    writeFileSync(join(work, 'deploy-notes.txt'), `staging access\naws_access_key_id = ${AWS_KEY}\n`);
+    victim = join(home, 'outside-the-work-tree');
+    mkdirSync(victim);
+    writeFileSync(join(victim, 'keep.txt'), 'still here\n');
   });
   after(async () => {
     await runCli(['daemon', 'stop'], { env });
@@ -60,5 +70,33 @@ describe('coding agents through aigov run', { skip, timeout: 180_000 }, () => {
     assert.equal(result.code, 0, `stdout: ${result.stdout}\nstderr: ${result.stderr}`);
     assert.match(result.stdout, /aigov dev model/);
     assert.doesNotMatch(result.stderr, /Reconnecting|WebSocket/i, 'no WebSocket attempts, no retries');
+  });
+
+  describe('under examples/agent-policy.yaml', () => {
+    const agents: [string, (prompt: string) => string[]][] = [
+      ['claude', (prompt) => [CLAUDE, '-p', prompt]],
+      ['codex', (prompt) => [CODEX, 'exec', prompt]],
+    ];
+    const tool = (name: string): string => (name === 'claude' ? 'Bash' : 'exec');
+
+    for (const [name, argv] of agents) {
+      it(`${name}: a scripted rm -rf outside the work tree is blocked; the agent reads why and exits 0; nothing is deleted`, async () => {
+        const result = await runCli(['run', '--', ...argv(`run \`rm -rf ${victim}\` with ${tool(name)}`)], { env, cwd: work });
+        assert.equal(result.code, 0, `stdout: ${result.stdout}\nstderr: ${result.stderr}`);
+        assert.match(result.stdout + result.stderr, /aigov blocked/);
+        assert.match(result.stdout + result.stderr, /block-rm-outside-work-tree/);
+        assert.ok(existsSync(join(victim, 'keep.txt')), 'the directory outside the work tree is still there');
+      });
+
+      it(`${name}: an AWS key in a command's output reaches the model masked`, async () => {
+        const result = await runCli(['run', '--', ...argv(`run \`cat deploy-notes.txt\` with ${tool(name)}`)], { env, cwd: work });
+        assert.equal(result.code, 0, `stdout: ${result.stdout}\nstderr: ${result.stderr}`);
+        // The dev model quotes the tool result it received: the key was masked on its way.
+        assert.match(result.stdout, /The tool returned: ".*staging access/s);
+        const quoted = /The tool returned: "([^"]*)"/s.exec(result.stdout)?.[1] ?? '';
+        assert.ok(!quoted.includes(AWS_KEY), `the model saw: ${quoted}`);
+        assert.match(quoted, /aws_access_key_id = \S+/);
+      });
+    }
   });
 });
