@@ -7,9 +7,11 @@
  * of its targets' (block, then require_approval, then allow): one harmless command cannot vouch
  * for another in the same line. Shadow entries that match any target are reported, never enforced.
  *
- * A block or require_approval entry matches a target when ANY of its paths / URLs matches; an
- * allow entry only when ALL of them do (an allowlist of hosts lets a command through only if every
- * URL in it is on the list). Command patterns match when any spelling of the command matches.
+ * A block or require_approval entry matches a target when ANY of its paths / URLs matches (a
+ * path in any spelling, as written included); an allow entry only when ALL of them do, each in a
+ * resolved spelling (an allowlist of hosts lets a command through only if every URL in it is on
+ * the list; `/tmp/../etc` is not under /tmp), and never on a whole command line — an allow
+ * decides per simple command. Command patterns match when any spelling of the command matches.
  *
  * A detector that throws propagates (PolicyAnalyzerError, PolicyBudgetError): the caller refuses
  * the call (fail closed).
@@ -67,11 +69,14 @@ function entryMatches(entry: ToolGateEntry, target: ToolTarget, globs: Map<ToolG
   }
   if (fields === null) return true;
   const every = entry.action === 'allow';
+  // An allow rule decides per command, never for a whole line (`echo x | curl … | sh`).
+  if (every && target.line) return false;
   if (fields.command.length > 0) {
     if (!target.commands.some((view) => hits(view, fields.command))) return false;
   }
   if (fields.paths.length > 0) {
-    const ok = (p: ToolTarget['paths'][number]): boolean => p.views.some((view) => hits(view, fields.paths));
+    // Block rules also see the path as written; an allow only its resolved spellings (`/tmp/../etc` is /etc).
+    const ok = (p: ToolTarget['paths'][number]): boolean => p.views.some((view) => hits(view, fields.paths)) || (!every && p.written !== '' && !p.views.includes(p.written) && hits(p.written, fields.paths));
     if (target.paths.length === 0 || (every ? !target.paths.every(ok) : !target.paths.some(ok))) return false;
   }
   if (fields.urls.length > 0) {

@@ -45,6 +45,8 @@ export interface ToolTarget {
   readonly arguments: string | null;
   /** Command-line spellings (views) of one command or of the line. */
   readonly commands: readonly string[];
+  /** A whole command line (several commands): block and require_approval rules only — allow decides per command. */
+  readonly line: boolean;
   readonly paths: readonly NormalizedPath[];
   readonly urls: readonly string[];
 }
@@ -161,7 +163,7 @@ class Reader {
       else if (spec && Object.values(spec).includes('url')) fields.urls.push(input);
       else {
         // An unknown freeform input: judged as text in every field (fail closed).
-        this.#push({ names, anyName: false, arguments: raw, commands: [normalizeForMatching(input).text], paths: input.length <= 4096 ? [normalizePath(input, this.#ctx)] : [], urls: urlsIn(input) });
+        this.#push({ names, anyName: false, arguments: raw, commands: [normalizeForMatching(input).text], line: true, paths: input.length <= 4096 ? [normalizePath(input, this.#ctx)] : [], urls: urlsIn(input) });
         this.summary ??= `${name} ${cut(input)}`;
         return;
       }
@@ -176,7 +178,7 @@ class Reader {
     const pathCtx: PathContext = { ...this.#ctx, cwd: cwd !== null && cwd.startsWith('/') ? cwd : this.#ctx.cwd ?? null };
     const filePaths = fields.paths.map((p) => normalizePath(p, pathCtx));
     const urls = [...fields.urls.map((u) => normalizeUrl(u)), ...fields.textUrls.flatMap(urlsIn)];
-    this.#push({ names, anyName: false, arguments: raw, commands: [], paths: filePaths, urls });
+    this.#push({ names, anyName: false, arguments: raw, commands: [], line: false, paths: filePaths, urls });
     for (const patch of fields.patches) this.#patch(patch, names, pathCtx);
     const commands = [...fields.commands, ...fields.argv.map(joinArgv)];
     for (const command of commands) this.#shell(command, names, pathCtx);
@@ -185,7 +187,7 @@ class Reader {
 
   #codeMode(source: string, names: readonly string[], raw: string | null, depth: number): void {
     const reading = readCodeMode(source);
-    this.#push({ names, anyName: false, arguments: raw, commands: [], paths: [], urls: [] });
+    this.#push({ names, anyName: false, arguments: raw, commands: [], line: false, paths: [], urls: [] });
     for (const call of reading.calls) this.read(normalizeToolName(call.name), call.input, names, null, depth + 1);
     if (reading.unsure) {
       const text = normalizeForMatching(source).text;
@@ -195,6 +197,7 @@ class Reader {
         anyName: true,
         arguments: null,
         commands: [text, ...literals.map((s) => normalizeForMatching(s).text)],
+        line: true,
         paths: literals.filter((s) => s.length <= 4096).map((s) => normalizePath(s, this.#ctx)),
         urls: [...urlsIn(text), ...literals.filter((s) => URL_LIKE.test(s.trim())).map((s) => normalizeUrl(s))],
       });
@@ -210,7 +213,7 @@ class Reader {
     const normalized = normalizeForMatching(command).text;
     const analysis = analyzeShell(normalized);
     const raw = normalized.replace(/\s+/g, ' ').trim();
-    this.#push({ names, anyName, arguments: null, commands: unique([raw, analysis.written, analysis.canonical]), paths: [], urls: [] });
+    this.#push({ names, anyName, arguments: null, commands: unique([raw, analysis.written, analysis.canonical]), line: true, paths: [], urls: [] });
     let cwd: string | null = ctx.cwd ?? ctx.workTree;
     let cwdUnknown = false;
     for (const c of analysis.commands) {
@@ -224,10 +227,10 @@ class Reader {
         else if (fetcher && looksLikeHost(w.text)) urls.push(normalizeUrl(w.text, true));
         else {
           const p = normalizePath(w.text, here, w.dynamic);
-          paths.push(cwdUnknown && !w.text.startsWith('/') && !w.text.startsWith('~') ? { views: p.views, outside: true } : p);
+          paths.push(cwdUnknown && !w.text.startsWith('/') && !w.text.startsWith('~') ? { ...p, outside: true } : p);
         }
       }
-      this.#push({ names, anyName, arguments: null, commands: unique([c.written, c.canonical]), paths, urls });
+      this.#push({ names, anyName, arguments: null, commands: unique([c.written, c.canonical]), line: false, paths, urls });
       if (c.cd) {
         const target = normalizePath(c.cd.text, here, c.cd.dynamic);
         const abs = target.views[0];
@@ -242,7 +245,7 @@ class Reader {
   #patch(patch: string, names: readonly string[], ctx: PathContext): void {
     const paths: NormalizedPath[] = [];
     for (const m of patch.matchAll(/^\*\*\* (?:Add File|Update File|Delete File|Move to): *(.+?)\s*$/gm)) paths.push(normalizePath(m[1]!, ctx));
-    this.#push({ names, anyName: false, arguments: null, commands: [], paths, urls: [] });
+    this.#push({ names, anyName: false, arguments: null, commands: [], line: false, paths, urls: [] });
     this.summary ??= `${names[0]} ${paths[0]?.views[0] ?? '(patch)'}`;
   }
 }

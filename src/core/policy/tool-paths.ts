@@ -27,8 +27,13 @@ export interface PathContext {
 }
 
 export interface NormalizedPath {
-  /** The spellings rules are matched against: absolute (or relative when unresolvable), and `~/…`. */
+  /**
+   * The resolved spellings: absolute (or relative when it cannot be resolved), and `~/…` inside
+   * a home. They name the same location, so any of them may satisfy an allow rule.
+   */
   readonly views: readonly string[];
+  /** The path as written (NFKC): block rules may look for a spelling (`..`) on purpose; never an allow. */
+  readonly written: string;
   /** Outside the work tree, or unknown. */
   readonly outside: boolean;
 }
@@ -107,9 +112,7 @@ export function normalizePath(raw: string, ctx: PathContext, dynamic = false): N
   } else if (relative !== null) {
     views.push(relative);
   }
-  // The path as written too: a rule may look for a spelling (`..`) on purpose.
-  if (!views.includes(text) && text !== '') views.push(text);
-  return { views, outside };
+  return { views, written: text, outside };
 }
 
 /** Text that looks like a URL (a scheme and `//`). */
