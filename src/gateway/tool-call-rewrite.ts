@@ -107,7 +107,11 @@ class ChatReplacer implements ToolCallReplacer {
           const key = `${i}:${j}`;
           const notice = this.#notices.get(key);
           if (notice === undefined) {
-            call.index = this.#newIndex(i, j);
+            const renumbered = this.#newIndex(i, j);
+            if (renumbered !== j) {
+              call.index = renumbered;
+              changed = true;
+            }
             kept.push(call);
             continue;
           }
@@ -130,7 +134,10 @@ class ChatReplacer implements ToolCallReplacer {
         changed = true;
       }
     }
-    return changed ? [{ event: withData(event, JSON.stringify(data)), offsetMs }] : [held];
+    if (!changed) return [held];
+    // A chunk that only carried deltas of a removed call says nothing any more: dropped.
+    const empty = data.usage == null && data.choices.every((c) => isObject(c) && (c.finish_reason === null || c.finish_reason === undefined) && isObject(c.delta) && Object.keys(c.delta).length === 0);
+    return empty ? [] : [{ event: withData(event, JSON.stringify(data)), offsetMs }];
   }
 
   #newIndex(choice: number, index: number): number {
