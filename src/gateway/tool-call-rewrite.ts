@@ -142,7 +142,7 @@ class ChatReplacer implements ToolCallReplacer {
 
   #newIndex(choice: number, index: number): number {
     let map = this.#renumber.get(choice);
-    if (!map) this.#renumber.set(choice, (map = new Map()));
+    if (!map) this.#renumber.set(choice, (map = new Map<number, number>()));
     let n = map.get(index);
     if (n === undefined) map.set(index, (n = map.size));
     return n;
@@ -196,7 +196,7 @@ class ResponsesReplacer implements ToolCallReplacer {
     const type = typeof data.type === 'string' ? data.type : (event.event ?? '');
     const k = typeof data.output_index === 'number' ? data.output_index : -1;
     const at = (type: string, body: JsonObject): TimedEvent => ({ event: synthetic(type, { type, ...body }), offsetMs });
-    if ((type === 'response.output_item.added' || type === 'response.output_item.done') && isObject(data.item) && CALL_ITEMS.has(String(data.item.type))) {
+    if ((type === 'response.output_item.added' || type === 'response.output_item.done') && isObject(data.item) && typeof data.item.type === 'string' && CALL_ITEMS.has(data.item.type)) {
       const notice = this.#notices.get(`0:${k}`);
       if (notice === undefined) return [held];
       const id = this.#items.get(k) ?? `msg_aigov_${typeof data.item.id === 'string' ? data.item.id.replace(/[^A-Za-z0-9_]/g, '') : k}`;
@@ -227,7 +227,7 @@ class ResponsesReplacer implements ToolCallReplacer {
   #replaceOutput(response: JsonObject): boolean {
     let changed = false;
     arr(response.output).forEach((item, k) => {
-      if (!isObject(item) || !CALL_ITEMS.has(String(item.type)) || !this.#notices.has(`0:${k}`)) return;
+      if (!isObject(item) || typeof item.type !== 'string' || !CALL_ITEMS.has(item.type) || !this.#notices.has(`0:${k}`)) return;
       const id = this.#items.get(k) ?? `msg_aigov_${typeof item.id === 'string' ? item.id.replace(/[^A-Za-z0-9_]/g, '') : k}`;
       this.#items.set(k, id);
       (response.output as Json[])[k] = this.#message(k, id, true);

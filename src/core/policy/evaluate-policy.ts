@@ -26,7 +26,6 @@ import type { Role } from '../events.ts';
 import type { MaskOperator } from '../masking/operators.ts';
 import { PolicyAnalyzerError, PolicyBudgetError, type CompiledPolicy, type CompiledRule } from './compile-policy.ts';
 import { matchingEntries } from './judge-tool-call.ts';
-import { anyGlob } from './matchers.ts';
 import { findWorkTree } from './tool-calls.ts';
 import type {
   EntityCount,

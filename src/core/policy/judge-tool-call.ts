@@ -44,6 +44,10 @@ export function judgeToolCall(gate: ToolGate, call: { readonly name: string; rea
       if (decision === null || SEVERITY[entry.action] > SEVERITY[decision.action]) decision = verdict;
     }
   }
+  // A call too large to read completely is refused when any enforced rule could have refused it.
+  if (reading.unreadable && gate.entries.some((e) => e.mode === 'enforce' && e.action !== 'allow')) {
+    decision = { action: 'block', ruleId: 'aigov-limits', reason: 'the tool call is too large to judge, so it is refused (fail closed)' };
+  }
   return { summary: reading.summary, decision, shadow: [...shadow.values()] };
 }
 

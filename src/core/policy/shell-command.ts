@@ -51,12 +51,14 @@ export interface ShellAnalysis {
   readonly canonical: string;
   /** Something could not be read (too long, too deep, unterminated quote): fall back on the text. */
   readonly partial: boolean;
+  /** Commands were left unread (past MAX_SHELL_CHARS or MAX_COMMANDS): the line cannot be judged. */
+  readonly truncated: boolean;
 }
 
 /** Longest command line analysed; past it the analysis is partial. */
-export const MAX_SHELL_CHARS = 64 * 1024;
+export const MAX_SHELL_CHARS = 1024 * 1024;
 const MAX_DEPTH = 6;
-const MAX_COMMANDS = 1000;
+const MAX_COMMANDS = 20_000;
 
 const SHELLS = new Set(['sh', 'bash', 'zsh', 'dash', 'ksh', 'ash', 'mksh', 'fish', 'busybox-sh', 'rbash']);
 
@@ -108,16 +110,17 @@ const SHORT_ALIASES: Readonly<Record<string, Readonly<Record<string, string>>>> 
 const GIT_GLOBAL_WITH_VALUE = new Set(['-C', '-c', '--git-dir', '--work-tree', '--namespace', '--exec-path', '--config-env']);
 
 export function analyzeShell(text: string): ShellAnalysis {
-  const state: State = { commands: [], partial: false };
+  const state: State = { commands: [], partial: false, truncated: false };
   const input = text.length > MAX_SHELL_CHARS ? text.slice(0, MAX_SHELL_CHARS) : text;
-  if (input !== text) state.partial = true;
+  if (input !== text) state.partial = state.truncated = true;
   const line = parseScript(input, 0, state);
-  return { commands: state.commands, written: line.written, canonical: line.canonical, partial: state.partial };
+  return { commands: state.commands, written: line.written, canonical: line.canonical, partial: state.partial, truncated: state.truncated };
 }
 
 interface State {
   commands: SimpleCommand[];
   partial: boolean;
+  truncated: boolean;
 }
 
 interface RawWord {
@@ -492,7 +495,8 @@ function recordCommand(raw: RawWord[], redirects: RawWord[], depth: number, stat
   }
   if (words.length === 0) {
     const redirectText = redirects.map((r) => `> ${r.view}`).join(' ');
-    state.commands.length < MAX_COMMANDS ? state.commands.push({ program: '', args: [], redirects: redirects.map(toWord), written: redirectText, canonical: redirectText, operands: [], cd: null }) : (state.partial = true);
+    if (state.commands.length < MAX_COMMANDS) state.commands.push({ program: '', args: [], redirects: redirects.map(toWord), written: redirectText, canonical: redirectText, operands: [], cd: null });
+    else state.partial = state.truncated = true;
     return { written: redirectText, canonical: redirectText };
   }
   const program = basename(words[0]!.text);
@@ -513,7 +517,7 @@ function recordCommand(raw: RawWord[], redirects: RawWord[], depth: number, stat
   const operands = program === 'eval' ? [] : script ? canon.operands.filter((o) => o.text !== script.text) : canon.operands;
   const cd = program === 'cd' || program === 'pushd' ? (operands[0] ?? { text: '~', dynamic: false }) : null;
   if (state.commands.length < MAX_COMMANDS) state.commands.push({ program, args: args.map(toWord), redirects: redirects.map(toWord), written, canonical, operands, cd });
-  else state.partial = true;
+  else state.partial = state.truncated = true;
   const redirectText = redirects.length > 0 ? ` ${redirects.map((r) => `> ${r.view}`).join(' ')}` : '';
   return { written: written + redirectText, canonical: canonical + redirectText };
 }

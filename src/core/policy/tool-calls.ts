@@ -55,6 +55,8 @@ export interface ToolCallReading {
   readonly targets: readonly ToolTarget[];
   /** A short description for notices and records: `Bash \`rm -rf /\``, `Read ~/.ssh/id_rsa`. Not redacted. */
   readonly summary: string;
+  /** Part of the call could not be read (a command line past the reader's limits): judge it refused. */
+  readonly unreadable: boolean;
 }
 
 type FieldKind = 'command' | 'argv' | 'path' | 'url' | 'patch' | 'cwd' | 'text-urls' | 'paths';
@@ -102,7 +104,7 @@ const GENERIC_FIELDS: readonly [RegExp, FieldKind][] = [
 /** Programs whose bare `host/path` operands are fetched. */
 const FETCHERS = new Set(['curl', 'wget', 'http', 'https', 'xh', 'xhs', 'aria2c', 'fetch', 'lynx', 'links', 'w3m', 'httpie', 'curlie']);
 
-const MAX_TARGETS = 2000;
+const MAX_TARGETS = 25_000;
 const MAX_DEPTH = 4;
 
 export function normalizeToolName(name: string): string {
@@ -118,7 +120,7 @@ export function readToolCall(call: { readonly name: string; readonly arguments: 
   // Summaries name the tool as the model spelled it.
   const spelled = normalizeForMatching(call.name).text.trim().slice(0, 64) || '(unnamed tool)';
   const summary = reader.summary ?? name;
-  return { targets: reader.targets, summary: summary.startsWith(name) ? spelled + summary.slice(name.length) : summary };
+  return { targets: reader.targets, summary: summary.startsWith(name) ? spelled + summary.slice(name.length) : summary, unreadable: reader.unreadable };
 }
 
 function parseArguments(text: string): unknown {
@@ -136,6 +138,7 @@ function parseArguments(text: string): unknown {
 class Reader {
   readonly targets: ToolTarget[] = [];
   summary: string | null = null;
+  unreadable = false;
   readonly #ctx: PathContext;
 
   constructor(ctx: PathContext) {
@@ -144,6 +147,7 @@ class Reader {
 
   #push(target: ToolTarget): void {
     if (this.targets.length < MAX_TARGETS) this.targets.push(target);
+    else this.unreadable = true;
   }
 
   /** Reads a call named `name` (normalized) with `input` (an object, or a raw string). */
@@ -212,6 +216,7 @@ class Reader {
     // Fullwidth letters and invisible characters are read as the shell would never see them: gone.
     const normalized = normalizeForMatching(command).text;
     const analysis = analyzeShell(normalized);
+    if (analysis.truncated) this.unreadable = true;
     const raw = normalized.replace(/\s+/g, ' ').trim();
     this.#push({ names, anyName, arguments: null, commands: unique([raw, analysis.written, analysis.canonical]), line: true, paths: [], urls: [] });
     let cwd: string | null = ctx.cwd ?? ctx.workTree;
