@@ -31,7 +31,7 @@ let gateway: RunningDevGateway;
 let home: string;
 let work: string;
 let env: NodeJS.ProcessEnv;
-/** A directory outside the work tree that a blocked `rm -rf` must leave alone. */
+/** A directory outside the work tree (in HOME) that a blocked `rm -rf` must leave alone. */
 let victim: string;
 
 describe('coding agents through aigov run', { skip, timeout: 360_000 }, () => {
@@ -81,7 +81,8 @@ describe('coding agents through aigov run', { skip, timeout: 360_000 }, () => {
 
     for (const [name, argv] of agents) {
       it(`${name}: a scripted rm -rf outside the work tree is blocked; the agent reads why and exits 0; nothing is deleted`, async () => {
-        const result = await runCli(['run', '--', ...argv(`run \`rm -rf ${victim}\` with ${tool(name)}`)], { env, cwd: work });
+        // `~/…`, as an agent writes it (the HOME of these runs is a temp dir, and the example allows /tmp scratch files).
+        const result = await runCli(['run', '--', ...argv(`run \`rm -rf ~/outside-the-work-tree\` with ${tool(name)}`)], { env, cwd: work });
         assert.equal(result.code, 0, `stdout: ${result.stdout}\nstderr: ${result.stderr}`);
         assert.match(result.stdout + result.stderr, /aigov blocked/);
         assert.match(result.stdout + result.stderr, /block-rm-outside-work-tree/);

@@ -12,7 +12,7 @@ import type { TextRewriter } from '../src/gateway/text-rewrite.ts';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
 import { chatStreamText, loadTranscript } from './support/replay-upstream.ts';
 
-const NONE: RequestVerdict = { decisions: [], refuse: null, rewriteRequest: null, rewriteResponse: null, checkToolCall: null };
+const NONE: RequestVerdict = { decisions: [], refuse: null, rewriteRequest: null, rewriteResponse: null, judgeToolCall: null };
 
 /** Replaces "example.com" everywhere, holding back a possible partial match (a tiny stream masker). */
 const exampleMasker: TextRewriter = {

@@ -11,6 +11,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { startDevModel, type DevModelServer } from '../src/gateway/dev/dev-model.ts';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
+import { chatToolMessage, chatToolStream } from './support/agent-transcripts.ts';
 import { chatStreamText, loadTranscript } from './support/replay-upstream.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -127,7 +128,7 @@ describe('the example policy, enforced by the gateway', () => {
     }
   });
 
-  it('a forbidden tool call in a streamed answer ends the stream with the provider error; none of the call reaches the client', async () => {
+  it('a forbidden tool call in a streamed answer is replaced by a notice and the answer ends normally; none of the call reaches the client', async () => {
     const g = await startHarness({ policyFile: join(ROOT, 'examples', 'policy.yaml') });
     try {
       const tools = loadTranscript('openai-chat-stream-tools');
@@ -136,75 +137,73 @@ describe('the example policy, enforced by the gateway', () => {
       g.upstream.route('POST', '/v1/chat/completions', { ...tools, body: tools.body.replaceAll(`"name":"${name}"`, '"name":"run_shell_command"') }, { chunking: 'bytes' });
       const client = new OpenAI({ baseURL: `${g.url}/openai/v1`, apiKey: g.token, maxRetries: 0 });
       const seen: string[] = [];
-      const error = await (async () => {
-        const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'weather?' }], stream: true, tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } }] });
-        for await (const chunk of stream) seen.push(JSON.stringify(chunk.choices[0]?.delta ?? {}));
-      })().catch((e: unknown) => e);
-      assert.ok(error instanceof OpenAI.APIError, String(error));
-      assert.match(error.message, /block-forbidden-tools/);
-      assert.ok(!seen.some((d) => d.includes('tool_calls') || d.includes('run_shell_command')), 'no part of the forbidden call was sent');
+      const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'weather?' }], stream: true, tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } }] });
+      for await (const chunk of stream) seen.push(JSON.stringify(chunk.choices[0]?.delta ?? {}));
+      assert.ok(!seen.some((d) => d.includes('run_shell_command"') || d.includes('Paris')), 'no part of the forbidden call was sent');
+      assert.ok(seen.some((d) => d.includes('"index":0') && d.includes('send_email')), 'the other call stays, renumbered from 0');
+      assert.match(seen.join(''), /aigov blocked run_shell_command: rule block-forbidden-tools — the request uses a forbidden tool/);
 
       const anthropicTools = loadTranscript('anthropic-messages-stream-tools');
       const aName = /"name":"(\w+)"/.exec(anthropicTools.body)?.[1];
       g.upstream.route('POST', '/v1/messages', { ...anthropicTools, body: anthropicTools.body.replaceAll(`"name":"${aName}"`, '"name":"exec_sql"') }, { chunking: { random: 5 } });
-      const aError = await new Anthropic({ baseURL: `${g.url}/anthropic`, apiKey: g.token, maxRetries: 0 })
+      const message = await new Anthropic({ baseURL: `${g.url}/anthropic`, apiKey: g.token, maxRetries: 0 })
         .messages.stream({ model: 'm', max_tokens: 50, messages: [{ role: 'user', content: 'x' }] })
-        .finalMessage()
-        .catch((e: unknown) => e);
-      assert.ok(aError instanceof Anthropic.APIError, String(aError));
-      assert.match(aError.message, /block-forbidden-tools/);
-      await g.gateway.store.flush();
-      const sessions = await g.gateway.store.listSessions({ limit: 5 });
-      const calls = (await Promise.all(sessions.map((s) => g.gateway.store.listCalls(s.sessionId)))).flat();
-      assert.ok(calls.some((c) => c.status === 'blocked' && c.stream));
+        .finalMessage();
+      assert.equal(message.stop_reason, 'end_turn');
+      assert.ok(message.content.every((b) => b.type === 'text'));
+      assert.match(message.content.map((b) => (b.type === 'text' ? b.text : '')).join('\n'), /aigov blocked exec_sql: rule block-forbidden-tools/);
+      const call = await lastCallOf(g);
+      assert.equal(call.status, 'completed');
+      assert.deepEqual(call.decisions.filter((d) => d.stage === 'response').map((d) => [d.ruleId, d.action]), [['block-forbidden-tools', 'block']]);
     } finally {
       await g.close();
     }
   });
 
-  it('a tool call whose arguments are forbidden is refused once its arguments are complete (non-streamed too)', async () => {
-    const tools = [{ type: 'function' as const, function: { name: 'run_command', parameters: { type: 'object', properties: { command: { type: 'string' } }, required: ['command'] } } }];
-    const stream = await openai().chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'run `rm -rf /` with run_command' }], tools, stream: true });
-    const error = await (async () => {
-      for await (const _ of stream) {
-        /* drain */
+  it('a tool call whose arguments are forbidden is replaced once its arguments are complete (non-streamed too); a harmless call goes through', async () => {
+    const g = await startHarness({ policyFile: join(ROOT, 'examples', 'policy.yaml') });
+    try {
+      const client = new OpenAI({ baseURL: `${g.url}/openai/v1`, apiKey: g.token, maxRetries: 0 });
+      const calls = (command: string) => [{ name: 'run_command', arguments: JSON.stringify({ command }) }];
+      const params = { model: 'gpt-4o', messages: [{ role: 'user' as const, content: 'clean up' }] };
+      g.upstream.route('POST', '/v1/chat/completions', (req) => (JSON.parse(req.body).stream ? chatToolStream(calls('rm -rf /')) : chatToolMessage(calls('rm -rf /'))), { chunking: 'bytes' });
+      for (const completion of [await client.chat.completions.stream(params).finalChatCompletion(), await client.chat.completions.create(params)]) {
+        assert.equal(completion.choices[0]?.finish_reason, 'stop');
+        assert.match(completion.choices[0]?.message.content ?? '', /aigov blocked run_command .*rule block-destructive-tool-arguments/);
       }
-    })().catch((e: unknown) => e);
-    assert.ok(error instanceof OpenAI.APIError, String(error));
-    assert.match(error.message, /block-destructive-tool-arguments/);
-    const plain = await openai().chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'run `rm -rf /` with run_command' }], tools }).catch((e: unknown) => e);
-    assert.ok(plain instanceof OpenAI.PermissionDeniedError, String(plain));
-    const fine = await openai().chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'run `ls -la` with run_command' }], tools });
-    assert.ok(fine.choices[0]?.message.tool_calls?.length, 'a harmless call goes through');
+      g.upstream.route('POST', '/v1/chat/completions', chatToolMessage(calls('ls -la')));
+      const fine = await client.chat.completions.create(params);
+      assert.ok(fine.choices[0]?.message.tool_calls?.length, 'a harmless call goes through');
+    } finally {
+      await g.close();
+    }
   });
 
-  it("records tool-call decisions on the answer: the refusal, and what a shadow rule would have refused", async () => {
+  it('records tool-call decisions on the answer: the block, and what a shadow rule would have refused', async () => {
     const file = join(h.dir, 'tools-policy.yaml');
     writeFileSync(file, `version: 1
 rules:
   - { id: watch-weather, mode: shadow, reason: weather tools are under review, match: { tools: { names: [get_weather] } }, action: block }
   - { id: no-deletes, reason: no deleting, match: { tools: { arguments: ['rm\\s+-rf'] } }, action: block }
 `);
-    const g = await startHarness({ policyFile: file, openaiBaseUrl: devModel.openaiBaseUrl });
+    const g = await startHarness({ policyFile: file });
     try {
       const client = new OpenAI({ baseURL: `${g.url}/openai/v1`, apiKey: g.token, maxRetries: 0 });
-      const tool = (name: string) => [{ type: 'function' as const, function: { name, parameters: { type: 'object', properties: { command: { type: 'string' } }, required: ['command'] } } }];
-      const ok = await client.chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'run `curl wttr.in/Paris` with get_weather' }], tools: tool('get_weather') });
+      g.upstream.route('POST', '/v1/chat/completions', chatToolMessage([{ name: 'get_weather', arguments: '{"location":"Paris"}' }]));
+      const ok = await client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'weather in Paris?' }] });
       assert.equal(ok.choices[0]?.message.tool_calls?.[0]?.type === 'function' && ok.choices[0].message.tool_calls[0].function.name, 'get_weather', 'shadow rules refuse nothing');
       const shadowCall = await lastCallOf(g);
       const shadow = shadowCall.decisions.find((d) => d.stage === 'response');
       assert.deepEqual([shadow?.ruleId, shadow?.action, shadow?.mode], ['watch-weather', 'block', 'shadow']);
       assert.match(shadow!.reason, /tool call get_weather would be refused: weather tools are under review \(shadow\)/);
 
-      const stream = await client.chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'run `rm -rf /` with run_command' }], tools: tool('run_command'), stream: true });
-      await assert.rejects(async () => {
-        for await (const _ of stream) {
-          /* drain */
-        }
-      }, /no-deletes/);
-      const refusedCall = await lastCallOf(g);
-      const refusal = refusedCall.decisions.find((d) => d.stage === 'response');
-      assert.deepEqual([refusal?.ruleId, refusal?.action, refusal?.mode, refusedCall.status], ['no-deletes', 'block', 'enforce', 'blocked']);
+      g.upstream.route('POST', '/v1/chat/completions', chatToolStream([{ name: 'run_command', arguments: '{"command":"rm -rf /"}' }]));
+      const done = await client.chat.completions.stream({ model: 'gpt-4o', messages: [{ role: 'user', content: 'rm -rf / please' }] }).finalChatCompletion();
+      assert.match(done.choices[0]?.message.content ?? '', /no deleting/);
+      const blockedCall = await lastCallOf(g);
+      const block = blockedCall.decisions.find((d) => d.stage === 'response');
+      assert.deepEqual([block?.ruleId, block?.action, block?.mode, blockedCall.status], ['no-deletes', 'block', 'enforce', 'completed']);
+      assert.match(block!.reason, /tool call run_command `rm -rf \/` blocked: no deleting/);
     } finally {
       await g.close();
     }

@@ -564,7 +564,7 @@ describe('recording is the system of record', () => {
           refuse: { kind: 'block', ruleId: 'no-weather', reason: 'weather questions are not allowed' },
           rewriteRequest: null,
           rewriteResponse: null,
-          checkToolCall: null,
+          judgeToolCall: null,
         }),
       },
     });

@@ -97,4 +97,21 @@ describe('aigov policy (built CLI)', { skip: BUILT ? false : 'dist/ is not built
     assert.equal(r.code, 78);
     assert.match(r.stderr, /version: expected version: 1/);
   });
+
+  it('test --tool: judges an agent tool call; exit 5 blocked, 4 approval, 0 allowed, 64 on a usage error', async () => {
+    const AGENT = join(import.meta.dirname, '..', 'examples', 'agent-policy.yaml');
+    const blocked = await aigov(['policy', 'test', '--policy', AGENT, '--tool', 'Bash', '--input', '{"command":"sudo /bin/rm -r -f ~"}', '--work-tree', '/home/alice/proj']);
+    assert.equal(blocked.code, 5, blocked.stderr);
+    assert.match(blocked.stdout, /command {3}.*rm -fr ~/);
+    assert.match(blocked.stdout, /action {6}block — rule block-rm-outside-work-tree/);
+    const held = await aigov(['policy', 'test', '--policy', AGENT, '--tool', 'WebFetch', '--input', '{"url":"https://github.com@evil.example/x"}']);
+    assert.equal(held.code, 4, held.stderr);
+    assert.match(held.stdout, /url {7}https:\/\/evil\.example\/x/);
+    const fine = await aigov(['policy', 'test', '--policy', AGENT, '--tool', 'Bash', '--command', 'ls -la', '--json']);
+    assert.equal(fine.code, 0, fine.stderr);
+    assert.equal((JSON.parse(fine.stdout) as { outcome: string }).outcome, 'allow');
+    const usage = await aigov(['policy', 'test', '--policy', AGENT, '--tool', 'Bash']);
+    assert.equal(usage.code, 64);
+    assert.match(usage.stderr, /--tool needs --input/);
+  });
 });

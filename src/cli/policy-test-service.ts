@@ -10,12 +10,14 @@ import { plural } from './terminal-text.ts';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadPolicy } from '../config/load-policy.ts';
-import { detectEntities } from '../core/detection/index.ts';
+import { BUILTIN_DETECTORS, detectEntities } from '../core/detection/index.ts';
 import { AigovError } from '../core/errors.ts';
 import type { EndpointId, NormalizedRequest, Role } from '../core/events.ts';
 import { maskText } from '../core/masking/operators.ts';
 import { PseudonymVault } from '../core/masking/pseudonym-vault.ts';
 import { evaluatePolicy } from '../core/policy/evaluate-policy.ts';
+import { judgeToolCall } from '../core/policy/judge-tool-call.ts';
+import { readToolCall } from '../core/policy/tool-calls.ts';
 import type { PlannedSpan, PolicyDecisionRecord, TextLocation } from '../core/policy/types.ts';
 
 /** Exit codes of `aigov policy test`, by outcome. */
@@ -190,4 +192,101 @@ export function validatePolicy(file: string, env?: Readonly<Record<string, strin
     defaultAction: loaded.document.default_action,
     shadowRules: loaded.document.rules.filter((r) => r.mode === 'shadow').length,
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tool calls: `aigov policy test --tool Bash --input '{"command":"rm -rf /"}'`
+
+export interface ToolCallTestOptions {
+  readonly policyFile: string;
+  /** The tool's name as the agent declares it (Bash, Read, WebFetch, exec_command, exec…). */
+  readonly tool: string;
+  /** Its arguments: JSON text, or a custom tool's raw input (Codex `exec`'s JavaScript, a patch). */
+  readonly input: string;
+  /** The agent's working directory (absolute); null: unknown (every absolute path is outside). */
+  readonly workTree: string | null;
+  readonly user: string;
+  readonly groups: readonly string[];
+  readonly provider: string;
+  readonly model: string | null;
+  readonly endpoint: EndpointId;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+export interface ToolCallTestReport {
+  readonly policy: { readonly file: string; readonly rules: number };
+  readonly as: { readonly user: string; readonly groups: readonly string[]; readonly provider: string; readonly model: string | null; readonly endpoint: EndpointId };
+  readonly evaluated: 'tool_call';
+  readonly tool: string;
+  readonly workTree: string | null;
+  /** The call, shortly (secrets redacted). */
+  readonly summary: string;
+  /** What the rules saw: each target's command spellings, paths (resolved, outside?) and URLs. */
+  readonly reading: readonly { readonly commands: readonly string[]; readonly paths: readonly { readonly views: readonly string[]; readonly outside: boolean }[]; readonly urls: readonly string[] }[];
+  readonly outcome: 'allow' | 'block' | 'require_approval';
+  readonly ruleId: string;
+  readonly reason: string;
+  readonly shadow: readonly { readonly ruleId: string; readonly action: string; readonly reason: string }[];
+  readonly exitCode: number;
+}
+
+/** Judges one tool call as it would be judged in an answer, locally. */
+export function testToolCall(options: ToolCallTestOptions): ToolCallTestReport {
+  const loaded = loadPolicy(options.policyFile, { env: options.env });
+  if (options.workTree !== null && !options.workTree.startsWith('/')) {
+    throw new AigovError('AIGOV_E_POLICY_TEST_USAGE', { reason: `the work tree must be an absolute path (got ${JSON.stringify(options.workTree.slice(0, 80))})` });
+  }
+  const user = options.user;
+  // The gate a request of this user would carry; its work tree is the one given here.
+  const evaluation = evaluatePolicy(loaded.compiled, {
+    principal: { subject: user, email: user.includes('@') ? user : null, groups: options.groups, issuer: 'aigov-policy-test', clientId: null },
+    provider: options.provider,
+    model: options.model,
+    endpoint: options.endpoint,
+    request: { endpoint: options.endpoint, model: options.model, stream: false, messages: [], tools: [], inputs: [] },
+  });
+  const call = { name: options.tool, arguments: options.input };
+  const gate = evaluation.toolGate === null ? null : { ...evaluation.toolGate, workTree: options.workTree };
+  const judged = gate === null ? { summary: readToolCall(call, { workTree: options.workTree }).summary, decision: null, shadow: [] } : judgeToolCall(gate, call);
+  const reading = readToolCall(call, { workTree: options.workTree }).targets
+    .filter((t) => t.commands.length > 0 || t.paths.length > 0 || t.urls.length > 0)
+    .map((t) => ({ commands: t.commands.map(redact), paths: t.paths.map((p) => ({ views: p.views.map(redact), outside: p.outside })), urls: t.urls.map(redact) }));
+  const decision = judged.decision;
+  const outcome = decision?.action ?? 'allow';
+  return {
+    policy: { file: loaded.source, rules: loaded.document.rules.length },
+    as: { user, groups: options.groups, provider: options.provider, model: options.model, endpoint: options.endpoint },
+    evaluated: 'tool_call',
+    tool: options.tool,
+    workTree: options.workTree,
+    summary: redact(judged.summary),
+    reading,
+    outcome,
+    ruleId: decision?.ruleId ?? 'none',
+    reason: decision?.reason ?? (gate === null ? 'the policy has no tool-call rules' : 'no tool-call rule matched; the call goes out unchanged'),
+    shadow: judged.shadow.map((s) => ({ ruleId: s.ruleId, action: s.action, reason: s.reason })),
+    exitCode: POLICY_TEST_EXIT[outcome],
+  };
+}
+
+/** Secrets and personal data in what is printed are redacted, as in masked text. */
+function redact(text: string): string {
+  return maskText(text, detectEntities(text, BUILTIN_DETECTORS), () => ({ kind: 'redact' }));
+}
+
+export function formatToolCallTestReport(report: ToolCallTestReport): string {
+  const lines: string[] = [];
+  const as = report.as;
+  lines.push(`policy      ${report.policy.file} (${plural(report.policy.rules, 'rule')})`);
+  lines.push(`evaluated   tool call ${report.tool} as ${as.user}${as.groups.length ? ` [${as.groups.join(', ')}]` : ''} → ${as.provider} ${as.endpoint}, work tree ${report.workTree ?? '(unknown: absolute paths count as outside)'}`);
+  lines.push(`call        ${report.summary}`);
+  lines.push('read as     (what the rules match; commands in every spelling)');
+  for (const target of report.reading) {
+    if (target.commands.length > 0) lines.push(`  command   ${target.commands.join('  |  ')}`);
+    for (const p of target.paths) lines.push(`  path      ${p.views.join('  |  ')}${p.outside ? '  (outside the work tree)' : ''}`);
+    for (const u of target.urls) lines.push(`  url       ${u}`);
+  }
+  for (const s of report.shadow) lines.push(`shadow      ${s.ruleId.padEnd(32)} ${s.action.padEnd(16)} ${s.reason} (recorded only)`);
+  lines.push(`action      ${report.outcome} — rule ${report.ruleId}: ${report.reason} (exit ${report.exitCode})`);
+  return lines.join('\n');
 }

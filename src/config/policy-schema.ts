@@ -61,6 +61,16 @@ export const RegexSpecSchema = z.union([
   }),
 ]);
 
+/** Patterns over a tool call's field: each a regex, or `{ pattern, flags }` (flags from i, m, s, u). */
+export const ToolPatternsSchema = z
+  .array(
+    z.union([
+      z.string().min(1, 'expected a regular expression').transform((pattern) => ({ pattern, flags: undefined })),
+      z.strictObject({ pattern: z.string().min(1, 'expected a regular expression'), flags: regexFlags }),
+    ]),
+  )
+  .min(1, 'expected at least one pattern');
+
 /** A secret by reference only: `${ENV_VAR}`, `{ env: NAME }` or `{ file: PATH }` — never inline. */
 export const KeyRefSchema = z.union([
   z.string().regex(/^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/, 'expected a key reference such as ${AIGOV_HMAC_KEY} (inline keys are refused)'),
@@ -137,8 +147,16 @@ export const RuleSchema = z
           .strictObject({
             names: nonEmptyList('tool name (* wildcard)').optional(),
             arguments: nonEmptyList('argument pattern').optional(),
+            /** Patterns over the command line (docs/agent-policy.md: how commands are normalized). */
+            command: ToolPatternsSchema.optional(),
+            /** Patterns over the paths the call names (normalized; `~/…` for home). */
+            paths: ToolPatternsSchema.optional(),
+            /** Patterns over the URLs the call fetches (normalized). */
+            urls: ToolPatternsSchema.optional(),
+            /** The call names a path outside the agent's working directory. */
+            outside_work_tree: z.literal(true, 'expected true (omit the key otherwise)').optional(),
           })
-          .refine((t) => t.names !== undefined || t.arguments !== undefined, 'expected names and/or arguments')
+          .refine((t) => Object.values(t).some((v) => v !== undefined), 'expected names, arguments, command, paths, urls and/or outside_work_tree')
           .optional(),
       })
       .prefault({}),
@@ -156,6 +174,11 @@ export const RuleSchema = z
     }
     if (rule.operator !== undefined && rule.action !== 'mask_request' && rule.action !== 'mask_response') {
       ctx.addIssue({ code: 'custom', path: ['operator'], message: `operator applies only to mask_request and mask_response (pseudonymize always uses placeholders)` });
+    }
+    const tools = rule.match.tools;
+    const fields = tools !== undefined && (tools.command !== undefined || tools.paths !== undefined || tools.urls !== undefined || tools.outside_work_tree !== undefined);
+    if (fields && rule.action !== 'allow' && rule.action !== 'block' && rule.action !== 'require_approval') {
+      ctx.addIssue({ code: 'custom', path: ['match', 'tools'], message: `command, paths, urls and outside_work_tree judge tool calls in answers: expected action allow, block or require_approval (not ${rule.action})` });
     }
     if (rule.action === 'mask_response' && rule.match.tools !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['match', 'tools'], message: 'mask_response masks answer text; gate tool calls with a block rule' });

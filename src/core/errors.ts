@@ -414,6 +414,11 @@ export const ERRORS = {
     message: 'Invalid policy in {file}:\n{problems}',
     hint: 'Fix the listed keys (`aigov policy validate FILE` checks a file); examples/policy.yaml documents every setting.',
   },
+  AIGOV_E_POLICY_TEST_USAGE: {
+    status: 400, exitCode: EXIT.usage, type: 'invalid_request_error',
+    message: 'aigov policy test: {reason}.',
+    hint: 'See `aigov policy test --help`: a TEXT to evaluate, or --tool NAME with --input JSON (or --command) for a tool call.',
+  },
   // ---- audit trail (`aigov audit verify`) ----
   AIGOV_E_AUDIT_CHAIN_BROKEN: {
     status: 500, exitCode: EXIT.dataErr, type: 'api_error',

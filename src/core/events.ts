@@ -73,6 +73,12 @@ export type ResponseEvent =
       readonly id?: string;
       readonly name?: string;
       readonly argumentsDelta: string;
+      /**
+       * argumentsDelta is the call's complete arguments as one event states them (a Responses
+       * `*.done` snapshot, an Anthropic start block with its input): a gate judges these as well
+       * as the concatenated deltas, so a client reading either cannot run an unjudged call.
+       */
+      readonly complete?: boolean;
     }
   | { readonly type: 'finish'; readonly choice: number; readonly reason: string }
   | { readonly type: 'usage'; readonly usage: Usage }

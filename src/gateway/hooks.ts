@@ -7,7 +7,7 @@ import type { EndpointId, NormalizedRequest, Principal } from '../core/events.ts
 import type { ApprovalSpec } from '../core/policy/types.ts';
 import type { PolicyDecisionRecord } from '../store/recording-store.ts';
 import type { TextKind, TextRewriter } from './text-rewrite.ts';
-import type { ToolCallCheck } from './tool-gate.ts';
+import type { ToolCallJudge } from './tool-gate.ts';
 
 export interface CallContext {
   readonly callId: string;
@@ -37,10 +37,11 @@ export interface RequestVerdict {
   readonly commit?: (() => Promise<void>) | null;
   /** Rewrites the answer's text (mask_response, restoring pseudonyms), streamed or not. */
   readonly rewriteResponse: TextRewriter | null;
-  /** Checks the tool calls in the answer; a refusal ends the answer with the provider's error. */
-  readonly checkToolCall: ToolCallCheck | null;
-  /** Shadow tool rules: what they would refuse in the answer is recorded, nothing is refused. */
-  readonly shadowToolCheck?: ToolCallCheck | null;
+  /**
+   * Judges the tool calls in the answer: a blocked call (or one an approver denies) is replaced
+   * by a text saying so; require_approval holds the answer; shadow rules are recorded only.
+   */
+  readonly judgeToolCall?: ToolCallJudge | null;
 }
 
 export type Refusal =
@@ -69,7 +70,7 @@ export const ALLOW_ALL: RequestVerdict = Object.freeze({
   refuse: null,
   rewriteRequest: null,
   rewriteResponse: null,
-  checkToolCall: null,
+  judgeToolCall: null,
 });
 
 export const defaultHooks: PipelineHooks = { evaluateRequest: () => ALLOW_ALL };

@@ -30,7 +30,9 @@ import { createStreamRewriter, rewriteRequestBody, rewriteResponseBody, type Tex
 import type { GatewayMetrics } from './metrics.ts';
 import { pickResponseHeaders, toProviderError, type ProviderAdapter, type ProviderError, type RouteMatch } from '../providers/adapter.ts';
 import { isObject, parseJson } from '../core/json.ts';
-import { MAX_HELD_TOOL_CALL_BYTES, StreamToolGate, type ToolCallCheck, type ToolCallRefusal } from './tool-gate.ts';
+import { createToolCallReplacer, replaceToolCallsInBody, type TimedEvent } from './tool-call-rewrite.ts';
+import { settleToolCalls, type ToolCallHost } from './tool-call-settle.ts';
+import { MAX_HELD_TOOL_CALL_BYTES, StreamToolGate, type ToolCallJudge } from './tool-gate.ts';
 import { readRequestBody } from './request-body.ts';
 import { classifyUpstreamError, decodedBody, type UpstreamSlots } from './upstream.ts';
 import { jsonDepthExceeds, MAX_JSON_DEPTH } from '../core/json-depth.ts';
@@ -104,8 +106,7 @@ async function runStages(call: CallState): Promise<void> {
     return;
   }
   call.decisions = verdict.decisions.map((d) => ({ ...d, stage: 'request' }));
-  call.toolCheck = verdict.checkToolCall;
-  call.shadowToolCheck = verdict.shadowToolCheck ?? null;
+  call.toolJudge = verdict.judgeToolCall ?? null;
   let bodyText = parsed.bodyText;
   // A refused request is rewritten too: then what the hook returns is only what gets recorded.
   if (verdict.rewriteRequest !== null && parsed.bodyText !== '') {
@@ -624,11 +625,11 @@ async function relayBody(call: CallState, upstream: UpstreamAnswer, transform: R
       call.observe(event);
       gate?.observe(event);
     }
-    const refused = gate?.finalCheck() ?? null;
-    call.recordToolDecisions(gate, refused);
-    if (refused) {
-      call.sendError(new AigovError('AIGOV_E_POLICY_BLOCKED', { rule: refused.ruleId, reason: refused.reason }), 'blocked');
-      return;
+    // Tool calls: a refused one is replaced by a notice; one that needs approval waits for it.
+    if (gate && gate.callCount > 0) {
+      const settled = await settleToolCalls(call.toolHost(), gate, { complete: true, keepAlive: false });
+      if (settled.clientGone) throw new Error('client gone');
+      body = replaceToolCallsInBody(route.endpoint, body, settled.notices);
     }
   }
   // The answer is complete at the client only once its record is: commit, then send the body.
@@ -662,11 +663,15 @@ async function relayStream(call: CallState, upstream: UpstreamAnswer, transform:
   const decoder = new TextDecoder('utf-8');
   let terminal = false;
   const gate = call.toolGate();
-  let refused: ToolCallRefusal | null = null;
-  const held: Batch = { out: '', records: [] };
+  type Refused = { readonly ruleId: string; readonly reason: string };
+  // Set inside handleEvents (a closure): declared so TypeScript does not narrow it to null.
+  let refused = null as Refused | null;
+  // From the first tool call on (when policy may refuse one), events are held until every call is judged.
+  const held: TimedEvent[] = [];
+  let heldChars = 0;
   // The terminal event and everything after it: sent only once the call's result is committed,
   // so a client that sees `[DONE]` / `message_stop` / `response.completed` has a complete record.
-  const final: Batch = { out: '', records: [] };
+  const finalEvents: TimedEvent[] = [];
   // Only whole events are written: a partial event is never sent, so if the upstream dies
   // mid-event the client still gets a well-formed stream ending in the provider's error event.
   const limits = new AnswerLimits(call.deps.limits);
@@ -679,16 +684,20 @@ async function relayStream(call: CallState, upstream: UpstreamAnswer, transform:
       if (adapter.isStreamTerminal(route.endpoint, event)) terminal = true;
       for (const e of adapter.parseStreamEvent(route.endpoint, event)) {
         call.observe(e);
-        refused ??= gate?.observe(e) ?? null;
+        gate?.observe(e);
       }
-      if (refused) break;
-      // From the first tool call on, output is held until every call has been checked.
-      const into = terminal ? final : gate?.holding ? held : batch;
+      // From the first tool call on, output is held until every call has been judged.
       for (const sent of transform.transformEvent(event)) {
-        into.out += sent.raw;
-        into.records.push({ offsetMs, raw: transform.forRecord(sent.raw) });
+        if (terminal) finalEvents.push({ event: sent, offsetMs });
+        else if (gate?.holding) {
+          held.push({ event: sent, offsetMs });
+          heldChars += sent.raw.length;
+        } else {
+          batch.out += sent.raw;
+          batch.records.push({ offsetMs, raw: transform.forRecord(sent.raw) });
+        }
       }
-      if (held.out.length > MAX_HELD_TOOL_CALL_BYTES) refused = { ruleId: 'aigov-limits', reason: 'the tool calls in this answer are too large to check' };
+      if (heldChars > MAX_HELD_TOOL_CALL_BYTES) refused = { ruleId: 'aigov-limits', reason: 'the tool calls in this answer are too large to check' };
     }
     return batch;
   };
@@ -724,17 +733,34 @@ async function relayStream(call: CallState, upstream: UpstreamAnswer, transform:
   }
   // A complete final event without its blank line still counts; a half event is dropped.
   const tail = refused ? { out: '', records: [] } : brokenBy === null ? handleEvents([...parser.end(), ...transform.end()]) : handleEvents(transform.end());
-  refused ??= gate?.finalCheck() ?? null;
-  call.recordToolDecisions(gate, refused);
   if (refused) {
-    // A forbidden tool call: nothing held reaches the client; the provider's in-stream error does.
+    // Tool calls too large to judge: nothing held reaches the client; the provider's in-stream error does.
     const error = new AigovError('AIGOV_E_POLICY_BLOCKED', { rule: refused.ruleId, reason: refused.reason });
     await call.endStreamWith(adapter.renderStreamError(route.endpoint, toProviderError(error)));
     call.finish('blocked', upstream.statusCode, { code: error.code, message: `tool call blocked by rule ${refused.ruleId}` });
     return;
   }
-  tail.out = held.out + tail.out;
-  tail.records.unshift(...held.records);
+  // Judge every call now that its arguments are complete; replace the refused ones (held for approval meanwhile).
+  let replacer = createToolCallReplacer(route.endpoint, new Map());
+  if (gate && gate.callCount > 0) {
+    const settled = await settleToolCalls(call.toolHost(), gate, { complete: terminal && brokenBy === null, keepAlive: true });
+    if (settled.clientGone || call.clientGone) throw new Error('client gone');
+    replacer = createToolCallReplacer(route.endpoint, settled.notices, gate.textChoices);
+  }
+  const release = (events: readonly TimedEvent[], into: Batch): void => {
+    for (const timed of events) {
+      for (const { event, offsetMs } of replacer.event(timed)) {
+        into.out += event.raw;
+        into.records.push({ offsetMs, raw: transform.forRecord(event.raw) });
+      }
+    }
+  };
+  const released: Batch = { out: '', records: [] };
+  release(held, released);
+  const final: Batch = { out: '', records: [] };
+  release(finalEvents, final);
+  tail.out = released.out + tail.out;
+  tail.records.unshift(...released.records);
   if (terminal) {
     await send(tail);
     if (call.clientGone) throw new Error('client gone');
@@ -827,7 +853,7 @@ class CallState {
   readonly startedAt = Date.now();
   readonly #t0 = performance.now();
   sessionId: string;
-  /** Who sent it, once the token is verified. */
+  /** Who sent it, once the token is verified (refusals and held tool calls name them). */
   principal: Principal | null = null;
   model: string | null = null;
   stream = false;
@@ -838,9 +864,8 @@ class CallState {
   approvalId: string | null = null;
   /** The call took a use of its approval: given back if the client leaves before any answer. */
   approvalUsed = false;
-  /** Set by policy: how to check tool calls in the answer. */
-  toolCheck: ToolCallCheck | null = null;
-  shadowToolCheck: ToolCallCheck | null = null;
+  /** Set by policy: how to judge tool calls in the answer. */
+  toolJudge: ToolCallJudge | null = null;
   recorded = false;
   clientGone = false;
   #finished = false;
@@ -862,17 +887,36 @@ class CallState {
     this.sessionId = this.callId.replace(/^call_/, 'ses_');
   }
 
-  /** A gate for the answer's tool calls, when policy enforces or shadows any. */
+  /** A gate for the answer's tool calls, when policy has tool rules (enforced or shadow). */
   toolGate(): StreamToolGate | null {
-    return this.toolCheck || this.shadowToolCheck ? new StreamToolGate(this.toolCheck, this.shadowToolCheck) : null;
+    return this.toolJudge ? new StreamToolGate(this.toolJudge) : null;
   }
 
-  /** Records what the answer's tool calls met: the refusal, and what shadow rules would have refused. */
-  recordToolDecisions(gate: StreamToolGate | null, refused: ToolCallRefusal | null): void {
-    if (refused) this.lateDecisions.push({ stage: 'response', action: 'block', ruleId: refused.ruleId, reason: `tool call refused: ${refused.reason}`, mode: 'enforce' });
-    for (const hit of gate?.shadowHits() ?? []) {
-      this.lateDecisions.push({ stage: 'response', action: 'block', ruleId: hit.ruleId, reason: `tool call ${hit.tool.slice(0, 64)} would be refused: ${hit.reason} (shadow)`, mode: 'shadow' });
-    }
+  /** This call as tool-call settling sees it (./tool-call-settle.ts). */
+  toolHost(): ToolCallHost {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const call = this;
+    return {
+      callId: this.callId,
+      sessionId: this.sessionId,
+      model: this.model,
+      stream: this.stream,
+      principal: this.principal,
+      provider: this.target.provider.name,
+      endpoint: this.target.route.endpoint,
+      approvals: this.deps.approvals,
+      approvalKeepAliveMs: this.deps.approvalKeepAliveMs,
+      logger: this.deps.logger,
+      lateDecisions: this.lateDecisions,
+      res: this.res,
+      get clientGone() {
+        return call.clientGone;
+      },
+      set clientGone(gone: boolean) {
+        call.clientGone = gone;
+      },
+      write: (data) => this.write(data),
+    };
   }
 
   elapsedMs(): number {

@@ -10,7 +10,7 @@
 import { BUILTIN_DETECTORS, detectEntities, regexProgramSize, type Detector } from '../core/detection/index.ts';
 import { AigovError } from '../core/errors.ts';
 import { maskText, StreamMasker, StreamRestorer, type PseudonymVault } from '../core/masking/index.ts';
-import { checkToolCall, createRequestRewriter, evaluatePolicy, PolicyBudgetError, type CompiledPolicy, type ResponseMaskingPlan, type ToolGate } from '../core/policy/index.ts';
+import { createRequestRewriter, evaluatePolicy, judgeToolCall, PolicyBudgetError, type CompiledPolicy, type ResponseMaskingPlan, type ToolGate } from '../core/policy/index.ts';
 import type { ApprovalSpec, PolicyInput, RuleFinding, TextLocation } from '../core/policy/types.ts';
 import type { DetectionRecord } from '../store/recording-store.ts';
 import type { EndpointId, NormalizedRequest } from '../core/events.ts';
@@ -18,7 +18,7 @@ import type { CallContext, PipelineHooks, Refusal, RequestVerdict } from './hook
 import { memoizedBuiltins, memoizedPolicy, type DetectionMemo, type PolicyOffload } from './policy-offload.ts';
 import { SessionVaults, type VaultLease } from './session-vaults.ts';
 import { rewriteResponseBody, type ChannelTransformer, type TextRewriter } from './text-rewrite.ts';
-import type { ToolCallCheck } from './tool-gate.ts';
+import type { ToolCallJudge, ToolCallVerdict } from './tool-gate.ts';
 
 /** Request text (UTF-16 units) from which scanning always moves to a worker. */
 export const OFFLOAD_CHARS = 64 * 1024;
@@ -62,6 +62,7 @@ function regexCost(policy: CompiledPolicy): number {
     for (const rule of doc.rules) {
       for (const r of rule.match.regex ?? []) cost += regexProgramSize(r.pattern, r.flags ?? '');
       for (const pattern of rule.match.tools?.arguments ?? []) cost += regexProgramSize(pattern);
+      for (const spec of [...(rule.match.tools?.command ?? []), ...(rule.match.tools?.paths ?? []), ...(rule.match.tools?.urls ?? [])]) cost += regexProgramSize(spec.pattern, spec.flags ?? '');
     }
     REGEX_COST.set(policy, cost);
   }
@@ -142,8 +143,7 @@ function decide(policy: CompiledPolicy, input: PolicyInput, ctx: CallContext, va
       rewriteRequest: rewriteText && ((text) => rewriteText(text)),
       commit: lease ? () => lease.commit() : null,
       rewriteResponse: evaluation.responseMasking || vault ? answerRewriter(evaluation.responseMasking, vault, offload && evaluation.responseMasking ? { offload, policy, endpoint: ctx.endpoint } : null) : null,
-      checkToolCall: toolCheck(evaluation.toolGate, 'enforce'),
-      shadowToolCheck: toolCheck(evaluation.toolGate, 'shadow'),
+      judgeToolCall: toolJudge(policy, evaluation.toolGate, builtins),
     };
   };
   // Pseudonymizing needs the session's vault, and the placeholders issued while rewriting are
@@ -218,14 +218,29 @@ function cut(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
-/** The tool gate's entries of one mode as a check: enforced ones refuse a call, shadow ones are recorded. */
-function toolCheck(gate: ToolGate | null, mode: 'enforce' | 'shadow'): ToolCallCheck | null {
+const MAX_SUMMARY_CHARS = 160;
+
+/**
+ * The tool gate as the pipeline's judge. The call's summary is redacted (it goes into notices,
+ * approvals and records); an analyzer that fails, or a pattern past its budget, blocks the call
+ * (fail closed) naming the rule when it is known.
+ */
+function toolJudge(policy: CompiledPolicy, gate: ToolGate | null, builtins: readonly Detector[]): ToolCallJudge | null {
   if (!gate) return null;
-  const entries: ToolGate = { entries: gate.entries.filter((e) => e.mode === mode) };
-  if (entries.entries.length === 0) return null;
-  return (call) => {
-    const [hit] = checkToolCall(entries, call);
-    return hit ? { ruleId: hit.ruleId, reason: hit.reason } : null;
+  return {
+    enforcing: gate.entries.some((e) => e.mode === 'enforce' && e.action !== 'allow'),
+    judge(call): ToolCallVerdict {
+      const summary = (text: string): string => cut(redactForRecord(text.replace(/\s+/g, ' ').slice(0, 4 * MAX_SUMMARY_CHARS), builtins), MAX_SUMMARY_CHARS);
+      try {
+        const judged = judgeToolCall(gate, call);
+        const decision = judged.decision;
+        return { summary: summary(judged.summary), decision, shadow: judged.shadow, approval: decision?.action === 'require_approval' ? approvalSpecFor(policy, decision.ruleId) : null };
+      } catch (error) {
+        const ruleId = error instanceof PolicyBudgetError ? error.ruleId : 'aigov-policy';
+        const why = error instanceof PolicyBudgetError ? 'a pattern went past its matching budget' : 'a content analyzer failed';
+        return { summary: summary(call.name), decision: { action: 'block', ruleId, reason: `${why}, so the tool call is refused (fail closed)` }, shadow: [], approval: null };
+      }
+    },
   };
 }
 

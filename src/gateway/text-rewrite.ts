@@ -76,6 +76,7 @@ function rewriteResponsesObject(response: JsonObject, set: (holder: JsonObject, 
     if (!isObject(item)) continue;
     if (item.type === 'message') for (const part of arr(item.content)) if (isObject(part) && part.type === 'output_text') set(part, 'text', 'text');
     if (item.type === 'function_call') set(item, 'arguments', 'json');
+    if (item.type === 'custom_tool_call') set(item, 'input', 'text');
   }
 }
 
@@ -134,7 +135,9 @@ export function rewriteRequestBody(endpoint: EndpointId, body: string, rewrite: 
     for (const item of arr(json.input)) {
       if (!isObject(item)) continue;
       if (item.type === 'function_call') set(item, 'arguments', 'json');
-      else if (item.type === 'function_call_output') setParts(item, 'output');
+      else if (item.type === 'custom_tool_call') set(item, 'input', 'text');
+      // Tool results (Codex's code-mode `exec` answers with custom_tool_call_output): a string or parts.
+      else if (item.type === 'function_call_output' || item.type === 'custom_tool_call_output') setParts(item, 'output');
       else setParts(item, 'content');
     }
   } else if (endpoint === 'openai.embeddings') {
@@ -357,15 +360,20 @@ class ResponsesStreamRewriter implements StreamRewriter {
       case 'response.function_call_arguments.delta':
         if (typeof data.delta === 'string') data.delta = this.#channels.push(key, 'json', data.delta);
         return [withData(event, JSON.stringify(data))];
+      case 'response.custom_tool_call_input.delta':
+        if (typeof data.delta === 'string') data.delta = this.#channels.push(key, 'text', data.delta);
+        return [withData(event, JSON.stringify(data))];
       case 'response.output_text.done':
-      case 'response.function_call_arguments.done': {
+      case 'response.function_call_arguments.done':
+      case 'response.custom_tool_call_input.done': {
         const held = this.#channels.close(key);
         const isText = type === 'response.output_text.done';
-        set(data, isText ? 'text' : 'arguments', isText ? 'text' : 'json');
+        const isCustom = type === 'response.custom_tool_call_input.done';
+        set(data, isText ? 'text' : isCustom ? 'input' : 'arguments', isText || isCustom ? 'text' : 'json');
         const out: SseEvent[] = [];
         if (held !== '') {
-          const deltaType = isText ? 'response.output_text.delta' : 'response.function_call_arguments.delta';
-          const { text: _text, arguments: _arguments, ...rest } = data;
+          const deltaType = isText ? 'response.output_text.delta' : isCustom ? 'response.custom_tool_call_input.delta' : 'response.function_call_arguments.delta';
+          const { text: _text, arguments: _arguments, input: _input, ...rest } = data;
           const synthetic = { ...rest, type: deltaType, delta: held };
           out.push(withData({ event: deltaType, id: null, data: '', comment: false, raw: '' }, JSON.stringify(synthetic)));
         }

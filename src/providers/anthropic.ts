@@ -97,7 +97,12 @@ export const anthropicAdapter: ProviderAdapter = {
       pushUsage(events, data.message.usage);
     } else if (type === 'content_block_start' && isObject(data.content_block)) {
       const block = data.content_block;
-      if (block.type === 'tool_use') events.push({ type: 'tool_call', choice: 0, index: num(data.index) ?? 0, id: str(block.id), name: str(block.name), argumentsDelta: '' });
+      if (block.type === 'tool_use') {
+        // The start block's input is `{}` before its deltas; one that already holds arguments is
+        // what a client uses when no delta follows: judged as a snapshot.
+        const input = isObject(block.input) && Object.keys(block.input).length > 0 ? JSON.stringify(block.input) : null;
+        events.push({ type: 'tool_call', choice: 0, index: num(data.index) ?? 0, id: str(block.id), name: str(block.name), argumentsDelta: input ?? '', ...(input !== null ? { complete: true } : {}) });
+      }
       else if (block.type === 'text' && str(block.text)) events.push({ type: 'text', choice: 0, text: str(block.text) ?? '' });
     } else if (type === 'content_block_delta' && isObject(data.delta)) {
       const delta = data.delta;

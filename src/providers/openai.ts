@@ -84,8 +84,8 @@ export const openaiAdapter: ProviderAdapter = {
         if (!isObject(item)) return;
         if (item.type === 'message') {
           for (const part of arr(item.content)) if (isObject(part) && part.type === 'output_text') events.push({ type: 'text', choice: 0, text: str(part.text) ?? '' });
-        } else if (item.type === 'function_call') {
-          events.push({ type: 'tool_call', choice: 0, index: i, id: str(item.call_id), name: str(item.name), argumentsDelta: str(item.arguments) ?? '' });
+        } else if (item.type === 'function_call' || item.type === 'custom_tool_call') {
+          events.push({ type: 'tool_call', choice: 0, index: i, id: str(item.call_id), name: str(item.name), argumentsDelta: callInput(item) ?? '' });
         }
       });
       const status = str(body.status);
@@ -124,10 +124,16 @@ export const openaiAdapter: ProviderAdapter = {
     // Responses API: typed events.
     const type = str(data.type) ?? event.event ?? '';
     if (type === 'response.output_text.delta') events.push({ type: 'text', choice: 0, text: str(data.delta) ?? '' });
-    else if (type === 'response.output_item.added' && isObject(data.item) && data.item.type === 'function_call') {
-      events.push({ type: 'tool_call', choice: 0, index: num(data.output_index) ?? 0, id: str(data.item.call_id), name: str(data.item.name), argumentsDelta: '' });
-    } else if (type === 'response.function_call_arguments.delta') {
+    else if ((type === 'response.output_item.added' || type === 'response.output_item.done') && isObject(data.item) && (data.item.type === 'function_call' || data.item.type === 'custom_tool_call')) {
+      // The item's arguments as `added` or `done` states them: a snapshot the gate judges too.
+      const input = callInput(data.item);
+      const snapshot = type === 'response.output_item.done' || (input !== undefined && input !== '');
+      events.push({ type: 'tool_call', choice: 0, index: num(data.output_index) ?? 0, id: str(data.item.call_id), name: str(data.item.name), argumentsDelta: snapshot ? (input ?? '') : '', ...(snapshot ? { complete: true } : {}) });
+    } else if (type === 'response.function_call_arguments.delta' || type === 'response.custom_tool_call_input.delta') {
       events.push({ type: 'tool_call', choice: 0, index: num(data.output_index) ?? 0, argumentsDelta: str(data.delta) ?? '' });
+    } else if (type === 'response.function_call_arguments.done' || type === 'response.custom_tool_call_input.done') {
+      const input = str(data.arguments) ?? str(data.input);
+      if (input !== undefined) events.push({ type: 'tool_call', choice: 0, index: num(data.output_index) ?? 0, argumentsDelta: input, complete: true });
     } else if (type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed') {
       const response = isObject(data.response) ? data.response : {};
       events.push({ type: 'finish', choice: 0, reason: str(response.status) ?? type.slice('response.'.length) });
@@ -166,6 +172,11 @@ export const openaiAdapter: ProviderAdapter = {
     return { status, type: str(e.type) ?? 'api_error', message: str(e.message) ?? '', code: str(e.code) ?? null };
   },
 };
+
+/** A Responses call item's arguments (function_call) or input (custom_tool_call). */
+function callInput(item: JsonObject): string | undefined {
+  return item.type === 'custom_tool_call' ? str(item.input) : str(item.arguments);
+}
 
 function requireModel(model: string | null): asserts model is string {
   if (!model) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '`model` is required' });
@@ -252,7 +263,9 @@ function parseResponsesInput(body: JsonObject): NormalizedMessage[] {
       messages.push({ role: ROLES.has(role) ? (role as Role) : 'user', parts: contentParts(item.content) });
     } else if (type === 'function_call') {
       messages.push({ role: 'assistant', parts: [{ type: 'tool_call', id: str(item.call_id) ?? '', name: str(item.name) ?? '', arguments: str(item.arguments) ?? '' }] });
-    } else if (type === 'function_call_output') {
+    } else if (type === 'custom_tool_call') {
+      messages.push({ role: 'assistant', parts: [{ type: 'tool_call', id: str(item.call_id) ?? '', name: str(item.name) ?? '', arguments: str(item.input) ?? '' }] });
+    } else if (type === 'function_call_output' || type === 'custom_tool_call_output') {
       const output = typeof item.output === 'string' ? item.output : contentText(item.output);
       messages.push({ role: 'tool', parts: [{ type: 'tool_result', toolCallId: str(item.call_id) ?? '', text: output }] });
     } else {

@@ -22,6 +22,8 @@ import {
   type RuleMode,
   type RuleSpec,
   type TerminalAction,
+  type ToolFieldMatchers,
+  type ToolFieldPattern,
 } from './types.ts';
 
 /** Entity-type groups a rule may name instead of listing every type. */
@@ -86,6 +88,8 @@ export interface CompiledToolMatch {
   readonly name: ((normalizedName: string) => boolean) | null;
   readonly names: readonly string[];
   readonly argumentDetectors: readonly Detector[];
+  /** Conditions on the call's command, paths, URLs; null: none. Such a rule judges answers only. */
+  readonly fields: ToolFieldMatchers | null;
 }
 
 export interface CompiledRule {
@@ -212,8 +216,28 @@ function compileRule(
         issues.push({ path: at('match', 'tools', 'arguments', j), message: describeError(error) });
       }
     });
+    const field = (key: 'command' | 'paths' | 'urls'): Detector[] =>
+      (m.tools?.[key] ?? []).flatMap((spec: ToolFieldPattern, j: number) => {
+        try {
+          const d = createRegexDetector({ id: `tools.${key}[${j}]`, type: `TOOL_${key.toUpperCase()}`, pattern: spec.pattern, flags: spec.flags, maxLength: TOOL_ARGUMENT_MAX_LENGTH, confidence: 1, budget });
+          return [guardDetector(scopeDetector(d, rule.id, 0), rule.id)];
+        } catch (error) {
+          issues.push({ path: at('match', 'tools', key, j), message: describeError(error) });
+          return [];
+        }
+      });
+    const command = field('command');
+    const paths = field('paths');
+    const urls = field('urls');
+    const outsideWorkTree = m.tools.outside_work_tree === true;
+    const hasFields = m.tools.command !== undefined || m.tools.paths !== undefined || m.tools.urls !== undefined || outsideWorkTree;
     const names = m.tools.names ?? [];
-    tools = { name: names.length > 0 ? anyGlob(names) : null, names: names.map((n) => n.normalize('NFKC').toLowerCase()), argumentDetectors };
+    tools = {
+      name: names.length > 0 ? anyGlob(names) : null,
+      names: names.map((n) => n.normalize('NFKC').toLowerCase()),
+      argumentDetectors,
+      fields: hasFields ? Object.freeze({ command, paths, urls, outsideWorkTree }) : null,
+    };
   }
 
   const scope: ((input: PolicyInput) => boolean)[] = [];

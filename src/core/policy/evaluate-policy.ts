@@ -25,7 +25,8 @@ import type { Detection, Detector, EntityType } from '../detection/types.ts';
 import type { Role } from '../events.ts';
 import type { MaskOperator } from '../masking/operators.ts';
 import { PolicyAnalyzerError, PolicyBudgetError, type CompiledPolicy, type CompiledRule } from './compile-policy.ts';
-import { anyGlob } from './matchers.ts';
+import { matchingEntries } from './judge-tool-call.ts';
+import { findWorkTree } from './tool-calls.ts';
 import type {
   EntityCount,
   PlannedSpan,
@@ -87,14 +88,15 @@ export function evaluatePolicy(policy: CompiledPolicy, input: PolicyInput): Poli
       continue;
     }
     const contentOk = rule.contentDetectors.length === 0 || rule.action === 'mask_response' || (hits !== null && hits.total >= rule.minMatches && hits.total > 0);
-    if (contentOk && rule.tools && (rule.action === 'block' || rule.action === 'require_approval')) {
+    if (contentOk && rule.tools && (rule.action === 'allow' || rule.action === 'block' || rule.action === 'require_approval')) {
       gate.push({
         ruleId: rule.id,
         action: rule.action,
         mode: rule.mode,
-        reason: rule.reason ?? 'the answer calls a forbidden tool',
+        reason: rule.reason ?? (rule.action === 'allow' ? 'the tool call is allowed' : rule.action === 'block' ? 'the answer calls a forbidden tool' : 'the tool call needs approval'),
         names: rule.tools.names,
         argumentDetectors: rule.tools.argumentDetectors,
+        fields: rule.tools.fields,
       });
     }
     if (!contentOk || (rule.tools && !toolMatched)) continue;
@@ -125,22 +127,18 @@ export function evaluatePolicy(policy: CompiledPolicy, input: PolicyInput): Poli
     decisions,
     requestMasking: buildRequestPlan(maskRules),
     responseMasking: buildResponsePlan(responseRules),
-    toolGate: gate.length > 0 ? { entries: gate } : null,
+    toolGate: gate.length > 0 ? { entries: gate, workTree: findWorkTree(input.request.messages) } : null,
     findings,
   };
 }
 
 /**
  * Checks one tool call (from an answer, streamed or not) against the gate. Returns the entries
- * it hits, enforce and shadow alike, in rule order. Throws PolicyAnalyzerError if an argument
- * pattern fails: the caller fails closed.
+ * it hits, enforce and shadow alike, in rule order (judgeToolCall says which one decides).
+ * Throws PolicyAnalyzerError if a pattern fails: the caller fails closed.
  */
 export function checkToolCall(gate: ToolGate, call: { readonly name: string; readonly arguments: string }): ToolGateEntry[] {
-  const name = normalizeName(call.name);
-  return gate.entries.filter((entry) => {
-    if (entry.names.length > 0 && !anyGlob(entry.names)(name)) return false;
-    return entry.argumentDetectors.length === 0 || detectEntities(call.arguments, entry.argumentDetectors).length > 0;
-  });
+  return matchingEntries(gate, call);
 }
 
 function collectText(input: PolicyInput): TextItem[] {
@@ -195,7 +193,9 @@ function findContent(rule: CompiledRule, items: readonly TextItem[]): ContentHit
  */
 function matchTools(rule: CompiledRule, definitions: readonly string[], calls: readonly ToolCallItem[]): boolean {
   const tools = rule.tools;
-  if (!tools) return false;
+  // Field rules (command, paths, urls) judge tool calls in answers, when the model makes them; a
+  // call already in the conversation was judged then (an approved one must not hold every later turn).
+  if (!tools || tools.fields !== null) return false;
   const nameOk = (name: string): boolean => tools.name === null || tools.name(name);
   if (tools.argumentDetectors.length === 0 && tools.name !== null && definitions.some(nameOk)) return true;
   return calls.some((call) => nameOk(call.name) && (tools.argumentDetectors.length === 0 || detectEntities(call.arguments, tools.argumentDetectors).length > 0));

@@ -47,11 +47,25 @@ export interface RegexSpec {
   readonly max_length: number;
 }
 
+/** A pattern over one field of a tool call (linear-time engine, like custom detectors). */
+export interface ToolFieldPattern {
+  readonly pattern: string;
+  readonly flags?: string | undefined;
+}
+
 export interface ToolMatchSpec {
   /** Tool names (case-insensitive, `*` wildcard). Omitted: any tool. */
   readonly names?: readonly string[] | undefined;
   /** Regular expressions over a tool call's JSON arguments. Omitted: any arguments. */
   readonly arguments?: readonly string[] | undefined;
+  /** Patterns over the command line a call runs (each simple command and the line; ./shell-command.ts). */
+  readonly command?: readonly ToolFieldPattern[] | undefined;
+  /** Patterns over the paths a call names (normalized, absolute and `~/…`; ./tool-paths.ts). */
+  readonly paths?: readonly ToolFieldPattern[] | undefined;
+  /** Patterns over the URLs a call fetches (normalized). */
+  readonly urls?: readonly ToolFieldPattern[] | undefined;
+  /** The call names a path outside the agent's work tree (or one whose value is unknown). */
+  readonly outside_work_tree?: boolean | undefined;
 }
 
 export interface RuleMatchSpec {
@@ -191,19 +205,42 @@ export interface ResponseMaskingPlan {
   readonly ruleIds: readonly string[];
 }
 
+/** A rule's conditions on a tool call's fields (empty lists: no condition). */
+export interface ToolFieldMatchers {
+  readonly command: readonly Detector[];
+  readonly paths: readonly Detector[];
+  readonly urls: readonly Detector[];
+  readonly outsideWorkTree: boolean;
+}
+
 export interface ToolGateEntry {
   readonly ruleId: string;
-  readonly action: 'block' | 'require_approval';
+  /** `allow` takes part in precedence: the first enforced entry matching a call decides. */
+  readonly action: 'allow' | 'block' | 'require_approval';
   readonly mode: RuleMode;
   readonly reason: string;
   /** Normalized lower-case name globs; empty = any name. */
   readonly names: readonly string[];
   /** Argument pattern detectors; empty = any arguments. */
   readonly argumentDetectors: readonly Detector[];
+  /** Field conditions; null = none (a name/argument rule). */
+  readonly fields: ToolFieldMatchers | null;
 }
 
 export interface ToolGate {
   readonly entries: readonly ToolGateEntry[];
+  /** The agent's working directory stated in the request (findWorkTree), or null. */
+  readonly workTree: string | null;
+}
+
+/** What one tool call in an answer met (judgeToolCall). Reasons never quote matched values. */
+export interface ToolCallJudgement {
+  /** A short description of the call (`Bash \`rm -rf /\``): may hold secrets, redact before showing. */
+  readonly summary: string;
+  /** The enforced decision (the most severe over the call's targets); null when no enforced rule matched. */
+  readonly decision: { readonly action: 'allow' | 'block' | 'require_approval'; readonly ruleId: string; readonly reason: string } | null;
+  /** Shadow rules that matched: recorded, never enforced. */
+  readonly shadow: readonly { readonly action: 'allow' | 'block' | 'require_approval'; readonly ruleId: string; readonly reason: string }[];
 }
 
 /** Where a matched rule found content: for previews (redact them) and `aigov policy test`. */
