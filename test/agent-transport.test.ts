@@ -10,7 +10,7 @@ import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { brotliCompressSync, deflateSync, gzipSync, zstdCompressSync } from 'node:zlib';
-import { agentArgs, codexProviderFlags } from '../src/cli/agent-launch.ts';
+import { agentLaunch, codexProviderFlags } from '../src/cli/agent-launch.ts';
 import { ANTHROPIC_KEY, OPENAI_KEY, startHarness, type Harness } from './support/gateway-harness.ts';
 import { loadTranscript } from './support/replay-upstream.ts';
 
@@ -173,12 +173,14 @@ describe('Responses WebSocket', () => {
   });
 });
 
-describe('aigov run starts Codex with its own provider entry', () => {
-  const env = { OPENAI_BASE_URL: 'http://127.0.0.1:4123/openai/v1', OPENAI_API_KEY: 'aigovrun_x' };
+describe('aigov run starts the agents in their own words', () => {
+  const env = { OPENAI_BASE_URL: 'http://127.0.0.1:4123/openai/v1', OPENAI_API_KEY: 'aigovrun_x', ANTHROPIC_BASE_URL: 'http://127.0.0.1:4123/anthropic', ANTHROPIC_API_KEY: 'aigovrun_x', PATH: '/usr/bin' };
+  const argsOf = (command: string, args: string[], e: NodeJS.ProcessEnv = env): readonly string[] => agentLaunch(command, args, e).args;
 
   it('codex (by any path) gets the -c overrides ahead of the user arguments, which keep the last word', () => {
     for (const command of ['codex', '/usr/local/bin/codex', './node_modules/.bin/codex', 'codex.js']) {
-      assert.deepEqual(agentArgs(command, ['exec', 'say hi'], env), [...codexProviderFlags(env.OPENAI_BASE_URL), 'exec', 'say hi']);
+      assert.deepEqual(argsOf(command, ['exec', 'say hi']), [...codexProviderFlags(env.OPENAI_BASE_URL), 'exec', 'say hi']);
+      assert.equal(agentLaunch(command, [], env).env, env, 'its environment is the run\'s');
     }
     assert.deepEqual(codexProviderFlags(env.OPENAI_BASE_URL), [
       '-c',
@@ -188,10 +190,21 @@ describe('aigov run starts Codex with its own provider entry', () => {
     ]);
   });
 
-  it('other programs and a run without an OpenAI provider are left alone', () => {
-    assert.deepEqual(agentArgs('claude', ['-p', 'hi'], env), ['-p', 'hi']);
-    assert.deepEqual(agentArgs('codex-helper', ['x'], env), ['x']);
-    assert.deepEqual(agentArgs('codex', ['exec'], {}), ['exec']);
+  it('claude gets the run key as ANTHROPIC_AUTH_TOKEN (it asks before using an ANTHROPIC_API_KEY), its arguments unchanged', () => {
+    for (const command of ['claude', '/home/me/.local/bin/claude', 'node_modules/.bin/claude']) {
+      const launch = agentLaunch(command, ['-p', 'hi'], env);
+      assert.deepEqual(launch.args, ['-p', 'hi']);
+      assert.equal(launch.env.ANTHROPIC_AUTH_TOKEN, 'aigovrun_x');
+      assert.equal(launch.env.ANTHROPIC_API_KEY, undefined);
+      assert.equal(launch.env.ANTHROPIC_BASE_URL, env.ANTHROPIC_BASE_URL);
+      assert.equal(launch.env.PATH, '/usr/bin');
+    }
+  });
+
+  it('other programs and a run without the provider are left alone', () => {
+    for (const command of ['python3', 'codex-helper', 'claude-wrapper']) assert.deepEqual(agentLaunch(command, ['x'], env), { args: ['x'], env });
+    assert.deepEqual(argsOf('codex', ['exec'], {}), ['exec']);
+    assert.deepEqual(agentLaunch('claude', ['-p'], { PATH: '/bin' }).env, { PATH: '/bin' });
   });
 
   it('a base URL cannot break out of its TOML string', () => {

@@ -1,6 +1,6 @@
 /** The service behind `aigov run`: mint a run at the daemon, run the child, revoke the run. */
 import { AigovError } from '../core/errors.ts';
-import { agentArgs } from './agent-launch.ts';
+import { agentLaunch } from './agent-launch.ts';
 import { watchRunApprovals } from './run-approval-notice.ts';
 import { childEnvironment, runChild } from './run-child.ts';
 
@@ -21,8 +21,8 @@ export async function runUnderAigov(options: RunOptions): Promise<number> {
   const notices = new AbortController();
   watchRunApprovals({ sessionId: grant.sessionId, daemon, signal: notices.signal, env: options.env, write: (line) => process.stderr.write(`${line}\n`) });
   try {
-    const env = childEnvironment(options.env, grant);
-    return await runChild(options.command, agentArgs(options.command, options.args, env), env);
+    const launch = agentLaunch(options.command, options.args, childEnvironment(options.env, grant));
+    return await runChild(options.command, launch.args, launch.env);
   } finally {
     notices.abort();
     await daemon.revokeRun(grant.runKey).catch(() => undefined);
