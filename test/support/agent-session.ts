@@ -84,7 +84,7 @@ export function agentSessionBodies(kind: AgentKind, turns: number, seed = 7): st
 /**
  * The distinct content of a session's bodies: the text of each distinct conversation element
  * (messages / input items) and of each distinct other top-level value, summed once each — what
- * an ideal store keeps. In UTF-8 bytes.
+ * an ideal store keeps (`cache_control` markers aside). In UTF-8 bytes.
  */
 export function distinctContentBytes(bodies: readonly string[]): number {
   const seen = new Set<string>();
@@ -97,7 +97,8 @@ export function distinctContentBytes(bodies: readonly string[]): number {
   for (const body of bodies) {
     const value = JSON.parse(body) as Record<string, unknown>;
     for (const [key, member] of Object.entries(value)) {
-      if ((key === 'messages' || key === 'input') && Array.isArray(member)) for (const element of member) add(JSON.stringify(element));
+      // A message is the same message with or without the moving cache_control marker.
+      if ((key === 'messages' || key === 'input') && Array.isArray(member)) for (const element of member) add(JSON.stringify(element, (k, v: unknown) => (k === 'cache_control' ? undefined : v)));
       else add(`${key}:${JSON.stringify(member)}`);
     }
   }

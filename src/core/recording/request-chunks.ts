@@ -181,8 +181,18 @@ function splitContainer(text: string, start: number, end: number, path: string, 
     if (valueEnd === -1 || valueEnd > end) return null;
     if (array || valueEnd - valueStart >= INLINE_MAX) {
       if (valueStart > literal) pieces.push(text.slice(literal, valueStart));
-      pieces.push(partOf(text, valueStart, valueEnd, array ? `${path}[]` : path === '' ? name : `${path}.${name}`, depth + 1));
-      names?.push(name);
+      const part = partOf(text, valueStart, valueEnd, array ? `${path}[]` : path === '' ? name : `${path}.${name}`, depth + 1);
+      // Inside a conversation element (depth 2 and below), a container with at most one part of
+      // its own is folded into its parent: a message `{"role":"user","content":[{…, "content":
+      // <output>, "cache_control":…}]}` is one node and its output, not four rows.
+      const parts = part.kind === NODE ? part.pieces.filter((p) => typeof p !== 'string').length : -1;
+      if (part.kind === NODE && depth >= 2 && parts <= 1) {
+        pieces.push(...part.pieces);
+        if (parts === 1) names?.push(name);
+      } else {
+        pieces.push(part);
+        names?.push(name);
+      }
       literal = valueEnd;
     }
     const next = skipWs(text, valueEnd);
@@ -438,4 +448,14 @@ export class ChunkGraph {
       return undefined;
     }
   }
+}
+
+/** A ChunkGraph over chunks as the sessions API sends them (`body_chunks`: id → kind digit + text). */
+export function graphOfWireChunks(chunks: Readonly<Record<string, string>>): ChunkGraph {
+  return new ChunkGraph((id) => {
+    const value = Object.hasOwn(chunks, String(id)) ? chunks[String(id)] : undefined;
+    if (value === undefined) return undefined;
+    const kind = value.charCodeAt(0) - 48;
+    return kind === LEAF || kind === NODE ? { kind, text: value.slice(1) } : undefined;
+  });
 }
