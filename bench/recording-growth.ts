@@ -9,8 +9,8 @@
  * resends the whole conversation, tools and instructions.
  * 1. Storage: a 200-turn Claude Code session and a 200-turn Codex session, recorded call by call
  *    (await recordRequest, finishCall) into a fresh store. Bytes the requests take in the
- *    database (pages of the calls table, body_chunks and its index, from SQLite's dbstat), the
- *    whole file, and the distinct content (each distinct conversation element and top-level
+ *    database (pages of the calls table, body_chunks and its index, from SQLite's dbstat; and the
+ *    bodies alone: chunk pages plus the calls' body columns), the whole file, and the distinct content (each distinct conversation element and top-level
  *    value once, cache_control markers aside). Also recordRequest latency per call (median of
  *    per-run p50/p99): the request waits for it before it is forwarded.
  * 2. `sessions show` of a 2,000-call session (50 Claude Code conversations of 40 turns, one
@@ -82,12 +82,19 @@ async function record(open: Open, bodies: readonly string[], endpoint: 'anthropi
   return { file, latencies };
 }
 
-/** Bytes of the requests in the file: pages (and used payload) of calls, body_chunks and its index. */
-function requestBytes(file: string): { pages: number; payload: number; file: number } {
+/**
+ * Bytes of the requests in the file: pages (and used payload) of the calls table (every column of
+ * the call rows), body_chunks and its index; and of the bodies alone: the chunk table and index
+ * pages plus the body columns of the call rows (request_body, request_parts).
+ */
+function requestBytes(file: string): { pages: number; payload: number; bodies: number; file: number } {
   const db = new DatabaseSync(file, { readOnly: true });
   try {
     const row = db.prepare("SELECT sum(pgsize) AS pages, sum(payload) AS payload FROM dbstat WHERE name IN ('calls', 'body_chunks', 'body_chunks_by_session')").get();
-    return { pages: Number(row?.['pages'] ?? 0), payload: Number(row?.['payload'] ?? 0), file: fs.statSync(file).size };
+    const chunks = db.prepare("SELECT ifnull(sum(pgsize), 0) AS pages FROM dbstat WHERE name IN ('body_chunks', 'body_chunks_by_session')").get();
+    const hasParts = db.prepare("SELECT 1 FROM pragma_table_info('calls') WHERE name = 'request_parts'").get() !== undefined;
+    const columns = db.prepare(`SELECT sum(length(CAST(request_body AS BLOB))${hasParts ? ' + ifnull(length(request_parts), 0)' : ''}) AS n FROM calls`).get();
+    return { pages: Number(row?.['pages'] ?? 0), payload: Number(row?.['payload'] ?? 0), bodies: Number(chunks?.['pages'] ?? 0) + Number(columns?.['n'] ?? 0), file: fs.statSync(file).size };
   } finally {
     db.close();
   }
@@ -96,14 +103,14 @@ function requestBytes(file: string): { pages: number; payload: number; file: num
 const out: string[] = [];
 out.push(`Command: \`node bench/recording-growth.ts${COMPARE === undefined ? '' : ` --compare ${COMPARE}`} --runs ${RUNS}\` — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${os.cpus().length} CPUs, load average ${os.loadavg()[0]!.toFixed(2)}.`);
 out.push('');
-out.push('| session | store | requests in the database (pages / used) | whole file | ÷ distinct content | recordRequest p50 / p99 |');
-out.push('|---|---|---|---|---|---|');
+out.push('| session | store | calls + chunks tables (pages / used) | request bodies alone | ÷ distinct content (bodies alone / calls + chunks pages) | whole file | recordRequest p50 / p99 |');
+out.push('|---|---|---|---|---|---|---|');
 for (const kind of ['claude', 'codex'] as AgentKind[]) {
   const bodies = agentSessionBodies(kind, TURNS);
   const logical = bodies.reduce((sum, b) => sum + Buffer.byteLength(b), 0);
   const distinct = distinctContentBytes(bodies);
   for (const { name, open } of stores) {
-    const sizes: { pages: number; payload: number; file: number }[] = [];
+    const sizes: { pages: number; payload: number; bodies: number; file: number }[] = [];
     const p50: number[] = [];
     const p99: number[] = [];
     for (let r = 0; r < RUNS; r++) {
@@ -116,7 +123,8 @@ for (const kind of ['claude', 'codex'] as AgentKind[]) {
     const pages = median(sizes.map((s) => s.pages));
     const payload = median(sizes.map((s) => s.payload));
     const whole = median(sizes.map((s) => s.file));
-    out.push(`| ${kind === 'claude' ? 'Claude Code' : 'Codex'}, ${TURNS} calls (bodies ${mb(logical)} in all; distinct content ${kb(distinct)}) | ${name} | ${kb(pages)} / ${kb(payload)} | ${kb(whole)} | ${(pages / distinct).toFixed(2)}× / ${(payload / distinct).toFixed(2)}× | ${median(p50).toFixed(2)} / ${median(p99).toFixed(2)} ms |`);
+    const bodyBytes = median(sizes.map((s) => s.bodies));
+    out.push(`| ${kind === 'claude' ? 'Claude Code' : 'Codex'}, ${TURNS} calls (bodies ${mb(logical)} in all; distinct content ${kb(distinct)}) | ${name} | ${kb(pages)} / ${kb(payload)} | ${kb(bodyBytes)} | **${(bodyBytes / distinct).toFixed(2)}×** / ${(pages / distinct).toFixed(2)}× | ${kb(whole)} | ${median(p50).toFixed(2)} / ${median(p99).toFixed(2)} ms |`);
     console.error(`storage ${kind} ${name} done`);
   }
 }

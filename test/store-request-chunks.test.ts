@@ -231,7 +231,7 @@ describe('request bodies as chunks', () => {
     other.close();
     const err = await store.recordRequest(anthropic('refused', 'ses-f', bodies[1]!, 1_760_000_001_000)).then(() => null, (e: unknown) => e);
     assert.ok(err instanceof StoreWriteError, String(err));
-    assert.ok(!(err as Error).message.includes(SECRET));
+    assert.ok(!(err).message.includes(SECRET));
     assert.equal(query(file, "SELECT count(*) AS n FROM calls WHERE id = 'refused'")[0]!['n'], 0);
     const dropTrigger = new DatabaseSync(file);
     dropTrigger.exec('DROP TRIGGER no_chunks');
@@ -243,7 +243,7 @@ describe('request bodies as chunks', () => {
     fs.rmSync(path.join(dir, 'data'), { recursive: true });
     const gone = await store.recordRequest(anthropic('gone', 'ses-f', bodies[2]!, 1_760_000_003_000)).then(() => null, (e: unknown) => e);
     assert.ok(gone instanceof StoreWriteError);
-    assert.match((gone as Error).message, /deleted/);
+    assert.match((gone).message, /deleted/);
   });
 
   test('a database from before (schema 8): its rows read as before, new ones are chunks, the trail verifies', async () => {

@@ -7,9 +7,11 @@
  *    entries were reordered, otherwise the link was edited);
  * 3. its hash is recomputed from its own fields (else the entry itself was edited);
  * 4. its content hash is recomputed from the CURRENT rows it covers (else the rows changed,
- *    or are gone);
+ *    or are gone); for a request stored as chunks, from its chunk list and the chunks the call
+ *    added, each checked against its SHA-256 key first, and every chunk its body names must be
+ *    there (audit-verify-chunks.ts: a changed shared chunk is named with the calls it alters);
  * 5. every checkpoint at its seq names its hash, and a signed one verifies with the public key.
- * Then: checkpoints beyond the last entry (the tail was cut), rows no entry covers (inserted
+ * Then: checkpoints beyond the last entry (the tail was cut), rows (and request chunks) no entry covers (inserted
  * behind the gateway's back), and sessions whose owner no longer matches their calls'.
  * Verification stops at the FIRST problem and names it.
  *

@@ -56,7 +56,9 @@ interface SessionMemo {
   readonly arrays: Map<string, ArrayMemo>;
 }
 
+/** Sessions remembered at most, and chunk hashes over all of them (~120 bytes each). */
 const SESSIONS_REMEMBERED = 256;
+const HASHES_REMEMBERED = 200_000;
 
 interface WriteState {
   readonly added: NewChunk[];
@@ -118,9 +120,14 @@ export class RequestChunkWriter {
     memo = { byHash: new Map(), arrays: new Map() };
     for (const row of this.#load.iterate(sessionId)) memo.byHash.set(String(row['hash']), Number(row['id']));
     this.#sessions.set(sessionId, memo);
-    if (this.#sessions.size > SESSIONS_REMEMBERED) {
-      const oldest = this.#sessions.keys().next().value;
-      if (oldest !== undefined) this.#sessions.delete(oldest);
+    // Least recently used first: forget sessions while over either bound (never the one in use).
+    let hashes = 0;
+    for (const m of this.#sessions.values()) hashes += m.byHash.size;
+    for (const [id, m] of this.#sessions) {
+      if (this.#sessions.size <= SESSIONS_REMEMBERED && hashes <= HASHES_REMEMBERED) break;
+      if (id === sessionId) break;
+      this.#sessions.delete(id);
+      hashes -= m.byHash.size;
     }
     return memo;
   }

@@ -264,6 +264,7 @@ class Writer {
       this.#chunks.begin();
     } catch (err) {
       groupError = describeError(err);
+      rollbackQuietly(db, s.rollback);
     }
     if (groupError === null) {
       for (let i = 0; i < group.length; i++) {
