@@ -16,6 +16,8 @@ import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { ApprovalListSchema } from '../src/protocol/approvals.ts';
 import { ExportLineSchema, SessionDetailSchema, SessionListSchema, type CallView, type SessionDetail, type SessionSummaryView } from '../src/protocol/sessions.ts';
+import { graphOfWireChunks } from '../src/core/recording/request-chunks.ts';
+import { agentSessionBodies } from './support/agent-session.ts';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
 import { loadTranscript } from './support/replay-upstream.ts';
 
@@ -283,6 +285,36 @@ describe('sessions API: a session and its export', () => {
       assert.deepEqual(SessionDetailSchema.parse(json.json), detail);
     }
     assert.equal((await api('alice', '/ses-alice-1/export?format=csv')).status, 400);
+  });
+});
+
+describe('sessions API: shared request bodies (?bodies=shared)', () => {
+  it('an agent session comes with its chunks once and each call naming its root; rebuilt, the bodies are the whole ones', async () => {
+    const session = 'ses-alice-agent';
+    for (const body of agentSessionBodies('claude', 3)) {
+      const res = await fetch(`${h.url}/anthropic/v1/messages?beta=true`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tokens['alice']}`, 'content-type': 'application/json', 'anthropic-version': '2023-06-01', 'x-aigov-session': session },
+        body,
+      });
+      await res.arrayBuffer(); // whatever the replaying upstream answers: the request is recorded
+    }
+    await h.gateway.store.flush();
+    const whole = SessionDetailSchema.parse((await api('alice', `/${session}`)).json);
+    const shared = SessionDetailSchema.parse((await api('alice', `/${session}?bodies=shared`)).json);
+    assert.equal(whole.body_chunks, undefined);
+    assert.equal(whole.calls.length, 3);
+    assert.ok(shared.body_chunks !== undefined && Object.keys(shared.body_chunks).length > 20);
+    const graph = graphOfWireChunks(shared.body_chunks);
+    for (const [i, call] of shared.calls.entries()) {
+      assert.ok(call.request_ref !== undefined);
+      assert.equal(call.request_body, '');
+      assert.equal(graph.text(call.request_ref), whole.calls[i]!.request_body);
+      assert.deepEqual({ ...call, request_body: whole.calls[i]!.request_body, request_ref: undefined }, { ...whole.calls[i], request_ref: undefined });
+    }
+    const bodies = JSON.stringify(shared).length;
+    assert.ok(bodies < JSON.stringify(whole).length * 0.6, 'what repeats is sent once');
+    assert.equal((await api('alice', `/${session}?bodies=all`)).status, 400);
   });
 });
 

@@ -135,7 +135,8 @@ function responsesPrompt(body: JsonObject): PromptMessage[] {
   for (const item of arr(body.input)) {
     if (!isObject(item)) continue;
     if (item.type === 'function_call') out.push({ role: 'assistant', text: `→ tool call ${str(item.name) ?? '?'}(${str(item.arguments) ?? ''})` });
-    else if (item.type === 'function_call_output') out.push({ role: 'tool', text: `← result of ${str(item.call_id) ?? '?'}: ${contentText(item.output)}` });
+    else if (item.type === 'custom_tool_call') out.push({ role: 'assistant', text: `→ tool call ${str(item.name) ?? '?'}(${str(item.input) ?? ''})` });
+    else if (item.type === 'function_call_output' || item.type === 'custom_tool_call_output') out.push({ role: 'tool', text: `← result of ${str(item.call_id) ?? '?'}: ${contentText(item.output)}` });
     else out.push({ role: str(item.role) ?? str(item.type) ?? '?', text: contentText(item.content) });
   }
   return out;
@@ -235,8 +236,10 @@ function streamEventDeltas(endpoint: string, event: { event: string | null; data
   const type = str(data.type) ?? event.event ?? '';
   if (endpoint === 'openai.responses' || type.startsWith('response.')) {
     const output = typeof data.output_index === 'number' ? data.output_index : 0;
-    if (type === 'response.output_item.added' && isObject(data.item) && data.item.type === 'function_call' && typeof data.item.name === 'string') {
+    if (type === 'response.output_item.added' && isObject(data.item) && (data.item.type === 'function_call' || data.item.type === 'custom_tool_call') && typeof data.item.name === 'string') {
       out.label(`${output}:args`, data.item.name);
+    } else if (type === 'response.custom_tool_call_input.delta' && typeof data.delta === 'string') {
+      out.add(`${output}:args`, 'tool', data.delta, offsetMs);
     } else if (type === 'response.output_text.delta' && typeof data.delta === 'string') {
       out.add(`${output}:${typeof data.content_index === 'number' ? data.content_index : 0}`, 'text', data.delta, offsetMs);
     } else if (type === 'response.refusal.delta' && typeof data.delta === 'string') {
@@ -307,9 +310,9 @@ function bodyAnswer(call: CallView): ReplayAnswer {
           if (isObject(part) && part.type === 'output_text' && typeof part.text === 'string') out.add(`${i}:${j}`, 'text', part.text, 0);
           if (isObject(part) && part.type === 'refusal' && typeof part.refusal === 'string') out.add(`${i}:refusal`, 'refusal', part.refusal, 0);
         });
-      } else if (item.type === 'function_call') {
+      } else if (item.type === 'function_call' || item.type === 'custom_tool_call') {
         if (typeof item.name === 'string') out.label(`${i}:args`, item.name);
-        out.add(`${i}:args`, 'tool', str(item.arguments) ?? '', 0);
+        out.add(`${i}:args`, 'tool', str(item.type === 'function_call' ? item.arguments : item.input) ?? '', 0);
       }
     });
     if (body.type === 'message' || Array.isArray(body.content)) {

@@ -3,8 +3,11 @@
  * views. Everything shown was typed by someone (prompts, answers, reasons), so it goes through
  * terminalSafe first.
  */
+import { graphOfWireChunks, type ChunkGraph } from '../core/recording/request-chunks.ts';
 import type { CallView, SessionDetail, SessionSummaryView } from '../protocol/sessions.ts';
 import { formatColumns, terminalSafe } from './approvals-format.ts';
+import { answerAt, answerOf } from './replay-model.ts';
+import { requestView } from './request-view.ts';
 
 /** `2026-11-25 14:03:07` in local time. */
 export function formatTime(isoText: string): string {
@@ -27,8 +30,17 @@ export function formatSessionTable(sessions: readonly SessionSummaryView[]): str
 
 /** Cut to `max` characters on one line, with … when cut. */
 export function oneLine(text: string, max: number): string {
+  // Only the start is shown: work on a prefix long enough for `max` characters (a tool result or
+  // a prompt may be megabytes), unless collapsing its whitespace leaves too few of them.
+  const prefix = text.length > max * 2 + 32 ? text.slice(0, max * 2 + 32) : text;
+  if (prefix !== text && [...terminalSafe(prefix.replace(/\s+/g, ' ').trim())].length <= max) return cutLine(text, max);
+  return cutLine(prefix, max);
+}
+
+function cutLine(text: string, max: number): string {
   const flat = terminalSafe(text.replace(/\s+/g, ' ').trim());
-  return [...flat].length <= max ? flat : `${[...flat].slice(0, max - 1).join('')}…`;
+  const chars = [...flat];
+  return chars.length <= max ? flat : `${chars.slice(0, max - 1).join('')}…`;
 }
 
 /** The text of the last user message of a recorded request body (OpenAI chat/responses, Anthropic messages). */
@@ -102,8 +114,47 @@ function tokens(usage: CallView['usage']): string | null {
   return parts.length > 0 ? `tokens ${parts.join(' / ')}` : null;
 }
 
-/** One call as a readable block. */
-export function formatCall(call: CallView, index: number, width = 100): string {
+/** Shown of each tool result. */
+const RESULT_START = 80;
+
+/**
+ * A tool call as one line: the command for shell tools (`command` / `cmd`, Codex's
+ * `tools.exec_command({cmd: …})` inside its `exec` JavaScript), else the arguments as sent.
+ */
+export function toolCallSummary(args: string): string {
+  try {
+    const value = JSON.parse(args) as unknown;
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      const v = value as Record<string, unknown>;
+      for (const key of ['command', 'cmd']) {
+        const c = v[key];
+        if (typeof c === 'string') return c;
+        if (Array.isArray(c) && c.every((x) => typeof x === 'string')) return c.join(' ');
+      }
+    }
+  } catch {
+    // not JSON: e.g. a custom tool's free-form input
+  }
+  const exec = /exec_command\(\s*\{\s*cmd\s*:\s*("(?:[^"\\\n]|\\.)*")/.exec(args);
+  if (exec) {
+    try {
+      return `exec_command ${JSON.parse(exec[1]!) as string}`;
+    } catch {
+      // fall through to the arguments
+    }
+  }
+  return args;
+}
+
+/** The tool calls of a call's answer: name and arguments. */
+function toolCallsOf(call: CallView): { name: string; args: string }[] {
+  return answerAt(answerOf(call), Number.POSITIVE_INFINITY)
+    .filter((p) => p.part.kind === 'tool')
+    .map((p) => ({ name: p.part.label ?? '?', args: p.text }));
+}
+
+/** One call as a readable block. `graph`: the session's chunks, for calls whose body is one (`request_ref`). */
+export function formatCall(call: CallView, index: number, width = 100, graph: ChunkGraph | null = null): string {
   const lines: string[] = [];
   const model = call.model === null ? call.provider : `${call.provider}/${call.model}`;
   const status = `${call.status}${call.http_status === null ? '' : ` ${call.http_status}`}`;
@@ -119,10 +170,15 @@ export function formatCall(call: CallView, index: number, width = 100): string {
     lines.push(`    approval ${terminalSafe(a.id)} ${a.state} (rule ${terminalSafe(a.rule_id)})${votes.length > 0 ? `: ${votes.join('; ')}` : ''}`);
   }
   if (call.error !== null) lines.push(`    error ${terminalSafe(call.error.code)}${call.error.message ? `: ${oneLine(call.error.message, width - 30)}` : ''}`);
-  const asked = lastUserMessage(call.request_body);
-  if (asked !== null) lines.push(`    user:   ${oneLine(asked, width - 12)}`);
+  const request = requestView(call, graph);
+  if (request.lastUser !== null) lines.push(`    user:   ${oneLine(request.lastUser, width - 12)}`);
+  for (const r of request.toolResults) {
+    const label = `${r.name === null ? '' : `${terminalSafe(r.name)} `}${r.callId === null ? '' : terminalSafe(r.callId)}`.trim();
+    lines.push(`    tool result${label === '' ? '' : ` ${label}`}: ${oneLine(r.text, Math.min(RESULT_START, Math.max(20, width - 30)))}`);
+  }
   const answer = answerText(call);
   if (answer !== null) lines.push(`    answer: ${oneLine(answer, width - 12)}`);
+  for (const t of toolCallsOf(call)) lines.push(`    tool call ${terminalSafe(t.name)}: ${oneLine(toolCallSummary(t.args), Math.max(20, width - 20 - t.name.length))}`);
   return lines.join('\n');
 }
 
@@ -130,5 +186,6 @@ export function formatCall(call: CallView, index: number, width = 100): string {
 export function formatSessionDetail(detail: SessionDetail, width = 100): string {
   const s = detail.session;
   const head = `Session ${terminalSafe(s.id)} · ${userLabel(s.user)} · ${s.call_count} call${s.call_count === 1 ? '' : 's'} · ${formatTime(s.started_at)} → ${formatTime(s.last_call_at)}`;
-  return [head, ...detail.calls.map((call, i) => `\n${formatCall(call, i + 1, width)}`)].join('\n');
+  const graph = detail.body_chunks === undefined ? null : graphOfWireChunks(detail.body_chunks);
+  return [head, ...detail.calls.map((call, i) => `\n${formatCall(call, i + 1, width, graph)}`)].join('\n');
 }

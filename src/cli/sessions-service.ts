@@ -31,8 +31,11 @@ export interface SessionsClient {
   readonly gatewayUrl: string;
   /** Newest activity first; `next_cursor` is non-null when more sessions match than `limit`. */
   list(query?: SessionsQuery): Promise<SessionList>;
-  /** `raw`: also each call's raw request copy (auditors, gateway with audit.raw_copy; the read is logged). */
-  get(id: string, options?: { readonly raw?: boolean }): Promise<SessionDetail>;
+  /**
+   * `raw`: also each call's raw request copy (auditors, gateway with audit.raw_copy; the read is logged).
+   * `sharedBodies`: bodies the gateway stores as chunks come as `body_chunks` + `request_ref` (protocol/sessions.ts).
+   */
+  get(id: string, options?: { readonly raw?: boolean; readonly sharedBodies?: boolean }): Promise<SessionDetail>;
   /** Streams the export to `sink` (a file or stdout); rejects if the gateway cuts it off. */
   exportTo(id: string, format: 'jsonl' | 'json', sink: NodeJS.WritableStream, options?: { readonly raw?: boolean }): Promise<void>;
 }
@@ -116,7 +119,10 @@ export function createSessionsClient(options: SessionsClientOptions): SessionsCl
       return { sessions, next_cursor: cursor };
     },
     async get(id, opts = {}) {
-      const path = `${SESSIONS_PATH}/${encodeId(id)}${opts.raw === true ? '?raw=1' : ''}`;
+      const query = new URLSearchParams();
+      if (opts.raw === true) query.set('raw', '1');
+      if (opts.sharedBodies === true) query.set('bodies', 'shared');
+      const path = `${SESSIONS_PATH}/${encodeId(id)}${query.size > 0 ? `?${query.toString()}` : ''}`;
       return validate(SessionDetailSchema, await json(path), `GET ${SESSIONS_PATH}/{id}`, origin);
     },
     async exportTo(id, format, sink, opts = {}) {

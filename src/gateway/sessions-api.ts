@@ -5,6 +5,10 @@
  * auditor groups (config `audit.auditor_groups`) see everyone's, and each of their reads is
  * written to the access log BEFORE the answer is sent: a read that cannot be logged is refused.
  *
+ * `?bodies=shared` on show: request bodies stored as chunks come once per session (`body_chunks`)
+ * and each call names its root (`request_ref`): a long agent session is not rebuilt into every
+ * call's full body (`aigov sessions show` asks for it; --json and export get whole bodies).
+ *
  * Fail closed: a store that cannot answer gives 503 AIGOV_E_STORE_READ_FAILED, never a crash; an
  * export that fails half-way is cut off (the client sees a truncated body, not a complete one).
  * Someone else's session is "not found" (404), so ids do not reveal whose sessions exist.
@@ -22,6 +26,7 @@ import type { TokenVerifier } from '../auth/verify-token.ts';
 import { effectiveState, type ApprovalRecord } from '../core/approvals/approval.ts';
 import { AigovError } from '../core/errors.ts';
 import type { Principal } from '../core/events.ts';
+import type { StoredChunk } from '../core/recording/request-chunks.ts';
 import type { CallApprovalView, CallView, DecisionView, ExportLine, SessionDetail, SessionList, SessionSummaryView } from '../protocol/sessions.ts';
 import { SESSIONS_PATH } from '../protocol/sessions.ts';
 import { authenticateApiCall, sendApiError, sendApiJson } from './api-response.ts';
@@ -86,7 +91,9 @@ export function createSessionsApi(deps: SessionsApiDeps): SessionsApi {
       if (!deps.rawCopy) return sendApiError(res, new AigovError('AIGOV_E_RAW_COPY_DISABLED'));
     }
     const id = decodeId(parts[0] ?? '');
-    if (parts.length === 1) return show(res, reader, id, raw);
+    const bodies = url.searchParams.get('bodies') ?? 'whole';
+    if (bodies !== 'whole' && bodies !== 'shared') return sendApiError(res, new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'expected bodies=whole or bodies=shared' }));
+    if (parts.length === 1) return show(res, reader, id, raw, bodies === 'shared');
     return exportSession(req, res, reader, id, url.searchParams.get('format') ?? 'jsonl', raw);
   };
 
@@ -139,9 +146,9 @@ export function createSessionsApi(deps: SessionsApiDeps): SessionsApi {
     return reader.auditor || owns(reader.principal, session) ? session : null;
   };
 
-  const show = async (res: ServerResponse, reader: Reader, id: string, raw: boolean): Promise<void> => {
+  const show = async (res: ServerResponse, reader: Reader, id: string, raw: boolean, shared: boolean): Promise<void> => {
     if (!validId(id)) return sendApiError(res, new AigovError('AIGOV_E_SESSION_NOT_FOUND', { id: safeId(id) }));
-    const detail = await deps.store.getSessionDetail(id);
+    const detail = await deps.store.getSessionDetail(id, { sharedBodies: shared });
     if (detail === null || !(reader.auditor || owns(reader.principal, detail.session))) {
       return sendApiError(res, new AigovError('AIGOV_E_SESSION_NOT_FOUND', { id: safeId(id) }));
     }
@@ -155,6 +162,7 @@ export function createSessionsApi(deps: SessionsApiDeps): SessionsApi {
     const body: SessionDetail = {
       session: toSummaryView(detail.session),
       calls: detail.calls.map((call) => toCallView(call, detail.events[call.callId] ?? [], detail.approvals, at, rawBodies?.get(call.callId))),
+      ...(detail.chunks === undefined ? {} : { body_chunks: chunksView(detail.chunks) }),
     };
     sendApiJson(res, 200, body);
   };
@@ -373,6 +381,13 @@ function toSummaryView(s: SessionRecord): SessionSummaryView {
   return { id: s.sessionId, user: { sub: s.subject, email: s.email }, started_at: iso(s.startedAt), last_call_at: iso(s.lastCallAt), call_count: s.callCount };
 }
 
+/** The session's request-body chunks on the wire: id → kind digit followed by the text. */
+function chunksView(chunks: ReadonlyMap<number, StoredChunk>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [id, chunk] of chunks) out[String(id)] = `${chunk.kind}${chunk.text}`;
+  return out;
+}
+
 function toApprovalView(a: ApprovalRecord, now: number): CallApprovalView {
   return {
     id: a.id,
@@ -418,6 +433,7 @@ export function toCallView(call: CallRecord, events: readonly StreamEventRecord[
     decisions: call.decisions.map((d): DecisionView => ({ stage: d.stage, action: d.action, rule_id: d.ruleId, reason: d.reason, mode: d.mode, ...(d.detections ? { detections: [...d.detections] } : {}) })),
     approvals: approvals.filter((a) => a.callId === call.callId || named.includes(a.id)).map((a) => toApprovalView(a, now)),
     request_body: call.requestBody,
+    ...(call.requestRef !== undefined ? { request_ref: call.requestRef } : {}),
     ...(rawBody !== undefined ? { raw_request_body: rawBody } : {}),
     response_body: call.responseBody,
     events: events.map((e) => ({ offset_ms: e.offsetMs, raw: e.raw })),

@@ -10,6 +10,11 @@
  *         expired); `approval` an approval state (pending, approved, denied, expired).
  *   GET /aigov/v1/sessions/{id}         → SessionDetail (every call, with its decisions, approvals,
  *         request and answer as recorded — masked text, never raw values — and stream events)
+ *   …/{id}?bodies=shared: request bodies the gateway stores as chunks (agents resend their whole
+ *         conversation each call) come as `body_chunks` of the session, each once, and each such
+ *         call names its body's root chunk in `request_ref` (its `request_body` is then '').
+ *         Rebuild a body with ChunkGraph (src/core/recording/request-chunks.ts). Without it (and
+ *         from an older gateway) every request_body is whole.
  *   GET /aigov/v1/sessions/{id}/export?format=jsonl|json
  *   …/{id}?raw=1 and …/export?raw=1: auditors only, with the gateway's `audit.raw_copy`: each call
  *         also carries `raw_request_body` (the request as the client sent it); logged as
@@ -93,8 +98,10 @@ export const CallViewSchema = z.object({
   error: z.object({ code: z.string(), message: z.string().nullable() }).nullable(),
   decisions: z.array(DecisionViewSchema),
   approvals: z.array(CallApprovalSchema),
-  /** The request body as recorded (what went upstream, after masking). */
+  /** The request body as recorded (what went upstream, after masking); '' when `request_ref` is given. */
   request_body: z.string(),
+  /** Only with `?bodies=shared`: the body is the chunk with this id of the session's `body_chunks`. */
+  request_ref: z.number().int().positive().optional(),
   /**
    * Only with `?raw=1` (auditors, gateway with `audit.raw_copy`): the request as the client sent
    * it, before masking; null when this call was recorded without a raw copy.
@@ -110,6 +117,11 @@ export type CallView = z.infer<typeof CallViewSchema>;
 export const SessionDetailSchema = z.object({
   session: SessionSummarySchema,
   calls: z.array(CallViewSchema),
+  /**
+   * Only with `?bodies=shared`: the session's request-body chunks by id, each as its kind digit
+   * (`0` leaf, `1` node) followed by its stored text (src/core/recording/request-chunks.ts).
+   */
+  body_chunks: z.record(z.string(), z.string()).optional(),
 });
 export type SessionDetail = z.infer<typeof SessionDetailSchema>;
 

@@ -21,6 +21,7 @@
  */
 import type { ApprovalRecord } from '../core/approvals/approval.ts';
 import type { EndpointId, Principal, ProviderKind, Usage } from '../core/events.ts';
+import type { StoredChunk } from '../core/recording/request-chunks.ts';
 
 export type CallStatus = 'pending' | 'completed' | 'failed' | 'aborted' | 'blocked';
 
@@ -116,6 +117,12 @@ export interface SessionSummary {
 }
 
 export interface CallRecord extends CallRequestRecord {
+  /**
+   * Only from a read with shared bodies ({@link RecordingStore.getSessionDetail} with
+   * `sharedBodies`): the call's body is the chunk with this id of the detail's `chunks`, and
+   * `requestBody` is ''. Absent: `requestBody` is the body.
+   */
+  readonly requestRef?: number;
   readonly status: CallStatus;
   readonly httpStatus: number | null;
   readonly responseBody: string | null;
@@ -173,6 +180,11 @@ export interface SessionDetailRecord {
    * of its calls names (a retry that reused an earlier approval). As stored (ApprovalRecord).
    */
   readonly approvals: readonly ApprovalRecord[];
+  /**
+   * With `sharedBodies`: the session's request-body chunks by id (src/core/recording/request-chunks.ts),
+   * for the calls that carry a `requestRef`. Absent when no call needs them.
+   */
+  readonly chunks?: ReadonlyMap<number, StoredChunk>;
 }
 
 /** One read of the recordings, kept in the access log. Never record contents. */
@@ -217,8 +229,12 @@ export interface RecordingStore {
 
   /** Sessions matching `filter`, newest activity first, `limit` per page from `cursor`. */
   querySessions(filter: SessionFilter, page: { readonly limit: number; readonly cursor: SessionCursor | null }): Promise<SessionPage>;
-  /** A session with its calls, events and approvals; null when there is no such session. */
-  getSessionDetail(sessionId: string): Promise<SessionDetailRecord | null>;
+  /**
+   * A session with its calls, events and approvals; null when there is no such session.
+   * `sharedBodies`: request bodies stored as chunks stay chunks (each call's `requestRef`, the
+   * detail's `chunks`), so a long agent session is not rebuilt into every call's full body.
+   */
+  getSessionDetail(sessionId: string, options?: { readonly sharedBodies?: boolean }): Promise<SessionDetailRecord | null>;
   /** The session alone (no calls); null when there is none. */
   getSession(sessionId: string): Promise<SessionRecord | null>;
   /** Approvals of this session, plus those with these ids (named by its approval decisions); oldest first. */

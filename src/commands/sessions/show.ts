@@ -25,7 +25,8 @@ export default class SessionsShow extends Command {
       const { openSessions } = await import('../../cli/sessions-service.ts');
       const { defaultProfile } = await import('../../config/paths.ts');
       const { client } = await openSessions({ profile: flags.profile ?? defaultProfile() });
-      const detail = await client.get(args.id, { raw: flags.raw });
+      // The text view reads shared bodies: an agent's session is not rebuilt into every call's full body.
+      const detail = await client.get(args.id, { raw: flags.raw, sharedBodies: !flags.json });
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(detail, null, 2)}\n`);
         return;
@@ -33,7 +34,11 @@ export default class SessionsShow extends Command {
       const { formatSessionDetail } = await import('../../cli/sessions-format.ts');
       if (flags.raw) {
         // The prompts as the clients sent them, where a raw copy exists (else as recorded).
-        const calls = detail.calls.map((call) => ({ ...call, request_body: call.raw_request_body ?? call.request_body }));
+        const calls = detail.calls.map((call) => {
+          if (typeof call.raw_request_body !== 'string') return call;
+          const { request_ref: _shared, ...rest } = call;
+          return { ...rest, request_body: call.raw_request_body };
+        });
         const copies = detail.calls.filter((c) => typeof c.raw_request_body === 'string').length;
         process.stdout.write(`Raw request copies (unmasked, as the clients sent them; this read is logged): ${copies} of ${detail.calls.length} calls.\n`);
         process.stdout.write(`${formatSessionDetail({ ...detail, calls }, Math.max(60, process.stdout.columns ?? 100))}\n`);

@@ -5,7 +5,11 @@
  *
  * Entry kinds and what they cover (columns of the recording database, values as stored):
  * - `request`: a call row as recordRequest inserted it ({@link REQUEST_COLUMNS}; not `status`
- *   nor `decisions`, which finishCall rewrites — the `result` entry covers those).
+ *   nor `decisions`, which finishCall rewrites — the `result` entry covers those). A call whose
+ *   body is stored as chunks (request_parts not null, request_body '') adds
+ *   {@link requestPartsContent}: request_parts, then id, kind and SHA-256 of each chunk the call
+ *   added; chunks it shares with earlier calls are covered by the entries of the calls that
+ *   added them.
  * - `result`: the columns finishCall writes ({@link RESULT_COLUMNS}, including the merged
  *   `decisions`).
  * - `events`: one write-behind batch of one call's stream events: call id, then each event's
@@ -83,6 +87,24 @@ export function encodeColumnValues(kind: 'request' | 'result' | 'access' | 'raw'
 /** Feeds the canonical content of a `request` entry. */
 export function feedRequestContent(sink: HashSink, row: ColumnsOf<typeof REQUEST_COLUMNS>): void {
   feedColumns(sink, 'request', REQUEST_COLUMNS, row);
+}
+
+/** A chunk a call's recording added to body_chunks: its id, kind and hex SHA-256 (of the kind digit and text). */
+export interface ChunkDigest {
+  readonly id: number;
+  readonly kind: number;
+  readonly hash: string;
+}
+
+/**
+ * What a `request` entry of a call with a chunked body covers after its columns: request_parts
+ * and the chunks the call added, in id order. Never empty, so the content differs from that of
+ * a call without parts.
+ */
+export function requestPartsContent(parts: string, chunks: readonly ChunkDigest[]): string {
+  let text = encodeValue(parts);
+  for (const c of chunks) text += `${encodeValue(c.id)}${encodeValue(c.kind)}${encodeValue(c.hash)}`;
+  return text;
 }
 
 /** Feeds the canonical content of a `result` entry. */

@@ -20,7 +20,9 @@ import {
   feedResultContent,
   formatSpan,
   GENESIS_HASH,
+  requestPartsContent,
   startEventsContent,
+  type ChunkDigest,
   type ACCESS_COLUMNS,
   type APPROVAL_COLUMNS,
   type AuditKind,
@@ -99,9 +101,11 @@ export class ChainWriter {
     this.#synced = true;
   }
 
-  request(row: ColumnsOf<typeof REQUEST_COLUMNS>): void {
+  /** `parts`: a body stored as chunks — calls.request_parts and the chunks this call added. */
+  request(row: ColumnsOf<typeof REQUEST_COLUMNS>, parts: { readonly text: string; readonly added: readonly ChunkDigest[] } | null = null): void {
     const sink = new TextSink();
     feedRequestContent(sink, row);
+    if (parts !== null) sink.update(requestPartsContent(parts.text, parts.added));
     this.#append('request', String(row.id), null, textHash(sink.text));
   }
 

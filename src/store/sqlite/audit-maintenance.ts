@@ -14,7 +14,8 @@
  * the event rows of its remaining batches (verify accepts a call row without its request entry
  * when the chain was cut before it and a remaining entry names it); its request columns are no
  * longer covered, until the next purge removes it whole. A raw copy goes with its call (ON DELETE
- * CASCADE); a cut-through call keeps its copy, accepted by verify like its row.
+ * CASCADE); a cut-through call keeps its copy, accepted by verify like its row. Request chunks
+ * (migration 9) go once no remaining call of their session names them (request-chunk-gc.ts).
  *
  * Approvals are purged like calls: an approval's time is when it can no longer change (its
  * expiry, or the end of its reuse window once decided — {@link APPROVAL_DONE_AT}); its row goes
@@ -29,6 +30,7 @@ import { readChainHead } from './audit-chain-writer.ts';
 import { signCheckpoint, type SigningKey } from './audit-keys.ts';
 import { readLegacy } from './audit-verify.ts';
 import { migrateDatabase } from './migrations.ts';
+import { collectRequestChunks } from './request-chunk-gc.ts';
 
 export interface CheckpointRecord {
   readonly seq: number;
@@ -216,6 +218,7 @@ export class AuditMaintenance {
         .prepare('DELETE FROM sessions WHERE id IN (SELECT value FROM json_each(?)) AND NOT EXISTS (SELECT 1 FROM calls WHERE calls.session_id = sessions.id)')
         .run(sessionIds).changes,
     );
+    collectRequestChunks(db, JSON.parse(sessionIds) as string[]);
     const access = db.prepare('SELECT id FROM access_log WHERE id <= ? AND at < ? ORDER BY id LIMIT ?').all(legacy.accessId, cut, limit);
     const accessRows = Number(db.prepare('DELETE FROM access_log WHERE id IN (SELECT value FROM json_each(?))').run(JSON.stringify(access.map((r) => Number(r['id'])))).changes);
     // Approvals stored before migration 6 that never changed since (no entry names them).
@@ -297,6 +300,8 @@ export class AuditMaintenance {
         .prepare('DELETE FROM sessions WHERE id IN (SELECT value FROM json_each(?)) AND NOT EXISTS (SELECT 1 FROM calls WHERE calls.session_id = sessions.id)')
         .run(JSON.stringify(sessionIds)).changes,
     );
+    // Request chunks no remaining call of those sessions names (all of them for a session gone).
+    collectRequestChunks(db, sessionIds);
     const seq = Number(last['seq']);
     // An approval goes when its latest entry is in the prefix (audit_log_approvals: no log scan).
     const laterEntry = db.prepare("SELECT 1 FROM audit_log WHERE kind = 'approval' AND ref = ? AND seq > ? LIMIT 1");

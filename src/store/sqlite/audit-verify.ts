@@ -7,9 +7,11 @@
  *    entries were reordered, otherwise the link was edited);
  * 3. its hash is recomputed from its own fields (else the entry itself was edited);
  * 4. its content hash is recomputed from the CURRENT rows it covers (else the rows changed,
- *    or are gone);
+ *    or are gone); for a request stored as chunks, from its chunk list and the chunks the call
+ *    added, each checked against its SHA-256 key first, and every chunk its body names must be
+ *    there (audit-verify-chunks.ts: a changed shared chunk is named with the calls it alters);
  * 5. every checkpoint at its seq names its hash, and a signed one verifies with the public key.
- * Then: checkpoints beyond the last entry (the tail was cut), rows no entry covers (inserted
+ * Then: checkpoints beyond the last entry (the tail was cut), rows (and request chunks) no entry covers (inserted
  * behind the gateway's back), and sessions whose owner no longer matches their calls'.
  * Verification stops at the FIRST problem and names it.
  *
@@ -35,6 +37,7 @@ import {
 } from '../../core/audit/chain.ts';
 import { bytesHash, linkHash, textHash, TextSink } from './audit-hash.ts';
 import { keyIdOfPublicKey } from './audit-keys.ts';
+import { ChunkVerifier } from './audit-verify-chunks.ts';
 
 export type AuditProblemKind =
   | 'content_changed'
@@ -64,7 +67,7 @@ export interface AuditVerifyReport {
   readonly ok: boolean;
   readonly problem: AuditProblem | null;
   readonly entries: number;
-  /** Data rows whose content was recomputed: calls (request and result), stream events, access rows, raw copies, approvals (current row). */
+  /** Data rows whose content was recomputed: calls (request and result), stream events, access rows, raw copies, approvals (current row), request chunks. */
   readonly rows: number;
   readonly firstSeq: number | null;
   readonly lastSeq: number | null;
@@ -103,11 +106,13 @@ interface CheckpointRow {
 
 type Row = readonly SQLOutputValue[];
 
-/** calls columns as fetched: the request's, then the result's (id again), so each is one slice; then rowid. */
+/** calls columns as fetched: the request's, then the result's (id again), so each is one slice; then rowid, request_parts. */
 const CALL_SELECT = `${REQUEST_COLUMNS.join(', ')}, ${RESULT_COLUMNS.join(', ')}, rowid`;
 const REQUEST_END = REQUEST_COLUMNS.length;
 const RESULT_END = REQUEST_END + RESULT_COLUMNS.length;
 const ROWID = RESULT_END;
+const PARTS = ROWID + 1;
+const SESSION_ID = REQUEST_COLUMNS.indexOf('session_id');
 
 /** Prepares a statement whose rows come back as arrays (no object per row). */
 function prepareArrays(db: DatabaseSync, sql: string): StatementSync {
@@ -270,9 +275,13 @@ function verifyInSnapshot(db: DatabaseSync, options: AuditVerifyOptions): AuditV
       : 'SELECT seq, kind, ref, span, at, content_hash, prev_hash, hash FROM audit_log WHERE seq >= (SELECT min(seq) FROM audit_log WHERE at >= $since) ORDER BY seq',
   );
   const legacy = readLegacy(db);
-  const callsCursor = new Peekable(prepareArrays(db, `SELECT ${CALL_SELECT} FROM calls WHERE rowid > ? ORDER BY rowid`), legacy.callsRowid);
+  // Databases from before migration 9 have no request_parts column (every body whole).
+  const hasParts = db.prepare("SELECT 1 FROM pragma_table_info('calls') WHERE name = 'request_parts'").get() !== undefined;
+  const callSelect = `${CALL_SELECT}, ${hasParts ? 'request_parts' : 'NULL'}`;
+  const chunks = new ChunkVerifier(db);
+  const callsCursor = new Peekable(prepareArrays(db, `SELECT ${callSelect} FROM calls WHERE rowid > ? ORDER BY rowid`), legacy.callsRowid);
   const eventsCursor = new Peekable(prepareArrays(db, 'SELECT call_id, seq, offset_ms, raw FROM stream_events WHERE rowid > ? ORDER BY rowid'), legacy.eventsRowid);
-  const callById = prepareArrays(db, `SELECT ${CALL_SELECT} FROM calls WHERE id = ?`);
+  const callById = prepareArrays(db, `SELECT ${callSelect} FROM calls WHERE id = ?`);
   const eventsRange = prepareArrays(db, 'SELECT call_id, seq, offset_ms, raw FROM stream_events WHERE call_id = ? AND seq BETWEEN ? AND ? ORDER BY seq');
   const accessById = prepareArrays(db, `SELECT ${ACCESS_COLUMNS.join(', ')} FROM access_log WHERE id = ?`);
   const rawById = prepareArrays(db, 'SELECT call_id, key_id, sealed FROM raw_copies WHERE call_id = ?');
@@ -373,7 +382,9 @@ function verifyInSnapshot(db: DatabaseSync, options: AuditVerifyOptions): AuditV
               }
             }
             if (row === undefined) fail('row_missing', seq, kind, ref, `call ${ref} was deleted (entry ${seq} records its request)`);
-            if (textHash(encodeColumnValues('request', row as ColumnValue[], 0, REQUEST_END)) !== content) {
+            // A body stored as chunks: its chunk list and the chunks the call added follow the columns.
+            const parts = row[PARTS] === null || row[PARTS] === undefined ? '' : chunks.requestContent(ref, String(row[SESSION_ID]), String(row[PARTS]), seq, fail);
+            if (textHash(encodeColumnValues('request', row as ColumnValue[], 0, REQUEST_END) + parts) !== content) {
               fail('content_changed', seq, kind, ref, `call ${ref}: the recorded request was changed after it was written (entry ${seq})`);
             }
             rows++;
@@ -571,6 +582,9 @@ function verifyInSnapshot(db: DatabaseSync, options: AuditVerifyOptions): AuditV
           const id = String(r['id']);
           if (!latestApproval.has(id)) fail('unrecorded_row', null, 'approvals', id, `approval ${id} has no audit entry: it was inserted behind the gateway`);
         }
+        // Request chunks: each was added by a call whose request entry covers it.
+        rows += chunks.coveredCount;
+        chunks.finish((firstSeq ?? 1) > 1, fail);
         if (rawLegacyNow + approvalsLegacyNow > 0) {
           warnings.push(`${rawLegacyNow} raw copies and ${approvalsLegacyNow} approvals were stored before the audit chain covered them: they are not covered (an approval is, from its next change)`);
         }

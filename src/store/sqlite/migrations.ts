@@ -218,6 +218,30 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX calls_pending_by_owner ON calls (owner) WHERE status = 'pending';
     `,
   },
+  {
+    version: 9,
+    name: 'request bodies as chunks shared by the calls of a session',
+    // Agents resend their whole conversation on every call. A request body that splits
+    // (src/core/recording/request-chunks.ts) is stored as body_chunks rows of its session —
+    // each distinct part once, keyed by the SHA-256 of its kind and text — and the call row
+    // names its root chunk and the chunks it added in request_parts (request_body is then '').
+    // Rows from before keep request_parts NULL and their body whole, as do short bodies.
+    // AUTOINCREMENT: ids only grow, so a call's added chunks are one range and never reused.
+    // body_chunks_gc.generation moves when a purge deletes chunks (the writer forgets its cache).
+    sql: `
+      ALTER TABLE calls ADD COLUMN request_parts TEXT;
+      CREATE TABLE body_chunks (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id  TEXT NOT NULL,
+        hash        BLOB NOT NULL,        -- SHA-256 of the kind digit followed by the text
+        kind        INTEGER NOT NULL,     -- 0 leaf (raw text), 1 node (request-chunks.ts)
+        text        TEXT NOT NULL
+      );
+      CREATE INDEX body_chunks_by_session ON body_chunks (session_id);
+      CREATE TABLE body_chunks_gc (generation INTEGER NOT NULL);
+      INSERT INTO body_chunks_gc VALUES (0);
+    `,
+  },
 ];
 
 /** The schema version this build of aigov writes. */

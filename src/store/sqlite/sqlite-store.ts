@@ -72,6 +72,8 @@ import type {
 } from '../recording-store.ts';
 import { SessionOwnerConflictError } from '../recording-store.ts';
 import { SchemaTooNewError } from './migrations.ts';
+import { withRequestBodies } from '../request-bodies.ts';
+import type { CallsRead } from './store-reads.ts';
 import {
   ACK_CONFLICT,
   ACK_OK,
@@ -484,11 +486,13 @@ export class SqliteRecordingStore implements RecordingStore {
   }
 
   async getCall(callId: string): Promise<CallRecord | null> {
-    return (await this.#read({ op: 'getCall', callId })) as CallRecord | null;
+    const read = (await this.#read({ op: 'getCall', callId })) as CallsRead | null;
+    return read === null ? null : (withRequestBodies(read.calls, read.chunks)[0] ?? null);
   }
 
   async listCalls(sessionId: string): Promise<CallRecord[]> {
-    return (await this.#read({ op: 'listCalls', sessionId })) as CallRecord[];
+    const read = (await this.#read({ op: 'listCalls', sessionId })) as CallsRead;
+    return withRequestBodies(read.calls, read.chunks);
   }
 
   async getStreamEvents(callId: string): Promise<StreamEventRecord[]> {
@@ -503,8 +507,11 @@ export class SqliteRecordingStore implements RecordingStore {
     return (await this.#read({ op: 'getSession', sessionId })) as SessionRecord | null;
   }
 
-  async getSessionDetail(sessionId: string): Promise<SessionDetailRecord | null> {
-    return (await this.#read({ op: 'getSessionDetail', sessionId })) as SessionDetailRecord | null;
+  async getSessionDetail(sessionId: string, options: { readonly sharedBodies?: boolean } = {}): Promise<SessionDetailRecord | null> {
+    const detail = (await this.#read({ op: 'getSessionDetail', sessionId })) as SessionDetailRecord | null;
+    if (detail === null || options.sharedBodies === true || detail.chunks === undefined) return detail;
+    const { chunks, ...rest } = detail;
+    return { ...rest, calls: withRequestBodies(detail.calls, chunks) };
   }
 
   async listSessionApprovals(sessionId: string, approvalIds: readonly string[]): Promise<ApprovalRecord[]> {

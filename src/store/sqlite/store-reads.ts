@@ -24,9 +24,20 @@ import type {
 } from '../recording-store.ts';
 import { approvalIdsInDecisions } from '../recording-store.ts';
 import type { ReadOp } from './worker-protocol.ts';
+import { LEAF, NODE, parseRequestParts, type StoredChunk } from '../../core/recording/request-chunks.ts';
 
 type Row = Record<string, SQLOutputValue>;
-type Statements = Record<'listSessions' | 'listSessionsBySubject' | 'getCall' | 'listCalls' | 'getEvents' | 'rawCopies', StatementSync>;
+type Statements = Record<'listSessions' | 'listSessionsBySubject' | 'getCall' | 'listCalls' | 'getEvents' | 'rawCopies' | 'chunks', StatementSync>;
+
+/**
+ * Calls as the reader thread answers them: a call whose body is stored as chunks has
+ * `requestBody` '' and `requestRef` (its root chunk); `chunks` holds the chunks of its session
+ * (null when no call needs them). The main thread rebuilds the bodies (sqlite-store.ts).
+ */
+export interface CallsRead {
+  readonly calls: CallRecord[];
+  readonly chunks: Map<number, StoredChunk> | null;
+}
 
 export class StoreReads {
   readonly #db: DatabaseSync;
@@ -73,7 +84,18 @@ export class StoreReads {
       listCalls: db.prepare('SELECT * FROM calls WHERE session_id = ? ORDER BY started_at, rowid'),
       getEvents: db.prepare('SELECT offset_ms, raw FROM stream_events WHERE call_id = ? ORDER BY seq'),
       rawCopies: db.prepare('SELECT r.call_id, r.key_id, r.sealed FROM raw_copies r JOIN calls c ON c.id = r.call_id WHERE c.session_id = ?'),
+      chunks: db.prepare('SELECT id, kind, text FROM body_chunks WHERE session_id = ?'),
     });
+  }
+
+  /** The chunks of the session, when one of `calls` has its body stored as chunks. */
+  #chunksFor(sessionId: string, calls: readonly CallRecord[]): Map<number, StoredChunk> | null {
+    if (!calls.some((c) => c.requestRef !== undefined)) return null;
+    const chunks = new Map<number, StoredChunk>();
+    for (const row of this.#statements().chunks.iterate(sessionId)) {
+      chunks.set(num(row['id']), { kind: num(row['kind']) === NODE ? NODE : LEAF, text: str(row['text']) });
+    }
+    return chunks;
   }
 
   #answer(read: ReadOp): unknown {
@@ -86,10 +108,14 @@ export class StoreReads {
       }
       case 'getCall': {
         const row = s.getCall.get(read.callId);
-        return row === undefined ? null : toCallRecord(row);
+        if (row === undefined) return null;
+        const call = toCallRecord(row);
+        return { calls: [call], chunks: this.#chunksFor(call.sessionId, [call]) } satisfies CallsRead;
       }
-      case 'listCalls':
-        return s.listCalls.all(read.sessionId).map(toCallRecord);
+      case 'listCalls': {
+        const calls = s.listCalls.all(read.sessionId).map(toCallRecord);
+        return { calls, chunks: this.#chunksFor(read.sessionId, calls) } satisfies CallsRead;
+      }
       case 'getStreamEvents':
         return s.getEvents.all(read.callId).map((row): StreamEventRecord => ({ offsetMs: num(row['offset_ms']), raw: str(row['raw']) }));
       case 'querySessions':
@@ -106,7 +132,8 @@ export class StoreReads {
           if (rows.length > 0) events[call.callId] = rows.map((row): StreamEventRecord => ({ offsetMs: num(row['offset_ms']), raw: str(row['raw']) }));
         }
         const approvalIds = calls.flatMap((c) => approvalIdsInDecisions(c.decisions));
-        return { session, calls, events, approvals: sessions.approvals(read.sessionId, approvalIds) } satisfies SessionDetailRecord;
+        const chunks = this.#chunksFor(read.sessionId, calls);
+        return { session, calls, events, approvals: sessions.approvals(read.sessionId, approvalIds), ...(chunks === null ? {} : { chunks }) } satisfies SessionDetailRecord;
       }
       case 'listSessionApprovals':
         return sessions.approvals(read.sessionId, read.approvalIds);
@@ -157,6 +184,13 @@ function toSessionSummary(row: Row): SessionSummary {
 
 function toCallRecord(row: Row): CallRecord {
   const usage = strOrNull(row['usage']);
+  const partsText = strOrNull(row['request_parts']);
+  let requestRef: number | undefined;
+  if (partsText !== null) {
+    const parts = parseRequestParts(partsText);
+    if (parts === null) throw new Error('recording store: the request parts of a call are malformed');
+    requestRef = parts.root;
+  }
   return {
     callId: str(row['id']),
     sessionId: str(row['session_id']),
@@ -180,6 +214,7 @@ function toCallRecord(row: Row): CallRecord {
     model: strOrNull(row['model']),
     stream: num(row['stream']) === 1,
     requestBody: str(row['request_body']),
+    ...(requestRef === undefined ? {} : { requestRef }),
     decisions: JSON.parse(str(row['decisions'])) as PolicyDecisionRecord[],
     startedAt: num(row['started_at']),
     status: str(row['status']) as CallStatus,

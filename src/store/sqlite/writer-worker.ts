@@ -33,6 +33,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { AccessLogEntry, CallRequestRecord, PolicyDecisionRecord } from '../recording-store.ts';
 import { migrateDatabase, SchemaTooNewError } from './migrations.ts';
 import { ChainWriter } from './audit-chain-writer.ts';
+import { RequestChunkWriter } from './request-chunk-writer.ts';
 import { OwnerLock, settleDeadOwners } from './call-owners.ts';
 import {
   ACK_CONFLICT,
@@ -94,6 +95,8 @@ class Writer {
 
   /** The audit chain (audit_log): entries written in the same transactions as the rows they cover. */
   readonly #chain: ChainWriter;
+  /** Request bodies as chunks shared within a session (request-chunk-writer.ts). */
+  readonly #chunks: RequestChunkWriter;
 
   #records: { id: number; record: CallRequestRecord }[] = [];
   #recordsImmediate: NodeJS.Immediate | null = null;
@@ -143,9 +146,9 @@ class Writer {
         WHERE sessions.subject = excluded.subject AND sessions.issuer = excluded.issuer`),
       insertCall: db.prepare(`
         INSERT INTO calls (id, session_id, subject, email, groups, issuer, client_id, user_agent, remote_address, sdk,
-          provider, provider_kind, endpoint, method, path, model, stream, request_body, decisions, started_at, status, owner)
+          provider, provider_kind, endpoint, method, path, model, stream, request_body, request_parts, decisions, started_at, status, owner)
         VALUES ($id, $sessionId, $subject, $email, $groups, $issuer, $clientId, $userAgent, $remoteAddress, $sdk,
-          $provider, $providerKind, $endpoint, $method, $path, $model, $stream, $requestBody, $decisions, $startedAt, 'pending', $owner)`),
+          $provider, $providerKind, $endpoint, $method, $path, $model, $stream, $requestBody, $requestParts, $decisions, $startedAt, 'pending', $owner)`),
       insertRawCopy: db.prepare('INSERT INTO raw_copies (call_id, key_id, sealed) VALUES (?, ?, ?)'),
       eventHead: db.prepare(`
         SELECT EXISTS (SELECT 1 FROM calls WHERE id = ?1) AS present,
@@ -168,6 +171,7 @@ class Writer {
       busyTimeoutRestore: db.prepare(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(data.busyTimeoutMs))}`),
     };
     this.#chain = new ChainWriter(db);
+    this.#chunks = new RequestChunkWriter(db);
   }
 
   handle(message: ToWriter): void {
@@ -257,8 +261,10 @@ class Writer {
     let bytes = 0;
     try {
       s.begin.run();
+      this.#chunks.begin();
     } catch (err) {
       groupError = describeError(err);
+      rollbackQuietly(db, s.rollback);
     }
     if (groupError === null) {
       for (let i = 0; i < group.length; i++) {
@@ -277,6 +283,9 @@ class Writer {
           }
           const groups = JSON.stringify(p.groups);
           const stream = record.stream ? 1 : 0;
+          // A body that splits is stored as chunks of its session (what earlier calls stored is named, not copied).
+          const chunked = this.#chunks.write(record.sessionId, record.requestBody);
+          const requestBody = chunked === null ? record.requestBody : '';
           s.insertCall.run({
             id: record.callId,
             sessionId: record.sessionId,
@@ -295,7 +304,8 @@ class Writer {
             path: record.path,
             model: record.model,
             stream,
-            requestBody: record.requestBody,
+            requestBody,
+            requestParts: chunked?.parts ?? null,
             decisions: JSON.stringify(record.decisions),
             startedAt: record.startedAt,
             owner: this.#owner.id,
@@ -307,16 +317,17 @@ class Writer {
             id: record.callId, session_id: record.sessionId, subject: p.subject, email: p.email, groups, issuer: p.issuer,
             client_id: p.clientId, user_agent: c.userAgent, remote_address: c.remoteAddress, sdk: c.sdk, provider: record.provider,
             provider_kind: record.providerKind, endpoint: record.endpoint, method: record.method, path: record.path, model: record.model,
-            stream, request_body: record.requestBody, started_at: record.startedAt,
-          });
+            stream, request_body: requestBody, started_at: record.startedAt,
+          }, chunked === null ? null : { text: chunked.parts, added: chunked.added });
           if (raw !== null) this.#chain.rawCopy(record.callId, raw.keyId, raw.sealed);
           s.release.run();
           outcome[i] = [id, ACK_OK];
-          bytes += record.requestBody.length + (raw?.sealed.length ?? 0) + RECORD_OVERHEAD_BYTES;
+          bytes += (chunked === null ? requestBody.length : chunked.bytes) + (raw?.sealed.length ?? 0) + RECORD_OVERHEAD_BYTES;
         } catch (err) {
           const reason = describeError(err);
           outcome[i] = [id, ACK_ERROR, reason];
           this.#chain.reset(chainMark);
+          this.#chunks.forget(record.sessionId);
           try {
             if (!db.isTransaction) throw err; // SQLite rolled the whole transaction back (I/O error, full disk)
             s.rollbackTo.run();
@@ -339,6 +350,7 @@ class Writer {
       if (groupError !== null) {
         rollbackQuietly(db, s.rollback);
         this.#chain.rolledBack();
+        for (const { record } of group) this.#chunks.forget(record.sessionId);
       }
     }
     // Committed, but into the file at our path? A file deleted or replaced under an open
