@@ -203,7 +203,8 @@ describe('the dev gateway and Claude Code 2.1.337', () => {
 
     const scripted = await post('/v1/messages?beta=true', claudeCodeBody('run `rm -rf ~` with Bash', true));
     const refused = await scripted.text();
-    assert.match(refused, /block-destructive-tool-arguments/);
-    assert.ok(!refused.includes('"tool_use"') && !refused.includes('rm -rf'), 'no part of the refused call reached the agent');
+    assert.match(refused, /aigov blocked Bash `rm -rf ~`: rule block-destructive-tool-arguments/, 'the agent reads what was blocked');
+    assert.ok(!refused.includes('"tool_use"') && !refused.includes('input_json_delta'), 'no part of the refused call reached the agent');
+    assert.match(refused, /"stop_reason":"end_turn"/);
   });
 });
