@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import type { PipelineHooks, RequestVerdict } from '../src/gateway/hooks.ts';
-import type { TextRewriter } from '../src/gateway/text-rewrite.ts';
+import type { TextRewriter } from '../src/providers/channels.ts';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
 import { chatStreamText, loadTranscript } from './support/replay-upstream.ts';
 

@@ -7,7 +7,17 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { SseParser } from '../src/core/sse.ts';
-import { createStreamRewriter, rewriteResponseBody, type ChannelTransformer, type TextRewriter } from '../src/gateway/text-rewrite.ts';
+import type { EndpointId } from '../src/core/events.ts';
+import type { SseEvent } from '../src/core/sse.ts';
+import type { ChannelTransformer, TextRewriter } from '../src/providers/channels.ts';
+import { adapterForEndpoint, rewriteAnswer as rewriteResponseBody } from '../src/providers/registry.ts';
+import { createToolCallReplacer } from '../src/gateway/tool-call-rewrite.ts';
+
+/** The codec's stream reader as the relay uses it: upstream events in, the events to send out. */
+function createStreamRewriter(endpoint: EndpointId, rewriter: TextRewriter): { event(e: SseEvent): SseEvent[]; end(): SseEvent[] } {
+  const reader = adapterForEndpoint(endpoint)!.streamReader(endpoint, rewriter);
+  return { event: (e) => reader.read(e).out.map((item) => item.sse()), end: () => reader.end().map((item) => item.sse()) };
+}
 import { loadTranscript } from './support/replay-upstream.ts';
 
 /** Upper-cases text and holds back a random amount of it (up to everything) until more arrives or the channel ends. */
@@ -140,6 +150,41 @@ describe('stream rewriting', () => {
       }),
       { numRuns: 200 },
     );
+  });
+
+  it('each upstream event is parsed once (normalized events, masking and tool-call replacement share it); unchanged events go out as their own bytes', () => {
+    const upperNoHold: TextRewriter = { whole: (t) => t.toUpperCase(), channel: () => ({ push: (d) => d.toUpperCase(), end: () => '' }) };
+    const identity: TextRewriter = { whole: (t) => t, channel: () => ({ push: (d) => d, end: () => '' }) };
+    for (const [name, endpoint] of [['openai-chat-stream-tools', 'openai.chat.completions'], ['anthropic-messages-stream-tools', 'anthropic.messages'], ['openai-responses-stream', 'openai.responses']] as const) {
+      const events = new SseParser().push(loadTranscript(name).body + '\n\n');
+      const withJson = events.filter((e) => e.data !== null && e.data !== '[DONE]').length;
+      for (const rewriter of [upperNoHold, identity]) {
+        const reader = adapterForEndpoint(endpoint)!.streamReader(endpoint, rewriter);
+        // With the identity rewriter, no call is replaced either: then nothing may change.
+        const replacer = createToolCallReplacer(endpoint, rewriter === identity ? new Map() : new Map([['0:1', 'refused']]));
+        const parse = JSON.parse;
+        let parses = 0;
+        JSON.parse = ((text: string, reviver?: Parameters<typeof JSON.parse>[1]) => {
+          parses++;
+          return parse(text, reviver) as unknown;
+        }) as typeof JSON.parse;
+        const out: SseEvent[] = [];
+        let normalized = 0;
+        try {
+          for (const event of events) {
+            const read = reader.read(event);
+            normalized += read.events.length;
+            // The tool-call replacer and the record read the same parsed items: no parse of their own.
+            for (const item of read.out) for (const { event: sent } of replacer.event({ event: item, offsetMs: 0 })) out.push(sent.sse());
+          }
+        } finally {
+          JSON.parse = parse;
+        }
+        assert.equal(parses, withJson, `${name}: one JSON.parse per event`);
+        assert.ok(normalized > 0);
+        if (rewriter === identity) assert.deepEqual(out.map((e) => e.raw), events.map((e) => e.raw), `${name}: untouched events keep their bytes`);
+      }
+    }
   });
 
   it('non-streamed bodies: every answer text is rewritten, the rest untouched', () => {

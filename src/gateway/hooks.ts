@@ -6,7 +6,7 @@
 import type { EndpointId, NormalizedRequest, Principal } from '../core/events.ts';
 import type { ApprovalSpec } from '../core/policy/types.ts';
 import type { PolicyDecisionRecord } from '../store/recording-store.ts';
-import type { TextKind, TextRewriter } from './text-rewrite.ts';
+import type { TextKind, TextRewriter } from '../providers/channels.ts';
 import type { ToolCallJudge } from './tool-gate.ts';
 
 export interface CallContext {

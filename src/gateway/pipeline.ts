@@ -26,9 +26,10 @@ import type { CallContext, PipelineHooks, Refusal, RequestVerdict } from './hook
 import type { ApprovalService, HoldResult, WaitOutcome } from './approvals/approval-service.ts';
 import { decidingVote, describePerson, type ApprovalRecord } from '../core/approvals/approval.ts';
 import type { ApprovalSpec } from '../core/policy/types.ts';
-import { createStreamRewriter, rewriteRequestBody, rewriteResponseBody, type TextRewriter } from './text-rewrite.ts';
+import { rewriteRequestBody } from './text-rewrite.ts';
+import type { StreamItem, TextRewriter } from '../providers/channels.ts';
 import type { GatewayMetrics } from './metrics.ts';
-import { pickResponseHeaders, toProviderError, type ProviderAdapter, type ProviderError, type RouteMatch } from '../providers/adapter.ts';
+import { pickResponseHeaders, rewriteAnswerBody, toProviderError, type ProviderAdapter, type ProviderError, type RouteMatch } from '../providers/adapter.ts';
 import { isObject, parseJson } from '../core/json.ts';
 import { createToolCallReplacer, replaceToolCallsInBody, type TimedEvent } from './tool-call-rewrite.ts';
 import { settleToolCalls, type ToolCallHost } from './tool-call-settle.ts';
@@ -138,28 +139,25 @@ async function runStages(call: CallState): Promise<void> {
     return;
   }
   // Stages 5-7: forward, transform, record the answer.
-  await forward(call, bodyText, responseTransform(call.target.route.endpoint, verdict.rewriteResponse));
+  await forward(call, bodyText, responseTransform(call.target.adapter, call.target.route.endpoint, verdict.rewriteResponse));
 }
 
 const same = (text: string): string => text;
-const IDENTITY_TRANSFORM: ResponseTransform = { transformEvent: (event) => [event], end: () => [], transformBody: same, forRecord: same };
 
-/** How an answer is rewritten on its way back: event by event for streams, whole for bodies. */
+/** How an answer is rewritten on its way back: event by event for streams (in the codec's stream reader), whole for bodies. */
 interface ResponseTransform {
-  transformEvent(event: SseEvent): SseEvent[];
-  end(): SseEvent[];
+  /** The rewriter the codec's stream reader runs (null: the answer's texts are not rewritten). */
+  readonly rewriter: TextRewriter | null;
   transformBody(body: string): string | Promise<string>;
   /** What the store keeps of a sent SSE block or body (restored pseudonyms concealed again). */
   forRecord(sent: string): string;
 }
 
-function responseTransform(endpoint: EndpointId, rewriter: TextRewriter | null): ResponseTransform {
-  if (rewriter === null) return IDENTITY_TRANSFORM;
-  const stream = createStreamRewriter(endpoint, rewriter);
+function responseTransform(adapter: ProviderAdapter, endpoint: EndpointId, rewriter: TextRewriter | null): ResponseTransform {
+  if (rewriter === null) return { rewriter: null, transformBody: same, forRecord: same };
   return {
-    transformEvent: (event) => stream.event(event),
-    end: () => stream.end(),
-    transformBody: (body) => rewriter.body?.(body) ?? rewriteResponseBody(endpoint, body, rewriter),
+    rewriter,
+    transformBody: (body) => rewriter.body?.(body) ?? rewriteAnswerBody(adapter, endpoint, body, rewriter),
     forRecord: rewriter.forRecord ? (sent) => rewriter.forRecord!(sent) : same,
   };
 }
@@ -675,30 +673,37 @@ async function relayStream(call: CallState, upstream: UpstreamAnswer, transform:
   // Only whole events are written: a partial event is never sent, so if the upstream dies
   // mid-event the client still gets a well-formed stream ending in the provider's error event.
   const limits = new AnswerLimits(call.deps.limits);
-  const handleEvents = (events: readonly SseEvent[]): Batch => {
+  // The codec parses each event once: normalized events, masking and tool-call replacement share it.
+  const reader = adapter.streamReader(route.endpoint, transform.rewriter);
+  /** Upstream events in (read by the codec), then `flushed`: what the rewriter still held at the end. */
+  const handleEvents = (events: readonly SseEvent[], flushed: () => StreamItem[] = () => []): Batch => {
     const batch: Batch = { out: '', records: [] };
     const offsetMs = call.elapsedMs();
     if (limits.countEvents(events.length)) return batch;
+    const pass = (item: StreamItem): void => {
+      if (terminal) finalEvents.push({ event: item, offsetMs });
+      else if (gate?.holding) {
+        // From the first tool call on, output is held until every call has been judged.
+        held.push({ event: item, offsetMs });
+        heldChars += item.size;
+      } else {
+        const raw = item.sse().raw;
+        batch.out += raw;
+        batch.records.push({ offsetMs, raw: transform.forRecord(raw) });
+      }
+    };
     for (const event of events) {
       if (refused) break;
       if (adapter.isStreamTerminal(route.endpoint, event)) terminal = true;
-      for (const e of adapter.parseStreamEvent(route.endpoint, event)) {
+      const read = reader.read(event);
+      for (const e of read.events) {
         call.observe(e);
         gate?.observe(e);
       }
-      // From the first tool call on, output is held until every call has been judged.
-      for (const sent of transform.transformEvent(event)) {
-        if (terminal) finalEvents.push({ event: sent, offsetMs });
-        else if (gate?.holding) {
-          held.push({ event: sent, offsetMs });
-          heldChars += sent.raw.length;
-        } else {
-          batch.out += sent.raw;
-          batch.records.push({ offsetMs, raw: transform.forRecord(sent.raw) });
-        }
-      }
+      for (const item of read.out) pass(item);
       if (heldChars > MAX_HELD_TOOL_CALL_BYTES) refused = { ruleId: 'aigov-limits', reason: 'the tool calls in this answer are too large to check' };
     }
+    if (!refused) for (const item of flushed()) pass(item);
     return batch;
   };
   const send = async ({ out, records }: Batch): Promise<void> => {
@@ -732,7 +737,7 @@ async function relayStream(call: CallState, upstream: UpstreamAnswer, transform:
     return;
   }
   // A complete final event without its blank line still counts; a half event is dropped.
-  const tail = refused ? { out: '', records: [] } : brokenBy === null ? handleEvents([...parser.end(), ...transform.end()]) : handleEvents(transform.end());
+  const tail = refused ? { out: '', records: [] } : handleEvents(brokenBy === null ? parser.end() : [], () => reader.end());
   if (refused) {
     // Tool calls too large to judge: nothing held reaches the client; the provider's in-stream error does.
     const error = new AigovError('AIGOV_E_POLICY_BLOCKED', { rule: refused.ruleId, reason: refused.reason });
@@ -750,8 +755,9 @@ async function relayStream(call: CallState, upstream: UpstreamAnswer, transform:
   const release = (events: readonly TimedEvent[], into: Batch): void => {
     for (const timed of events) {
       for (const { event, offsetMs } of replacer.event(timed)) {
-        into.out += event.raw;
-        into.records.push({ offsetMs, raw: transform.forRecord(event.raw) });
+        const raw = event.sse().raw;
+        into.out += raw;
+        into.records.push({ offsetMs, raw: transform.forRecord(raw) });
       }
     }
   };

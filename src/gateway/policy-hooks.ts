@@ -17,7 +17,8 @@ import type { EndpointId, NormalizedRequest } from '../core/events.ts';
 import type { CallContext, PipelineHooks, Refusal, RequestVerdict } from './hooks.ts';
 import { memoizedBuiltins, memoizedPolicy, type DetectionMemo, type PolicyOffload } from './policy-offload.ts';
 import { SessionVaults, type VaultLease } from './session-vaults.ts';
-import { rewriteResponseBody, type ChannelTransformer, type TextRewriter } from './text-rewrite.ts';
+import type { ChannelTransformer, TextRewriter } from '../providers/channels.ts';
+import { rewriteAnswer } from '../providers/registry.ts';
 import type { ToolCallJudge, ToolCallVerdict } from './tool-gate.ts';
 
 /** Request text (UTF-16 units) from which scanning always moves to a worker. */
@@ -274,7 +275,7 @@ function answerRewriter(plan: ResponseMaskingPlan | null, vault: PseudonymVault 
       ? {
           body(body: string): string | Promise<string> | null {
             if (body.length < OFFLOAD_ANSWER_CHARS) return null;
-            return large.offload.mask(large.policy, plan.ruleIds, large.endpoint, body).then((masked) => (vault ? rewriteResponseBody(large.endpoint, masked, { whole: restore, channel: () => ({ push: (d) => d, end: () => '' }) }) : masked));
+            return large.offload.mask(large.policy, plan.ruleIds, large.endpoint, body).then((masked) => (vault ? rewriteAnswer(large.endpoint, masked, { whole: restore, channel: () => ({ push: (d) => d, end: () => '' }) }) : masked));
           },
         }
       : {}),

@@ -2,7 +2,9 @@
 import { AigovError } from '../core/errors.ts';
 import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent } from '../core/events.ts';
 import { fixedRoute, modelRoute, pickForwardedHeaders, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
-import { arr, isObject, num, parseJson, str } from '../core/json.ts';
+import { arr, isObject, parseJson, str } from '../core/json.ts';
+import { createStreamReader } from './channels.ts';
+import { anthropicStreamEvents, anthropicStreamRewriter, pushAnthropicUsage, rewriteAnthropicAnswer } from './anthropic-text.ts';
 
 const DEFAULT_VERSION = '2023-06-01';
 
@@ -82,41 +84,15 @@ export const anthropicAdapter: ProviderAdapter = {
     });
     const reason = str(body.stop_reason);
     if (reason) events.push({ type: 'finish', choice: 0, reason });
-    pushUsage(events, body.usage);
+    pushAnthropicUsage(events, body.usage);
     return events;
   },
 
-  parseStreamEvent(endpoint, event): ResponseEvent[] {
-    if (event.data === null || endpoint !== 'anthropic.messages') return [];
-    const data = parseJson(event.data);
-    if (!isObject(data)) return [];
-    const type = str(data.type) ?? event.event;
-    const events: ResponseEvent[] = [];
-    if (type === 'message_start' && isObject(data.message)) {
-      if (typeof data.message.model === 'string') events.push({ type: 'model', model: data.message.model });
-      pushUsage(events, data.message.usage);
-    } else if (type === 'content_block_start' && isObject(data.content_block)) {
-      const block = data.content_block;
-      if (block.type === 'tool_use') {
-        // The start block's input is `{}` before its deltas; one that already holds arguments is
-        // what a client uses when no delta follows: judged as a snapshot.
-        const input = isObject(block.input) && Object.keys(block.input).length > 0 ? JSON.stringify(block.input) : null;
-        events.push({ type: 'tool_call', choice: 0, index: num(data.index) ?? 0, id: str(block.id), name: str(block.name), argumentsDelta: input ?? '', ...(input !== null ? { complete: true } : {}) });
-      }
-      else if (block.type === 'text' && str(block.text)) events.push({ type: 'text', choice: 0, text: str(block.text) ?? '' });
-    } else if (type === 'content_block_delta' && isObject(data.delta)) {
-      const delta = data.delta;
-      if (delta.type === 'text_delta') events.push({ type: 'text', choice: 0, text: str(delta.text) ?? '' });
-      else if (delta.type === 'input_json_delta') events.push({ type: 'tool_call', choice: 0, index: num(data.index) ?? 0, argumentsDelta: str(delta.partial_json) ?? '' });
-    } else if (type === 'message_delta') {
-      const reason = isObject(data.delta) ? str(data.delta.stop_reason) : undefined;
-      if (reason) events.push({ type: 'finish', choice: 0, reason });
-      pushUsage(events, data.usage);
-    } else if (type === 'error' && isObject(data.error)) {
-      events.push({ type: 'error', errorType: str(data.error.type) ?? 'api_error', message: str(data.error.message) ?? '' });
-    }
-    return events;
+  streamReader(endpoint, rewriter) {
+    return createStreamReader((item) => anthropicStreamEvents(endpoint, item), rewriter ? anthropicStreamRewriter(endpoint, rewriter) : null);
   },
+
+  rewriteAnswer: rewriteAnthropicAnswer,
 
   isStreamTerminal(_endpoint, event) {
     return event.event === 'message_stop' || event.event === 'error';
@@ -152,11 +128,4 @@ function blocks(content: unknown[]): ContentPart[] {
     } else parts.push({ type: 'other', kind: type || 'unknown' });
   }
   return parts;
-}
-
-function pushUsage(events: ResponseEvent[], usage: unknown): void {
-  if (!isObject(usage)) return;
-  const input = num(usage.input_tokens);
-  const output = num(usage.output_tokens);
-  events.push({ type: 'usage', usage: { inputTokens: input, outputTokens: output, totalTokens: input !== undefined && output !== undefined ? input + output : undefined } });
 }

@@ -6,6 +6,8 @@ import { AigovError } from '../core/errors.ts';
 import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent, Role, ToolDefinition } from '../core/events.ts';
 import { fixedRoute, modelRoute, pickForwardedHeaders, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
 import { arr, isObject, num, parseJson, str, type JsonObject } from '../core/json.ts';
+import { createStreamReader } from './channels.ts';
+import { callInput, openaiStreamEvents, openaiStreamRewriter, pushChatUsage, pushResponsesUsage, rewriteOpenAIAnswer } from './openai-text.ts';
 
 const ROLES: ReadonlySet<string> = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 
@@ -97,52 +99,11 @@ export const openaiAdapter: ProviderAdapter = {
     return events;
   },
 
-  parseStreamEvent(endpoint, event): ResponseEvent[] {
-    if (event.data === null || event.data === '[DONE]') return [];
-    const data = parseJson(event.data);
-    if (!isObject(data)) return [];
-    if (isObject(data.error)) return [{ type: 'error', errorType: str(data.error.type) ?? 'api_error', message: str(data.error.message) ?? '' }];
-    const events: ResponseEvent[] = [];
-    if (endpoint === 'openai.chat.completions') {
-      for (const choice of arr(data.choices)) {
-        if (!isObject(choice)) continue;
-        const index = num(choice.index) ?? 0;
-        const delta = isObject(choice.delta) ? choice.delta : {};
-        const text = str(delta.content);
-        if (text) events.push({ type: 'text', choice: index, text });
-        for (const call of arr(delta.tool_calls)) {
-          if (!isObject(call)) continue;
-          const fn = isObject(call.function) ? call.function : {};
-          events.push({ type: 'tool_call', choice: index, index: num(call.index) ?? 0, id: str(call.id), name: str(fn.name), argumentsDelta: str(fn.arguments) ?? '' });
-        }
-        const reason = str(choice.finish_reason);
-        if (reason) events.push({ type: 'finish', choice: index, reason });
-      }
-      pushChatUsage(events, data.usage);
-      return events;
-    }
-    // Responses API: typed events.
-    const type = str(data.type) ?? event.event ?? '';
-    if (type === 'response.output_text.delta') events.push({ type: 'text', choice: 0, text: str(data.delta) ?? '' });
-    else if ((type === 'response.output_item.added' || type === 'response.output_item.done') && isObject(data.item) && (data.item.type === 'function_call' || data.item.type === 'custom_tool_call')) {
-      // The item's arguments as `added` or `done` states them: a snapshot the gate judges too.
-      const input = callInput(data.item);
-      const snapshot = type === 'response.output_item.done' || (input !== undefined && input !== '');
-      events.push({ type: 'tool_call', choice: 0, index: num(data.output_index) ?? 0, id: str(data.item.call_id), name: str(data.item.name), argumentsDelta: snapshot ? (input ?? '') : '', ...(snapshot ? { complete: true } : {}) });
-    } else if (type === 'response.function_call_arguments.delta' || type === 'response.custom_tool_call_input.delta') {
-      events.push({ type: 'tool_call', choice: 0, index: num(data.output_index) ?? 0, argumentsDelta: str(data.delta) ?? '' });
-    } else if (type === 'response.function_call_arguments.done' || type === 'response.custom_tool_call_input.done') {
-      const input = str(data.arguments) ?? str(data.input);
-      if (input !== undefined) events.push({ type: 'tool_call', choice: 0, index: num(data.output_index) ?? 0, argumentsDelta: input, complete: true });
-    } else if (type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed') {
-      const response = isObject(data.response) ? data.response : {};
-      events.push({ type: 'finish', choice: 0, reason: str(response.status) ?? type.slice('response.'.length) });
-      pushResponsesUsage(events, response.usage);
-    } else if (type === 'error') {
-      events.push({ type: 'error', errorType: str(data.code) ?? 'api_error', message: str(data.message) ?? '' });
-    }
-    return events;
+  streamReader(endpoint, rewriter) {
+    return createStreamReader((item) => openaiStreamEvents(endpoint, item), rewriter ? openaiStreamRewriter(endpoint, rewriter) : null);
   },
+
+  rewriteAnswer: rewriteOpenAIAnswer,
 
   isStreamTerminal(endpoint, event) {
     if (event.data === null) return false;
@@ -172,11 +133,6 @@ export const openaiAdapter: ProviderAdapter = {
     return { status, type: str(e.type) ?? 'api_error', message: str(e.message) ?? '', code: str(e.code) ?? null };
   },
 };
-
-/** A Responses call item's arguments (function_call) or input (custom_tool_call). */
-function callInput(item: JsonObject): string | undefined {
-  return item.type === 'custom_tool_call' ? str(item.input) : str(item.arguments);
-}
 
 function requireModel(model: string | null): asserts model is string {
   if (!model) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '`model` is required' });
@@ -292,14 +248,4 @@ function parseResponsesTools(body: JsonObject): ToolDefinition[] {
   add(body.tools, 0);
   for (const item of arr(body.input)) if (isObject(item) && item.type === 'additional_tools') add(item.tools, 0);
   return out;
-}
-
-function pushChatUsage(events: ResponseEvent[], usage: unknown): void {
-  if (!isObject(usage)) return;
-  events.push({ type: 'usage', usage: { inputTokens: num(usage.prompt_tokens), outputTokens: num(usage.completion_tokens), totalTokens: num(usage.total_tokens) } });
-}
-
-function pushResponsesUsage(events: ResponseEvent[], usage: unknown): void {
-  if (!isObject(usage)) return;
-  events.push({ type: 'usage', usage: { inputTokens: num(usage.input_tokens), outputTokens: num(usage.output_tokens), totalTokens: num(usage.total_tokens) } });
 }
