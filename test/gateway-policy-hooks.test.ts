@@ -80,7 +80,7 @@ describe('policy hooks in the pipeline', () => {
   });
 
   it('rewrites the request before it is recorded and sent upstream', async () => {
-    await withHarness({ evaluateRequest: () => ({ ...NONE, rewriteRequest: (text) => text.replaceAll('secret-project', '[CODENAME]') }) }, async (h) => {
+    await withHarness({ evaluateRequest: () => ({ ...NONE, rewriteRequest: (slot) => slot.text.replaceAll('secret-project', '[CODENAME]') }) }, async (h) => {
       h.upstream.route('POST', '/v1/chat/completions', loadTranscript('openai-chat'));
       await new OpenAI({ baseURL: `${h.url}/openai/v1`, apiKey: h.token, maxRetries: 0 }).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'status of secret-project?' }] });
       const sent = h.upstream.received[0]!.body;

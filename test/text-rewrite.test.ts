@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { SseParser } from '../src/core/sse.ts';
-import type { EndpointId } from '../src/core/events.ts';
+import { readFileSync } from 'node:fs';
+import type { EndpointId, NormalizedRequest } from '../src/core/events.ts';
+import type { TextLocation } from '../src/core/policy/types.ts';
 import type { SseEvent } from '../src/core/sse.ts';
 import type { ChannelTransformer, TextRewriter } from '../src/providers/channels.ts';
 import { adapterForEndpoint, rewriteAnswer as rewriteResponseBody } from '../src/providers/registry.ts';
@@ -200,10 +202,55 @@ describe('stream rewriting', () => {
   });
 });
 
+/** What the pipeline does with a verdict's rewriteRequest: every slot of the codec's reading, then one serialization. */
+function rewriteRequestBody(endpoint: EndpointId, body: string, rewrite: (text: string) => string): string {
+  const read = adapterForEndpoint(endpoint)!.readRequest(endpoint, JSON.parse(body), body);
+  for (const slot of read.slots) slot.set(rewrite(slot.text));
+  return read.serialize();
+}
+
+/** The normalized text policy saw at a location. */
+function textAt(request: NormalizedRequest, location: TextLocation): string | undefined {
+  if (location.kind === 'input') return request.inputs[location.index];
+  if (location.kind === 'tool_definition') return undefined;
+  const part = request.messages[location.message]?.parts[location.part];
+  if (!part) return undefined;
+  return part.type === 'text' || part.type === 'tool_result' ? part.text : part.type === 'tool_call' ? part.arguments : undefined;
+}
+
 describe('request rewriting', () => {
+  it('text slots address the texts policy sees: each slot is its location\'s text (or a piece of it at its offset), recorded agent requests included', () => {
+    const bodies: [EndpointId, string][] = [
+      ['anthropic.messages', (JSON.parse(readFileSync('test/fixtures/agents/claude-code-2.1.337-messages.json', 'utf8')) as { body: string }).body],
+      ['openai.responses', (JSON.parse(readFileSync('test/fixtures/agents/codex-0.171.0-responses.json', 'utf8')) as { body: string }).body],
+      ['openai.chat.completions', JSON.stringify({ model: 'm', messages: [{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'image_url', image_url: { url: 'u' } }, { type: 'text', text: 'b' }] }, { role: 'tool', tool_call_id: 'c', content: [{ type: 'text', text: 'one ' }, { type: 'text', text: 'two' }] }, { role: 'assistant', content: null, function_call: { name: 'f', arguments: '{}' } }] })],
+      ['anthropic.messages', JSON.stringify({ model: 'm', messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't', content: [{ type: 'text', text: 'x1' }, { type: 'image', source: {} }, { type: 'text', text: 'y2' }] }] }] })],
+      ['openai.embeddings', JSON.stringify({ model: 'e', input: ['a', 3, 'b'] })],
+    ];
+    for (const [endpoint, body] of bodies) {
+      const read = adapterForEndpoint(endpoint)!.readRequest(endpoint, JSON.parse(body), body);
+      assert.ok(read.slots.length > 0, endpoint);
+      for (const slot of read.slots) {
+        const whole = textAt(read.request, slot.location);
+        assert.equal(whole?.slice(slot.offset, slot.offset + slot.text.length), slot.text, `${endpoint} ${JSON.stringify(slot.location)}`);
+      }
+      // Every text policy sees is covered by slots (tool definitions are not rewritten).
+      const covered = new Map<string, number>();
+      for (const slot of read.slots) covered.set(JSON.stringify(slot.location), (covered.get(JSON.stringify(slot.location)) ?? 0) + slot.text.length);
+      read.request.messages.forEach((message, m) =>
+        message.parts.forEach((part, p) => {
+          const field = part.type === 'text' ? 'text' : part.type === 'tool_result' ? 'tool_result' : part.type === 'tool_call' ? 'tool_arguments' : null;
+          const text = part.type === 'text' || part.type === 'tool_result' ? part.text : part.type === 'tool_call' ? part.arguments : '';
+          if (field === null || text === '' || (part.type === 'tool_call' && text === '{}' && endpoint.startsWith('anthropic'))) return;
+          assert.equal(covered.get(JSON.stringify({ kind: 'message', message: m, part: p, role: message.role, field })), text.length, `${endpoint} message ${m} part ${p}`);
+        }),
+      );
+      assert.equal(read.serialize(), body, 'nothing written: the client\'s bytes');
+    }
+  });
+
   const up = (t: string): string => t.toUpperCase();
-  it('rewrites every text field the adapters parse, for each provider shape', async () => {
-    const { rewriteRequestBody } = await import('../src/gateway/text-rewrite.ts');
+  it('rewrites every text field the adapters parse, for each provider shape', () => {
     const chat = JSON.parse(
       rewriteRequestBody(
         'openai.chat.completions',

@@ -26,8 +26,8 @@ import type { CallContext, PipelineHooks, Refusal, RequestVerdict } from './hook
 import type { ApprovalService, HoldResult, WaitOutcome } from './approvals/approval-service.ts';
 import { decidingVote, describePerson, type ApprovalRecord } from '../core/approvals/approval.ts';
 import type { ApprovalSpec } from '../core/policy/types.ts';
-import { rewriteRequestBody } from './text-rewrite.ts';
 import type { StreamItem, TextRewriter } from '../providers/channels.ts';
+import type { ReadRequest } from '../providers/request-slots.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { pickResponseHeaders, rewriteAnswerBody, toProviderError, type ProviderAdapter, type ProviderError, type RouteMatch } from '../providers/adapter.ts';
 import { isObject, parseJson } from '../core/json.ts';
@@ -110,9 +110,12 @@ async function runStages(call: CallState): Promise<void> {
   call.toolJudge = verdict.judgeToolCall ?? null;
   let bodyText = parsed.bodyText;
   // A refused request is rewritten too: then what the hook returns is only what gets recorded.
-  if (verdict.rewriteRequest !== null && parsed.bodyText !== '') {
+  // Policy writes into the codec's text slots; the body is serialized once, only if one changed.
+  const rewrite = verdict.rewriteRequest;
+  if (rewrite !== null && parsed.read.slots.length > 0) {
     try {
-      bodyText = rewriteRequestBody(call.target.route.endpoint, parsed.bodyText, verdict.rewriteRequest);
+      for (const slot of parsed.read.slots) slot.set(rewrite(slot));
+      bodyText = parsed.read.serialize();
     } catch (error) {
       call.deps.logger.error({ callId: call.callId, err: errorSummary(error) }, 'request rewriting failed; refusing the request');
       call.sendError(isAigovError(error) ? error : new AigovError('AIGOV_E_POLICY_FAILED'), 'failed');
@@ -188,6 +191,8 @@ async function authenticate(call: CallState): Promise<Principal | null> {
 interface ParsedRequest {
   readonly bodyText: string;
   readonly request: NormalizedRequest;
+  /** The codec's reading of the body: its text slots, and the body to send once they are written. */
+  readonly read: ReadRequest;
 }
 
 async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
@@ -229,9 +234,9 @@ async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
     const claimed = isObject(json) ? json.model : undefined;
     if (typeof claimed === 'string') call.model = claimed.slice(0, 200);
   }
-  let request: NormalizedRequest;
+  let read: ReadRequest;
   try {
-    request = adapter.parseRequest(route.endpoint, json);
+    read = adapter.readRequest(route.endpoint, json, bodyText);
   } catch (error) {
     if (isAigovError(error)) {
       await refuse(call, error);
@@ -239,6 +244,7 @@ async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
     }
     throw error;
   }
+  const request = read.request;
   const model = route.param ?? request.model;
   call.model = model;
   call.stream = request.stream;
@@ -246,7 +252,7 @@ async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
     await refuse(call, new AigovError('AIGOV_E_MODEL_NOT_ALLOWED', { model, provider: provider.name }));
     return null;
   }
-  return { bodyText, request };
+  return { bodyText, request, read };
 }
 
 function describeJsonError(error: unknown, text: string): string {

@@ -9,6 +9,7 @@ import type { SseEvent } from '../core/sse.ts';
 import type { AigovError } from '../core/errors.ts';
 import { isObject, parseJson, type JsonObject } from '../core/json.ts';
 import type { StreamReader, TextRewriter } from './channels.ts';
+import type { ReadRequest } from './request-slots.ts';
 
 export interface RouteMatch {
   readonly ok: true;
@@ -81,6 +82,12 @@ export interface ProviderAdapter {
   route(method: string, subpath: string): RouteResult;
   /** Parses a JSON request body. Throws AigovError('AIGOV_E_BAD_REQUEST') when it is not this endpoint's shape. */
   parseRequest(endpoint: EndpointId, body: unknown): NormalizedRequest;
+  /**
+   * Reads a request body the gateway parsed once (`body`; `text` as the client sent it): the
+   * normalized request, its text slots by TextLocation, and the body to send — `text` itself
+   * unless a slot changed. Throws AigovError('AIGOV_E_BAD_REQUEST') like parseRequest.
+   */
+  readRequest(endpoint: EndpointId, body: unknown, text: string): ReadRequest;
   /** Headers sent upstream: the client's allowed headers, minus credentials, plus the provider key. */
   upstreamHeaders(client: IncomingHttpHeaders, apiKey: string | null, extra: Readonly<Record<string, string>>): Record<string, string>;
   parseResponseBody(endpoint: EndpointId, body: unknown): ResponseEvent[];
