@@ -15,7 +15,7 @@ import type { Agent, Dispatcher } from 'undici';
 import type { TokenVerifier } from '../auth/verify-token.ts';
 import type { GatewayConfig, ResolvedProvider } from '../config/schema.ts';
 import { AigovError, isAigovError } from '../core/errors.ts';
-import { mergeUsage, type EndpointId, type NormalizedRequest, type Principal, type ResponseEvent, type Usage } from '../core/events.ts';
+import { mergeUsage, type NormalizedRequest, type Principal, type ResponseEvent, type Usage } from '../core/events.ts';
 import { scrubSecrets } from '../core/scrub-secrets.ts';
 import { SseParser, type SseEvent } from '../core/sse.ts';
 import { SessionOwnerConflictError, type CallStatus, type ClientInfo, type PolicyDecisionRecord, type RecordingStore, type SealedRawCopy, type StreamEventRecord } from '../store/recording-store.ts';
@@ -29,9 +29,9 @@ import type { ApprovalSpec } from '../core/policy/types.ts';
 import type { StreamItem, TextRewriter } from '../providers/channels.ts';
 import type { ReadRequest } from '../providers/request-slots.ts';
 import type { GatewayMetrics } from './metrics.ts';
-import { pickResponseHeaders, rewriteAnswerBody, toProviderError, type ProviderAdapter, type ProviderError, type RouteMatch } from '../providers/adapter.ts';
+import { pickResponseHeaders, toProviderError, type ProviderAdapter, type ProviderError, type RouteMatch } from '../providers/adapter.ts';
 import { isObject, parseJson } from '../core/json.ts';
-import { createToolCallReplacer, replaceToolCallsInBody, type TimedEvent } from './tool-call-rewrite.ts';
+import { createToolCallReplacer, replaceToolCallsInAnswer, type TimedEvent } from './tool-call-rewrite.ts';
 import { settleToolCalls, type ToolCallHost } from './tool-call-settle.ts';
 import { MAX_HELD_TOOL_CALL_BYTES, StreamToolGate, type ToolCallJudge } from './tool-gate.ts';
 import { readRequestBody } from './request-body.ts';
@@ -142,27 +142,21 @@ async function runStages(call: CallState): Promise<void> {
     return;
   }
   // Stages 5-7: forward, transform, record the answer.
-  await forward(call, bodyText, responseTransform(call.target.adapter, call.target.route.endpoint, verdict.rewriteResponse));
+  await forward(call, bodyText, responseTransform(verdict.rewriteResponse));
 }
 
 const same = (text: string): string => text;
 
-/** How an answer is rewritten on its way back: event by event for streams (in the codec's stream reader), whole for bodies. */
+/** How an answer is rewritten on its way back: by the codec (stream reader, rewriteAnswer), with this rewriter. */
 interface ResponseTransform {
-  /** The rewriter the codec's stream reader runs (null: the answer's texts are not rewritten). */
+  /** The rewriter (null: the answer's texts are not rewritten). */
   readonly rewriter: TextRewriter | null;
-  transformBody(body: string): string | Promise<string>;
   /** What the store keeps of a sent SSE block or body (restored pseudonyms concealed again). */
   forRecord(sent: string): string;
 }
 
-function responseTransform(adapter: ProviderAdapter, endpoint: EndpointId, rewriter: TextRewriter | null): ResponseTransform {
-  if (rewriter === null) return { rewriter: null, transformBody: same, forRecord: same };
-  return {
-    rewriter,
-    transformBody: (body) => rewriter.body?.(body) ?? rewriteAnswerBody(adapter, endpoint, body, rewriter),
-    forRecord: rewriter.forRecord ? (sent) => rewriter.forRecord!(sent) : same,
-  };
+function responseTransform(rewriter: TextRewriter | null): ResponseTransform {
+  return { rewriter, forRecord: rewriter?.forRecord ? (sent) => rewriter.forRecord!(sent) : same };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -602,7 +596,8 @@ async function relayBody(call: CallState, upstream: UpstreamAnswer, transform: R
     return;
   }
   // Governance reads the answer as JSON: one it cannot read (an HTML error page, a deep bomb) is
-  // not passed on unread (fail closed).
+  // not passed on unread (fail closed). Parsed once: masking, the model filter and tool-call
+  // replacement change it in place; serialized once, only if one of them changed it.
   const deep = jsonDepthExceeds(text);
   let json = deep ? undefined : parseJson(text);
   const unreadable = deep ? `JSON nested deeper than ${MAX_JSON_DEPTH} levels` : json === undefined ? `a body that is not JSON (content-type ${JSON.stringify(String(upstream.headers['content-type'] ?? 'none').slice(0, 60))})` : null;
@@ -610,18 +605,31 @@ async function relayBody(call: CallState, upstream: UpstreamAnswer, transform: R
     call.sendError(new AigovError('AIGOV_E_UPSTREAM_BAD_RESPONSE', { provider: provider.name, reason: unreadable }), 'failed');
     return;
   }
-  let body: string;
-  try {
-    body = await transform.transformBody(text);
-  } catch (error) {
-    // Masking the answer failed or went past its budget: the answer is withheld (fail closed).
-    call.deps.logger.error({ callId: call.callId, err: errorSummary(error) }, 'masking the answer failed; withholding it');
-    call.sendError(isAigovError(error) ? error : new AigovError('AIGOV_E_POLICY_FAILED'), 'failed');
-    return;
+  let changed = false;
+  const rewriter = transform.rewriter;
+  if (rewriter !== null && isObject(json)) {
+    try {
+      // A large answer may be masked its own way (on a worker): then its result is read again.
+      const own = rewriter.body?.(text) ?? null;
+      if (own !== null) {
+        const masked = await own;
+        if (masked !== text) {
+          json = parseJson(masked);
+          changed = true;
+        }
+      } else {
+        changed = adapter.rewriteAnswer(route.endpoint, json, rewriter);
+      }
+    } catch (error) {
+      // Masking the answer failed or went past its budget: the answer is withheld (fail closed).
+      call.deps.logger.error({ callId: call.callId, err: errorSummary(error) }, 'masking the answer failed; withholding it');
+      call.sendError(isAigovError(error) ? error : new AigovError('AIGOV_E_POLICY_FAILED'), 'failed');
+      return;
+    }
   }
-  if (body !== text) json = parseJson(body); // parsed once more only when masking changed it
   if (route.endpoint.endsWith('.models.list') && provider.models.length > 0 && json !== undefined) {
-    body = JSON.stringify(filterModelList(json, provider.models));
+    json = filterModelList(json, provider.models);
+    changed = true;
   }
   if (json !== undefined) {
     const gate = call.toolGate();
@@ -633,9 +641,10 @@ async function relayBody(call: CallState, upstream: UpstreamAnswer, transform: R
     if (gate && gate.callCount > 0) {
       const settled = await settleToolCalls(call.toolHost(), gate, { complete: true, keepAlive: false });
       if (settled.clientGone) throw new Error('client gone');
-      body = replaceToolCallsInBody(route.endpoint, body, settled.notices);
+      if (isObject(json) && replaceToolCallsInAnswer(route.endpoint, json, settled.notices)) changed = true;
     }
   }
+  const body = changed ? JSON.stringify(json) : text;
   // The answer is complete at the client only once its record is: commit, then send the body.
   call.countOut(body);
   call.finish('completed', upstream.statusCode, null, transform.forRecord(body));

@@ -15,7 +15,7 @@
  * `notices` maps a call's key (`choice:index`, as the adapters number calls) to its notice.
  */
 import type { EndpointId } from '../core/events.ts';
-import { arr, isObject, parseJson, type Json, type JsonObject } from '../core/json.ts';
+import { arr, isObject, type Json, type JsonObject } from '../core/json.ts';
 import { StreamItem } from '../providers/channels.ts';
 
 /** An answer event (parsed once, ../providers/channels.ts) and when it arrived. */
@@ -241,11 +241,9 @@ class ResponsesReplacer implements ToolCallReplacer {
   }
 }
 
-/** The same replacement on a non-streamed JSON body; returns the body unchanged when nothing is replaced. */
-export function replaceToolCallsInBody(endpoint: EndpointId, body: string, notices: ReadonlyMap<string, string>): string {
-  if (notices.size === 0) return body;
-  const json = parseJson(body);
-  if (!isObject(json)) return body;
+/** The same replacement on a parsed non-streamed answer, in place; true if a call was replaced. */
+export function replaceToolCallsInAnswer(endpoint: EndpointId, json: JsonObject, notices: ReadonlyMap<string, string>): boolean {
+  if (notices.size === 0) return false;
   let changed = false;
   if (endpoint === 'anthropic.messages' && Array.isArray(json.content)) {
     let left = 0;
@@ -283,5 +281,5 @@ export function replaceToolCallsInBody(endpoint: EndpointId, body: string, notic
   } else if (endpoint === 'openai.responses') {
     changed = new ResponsesReplacer(notices).replaceBody(json);
   }
-  return changed ? JSON.stringify(json) : body;
+  return changed;
 }
