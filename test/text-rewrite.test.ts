@@ -250,6 +250,17 @@ describe('request rewriting', () => {
   });
 
   const up = (t: string): string => t.toUpperCase();
+  it('a tool_use input whose masked text is no longer JSON refuses the request (fail closed), never goes up unmasked', () => {
+    const body = JSON.stringify({ model: 'm', messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'f', input: { to: 'a@example.com' } }] }] });
+    const read = adapterForEndpoint('anthropic.messages')!.readRequest('anthropic.messages', JSON.parse(body), body);
+    const slot = read.slots.find((s) => s.location.kind === 'message' && s.location.field === 'tool_arguments')!;
+    assert.equal(slot.text, '{"to":"a@example.com"}');
+    assert.throws(() => slot.set('{"to":"[EMAIL]'), (e: unknown) => (e as { code?: string }).code === 'AIGOV_E_POLICY_FAILED');
+    assert.equal(read.serialize(), body);
+    slot.set('{"to":"[EMAIL]"}');
+    assert.deepEqual((JSON.parse(read.serialize()) as { messages: { content: { input: unknown }[] }[] }).messages[0]!.content[0]!.input, { to: '[EMAIL]' });
+  });
+
   it('rewrites every text field the adapters parse, for each provider shape', () => {
     const chat = JSON.parse(
       rewriteRequestBody(
