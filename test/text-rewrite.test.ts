@@ -13,7 +13,7 @@ import type { TextLocation } from '../src/core/policy/types.ts';
 import type { SseEvent } from '../src/core/sse.ts';
 import type { ChannelTransformer, TextRewriter } from '../src/providers/channels.ts';
 import { adapterForEndpoint, rewriteAnswer as rewriteResponseBody } from '../src/providers/registry.ts';
-import { createToolCallReplacer } from '../src/gateway/tool-call-rewrite.ts';
+import { createToolCallReplacer } from '../src/providers/tool-call-replace.ts';
 
 /** The codec's stream reader as the relay uses it: upstream events in, the events to send out. */
 function createStreamRewriter(endpoint: EndpointId, rewriter: TextRewriter): { event(e: SseEvent): SseEvent[]; end(): SseEvent[] } {

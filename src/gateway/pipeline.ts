@@ -31,7 +31,7 @@ import type { ReadRequest } from '../providers/request-slots.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { pickResponseHeaders, toProviderError, type ProviderAdapter, type ProviderError, type RouteMatch } from '../providers/adapter.ts';
 import { isObject, parseJson } from '../core/json.ts';
-import { createToolCallReplacer, replaceToolCallsInAnswer, type TimedEvent } from './tool-call-rewrite.ts';
+import { createToolCallReplacer, replaceToolCallsInAnswer, type TimedEvent } from '../providers/tool-call-replace.ts';
 import { settleToolCalls, type ToolCallHost } from './tool-call-settle.ts';
 import { MAX_HELD_TOOL_CALL_BYTES, StreamToolGate, type ToolCallJudge } from './tool-gate.ts';
 import { readRequestBody } from './request-body.ts';

@@ -13,10 +13,12 @@
  *    in `response.completed` too; sequence numbers stay consecutive.
  *
  * `notices` maps a call's key (`choice:index`, as the adapters number calls) to its notice.
+ * Streamed events come parsed once (./channels.ts StreamItem) and are changed in place; the relay
+ * serializes them once on the way out.
  */
 import type { EndpointId } from '../core/events.ts';
 import { arr, isObject, type Json, type JsonObject } from '../core/json.ts';
-import { StreamItem } from '../providers/channels.ts';
+import { StreamItem } from './channels.ts';
 
 /** An answer event (parsed once, ../providers/channels.ts) and when it arrived. */
 export interface TimedEvent {
