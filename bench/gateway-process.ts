@@ -5,7 +5,8 @@
  * `{"url","token","pid"}` on stdout — for the parent's pipe only (the token must not reach a
  * terminal). Stops, removing its temp dir, on SIGTERM or when stdin closes.
  *
- *   node bench/gateway-process.ts http://127.0.0.1:P [--recording-off] [--max-connections N]    (spawned by bench/gateway-overhead.ts, bench/many-streams.ts)
+ *   node bench/gateway-process.ts http://127.0.0.1:P [--recording-off] [--max-connections N] [--policy FILE]
+ *   (spawned by bench/gateway-overhead.ts, bench/many-streams.ts, bench/stream-masking.ts)
  *
  * --recording-off swaps in a store that discards everything: a diagnostic that isolates what
  * recording costs. Never a production mode (the gateway refuses to forward what it cannot record).
@@ -29,6 +30,8 @@ if (!upstreamUrl || !/^http:\/\/127\.0\.0\.1:\d+$/.test(upstreamUrl)) {
 
 const flag = process.argv.indexOf('--max-connections');
 const maxConnections = flag === -1 ? null : Number(process.argv[flag + 1]);
+const policyFlag = process.argv.indexOf('--policy');
+const policyFile = policyFlag === -1 ? null : process.argv[policyFlag + 1];
 const dir = await mkdtemp(join(tmpdir(), 'aigov-bench-gw-'));
 const bound = await bindServer({ listen: { host: '127.0.0.1', port: 0 } });
 const issuer = `${bound.url}/oidc`;
@@ -40,6 +43,7 @@ const input: GatewayConfigInput = {
   storage: { driver: 'sqlite', path: join(dir, 'aigov.db') },
   logging: { level: 'silent' },
   ...(maxConnections ? { limits: { upstream_max_connections: maxConnections } } : {}),
+  ...(policyFile ? { policy: { file: policyFile } } : {}),
 };
 const config = buildGatewayConfig(input, join(dir, 'bench-config'), { env: { BENCH_OPENAI_KEY: 'sk-bench-not-a-real-key-0000000000000000' } });
 const discardingStore: RecordingStore = {

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import type { PipelineHooks, RequestVerdict } from '../src/gateway/hooks.ts';
-import type { TextRewriter } from '../src/gateway/text-rewrite.ts';
+import type { TextRewriter } from '../src/providers/channels.ts';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
 import { chatStreamText, loadTranscript } from './support/replay-upstream.ts';
 
@@ -80,7 +80,7 @@ describe('policy hooks in the pipeline', () => {
   });
 
   it('rewrites the request before it is recorded and sent upstream', async () => {
-    await withHarness({ evaluateRequest: () => ({ ...NONE, rewriteRequest: (text) => text.replaceAll('secret-project', '[CODENAME]') }) }, async (h) => {
+    await withHarness({ evaluateRequest: () => ({ ...NONE, rewriteRequest: (slot) => slot.text.replaceAll('secret-project', '[CODENAME]') }) }, async (h) => {
       h.upstream.route('POST', '/v1/chat/completions', loadTranscript('openai-chat'));
       await new OpenAI({ baseURL: `${h.url}/openai/v1`, apiKey: h.token, maxRetries: 0 }).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'status of secret-project?' }] });
       const sent = h.upstream.received[0]!.body;

@@ -78,6 +78,33 @@ describe('the example policy, enforced by the gateway', () => {
     assert.deepEqual(call.decisions.find((d) => d.ruleId === 'pseudonymize-customer-contacts')?.detections, [{ type: 'EMAIL_ADDRESS', where: 'messages[0].parts[0]', start: 9, end: 9 + EMAIL.length }], 'detection types and positions are recorded, never values');
   });
 
+  it('a pseudonymized value sent back in the conversation history (the restored answer) goes upstream as its placeholder again', async () => {
+    const client = new OpenAI({ baseURL: `${h.url}/openai/v1`, apiKey: h.token, maxRetries: 0, defaultHeaders: { 'x-aigov-session': 'ses-history-1' } });
+    const first = await client.chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: `Write to ${EMAIL} about the invoice` }] });
+    const restored = first.choices[0]?.message.content ?? '';
+    assert.ok(restored.includes(EMAIL));
+    // The rule looks at user and tool text only; the assistant turn holds the real value.
+    await client.chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: `Write to ${EMAIL} about the invoice` }, { role: 'assistant', content: restored }, { role: 'user', content: 'thanks, shorter please' }] });
+    const call = await lastCall();
+    assert.ok(!call.requestBody.includes(EMAIL), 'no real value in the sent request');
+    assert.equal((JSON.parse(call.requestBody) as { messages: { content: string }[] }).messages[1]!.content.match(/«EMAIL_1»/g)?.length, restored.split(EMAIL).length - 1);
+  });
+
+  it('masks by location inside joined texts: a tool result given as content parts is masked part by part, the other parts untouched', async () => {
+    await openai().chat.completions.create({
+      model: 'aigov-dev',
+      messages: [
+        { role: 'user', content: 'look the customer up' },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'lookup', arguments: '{"q":"customer"}' } }] },
+        { role: 'tool', tool_call_id: 'call_1', content: [{ type: 'text', text: 'found: ' }, { type: 'text', text: `mail ${EMAIL}, card 4111 1111 1111 1111` }] },
+      ],
+    });
+    const call = await lastCall();
+    const sent = JSON.parse(call.requestBody) as { messages: { content: { text: string }[] }[] };
+    assert.deepEqual(sent.messages[2]!.content.map((p) => p.text), ['found: ', 'mail «EMAIL_1», card ***************1111']);
+    assert.equal(call.decisions.find((d) => d.ruleId === 'pseudonymize-customer-contacts')?.detections?.[0]?.where, 'messages[2].parts[0].tool_result');
+  });
+
   it('restores pseudonyms in a streamed answer too', async () => {
     const stream = await openai().chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: `Call back ${EMAIL} today` }], stream: true });
     let text = '';

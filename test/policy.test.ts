@@ -395,7 +395,7 @@ rules:
 });
 
 describe('request rewriter for the gateway', () => {
-  it('applies planned spans to known texts and rescans any other text with the applied rules', () => {
+  it('applies the planned spans by location: a slot elsewhere keeps its text, a slot that is a piece of a text gets its share', () => {
     const policy = compile(`
 version: 1
 rules:
@@ -409,10 +409,12 @@ rules:
     assert.deepEqual(e.requestMasking.ruleIds, ['pseudo', 'cards']);
     const vault = new PseudonymVault();
     const rewrite = createRequestRewriter(e.requestMasking, vault);
-    assert.equal(rewrite(text), '«EMAIL_1» pays with ***************1111');
-    // A text the normalized view did not hold (another shape of the same body) is still masked.
-    assert.equal(rewrite('{"to":"bob@example.com","cc":"carol@example.com"}'), '{"to":"«EMAIL_1»","cc":"«EMAIL_2»"}');
-    assert.equal(rewrite('nothing here'), 'nothing here');
+    const location = { kind: 'message', message: 0, part: 0, role: 'user', field: 'text' } as const;
+    assert.equal(rewrite({ location, text, offset: 0 }), '«EMAIL_1» pays with ***************1111');
+    // No second detection pass: a text at a location policy planned nothing for is left as it is.
+    assert.equal(rewrite({ location: { ...location, message: 1 }, text: '{"to":"bob@example.com"}', offset: 0 }), '{"to":"bob@example.com"}');
+    // The same text in two pieces (content parts joined): each piece masks its part of each span.
+    assert.equal(rewrite({ location, text: text.slice(0, 20), offset: 0 }) + rewrite({ location, text: text.slice(20), offset: 20 }), '«EMAIL_1» pays with ***************1111');
     assert.equal(vault.restore('answer for «EMAIL_1»'), 'answer for bob@example.com');
   });
 });

@@ -7,7 +7,19 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { SseParser } from '../src/core/sse.ts';
-import { createStreamRewriter, rewriteResponseBody, type ChannelTransformer, type TextRewriter } from '../src/gateway/text-rewrite.ts';
+import { readFileSync } from 'node:fs';
+import type { EndpointId, NormalizedRequest } from '../src/core/events.ts';
+import type { TextLocation } from '../src/core/policy/types.ts';
+import type { SseEvent } from '../src/core/sse.ts';
+import type { ChannelTransformer, TextRewriter } from '../src/providers/channels.ts';
+import { adapterForEndpoint, rewriteAnswer as rewriteResponseBody } from '../src/providers/registry.ts';
+import { createToolCallReplacer } from '../src/providers/tool-call-replace.ts';
+
+/** The codec's stream reader as the relay uses it: upstream events in, the events to send out. */
+function createStreamRewriter(endpoint: EndpointId, rewriter: TextRewriter): { event(e: SseEvent): SseEvent[]; end(): SseEvent[] } {
+  const reader = adapterForEndpoint(endpoint)!.streamReader(endpoint, rewriter);
+  return { event: (e) => reader.read(e).out.map((item) => item.sse()), end: () => reader.end().map((item) => item.sse()) };
+}
 import { loadTranscript } from './support/replay-upstream.ts';
 
 /** Upper-cases text and holds back a random amount of it (up to everything) until more arrives or the channel ends. */
@@ -142,6 +154,41 @@ describe('stream rewriting', () => {
     );
   });
 
+  it('each upstream event is parsed once (normalized events, masking and tool-call replacement share it); unchanged events go out as their own bytes', () => {
+    const upperNoHold: TextRewriter = { whole: (t) => t.toUpperCase(), channel: () => ({ push: (d) => d.toUpperCase(), end: () => '' }) };
+    const identity: TextRewriter = { whole: (t) => t, channel: () => ({ push: (d) => d, end: () => '' }) };
+    for (const [name, endpoint] of [['openai-chat-stream-tools', 'openai.chat.completions'], ['anthropic-messages-stream-tools', 'anthropic.messages'], ['openai-responses-stream', 'openai.responses']] as const) {
+      const events = new SseParser().push(loadTranscript(name).body + '\n\n');
+      const withJson = events.filter((e) => e.data !== null && e.data !== '[DONE]').length;
+      for (const rewriter of [upperNoHold, identity]) {
+        const reader = adapterForEndpoint(endpoint)!.streamReader(endpoint, rewriter);
+        // With the identity rewriter, no call is replaced either: then nothing may change.
+        const replacer = createToolCallReplacer(endpoint, rewriter === identity ? new Map() : new Map([['0:1', 'refused']]));
+        const parse = JSON.parse;
+        let parses = 0;
+        JSON.parse = ((text: string, reviver?: Parameters<typeof JSON.parse>[1]) => {
+          parses++;
+          return parse(text, reviver) as unknown;
+        }) as typeof JSON.parse;
+        const out: SseEvent[] = [];
+        let normalized = 0;
+        try {
+          for (const event of events) {
+            const read = reader.read(event);
+            normalized += read.events.length;
+            // The tool-call replacer and the record read the same parsed items: no parse of their own.
+            for (const item of read.out) for (const { event: sent } of replacer.event({ event: item, offsetMs: 0 })) out.push(sent.sse());
+          }
+        } finally {
+          JSON.parse = parse;
+        }
+        assert.equal(parses, withJson, `${name}: one JSON.parse per event`);
+        assert.ok(normalized > 0);
+        if (rewriter === identity) assert.deepEqual(out.map((e) => e.raw), events.map((e) => e.raw), `${name}: untouched events keep their bytes`);
+      }
+    }
+  });
+
   it('non-streamed bodies: every answer text is rewritten, the rest untouched', () => {
     const rewriter = holdingRewriter(1);
     const chat = JSON.parse(rewriteResponseBody('openai.chat.completions', loadTranscript('openai-chat').body, rewriter)) as { id: string; choices: { message: { content: string } }[] };
@@ -155,10 +202,66 @@ describe('stream rewriting', () => {
   });
 });
 
+/** What the pipeline does with a verdict's rewriteRequest: every slot of the codec's reading, then one serialization. */
+function rewriteRequestBody(endpoint: EndpointId, body: string, rewrite: (text: string) => string): string {
+  const read = adapterForEndpoint(endpoint)!.readRequest(endpoint, JSON.parse(body), body);
+  for (const slot of read.slots) slot.set(rewrite(slot.text));
+  return read.serialize();
+}
+
+/** The normalized text policy saw at a location. */
+function textAt(request: NormalizedRequest, location: TextLocation): string | undefined {
+  if (location.kind === 'input') return request.inputs[location.index];
+  if (location.kind === 'tool_definition') return undefined;
+  const part = request.messages[location.message]?.parts[location.part];
+  if (!part) return undefined;
+  return part.type === 'text' || part.type === 'tool_result' ? part.text : part.type === 'tool_call' ? part.arguments : undefined;
+}
+
 describe('request rewriting', () => {
+  it('text slots address the texts policy sees: each slot is its location\'s text (or a piece of it at its offset), recorded agent requests included', () => {
+    const bodies: [EndpointId, string][] = [
+      ['anthropic.messages', (JSON.parse(readFileSync('test/fixtures/agents/claude-code-2.1.337-messages.json', 'utf8')) as { body: string }).body],
+      ['openai.responses', (JSON.parse(readFileSync('test/fixtures/agents/codex-0.171.0-responses.json', 'utf8')) as { body: string }).body],
+      ['openai.chat.completions', JSON.stringify({ model: 'm', messages: [{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'image_url', image_url: { url: 'u' } }, { type: 'text', text: 'b' }] }, { role: 'tool', tool_call_id: 'c', content: [{ type: 'text', text: 'one ' }, { type: 'text', text: 'two' }] }, { role: 'assistant', content: null, function_call: { name: 'f', arguments: '{}' } }] })],
+      ['anthropic.messages', JSON.stringify({ model: 'm', messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't', content: [{ type: 'text', text: 'x1' }, { type: 'image', source: {} }, { type: 'text', text: 'y2' }] }] }] })],
+      ['openai.embeddings', JSON.stringify({ model: 'e', input: ['a', 3, 'b'] })],
+    ];
+    for (const [endpoint, body] of bodies) {
+      const read = adapterForEndpoint(endpoint)!.readRequest(endpoint, JSON.parse(body), body);
+      assert.ok(read.slots.length > 0, endpoint);
+      for (const slot of read.slots) {
+        const whole = textAt(read.request, slot.location);
+        assert.equal(whole?.slice(slot.offset, slot.offset + slot.text.length), slot.text, `${endpoint} ${JSON.stringify(slot.location)}`);
+      }
+      // Every text policy sees is covered by slots (tool definitions are not rewritten).
+      const covered = new Map<string, number>();
+      for (const slot of read.slots) covered.set(JSON.stringify(slot.location), (covered.get(JSON.stringify(slot.location)) ?? 0) + slot.text.length);
+      read.request.messages.forEach((message, m) =>
+        message.parts.forEach((part, p) => {
+          const field = part.type === 'text' ? 'text' : part.type === 'tool_result' ? 'tool_result' : part.type === 'tool_call' ? 'tool_arguments' : null;
+          const text = part.type === 'text' || part.type === 'tool_result' ? part.text : part.type === 'tool_call' ? part.arguments : '';
+          if (field === null || text === '' || (part.type === 'tool_call' && text === '{}' && endpoint.startsWith('anthropic'))) return;
+          assert.equal(covered.get(JSON.stringify({ kind: 'message', message: m, part: p, role: message.role, field })), text.length, `${endpoint} message ${m} part ${p}`);
+        }),
+      );
+      assert.equal(read.serialize(), body, 'nothing written: the client\'s bytes');
+    }
+  });
+
   const up = (t: string): string => t.toUpperCase();
-  it('rewrites every text field the adapters parse, for each provider shape', async () => {
-    const { rewriteRequestBody } = await import('../src/gateway/text-rewrite.ts');
+  it('a tool_use input whose masked text is no longer JSON refuses the request (fail closed), never goes up unmasked', () => {
+    const body = JSON.stringify({ model: 'm', messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'f', input: { to: 'a@example.com' } }] }] });
+    const read = adapterForEndpoint('anthropic.messages')!.readRequest('anthropic.messages', JSON.parse(body), body);
+    const slot = read.slots.find((s) => s.location.kind === 'message' && s.location.field === 'tool_arguments')!;
+    assert.equal(slot.text, '{"to":"a@example.com"}');
+    assert.throws(() => slot.set('{"to":"[EMAIL]'), (e: unknown) => (e as { code?: string }).code === 'AIGOV_E_POLICY_FAILED');
+    assert.equal(read.serialize(), body);
+    slot.set('{"to":"[EMAIL]"}');
+    assert.deepEqual((JSON.parse(read.serialize()) as { messages: { content: { input: unknown }[] }[] }).messages[0]!.content[0]!.input, { to: '[EMAIL]' });
+  });
+
+  it('rewrites every text field the adapters parse, for each provider shape', () => {
     const chat = JSON.parse(
       rewriteRequestBody(
         'openai.chat.completions',

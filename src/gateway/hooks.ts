@@ -4,9 +4,9 @@
  * default verdict allows everything and changes nothing.
  */
 import type { EndpointId, NormalizedRequest, Principal } from '../core/events.ts';
-import type { ApprovalSpec } from '../core/policy/types.ts';
+import type { ApprovalSpec, TextSlot } from '../core/policy/types.ts';
 import type { PolicyDecisionRecord } from '../store/recording-store.ts';
-import type { TextKind, TextRewriter } from './text-rewrite.ts';
+import type { TextRewriter } from '../providers/channels.ts';
 import type { ToolCallJudge } from './tool-gate.ts';
 
 export interface CallContext {
@@ -25,10 +25,11 @@ export interface RequestVerdict {
   /** The request must not go upstream: answered with a provider-shaped 403 naming the rule. */
   readonly refuse: Refusal | null;
   /**
-   * Rewrites each text of the request before it is recorded and sent (mask_request, pseudonymize).
+   * The new text of one text slot of the request (the codec's readRequest: a body string at the
+   * location policy planned on), before it is recorded and sent (mask_request, pseudonymize).
    * For a refused request it shapes only the record (e.g. the blocked secret redacted).
    */
-  readonly rewriteRequest: ((text: string, kind: TextKind) => string) | null;
+  readonly rewriteRequest: ((slot: TextSlot) => string) | null;
   /**
    * Makes durable what rewriting the request produced (new pseudonyms): awaited after
    * rewriteRequest, before the request is recorded or sent; a rejection refuses it (with the

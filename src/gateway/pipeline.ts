@@ -15,7 +15,7 @@ import type { Agent, Dispatcher } from 'undici';
 import type { TokenVerifier } from '../auth/verify-token.ts';
 import type { GatewayConfig, ResolvedProvider } from '../config/schema.ts';
 import { AigovError, isAigovError } from '../core/errors.ts';
-import { mergeUsage, type EndpointId, type NormalizedRequest, type Principal, type ResponseEvent, type Usage } from '../core/events.ts';
+import { mergeUsage, type NormalizedRequest, type Principal, type ResponseEvent, type Usage } from '../core/events.ts';
 import { scrubSecrets } from '../core/scrub-secrets.ts';
 import { SseParser, type SseEvent } from '../core/sse.ts';
 import { SessionOwnerConflictError, type CallStatus, type ClientInfo, type PolicyDecisionRecord, type RecordingStore, type SealedRawCopy, type StreamEventRecord } from '../store/recording-store.ts';
@@ -26,11 +26,12 @@ import type { CallContext, PipelineHooks, Refusal, RequestVerdict } from './hook
 import type { ApprovalService, HoldResult, WaitOutcome } from './approvals/approval-service.ts';
 import { decidingVote, describePerson, type ApprovalRecord } from '../core/approvals/approval.ts';
 import type { ApprovalSpec } from '../core/policy/types.ts';
-import { createStreamRewriter, rewriteRequestBody, rewriteResponseBody, type TextRewriter } from './text-rewrite.ts';
+import type { StreamItem, TextRewriter } from '../providers/channels.ts';
+import type { ReadRequest } from '../providers/request-slots.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { pickResponseHeaders, toProviderError, type ProviderAdapter, type ProviderError, type RouteMatch } from '../providers/adapter.ts';
 import { isObject, parseJson } from '../core/json.ts';
-import { createToolCallReplacer, replaceToolCallsInBody, type TimedEvent } from './tool-call-rewrite.ts';
+import { createToolCallReplacer, replaceToolCallsInAnswer, type TimedEvent } from '../providers/tool-call-replace.ts';
 import { settleToolCalls, type ToolCallHost } from './tool-call-settle.ts';
 import { MAX_HELD_TOOL_CALL_BYTES, StreamToolGate, type ToolCallJudge } from './tool-gate.ts';
 import { readRequestBody } from './request-body.ts';
@@ -109,9 +110,12 @@ async function runStages(call: CallState): Promise<void> {
   call.toolJudge = verdict.judgeToolCall ?? null;
   let bodyText = parsed.bodyText;
   // A refused request is rewritten too: then what the hook returns is only what gets recorded.
-  if (verdict.rewriteRequest !== null && parsed.bodyText !== '') {
+  // Policy writes into the codec's text slots; the body is serialized once, only if one changed.
+  const rewrite = verdict.rewriteRequest;
+  if (rewrite !== null && parsed.read.slots.length > 0) {
     try {
-      bodyText = rewriteRequestBody(call.target.route.endpoint, parsed.bodyText, verdict.rewriteRequest);
+      for (const slot of parsed.read.slots) slot.set(rewrite(slot));
+      bodyText = parsed.read.serialize();
     } catch (error) {
       call.deps.logger.error({ callId: call.callId, err: errorSummary(error) }, 'request rewriting failed; refusing the request');
       call.sendError(isAigovError(error) ? error : new AigovError('AIGOV_E_POLICY_FAILED'), 'failed');
@@ -138,30 +142,21 @@ async function runStages(call: CallState): Promise<void> {
     return;
   }
   // Stages 5-7: forward, transform, record the answer.
-  await forward(call, bodyText, responseTransform(call.target.route.endpoint, verdict.rewriteResponse));
+  await forward(call, bodyText, responseTransform(verdict.rewriteResponse));
 }
 
 const same = (text: string): string => text;
-const IDENTITY_TRANSFORM: ResponseTransform = { transformEvent: (event) => [event], end: () => [], transformBody: same, forRecord: same };
 
-/** How an answer is rewritten on its way back: event by event for streams, whole for bodies. */
+/** How an answer is rewritten on its way back: by the codec (stream reader, rewriteAnswer), with this rewriter. */
 interface ResponseTransform {
-  transformEvent(event: SseEvent): SseEvent[];
-  end(): SseEvent[];
-  transformBody(body: string): string | Promise<string>;
+  /** The rewriter (null: the answer's texts are not rewritten). */
+  readonly rewriter: TextRewriter | null;
   /** What the store keeps of a sent SSE block or body (restored pseudonyms concealed again). */
   forRecord(sent: string): string;
 }
 
-function responseTransform(endpoint: EndpointId, rewriter: TextRewriter | null): ResponseTransform {
-  if (rewriter === null) return IDENTITY_TRANSFORM;
-  const stream = createStreamRewriter(endpoint, rewriter);
-  return {
-    transformEvent: (event) => stream.event(event),
-    end: () => stream.end(),
-    transformBody: (body) => rewriter.body?.(body) ?? rewriteResponseBody(endpoint, body, rewriter),
-    forRecord: rewriter.forRecord ? (sent) => rewriter.forRecord!(sent) : same,
-  };
+function responseTransform(rewriter: TextRewriter | null): ResponseTransform {
+  return { rewriter, forRecord: rewriter?.forRecord ? (sent) => rewriter.forRecord!(sent) : same };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -190,6 +185,8 @@ async function authenticate(call: CallState): Promise<Principal | null> {
 interface ParsedRequest {
   readonly bodyText: string;
   readonly request: NormalizedRequest;
+  /** The codec's reading of the body: its text slots, and the body to send once they are written. */
+  readonly read: ReadRequest;
 }
 
 async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
@@ -231,9 +228,9 @@ async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
     const claimed = isObject(json) ? json.model : undefined;
     if (typeof claimed === 'string') call.model = claimed.slice(0, 200);
   }
-  let request: NormalizedRequest;
+  let read: ReadRequest;
   try {
-    request = adapter.parseRequest(route.endpoint, json);
+    read = adapter.readRequest(route.endpoint, json, bodyText);
   } catch (error) {
     if (isAigovError(error)) {
       await refuse(call, error);
@@ -241,6 +238,7 @@ async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
     }
     throw error;
   }
+  const request = read.request;
   const model = route.param ?? request.model;
   call.model = model;
   call.stream = request.stream;
@@ -248,7 +246,7 @@ async function readAndParse(call: CallState): Promise<ParsedRequest | null> {
     await refuse(call, new AigovError('AIGOV_E_MODEL_NOT_ALLOWED', { model, provider: provider.name }));
     return null;
   }
-  return { bodyText, request };
+  return { bodyText, request, read };
 }
 
 function describeJsonError(error: unknown, text: string): string {
@@ -598,7 +596,8 @@ async function relayBody(call: CallState, upstream: UpstreamAnswer, transform: R
     return;
   }
   // Governance reads the answer as JSON: one it cannot read (an HTML error page, a deep bomb) is
-  // not passed on unread (fail closed).
+  // not passed on unread (fail closed). Parsed once: masking, the model filter and tool-call
+  // replacement change it in place; serialized once, only if one of them changed it.
   const deep = jsonDepthExceeds(text);
   let json = deep ? undefined : parseJson(text);
   const unreadable = deep ? `JSON nested deeper than ${MAX_JSON_DEPTH} levels` : json === undefined ? `a body that is not JSON (content-type ${JSON.stringify(String(upstream.headers['content-type'] ?? 'none').slice(0, 60))})` : null;
@@ -606,18 +605,31 @@ async function relayBody(call: CallState, upstream: UpstreamAnswer, transform: R
     call.sendError(new AigovError('AIGOV_E_UPSTREAM_BAD_RESPONSE', { provider: provider.name, reason: unreadable }), 'failed');
     return;
   }
-  let body: string;
-  try {
-    body = await transform.transformBody(text);
-  } catch (error) {
-    // Masking the answer failed or went past its budget: the answer is withheld (fail closed).
-    call.deps.logger.error({ callId: call.callId, err: errorSummary(error) }, 'masking the answer failed; withholding it');
-    call.sendError(isAigovError(error) ? error : new AigovError('AIGOV_E_POLICY_FAILED'), 'failed');
-    return;
+  let changed = false;
+  const rewriter = transform.rewriter;
+  if (rewriter !== null && isObject(json)) {
+    try {
+      // A large answer may be masked its own way (on a worker): then its result is read again.
+      const own = rewriter.body?.(text) ?? null;
+      if (own !== null) {
+        const masked = await own;
+        if (masked !== text) {
+          json = parseJson(masked);
+          changed = true;
+        }
+      } else {
+        changed = adapter.rewriteAnswer(route.endpoint, json, rewriter);
+      }
+    } catch (error) {
+      // Masking the answer failed or went past its budget: the answer is withheld (fail closed).
+      call.deps.logger.error({ callId: call.callId, err: errorSummary(error) }, 'masking the answer failed; withholding it');
+      call.sendError(isAigovError(error) ? error : new AigovError('AIGOV_E_POLICY_FAILED'), 'failed');
+      return;
+    }
   }
-  if (body !== text) json = parseJson(body); // parsed once more only when masking changed it
   if (route.endpoint.endsWith('.models.list') && provider.models.length > 0 && json !== undefined) {
-    body = JSON.stringify(filterModelList(json, provider.models));
+    json = filterModelList(json, provider.models);
+    changed = true;
   }
   if (json !== undefined) {
     const gate = call.toolGate();
@@ -629,9 +641,10 @@ async function relayBody(call: CallState, upstream: UpstreamAnswer, transform: R
     if (gate && gate.callCount > 0) {
       const settled = await settleToolCalls(call.toolHost(), gate, { complete: true, keepAlive: false });
       if (settled.clientGone) throw new Error('client gone');
-      body = replaceToolCallsInBody(route.endpoint, body, settled.notices);
+      if (isObject(json) && replaceToolCallsInAnswer(route.endpoint, json, settled.notices)) changed = true;
     }
   }
+  const body = changed ? JSON.stringify(json) : text;
   // The answer is complete at the client only once its record is: commit, then send the body.
   call.countOut(body);
   call.finish('completed', upstream.statusCode, null, transform.forRecord(body));
@@ -675,30 +688,37 @@ async function relayStream(call: CallState, upstream: UpstreamAnswer, transform:
   // Only whole events are written: a partial event is never sent, so if the upstream dies
   // mid-event the client still gets a well-formed stream ending in the provider's error event.
   const limits = new AnswerLimits(call.deps.limits);
-  const handleEvents = (events: readonly SseEvent[]): Batch => {
+  // The codec parses each event once: normalized events, masking and tool-call replacement share it.
+  const reader = adapter.streamReader(route.endpoint, transform.rewriter);
+  /** Upstream events in (read by the codec), then `flushed`: what the rewriter still held at the end. */
+  const handleEvents = (events: readonly SseEvent[], flushed: () => StreamItem[] = () => []): Batch => {
     const batch: Batch = { out: '', records: [] };
     const offsetMs = call.elapsedMs();
     if (limits.countEvents(events.length)) return batch;
+    const pass = (item: StreamItem): void => {
+      if (terminal) finalEvents.push({ event: item, offsetMs });
+      else if (gate?.holding) {
+        // From the first tool call on, output is held until every call has been judged.
+        held.push({ event: item, offsetMs });
+        heldChars += item.size;
+      } else {
+        const raw = item.sse().raw;
+        batch.out += raw;
+        batch.records.push({ offsetMs, raw: transform.forRecord(raw) });
+      }
+    };
     for (const event of events) {
       if (refused) break;
       if (adapter.isStreamTerminal(route.endpoint, event)) terminal = true;
-      for (const e of adapter.parseStreamEvent(route.endpoint, event)) {
+      const read = reader.read(event);
+      for (const e of read.events) {
         call.observe(e);
         gate?.observe(e);
       }
-      // From the first tool call on, output is held until every call has been judged.
-      for (const sent of transform.transformEvent(event)) {
-        if (terminal) finalEvents.push({ event: sent, offsetMs });
-        else if (gate?.holding) {
-          held.push({ event: sent, offsetMs });
-          heldChars += sent.raw.length;
-        } else {
-          batch.out += sent.raw;
-          batch.records.push({ offsetMs, raw: transform.forRecord(sent.raw) });
-        }
-      }
+      for (const item of read.out) pass(item);
       if (heldChars > MAX_HELD_TOOL_CALL_BYTES) refused = { ruleId: 'aigov-limits', reason: 'the tool calls in this answer are too large to check' };
     }
+    if (!refused) for (const item of flushed()) pass(item);
     return batch;
   };
   const send = async ({ out, records }: Batch): Promise<void> => {
@@ -732,7 +752,7 @@ async function relayStream(call: CallState, upstream: UpstreamAnswer, transform:
     return;
   }
   // A complete final event without its blank line still counts; a half event is dropped.
-  const tail = refused ? { out: '', records: [] } : brokenBy === null ? handleEvents([...parser.end(), ...transform.end()]) : handleEvents(transform.end());
+  const tail = refused ? { out: '', records: [] } : handleEvents(brokenBy === null ? parser.end() : [], () => reader.end());
   if (refused) {
     // Tool calls too large to judge: nothing held reaches the client; the provider's in-stream error does.
     const error = new AigovError('AIGOV_E_POLICY_BLOCKED', { rule: refused.ruleId, reason: refused.reason });
@@ -750,8 +770,9 @@ async function relayStream(call: CallState, upstream: UpstreamAnswer, transform:
   const release = (events: readonly TimedEvent[], into: Batch): void => {
     for (const timed of events) {
       for (const { event, offsetMs } of replacer.event(timed)) {
-        into.out += event.raw;
-        into.records.push({ offsetMs, raw: transform.forRecord(event.raw) });
+        const raw = event.sse().raw;
+        into.out += raw;
+        into.records.push({ offsetMs, raw: transform.forRecord(raw) });
       }
     }
   };

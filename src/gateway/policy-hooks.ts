@@ -11,13 +11,14 @@ import { BUILTIN_DETECTORS, detectEntities, regexProgramSize, type Detector } fr
 import { AigovError } from '../core/errors.ts';
 import { maskText, StreamMasker, StreamRestorer, type PseudonymVault } from '../core/masking/index.ts';
 import { createRequestRewriter, evaluatePolicy, judgeToolCall, PolicyBudgetError, type CompiledPolicy, type ResponseMaskingPlan, type ToolGate } from '../core/policy/index.ts';
-import type { ApprovalSpec, PolicyInput, RuleFinding, TextLocation } from '../core/policy/types.ts';
+import type { ApprovalSpec, PolicyInput, RuleFinding, TextLocation, TextSlot } from '../core/policy/types.ts';
 import type { DetectionRecord } from '../store/recording-store.ts';
 import type { EndpointId, NormalizedRequest } from '../core/events.ts';
 import type { CallContext, PipelineHooks, Refusal, RequestVerdict } from './hooks.ts';
 import { memoizedBuiltins, memoizedPolicy, type DetectionMemo, type PolicyOffload } from './policy-offload.ts';
 import { SessionVaults, type VaultLease } from './session-vaults.ts';
-import { rewriteResponseBody, type ChannelTransformer, type TextRewriter } from './text-rewrite.ts';
+import type { ChannelTransformer, TextRewriter } from '../providers/channels.ts';
+import { rewriteAnswer } from '../providers/registry.ts';
 import type { ToolCallJudge, ToolCallVerdict } from './tool-gate.ts';
 
 /** Request text (UTF-16 units) from which scanning always moves to a worker. */
@@ -127,7 +128,11 @@ function decide(policy: CompiledPolicy, input: PolicyInput, ctx: CallContext, va
   const neverSent = refuse !== null && (refuse.kind === 'block' || refuse.approval === null);
   const verdict = (lease: VaultLease | null, vault: PseudonymVault | undefined): RequestVerdict => {
     const maskRequest = evaluation.requestMasking ? budgeted(createRequestRewriter(evaluation.requestMasking, vault)) : null;
-    const rewriteText = neverSent ? (text: string) => redactForRecord(text, builtins) : lease && maskRequest ? (text: string) => lease.issue(() => maskRequest(text)) : maskRequest;
+    const mask = neverSent ? (slot: TextSlot) => redactForRecord(slot.text, builtins) : lease && maskRequest ? (slot: TextSlot) => lease.issue(() => maskRequest(slot)) : maskRequest;
+    // Masking applies by location (what policy planned). A value this session already gave a
+    // placeholder never goes upstream in clear again, wherever it stands — e.g. an earlier answer,
+    // restored for the user, sent back as conversation history: concealed in every slot.
+    const rewriteText = neverSent || !vault ? mask : (slot: TextSlot) => vault.conceal(mask ? mask(slot) : slot.text, { json: slot.kind === 'json' });
     return {
       decisions: evaluation.decisions.map((d) => {
         const detections = detectionRecords(evaluation.findings, d.ruleId);
@@ -140,7 +145,7 @@ function decide(policy: CompiledPolicy, input: PolicyInput, ctx: CallContext, va
         };
       }),
       refuse,
-      rewriteRequest: rewriteText && ((text) => rewriteText(text)),
+      rewriteRequest: rewriteText,
       commit: lease ? () => lease.commit() : null,
       rewriteResponse: evaluation.responseMasking || vault ? answerRewriter(evaluation.responseMasking, vault, offload && evaluation.responseMasking ? { offload, policy, endpoint: ctx.endpoint } : null) : null,
       judgeToolCall: toolJudge(policy, evaluation.toolGate, builtins),
@@ -274,7 +279,7 @@ function answerRewriter(plan: ResponseMaskingPlan | null, vault: PseudonymVault 
       ? {
           body(body: string): string | Promise<string> | null {
             if (body.length < OFFLOAD_ANSWER_CHARS) return null;
-            return large.offload.mask(large.policy, plan.ruleIds, large.endpoint, body).then((masked) => (vault ? rewriteResponseBody(large.endpoint, masked, { whole: restore, channel: () => ({ push: (d) => d, end: () => '' }) }) : masked));
+            return large.offload.mask(large.policy, plan.ruleIds, large.endpoint, body).then((masked) => (vault ? rewriteAnswer(large.endpoint, masked, { whole: restore, channel: () => ({ push: (d) => d, end: () => '' }) }) : masked));
           },
         }
       : {}),

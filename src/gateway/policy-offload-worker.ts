@@ -10,7 +10,7 @@ import type { Detection, Detector } from '../core/detection/types.ts';
 import { maskText } from '../core/masking/index.ts';
 import { buildResponsePlan, compilePolicy, evaluatePolicy, PolicyBudgetError, type CompiledPolicy } from '../core/policy/index.ts';
 import { mapDetectors, type OffloadJob, type OffloadResult } from './policy-offload.ts';
-import { rewriteResponseBody } from './text-rewrite.ts';
+import { rewriteAnswer } from '../providers/registry.ts';
 
 /** Off the event loop a scan may take longer; the pool's deadline bounds it in time. */
 const WORKER_REGEX_BUDGET = { base: 4_000_000, perChar: 1024 };
@@ -66,7 +66,7 @@ function mask(job: Extract<OffloadJob, { kind: 'mask' }>): OffloadResult {
   // The same plan evaluatePolicy made on the event loop for these rules.
   const plan = buildResponsePlan(policyFor(job).rules.filter((rule) => job.ruleIds.includes(rule.id)));
   if (plan === null) return { ok: 'mask', body: job.body };
-  const body = rewriteResponseBody(job.endpoint, job.body, {
+  const body = rewriteAnswer(job.endpoint, job.body, {
     whole: (text) => maskText(text, detectEntities(text, plan.detectors), plan.operatorFor),
     channel: () => {
       throw new Error('not a stream');

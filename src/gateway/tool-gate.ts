@@ -3,7 +3,7 @@
  * (tool calls come last and are read by programs, not people, so holding them costs no visible
  * latency); at the end every call is judged with its complete arguments before anything held is
  * released. A call policy blocks (or an approver denies) is replaced in the answer by a text
- * saying so (./tool-call-rewrite.ts) and the answer ends normally: the agent reads why and
+ * saying so (../providers/tool-call-replace.ts) and the answer ends normally: the agent reads why and
  * carries on, and never runs the call.
  */
 import type { ApprovalSpec } from '../core/policy/types.ts';

@@ -7,6 +7,9 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { EndpointId, NormalizedRequest, ProviderKind, ResponseEvent } from '../core/events.ts';
 import type { SseEvent } from '../core/sse.ts';
 import type { AigovError } from '../core/errors.ts';
+import { isObject, parseJson, type JsonObject } from '../core/json.ts';
+import type { StreamReader, TextRewriter } from './channels.ts';
+import type { ReadRequest } from './request-slots.ts';
 
 export interface RouteMatch {
   readonly ok: true;
@@ -79,10 +82,22 @@ export interface ProviderAdapter {
   route(method: string, subpath: string): RouteResult;
   /** Parses a JSON request body. Throws AigovError('AIGOV_E_BAD_REQUEST') when it is not this endpoint's shape. */
   parseRequest(endpoint: EndpointId, body: unknown): NormalizedRequest;
+  /**
+   * Reads a request body the gateway parsed once (`body`; `text` as the client sent it): the
+   * normalized request, its text slots by TextLocation, and the body to send — `text` itself
+   * unless a slot changed. Throws AigovError('AIGOV_E_BAD_REQUEST') like parseRequest.
+   */
+  readRequest(endpoint: EndpointId, body: unknown, text: string): ReadRequest;
   /** Headers sent upstream: the client's allowed headers, minus credentials, plus the provider key. */
   upstreamHeaders(client: IncomingHttpHeaders, apiKey: string | null, extra: Readonly<Record<string, string>>): Record<string, string>;
   parseResponseBody(endpoint: EndpointId, body: unknown): ResponseEvent[];
-  parseStreamEvent(endpoint: EndpointId, event: SseEvent): ResponseEvent[];
+  /**
+   * A reader of one streamed answer: parses each event once, yields its normalized events and
+   * the events to send — with `rewriter`, their texts rewritten channel by channel.
+   */
+  streamReader(endpoint: EndpointId, rewriter: TextRewriter | null): StreamReader;
+  /** Parses a non-streamed JSON answer and rewrites its texts in place; true if one changed. */
+  rewriteAnswer(endpoint: EndpointId, body: JsonObject, rewriter: TextRewriter): boolean;
   /** True when this event ends the stream normally (OpenAI `[DONE]`, Anthropic `message_stop`, …). */
   isStreamTerminal(endpoint: EndpointId, event: SseEvent): boolean;
   renderError(error: ProviderError): string;
@@ -90,6 +105,16 @@ export interface ProviderAdapter {
   renderStreamError(endpoint: EndpointId, error: ProviderError): string;
   /** Reads an upstream error body into a ProviderError, or null when it is not in this provider's shape. */
   parseErrorBody(status: number, body: string): ProviderError | null;
+}
+
+/**
+ * Rewrites the answer texts of a non-streamed JSON body (one parse, one serialization when a text
+ * changed); the body unchanged when it is not a JSON object or nothing changed.
+ */
+export function rewriteAnswerBody(adapter: ProviderAdapter, endpoint: EndpointId, body: string, rewriter: TextRewriter): string {
+  const json = parseJson(body);
+  if (!isObject(json)) return body;
+  return adapter.rewriteAnswer(endpoint, json, rewriter) ? JSON.stringify(json) : body;
 }
 
 /** An aigov error in the shape adapters render: the message carries the hint, the type and code the registry's. */

@@ -1,8 +1,11 @@
 /** Anthropic wire protocol: Messages (JSON and SSE), token counting, Models. */
 import { AigovError } from '../core/errors.ts';
-import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent } from '../core/events.ts';
+import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent, Role } from '../core/events.ts';
 import { fixedRoute, modelRoute, pickForwardedHeaders, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
-import { arr, isObject, num, parseJson, str } from '../core/json.ts';
+import { arr, isObject, parseJson, str } from '../core/json.ts';
+import { at, SlotSink, type ReadRequest } from './request-slots.ts';
+import { createStreamReader } from './channels.ts';
+import { anthropicStreamEvents, anthropicStreamRewriter, pushAnthropicUsage, rewriteAnthropicAnswer } from './anthropic-text.ts';
 
 const DEFAULT_VERSION = '2023-06-01';
 
@@ -38,28 +41,10 @@ export const anthropicAdapter: ProviderAdapter = {
   },
 
   parseRequest(endpoint, body): NormalizedRequest {
-    if (!isObject(body)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'the body must be a JSON object' });
-    const model = str(body.model) ?? null;
-    if (endpoint !== 'anthropic.messages' && endpoint !== 'anthropic.messages.count_tokens') {
-      return { endpoint, model, stream: false, messages: [], tools: [], inputs: [] };
-    }
-    if (!model) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '`model` is required' });
-    if (!Array.isArray(body.messages)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '`messages` must be an array' });
-    const messages: NormalizedMessage[] = [];
-    if (typeof body.system === 'string') messages.push({ role: 'system', parts: [{ type: 'text', text: body.system }] });
-    else if (Array.isArray(body.system)) messages.push({ role: 'system', parts: blocks(body.system) });
-    body.messages.forEach((raw, i) => {
-      if (!isObject(raw)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `messages[${i}] must be an object` });
-      const role = governedRole(raw.role);
-      // Anthropic's own wording: Claude Code retries without mid-conversation system turns only on it.
-      if (role === null) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `messages.${i}.role: Input should be 'user' or 'assistant'` });
-      messages.push({ role, parts: typeof raw.content === 'string' ? [{ type: 'text', text: raw.content }] : blocks(arr(raw.content)) });
-    });
-    const tools = arr(body.tools)
-      .filter(isObject)
-      .map((t) => ({ name: str(t.name) ?? str(t.type) ?? '', description: str(t.description), parameters: t.input_schema }));
-    return { endpoint, model, stream: body.stream === true, messages, tools, inputs: [] };
+    return readAnthropicRequest(endpoint, body, '').request;
   },
+
+  readRequest: readAnthropicRequest,
 
   upstreamHeaders(client, apiKey, extra) {
     const headers = pickForwardedHeaders(client);
@@ -82,41 +67,15 @@ export const anthropicAdapter: ProviderAdapter = {
     });
     const reason = str(body.stop_reason);
     if (reason) events.push({ type: 'finish', choice: 0, reason });
-    pushUsage(events, body.usage);
+    pushAnthropicUsage(events, body.usage);
     return events;
   },
 
-  parseStreamEvent(endpoint, event): ResponseEvent[] {
-    if (event.data === null || endpoint !== 'anthropic.messages') return [];
-    const data = parseJson(event.data);
-    if (!isObject(data)) return [];
-    const type = str(data.type) ?? event.event;
-    const events: ResponseEvent[] = [];
-    if (type === 'message_start' && isObject(data.message)) {
-      if (typeof data.message.model === 'string') events.push({ type: 'model', model: data.message.model });
-      pushUsage(events, data.message.usage);
-    } else if (type === 'content_block_start' && isObject(data.content_block)) {
-      const block = data.content_block;
-      if (block.type === 'tool_use') {
-        // The start block's input is `{}` before its deltas; one that already holds arguments is
-        // what a client uses when no delta follows: judged as a snapshot.
-        const input = isObject(block.input) && Object.keys(block.input).length > 0 ? JSON.stringify(block.input) : null;
-        events.push({ type: 'tool_call', choice: 0, index: num(data.index) ?? 0, id: str(block.id), name: str(block.name), argumentsDelta: input ?? '', ...(input !== null ? { complete: true } : {}) });
-      }
-      else if (block.type === 'text' && str(block.text)) events.push({ type: 'text', choice: 0, text: str(block.text) ?? '' });
-    } else if (type === 'content_block_delta' && isObject(data.delta)) {
-      const delta = data.delta;
-      if (delta.type === 'text_delta') events.push({ type: 'text', choice: 0, text: str(delta.text) ?? '' });
-      else if (delta.type === 'input_json_delta') events.push({ type: 'tool_call', choice: 0, index: num(data.index) ?? 0, argumentsDelta: str(delta.partial_json) ?? '' });
-    } else if (type === 'message_delta') {
-      const reason = isObject(data.delta) ? str(data.delta.stop_reason) : undefined;
-      if (reason) events.push({ type: 'finish', choice: 0, reason });
-      pushUsage(events, data.usage);
-    } else if (type === 'error' && isObject(data.error)) {
-      events.push({ type: 'error', errorType: str(data.error.type) ?? 'api_error', message: str(data.error.message) ?? '' });
-    }
-    return events;
+  streamReader(endpoint, rewriter) {
+    return createStreamReader((item) => anthropicStreamEvents(endpoint, item), rewriter ? anthropicStreamRewriter(endpoint, rewriter) : null);
   },
+
+  rewriteAnswer: rewriteAnthropicAnswer,
 
   isStreamTerminal(_endpoint, event) {
     return event.event === 'message_stop' || event.event === 'error';
@@ -137,26 +96,70 @@ export const anthropicAdapter: ProviderAdapter = {
   },
 };
 
-function blocks(content: unknown[]): ContentPart[] {
+function readAnthropicRequest(endpoint: EndpointId, body: unknown, text: string): ReadRequest {
+  if (!isObject(body)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'the body must be a JSON object' });
+  const model = str(body.model) ?? null;
+  const sink = new SlotSink();
+  if (endpoint !== 'anthropic.messages' && endpoint !== 'anthropic.messages.count_tokens') {
+    return sink.read({ endpoint, model, stream: false, messages: [], tools: [], inputs: [] }, body, text);
+  }
+  if (!model) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '`model` is required' });
+  if (!Array.isArray(body.messages)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '`messages` must be an array' });
+  const messages: NormalizedMessage[] = [];
+  if (typeof body.system === 'string') {
+    sink.field(at(0, 0, 'system', 'text'), body, 'system');
+    messages.push({ role: 'system', parts: [{ type: 'text', text: body.system }] });
+  } else if (Array.isArray(body.system)) messages.push({ role: 'system', parts: blocks(body.system, sink, 0, 'system') });
+  body.messages.forEach((raw, i) => {
+    if (!isObject(raw)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `messages[${i}] must be an object` });
+    const role = governedRole(raw.role);
+    // Anthropic's own wording: Claude Code retries without mid-conversation system turns only on it.
+    if (role === null) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `messages.${i}.role: Input should be 'user' or 'assistant'` });
+    const m = messages.length;
+    if (typeof raw.content === 'string') {
+      sink.field(at(m, 0, role, 'text'), raw, 'content');
+      messages.push({ role, parts: [{ type: 'text', text: raw.content }] });
+    } else messages.push({ role, parts: blocks(arr(raw.content), sink, m, role) });
+  });
+  const tools = arr(body.tools)
+    .filter(isObject)
+    .map((t) => ({ name: str(t.name) ?? str(t.type) ?? '', description: str(t.description), parameters: t.input_schema }));
+  return sink.read({ endpoint, model, stream: body.stream === true, messages, tools, inputs: [] }, body, text);
+}
+
+/** Content blocks, normalized as the parts of message `m`; their texts are slots. */
+function blocks(content: unknown[], sink: SlotSink, m: number, role: Role): ContentPart[] {
   const parts: ContentPart[] = [];
   for (const block of content) {
     if (!isObject(block)) continue;
     const type = str(block.type) ?? '';
-    if (type === 'text') parts.push({ type: 'text', text: str(block.text) ?? '' });
-    else if (type === 'image') parts.push({ type: 'image', source: isObject(block.source) && block.source.type === 'url' ? 'url' : 'base64' });
+    const p = parts.length;
+    if (type === 'text') {
+      sink.field(at(m, p, role, 'text'), block, 'text');
+      parts.push({ type: 'text', text: str(block.text) ?? '' });
+    } else if (type === 'image') parts.push({ type: 'image', source: isObject(block.source) && block.source.type === 'url' ? 'url' : 'base64' });
     else if (type === 'document') parts.push({ type: 'file', name: str(block.title) });
-    else if (type === 'tool_use') parts.push({ type: 'tool_call', id: str(block.id) ?? '', name: str(block.name) ?? '', arguments: JSON.stringify(block.input ?? {}) });
-    else if (type === 'tool_result') {
-      const text = typeof block.content === 'string' ? block.content : blocks(arr(block.content)).map((p) => (p.type === 'text' ? p.text : '')).join('');
+    else if (type === 'tool_use') {
+      const args = JSON.stringify(block.input ?? {});
+      sink.object(at(m, p, role, 'tool_arguments'), block, 'input', args);
+      parts.push({ type: 'tool_call', id: str(block.id) ?? '', name: str(block.name) ?? '', arguments: args });
+    } else if (type === 'tool_result') {
+      const location = at(m, p, role, 'tool_result');
+      let text: string;
+      if (typeof block.content === 'string') {
+        sink.field(location, block, 'content');
+        text = block.content;
+      } else {
+        // The result's text: its text blocks joined, each a slot at its offset.
+        const pieces = arr(block.content)
+          .filter(isObject)
+          .filter((b) => b.type === 'text')
+          .map((b) => ({ holder: b, key: 'text', text: str(b.text) ?? '' }));
+        sink.joined(location, pieces);
+        text = pieces.map((piece) => piece.text).join('');
+      }
       parts.push({ type: 'tool_result', toolCallId: str(block.tool_use_id) ?? '', text });
     } else parts.push({ type: 'other', kind: type || 'unknown' });
   }
   return parts;
-}
-
-function pushUsage(events: ResponseEvent[], usage: unknown): void {
-  if (!isObject(usage)) return;
-  const input = num(usage.input_tokens);
-  const output = num(usage.output_tokens);
-  events.push({ type: 'usage', usage: { inputTokens: input, outputTokens: output, totalTokens: input !== undefined && output !== undefined ? input + output : undefined } });
 }

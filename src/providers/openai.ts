@@ -5,7 +5,11 @@
 import { AigovError } from '../core/errors.ts';
 import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent, Role, ToolDefinition } from '../core/events.ts';
 import { fixedRoute, modelRoute, pickForwardedHeaders, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
-import { arr, isObject, num, parseJson, str, type JsonObject } from '../core/json.ts';
+import { arr, isObject, num, parseJson, str, type Json, type JsonObject } from '../core/json.ts';
+import type { TextLocation } from '../core/policy/types.ts';
+import { at, SlotSink, type ReadRequest } from './request-slots.ts';
+import { createStreamReader } from './channels.ts';
+import { callInput, openaiStreamEvents, openaiStreamRewriter, pushChatUsage, pushResponsesUsage, rewriteOpenAIAnswer } from './openai-text.ts';
 
 const ROLES: ReadonlySet<string> = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 
@@ -31,27 +35,10 @@ export const openaiAdapter: ProviderAdapter = {
   },
 
   parseRequest(endpoint, body): NormalizedRequest {
-    if (!isObject(body)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'the body must be a JSON object' });
-    const model = str(body.model) ?? null;
-    const stream = body.stream === true;
-    switch (endpoint) {
-      case 'openai.chat.completions':
-        requireModel(model);
-        if (!Array.isArray(body.messages)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '`messages` must be an array' });
-        return { endpoint, model, stream, messages: body.messages.map(parseChatMessage), tools: parseChatTools(body), inputs: [] };
-      case 'openai.responses':
-        requireModel(model);
-        return { endpoint, model, stream, messages: parseResponsesInput(body), tools: parseResponsesTools(body), inputs: [] };
-      case 'openai.embeddings': {
-        requireModel(model);
-        const input = body.input;
-        const inputs = typeof input === 'string' ? [input] : arr(input).filter((v): v is string => typeof v === 'string');
-        return { endpoint, model, stream: false, messages: [], tools: [], inputs };
-      }
-      default:
-        return { endpoint, model, stream: false, messages: [], tools: [], inputs: [] };
-    }
+    return readOpenAIRequest(endpoint, body, '').request;
   },
+
+  readRequest: readOpenAIRequest,
 
   upstreamHeaders(client, apiKey, extra) {
     const headers = pickForwardedHeaders(client);
@@ -97,52 +84,11 @@ export const openaiAdapter: ProviderAdapter = {
     return events;
   },
 
-  parseStreamEvent(endpoint, event): ResponseEvent[] {
-    if (event.data === null || event.data === '[DONE]') return [];
-    const data = parseJson(event.data);
-    if (!isObject(data)) return [];
-    if (isObject(data.error)) return [{ type: 'error', errorType: str(data.error.type) ?? 'api_error', message: str(data.error.message) ?? '' }];
-    const events: ResponseEvent[] = [];
-    if (endpoint === 'openai.chat.completions') {
-      for (const choice of arr(data.choices)) {
-        if (!isObject(choice)) continue;
-        const index = num(choice.index) ?? 0;
-        const delta = isObject(choice.delta) ? choice.delta : {};
-        const text = str(delta.content);
-        if (text) events.push({ type: 'text', choice: index, text });
-        for (const call of arr(delta.tool_calls)) {
-          if (!isObject(call)) continue;
-          const fn = isObject(call.function) ? call.function : {};
-          events.push({ type: 'tool_call', choice: index, index: num(call.index) ?? 0, id: str(call.id), name: str(fn.name), argumentsDelta: str(fn.arguments) ?? '' });
-        }
-        const reason = str(choice.finish_reason);
-        if (reason) events.push({ type: 'finish', choice: index, reason });
-      }
-      pushChatUsage(events, data.usage);
-      return events;
-    }
-    // Responses API: typed events.
-    const type = str(data.type) ?? event.event ?? '';
-    if (type === 'response.output_text.delta') events.push({ type: 'text', choice: 0, text: str(data.delta) ?? '' });
-    else if ((type === 'response.output_item.added' || type === 'response.output_item.done') && isObject(data.item) && (data.item.type === 'function_call' || data.item.type === 'custom_tool_call')) {
-      // The item's arguments as `added` or `done` states them: a snapshot the gate judges too.
-      const input = callInput(data.item);
-      const snapshot = type === 'response.output_item.done' || (input !== undefined && input !== '');
-      events.push({ type: 'tool_call', choice: 0, index: num(data.output_index) ?? 0, id: str(data.item.call_id), name: str(data.item.name), argumentsDelta: snapshot ? (input ?? '') : '', ...(snapshot ? { complete: true } : {}) });
-    } else if (type === 'response.function_call_arguments.delta' || type === 'response.custom_tool_call_input.delta') {
-      events.push({ type: 'tool_call', choice: 0, index: num(data.output_index) ?? 0, argumentsDelta: str(data.delta) ?? '' });
-    } else if (type === 'response.function_call_arguments.done' || type === 'response.custom_tool_call_input.done') {
-      const input = str(data.arguments) ?? str(data.input);
-      if (input !== undefined) events.push({ type: 'tool_call', choice: 0, index: num(data.output_index) ?? 0, argumentsDelta: input, complete: true });
-    } else if (type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed') {
-      const response = isObject(data.response) ? data.response : {};
-      events.push({ type: 'finish', choice: 0, reason: str(response.status) ?? type.slice('response.'.length) });
-      pushResponsesUsage(events, response.usage);
-    } else if (type === 'error') {
-      events.push({ type: 'error', errorType: str(data.code) ?? 'api_error', message: str(data.message) ?? '' });
-    }
-    return events;
+  streamReader(endpoint, rewriter) {
+    return createStreamReader((item) => openaiStreamEvents(endpoint, item), rewriter ? openaiStreamRewriter(endpoint, rewriter) : null);
   },
+
+  rewriteAnswer: rewriteOpenAIAnswer,
 
   isStreamTerminal(endpoint, event) {
     if (event.data === null) return false;
@@ -173,45 +119,93 @@ export const openaiAdapter: ProviderAdapter = {
   },
 };
 
-/** A Responses call item's arguments (function_call) or input (custom_tool_call). */
-function callInput(item: JsonObject): string | undefined {
-  return item.type === 'custom_tool_call' ? str(item.input) : str(item.arguments);
+function readOpenAIRequest(endpoint: EndpointId, body: unknown, text: string): ReadRequest {
+  if (!isObject(body)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'the body must be a JSON object' });
+  const model = str(body.model) ?? null;
+  const stream = body.stream === true;
+  const sink = new SlotSink();
+  switch (endpoint) {
+    case 'openai.chat.completions': {
+      requireModel(model);
+      if (!Array.isArray(body.messages)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '`messages` must be an array' });
+      const messages = body.messages.map((raw, i) => parseChatMessage(raw, i, sink));
+      return sink.read({ endpoint, model, stream, messages, tools: parseChatTools(body), inputs: [] }, body, text);
+    }
+    case 'openai.responses':
+      requireModel(model);
+      return sink.read({ endpoint, model, stream, messages: parseResponsesInput(body, sink), tools: parseResponsesTools(body), inputs: [] }, body, text);
+    case 'openai.embeddings': {
+      requireModel(model);
+      const input = body.input;
+      const inputs: string[] = [];
+      if (typeof input === 'string') {
+        inputs.push(input);
+        sink.field({ kind: 'input', index: 0 }, body, 'input');
+      } else {
+        arr(input).forEach((value, j) => {
+          if (typeof value !== 'string') return;
+          sink.field({ kind: 'input', index: inputs.length }, input as Json[], j);
+          inputs.push(value);
+        });
+      }
+      return sink.read({ endpoint, model, stream: false, messages: [], tools: [], inputs }, body, text);
+    }
+    default:
+      return sink.read({ endpoint, model, stream: false, messages: [], tools: [], inputs: [] }, body, text);
+  }
 }
 
 function requireModel(model: string | null): asserts model is string {
   if (!model) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '`model` is required' });
 }
 
-function parseChatMessage(raw: unknown, i: number): NormalizedMessage {
+function parseChatMessage(raw: unknown, i: number, sink: SlotSink): NormalizedMessage {
   if (!isObject(raw)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `messages[${i}] must be an object` });
   const roleName = str(raw.role);
   if (!roleName || !ROLES.has(roleName)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `messages[${i}].role must be one of system, developer, user, assistant, tool` });
   const role: Role = roleName === 'function' ? 'tool' : (roleName as Role);
   const parts: ContentPart[] = [];
   if (role === 'tool') {
-    parts.push({ type: 'tool_result', toolCallId: str(raw.tool_call_id) ?? str(raw.name) ?? '', text: contentText(raw.content) });
+    parts.push({ type: 'tool_result', toolCallId: str(raw.tool_call_id) ?? str(raw.name) ?? '', text: contentText(raw, 'content', sink, at(i, 0, role, 'tool_result')) });
   } else {
-    parts.push(...contentParts(raw.content));
+    parts.push(...contentParts(raw, 'content', sink, i, 0, role));
   }
   for (const call of arr(raw.tool_calls)) {
     if (!isObject(call)) continue;
     const fn = isObject(call.function) ? call.function : {};
+    sink.field(at(i, parts.length, role, 'tool_arguments'), fn, 'arguments', 'json');
     parts.push({ type: 'tool_call', id: str(call.id) ?? '', name: str(fn.name) ?? '', arguments: str(fn.arguments) ?? '' });
   }
   if (isObject(raw.function_call)) {
+    sink.field(at(i, parts.length, role, 'tool_arguments'), raw.function_call, 'arguments', 'json');
     parts.push({ type: 'tool_call', id: '', name: str(raw.function_call.name) ?? '', arguments: str(raw.function_call.arguments) ?? '' });
   }
   return { role, parts };
 }
 
-/** Chat content: a string or an array of parts (text, image_url, input_audio, file, refusal). */
-function contentParts(content: unknown): ContentPart[] {
-  if (typeof content === 'string') return [{ type: 'text', text: content }];
+/** The field holding a text content part's text (`text`, or `refusal`), if it is a string. */
+function textKey(part: JsonObject): 'text' | 'refusal' | null {
+  return typeof part.text === 'string' ? 'text' : typeof part.refusal === 'string' ? 'refusal' : null;
+}
+const TEXT_PARTS: ReadonlySet<string> = new Set(['text', 'input_text', 'output_text', 'refusal']);
+
+/**
+ * Chat content (`holder[key]`): a string or an array of parts (text, image_url, input_audio, file,
+ * refusal) — normalized as parts `first`, `first + 1`, … of message `m`, each text a slot.
+ */
+function contentParts(holder: JsonObject, key: string, sink: SlotSink | null, m: number, first: number, role: Role): ContentPart[] {
+  const content = holder[key];
+  if (typeof content === 'string') {
+    sink?.field(at(m, first, role, 'text'), holder, key);
+    return [{ type: 'text', text: content }];
+  }
   const parts: ContentPart[] = [];
   for (const part of arr(content)) {
     if (!isObject(part)) continue;
     const type = str(part.type) ?? '';
-    if (type === 'text' || type === 'input_text' || type === 'output_text' || type === 'refusal') {
+    if (TEXT_PARTS.has(type)) {
+      const field = textKey(part);
+      if (field !== null) sink?.field(at(m, first + parts.length, role, 'text'), part, field);
       parts.push({ type: 'text', text: str(part.text) ?? str(part.refusal) ?? '' });
     } else if (type === 'image_url' || type === 'input_image') {
       const url = isObject(part.image_url) ? str(part.image_url.url) : str(part.image_url);
@@ -226,10 +220,21 @@ function contentParts(content: unknown): ContentPart[] {
   return parts;
 }
 
-function contentText(content: unknown): string {
-  return contentParts(content)
-    .map((p) => (p.type === 'text' ? p.text : ''))
-    .join('');
+/** The text of content (`holder[key]`) as one string (a tool result); its pieces are slots at `location`. */
+function contentText(holder: JsonObject, key: string, sink: SlotSink, location: TextLocation): string {
+  const content = holder[key];
+  if (typeof content === 'string') {
+    sink.field(location, holder, key);
+    return content;
+  }
+  const pieces: { holder: JsonObject; key: string; text: string }[] = [];
+  for (const part of arr(content)) {
+    if (!isObject(part) || !TEXT_PARTS.has(str(part.type) ?? '')) continue;
+    const field = textKey(part);
+    pieces.push(field === null ? { holder: part, key: 'text', text: '' } : { holder: part, key: field, text: part[field] as string });
+  }
+  sink.joined(location, pieces);
+  return pieces.map((p) => p.text).join('');
 }
 
 function parseChatTools(body: JsonObject): ToolDefinition[] {
@@ -245,12 +250,16 @@ function parseChatTools(body: JsonObject): ToolDefinition[] {
   return tools;
 }
 
-function parseResponsesInput(body: JsonObject): NormalizedMessage[] {
+function parseResponsesInput(body: JsonObject, sink: SlotSink): NormalizedMessage[] {
   const messages: NormalizedMessage[] = [];
   const instructions = str(body.instructions);
-  if (instructions) messages.push({ role: 'system', parts: [{ type: 'text', text: instructions }] });
+  if (instructions) {
+    sink.field(at(messages.length, 0, 'system', 'text'), body, 'instructions');
+    messages.push({ role: 'system', parts: [{ type: 'text', text: instructions }] });
+  }
   const input = body.input;
   if (typeof input === 'string') {
+    sink.field(at(messages.length, 0, 'user', 'text'), body, 'input');
     messages.push({ role: 'user', parts: [{ type: 'text', text: input }] });
     return messages;
   }
@@ -258,15 +267,20 @@ function parseResponsesInput(body: JsonObject): NormalizedMessage[] {
   arr(input).forEach((item, i) => {
     if (!isObject(item)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `input[${i}] must be an object` });
     const type = str(item.type) ?? 'message';
+    const m = messages.length;
     if (type === 'message') {
       const role = str(item.role) ?? 'user';
-      messages.push({ role: ROLES.has(role) ? (role as Role) : 'user', parts: contentParts(item.content) });
+      const governed: Role = ROLES.has(role) ? (role as Role) : 'user';
+      messages.push({ role: governed, parts: contentParts(item, 'content', sink, m, 0, governed) });
     } else if (type === 'function_call') {
+      sink.field(at(m, 0, 'assistant', 'tool_arguments'), item, 'arguments', 'json');
       messages.push({ role: 'assistant', parts: [{ type: 'tool_call', id: str(item.call_id) ?? '', name: str(item.name) ?? '', arguments: str(item.arguments) ?? '' }] });
     } else if (type === 'custom_tool_call') {
+      sink.field(at(m, 0, 'assistant', 'tool_arguments'), item, 'input');
       messages.push({ role: 'assistant', parts: [{ type: 'tool_call', id: str(item.call_id) ?? '', name: str(item.name) ?? '', arguments: str(item.input) ?? '' }] });
     } else if (type === 'function_call_output' || type === 'custom_tool_call_output') {
-      const output = typeof item.output === 'string' ? item.output : contentText(item.output);
+      // Tool results (Codex's code-mode `exec` answers with custom_tool_call_output): a string or parts.
+      const output = contentText(item, 'output', sink, at(m, 0, 'tool', 'tool_result'));
       messages.push({ role: 'tool', parts: [{ type: 'tool_result', toolCallId: str(item.call_id) ?? '', text: output }] });
     } else {
       messages.push({ role: 'user', parts: [{ type: 'other', kind: type }] });
@@ -292,14 +306,4 @@ function parseResponsesTools(body: JsonObject): ToolDefinition[] {
   add(body.tools, 0);
   for (const item of arr(body.input)) if (isObject(item) && item.type === 'additional_tools') add(item.tools, 0);
   return out;
-}
-
-function pushChatUsage(events: ResponseEvent[], usage: unknown): void {
-  if (!isObject(usage)) return;
-  events.push({ type: 'usage', usage: { inputTokens: num(usage.prompt_tokens), outputTokens: num(usage.completion_tokens), totalTokens: num(usage.total_tokens) } });
-}
-
-function pushResponsesUsage(events: ResponseEvent[], usage: unknown): void {
-  if (!isObject(usage)) return;
-  events.push({ type: 'usage', usage: { inputTokens: num(usage.input_tokens), outputTokens: num(usage.output_tokens), totalTokens: num(usage.total_tokens) } });
 }

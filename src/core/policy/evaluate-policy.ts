@@ -256,40 +256,20 @@ function defaultReason(action: TerminalAction): string {
 function buildRequestPlan(rules: readonly { rule: CompiledRule; hits: ContentHits }[]): PolicyEvaluation['requestMasking'] {
   if (rules.length === 0) return null;
   const byKey = new Map<string, { location: TextLocation; spans: PlannedSpan[] }>();
-  const byText = new Map<string, PlannedSpan[]>();
   for (const { rule, hits } of rules) {
     const operator = rule.operator ?? { kind: 'redact' };
     for (const { item, detections } of hits.byLocation) {
       const key = JSON.stringify(item.location);
       const target = byKey.get(key) ?? { location: item.location, spans: [] };
       byKey.set(key, target);
-      let same = byText.get(item.text) ?? [];
-      for (const d of detections) {
-        const span: PlannedSpan = { ...d, operator, ruleId: rule.id };
-        target.spans = mergeSpan(target.spans, span);
-        same = mergeSpan(same, span);
-      }
-      byText.set(item.text, same);
+      for (const d of detections) target.spans = mergeSpan(target.spans, { ...d, operator, ruleId: rule.id });
     }
   }
-  const bySort = (a: PlannedSpan, b: PlannedSpan): number => a.start - b.start;
-  const targets: RequestMaskTarget[] = [...byKey.values()].map((t) => ({ location: t.location, spans: t.spans.sort(bySort) }));
-  for (const spans of byText.values()) spans.sort(bySort);
-  const detectors: Detector[] = [];
-  const operators = new Map<string, MaskOperator>();
-  for (const { rule } of rules) {
-    for (const d of rule.contentDetectors) {
-      detectors.push(d);
-      operators.set(d.id, rule.operator ?? { kind: 'redact' });
-    }
-  }
+  const targets: RequestMaskTarget[] = [...byKey.values()].map((t) => ({ location: t.location, spans: t.spans.sort((a, b) => a.start - b.start) }));
   return {
     targets,
     pseudonymize: targets.some((t) => t.spans.some((s) => s.operator.kind === 'pseudonymize')),
     ruleIds: rules.map((r) => r.rule.id),
-    spansFor: (text: string) => byText.get(text),
-    detectors,
-    operatorFor: (d: Detection) => operators.get(d.detector) ?? { kind: 'redact' },
   };
 }
 

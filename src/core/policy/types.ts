@@ -141,6 +141,22 @@ export type TextLocation =
   | { readonly kind: 'input'; readonly index: number }
   | { readonly kind: 'tool_definition'; readonly tool: number; readonly field: 'description' | 'parameters' };
 
+/**
+ * One string of a request body, addressed by the location policy planned on (a provider codec
+ * reads them with the normalized request). A location's text may be several body strings joined
+ * (a tool result in content parts): each is a slot, `offset` says where it starts in that text.
+ */
+export interface TextSlot {
+  readonly location: TextLocation;
+  /** The string as the client sent it. */
+  readonly text: string;
+  /** `json`: the text of JSON (tool-call arguments), where a replacement must keep it valid. */
+  readonly kind: 'text' | 'json';
+  readonly offset: number;
+  /** Writes the string back into the body (serialized once, only if some slot changed). */
+  set(next: string): void;
+}
+
 /** How a recorded decision took effect. */
 export type DecisionEffect =
   /** Applied (terminal decision, masking, logging). */
@@ -188,14 +204,6 @@ export interface RequestMaskingPlan {
   /** Some span pseudonymizes: a per-session vault is needed and the answer must be restored. */
   readonly pseudonymize: boolean;
   readonly ruleIds: readonly string[];
-  /**
-   * The spans planned for a request text, looked up by the text itself (several targets with the
-   * same text: spans merged, earlier rules first); undefined if no target holds that text.
-   */
-  readonly spansFor: (text: string) => readonly PlannedSpan[] | undefined;
-  /** The applied rules' detectors and operators, for request text not found among the targets. */
-  readonly detectors: readonly Detector[];
-  readonly operatorFor: (detection: Detection) => MaskOperator;
 }
 
 export interface ResponseMaskingPlan {

@@ -13,13 +13,16 @@
  *    in `response.completed` too; sequence numbers stay consecutive.
  *
  * `notices` maps a call's key (`choice:index`, as the adapters number calls) to its notice.
+ * Streamed events come parsed once (./channels.ts StreamItem) and are changed in place; the relay
+ * serializes them once on the way out.
  */
 import type { EndpointId } from '../core/events.ts';
-import { withData, type SseEvent } from '../core/sse.ts';
-import { arr, isObject, parseJson, type Json, type JsonObject } from '../core/json.ts';
+import { arr, isObject, type Json, type JsonObject } from '../core/json.ts';
+import { StreamItem } from './channels.ts';
 
+/** An answer event (parsed once, ../providers/channels.ts) and when it arrived. */
 export interface TimedEvent {
-  readonly event: SseEvent;
+  readonly event: StreamItem;
   readonly offsetMs: number;
 }
 
@@ -37,8 +40,8 @@ export function createToolCallReplacer(endpoint: EndpointId, notices: ReadonlyMa
   return { event: (e) => [e] };
 }
 
-function synthetic(type: string | null, data: Json): SseEvent {
-  return withData({ event: type, id: null, data: '', comment: false, raw: '' }, JSON.stringify(data));
+function synthetic(type: string | null, data: JsonObject): StreamItem {
+  return StreamItem.synthetic(type, data);
 }
 
 class AnthropicReplacer implements ToolCallReplacer {
@@ -52,9 +55,8 @@ class AnthropicReplacer implements ToolCallReplacer {
 
   event(held: TimedEvent): TimedEvent[] {
     const { event, offsetMs } = held;
-    if (event.data === null) return [held];
-    const data = parseJson(event.data);
-    if (!isObject(data)) return [held];
+    const data = event.data;
+    if (data === null) return [held];
     const index = typeof data.index === 'number' ? data.index : 0;
     if (data.type === 'content_block_start' && isObject(data.content_block) && data.content_block.type === 'tool_use') {
       const notice = this.#notices.get(`0:${index}`);
@@ -64,14 +66,15 @@ class AnthropicReplacer implements ToolCallReplacer {
       }
       this.#replacing.add(index);
       return [
-        { event: withData(event, JSON.stringify({ type: 'content_block_start', index, content_block: { type: 'text', text: '' } })), offsetMs },
+        { event: StreamItem.synthetic('content_block_start', { type: 'content_block_start', index, content_block: { type: 'text', text: '' } }, { ...event.source, raw: '' }), offsetMs },
         { event: synthetic('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'text_delta', text: notice } }), offsetMs },
       ];
     }
     if (data.type === 'content_block_delta' && this.#replacing.has(index)) return [];
     if (data.type === 'message_delta' && isObject(data.delta) && data.delta.stop_reason === 'tool_use' && this.#toolUseLeft === 0 && this.#replacing.size > 0) {
       data.delta.stop_reason = 'end_turn';
-      return [{ event: withData(event, JSON.stringify(data)), offsetMs }];
+      event.touch();
+      return [held];
     }
     return [held];
   }
@@ -90,10 +93,8 @@ class ChatReplacer implements ToolCallReplacer {
   }
 
   event(held: TimedEvent): TimedEvent[] {
-    const { event, offsetMs } = held;
-    if (event.data === null || event.data === '[DONE]') return [held];
-    const data = parseJson(event.data);
-    if (!isObject(data) || !Array.isArray(data.choices)) return [held];
+    const data = held.event.data;
+    if (data === null || !Array.isArray(data.choices)) return [held];
     let changed = false;
     for (const choice of data.choices) {
       if (!isObject(choice)) continue;
@@ -137,7 +138,9 @@ class ChatReplacer implements ToolCallReplacer {
     if (!changed) return [held];
     // A chunk that only carried deltas of a removed call says nothing any more: dropped.
     const empty = data.usage == null && data.choices.every((c) => isObject(c) && (c.finish_reason === null || c.finish_reason === undefined) && isObject(c.delta) && Object.keys(c.delta).length === 0);
-    return empty ? [] : [{ event: withData(event, JSON.stringify(data)), offsetMs }];
+    if (empty) return [];
+    held.event.touch();
+    return [held];
   }
 
   #newIndex(choice: number, index: number): number {
@@ -169,18 +172,18 @@ class ResponsesReplacer implements ToolCallReplacer {
   event(held: TimedEvent): TimedEvent[] {
     const out = this.#replace(held);
     // Sequence numbers stay consecutive from the first held event's.
-    return out.map((e) => {
-      if (e.event.data === null) return e;
-      const data = parseJson(e.event.data);
-      if (!isObject(data) || typeof data.sequence_number !== 'number') return e;
+    for (const e of out) {
+      const data = e.event.data;
+      if (data === null || typeof data.sequence_number !== 'number') continue;
       this.#sequence ??= data.sequence_number;
       if (data.sequence_number === this.#sequence) {
         this.#sequence++;
-        return e;
+        continue;
       }
       data.sequence_number = this.#sequence++;
-      return { event: withData(e.event, JSON.stringify(data)), offsetMs: e.offsetMs };
-    });
+      e.event.touch();
+    }
+    return out;
   }
 
   #message(k: number, id: string, done: boolean): JsonObject {
@@ -190,10 +193,9 @@ class ResponsesReplacer implements ToolCallReplacer {
 
   #replace(held: TimedEvent): TimedEvent[] {
     const { event, offsetMs } = held;
-    if (event.data === null) return [held];
-    const data = parseJson(event.data);
-    if (!isObject(data)) return [held];
-    const type = typeof data.type === 'string' ? data.type : (event.event ?? '');
+    const data = event.data;
+    if (data === null) return [held];
+    const type = typeof data.type === 'string' ? data.type : (event.source.event ?? '');
     const k = typeof data.output_index === 'number' ? data.output_index : -1;
     const at = (type: string, body: JsonObject): TimedEvent => ({ event: synthetic(type, { type, ...body }), offsetMs });
     if ((type === 'response.output_item.added' || type === 'response.output_item.done') && isObject(data.item) && typeof data.item.type === 'string' && CALL_ITEMS.has(data.item.type)) {
@@ -218,7 +220,7 @@ class ResponsesReplacer implements ToolCallReplacer {
     }
     if (CALL_EVENTS.has(type) && this.#notices.has(`0:${k}`)) return [];
     if ((type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed') && isObject(data.response)) {
-      if (this.#replaceOutput(data.response)) return [{ event: withData(event, JSON.stringify(data)), offsetMs }];
+      if (this.#replaceOutput(data.response)) event.touch();
     }
     return [held];
   }
@@ -241,11 +243,9 @@ class ResponsesReplacer implements ToolCallReplacer {
   }
 }
 
-/** The same replacement on a non-streamed JSON body; returns the body unchanged when nothing is replaced. */
-export function replaceToolCallsInBody(endpoint: EndpointId, body: string, notices: ReadonlyMap<string, string>): string {
-  if (notices.size === 0) return body;
-  const json = parseJson(body);
-  if (!isObject(json)) return body;
+/** The same replacement on a parsed non-streamed answer, in place; true if a call was replaced. */
+export function replaceToolCallsInAnswer(endpoint: EndpointId, json: JsonObject, notices: ReadonlyMap<string, string>): boolean {
+  if (notices.size === 0) return false;
   let changed = false;
   if (endpoint === 'anthropic.messages' && Array.isArray(json.content)) {
     let left = 0;
@@ -283,5 +283,5 @@ export function replaceToolCallsInBody(endpoint: EndpointId, body: string, notic
   } else if (endpoint === 'openai.responses') {
     changed = new ResponsesReplacer(notices).replaceBody(json);
   }
-  return changed ? JSON.stringify(json) : body;
+  return changed;
 }
