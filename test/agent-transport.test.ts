@@ -201,6 +201,21 @@ describe('aigov run starts the agents in their own words', () => {
     }
   });
 
+  it('through a package runner: npx codex, npx @openai/codex@version, npx -y @anthropic-ai/claude-code', () => {
+    const flags = codexProviderFlags(env.OPENAI_BASE_URL);
+    assert.deepEqual(argsOf('npx', ['codex', 'exec', 'hi']), ['codex', ...flags, 'exec', 'hi']);
+    assert.deepEqual(argsOf('/usr/bin/npx', ['-y', '@openai/codex@0.171.0', 'exec', 'hi']), ['-y', '@openai/codex@0.171.0', ...flags, 'exec', 'hi']);
+    assert.deepEqual(argsOf('bunx', ['@openai/codex']), ['@openai/codex', ...flags]);
+    const claude = agentLaunch('npx', ['--yes', '@anthropic-ai/claude-code', '-p', 'hi'], env);
+    assert.deepEqual(claude.args, ['--yes', '@anthropic-ai/claude-code', '-p', 'hi']);
+    assert.equal(claude.env.ANTHROPIC_AUTH_TOKEN, 'aigovrun_x');
+    assert.equal(claude.env.ANTHROPIC_API_KEY, undefined);
+    // Too uncertain to touch: a runner option with a value, another package.
+    assert.deepEqual(argsOf('npx', ['-p', '@openai/codex', 'codex', 'exec']), ['-p', '@openai/codex', 'codex', 'exec']);
+    assert.deepEqual(argsOf('npx', ['codex-cli-clone', 'exec']), ['codex-cli-clone', 'exec']);
+    assert.deepEqual(argsOf('npx', ['@openai/codex-sdk']), ['@openai/codex-sdk']);
+  });
+
   it('other programs and a run without the provider are left alone', () => {
     for (const command of ['python3', 'codex-helper', 'claude-wrapper']) assert.deepEqual(agentLaunch(command, ['x'], env), { args: ['x'], env });
     assert.deepEqual(argsOf('codex', ['exec'], {}), ['exec']);

@@ -1,7 +1,8 @@
 /**
  * Agents that do not read the SDKs' environment as the SDKs do are told where the daemon is in
- * their own words. Recognized by the program's name (any path); a wrapper (`npx codex`, a shell
- * script) is not: README "Governing coding agents" gives the settings to pass by hand.
+ * their own words. Recognized by the program's name (any path), also when a package runner starts
+ * it (`npx codex`, `npx @openai/codex@0.171.0`); a wrapper script is not: README "Governing coding
+ * agents" gives the settings to pass by hand.
  *
  * Codex (0.171) ignores OPENAI_BASE_URL and, with its built-in provider, first tries a Responses
  * WebSocket. `aigov run -- codex …` therefore starts it with a provider entry of its own, given as
@@ -27,17 +28,37 @@ export interface AgentLaunch {
   readonly env: NodeJS.ProcessEnv;
 }
 
+/** Package runners that start an agent from its npm package: `npx codex`, `npx @openai/codex@0.171.0 exec …`. */
+const RUNNER = /^(?:npx|pnpx|bunx)(?:\.cmd|\.exe)?$/i;
+const CODEX_PACKAGE = /^@openai\/codex(?:@[^/\s]+)?$/;
+const CLAUDE_PACKAGE = /^@anthropic-ai\/claude-code(?:@[^/\s]+)?$/;
+
 /** How to start `command`: its arguments and environment, given the child's environment. */
 export function agentLaunch(command: string, args: readonly string[], env: NodeJS.ProcessEnv): AgentLaunch {
   const name = basename(command);
-  const openai = env.OPENAI_BASE_URL;
-  if (CODEX.test(name) && openai !== undefined && openai !== '') return { args: [...codexProviderFlags(openai), ...args], env };
-  const key = env.ANTHROPIC_API_KEY;
-  if (CLAUDE.test(name) && key !== undefined && key !== '') {
-    const { ANTHROPIC_API_KEY: _asked, ...rest } = env;
-    return { args, env: { ...rest, ANTHROPIC_AUTH_TOKEN: key } };
+  if (RUNNER.test(name)) {
+    // The runner's own options come first; one taking a value (`-p pkg`) makes the line too
+    // uncertain to touch.
+    const at = args.findIndex((arg) => !arg.startsWith('-'));
+    if (at === -1 || args.slice(0, at).some((arg) => /^(?:-p|--package|-c|--call)$/.test(arg))) return { args, env };
+    const agent = args[at]!;
+    const kind = CODEX.test(agent) || CODEX_PACKAGE.test(agent) ? 'codex' : CLAUDE.test(agent) || CLAUDE_PACKAGE.test(agent) ? 'claude' : null;
+    if (kind === null) return { args, env };
+    const launched = launchAs(kind, args.slice(at + 1), env);
+    return { args: [...args.slice(0, at + 1), ...launched.args], env: launched.env };
   }
-  return { args, env };
+  return CODEX.test(name) ? launchAs('codex', args, env) : CLAUDE.test(name) ? launchAs('claude', args, env) : { args, env };
+}
+
+function launchAs(kind: 'codex' | 'claude', args: readonly string[], env: NodeJS.ProcessEnv): AgentLaunch {
+  if (kind === 'codex') {
+    const openai = env.OPENAI_BASE_URL;
+    return openai !== undefined && openai !== '' ? { args: [...codexProviderFlags(openai), ...args], env } : { args, env };
+  }
+  const key = env.ANTHROPIC_API_KEY;
+  if (key === undefined || key === '') return { args, env };
+  const { ANTHROPIC_API_KEY: _asked, ...rest } = env;
+  return { args, env: { ...rest, ANTHROPIC_AUTH_TOKEN: key } };
 }
 
 /** `-c` overrides that make Codex use the daemon as its model provider. */
