@@ -8,10 +8,10 @@ import type { Logger } from 'pino';
 import type { Agent } from 'undici';
 import type { TokenVerifier } from '../../auth/verify-token.ts';
 import type { GatewayConfig, ResolvedProvider } from '../../config/schema.ts';
-import { AigovError } from '../../core/errors.ts';
+import { AigovError, isAigovError } from '../../core/errors.ts';
 import { mergeUsage, type Principal, type ResponseEvent, type Usage } from '../../core/events.ts';
 import { scrubSecrets } from '../../core/scrub-secrets.ts';
-import type { CallStatus, PolicyDecisionRecord, RecordingStore } from '../../store/recording-store.ts';
+import type { CallRequestRecord, CallStatus, ClientInfo, PolicyDecisionRecord, RecordingStore, SealedRawCopy } from '../../store/recording-store.ts';
 import type { RawCopySealer } from '../../store/raw-copy-sealer.ts';
 import { toProviderError, type ProviderAdapter, type RouteMatch } from '../../providers/adapter.ts';
 import type { ApprovalService } from '../approvals/approval-service.ts';
@@ -54,6 +54,7 @@ export interface GovernedTarget {
 
 /** The mutable state of one call, and the only place that writes to the client and the store. */
 export class CallState {
+  // The request record's draft (store.recordRequest, built by requestRecord), filled in as the stages learn it.
   readonly callId = `call_${randomUUID().replaceAll('-', '')}`;
   readonly startedAt = Date.now();
   readonly #t0 = performance.now();
@@ -63,22 +64,28 @@ export class CallState {
   model: string | null = null;
   stream = false;
   decisions: PolicyDecisionRecord[] = [];
+  /** The request record is durable: the call's result is recorded when it ends. */
+  recorded = false;
+
+  // The result record's draft (store.finishCall, written by finish).
   /** Decisions taken after the request was recorded (approvals): recorded when the call ends. */
   readonly lateDecisions: PolicyDecisionRecord[] = [];
+  #firstByteMs: number | null = null;
+  #firstTokenMs: number | null = null;
+  #usage: Usage | undefined;
+  #bytesOut = 0;
+  #finished = false;
+  #committed: Promise<boolean> | null = null;
+
+  // How the call goes on.
   /** Set while (and after) the call is held for approval, or when it goes through on one. */
   approvalId: string | null = null;
   /** The call took a use of its approval: given back if the client leaves before any answer. */
   approvalUsed = false;
   /** Set by policy: how to judge tool calls in the answer. */
   toolJudge: ToolCallJudge | null = null;
-  recorded = false;
   clientGone = false;
-  #finished = false;
-  #committed: Promise<boolean> | null = null;
-  #firstByteMs: number | null = null;
-  #firstTokenMs: number | null = null;
-  #usage: Usage | undefined;
-  #bytesOut = 0;
+
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly target: GovernedTarget;
@@ -90,6 +97,28 @@ export class CallState {
     this.target = target;
     this.deps = deps;
     this.sessionId = this.callId.replace(/^call_/, 'ses_');
+  }
+
+  /** The request record as the stages have drafted it, with the body to keep (`''` for a refusal). */
+  requestRecord(principal: Principal, requestBody: string, rawCopy: SealedRawCopy | null): CallRequestRecord {
+    const { provider, route } = this.target;
+    return {
+      callId: this.callId,
+      sessionId: this.sessionId,
+      principal,
+      client: clientInfo(this.req),
+      provider: provider.name,
+      providerKind: provider.kind,
+      endpoint: route.endpoint,
+      method: this.req.method ?? 'GET',
+      path: route.upstreamPath,
+      model: this.model,
+      stream: this.stream,
+      requestBody,
+      rawCopy,
+      decisions: this.decisions,
+      startedAt: this.startedAt,
+    };
   }
 
   /** A gate for the answer's tool calls, when policy has tool rules (enforced or shadow). */
@@ -173,11 +202,37 @@ export class CallState {
       this.endWith(body);
     } else if (this.approvalId !== null && this.stream) {
       // A held stream (200 already sent): the provider's in-stream error event ends it.
-      void this.endStreamWith(this.target.adapter.renderStreamError(this.target.route.endpoint, toProviderError(error)));
+      void this.endStreamWith(this.streamError(error));
     } else {
       this.res.end();
     }
     this.finish(status ?? 'failed', error.status, { code: error.code, message: error.message }, body);
+  }
+
+  /** Policy (or masking on its behalf) failed: the request or answer is refused with its error (fail closed), logged with `message`. */
+  failPolicy(error: unknown, message: string): void {
+    this.deps.logger.error({ callId: this.callId, err: errorSummary(error) }, message);
+    this.sendError(isAigovError(error) ? error : new AigovError('AIGOV_E_POLICY_FAILED'), 'failed');
+  }
+
+  /** The provider's in-stream error event for `error` (an SSE block ending a streamed answer). */
+  streamError(error: AigovError): string {
+    return this.target.adapter.renderStreamError(this.target.route.endpoint, toProviderError(error));
+  }
+
+  /**
+   * Until the returned function is called: when the client goes away before the answer is
+   * complete, marks the call `clientGone` and aborts `abort` (the approval wait, the upstream call).
+   */
+  watchClientGone(abort: AbortController): () => void {
+    const onClose = (): void => {
+      if (!this.res.writableFinished) {
+        this.clientGone = true;
+        abort.abort();
+      }
+    };
+    this.res.on('close', onClose);
+    return () => this.res.off('close', onClose);
   }
 
   failInternal(error: unknown): void {
@@ -259,4 +314,14 @@ export class CallState {
   countOut(data: string): void {
     this.#markFirstByte(data);
   }
+}
+
+function clientInfo(req: IncomingMessage): ClientInfo {
+  const lang = req.headers['x-stainless-lang'];
+  const version = req.headers['x-stainless-package-version'];
+  return {
+    userAgent: req.headers['user-agent']?.slice(0, 256) ?? null,
+    remoteAddress: req.socket.remoteAddress ?? null,
+    sdk: typeof lang === 'string' ? `${lang}${typeof version === 'string' ? ` ${version}` : ''}`.slice(0, 64) : null,
+  };
 }

@@ -28,13 +28,7 @@ export async function forward(call: CallState, bodyText: string, transform: Resp
 async function forwardInSlot(call: CallState, bodyText: string, transform: ResponseTransform): Promise<void> {
   const { provider, adapter, route, query } = call.target;
   const abort = new AbortController();
-  const onClientGone = (): void => {
-    if (!call.res.writableFinished) {
-      call.clientGone = true;
-      abort.abort();
-    }
-  };
-  call.res.on('close', onClientGone);
+  const unwatch = call.watchClientGone(abort);
   // Joined, never resolved: the adapter built upstreamPath from constants and encoded parameters.
   let upstream: Dispatcher.ResponseData;
   try {
@@ -76,6 +70,6 @@ async function forwardInSlot(call: CallState, bodyText: string, transform: Respo
       throw error;
     }
   } finally {
-    call.res.off('close', onClientGone);
+    unwatch();
   }
 }

@@ -1,7 +1,7 @@
 /** Stage 4b: hold a request that needs approval until it is decided (after it is recorded). */
 import { AigovError } from '../../core/errors.ts';
 import type { Principal } from '../../core/events.ts';
-import { decidingVote, describePerson, type ApprovalRecord } from '../../core/approvals/approval.ts';
+import { approverNames, decidingVote, describePerson } from '../../core/approvals/approval.ts';
 import type { ApprovalSpec } from '../../core/policy/types.ts';
 import type { ApprovalService, HoldResult, WaitOutcome } from '../approvals/approval-service.ts';
 import type { Refusal } from '../hooks.ts';
@@ -43,7 +43,7 @@ export async function holdForApproval(call: CallState, principal: Principal, ref
   if (held.kind === 'proceed') {
     call.approvalId = approval.id;
     call.approvalUsed = true;
-    call.lateDecisions.push({ stage: 'approval', action: 'approved', ruleId, reason: `${approval.id} approved earlier by ${approvers(approval)}; used by this retry`, mode: 'enforce' });
+    call.lateDecisions.push({ stage: 'approval', action: 'approved', ruleId, reason: `${approval.id} approved earlier by ${approverNames(approval)}; used by this retry`, mode: 'enforce' });
     return true;
   }
   call.approvalId = approval.id;
@@ -56,25 +56,19 @@ export async function holdForApproval(call: CallState, principal: Principal, ref
     keepAlive = setInterval(() => void call.write(': keep-alive\n\n'), call.deps.approvalKeepAliveMs);
   }
   const gone = new AbortController();
-  const onClose = (): void => {
-    if (!call.res.writableFinished) {
-      call.clientGone = true;
-      gone.abort();
-    }
-  };
-  call.res.on('close', onClose);
+  const unwatch = call.watchClientGone(gone);
   let outcome: WaitOutcome;
   try {
     outcome = await approvals.wait(approval, gone.signal);
   } finally {
     if (keepAlive) clearInterval(keepAlive);
-    call.res.off('close', onClose);
+    unwatch();
   }
   const decided = outcome.approval;
   switch (outcome.kind) {
     case 'approved':
       call.approvalUsed = true;
-      call.lateDecisions.push({ stage: 'approval', action: 'approved', ruleId, reason: `${decided.id} approved by ${approvers(decided)}`, mode: 'enforce' });
+      call.lateDecisions.push({ stage: 'approval', action: 'approved', ruleId, reason: `${decided.id} approved by ${approverNames(decided)}`, mode: 'enforce' });
       return true;
     case 'denied': {
       const vote = decidingVote(decided);
@@ -95,9 +89,4 @@ export async function holdForApproval(call: CallState, principal: Principal, ref
       }
       return false;
   }
-}
-
-function approvers(approval: ApprovalRecord): string {
-  const names = [...new Set(approval.votes.filter((v) => v.decision === 'approve').map((v) => describePerson(v.by)))];
-  return names.length > 0 ? names.join(', ') : 'an approver';
 }

@@ -2,11 +2,9 @@
  * Stage 3: policy decides on the request and may rewrite its text slots. A policy failure
  * refuses the request (fail closed).
  */
-import { AigovError, isAigovError } from '../../core/errors.ts';
 import type { Principal } from '../../core/events.ts';
 import type { CallContext, RequestVerdict } from '../hooks.ts';
 import type { CallState } from './call-state.ts';
-import { errorSummary } from './error-summary.ts';
 import type { ParsedRequest } from './read-request.ts';
 
 /** Policy's verdict, and the body to record and send (rewritten when policy changed a text slot). */
@@ -21,8 +19,7 @@ export async function applyPolicy(call: CallState, principal: Principal, parsed:
   try {
     verdict = await call.deps.hooks.evaluateRequest(ctx);
   } catch (error) {
-    call.deps.logger.error({ callId: call.callId, err: errorSummary(error) }, 'policy evaluation failed; refusing the request');
-    call.sendError(isAigovError(error) ? error : new AigovError('AIGOV_E_POLICY_FAILED'), 'failed');
+    call.failPolicy(error, 'policy evaluation failed; refusing the request');
     return null;
   }
   call.decisions = verdict.decisions.map((d) => ({ ...d, stage: 'request' }));
@@ -36,8 +33,7 @@ export async function applyPolicy(call: CallState, principal: Principal, parsed:
       for (const slot of parsed.read.slots) slot.set(rewrite(slot));
       bodyText = parsed.read.serialize();
     } catch (error) {
-      call.deps.logger.error({ callId: call.callId, err: errorSummary(error) }, 'request rewriting failed; refusing the request');
-      call.sendError(isAigovError(error) ? error : new AigovError('AIGOV_E_POLICY_FAILED'), 'failed');
+      call.failPolicy(error, 'request rewriting failed; refusing the request');
       return null;
     }
   }
@@ -45,8 +41,7 @@ export async function applyPolicy(call: CallState, principal: Principal, parsed:
     try {
       await verdict.commit();
     } catch (error) {
-      call.deps.logger.error({ callId: call.callId, err: errorSummary(error) }, 'storing what the request rewrite produced failed; refusing the request');
-      call.sendError(isAigovError(error) ? error : new AigovError('AIGOV_E_POLICY_FAILED'), 'failed');
+      call.failPolicy(error, 'storing what the request rewrite produced failed; refusing the request');
       return null;
     }
   }

@@ -17,7 +17,6 @@ import { readRequestBody } from '../request-body.ts';
 import { authorizationOf } from './authenticate.ts';
 import { CallState, type PipelineDeps } from './call-state.ts';
 import { errorSummary } from './error-summary.ts';
-import { clientInfo } from './record.ts';
 
 const SESSION_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
@@ -105,25 +104,8 @@ function describeJsonError(error: unknown, text: string): string {
  */
 async function refuse(call: CallState, error: AigovError, headers: Record<string, string> = {}): Promise<void> {
   if (call.principal !== null && !call.recorded) {
-    const { provider, route } = call.target;
     try {
-      await call.deps.store.recordRequest({
-        callId: call.callId,
-        sessionId: call.sessionId,
-        principal: call.principal,
-        client: clientInfo(call.req),
-        provider: provider.name,
-        providerKind: provider.kind,
-        endpoint: route.endpoint,
-        method: call.req.method ?? 'GET',
-        path: route.upstreamPath,
-        model: call.model,
-        stream: call.stream,
-        requestBody: '',
-        rawCopy: null,
-        decisions: [],
-        startedAt: call.startedAt,
-      });
+      await call.deps.store.recordRequest(call.requestRecord(call.principal, '', null));
       call.recorded = true;
     } catch (e) {
       // The refusal stands either way; it is still logged.

@@ -2,16 +2,14 @@
  * Stage 4: record the request as it will be sent — durably, before anything is sent anywhere
  * (fail closed). A refused request is recorded too (./read-request.ts), without its body.
  */
-import type { IncomingMessage } from 'node:http';
 import { AigovError } from '../../core/errors.ts';
 import type { Principal } from '../../core/events.ts';
-import { SessionOwnerConflictError, type ClientInfo, type SealedRawCopy } from '../../store/recording-store.ts';
+import { SessionOwnerConflictError, type SealedRawCopy } from '../../store/recording-store.ts';
 import type { CallState } from './call-state.ts';
 import { errorSummary } from './error-summary.ts';
 
 /** `clientBody`: the body as the client sent it; kept only sealed, and only with `audit.raw_copy`. */
 export async function recordRequest(call: CallState, principal: Principal, bodyText: string, clientBody: string): Promise<boolean> {
-  const { provider, route } = call.target;
   let rawCopy: SealedRawCopy | null = null;
   if (call.deps.rawCopy) {
     try {
@@ -24,23 +22,7 @@ export async function recordRequest(call: CallState, principal: Principal, bodyT
     }
   }
   try {
-    await call.deps.store.recordRequest({
-      callId: call.callId,
-      sessionId: call.sessionId,
-      principal,
-      client: clientInfo(call.req),
-      provider: provider.name,
-      providerKind: provider.kind,
-      endpoint: route.endpoint,
-      method: call.req.method ?? 'GET',
-      path: route.upstreamPath,
-      model: call.model,
-      stream: call.stream,
-      requestBody: bodyText,
-      rawCopy,
-      decisions: call.decisions,
-      startedAt: call.startedAt,
-    });
+    await call.deps.store.recordRequest(call.requestRecord(principal, bodyText, rawCopy));
     call.recorded = true;
     return true;
   } catch (error) {
@@ -53,14 +35,4 @@ export async function recordRequest(call: CallState, principal: Principal, bodyT
     call.sendError(new AigovError('AIGOV_E_STORE_UNAVAILABLE'), null);
     return false;
   }
-}
-
-export function clientInfo(req: IncomingMessage): ClientInfo {
-  const lang = req.headers['x-stainless-lang'];
-  const version = req.headers['x-stainless-package-version'];
-  return {
-    userAgent: req.headers['user-agent']?.slice(0, 256) ?? null,
-    remoteAddress: req.socket.remoteAddress ?? null,
-    sdk: typeof lang === 'string' ? `${lang}${typeof version === 'string' ? ` ${version}` : ''}`.slice(0, 64) : null,
-  };
 }

@@ -2,7 +2,7 @@
  * Stage 6, a plain answer: read within its limit, parsed once; masking, the model-list filter and
  * tool-call replacement change it in place; committed (stage 7), then sent.
  */
-import { AigovError, isAigovError } from '../../core/errors.ts';
+import { AigovError } from '../../core/errors.ts';
 import { isObject, parseJson } from '../../core/json.ts';
 import { jsonDepthExceeds, MAX_JSON_DEPTH } from '../../core/json-depth.ts';
 import { pickResponseHeaders } from '../../providers/adapter.ts';
@@ -57,8 +57,7 @@ export async function relayBody(call: CallState, upstream: UpstreamAnswer, trans
       }
     } catch (error) {
       // Masking the answer failed or went past its budget: the answer is withheld (fail closed).
-      call.deps.logger.error({ callId: call.callId, err: errorSummary(error) }, 'masking the answer failed; withholding it');
-      call.sendError(isAigovError(error) ? error : new AigovError('AIGOV_E_POLICY_FAILED'), 'failed');
+      call.failPolicy(error, 'masking the answer failed; withholding it');
       return;
     }
   }

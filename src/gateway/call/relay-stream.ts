@@ -6,7 +6,7 @@
 import { AigovError } from '../../core/errors.ts';
 import { SseParser, type SseEvent } from '../../core/sse.ts';
 import type { StreamEventRecord } from '../../store/recording-store.ts';
-import { pickResponseHeaders, toProviderError } from '../../providers/adapter.ts';
+import { pickResponseHeaders } from '../../providers/adapter.ts';
 import type { StreamItem } from '../../providers/channels.ts';
 import { createToolCallReplacer, type TimedEvent } from '../../providers/tool-call-replace.ts';
 import { settleToolCalls } from '../tool-call-settle.ts';
@@ -103,7 +103,7 @@ export async function relayStream(call: CallState, upstream: UpstreamAnswer, tra
     call.deps.metrics.upstreamLimits.inc({ provider: provider.name, limit: limits.hit.key });
     call.deps.logger.warn({ callId: call.callId, provider: provider.name, limit: limits.hit.key }, 'streamed answer cut at a limit');
     const error = new AigovError('AIGOV_E_UPSTREAM_LIMIT', { provider: provider.name, limit: limits.hit.text });
-    await call.endStreamWith(adapter.renderStreamError(route.endpoint, toProviderError(error)));
+    await call.endStreamWith(call.streamError(error));
     call.finish('failed', upstream.statusCode, { code: error.code, message: `answer cut at ${limits.hit.key}` });
     return;
   }
@@ -112,7 +112,7 @@ export async function relayStream(call: CallState, upstream: UpstreamAnswer, tra
   if (refused) {
     // Tool calls too large to judge: nothing held reaches the client; the provider's in-stream error does.
     const error = new AigovError('AIGOV_E_POLICY_BLOCKED', { rule: refused.ruleId, reason: refused.reason });
-    await call.endStreamWith(adapter.renderStreamError(route.endpoint, toProviderError(error)));
+    await call.endStreamWith(call.streamError(error));
     call.finish('blocked', upstream.statusCode, { code: error.code, message: `tool call blocked by rule ${refused.ruleId}` });
     return;
   }
@@ -152,13 +152,13 @@ export async function relayStream(call: CallState, upstream: UpstreamAnswer, tra
     // Not recorded: the client must not get a complete-looking answer. The provider's in-stream
     // error ends it instead of the terminal event (the call stays pending; settled on restart).
     const error = new AigovError('AIGOV_E_STORE_RESULT_FAILED');
-    call.res.end(blockSeparator(tail.out) + adapter.renderStreamError(route.endpoint, toProviderError(error)));
+    call.res.end(blockSeparator(tail.out) + call.streamError(error));
     return;
   }
   // The upstream ended (or died) without its closing event: tell the SDK in its own words
   // rather than letting a truncated answer pass for a complete one.
   const error = new AigovError('AIGOV_E_UPSTREAM_STREAM_BROKEN', { provider: provider.name });
-  const block = adapter.renderStreamError(route.endpoint, toProviderError(error));
+  const block = call.streamError(error);
   tail.out += blockSeparator(tail.out) + block;
   tail.records.push({ offsetMs: call.elapsedMs(), raw: block });
   call.deps.logger.warn({ callId: call.callId, provider: provider.name, err: brokenBy ? errorSummary(brokenBy) : 'ended without terminal event' }, 'upstream stream broke');
