@@ -37,6 +37,26 @@ export default tseslint.config(
     files: ['src/daemon/**', 'src/cli/**'],
     rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./gateway/', message: 'the daemon and the CLI do not import the gateway (shared wire knowledge lives in src/providers)' }] }] },
   },
+  // The governed call: pipeline.ts runs the stages in gateway/call/; a stage never imports the
+  // runner, and CallState (which every stage takes) imports no stage — so the stages form no cycle.
+  {
+    files: ['src/gateway/call/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./pipeline\\.ts$', message: 'a call stage does not import the pipeline that runs it' }] }] },
+  },
+  {
+    files: ['src/gateway/call/call-state.ts', 'src/gateway/call/error-summary.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { regex: '^\\.\\./pipeline\\.ts$', message: 'a call stage does not import the pipeline that runs it' },
+            { regex: '^\\./(?!error-summary\\.ts$)', message: 'CallState is below the stages: it imports none of them' },
+          ],
+        },
+      ],
+    },
+  },
   {
     files: ['test/**', 'bench/**', 'examples/**'],
     rules: {

@@ -7,7 +7,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { decidingVote, describePerson, type ApprovalRecord } from '../core/approvals/approval.ts';
+import { approverNames, decidingVote, describePerson, type ApprovalRecord } from '../core/approvals/approval.ts';
 import type { Principal } from '../core/events.ts';
 import type { PolicyDecisionRecord } from '../store/recording-store.ts';
 import type { ApprovalService, WaitOutcome } from './approvals/approval-service.ts';
@@ -118,7 +118,7 @@ async function holdOne(host: ToolCallHost, call: JudgedCall, complete: boolean, 
     });
     approval = result.approval;
     if (result.kind === 'proceed') {
-      host.lateDecisions.push({ stage: 'approval', action: 'approved', ruleId: decision.ruleId, reason: `${approval.id} approved earlier by ${approvers(approval)}; used by tool call ${verdict.summary}`, mode: 'enforce' });
+      host.lateDecisions.push({ stage: 'approval', action: 'approved', ruleId: decision.ruleId, reason: `${approval.id} approved earlier by ${approverNames(approval)}; used by tool call ${verdict.summary}`, mode: 'enforce' });
       return [call.key, null];
     }
     host.logger.info({ callId: host.callId, approvalId: approval.id, ruleId: decision.ruleId }, 'tool call held for approval');
@@ -132,7 +132,7 @@ async function holdOne(host: ToolCallHost, call: JudgedCall, complete: boolean, 
   const decided = outcome.approval;
   switch (outcome.kind) {
     case 'approved':
-      host.lateDecisions.push({ stage: 'approval', action: 'approved', ruleId: decision.ruleId, reason: `${decided.id} approved by ${approvers(decided)} for tool call ${verdict.summary}`, mode: 'enforce' });
+      host.lateDecisions.push({ stage: 'approval', action: 'approved', ruleId: decision.ruleId, reason: `${decided.id} approved by ${approverNames(decided)} for tool call ${verdict.summary}`, mode: 'enforce' });
       return [call.key, null];
     case 'denied': {
       const vote = decidingVote(decided);
@@ -147,9 +147,4 @@ async function holdOne(host: ToolCallHost, call: JudgedCall, complete: boolean, 
       host.lateDecisions.push({ stage: 'approval', action: 'expired', ruleId: decision.ruleId, reason: `${decided.id} interrupted for tool call ${verdict.summary}`, mode: 'enforce' });
       return refuse(`approval ${decided.id} (rule ${decision.ruleId}) could not be awaited`);
   }
-}
-
-function approvers(approval: ApprovalRecord): string {
-  const names = [...new Set(approval.votes.filter((v) => v.decision === 'approve').map((v) => describePerson(v.by)))];
-  return names.length > 0 ? names.join(', ') : 'an approver';
 }

@@ -130,3 +130,9 @@ export function decidingVote(approval: ApprovalRecord): ApprovalVoteRecord | nul
 export function describePerson(person: ApprovalPerson): string {
   return person.email ?? person.name ?? person.sub;
 }
+
+/** Who approved it, for the record: the distinct approvers, or "an approver". */
+export function approverNames(approval: ApprovalRecord): string {
+  const names = [...new Set(approval.votes.filter((v) => v.decision === 'approve').map((v) => describePerson(v.by)))];
+  return names.length > 0 ? names.join(', ') : 'an approver';
+}
