@@ -2,6 +2,15 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/** Commands are the top: nothing else imports them, and the Ink views only through them. */
+const TOP = { regex: '(^|/)(commands|tui)/', message: 'only commands import commands/ and tui/' };
+const NO_RUNNER = { regex: '^\\.\\./pipeline\\.ts$', message: 'a call stage does not import the pipeline that runs it' };
+const layer = (files, ...patterns) => ({
+  files,
+  ...(files.includes('src/**') ? { ignores: ['src/commands/**', 'src/tui/**'] } : {}),
+  rules: { 'no-restricted-imports': ['error', { patterns }] },
+});
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'oclif.manifest.json', '.ci/**'] },
   js.configs.recommended,
@@ -23,40 +32,16 @@ export default tseslint.config(
       '@typescript-eslint/require-await': 'off',
     },
   },
-  // The layers: core imports nothing
-  // of ours; the provider codecs import core only; the daemon and the CLI never import the gateway.
-  {
-    files: ['src/core/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./\\.\\./(?!core/)|^\\.\\./(gateway|daemon|cli|store|auth|config|commands|tui|providers|protocol)/', message: 'core is pure: it imports only core' }] }] },
-  },
-  {
-    files: ['src/providers/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./(?!core/)', message: 'provider codecs import core only' }] }] },
-  },
-  {
-    files: ['src/daemon/**', 'src/cli/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./gateway/', message: 'the daemon and the CLI do not import the gateway (shared wire knowledge lives in src/providers)' }] }] },
-  },
+  // The layers. A later block's no-restricted-imports replaces an earlier one's for the same
+  // file, so each block lists every pattern that holds for its files.
+  layer(['src/**'], TOP),
+  layer(['src/core/**'], { regex: '^\\.\\./\\.\\./(?!core/)|^\\.\\./(gateway|daemon|cli|store|auth|config|commands|tui|providers|protocol)/', message: 'core is pure: it imports only core' }),
+  layer(['src/providers/**'], { regex: '^\\.\\./(?!core/)', message: 'provider codecs import core only' }),
+  layer(['src/daemon/**', 'src/cli/**'], TOP, { regex: '^\\.\\./gateway/', message: 'the daemon and the CLI do not import the gateway (shared wire knowledge lives in src/providers)' }),
   // The governed call: pipeline.ts runs the stages in gateway/call/; a stage never imports the
   // runner, and CallState (which every stage takes) imports no stage — so the stages form no cycle.
-  {
-    files: ['src/gateway/call/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./pipeline\\.ts$', message: 'a call stage does not import the pipeline that runs it' }] }] },
-  },
-  {
-    files: ['src/gateway/call/call-state.ts', 'src/gateway/call/error-summary.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            { regex: '^\\.\\./pipeline\\.ts$', message: 'a call stage does not import the pipeline that runs it' },
-            { regex: '^\\./(?!error-summary\\.ts$)', message: 'CallState is below the stages: it imports none of them' },
-          ],
-        },
-      ],
-    },
-  },
+  layer(['src/gateway/call/**'], TOP, NO_RUNNER),
+  layer(['src/gateway/call/call-state.ts', 'src/gateway/call/error-summary.ts'], TOP, NO_RUNNER, { regex: '^\\./(?!error-summary\\.ts$)', message: 'CallState is below the stages: it imports none of them' }),
   {
     files: ['test/**', 'bench/**', 'examples/**'],
     rules: {
