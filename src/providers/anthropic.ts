@@ -60,7 +60,7 @@ export const anthropicAdapter: ProviderAdapter = {
     if (typeof body.model === 'string') events.push({ type: 'model', model: body.model });
     arr(body.content).forEach((block, i) => {
       if (!isObject(block)) return;
-      if (block.type === 'text') events.push({ type: 'text', choice: 0, text: str(block.text) ?? '' });
+      if (block.type === 'text') events.push({ type: 'text', choice: 0, text: str(block.text) ?? '', block: i });
       else if (block.type === 'tool_use') {
         events.push({ type: 'tool_call', choice: 0, index: i, id: str(block.id), name: str(block.name), argumentsDelta: JSON.stringify(block.input ?? {}) });
       }
@@ -92,7 +92,7 @@ export const anthropicAdapter: ProviderAdapter = {
   parseErrorBody(status, body): ProviderError | null {
     const data = parseJson(body);
     if (!isObject(data) || !isObject(data.error)) return null;
-    return { status, type: str(data.error.type) ?? 'api_error', message: str(data.error.message) ?? '', code: null };
+    return { status, type: str(data.error.type) ?? 'api_error', message: str(data.error.message) ?? '', code: str(data.error.code) ?? null };
   },
 };
 
@@ -116,10 +116,11 @@ function readAnthropicRequest(endpoint: EndpointId, body: unknown, text: string)
     // Anthropic's own wording: Claude Code retries without mid-conversation system turns only on it.
     if (role === null) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `messages.${i}.role: Input should be 'user' or 'assistant'` });
     const m = messages.length;
+    const wire = raw.role === role ? {} : { wire: raw.role as string };
     if (typeof raw.content === 'string') {
       sink.field(at(m, 0, role, 'text'), raw, 'content');
-      messages.push({ role, parts: [{ type: 'text', text: raw.content }] });
-    } else messages.push({ role, parts: blocks(arr(raw.content), sink, m, role) });
+      messages.push({ role, parts: [{ type: 'text', text: raw.content }], ...wire });
+    } else messages.push({ role, parts: blocks(arr(raw.content), sink, m, role), ...wire });
   });
   const tools = arr(body.tools)
     .filter(isObject)

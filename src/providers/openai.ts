@@ -58,6 +58,8 @@ export const openaiAdapter: ProviderAdapter = {
         const message = isObject(choice.message) ? choice.message : {};
         const text = str(message.content);
         if (text) events.push({ type: 'text', choice: index, text });
+        const refusal = str(message.refusal);
+        if (refusal) events.push({ type: 'refusal', choice: index, text: refusal });
         arr(message.tool_calls).forEach((call, i) => {
           if (!isObject(call) || !isObject(call.function)) return;
           events.push({ type: 'tool_call', choice: index, index: i, id: str(call.id), name: str(call.function.name), argumentsDelta: str(call.function.arguments) ?? '' });
@@ -70,7 +72,10 @@ export const openaiAdapter: ProviderAdapter = {
       arr(body.output).forEach((item, i) => {
         if (!isObject(item)) return;
         if (item.type === 'message') {
-          for (const part of arr(item.content)) if (isObject(part) && part.type === 'output_text') events.push({ type: 'text', choice: 0, text: str(part.text) ?? '' });
+          for (const part of arr(item.content)) {
+            if (isObject(part) && part.type === 'output_text') events.push({ type: 'text', choice: 0, text: str(part.text) ?? '', block: i });
+            else if (isObject(part) && part.type === 'refusal') events.push({ type: 'refusal', choice: 0, text: str(part.refusal) ?? '' });
+          }
         } else if (item.type === 'function_call' || item.type === 'custom_tool_call') {
           events.push({ type: 'tool_call', choice: 0, index: i, id: str(item.call_id), name: str(item.name), argumentsDelta: callInput(item) ?? '' });
         }
@@ -180,7 +185,7 @@ function parseChatMessage(raw: unknown, i: number, sink: SlotSink): NormalizedMe
     sink.field(at(i, parts.length, role, 'tool_arguments'), raw.function_call, 'arguments', 'json');
     parts.push({ type: 'tool_call', id: '', name: str(raw.function_call.name) ?? '', arguments: str(raw.function_call.arguments) ?? '' });
   }
-  return { role, parts };
+  return roleName === role ? { role, parts } : { role, parts, wire: roleName };
 }
 
 /** The field holding a text content part's text (`text`, or `refusal`), if it is a string. */
@@ -255,7 +260,7 @@ function parseResponsesInput(body: JsonObject, sink: SlotSink): NormalizedMessag
   const instructions = str(body.instructions);
   if (instructions) {
     sink.field(at(messages.length, 0, 'system', 'text'), body, 'instructions');
-    messages.push({ role: 'system', parts: [{ type: 'text', text: instructions }] });
+    messages.push({ role: 'system', parts: [{ type: 'text', text: instructions }], wire: 'instructions' });
   }
   const input = body.input;
   if (typeof input === 'string') {
@@ -271,7 +276,8 @@ function parseResponsesInput(body: JsonObject, sink: SlotSink): NormalizedMessag
     if (type === 'message') {
       const role = str(item.role) ?? 'user';
       const governed: Role = ROLES.has(role) ? (role as Role) : 'user';
-      messages.push({ role: governed, parts: contentParts(item, 'content', sink, m, 0, governed) });
+      const parts = contentParts(item, 'content', sink, m, 0, governed);
+      messages.push(governed === role ? { role: governed, parts } : { role: governed, parts, wire: role });
     } else if (type === 'function_call') {
       sink.field(at(m, 0, 'assistant', 'tool_arguments'), item, 'arguments', 'json');
       messages.push({ role: 'assistant', parts: [{ type: 'tool_call', id: str(item.call_id) ?? '', name: str(item.name) ?? '', arguments: str(item.arguments) ?? '' }] });
@@ -283,7 +289,7 @@ function parseResponsesInput(body: JsonObject, sink: SlotSink): NormalizedMessag
       const output = contentText(item, 'output', sink, at(m, 0, 'tool', 'tool_result'));
       messages.push({ role: 'tool', parts: [{ type: 'tool_result', toolCallId: str(item.call_id) ?? '', text: output }] });
     } else {
-      messages.push({ role: 'user', parts: [{ type: 'other', kind: type }] });
+      messages.push({ role: 'user', parts: [{ type: 'other', kind: type }], wire: type });
     }
   });
   return messages;
