@@ -40,6 +40,17 @@ export const openaiAdapter: ProviderAdapter = {
 
   readRequest: readOpenAIRequest,
 
+  readMessage(endpoint, element): NormalizedMessage | null {
+    // A sink of its own: the view wants the normalized message, not its slots.
+    try {
+      if (endpoint === 'openai.chat.completions') return parseChatMessage(element, 0, new SlotSink());
+      if (endpoint === 'openai.responses') return parseResponsesItem(element, 0, 0, new SlotSink());
+    } catch (error) {
+      if (!(error instanceof AigovError)) throw error;
+    }
+    return null;
+  },
+
   upstreamHeaders(client, apiKey, extra) {
     const headers = pickForwardedHeaders(client);
     Object.assign(headers, extra);
@@ -269,30 +280,34 @@ function parseResponsesInput(body: JsonObject, sink: SlotSink): NormalizedMessag
     return messages;
   }
   if (input !== undefined && !Array.isArray(input)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '`input` must be a string or an array' });
-  arr(input).forEach((item, i) => {
-    if (!isObject(item)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `input[${i}] must be an object` });
-    const type = str(item.type) ?? 'message';
-    const m = messages.length;
-    if (type === 'message') {
-      const role = str(item.role) ?? 'user';
-      const governed: Role = ROLES.has(role) ? (role as Role) : 'user';
-      const parts = contentParts(item, 'content', sink, m, 0, governed);
-      messages.push(governed === role ? { role: governed, parts } : { role: governed, parts, wire: role });
-    } else if (type === 'function_call') {
-      sink.field(at(m, 0, 'assistant', 'tool_arguments'), item, 'arguments', 'json');
-      messages.push({ role: 'assistant', parts: [{ type: 'tool_call', id: str(item.call_id) ?? '', name: str(item.name) ?? '', arguments: str(item.arguments) ?? '' }] });
-    } else if (type === 'custom_tool_call') {
-      sink.field(at(m, 0, 'assistant', 'tool_arguments'), item, 'input');
-      messages.push({ role: 'assistant', parts: [{ type: 'tool_call', id: str(item.call_id) ?? '', name: str(item.name) ?? '', arguments: str(item.input) ?? '' }] });
-    } else if (type === 'function_call_output' || type === 'custom_tool_call_output') {
-      // Tool results (Codex's code-mode `exec` answers with custom_tool_call_output): a string or parts.
-      const output = contentText(item, 'output', sink, at(m, 0, 'tool', 'tool_result'));
-      messages.push({ role: 'tool', parts: [{ type: 'tool_result', toolCallId: str(item.call_id) ?? '', text: output }] });
-    } else {
-      messages.push({ role: 'user', parts: [{ type: 'other', kind: type }], wire: type });
-    }
-  });
+  arr(input).forEach((item, i) => messages.push(parseResponsesItem(item, i, messages.length, sink)));
   return messages;
+}
+
+/** Input item `i` of a Responses request, normalized as message `m`. */
+function parseResponsesItem(item: unknown, i: number, m: number, sink: SlotSink): NormalizedMessage {
+  if (!isObject(item)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `input[${i}] must be an object` });
+  const type = str(item.type) ?? 'message';
+  if (type === 'message') {
+    const role = str(item.role) ?? 'user';
+    const governed: Role = ROLES.has(role) ? (role as Role) : 'user';
+    const parts = contentParts(item, 'content', sink, m, 0, governed);
+    return governed === role ? { role: governed, parts } : { role: governed, parts, wire: role };
+  }
+  if (type === 'function_call') {
+    sink.field(at(m, 0, 'assistant', 'tool_arguments'), item, 'arguments', 'json');
+    return { role: 'assistant', parts: [{ type: 'tool_call', id: str(item.call_id) ?? '', name: str(item.name) ?? '', arguments: str(item.arguments) ?? '' }] };
+  }
+  if (type === 'custom_tool_call') {
+    sink.field(at(m, 0, 'assistant', 'tool_arguments'), item, 'input');
+    return { role: 'assistant', parts: [{ type: 'tool_call', id: str(item.call_id) ?? '', name: str(item.name) ?? '', arguments: str(item.input) ?? '' }] };
+  }
+  if (type === 'function_call_output' || type === 'custom_tool_call_output') {
+    // Tool results (Codex's code-mode `exec` answers with custom_tool_call_output): a string or parts.
+    const output = contentText(item, 'output', sink, at(m, 0, 'tool', 'tool_result'));
+    return { role: 'tool', parts: [{ type: 'tool_result', toolCallId: str(item.call_id) ?? '', text: output }] };
+  }
+  return { role: 'user', parts: [{ type: 'other', kind: type }], wire: type };
 }
 
 /**

@@ -31,9 +31,13 @@ const CONVERSATION_ENDPOINTS: ReadonlySet<string> = new Set<EndpointId>(['openai
  * conversation, a body the gateway refused as malformed) — the view then shows the bytes.
  */
 export function readRecordedRequest(endpoint: string, body: string): NormalizedRequest | null {
+  return CONVERSATION_ENDPOINTS.has(endpoint) ? readRecordedBody(endpoint, parseJson(body)) : null;
+}
+
+/** readRecordedRequest of a body already parsed. */
+export function readRecordedBody(endpoint: string, json: unknown): NormalizedRequest | null {
   if (!CONVERSATION_ENDPOINTS.has(endpoint)) return null;
   const adapter = adapterForEndpoint(endpoint as EndpointId);
-  const json = parseJson(body);
   if (adapter === null || !isObject(json)) return null;
   try {
     return adapter.parseRequest(endpoint as EndpointId, json);
