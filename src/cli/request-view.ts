@@ -9,7 +9,8 @@
  * so a 2,000-call agent session is never rebuilt into 2,000 full bodies.
  */
 import type { EndpointId, NormalizedMessage, NormalizedRequest } from '../core/events.ts';
-import { ChunkFormatError, type ChunkGraph } from '../core/recording/request-chunks.ts';
+import { parseJson } from '../core/json.ts';
+import type { ChunkGraph } from '../core/recording/request-chunks.ts';
 import type { CallView } from '../protocol/sessions.ts';
 import { adapterForEndpoint, readRecordedBody, readRecordedRequest } from '../providers/registry.ts';
 
@@ -33,22 +34,25 @@ interface Conversation {
   at(index: number): NormalizedMessage | null;
 }
 
-/** Normalized conversation elements by endpoint and chunk id, per session graph: each distinct element read once. */
-const READ = new WeakMap<ChunkGraph, Map<string, NormalizedMessage | null>>();
+/** Normalized conversation elements per session graph, by endpoint then chunk id: each distinct element read once. */
+const READ = new WeakMap<ChunkGraph, Map<string, Map<number, NormalizedMessage | null>>>();
 
-function readElement(graph: ChunkGraph, endpoint: string, id: number): NormalizedMessage | null {
-  let cache = READ.get(graph);
-  if (cache === undefined) READ.set(graph, (cache = new Map<string, NormalizedMessage | null>()));
-  const key = `${endpoint} ${id}`;
-  const known = cache.get(key);
-  if (known !== undefined) return known;
+/** A reader of the graph's conversation elements for `endpoint`, memoized. */
+function elementReader(graph: ChunkGraph, endpoint: string): (id: number) => NormalizedMessage | null {
+  let byEndpoint = READ.get(graph);
+  if (byEndpoint === undefined) READ.set(graph, (byEndpoint = new Map<string, Map<number, NormalizedMessage | null>>()));
+  let cache = byEndpoint.get(endpoint);
+  if (cache === undefined) byEndpoint.set(endpoint, (cache = new Map<number, NormalizedMessage | null>()));
+  const read = cache;
   const adapter = adapterForEndpoint(endpoint as EndpointId);
-  const message = adapter === null ? null : adapter.readMessage(endpoint as EndpointId, graph.value(id));
-  cache.set(key, message);
-  return message;
+  return (id) => {
+    const known = read.get(id);
+    if (known !== undefined) return known;
+    const message = adapter === null ? null : adapter.readMessage(endpoint as EndpointId, graph.value(id));
+    read.set(id, message);
+    return message;
+  };
 }
-
-const NO_CONVERSATION = { conversation: null, text: null } as const;
 
 /** The request's conversation (`messages`, or Responses `input` items), or the text of embeddings inputs. */
 function conversationOf(call: Pick<CallView, 'endpoint' | 'request_body' | 'request_ref'>, graph: ChunkGraph | null): { conversation: Conversation | null; text: string | null } {
@@ -57,25 +61,22 @@ function conversationOf(call: Pick<CallView, 'endpoint' | 'request_body' | 'requ
     for (const name of ['messages', 'input']) {
       const member = graph.member(root, name);
       const elements = member === null ? null : graph.elements(member);
-      if (elements !== null) return { conversation: { length: elements.length, at: (i) => readElement(graph, call.endpoint, elements[i]!) }, text: null };
+      if (elements !== null) {
+        const read = elementReader(graph, call.endpoint);
+        return { conversation: { length: elements.length, at: (i) => read(elements[i]!) }, text: null };
+      }
     }
     const inline = graph.inlineMembers(root);
     if (inline !== undefined && (Array.isArray(inline['messages']) || inline['input'] !== undefined)) return fromRequest(readRecordedBody(call.endpoint, inline));
-    // Laid out otherwise (e.g. a conversation short enough to stay in the root's text): the whole body.
-    let body: unknown;
-    try {
-      body = JSON.parse(graph.text(root));
-    } catch (err) {
-      if (err instanceof ChunkFormatError) throw err;
-      return NO_CONVERSATION;
-    }
-    return fromRequest(readRecordedBody(call.endpoint, body));
+    // Laid out otherwise (e.g. a conversation short enough to stay in the root's text): the whole
+    // body. A broken chunk graph (ChunkFormatError from graph.text) is not hidden.
+    return fromRequest(readRecordedBody(call.endpoint, parseJson(graph.text(root))));
   }
   return fromRequest(readRecordedRequest(call.endpoint, call.request_body));
 }
 
 function fromRequest(request: NormalizedRequest | null): { conversation: Conversation | null; text: string | null } {
-  if (request === null) return NO_CONVERSATION;
+  if (request === null) return { conversation: null, text: null };
   if (request.endpoint === 'openai.embeddings') return { conversation: null, text: request.inputs.length > 0 ? request.inputs.join(' ') : null };
   const { messages } = request;
   return { conversation: { length: messages.length, at: (i) => messages[i] ?? null }, text: null };
