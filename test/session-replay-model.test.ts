@@ -187,6 +187,7 @@ describe('prompts parsed from recorded request bodies', () => {
         { type: 'message', role: 'developer', content: [{ type: 'input_text', text: 'sandbox: workspace-write' }] },
         { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'list files' }] },
         { type: 'reasoning', summary: [], encrypted_content: 'gAAA' },
+        { type: 'reasoning', summary: [], content: [{ type: 'reasoning_text', text: 'The user wants a listing.' }] },
         { type: 'custom_tool_call', call_id: 'ct_1', name: 'exec', input: 'await tools.exec_command({cmd: "ls"})' },
         { type: 'custom_tool_call_output', call_id: 'ct_1', output: [{ type: 'input_text', text: 'README.md' }] },
       ],
@@ -197,6 +198,7 @@ describe('prompts parsed from recorded request bodies', () => {
       { role: 'developer', text: 'sandbox: workspace-write' },
       { role: 'user', text: 'list files' },
       { role: 'reasoning', text: '[reasoning]' },
+      { role: 'reasoning', text: 'The user wants a listing.' },
       { role: 'assistant', text: '→ tool call exec(await tools.exec_command({cmd: "ls"}))' },
       { role: 'tool', text: '← result of ct_1: README.md' },
     ]);

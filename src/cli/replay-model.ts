@@ -83,7 +83,7 @@ function partText(part: ContentPart, role: Role): string {
     case 'file':
       return part.name ? `[file ${part.name}]` : '[file]';
     case 'other':
-      return `[${part.kind}]`;
+      return part.text ?? `[${part.kind}]`;
   }
 }
 

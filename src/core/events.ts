@@ -30,7 +30,8 @@ export type ContentPart =
   | { readonly type: 'file'; readonly name?: string }
   | { readonly type: 'tool_call'; readonly id: string; readonly name: string; readonly arguments: string }
   | { readonly type: 'tool_result'; readonly toolCallId: string; readonly text: string }
-  | { readonly type: 'other'; readonly kind: string };
+  /** `text`: what the part says that governance does not read (a Responses reasoning item's content), for views. */
+  | { readonly type: 'other'; readonly kind: string; readonly text?: string };
 
 export interface NormalizedMessage {
   readonly role: Role;

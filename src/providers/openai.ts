@@ -307,7 +307,12 @@ function parseResponsesItem(item: unknown, i: number, m: number, sink: SlotSink)
     const output = contentText(item, 'output', sink, at(m, 0, 'tool', 'tool_result'));
     return { role: 'tool', parts: [{ type: 'tool_result', toolCallId: str(item.call_id) ?? '', text: output }] };
   }
-  return { role: 'user', parts: [{ type: 'other', kind: type }], wire: type };
+  // Another item type (reasoning, additional_tools, …): passed through, its content's text kept for views.
+  const text = arr(item.content)
+    .map((part) => (isObject(part) ? str(part.text) : undefined))
+    .filter((t): t is string => t !== undefined && t !== '')
+    .join('\n');
+  return { role: 'user', parts: [{ type: 'other', kind: type, ...(text === '' ? {} : { text }) }], wire: type };
 }
 
 /**
