@@ -88,6 +88,46 @@ describe('answers parsed from recorded streams', () => {
   });
 });
 
+describe('answers: refusals, failures and snapshots', () => {
+  const sse = (data: unknown, event?: string): string => `${event ? `event: ${event}\n` : ''}data: ${JSON.stringify(data)}\n\n`;
+
+  it('OpenAI chat refusals, streamed and not, are refusal parts', () => {
+    const streamedRefusal = call('c', { events: eventsAt([sse({ choices: [{ index: 0, delta: { refusal: 'I cannot ' } }] }), sse({ choices: [{ index: 0, delta: { refusal: 'help.' } }] }), 'data: [DONE]\n\n'], [5, 9, 10]) });
+    assert.deepEqual(answerAt(answerOf(streamedRefusal), Infinity).map((p) => [p.part.kind, p.text]), [['refusal', 'I cannot help.']]);
+    const body = call('c', { stream: false, response_body: JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content: null, refusal: 'No.' } }] }) });
+    assert.deepEqual(answerAt(answerOf(body), 0).map((p) => [p.part.kind, p.text]), [['refusal', 'No.']]);
+  });
+
+  it('Responses: a failed response is an error part; a custom tool call with only its done event still shows its input', () => {
+    const events = [
+      sse({ type: 'response.output_item.added', output_index: 0, item: { type: 'custom_tool_call', call_id: 'ct_1', name: 'exec', input: '' } }, 'response.output_item.added'),
+      sse({ type: 'response.custom_tool_call_input.done', output_index: 0, input: 'tools.exec_command({cmd: "pwd"})' }, 'response.custom_tool_call_input.done'),
+      sse({ type: 'response.output_item.done', output_index: 0, item: { type: 'custom_tool_call', call_id: 'ct_1', name: 'exec', input: 'tools.exec_command({cmd: "pwd"})' } }, 'response.output_item.done'),
+      sse({ type: 'response.failed', response: { status: 'failed', error: { code: 'server_error', message: 'boom' } } }, 'response.failed'),
+    ];
+    const c = call('c', { endpoint: 'openai.responses', events: eventsAt(events, [1, 2, 3, 4]) });
+    assert.deepEqual(answerAt(answerOf(c), Infinity).map((p) => [p.part.kind, p.part.label, p.text]), [
+      ['tool', 'exec', 'tools.exec_command({cmd: "pwd"})'],
+      ['error', null, 'server_error: boom'],
+    ]);
+  });
+
+  it('Anthropic: text blocks around a tool call stay apart; an aigov refusal in Anthropic shape shows its code', () => {
+    const blocks = [
+      sse({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }, 'content_block_start'),
+      sse({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Before.' } }, 'content_block_delta'),
+      sse({ type: 'content_block_start', index: 1, content_block: { type: 'tool_use', id: 'tu_1', name: 'Read', input: {} } }, 'content_block_start'),
+      sse({ type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: '{"file_path":"a"}' } }, 'content_block_delta'),
+      sse({ type: 'content_block_start', index: 2, content_block: { type: 'text', text: '' } }, 'content_block_start'),
+      sse({ type: 'content_block_delta', index: 2, delta: { type: 'text_delta', text: 'After.' } }, 'content_block_delta'),
+    ];
+    const c = call('c', { provider_kind: 'anthropic', endpoint: 'anthropic.messages', events: eventsAt(blocks, [1, 2, 3, 4, 5, 6]) });
+    assert.deepEqual(answerAt(answerOf(c), Infinity).map((p) => [p.part.kind, p.text]), [['text', 'Before.'], ['tool', '{"file_path":"a"}'], ['text', 'After.']]);
+    const refused = call('c', { stream: false, provider_kind: 'anthropic', endpoint: 'unrouted', status: 'blocked', http_status: 404, response_body: JSON.stringify({ type: 'error', error: { type: 'not_found_error', message: 'No such endpoint.', code: 'AIGOV_E_NOT_FOUND' } }) });
+    assert.deepEqual(answerAt(answerOf(refused), 0).map((p) => [p.part.kind, p.text]), [['error', 'AIGOV_E_NOT_FOUND: No such endpoint.']]);
+  });
+});
+
 describe('prompts parsed from recorded request bodies', () => {
   it('OpenAI chat: roles, content parts, assistant tool calls and tool results', () => {
     const body = {
@@ -101,18 +141,18 @@ describe('prompts parsed from recorded request bodies', () => {
     };
     assert.deepEqual(promptOf({ endpoint: 'openai.chat.completions', request_body: JSON.stringify(body) }), [
       { role: 'system', text: 'You are terse.' },
-      { role: 'user', text: 'Mail [EMAIL] about\n[image_url]' },
+      { role: 'user', text: 'Mail [EMAIL] about\n[image]' },
       { role: 'assistant', text: '→ tool call send({"to":"«EMAIL_1»"})' },
       { role: 'tool', text: '← result of call_1: sent' },
     ]);
   });
 
   it('OpenAI Responses: instructions, a string input or input items', () => {
-    assert.deepEqual(promptOf({ endpoint: 'openai.responses', request_body: JSON.stringify({ instructions: 'Be kind', input: 'hello' }) }), [
+    assert.deepEqual(promptOf({ endpoint: 'openai.responses', request_body: JSON.stringify({ model: 'gpt-5', instructions: 'Be kind', input: 'hello' }) }), [
       { role: 'instructions', text: 'Be kind' },
       { role: 'user', text: 'hello' },
     ]);
-    const items = { input: [{ role: 'user', content: [{ type: 'input_text', text: 'weather?' }] }, { type: 'function_call', name: 'get_weather', arguments: '{}', call_id: 'fc_1' }, { type: 'function_call_output', call_id: 'fc_1', output: 'sunny' }] };
+    const items = { model: 'gpt-5', input: [{ role: 'user', content: [{ type: 'input_text', text: 'weather?' }] }, { type: 'function_call', name: 'get_weather', arguments: '{}', call_id: 'fc_1' }, { type: 'function_call_output', call_id: 'fc_1', output: 'sunny' }] };
     assert.deepEqual(promptOf({ endpoint: 'openai.responses', request_body: JSON.stringify(items) }), [
       { role: 'user', text: 'weather?' },
       { role: 'assistant', text: '→ tool call get_weather({})' },
@@ -122,6 +162,7 @@ describe('prompts parsed from recorded request bodies', () => {
 
   it('Anthropic: the system prompt (string or blocks) first, then messages with tool_use and tool_result blocks', () => {
     const body = {
+      model: 'claude-sonnet-4-5',
       system: [{ type: 'text', text: 'Policy: be brief.' }],
       messages: [
         { role: 'user', content: 'Call ****1111 owner' },
@@ -137,9 +178,60 @@ describe('prompts parsed from recorded request bodies', () => {
     ]);
   });
 
+  it('OpenAI Responses from Codex code mode: custom exec calls and outputs, reasoning and additional_tools items by their type', () => {
+    const body = {
+      model: 'gpt-5-codex',
+      instructions: 'You are Codex.',
+      input: [
+        { type: 'additional_tools', tools: [{ type: 'namespace', name: 'functions', tools: [{ type: 'custom', name: 'exec' }] }] },
+        { type: 'message', role: 'developer', content: [{ type: 'input_text', text: 'sandbox: workspace-write' }] },
+        { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'list files' }] },
+        { type: 'reasoning', summary: [], encrypted_content: 'gAAA' },
+        { type: 'reasoning', summary: [], content: [{ type: 'reasoning_text', text: 'The user wants a listing.' }] },
+        { type: 'custom_tool_call', call_id: 'ct_1', name: 'exec', input: 'await tools.exec_command({cmd: "ls"})' },
+        { type: 'custom_tool_call_output', call_id: 'ct_1', output: [{ type: 'input_text', text: 'README.md' }] },
+      ],
+    };
+    assert.deepEqual(promptOf({ endpoint: 'openai.responses', request_body: JSON.stringify(body) }), [
+      { role: 'instructions', text: 'You are Codex.' },
+      { role: 'additional_tools', text: '[additional_tools]' },
+      { role: 'developer', text: 'sandbox: workspace-write' },
+      { role: 'user', text: 'list files' },
+      { role: 'reasoning', text: '[reasoning]' },
+      { role: 'reasoning', text: 'The user wants a listing.' },
+      { role: 'assistant', text: '→ tool call exec(await tools.exec_command({cmd: "ls"}))' },
+      { role: 'tool', text: '← result of ct_1: README.md' },
+    ]);
+  });
+
+  it('Anthropic: mid-conversation system turns and thinking blocks keep their names; Chat `function` turns too', () => {
+    const body = {
+      model: 'claude-opus-4-5',
+      messages: [
+        { role: 'user', content: 'fix the test' },
+        { role: 'system', content: 'Reminder: be careful.' },
+        { role: 'assistant', content: [{ type: 'thinking', thinking: 'hmm', signature: 's' }, { type: 'tool_use', id: 'tu_9', name: 'Bash', input: { command: 'npm test' } }] },
+      ],
+    };
+    assert.deepEqual(promptOf({ endpoint: 'anthropic.messages', request_body: JSON.stringify(body) }), [
+      { role: 'user', text: 'fix the test' },
+      { role: 'system', text: 'Reminder: be careful.' },
+      { role: 'assistant', text: '[thinking]\n→ tool call Bash({"command":"npm test"})' },
+    ]);
+    const chat = { model: 'gpt-4o', messages: [{ role: 'function', name: 'lookup', content: 'found' }] };
+    assert.deepEqual(promptOf({ endpoint: 'openai.chat.completions', request_body: JSON.stringify(chat) }), [{ role: 'function', text: '← result of lookup: found' }]);
+  });
+
+  it('a body the gateway refused as malformed, or of an unrouted call, is shown as recorded; an empty one not at all', () => {
+    const noModel = JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] });
+    assert.deepEqual(promptOf({ endpoint: 'openai.chat.completions', request_body: noModel }), [{ role: 'body', text: noModel }]);
+    assert.deepEqual(promptOf({ endpoint: 'unrouted', request_body: '{"x":1}' }), [{ role: 'body', text: '{"x":1}' }]);
+    assert.deepEqual(promptOf({ endpoint: 'unrouted', request_body: '' }), []);
+  });
+
   it('a body that is not JSON is shown as it was recorded; embeddings inputs each on their own', () => {
     assert.deepEqual(promptOf({ endpoint: 'openai.chat.completions', request_body: 'not json {' }), [{ role: 'body', text: 'not json {' }]);
-    assert.deepEqual(promptOf({ endpoint: 'openai.embeddings', request_body: JSON.stringify({ input: ['a', 'b'] }) }), [
+    assert.deepEqual(promptOf({ endpoint: 'openai.embeddings', request_body: JSON.stringify({ model: 'text-embedding-3-small', input: ['a', 'b'] }) }), [
       { role: 'input', text: 'a' },
       { role: 'input', text: 'b' },
     ]);
@@ -290,7 +382,7 @@ describe('the plain transcript', () => {
             votes: [{ by: { sub: 'bob', email: 'bob@aigov.dev' }, decision: 'approve', reason: 'ticket 42', at: iso(T0 + 25_010) }],
           },
         ],
-        request_body: JSON.stringify({ messages: [{ role: 'system', content: 'Be brief' }, { role: 'user', content: 'Write to [EMAIL] \u001b[31mnow' }] }),
+        request_body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'Be brief' }, { role: 'user', content: 'Write to [EMAIL] \u001b[31mnow' }] }),
         events: eventsAt([chatChunk('Hello '), chatChunk('«EMAIL_1»'), 'data: [DONE]\n\n'], [300, 420, 430]),
         latency_ms: 430,
       }),

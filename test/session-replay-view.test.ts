@@ -198,7 +198,7 @@ describe('SessionReplay', () => {
   });
 
   it('escapes control characters from the recording', async () => {
-    const detail = session([call('c', { request_body: JSON.stringify({ messages: [{ role: 'user', content: 'hi \u001b[2J\u202eevil' }] }) })]);
+    const detail = session([call('c', { request_body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi \u001b[2J\u202eevil' }] }) })]);
     const clock = new FakeClock();
     const view = render(createElement(SessionReplay, { timeline: buildTimeline(detail), clock }));
     await clock.advanceTo(0);

@@ -12,12 +12,14 @@ import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, describe, test } from 'node:test';
 import type { ApprovalRecord } from '../src/core/approvals/approval.ts';
-import { answerText, lastUserMessage } from '../src/cli/sessions-format.ts';
+import { answerText } from '../src/cli/sessions-format.ts';
+import { requestView } from '../src/cli/request-view.ts';
 import { parseTimeFlag } from '../src/cli/sessions-service.ts';
 import type { CallRequestRecord, PolicyDecisionRecord, SessionCursor, SessionFilter, SessionRecord } from '../src/store/recording-store.ts';
 import { openSqliteApprovalStore } from '../src/store/sqlite/sqlite-approval-store.ts';
 import { openSqliteStore, type SqliteRecordingStore } from '../src/store/sqlite/sqlite-store.ts';
 import { seededRandom } from './support/seeded-random.ts';
+import { call as callView } from './support/session-fixtures.ts';
 import { callRequest, principal } from './support/store-fixtures.ts';
 
 const dirs: string[] = [];
@@ -200,15 +202,19 @@ describe('sessions CLI helpers', () => {
   });
 
   test('the last user message and the answer text, per provider shape', () => {
-    assert.equal(lastUserMessage(JSON.stringify({ messages: [{ role: 'user', content: 'first' }, { role: 'assistant', content: 'x' }, { role: 'user', content: 'second' }] })), 'second');
-    assert.equal(lastUserMessage(JSON.stringify({ messages: [{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'image' }, { type: 'text', text: 'b' }] }] })), 'a b');
-    assert.equal(lastUserMessage(JSON.stringify({ input: 'responses input' })), 'responses input');
-    assert.equal(lastUserMessage('not json'), null);
-    assert.equal(answerText({ response_body: JSON.stringify({ choices: [{ message: { content: 'hi there' } }] }), events: [] }), 'hi there');
-    assert.equal(answerText({ response_body: JSON.stringify({ content: [{ type: 'text', text: 'claude says' }] }), events: [] }), 'claude says');
+    const lastUser = (endpoint: string, body: unknown): string | null => requestView({ endpoint, request_body: typeof body === 'string' ? body : JSON.stringify(body) }, null).lastUser;
+    assert.equal(lastUser('openai.chat.completions', { model: 'm', messages: [{ role: 'user', content: 'first' }, { role: 'assistant', content: 'x' }, { role: 'user', content: 'second' }] }), 'second');
+    assert.equal(lastUser('openai.chat.completions', { model: 'm', messages: [{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'image_url', image_url: { url: 'https://x' } }, { type: 'text', text: 'b' }] }] }), 'a b');
+    assert.equal(lastUser('anthropic.messages', { model: 'm', messages: [{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'image', source: { type: 'url' } }, { type: 'text', text: 'b' }] }] }), 'a b');
+    assert.equal(lastUser('openai.responses', { model: 'm', input: 'responses input' }), 'responses input');
+    assert.equal(lastUser('openai.chat.completions', 'not json'), null);
+    const chat = { endpoint: 'openai.chat.completions', stream: false, events: [] };
+    const anthropic = { provider_kind: 'anthropic' as const, endpoint: 'anthropic.messages', stream: false, events: [] };
+    assert.equal(answerText(callView('c', { ...chat, response_body: JSON.stringify({ choices: [{ message: { content: 'hi there' } }] }) })), 'hi there');
+    assert.equal(answerText(callView('c', { ...anthropic, response_body: JSON.stringify({ content: [{ type: 'text', text: 'claude says' }] }) })), 'claude says');
     const sse = (data: unknown): { offset_ms: number; raw: string } => ({ offset_ms: 0, raw: `data: ${JSON.stringify(data)}\n\n` });
-    assert.equal(answerText({ response_body: null, events: [sse({ choices: [{ delta: { content: 'Hel' } }] }), sse({ choices: [{ delta: { content: 'lo' } }] }), { offset_ms: 1, raw: 'data: [DONE]\n\n' }] }), 'Hello');
-    assert.equal(answerText({ response_body: null, events: [{ offset_ms: 0, raw: `event: content_block_delta\ndata: ${JSON.stringify({ type: 'content_block_delta', delta: { type: 'text_delta', text: 'Hi' } })}\n\n` }] }), 'Hi');
-    assert.equal(answerText({ response_body: null, events: [] }), null);
+    assert.equal(answerText(callView('c', { events: [sse({ choices: [{ delta: { content: 'Hel' } }] }), sse({ choices: [{ delta: { content: 'lo' } }] }), { offset_ms: 1, raw: 'data: [DONE]\n\n' }] })), 'Hello');
+    assert.equal(answerText(callView('c', { ...anthropic, stream: true, events: [{ offset_ms: 0, raw: `event: content_block_delta\ndata: ${JSON.stringify({ type: 'content_block_delta', delta: { type: 'text_delta', text: 'Hi' } })}\n\n` }] })), 'Hi');
+    assert.equal(answerText(callView('c', { response_body: null, events: [] })), null);
   });
 });

@@ -336,6 +336,24 @@ describe('sessions show: tool calls and tool results', () => {
     for (const block of blocks.slice(1)) assert.match(block, /user: +<system-reminder>/);
   });
 
+  test('Codex (shared bodies): the Responses items are read element by element, the same as whole bodies', async () => {
+    const file = freshFile();
+    const store = await open({ path: file });
+    const bodies = agentSessionBodies('codex', 3);
+    for (const [i, body] of bodies.entries()) {
+      await store.recordRequest(callRequest(`cx-${i}`, { sessionId: 'ses-cx', requestBody: body, startedAt: 1_760_000_000_000 + i * 1000, endpoint: 'openai.responses', path: '/v1/responses', model: 'gpt-6-codex' }));
+      await store.finishCall(callResult(`cx-${i}`, { endedAt: 1_760_000_000_500 + i * 1000 }));
+    }
+    const shown = await shownDetail(store, 'ses-cx');
+    assert.ok(shown.calls.some((c) => c.request_ref !== undefined && c.request_body === ''), 'the bodies came shared');
+    const whole: SessionDetail = { ...shown, body_chunks: undefined, calls: shown.calls.map((c, i) => ({ ...c, request_ref: undefined, request_body: bodies[i]! })) };
+    const text = formatSessionDetail(shown, 120);
+    assert.equal(text, formatSessionDetail(whole, 120));
+    assert.match(text, /user: +say hi/);
+    assert.match(text, /tool result exec call_0+2\w*: 1 \w/);
+    await store.close();
+  });
+
   test('Codex (Responses, custom tool exec) and Chat Completions, whole bodies', () => {
     const codex = agentSessionBodies('codex', 3);
     const call = (id: string, endpoint: string, body: string, extra: Partial<SessionDetail['calls'][number]>): SessionDetail['calls'][number] => ({

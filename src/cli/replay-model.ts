@@ -1,14 +1,16 @@
 /**
  * What `aigov sessions replay` shows, as data: a session's calls on a timeline, each with its
- * prompt as recorded (roles and text, parsed per provider), and its answer as text deltas with
- * the offsets they were sent at. Pure: no I/O, no clock; the player (replay-player.ts) decides
- * how much of an answer is visible at a given moment.
+ * prompt as recorded (roles and text, as the provider's codec reads it), and its answer as text
+ * deltas with the offsets they were sent at (the codec's normalized events). Pure: no I/O, no
+ * clock; the player (replay-player.ts) decides how much of an answer is visible at a given moment.
  *
  * Everything here came from other people (prompts, answers, rule reasons): the views escape it
  * with `terminalSafe` before it reaches a terminal. Masked text (`[EMAIL]`, `[EMAIL:3f9a…]`,
  * `****1111`, `«EMAIL_1»`) is found by `splitMasked` so the views can highlight it.
  */
+import type { ContentPart, EndpointId, NormalizedMessage, ResponseEvent, Role } from '../core/events.ts';
 import { SseParser } from '../core/sse.ts';
+import { adapterForEndpoint, readRecordedAnswer, readRecordedRequest } from '../providers/registry.ts';
 import type { CallView, SessionDetail } from '../protocol/sessions.ts';
 
 export interface PromptMessage {
@@ -63,113 +65,43 @@ export interface ReplayTimeline {
   readonly spanMs: number;
 }
 
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-type JsonObject = { [key: string]: Json };
-
-function parseJson(text: string): Json | undefined {
-  try {
-    return JSON.parse(text) as Json;
-  } catch {
-    return undefined;
-  }
-}
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function arr(value: unknown): Json[] {
-  return Array.isArray(value) ? (value as Json[]) : [];
-}
-
-function str(value: unknown): string | null {
-  return typeof value === 'string' ? value : null;
-}
-
-/** A JSON value as compact text (tool inputs), strings as themselves. */
-function compact(value: unknown): string {
-  if (typeof value === 'string') return value;
-  return JSON.stringify(value ?? null);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Prompts
 
-/** Text of a content field: a string, or parts with text (other parts named in brackets). */
-function contentText(content: unknown): string {
-  if (typeof content === 'string') return content;
-  const pieces: string[] = [];
-  for (const part of arr(content)) {
-    if (typeof part === 'string') pieces.push(part);
-    else if (!isObject(part)) continue;
-    else if (typeof part.text === 'string') pieces.push(part.text);
-    else if (part.type === 'tool_use') pieces.push(`→ tool call ${str(part.name) ?? '?'}(${compact(part.input)})`);
-    else if (part.type === 'tool_result') pieces.push(`← tool result${typeof part.tool_use_id === 'string' ? ` ${part.tool_use_id}` : ''}: ${contentText(part.content)}`);
-    else if (typeof part.type === 'string') pieces.push(`[${part.type}]`);
+/** One part of a normalized message as a line of the prompt. */
+function partText(part: ContentPart, role: Role): string {
+  switch (part.type) {
+    case 'text':
+      return part.text;
+    case 'tool_call':
+      return `→ tool call ${part.name || '?'}(${part.arguments})`;
+    case 'tool_result':
+      // A tool turn's result (Chat, Responses) answers the call named; a result block inside a user turn (Anthropic) says so.
+      return role === 'tool' ? `← result of ${part.toolCallId || '?'}: ${part.text}` : `← tool result${part.toolCallId ? ` ${part.toolCallId}` : ''}: ${part.text}`;
+    case 'image':
+      return '[image]';
+    case 'file':
+      return part.name ? `[file ${part.name}]` : '[file]';
+    case 'other':
+      return part.text ?? `[${part.kind}]`;
   }
-  return pieces.join('\n');
 }
 
-function chatPrompt(body: JsonObject): PromptMessage[] {
-  const out: PromptMessage[] = [];
-  for (const message of arr(body.messages)) {
-    if (!isObject(message)) continue;
-    const role = str(message.role) ?? '?';
-    const pieces = [contentText(message.content)].filter((t) => t !== '');
-    for (const call of arr(message.tool_calls)) {
-      if (isObject(call) && isObject(call.function)) pieces.push(`→ tool call ${str(call.function.name) ?? '?'}(${str(call.function.arguments) ?? ''})`);
-    }
-    const prefix = role === 'tool' && typeof message.tool_call_id === 'string' ? `← result of ${message.tool_call_id}: ` : '';
-    out.push({ role, text: prefix + pieces.join('\n') });
-  }
-  return out;
+function messageOf(message: NormalizedMessage): PromptMessage {
+  return { role: message.wire ?? message.role, text: message.parts.map((part) => partText(part, message.role)).filter((t) => t !== '').join('\n') };
 }
 
-function responsesPrompt(body: JsonObject): PromptMessage[] {
-  const out: PromptMessage[] = [];
-  if (typeof body.instructions === 'string' && body.instructions !== '') out.push({ role: 'instructions', text: body.instructions });
-  if (typeof body.input === 'string') {
-    out.push({ role: 'user', text: body.input });
-    return out;
-  }
-  for (const item of arr(body.input)) {
-    if (!isObject(item)) continue;
-    if (item.type === 'function_call') out.push({ role: 'assistant', text: `→ tool call ${str(item.name) ?? '?'}(${str(item.arguments) ?? ''})` });
-    else if (item.type === 'custom_tool_call') out.push({ role: 'assistant', text: `→ tool call ${str(item.name) ?? '?'}(${str(item.input) ?? ''})` });
-    else if (item.type === 'function_call_output' || item.type === 'custom_tool_call_output') out.push({ role: 'tool', text: `← result of ${str(item.call_id) ?? '?'}: ${contentText(item.output)}` });
-    else out.push({ role: str(item.role) ?? str(item.type) ?? '?', text: contentText(item.content) });
-  }
-  return out;
-}
-
-function anthropicPrompt(body: JsonObject): PromptMessage[] {
-  const out: PromptMessage[] = [];
-  const system = contentText(body.system);
-  if (system !== '') out.push({ role: 'system', text: system });
-  for (const message of arr(body.messages)) {
-    if (!isObject(message)) continue;
-    out.push({ role: str(message.role) ?? '?', text: contentText(message.content) });
-  }
-  return out;
-}
-
-/** The prompt of a recorded request body, message by message; the body itself when it cannot be read. */
+/**
+ * The prompt of a recorded request, message by message, as its provider's codec reads it; the
+ * body itself when the codec does not read it (not JSON, an endpoint without a conversation, a
+ * body the gateway refused as malformed).
+ */
 export function promptOf(call: Pick<CallView, 'endpoint' | 'request_body'>): PromptMessage[] {
-  const body = parseJson(call.request_body);
-  if (!isObject(body)) return call.request_body.trim() === '' ? [] : [{ role: 'body', text: call.request_body }];
-  switch (call.endpoint) {
-    case 'openai.chat.completions':
-      return chatPrompt(body);
-    case 'openai.responses':
-      return responsesPrompt(body);
-    case 'anthropic.messages':
-    case 'anthropic.messages.count_tokens':
-      return anthropicPrompt(body);
-    case 'openai.embeddings':
-      return (typeof body.input === 'string' ? [body.input] : arr(body.input).map((v) => compact(v))).map((text) => ({ role: 'input', text }));
-    default:
-      return [{ role: 'body', text: call.request_body }];
-  }
+  if (call.request_body.trim() === '') return [];
+  const request = readRecordedRequest(call.endpoint, call.request_body);
+  if (request === null) return [{ role: 'body', text: call.request_body }];
+  if (request.endpoint === 'openai.embeddings') return request.inputs.map((text) => ({ role: 'input', text }));
+  return request.messages.map(messageOf);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -181,6 +113,8 @@ class AnswerBuilder {
   readonly deltas: AnswerDelta[] = [];
   readonly #index = new Map<string, number>();
   readonly #labels = new Map<string, string>();
+  /** Tool calls whose text came from a snapshot (the whole arguments at once). */
+  readonly #snapshots = new Set<string>();
 
   /** Names a tool part before its first delta (the name arrives in an earlier event). */
   label(key: string, label: string): void {
@@ -197,83 +131,49 @@ class AnswerBuilder {
     }
     this.deltas.push({ offsetMs, part, text });
   }
-}
 
-function errorText(data: JsonObject): string | null {
-  // `{"error": {...}}` (OpenAI, aigov), `{"type": "error", "error": {...}}` (Anthropic), `{"type": "error", "code", "message"}` (Responses).
-  const error = isObject(data.error) ? data.error : data.type === 'error' ? data : null;
-  if (error === null) return null;
-  const code = str(error.code) ?? str(error.type);
-  const message = str(error.message) ?? '';
-  return code ? `${code}: ${message}` : message;
-}
-
-/** One SSE event's data: what it adds to the answer. */
-function streamEventDeltas(endpoint: string, event: { event: string | null; data: string }, offsetMs: number, out: AnswerBuilder): void {
-  const data = parseJson(event.data);
-  if (!isObject(data)) return;
-  if (event.event === 'error' || data.type === 'error' || (isObject(data.error) && !('choices' in data))) {
-    const text = errorText(data);
-    if (text !== null) out.add('error', 'error', text, offsetMs);
-    return;
-  }
-  if (endpoint === 'openai.chat.completions' || Array.isArray(data.choices)) {
-    for (const choice of arr(data.choices)) {
-      if (!isObject(choice) || !isObject(choice.delta)) continue;
-      const i = typeof choice.index === 'number' ? choice.index : 0;
-      const delta = choice.delta;
-      if (typeof delta.content === 'string') out.add(`${i}:content`, 'text', delta.content, offsetMs);
-      if (typeof delta.refusal === 'string') out.add(`${i}:refusal`, 'refusal', delta.refusal, offsetMs);
-      for (const call of arr(delta.tool_calls)) {
-        if (!isObject(call) || !isObject(call.function)) continue;
-        const key = `${i}:tool:${typeof call.index === 'number' ? call.index : 0}`;
-        if (typeof call.function.name === 'string') out.label(key, call.function.name);
-        if (typeof call.function.arguments === 'string') out.add(key, 'tool', call.function.arguments, offsetMs);
+  /** What one normalized event adds to the answer. */
+  event(event: ResponseEvent, offsetMs: number): void {
+    switch (event.type) {
+      case 'text':
+        this.add(`${event.choice}:${event.block ?? 'content'}`, 'text', event.text, offsetMs);
+        break;
+      case 'refusal':
+        this.add(`${event.choice}:refusal`, 'refusal', event.text, offsetMs);
+        break;
+      case 'tool_call': {
+        const key = `${event.choice}:tool:${event.index}`;
+        if (event.name) this.label(key, event.name);
+        // The arguments as deltas, or — when none came — as the snapshot a `*.done` event states.
+        if (this.#snapshots.has(key)) break;
+        if (event.complete) {
+          if (this.#index.has(key) || event.argumentsDelta === '') break;
+          this.#snapshots.add(key);
+        }
+        this.add(key, 'tool', event.argumentsDelta, offsetMs);
+        break;
       }
+      case 'error':
+        this.add('error', 'error', `${event.code ?? event.errorType}: ${event.message}`, offsetMs);
+        break;
+      default:
+        break;
     }
-    return;
-  }
-  const type = str(data.type) ?? event.event ?? '';
-  if (endpoint === 'openai.responses' || type.startsWith('response.')) {
-    const output = typeof data.output_index === 'number' ? data.output_index : 0;
-    if (type === 'response.output_item.added' && isObject(data.item) && (data.item.type === 'function_call' || data.item.type === 'custom_tool_call') && typeof data.item.name === 'string') {
-      out.label(`${output}:args`, data.item.name);
-    } else if (type === 'response.custom_tool_call_input.delta' && typeof data.delta === 'string') {
-      out.add(`${output}:args`, 'tool', data.delta, offsetMs);
-    } else if (type === 'response.output_text.delta' && typeof data.delta === 'string') {
-      out.add(`${output}:${typeof data.content_index === 'number' ? data.content_index : 0}`, 'text', data.delta, offsetMs);
-    } else if (type === 'response.refusal.delta' && typeof data.delta === 'string') {
-      out.add(`${output}:refusal`, 'refusal', data.delta, offsetMs);
-    } else if (type === 'response.function_call_arguments.delta' && typeof data.delta === 'string') {
-      out.add(`${output}:args`, 'tool', data.delta, offsetMs);
-    } else if (type === 'response.failed' && isObject(data.response) && isObject(data.response.error)) {
-      out.add('error', 'error', errorText(data.response) ?? 'failed', offsetMs);
-    }
-    return;
-  }
-  // Anthropic Messages.
-  const index = typeof data.index === 'number' ? data.index : 0;
-  if (type === 'content_block_start' && isObject(data.content_block)) {
-    const block = data.content_block;
-    if (block.type === 'tool_use' && typeof block.name === 'string') out.label(String(index), block.name);
-    if (block.type === 'text' && typeof block.text === 'string') out.add(String(index), 'text', block.text, offsetMs);
-  } else if (type === 'content_block_delta' && isObject(data.delta)) {
-    const delta = data.delta;
-    if (delta.type === 'text_delta' && typeof delta.text === 'string') out.add(String(index), 'text', delta.text, offsetMs);
-    else if (delta.type === 'input_json_delta' && typeof delta.partial_json === 'string') out.add(String(index), 'tool', delta.partial_json, offsetMs);
   }
 }
 
 function streamedAnswer(call: CallView): ReplayAnswer {
   const out = new AnswerBuilder();
+  const reader = adapterForEndpoint(call.endpoint as EndpointId)?.streamReader(call.endpoint as EndpointId, null) ?? null;
   let eventCount = 0;
   for (const recorded of call.events) {
     eventCount++;
+    if (reader === null) continue;
     // Each recorded event is one whole SSE block; a parser per block also takes one that lost its blank line.
     const parser = new SseParser();
     for (const event of [...parser.push(recorded.raw), ...parser.end()]) {
-      if (event.comment || event.data === null || event.data === '[DONE]') continue;
-      streamEventDeltas(call.endpoint, { event: event.event, data: event.data }, recorded.offset_ms, out);
+      if (event.comment || event.data === null) continue;
+      for (const e of reader.read(event).events) out.event(e, recorded.offset_ms);
     }
   }
   const lastDeltaMs = out.deltas.reduce((max, d) => Math.max(max, d.offsetMs), 0);
@@ -284,50 +184,14 @@ function streamedAnswer(call: CallView): ReplayAnswer {
 function bodyAnswer(call: CallView): ReplayAnswer {
   const out = new AnswerBuilder();
   const raw = call.response_body;
-  const body = raw === null ? undefined : parseJson(raw);
-  if (raw !== null && !isObject(body)) {
-    if (raw.trim() !== '') out.add('body', 'text', raw, 0);
-  } else if (isObject(body)) {
-    const error = errorText(body);
-    if (error !== null) out.add('error', 'error', error, 0);
-    for (const choice of arr(body.choices)) {
-      if (!isObject(choice) || !isObject(choice.message)) continue;
-      const i = typeof choice.index === 'number' ? choice.index : 0;
-      const message = choice.message;
-      if (typeof message.content === 'string') out.add(`${i}:content`, 'text', message.content, 0);
-      if (typeof message.refusal === 'string') out.add(`${i}:refusal`, 'refusal', message.refusal, 0);
-      arr(message.tool_calls).forEach((call, j) => {
-        if (!isObject(call) || !isObject(call.function)) return;
-        const key = `${i}:tool:${j}`;
-        if (typeof call.function.name === 'string') out.label(key, call.function.name);
-        out.add(key, 'tool', str(call.function.arguments) ?? '', 0);
-      });
-    }
-    arr(body.output).forEach((item, i) => {
-      if (!isObject(item)) return;
-      if (item.type === 'message') {
-        arr(item.content).forEach((part, j) => {
-          if (isObject(part) && part.type === 'output_text' && typeof part.text === 'string') out.add(`${i}:${j}`, 'text', part.text, 0);
-          if (isObject(part) && part.type === 'refusal' && typeof part.refusal === 'string') out.add(`${i}:refusal`, 'refusal', part.refusal, 0);
-        });
-      } else if (item.type === 'function_call' || item.type === 'custom_tool_call') {
-        if (typeof item.name === 'string') out.label(`${i}:args`, item.name);
-        out.add(`${i}:args`, 'tool', str(item.type === 'function_call' ? item.arguments : item.input) ?? '', 0);
-      }
-    });
-    if (body.type === 'message' || Array.isArray(body.content)) {
-      arr(body.content).forEach((block, i) => {
-        if (!isObject(block)) return;
-        if (block.type === 'text' && typeof block.text === 'string') out.add(String(i), 'text', block.text, 0);
-        if (block.type === 'tool_use') {
-          if (typeof block.name === 'string') out.label(String(i), block.name);
-          out.add(String(i), 'tool', compact(block.input), 0);
-        }
-      });
-    }
+  if (raw !== null) {
+    const events = readRecordedAnswer(call.provider_kind, call.endpoint, call.http_status, raw);
+    if (events === null) out.add('body', 'text', raw.trim() === '' ? '' : raw, 0);
+    else for (const event of events) out.event(event, 0);
   }
   return { streamed: false, parts: out.parts, deltas: out.deltas, eventCount: 0, lastDeltaMs: 0 };
 }
+
 
 export function answerOf(call: CallView): ReplayAnswer {
   return call.stream || call.events.length > 0 ? streamedAnswer(call) : bodyAnswer(call);

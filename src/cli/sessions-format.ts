@@ -6,7 +6,7 @@
 import { graphOfWireChunks, type ChunkGraph } from '../core/recording/request-chunks.ts';
 import type { CallView, SessionDetail, SessionSummaryView } from '../protocol/sessions.ts';
 import { formatColumns, terminalSafe } from './approvals-format.ts';
-import { answerAt, answerOf } from './replay-model.ts';
+import { answerAt, answerOf, type AnswerPart } from './replay-model.ts';
 import { requestView } from './request-view.ts';
 
 /** `2026-11-25 14:03:07` in local time. */
@@ -43,66 +43,14 @@ function cutLine(text: string, max: number): string {
   return chars.length <= max ? flat : `${chars.slice(0, max - 1).join('')}…`;
 }
 
-/** The text of the last user message of a recorded request body (OpenAI chat/responses, Anthropic messages). */
-export function lastUserMessage(requestBody: string): string | null {
-  let body: unknown;
-  try {
-    body = JSON.parse(requestBody);
-  } catch {
-    return null;
-  }
-  const b = body as { messages?: unknown; input?: unknown; prompt?: unknown };
-  if (typeof b.input === 'string') return b.input;
-  if (typeof b.prompt === 'string') return b.prompt;
-  const messages = Array.isArray(b.messages) ? b.messages : Array.isArray(b.input) ? b.input : null;
-  if (messages === null) return null;
-  for (let i = messages.length - 1; i >= 0; i--) {
-    const m = messages[i] as { role?: unknown; content?: unknown } | null;
-    if (m?.role !== 'user') continue;
-    return contentText(m.content);
-  }
-  return null;
+/** The answer's text (all its text parts), as the provider's codec reads the body or the SSE events. */
+export function answerText(call: CallView): string | null {
+  return answerTextOf(answerAt(answerOf(call), Number.POSITIVE_INFINITY));
 }
 
-function contentText(content: unknown): string | null {
-  if (typeof content === 'string') return content;
-  if (!Array.isArray(content)) return null;
-  const parts = content.map((p: { text?: unknown } | null) => (typeof p?.text === 'string' ? p.text : '')).filter((t) => t !== '');
-  return parts.length > 0 ? parts.join(' ') : null;
-}
-
-/** The answer's text: from the body of a non-streamed answer, else from its SSE events. */
-export function answerText(call: Pick<CallView, 'response_body' | 'events'>): string | null {
-  if (call.response_body !== null) {
-    try {
-      const body = JSON.parse(call.response_body) as { choices?: { message?: { content?: unknown } }[]; content?: unknown; output_text?: unknown; output?: { content?: unknown }[] };
-      if (Array.isArray(body.choices)) return contentText(body.choices[0]?.message?.content ?? null);
-      if (Array.isArray(body.content)) return contentText(body.content);
-      if (typeof body.output_text === 'string') return body.output_text;
-      if (Array.isArray(body.output)) return body.output.map((o) => contentText(o.content) ?? '').join('') || null;
-    } catch {
-      return null;
-    }
-    return null;
-  }
-  let text = '';
-  for (const event of call.events) {
-    for (const line of event.raw.split('\n')) {
-      if (!line.startsWith('data:')) continue;
-      const data = line.slice(5).trim();
-      if (data === '' || data === '[DONE]') continue;
-      try {
-        const chunk = JSON.parse(data) as { choices?: { delta?: { content?: unknown } }[]; delta?: { text?: unknown; type?: unknown }; type?: unknown };
-        const openai = chunk.choices?.[0]?.delta?.content;
-        if (typeof openai === 'string') text += openai;
-        else if (typeof chunk.delta?.text === 'string') text += chunk.delta.text;
-        else if (chunk.type === 'response.output_text.delta' && typeof (chunk as { delta?: unknown }).delta === 'string') text += (chunk as unknown as { delta: string }).delta;
-      } catch {
-        // not JSON: skip
-      }
-    }
-  }
-  return text === '' ? null : text;
+function answerTextOf(parts: readonly { part: AnswerPart; text: string }[]): string | null {
+  const texts = parts.filter((p) => p.part.kind === 'text').map((p) => p.text);
+  return texts.length > 0 ? texts.join('\n') : null;
 }
 
 function tokens(usage: CallView['usage']): string | null {
@@ -146,13 +94,6 @@ export function toolCallSummary(args: string): string {
   return args;
 }
 
-/** The tool calls of a call's answer: name and arguments. */
-function toolCallsOf(call: CallView): { name: string; args: string }[] {
-  return answerAt(answerOf(call), Number.POSITIVE_INFINITY)
-    .filter((p) => p.part.kind === 'tool')
-    .map((p) => ({ name: p.part.label ?? '?', args: p.text }));
-}
-
 /** One call as a readable block. `graph`: the session's chunks, for calls whose body is one (`request_ref`). */
 export function formatCall(call: CallView, index: number, width = 100, graph: ChunkGraph | null = null): string {
   const lines: string[] = [];
@@ -176,9 +117,12 @@ export function formatCall(call: CallView, index: number, width = 100, graph: Ch
     const label = `${r.name === null ? '' : `${terminalSafe(r.name)} `}${r.callId === null ? '' : terminalSafe(r.callId)}`.trim();
     lines.push(`    tool result${label === '' ? '' : ` ${label}`}: ${oneLine(r.text, Math.min(RESULT_START, Math.max(20, width - 30)))}`);
   }
-  const answer = answerText(call);
-  if (answer !== null) lines.push(`    answer: ${oneLine(answer, width - 12)}`);
-  for (const t of toolCallsOf(call)) lines.push(`    tool call ${terminalSafe(t.name)}: ${oneLine(toolCallSummary(t.args), Math.max(20, width - 20 - t.name.length))}`);
+  // The answer read once: its text, then its tool calls with their arguments.
+  const answer = answerAt(answerOf(call), Number.POSITIVE_INFINITY);
+  const text = answerTextOf(answer);
+  if (text !== null) lines.push(`    answer: ${oneLine(text, width - 12)}`);
+  const toolCalls = answer.filter((p) => p.part.kind === 'tool').map((p) => ({ name: p.part.label ?? '?', args: p.text }));
+  for (const t of toolCalls) lines.push(`    tool call ${terminalSafe(t.name)}: ${oneLine(toolCallSummary(t.args), Math.max(20, width - 20 - t.name.length))}`);
   return lines.join('\n');
 }
 

@@ -30,11 +30,18 @@ export type ContentPart =
   | { readonly type: 'file'; readonly name?: string }
   | { readonly type: 'tool_call'; readonly id: string; readonly name: string; readonly arguments: string }
   | { readonly type: 'tool_result'; readonly toolCallId: string; readonly text: string }
-  | { readonly type: 'other'; readonly kind: string };
+  /** `text`: what the part says that governance does not read (a Responses reasoning item's content), for views. */
+  | { readonly type: 'other'; readonly kind: string; readonly text?: string };
 
 export interface NormalizedMessage {
   readonly role: Role;
   readonly parts: readonly ContentPart[];
+  /**
+   * How the wire names this turn when that is not `role`: Responses `instructions`, an input
+   * item's type (`reasoning`, `additional_tools`), a role governed as another (Chat `function`, an
+   * Anthropic role other than user/assistant/system). For views of a recording, never for decisions.
+   */
+  readonly wire?: string;
 }
 
 export interface ToolDefinition {
@@ -65,7 +72,15 @@ export interface Usage {
  * stream of it would produce, so later stages treat both alike.
  */
 export type ResponseEvent =
-  | { readonly type: 'text'; readonly choice: number; readonly text: string }
+  | {
+      readonly type: 'text';
+      readonly choice: number;
+      readonly text: string;
+      /** The content block (Anthropic) or output item (Responses) the text is in, where the wire numbers them. */
+      readonly block?: number;
+    }
+  /** A refusal the model states instead of content (OpenAI `refusal`): shown, not governed as text. */
+  | { readonly type: 'refusal'; readonly choice: number; readonly text: string }
   | {
       readonly type: 'tool_call';
       readonly choice: number;
@@ -83,7 +98,7 @@ export type ResponseEvent =
   | { readonly type: 'finish'; readonly choice: number; readonly reason: string }
   | { readonly type: 'usage'; readonly usage: Usage }
   | { readonly type: 'model'; readonly model: string }
-  | { readonly type: 'error'; readonly errorType: string; readonly message: string };
+  | { readonly type: 'error'; readonly errorType: string; readonly message: string; readonly code?: string };
 
 /** Who made the request, from a verified access token. */
 export interface Principal {

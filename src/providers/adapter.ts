@@ -4,7 +4,7 @@
  * own shape so the official SDKs raise them as ordinary API errors.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { EndpointId, NormalizedRequest, ProviderKind, ResponseEvent } from '../core/events.ts';
+import type { EndpointId, NormalizedMessage, NormalizedRequest, ProviderKind, ResponseEvent } from '../core/events.ts';
 import type { SseEvent } from '../core/sse.ts';
 import type { AigovError } from '../core/errors.ts';
 import { isObject, parseJson, type JsonObject } from '../core/json.ts';
@@ -88,6 +88,12 @@ export interface ProviderAdapter {
    * unless a slot changed. Throws AigovError('AIGOV_E_BAD_REQUEST') like parseRequest.
    */
   readRequest(endpoint: EndpointId, body: unknown, text: string): ReadRequest;
+  /**
+   * One element of a request's conversation (`messages[i]`; a Responses `input[i]` item) read as
+   * readRequest reads it in a whole body — for views that read a recorded conversation element
+   * by element. Null when the endpoint has no conversation or the element is not one it reads.
+   */
+  readMessage(endpoint: EndpointId, element: unknown): NormalizedMessage | null;
   /** Headers sent upstream: the client's allowed headers, minus credentials, plus the provider key. */
   upstreamHeaders(client: IncomingHttpHeaders, apiKey: string | null, extra: Readonly<Record<string, string>>): Record<string, string>;
   parseResponseBody(endpoint: EndpointId, body: unknown): ResponseEvent[];

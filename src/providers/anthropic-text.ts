@@ -29,17 +29,18 @@ export function anthropicStreamEvents(endpoint: EndpointId, item: StreamItem): R
       // what a client uses when no delta follows: judged as a snapshot.
       const input = isObject(block.input) && Object.keys(block.input).length > 0 ? JSON.stringify(block.input) : null;
       events.push({ type: 'tool_call', choice: 0, index: num(data.index) ?? 0, id: str(block.id), name: str(block.name), argumentsDelta: input ?? '', ...(input !== null ? { complete: true } : {}) });
-    } else if (block.type === 'text' && str(block.text)) events.push({ type: 'text', choice: 0, text: str(block.text) ?? '' });
+    } else if (block.type === 'text' && str(block.text)) events.push({ type: 'text', choice: 0, text: str(block.text) ?? '', block: num(data.index) ?? 0 });
   } else if (type === 'content_block_delta' && isObject(data.delta)) {
     const delta = data.delta;
-    if (delta.type === 'text_delta') events.push({ type: 'text', choice: 0, text: str(delta.text) ?? '' });
+    if (delta.type === 'text_delta') events.push({ type: 'text', choice: 0, text: str(delta.text) ?? '', block: num(data.index) ?? 0 });
     else if (delta.type === 'input_json_delta') events.push({ type: 'tool_call', choice: 0, index: num(data.index) ?? 0, argumentsDelta: str(delta.partial_json) ?? '' });
   } else if (type === 'message_delta') {
     const reason = isObject(data.delta) ? str(data.delta.stop_reason) : undefined;
     if (reason) events.push({ type: 'finish', choice: 0, reason });
     pushAnthropicUsage(events, data.usage);
   } else if (type === 'error' && isObject(data.error)) {
-    events.push({ type: 'error', errorType: str(data.error.type) ?? 'api_error', message: str(data.error.message) ?? '' });
+    const code = str(data.error.code);
+    events.push({ type: 'error', errorType: str(data.error.type) ?? 'api_error', message: str(data.error.message) ?? '', ...(code ? { code } : {}) });
   }
   return events;
 }

@@ -46,6 +46,16 @@ export const anthropicAdapter: ProviderAdapter = {
 
   readRequest: readAnthropicRequest,
 
+  readMessage(endpoint, element): NormalizedMessage | null {
+    if (endpoint !== 'anthropic.messages' && endpoint !== 'anthropic.messages.count_tokens') return null;
+    try {
+      return parseMessage(element, 0, 0, new SlotSink());
+    } catch (error) {
+      if (!(error instanceof AigovError)) throw error;
+      return null;
+    }
+  },
+
   upstreamHeaders(client, apiKey, extra) {
     const headers = pickForwardedHeaders(client);
     headers['anthropic-version'] ??= DEFAULT_VERSION;
@@ -60,7 +70,7 @@ export const anthropicAdapter: ProviderAdapter = {
     if (typeof body.model === 'string') events.push({ type: 'model', model: body.model });
     arr(body.content).forEach((block, i) => {
       if (!isObject(block)) return;
-      if (block.type === 'text') events.push({ type: 'text', choice: 0, text: str(block.text) ?? '' });
+      if (block.type === 'text') events.push({ type: 'text', choice: 0, text: str(block.text) ?? '', block: i });
       else if (block.type === 'tool_use') {
         events.push({ type: 'tool_call', choice: 0, index: i, id: str(block.id), name: str(block.name), argumentsDelta: JSON.stringify(block.input ?? {}) });
       }
@@ -92,7 +102,7 @@ export const anthropicAdapter: ProviderAdapter = {
   parseErrorBody(status, body): ProviderError | null {
     const data = parseJson(body);
     if (!isObject(data) || !isObject(data.error)) return null;
-    return { status, type: str(data.error.type) ?? 'api_error', message: str(data.error.message) ?? '', code: null };
+    return { status, type: str(data.error.type) ?? 'api_error', message: str(data.error.message) ?? '', code: str(data.error.code) ?? null };
   },
 };
 
@@ -110,21 +120,25 @@ function readAnthropicRequest(endpoint: EndpointId, body: unknown, text: string)
     sink.field(at(0, 0, 'system', 'text'), body, 'system');
     messages.push({ role: 'system', parts: [{ type: 'text', text: body.system }] });
   } else if (Array.isArray(body.system)) messages.push({ role: 'system', parts: blocks(body.system, sink, 0, 'system') });
-  body.messages.forEach((raw, i) => {
-    if (!isObject(raw)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `messages[${i}] must be an object` });
-    const role = governedRole(raw.role);
-    // Anthropic's own wording: Claude Code retries without mid-conversation system turns only on it.
-    if (role === null) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `messages.${i}.role: Input should be 'user' or 'assistant'` });
-    const m = messages.length;
-    if (typeof raw.content === 'string') {
-      sink.field(at(m, 0, role, 'text'), raw, 'content');
-      messages.push({ role, parts: [{ type: 'text', text: raw.content }] });
-    } else messages.push({ role, parts: blocks(arr(raw.content), sink, m, role) });
-  });
+  body.messages.forEach((raw, i) => messages.push(parseMessage(raw, i, messages.length, sink)));
   const tools = arr(body.tools)
     .filter(isObject)
     .map((t) => ({ name: str(t.name) ?? str(t.type) ?? '', description: str(t.description), parameters: t.input_schema }));
   return sink.read({ endpoint, model, stream: body.stream === true, messages, tools, inputs: [] }, body, text);
+}
+
+/** `messages[i]`, normalized as message `m`. */
+function parseMessage(raw: unknown, i: number, m: number, sink: SlotSink): NormalizedMessage {
+  if (!isObject(raw)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `messages[${i}] must be an object` });
+  const role = governedRole(raw.role);
+  // Anthropic's own wording: Claude Code retries without mid-conversation system turns only on it.
+  if (role === null) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `messages.${i}.role: Input should be 'user' or 'assistant'` });
+  const wire = raw.role === role ? {} : { wire: raw.role as string };
+  if (typeof raw.content === 'string') {
+    sink.field(at(m, 0, role, 'text'), raw, 'content');
+    return { role, parts: [{ type: 'text', text: raw.content }], ...wire };
+  }
+  return { role, parts: blocks(arr(raw.content), sink, m, role), ...wire };
 }
 
 /** Content blocks, normalized as the parts of message `m`; their texts are slots. */

@@ -28,7 +28,7 @@ export function pushResponsesUsage(events: ResponseEvent[], usage: unknown): voi
 export function openaiStreamEvents(endpoint: EndpointId, item: StreamItem): ResponseEvent[] {
   const data = item.data;
   if (data === null) return [];
-  if (isObject(data.error)) return [{ type: 'error', errorType: str(data.error.type) ?? 'api_error', message: str(data.error.message) ?? '' }];
+  if (isObject(data.error)) return [errorEvent(data.error, str(data.error.type) ?? 'api_error')];
   const events: ResponseEvent[] = [];
   if (endpoint === 'openai.chat.completions') {
     for (const choice of arr(data.choices)) {
@@ -37,6 +37,8 @@ export function openaiStreamEvents(endpoint: EndpointId, item: StreamItem): Resp
       const delta = isObject(choice.delta) ? choice.delta : {};
       const text = str(delta.content);
       if (text) events.push({ type: 'text', choice: index, text });
+      const refusal = str(delta.refusal);
+      if (refusal) events.push({ type: 'refusal', choice: index, text: refusal });
       for (const call of arr(delta.tool_calls)) {
         if (!isObject(call)) continue;
         const fn = isObject(call.function) ? call.function : {};
@@ -50,7 +52,8 @@ export function openaiStreamEvents(endpoint: EndpointId, item: StreamItem): Resp
   }
   // Responses API: typed events.
   const type = str(data.type) ?? item.source.event ?? '';
-  if (type === 'response.output_text.delta') events.push({ type: 'text', choice: 0, text: str(data.delta) ?? '' });
+  if (type === 'response.output_text.delta') events.push({ type: 'text', choice: 0, text: str(data.delta) ?? '', block: num(data.output_index) ?? 0 });
+  else if (type === 'response.refusal.delta') events.push({ type: 'refusal', choice: 0, text: str(data.delta) ?? '' });
   else if ((type === 'response.output_item.added' || type === 'response.output_item.done') && isObject(data.item) && (data.item.type === 'function_call' || data.item.type === 'custom_tool_call')) {
     // The item's arguments as `added` or `done` states them: a snapshot the gate judges too.
     const input = callInput(data.item);
@@ -63,12 +66,19 @@ export function openaiStreamEvents(endpoint: EndpointId, item: StreamItem): Resp
     if (input !== undefined) events.push({ type: 'tool_call', choice: 0, index: num(data.output_index) ?? 0, argumentsDelta: input, complete: true });
   } else if (type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed') {
     const response = isObject(data.response) ? data.response : {};
+    if (type === 'response.failed' && isObject(response.error)) events.push(errorEvent(response.error, str(response.error.code) ?? 'api_error'));
     events.push({ type: 'finish', choice: 0, reason: str(response.status) ?? type.slice('response.'.length) });
     pushResponsesUsage(events, response.usage);
   } else if (type === 'error') {
-    events.push({ type: 'error', errorType: str(data.code) ?? 'api_error', message: str(data.message) ?? '' });
+    events.push(errorEvent(data, str(data.code) ?? 'api_error'));
   }
   return events;
+}
+
+/** An error event from an OpenAI error object (`{type, code, message}`, any of them missing). */
+function errorEvent(error: JsonObject, errorType: string): ResponseEvent {
+  const code = str(error.code);
+  return { type: 'error', errorType, message: str(error.message) ?? '', ...(code ? { code } : {}) };
 }
 
 // ---------------------------------------------------------------------------------------------

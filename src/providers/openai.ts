@@ -40,6 +40,17 @@ export const openaiAdapter: ProviderAdapter = {
 
   readRequest: readOpenAIRequest,
 
+  readMessage(endpoint, element): NormalizedMessage | null {
+    // A sink of its own: the view wants the normalized message, not its slots.
+    try {
+      if (endpoint === 'openai.chat.completions') return parseChatMessage(element, 0, new SlotSink());
+      if (endpoint === 'openai.responses') return parseResponsesItem(element, 0, 0, new SlotSink());
+    } catch (error) {
+      if (!(error instanceof AigovError)) throw error;
+    }
+    return null;
+  },
+
   upstreamHeaders(client, apiKey, extra) {
     const headers = pickForwardedHeaders(client);
     Object.assign(headers, extra);
@@ -58,6 +69,8 @@ export const openaiAdapter: ProviderAdapter = {
         const message = isObject(choice.message) ? choice.message : {};
         const text = str(message.content);
         if (text) events.push({ type: 'text', choice: index, text });
+        const refusal = str(message.refusal);
+        if (refusal) events.push({ type: 'refusal', choice: index, text: refusal });
         arr(message.tool_calls).forEach((call, i) => {
           if (!isObject(call) || !isObject(call.function)) return;
           events.push({ type: 'tool_call', choice: index, index: i, id: str(call.id), name: str(call.function.name), argumentsDelta: str(call.function.arguments) ?? '' });
@@ -70,7 +83,10 @@ export const openaiAdapter: ProviderAdapter = {
       arr(body.output).forEach((item, i) => {
         if (!isObject(item)) return;
         if (item.type === 'message') {
-          for (const part of arr(item.content)) if (isObject(part) && part.type === 'output_text') events.push({ type: 'text', choice: 0, text: str(part.text) ?? '' });
+          for (const part of arr(item.content)) {
+            if (isObject(part) && part.type === 'output_text') events.push({ type: 'text', choice: 0, text: str(part.text) ?? '', block: i });
+            else if (isObject(part) && part.type === 'refusal') events.push({ type: 'refusal', choice: 0, text: str(part.refusal) ?? '' });
+          }
         } else if (item.type === 'function_call' || item.type === 'custom_tool_call') {
           events.push({ type: 'tool_call', choice: 0, index: i, id: str(item.call_id), name: str(item.name), argumentsDelta: callInput(item) ?? '' });
         }
@@ -180,7 +196,7 @@ function parseChatMessage(raw: unknown, i: number, sink: SlotSink): NormalizedMe
     sink.field(at(i, parts.length, role, 'tool_arguments'), raw.function_call, 'arguments', 'json');
     parts.push({ type: 'tool_call', id: '', name: str(raw.function_call.name) ?? '', arguments: str(raw.function_call.arguments) ?? '' });
   }
-  return { role, parts };
+  return roleName === role ? { role, parts } : { role, parts, wire: roleName };
 }
 
 /** The field holding a text content part's text (`text`, or `refusal`), if it is a string. */
@@ -255,7 +271,7 @@ function parseResponsesInput(body: JsonObject, sink: SlotSink): NormalizedMessag
   const instructions = str(body.instructions);
   if (instructions) {
     sink.field(at(messages.length, 0, 'system', 'text'), body, 'instructions');
-    messages.push({ role: 'system', parts: [{ type: 'text', text: instructions }] });
+    messages.push({ role: 'system', parts: [{ type: 'text', text: instructions }], wire: 'instructions' });
   }
   const input = body.input;
   if (typeof input === 'string') {
@@ -264,29 +280,39 @@ function parseResponsesInput(body: JsonObject, sink: SlotSink): NormalizedMessag
     return messages;
   }
   if (input !== undefined && !Array.isArray(input)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '`input` must be a string or an array' });
-  arr(input).forEach((item, i) => {
-    if (!isObject(item)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `input[${i}] must be an object` });
-    const type = str(item.type) ?? 'message';
-    const m = messages.length;
-    if (type === 'message') {
-      const role = str(item.role) ?? 'user';
-      const governed: Role = ROLES.has(role) ? (role as Role) : 'user';
-      messages.push({ role: governed, parts: contentParts(item, 'content', sink, m, 0, governed) });
-    } else if (type === 'function_call') {
-      sink.field(at(m, 0, 'assistant', 'tool_arguments'), item, 'arguments', 'json');
-      messages.push({ role: 'assistant', parts: [{ type: 'tool_call', id: str(item.call_id) ?? '', name: str(item.name) ?? '', arguments: str(item.arguments) ?? '' }] });
-    } else if (type === 'custom_tool_call') {
-      sink.field(at(m, 0, 'assistant', 'tool_arguments'), item, 'input');
-      messages.push({ role: 'assistant', parts: [{ type: 'tool_call', id: str(item.call_id) ?? '', name: str(item.name) ?? '', arguments: str(item.input) ?? '' }] });
-    } else if (type === 'function_call_output' || type === 'custom_tool_call_output') {
-      // Tool results (Codex's code-mode `exec` answers with custom_tool_call_output): a string or parts.
-      const output = contentText(item, 'output', sink, at(m, 0, 'tool', 'tool_result'));
-      messages.push({ role: 'tool', parts: [{ type: 'tool_result', toolCallId: str(item.call_id) ?? '', text: output }] });
-    } else {
-      messages.push({ role: 'user', parts: [{ type: 'other', kind: type }] });
-    }
-  });
+  arr(input).forEach((item, i) => messages.push(parseResponsesItem(item, i, messages.length, sink)));
   return messages;
+}
+
+/** Input item `i` of a Responses request, normalized as message `m`. */
+function parseResponsesItem(item: unknown, i: number, m: number, sink: SlotSink): NormalizedMessage {
+  if (!isObject(item)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `input[${i}] must be an object` });
+  const type = str(item.type) ?? 'message';
+  if (type === 'message') {
+    const role = str(item.role) ?? 'user';
+    const governed: Role = ROLES.has(role) ? (role as Role) : 'user';
+    const parts = contentParts(item, 'content', sink, m, 0, governed);
+    return governed === role ? { role: governed, parts } : { role: governed, parts, wire: role };
+  }
+  if (type === 'function_call') {
+    sink.field(at(m, 0, 'assistant', 'tool_arguments'), item, 'arguments', 'json');
+    return { role: 'assistant', parts: [{ type: 'tool_call', id: str(item.call_id) ?? '', name: str(item.name) ?? '', arguments: str(item.arguments) ?? '' }] };
+  }
+  if (type === 'custom_tool_call') {
+    sink.field(at(m, 0, 'assistant', 'tool_arguments'), item, 'input');
+    return { role: 'assistant', parts: [{ type: 'tool_call', id: str(item.call_id) ?? '', name: str(item.name) ?? '', arguments: str(item.input) ?? '' }] };
+  }
+  if (type === 'function_call_output' || type === 'custom_tool_call_output') {
+    // Tool results (Codex's code-mode `exec` answers with custom_tool_call_output): a string or parts.
+    const output = contentText(item, 'output', sink, at(m, 0, 'tool', 'tool_result'));
+    return { role: 'tool', parts: [{ type: 'tool_result', toolCallId: str(item.call_id) ?? '', text: output }] };
+  }
+  // Another item type (reasoning, additional_tools, …): passed through, its content's text kept for views.
+  const text = arr(item.content)
+    .map((part) => (isObject(part) ? str(part.text) : undefined))
+    .filter((t): t is string => t !== undefined && t !== '')
+    .join('\n');
+  return { role: 'user', parts: [{ type: 'other', kind: type, ...(text === '' ? {} : { text }) }], wire: type };
 }
 
 /**
