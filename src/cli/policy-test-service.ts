@@ -12,7 +12,7 @@ import { resolve } from 'node:path';
 import { loadPolicy } from '../config/load-policy.ts';
 import { BUILTIN_DETECTORS, detectEntities } from '../core/detection/index.ts';
 import { AigovError } from '../core/errors.ts';
-import type { EndpointId, NormalizedRequest, Role } from '../core/events.ts';
+import type { EndpointId, NormalizedRequest, Principal, Role } from '../core/events.ts';
 import { maskText } from '../core/masking/operators.ts';
 import { PseudonymVault } from '../core/masking/pseudonym-vault.ts';
 import { evaluatePolicy } from '../core/policy/evaluate-policy.ts';
@@ -90,7 +90,7 @@ export function testPolicy(options: PolicyTestOptions): PolicyTestReport {
   };
   const user = options.user;
   const evaluation = evaluatePolicy(loaded.compiled, {
-    principal: { subject: user, email: user.includes('@') ? user : null, groups: options.groups, issuer: 'aigov-policy-test', clientId: null },
+    principal: testPrincipal(user, options.groups),
     provider: options.provider,
     model: options.model,
     endpoint: options.endpoint,
@@ -239,7 +239,7 @@ export function testToolCall(options: ToolCallTestOptions): ToolCallTestReport {
   const user = options.user;
   // The gate a request of this user would carry; its work tree is the one given here.
   const evaluation = evaluatePolicy(loaded.compiled, {
-    principal: { subject: user, email: user.includes('@') ? user : null, groups: options.groups, issuer: 'aigov-policy-test', clientId: null },
+    principal: testPrincipal(user, options.groups),
     provider: options.provider,
     model: options.model,
     endpoint: options.endpoint,
@@ -289,4 +289,9 @@ export function formatToolCallTestReport(report: ToolCallTestReport): string {
   for (const s of report.shadow) lines.push(`shadow      ${s.ruleId.padEnd(32)} ${s.action.padEnd(16)} ${s.reason} (recorded only)`);
   lines.push(`action      ${report.outcome} — rule ${report.ruleId}: ${report.reason} (exit ${report.exitCode})`);
   return lines.join('\n');
+}
+
+/** The user a test request is judged as: an email-looking name is also their email. */
+function testPrincipal(user: string, groups: readonly string[]): Principal {
+  return { subject: user, email: user.includes('@') ? user : null, groups, issuer: 'aigov-policy-test', clientId: null };
 }
