@@ -105,7 +105,7 @@ type Relay = (endpoint: Endpoint, events: readonly Sse[]) => string;
 
 async function load(root: string): Promise<Relay> {
   const im = (rel: string): Promise<Record<string, unknown>> => import(pathToFileURL(path.join(root, rel)).href) as Promise<Record<string, unknown>>;
-  const { ADAPTERS } = (await im('src/providers/registry.ts')) as { ADAPTERS: Record<string, Record<string, (...a: unknown[]) => unknown>> };
+  const { CODECS } = (await im('src/providers/registry.ts')) as { CODECS: Record<string, Record<string, (...a: unknown[]) => unknown>> };
   const { createPolicyHooks } = (await im('src/gateway/policy-hooks.ts')) as { createPolicyHooks: (source: { current(): unknown }) => { evaluateRequest(ctx: unknown): { rewriteResponse: { forRecord?: (s: string) => string } | null } } };
   const { parsePolicyText } = (await im('src/config/load-policy.ts')) as { parsePolicyText: (yaml: string, name: string) => { compiled: unknown } };
   const policy = parsePolicyText(POLICY, 'bench-policy.yaml').compiled;
@@ -114,7 +114,7 @@ async function load(root: string): Promise<Relay> {
     const verdict = hooks.evaluateRequest({ callId: 'c', sessionId: 's', principal: { subject: 'alice', email: null, groups: [], issuer: 'i', clientId: null }, provider: 'p', endpoint, request: { endpoint, model: 'm', stream: true, messages: [{ role: 'user', parts: [{ type: 'text', text: 'hi' }] }], tools: [], inputs: [] } });
     return verdict.rewriteResponse!;
   };
-  const adapterOf = (endpoint: Endpoint): Record<string, (...a: unknown[]) => unknown> => ADAPTERS[endpoint.split('.')[0]!]!;
+  const adapterOf = (endpoint: Endpoint): Record<string, (...a: unknown[]) => unknown> => CODECS[endpoint.split('.')[0]!]!;
   const record = (rewriter: { forRecord?: (s: string) => string }, raw: string): string => (rewriter.forRecord ? rewriter.forRecord(raw) : raw);
   if (typeof adapterOf('openai.responses').streamReader === 'function') {
     // Codecs that parse each event once.

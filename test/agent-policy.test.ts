@@ -17,8 +17,8 @@ import { evaluatePolicy, judgeToolCall, type CompiledPolicy, type ToolGate } fro
 import { analyzeShell } from '../src/core/policy/shell-command.ts';
 import { findWorkTree, readToolCall } from '../src/core/policy/tool-calls.ts';
 import { normalizePath, normalizeUrl } from '../src/core/policy/tool-paths.ts';
-import { anthropicAdapter } from '../src/providers/anthropic.ts';
-import { openaiAdapter } from '../src/providers/openai.ts';
+import { anthropicCodec } from '../src/providers/anthropic.ts';
+import { openaiCodec } from '../src/providers/openai.ts';
 import { createPolicyHooks } from '../src/gateway/policy-hooks.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -244,8 +244,8 @@ describe('reading commands, paths, URLs and code', () => {
     const claude = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'agents', 'claude-code-2.1.337-messages.json'), 'utf8')) as { body: unknown };
     const codex = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'agents', 'codex-0.171.0-responses.json'), 'utf8')) as { body: unknown };
     const body = (b: unknown): unknown => (typeof b === 'string' ? JSON.parse(b) : b);
-    assert.equal(findWorkTree(anthropicAdapter.parseRequest('anthropic.messages', body(claude.body)).messages), '/tmp/cxw');
-    assert.equal(findWorkTree(openaiAdapter.parseRequest('openai.responses', body(codex.body)).messages), '/tmp/cxw');
+    assert.equal(findWorkTree(anthropicCodec.parseRequest('anthropic.messages', body(claude.body)).messages), '/tmp/cxw');
+    assert.equal(findWorkTree(openaiCodec.parseRequest('openai.responses', body(codex.body)).messages), '/tmp/cxw');
     const injected = [
       { role: 'system', parts: [{ type: 'text', text: ' - Primary working directory: /home/alice/proj' }] },
       { role: 'tool', parts: [{ type: 'tool_result', text: 'Primary working directory: /' }] },

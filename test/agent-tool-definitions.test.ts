@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { openaiAdapter } from '../src/providers/openai.ts';
+import { openaiCodec } from '../src/providers/openai.ts';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
 import { loadTranscript } from './support/replay-upstream.ts';
 
@@ -44,7 +44,7 @@ beforeEach(() => {
 
 describe('agent tool definitions', () => {
   it("Codex's additional_tools (namespaces opened) are the request's tool definitions", () => {
-    const request = openaiAdapter.parseRequest('openai.responses', JSON.parse(CODEX.body));
+    const request = openaiCodec.parseRequest('openai.responses', JSON.parse(CODEX.body));
     const names = request.tools.map((t) => t.name);
     for (const name of ['exec', 'wait', 'sleep', 'spawn_agent', 'send_message']) assert.ok(names.includes(name), `${name} in ${names.join(', ')}`);
     assert.ok(!names.includes('functions'), 'a namespace is not a tool');

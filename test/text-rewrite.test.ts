@@ -12,12 +12,12 @@ import type { EndpointId, NormalizedRequest } from '../src/core/events.ts';
 import type { TextLocation } from '../src/core/policy/types.ts';
 import type { SseEvent } from '../src/core/sse.ts';
 import type { ChannelTransformer, TextRewriter } from '../src/providers/channels.ts';
-import { adapterForEndpoint, rewriteAnswer as rewriteResponseBody } from '../src/providers/registry.ts';
+import { codecForEndpoint, rewriteAnswer as rewriteResponseBody } from '../src/providers/registry.ts';
 import { createToolCallReplacer } from '../src/providers/tool-call-replace.ts';
 
 /** The codec's stream reader as the relay uses it: upstream events in, the events to send out. */
 function createStreamRewriter(endpoint: EndpointId, rewriter: TextRewriter): { event(e: SseEvent): SseEvent[]; end(): SseEvent[] } {
-  const reader = adapterForEndpoint(endpoint)!.streamReader(endpoint, rewriter);
+  const reader = codecForEndpoint(endpoint)!.streamReader(endpoint, rewriter);
   return { event: (e) => reader.read(e).out.map((item) => item.sse()), end: () => reader.end().map((item) => item.sse()) };
 }
 import { loadTranscript } from './support/replay-upstream.ts';
@@ -161,7 +161,7 @@ describe('stream rewriting', () => {
       const events = new SseParser().push(loadTranscript(name).body + '\n\n');
       const withJson = events.filter((e) => e.data !== null && e.data !== '[DONE]').length;
       for (const rewriter of [upperNoHold, identity]) {
-        const reader = adapterForEndpoint(endpoint)!.streamReader(endpoint, rewriter);
+        const reader = codecForEndpoint(endpoint)!.streamReader(endpoint, rewriter);
         // With the identity rewriter, no call is replaced either: then nothing may change.
         const replacer = createToolCallReplacer(endpoint, rewriter === identity ? new Map() : new Map([['0:1', 'refused']]));
         const parse = JSON.parse;
@@ -204,7 +204,7 @@ describe('stream rewriting', () => {
 
 /** What the pipeline does with a verdict's rewriteRequest: every slot of the codec's reading, then one serialization. */
 function rewriteRequestBody(endpoint: EndpointId, body: string, rewrite: (text: string) => string): string {
-  const read = adapterForEndpoint(endpoint)!.readRequest(endpoint, JSON.parse(body), body);
+  const read = codecForEndpoint(endpoint)!.readRequest(endpoint, JSON.parse(body), body);
   for (const slot of read.slots) slot.set(rewrite(slot.text));
   return read.serialize();
 }
@@ -228,7 +228,7 @@ describe('request rewriting', () => {
       ['openai.embeddings', JSON.stringify({ model: 'e', input: ['a', 3, 'b'] })],
     ];
     for (const [endpoint, body] of bodies) {
-      const read = adapterForEndpoint(endpoint)!.readRequest(endpoint, JSON.parse(body), body);
+      const read = codecForEndpoint(endpoint)!.readRequest(endpoint, JSON.parse(body), body);
       assert.ok(read.slots.length > 0, endpoint);
       for (const slot of read.slots) {
         const whole = textAt(read.request, slot.location);
@@ -252,7 +252,7 @@ describe('request rewriting', () => {
   const up = (t: string): string => t.toUpperCase();
   it('a tool_use input whose masked text is no longer JSON refuses the request (fail closed), never goes up unmasked', () => {
     const body = JSON.stringify({ model: 'm', messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'f', input: { to: 'a@example.com' } }] }] });
-    const read = adapterForEndpoint('anthropic.messages')!.readRequest('anthropic.messages', JSON.parse(body), body);
+    const read = codecForEndpoint('anthropic.messages')!.readRequest('anthropic.messages', JSON.parse(body), body);
     const slot = read.slots.find((s) => s.location.kind === 'message' && s.location.field === 'tool_arguments')!;
     assert.equal(slot.text, '{"to":"a@example.com"}');
     assert.throws(() => slot.set('{"to":"[EMAIL]'), (e: unknown) => (e as { code?: string }).code === 'AIGOV_E_POLICY_FAILED');

@@ -10,7 +10,7 @@
  */
 import type { ContentPart, EndpointId, NormalizedMessage, ResponseEvent, Role } from '../core/events.ts';
 import { SseParser } from '../core/sse.ts';
-import { adapterForEndpoint, readRecordedAnswer, readRecordedRequest } from '../providers/registry.ts';
+import { codecForEndpoint, readRecordedAnswer, readRecordedRequest } from '../providers/registry.ts';
 import type { CallView, SessionDetail } from '../protocol/sessions.ts';
 
 export interface PromptMessage {
@@ -164,7 +164,7 @@ class AnswerBuilder {
 
 function streamedAnswer(call: CallView): ReplayAnswer {
   const out = new AnswerBuilder();
-  const reader = adapterForEndpoint(call.endpoint as EndpointId)?.streamReader(call.endpoint as EndpointId, null) ?? null;
+  const reader = codecForEndpoint(call.endpoint as EndpointId)?.streamReader(call.endpoint as EndpointId, null) ?? null;
   let eventCount = 0;
   for (const recorded of call.events) {
     eventCount++;

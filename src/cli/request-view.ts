@@ -12,7 +12,7 @@ import type { EndpointId, NormalizedMessage, NormalizedRequest } from '../core/e
 import { parseJson } from '../core/json.ts';
 import type { ChunkGraph } from '../core/recording/request-chunks.ts';
 import type { CallView } from '../protocol/sessions.ts';
-import { adapterForEndpoint, readRecordedBody, readRecordedRequest } from '../providers/registry.ts';
+import { codecForEndpoint, readRecordedBody, readRecordedRequest } from '../providers/registry.ts';
 
 export interface ToolResultView {
   /** The tool call it answers (tool_use_id / tool_call_id / call_id). */
@@ -44,7 +44,7 @@ function elementReader(graph: ChunkGraph, endpoint: string): (id: number) => Nor
   let cache = byEndpoint.get(endpoint);
   if (cache === undefined) byEndpoint.set(endpoint, (cache = new Map<number, NormalizedMessage | null>()));
   const read = cache;
-  const adapter = adapterForEndpoint(endpoint as EndpointId);
+  const adapter = codecForEndpoint(endpoint as EndpointId);
   return (id) => {
     const known = read.get(id);
     if (known !== undefined) return known;

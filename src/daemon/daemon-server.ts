@@ -9,9 +9,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AccessToken, TokenSource } from '../auth/token-source.ts';
 import { AigovError, isAigovError } from '../core/errors.ts';
-import { toProviderError, type ProviderAdapter } from '../providers/adapter.ts';
-import { openaiAdapter } from '../providers/openai.ts';
-import { ADAPTERS } from '../providers/registry.ts';
+import { toProviderError, type ProviderCodec } from '../providers/codec.ts';
+import { openaiCodec } from '../providers/openai.ts';
+import { CODECS } from '../providers/registry.ts';
 import type { Discovery } from '../protocol/discovery.ts';
 import { ambiguousPath, isWebSocketUpgrade } from '../protocol/request-path.ts';
 import { silentLogger, type DaemonLogger } from './daemon-log.ts';
@@ -83,7 +83,7 @@ const DROPPED_REQUEST_HEADERS = new Set([
 
 interface ProviderRoute {
   readonly path: string;
-  readonly adapter: ProviderAdapter;
+  readonly adapter: ProviderCodec;
 }
 
 export async function startDaemonServer(options: DaemonServerOptions): Promise<DaemonServer> {
@@ -142,7 +142,7 @@ export async function startDaemonServer(options: DaemonServerOptions): Promise<D
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const pathname = (req.url ?? '/').split('?')[0] ?? '/';
     const route = routes.find((r) => pathname === r.path || pathname.startsWith(`${r.path}/`));
-    const adapter = route?.adapter ?? openaiAdapter;
+    const adapter = route?.adapter ?? openaiCodec;
     const run = verifyRunKey(runs, req.headers);
     if (run === null) {
       logger.warn(`refused ${req.method ?? '?'} ${pathname}: no valid run key`);
@@ -191,7 +191,7 @@ export async function startDaemonServer(options: DaemonServerOptions): Promise<D
   const server = http.createServer({ noDelay: true }, (req, res) => {
     handle(req, res).catch((error: unknown) => {
       logger.error(`internal error: ${error instanceof Error ? error.name : 'unknown'}`);
-      if (!res.headersSent) sendError(res, openaiAdapter, new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', { reason: 'it hit an internal error' }));
+      if (!res.headersSent) sendError(res, openaiCodec, new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', { reason: 'it hit an internal error' }));
       else res.destroy();
     });
   });
@@ -249,7 +249,7 @@ export async function startDaemonServer(options: DaemonServerOptions): Promise<D
 
 function providerRoutes(providers: Discovery['providers']): ProviderRoute[] {
   return providers
-    .map((p) => ({ path: p.path.replace(/\/+$/, ''), adapter: ADAPTERS[p.kind] }))
+    .map((p) => ({ path: p.path.replace(/\/+$/, ''), adapter: CODECS[p.kind] }))
     .filter((r) => r.path.startsWith('/') && r.path.length > 1)
     .sort((a, b) => b.path.length - a.path.length);
 }
@@ -277,7 +277,7 @@ function verifyRunKey(runs: RunRegistry, headers: http.IncomingHttpHeaders): Run
   return runs.verify(bearer) ?? runs.verify(apiKey);
 }
 
-function sendError(res: http.ServerResponse, adapter: ProviderAdapter, error: AigovError, extraHeaders: Record<string, string> = {}): void {
+function sendError(res: http.ServerResponse, adapter: ProviderCodec, error: AigovError, extraHeaders: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;

@@ -17,7 +17,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
-import type { ProviderAdapter } from '../providers/adapter.ts';
+import type { ProviderCodec } from '../providers/codec.ts';
 import type { RunInfo } from './run-keys.ts';
 
 /** The most of a gateway 401 body read to decide whether to retry. */
@@ -62,7 +62,7 @@ export interface CallBody {
 /** One proxied request: the daemon's response, the request to send on, and the dispatch handler for its answer. */
 export class GatewayCall implements Dispatcher.DispatchHandler {
   readonly run: RunInfo;
-  readonly adapter: ProviderAdapter;
+  readonly adapter: ProviderCodec;
   readonly res: http.ServerResponse;
   readonly complete: boolean;
   /** Headers for the gateway; `authorization` is set on each send. */
@@ -81,7 +81,7 @@ export class GatewayCall implements Dispatcher.DispatchHandler {
   #held: { status: number; message: string | undefined; headers: IncomingHttpHeaders; chunks: Buffer[]; length: number } | null = null;
   #resumeOnDrain: (() => void) | null = null;
 
-  constructor(init: { owner: CallOwner; run: RunInfo; adapter: ProviderAdapter; res: http.ServerResponse; method: string; path: string; headers: Record<string, string | string[]>; body: CallBody }) {
+  constructor(init: { owner: CallOwner; run: RunInfo; adapter: ProviderCodec; res: http.ServerResponse; method: string; path: string; headers: Record<string, string | string[]>; body: CallBody }) {
     this.#owner = init.owner;
     this.run = init.run;
     this.adapter = init.adapter;

@@ -1,7 +1,7 @@
 /**
  * The aigov API's own answers (approvals, sessions): JSON bodies, `{"error": {code, message, hint}}`
  * errors with the registry's status, and the authentication every endpoint starts with. The
- * governed provider API answers in the providers' shapes instead (providers/adapter.ts).
+ * governed provider API answers in the providers' shapes instead (providers/codec.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TokenVerifier, VerifyResult } from '../auth/verify-token.ts';

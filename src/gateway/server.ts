@@ -17,11 +17,11 @@ import { defaultHooks, type PipelineHooks } from './hooks.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { errorSummary, handleGovernedCall, refuseUnrouted, type PipelineDeps } from './pipeline.ts';
 import { SessionCallLimit } from './session-call-limit.ts';
-import { toProviderError, type ProviderAdapter } from '../providers/adapter.ts';
+import { toProviderError, type ProviderCodec } from '../providers/codec.ts';
 import type { ApprovalService } from './approvals/approval-service.ts';
 import type { ApprovalsApi } from './approvals/approvals-api.ts';
-import { openaiAdapter } from '../providers/openai.ts';
-import { ADAPTERS } from '../providers/registry.ts';
+import { openaiCodec } from '../providers/openai.ts';
+import { CODECS } from '../providers/registry.ts';
 import { UpstreamSlots } from './upstream.ts';
 
 /** A query string forwarded as it is: printable ASCII, no fragment. */
@@ -92,7 +92,7 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
       audience: config.identity.audience,
       required_scope: config.identity.required_scope,
       providers: config.providers.map((p) => {
-        const path = ADAPTERS[p.kind].clientBasePath(p.name);
+        const path = CODECS[p.kind].clientBasePath(p.name);
         return { name: p.name, kind: p.kind, base_url: base + path, path, models: [...p.models], dev_model: p.devModel };
       }),
       dev: services.dev === true,
@@ -132,7 +132,7 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
       if (hint) return sendJson(res, 200, hint);
       return refuseOutside(req, res, path, new AigovError('AIGOV_E_UNKNOWN_ENDPOINT', { method: req.method ?? 'GET', path: path.slice(0, 200) }));
     }
-    const adapter = ADAPTERS[provider.kind];
+    const adapter = CODECS[provider.kind];
     const method = req.method ?? 'GET';
     const unrouted = (error: AigovError): void => track(refuseUnrouted(req, res, { provider, adapter, path }, error, deps));
     if (isWebSocketUpgrade(req.headers)) {
@@ -232,7 +232,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   res.end(text);
 }
 
-function sendProviderError(res: ServerResponse, adapter: ProviderAdapter, error: AigovError): void {
+function sendProviderError(res: ServerResponse, adapter: ProviderCodec, error: AigovError): void {
   const body = adapter.renderError(toProviderError(error));
   res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
   res.end(body);
@@ -240,5 +240,5 @@ function sendProviderError(res: ServerResponse, adapter: ProviderAdapter, error:
 
 /** Outside any provider mount there is no provider shape to follow: use OpenAI's, the most common. */
 function sendPlainError(res: ServerResponse, error: AigovError): void {
-  sendProviderError(res, openaiAdapter, error);
+  sendProviderError(res, openaiCodec, error);
 }

@@ -8,8 +8,8 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AigovError } from '../core/errors.ts';
-import { toProviderError } from '../providers/adapter.ts';
-import { openaiAdapter } from '../providers/openai.ts';
+import { toProviderError } from '../providers/codec.ts';
+import { openaiCodec } from '../providers/openai.ts';
 
 type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -19,7 +19,7 @@ function answerStarting(req: IncomingMessage, res: ServerResponse): void {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
-  const body = path === '/readyz' || path === '/healthz' ? JSON.stringify({ status: 'starting' }) : openaiAdapter.renderError(toProviderError(new AigovError('AIGOV_E_STARTING')));
+  const body = path === '/readyz' || path === '/healthz' ? JSON.stringify({ status: 'starting' }) : openaiCodec.renderError(toProviderError(new AigovError('AIGOV_E_STARTING')));
   res.writeHead(503, {
     'content-type': 'application/json',
     'content-length': String(Buffer.byteLength(body)),

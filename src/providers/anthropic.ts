@@ -1,7 +1,7 @@
 /** Anthropic wire protocol: Messages (JSON and SSE), token counting, Models. */
 import { AigovError } from '../core/errors.ts';
 import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent, Role } from '../core/events.ts';
-import { fixedRoute, modelRoute, pickForwardedHeaders, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
+import { fixedRoute, modelRoute, pickForwardedHeaders, type ProviderCodec, type ProviderError, type RouteResult } from './codec.ts';
 import { arr, isObject, parseJson, str } from '../core/json.ts';
 import { at, SlotSink, type ReadRequest } from './request-slots.ts';
 import { createStreamReader } from './channels.ts';
@@ -20,7 +20,7 @@ function governedRole(role: unknown): 'user' | 'assistant' | 'system' | null {
   return role === 'assistant' || role === 'system' ? role : 'user';
 }
 
-export const anthropicAdapter: ProviderAdapter = {
+export const anthropicCodec: ProviderCodec = {
   kind: 'anthropic',
 
   clientBasePath: (mount) => `/${mount}`,
@@ -96,7 +96,7 @@ export const anthropicAdapter: ProviderAdapter = {
   },
 
   renderStreamError(_endpoint, error): string {
-    return `event: error\ndata: ${anthropicAdapter.renderError(error)}\n\n`;
+    return `event: error\ndata: ${anthropicCodec.renderError(error)}\n\n`;
   },
 
   parseErrorBody(status, body): ProviderError | null {

@@ -4,7 +4,7 @@
  */
 import { AigovError } from '../core/errors.ts';
 import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent, Role, ToolDefinition } from '../core/events.ts';
-import { fixedRoute, modelRoute, pickForwardedHeaders, type ProviderAdapter, type ProviderError, type RouteResult } from './adapter.ts';
+import { fixedRoute, modelRoute, pickForwardedHeaders, type ProviderCodec, type ProviderError, type RouteResult } from './codec.ts';
 import { arr, isObject, num, parseJson, str, type Json, type JsonObject } from '../core/json.ts';
 import type { TextLocation } from '../core/policy/types.ts';
 import { at, SlotSink, type ReadRequest } from './request-slots.ts';
@@ -13,7 +13,7 @@ import { callInput, openaiStreamEvents, openaiStreamRewriter, pushChatUsage, pus
 
 const ROLES: ReadonlySet<string> = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 
-export const openaiAdapter: ProviderAdapter = {
+export const openaiCodec: ProviderCodec = {
   kind: 'openai',
 
   clientBasePath: (mount) => `/${mount}/v1`,

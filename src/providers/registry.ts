@@ -2,24 +2,24 @@
 import { AigovError } from '../core/errors.ts';
 import type { EndpointId, NormalizedRequest, ProviderKind, ResponseEvent } from '../core/events.ts';
 import { isObject, parseJson } from '../core/json.ts';
-import { rewriteAnswerBody, type ProviderAdapter } from './adapter.ts';
+import { rewriteAnswerBody, type ProviderCodec } from './codec.ts';
 import type { TextRewriter } from './channels.ts';
-import { anthropicAdapter } from './anthropic.ts';
-import { openaiAdapter } from './openai.ts';
+import { anthropicCodec } from './anthropic.ts';
+import { openaiCodec } from './openai.ts';
 
-export const ADAPTERS: Readonly<Record<ProviderKind, ProviderAdapter>> = { openai: openaiAdapter, anthropic: anthropicAdapter };
+export const CODECS: Readonly<Record<ProviderKind, ProviderCodec>> = { openai: openaiCodec, anthropic: anthropicCodec };
 
 /** The codec an endpoint belongs to (null: `unrouted`). */
-export function adapterForEndpoint(endpoint: EndpointId): ProviderAdapter | null {
-  if (endpoint.startsWith('openai.')) return openaiAdapter;
-  if (endpoint.startsWith('anthropic.')) return anthropicAdapter;
+export function codecForEndpoint(endpoint: EndpointId): ProviderCodec | null {
+  if (endpoint.startsWith('openai.')) return openaiCodec;
+  if (endpoint.startsWith('anthropic.')) return anthropicCodec;
   return null;
 }
 
 /** rewriteAnswerBody for an endpoint's codec; the body unchanged for `unrouted`. */
 export function rewriteAnswer(endpoint: EndpointId, body: string, rewriter: TextRewriter): string {
-  const adapter = adapterForEndpoint(endpoint);
-  return adapter ? rewriteAnswerBody(adapter, endpoint, body, rewriter) : body;
+  const codec = codecForEndpoint(endpoint);
+  return codec ? rewriteAnswerBody(codec, endpoint, body, rewriter) : body;
 }
 
 /** The endpoints whose requests carry a conversation (or embeddings inputs) a view can show. */
@@ -37,10 +37,10 @@ export function readRecordedRequest(endpoint: string, body: string): NormalizedR
 /** readRecordedRequest of a body already parsed. */
 export function readRecordedBody(endpoint: string, json: unknown): NormalizedRequest | null {
   if (!CONVERSATION_ENDPOINTS.has(endpoint)) return null;
-  const adapter = adapterForEndpoint(endpoint as EndpointId);
-  if (adapter === null || !isObject(json)) return null;
+  const codec = codecForEndpoint(endpoint as EndpointId);
+  if (codec === null || !isObject(json)) return null;
   try {
-    return adapter.parseRequest(endpoint as EndpointId, json);
+    return codec.parseRequest(endpoint as EndpointId, json);
   } catch (error) {
     if (error instanceof AigovError) return null;
     throw error;
@@ -55,11 +55,10 @@ export function readRecordedBody(endpoint: string, json: unknown): NormalizedReq
 export function readRecordedAnswer(kind: ProviderKind, endpoint: string, status: number | null, body: string): ResponseEvent[] | null {
   const json = parseJson(body);
   if (!isObject(json)) return null;
-  const adapter = ADAPTERS[kind];
   if (isObject(json.error)) {
-    const error = adapter.parseErrorBody(status ?? 0, body);
+    const error = CODECS[kind].parseErrorBody(status ?? 0, body);
     if (error !== null) return [{ type: 'error', errorType: error.type, message: error.message, ...(error.code ? { code: error.code } : {}) }];
   }
-  const codec = adapterForEndpoint(endpoint as EndpointId);
+  const codec = codecForEndpoint(endpoint as EndpointId);
   return codec === null ? [] : codec.parseResponseBody(endpoint as EndpointId, json);
 }

@@ -1,11 +1,11 @@
 /** Stage 1: who sends this call (the aigov token, as a bearer token or Anthropic's `x-api-key`). */
 import type { IncomingMessage } from 'node:http';
 import type { Principal } from '../../core/events.ts';
-import type { ProviderAdapter } from '../../providers/adapter.ts';
+import type { ProviderCodec } from '../../providers/codec.ts';
 import { authError } from '../api-response.ts';
 import type { CallState } from './call-state.ts';
 
-export function authorizationOf(req: IncomingMessage, adapter: ProviderAdapter): string | undefined {
+export function authorizationOf(req: IncomingMessage, adapter: ProviderCodec): string | undefined {
   // Anthropic clients send their key as `x-api-key`; accept the aigov token there too.
   const apiKey = adapter.kind === 'anthropic' ? req.headers['x-api-key'] : undefined;
   return req.headers.authorization ?? (typeof apiKey === 'string' && apiKey !== '' ? `Bearer ${apiKey}` : undefined);

@@ -13,7 +13,7 @@ import { mergeUsage, type Principal, type ResponseEvent, type Usage } from '../.
 import { scrubSecrets } from '../../core/scrub-secrets.ts';
 import type { CallRequestRecord, CallStatus, ClientInfo, PolicyDecisionRecord, RecordingStore, SealedRawCopy } from '../../store/recording-store.ts';
 import type { RawCopySealer } from '../../store/raw-copy-sealer.ts';
-import { toProviderError, type ProviderAdapter, type RouteMatch } from '../../providers/adapter.ts';
+import { toProviderError, type ProviderCodec, type RouteMatch } from '../../providers/codec.ts';
 import type { ApprovalService } from '../approvals/approval-service.ts';
 import { waitForDrain } from '../backpressure.ts';
 import type { PipelineHooks } from '../hooks.ts';
@@ -47,7 +47,7 @@ export interface PipelineDeps {
 
 export interface GovernedTarget {
   readonly provider: ResolvedProvider;
-  readonly adapter: ProviderAdapter;
+  readonly adapter: ProviderCodec;
   readonly route: RouteMatch;
   readonly query: string;
 }

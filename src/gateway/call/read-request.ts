@@ -11,7 +11,7 @@ import type { NormalizedRequest } from '../../core/events.ts';
 import { isObject } from '../../core/json.ts';
 import { jsonDepthExceeds, MAX_JSON_DEPTH } from '../../core/json-depth.ts';
 import { SessionOwnerConflictError } from '../../store/recording-store.ts';
-import type { ProviderAdapter, RouteMatch } from '../../providers/adapter.ts';
+import type { ProviderCodec, RouteMatch } from '../../providers/codec.ts';
 import type { ReadRequest } from '../../providers/request-slots.ts';
 import { readRequestBody } from '../request-body.ts';
 import { authorizationOf } from './authenticate.ts';
@@ -121,7 +121,7 @@ async function refuse(call: CallState, error: AigovError, headers: Record<string
  * method, a WebSocket handshake): answered with `error`, logged with its user and, when its
  * token is good, recorded as a call. A bad or missing token changes nothing in the answer.
  */
-export async function refuseUnrouted(req: IncomingMessage, res: ServerResponse, target: { provider: ResolvedProvider; adapter: ProviderAdapter; path: string }, error: AigovError, deps: PipelineDeps): Promise<void> {
+export async function refuseUnrouted(req: IncomingMessage, res: ServerResponse, target: { provider: ResolvedProvider; adapter: ProviderCodec; path: string }, error: AigovError, deps: PipelineDeps): Promise<void> {
   req.resume();
   const route: RouteMatch = { ok: true, endpoint: 'unrouted', upstreamPath: target.path.slice(0, 200), hasBody: false };
   const call = new CallState(req, res, { provider: target.provider, adapter: target.adapter, route, query: '' }, deps);

@@ -5,7 +5,7 @@
 import { AigovError } from '../../core/errors.ts';
 import { isObject, parseJson } from '../../core/json.ts';
 import { jsonDepthExceeds, MAX_JSON_DEPTH } from '../../core/json-depth.ts';
-import { pickResponseHeaders } from '../../providers/adapter.ts';
+import { pickResponseHeaders } from '../../providers/codec.ts';
 import { replaceToolCallsInAnswer } from '../../providers/tool-call-replace.ts';
 import { settleToolCalls } from '../tool-call-settle.ts';
 import { classifyUpstreamError } from '../upstream.ts';

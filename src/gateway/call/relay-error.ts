@@ -1,6 +1,6 @@
 /** Stage 6, an upstream error: relayed in the provider's shape, its message scrubbed of the gateway's secrets. */
 import { scrubSecrets } from '../../core/scrub-secrets.ts';
-import { pickResponseHeaders, type ProviderError } from '../../providers/adapter.ts';
+import { pickResponseHeaders, type ProviderError } from '../../providers/codec.ts';
 import type { CallState } from './call-state.ts';
 import { readLimited, type UpstreamAnswer } from './upstream-answer.ts';
 

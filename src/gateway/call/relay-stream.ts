@@ -6,7 +6,7 @@
 import { AigovError } from '../../core/errors.ts';
 import { SseParser, type SseEvent } from '../../core/sse.ts';
 import type { StreamEventRecord } from '../../store/recording-store.ts';
-import { pickResponseHeaders } from '../../providers/adapter.ts';
+import { pickResponseHeaders } from '../../providers/codec.ts';
 import type { StreamItem } from '../../providers/channels.ts';
 import { createToolCallReplacer, type TimedEvent } from '../../providers/tool-call-replace.ts';
 import { settleToolCalls } from '../tool-call-settle.ts';

@@ -15,7 +15,7 @@ export interface RouteMatch {
   readonly ok: true;
   readonly endpoint: EndpointId;
   /**
-   * Path to append to the provider's upstream base URL, built by the adapter from its own
+   * Path to append to the provider's upstream base URL, built by the codec from its own
    * constants and percent-encoded path parameters — never the client's path text.
    */
   readonly upstreamPath: string;
@@ -49,7 +49,7 @@ export function readPathParam(raw: string): { ok: true; value: string } | { ok: 
   return { ok: true, value };
 }
 
-/** The route of a fixed endpoint: the upstream path is the adapter's constant, never the client's text. */
+/** The route of a fixed endpoint: the upstream path is the codec's constant, never the client's text. */
 export function fixedRoute(method: string, expected: 'GET' | 'POST', endpoint: EndpointId, upstreamPath: string): RouteResult {
   return method === expected ? { ok: true, endpoint, upstreamPath, hasBody: expected === 'POST' } : { ok: false, reason: 'method_not_allowed' };
 }
@@ -75,7 +75,7 @@ export interface ProviderError {
   readonly code: string | null;
 }
 
-export interface ProviderAdapter {
+export interface ProviderCodec {
   readonly kind: ProviderKind;
   /** The path a client appends to the gateway URL, e.g. `/openai/v1` → what becomes OPENAI_BASE_URL. */
   clientBasePath(mount: string): string;
@@ -117,13 +117,13 @@ export interface ProviderAdapter {
  * Rewrites the answer texts of a non-streamed JSON body (one parse, one serialization when a text
  * changed); the body unchanged when it is not a JSON object or nothing changed.
  */
-export function rewriteAnswerBody(adapter: ProviderAdapter, endpoint: EndpointId, body: string, rewriter: TextRewriter): string {
+export function rewriteAnswerBody(codec: ProviderCodec, endpoint: EndpointId, body: string, rewriter: TextRewriter): string {
   const json = parseJson(body);
   if (!isObject(json)) return body;
-  return adapter.rewriteAnswer(endpoint, json, rewriter) ? JSON.stringify(json) : body;
+  return codec.rewriteAnswer(endpoint, json, rewriter) ? JSON.stringify(json) : body;
 }
 
-/** An aigov error in the shape adapters render: the message carries the hint, the type and code the registry's. */
+/** An aigov error in the shape codecs render: the message carries the hint, the type and code the registry's. */
 export function toProviderError(error: AigovError): ProviderError {
   return { status: error.status, type: error.spec.type, message: `${error.message} ${error.hint}`, code: error.code };
 }
