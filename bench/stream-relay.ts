@@ -105,7 +105,9 @@ type Relay = (endpoint: Endpoint, events: readonly Sse[]) => string;
 
 async function load(root: string): Promise<Relay> {
   const im = (rel: string): Promise<Record<string, unknown>> => import(pathToFileURL(path.join(root, rel)).href) as Promise<Record<string, unknown>>;
-  const { CODECS } = (await im('src/providers/registry.ts')) as { CODECS: Record<string, Record<string, (...a: unknown[]) => unknown>> };
+  // Older checkouts (--before) name the registry ADAPTERS.
+  const registry = (await im('src/providers/registry.ts')) as { CODECS?: Record<string, Record<string, (...a: unknown[]) => unknown>>; ADAPTERS?: Record<string, Record<string, (...a: unknown[]) => unknown>> };
+  const CODECS = registry.CODECS ?? registry.ADAPTERS!;
   const { createPolicyHooks } = (await im('src/gateway/policy-hooks.ts')) as { createPolicyHooks: (source: { current(): unknown }) => { evaluateRequest(ctx: unknown): { rewriteResponse: { forRecord?: (s: string) => string } | null } } };
   const { parsePolicyText } = (await im('src/config/load-policy.ts')) as { parsePolicyText: (yaml: string, name: string) => { compiled: unknown } };
   const policy = parsePolicyText(POLICY, 'bench-policy.yaml').compiled;
