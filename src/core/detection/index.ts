@@ -320,3 +320,6 @@ function resolveOverlaps({ found, rank }: Collected): Detection[] {
   }
   return out;
 }
+
+/** Entity types of the built-in secret detectors (shape-based: keys, tokens, credentials). */
+export const SECRET_TYPES: ReadonlySet<EntityType> = new Set(SECRET_DETECTORS.map((d) => d.type));

@@ -20,12 +20,12 @@
  *  - A custom pattern past its matching budget throws PolicyBudgetError out of evaluatePolicy
  *    (whatever on_error says): the caller refuses the request naming the rule.
  */
-import { detectEntities, normalizeForMatching } from '../detection/index.ts';
+import { detectEntities, maxContextLength, maxEntityLength, normalizeForMatching, SECRET_TYPES } from '../detection/index.ts';
 import type { Detection, Detector, EntityType } from '../detection/types.ts';
-import type { Role } from '../events.ts';
 import type { MaskOperator } from '../masking/operators.ts';
 import { PolicyAnalyzerError, PolicyBudgetError, type CompiledPolicy, type CompiledRule } from './compile-policy.ts';
 import { matchingEntries } from './judge-tool-call.ts';
+import { buildScanViews, mapToItems, type ScanViews, type TextItem } from './scan-views.ts';
 import { findWorkTree } from './tool-calls.ts';
 import type {
   EntityCount,
@@ -41,12 +41,6 @@ import type {
   ToolGateEntry,
 } from './types.ts';
 
-interface TextItem {
-  readonly location: TextLocation;
-  /** null for tool definitions: looked at only by rules without a `roles` filter. */
-  readonly role: Role | null;
-  readonly text: string;
-}
 
 interface ToolCallItem {
   readonly name: string;
@@ -56,6 +50,8 @@ interface ToolCallItem {
 interface ContentHits {
   readonly total: number;
   readonly byLocation: readonly { readonly item: TextItem; readonly detections: readonly Detection[] }[];
+  /** Entity types found (one per detection, a view's detection once though it maps to several items). */
+  readonly types: readonly EntityType[];
 }
 
 export function evaluatePolicy(policy: CompiledPolicy, input: PolicyInput): PolicyEvaluation {
@@ -70,6 +66,9 @@ export function evaluatePolicy(policy: CompiledPolicy, input: PolicyInput): Poli
   const responseRules: CompiledRule[] = [];
   const gate: ToolGateEntry[] = [];
   const findings: RuleFinding[] = [];
+  // Terminal content rules also scan views of the text as the model reads it (scan-views.ts).
+  let views: ScanViews | null = null;
+  const viewsFor = (): ScanViews => (views ??= buildScanViews(items, joinWindow(policy, input)));
 
   for (const rule of policy.rules) {
     if (!rule.inScope(input)) continue;
@@ -77,7 +76,7 @@ export function evaluatePolicy(policy: CompiledPolicy, input: PolicyInput): Poli
     let toolMatched = false;
     try {
       // mask_response's detectors are for the answer, not the request.
-      if (rule.contentDetectors.length > 0 && rule.action !== 'mask_response') hits = findContent(rule, items);
+      if (rule.contentDetectors.length > 0 && rule.action !== 'mask_response') hits = findContent(rule, items, blocksOnContent(rule) ? viewsFor() : null);
       if (rule.tools) toolMatched = matchTools(rule, toolDefinitions, toolCalls);
     } catch (error) {
       // Past a matching budget the request is refused whatever the rule's on_error says.
@@ -173,17 +172,52 @@ function normalizeName(name: string): string {
   return normalizeForMatching(name).text.toLowerCase();
 }
 
-function findContent(rule: CompiledRule, items: readonly TextItem[]): ContentHits {
+/** block and require_approval hold against splits and encodings; masking needs exact positions, allow must not widen. */
+function blocksOnContent(rule: CompiledRule): boolean {
+  return rule.action === 'block' || rule.action === 'require_approval';
+}
+
+/** The joined views' window: the longest entity plus context any terminal content rule in scope can find. */
+function joinWindow(policy: CompiledPolicy, input: PolicyInput): number {
+  let w = 0;
+  for (const rule of policy.rules) {
+    if (!blocksOnContent(rule) || rule.contentDetectors.length === 0 || !rule.inScope(input)) continue;
+    const context = maxContextLength(rule.contentDetectors);
+    w = Math.max(w, maxEntityLength(rule.contentDetectors) + context.before + context.after);
+  }
+  return w;
+}
+
+function findContent(rule: CompiledRule, items: readonly TextItem[], views: ScanViews | null): ContentHits {
   let total = 0;
   const byLocation: { item: TextItem; detections: Detection[] }[] = [];
+  const types: EntityType[] = [];
+  const roleOk = (item: TextItem): boolean => rule.roles === null || (item.role !== null && rule.roles.has(item.role));
   for (const item of items) {
-    if (rule.roles !== null && (item.role === null || !rule.roles.has(item.role))) continue;
+    if (!roleOk(item)) continue;
     const detections = detectEntities(item.text, rule.contentDetectors);
     if (detections.length === 0) continue;
     total += detections.length;
     byLocation.push({ item, detections });
+    for (const d of detections) types.push(d.type);
   }
-  return { total, byLocation };
+  if (views === null) return { total, byLocation, types };
+  // Text the budget left undecoded could hide anything: the rule's analyzer fails (on_error decides).
+  if (views.incomplete) throw new PolicyAnalyzerError('decoded-views', { cause: new Error('the request holds more encoded text than the policy scan decodes') });
+  const secrets = rule.contentDetectors.filter((d) => SECRET_TYPES.has(d.type));
+  for (const view of views.views) {
+    const detectors = view.secretsOnly ? secrets : rule.contentDetectors;
+    if (detectors.length === 0) continue;
+    for (const d of detectEntities(view.text, detectors)) {
+      const pieces = mapToItems(view, d.start, d.end);
+      if (pieces.length === 0 || !pieces.some((p) => roleOk(p.item))) continue;
+      if (view.mustSpanItems && pieces.length < 2) continue;
+      total++;
+      types.push(d.type);
+      for (const p of pieces) byLocation.push({ item: p.item, detections: [{ ...d, start: p.start, end: p.end }] });
+    }
+  }
+  return { total, byLocation, types };
 }
 
 /**
@@ -224,7 +258,7 @@ function analyzerId(error: unknown): string | null {
 function countEntities(hits: ContentHits | null): EntityCount[] {
   if (!hits) return [];
   const counts = new Map<EntityType, number>();
-  for (const { detections } of hits.byLocation) for (const d of detections) counts.set(d.type, (counts.get(d.type) ?? 0) + 1);
+  for (const type of hits.types) counts.set(type, (counts.get(type) ?? 0) + 1);
   return [...counts].map(([type, count]) => ({ type, count }));
 }
 

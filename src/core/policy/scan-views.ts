@@ -1,0 +1,239 @@
+/**
+ * Extra views of a request's text for terminal content rules (block, require_approval): the text
+ * as the model reads it, not only as each string was sent. Masking does not use them (it needs
+ * exact positions in one string); a finding in a view maps back to the original strings it came
+ * from (a decoded region maps to the whole encoded region).
+ *
+ *  - joined: consecutive text items (a message's text parts and tool results, then the next
+ *    message's) joined with nothing, a space and a newline, cut to windows around each boundary
+ *    as wide as the longest entity a rule can find; only detections spanning two items count
+ *    (the others are found in the items themselves).
+ *  - decoded: JSON escapes, base64/hex and percent-encoding decoded in place, with 32 characters
+ *    of context on each side (a keyword rule's context survives); up to two decoding steps
+ *    (a JSON-escaped base64 string), at most one of them base64/hex/percent. The context kept
+ *    each side of a decoded region is the same window (so a token partly encoded is whole).
+ *  (Not yet: a token spaced out or broken over lines — findSpacedTokens exists, but joining a
+ *  run glues neighbouring words onto the secret and the detectors' boundaries then reject it.)
+ *
+ * The decoded and spaced text of one request is bounded (VIEW_BUDGET): past it the views are
+ * incomplete and the caller fails closed for the rules that would have used them.
+ */
+import { findBase64AndHex, findJsonEscapes, findPercentEncoding, type DecodeBudget, type DecodedRegion } from '../detection/decode-encodings.ts';
+import type { Role } from '../events.ts';
+import type { TextLocation } from './types.ts';
+
+export interface TextItem {
+  readonly location: TextLocation;
+  /** null for tool definitions: looked at only by rules without a `roles` filter. */
+  readonly role: Role | null;
+  readonly text: string;
+}
+
+/** A range of a view and where it came from: `exact` maps position by position, else the whole original range. */
+interface Segment {
+  readonly vs: number;
+  readonly ve: number;
+  readonly item: TextItem;
+  readonly os: number;
+  readonly oe: number;
+  readonly exact: boolean;
+}
+
+export interface ScanView {
+  readonly text: string;
+  readonly segments: readonly Segment[];
+  /** Scanned by secret detectors only. */
+  readonly secretsOnly: boolean;
+  /** A detection counts only if it spans two items. */
+  readonly mustSpanItems: boolean;
+}
+
+export interface ViewPiece {
+  readonly item: TextItem;
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface ScanViews {
+  readonly views: readonly ScanView[];
+  /** The budget ran out: some text was not decoded. */
+  readonly incomplete: boolean;
+}
+
+/** Separates non-adjacent pieces of a view: no entity spans it. */
+const GAP = '\n\u0000\n';
+/** Widest window each side of a joined boundary. */
+export const MAX_JOIN_WINDOW = 4096;
+/** Decoded/spaced characters per request beyond twice the text itself. */
+const VIEW_BUDGET_BASE = 64 * 1024;
+/** Items joined across message boundaries: text the model reads as prose. */
+const JOINABLE = new Set(['text', 'tool_result']);
+
+/**
+ * Builds the views of `items`. `window` is the widest entity (plus context) a terminal rule can
+ * find: the joined windows are that wide on each side of a boundary.
+ */
+export function buildScanViews(items: readonly TextItem[], window: number): ScanViews {
+  let total = 0;
+  for (const item of items) total += item.text.length;
+  const budget: DecodeBudget = { chars: 2 * total + VIEW_BUDGET_BASE, exhausted: false };
+  const views: ScanView[] = [];
+  const context = Math.min(Math.max(window, 32), MAX_JOIN_WINDOW);
+  views.push(...joinedViews(items, context));
+  const derive = (parent: ScanView, regions: readonly DecodedRegion[]): ScanView | null => deriveView(parent, regions, context);
+  for (const item of items) {
+    const base = identityView(item);
+    // Level 1: JSON escapes, encodings; level 2: an encoding under JSON escapes, or JSON escapes under an encoding.
+    const json = derive(base, findJsonEscapes(item.text, budget));
+    const encoded = [derive(base, findBase64AndHex(item.text, budget)), derive(base, findPercentEncoding(item.text, budget))];
+    const level2: (ScanView | null)[] = [];
+    if (json) level2.push(derive(json, findBase64AndHex(json.text, budget)), derive(json, findPercentEncoding(json.text, budget)));
+    for (const e of encoded) if (e) level2.push(derive(e, findJsonEscapes(e.text, budget)));
+    const decoded = [json, ...encoded, ...level2].filter((v): v is ScanView => v !== null);
+    views.push(...decoded);
+  }
+  return { views, incomplete: budget.exhausted };
+}
+
+/** Where a detection [start, end) of a view came from, per original item (empty: a gap only). */
+export function mapToItems(view: ScanView, start: number, end: number): ViewPiece[] {
+  const pieces: ViewPiece[] = [];
+  for (const s of view.segments) {
+    if (s.ve <= start) continue;
+    if (s.vs >= end) break;
+    const piece: ViewPiece = s.exact
+      ? { item: s.item, start: s.os + Math.max(start, s.vs) - s.vs, end: s.os + Math.min(end, s.ve) - s.vs }
+      : { item: s.item, start: s.os, end: s.oe };
+    const last = pieces[pieces.length - 1];
+    if (last && last.item === piece.item && piece.start <= last.end) pieces[pieces.length - 1] = { item: last.item, start: Math.min(last.start, piece.start), end: Math.max(last.end, piece.end) };
+    else pieces.push(piece);
+  }
+  return pieces;
+}
+
+function identityView(item: TextItem): ScanView {
+  return { text: item.text, segments: [{ vs: 0, ve: item.text.length, item, os: 0, oe: item.text.length, exact: true }], secretsOnly: false, mustSpanItems: false };
+}
+
+class ViewBuilder {
+  readonly #parts: string[] = [];
+  readonly #segments: Segment[] = [];
+  #length = 0;
+
+  get length(): number {
+    return this.#length;
+  }
+
+  gap(): void {
+    this.#parts.push(GAP);
+    this.#length += GAP.length;
+  }
+
+  /** parent[from, to) as it is, mapped as the parent maps it. */
+  copy(parent: ScanView, from: number, to: number): void {
+    if (to <= from) return;
+    for (const s of parent.segments) {
+      if (s.ve <= from) continue;
+      if (s.vs >= to) break;
+      const a = Math.max(from, s.vs);
+      const b = Math.min(to, s.ve);
+      const vs = this.#length + a - from;
+      this.#segments.push(s.exact ? { vs, ve: vs + b - a, item: s.item, os: s.os + a - s.vs, oe: s.os + b - s.vs, exact: true } : { ...s, vs, ve: vs + b - a });
+    }
+    this.#parts.push(parent.text.slice(from, to));
+    this.#length += to - from;
+  }
+
+  /** `text` in place of parent[from, to): every character of it maps to all of that range. */
+  replace(parent: ScanView, from: number, to: number, text: string): void {
+    if (text.length === 0) return;
+    const vs = this.#length;
+    for (const piece of mapToItems(parent, from, to)) this.#segments.push({ vs, ve: vs + text.length, item: piece.item, os: piece.start, oe: piece.end, exact: false });
+    this.#parts.push(text);
+    this.#length += text.length;
+  }
+
+  /** Appends raw text that maps to item[os, os + text.length) exactly. */
+  item(item: TextItem, os: number, oe: number): void {
+    if (oe <= os) return;
+    this.#segments.push({ vs: this.#length, ve: this.#length + oe - os, item, os, oe, exact: true });
+    this.#parts.push(item.text.slice(os, oe));
+    this.#length += oe - os;
+  }
+
+  joiner(text: string): void {
+    this.#parts.push(text);
+    this.#length += text.length;
+  }
+
+  build(secretsOnly: boolean, mustSpanItems: boolean): ScanView {
+    // Segments sorted by view start (copy and replace append in order; overlaps only within one replace).
+    return { text: this.#parts.join(''), segments: this.#segments, secretsOnly, mustSpanItems };
+  }
+}
+
+/** The parent with `regions` replaced by their decoding, cut to `context` characters around each; null when none. */
+function deriveView(parent: ScanView, regions: readonly DecodedRegion[], context: number): ScanView | null {
+  if (regions.length === 0) return null;
+  const b = new ViewBuilder();
+  let cursor = 0;
+  for (let r = 0; r < regions.length; r++) {
+    const region = regions[r]!;
+    const from = Math.max(cursor, region.start - context);
+    if (from > cursor && b.length > 0) b.gap();
+    b.copy(parent, from, region.start);
+    b.replace(parent, region.start, region.end, region.decoded);
+    const next = r + 1 < regions.length ? regions[r + 1]!.start : parent.text.length;
+    const tail = Math.min(region.end + context, next);
+    b.copy(parent, region.end, tail);
+    cursor = tail;
+  }
+  return b.build(parent.secretsOnly, false);
+}
+
+/**
+ * Consecutive joinable items (message text and tool results, in order) joined with '', ' ' and
+ * '\n', cut to `window` characters each side of every boundary (windows that meet are merged).
+ */
+function joinedViews(items: readonly TextItem[], window: number): ScanView[] {
+  const chain = items.filter((i) => i.location.kind === 'message' && JOINABLE.has(i.location.field));
+  if (chain.length < 2) return [];
+  const views: ScanView[] = [];
+  for (const joiner of ['', ' ', '\n']) {
+    // Positions of the chain joined: item k starts at starts[k].
+    const starts: number[] = [];
+    let at = 0;
+    for (const item of chain) {
+      starts.push(at);
+      at += item.text.length + joiner.length;
+    }
+    // Windows [boundary - window, boundary + window), merged.
+    const windows: [number, number][] = [];
+    for (let k = 1; k < chain.length; k++) {
+      const boundary = starts[k]!;
+      const from = Math.max(0, boundary - joiner.length - window);
+      const to = boundary + window;
+      const last = windows[windows.length - 1];
+      if (last && from <= last[1]) last[1] = Math.max(last[1], to);
+      else windows.push([from, to]);
+    }
+    const b = new ViewBuilder();
+    let k = 0;
+    for (const [from, to] of windows) {
+      if (b.length > 0) b.gap();
+      while (k > 0 && starts[k]! > from) k--;
+      while (k + 1 < chain.length && starts[k + 1]! <= from) k++;
+      for (let j = k; j < chain.length && starts[j]! < to; j++) {
+        const item = chain[j]!;
+        const s = starts[j]!;
+        if (j > k || from < s) {
+          // the joiner before item j, if inside the window
+          if (j > 0 && s - joiner.length >= from) b.joiner(joiner);
+        }
+        b.item(item, Math.max(0, from - s), Math.min(item.text.length, to - s));
+      }
+    }
+    views.push(b.build(false, true));
+  }
+  return views;
+}
