@@ -40,15 +40,6 @@ const PERCENT_RUN = /(?:%[0-9a-fA-F]{2})+/g;
 // other single-character escapes in between so a run is decoded as one.
 const JSON_ESCAPE_RUN = /(?:\\u[0-9a-fA-F]{4}|\\[\\/"bfnrt])+/g;
 const JSON_SPELLING = /\\u[0-9a-fA-F]{4}|\\\//;
-// Token characters of secrets (JWT dots and base64 padding included), chunks separated by up to
-// four whitespace characters or escaped whitespace (`\n` as two characters, inside JSON).
-// Token class and separators are disjoint: linear.
-const SPACED_RUN = /[A-Za-z0-9_+/=.-]+(?:(?:[ \t\r\n]|\\[ntr]){1,4}[A-Za-z0-9_+/=.-]+)+/g;
-const SPACE_OR_ESCAPE = /[ \t\r\n]|\\[ntr]/g;
-const LETTER = /[A-Za-z]/;
-const DIGIT = /[0-9]/;
-/** Longest spaced-out run joined (a token, not a paragraph). */
-const MAX_SPACED = 1024;
 /** Prefix of a base64/hex run decoded first to judge it. */
 const PROBE_CHARS = 64;
 
@@ -120,24 +111,6 @@ export function findPercentEncoding(text: string, budget: DecodeBudget): Decoded
     if (decoded === null) continue;
     if (!spend(budget, decoded.length)) break;
     out.push({ start: m.index, end: m.index + run.length, decoded });
-  }
-  return out;
-}
-
-/**
- * Tokens spaced out or broken over lines, joined: runs of token characters separated by short
- * whitespace (or escaped whitespace), holding a letter and a digit, 16 to 1024 characters once
- * joined. For the shape-based secret detectors only: joined prose is not text anyone wrote.
- */
-export function findSpacedTokens(text: string, budget: DecodeBudget): DecodedRegion[] {
-  const out: DecodedRegion[] = [];
-  const re = SPACED_RUN;
-  re.lastIndex = 0;
-  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
-    const joined = m[0].replace(SPACE_OR_ESCAPE, '');
-    if (joined.length < 16 || joined.length > MAX_SPACED || !LETTER.test(joined) || !DIGIT.test(joined)) continue;
-    if (!spend(budget, joined.length)) break;
-    out.push({ start: m.index, end: m.index + m[0].length, decoded: joined });
   }
   return out;
 }

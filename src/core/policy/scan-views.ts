@@ -12,10 +12,10 @@
  *    of context on each side (a keyword rule's context survives); up to two decoding steps
  *    (a JSON-escaped base64 string), at most one of them base64/hex/percent. The context kept
  *    each side of a decoded region is the same window (so a token partly encoded is whole).
- *  (Not yet: a token spaced out or broken over lines — findSpacedTokens exists, but joining a
- *  run glues neighbouring words onto the secret and the detectors' boundaries then reject it.)
+ *  (Not yet: a token spaced out or broken over lines — joining a run glues neighbouring words
+ *  onto the secret, and the detectors' boundaries then reject it.)
  *
- * The decoded and spaced text of one request is bounded (VIEW_BUDGET): past it the views are
+ * The decoded text of one request is bounded (VIEW_BUDGET): past it the views are
  * incomplete and the caller fails closed for the rules that would have used them.
  */
 import { findBase64AndHex, findJsonEscapes, findPercentEncoding, type DecodeBudget, type DecodedRegion } from '../detection/decode-encodings.ts';
