@@ -303,3 +303,32 @@ describe('OpenAI Responses: refusal parts, reasoning summaries and reasoning tex
     check(await openai().responses.create(request), 'response');
   });
 });
+
+describe('an upstream stream event the gateway cannot read is not relayed: the stream ends with the provider error', () => {
+  const notJson = `data: {"choices":[{"index":0,"delta":{"content":"${EMAIL}"}}]\ndata: ${PHONE} <- not JSON\n\n`;
+  for (const chunking of CHUNKINGS) {
+    it(`OpenAI chat stream chunked ${label(chunking)}`, async () => {
+      const body = chatStream().body.replace('data: [DONE]\n\n', '');
+      const cut = body.indexOf('data: ', body.length / 2);
+      h.upstream.route('POST', '/v1/chat/completions', transcript('/v1/chat/completions', body.slice(0, cut) + notJson + body.slice(cut) + 'data: [DONE]\n\n', true), { chunking });
+      const request = { model: 'gpt-4o', messages: [{ role: 'user' as const, content: 'hi' }], stream: true as const };
+      const text = await raw('/openai/v1/chat/completions', request);
+      assertMasked(text, 'raw stream');
+      assert.match(text, /AIGOV_E_UPSTREAM_BAD_RESPONSE/);
+      assert.doesNotMatch(text, /\[DONE\]/);
+      await assert.rejects(async () => {
+        for await (const _chunk of await openai().chat.completions.create(request));
+      }, /AIGOV_E_UPSTREAM_BAD_RESPONSE|cannot govern/);
+    });
+    it(`Anthropic stream chunked ${label(chunking)}`, async () => {
+      const body = anthropicStream().body;
+      const cut = body.indexOf('event: content_block_start\ndata: {"type":"content_block_start","index":2');
+      h.upstream.route('POST', '/v1/messages', transcript('/v1/messages', `${body.slice(0, cut)}event: content_block_delta\ndata: <b>${EMAIL}</b>\n\n${body.slice(cut)}`, true), { chunking });
+      const text = await raw('/anthropic/v1/messages', { ...claudeTurn, stream: true });
+      assertMasked(text, 'raw stream');
+      assert.match(text, /event: error\ndata: .*AIGOV_E_UPSTREAM_BAD_RESPONSE/);
+      assert.doesNotMatch(text, /message_stop/);
+      await assert.rejects(anthropic().messages.stream(claudeTurn).finalMessage(), /AIGOV_E_UPSTREAM_BAD_RESPONSE|cannot govern/);
+    });
+  }
+});
