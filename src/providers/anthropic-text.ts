@@ -4,7 +4,7 @@
  */
 import type { EndpointId, ResponseEvent } from '../core/events.ts';
 import { arr, isObject, num, parseJson, str, type JsonObject } from '../core/json.ts';
-import { Channels, replaceField, StreamItem, type ItemRewriter, type TextKind, type TextRewriter } from './channels.ts';
+import { Channels, replaceField, StreamItem, type ItemRewriter, type TextRewriter } from './channels.ts';
 
 export function pushAnthropicUsage(events: ResponseEvent[], usage: unknown): void {
   if (!isObject(usage)) return;
@@ -54,6 +54,10 @@ export function rewriteAnthropicAnswer(endpoint: EndpointId, json: JsonObject, r
     if (block.type === 'text' && typeof block.text === 'string' && block.text !== '') {
       if (replaceField(block, 'text', rewriter.whole(block.text, 'text'))) changed = true;
     }
+    // Extended thinking is text the client shows (and records); `redacted_thinking` is opaque.
+    if (block.type === 'thinking' && typeof block.thinking === 'string' && block.thinking !== '') {
+      if (replaceField(block, 'thinking', rewriter.whole(block.thinking, 'text'))) changed = true;
+    }
     // tool_use input is an object: rewrite its JSON text and parse it back.
     if (block.type === 'tool_use' && block.input !== undefined) {
       const text = JSON.stringify(block.input);
@@ -73,16 +77,24 @@ export function anthropicStreamRewriter(endpoint: EndpointId, rewriter: TextRewr
   return endpoint === 'anthropic.messages' ? new MessagesStreamRewriter(rewriter) : null;
 }
 
-const flushed = (index: number, kind: TextKind, held: string): StreamItem =>
-  StreamItem.synthetic('content_block_delta', { type: 'content_block_delta', index, delta: kind === 'json' ? { type: 'input_json_delta', partial_json: held } : { type: 'text_delta', text: held } });
+/** What a content block streams: text, thinking (`thinking_delta`) or tool input JSON. */
+type BlockKind = 'text' | 'thinking' | 'json';
+
+const flushed = (index: number, kind: BlockKind, held: string): StreamItem =>
+  StreamItem.synthetic('content_block_delta', {
+    type: 'content_block_delta',
+    index,
+    delta: kind === 'json' ? { type: 'input_json_delta', partial_json: held } : kind === 'thinking' ? { type: 'thinking_delta', thinking: held } : { type: 'text_delta', text: held },
+  });
 
 /**
- * Messages: each content block is a channel (`text_delta` text, `input_json_delta`
- * partial_json); `content_block_stop` closes it, with a synthetic delta carrying what was held.
+ * Messages: each content block is a channel (`text_delta` text, `thinking_delta` thinking,
+ * `input_json_delta` partial_json); `content_block_stop` closes it — or, for a thinking block, its
+ * `signature_delta` — with a synthetic delta carrying what was held placed just before.
  */
 class MessagesStreamRewriter implements ItemRewriter {
   readonly #channels: Channels;
-  readonly #kinds = new Map<number, TextKind>();
+  readonly #kinds = new Map<number, BlockKind>();
 
   constructor(rewriter: TextRewriter) {
     this.#channels = new Channels(rewriter);
@@ -94,9 +106,11 @@ class MessagesStreamRewriter implements ItemRewriter {
     const index = typeof data.index === 'number' ? data.index : 0;
     if (data.type === 'content_block_start' && isObject(data.content_block)) {
       const block = data.content_block;
-      this.#kinds.set(index, block.type === 'tool_use' ? 'json' : 'text');
-      if (block.type === 'text' && typeof block.text === 'string' && block.text !== '') {
-        if (replaceField(block, 'text', this.#channels.push(String(index), 'text', block.text))) item.touch();
+      const kind: BlockKind = block.type === 'tool_use' ? 'json' : block.type === 'thinking' ? 'thinking' : 'text';
+      this.#kinds.set(index, kind);
+      const field = kind === 'thinking' ? 'thinking' : 'text';
+      if (kind !== 'json' && typeof block[field] === 'string' && block[field] !== '') {
+        if (replaceField(block, field, this.#channels.push(String(index), 'text', block[field]))) item.touch();
       }
       return [item];
     }
@@ -104,8 +118,14 @@ class MessagesStreamRewriter implements ItemRewriter {
       const delta = data.delta;
       if (delta.type === 'text_delta' && typeof delta.text === 'string') {
         if (replaceField(delta, 'text', this.#channels.push(String(index), 'text', delta.text))) item.touch();
+      } else if (delta.type === 'thinking_delta' && typeof delta.thinking === 'string') {
+        if (replaceField(delta, 'thinking', this.#channels.push(String(index), 'text', delta.thinking))) item.touch();
       } else if (delta.type === 'input_json_delta' && typeof delta.partial_json === 'string') {
         if (replaceField(delta, 'partial_json', this.#channels.push(String(index), 'json', delta.partial_json))) item.touch();
+      } else if (delta.type === 'signature_delta') {
+        // The signature ends a thinking block's text: what the masker held goes out before it.
+        const held = this.#channels.close(String(index));
+        return held === '' ? [item] : [flushed(index, this.#kinds.get(index) ?? 'thinking', held), item];
       }
       return [item];
     }

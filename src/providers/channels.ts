@@ -98,9 +98,11 @@ export class StreamItem {
 export interface StreamReader {
   /**
    * One whole upstream event in: its normalized events (read before any rewriting: what the
-   * upstream said) and the events to send now (rewritten where a channel's text changed).
+   * upstream said) and the events to send now (rewritten where a channel's text changed);
+   * `readable` false when the event carries data that is not a JSON object (nor `[DONE]`): text
+   * the gateway cannot read, so it must not be relayed unread.
    */
-  read(event: SseEvent): { readonly events: ResponseEvent[]; readonly out: StreamItem[] };
+  read(event: SseEvent): { readonly events: ResponseEvent[]; readonly out: StreamItem[]; readonly readable: boolean };
   /** The upstream ended: whatever the rewriter still holds, as events. */
   end(): StreamItem[];
 }
@@ -115,8 +117,10 @@ export function createStreamReader(normalize: (item: StreamItem) => ResponseEven
   return {
     read(event) {
       const item = StreamItem.of(event);
+      const readable = item.data !== null || event.data === null || event.data.trim() === '' || event.data === '[DONE]';
+      if (!readable) return { events: [], out: [], readable };
       const events = normalize(item);
-      return { events, out: rewrite ? rewrite.item(item) : [item] };
+      return { events, out: rewrite ? rewrite.item(item) : [item], readable };
     },
     end: () => rewrite?.end() ?? [],
   };

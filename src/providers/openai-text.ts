@@ -84,6 +84,13 @@ function errorEvent(error: JsonObject, errorType: string): ResponseEvent {
 // ---------------------------------------------------------------------------------------------
 // Non-streamed answers
 
+/**
+ * The text fields of a Chat Completions message or delta: the answer, a refusal, and the
+ * reasoning OpenAI-compatible servers send (`reasoning_content`: DeepSeek, vLLM, llama.cpp…;
+ * `reasoning`: vLLM ≥0.10, OpenRouter, Ollama).
+ */
+const CHAT_TEXT_FIELDS = ['content', 'refusal', 'reasoning_content', 'reasoning'] as const;
+
 type SetText = (holder: JsonObject, key: string, kind: TextKind) => void;
 
 /** Rewrites the answer texts of a parsed non-streamed body in place; true if one changed. */
@@ -97,7 +104,7 @@ export function rewriteOpenAIAnswer(endpoint: EndpointId, json: JsonObject, rewr
   if (endpoint === 'openai.chat.completions') {
     for (const choice of arr(json.choices)) {
       if (!isObject(choice) || !isObject(choice.message)) continue;
-      set(choice.message, 'content', 'text');
+      for (const field of CHAT_TEXT_FIELDS) set(choice.message, field, 'text');
       for (const call of arr(choice.message.tool_calls)) if (isObject(call) && isObject(call.function)) set(call.function, 'arguments', 'json');
     }
   } else if (endpoint === 'openai.responses') {
@@ -108,13 +115,43 @@ export function rewriteOpenAIAnswer(endpoint: EndpointId, json: JsonObject, rewr
 
 function rewriteResponsesObject(response: JsonObject, set: SetText): void {
   if (typeof response.output_text === 'string') set(response, 'output_text', 'text');
-  for (const item of arr(response.output)) {
-    if (!isObject(item)) continue;
-    if (item.type === 'message') for (const part of arr(item.content)) if (isObject(part) && part.type === 'output_text') set(part, 'text', 'text');
-    if (item.type === 'function_call') set(item, 'arguments', 'json');
-    if (item.type === 'custom_tool_call') set(item, 'input', 'text');
-  }
+  for (const item of arr(response.output)) if (isObject(item)) rewriteResponsesItem(item, set);
 }
+
+/**
+ * One output item's texts: a message's output_text and refusal parts, a reasoning item's summary
+ * and reasoning text (its `encrypted_content` is opaque and stays), a call's arguments or input.
+ */
+function rewriteResponsesItem(item: JsonObject, set: SetText): void {
+  if (item.type === 'message') for (const part of arr(item.content)) if (isObject(part)) rewriteResponsesPart(part, set);
+  if (item.type === 'reasoning') {
+    for (const part of arr(item.summary)) if (isObject(part)) rewriteResponsesPart(part, set);
+    for (const part of arr(item.content)) if (isObject(part)) rewriteResponsesPart(part, set);
+  }
+  if (item.type === 'function_call') set(item, 'arguments', 'json');
+  if (item.type === 'custom_tool_call') set(item, 'input', 'text');
+}
+
+/** A content or summary part: `output_text`, `summary_text` and `reasoning_text` hold `text`, `refusal` holds `refusal`. */
+function rewriteResponsesPart(part: JsonObject, set: SetText): void {
+  if (part.type === 'output_text' || part.type === 'summary_text' || part.type === 'reasoning_text') set(part, 'text', 'text');
+  else if (part.type === 'refusal') set(part, 'refusal', 'text');
+}
+
+/**
+ * The streamed text fields of a Responses answer: each delta event type, the `*.done` event that
+ * closes its channel, the field of that event holding the whole text, its kind, and the index
+ * fields that name the channel (besides output_index).
+ */
+const RESPONSES_CHANNELS: Readonly<Record<string, { readonly done: string; readonly field: string; readonly kind: TextKind; readonly index: string | null }>> = {
+  'response.output_text.delta': { done: 'response.output_text.done', field: 'text', kind: 'text', index: 'content_index' },
+  'response.refusal.delta': { done: 'response.refusal.done', field: 'refusal', kind: 'text', index: 'content_index' },
+  'response.reasoning_summary_text.delta': { done: 'response.reasoning_summary_text.done', field: 'text', kind: 'text', index: 'summary_index' },
+  'response.reasoning_text.delta': { done: 'response.reasoning_text.done', field: 'text', kind: 'text', index: 'content_index' },
+  'response.function_call_arguments.delta': { done: 'response.function_call_arguments.done', field: 'arguments', kind: 'json', index: null },
+  'response.custom_tool_call_input.delta': { done: 'response.custom_tool_call_input.done', field: 'input', kind: 'text', index: null },
+};
+const RESPONSES_DONE = new Map(Object.entries(RESPONSES_CHANNELS).map(([delta, spec]) => [spec.done, { delta, ...spec }]));
 
 // ---------------------------------------------------------------------------------------------
 // Streams
@@ -126,8 +163,8 @@ export function openaiStreamRewriter(endpoint: EndpointId, rewriter: TextRewrite
 }
 
 /**
- * Chat Completions: `choices[i].delta.content` and `choices[i].delta.tool_calls[j].function.arguments`
- * are channels; a chunk with `finish_reason` closes its choice's channels (held text goes into that
+ * Chat Completions: `choices[i].delta.content` (and `.refusal`, `.reasoning_content`,
+ * `.reasoning`) and `choices[i].delta.tool_calls[j].function.arguments` are channels; a chunk with `finish_reason` closes its choice's channels (held text goes into that
  * chunk's delta), and `[DONE]` or the end of the stream closes whatever is left.
  */
 class ChatStreamRewriter implements ItemRewriter {
@@ -148,19 +185,22 @@ class ChatStreamRewriter implements ItemRewriter {
       if (!isObject(choice)) continue;
       const i = typeof choice.index === 'number' ? choice.index : 0;
       let delta = isObject(choice.delta) ? choice.delta : null;
-      if (delta !== null && typeof delta.content === 'string' && replaceField(delta, 'content', this.#channels.push(`${i}:content`, 'text', delta.content))) changed = true;
+      for (const field of CHAT_TEXT_FIELDS) {
+        const value = delta?.[field];
+        if (delta !== null && typeof value === 'string' && replaceField(delta, field, this.#channels.push(`${i}:${field}`, 'text', value))) changed = true;
+      }
       for (const call of arr(delta?.tool_calls)) {
         if (!isObject(call) || !isObject(call.function) || typeof call.function.arguments !== 'string') continue;
         const j = typeof call.index === 'number' ? call.index : 0;
         if (replaceField(call.function, 'arguments', this.#channels.push(`${i}:tool:${j}`, 'json', call.function.arguments))) changed = true;
       }
       if (choice.finish_reason !== null && choice.finish_reason !== undefined) {
-        const held = this.#channels.close(`${i}:content`);
+        const held = CHAT_TEXT_FIELDS.map((field) => [field, this.#channels.close(`${i}:${field}`)] as const).filter(([, text]) => text !== '');
         const calls = this.#channels.keys(`${i}:tool:`).map((key) => ({ index: Number(key.split(':')[2]), function: { arguments: this.#channels.close(key) } }));
         const flushed = calls.filter((c) => c.function.arguments !== '');
-        if (held === '' && flushed.length === 0) continue;
+        if (held.length === 0 && flushed.length === 0) continue;
         delta ??= choice.delta = {};
-        if (held !== '') delta.content = (typeof delta.content === 'string' ? delta.content : '') + held;
+        for (const [field, text] of held) delta[field] = (typeof delta[field] === 'string' ? delta[field] : '') + text;
         if (flushed.length > 0) delta.tool_calls = [...(arr(delta.tool_calls) as Json[]), ...flushed];
         changed = true;
       }
@@ -181,7 +221,7 @@ class ChatStreamRewriter implements ItemRewriter {
       const text = this.#channels.close(key);
       if (text === '') continue;
       const delta = byChoice.get(i) ?? {};
-      if (what === 'content') delta.content = text;
+      if (what !== 'tool') delta[what ?? 'content'] = text;
       else delta.tool_calls = [...(arr(delta.tool_calls) as Json[]), { index: Number(j), function: { arguments: text } }];
       byChoice.set(i, delta);
     }
@@ -192,15 +232,17 @@ class ChatStreamRewriter implements ItemRewriter {
 }
 
 /**
- * Responses: `response.output_text.delta` and `response.function_call_arguments.delta`
- * are channels keyed by output/content index; the matching `*.done` event closes the channel
- * (held text goes into a synthetic delta first) and carries the whole text, which is rewritten
- * whole — as are the part/item/response snapshots in `content_part.done`, `output_item.done` and
- * `response.completed`.
+ * Responses: each delta event type of RESPONSES_CHANNELS (output text, refusal, reasoning summary
+ * and reasoning text, function arguments, custom tool input) is a channel keyed by its type and
+ * indexes; the matching `*.done` event closes the channel (held text goes into a synthetic delta
+ * first) and carries the whole text, which is rewritten whole — as are the part/item/response
+ * snapshots in `content_part.*`, `reasoning_summary_part.*`, `output_item.*` and `response.*`.
  */
 class ResponsesStreamRewriter implements ItemRewriter {
   readonly #channels: Channels;
   readonly #rewriter: TextRewriter;
+  /** The open channels' delta events, as a flush at the end of the stream must name them. */
+  readonly #open = new Map<string, { readonly type: string; readonly fields: JsonObject }>();
 
   constructor(rewriter: TextRewriter) {
     this.#channels = new Channels(rewriter);
@@ -211,51 +253,35 @@ class ResponsesStreamRewriter implements ItemRewriter {
     const data = item.data;
     if (data === null) return [item];
     const type = typeof data.type === 'string' ? data.type : (item.source.event ?? '');
-    const key = `${typeof data.output_index === 'number' ? data.output_index : 0}:${typeof data.content_index === 'number' ? data.content_index : 'args'}`;
     let changed = false;
     const set: SetText = (holder, field, kind) => {
       const value = holder[field];
       if (typeof value === 'string' && replaceField(holder, field, this.#rewriter.whole(value, kind))) changed = true;
     };
-    const push = (kind: TextKind): void => {
-      if (typeof data.delta === 'string' && replaceField(data, 'delta', this.#channels.push(key, kind, data.delta))) changed = true;
-    };
     const out: StreamItem[] = [];
-    switch (type) {
-      case 'response.output_text.delta':
-      case 'response.custom_tool_call_input.delta':
-        push('text');
-        break;
-      case 'response.function_call_arguments.delta':
-        push('json');
-        break;
-      case 'response.output_text.done':
-      case 'response.function_call_arguments.done':
-      case 'response.custom_tool_call_input.done': {
-        const held = this.#channels.close(key);
-        const isText = type === 'response.output_text.done';
-        const isCustom = type === 'response.custom_tool_call_input.done';
-        if (held !== '') {
-          const deltaType = isText ? 'response.output_text.delta' : isCustom ? 'response.custom_tool_call_input.delta' : 'response.function_call_arguments.delta';
-          const { text: _text, arguments: _arguments, input: _input, ...rest } = data;
-          out.push(StreamItem.synthetic(deltaType, { ...rest, type: deltaType, delta: held }));
-        }
-        set(data, isText ? 'text' : isCustom ? 'input' : 'arguments', isText || isCustom ? 'text' : 'json');
-        break;
+    const delta = RESPONSES_CHANNELS[type];
+    const done = RESPONSES_DONE.get(type);
+    if (delta !== undefined) {
+      const { key, fields } = channelOf(type, delta.index, data);
+      if (typeof data.delta === 'string') {
+        if (!this.#open.has(key)) this.#open.set(key, { type, fields });
+        if (replaceField(data, 'delta', this.#channels.push(key, delta.kind, data.delta))) changed = true;
       }
-      case 'response.content_part.done':
-        if (isObject(data.part) && data.part.type === 'output_text') set(data.part, 'text', 'text');
-        break;
-      case 'response.output_item.done':
-        if (isObject(data.item)) rewriteResponsesObject({ output: [data.item] }, set);
-        break;
-      case 'response.completed':
-      case 'response.incomplete':
-      case 'response.failed':
-        if (isObject(data.response)) rewriteResponsesObject(data.response, set);
-        break;
-      default:
-        break;
+    } else if (done !== undefined) {
+      const { key, fields } = channelOf(done.delta, done.index, data);
+      this.#open.delete(key);
+      const held = this.#channels.close(key);
+      if (held !== '') {
+        const { text: _text, arguments: _arguments, input: _input, refusal: _refusal, ...rest } = data;
+        out.push(StreamItem.synthetic(done.delta, { ...rest, ...fields, type: done.delta, delta: held }));
+      }
+      set(data, done.field, done.kind);
+    } else if (type === 'response.content_part.added' || type === 'response.content_part.done' || type === 'response.reasoning_summary_part.added' || type === 'response.reasoning_summary_part.done') {
+      if (isObject(data.part)) rewriteResponsesPart(data.part, set);
+    } else if (type === 'response.output_item.added' || type === 'response.output_item.done') {
+      if (isObject(data.item)) rewriteResponsesItem(data.item, set);
+    } else if (type === 'response.created' || type === 'response.in_progress' || type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed') {
+      if (isObject(data.response)) rewriteResponsesObject(data.response, set);
     }
     if (changed) item.touch();
     out.push(item);
@@ -265,13 +291,17 @@ class ResponsesStreamRewriter implements ItemRewriter {
   end(): StreamItem[] {
     // Channels still open when the stream ends had no *.done event: the stream is broken anyway;
     // emit what was held as deltas so nothing half-masked is lost silently.
-    return this.#channels.keys().flatMap((key) => {
+    return [...this.#open].flatMap(([key, { type, fields }]) => {
       const held = this.#channels.close(key);
-      if (held === '') return [];
-      const [output, content] = key.split(':');
-      const isArgs = content === 'args';
-      const type = isArgs ? 'response.function_call_arguments.delta' : 'response.output_text.delta';
-      return [StreamItem.synthetic(type, { type, output_index: Number(output), ...(isArgs ? {} : { content_index: Number(content) }), delta: held })];
+      return held === '' ? [] : [StreamItem.synthetic(type, { type, ...fields, delta: held })];
     });
   }
+}
+
+/** A Responses delta channel: its key (delta type and indexes) and the index fields a synthetic delta carries. */
+function channelOf(deltaType: string, indexField: string | null, data: JsonObject): { key: string; fields: JsonObject } {
+  const output = typeof data.output_index === 'number' ? data.output_index : 0;
+  const inner = indexField !== null && typeof data[indexField] === 'number' ? data[indexField] : 0;
+  const fields: JsonObject = { ...(data.item_id !== undefined ? { item_id: data.item_id } : {}), output_index: output, ...(indexField !== null ? { [indexField]: inner } : {}) };
+  return { key: `${deltaType}:${output}:${indexField === null ? '' : inner}`, fields };
 }

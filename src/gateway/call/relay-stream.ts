@@ -35,6 +35,8 @@ export async function relayStream(call: CallState, upstream: UpstreamAnswer, tra
   type Refused = { readonly ruleId: string; readonly reason: string };
   // Set inside handleEvents (a closure): declared so TypeScript does not narrow it to null.
   let refused = null as Refused | null;
+  // Set inside handleEvents too: an upstream event whose data is not the provider's JSON.
+  let unreadable = false as boolean;
   // From the first tool call on (when policy may refuse one), events are held until every call is judged.
   const held: TimedEvent[] = [];
   let heldChars = 0;
@@ -64,9 +66,15 @@ export async function relayStream(call: CallState, upstream: UpstreamAnswer, tra
       }
     };
     for (const event of events) {
-      if (refused) break;
+      if (refused || unreadable) break;
       if (adapter.isStreamTerminal(route.endpoint, event)) terminal = true;
       const read = reader.read(event);
+      if (!read.readable) {
+        // Data the gateway cannot read (not JSON where the provider sends JSON) is not relayed
+        // unread: the stream ends here with the provider's in-stream error (fail closed).
+        unreadable = true;
+        break;
+      }
       for (const e of read.events) {
         call.observe(e);
         gate?.observe(e);
@@ -74,7 +82,7 @@ export async function relayStream(call: CallState, upstream: UpstreamAnswer, tra
       for (const item of read.out) pass(item);
       if (heldChars > MAX_HELD_TOOL_CALL_BYTES) refused = { ruleId: 'aigov-limits', reason: 'the tool calls in this answer are too large to check' };
     }
-    if (!refused) for (const item of flushed()) pass(item);
+    if (!refused && !unreadable) for (const item of flushed()) pass(item);
     return batch;
   };
   const send = async ({ out, records }: Batch): Promise<void> => {
@@ -89,7 +97,7 @@ export async function relayStream(call: CallState, upstream: UpstreamAnswer, tra
       const events = parser.push(decoder.decode(chunk, { stream: true }));
       if (limits.checkPending(parser.pendingLength)) break;
       await send(handleEvents(events));
-      if (call.clientGone || refused || limits.hit) break; // leaving the loop closes the upstream response
+      if (call.clientGone || refused || unreadable || limits.hit) break; // leaving the loop closes the upstream response
     }
   } catch (error) {
     if (call.clientGone || (limits.hit === null && classifyUpstreamError(error) === 'aborted')) throw error;
@@ -105,6 +113,14 @@ export async function relayStream(call: CallState, upstream: UpstreamAnswer, tra
     const error = new AigovError('AIGOV_E_UPSTREAM_LIMIT', { provider: provider.name, limit: limits.hit.text });
     await call.endStreamWith(call.streamError(error));
     call.finish('failed', upstream.statusCode, { code: error.code, message: `answer cut at ${limits.hit.key}` });
+    return;
+  }
+  if (unreadable) {
+    // Nothing held (tool calls not yet judged) or after the unreadable event reaches the client.
+    call.deps.logger.warn({ callId: call.callId, provider: provider.name }, 'upstream stream event is not JSON; stream ended');
+    const error = new AigovError('AIGOV_E_UPSTREAM_BAD_RESPONSE', { provider: provider.name, reason: 'a stream event whose data is not JSON' });
+    await call.endStreamWith(call.streamError(error));
+    call.finish('failed', upstream.statusCode, { code: error.code, message: 'upstream stream event not JSON' });
     return;
   }
   // A complete final event without its blank line still counts; a half event is dropped.
