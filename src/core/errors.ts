@@ -255,7 +255,7 @@ export const ERRORS = {
   AIGOV_E_UPSTREAM_BAD_RESPONSE: {
     status: 502, exitCode: EXIT.unavailable, type: 'api_error',
     message: 'Provider `{provider}` answered with something the gateway cannot govern: {reason}.',
-    hint: 'Nothing was passed on. Operators: check the provider\'s base_url (a proxy or error page in between?).',
+    hint: 'What the gateway could not read was not passed on (in a stream, the answer ends here). Operators: check the provider\'s base_url (a proxy or error page in between?).',
   },
   AIGOV_E_UPSTREAM_UNREACHABLE: {
     status: 502, exitCode: EXIT.unavailable, type: 'api_error',
