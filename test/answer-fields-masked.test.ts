@@ -15,9 +15,9 @@ import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
+import { pieces, sse } from './support/agent-transcripts.ts';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
 import type { ReplayOptions, Transcript } from './support/replay-upstream.ts';
-import { seededRandom } from './support/seeded-random.ts';
 
 const EMAIL = 'jane.doe@example.com';
 const PHONE = '+1 650-253-0000';
@@ -36,20 +36,7 @@ const JSON_HEADERS = { 'content-type': 'application/json' };
 const CHUNKINGS: readonly NonNullable<ReplayOptions['chunking']>[] = ['bytes', { random: 5 }];
 
 /** Cuts text into 1..4-character pieces at seeded-random places (mid-address, mid-number). */
-function pieces(text: string, seed: number): string[] {
-  const random = seededRandom(seed);
-  const out: string[] = [];
-  for (let i = 0; i < text.length; ) {
-    const n = 1 + Math.floor(random() * 4);
-    out.push(text.slice(i, i + n));
-    i += n;
-  }
-  return out;
-}
-
-function sse(event: string | null, data: unknown): string {
-  return `${event ? `event: ${event}\n` : ''}data: ${JSON.stringify(data)}\n\n`;
-}
+const cut = (text: string, seed: number): string[] => pieces(text, seed, 4);
 
 function transcript(path: string, body: string, stream: boolean): Transcript {
   return { description: `answer with PII in every text field (${path})`, request: { method: 'POST', path }, status: 200, headers: stream ? SSE_HEADERS : JSON_HEADERS, body };
@@ -60,13 +47,13 @@ function transcript(path: string, body: string, stream: boolean): Transcript {
 function anthropicStream(): Transcript {
   let body = sse('message_start', { type: 'message_start', message: { id: 'msg_01Thinking', type: 'message', role: 'assistant', model: 'claude-sonnet-4-5-20250929', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 40, output_tokens: 1 } } });
   body += sse('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } });
-  for (const piece of pieces(`Thinking: ${PII_TEXT}`, 1)) body += sse('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: piece } });
+  for (const piece of cut(`Thinking: ${PII_TEXT}`, 1)) body += sse('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: piece } });
   body += sse('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'signature_delta', signature: 'EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds' } });
   body += sse('content_block_stop', { type: 'content_block_stop', index: 0 });
   body += sse('content_block_start', { type: 'content_block_start', index: 1, content_block: { type: 'redacted_thinking', data: OPAQUE } });
   body += sse('content_block_stop', { type: 'content_block_stop', index: 1 });
   body += sse('content_block_start', { type: 'content_block_start', index: 2, content_block: { type: 'text', text: '' } });
-  for (const piece of pieces(PII_TEXT, 2)) body += sse('content_block_delta', { type: 'content_block_delta', index: 2, delta: { type: 'text_delta', text: piece } });
+  for (const piece of cut(PII_TEXT, 2)) body += sse('content_block_delta', { type: 'content_block_delta', index: 2, delta: { type: 'text_delta', text: piece } });
   body += sse('content_block_stop', { type: 'content_block_stop', index: 2 });
   body += sse('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 60 } });
   body += sse('message_stop', { type: 'message_stop' });
@@ -90,10 +77,10 @@ const CHAT_BASE = { id: 'chatcmpl-Fields', object: 'chat.completion.chunk', crea
 function chatStream(): Transcript {
   const chunk = (index: number, delta: unknown, finish: string | null = null): string => sse(null, { ...CHAT_BASE, choices: [{ index, delta, logprobs: null, finish_reason: finish }], usage: null });
   let body = chunk(0, { role: 'assistant', content: '' }) + chunk(1, { role: 'assistant', content: null });
-  for (const piece of pieces(`Reasoning: ${PII_TEXT}`, 3)) body += chunk(0, { reasoning_content: piece });
-  for (const piece of pieces(`Reasoning too: ${PII_TEXT}`, 4)) body += chunk(1, { reasoning: piece });
-  for (const piece of pieces(PII_TEXT, 5)) body += chunk(0, { content: piece });
-  for (const piece of pieces(`I can't help: ${PII_TEXT}`, 6)) body += chunk(1, { refusal: piece });
+  for (const piece of cut(`Reasoning: ${PII_TEXT}`, 3)) body += chunk(0, { reasoning_content: piece });
+  for (const piece of cut(`Reasoning too: ${PII_TEXT}`, 4)) body += chunk(1, { reasoning: piece });
+  for (const piece of cut(PII_TEXT, 5)) body += chunk(0, { content: piece });
+  for (const piece of cut(`I can't help: ${PII_TEXT}`, 6)) body += chunk(1, { refusal: piece });
   body += chunk(0, {}, 'stop') + chunk(1, {}, 'stop');
   body += sse(null, { ...CHAT_BASE, choices: [], usage: { prompt_tokens: 9, completion_tokens: 60, total_tokens: 69 } });
   body += 'data: [DONE]\n\n';
@@ -126,21 +113,21 @@ function responsesStream(): Transcript {
   ev('response.created', { response: responseObject('in_progress', []) });
   ev('response.output_item.added', { output_index: 0, item: { id: 'rs_fields0', type: 'reasoning', summary: [], content: [], encrypted_content: OPAQUE } });
   ev('response.reasoning_summary_part.added', { item_id: 'rs_fields0', output_index: 0, summary_index: 0, part: { type: 'summary_text', text: '' } });
-  for (const piece of pieces(`Summary: ${PII_TEXT}`, 7)) ev('response.reasoning_summary_text.delta', { item_id: 'rs_fields0', output_index: 0, summary_index: 0, delta: piece });
+  for (const piece of cut(`Summary: ${PII_TEXT}`, 7)) ev('response.reasoning_summary_text.delta', { item_id: 'rs_fields0', output_index: 0, summary_index: 0, delta: piece });
   ev('response.reasoning_summary_text.done', { item_id: 'rs_fields0', output_index: 0, summary_index: 0, text: `Summary: ${PII_TEXT}` });
   ev('response.reasoning_summary_part.done', { item_id: 'rs_fields0', output_index: 0, summary_index: 0, part: { type: 'summary_text', text: `Summary: ${PII_TEXT}` } });
   ev('response.content_part.added', { item_id: 'rs_fields0', output_index: 0, content_index: 0, part: { type: 'reasoning_text', text: '' } });
-  for (const piece of pieces(`Reasoning: ${PII_TEXT}`, 8)) ev('response.reasoning_text.delta', { item_id: 'rs_fields0', output_index: 0, content_index: 0, delta: piece });
+  for (const piece of cut(`Reasoning: ${PII_TEXT}`, 8)) ev('response.reasoning_text.delta', { item_id: 'rs_fields0', output_index: 0, content_index: 0, delta: piece });
   ev('response.reasoning_text.done', { item_id: 'rs_fields0', output_index: 0, content_index: 0, text: `Reasoning: ${PII_TEXT}` });
   ev('response.content_part.done', { item_id: 'rs_fields0', output_index: 0, content_index: 0, part: REASONING_ITEM.content[0] });
   ev('response.output_item.done', { output_index: 0, item: REASONING_ITEM });
   ev('response.output_item.added', { output_index: 1, item: { id: 'msg_fields1', type: 'message', status: 'in_progress', role: 'assistant', content: [] } });
   ev('response.content_part.added', { item_id: 'msg_fields1', output_index: 1, content_index: 0, part: { type: 'output_text', annotations: [], logprobs: [], text: '' } });
-  for (const piece of pieces(PII_TEXT, 9)) ev('response.output_text.delta', { item_id: 'msg_fields1', output_index: 1, content_index: 0, delta: piece, logprobs: [] });
+  for (const piece of cut(PII_TEXT, 9)) ev('response.output_text.delta', { item_id: 'msg_fields1', output_index: 1, content_index: 0, delta: piece, logprobs: [] });
   ev('response.output_text.done', { item_id: 'msg_fields1', output_index: 1, content_index: 0, text: PII_TEXT, logprobs: [] });
   ev('response.content_part.done', { item_id: 'msg_fields1', output_index: 1, content_index: 0, part: MESSAGE_ITEM.content[0] });
   ev('response.content_part.added', { item_id: 'msg_fields1', output_index: 1, content_index: 1, part: { type: 'refusal', refusal: '' } });
-  for (const piece of pieces(`I can't help: ${PII_TEXT}`, 10)) ev('response.refusal.delta', { item_id: 'msg_fields1', output_index: 1, content_index: 1, delta: piece });
+  for (const piece of cut(`I can't help: ${PII_TEXT}`, 10)) ev('response.refusal.delta', { item_id: 'msg_fields1', output_index: 1, content_index: 1, delta: piece });
   ev('response.refusal.done', { item_id: 'msg_fields1', output_index: 1, content_index: 1, refusal: `I can't help: ${PII_TEXT}` });
   ev('response.content_part.done', { item_id: 'msg_fields1', output_index: 1, content_index: 1, part: MESSAGE_ITEM.content[1] });
   ev('response.output_item.done', { output_index: 1, item: MESSAGE_ITEM });

@@ -80,6 +80,22 @@ async function signIn(configDir: string, profile: string, gateway: RunningDevGat
   return { gateway, discovery, user, loggedInAt };
 }
 
+/** `aigov login` (the service, file storage) of the configuration in `configDir` to `gateway`, approved as `user`. */
+function loginAs(configDir: string, runtimeDir: string, gateway: RunningDevGateway, user: string): ReturnType<typeof login> {
+  return login({
+    profile: 'default',
+    gatewayUrl: gateway.url,
+    insecureStorage: true,
+    configDir,
+    runtimeDir,
+    env: {},
+    stderr: { write: () => true, isTTY: false },
+    interactive: false,
+    pollIntervalSeconds: 0.05,
+    onPrompt: (prompt) => void gateway.idp.approveDevice(prompt.userCode, user),
+  });
+}
+
 /** A daemon in this process serving `signed` for the configuration, with the real refresher over its file store. */
 async function startInProcess(configDir: string, runtimeDir: string, profile: string, signed: Signed): Promise<RunningDaemon & { hasStopped(): boolean }> {
   const store = createFileStore({ configDir });
@@ -298,18 +314,7 @@ describe('two configurations of one OS user, one runtime dir', () => {
     const daemonA = await startInProcess(configA, runtimeDir, 'default', signedA);
     const daemonB = await startInProcess(configB, runtimeDir, 'default', signedB);
     try {
-      const result = await login({
-        profile: 'default',
-        gatewayUrl: gatewayOne.url,
-        insecureStorage: true,
-        configDir: configA,
-        runtimeDir,
-        env: {},
-        stderr: { write: () => true, isTTY: false },
-        interactive: false,
-        pollIntervalSeconds: 0.05,
-        onPrompt: (prompt) => void gatewayOne.idp.approveDevice(prompt.userCode, 'carol'),
-      });
+      const result = await loginAs(configA, runtimeDir, gatewayOne, 'carol');
       assert.equal(result.user.subject, 'carol');
       assert.equal(await stopsWithin(daemonA, 5000), true, "A's login stopped A's daemon (it held alice's tokens)");
       assert.equal(daemonB.hasStopped(), false, "A's login left B's daemon alone");
@@ -378,18 +383,7 @@ describe("a daemon on this configuration's socket that answers for another one",
     answer = asB();
     ops.length = 0;
     await assert.rejects(stopDaemon('default', { runtimeDir, configDir: configA, env: {} }), isCode('AIGOV_E_DAEMON_OTHER_CONFIG'));
-    await login({
-      profile: 'default',
-      gatewayUrl: gatewayOne.url,
-      insecureStorage: true,
-      configDir: configA,
-      runtimeDir,
-      env: {},
-      stderr: { write: () => true, isTTY: false },
-      interactive: false,
-      pollIntervalSeconds: 0.05,
-      onPrompt: (prompt) => void gatewayOne.idp.approveDevice(prompt.userCode, 'alice'),
-    });
+    await loginAs(configA, runtimeDir, gatewayOne, 'alice');
     const out = await logout({ profile: 'default', configDir: configA, runtimeDir, env: {} });
     assert.equal(out.daemonStopped, false);
     assert.ok(ops.length >= 3 && ops.every((op) => op === 'status'), `ops: ${ops.join(',')}`);

@@ -13,19 +13,20 @@ import { seededRandom } from './seeded-random.ts';
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-request-id': 'req_agent_transcript' };
 const JSON_HEADERS = { 'content-type': 'application/json' };
 
-/** Cuts text into 1..6-character pieces at seeded-random places. */
-function pieces(text: string, seed: number): string[] {
+/** Cuts text into 1..`longest`-character pieces at seeded-random places. */
+export function pieces(text: string, seed: number, longest = 6): string[] {
   const random = seededRandom(seed);
   const out: string[] = [];
   for (let i = 0; i < text.length; ) {
-    const n = 1 + Math.floor(random() * 6);
+    const n = 1 + Math.floor(random() * longest);
     out.push(text.slice(i, i + n));
     i += n;
   }
   return out;
 }
 
-function sse(event: string | null, data: unknown): string {
+/** One SSE event block: an optional `event:` line and the JSON data. */
+export function sse(event: string | null, data: unknown): string {
   return `${event ? `event: ${event}\n` : ''}data: ${JSON.stringify(data)}\n\n`;
 }
 
