@@ -166,10 +166,16 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
   /** Refusals outside any provider mount: no provider shape to record them in, but one log line with the user. */
   const refuseOutside = (req: IncomingMessage, res: ServerResponse, path: string, error: AigovError): void => {
     sendPlainError(res, error);
-    const authorization = req.headers.authorization;
-    void (authorization === undefined ? Promise.resolve(null) : services.verifier.verify(authorization).then((r) => (r.ok ? r.principal.subject : null), () => null)).then((user) => {
+    void subjectOf(req.headers.authorization).then((user) => {
       logger.warn({ user, method: req.method ?? 'GET', path: path.slice(0, 200), httpStatus: error.status, errorCode: error.code }, 'refused');
     });
+  };
+
+  /** Who a token names, for a log line; null without a good token. */
+  const subjectOf = async (authorization: string | undefined): Promise<string | null> => {
+    if (authorization === undefined) return null;
+    const result = await services.verifier.verify(authorization).catch(() => null);
+    return result?.ok ? result.principal.subject : null;
   };
 
   const shutdown = async (server: Server): Promise<void> => {
