@@ -49,7 +49,7 @@ const outcome = (name: string, args: unknown, g = gate): string => {
 
 describe('examples/agent-policy.yaml', () => {
   it('validates', () => {
-    const report = validatePolicy(EXAMPLE, {});
+    const report = validatePolicy(EXAMPLE);
     assert.equal(report.rules, 12);
     assert.equal(report.shadowRules, 1);
   });

@@ -15,6 +15,7 @@ import { AigovError } from '../core/errors.ts';
 import type { EndpointId, NormalizedRequest, Principal, Role } from '../core/events.ts';
 import { maskText } from '../core/masking/operators.ts';
 import { PseudonymVault } from '../core/masking/pseudonym-vault.ts';
+import { approverGroupsNobodyHas, describeUnknownApproverGroups } from '../core/policy/approver-groups.ts';
 import { evaluatePolicy } from '../core/policy/evaluate-policy.ts';
 import { judgeToolCall } from '../core/policy/judge-tool-call.ts';
 import { readToolCall } from '../core/policy/tool-calls.ts';
@@ -180,12 +181,19 @@ export interface PolicyValidateReport {
   readonly detectors: number;
   readonly defaultAction: string;
   readonly shadowRules: number;
+  /** What is valid but will not work as meant (an approver group no known user has). */
+  readonly warnings: readonly string[];
 }
 
-/** Throws AIGOV_E_POLICY_INVALID / _NOT_FOUND (exit 78 / 66) with every problem listed. */
-export function validatePolicy(file: string, env?: Readonly<Record<string, string | undefined>>): PolicyValidateReport {
-  const loaded = loadPolicy(file, { env });
+/**
+ * Throws AIGOV_E_POLICY_INVALID / _NOT_FOUND (exit 78 / 66) with every problem listed.
+ * `knownGroups`: every group of the IdP's users, where they are known (the dev IdP's).
+ */
+export function validatePolicy(file: string, options: { env?: Readonly<Record<string, string | undefined>>; knownGroups?: readonly string[] } = {}): PolicyValidateReport {
+  const loaded = loadPolicy(file, { env: options.env });
+  const { knownGroups } = options;
   return {
+    warnings: knownGroups === undefined ? [] : describeUnknownApproverGroups(approverGroupsNobodyHas(loaded.document, knownGroups), knownGroups),
     file: loaded.source,
     rules: loaded.document.rules.length,
     detectors: loaded.document.detectors.length,

@@ -54,6 +54,8 @@ export interface StartGatewayOptions {
   readonly store?: RecordingStore;
   /** How often a stream held for approval gets an SSE comment (default 15 s). */
   readonly approvalKeepAliveMs?: number;
+  /** Every group the IdP's users have, where the gateway knows them (the dev IdP): the policy's approver groups are checked against it. */
+  readonly knownGroups?: readonly string[];
   /** Called before the gateway closes its own parts (e.g. the dev IdP and dev model). */
   readonly onClose?: () => Promise<void>;
 }
@@ -129,7 +131,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
   let policy: WatchedPolicy | null = null;
   let vaults: SessionVaults | null = null;
   try {
-    if (!options.hooks && config.policy) policy = openPolicyFile(config.policy.file, { reload: config.policy.reload, logger });
+    if (!options.hooks && config.policy) policy = openPolicyFile(config.policy.file, { reload: config.policy.reload, logger, knownGroups: options.knownGroups });
     if (policy) vaults = openSessionVaults(config, logger);
   } catch (error) {
     policy?.close();

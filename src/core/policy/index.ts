@@ -1,4 +1,5 @@
 /** The policy engine's public surface: compile a policy document, evaluate requests against it. */
+export { approverGroupsNobodyHas, describeUnknownApproverGroups, type UnknownApproverGroup } from './approver-groups.ts';
 export { applyPlannedSpans, createRequestRewriter, targetAt } from './apply-masking.ts';
 export { compilePolicy, ENTITY_GROUPS, PolicyAnalyzerError, PolicyBudgetError, PolicyCompileError, type CompiledPolicy, type CompiledRule, type CompileOptions, type PolicyIssue } from './compile-policy.ts';
 export { buildResponsePlan, checkToolCall, evaluatePolicy } from './evaluate-policy.ts';
