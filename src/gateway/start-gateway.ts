@@ -148,7 +148,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     const nobody = { subject: '', email: null, groups: [] };
     service.subscribe(({ type, approval }) => {
       const ruleHooks = policy?.current().document.rules.find((r) => r.id === approval.ruleId)?.approval?.notify ?? policy?.current().document.approval?.notify ?? [];
-      if (config.approvals.webhooks.length === 0 && ruleHooks.length === 0) return;
+      if (type === 'joined' || (config.approvals.webhooks.length === 0 && ruleHooks.length === 0)) return;
       const notice = { type: type === 'created' ? 'approval.created' : type === 'expired' ? 'approval.expired' : 'approval.decided', approval: toApprovalView(approval, nobody, Date.now()), gatewayUrl: url } as const;
       notifier.notify(notice, ruleHooks);
     });
