@@ -87,6 +87,7 @@ export function testPolicy(options: PolicyTestOptions): PolicyTestReport {
     messages: options.response ? [] : [{ role: options.role, parts: [{ type: 'text', text }] }],
     tools: [],
     inputs: [],
+    texts: [],
   };
   const user = options.user;
   const evaluation = evaluatePolicy(loaded.compiled, {
@@ -243,7 +244,7 @@ export function testToolCall(options: ToolCallTestOptions): ToolCallTestReport {
     provider: options.provider,
     model: options.model,
     endpoint: options.endpoint,
-    request: { endpoint: options.endpoint, model: options.model, stream: false, messages: [], tools: [], inputs: [] },
+    request: { endpoint: options.endpoint, model: options.model, stream: false, messages: [], tools: [], inputs: [], texts: [] },
   });
   const call = { name: options.tool, arguments: options.input };
   const gate = evaluation.toolGate === null ? null : { ...evaluation.toolGate, workTree: options.workTree };
