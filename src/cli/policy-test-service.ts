@@ -18,7 +18,7 @@ import { PseudonymVault } from '../core/masking/pseudonym-vault.ts';
 import { evaluatePolicy } from '../core/policy/evaluate-policy.ts';
 import { judgeToolCall } from '../core/policy/judge-tool-call.ts';
 import { readToolCall } from '../core/policy/tool-calls.ts';
-import type { PlannedSpan, PolicyDecisionRecord, TextLocation } from '../core/policy/types.ts';
+import { UNINSPECTABLE_KINDS, type PlannedSpan, type PolicyDecisionRecord, type TextLocation, type UninspectableKind } from '../core/policy/types.ts';
 
 /** Exit codes of `aigov policy test`, by outcome. */
 export const POLICY_TEST_EXIT = { allow: 0, masked: 3, require_approval: 4, block: 5 } as const;
@@ -181,6 +181,8 @@ export interface PolicyValidateReport {
   readonly detectors: number;
   readonly defaultAction: string;
   readonly shadowRules: number;
+  /** What happens to parts the gateway cannot read, by kind. */
+  readonly uninspectable: Readonly<Record<UninspectableKind, string>>;
 }
 
 /** Throws AIGOV_E_POLICY_INVALID / _NOT_FOUND (exit 78 / 66) with every problem listed. */
@@ -192,7 +194,15 @@ export function validatePolicy(file: string, env?: Readonly<Record<string, strin
     detectors: loaded.document.detectors.length,
     defaultAction: loaded.document.default_action,
     shadowRules: loaded.document.rules.filter((r) => r.mode === 'shadow').length,
+    uninspectable: Object.fromEntries(UNINSPECTABLE_KINDS.map((kind) => [kind, loaded.document.uninspectable[kind]])) as Record<UninspectableKind, string>,
   };
+}
+
+/** `uninspectable parts allowed`, or the kinds that are not: `documents block, files require_approval`. */
+export function describeUninspectable(setting: Readonly<Record<UninspectableKind, string>>): string {
+  const strict = UNINSPECTABLE_KINDS.filter((kind) => setting[kind] !== 'allow');
+  if (strict.length === 0) return 'uninspectable parts allowed';
+  return `uninspectable parts: ${strict.map((kind) => `${kind} ${setting[kind]}`).join(', ')}${strict.length < UNINSPECTABLE_KINDS.length ? ' (others allowed)' : ''}`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ export default class PolicyValidate extends Command {
   static override summary = 'Check a policy file: schema, entity types, regex safety.';
   static override description =
     'Loads the file as the gateway would: YAML, every key against the schema, hmac key references, entity types, and each custom ' +
-    'regex (backreferences, lookarounds and oversized patterns are refused; matching is linear-time). Every problem names the key path and what was expected.\n\n' +
+    'regex (backreferences, lookarounds and oversized patterns are refused; matching is linear-time). Every problem names the key path and what was expected. ' +
+    'The summary says what happens to parts the gateway cannot read (the `uninspectable` setting).\n\n' +
     'Exit codes: 0 valid, 78 invalid (problems on stderr), 66 the file cannot be read.';
 
   static override examples = ['<%= config.bin %> policy validate examples/policy.yaml', '<%= config.bin %> policy validate policy.yaml --json'];
@@ -22,12 +23,12 @@ export default class PolicyValidate extends Command {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(PolicyValidate);
     await runCommand(async () => {
-      const { validatePolicy } = await import('../../cli/policy-test-service.ts');
+      const { describeUninspectable, validatePolicy } = await import('../../cli/policy-test-service.ts');
       const report = validatePolicy(args.file);
       process.stdout.write(
         flags.json
           ? `${JSON.stringify({ valid: true, ...report }, null, 2)}\n`
-          : `${report.file}: valid — ${plural(report.rules, 'rule')} (${report.shadowRules} in shadow mode), ${plural(report.detectors, 'custom detector')}, default action ${report.defaultAction}\n`,
+          : `${report.file}: valid — ${plural(report.rules, 'rule')} (${report.shadowRules} in shadow mode), ${plural(report.detectors, 'custom detector')}, default action ${report.defaultAction}, ${describeUninspectable(report.uninspectable)}\n`,
       );
     });
   }
