@@ -126,7 +126,7 @@ function readAnthropicRequest(endpoint: EndpointId, body: unknown, text: string)
     .filter(isObject)
     .map((t, i) => {
       sink.field({ kind: 'tool_definition', tool: i, field: 'description' }, t, 'description');
-      if (t.input_schema !== undefined) sink.object({ kind: 'tool_definition', tool: i, field: 'parameters' }, t, 'input_schema', JSON.stringify(t.input_schema) ?? '');
+      if (t.input_schema !== undefined) sink.object({ kind: 'tool_definition', tool: i, field: 'parameters' }, t, 'input_schema', () => JSON.stringify(t.input_schema) ?? '');
       return { name: str(t.name) ?? str(t.type) ?? '', description: str(t.description), parameters: t.input_schema };
     });
   // The schema a structured answer must follow (the model reads it), and what the provider keeps.

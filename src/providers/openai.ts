@@ -315,7 +315,7 @@ function toolDefinition(holder: JsonObject, t: number, sink: SlotSink, name: str
   const description = str(holder[descriptionKey]);
   const parameters = holder[paramsKey];
   sink.field({ kind: 'tool_definition', tool: t, field: 'description' }, holder, descriptionKey);
-  if (parameters !== undefined) sink.object({ kind: 'tool_definition', tool: t, field: 'parameters' }, holder, paramsKey, JSON.stringify(parameters) ?? '');
+  if (parameters !== undefined) sink.object({ kind: 'tool_definition', tool: t, field: 'parameters' }, holder, paramsKey, () => JSON.stringify(parameters) ?? '');
   return { name, description, parameters };
 }
 

@@ -48,25 +48,21 @@ export class SlotSink {
   }
 
   /**
-   * An object whose JSON text is the location's text (Anthropic `tool_use.input`): a new text is
-   * parsed back; one that is no longer JSON refuses the request (fail closed) rather than going
-   * up unmasked.
+   * An object whose JSON text is the location's text (Anthropic `tool_use.input`, a tool's
+   * parameters): a new text is parsed back; one that is no longer JSON refuses the request (fail
+   * closed) rather than going up unmasked. `text` may be given as a function: serialized only if
+   * the slot is read (a request nobody rewrites never pays for its tool schemas twice).
    */
-  object(location: TextLocation, holder: JsonObject, key: string, text: string): void {
+  object(location: TextLocation, holder: JsonObject, key: string, text: string | (() => string)): void {
     if (text === '' || holder[key] === undefined) return;
-    this.slots.push({
-      location,
-      text,
-      kind: 'json',
-      offset: 0,
-      set: (next) => {
-        if (next === text) return;
+    this.slots.push(
+      new JsonSlot(location, text, (next) => {
         const parsed = parseJson(next);
         if (parsed === undefined) throw new AigovError('AIGOV_E_POLICY_FAILED');
         holder[key] = parsed as Json;
         this.#changed = true;
-      },
-    });
+      }),
+    );
   }
 
   /**
@@ -117,6 +113,30 @@ export class SlotSink {
 
   read(request: Omit<NormalizedRequest, 'texts'>, body: unknown, text: string): ReadRequest {
     return { request: { ...request, texts: this.texts }, slots: this.slots, serialize: () => (this.#changed && isObject(body) ? JSON.stringify(body) : text) };
+  }
+}
+
+/** A slot whose text is an object's JSON, serialized when first read. */
+class JsonSlot implements TextSlot {
+  readonly location: TextLocation;
+  readonly kind = 'json';
+  readonly offset = 0;
+  #text: string | (() => string);
+  readonly #write: (next: string) => void;
+
+  constructor(location: TextLocation, text: string | (() => string), write: (next: string) => void) {
+    this.location = location;
+    this.#text = text;
+    this.#write = write;
+  }
+
+  get text(): string {
+    if (typeof this.#text !== 'string') this.#text = this.#text();
+    return this.#text;
+  }
+
+  set(next: string): void {
+    if (next !== this.text) this.#write(next);
   }
 }
 
