@@ -330,7 +330,8 @@ describe('through the gateway: a blocked part never reaches the upstream', () =>
     dir = await mkdtemp(join(tmpdir(), 'aigov-parts-'));
     const file = join(dir, 'policy.yaml');
     await writeFile(file, `version: 1
-uninspectable: { documents: block }
+approval: { approvers: [security] }
+uninspectable: { documents: block, files: require_approval }
 rules:${BLOCK_RULES}
   - { id: mask-cards, match: { detectors: [CREDIT_CARD] }, action: mask_request, mode: shadow }
   - { id: mask-emails, match: { detectors: [EMAIL_ADDRESS] }, action: mask_request }
@@ -397,5 +398,25 @@ rules:${BLOCK_RULES}
     assert.equal(chatSent.messages[0]!.content[0]!.file.file_data, `data:text/plain;base64,${b64(ORDINARY)}`, 'untouched: the client\'s bytes');
     const sent = JSON.parse(h.upstream.received.at(-1)!.body) as { messages: { content: { source: { data: string } }[] }[] };
     assert.equal(Buffer.from(sent.messages[0]!.content[0]!.source.data, 'base64').toString('utf8'), `write to [EMAIL]: ${ORDINARY}`);
+  });
+
+  it('a file by id under files: require_approval is held for the approvers, naming the setting; nothing is forwarded while it waits', async () => {
+    const before = h.upstream.received.length;
+    const controller = new AbortController();
+    const held = openai()
+      .chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: [{ type: 'text', text: 'read this plan' }, { type: 'file', file: { file_id: 'file-abc', filename: 'plan.pdf' } }] }] }, { signal: controller.signal })
+      .catch((e: unknown) => e);
+    let mine: { rule: { id: string }; approvers: { groups: string[] }; state: string; preview: string }[] = [];
+    for (let i = 0; i < 100 && mine.length === 0; i++) {
+      const res = await fetch(`${h.url}/aigov/v1/approvals?scope=mine`, { headers: { authorization: `Bearer ${h.token}` } });
+      mine = ((await res.json()) as { approvals: typeof mine }).approvals.filter((a) => a.state === 'pending');
+      if (mine.length === 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(mine[0]?.rule.id, 'uninspectable.files');
+    assert.deepEqual(mine[0]?.approvers.groups, ['security']);
+    assert.match(mine[0]?.preview ?? '', /read this plan \[file by id or URL plan\.pdf\]/);
+    assert.equal(h.upstream.received.length, before, 'held, not forwarded');
+    controller.abort();
+    assert.ok((await held) instanceof OpenAI.APIUserAbortError);
   });
 });

@@ -216,7 +216,13 @@ export function approvalPreview(request: NormalizedRequest, builtins: readonly D
   const lines: string[] = [];
   const redact = (text: string): string => cut(redactForRecord(text.slice(0, PREVIEW_SCAN_CHARS), builtins), PREVIEW_PART_CHARS);
   for (const message of request.messages.slice(-PREVIEW_MESSAGES)) {
-    const texts = message.parts.map((p) => (p.type === 'text' || p.type === 'tool_result' ? p.text.slice(0, PREVIEW_SCAN_CHARS) : p.type === 'tool_call' ? `[tool call ${p.name}] ${p.arguments.slice(0, PREVIEW_SCAN_CHARS)}` : `[${p.type}]`));
+    const texts = message.parts.map((p) => {
+      if (p.type === 'text' || p.type === 'tool_result') return p.text.slice(0, PREVIEW_SCAN_CHARS);
+      if (p.type === 'tool_call') return `[tool call ${p.name}] ${p.arguments.slice(0, PREVIEW_SCAN_CHARS)}`;
+      // A held document shows what it is: its name, and its text when the gateway reads it.
+      if (p.type === 'file') return `[${p.text === undefined ? (p.source === 'reference' ? 'file by id or URL' : 'document, not text') : 'file'}${p.name ? ` ${p.name.slice(0, 200)}` : ''}]${p.text ? ` ${p.text.slice(0, PREVIEW_SCAN_CHARS)}` : ''}`;
+      return `[${p.type}]`;
+    });
     const text = texts.join(' ').replace(/\s+/g, ' ').trim();
     lines.push(`${message.role}: ${redact(text)}`);
   }
