@@ -389,6 +389,18 @@ rules:${BLOCK_RULES}
     assert.ok(!decoded.includes(AWS_KEY) && decoded.includes('please review'), decoded);
   });
 
+  it('a large text document is scanned on a policy worker like a large prompt: the key at its end is found', async () => {
+    const before = h.upstream.received.length;
+    const big = `${'Quarterly notes, nothing secret here.\n'.repeat(4000)}aws: ${AWS_KEY}\n`;
+    assert.ok(big.length > 128 * 1024);
+    const error = await openai()
+      .responses.create({ model: 'gpt-4o', input: [{ role: 'user', content: [{ type: 'input_file', filename: 'notes.txt', file_data: `data:text/plain;base64,${b64(big)}` }] }] })
+      .catch((e: unknown) => e);
+    assert.ok(error instanceof OpenAI.PermissionDeniedError, String(error));
+    assert.match(error.message, /no-aws-keys/);
+    assert.equal(h.upstream.received.length, before);
+  });
+
   it('ordinary documents go upstream; an email in a base64 document goes up masked, still base64', async () => {
     const before = h.upstream.received.length;
     await openai().chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: [{ type: 'file', file: { filename: 'notes.txt', file_data: `data:text/plain;base64,${b64(ORDINARY)}` } }] }] });
