@@ -36,7 +36,7 @@ function request(messages: NormalizedMessage[]): PolicyInput {
     provider: 'anthropic',
     model: 'claude',
     endpoint: 'anthropic.messages',
-    request: { endpoint: 'anthropic.messages', model: 'claude', stream: false, messages, tools: [], inputs: [] },
+    request: { endpoint: 'anthropic.messages', model: 'claude', stream: false, messages, tools: [], inputs: [], texts: [] },
   };
 }
 

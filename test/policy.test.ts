@@ -37,7 +37,7 @@ function input(messages: NormalizedMessage[], extra: Partial<PolicyInput> & { to
     provider: 'openai',
     model: 'gpt-4o',
     endpoint: 'openai.chat.completions',
-    request: { endpoint: 'openai.chat.completions', model: 'gpt-4o', stream: false, messages, tools, inputs: [] },
+    request: { endpoint: 'openai.chat.completions', model: 'gpt-4o', stream: false, messages, tools, inputs: [], texts: [] },
     ...rest,
   };
 }

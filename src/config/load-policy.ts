@@ -84,7 +84,9 @@ function toDocument(file: PolicyFile, ctx: KeyContext): PolicyDocument {
     };
   });
   const approval = file.approval === undefined ? undefined : resolveApproval(file.approval, 'approval', ctx);
-  return { version: file.version, default_action: file.default_action, approval, detectors: file.detectors, rules };
+  const { approval: partsApproval, ...parts } = file.uninspectable;
+  const uninspectable = { ...parts, approval: partsApproval === undefined ? undefined : resolveApproval(partsApproval, 'uninspectable.approval', ctx) };
+  return { version: file.version, default_action: file.default_action, approval, uninspectable, detectors: file.detectors, rules };
 }
 
 type FileApproval = NonNullable<PolicyFile['approval']>;

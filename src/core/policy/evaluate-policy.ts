@@ -2,7 +2,9 @@
  * Evaluates a compiled policy against one request. Pure: same input, same evaluation.
  *
  * Content is every piece of request text — each message's text parts by role (system prompts
- * included), tool results, tool-call arguments, embedding inputs and tool definitions — and all
+ * included), tool results, tool-call arguments, the name, context and text of documents and files
+ * the codec can read (text documents, text data URLs decoded), embedding inputs, tool definitions
+ * and the other strings the model reads (response formats, predicted output, metadata) — and all
  * matching runs on normalized text (NFKC, invisible characters removed, via detectEntities), so a
  * zero-width space cannot split a secret past a rule. Positions map back to the original text.
  *
@@ -19,7 +21,11 @@
  *    unless the rule says `on_error: fail_open`, then the rule is skipped and that is recorded.
  *  - A custom pattern past its matching budget throws PolicyBudgetError out of evaluatePolicy
  *    (whatever on_error says): the caller refuses the request naming the rule.
+ *  - Parts no rule can read (images, binary documents, files by id or URL, audio) are judged by
+ *    the policy's `uninspectable` setting on top of all that: the stricter outcome wins
+ *    (./uninspectable.ts).
  */
+import type { NormalizedRequest } from '../events.ts';
 import { detectEntities, maxContextLength, maxEntityLength, normalizeForMatching, SECRET_TYPES } from '../detection/index.ts';
 import type { Detection, Detector, EntityType } from '../detection/types.ts';
 import type { MaskOperator } from '../masking/operators.ts';
@@ -27,8 +33,10 @@ import { PolicyAnalyzerError, PolicyBudgetError, type CompiledPolicy, type Compi
 import { matchingEntries } from './judge-tool-call.ts';
 import { buildScanViews, mapToItems, type ScanViews, type TextItem } from './scan-views.ts';
 import { findWorkTree } from './tool-calls.ts';
+import { judgeUninspectable, SEVERITY } from './uninspectable.ts';
 import type {
   EntityCount,
+  PartField,
   PlannedSpan,
   PolicyDecisionRecord,
   PolicyEvaluation,
@@ -55,7 +63,7 @@ interface ContentHits {
 }
 
 export function evaluatePolicy(policy: CompiledPolicy, input: PolicyInput): PolicyEvaluation {
-  const items = collectText(input);
+  const items = requestTextItems(input.request);
   const toolCalls = collectToolCalls(input);
   const toolDefinitions = input.request.tools.map((t) => normalizeName(t.name));
 
@@ -114,8 +122,16 @@ export function evaluatePolicy(policy: CompiledPolicy, input: PolicyInput): Poli
   // An enforced block stands; otherwise a fail-closed analyzer error blocks; otherwise the
   // first terminal match; otherwise the default.
   let final = decided !== null && decided.action === 'block' ? decided : (errorBlock ?? decided);
+  const fallback: PolicyDecisionRecord = { ruleId: 'default', action: policy.defaultAction, mode: 'enforce', effect: 'enforced', reason: defaultReason(policy.defaultAction), entities: [] };
+  // Parts no rule could read: the uninspectable setting applies on top, the stricter outcome wins.
+  for (const part of judgeUninspectable(policy.document.uninspectable, input.request)) {
+    const stricter = SEVERITY[part.action] > SEVERITY[(final ?? fallback).action as TerminalAction];
+    const record: PolicyDecisionRecord = { ruleId: part.ruleId, action: part.action, mode: 'enforce', effect: stricter ? 'enforced' : 'superseded', reason: part.reason, entities: [] };
+    decisions.push(record);
+    if (stricter) final = record;
+  }
   if (final === null) {
-    final = { ruleId: 'default', action: policy.defaultAction, mode: 'enforce', effect: 'enforced', reason: defaultReason(policy.defaultAction), entities: [] };
+    final = fallback;
     decisions.push(final);
   }
 
@@ -140,18 +156,27 @@ export function checkToolCall(gate: ToolGate, call: { readonly name: string; rea
   return matchingEntries(gate, call);
 }
 
-function collectText(input: PolicyInput): TextItem[] {
+/** Every text of a request policy scans, where it is (a codec's text slots address the same locations). */
+export function requestTextItems(request: NormalizedRequest): TextItem[] {
   const items: TextItem[] = [];
-  input.request.messages.forEach((message, m) => {
+  request.messages.forEach((message, m) => {
     message.parts.forEach((part, p) => {
-      const at = (field: 'text' | 'tool_result' | 'tool_arguments'): TextLocation => ({ kind: 'message', message: m, part: p, role: message.role, field });
-      if (part.type === 'text') items.push({ location: at('text'), role: message.role, text: part.text });
-      else if (part.type === 'tool_result') items.push({ location: at('tool_result'), role: message.role, text: part.text });
-      else if (part.type === 'tool_call') items.push({ location: at('tool_arguments'), role: message.role, text: part.arguments });
+      const add = (field: PartField, text: string | undefined): void => {
+        if (text) items.push({ location: { kind: 'message', message: m, part: p, role: message.role, field }, role: message.role, text });
+      };
+      if (part.type === 'text') add('text', part.text);
+      else if (part.type === 'tool_result') add('tool_result', part.text);
+      else if (part.type === 'tool_call') add('tool_arguments', part.arguments);
+      else if (part.type === 'file') {
+        add('file_name', part.name);
+        add('file_context', part.context);
+        add('file_text', part.text);
+      }
     });
   });
-  input.request.inputs.forEach((text, index) => items.push({ location: { kind: 'input', index }, role: 'user', text }));
-  input.request.tools.forEach((tool, t) => {
+  request.inputs.forEach((text, index) => items.push({ location: { kind: 'input', index }, role: 'user', text }));
+  for (const { path, role, text } of request.texts) items.push({ location: { kind: 'field', path }, role, text });
+  request.tools.forEach((tool, t) => {
     if (tool.description) items.push({ location: { kind: 'tool_definition', tool: t, field: 'description' }, role: null, text: tool.description });
     if (tool.parameters !== undefined) {
       items.push({ location: { kind: 'tool_definition', tool: t, field: 'parameters' }, role: null, text: JSON.stringify(tool.parameters) ?? '' });

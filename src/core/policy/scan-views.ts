@@ -4,8 +4,8 @@
  * exact positions in one string); a finding in a view maps back to the original strings it came
  * from (a decoded region maps to the whole encoded region).
  *
- *  - joined: consecutive text items (a message's text parts and tool results, then the next
- *    message's) joined with nothing, a space and a newline, cut to windows around each boundary
+ *  - joined: consecutive text items (a message's text parts, tool results and text documents,
+ *    then the next message's) joined with nothing, a space and a newline, cut to windows around each boundary
  *    as wide as the longest entity a rule can find; only detections spanning two items count
  *    (the others are found in the items themselves).
  *  - decoded: JSON escapes, base64/hex and percent-encoding decoded in place, with 32 characters
@@ -66,8 +66,8 @@ const GAP = '\n\u0000\n';
 export const MAX_JOIN_WINDOW = 4096;
 /** Decoded/spaced characters per request beyond twice the text itself. */
 const VIEW_BUDGET_BASE = 64 * 1024;
-/** Items joined across message boundaries: text the model reads as prose. */
-const JOINABLE = new Set(['text', 'tool_result']);
+/** Items joined across message boundaries: text the model reads as prose (a text document's too). */
+const JOINABLE = new Set(['text', 'tool_result', 'file_text']);
 
 /**
  * Builds the views of `items`. `window` is the widest entity (plus context) a terminal rule can
