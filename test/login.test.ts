@@ -491,6 +491,21 @@ describe('the built CLI', { skip: BUILT ? false : 'run `npm run build` first' },
     assert.equal((JSON.parse(statusAfter.stdout) as { loggedIn: boolean }).loggedIn, false);
   });
 
+  it("login --profile bob, as README writes it: the default profile's gateway, named in the output", async () => {
+    let sent = false;
+    const bob = await aigov(['login', '--profile', 'bob', '--no-browser', '--insecure-storage'], cliEnv, (stderr) => {
+      const code = /^ {2}([A-Z]{4}-[A-Z]{4})$/m.exec(stderr)?.[1];
+      if (!code || sent) return;
+      sent = true;
+      void gateway.idp.approveDevice(code, 'bob');
+    });
+    assert.equal(bob.code, 0, bob.stderr);
+    assert.ok(bob.stderr.startsWith(`Profile bob has no gateway yet: signing in to ${gateway.url}, the gateway of profile default`), bob.stderr);
+    assert.match(bob.stderr, /Logged in to http:\/\/127\.0\.0\.1:\d+ as bob@aigov\.dev \(groups approvers\)/);
+    const whoami = await aigov(['whoami', '--profile', 'bob'], cliEnv);
+    assert.equal(whoami.stdout, `bob@aigov.dev (approvers) on ${gateway.url}\n`);
+  });
+
   it('a denied login exits with AIGOV_E_LOGIN_DENIED and its exit code', async () => {
     const denied = await cliLogin('deny');
     assert.equal(denied.code, 4, denied.stderr);

@@ -1,4 +1,4 @@
-import { Command, Flags } from '@oclif/core';
+import { Args, Command, Flags } from '@oclif/core';
 import { runCommand } from '../cli/run-command.ts';
 
 export default class Run extends Command {
@@ -9,7 +9,12 @@ export default class Run extends Command {
     'environment are not passed on. Everything after -- belongs to CMD. Exits with CMD\'s exit code (128 + signal number if a signal killed it).';
 
   static override examples = ['<%= config.bin %> run -- python script.py', '<%= config.bin %> run --profile work -- node agent.mjs --verbose'];
+  static override usage = '<%= command.id %> [--profile <value>] -- CMD [ARGS...]';
   static override strict = false;
+  // For the help only: the command line after `--` is read from argv as a whole.
+  static override args = {
+    cmd: Args.string({ description: 'The program to run, after `--`, with its arguments (passed on untouched).' }),
+  };
   static override flags = {
     profile: Flags.string({ summary: 'Profile to use.', env: 'AIGOV_PROFILE' }),
   };
