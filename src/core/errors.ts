@@ -348,6 +348,11 @@ export const ERRORS = {
     message: 'The sign-in failed: {reason}.',
     hint: 'Retry `aigov login`; if it persists, check the identity provider.',
   },
+  AIGOV_E_IDP_UNREACHABLE: {
+    status: 503, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'Cannot get an aigov access token: the identity provider at {url} is not available ({reason}).',
+    hint: 'Your sign-in is still valid: retry once it answers. With `aigov server --dev` the identity provider is the gateway itself — is it running? (`aigov status` asks it.)',
+  },
   AIGOV_E_NOT_LOGGED_IN: {
     status: 401, exitCode: EXIT.auth, type: 'authentication_error',
     message: 'Not logged in to aigov (profile `{profile}`).',
