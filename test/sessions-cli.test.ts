@@ -160,6 +160,9 @@ describe('aigov sessions against a real gateway, as processes', { skip: BUILT ? 
     const missing = await aigov(['sessions', 'export', 'nope', '--out', join(home, 'nope.jsonl'), '--profile', 'alice']);
     assert.equal(missing.code, 66);
     assert.equal(existsSync(join(home, 'nope.jsonl')), false);
+    const nowhere = await aigov(['sessions', 'export', 'ses-cli-a1', '--out', join(home, 'no-such-dir', 'x.jsonl'), '--profile', 'carol']);
+    assert.equal(nowhere.code, 64, nowhere.stderr);
+    assert.match(nowhere.stderr, /^aigov: --out ".*" is not valid: aigov cannot create a file there \(its directory does not exist\)\.$/m);
   });
 
   it('a store that cannot answer: a clear one-line error and exit 69', async () => {

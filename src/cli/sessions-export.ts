@@ -29,7 +29,8 @@ export async function exportSession(options: { id: string; format: 'jsonl' | 'js
     });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw badFlag('--out', options.out, `aigov cannot create a file there (${code})`, `aigov sessions export ID --out session.jsonl`);
+    const why = code === 'ENOENT' ? 'its directory does not exist' : code === 'EACCES' ? 'permission denied' : code === 'ENOTDIR' ? 'a part of its path is not a directory' : code;
+    throw badFlag('--out', options.out, `aigov cannot create a file there (${why})`, 'aigov sessions export ID --out session.jsonl');
   }
   try {
     await client.exportTo(options.id, options.format, file, raw);
