@@ -149,7 +149,7 @@ describe('usage mistakes, from the built CLI', { skip: BUILT ? false : 'run `npm
     }
   });
 
-  it("oclif's own checks of a command line exit 64 too, and name the flag and what it takes", async () => {
+  it("oclif's own checks of a command line exit 64 too, and name the flag and what it takes; so does a run with nothing to run", async () => {
     const limit = await runCli(['sessions', 'list', '--limit', '0'], { env: envFor('table') });
     assert.equal(limit.code, 64);
     assert.match(limit.stderr, /--limit[\s\S]*greater than or equal to 1/);
@@ -162,6 +162,11 @@ describe('usage mistakes, from the built CLI', { skip: BUILT ? false : 'run `npm
     const unknown = await runCli(['status', '--bogus'], { env: envFor('table') });
     assert.equal(unknown.code, 64);
     assert.match(unknown.stderr, /Nonexistent flag: --bogus/);
+    for (const args of [['run'], ['run', '--profile', 'work'], ['run', '--']]) {
+      const nothing = await runCli(args, { env: envFor('table') });
+      assert.equal(nothing.code, 64, args.join(' '));
+      assert.equal(nothing.stderr, 'aigov: nothing to run.\n  hint: put the program and its arguments after --, e.g. `aigov run -- python3 script.py`.\n');
+    }
   });
 
   it("login --profile bob takes the default profile's gateway and says which", async () => {

@@ -22,7 +22,10 @@ export default class Run extends Command {
   async run(): Promise<void> {
     const { flags, argv } = await this.parse(Run);
     const [command, ...args] = argv as string[];
-    if (!command) this.error('Nothing to run. Usage: aigov run [--profile NAME] -- CMD [ARGS…]', { exit: 64 });
+    if (!command) {
+      process.stderr.write('aigov: nothing to run.\n  hint: put the program and its arguments after --, e.g. `aigov run -- python3 script.py`.\n');
+      process.exit(64);
+    }
     await runCommand(async () => {
       const { runUnderAigov } = await import('../cli/run-service.ts');
       const { defaultProfile } = await import('../config/paths.ts');
