@@ -11,7 +11,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { normalizeGatewayUrl } from '../src/auth/gateway-url.ts';
 import { closestCommand, editDistance } from '../src/cli/command-suggestion.ts';
+import { isAigovError } from '../src/core/errors.ts';
 import { openCliSettings } from '../src/config/cli-settings.ts';
 import type { Discovery } from '../src/protocol/discovery.ts';
 import { cliEnv, isBuilt, runCli, type CliResult } from './support/cli-process.ts';
@@ -68,6 +70,47 @@ describe('command suggestions (pure)', () => {
       [['x'.repeat(5000)], null],
     ];
     for (const [typed, want] of cases) assert.equal(closestCommand(typed, ids), want, typed.join(' '));
+  });
+});
+
+describe('gateway URLs as typed (pure)', () => {
+  it('a missing scheme is http for a loopback host and https for any other; the result is one normal form', () => {
+    const cases: [string, string][] = [
+      ['localhost:8787', 'http://localhost:8787'],
+      ['LOCALHOST:8787/', 'http://localhost:8787'],
+      ['127.0.0.1:8787', 'http://127.0.0.1:8787'],
+      ['127.1:8787', 'http://127.0.0.1:8787'],
+      ['[::1]:8787', 'http://[::1]:8787'],
+      ['aigov.example.com', 'https://aigov.example.com'],
+      [' aigov.example.com:8443/base/ ', 'https://aigov.example.com:8443/base'],
+      // Names that only look local are not loopback: https, never plain http to them.
+      ['localhost.example.com:8787', 'https://localhost.example.com:8787'],
+      ['127.0.0.1.nip.io:8787', 'https://127.0.0.1.nip.io:8787'],
+      ['HTTPS://Aigov.Example.com/', 'https://aigov.example.com'],
+    ];
+    for (const [typed, want] of cases) assert.equal(normalizeGatewayUrl(typed), want, typed);
+  });
+
+  it('what cannot be a gateway URL is AIGOV_E_BAD_FLAG naming the flag, never echoing a user name or password', () => {
+    const refused = (typed: string, flag?: string) => {
+      try {
+        normalizeGatewayUrl(typed, flag);
+      } catch (error) {
+        assert.ok(isAigovError(error) && error.code === 'AIGOV_E_BAD_FLAG' && error.exitCode === 64, String(error));
+        return error.message;
+      }
+      return assert.fail(`${typed} was accepted`);
+    };
+    assert.match(refused('http://gw.example.com'), /plain http is allowed only for loopback hosts/);
+    assert.match(refused('http://localhost.example.com'), /plain http is allowed only for loopback hosts/);
+    assert.match(refused('file:///etc/passwd'), /not file\.$/);
+    assert.match(refused('javascript:alert(1)'), /it is not a URL/);
+    assert.match(refused('https:gw.example.com'), /it is not a URL/);
+    const tricked = refused('localhost:8787@evil.example.com');
+    assert.match(tricked, /^--gateway "\*\*\*@evil\.example\.com" is not valid: a gateway URL carries no user name or password/);
+    const secret = ['hunter', '2'].join('');
+    assert.equal(refused(`https://bob:${secret}@gw.example.com`).includes(secret), false);
+    assert.match(refused('ftp://gw.example.com', 'AIGOV_GATEWAY'), /^AIGOV_GATEWAY "ftp:\/\/gw\.example\.com" is not valid/);
   });
 });
 
