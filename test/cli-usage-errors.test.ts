@@ -228,7 +228,7 @@ describe('usage mistakes, from the built CLI', { skip: BUILT ? false : 'run `npm
     const text = await runCli(['status'], { env });
     assert.equal(text.code, 69, text.stderr);
     assert.match(text.stdout, new RegExp(`^Gateway: +${dead.replace(/\./g, '\\.')} — unreachable: connection refused$`, 'm'));
-    assert.match(text.stdout, /^The gateway does not answer: check that it runs \(`aigov server --dev` starts a local one\)/m);
+    assert.match(text.stdout, /^Check that the gateway runs \(`aigov server --dev` starts a local one\)/m);
     const json = await runCli(['status', '--json'], { env });
     assert.equal(json.code, 69, json.stderr);
     const report = JSON.parse(json.stdout) as { gateway: string; gatewayReachable: boolean | null; gatewayProblem: string | null };

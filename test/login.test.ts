@@ -336,13 +336,18 @@ describe('aigov status / whoami (service)', () => {
     assert.equal(report.gatewayProblem, 'unreachable: connection refused');
     const text = formatStatus(report);
     assert.match(text, new RegExp(`^Gateway: +${dead.replace(/\./g, '\\.')} — unreachable: connection refused$`, 'm'));
-    assert.match(text, /^The gateway does not answer: check that it runs/m);
+    assert.match(text, /^Check that the gateway runs/m);
 
     const up = await readStatus({ profile: 'status', configDir, runtimeDir, env: {} });
     assert.deepEqual([up.gatewayReachable, up.gatewayProblem], [true, null]);
     assert.match(formatStatus(up), /^Gateway: +\S+ \(reachable\)$/m);
     const whoami = await readStatus({ profile: 'gateway-down', configDir, runtimeDir, env: {}, daemon: false, gateway: false });
     assert.equal(whoami.gatewayReachable, null, 'whoami does not ask the gateway');
+
+    // An unreadable AIGOV_CA_FILE is reported as such, not as a crash of `aigov status`.
+    settings.setProfile('private-ca', { ...template, gatewayUrl: 'https://gw.example.invalid' });
+    const noCa = await readStatus({ profile: 'private-ca', configDir, runtimeDir, env: { AIGOV_CA_FILE: join(home, 'no-such-ca.pem') }, daemon: false });
+    assert.deepEqual([noCa.gatewayReachable, noCa.gatewayProblem], [false, 'the gateway could not be asked (ENOENT; check AIGOV_CA_FILE)']);
   });
 
   it('a profile never logged in: loggedIn false, no whoami line', async () => {

@@ -520,12 +520,12 @@ const GATEWAY_PROBE_SECONDS = 3;
 /** Whether the gateway answers its discovery document, and if not why (AIGOV_CA_FILE trusted, as the daemon does). */
 async function probeGateway(gatewayUrl: string, env: Env, fetchLike: FetchLike | undefined): Promise<{ reachable: boolean; problem: string | null }> {
   const caFile = env.AIGOV_CA_FILE?.trim();
-  const doFetch = fetchLike ?? (caFile && gatewayUrl.startsWith('https:') ? await (await import('../daemon/ca-fetch.ts')).caFetch(caFile) : undefined);
   try {
+    const doFetch = fetchLike ?? (caFile && gatewayUrl.startsWith('https:') ? await (await import('../daemon/ca-fetch.ts')).caFetch(caFile) : undefined);
     await fetchGatewayDiscovery(gatewayUrl, { timeoutSeconds: GATEWAY_PROBE_SECONDS, ...(doFetch ? { fetch: doFetch } : {}) });
     return { reachable: true, problem: null };
   } catch (error) {
-    if (!isAigovError(error)) return { reachable: false, problem: 'the gateway could not be asked' };
+    if (!isAigovError(error)) return { reachable: false, problem: `the gateway could not be asked (${(error as NodeJS.ErrnoException).code ?? 'error'}${caFile ? '; check AIGOV_CA_FILE' : ''})` };
     const reason = String(error.params['reason'] ?? error.code);
     return { reachable: false, problem: error.code === 'AIGOV_E_GATEWAY_UNREACHABLE' ? `unreachable: ${reason}` : `not answering like an aigov gateway: ${reason}` };
   }
@@ -585,7 +585,7 @@ export function formatStatus(report: StatusReport): string {
     }
   }
   if (report.gatewayReachable === false) {
-    lines.push(`The gateway does not answer: check that it runs (\`aigov server --dev\` starts a local one) and that ${report.gateway} is its URL.`);
+    lines.push(`Check that the gateway runs (\`aigov server --dev\` starts a local one) and that ${report.gateway} is its URL.`);
   }
   if (!report.loggedIn) lines.push(`Run \`aigov login${report.gateway ? '' : ' --gateway URL'}${report.profile === 'default' ? '' : ` --profile ${report.profile}`}\` to sign in.`);
   return lines.join('\n');
