@@ -249,5 +249,10 @@ describe('usage mistakes, from the built CLI', { skip: BUILT ? false : 'run `npm
     const viaFlag = await runCli(['sessions', 'list', '--help'], { env: envFor('help') });
     assert.equal(viaHelp.code, 0, viaHelp.stderr);
     assert.equal(viaHelp.stdout, viaFlag.stdout);
+    const topic = await runCli(['sessions'], { env: envFor('help') });
+    assert.match(topic.stdout, /^Recorded sessions: list, show, replay/, "a topic's own help starts with its description");
+    const typo = await runCli(['help', 'sesions', 'list'], { env: envFor('help') });
+    assert.equal(typo.code, 64);
+    assert.match(codedError(typo).hint, /^Did you mean "aigov sessions list"\?/);
   });
 });

@@ -10,12 +10,16 @@ import { closestCommand } from './command-suggestion.ts';
 import { renderCliError } from './run-command.ts';
 
 const hook: Hook.CommandNotFound = async function commandNotFound({ id, config }) {
-  const words = id.split(':');
+  let words = id.split(':');
   if (words[0] === 'help') {
-    const { loadHelpClass } = await import('@oclif/core');
-    const Help = await loadHelpClass(config);
-    await new Help(config, config.pjson.oclif.helpOptions).showHelp(words.slice(1));
-    return;
+    const asked = words.slice(1).join(':');
+    if (asked === '' || config.findCommand(asked) || config.findTopic(asked)) {
+      const { loadHelpClass } = await import('@oclif/core');
+      const Help = await loadHelpClass(config);
+      await new Help(config, config.pjson.oclif.helpOptions).showHelp(words.slice(1));
+      return;
+    }
+    words = words.slice(1); // `aigov help sesions`: the same answer as `aigov sesions`
   }
   const topics = new Set(config.topics.map((topic) => topic.name));
   const suggestion = closestCommand(words, [...config.commandIDs, ...topics]);
