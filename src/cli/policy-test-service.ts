@@ -71,8 +71,8 @@ export function readTextArgument(arg: string): string {
   const file = resolve(arg.slice(1));
   try {
     return readFileSync(file, 'utf8');
-  } catch {
-    throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `cannot read the text file ${file}` });
+  } catch (error) {
+    throw new AigovError('AIGOV_E_POLICY_TEST_USAGE', { reason: `cannot read the text file ${file} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})` });
   }
 }
 
