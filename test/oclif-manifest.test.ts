@@ -1,7 +1,7 @@
 /**
  * oclif.manifest.json is tracked and `npm run build` regenerates it: the same sources must give
  * the same bytes, or every build dirties a clean clone. `oclif manifest` lists the commands in
- * the order its file search returns them, which varies; scripts/sort-oclif-manifest.js (the
+ * the order its file search returns them, which varies; bin/sort-oclif-manifest.js (the
  * build's last step) sorts them. Here: the tracked file is in that sorted form and lists every
  * command in src/commands, and — with dist/ built — the build's manifest steps run twice in
  * scratch package roots give the tracked file byte for byte.
@@ -14,7 +14,7 @@ import { join, relative } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 // @ts-expect-error -- a plain JavaScript build script, without type declarations
-import { sortManifest } from '../scripts/sort-oclif-manifest.js';
+import { sortManifest } from '../bin/sort-oclif-manifest.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const MANIFEST = join(ROOT, 'oclif.manifest.json');
@@ -62,7 +62,7 @@ describe('oclif.manifest.json is deterministic', () => {
   it("the build's manifest steps, run twice from dist/, give the tracked file", { skip: existsSync(join(ROOT, 'dist', 'commands', 'run.js')) ? false : 'run `npm run build` first', timeout: 120_000 }, async () => {
     const build = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { build: string } }).scripts.build;
     const steps = build.split(' && ').filter((step) => !step.startsWith('tsc '));
-    assert.deepEqual(steps, ['oclif manifest', 'node scripts/sort-oclif-manifest.js'], 'the build writes the manifest and then sorts it');
+    assert.deepEqual(steps, ['oclif manifest', 'node bin/sort-oclif-manifest.js'], 'the build writes the manifest and then sorts it');
     const generate = async (): Promise<string> => {
       // A package root of its own: `oclif manifest` writes (and first deletes) oclif.manifest.json in its working directory.
       const root = mkdtempSync(join(tmpdir(), 'aigov-manifest-'));
