@@ -68,7 +68,7 @@ describe('oclif.manifest.json is deterministic', () => {
       const root = mkdtempSync(join(tmpdir(), 'aigov-manifest-'));
       scratch.push(root);
       // dist/ copied, not linked: oclif records each command's path relative to the package root.
-      for (const copied of ['package.json', 'dist', 'scripts']) cpSync(join(ROOT, copied), join(root, copied), { recursive: true });
+      for (const copied of ['package.json', 'dist', 'bin']) cpSync(join(ROOT, copied), join(root, copied), { recursive: true });
       symlinkSync(join(ROOT, 'node_modules'), join(root, 'node_modules'));
       await promisify(execFile)('sh', ['-c', steps.join(' && ')], {
         cwd: root,
