@@ -241,22 +241,24 @@ function forEachPhoneCandidate(text: string, found: (start: number, end: number)
 
 type PhoneSpan = { startsAt: number; endsAt: number } | null;
 /**
- * libphonenumber's verdicts on a candidate: `valid`, the longest number it finds that is valid in
- * one of PHONE_REGIONS (its number plan: assigned area codes, ranges); `possible`, the longest it
- * finds of a possible length only (leniency POSSIBLE) — asked only when no valid one spans the
- * whole candidate.
- */
-type PhoneVerdict = { readonly valid: PhoneSpan; readonly possible: PhoneSpan };
-/**
  * A verdict is a function of the candidate alone (`international` is derived from it), and it is
- * by far the costliest step of detection, so verdicts are memoized — a bounded map, emptied when
- * full. It holds candidate strings (phone-shaped runs of text the gateway already holds in
- * memory), never anything else, and is never logged.
+ * by far the costliest step of detection, so verdicts are memoized — bounded maps, emptied when
+ * full. They hold candidate strings (phone-shaped runs of text the gateway already holds in
+ * memory), never anything else, and are never logged.
  */
 const PHONE_CACHE_MAX = 512;
-const phoneCache = new Map<string, PhoneVerdict>();
+const validCache = new Map<string, PhoneSpan>();
+const possibleCache = new Map<string, PhoneSpan>();
 
-function longestIn(cand: string, international: boolean, leniency: 'VALID' | 'POSSIBLE'): PhoneSpan {
+/**
+ * The longest number libphonenumber finds in the candidate for one of PHONE_REGIONS: with
+ * leniency VALID, one its number plan knows (assigned area codes and ranges); with POSSIBLE, one
+ * of a possible length there.
+ */
+function phoneSpan(cand: string, international: boolean, leniency: 'VALID' | 'POSSIBLE'): PhoneSpan {
+  const cache = leniency === 'VALID' ? validCache : possibleCache;
+  const cached = cache.get(cand);
+  if (cached !== undefined) return cached;
   let best: PhoneSpan = null;
   for (const region of PHONE_REGIONS) {
     // `leniency` is read by libphonenumber-js at run time; its typings name only `extended`.
@@ -267,18 +269,9 @@ function longestIn(cand: string, international: boolean, leniency: 'VALID' | 'PO
     if (international && best !== null) break;
     if (best !== null && best.endsAt - best.startsAt === cand.length) break;
   }
+  if (cache.size >= PHONE_CACHE_MAX) cache.clear();
+  cache.set(cand, best);
   return best;
-}
-
-function phoneVerdict(cand: string, international: boolean): PhoneVerdict {
-  const cached = phoneCache.get(cand);
-  if (cached !== undefined) return cached;
-  const valid = longestIn(cand, international, 'VALID');
-  const whole = valid !== null && valid.endsAt - valid.startsAt === cand.length;
-  const verdict = { valid, possible: whole ? null : longestIn(cand, international, 'POSSIBLE') };
-  if (phoneCache.size >= PHONE_CACHE_MAX) phoneCache.clear();
-  phoneCache.set(cand, verdict);
-  return verdict;
 }
 
 /**
@@ -291,6 +284,18 @@ const PHONE_LABEL = contextRegexTest(
   /(?:^|[^a-z])(?:tele?phone|phone|tel|mobile|mob|cell(?:phone)?|fax|whatsapp|sms|ph|call(?: me)?(?: (?:at|on))?|text me(?: (?:at|on))?|dial)\.?(?: ?(?:no\.?|nr\.?|number|#))?[ \t]{0,3}[:=-]?[ \t]{0,3}$/,
   40,
 );
+
+/** True when every digit of `s` is the same one (`000-000-0000`: a placeholder). */
+function oneDigit(s: string): boolean {
+  let first = -1;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) continue;
+    if (first < 0) first = c;
+    else if (c !== first) return false;
+  }
+  return true;
+}
 
 export const phoneDetector: Detector = defineDetector({
   id: 'builtin.phone',
@@ -321,17 +326,19 @@ export const phoneDetector: Detector = defineDetector({
       const cand = text.slice(q, end);
       if (dateChars && (DATE_LIKE.test(cand) || DOTTED_QUAD.test(cand) || SSN_SHAPE.test(cand))) return;
       if (text.charCodeAt(q + 4) === 45 && DATE_PREFIX.test(cand)) return;
-      const { valid, possible } = phoneVerdict(cand, international);
       // A number WRITTEN as a phone number — with a `+` country code, as 10-12 digits in groups,
       // or after a phone label — is one even where the number plan says its area code or range
       // is unassigned (`+1 555 010 9999`, `(555) 010-9999`, `tel. 0301234567`): a possible
       // length is enough, at a lower confidence. A bare digit run still needs a valid number.
-      let best = valid;
+      let best = phoneSpan(cand, international, 'VALID');
       let shapeOnly = false;
-      if (possible !== null && (valid === null || possible.endsAt - possible.startsAt > valid.endsAt - valid.startsAt)) {
-        if (plus || (nationalShape && !international) || PHONE_LABEL(text, q)) {
-          best = possible;
-          shapeOnly = true;
+      if (best === null || best.endsAt - best.startsAt < cand.length) {
+        if ((plus || (nationalShape && !international) || PHONE_LABEL(text, q)) && !oneDigit(cand)) {
+          const possible = phoneSpan(cand, international, 'POSSIBLE');
+          if (possible !== null && (best === null || possible.endsAt - possible.startsAt > best.endsAt - best.startsAt)) {
+            best = possible;
+            shapeOnly = true;
+          }
         }
       }
       if (best === null) return;
