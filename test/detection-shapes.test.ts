@@ -210,7 +210,8 @@ describe('spaced-token candidates', () => {
   it('a gap is one space or tab, or one line break with indentation, real or JSON-escaped', () => {
     const cases: [string, number][] = [
       ['a b', 2], ['a\tb', 2], ['a\nb', 2], ['a \n  b', 5], ['a\r\nb', 3], ['a\\nb', 3], ['a\\r\\nb', 5], ['a\\tb', 3],
-      ['a  b', -1], ['a\n\nb', -1], ['a\\n\\nb', -1], ['a ', -1], ['ab', -1], ['a\\\\b', -1],
+      ['a\u00a0b', 2], ['a\u3000b', 2], ['a\u2028b', 2], ['a \u2029 b', 4],
+      ['a  b', -1], ['a\n\nb', -1], ['a\\n\\nb', -1], ['a ', -1], ['ab', -1], ['a\\\\b', -1], ['a\u2028\nb', -1],
     ];
     for (const [text, end] of cases) assert.equal(gapEnd(text, 1), end, JSON.stringify(text));
   });

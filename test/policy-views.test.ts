@@ -80,6 +80,9 @@ function spacings(v: string): [string, string][] {
     ['groups of 4 on lines', groups(4).join('\n')],
     ['spaced characters over two lines', `${[...a].join(' ')}\n${[...b].join(' ')}`],
     ['broken by a tab', `${a}\t${b}`],
+    ['spaced with no-break spaces', [...c].join('\u00a0')],
+    ['groups of 4 with ideographic spaces', groups(4).join('\u3000')],
+    ['broken by a LINE SEPARATOR', `${a}\u2028${b}`],
   ];
 }
 

@@ -47,7 +47,15 @@ for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_
 /** A character the detectors' token boundaries (`[A-Za-z0-9_-]`) count as inside a token. */
 const isToken = (c: number): boolean => c < 128 && TOKEN[c] === 1;
 const isDigit = (c: number): boolean => c >= 48 && c <= 57;
-const isSpace = (c: number): boolean => c === 32 || c === 9 || c === 10 || c === 13;
+/** A space within a line: space, tab, and Unicode's spaces (no-break, en, em, thin, ideographic…). */
+const isBlank = (c: number): boolean =>
+  c === 32 || c === 9 || (c >= 0x2000 && c <= 0x200a) || c === 0xa0 || c === 0x1680 || c === 0x202f || c === 0x205f || c === 0x3000;
+/** A line break: LF, and VT, FF, NEL, LINE and PARAGRAPH SEPARATOR (CR before LF is part of it). */
+const isBreak = (c: number): boolean => c === 10 || c === 11 || c === 12 || c === 0x85 || c === 0x2028 || c === 0x2029;
+const isSpace = (c: number): boolean => isBlank(c) || isBreak(c) || c === 13;
+/** isBlank and isBreak as regex classes. */
+const BLANK = String.raw`[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]`;
+const BREAK = String.raw`(?:\r?\n|[\v\f\u0085\u2028\u2029])`;
 
 /** A JSON escape that writes whitespace (`\n`, `\r`, `\t`) at i. */
 function escapedSpace(t: string, i: number): boolean {
@@ -80,10 +88,10 @@ export function gapEnd(t: string, i: number): number {
   let blanks = 0;
   while (j < n) {
     const c = t.charCodeAt(j);
-    if (c === 32 || c === 9) {
+    if (isBlank(c)) {
       blanks++;
       j++;
-    } else if (c === 10) {
+    } else if (isBreak(c)) {
       breaks++;
       j++;
     } else if (c === 13 && t.charCodeAt(j + 1) === 10) {
@@ -143,7 +151,7 @@ function piecesOf(w: Walk, e: number): SpacedCandidate {
   return out;
 }
 
-const GAP_SOURCE = String.raw`(?:[ \t]|\\t|[ \t]*(?:\r?\n|(?:\\r)?\\n)[ \t]*)?`;
+const GAP_SOURCE = String.raw`(?:${BLANK}|\\t|${BLANK}*(?:${BREAK}|(?:\\r)?\\n)${BLANK}*)?`;
 const finders = new Map<string, RegExp>();
 
 /**
@@ -240,7 +248,7 @@ function tokenCandidates(t: string, shapes: readonly SpacedShape[], out: SpacedC
 }
 
 /** A digit before a gap that holds a line break or a tab: where a broken card may lie. */
-const BROKEN_DIGITS = /[0-9](?:[ \t]*(?:\r?\n|(?:\\r)?\\n)[ \t]*|\t|\\t)[0-9]/g;
+const BROKEN_DIGITS = new RegExp(String.raw`[0-9](?:${BLANK}*(?:${BREAK}|(?:\\r)?\\n)${BLANK}*|\\t|[\t\u00a0\u2000-\u200a\u202f\u3000])[0-9]`, 'g');
 
 /**
  * Whole runs of digit groups joined by gaps, one run per candidate (12 to 19 digits, at least two
