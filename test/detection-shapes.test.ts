@@ -9,6 +9,8 @@ import { describe, it } from 'node:test';
 import { base62Crc32Valid, base62Encode, crc32 } from '../src/core/detection/checksums.ts';
 import { BUILTIN_DETECTORS, builtinDetector, detectEntities, TOKEN_SHAPES } from '../src/core/detection/index.ts';
 import { findSpacedCandidates, gapEnd } from '../src/core/detection/spaced-tokens.ts';
+import { maskText } from '../src/core/masking/operators.ts';
+import { StreamMasker } from '../src/core/masking/stream-masker.ts';
 import { seededRandom } from './support/seeded-random.ts';
 
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -195,6 +197,20 @@ describe('phone numbers written as phone numbers are found where the number plan
   for (const text of NEGATIVE) {
     it(`not ${JSON.stringify(text)}`, () => assert.deepEqual(phones(text), []));
   }
+  it('are masked in a streamed answer however it is chunked, as in the whole answer', () => {
+    const answer = `Sure. Call +1 555 010 9999 or (555) 010-9999; fax: 1110000000. The old token was ${broken(checksummed('ghp', R30), 5)}.`;
+    const redact = () => ({ kind: 'redact' as const });
+    const whole = maskText(answer, detectEntities(answer, BUILTIN_DETECTORS), redact);
+    assert.equal(whole, 'Sure. Call [PHONE] or [PHONE]; fax: [PHONE]. The old token was [GITHUB_TOKEN].');
+    for (const size of [1, 2, 3, 5, 7, 16]) {
+      const masker = new StreamMasker({ detectors: BUILTIN_DETECTORS, operatorFor: redact });
+      let out = '';
+      for (let i = 0; i < answer.length; i += size) out += masker.push(answer.slice(i, i + size));
+      out += masker.end();
+      assert.equal(out, whole, `chunks of ${size}`);
+    }
+  });
+
   it('a number the plan knows keeps its higher confidence', () => {
     assert.deepEqual(phones('office +44 20 7946 0958'), [['+44 20 7946 0958', 0.75]]);
     assert.deepEqual(phones('call (212) 555-0188 tomorrow'), [['(212) 555-0188', 0.85]]);
