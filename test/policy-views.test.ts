@@ -83,6 +83,8 @@ function spacings(v: string): [string, string][] {
     ['spaced with no-break spaces', [...c].join('\u00a0')],
     ['groups of 4 with ideographic spaces', groups(4).join('\u3000')],
     ['broken by a LINE SEPARATOR', `${a}\u2028${b}`],
+    ['fullwidth characters spaced out', [...c].map((ch) => String.fromCharCode(ch.charCodeAt(0) + 0xfee0)).join(' ')],
+    ['a zero-width space in the prefix, broken by a newline', `${a.slice(0, 1)}\u200b${a.slice(1)}\n${b}`],
   ];
 }
 

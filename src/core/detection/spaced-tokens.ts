@@ -21,6 +21,7 @@
  * says so. Pure: no I/O.
  */
 import type { DecodeBudget } from './decode-encodings.ts';
+import { normalizeForMatching } from './normalize.ts';
 
 /** A prefixed token type to look for: see TokenShape in ./secrets.ts. */
 export interface SpacedShape {
@@ -184,8 +185,19 @@ function prefixFinder(shapes: readonly SpacedShape[]): RegExp {
   return re;
 }
 
-/** The candidates of `t` (see the top of this file), or none when `budget` ran out on the way. */
-export function findSpacedCandidates(t: string, targets: SpacedTargets, budget: DecodeBudget): SpacedCandidate[] {
+/**
+ * The candidates of `text` (see the top of this file), as ranges of `text`; those found until
+ * `budget` ran out. They are looked for in the text as the detectors see it (normalized: NFKC,
+ * invisible characters removed), so `Ａ Ｋ Ｉ Ａ…` and a zero-width space inside a prefix do not hide one.
+ */
+export function findSpacedCandidates(text: string, targets: SpacedTargets, budget: DecodeBudget): SpacedCandidate[] {
+  const norm = normalizeForMatching(text);
+  const found = findIn(norm.text, targets, budget);
+  if (norm.text === text) return found;
+  return found.map((pieces) => pieces.map(([a, b]) => [norm.toOriginal(a), norm.toOriginalEnd(b)] as const));
+}
+
+function findIn(t: string, targets: SpacedTargets, budget: DecodeBudget): SpacedCandidate[] {
   const out: SpacedCandidate[] = [];
   const spend = (chars: number): boolean => {
     if (chars > budget.chars) {
