@@ -118,26 +118,34 @@ interface Walk {
   /** Piece k is text[pieceAt[k], pieceAt[k + 1]) and lies at t[from[k], …). */
   readonly pieceAt: readonly number[];
   readonly from: readonly number[];
-  /** The run ended (a boundary or the end of the text) rather than the limit. */
+  /** The text ends at a boundary (a gap, a boundary or the end of the text), not at the limit. */
   readonly ended: boolean;
 }
 
-/** Reads the run from t[a] on, joining pieces across gaps, up to `limit` + 1 joined characters. */
-function walk(t: string, a: number, limit: number): Walk {
+/**
+ * Reads the run from t[a] on, joining pieces across gaps, up to `limit` + 1 joined characters —
+ * with `regular`, only up to the first piece after piece 1 whose width differs from piece 1's
+ * (no candidate regularly spaced goes past it: it can only be the last piece).
+ */
+function walk(t: string, a: number, limit: number, regular = false): Walk {
   const n = t.length;
   const pieceAt: number[] = [];
   const from: number[] = [];
-  let text = '';
+  const parts: string[] = [];
+  let length = 0;
   let i = a;
   for (;;) {
     let j = i;
-    while (j < n && text.length + (j - i) <= limit && !spaceAt(t, j)) j++;
-    pieceAt.push(text.length);
+    while (j < n && length + (j - i) <= limit && !spaceAt(t, j)) j++;
+    pieceAt.push(length);
     from.push(i);
-    text += t.slice(i, j);
-    if (text.length > limit) return { text, pieceAt, from, ended: false };
+    parts.push(t.slice(i, j));
+    length += j - i;
+    if (length > limit) return { text: parts.join(''), pieceAt, from, ended: false };
     const g = j < n ? gapEnd(t, j) : -1;
-    if (g < 0) return { text, pieceAt, from, ended: true };
+    const k = pieceAt.length - 1;
+    const irregular = regular && k >= 2 && length - pieceAt[k]! !== pieceAt[2]! - pieceAt[1]!;
+    if (g < 0 || irregular) return { text: parts.join(''), pieceAt, from, ended: true };
     i = g;
   }
 }
@@ -236,7 +244,7 @@ function tokenCandidates(t: string, shapes: readonly SpacedShape[], out: SpacedC
       }
     }
     if (hi === 0) continue;
-    const w = walk(t, a, hi);
+    const w = walk(t, a, hi, true);
     const at = w.pieceAt;
     if (at.length < 2 || at[1]! >= hi) continue;
     // Regular spacing (see the top): broken once, or pieces 1 … k−2 of one width, the first at
