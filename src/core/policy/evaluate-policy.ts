@@ -26,12 +26,12 @@
  *    (./uninspectable.ts).
  */
 import type { NormalizedRequest } from '../events.ts';
-import { detectEntities, maxContextLength, maxEntityLength, normalizeForMatching, SECRET_TYPES } from '../detection/index.ts';
+import { detectEntities, maxContextLength, maxEntityLength, normalizeForMatching } from '../detection/index.ts';
 import type { Detection, Detector, EntityType } from '../detection/types.ts';
 import type { MaskOperator } from '../masking/operators.ts';
 import { PolicyAnalyzerError, PolicyBudgetError, type CompiledPolicy, type CompiledRule } from './compile-policy.ts';
 import { matchingEntries } from './judge-tool-call.ts';
-import { buildScanViews, mapToItems, type ScanViews, type TextItem } from './scan-views.ts';
+import { buildScanViews, mapToItems, SPACED_TYPES, spacedTargets, spansJoin, type ScanViews, type TextItem } from './scan-views.ts';
 import { findWorkTree } from './tool-calls.ts';
 import { judgeUninspectable, SEVERITY } from './uninspectable.ts';
 import type {
@@ -76,7 +76,7 @@ export function evaluatePolicy(policy: CompiledPolicy, input: PolicyInput): Poli
   const findings: RuleFinding[] = [];
   // Terminal content rules also scan views of the text as the model reads it (scan-views.ts).
   let views: ScanViews | null = null;
-  const viewsFor = (): ScanViews => (views ??= buildScanViews(items, joinWindow(policy, input)));
+  const viewsFor = (): ScanViews => (views ??= buildScanViews(items, joinWindow(policy, input), spacedTargets(viewTypes(policy, input))));
 
   for (const rule of policy.rules) {
     if (!rule.inScope(input)) continue;
@@ -213,6 +213,16 @@ function joinWindow(policy: CompiledPolicy, input: PolicyInput): number {
   return w;
 }
 
+/** The entity types the terminal content rules in scope can find (what the spaced view looks for). */
+function viewTypes(policy: CompiledPolicy, input: PolicyInput): Set<EntityType> {
+  const types = new Set<EntityType>();
+  for (const rule of policy.rules) {
+    if (!blocksOnContent(rule) || !rule.inScope(input)) continue;
+    for (const d of rule.contentDetectors) types.add(d.type);
+  }
+  return types;
+}
+
 function findContent(rule: CompiledRule, items: readonly TextItem[], views: ScanViews | null): ContentHits {
   let total = 0;
   const byLocation: { item: TextItem; detections: Detection[] }[] = [];
@@ -229,14 +239,20 @@ function findContent(rule: CompiledRule, items: readonly TextItem[], views: Scan
   if (views === null) return { total, byLocation, types };
   // Text the budget left undecoded could hide anything: the rule's analyzer fails (on_error decides).
   if (views.incomplete) throw new PolicyAnalyzerError('decoded-views', { cause: new Error('the request holds more encoded text than the policy scan decodes') });
-  const secrets = rule.contentDetectors.filter((d) => SECRET_TYPES.has(d.type));
+  const spacedDetectors = rule.contentDetectors.filter((d) => SPACED_TYPES.has(d.type));
+  // What the items' own scan found: a spaced candidate that runs on past a token it holds
+  // (`glpat-…` glued to the next word) is that token again, not another one.
+  const direct = new Map(byLocation.map(({ item, detections }) => [item, detections]));
+  const foundDirectly = (p: { item: TextItem; start: number; end: number }): boolean =>
+    direct.get(p.item)?.some((d) => d.start < p.end && p.start < d.end) === true;
   for (const view of views.views) {
-    const detectors = view.secretsOnly ? secrets : rule.contentDetectors;
+    const detectors = view.spaced ? spacedDetectors : rule.contentDetectors;
     if (detectors.length === 0) continue;
     for (const d of detectEntities(view.text, detectors)) {
       const pieces = mapToItems(view, d.start, d.end);
       if (pieces.length === 0 || !pieces.some((p) => roleOk(p.item))) continue;
       if (view.mustSpanItems && pieces.length < 2) continue;
+      if (view.spaced && (!spansJoin(view, d.start, d.end) || pieces.some(foundDirectly))) continue;
       total++;
       types.push(d.type);
       for (const p of pieces) byLocation.push({ item: p.item, detections: [{ ...d, start: p.start, end: p.end }] });
