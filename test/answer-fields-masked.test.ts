@@ -23,6 +23,8 @@ const EMAIL = 'jane.doe@example.com';
 const PHONE = '+1 650-253-0000';
 const PII_TEXT = `Reach the owner at ${EMAIL} or call ${PHONE} today.`;
 const OPAQUE = 'EuYBCkQYAiJAVGhpcyBpcyBhbiBvcGFxdWUgcmVkYWN0ZWQgdGhpbmtpbmcgYmxvYg==';
+const SIGNATURE = 'EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds';
+const SEAL_PREFIX = 'aigov-thinking-seal.v1.';
 
 const POLICY = `version: 1
 rules:
@@ -48,7 +50,7 @@ function anthropicStream(): Transcript {
   let body = sse('message_start', { type: 'message_start', message: { id: 'msg_01Thinking', type: 'message', role: 'assistant', model: 'claude-sonnet-4-5-20250929', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 40, output_tokens: 1 } } });
   body += sse('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } });
   for (const piece of cut(`Thinking: ${PII_TEXT}`, 1)) body += sse('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: piece } });
-  body += sse('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'signature_delta', signature: 'EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds' } });
+  body += sse('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'signature_delta', signature: SIGNATURE } });
   body += sse('content_block_stop', { type: 'content_block_stop', index: 0 });
   body += sse('content_block_start', { type: 'content_block_start', index: 1, content_block: { type: 'redacted_thinking', data: OPAQUE } });
   body += sse('content_block_stop', { type: 'content_block_stop', index: 1 });
@@ -62,7 +64,7 @@ function anthropicStream(): Transcript {
 
 function anthropicMessage(): Transcript {
   const content = [
-    { type: 'thinking', thinking: `Thinking: ${PII_TEXT}`, signature: 'EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds' },
+    { type: 'thinking', thinking: `Thinking: ${PII_TEXT}`, signature: SIGNATURE },
     { type: 'redacted_thinking', data: OPAQUE },
     { type: 'text', text: PII_TEXT },
   ];
@@ -193,7 +195,10 @@ describe('Anthropic: thinking is masked, redacted_thinking passes as sent', () =
       assert.deepEqual(message.content.map((b) => b.type), ['thinking', 'redacted_thinking', 'text']);
       const [thinking, redacted, text] = message.content;
       assertMaskedField(thinking?.type === 'thinking' ? thinking.thinking : null, 'Thinking: ', 'thinking');
-      assert.equal(thinking?.type === 'thinking' ? thinking.signature : null, 'EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds');
+      // The masked thinking's signature no longer fits it: the client holds a seal instead.
+      const signature = thinking?.type === 'thinking' ? thinking.signature : '';
+      assert.ok(signature.startsWith(SEAL_PREFIX), signature);
+      assertMasked(Buffer.from(signature.slice(SEAL_PREFIX.length), 'base64url').toString('latin1'), 'seal');
       assert.equal(redacted?.type === 'redacted_thinking' ? redacted.data : null, OPAQUE);
       assertMaskedField(text?.type === 'text' ? text.text : null, '', 'text');
     });
@@ -204,8 +209,49 @@ describe('Anthropic: thinking is masked, redacted_thinking passes as sent', () =
     const message = await anthropic().messages.create(claudeTurn);
     const [thinking, redacted, text] = message.content;
     assertMaskedField(thinking?.type === 'thinking' ? thinking.thinking : null, 'Thinking: ', 'thinking');
+    assert.ok(thinking?.type === 'thinking' && thinking.signature.startsWith(SEAL_PREFIX));
     assert.equal(redacted?.type === 'redacted_thinking' ? redacted.data : null, OPAQUE);
     assertMaskedField(text?.type === 'text' ? text.text : null, '', 'text');
+  });
+});
+
+describe('Anthropic: a masked thinking block sent back goes upstream as the provider signed it', () => {
+  const followUp = (content: Anthropic.ContentBlockParam[]) => ({ ...claudeTurn, messages: [...claudeTurn.messages, { role: 'assistant' as const, content }, { role: 'user' as const, content: 'go on' }] });
+  const sentBack = (blocks: Anthropic.ContentBlock[]): Anthropic.ContentBlockParam[] => blocks.map((b) => (b.type === 'text' ? { type: 'text', text: b.text } : b.type === 'thinking' ? { type: 'thinking', thinking: b.thinking, signature: b.signature } : b.type === 'redacted_thinking' ? { type: 'redacted_thinking', data: b.data } : { type: 'text', text: '?' }));
+  const upstreamThinking = (): unknown => {
+    const body = JSON.parse(h.upstream.received.at(-1)!.body) as { messages: { role: string; content: unknown }[] };
+    return (body.messages[1]!.content as { type: string }[]).find((b) => b.type === 'thinking');
+  };
+
+  for (const stream of [true, false]) {
+    it(`${stream ? 'streamed' : 'JSON'} answer: the seal is opened, the original text and signature go upstream; the record keeps the seal`, async () => {
+      h.upstream.route('POST', '/v1/messages', stream ? anthropicStream() : anthropicMessage());
+      const message = stream ? await anthropic().messages.stream(claudeTurn).finalMessage() : await anthropic().messages.create(claudeTurn);
+      h.upstream.route('POST', '/v1/messages', anthropicMessage());
+      const res = await fetch(`${h.url}/anthropic/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${h.token}`, 'content-type': 'application/json' }, body: JSON.stringify(followUp(sentBack(message.content))) });
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.deepEqual(upstreamThinking(), { type: 'thinking', thinking: `Thinking: ${PII_TEXT}`, signature: SIGNATURE });
+      await h.gateway.store.flush();
+      const record = await h.gateway.store.getCall(res.headers.get('x-aigov-call-id')!);
+      assert.ok(record?.requestBody?.includes(SEAL_PREFIX), 'the record keeps the request as the client sent it');
+      assertMasked(record?.requestBody ?? '', 'recorded request');
+    });
+  }
+
+  it('another user cannot open the seal: refused with AIGOV_E_THINKING_UNRESTORABLE, nothing sent upstream', async () => {
+    h.upstream.route('POST', '/v1/messages', anthropicMessage());
+    const message = await anthropic().messages.create(claudeTurn);
+    const received = h.upstream.received.length;
+    const bob = new Anthropic({ baseURL: `${h.url}/anthropic`, apiKey: await h.tokenFor('bob'), maxRetries: 0 });
+    await assert.rejects(bob.messages.create(followUp(sentBack(message.content))), (error: unknown) => error instanceof Anthropic.BadRequestError && /AIGOV_E_THINKING_UNRESTORABLE/.test(error.message));
+    assert.equal(h.upstream.received.length, received);
+  });
+
+  it('a seal changed by one character is refused the same way', async () => {
+    h.upstream.route('POST', '/v1/messages', anthropicMessage());
+    const message = await anthropic().messages.create(claudeTurn);
+    const blocks = sentBack(message.content).map((b) => (b.type === 'thinking' ? { ...b, signature: b.signature.slice(0, -2) + (b.signature.endsWith('A') ? 'B' : 'A') + b.signature.slice(-1) } : b));
+    await assert.rejects(anthropic().messages.create(followUp(blocks)), /AIGOV_E_THINKING_UNRESTORABLE/);
   });
 });
 

@@ -52,6 +52,8 @@ export interface HarnessOptions {
   readonly approvalKeepAliveMs?: number;
   /** audit.raw_copy.key (base64 or hex), given as ${TEST_RAW_COPY_KEY}; omitted: no raw copies. */
   readonly rawCopyKey?: string;
+  /** The gateway's `answers` section. */
+  readonly answers?: GatewayConfigInput['answers'];
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -69,6 +71,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ],
     storage: { driver: 'sqlite', path: join(dir, options.storeSubdir ?? '', 'aigov.db') },
     limits: options.limits ?? {},
+    ...(options.answers ? { answers: options.answers } : {}),
     ...(options.policyFile ? { policy: { file: options.policyFile } } : {}),
     ...(options.pseudonymKey ? { pseudonyms: { key: '${TEST_PSEUDONYM_KEY}' } } : {}),
     audit: { auditor_groups: ['auditors'], ...(options.rawCopyKey ? { raw_copy: { key: '${TEST_RAW_COPY_KEY}' } } : {}) },
