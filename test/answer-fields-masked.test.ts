@@ -522,7 +522,7 @@ describe('citations, annotations, search results and fields a provider adds are 
       const text = await raw('/openai/v1/chat/completions', { model: 'gpt-4o', messages: [{ role: 'user', content: 'who?' }], stream: true, logprobs: true });
       assertMasked(text, 'raw stream');
       assert.ok(text.includes(OPAQUE), 'audio data passes as sent');
-      const chunks = events(text) as { choices: { delta: Record<string, unknown>; logprobs: unknown }[] }[];
+      const chunks = events(text) as { choices: { delta: { content?: string; annotations?: unknown }; logprobs: unknown }[] }[];
       for (const chunk of chunks) for (const choice of chunk.choices) assert.equal(choice.logprobs, null, 'logprobs left out');
       assertMaskedField(chunks.map((c) => c.choices[0]?.delta.content ?? '').join(''), '', 'content');
       const extras = chunks.find((c) => c.choices[0]?.delta.annotations)?.choices[0]?.delta as { annotations: typeof CHAT_ANNOTATIONS; audio: typeof CHAT_AUDIO };

@@ -507,7 +507,8 @@ class ResponsesStreamRewriter implements ItemRewriter {
       const held = this.#channels.close(key);
       if (held !== '') {
         const { text: _text, arguments: _arguments, input: _input, refusal: _refusal, code: _code, logprobs: _logprobs, ...rest } = data;
-        out.push(StreamItem.synthetic(done.delta, { ...rest, ...fields, type: done.delta, delta: held }));
+        // The done event's logprobs are the whole text's: a delta of what was held carries none.
+        out.push(StreamItem.synthetic(done.delta, { ...rest, ...(Array.isArray(data.logprobs) ? { logprobs: [] } : {}), ...fields, type: done.delta, delta: held }));
       }
       texts.set(data, done.field, done.kind);
       texts.dropCopies(data, 'logprobs', []);
