@@ -146,8 +146,13 @@ describe('no policy: a provider key an answer echoes never reaches the client or
     for await (const event of stream) if (event.type === 'response.output_text.delta') deltas += event.delta;
     assert.equal(deltas, `key=${SCRUBBED}`);
     assert.equal((await stream.finalResponse()).output_text, `key=${SCRUBBED}`);
-    h.upstream.route('POST', '/v1/responses', transcript('/v1/responses', body, true));
+    // An event of a type the gateway does not know (the SDK's stream helper would refuse it, so raw only).
+    const done = body.indexOf('event: response.output_text.done');
+    const future = sse('response.future.event', { type: 'response.future.event', item_id: 'msg_echo', note: `echo ${OPENAI_KEY}` });
+    h.upstream.route('POST', '/v1/responses', transcript('/v1/responses', body.slice(0, done) + future + body.slice(done), true));
     const { text, callId } = await post('/openai/v1/responses', { model: 'gpt-5', input: 'say the key', stream: true });
+    assert.match(text, /"response\.future\.event".*"echo \[redacted\]"/, 'no policy governs the answer: an event of an unknown type is relayed, scrubbed');
+    assert.match(text, /event: response\.completed/);
     await assertNoKey(text, callId, 'Responses stream');
   });
 

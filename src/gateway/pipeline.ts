@@ -71,7 +71,7 @@ async function runStages(call: CallState): Promise<void> {
   const seal = call.deps.thinkingSeal;
   const transform = responseTransform(verdict.rewriteResponse, {
     secrets: call.deps.secrets,
-    governed: verdict.rewriteResponse !== null || verdict.judgeToolCall !== null,
+    governed: verdict.rewriteResponse !== null || (verdict.judgeToolCall ?? null) !== null,
     unknownEvents: call.deps.answers.unknown_events,
     sealThinking: (text, signature) => seal.seal(principal.subject, text, signature),
   });

@@ -53,5 +53,5 @@ export function responseTransform(policy: TextRewriter | null, options: Transfor
 }
 
 function withSeal(policy: TextRewriter, seal: TransformOptions['sealThinking']): TextRewriter {
-  return seal === null ? policy : Object.assign(Object.create(policy) as TextRewriter, { sealThinking: seal });
+  return seal === null ? policy : { ...policy, sealThinking: seal };
 }
