@@ -130,7 +130,17 @@ export class CallState {
 
   /** A gate for the answer's tool calls, when policy has tool rules (enforced or shadow). */
   toolGate(): StreamToolGate | null {
-    return this.toolJudge ? new StreamToolGate(this.toolJudge) : null;
+    const judge = this.toolJudge;
+    if (!judge) return null;
+    // A call's summary goes into notices, approvals and records: never with a provider key in it.
+    const secrets = this.deps.secrets;
+    return new StreamToolGate({
+      enforcing: judge.enforcing,
+      judge: (call) => {
+        const verdict = judge.judge(call);
+        return { ...verdict, summary: secrets.whole(verdict.summary) };
+      },
+    });
   }
 
   /** This call as tool-call settling sees it (./tool-call-settle.ts). */
