@@ -257,6 +257,11 @@ export const ERRORS = {
     message: 'Provider `{provider}` answered with something the gateway cannot govern: {reason}.',
     hint: 'What the gateway could not read was not passed on (in a stream, the answer ends here). Operators: check the provider\'s base_url (a proxy or error page in between?).',
   },
+  AIGOV_E_THINKING_UNRESTORABLE: {
+    status: 400, exitCode: EXIT.usage, type: 'invalid_request_error',
+    message: 'The request was not sent: it carries a thinking block whose text the gateway masked, and the gateway can no longer restore the original the provider signed.',
+    hint: 'Anthropic accepts a thinking block only as it wrote it. The seal aigov put in its signature is from another gateway key or user (a restart without pseudonyms.key?). Continue in a new conversation, or drop the earlier thinking blocks from it.',
+  },
   AIGOV_E_UPSTREAM_UNREACHABLE: {
     status: 502, exitCode: EXIT.unavailable, type: 'api_error',
     message: 'The upstream provider `{provider}` could not be reached.',

@@ -297,5 +297,7 @@ function answerRewriter(plan: ResponseMaskingPlan | null, vault: PseudonymVault 
       : {}),
     // The record keeps the placeholders: the user's real values never land in the store.
     ...(vault ? { forRecord: (sent: string) => vault.conceal(sent, { json: true }) } : {}),
+    // Masking: token-by-token copies of the answer (logprobs) would show what the masks hide.
+    ...(plan ? { hidesText: true } : {}),
   };
 }

@@ -6,7 +6,7 @@ import { arr, isObject, parseJson, str, type JsonObject } from '../core/json.ts'
 import { at, SlotSink, type ReadRequest } from './request-slots.ts';
 import { base64Text } from './attached-text.ts';
 import { createStreamReader } from './channels.ts';
-import { anthropicStreamEvents, anthropicStreamRewriter, pushAnthropicUsage, rewriteAnthropicAnswer } from './anthropic-text.ts';
+import { anthropicStreamEvents, anthropicStreamRewriter, classifyAnthropicEvent, pushAnthropicUsage, rewriteAnthropicAnswer, sealChangedThinking, unknownAnthropicParts, unsealThinking } from './anthropic-text.ts';
 
 const DEFAULT_VERSION = '2023-06-01';
 
@@ -82,11 +82,14 @@ export const anthropicCodec: ProviderCodec = {
     return events;
   },
 
-  streamReader(endpoint, rewriter) {
-    return createStreamReader((item) => anthropicStreamEvents(endpoint, item), rewriter ? anthropicStreamRewriter(endpoint, rewriter) : null);
+  streamReader(endpoint, rewriter, unknown = 'mask') {
+    return createStreamReader((item) => anthropicStreamEvents(endpoint, item), rewriter ? anthropicStreamRewriter(endpoint, rewriter) : null, (item) => classifyAnthropicEvent(endpoint, item), unknown);
   },
 
   rewriteAnswer: rewriteAnthropicAnswer,
+  unknownParts: unknownAnthropicParts,
+  sealChangedThinking,
+  unsealThinking: (endpoint, body, sealed, open) => (endpoint === 'anthropic.messages' || endpoint === 'anthropic.messages.count_tokens' ? unsealThinking(body, sealed, open) : { changed: false, unopened: 0 }),
 
   isStreamTerminal(_endpoint, event) {
     return event.event === 'message_stop' || event.event === 'error';

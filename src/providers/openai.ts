@@ -10,7 +10,7 @@ import type { TextLocation } from '../core/policy/types.ts';
 import { at, SlotSink, type ReadRequest } from './request-slots.ts';
 import { base64Text, dataUrlText } from './attached-text.ts';
 import { createStreamReader } from './channels.ts';
-import { callInput, openaiStreamEvents, openaiStreamRewriter, pushChatUsage, pushResponsesUsage, rewriteOpenAIAnswer } from './openai-text.ts';
+import { callInput, classifyOpenAIEvent, openaiStreamEvents, openaiStreamRewriter, pushChatUsage, pushResponsesUsage, rewriteOpenAIAnswer, unknownOpenAIParts } from './openai-text.ts';
 
 const ROLES: ReadonlySet<string> = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 
@@ -101,11 +101,12 @@ export const openaiCodec: ProviderCodec = {
     return events;
   },
 
-  streamReader(endpoint, rewriter) {
-    return createStreamReader((item) => openaiStreamEvents(endpoint, item), rewriter ? openaiStreamRewriter(endpoint, rewriter) : null);
+  streamReader(endpoint, rewriter, unknown = 'mask') {
+    return createStreamReader((item) => openaiStreamEvents(endpoint, item), rewriter ? openaiStreamRewriter(endpoint, rewriter) : null, (item) => classifyOpenAIEvent(endpoint, item), unknown);
   },
 
   rewriteAnswer: rewriteOpenAIAnswer,
+  unknownParts: unknownOpenAIParts,
 
   isStreamTerminal(endpoint, event) {
     if (event.data === null) return false;
