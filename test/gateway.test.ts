@@ -414,7 +414,7 @@ describe('identity: every proxied request needs a valid token', () => {
     await openai(bobToken).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
     const call = await lastCall();
     assert.equal(call.principal.subject, 'bob');
-    assert.deepEqual(call.principal.groups, ['approvers']);
+    assert.deepEqual(call.principal.groups, ['approvers', 'security']);
   });
 });
 

@@ -30,7 +30,7 @@ describe('aigov login in a real terminal', { skip: !BUILT ? 'run `npm run build`
       await gateway.idp.approveDevice(code, 'bob');
       const done = await waitForScreen(session, (t) => /exit=\d+/.test(t), 'the login to finish');
       assert.match(done, /Approved/);
-      assert.match(done, /Logged in to .* as bob@aigov\.dev \(groups approvers\)/);
+      assert.match(done, /Logged in to .* as bob@aigov\.dev \(groups approvers, security\)/);
       assert.match(done, /exit=0/);
     } finally {
       killSession(session);

@@ -506,9 +506,9 @@ describe('the built CLI', { skip: BUILT ? false : 'run `npm run build` first' },
     });
     assert.equal(bob.code, 0, bob.stderr);
     assert.ok(bob.stderr.startsWith(`Profile bob has no gateway yet: signing in to ${gateway.url}, the gateway of profile default`), bob.stderr);
-    assert.match(bob.stderr, /Logged in to http:\/\/127\.0\.0\.1:\d+ as bob@aigov\.dev \(groups approvers\)/);
+    assert.match(bob.stderr, /Logged in to http:\/\/127\.0\.0\.1:\d+ as bob@aigov\.dev \(groups approvers, security\)/);
     const whoami = await aigov(['whoami', '--profile', 'bob'], cliEnv);
-    assert.equal(whoami.stdout, `bob@aigov.dev (approvers) on ${gateway.url}\n`);
+    assert.equal(whoami.stdout, `bob@aigov.dev (approvers, security) on ${gateway.url}\n`);
   });
 
   it('a denied login exits with AIGOV_E_LOGIN_DENIED and its exit code', async () => {
