@@ -522,11 +522,7 @@ export function formatStatus(report: StatusReport): string {
     lines.push(`Groups:       ${report.user.groups.length ? report.user.groups.join(', ') : '(none)'}`);
   }
   if (report.loggedInAt) lines.push(`Logged in at: ${report.loggedInAt}`);
-  if (report.credentials) {
-    // The store is there (a file holding other profiles' entries, the keychain); this profile has nothing in it.
-    const absent = report.credentials.problem ?? `no entry for profile ${report.profile}`;
-    lines.push(`Credentials:  ${report.credentials.location}${report.credentials.present ? '' : ` (${absent})`}`);
-  }
+  if (report.credentials) lines.push(`Credentials:  ${report.credentials.location}${report.credentials.present ? '' : ' (missing)'}`);
   if (report.daemon) {
     if (report.daemon.running) {
       const parts = [`running (pid ${report.daemon.pid ?? '?'}, 127.0.0.1:${report.daemon.port ?? '?'}`];
