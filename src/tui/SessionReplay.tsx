@@ -210,6 +210,8 @@ export function SessionReplay({ timeline, speed = 1, clock = systemClock, redraw
     </Text>
   );
   const replay = calls[current];
+  // The whole answer's height sizes the rows, so the prompt does not shrink as the answer streams in.
+  const answerHeight = useMemo(() => (replay === undefined ? 0 : answerLines(replay, Number.POSITIVE_INFINITY, width).length), [replay, width]);
   if (replay === undefined) {
     return (
       <Box flexDirection="column" width={width}>
@@ -225,9 +227,8 @@ export function SessionReplay({ timeline, speed = 1, clock = systemClock, redraw
   const position = positionOf(player, calls, clock.now());
   const record = recordLines(call);
   const prompt = promptLines(replay, width);
-  // Sized by the whole answer, so the prompt does not shrink as the answer streams in.
   const answer = answerLines(replay, position, width);
-  const share = shareRows(rows, { record: record.length, prompt: prompt.length, answer: answerLines(replay, Number.POSITIVE_INFINITY, width).length });
+  const share = shareRows(rows, { record: record.length, prompt: prompt.length, answer: answerHeight });
   const promptRows = share.prompt;
   const answerRows = share.answer;
   const offset = Math.max(0, Math.min(promptOffset, prompt.length - promptRows));
