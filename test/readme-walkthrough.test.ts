@@ -174,7 +174,7 @@ describe('README walkthrough, as a newcomer with an empty HOME', { skip: SKIP, t
   step('Try it: aigov login shows a code, approved in the gateway terminal; aigov run answers through the dev model, recorded as alice', async () => {
     const section = readmeSection('Try it');
     const login = aigovCommand(section, 'login');
-    assert.deepEqual(login.args, ['login', '--gateway', README_URL]);
+    assert.ok(login.args.includes(README_URL), `this test runs README's login against its own port, in place of ${README_URL}: ${login.line}`);
     const signedIn = await loginAs(login.args, 'alice');
     expectExit(signedIn, 0, login.line);
     // No keychain here: README says the refresh token then goes to a 0600 file, with a warning.
@@ -182,11 +182,13 @@ describe('README walkthrough, as a newcomer with an empty HOME', { skip: SKIP, t
     assert.match(signedIn.stderr, new RegExp(`Logged in to ${url} as alice@aigov\\.dev \\(groups developers\\)`));
 
     const run = aigovCommand(section, 'run');
-    assert.deepEqual(run.args, ['run', '--', 'python3', 'examples/hello.py', 'What can you do?']);
+    assert.deepEqual(run.args.slice(0, 4), ['run', '--', 'python3', 'examples/hello.py']);
     const answered = await aigov(run.args);
     expectExit(answered, 0, run.line);
     // The dev model answers deterministically and offline, and says so.
-    assert.match(answered.stdout, /^\[aigov dev model\] You said: "What can you do\?"\. .*no real LLM was called\.\n$/);
+    const question = run.args.slice(4).join(' ');
+    assert.ok(answered.stdout.startsWith(`[aigov dev model] You said: "${question}". `), answered.stdout);
+    assert.match(answered.stdout, /no real LLM was called\.\n$/);
     tryItSession = sessionOf(answered);
     assert.ok(existsSync(join(home, '.local/state/aigov/dev/aigov.db')), 'recorded in ~/.local/state/aigov/dev/aigov.db');
 
@@ -202,10 +204,11 @@ describe('README walkthrough, as a newcomer with an empty HOME', { skip: SKIP, t
     const section = readmeSection('Policy');
     await stopGateway();
     const server = aigovCommand(section, 'server');
-    assert.deepEqual(server.args, ['server', '--dev', '--policy', 'examples/policy.yaml']);
+    assert.deepEqual(server.args.slice(0, 2), ['server', '--dev']);
+    assert.ok(server.args.join(' ').includes('--policy examples/policy.yaml'), server.line);
     const banner = await startGateway(server.args);
     assert.match(banner, /policy +\/\S+\/examples\/policy\.yaml\n/);
-    assert.match(banner, /policy loaded .*rules=12/);
+    assert.match(banner, /policy loaded .*rules=\d+/);
     // The example's approver groups are the dev users' (else the dev gateway warns).
     assert.doesNotMatch(banner, /WARN/);
 
@@ -227,7 +230,7 @@ describe('README walkthrough, as a newcomer with an empty HOME', { skip: SKIP, t
     const validate = aigovCommand(section, 'policy validate');
     const validated = await aigov(validate.args);
     expectExit(validated, 0, validate.line);
-    assert.match(validated.stdout, /examples\/policy\.yaml: valid — 12 rules/);
+    assert.match(validated.stdout, /examples\/policy\.yaml: valid — \d+ rules/);
 
     // Through the gateway: the email comes back restored in the answer, the card number stays masked.
     const masked = await aigov(['run', '--', 'python3', 'examples/hello.py', prompt]);
