@@ -24,6 +24,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const POLICY = `
 version: 1
 approval: { approvers: [secops], timeout: 5m }
+uninspectable: { documents: require_approval, approval: { approvers: [reviewers], timeout: 5m } }
 rules:
   - { id: codename, match: { keywords: [NIGHTJAR] }, action: require_approval }
   - id: legal-review
@@ -41,6 +42,7 @@ describe('approver groups against the known users', () => {
       const { document } = loadPolicy(join(ROOT, 'examples', example));
       assert.deepEqual(approverGroupsNobodyHas(document, DEV_GROUPS), [], example);
       const approvers = document.rules.filter((rule) => rule.action === 'require_approval').map((rule) => rule.approval ?? document.approval);
+      if (Object.values(document.uninspectable).includes('require_approval')) approvers.push(document.uninspectable.approval ?? document.approval);
       assert.ok(approvers.length > 0, `${example} holds something`);
       for (const spec of approvers) {
         const deciders = DEV_USERS.filter((user) => user.id !== 'alice' && user.groups.some((group) => spec?.approvers.includes(group)));
@@ -53,6 +55,7 @@ describe('approver groups against the known users', () => {
     assert.deepEqual(approverGroupsNobodyHas(loadPolicy(file).document, DEV_GROUPS), [
       { ruleId: null, group: 'secops' },
       { ruleId: 'legal-review', group: 'lawyers' },
+      { ruleId: 'uninspectable.approval', group: 'reviewers' },
     ]);
   });
 
@@ -67,6 +70,7 @@ describe('approver groups against the known users', () => {
       [
         `the default approval names approver group "secops", which no user has (groups: ${DEV_GROUPS.join(', ')}): its held requests can only expire`,
         `rule legal-review names approver group "lawyers", which no user has (groups: ${DEV_GROUPS.join(', ')}): its held requests can only expire`,
+        `uninspectable.approval names approver group "reviewers", which no user has (groups: ${DEV_GROUPS.join(', ')}): its held requests can only expire`,
       ],
     );
     const quiet: string[] = [];

@@ -18,6 +18,7 @@ import { ApprovalService, toApprovalView } from './approvals/approval-service.ts
 import { createWebhookNotifier, type WebhookNotifier } from './approvals/webhook-notifier.ts';
 import { createApprovalsApi, type ApprovalsApi } from './approvals/approvals-api.ts';
 import type { PipelineHooks } from './hooks.ts';
+import { approvalFor } from '../core/policy/index.ts';
 import { openPolicyFile, type WatchedPolicy } from './policy-file.ts';
 import { createPolicyHooks } from './policy-hooks.ts';
 import { PolicyOffload } from './policy-offload.ts';
@@ -147,7 +148,8 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     const notifier = createWebhookNotifier({ webhooks: config.approvals.webhooks, logger, version: options.version });
     const nobody = { subject: '', email: null, groups: [] };
     service.subscribe(({ type, approval }) => {
-      const ruleHooks = policy?.current().document.rules.find((r) => r.id === approval.ruleId)?.approval?.notify ?? policy?.current().document.approval?.notify ?? [];
+      const document = policy?.current().document;
+      const ruleHooks = (document && (approvalFor(document, approval.ruleId)?.notify ?? document.approval?.notify)) ?? [];
       if (type === 'joined' || (config.approvals.webhooks.length === 0 && ruleHooks.length === 0)) return;
       const notice = { type: type === 'created' ? 'approval.created' : type === 'expired' ? 'approval.expired' : 'approval.decided', approval: toApprovalView(approval, nobody, Date.now()), gatewayUrl: url } as const;
       notifier.notify(notice, ruleHooks);

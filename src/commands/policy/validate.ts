@@ -7,6 +7,7 @@ export default class PolicyValidate extends Command {
   static override description =
     'Loads the file as the gateway would: YAML, every key against the schema, hmac key references, entity types, and each custom ' +
     'regex (backreferences, lookarounds and oversized patterns are refused; matching is linear-time). Every problem names the key path and what was expected. ' +
+    'The summary says what happens to parts the gateway cannot read (the `uninspectable` setting). ' +
     'With --dev, approver groups are also checked against the dev gateway\'s users: a group none of them has is warned about (its held requests could only expire).\n\n' +
     'Exit codes: 0 valid, 78 invalid (problems on stderr), 66 the file cannot be read.';
 
@@ -24,14 +25,14 @@ export default class PolicyValidate extends Command {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(PolicyValidate);
     await runCommand(async () => {
-      const { validatePolicy } = await import('../../cli/policy-test-service.ts');
+      const { describeUninspectable, validatePolicy } = await import('../../cli/policy-test-service.ts');
       const knownGroups = flags.dev ? (await import('../../gateway/dev/dev-users.ts')).DEV_GROUPS : undefined;
       const report = validatePolicy(args.file, { knownGroups });
       for (const warning of report.warnings) process.stderr.write(`warning: ${warning}\n`);
       process.stdout.write(
         flags.json
           ? `${JSON.stringify({ valid: true, ...report }, null, 2)}\n`
-          : `${report.file}: valid — ${plural(report.rules, 'rule')} (${report.shadowRules} in shadow mode), ${plural(report.detectors, 'custom detector')}, default action ${report.defaultAction}\n`,
+          : `${report.file}: valid — ${plural(report.rules, 'rule')} (${report.shadowRules} in shadow mode), ${plural(report.detectors, 'custom detector')}, default action ${report.defaultAction}, ${describeUninspectable(report.uninspectable)}\n`,
       );
     });
   }
