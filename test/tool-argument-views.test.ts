@@ -19,7 +19,7 @@ function gateOf(rules: unknown[]): ToolGate {
     provider: 'openai',
     model: 'm',
     endpoint: 'openai.responses',
-    request: { endpoint: 'openai.responses', model: 'm', stream: true, messages: [], tools: [], inputs: [] },
+    request: { endpoint: 'openai.responses', model: 'm', stream: true, messages: [], tools: [], inputs: [], texts: [] },
   });
   assert.ok(e.toolGate);
   return e.toolGate;
