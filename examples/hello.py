@@ -16,10 +16,13 @@ request = urllib.request.Request(
     data=json.dumps({"model": "aigov-dev", "messages": [{"role": "user", "content": question}]}).encode(),
     headers={"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"], "Content-Type": "application/json"},
 )
+recorded = f"(recorded in aigov session {os.environ.get('AIGOV_SESSION_ID')})"
 try:
     with urllib.request.urlopen(request) as response:
         answer = json.load(response)["choices"][0]["message"]["content"]
 except urllib.error.HTTPError as error:
+    # A refusal is recorded too: `aigov sessions show` tells why.
+    print(recorded, file=sys.stderr)
     sys.exit(f"aigov refused the call ({error.code}): {json.load(error)['error']['message']}")
 print(answer)
-print(f"(recorded in aigov session {os.environ.get('AIGOV_SESSION_ID')})", file=sys.stderr)
+print(recorded, file=sys.stderr)

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { statSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { statSync, writeFileSync, existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -484,15 +484,38 @@ describe('control socket and lifecycle', () => {
 });
 
 describe('daemon process started on demand', () => {
-  it('reports "not logged in" from a daemon that cannot start', async () => {
+  it('a profile that never logged in, or logged out: "not logged in" at once, no daemon started, no log left behind', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'aigov-daemon-proc-'));
+    const configDir = join(dir, 'config');
+    const runtimeDir = join(dir, 'run');
     try {
-      const env = cleanEnv({ AIGOV_CONFIG_DIR: join(dir, 'config') });
-      const error = await connectDaemon('nobody', { start: true, runtimeDir: join(dir, 'run'), env }).catch((e: unknown) => e);
+      const env = cleanEnv({ AIGOV_CONFIG_DIR: configDir });
+      // What `aigov logout` leaves: the gateway kept for the next login, no user.
+      openCliSettings(configDir).setProfile('left', { gatewayUrl: gateway.url, discovery, credentialStore: 'file', user: null, loggedInAt: null });
+      for (const profile of ['nobody', 'left']) {
+        const error = await connectDaemon(profile, { start: true, runtimeDir, env }).catch((e: unknown) => e);
+        assert.ok(error instanceof AigovError, `got ${String(error)}`);
+        assert.equal(error.code, 'AIGOV_E_NOT_LOGGED_IN');
+        assert.match(error.message, new RegExp(`profile \`${profile}\``));
+        assert.equal((await inspectDaemon(profile, { runtimeDir, env })).state, 'absent');
+      }
+      assert.deepEqual(existsSync(runtimeDir) ? readdirSync(runtimeDir) : [], [], 'no daemon log with a fatal line');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reports "not logged in" from a daemon that cannot start (its credentials are gone from the store)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'aigov-daemon-proc-'));
+    const configDir = join(dir, 'config');
+    try {
+      openCliSettings(configDir).setProfile('emptied', { gatewayUrl: gateway.url, discovery, credentialStore: 'file', user: { subject: 'alice', email: 'alice@aigov.dev', groups: [] }, loggedInAt: Date.now() });
+      const env = cleanEnv({ AIGOV_CONFIG_DIR: configDir });
+      const error = await connectDaemon('emptied', { start: true, runtimeDir: join(dir, 'run'), env }).catch((e: unknown) => e);
       assert.ok(error instanceof AigovError, `got ${String(error)}`);
       assert.equal(error.code, 'AIGOV_E_NOT_LOGGED_IN');
-      assert.match(error.message, /profile `nobody`/);
-      assert.equal((await inspectDaemon('nobody', { runtimeDir: join(dir, 'run'), env })).state, 'absent');
+      assert.match(error.message, /profile `emptied`/);
+      assert.equal((await inspectDaemon('emptied', { runtimeDir: join(dir, 'run'), env })).state, 'absent');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { answerAt, answerOf, buildTimeline, promptOf, splitMasked } from '../src/cli/replay-model.ts';
 import { GAP_MAX_MS, GAP_MIN_MS, changeSpeed, parseSpeed, nextWakeMs, positionOf, seekCall, startPlayer, tick, togglePause, type PlayerCall, type PlayerState } from '../src/cli/replay-player.ts';
-import { progressBar, timelineCells, wrapText } from '../src/cli/replay-layout.ts';
+import { progressBar, REPLAY_FIXED_ROWS, shareRows, timelineCells, wrapText } from '../src/cli/replay-layout.ts';
 import { formatTranscript } from '../src/cli/replay-transcript.ts';
 import { call, chatChunk, eventsAt, iso, session, T0, transcriptBlocks, transcriptBody } from './support/session-fixtures.ts';
 
@@ -317,6 +317,23 @@ describe('the player', () => {
     assert.deepEqual(seen.map((s) => [s.call, s.at]), [[0, 0], [1, 1200], [2, 1200 + 100 + 750]]);
   });
 
+  it('an answer that came whole plays at once (no wait through its latency); the gap after it is the recorded one', () => {
+    const timeline = buildTimeline(
+      session([
+        call('held', { stream: false, latency_ms: 7600, response_body: JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content: 'ok' } }] }) }),
+        call('next', { started_at: iso(T0 + 7600 + 900), latency_ms: 100, events: eventsAt([chatChunk('hi')], [50]) }),
+      ]),
+    );
+    const [held, next] = timeline.calls;
+    assert.equal(held?.durationMs, 0);
+    assert.equal(held?.endMs, 7600);
+    assert.equal(next?.durationMs, 100);
+    assert.equal(timeline.spanMs, 8600);
+    assert.equal(answerAt(held.answer, 0)[0]?.text, 'ok', 'the whole answer at the start');
+    const seen = simulate(timeline.calls, [[0], [50]], 1);
+    assert.deepEqual(seen.map((s) => [s.call, s.at]), [[0, 0], [1, 900], [1, 950]], 'the next call after the recorded 900 ms gap');
+  });
+
   it('pausing freezes the position; resuming goes on from it', () => {
     let s = startPlayer(0);
     s = togglePause(s, calls, 300);
@@ -431,6 +448,27 @@ describe('the screen layout', () => {
     assert.deepEqual(wrapText('the quick brown fox jumps', 10), ['the quick', 'brown fox', 'jumps']);
     assert.deepEqual(wrapText('abcdefghijklmnop', 5), ['abcde', 'fghij', 'klmno', 'p']);
     assert.deepEqual(wrapText('a\n\nb', 5), ['a', '', 'b']);
+  });
+
+  it('shares the rows: the whole record while the prompt and answer keep two rows each, else a cut counted on one line', () => {
+    // 50 rows, 40 free: a record of 12 lines, a 3-line prompt, a 5-line answer all fit.
+    assert.deepEqual(shareRows(50, { record: 12, prompt: 3, answer: 5 }), { record: 12, recordHidden: 0, prompt: 3, answer: 25 });
+    // 20 rows, 10 free: 6 for the record (5 shown + the count), 2 + 2 for the text.
+    assert.deepEqual(shareRows(20, { record: 10, prompt: 8, answer: 8 }), { record: 5, recordHidden: 5, prompt: 2, answer: 2 });
+    // A long prompt gets what the answer does not need, at least 40 % of the text rows.
+    assert.deepEqual(shareRows(40, { record: 2, prompt: 100, answer: 3 }), { record: 2, recordHidden: 0, prompt: 25, answer: 3 });
+    assert.deepEqual(shareRows(40, { record: 2, prompt: 100, answer: 100 }), { record: 2, recordHidden: 0, prompt: 11, answer: 17 });
+    fc.assert(
+      fc.property(fc.integer({ min: 16, max: 200 }), fc.nat(60), fc.nat(300), fc.nat(300), (rows, record, prompt, answer) => {
+        const share = shareRows(rows, { record, prompt, answer });
+        const used = REPLAY_FIXED_ROWS + share.record + (share.recordHidden > 0 ? 1 : 0) + share.prompt + share.answer;
+        assert.ok(used <= rows, `${used} rows used of ${rows}`);
+        assert.equal(share.record + share.recordHidden, record);
+        assert.ok(share.prompt >= 2 && share.answer >= 2);
+        // Nothing of the record is hidden while the text keeps its two rows each.
+        if (REPLAY_FIXED_ROWS + record + 4 <= rows) assert.equal(share.recordHidden, 0);
+      }),
+    );
   });
 
   it('draws the progress bar', () => {

@@ -8,6 +8,7 @@
 process.env.FORCE_COLOR = '1';
 import './support/tsx-loader.ts';
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { after, describe, it } from 'node:test';
 import { createElement } from 'react';
 import { buildTimeline } from '../src/cli/replay-model.ts';
@@ -16,6 +17,7 @@ import { call, chatChunk, eventsAt, iso, session, T0 } from './support/session-f
 
 // Loaded after FORCE_COLOR is set (static imports would load Ink's colour library first).
 const { cleanup, render } = await import('ink-testing-library');
+const ink = await import('ink');
 const { SessionReplay, systemClock } = await import('../src/tui/SessionReplay.tsx');
 
 /** Timers that fire only when the test moves time forward. */
@@ -178,18 +180,20 @@ describe('SessionReplay', () => {
     assert.match(f, /Call 2 of 2 · completed \(HTTP 200\) · 400 ms · 12:00:20\.000Z \(\+20\.0 s\)\nopenai\/gpt-4o-mini · openai\.chat\.completions · openai-node\n/);
     assert.match(f, /●─+◆─* call 2\/2/);
     assert.match(f, /No policy decision: allowed as sent\./);
-    assert.match(f, /Answer \(not streamed\)/);
+    // A body that came whole is shown whole at once: no progress bar playing out its latency.
+    const answerLabel = f.split('\n').find((l) => l.startsWith('Answer')) ?? '';
+    assert.equal(answerLabel, 'Answer (not streamed: it came whole after 400 ms)');
     assert.equal(answerShown(f), 'Second answer, all at once.');
-    await clock.advanceTo(1000);
-    assert.match(frame(), /■ finished/);
+    await clock.advanceTo(60);
+    assert.match(frame(), /■ finished/, 'nothing left to play: it finishes at once');
     stdin.write('\u001B[D');
-    await clock.advanceTo(1010);
+    await clock.advanceTo(70);
     f = frame();
     assert.match(f, /Call 1 of 2/);
     assert.match(f, /▶ playing/);
     assert.match(f, /\(waiting for the first token…\)/, 'from the start of the call');
     // Played through, it moves on to the next call by itself after the (capped) gap.
-    await clock.advanceTo(1010 + 1210 + 2000);
+    await clock.advanceTo(70 + 1210 + 2000);
     assert.match(frame(), /Call 2 of 2/);
     stdin.write('q');
     await clock.advanceTo(4300);
@@ -238,5 +242,113 @@ describe('SessionReplay', () => {
       assert.ok(at >= offsets[i]! - 5, `chunk ${i} appeared at ${at.toFixed(0)} ms, before its offset ${offsets[i]} ms`);
       assert.ok(at <= offsets[i]! + 250, `chunk ${i} appeared at ${at.toFixed(0)} ms, offset ${offsets[i]} ms`);
     });
+  });
+});
+
+/** A terminal of a given size for Ink (ink-testing-library's is always 100 columns and no rows). */
+class SizedTerminal extends EventEmitter {
+  readonly columns: number;
+  readonly rows: number;
+  frame = '';
+  constructor(size: { columns: number; rows: number }) {
+    super();
+    this.columns = size.columns;
+    this.rows = size.rows;
+  }
+  write = (frame: string): void => void (this.frame = frame);
+}
+
+class QuietStdin extends EventEmitter {
+  isTTY = true;
+  setEncoding(): void {}
+  setRawMode(): void {}
+  resume(): void {}
+  pause(): void {}
+  ref(): void {}
+  unref(): void {}
+  read = (): null => null;
+}
+
+/** The replay's first frame on a terminal of `size`. */
+async function frameOn(size: { columns: number; rows: number }, detail: ReturnType<typeof session>): Promise<string> {
+  const stdout = new SizedTerminal(size);
+  const clock = new FakeClock();
+  const instance = ink.render(createElement(SessionReplay, { timeline: buildTimeline(detail), clock, redrawMs: 100_000 }), {
+    stdout: stdout as unknown as NodeJS.WriteStream,
+    stdin: new QuietStdin() as unknown as NodeJS.ReadStream,
+    debug: true,
+    exitOnCtrlC: false,
+    patchConsole: false,
+  });
+  await clock.advanceTo(0);
+  const frame = stdout.frame;
+  instance.unmount();
+  if (process.env.AIGOV_TEST_SHOW_SCREENS) console.log(frame);
+  return plain(frame);
+}
+
+/** A held call with many decisions and a 2-of-2 approval: the record a terminal must not hide. */
+function heldCall() {
+  const rules = ['pii', 'cards', 'answers-masked', 'contractors', 'preview-models', 'prod-credentials'];
+  return session([
+    call('call_held', {
+      decisions: [
+        ...rules.map((rule) => ({ stage: 'request' as const, action: 'log', rule_id: rule, reason: `rule ${rule} matched`, mode: 'enforce' as const })),
+        { stage: 'approval', action: 'approved', rule_id: 'prod-credentials', reason: 'apr_7 approved by bob@aigov.dev, dave@aigov.dev', mode: 'enforce' },
+      ],
+      approvals: [
+        {
+          id: 'apr_7',
+          state: 'approved',
+          rule_id: 'prod-credentials',
+          created_at: iso(T0),
+          decided_at: iso(T0 + 9000),
+          votes: [
+            { by: { sub: 'bob', email: 'bob@aigov.dev' }, decision: 'approve', reason: 'for the migration', at: iso(T0 + 4000) },
+            { by: { sub: 'dave', email: 'dave@aigov.dev' }, decision: 'approve', reason: 'legal ok', at: iso(T0 + 9000) },
+          ],
+        },
+      ],
+      events: eventsAt(['Sure.'].map(chatChunk), [9100]),
+      latency_ms: 9200,
+    }),
+  ]);
+}
+
+describe('SessionReplay on terminals of other sizes', () => {
+  it('on a 200-column terminal the timeline, the rule under it and the text share one width', async () => {
+    const long = 'word '.repeat(80).trim();
+    const detail = session([
+      call('c1', { request_body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: long }] }), events: eventsAt([chatChunk(long)], [10]) }),
+      call('c2', { started_at: iso(T0 + 5000) }),
+    ]);
+    const frame = await frameOn({ columns: 200, rows: 40 }, detail);
+    const lines = frame.split('\n');
+    const timeline = lines.find((l) => l.includes(' call 1/2')) ?? '';
+    const rule = lines.find((l) => /^─+$/.test(l)) ?? '';
+    assert.equal([...timeline].length, [...rule].length, `timeline and rule are as wide:\n${frame}`);
+    const widest = Math.max(...lines.map((l) => [...l.trimEnd()].length));
+    assert.equal(widest, [...rule].length, 'no line is wider than the rule');
+    assert.ok(widest <= 120, `at most 120 columns, not ${widest}`);
+    assert.ok(lines.filter((l) => l.includes('word')).length >= 4, 'the long prompt and answer wrap at that width');
+  });
+
+  it('on a 50-row terminal every decision, the approval and both votes show; on a 20-row one what is left out is counted', async () => {
+    const tall = await frameOn({ columns: 120, rows: 50 }, heldCall());
+    for (const rule of ['pii', 'cards', 'answers-masked', 'contractors', 'preview-models']) assert.match(tall, new RegExp(`⚑ log · rule ${rule} · request`), tall);
+    assert.match(tall, /⚑ approved · rule prod-credentials · approval · apr_7 approved by bob@aigov\.dev, dave@aigov\.dev/);
+    assert.match(tall, /Approval apr_7 \(rule prod-credentials\): approved at/);
+    assert.match(tall, /✔ approved by bob@aigov\.dev at .*“for the migration”/);
+    assert.match(tall, /✔ approved by dave@aigov\.dev at .*“legal ok”/);
+    assert.doesNotMatch(tall, /more line/);
+    assert.ok(tall.split('\n').length <= 50, 'it fits the screen');
+
+    const short = await frameOn({ columns: 120, rows: 20 }, heldCall());
+    const hidden = /… (\d+) more lines? of decisions and approvals \(all of them: --no-tty\)/.exec(short);
+    assert.ok(hidden, short);
+    const shownRecord = short.split('\n').filter((l) => l.startsWith('⚑') || l.startsWith('Approval') || l.startsWith('  ✔')).length;
+    assert.equal(shownRecord + Number(hidden[1]), 7 + 1 + 2, 'shown and counted add up to the whole record');
+    assert.match(short, /user +│ question of call_held/, 'the prompt keeps its rows');
+    assert.ok(short.split('\n').length <= 20, 'it fits the screen');
   });
 });

@@ -47,3 +47,38 @@ export function progressBar(fraction: number, width: number): string {
   if (filled >= w) return '━'.repeat(w);
   return '━'.repeat(filled) + '╸' + '─'.repeat(Math.max(0, w - filled - 1));
 }
+
+/** The replay screen is never wider than this: a timeline, rule and text of one width, readable on a wide terminal. */
+export const REPLAY_MAX_WIDTH = 120;
+
+/** Rows besides the record, the prompt and the answer: title, timeline, rule, heading (2), the prompt and answer labels, a blank line, status, keys. */
+export const REPLAY_FIXED_ROWS = 10;
+
+/** Rows the prompt and the answer keep each, however long the record. */
+const TEXT_MIN_ROWS = 2;
+
+export interface ReplayRows {
+  /** Lines of the record (decisions, approvals, votes) shown. */
+  readonly record: number;
+  /** Lines of the record left out (said on one more line). */
+  readonly recordHidden: number;
+  readonly prompt: number;
+  readonly answer: number;
+}
+
+/**
+ * How a `rows`-high screen is shared. The record (what policy and approvers decided) is shown
+ * whole while the prompt and the answer keep two rows each; past that it is cut, and one line
+ * says how much is left out. The prompt gets what the answer does not need, and at least 40 %
+ * of the text rows.
+ */
+export function shareRows(rows: number, wanted: { readonly record: number; readonly prompt: number; readonly answer: number }): ReplayRows {
+  const room = Math.max(2 * TEXT_MIN_ROWS + 1, Math.floor(rows) - REPLAY_FIXED_ROWS);
+  const recordRoom = room - 2 * TEXT_MIN_ROWS;
+  const record = wanted.record <= recordRoom ? wanted.record : Math.max(0, recordRoom - 1);
+  const recordHidden = wanted.record - record;
+  const text = room - record - (recordHidden > 0 ? 1 : 0);
+  const answerWanted = Math.max(TEXT_MIN_ROWS, wanted.answer);
+  const prompt = Math.max(TEXT_MIN_ROWS, Math.min(wanted.prompt, Math.max(Math.floor(text * 0.4), text - answerWanted)));
+  return { record, recordHidden, prompt, answer: Math.max(TEXT_MIN_ROWS, text - prompt) };
+}

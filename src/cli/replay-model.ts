@@ -52,8 +52,13 @@ export interface ReplayCall {
   readonly index: number;
   /** Milliseconds from the session's first call to this one's start. */
   readonly startMs: number;
-  /** How long the call's replay lasts: its last recorded event or its latency, whichever is later. */
+  /**
+   * How long the call's replay lasts: a stream until its last recorded event or its latency,
+   * whichever is later; 0 for an answer that came whole (shown at once, not played out).
+   */
   readonly durationMs: number;
+  /** Milliseconds from the session's first call to this one's end (its last event or its latency). */
+  readonly endMs: number;
   readonly prompt: readonly PromptMessage[];
   readonly answer: ReplayAnswer;
 }
@@ -211,10 +216,10 @@ export function buildTimeline(detail: SessionDetail): ReplayTimeline {
   const calls = sorted.map(({ call, at }, index): ReplayCall => {
     const answer = answerOf(call);
     const lastEvent = call.events.reduce((max, e) => Math.max(max, e.offset_ms), 0);
-    const durationMs = Math.max(0, lastEvent, answer.lastDeltaMs, call.latency_ms ?? 0);
+    const lastMs = Math.max(0, lastEvent, answer.lastDeltaMs, call.latency_ms ?? 0);
     const startMs = Number.isNaN(at) ? 0 : at - first;
-    end = Math.max(end, startMs + durationMs);
-    return { call, index, startMs, durationMs, prompt: promptOf(call), answer };
+    end = Math.max(end, startMs + lastMs);
+    return { call, index, startMs, durationMs: answer.streamed ? lastMs : 0, endMs: startMs + lastMs, prompt: promptOf(call), answer };
   });
   return { detail, calls, spanMs: end };
 }

@@ -21,6 +21,8 @@ export interface PlayerCall {
   /** Milliseconds from the session's first call to this one's start. */
   readonly startMs: number;
   readonly durationMs: number;
+  /** When the call ended, from the session's first call (default startMs + durationMs): an answer shown at once still took its time. */
+  readonly endMs?: number;
 }
 
 export interface PlayerState {
@@ -70,7 +72,7 @@ export function gapAfter(calls: readonly PlayerCall[], i: number): number {
   const call = calls[i];
   const next = calls[i + 1];
   if (call === undefined || next === undefined) return 0;
-  const recorded = next.startMs - (call.startMs + call.durationMs);
+  const recorded = next.startMs - (call.endMs ?? call.startMs + call.durationMs);
   return Math.min(GAP_MAX_MS, Math.max(GAP_MIN_MS, recorded));
 }
 

@@ -4,7 +4,7 @@
  * terminalSafe first.
  */
 import { graphOfWireChunks, type ChunkGraph } from '../core/recording/request-chunks.ts';
-import type { CallView, SessionDetail, SessionSummaryView } from '../protocol/sessions.ts';
+import type { CallApprovalView, CallView, DecisionView, SessionDetail, SessionSummaryView } from '../protocol/sessions.ts';
 import { formatColumns, terminalSafe } from './approvals-format.ts';
 import { answerAt, answerOf, type AnswerPart } from './replay-model.ts';
 import { requestView } from './request-view.ts';
@@ -94,6 +94,19 @@ export function toolCallSummary(args: string): string {
   return args;
 }
 
+/**
+ * Whether an approval-stage decision only says what its approval's own line says (`apr_1 approved
+ * by bob`): that line follows with the votes and their reasons, so the decision is not printed
+ * too. A decision that adds something (an approval used by a retry, or for a tool call) stays.
+ */
+function restatesApproval(decision: DecisionView, approvals: readonly CallApprovalView[]): boolean {
+  if (decision.stage !== 'approval') return false;
+  const approval = approvals.find((a) => decision.reason.startsWith(`${a.id} `));
+  if (approval === undefined || decision.action !== approval.state) return false;
+  const rest = decision.reason.slice(approval.id.length + 1);
+  return rest === 'expired undecided' || (/^(?:approved|denied) by [^;]*$/.test(rest) && !rest.includes(' for tool call '));
+}
+
 /** One call as a readable block. `graph`: the session's chunks, for calls whose body is one (`request_ref`). */
 export function formatCall(call: CallView, index: number, width = 100, graph: ChunkGraph | null = null): string {
   const lines: string[] = [];
@@ -103,6 +116,7 @@ export function formatCall(call: CallView, index: number, width = 100, graph: Ch
   lines.push(`[${index}] ${formatTime(call.started_at)}  ${terminalSafe(model)}  ${facts.join(' · ')}`);
   lines.push(`    call ${terminalSafe(call.id)}  ${terminalSafe(call.method)} ${terminalSafe(call.path)}`);
   for (const d of call.decisions) {
+    if (restatesApproval(d, call.approvals)) continue;
     const rule = d.rule_id === null ? '' : ` (${terminalSafe(d.rule_id)})`;
     lines.push(`    ${d.stage} ${terminalSafe(d.action)}${rule}${d.mode === 'shadow' ? ' [shadow]' : ''}: ${oneLine(d.reason, width - 30)}`);
   }

@@ -13,6 +13,7 @@ import type { ApprovalSpec, OperatorSpec, PolicyDocument, RuleSpec } from '../co
 import { formatIssues } from './load.ts';
 import { PolicySchema, type KeyRef, type PolicyFile } from './policy-schema.ts';
 import { resolveWebhook } from './webhook-schema.ts';
+import { describeYamlErrors } from './yaml-errors.ts';
 
 export interface LoadPolicyOptions extends CompileOptions {
   /** Environment for key references; defaults to process.env. */
@@ -43,7 +44,7 @@ export function loadPolicy(file: string, options: LoadPolicyOptions = {}): Loade
 export function parsePolicyText(text: string, source: string, options: LoadPolicyOptions = {}): LoadedPolicy {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    const problems = doc.errors.map((e) => `  - ${e.linePos?.[0] ? `line ${e.linePos[0].line}: ` : ''}${e.message.split('\n')[0]}`).join('\n');
+    const problems = describeYamlErrors(text, doc.errors);
     throw new AigovError('AIGOV_E_POLICY_INVALID', { file: source, problems: `${problems}\n  (expected valid YAML)` });
   }
   return buildPolicy(doc.toJS() as unknown, source, options);

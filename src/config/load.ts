@@ -11,6 +11,7 @@ import type { z } from 'zod';
 import { AigovError } from '../core/errors.ts';
 import { GatewayConfigSchema, type GatewayConfig, type GatewayConfigFile, type GatewayConfigInput, type ResolvedProvider, type SecretRef } from './schema.ts';
 import { resolveWebhook } from './webhook-schema.ts';
+import { describeYamlErrors } from './yaml-errors.ts';
 
 export interface LoadOptions {
   /** Environment for `${VAR}` references; defaults to process.env. */
@@ -27,7 +28,7 @@ export function loadGatewayConfig(file: string, options: LoadOptions = {}): Gate
   }
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    const problems = doc.errors.map((e) => `  - ${e.linePos?.[0] ? `line ${e.linePos[0].line}: ` : ''}${e.message.split('\n')[0]}`).join('\n');
+    const problems = describeYamlErrors(text, doc.errors);
     throw new AigovError('AIGOV_E_CONFIG_INVALID', { file: path, problems: `${problems}\n  (expected valid YAML)` });
   }
   return buildGatewayConfig(doc.toJS() as unknown, path, options);

@@ -80,6 +80,18 @@ export function expectedDaemon(configDir: string, profile: string, env: NodeJS.P
   return { configDir, profile, login: readProfileLogin(configDir, profile) ?? loginFromEnvironment(env) };
 }
 
+/**
+ * Whether a daemon started now would have a login to serve: the profile's saved one (a profile
+ * that logged out keeps its gateway but no user), else — with no saved profile — a CI login from
+ * the environment, as the daemon itself decides.
+ */
+function canServe(expected: ExpectedDaemon, env: NodeJS.ProcessEnv): boolean {
+  const saved = readProfileLogin(expected.configDir, expected.profile);
+  if (saved !== null) return saved.subject !== null || saved.loggedInAt !== null;
+  // A CI login whose URL is wrong still starts: the daemon reports the URL's own error.
+  return Boolean(env.AIGOV_GATEWAY?.trim() && env.AIGOV_REFRESH_TOKEN?.trim());
+}
+
 function loginFromEnvironment(env: NodeJS.ProcessEnv): ProfileLogin | null {
   const gateway = env.AIGOV_GATEWAY?.trim();
   if (!gateway || !env.AIGOV_REFRESH_TOKEN?.trim()) return null;
@@ -137,6 +149,8 @@ export async function connectDaemon(profile: string, options: ConnectDaemonOptio
   } else if (!options.start) {
     throw new AigovError('AIGOV_E_DAEMON_UNAVAILABLE', { reason: state.state === 'stale' ? `the daemon of profile ${profile} is not answering (${state.reason})` : `no daemon runs for profile ${profile}` });
   }
+  // Nothing to serve: say so here rather than start a daemon that fails and leaves a fatal line in its log.
+  if (!canServe(expected, env)) throw new AigovError('AIGOV_E_NOT_LOGGED_IN', { profile });
   const status = await startDaemonProcess(profile, files, { ...env, AIGOV_RUNTIME_DIR: runtimeDir, AIGOV_CONFIG_DIR: expected.configDir }, options.startTimeoutMs ?? 8000);
   // The daemon that answers now (ours, or one a concurrent CLI started) must fit too; a login
   // that landed meanwhile is read again before calling it stale.

@@ -12,8 +12,8 @@
 import { Box, Text, render, useApp, useInput, useWindowSize, type Key } from 'ink';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { terminalSafe } from '../cli/approvals-format.ts';
-import { approvalHeading, callHeadingLines, decisionLine, decisionTone, formatSeconds, partTitle, userLabel, voteLine } from '../cli/replay-format.ts';
-import { progressBar, timelineCells, wrapText } from '../cli/replay-layout.ts';
+import { approvalHeading, callHeadingLines, decisionLine, decisionTone, formatDuration, formatSeconds, partTitle, userLabel, voteLine } from '../cli/replay-format.ts';
+import { progressBar, REPLAY_MAX_WIDTH, shareRows, timelineCells, wrapText } from '../cli/replay-layout.ts';
 import { answerAt, splitMasked, type ReplayCall, type ReplayTimeline } from '../cli/replay-model.ts';
 import { changeSpeed, formatSpeed, nextWakeMs, positionOf, seekCall, startPlayer, tick, togglePause, type PlayerState } from '../cli/replay-player.ts';
 
@@ -95,9 +95,30 @@ function answerLines(replay: ReplayCall, position: number, width: number): Line[
   return lines;
 }
 
+interface RecordLine {
+  readonly text: string;
+  /** A policy decision, drawn after a ⚑ in its colour; other lines are drawn in theirs. */
+  readonly flag: boolean;
+  readonly color?: (typeof TONE_COLOR)[keyof typeof TONE_COLOR];
+  readonly dim?: boolean;
+}
+
+/** What policy and approvers decided about the call, a line each: decisions, then each approval and its votes. */
+function recordLines(call: ReplayCall['call']): RecordLine[] {
+  const lines: RecordLine[] =
+    call.decisions.length === 0
+      ? [{ text: 'No policy decision: allowed as sent.', flag: false, dim: true }]
+      : call.decisions.map((d) => ({ text: decisionLine(d), flag: true, color: TONE_COLOR[decisionTone(d.action)] }));
+  for (const approval of call.approvals) {
+    lines.push({ text: approvalHeading(approval), flag: false, color: TONE_COLOR[decisionTone(approval.state)] });
+    for (const vote of approval.votes) lines.push({ text: `  ${voteLine(vote)}`, flag: false });
+  }
+  return lines;
+}
+
 function Timeline({ timeline, current, width }: { timeline: ReplayTimeline; current: number; width: number }) {
   const label = ` call ${current + 1}/${timeline.calls.length}`;
-  const { text, currentAt } = timelineCells(timeline, current, Math.max(timeline.calls.length, width - label.length - 1));
+  const { text, currentAt } = timelineCells(timeline, current, Math.max(timeline.calls.length, width - label.length));
   return (
     <Text wrap="truncate-end">
       <Text dimColor>{text.slice(0, currentAt)}</Text>
@@ -180,7 +201,7 @@ export function SessionReplay({ timeline, speed = 1, clock = systemClock, redraw
     else for (const char of chars) handleKey(char, key);
   });
 
-  const width = Math.max(40, size.columns || 80);
+  const width = Math.min(REPLAY_MAX_WIDTH, Math.max(40, size.columns || 80));
   const rows = Math.max(16, size.rows || 24);
   const session = timeline.detail.session;
   const title = (
@@ -189,6 +210,8 @@ export function SessionReplay({ timeline, speed = 1, clock = systemClock, redraw
     </Text>
   );
   const replay = calls[current];
+  // The whole answer's height sizes the rows, so the prompt does not shrink as the answer streams in.
+  const answerHeight = useMemo(() => (replay === undefined ? 0 : answerLines(replay, Number.POSITIVE_INFINITY, width).length), [replay, width]);
   if (replay === undefined) {
     return (
       <Box flexDirection="column" width={width}>
@@ -202,17 +225,12 @@ export function SessionReplay({ timeline, speed = 1, clock = systemClock, redraw
   const call = replay.call;
   const heading = callHeadingLines(replay, calls.length);
   const position = positionOf(player, calls, clock.now());
-  const decisions = call.decisions.slice(0, 3);
-  const moreDecisions = call.decisions.length - decisions.length;
-  const approvalRows = call.approvals.slice(0, 1).flatMap((a) => [approvalHeading(a), ...a.votes.slice(0, 2).map((v) => `  ${voteLine(v)}`)]);
+  const record = recordLines(call);
   const prompt = promptLines(replay, width);
   const answer = answerLines(replay, position, width);
-  // Rows: title, timeline, rule, heading (2), decisions (+more), approvals, prompt label, answer label, blank, status, keys.
-  const fixed = 5 + Math.max(1, decisions.length) + (moreDecisions > 0 ? 1 : 0) + approvalRows.length + 2 + 3;
-  const room = Math.max(4, rows - fixed);
-  const answerWanted = Math.max(2, answer.length);
-  const promptRows = Math.max(2, Math.min(prompt.length, Math.max(Math.floor(room * 0.4), room - answerWanted)));
-  const answerRows = Math.max(2, room - promptRows);
+  const share = shareRows(rows, { record: record.length, prompt: prompt.length, answer: answerHeight });
+  const promptRows = share.prompt;
+  const answerRows = share.answer;
   const offset = Math.max(0, Math.min(promptOffset, prompt.length - promptRows));
   const promptShown = prompt.slice(offset, offset + promptRows);
   const promptHidden = prompt.length - promptShown.length;
@@ -225,37 +243,34 @@ export function SessionReplay({ timeline, speed = 1, clock = systemClock, redraw
     <Box flexDirection="column" width={width}>
       {title}
       <Timeline timeline={timeline} current={current} width={width} />
-      <Text dimColor>{'─'.repeat(Math.min(width, 120))}</Text>
+      <Text dimColor>{'─'.repeat(width)}</Text>
       <Text bold wrap="truncate-end">
         {heading[0]}
       </Text>
       <Text wrap="truncate-end">{heading[1]}</Text>
-      {decisions.length === 0 ? (
-        <Text dimColor>No policy decision: allowed as sent.</Text>
-      ) : (
-        decisions.map((d, i) => (
-          <Text key={i} wrap="truncate-end">
-            <Text color={TONE_COLOR[decisionTone(d.action)]}>⚑ </Text>
-            {decisionLine(d)}
-          </Text>
-        ))
-      )}
-      {moreDecisions > 0 ? <Text dimColor>… {moreDecisions} more decision{moreDecisions === 1 ? '' : 's'} (see the transcript: --no-tty)</Text> : null}
-      {approvalRows.map((line, i) => (
-        <Text key={`a${i}`} wrap="truncate-end" color={i === 0 ? TONE_COLOR[decisionTone(call.approvals[0]?.state ?? '')] : undefined}>
-          {line}
+      {record.slice(0, share.record).map((line, i) => (
+        <Text key={`d${i}`} wrap="truncate-end" dimColor={line.dim === true} {...(line.flag || line.color === undefined ? {} : { color: line.color })}>
+          {line.flag ? <Text {...(line.color === undefined ? {} : { color: line.color })}>⚑ </Text> : null}
+          {line.text}
         </Text>
       ))}
+      {share.recordHidden > 0 ? <Text dimColor>… {share.recordHidden} more line{share.recordHidden === 1 ? '' : 's'} of decisions and approvals (all of them: --no-tty)</Text> : null}
       <Text dimColor wrap="truncate-end">
         Prompt{promptHidden > 0 ? ` · lines ${offset + 1}-${offset + promptShown.length} of ${prompt.length}, ↑/↓ to scroll` : ''}
       </Text>
       {promptShown.map((line, i) => (
         <MaskedLine key={`p${i}`} prefix={line.prefix} text={line.text} />
       ))}
-      <Text wrap="truncate-end">
-        <Text dimColor>Answer{replay.answer.streamed ? '' : ' (not streamed)'} </Text>
-        <Text color="cyan">{progressBar(duration > 0 ? position / duration : 1, Math.min(30, Math.max(10, width - 40)))}</Text> {formatSeconds(position)} / {formatSeconds(duration)}
-      </Text>
+      {replay.answer.streamed ? (
+        <Text wrap="truncate-end">
+          <Text dimColor>Answer </Text>
+          <Text color="cyan">{progressBar(duration > 0 ? position / duration : 1, Math.min(30, Math.max(10, width - 40)))}</Text> {formatSeconds(position)} / {formatSeconds(duration)}
+        </Text>
+      ) : (
+        <Text dimColor wrap="truncate-end">
+          Answer (not streamed{call.latency_ms !== null ? `: it came whole after ${formatDuration(call.latency_ms)}` : ''})
+        </Text>
+      )}
       {waiting ? (
         <Text dimColor>{call.status === 'blocked' ? '  (none: the request was blocked)' : position < duration ? '  (waiting for the first token…)' : '  (no text)'}</Text>
       ) : (
