@@ -76,10 +76,10 @@ describe('policy file errors name the file, the key path and the expectation', (
     assert.equal(error.code, 'AIGOV_E_POLICY_INVALID');
     assert.equal(error.exitCode, 78);
     assert.match(error.message, /- version: expected version: 1/);
-    assert.match(error.message, /- rule "r1", rules\[0\]\.action: .*"allow"/);
-    assert.match(error.message, /- rule "r1", rules\[0\]: unknown key "colour"/);
-    assert.match(error.message, /^ {2}- rules\[1\]\.action: /m, 'a rule without an id keeps its index alone');
-    assert.match(error.message, /^ {2}- rule "\\u\{1b\}\[2J", rules\[2\]\.action: /m, 'an id is shown escaped, never as a terminal escape');
+    assert.match(error.message, /- line 3, rule "r1", rules\[0\]\.action: .*"allow"/);
+    assert.match(error.message, /- line \d+, rule "r1", rules\[0\]: unknown key "colour"/);
+    assert.match(error.message, /^ {2}- line 5, rules\[1\]\.action: /m, 'a rule without an id keeps its index alone');
+    assert.match(error.message, /^ {2}- line 6, rule "\\u\{1b\}\[2J", rules\[2\]\.action: /m, 'an id is shown escaped, never as a terminal escape');
   });
 
   it('refuses an unknown entity type, naming the known ones', async () => {
@@ -102,9 +102,9 @@ describe('policy file errors name the file, the key path and the expectation', (
         '    action: block',
       ].join('\n'),
     );
-    assert.match(error.message, /- detectors\[0\]\.pattern: pattern refused: it compiles to 20001 instructions/);
-    assert.match(error.message, /- rule "r1", rules\[0\]\.match\.regex\[0\]\.pattern: pattern refused: backreferences/);
-    assert.match(error.message, /- rule "r2", rules\[1\]\.match\.tools\.arguments\[0\]: pattern refused: lookarounds/);
+    assert.match(error.message, /- line 3, detectors\[0\]\.pattern: pattern refused: it compiles to 20001 instructions/);
+    assert.match(error.message, /- line \d+, rule "r1", rules\[0\]\.match\.regex\[0\]\.pattern: pattern refused: backreferences/);
+    assert.match(error.message, /- line \d+, rule "r2", rules\[1\]\.match\.tools\.arguments\[0\]: pattern refused: lookarounds/);
   });
 
   it('refuses duplicate rule ids, masking without a target, misplaced operators and inline hmac keys', async () => {

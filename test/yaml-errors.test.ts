@@ -125,3 +125,42 @@ describe('a bad policy reload on the terminal log', () => {
     assert.equal(policy.current().rules.length, 1, 'the old policy stays');
   });
 });
+
+describe('schema problems name the line that holds the key', () => {
+  const problemsOf = (run: () => unknown): string => {
+    try {
+      run();
+    } catch (error) {
+      return String((error as { params: { problems: unknown } }).params.problems);
+    }
+    assert.fail('expected the file to be refused');
+  };
+
+  it('policy: a wrong value at its own line, a missing key at its rule, with the rule id', () => {
+    const text = [
+      'version: 1', //                                 1
+      'rules:', //                                     2
+      '  - id: ok-rule', //                            3
+      '    match: { keywords: [a] }', //               4
+      '    action: block', //                          5
+      '  - id: customer-data', //                      6
+      '    match:', //                                 7
+      '      detectors: [EMAIL_ADDRESS]', //           8
+      '    action: maskify', //                        9
+      '  - id: third', //                              10
+      '    match: { keywords: [b] }', //               11
+    ].join('\n');
+    const problems = problemsOf(() => parsePolicyText(text, 'inline.yaml'));
+    assert.match(problems, /^ {2}- line 9, rule "customer-data", rules\[1\]\.action: /m);
+    assert.match(problems, /^ {2}- line 10, rule "third", rules\[2\]\.action: /m);
+  });
+
+  it('gateway config: the line of the key; a key missing at the top level has no line to name', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'aigov-lines-')), 'gateway.yaml');
+    writeFileSync(file, 'listen:\n  port: "abc"\n');
+    const problems = problemsOf(() => loadGatewayConfig(file));
+    await rm(join(file, '..'), { recursive: true, force: true });
+    assert.match(problems, /^ {2}- line 2, listen\.port: /m);
+    assert.match(problems, /^ {2}- identity: /m);
+  });
+});

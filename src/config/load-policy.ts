@@ -7,13 +7,13 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { AigovError, quotedInput } from '../core/errors.ts';
+import { AigovError, isAigovError, quotedInput } from '../core/errors.ts';
 import { compilePolicy, formatPath, PolicyCompileError, type CompiledPolicy, type CompileOptions } from '../core/policy/compile-policy.ts';
 import type { ApprovalSpec, OperatorSpec, PolicyDocument, RuleSpec } from '../core/policy/types.ts';
 import { formatIssues } from './load.ts';
 import { PolicySchema, type KeyRef, type PolicyFile } from './policy-schema.ts';
 import { resolveWebhook } from './webhook-schema.ts';
-import { describeYamlErrors } from './yaml-errors.ts';
+import { describeYamlErrors, withLineNumbers } from './yaml-errors.ts';
 
 export interface LoadPolicyOptions extends CompileOptions {
   /** Environment for key references; defaults to process.env. */
@@ -47,7 +47,12 @@ export function parsePolicyText(text: string, source: string, options: LoadPolic
     const problems = describeYamlErrors(text, doc.errors);
     throw new AigovError('AIGOV_E_POLICY_INVALID', { file: source, problems: `${problems}\n  (expected valid YAML)` });
   }
-  return buildPolicy(doc.toJS() as unknown, source, options);
+  try {
+    return buildPolicy(doc.toJS() as unknown, source, options);
+  } catch (error) {
+    if (!isAigovError(error) || error.code !== 'AIGOV_E_POLICY_INVALID') throw error;
+    throw new AigovError('AIGOV_E_POLICY_INVALID', { file: source, problems: withLineNumbers(String(error.params['problems']), doc, text) });
+  }
 }
 
 /** Validates and compiles an already-parsed policy object. */

@@ -8,10 +8,10 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { AigovError } from '../core/errors.ts';
+import { AigovError, isAigovError } from '../core/errors.ts';
 import { GatewayConfigSchema, type GatewayConfig, type GatewayConfigFile, type GatewayConfigInput, type ResolvedProvider, type SecretRef } from './schema.ts';
 import { resolveWebhook } from './webhook-schema.ts';
-import { describeYamlErrors } from './yaml-errors.ts';
+import { describeYamlErrors, withLineNumbers } from './yaml-errors.ts';
 
 export interface LoadOptions {
   /** Environment for `${VAR}` references; defaults to process.env. */
@@ -31,7 +31,12 @@ export function loadGatewayConfig(file: string, options: LoadOptions = {}): Gate
     const problems = describeYamlErrors(text, doc.errors);
     throw new AigovError('AIGOV_E_CONFIG_INVALID', { file: path, problems: `${problems}\n  (expected valid YAML)` });
   }
-  return buildGatewayConfig(doc.toJS() as unknown, path, options);
+  try {
+    return buildGatewayConfig(doc.toJS() as unknown, path, options);
+  } catch (error) {
+    if (!isAigovError(error) || error.code !== 'AIGOV_E_CONFIG_INVALID') throw error;
+    throw new AigovError('AIGOV_E_CONFIG_INVALID', { file: path, problems: withLineNumbers(String(error.params['problems']), doc, text) });
+  }
 }
 
 /** Validates an already-parsed config object; `source` names where it came from in errors. */

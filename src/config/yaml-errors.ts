@@ -4,7 +4,7 @@
  * the bracket or quote that was never closed; every problem comes with the lines around it and
  * a caret under the place, whole (not cut after the first line of the parser's message).
  */
-import { CST, Parser, type YAMLError } from 'yaml';
+import { CST, Parser, type Document, type YAMLError } from 'yaml';
 import { scrubSecrets } from '../core/scrub-secrets.ts';
 
 /** The snippet shows at most this many lines from the opening bracket to where the parser gave up. */
@@ -99,4 +99,32 @@ export function describeYamlErrors(text: string, errors: readonly YAMLError[]): 
     }
   }
   return problems.join('\n');
+}
+
+/** A key path as problems name it: `rules[4].match.detectors[0]` → ['rules', 4, 'match', 'detectors', 0]. */
+function pathSegments(keyPath: string): (string | number)[] {
+  const segments: (string | number)[] = [];
+  for (const [, key, index] of keyPath.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) segments.push(index !== undefined ? Number(index) : key!);
+  return segments;
+}
+
+/**
+ * Problem lines (`  - KEY.PATH: message`, maybe after `rule "id", `) with the line of the file
+ * that holds the key — or, for a key that is missing, of the nearest enclosing one that is there:
+ * `  - line 12, rules[4].action: …`. Lines whose path is not in the file are left as they are.
+ */
+export function withLineNumbers(problems: string, doc: Document, text: string): string {
+  const lineAt = (offset: number): number => {
+    let line = 1;
+    for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) line++;
+    return line;
+  };
+  return problems.replace(/^( {2}- )((?:rule "(?:[^"\\]|\\.)*", )?)([\w.[\]-]+)(:)/gm, (whole, lead: string, rule: string, keyPath: string, colon: string) => {
+    const segments = pathSegments(keyPath);
+    for (let n = segments.length; n > 0; n--) {
+      const node = doc.getIn(segments.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+      if (node?.range) return `${lead}line ${lineAt(node.range[0])}, ${rule}${keyPath}${colon}`;
+    }
+    return whole;
+  });
 }
