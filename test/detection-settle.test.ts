@@ -89,9 +89,10 @@ describe('settledPrefix: all detectors through detectEntities (normalized text, 
   });
 
   it('normalization maps a text that needs no change exactly as the general path maps it', () => {
-    // The shortcut for NFKC-stable text and the segment-by-segment path (forced here by an invisible
-    // character at the end) must agree, or a detection's mapped span would depend on other text.
-    const stable = fc.string({ unit: fc.constantFrom('a', 'é', 'e', '\u0301', '\u0338', '😀', '日', ' ', 'q', '\u{1D165}', '=') }).filter((x) => x.normalize('NFKC') === x);
+    // The shortcut for text normalization leaves as it is and the segment-by-segment path (forced
+    // here by an invisible character at the end) must agree, or a detection's mapped span would
+    // depend on other text. (Marks on letters that are not folded stay: 日 + U+0301.)
+    const stable = fc.string({ unit: fc.constantFrom('a', 'é', 'e', '\u0301', '\u0338', '😀', '日', ' ', 'q', '\u{1D165}', '=', 'ж', '\u0306') }).filter((x) => normalizeForMatching(x).text === x);
     fc.assert(
       fc.property(stable, (x) => {
         const fast = normalizeForMatching(x);
