@@ -128,7 +128,13 @@ export function evaluatePolicy(policy: CompiledPolicy, input: PolicyInput): Poli
     responseMasking: buildResponsePlan(responseRules),
     toolGate: gate.length > 0 ? { entries: gate, workTree: findWorkTree(input.request.messages) } : null,
     findings,
+    stripHiddenText: policy.rules.some((rule) => rule.mode === 'enforce' && readsRequestText(rule) && rule.inScope(input)),
   };
+}
+
+/** Whether a rule's detectors run on the request's text (mask_response's run on the answer). */
+function readsRequestText(rule: CompiledRule): boolean {
+  return (rule.contentDetectors.length > 0 && rule.action !== 'mask_response') || (rule.tools?.argumentDetectors.length ?? 0) > 0;
 }
 
 /**

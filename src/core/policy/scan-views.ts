@@ -12,6 +12,8 @@
  *    of context on each side (a keyword rule's context survives); up to two decoding steps
  *    (a JSON-escaped base64 string), at most one of them base64/hex/percent. The context kept
  *    each side of a decoded region is the same window (so a token partly encoded is whole).
+ *  - hidden: tag characters and variation-selector runs decoded in place (../detection/hidden-text.ts),
+ *    in the text and under JSON escapes.
  *  (Not yet: a token spaced out or broken over lines — joining a run glues neighbouring words
  *  onto the secret, and the detectors' boundaries then reject it.)
  *
@@ -19,6 +21,7 @@
  * incomplete and the caller fails closed for the rules that would have used them.
  */
 import { findBase64AndHex, findJsonEscapes, findPercentEncoding, type DecodeBudget, type DecodedRegion } from '../detection/decode-encodings.ts';
+import { findHiddenText } from '../detection/hidden-text.ts';
 import type { Role } from '../events.ts';
 import type { TextLocation } from './types.ts';
 
@@ -85,9 +88,9 @@ export function buildScanViews(items: readonly TextItem[], window: number): Scan
     const base = identityView(item);
     // Level 1: JSON escapes, encodings; level 2: an encoding under JSON escapes, or JSON escapes under an encoding.
     const json = derive(base, findJsonEscapes(item.text, budget));
-    const encoded = [derive(base, findBase64AndHex(item.text, budget)), derive(base, findPercentEncoding(item.text, budget))];
+    const encoded = [derive(base, findBase64AndHex(item.text, budget)), derive(base, findPercentEncoding(item.text, budget)), derive(base, findHiddenText(item.text, budget))];
     const level2: (ScanView | null)[] = [];
-    if (json) level2.push(derive(json, findBase64AndHex(json.text, budget)), derive(json, findPercentEncoding(json.text, budget)));
+    if (json) level2.push(derive(json, findBase64AndHex(json.text, budget)), derive(json, findPercentEncoding(json.text, budget)), derive(json, findHiddenText(json.text, budget)));
     for (const e of encoded) if (e) level2.push(derive(e, findJsonEscapes(e.text, budget)));
     const decoded = [json, ...encoded, ...level2].filter((v): v is ScanView => v !== null);
     views.push(...decoded);
