@@ -13,6 +13,7 @@ import { LOOKALIKES } from '../src/core/detection/confusables-data.ts';
 import { stripHiddenText } from '../src/core/detection/hidden-text.ts';
 import type { ContentPart, NormalizedMessage, Principal } from '../src/core/events.ts';
 import { evaluatePolicy, type PolicyInput } from '../src/core/policy/index.ts';
+import { normalizePath, normalizeUrl } from '../src/core/policy/tool-paths.ts';
 
 /** Built at run time: no literal secret in the repository. */
 const GITHUB = ((seed: string) => ['gh', 'p_'].join('') + seed + base62Encode(crc32(seed), 6))('aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1');
@@ -222,5 +223,20 @@ describe('precision: ordinary text in other scripts triggers nothing and is forw
     assert.equal(evaluatePolicy(shadow, request('hi')).stripHiddenText, false);
     const scoped = parsePolicyText('version: 1\nrules:\n  - { id: s, match: { models: [other], detectors: [SECRETS] }, action: block }\n', 'p.yaml').compiled;
     assert.equal(evaluatePolicy(scoped, request('hi')).stripHiddenText, false);
+  });
+});
+
+describe('names of resources are not folded by look: a look-alike is another file or host', () => {
+  it('a path with a Cyrillic о is not in the work tree it looks like', () => {
+    const ctx = { workTree: '/home/alice/proj', home: '/home/alice' };
+    assert.equal(normalizePath('/home/alice/proj/src/a.ts', ctx).outside, false);
+    assert.equal(normalizePath('/home/alice/pr\u043Ej/src/a.ts', ctx).outside, true);
+    assert.equal(normalizePath('/home/alice/proj\u0301/x', ctx).outside, true, 'nor one with a mark');
+  });
+
+  it('a homograph host stays itself (punycode), an IDN too', () => {
+    assert.equal(normalizeUrl('https://g\u0456thub.com/x'), 'https://xn--gthub-n2e.com/x');
+    assert.equal(normalizeUrl('https://bücher.example/'), 'https://xn--bcher-kva.example/');
+    assert.equal(normalizeUrl('https://ｇｉｔｈｕｂ.com/x'), 'https://github.com/x', 'compatibility forms fold as before');
   });
 });

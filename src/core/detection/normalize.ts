@@ -75,6 +75,28 @@ export function foldSegment(segment: string): string {
   return bases > 0 ? out : nfkc;
 }
 
+/**
+ * NFKC segment by segment, invisible characters removed — without folding by look: for the names
+ * of resources (paths, URLs), where a look-alike, an accent or another script's digit names
+ * another file or host. (A rule must not take `/home/alice/prоj` with a Cyrillic о for the work
+ * tree `/home/alice/proj`, nor an allowed host for its homograph.)
+ */
+export function normalizeCompatibility(text: string): string {
+  NON_ASCII_RUN.lastIndex = 0;
+  if (!NON_ASCII_RUN.test(text)) return text;
+  let out = '';
+  let segment = '';
+  for (const ch of text) {
+    if (INVISIBLE.test(ch)) continue;
+    if (segment !== '' && COMBINING.test(ch)) segment += ch;
+    else {
+      out += segment.normalize('NFKC');
+      segment = ch;
+    }
+  }
+  return out + segment.normalize('NFKC');
+}
+
 let preimages: readonly (readonly [number, number])[] | undefined;
 
 /**
