@@ -112,6 +112,20 @@ describe('normalizeForMatching against its definition', () => {
     );
   });
 
+  it('long texts: long ASCII stretches, long folded runs, emoji and lone surrogates between them', () => {
+    const piece = fc.oneof(trickyText, fc.constantFrom(' '.repeat(300), 'x'.repeat(257), '\u0430'.repeat(5000), 'Привет '.repeat(800), '😀ж\u0301 ', '\uD800', 'é'));
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 12 }), (pieces) => {
+        const text = pieces.join('');
+        const n = normalizeForMatching(text);
+        const r = reference(text);
+        assert.equal(n.text, r.text);
+        for (let k = 0; k < r.text.length; k += 7) assert.equal(n.toOriginal(k), r.start[k], `start of ${k}`);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('folds the tricks an entity can be written with', () => {
     const table: [string, string][] = [
       ['A\u0301K\u0301I\u0301A\u0301', 'AKIA'], // a mark on every character

@@ -223,6 +223,17 @@ export function normalizeScanned(original: string): { norm: NormalizedText; fold
   // identity run (normalized [nStart, nStart + len) ← original [oStart, oStart + len)) or a
   // segment (every normalized character of it ← the original segment [oStart, oEnd)).
   const out: string[] = [];
+  // Folded code units not yet in `out` (regions folded unit by unit, and the text between them):
+  // one string per stretch of them rather than one per region.
+  let pending = PENDING;
+  let pendingLength = 0;
+  let pendingSurrogates = false;
+  const flushPending = (): void => {
+    if (pendingLength === 0) return;
+    out.push(unitsToString(pending, pendingLength, pendingSurrogates));
+    pendingLength = 0;
+    pendingSurrogates = false;
+  };
   const runN: number[] = []; // normalized start of each run
   const runO: number[] = []; // original start
   const runE: number[] = []; // original end of a segment, or -1 for an identity run
@@ -259,14 +270,25 @@ export function normalizeScanned(original: string): { norm: NormalizedText; fold
     }
     if (simple) {
       if (folded) {
-        let text = original.slice(copiedTo, first);
-        for (let i = first; i < to; i++) {
-          const c = original.charCodeAt(i);
-          const u = (unitFlags(c) & ONE) !== 0 ? UNIT_ONE[c]! : c;
-          if (u === 0x130 || u === 0x212a) specialFolds = true;
-          text += String.fromCharCode(u);
+        // Its code units go to the pending buffer, with the short stretch of text before it (a
+        // long one is pushed as a slice: no copy).
+        if (first - copiedTo > 256) {
+          flushPending();
+          out.push(original.slice(copiedTo, first));
+          copiedTo = first;
         }
-        out.push(text);
+        if (pendingLength + (to - copiedTo) > pending.length) {
+          const grown = new Uint16Array(Math.max(2 * pending.length, pendingLength + (to - copiedTo)));
+          grown.set(pending.subarray(0, pendingLength));
+          pending = grown;
+        }
+        for (let i = copiedTo; i < to; i++) {
+          const c = original.charCodeAt(i);
+          const u = i >= first && (unitFlags(c) & ONE) !== 0 ? UNIT_ONE[c]! : c;
+          if (u >= 0xd800 && u <= 0xdfff) pendingSurrogates = true;
+          else if (u === 0x130 || u === 0x212a) specialFolds = true;
+          pending[pendingLength++] = u;
+        }
         copiedTo = to;
         changed = true;
       }
@@ -284,7 +306,7 @@ export function normalizeScanned(original: string): { norm: NormalizedText; fold
     let segEnd = 0;
     const flush = (): void => {
       if (segment === '') return;
-      const normalized = segEnd - segStart === 1 ? unitFold(segment.charCodeAt(0)) : foldSegment(segment);
+      const normalized = segEnd - segStart === 1 ? unitFold(segment.charCodeAt(0)) : cachedFold(segment);
       pieces.push(normalized);
       if (normalized.length === 1 && segEnd - segStart === 1) identityRun(segStart, segEnd);
       else if (normalized.length > 0) {
@@ -330,6 +352,7 @@ export function normalizeScanned(original: string): { norm: NormalizedText; fold
     const normalized = pieces.length === 1 ? pieces[0]! : pieces.join('');
     if (normalized !== original.slice(from, to)) {
       changed = true;
+      flushPending();
       if (from > copiedTo) out.push(original.slice(copiedTo, from));
       out.push(normalized);
       copiedTo = to;
@@ -338,6 +361,7 @@ export function normalizeScanned(original: string): { norm: NormalizedText; fold
   }
   // Nothing changed: the same text, mapped lazily the same way (no runs needed).
   if (!changed) return { norm: unchanged(original), foldsLikeAscii: !specialFolds };
+  flushPending();
   if (copiedTo < original.length) out.push(original.slice(copiedTo));
   identityRun(mappedTo, original.length);
   const text = out.join('');
@@ -383,6 +407,34 @@ export function normalizeScanned(original: string): { norm: NormalizedText; fold
     },
   };
   return { norm, foldsLikeAscii: !specialFolds };
+}
+
+/** Folds of segments of several code units (syllables with marks, emoji), a bounded memo. */
+const SEGMENT_FOLDS = new Map<string, string>();
+
+function cachedFold(segment: string): string {
+  let f = SEGMENT_FOLDS.get(segment);
+  if (f === undefined) {
+    if (SEGMENT_FOLDS.size >= 8192) SEGMENT_FOLDS.clear();
+    SEGMENT_FOLDS.set(segment, (f = foldSegment(segment)));
+  }
+  return f;
+}
+
+/** Scratch for folded code units (a larger buffer is allocated for a call that needs it). */
+const PENDING = new Uint16Array(4096);
+
+/** Decodes code units at native speed — where they are little-endian, and hold no surrogate (it would turn a lone one into U+FFFD). */
+const UTF16 = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? new TextDecoder('utf-16le', { ignoreBOM: true }) : null;
+
+/** The string of units[0, length); `surrogates`: some unit may be a surrogate. */
+function unitsToString(units: Uint16Array, length: number, surrogates: boolean): string {
+  if (UTF16 !== null && !surrogates) return UTF16.decode(units.subarray(0, length));
+  // A chunk at a time: an argument list has a limit.
+  if (length <= 4096) return String.fromCharCode.apply(null, units.subarray(0, length) as unknown as number[]);
+  const parts: string[] = [];
+  for (let i = 0; i < length; i += 4096) parts.push(String.fromCharCode.apply(null, units.subarray(i, Math.min(length, i + 4096)) as unknown as number[]));
+  return parts.join('');
 }
 
 function isLowSurrogate(c: number): boolean {
