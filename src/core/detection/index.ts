@@ -1,7 +1,8 @@
 /**
  * Entity detection: the built-in detectors, custom regex detectors, and `detectEntities`, which
- * runs detectors on the normalized text (NFKC, invisible characters removed), maps positions back
- * to the original text and resolves overlaps. Pure: no I/O, no clock, no randomness.
+ * runs detectors on the normalized text (./normalize.ts: NFKC, invisible characters removed,
+ * look-alikes folded), maps positions back to the original text and resolves overlaps. Pure: no
+ * I/O, no clock, no randomness.
  */
 import { withSharedScans } from './anchors.ts';
 import { normalizeScanned } from './normalize.ts';

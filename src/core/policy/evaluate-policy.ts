@@ -3,8 +3,9 @@
  *
  * Content is every piece of request text — each message's text parts by role (system prompts
  * included), tool results, tool-call arguments, embedding inputs and tool definitions — and all
- * matching runs on normalized text (NFKC, invisible characters removed, via detectEntities), so a
- * zero-width space cannot split a secret past a rule. Positions map back to the original text.
+ * matching runs on normalized text (NFKC, invisible characters removed, look-alikes folded: via
+ * detectEntities), so a zero-width space or a Cyrillic А cannot hide a secret from a rule.
+ * Positions map back to the original text.
  *
  * Precedence (also documented at the top of examples/policy.yaml):
  *  - Every rule is evaluated; each one that matches is recorded with its id, in file order.
