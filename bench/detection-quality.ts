@@ -6,6 +6,8 @@
  *    Skipped with a note when the file is absent.
  * 2. An own generated corpus (bench/fixtures/detection-corpus.ts, seeded): secrets and PII with
  *    gold spans, plus hard negatives that must yield nothing.
+ *    And tokens of an exact shape whose checksum is wrong: found at all, and at min_confidence 0.9
+ *    (which asks for checksummed tokens only).
  * 3. Throughput of detectEntities with every built-in detector, one core.
  * 4. Person names (PERSON, the experimental opt-in detector) on the Presidio set: at its own
  *    threshold and at higher policy `min_confidence` values, on the half of the records it was not
@@ -26,7 +28,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BUILTIN_DETECTORS, detectEntities, OPT_IN_DETECTORS } from '../src/core/detection/index.ts';
 import type { Detector } from '../src/core/detection/index.ts';
-import { generateDetectionCorpus } from './fixtures/detection-corpus.ts';
+import { generateDetectionCorpus, generateShapeOnlyCorpus } from './fixtures/detection-corpus.ts';
 import type { CorpusRecord, GoldSpan } from './fixtures/detection-corpus.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -253,6 +255,24 @@ async function main(): Promise<void> {
     table(ownTypes, a2, b2),
     '',
     `Hard-negative texts with any detection: aigov ${negA.flagged}/${negA.texts}${b2 ? `, OpenRedaction ${negB.flagged}/${negB.texts}` : ''}.`,
+    '',
+  );
+
+  // Shape only: tokens whose checksum is wrong.
+  const shapeOnly = generateShapeOnlyCorpus();
+  const shapeTypes = [...new Set(shapeOnly.flatMap((r) => r.spans.map((sp) => sp.type)))];
+  const atAll = await score(shapeOnly, ours, new Set(shapeTypes));
+  const checksummedOnly: Predictor = async (text) =>
+    detectEntities(text, BUILTIN_DETECTORS, { minConfidence: 0.9 }).map((d) => ({ type: d.type, start: d.start, end: d.end }));
+  const atNine = await score(shapeOnly, checksummedOnly, new Set(shapeTypes));
+  const shapeRows = ['| type | tokens (checksum wrong) | found (recall) | found at min_confidence 0.9 |', '|---|---|---|---|'];
+  for (const ty of shapeTypes) shapeRows.push(`| ${ty} | ${atAll.get(ty)?.gold ?? 0} | ${fmt(rec(atAll.get(ty)))} | ${fmt(rec(atNine.get(ty)))} |`);
+  out.push(
+    '### Shape only: tokens whose checksum is wrong',
+    '',
+    `${shapeOnly.length} texts, each with one GitHub classic or npm token whose CRC-32 fails (one character changed). The shape decides; the checksum only raises the confidence (0.99 with it, 0.75 without), so \`min_confidence: 0.9\` asks for checksummed tokens only.`,
+    '',
+    shapeRows.join('\n'),
     '',
   );
 

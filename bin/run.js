@@ -1,4 +1,24 @@
 #!/usr/bin/env node
+// aigov needs Node >= 22.13 (node:sqlite, require of ES modules). An older Node runs this file
+// again with the Node 24 that bin/dev fetches into .ci/.node, or says how to get one.
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 13)) {
+  const { existsSync } = await import('node:fs');
+  const { spawnSync } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const local = process.env.AIGOV_NODE || fileURLToPath(new URL('../.ci/.node/node_modules/.bin/node', import.meta.url));
+  if (existsSync(local)) {
+    const child = spawnSync(local, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+    if (child.signal) process.kill(process.pid, child.signal);
+    process.exit(child.status ?? 1);
+  }
+  process.stderr.write(
+    `aigov needs Node ≥ 22.13 (you have ${process.version}).\n` +
+      'Run bin/dev from the checkout once: it fetches Node 24 from the npm registry into .ci/.node, and aigov then uses it.\n' +
+      'Or install Node 24 yourself: https://nodejs.org, or `nvm install 24`.\n',
+  );
+  process.exit(1);
+}
 // node:sqlite is stable enough for our use; its ExperimentalWarning only confuses users.
 process.removeAllListeners('warning');
 process.on('warning', (warning) => {

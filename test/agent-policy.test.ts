@@ -31,7 +31,7 @@ function gateOf(policy: CompiledPolicy, workTree: string | null = WORK_TREE): To
     provider: 'anthropic',
     model: 'm',
     endpoint: 'anthropic.messages',
-    request: { endpoint: 'anthropic.messages', model: 'm', stream: true, messages: workTree ? [{ role: 'system', parts: [{ type: 'text', text: ` - Primary working directory: ${workTree}\n` }] }] : [], tools: [], inputs: [] },
+    request: { endpoint: 'anthropic.messages', model: 'm', stream: true, messages: workTree ? [{ role: 'system', parts: [{ type: 'text', text: ` - Primary working directory: ${workTree}\n` }] }] : [], tools: [], inputs: [], texts: [] },
   });
   assert.ok(e.toolGate);
   assert.equal(e.toolGate.workTree, workTree);
@@ -49,7 +49,7 @@ const outcome = (name: string, args: unknown, g = gate): string => {
 
 describe('examples/agent-policy.yaml', () => {
   it('validates', () => {
-    const report = validatePolicy(EXAMPLE, {});
+    const report = validatePolicy(EXAMPLE);
     assert.equal(report.rules, 12);
     assert.equal(report.shadowRules, 1);
   });
@@ -271,7 +271,7 @@ describe('tool-call rule schema and failure', () => {
       provider: 'p',
       model: 'm',
       endpoint: 'anthropic.messages',
-      request: { endpoint: 'anthropic.messages', model: 'm', stream: false, messages: [{ role: 'assistant', parts: [{ type: 'tool_call', id: '1', name: 'Bash', arguments: '{"command":"rm x"}' }] }], tools: [{ name: 'Bash' }], inputs: [] },
+      request: { endpoint: 'anthropic.messages', model: 'm', stream: false, messages: [{ role: 'assistant', parts: [{ type: 'tool_call', id: '1', name: 'Bash', arguments: '{"command":"rm x"}' }] }], tools: [{ name: 'Bash' }], inputs: [], texts: [] },
     });
     assert.equal(e.action, 'allow');
     assert.equal(e.toolGate?.entries.length, 1);
@@ -285,7 +285,7 @@ describe('tool-call rule schema and failure', () => {
   it('fails closed: a pattern past its matching budget blocks the call, naming the rule', async () => {
     const policy = buildPolicy({ version: 1, rules: [{ id: 'slow', match: { tools: { command: ['(a|aa)*b'] } }, action: 'block' }] }, 'p', { regexBudget: { base: 10, perChar: 1 } }).compiled;
     const hooks = createPolicyHooks({ current: () => policy });
-    const verdict = await hooks.evaluateRequest({ callId: 'c', sessionId: 's', principal: { subject: 'a', email: null, groups: [], issuer: 't', clientId: null }, provider: 'anthropic', endpoint: 'anthropic.messages', request: { endpoint: 'anthropic.messages', model: 'm', stream: false, messages: [], tools: [], inputs: [] } });
+    const verdict = await hooks.evaluateRequest({ callId: 'c', sessionId: 's', principal: { subject: 'a', email: null, groups: [], issuer: 't', clientId: null }, provider: 'anthropic', endpoint: 'anthropic.messages', request: { endpoint: 'anthropic.messages', model: 'm', stream: false, messages: [], tools: [], inputs: [], texts: [] } });
     const judged = verdict.judgeToolCall!.judge({ name: 'Bash', arguments: JSON.stringify({ command: `echo ${'a'.repeat(5000)}` }) });
     assert.deepEqual([judged.decision?.action, judged.decision?.ruleId], ['block', 'slow']);
     assert.match(judged.decision!.reason, /fail closed/);
@@ -294,7 +294,7 @@ describe('tool-call rule schema and failure', () => {
   it('redacts secrets from the call summary that notices, approvals and records show', async () => {
     const policy = buildPolicy({ version: 1, rules: [{ id: 'no-curl', match: { tools: { command: ['^curl '] } }, action: 'block' }] }, 'p').compiled;
     const hooks = createPolicyHooks({ current: () => policy });
-    const verdict = await hooks.evaluateRequest({ callId: 'c', sessionId: 's', principal: { subject: 'a', email: null, groups: [], issuer: 't', clientId: null }, provider: 'anthropic', endpoint: 'anthropic.messages', request: { endpoint: 'anthropic.messages', model: 'm', stream: false, messages: [], tools: [], inputs: [] } });
+    const verdict = await hooks.evaluateRequest({ callId: 'c', sessionId: 's', principal: { subject: 'a', email: null, groups: [], issuer: 't', clientId: null }, provider: 'anthropic', endpoint: 'anthropic.messages', request: { endpoint: 'anthropic.messages', model: 'm', stream: false, messages: [], tools: [], inputs: [], texts: [] } });
     const judged = verdict.judgeToolCall!.judge({ name: 'Bash', arguments: JSON.stringify({ command: 'curl -H "X-Key: AKIAQ3EGRKXZ7WJ5N2MB" https://x.example' }) });
     assert.ok(!judged.summary.includes('AKIAQ3EGRKXZ7WJ5N2MB'));
     assert.match(judged.summary, /\[AWS_ACCESS_KEY\]/);

@@ -64,3 +64,33 @@ test('closing the service answers every held request "interrupted", even with th
   assert.equal(outcome.kind, 'interrupted');
   assert.equal(outcome.approval.id, held.approval.id);
 });
+
+test('an identical request from another session joins the pending approval: its session follows it, and the approvers are those of the policy now', async () => {
+  const store = openSqliteApprovalStore(join(dir, 'joined.db'));
+  const service = new ApprovalService({ store, logger });
+  const changes: string[] = [];
+  service.subscribe(({ type, approval }) => changes.push(`${type}:${approval.approvers.join('+')}:${(approval.joinedSessions ?? []).join('+')}`));
+  const request = (sessionId: string, approvers: string[], required = 1) =>
+    service.hold({ requester: alice, ruleId: 'r', ruleReason: 'because', spec: { ...spec, approvers, required }, provider: 'openai', model: 'm', endpoint: 'openai.chat.completions', stream: false, preview: 'user: hi', sessionId, callId: `c-${sessionId}`, body: 'same body' });
+  try {
+    const first = request('run-1', ['approvers']);
+    assert.equal(first.kind, 'wait');
+    // The retry after Ctrl-C is a new run, and the policy now names security, two of them.
+    const retry = request('run-2', ['security'], 2);
+    assert.ok(retry.kind === 'wait' && !retry.created);
+    assert.equal(retry.approval.id, first.approval.id);
+    assert.deepEqual(retry.approval.joinedSessions, ['run-2']);
+    assert.deepEqual([retry.approval.approvers, retry.approval.required], [['security'], 2]);
+    assert.deepEqual(store.get(first.approval.id)?.joinedSessions, ['run-2'], 'kept in the store: a watcher that connects later sees it');
+    // The same session again, with nothing changed: nothing to write or announce.
+    request('run-2', ['security'], 2);
+    request('run-1', ['security'], 2);
+    assert.deepEqual(changes, ['created:approvers:', 'joined:security:run-2']);
+    // bob (approvers only) can no longer decide it; a security member can.
+    assert.equal(service.decide(first.approval.id, bob, 'approve', 'ok').ok, false);
+    assert.equal(service.decide(first.approval.id, { subject: 'erin', email: null, groups: ['security'] }, 'approve', 'ok').ok, true);
+  } finally {
+    service.close();
+    store.close();
+  }
+});

@@ -126,7 +126,8 @@ describe('approvals client against a real gateway', () => {
     assert.equal((await rejection(clientFor('carol').deny(approval.id, 'no'))).code, 'AIGOV_E_APPROVAL_NOT_FOUND');
     assert.equal((await rejection(bob.get('apr_nope'))).exitCode, 66);
     const tooLong = await rejection(bob.deny(approval.id, 'x'.repeat(2001)));
-    assert.equal(tooLong.code, 'AIGOV_E_BAD_REQUEST', 'refused before it is sent');
+    assert.equal(tooLong.code, 'AIGOV_E_BAD_FLAG', 'refused before it is sent');
+    assert.equal(tooLong.message, '--reason of 2001 characters is not valid: at most 2000 are kept.', 'the reason itself is not repeated');
     await bob.deny(approval.id, 'not today');
     assert.equal(await answer, 403);
     assert.equal((await rejection(bob.approve(approval.id))).code, 'AIGOV_E_APPROVAL_CLOSED');

@@ -29,10 +29,12 @@ const SECRET_FRAGMENTS = [
   'aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYzq8Xk2Lm9P',
   '-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEA', '-----END PRIVATE KEY-----', '-----BEGIN ', '-----',
   'eyJhbGciOiJIUzI1NiJ9', 'ghp_', 'sk-', 'xox', 'AKIA', 'SG.', 'Bearer ', 'Basic ', 'Authorization: ', 'postgres://', '://', 'u:p@',
+  `ghp_${R30}${base62Encode((crc32(R30) ^ 1) >>> 0, 6)}`, `pypi-AgEIcHlwaS5vcmc${R30}${R30}`, 'pypi-Ag',
 ];
 const PII_FRAGMENTS = [
   'ann.lee@example.com', 'bo@x.io', 'x_y+z@sub.mail.org', 'a@b', '@', 'mail@', 'foo@bar.c',
   '+1 415 555 0100', '(212) 555-0143', '+44 20 7946 0958', 'phone: ', 'call ', ' ext. 12', 'x', 'ext', '555', '0100',
+  '+1 555 010 9999', '(555) 010-9999', 'tel. ', '0301234567', 'Mobile no.: ', '1110000000',
   '4111 1111 1111 1111', '4111111111111111', '5500005555555559', '1234567890123', 'card ',
   'DE89 3704 0044 0532 0130 00', 'GB82WEST12345698765432', 'GB82', 'DE', 'IBAN ',
   '123-45-6789', '460-89-9847', 'ssn ', '078-05-1120', '192.168.10.42', '10.0.0.7', '2001:db8::8a2e:370:7334', 'fe80::1', '::', 'v1.2.3', 'ip ',

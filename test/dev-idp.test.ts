@@ -201,7 +201,7 @@ describe('dev identity provider', () => {
     const tokens = await deviceLogin(h.idp, CLIENT_ID, 'bob', { resource: h.base });
     const payload = await verifyAccessToken(h, discovery, tokens.accessToken);
     assert.equal(payload.sub, 'bob');
-    assert.deepEqual(payload['groups'], ['approvers']);
+    assert.deepEqual(payload['groups'], ['approvers', 'security']);
 
     await assert.rejects(
       requestDeviceAuthorization(h.issuer, CLIENT_ID, { resource: 'https://elsewhere.example' }),

@@ -14,7 +14,6 @@ import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import { openCredentialStore } from '../src/auth/credential-stores.ts';
 import {
-  LoginUsageError,
   formatStatus,
   login,
   loginSummary,
@@ -242,16 +241,70 @@ describe('aigov login (service)', () => {
     }
   });
 
-  it('reports an unreachable gateway, a URL that is not a gateway, plain http off loopback and a missing --gateway', async () => {
+  it('reports an unreachable gateway, a URL that is not a gateway and plain http off loopback (the --gateway value is the mistake)', async () => {
     const unreachable = await rejection(loginWith(approveAs('alice'), { profile: 'x', gatewayUrl: await deadUrl() }));
     assert.equal(unreachable.code, 'AIGOV_E_GATEWAY_UNREACHABLE');
     assert.match(unreachable.message, /connection refused/);
     const notGateway = await rejection(loginWith(approveAs('alice'), { profile: 'x', gatewayUrl: `${gateway.url}/oidc` }));
     assert.equal(notGateway.code, 'AIGOV_E_GATEWAY_INVALID');
     const http = await rejection(loginWith(approveAs('alice'), { profile: 'x', gatewayUrl: 'http://example.com' }));
-    assert.equal(http.code, 'AIGOV_E_GATEWAY_INVALID');
-    assert.match(http.message, /loopback/);
-    await assert.rejects(loginWith(approveAs('alice'), { profile: 'never-used', gatewayUrl: undefined }), LoginUsageError);
+    assert.equal(http.code, 'AIGOV_E_BAD_FLAG');
+    assert.equal(http.exitCode, 64);
+    assert.match(http.message, /^--gateway "http:\/\/example\.com" is not valid: plain http is allowed only for loopback hosts/);
+  });
+
+  it('a gateway typed without a scheme: http for a loopback host, which is then the one signed in to and saved', async () => {
+    const bare = gateway.url.replace(/^http:\/\//, '');
+    const { stderr, result } = await loginWith(approveAs('alice'), { profile: 'bare', gatewayUrl: bare });
+    assert.equal(result.gatewayUrl, gateway.url);
+    assert.equal(openCliSettings(configDir).getProfile('bare')?.gatewayUrl, gateway.url);
+    assert.match(stderr.text, new RegExp(`To sign in to ${gateway.url.replace(/\./g, '\\.')},`));
+  });
+});
+
+describe('aigov login --profile NAME without --gateway (a profile signing in for the first time)', () => {
+  /** A config dir of its own, with `profiles` already signed in to the given gateways. */
+  async function configWith(profiles: Record<string, string>): Promise<string> {
+    const dir = await mkdtemp(join(home, 'profiles-'));
+    const template = openCliSettings(configDir).getProfile('default');
+    assert.ok(template, 'the first test signed the default profile in');
+    for (const [name, url] of Object.entries(profiles)) openCliSettings(dir).setProfile(name, { ...template, gatewayUrl: url });
+    return dir;
+  }
+
+  it("takes the default profile's gateway, and says so", async () => {
+    const dir = await configWith({ default: gateway.url, other: await deadUrl() });
+    const { stderr, result } = await loginWith(approveAs('bob'), { profile: 'bob', gatewayUrl: undefined, configDir: dir });
+    assert.equal(result.gatewayUrl, gateway.url);
+    assert.equal(result.user.subject, 'bob');
+    assert.match(stderr.text, new RegExp(`^Profile bob has no gateway yet: signing in to ${gateway.url.replace(/\./g, '\\.')}, the gateway of profile default \\(--gateway URL picks another\\)\\.$`, 'm'));
+    assert.equal(openCliSettings(dir).getProfile('bob')?.gatewayUrl, gateway.url, 'saved: the next login of bob needs no flag either');
+  });
+
+  it("AIGOV_PROFILE names the default profile; without it, the only gateway any profile knows", async () => {
+    const dead = await deadUrl();
+    const named = await configWith({ work: gateway.url, default: dead });
+    const viaEnv = await loginWith(approveAs('bob'), { profile: 'bob', gatewayUrl: undefined, configDir: named, env: { AIGOV_PROFILE: 'work' } });
+    assert.equal(viaEnv.result.gatewayUrl, gateway.url);
+    assert.match(viaEnv.stderr.text, /the gateway of profile work/);
+
+    const only = await configWith({ work: gateway.url, laptop: gateway.url });
+    const viaOnly = await loginWith(approveAs('bob'), { profile: 'bob', gatewayUrl: undefined, configDir: only });
+    assert.equal(viaOnly.result.gatewayUrl, gateway.url);
+    assert.match(viaOnly.stderr.text, /the gateway of profile laptop/, 'named after the first profile (by name) that uses it');
+  });
+
+  it('no gateway anywhere, or several and no default: AIGOV_E_GATEWAY_REQUIRED (exit 64), before anything is asked', async () => {
+    const empty = await rejection(loginWith(approveAs('bob'), { profile: 'bob', gatewayUrl: undefined, configDir: await mkdtemp(join(home, 'empty-')) }));
+    assert.equal(empty.code, 'AIGOV_E_GATEWAY_REQUIRED');
+    assert.equal(empty.exitCode, 64);
+    assert.match(empty.message, /profile `bob`.*no profile has signed in to one yet/);
+    assert.match(empty.hint, /aigov login --profile bob --gateway https:\/\/aigov\.example\.com/);
+
+    const [a, b] = [await deadUrl(), gateway.url];
+    const several = await rejection(loginWith(approveAs('bob'), { profile: 'bob', gatewayUrl: undefined, configDir: await configWith({ one: a, two: b }) }));
+    assert.equal(several.code, 'AIGOV_E_GATEWAY_REQUIRED');
+    assert.ok(several.message.includes(`the profiles use 2 gateways (${a}, ${b})`), several.message);
   });
 });
 
@@ -270,6 +323,31 @@ describe('aigov status / whoami (service)', () => {
     assert.match(text, /Daemon: +not running/);
     assert.doesNotMatch(text, /Logged in: +no/);
     assert.equal(whoamiLine(report), `alice@aigov.dev (developers) on ${gateway.url}`);
+  });
+
+  it('a gateway that does not answer: gatewayReachable false with the reason, and the text says so', async () => {
+    const settings = openCliSettings(configDir);
+    const template = settings.getProfile('status');
+    assert.ok(template);
+    const dead = await deadUrl();
+    settings.setProfile('gateway-down', { ...template, gatewayUrl: dead });
+    const report = await readStatus({ profile: 'gateway-down', configDir, runtimeDir, env: {} });
+    assert.equal(report.gatewayReachable, false);
+    assert.equal(report.gatewayProblem, 'unreachable: connection refused');
+    const text = formatStatus(report);
+    assert.match(text, new RegExp(`^Gateway: +${dead.replace(/\./g, '\\.')} — unreachable: connection refused$`, 'm'));
+    assert.match(text, /^Check that the gateway runs/m);
+
+    const up = await readStatus({ profile: 'status', configDir, runtimeDir, env: {} });
+    assert.deepEqual([up.gatewayReachable, up.gatewayProblem], [true, null]);
+    assert.match(formatStatus(up), /^Gateway: +\S+ \(reachable\)$/m);
+    const whoami = await readStatus({ profile: 'gateway-down', configDir, runtimeDir, env: {}, daemon: false, gateway: false });
+    assert.equal(whoami.gatewayReachable, null, 'whoami does not ask the gateway');
+
+    // An unreadable AIGOV_CA_FILE is reported as such, not as a crash of `aigov status`.
+    settings.setProfile('private-ca', { ...template, gatewayUrl: 'https://gw.example.invalid' });
+    const noCa = await readStatus({ profile: 'private-ca', configDir, runtimeDir, env: { AIGOV_CA_FILE: join(home, 'no-such-ca.pem') }, daemon: false });
+    assert.deepEqual([noCa.gatewayReachable, noCa.gatewayProblem], [false, 'the gateway could not be asked (ENOENT; check AIGOV_CA_FILE)']);
   });
 
   it('a profile never logged in: loggedIn false, no whoami line', async () => {
@@ -297,7 +375,10 @@ describe('aigov logout (service)', () => {
     const profile = openCliSettings(configDir).getProfile('leaving');
     assert.equal(profile?.user, null);
     assert.equal(profile?.gatewayUrl, gateway.url, 'the gateway is kept for the next login');
-    assert.equal((await readStatus({ profile: 'leaving', configDir, runtimeDir, env: {} })).loggedIn, false);
+    const afterLogout = await readStatus({ profile: 'leaving', configDir, runtimeDir, env: {} });
+    assert.equal(afterLogout.loggedIn, false);
+    // The file is there (other profiles use it); what is missing is this profile's entry in it.
+    assert.match(formatStatus(afterLogout), /^Credentials: +none for this profile in \S+credentials\.json/m);
 
     // The old refresh token no longer works at the token endpoint.
     await assert.rejects(refresh(gateway.idp.issuer, 'aigov-cli', token), (error: unknown) => {
@@ -413,6 +494,21 @@ describe('the built CLI', { skip: BUILT ? false : 'run `npm run build` first' },
     const statusAfter = await aigov(['status', '--json'], cliEnv);
     assert.equal(statusAfter.code, 1);
     assert.equal((JSON.parse(statusAfter.stdout) as { loggedIn: boolean }).loggedIn, false);
+  });
+
+  it("login --profile bob, as README writes it: the default profile's gateway, named in the output", async () => {
+    let sent = false;
+    const bob = await aigov(['login', '--profile', 'bob', '--no-browser', '--insecure-storage'], cliEnv, (stderr) => {
+      const code = /^ {2}([A-Z]{4}-[A-Z]{4})$/m.exec(stderr)?.[1];
+      if (!code || sent) return;
+      sent = true;
+      void gateway.idp.approveDevice(code, 'bob');
+    });
+    assert.equal(bob.code, 0, bob.stderr);
+    assert.ok(bob.stderr.startsWith(`Profile bob has no gateway yet: signing in to ${gateway.url}, the gateway of profile default`), bob.stderr);
+    assert.match(bob.stderr, /Logged in to http:\/\/127\.0\.0\.1:\d+ as bob@aigov\.dev \(groups approvers\)/);
+    const whoami = await aigov(['whoami', '--profile', 'bob'], cliEnv);
+    assert.equal(whoami.stdout, `bob@aigov.dev (approvers) on ${gateway.url}\n`);
   });
 
   it('a denied login exits with AIGOV_E_LOGIN_DENIED and its exit code', async () => {

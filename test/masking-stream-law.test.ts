@@ -340,6 +340,9 @@ const SECRETS = [
   '-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEA', '-----END PRIVATE KEY-----', '-----BEGIN ', 'eyJhbGciOiJIUzI1NiJ9',
   'ghp_', 'sk-', 'xox', 'AKIA', 'SG.', 'Bearer ', 'postgres://', 'u:p@', 'DE89 3704 0044 0532 0130 00', 'GB82WEST12345698765432',
   '192.168.10.42', '2001:db8::8a2e:370:7334', 'fe80::1', '460-89-9847', ' ext. 12', '4111 1111 1111 1111',
+  // Issue 12: a token whose checksum fails (found on shape), a PyPI token, phone numbers the
+  // number plan does not know (found as written: `+`, groups, a label).
+  `ghp_${R30}${base62Encode((crc32(R30) ^ 1) >>> 0, 6)}`, `pypi-AgEIcHlwaS5vcmc${R30}${R30}`, 'pypi-', '+1 555 010 9999', '(555) 010-9999', 'tel. ', '0301234567', 'Mobile no.: ',
 ];
 const ALL_FRAGMENTS = [...FRAGMENTS, ...SECRETS];
 // Fragments glued without separators too (the hints must cope with any neighbours).

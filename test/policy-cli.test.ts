@@ -35,7 +35,9 @@ describe('aigov policy (built CLI)', { skip: BUILT ? false : 'dist/ is not built
   it('validate: exit 0 on the example, 78 with the key path on a bad file, 66 on a missing one', async () => {
     const ok = await aigov(['policy', 'validate', EXAMPLE]);
     assert.equal(ok.code, 0, ok.stderr);
-    assert.match(ok.stdout, /valid — 12 rules \(1 in shadow mode\), 1 custom detector, default action allow/);
+    assert.match(ok.stdout, /valid — 12 rules \(1 in shadow mode\), 1 custom detector, default action allow, uninspectable parts: documents require_approval, files require_approval, audio block \(others allowed\)/);
+    const json = await aigov(['policy', 'validate', EXAMPLE, '--json']);
+    assert.deepEqual((JSON.parse(json.stdout) as { uninspectable: unknown }).uninspectable, { images: 'allow', documents: 'require_approval', files: 'require_approval', audio: 'block' });
 
     const bad = join(dir, 'bad.yaml');
     await writeFile(bad, "version: 1\nrules:\n  - id: r1\n    match: { regex: ['(a{1,100}){1,100}b'] }\n    action: block\n");

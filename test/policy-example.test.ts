@@ -40,7 +40,7 @@ function run(sample: Sample): PolicyEvaluation {
     provider: 'openai',
     model: sample.model ?? 'gpt-4o',
     endpoint: 'openai.chat.completions',
-    request: { endpoint: 'openai.chat.completions', model: sample.model ?? 'gpt-4o', stream: false, messages, tools: sample.tools ?? [], inputs: [] },
+    request: { endpoint: 'openai.chat.completions', model: sample.model ?? 'gpt-4o', stream: false, messages, tools: sample.tools ?? [], inputs: [], texts: [] },
   };
   return evaluatePolicy(policy.compiled, input);
 }

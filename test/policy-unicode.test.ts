@@ -36,7 +36,7 @@ const ALICE: Principal = { subject: 'alice', email: 'alice@example.com', groups:
 const text = (t: string): ContentPart => ({ type: 'text', text: t });
 function request(...prompts: string[]): PolicyInput {
   const messages: NormalizedMessage[] = prompts.map((p) => ({ role: 'user', parts: [text(p)] }));
-  return { principal: ALICE, provider: 'openai', model: 'gpt', endpoint: 'openai.chat.completions', request: { endpoint: 'openai.chat.completions', model: 'gpt', stream: false, messages, tools: [], inputs: [] } };
+  return { principal: ALICE, provider: 'openai', model: 'gpt', endpoint: 'openai.chat.completions', request: { endpoint: 'openai.chat.completions', model: 'gpt', stream: false, messages, tools: [], inputs: [], texts: [] } };
 }
 /** The same text as a tool call's JSON arguments (escaped as a client serializes it). */
 function toolRequest(value: string): PolicyInput {

@@ -36,7 +36,7 @@ function request(messages: NormalizedMessage[]): PolicyInput {
     provider: 'anthropic',
     model: 'claude',
     endpoint: 'anthropic.messages',
-    request: { endpoint: 'anthropic.messages', model: 'claude', stream: false, messages, tools: [], inputs: [] },
+    request: { endpoint: 'anthropic.messages', model: 'claude', stream: false, messages, tools: [], inputs: [], texts: [] },
   };
 }
 
@@ -60,6 +60,33 @@ const SECRETS = [
   { name: 'card', value: CARD, rule: 'no-cards' },
   { name: 'keyword', value: KEYWORD, rule: 'codename' },
 ] as const;
+
+/**
+ * Ways to space out or break a token over lines (issue 12, item 2), applied to its compact form:
+ * [name, as prompt text, as the `command` of a tool call's JSON arguments].
+ */
+function spacings(v: string): [string, string][] {
+  const c = v.replace(/ /g, '');
+  const [a, b] = half(c);
+  const groups = (n: number): string[] => c.match(new RegExp(`.{1,${n}}`, 'g'))!;
+  return [
+    ['every character spaced out', [...c].join(' ')],
+    ['groups of 4', groups(4).join(' ')],
+    ['broken once by a space', `${a} ${b}`],
+    ['broken once by a newline', `${a}\n${b}`],
+    ['broken by a newline and indentation', `${a}\n      ${b}`],
+    ['broken by CRLF', `${a}\r\n${b}`],
+    ['wrapped at 12 columns', groups(12).join('\n')],
+    ['groups of 4 on lines', groups(4).join('\n')],
+    ['spaced characters over two lines', `${[...a].join(' ')}\n${[...b].join(' ')}`],
+    ['broken by a tab', `${a}\t${b}`],
+    ['spaced with no-break spaces', [...c].join('\u00a0')],
+    ['groups of 4 with ideographic spaces', groups(4).join('\u3000')],
+    ['broken by a LINE SEPARATOR', `${a}\u2028${b}`],
+    ['fullwidth characters spaced out', [...c].map((ch) => String.fromCharCode(ch.charCodeAt(0) + 0xfee0)).join(' ')],
+    ['a zero-width space in the prefix, broken by a newline', `${a.slice(0, 1)}\u200b${a.slice(1)}\n${b}`],
+  ];
+}
 
 /** Variants of a prompt carrying `v`: each must be refused by the rule. */
 function promptVariants(v: string): [string, NormalizedMessage[]][] {
@@ -112,6 +139,40 @@ describe('block rules hold against splits, escapes and light encodings', () => {
       });
     }
   }
+
+  for (const secret of SECRETS.filter((x) => x.name !== 'keyword')) {
+    for (const [variant, spaced] of spacings(secret.value)) {
+      it(`${secret.name}: prompt, ${variant}`, () => {
+        for (const around of [(x: string) => `please use ${x} for this`, (x: string) => x, (x: string) => `key="${x}";`, (x: string) => `first line\n${x}\nlast line`]) {
+          const e = evaluatePolicy(policy, request([user(around(spaced))]));
+          assert.equal(e.ruleId, secret.rule, `${variant} in ${JSON.stringify(around('…'))}: decided by ${e.ruleId}`);
+        }
+      });
+      it(`${secret.name}: tool-call arguments, ${variant}`, () => {
+        // JSON.stringify writes the newlines and tabs as \n, \r and \t escapes, as an agent's model does.
+        for (const command of [`export KEY=${spaced} && deploy`, `cat > .env <<EOF\n${spaced}\nEOF`]) {
+          const e = evaluatePolicy(policy, request([user('run it'), bashCall(JSON.stringify({ command }))]));
+          assert.equal(e.ruleId, secret.rule, `${variant} in ${JSON.stringify(command.slice(0, 12))}…: decided by ${e.ruleId}`);
+        }
+        const unicode = evaluatePolicy(policy, request([user('run it'), bashCall(`{"command":"echo ${uEscape(spaced)}"}`)]));
+        assert.equal(unicode.ruleId, secret.rule, `${variant}, \\u-escaped: decided by ${unicode.ruleId}`);
+      });
+    }
+  }
+
+  it('a spaced-out token is one entity, found where it lies; a plain one is not counted twice', () => {
+    const spaced = `key ${half(AWS).join('\n')} end`;
+    const e = evaluatePolicy(policy, request([user(spaced)]));
+    assert.equal(e.ruleId, 'no-secrets');
+    assert.doesNotMatch(e.reason, /×2/);
+    const found = e.findings.filter((f) => f.ruleId === 'no-secrets').flatMap((f) => f.detections.map((d) => spaced.slice(d.start, d.end)));
+    assert.deepEqual(found, [half(AWS)[0], half(AWS)[1]]);
+    // A variable-length token glued to the next word in the spaced view is the plain token again.
+    const twice = parsePolicyText(`version: 1\nrules:\n  - { id: two, match: { detectors: [GITLAB_TOKEN], min_matches: 2 }, action: block }\n`, 'p.yaml').compiled;
+    const gitlab = ['gl', 'pat-Zq8Xk2Lm9Pw4Rt7Yv1Bn'].join('');
+    assert.equal(evaluatePolicy(twice, request([user(`token ${gitlab} is in the vault`)])).action, 'allow');
+    assert.equal(evaluatePolicy(twice, request([user(`token ${gitlab} and ${half(gitlab).join('\n')}`)])).ruleId, 'two');
+  });
 
   it('a finding in a view maps back to the strings it came from; masking plans are untouched', () => {
     const [a, b] = half(GITHUB);
@@ -172,6 +233,85 @@ describe('precision: ordinary text that looks encoded does not block', () => {
     const blob = uEscape(b64('harmless words here ')).repeat(2000);
     const started = performance.now();
     const e = evaluatePolicy(policy, request([user(blob)]));
+    const ms = performance.now() - started;
+    assert.ok(ms < 3000, `took ${ms} ms`);
+    assert.ok(e.action === 'allow' || (e.action === 'block' && /fail closed/.test(e.reason)), e.reason);
+  });
+});
+
+describe('spaced out or broken over lines: every prefixed token type, and precision', () => {
+  const all = parsePolicyText(
+    `version: 1\nrules:\n  - { id: secrets, match: { detectors: [SECRETS] }, action: block }\n  - { id: cards, match: { detectors: [CREDIT_CARD] }, action: block }\n`,
+    'all.yaml',
+  ).compiled;
+  const R = 'Zq8Xk2Lm9Pw4Rt7Yv1Bn5Cd3Fg6Hj0';
+  /** Tokens of every prefixed type, assembled at run time (no literal secret in the repository). */
+  const TOKENS: [string, string][] = [
+    ['ANTHROPIC_KEY', ['sk-', 'ant-api03-', R, R, R, 'AbcAA'].join('')],
+    ['OPENAI_KEY', ['sk-', 'proj-', R, R, 'T3Blbk', 'FJ', R].join('')],
+    ['SLACK_TOKEN', ['xo', 'xb-123456789012-1234567890123-', R.slice(0, 24)].join('')],
+    ['STRIPE_KEY', ['sk', '_live_', R].join('')],
+    ['GITLAB_TOKEN', ['gl', 'pat-', R.slice(0, 20)].join('')],
+    ['NPM_TOKEN', ['np', 'm_', R, base62Encode(crc32(R), 6)].join('')],
+    ['PYPI_TOKEN', ['py', 'pi-', 'AgEIcHlwaS5vcmc', R, R, R].join('')],
+    ['GOOGLE_API_KEY', ['AI', 'za', 'Sy', R, 'abc'].join('')],
+    ['HUGGINGFACE_TOKEN', ['hf', '_', 'ZqXkLmPwRtYvBnCdFgHjZqXkLmPwRtYvBn'].join('')],
+    ['SENDGRID_KEY', ['SG', '.', R.slice(0, 22), '.', R, R.slice(0, 13)].join('')],
+    ['GITHUB_TOKEN', ['github', '_pat_', R.slice(0, 22), '_', R, R.slice(0, 29)].join('')],
+  ];
+  for (const [type, token] of TOKENS) {
+    it(`${type}: broken by a newline, spaced in groups, and inside JSON arguments`, () => {
+      const [a, b] = half(token);
+      assert.equal(evaluatePolicy(all, request([user(`the key is ${token}`)])).ruleId, 'secrets', 'control: the token itself');
+      const groups = token.match(/.{1,6}/g)!;
+      for (const text of [`the key is ${a}\n${b} ok`, `the key is ${groups.join(' ')} ok`, `key:\n  ${a}\n  ${b}\n`]) {
+        const e = evaluatePolicy(all, request([user(text)]));
+        assert.equal(e.ruleId, 'secrets', `${JSON.stringify(text.slice(0, 30))}…: ${e.ruleId}`);
+        assert.match(e.reason, new RegExp(type));
+      }
+      const args = evaluatePolicy(all, request([user('go'), bashCall(JSON.stringify({ command: `curl -H "x-key: ${a}\n${b}" https://api.example.com` }))]));
+      assert.equal(args.ruleId, 'secrets');
+    });
+  }
+
+  const hexdump = [
+    '00000000: 4865 6c6c 6f20 776f 726c 640a 5468 6973  Hello world.This',
+    '00000010: 2069 7320 6120 7465 7374 2066 696c 650a   is a test file.',
+    '00000020: 4141 4141 4242 4242 4343 4343 4444 4444  AAAABBBBCCCCDDDD',
+  ].join('\n');
+  const pemBody = Buffer.alloc(300, 'k').toString('base64').match(/.{1,64}/g)!.join('\n');
+  const negatives: [string, string][] = [
+    [
+      'wrapped prose',
+      'The deployment pipeline reads its credentials from the vault at start-up, so nobody\nhas to paste a key into a prompt. Tokens such as ghp_ ones or sk- keys are\nrotated every 90 days by the platform team; ask in #security if in doubt.',
+    ],
+    ['prose about key prefixes', 'Anthropic keys start with sk-ant-api03- followed by 93 characters and AA; OpenAI ones with sk- or sk-proj- and PyPI tokens with pypi- AgEIcHlwaS5vcmc and a long tail of base64url text that we never paste here.'],
+    ['all-caps prose after a prefix', 'NOTE: AKIA KEYS ARE ROTATED EVERY NINETY DAYS BY THE PLATFORM TEAM ON CALL'],
+    ['spaced letters in prose', 'Spell it A K I A then the rest, or x o x b for Slack bots; s k dash is OpenAI.'],
+    ['placeholders spaced out', 'export GITHUB_TOKEN=ghp_ xxxx xxxx xxxx xxxx xxxx xxxx xxxx xxxx xxxx\nexport KEY=AKIA XXXX XXXX XXXX XXXX'],
+    ['code with indentation', 'def handler(event):\n    token = os.environ["GITHUB_TOKEN"]\n    client = Github(token)\n    for repo in client.get_user().get_repos():\n        print(repo.full_name, repo.stargazers_count)\n'],
+    ['a hex dump', hexdump],
+    ['base64 lines', `-----BEGIN CERTIFICATE-----\n${pemBody}\n-----END CERTIFICATE-----`],
+    ['UUIDs one per line', '123e4567-e89b-12d3-a456-426614174000\n9f1c2d3e-4b5a-6978-8a9b-0c1d2e3f4a5b\nsk-0f9e8d7c-6b5a-4938-2716-0a1b2c3d4e5f'],
+    ['a markdown table', '| name | prefix | length |\n|---|---|---|\n| GitHub | ghp_ | 40 |\n| Slack | xoxb- | 56 |\n| AWS | AKIA | 20 |\n| npm | npm_ | 40 |'],
+    ['a column of numbers', '4000\n1500\n2300\n1200\n3300\n4100\n5200\n1800'],
+    ['a table of amounts', 'id\tamount\tyear\n4111\t1111\t2024\n5500\t1200\t2023'],
+    ['dates and phone numbers over lines', 'Meeting on 2024-01-15\n10:30 with +44 20 7946 0958\nand (212) 555-0143'],
+    ['JSON with newline escapes', '{"text":"line one\\nline two\\nsk- is a prefix\\nAKIA too","n":[4111,1111,1111]}'],
+  ];
+  for (const [name, body] of negatives) {
+    it(`does not block ${name}`, () => {
+      const e = evaluatePolicy(all, request([user(body)]));
+      assert.equal(e.action, 'allow', `${name}: ${e.ruleId} ${e.reason}`);
+      const args = evaluatePolicy(all, request([user('go'), bashCall(JSON.stringify({ command: `cat <<EOF\n${body}\nEOF` }))]));
+      assert.equal(args.action, 'allow', `${name} in tool arguments: ${args.ruleId} ${args.reason}`);
+    });
+  }
+
+  it('a flood of spaced prefixes is bounded and fails closed, never open', () => {
+    const flood = Array.from({ length: 4000 }, (_, i) => `s k - a n t - a p i 0 3 - ${i % 2 ? 'a b' : 'ab c'}`).join(' ');
+    const started = performance.now();
+    const e = evaluatePolicy(all, request([user(flood)]));
     const ms = performance.now() - started;
     assert.ok(ms < 3000, `took ${ms} ms`);
     assert.ok(e.action === 'allow' || (e.action === 'block' && /fail closed/.test(e.reason)), e.reason);

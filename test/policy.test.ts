@@ -37,7 +37,7 @@ function input(messages: NormalizedMessage[], extra: Partial<PolicyInput> & { to
     provider: 'openai',
     model: 'gpt-4o',
     endpoint: 'openai.chat.completions',
-    request: { endpoint: 'openai.chat.completions', model: 'gpt-4o', stream: false, messages, tools, inputs: [] },
+    request: { endpoint: 'openai.chat.completions', model: 'gpt-4o', stream: false, messages, tools, inputs: [], texts: [] },
     ...rest,
   };
 }
@@ -71,13 +71,15 @@ describe('policy file errors name the file, the key path and the expectation', (
     assert.fail('the policy loaded');
   }
 
-  it('reports a bad action, an unknown key and a missing version with their paths', async () => {
-    const error = await loadError('rules:\n  - id: r1\n    action: nope\n    colour: red\n');
+  it('reports a bad action, an unknown key and a missing version with their paths, a rule by its id first', async () => {
+    const error = await loadError('rules:\n  - id: r1\n    action: nope\n    colour: red\n  - action: nope\n  - { id: "\\e[2J", action: nope }\n');
     assert.equal(error.code, 'AIGOV_E_POLICY_INVALID');
     assert.equal(error.exitCode, 78);
     assert.match(error.message, /- version: expected version: 1/);
-    assert.match(error.message, /- rules\[0\]\.action: .*"allow"/);
-    assert.match(error.message, /- rules\[0\]: unknown key "colour"/);
+    assert.match(error.message, /- rule "r1", rules\[0\]\.action: .*"allow"/);
+    assert.match(error.message, /- rule "r1", rules\[0\]: unknown key "colour"/);
+    assert.match(error.message, /^ {2}- rules\[1\]\.action: /m, 'a rule without an id keeps its index alone');
+    assert.match(error.message, /^ {2}- rule "\\u\{1b\}\[2J", rules\[2\]\.action: /m, 'an id is shown escaped, never as a terminal escape');
   });
 
   it('refuses an unknown entity type, naming the known ones', async () => {
@@ -101,8 +103,8 @@ describe('policy file errors name the file, the key path and the expectation', (
       ].join('\n'),
     );
     assert.match(error.message, /- detectors\[0\]\.pattern: pattern refused: it compiles to 20001 instructions/);
-    assert.match(error.message, /- rules\[0\]\.match\.regex\[0\]\.pattern: pattern refused: backreferences/);
-    assert.match(error.message, /- rules\[1\]\.match\.tools\.arguments\[0\]: pattern refused: lookarounds/);
+    assert.match(error.message, /- rule "r1", rules\[0\]\.match\.regex\[0\]\.pattern: pattern refused: backreferences/);
+    assert.match(error.message, /- rule "r2", rules\[1\]\.match\.tools\.arguments\[0\]: pattern refused: lookarounds/);
   });
 
   it('refuses duplicate rule ids, masking without a target, misplaced operators and inline hmac keys', async () => {

@@ -82,6 +82,31 @@ describe('aigov run with a request held for approval', { skip: BUILT ? false : '
     assert.match(result.stderr, /approved by bob@aigov\.dev \("ok for staging"\) — the request goes on\./);
   });
 
+  it('a retry after Ctrl-C joins the pending approval: the new run says so, then the outcome', async () => {
+    const prompt = 'rotate the production password tonight?';
+    let firstId: string | undefined;
+    const first = await runCli(['run', '--', process.execPath, SCRIPT, prompt], {
+      env,
+      onStderr: (stderr, child) => {
+        const id = /request held for approval (apr_\w+)/.exec(stderr)?.[1];
+        if (id && firstId === undefined) {
+          firstId = id;
+          // Ctrl-C in a terminal reaches the whole process group; here the run is stopped with
+          // SIGTERM, which aigov run forwards to its child.
+          child.kill('SIGTERM');
+        }
+      },
+    });
+    assert.ok(firstId !== undefined, first.stderr);
+    assert.notEqual(first.code, 0, 'interrupted');
+    const retry = await runHeld(prompt, 'approve');
+    assert.equal(retry.code, 0, retry.stderr);
+    assert.equal((JSON.parse(retry.stdout.trim()) as { ok: boolean }).ok, true, retry.stdout);
+    assert.match(retry.stderr, new RegExp(`aigov: request held for approval ${firstId} \\(opened \\d+s ago by the same request, sent earlier\\) — rule prod-credentials`));
+    assert.match(retry.stderr, /who can approve: members of approvers/);
+    assert.match(retry.stderr, new RegExp(`aigov: ${firstId} approved by bob@aigov\\.dev`));
+  });
+
   it('streamed and denied: the SDK raises the denial; stderr says who denied it and why', async () => {
     const result = await runHeld('print the production password', 'deny', ['--stream']);
     assert.equal(result.code, 0, result.stderr);

@@ -168,8 +168,8 @@ describe('aigov sessions replay against a real gateway', { skip: BUILT ? false :
 
   it('a bad --speed is refused before anything is fetched', async () => {
     const result = await aigov(['sessions', 'replay', SESSION, '--profile', 'alice', '--speed', '40']);
-    assert.equal(result.code, 65, result.stderr);
-    assert.match(result.stderr, /--speed takes a number from 0\.25 to 16/);
+    assert.equal(result.code, 64, result.stderr);
+    assert.match(result.stderr, /^aigov: --speed "40" is not valid: it takes a number from 0\.25 to 16/);
   });
 
   it('in a real terminal the answer grows at its recorded pace, space pauses, it moves on to the next call, ←/→ seek, q quits', { skip: HAS_TMUX ? false : 'tmux is not installed' }, async () => {

@@ -347,7 +347,7 @@ describe('the player', () => {
   it('--speed takes 0.25 … 16, with or without an x', () => {
     assert.deepEqual([parseSpeed(undefined), parseSpeed('2'), parseSpeed('0.25'), parseSpeed('4x'), parseSpeed(' 16× ')], [1, 2, 0.25, 4, 16]);
     for (const bad of ['0', '0.1', '17', 'fast', '-1', 'NaN', 'Infinity']) {
-      assert.throws(() => parseSpeed(bad), (error: Error & { code?: string }) => error.code === 'AIGOV_E_BAD_REQUEST' && /--speed takes a number from 0\.25 to 16/.test(error.message), bad);
+      assert.throws(() => parseSpeed(bad), (error: Error & { code?: string }) => error.code === 'AIGOV_E_BAD_FLAG' && /^--speed ".*" is not valid: it takes a number from 0\.25 to 16/.test(error.message), bad);
     }
   });
 

@@ -6,7 +6,7 @@
  * path of `sessions list` and the oclif one are exercised.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,8 +102,9 @@ describe('aigov sessions against a real gateway, as processes', { skip: BUILT ? 
 
   it('list: clear errors for a bad time and for reading another user without being an auditor', async () => {
     const bad = await aigov(['sessions', 'list', '--profile', 'alice', '--since', 'yesterday']);
-    assert.equal(bad.code, 65);
-    assert.match(bad.stderr, /--since takes an ISO date/);
+    assert.equal(bad.code, 64, 'a usage error, not a malformed request');
+    assert.match(bad.stderr, /^aigov: --since "yesterday" is not valid: it takes a duration back from now/);
+    assert.match(bad.stderr, /code: AIGOV_E_BAD_FLAG/);
     const forbidden = await aigov(['sessions', 'list', '--profile', 'bob', '--user', 'alice']);
     assert.equal(forbidden.code, 77);
     assert.match(forbidden.stderr, /auditor groups \(auditors\)/);
@@ -141,6 +142,8 @@ describe('aigov sessions against a real gateway, as processes', { skip: BUILT ? 
     const out = join(home, 'export.jsonl');
     const done = await aigov(['sessions', 'export', 'ses-cli-a1', '--format', 'jsonl', '--out', out, '--profile', 'carol']);
     assert.equal(done.code, 0, done.stderr);
+    assert.equal(done.stdout, '');
+    assert.equal(done.stderr, `Exported session ses-cli-a1 as jsonl to ${out} (${statSync(out).size} bytes).\n`, 'says what it wrote, on stderr');
     assert.deepEqual(readdirSync(home).filter((f) => f.includes('.partial-')), [], 'no partial file left');
     const lines = readFileSync(out, 'utf8').trimEnd().split('\n').map((l) => ExportLineSchema.parse(JSON.parse(l)));
     let session: SessionDetail['session'] | null = null;
@@ -157,6 +160,9 @@ describe('aigov sessions against a real gateway, as processes', { skip: BUILT ? 
     const missing = await aigov(['sessions', 'export', 'nope', '--out', join(home, 'nope.jsonl'), '--profile', 'alice']);
     assert.equal(missing.code, 66);
     assert.equal(existsSync(join(home, 'nope.jsonl')), false);
+    const nowhere = await aigov(['sessions', 'export', 'ses-cli-a1', '--out', join(home, 'no-such-dir', 'x.jsonl'), '--profile', 'carol']);
+    assert.equal(nowhere.code, 64, nowhere.stderr);
+    assert.match(nowhere.stderr, /^aigov: --out ".*" is not valid: aigov cannot create a file there \(its directory does not exist\)\.$/m);
   });
 
   it('a store that cannot answer: a clear one-line error and exit 69', async () => {

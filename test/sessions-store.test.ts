@@ -14,7 +14,7 @@ import { after, describe, test } from 'node:test';
 import type { ApprovalRecord } from '../src/core/approvals/approval.ts';
 import { answerText } from '../src/cli/sessions-format.ts';
 import { requestView } from '../src/cli/request-view.ts';
-import { parseTimeFlag } from '../src/cli/sessions-service.ts';
+import { parseTimeFlag } from '../src/cli/flag-values.ts';
 import type { CallRequestRecord, PolicyDecisionRecord, SessionCursor, SessionFilter, SessionRecord } from '../src/store/recording-store.ts';
 import { openSqliteApprovalStore } from '../src/store/sqlite/sqlite-approval-store.ts';
 import { openSqliteStore, type SqliteRecordingStore } from '../src/store/sqlite/sqlite-store.ts';

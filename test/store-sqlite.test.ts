@@ -616,6 +616,26 @@ describe('sqlite recording store', () => {
       }
     });
 
+    test('the writer bounds the WAL by itself: with the checkpointer never woken, restarts keep it near walLimitBytes', async () => {
+      // What a starved checkpointer thread looks like on a loaded machine, made certain: it is
+      // never kicked (checkpointBytes out of reach) and never idle long enough to run.
+      const file = path.join(freshDir(), 'aigov.db');
+      const limit = 1024 * 1024;
+      const store = await open({ path: file, checkpointBytes: 2 ** 40, walLimitBytes: limit, idleCheckpointMs: 600_000 });
+      const walSize = (): number => fs.statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0;
+      const body = 'z'.repeat(2048);
+      let maxWal = 0;
+      for (let i = 0; i < 2000; i++) {
+        await store.recordRequest(request(`x${i}`, { sessionId: `s${i % 16}`, requestBody: body }));
+        if (i % 25 === 0) maxWal = Math.max(maxWal, walSize());
+      }
+      // ~6 MB of pages went through the WAL. The writer's count is of text, the WAL holds whole
+      // pages (and each record's audit row): a few times the limit, never everything.
+      assert.ok(maxWal < 4 * limit, `WAL grew to ${maxWal} bytes (limit ${limit})`);
+      assert.equal(store.stats().checkpoints, 0, 'the checkpointer thread did not run');
+      assert.ok(fs.statSync(file).size > 2000 * 2048 - 4 * limit, 'the writer moved the pages into the database file');
+    });
+
     test('built to .js (dist layout), the store finds and starts its worker files', async () => {
       // What `npm run build` emits for these files: tsc's transpilation, with `.ts` import
       // specifiers rewritten to `.js` (URL strings are not rewritten: the store picks the extension).

@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { SseParser } from '../src/core/sse.ts';
 import { readFileSync } from 'node:fs';
 import type { EndpointId, NormalizedRequest } from '../src/core/events.ts';
-import type { TextLocation } from '../src/core/policy/types.ts';
+import { requestTextItems } from '../src/core/policy/evaluate-policy.ts';
 import type { SseEvent } from '../src/core/sse.ts';
 import type { ChannelTransformer, TextRewriter } from '../src/providers/channels.ts';
 import { codecForEndpoint, rewriteAnswer as rewriteResponseBody } from '../src/providers/registry.ts';
@@ -209,42 +209,66 @@ function rewriteRequestBody(endpoint: EndpointId, body: string, rewrite: (text: 
   return read.serialize();
 }
 
-/** The normalized text policy saw at a location. */
-function textAt(request: NormalizedRequest, location: TextLocation): string | undefined {
-  if (location.kind === 'input') return request.inputs[location.index];
-  if (location.kind === 'tool_definition') return undefined;
-  const part = request.messages[location.message]?.parts[location.part];
-  if (!part) return undefined;
-  return part.type === 'text' || part.type === 'tool_result' ? part.text : part.type === 'tool_call' ? part.arguments : undefined;
+/** The texts policy scans, by location. */
+function policyTexts(request: NormalizedRequest): Map<string, string> {
+  return new Map(requestTextItems(request).map((item) => [JSON.stringify(item.location), item.text]));
 }
 
 describe('request rewriting', () => {
-  it('text slots address the texts policy sees: each slot is its location\'s text (or a piece of it at its offset), recorded agent requests included', () => {
+  it('text slots address the texts policy sees: each slot is its location\'s text (or a piece of it at its offset), and every text policy sees is covered by slots, recorded agent requests included', () => {
+    const text = (s: string): string => Buffer.from(s).toString('base64');
     const bodies: [EndpointId, string][] = [
       ['anthropic.messages', (JSON.parse(readFileSync('test/fixtures/agents/claude-code-2.1.337-messages.json', 'utf8')) as { body: string }).body],
       ['openai.responses', (JSON.parse(readFileSync('test/fixtures/agents/codex-0.171.0-responses.json', 'utf8')) as { body: string }).body],
       ['openai.chat.completions', JSON.stringify({ model: 'm', messages: [{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'image_url', image_url: { url: 'u' } }, { type: 'text', text: 'b' }] }, { role: 'tool', tool_call_id: 'c', content: [{ type: 'text', text: 'one ' }, { type: 'text', text: 'two' }] }, { role: 'assistant', content: null, function_call: { name: 'f', arguments: '{}' } }] })],
       ['anthropic.messages', JSON.stringify({ model: 'm', messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't', content: [{ type: 'text', text: 'x1' }, { type: 'image', source: {} }, { type: 'text', text: 'y2' }] }] }] })],
       ['openai.embeddings', JSON.stringify({ model: 'e', input: ['a', 3, 'b'] })],
+      // Documents, files, settings and tool definitions.
+      ['anthropic.messages', JSON.stringify({
+        model: 'm', output_config: { format: { type: 'json_schema', schema: { type: 'object', description: 'the form' } } }, metadata: { user_id: 'u-1' },
+        tools: [{ name: 't', description: 'does t', input_schema: { type: 'object' } }],
+        messages: [{ role: 'user', content: [
+          { type: 'document', title: 'T', context: 'C', source: { type: 'text', media_type: 'text/plain', data: 'plain doc' } },
+          { type: 'document', source: { type: 'base64', media_type: 'text/plain', data: text('encoded doc') } },
+          { type: 'document', title: 'P', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBERi0xLjQK' } },
+          { type: 'document', source: { type: 'content', content: [{ type: 'text', text: 'one' }, { type: 'image', source: { type: 'url', url: 'https://x/i.png' } }, { type: 'text', text: 'two' }] } },
+          { type: 'search_result', title: 'S', source: 'https://x', content: [{ type: 'text', text: 'found' }] },
+          { type: 'tool_result', tool_use_id: 'u', content: [{ type: 'text', text: 'r' }, { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'inner' } }] },
+        ] }],
+      })],
+      ['openai.chat.completions', JSON.stringify({
+        model: 'm', response_format: { type: 'json_schema', json_schema: { name: 'n', description: 'd', schema: { type: 'object' } } }, prediction: { type: 'content', content: [{ type: 'text', text: 'p1' }, { type: 'text', text: 'p2' }] }, metadata: { a: 'one', b: 'two' },
+        tools: [{ type: 'function', function: { name: 'f', description: 'fd', parameters: { type: 'object' } } }, { type: 'custom', custom: { name: 'c', description: 'cd' } }],
+        messages: [{ role: 'user', name: 'alice', content: [{ type: 'file', file: { filename: 'a.txt', file_data: `data:text/plain;base64,${text('file text')}` } }, { type: 'image_url', image_url: { url: `data:text/plain,${encodeURIComponent('url text')}` } }, { type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } }] }, { role: 'assistant', content: null, refusal: 'no' }],
+      })],
+      ['openai.responses', JSON.stringify({
+        model: 'm', text: { format: { type: 'json_schema', name: 'n', schema: { type: 'object' } } }, prompt: { id: 'p', variables: { who: 'bob', doc: { type: 'input_file', filename: 'n.md', file_data: text('# notes') } } },
+        tools: [{ type: 'mcp', server_label: 's', server_description: 'sd', server_url: 'https://mcp' }, { type: 'function', name: 'f', description: 'fd', parameters: { type: 'object' } }],
+        input: [
+          { role: 'user', content: [{ type: 'input_file', file_id: 'file-1' }, { type: 'input_image', image_url: `data:text/markdown;base64,${text('md')}` }] },
+          { type: 'function_call_output', call_id: 'c', output: [{ type: 'input_text', text: 'out' }, { type: 'input_file', filename: 'o.json', file_data: `data:application/json;base64,${text('{"k":1}')}` }] },
+          { type: 'shell_call_output', call_id: 's', output: [{ stdout: 'so', stderr: 'se', outcome: { type: 'exit', exit_code: 0 } }] },
+          { type: 'local_shell_call_output', id: 'l', output: 'lo' },
+          { type: 'computer_call_output', call_id: 'cc', output: { type: 'computer_screenshot', image_url: 'data:image/png;base64,iVBORw0KGgo=' } },
+        ],
+      })],
     ];
     for (const [endpoint, body] of bodies) {
       const read = codecForEndpoint(endpoint)!.readRequest(endpoint, JSON.parse(body), body);
       assert.ok(read.slots.length > 0, endpoint);
+      const texts = policyTexts(read.request);
       for (const slot of read.slots) {
-        const whole = textAt(read.request, slot.location);
+        const whole = texts.get(JSON.stringify(slot.location));
         assert.equal(whole?.slice(slot.offset, slot.offset + slot.text.length), slot.text, `${endpoint} ${JSON.stringify(slot.location)}`);
       }
-      // Every text policy sees is covered by slots (tool definitions are not rewritten).
+      // Every text policy sees is covered by slots: masking can reach all of it.
       const covered = new Map<string, number>();
       for (const slot of read.slots) covered.set(JSON.stringify(slot.location), (covered.get(JSON.stringify(slot.location)) ?? 0) + slot.text.length);
-      read.request.messages.forEach((message, m) =>
-        message.parts.forEach((part, p) => {
-          const field = part.type === 'text' ? 'text' : part.type === 'tool_result' ? 'tool_result' : part.type === 'tool_call' ? 'tool_arguments' : null;
-          const text = part.type === 'text' || part.type === 'tool_result' ? part.text : part.type === 'tool_call' ? part.arguments : '';
-          if (field === null || text === '' || (part.type === 'tool_call' && text === '{}' && endpoint.startsWith('anthropic'))) return;
-          assert.equal(covered.get(JSON.stringify({ kind: 'message', message: m, part: p, role: message.role, field })), text.length, `${endpoint} message ${m} part ${p}`);
-        }),
-      );
+      for (const [key, whole] of texts) {
+        // An Anthropic tool_use without `input` is read as `{}`: nothing to write back into.
+        if (whole === '{}' && endpoint.startsWith('anthropic') && key.includes('tool_arguments')) continue;
+        assert.equal(covered.get(key), whole.length, `${endpoint} ${key}`);
+      }
       assert.equal(read.serialize(), body, 'nothing written: the client\'s bytes');
     }
   });

@@ -187,7 +187,24 @@ describe('createTokenRefresher', () => {
     out.close();
   });
 
-  it('an unreachable IdP is retried briefly, then surfaced as AIGOV_E_LOGIN_FAILED; a later call tries again', async () => {
+  it('an IdP that answers 503 to the refresh: AIGOV_E_IDP_UNREACHABLE naming the status, after the retries', async () => {
+    const token = await freshLogin('busy');
+    let refused = 0;
+    const busy: typeof fetch = (input, init) => {
+      if (new URL(input instanceof Request ? input.url : String(input)).pathname.endsWith('/token')) {
+        refused++;
+        return Promise.resolve(new Response(JSON.stringify({ error: 'server_error' }), { status: 503, headers: { 'content-type': 'application/json' } }));
+      }
+      return fetch(input, init);
+    };
+    const error = await rejection(refresherFor('busy', token, { fetch: busy, retryDelaysMs: [5] }).getAccessToken());
+    assert.equal(error.code, 'AIGOV_E_IDP_UNREACHABLE');
+    assert.match(error.message, /the identity provider at http:\/\/127\.0\.0\.1:\d+ is not available \(it answered HTTP 503\)\.$/);
+    assert.equal(refused, 2, 'tried again once');
+    assert.equal(await store.load('busy'), token, 'the sign-in is kept');
+  });
+
+  it('an unreachable IdP is retried briefly, then surfaced as AIGOV_E_IDP_UNREACHABLE (not a failed sign-in); a later call tries again', async () => {
     const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as { port: number };
@@ -203,8 +220,9 @@ describe('createTokenRefresher', () => {
       retryDelaysMs: [10, 10],
     });
     const error = await rejection(refresher.getAccessToken());
-    assert.equal(error.code, 'AIGOV_E_LOGIN_FAILED');
-    assert.match(error.message, /connection refused/);
+    assert.equal(error.code, 'AIGOV_E_IDP_UNREACHABLE');
+    assert.equal(error.message, `Cannot get an aigov access token: the identity provider at http://127.0.0.1:${port} is not available (connection refused).`);
+    assert.doesNotMatch(error.hint, /aigov login/);
     assert.equal(counter.hits('/openid-configuration'), 3, 'three attempts');
     await rejection(refresher.getAccessToken());
     assert.equal(counter.hits('/openid-configuration'), 6, 'not cached as a permanent failure');

@@ -9,7 +9,7 @@ import { decodeJwt, type JWTPayload } from 'jose';
 import { AigovError, isAigovError } from '../core/errors.ts';
 import type { Discovery } from '../protocol/discovery.ts';
 import { openCliSettings, type CliSettings, type ProfileSettings } from '../config/cli-settings.ts';
-import { defaultConfigDir } from '../config/paths.ts';
+import { defaultConfigDir, defaultProfile } from '../config/paths.ts';
 import { openCredentialStore } from './credential-stores.ts';
 import type { CredentialStore, CredentialStoreKind } from './credentials.ts';
 import {
@@ -29,14 +29,6 @@ type Env = Readonly<Record<string, string | undefined>>;
 export interface TextOutput {
   write(text: string): unknown;
   readonly isTTY?: boolean;
-}
-
-/** A usage mistake the command renders with exit code 64 (e.g. no gateway known). */
-export class LoginUsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'LoginUsageError';
-  }
 }
 
 export interface LoginUser {
@@ -224,17 +216,44 @@ async function stopDaemon(profile: string, configDir: string, runtimeDir: string
   }
 }
 
+/**
+ * The gateway a login goes to: --gateway; else the profile's own; else — a profile signing in
+ * for the first time, as in `aigov login --profile bob` — the default profile's, or the one
+ * gateway every known profile uses. `from` names the profile it was taken from.
+ */
+function chooseGateway(opts: LoginOptions, previous: ProfileSettings | null, settings: CliSettings, env: Env): { url: string; from: string | null } {
+  if (opts.gatewayUrl !== undefined) return { url: opts.gatewayUrl, from: null };
+  if (previous) return { url: previous.gatewayUrl, from: null };
+  const fallback = defaultProfile(env);
+  const fallbackGateway = fallback === opts.profile ? undefined : settings.getProfile(fallback)?.gatewayUrl;
+  if (fallbackGateway !== undefined) return { url: fallbackGateway, from: fallback };
+  const known = new Map<string, string>(); // gateway → the first profile (by name) that uses it
+  for (const name of settings.listProfiles().sort()) {
+    const gateway = settings.getProfile(name)?.gatewayUrl;
+    if (gateway !== undefined && !known.has(gateway)) known.set(gateway, name);
+  }
+  const [only, ...others] = known;
+  if (only !== undefined && others.length === 0) return { url: only[0], from: only[1] };
+  const gateways = [...known.keys()];
+  throw new AigovError('AIGOV_E_GATEWAY_REQUIRED', {
+    profile: opts.profile,
+    reason: gateways.length === 0
+      ? 'None was given, and no profile has signed in to one yet'
+      : `None was given, and the profiles use ${gateways.length} gateways (${gateways.slice(0, 3).join(', ')}${gateways.length > 3 ? ', …' : ''})`,
+  });
+}
+
 export async function login(opts: LoginOptions): Promise<LoginResult> {
   const env = opts.env ?? process.env;
   const configDir = opts.configDir ?? defaultConfigDir(env);
   const stderr = errorWriter(opts.stderr);
   const settings = openCliSettings(configDir);
   const previous = settings.getProfile(opts.profile);
-  const requested = opts.gatewayUrl ?? previous?.gatewayUrl;
-  if (!requested) {
-    throw new LoginUsageError('Which gateway? Pass --gateway URL (or set AIGOV_GATEWAY), e.g. `aigov login --gateway http://127.0.0.1:8787`.');
+  const choice = chooseGateway(opts, previous, settings, env);
+  const gatewayUrl = normalizeGatewayUrl(choice.url);
+  if (choice.from !== null) {
+    stderr.write(`Profile ${opts.profile} has no gateway yet: signing in to ${gatewayUrl}, the gateway of profile ${choice.from} (--gateway URL picks another).\n`);
   }
-  const gatewayUrl = normalizeGatewayUrl(requested);
   const fetchOptions = opts.fetch ? { fetch: opts.fetch } : {};
   const discovery = await fetchGatewayDiscovery(gatewayUrl, { ...fetchOptions, ...(opts.signal ? { signal: opts.signal } : {}) });
 
@@ -410,6 +429,9 @@ export interface StatusOptions {
   env?: Env;
   /** Ask the daemon (default true); whoami does not. */
   daemon?: boolean;
+  /** Ask the gateway whether it answers (default true); whoami does not. */
+  gateway?: boolean;
+  fetch?: FetchLike;
 }
 
 export interface DaemonState {
@@ -428,6 +450,10 @@ export interface StatusReport {
   readonly profile: string;
   readonly loggedIn: boolean;
   readonly gateway: string | null;
+  /** The gateway answered its discovery just now; null when there is no gateway or it was not asked. */
+  readonly gatewayReachable: boolean | null;
+  /** Why it did not (one line, safe to print); null when it did or was not asked. */
+  readonly gatewayProblem: string | null;
   readonly issuer: string | null;
   readonly user: LoginUser | null;
   readonly loggedInAt: string | null;
@@ -488,18 +514,40 @@ async function credentialState(
   }
 }
 
+/** Time `aigov status` gives the gateway to answer: enough for a slow link, short for a terminal. */
+const GATEWAY_PROBE_SECONDS = 3;
+
+/** Whether the gateway answers its discovery document, and if not why (AIGOV_CA_FILE trusted, as the daemon does). */
+async function probeGateway(gatewayUrl: string, env: Env, fetchLike: FetchLike | undefined): Promise<{ reachable: boolean; problem: string | null }> {
+  const caFile = env.AIGOV_CA_FILE?.trim();
+  try {
+    const doFetch = fetchLike ?? (caFile && gatewayUrl.startsWith('https:') ? await (await import('../daemon/ca-fetch.ts')).caFetch(caFile) : undefined);
+    await fetchGatewayDiscovery(gatewayUrl, { timeoutSeconds: GATEWAY_PROBE_SECONDS, ...(doFetch ? { fetch: doFetch } : {}) });
+    return { reachable: true, problem: null };
+  } catch (error) {
+    if (!isAigovError(error)) return { reachable: false, problem: `the gateway could not be asked (${(error as NodeJS.ErrnoException).code ?? 'error'}${caFile ? '; check AIGOV_CA_FILE' : ''})` };
+    const reason = String(error.params['reason'] ?? error.code);
+    return { reachable: false, problem: error.code === 'AIGOV_E_GATEWAY_UNREACHABLE' ? `unreachable: ${reason}` : `not answering like an aigov gateway: ${reason}` };
+  }
+}
+
 export async function readStatus(opts: StatusOptions): Promise<StatusReport> {
   const env = opts.env ?? process.env;
   const configDir = opts.configDir ?? defaultConfigDir(env);
   const settings: CliSettings = openCliSettings(configDir);
   const profile = settings.getProfile(opts.profile);
-  const credentials = profile ? await credentialState(opts.profile, profile.credentialStore, configDir, env) : null;
-  const daemon = opts.daemon === false ? null : await daemonState(opts.profile, configDir, opts.runtimeDir, env);
+  const [credentials, daemon, probe] = await Promise.all([
+    profile ? credentialState(opts.profile, profile.credentialStore, configDir, env) : null,
+    opts.daemon === false ? null : daemonState(opts.profile, configDir, opts.runtimeDir, env),
+    profile && opts.gateway !== false ? probeGateway(profile.gatewayUrl, env, opts.fetch) : null,
+  ]);
   const user = profile?.user ? Object.freeze({ ...profile.user, groups: Object.freeze([...profile.user.groups]) }) : null;
   return Object.freeze({
     profile: opts.profile,
     loggedIn: Boolean(user && credentials?.present),
     gateway: profile?.gatewayUrl ?? null,
+    gatewayReachable: probe?.reachable ?? null,
+    gatewayProblem: probe?.problem ?? null,
     issuer: profile?.discovery.issuer ?? null,
     user,
     loggedInAt: isoOrNull(profile?.loggedInAt ?? null),
@@ -512,17 +560,20 @@ export function formatStatus(report: StatusReport): string {
   const lines = [`Profile:      ${report.profile}`];
   if (!report.loggedIn) {
     const why = report.user && report.credentials && !report.credentials.present
-      ? report.credentials.problem ?? `no credentials in ${report.credentials.location}`
+      ? report.credentials.problem ?? `no entry for this profile in ${report.credentials.location}`
       : null;
     lines.push(`Logged in:    no${why ? ` (${why})` : ''}`);
   }
-  lines.push(`Gateway:      ${report.gateway ?? '(none)'}`);
+  lines.push(`Gateway:      ${report.gateway ?? '(none)'}${report.gatewayProblem ? ` — ${report.gatewayProblem}` : report.gatewayReachable ? ' (reachable)' : ''}`);
   if (report.user) {
     lines.push(`User:         ${report.user.email ?? report.user.subject}${report.user.email ? ` (sub ${report.user.subject})` : ''}`);
     lines.push(`Groups:       ${report.user.groups.length ? report.user.groups.join(', ') : '(none)'}`);
   }
   if (report.loggedInAt) lines.push(`Logged in at: ${report.loggedInAt}`);
-  if (report.credentials) lines.push(`Credentials:  ${report.credentials.location}${report.credentials.present ? '' : ' (missing)'}`);
+  if (report.credentials) {
+    const { present, problem, location } = report.credentials;
+    lines.push(`Credentials:  ${present ? location : problem ? `${location} (unreadable)` : `none for this profile in ${location}`}`);
+  }
   if (report.daemon) {
     if (report.daemon.running) {
       const parts = [`running (pid ${report.daemon.pid ?? '?'}, 127.0.0.1:${report.daemon.port ?? '?'}`];
@@ -533,7 +584,10 @@ export function formatStatus(report: StatusReport): string {
       lines.push('Daemon:       not running');
     }
   }
-  if (!report.loggedIn) lines.push(`Run \`aigov login${report.gateway ? '' : ' --gateway URL'}\` to sign in.`);
+  if (report.gatewayReachable === false) {
+    lines.push(`Check that the gateway runs (\`aigov server --dev\` starts a local one) and that ${report.gateway} is its URL.`);
+  }
+  if (!report.loggedIn) lines.push(`Run \`aigov login${report.gateway ? '' : ' --gateway URL'}${report.profile === 'default' ? '' : ` --profile ${report.profile}`}\` to sign in.`);
   return lines.join('\n');
 }
 

@@ -121,8 +121,14 @@ export function createTokenRefresher(opts: TokenRefresherOptions): TokenRefreshe
         }
         const delay = retryDelays[attempt];
         if (closed || delay === undefined || !(isTransientError(error) || isTransientDiscovery(error))) {
+          // Not a failed sign-in: nothing the user does with `aigov login` helps while the IdP is down.
+          if (isTransientDiscovery(error) || isTransientError(error)) {
+            const cause = isAigovError(error) ? error.cause : error;
+            const status = (cause as { status?: unknown; cause?: { status?: unknown } } | undefined)?.status ?? (cause as { cause?: { status?: unknown } } | undefined)?.cause?.status;
+            const reason = typeof status === 'number' ? `it answered HTTP ${status}` : networkReason(cause);
+            throw new AigovError('AIGOV_E_IDP_UNREACHABLE', { url: originOf(opts.issuer), reason }, { cause: error });
+          }
           if (isAigovError(error)) throw error;
-          if (isTransientError(error)) throw unavailable(`the identity provider is unreachable (${networkReason(error)})`, error);
           throw unavailable('the identity provider refused the request', error);
         }
         await sleep(delay);
@@ -153,6 +159,14 @@ export function createTokenRefresher(opts: TokenRefresherOptions): TokenRefreshe
 }
 
 /** Discovery failures arrive already coded; a network-caused one is worth another attempt. */
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return 'its issuer URL';
+  }
+}
+
 function isTransientDiscovery(error: unknown): boolean {
   return isAigovError(error) && error.code === 'AIGOV_E_LOGIN_FAILED' && (error.cause instanceof TypeError || isTransientError(error.cause));
 }

@@ -11,6 +11,7 @@
  */
 import { AigovError, ERRORS, type ErrorCode } from '../core/errors.ts';
 import { SseParser } from '../core/sse.ts';
+import { badFlag } from './flag-values.ts';
 import {
   APPROVALS_PATH,
   ApprovalListSchema,
@@ -166,7 +167,13 @@ export function createApprovalsClient(options: ApprovalsClientOptions): Approval
   const decide = async (decision: 'approve' | 'deny', id: string, reason: string | undefined): Promise<ApprovalView> => {
     const trimmed = reason?.trim();
     if (trimmed !== undefined && trimmed.length > MAX_REASON_LENGTH) {
-      throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `the reason is ${trimmed.length} characters long; at most ${MAX_REASON_LENGTH} are kept` });
+      // The reason itself is not repeated: it may name a customer.
+      throw new AigovError('AIGOV_E_BAD_FLAG', {
+        flag: '--reason',
+        value: `of ${trimmed.length} characters`,
+        problem: `at most ${MAX_REASON_LENGTH} are kept`,
+        example: `\`aigov approvals ${decision} ID --reason "reviewed, no customer data"\``,
+      });
     }
     const path = `${APPROVALS_PATH}/${encodeId(id)}/${decision}`;
     return validate(ApprovalViewSchema, await json('POST', path, trimmed ? { reason: trimmed } : {}), `POST ${pathOnly(path)}`, origin);
@@ -298,7 +305,7 @@ function timedOut(reason: unknown, origin: string): unknown {
 }
 
 function encodeId(id: string): string {
-  if (id.trim() === '') throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'the approval id is empty' });
+  if (id.trim() === '') throw badFlag('ID', id, 'the approval id is empty (`aigov approvals list` shows the ids)', 'aigov approvals show apr_01J9Z8');
   return encodeURIComponent(id);
 }
 

@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { AigovError } from '../core/errors.ts';
+import { timeFlag } from './flag-values.ts';
 import type { AuditVerifyReport } from '../store/sqlite/audit-verify.ts';
 
 export interface AuditVerifyInput {
@@ -29,6 +30,8 @@ export interface AuditVerifyOutcome {
 }
 
 export async function runAuditVerify(input: AuditVerifyInput): Promise<AuditVerifyOutcome> {
+  // The flag first: a typo in it is reported before anything is looked up.
+  const since = timeFlag('--since', input.since, input.now ?? Date.now(), 'aigov audit verify --config gateway.yaml --since 24h') ?? null;
   const [{ verifyAuditDatabase }, { parsePublicKey, parseSigningKey }] = await Promise.all([
     import('../store/sqlite/audit-verify.ts'),
     import('../store/sqlite/audit-keys.ts'),
@@ -58,7 +61,6 @@ export async function runAuditVerify(input: AuditVerifyInput): Promise<AuditVeri
     if ('problem' in key) throw new AigovError('AIGOV_E_AUDIT_KEY_INVALID', { file: keyFile, reason: key.problem });
     publicKey = key;
   }
-  const since = input.since === undefined ? null : parseSince(input.since, input.now ?? Date.now());
   if (!existsSync(file)) throw new AigovError('AIGOV_E_AUDIT_DB_UNREADABLE', { file, reason: 'no such file' });
   let report: AuditVerifyReport;
   try {
@@ -80,16 +82,6 @@ export async function runAuditVerify(input: AuditVerifyInput): Promise<AuditVeri
     error = new AigovError('AIGOV_E_AUDIT_UNSIGNED', { what });
   }
   return { file, report, error };
-}
-
-/** `--since`: an ISO date/time, epoch milliseconds, or a duration ago (`90m`, `24h`, `7d`). */
-export function parseSince(text: string, now: number): number {
-  const ago = /^(\d+)(m|h|d)$/.exec(text.trim());
-  if (ago) return now - Number(ago[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[ago[2] as 'm' | 'h' | 'd'];
-  if (/^\d{10,}$/.test(text.trim())) return Number(text.trim());
-  const ms = Date.parse(text);
-  if (Number.isNaN(ms)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '--since expects an ISO date, epoch milliseconds, or a duration ago such as 24h or 7d' });
-  return ms;
 }
 
 /** The human summary printed on success (and before the error line on failure). */

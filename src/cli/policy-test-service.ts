@@ -15,10 +15,11 @@ import { AigovError } from '../core/errors.ts';
 import type { EndpointId, NormalizedRequest, Principal, Role } from '../core/events.ts';
 import { maskText } from '../core/masking/operators.ts';
 import { PseudonymVault } from '../core/masking/pseudonym-vault.ts';
+import { approverGroupsNobodyHas, describeUnknownApproverGroups } from '../core/policy/approver-groups.ts';
 import { evaluatePolicy } from '../core/policy/evaluate-policy.ts';
 import { judgeToolCall } from '../core/policy/judge-tool-call.ts';
 import { readToolCall } from '../core/policy/tool-calls.ts';
-import type { PlannedSpan, PolicyDecisionRecord, TextLocation } from '../core/policy/types.ts';
+import { UNINSPECTABLE_KINDS, type PlannedSpan, type PolicyDecisionRecord, type TextLocation, type UninspectableKind } from '../core/policy/types.ts';
 
 /** Exit codes of `aigov policy test`, by outcome. */
 export const POLICY_TEST_EXIT = { allow: 0, masked: 3, require_approval: 4, block: 5 } as const;
@@ -70,8 +71,8 @@ export function readTextArgument(arg: string): string {
   const file = resolve(arg.slice(1));
   try {
     return readFileSync(file, 'utf8');
-  } catch {
-    throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `cannot read the text file ${file}` });
+  } catch (error) {
+    throw new AigovError('AIGOV_E_POLICY_TEST_USAGE', { reason: `cannot read the text file ${file} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})` });
   }
 }
 
@@ -87,6 +88,7 @@ export function testPolicy(options: PolicyTestOptions): PolicyTestReport {
     messages: options.response ? [] : [{ role: options.role, parts: [{ type: 'text', text }] }],
     tools: [],
     inputs: [],
+    texts: [],
   };
   const user = options.user;
   const evaluation = evaluatePolicy(loaded.compiled, {
@@ -180,18 +182,35 @@ export interface PolicyValidateReport {
   readonly detectors: number;
   readonly defaultAction: string;
   readonly shadowRules: number;
+  /** What is valid but will not work as meant (an approver group no known user has). */
+  readonly warnings: readonly string[];
+  /** What happens to parts the gateway cannot read, by kind. */
+  readonly uninspectable: Readonly<Record<UninspectableKind, string>>;
 }
 
-/** Throws AIGOV_E_POLICY_INVALID / _NOT_FOUND (exit 78 / 66) with every problem listed. */
-export function validatePolicy(file: string, env?: Readonly<Record<string, string | undefined>>): PolicyValidateReport {
-  const loaded = loadPolicy(file, { env });
+/**
+ * Throws AIGOV_E_POLICY_INVALID / _NOT_FOUND (exit 78 / 66) with every problem listed.
+ * `knownGroups`: every group of the IdP's users, where they are known (the dev IdP's).
+ */
+export function validatePolicy(file: string, options: { env?: Readonly<Record<string, string | undefined>>; knownGroups?: readonly string[] } = {}): PolicyValidateReport {
+  const loaded = loadPolicy(file, { env: options.env });
+  const { knownGroups } = options;
   return {
+    warnings: knownGroups === undefined ? [] : describeUnknownApproverGroups(approverGroupsNobodyHas(loaded.document, knownGroups), knownGroups),
     file: loaded.source,
     rules: loaded.document.rules.length,
     detectors: loaded.document.detectors.length,
     defaultAction: loaded.document.default_action,
     shadowRules: loaded.document.rules.filter((r) => r.mode === 'shadow').length,
+    uninspectable: Object.fromEntries(UNINSPECTABLE_KINDS.map((kind) => [kind, loaded.document.uninspectable[kind]])) as Record<UninspectableKind, string>,
   };
+}
+
+/** `uninspectable parts allowed`, or the kinds that are not: `documents block, files require_approval`. */
+export function describeUninspectable(setting: Readonly<Record<UninspectableKind, string>>): string {
+  const strict = UNINSPECTABLE_KINDS.filter((kind) => setting[kind] !== 'allow');
+  if (strict.length === 0) return 'uninspectable parts allowed';
+  return `uninspectable parts: ${strict.map((kind) => `${kind} ${setting[kind]}`).join(', ')}${strict.length < UNINSPECTABLE_KINDS.length ? ' (others allowed)' : ''}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -243,7 +262,7 @@ export function testToolCall(options: ToolCallTestOptions): ToolCallTestReport {
     provider: options.provider,
     model: options.model,
     endpoint: options.endpoint,
-    request: { endpoint: options.endpoint, model: options.model, stream: false, messages: [], tools: [], inputs: [] },
+    request: { endpoint: options.endpoint, model: options.model, stream: false, messages: [], tools: [], inputs: [], texts: [] },
   });
   const call = { name: options.tool, arguments: options.input };
   const gate = evaluation.toolGate === null ? null : { ...evaluation.toolGate, workTree: options.workTree };

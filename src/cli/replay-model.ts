@@ -80,8 +80,12 @@ function partText(part: ContentPart, role: Role): string {
       return role === 'tool' ? `← result of ${part.toolCallId || '?'}: ${part.text}` : `← tool result${part.toolCallId ? ` ${part.toolCallId}` : ''}: ${part.text}`;
     case 'image':
       return '[image]';
-    case 'file':
-      return part.name ? `[file ${part.name}]` : '[file]';
+    case 'audio':
+      return '[audio]';
+    case 'file': {
+      const label = part.name ? `[file ${part.name}]` : '[file]';
+      return part.text ? `${label} ${part.text}` : label;
+    }
     case 'other':
       return part.text ?? `[${part.kind}]`;
   }

@@ -8,7 +8,7 @@
  * next call (at least GAP_MIN_MS, at most GAP_MAX_MS of call time, scaled by the speed like
  * everything else) and moves on; after the last call it stops, finished.
  */
-import { AigovError } from '../core/errors.ts';
+import { badFlag } from './flag-values.ts';
 
 /** The speeds `+` and `-` step through. */
 export const SPEEDS: readonly number[] = [0.25, 0.5, 1, 2, 4, 8, 16];
@@ -45,7 +45,7 @@ export function parseSpeed(text: string | undefined): number {
   if (text === undefined || text.trim() === '') return 1;
   const speed = Number(text.trim().replace(/[x×]$/i, ''));
   if (!Number.isFinite(speed) || speed < MIN_SPEED || speed > MAX_SPEED) {
-    throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `--speed takes a number from ${MIN_SPEED} to ${MAX_SPEED} (like 0.5, 2 or 4x), not "${text.slice(0, 20)}"` });
+    throw badFlag('--speed', text, `it takes a number from ${MIN_SPEED} to ${MAX_SPEED} (0.5, 2 or 4x)`, 'aigov sessions replay ID --speed 4');
   }
   return speed;
 }

@@ -82,9 +82,12 @@ function fromRequest(request: NormalizedRequest | null): { conversation: Convers
   return { conversation: { length: messages.length, at: (i) => messages[i] ?? null }, text: null };
 }
 
-/** A turn that only hands tool results back (a `tool` message, a function/custom call output, an Anthropic user turn of tool_result blocks). */
+/**
+ * A turn that only hands tool results back (a `tool` message, a function/custom call output, an
+ * Anthropic user turn of tool_result blocks) — with the images and files a result holds.
+ */
 function isToolOutput(message: NormalizedMessage | null): boolean {
-  return message !== null && message.parts.length > 0 && message.parts.every((p) => p.type === 'tool_result');
+  return message !== null && message.parts.some((p) => p.type === 'tool_result') && message.parts.every((p) => p.type === 'tool_result' || p.type === 'image' || p.type === 'file' || p.type === 'audio');
 }
 
 /** The text of a turn's text parts; null when it has none. */

@@ -32,8 +32,8 @@ async function start(options: RunApprovalNoticeOptions): Promise<void> {
   if (options.signal.aborted) return;
   const { approvalsClientFromDaemon } = await import('./approvals-service.ts');
   const client = await approvalsClientFromDaemon(options.daemon, options.env);
-  const reporter = createNoticeReporter(options.write, options.now ?? Date.now);
-  const mine = (a: ApprovalView): boolean => a.session_id === options.sessionId;
+  const reporter = createNoticeReporter(options.write, options.now ?? Date.now, options.sessionId);
+  const mine = (a: ApprovalView): boolean => a.session_id === options.sessionId || (a.joined_session_ids?.includes(options.sessionId) ?? false);
   const watch = client.watch(
     'mine',
     {
@@ -47,8 +47,11 @@ async function start(options: RunApprovalNoticeOptions): Promise<void> {
   await watch.done;
 }
 
-/** Turns approval updates into stderr lines, each state (and each vote) told once. */
-export function createNoticeReporter(write: (line: string) => void, now: () => number): (approval: ApprovalView) => void {
+/**
+ * Turns approval updates into stderr lines, each state (and each vote) told once. `sessionId`:
+ * the run's own session — an approval opened by another session is one this run's request joined.
+ */
+export function createNoticeReporter(write: (line: string) => void, now: () => number, sessionId?: string): (approval: ApprovalView) => void {
   const told = new Map<string, string>();
   return (a) => {
     const key = `${a.state}:${a.votes.length}`;
@@ -62,7 +65,9 @@ export function createNoticeReporter(write: (line: string) => void, now: () => n
         if (before === undefined) {
           const groups = a.approvers.groups.join(', ');
           const needed = a.approvers.required === 1 ? '1 approval needed' : `${a.approvers.required} approvals needed`;
-          write(`aigov: request held for approval ${a.id} — rule ${a.rule.id}: ${a.rule.reason}.`);
+          const since = Math.round((now() - Date.parse(a.created_at)) / 1000);
+          const joined = sessionId !== undefined && a.session_id !== sessionId ? ` (opened ${formatIn(since * 1000)} ago by the same request, sent earlier)` : '';
+          write(`aigov: request held for approval ${a.id}${joined} — rule ${a.rule.id}: ${a.rule.reason}.`);
           write(`aigov:   who can approve: members of ${groups} (${needed}), with \`aigov approvals\`; expires in ${formatIn(Date.parse(a.expires_at) - now())}.`);
         } else if (approvals.length > 0) {
           write(`aigov: ${a.id}: ${approvals.length} of ${a.approvers.required} approvals so far (${by(approvals)}).`);

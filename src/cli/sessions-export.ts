@@ -3,15 +3,18 @@
  * temporary name and renamed once the export is complete (never a partial file at --out).
  */
 import type { WriteStream } from 'node:fs';
-import { AigovError } from '../core/errors.ts';
+import { badFlag } from './flag-values.ts';
 import { openSessions } from './sessions-service.ts';
 
-export async function exportSession(options: { id: string; format: 'jsonl' | 'json'; out: string | null; profile: string; raw?: boolean }): Promise<void> {
+/** Where a `--out` export went, for the line that confirms it; null when it went to stdout. */
+export type ExportWritten = { readonly file: string; readonly bytes: number } | null;
+
+export async function exportSession(options: { id: string; format: 'jsonl' | 'json'; out: string | null; profile: string; raw?: boolean }): Promise<ExportWritten> {
   const { client } = await openSessions({ profile: options.profile });
   const raw = { raw: options.raw === true };
   if (options.out === null) {
     await client.exportTo(options.id, options.format, process.stdout, raw);
-    return;
+    return null;
   }
   const fs = await import('node:fs');
   const path = await import('node:path');
@@ -25,7 +28,9 @@ export async function exportSession(options: { id: string; format: 'jsonl' | 'js
       file.once('error', reject);
     });
   } catch (error) {
-    throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `cannot write ${options.out} (${(error as NodeJS.ErrnoException).code ?? 'error'})` });
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    const why = code === 'ENOENT' ? 'its directory does not exist' : code === 'EACCES' ? 'permission denied' : code === 'ENOTDIR' ? 'a part of its path is not a directory' : code;
+    throw badFlag('--out', options.out, `aigov cannot create a file there (${why})`, 'aigov sessions export ID --out session.jsonl');
   }
   try {
     await client.exportTo(options.id, options.format, file, raw);
@@ -36,4 +41,5 @@ export async function exportSession(options: { id: string; format: 'jsonl' | 'js
     fs.rmSync(partial, { force: true });
     throw error;
   }
+  return { file: target, bytes: file.bytesWritten };
 }

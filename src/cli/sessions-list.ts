@@ -2,7 +2,8 @@
  * `aigov sessions list`, shared by the oclif command and the oclif-free fast path (bin/run.js →
  * fast-sessions.ts), so both behave the same.
  */
-import { openSessions, timeFlag } from './sessions-service.ts';
+import { timeFlag } from './flag-values.ts';
+import { openSessions } from './sessions-service.ts';
 
 export interface SessionsListFlags {
   readonly profile: string;
@@ -19,8 +20,8 @@ export interface SessionsListFlags {
 
 export async function sessionsList(flags: SessionsListFlags): Promise<void> {
   const now = Date.now();
-  const since = timeFlag('since', flags.since, now);
-  const until = timeFlag('until', flags.until, now);
+  const since = timeFlag('--since', flags.since, now, 'aigov sessions list --since 24h');
+  const until = timeFlag('--until', flags.until, now, 'aigov sessions list --until 2026-11-25T14:00:00Z');
   const { client } = await openSessions({ profile: flags.profile });
   const list = await client.list({
     ...(flags.user !== undefined ? { user: flags.user } : {}),

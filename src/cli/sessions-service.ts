@@ -12,11 +12,12 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { AigovError } from '../core/errors.ts';
 import { SESSIONS_PATH, SessionDetailSchema, SessionListSchema, type SessionDetail, type SessionList, type SessionSummaryView } from '../protocol/sessions.ts';
 import type { DaemonUser } from '../daemon/control-protocol.ts';
+import { badFlag } from './flag-values.ts';
 import { errorFromResponse, gatewayAccessFromDaemon, type GatewayToken, type TokenLender } from './approvals-service.ts';
 
 export interface SessionsQuery {
   readonly user?: string;
-  /** Epoch ms (see parseTimeFlag). */
+  /** Epoch ms (see parseTimeFlag in flag-values.ts). */
   readonly since?: number;
   readonly until?: number;
   readonly provider?: string;
@@ -141,31 +142,6 @@ export function createSessionsClient(options: SessionsClientOptions): SessionsCl
   };
 }
 
-/**
- * `--since` / `--until`: an ISO 8601 date or date-time, epoch milliseconds, or a duration back
- * from now: `90s`, `30m`, `2h`, `7d`, `2w`. Returns epoch ms, or null when it is none of these.
- */
-export function parseTimeFlag(text: string, now: number): number | null {
-  const value = text.trim();
-  const relative = /^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$/i.exec(value);
-  if (relative) {
-    const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[relative[2]!.toLowerCase() as 's'];
-    return Math.round(now - Number(relative[1]) * unit);
-  }
-  if (/^\d{10,15}$/.test(value)) return Number(value);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(value)) return null;
-  const ms = Date.parse(value);
-  return Number.isFinite(ms) ? ms : null;
-}
-
-/** parseTimeFlag for a flag, or a usage error naming it. */
-export function timeFlag(name: string, text: string | undefined, now: number): number | undefined {
-  if (text === undefined) return undefined;
-  const ms = parseTimeFlag(text, now);
-  if (ms === null) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `--${name} takes an ISO date (2026-11-25 or 2026-11-25T14:00:00Z), epoch milliseconds or a duration back from now (30m, 2h, 7d)` });
-  return ms;
-}
-
 export interface OpenedSessions {
   readonly client: SessionsClient;
   /** Who the profile is signed in as (from the daemon), when known. */
@@ -196,7 +172,7 @@ async function unreachable(error: unknown, origin: string, signal: AbortSignal |
 }
 
 function encodeId(id: string): string {
-  if (id.trim() === '') throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'the session id is empty' });
+  if (id.trim() === '') throw badFlag('ID', id, 'the session id is empty (`aigov sessions list` shows the ids)', 'aigov sessions show ses_01J9Z8');
   return encodeURIComponent(id);
 }
 

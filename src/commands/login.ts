@@ -11,10 +11,11 @@ export default class Login extends Command {
   static override examples = [
     { command: '<%= config.bin %> login --gateway http://127.0.0.1:8787', description: 'Sign in to a local dev gateway.' },
     { command: '<%= config.bin %> login --gateway https://aigov.example.com --profile work --no-browser', description: 'Sign in over SSH.' },
+    { command: '<%= config.bin %> login --profile bob', description: 'Sign in as another user to the gateway of the default profile.' },
   ];
 
   static override flags = {
-    gateway: Flags.string({ char: 'g', summary: 'Gateway base URL (default: the profile\'s saved gateway).', env: 'AIGOV_GATEWAY' }),
+    gateway: Flags.string({ char: 'g', summary: 'Gateway base URL; without a scheme, http for localhost/127.0.0.1 and https otherwise (default: the profile\'s gateway, else the default profile\'s).', env: 'AIGOV_GATEWAY' }),
     profile: Flags.string({ summary: 'Profile to sign in (default "default").', env: 'AIGOV_PROFILE' }),
     'no-browser': Flags.boolean({ summary: 'Do not open a browser; just show the URL and code.', env: 'AIGOV_NO_BROWSER' }),
     'insecure-storage': Flags.boolean({ summary: 'Keep the refresh token in a 0600 file in the config dir instead of the OS keychain.', env: 'AIGOV_INSECURE_STORAGE' }),
@@ -31,7 +32,7 @@ export default class Login extends Command {
     };
     process.on('SIGINT', onSigint);
     await runCommand(async () => {
-      const { login, loginSummary, LoginUsageError } = await import('../auth/login-service.ts');
+      const { login, loginSummary } = await import('../auth/login-service.ts');
       const { defaultProfile } = await import('../config/paths.ts');
       const interval = Number(process.env.AIGOV_DEVICE_POLL_INTERVAL);
       try {
@@ -55,10 +56,6 @@ export default class Login extends Command {
           process.stdout.write(`${JSON.stringify(json)}\n`);
         }
       } catch (error) {
-        if (error instanceof LoginUsageError) {
-          process.stderr.write(`aigov: ${error.message}\n`);
-          process.exit(64);
-        }
         if (controller.signal.aborted) {
           process.stderr.write('aigov: login cancelled.\n');
           process.exit(130);

@@ -3,7 +3,9 @@ import { runCommand } from '../cli/run-command.ts';
 
 export default class Status extends Command {
   static override summary = 'Show the gateway, signed-in user, credentials and daemon state of a profile.';
-  static override description = 'Exits with code 1 when the profile is not signed in (with --json too, after printing).';
+  static override description =
+    'Asks the gateway whether it answers (3 s at most). Exit codes, with --json too (after printing): 69 when the gateway does not ' +
+    'answer (JSON: "gatewayReachable": false and "gatewayProblem"), else 1 when the profile is not signed in, else 0.';
 
   static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --json'];
 
@@ -19,7 +21,9 @@ export default class Status extends Command {
       const { defaultProfile } = await import('../config/paths.ts');
       const report = await readStatus({ profile: flags.profile ?? defaultProfile() });
       process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report)}\n`);
-      if (!report.loggedIn) process.exitCode = 1;
+      // The exit code of AIGOV_E_GATEWAY_UNREACHABLE (69): a script tells "gateway down" from "not signed in".
+      if (report.gatewayReachable === false) process.exitCode = (await import('../core/errors.ts')).ERRORS.AIGOV_E_GATEWAY_UNREACHABLE.exitCode;
+      else if (!report.loggedIn) process.exitCode = 1;
     });
   }
 }

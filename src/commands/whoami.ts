@@ -17,7 +17,7 @@ export default class Whoami extends Command {
       const { readStatus, whoamiLine } = await import('../auth/login-service.ts');
       const { defaultProfile } = await import('../config/paths.ts');
       const profile = flags.profile ?? defaultProfile();
-      const line = whoamiLine(await readStatus({ profile, daemon: false }));
+      const line = whoamiLine(await readStatus({ profile, daemon: false, gateway: false }));
       if (line) {
         process.stdout.write(`${line}\n`);
       } else {

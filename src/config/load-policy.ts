@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { AigovError } from '../core/errors.ts';
+import { AigovError, quotedInput } from '../core/errors.ts';
 import { compilePolicy, formatPath, PolicyCompileError, type CompiledPolicy, type CompileOptions } from '../core/policy/compile-policy.ts';
 import type { ApprovalSpec, OperatorSpec, PolicyDocument, RuleSpec } from '../core/policy/types.ts';
 import { formatIssues } from './load.ts';
@@ -51,20 +51,34 @@ export function parsePolicyText(text: string, source: string, options: LoadPolic
 
 /** Validates and compiles an already-parsed policy object. */
 export function buildPolicy(raw: unknown, source: string, options: LoadPolicyOptions = {}): LoadedPolicy {
+  const invalid = (problems: string): AigovError => new AigovError('AIGOV_E_POLICY_INVALID', { file: source, problems: withRuleIds(problems, raw) });
   const parsed = PolicySchema.safeParse(raw ?? {});
-  if (!parsed.success) throw new AigovError('AIGOV_E_POLICY_INVALID', { file: source, problems: formatIssues(parsed.error.issues) });
+  if (!parsed.success) throw invalid(formatIssues(parsed.error.issues));
   const problems: string[] = [];
   const document = toDocument(parsed.data, { source, baseDir: dirname(source), env: options.env ?? process.env, problems });
-  if (problems.length > 0) throw new AigovError('AIGOV_E_POLICY_INVALID', { file: source, problems: problems.join('\n') });
+  if (problems.length > 0) throw invalid(problems.join('\n'));
   let compiled: CompiledPolicy;
   try {
     compiled = compilePolicy(document, options);
   } catch (error) {
     if (!(error instanceof PolicyCompileError)) throw error;
-    throw new AigovError('AIGOV_E_POLICY_INVALID', { file: source, problems: error.issues.map((i) => `  - ${formatPath(i.path)}: ${i.message}`).join('\n') });
+    throw invalid(error.issues.map((i) => `  - ${formatPath(i.path)}: ${i.message}`).join('\n'));
   }
   // The compiled policy holds detectors (some shared, with regex state): frozen shallowly by compilePolicy.
   return Object.freeze({ source, document: deepFreeze(document), compiled });
+}
+
+/**
+ * Problem lines about a rule lead with its id, which is what people look for in the file:
+ * `  - rule "customer-data", rules[4].action: …` (the index stays: ids may repeat or be missing).
+ */
+function withRuleIds(problems: string, raw: unknown): string {
+  const rules = (raw as { rules?: unknown } | null)?.rules;
+  if (!Array.isArray(rules)) return problems;
+  return problems.replace(/^( {2}- )(rules\[(\d+)\])/gm, (whole, lead: string, at: string, index: string) => {
+    const id = (rules[Number(index)] as { id?: unknown } | undefined)?.id;
+    return typeof id === 'string' && id !== '' ? `${lead}rule ${quotedInput(id, 40)}, ${at}` : whole;
+  });
 }
 
 interface KeyContext {
@@ -84,7 +98,9 @@ function toDocument(file: PolicyFile, ctx: KeyContext): PolicyDocument {
     };
   });
   const approval = file.approval === undefined ? undefined : resolveApproval(file.approval, 'approval', ctx);
-  return { version: file.version, default_action: file.default_action, approval, detectors: file.detectors, rules };
+  const { approval: partsApproval, ...parts } = file.uninspectable;
+  const uninspectable = { ...parts, approval: partsApproval === undefined ? undefined : resolveApproval(partsApproval, 'uninspectable.approval', ctx) };
+  return { version: file.version, default_action: file.default_action, approval, uninspectable, detectors: file.detectors, rules };
 }
 
 type FileApproval = NonNullable<PolicyFile['approval']>;

@@ -77,6 +77,7 @@ export function buildGatewayConfig(raw: unknown, source: string, options: LoadOp
     providers,
     storage: { ...storage, path: isAbsolute(storage.path) ? storage.path : resolve(baseDir, storage.path) },
     limits: parsed.data.limits,
+    answers: parsed.data.answers,
     logging: parsed.data.logging,
     pseudonyms: { key: pseudonymKey, ttlDays: vault.ttl_days },
     approvals: { keepAliveMs: Math.round(parsed.data.approvals.keepalive_seconds * 1000), webhooks },

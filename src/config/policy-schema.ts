@@ -191,6 +191,25 @@ export const RuleSchema = z
     }
   });
 
+const PartAction = z.enum(['allow', 'block', 'require_approval']).default('allow');
+
+/**
+ * Parts the gateway cannot read, by kind: what happens to a request carrying one. Applied on top
+ * of the rules (the stricter outcome wins); every kind defaults to allow.
+ */
+export const UninspectableSchema = z.strictObject({
+  /** Images (inline, by URL or by file id). */
+  images: PartAction,
+  /** Documents and files whose bytes are in the request but are not text (PDF, Office, binary). */
+  documents: PartAction,
+  /** Documents and files given by id or URL, which the gateway does not fetch. */
+  files: PartAction,
+  /** Audio input. */
+  audio: PartAction,
+  /** For require_approval (default: the policy's `approval`). */
+  approval: ApprovalSpecSchema.optional(),
+});
+
 export const PolicySchema = z
   .strictObject({
     version: z.literal(1, 'expected version: 1'),
@@ -198,6 +217,8 @@ export const PolicySchema = z
     default_action: z.enum(['allow', 'block', 'require_approval']).default('allow'),
     /** Approval settings for require_approval rules without their own `approval` (and the default action). */
     approval: ApprovalSpecSchema.optional(),
+    /** What happens to a request carrying a part the gateway cannot read (an image, a PDF, a file id…). */
+    uninspectable: UninspectableSchema.prefault({}),
     detectors: z.array(CustomDetectorSchema).default([]),
     rules: z.array(RuleSchema).default([]),
   })
@@ -205,6 +226,8 @@ export const PolicySchema = z
     const ruleIds = new Set<string>();
     policy.rules.forEach((r, i) => {
       if (ruleIds.has(r.id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule id "${r.id}"` });
+      // The uninspectable setting's decisions carry these ids.
+      if (r.id.startsWith('uninspectable.')) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `rule ids starting with "uninspectable." are reserved for the uninspectable setting` });
       ruleIds.add(r.id);
     });
     const detectorIds = new Set<string>();

@@ -110,6 +110,19 @@ export const GatewayConfigSchema = z.strictObject({
       client_request_timeout_ms: z.number().int().min(1000).default(120_000),
     })
     .prefault({}),
+  /** How the gateway reads upstream answers. */
+  answers: z
+    .strictObject({
+      /**
+       * An answer event (or a body's content block, output item or part) of a type the gateway
+       * does not know, when policy governs the answer (masks it, restores pseudonyms or judges tool
+       * calls): `fail` ends the answer with AIGOV_E_UPSTREAM_BAD_RESPONSE (fail closed); `drop`
+       * leaves it out (a streamed block or item later events refer to fails instead); `mask`
+       * relays it with every string in it masked as a whole text.
+       */
+      unknown_events: z.enum(['fail', 'drop', 'mask']).default('fail'),
+    })
+    .prefault({}),
   /** The policy file (see examples/policy.yaml); without one every request is allowed and recorded. */
   policy: z
     .strictObject({
@@ -203,6 +216,7 @@ export interface GatewayConfig {
   readonly providers: readonly ResolvedProvider[];
   readonly storage: GatewayConfigFile['storage'];
   readonly limits: GatewayConfigFile['limits'];
+  readonly answers: GatewayConfigFile['answers'];
   readonly logging: GatewayConfigFile['logging'];
   /** The policy file (absolute path), or null for allow-all. */
   readonly policy: { readonly file: string; readonly reload: boolean } | null;

@@ -257,6 +257,11 @@ export const ERRORS = {
     message: 'Provider `{provider}` answered with something the gateway cannot govern: {reason}.',
     hint: 'What the gateway could not read was not passed on (in a stream, the answer ends here). Operators: check the provider\'s base_url (a proxy or error page in between?).',
   },
+  AIGOV_E_THINKING_UNRESTORABLE: {
+    status: 400, exitCode: EXIT.usage, type: 'invalid_request_error',
+    message: 'The request was not sent: it carries a thinking block whose text the gateway masked, and the gateway can no longer restore the original the provider signed.',
+    hint: 'Anthropic accepts a thinking block only as it wrote it. The seal aigov put in its signature is from another gateway key or user (a restart without pseudonyms.key?). Continue in a new conversation, or drop the earlier thinking blocks from it.',
+  },
   AIGOV_E_UPSTREAM_UNREACHABLE: {
     status: 502, exitCode: EXIT.unavailable, type: 'api_error',
     message: 'The upstream provider `{provider}` could not be reached.',
@@ -348,6 +353,11 @@ export const ERRORS = {
     message: 'The sign-in failed: {reason}.',
     hint: 'Retry `aigov login`; if it persists, check the identity provider.',
   },
+  AIGOV_E_IDP_UNREACHABLE: {
+    status: 503, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'Cannot get an aigov access token: the identity provider at {url} is not available ({reason}).',
+    hint: 'Your sign-in is still valid: retry once it answers. With `aigov server --dev` the identity provider is the gateway itself — is it running? (`aigov status` asks it.)',
+  },
   AIGOV_E_NOT_LOGGED_IN: {
     status: 401, exitCode: EXIT.auth, type: 'authentication_error',
     message: 'Not logged in to aigov (profile `{profile}`).',
@@ -402,6 +412,22 @@ export const ERRORS = {
     status: 409, exitCode: EXIT.unavailable, type: 'invalid_request_error',
     message: "The aigov daemon of profile `{profile}` (pid {pid}) serves {found}, but the profile is now {expected}; it was not used.",
     hint: 'Stop it with `aigov daemon stop --profile {profile}`; `aigov run` then starts one for the current login.',
+  },
+  // ---- CLI usage: what was typed, not what a gateway answered ----
+  AIGOV_E_BAD_FLAG: {
+    status: 400, exitCode: EXIT.usage, type: 'invalid_request_error',
+    message: '{flag} {value} is not valid: {problem}.',
+    hint: 'For example: {example}',
+  },
+  AIGOV_E_GATEWAY_REQUIRED: {
+    status: 400, exitCode: EXIT.usage, type: 'invalid_request_error',
+    message: 'Which gateway should profile `{profile}` sign in to? {reason}.',
+    hint: 'Pass --gateway URL (or set AIGOV_GATEWAY), e.g. `aigov login --profile {profile} --gateway https://aigov.example.com`, or `--gateway 127.0.0.1:8787` for a local `aigov server --dev`.',
+  },
+  AIGOV_E_UNKNOWN_COMMAND: {
+    status: 400, exitCode: EXIT.usage, type: 'invalid_request_error',
+    message: 'There is no `aigov {command}` command.',
+    hint: '{suggestion}`aigov --help` lists the commands.',
   },
   // ---- policy files ----
   AIGOV_E_POLICY_NOT_FOUND: {
@@ -480,6 +506,16 @@ export class AigovError<C extends ErrorCode = ErrorCode> extends Error {
 
 export function formatMessage(template: string, params: Readonly<Record<string, string | number>>): string {
   return template.replace(/\{(\w+)\}/g, (whole, name: string) => (name in params ? String(params[name]) : whole));
+}
+
+/**
+ * Something a user typed, quoted for a message: control and non-ASCII characters escaped as
+ * \u{…} (a look-alike digit or an escape sequence shows as what it is and never reaches the
+ * terminal raw), cut at `max` characters. Only for values that are not secret.
+ */
+export function quotedInput(text: string, max = 60): string {
+  const escaped = [...text].map((c) => (/^[\x20-\x7e]$/.test(c) ? c : `\\u{${c.codePointAt(0)!.toString(16)}}`)).join('');
+  return `"${escaped.length > max ? `${escaped.slice(0, max)}…` : escaped}"`;
 }
 
 export function isAigovError(value: unknown): value is AigovError {

@@ -26,8 +26,18 @@ export type Role = 'system' | 'developer' | 'user' | 'assistant' | 'tool';
 
 export type ContentPart =
   | { readonly type: 'text'; readonly text: string }
+  /** An image: the gateway cannot read it (a text sent as an image data URL is a `file` with its text). */
   | { readonly type: 'image'; readonly source: 'url' | 'base64' | 'file' }
-  | { readonly type: 'file'; readonly name?: string }
+  /** Audio input: the gateway cannot read it. */
+  | { readonly type: 'audio' }
+  /**
+   * A document or file the model reads: its name or title, other text about it (Anthropic
+   * `context`, a search result's `source`), and its `text` when the gateway reads it (plain text,
+   * a text document or data URL decoded, a search result's content). Without `text` the gateway
+   * cannot inspect it: `source` says whether its bytes are in the request (a PDF, a binary file)
+   * or only referenced (a file id, a URL the gateway does not fetch).
+   */
+  | { readonly type: 'file'; readonly source: 'inline' | 'reference'; readonly name?: string; readonly context?: string; readonly text?: string }
   | { readonly type: 'tool_call'; readonly id: string; readonly name: string; readonly arguments: string }
   | { readonly type: 'tool_result'; readonly toolCallId: string; readonly text: string }
   /** `text`: what the part says that governance does not read (a Responses reasoning item's content), for views. */
@@ -59,6 +69,19 @@ export interface NormalizedRequest {
   readonly tools: readonly ToolDefinition[];
   /** Embeddings input strings. */
   readonly inputs: readonly string[];
+  /**
+   * Other text of the request the model reads or the provider keeps, outside messages, tools and
+   * inputs: response format schemas, predicted output, metadata values, a Chat message's `name`.
+   */
+  readonly texts: readonly RequestText[];
+}
+
+/** A string of the request addressed by its wire path (`response_format.json_schema.schema`, `messages[2].name`). */
+export interface RequestText {
+  readonly path: string;
+  /** The role of the message it belongs to; null for request settings (read only by rules without `roles`). */
+  readonly role: Role | null;
+  readonly text: string;
 }
 
 export interface Usage {

@@ -84,7 +84,7 @@ function loginFromEnvironment(env: NodeJS.ProcessEnv): ProfileLogin | null {
   const gateway = env.AIGOV_GATEWAY?.trim();
   if (!gateway || !env.AIGOV_REFRESH_TOKEN?.trim()) return null;
   try {
-    return { gateway: normalizeGatewayUrl(gateway), subject: null, loggedInAt: null };
+    return { gateway: normalizeGatewayUrl(gateway, 'AIGOV_GATEWAY'), subject: null, loggedInAt: null };
   } catch {
     return null; // a daemon started with it fails with the URL's own error
   }

@@ -183,7 +183,7 @@ async function startFromProfile(options: RunDaemonOptions & { env: NodeJS.Proces
   if (settings === null && env.AIGOV_REFRESH_TOKEN?.trim() && env.AIGOV_GATEWAY?.trim()) {
     // CI: no login happened on this machine; the gateway and the refresh token come from the environment.
     const { fetchGatewayDiscovery, normalizeGatewayUrl } = await import('../auth/oidc-client.ts');
-    const gatewayUrl = normalizeGatewayUrl(env.AIGOV_GATEWAY);
+    const gatewayUrl = normalizeGatewayUrl(env.AIGOV_GATEWAY, 'AIGOV_GATEWAY');
     const discovery = await fetchGatewayDiscovery(gatewayUrl, fetchWithCa ? { fetch: fetchWithCa } : {});
     settings = { gatewayUrl, discovery, credentialStore: 'env', user: null, loggedInAt: null };
   }

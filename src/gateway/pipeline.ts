@@ -18,6 +18,7 @@ import { applyPolicy } from './call/policy.ts';
 import { readAndParse } from './call/read-request.ts';
 import { recordRequest } from './call/record.ts';
 import { responseTransform } from './call/response-transform.ts';
+import { unsealThinking } from './call/unseal-thinking.ts';
 
 export type { GovernedTarget, PipelineDeps } from './call/call-state.ts';
 export { errorSummary } from './call/error-summary.ts';
@@ -63,6 +64,16 @@ async function runStages(call: CallState): Promise<void> {
     call.sendError(kind === 'block' ? new AigovError('AIGOV_E_POLICY_BLOCKED', { rule: ruleId, reason }) : new AigovError('AIGOV_E_APPROVAL_REQUIRED', { rule: ruleId, reason }), 'blocked');
     return;
   }
+  // Thinking blocks the gateway sealed (their text masked) go upstream as the provider wrote them.
+  const sent = unsealThinking(call, principal, bodyText);
+  if (sent === null) return;
   // Stages 5-7: forward, transform, record the answer.
-  await forward(call, bodyText, responseTransform(verdict.rewriteResponse));
+  const seal = call.deps.thinkingSeal;
+  const transform = responseTransform(verdict.rewriteResponse, {
+    secrets: call.deps.secrets,
+    governed: verdict.rewriteResponse !== null || (verdict.judgeToolCall ?? null) !== null,
+    unknownEvents: call.deps.answers.unknown_events,
+    sealThinking: (text, signature) => seal.seal(principal.subject, text, signature),
+  });
+  await forward(call, sent, transform);
 }

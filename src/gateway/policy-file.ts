@@ -8,7 +8,7 @@ import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { loadPolicy, type LoadedPolicy } from '../config/load-policy.ts';
 import { isAigovError } from '../core/errors.ts';
-import type { CompiledPolicy } from '../core/policy/index.ts';
+import { approverGroupsNobodyHas, describeUnknownApproverGroups, type CompiledPolicy } from '../core/policy/index.ts';
 import type { PolicySource } from './policy-hooks.ts';
 
 export interface WatchedPolicy extends PolicySource {
@@ -18,14 +18,28 @@ export interface WatchedPolicy extends PolicySource {
   close(): void;
 }
 
-export function openPolicyFile(file: string, options: { reload: boolean; logger: Logger; debounceMs?: number }): WatchedPolicy {
+export interface PolicyFileOptions {
+  readonly reload: boolean;
+  readonly logger: Logger;
+  readonly debounceMs?: number;
+  /** Every group the IdP's users have, where they are known (the dev IdP): approver groups outside it are warned about. */
+  readonly knownGroups?: readonly string[];
+}
+
+export function openPolicyFile(file: string, options: PolicyFileOptions): WatchedPolicy {
+  const { logger, knownGroups } = options;
+  const warnUndecidable = (policy: LoadedPolicy): void => {
+    if (knownGroups === undefined) return;
+    for (const line of describeUnknownApproverGroups(approverGroupsNobodyHas(policy.document, knownGroups), knownGroups)) logger.warn({ policy: policy.source }, line);
+  };
   let loaded: LoadedPolicy = loadPolicy(file);
-  const { logger } = options;
   logger.info({ policy: loaded.source, rules: loaded.document.rules.length }, 'policy loaded');
+  warnUndecidable(loaded);
   const reload = (): boolean => {
     try {
       loaded = loadPolicy(file);
       logger.info({ policy: loaded.source, rules: loaded.document.rules.length }, 'policy reloaded');
+      warnUndecidable(loaded);
       return true;
     } catch (error) {
       const detail = isAigovError(error) ? `${error.code}: ${error.message}` : error instanceof Error ? error.message : String(error);

@@ -11,7 +11,7 @@ import { BUILTIN_DETECTORS, detectEntities, regexProgramSize, type Detector } fr
 import { stripHiddenText } from '../core/detection/hidden-text.ts';
 import { AigovError } from '../core/errors.ts';
 import { maskText, StreamMasker, StreamRestorer, type PseudonymVault } from '../core/masking/index.ts';
-import { createRequestRewriter, evaluatePolicy, judgeToolCall, PolicyBudgetError, type CompiledPolicy, type ResponseMaskingPlan, type ToolGate } from '../core/policy/index.ts';
+import { approvalFor, createRequestRewriter, evaluatePolicy, judgeToolCall, PolicyBudgetError, type CompiledPolicy, type ResponseMaskingPlan, type ToolGate } from '../core/policy/index.ts';
 import type { ApprovalSpec, PolicyInput, RuleFinding, TextLocation, TextSlot } from '../core/policy/types.ts';
 import type { DetectionRecord } from '../store/recording-store.ts';
 import type { EndpointId, NormalizedRequest } from '../core/events.ts';
@@ -74,9 +74,14 @@ function regexCost(policy: CompiledPolicy): number {
 function requestChars(request: NormalizedRequest): number {
   let chars = 0;
   for (const message of request.messages) {
-    for (const part of message.parts) chars += part.type === 'text' || part.type === 'tool_result' ? part.text.length : part.type === 'tool_call' ? part.arguments.length : 0;
+    for (const part of message.parts) {
+      if (part.type === 'text' || part.type === 'tool_result') chars += part.text.length;
+      else if (part.type === 'tool_call') chars += part.arguments.length;
+      else if (part.type === 'file') chars += (part.name?.length ?? 0) + (part.context?.length ?? 0) + (part.text?.length ?? 0);
+    }
   }
   for (const input of request.inputs) chars += input.length;
+  for (const text of request.texts) chars += text.text.length;
   for (const tool of request.tools) chars += (tool.description?.length ?? 0) + (tool.parameters === undefined ? 0 : (JSON.stringify(tool.parameters)?.length ?? 0));
   return chars;
 }
@@ -189,13 +194,14 @@ function describeLocation(location: TextLocation): string {
       return `input[${location.index}]`;
     case 'tool_definition':
       return `tools[${location.tool}].${location.field}`;
+    case 'field':
+      return location.path;
   }
 }
 
-/** The rule's own approval settings, else the policy's; the default action uses the policy's. */
+/** The rule's own approval settings (the uninspectable setting's), else the policy's; the default action uses the policy's. */
 function approvalSpecFor(policy: CompiledPolicy, ruleId: string): ApprovalSpec | null {
-  const rule = policy.document.rules.find((r) => r.id === ruleId);
-  return rule?.approval ?? policy.document.approval ?? null;
+  return approvalFor(policy.document, ruleId);
 }
 
 const PREVIEW_MESSAGES = 6;
@@ -214,7 +220,13 @@ export function approvalPreview(request: NormalizedRequest, builtins: readonly D
   const lines: string[] = [];
   const redact = (text: string): string => cut(redactForRecord(text.slice(0, PREVIEW_SCAN_CHARS), builtins), PREVIEW_PART_CHARS);
   for (const message of request.messages.slice(-PREVIEW_MESSAGES)) {
-    const texts = message.parts.map((p) => (p.type === 'text' || p.type === 'tool_result' ? p.text.slice(0, PREVIEW_SCAN_CHARS) : p.type === 'tool_call' ? `[tool call ${p.name}] ${p.arguments.slice(0, PREVIEW_SCAN_CHARS)}` : `[${p.type}]`));
+    const texts = message.parts.map((p) => {
+      if (p.type === 'text' || p.type === 'tool_result') return p.text.slice(0, PREVIEW_SCAN_CHARS);
+      if (p.type === 'tool_call') return `[tool call ${p.name}] ${p.arguments.slice(0, PREVIEW_SCAN_CHARS)}`;
+      // A held document shows what it is: its name, and its text when the gateway reads it.
+      if (p.type === 'file') return `[${p.text === undefined ? (p.source === 'reference' ? 'file by id or URL' : 'document, not text') : 'file'}${p.name ? ` ${p.name.slice(0, 200)}` : ''}]${p.text ? ` ${p.text.slice(0, PREVIEW_SCAN_CHARS)}` : ''}`;
+      return `[${p.type}]`;
+    });
     const text = texts.join(' ').replace(/\s+/g, ' ').trim();
     lines.push(`${message.role}: ${redact(text)}`);
   }
@@ -289,5 +301,7 @@ function answerRewriter(plan: ResponseMaskingPlan | null, vault: PseudonymVault 
       : {}),
     // The record keeps the placeholders: the user's real values never land in the store.
     ...(vault ? { forRecord: (sent: string) => vault.conceal(sent, { json: true }) } : {}),
+    // Masking: token-by-token copies of the answer (logprobs) would show what the masks hide.
+    ...(plan ? { hidesText: true } : {}),
   };
 }

@@ -53,11 +53,12 @@ function detect(job: Extract<OffloadJob, { kind: 'detect' }>): OffloadResult {
     const { request } = job.input;
     for (const message of request.messages) {
       for (const part of message.parts) {
-        const text = part.type === 'text' || part.type === 'tool_result' ? part.text : part.type === 'tool_call' ? part.arguments : '';
-        if (text !== '') detectEntities(text, builtins);
+        const texts = part.type === 'text' || part.type === 'tool_result' ? [part.text] : part.type === 'tool_call' ? [part.arguments] : part.type === 'file' ? [part.name, part.context, part.text] : [];
+        for (const text of texts) if (text) detectEntities(text, builtins);
       }
     }
     for (const input of request.inputs) detectEntities(input, builtins);
+    for (const { text } of request.texts) detectEntities(text, builtins);
   }
   return { ok: 'detect', texts, calls };
 }

@@ -9,6 +9,7 @@ import type { Agent } from 'undici';
 import type { TokenVerifier } from '../auth/verify-token.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import { AigovError } from '../core/errors.ts';
+import { SecretScrubber } from '../core/scrub-secrets.ts';
 import { DISCOVERY_PATH, type Discovery } from '../protocol/discovery.ts';
 import { ambiguousPath, isWebSocketUpgrade } from '../protocol/request-path.ts';
 import type { RecordingStore } from '../store/recording-store.ts';
@@ -22,6 +23,7 @@ import type { ApprovalService } from './approvals/approval-service.ts';
 import type { ApprovalsApi } from './approvals/approvals-api.ts';
 import { openaiCodec } from '../providers/openai.ts';
 import { CODECS } from '../providers/registry.ts';
+import { ThinkingSeal } from './thinking-seal.ts';
 import { UpstreamSlots } from './upstream.ts';
 
 /** A query string forwarded as it is: printable ASCII, no fragment. */
@@ -74,6 +76,9 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
     approvalKeepAliveMs: services.approvals?.keepAliveMs ?? 15_000,
     rawCopy: services.rawCopy ?? null,
     sessionCalls: new SessionCallLimit(config.limits.max_calls_per_session),
+    answers: config.answers,
+    secrets: new SecretScrubber(providerSecrets(config.providers)),
+    thinkingSeal: new ThinkingSeal(config.pseudonyms.key),
   };
   const mounts = [...(services.approvals ? [services.approvals.api] : []), ...(services.mounts ?? [])];
   const inflight = new Set<Promise<void>>();
@@ -211,6 +216,14 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
       return inflight.size;
     },
   };
+}
+
+/**
+ * What no answer may carry: every provider's key, and header values long enough to be
+ * credentials (an organization id, a gateway token) — short ones would match ordinary words.
+ */
+function providerSecrets(providers: GatewayConfig['providers']): string[] {
+  return providers.flatMap((p) => [...(p.apiKey === null ? [] : [p.apiKey]), ...Object.values(p.headers).filter((v) => v.length >= 16)]);
 }
 
 function gatewayUrl(config: GatewayConfig, req: IncomingMessage): string {

@@ -18,6 +18,7 @@ import { ApprovalService, toApprovalView } from './approvals/approval-service.ts
 import { createWebhookNotifier, type WebhookNotifier } from './approvals/webhook-notifier.ts';
 import { createApprovalsApi, type ApprovalsApi } from './approvals/approvals-api.ts';
 import type { PipelineHooks } from './hooks.ts';
+import { approvalFor } from '../core/policy/index.ts';
 import { openPolicyFile, type WatchedPolicy } from './policy-file.ts';
 import { createPolicyHooks } from './policy-hooks.ts';
 import { PolicyOffload } from './policy-offload.ts';
@@ -54,6 +55,8 @@ export interface StartGatewayOptions {
   readonly store?: RecordingStore;
   /** How often a stream held for approval gets an SSE comment (default 15 s). */
   readonly approvalKeepAliveMs?: number;
+  /** Every group the IdP's users have, where the gateway knows them (the dev IdP): the policy's approver groups are checked against it. */
+  readonly knownGroups?: readonly string[];
   /** Called before the gateway closes its own parts (e.g. the dev IdP and dev model). */
   readonly onClose?: () => Promise<void>;
 }
@@ -129,7 +132,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
   let policy: WatchedPolicy | null = null;
   let vaults: SessionVaults | null = null;
   try {
-    if (!options.hooks && config.policy) policy = openPolicyFile(config.policy.file, { reload: config.policy.reload, logger });
+    if (!options.hooks && config.policy) policy = openPolicyFile(config.policy.file, { reload: config.policy.reload, logger, knownGroups: options.knownGroups });
     if (policy) vaults = openSessionVaults(config, logger);
   } catch (error) {
     policy?.close();
@@ -145,8 +148,9 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     const notifier = createWebhookNotifier({ webhooks: config.approvals.webhooks, logger, version: options.version });
     const nobody = { subject: '', email: null, groups: [] };
     service.subscribe(({ type, approval }) => {
-      const ruleHooks = policy?.current().document.rules.find((r) => r.id === approval.ruleId)?.approval?.notify ?? policy?.current().document.approval?.notify ?? [];
-      if (config.approvals.webhooks.length === 0 && ruleHooks.length === 0) return;
+      const document = policy?.current().document;
+      const ruleHooks = (document && (approvalFor(document, approval.ruleId)?.notify ?? document.approval?.notify)) ?? [];
+      if (type === 'joined' || (config.approvals.webhooks.length === 0 && ruleHooks.length === 0)) return;
       const notice = { type: type === 'created' ? 'approval.created' : type === 'expired' ? 'approval.expired' : 'approval.decided', approval: toApprovalView(approval, nobody, Date.now()), gatewayUrl: url } as const;
       notifier.notify(notice, ruleHooks);
     });

@@ -53,6 +53,8 @@ export const ApprovalViewSchema = z.object({
   /** The prompt with detected secrets and personal data redacted, cut to a few KB. */
   preview: z.string(),
   session_id: z.string(),
+  /** Sessions whose identical requests joined it while it was pending (retries); older gateways omit it. */
+  joined_session_ids: z.array(z.string()).optional(),
   call_id: z.string(),
   created_at: z.string(),
   expires_at: z.string(),

@@ -2,10 +2,11 @@
 import { AigovError } from '../core/errors.ts';
 import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent, Role } from '../core/events.ts';
 import { fixedRoute, modelRoute, pickForwardedHeaders, type ProviderCodec, type ProviderError, type RouteResult } from './codec.ts';
-import { arr, isObject, parseJson, str } from '../core/json.ts';
+import { arr, isObject, parseJson, str, type JsonObject } from '../core/json.ts';
 import { at, SlotSink, type ReadRequest } from './request-slots.ts';
+import { base64Text } from './attached-text.ts';
 import { createStreamReader } from './channels.ts';
-import { anthropicStreamEvents, anthropicStreamRewriter, pushAnthropicUsage, rewriteAnthropicAnswer } from './anthropic-text.ts';
+import { anthropicStreamEvents, anthropicStreamRewriter, classifyAnthropicEvent, pushAnthropicUsage, rewriteAnthropicAnswer, sealChangedThinking, unknownAnthropicParts, unsealThinking } from './anthropic-text.ts';
 
 const DEFAULT_VERSION = '2023-06-01';
 
@@ -81,11 +82,14 @@ export const anthropicCodec: ProviderCodec = {
     return events;
   },
 
-  streamReader(endpoint, rewriter) {
-    return createStreamReader((item) => anthropicStreamEvents(endpoint, item), rewriter ? anthropicStreamRewriter(endpoint, rewriter) : null);
+  streamReader(endpoint, rewriter, unknown = 'mask') {
+    return createStreamReader((item) => anthropicStreamEvents(endpoint, item), rewriter ? anthropicStreamRewriter(endpoint, rewriter) : null, (item) => classifyAnthropicEvent(endpoint, item), unknown);
   },
 
   rewriteAnswer: rewriteAnthropicAnswer,
+  unknownParts: unknownAnthropicParts,
+  sealChangedThinking,
+  unsealThinking: (endpoint, body, sealed, open) => (endpoint === 'anthropic.messages' || endpoint === 'anthropic.messages.count_tokens' ? unsealThinking(body, sealed, open) : { changed: false, unopened: 0 }),
 
   isStreamTerminal(_endpoint, event) {
     return event.event === 'message_stop' || event.event === 'error';
@@ -123,7 +127,15 @@ function readAnthropicRequest(endpoint: EndpointId, body: unknown, text: string)
   body.messages.forEach((raw, i) => messages.push(parseMessage(raw, i, messages.length, sink)));
   const tools = arr(body.tools)
     .filter(isObject)
-    .map((t) => ({ name: str(t.name) ?? str(t.type) ?? '', description: str(t.description), parameters: t.input_schema }));
+    .map((t, i) => {
+      sink.field({ kind: 'tool_definition', tool: i, field: 'description' }, t, 'description');
+      if (t.input_schema !== undefined) sink.object({ kind: 'tool_definition', tool: i, field: 'parameters' }, t, 'input_schema', () => JSON.stringify(t.input_schema) ?? '');
+      return { name: str(t.name) ?? str(t.type) ?? '', description: str(t.description), parameters: t.input_schema };
+    });
+  // The schema a structured answer must follow (the model reads it), and what the provider keeps.
+  if (isObject(body.output_config) && isObject(body.output_config.format)) sink.requestText('output_config.format.schema', null, body.output_config.format, 'schema');
+  if (isObject(body.output_format)) sink.requestText('output_format.schema', null, body.output_format, 'schema');
+  if (isObject(body.metadata)) sink.requestText('metadata.user_id', null, body.metadata, 'user_id');
   return sink.read({ endpoint, model, stream: body.stream === true, messages, tools, inputs: [] }, body, text);
 }
 
@@ -141,6 +153,14 @@ function parseMessage(raw: unknown, i: number, m: number, sink: SlotSink): Norma
   return { role, parts: blocks(arr(raw.content), sink, m, role), ...wire };
 }
 
+/** The text blocks among `content`, as pieces of one text (a tool result's, a document's). */
+function textPieces(content: unknown): { holder: JsonObject; key: string; text: string }[] {
+  return arr(content)
+    .filter(isObject)
+    .filter((b) => b.type === 'text')
+    .map((b) => ({ holder: b, key: 'text', text: str(b.text) ?? '' }));
+}
+
 /** Content blocks, normalized as the parts of message `m`; their texts are slots. */
 function blocks(content: unknown[], sink: SlotSink, m: number, role: Role): ContentPart[] {
   const parts: ContentPart[] = [];
@@ -151,13 +171,11 @@ function blocks(content: unknown[], sink: SlotSink, m: number, role: Role): Cont
     if (type === 'text') {
       sink.field(at(m, p, role, 'text'), block, 'text');
       parts.push({ type: 'text', text: str(block.text) ?? '' });
-    } else if (type === 'image') parts.push({ type: 'image', source: isObject(block.source) && block.source.type === 'url' ? 'url' : 'base64' });
-    else if (type === 'document') parts.push({ type: 'file', name: str(block.title) });
-    else if (type === 'tool_use') {
+    } else if (type === 'tool_use') {
       const args = JSON.stringify(block.input ?? {});
       sink.object(at(m, p, role, 'tool_arguments'), block, 'input', args);
       parts.push({ type: 'tool_call', id: str(block.id) ?? '', name: str(block.name) ?? '', arguments: args });
-    } else if (type === 'tool_result') {
+    } else if (type === 'tool_result' || type === 'mcp_tool_result') {
       const location = at(m, p, role, 'tool_result');
       let text: string;
       if (typeof block.content === 'string') {
@@ -165,15 +183,106 @@ function blocks(content: unknown[], sink: SlotSink, m: number, role: Role): Cont
         text = block.content;
       } else {
         // The result's text: its text blocks joined, each a slot at its offset.
-        const pieces = arr(block.content)
-          .filter(isObject)
-          .filter((b) => b.type === 'text')
-          .map((b) => ({ holder: b, key: 'text', text: str(b.text) ?? '' }));
+        const pieces = textPieces(block.content);
         sink.joined(location, pieces);
         text = pieces.map((piece) => piece.text).join('');
       }
       parts.push({ type: 'tool_result', toolCallId: str(block.tool_use_id) ?? '', text });
-    } else parts.push({ type: 'other', kind: type || 'unknown' });
+      // Images, documents and search results in the result: parts of their own, after it.
+      for (const inner of arr(block.content)) if (isObject(inner) && inner.type !== 'text') pushAttachment(inner, str(inner.type) ?? '', parts, sink, m, role);
+    } else if (type === 'web_fetch_tool_result' && isObject(block.content) && isObject(block.content.content)) {
+      // A fetched page as the client hands it back: a document the model reads.
+      pushAttachment(block.content.content, 'document', parts, sink, m, role);
+    } else if (!pushAttachment(block, type, parts, sink, m, role)) {
+      parts.push({ type: 'other', kind: type || 'unknown' });
+    }
   }
   return parts;
+}
+
+/**
+ * An image, document, search result or uploaded file appended to the parts of message `m`, its
+ * texts slots; false for another block type.
+ */
+function pushAttachment(block: JsonObject, type: string, parts: ContentPart[], sink: SlotSink, m: number, role: Role): boolean {
+  const p = parts.length;
+  if (type === 'image') {
+    const source = isObject(block.source) ? block.source : {};
+    // An "image" that is text (a text media type in base64) is read as what it is.
+    const text = source.type === 'base64' ? base64Text(str(source.data) ?? '', str(source.media_type)) : null;
+    if (text !== null) {
+      sink.decoded(at(m, p, role, 'file_text'), source, 'data', text);
+      parts.push({ type: 'file', source: 'inline', text: text.text });
+    } else {
+      parts.push({ type: 'image', source: source.type === 'url' ? 'url' : source.type === 'file' ? 'file' : 'base64' });
+    }
+    return true;
+  }
+  if (type === 'document') {
+    pushDocument(block, parts, sink, m, role);
+    return true;
+  }
+  if (type === 'search_result') {
+    sink.field(at(m, p, role, 'file_name'), block, 'title');
+    sink.field(at(m, p, role, 'file_context'), block, 'source');
+    const pieces = textPieces(block.content);
+    sink.joined(at(m, p, role, 'file_text'), pieces);
+    parts.push({ type: 'file', source: 'inline', ...about(str(block.title), str(block.source)), text: pieces.map((piece) => piece.text).join('') });
+    return true;
+  }
+  if (type === 'container_upload') {
+    parts.push({ type: 'file', source: 'reference' });
+    return true;
+  }
+  return false;
+}
+
+/**
+ * A document block: its title and context, and its text when the gateway reads it — a plain
+ * text source, base64 of a text media type, or a content source (its text blocks; its images
+ * are parts of their own after it). A PDF, a URL or a file id is not read.
+ */
+function pushDocument(block: JsonObject, parts: ContentPart[], sink: SlotSink, m: number, role: Role): void {
+  const p = parts.length;
+  sink.field(at(m, p, role, 'file_name'), block, 'title');
+  sink.field(at(m, p, role, 'file_context'), block, 'context');
+  const named = about(str(block.title), str(block.context));
+  const source = isObject(block.source) ? block.source : {};
+  const location = at(m, p, role, 'file_text');
+  switch (source.type) {
+    case 'text':
+      sink.field(location, source, 'data');
+      parts.push({ type: 'file', source: 'inline', ...named, text: str(source.data) ?? '' });
+      return;
+    case 'base64': {
+      const text = base64Text(str(source.data) ?? '', str(source.media_type));
+      if (text !== null) sink.decoded(location, source, 'data', text);
+      parts.push(text === null ? { type: 'file', source: 'inline', ...named } : { type: 'file', source: 'inline', ...named, text: text.text });
+      return;
+    }
+    case 'content': {
+      if (typeof source.content === 'string') {
+        sink.field(location, source, 'content');
+        parts.push({ type: 'file', source: 'inline', ...named, text: source.content });
+        return;
+      }
+      const pieces = textPieces(source.content);
+      sink.joined(location, pieces);
+      parts.push({ type: 'file', source: 'inline', ...named, text: pieces.map((piece) => piece.text).join('') });
+      for (const inner of arr(source.content)) if (isObject(inner) && inner.type !== 'text') pushAttachment(inner, str(inner.type) ?? '', parts, sink, m, role);
+      return;
+    }
+    case 'url':
+    case 'file':
+      parts.push({ type: 'file', source: 'reference', ...named });
+      return;
+    default:
+      // A source this codec does not know: its bytes cannot be read.
+      parts.push({ type: 'file', source: 'inline', ...named });
+  }
+}
+
+/** A file part's name and context, without keys for absent ones. */
+function about(name: string | undefined, context: string | undefined): { name?: string; context?: string } {
+  return { ...(name ? { name } : {}), ...(context ? { context } : {}) };
 }

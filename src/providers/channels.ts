@@ -13,7 +13,8 @@
  * whole text, whatever the chunking.
  */
 import type { ResponseEvent } from '../core/events.ts';
-import { isObject, parseJson, type JsonObject } from '../core/json.ts';
+import { isObject, parseJson, type Json, type JsonObject } from '../core/json.ts';
+import { scrubSecrets } from '../core/scrub-secrets.ts';
 import { withData, type SseEvent } from '../core/sse.ts';
 
 /** Plain text, or the text of JSON (tool-call arguments), where replacements must stay valid JSON string content. */
@@ -40,6 +41,16 @@ export interface TextRewriter {
    * with `whole` field by field (the codec's rewriteAnswer).
    */
   body?(body: string): string | Promise<string> | null;
+  /**
+   * True when it may hide text (masking): copies of an answer's text token by token (logprobs)
+   * are then left out, since no per-token rewrite can hide a value split over tokens.
+   */
+  readonly hidesText?: boolean;
+  /**
+   * A thinking block whose text this rewriter changed: what to put in its `signature`, which no
+   * longer fits the text (the provider would refuse the block when the client sends it back).
+   */
+  sealThinking?(upstreamText: string, signature: string): string;
 }
 
 /**
@@ -94,17 +105,59 @@ export class StreamItem {
   }
 }
 
+/**
+ * What happens to an answer's event (or body element) of a type the codec does not know — whose
+ * text fields it cannot name (gateway setting `answers.unknown_events`):
+ *  - `fail`: the answer is refused (a stream ends with the provider's in-stream error);
+ *  - `drop`: it is left out — when the rest stays well formed without it (a standalone stream
+ *    event, a body element); a streamed block or item that later events refer to by index
+ *    cannot be left out, so it fails;
+ *  - `mask`: it is relayed with every string in it masked as a whole text (no stream law across
+ *    events: a value split over two unknown events is not found).
+ */
+export type UnknownEvents = 'fail' | 'drop' | 'mask';
+
+/** Something of a type the codec does not know, as its classifier reports it. */
+export interface UnknownShape {
+  /** What it is, for logs and the error (`event type "response.foo"`); the type cut to 60 characters. */
+  readonly what: string;
+  /** Leaving it out keeps the answer well formed (no later event refers to it). */
+  readonly droppable: boolean;
+}
+
+/** An element of a non-streamed answer of a type the codec does not know; drop() takes it out of the body. */
+export interface BodyPart extends UnknownShape {
+  drop(): void;
+}
+
+/** `kind "type"`, the type cut to 60 characters and stripped of control characters (it goes into errors and logs). */
+export function unknownShape(kind: string, type: unknown, droppable: boolean): UnknownShape {
+  // eslint-disable-next-line no-control-regex
+  const name = typeof type === 'string' ? JSON.stringify(scrubSecrets(type.replace(/[\u0000-\u001f\u007f-\u009f]/g, '').slice(0, 60), [])) : 'without a type';
+  return { what: `${kind} ${name}`, droppable };
+}
+
 /** A codec's reader of one streamed answer: one JSON.parse per event. */
 export interface StreamReader {
   /**
    * One whole upstream event in: its normalized events (read before any rewriting: what the
    * upstream said) and the events to send now (rewritten where a channel's text changed);
    * `readable` false when the event carries data that is not a JSON object (nor `[DONE]`): text
-   * the gateway cannot read, so it must not be relayed unread.
+   * the gateway cannot read, so it must not be relayed unread. `refused`: the event is of a type
+   * the codec does not know and the reader's UnknownEvents refuses it (the stream must end);
+   * `dropped`: such an event left out.
    */
-  read(event: SseEvent): { readonly events: ResponseEvent[]; readonly out: StreamItem[]; readonly readable: boolean };
+  read(event: SseEvent): StreamRead;
   /** The upstream ended: whatever the rewriter still holds, as events. */
   end(): StreamItem[];
+}
+
+export interface StreamRead {
+  readonly events: ResponseEvent[];
+  readonly out: StreamItem[];
+  readonly readable: boolean;
+  readonly refused: UnknownShape | null;
+  readonly dropped: UnknownShape | null;
 }
 
 /** A codec's rewriting of one streamed answer's texts, on parsed events. */
@@ -113,17 +166,88 @@ export interface ItemRewriter {
   end(): StreamItem[];
 }
 
-export function createStreamReader(normalize: (item: StreamItem) => ResponseEvent[], rewrite: ItemRewriter | null): StreamReader {
+/**
+ * `classify` names what in an event the codec does not know (null: all known); `unknown` says
+ * what to do with it. Under `mask` it is read and rewritten like any event (the rewriters mask
+ * the strings of what they do not know).
+ */
+export function createStreamReader(normalize: (item: StreamItem) => ResponseEvent[], rewrite: ItemRewriter | null, classify: (item: StreamItem) => UnknownShape | null, unknown: UnknownEvents): StreamReader {
+  const none = { events: [], out: [] };
   return {
     read(event) {
       const item = StreamItem.of(event);
       const readable = item.data !== null || event.data === null || event.data.trim() === '' || event.data === '[DONE]';
-      if (!readable) return { events: [], out: [], readable };
+      if (!readable) return { ...none, readable, refused: null, dropped: null };
+      if (unknown !== 'mask' && item.data !== null) {
+        const shape = classify(item);
+        if (shape !== null) {
+          if (unknown === 'drop' && shape.droppable) return { ...none, readable, refused: null, dropped: shape };
+          return { ...none, readable, refused: shape, dropped: null };
+        }
+      }
       const events = normalize(item);
-      return { events, out: rewrite ? rewrite.item(item) : [item], readable };
+      return { events, out: rewrite ? rewrite.item(item) : [item], readable, refused: null, dropped: null };
     },
     end: () => rewrite?.end() ?? [],
   };
+}
+
+/**
+ * Keys whose strings are identifiers, enums or opaque payloads (signatures, encrypted or base64
+ * data), never text a model wrote: not masked when the strings of an element are (a mask would
+ * only break them). Keys ending in `_id` too.
+ */
+const OPAQUE_KEYS = new Set(['type', 'id', 'role', 'status', 'object', 'model', 'signature', 'data', 'encrypted_content', 'encrypted_index', 'obfuscation', 'partial_image_b64', 'result']);
+
+const opaque = (key: string): boolean => OPAQUE_KEYS.has(key) || key.endsWith('_id');
+
+/**
+ * Rewrites every string inside `value` (objects and arrays, any depth) as a whole text, except
+ * under opaque keys; in place, true if one changed. For elements whose text fields the codec
+ * does not name (an unknown event, a citation, a web search result).
+ */
+export function rewriteStrings(value: Json, rewriter: TextRewriter): boolean {
+  let changed = false;
+  // An explicit stack: an upstream event may nest deeper than the call stack.
+  const stack: Json[] = [value];
+  while (stack.length > 0) {
+    const next = stack.pop()!;
+    if (Array.isArray(next)) {
+      for (let i = 0; i < next.length; i++) {
+        const v = next[i]!;
+        if (typeof v === 'string') {
+          if (v !== '') {
+            const out = rewriter.whole(v, 'text');
+            if (out !== v) {
+              next[i] = out;
+              changed = true;
+            }
+          }
+        } else if (v !== null && typeof v === 'object') stack.push(v);
+      }
+    } else if (next !== null && typeof next === 'object') {
+      for (const key of Object.keys(next)) {
+        const v = next[key]!;
+        if (typeof v === 'string') {
+          if (v !== '' && !opaque(key) && replaceField(next, key, rewriter.whole(v, 'text'))) changed = true;
+        } else if (v !== null && typeof v === 'object') stack.push(v);
+      }
+    }
+  }
+  return changed;
+}
+
+/** rewriteStrings on every field of `holder` not in `known` (fields a provider added to a type the codec knows). */
+export function rewriteOtherFields(holder: JsonObject, known: ReadonlySet<string>, rewriter: TextRewriter): boolean {
+  let changed = false;
+  for (const key in holder) {
+    if (known.has(key)) continue;
+    const v = holder[key]!;
+    if (typeof v === 'string') {
+      if (v !== '' && !opaque(key) && replaceField(holder, key, rewriter.whole(v, 'text'))) changed = true;
+    } else if (v !== null && typeof v === 'object' && rewriteStrings(v, rewriter)) changed = true;
+  }
+  return changed;
 }
 
 /** The open channels of one streamed answer, by key. */

@@ -8,7 +8,7 @@ import type { EndpointId, NormalizedMessage, NormalizedRequest, ProviderKind, Re
 import type { SseEvent } from '../core/sse.ts';
 import type { AigovError } from '../core/errors.ts';
 import { isObject, parseJson, type JsonObject } from '../core/json.ts';
-import type { StreamReader, TextRewriter } from './channels.ts';
+import type { BodyPart, StreamReader, TextRewriter, UnknownEvents } from './channels.ts';
 import type { ReadRequest } from './request-slots.ts';
 
 export interface RouteMatch {
@@ -99,11 +99,22 @@ export interface ProviderCodec {
   parseResponseBody(endpoint: EndpointId, body: unknown): ResponseEvent[];
   /**
    * A reader of one streamed answer: parses each event once, yields its normalized events and
-   * the events to send — with `rewriter`, their texts rewritten channel by channel.
+   * the events to send — with `rewriter`, their texts rewritten channel by channel. `unknown`
+   * (default `mask`: read like the rest) says what becomes of an event of a type it does not know.
    */
-  streamReader(endpoint: EndpointId, rewriter: TextRewriter | null): StreamReader;
+  streamReader(endpoint: EndpointId, rewriter: TextRewriter | null, unknown?: UnknownEvents): StreamReader;
   /** Parses a non-streamed JSON answer and rewrites its texts in place; true if one changed. */
   rewriteAnswer(endpoint: EndpointId, body: JsonObject, rewriter: TextRewriter): boolean;
+  /** The elements of a non-streamed answer of types the codec does not know (content blocks, output items, parts). */
+  unknownParts(endpoint: EndpointId, body: JsonObject): BodyPart[];
+  /**
+   * Providers that sign reasoning (Anthropic thinking): after a body was rewritten its own way
+   * (`before` → `after`), a signed block whose text changed gets `seal(upstreamText, signature)` as
+   * its signature; `unseal` puts the upstream's text and signature back in a request that
+   * carries such blocks (true if one changed; `unopened` counts seals `open` refused).
+   */
+  sealChangedThinking?(endpoint: EndpointId, before: JsonObject, after: JsonObject, seal: (upstreamText: string, signature: string) => string): void;
+  unsealThinking?(endpoint: EndpointId, body: JsonObject, sealed: (signature: string) => boolean, open: (signature: string) => { readonly text: string; readonly signature: string } | null): { changed: boolean; unopened: number };
   /** True when this event ends the stream normally (OpenAI `[DONE]`, Anthropic `message_stop`, …). */
   isStreamTerminal(endpoint: EndpointId, event: SseEvent): boolean;
   renderError(error: ProviderError): string;

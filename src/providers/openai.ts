@@ -8,8 +8,9 @@ import { fixedRoute, modelRoute, pickForwardedHeaders, type ProviderCodec, type 
 import { arr, isObject, num, parseJson, str, type Json, type JsonObject } from '../core/json.ts';
 import type { TextLocation } from '../core/policy/types.ts';
 import { at, SlotSink, type ReadRequest } from './request-slots.ts';
+import { base64Text, dataUrlText } from './attached-text.ts';
 import { createStreamReader } from './channels.ts';
-import { callInput, openaiStreamEvents, openaiStreamRewriter, pushChatUsage, pushResponsesUsage, rewriteOpenAIAnswer } from './openai-text.ts';
+import { callInput, classifyOpenAIEvent, openaiStreamEvents, openaiStreamRewriter, pushChatUsage, pushResponsesUsage, rewriteOpenAIAnswer, unknownOpenAIParts } from './openai-text.ts';
 
 const ROLES: ReadonlySet<string> = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 
@@ -100,11 +101,12 @@ export const openaiCodec: ProviderCodec = {
     return events;
   },
 
-  streamReader(endpoint, rewriter) {
-    return createStreamReader((item) => openaiStreamEvents(endpoint, item), rewriter ? openaiStreamRewriter(endpoint, rewriter) : null);
+  streamReader(endpoint, rewriter, unknown = 'mask') {
+    return createStreamReader((item) => openaiStreamEvents(endpoint, item), rewriter ? openaiStreamRewriter(endpoint, rewriter) : null, (item) => classifyOpenAIEvent(endpoint, item), unknown);
   },
 
   rewriteAnswer: rewriteOpenAIAnswer,
+  unknownParts: unknownOpenAIParts,
 
   isStreamTerminal(endpoint, event) {
     if (event.data === null) return false;
@@ -145,11 +147,15 @@ function readOpenAIRequest(endpoint: EndpointId, body: unknown, text: string): R
       requireModel(model);
       if (!Array.isArray(body.messages)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '`messages` must be an array' });
       const messages = body.messages.map((raw, i) => parseChatMessage(raw, i, sink));
-      return sink.read({ endpoint, model, stream, messages, tools: parseChatTools(body), inputs: [] }, body, text);
+      readChatSettings(body, sink);
+      return sink.read({ endpoint, model, stream, messages, tools: parseChatTools(body, sink), inputs: [] }, body, text);
     }
-    case 'openai.responses':
+    case 'openai.responses': {
       requireModel(model);
-      return sink.read({ endpoint, model, stream, messages: parseResponsesInput(body, sink), tools: parseResponsesTools(body), inputs: [] }, body, text);
+      const messages = parseResponsesInput(body, sink);
+      readResponsesSettings(body, sink);
+      return sink.read({ endpoint, model, stream, messages, tools: parseResponsesTools(body, sink), inputs: [] }, body, text);
+    }
     case 'openai.embeddings': {
       requireModel(model);
       const input = body.input;
@@ -180,11 +186,19 @@ function parseChatMessage(raw: unknown, i: number, sink: SlotSink): NormalizedMe
   const roleName = str(raw.role);
   if (!roleName || !ROLES.has(roleName)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: `messages[${i}].role must be one of system, developer, user, assistant, tool` });
   const role: Role = roleName === 'function' ? 'tool' : (roleName as Role);
+  // A participant's name is shown to the model with the turn.
+  sink.requestText(`messages[${i}].name`, role, raw, 'name');
   const parts: ContentPart[] = [];
   if (role === 'tool') {
     parts.push({ type: 'tool_result', toolCallId: str(raw.tool_call_id) ?? str(raw.name) ?? '', text: contentText(raw, 'content', sink, at(i, 0, role, 'tool_result')) });
+    pushAttachments(raw.content, parts, sink, i, role);
   } else {
-    parts.push(...contentParts(raw, 'content', sink, i, 0, role));
+    parts.push(...contentParts(raw, 'content', sink, i, role));
+  }
+  // An assistant turn's refusal, given back in the conversation.
+  if (typeof raw.refusal === 'string' && raw.refusal !== '') {
+    sink.field(at(i, parts.length, role, 'text'), raw, 'refusal');
+    parts.push({ type: 'text', text: raw.refusal });
   }
   for (const call of arr(raw.tool_calls)) {
     if (!isObject(call)) continue;
@@ -206,13 +220,14 @@ function textKey(part: JsonObject): 'text' | 'refusal' | null {
 const TEXT_PARTS: ReadonlySet<string> = new Set(['text', 'input_text', 'output_text', 'refusal']);
 
 /**
- * Chat content (`holder[key]`): a string or an array of parts (text, image_url, input_audio, file,
- * refusal) — normalized as parts `first`, `first + 1`, … of message `m`, each text a slot.
+ * Chat or Responses content (`holder[key]`): a string or an array of parts (text, image_url /
+ * input_image, input_audio, file / input_file, refusal) — normalized as the parts of message `m`,
+ * each text a slot.
  */
-function contentParts(holder: JsonObject, key: string, sink: SlotSink | null, m: number, first: number, role: Role): ContentPart[] {
+function contentParts(holder: JsonObject, key: string, sink: SlotSink, m: number, role: Role): ContentPart[] {
   const content = holder[key];
   if (typeof content === 'string') {
-    sink?.field(at(m, first, role, 'text'), holder, key);
+    sink.field(at(m, 0, role, 'text'), holder, key);
     return [{ type: 'text', text: content }];
   }
   const parts: ContentPart[] = [];
@@ -221,19 +236,62 @@ function contentParts(holder: JsonObject, key: string, sink: SlotSink | null, m:
     const type = str(part.type) ?? '';
     if (TEXT_PARTS.has(type)) {
       const field = textKey(part);
-      if (field !== null) sink?.field(at(m, first + parts.length, role, 'text'), part, field);
+      if (field !== null) sink.field(at(m, parts.length, role, 'text'), part, field);
       parts.push({ type: 'text', text: str(part.text) ?? str(part.refusal) ?? '' });
-    } else if (type === 'image_url' || type === 'input_image') {
-      const url = isObject(part.image_url) ? str(part.image_url.url) : str(part.image_url);
-      parts.push({ type: 'image', source: url?.startsWith('data:') ? 'base64' : str(part.file_id) ? 'file' : 'url' });
-    } else if (type === 'file' || type === 'input_file') {
-      const file = isObject(part.file) ? part.file : part;
-      parts.push({ type: 'file', name: str(file.filename) });
-    } else {
+    } else if (!pushAttachment(part, type, parts, sink, m, role)) {
       parts.push({ type: 'other', kind: type || 'unknown' });
     }
   }
   return parts;
+}
+
+/** The images, files and audio among content parts (a tool output's), appended to the parts of message `m`. */
+function pushAttachments(content: unknown, parts: ContentPart[], sink: SlotSink, m: number, role: Role): void {
+  for (const part of arr(content)) if (isObject(part)) pushAttachment(part, str(part.type) ?? '', parts, sink, m, role);
+}
+
+/**
+ * An image, file or audio part appended to `parts`, its texts slots; false for another type. An
+ * image data URL that is really text (`data:text/plain;base64,…`) is read as a text file.
+ */
+function pushAttachment(part: JsonObject, type: string, parts: ContentPart[], sink: SlotSink, m: number, role: Role): boolean {
+  const p = parts.length;
+  if (type === 'image_url' || type === 'input_image') {
+    const holder = isObject(part.image_url) ? part.image_url : part;
+    const key = holder === part ? 'image_url' : 'url';
+    const url = str(holder[key]);
+    const inline = url !== undefined && /^data:/i.test(url);
+    const text = inline ? dataUrlText(url) : null;
+    if (text !== null) {
+      sink.decoded(at(m, p, role, 'file_text'), holder, key, text);
+      parts.push({ type: 'file', source: 'inline', text: text.text });
+    } else {
+      parts.push({ type: 'image', source: inline ? 'base64' : str(part.file_id) ? 'file' : 'url' });
+    }
+    return true;
+  }
+  if (type === 'file' || type === 'input_file') {
+    parts.push(filePart(isObject(part.file) ? part.file : part, sink, m, p, role));
+    return true;
+  }
+  if (type === 'input_audio') {
+    parts.push({ type: 'audio' });
+    return true;
+  }
+  return false;
+}
+
+/** A Chat `file` / Responses `input_file`, part `p`: its name, and its data when that is text, are slots. */
+function filePart(file: JsonObject, sink: SlotSink, m: number, p: number, role: Role): ContentPart {
+  const name = str(file.filename);
+  sink.field(at(m, p, role, 'file_name'), file, 'filename');
+  const named = name ? { name } : {};
+  const data = str(file.file_data);
+  if (!data) return { type: 'file', source: 'reference', ...named };
+  const text = /^data:/i.test(data) ? dataUrlText(data, name) : base64Text(data, undefined, name);
+  if (text === null) return { type: 'file', source: 'inline', ...named };
+  sink.decoded(at(m, p, role, 'file_text'), file, 'file_data', text);
+  return { type: 'file', source: 'inline', ...named, text: text.text };
 }
 
 /** The text of content (`holder[key]`) as one string (a tool result); its pieces are slots at `location`. */
@@ -253,17 +311,64 @@ function contentText(holder: JsonObject, key: string, sink: SlotSink, location: 
   return pieces.map((p) => p.text).join('');
 }
 
-function parseChatTools(body: JsonObject): ToolDefinition[] {
+/** A tool definition `holder` as tool `t`: its description and parameters (`paramsKey`) are slots. */
+function toolDefinition(holder: JsonObject, t: number, sink: SlotSink, name: string, descriptionKey: string, paramsKey: string): ToolDefinition {
+  const description = str(holder[descriptionKey]);
+  const parameters = holder[paramsKey];
+  sink.field({ kind: 'tool_definition', tool: t, field: 'description' }, holder, descriptionKey);
+  if (parameters !== undefined) sink.object({ kind: 'tool_definition', tool: t, field: 'parameters' }, holder, paramsKey, () => JSON.stringify(parameters) ?? '');
+  return { name, description, parameters };
+}
+
+function parseChatTools(body: JsonObject, sink: SlotSink): ToolDefinition[] {
   const tools: ToolDefinition[] = [];
   for (const tool of arr(body.tools)) {
     if (!isObject(tool)) continue;
-    if (isObject(tool.function)) tools.push({ name: str(tool.function.name) ?? '', description: str(tool.function.description), parameters: tool.function.parameters });
+    if (isObject(tool.function)) tools.push(toolDefinition(tool.function, tools.length, sink, str(tool.function.name) ?? '', 'description', 'parameters'));
+    else if (isObject(tool.custom)) tools.push(toolDefinition(tool.custom, tools.length, sink, str(tool.custom.name) ?? '', 'description', 'format'));
     else tools.push({ name: str(tool.name) ?? str(tool.type) ?? '' });
   }
   for (const fn of arr(body.functions)) {
-    if (isObject(fn)) tools.push({ name: str(fn.name) ?? '', description: str(fn.description), parameters: fn.parameters });
+    if (isObject(fn)) tools.push(toolDefinition(fn, tools.length, sink, str(fn.name) ?? '', 'description', 'parameters'));
   }
   return tools;
+}
+
+/** Chat settings the model reads or the provider keeps: response format, predicted output, metadata. */
+function readChatSettings(body: JsonObject, sink: SlotSink): void {
+  if (isObject(body.response_format)) readSchemaFormat(body.response_format.json_schema, 'response_format.json_schema', sink);
+  if (isObject(body.prediction)) {
+    const prediction = body.prediction;
+    if (Array.isArray(prediction.content)) {
+      prediction.content.forEach((part, j) => {
+        if (isObject(part)) sink.requestText(`prediction.content[${j}].text`, null, part, 'text');
+      });
+    } else {
+      sink.requestText('prediction.content', null, prediction, 'content');
+    }
+  }
+  readMetadata(body, sink);
+}
+
+/** Responses settings: the text format, metadata. */
+function readResponsesSettings(body: JsonObject, sink: SlotSink): void {
+  if (isObject(body.text)) readSchemaFormat(body.text.format, 'text.format', sink);
+  readMetadata(body, sink);
+}
+
+/** A JSON schema format (`{name, description, schema}`): the model reads all three. */
+function readSchemaFormat(format: unknown, path: string, sink: SlotSink): void {
+  if (!isObject(format)) return;
+  for (const key of ['name', 'description', 'schema']) sink.requestText(`${path}.${key}`, null, format, key);
+}
+
+/** Metadata values (kept by the provider with the call). By index: a key is the client's text, never a path in a record. */
+function readMetadata(body: JsonObject, sink: SlotSink): void {
+  if (!isObject(body.metadata)) return;
+  const metadata = body.metadata;
+  Object.keys(metadata).forEach((key, j) => {
+    if (typeof metadata[key] === 'string') sink.requestText(`metadata[${j}]`, null, metadata, key);
+  });
 }
 
 function parseResponsesInput(body: JsonObject, sink: SlotSink): NormalizedMessage[] {
@@ -277,12 +382,46 @@ function parseResponsesInput(body: JsonObject, sink: SlotSink): NormalizedMessag
   if (typeof input === 'string') {
     sink.field(at(messages.length, 0, 'user', 'text'), body, 'input');
     messages.push({ role: 'user', parts: [{ type: 'text', text: input }] });
-    return messages;
+  } else {
+    if (input !== undefined && !Array.isArray(input)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '`input` must be a string or an array' });
+    arr(input).forEach((item, i) => messages.push(parseResponsesItem(item, i, messages.length, sink)));
   }
-  if (input !== undefined && !Array.isArray(input)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '`input` must be a string or an array' });
-  arr(input).forEach((item, i) => messages.push(parseResponsesItem(item, i, messages.length, sink)));
+  // A stored prompt's variables are put into it where the model reads them: one user turn.
+  const variables = isObject(body.prompt) && isObject(body.prompt.variables) ? body.prompt.variables : null;
+  if (variables !== null) messages.push({ role: 'user', parts: promptVariables(variables, messages.length, sink), wire: 'prompt.variables' });
   return messages;
 }
+
+/** Prompt variables (a string, or an input_text / input_image / input_file part each) as the parts of message `m`. */
+function promptVariables(variables: JsonObject, m: number, sink: SlotSink): ContentPart[] {
+  const parts: ContentPart[] = [];
+  for (const name of Object.keys(variables)) {
+    const value = variables[name];
+    if (typeof value === 'string') {
+      sink.field(at(m, parts.length, 'user', 'text'), variables, name);
+      parts.push({ type: 'text', text: value });
+    } else if (isObject(value)) {
+      const type = str(value.type) ?? '';
+      if (TEXT_PARTS.has(type)) {
+        sink.field(at(m, parts.length, 'user', 'text'), value, 'text');
+        parts.push({ type: 'text', text: str(value.text) ?? '' });
+      } else {
+        pushAttachment(value, type, parts, sink, m, 'user');
+      }
+    }
+  }
+  return parts;
+}
+
+/** Output items a tool or the client hands back, by the key of their output (text, or text and attachment parts). */
+const TOOL_OUTPUTS: Readonly<Record<string, string>> = {
+  function_call_output: 'output',
+  // Codex's code-mode `exec` answers with custom_tool_call_output.
+  custom_tool_call_output: 'output',
+  local_shell_call_output: 'output',
+  apply_patch_call_output: 'output',
+  program_output: 'result',
+};
 
 /** Input item `i` of a Responses request, normalized as message `m`. */
 function parseResponsesItem(item: unknown, i: number, m: number, sink: SlotSink): NormalizedMessage {
@@ -291,7 +430,7 @@ function parseResponsesItem(item: unknown, i: number, m: number, sink: SlotSink)
   if (type === 'message') {
     const role = str(item.role) ?? 'user';
     const governed: Role = ROLES.has(role) ? (role as Role) : 'user';
-    const parts = contentParts(item, 'content', sink, m, 0, governed);
+    const parts = contentParts(item, 'content', sink, m, governed);
     return governed === role ? { role: governed, parts } : { role: governed, parts, wire: role };
   }
   if (type === 'function_call') {
@@ -302,10 +441,27 @@ function parseResponsesItem(item: unknown, i: number, m: number, sink: SlotSink)
     sink.field(at(m, 0, 'assistant', 'tool_arguments'), item, 'input');
     return { role: 'assistant', parts: [{ type: 'tool_call', id: str(item.call_id) ?? '', name: str(item.name) ?? '', arguments: str(item.input) ?? '' }] };
   }
-  if (type === 'function_call_output' || type === 'custom_tool_call_output') {
-    // Tool results (Codex's code-mode `exec` answers with custom_tool_call_output): a string or parts.
-    const output = contentText(item, 'output', sink, at(m, 0, 'tool', 'tool_result'));
-    return { role: 'tool', parts: [{ type: 'tool_result', toolCallId: str(item.call_id) ?? '', text: output }] };
+  const toolCallId = str(item.call_id) ?? str(item.id) ?? '';
+  const key = TOOL_OUTPUTS[type];
+  if (key !== undefined) {
+    // A string or parts: text joined, images and files besides.
+    const parts: ContentPart[] = [{ type: 'tool_result', toolCallId, text: contentText(item, key, sink, at(m, 0, 'tool', 'tool_result')) }];
+    pushAttachments(item[key], parts, sink, m, 'tool');
+    return { role: 'tool', parts, ...(type === 'function_call_output' || type === 'custom_tool_call_output' ? {} : { wire: type }) };
+  }
+  if (type === 'shell_call_output') {
+    // Chunks of stdout and stderr, read in order.
+    const pieces = arr(item.output)
+      .filter(isObject)
+      .flatMap((chunk) => (['stdout', 'stderr'] as const).filter((k) => typeof chunk[k] === 'string').map((k) => ({ holder: chunk, key: k, text: chunk[k] as string })));
+    sink.joined(at(m, 0, 'tool', 'tool_result'), pieces);
+    return { role: 'tool', parts: [{ type: 'tool_result', toolCallId, text: pieces.map((p) => p.text).join('') }], wire: type };
+  }
+  if (type === 'computer_call_output') {
+    // A screenshot: an image (or a text data URL, read as text).
+    const parts: ContentPart[] = [{ type: 'tool_result', toolCallId, text: '' }];
+    if (isObject(item.output)) pushAttachment(item.output, 'input_image', parts, sink, m, 'tool');
+    return { role: 'tool', parts, wire: type };
   }
   // Another item type (reasoning, additional_tools, …): passed through, its content's text kept for views.
   const text = arr(item.content)
@@ -318,15 +474,20 @@ function parseResponsesItem(item: unknown, i: number, m: number, sink: SlotSink)
 /**
  * The tools a Responses request defines: `tools`, and those Codex (0.171) puts in an input item
  * `{type: "additional_tools", tools: [...]}`. Namespaces (`{type: "namespace", tools: [...]}`)
- * are opened: policy sees `exec`, `wait`, … as the model does.
+ * are opened: policy sees `exec`, `wait`, … as the model does. Descriptions and parameters are
+ * slots (an MCP server's description too).
  */
-function parseResponsesTools(body: JsonObject): ToolDefinition[] {
+function parseResponsesTools(body: JsonObject, sink: SlotSink): ToolDefinition[] {
   const out: ToolDefinition[] = [];
   const add = (tools: unknown, depth: number): void => {
     for (const tool of arr(tools)) {
       if (!isObject(tool)) continue;
       if (tool.type === 'namespace' && depth < 4) add(tool.tools, depth + 1);
-      else out.push({ name: str(tool.name) ?? str(tool.type) ?? '', description: str(tool.description), parameters: tool.parameters ?? (isObject(tool.format) ? tool.format : undefined) });
+      else {
+        const descriptionKey = tool.description === undefined && tool.type === 'mcp' ? 'server_description' : 'description';
+        const paramsKey = tool.parameters === undefined && isObject(tool.format) ? 'format' : 'parameters';
+        out.push(toolDefinition(tool, out.length, sink, str(tool.name) ?? str(tool.type) ?? '', descriptionKey, paramsKey));
+      }
     }
   };
   add(body.tools, 0);

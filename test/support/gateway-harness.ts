@@ -52,6 +52,10 @@ export interface HarnessOptions {
   readonly approvalKeepAliveMs?: number;
   /** audit.raw_copy.key (base64 or hex), given as ${TEST_RAW_COPY_KEY}; omitted: no raw copies. */
   readonly rawCopyKey?: string;
+  /** The gateway's `answers` section. */
+  readonly answers?: GatewayConfigInput['answers'];
+  /** Extra headers the openai provider sends upstream (values are secrets to the gateway). */
+  readonly openaiHeaders?: Record<string, string>;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -64,11 +68,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     listen: { host: '127.0.0.1', port: Number(new URL(bound.url).port) },
     identity: { issuer, audience: bound.url, cli_client_id: CLIENT_ID, required_scope: 'aigov' },
     providers: [
-      { name: 'openai', kind: 'openai', base_url: options.openaiBaseUrl ?? `${upstream.url}/v1`, api_key: '${TEST_OPENAI_KEY}', models: options.openaiModels ?? [] },
+      { name: 'openai', kind: 'openai', base_url: options.openaiBaseUrl ?? `${upstream.url}/v1`, api_key: '${TEST_OPENAI_KEY}', models: options.openaiModels ?? [], ...(options.openaiHeaders ? { headers: options.openaiHeaders } : {}) },
       { name: 'anthropic', kind: 'anthropic', base_url: upstream.url, api_key: '${TEST_ANTHROPIC_KEY}' },
     ],
     storage: { driver: 'sqlite', path: join(dir, options.storeSubdir ?? '', 'aigov.db') },
     limits: options.limits ?? {},
+    ...(options.answers ? { answers: options.answers } : {}),
     ...(options.policyFile ? { policy: { file: options.policyFile } } : {}),
     ...(options.pseudonymKey ? { pseudonyms: { key: '${TEST_PSEUDONYM_KEY}' } } : {}),
     audit: { auditor_groups: ['auditors'], ...(options.rawCopyKey ? { raw_copy: { key: '${TEST_RAW_COPY_KEY}' } } : {}) },

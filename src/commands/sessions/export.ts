@@ -30,7 +30,10 @@ export default class SessionsExport extends Command {
     await runCommand(async () => {
       const { exportSession } = await import('../../cli/sessions-export.ts');
       const { defaultProfile } = await import('../../config/paths.ts');
-      await exportSession({ id: args.id, format: flags.format === 'json' ? 'json' : 'jsonl', out: flags.out ?? null, profile: flags.profile ?? defaultProfile(), raw: flags.raw });
+      const format = flags.format === 'json' ? 'json' : 'jsonl';
+      const written = await exportSession({ id: args.id, format, out: flags.out ?? null, profile: flags.profile ?? defaultProfile(), raw: flags.raw });
+      // stderr, like every other progress line: stdout stays free for the export itself.
+      if (written) process.stderr.write(`Exported session ${args.id} as ${format} to ${written.file} (${written.bytes} bytes).\n`);
     });
   }
 }

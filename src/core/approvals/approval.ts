@@ -45,6 +45,11 @@ export interface ApprovalRecord {
   readonly retryWindowMs: number;
   /** Requests let through by this approval so far. */
   readonly uses: number;
+  /**
+   * Sessions whose identical requests joined it while pending (a retry after Ctrl-C is a new
+   * `aigov run`), newest last: their runs follow it as their own. Absent in older records.
+   */
+  readonly joinedSessions?: readonly string[];
 }
 
 export interface Actor {

@@ -1,10 +1,10 @@
 /**
  * Finds text hidden under one light encoding inside a text, for block rules that must see what
  * the model can read: JSON string escapes (`\u0041KIA…`), base64 (standard and URL-safe, at
- * least 16 characters), hex (at least 16 digits), percent-encoding, and a token spaced out or
- * broken over lines (`AKIA IOSF ODNN 7EXA MPLE`, `ghp_abc\n123…`). Each finder returns the regions
- * of the text it decoded, sorted and disjoint, with the decoded text; a region is kept only when
- * its decoding is printable UTF-8 (random identifiers, hashes and image data are not).
+ * least 16 characters), hex (at least 16 digits) and percent-encoding. Each finder returns the
+ * regions of the text it decoded, sorted and disjoint, with the decoded text; a region is kept
+ * only when its decoding is printable UTF-8 (random identifiers, hashes and image data are not).
+ * (A token spaced out or broken over lines: ./spaced-tokens.ts, which shares the budget.)
  *
  * Linear: every pattern below is a single pass with disjoint alternatives (no backtracking
  * blow-up), and a base64 or hex run is judged on a short prefix before it is decoded whole.

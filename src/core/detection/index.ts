@@ -14,6 +14,8 @@ import type { Detection, Detector, EntityType } from './types.ts';
 
 export type { Detection, Detector, EntityType } from './types.ts';
 export { normalizeForMatching } from './normalize.ts';
+export { TOKEN_SHAPES } from './secrets.ts';
+export type { TokenShape } from './secrets.ts';
 export type { NormalizedText } from './normalize.ts';
 export { createRegexDetector, DEFAULT_REGEX_BUDGET, PatternBudgetError, regexProgramSize, RegexDetectorError } from './custom-regex.ts';
 export type { RegexBudget, RegexDetectorSpec } from './custom-regex.ts';
@@ -320,6 +322,3 @@ function resolveOverlaps({ found, rank }: Collected): Detection[] {
   }
   return out;
 }
-
-/** Entity types of the built-in secret detectors (shape-based: keys, tokens, credentials). */
-export const SECRET_TYPES: ReadonlySet<EntityType> = new Set(SECRET_DETECTORS.map((d) => d.type));

@@ -241,28 +241,60 @@ function forEachPhoneCandidate(text: string, found: (start: number, end: number)
 
 type PhoneSpan = { startsAt: number; endsAt: number } | null;
 /**
- * libphonenumber's verdict on a candidate is a function of the candidate alone (`international`
- * is derived from it), and it is by far the costliest step of detection, so verdicts are
- * memoized — a bounded map, emptied when full. It holds candidate strings (phone-shaped runs of
- * text the gateway already holds in memory), never anything else, and is never logged.
+ * A verdict is a function of the candidate alone (`international` is derived from it), and it is
+ * by far the costliest step of detection, so verdicts are memoized — bounded maps, emptied when
+ * full. They hold candidate strings (phone-shaped runs of text the gateway already holds in
+ * memory), never anything else, and are never logged.
  */
 const PHONE_CACHE_MAX = 512;
-const phoneCache = new Map<string, PhoneSpan>();
+const validCache = new Map<string, PhoneSpan>();
+const possibleCache = new Map<string, PhoneSpan>();
 
-function phoneSpan(cand: string, international: boolean): PhoneSpan {
-  const cached = phoneCache.get(cand);
+/**
+ * The longest number libphonenumber finds in the candidate for one of PHONE_REGIONS: with
+ * leniency VALID, one its number plan knows (assigned area codes and ranges); with POSSIBLE, one
+ * of a possible length there.
+ */
+function phoneSpan(cand: string, international: boolean, leniency: 'VALID' | 'POSSIBLE'): PhoneSpan {
+  const cache = leniency === 'VALID' ? validCache : possibleCache;
+  const cached = cache.get(cand);
   if (cached !== undefined) return cached;
   let best: PhoneSpan = null;
   for (const region of PHONE_REGIONS) {
-    for (const found of findPhoneNumbersInText(cand, region)) {
+    // `leniency` is read by libphonenumber-js at run time; its typings name only `extended`.
+    const options = { defaultCountry: region, leniency } as { defaultCountry: CountryCode };
+    for (const found of findPhoneNumbersInText(cand, options)) {
       if (best === null || found.endsAt - found.startsAt > best.endsAt - best.startsAt) best = { startsAt: found.startsAt, endsAt: found.endsAt };
     }
     if (international && best !== null) break;
     if (best !== null && best.endsAt - best.startsAt === cand.length) break;
   }
-  if (phoneCache.size >= PHONE_CACHE_MAX) phoneCache.clear();
-  phoneCache.set(cand, best);
+  if (cache.size >= PHONE_CACHE_MAX) cache.clear();
+  cache.set(cand, best);
   return best;
+}
+
+/**
+ * A phone label right before a number: `phone:`, `Tel.`, `mobile no.`, `fax #`, `call me at`,
+ * `WhatsApp` — a word (not inside another: `hotel`, `intel`), then at most a number word and a
+ * `:`/`=`/`-` with spaces. Stricter than PHONE_WORDS (which only raise confidence): with the
+ * label, a number is taken as a phone number even where its number plan says it is unassigned.
+ */
+const PHONE_LABEL = contextRegexTest(
+  /(?:^|[^a-z])(?:tele?phone|phone|tel|mobile|mob|cell(?:phone)?|fax|whatsapp|sms|ph|call(?: me)?(?: (?:at|on))?|text me(?: (?:at|on))?|dial)\.?(?: ?(?:no\.?|nr\.?|number|#))?[ \t]{0,3}[:=-]?[ \t]{0,3}$/,
+  40,
+);
+
+/** True when every digit of `s` is the same one (`000-000-0000`: a placeholder). */
+function oneDigit(s: string): boolean {
+  let first = -1;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) continue;
+    if (first < 0) first = c;
+    else if (c !== first) return false;
+  }
+  return true;
 }
 
 export const phoneDetector: Detector = defineDetector({
@@ -282,7 +314,8 @@ export const phoneDetector: Detector = defineDetector({
         else if (c !== 45 && c !== 47 && c !== 46) dateChars = false;
       }
       if (digits < 7 || digits > 15) return;
-      const international = text.charCodeAt(q) === 43 /* + */ || text.startsWith('00', q);
+      const plus = text.charCodeAt(q) === 43; /* + */
+      const international = plus || text.startsWith('00', q);
       // Without a phone word, a national number must look like one: 10-12 digits written
       // with separators or an area code in parentheses — not a bare run (order numbers, PANs)
       // nor a short group pair (street numbers, times).
@@ -293,10 +326,26 @@ export const phoneDetector: Detector = defineDetector({
       const cand = text.slice(q, end);
       if (dateChars && (DATE_LIKE.test(cand) || DOTTED_QUAD.test(cand) || SSN_SHAPE.test(cand))) return;
       if (text.charCodeAt(q + 4) === 45 && DATE_PREFIX.test(cand)) return;
-      const best = phoneSpan(cand, international);
+      // A number WRITTEN as a phone number — with a `+` country code, as 10-12 digits in groups,
+      // or after a phone label — is one even where the number plan says its area code or range
+      // is unassigned (`+1 555 010 9999`, `(555) 010-9999`, `tel. 0301234567`): a possible
+      // length is enough, at a lower confidence. A bare digit run still needs a valid number.
+      let best = phoneSpan(cand, international, 'VALID');
+      let shapeOnly = false;
+      if (best === null || best.endsAt - best.startsAt < cand.length) {
+        if ((plus || (nationalShape && !international) || PHONE_LABEL(text, q)) && !oneDigit(cand)) {
+          const possible = phoneSpan(cand, international, 'POSSIBLE');
+          if (possible !== null && (best === null || possible.endsAt - possible.startsAt > best.endsAt - best.startsAt)) {
+            best = possible;
+            shapeOnly = true;
+          }
+        }
+      }
       if (best === null) return;
-      if (nationalShape && !(phoneContext = PHONE_CONTEXT(text, q)) && NOT_PHONE_CONTEXT(text, q)) return;
-      const base = international ? 0.75 : 0.6;
+      if (nationalShape && !(phoneContext ||= PHONE_CONTEXT(text, q)) && NOT_PHONE_CONTEXT(text, q)) return;
+      // Confidence: 0.6 national, 0.75 international (`+`/`00`), 0.1 less when only the shape
+      // says so (the number plan does not know the number), 0.25 more after a phone word.
+      const base = (international ? 0.75 : 0.6) - (shapeOnly ? 0.1 : 0);
       out.push({ start: q + best.startsAt, end: q + best.endsAt, confidence: phoneContext ? Math.min(1, base + 0.25) : base });
     });
     return out;

@@ -1,9 +1,24 @@
 /**
- * Credential detectors. Prefixed token formats are matched exactly (length, alphabet, and the
- * checksum where the format has one: GitHub's and npm's CRC-32), so random look-alikes are not
- * reported. Documented example keys (AWS's `AKIAIOSFODNN7EXAMPLE`, Stripe's public doc key…) and
- * placeholder passwords are NOT reported: they are published, grant nothing, and flagging them
- * would block every prompt that quotes the providers' own documentation.
+ * Credential detectors. A secret is recognised by its SHAPE: a provider's prefix, its length and
+ * its alphabet (`ghp_` + 36 base62, `AKIA` + 16 base32, `xoxb-` + digit groups + 24 alphanumerics).
+ * A format's checksum, where it has one (GitHub's and npm's CRC-32), only raises the confidence:
+ * a token of the exact shape whose checksum fails is still reported — a typo, a token cut and
+ * retyped, or a made-up but real-looking value is still someone's key or looks like one to
+ * whoever reads the answer. Documented example keys (AWS's `AKIAIOSFODNN7EXAMPLE`, Stripe's public
+ * doc key…), placeholders (`ghp_xxxx…`, `…0123456789abcdef…`) and placeholder passwords are NOT
+ * reported: they are published, grant nothing, and flagging them would block every prompt that
+ * quotes the providers' own documentation.
+ *
+ * Confidence levels (a rule's `min_confidence` selects on them):
+ *  - 0.99  the format's own check passes: GitHub classic and npm tokens with a valid CRC-32, OpenAI
+ *          keys holding `T3BlbkFJ`, Anthropic `sk-ant-…` keys.
+ *  - 0.95–0.97  an exact issued format with a distinctive prefix and no public checksum (AWS,
+ *          GitLab, Slack, Google, GitHub fine-grained PATs, Stripe live keys, SendGrid, PyPI,
+ *          signed JWTs, database URLs with a password, Basic credentials).
+ *  - 0.8–0.9  looser shapes: Stripe test keys, bare `sk-` + 48, Hugging Face, unsigned JWTs, a
+ *          bearer token outside an Authorization header, URL credentials.
+ *  - 0.75  SHAPE ONLY: GitHub classic / npm tokens whose CRC-32 fails. Still above the 0.7 the
+ *          example policies use; `min_confidence: 0.9` asks for checksummed tokens only.
  */
 import { base62Crc32Valid, decodeBase64 } from './checksums.ts';
 import { matchesNear, shared } from './anchors.ts';
@@ -133,6 +148,42 @@ const DOCUMENTED_EXAMPLES = new Set([
 ]);
 const EXAMPLE_MARKER = /EXAMPLE|example|XXXXXXXXXX|xxxxxxxxxx|0123456789abcdef|1234567890abcdef/;
 
+/** Confidence of a token of an exact shape whose checksum fails (see the levels at the top). */
+const SHAPE_ONLY = 0.75;
+
+/**
+ * True when `body` looks generated rather than typed: at least two of upper case, lower case and
+ * digits, at least a third of its characters distinct, and no run of 4 equal characters nor of 6
+ * consecutive ones (`abcdef`, `123456`). Used where a shape alone decides: a random base62 body
+ * of 30+ characters fails it with a chance below one in a million; `ghp_aaaa…`, `ghp_abcdef…`
+ * and `ghp_1234…` placeholders fail it.
+ */
+function looksRandom(body: string): boolean {
+  let classes = 0;
+  if (/[A-Z]/.test(body)) classes++;
+  if (/[a-z]/.test(body)) classes++;
+  if (/[0-9]/.test(body)) classes++;
+  if (classes < 2 || new Set(body).size * 3 < body.length) return false;
+  let same = 1;
+  let rising = 1;
+  for (let i = 1; i < body.length; i++) {
+    const d = body.charCodeAt(i) - body.charCodeAt(i - 1);
+    same = d === 0 ? same + 1 : 1;
+    rising = d === 1 ? rising + 1 : 1;
+    if (same >= 4 || rising >= 6) return false;
+  }
+  return true;
+}
+
+/**
+ * The confidence of a `prefix_` + 36 base62 token with GitHub's / npm's CRC-32 (`body` = the 36):
+ * 0.99 when the checksum holds, SHAPE_ONLY when it fails but the body looks generated, else none.
+ */
+function crc32TokenConfidence(token: string, body: string): number | false {
+  if (base62Crc32Valid(body)) return 0.99;
+  return EXAMPLE_MARKER.test(token) || !looksRandom(body) ? false : SHAPE_ONLY;
+}
+
 // ---------------------------------------------------------------- PEM private keys
 
 const PEM_BEGIN_RE = /-----BEGIN ((?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?)-----/g;
@@ -210,6 +261,21 @@ export const privateKeyDetector: Detector = defineDetector({
 
 // ---------------------------------------------------------------- cloud and SaaS tokens
 
+// How each prefixed token begins (the detectors' streaming hints and TOKEN_SHAPES share them).
+const AWS_PREFIXES = ['AKIA', 'ASIA', 'ABIA', 'ACCA', 'A3T'];
+const GITHUB_PREFIXES = ['ghp_', 'gho_', 'ghu_', 'ghs_', 'ghr_', 'github_pat_'];
+const GITLAB_PREFIXES = ['glpat-', 'gldt-', 'glrt-', 'glptt-', 'glcbt-', 'gloas-', 'glsoat-', 'glft-', 'glimt-', 'glagent-', 'glwt-'];
+const SLACK_PREFIXES = ['xoxb-', 'xoxa-', 'xoxp-', 'xoxr-', 'xoxs-', 'xoxe-', 'xoxe.xoxb-', 'xoxe.xoxp-', 'xapp-'];
+const STRIPE_PREFIXES = ['sk_live_', 'sk_test_', 'rk_live_', 'rk_test_', 'whsec_'];
+const ANTHROPIC_PREFIXES = ['sk-ant-'];
+const OPENAI_PREFIXES = ['sk-'];
+const GOOGLE_PREFIXES = ['AIza'];
+const NPM_PREFIXES = ['npm_'];
+const PYPI_PREFIXES = ['pypi-Ag'];
+const HUGGINGFACE_PREFIXES = ['hf_', 'api_org_'];
+const SENDGRID_PREFIXES = ['SG.'];
+
+
 export const awsAccessKeyDetector = tokenDetector(
   'builtin.aws_access_key',
   'AWS_ACCESS_KEY',
@@ -217,8 +283,8 @@ export const awsAccessKeyDetector = tokenDetector(
   /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16}(?![A-Za-z0-9])/g,
   0.95,
   'A',
-  (m) => (DOCUMENTED_EXAMPLES.has(m[0]) || m[0].endsWith('EXAMPLE') ? false : 0.95),
-  prefixedTokenHint(['AKIA', 'ASIA', 'ABIA', 'ACCA', 'A3T'], 20, asciiClass('A-Za-z0-9')),
+  (m) => (DOCUMENTED_EXAMPLES.has(m[0]) || EXAMPLE_MARKER.test(m[0]) ? false : 0.95),
+  prefixedTokenHint(AWS_PREFIXES, 20, asciiClass('A-Za-z0-9')),
 );
 
 export const awsSecretKeyDetector = tokenDetector(
@@ -249,7 +315,7 @@ export const githubTokenDetector: Detector = defineDetector({
     const classic = regexFinder(
       new RegExp(`${L}gh[pousr]_(?<body>[A-Za-z0-9]{36})${R}`, 'g'),
       0.99,
-      (m) => (base62Crc32Valid(m.groups?.['body'] ?? '') ? 0.99 : false),
+      (m) => crc32TokenConfidence(m[0], m.groups?.['body'] ?? ''),
       undefined,
       { triggers: ['_'], back: 3, mayStart: startsWith('g'), near: afterPrefix(['ghp', 'gho', 'ghu', 'ghs', 'ghr']) },
     );
@@ -268,7 +334,7 @@ export const githubTokenDetector: Detector = defineDetector({
       return more.length === 0 ? out : out.length === 0 ? more : [...out, ...more];
     };
   })(),
-  settledBefore: prefixedTokenHint(['ghp_', 'gho_', 'ghu_', 'ghs_', 'ghr_', 'github_pat_'], 93),
+  settledBefore: prefixedTokenHint(GITHUB_PREFIXES, 93),
 });
 
 export const gitlabTokenDetector = tokenDetector(
@@ -279,7 +345,7 @@ export const gitlabTokenDetector = tokenDetector(
   0.95,
   undefined,
   (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.95),
-  prefixedTokenHint(['glpat-', 'gldt-', 'glrt-', 'glptt-', 'glcbt-', 'gloas-', 'glsoat-', 'glft-', 'glimt-', 'glagent-', 'glwt-'], 128),
+  prefixedTokenHint(GITLAB_PREFIXES, 128),
   1,
   // `glagent-`: the first `-` at 7.
   { triggers: ['-'], back: 7, mayStart: startsWith('g'), near: afterPrefix(['glpat', 'gldt', 'glrt', 'glptt', 'glcbt', 'gloas', 'glsoat', 'glft', 'glimt', 'glagent', 'glwt']) },
@@ -293,7 +359,7 @@ export const slackTokenDetector = tokenDetector(
   0.95,
   undefined,
   (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.95),
-  prefixedTokenHint(['xoxb-', 'xoxa-', 'xoxp-', 'xoxr-', 'xoxs-', 'xoxe-', 'xoxe.xoxb-', 'xoxe.xoxp-', 'xapp-'], 256),
+  prefixedTokenHint(SLACK_PREFIXES, 256),
   1,
   // `xoxe.xoxb-`: the first `-` at 9.
   { triggers: ['-'], back: 9, mayStart: startsWith('x'), near: afterPrefix(['xoxb', 'xoxa', 'xoxp', 'xoxr', 'xoxs', 'xoxe', 'xapp', 'xoxe.xoxb', 'xoxe.xoxp']) },
@@ -310,7 +376,7 @@ export const stripeKeyDetector = tokenDetector(
     if (DOCUMENTED_EXAMPLES.has(m[0]) || EXAMPLE_MARKER.test(m[0])) return false;
     return m[0].includes('_test_') ? 0.8 : 0.97;
   },
-  prefixedTokenHint(['sk_live_', 'sk_test_', 'rk_live_', 'rk_test_', 'whsec_'], 256),
+  prefixedTokenHint(STRIPE_PREFIXES, 256),
   1,
   // `whsec_`: the `_` at 5.
   { triggers: ['_'], back: 5, mayStart: startsWith('srw'), near: afterPrefix(['sk', 'rk', 'whsec']) },
@@ -324,7 +390,7 @@ export const anthropicKeyDetector = tokenDetector(
   0.99,
   undefined,
   (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.99),
-  prefixedTokenHint(['sk-ant-'], 200),
+  prefixedTokenHint(ANTHROPIC_PREFIXES, 200),
   1,
   { triggers: ['-'], back: 2, mayStart: startsWith('s'), near: afterPrefix(['sk']) },
 );
@@ -345,7 +411,7 @@ export const openaiKeyDetector = tokenDetector(
     // A bare sk- + 48 alphanumerics needs both letters and digits (random, not a word run).
     return /\d/.test(s.slice(3)) && /[A-Za-z]/.test(s.slice(3)) ? 0.8 : false;
   },
-  prefixedTokenHint(['sk-'], 256),
+  prefixedTokenHint(OPENAI_PREFIXES, 256),
   1,
   { triggers: ['-'], back: 2, mayStart: startsWith('s'), near: afterPrefix(['sk']) },
 );
@@ -358,7 +424,7 @@ export const googleApiKeyDetector = tokenDetector(
   0.95,
   undefined,
   (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.95),
-  prefixedTokenHint(['AIza'], 39),
+  prefixedTokenHint(GOOGLE_PREFIXES, 39),
   1,
   { triggers: ['AIza'], back: 0 },
 );
@@ -406,10 +472,27 @@ export const npmTokenDetector = tokenDetector(
   new RegExp(`${L}npm_(?<body>[A-Za-z0-9]{36})${R}`, 'g'),
   0.99,
   undefined,
-  (m) => (base62Crc32Valid(m.groups?.['body'] ?? '') ? 0.99 : false),
-  prefixedTokenHint(['npm_'], 40),
+  (m) => crc32TokenConfidence(m[0], m.groups?.['body'] ?? ''),
+  prefixedTokenHint(NPM_PREFIXES, 40),
   1,
   { triggers: ['_'], back: 3, mayStart: startsWith('n'), near: afterPrefix(['npm']) },
+);
+
+/**
+ * PyPI API tokens: `pypi-` + a base64url macaroon whose first bytes name the index — `AgEIcHlwaS5vcmc`
+ * is base64 of the header and location `pypi.org`, `AgENdGVzdC5weXBpLm9yZw` of `test.pypi.org`.
+ */
+export const pypiTokenDetector = tokenDetector(
+  'builtin.pypi_token',
+  'PYPI_TOKEN',
+  1024,
+  new RegExp(`${L}pypi-Ag(?:EIcHlwaS5vcmc|ENdGVzdC5weXBpLm9yZw)[A-Za-z0-9_-]{50,997}${R}`, 'g'),
+  0.97,
+  undefined,
+  (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.97),
+  prefixedTokenHint(PYPI_PREFIXES, 1024),
+  1,
+  { triggers: ['-'], back: 4, mayStart: startsWith('p'), near: afterPrefix(['pypi']) },
 );
 
 export const huggingfaceTokenDetector = tokenDetector(
@@ -425,7 +508,7 @@ export const huggingfaceTokenDetector = tokenDetector(
     // Issued tokens are random mixed-case letters (older ones also digits): not a word run.
     return /[A-Z]/.test(s.slice(3)) && /[a-z]/.test(s.slice(3)) ? 0.9 : false;
   },
-  prefixedTokenHint(['hf_', 'api_org_'], 48),
+  prefixedTokenHint(HUGGINGFACE_PREFIXES, 48),
   1,
   { triggers: ['_'], back: 3, mayStart: startsWith('ha'), near: afterPrefix(['hf', 'api']) },
 );
@@ -438,7 +521,7 @@ export const sendgridKeyDetector = tokenDetector(
   0.97,
   undefined,
   (m) => (EXAMPLE_MARKER.test(m[0]) ? false : 0.97),
-  prefixedTokenHint(['SG.'], 69),
+  prefixedTokenHint(SENDGRID_PREFIXES, 69),
   1,
   { triggers: ['SG.'], back: 0 },
 );
@@ -597,6 +680,7 @@ export const SECRET_DETECTORS: readonly Detector[] = [
   googleApiKeyDetector,
   jwtDetector,
   npmTokenDetector,
+  pypiTokenDetector,
   huggingfaceTokenDetector,
   sendgridKeyDetector,
   databaseUrlDetector,
@@ -604,3 +688,34 @@ export const SECRET_DETECTORS: readonly Detector[] = [
   basicAuthDetector,
   bearerTokenDetector,
 ];
+
+/**
+ * A prefixed token type: every entity its detector reports begins with one of `prefixes` and is
+ * `minLength` to `maxLength` characters long. The policy's spaced view (src/core/policy/
+ * scan-views.ts) looks for these tokens spaced out or broken over lines, starting where a prefix
+ * begins (test/detection-shapes.test.ts checks the table against the detectors).
+ */
+export interface TokenShape {
+  readonly type: EntityType;
+  readonly prefixes: readonly string[];
+  readonly minLength: number;
+  readonly maxLength: number;
+}
+
+export const TOKEN_SHAPES: readonly TokenShape[] = Object.freeze([
+  { type: 'AWS_ACCESS_KEY', prefixes: AWS_PREFIXES, minLength: 20, maxLength: 20 },
+  // ghp_ + 36; github_pat_ + 22 + _ + 59.
+  { type: 'GITHUB_TOKEN', prefixes: GITHUB_PREFIXES, minLength: 40, maxLength: 93 },
+  { type: 'GITLAB_TOKEN', prefixes: GITLAB_PREFIXES, minLength: 25, maxLength: 128 },
+  // xoxb- + 6 digits + - + 8.
+  { type: 'SLACK_TOKEN', prefixes: SLACK_PREFIXES, minLength: 20, maxLength: 256 },
+  { type: 'STRIPE_KEY', prefixes: STRIPE_PREFIXES, minLength: 28, maxLength: 256 },
+  { type: 'ANTHROPIC_KEY', prefixes: ANTHROPIC_PREFIXES, minLength: 45, maxLength: 200 },
+  // sk-proj- + 40.
+  { type: 'OPENAI_KEY', prefixes: OPENAI_PREFIXES, minLength: 48, maxLength: 256 },
+  { type: 'GOOGLE_API_KEY', prefixes: GOOGLE_PREFIXES, minLength: 39, maxLength: 39 },
+  { type: 'NPM_TOKEN', prefixes: NPM_PREFIXES, minLength: 40, maxLength: 40 },
+  { type: 'PYPI_TOKEN', prefixes: PYPI_PREFIXES, minLength: 70, maxLength: 1024 },
+  { type: 'HUGGINGFACE_TOKEN', prefixes: HUGGINGFACE_PREFIXES, minLength: 37, maxLength: 42 },
+  { type: 'SENDGRID_KEY', prefixes: SENDGRID_PREFIXES, minLength: 69, maxLength: 69 },
+] satisfies TokenShape[]);

@@ -23,6 +23,7 @@ export type EntityType =
   | 'GOOGLE_API_KEY'
   | 'JWT'
   | 'NPM_TOKEN'
+  | 'PYPI_TOKEN'
   | 'HUGGINGFACE_TOKEN'
   | 'SENDGRID_KEY'
   | 'DATABASE_URL_CREDENTIALS'

@@ -25,6 +25,8 @@ function locationKey(location: TextLocation): string {
       return `i:${location.index}`;
     case 'tool_definition':
       return `t:${location.tool}:${location.field}`;
+    case 'field':
+      return `f:${location.path}`;
   }
 }
 

@@ -2,7 +2,9 @@
  * Evaluates a compiled policy against one request. Pure: same input, same evaluation.
  *
  * Content is every piece of request text — each message's text parts by role (system prompts
- * included), tool results, tool-call arguments, embedding inputs and tool definitions — and all
+ * included), tool results, tool-call arguments, the name, context and text of documents and files
+ * the codec can read (text documents, text data URLs decoded), embedding inputs, tool definitions
+ * and the other strings the model reads (response formats, predicted output, metadata) — and all
  * matching runs on normalized text (NFKC, invisible characters removed, look-alikes folded: via
  * detectEntities), so a zero-width space or a Cyrillic А cannot hide a secret from a rule.
  * Positions map back to the original text.
@@ -20,16 +22,22 @@
  *    unless the rule says `on_error: fail_open`, then the rule is skipped and that is recorded.
  *  - A custom pattern past its matching budget throws PolicyBudgetError out of evaluatePolicy
  *    (whatever on_error says): the caller refuses the request naming the rule.
+ *  - Parts no rule can read (images, binary documents, files by id or URL, audio) are judged by
+ *    the policy's `uninspectable` setting on top of all that: the stricter outcome wins
+ *    (./uninspectable.ts).
  */
-import { detectEntities, maxContextLength, maxEntityLength, normalizeForMatching, SECRET_TYPES } from '../detection/index.ts';
+import type { NormalizedRequest } from '../events.ts';
+import { detectEntities, maxContextLength, maxEntityLength, normalizeForMatching } from '../detection/index.ts';
 import type { Detection, Detector, EntityType } from '../detection/types.ts';
 import type { MaskOperator } from '../masking/operators.ts';
 import { PolicyAnalyzerError, PolicyBudgetError, type CompiledPolicy, type CompiledRule } from './compile-policy.ts';
 import { matchingEntries } from './judge-tool-call.ts';
-import { buildScanViews, mapToItems, type ScanViews, type TextItem } from './scan-views.ts';
+import { buildScanViews, mapToItems, SPACED_TYPES, spacedTargets, spansJoin, type ScanViews, type TextItem } from './scan-views.ts';
 import { findWorkTree } from './tool-calls.ts';
+import { judgeUninspectable, SEVERITY } from './uninspectable.ts';
 import type {
   EntityCount,
+  PartField,
   PlannedSpan,
   PolicyDecisionRecord,
   PolicyEvaluation,
@@ -56,7 +64,7 @@ interface ContentHits {
 }
 
 export function evaluatePolicy(policy: CompiledPolicy, input: PolicyInput): PolicyEvaluation {
-  const items = collectText(input);
+  const items = requestTextItems(input.request);
   const toolCalls = collectToolCalls(input);
   const toolDefinitions = input.request.tools.map((t) => normalizeName(t.name));
 
@@ -69,7 +77,7 @@ export function evaluatePolicy(policy: CompiledPolicy, input: PolicyInput): Poli
   const findings: RuleFinding[] = [];
   // Terminal content rules also scan views of the text as the model reads it (scan-views.ts).
   let views: ScanViews | null = null;
-  const viewsFor = (): ScanViews => (views ??= buildScanViews(items, joinWindow(policy, input)));
+  const viewsFor = (): ScanViews => (views ??= buildScanViews(items, joinWindow(policy, input), spacedTargets(viewTypes(policy, input))));
 
   for (const rule of policy.rules) {
     if (!rule.inScope(input)) continue;
@@ -115,8 +123,16 @@ export function evaluatePolicy(policy: CompiledPolicy, input: PolicyInput): Poli
   // An enforced block stands; otherwise a fail-closed analyzer error blocks; otherwise the
   // first terminal match; otherwise the default.
   let final = decided !== null && decided.action === 'block' ? decided : (errorBlock ?? decided);
+  const fallback: PolicyDecisionRecord = { ruleId: 'default', action: policy.defaultAction, mode: 'enforce', effect: 'enforced', reason: defaultReason(policy.defaultAction), entities: [] };
+  // Parts no rule could read: the uninspectable setting applies on top, the stricter outcome wins.
+  for (const part of judgeUninspectable(policy.document.uninspectable, input.request)) {
+    const stricter = SEVERITY[part.action] > SEVERITY[(final ?? fallback).action as TerminalAction];
+    const record: PolicyDecisionRecord = { ruleId: part.ruleId, action: part.action, mode: 'enforce', effect: stricter ? 'enforced' : 'superseded', reason: part.reason, entities: [] };
+    decisions.push(record);
+    if (stricter) final = record;
+  }
   if (final === null) {
-    final = { ruleId: 'default', action: policy.defaultAction, mode: 'enforce', effect: 'enforced', reason: defaultReason(policy.defaultAction), entities: [] };
+    final = fallback;
     decisions.push(final);
   }
 
@@ -147,18 +163,27 @@ export function checkToolCall(gate: ToolGate, call: { readonly name: string; rea
   return matchingEntries(gate, call);
 }
 
-function collectText(input: PolicyInput): TextItem[] {
+/** Every text of a request policy scans, where it is (a codec's text slots address the same locations). */
+export function requestTextItems(request: NormalizedRequest): TextItem[] {
   const items: TextItem[] = [];
-  input.request.messages.forEach((message, m) => {
+  request.messages.forEach((message, m) => {
     message.parts.forEach((part, p) => {
-      const at = (field: 'text' | 'tool_result' | 'tool_arguments'): TextLocation => ({ kind: 'message', message: m, part: p, role: message.role, field });
-      if (part.type === 'text') items.push({ location: at('text'), role: message.role, text: part.text });
-      else if (part.type === 'tool_result') items.push({ location: at('tool_result'), role: message.role, text: part.text });
-      else if (part.type === 'tool_call') items.push({ location: at('tool_arguments'), role: message.role, text: part.arguments });
+      const add = (field: PartField, text: string | undefined): void => {
+        if (text) items.push({ location: { kind: 'message', message: m, part: p, role: message.role, field }, role: message.role, text });
+      };
+      if (part.type === 'text') add('text', part.text);
+      else if (part.type === 'tool_result') add('tool_result', part.text);
+      else if (part.type === 'tool_call') add('tool_arguments', part.arguments);
+      else if (part.type === 'file') {
+        add('file_name', part.name);
+        add('file_context', part.context);
+        add('file_text', part.text);
+      }
     });
   });
-  input.request.inputs.forEach((text, index) => items.push({ location: { kind: 'input', index }, role: 'user', text }));
-  input.request.tools.forEach((tool, t) => {
+  request.inputs.forEach((text, index) => items.push({ location: { kind: 'input', index }, role: 'user', text }));
+  for (const { path, role, text } of request.texts) items.push({ location: { kind: 'field', path }, role, text });
+  request.tools.forEach((tool, t) => {
     if (tool.description) items.push({ location: { kind: 'tool_definition', tool: t, field: 'description' }, role: null, text: tool.description });
     if (tool.parameters !== undefined) {
       items.push({ location: { kind: 'tool_definition', tool: t, field: 'parameters' }, role: null, text: JSON.stringify(tool.parameters) ?? '' });
@@ -195,6 +220,16 @@ function joinWindow(policy: CompiledPolicy, input: PolicyInput): number {
   return w;
 }
 
+/** The entity types the terminal content rules in scope can find (what the spaced view looks for). */
+function viewTypes(policy: CompiledPolicy, input: PolicyInput): Set<EntityType> {
+  const types = new Set<EntityType>();
+  for (const rule of policy.rules) {
+    if (!blocksOnContent(rule) || !rule.inScope(input)) continue;
+    for (const d of rule.contentDetectors) types.add(d.type);
+  }
+  return types;
+}
+
 function findContent(rule: CompiledRule, items: readonly TextItem[], views: ScanViews | null): ContentHits {
   let total = 0;
   const byLocation: { item: TextItem; detections: Detection[] }[] = [];
@@ -211,14 +246,20 @@ function findContent(rule: CompiledRule, items: readonly TextItem[], views: Scan
   if (views === null) return { total, byLocation, types };
   // Text the budget left undecoded could hide anything: the rule's analyzer fails (on_error decides).
   if (views.incomplete) throw new PolicyAnalyzerError('decoded-views', { cause: new Error('the request holds more encoded text than the policy scan decodes') });
-  const secrets = rule.contentDetectors.filter((d) => SECRET_TYPES.has(d.type));
+  const spacedDetectors = rule.contentDetectors.filter((d) => SPACED_TYPES.has(d.type));
+  // What the items' own scan found: a spaced candidate that runs on past a token it holds
+  // (`glpat-…` glued to the next word) is that token again, not another one.
+  const direct = new Map(byLocation.map(({ item, detections }) => [item, detections]));
+  const foundDirectly = (p: { item: TextItem; start: number; end: number }): boolean =>
+    direct.get(p.item)?.some((d) => d.start < p.end && p.start < d.end) === true;
   for (const view of views.views) {
-    const detectors = view.secretsOnly ? secrets : rule.contentDetectors;
+    const detectors = view.spaced ? spacedDetectors : rule.contentDetectors;
     if (detectors.length === 0) continue;
     for (const d of detectEntities(view.text, detectors)) {
       const pieces = mapToItems(view, d.start, d.end);
       if (pieces.length === 0 || !pieces.some((p) => roleOk(p.item))) continue;
       if (view.mustSpanItems && pieces.length < 2) continue;
+      if (view.spaced && (!spansJoin(view, d.start, d.end) || pieces.some(foundDirectly))) continue;
       total++;
       types.push(d.type);
       for (const p of pieces) byLocation.push({ item: p.item, detections: [{ ...d, start: p.start, end: p.end }] });

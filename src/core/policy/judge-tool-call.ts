@@ -11,13 +11,17 @@
  * path in any spelling, as written included); an allow entry only when ALL of them do, each in a
  * resolved spelling (an allowlist of hosts lets a command through only if every URL in it is on
  * the list; `/tmp/../etc` is not under /tmp), and never on a whole command line — an allow
- * decides per simple command. Command patterns match when any spelling of the command matches.
+ * decides per simple command. Command patterns match when any spelling of the command matches;
+ * `arguments` patterns of block and require_approval entries when any view of the arguments
+ * does (escapes and one level of encoding decoded: ./argument-views.ts), of allow entries only
+ * on the arguments as written.
  *
  * A detector that throws propagates (PolicyAnalyzerError, PolicyBudgetError): the caller refuses
  * the call (fail closed).
  */
 import { detectEntities } from '../detection/index.ts';
 import type { Detector } from '../detection/types.ts';
+import { argumentViews, type ArgumentViews } from './argument-views.ts';
 import { anyGlob } from './matchers.ts';
 import { readToolCall, type ToolTarget } from './tool-calls.ts';
 import type { ToolCallJudgement, ToolGate, ToolGateEntry } from './types.ts';
@@ -29,12 +33,13 @@ export function judgeToolCall(gate: ToolGate, call: { readonly name: string; rea
   let decision: ToolCallJudgement['decision'] = null;
   const shadow = new Map<string, { action: ToolGateEntry['action']; ruleId: string; reason: string }>();
   const globs = new Map<ToolGateEntry, (name: string) => boolean>();
+  const argViews = new Map<string, ArgumentViews>();
   for (const target of reading.targets) {
     let decided = false;
     for (const entry of gate.entries) {
       if (entry.mode === 'enforce' && decided) continue;
       if (entry.mode === 'shadow' && shadow.has(entry.ruleId)) continue;
-      if (!entryMatches(entry, target, globs)) continue;
+      if (!entryMatches(entry, target, globs, argViews)) continue;
       const verdict = { action: entry.action, ruleId: entry.ruleId, reason: entry.reason };
       if (entry.mode === 'shadow') {
         shadow.set(entry.ruleId, verdict);
@@ -55,10 +60,11 @@ export function judgeToolCall(gate: ToolGate, call: { readonly name: string; rea
 export function matchingEntries(gate: ToolGate, call: { readonly name: string; readonly arguments: string }): ToolGateEntry[] {
   const reading = readToolCall(call, { workTree: gate.workTree });
   const globs = new Map<ToolGateEntry, (name: string) => boolean>();
-  return gate.entries.filter((entry) => reading.targets.some((target) => entryMatches(entry, target, globs)));
+  const argViews = new Map<string, ArgumentViews>();
+  return gate.entries.filter((entry) => reading.targets.some((target) => entryMatches(entry, target, globs, argViews)));
 }
 
-function entryMatches(entry: ToolGateEntry, target: ToolTarget, globs: Map<ToolGateEntry, (name: string) => boolean>): boolean {
+function entryMatches(entry: ToolGateEntry, target: ToolTarget, globs: Map<ToolGateEntry, (name: string) => boolean>, argViews: Map<string, ArgumentViews>): boolean {
   const fields = entry.fields;
   if (entry.names.length > 0) {
     // A fallback target (unreadable code) answers to any name, but only for field conditions.
@@ -69,7 +75,17 @@ function entryMatches(entry: ToolGateEntry, target: ToolTarget, globs: Map<ToolG
     }
   }
   if (entry.argumentDetectors.length > 0) {
-    if (target.arguments === null || target.arguments === '' || !hits(target.arguments, entry.argumentDetectors)) return false;
+    if (target.arguments === null || target.arguments === '') return false;
+    if (entry.action === 'allow') {
+      // An allow reads the arguments as written: no decoded view may make a call look allowed.
+      if (!hits(target.arguments, entry.argumentDetectors)) return false;
+    } else {
+      // Block and approval patterns read every spelling (escapes, encodings decoded); views past
+      // their decoding bound count as a match (fail closed).
+      let views = argViews.get(target.arguments);
+      if (!views) argViews.set(target.arguments, (views = argumentViews(target.arguments)));
+      if (!views.incomplete && !views.views.some((view) => hits(view, entry.argumentDetectors))) return false;
+    }
   }
   if (fields === null) return true;
   const every = entry.action === 'allow';

@@ -4,8 +4,8 @@
  * exact positions in one string); a finding in a view maps back to the original strings it came
  * from (a decoded region maps to the whole encoded region).
  *
- *  - joined: consecutive text items (a message's text parts and tool results, then the next
- *    message's) joined with nothing, a space and a newline, cut to windows around each boundary
+ *  - joined: consecutive text items (a message's text parts, tool results and text documents,
+ *    then the next message's) joined with nothing, a space and a newline, cut to windows around each boundary
  *    as wide as the longest entity a rule can find; only detections spanning two items count
  *    (the others are found in the items themselves).
  *  - decoded: JSON escapes, base64/hex and percent-encoding decoded in place, with 32 characters
@@ -14,14 +14,23 @@
  *    each side of a decoded region is the same window (so a token partly encoded is whole).
  *  - hidden: tag characters and variation-selector runs decoded in place (../detection/hidden-text.ts),
  *    in the text and under JSON escapes.
- *  (Not yet: a token spaced out or broken over lines — joining a run glues neighbouring words
- *  onto the secret, and the detectors' boundaries then reject it.)
+ *  - spaced: a token spaced out or broken over lines (`A K I A …`, `ghp_abc…⏎…xyz`, `sk-ant-…\n…`
+ *    in JSON arguments, a card as `4111⏎1111⏎…`), in each item and in its JSON-unescaped view.
+ *    Joining a whole run would glue the neighbouring words onto the token (and the detectors'
+ *    boundaries would reject it), so the view holds candidates cut at the boundaries inside a
+ *    run — from a known prefix to each possible end, spaced regularly (detection/spaced-tokens.ts)
+ *    — one per GAP-separated line. Only the prefixed-token and card detectors read it, a
+ *    detection counts only if it spans a removed space, and not if the item's own scan already
+ *    found it there.
  *
- * The decoded text of one request is bounded (VIEW_BUDGET): past it the views are
- * incomplete and the caller fails closed for the rules that would have used them.
+ * The decoded text of one request is bounded (VIEW_BUDGET; spaced candidates count too): past it
+ * the views are incomplete and the caller fails closed for the rules that would have used them.
  */
 import { findBase64AndHex, findJsonEscapes, findPercentEncoding, type DecodeBudget, type DecodedRegion } from '../detection/decode-encodings.ts';
 import { findHiddenText } from '../detection/hidden-text.ts';
+import { TOKEN_SHAPES } from '../detection/index.ts';
+import { findSpacedCandidates, type SpacedTargets } from '../detection/spaced-tokens.ts';
+import type { EntityType } from '../detection/types.ts';
 import type { Role } from '../events.ts';
 import type { TextLocation } from './types.ts';
 
@@ -45,8 +54,13 @@ interface Segment {
 export interface ScanView {
   readonly text: string;
   readonly segments: readonly Segment[];
-  /** Scanned by secret detectors only. */
-  readonly secretsOnly: boolean;
+  /**
+   * The spaced view: scanned only by the detectors of SPACED_TYPES, and a detection counts only
+   * if it spans a removed space (see spansJoin).
+   */
+  readonly spaced: boolean;
+  /** Where the spaced view removed a space or line break, in increasing order (empty elsewhere). */
+  readonly joins: readonly number[];
   /** A detection counts only if it spans two items. */
   readonly mustSpanItems: boolean;
 }
@@ -69,14 +83,25 @@ const GAP = '\n\u0000\n';
 export const MAX_JOIN_WINDOW = 4096;
 /** Decoded/spaced characters per request beyond twice the text itself. */
 const VIEW_BUDGET_BASE = 64 * 1024;
-/** Items joined across message boundaries: text the model reads as prose. */
-const JOINABLE = new Set(['text', 'tool_result']);
+/** Items joined across message boundaries: text the model reads as prose (a text document's too). */
+const JOINABLE = new Set(['text', 'tool_result', 'file_text']);
+
+/** The entity types the spaced view is for: prefixed tokens (TOKEN_SHAPES) and card numbers. */
+export const SPACED_TYPES: ReadonlySet<EntityType> = new Set([...TOKEN_SHAPES.map((s) => s.type), 'CREDIT_CARD']);
+
+/** What the spaced view looks for, given the entity types the rules that use the views can find. */
+export function spacedTargets(types: ReadonlySet<EntityType>): SpacedTargets {
+  return { shapes: TOKEN_SHAPES.filter((s) => types.has(s.type)), cards: types.has('CREDIT_CARD') };
+}
+
+const NO_SPACED: SpacedTargets = { shapes: [], cards: false };
 
 /**
  * Builds the views of `items`. `window` is the widest entity (plus context) a terminal rule can
- * find: the joined windows are that wide on each side of a boundary.
+ * find: the joined windows are that wide on each side of a boundary. `spaced`: what the spaced
+ * view looks for (see spacedTargets); none by default.
  */
-export function buildScanViews(items: readonly TextItem[], window: number): ScanViews {
+export function buildScanViews(items: readonly TextItem[], window: number, spaced: SpacedTargets = NO_SPACED): ScanViews {
   let total = 0;
   for (const item of items) total += item.text.length;
   const budget: DecodeBudget = { chars: 2 * total + VIEW_BUDGET_BASE, exhausted: false };
@@ -94,6 +119,13 @@ export function buildScanViews(items: readonly TextItem[], window: number): Scan
     for (const e of encoded) if (e) level2.push(derive(e, findJsonEscapes(e.text, budget)));
     const decoded = [json, ...encoded, ...level2].filter((v): v is ScanView => v !== null);
     views.push(...decoded);
+    // Spaced out or broken over lines: in the item as sent, and with its JSON escapes decoded.
+    if (spaced.shapes.length > 0 || spaced.cards) {
+      for (const parent of json ? [base, json] : [base]) {
+        const view = spacedView(parent, spaced, budget);
+        if (view) views.push(view);
+      }
+    }
   }
   return { views, incomplete: budget.exhausted };
 }
@@ -115,12 +147,13 @@ export function mapToItems(view: ScanView, start: number, end: number): ViewPiec
 }
 
 function identityView(item: TextItem): ScanView {
-  return { text: item.text, segments: [{ vs: 0, ve: item.text.length, item, os: 0, oe: item.text.length, exact: true }], secretsOnly: false, mustSpanItems: false };
+  return { text: item.text, segments: [{ vs: 0, ve: item.text.length, item, os: 0, oe: item.text.length, exact: true }], spaced: false, joins: [], mustSpanItems: false };
 }
 
 class ViewBuilder {
   readonly #parts: string[] = [];
   readonly #segments: Segment[] = [];
+  readonly #joins: number[] = [];
   #length = 0;
 
   get length(): number {
@@ -169,9 +202,14 @@ class ViewBuilder {
     this.#length += text.length;
   }
 
-  build(secretsOnly: boolean, mustSpanItems: boolean): ScanView {
+  /** Marks the current position as a removed space. */
+  join(): void {
+    this.#joins.push(this.#length);
+  }
+
+  build(spaced: boolean, mustSpanItems: boolean): ScanView {
     // Segments sorted by view start (copy and replace append in order; overlaps only within one replace).
-    return { text: this.#parts.join(''), segments: this.#segments, secretsOnly, mustSpanItems };
+    return { text: this.#parts.join(''), segments: this.#segments, spaced, joins: this.#joins, mustSpanItems };
   }
 }
 
@@ -191,7 +229,35 @@ function deriveView(parent: ScanView, regions: readonly DecodedRegion[], context
     b.copy(parent, region.end, tail);
     cursor = tail;
   }
-  return b.build(parent.secretsOnly, false);
+  return b.build(false, false);
+}
+
+/** The spaced candidates of the parent view, one per GAP-separated line; null when none. */
+function spacedView(parent: ScanView, targets: SpacedTargets, budget: DecodeBudget): ScanView | null {
+  const candidates = findSpacedCandidates(parent.text, targets, budget);
+  if (candidates.length === 0) return null;
+  const b = new ViewBuilder();
+  for (const pieces of candidates) {
+    b.gap();
+    pieces.forEach(([from, to], k) => {
+      if (k > 0) b.join();
+      b.copy(parent, from, to);
+    });
+  }
+  return b.build(true, false);
+}
+
+/** True when [start, end) of the view spans one of its joins (a space it removed lay inside). */
+export function spansJoin(view: ScanView, start: number, end: number): boolean {
+  const joins = view.joins;
+  let lo = 0;
+  let hi = joins.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (joins[mid]! <= start) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < joins.length && joins[lo]! < end;
 }
 
 /**

@@ -116,10 +116,25 @@ export interface RuleSpec {
   readonly on_error: OnError;
 }
 
+/** Parts of a request the gateway cannot read, by kind (./uninspectable.ts says which part is which). */
+export const UNINSPECTABLE_KINDS = ['images', 'documents', 'files', 'audio'] as const;
+export type UninspectableKind = (typeof UNINSPECTABLE_KINDS)[number];
+
+/** What happens to a request carrying a part of each kind: applied on top of the rules, the stricter outcome wins. */
+export interface UninspectableSpec {
+  readonly images: TerminalAction;
+  readonly documents: TerminalAction;
+  readonly files: TerminalAction;
+  readonly audio: TerminalAction;
+  /** For require_approval (default: the policy's `approval`). */
+  readonly approval?: ApprovalSpec | undefined;
+}
+
 export interface PolicyDocument {
   readonly version: 1;
   readonly default_action: TerminalAction;
   readonly approval?: ApprovalSpec | undefined;
+  readonly uninspectable: UninspectableSpec;
   readonly detectors: readonly CustomDetectorSpec[];
   readonly rules: readonly RuleSpec[];
 }
@@ -135,11 +150,16 @@ export interface PolicyInput {
   readonly request: NormalizedRequest;
 }
 
+/** The text fields of a message part: its text, a tool result or call's arguments, a file's name, context and text. */
+export type PartField = 'text' | 'tool_result' | 'tool_arguments' | 'file_name' | 'file_context' | 'file_text';
+
 /** Where a piece of request text lives, so the gateway can rewrite exactly that string. */
 export type TextLocation =
-  | { readonly kind: 'message'; readonly message: number; readonly part: number; readonly role: Role; readonly field: 'text' | 'tool_result' | 'tool_arguments' }
+  | { readonly kind: 'message'; readonly message: number; readonly part: number; readonly role: Role; readonly field: PartField }
   | { readonly kind: 'input'; readonly index: number }
-  | { readonly kind: 'tool_definition'; readonly tool: number; readonly field: 'description' | 'parameters' };
+  | { readonly kind: 'tool_definition'; readonly tool: number; readonly field: 'description' | 'parameters' }
+  /** A RequestText (../events.ts), by its wire path. */
+  | { readonly kind: 'field'; readonly path: string };
 
 /**
  * One string of a request body, addressed by the location policy planned on (a provider codec

@@ -51,7 +51,11 @@ export type WaitOutcome =
   /** The gateway is shutting down; the approval stays open for the retry. */
   | { readonly kind: 'interrupted'; readonly approval: ApprovalRecord };
 
-export type ApprovalChange = { readonly type: 'created' | 'voted' | 'decided' | 'expired'; readonly approval: ApprovalRecord };
+/** `joined`: an identical request from another session (or under a changed policy) waits on it too. */
+export type ApprovalChange = { readonly type: 'created' | 'joined' | 'voted' | 'decided' | 'expired'; readonly approval: ApprovalRecord };
+
+/** Sessions remembered per approval: retries of one request are few; a flood of them keeps the newest. */
+const MAX_JOINED_SESSIONS = 16;
 
 export type DecideResult = { readonly ok: true; readonly approval: ApprovalRecord } | { readonly ok: false; readonly refusal: VoteRefusal | { readonly code: 'AIGOV_E_APPROVAL_NOT_FOUND' } };
 
@@ -104,7 +108,7 @@ export class ApprovalService {
         this.#store.update(used);
         return { kind: 'proceed', approval: used };
       }
-      if (effectiveState(latest, now) === 'pending') return { kind: 'wait', approval: latest, created: false };
+      if (effectiveState(latest, now) === 'pending') return { kind: 'wait', approval: this.#join(latest, request), created: false };
     }
     const approval: ApprovalRecord = {
       id: newApprovalId(),
@@ -134,6 +138,27 @@ export class ApprovalService {
     this.#schedule(approval);
     this.#emit({ type: 'created', approval });
     return { kind: 'wait', approval, created: true };
+  }
+
+  /**
+   * A request joining a pending approval: its session follows the approval too, and the rule's
+   * approvers are those of the policy in force now (a policy change reaches a pending approval
+   * when its request comes again). Votes already cast stay.
+   */
+  #join(pending: ApprovalRecord, request: HoldRequest): ApprovalRecord {
+    const sessions = pending.joinedSessions ?? [];
+    const newSession = request.sessionId !== pending.sessionId && !sessions.includes(request.sessionId);
+    const sameApprovers = pending.required === request.spec.required && pending.approvers.join('\n') === request.spec.approvers.join('\n');
+    if (!newSession && sameApprovers) return pending;
+    const joined: ApprovalRecord = {
+      ...pending,
+      approvers: [...request.spec.approvers],
+      required: request.spec.required,
+      joinedSessions: newSession ? [...sessions, request.sessionId].slice(-MAX_JOINED_SESSIONS) : sessions,
+    };
+    this.#store.update(joined);
+    this.#emit({ type: 'joined', approval: joined });
+    return joined;
   }
 
   /**
@@ -360,6 +385,7 @@ export function toApprovalView(approval: ApprovalRecord, viewer: Actor, now: num
     stream: approval.stream,
     preview: approval.preview,
     session_id: approval.sessionId,
+    joined_session_ids: [...(approval.joinedSessions ?? [])],
     call_id: approval.callId,
     created_at: iso(approval.createdAt),
     expires_at: iso(approval.expiresAt),

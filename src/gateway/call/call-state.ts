@@ -10,7 +10,7 @@ import type { TokenVerifier } from '../../auth/verify-token.ts';
 import type { GatewayConfig, ResolvedProvider } from '../../config/schema.ts';
 import { AigovError, isAigovError } from '../../core/errors.ts';
 import { mergeUsage, type Principal, type ResponseEvent, type Usage } from '../../core/events.ts';
-import { scrubSecrets } from '../../core/scrub-secrets.ts';
+import { scrubSecrets, type SecretScrubber } from '../../core/scrub-secrets.ts';
 import type { CallRequestRecord, CallStatus, ClientInfo, PolicyDecisionRecord, RecordingStore, SealedRawCopy } from '../../store/recording-store.ts';
 import type { RawCopySealer } from '../../store/raw-copy-sealer.ts';
 import { toProviderError, type ProviderCodec, type RouteMatch } from '../../providers/codec.ts';
@@ -20,6 +20,7 @@ import type { PipelineHooks } from '../hooks.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { SessionCallLimit } from '../session-call-limit.ts';
 import type { ToolCallHost } from '../tool-call-settle.ts';
+import type { ThinkingSeal } from '../thinking-seal.ts';
 import { StreamToolGate, type ToolCallJudge } from '../tool-gate.ts';
 import type { UpstreamSlots } from '../upstream.ts';
 import { errorSummary } from './error-summary.ts';
@@ -43,6 +44,12 @@ export interface PipelineDeps {
   readonly rawCopy?: RawCopySealer | null;
   /** Counts each session's calls against limits.max_calls_per_session. */
   readonly sessionCalls?: SessionCallLimit | null;
+  /** The gateway's `answers` section: what becomes of answer events of unknown types. */
+  readonly answers: GatewayConfig['answers'];
+  /** Every provider's key (and long header values): scrubbed from every answer, policy or not. */
+  readonly secrets: SecretScrubber;
+  /** Seals thinking blocks whose text masking changed (./thinking-seal.ts). */
+  readonly thinkingSeal: ThinkingSeal;
 }
 
 export interface GovernedTarget {
@@ -123,7 +130,17 @@ export class CallState {
 
   /** A gate for the answer's tool calls, when policy has tool rules (enforced or shadow). */
   toolGate(): StreamToolGate | null {
-    return this.toolJudge ? new StreamToolGate(this.toolJudge) : null;
+    const judge = this.toolJudge;
+    if (!judge) return null;
+    // A call's summary goes into notices, approvals and records: never with a provider key in it.
+    const secrets = this.deps.secrets;
+    return new StreamToolGate({
+      enforcing: judge.enforcing,
+      judge: (call) => {
+        const verdict = judge.judge(call);
+        return { ...verdict, summary: secrets.whole(verdict.summary) };
+      },
+    });
   }
 
   /** This call as tool-call settling sees it (./tool-call-settle.ts). */

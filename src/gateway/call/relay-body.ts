@@ -42,6 +42,13 @@ export async function relayBody(call: CallState, upstream: UpstreamAnswer, trans
   }
   let changed = false;
   const rewriter = transform.rewriter;
+  // Elements of types the codec does not know (answers.unknown_events): `fail` refuses the answer
+  // here, `drop` takes them out once the answer is rewritten, `mask` lets the rewriter mask them.
+  const unknown = isObject(json) && transform.unknown !== 'mask' ? adapter.unknownParts(route.endpoint, json) : [];
+  if (unknown.length > 0 && transform.unknown === 'fail') {
+    call.sendError(new AigovError('AIGOV_E_UPSTREAM_BAD_RESPONSE', { provider: provider.name, reason: `an answer holding a ${unknown[0]!.what} it does not know` }), 'failed');
+    return;
+  }
   if (rewriter !== null && isObject(json)) {
     try {
       // A large answer may be masked its own way (on a worker): then its result is read again.
@@ -49,7 +56,9 @@ export async function relayBody(call: CallState, upstream: UpstreamAnswer, trans
       if (own !== null) {
         const masked = await own;
         if (masked !== text) {
+          const before = json;
           json = parseJson(masked);
+          if (rewriter.sealThinking && isObject(json)) adapter.sealChangedThinking?.(route.endpoint, before, json, (upstreamText, signature) => rewriter.sealThinking!(upstreamText, signature));
           changed = true;
         }
       } else {
@@ -60,6 +69,11 @@ export async function relayBody(call: CallState, upstream: UpstreamAnswer, trans
       call.failPolicy(error, 'masking the answer failed; withholding it');
       return;
     }
+  }
+  if (unknown.length > 0 && isObject(json)) {
+    // Found again: a body masked on a worker was parsed anew.
+    for (const part of adapter.unknownParts(route.endpoint, json)) part.drop();
+    changed = true;
   }
   if (route.endpoint.endsWith('.models.list') && provider.models.length > 0 && json !== undefined) {
     json = filterModelList(json, provider.models);
@@ -78,7 +92,17 @@ export async function relayBody(call: CallState, upstream: UpstreamAnswer, trans
       if (isObject(json) && replaceToolCallsInAnswer(route.endpoint, json, settled.notices)) changed = true;
     }
   }
-  const body = changed ? JSON.stringify(json) : text;
+  let body = changed ? JSON.stringify(json) : text;
+  // The gateway's keys never go out, in whatever string of the answer (policy or not); one left
+  // where no string can be rewritten (an object key) refuses the answer.
+  const secrets = transform.secrets;
+  if (secrets.mayHold(body)) {
+    if (secrets.json(json)) body = JSON.stringify(json);
+    if (secrets.holds(body)) {
+      call.sendError(new AigovError('AIGOV_E_UPSTREAM_BAD_RESPONSE', { provider: provider.name, reason: 'a provider key where it cannot be scrubbed' }), 'failed');
+      return;
+    }
+  }
   // The answer is complete at the client only once its record is: commit, then send the body.
   call.countOut(body);
   call.finish('completed', upstream.statusCode, null, transform.forRecord(body));

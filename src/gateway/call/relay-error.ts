@@ -12,9 +12,11 @@ export async function relayUpstreamError(call: CallState, upstream: UpstreamAnsw
   const status = upstream.statusCode;
   const parsed = text === null ? null : adapter.parseErrorBody(status, text);
   const secrets = [provider.apiKey ?? '', ...Object.values(provider.headers)];
+  // This provider's credentials and key shapes, then every provider's keys (call.deps.secrets).
+  const scrub = (text: string): string => call.deps.secrets.whole(scrubSecrets(text, secrets));
   let error: ProviderError;
   if (parsed && status !== 401 && status !== 403) {
-    error = { ...parsed, message: scrubSecrets(parsed.message, secrets) };
+    error = { ...parsed, type: scrub(parsed.type), code: parsed.code === null ? null : scrub(parsed.code), message: scrub(parsed.message) };
   } else if (status === 401 || status === 403) {
     // The upstream refused the gateway's provider credential: not the user's fault, and its
     // message may echo a piece of the key. Keep the status, replace the words.

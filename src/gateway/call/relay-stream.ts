@@ -35,8 +35,11 @@ export async function relayStream(call: CallState, upstream: UpstreamAnswer, tra
   type Refused = { readonly ruleId: string; readonly reason: string };
   // Set inside handleEvents (a closure): declared so TypeScript does not narrow it to null.
   let refused = null as Refused | null;
-  // Set inside handleEvents too: an upstream event whose data is not the provider's JSON.
-  let unreadable = false as boolean;
+  // Set inside handleEvents too: an upstream event the gateway cannot relay (data that is not the
+  // provider's JSON, a type it does not know, a provider key it cannot scrub), and why.
+  let unreadable = null as string | null;
+  let dropped: string | null = null;
+  const secrets = transform.secrets;
   // From the first tool call on (when policy may refuse one), events are held until every call is judged.
   const held: TimedEvent[] = [];
   let heldChars = 0;
@@ -47,13 +50,23 @@ export async function relayStream(call: CallState, upstream: UpstreamAnswer, tra
   // mid-event the client still gets a well-formed stream ending in the provider's error event.
   const limits = new AnswerLimits(call.deps.limits);
   // The codec parses each event once: normalized events, masking and tool-call replacement share it.
-  const reader = adapter.streamReader(route.endpoint, transform.rewriter);
+  const reader = adapter.streamReader(route.endpoint, transform.rewriter, transform.unknown);
   /** Upstream events in (read by the codec), then `flushed`: what the rewriter still held at the end. */
   const handleEvents = (events: readonly SseEvent[], flushed: () => StreamItem[] = () => []): Batch => {
     const batch: Batch = { out: '', records: [] };
     const offsetMs = call.elapsedMs();
     if (limits.countEvents(events.length)) return batch;
     const pass = (item: StreamItem): void => {
+      if (unreadable !== null) return;
+      // The gateway's keys never go out, whatever string of the event holds them: one left where
+      // no string can be rewritten (a key, the event name, a comment) ends the stream.
+      if (secrets.mayHold(item.sse().raw)) {
+        if (item.data !== null && secrets.json(item.data)) item.touch();
+        if (secrets.holds(item.sse().raw)) {
+          unreadable = 'a provider key where it cannot be scrubbed';
+          return;
+        }
+      }
       if (terminal) finalEvents.push({ event: item, offsetMs });
       else if (gate?.holding) {
         // From the first tool call on, output is held until every call has been judged.
@@ -69,12 +82,14 @@ export async function relayStream(call: CallState, upstream: UpstreamAnswer, tra
       if (refused || unreadable) break;
       if (adapter.isStreamTerminal(route.endpoint, event)) terminal = true;
       const read = reader.read(event);
-      if (!read.readable) {
-        // Data the gateway cannot read (not JSON where the provider sends JSON) is not relayed
-        // unread: the stream ends here with the provider's in-stream error (fail closed).
-        unreadable = true;
+      if (!read.readable || read.refused) {
+        // Data the gateway cannot read (not JSON where the provider sends JSON; an event of a type
+        // it does not know, under answers.unknown_events: fail) is not relayed unread: the stream
+        // ends here with the provider's in-stream error (fail closed).
+        unreadable = read.refused ? `a stream event of a kind it does not know (${read.refused.what})` : 'a stream event whose data is not JSON';
         break;
       }
+      if (read.dropped) dropped ??= read.dropped.what;
       for (const e of read.events) {
         call.observe(e);
         gate?.observe(e);
@@ -115,16 +130,17 @@ export async function relayStream(call: CallState, upstream: UpstreamAnswer, tra
     call.finish('failed', upstream.statusCode, { code: error.code, message: `answer cut at ${limits.hit.key}` });
     return;
   }
-  if (unreadable) {
-    // Nothing held (tool calls not yet judged) or after the unreadable event reaches the client.
-    call.deps.logger.warn({ callId: call.callId, provider: provider.name }, 'upstream stream event is not JSON; stream ended');
-    const error = new AigovError('AIGOV_E_UPSTREAM_BAD_RESPONSE', { provider: provider.name, reason: 'a stream event whose data is not JSON' });
-    await call.endStreamWith(call.streamError(error));
-    call.finish('failed', upstream.statusCode, { code: error.code, message: 'upstream stream event not JSON' });
-    return;
-  }
   // A complete final event without its blank line still counts; a half event is dropped.
   const tail = refused ? { out: '', records: [] } : handleEvents(brokenBy === null ? parser.end() : [], () => reader.end());
+  if (dropped !== null) call.deps.logger.warn({ callId: call.callId, provider: provider.name, first: dropped }, 'upstream stream events of unknown types left out (answers.unknown_events: drop)');
+  if (unreadable !== null) {
+    // Nothing held (tool calls not yet judged) or after the unreadable event reaches the client.
+    call.deps.logger.warn({ callId: call.callId, provider: provider.name, reason: unreadable }, 'upstream stream event cannot be relayed; stream ended');
+    const error = new AigovError('AIGOV_E_UPSTREAM_BAD_RESPONSE', { provider: provider.name, reason: unreadable });
+    await call.endStreamWith(call.streamError(error));
+    call.finish('failed', upstream.statusCode, { code: error.code, message: `upstream stream event not relayed: ${unreadable}` });
+    return;
+  }
   if (refused) {
     // Tool calls too large to judge: nothing held reaches the client; the provider's in-stream error does.
     const error = new AigovError('AIGOV_E_POLICY_BLOCKED', { rule: refused.ruleId, reason: refused.reason });

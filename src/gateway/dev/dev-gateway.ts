@@ -15,6 +15,7 @@ import { createDevApproveSecret } from './dev-approve-secret.ts';
 import { startDevModel } from './dev-model.ts';
 import { ensureDevPseudonymKey } from './dev-pseudonym-key.ts';
 import { ensureDevAuditKey } from './dev-audit-key.ts';
+import { DEV_GROUPS } from './dev-users.ts';
 import { startDevIdp, type DevIdp } from './idp.ts';
 
 export const DEV_CLI_CLIENT_ID = 'aigov-cli';
@@ -107,6 +108,7 @@ export async function startDevGateway(options: DevGatewayOptions): Promise<Runni
         ...options,
         logger,
         dev: true,
+        knownGroups: DEV_GROUPS,
         mounts: [{ prefix: DEV_ISSUER_PATH, handle: (req, res) => devIdp.handle(req, res) }],
         onClose: async () => {
           approve.remove();

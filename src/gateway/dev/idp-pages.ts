@@ -3,7 +3,7 @@
  * confirmation, the "sign in as a seeded user" picker, success and error pages. Self-contained
  * (no external fonts or scripts) and loud about being a development IdP.
  */
-import type { DevUser } from './idp.ts';
+import type { DevUser } from './dev-users.ts';
 
 export function escapeHtml(value: unknown): string {
   return String(value)

@@ -35,20 +35,10 @@ import {
 import { loadOidcProvider } from './idp-provider-types.ts';
 import type { OidcGrant, OidcKoaContext, OidcProvider, OidcProviderModule } from './idp-provider-types.ts';
 import { SqliteAdapterStore } from './idp-sqlite-adapter.ts';
+import { DEV_USERS, type DevUser } from './dev-users.ts';
 
-export interface DevUser {
-  readonly id: string;
-  readonly email: string;
-  readonly name: string;
-  readonly groups: readonly string[];
-}
+export { DEV_USERS, type DevUser } from './dev-users.ts';
 
-export const DEV_USERS: readonly DevUser[] = Object.freeze([
-  Object.freeze({ id: 'alice', email: 'alice@aigov.dev', name: 'Alice Developer', groups: Object.freeze(['developers']) }),
-  Object.freeze({ id: 'bob', email: 'bob@aigov.dev', name: 'Bob Approver', groups: Object.freeze(['approvers']) }),
-  Object.freeze({ id: 'carol', email: 'carol@aigov.dev', name: 'Carol Auditor', groups: Object.freeze(['auditors']) }),
-  Object.freeze({ id: 'dave', email: 'dave@aigov.dev', name: 'Dave Approver', groups: Object.freeze(['approvers']) }),
-]);
 
 export interface DevIdpOptions {
   /** Absolute URL, e.g. 'http://127.0.0.1:8787/oidc'; the IdP is mounted under its path. */

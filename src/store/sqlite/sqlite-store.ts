@@ -319,6 +319,7 @@ export class SqliteRecordingStore implements RecordingStore {
       batchIntervalMs: Math.max(0, options.batchIntervalMs ?? DEFAULTS.batchIntervalMs),
       maxBatch: Math.max(1, Math.floor(options.maxBatch ?? DEFAULTS.maxBatch)),
       checkpointBytes: Math.max(1, options.checkpointBytes ?? DEFAULTS.checkpointBytes),
+      walLimitBytes: Math.max(1, options.walLimitBytes ?? DEFAULTS.walLimitBytes),
       shared,
     };
     let store: SqliteRecordingStore;
@@ -332,7 +333,7 @@ export class SqliteRecordingStore implements RecordingStore {
     const checkpointer = store.#startCheckpointer({
       location,
       idleMs: Math.max(1, options.idleCheckpointMs ?? DEFAULTS.idleCheckpointMs),
-      walLimitBytes: Math.max(1, options.walLimitBytes ?? DEFAULTS.walLimitBytes),
+      walLimitBytes: data.walLimitBytes,
       shared,
     });
     checkpointer.catch(() => {}); // awaited below

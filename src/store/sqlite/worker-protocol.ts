@@ -33,6 +33,8 @@ export interface WriterData {
   readonly batchIntervalMs: number;
   readonly maxBatch: number;
   readonly checkpointBytes: number;
+  /** Committed bytes after which the writer restarts the WAL itself (checkpoint-worker.ts flags it too). */
+  readonly walLimitBytes: number;
   readonly shared: SharedArrayBuffer;
 }
 

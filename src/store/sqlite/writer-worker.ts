@@ -22,8 +22,10 @@
  *   wakes the checkpointer thread (checkpoint-worker.ts), which checkpoints on its own
  *   connection. Under sustained writes that PASSIVE checkpoint always lags a few frames behind,
  *   and SQLite only restarts the WAL from its start once every frame is backfilled; when the
- *   checkpointer flags that the WAL reached `walLimitBytes`, this thread runs one RESTART
- *   checkpoint itself between two transactions (it only copies the lag) without busy waiting.
+ *   checkpointer flags that the WAL reached `walLimitBytes` — or this thread's own count of
+ *   bytes committed since its last RESTART does, so the bound holds even while the checkpointer
+ *   is not scheduled — this thread runs one RESTART checkpoint itself between two transactions
+ *   (it only copies the lag) without busy waiting.
  *
  * Error texts leaving this thread never carry record contents (see describeError).
  */
@@ -121,6 +123,8 @@ class Writer {
   #countersSent = '';
   #lastWriteError: string | null = null;
   #bytesSinceKick = 0;
+  /** Committed since this thread last restarted the WAL: the bound does not wait for the checkpointer's thread to be scheduled. */
+  #bytesSinceRestart = 0;
 
   constructor(db: DatabaseSync, data: WriterData, identity: FileIdentity, owner: OwnerLock, send: (message: FromWriter) => void) {
     this.#db = db;
@@ -627,6 +631,10 @@ class Writer {
       Atomics.add(shared, SHARED.kick, 1);
       Atomics.notify(shared, SHARED.kick);
     }
+    this.#bytesSinceRestart += bytes;
+    // The checkpointer flags a WAL past its limit after a checkpoint; on a loaded machine that
+    // thread may not run for a while, so the writer also flags it from its own count.
+    if (this.#bytesSinceRestart >= this.#data.walLimitBytes) Atomics.store(shared, SHARED.restart, 1);
     if (Atomics.load(shared, SHARED.restart) === 1) {
       // RESTART copies only what the checkpointer has not backfilled yet (it stands aside while
       // the flag is set) and resets the WAL to its beginning. No busy wait: with a reader still
@@ -634,7 +642,10 @@ class Writer {
       try {
         this.#stmt.busyTimeoutZero.run();
         const row = this.#stmt.checkpoint.get();
-        if (Number(row?.['busy'] ?? 1) === 0) Atomics.store(shared, SHARED.restart, 0);
+        if (Number(row?.['busy'] ?? 1) === 0) {
+          Atomics.store(shared, SHARED.restart, 0);
+          this.#bytesSinceRestart = 0;
+        }
       } catch {
         // failing (e.g. the file is gone): writes report that; try after the next commit
       } finally {
