@@ -27,7 +27,7 @@ version: 1
 rules:
   - { id: no-secrets, match: { detectors: [AWS_ACCESS_KEY, GITHUB_TOKEN] }, action: block }
   - { id: no-cards, match: { detectors: [CREDIT_CARD, IBAN_CODE] }, action: block }
-  - { id: codename, match: { keywords: [${KEYWORD}, "café crème", секрет] }, action: block }
+  - { id: codename, match: { keywords: [${KEYWORD}, "café crème", секрет, गोपनीय] }, action: block }
   - { id: no-pii, match: { detectors: [SECRETS, PII] }, action: block }
 `;
 const policy = parsePolicyText(POLICY, 'inline-policy.yaml').compiled;
@@ -130,6 +130,17 @@ describe('block rules hold against Unicode tricks', () => {
     }
   }
 
+  it('tricks combined with spacing: look-alikes, marks or non-ASCII digits spaced out or broken over lines', () => {
+    const spacedLook = (v: string, gap: string) => [...lookalikes(v)].filter((c) => c !== ' ').join(gap);
+    const cases: [string, string, string][] = [
+      ['AWS key, spaced look-alikes', spacedLook(AWS, ' '), 'no-secrets'],
+      ['AWS key, accented and spaced', [...AWS].map((c) => `${c}\u0301`).join(' '), 'no-secrets'],
+      ['GitHub token, look-alikes over lines', `${lookalikes(GITHUB.slice(0, 20))}\n${GITHUB.slice(20)}`, 'no-secrets'],
+      ['card, Arabic-Indic digits over lines', digitsIn(CARD, 0x660).replaceAll(' ', '\n'), 'no-cards'],
+    ];
+    for (const [name, value, rule] of cases) assert.equal(evaluatePolicy(policy, request(`key ${value} ok`)).ruleId, rule, name);
+  });
+
   it('a hyphen look-alike inside the keyword (U+2010, U+2011, en dash, minus sign)', () => {
     for (const dash of ['\u2010', '\u2011', '\u2013', '\u2212']) {
       assert.equal(evaluatePolicy(policy, request(`on ${KEYWORD.replace('-', dash)} today`)).ruleId, 'codename', JSON.stringify(dash));
@@ -151,6 +162,10 @@ describe('block rules hold against Unicode tricks', () => {
     ];
     for (const prompt of hits) assert.equal(evaluatePolicy(policy, request(prompt)).ruleId, 'codename', prompt);
     for (const prompt of ['a cafeteria', 'секретарь пришёл', 'crème brûlée']) assert.equal(evaluatePolicy(policy, request(prompt)).action, 'allow', prompt);
+    // Marks on letters that are not folded still tell words apart: गोपनीय (confidential) is not गोपनीयता (privacy).
+    assert.equal(evaluatePolicy(policy, request('यह गोपनीय है')).ruleId, 'codename');
+    assert.equal(evaluatePolicy(policy, request('गोपनीयता नीति')).action, 'allow');
+    assert.equal(evaluatePolicy(policy, request('यह गपनय है')).action, 'allow', 'the vowel signs are not dropped');
   });
 
   it('custom patterns and context words that name non-ASCII characters match the folded text', () => {
