@@ -272,7 +272,7 @@ export function normalizeScanned(original: string): { norm: NormalizedText; fold
       if (folded) {
         // Its code units go to the pending buffer, with the short stretch of text before it (a
         // long one is pushed as a slice: no copy).
-        if (first - copiedTo > 256) {
+        if (first - copiedTo > 32) {
           flushPending();
           out.push(original.slice(copiedTo, first));
           copiedTo = first;
