@@ -39,7 +39,7 @@ const PII_FRAGMENTS = [
   'DE89 3704 0044 0532 0130 00', 'GB82WEST12345698765432', 'GB82', 'DE', 'IBAN ',
   '123-45-6789', '460-89-9847', 'ssn ', '078-05-1120', '192.168.10.42', '10.0.0.7', '2001:db8::8a2e:370:7334', 'fe80::1', '::', 'v1.2.3', 'ip ',
 ];
-const FILLER = [' ', ' ', '\n', ', ', '. ', 'the ', 'and ', 'Q', 'A', 'Z9', '7', '0', '-', '_', '.', ':', '/', '=', '+', '"', 'é', 'e\u0301', '\u0301', '日本', '😀', 'ﬁ', 'Ａ１', '\u00A0', '\u200B'];
+const FILLER = [' ', ' ', '\n', ', ', '. ', 'the ', 'and ', 'Q', 'A', 'Z9', '7', '0', '-', '_', '.', ':', '/', '=', '+', '"', 'é', 'e\u0301', '\u0301', '日本', '😀', 'ﬁ', 'Ａ１', '\u00A0', '\u200B', '\u0410', '\u0441', '٣', '\u0336', '\u0338', 'ж', '℃', '\u{E0041}', '\uFE01', '<'];
 const ALL = [...SECRET_FRAGMENTS, ...PII_FRAGMENTS, ...FILLER];
 
 /** A text from fragments, cut anywhere: [t, continuation]. */
@@ -91,9 +91,10 @@ describe('settledPrefix: all detectors through detectEntities (normalized text, 
   });
 
   it('normalization maps a text that needs no change exactly as the general path maps it', () => {
-    // The shortcut for NFKC-stable text and the segment-by-segment path (forced here by an invisible
-    // character at the end) must agree, or a detection's mapped span would depend on other text.
-    const stable = fc.string({ unit: fc.constantFrom('a', 'é', 'e', '\u0301', '\u0338', '😀', '日', ' ', 'q', '\u{1D165}', '=') }).filter((x) => x.normalize('NFKC') === x);
+    // The shortcut for text normalization leaves as it is and the segment-by-segment path (forced
+    // here by an invisible character at the end) must agree, or a detection's mapped span would
+    // depend on other text. (Marks on letters that are not folded stay: 日 + U+0301.)
+    const stable = fc.string({ unit: fc.constantFrom('a', 'é', 'e', '\u0301', '\u0338', '😀', '日', ' ', 'q', '\u{1D165}', '=', 'ж', '\u0306') }).filter((x) => normalizeForMatching(x).text === x);
     fc.assert(
       fc.property(stable, (x) => {
         const fast = normalizeForMatching(x);

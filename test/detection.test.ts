@@ -197,7 +197,7 @@ describe('normalization bypasses', () => {
   });
   it('maps positions through expanding compatibility characters', () => {
     const n = normalizeForMatching('a\u200b①ﬁx\u0301');
-    assert.equal(n.text, 'a1fix\u0301'.normalize('NFKC'));
+    assert.equal(n.text, 'a1fix'); // the mark on x is dropped: x is ASCII
     assert.equal(n.toOriginal(0), 0);
     assert.equal(n.toOriginal(1), 2); // '1' from ① (the ZWSP at 1 is gone)
     assert.equal(n.toOriginal(2), 3); // 'f' from ﬁ

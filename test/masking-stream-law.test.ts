@@ -80,6 +80,10 @@ const FRAGMENTS = [
   ' ', ' ', '\n', ', ', 'the ', 'answer ', 'call ', 'phone: ', 'write to ', 'and ', 'x', 'Z9', '7', '42', '0',
   'é', 'e\u0301', '日本語', '😀', 'ﬁ', 'Ａ１', '\u00A0', 'ß',
   '\u200B', '\u200D', '\uFEFF', '\u00AD', '\u2066', '\u0301', '«EMAIL_1»', '«',
+  // Unicode tricks normalization folds: look-alikes, marks on every character, non-ASCII digits,
+  // tag characters and variation selectors (matching drops them).
+  '\u0430nn.l\u0435\u0435@\u0435x\u0430mpl\u0435.\u0441om', 'a\u0301n\u0301n\u0301@x\u0336.io', '٤١١١ ١١١١ ١١١١ ١١١١', '4\u03361\u03361\u03361\u0336',
+  '١٢٣-٤٥-٦٧٨٩', '\u0336', '\u0410', '\u0441', '٣', '\u{E0041}', '\uFE01\uFE02', 'ж\u0301', '\u2010',
 ];
 // Fragments joined by separators: glued chains of entities without any separator ("a@b.coma@b.com")
 // break detector locality (a regex's scan phase then depends on the start of the chain) and are

@@ -8,6 +8,7 @@
  * A scan past its budget (steps here, a deadline there) refuses with AIGOV_E_POLICY_BUDGET.
  */
 import { BUILTIN_DETECTORS, detectEntities, regexProgramSize, type Detector } from '../core/detection/index.ts';
+import { stripHiddenText } from '../core/detection/hidden-text.ts';
 import { AigovError } from '../core/errors.ts';
 import { maskText, StreamMasker, StreamRestorer, type PseudonymVault } from '../core/masking/index.ts';
 import { approvalFor, createRequestRewriter, evaluatePolicy, judgeToolCall, PolicyBudgetError, type CompiledPolicy, type ResponseMaskingPlan, type ToolGate } from '../core/policy/index.ts';
@@ -133,7 +134,10 @@ function decide(policy: CompiledPolicy, input: PolicyInput, ctx: CallContext, va
   const neverSent = refuse !== null && (refuse.kind === 'block' || refuse.approval === null);
   const verdict = (lease: VaultLease | null, vault: PseudonymVault | undefined): RequestVerdict => {
     const maskRequest = evaluation.requestMasking ? budgeted(createRequestRewriter(evaluation.requestMasking, vault)) : null;
-    const mask = neverSent ? (slot: TextSlot) => redactForRecord(slot.text, builtins) : lease && maskRequest ? (slot: TextSlot) => lease.issue(() => maskRequest(slot)) : maskRequest;
+    const planned = neverSent ? (slot: TextSlot) => redactForRecord(slot.text, builtins) : lease && maskRequest ? (slot: TextSlot) => lease.issue(() => maskRequest(slot)) : maskRequest;
+    // Hidden text goes neither upstream nor into the record: removed after masking (whose spans
+    // are positions in the text as sent), before concealing (a value hidden text split is whole again).
+    const mask = evaluation.stripHiddenText ? (slot: TextSlot) => stripHiddenText(planned ? planned(slot) : slot.text, slot.kind === 'json') : planned;
     // Masking applies by location (what policy planned). A value this session already gave a
     // placeholder never goes upstream in clear again, wherever it stands — e.g. an earlier answer,
     // restored for the user, sent back as conversation history: concealed in every slot.

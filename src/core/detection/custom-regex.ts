@@ -12,8 +12,10 @@
  * PatternBudgetError, which the policy turns into a refusal naming the rule (fail closed).
  */
 import type { Detection, Detector, EntityType } from './types.ts';
-import { clamp01, hasContext } from './detector-kit.ts';
+import { clamp01, CONTEXT_WINDOW, hasContext } from './detector-kit.ts';
 import { LinearRegex, MatchBudgetExceeded, PatternRefusal } from './linear-regex.ts';
+import { literalPattern } from './literal-pattern.ts';
+import { asciiPreimages } from './normalize.ts';
 
 export interface RegexDetectorSpec {
   id: string;
@@ -78,6 +80,25 @@ export function regexProgramSize(pattern: string, flags = ''): number {
   }
 }
 
+// eslint-disable-next-line no-control-regex
+const ASCII_ATOM = /^[\u0000-\u007f]*$/;
+/** Atoms that match what is NOT named in them: `[^…]`, `.`, `\D`, `\W`, `\S`, `\P{…}` (also inside a class). */
+const NEGATED_ATOM = /^\[\^|^\.$|\\[DWSP]/;
+
+/**
+ * The text a pattern runs on is normalized (./normalize.ts: Cyrillic а is `a`, é is `e`, ٣ is
+ * `3`): an atom naming such characters (`пароль`, `[а-я]`, `é`, `\p{Script=Greek}`) also matches
+ * the ASCII they are normalized to. An atom that matches by exclusion is left as written — the
+ * ASCII fold of a character it admits may well be one it excludes (`[^a-z]` admits Cyrillic а,
+ * whose fold is `a`) — and so is a pure-ASCII atom (`\d`, `[A-Z]`): what it names is ASCII already.
+ */
+function foldedMatches(atom: string, matches: (cp: number) => boolean): readonly number[] {
+  if (NEGATED_ATOM.test(atom) || (ASCII_ATOM.test(atom) && !/\\[pux]/.test(atom))) return [];
+  const out = new Set<number>();
+  for (const [cp, ascii] of asciiPreimages()) if (!out.has(ascii) && matches(cp)) out.add(ascii);
+  return [...out];
+}
+
 /**
  * Builds a detector from a policy's custom pattern. Throws RegexDetectorError (naming the
  * detector and the reason, never the pattern) for an invalid or refused pattern.
@@ -105,12 +126,18 @@ export function createRegexDetector(spec: RegexDetectorSpec): Detector {
   }
   let re: LinearRegex;
   try {
-    re = new LinearRegex(spec.pattern, flags, spec.maxProgramSize === undefined ? {} : { maxProgramSize: spec.maxProgramSize });
+    re = new LinearRegex(spec.pattern, flags, { alsoMatches: foldedMatches, ...(spec.maxProgramSize === undefined ? {} : { maxProgramSize: spec.maxProgramSize }) });
   } catch (err) {
     if (err instanceof PatternRefusal) throw new RegexDetectorError(id, `pattern refused: ${err.message}`);
     throw new RegexDetectorError(id, 'pattern refused: it could not be analysed');
   }
   const words = (spec.contextWords ?? []).map((w) => w.toLowerCase()).filter((w) => w !== '');
+  // Non-ASCII context words are found as the text is normalized (see literalPattern).
+  const asciiWords = words.filter((w) => ASCII_ATOM.test(w));
+  const otherWords = words.filter((w) => !ASCII_ATOM.test(w)).map((w) => literalPattern(w.normalize('NFKC')).source).filter((p) => p !== '');
+  const otherContext = otherWords.length === 0 ? null : new RegExp(otherWords.join('|'), 'iu');
+  const inContext = (text: string, start: number): boolean =>
+    hasContext(text, start, asciiWords) || (otherContext !== null && otherContext.test(text.slice(Math.max(0, start - CONTEXT_WINDOW), start)));
   const type: EntityType = spec.type;
   const maxLength = spec.maxLength;
   const budget = spec.budget ?? DEFAULT_REGEX_BUDGET;
@@ -118,7 +145,7 @@ export function createRegexDetector(spec: RegexDetectorSpec): Detector {
     id,
     type,
     maxLength,
-    lookbehind: words.length > 0 ? 48 : 0,
+    lookbehind: words.length > 0 ? CONTEXT_WINDOW : 0,
     lookahead: 0,
     detect(text: string): Detection[] {
       let spans: number[];
@@ -135,7 +162,7 @@ export function createRegexDetector(spec: RegexDetectorSpec): Detector {
         // maxLength units (fail closed rather than drop it).
         if (spans[k + 1]! === start) continue;
         const end = Math.min(spans[k + 1]!, start + maxLength);
-        const c = hasContext(text, start, words) ? confidence + 0.15 : confidence;
+        const c = inContext(text, start) ? confidence + 0.15 : confidence;
         out.push({ type, start, end, confidence: clamp01(c), detector: id });
       }
       return out;

@@ -1,7 +1,8 @@
 /**
  * Entity detection: the built-in detectors, custom regex detectors, and `detectEntities`, which
- * runs detectors on the normalized text (NFKC, invisible characters removed), maps positions back
- * to the original text and resolves overlaps. Pure: no I/O, no clock, no randomness.
+ * runs detectors on the normalized text (./normalize.ts: NFKC, invisible characters removed,
+ * look-alikes folded), maps positions back to the original text and resolves overlaps. Pure: no
+ * I/O, no clock, no randomness.
  */
 import { withSharedScans } from './anchors.ts';
 import { normalizeScanned } from './normalize.ts';
@@ -56,13 +57,13 @@ export function maxContextLength(detectors: readonly Detector[]): { before: numb
 }
 
 /**
- * ASCII characters that no combining mark following them can change under NFKC (digits, space,
- * control characters, punctuation except `<`, `=`, `>`, and the letters Q and q — checked against
- * every \p{M} code point): a text ending in one normalizes to a prefix of what it and any
- * continuation normalize to.
+ * A segment whose normalized form is all ASCII spells the ASCII of its NFKD's base characters (see
+ * ./normalize.ts; an NFKC that is all ASCII is such a spelling too), and combining marks that
+ * follow it change neither these bases nor, then, its form: a text whose last segment normalizes
+ * to ASCII normalizes to a prefix of what it and any continuation normalize to.
  */
 // eslint-disable-next-line no-control-regex
-const STABLE_LAST = /^[\u0000-\u003B\u003F-\u0040\u005B-\u0060\u007B-\u007FQq]$/;
+const NON_ASCII = /[^\u0000-\u007f]/;
 
 /**
  * The streaming hint of `detectors` together, for detectEntities: see {@link detectStreaming}.
@@ -211,13 +212,12 @@ export function detectStreaming(text: string, detectors: readonly Detector[], op
   if (detectors.length === 0) return { detections, settled: text.length, scanStart };
   if (n === 0) return { detections, settled: 0, scanStart };
   let base = full;
-  if (!STABLE_LAST.test(full.charAt(n - 1))) {
-    // Drop the last segment (a starter and its marks): a mark that follows can recompose it.
-    const origin = norm.toOriginal(n - 1);
-    let k = n - 1;
-    while (k > 0 && norm.toOriginal(k - 1) === origin) k--;
-    base = full.slice(0, k);
-  }
+  // The last segment (a starter and its marks) is dropped unless it normalizes to ASCII: a mark
+  // that follows can change it.
+  const origin = norm.toOriginal(n - 1);
+  let k = n - 1;
+  while (k > 0 && norm.toOriginal(k - 1) === origin) k--;
+  if (full.charCodeAt(n - 1) >= 0x80 || NON_ASCII.test(full.slice(k))) base = full.slice(0, k);
   let h = base.length;
   for (const d of detectors) {
     const s = d.settledBefore !== undefined ? d.settledBefore(base) : base.length - d.maxLength - Math.max(0, d.lookahead ?? 0);

@@ -52,6 +52,12 @@ export const MAX_PROGRAM_SIZE = 10_000;
 export interface LinearRegexOptions {
   /** Largest compiled program (instructions); default MAX_PROGRAM_SIZE. */
   readonly maxProgramSize?: number;
+  /**
+   * ASCII characters (codes) that a character-consuming atom (its source, and a test of one
+   * character against it) matches besides those V8 says it does: the text it runs on has been
+   * folded, and the atom must match what the characters it names were folded to.
+   */
+  readonly alsoMatches?: (atom: string, matches: (cp: number) => boolean) => readonly number[];
 }
 
 export interface ScanOptions {
@@ -359,10 +365,21 @@ class CharTester {
   readonly #unicode: boolean;
   readonly #memo = new Map<number, boolean>();
 
-  constructor(src: string, flags: string, unicode: boolean) {
+  /** ASCII characters matched only through LinearRegexOptions.alsoMatches. */
+  readonly extra: readonly number[];
+
+  constructor(src: string, flags: string, unicode: boolean, alsoMatches?: LinearRegexOptions['alsoMatches']) {
     this.#re = new RegExp(`^(?:${src})$`, flags);
     this.#unicode = unicode;
     for (let c = 0; c < 128; c++) this.ascii[c] = this.#re.test(String.fromCharCode(c)) ? 1 : 0;
+    const extra: number[] = [];
+    for (const c of alsoMatches?.(src, (cp) => this.test(cp)) ?? []) {
+      if (c >= 0 && c < 128 && this.ascii[c] === 0) {
+        this.ascii[c] = 1;
+        extra.push(c);
+      }
+    }
+    this.extra = extra;
   }
 
   test(c: number): boolean {
@@ -417,7 +434,7 @@ export class LinearRegex {
     this.#y = Int32Array.from(b.y);
     const testerFlags = [...flags].filter((f) => f === 'i' || f === 's' || f === 'u').join('');
     const sources = [...b.testerIds.keys()];
-    this.#testers = sources.map((src) => new CharTester(src, testerFlags, unicode));
+    this.#testers = sources.map((src) => new CharTester(src, testerFlags, unicode, options.alsoMatches));
     this.#word = new CharTester('\\w', testerFlags, unicode);
     this.#unicode = unicode;
     this.#multiline = flags.includes('m');
@@ -427,7 +444,7 @@ export class LinearRegex {
     this.#nst = new Int32Array(this.size);
     this.#mark = new Int32Array(this.size);
     this.#stack = new Int32Array(2 * this.size + 2);
-    this.#first = this.#firstScanner(sources, testerFlags);
+    this.#first = this.#firstScanner(sources.map((src, k) => withExtra(src, this.#testers[k]!.extra)), testerFlags);
   }
 
   /**
@@ -629,6 +646,12 @@ export class LinearRegex {
       }
     }
   }
+}
+
+/** An atom's source that also matches the ASCII characters `extra`. */
+function withExtra(src: string, extra: readonly number[]): string {
+  if (extra.length === 0) return src;
+  return `${src}|[${extra.map((c) => `\\x${c.toString(16).padStart(2, '0')}`).join('')}]`;
 }
 
 function isPairAt(text: string, i: number): boolean {

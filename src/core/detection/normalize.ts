@@ -1,11 +1,24 @@
 /**
- * Unicode normalization for matching: NFKC (fullwidth digits, ligatures, non-breaking spaces and
- * other compatibility forms fold to their plain equivalents) and removal of invisible/format
- * characters, so that a zero-width space or a bidi control cannot split an entity past the
- * detectors. Detectors run on the normalized text; positions are mapped back to the original text,
- * which is what gets masked.
+ * Unicode normalization for matching: what a text says to a reader, spelt the way the detectors
+ * and the policy's keywords and patterns are written.
+ *
+ *  - Invisible/format characters are removed, so that a zero-width space, a bidi control or a
+ *    tag character cannot split an entity past the detectors.
+ *  - Each segment (a starter and the combining marks after it) is folded on its own: NFKC
+ *    (fullwidth digits, ligatures, mathematical letters, non-breaking spaces and other
+ *    compatibility forms to their plain equivalents) — and when every base character of its NFKD
+ *    is ASCII, a look-alike of an ASCII character (Cyrillic А, Greek Ο, the U+2010 hyphen: UTS #39
+ *    confusables, ./confusables-data.ts) or a non-ASCII decimal digit (Arabic-Indic ٣, Devanagari
+ *    ३: by value), the segment is those ASCII characters, its marks dropped: `A\u0301`, `Á`,
+ *    `4\u0336` (struck through) and Cyrillic `Ӓ` are `A`, `A`, `4` and `A`. Marks on other
+ *    letters stay (a Devanagari vowel sign, an Arabic vowel mark, Japanese dakuten): they tell
+ *    words apart, and they cannot make an ASCII entity.
+ *
+ * Detectors run on the normalized text; positions are mapped back to the original text, which is
+ * what gets masked (a segment maps to the whole of it, marks included).
  */
 import { foldsLikeAscii } from './anchors.ts';
+import { DIGIT_ZEROS, LOOKALIKES } from './confusables-data.ts';
 
 /**
  * Characters removed before matching: every format character (Unicode category Cf: zero-width
@@ -16,6 +29,95 @@ import { foldsLikeAscii } from './anchors.ts';
  */
 const INVISIBLE = /\p{Cf}|\u034F|\u115F|\u1160|\u3164|\uFFA0|[\uFE00-\uFE0F]|[\u{E0100}-\u{E01EF}]/u;
 const COMBINING = /^\p{M}$/u;
+
+/** The ASCII code a BMP code unit folds to by look or digit value (0: none); the rest in ASTRAL_ASCII. */
+const BMP_ASCII = new Uint8Array(0x10000);
+const ASTRAL_ASCII = new Map<number, number>();
+{
+  const set = (cp: number, ascii: number): void => {
+    if (cp < 0x10000) BMP_ASCII[cp] = ascii;
+    else ASTRAL_ASCII.set(cp, ascii);
+  };
+  for (const zero of DIGIT_ZEROS) for (let v = 0; v < 10; v++) set(zero + v, 0x30 + v);
+  for (const pair of LOOKALIKES.split(' ')) set(pair.codePointAt(0)!, pair.charCodeAt(pair.length - 1));
+}
+
+/** The ASCII code the code point folds to by look or digit value, 0 when none. */
+function asciiFor(cp: number): number {
+  return cp < 0x10000 ? BMP_ASCII[cp]! : (ASTRAL_ASCII.get(cp) ?? 0);
+}
+
+// eslint-disable-next-line no-control-regex
+const ALL_ASCII = /^[\u0000-\u007f]*$/;
+
+/**
+ * The normalized form of one segment (a starter and its combining marks, invisible characters
+ * already removed; or a lone mark): the ASCII its NFKD's base characters spell when each is
+ * ASCII, a look-alike or a digit (marks dropped) — else its NFKC.
+ */
+export function foldSegment(segment: string): string {
+  const nfkc = segment.normalize('NFKC');
+  if (ALL_ASCII.test(nfkc)) return nfkc;
+  let out = '';
+  let bases = 0;
+  for (const ch of segment.normalize('NFKD')) {
+    const cp = ch.codePointAt(0)!;
+    if (cp < 0x80) out += ch;
+    else if (COMBINING.test(ch)) continue;
+    else {
+      const ascii = asciiFor(cp);
+      if (ascii === 0) return nfkc;
+      out += String.fromCharCode(ascii);
+    }
+    bases++;
+  }
+  // A lone mark (no base) keeps its NFKC, as a mark on a letter that is not folded does.
+  return bases > 0 ? out : nfkc;
+}
+
+/**
+ * NFKC segment by segment, invisible characters removed — without folding by look: for the names
+ * of resources (paths, URLs), where a look-alike, an accent or another script's digit names
+ * another file or host. (A rule must not take `/home/alice/prоj` with a Cyrillic о for the work
+ * tree `/home/alice/proj`, nor an allowed host for its homograph.)
+ */
+export function normalizeCompatibility(text: string): string {
+  NON_ASCII_RUN.lastIndex = 0;
+  if (!NON_ASCII_RUN.test(text)) return text;
+  let out = '';
+  let segment = '';
+  for (const ch of text) {
+    if (INVISIBLE.test(ch)) continue;
+    if (segment !== '' && COMBINING.test(ch)) segment += ch;
+    else {
+      out += segment.normalize('NFKC');
+      segment = ch;
+    }
+  }
+  return out + segment.normalize('NFKC');
+}
+
+let preimages: readonly (readonly [number, number])[] | undefined;
+
+/**
+ * Every non-ASCII code point that normalizes, alone, to one ASCII character, with that
+ * character's code — computed once, on first use (for custom patterns, which must match what the
+ * characters they name are normalized to). Planes 0 and 1 are searched, except the blocks whose
+ * characters never normalize to ASCII (CJK ideographs, Yi, Hangul syllables, surrogates, private
+ * use); test/detection-normalize.test.ts checks that this misses nothing.
+ */
+export function asciiPreimages(): readonly (readonly [number, number])[] {
+  if (preimages !== undefined) return preimages;
+  const out: [number, number][] = [];
+  for (let cp = 0x80; cp < 0x20000; cp++) {
+    if (cp === 0x3400) cp = 0x4dc0;
+    else if (cp === 0x4e00) cp = 0xa490;
+    else if (cp === 0xac00) cp = 0xf900;
+    const f = foldSegment(String.fromCodePoint(cp));
+    if (f.length === 1 && f.charCodeAt(0) < 0x80) out.push([cp, f.charCodeAt(0)]);
+  }
+  return (preimages = out);
+}
 
 export interface NormalizedText {
   /** The text detectors see. */
@@ -82,15 +184,15 @@ function unchanged(text: string): NormalizedText {
 }
 
 /**
- * NFKC + strip invisible/format characters, with a mapping back to original positions.
+ * The normalized text (see the top of this file), with a mapping back to original positions.
  *
  * Only the non-ASCII parts of a text can change, so the work is done region by region: a region
  * is a maximal run of non-ASCII code units together with the ASCII character just before it (a
- * starter that a following combining mark may attach to). An ASCII character never composes with
- * what precedes it and has combining class 0, so NFKC of the whole text is the concatenation of
- * NFKC of its regions and of the ASCII characters between them; likewise the segmentation below
- * (a starter and its combining marks) never crosses a region's edge. Everything between regions
- * maps to itself, so the cost is that of a scan for non-ASCII characters plus the regions.
+ * starter that a following combining mark may attach to). The segmentation (a starter and its
+ * combining marks) never crosses a region's edge, and an ASCII segment is its own fold, so the
+ * normalized text is the concatenation of the regions' and of the ASCII characters between them.
+ * Everything between regions maps to itself, so the cost is that of a scan for non-ASCII
+ * characters plus the regions.
  */
 export function normalizeForMatching(original: string): NormalizedText {
   return normalizeScanned(original).norm;
@@ -121,6 +223,17 @@ export function normalizeScanned(original: string): { norm: NormalizedText; fold
   // identity run (normalized [nStart, nStart + len) ← original [oStart, oStart + len)) or a
   // segment (every normalized character of it ← the original segment [oStart, oEnd)).
   const out: string[] = [];
+  // Folded code units not yet in `out` (regions folded unit by unit, and the text between them):
+  // one string per stretch of them rather than one per region.
+  let pending = PENDING;
+  let pendingLength = 0;
+  let pendingSurrogates = false;
+  const flushPending = (): void => {
+    if (pendingLength === 0) return;
+    out.push(unitsToString(pending, pendingLength, pendingSurrogates));
+    pendingLength = 0;
+    pendingSurrogates = false;
+  };
   const runN: number[] = []; // normalized start of each run
   const runO: number[] = []; // original start
   const runE: number[] = []; // original end of a segment, or -1 for an identity run
@@ -141,18 +254,46 @@ export function normalizeScanned(original: string): { norm: NormalizedText; fold
   for (let r = 0; r < regions.length; r += 2) {
     const from = regions[r]!;
     const to = regions[r + 1]!;
-    // A region of simple code units (after its first character) is its own NFKC, segment by
-    // segment (single code units): the identity, mapped with what surrounds it.
+    // A region of simple and one-for-one code units (after its first character) is normalized
+    // unit by unit (each is a segment of its own) and maps position by position: it is mapped
+    // with what surrounds it, and only its text changes when some unit is not its own fold.
+    const first = original.charCodeAt(from) < 0x80 ? from + 1 : from;
     let simple = true;
-    for (let i = original.charCodeAt(from) < 0x80 ? from + 1 : from; i < to; i++) {
-      const c = original.charCodeAt(i);
-      if ((unitFlags(c) & SIMPLE) === 0) {
+    let folded = false;
+    for (let i = first; i < to; i++) {
+      const f = unitFlags(original.charCodeAt(i));
+      if ((f & (SIMPLE | ONE)) === 0) {
         simple = false;
         break;
       }
-      if (c === 0x130) specialFolds = true;
+      if ((f & ONE) !== 0) folded = true;
     }
-    if (simple) continue;
+    if (simple) {
+      if (folded) {
+        // Its code units go to the pending buffer, with the short stretch of text before it (a
+        // long one is pushed as a slice: no copy).
+        if (first - copiedTo > 32) {
+          flushPending();
+          out.push(original.slice(copiedTo, first));
+          copiedTo = first;
+        }
+        if (pendingLength + (to - copiedTo) > pending.length) {
+          const grown = new Uint16Array(Math.max(2 * pending.length, pendingLength + (to - copiedTo)));
+          grown.set(pending.subarray(0, pendingLength));
+          pending = grown;
+        }
+        for (let i = copiedTo; i < to; i++) {
+          const c = original.charCodeAt(i);
+          const u = i >= first && (unitFlags(c) & ONE) !== 0 ? UNIT_ONE[c]! : c;
+          if (u >= 0xd800 && u <= 0xdfff) pendingSurrogates = true;
+          else if (u === 0x130 || u === 0x212a) specialFolds = true;
+          pending[pendingLength++] = u;
+        }
+        copiedTo = to;
+        changed = true;
+      }
+      continue;
+    }
     identityRun(mappedTo, from);
     mappedTo = to;
     // The per-code-point segmentation (a starter and its combining marks; invisible characters
@@ -165,7 +306,7 @@ export function normalizeScanned(original: string): { norm: NormalizedText; fold
     let segEnd = 0;
     const flush = (): void => {
       if (segment === '') return;
-      const normalized = segEnd - segStart === 1 ? unitNfkc(segment.charCodeAt(0)) : segment.normalize('NFKC');
+      const normalized = segEnd - segStart === 1 ? unitFold(segment.charCodeAt(0)) : cachedFold(segment);
       pieces.push(normalized);
       if (normalized.length === 1 && segEnd - segStart === 1) identityRun(segStart, segEnd);
       else if (normalized.length > 0) {
@@ -211,6 +352,7 @@ export function normalizeScanned(original: string): { norm: NormalizedText; fold
     const normalized = pieces.length === 1 ? pieces[0]! : pieces.join('');
     if (normalized !== original.slice(from, to)) {
       changed = true;
+      flushPending();
       if (from > copiedTo) out.push(original.slice(copiedTo, from));
       out.push(normalized);
       copiedTo = to;
@@ -219,6 +361,7 @@ export function normalizeScanned(original: string): { norm: NormalizedText; fold
   }
   // Nothing changed: the same text, mapped lazily the same way (no runs needed).
   if (!changed) return { norm: unchanged(original), foldsLikeAscii: !specialFolds };
+  flushPending();
   if (copiedTo < original.length) out.push(original.slice(copiedTo));
   identityRun(mappedTo, original.length);
   const text = out.join('');
@@ -266,37 +409,70 @@ export function normalizeScanned(original: string): { norm: NormalizedText; fold
   return { norm, foldsLikeAscii: !specialFolds };
 }
 
+/** Folds of segments of several code units (syllables with marks, emoji), a bounded memo. */
+const SEGMENT_FOLDS = new Map<string, string>();
+
+function cachedFold(segment: string): string {
+  let f = SEGMENT_FOLDS.get(segment);
+  if (f === undefined) {
+    if (SEGMENT_FOLDS.size >= 8192) SEGMENT_FOLDS.clear();
+    SEGMENT_FOLDS.set(segment, (f = foldSegment(segment)));
+  }
+  return f;
+}
+
+/** Scratch for folded code units (a larger buffer is allocated for a call that needs it). */
+const PENDING = new Uint16Array(4096);
+
+/** Decodes code units at native speed — where they are little-endian, and hold no surrogate (it would turn a lone one into U+FFFD). */
+const UTF16 = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? new TextDecoder('utf-16le', { ignoreBOM: true }) : null;
+
+/** The string of units[0, length); `surrogates`: some unit may be a surrogate. */
+function unitsToString(units: Uint16Array, length: number, surrogates: boolean): string {
+  if (UTF16 !== null && !surrogates) return UTF16.decode(units.subarray(0, length));
+  // A chunk at a time: an argument list has a limit.
+  if (length <= 4096) return String.fromCharCode.apply(null, units.subarray(0, length) as unknown as number[]);
+  const parts: string[] = [];
+  for (let i = 0; i < length; i += 4096) parts.push(String.fromCharCode.apply(null, units.subarray(i, Math.min(length, i + 4096)) as unknown as number[]));
+  return parts.join('');
+}
+
 function isLowSurrogate(c: number): boolean {
   return c >= 0xdc00 && c <= 0xdfff;
 }
 
-// Properties of a BMP code unit, computed once each (lazily) from the regexes and String#normalize.
+// Properties of a BMP code unit, computed once each (lazily) from the regexes and foldSegment.
 const KNOWN = 1;
 /** Removed before matching (INVISIBLE). */
 const INV = 2;
 /** A combining mark (\p{M}). */
 const MARK_FLAG = 4;
-/** NFKC of the character alone is itself. */
-const NFKC_SELF = 8;
+/** The fold of the character alone (foldSegment) is itself. */
+const SELF = 8;
 /**
- * NFKC_SELF, not invisible, not a mark, not a surrogate and not a Hangul jamo: a character that
- * no neighbour changes under NFKC. (Checked over all of Unicode: the only code points that
- * compose with a preceding character are combining marks, the Hangul medial vowel and final
- * consonant jamo, and U+16D67, which is not in the BMP; and every non-mark whose NFKD begins with
- * a mark — U+0E33, U+0EB3, U+FF9E, U+FF9F — is not NFKC_SELF.) A run of them after an ASCII
- * character is its own NFKC, and its segments are single code units.
+ * Not invisible, not a mark, not a surrogate and not a Hangul jamo: a character that is a segment
+ * of its own unless a mark follows it — and no neighbour then changes its fold (segments are
+ * folded one by one). A run of such characters after an ASCII character is normalized unit by
+ * unit.
  */
-const SIMPLE = 16;
+const PLAIN = 16;
+/** PLAIN and SELF. */
+const SIMPLE = 32;
+/** PLAIN, and its fold is one code unit other than itself (UNIT_ONE): Cyrillic а → a, ٣ → 3, ℃ no (two). */
+const ONE = 64;
 const UNIT_FLAGS = new Uint8Array(0x10000);
-/** NFKC of BMP code units that are not their own NFKC, computed once each. */
-const UNIT_NFKC = new Map<number, string>();
+/** The fold of each ONE code unit. */
+const UNIT_ONE = new Uint16Array(0x10000);
+/** The fold of BMP code units that are neither SELF nor ONE, computed once each. */
+const UNIT_FOLD = new Map<number, string>();
 
-/** NFKC of the single code unit c (a lone surrogate is its own). */
-function unitNfkc(c: number): string {
-  const ch = String.fromCharCode(c);
-  if ((unitFlags(c) & NFKC_SELF) !== 0) return ch;
-  let n = UNIT_NFKC.get(c);
-  if (n === undefined) UNIT_NFKC.set(c, (n = ch.normalize('NFKC')));
+/** The fold of the single code unit c (a lone surrogate is its own). */
+function unitFold(c: number): string {
+  const f = unitFlags(c);
+  if ((f & SELF) !== 0) return String.fromCharCode(c);
+  if ((f & ONE) !== 0) return String.fromCharCode(UNIT_ONE[c]!);
+  let n = UNIT_FOLD.get(c);
+  if (n === undefined) UNIT_FOLD.set(c, (n = foldSegment(String.fromCharCode(c))));
   return n;
 }
 
@@ -309,9 +485,17 @@ function unitFlags(c: number): number {
   if (!surrogate) {
     if (INVISIBLE.test(ch)) f |= INV;
     if (COMBINING.test(ch)) f |= MARK_FLAG;
-    if (ch.normalize('NFKC') === ch) f |= NFKC_SELF;
     const jamo = (c >= 0x1100 && c <= 0x11ff) || (c >= 0xa960 && c <= 0xa97f) || (c >= 0xd7b0 && c <= 0xd7ff);
-    if ((f & (INV | MARK_FLAG)) === 0 && (f & NFKC_SELF) !== 0 && !jamo) f |= SIMPLE;
+    if ((f & (INV | MARK_FLAG)) === 0 && !jamo) f |= PLAIN;
+    const folded = foldSegment(ch);
+    if (folded === ch) f |= SELF;
+    if ((f & PLAIN) !== 0) {
+      if ((f & SELF) !== 0) f |= SIMPLE;
+      else if (folded.length === 1) {
+        f |= ONE;
+        UNIT_ONE[c] = folded.charCodeAt(0);
+      }
+    }
   }
   UNIT_FLAGS[c] = f;
   return f;

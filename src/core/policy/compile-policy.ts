@@ -7,7 +7,7 @@
  * Problems a schema cannot see (an unknown entity type, a regex the linear-time matcher refuses)
  * are collected with their key path and thrown together as `PolicyCompileError`.
  */
-import { BUILTIN_DETECTORS, createRegexDetector, OPT_IN_DETECTORS, PatternBudgetError, RegexDetectorError, type RegexBudget } from '../detection/index.ts';
+import { BUILTIN_DETECTORS, createRegexDetector, normalizeForMatching, OPT_IN_DETECTORS, PatternBudgetError, RegexDetectorError, type RegexBudget } from '../detection/index.ts';
 import type { Detection, Detector } from '../detection/types.ts';
 import type { Role } from '../events.ts';
 import type { MaskOperator } from '../masking/operators.ts';
@@ -233,8 +233,9 @@ function compileRule(
     const hasFields = m.tools.command !== undefined || m.tools.paths !== undefined || m.tools.urls !== undefined || outsideWorkTree;
     const names = m.tools.names ?? [];
     tools = {
-      name: names.length > 0 ? anyGlob(names) : null,
-      names: names.map((n) => n.normalize('NFKC').toLowerCase()),
+      // Tool names are matched normalized (normalizeToolName): so are the globs.
+      name: names.length > 0 ? anyGlob(names.map((n) => normalizeForMatching(n).text)) : null,
+      names: names.map((n) => normalizeForMatching(n).text.toLowerCase()),
       argumentDetectors,
       fields: hasFields ? Object.freeze({ command, paths, urls, outsideWorkTree }) : null,
     };

@@ -5,8 +5,9 @@
  * included), tool results, tool-call arguments, the name, context and text of documents and files
  * the codec can read (text documents, text data URLs decoded), embedding inputs, tool definitions
  * and the other strings the model reads (response formats, predicted output, metadata) — and all
- * matching runs on normalized text (NFKC, invisible characters removed, via detectEntities), so a
- * zero-width space cannot split a secret past a rule. Positions map back to the original text.
+ * matching runs on normalized text (NFKC, invisible characters removed, look-alikes folded: via
+ * detectEntities), so a zero-width space or a Cyrillic А cannot hide a secret from a rule.
+ * Positions map back to the original text.
  *
  * Precedence (also documented at the top of examples/policy.yaml):
  *  - Every rule is evaluated; each one that matches is recorded with its id, in file order.
@@ -144,7 +145,13 @@ export function evaluatePolicy(policy: CompiledPolicy, input: PolicyInput): Poli
     responseMasking: buildResponsePlan(responseRules),
     toolGate: gate.length > 0 ? { entries: gate, workTree: findWorkTree(input.request.messages) } : null,
     findings,
+    stripHiddenText: policy.rules.some((rule) => rule.mode === 'enforce' && readsRequestText(rule) && rule.inScope(input)),
   };
+}
+
+/** Whether a rule's detectors run on the request's text (mask_response's run on the answer). */
+function readsRequestText(rule: CompiledRule): boolean {
+  return (rule.contentDetectors.length > 0 && rule.action !== 'mask_response') || (rule.tools?.argumentDetectors.length ?? 0) > 0;
 }
 
 /**

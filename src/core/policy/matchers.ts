@@ -2,6 +2,7 @@
  * Small pure matchers the compiled policy is made of: `*` globs for names, a keyword-list
  * detector, and a detector wrapper that applies a rule's minimum confidence.
  */
+import { literalPattern } from '../detection/literal-pattern.ts';
 import type { Detection, Detector } from '../detection/types.ts';
 
 /** Case-insensitive glob with `*` (any run of characters); everything else is literal. */
@@ -20,24 +21,23 @@ export function anyGlob(globs: readonly string[]): (value: string) => boolean {
 }
 
 const WORD = /[\p{L}\p{N}_]/u;
-
 /**
- * Finds any of `keywords` (case-insensitive, NFKC) as whole words where a keyword begins or
- * ends with a letter or digit: `prod` does not fire inside `product`. Reports type KEYWORD.
+ * Finds any of `keywords` (case-insensitive, normalized as the text is: see literalPattern) as
+ * whole words where a keyword begins or ends with a letter or digit: `prod` does not fire inside
+ * `product`. Reports type KEYWORD.
  */
 export function createKeywordDetector(id: string, keywords: readonly string[]): Detector {
   const words = [...new Set(keywords.map((k) => k.normalize('NFKC').trim()).filter((k) => k.length > 0))];
-  const alternatives = words
-    .sort((a, b) => b.length - a.length)
-    .map((word) => {
-      const escaped = word.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&').replace(/\s+/g, '\\s{1,8}');
-      const before = WORD.test(word.charAt(0)) ? '(?<![\\p{L}\\p{N}_])' : '';
-      const after = WORD.test(word.charAt(word.length - 1)) ? '(?![\\p{L}\\p{N}_])' : '';
-      return `${before}${escaped}${after}`;
+  const literals = words.map(literalPattern).filter((l) => l.source !== '');
+  const alternatives = literals
+    .sort((a, b) => b.maxLength - a.maxLength)
+    .map(({ source, first, last }) => {
+      const before = first.some((f) => WORD.test(f.charAt(0))) ? '(?<![\\p{L}\\p{N}_])' : '';
+      const after = last.some((f) => WORD.test(f.charAt(f.length - 1))) ? '(?![\\p{L}\\p{N}_])' : '';
+      return `${before}${source}${after}`;
     });
   const re = alternatives.length === 0 ? null : new RegExp(alternatives.join('|'), 'giu');
-  // A space inside a keyword matches up to 8 whitespace characters.
-  const maxLength = Math.max(1, ...words.map((w) => w.length + 7 * (w.match(/\s+/g)?.length ?? 0)));
+  const maxLength = Math.max(1, ...literals.map((l) => l.maxLength));
   return {
     id,
     type: 'KEYWORD',

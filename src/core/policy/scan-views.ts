@@ -12,6 +12,8 @@
  *    of context on each side (a keyword rule's context survives); up to two decoding steps
  *    (a JSON-escaped base64 string), at most one of them base64/hex/percent. The context kept
  *    each side of a decoded region is the same window (so a token partly encoded is whole).
+ *  - hidden: tag characters and variation-selector runs decoded in place (../detection/hidden-text.ts),
+ *    in the text and under JSON escapes.
  *  - spaced: a token spaced out or broken over lines (`A K I A …`, `ghp_abc…⏎…xyz`, `sk-ant-…\n…`
  *    in JSON arguments, a card as `4111⏎1111⏎…`), in each item and in its JSON-unescaped view.
  *    Joining a whole run would glue the neighbouring words onto the token (and the detectors'
@@ -25,6 +27,7 @@
  * the views are incomplete and the caller fails closed for the rules that would have used them.
  */
 import { findBase64AndHex, findJsonEscapes, findPercentEncoding, type DecodeBudget, type DecodedRegion } from '../detection/decode-encodings.ts';
+import { findHiddenText } from '../detection/hidden-text.ts';
 import { TOKEN_SHAPES } from '../detection/index.ts';
 import { findSpacedCandidates, type SpacedTargets } from '../detection/spaced-tokens.ts';
 import type { EntityType } from '../detection/types.ts';
@@ -110,9 +113,9 @@ export function buildScanViews(items: readonly TextItem[], window: number, space
     const base = identityView(item);
     // Level 1: JSON escapes, encodings; level 2: an encoding under JSON escapes, or JSON escapes under an encoding.
     const json = derive(base, findJsonEscapes(item.text, budget));
-    const encoded = [derive(base, findBase64AndHex(item.text, budget)), derive(base, findPercentEncoding(item.text, budget))];
+    const encoded = [derive(base, findBase64AndHex(item.text, budget)), derive(base, findPercentEncoding(item.text, budget)), derive(base, findHiddenText(item.text, budget))];
     const level2: (ScanView | null)[] = [];
-    if (json) level2.push(derive(json, findBase64AndHex(json.text, budget)), derive(json, findPercentEncoding(json.text, budget)));
+    if (json) level2.push(derive(json, findBase64AndHex(json.text, budget)), derive(json, findPercentEncoding(json.text, budget)), derive(json, findHiddenText(json.text, budget)));
     for (const e of encoded) if (e) level2.push(derive(e, findJsonEscapes(e.text, budget)));
     const decoded = [json, ...encoded, ...level2].filter((v): v is ScanView => v !== null);
     views.push(...decoded);

@@ -24,7 +24,7 @@
  *
  * Pure. Never throws on odd input: what cannot be read is read as text.
  */
-import { normalizeForMatching } from '../detection/normalize.ts';
+import { normalizeCompatibility, normalizeForMatching } from '../detection/normalize.ts';
 import { readCodeMode } from './code-mode.ts';
 import { analyzeShell } from './shell-command.ts';
 import { homeOf, looksLikeHost, normalizePath, normalizeUrl, resolveAbsolute, URL_LIKE, type NormalizedPath, type PathContext } from './tool-paths.ts';
@@ -352,7 +352,7 @@ export function findWorkTree(messages: readonly { readonly role: string; readonl
       if (!part.text.includes('orking directory') && !part.text.includes('<cwd>')) continue;
       for (const re of WORK_TREE_PATTERNS) {
         for (const m of part.text.matchAll(re)) {
-          const dir = resolveAbsolute(normalizeForMatching(m[1]!).text);
+          const dir = resolveAbsolute(normalizeCompatibility(m[1]!));
           if (system) fromSystem = dir;
           else fromUser = dir;
         }

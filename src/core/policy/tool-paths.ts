@@ -2,7 +2,8 @@
  * Paths and URLs named by an agent's tool calls, normalized before rules see them, so that no
  * spelling hides a location from a pattern:
  *
- *  - paths: NFKC with invisible characters removed; `$HOME`/`${HOME}` read `~` (done by the shell
+ *  - paths: NFKC with invisible characters removed (not folded by look as matched text is: a
+ *    look-alike letter names another file, a homograph another host); `$HOME`/`${HOME}` read `~` (done by the shell
  *    reader); `.` and `..` resolved and `//` collapsed; relative paths resolved from the command's
  *    directory (a `cd` before it, the tool's `workdir`, or the agent's work tree). A path is seen
  *    as absolute (`/home/alice/.ssh/id_rsa`) and, when it lies in a home directory, home-relative
@@ -15,7 +16,7 @@
  *
  * Pure: no file system, no environment; the work tree and home come from the request.
  */
-import { normalizeForMatching } from '../detection/normalize.ts';
+import { normalizeCompatibility } from '../detection/normalize.ts';
 
 export interface PathContext {
   /** The agent's working directory, absolute (from the request), or null when unknown. */
@@ -76,7 +77,7 @@ function under(path: string, dir: string): boolean {
  * `~user` paths keep their spelling and count as outside.
  */
 export function normalizePath(raw: string, ctx: PathContext, dynamic = false): NormalizedPath {
-  let text = normalizeForMatching(raw).text.trim();
+  let text = normalizeCompatibility(raw).trim();
   if (text.startsWith('file://')) text = text.slice('file://'.length);
   text = text.replace(/^\$\{HOME\}|^\$HOME(?![A-Za-z0-9_])/, '~');
   const home = ctx.home ?? homeOf(ctx.workTree);
@@ -123,7 +124,7 @@ export const URL_LIKE = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
  * reads as `http://host/path`. A text that does not parse is returned normalized (NFKC, trimmed).
  */
 export function normalizeUrl(raw: string, assumeHttp = false): string {
-  const text = normalizeForMatching(raw).text.trim();
+  const text = normalizeCompatibility(raw).trim();
   const withScheme = URL_LIKE.test(text) ? text : assumeHttp ? `http://${text}` : text;
   let url: URL;
   try {

@@ -296,4 +296,11 @@ export interface PolicyEvaluation {
   readonly toolGate: ToolGate | null;
   /** Content hits of every rule that matched (any effect), in rule order. */
   readonly findings: readonly RuleFinding[];
+  /**
+   * Some enforced rule in scope reads the request's text: hidden text (tag characters,
+   * variation-selector runs — ../detection/hidden-text.ts), which matching does not see, is
+   * removed from every text slot before the request is forwarded, so the model reads what the
+   * rules read.
+   */
+  readonly stripHiddenText: boolean;
 }
