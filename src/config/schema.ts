@@ -66,6 +66,20 @@ export const GatewayConfigSchema = z.strictObject({
   storage: z
     .discriminatedUnion('driver', [
       z.strictObject({ driver: z.literal('sqlite'), path: z.string().default('aigov.db') }),
+      z.strictObject({
+        driver: z.literal('postgres'),
+        /** postgres://user@host:5432/db, by reference (it may hold the password): ${DATABASE_URL} or { file: … }. */
+        url: SecretRefSchema,
+        /** Connections to PostgreSQL per gateway process (one writes, the others read). */
+        pool_size: z.number().int().min(2).max(1000).default(10),
+        /** Longest a statement may run (PostgreSQL's statement_timeout); a recording that takes longer is refused (503). */
+        statement_timeout_ms: z.number().int().min(100).max(3_600_000).default(5000),
+        /**
+         * The SQLite file (one per replica) that still keeps what has not moved to PostgreSQL yet:
+         * approvals and sealed pseudonym vaults.
+         */
+        path: z.string().default('aigov.db'),
+      }),
     ])
     .prefault({ driver: 'sqlite' }),
   limits: z
@@ -173,11 +187,26 @@ export const GatewayConfigSchema = z.strictObject({
   logging: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .prefault({}),
+}).superRefine((config, ctx) => {
+  if (config.storage.driver !== 'postgres') return;
+  // The chain is written on PostgreSQL too; its signed checkpoints and the retention purge are not yet.
+  const notYet = 'is not supported with storage.driver postgres yet (signed checkpoints and the retention purge run on SQLite only); remove it, or use storage.driver sqlite';
+  if (config.audit.signing_key !== undefined) ctx.addIssue({ code: 'custom', path: ['audit', 'signing_key'], message: notYet });
+  if (config.audit.retention_days !== undefined) ctx.addIssue({ code: 'custom', path: ['audit', 'retention_days'], message: notYet });
 });
 
 export type GatewayConfigInput = z.input<typeof GatewayConfigSchema>;
 export type GatewayConfigFile = z.output<typeof GatewayConfigSchema>;
 export type ProviderConfigFile = z.output<typeof ProviderConfigSchema>;
+
+/**
+ * Where the recordings are kept. `path` is absolute. With `postgres`, `url` is resolved (it may
+ * hold the password: never log it, name the store by `redactDatabaseUrl(url)`), and `path` is the
+ * SQLite file that keeps approvals and pseudonym vaults until they move to PostgreSQL.
+ */
+export type StorageConfig =
+  | { readonly driver: 'sqlite'; readonly path: string }
+  | { readonly driver: 'postgres'; readonly url: string; readonly poolSize: number; readonly statementTimeoutMs: number; readonly path: string };
 
 /** A provider with its secrets resolved. Never log this object. */
 export interface ResolvedProvider {
@@ -201,7 +230,7 @@ export interface GatewayConfig {
   readonly listen: GatewayConfigFile['listen'];
   readonly identity: GatewayConfigFile['identity'];
   readonly providers: readonly ResolvedProvider[];
-  readonly storage: GatewayConfigFile['storage'];
+  readonly storage: StorageConfig;
   readonly limits: GatewayConfigFile['limits'];
   readonly logging: GatewayConfigFile['logging'];
   /** The policy file (absolute path), or null for allow-all. */
