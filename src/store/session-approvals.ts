@@ -13,6 +13,8 @@ export interface SessionApprovals {
   ofSession(sessionId: string, ids: readonly string[]): ApprovalRecord[];
   /** Sessions having an approval in this state at `now` (a pending one past its expiry is expired). */
   sessionsWith(state: ApprovalStateFilter, now: number): string[];
+  /** Releases what it holds; the store given it calls this when it closes. */
+  close?(): void;
 }
 
 /** Oldest first, each id once (the last record read of an id wins). */

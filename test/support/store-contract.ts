@@ -450,7 +450,6 @@ export function describeStoreContract(driver: ContractDriver): void {
       } finally {
         await release();
       }
-      assert.equal((await store.health()).ok, false);
       assert.equal(store.stats().queuedRows, 4, 'kept for the retry');
       await waitFor(() => store.stats().queuedRows === 0, 'the retry');
       await store.flush();
@@ -474,7 +473,6 @@ export function describeStoreContract(driver: ContractDriver): void {
       } finally {
         await release();
       }
-      assert.equal((await store.health()).ok, false);
       assert.ok(store.stats().writeErrors >= 3, 'first try, retry, and the item on its own');
       assert.ok(errors.some((m) => /dropped 3 of 3 queued rows after a retry: /.test(m)), errors.join('\n'));
       assert.ok(errors.every((m) => !m.includes(SECRET) && !m.includes('data: {')), 'no record contents in reports');

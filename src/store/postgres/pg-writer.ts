@@ -252,6 +252,21 @@ export class PgWriter {
   }
 
   /**
+   * After a failed write: can the lane write again (a connection, the head lock)? Clears the
+   * failure when it can, so a replica that lost its database for a while reports ready again
+   * without waiting for traffic a load balancer no longer sends it. Rolls back; writes nothing.
+   */
+  probe(): Promise<void> {
+    return this.#task(async () => {
+      const client = await this.#connection();
+      // The locks a recording's statement takes, without writing anything.
+      await this.#begin(client, [{ name: 'aigov_probe', text: 'LOCK TABLE sessions, calls, stream_events, body_chunks, raw_copies, access_log, audit_log IN ROW EXCLUSIVE MODE', values: [] }]);
+      await this.#rollback(client);
+      this.#lastWriteError = null;
+    });
+  }
+
+  /**
    * Marks the pending calls of a dead owner aborted (each with its `result` entry), and removes
    * its owners row, in one transaction. Returns how many calls it settled.
    */

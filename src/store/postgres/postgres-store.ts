@@ -63,7 +63,7 @@ export interface PostgresStoreOptions {
   readonly batchIntervalMs?: number;
   /** Rows (events + finishes) per write-behind transaction; reaching it writes at once. Default 512. */
   readonly maxBatch?: number;
-  /** Where the sessions' approvals are read from (null: none). */
+  /** Where the sessions' approvals are read from (null: none); the store closes it when it closes. */
   readonly approvals?: SessionApprovals | null;
   /** Write-behind failures and connection trouble (no record contents). Default: process warning. */
   readonly onWriteError?: (err: Error) => void;
@@ -94,6 +94,7 @@ export class PostgresRecordingStore implements RecordingStore {
   readonly #owner: OwnerLock;
   readonly #writer: PgWriter;
   readonly #reads: PgReads;
+  #approvals: SessionApprovals | null = null;
   #settledAtOpen = 0;
   #closed = false;
   #closing: Promise<void> | null = null;
@@ -155,6 +156,7 @@ export class PostgresRecordingStore implements RecordingStore {
       report,
     });
     const store = new PostgresRecordingStore(location, settings, pool, owner, writer, new PgReads(pool, options.approvals ?? null));
+    store.#approvals = options.approvals ?? null;
     try {
       store.#settledAtOpen = await store.#settleDeadOwners(report);
     } catch (err) {
@@ -236,7 +238,13 @@ export class PostgresRecordingStore implements RecordingStore {
       return { ok: false, writeErrors, detail: `the database does not answer: ${describePgError(err, this.#settings.url)}` };
     }
     const last = this.#writer.lastWriteError;
-    if (last !== null) return { ok: false, writeErrors, detail: `the last write failed: ${last}` };
+    if (last !== null) {
+      try {
+        await this.#writer.probe();
+      } catch {
+        return { ok: false, writeErrors, detail: `the last write failed: ${last}` };
+      }
+    }
     return { ok: true, writeErrors, detail: null };
   }
 
@@ -302,6 +310,11 @@ export class PostgresRecordingStore implements RecordingStore {
     await this.#writer.close();
     await this.#owner.release();
     await this.#pool.end().catch(() => {});
+    try {
+      this.#approvals?.close?.();
+    } catch {
+      // closing a read-only file cannot lose anything
+    }
   }
 
   /** Reads see this process's writes: whatever is queued or being written is committed first. */
