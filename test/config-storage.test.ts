@@ -48,10 +48,10 @@ describe('storage settings', () => {
   it('PostgreSQL with the URL from the environment: defaults for the pool, the timeout and the local file', () => {
     const url = `postgres://aigov:${password()}@db.internal:5432/aigov`;
     const config = build({ driver: 'postgres', url: '${DATABASE_URL}' }, {}, { DATABASE_URL: url });
-    assert.deepEqual(config.storage, { driver: 'postgres', url, poolSize: 10, statementTimeoutMs: 5000, path: join(dir, 'aigov.db') });
+    assert.deepEqual(config.storage, { driver: 'postgres', url, poolSize: 10, statementTimeoutMs: 5000, synchronousCommit: 'on', path: join(dir, 'aigov.db') });
     assert.deepEqual(config.warnings, []);
-    const tuned = build({ driver: 'postgres', url: { env: 'PG' }, pool_size: 32, statement_timeout_ms: 1500, path: '/var/lib/aigov/local.db' }, {}, { PG: url });
-    assert.deepEqual(tuned.storage, { driver: 'postgres', url, poolSize: 32, statementTimeoutMs: 1500, path: '/var/lib/aigov/local.db' });
+    const tuned = build({ driver: 'postgres', url: { env: 'PG' }, pool_size: 32, statement_timeout_ms: 1500, synchronous_commit: 'off', path: '/var/lib/aigov/local.db' }, {}, { PG: url });
+    assert.deepEqual(tuned.storage, { driver: 'postgres', url, poolSize: 32, statementTimeoutMs: 1500, synchronousCommit: 'off', path: '/var/lib/aigov/local.db' });
   });
 
   it('PostgreSQL with the URL from a file (trimmed), relative to the configuration', () => {
@@ -97,6 +97,7 @@ describe('storage settings', () => {
     assert.match(failure(() => build({ driver: 'postgres', url: '${DATABASE_URL}', pool_size: 1 }, {}, env)).message, /storage\.pool_size: /);
     assert.match(failure(() => build({ driver: 'postgres', url: '${DATABASE_URL}', statement_timeout_ms: 10 }, {}, env)).message, /storage\.statement_timeout_ms: /);
     assert.match(failure(() => build({ driver: 'postgres', url: '${DATABASE_URL}', host: 'db' }, {}, env)).message, /storage: unknown key "host"/);
+    assert.match(failure(() => build({ driver: 'postgres', url: '${DATABASE_URL}', synchronous_commit: 'local' }, {}, env)).message, /storage\.synchronous_commit: /);
     assert.match(failure(() => build({ driver: 'sqlite', url: '${DATABASE_URL}' }, {}, env)).message, /storage: unknown key "url"/);
     assert.match(failure(() => build({ driver: 'postgres' }, {}, env)).message, /storage\.url: /);
     assert.match(failure(() => build({ driver: 'mysql' }, {}, env)).message, /storage\.driver: /);

@@ -144,7 +144,7 @@ function resolveStorage(storage: GatewayConfigFile['storage'], ctx: SecretContex
   const problem = databaseUrlProblem(url);
   if (problem !== null) throw new AigovError('AIGOV_E_CONFIG_INVALID', { file: ctx.source, problems: `  - ${ctx.path}: ${problem}` });
   if (inline && databaseUrlHasPassword(url)) ctx.warnings.push(`${ctx.path} in ${ctx.source} holds a password inline; prefer \${DATABASE_URL} or { file: … }`);
-  return { driver: 'postgres', url, poolSize: storage.pool_size, statementTimeoutMs: storage.statement_timeout_ms, path: file };
+  return { driver: 'postgres', url, poolSize: storage.pool_size, statementTimeoutMs: storage.statement_timeout_ms, synchronousCommit: storage.synchronous_commit, path: file };
 }
 
 /** A 32-byte key (pseudonym vault, raw copies) given as 64 hex digits or base64; returned as hex. Never echoes the value. */

@@ -75,6 +75,13 @@ export const GatewayConfigSchema = z.strictObject({
         /** Longest a statement may run (PostgreSQL's statement_timeout); a recording that takes longer is refused (503). */
         statement_timeout_ms: z.number().int().min(100).max(3_600_000).default(5000),
         /**
+         * PostgreSQL's synchronous_commit for the recording writes. `on` (default): a commit is on
+         * disk (and on synchronous standbys) before a request is forwarded. `off`: it is in the
+         * server's memory, flushed within ~0.6 s — a crash of any gateway loses nothing, a crash of
+         * the database server may lose the last commits: the SQLite store's guarantee, faster.
+         */
+        synchronous_commit: z.enum(['on', 'off']).default('on'),
+        /**
          * The SQLite file (one per replica) that still keeps what has not moved to PostgreSQL yet:
          * approvals and sealed pseudonym vaults.
          */
@@ -206,7 +213,14 @@ export type ProviderConfigFile = z.output<typeof ProviderConfigSchema>;
  */
 export type StorageConfig =
   | { readonly driver: 'sqlite'; readonly path: string }
-  | { readonly driver: 'postgres'; readonly url: string; readonly poolSize: number; readonly statementTimeoutMs: number; readonly path: string };
+  | {
+      readonly driver: 'postgres';
+      readonly url: string;
+      readonly poolSize: number;
+      readonly statementTimeoutMs: number;
+      readonly synchronousCommit: 'on' | 'off';
+      readonly path: string;
+    };
 
 /** A provider with its secrets resolved. Never log this object. */
 export interface ResolvedProvider {

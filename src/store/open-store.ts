@@ -44,6 +44,7 @@ export async function openRecordingStore(
         url: storage.url,
         poolSize: storage.poolSize,
         statementTimeoutMs: storage.statementTimeoutMs,
+        synchronousCommit: storage.synchronousCommit,
         approvals: hooks.approvals ?? null,
         onWriteError: hooks.onWriteError,
         onSettled: hooks.onSettled,

@@ -53,8 +53,12 @@ export function createPool(settings: PgSettings, size: number, onError: (message
  * A connection of its own (not pooled): the writer's (pipelined: a transaction's statements go
  * out together), the owner lock's, the migrations'. `statementTimeoutMs` 0: none.
  */
-export async function connectClient(settings: PgSettings, options: { pipeline?: boolean; statementTimeoutMs?: number } = {}): Promise<PgClient> {
-  const client = new pg.Client({ ...clientConfig(settings, options.statementTimeoutMs ?? settings.statementTimeoutMs), ...(options.pipeline ? { pipeline: true } : {}) });
+export async function connectClient(settings: PgSettings, options: { pipeline?: boolean; statementTimeoutMs?: number; synchronousCommit?: 'on' | 'off' } = {}): Promise<PgClient> {
+  const client = new pg.Client({
+    ...clientConfig(settings, options.statementTimeoutMs ?? settings.statementTimeoutMs),
+    ...(options.pipeline ? { pipeline: true } : {}),
+    ...(options.synchronousCommit === undefined ? {} : { options: `-c synchronous_commit=${options.synchronousCommit}` }),
+  });
   // Until the owner sets its own, an error on an idle client must not crash the process.
   client.on('error', () => {});
   try {

@@ -46,6 +46,8 @@ export interface PgWriterOptions {
   readonly owner: OwnerLock;
   readonly batchIntervalMs: number;
   readonly maxBatch: number;
+  /** synchronous_commit of the write connection (see PostgresStoreOptions). */
+  readonly synchronousCommit: 'on' | 'off';
   /** Write-behind failures and other trouble, as fixed wording plus driver error texts. */
   readonly report: (message: string) => void;
 }
@@ -398,7 +400,7 @@ export class PgWriter {
 
   async #connection(): Promise<PgClient> {
     if (this.#client !== null) return this.#client;
-    this.#connecting ??= connectClient(this.#o.settings, { pipeline: true }).then(
+    this.#connecting ??= connectClient(this.#o.settings, { pipeline: true, synchronousCommit: this.#o.synchronousCommit }).then(
       (client) => {
         this.#connecting = null;
         client.on('error', () => this.#drop(client));

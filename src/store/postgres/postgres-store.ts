@@ -57,6 +57,13 @@ export interface PostgresStoreOptions {
   readonly statementTimeoutMs?: number;
   /** Opening a connection, ms. Default 5000. */
   readonly connectTimeoutMs?: number;
+  /**
+   * synchronous_commit of the recording writes. 'on' (default): each commit is flushed to disk
+   * before it is acknowledged. 'off': acknowledged once in the server's WAL buffers (flushed within
+   * 3 × wal_writer_delay): no gateway crash loses a record, a database server crash may lose the
+   * last fraction of a second of them (the SQLite store's NORMAL guarantee), at a fraction of the latency.
+   */
+  readonly synchronousCommit?: 'on' | 'off';
   /** Longest wait for a lock another connection holds (PostgreSQL's lock_timeout), ms. Default: none (the statement timeout bounds it). */
   readonly lockTimeoutMs?: number;
   /** Write-behind interval for stream events and finishes. Default 5 ms. */
@@ -153,6 +160,7 @@ export class PostgresRecordingStore implements RecordingStore {
       owner,
       batchIntervalMs: Math.max(0, options.batchIntervalMs ?? DEFAULTS.batchIntervalMs),
       maxBatch: Math.max(1, Math.floor(options.maxBatch ?? DEFAULTS.maxBatch)),
+      synchronousCommit: options.synchronousCommit ?? 'on',
       report,
     });
     const store = new PostgresRecordingStore(location, settings, pool, owner, writer, new PgReads(pool, options.approvals ?? null));
