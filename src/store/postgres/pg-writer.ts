@@ -881,7 +881,12 @@ class FinishColumns {
   }
 }
 
-/** One statement: the events, the results (over pending calls only), the entries, the head. */
+/**
+ * One statement: the events, the results, the entries, the head. Only pending calls get a result:
+ * the transaction read their status under the head lock, which every writer of a status holds.
+ * (No `status = 'pending'` here: it would lead the planner to the partial index of pending calls,
+ * whose entries of finished calls stay until VACUUM — a scan that grows with every call.)
+ */
 function behindStatement(ev: EventColumns, fin: FinishColumns, chain: ChainAppender): { name: string; text: string; values: unknown[] } {
   const st = new Statement();
   const f = fin.columns;
@@ -896,7 +901,7 @@ function behindStatement(ev: EventColumns, fin: FinishColumns, chain: ChainAppen
         ${st.p(f.usage, 'text[]')}, ${st.p(f.first_byte_ms, 'bigint[]')}, ${st.p(f.latency_ms, 'bigint[]')}, ${st.p(f.error_code, 'text[]')},
         ${st.p(f.error_message, 'text[]')}, ${st.p(f.decisions, 'text[]')}, ${st.p(f.ended_at, 'bigint[]')})
         AS f(id, status, http_status, response_body, usage, first_byte_ms, latency_ms, error_code, error_message, decisions, ended_at)
-      WHERE c.id = f.id AND c.status = 'pending'
+      WHERE c.id = f.id
     ), ${entriesSql(st.values.length + 1).cte}
     ${entriesSql(st.values.length + 1).head}`;
   st.values.push(...entriesParams(chain));
