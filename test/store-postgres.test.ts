@@ -206,6 +206,16 @@ describe('PostgreSQL store: running', () => {
       const health = await store.health();
       assert.equal(health.ok, false);
       for (const text of [err.message, String(health.detail)]) assert.ok(!text.includes(password), text);
+      // Write-behind rows meanwhile: given up after the retry, at once for all (no wait per row).
+      await store.recordRequest(callRequest('during')).catch(() => {}); // refused: never recorded
+      const many = Array.from({ length: 40 }, (_, i) => ({ offsetMs: i, raw: `data: ${i}\n\n` }));
+      for (let i = 0; i < 20; i++) store.appendStreamEvents('c1', many.slice(i * 2, i * 2 + 2));
+      const finish = store.finishCall(callResult('c1', { endedAt: 1_700_000_009_000 }));
+      const started = Date.now();
+      await store.flush();
+      assert.ok(Date.now() - started < 5000, `the queued rows were given up after ${Date.now() - started} ms`);
+      await assert.rejects(finish, /recording the call result failed/);
+      assert.equal(store.stats().droppedRows, 41);
     } finally {
       await adminQuery(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
     }

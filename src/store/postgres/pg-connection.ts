@@ -92,7 +92,9 @@ export function describePgError(err: unknown, url: string): string {
 export function isConnectionError(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === 'string') {
-    if (/^08/.test(code) || code === '57P01' || code === '57P02' || code === '57P03') return true; // connection exception, admin shutdown, crash shutdown, cannot connect now
+    // connection exception, authentication, no such database, too many connections, database not
+    // accepting connections, admin or crash shutdown, cannot connect now
+    if (/^(08|28)/.test(code) || ['3D000', '53300', '55000', '57P01', '57P02', '57P03'].includes(code)) return true;
     if (/^E[A-Z]+$/.test(code)) return true; // ECONNREFUSED, ECONNRESET, EPIPE, ETIMEDOUT …
   }
   const message = err instanceof Error ? err.message : '';

@@ -657,11 +657,21 @@ export class PgWriter {
       this.#report(`writing ${batch.rows} queued rows failed again, writing them one by one: ${reason}`);
     }
     // Second failure: isolate the items, so a single bad one cannot take the batch down with it.
+    // Not when the database cannot be reached at all: trying each item would wait for a connection
+    // per item (a shutdown would hang on them); they all share that fate.
     let dropped = 0;
     let lastError: unknown = null;
+    let unreachable = false;
     const outcome: Outcome = { ok: [], failed: [] };
     for (const item of batch.items) {
       if (item.kind === 'flush') continue;
+      if (unreachable) {
+        this.#writeErrors++;
+        dropped += rowsOf(item);
+        if (item.kind === 'events') this.#lostEvents.add(item.callId);
+        else outcome.failed.push([item.waiter, `writing the call result failed: ${describePgError(lastError, this.#o.settings.url)}`]);
+        continue;
+      }
       try {
         const one = await this.#writeItems([item]);
         outcome.ok.push(...one.ok);
@@ -670,6 +680,7 @@ export class PgWriter {
         this.#writeErrors++;
         dropped += rowsOf(item);
         lastError = err;
+        unreachable = isConnectionError(err);
         if (item.kind === 'events') this.#lostEvents.add(item.callId);
         else outcome.failed.push([item.waiter, `writing the call result failed: ${describePgError(err, this.#o.settings.url)}`]);
       }

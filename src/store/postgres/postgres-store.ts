@@ -236,7 +236,21 @@ export class PostgresRecordingStore implements RecordingStore {
     await this.#writer.flush();
   }
 
+  /** Cheap liveness probe for /readyz; answers within max(5 s, 2 × statement timeout + 1 s) whatever the database does. */
   async health(): Promise<StoreHealth> {
+    let timer: NodeJS.Timeout | null = null;
+    const late = new Promise<StoreHealth>((resolve) => {
+      const limitMs = Math.max(5000, 2 * this.#settings.statementTimeoutMs + 1000);
+      timer = setTimeout(() => resolve({ ok: false, writeErrors: this.#writer.counters().writeErrors, detail: `the database did not answer within ${limitMs} ms` }), limitMs);
+    });
+    try {
+      return await Promise.race([this.#health(), late]);
+    } finally {
+      if (timer !== null) clearTimeout(timer);
+    }
+  }
+
+  async #health(): Promise<StoreHealth> {
     const writeErrors = this.#writer.counters().writeErrors;
     if (this.#closed) return { ok: false, writeErrors, detail: 'the store is closed' };
     if (!this.#owner.isHeld()) return { ok: false, writeErrors, detail: 'the owner lock on PostgreSQL is not held (its connection was lost; reconnecting)' };
