@@ -2,8 +2,9 @@
  * The gateway with `storage.driver: postgres`, end to end: real calls through the gateway (the
  * official OpenAI SDK, streamed and not) recorded in PostgreSQL, read back through the sessions
  * API as the user and as an auditor (whose read lands in the access log), the audit chain
- * checked; PostgreSQL going away under the running gateway (the request is refused with 503 and
- * never forwarded, /readyz says so) and coming back (the gateway recovers by itself); the URL's
+ * checked; PostgreSQL going away under the running gateway (a new request is refused with 503 and
+ * never forwarded, /readyz says so; a stream in flight ends with the in-stream error, not [DONE])
+ * and coming back (the gateway recovers by itself); the URL's
  * password never in a log line or an answer. With the CLI built, `aigov sessions list/show` run
  * as processes against it.
  */
@@ -113,6 +114,44 @@ describe('the gateway recording in PostgreSQL', { timeout: 240_000 }, () => {
     await checkPgAuditChain(plainUrl);
   });
 
+  it('a stream whose database goes away before it ends: no [DONE], the in-stream error instead; the call is not finished as whole', async () => {
+    h.upstream.route('POST', '/v1/chat/completions', loadTranscript('openai-chat-stream'), { chunking: { size: 24 }, chunkDelayMs: 15 });
+    const res = await fetch(`${h.url}/openai/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${h.token}`, 'content-type': 'application/json', 'x-aigov-session': 'ses-pg-cut' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'a long answer please' }] }),
+    });
+    assert.equal(res.status, 200);
+    const callId = res.headers.get('x-aigov-call-id');
+    let text = '';
+    let cut = false;
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        text += decoder.decode(chunk, { stream: true });
+        if (!cut && text.includes('data: {')) {
+          cut = true;
+          await adminQuery(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS false`);
+          await adminQuery('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [dbName]);
+        }
+      }
+    } finally {
+      await adminQuery(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS true`);
+    }
+    assert.ok(cut);
+    assert.ok(!text.includes('data: [DONE]'), 'the stream did not end as if complete');
+    assert.match(text, /"code":"AIGOV_E_STORE_RESULT_FAILED"/);
+    assert.ok(!text.includes(password));
+    const deadline = Date.now() + 15_000;
+    while ((await fetch(`${h.url}/readyz`)).status !== 200) {
+      assert.ok(Date.now() < deadline, 'the gateway did not become ready again');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const row = await pgQuery(plainUrl, 'SELECT status FROM calls WHERE id = $1', [callId]);
+    assert.deepEqual(row, [{ status: 'pending' }], 'recorded, never finished as whole (settled as aborted when its owner is gone)');
+    await checkPgAuditChain(plainUrl);
+  });
+
   it('the log names the database without its password, and no line carries it', () => {
     const all = logLines.join('');
     assert.match(all, /recordings are kept in PostgreSQL/);
@@ -128,7 +167,7 @@ describe('the gateway recording in PostgreSQL', { timeout: 240_000 }, () => {
       const login = await loginWithDeviceCode(h, 'alice', { env, forbidTokens: true });
       assert.equal(login.code, 0, login.stderr);
       const list = parseJsonOutput(await runCli(['sessions', 'list', '--json'], { env, forbidTokens: true }), SessionListSchema);
-      assert.deepEqual(list.sessions.map((s) => [s.id, s.call_count]), [['ses-pg-1', 3]]);
+      assert.deepEqual(list.sessions.map((s) => [s.id, s.call_count]), [['ses-pg-cut', 1], ['ses-pg-1', 3]]);
       const shown = await runCli(['sessions', 'show', 'ses-pg-1'], { env, forbidTokens: true });
       assert.equal(shown.code, 0, shown.stderr);
       assert.match(shown.stdout, /^Session ses-pg-1 · alice@aigov\.dev · 3 calls · /);
