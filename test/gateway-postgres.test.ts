@@ -10,6 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import OpenAI from 'openai';
 import { pino } from 'pino';
 import { SessionDetailSchema, SessionListSchema } from '../src/protocol/sessions.ts';
 import { cliEnv, isBuilt, loginWithDeviceCode, parseJsonOutput, runCli } from './support/cli-process.ts';
+import { fetchAsUser } from './support/fetch-as-user.ts';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
 import { checkPgAuditChain } from './support/pg-audit-check.ts';
 import { adminQuery, pgQuery, usePgDatabases } from './support/pg-databases.ts';
@@ -177,5 +179,59 @@ describe('the gateway recording in PostgreSQL', { timeout: 240_000 }, () => {
       await runCli(['daemon', 'stop'], { env });
       await rm(home, { recursive: true, force: true });
     }
+  });
+});
+
+describe('approvals with the recordings in PostgreSQL (approvals themselves still in the replica\'s SQLite file)', { timeout: 120_000 }, () => {
+  let h: Harness;
+  let url = '';
+  let home = '';
+  before(async () => {
+    url = (await freshPg()).url;
+    home = await mkdtemp(join(tmpdir(), 'aigov-pg-apr-'));
+    const policyFile = join(home, 'policy.yaml');
+    writeFileSync(policyFile, [
+      'version: 1',
+      'rules:',
+      '  - id: prod-credentials',
+      '    reason: the prompt names production credentials',
+      "    match: { keywords: ['production password'] }",
+      '    action: require_approval',
+      '    approval: { approvers: [approvers], timeout: 20s }',
+    ].join('\n'));
+    h = await startHarness({ databaseUrl: url, policyFile });
+    h.upstream.route('POST', '/v1/chat/completions', loadTranscript('openai-chat'));
+  });
+  after(async () => {
+    await h?.close();
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it('a held request is approved, forwarded and recorded; the session shows its approval and the approval filter finds it', async () => {
+    const bob = await h.tokenFor('bob');
+    const client = new OpenAI({ baseURL: `${h.url}/openai/v1`, apiKey: h.token, maxRetries: 0, defaultHeaders: { 'x-aigov-session': 'ses-pg-held' } });
+    const answer = client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'what is the production password policy?' }] });
+    let id: string | null = null;
+    for (let i = 0; i < 200 && id === null; i++) {
+      const res = await fetchAsUser(h.url, bob, '/aigov/v1/approvals?scope=decide', { method: 'GET' });
+      const list = (await res.json()) as { approvals: { id: string; state: string }[] };
+      id = list.approvals.find((a) => a.state === 'pending')?.id ?? null;
+      if (id === null) await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    assert.ok(id !== null, 'the request was held');
+    assert.equal(h.upstream.received.length, 0, 'nothing goes upstream while held');
+    assert.equal((await fetchAsUser(h.url, bob, `/aigov/v1/approvals/${id}/approve`, { method: 'POST', body: { reason: 'fine' } })).status, 200);
+    assert.equal((await answer).object, 'chat.completion');
+    assert.equal(h.upstream.received.length, 1);
+
+    const calls = await pgQuery(url, "SELECT status, decisions FROM calls WHERE session_id = 'ses-pg-held'");
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0]!['status'], 'completed');
+    assert.match(String(calls[0]!['decisions']), /"stage":"approval","action":"approved"/);
+    const detail = SessionDetailSchema.parse((await (await fetchAsUser(h.url, h.token, '/aigov/v1/sessions/ses-pg-held', { method: 'GET' })).json()));
+    assert.deepEqual(detail.calls[0]!.approvals.map((a) => a.id), [id]);
+    const approved = SessionListSchema.parse((await (await fetchAsUser(h.url, h.token, '/aigov/v1/sessions?approval=approved', { method: 'GET' })).json()));
+    assert.deepEqual(approved.sessions.map((s) => s.id), ['ses-pg-held']);
+    await checkPgAuditChain(url);
   });
 });
