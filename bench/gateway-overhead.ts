@@ -579,6 +579,7 @@ async function storeComparison(): Promise<void> {
     }
     await stopChildren();
     await pgAdmin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
+    await pgAdmin(`DROP DATABASE IF EXISTS ${dbName}_async WITH (FORCE)`).catch(() => undefined);
   }
 }
 
