@@ -5,6 +5,9 @@
  *   node bench/gateway-overhead.ts              (npm run bench)
  *   node bench/gateway-overhead.ts --profile    (also writes a .cpuprofile of the gateway to a
  *                                                temp dir; figures are then not written to docs)
+ *   node bench/gateway-overhead.ts --store postgres
+ *                                               (the recording store compared: one gateway on
+ *                                                SQLite, one on PostgreSQL, in the same run)
  *
  * Three processes, so the load generator does not share an event loop with what it measures:
  * bench/upstream-fake.ts (node:http, fixed answers, no delays), bench/gateway-process.ts (dev IdP +
@@ -41,6 +44,14 @@ const MARK_END = '<!-- gateway-overhead:end -->';
 const profile = process.argv.includes('--profile');
 /** Diagnostic: the gateway with a store that discards everything, to isolate the recording store's share. Docs are not updated. */
 const recordingOff = process.argv.includes('--recording-off');
+/** `--store postgres`: two gateways, SQLite and PostgreSQL stores, measured in the same run (storeComparison). */
+const storeFlag = process.argv.indexOf('--store');
+const storeMode = storeFlag === -1 ? null : process.argv[storeFlag + 1];
+/** The PostgreSQL server the comparison makes its database on (trust auth on the CI machine). */
+const PG_ADMIN_URL = process.env['AIGOV_BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const STORE_MARK_START = '<!-- store-postgres:start -->';
+const STORE_MARK_END = '<!-- store-postgres:end -->';
+const STORE_GOAL_RATIO = 1.5;
 
 // ---------------------------------------------------------------------------------------------
 // Requests: a 2 KB chat completion body (the prompt), streamed and not.
@@ -66,15 +77,18 @@ function requestBody(stream: boolean): string {
 const BODY = requestBody(false);
 const STREAM_BODY = requestBody(true);
 
-interface Target {
-  readonly name: 'direct' | 'gateway';
+type TargetName = 'direct' | 'gateway' | 'sqlite' | 'postgres' | 'postgres-async';
+type Side = 'direct' | 'gateway';
+
+interface Target<N extends TargetName = TargetName> {
+  readonly name: N;
   readonly path: string;
   readonly headers: Record<string, string>;
   readonly single: Pool;
   readonly many: Pool;
 }
 
-function makeTarget(name: Target['name'], origin: string, urlPath: string, token: string | null): Target {
+function makeTarget<N extends TargetName>(name: N, origin: string, urlPath: string, token: string | null): Target<N> {
   const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
   if (token) headers['authorization'] = `Bearer ${token}`;
   const opts = { pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 };
@@ -289,11 +303,11 @@ async function main(): Promise<void> {
     }
     const rssWarm = rssMb(gw.pid);
 
-    const lat: Record<Target['name'], { p50: number; p99: number }[]> = { direct: [], gateway: [] };
-    const str: Record<Target['name'], { ttftP50: number; ttftP99: number; totalP50: number }[]> = { direct: [], gateway: [] };
-    const thr: Record<Target['name'], number[]> = { direct: [], gateway: [] };
+    const lat: Record<Side, { p50: number; p99: number }[]> = { direct: [], gateway: [] };
+    const str: Record<Side, { ttftP50: number; ttftP99: number; totalP50: number }[]> = { direct: [], gateway: [] };
+    const thr: Record<Side, number[]> = { direct: [], gateway: [] };
     // CPU per call at concurrency 32 of the process that serves the target's socket.
-    const cpu: Record<Target['name'], { ms: number; calls: number }> = { direct: { ms: 0, calls: 0 }, gateway: { ms: 0, calls: 0 } };
+    const cpu: Record<Side, { ms: number; calls: number }> = { direct: { ms: 0, calls: 0 }, gateway: { ms: 0, calls: 0 } };
     const servingPid = { direct: upstream.pid, gateway: gw.pid };
     let requests = 0;
     for (let round = 0; round < ROUNDS; round++) {
@@ -329,7 +343,7 @@ async function main(): Promise<void> {
     const rssLoad = rssMb(gw.pid);
     const rssUpstream = rssMb(upstream.pid);
 
-    const perRound = <T>(name: Target['name'], src: Record<Target['name'], T[]>, f: (x: T) => number): number[] => src[name].map(f);
+    const perRound = <T>(name: Side, src: Record<Side, T[]>, f: (x: T) => number): number[] => src[name].map(f);
     const diff = (d: number[], g: number[]): number[] => g.map((x, i) => x - d[i]!);
     const p50d = perRound('direct', lat, (x) => x.p50);
     const p50g = perRound('gateway', lat, (x) => x.p50);
@@ -414,12 +428,167 @@ async function main(): Promise<void> {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// --store postgres: the same gateway recording in SQLite and in PostgreSQL, side by side.
+
+/** Concurrency 32 for `durationMs`: throughput, and each call's latency (under that load). */
+async function loadedRun(target: Target, durationMs: number): Promise<{ rps: number; p50: number; p99: number; n: number }> {
+  const samples: number[] = [];
+  const t0 = performance.now();
+  const deadline = t0 + durationMs;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < deadline && samples.length < THROUGHPUT_MAX_REQUESTS) {
+      const start = performance.now();
+      await complete(target, target.many);
+      samples.push(performance.now() - start);
+    }
+  };
+  await Promise.all(Array.from({ length: THROUGHPUT_CONCURRENCY }, worker));
+  const elapsed = performance.now() - t0;
+  return { rps: (samples.length / elapsed) * 1000, p50: percentile(samples, 50), p99: percentile(samples, 99), n: samples.length };
+}
+
+async function pgAdmin(sql: string): Promise<void> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+type StoreSide = 'direct' | 'sqlite' | 'postgres' | 'postgres-async';
+type StoreGateway = Exclude<StoreSide, 'direct'>;
+
+async function storeComparison(): Promise<void> {
+  if (storeMode !== 'postgres') throw new Error(`--store takes "postgres" (got ${String(storeMode)})`);
+  const started = performance.now();
+  const loadAtStart = os.loadavg()[0]!;
+  const dbName = `aigov_bench_${process.pid}_${Date.now().toString(36)}`;
+  await pgAdmin(`CREATE DATABASE ${dbName}`);
+  const dbUrl = new URL(PG_ADMIN_URL);
+  dbUrl.pathname = `/${dbName}`;
+  const targets: Target[] = [];
+  try {
+    const upstream = (await spawnChild('upstream-fake.ts', [])) as { url: string; pid: number };
+    const sqliteGw = (await spawnChild('gateway-process.ts', [upstream.url])) as { url: string; token: string; pid: number };
+    // Two PostgreSQL gateways on one database would share its chain lock: each gets a database of its own.
+    const asyncUrl = new URL(dbUrl.toString());
+    asyncUrl.pathname = `/${dbName}_async`;
+    await pgAdmin(`CREATE DATABASE ${dbName}_async`);
+    const pgGw = (await spawnChild('gateway-process.ts', [upstream.url, '--database-url', dbUrl.toString()])) as { url: string; token: string; pid: number };
+    const pgAsyncGw = (await spawnChild('gateway-process.ts', [upstream.url, '--database-url', asyncUrl.toString(), '--synchronous-commit', 'off'])) as { url: string; token: string; pid: number };
+    const direct = makeTarget('direct', upstream.url, PATH_DIRECT, null);
+    const sqlite = makeTarget('sqlite', sqliteGw.url, PATH_GATEWAY, sqliteGw.token);
+    const postgres = makeTarget('postgres', pgGw.url, PATH_GATEWAY, pgGw.token);
+    const postgresAsync = makeTarget('postgres-async', pgAsyncGw.url, PATH_GATEWAY, pgAsyncGw.token);
+    targets.push(direct, sqlite, postgres, postgresAsync);
+
+    const reference = JSON.parse(await complete(direct, direct.single)) as { choices: { message: { content: string } }[] };
+    for (const t of [sqlite, postgres, postgresAsync]) {
+      const answer = JSON.parse(await complete(t, t.single)) as { choices: { message: { content: string } }[] };
+      if (answer.choices[0]!.message.content !== reference.choices[0]!.message.content) throw new Error(`${t.name}: the gateway answer differs from the direct one`);
+    }
+    process.stderr.write('warming up…\n');
+    for (const t of targets) {
+      const deadline = performance.now() + 5000;
+      for (let i = 0; i < WARMUP_REQUESTS && performance.now() < deadline; i++) await complete(t, t.single);
+      await loadedRun(t, 500);
+    }
+
+    type Figures = { p50: number; p99: number; lp50: number; lp99: number; rps: number };
+    const rounds: Record<StoreSide, Figures[]> = { direct: [], sqlite: [], postgres: [], 'postgres-async': [] };
+    let requests = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      // Rotate which target goes first, so drift within a round favours none.
+      const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
+      const lat = new Map<Target, { p50: number; p99: number }>();
+      for (const t of order) {
+        const r = await latencyRun(t);
+        lat.set(t, r);
+        requests += r.n;
+      }
+      for (const t of order) {
+        const r = await loadedRun(t, THROUGHPUT_MS);
+        requests += r.n;
+        rounds[t.name as StoreSide].push({ p50: lat.get(t)!.p50, p99: lat.get(t)!.p99, lp50: r.p50, lp99: r.p99, rps: r.rps });
+      }
+      const f = (n: StoreSide): string => `${rounds[n][round]!.p50.toFixed(3)} ms / c${THROUGHPUT_CONCURRENCY} ${rounds[n][round]!.rps.toFixed(0)} req/s`;
+      process.stderr.write(`round ${round + 1}/${ROUNDS}: direct ${f('direct')}; sqlite ${f('sqlite')}; postgres ${f('postgres')}; postgres-async ${f('postgres-async')}\n`);
+    }
+    const added = (n: StoreGateway, key: keyof Figures): number => median(rounds[n].map((r, i) => r[key] - rounds.direct[i]![key]));
+    const med = (n: StoreSide, key: keyof Figures): number => median(rounds[n].map((r) => r[key]));
+    const ratio = (n: 'postgres' | 'postgres-async', key: keyof Figures): string => {
+      const r = added(n, key) / added('sqlite', key);
+      return `${r.toFixed(2)}× ${r <= STORE_GOAL_RATIO ? '(met)' : '(**not met**)'}`;
+    };
+    const row = (figure: string, key: 'p50' | 'p99' | 'lp50' | 'lp99'): string[] =>
+      [figure, fmtMs(med('direct', key)), `+${fmtMs(added('sqlite', key))}`, `+${fmtMs(added('postgres', key))}`, `+${fmtMs(added('postgres-async', key))}`, ratio('postgres', key), ratio('postgres-async', key)];
+    const rps = (n: StoreSide): string => `${med(n, 'rps').toFixed(0)} req/s`;
+    const rpsRatio = (n: 'postgres' | 'postgres-async'): string => `${(med(n, 'rps') / med('sqlite', 'rps')).toFixed(2)}×`;
+    const rows = [
+      ['figure', 'direct (no gateway)', 'added: SQLite', 'added: PostgreSQL, synchronous_commit on (default)', 'added: PostgreSQL, synchronous_commit off', `PostgreSQL on / SQLite (goal ≤ ${STORE_GOAL_RATIO}×)`, `PostgreSQL off / SQLite (goal ≤ ${STORE_GOAL_RATIO}×)`],
+      row('latency p50, non-streamed, concurrency 1', 'p50'),
+      row('latency p99, non-streamed, concurrency 1', 'p99'),
+      row(`latency p50 under concurrency ${THROUGHPUT_CONCURRENCY}`, 'lp50'),
+      row(`latency p99 under concurrency ${THROUGHPUT_CONCURRENCY}`, 'lp99'),
+      [`throughput, concurrency ${THROUGHPUT_CONCURRENCY}`, rps('direct'), rps('sqlite'), rps('postgres'), rps('postgres-async'), rpsRatio('postgres'), rpsRatio('postgres-async')],
+    ];
+    const table = rows.map((r, i) => `| ${r.join(' | ')} |${i === 0 ? `\n|${r.map(() => '---').join('|')}|` : ''}`).join('\n');
+    const pgVersion = await (async () => {
+      const { default: pg } = await import('pg');
+      const client = new pg.Client({ connectionString: dbUrl.toString() });
+      await client.connect();
+      try {
+        const res = await client.query<{ v: string; sc: string }>("SELECT current_setting('server_version') AS v, current_setting('synchronous_commit') AS sc");
+        return `PostgreSQL ${res.rows[0]!.v} (server default synchronous_commit ${res.rows[0]!.sc})`;
+      } finally {
+        await client.end();
+      }
+    })();
+    const seconds = (performance.now() - started) / 1000;
+    const setup =
+      `${ROUNDS} rounds; in each, the four targets in rotating order: ${LATENCY_REQUESTS} non-streamed calls at concurrency 1, then ${THROUGHPUT_MS / 1000} s at concurrency ${THROUGHPUT_CONCURRENCY} ` +
+      `(latency under load = each call's time during that run). "added" = median over rounds of (gateway − direct) in the same round; a ratio divides PostgreSQL's added figure by SQLite's. ` +
+      `2 KB prompt, 2 KB answer. Three gateway processes, identical but for storage: SQLite in a temp dir (WAL, synchronous NORMAL, writer thread), and ${pgVersion} on this machine over TCP, a database each, with storage.synchronous_commit on and off (one pipelined write connection, pool of 10; every write transaction takes the chain_head row lock). ` +
+      `Upstream fake, gateways, PostgreSQL and the load generator share the machine (1-min load average ${loadAtStart.toFixed(2)} at the start, ${os.loadavg()[0]!.toFixed(2)} at the end); ${requests} measured requests, ${seconds.toFixed(0)} s in all.`;
+    process.stdout.write(`\n${table}\n\n${setup}\n`);
+    const section = [
+      STORE_MARK_START,
+      '## Recording store: PostgreSQL vs SQLite through the gateway',
+      '',
+      `Command: \`node bench/gateway-overhead.ts --store postgres\` — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, nproc ${os.availableParallelism()} (${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}), ${os.platform()} ${os.release()}.`,
+      '',
+      table,
+      '',
+      setup,
+      STORE_MARK_END,
+    ].join('\n');
+    let doc = readFileSync(DOC, 'utf8');
+    const a = doc.indexOf(STORE_MARK_START);
+    const b = doc.indexOf(STORE_MARK_END);
+    doc = a !== -1 && b > a ? doc.slice(0, a) + section + doc.slice(b + STORE_MARK_END.length) : `${doc.trimEnd()}\n\n${section}\n`;
+    writeFileSync(DOC, doc);
+    process.stdout.write(`\nwritten to ${path.relative(process.cwd(), DOC) || DOC}\n`);
+  } finally {
+    for (const t of targets) {
+      await t.single.close().catch(() => undefined);
+      await t.many.close().catch(() => undefined);
+    }
+    await stopChildren();
+    await pgAdmin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
+    await pgAdmin(`DROP DATABASE IF EXISTS ${dbName}_async WITH (FORCE)`).catch(() => undefined);
+  }
+}
+
 process.on('SIGINT', () => {
   void stopChildren().then(() => process.exit(130));
 });
 
 try {
-  await main();
+  await (storeMode === null ? main() : storeComparison());
 } catch (error) {
   process.stderr.write(`gateway-overhead failed: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exitCode = 1;

@@ -6,6 +6,7 @@
  * terminal). Stops, removing its temp dir, on SIGTERM or when stdin closes.
  *
  *   node bench/gateway-process.ts http://127.0.0.1:P [--recording-off] [--max-connections N] [--policy FILE]
+ *                                 [--database-url postgres://… [--synchronous-commit on|off]]  (record in PostgreSQL instead of SQLite)
  *   (spawned by bench/gateway-overhead.ts, bench/many-streams.ts, bench/stream-masking.ts)
  *
  * --recording-off swaps in a store that discards everything: a diagnostic that isolates what
@@ -32,6 +33,10 @@ const flag = process.argv.indexOf('--max-connections');
 const maxConnections = flag === -1 ? null : Number(process.argv[flag + 1]);
 const policyFlag = process.argv.indexOf('--policy');
 const policyFile = policyFlag === -1 ? null : process.argv[policyFlag + 1];
+const databaseFlag = process.argv.indexOf('--database-url');
+const databaseUrl = databaseFlag === -1 ? null : process.argv[databaseFlag + 1];
+const syncFlag = process.argv.indexOf('--synchronous-commit');
+const synchronousCommit = syncFlag === -1 ? 'on' : process.argv[syncFlag + 1] === 'off' ? 'off' : 'on';
 const dir = await mkdtemp(join(tmpdir(), 'aigov-bench-gw-'));
 const bound = await bindServer({ listen: { host: '127.0.0.1', port: 0 } });
 const issuer = `${bound.url}/oidc`;
@@ -40,12 +45,12 @@ const input: GatewayConfigInput = {
   listen: { host: '127.0.0.1', port: Number(new URL(bound.url).port) },
   identity: { issuer, audience: bound.url, cli_client_id: CLIENT_ID, required_scope: 'aigov' },
   providers: [{ name: 'openai', kind: 'openai', base_url: `${upstreamUrl}/v1`, api_key: '${BENCH_OPENAI_KEY}' }],
-  storage: { driver: 'sqlite', path: join(dir, 'aigov.db') },
+  storage: databaseUrl ? { driver: 'postgres', url: '${BENCH_DATABASE_URL}', synchronous_commit: synchronousCommit, path: join(dir, 'aigov.db') } : { driver: 'sqlite', path: join(dir, 'aigov.db') },
   logging: { level: 'silent' },
   ...(maxConnections ? { limits: { upstream_max_connections: maxConnections } } : {}),
   ...(policyFile ? { policy: { file: policyFile } } : {}),
 };
-const config = buildGatewayConfig(input, join(dir, 'bench-config'), { env: { BENCH_OPENAI_KEY: 'sk-bench-not-a-real-key-0000000000000000' } });
+const config = buildGatewayConfig(input, join(dir, 'bench-config'), { env: { BENCH_OPENAI_KEY: 'sk-bench-not-a-real-key-0000000000000000', ...(databaseUrl ? { BENCH_DATABASE_URL: databaseUrl } : {}) } });
 const discardingStore: RecordingStore = {
   recordRequest: async () => {},
   appendStreamEvents: () => {},

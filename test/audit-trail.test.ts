@@ -411,7 +411,7 @@ describe('signed checkpoints', () => {
     await maintenance.close();
     // The attacker edits a request and rewrites the whole chain consistently (they know the format).
     tamper(file, "UPDATE calls SET request_body = '{}' WHERE id = 'a-0'");
-    const { contentHash, linkHash } = await import('../src/store/sqlite/audit-hash.ts');
+    const { contentHash, linkHash } = await import('../src/store/audit-hash.ts');
     const { feedRequestContent } = await import('../src/core/audit/chain.ts');
     const db = new DatabaseSync(file);
     const row = db.prepare("SELECT * FROM calls WHERE id = 'a-0'").get()!;

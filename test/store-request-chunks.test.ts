@@ -176,7 +176,7 @@ describe('request bodies as chunks', () => {
       const db = new DatabaseSync(edited);
       const row = db.prepare('SELECT kind, text FROM body_chunks WHERE id = ?').get(tools)!;
       const text = `${String(row['text'])} `;
-      const { chunkHash } = await import('../src/store/sqlite/request-chunk-writer.ts');
+      const { chunkHash } = await import('../src/store/request-chunk-writer.ts');
       db.prepare('UPDATE body_chunks SET text = ?, hash = ? WHERE id = ?').run(text, Buffer.from(chunkHash(0, text), 'hex'), tools);
       db.close();
       assertAuditBroken(verifyAuditDatabase(edited), { problem: 'content_changed', kind: 'request', ref: ids[0]! }, SECRET);

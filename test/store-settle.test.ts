@@ -1,4 +1,6 @@
 /**
+ * SQLite's side of settling calls cut by a crash (the owner lock files, the audit chain verified
+ * after settlement); the behaviour every driver shares is in test/support/store-contract.ts.
  * Calls cut by a crash are settled when the store next opens — and only those: several processes
  * may share one database (two gateways for approvals, a restart's overlap), so a call is settled
  * only once the process that owns it is gone (call-owners.ts). Real processes, killed with
@@ -112,38 +114,6 @@ describe('settling calls cut by a crash', () => {
     assert.equal(again.stats().settledAtOpen, 0);
     await again.close();
     assert.equal(verifyAuditDatabase(file).entries, 7);
-  });
-
-  test('two stores in one process: opening the second does not settle the first one\'s open calls', async () => {
-    const file = path.join(freshDir(), 'aigov.db');
-    const first = await open({ path: file });
-    await first.recordRequest(callRequest('open'));
-    const second = await open({ path: file });
-    assert.equal((await second.getCall('open'))?.status, 'pending');
-    assert.equal(second.stats().settledAtOpen, 0);
-    // The owner finishes it normally afterwards.
-    await first.finishCall(callResult('open'));
-    assert.equal((await second.getCall('open'))?.status, 'completed');
-    assert.equal(verifyAuditDatabase(file).problem, null);
-  });
-
-  test('a call that can never finish (its store closed first) is settled at the next open; a late finish is refused, not written twice', async () => {
-    const file = path.join(freshDir(), 'aigov.db');
-    const first = await open({ path: file });
-    await first.recordRequest(callRequest('left'));
-    first.appendStreamEvents('left', [{ offsetMs: 12, raw: 'data: x\n\n' }]);
-    await first.close();
-    await assert.rejects(Promise.resolve(first.finishCall(callResult('left'))), /the store is closed/);
-
-    const second = await open({ path: file, onSettled: () => {} });
-    assert.equal((await second.getCall('left'))?.status, 'aborted');
-    assert.equal((await second.getCall('left'))?.endedAt, callRequest('left').startedAt + 12);
-    assert.equal(second.stats().settledAtOpen, 1);
-    // Whoever tries to finish a settled call is told so; the chain keeps one result per call.
-    await assert.rejects(Promise.resolve(second.finishCall(callResult('left'))), /the call already has a result/);
-    assert.equal((await second.getCall('left'))?.status, 'aborted');
-    await second.close();
-    assert.equal(verifyAuditDatabase(file).problem, null);
   });
 
   test('the owner lock cannot be created: the store does not open (fail closed)', async () => {

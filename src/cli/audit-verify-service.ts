@@ -41,6 +41,10 @@ export async function runAuditVerify(input: AuditVerifyInput): Promise<AuditVeri
   if (input.config !== undefined) {
     const { loadGatewayConfig } = await import('../config/load.ts');
     const config = loadGatewayConfig(input.config, { env: input.env });
+    if (config.storage.driver === 'postgres' && file === null) {
+      const { redactDatabaseUrl } = await import('../config/database-url.ts');
+      throw new AigovError('AIGOV_E_AUDIT_DB_UNREADABLE', { file: redactDatabaseUrl(config.storage.url), reason: 'aigov audit verify does not read PostgreSQL yet (the gateway writes the chain there; its verifier comes in a later release)' });
+    }
     file ??= config.storage.path;
     if (config.audit.signingKey !== null && input.publicKey === undefined) {
       const key = parseSigningKey(config.audit.signingKey);

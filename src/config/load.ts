@@ -9,7 +9,8 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { AigovError, isAigovError } from '../core/errors.ts';
-import { GatewayConfigSchema, type GatewayConfig, type GatewayConfigFile, type GatewayConfigInput, type ResolvedProvider, type SecretRef } from './schema.ts';
+import { databaseUrlHasPassword, databaseUrlProblem } from './database-url.ts';
+import { GatewayConfigSchema, type GatewayConfig, type GatewayConfigFile, type GatewayConfigInput, type ResolvedProvider, type SecretRef, type StorageConfig } from './schema.ts';
 import { resolveWebhook } from './webhook-schema.ts';
 import { describeYamlErrors, withLineNumbers } from './yaml-errors.ts';
 
@@ -67,7 +68,7 @@ export function buildGatewayConfig(raw: unknown, source: string, options: LoadOp
       devModel: false,
     });
   });
-  const storage = parsed.data.storage;
+  const storage = resolveStorage(parsed.data.storage, { path: 'storage.url', source, baseDir, env, warnings });
   const vault = parsed.data.pseudonyms;
   const pseudonymKey = vault.key === undefined ? null : decodeKey32(resolveSecret(vault.key, { path: 'pseudonyms.key', source, baseDir, env, warnings }), 'pseudonyms.key', source);
   const webhooks = parsed.data.approvals.webhooks.map((hook, i) => {
@@ -81,7 +82,7 @@ export function buildGatewayConfig(raw: unknown, source: string, options: LoadOp
     listen: parsed.data.listen,
     identity: parsed.data.identity,
     providers,
-    storage: { ...storage, path: isAbsolute(storage.path) ? storage.path : resolve(baseDir, storage.path) },
+    storage,
     limits: parsed.data.limits,
     answers: parsed.data.answers,
     logging: parsed.data.logging,
@@ -137,6 +138,20 @@ function fromFile(file: string, ctx: SecretContext): string {
     throw new AigovError('AIGOV_E_SECRET_UNRESOLVED', { path: ctx.path, file: ctx.source, reason: `${full} is empty` });
   }
   return value;
+}
+
+/** The storage settings with `path` absolute and, for PostgreSQL, the URL resolved and checked (never echoed). */
+function resolveStorage(storage: GatewayConfigFile['storage'], ctx: SecretContext): StorageConfig {
+  const file = isAbsolute(storage.path) ? storage.path : resolve(ctx.baseDir, storage.path);
+  if (storage.driver === 'sqlite') return { driver: 'sqlite', path: file };
+  // Inline is fine for a URL without a password (libpq's PGPASSWORD or ~/.pgpass supply it); warn only when it holds one.
+  const ref = storage.url;
+  const inline = typeof ref === 'string' && !ENV_REF.test(ref.trim()) && !ref.startsWith('file:');
+  const url = typeof ref === 'string' && inline ? ref.trim() : resolveSecret(ref, ctx);
+  const problem = databaseUrlProblem(url);
+  if (problem !== null) throw new AigovError('AIGOV_E_CONFIG_INVALID', { file: ctx.source, problems: `  - ${ctx.path}: ${problem}` });
+  if (inline && databaseUrlHasPassword(url)) ctx.warnings.push(`${ctx.path} in ${ctx.source} holds a password inline; prefer \${DATABASE_URL} or { file: … }`);
+  return { driver: 'postgres', url, poolSize: storage.pool_size, statementTimeoutMs: storage.statement_timeout_ms, synchronousCommit: storage.synchronous_commit, path: file };
 }
 
 /** A 32-byte key (pseudonym vault, raw copies) given as 64 hex digits or base64; returned as hex. Never echoes the value. */

@@ -315,7 +315,7 @@ export const ERRORS = {
   AIGOV_E_STORE_OPEN_FAILED: {
     status: 500, exitCode: EXIT.unavailable, type: 'api_error',
     message: 'Cannot open the recording store at {location}: {reason}.',
-    hint: 'Check storage settings and that the directory exists and is writable.',
+    hint: 'Check the storage settings: for SQLite, that the directory exists and is writable; for PostgreSQL, that the server answers at storage.url, the database exists and its user may create tables.',
   },
   AIGOV_E_PATH_NOT_PRIVATE: {
     status: 500, exitCode: EXIT.noPerm, type: 'api_error',

@@ -13,6 +13,8 @@ import { openRecordingStore } from '../store/open-store.ts';
 import { AigovError } from '../core/errors.ts';
 import type { ApprovalStore } from '../store/approval-store.ts';
 import { openSqliteApprovalStore } from '../store/sqlite/sqlite-approval-store.ts';
+import { SqliteSessionApprovals } from '../store/sqlite/sqlite-session-approvals.ts';
+import { redactDatabaseUrl } from '../config/database-url.ts';
 import { startAuditSchedule, type AuditSchedule } from '../store/sqlite/audit-schedule.ts';
 import { ApprovalService, toApprovalView } from './approvals/approval-service.ts';
 import { createWebhookNotifier, type WebhookNotifier } from './approvals/webhook-notifier.ts';
@@ -109,7 +111,12 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
         logger.warn({ settled: count, errorCode: 'AIGOV_E_GATEWAY_STOPPED' }, 'recording store: calls left pending by a gateway that stopped were marked aborted');
       },
       onTightened,
+      // PostgreSQL keeps the recordings; a session's approvals are still in this replica's SQLite file.
+      approvals: config.storage.driver === 'postgres' ? new SqliteSessionApprovals(path.resolve(process.cwd(), config.storage.path)) : null,
     }));
+  if (config.storage.driver === 'postgres') {
+    logger.info({ database: redactDatabaseUrl(config.storage.url), local: config.storage.path }, 'recordings are kept in PostgreSQL; approvals and pseudonym vaults in the local SQLite file');
+  }
   let verifier: TokenVerifier;
   let server: Server;
   let url: string;

@@ -4,9 +4,11 @@
  */
 import path from 'node:path';
 import type { PrivatePathOptions } from '../config/private-files.ts';
+import type { StorageConfig } from '../config/schema.ts';
 import type { RecordingStore } from './recording-store.ts';
+import type { SessionApprovals } from './session-approvals.ts';
 
-export type StorageSettings = { readonly driver: 'sqlite'; readonly path: string };
+export type StorageSettings = StorageConfig;
 
 /**
  * Opens the configured store. A relative `path` is resolved against `baseDir` (the directory
@@ -15,18 +17,38 @@ export type StorageSettings = { readonly driver: 'sqlite'; readonly path: string
  * `hooks.onSettled` hears how many calls of a stopped gateway were marked aborted on open; log it.
  * `hooks.onTightened` is told when an existing database file was accessible to other users and
  * has been made private (path and old mode); log it as a warning.
- * Throws AigovError('AIGOV_E_STORE_OPEN_FAILED') when the store cannot be opened.
+ * `hooks.approvals`: where a PostgreSQL store reads the sessions' approvals (they stay in the
+ * SQLite file at `path` until they move to PostgreSQL); the SQLite store has them in its own file.
+ * Throws AigovError('AIGOV_E_STORE_OPEN_FAILED') when the store cannot be opened (a PostgreSQL
+ * store is named by its URL without the password).
  */
 export async function openRecordingStore(
   storage: StorageSettings,
   baseDir: string,
-  hooks: { readonly onWriteError?: (err: Error) => void; readonly onSettled?: (count: number) => void; readonly onTightened?: PrivatePathOptions['onTightened'] } = {},
+  hooks: {
+    readonly onWriteError?: (err: Error) => void;
+    readonly onSettled?: (count: number) => void;
+    readonly onTightened?: PrivatePathOptions['onTightened'];
+    readonly approvals?: SessionApprovals | null;
+  } = {},
 ): Promise<RecordingStore> {
   const driver = storage.driver;
   switch (driver) {
     case 'sqlite': {
       const { openSqliteStore } = await import('./sqlite/sqlite-store.ts');
       return openSqliteStore({ path: path.resolve(baseDir, storage.path), onWriteError: hooks.onWriteError, onSettled: hooks.onSettled, onTightened: hooks.onTightened });
+    }
+    case 'postgres': {
+      const { openPostgresStore } = await import('./postgres/postgres-store.ts');
+      return openPostgresStore({
+        url: storage.url,
+        poolSize: storage.poolSize,
+        statementTimeoutMs: storage.statementTimeoutMs,
+        synchronousCommit: storage.synchronousCommit,
+        approvals: hooks.approvals ?? null,
+        onWriteError: hooks.onWriteError,
+        onSettled: hooks.onSettled,
+      });
     }
     default: {
       const unknown: never = driver;

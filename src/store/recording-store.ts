@@ -17,7 +17,8 @@
  *   store opens, once their owner is known to be gone; never the calls of a live process.
  * - Implementations never log or throw values from the records themselves.
  *
- * SQLite (src/store/sqlite) is the default; a Postgres implementation follows later.
+ * SQLite (src/store/sqlite) is the default; PostgreSQL (src/store/postgres) is for several
+ * gateway replicas sharing one database.
  */
 import type { ApprovalRecord } from '../core/approvals/approval.ts';
 import type { EndpointId, Principal, ProviderKind, Usage } from '../core/events.ts';
@@ -246,6 +247,14 @@ export interface RecordingStore {
 
   /** Flushes and releases the store. Idempotent. */
   close(): Promise<void>;
+}
+
+/** A write to (or read of) the recording store failed; the message has no record contents. Any driver throws it. */
+export class StoreWriteError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreWriteError';
+  }
 }
 
 /** recordRequest's rejection when the session id already belongs to another principal. Any driver throws it. */

@@ -1,6 +1,6 @@
 /**
  * A real gateway for tests: the dev IdP mounted under /oidc on the gateway's own server, a
- * replaying fake upstream for each provider kind, SQLite in a temp dir, and a token obtained
+ * replaying fake upstream for each provider kind, SQLite in a temp dir (or PostgreSQL), and a token obtained
  * through the real device flow.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -56,6 +56,10 @@ export interface HarnessOptions {
   readonly answers?: GatewayConfigInput['answers'];
   /** Extra headers the openai provider sends upstream (values are secrets to the gateway). */
   readonly openaiHeaders?: Record<string, string>;
+  /** Record in PostgreSQL at this URL (given as ${TEST_DATABASE_URL}) instead of SQLite. */
+  readonly databaseUrl?: string;
+  /** storage.statement_timeout_ms with databaseUrl. */
+  readonly statementTimeoutMs?: number;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -71,7 +75,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       { name: 'openai', kind: 'openai', base_url: options.openaiBaseUrl ?? `${upstream.url}/v1`, api_key: '${TEST_OPENAI_KEY}', models: options.openaiModels ?? [], ...(options.openaiHeaders ? { headers: options.openaiHeaders } : {}) },
       { name: 'anthropic', kind: 'anthropic', base_url: upstream.url, api_key: '${TEST_ANTHROPIC_KEY}' },
     ],
-    storage: { driver: 'sqlite', path: join(dir, options.storeSubdir ?? '', 'aigov.db') },
+    storage: options.databaseUrl
+      ? { driver: 'postgres', url: '${TEST_DATABASE_URL}', pool_size: 4, path: join(dir, 'aigov.db'), ...(options.statementTimeoutMs ? { statement_timeout_ms: options.statementTimeoutMs } : {}) }
+      : { driver: 'sqlite', path: join(dir, options.storeSubdir ?? '', 'aigov.db') },
     limits: options.limits ?? {},
     ...(options.answers ? { answers: options.answers } : {}),
     ...(options.policyFile ? { policy: { file: options.policyFile } } : {}),
@@ -79,7 +85,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     audit: { auditor_groups: ['auditors'], ...(options.rawCopyKey ? { raw_copy: { key: '${TEST_RAW_COPY_KEY}' } } : {}) },
     logging: { level: process.env.AIGOV_TEST_LOG === '1' ? 'debug' : 'silent' },
   };
-  const config = buildGatewayConfig(input, join(dir, 'test-config'), { env: { TEST_OPENAI_KEY: OPENAI_KEY, TEST_ANTHROPIC_KEY: ANTHROPIC_KEY, TEST_PSEUDONYM_KEY: options.pseudonymKey, TEST_RAW_COPY_KEY: options.rawCopyKey } });
+  const config = buildGatewayConfig(input, join(dir, 'test-config'), { env: { TEST_OPENAI_KEY: OPENAI_KEY, TEST_ANTHROPIC_KEY: ANTHROPIC_KEY, TEST_PSEUDONYM_KEY: options.pseudonymKey, TEST_RAW_COPY_KEY: options.rawCopyKey, TEST_DATABASE_URL: options.databaseUrl } });
   const startOptions = { version: 'test', hooks: options.hooks, logger: options.logger, approvalKeepAliveMs: options.approvalKeepAliveMs, mounts: [{ prefix: '/oidc', handle: (req: IncomingMessage, res: ServerResponse) => idp.handle(req, res) }] };
   let gateway = await startGateway(config, startOptions, bound);
   const tokenFor = async (user: string): Promise<string> => (await deviceLogin(idp, CLIENT_ID, user)).accessToken;

@@ -13,15 +13,8 @@
  */
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import {
-  feedAccessContent,
-  feedApprovalContent,
-  feedRawCopyContent,
-  feedRequestContent,
-  feedResultContent,
   formatSpan,
   GENESIS_HASH,
-  requestPartsContent,
-  startEventsContent,
   type ChunkDigest,
   type ACCESS_COLUMNS,
   type APPROVAL_COLUMNS,
@@ -30,7 +23,15 @@ import {
   type REQUEST_COLUMNS,
   type RESULT_COLUMNS,
 } from '../../core/audit/chain.ts';
-import { bytesHash, linkHash, textHash, TextSink } from './audit-hash.ts';
+import {
+  accessContentHash,
+  approvalContentHash,
+  eventsContentHasher,
+  linkHash,
+  rawCopyContentHash,
+  requestContentHash,
+  resultContentHash,
+} from '../audit-hash.ts';
 
 export interface ChainHead {
   readonly seq: number;
@@ -103,42 +104,30 @@ export class ChainWriter {
 
   /** `parts`: a body stored as chunks — calls.request_parts and the chunks this call added. */
   request(row: ColumnsOf<typeof REQUEST_COLUMNS>, parts: { readonly text: string; readonly added: readonly ChunkDigest[] } | null = null): void {
-    const sink = new TextSink();
-    feedRequestContent(sink, row);
-    if (parts !== null) sink.update(requestPartsContent(parts.text, parts.added));
-    this.#append('request', String(row.id), null, textHash(sink.text));
+    this.#append('request', String(row.id), null, requestContentHash(row, parts));
   }
 
   result(row: ColumnsOf<typeof RESULT_COLUMNS>): void {
-    const sink = new TextSink();
-    feedResultContent(sink, row);
-    this.#append('result', String(row.id), null, textHash(sink.text));
+    this.#append('result', String(row.id), null, resultContentHash(row));
   }
 
   access(row: ColumnsOf<typeof ACCESS_COLUMNS>): void {
-    const sink = new TextSink();
-    feedAccessContent(sink, row);
-    this.#append('access', String(row.id), null, textHash(sink.text));
+    this.#append('access', String(row.id), null, accessContentHash(row));
   }
 
   /** A sealed raw copy: its call id, key id and the SHA-256 of the sealed bytes. */
   rawCopy(callId: string, keyId: string, sealed: Uint8Array): void {
-    const sink = new TextSink();
-    feedRawCopyContent(sink, { call_id: callId, key_id: keyId, sealed_sha256: bytesHash(sealed) });
-    this.#append('raw', callId, null, textHash(sink.text));
+    this.#append('raw', callId, null, rawCopyContentHash(callId, keyId, sealed));
   }
 
   /** An approvals row as written (insert or update). */
   approval(row: ColumnsOf<typeof APPROVAL_COLUMNS>): void {
-    const sink = new TextSink();
-    feedApprovalContent(sink, row);
-    this.#append('approval', String(row.id), null, textHash(sink.text));
+    this.#append('approval', String(row.id), null, approvalContentHash(row));
   }
 
   /** One entry for a batch of one call's events, fed as they are inserted. */
   startEvents(callId: string, firstSeq: number): { add(seq: number, offsetMs: number, raw: string): void; end(): void } {
-    const sink = new TextSink();
-    const content = startEventsContent(sink, callId);
+    const content = eventsContentHasher(callId);
     let last = -1;
     return {
       add(seq, offsetMs, raw) {
@@ -147,7 +136,7 @@ export class ChainWriter {
       },
       end: () => {
         if (last < firstSeq) return; // no events
-        this.#append('events', callId, formatSpan(firstSeq, last), textHash(sink.text));
+        this.#append('events', callId, formatSpan(firstSeq, last), content.hash());
       },
     };
   }

@@ -12,7 +12,7 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { requestPartsContent, type ChunkDigest } from '../../core/audit/chain.ts';
 import { ChunkGraph, decodeNode, LEAF, NODE, nodeRefs, parseRequestParts, type StoredChunk } from '../../core/recording/request-chunks.ts';
-import { chunkHash } from './request-chunk-writer.ts';
+import { chunkHash } from '../request-chunk-writer.ts';
 
 export type ChunkFail = (problem: 'content_changed' | 'row_missing' | 'unrecorded_row', seq: number | null, kind: string, ref: string | null, detail: string) => never;
 

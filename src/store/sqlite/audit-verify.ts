@@ -35,7 +35,7 @@ import {
   type CheckpointKind,
   type ColumnValue,
 } from '../../core/audit/chain.ts';
-import { bytesHash, linkHash, textHash, TextSink } from './audit-hash.ts';
+import { bytesHash, linkHash, textHash, TextSink } from '../audit-hash.ts';
 import { keyIdOfPublicKey } from './audit-keys.ts';
 import { ChunkVerifier } from './audit-verify-chunks.ts';
 

@@ -7,6 +7,7 @@
  * entry, and stick to SQL that the SQLite bundled with the oldest supported Node understands.
  */
 import type { DatabaseSync } from 'node:sqlite';
+import { SchemaTooNewError } from '../schema-too-new.ts';
 
 export interface Migration {
   readonly version: number;
@@ -248,16 +249,7 @@ export const MIGRATIONS: readonly Migration[] = [
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
 
 /** Thrown when the database's schema is newer than this build understands. */
-export class SchemaTooNewError extends Error {
-  readonly found: number;
-  readonly supported: number;
-  constructor(found: number, supported: number) {
-    super(`the database has schema version ${found}, written by a newer aigov; this aigov supports up to version ${supported}`);
-    this.name = 'SchemaTooNewError';
-    this.found = found;
-    this.supported = supported;
-  }
-}
+export { SchemaTooNewError };
 
 function readUserVersion(db: DatabaseSync): number {
   const row = db.prepare('PRAGMA user_version').get();

@@ -70,7 +70,7 @@ import type {
   StoreHealth,
   StreamEventRecord,
 } from '../recording-store.ts';
-import { SessionOwnerConflictError } from '../recording-store.ts';
+import { SessionOwnerConflictError, StoreWriteError } from '../recording-store.ts';
 import { SchemaTooNewError } from './migrations.ts';
 import { withRequestBodies } from '../request-bodies.ts';
 import type { CallsRead } from './store-reads.ts';
@@ -167,12 +167,7 @@ export interface SqliteStoreStats {
 export { SessionOwnerConflictError };
 
 /** A write to the recording store failed; the message has no record contents. */
-export class StoreWriteError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'StoreWriteError';
-  }
-}
+export { StoreWriteError };
 
 const DEFAULTS = {
   batchIntervalMs: 5,

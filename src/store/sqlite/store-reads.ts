@@ -6,27 +6,24 @@
  * detail: the session, its calls, their events, its approvals) sees one snapshot even while the
  * writer commits in between. Statements are prepared on first use.
  */
-import type { DatabaseSync, SQLOutputValue, StatementSync } from 'node:sqlite';
-import type { EndpointId, ProviderKind, Usage } from '../../core/events.ts';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { ApprovalRecord } from '../../core/approvals/approval.ts';
 import type {
   CallRecord,
-  CallStatus,
-  PolicyDecisionRecord,
   SealedRawCopy,
   SessionCursor,
   SessionDetailRecord,
   SessionFilter,
   SessionPage,
   SessionRecord,
-  SessionSummary,
   StreamEventRecord,
 } from '../recording-store.ts';
 import { approvalIdsInDecisions } from '../recording-store.ts';
+import { num, str, toCallRecord, toSessionRecord, toSessionSummary, toStreamEvent } from '../record-rows.ts';
+import { sortApprovals } from '../session-approvals.ts';
 import type { ReadOp } from './worker-protocol.ts';
-import { LEAF, NODE, parseRequestParts, type StoredChunk } from '../../core/recording/request-chunks.ts';
+import { LEAF, NODE, type StoredChunk } from '../../core/recording/request-chunks.ts';
 
-type Row = Record<string, SQLOutputValue>;
 type Statements = Record<'listSessions' | 'listSessionsBySubject' | 'getCall' | 'listCalls' | 'getEvents' | 'rawCopies' | 'chunks', StatementSync>;
 
 /**
@@ -117,7 +114,7 @@ export class StoreReads {
         return { calls, chunks: this.#chunksFor(read.sessionId, calls) } satisfies CallsRead;
       }
       case 'getStreamEvents':
-        return s.getEvents.all(read.callId).map((row): StreamEventRecord => ({ offsetMs: num(row['offset_ms']), raw: str(row['raw']) }));
+        return s.getEvents.all(read.callId).map(toStreamEvent);
       case 'querySessions':
         return sessions.query(read.filter, read.limit, read.cursor, Date.now());
       case 'getSession':
@@ -129,7 +126,7 @@ export class StoreReads {
         const events: Record<string, StreamEventRecord[]> = {};
         for (const call of calls) {
           const rows = s.getEvents.all(call.callId);
-          if (rows.length > 0) events[call.callId] = rows.map((row): StreamEventRecord => ({ offsetMs: num(row['offset_ms']), raw: str(row['raw']) }));
+          if (rows.length > 0) events[call.callId] = rows.map(toStreamEvent);
         }
         const approvalIds = calls.flatMap((c) => approvalIdsInDecisions(c.decisions));
         const chunks = this.#chunksFor(read.sessionId, calls);
@@ -150,84 +147,9 @@ export class StoreReads {
   }
 }
 
-// ── helpers ─────────────────────────────────────────────────────────────────────────────────
+// ── rows (src/store/record-rows.ts: the same mapping as the PostgreSQL store's) ─────────────
 
-export function str(value: SQLOutputValue | undefined): string {
-  if (typeof value === 'string') return value;
-  throw new Error('recording store: unexpected non-text column value');
-}
-
-function strOrNull(value: SQLOutputValue | undefined): string | null {
-  return value === null || value === undefined ? null : str(value);
-}
-
-export function num(value: SQLOutputValue | undefined): number {
-  if (typeof value === 'number') return value;
-  if (typeof value === 'bigint') return Number(value);
-  throw new Error('recording store: unexpected non-numeric column value');
-}
-
-function numOrNull(value: SQLOutputValue | undefined): number | null {
-  return value === null || value === undefined ? null : num(value);
-}
-
-function toSessionSummary(row: Row): SessionSummary {
-  return {
-    sessionId: str(row['id']),
-    subject: str(row['subject']),
-    email: strOrNull(row['email']),
-    startedAt: num(row['started_at']),
-    lastCallAt: num(row['last_call_at']),
-    callCount: num(row['call_count']),
-  };
-}
-
-function toCallRecord(row: Row): CallRecord {
-  const usage = strOrNull(row['usage']);
-  const partsText = strOrNull(row['request_parts']);
-  let requestRef: number | undefined;
-  if (partsText !== null) {
-    const parts = parseRequestParts(partsText);
-    if (parts === null) throw new Error('recording store: the request parts of a call are malformed');
-    requestRef = parts.root;
-  }
-  return {
-    callId: str(row['id']),
-    sessionId: str(row['session_id']),
-    principal: {
-      subject: str(row['subject']),
-      email: strOrNull(row['email']),
-      groups: JSON.parse(str(row['groups'])) as string[],
-      issuer: str(row['issuer']),
-      clientId: strOrNull(row['client_id']),
-    },
-    client: {
-      userAgent: strOrNull(row['user_agent']),
-      remoteAddress: strOrNull(row['remote_address']),
-      sdk: strOrNull(row['sdk']),
-    },
-    provider: str(row['provider']),
-    providerKind: str(row['provider_kind']) as ProviderKind,
-    endpoint: str(row['endpoint']) as EndpointId,
-    method: str(row['method']),
-    path: str(row['path']),
-    model: strOrNull(row['model']),
-    stream: num(row['stream']) === 1,
-    requestBody: str(row['request_body']),
-    ...(requestRef === undefined ? {} : { requestRef }),
-    decisions: JSON.parse(str(row['decisions'])) as PolicyDecisionRecord[],
-    startedAt: num(row['started_at']),
-    status: str(row['status']) as CallStatus,
-    httpStatus: numOrNull(row['http_status']),
-    responseBody: strOrNull(row['response_body']),
-    usage: usage === null ? null : (JSON.parse(usage) as Usage),
-    firstByteMs: numOrNull(row['first_byte_ms']),
-    latencyMs: numOrNull(row['latency_ms']),
-    errorCode: strOrNull(row['error_code']),
-    errorMessage: strOrNull(row['error_message']),
-    endedAt: numOrNull(row['ended_at']),
-  };
-}
+export { num, str };
 
 // ── session queries (reads) ─────────────────────────────────────────────────────────────────
 
@@ -328,15 +250,6 @@ class SessionReads {
   approvals(sessionId: string, ids: readonly string[]): ApprovalRecord[] {
     const rows = this.#approvalsOfSession.all(sessionId);
     if (ids.length > 0) rows.push(...this.#approvalsById.all(JSON.stringify(ids)));
-    const byId = new Map<string, ApprovalRecord>();
-    for (const row of rows) {
-      const approval = JSON.parse(str(row['record'])) as ApprovalRecord;
-      byId.set(approval.id, approval);
-    }
-    return [...byId.values()].sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+    return sortApprovals(rows.map((row) => JSON.parse(str(row['record'])) as ApprovalRecord));
   }
-}
-
-function toSessionRecord(row: Row): SessionRecord {
-  return { ...toSessionSummary(row), issuer: str(row['issuer']) };
 }

@@ -35,7 +35,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { AccessLogEntry, CallRequestRecord, PolicyDecisionRecord } from '../recording-store.ts';
 import { migrateDatabase, SchemaTooNewError } from './migrations.ts';
 import { ChainWriter } from './audit-chain-writer.ts';
-import { RequestChunkWriter } from './request-chunk-writer.ts';
+import type { RequestChunkWriter } from '../request-chunk-writer.ts';
+import { sqliteChunkWriter } from './request-chunk-rows.ts';
 import { OwnerLock, settleDeadOwners } from './call-owners.ts';
 import {
   ACK_CONFLICT,
@@ -97,7 +98,7 @@ class Writer {
 
   /** The audit chain (audit_log): entries written in the same transactions as the rows they cover. */
   readonly #chain: ChainWriter;
-  /** Request bodies as chunks shared within a session (request-chunk-writer.ts). */
+  /** Request bodies as chunks shared within a session (src/store/request-chunk-writer.ts). */
   readonly #chunks: RequestChunkWriter;
 
   #records: { id: number; record: CallRequestRecord }[] = [];
@@ -175,7 +176,7 @@ class Writer {
       busyTimeoutRestore: db.prepare(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(data.busyTimeoutMs))}`),
     };
     this.#chain = new ChainWriter(db);
-    this.#chunks = new RequestChunkWriter(db);
+    this.#chunks = sqliteChunkWriter(db);
   }
 
   handle(message: ToWriter): void {

@@ -1,17 +1,20 @@
 /**
- * The writer thread's side of chunked request bodies (src/core/recording/request-chunks.ts):
- * gives each part of a split body a chunk id in its session — an existing one when the session
- * already stored the same bytes (SHA-256 of kind and text), else a new body_chunks row — and
- * returns what the call row and its audit entry record.
+ * The writer's side of chunked request bodies (src/core/recording/request-chunks.ts), for either
+ * driver: gives each part of a split body a chunk id in its session — an existing one when the
+ * session already stored the same bytes (SHA-256 of kind and text), else a new body_chunks row —
+ * and returns what the call row and its audit entry record. The rows themselves go through
+ * {@link ChunkRows} (SQLite: statements on the writer thread, sqlite/request-chunk-rows.ts;
+ * PostgreSQL: rows collected for the transaction's batched insert, postgres/pg-writer.ts).
  *
  * Per session it keeps in memory the hashes of its chunks (loaded from the database on first
  * use) and, per array path (`messages`, `input`, …), the last array node written with its
  * pieces, so the next one can name it as its base. A retention purge that removes chunks no
  * call needs any more moves a generation number; the next transaction then forgets everything
  * (ids it remembered may be gone). A rolled-back write forgets its session (read again next time).
+ * Another process writing the same session (a second replica) only means fewer shared chunks:
+ * what is remembered stays true until a purge, and nothing requires a chunk to be stored once.
  */
 import { hash } from 'node:crypto';
-import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import {
   encodeNode,
   formatRequestParts,
@@ -22,7 +25,17 @@ import {
   type BodyPart,
   type ChunkKind,
   type NodePart,
-} from '../../core/recording/request-chunks.ts';
+} from '../core/recording/request-chunks.ts';
+
+/** Where the chunk rows are; every call happens inside the writer's current transaction. */
+export interface ChunkRows {
+  /** The session's stored chunks: [hex hash, id]. */
+  load(sessionId: string): Iterable<readonly [string, number]>;
+  /** Stores a new chunk; returns its id. The ids of one call's chunks are consecutive. */
+  insert(sessionId: string, hexHash: string, kind: ChunkKind, text: string): number;
+  /** Moves when a purge deleted chunks. */
+  generation(): number;
+}
 
 /** A chunk added by one call's recording (covered by that call's audit entry). */
 export interface NewChunk {
@@ -66,16 +79,17 @@ interface WriteState {
 }
 
 export class RequestChunkWriter {
-  readonly #insert: StatementSync;
-  readonly #load: StatementSync;
-  readonly #generation: StatementSync;
+  readonly #rows: ChunkRows;
   readonly #sessions = new Map<string, SessionMemo>();
   #seenGeneration = -1;
 
-  constructor(db: DatabaseSync) {
-    this.#insert = db.prepare('INSERT INTO body_chunks (session_id, hash, kind, text) VALUES (?, ?, ?, ?)');
-    this.#load = db.prepare('SELECT id, lower(hex(hash)) AS hash FROM body_chunks WHERE session_id = ?');
-    this.#generation = db.prepare('SELECT generation FROM body_chunks_gc');
+  constructor(rows: ChunkRows) {
+    this.#rows = rows;
+  }
+
+  /** True when the session's chunk hashes are in memory (else the next write of it loads them). */
+  remembers(sessionId: string): boolean {
+    return this.#sessions.has(sessionId);
   }
 
   /**
@@ -98,7 +112,7 @@ export class RequestChunkWriter {
    * body_chunks_gc.generation in its own transaction), everything remembered is dropped.
    */
   begin(): void {
-    const generation = Number(this.#generation.get()?.['generation'] ?? 0);
+    const generation = this.#rows.generation();
     if (generation !== this.#seenGeneration) {
       this.#sessions.clear();
       this.#seenGeneration = generation;
@@ -118,7 +132,7 @@ export class RequestChunkWriter {
       return memo;
     }
     memo = { byHash: new Map(), arrays: new Map() };
-    for (const row of this.#load.iterate(sessionId)) memo.byHash.set(String(row['hash']), Number(row['id']));
+    for (const [digest, id] of this.#rows.load(sessionId)) memo.byHash.set(digest, id);
     this.#sessions.set(sessionId, memo);
     // Least recently used first: forget sessions while over either bound (never the one in use).
     let hashes = 0;
@@ -170,7 +184,7 @@ export class RequestChunkWriter {
     if (known !== undefined) {
       return known;
     }
-    const id = Number(this.#insert.run(sessionId, Buffer.from(digest, 'hex'), kind, text).lastInsertRowid);
+    const id = this.#rows.insert(sessionId, digest, kind, text);
     memo.byHash.set(digest, id);
     state.added.push({ id, kind, hash: digest });
     state.bytes += text.length;

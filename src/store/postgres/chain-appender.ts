@@ -1,0 +1,88 @@
+/**
+ * The audit chain on PostgreSQL: the entries one write transaction appends, built in memory from
+ * the head it locked (chain_head, FOR UPDATE) and inserted with the rows they cover in the same
+ * statement. Every replica's write transactions lock that one row first, so their appends are
+ * serialized and form ONE chain, whatever the number of replicas; a transaction that rolls back
+ * takes its entries with it and the head row is unchanged.
+ *
+ * Content hashes are the SQLite store's (src/store/audit-hash.ts over src/core/audit/chain.ts),
+ * computed from the values as written, so both drivers' chains mean the same thing.
+ */
+import { formatSpan, type AuditKind } from '../../core/audit/chain.ts';
+import { linkHash } from '../audit-hash.ts';
+
+export interface ChainHeadRow {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+/** audit_log columns as parallel arrays, for one `INSERT … SELECT FROM unnest(…)`. */
+export interface EntryColumns {
+  readonly seq: number[];
+  readonly kind: string[];
+  readonly ref: string[];
+  readonly span: (string | null)[];
+  readonly at: number[];
+  readonly contentHash: string[];
+  readonly prevHash: string[];
+  readonly hash: string[];
+}
+
+export class ChainAppender {
+  #head: ChainHeadRow;
+  readonly columns: EntryColumns = { seq: [], kind: [], ref: [], span: [], at: [], contentHash: [], prevHash: [], hash: [] };
+  readonly #now: () => number;
+
+  constructor(head: ChainHeadRow, now: () => number = Date.now) {
+    this.#head = head;
+    this.#now = now;
+  }
+
+  /** The head after the entries appended so far (what chain_head must say once they commit). */
+  get head(): ChainHeadRow {
+    return this.#head;
+  }
+
+  get size(): number {
+    return this.columns.seq.length;
+  }
+
+  append(kind: AuditKind, ref: string, span: string | null, contentHash: string): void {
+    const seq = this.#head.seq + 1;
+    const at = this.#now();
+    const prevHash = this.#head.hash;
+    const hash = linkHash({ seq, kind, ref, span, at, contentHash, prevHash });
+    const c = this.columns;
+    c.seq.push(seq);
+    c.kind.push(kind);
+    c.ref.push(ref);
+    c.span.push(span);
+    c.at.push(at);
+    c.contentHash.push(contentHash);
+    c.prevHash.push(prevHash);
+    c.hash.push(hash);
+    this.#head = { seq, hash };
+  }
+
+  events(callId: string, first: number, last: number, contentHash: string): void {
+    this.append('events', callId, formatSpan(first, last), contentHash);
+  }
+}
+
+/** The INSERT part of a statement that appends the entries ($first … $first+7) and moves the head ($first+8, $first+9). */
+export function entriesSql(first: number): { readonly cte: string; readonly head: string } {
+  const p = (i: number): string => `$${first + i}`;
+  return {
+    cte: `entries AS (
+      INSERT INTO audit_log (seq, kind, ref, span, at, content_hash, prev_hash, hash)
+      SELECT * FROM unnest(${p(0)}::bigint[], ${p(1)}::text[], ${p(2)}::text[], ${p(3)}::text[], ${p(4)}::bigint[], ${p(5)}::text[], ${p(6)}::text[], ${p(7)}::text[])
+    )`,
+    head: `UPDATE chain_head SET seq = ${p(8)}, hash = ${p(9)}`,
+  };
+}
+
+/** The parameters {@link entriesSql} expects. */
+export function entriesParams(chain: ChainAppender): unknown[] {
+  const c = chain.columns;
+  return [c.seq, c.kind, c.ref, c.span, c.at, c.contentHash, c.prevHash, c.hash, chain.head.seq, chain.head.hash];
+}

@@ -1,0 +1,219 @@
+/**
+ * Schema migrations of the PostgreSQL recording store.
+ *
+ * An ordered list; migration N brings the schema to version N. `aigov_schema_migrations` holds
+ * one row per applied version (its primary key makes a second application of one fail rather
+ * than run twice). Replicas starting together are safe: {@link migratePostgres} runs under a
+ * session advisory lock, so one migrates while the others wait and then find nothing to do; all
+ * pending migrations go in one transaction (PostgreSQL's DDL is transactional), so a failing one
+ * leaves the previous version intact. A database whose version is newer than this build's is
+ * refused (SchemaTooNewError): an older replica must not write under a newer schema.
+ *
+ * Rules for adding one: append, never edit or reorder a released entry.
+ *
+ * The tables mirror the SQLite store's (src/store/sqlite/migrations.ts) column for column, so the
+ * audit chain's canonical forms (src/core/audit/chain.ts) cover the same values on both, plus:
+ * - `calls.rec`: insertion order (SQLite's rowid), for listing calls that started together;
+ * - `owners`: one row per gateway process that writes (see owner-lock.ts), `heartbeat_at` for leases;
+ * - `chain_head`: the one row every write transaction locks first (FOR UPDATE): the audit chain's
+ *   head and the next body chunk id, so appends from any number of replicas form one chain.
+ * Ids compared in keyset paging use COLLATE "C" (byte order), as SQLite compares them.
+ */
+import { SchemaTooNewError } from '../schema-too-new.ts';
+import type { PgClient } from './pg-connection.ts';
+
+export interface PgMigration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const PG_MIGRATIONS: readonly PgMigration[] = [
+  {
+    version: 1,
+    name: 'sessions, calls, stream events, raw copies, request chunks, access log, audit chain, owners',
+    sql: `
+      CREATE TABLE sessions (
+        id            text COLLATE "C" PRIMARY KEY,
+        subject       text NOT NULL,
+        issuer        text NOT NULL,
+        email         text,
+        started_at    bigint NOT NULL,
+        last_call_at  bigint NOT NULL,
+        call_count    integer NOT NULL
+      );
+      CREATE INDEX sessions_by_last_call ON sessions (last_call_at DESC, id);
+      CREATE INDEX sessions_by_subject ON sessions (subject, last_call_at DESC, id);
+      -- ASCII case folding only, as SQLite's NOCASE: a Kelvin sign is not a k.
+      CREATE INDEX sessions_by_email ON sessions ((translate(email, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')), last_call_at DESC, id);
+
+      CREATE TABLE owners (
+        id            text PRIMARY KEY,         -- 32 hex digits, random per gateway process
+        lock_key      bigint NOT NULL,          -- the session advisory lock its process holds while it lives
+        pid           integer NOT NULL,
+        host          text NOT NULL,
+        started_at    bigint NOT NULL,
+        heartbeat_at  bigint                    -- leases (a later release): last renewal; NULL until then
+      );
+
+      CREATE TABLE calls (
+        id              text COLLATE "C" PRIMARY KEY,
+        rec             bigint GENERATED ALWAYS AS IDENTITY,
+        session_id      text COLLATE "C" NOT NULL REFERENCES sessions (id),
+        subject         text NOT NULL,
+        email           text,
+        groups          text NOT NULL,           -- JSON array of strings
+        issuer          text NOT NULL,
+        client_id       text,
+        user_agent      text,
+        remote_address  text,
+        sdk             text,
+        provider        text NOT NULL,
+        provider_kind   text NOT NULL,
+        endpoint        text NOT NULL,
+        method          text NOT NULL,
+        path            text NOT NULL,
+        model           text,
+        stream          smallint NOT NULL,       -- 0 | 1
+        request_body    text NOT NULL,           -- '' when stored as chunks (request_parts)
+        request_parts   text,
+        decisions       text NOT NULL,           -- JSON array: request-time, then response-time
+        started_at      bigint NOT NULL,         -- epoch ms
+        status          text NOT NULL,
+        http_status     integer,
+        response_body   text,
+        usage           text,                    -- JSON object or NULL
+        first_byte_ms   bigint,
+        latency_ms      bigint,
+        error_code      text,
+        error_message   text,
+        ended_at        bigint,
+        owner           text                     -- owners.id of the process that recorded it
+      );
+      CREATE INDEX calls_by_session ON calls (session_id, started_at, rec);
+      CREATE INDEX calls_pending_by_owner ON calls (owner) WHERE status = 'pending';
+
+      CREATE TABLE stream_events (
+        call_id    text COLLATE "C" NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+        seq        integer NOT NULL,
+        offset_ms  bigint NOT NULL,
+        raw        text NOT NULL,
+        PRIMARY KEY (call_id, seq)
+      );
+
+      CREATE TABLE raw_copies (
+        call_id  text COLLATE "C" PRIMARY KEY REFERENCES calls (id) ON DELETE CASCADE,
+        key_id   text NOT NULL,
+        sealed   bytea NOT NULL
+      );
+
+      CREATE TABLE body_chunks (
+        id          bigint PRIMARY KEY,          -- from chain_head.next_chunk: one call's chunks are consecutive
+        session_id  text COLLATE "C" NOT NULL,
+        hash        bytea NOT NULL,              -- SHA-256 of the kind digit followed by the text
+        kind        smallint NOT NULL,           -- 0 leaf, 1 node (src/core/recording/request-chunks.ts)
+        text        text NOT NULL
+      );
+      CREATE INDEX body_chunks_by_session ON body_chunks (session_id);
+
+      CREATE TABLE access_log (
+        id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at          bigint NOT NULL,
+        subject     text NOT NULL,
+        issuer      text NOT NULL,
+        email       text,
+        action      text NOT NULL,
+        session_id  text,
+        filter      text
+      );
+      CREATE INDEX access_log_by_at ON access_log (at);
+
+      CREATE TABLE audit_log (
+        seq           bigint PRIMARY KEY,
+        kind          text NOT NULL,             -- request | result | events | access | raw
+        ref           text NOT NULL,
+        span          text,
+        at            bigint NOT NULL,
+        content_hash  text NOT NULL,
+        prev_hash     text NOT NULL,
+        hash          text NOT NULL
+      );
+
+      CREATE TABLE chain_head (
+        id                 smallint PRIMARY KEY CHECK (id = 1),
+        seq                bigint NOT NULL,      -- the last entry's seq (0: none yet)
+        hash               text NOT NULL,        -- its hash (the genesis hash before the first)
+        next_chunk         bigint NOT NULL,      -- the next body_chunks id
+        chunks_generation  bigint NOT NULL       -- moves when a purge deletes chunks (writers forget their cache)
+      );
+      INSERT INTO chain_head VALUES (1, 0, repeat('0', 64), 1, 0);
+    `,
+  },
+];
+
+/** The schema version this build of aigov writes. */
+export const PG_LATEST_SCHEMA_VERSION: number = PG_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
+
+/** The advisory lock key migrations run under (one per database; any constant unlikely to be another application's). */
+export const MIGRATION_LOCK_KEY = '7301092513459627651';
+
+const BOOKKEEPING = `
+  CREATE TABLE IF NOT EXISTS aigov_schema_migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    applied_at  bigint NOT NULL
+  )`;
+
+/**
+ * Brings the database to the latest version, under the migration lock, on `client` (a
+ * connection of its own without a statement timeout: a replica waits for another's migration).
+ * Returns the versions applied. Throws SchemaTooNewError for a newer schema, and refuses a
+ * database that holds tables of the same names without aigov's bookkeeping.
+ */
+export async function migratePostgres(client: PgClient, migrations: readonly PgMigration[] = PG_MIGRATIONS): Promise<number[]> {
+  assertOrdered(migrations);
+  const latest = migrations.at(-1)?.version ?? 0;
+  await client.query('SELECT pg_advisory_lock($1::bigint)', [MIGRATION_LOCK_KEY]);
+  try {
+    const known = await client.query<{ present: boolean }>("SELECT to_regclass('aigov_schema_migrations') IS NOT NULL AS present");
+    if (known.rows[0]?.present !== true) {
+      const clash = await client.query<{ name: string }>(
+        "SELECT c.relname AS name FROM pg_class c WHERE c.relname IN ('sessions', 'calls', 'stream_events', 'audit_log') AND c.relkind = 'r' AND pg_table_is_visible(c.oid) LIMIT 1",
+      );
+      if (clash.rows.length > 0) throw new Error(`the database already has a table named ${clash.rows[0]!.name} but no aigov schema version: it belongs to another application (use a database of its own)`);
+    }
+    let current = 0;
+    if (known.rows[0]?.present === true) {
+      const row = await client.query<{ version: number | null }>('SELECT max(version) AS version FROM aigov_schema_migrations');
+      current = row.rows[0]?.version ?? 0;
+    }
+    if (current > latest) throw new SchemaTooNewError(current, latest);
+    if (current === latest) return [];
+    await client.query('BEGIN');
+    try {
+      await client.query(BOOKKEEPING);
+      const applied: number[] = [];
+      for (const migration of migrations) {
+        if (migration.version <= current) continue;
+        await client.query(migration.sql);
+        await client.query('INSERT INTO aigov_schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [migration.version, migration.name, Date.now()]);
+        applied.push(migration.version);
+      }
+      await client.query('COMMIT');
+      return applied;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    }
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1::bigint)', [MIGRATION_LOCK_KEY]).catch(() => {});
+  }
+}
+
+function assertOrdered(migrations: readonly PgMigration[]): void {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1 || !Number.isInteger(m.version)) {
+      throw new Error(`migration list is not contiguous from 1: entry ${i} has version ${m.version}`);
+    }
+  });
+}

@@ -1,0 +1,948 @@
+/**
+ * The PostgreSQL store's write lane: one connection (pipelined: the statements of a transaction
+ * go out back to back, two round trips per transaction) that runs one transaction at a time,
+ * the way the SQLite store's writer thread does.
+ *
+ * Every transaction first locks chain_head (FOR UPDATE): the audit chain's head, the next body
+ * chunk id. All writers of every replica take that row first, so their transactions are
+ * serialized at the database — one chain, and checks done under the lock (is this session
+ * another principal's? is this call still pending?) stay true until COMMIT.
+ *
+ * - Request records: group commit. Every record that arrived while the previous transaction ran
+ *   (or in the same event-loop turn) goes into ONE transaction: one statement upserts the
+ *   sessions, inserts the calls, request chunks, raw copies and audit entries and moves the head
+ *   (multi-row INSERTs from arrays). A record that must be refused — a call id already recorded,
+ *   a session of another principal, text PostgreSQL cannot store (NUL) — is refused alone before
+ *   that statement, from what the transaction read under the lock. Each record's promise settles
+ *   after COMMIT (or the failure).
+ * - Stream events and finishes: write-behind FIFO, as in the SQLite store (a batch every
+ *   `batchIntervalMs`, or at once at `maxBatch` rows or when a finish or a flush waits; retry
+ *   once, then item by item; rows of calls never recorded skipped). One statement per batch
+ *   inserts the events, writes the results (only over calls still `pending`) and appends the
+ *   entries. A finish's promise settles after the COMMIT holding it and the call's earlier events.
+ * - Access-log rows and settling a dead owner's calls are tasks in the same lane.
+ * Records go first, then tasks, then write-behind batches: a record waits for at most the one
+ * transaction in flight.
+ *
+ * A connection error drops the connection; the next transaction opens a new one. Errors carry
+ * no record contents (describePgError; the texts here are fixed wording).
+ */
+import type { AccessLogEntry, CallRequestRecord, CallResultRecord, PolicyDecisionRecord, StreamEventRecord } from '../recording-store.ts';
+import { SessionOwnerConflictError, StoreWriteError } from '../recording-store.ts';
+import { RequestChunkWriter, type ChunkRows } from '../request-chunk-writer.ts';
+import { accessContentHash, eventsContentHasher, rawCopyContentHash, requestContentHash, resultContentHash } from '../audit-hash.ts';
+import { CHUNK_MIN_BODY, type ChunkKind } from '../../core/recording/request-chunks.ts';
+import type { ErrorCode } from '../../core/errors.ts';
+import { ChainAppender, entriesParams, entriesSql, type ChainHeadRow } from './chain-appender.ts';
+import { connectClient, describePgError, isConnectionError, type PgClient, type PgSettings } from './pg-connection.ts';
+import type { OwnerLock } from './owner-lock.ts';
+
+/** The code and words recorded on a call settled because its owner is gone (as the SQLite store's). */
+export const STOPPED_CODE: ErrorCode = 'AIGOV_E_GATEWAY_STOPPED';
+export const STOPPED_MESSAGE = 'the gateway stopped before the call ended; the answer may have been cut off at the client';
+
+export interface PgWriterOptions {
+  readonly settings: PgSettings;
+  readonly owner: OwnerLock;
+  readonly batchIntervalMs: number;
+  readonly maxBatch: number;
+  /** synchronous_commit of the write connection (see PostgresStoreOptions). */
+  readonly synchronousCommit: 'on' | 'off';
+  /** Write-behind failures and other trouble, as fixed wording plus driver error texts. */
+  readonly report: (message: string) => void;
+}
+
+export interface PgWriterCounters {
+  readonly writeErrors: number;
+  readonly droppedRows: number;
+  readonly orphanRows: number;
+  readonly recordFailures: number;
+  readonly recordCommits: number;
+  readonly queuedRows: number;
+}
+
+interface Waiter {
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
+
+interface RecordJob extends Waiter {
+  readonly record: CallRequestRecord;
+}
+
+type QueueItem =
+  | { readonly kind: 'events'; readonly callId: string; readonly events: readonly StreamEventRecord[] }
+  | { readonly kind: 'finish'; readonly result: CallResultRecord; readonly waiter: Waiter }
+  | { readonly kind: 'flush'; readonly waiter: Waiter };
+
+interface Batch {
+  readonly items: readonly QueueItem[];
+  readonly rows: number;
+  attempts: number;
+}
+
+/** What a committed batch settles: finishes written, finishes refused (with why). */
+interface Outcome {
+  readonly ok: Waiter[];
+  readonly failed: [Waiter, string][];
+}
+
+// Extended protocol for every statement: the connection is pipelined, and simple queries cannot be.
+const BEGIN = { name: 'aigov_begin', text: 'BEGIN', queryMode: 'extended' } as const;
+const COMMIT = { name: 'aigov_commit', text: 'COMMIT', queryMode: 'extended' } as const;
+const ROLLBACK = { name: 'aigov_rollback', text: 'ROLLBACK', queryMode: 'extended' } as const;
+const HEAD_SQL = { name: 'aigov_head', text: 'SELECT seq, hash, next_chunk, chunks_generation FROM chain_head WHERE id = 1 FOR UPDATE', queryMode: 'extended' } as const;
+
+interface HeadRow extends ChainHeadRow {
+  readonly next_chunk: number;
+  readonly chunks_generation: number;
+}
+
+/** A query of the pipelined connection, with the parameters bound in order. */
+class Statement {
+  readonly values: unknown[] = [];
+  /** `$n::type` for the next parameter. */
+  p(value: unknown, type: string): string {
+    this.values.push(value);
+    return `$${this.values.length}::${type}`;
+  }
+}
+
+/** Body chunk rows for one transaction: ids from chain_head.next_chunk, the sessions' hashes read under the lock. */
+class PgChunkRows implements ChunkRows {
+  #loaded = new Map<string, [string, number][]>();
+  #next = 0;
+  #generation = 0;
+  rows = { id: [] as number[], session: [] as string[], hash: [] as string[], kind: [] as number[], text: [] as string[] };
+
+  start(head: HeadRow, loaded: Map<string, [string, number][]>): void {
+    this.#loaded = loaded;
+    this.#next = head.next_chunk;
+    this.#generation = head.chunks_generation;
+    this.rows = { id: [], session: [], hash: [], kind: [], text: [] };
+  }
+
+  get next(): number {
+    return this.#next;
+  }
+
+  load(sessionId: string): Iterable<readonly [string, number]> {
+    // A session the writer forgot while a group was under way was not read: it only misses sharing.
+    return this.#loaded.get(sessionId) ?? [];
+  }
+
+  insert(sessionId: string, hexHash: string, kind: ChunkKind, text: string): number {
+    const id = this.#next++;
+    this.rows.id.push(id);
+    this.rows.session.push(sessionId);
+    this.rows.hash.push(hexHash);
+    this.rows.kind.push(kind);
+    this.rows.text.push(text);
+    return id;
+  }
+
+  generation(): number {
+    return this.#generation;
+  }
+}
+
+export class PgWriter {
+  readonly #o: PgWriterOptions;
+  #client: PgClient | null = null;
+  #connecting: Promise<PgClient> | null = null;
+
+  #records: RecordJob[] = [];
+  #tasks: (() => Promise<void>)[] = [];
+  #queue: QueueItem[] = [];
+  #queuedRows = 0;
+  /** Finishes and flushes in #queue: someone waits for them, so the batch goes at once. */
+  #queuedWaiters = 0;
+  #retry: Batch | null = null;
+  #batchDue = false;
+  #timer: NodeJS.Timeout | null = null;
+  #immediate: NodeJS.Immediate | null = null;
+  #running = false;
+  #idle: Waiter[] = [];
+
+  readonly #nextSeq = new Map<string, number>();
+  /** Calls some of whose stream events were dropped: their finish is refused (the record would be incomplete). */
+  readonly #lostEvents = new Set<string>();
+  readonly #chunkRows = new PgChunkRows();
+  readonly #chunks = new RequestChunkWriter(this.#chunkRows);
+
+  #writeErrors = 0;
+  #droppedRows = 0;
+  #orphanRows = 0;
+  #recordFailures = 0;
+  #recordCommits = 0;
+  #lastWriteError: string | null = null;
+  #closed = false;
+
+  constructor(options: PgWriterOptions) {
+    this.#o = options;
+  }
+
+  counters(): PgWriterCounters {
+    return {
+      writeErrors: this.#writeErrors,
+      droppedRows: this.#droppedRows,
+      orphanRows: this.#orphanRows,
+      recordFailures: this.#recordFailures,
+      recordCommits: this.#recordCommits,
+      queuedRows: this.#queuedRows + (this.#retry?.rows ?? 0),
+    };
+  }
+
+  /** Why the last write failed, while no write has succeeded since; null when fine. */
+  get lastWriteError(): string | null {
+    return this.#lastWriteError;
+  }
+
+  /** True while something is queued or being written (reads then wait for a flush first). */
+  get busy(): boolean {
+    return this.#running || this.#records.length > 0 || this.#tasks.length > 0 || this.#queue.length > 0 || this.#retry !== null;
+  }
+
+  // ── entry points ────────────────────────────────────────────────────────────────────────
+
+  record(record: CallRequestRecord): Promise<void> {
+    if (this.#closed) return Promise.reject(new StoreWriteError('recording the request failed: the store is closed'));
+    return new Promise<void>((resolve, reject) => {
+      this.#records.push({ record, resolve, reject });
+      // Everything that arrives in this event-loop turn joins the same transaction.
+      this.#immediate ??= setImmediate(() => {
+        this.#immediate = null;
+        this.#pump();
+      });
+    });
+  }
+
+  events(callId: string, events: readonly StreamEventRecord[]): void {
+    this.#enqueue({ kind: 'events', callId, events: events.slice() }, events.length);
+  }
+
+  finish(result: CallResultRecord): Promise<void> {
+    const done = new Promise<void>((resolve, reject) => this.#enqueue({ kind: 'finish', result, waiter: { resolve, reject } }, 1));
+    done.catch(() => {}); // callers that do not wait must not meet an unhandled rejection
+    return done;
+  }
+
+  /** Resolves once everything queued before it was written (or given up). */
+  flush(): Promise<void> {
+    return new Promise<void>((resolve, reject) => this.#enqueue({ kind: 'flush', waiter: { resolve, reject } }, 0));
+  }
+
+  /** One access-log row and its audit entry, committed before it resolves. */
+  access(entry: AccessLogEntry): Promise<void> {
+    return this.#task(async () => {
+      const client = await this.#connection();
+      const row = { at: entry.at, subject: entry.actor.subject, issuer: entry.actor.issuer, email: entry.actor.email, action: entry.action, session_id: entry.sessionId, filter: entry.filter };
+      if ([row.subject, row.issuer, row.email, row.session_id, row.filter].some(hasNul)) throw new StoreWriteError('the access-log row holds a NUL character, which PostgreSQL cannot store');
+      const [head, inserted] = await this.#begin(client, [
+        {
+          name: 'aigov_access',
+          text: 'INSERT INTO access_log (at, subject, issuer, email, action, session_id, filter) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id',
+          values: [row.at, row.subject, row.issuer, row.email, row.action, row.session_id, row.filter],
+        },
+      ]);
+      const chain = new ChainAppender(head);
+      const id = Number((inserted!.rows[0] as { id: number }).id);
+      chain.append('access', String(id), null, accessContentHash({ id, ...row }));
+      const entries = entriesSql(1);
+      await this.#commit(client, { name: 'aigov_access_chain', text: `WITH ${entries.cte} ${entries.head}`, values: entriesParams(chain) });
+    });
+  }
+
+  /**
+   * After a failed write: can the lane write again (a connection, the head lock)? Clears the
+   * failure when it can, so a replica that lost its database for a while reports ready again
+   * without waiting for traffic a load balancer no longer sends it. Rolls back; writes nothing.
+   */
+  probe(): Promise<void> {
+    return this.#task(async () => {
+      const client = await this.#connection();
+      // The locks a recording's statement takes, without writing anything.
+      await this.#begin(client, [{ name: 'aigov_probe', text: 'LOCK TABLE sessions, calls, stream_events, body_chunks, raw_copies, access_log, audit_log IN ROW EXCLUSIVE MODE', values: [] }]);
+      await this.#rollback(client);
+      this.#lastWriteError = null;
+    });
+  }
+
+  /**
+   * Marks the pending calls of a dead owner aborted (each with its `result` entry), and removes
+   * its owners row, in one transaction. Returns how many calls it settled.
+   */
+  settleOwner(owner: string): Promise<number> {
+    let settled = 0;
+    return this.#task(async () => {
+      const client = await this.#connection();
+      const [head, pending] = await this.#begin(client, [
+        {
+          name: 'aigov_settle_read',
+          text: `SELECT id, started_at, decisions, (SELECT max(offset_ms) FROM stream_events e WHERE e.call_id = c.id) AS last_offset
+                 FROM calls c WHERE c.status = 'pending' AND c.owner = $1 ORDER BY c.rec`,
+          values: [owner],
+        },
+      ]);
+      const chain = new ChainAppender(head);
+      const fin = new FinishColumns();
+      for (const row of pending!.rows as { id: string; started_at: number; decisions: string; last_offset: number | null }[]) {
+        const latencyMs = row.last_offset === null ? 0 : Math.max(0, row.last_offset);
+        const values = {
+          id: row.id, status: 'aborted', http_status: null, response_body: null, usage: null, first_byte_ms: null, latency_ms: latencyMs,
+          error_code: STOPPED_CODE, error_message: STOPPED_MESSAGE, decisions: row.decisions, ended_at: row.started_at + latencyMs,
+        };
+        fin.push(values);
+        chain.append('result', row.id, null, resultContentHash(values));
+      }
+      const st = behindStatement(new EventColumns(), fin, chain);
+      await this.#commit(client, st, [{ name: 'aigov_owner_gone', text: 'DELETE FROM owners WHERE id = $1', values: [owner] }]);
+      settled = pending!.rows.length;
+    }).then(() => settled);
+  }
+
+  /** Writes everything queued, then closes the connection. Later writes are refused. */
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      await this.flush().catch(() => {});
+      this.#closed = true;
+      this.#pump(); // anything queued since the flush is written now, without waiting for its interval
+    }
+    await new Promise<void>((resolve, reject) => {
+      if (!this.busy) resolve();
+      else this.#idle.push({ resolve, reject });
+    });
+    this.#cancelTimers();
+    const client = this.#client;
+    this.#client = null;
+    await client?.end().catch(() => {});
+  }
+
+  // ── scheduling ──────────────────────────────────────────────────────────────────────────
+
+  #enqueue(item: QueueItem, rows: number): void {
+    if (this.#closed) {
+      if (item.kind === 'events') {
+        this.#orphanRows += rows;
+        this.#o.report(`${rows} stream events arrived after the store was closed and were not recorded`);
+      } else if (item.kind === 'finish') {
+        this.#orphanRows += 1;
+        this.#o.report('a call result arrived after the store was closed and was not recorded');
+        item.waiter.reject(new StoreWriteError('recording the call result failed: the store is closed'));
+      } else {
+        item.waiter.resolve();
+      }
+      return;
+    }
+    this.#queue.push(item);
+    this.#queuedRows += rows;
+    if (item.kind !== 'events') this.#queuedWaiters++;
+    if (this.#queuedRows >= this.#o.maxBatch || this.#queuedWaiters > 0) {
+      this.#batchDue = true;
+      this.#immediate ??= setImmediate(() => {
+        this.#immediate = null;
+        this.#pump();
+      });
+    } else {
+      this.#timer ??= setTimeout(() => {
+        this.#timer = null;
+        this.#batchDue = true;
+        this.#pump();
+      }, this.#o.batchIntervalMs);
+    }
+  }
+
+  #task(run: () => Promise<void>): Promise<void> {
+    if (this.#closed) return Promise.reject(new StoreWriteError('the recording store is closed'));
+    return new Promise<void>((resolve, reject) => {
+      this.#tasks.push(() => run().then(resolve, (err: unknown) => reject(asWriteError(err, this.#o.settings.url))));
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    if (this.#running) return;
+    let work: (() => Promise<void>) | null = null;
+    if (this.#records.length > 0) work = () => this.#commitRecords();
+    else if (this.#tasks.length > 0) work = this.#tasks.shift()!;
+    else if ((this.#retry !== null || this.#queue.length > 0) && (this.#batchDue || this.#closed)) work = () => this.#writeBatch();
+    if (work === null) {
+      if (!this.busy) for (const waiter of this.#idle.splice(0)) waiter.resolve();
+      return;
+    }
+    this.#running = true;
+    work()
+      .catch((err: unknown) => this.#o.report(`the write lane failed: ${describePgError(err, this.#o.settings.url)}`))
+      .finally(() => {
+        this.#running = false;
+        if (this.#queue.length === 0 && this.#retry === null) this.#batchDue = false;
+        else if (this.#retry === null && this.#queuedWaiters === 0 && this.#queuedRows < this.#o.maxBatch && this.#timer === null) {
+          // Rows that arrived during the transaction wait for their interval like any others.
+          this.#batchDue = false;
+          this.#timer = setTimeout(() => {
+            this.#timer = null;
+            this.#batchDue = true;
+            this.#pump();
+          }, this.#o.batchIntervalMs);
+        }
+        this.#pump();
+      });
+  }
+
+  #cancelTimers(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    if (this.#immediate !== null) clearImmediate(this.#immediate);
+    this.#timer = null;
+    this.#immediate = null;
+  }
+
+  // ── the connection and its transactions ──────────────────────────────────────────────────
+
+  async #connection(): Promise<PgClient> {
+    if (this.#client !== null) return this.#client;
+    this.#connecting ??= connectClient(this.#o.settings, { pipeline: true, synchronousCommit: this.#o.synchronousCommit }).then(
+      (client) => {
+        this.#connecting = null;
+        client.on('error', () => this.#drop(client));
+        client.on('end', () => this.#drop(client));
+        this.#client = client;
+        return client;
+      },
+      (err: unknown) => {
+        this.#connecting = null;
+        throw err;
+      },
+    );
+    return this.#connecting;
+  }
+
+  #drop(client: PgClient): void {
+    if (this.#client !== client) return;
+    this.#client = null;
+    void client.end().catch(() => {});
+  }
+
+  /**
+   * BEGIN, lock the head, and run `reads` — sent together. Returns the head and the reads'
+   * results; on failure rolls back and throws.
+   */
+  async #begin(client: PgClient, reads: readonly { name?: string; text: string; values: unknown[] }[]): Promise<[HeadRow, ...(QueryResultLike | undefined)[]]> {
+    const sent = [client.query(BEGIN), client.query(HEAD_SQL), ...reads.map((r) => client.query(r))];
+    const settled = await Promise.allSettled(sent);
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed !== undefined) {
+      await this.#rollback(client);
+      throw (failed).reason;
+    }
+    const results = settled.map((s) => (s as PromiseFulfilledResult<QueryResultLike>).value);
+    const head = results[1]!.rows[0] as HeadRow | undefined;
+    if (head === undefined) {
+      await this.#rollback(client);
+      throw new Error('the chain_head row is missing (the database was changed behind aigov)');
+    }
+    return [head, ...results.slice(2)];
+  }
+
+  /** Runs `write` (and `more`) then COMMIT, sent together; throws (after rolling back) unless all of it committed. */
+  async #commit(client: PgClient, write: { name?: string; text: string; values: unknown[] }, more: readonly { name?: string; text: string; values: unknown[] }[] = []): Promise<void> {
+    const sent = [client.query(write), ...more.map((m) => client.query(m)), client.query(COMMIT)];
+    const settled = await Promise.allSettled(sent);
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed !== undefined) {
+      // A failed statement turns the COMMIT into a ROLLBACK; after a failed COMMIT nothing is open.
+      if (settled.at(-1)!.status === 'rejected') this.#afterFailure(client, (failed).reason);
+      throw (failed).reason;
+    }
+  }
+
+  async #rollback(client: PgClient): Promise<void> {
+    try {
+      await client.query(ROLLBACK);
+    } catch (err) {
+      this.#afterFailure(client, err);
+    }
+  }
+
+  #afterFailure(client: PgClient, err: unknown): void {
+    if (isConnectionError(err)) this.#drop(client);
+  }
+
+  // ── request records: group commit ──────────────────────────────────────────────────────────
+
+  async #commitRecords(): Promise<void> {
+    const group = this.#records;
+    this.#records = [];
+    const refuse = (job: RecordJob, err: Error): void => {
+      this.#recordFailures++;
+      job.reject(err);
+    };
+    if (!this.#o.owner.isHeld()) {
+      const reason = 'the owner lock on PostgreSQL is not held (its connection was lost; reconnecting)';
+      this.#lastWriteError = reason;
+      for (const job of group) refuse(job, new StoreWriteError(`recording the request failed: ${reason}`));
+      return;
+    }
+    // Refused before any statement: what PostgreSQL text cannot hold, and ids repeated in the group.
+    const seen = new Set<string>();
+    const jobs: RecordJob[] = [];
+    for (const job of group) {
+      if (recordHasNul(job.record)) refuse(job, new StoreWriteError('recording the request failed: the request holds a NUL character, which PostgreSQL text cannot store'));
+      else if (seen.has(job.record.callId)) refuse(job, new StoreWriteError('recording the request failed: a call with this id is already recorded'));
+      else {
+        seen.add(job.record.callId);
+        jobs.push(job);
+      }
+    }
+    if (jobs.length === 0) return;
+    const sessionIds = [...new Set(jobs.map((j) => j.record.sessionId))];
+    const chunkSessions = [...new Set(jobs.filter((j) => j.record.requestBody.length >= CHUNK_MIN_BODY && !this.#chunks.remembers(j.record.sessionId)).map((j) => j.record.sessionId))];
+    try {
+      const client = await this.#connection();
+      const [head, known, chunkRows] = await this.#begin(client, [
+        {
+          name: 'aigov_record_read',
+          text: `SELECT 0 AS k, id, subject, issuer FROM sessions WHERE id = ANY($1::text[])
+                 UNION ALL SELECT 1 AS k, id, NULL, NULL FROM calls WHERE id = ANY($2::text[])`,
+          values: [sessionIds, jobs.map((j) => j.record.callId)],
+        },
+        ...(chunkSessions.length === 0
+          ? []
+          : [{ name: 'aigov_chunks_read', text: "SELECT session_id, encode(hash, 'hex') AS hash, id FROM body_chunks WHERE session_id = ANY($1::text[])", values: [chunkSessions] }]),
+      ]);
+      const owners = new Map<string, { subject: string; issuer: string }>();
+      const recorded = new Set<string>();
+      for (const row of known!.rows as { k: number; id: string; subject: string | null; issuer: string | null }[]) {
+        if (row.k === 0) owners.set(row.id, { subject: row.subject!, issuer: row.issuer! });
+        else recorded.add(row.id);
+      }
+      const loaded = new Map<string, [string, number][]>();
+      for (const row of (chunkRows?.rows ?? []) as { session_id: string; hash: string; id: number }[]) {
+        let list = loaded.get(row.session_id);
+        if (list === undefined) loaded.set(row.session_id, (list = []));
+        list.push([row.hash, row.id]);
+      }
+      this.#chunkRows.start(head, loaded);
+      this.#chunks.begin();
+
+      const chain = new ChainAppender(head);
+      const sessions = new SessionColumns();
+      const calls = new CallColumns();
+      const raws = { callId: [] as string[], keyId: [] as string[], sealed: [] as Buffer[] };
+      const accepted: RecordJob[] = [];
+      const refused: [RecordJob, Error][] = [];
+      for (const job of jobs) {
+        const r = job.record;
+        const p = r.principal;
+        if (recorded.has(r.callId)) {
+          refused.push([job, new StoreWriteError('recording the request failed: a call with this id is already recorded')]);
+          continue;
+        }
+        const owner = owners.get(r.sessionId);
+        if (owner !== undefined && (owner.subject !== p.subject || owner.issuer !== p.issuer)) {
+          refused.push([job, new SessionOwnerConflictError()]);
+          continue;
+        }
+        if (owner === undefined) owners.set(r.sessionId, { subject: p.subject, issuer: p.issuer });
+        sessions.add(r);
+        const chunked = this.#chunks.write(r.sessionId, r.requestBody);
+        const requestBody = chunked === null ? r.requestBody : '';
+        const row = {
+          id: r.callId, session_id: r.sessionId, subject: p.subject, email: p.email, groups: JSON.stringify(p.groups), issuer: p.issuer,
+          client_id: p.clientId, user_agent: r.client.userAgent, remote_address: r.client.remoteAddress, sdk: r.client.sdk, provider: r.provider,
+          provider_kind: r.providerKind, endpoint: r.endpoint, method: r.method, path: r.path, model: r.model,
+          stream: r.stream ? 1 : 0, request_body: requestBody, started_at: r.startedAt,
+        };
+        calls.push(row, chunked?.parts ?? null, JSON.stringify(r.decisions));
+        chain.append('request', r.callId, null, requestContentHash(row, chunked === null ? null : { text: chunked.parts, added: chunked.added }));
+        const raw = r.rawCopy ?? null;
+        if (raw !== null) {
+          raws.callId.push(r.callId);
+          raws.keyId.push(raw.keyId);
+          raws.sealed.push(Buffer.from(raw.sealed.buffer, raw.sealed.byteOffset, raw.sealed.byteLength));
+          chain.append('raw', r.callId, null, rawCopyContentHash(r.callId, raw.keyId, raw.sealed));
+        }
+        accepted.push(job);
+      }
+      if (accepted.length === 0) {
+        await this.#rollback(client);
+      } else {
+        const st = new Statement();
+        const c = calls.columns;
+        const s = sessions.columns();
+        const chunks = this.#chunkRows.rows;
+        const text = `WITH new_sessions AS (
+            INSERT INTO sessions (id, subject, issuer, email, started_at, last_call_at, call_count)
+            SELECT * FROM unnest(${st.p(s.id, 'text[]')}, ${st.p(s.subject, 'text[]')}, ${st.p(s.issuer, 'text[]')}, ${st.p(s.email, 'text[]')},
+              ${st.p(s.startedAt, 'bigint[]')}, ${st.p(s.lastCallAt, 'bigint[]')}, ${st.p(s.count, 'integer[]')})
+            ON CONFLICT (id) DO UPDATE SET call_count = sessions.call_count + excluded.call_count,
+              last_call_at = greatest(sessions.last_call_at, excluded.last_call_at)
+          ), new_calls AS (
+            INSERT INTO calls (id, session_id, subject, email, groups, issuer, client_id, user_agent, remote_address, sdk, provider,
+              provider_kind, endpoint, method, path, model, stream, request_body, request_parts, decisions, started_at, status, owner)
+            SELECT u.*, 'pending', ${st.p(this.#o.owner.id, 'text')} FROM unnest(${st.p(c.id, 'text[]')}, ${st.p(c.session_id, 'text[]')}, ${st.p(c.subject, 'text[]')},
+              ${st.p(c.email, 'text[]')}, ${st.p(c.groups, 'text[]')}, ${st.p(c.issuer, 'text[]')}, ${st.p(c.client_id, 'text[]')}, ${st.p(c.user_agent, 'text[]')},
+              ${st.p(c.remote_address, 'text[]')}, ${st.p(c.sdk, 'text[]')}, ${st.p(c.provider, 'text[]')}, ${st.p(c.provider_kind, 'text[]')},
+              ${st.p(c.endpoint, 'text[]')}, ${st.p(c.method, 'text[]')}, ${st.p(c.path, 'text[]')}, ${st.p(c.model, 'text[]')}, ${st.p(c.stream, 'smallint[]')},
+              ${st.p(c.request_body, 'text[]')}, ${st.p(c.request_parts, 'text[]')}, ${st.p(c.decisions, 'text[]')}, ${st.p(c.started_at, 'bigint[]')}) AS u
+          ), new_chunks AS (
+            INSERT INTO body_chunks (id, session_id, hash, kind, text)
+            SELECT x.i, x.s, decode(x.h, 'hex'), x.k, x.t FROM unnest(${st.p(chunks.id, 'bigint[]')}, ${st.p(chunks.session, 'text[]')}, ${st.p(chunks.hash, 'text[]')},
+              ${st.p(chunks.kind, 'smallint[]')}, ${st.p(chunks.text, 'text[]')}) AS x(i, s, h, k, t)
+          ), new_raw AS (
+            INSERT INTO raw_copies (call_id, key_id, sealed)
+            SELECT * FROM unnest(${st.p(raws.callId, 'text[]')}, ${st.p(raws.keyId, 'text[]')}, ${st.p(raws.sealed, 'bytea[]')})
+          ), ${entriesSql(st.values.length + 1).cte}
+          ${entriesSql(st.values.length + 1).head}, next_chunk = ${'$'}${st.values.length + 11}`;
+        st.values.push(...entriesParams(chain), this.#chunkRows.next);
+        await this.#commit(client, { name: 'aigov_record_write', text, values: st.values });
+        this.#recordCommits++;
+      }
+      this.#lastWriteError = null;
+      for (const [job, err] of refused) refuse(job, err);
+      for (const job of accepted) job.resolve();
+    } catch (err) {
+      for (const sessionId of sessionIds) this.#chunks.forget(sessionId);
+      const reason = describePgError(err, this.#o.settings.url);
+      this.#lastWriteError = reason;
+      for (const job of jobs) refuse(job, new StoreWriteError(`recording the request failed: ${reason}`));
+    }
+  }
+
+  // ── write-behind ───────────────────────────────────────────────────────────────────────────
+
+  #takeBatch(): Batch | null {
+    if (this.#queue.length === 0) return null;
+    let rows = 0;
+    let count = 0;
+    let waiters = 0;
+    while (count < this.#queue.length && rows < this.#o.maxBatch) {
+      const item = this.#queue[count]!;
+      rows += rowsOf(item);
+      if (item.kind !== 'events') waiters++;
+      count++;
+    }
+    const items = this.#queue.slice(0, count);
+    this.#queue = this.#queue.slice(count);
+    this.#queuedRows -= rows;
+    this.#queuedWaiters -= waiters;
+    return { items, rows, attempts: 0 };
+  }
+
+  async #writeBatch(): Promise<void> {
+    const batch = this.#retry ?? this.#takeBatch();
+    this.#retry = null;
+    if (batch === null) return;
+    try {
+      const outcome = await this.#writeItems(batch.items);
+      this.#lastWriteError = null;
+      settle(outcome, batch.items);
+      return;
+    } catch (err) {
+      this.#writeErrors++;
+      const reason = describePgError(err, this.#o.settings.url);
+      this.#lastWriteError = reason;
+      if (batch.attempts === 0 && !this.#closed) {
+        batch.attempts = 1;
+        this.#retry = batch;
+        this.#report(`writing ${batch.rows} queued rows failed, will retry: ${reason}`);
+        // retry after an interval, not at once: a lock or a restarting server needs a moment
+        this.#batchDue = false;
+        this.#timer ??= setTimeout(() => {
+          this.#timer = null;
+          this.#batchDue = true;
+          this.#pump();
+        }, Math.max(this.#o.batchIntervalMs, 1));
+        return;
+      }
+      this.#report(`writing ${batch.rows} queued rows failed again, writing them one by one: ${reason}`);
+    }
+    // Second failure: isolate the items, so a single bad one cannot take the batch down with it.
+    // Not when the database cannot be reached at all: trying each item would wait for a connection
+    // per item (a shutdown would hang on them); they all share that fate.
+    let dropped = 0;
+    let lastError: unknown = null;
+    let unreachable = false;
+    const outcome: Outcome = { ok: [], failed: [] };
+    for (const item of batch.items) {
+      if (item.kind === 'flush') continue;
+      if (unreachable) {
+        this.#writeErrors++;
+        dropped += rowsOf(item);
+        if (item.kind === 'events') this.#lostEvents.add(item.callId);
+        else outcome.failed.push([item.waiter, `writing the call result failed: ${describePgError(lastError, this.#o.settings.url)}`]);
+        continue;
+      }
+      try {
+        const one = await this.#writeItems([item]);
+        outcome.ok.push(...one.ok);
+        outcome.failed.push(...one.failed);
+      } catch (err) {
+        this.#writeErrors++;
+        dropped += rowsOf(item);
+        lastError = err;
+        unreachable = isConnectionError(err);
+        if (item.kind === 'events') this.#lostEvents.add(item.callId);
+        else outcome.failed.push([item.waiter, `writing the call result failed: ${describePgError(err, this.#o.settings.url)}`]);
+      }
+    }
+    settle(outcome, batch.items);
+    if (dropped > 0) {
+      this.#droppedRows += dropped;
+      this.#lastWriteError = describePgError(lastError, this.#o.settings.url);
+      this.#report(`dropped ${dropped} of ${batch.rows} queued rows after a retry: ${this.#lastWriteError}`);
+    } else {
+      this.#lastWriteError = null;
+    }
+  }
+
+  /**
+   * Writes the items in one transaction; throws (after rolling back) when it cannot. Returns the
+   * finishes it settles, valid only because it committed.
+   */
+  async #writeItems(items: readonly QueueItem[]): Promise<Outcome> {
+    const outcome: Outcome = { ok: [], failed: [] };
+    // What PostgreSQL text cannot hold is refused here, alone, before any statement.
+    const writable: QueueItem[] = [];
+    for (const item of items) {
+      if (item.kind === 'events' && item.events.some((e) => hasNul(e.raw))) {
+        this.#lostEvents.add(item.callId);
+        this.#droppedRows += item.events.length;
+        this.#report(`dropped ${item.events.length} stream events holding a NUL character, which PostgreSQL text cannot store`);
+      } else if (item.kind === 'finish' && resultHasNul(item.result)) {
+        outcome.failed.push([item.waiter, 'the result holds a NUL character, which PostgreSQL text cannot store']);
+      } else if (item.kind !== 'flush') {
+        writable.push(item);
+      }
+    }
+    if (writable.length === 0) return outcome;
+    const wanted = new Set<string>();
+    for (const item of writable) {
+      if (item.kind === 'finish') wanted.add(item.result.callId);
+      else if (item.kind === 'events' && !this.#nextSeq.has(item.callId)) wanted.add(item.callId);
+    }
+    const client = await this.#connection();
+    const [head, known] = await this.#begin(client, [
+      {
+        name: 'aigov_behind_read',
+        text: 'SELECT c.id, c.status, c.decisions, (SELECT max(seq) FROM stream_events e WHERE e.call_id = c.id) AS max_seq FROM calls c WHERE c.id = ANY($1::text[])',
+        values: [[...wanted]],
+      },
+    ]);
+    const calls = new Map<string, { status: string; decisions: string; maxSeq: number | null }>();
+    for (const row of known!.rows as { id: string; status: string; decisions: string; max_seq: number | null }[]) {
+      calls.set(row.id, { status: row.status, decisions: row.decisions, maxSeq: row.max_seq });
+    }
+    const chain = new ChainAppender(head);
+    const ev = new EventColumns();
+    const fin = new FinishColumns();
+    const nextSeq = new Map<string, number>(); // applied to #nextSeq only once committed
+    const finished: string[] = [];
+    let orphans = 0;
+    for (const item of writable) {
+      if (item.kind === 'events') {
+        let seq = nextSeq.get(item.callId) ?? this.#nextSeq.get(item.callId);
+        if (seq === undefined) {
+          const call = calls.get(item.callId);
+          if (call === undefined) {
+            orphans += item.events.length;
+            continue;
+          }
+          seq = call.maxSeq === null ? 0 : call.maxSeq + 1;
+        }
+        const first = seq;
+        const content = eventsContentHasher(item.callId);
+        for (const event of item.events) {
+          const offsetMs = Math.round(event.offsetMs);
+          ev.push(item.callId, seq, offsetMs, event.raw);
+          content.add(seq, offsetMs, event.raw);
+          seq++;
+        }
+        if (seq > first) chain.events(item.callId, first, seq - 1, content.hash());
+        nextSeq.set(item.callId, seq);
+      } else if (item.kind === 'finish') {
+        const r = item.result;
+        const current = calls.get(r.callId);
+        if (current === undefined) {
+          orphans++;
+          outcome.failed.push([item.waiter, 'the call was never recorded']);
+          continue;
+        }
+        if (current.status !== 'pending') {
+          outcome.failed.push([item.waiter, 'the call already has a result']);
+          continue;
+        }
+        if (this.#lostEvents.has(r.callId)) {
+          outcome.failed.push([item.waiter, 'some of its stream events could not be written']);
+          finished.push(r.callId);
+          continue;
+        }
+        const decisions = r.decisions.length === 0
+          ? current.decisions
+          : JSON.stringify([...(JSON.parse(current.decisions) as PolicyDecisionRecord[]), ...r.decisions]);
+        const values = {
+          id: r.callId, status: r.status, http_status: r.httpStatus, response_body: r.responseBody, usage: r.usage === null ? null : JSON.stringify(r.usage),
+          first_byte_ms: r.firstByteMs === null ? null : Math.round(r.firstByteMs), latency_ms: Math.round(r.latencyMs), error_code: r.errorCode,
+          error_message: r.errorMessage, decisions, ended_at: r.endedAt,
+        };
+        fin.push(values);
+        chain.append('result', r.callId, null, resultContentHash(values));
+        calls.set(r.callId, { ...current, status: r.status }); // a second finish in this batch finds it settled
+        finished.push(r.callId);
+        outcome.ok.push(item.waiter);
+      }
+    }
+    if (chain.size === 0) {
+      await this.#rollback(client);
+    } else {
+      await this.#commit(client, behindStatement(ev, fin, chain));
+    }
+    for (const [callId, seq] of nextSeq) this.#nextSeq.set(callId, seq);
+    for (const callId of finished) {
+      this.#nextSeq.delete(callId);
+      this.#lostEvents.delete(callId);
+    }
+    if (orphans > 0) {
+      this.#orphanRows += orphans;
+      this.#report(`skipped ${orphans} queued rows of calls that were never recorded`);
+    }
+    return outcome;
+  }
+
+  #report(message: string): void {
+    try {
+      this.#o.report(message);
+    } catch {
+      // a throwing callback must not break the write path
+    }
+  }
+}
+
+// ── columns and statements ───────────────────────────────────────────────────────────────────
+
+interface QueryResultLike {
+  readonly rows: unknown[];
+}
+
+class SessionColumns {
+  readonly #byId = new Map<string, { subject: string; issuer: string; email: string | null; startedAt: number; lastCallAt: number; count: number }>();
+
+  /** The first record of a session in the group names its owner and start; the others count. */
+  add(r: CallRequestRecord): void {
+    const s = this.#byId.get(r.sessionId);
+    if (s === undefined) {
+      this.#byId.set(r.sessionId, { subject: r.principal.subject, issuer: r.principal.issuer, email: r.principal.email, startedAt: r.startedAt, lastCallAt: r.startedAt, count: 1 });
+    } else {
+      s.lastCallAt = Math.max(s.lastCallAt, r.startedAt);
+      s.count++;
+    }
+  }
+
+  columns(): { id: string[]; subject: string[]; issuer: string[]; email: (string | null)[]; startedAt: number[]; lastCallAt: number[]; count: number[] } {
+    const out = { id: [] as string[], subject: [] as string[], issuer: [] as string[], email: [] as (string | null)[], startedAt: [] as number[], lastCallAt: [] as number[], count: [] as number[] };
+    for (const [id, s] of this.#byId) {
+      out.id.push(id);
+      out.subject.push(s.subject);
+      out.issuer.push(s.issuer);
+      out.email.push(s.email);
+      out.startedAt.push(s.startedAt);
+      out.lastCallAt.push(s.lastCallAt);
+      out.count.push(s.count);
+    }
+    return out;
+  }
+}
+
+const CALL_COLUMNS = [
+  'id', 'session_id', 'subject', 'email', 'groups', 'issuer', 'client_id', 'user_agent', 'remote_address', 'sdk', 'provider',
+  'provider_kind', 'endpoint', 'method', 'path', 'model', 'stream', 'request_body', 'request_parts', 'decisions', 'started_at',
+] as const;
+
+class CallColumns {
+  readonly columns = Object.fromEntries(CALL_COLUMNS.map((c) => [c, [] as unknown[]])) as Record<(typeof CALL_COLUMNS)[number], unknown[]>;
+
+  push(row: Record<string, string | number | null>, parts: string | null, decisions: string): void {
+    for (const column of CALL_COLUMNS) {
+      this.columns[column].push(column === 'request_parts' ? parts : column === 'decisions' ? decisions : row[column]);
+    }
+  }
+}
+
+class EventColumns {
+  readonly callId: string[] = [];
+  readonly seq: number[] = [];
+  readonly offsetMs: number[] = [];
+  readonly raw: string[] = [];
+
+  push(callId: string, seq: number, offsetMs: number, raw: string): void {
+    this.callId.push(callId);
+    this.seq.push(seq);
+    this.offsetMs.push(offsetMs);
+    this.raw.push(raw);
+  }
+}
+
+const RESULT_COLUMNS = ['id', 'status', 'http_status', 'response_body', 'usage', 'first_byte_ms', 'latency_ms', 'error_code', 'error_message', 'decisions', 'ended_at'] as const;
+type ResultRow = { readonly [K in (typeof RESULT_COLUMNS)[number]]: string | number | null };
+
+class FinishColumns {
+  readonly columns = Object.fromEntries(RESULT_COLUMNS.map((c) => [c, [] as unknown[]])) as Record<(typeof RESULT_COLUMNS)[number], unknown[]>;
+
+  push(row: ResultRow): void {
+    for (const column of RESULT_COLUMNS) this.columns[column].push(row[column]);
+  }
+}
+
+/**
+ * One statement: the events, the results, the entries, the head. Only pending calls get a result:
+ * the transaction read their status under the head lock, which every writer of a status holds.
+ * (No `status = 'pending'` here: it would lead the planner to the partial index of pending calls,
+ * whose entries of finished calls stay until VACUUM — a scan that grows with every call.)
+ */
+function behindStatement(ev: EventColumns, fin: FinishColumns, chain: ChainAppender): { name: string; text: string; values: unknown[] } {
+  const st = new Statement();
+  const f = fin.columns;
+  const text = `WITH new_events AS (
+      INSERT INTO stream_events (call_id, seq, offset_ms, raw)
+      SELECT * FROM unnest(${st.p(ev.callId, 'text[]')}, ${st.p(ev.seq, 'integer[]')}, ${st.p(ev.offsetMs, 'bigint[]')}, ${st.p(ev.raw, 'text[]')})
+    ), results AS (
+      UPDATE calls AS c SET status = f.status, http_status = f.http_status, response_body = f.response_body, usage = f.usage,
+        first_byte_ms = f.first_byte_ms, latency_ms = f.latency_ms, error_code = f.error_code, error_message = f.error_message,
+        decisions = f.decisions, ended_at = f.ended_at
+      FROM unnest(${st.p(f.id, 'text[]')}, ${st.p(f.status, 'text[]')}, ${st.p(f.http_status, 'integer[]')}, ${st.p(f.response_body, 'text[]')},
+        ${st.p(f.usage, 'text[]')}, ${st.p(f.first_byte_ms, 'bigint[]')}, ${st.p(f.latency_ms, 'bigint[]')}, ${st.p(f.error_code, 'text[]')},
+        ${st.p(f.error_message, 'text[]')}, ${st.p(f.decisions, 'text[]')}, ${st.p(f.ended_at, 'bigint[]')})
+        AS f(id, status, http_status, response_body, usage, first_byte_ms, latency_ms, error_code, error_message, decisions, ended_at)
+      WHERE c.id = f.id
+    ), ${entriesSql(st.values.length + 1).cte}
+    ${entriesSql(st.values.length + 1).head}`;
+  st.values.push(...entriesParams(chain));
+  return { name: 'aigov_behind_write', text, values: st.values };
+}
+
+function settle(outcome: Outcome, items: readonly QueueItem[]): void {
+  for (const waiter of outcome.ok) waiter.resolve();
+  for (const [waiter, reason] of outcome.failed) waiter.reject(new StoreWriteError(`recording the call result failed: ${reason}`));
+  for (const item of items) if (item.kind === 'flush') item.waiter.resolve();
+}
+
+function rowsOf(item: QueueItem): number {
+  return item.kind === 'events' ? item.events.length : item.kind === 'finish' ? 1 : 0;
+}
+
+function hasNul(text: string | null | undefined): boolean {
+  return typeof text === 'string' && text.includes('\0');
+}
+
+function recordHasNul(r: CallRequestRecord): boolean {
+  const p = r.principal;
+  return [r.callId, r.sessionId, r.requestBody, r.provider, r.method, r.path, r.model, r.endpoint, p.subject, p.email, p.issuer, p.clientId, r.client.userAgent, r.client.remoteAddress, r.client.sdk, r.rawCopy?.keyId].some(hasNul);
+}
+
+function resultHasNul(r: CallResultRecord): boolean {
+  return [r.callId, r.responseBody, r.errorCode, r.errorMessage, r.status].some(hasNul);
+}
+
+function asWriteError(err: unknown, url: string): Error {
+  if (err instanceof StoreWriteError || err instanceof SessionOwnerConflictError) return err;
+  return new StoreWriteError(describePgError(err, url));
+}

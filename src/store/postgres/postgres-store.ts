@@ -1,0 +1,358 @@
+/**
+ * The PostgreSQL recording store: the RecordingStore contract (recording-store.ts) on a database
+ * that several gateway replicas share.
+ *
+ * Parts:
+ * - migrations.ts runs once per start, under an advisory lock (replicas starting together wait for
+ *   one another); a schema newer than this build refuses the start.
+ * - owner-lock.ts: this process's owner id, held as a session advisory lock while it lives; on
+ *   open, the pending calls of every owner found gone are marked aborted (AIGOV_E_GATEWAY_STOPPED)
+ *   — those of a live replica never.
+ * - pg-writer.ts: the write lane (group commit of request records, write-behind events and
+ *   results, access rows), every transaction serialized by the audit chain's head row.
+ * - pg-reads.ts: reads on the pool, each multi-statement read one snapshot. Reads see this
+ *   process's writes: when anything is queued or being written, a read first waits for a flush.
+ *
+ * Failure: when PostgreSQL goes away, `recordRequest` rejects (the gateway answers 503 and
+ * forwards nothing), reads reject, `health()` is not ok; each later transaction reconnects, so
+ * the store recovers by itself when the server is back (write-behind rows that failed twice in
+ * between are dropped and counted, and their calls' finishes rejected, as with SQLite).
+ * Errors never carry record contents nor the URL's password (pg-connection.ts).
+ */
+import { AigovError } from '../../core/errors.ts';
+import { redactDatabaseUrl } from '../../config/database-url.ts';
+import type { ApprovalRecord } from '../../core/approvals/approval.ts';
+import type {
+  AccessLogEntry,
+  CallRecord,
+  CallRequestRecord,
+  CallResultRecord,
+  RecordingStore,
+  SealedRawCopy,
+  SessionCursor,
+  SessionDetailRecord,
+  SessionFilter,
+  SessionPage,
+  SessionRecord,
+  SessionSummary,
+  StoreHealth,
+  StreamEventRecord,
+} from '../recording-store.ts';
+import { StoreWriteError } from '../recording-store.ts';
+import { withRequestBodies } from '../request-bodies.ts';
+import { SchemaTooNewError } from '../schema-too-new.ts';
+import type { SessionApprovals } from '../session-approvals.ts';
+import { migratePostgres } from './migrations.ts';
+import { OwnerLock } from './owner-lock.ts';
+import { connectClient, createPool, describePgError, type PgPool, type PgSettings } from './pg-connection.ts';
+import { PgReads } from './pg-reads.ts';
+import { PgWriter } from './pg-writer.ts';
+
+export interface PostgresStoreOptions {
+  /** postgres://… (may hold the password: it is never logged nor put in an error). */
+  readonly url: string;
+  /** Connections in the read pool (the writer and the owner lock have one each besides). Default 10. */
+  readonly poolSize?: number;
+  /** statement_timeout of every statement that records or reads, ms. Default 5000. */
+  readonly statementTimeoutMs?: number;
+  /** Opening a connection, ms. Default 5000. */
+  readonly connectTimeoutMs?: number;
+  /**
+   * synchronous_commit of the recording writes. 'on' (default): each commit is flushed to disk
+   * before it is acknowledged. 'off': acknowledged once in the server's WAL buffers (flushed within
+   * 3 × wal_writer_delay): no gateway crash loses a record, a database server crash may lose the
+   * last fraction of a second of them (the SQLite store's NORMAL guarantee), at a fraction of the latency.
+   */
+  readonly synchronousCommit?: 'on' | 'off';
+  /** Longest wait for a lock another connection holds (PostgreSQL's lock_timeout), ms. Default: none (the statement timeout bounds it). */
+  readonly lockTimeoutMs?: number;
+  /** Write-behind interval for stream events and finishes. Default 5 ms. */
+  readonly batchIntervalMs?: number;
+  /** Rows (events + finishes) per write-behind transaction; reaching it writes at once. Default 512. */
+  readonly maxBatch?: number;
+  /** Where the sessions' approvals are read from (null: none); the store closes it when it closes. */
+  readonly approvals?: SessionApprovals | null;
+  /** Write-behind failures and connection trouble (no record contents). Default: process warning. */
+  readonly onWriteError?: (err: Error) => void;
+  /** Told once when open() marked calls of stopped processes aborted (with how many). Default: process warning. */
+  readonly onSettled?: (count: number) => void;
+}
+
+export interface PostgresStoreStats {
+  readonly queuedRows: number;
+  readonly writeErrors: number;
+  readonly droppedRows: number;
+  readonly orphanRows: number;
+  readonly recordFailures: number;
+  readonly recordCommits: number;
+  readonly settledAtOpen: number;
+}
+
+const DEFAULTS = { poolSize: 10, statementTimeoutMs: 5000, connectTimeoutMs: 5000, batchIntervalMs: 5, maxBatch: 512 } as const;
+
+export async function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresRecordingStore> {
+  return PostgresRecordingStore.open(options);
+}
+
+export class PostgresRecordingStore implements RecordingStore {
+  readonly #location: string;
+  readonly #settings: PgSettings;
+  readonly #pool: PgPool;
+  readonly #owner: OwnerLock;
+  readonly #writer: PgWriter;
+  readonly #reads: PgReads;
+  #approvals: SessionApprovals | null = null;
+  #settledAtOpen = 0;
+  #closed = false;
+  #closing: Promise<void> | null = null;
+
+  private constructor(location: string, settings: PgSettings, pool: PgPool, owner: OwnerLock, writer: PgWriter, reads: PgReads) {
+    this.#location = location;
+    this.#settings = settings;
+    this.#pool = pool;
+    this.#owner = owner;
+    this.#writer = writer;
+    this.#reads = reads;
+  }
+
+  /** @internal Use {@link openPostgresStore}. */
+  static async open(options: PostgresStoreOptions): Promise<PostgresRecordingStore> {
+    const location = redactDatabaseUrl(options.url);
+    const settings: PgSettings = {
+      url: options.url,
+      statementTimeoutMs: Math.max(1, Math.floor(options.statementTimeoutMs ?? DEFAULTS.statementTimeoutMs)),
+      connectTimeoutMs: Math.max(1, Math.floor(options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs)),
+      lockTimeoutMs: Math.max(0, Math.floor(options.lockTimeoutMs ?? 0)),
+    };
+    const onWriteError = options.onWriteError ?? ((err: Error) => process.emitWarning(err.message, { code: 'AIGOV_STORE_WRITE' }));
+    const report = (message: string): void => {
+      try {
+        onWriteError(new StoreWriteError(`recording store: ${message}`));
+      } catch {
+        // a throwing callback must not break the write path
+      }
+    };
+    const failed = (reason: string, cause?: unknown): AigovError => new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location, reason }, cause === undefined ? undefined : { cause });
+
+    // Migrations on a connection of their own, without a statement timeout: a replica that starts
+    // while another migrates waits for it on the lock.
+    try {
+      const client = await connectClient(settings, { statementTimeoutMs: 0 });
+      try {
+        await migratePostgres(client);
+      } finally {
+        await client.end().catch(() => {});
+      }
+    } catch (err) {
+      if (err instanceof SchemaTooNewError) throw failed(err.message, err);
+      throw failed(`cannot connect to or migrate the database: ${describePgError(err, options.url)}`);
+    }
+
+    let owner: OwnerLock;
+    try {
+      owner = await OwnerLock.acquire(settings, report);
+    } catch (err) {
+      throw failed(`cannot take this process's owner lock: ${describePgError(err, options.url)}`);
+    }
+    const pool = createPool(settings, Math.max(1, Math.floor(options.poolSize ?? DEFAULTS.poolSize)), report);
+    const writer = new PgWriter({
+      settings,
+      owner,
+      batchIntervalMs: Math.max(0, options.batchIntervalMs ?? DEFAULTS.batchIntervalMs),
+      maxBatch: Math.max(1, Math.floor(options.maxBatch ?? DEFAULTS.maxBatch)),
+      synchronousCommit: options.synchronousCommit ?? 'on',
+      report,
+    });
+    const store = new PostgresRecordingStore(location, settings, pool, owner, writer, new PgReads(pool, options.approvals ?? null));
+    store.#approvals = options.approvals ?? null;
+    try {
+      store.#settledAtOpen = await store.#settleDeadOwners(report);
+    } catch (err) {
+      await store.close();
+      throw failed(`cannot look for calls left by stopped gateways: ${describePgError(err, options.url)}`);
+    }
+    if (store.#settledAtOpen > 0) {
+      const onSettled = options.onSettled ?? ((count: number) => process.emitWarning(`recording store: ${count} calls left pending by a stopped gateway were marked aborted`, { code: 'AIGOV_STORE_SETTLED' }));
+      try {
+        onSettled(store.#settledAtOpen);
+      } catch {
+        // a throwing callback must not fail the open
+      }
+    }
+    return store;
+  }
+
+  /** The database URL without its password. */
+  get location(): string {
+    return this.#location;
+  }
+
+  /** This process's owner id (calls.owner of the calls it records). */
+  get ownerId(): string {
+    return this.#owner.id;
+  }
+
+  /**
+   * Settles the pending calls of every other owner found gone: its key taken on our lock
+   * connection for the duration (a replica starting beside us cannot settle it too), one
+   * transaction per owner. A failure for one owner is reported and leaves its calls for later.
+   */
+  async #settleDeadOwners(report: (message: string) => void): Promise<number> {
+    const res = await this.#pool.query<{ owner: string }>(
+      `SELECT id AS owner FROM owners WHERE id <> $1
+       UNION SELECT DISTINCT owner FROM calls WHERE status = 'pending' AND owner IS NOT NULL AND owner <> $1`,
+      [this.#owner.id],
+    );
+    let settled = 0;
+    for (const { owner } of res.rows) {
+      if (!(await this.#owner.probe(owner))) continue;
+      try {
+        settled += await this.#writer.settleOwner(owner);
+      } catch (err) {
+        report(`settling calls left pending by a stopped gateway failed; they stay pending until the next start: ${describePgError(err, this.#settings.url)}`);
+      } finally {
+        await this.#owner.releaseProbe(owner);
+      }
+    }
+    return settled;
+  }
+
+  recordRequest(record: CallRequestRecord): Promise<void> {
+    if (this.#closed) return Promise.reject(new StoreWriteError('recording the request failed: the store is closed'));
+    return this.#writer.record(record);
+  }
+
+  appendStreamEvents(callId: string, events: readonly StreamEventRecord[]): void {
+    if (events.length === 0) return;
+    this.#writer.events(callId, events);
+  }
+
+  finishCall(result: CallResultRecord): Promise<void> {
+    return this.#writer.finish(result);
+  }
+
+  async flush(): Promise<void> {
+    if (this.#closed) return;
+    await this.#writer.flush();
+  }
+
+  /** Cheap liveness probe for /readyz; answers within max(5 s, 2 × statement timeout + 1 s) whatever the database does. */
+  async health(): Promise<StoreHealth> {
+    let timer: NodeJS.Timeout | null = null;
+    const late = new Promise<StoreHealth>((resolve) => {
+      const limitMs = Math.max(5000, 2 * this.#settings.statementTimeoutMs + 1000);
+      timer = setTimeout(() => resolve({ ok: false, writeErrors: this.#writer.counters().writeErrors, detail: `the database did not answer within ${limitMs} ms` }), limitMs);
+    });
+    try {
+      return await Promise.race([this.#health(), late]);
+    } finally {
+      if (timer !== null) clearTimeout(timer);
+    }
+  }
+
+  async #health(): Promise<StoreHealth> {
+    const writeErrors = this.#writer.counters().writeErrors;
+    if (this.#closed) return { ok: false, writeErrors, detail: 'the store is closed' };
+    if (!this.#owner.isHeld()) return { ok: false, writeErrors, detail: 'the owner lock on PostgreSQL is not held (its connection was lost; reconnecting)' };
+    try {
+      await this.#pool.query('SELECT 1');
+    } catch (err) {
+      return { ok: false, writeErrors, detail: `the database does not answer: ${describePgError(err, this.#settings.url)}` };
+    }
+    const last = this.#writer.lastWriteError;
+    if (last !== null) {
+      try {
+        await this.#writer.probe();
+      } catch {
+        return { ok: false, writeErrors, detail: `the last write failed: ${last}` };
+      }
+    }
+    return { ok: true, writeErrors, detail: null };
+  }
+
+  /** Counters for metrics and tests. */
+  stats(): PostgresStoreStats {
+    const c = this.#writer.counters();
+    return { ...c, settledAtOpen: this.#settledAtOpen };
+  }
+
+  async listSessions(options: { limit?: number; subject?: string } = {}): Promise<SessionSummary[]> {
+    return this.#read(() => this.#reads.listSessions(clampLimit(options.limit), options.subject ?? null));
+  }
+
+  async getCall(callId: string): Promise<CallRecord | null> {
+    const read = await this.#read(() => this.#reads.getCall(callId));
+    return read === null ? null : (withRequestBodies(read.calls, read.chunks)[0] ?? null);
+  }
+
+  async listCalls(sessionId: string): Promise<CallRecord[]> {
+    const read = await this.#read(() => this.#reads.listCalls(sessionId));
+    return withRequestBodies(read.calls, read.chunks);
+  }
+
+  async getStreamEvents(callId: string): Promise<StreamEventRecord[]> {
+    return this.#read(() => this.#reads.getStreamEvents(callId));
+  }
+
+  async querySessions(filter: SessionFilter, page: { readonly limit: number; readonly cursor: SessionCursor | null }): Promise<SessionPage> {
+    return this.#read(() => this.#reads.querySessions(filter, clampLimit(page.limit), page.cursor, Date.now()));
+  }
+
+  async getSession(sessionId: string): Promise<SessionRecord | null> {
+    return this.#read(() => this.#reads.getSession(sessionId));
+  }
+
+  async getSessionDetail(sessionId: string, options: { readonly sharedBodies?: boolean } = {}): Promise<SessionDetailRecord | null> {
+    const detail = await this.#read(() => this.#reads.getSessionDetail(sessionId));
+    if (detail === null || options.sharedBodies === true || detail.chunks === undefined) return detail;
+    const { chunks, ...rest } = detail;
+    return { ...rest, calls: withRequestBodies(detail.calls, chunks) };
+  }
+
+  async listSessionApprovals(sessionId: string, approvalIds: readonly string[]): Promise<ApprovalRecord[]> {
+    return this.#read(() => Promise.resolve(this.#reads.listSessionApprovals(sessionId, approvalIds)));
+  }
+
+  async getRawCopies(sessionId: string): Promise<Readonly<Record<string, SealedRawCopy>>> {
+    return this.#read(() => this.#reads.getRawCopies(sessionId));
+  }
+
+  async recordAccess(entry: AccessLogEntry): Promise<void> {
+    if (this.#closed) throw new StoreWriteError('the recording store is closed');
+    await this.#writer.access(entry);
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true;
+    await this.#writer.close();
+    await this.#owner.release();
+    await this.#pool.end().catch(() => {});
+    try {
+      this.#approvals?.close?.();
+    } catch {
+      // closing a read-only file cannot lose anything
+    }
+  }
+
+  /** Reads see this process's writes: whatever is queued or being written is committed first. */
+  async #read<T>(read: () => Promise<T>): Promise<T> {
+    if (this.#closed) throw new StoreWriteError('the recording store is closed');
+    if (this.#writer.busy) await this.#writer.flush();
+    try {
+      return await read();
+    } catch (err) {
+      if (err instanceof StoreWriteError) throw err;
+      throw new StoreWriteError(`reading the recording store failed: ${err instanceof Error && /^recording store:/.test(err.message) ? err.message : describePgError(err, this.#settings.url)}`);
+    }
+  }
+}
+
+function clampLimit(limit: number | undefined): number {
+  if (limit === undefined || !Number.isFinite(limit)) return 100;
+  return Math.min(10_000, Math.max(1, Math.floor(limit)));
+}
