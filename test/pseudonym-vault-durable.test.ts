@@ -421,8 +421,8 @@ describe('SQLite pseudonym store', () => {
       assert.equal(email(la, 'z@x.io', 'y@x.io'), '«EMAIL_3»,«EMAIL_2»');
       await la.commit();
       const fresh = openSqlitePseudonymStore({ location: file, key });
-      assert.deepEqual(fresh.load('ses_two'), [['EMAIL', 1, 'x@x.io'], ['EMAIL', 2, 'y@x.io'], ['EMAIL', 3, 'z@x.io']]);
-      fresh.close();
+      assert.deepEqual((await fresh.load('ses_two')).entries, [['EMAIL', 1, 'x@x.io'], ['EMAIL', 2, 'y@x.io'], ['EMAIL', 3, 'z@x.io']]);
+      await fresh.close();
     } finally {
       await a.close();
       await b.close();
@@ -451,16 +451,16 @@ describe('SQLite pseudonym store', () => {
     }
   });
 
-  it('a row moved to another session or placeholder does not open', () => {
+  it('a row moved to another session or placeholder does not open', async () => {
     const store = openSqlitePseudonymStore({ location: file, key });
     try {
-      assert.deepEqual(store.write([{ sessionId: 'ses_move', entries: [['EMAIL', 1, 'm@x.io']] }], [], 1), ['stored']);
+      assert.deepEqual(await store.write([{ sessionId: 'ses_move', entries: [['EMAIL', 1, 'm@x.io']] }], [], 1), ['stored']);
       const db = new DatabaseSync(file);
       db.exec("UPDATE pseudonym_entries SET n = 5 WHERE session_id = 'ses_move'");
       db.close();
-      assert.throws(() => store.load('ses_move'), /failed authentication/);
+      await assert.rejects(store.load('ses_move'), /failed authentication/);
     } finally {
-      store.close();
+      await store.close();
     }
   });
 

@@ -23,19 +23,24 @@
  *
  * Concurrency. Within one process a session has one vault object (loads are single-flight) and
  * issuing is synchronous, so two requests of one session can never give one number to two
- * values or two numbers to one value. Across processes sharing the database file, the store's
- * unique indexes refuse the second writer: its requests are refused (a retry then succeeds) and
- * its vault reloads. What a process does not see: a vault it holds while another process adds to
- * it is not reloaded until evicted, so a replica restores only placeholders it has seen — every
- * placeholder of a request it sent, but not one issued by another replica and repeated by the
- * model from server-side state (e.g. Responses `previous_response_id`).
+ * values or two numbers to one value. Across processes, the store refuses the second writer:
+ * its requests are refused (a retry then succeeds) and its vault catches up with the store.
+ *
+ * Shared stores (PostgreSQL: replicas behind a load balancer, one session's requests on any of
+ * them): a vault held in memory is brought up to date before each use — one query for what was
+ * stored since this process last looked (`load(session, cursor)`), after this process's own
+ * unstored entries for the session are written. So a replica restores every placeholder stored
+ * before the request reached it, whichever replica issued it (e.g. one the model repeats from
+ * server-side state, Responses `previous_response_id`), and issues new numbers after them. If that
+ * query fails the request is refused (fail closed), never answered from a stale vault.
+ * With SQLite (one process per file) a vault in memory is reloaded only after a conflict.
  */
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.ts';
 import { AigovError, isAigovError } from '../core/errors.ts';
 import { PseudonymVault } from '../core/masking/pseudonym-vault.ts';
-import { isStoreBusy, type AppendOutcome, type PseudonymStore, type VaultAppend } from '../store/pseudonym-store.ts';
-import { openSqlitePseudonymStore, type SqlitePseudonymStore } from '../store/sqlite/sqlite-pseudonym-store.ts';
+import { isStoreBusy, type AppendOutcome, type PseudonymStore, type VaultAppend, type VaultLoad } from '../store/pseudonym-store.ts';
+import { openSqlitePseudonymStore } from '../store/sqlite/sqlite-pseudonym-store.ts';
 import { errorSummary } from './pipeline.ts';
 
 export interface SessionVaultsOptions {
@@ -87,6 +92,12 @@ interface Slot {
   readonly vault: PseudonymVault;
   /** The first `stored` entries of the vault are in the store. */
   stored: number;
+  /** The store's cursor after the last load (`load(session, cursor)` returns what was stored since). */
+  cursor: number;
+  /** Another process stored entries this vault lacks (a write conflicted): catch up before the next use. */
+  stale: boolean;
+  /** A catch-up with the store in progress (single-flight). */
+  refreshing: Promise<boolean> | null;
   /** Entries [stored, to) being written now. */
   flight: { readonly to: number; readonly done: Deferred } | null;
   /** Waiters for entries issued after the flight (or after `stored`): the next write. */
@@ -186,7 +197,7 @@ export class SessionVaults {
     if (this.#store !== null) await this.#drain(); // what requests still wait for
     this.#slots.clear();
     this.#weight = 0;
-    this.#store?.close();
+    await this.#store?.close();
   }
 
   async #slot(sessionId: string, create: boolean): Promise<Slot | null> {
@@ -200,6 +211,11 @@ export class SessionVaults {
         cached.touchedAt = now;
         this.#touches.add(sessionId);
         this.#scheduleFlush();
+      }
+      if (this.#store !== null && (this.#store.shared || cached.stale) && !(await this.#refresh(cached, true))) {
+        // The store contradicts this vault (it was purged and started anew elsewhere): load it afresh.
+        this.#drop(sessionId, cached);
+        return this.#slot(sessionId, create);
       }
       return cached;
     }
@@ -215,14 +231,17 @@ export class SessionVaults {
   async #load(sessionId: string): Promise<Slot> {
     const vault = new PseudonymVault();
     const store = this.#store;
+    let cursor = 0;
     if (store !== null) {
       try {
-        vault.merge(await this.#retry(() => store.load(sessionId)));
+        const loaded = await this.#retry(() => store.load(sessionId));
+        vault.merge(loaded.entries);
+        cursor = loaded.cursor;
       } catch (error) {
         throw this.#unavailable(error, 'load');
       }
     }
-    const slot: Slot = { sessionId, vault, stored: vault.size, flight: null, next: null, weight: vault.size + 1, touchedAt: this.#now() };
+    const slot: Slot = { sessionId, vault, stored: vault.size, cursor, stale: false, refreshing: null, flight: null, next: null, weight: vault.size + 1, touchedAt: this.#now() };
     this.#slots.set(sessionId, slot);
     this.#weight += slot.weight;
     if (vault.size > 0) {
@@ -231,6 +250,46 @@ export class SessionVaults {
     }
     this.#evict(slot);
     return slot;
+  }
+
+  /**
+   * Brings the vault up to date with the store: learns what other processes stored since its
+   * cursor. Entries are learned only while the vault holds none of its own unstored ones (those
+   * must stay last, to be written); with `waitForOwn`, this process's pending writes for the
+   * session are waited for first (never from inside a write: it would wait for itself).
+   * Resolves false when the store contradicts the vault; rejects AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE.
+   */
+  #refresh(slot: Slot, waitForOwn: boolean): Promise<boolean> {
+    slot.refreshing ??= this.#catchUp(slot, waitForOwn).finally(() => {
+      slot.refreshing = null;
+    });
+    return slot.refreshing;
+  }
+
+  async #catchUp(slot: Slot, waitForOwn: boolean): Promise<boolean> {
+    const store = this.#store!;
+    const pending = (): boolean => slot.stored < slot.vault.size || slot.flight !== null;
+    if (pending() && waitForOwn) await this.#commit(slot).catch(() => {}); // refused: taken back, nothing pending
+    if (pending()) return true; // learned at the next use
+    const from = slot.cursor;
+    let loaded: VaultLoad;
+    try {
+      loaded = await this.#retry(() => store.load(slot.sessionId, from));
+    } catch (error) {
+      throw this.#unavailable(error, 'load');
+    }
+    if (pending() || slot.cursor !== from) return true; // issued meanwhile: learned at the next use
+    try {
+      slot.vault.merge(loaded.entries);
+    } catch (error) {
+      this.#onError(error, 'load');
+      return false;
+    }
+    slot.stored = slot.vault.size;
+    slot.cursor = loaded.cursor;
+    slot.stale = false;
+    this.#reweigh(slot);
+    return true;
   }
 
   #issue<T>(slot: Slot, rewrite: () => T): T {
@@ -269,7 +328,8 @@ export class SessionVaults {
       this.#flushScheduled = false;
       if (this.#flushing === null && !(this.#closed && this.#queue.size === 0)) this.#startFlush();
     };
-    const gap = this.#lastFlushContended || this.#lastFlushMs >= FLUSH_GAP_MS ? Math.max(FLUSH_GAP_MS, this.#lastFlushMs) : 0;
+    // The gap lets the recording writer at a file both share take its turn; a shared store has no such writer.
+    const gap = !this.#store.shared && (this.#lastFlushContended || this.#lastFlushMs >= FLUSH_GAP_MS) ? Math.max(FLUSH_GAP_MS, this.#lastFlushMs) : 0;
     const wait = this.#lastFlushEnd + gap - Date.now();
     if (wait > 0) setTimeout(run, wait);
     else setImmediate(run);
@@ -319,11 +379,11 @@ export class SessionVaults {
     let failure: unknown = null;
     try {
       let attempts = 0;
-      outcomes = await this.#retry(() => {
+      outcomes = await this.#retry(async () => {
         this.#lastFlushContended = ++attempts > 1;
         const started = Date.now();
         try {
-          return store.write(appends, touched, this.#now());
+          return await store.write(appends, touched, this.#now());
         } finally {
           this.#lastFlushMs = Date.now() - started; // the write itself, not the waits for the lock
         }
@@ -333,6 +393,7 @@ export class SessionVaults {
     }
     const now = this.#now();
     let refusal: AigovError | null = failure === null ? null : this.#unavailable(failure, 'store');
+    const refused: { slot: Slot; waiting: Deferred[] }[] = [];
     batch.forEach((slot, i) => {
       const flight = slot.flight!;
       slot.flight = null;
@@ -345,28 +406,21 @@ export class SessionVaults {
       }
       // Not stored: take back every placeholder the store does not hold (their requests all wait
       // here, none was sent) and refuse those requests.
-      const conflict = failure === null;
       refusal ??= this.#unavailable(new Error('another process stored pseudonyms for this session first'), 'store');
       slot.vault.truncate(slot.stored);
-      flight.done.reject(refusal);
-      slot.next?.reject(refusal);
+      refused.push({ slot, waiting: slot.next === null ? [flight.done] : [flight.done, slot.next] });
       slot.next = null;
       this.#queue.delete(slot);
       this.#reweigh(slot);
-      if (conflict) this.#reload(slot);
+      if (failure === null) slot.stale = true;
     });
-  }
-
-  /** After a conflict: learn what the other process stored, or let the next request load afresh. */
-  #reload(slot: Slot): void {
-    try {
-      slot.vault.merge(this.#store!.load(slot.sessionId));
-      slot.stored = slot.vault.size;
-      this.#reweigh(slot);
-    } catch (error) {
-      this.#onError(error, 'load');
-      this.#drop(slot.sessionId, slot);
+    // After a conflict, learn what the other process stored before the refused requests hear of
+    // it (their retry then agrees with it); if that fails the next use tries again.
+    for (const { slot } of refused) {
+      // Not through #refresh: a catch-up in flight may be waiting for this very write.
+      if (slot.stale) await this.#catchUp(slot, false).catch(() => true);
     }
+    for (const { waiting } of refused) for (const d of waiting) d.reject(refusal!);
   }
 
   async #purge(): Promise<number> {
@@ -391,11 +445,11 @@ export class SessionVaults {
   }
 
   /** Runs `operation`; while another connection holds the database, tries again on a timer (never blocking). */
-  async #retry<T>(operation: () => T): Promise<T> {
+  async #retry<T>(operation: () => Promise<T>): Promise<T> {
     const deadline = Date.now() + this.#busyRetryMs;
     for (let delay = 1; ; delay = Math.min(delay * 2, 25)) {
       try {
-        return operation();
+        return await operation();
       } catch (error) {
         if (!isStoreBusy(error) || Date.now() + delay > deadline) throw error;
       }
@@ -438,25 +492,41 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
  * The vaults a gateway with a policy uses: sealed in the storage database when `pseudonyms.key`
- * is set, else in memory (one warning at startup). Throws AIGOV_E_PSEUDONYM_KEY_MISMATCH when the
- * database's vault was written with another key, AIGOV_E_STORE_OPEN_FAILED when it cannot be opened.
+ * is set — the SQLite file, or PostgreSQL shared by every replica — else in memory (one warning
+ * at startup). Throws AIGOV_E_PSEUDONYM_KEY_MISMATCH when the database's vaults were written with
+ * another key, AIGOV_E_STORE_OPEN_FAILED when they cannot be opened.
  */
-export function openSessionVaults(config: Pick<GatewayConfig, 'pseudonyms' | 'storage'>, logger: Logger): SessionVaults {
+export async function openSessionVaults(config: Pick<GatewayConfig, 'pseudonyms' | 'storage'>, logger: Logger): Promise<SessionVaults> {
   const onError = (error: unknown, operation: string): void => logger.error({ operation, err: errorSummary(error) }, 'pseudonym vault store failed');
   if (config.pseudonyms.key === null) {
     logger.warn(
-      'pseudonyms.key is not set: pseudonym vaults live in memory only, so after a restart answers no longer get earlier placeholders restored and a value gets a new placeholder. ' +
+      'pseudonyms.key is not set: pseudonym vaults live in memory only, so after a restart answers no longer get earlier placeholders restored and a value gets a new placeholder' +
+        (config.storage.driver === 'postgres' ? ', and a replica does not restore the placeholders another replica issued. ' : '. ') +
         'To keep them (encrypted, in the storage database) set pseudonyms.key to 32 random bytes by reference, e.g. key: ${AIGOV_PSEUDONYM_KEY} with AIGOV_PSEUDONYM_KEY=$(openssl rand -base64 32).',
     );
     return new SessionVaults({ onError });
   }
-  let store: SqlitePseudonymStore;
-  try {
-    store = openSqlitePseudonymStore({ location: config.storage.path, key: Buffer.from(config.pseudonyms.key, 'hex') });
-  } catch (error) {
-    if (isAigovError(error)) throw error;
-    throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location: config.storage.path, reason: `pseudonym vault: ${errorSummary(error)}` }, { cause: error });
+  const key = Buffer.from(config.pseudonyms.key, 'hex');
+  let store: PseudonymStore & { readonly keyId: string };
+  if (config.storage.driver === 'postgres') {
+    const { openPostgresPseudonymStore } = await import('../store/postgres/pg-pseudonym-store.ts');
+    const storage = config.storage;
+    // A small pool of its own: one indexed query per governed request, one short write per flush.
+    store = await openPostgresPseudonymStore({
+      url: storage.url,
+      key,
+      poolSize: Math.max(2, Math.ceil(storage.poolSize / 2)),
+      statementTimeoutMs: storage.statementTimeoutMs,
+      onError: (message) => logger.error({ operation: 'pool' }, message),
+    });
+  } else {
+    try {
+      store = openSqlitePseudonymStore({ location: config.storage.path, key });
+    } catch (error) {
+      if (isAigovError(error)) throw error;
+      throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location: config.storage.path, reason: `pseudonym vault: ${errorSummary(error)}` }, { cause: error });
+    }
   }
-  logger.info({ keyId: store.keyId, ttlDays: config.pseudonyms.ttlDays }, 'pseudonym vaults are kept sealed in the storage database');
+  logger.info({ keyId: store.keyId, ttlDays: config.pseudonyms.ttlDays, shared: store.shared }, 'pseudonym vaults are kept sealed in the storage database');
   return new SessionVaults({ store, ttlMs: config.pseudonyms.ttlDays * DAY_MS, onError });
 }

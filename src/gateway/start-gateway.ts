@@ -115,7 +115,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
       approvals: config.storage.driver === 'postgres' ? new SqliteSessionApprovals(path.resolve(process.cwd(), config.storage.path)) : null,
     }));
   if (config.storage.driver === 'postgres') {
-    logger.info({ database: redactDatabaseUrl(config.storage.url), local: config.storage.path }, 'recordings are kept in PostgreSQL; approvals and pseudonym vaults in the local SQLite file');
+    logger.info({ database: redactDatabaseUrl(config.storage.url), local: config.storage.path }, 'recordings and pseudonym vaults are kept in PostgreSQL; approvals in the local SQLite file');
   }
   let verifier: TokenVerifier;
   let server: Server;
@@ -140,7 +140,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
   let vaults: SessionVaults | null = null;
   try {
     if (!options.hooks && config.policy) policy = openPolicyFile(config.policy.file, { reload: config.policy.reload, logger, knownGroups: options.knownGroups });
-    if (policy) vaults = openSessionVaults(config, logger);
+    if (policy) vaults = await openSessionVaults(config, logger);
   } catch (error) {
     policy?.close();
     server.close();

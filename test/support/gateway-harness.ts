@@ -60,17 +60,26 @@ export interface HarnessOptions {
   readonly databaseUrl?: string;
   /** storage.statement_timeout_ms with databaseUrl. */
   readonly statementTimeoutMs?: number;
+  /**
+   * Another replica of that harness's gateway: its IdP (tokens are valid on both), its upstream
+   * and its users; a port, a local directory and a process state of its own. Closing it leaves
+   * the shared parts running.
+   */
+  readonly replicaOf?: Harness;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'aigov-gw-'));
-  const upstream = await startReplayUpstream();
+  const primary = options.replicaOf;
+  const upstream = primary?.upstream ?? (await startReplayUpstream());
   const bound = await bindServer({ listen: { host: '127.0.0.1', port: 0 } });
-  const issuer = `${bound.url}/oidc`;
-  const idp = await startDevIdp({ issuer, audience: bound.url, cliClientId: CLIENT_ID, requiredScope: 'aigov', stateDir: join(dir, 'idp') });
+  // Replicas trust the first one's IdP: one issuer and audience, as behind one load balancer.
+  const audience = primary?.url ?? bound.url;
+  const issuer = `${audience}/oidc`;
+  const idp = primary?.idp ?? (await startDevIdp({ issuer, audience, cliClientId: CLIENT_ID, requiredScope: 'aigov', stateDir: join(dir, 'idp') }));
   const input: GatewayConfigInput = {
     listen: { host: '127.0.0.1', port: Number(new URL(bound.url).port) },
-    identity: { issuer, audience: bound.url, cli_client_id: CLIENT_ID, required_scope: 'aigov' },
+    identity: { issuer, audience, cli_client_id: CLIENT_ID, required_scope: 'aigov' },
     providers: [
       { name: 'openai', kind: 'openai', base_url: options.openaiBaseUrl ?? `${upstream.url}/v1`, api_key: '${TEST_OPENAI_KEY}', models: options.openaiModels ?? [], ...(options.openaiHeaders ? { headers: options.openaiHeaders } : {}) },
       { name: 'anthropic', kind: 'anthropic', base_url: upstream.url, api_key: '${TEST_ANTHROPIC_KEY}' },
@@ -86,10 +95,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     logging: { level: process.env.AIGOV_TEST_LOG === '1' ? 'debug' : 'silent' },
   };
   const config = buildGatewayConfig(input, join(dir, 'test-config'), { env: { TEST_OPENAI_KEY: OPENAI_KEY, TEST_ANTHROPIC_KEY: ANTHROPIC_KEY, TEST_PSEUDONYM_KEY: options.pseudonymKey, TEST_RAW_COPY_KEY: options.rawCopyKey, TEST_DATABASE_URL: options.databaseUrl } });
-  const startOptions = { version: 'test', hooks: options.hooks, logger: options.logger, approvalKeepAliveMs: options.approvalKeepAliveMs, mounts: [{ prefix: '/oidc', handle: (req: IncomingMessage, res: ServerResponse) => idp.handle(req, res) }] };
+  const mounts = primary ? [] : [{ prefix: '/oidc', handle: (req: IncomingMessage, res: ServerResponse) => idp.handle(req, res) }];
+  const startOptions = { version: 'test', hooks: options.hooks, logger: options.logger, approvalKeepAliveMs: options.approvalKeepAliveMs, mounts };
   let gateway = await startGateway(config, startOptions, bound);
-  const tokenFor = async (user: string): Promise<string> => (await deviceLogin(idp, CLIENT_ID, user)).accessToken;
-  const token = await tokenFor('alice');
+  const tokenFor = primary ? (user: string): Promise<string> => primary.tokenFor(user) : (async (user: string): Promise<string> => (await deviceLogin(idp, CLIENT_ID, user)).accessToken);
+  const token = primary?.token ?? (await tokenFor('alice'));
   return {
     url: bound.url,
     get gateway() {
@@ -106,8 +116,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     },
     async close() {
       await gateway.close();
-      await idp.close();
-      await upstream.close();
+      if (!primary) {
+        await idp.close();
+        await upstream.close();
+      }
       await rm(dir, { recursive: true, force: true });
     },
   };

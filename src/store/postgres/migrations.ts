@@ -149,6 +149,38 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       INSERT INTO chain_head VALUES (1, 0, repeat('0', 64), 1, 0);
     `,
   },
+  // Placeholder on branch h-pgvault only, to keep the list contiguous: the lead replaces it with
+  // the approvals migration (version 2) when the branches are merged.
+  { version: 2, name: 'reserved (approvals)', sql: 'SELECT 1' },
+  {
+    version: 3,
+    name: 'pseudonym vaults (sealed, shared by every replica)',
+    // As the SQLite store's tables (sqlite/sqlite-pseudonym-store.ts), plus `seq`: see
+    // pg-pseudonym-store.ts for why it grows in commit order per session.
+    sql: `
+      CREATE TABLE pseudonym_keys (
+        key_id      text PRIMARY KEY,
+        created_at  bigint NOT NULL
+      );
+      CREATE TABLE pseudonym_sessions (
+        session_id    text PRIMARY KEY,          -- locked (FOR NO KEY UPDATE) by whoever adds entries
+        last_used_at  bigint NOT NULL
+      );
+      CREATE INDEX pseudonym_sessions_by_last_use ON pseudonym_sessions (last_used_at);
+      CREATE TABLE pseudonym_entries (
+        session_id  text NOT NULL REFERENCES pseudonym_sessions (session_id) ON DELETE CASCADE,
+        label       text NOT NULL,
+        n           integer NOT NULL,
+        seq         bigint GENERATED ALWAYS AS IDENTITY,
+        value_mac   bytea NOT NULL,
+        sealed      bytea NOT NULL,
+        created_at  bigint NOT NULL,
+        PRIMARY KEY (session_id, label, n),
+        UNIQUE (session_id, label, value_mac)
+      );
+      CREATE INDEX pseudonym_entries_by_seq ON pseudonym_entries (session_id, seq);
+    `,
+  },
 ];
 
 /** The schema version this build of aigov writes. */

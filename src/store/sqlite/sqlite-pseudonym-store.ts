@@ -12,7 +12,9 @@
  * AIGOV_E_PSEUDONYM_KEY_MISMATCH and changes nothing.
  *
  * Never blocks the event loop on a lock: the busy timeout is 0, so a statement that meets the
- * writer thread's lock throws SQLITE_BUSY at once and session-vaults.ts retries on a timer.
+ * writer thread's lock fails with SQLITE_BUSY at once and session-vaults.ts retries on a timer.
+ * The methods return promises (the PseudonymStore interface is PostgreSQL's too) but do their
+ * work synchronously, before they return.
  * What it does cost the loop: a load is one indexed SELECT plus one AES-GCM open per entry; a
  * write is one small transaction (WAL, synchronous=NORMAL: no fsync per commit).
  */
@@ -21,7 +23,7 @@ import { ensurePrivateDatabase, type PrivatePathOptions } from '../../config/pri
 import { AigovError } from '../../core/errors.ts';
 import type { VaultEntry } from '../../core/masking/pseudonym-vault.ts';
 import { PseudonymSealer } from '../pseudonym-sealer.ts';
-import type { AppendOutcome, PseudonymStore, VaultAppend } from '../pseudonym-store.ts';
+import type { AppendOutcome, PseudonymStore, VaultAppend, VaultLoad } from '../pseudonym-store.ts';
 import { migrateDatabase } from './migrations.ts';
 
 const SCHEMA = `
@@ -99,6 +101,8 @@ function checkKey(db: DatabaseSync, keyId: string, location: string, now: number
 }
 
 export class SqlitePseudonymStore implements PseudonymStore {
+  /** One process per file in normal use: a vault in memory is not reloaded on each use. */
+  readonly shared = false;
   readonly #db: DatabaseSync;
   readonly #sealer: PseudonymSealer;
   readonly #select: StatementSync;
@@ -129,16 +133,18 @@ export class SqlitePseudonymStore implements PseudonymStore {
     return this.#sealer.keyId;
   }
 
-  load(sessionId: string): VaultEntry[] {
+  /** Every entry (`after` is ignored: the rows have no order of storing); cursor 0. */
+  async load(sessionId: string): Promise<VaultLoad> {
     this.#assertOpen();
-    return this.#select.all(sessionId).map((row) => {
+    const entries = this.#select.all(sessionId).map((row): VaultEntry => {
       const label = String(row['label']);
       const n = Number(row['n']);
-      return [label, n, this.#sealer.open(sessionId, label, n, row['sealed'] as Uint8Array)] as const;
+      return [label, n, this.#sealer.open(sessionId, label, n, row['sealed'] as Uint8Array)];
     });
+    return { entries, cursor: 0 };
   }
 
-  write(appends: readonly VaultAppend[], touched: readonly string[], now: number): AppendOutcome[] {
+  async write(appends: readonly VaultAppend[], touched: readonly string[], now: number): Promise<AppendOutcome[]> {
     this.#assertOpen();
     if (appends.length === 0 && touched.length === 0) return [];
     const outcomes: AppendOutcome[] = [];
@@ -169,7 +175,7 @@ export class SqlitePseudonymStore implements PseudonymStore {
     }
   }
 
-  purge(before: number, limit: number): string[] {
+  async purge(before: number, limit: number): Promise<string[]> {
     this.#assertOpen();
     this.#db.exec('BEGIN IMMEDIATE');
     try {
@@ -186,7 +192,7 @@ export class SqlitePseudonymStore implements PseudonymStore {
     }
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#db.close();

@@ -1,0 +1,310 @@
+/**
+ * Pseudonym vaults on PostgreSQL, shared by replicas. Through two real gateways on one database
+ * (the official OpenAI SDK as the client, one IdP, one replaying upstream): a placeholder issued
+ * on replica A is restored by replica B, which never saw it — in a whole answer and in a stream
+ * that splits it across events — B continues the numbering, and A, which holds the session in
+ * memory, restores what B issued (its cache does not go stale); no value is in the database in
+ * clear; a third replica with another key is refused at startup.
+ * Below the gateway, two SessionVaults on two stores (two replicas' worth of connections): both
+ * issuing for one session at once never give one number to two values nor two numbers to one
+ * value; writes to the same sessions in opposite orders never deadlock; a failing catch-up
+ * refuses the request; a session purged and started anew elsewhere is reloaded, not contradicted.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import OpenAI from 'openai';
+import { AigovError } from '../src/core/errors.ts';
+import { SessionVaults, type VaultLease } from '../src/gateway/session-vaults.ts';
+import { openPostgresPseudonymStore, type PgPseudonymStore } from '../src/store/postgres/pg-pseudonym-store.ts';
+import { rejection } from './support/aigov-assert.ts';
+import { startHarness, type Harness } from './support/gateway-harness.ts';
+import { connect, pgQuery, usePgDatabases } from './support/pg-databases.ts';
+import type { ReceivedRequest, Transcript } from './support/replay-upstream.ts';
+
+const freshPg = usePgDatabases();
+const KEY = randomBytes(32).toString('base64');
+// Built at run time: no address literal an attacker could grep for is what the test checks.
+const JANE = ['jane.doe', 'example.com'].join('@');
+const BOB = ['bob.smith', 'example.org'].join('@');
+const CAROL = ['carol.white', 'example.net'].join('@');
+
+const POLICY = `
+version: 1
+default_action: allow
+rules:
+  - id: pseudonymize-contacts
+    match:
+      detectors: [EMAIL_ADDRESS]
+    action: pseudonymize
+`;
+
+function chatAnswer(content: string): Transcript {
+  return {
+    description: 'a chat completion built by the test',
+    request: { method: 'POST', path: '/v1/chat/completions' },
+    status: 200,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      id: 'chatcmpl-test', object: 'chat.completion', created: 1760433151, model: 'gpt-4o-mini',
+      choices: [{ index: 0, message: { role: 'assistant', content, refusal: null }, finish_reason: 'stop' }],
+      usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+    }),
+  };
+}
+
+/** A streamed chat answer whose text arrives in exactly these pieces (one SSE event each). */
+function chatStream(pieces: string[]): Transcript {
+  const event = (delta: object, finish: string | null): string =>
+    `data: ${JSON.stringify({ id: 'chatcmpl-s', object: 'chat.completion.chunk', created: 1760433151, model: 'gpt-4o-mini', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+  return {
+    description: 'a chat stream built by the test',
+    request: { method: 'POST', path: '/v1/chat/completions' },
+    status: 200,
+    headers: { 'content-type': 'text/event-stream' },
+    body: [event({ role: 'assistant', content: '' }, null), ...pieces.map((p) => event({ content: p }, null)), event({}, 'stop'), 'data: [DONE]\n\n'].join(''),
+  };
+}
+
+function sentText(request: ReceivedRequest | undefined): string {
+  assert.ok(request, 'the upstream received the request');
+  const body = JSON.parse(request.body) as { messages: { content: string }[] };
+  return body.messages.map((m) => m.content).join('\n');
+}
+
+describe('two gateway replicas on one PostgreSQL share the pseudonym vaults', { timeout: 120_000 }, () => {
+  let a: Harness;
+  let b: Harness;
+  let url = '';
+  let policyDir = '';
+  let answer: Transcript = chatAnswer('Noted.');
+  const SESSION = 'ses_pg_vault_shared';
+
+  before(async () => {
+    url = (await freshPg()).url;
+    policyDir = mkdtempSync(join(tmpdir(), 'aigov-pgvault-'));
+    writeFileSync(join(policyDir, 'policy.yaml'), POLICY);
+    a = await startHarness({ databaseUrl: url, policyFile: join(policyDir, 'policy.yaml'), pseudonymKey: KEY });
+    b = await startHarness({ databaseUrl: url, policyFile: join(policyDir, 'policy.yaml'), pseudonymKey: KEY, replicaOf: a });
+    a.upstream.route('POST', '/v1/chat/completions', () => answer);
+  });
+  after(async () => {
+    await b?.close();
+    await a?.close();
+    rmSync(policyDir, { recursive: true, force: true });
+  });
+
+  const client = (h: Harness): OpenAI => new OpenAI({ baseURL: `${h.url}/openai/v1`, apiKey: h.token, maxRetries: 0, defaultHeaders: { 'x-aigov-session': SESSION } });
+  const ask = async (h: Harness, content: string): Promise<string> => {
+    const completion = await client(h).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }] });
+    return completion.choices[0]?.message.content ?? '';
+  };
+
+  it('a placeholder issued on A is restored on B; B continues the numbering; A restores what B issued', async () => {
+    answer = chatAnswer('Noted.');
+    assert.equal(await ask(a, `Please write to ${JANE} about the invoice.`), 'Noted.');
+    assert.equal(sentText(a.upstream.received.at(-1)), 'Please write to «EMAIL_1» about the invoice.');
+
+    // B has never seen the session: the answer's placeholder is looked up in the database.
+    answer = chatAnswer('I will write to « email_1 » today.');
+    assert.equal(await ask(b, 'Go ahead with what I asked.'), `I will write to ${JANE} today.`);
+
+    // B issues the next number and keeps jane's.
+    answer = chatAnswer('Done: «EMAIL_2», «EMAIL_1».');
+    assert.equal(await ask(b, `Also cc ${CAROL}, and ${JANE} again.`), `Done: ${CAROL}, ${JANE}.`);
+    assert.equal(sentText(a.upstream.received.at(-1)), 'Also cc «EMAIL_2», and «EMAIL_1» again.');
+
+    // A holds the session in memory from the first request: it must not answer from that copy.
+    answer = chatStream(['Carol is «EM', 'AIL_', '2»; jane is «EMAIL_1', '».']);
+    const stream = await client(a).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Who did we cc?' }], stream: true });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    assert.equal(text, `Carol is ${CAROL}; jane is ${JANE}.`);
+
+    // And A numbers after B's entries: bob gets EMAIL_3, carol keeps EMAIL_2.
+    answer = chatAnswer('ok');
+    await ask(a, `Forward to ${BOB} and ${CAROL}.`);
+    assert.equal(sentText(a.upstream.received.at(-1)), 'Forward to «EMAIL_3» and «EMAIL_2».');
+    answer = chatAnswer('«EMAIL_3»');
+    assert.equal(await ask(b, 'and?'), BOB);
+
+    // The database holds the entries, sealed: no value in clear in any column.
+    const rows = await pgQuery(url, 'SELECT label, n, encode(value_mac, \'hex\') AS mac, encode(sealed, \'hex\') AS sealed, session_id FROM pseudonym_entries ORDER BY seq');
+    assert.deepEqual(rows.map((r) => [r['session_id'], r['label'], r['n']]), [[SESSION, 'EMAIL', 1], [SESSION, 'EMAIL', 2], [SESSION, 'EMAIL', 3]]);
+    const dump = JSON.stringify(rows);
+    for (const value of [JANE, BOB, CAROL]) {
+      assert.ok(!dump.includes(value) && !dump.includes(Buffer.from(value).toString('hex')), 'a value is in the database in clear');
+    }
+    // No call record holds a value either: the recorded request is what went upstream.
+    const calls = await pgQuery(url, 'SELECT request_body, response_body FROM calls');
+    assert.ok(calls.length >= 6);
+    for (const value of [JANE, BOB, CAROL]) assert.ok(!JSON.stringify(calls).includes(value), 'a value is in a recorded call');
+  });
+
+  it('a replica with another pseudonyms.key is refused at startup, naming key ids only; the vaults are untouched', async () => {
+    const before = await pgQuery(url, 'SELECT count(*) AS n FROM pseudonym_entries');
+    const other = randomBytes(32).toString('base64');
+    const error = await startHarness({ databaseUrl: url, policyFile: join(policyDir, 'policy.yaml'), pseudonymKey: other, replicaOf: a }).then(
+      () => assert.fail('the replica started'),
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof AigovError && error.code === 'AIGOV_E_PSEUDONYM_KEY_MISMATCH', String(error));
+    assert.match(error.message, /key id [0-9a-f]{16}\); the configured pseudonyms\.key has key id [0-9a-f]{16}/);
+    for (const secret of [KEY, other, Buffer.from(other, 'base64').toString('hex')]) assert.ok(!error.message.includes(secret) && !error.hint.includes(secret));
+    assert.deepEqual(await pgQuery(url, 'SELECT count(*) AS n FROM pseudonym_entries'), before);
+    answer = chatAnswer('«EMAIL_1»');
+    assert.equal(await ask(b, 'still there?'), JANE);
+  });
+});
+
+describe('PostgreSQL pseudonym store under two replicas', { timeout: 120_000 }, () => {
+  let url = '';
+  const key = randomBytes(32);
+  const stores: PgPseudonymStore[] = [];
+  const vaultsOpen: SessionVaults[] = [];
+
+  before(async () => {
+    url = (await freshPg()).url;
+  });
+  after(async () => {
+    for (const v of vaultsOpen) await v.close().catch(() => {});
+    for (const s of stores) await s.close().catch(() => {});
+  });
+
+  const store = async (statementTimeoutMs?: number): Promise<PgPseudonymStore> => {
+    const s = await openPostgresPseudonymStore({ url, key, poolSize: 3, statementTimeoutMs });
+    stores.push(s);
+    return s;
+  };
+  const replica = async (options: { now?: () => number; ttlMs?: number; statementTimeoutMs?: number } = {}): Promise<SessionVaults> => {
+    const { statementTimeoutMs, ...rest } = options;
+    const v = new SessionVaults({ store: await store(statementTimeoutMs), purgeIntervalMs: 0, ...rest });
+    vaultsOpen.push(v);
+    return v;
+  };
+  const email = (lease: VaultLease, ...values: string[]): string => lease.issue(() => values.map((v) => lease.vault.placeholderFor('EMAIL_ADDRESS', v)).join());
+
+  it('the loser of a race is refused and learns the winner\'s entry before it hears of it; the retry agrees', async () => {
+    const a = await replica();
+    const b = await replica();
+    const la = await a.forRequest('ses_race');
+    const lb = await b.forRequest('ses_race');
+    assert.equal(email(la, 'x@x.io'), '«EMAIL_1»');
+    assert.equal(email(lb, 'y@x.io'), '«EMAIL_1»');
+    await la.commit();
+    assert.equal((await rejection(lb.commit())).code, 'AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE');
+    assert.equal(lb.vault.restore('«EMAIL_1»'), 'x@x.io', 'b took its own back and learned a\'s');
+    const retry = await b.forRequest('ses_race');
+    assert.equal(email(retry, 'y@x.io'), '«EMAIL_2»');
+    await retry.commit();
+    // a holds the session: its next use learns EMAIL_2 from the database.
+    assert.equal((await a.forAnswer('ses_race'))?.restore('«EMAIL_2»'), 'y@x.io');
+  });
+
+  it('many requests of one session on both replicas at once: one number per value, one value per number', async () => {
+    const replicas = [await replica(), await replica()];
+    const pool = Array.from({ length: 16 }, (_, i) => `user${i}@x.io`);
+    const sent: { placeholder: string; value: string }[] = [];
+    let refusals = 0;
+    await Promise.all(
+      Array.from({ length: 60 }, async (_, i) => {
+        const values = [pool[(i * 7) % 16]!, pool[(i * 5 + 3) % 16]!];
+        for (let attempt = 0; ; attempt++) {
+          const lease = await replicas[i % 2]!.forRequest('ses_many');
+          const placeholders = email(lease, ...values).split(',');
+          try {
+            await lease.commit();
+          } catch (error) {
+            assert.ok(error instanceof AigovError && error.code === 'AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE', String(error));
+            refusals++;
+            assert.ok(attempt < 20, 'a request kept being refused');
+            continue;
+          }
+          placeholders.forEach((placeholder, k) => sent.push({ placeholder, value: values[k]! }));
+          return;
+        }
+      }),
+    );
+    const byValue = new Map<string, string>();
+    const byPlaceholder = new Map<string, string>();
+    for (const { placeholder, value } of sent) {
+      assert.equal(byValue.get(value) ?? placeholder, placeholder, 'a value went out under two placeholders');
+      assert.equal(byPlaceholder.get(placeholder) ?? value, value, 'a placeholder went out for two values');
+      byValue.set(value, placeholder);
+      byPlaceholder.set(placeholder, value);
+    }
+    assert.equal(byValue.size, 16);
+    // Both replicas and the database agree with what was sent.
+    const stored = await (await store()).load('ses_many');
+    assert.equal(stored.entries.length, 16);
+    for (const [label, n, value] of stored.entries) assert.equal(byPlaceholder.get(`«${label}_${n}»`), value);
+    for (const r of replicas) {
+      const vault = (await r.forAnswer('ses_many'))!;
+      for (const [placeholder, value] of byPlaceholder) assert.equal(vault.restore(placeholder), value);
+    }
+    process.stdout.write(`# ${refusals} refusals (conflicts between the replicas) in 60 requests\n`);
+  });
+
+  it('writes to the same sessions in opposite orders never deadlock', async () => {
+    const [s1, s2] = [await store(), await store()];
+    const failures: unknown[] = [];
+    await Promise.all(
+      Array.from({ length: 40 }, (_, round) => {
+        const entry = (who: string): [string, number, string][] => [['EMAIL', 1000 + round * 2 + (who === 'a' ? 0 : 1), `${who}${round}@x.io`]];
+        const sessions = Array.from({ length: 6 }, (_, i) => `ses_order_${i}`);
+        const forward = sessions.map((sessionId) => ({ sessionId, entries: entry('a') }));
+        const backward = [...sessions].reverse().map((sessionId) => ({ sessionId, entries: entry('b') }));
+        return Promise.all([s1.write(forward, sessions, round), s2.write(backward, [], round)]).catch((e: unknown) => failures.push(e));
+      }),
+    );
+    assert.deepEqual(failures.map(String), []);
+    const rows = await pgQuery(url, "SELECT count(*) AS n FROM pseudonym_entries WHERE session_id LIKE 'ses_order_%'");
+    assert.equal(rows[0]?.['n'], 6 * 80);
+  });
+
+  it('a catch-up that fails refuses the request (no answer from a stale vault); then it recovers', async () => {
+    const a = await replica({ statementTimeoutMs: 300 });
+    const lease = await a.forRequest('ses_broken');
+    email(lease, 'k@x.io');
+    await lease.commit();
+    // Another connection holds the table: the catch-up cannot read it within its statement timeout.
+    const blocker = await connect(url);
+    await blocker.query('BEGIN');
+    await blocker.query('LOCK TABLE pseudonym_entries IN ACCESS EXCLUSIVE MODE');
+    try {
+      const error = await rejection(a.forAnswer('ses_broken'));
+      assert.equal(error.code, 'AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE');
+      assert.ok(!error.message.includes('k@x.io'));
+    } finally {
+      await blocker.query('ROLLBACK');
+      await blocker.end();
+    }
+    assert.equal((await a.forAnswer('ses_broken'))?.restore('«EMAIL_1»'), 'k@x.io');
+  });
+
+  it('a session purged and started anew on another replica is reloaded, never restored with the old values', async () => {
+    let now = 1_000_000;
+    const DAY = 24 * 60 * 60 * 1000;
+    const a = await replica({ now: () => now, ttlMs: 30 * DAY });
+    const b = await replica({ now: () => now, ttlMs: 30 * DAY });
+    const first = await a.forRequest('ses_reborn');
+    email(first, 'old@x.io');
+    await first.commit();
+    now += 40 * DAY;
+    assert.ok((await b.purgeExpired()) >= 1);
+    const fresh = await b.forRequest('ses_reborn');
+    assert.equal(email(fresh, 'new@x.io'), '«EMAIL_1»');
+    await fresh.commit();
+    assert.equal((await a.forAnswer('ses_reborn'))?.restore('«EMAIL_1»'), 'new@x.io');
+  });
+
+  it('a row moved to another session or placeholder does not open', async () => {
+    const s = await store();
+    assert.deepEqual(await s.write([{ sessionId: 'ses_move', entries: [['EMAIL', 1, 'm@x.io']] }], [], 1), ['stored']);
+    await pgQuery(url, "UPDATE pseudonym_entries SET n = 5 WHERE session_id = 'ses_move'");
+    await assert.rejects(s.load('ses_move'), /failed authentication/);
+  });
+});
