@@ -115,7 +115,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
       approvals: config.storage.driver === 'postgres' ? new SqliteSessionApprovals(path.resolve(process.cwd(), config.storage.path)) : null,
     }));
   if (config.storage.driver === 'postgres') {
-    logger.info({ database: redactDatabaseUrl(config.storage.url), local: config.storage.path }, 'recordings and pseudonym vaults are kept in PostgreSQL; approvals in the local SQLite file');
+    logger.info({ database: redactDatabaseUrl(config.storage.url), local: config.storage.path }, 'recordings are kept in PostgreSQL (pseudonym vaults too); approvals in the local SQLite file');
   }
   let verifier: TokenVerifier;
   let server: Server;

@@ -1,11 +1,12 @@
 /**
  * A gateway in its own process, for tests that kill it: the dev IdP under /oidc, an openai and an
  * anthropic provider pointing at the upstream given as argv[2], SQLite recording at argv[3]
- * (kept: the test reads it after the kill), logging silent. Logs alice in through the real
- * device flow and prints ONE JSON line `{"url","token","pid"}` on stdout (for the parent's pipe).
- * Runs until killed; SIGTERM closes it gracefully.
+ * (kept: the test reads it after the kill) — or, with a PostgreSQL URL as argv[4], recording
+ * there (argv[3] is then the replica's local file) — logging silent. Logs alice in through the
+ * real device flow and prints ONE JSON line `{"url","token","pid"}` on stdout (for the parent's
+ * pipe). Runs until killed; SIGTERM closes it gracefully.
  *
- *   node test/support/gateway-child.ts http://127.0.0.1:P /tmp/dir/aigov.db
+ *   node test/support/gateway-child.ts http://127.0.0.1:P /tmp/dir/aigov.db [postgres://…]
  */
 import { dirname, join } from 'node:path';
 import { buildGatewayConfig } from '../../src/config/load.ts';
@@ -15,7 +16,7 @@ import { bindServer, startGateway } from '../../src/gateway/start-gateway.ts';
 import { deviceLogin } from './dev-login.ts';
 
 const CLIENT_ID = 'aigov-cli';
-const [upstreamUrl, dbPath] = process.argv.slice(2);
+const [upstreamUrl, dbPath, databaseUrl] = process.argv.slice(2);
 if (!upstreamUrl || !/^http:\/\/127\.0\.0\.1:\d+$/.test(upstreamUrl) || !dbPath) {
   process.stderr.write('usage: node test/support/gateway-child.ts http://127.0.0.1:PORT DB_PATH\n');
   process.exit(2);
@@ -31,11 +32,11 @@ const input: GatewayConfigInput = {
     { name: 'openai', kind: 'openai', base_url: `${upstreamUrl}/v1`, api_key: '${CHILD_OPENAI_KEY}' },
     { name: 'anthropic', kind: 'anthropic', base_url: upstreamUrl, api_key: '${CHILD_ANTHROPIC_KEY}' },
   ],
-  storage: { driver: 'sqlite', path: dbPath },
+  storage: databaseUrl ? { driver: 'postgres', url: '${CHILD_DATABASE_URL}', pool_size: 4, path: dbPath } : { driver: 'sqlite', path: dbPath },
   logging: { level: process.env.AIGOV_TEST_LOG === '1' ? 'debug' : 'silent' },
 };
 const config = buildGatewayConfig(input, join(dir, 'child-config'), {
-  env: { CHILD_OPENAI_KEY: 'sk-child-not-a-real-key-000000000000000', CHILD_ANTHROPIC_KEY: 'sk-ant-child-not-a-real-key-0000000000' },
+  env: { CHILD_OPENAI_KEY: 'sk-child-not-a-real-key-000000000000000', CHILD_ANTHROPIC_KEY: 'sk-ant-child-not-a-real-key-0000000000', CHILD_DATABASE_URL: databaseUrl },
 });
 const gateway = await startGateway(config, { version: 'test', mounts: [{ prefix: '/oidc', handle: (req, res) => idp.handle(req, res) }] }, bound);
 const { accessToken } = await deviceLogin(idp, CLIENT_ID, 'alice');

@@ -154,7 +154,7 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   { version: 2, name: 'reserved (approvals)', sql: 'SELECT 1' },
   {
     version: 3,
-    name: 'pseudonym vaults (sealed, shared by every replica)',
+    name: 'pseudonym vaults (sealed, shared by every replica); owners.lock_backend for leases',
     // As the SQLite store's tables (sqlite/sqlite-pseudonym-store.ts), plus `seq`: see
     // pg-pseudonym-store.ts for why it grows in commit order per session.
     sql: `
@@ -179,6 +179,9 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
         UNIQUE (session_id, label, value_mac)
       );
       CREATE INDEX pseudonym_entries_by_seq ON pseudonym_entries (session_id, seq);
+
+      -- Leases (owner-leases.ts): the server process holding an owner's lock, ended when its lease expires.
+      ALTER TABLE owners ADD COLUMN lock_backend integer;
     `,
   },
 ];

@@ -14,12 +14,20 @@
  * connection (TCP keepalive): its calls stay pending longer, never settled early. The other way
  * round — our lock connection drops while this process lives — the store refuses new records
  * (isHeld() false) until it has its lock back, so no call is recorded under an owner that
- * others may take for dead. Leases with heartbeats (`owners.heartbeat_at`) come later, for
- * settling a dead replica's calls while the survivors run.
+ * others may take for dead.
+ *
+ * Leases (owner-leases.ts): each process also renews `owners.heartbeat_at` (the database's
+ * clock) every second or so over its pool, so survivors tell "gone" (lock free, no heartbeat)
+ * from "its lock connection is reconnecting" (lock free, heartbeat fresh), and "frozen or cut
+ * off" (lock held, heartbeat expired): such an owner's lock connection — `lock_backend`, the
+ * server process that holds the lock — is ended by {@link evict}, its calls then settled.
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import { connectClient, describePgError, type PgClient, type PgSettings } from './pg-connection.ts';
+import { connectClient, describePgError, type PgClient, type PgPool, type PgSettings } from './pg-connection.ts';
+
+/** The database's clock in epoch ms (every replica's heartbeats are compared on one clock). */
+export const DB_NOW_MS = '(extract(epoch FROM clock_timestamp()) * 1000)::bigint';
 
 /** The advisory lock key of an owner id: its first 64 bits, as PostgreSQL's signed bigint (text). */
 export function ownerLockKey(owner: string): string | null {
@@ -37,6 +45,7 @@ export class OwnerLock {
   readonly #report: (message: string) => void;
   #client: PgClient | null = null;
   #held = false;
+  readonly #startedAt = Date.now();
   #closed = false;
   #retryMs = RECONNECT_MIN_MS;
   #timer: NodeJS.Timeout | null = null;
@@ -81,6 +90,41 @@ export class OwnerLock {
     await client.query('SELECT pg_advisory_unlock($1::bigint)', [key]).catch(() => {});
   }
 
+  /**
+   * Renews this owner's lease (registering it again if a survivor took it for dead and removed
+   * its row), over `pool`: a lease renewed while the lock connection reconnects says "alive".
+   */
+  async heartbeat(pool: PgPool): Promise<void> {
+    if (this.#closed) return;
+    await pool.query({
+      name: 'aigov_owner_heartbeat',
+      text: `INSERT INTO owners (id, lock_key, pid, host, started_at, heartbeat_at) VALUES ($1, $2::bigint, $3, $4, $5, ${DB_NOW_MS})
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`,
+      values: [this.id, this.#key, process.pid, os.hostname(), this.#startedAt],
+    });
+  }
+
+  /**
+   * Ends the server process that holds `owner`'s lock — only the one it registered as its lock
+   * connection, never a replica probing that key — and waits up to 2 s for it to exit. For an
+   * owner whose lease expired while its lock is held (frozen, or cut off without the server
+   * noticing): its lock is then free and its calls can be settled. Returns whether it ended one.
+   */
+  async evict(owner: string): Promise<boolean> {
+    const key = ownerLockKey(owner);
+    const client = this.client;
+    if (key === null || owner === this.id || client === null) return false;
+    const k = BigInt.asUintN(64, BigInt(key));
+    const res = await client.query<{ ended: boolean }>(
+      `SELECT pg_terminate_backend(l.pid, 2000) AS ended
+       FROM pg_locks l JOIN owners o ON o.id = $3 AND o.lock_backend = l.pid
+       WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      [(k >> 32n).toString(), (k & 0xffffffffn).toString(), owner],
+    );
+    return res.rows.some((r) => r.ended);
+  }
+
   /** Gives the claim up (clean close): our remaining pending calls (none, normally) may be settled from now on. */
   async release(): Promise<void> {
     this.#closed = true;
@@ -108,9 +152,9 @@ export class OwnerLock {
       // Someone probing us right now (we reconnected after a drop): wait for them to let go.
       if (got.rows[0]?.got !== true) throw new Error('the owner lock is held by another connection (a replica is settling this process\'s calls)');
       await client.query(
-        `INSERT INTO owners (id, lock_key, pid, host, started_at) VALUES ($1, $2::bigint, $3, $4, $5)
-         ON CONFLICT (id) DO NOTHING`,
-        [this.id, this.#key, process.pid, os.hostname(), Date.now()],
+        `INSERT INTO owners (id, lock_key, pid, host, started_at, heartbeat_at, lock_backend) VALUES ($1, $2::bigint, $3, $4, $5, ${DB_NOW_MS}, pg_backend_pid())
+         ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, lock_backend = excluded.lock_backend`,
+        [this.id, this.#key, process.pid, os.hostname(), this.#startedAt],
       );
     } catch (err) {
       await client.end().catch(() => {});

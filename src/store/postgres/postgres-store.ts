@@ -7,7 +7,8 @@
  *   one another); a schema newer than this build refuses the start.
  * - owner-lock.ts: this process's owner id, held as a session advisory lock while it lives; on
  *   open, the pending calls of every owner found gone are marked aborted (AIGOV_E_GATEWAY_STOPPED)
- *   — those of a live replica never.
+ *   — those of a live replica never. owner-leases.ts: while it runs, the store renews its lease
+ *   and settles the calls of replicas that died or froze (every second or so).
  * - pg-writer.ts: the write lane (group commit of request records, write-behind events and
  *   results, access rows), every transaction serialized by the audit chain's head row.
  * - pg-reads.ts: reads on the pool, each multi-statement read one snapshot. Reads see this
@@ -44,6 +45,7 @@ import { SchemaTooNewError } from '../schema-too-new.ts';
 import type { SessionApprovals } from '../session-approvals.ts';
 import { migratePostgres } from './migrations.ts';
 import { OwnerLock } from './owner-lock.ts';
+import { DEFAULT_LEASE_TIMINGS, OwnerLeases, type LeaseTimings } from './owner-leases.ts';
 import { connectClient, createPool, describePgError, type PgPool, type PgSettings } from './pg-connection.ts';
 import { PgReads } from './pg-reads.ts';
 import { PgWriter } from './pg-writer.ts';
@@ -74,8 +76,10 @@ export interface PostgresStoreOptions {
   readonly approvals?: SessionApprovals | null;
   /** Write-behind failures and connection trouble (no record contents). Default: process warning. */
   readonly onWriteError?: (err: Error) => void;
-  /** Told once when open() marked calls of stopped processes aborted (with how many). Default: process warning. */
+  /** Told when open(), or a sweep while the store runs, marked calls of stopped processes aborted (with how many). Default: process warning. */
   readonly onSettled?: (count: number) => void;
+  /** Lease renewal and sweep timings (owner-leases.ts); tests shorten them. */
+  readonly leases?: Partial<LeaseTimings>;
 }
 
 export interface PostgresStoreStats {
@@ -86,6 +90,9 @@ export interface PostgresStoreStats {
   readonly recordFailures: number;
   readonly recordCommits: number;
   readonly settledAtOpen: number;
+  /** Calls of stopped replicas settled by this store's sweeps while it ran, and replicas evicted (lease expired). */
+  readonly settledBySweep: number;
+  readonly evicted: number;
 }
 
 const DEFAULTS = { poolSize: 10, statementTimeoutMs: 5000, connectTimeoutMs: 5000, batchIntervalMs: 5, maxBatch: 512 } as const;
@@ -101,6 +108,7 @@ export class PostgresRecordingStore implements RecordingStore {
   readonly #owner: OwnerLock;
   readonly #writer: PgWriter;
   readonly #reads: PgReads;
+  #leases: OwnerLeases | null = null;
   #approvals: SessionApprovals | null = null;
   #settledAtOpen = 0;
   #closed = false;
@@ -165,20 +173,32 @@ export class PostgresRecordingStore implements RecordingStore {
     });
     const store = new PostgresRecordingStore(location, settings, pool, owner, writer, new PgReads(pool, options.approvals ?? null));
     store.#approvals = options.approvals ?? null;
+    const onSettled = options.onSettled ?? ((count: number) => process.emitWarning(`recording store: ${count} calls left pending by a stopped gateway were marked aborted`, { code: 'AIGOV_STORE_SETTLED' }));
+    const tellSettled = (count: number): void => {
+      try {
+        onSettled(count);
+      } catch {
+        // a throwing callback must not fail the open nor stop the sweeps
+      }
+    };
+    const leases = new OwnerLeases({
+      pool,
+      owner,
+      timings: { ...DEFAULT_LEASE_TIMINGS, ...options.leases },
+      settle: (dead) => writer.settleOwner(dead),
+      onSettled: tellSettled,
+      report,
+      describe: (err) => describePgError(err, options.url),
+    });
+    store.#leases = leases;
     try {
-      store.#settledAtOpen = await store.#settleDeadOwners(report);
+      store.#settledAtOpen = await leases.sweep(true);
     } catch (err) {
       await store.close();
       throw failed(`cannot look for calls left by stopped gateways: ${describePgError(err, options.url)}`);
     }
-    if (store.#settledAtOpen > 0) {
-      const onSettled = options.onSettled ?? ((count: number) => process.emitWarning(`recording store: ${count} calls left pending by a stopped gateway were marked aborted`, { code: 'AIGOV_STORE_SETTLED' }));
-      try {
-        onSettled(store.#settledAtOpen);
-      } catch {
-        // a throwing callback must not fail the open
-      }
-    }
+    if (store.#settledAtOpen > 0) tellSettled(store.#settledAtOpen);
+    leases.start();
     return store;
   }
 
@@ -190,31 +210,6 @@ export class PostgresRecordingStore implements RecordingStore {
   /** This process's owner id (calls.owner of the calls it records). */
   get ownerId(): string {
     return this.#owner.id;
-  }
-
-  /**
-   * Settles the pending calls of every other owner found gone: its key taken on our lock
-   * connection for the duration (a replica starting beside us cannot settle it too), one
-   * transaction per owner. A failure for one owner is reported and leaves its calls for later.
-   */
-  async #settleDeadOwners(report: (message: string) => void): Promise<number> {
-    const res = await this.#pool.query<{ owner: string }>(
-      `SELECT id AS owner FROM owners WHERE id <> $1
-       UNION SELECT DISTINCT owner FROM calls WHERE status = 'pending' AND owner IS NOT NULL AND owner <> $1`,
-      [this.#owner.id],
-    );
-    let settled = 0;
-    for (const { owner } of res.rows) {
-      if (!(await this.#owner.probe(owner))) continue;
-      try {
-        settled += await this.#writer.settleOwner(owner);
-      } catch (err) {
-        report(`settling calls left pending by a stopped gateway failed; they stay pending until the next start: ${describePgError(err, this.#settings.url)}`);
-      } finally {
-        await this.#owner.releaseProbe(owner);
-      }
-    }
-    return settled;
   }
 
   recordRequest(record: CallRequestRecord): Promise<void> {
@@ -273,7 +268,8 @@ export class PostgresRecordingStore implements RecordingStore {
   /** Counters for metrics and tests. */
   stats(): PostgresStoreStats {
     const c = this.#writer.counters();
-    return { ...c, settledAtOpen: this.#settledAtOpen };
+    const leases = this.#leases?.counts ?? { settled: 0, evicted: 0 };
+    return { ...c, settledAtOpen: this.#settledAtOpen, settledBySweep: leases.settled, evicted: leases.evicted };
   }
 
   async listSessions(options: { limit?: number; subject?: string } = {}): Promise<SessionSummary[]> {
@@ -329,6 +325,7 @@ export class PostgresRecordingStore implements RecordingStore {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    await this.#leases?.stop();
     await this.#writer.close();
     await this.#owner.release();
     await this.#pool.end().catch(() => {});
