@@ -301,6 +301,39 @@ describe('PostgreSQL pseudonym store under two replicas', { timeout: 120_000 }, 
     assert.equal((await a.forAnswer('ses_reborn'))?.restore('«EMAIL_1»'), 'new@x.io');
   });
 
+  it('catch-ups of many sessions at once go in grouped queries; each session gets its own entries, a bad row fails its session alone', async () => {
+    const a = await replica();
+    // One connection for catch-ups: every load beyond the first waits and goes in a group.
+    const b = new SessionVaults({ store: stores[stores.push(await openPostgresPseudonymStore({ url, key, poolSize: 2 })) - 1]!, purgeIntervalMs: 0 });
+    vaultsOpen.push(b);
+    const sessions = Array.from({ length: 40 }, (_, i) => `ses_group_${i}`);
+    for (const s of sessions) {
+      const lease = await a.forRequest(s);
+      email(lease, `first.${s}@x.io`);
+      await lease.commit();
+      await b.forAnswer(s); // b holds every session
+    }
+    for (const s of sessions.filter((_, i) => i % 2 === 1)) {
+      const lease = await a.forRequest(s);
+      email(lease, `second.${s}@x.io`);
+      await lease.commit();
+    }
+    // Session 7's new row is moved to another placeholder number: it cannot open.
+    await pgQuery(url, "UPDATE pseudonym_entries SET n = 9 WHERE session_id = 'ses_group_7' AND n = 2");
+    const results = await Promise.all(sessions.map((s) => b.forAnswer(s).then((v) => v, (e: unknown) => e)));
+    results.forEach((result, i) => {
+      const s = sessions[i]!;
+      if (i === 7) {
+        assert.ok(result instanceof AigovError && result.code === 'AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE', String(result));
+        return;
+      }
+      assert.ok(result !== null && !(result instanceof Error), String(result));
+      const vault = result as NonNullable<Awaited<ReturnType<SessionVaults['forAnswer']>>>;
+      assert.equal(vault.restore('«EMAIL_1»'), `first.${s}@x.io`);
+      assert.equal(vault.restore('«EMAIL_2»'), i % 2 === 1 ? `second.${s}@x.io` : '«EMAIL_2»');
+    });
+  });
+
   it('a row moved to another session or placeholder does not open', async () => {
     const s = await store();
     assert.deepEqual(await s.write([{ sessionId: 'ses_move', entries: [['EMAIL', 1, 'm@x.io']] }], [], 1), ['stored']);

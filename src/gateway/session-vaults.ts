@@ -517,6 +517,7 @@ export async function openSessionVaults(config: Pick<GatewayConfig, 'pseudonyms'
       key,
       poolSize: Math.max(2, Math.ceil(storage.poolSize / 2)),
       statementTimeoutMs: storage.statementTimeoutMs,
+      synchronousCommit: storage.synchronousCommit,
       onError: (message) => logger.error({ operation: 'pool' }, message),
     });
   } else {

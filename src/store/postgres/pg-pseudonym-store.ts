@@ -16,7 +16,8 @@
  * - `seq` (a global identity) grows in commit order: a replica that has seen everything up to
  *   seq s asks only for `seq > s` and misses nothing. That is how a vault held in memory is
  *   brought up to date on each use (SessionVaults, `shared`) with one indexed query that returns
- *   nothing when nothing changed.
+ *   nothing when nothing changed. Catch-ups group like commits do: while `maxLoads` queries are
+ *   out, the next ones wait and then go together, one query for all their sessions.
  * Sessions are locked in one statement, in session-id order, so two replicas writing overlapping
  * sessions cannot deadlock; the TTL purge skips rows a writer holds.
  *
@@ -40,6 +41,8 @@ export interface PgPseudonymStoreOptions {
   readonly poolSize?: number;
   /** statement_timeout, ms. Default 5000. */
   readonly statementTimeoutMs?: number;
+  /** synchronous_commit of the writes (storage.synchronous_commit: 'off' acknowledges before the WAL is on disk). Default 'on'. */
+  readonly synchronousCommit?: 'on' | 'off';
   /** Opening a connection, ms. Default 5000. */
   readonly connectTimeoutMs?: number;
   /** An idle pooled connection failed (no values in the message). Default: process warning. */
@@ -77,7 +80,8 @@ export async function openPostgresPseudonymStore(options: PgPseudonymStoreOption
     if (err instanceof AigovError) throw err;
     throw failed('cannot check the vault key', err);
   }
-  return new PgPseudonymStore(pool, sealer, options.url);
+  const poolSize = Math.max(1, Math.floor(options.poolSize ?? 4));
+  return new PgPseudonymStore(pool, sealer, options.url, { maxLoads: Math.max(1, poolSize - 1), synchronousCommit: options.synchronousCommit ?? 'on' });
 }
 
 /** The vaults remember the first key that wrote to them; any other key is refused before anything is read or written. */
@@ -123,6 +127,26 @@ const APPEND = `
   )
   SELECT session_id FROM refused`;
 
+/** Entries stored after each (session, cursor) asked for, by the asker's position. */
+const LOAD_MANY = `
+  SELECT q.i, e.label, e.n, e.seq, e.sealed
+  FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS q(session_id, after, i)
+  CROSS JOIN LATERAL (
+    SELECT label, n, seq, sealed FROM pseudonym_entries WHERE session_id = q.session_id AND seq > q.after
+  ) e
+  ORDER BY q.i, e.seq`;
+const LOAD_ONE = 'SELECT 1::bigint AS i, label, n, seq, sealed FROM pseudonym_entries WHERE session_id = $1 AND seq > $2 ORDER BY seq';
+
+/** Sessions per grouped catch-up query. */
+const MAX_LOAD_BATCH = 256;
+
+interface LoadWaiter {
+  readonly sessionId: string;
+  readonly after: number;
+  readonly resolve: (load: VaultLoad) => void;
+  readonly reject: (error: Error) => void;
+}
+
 const PURGE = `
   WITH gone AS (
     SELECT session_id FROM pseudonym_sessions WHERE last_used_at < $1 ORDER BY last_used_at LIMIT $2 FOR UPDATE SKIP LOCKED
@@ -134,12 +158,18 @@ export class PgPseudonymStore implements PseudonymStore {
   readonly #pool: PgPool;
   readonly #sealer: PseudonymSealer;
   readonly #url: string;
+  readonly #maxLoads: number;
+  readonly #begin: string;
+  readonly #waiting: LoadWaiter[] = [];
+  #loading = 0;
   #closed = false;
 
-  constructor(pool: PgPool, sealer: PseudonymSealer, url: string) {
+  constructor(pool: PgPool, sealer: PseudonymSealer, url: string, options: { readonly maxLoads: number; readonly synchronousCommit: 'on' | 'off' }) {
     this.#pool = pool;
     this.#sealer = sealer;
     this.#url = url;
+    this.#maxLoads = options.maxLoads;
+    this.#begin = options.synchronousCommit === 'off' ? 'BEGIN; SET LOCAL synchronous_commit TO off' : 'BEGIN';
   }
 
   /** Hex fingerprint of the key in use. */
@@ -147,21 +177,59 @@ export class PgPseudonymStore implements PseudonymStore {
     return this.#sealer.keyId;
   }
 
-  async load(sessionId: string, after = 0): Promise<VaultLoad> {
+  load(sessionId: string, after = 0): Promise<VaultLoad> {
     this.#assertOpen();
-    const res = await this.#run(() =>
-      this.#pool.query<{ label: string; n: number; seq: number; sealed: Buffer }>({
-        name: 'aigov_vault_load',
-        text: 'SELECT label, n, seq, sealed FROM pseudonym_entries WHERE session_id = $1 AND seq > $2 ORDER BY seq',
-        values: [sessionId, after],
-      }),
-    );
-    let cursor = after;
-    const entries = res.rows.map((row): VaultEntry => {
-      cursor = Math.max(cursor, row.seq);
-      return [row.label, row.n, this.#sealer.open(sessionId, row.label, row.n, row.sealed)];
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({ sessionId, after, resolve, reject });
+      this.#pumpLoads();
     });
-    return { entries, cursor };
+  }
+
+  #pumpLoads(): void {
+    while (this.#loading < this.#maxLoads && this.#waiting.length > 0) {
+      const batch = this.#waiting.splice(0, MAX_LOAD_BATCH);
+      this.#loading++;
+      void this.#loadMany(batch).finally(() => {
+        this.#loading--;
+        this.#pumpLoads();
+      });
+    }
+  }
+
+  /** One query for every waiter of the batch; each gets its entries, or the error. */
+  async #loadMany(batch: readonly LoadWaiter[]): Promise<void> {
+    let rows: { i: number; label: string; n: number; seq: number; sealed: Buffer }[];
+    try {
+      rows = (
+        await this.#run(() =>
+          this.#pool.query<{ i: number; label: string; n: number; seq: number; sealed: Buffer }>(
+            batch.length === 1
+              ? { name: 'aigov_vault_load', text: LOAD_ONE, values: [batch[0]!.sessionId, batch[0]!.after] }
+              : { name: 'aigov_vault_load_many', text: LOAD_MANY, values: [batch.map((w) => w.sessionId), batch.map((w) => w.after)] },
+          ),
+        )
+      ).rows;
+    } catch (error) {
+      for (const w of batch) w.reject(error as Error);
+      return;
+    }
+    const results = batch.map((w) => ({ entries: [] as VaultEntry[], cursor: w.after, failed: null as Error | null }));
+    for (const row of rows) {
+      const w = batch[row.i - 1]!;
+      const result = results[row.i - 1]!;
+      if (result.failed !== null) continue;
+      try {
+        result.entries.push([row.label, row.n, this.#sealer.open(w.sessionId, row.label, row.n, row.sealed)]);
+        result.cursor = Math.max(result.cursor, row.seq);
+      } catch (error) {
+        result.failed = error as Error; // that session alone: a row that does not open
+      }
+    }
+    batch.forEach((w, k) => {
+      const { entries, cursor, failed } = results[k]!;
+      if (failed === null) w.resolve({ entries, cursor });
+      else w.reject(failed);
+    });
   }
 
   async write(appends: readonly VaultAppend[], touched: readonly string[], now: number): Promise<AppendOutcome[]> {
@@ -182,7 +250,7 @@ export class PgPseudonymStore implements PseudonymStore {
       const client = await this.#pool.connect();
       let failure: Error | undefined;
       try {
-        await client.query('BEGIN');
+        await client.query(this.#begin);
         await client.query({ name: 'aigov_vault_lock', text: LOCK_SESSIONS, values: [sessions, now] });
         const res = appends.length === 0
           ? { rows: [] }
