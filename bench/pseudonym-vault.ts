@@ -50,6 +50,13 @@ function timeUs(fn: () => unknown): number {
   return Number(process.hrtime.bigint() - t) / 1000;
 }
 
+/** timeUs for a store call, which returns a promise since the stores became async. */
+async function timeAsyncUs(fn: () => Promise<unknown>): Promise<number> {
+  const t = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t) / 1000;
+}
+
 /** Per round a fresh session (so every value is new), issuing `values` values in one text; sync time and time to commit. */
 async function issueRounds(vaults: SessionVaults, prefix: string, values: number, repeat: boolean): Promise<[Stats, Stats]> {
   const sync: number[] = [];
@@ -73,15 +80,15 @@ async function issueRounds(vaults: SessionVaults, prefix: string, values: number
 }
 
 /** Event-loop time of one durable write of `values` new values (the store's write, as a flush runs it). */
-function writeRounds(values: number): Stats {
+async function writeRounds(values: number): Promise<Stats> {
   const store = openSqlitePseudonymStore({ location: file, key });
   const samples: number[] = [];
   for (let i = 0; i < ROUNDS + WARMUP; i++) {
     const entries = Array.from({ length: values }, (_, v) => ['EMAIL', v + 1, `w${i}.${v}@example.com`] as const);
-    const us = timeUs(() => store.write([{ sessionId: `write-${values}-${i}`, entries }], [], Date.now()));
+    const us = await timeAsyncUs(() => store.write([{ sessionId: `write-${values}-${i}`, entries }], [], Date.now()));
     if (i >= WARMUP) samples.push(us);
   }
-  store.close();
+  await store.close();
   return stats(samples);
 }
 
@@ -97,8 +104,8 @@ async function loadRounds(): Promise<Stats> {
   await seed.close();
   const store = openSqlitePseudonymStore({ location: file, key });
   const samples: number[] = [];
-  for (let r = 0; r < 20; r++) for (let s = 0; s < 100; s++) samples.push(timeUs(() => store.load(`load-${s}`)));
-  store.close();
+  for (let r = 0; r < 20; r++) for (let s = 0; s < 100; s++) samples.push(await timeAsyncUs(() => store.load(`load-${s}`)));
+  await store.close();
   return stats(samples);
 }
 
@@ -198,8 +205,8 @@ for (const [name, vaults, prefix, values, repeat] of [
   rows.push([`${name}: issue`, sync, wall]);
 }
 await durable.close();
-rows.push(['the write of 1 new value (one transaction)', writeRounds(1), null]);
-rows.push(['the write of 10 new values (one transaction)', writeRounds(10), null]);
+rows.push(['the write of 1 new value (one transaction)', await writeRounds(1), null]);
+rows.push(['the write of 10 new values (one transaction)', await writeRounds(10), null]);
 rows.push(['cold load of a 50-entry vault (session not in memory)', await loadRounds(), null]);
 const loads = [
   await underLoad('recording alone', 2000, null),
