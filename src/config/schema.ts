@@ -83,7 +83,7 @@ export const GatewayConfigSchema = z.strictObject({
         synchronous_commit: z.enum(['on', 'off']).default('on'),
         /**
          * The SQLite file (one per replica) that still keeps what has not moved to PostgreSQL yet:
-         * approvals and sealed pseudonym vaults.
+         * sealed pseudonym vaults.
          */
         path: z.string().default('aigov.db'),
       }),
@@ -222,7 +222,7 @@ export type ProviderConfigFile = z.output<typeof ProviderConfigSchema>;
 /**
  * Where the recordings are kept. `path` is absolute. With `postgres`, `url` is resolved (it may
  * hold the password: never log it, name the store by `redactDatabaseUrl(url)`), and `path` is the
- * SQLite file that keeps approvals and pseudonym vaults until they move to PostgreSQL.
+ * SQLite file that keeps pseudonym vaults until they move to PostgreSQL.
  */
 export type StorageConfig =
   | { readonly driver: 'sqlite'; readonly path: string }
