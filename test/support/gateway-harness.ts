@@ -32,6 +32,8 @@ export interface Harness {
   tokenFor(user: string): Promise<string>;
   /** Stops the gateway and starts a new one with the same config, port, IdP and database. */
   restart(): Promise<void>;
+  /** Starts another gateway with the same config (IdP, database) on a port of its own: a replica (closed with the harness). */
+  startReplica(): Promise<RunningGateway>;
   close(): Promise<void>;
 }
 
@@ -88,6 +90,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const config = buildGatewayConfig(input, join(dir, 'test-config'), { env: { TEST_OPENAI_KEY: OPENAI_KEY, TEST_ANTHROPIC_KEY: ANTHROPIC_KEY, TEST_PSEUDONYM_KEY: options.pseudonymKey, TEST_RAW_COPY_KEY: options.rawCopyKey, TEST_DATABASE_URL: options.databaseUrl } });
   const startOptions = { version: 'test', hooks: options.hooks, logger: options.logger, approvalKeepAliveMs: options.approvalKeepAliveMs, mounts: [{ prefix: '/oidc', handle: (req: IncomingMessage, res: ServerResponse) => idp.handle(req, res) }] };
   let gateway = await startGateway(config, startOptions, bound);
+  const replicas: RunningGateway[] = [];
   const tokenFor = async (user: string): Promise<string> => (await deviceLogin(idp, CLIENT_ID, user)).accessToken;
   const token = await tokenFor('alice');
   return {
@@ -104,7 +107,13 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       await gateway.close();
       gateway = await startGateway(config, startOptions, await bindServer(config));
     },
+    async startReplica() {
+      const replica = await startGateway(config, { ...startOptions, mounts: [] }, await bindServer({ listen: { host: '127.0.0.1', port: 0 } }));
+      replicas.push(replica);
+      return replica;
+    },
     async close() {
+      for (const replica of replicas) await replica.close();
       await gateway.close();
       await idp.close();
       await upstream.close();
