@@ -11,7 +11,7 @@ import { AigovError } from '../../core/errors.ts';
 import type { Principal } from '../../core/events.ts';
 import { APPROVALS_PATH, ApprovalDecisionBodySchema, ApprovalScopeSchema, ApprovalStateSchema, type ApprovalScope } from '../../protocol/approvals.ts';
 import { authenticateApiCall, sendApiError, sendApiJson } from '../api-response.ts';
-import { inScope, toApprovalView, type ApprovalService, type DecideResult } from './approval-service.ts';
+import { inScope, toApprovalView, type ApprovalService, type ApprovalWatch, type DecideResult } from './approval-service.ts';
 
 const MAX_BODY = 16 * 1024;
 const KEEP_ALIVE_MS = 15_000;
@@ -80,21 +80,30 @@ export function createApprovalsApi(deps: { service: ApprovalService; verifier: T
     const scope = parseScope(query.get('scope'));
     const session = query.get('session');
     if (scope === null) return sendApiError(res, new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'expected scope=decide|mine|all' }));
+    let closed = false;
     const visible = (approval: ApprovalRecord): boolean => inScope(approval, actor, scope) && (session === null || approval.sessionId === session);
     const send = (event: string, data: unknown, id: number): void => {
+      if (closed) return;
       res.write(`id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     };
-    const watch = await deps.service.watch(parseEventId(req.headers['last-event-id'] ?? query.get('last_event_id')), ({ seq, approval }) => {
-      if (visible(approval)) send('approval', toApprovalView(approval, actor, now()), seq);
-    });
-    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), deps.keepAliveMs ?? KEEP_ALIVE_MS);
-    streams.add(res);
+    // Registered before the first await: a client gone while the feed is being read stops its watch.
+    let watch: ApprovalWatch | null = null;
     res.on('close', () => {
-      clearInterval(keepAlive);
-      watch.stop();
+      closed = true;
+      watch?.stop();
       streams.delete(res);
     });
     req.on('error', () => res.destroy());
+    watch = await deps.service.watch(parseEventId(req.headers['last-event-id'] ?? query.get('last_event_id')), ({ seq, approval }) => {
+      if (visible(approval)) send('approval', toApprovalView(approval, actor, now()), seq);
+    });
+    if (closed) {
+      watch.stop();
+      return;
+    }
+    streams.add(res);
+    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), deps.keepAliveMs ?? KEEP_ALIVE_MS);
+    res.on('close', () => clearInterval(keepAlive));
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
     if (watch.replay === null) {
       const pending = (await deps.service.list(actor, { scope, states: ['pending'], limit: 1000 })).filter((a) => session === null || a.sessionId === session);
