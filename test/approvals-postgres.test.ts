@@ -11,6 +11,7 @@
  * Every case ends with the audit chain checked independently (approval entries included).
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -25,7 +26,7 @@ import { openPostgresApprovalStore, type PgApprovalStore } from '../src/store/po
 import { fetchAsUser } from './support/fetch-as-user.ts';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
 import { checkPgAuditChain } from './support/pg-audit-check.ts';
-import { pgQuery, usePgDatabases } from './support/pg-databases.ts';
+import { adminQuery, pgQuery, usePgDatabases } from './support/pg-databases.ts';
 import { loadTranscript } from './support/replay-upstream.ts';
 
 const freshPg = usePgDatabases();
@@ -204,6 +205,49 @@ describe('two approval services on one PostgreSQL database', { timeout: 120_000 
     const waiting = serviceA.wait(held.approval, new AbortController().signal);
     assert.ok((await serviceB.decide(held.approval.id, bob, 'approve', null)).ok);
     assert.equal((await waiting).kind, 'approved');
+  });
+
+  it('PostgreSQL gone: holds and votes are refused (never with the password), a held request is not released; back: both work again', async (t) => {
+    const { name, url: plain } = await freshPg();
+    const withPassword = new URL(plain);
+    withPassword.username = 'postgres';
+    const password = ['pg', randomBytes(8).toString('hex'), 'pw'].join('-'); // trust auth ignores it; nothing may print it
+    withPassword.password = password;
+    const url = withPassword.toString();
+    const reports: string[] = [];
+    const open = async (): Promise<Replica> => {
+      const store = await openPostgresApprovalStore({ url, poolSize: 2, onError: (m) => reports.push(m) });
+      return { store, service: await ApprovalService.open({ store, logger, pollMs: 50 }) };
+    };
+    const a = await open();
+    const b = await open();
+    t.after(async () => {
+      await adminQuery(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`).catch(() => {});
+      for (const r of [a, b]) {
+        r.service.close();
+        await r.store.close();
+      }
+    });
+    const held = await a.service.hold(request('outage'));
+    let outcome: string | null = null;
+    void a.service.wait(held.approval, new AbortController().signal).then((o) => (outcome = o.kind));
+    await adminQuery(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+    await adminQuery('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+    const refused = await a.service.hold(request('during')).then(() => null, (e: unknown) => e);
+    assert.ok(refused instanceof Error, 'a hold that cannot be recorded is refused');
+    assert.ok(!refused.message.includes(password));
+    const vote = await b.service.decide(held.approval.id, bob, 'approve', null).then(() => null, (e: unknown) => e);
+    assert.ok(vote instanceof Error, 'a vote that cannot be recorded is refused');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(outcome, null, 'the held request still waits');
+    await adminQuery(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+    await waitFor(() => (a.store.listening && b.store.listening ? true : undefined), 'listening again', 15_000);
+    assert.ok((await b.service.decide(held.approval.id, bob, 'approve', null)).ok);
+    await waitFor(() => outcome ?? undefined, 'released');
+    assert.equal(outcome, 'approved');
+    assert.ok(reports.some((m) => /notification connection to PostgreSQL was lost/.test(m)), reports.join('\n'));
+    assert.ok(!reports.join('\n').includes(password));
+    await checkPgAuditChain(plain);
   });
 
   it('expiry: with both replicas up one expiry is written; a replica that died still has its approval expired by the other', async (t) => {
