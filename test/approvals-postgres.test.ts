@@ -207,6 +207,21 @@ describe('two approval services on one PostgreSQL database', { timeout: 120_000 
     assert.equal((await waiting).kind, 'approved');
   });
 
+  it('the replica holding a request dies: the approval is still decided through B, and the retry on B goes through on it once', async (t) => {
+    const { url, a, b } = await twoReplicas(t);
+    const held = await a.service.hold(request('died'));
+    const cut = a.service.wait(held.approval, new AbortController().signal);
+    a.service.close(); // A goes away: its held request is cut, the approval stays open
+    assert.equal((await cut).kind, 'interrupted');
+    assert.ok((await b.service.decide(held.approval.id, bob, 'approve', 'after A died')).ok);
+    const retry = await b.service.hold(request('died', { sessionId: 's-retry' }));
+    assert.equal(retry.kind, 'proceed', 'the retry (same request, same user) uses the approval');
+    assert.equal(retry.approval.id, held.approval.id);
+    const again = await b.service.hold(request('died'));
+    assert.ok(again.kind === 'wait' && again.created, 'reuse once: a second retry needs a new approval');
+    await checkPgAuditChain(url);
+  });
+
   it('PostgreSQL gone: holds and votes are refused (never with the password), a held request is not released; back: both work again', async (t) => {
     const { name, url: plain } = await freshPg();
     const withPassword = new URL(plain);
