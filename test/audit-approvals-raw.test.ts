@@ -18,6 +18,7 @@ import { RawCopySealer } from '../src/store/raw-copy-sealer.ts';
 import { AuditMaintenance } from '../src/store/sqlite/audit-maintenance.ts';
 import { verifyAuditDatabase, type AuditVerifyReport } from '../src/store/sqlite/audit-verify.ts';
 import { openSqliteApprovalStore } from '../src/store/sqlite/sqlite-approval-store.ts';
+import { insertApproval, updateApproval } from './support/approval-writes.ts';
 import { openSqliteStore, type SqliteRecordingStore } from '../src/store/sqlite/sqlite-store.ts';
 import { fetchAsUser } from './support/fetch-as-user.ts';
 import { startHarness } from './support/gateway-harness.ts';
@@ -61,13 +62,13 @@ function approval(id: string, createdAt: number, overrides: Partial<ApprovalReco
 }
 
 /** pending → one vote → approved (3 entries). */
-function approveIn(store: ReturnType<typeof openSqliteApprovalStore>, a: ApprovalRecord, at: number): ApprovalRecord {
-  store.insert(a);
+async function approveIn(store: ReturnType<typeof openSqliteApprovalStore>, a: ApprovalRecord, at: number): Promise<ApprovalRecord> {
+  await insertApproval(store, a);
   const vote = { by: { sub: 'bob', email: 'bob@example.test', name: null }, decision: 'approve' as const, reason: 'fine', at };
   const approved = { ...a, state: 'approved' as const, votes: [vote], decidedAt: at };
-  store.update(approved);
+  await updateApproval(store, approved);
   const used = { ...approved, uses: 1 };
-  store.update(used);
+  await updateApproval(store, used);
   return used;
 }
 
@@ -194,14 +195,14 @@ describe('approvals in the chain', () => {
     try {
       // The writer thread and the approval store append at the same time: one chain.
       const recorded = Promise.all([0, 1, 2, 3].map((i) => recordCall(store, `c-${i}`, now + i, false)));
-      approveIn(approvals, approval('apr_a', now), now + 5);
-      approvals.insert(approval('apr_b', now));
+      await approveIn(approvals, approval('apr_a', now), now + 5);
+      await insertApproval(approvals, approval('apr_b', now));
       await recorded;
-      approvals.update({ ...approval('apr_b', now), state: 'denied', decidedAt: now + 7 });
+      await updateApproval(approvals, { ...approval('apr_b', now), state: 'denied', decidedAt: now + 7 });
       for (let i = 0; i < 4; i++) finish(store, `c-${i}`, now + 20);
       await store.flush();
     } finally {
-      approvals.close();
+      await approvals.close();
       await store.close();
     }
     return { file, ids: ['apr_a', 'apr_b'] };
@@ -242,10 +243,14 @@ describe('approvals in the chain', () => {
     const { file } = await populated();
     const approvals = openSqliteApprovalStore(file);
     try {
-      assert.throws(() => approvals.insert(approval('apr_a', Date.now()))); // duplicate id
-      assert.throws(() => approvals.update(approval('apr_nope', Date.now())), /matched 0 rows/);
+      // A duplicate id reaches the INSERT (the key names no approval) and fails there.
+      await assert.rejects(approvals.mutate({ requesterSub: 'nobody', contentHash: 'none' }, () => ({ result: null, write: approval('apr_a', Date.now()) })), /UNIQUE/);
+      // The caller's decision fails after the head was read.
+      await assert.rejects(approvals.mutate({ id: 'apr_b' }, () => {
+        throw new Error('no decision');
+      }), /no decision/);
     } finally {
-      approvals.close();
+      await approvals.close();
     }
     assert.equal(query(file, "SELECT count(*) AS n FROM audit_log WHERE kind = 'approval'")[0]?.['n'], 5);
     assert.equal(verifyAuditDatabase(file).problem, null);
@@ -258,16 +263,16 @@ describe('approvals in the chain', () => {
     const now = Date.now();
     const old = now - 40 * DAY;
     await recordCall(store, 'old-0', old); // 1, 2
-    approveIn(approvals, approval('apr_old', old), old + 10); // 3..5
-    approvals.insert(approval('apr_lapsed', old)); // 6: never decided, expired long ago
+    await approveIn(approvals, approval('apr_old', old), old + 10); // 3..5
+    await insertApproval(approvals, approval('apr_lapsed', old)); // 6: never decided, expired long ago
     finish(store, 'old-0', old + 20); // 7
     await store.flush();
-    approvals.insert(approval('apr_new', now)); // 8
+    await insertApproval(approvals, approval('apr_new', now)); // 8
     await recordCall(store, 'new-0', now); // 9, 10
     finish(store, 'new-0', now); // 11
     await store.flush();
-    approvals.update({ ...approval('apr_new', now), state: 'denied', decidedAt: now }); // 12
-    approvals.close();
+    await updateApproval(approvals, { ...approval('apr_new', now), state: 'denied', decidedAt: now }); // 12
+    await approvals.close();
     await store.close();
 
     const maintenance = new AuditMaintenance(file, { key: null });
@@ -292,10 +297,10 @@ describe('approvals in the chain', () => {
     await recordCall(store, 'old-0', now - 40 * DAY, false); // 1
     finish(store, 'old-0', now - 40 * DAY); // 2
     await store.flush();
-    approvals.insert(approval('apr_window', now - 40 * DAY, { expiresAt: now + 60_000 })); // 3: still open
+    await insertApproval(approvals, approval('apr_window', now - 40 * DAY, { expiresAt: now + 60_000 })); // 3: still open
     await recordCall(store, 'old-1', now - 39 * DAY, false); // 4
     finish(store, 'old-1', now - 39 * DAY); // 5
-    approvals.close();
+    await approvals.close();
     await store.close();
     const maintenance = new AuditMaintenance(file, { key: null });
     const purged = await maintenance.purge(now - 30 * DAY);
@@ -332,8 +337,8 @@ describe('a database from before approvals and raw copies were chained (schema 5
     const report = verifyAuditDatabase(file);
     assert.equal(report.problem, null);
     assert.ok(report.warnings.some((w) => /1 raw copies and 1 approvals were stored before/.test(w)), report.warnings.join('; '));
-    approvals.update({ ...a, state: 'denied', decidedAt: now });
-    approvals.close();
+    await updateApproval(approvals, { ...a, state: 'denied', decidedAt: now });
+    await approvals.close();
     assert.equal(verifyAuditDatabase(file).problem, null);
     const edited = copyOf(file);
     tamper(edited, "UPDATE approvals SET state = 'approved' WHERE id = 'apr_old'");
@@ -411,8 +416,8 @@ describe('aigov audit verify names the approval or raw copy (built CLI)', { skip
     const store = await openSqliteStore({ path: file });
     const approvals = openSqliteApprovalStore(file);
     await recordCall(store, 'cli-0', Date.now());
-    approveIn(approvals, approval('apr_cli', Date.now()), Date.now());
-    approvals.close();
+    await approveIn(approvals, approval('apr_cli', Date.now()), Date.now());
+    await approvals.close();
     await store.close();
     const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('AIGOV_')));
     const run = (db: string) => spawnSync(process.execPath, [path.resolve('bin/run.js'), 'audit', 'verify', '--db', db, '--json'], { encoding: 'utf8', env, timeout: 60_000 });

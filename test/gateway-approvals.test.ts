@@ -268,6 +268,60 @@ describe('approvals: rights', () => {
 });
 
 describe('approvals: events, retries, restarts', () => {
+  it('events carry ids; a stream resumed with Last-Event-ID (or last_event_id) replays what it missed, each approval once, and no snapshot', async () => {
+    const read = (headers: Record<string, string>, query = ''): { events: (ApiEvent & { id: string | null })[]; stop(): Promise<void> } => {
+      const events: (ApiEvent & { id: string | null })[] = [];
+      const controller = new AbortController();
+      const reading = (async () => {
+        const res = await fetch(`${h.url}/aigov/v1/approvals/events?scope=decide${query}`, { headers: { authorization: `Bearer ${tokens['bob']}`, ...headers }, signal: controller.signal });
+        const parser = new SseParser();
+        const decoder = new TextDecoder();
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          for (const e of parser.push(decoder.decode(chunk, { stream: true }))) if (e.event && e.data !== null) events.push({ id: e.id, event: e.event, data: JSON.parse(e.data) as ApiJson });
+        }
+      })().catch(() => undefined);
+      return { events, stop: async () => (controller.abort(), await reading) };
+    };
+    const until = async <T>(get: () => T | undefined): Promise<T> => {
+      for (let i = 0; i < 200; i++) {
+        const value = get();
+        if (value !== undefined) return value;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error('not seen');
+    };
+    const first = read({});
+    const snapshot = await until(() => first.events.find((e) => e.event === 'snapshot'));
+    assert.match(snapshot.id ?? '', /^[0-9]+$/);
+    await first.stop();
+    // Missed: one request held and approved, one held and still pending.
+    const answered = ask('resume: what is the production password policy?');
+    const approved = await pendingFor('bob', 'prod-credentials');
+    await api('bob', 'POST', `/${approved.id}/approve`, {});
+    await answered;
+    const stillHeld = ask('resume: approve this wire transfer').catch((e: unknown) => e);
+    const pending = await pendingFor('bob', 'wire-transfer');
+
+    const ways: { headers: Record<string, string>; query: string }[] = [{ headers: { 'last-event-id': snapshot.id! }, query: '' }, { headers: {}, query: `&last_event_id=${snapshot.id!}` }];
+    for (const how of ways) {
+      const resumed = read(how.headers, how.query);
+      await until(() => resumed.events.find((e) => e.data.id === pending.id));
+      await new Promise((r) => setTimeout(r, 100));
+      await resumed.stop();
+      assert.equal(resumed.events.filter((e) => e.event === 'snapshot').length, 0);
+      assert.deepEqual(resumed.events.map((e) => [e.data.id, e.data.state]), [[approved.id, 'approved'], [pending.id, 'pending']], 'each missed approval once, as it is now, in the order of its last change');
+      const ids = resumed.events.map((e) => Number(e.id));
+      assert.ok(ids[0]! > Number(snapshot.id) && ids[1]! > ids[0]!);
+    }
+    // An id this gateway never gave out: a snapshot, as for a new client.
+    const bogus = read({ 'last-event-id': '999999999999' });
+    const fresh = await until(() => bogus.events.find((e) => e.event === 'snapshot'));
+    await bogus.stop();
+    assert.ok(Number(fresh.id) >= Number(snapshot.id));
+    await api('bob', 'POST', `/${pending.id}/deny`, {});
+    await stillHeld;
+  });
+
   it('streams new approvals to approvers and the requester (filtered by session)', async () => {
     const events: ApiEvent[] = [];
     const controller = new AbortController();

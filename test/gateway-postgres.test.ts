@@ -156,7 +156,7 @@ describe('the gateway recording in PostgreSQL', { timeout: 240_000 }, () => {
 
   it('the log names the database without its password, and no line carries it', () => {
     const all = logLines.join('');
-    assert.match(all, /recordings are kept in PostgreSQL/);
+    assert.match(all, /recordings and approvals are kept in PostgreSQL/);
     assert.match(all, /postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:5432\//);
     assert.match(all, /owner lock's connection to PostgreSQL was lost/, 'the outage was logged');
     assert.ok(!all.includes(password), 'the password is in a log line');
@@ -182,7 +182,7 @@ describe('the gateway recording in PostgreSQL', { timeout: 240_000 }, () => {
   });
 });
 
-describe('approvals with the recordings in PostgreSQL (approvals themselves still in the replica\'s SQLite file)', { timeout: 120_000 }, () => {
+describe('approvals in PostgreSQL beside the recordings', { timeout: 120_000 }, () => {
   let h: Harness;
   let url = '';
   let home = '';
@@ -228,6 +228,8 @@ describe('approvals with the recordings in PostgreSQL (approvals themselves stil
     assert.equal(calls.length, 1);
     assert.equal(calls[0]!['status'], 'completed');
     assert.match(String(calls[0]!['decisions']), /"stage":"approval","action":"approved"/);
+    const stored = await pgQuery(url, 'SELECT id, state FROM approvals');
+    assert.deepEqual(stored.map((r) => [r['id'], r['state']]), [[id, 'approved']], 'the approval is kept in PostgreSQL');
     const detail = SessionDetailSchema.parse((await (await fetchAsUser(h.url, h.token, '/aigov/v1/sessions/ses-pg-held', { method: 'GET' })).json()));
     assert.deepEqual(detail.calls[0]!.approvals.map((a) => a.id), [id]);
     const approved = SessionListSchema.parse((await (await fetchAsUser(h.url, h.token, '/aigov/v1/sessions?approval=approved', { method: 'GET' })).json()));

@@ -1,24 +1,22 @@
 /**
  * The recording store contract (test/support/store-contract.ts) on PostgreSQL: a database of
- * its own per case on the test server (test/support/pg-databases.ts), and — as the gateway runs
- * it — the sessions' approvals in an SQLite file beside it. PostgreSQL-specific behaviour
+ * its own per case on the test server (test/support/pg-databases.ts), the sessions' approvals in
+ * it too (written by the PostgreSQL approval store, as the gateway does). PostgreSQL-specific behaviour
  * (migrations, a dead or vanishing server, several replicas, secrets) is in store-postgres.test.ts.
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { openPostgresStore } from '../src/store/postgres/postgres-store.ts';
-import { openSqliteApprovalStore } from '../src/store/sqlite/sqlite-approval-store.ts';
-import { SqliteSessionApprovals } from '../src/store/sqlite/sqlite-session-approvals.ts';
+import { openPostgresApprovalStore } from '../src/store/postgres/pg-approval-store.ts';
+import { insertApproval } from './support/approval-writes.ts';
 import { checkPgAuditChain } from './support/pg-audit-check.ts';
 import { connect, pgQuery, usePgDatabases } from './support/pg-databases.ts';
 import { describeStoreContract, type ContractDatabase } from './support/store-contract.ts';
-import { useTempDirs } from './support/store-fixtures.ts';
 
 const freshPg = usePgDatabases();
-const { freshFile } = useTempDirs('aigov-contract-pg-');
 const STORE_URL = pathToFileURL(path.resolve('src/store/postgres/postgres-store.ts')).href;
 
-function postgresDatabase(url: string, approvalsFile: string): ContractDatabase {
+function postgresDatabase(url: string): ContractDatabase {
   return {
     open: (o = {}) =>
       openPostgresStore({
@@ -27,18 +25,17 @@ function postgresDatabase(url: string, approvalsFile: string): ContractDatabase 
         batchIntervalMs: o.batchIntervalMs,
         maxBatch: o.maxBatch,
         lockTimeoutMs: o.lockWaitMs,
-        approvals: new SqliteSessionApprovals(approvalsFile),
         onWriteError: o.onWriteError,
         onSettled: o.onSettled,
       }),
     openScript: () => `import { openPostgresStore } from ${JSON.stringify(STORE_URL)};\nconst store = await openPostgresStore({ url: ${JSON.stringify(url)}, poolSize: 2 });`,
     peek: (sql) => pgQuery(url, sql),
     insertApprovals: async (approvals) => {
-      const store = openSqliteApprovalStore(approvalsFile);
+      const store = await openPostgresApprovalStore({ url, poolSize: 1 });
       try {
-        for (const approval of approvals) store.insert(approval);
+        for (const approval of approvals) await insertApproval(store, approval);
       } finally {
-        store.close();
+        await store.close();
       }
     },
     guardEventsAfterFinish: async () => {
@@ -69,7 +66,7 @@ function postgresDatabase(url: string, approvalsFile: string): ContractDatabase 
 
 describeStoreContract({
   name: 'PostgreSQL',
-  freshDatabase: async () => postgresDatabase((await freshPg()).url, freshFile()),
+  freshDatabase: async () => postgresDatabase((await freshPg()).url),
   duplicateMessage: /a call with this id is already recorded/,
   blockedMessage: /canceling statement due to lock timeout/,
 });

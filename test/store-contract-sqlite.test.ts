@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { verifyAuditDatabase } from '../src/store/sqlite/audit-verify.ts';
 import { openSqliteApprovalStore } from '../src/store/sqlite/sqlite-approval-store.ts';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
+import { insertApproval } from './support/approval-writes.ts';
 import { describeStoreContract, type ContractDatabase } from './support/store-contract.ts';
 import { useTempDirs } from './support/store-fixtures.ts';
 
@@ -31,9 +32,9 @@ function sqliteDatabase(file: string): ContractDatabase {
     insertApprovals: async (approvals) => {
       const store = openSqliteApprovalStore(file);
       try {
-        for (const approval of approvals) store.insert(approval);
+        for (const approval of approvals) await insertApproval(store, approval);
       } finally {
-        store.close();
+        await store.close();
       }
     },
     guardEventsAfterFinish: async () => {

@@ -83,7 +83,7 @@ export const GatewayConfigSchema = z.strictObject({
         synchronous_commit: z.enum(['on', 'off']).default('on'),
         /**
          * The SQLite file (one per replica) that still keeps what has not moved to PostgreSQL yet:
-         * approvals.
+         * local state of this replica only; nothing the replicas share is kept there.
          */
         path: z.string().default('aigov.db'),
       }),
@@ -222,7 +222,7 @@ export type ProviderConfigFile = z.output<typeof ProviderConfigSchema>;
 /**
  * Where the recordings are kept. `path` is absolute. With `postgres`, `url` is resolved (it may
  * hold the password: never log it, name the store by `redactDatabaseUrl(url)`), and `path` is the
- * SQLite file that keeps approvals until they move to PostgreSQL.
+ * SQLite file for this replica's local state only (nothing the replicas share).
  */
 export type StorageConfig =
   | { readonly driver: 'sqlite'; readonly path: string }

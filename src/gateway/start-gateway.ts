@@ -9,11 +9,9 @@ import { pino, type Logger } from 'pino';
 import { createTokenVerifier, type TokenVerifier } from '../auth/verify-token.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { RecordingStore } from '../store/recording-store.ts';
-import { openRecordingStore } from '../store/open-store.ts';
+import { openApprovalStore, openRecordingStore } from '../store/open-store.ts';
 import { AigovError } from '../core/errors.ts';
 import type { ApprovalStore } from '../store/approval-store.ts';
-import { openSqliteApprovalStore } from '../store/sqlite/sqlite-approval-store.ts';
-import { SqliteSessionApprovals } from '../store/sqlite/sqlite-session-approvals.ts';
 import { redactDatabaseUrl } from '../config/database-url.ts';
 import { startAuditSchedule, type AuditSchedule } from '../store/sqlite/audit-schedule.ts';
 import { ApprovalService, toApprovalView } from './approvals/approval-service.ts';
@@ -111,11 +109,9 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
         logger.warn({ settled: count, errorCode: 'AIGOV_E_GATEWAY_STOPPED' }, 'recording store: calls left pending by a gateway that stopped were marked aborted');
       },
       onTightened,
-      // PostgreSQL keeps the recordings; a session's approvals are still in this replica's SQLite file.
-      approvals: config.storage.driver === 'postgres' ? new SqliteSessionApprovals(path.resolve(process.cwd(), config.storage.path)) : null,
     }));
   if (config.storage.driver === 'postgres') {
-    logger.info({ database: redactDatabaseUrl(config.storage.url), local: config.storage.path }, 'recordings are kept in PostgreSQL (pseudonym vaults too); approvals in the local SQLite file');
+    logger.info({ database: redactDatabaseUrl(config.storage.url) }, 'recordings, approvals and pseudonym vaults are kept in PostgreSQL');
   }
   let verifier: TokenVerifier;
   let server: Server;
@@ -148,10 +144,10 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     throw error;
   }
   let approvals: { service: ApprovalService; api: ApprovalsApi; store: ApprovalStore; notifier: WebhookNotifier } | null = null;
+  let approvalStore: ApprovalStore | null = null;
   try {
-    const location = path.resolve(process.cwd(), config.storage.path);
-    const approvalStore = openSqliteApprovalStore(location, { onTightened });
-    const service = new ApprovalService({ store: approvalStore, logger });
+    approvalStore = await openApprovalStore(config.storage, process.cwd(), { onTightened, onError: (message) => logger.warn({ errorCode: 'AIGOV_E_STORE_UNAVAILABLE' }, message) });
+    const service = await ApprovalService.open({ store: approvalStore, logger });
     const notifier = createWebhookNotifier({ webhooks: config.approvals.webhooks, logger, version: options.version });
     const nobody = { subject: '', email: null, groups: [] };
     service.subscribe(({ type, approval }) => {
@@ -165,9 +161,11 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
   } catch (error) {
     policy?.close();
     await vaults?.close();
+    await approvalStore?.close().catch(() => {});
     server.close();
     await store.close();
-    throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location: config.storage.path, reason: `approvals table: ${errorSummary(error)}` }, { cause: error });
+    const location = config.storage.driver === 'postgres' ? redactDatabaseUrl(config.storage.url) : config.storage.path;
+    throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location, reason: `approvals table: ${errorSummary(error)}` }, { cause: error });
   }
   // The audit trail's checkpoints and retention purge (the chain itself is written by the store).
   let audit: AuditSchedule | null = null;
@@ -183,7 +181,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     } catch (error) {
       policy?.close();
       await vaults?.close();
-      approvals.store.close();
+      await approvals.store.close();
       server.close();
       await store.close();
       throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location: config.storage.path, reason: `audit trail: ${errorSummary(error)}` }, { cause: error });
@@ -230,7 +228,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
         await audit?.close(); // after the store flushed: the shutdown checkpoint signs everything recorded
         await vaults?.close();
         await approvals?.notifier.close();
-        approvals?.store.close();
+        await approvals?.store.close();
         await options.onClose?.();
       })();
       return closing;

@@ -101,7 +101,7 @@ async function holdOne(host: ToolCallHost, call: JudgedCall, complete: boolean, 
   let approval: ApprovalRecord;
   let outcome: WaitOutcome;
   try {
-    const result = host.approvals.hold({
+    const result = await host.approvals.hold({
       requester: host.principal,
       ruleId: decision.ruleId,
       ruleReason: decision.reason,

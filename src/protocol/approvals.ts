@@ -12,7 +12,10 @@
  *   GET  /aigov/v1/approvals/events?scope=decide|mine|all[&session=SID]   text/event-stream:
  *          `event: snapshot` data {approvals: ApprovalView[]} (pending ones in scope), then
  *          `event: approval` data ApprovalView on every change (created, voted, decided, expired),
- *          and `: keep-alive` comments every 15 s.
+ *          from any gateway replica, and `: keep-alive` comments every 15 s. Every event has an
+ *          `id:` (a change number, growing); a client that reconnects with `Last-Event-ID: N` (or
+ *          `&last_event_id=N`) gets the `approval` events after N (each approval once, as it is
+ *          now) instead of a snapshot — or a snapshot when N is too far back or unknown.
  *
  * Errors: `{"error": {"code": "AIGOV_E_…", "message": "…", "hint": "…"}}` with the registry's status.
  */

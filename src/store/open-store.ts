@@ -1,12 +1,12 @@
 /**
- * The single place that picks the recording store driver from the `storage` config.
+ * The single place that picks the store drivers (recordings, approvals) from the `storage` config.
  * Drivers are imported lazily, so commands that never open a store do not load them.
  */
 import path from 'node:path';
 import type { PrivatePathOptions } from '../config/private-files.ts';
 import type { StorageConfig } from '../config/schema.ts';
+import type { ApprovalStore } from './approval-store.ts';
 import type { RecordingStore } from './recording-store.ts';
-import type { SessionApprovals } from './session-approvals.ts';
 
 export type StorageSettings = StorageConfig;
 
@@ -17,8 +17,6 @@ export type StorageSettings = StorageConfig;
  * `hooks.onSettled` hears how many calls of a stopped gateway were marked aborted on open; log it.
  * `hooks.onTightened` is told when an existing database file was accessible to other users and
  * has been made private (path and old mode); log it as a warning.
- * `hooks.approvals`: where a PostgreSQL store reads the sessions' approvals (they stay in the
- * SQLite file at `path` until they move to PostgreSQL); the SQLite store has them in its own file.
  * Throws AigovError('AIGOV_E_STORE_OPEN_FAILED') when the store cannot be opened (a PostgreSQL
  * store is named by its URL without the password).
  */
@@ -29,7 +27,6 @@ export async function openRecordingStore(
     readonly onWriteError?: (err: Error) => void;
     readonly onSettled?: (count: number) => void;
     readonly onTightened?: PrivatePathOptions['onTightened'];
-    readonly approvals?: SessionApprovals | null;
   } = {},
 ): Promise<RecordingStore> {
   const driver = storage.driver;
@@ -45,10 +42,36 @@ export async function openRecordingStore(
         poolSize: storage.poolSize,
         statementTimeoutMs: storage.statementTimeoutMs,
         synchronousCommit: storage.synchronousCommit,
-        approvals: hooks.approvals ?? null,
         onWriteError: hooks.onWriteError,
         onSettled: hooks.onSettled,
       });
+    }
+    default: {
+      const unknown: never = driver;
+      throw new Error(`unknown storage driver ${String(unknown)}`);
+    }
+  }
+}
+
+/**
+ * Opens the configured approval store: the SQLite file at `path` (beside the recordings), or the
+ * PostgreSQL database every replica shares. `hooks.onError` hears PostgreSQL connection trouble
+ * (no record contents); log it. Throws when it cannot be opened (never with the URL's password).
+ */
+export async function openApprovalStore(
+  storage: StorageSettings,
+  baseDir: string,
+  hooks: { readonly onTightened?: PrivatePathOptions['onTightened']; readonly onError?: (message: string) => void } = {},
+): Promise<ApprovalStore> {
+  const driver = storage.driver;
+  switch (driver) {
+    case 'sqlite': {
+      const { openSqliteApprovalStore } = await import('./sqlite/sqlite-approval-store.ts');
+      return openSqliteApprovalStore(path.resolve(baseDir, storage.path), { onTightened: hooks.onTightened });
+    }
+    case 'postgres': {
+      const { openPostgresApprovalStore } = await import('./postgres/pg-approval-store.ts');
+      return openPostgresApprovalStore({ url: storage.url, statementTimeoutMs: storage.statementTimeoutMs, onError: hooks.onError });
     }
     default: {
       const unknown: never = driver;

@@ -32,6 +32,8 @@ export interface Harness {
   tokenFor(user: string): Promise<string>;
   /** Stops the gateway and starts a new one with the same config, port, IdP and database. */
   restart(): Promise<void>;
+  /** Starts another gateway with the same config (IdP, database) on a port of its own: a replica (closed with the harness). */
+  startReplica(): Promise<RunningGateway>;
   close(): Promise<void>;
 }
 
@@ -98,6 +100,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const mounts = primary ? [] : [{ prefix: '/oidc', handle: (req: IncomingMessage, res: ServerResponse) => idp.handle(req, res) }];
   const startOptions = { version: 'test', hooks: options.hooks, logger: options.logger, approvalKeepAliveMs: options.approvalKeepAliveMs, mounts };
   let gateway = await startGateway(config, startOptions, bound);
+  const replicas: RunningGateway[] = [];
   const tokenFor = primary ? (user: string): Promise<string> => primary.tokenFor(user) : (async (user: string): Promise<string> => (await deviceLogin(idp, CLIENT_ID, user)).accessToken);
   const token = primary?.token ?? (await tokenFor('alice'));
   return {
@@ -114,7 +117,13 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       await gateway.close();
       gateway = await startGateway(config, startOptions, await bindServer(config));
     },
+    async startReplica() {
+      const replica = await startGateway(config, { ...startOptions, mounts: [] }, await bindServer({ listen: { host: '127.0.0.1', port: 0 } }));
+      replicas.push(replica);
+      return replica;
+    },
     async close() {
+      for (const replica of replicas) await replica.close();
       await gateway.close();
       if (!primary) {
         await idp.close();

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { GENESIS_HASH, parseSpan } from '../../src/core/audit/chain.ts';
 import { parseRequestParts } from '../../src/core/recording/request-chunks.ts';
-import { accessContentHash, eventsContentHasher, linkHash, rawCopyContentHash, requestContentHash, resultContentHash } from '../../src/store/audit-hash.ts';
+import { accessContentHash, approvalContentHash, eventsContentHasher, linkHash, rawCopyContentHash, requestContentHash, resultContentHash } from '../../src/store/audit-hash.ts';
 import { chunkHash } from '../../src/store/request-chunk-writer.ts';
 import { connect } from './pg-databases.ts';
 
@@ -27,6 +27,8 @@ export async function checkPgAuditChain(url: string): Promise<{ entries: number 
     let prev = GENESIS_HASH;
     let expectSeq = 1;
     const counts = { request: 0, result: 0, events: 0, access: 0, raw: 0 };
+    /** Each approval's latest entry: its current row must match it (the earlier ones are states it went through). */
+    const latestApproval = new Map<string, { seq: number; content: string }>();
     for (const e of entries) {
       const seq = n(e['seq']);
       const kind = String(e['kind']);
@@ -93,13 +95,25 @@ export async function checkPgAuditChain(url: string): Promise<{ entries: number 
         const r = await one('SELECT call_id, key_id, sealed FROM raw_copies WHERE call_id = $1', [ref]);
         assert.ok(r, `${at}: its raw copy exists`);
         content = rawCopyContentHash(String(r['call_id']), String(r['key_id']), r['sealed'] as Buffer);
+      } else if (kind === 'approval') {
+        latestApproval.set(ref, { seq, content: String(e['content_hash']) });
+        content = String(e['content_hash']); // checked against the row after the pass
       } else {
         assert.fail(`${at}: unknown kind`);
       }
       assert.equal(e['content_hash'], content, `${at}: its content hash is recomputed from the rows`);
-      if (kind !== 'events') counts[kind]++;
+      if (kind !== 'events' && kind !== 'approval') counts[kind as keyof typeof counts]++;
       prev = String(e['hash']);
       expectSeq++;
+    }
+    const approvals = (await db.query('SELECT id, state, requester_sub, content_hash, created_at, expires_at, record, change_seq FROM approvals')).rows as Row[];
+    assert.equal(approvals.length, latestApproval.size, 'every approval has entries, every approval entry its row');
+    for (const a of approvals) {
+      const latest = latestApproval.get(String(a['id']));
+      assert.ok(latest, `approval ${String(a['id'])} has an entry`);
+      const row = { id: String(a['id']), state: String(a['state']), requester_sub: String(a['requester_sub']), content_hash: String(a['content_hash']), created_at: n(a['created_at']), expires_at: n(a['expires_at']), record: String(a['record']) };
+      assert.equal(approvalContentHash(row), latest.content, `approval ${row.id} is as its latest entry ${latest.seq} recorded it`);
+      assert.equal(n(a['change_seq']), latest.seq, `approval ${row.id}'s change number is its latest entry`);
     }
     const head = await one('SELECT seq, hash FROM chain_head', []);
     assert.deepEqual({ seq: n(head?.['seq']), hash: head?.['hash'] }, { seq: expectSeq - 1, hash: prev }, 'chain_head is the last entry');

@@ -2,8 +2,20 @@
  * The approvals hold: a request whose policy decision is `require_approval` opens an approval
  * (or joins the one already open for the same request from the same user) and waits for the
  * decision; approvers vote through the API; expiry denies. The store is the source of truth
- * (an approval survives a restart and still counts for the retry); this class adds the waiters,
- * the expiry timers and the change feed for the API's event stream.
+ * (an approval survives a restart and still counts for the retry; with PostgreSQL every replica
+ * shares it); this class adds the waiters, the expiry timers and the change feeds.
+ *
+ * Every write is a read-modify-write the store runs atomically (ApprovalStore.mutate): votes,
+ * uses and expiries taken on several processes at once never overwrite one another.
+ *
+ * Two feeds of changes:
+ * - {@link subscribe}: the changes THIS process made, with their kind (webhooks: each change is
+ *   announced once, by the process that made it);
+ * - {@link watch}: every change from every process, in commit order, numbered (the API's event
+ *   stream and its `Last-Event-ID`). The follower reads the store's changes after the last one it
+ *   saw whenever the store signals one (PostgreSQL NOTIFY), after each local write, and — the
+ *   fallback — every `pollMs` while anything waits or watches. The same reads release the requests
+ *   held here when another process decides them.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -22,7 +34,7 @@ import {
 } from '../../core/approvals/approval.ts';
 import type { ApprovalSpec } from '../../core/policy/types.ts';
 import type { ApprovalScope, ApprovalView } from '../../protocol/approvals.ts';
-import type { ApprovalStore } from '../../store/approval-store.ts';
+import type { ApprovalChangeRow, ApprovalStore } from '../../store/approval-store.ts';
 
 export interface HoldRequest {
   readonly requester: Actor;
@@ -54,8 +66,26 @@ export type WaitOutcome =
 /** `joined`: an identical request from another session (or under a changed policy) waits on it too. */
 export type ApprovalChange = { readonly type: 'created' | 'joined' | 'voted' | 'decided' | 'expired'; readonly approval: ApprovalRecord };
 
+/** A change from any process: the approval as of its change number `seq`. */
+export type ApprovalFeedEntry = ApprovalChangeRow;
+
+/** A watch of the feed; entries are held back until {@link start} (the caller first sends what it must send before them). */
+export interface ApprovalWatch {
+  /** The changes after the position asked for (null: none was asked for, or it is too far back — send a snapshot then). */
+  readonly replay: readonly ApprovalFeedEntry[] | null;
+  /** The feed position the replay (or, without one, a snapshot read from now on) covers. */
+  readonly position: number;
+  /** Delivers the changes held back since the watch began, then each as it comes. */
+  start(): void;
+  stop(): void;
+}
+
 /** Sessions remembered per approval: retries of one request are few; a flood of them keeps the newest. */
 const MAX_JOINED_SESSIONS = 16;
+/** Changes read per query by the follower. */
+const FEED_PAGE = 500;
+/** The most changes a reconnecting watcher is replayed; further back it gets a fresh snapshot. */
+export const MAX_REPLAY = 1000;
 
 export type DecideResult = { readonly ok: true; readonly approval: ApprovalRecord } | { readonly ok: false; readonly refusal: VoteRefusal | { readonly code: 'AIGOV_E_APPROVAL_NOT_FOUND' } };
 
@@ -64,8 +94,9 @@ export interface ApprovalServiceOptions {
   readonly logger: Logger;
   readonly now?: () => number;
   /**
-   * How often held requests re-read their approval from the store (default 2 s), so a decision
-   * taken by another gateway process on the same database still reaches them.
+   * How often the feed is re-read while requests are held or the feed is watched (default 2 s):
+   * the way other processes' changes arrive when the store cannot signal them (SQLite), or while
+   * its notifications are down (PostgreSQL).
    */
   readonly pollMs?: number;
 }
@@ -76,6 +107,13 @@ interface Waiter {
   resolve(outcome: WaitOutcome): void;
 }
 
+interface Watcher {
+  cursor: number;
+  /** Entries held back until the watch starts; null once started. */
+  buffer: ApprovalFeedEntry[] | null;
+  readonly listener: (entry: ApprovalFeedEntry) => void;
+}
+
 export class ApprovalService {
   readonly #store: ApprovalStore;
   readonly #logger: Logger;
@@ -84,81 +122,59 @@ export class ApprovalService {
   /** Expiry timers of open approvals, with the record they were set for. */
   readonly #timers = new Map<string, { readonly timer: NodeJS.Timeout; readonly approval: ApprovalRecord }>();
   readonly #listeners = new Set<(change: ApprovalChange) => void>();
+  readonly #watchers = new Set<Watcher>();
   readonly #pollMs: number;
   #poll: NodeJS.Timeout | null = null;
   #closed = false;
+  /** The last change the follower has dispatched. */
+  #feedSeq = 0;
+  #following: Promise<void> | null = null;
+  #followAgain = false;
+  #unwatchStore: (() => void) | null = null;
 
-  constructor(options: ApprovalServiceOptions) {
+  private constructor(options: ApprovalServiceOptions) {
     this.#store = options.store;
     this.#logger = options.logger;
     this.#now = options.now ?? Date.now;
     this.#pollMs = options.pollMs ?? 2000;
-    // Approvals left open by an earlier run keep counting down (and expire if already due).
-    for (const approval of this.#store.list({ states: ['pending'], limit: 100_000 })) this.#schedule(approval);
   }
 
-  /** Opens (or joins, or reuses) the approval for a request. Throws when the store fails: refuse then. */
-  hold(request: HoldRequest): HoldResult {
+  /** Starts the service on `options.store`: open approvals keep counting down, and the change feed is followed from now. */
+  static async open(options: ApprovalServiceOptions): Promise<ApprovalService> {
+    const service = new ApprovalService(options);
+    service.#feedSeq = await service.#store.lastChangeSeq();
+    // Approvals left open by an earlier run keep counting down (and expire if already due).
+    for (const approval of await service.#store.list({ states: ['pending'], limit: 100_000 })) service.#schedule(approval);
+    service.#unwatchStore = service.#store.watchChanges?.(() => service.#follow()) ?? null;
+    return service;
+  }
+
+  /** Opens (or joins, or reuses) the approval for a request. Rejects when the store fails: refuse then. */
+  async hold(request: HoldRequest): Promise<HoldResult> {
     const now = this.#now();
     const contentHash = hashRequest(request);
-    const latest = this.#store.findLatest(request.requester.subject, contentHash);
-    if (latest) {
-      if (isReusable(latest, now)) {
-        const used = { ...latest, uses: latest.uses + 1 };
-        this.#store.update(used);
-        return { kind: 'proceed', approval: used };
+    const { result, seq } = await this.#store.mutate<HoldResult>({ requesterSub: request.requester.subject, contentHash }, (latest) => {
+      if (latest) {
+        if (isReusable(latest, now)) {
+          const used = { ...latest, uses: latest.uses + 1 };
+          return { result: { kind: 'proceed', approval: used }, write: used };
+        }
+        if (effectiveState(latest, now) === 'pending') {
+          const joined = joinedRecord(latest, request);
+          return joined === latest ? { result: { kind: 'wait', approval: latest, created: false } } : { result: { kind: 'wait', approval: joined, created: false }, write: joined };
+        }
       }
-      if (effectiveState(latest, now) === 'pending') return { kind: 'wait', approval: this.#join(latest, request), created: false };
+      const approval = newApproval(request, contentHash, now);
+      return { result: { kind: 'wait', approval, created: true }, write: approval };
+    });
+    if (result.kind === 'wait' && result.created) {
+      this.#schedule(result.approval);
+      this.#emit({ type: 'created', approval: result.approval });
+    } else if (result.kind === 'wait' && seq !== null) {
+      this.#emit({ type: 'joined', approval: result.approval });
     }
-    const approval: ApprovalRecord = {
-      id: newApprovalId(),
-      state: 'pending',
-      requester: { sub: request.requester.subject, email: request.requester.email, name: null, groups: [...request.requester.groups] },
-      ruleId: request.ruleId,
-      ruleReason: request.ruleReason,
-      approvers: [...request.spec.approvers],
-      required: request.spec.required,
-      provider: request.provider,
-      model: request.model,
-      endpoint: request.endpoint,
-      stream: request.stream,
-      preview: request.preview,
-      sessionId: request.sessionId,
-      callId: request.callId,
-      contentHash,
-      createdAt: now,
-      expiresAt: now + request.spec.timeout,
-      decidedAt: null,
-      votes: [],
-      reuse: request.spec.reuse,
-      retryWindowMs: request.spec.retry_window,
-      uses: 0,
-    };
-    this.#store.insert(approval);
-    this.#schedule(approval);
-    this.#emit({ type: 'created', approval });
-    return { kind: 'wait', approval, created: true };
-  }
-
-  /**
-   * A request joining a pending approval: its session follows the approval too, and the rule's
-   * approvers are those of the policy in force now (a policy change reaches a pending approval
-   * when its request comes again). Votes already cast stay.
-   */
-  #join(pending: ApprovalRecord, request: HoldRequest): ApprovalRecord {
-    const sessions = pending.joinedSessions ?? [];
-    const newSession = request.sessionId !== pending.sessionId && !sessions.includes(request.sessionId);
-    const sameApprovers = pending.required === request.spec.required && pending.approvers.join('\n') === request.spec.approvers.join('\n');
-    if (!newSession && sameApprovers) return pending;
-    const joined: ApprovalRecord = {
-      ...pending,
-      approvers: [...request.spec.approvers],
-      required: request.spec.required,
-      joinedSessions: newSession ? [...sessions, request.sessionId].slice(-MAX_JOINED_SESSIONS) : sessions,
-    };
-    this.#store.update(joined);
-    this.#emit({ type: 'joined', approval: joined });
-    return joined;
+    if (seq !== null) this.#follow();
+    return result;
   }
 
   /**
@@ -189,34 +205,116 @@ export class ApprovalService {
       set.add(waiter);
       this.#startPolling();
       // Decided between hold() and now (or by another process): settle at once.
-      this.#check(id);
+      void this.#check(id);
     });
   }
 
   /** Settles the waiters of `id` if its stored approval is no longer pending. */
-  #check(id: string): void {
+  async #check(id: string): Promise<void> {
     let current: ApprovalRecord | null;
     try {
-      current = this.#store.get(id);
+      current = await this.#store.get(id);
     } catch (error) {
-      this.#logger.warn({ approvalId: id, err: error instanceof Error ? error.message : String(error) }, 'could not re-read a held approval; the hold goes on until its expiry');
+      this.#logger.warn({ approvalId: id, err: errorText(error) }, 'could not re-read a held approval; the hold goes on until its expiry');
       return;
     }
     if (!current || effectiveState(current, this.#now()) === 'pending') return;
     if (current.state !== 'pending') this.#clearTimer(id);
-    this.#settleWaiters(current.state === 'pending' ? expire(current) : current);
+    await this.#settleWaiters(current.state === 'pending' ? expire(current) : current);
   }
 
+  /** Polls the feed while requests are held here or the feed is watched (the fallback when no notification comes). */
   #startPolling(): void {
     if (this.#poll !== null || this.#closed) return;
     this.#poll = setInterval(() => {
-      for (const id of [...this.#waiters.keys()]) this.#check(id);
-      if (this.#waiters.size === 0 && this.#poll !== null) {
-        clearInterval(this.#poll);
+      if (this.#waiters.size === 0 && this.#watchers.size === 0) {
+        if (this.#poll !== null) clearInterval(this.#poll);
         this.#poll = null;
+        return;
       }
+      this.#follow();
     }, this.#pollMs);
     this.#poll.unref();
+  }
+
+  /** Reads the changes after the last one seen (again, if a read is running: a change may have come after its query). */
+  #follow(): void {
+    this.#followAgain = true;
+    if (this.#following !== null || this.#closed) return;
+    this.#following = this.#runFollower();
+  }
+
+  async #runFollower(): Promise<void> {
+    try {
+      while (this.#followAgain && !this.#closed) {
+        this.#followAgain = false;
+        for (;;) {
+          const rows = await this.#store.changesAfter(this.#feedSeq, FEED_PAGE);
+          for (const row of rows) this.#dispatch(row);
+          if (rows.length < FEED_PAGE || this.#closed) break;
+        }
+      }
+    } catch (error) {
+      // The next notification or poll tries again from the same position.
+      if (!this.#closed) this.#logger.warn({ err: errorText(error) }, 'could not read the approvals change feed; retrying on the next change or poll');
+    } finally {
+      this.#following = null;
+    }
+  }
+
+  /** One change from the feed (any process's): timers, held requests, watchers. */
+  #dispatch(row: ApprovalFeedEntry): void {
+    if (row.seq <= this.#feedSeq) return;
+    this.#feedSeq = row.seq;
+    const approval = row.approval;
+    if (approval.state === 'pending') {
+      // Opened by another process: this one expires it too if that one is gone by then.
+      if (!this.#timers.has(approval.id)) this.#schedule(approval);
+    } else {
+      this.#clearTimer(approval.id);
+      if (this.#waiters.has(approval.id)) void this.#settleWaiters(approval);
+    }
+    for (const watcher of this.#watchers) deliver(watcher, row, this.#logger);
+  }
+
+  /**
+   * Follows the feed: from `after` (a change number the watcher saw, e.g. SSE `Last-Event-ID`)
+   * with the missed changes as `replay`, or from now (null) — then the caller sends a snapshot.
+   */
+  async watch(after: number | null, listener: (entry: ApprovalFeedEntry) => void): Promise<ApprovalWatch> {
+    if (this.#closed) throw new Error('the approvals service is closed');
+    const watcher: Watcher = { cursor: this.#feedSeq, buffer: [], listener };
+    this.#watchers.add(watcher);
+    this.#startPolling();
+    const stop = (): void => {
+      this.#watchers.delete(watcher);
+    };
+    let replay: ApprovalFeedEntry[] | null = null;
+    if (after !== null) {
+      try {
+        const rows = await this.#store.changesAfter(after, MAX_REPLAY + 1);
+        // A position from the future is not one this database gave out (another database, or made up): a snapshot then.
+        const known = rows.length > 0 || after <= (await this.#store.lastChangeSeq());
+        if (known && rows.length <= MAX_REPLAY) {
+          replay = rows;
+          // What the replay holds is not delivered again; what came later is.
+          watcher.cursor = Math.max(after, rows.at(-1)?.seq ?? after);
+        }
+      } catch (error) {
+        stop();
+        throw error;
+      }
+    }
+    return {
+      replay,
+      position: watcher.cursor,
+      start: () => {
+        const held = watcher.buffer ?? [];
+        watcher.buffer = null;
+        for (const entry of held) deliver(watcher, entry, this.#logger);
+      },
+      stop,
+    };
   }
 
   /**
@@ -224,40 +322,43 @@ export class ApprovalService {
    * it (it may have been approved a moment before the disconnect was seen): the retry then
    * still goes through. Best effort: a store failure only logs.
    */
-  release(id: string): void {
+  async release(id: string): Promise<void> {
     try {
-      const approval = this.#store.get(id);
-      if (approval && approval.uses > 0) this.#store.update({ ...approval, uses: approval.uses - 1 });
+      const { seq } = await this.#store.mutate({ id }, (approval) => (approval && approval.uses > 0 ? { result: null, write: { ...approval, uses: approval.uses - 1 } } : { result: null }));
+      if (seq !== null) this.#follow();
     } catch (error) {
-      this.#logger.error({ approvalId: id, err: error instanceof Error ? error.message : String(error) }, 'could not give back an approval use');
+      this.#logger.error({ approvalId: id, err: errorText(error) }, 'could not give back an approval use');
     }
   }
 
-  decide(id: string, actor: Actor, decision: 'approve' | 'deny', reason: string | null): DecideResult {
-    const approval = this.#store.get(id);
-    if (!approval || !canSee(approval, actor)) return { ok: false, refusal: { code: 'AIGOV_E_APPROVAL_NOT_FOUND' } };
-    const result = castVote(approval, actor, decision, reason, this.#now());
+  async decide(id: string, actor: Actor, decision: 'approve' | 'deny', reason: string | null): Promise<DecideResult> {
+    const now = this.#now();
+    const { result } = await this.#store.mutate<DecideResult>({ id }, (approval) => {
+      if (!approval || !canSee(approval, actor)) return { result: { ok: false, refusal: { code: 'AIGOV_E_APPROVAL_NOT_FOUND' } } };
+      const vote = castVote(approval, actor, decision, reason, now);
+      return vote.ok ? { result: vote, write: vote.approval } : { result: vote };
+    });
     if (!result.ok) return result;
     const next = result.approval;
-    this.#store.update(next);
     const decided = next.state !== 'pending';
     this.#logger.info({ approvalId: id, ruleId: next.ruleId, decision, by: actor.subject, state: next.state }, 'approval vote');
     if (decided) this.#clearTimer(id);
     this.#emit({ type: decided ? 'decided' : 'voted', approval: next });
-    if (decided) this.#settleWaiters(next);
-    return { ok: true, approval: next };
+    if (decided) void this.#settleWaiters(next);
+    this.#follow();
+    return result;
   }
 
-  get(id: string, actor: Actor): ApprovalRecord | null {
-    const approval = this.#store.get(id);
+  async get(id: string, actor: Actor): Promise<ApprovalRecord | null> {
+    const approval = await this.#store.get(id);
     return approval && canSee(approval, actor) ? this.#current(approval) : null;
   }
 
-  list(actor: Actor, options: { scope: ApprovalScope; states: readonly ApprovalState[] | null; limit: number }): ApprovalRecord[] {
+  async list(actor: Actor, options: { scope: ApprovalScope; states: readonly ApprovalState[] | null; limit: number }): Promise<ApprovalRecord[]> {
     // Expired-but-not-yet-marked rows are still 'pending' in the store: ask for them and fix up.
     const states = options.states === null ? undefined : options.states.includes('expired') ? [...options.states, 'pending' as const] : options.states;
     const out: ApprovalRecord[] = [];
-    for (const row of this.#store.list({ states, limit: Math.min(options.limit * 4, 10_000) })) {
+    for (const row of await this.#store.list({ states, limit: Math.min(options.limit * 4, 10_000) })) {
       const approval = this.#current(row);
       if (options.states !== null && !options.states.includes(approval.state)) continue;
       if (!inScope(approval, actor, options.scope)) continue;
@@ -267,15 +368,18 @@ export class ApprovalService {
     return out;
   }
 
+  /** The changes this process makes (not those of other processes: see {@link watch}). */
   subscribe(listener: (change: ApprovalChange) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
 
-  /** Stops the timers; requests still held answer "interrupted" (their approvals stay open). */
+  /** Stops the timers and the feed; requests still held answer "interrupted" (their approvals stay open). */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unwatchStore?.();
+    this.#unwatchStore = null;
     for (const { timer } of this.#timers.values()) clearTimeout(timer);
     if (this.#poll !== null) clearInterval(this.#poll);
     this.#poll = null;
@@ -285,6 +389,7 @@ export class ApprovalService {
     }
     this.#waiters.clear();
     this.#listeners.clear();
+    this.#watchers.clear();
   }
 
   #current(approval: ApprovalRecord): ApprovalRecord {
@@ -295,7 +400,7 @@ export class ApprovalService {
     if (this.#closed) return;
     const delay = Math.max(0, approval.expiresAt - this.#now());
     // setTimeout's ceiling is ~24.8 days; approvals are capped at 24 h by the schema.
-    const timer = setTimeout(() => this.#expire(approval.id), delay);
+    const timer = setTimeout(() => void this.#expire(approval.id), delay);
     timer.unref();
     this.#timers.set(approval.id, { timer, approval });
   }
@@ -306,52 +411,70 @@ export class ApprovalService {
     this.#timers.delete(id);
   }
 
-  #expire(id: string): void {
+  async #expire(id: string): Promise<void> {
     const scheduled = this.#timers.get(id)?.approval;
     this.#timers.delete(id);
-    let approval: ApprovalRecord | null = null;
+    let approval: ApprovalRecord | null;
+    let expired: boolean;
     try {
-      const stored = this.#store.get(id);
-      if (!stored || stored.state !== 'pending') return;
-      approval = expire(stored);
-      this.#store.update(approval);
+      // Several processes may time it out together: the first one writes the expiry, the others find it done.
+      const { result, seq } = await this.#store.mutate<ApprovalRecord | null>({ id }, (stored) => {
+        if (!stored || stored.state !== 'pending') return { result: stored };
+        const next = expire(stored);
+        return { result: next, write: next };
+      });
+      approval = result;
+      expired = seq !== null;
     } catch (error) {
       // The waiters still learn of the expiry: expiry is a denial, it never lets anything through.
-      this.#logger.error({ approvalId: id, err: error instanceof Error ? error.message : String(error) }, 'could not record an approval expiry');
-      approval ??= scheduled ? expire(scheduled) : null;
+      this.#logger.error({ approvalId: id, err: errorText(error) }, 'could not record an approval expiry');
+      approval = scheduled ? expire(scheduled) : null;
+      expired = approval !== null;
     }
     if (!approval) return;
-    this.#emit({ type: 'expired', approval });
-    this.#settleWaiters(approval);
+    if (expired) {
+      this.#emit({ type: 'expired', approval });
+      this.#follow();
+    }
+    if (approval.state !== 'pending') await this.#settleWaiters(approval);
   }
 
-  #settleWaiters(approval: ApprovalRecord): void {
+  async #settleWaiters(approval: ApprovalRecord): Promise<void> {
     const set = this.#waiters.get(approval.id);
     if (!set || set.size === 0) return;
     this.#waiters.delete(approval.id);
     const state = effectiveState(approval, this.#now());
+    let used = false;
     for (const waiter of set) {
       if (state === 'approved') {
         // Each held request consumes one use; with `reuse: once` a second one waiting on the same
-        // approval (a retry racing its original) is told the approval is spent.
+        // approval (a retry racing its original, here or on another process) is told it is spent.
         let current = approval;
         try {
-          current = this.#store.get(approval.id) ?? approval;
-          if (current.reuse === 'window' || current.uses === 0) {
-            const used = { ...current, uses: current.uses + 1 };
-            this.#store.update(used);
-            waiter.resolve({ kind: 'approved', approval: used });
+          const taken = await this.#store.mutate<{ readonly approval: ApprovalRecord; readonly granted: boolean }>({ id: approval.id }, (stored) => {
+            if (stored === null) return { result: { approval, granted: false } };
+            if (stored.reuse === 'window' || stored.uses === 0) {
+              const next = { ...stored, uses: stored.uses + 1 };
+              return { result: { approval: next, granted: true }, write: next };
+            }
+            return { result: { approval: stored, granted: false } };
+          });
+          current = taken.result.approval;
+          if (taken.result.granted) {
+            used = true;
+            waiter.resolve({ kind: 'approved', approval: current });
             continue;
           }
         } catch (error) {
           // Fail closed: a use that cannot be recorded is not granted.
-          this.#logger.error({ approvalId: approval.id, err: error instanceof Error ? error.message : String(error) }, 'could not record an approval use');
+          this.#logger.error({ approvalId: approval.id, err: errorText(error) }, 'could not record an approval use');
         }
         waiter.resolve({ kind: 'interrupted', approval: current });
       } else if (state === 'denied' || state === 'expired') {
         waiter.resolve({ kind: state, approval: state === 'expired' ? expire(approval) : approval });
       }
     }
+    if (used) this.#follow();
   }
 
   #emit(change: ApprovalChange): void {
@@ -359,10 +482,74 @@ export class ApprovalService {
       try {
         listener(change);
       } catch (error) {
-        this.#logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'approval listener failed');
+        this.#logger.warn({ err: errorText(error) }, 'approval listener failed');
       }
     }
   }
+}
+
+/** Hands an entry to a watcher in order, each change once (held back until the watch starts). */
+function deliver(watcher: Watcher, entry: ApprovalFeedEntry, logger: Logger): void {
+  if (watcher.buffer !== null) {
+    watcher.buffer.push(entry);
+    return;
+  }
+  if (entry.seq <= watcher.cursor) return;
+  watcher.cursor = entry.seq;
+  try {
+    watcher.listener(entry);
+  } catch (error) {
+    logger.warn({ err: errorText(error) }, 'approval watcher failed');
+  }
+}
+
+/**
+ * A request joining a pending approval: its session follows the approval too, and the rule's
+ * approvers are those of the policy in force now (a policy change reaches a pending approval
+ * when its request comes again). Votes already cast stay. The same record when nothing changes.
+ */
+function joinedRecord(pending: ApprovalRecord, request: HoldRequest): ApprovalRecord {
+  const sessions = pending.joinedSessions ?? [];
+  const newSession = request.sessionId !== pending.sessionId && !sessions.includes(request.sessionId);
+  const sameApprovers = pending.required === request.spec.required && pending.approvers.join('\n') === request.spec.approvers.join('\n');
+  if (!newSession && sameApprovers) return pending;
+  return {
+    ...pending,
+    approvers: [...request.spec.approvers],
+    required: request.spec.required,
+    joinedSessions: newSession ? [...sessions, request.sessionId].slice(-MAX_JOINED_SESSIONS) : sessions,
+  };
+}
+
+function newApproval(request: HoldRequest, contentHash: string, now: number): ApprovalRecord {
+  return {
+    id: newApprovalId(),
+    state: 'pending',
+    requester: { sub: request.requester.subject, email: request.requester.email, name: null, groups: [...request.requester.groups] },
+    ruleId: request.ruleId,
+    ruleReason: request.ruleReason,
+    approvers: [...request.spec.approvers],
+    required: request.spec.required,
+    provider: request.provider,
+    model: request.model,
+    endpoint: request.endpoint,
+    stream: request.stream,
+    preview: request.preview,
+    sessionId: request.sessionId,
+    callId: request.callId,
+    contentHash,
+    createdAt: now,
+    expiresAt: now + request.spec.timeout,
+    decidedAt: null,
+    votes: [],
+    reuse: request.spec.reuse,
+    retryWindowMs: request.spec.retry_window,
+    uses: 0,
+  };
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 export function inScope(approval: ApprovalRecord, actor: Actor, scope: ApprovalScope): boolean {

@@ -6,12 +6,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { TokenVerifier } from '../../auth/verify-token.ts';
-import type { Actor } from '../../core/approvals/approval.ts';
+import type { Actor, ApprovalRecord } from '../../core/approvals/approval.ts';
 import { AigovError } from '../../core/errors.ts';
 import type { Principal } from '../../core/events.ts';
 import { APPROVALS_PATH, ApprovalDecisionBodySchema, ApprovalScopeSchema, ApprovalStateSchema, type ApprovalScope } from '../../protocol/approvals.ts';
 import { authenticateApiCall, sendApiError, sendApiJson } from '../api-response.ts';
-import { inScope, toApprovalView, type ApprovalService, type DecideResult } from './approval-service.ts';
+import { inScope, toApprovalView, type ApprovalService, type ApprovalWatch, type DecideResult } from './approval-service.ts';
 
 const MAX_BODY = 16 * 1024;
 const KEEP_ALIVE_MS = 15_000;
@@ -44,7 +44,7 @@ export function createApprovalsApi(deps: { service: ApprovalService; verifier: T
     if (parts[0] === 'events') return events(req, res, actor, url.searchParams);
     const id = decodeURIComponent(parts[0] ?? '');
     if (parts.length === 1) {
-      const approval = deps.service.get(id, actor);
+      const approval = await deps.service.get(id, actor);
       if (!approval) return sendApiError(res, new AigovError('AIGOV_E_APPROVAL_NOT_FOUND', { id: safeId(id) }));
       return sendApiJson(res, 200, toApprovalView(approval, actor, now()));
     }
@@ -53,12 +53,12 @@ export function createApprovalsApi(deps: { service: ApprovalService; verifier: T
     const parsed = ApprovalDecisionBodySchema.safeParse(body.value ?? {});
     if (!parsed.success) return sendApiError(res, new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'expected {"reason": "…"} with an optional reason of at most 2000 characters' }));
     const reason = parsed.data.reason?.trim() || null;
-    const result = deps.service.decide(id, actor, parts[1] === 'approve' ? 'approve' : 'deny', reason);
-    if (!result.ok) return sendApiError(res, refusalError(result, id, deps.service.get(id, actor)?.approvers ?? []));
+    const result = await deps.service.decide(id, actor, parts[1] === 'approve' ? 'approve' : 'deny', reason);
+    if (!result.ok) return sendApiError(res, refusalError(result, id, (await deps.service.get(id, actor))?.approvers ?? []));
     return sendApiJson(res, 200, toApprovalView(result.approval, actor, now()));
   };
 
-  const list = (res: ServerResponse, actor: Actor, query: URLSearchParams): void => {
+  const list = async (res: ServerResponse, actor: Actor, query: URLSearchParams): Promise<void> => {
     const scope = parseScope(query.get('scope'));
     const stateText = query.get('state') ?? 'pending';
     const state = stateText === 'all' ? null : ApprovalStateSchema.safeParse(stateText);
@@ -66,32 +66,52 @@ export function createApprovalsApi(deps: { service: ApprovalService; verifier: T
     if (scope === null || (state !== null && !state.success) || !Number.isInteger(limit) || limit < 1 || limit > 1000) {
       return sendApiError(res, new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'expected scope=decide|mine|all, state=pending|approved|denied|expired|all and limit between 1 and 1000' }));
     }
-    const approvals = deps.service.list(actor, { scope, states: state === null ? null : [state.data], limit });
+    const approvals = await deps.service.list(actor, { scope, states: state === null ? null : [state.data], limit });
     sendApiJson(res, 200, { approvals: approvals.map((a) => toApprovalView(a, actor, now())) });
   };
 
-  const events = (req: IncomingMessage, res: ServerResponse, actor: Actor, query: URLSearchParams): void => {
+  /**
+   * The live inbox: a snapshot of the pending approvals in scope, then every change from any
+   * gateway process, each with its change number as the event id. A client that reconnects with
+   * `Last-Event-ID` (header, or `last_event_id` for clients that cannot set headers) gets the
+   * changes it missed instead of a snapshot — or a snapshot when it is too far behind.
+   */
+  const events = async (req: IncomingMessage, res: ServerResponse, actor: Actor, query: URLSearchParams): Promise<void> => {
     const scope = parseScope(query.get('scope'));
     const session = query.get('session');
     if (scope === null) return sendApiError(res, new AigovError('AIGOV_E_BAD_REQUEST', { reason: 'expected scope=decide|mine|all' }));
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
-    const send = (event: string, data: unknown): void => {
-      res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    let closed = false;
+    const visible = (approval: ApprovalRecord): boolean => inScope(approval, actor, scope) && (session === null || approval.sessionId === session);
+    const send = (event: string, data: unknown, id: number): void => {
+      if (closed) return;
+      res.write(`id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     };
-    const pending = deps.service.list(actor, { scope, states: ['pending'], limit: 1000 }).filter((a) => session === null || a.sessionId === session);
-    send('snapshot', { approvals: pending.map((a) => toApprovalView(a, actor, now())) });
-    const unsubscribe = deps.service.subscribe(({ approval }) => {
-      if (!inScope(approval, actor, scope) || (session !== null && approval.sessionId !== session)) return;
-      send('approval', toApprovalView(approval, actor, now()));
-    });
-    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), deps.keepAliveMs ?? KEEP_ALIVE_MS);
-    streams.add(res);
+    // Registered before the first await: a client gone while the feed is being read stops its watch.
+    let watch: ApprovalWatch | null = null;
     res.on('close', () => {
-      clearInterval(keepAlive);
-      unsubscribe();
+      closed = true;
+      watch?.stop();
       streams.delete(res);
     });
     req.on('error', () => res.destroy());
+    watch = await deps.service.watch(parseEventId(req.headers['last-event-id'] ?? query.get('last_event_id')), ({ seq, approval }) => {
+      if (visible(approval)) send('approval', toApprovalView(approval, actor, now()), seq);
+    });
+    if (closed) {
+      watch.stop();
+      return;
+    }
+    streams.add(res);
+    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), deps.keepAliveMs ?? KEEP_ALIVE_MS);
+    res.on('close', () => clearInterval(keepAlive));
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+    if (watch.replay === null) {
+      const pending = (await deps.service.list(actor, { scope, states: ['pending'], limit: 1000 })).filter((a) => session === null || a.sessionId === session);
+      send('snapshot', { approvals: pending.map((a) => toApprovalView(a, actor, now())) }, watch.position);
+    } else {
+      for (const { seq, approval } of watch.replay) if (visible(approval)) send('approval', toApprovalView(approval, actor, now()), seq);
+    }
+    watch.start();
   };
 
   return {
@@ -109,6 +129,12 @@ export function createApprovalsApi(deps: { service: ApprovalService; verifier: T
       streams.clear();
     },
   };
+}
+
+/** An event id this API gave out: a change number (anything else is ignored: the client gets a snapshot). */
+function parseEventId(value: string | string[] | null | undefined): number | null {
+  const text = Array.isArray(value) ? value[0] : value;
+  return typeof text === 'string' && /^[0-9]{1,15}$/.test(text.trim()) ? Number(text.trim()) : null;
 }
 
 function toActor(principal: Principal): Actor {

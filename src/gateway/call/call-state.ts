@@ -271,7 +271,7 @@ export class CallState {
   finish(status: CallStatus, httpStatus: number | null, error: { code: string; message: string } | null, responseBody: string | null = null): void {
     if (this.#finished) return;
     this.#finished = true;
-    if (status === 'aborted' && this.approvalUsed && this.approvalId !== null && this.#firstByteMs === null) this.deps.approvals?.release(this.approvalId);
+    if (status === 'aborted' && this.approvalUsed && this.approvalId !== null && this.#firstByteMs === null) void this.deps.approvals?.release(this.approvalId);
     const latencyMs = this.elapsedMs();
     const provider = this.target.provider.name;
     const codeLabel = httpStatus === null ? (status === 'aborted' ? 'aborted' : 'none') : String(httpStatus);

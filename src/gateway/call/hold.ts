@@ -19,7 +19,7 @@ export async function holdForApproval(call: CallState, principal: Principal, ref
   const { ruleId, reason } = refuse;
   let held: HoldResult;
   try {
-    held = approvals.hold({
+    held = await approvals.hold({
       requester: principal,
       ruleId,
       ruleReason: reason,

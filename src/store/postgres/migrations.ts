@@ -149,9 +149,30 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       INSERT INTO chain_head VALUES (1, 0, repeat('0', 64), 1, 0);
     `,
   },
-  // Placeholder on branch h-pgvault only, to keep the list contiguous: the lead replaces it with
-  // the approvals migration (version 2) when the branches are merged.
-  { version: 2, name: 'reserved (approvals)', sql: 'SELECT 1' },
+  {
+    version: 2,
+    name: 'approvals shared by every replica, with their change feed',
+    sql: `
+      -- The approval store's table (postgres/pg-approval-store.ts), the SQLite one's columns plus
+      -- change_seq: the seq of the audit entry of the row's latest write. Every write locks
+      -- chain_head first, so change_seq grows in commit order: the approvals API's event ids.
+      CREATE TABLE approvals (
+        id             text COLLATE "C" PRIMARY KEY,
+        state          text NOT NULL,            -- pending | approved | denied | expired
+        requester_sub  text NOT NULL,
+        content_hash   text NOT NULL,
+        created_at     bigint NOT NULL,
+        expires_at     bigint NOT NULL,
+        record         text NOT NULL,            -- the ApprovalRecord as JSON
+        change_seq     bigint NOT NULL
+      );
+      CREATE INDEX approvals_by_request ON approvals (requester_sub, content_hash, created_at DESC);
+      CREATE INDEX approvals_by_state ON approvals (state, created_at DESC);
+      CREATE INDEX approvals_by_created ON approvals (created_at DESC);
+      CREATE UNIQUE INDEX approvals_by_change ON approvals (change_seq);
+      CREATE INDEX approvals_by_session ON approvals (((record::jsonb) ->> 'sessionId'));
+    `,
+  },
   {
     version: 3,
     name: 'pseudonym vaults (sealed, shared by every replica); owners.lock_backend for leases',

@@ -2,8 +2,8 @@
  * The read queries of the PostgreSQL recording store (the sessions API, replay, tests), on the
  * pool. A read made of several statements (a session's detail: the session, its calls, their
  * events, their chunks) runs in one REPEATABLE READ READ ONLY transaction: one snapshot while
- * writers commit in between. Approvals come from a {@link SessionApprovals} (each replica's
- * SQLite file, until they move to PostgreSQL). The same rows and the same order as the SQLite
+ * writers commit in between. Approvals are read from the approvals table the approval store
+ * writes (pg-approval-store.ts). The same rows and the same order as the SQLite
  * store's reads (sqlite/store-reads.ts): the shared contract tests hold both to it.
  */
 import type { ApprovalRecord } from '../../core/approvals/approval.ts';
@@ -20,7 +20,7 @@ import {
   type SessionSummary,
   type StreamEventRecord,
 } from '../recording-store.ts';
-import type { SessionApprovals } from '../session-approvals.ts';
+import { sortApprovals } from '../session-approvals.ts';
 import { num, str, toCallRecord, toSessionRecord, toSessionSummary, toStreamEvent, type RecordRow } from '../record-rows.ts';
 import type { PgPool } from './pg-connection.ts';
 
@@ -37,14 +37,14 @@ interface Queryable {
 
 const SESSION_COLUMNS = 's.id, s.subject, s.issuer, s.email, s.started_at, s.last_call_at, s.call_count';
 const FOLD_ASCII = (sql: string): string => `translate(${sql}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')`;
+/** An approval's session (indexed: approvals_by_session). */
+const APPROVAL_SESSION = (alias: string): string => `((${alias}record::jsonb) ->> 'sessionId')`;
 
 export class PgReads {
   readonly #pool: PgPool;
-  readonly #approvals: SessionApprovals | null;
 
-  constructor(pool: PgPool, approvals: SessionApprovals | null) {
+  constructor(pool: PgPool) {
     this.#pool = pool;
-    this.#approvals = approvals;
   }
 
   async listSessions(limit: number, subject: string | null): Promise<SessionSummary[]> {
@@ -102,8 +102,15 @@ export class PgReads {
       where.push(`EXISTS (SELECT 1 FROM calls c WHERE c.session_id = s.id AND strpos(c.decisions, ${p(`"action":${JSON.stringify(filter.action)}`)}) > 0)`);
     }
     if (filter.approval !== undefined) {
-      const ids = this.#approvals?.sessionsWith(filter.approval, now) ?? [];
-      where.push(`s.id = ANY(${p(ids)}::text[])`);
+      // A pending approval past its expiry is expired (effectiveState), whether or not a gateway
+      // has written that down yet.
+      const state =
+        filter.approval === 'pending'
+          ? `a.state = 'pending' AND a.expires_at > ${p(now)}`
+          : filter.approval === 'expired'
+            ? `(a.state = 'expired' OR (a.state = 'pending' AND a.expires_at <= ${p(now)}))`
+            : `a.state = ${p(filter.approval)}`;
+      where.push(`EXISTS (SELECT 1 FROM approvals a WHERE ${APPROVAL_SESSION('a.')} = s.id AND ${state})`);
     }
     const sql = `SELECT ${SESSION_COLUMNS} FROM sessions s ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY s.last_call_at DESC, s.id LIMIT ${p(limit + 1)}`;
@@ -135,13 +142,13 @@ export class PgReads {
       });
       for (const row of res.rows) (events[String(row['call_id'])] ??= []).push(toStreamEvent(row));
       const chunks = await chunksFor(db, sessionId, calls);
-      const approvals = this.listSessionApprovals(sessionId, calls.flatMap((c) => approvalIdsInDecisions(c.decisions)));
+      const approvals = await sessionApprovals(db, sessionId, calls.flatMap((c) => approvalIdsInDecisions(c.decisions)));
       return { session, calls, events, approvals, ...(chunks === null ? {} : { chunks }) };
     });
   }
 
-  listSessionApprovals(sessionId: string, approvalIds: readonly string[]): ApprovalRecord[] {
-    return this.#approvals?.ofSession(sessionId, approvalIds) ?? [];
+  async listSessionApprovals(sessionId: string, approvalIds: readonly string[]): Promise<ApprovalRecord[]> {
+    return sessionApprovals(this.#pool, sessionId, approvalIds);
   }
 
   async getRawCopies(sessionId: string): Promise<Record<string, SealedRawCopy>> {
@@ -179,6 +186,16 @@ export class PgReads {
       client.release(broken);
     }
   }
+}
+
+/** Approvals of the session, plus those named by id; oldest first, each once. */
+async function sessionApprovals(db: Queryable, sessionId: string, ids: readonly string[]): Promise<ApprovalRecord[]> {
+  const res = await db.query({
+    name: 'aigov_session_approvals',
+    text: `SELECT record FROM approvals WHERE ${APPROVAL_SESSION('')} = $1 OR id = ANY($2::text[])`,
+    values: [sessionId, [...ids]],
+  });
+  return sortApprovals(res.rows.map((row) => JSON.parse(str(row['record'])) as ApprovalRecord));
 }
 
 async function listCalls(db: Queryable, sessionId: string): Promise<CallRecord[]> {

@@ -42,7 +42,6 @@ import type {
 import { StoreWriteError } from '../recording-store.ts';
 import { withRequestBodies } from '../request-bodies.ts';
 import { SchemaTooNewError } from '../schema-too-new.ts';
-import type { SessionApprovals } from '../session-approvals.ts';
 import { migratePostgres } from './migrations.ts';
 import { OwnerLock } from './owner-lock.ts';
 import { DEFAULT_LEASE_TIMINGS, OwnerLeases, type LeaseTimings } from './owner-leases.ts';
@@ -72,8 +71,6 @@ export interface PostgresStoreOptions {
   readonly batchIntervalMs?: number;
   /** Rows (events + finishes) per write-behind transaction; reaching it writes at once. Default 512. */
   readonly maxBatch?: number;
-  /** Where the sessions' approvals are read from (null: none); the store closes it when it closes. */
-  readonly approvals?: SessionApprovals | null;
   /** Write-behind failures and connection trouble (no record contents). Default: process warning. */
   readonly onWriteError?: (err: Error) => void;
   /** Told when open(), or a sweep while the store runs, marked calls of stopped processes aborted (with how many). Default: process warning. */
@@ -109,7 +106,6 @@ export class PostgresRecordingStore implements RecordingStore {
   readonly #writer: PgWriter;
   readonly #reads: PgReads;
   #leases: OwnerLeases | null = null;
-  #approvals: SessionApprovals | null = null;
   #settledAtOpen = 0;
   #closed = false;
   #closing: Promise<void> | null = null;
@@ -171,8 +167,7 @@ export class PostgresRecordingStore implements RecordingStore {
       synchronousCommit: options.synchronousCommit ?? 'on',
       report,
     });
-    const store = new PostgresRecordingStore(location, settings, pool, owner, writer, new PgReads(pool, options.approvals ?? null));
-    store.#approvals = options.approvals ?? null;
+    const store = new PostgresRecordingStore(location, settings, pool, owner, writer, new PgReads(pool));
     const onSettled = options.onSettled ?? ((count: number) => process.emitWarning(`recording store: ${count} calls left pending by a stopped gateway were marked aborted`, { code: 'AIGOV_STORE_SETTLED' }));
     const tellSettled = (count: number): void => {
       try {
@@ -306,7 +301,7 @@ export class PostgresRecordingStore implements RecordingStore {
   }
 
   async listSessionApprovals(sessionId: string, approvalIds: readonly string[]): Promise<ApprovalRecord[]> {
-    return this.#read(() => Promise.resolve(this.#reads.listSessionApprovals(sessionId, approvalIds)));
+    return this.#read(() => this.#reads.listSessionApprovals(sessionId, approvalIds));
   }
 
   async getRawCopies(sessionId: string): Promise<Readonly<Record<string, SealedRawCopy>>> {
@@ -329,11 +324,6 @@ export class PostgresRecordingStore implements RecordingStore {
     await this.#writer.close();
     await this.#owner.release();
     await this.#pool.end().catch(() => {});
-    try {
-      this.#approvals?.close?.();
-    } catch {
-      // closing a read-only file cannot lose anything
-    }
   }
 
   /** Reads see this process's writes: whatever is queued or being written is committed first. */

@@ -1,16 +1,20 @@
 /**
  * Approvals in the recording store's SQLite file, on a connection of their own on the main
  * thread (WAL lets it sit beside the writer thread; a busy timeout covers the writer's commits).
- * The record is kept whole as JSON, with the columns queries need beside it.
+ * The record is kept whole as JSON, with the columns queries need beside it. Synchronous inside
+ * (node:sqlite), behind the store's promise-returning interface: a mutation runs whole in one
+ * `BEGIN IMMEDIATE` transaction, so it cannot interleave with another — in this process or in
+ * another one on the same file.
  *
  * Audit chain: each insert and each update appends an `approval` entry over the row as written,
- * in the same `BEGIN IMMEDIATE` transaction. The chain head is read inside that transaction
- * (under SQLite's write lock), so this connection and the writer thread extend one chain.
+ * in the same transaction. The chain head is read inside that transaction (under SQLite's write
+ * lock), so this connection and the writer thread extend one chain. The change feed is read from
+ * those entries: an approval's latest `approval` entry after a position is its latest change.
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { ensurePrivateDatabase, type PrivatePathOptions } from '../../config/private-files.ts';
 import type { ApprovalRecord } from '../../core/approvals/approval.ts';
-import type { ApprovalQuery, ApprovalStore } from '../approval-store.ts';
+import type { ApprovalChangeRow, ApprovalKey, ApprovalMutated, ApprovalMutation, ApprovalQuery, ApprovalStore } from '../approval-store.ts';
 import { ChainWriter } from './audit-chain-writer.ts';
 import { migrateDatabase } from './migrations.ts';
 
@@ -40,11 +44,15 @@ class SqliteApprovalStore implements ApprovalStore {
   readonly #get: StatementSync;
   readonly #row: StatementSync;
   readonly #latest: StatementSync;
+  readonly #changes: StatementSync;
+  readonly #lastSeq: StatementSync;
   readonly #begin: StatementSync;
   readonly #commit: StatementSync;
   readonly #rollback: StatementSync;
   readonly #chain: ChainWriter;
   #closed = false;
+  /** One process on one file: a poll finds other processes' changes. */
+  readonly watchChanges = null;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
@@ -53,40 +61,34 @@ class SqliteApprovalStore implements ApprovalStore {
     this.#get = db.prepare('SELECT record FROM approvals WHERE id = ?');
     this.#row = db.prepare('SELECT requester_sub, content_hash, created_at FROM approvals WHERE id = ?');
     this.#latest = db.prepare('SELECT record FROM approvals WHERE requester_sub = ? AND content_hash = ? ORDER BY created_at DESC LIMIT 1');
+    // The entries after a position are few (the feed follows closely); audit_log's key bounds the scan.
+    this.#changes = db.prepare(`
+      SELECT l.seq AS seq, a.record AS record
+      FROM (SELECT ref, max(seq) AS seq FROM audit_log WHERE seq > ? AND kind = 'approval' GROUP BY ref) l
+      JOIN approvals a ON a.id = l.ref
+      ORDER BY l.seq LIMIT ?`);
+    this.#lastSeq = db.prepare('SELECT coalesce(max(seq), 0) AS seq FROM audit_log');
     this.#begin = db.prepare('BEGIN IMMEDIATE');
     this.#commit = db.prepare('COMMIT');
     this.#rollback = db.prepare('ROLLBACK');
     this.#chain = new ChainWriter(db);
   }
 
-  insert(a: ApprovalRecord): void {
-    const record = JSON.stringify(a);
-    this.#write(() => {
-      this.#insert.run(a.id, a.state, a.requester.sub, a.contentHash, a.createdAt, a.expiresAt, record);
-      return { id: a.id, state: a.state, requester_sub: a.requester.sub, content_hash: a.contentHash, created_at: a.createdAt, expires_at: a.expiresAt, record };
-    });
-  }
-
-  update(a: ApprovalRecord): void {
-    const record = JSON.stringify(a);
-    this.#write(() => {
-      const { changes } = this.#update.run(a.state, a.expiresAt, record, a.id);
-      if (changes !== 1) throw new Error(`approval update matched ${changes} rows`);
-      // The row as it now is: requester_sub, content_hash and created_at are those of the insert.
-      const row = this.#row.get(a.id);
-      if (row === undefined) throw new Error('approval row vanished inside its transaction');
-      return { id: a.id, state: a.state, requester_sub: String(row['requester_sub']), content_hash: String(row['content_hash']), created_at: Number(row['created_at']), expires_at: a.expiresAt, record };
-    });
-  }
-
-  /** Writes the row and its audit entry in one transaction (the busy timeout waits for the writer thread's commits). */
-  #write(body: () => Parameters<ChainWriter['approval']>[0]): void {
+  async mutate<T>(key: ApprovalKey, change: (current: ApprovalRecord | null) => ApprovalMutation<T>): Promise<ApprovalMutated<T>> {
+    this.#open();
     this.#begin.run();
     try {
       this.#chain.mark(); // the chain head, read under the write lock
-      this.#chain.approval(body());
+      const current = 'id' in key ? parse(this.#get.get(key.id)) : parse(this.#latest.get(key.requesterSub, key.contentHash));
+      const { result, write } = change(current);
+      let seq: number | null = null;
+      if (write !== undefined) {
+        this.#chain.approval(write.id === current?.id ? this.#updateRow(write) : this.#insertRow(write));
+        seq = this.#chain.mark().seq;
+      }
       this.#commit.run();
       this.#chain.committed();
+      return { result, seq };
     } catch (error) {
       try {
         if (this.#db.isTransaction) this.#rollback.run();
@@ -98,15 +100,29 @@ class SqliteApprovalStore implements ApprovalStore {
     }
   }
 
-  get(id: string): ApprovalRecord | null {
+  #insertRow(a: ApprovalRecord): Parameters<ChainWriter['approval']>[0] {
+    const record = JSON.stringify(a);
+    this.#insert.run(a.id, a.state, a.requester.sub, a.contentHash, a.createdAt, a.expiresAt, record);
+    return { id: a.id, state: a.state, requester_sub: a.requester.sub, content_hash: a.contentHash, created_at: a.createdAt, expires_at: a.expiresAt, record };
+  }
+
+  #updateRow(a: ApprovalRecord): Parameters<ChainWriter['approval']>[0] {
+    const record = JSON.stringify(a);
+    const { changes } = this.#update.run(a.state, a.expiresAt, record, a.id);
+    if (changes !== 1) throw new Error(`approval update matched ${changes} rows`);
+    // The row as it now is: requester_sub, content_hash and created_at are those of the insert.
+    const row = this.#row.get(a.id);
+    if (row === undefined) throw new Error('approval row vanished inside its transaction');
+    return { id: a.id, state: a.state, requester_sub: String(row['requester_sub']), content_hash: String(row['content_hash']), created_at: Number(row['created_at']), expires_at: a.expiresAt, record };
+  }
+
+  async get(id: string): Promise<ApprovalRecord | null> {
+    this.#open();
     return parse(this.#get.get(id));
   }
 
-  findLatest(requesterSub: string, contentHash: string): ApprovalRecord | null {
-    return parse(this.#latest.get(requesterSub, contentHash));
-  }
-
-  list(query: ApprovalQuery): ApprovalRecord[] {
+  async list(query: ApprovalQuery): Promise<ApprovalRecord[]> {
+    this.#open();
     const where: string[] = [];
     const params: (string | number)[] = [];
     if (query.states && query.states.length > 0) {
@@ -125,10 +141,29 @@ class SqliteApprovalStore implements ApprovalStore {
       .filter((a): a is ApprovalRecord => a !== null);
   }
 
-  close(): void {
+  async changesAfter(seq: number, limit: number): Promise<ApprovalChangeRow[]> {
+    this.#open();
+    const out: ApprovalChangeRow[] = [];
+    for (const row of this.#changes.all(seq, limit)) {
+      const approval = parse(row);
+      if (approval !== null) out.push({ seq: Number(row['seq']), approval });
+    }
+    return out;
+  }
+
+  async lastChangeSeq(): Promise<number> {
+    this.#open();
+    return Number(this.#lastSeq.get()?.['seq'] ?? 0);
+  }
+
+  async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#db.close();
+  }
+
+  #open(): void {
+    if (this.#closed) throw new Error('the approval store is closed');
   }
 }
 

@@ -1,0 +1,223 @@
+/**
+ * Approvals on PostgreSQL, shared by every replica (the ApprovalStore contract, approval-store.ts).
+ *
+ * A mutation is one transaction on a pooled connection: it locks the audit chain's head row
+ * (chain_head, FOR UPDATE) first — as every recording write does — then reads the approval, lets
+ * the caller's pure function decide, writes the row and its `approval` audit entry, and sends a
+ * NOTIFY on `aigov_approvals`, delivered when (and only if) the transaction commits. The head
+ * lock serializes every approval write of every replica, which makes each read-modify-write
+ * atomic (two votes through two replicas never overwrite each other; two identical requests held
+ * at once on two replicas open one approval) and numbers the changes in commit order:
+ * `change_seq` is the entry's seq, so a reader that saw change N has seen every change before N.
+ *
+ * Each replica listens on its own connection (pg-notify-listener.ts); a notification only says
+ * "something changed", the service re-reads the changes after the last it saw.
+ * Errors carry neither record contents nor the URL's password (describePgError).
+ */
+import type { ApprovalRecord } from '../../core/approvals/approval.ts';
+import { approvalContentHash } from '../audit-hash.ts';
+import type { ApprovalChangeRow, ApprovalKey, ApprovalMutated, ApprovalMutation, ApprovalQuery, ApprovalStore } from '../approval-store.ts';
+import { ChainAppender, entriesParams, entriesSql } from './chain-appender.ts';
+import { migratePostgres } from './migrations.ts';
+import { connectClient, createPool, describePgError, type PgPool, type PgSettings } from './pg-connection.ts';
+import { PgNotifyListener } from './pg-notify-listener.ts';
+
+export const APPROVALS_CHANNEL = 'aigov_approvals';
+
+export interface PgApprovalStoreOptions {
+  /** postgres://… (may hold the password: it is never logged nor put in an error). */
+  readonly url: string;
+  /** Connections for approval reads and writes (besides the listening one). Default 4. */
+  readonly poolSize?: number;
+  /** statement_timeout, ms. Default 5000. */
+  readonly statementTimeoutMs?: number;
+  /** Opening a connection, ms. Default 5000. */
+  readonly connectTimeoutMs?: number;
+  /** Connection trouble (no record contents). Default: process warning. */
+  readonly onError?: (message: string) => void;
+}
+
+type Row = Record<string, unknown>;
+
+export async function openPostgresApprovalStore(options: PgApprovalStoreOptions): Promise<PgApprovalStore> {
+  const settings: PgSettings = {
+    url: options.url,
+    statementTimeoutMs: Math.max(1, Math.floor(options.statementTimeoutMs ?? 5000)),
+    connectTimeoutMs: Math.max(1, Math.floor(options.connectTimeoutMs ?? 5000)),
+    lockTimeoutMs: 0,
+  };
+  const report = (message: string): void => {
+    try {
+      (options.onError ?? ((m: string) => process.emitWarning(m, { code: 'AIGOV_APPROVALS_PG' })))(message);
+    } catch {
+      // a throwing callback must not break the store
+    }
+  };
+  try {
+    // Normally the recording store has migrated already: then this is one cheap query under the lock.
+    const client = await connectClient(settings, { statementTimeoutMs: 0 });
+    try {
+      await migratePostgres(client);
+    } finally {
+      await client.end().catch(() => {});
+    }
+    const listener = await PgNotifyListener.open(settings, APPROVALS_CHANNEL, report);
+    return new PgApprovalStore(settings, createPool(settings, Math.max(1, Math.floor(options.poolSize ?? 4)), report), listener);
+  } catch (err) {
+    throw new Error(describePgError(err, options.url), { cause: err });
+  }
+}
+
+export class PgApprovalStore implements ApprovalStore {
+  readonly #settings: PgSettings;
+  readonly #pool: PgPool;
+  readonly #listener: PgNotifyListener;
+  #closed = false;
+  readonly watchChanges: (onChange: () => void) => () => void;
+
+  constructor(settings: PgSettings, pool: PgPool, listener: PgNotifyListener) {
+    this.#settings = settings;
+    this.#pool = pool;
+    this.#listener = listener;
+    this.watchChanges = (onChange) => this.#listener.subscribe(onChange);
+  }
+
+  /** True while notifications arrive (else other replicas' changes come by polling). */
+  get listening(): boolean {
+    return this.#listener.listening;
+  }
+
+  async mutate<T>(key: ApprovalKey, change: (current: ApprovalRecord | null) => ApprovalMutation<T>): Promise<ApprovalMutated<T>> {
+    this.#open();
+    const client = await this.#pool.connect().catch((err: unknown) => {
+      throw this.#error(err);
+    });
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const head = (await client.query<Row>('SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE')).rows[0];
+      if (head === undefined) throw new Error('the audit chain head row is missing');
+      const read =
+        'id' in key
+          ? await client.query<Row>({ name: 'aigov_approval_lock_id', text: 'SELECT record, requester_sub, content_hash, created_at FROM approvals WHERE id = $1', values: [key.id] })
+          : await client.query<Row>({
+              name: 'aigov_approval_lock_latest',
+              text: 'SELECT record, requester_sub, content_hash, created_at FROM approvals WHERE requester_sub = $1 AND content_hash = $2 ORDER BY created_at DESC LIMIT 1',
+              values: [key.requesterSub, key.contentHash],
+            });
+      const row = read.rows[0];
+      const current = parse(row);
+      const { result, write } = change(current);
+      if (write === undefined) {
+        await client.query('COMMIT');
+        return { result, seq: null };
+      }
+      const chain = new ChainAppender({ seq: Number(head['seq']), hash: String(head['hash']) });
+      const record = JSON.stringify(write);
+      const update = row !== undefined && write.id === current?.id;
+      // The row as it will be: an update keeps the requester, content hash and creation time of the insert.
+      const columns = {
+        id: write.id,
+        state: write.state,
+        requester_sub: update ? String(row['requester_sub']) : write.requester.sub,
+        content_hash: update ? String(row['content_hash']) : write.contentHash,
+        created_at: update ? Number(row['created_at']) : write.createdAt,
+        expires_at: write.expiresAt,
+        record,
+      };
+      chain.append('approval', write.id, null, approvalContentHash(columns));
+      const seq = chain.head.seq;
+      const values: unknown[] = update
+        ? [write.id, write.state, write.expiresAt, record, seq]
+        : [write.id, write.state, columns.requester_sub, columns.content_hash, columns.created_at, write.expiresAt, record, seq];
+      const writeSql = update
+        ? 'UPDATE approvals SET state = $2, expires_at = $3, record = $4, change_seq = $5 WHERE id = $1 RETURNING 1'
+        : 'INSERT INTO approvals (id, state, requester_sub, content_hash, created_at, expires_at, record, change_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING 1';
+      const entries = entriesSql(values.length + 1);
+      const notify = values.length + 11;
+      // One round trip while the head is locked; the notification goes out at commit.
+      const done = await client.query<Row>(
+        `WITH written AS (${writeSql}), ${entries.cte}, head AS (${entries.head} WHERE id = 1)
+         SELECT (SELECT count(*) FROM written) AS written, pg_notify('${APPROVALS_CHANNEL}', $${notify}::text)`,
+        [...values, ...entriesParams(chain), String(seq)],
+      );
+      if (Number(done.rows[0]?.['written']) !== 1) throw new Error('the approval row was not written');
+      await client.query('COMMIT');
+      return { result, seq };
+    } catch (err) {
+      try {
+        await client.query('ROLLBACK');
+      } catch {
+        broken = true; // the connection is gone: do not hand it to the next caller
+      }
+      throw this.#error(err);
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async get(id: string): Promise<ApprovalRecord | null> {
+    const rows = await this.#query({ name: 'aigov_approval_get', text: 'SELECT record FROM approvals WHERE id = $1', values: [id] });
+    return parse(rows[0]);
+  }
+
+  async list(query: ApprovalQuery): Promise<ApprovalRecord[]> {
+    const where: string[] = [];
+    const values: unknown[] = [];
+    if (query.states && query.states.length > 0) {
+      values.push([...query.states]);
+      where.push(`state = ANY($${values.length}::text[])`);
+    }
+    if (query.since !== undefined) {
+      values.push(query.since);
+      where.push(`created_at >= $${values.length}`);
+    }
+    values.push(query.limit);
+    const rows = await this.#query({ text: `SELECT record FROM approvals ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT $${values.length}`, values });
+    return rows.map(parse).filter((a): a is ApprovalRecord => a !== null);
+  }
+
+  async changesAfter(seq: number, limit: number): Promise<ApprovalChangeRow[]> {
+    const rows = await this.#query({ name: 'aigov_approval_changes', text: 'SELECT change_seq, record FROM approvals WHERE change_seq > $1 ORDER BY change_seq LIMIT $2', values: [seq, limit] });
+    const out: ApprovalChangeRow[] = [];
+    for (const row of rows) {
+      const approval = parse(row);
+      if (approval !== null) out.push({ seq: Number(row['change_seq']), approval });
+    }
+    return out;
+  }
+
+  async lastChangeSeq(): Promise<number> {
+    const rows = await this.#query({ name: 'aigov_approval_last_change', text: 'SELECT coalesce(max(change_seq), 0) AS seq FROM approvals', values: [] });
+    return Number(rows[0]?.['seq'] ?? 0);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#listener.close();
+    await this.#pool.end().catch(() => {});
+  }
+
+  async #query(query: { name?: string; text: string; values: unknown[] }): Promise<Row[]> {
+    this.#open();
+    try {
+      return (await this.#pool.query<Row>(query)).rows;
+    } catch (err) {
+      throw this.#error(err);
+    }
+  }
+
+  #open(): void {
+    if (this.#closed) throw new Error('the approval store is closed');
+  }
+
+  #error(err: unknown): Error {
+    return new Error(`approvals on PostgreSQL: ${describePgError(err, this.#settings.url)}`);
+  }
+}
+
+function parse(row: Row | undefined): ApprovalRecord | null {
+  if (!row || typeof row['record'] !== 'string') return null;
+  return JSON.parse(row['record']) as ApprovalRecord;
+}

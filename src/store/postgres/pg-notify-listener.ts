@@ -1,0 +1,114 @@
+/**
+ * A LISTEN connection of its own (never pooled: a pooled connection may be handed to someone
+ * else and its LISTEN lost). When the connection drops it reconnects with backoff and then tells
+ * the subscribers as if a notification had come, since some may have been missed meanwhile:
+ * subscribers re-read what changed from the database, so a notification is only a wake-up call
+ * and losing one costs latency, never a change.
+ */
+import { connectClient, describePgError, type PgClient, type PgSettings } from './pg-connection.ts';
+
+const RECONNECT_MIN_MS = 50;
+const RECONNECT_MAX_MS = 5000;
+
+export class PgNotifyListener {
+  readonly #settings: PgSettings;
+  readonly #channel: string;
+  readonly #report: (message: string) => void;
+  readonly #subscribers = new Set<() => void>();
+  #client: PgClient | null = null;
+  #closed = false;
+  #retryMs = RECONNECT_MIN_MS;
+  #timer: NodeJS.Timeout | null = null;
+
+  private constructor(settings: PgSettings, channel: string, report: (message: string) => void) {
+    this.#settings = settings;
+    this.#channel = channel;
+    this.#report = report;
+  }
+
+  /** Connects and listens; throws when it cannot (the database is not there). */
+  static async open(settings: PgSettings, channel: string, report: (message: string) => void): Promise<PgNotifyListener> {
+    if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error('a notification channel is a plain lower-case identifier');
+    const listener = new PgNotifyListener(settings, channel, report);
+    await listener.#connect();
+    return listener;
+  }
+
+  /** True while the connection listens (notifications arrive). */
+  get listening(): boolean {
+    return this.#client !== null;
+  }
+
+  subscribe(onNotify: () => void): () => void {
+    this.#subscribers.add(onNotify);
+    return () => this.#subscribers.delete(onNotify);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#subscribers.clear();
+    const client = this.#client;
+    this.#client = null;
+    await client?.end().catch(() => {});
+  }
+
+  async #connect(): Promise<void> {
+    // No statement timeout: the connection sits idle, listening, nearly all the time.
+    const client = await connectClient(this.#settings, { statementTimeoutMs: 0 });
+    try {
+      await client.query(`LISTEN ${this.#channel}`);
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw err;
+    }
+    client.on('notification', (message) => {
+      if (message.channel === this.#channel) this.#notify();
+    });
+    client.on('error', (err) => this.#lost(client, describePgError(err, this.#settings.url)));
+    client.on('end', () => this.#lost(client, 'the connection ended'));
+    this.#client = client;
+    this.#retryMs = RECONNECT_MIN_MS;
+  }
+
+  #notify(): void {
+    for (const subscriber of this.#subscribers) {
+      try {
+        subscriber();
+      } catch {
+        // one subscriber's failure is its own
+      }
+    }
+  }
+
+  #lost(client: PgClient, reason: string): void {
+    if (this.#closed || this.#client !== client) return;
+    this.#client = null;
+    void client.end().catch(() => {});
+    this.#report(`the approvals notification connection to PostgreSQL was lost (${reason}); decisions from other replicas arrive by polling until it is back`);
+    this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#closed || this.#timer !== null) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#connect().then(
+        () => {
+          if (this.#closed) {
+            void this.close();
+            return;
+          }
+          this.#report('the approvals notification connection to PostgreSQL is back');
+          this.#notify(); // whatever was missed meanwhile is read now
+        },
+        () => {
+          this.#retryMs = Math.min(RECONNECT_MAX_MS, this.#retryMs * 2);
+          this.#scheduleReconnect();
+        },
+      );
+    }, this.#retryMs);
+    this.#timer.unref();
+  }
+}
