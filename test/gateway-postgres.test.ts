@@ -156,7 +156,7 @@ describe('the gateway recording in PostgreSQL', { timeout: 240_000 }, () => {
 
   it('the log names the database without its password, and no line carries it', () => {
     const all = logLines.join('');
-    assert.match(all, /recordings and approvals are kept in PostgreSQL/);
+    assert.match(all, /recordings, approvals and pseudonym vaults are kept in PostgreSQL/);
     assert.match(all, /postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:5432\//);
     assert.match(all, /owner lock's connection to PostgreSQL was lost/, 'the outage was logged');
     assert.ok(!all.includes(password), 'the password is in a log line');
