@@ -34,7 +34,7 @@ export async function runAuditVerify(input: AuditVerifyInput): Promise<AuditVeri
   const since = timeFlag('--since', input.since, input.now ?? Date.now(), 'aigov audit verify --config gateway.yaml --since 24h') ?? null;
   const [{ verifyAuditDatabase }, { parsePublicKey, parseSigningKey }] = await Promise.all([
     import('../store/sqlite/audit-verify.ts'),
-    import('../store/sqlite/audit-keys.ts'),
+    import('../store/audit-keys.ts'),
   ]);
   let file: string | null = input.db === undefined ? null : resolve(input.db);
   let publicKey: KeyObject | null = null;

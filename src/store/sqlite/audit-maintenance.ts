@@ -27,7 +27,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { parseSpan, type CheckpointKind } from '../../core/audit/chain.ts';
 import { readChainHead } from './audit-chain-writer.ts';
-import { signCheckpoint, type SigningKey } from './audit-keys.ts';
+import { signCheckpoint, type SigningKey } from '../audit-keys.ts';
 import { readLegacy } from './audit-verify.ts';
 import { migrateDatabase } from './migrations.ts';
 import { collectRequestChunks } from './request-chunk-gc.ts';

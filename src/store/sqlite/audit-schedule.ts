@@ -6,7 +6,7 @@
  * the gateway — the chain itself is written by the store, in the transactions of the records.
  */
 import { AuditMaintenance, type CheckpointRecord, type PurgeResult } from './audit-maintenance.ts';
-import { parseSigningKey, type SigningKey } from './audit-keys.ts';
+import { parseSigningKey, type SigningKey } from '../audit-keys.ts';
 
 export interface AuditScheduleLog {
   info(fields: Record<string, unknown>, message: string): void;
