@@ -106,7 +106,7 @@ export interface CheckpointRow {
 }
 
 /** A column value as a source returns it (bytea / BLOB as bytes). */
-export type Cell = string | number | bigint | null | Uint8Array;
+export type Cell = string | number | bigint | boolean | null | Uint8Array;
 /** A row as an array of column values. */
 export type Row = readonly Cell[];
 

@@ -149,6 +149,31 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       INSERT INTO chain_head VALUES (1, 0, repeat('0', 64), 1, 0);
     `,
   },
+  // Versions 2 and 3 belong to the approvals and pseudonym-vault branches: these placeholders only
+  // keep this branch's list contiguous, and are replaced by those migrations when they merge.
+  { version: 2, name: 'reserved (approvals)', sql: 'SELECT 1' },
+  { version: 3, name: 'reserved (pseudonym vaults)', sql: 'SELECT 1' },
+  {
+    version: 4,
+    name: 'audit checkpoints (signed, one replica at a time) and retention anchors',
+    // As the SQLite store's audit_checkpoints: signed (Ed25519) statements "the chain up to seq had
+    // this hash", written periodically, at shutdown and as the anchor of a retention purge
+    // (pg-audit-maintenance.ts). The partial index lets the purge find an approval's later entries
+    // without scanning the log; other entries never enter it, so appends do not pay for it.
+    sql: `
+      CREATE TABLE audit_checkpoints (
+        id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        seq        bigint NOT NULL,            -- last entry covered (anchor: last entry purged)
+        hash       text NOT NULL,
+        at         bigint NOT NULL,
+        kind       text NOT NULL,              -- periodic | shutdown | anchor
+        key_id     text,                       -- NULL: unsigned (no signing key configured)
+        signature  text                        -- base64 Ed25519 over checkpointPayload()
+      );
+      CREATE INDEX audit_checkpoints_by_seq ON audit_checkpoints (seq, id);
+      CREATE INDEX audit_log_approvals ON audit_log (ref, seq) WHERE kind = 'approval';
+    `,
+  },
 ];
 
 /** The schema version this build of aigov writes. */

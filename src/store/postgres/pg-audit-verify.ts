@@ -1,0 +1,375 @@
+/**
+ * `aigov audit verify` over a PostgreSQL recording database: the rows for the checks of
+ * audit-verify-core.ts, read in ONE snapshot (REPEATABLE READ, READ ONLY). Every replica's
+ * write transaction commits its rows with their entries and takes the chain's head row first,
+ * so that snapshot holds a contiguous chain whose every entry has its rows, however many
+ * replicas were appending while it was taken.
+ *
+ * Entries are read in pages (keyset on seq); for each page the rows its entries cover are read
+ * ahead, one query per table, so the pass answers almost every read at once; a row not read
+ * ahead (a result whose request was in an earlier page, a chunk of an earlier call) is a query.
+ * Coverage (rows no entry covers) compares counts and, only when they differ, finds the first
+ * row without an entry by an anti-join. The SQL text never contains values.
+ */
+import { ACCESS_COLUMNS, APPROVAL_COLUMNS, parseSpan, REQUEST_COLUMNS, RESULT_COLUMNS } from '../../core/audit/chain.ts';
+import { parseRequestParts } from '../../core/recording/request-chunks.ts';
+import { callsUsingChunk, firstOutside, settle, storedChunk, type ChunkRow, type ChunkSource, type Maybe } from '../audit-verify-chunks.ts';
+import {
+  CALL_PARTS,
+  ENTRY_SELECT,
+  runAsync,
+  verifyChain,
+  type AuditSource,
+  type AuditVerifyOptions,
+  type AuditVerifyReport,
+  type CheckpointRow,
+  type Fail,
+  type PassState,
+  type Row,
+  type Step,
+} from '../audit-verify-core.ts';
+import { connectClient, type PgClient, type PgSettings } from './pg-connection.ts';
+
+/** Entries per page, and the stream events a page may cover at most (memory stays bounded). */
+const PAGE_ENTRIES = 2000;
+const PAGE_EVENTS = 20_000;
+
+const CALL_SELECT = `${REQUEST_COLUMNS.join(', ')}, ${RESULT_COLUMNS.join(', ')}, rec, request_parts`;
+const CHUNK_SELECT = "b.id, b.session_id, b.kind, encode(b.hash, 'hex') AS hash, b.text";
+
+/**
+ * Verifies the database at `settings.url` on a connection of its own (no statement timeout: a
+ * large chain takes a while). Throws only when it cannot be read at all (the error as the driver
+ * gives it: describe it with describePgError).
+ */
+export async function verifyPostgresAudit(settings: PgSettings, options: AuditVerifyOptions = {}): Promise<AuditVerifyReport> {
+  const client = await connectClient(settings, { statementTimeoutMs: 0 });
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const source = await PgAuditSource.open(client, options.since ?? null);
+    const report = await runAsync(verifyChain(source, options));
+    await client.query('ROLLBACK');
+    return report;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+type Cells = Row;
+
+async function arrays(client: PgClient, text: string, values: unknown[] = []): Promise<Cells[]> {
+  return (await client.query<Cells[]>({ text, values, rowMode: 'array' })).rows as unknown as Cells[];
+}
+
+async function one(client: PgClient, text: string, values: unknown[] = []): Promise<Cells | undefined> {
+  return (await arrays(client, text, values))[0];
+}
+
+function toChunkRow(r: Cells): ChunkRow {
+  return { id: Number(r[0]), session: String(r[1]), kind: Number(r[2]), hash: String(r[3]), text: String(r[4]) };
+}
+
+class PgChunkSource implements ChunkSource {
+  readonly present = true;
+  readonly #client: PgClient;
+  /** This page's chunks read ahead, and the ranges they were read for. */
+  readonly rows = new Map<number, ChunkRow>();
+  readonly ranges = new Set<string>();
+
+  constructor(client: PgClient) {
+    this.#client = client;
+  }
+
+  range(first: number, last: number): Maybe<ChunkRow[]> {
+    if (!this.ranges.has(`${first}..${last}`)) {
+      return arrays(this.#client, `SELECT ${CHUNK_SELECT} FROM body_chunks b WHERE b.id BETWEEN $1 AND $2 ORDER BY b.id`, [first, last]).then((rows) => rows.map(toChunkRow));
+    }
+    const out: ChunkRow[] = [];
+    for (let id = first; id <= last; id++) {
+      const row = this.rows.get(id);
+      if (row === undefined) break;
+      out.push(row);
+    }
+    return out;
+  }
+
+  byId(id: number): Maybe<ChunkRow | undefined> {
+    const known = this.rows.get(id);
+    if (known !== undefined) return known;
+    return one(this.#client, `SELECT ${CHUNK_SELECT} FROM body_chunks b WHERE b.id = $1`, [id]).then((r) => (r === undefined ? undefined : toChunkRow(r)));
+  }
+
+  async callsUsing(sessionId: string, chunkId: number): Promise<{ count: number; first: string[] }> {
+    const chunks = new Map((await arrays(this.#client, 'SELECT id, kind, text FROM body_chunks WHERE session_id = $1', [sessionId])).map((r) => [Number(r[0]), storedChunk(Number(r[1]), String(r[2]))] as const));
+    const calls = await arrays(this.#client, 'SELECT id, request_parts FROM calls WHERE session_id = $1 AND request_parts IS NOT NULL ORDER BY started_at, rec', [sessionId]);
+    return callsUsingChunk(chunks, calls.map((r) => ({ id: String(r[0]), parts: String(r[1]) })), chunkId);
+  }
+
+  async count(): Promise<number> {
+    return Number((await one(this.#client, 'SELECT count(*) FROM body_chunks'))?.[0] ?? 0);
+  }
+
+  async countFrom(floor: number): Promise<number> {
+    return Number((await one(this.#client, 'SELECT count(*) FROM body_chunks WHERE id >= $1', [floor]))?.[0] ?? 0);
+  }
+
+  async firstUncovered(floor: number, ranges: readonly (readonly [number, number])[]): Promise<{ id: number; session: string } | undefined> {
+    for (let from = floor; ;) {
+      const page = await arrays(this.#client, 'SELECT id, session_id FROM body_chunks WHERE id >= $1 ORDER BY id LIMIT 10000', [from]);
+      const found = firstOutside(page.map((r) => ({ id: Number(r[0]), session: String(r[1]) })), ranges);
+      if (found !== undefined || page.length < 10000) return found;
+      from = Number(page.at(-1)![0]) + 1;
+    }
+  }
+}
+
+class PgAuditSource implements AuditSource {
+  readonly #client: PgClient;
+  readonly #hasCheckpoints: boolean;
+  readonly #hasApprovals: boolean;
+  readonly chunks: PgChunkSource;
+  /** The next page starts at this seq; null: no more pages. */
+  #from: number | null;
+  #page: Cells[] = [];
+  #at = 0;
+  // The rows the current page's entries cover, read ahead.
+  #calls = new Map<string, Cells>();
+  #events = new Map<string, Map<number, Cells>>();
+  #access = new Map<number, Cells>();
+  #raw = new Map<string, Cells>();
+
+  private constructor(client: PgClient, from: number | null, hasCheckpoints: boolean, hasApprovals: boolean) {
+    this.#client = client;
+    this.#from = from;
+    this.#hasCheckpoints = hasCheckpoints;
+    this.#hasApprovals = hasApprovals;
+    this.chunks = new PgChunkSource(client);
+  }
+
+  static async open(client: PgClient, since: number | null): Promise<PgAuditSource> {
+    const tables = await one(client, "SELECT to_regclass('audit_log') IS NOT NULL, to_regclass('audit_checkpoints') IS NOT NULL, to_regclass('approvals') IS NOT NULL");
+    if (tables?.[0] !== true) throw new Error('the database has no audit_log table: it has no audit trail (is it an aigov recording database?)');
+    let from: number | null = 0;
+    if (since !== null) {
+      const start = await one(client, 'SELECT min(seq) FROM audit_log WHERE at >= $1', [since]);
+      from = start?.[0] === null || start === undefined ? null : Number(start[0]);
+    }
+    return new PgAuditSource(client, from, tables[1] === true, tables[2] === true);
+  }
+
+  async checkpoints(): Promise<CheckpointRow[]> {
+    if (!this.#hasCheckpoints) return [];
+    const rows = await arrays(this.#client, 'SELECT id, seq, hash, at, kind, key_id, signature FROM audit_checkpoints ORDER BY seq, id');
+    return rows.map((r) => ({
+      id: Number(r[0]),
+      seq: Number(r[1]),
+      hash: String(r[2]),
+      at: Number(r[3]),
+      kind: String(r[4]) as CheckpointRow['kind'],
+      keyId: r[5] === null ? null : String(r[5]),
+      signature: r[6] === null ? null : String(r[6]),
+    }));
+  }
+
+  nextEntry(): Maybe<Cells | undefined> {
+    if (this.#at < this.#page.length) return this.#page[this.#at++];
+    if (this.#from === null) return undefined;
+    return this.#loadPage().then(() => (this.#at < this.#page.length ? this.#page[this.#at++] : undefined));
+  }
+
+  /** The next page of entries, cut where its events would exceed PAGE_EVENTS, and its rows. */
+  async #loadPage(): Promise<void> {
+    const client = this.#client;
+    const fetched = await arrays(client, `SELECT ${ENTRY_SELECT} FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT ${PAGE_ENTRIES}`, [this.#from]);
+    let events = 0;
+    let end = 0;
+    while (end < fetched.length) {
+      const e = fetched[end]!;
+      const span = e[1] === 'events' ? parseSpan(e[3] === null ? null : String(e[3])) : null;
+      const size = span === null ? 0 : span.last - span.first + 1;
+      if (end > 0 && events + size > PAGE_EVENTS) break;
+      events += size;
+      end++;
+    }
+    const page = fetched.slice(0, end);
+    this.#page = page;
+    this.#at = 0;
+    this.#from = end < fetched.length || fetched.length === PAGE_ENTRIES ? Number(page.at(-1)![0]) + 1 : null;
+
+    const callIds: string[] = [];
+    const spans = { id: [] as string[], first: [] as number[], last: [] as number[] };
+    const accessIds: number[] = [];
+    const rawIds: string[] = [];
+    for (const e of page) {
+      const ref = String(e[2]);
+      switch (e[1]) {
+        case 'request':
+        case 'result':
+          callIds.push(ref);
+          break;
+        case 'events': {
+          const span = parseSpan(e[3] === null ? null : String(e[3]));
+          if (span !== null) {
+            spans.id.push(ref);
+            spans.first.push(span.first);
+            spans.last.push(span.last);
+          }
+          break;
+        }
+        case 'access':
+          if (/^\d{1,15}$/.test(ref)) accessIds.push(Number(ref));
+          break;
+        case 'raw':
+          rawIds.push(ref);
+          break;
+      }
+    }
+    const [calls, eventRows, access, raw] = await Promise.all([
+      callIds.length === 0 ? [] : arrays(client, `SELECT ${CALL_SELECT} FROM calls WHERE id = ANY($1::text[])`, [callIds]),
+      spans.id.length === 0
+        ? []
+        : arrays(
+            client,
+            `SELECT e.call_id, e.seq, e.offset_ms, e.raw FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS s(id, f, l)
+             JOIN stream_events e ON e.call_id = s.id AND e.seq BETWEEN s.f AND s.l`,
+            [spans.id, spans.first, spans.last],
+          ),
+      accessIds.length === 0 ? [] : arrays(client, `SELECT ${ACCESS_COLUMNS.join(', ')} FROM access_log WHERE id = ANY($1::bigint[])`, [accessIds]),
+      rawIds.length === 0 ? [] : arrays(client, 'SELECT call_id, key_id, sealed FROM raw_copies WHERE call_id = ANY($1::text[])', [rawIds]),
+    ]);
+    this.#calls = new Map(calls.map((r) => [String(r[0]), r]));
+    this.#events = new Map(spans.id.map((id) => [id, new Map<number, Cells>()]));
+    for (const r of eventRows) this.#events.get(String(r[0]))!.set(Number(r[1]), r);
+    this.#access = new Map(access.map((r) => [Number(r[0]), r]));
+    this.#raw = new Map(raw.map((r) => [String(r[0]), r]));
+
+    // The chunks the page's requests added (their ranges are in request_parts).
+    const chunks = this.chunks;
+    chunks.rows.clear();
+    chunks.ranges.clear();
+    const firsts: number[] = [];
+    const lasts: number[] = [];
+    for (const e of page) {
+      if (e[1] !== 'request') continue;
+      const parts = this.#calls.get(String(e[2]))?.[CALL_PARTS];
+      const parsed = typeof parts === 'string' ? parseRequestParts(parts) : null;
+      if (parsed === null || parsed.first <= 0) continue;
+      firsts.push(parsed.first);
+      lasts.push(parsed.last);
+      chunks.ranges.add(`${parsed.first}..${parsed.last}`);
+    }
+    if (firsts.length > 0) {
+      const rows = await arrays(client, `SELECT ${CHUNK_SELECT} FROM unnest($1::bigint[], $2::bigint[]) AS r(f, l) JOIN body_chunks b ON b.id BETWEEN r.f AND r.l`, [firsts, lasts]);
+      for (const r of rows) chunks.rows.set(Number(r[0]), toChunkRow(r));
+    }
+  }
+
+  requestRow(callId: string): Maybe<Cells | undefined> {
+    return this.#calls.get(callId) ?? this.callRow(callId);
+  }
+
+  callRow(callId: string): Maybe<Cells | undefined> {
+    return this.#calls.get(callId) ?? one(this.#client, `SELECT ${CALL_SELECT} FROM calls WHERE id = $1`, [callId]);
+  }
+
+  events(callId: string, first: number, last: number, feed: (seq: number, offsetMs: number, raw: string) => void): Maybe<number> {
+    const known = this.#events.get(callId);
+    const replay = (rows: ReadonlyMap<number, Cells>): number => {
+      let seq = first;
+      for (let e = rows.get(seq); e !== undefined && seq <= last; e = rows.get(seq)) {
+        feed(seq, Number(e[2]), String(e[3]));
+        seq++;
+      }
+      return seq;
+    };
+    if (known !== undefined) return replay(known);
+    return arrays(this.#client, 'SELECT call_id, seq, offset_ms, raw FROM stream_events WHERE call_id = $1 AND seq BETWEEN $2 AND $3', [callId, first, last]).then((rows) =>
+      replay(new Map(rows.map((r) => [Number(r[1]), r]))),
+    );
+  }
+
+  accessRow(id: number): Maybe<Cells | undefined> {
+    return this.#access.get(id) ?? (Number.isSafeInteger(id) ? one(this.#client, `SELECT ${ACCESS_COLUMNS.join(', ')} FROM access_log WHERE id = $1`, [id]) : undefined);
+  }
+
+  rawRow(callId: string): Maybe<Cells | undefined> {
+    return this.#raw.get(callId) ?? one(this.#client, 'SELECT call_id, key_id, sealed FROM raw_copies WHERE call_id = $1', [callId]);
+  }
+
+  async approvalRows(ids: readonly string[]): Promise<ReadonlyMap<string, Cells>> {
+    const rows = new Map<string, Cells>();
+    if (!this.#hasApprovals) return rows;
+    for (let i = 0; i < ids.length; i += 10_000) {
+      const page = await arrays(this.#client, `SELECT ${APPROVAL_COLUMNS.join(', ')} FROM approvals WHERE id = ANY($1::text[])`, [ids.slice(i, i + 10_000)]);
+      for (const r of page) rows.set(String(r[0]), r);
+    }
+    return rows;
+  }
+
+  async seqOfHash(hash: string): Promise<number | undefined> {
+    const row = await one(this.#client, 'SELECT seq FROM audit_log WHERE hash = $1 LIMIT 1', [hash]);
+    return row === undefined ? undefined : Number(row[0]);
+  }
+
+  async sessionOwnerMismatch(): Promise<{ sessionId: string; callId: string } | undefined> {
+    const row = await one(this.#client, 'SELECT s.id, c.id FROM sessions s JOIN calls c ON c.session_id = s.id WHERE c.subject <> s.subject OR c.issuer <> s.issuer LIMIT 1');
+    return row === undefined ? undefined : { sessionId: String(row[0]), callId: String(row[1]) };
+  }
+
+  *coverage(state: PassState, fail: Fail): Step<void> {
+    const client = this.#client;
+    const { firstSeq, cutCalls, coveredRaw } = state;
+    const cut = (firstSeq ?? 1) > 1;
+    const count = (sql: string): Promise<number> => one(client, sql).then((r) => Number(r?.[0] ?? 0));
+
+    // Calls: a row without its request entry is fine only where a purge cut the chain before it
+    // and a remaining entry names the call (pg-audit-maintenance.ts).
+    const callCount = yield* settle(count('SELECT count(*) FROM calls'));
+    if (callCount > state.coveredCalls) {
+      const uncovered = yield* settle(arrays(client, "SELECT c.id FROM calls c WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.kind = 'request' AND a.ref = c.id) ORDER BY c.rec LIMIT $1", [cutCalls.size + 1]));
+      for (const [id] of uncovered) {
+        if (cut && cutCalls.has(String(id))) continue;
+        fail('unrecorded_row', null, 'calls', String(id), `call ${String(id)} has no audit entry: it was inserted behind the gateway`);
+      }
+    }
+    const eventCount = yield* settle(count('SELECT count(*) FROM stream_events'));
+    if (eventCount > state.coveredEvents) {
+      const extra = yield* settle(
+        one(
+          client,
+          `SELECT e.call_id, e.seq FROM stream_events e WHERE NOT EXISTS (
+             SELECT 1 FROM audit_log a WHERE a.kind = 'events' AND a.ref = e.call_id
+               AND e.seq BETWEEN split_part(a.span, '..', 1)::bigint AND split_part(a.span, '..', 2)::bigint)
+           ORDER BY e.call_id, e.seq LIMIT 1`,
+        ),
+      );
+      const where = extra === undefined ? '' : ` (first: call ${String(extra[0])}, event ${Number(extra[1])})`;
+      fail('unrecorded_row', null, 'stream_events', extra === undefined ? null : String(extra[0]), `${eventCount - state.coveredEvents} stream events have no audit entry${where}`);
+    }
+    const accessCount = yield* settle(count('SELECT count(*) FROM access_log'));
+    if (accessCount > state.coveredAccess) {
+      const extra = yield* settle(one(client, "SELECT l.id FROM access_log l WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.kind = 'access' AND a.ref = l.id::text) ORDER BY l.id LIMIT 1"));
+      const id = extra === undefined ? '?' : String(extra[0]);
+      fail('unrecorded_row', null, 'access_log', id, `access_log row ${id} has no audit entry`);
+    }
+    // Raw copies: each has its entry, but a purge may have cut off that of a call it cut through.
+    const rawCount = yield* settle(count('SELECT count(*) FROM raw_copies'));
+    if (rawCount > coveredRaw.size) {
+      const uncovered = yield* settle(arrays(client, "SELECT r.call_id FROM raw_copies r JOIN calls c ON c.id = r.call_id WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.kind = 'raw' AND a.ref = r.call_id) ORDER BY c.rec LIMIT $1", [cutCalls.size + 1]));
+      for (const [callId] of uncovered) {
+        const id = String(callId);
+        if (coveredRaw.has(id) || (cut && cutCalls.has(id))) continue;
+        fail('unrecorded_row', null, 'raw_copies', id, `the raw copy of call ${id} has no audit entry: it was inserted or moved there behind the gateway`);
+      }
+    }
+    if (this.#hasApprovals) {
+      for (const [approvalId] of yield* settle(arrays(client, 'SELECT id FROM approvals ORDER BY created_at, id'))) {
+        const id = String(approvalId);
+        if (!state.approvals.has(id)) fail('unrecorded_row', null, 'approvals', id, `approval ${id} has no audit entry: it was inserted behind the gateway`);
+      }
+    }
+    // Request chunks: each was added by a call whose request entry covers it.
+    state.addRows(state.chunks.coveredCount);
+    yield* state.chunks.finish(cut, fail);
+  }
+}
