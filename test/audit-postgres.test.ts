@@ -474,3 +474,63 @@ describe('aigov audit verify --config on PostgreSQL', () => {
     }
   });
 });
+
+describe('two gateways on one PostgreSQL database with audit.signing_key and audit.retention_days', { timeout: 240_000 }, () => {
+  test('each purges at start (one at a time), signs at shutdown, and aigov audit verify --config --require-signed passes', async () => {
+    const { startHarness } = await import('./support/gateway-harness.ts');
+    const { loadTranscript } = await import('./support/replay-upstream.ts');
+    const { runAuditVerify } = await import('../src/cli/audit-verify-service.ts');
+    const { default: OpenAI } = await import('openai');
+    const { url } = await freshPg();
+    // Recordings from 40 days ago, before the gateways start.
+    const seed = await openPg(url);
+    await recordCalls(seed, 'old', 2, Date.now() - 40 * DAY);
+    await seed.close();
+
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigov-pg-gw-audit-'));
+    try {
+      const pem = generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+      const keyFile = path.join(dir, 'audit.key');
+      fs.writeFileSync(keyFile, pem, { mode: 0o600 });
+      const audit = { signing_key: { file: keyFile }, retention_days: 30, checkpoint_interval: '1h' };
+      const [a, b] = await Promise.all([startHarness({ databaseUrl: url, audit }), startHarness({ databaseUrl: url, audit })]);
+      try {
+        for (const h of [a, b]) h.upstream.route('POST', '/v1/chat/completions', (req) => loadTranscript((JSON.parse(req.body) as { stream?: boolean }).stream ? 'openai-chat-stream' : 'openai-chat'));
+        await Promise.all(
+          [a, b].flatMap((h, r) =>
+            [false, true].map(async (stream) => {
+              const client = new OpenAI({ baseURL: `${h.url}/openai/v1`, apiKey: h.token, maxRetries: 0, defaultHeaders: { 'x-aigov-session': `ses-audit-${r}` } });
+              if (!stream) return client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `hello ${r}` }] });
+              for await (const chunk of await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `stream ${r}` }], stream: true })) void chunk;
+              return null;
+            }),
+          ),
+        );
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+      // The startup purges removed the old calls (whichever replica ran it) and anchored the cut.
+      assert.deepEqual(await pgQuery(url, "SELECT count(*)::int AS n FROM calls WHERE id LIKE 'old-%'"), [{ n: 0 }]);
+      const cps = await pgQuery<{ kind: string; seq: number }>(url, 'SELECT kind, seq FROM audit_checkpoints ORDER BY id');
+      assert.equal(cps.filter((c) => c.kind === 'anchor').length, 1, JSON.stringify(cps));
+      assert.ok(cps.some((c) => c.kind === 'shutdown'), 'a shutdown checkpoint signs what the gateways recorded');
+      for (let i = 1; i < cps.length; i++) assert.ok(cps[i]!.seq > cps[i - 1]!.seq, JSON.stringify(cps));
+
+      const config = path.join(dir, 'gateway.yaml');
+      fs.writeFileSync(config, [
+        'identity: { issuer: https://idp.example.com, audience: https://aigov.example.com, cli_client_id: aigov-cli }',
+        'providers: [{ name: openai, kind: openai, base_url: https://api.openai.com/v1 }]',
+        "storage: { driver: postgres, url: '${DATABASE_URL}' }",
+        'audit: { signing_key: { file: audit.key }, retention_days: 30 }',
+      ].join('\n'));
+      const outcome = await runAuditVerify({ config, env: { DATABASE_URL: url }, requireSigned: true });
+      assert.equal(outcome.report.problem, null, outcome.report.problem?.detail);
+      assert.equal(outcome.error, null, outcome.error?.message);
+      assert.equal(outcome.report.firstSeq, 11, 'the chain starts after the purged calls');
+      assert.equal(outcome.report.unsignedAnchor, false);
+      assert.equal(outcome.report.unsignedTail, 0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
