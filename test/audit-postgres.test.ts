@@ -58,6 +58,9 @@ function verifyPg(url: string, options: AuditVerifyOptions = {}): Promise<AuditV
   return verifyPostgresAudit(settings(url), options);
 }
 
+/** Pages of a few entries: a result met pages after its request, chunks and events read across pages. */
+const TINY_PAGES = { entries: 3, events: 3 };
+
 function newKey(): SigningKey {
   const key = parseSigningKey(generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString());
   if ('problem' in key) throw new Error(key.problem);
@@ -148,6 +151,7 @@ describe('aigov audit verify on PostgreSQL', () => {
     assert.equal(lite.problem, null, lite.problem?.detail);
     const counts = (r: AuditVerifyReport): unknown => ({ entries: r.entries, rows: r.rows, firstSeq: r.firstSeq, lastSeq: r.lastSeq, checkpoints: r.checkpoints, warnings: r.warnings });
     assert.deepEqual(counts(pg), counts(lite));
+    assert.deepEqual(counts(await verifyPostgresAudit(settings(url), {}, TINY_PAGES)), counts(lite));
     assert.equal((await checkPgAuditChain(url)).entries, pg.entries);
     assert.ok(pg.rows > pg.entries, 'chunks and events are recomputed too');
   });
@@ -188,6 +192,8 @@ describe('aigov audit verify on PostgreSQL', () => {
       for (const sql of c.sql) await tamperPg(url, sql);
       const lite = verifyAuditDatabase(file);
       const pg = await verifyPg(url);
+      const paged = await verifyPostgresAudit(settings(url), {}, TINY_PAGES);
+      assert.deepEqual(paged.problem, pg.problem, 'the same finding whatever the page size');
       assertAuditBroken(pg, { problem: c.problem, ...(c.kind === undefined ? {} : { kind: c.kind }), ...(c.ref === undefined ? {} : { ref: c.ref }) }, SECRET);
       assert.deepEqual(pg.problem, lite.problem);
       assert.equal(pg.entries, lite.entries, 'checked as far');
@@ -256,6 +262,28 @@ describe('aigov audit verify on PostgreSQL', () => {
     assert.equal((await checkPgAuditChain(url)).entries, report.entries);
     const owners = await pgQuery(url, 'SELECT DISTINCT owner FROM calls');
     assert.equal(owners.length, 2, 'both replicas recorded');
+  });
+});
+
+describe('--since on PostgreSQL', () => {
+  test('checks only the entries written since then, as on SQLite', async () => {
+    const { url } = await freshPg();
+    const store = await openPg(url);
+    await recordCalls(store, 'a', 2, Date.now());
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const since = Date.now();
+    await recordCalls(store, 'b', 1, Date.now());
+    const report = await verifyPg(url, { since });
+    assert.equal(report.problem, null, report.problem?.detail);
+    assert.equal(report.entries, 5);
+    assert.equal(report.firstSeq, 11);
+    assert.equal((await verifyPostgresAudit(settings(url), { since }, TINY_PAGES)).entries, 5);
+    assert.equal((await verifyPg(url, { since: Date.now() + DAY })).entries, 0, 'nothing written since: nothing to check');
+    // An edit before the window is outside it; one inside is caught.
+    await tamperPg(url, "UPDATE calls SET model = 'x' WHERE id = 'a-0'");
+    assert.equal((await verifyPg(url, { since })).problem, null);
+    await tamperPg(url, "UPDATE calls SET model = 'x' WHERE id = 'b-0'");
+    assertAuditBroken(await verifyPg(url, { since }), { problem: 'content_changed', seq: 11, kind: 'request', ref: 'b-0' }, SECRET);
   });
 });
 
@@ -371,6 +399,7 @@ describe('retention purge on PostgreSQL', () => {
     assert.deepEqual({ ...report, durationMs: 0 }, { ...lite, durationMs: 0 });
     assert.equal(report.firstSeq, 17);
     assert.equal(report.unsignedAnchor, false);
+    assert.deepEqual({ ...(await verifyPostgresAudit(settings(url), { publicKey: key.publicKey }, TINY_PAGES)), durationMs: 0 }, { ...report, durationMs: 0 });
 
     // The chain goes on from the last entry ever written: new calls of every replica chain on.
     await recordCalls(pg, 'later', 1, Date.now());

@@ -8,6 +8,7 @@
  * Entries are read in pages (keyset on seq); for each page the rows its entries cover are read
  * ahead, one query per table, so the pass answers almost every read at once; a row not read
  * ahead (a result whose request was in an earlier page, a chunk of an earlier call) is a query.
+ * The next page is read while the pass checks the current one (the server works while we hash).
  * Coverage (rows no entry covers) compares counts and, only when they differ, finds the first
  * row without an entry by an anti-join. The SQL text never contains values.
  */
@@ -30,9 +31,12 @@ import {
 } from '../audit-verify-core.ts';
 import { connectClient, type PgClient, type PgSettings } from './pg-connection.ts';
 
-/** Entries per page, and the stream events a page may cover at most (memory stays bounded). */
-const PAGE_ENTRIES = 2000;
-const PAGE_EVENTS = 20_000;
+/** Entries per page, and the stream events a page may cover at most (memory stays bounded); tests page smaller. */
+export interface PageSize {
+  readonly entries: number;
+  readonly events: number;
+}
+const PAGE: PageSize = { entries: 2000, events: 20_000 };
 
 const CALL_SELECT = `${REQUEST_COLUMNS.join(', ')}, ${RESULT_COLUMNS.join(', ')}, rec, request_parts`;
 const CHUNK_SELECT = "b.id, b.session_id, b.kind, encode(b.hash, 'hex') AS hash, b.text";
@@ -42,13 +46,14 @@ const CHUNK_SELECT = "b.id, b.session_id, b.kind, encode(b.hash, 'hex') AS hash,
  * large chain takes a while). Throws only when it cannot be read at all (the error as the driver
  * gives it: describe it with describePgError).
  */
-export async function verifyPostgresAudit(settings: PgSettings, options: AuditVerifyOptions = {}): Promise<AuditVerifyReport> {
-  const client = await connectClient(settings, { statementTimeoutMs: 0 });
+export async function verifyPostgresAudit(settings: PgSettings, options: AuditVerifyOptions = {}, page: PageSize = PAGE): Promise<AuditVerifyReport> {
+  // Pipelined: the next page is read while the pass asks for rows it did not read ahead.
+  const client = await connectClient(settings, { statementTimeoutMs: 0, pipeline: true });
   try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const source = await PgAuditSource.open(client, options.since ?? null);
+    await arrays(client, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const source = await PgAuditSource.open(client, options.since ?? null, page);
     const report = await runAsync(verifyChain(source, options));
-    await client.query('ROLLBACK');
+    await arrays(client, 'ROLLBACK');
     return report;
   } finally {
     await client.end().catch(() => {});
@@ -58,7 +63,10 @@ export async function verifyPostgresAudit(settings: PgSettings, options: AuditVe
 type Cells = Row;
 
 async function arrays(client: PgClient, text: string, values: unknown[] = []): Promise<Cells[]> {
-  return (await client.query<Cells[]>({ text, values, rowMode: 'array' })).rows as unknown as Cells[];
+  // Extended protocol: a pipelined connection cannot send simple queries.
+  const query = { text, values, rowMode: 'array' as const, queryMode: 'extended' };
+  const result = await client.query<Cells[]>(query);
+  return result.rows as unknown as Cells[];
 }
 
 async function one(client: PgClient, text: string, values: unknown[] = []): Promise<Cells | undefined> {
@@ -69,24 +77,41 @@ function toChunkRow(r: Cells): ChunkRow {
   return { id: Number(r[0]), session: String(r[1]), kind: Number(r[2]), hash: String(r[3]), text: String(r[4]) };
 }
 
+/** One page of entries and the rows they cover, read ahead. */
+interface Page {
+  readonly entries: readonly Cells[];
+  /** Where the page after it starts; null: it is the last. */
+  readonly next: number | null;
+  readonly calls: ReadonlyMap<string, Cells>;
+  /** The spans of the page's events entries, in order, and their rows: ordinal (1-based), seq, offset_ms, raw, by ordinal and seq. */
+  readonly spans: { readonly id: readonly string[]; readonly first: readonly number[]; readonly last: readonly number[] };
+  readonly events: readonly Cells[];
+  readonly access: ReadonlyMap<number, Cells>;
+  readonly raw: ReadonlyMap<string, Cells>;
+  readonly chunks: ReadonlyMap<number, ChunkRow>;
+  /** The `first..last` ranges `chunks` were read for. */
+  readonly chunkRanges: ReadonlySet<string>;
+}
+
+const NO_PAGE: Page = { entries: [], next: null, calls: new Map(), spans: { id: [], first: [], last: [] }, events: [], access: new Map(), raw: new Map(), chunks: new Map(), chunkRanges: new Set() };
+
 class PgChunkSource implements ChunkSource {
   readonly present = true;
   readonly #client: PgClient;
-  /** This page's chunks read ahead, and the ranges they were read for. */
-  readonly rows = new Map<number, ChunkRow>();
-  readonly ranges = new Set<string>();
+  /** The current page (its chunks read ahead). */
+  page: Page = NO_PAGE;
 
   constructor(client: PgClient) {
     this.#client = client;
   }
 
   range(first: number, last: number): Maybe<ChunkRow[]> {
-    if (!this.ranges.has(`${first}..${last}`)) {
+    if (!this.page.chunkRanges.has(`${first}..${last}`)) {
       return arrays(this.#client, `SELECT ${CHUNK_SELECT} FROM body_chunks b WHERE b.id BETWEEN $1 AND $2 ORDER BY b.id`, [first, last]).then((rows) => rows.map(toChunkRow));
     }
     const out: ChunkRow[] = [];
     for (let id = first; id <= last; id++) {
-      const row = this.rows.get(id);
+      const row = this.page.chunks.get(id);
       if (row === undefined) break;
       out.push(row);
     }
@@ -94,7 +119,7 @@ class PgChunkSource implements ChunkSource {
   }
 
   byId(id: number): Maybe<ChunkRow | undefined> {
-    const known = this.rows.get(id);
+    const known = this.page.chunks.get(id);
     if (known !== undefined) return known;
     return one(this.#client, `SELECT ${CHUNK_SELECT} FROM body_chunks b WHERE b.id = $1`, [id]).then((r) => (r === undefined ? undefined : toChunkRow(r)));
   }
@@ -128,25 +153,26 @@ class PgAuditSource implements AuditSource {
   readonly #hasCheckpoints: boolean;
   readonly #hasApprovals: boolean;
   readonly chunks: PgChunkSource;
-  /** The next page starts at this seq; null: no more pages. */
-  #from: number | null;
-  #page: Cells[] = [];
+  #page: Page = NO_PAGE;
   #at = 0;
-  // The rows the current page's entries cover, read ahead.
-  #calls = new Map<string, Cells>();
-  #events = new Map<string, Map<number, Cells>>();
-  #access = new Map<number, Cells>();
-  #raw = new Map<string, Cells>();
+  /** The next span of the page the pass will ask for, and the first of its event rows. */
+  #span = 0;
+  #eventRow = 0;
+  /** The page after the current one, being read while the pass checks this one (null: none). */
+  #ahead: Promise<Page> | null;
 
-  private constructor(client: PgClient, from: number | null, hasCheckpoints: boolean, hasApprovals: boolean) {
+  readonly #size: PageSize;
+
+  private constructor(client: PgClient, from: number | null, hasCheckpoints: boolean, hasApprovals: boolean, size: PageSize) {
     this.#client = client;
-    this.#from = from;
+    this.#size = size;
     this.#hasCheckpoints = hasCheckpoints;
     this.#hasApprovals = hasApprovals;
     this.chunks = new PgChunkSource(client);
+    this.#ahead = from === null ? null : this.#readPage(from);
   }
 
-  static async open(client: PgClient, since: number | null): Promise<PgAuditSource> {
+  static async open(client: PgClient, since: number | null, size: PageSize): Promise<PgAuditSource> {
     const tables = await one(client, "SELECT to_regclass('audit_log') IS NOT NULL, to_regclass('audit_checkpoints') IS NOT NULL, to_regclass('approvals') IS NOT NULL");
     if (tables?.[0] !== true) throw new Error('the database has no audit_log table: it has no audit trail (is it an aigov recording database?)');
     let from: number | null = 0;
@@ -154,7 +180,7 @@ class PgAuditSource implements AuditSource {
       const start = await one(client, 'SELECT min(seq) FROM audit_log WHERE at >= $1', [since]);
       from = start?.[0] === null || start === undefined ? null : Number(start[0]);
     }
-    return new PgAuditSource(client, from, tables[1] === true, tables[2] === true);
+    return new PgAuditSource(client, from, tables[1] === true, tables[2] === true, size);
   }
 
   async checkpoints(): Promise<CheckpointRow[]> {
@@ -172,35 +198,43 @@ class PgAuditSource implements AuditSource {
   }
 
   nextEntry(): Maybe<Cells | undefined> {
-    if (this.#at < this.#page.length) return this.#page[this.#at++];
-    if (this.#from === null) return undefined;
-    return this.#loadPage().then(() => (this.#at < this.#page.length ? this.#page[this.#at++] : undefined));
+    if (this.#at < this.#page.entries.length) return this.#page.entries[this.#at++];
+    const ahead = this.#ahead;
+    if (ahead === null) return undefined;
+    return ahead.then((page) => {
+      this.#page = page;
+      this.chunks.page = page;
+      this.#at = 0;
+      this.#span = 0;
+      this.#eventRow = 0;
+      this.#ahead = page.next === null ? null : this.#readPage(page.next);
+      this.#ahead?.catch(() => {}); // a failure is met when the pass gets there
+      return this.#at < page.entries.length ? page.entries[this.#at++] : undefined;
+    });
   }
 
-  /** The next page of entries, cut where its events would exceed PAGE_EVENTS, and its rows. */
-  async #loadPage(): Promise<void> {
+  /** The page of entries from seq `from`, cut where its events would exceed the page's, and its rows. */
+  async #readPage(from: number): Promise<Page> {
     const client = this.#client;
-    const fetched = await arrays(client, `SELECT ${ENTRY_SELECT} FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT ${PAGE_ENTRIES}`, [this.#from]);
+    const fetched = await arrays(client, `SELECT ${ENTRY_SELECT} FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2`, [from, this.#size.entries]);
     let events = 0;
     let end = 0;
     while (end < fetched.length) {
       const e = fetched[end]!;
       const span = e[1] === 'events' ? parseSpan(e[3] === null ? null : String(e[3])) : null;
       const size = span === null ? 0 : span.last - span.first + 1;
-      if (end > 0 && events + size > PAGE_EVENTS) break;
+      if (end > 0 && events + size > this.#size.events) break;
       events += size;
       end++;
     }
-    const page = fetched.slice(0, end);
-    this.#page = page;
-    this.#at = 0;
-    this.#from = end < fetched.length || fetched.length === PAGE_ENTRIES ? Number(page.at(-1)![0]) + 1 : null;
+    const entries = fetched.slice(0, end);
+    const next = end < fetched.length || fetched.length === this.#size.entries ? Number(entries.at(-1)![0]) + 1 : null;
 
     const callIds: string[] = [];
     const spans = { id: [] as string[], first: [] as number[], last: [] as number[] };
     const accessIds: number[] = [];
     const rawIds: string[] = [];
-    for (const e of page) {
+    for (const e of entries) {
       const ref = String(e[2]);
       switch (e[1]) {
         case 'request':
@@ -224,76 +258,96 @@ class PgAuditSource implements AuditSource {
           break;
       }
     }
-    const [calls, eventRows, access, raw] = await Promise.all([
+    const [callRows, eventRows, accessRows, rawRows] = await Promise.all([
       callIds.length === 0 ? [] : arrays(client, `SELECT ${CALL_SELECT} FROM calls WHERE id = ANY($1::text[])`, [callIds]),
       spans.id.length === 0
         ? []
         : arrays(
             client,
-            `SELECT e.call_id, e.seq, e.offset_ms, e.raw FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS s(id, f, l)
-             JOIN stream_events e ON e.call_id = s.id AND e.seq BETWEEN s.f AND s.l`,
+            `SELECT s.n, e.seq, e.offset_ms, e.raw FROM unnest($1::text[], $2::bigint[], $3::bigint[]) WITH ORDINALITY AS s(id, f, l, n)
+             JOIN stream_events e ON e.call_id = s.id AND e.seq BETWEEN s.f AND s.l ORDER BY s.n, e.seq`,
             [spans.id, spans.first, spans.last],
           ),
       accessIds.length === 0 ? [] : arrays(client, `SELECT ${ACCESS_COLUMNS.join(', ')} FROM access_log WHERE id = ANY($1::bigint[])`, [accessIds]),
       rawIds.length === 0 ? [] : arrays(client, 'SELECT call_id, key_id, sealed FROM raw_copies WHERE call_id = ANY($1::text[])', [rawIds]),
     ]);
-    this.#calls = new Map(calls.map((r) => [String(r[0]), r]));
-    this.#events = new Map(spans.id.map((id) => [id, new Map<number, Cells>()]));
-    for (const r of eventRows) this.#events.get(String(r[0]))!.set(Number(r[1]), r);
-    this.#access = new Map(access.map((r) => [Number(r[0]), r]));
-    this.#raw = new Map(raw.map((r) => [String(r[0]), r]));
+    const calls = new Map(callRows.map((r) => [String(r[0]), r]));
 
     // The chunks the page's requests added (their ranges are in request_parts).
-    const chunks = this.chunks;
-    chunks.rows.clear();
-    chunks.ranges.clear();
+    const chunks = new Map<number, ChunkRow>();
+    const chunkRanges = new Set<string>();
     const firsts: number[] = [];
     const lasts: number[] = [];
-    for (const e of page) {
+    for (const e of entries) {
       if (e[1] !== 'request') continue;
-      const parts = this.#calls.get(String(e[2]))?.[CALL_PARTS];
+      const parts = calls.get(String(e[2]))?.[CALL_PARTS];
       const parsed = typeof parts === 'string' ? parseRequestParts(parts) : null;
       if (parsed === null || parsed.first <= 0) continue;
       firsts.push(parsed.first);
       lasts.push(parsed.last);
-      chunks.ranges.add(`${parsed.first}..${parsed.last}`);
+      chunkRanges.add(`${parsed.first}..${parsed.last}`);
     }
     if (firsts.length > 0) {
       const rows = await arrays(client, `SELECT ${CHUNK_SELECT} FROM unnest($1::bigint[], $2::bigint[]) AS r(f, l) JOIN body_chunks b ON b.id BETWEEN r.f AND r.l`, [firsts, lasts]);
-      for (const r of rows) chunks.rows.set(Number(r[0]), toChunkRow(r));
+      for (const r of rows) chunks.set(Number(r[0]), toChunkRow(r));
     }
+    return {
+      entries,
+      next,
+      calls,
+      spans,
+      events: eventRows,
+      access: new Map(accessRows.map((r) => [Number(r[0]), r])),
+      raw: new Map(rawRows.map((r) => [String(r[0]), r])),
+      chunks,
+      chunkRanges,
+    };
   }
 
   requestRow(callId: string): Maybe<Cells | undefined> {
-    return this.#calls.get(callId) ?? this.callRow(callId);
+    return this.#page.calls.get(callId) ?? this.callRow(callId);
   }
 
   callRow(callId: string): Maybe<Cells | undefined> {
-    return this.#calls.get(callId) ?? one(this.#client, `SELECT ${CALL_SELECT} FROM calls WHERE id = $1`, [callId]);
+    return this.#page.calls.get(callId) ?? one(this.#client, `SELECT ${CALL_SELECT} FROM calls WHERE id = $1`, [callId]);
   }
 
   events(callId: string, first: number, last: number, feed: (seq: number, offsetMs: number, raw: string) => void): Maybe<number> {
-    const known = this.#events.get(callId);
-    const replay = (rows: ReadonlyMap<number, Cells>): number => {
+    const { spans, events } = this.#page;
+    const k = this.#span;
+    if (k < spans.id.length && spans.id[k] === callId && spans.first[k] === first && spans.last[k] === last) {
+      // The pass asks for the page's spans in order: their rows follow one another.
+      this.#span++;
       let seq = first;
-      for (let e = rows.get(seq); e !== undefined && seq <= last; e = rows.get(seq)) {
+      let contiguous = true;
+      for (; this.#eventRow < events.length && events[this.#eventRow]![0] === k + 1; this.#eventRow++) {
+        const e = events[this.#eventRow]!;
+        if (!contiguous || e[1] !== seq) {
+          contiguous = false; // a gap: the rest of the span is not fed (the pass names the missing one)
+          continue;
+        }
         feed(seq, Number(e[2]), String(e[3]));
         seq++;
       }
       return seq;
-    };
-    if (known !== undefined) return replay(known);
-    return arrays(this.#client, 'SELECT call_id, seq, offset_ms, raw FROM stream_events WHERE call_id = $1 AND seq BETWEEN $2 AND $3', [callId, first, last]).then((rows) =>
-      replay(new Map(rows.map((r) => [Number(r[1]), r]))),
-    );
+    }
+    return arrays(this.#client, 'SELECT seq, offset_ms, raw FROM stream_events WHERE call_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq', [callId, first, last]).then((rows) => {
+      let seq = first;
+      for (const e of rows) {
+        if (e[0] !== seq) break;
+        feed(seq, Number(e[1]), String(e[2]));
+        seq++;
+      }
+      return seq;
+    });
   }
 
   accessRow(id: number): Maybe<Cells | undefined> {
-    return this.#access.get(id) ?? (Number.isSafeInteger(id) ? one(this.#client, `SELECT ${ACCESS_COLUMNS.join(', ')} FROM access_log WHERE id = $1`, [id]) : undefined);
+    return this.#page.access.get(id) ?? (Number.isSafeInteger(id) ? one(this.#client, `SELECT ${ACCESS_COLUMNS.join(', ')} FROM access_log WHERE id = $1`, [id]) : undefined);
   }
 
   rawRow(callId: string): Maybe<Cells | undefined> {
-    return this.#raw.get(callId) ?? one(this.#client, 'SELECT call_id, key_id, sealed FROM raw_copies WHERE call_id = $1', [callId]);
+    return this.#page.raw.get(callId) ?? one(this.#client, 'SELECT call_id, key_id, sealed FROM raw_copies WHERE call_id = $1', [callId]);
   }
 
   async approvalRows(ids: readonly string[]): Promise<ReadonlyMap<string, Cells>> {
