@@ -9,8 +9,8 @@
  * request 2 KB, result 1 KB), written by TWO replicas (two PostgreSQL stores) at once, 16 calls in
  * flight each, so the chain interleaves both. "records" = entries + rows checked, per second of
  * verification (median of R runs after a warm-up). Then the purge of the older half (chunks of 500
- * entries; the longest gap of a 1 ms timer meanwhile) and a verification after it; then one signed
- * checkpoint of the head.
+ * entries; the longest gap of a 1 ms timer meanwhile, and how long a replica recording requests
+ * meanwhile waits for each) and a verification after it; then one signed checkpoint of the head.
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import os from 'node:os';
@@ -122,17 +122,33 @@ for (const stream of [true, false]) {
       longest = Math.max(longest, now - last);
       last = now;
     }, 1);
+    // A replica recording meanwhile: how long its request records wait (each purge chunk holds the chain's head).
+    const writer = await openPostgresStore({ url, poolSize: 1 });
+    let purging = true;
+    const waits: number[] = [];
+    const recording = (async () => {
+      for (let n = 0; purging; n++) {
+        const t = performance.now();
+        await writer.recordRequest(callRequest(`during-${n}`, { sessionId: 'during', startedAt: Date.now() }));
+        waits.push(performance.now() - t);
+      }
+    })();
     const start = performance.now();
     const purged = await maintenance.purge(cut);
     const purgeMs = performance.now() - start;
+    purging = false;
+    await recording;
+    await writer.close();
     clearInterval(timer);
+    waits.sort((x, y) => x - y);
+    const during = `${waits.length} records: p50 ${waits[Math.floor(waits.length / 2)]!.toFixed(1)} ms, max ${waits.at(-1)!.toFixed(1)} ms`;
     const cpStart = performance.now();
     const cp = await maintenance.checkpoint('shutdown');
     const cpMs = performance.now() - cpStart;
     await maintenance.close();
     const after = await verifyPostgresAudit(settings(url), { publicKey: key.publicKey });
     if (!after.ok || cp === null) throw new Error(`verification after the purge failed: ${after.problem?.detail}`);
-    purges.push(`| ${stream ? 'streamed' : 'plain'} | ${purged.calls.toLocaleString('en-US')} calls, ${purged.events.toLocaleString('en-US')} events, ${purged.entries.toLocaleString('en-US')} entries | ${purgeMs.toFixed(0)} ms | ${longest.toFixed(1)} ms | ${cpMs.toFixed(1)} ms | verifies (${after.entries.toLocaleString('en-US')} entries from ${after.firstSeq}, ${after.checkpoints.verified} signatures) |`);
+    purges.push(`| ${stream ? 'streamed' : 'plain'} | ${purged.calls.toLocaleString('en-US')} calls, ${purged.events.toLocaleString('en-US')} events, ${purged.entries.toLocaleString('en-US')} entries | ${purgeMs.toFixed(0)} ms | ${longest.toFixed(1)} ms | ${during} | ${cpMs.toFixed(1)} ms | verifies (${after.entries.toLocaleString('en-US')} entries from ${after.firstSeq}, ${after.checkpoints.verified} signatures) |`);
   } finally {
     await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   }
@@ -141,5 +157,5 @@ for (const stream of [true, false]) {
 console.log(`Command: \`node bench/audit-postgres.ts --calls ${CALLS} --runs ${RUNS}\` — Node ${process.version}, nproc ${os.availableParallelism()}, load average ${os.loadavg()[0]!.toFixed(1)}.\n`);
 console.log('| shape | database | verify | records/s (entries + rows) | entries/s |\n|---|---|---|---|---|');
 for (const row of rows) console.log(row);
-console.log('\n| purge (older half) | removed | time | longest event-loop gap | signed checkpoint | after |\n|---|---|---|---|---|---|');
+console.log('\n| purge (older half) | removed | time | longest event-loop gap | a replica recording meanwhile | signed checkpoint | after |\n|---|---|---|---|---|---|---|');
 for (const row of purges) console.log(row);

@@ -13,8 +13,9 @@
  * - A purge runs while its replica holds the session advisory lock {@link PURGE_LOCK} (another
  *   replica purging meanwhile: skipped). Each chunk also locks chain_head (FOR UPDATE), which
  *   every replica's write transaction takes first: no call gets an event or a result while the
- *   chunk decides whether it goes, exactly as SQLite's BEGIN IMMEDIATE. Chunks are 500 entries,
- *   so the writers of every replica wait a few milliseconds at most.
+ *   chunk decides whether it goes, exactly as SQLite's BEGIN IMMEDIATE. A chunk is 100 entries in
+ *   three pipelined round trips, so a write of any replica waits for at most one chunk (figures
+ *   in docs/benchmarks.md, bench/audit-postgres.ts).
  *
  * What a purge removes (audit-purge-plan.ts): the oldest calls, their stream events and raw
  * copies, access rows, approvals that can no longer change, sessions left without calls and the
@@ -25,6 +26,7 @@
  * ids it remembers (request-chunk-writer.ts).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import type pg from 'pg';
 import type { CheckpointKind } from '../../core/audit/chain.ts';
 import { signCheckpoint, type SigningKey } from '../audit-keys.ts';
 import { planPurgeChunk, type PurgeEntry } from '../audit-purge-plan.ts';
@@ -46,7 +48,7 @@ export interface PgAuditMaintenanceOptions {
   /** Signs checkpoints; without it only (unsigned) purge anchors are written. */
   readonly key: SigningKey | null;
   readonly now?: () => number;
-  /** Entries per purge transaction. Default 500. */
+  /** Entries per purge transaction. Default 100 (every replica's writers wait for each). */
   readonly chunkEntries?: number;
   /** A periodic checkpoint is skipped while the newest one signed with this key is younger. Default 0. */
   readonly periodicSpacingMs?: number;
@@ -64,7 +66,7 @@ export class PgAuditMaintenance implements AuditMaintainer {
   constructor(options: PgAuditMaintenanceOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
-    this.#chunk = Math.max(1, Math.floor(options.chunkEntries ?? 500));
+    this.#chunk = Math.max(1, Math.floor(options.chunkEntries ?? 100));
   }
 
   /**
@@ -77,22 +79,22 @@ export class PgAuditMaintenance implements AuditMaintainer {
       const key = this.#o.key;
       if (key === null) return null;
       return this.#transaction(async (client) => {
-        if (kind === 'periodic') {
-          const got = await client.query<{ got: boolean }>('SELECT pg_try_advisory_xact_lock($1, $2) AS got', [...MAINTENANCE_LOCK]);
-          if (got.rows[0]?.got !== true) return null;
-        } else {
-          await client.query('SELECT pg_advisory_xact_lock($1, $2)', [...MAINTENANCE_LOCK]);
-        }
-        const head = (await client.query<{ seq: number; hash: string }>('SELECT seq, hash FROM chain_head WHERE id = 1')).rows[0];
-        if (head === undefined || head.seq === 0) return null;
-        const latest = (await client.query<{ seq: number; hash: string; key_id: string | null }>('SELECT seq, hash, key_id FROM audit_checkpoints ORDER BY seq DESC, id DESC LIMIT 1')).rows[0];
-        if (latest !== undefined && latest.seq === head.seq && latest.hash === head.hash && latest.key_id === key.keyId) return null;
+        // Periodic: skipped while another replica signs. The lock comes first: what follows is read after its commit.
+        const [lock, head, latest] = await pipeline(client, [
+          [kind === 'periodic' ? 'SELECT pg_try_advisory_xact_lock($1, $2) AS got' : 'SELECT true AS got, pg_advisory_xact_lock($1, $2)', [...MAINTENANCE_LOCK]],
+          ['SELECT seq, hash FROM chain_head WHERE id = 1', []],
+          ['SELECT seq, hash, key_id, at FROM audit_checkpoints WHERE key_id = $1 ORDER BY seq DESC, id DESC LIMIT 1', [key.keyId]],
+        ]);
+        if ((lock!.rows[0] as { got: boolean } | undefined)?.got !== true) return null;
+        const h = head!.rows[0] as { seq: number; hash: string } | undefined;
+        if (h === undefined || h.seq === 0) return null;
+        const l = latest!.rows[0] as { seq: number; hash: string; at: number } | undefined;
+        if (l !== undefined && l.seq === h.seq && l.hash === h.hash) return null; // nothing new since
         const spacing = this.#o.periodicSpacingMs ?? 0;
-        if (kind === 'periodic' && spacing > 0) {
-          const recent = await client.query('SELECT 1 FROM audit_checkpoints WHERE key_id = $1 AND at > $2 LIMIT 1', [key.keyId, this.#now() - spacing]);
-          if (recent.rows.length > 0) return null;
-        }
-        return this.#writeCheckpoint(client, head.seq, head.hash, kind);
+        if (kind === 'periodic' && spacing > 0 && l !== undefined && l.at > this.#now() - spacing) return null;
+        const [written] = await pipeline(client, [this.#checkpointInsert(h.seq, h.hash, kind)]);
+        const r = written!.rows[0] as { seq: number; hash: string; at: number; kind: CheckpointKind; key_id: string | null };
+        return { seq: r.seq, hash: r.hash, at: r.at, kind: r.kind, keyId: r.key_id };
       });
     });
   }
@@ -102,11 +104,12 @@ export class PgAuditMaintenance implements AuditMaintainer {
     return this.#serial(async () => {
       const total = { calls: 0, events: 0, accessRows: 0, sessions: 0, approvals: 0, entries: 0, anchorSeq: null as number | null };
       const client = await this.#connection();
-      const got = await client.query<{ got: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS got', [...PURGE_LOCK]);
-      if (got.rows[0]?.got !== true) return total; // another replica is purging
+      const [got] = await pipeline(client, [["SELECT pg_try_advisory_lock($1, $2) AS got, to_regclass('approvals') IS NOT NULL AS approvals", [...PURGE_LOCK]]]);
+      const row = got!.rows[0] as { got: boolean; approvals: boolean };
+      if (!row.got) return total; // another replica is purging
       try {
         for (;;) {
-          const chunk = await this.#transaction((c) => this.#purgeChunk(c, cutMs));
+          const chunk = await this.#transaction((c) => this.#purgeChunk(c, cutMs, row.approvals));
           total.calls += chunk.calls;
           total.events += chunk.events;
           total.accessRows += chunk.accessRows;
@@ -118,7 +121,7 @@ export class PgAuditMaintenance implements AuditMaintainer {
           await sleep(0); // let the writers of every replica have their turn between chunks
         }
       } finally {
-        if (this.#client === client) await client.query('SELECT pg_advisory_unlock($1, $2)', [...PURGE_LOCK]).catch(() => {});
+        if (this.#client === client) await pipeline(client, [['SELECT pg_advisory_unlock($1, $2)', [...PURGE_LOCK]]]).catch(() => {});
       }
     });
   }
@@ -144,7 +147,14 @@ export class PgAuditMaintenance implements AuditMaintainer {
 
   async #connection(): Promise<PgClient> {
     if (this.#client !== null) return this.#client;
-    const client = await connectClient(this.#o.settings);
+    // Pipelined: a purge chunk's statements go out together (the writers wait for the chunk).
+    const client = await connectClient(this.#o.settings, { pipeline: true });
+    // No JIT: the planner prices a chunk's entry read (a subquery per entry) high enough to compile
+    // it, ~250 ms per chunk here — while every replica's writers wait for the chunk.
+    await pipeline(client, [['SET jit = off', []]]).catch(async (err: unknown) => {
+      await client.end().catch(() => {});
+      throw err;
+    });
     const drop = (): void => {
       if (this.#client !== client) return;
       this.#client = null;
@@ -158,13 +168,13 @@ export class PgAuditMaintenance implements AuditMaintainer {
 
   async #transaction<T>(body: (client: PgClient) => Promise<T>): Promise<T> {
     const client = await this.#connection();
-    await client.query('BEGIN');
+    await pipeline(client, [['BEGIN', []]]);
     try {
       const value = await body(client);
-      await client.query('COMMIT');
+      await pipeline(client, [['COMMIT', []]]);
       return value;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
+      await pipeline(client, [['ROLLBACK', []]]).catch(() => {});
       if (isConnectionError(err) && this.#client === client) {
         this.#client = null;
         await client.end().catch(() => {});
@@ -173,47 +183,55 @@ export class PgAuditMaintenance implements AuditMaintainer {
     }
   }
 
-  async #writeCheckpoint(client: PgClient, seq: number, hash: string, kind: CheckpointKind): Promise<CheckpointRecord> {
+  /** The INSERT of a checkpoint of the head `seq`/`hash`, signed when there is a key. */
+  #checkpointInsert(seq: number, hash: string, kind: CheckpointKind): Statement {
     const at = this.#now();
     const key = this.#o.key;
     const keyId = key?.keyId ?? null;
     const signature = key === null ? null : signCheckpoint({ seq, hash, at, kind, keyId }, key.privateKey);
-    await client.query('INSERT INTO audit_checkpoints (seq, hash, at, kind, key_id, signature) VALUES ($1, $2, $3, $4, $5, $6)', [seq, hash, at, kind, keyId, signature]);
-    return { seq, hash, at, kind, keyId };
+    return ['INSERT INTO audit_checkpoints (seq, hash, at, kind, key_id, signature) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq, hash, at, kind, key_id', [seq, hash, at, kind, keyId, signature]];
   }
 
-  async #purgeChunk(client: PgClient, cut: number): Promise<PurgeResult & { done: boolean }> {
+  /**
+   * One chunk in three round trips on the pipelined connection (the writers of every replica wait
+   * for it): lock and read the oldest entries with what the plan needs; delete the rows and read
+   * what the chunk collection needs; delete the chunks, the entries, write the anchor, commit.
+   */
+  async #purgeChunk(client: PgClient, cut: number, hasApprovals: boolean): Promise<PurgeResult & { done: boolean }> {
     const nothing = { calls: 0, events: 0, accessRows: 0, sessions: 0, approvals: 0, entries: 0, anchorSeq: null, done: true };
-    await client.query('SELECT pg_advisory_xact_lock($1, $2)', [...MAINTENANCE_LOCK]);
-    await client.query('SELECT 1 FROM chain_head WHERE id = 1 FOR UPDATE');
-    const hasApprovals = (await client.query<{ present: boolean }>("SELECT to_regclass('approvals') IS NOT NULL AS present")).rows[0]?.present === true;
     const limit = this.#chunk;
-    const rows = await client.query<{ seq: number; kind: string; ref: string; span: string | null; hash: string; t: string | number | null; status: string | null }>(
-      `SELECT a.seq, a.kind, a.ref, a.span, a.hash,
-         CASE a.kind WHEN 'access' THEN (SELECT l.at FROM access_log l WHERE l.id = CASE WHEN a.ref ~ '^[0-9]{1,18}$' THEN a.ref::bigint END)
-                     WHEN 'approval' THEN ${hasApprovals ? `(SELECT ${APPROVAL_DONE_AT} FROM approvals p WHERE p.id = a.ref)` : 'NULL'}
-                     ELSE (SELECT c.started_at FROM calls c WHERE c.id = a.ref) END AS t,
-         CASE WHEN a.kind IN ('access', 'approval') THEN NULL ELSE (SELECT c.status FROM calls c WHERE c.id = a.ref) END AS status
-       FROM audit_log a ORDER BY a.seq LIMIT $1`,
-      [limit + 1],
-    );
-    const entries: PurgeEntry[] = rows.rows.map((e) => ({ seq: Number(e.seq), kind: e.kind, ref: e.ref, span: e.span, hash: e.hash, t: e.t === null ? null : Number(e.t), status: e.status }));
+    const [, , read] = await pipeline(client, [
+      ['SELECT pg_advisory_xact_lock($1, $2)', [...MAINTENANCE_LOCK]],
+      ['SELECT 1 FROM chain_head WHERE id = 1 FOR UPDATE', []],
+      [
+        `SELECT a.seq, a.kind, a.ref, a.span, a.hash,
+           CASE a.kind WHEN 'access' THEN (SELECT l.at FROM access_log l WHERE l.id = CASE WHEN a.ref ~ '^[0-9]{1,18}$' THEN a.ref::bigint END)
+                       WHEN 'approval' THEN ${hasApprovals ? `(SELECT ${APPROVAL_DONE_AT} FROM approvals p WHERE p.id = a.ref)` : 'NULL'}
+                       ELSE c.started_at END AS t,
+           c.status, c.session_id,
+           CASE WHEN c.status = 'pending' THEN (SELECT count(*)::int FROM stream_events e WHERE e.call_id = c.id) END AS events
+         FROM audit_log a LEFT JOIN calls c ON c.id = a.ref AND a.kind NOT IN ('access', 'approval')
+         ORDER BY a.seq LIMIT $1`,
+        [limit + 1],
+      ],
+    ]);
+    type EntryRow = { seq: number; kind: string; ref: string; span: string | null; hash: string; t: string | number | null; status: string | null; session_id: string | null; events: number | null };
+    const rows = read!.rows as EntryRow[];
+    const entries: PurgeEntry[] = rows.map((e) => ({ seq: Number(e.seq), kind: e.kind, ref: e.ref, span: e.span, hash: e.hash, t: e.t === null ? null : Number(e.t), status: e.status }));
     const plan = planPurgeChunk(entries, limit, cut);
     const last = plan.last;
     if (last === undefined) return nothing;
+    const byCall = new Map(rows.filter((e) => e.session_id !== null).map((e) => [e.ref, e]));
 
-    const pending = [...plan.calls].filter(([, c]) => c.status === 'pending').map(([id]) => id);
-    const eventCounts = new Map<string, number>();
-    if (pending.length > 0) {
-      const counted = await client.query<{ call_id: string; n: number }>('SELECT call_id, count(*)::int AS n FROM stream_events WHERE call_id = ANY($1::text[]) GROUP BY call_id', [pending]);
-      for (const r of counted.rows) eventCounts.set(r.call_id, Number(r.n));
-    }
     const closed: string[] = [];
+    const sessionIds = new Set<string>();
     const spans = { id: [] as string[], first: [] as number[], last: [] as number[] };
     for (const [id, c] of plan.calls) {
-      const ended = c.status === 'pending' ? (eventCounts.get(id) ?? 0) <= c.events : c.result;
+      const ended = c.status === 'pending' ? (byCall.get(id)?.events ?? 0) <= c.events : c.result;
       if (ended) {
         closed.push(id);
+        const session = byCall.get(id)?.session_id;
+        if (session !== null && session !== undefined) sessionIds.add(session);
         continue;
       }
       for (const span of c.spans) {
@@ -222,45 +240,63 @@ export class PgAuditMaintenance implements AuditMaintainer {
         spans.last.push(span.last);
       }
     }
-    let events = 0;
-    if (spans.id.length > 0) {
-      events += (await client.query('DELETE FROM stream_events e USING unnest($1::text[], $2::bigint[], $3::bigint[]) AS s(id, f, l) WHERE e.call_id = s.id AND e.seq BETWEEN s.f AND s.l', [spans.id, spans.first, spans.last])).rowCount ?? 0;
-    }
-    const sessionIds = (await client.query<{ session_id: string }>('SELECT DISTINCT session_id FROM calls WHERE id = ANY($1::text[])', [closed])).rows.map((r) => r.session_id);
-    events += (await client.query('DELETE FROM stream_events WHERE call_id = ANY($1::text[])', [closed])).rowCount ?? 0;
-    const calls = (await client.query('DELETE FROM calls WHERE id = ANY($1::text[])', [closed])).rowCount ?? 0; // raw copies: ON DELETE CASCADE
-    const accessRows = (await client.query('DELETE FROM access_log WHERE id = ANY($1::bigint[])', [plan.accessIds])).rowCount ?? 0;
-    const sessions = (await client.query('DELETE FROM sessions s WHERE s.id = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.session_id = s.id)', [sessionIds])).rowCount ?? 0;
-    const chunks = await collectChunks(client, sessionIds);
-    if (chunks > 0) await client.query('UPDATE chain_head SET chunks_generation = chunks_generation + 1 WHERE id = 1');
-    let approvals = 0;
+    const sessions = [...sessionIds];
+    const statements: Statement[] = [
+      ['DELETE FROM stream_events e USING unnest($1::text[], $2::bigint[], $3::bigint[]) AS s(id, f, l) WHERE e.call_id = s.id AND e.seq BETWEEN s.f AND s.l', [spans.id, spans.first, spans.last]],
+      ['DELETE FROM stream_events WHERE call_id = ANY($1::text[])', [closed]],
+      ['DELETE FROM calls WHERE id = ANY($1::text[])', [closed]], // raw copies: ON DELETE CASCADE
+      ['DELETE FROM access_log WHERE id = ANY($1::bigint[])', [plan.accessIds]],
+      ['DELETE FROM sessions s WHERE s.id = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.session_id = s.id)', [sessions]],
+      // What the chunk collection needs, read after those deletes: the sessions left, their nodes and bodies.
+      ['SELECT id FROM sessions WHERE id = ANY($1::text[])', [sessions]],
+      ['SELECT session_id, id, text FROM body_chunks WHERE session_id = ANY($1::text[]) AND kind = 1', [sessions]],
+      ['SELECT session_id, request_parts FROM calls WHERE session_id = ANY($1::text[]) AND request_parts IS NOT NULL', [sessions]],
+    ];
     if (hasApprovals && plan.approvalIds.size > 0) {
       // An approval goes when its latest entry is in the prefix (audit_log_approvals: no log scan).
-      const ids = [...plan.approvalIds];
-      const later = new Set((await client.query<{ ref: string }>("SELECT DISTINCT ref FROM audit_log WHERE kind = 'approval' AND ref = ANY($1::text[]) AND seq > $2", [ids, last.seq])).rows.map((r) => r.ref));
-      approvals = (await client.query('DELETE FROM approvals WHERE id = ANY($1::text[])', [ids.filter((id) => !later.has(id))])).rowCount ?? 0;
+      statements.push(["DELETE FROM approvals p WHERE p.id = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.kind = 'approval' AND a.ref = p.id AND a.seq > $2)", [[...plan.approvalIds], last.seq]]);
     }
-    const removed = (await client.query('DELETE FROM audit_log WHERE seq <= $1', [last.seq])).rowCount ?? 0;
-    // Checkpoints of entries that are gone can no longer be checked; the anchor replaces them.
-    await client.query('DELETE FROM audit_checkpoints WHERE seq <= $1', [last.seq]);
-    await this.#writeCheckpoint(client, last.seq, last.hash, 'anchor');
-    return { calls, events, accessRows, sessions, approvals, entries: removed, anchorSeq: last.seq, done: plan.done };
+    const [spanEvents, callEvents, calls, access, gone, left, nodes, bodies, approvals] = await pipeline(client, statements);
+    const count = (r: { rowCount: number | null } | undefined): number => r?.rowCount ?? 0;
+
+    // Request chunks no remaining call of those sessions names (all of them for a session gone).
+    const keep = { session: [] as string[], id: [] as number[] };
+    const nodeRows = nodes!.rows as { session_id: string; id: number; text: string }[];
+    const bodyRows = bodies!.rows as { session_id: string; request_parts: string }[];
+    for (const { id: session } of left!.rows as { id: string }[]) {
+      const reached = reachableChunks(nodeRows.filter((n) => n.session_id === session).map((n) => ({ id: Number(n.id), text: n.text })), bodyRows.filter((b) => b.session_id === session).map((b) => b.request_parts));
+      for (const id of reached) {
+        keep.session.push(session);
+        keep.id.push(id);
+      }
+    }
+    const [, log] = await pipeline(client, [
+      [
+        `WITH gone AS (
+           DELETE FROM body_chunks b WHERE b.session_id = ANY($1::text[])
+             AND NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::bigint[]) AS k(s, i) WHERE k.s = b.session_id AND k.i = b.id)
+           RETURNING 1
+         ), moved AS (
+           UPDATE chain_head SET chunks_generation = chunks_generation + 1 WHERE id = 1 AND EXISTS (SELECT 1 FROM gone)
+         ) SELECT count(*)::int AS n FROM gone`,
+        [sessions, keep.session, keep.id],
+      ],
+      ['DELETE FROM audit_log WHERE seq <= $1', [last.seq]],
+      // Checkpoints of entries that are gone can no longer be checked; the anchor replaces them.
+      ['DELETE FROM audit_checkpoints WHERE seq <= $1', [last.seq]],
+      this.#checkpointInsert(last.seq, last.hash, 'anchor'),
+    ]);
+    return { calls: count(calls), events: count(spanEvents) + count(callEvents), accessRows: count(access), sessions: count(gone), approvals: count(approvals), entries: count(log), anchorSeq: last.seq, done: plan.done };
   }
 }
 
-/** Deletes the chunks of `sessionIds` that no remaining call names (all of a session gone); returns how many. */
-async function collectChunks(client: PgClient, sessionIds: readonly string[]): Promise<number> {
-  let deleted = 0;
-  for (const sessionId of new Set(sessionIds)) {
-    const exists = (await client.query('SELECT 1 FROM sessions WHERE id = $1', [sessionId])).rows.length > 0;
-    if (!exists) {
-      deleted += (await client.query('DELETE FROM body_chunks WHERE session_id = $1', [sessionId])).rowCount ?? 0;
-      continue;
-    }
-    const nodes = await client.query<{ id: number; text: string }>('SELECT id, text FROM body_chunks WHERE session_id = $1 AND kind = 1', [sessionId]);
-    const roots = await client.query<{ request_parts: string }>('SELECT request_parts FROM calls WHERE session_id = $1 AND request_parts IS NOT NULL', [sessionId]);
-    const reached = reachableChunks(nodes.rows.map((r) => ({ id: Number(r.id), text: r.text })), roots.rows.map((r) => r.request_parts));
-    deleted += (await client.query('DELETE FROM body_chunks WHERE session_id = $1 AND NOT (id = ANY($2::bigint[]))', [sessionId, [...reached]])).rowCount ?? 0;
-  }
-  return deleted;
+type Statement = readonly [text: string, values: readonly unknown[]];
+
+/** Sends the statements together (extended protocol, pipelined) and returns their results; throws the first failure. */
+async function pipeline(client: PgClient, statements: readonly Statement[]): Promise<{ rows: unknown[]; rowCount: number | null }[]> {
+  const sent = statements.map(([text, values]) => client.query({ text, values: [...values], queryMode: 'extended' } as unknown as pg.QueryConfig));
+  const settled = await Promise.allSettled(sent);
+  const failed = settled.find((r) => r.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<pg.QueryResult>).value);
 }

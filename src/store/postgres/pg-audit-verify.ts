@@ -50,6 +50,8 @@ export async function verifyPostgresAudit(settings: PgSettings, options: AuditVe
   // Pipelined: the next page is read while the pass asks for rows it did not read ahead.
   const client = await connectClient(settings, { statementTimeoutMs: 0, pipeline: true });
   try {
+    // No JIT: compiling a page's queries costs more than running them.
+    await arrays(client, 'SET jit = off');
     await arrays(client, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const source = await PgAuditSource.open(client, options.since ?? null, page);
     const report = await runAsync(verifyChain(source, options));
