@@ -14,7 +14,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { GENESIS_HASH } from '../src/core/audit/chain.ts';
 import type { CallRequestRecord, CallResultRecord } from '../src/store/recording-store.ts';
 import { AuditMaintenance } from '../src/store/sqlite/audit-maintenance.ts';
-import { parseSigningKey, type SigningKey } from '../src/store/sqlite/audit-keys.ts';
+import { parseSigningKey, type SigningKey } from '../src/store/audit-keys.ts';
 import { verifyAuditDatabase, type AuditVerifyReport } from '../src/store/sqlite/audit-verify.ts';
 import { openSqliteStore, type SqliteRecordingStore } from '../src/store/sqlite/sqlite-store.ts';
 import { assertAuditBroken, callRequest, callResult, chatBody, query, SECRET_PROMPT as SECRET, tamper, useTempDirs } from './support/store-fixtures.ts';
@@ -585,7 +585,7 @@ describe('the gateway writes the trail', () => {
   test('aigov server --dev: generated key, calls chained, a signed checkpoint at shutdown, verify passes', async () => {
     const { startDevGateway } = await import('../src/gateway/dev/dev-gateway.ts');
     const { deviceLogin } = await import('./support/dev-login.ts');
-    const { parsePublicKey } = await import('../src/store/sqlite/audit-keys.ts');
+    const { parsePublicKey } = await import('../src/store/audit-keys.ts');
     const stateDir = path.join(path.dirname(freshFile()), 'state');
     const gateway = await startDevGateway({ version: 'test', port: 0, stateDir, logLevel: 'silent' });
     try {

@@ -1,11 +1,11 @@
 /**
  * The `storage` settings: SQLite by default, PostgreSQL by `driver: postgres` with its URL given
  * by reference. Errors name the key path and never echo the URL (it may hold a password); an
- * inline URL is warned about only when it carries a password; settings that need what the
- * PostgreSQL driver does not do yet are refused by name.
+ * inline URL is warned about only when it carries a password; the audit trail's settings
+ * (signing key, retention) work with either driver.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,14 +103,16 @@ describe('storage settings', () => {
     assert.match(failure(() => build({ driver: 'mysql' }, {}, env)).message, /storage\.driver: /);
   });
 
-  it('audit settings the PostgreSQL driver does not carry yet are refused by name', () => {
-    const env = { DATABASE_URL: 'postgres://aigov@db/aigov', KEY: 'x' };
-    const err = failure(() => build({ driver: 'postgres', url: '${DATABASE_URL}' }, { audit: { signing_key: '${KEY}', retention_days: 30 } }, env));
-    assert.equal(err.code, 'AIGOV_E_CONFIG_INVALID');
-    assert.match(err.message, /audit\.signing_key: is not supported with storage\.driver postgres yet/);
-    assert.match(err.message, /audit\.retention_days: is not supported with storage\.driver postgres yet/);
-    // Reading the recordings and raw copies work on PostgreSQL.
-    const ok = build({ driver: 'postgres', url: '${DATABASE_URL}' }, { audit: { auditor_groups: ['auditors'], checkpoint_interval: '1m' } }, env);
-    assert.deepEqual(ok.audit.auditorGroups, ['auditors']);
+  it('the audit trail settings work with PostgreSQL too: a signing key and retention are taken as with SQLite', () => {
+    const pem = generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    const env = { DATABASE_URL: 'postgres://aigov@db/aigov', KEY: pem };
+    const config = build({ driver: 'postgres', url: '${DATABASE_URL}' }, { audit: { signing_key: '${KEY}', retention_days: 30, auditor_groups: ['auditors'], checkpoint_interval: '1m' } }, env);
+    assert.equal(config.audit.signingKey, pem.trim());
+    assert.equal(config.audit.retentionDays, 30);
+    assert.equal(config.audit.checkpointIntervalMs, 60_000);
+    assert.deepEqual(config.audit.auditorGroups, ['auditors']);
+    // A key that is not Ed25519 is refused by name, as with SQLite.
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    assert.match(failure(() => build({ driver: 'postgres', url: '${DATABASE_URL}' }, { audit: { signing_key: '${KEY}' } }, { ...env, KEY: rsa })).message, /audit\.signing_key/);
   });
 });

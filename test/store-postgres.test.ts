@@ -294,27 +294,7 @@ describe('PostgreSQL store: running', () => {
   });
 });
 
-describe('aigov audit verify and PostgreSQL', () => {
-  test('--config with storage.driver postgres is refused clearly (the verifier reads SQLite only), without the password', async () => {
-    const { runAuditVerify } = await import('../src/cli/audit-verify-service.ts');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigov-pg-verify-'));
-    try {
-      const password = secretPassword();
-      const config = path.join(dir, 'gateway.yaml');
-      fs.writeFileSync(config, [
-        'identity: { issuer: https://idp.example.com, audience: https://aigov.example.com, cli_client_id: aigov-cli }',
-        'providers: [{ name: openai, kind: openai, base_url: https://api.openai.com/v1 }]',
-        "storage: { driver: postgres, url: '${DATABASE_URL}' }",
-      ].join('\n'));
-      const err = await rejection(runAuditVerify({ config, env: { DATABASE_URL: `postgres://aigov:${password}@db/aigov` } }));
-      assert.ok(isAigovError(err) && err.code === 'AIGOV_E_AUDIT_DB_UNREADABLE', String(err));
-      assert.match(err.message, /Cannot read the recording database postgres:\/\/aigov:\*\*\*@db\/aigov: aigov audit verify does not read PostgreSQL yet/);
-      assert.ok(!err.message.includes(password));
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
-});
+// aigov audit verify on PostgreSQL: test/audit-postgres.test.ts.
 
 describe('database URLs', () => {
   test('redaction hides every spelling of the password, and scrubbing removes it from any text', () => {

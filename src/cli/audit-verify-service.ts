@@ -1,6 +1,7 @@
 /**
  * The service behind `aigov audit verify`: finds the database and the public key (from the
- * gateway configuration or from flags), verifies (src/store/sqlite/audit-verify.ts), and turns
+ * gateway configuration or from flags), verifies (src/store/audit-verify-core.ts over the SQLite
+ * file or the PostgreSQL database the configuration names), and turns
  * the outcome into a report or a coded error. Never prints record contents or key material.
  */
 import { plural } from './terminal-text.ts';
@@ -9,7 +10,7 @@ import { resolve } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { AigovError } from '../core/errors.ts';
 import { timeFlag } from './flag-values.ts';
-import type { AuditVerifyReport } from '../store/sqlite/audit-verify.ts';
+import type { AuditVerifyReport } from '../store/audit-verify-core.ts';
 
 export interface AuditVerifyInput {
   readonly config?: string;
@@ -34,25 +35,23 @@ export async function runAuditVerify(input: AuditVerifyInput): Promise<AuditVeri
   const since = timeFlag('--since', input.since, input.now ?? Date.now(), 'aigov audit verify --config gateway.yaml --since 24h') ?? null;
   const [{ verifyAuditDatabase }, { parsePublicKey, parseSigningKey }] = await Promise.all([
     import('../store/sqlite/audit-verify.ts'),
-    import('../store/sqlite/audit-keys.ts'),
+    import('../store/audit-keys.ts'),
   ]);
   let file: string | null = input.db === undefined ? null : resolve(input.db);
+  let postgres: { readonly url: string; readonly statementTimeoutMs: number } | null = null;
   let publicKey: KeyObject | null = null;
   if (input.config !== undefined) {
     const { loadGatewayConfig } = await import('../config/load.ts');
     const config = loadGatewayConfig(input.config, { env: input.env });
-    if (config.storage.driver === 'postgres' && file === null) {
-      const { redactDatabaseUrl } = await import('../config/database-url.ts');
-      throw new AigovError('AIGOV_E_AUDIT_DB_UNREADABLE', { file: redactDatabaseUrl(config.storage.url), reason: 'aigov audit verify does not read PostgreSQL yet (the gateway writes the chain there; its verifier comes in a later release)' });
-    }
-    file ??= config.storage.path;
+    if (config.storage.driver === 'postgres' && file === null) postgres = config.storage;
+    else file ??= config.storage.path;
     if (config.audit.signingKey !== null && input.publicKey === undefined) {
       const key = parseSigningKey(config.audit.signingKey);
       if ('problem' in key) throw new AigovError('AIGOV_E_AUDIT_KEY_INVALID', { file: 'audit.signing_key', reason: key.problem });
       publicKey = key.publicKey;
     }
   }
-  if (file === null) throw new AigovError('AIGOV_E_AUDIT_NO_DATABASE');
+  if (file === null && postgres === null) throw new AigovError('AIGOV_E_AUDIT_NO_DATABASE');
   if (input.publicKey !== undefined) {
     const keyFile = resolve(input.publicKey);
     let text: string;
@@ -65,6 +64,8 @@ export async function runAuditVerify(input: AuditVerifyInput): Promise<AuditVeri
     if ('problem' in key) throw new AigovError('AIGOV_E_AUDIT_KEY_INVALID', { file: keyFile, reason: key.problem });
     publicKey = key;
   }
+  if (postgres !== null) return outcomeOf(await verifyPostgres(postgres, publicKey, since), input);
+  if (file === null) throw new AigovError('AIGOV_E_AUDIT_NO_DATABASE');
   if (!existsSync(file)) throw new AigovError('AIGOV_E_AUDIT_DB_UNREADABLE', { file, reason: 'no such file' });
   let report: AuditVerifyReport;
   try {
@@ -73,6 +74,27 @@ export async function runAuditVerify(input: AuditVerifyInput): Promise<AuditVeri
     const reason = error instanceof Error ? (error.message.split('\n', 1)[0] ?? 'unreadable') : 'unreadable';
     throw new AigovError('AIGOV_E_AUDIT_DB_UNREADABLE', { file, reason: /no such table/.test(reason) ? `it has no audit trail (${reason})` : reason }, { cause: error });
   }
+  return outcomeOf({ file, report }, input);
+}
+
+/** Verifies a PostgreSQL recording database; the outcome names it by its URL without the password. */
+async function verifyPostgres(storage: { readonly url: string; readonly statementTimeoutMs: number }, publicKey: KeyObject | null, since: number | null): Promise<{ file: string; report: AuditVerifyReport }> {
+  const [{ redactDatabaseUrl }, { verifyPostgresAudit }, { describePgError }] = await Promise.all([
+    import('../config/database-url.ts'),
+    import('../store/postgres/pg-audit-verify.ts'),
+    import('../store/postgres/pg-connection.ts'),
+  ]);
+  const file = redactDatabaseUrl(storage.url);
+  try {
+    const settings = { url: storage.url, statementTimeoutMs: storage.statementTimeoutMs, connectTimeoutMs: 5000, lockTimeoutMs: 0 };
+    return { file, report: await verifyPostgresAudit(settings, { publicKey, since }) };
+  } catch (error) {
+    // SQLSTATE and message only (never a value, never the password).
+    throw new AigovError('AIGOV_E_AUDIT_DB_UNREADABLE', { file, reason: describePgError(error, storage.url) });
+  }
+}
+
+function outcomeOf({ file, report }: { file: string; report: AuditVerifyReport }, input: AuditVerifyInput): AuditVerifyOutcome {
   let error: AigovError | null = null;
   if (report.problem !== null) {
     error = report.problem.problem === 'signature_invalid'

@@ -207,12 +207,6 @@ export const GatewayConfigSchema = z.strictObject({
   logging: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .prefault({}),
-}).superRefine((config, ctx) => {
-  if (config.storage.driver !== 'postgres') return;
-  // The chain is written on PostgreSQL too; its signed checkpoints and the retention purge are not yet.
-  const notYet = 'is not supported with storage.driver postgres yet (signed checkpoints and the retention purge run on SQLite only); remove it, or use storage.driver sqlite';
-  if (config.audit.signing_key !== undefined) ctx.addIssue({ code: 'custom', path: ['audit', 'signing_key'], message: notYet });
-  if (config.audit.retention_days !== undefined) ctx.addIssue({ code: 'custom', path: ['audit', 'retention_days'], message: notYet });
 });
 
 export type GatewayConfigInput = z.input<typeof GatewayConfigSchema>;

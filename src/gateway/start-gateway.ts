@@ -14,6 +14,7 @@ import { AigovError } from '../core/errors.ts';
 import type { ApprovalStore } from '../store/approval-store.ts';
 import { redactDatabaseUrl } from '../config/database-url.ts';
 import { startAuditSchedule, type AuditSchedule } from '../store/sqlite/audit-schedule.ts';
+import { openPgAuditMaintenance } from '../store/open-audit-maintenance.ts';
 import { ApprovalService, toApprovalView } from './approvals/approval-service.ts';
 import { createWebhookNotifier, type WebhookNotifier } from './approvals/webhook-notifier.ts';
 import { createApprovalsApi, type ApprovalsApi } from './approvals/approvals-api.ts';
@@ -169,10 +170,14 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
   }
   // The audit trail's checkpoints and retention purge (the chain itself is written by the store).
   let audit: AuditSchedule | null = null;
-  if (config.storage.driver === 'sqlite') {
+  {
+    const storage = config.storage;
     try {
       audit = startAuditSchedule({
-        file: path.resolve(process.cwd(), config.storage.path),
+        ...(storage.driver === 'sqlite'
+          ? { file: path.resolve(process.cwd(), storage.path) }
+          : // On PostgreSQL one replica at a time signs, at most about once per interval across replicas.
+            { open: (key, now) => openPgAuditMaintenance(storage, key, now, 0.9 * config.audit.checkpointIntervalMs) }),
         signingKey: config.audit.signingKey,
         checkpointIntervalMs: config.audit.checkpointIntervalMs,
         retentionDays: config.audit.retentionDays,
@@ -184,7 +189,8 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
       await approvals.store.close();
       server.close();
       await store.close();
-      throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location: config.storage.path, reason: `audit trail: ${errorSummary(error)}` }, { cause: error });
+      const location = storage.driver === 'sqlite' ? storage.path : redactDatabaseUrl(storage.url);
+      throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location, reason: `audit trail: ${errorSummary(error)}` }, { cause: error });
     }
   }
   // Large texts are scanned for the policy on worker threads, never on the event loop.

@@ -68,6 +68,8 @@ export interface HarnessOptions {
    * the shared parts running.
    */
   readonly replicaOf?: Harness;
+  /** More of the `audit` section (signing_key, retention_days, checkpoint_interval). */
+  readonly audit?: NonNullable<GatewayConfigInput['audit']>;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -93,7 +95,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ...(options.answers ? { answers: options.answers } : {}),
     ...(options.policyFile ? { policy: { file: options.policyFile } } : {}),
     ...(options.pseudonymKey ? { pseudonyms: { key: '${TEST_PSEUDONYM_KEY}' } } : {}),
-    audit: { auditor_groups: ['auditors'], ...(options.rawCopyKey ? { raw_copy: { key: '${TEST_RAW_COPY_KEY}' } } : {}) },
+    audit: { auditor_groups: ['auditors'], ...(options.rawCopyKey ? { raw_copy: { key: '${TEST_RAW_COPY_KEY}' } } : {}), ...options.audit },
     logging: { level: process.env.AIGOV_TEST_LOG === '1' ? 'debug' : 'silent' },
   };
   const config = buildGatewayConfig(input, join(dir, 'test-config'), { env: { TEST_OPENAI_KEY: OPENAI_KEY, TEST_ANTHROPIC_KEY: ANTHROPIC_KEY, TEST_PSEUDONYM_KEY: options.pseudonymKey, TEST_RAW_COPY_KEY: options.rawCopyKey, TEST_DATABASE_URL: options.databaseUrl } });

@@ -1,7 +1,7 @@
 /**
- * An independent check of the audit chain in a PostgreSQL recording database, for tests (until
- * `aigov audit verify` reads PostgreSQL): every entry recomputed from its own fields and linked to
- * the one before, every content hash recomputed from the rows as they are now (a request stored as
+ * An independent check of the audit chain in a PostgreSQL recording database, for tests (written
+ * apart from `aigov audit verify`, so a bug shared by the writer and the verifier still shows):
+ * every entry recomputed from its own fields and linked to the one before, every content hash recomputed from the rows as they are now (a request stored as
  * chunks with the chunks it added, each checked against its SHA-256), chain_head at the last entry,
  * and every row covered: as many request entries as calls, result entries as settled calls,
  * events in the entries' spans as stream events, access entries as access rows, raw entries as raw

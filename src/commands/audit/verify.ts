@@ -4,7 +4,7 @@ import { renderCliError, runCommand } from '../../cli/run-command.ts';
 export default class AuditVerify extends Command {
   static override summary = 'Prove the recordings were not edited: check the audit chain and its signed checkpoints.';
   static override description =
-    'Opens the recording database read-only, recomputes every audit entry from the rows it covers and from the previous entry, ' +
+    'Opens the recording database (SQLite, or PostgreSQL with storage.driver postgres) read-only, recomputes every audit entry from the rows it covers and from the previous entry, ' +
     'checks each checkpoint signature (Ed25519), and names the first broken record: its seq, kind, call id and what is wrong ' +
     '(content changed, row or entry missing, order broken, signature invalid, rows inserted without an entry).\n\n' +
     'Exit codes: 0 intact, 65 broken or a signature invalid, 75 unsigned entries remain (only with --require-signed), ' +
@@ -17,7 +17,7 @@ export default class AuditVerify extends Command {
   ];
 
   static override flags = {
-    config: Flags.string({ char: 'c', summary: 'Gateway configuration: its storage.path and audit.signing_key are used.', env: 'AIGOV_CONFIG' }),
+    config: Flags.string({ char: 'c', summary: 'Gateway configuration: its storage (SQLite path or PostgreSQL url) and audit.signing_key are used.', env: 'AIGOV_CONFIG' }),
     db: Flags.string({ summary: 'The SQLite recording database (overrides the configuration\'s storage.path).', env: 'AIGOV_AUDIT_DB' }),
     'public-key': Flags.string({ summary: 'Ed25519 public key (PEM) that checkpoints must be signed with.', env: 'AIGOV_AUDIT_PUBLIC_KEY' }),
     since: Flags.string({ summary: 'Only entries written since then: ISO date, epoch ms, or 90m / 24h / 7d ago.', env: 'AIGOV_AUDIT_SINCE' }),

@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import type { PrivatePathOptions } from '../../config/private-files.ts';
-import { createSigningKeyFile } from '../../store/sqlite/audit-keys.ts';
+import { createSigningKeyFile } from '../../store/audit-keys.ts';
 
 export const DEV_AUDIT_KEY_FILE = 'audit-signing.key';
 

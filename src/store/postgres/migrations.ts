@@ -205,6 +205,27 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       ALTER TABLE owners ADD COLUMN lock_backend integer;
     `,
   },
+  {
+    version: 4,
+    name: 'audit checkpoints (signed, one replica at a time) and retention anchors',
+    // As the SQLite store's audit_checkpoints: signed (Ed25519) statements "the chain up to seq had
+    // this hash", written periodically, at shutdown and as the anchor of a retention purge
+    // (pg-audit-maintenance.ts). The partial index lets the purge find an approval's later entries
+    // without scanning the log; other entries never enter it, so appends do not pay for it.
+    sql: `
+      CREATE TABLE audit_checkpoints (
+        id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        seq        bigint NOT NULL,            -- last entry covered (anchor: last entry purged)
+        hash       text NOT NULL,
+        at         bigint NOT NULL,
+        kind       text NOT NULL,              -- periodic | shutdown | anchor
+        key_id     text,                       -- NULL: unsigned (no signing key configured)
+        signature  text                        -- base64 Ed25519 over checkpointPayload()
+      );
+      CREATE INDEX audit_checkpoints_by_seq ON audit_checkpoints (seq, id);
+      CREATE INDEX audit_log_approvals ON audit_log (ref, seq) WHERE kind = 'approval';
+    `,
+  },
 ];
 
 /** The schema version this build of aigov writes. */

@@ -25,31 +25,16 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { parseSpan, type CheckpointKind } from '../../core/audit/chain.ts';
+import type { CheckpointKind } from '../../core/audit/chain.ts';
+import type { AuditMaintainer, CheckpointRecord, PurgeResult } from '../audit-maintainer.ts';
+import { planPurgeChunk } from '../audit-purge-plan.ts';
 import { readChainHead } from './audit-chain-writer.ts';
-import { signCheckpoint, type SigningKey } from './audit-keys.ts';
+import { signCheckpoint, type SigningKey } from '../audit-keys.ts';
 import { readLegacy } from './audit-verify.ts';
 import { migrateDatabase } from './migrations.ts';
 import { collectRequestChunks } from './request-chunk-gc.ts';
 
-export interface CheckpointRecord {
-  readonly seq: number;
-  readonly hash: string;
-  readonly at: number;
-  readonly kind: CheckpointKind;
-  readonly keyId: string | null;
-}
-
-export interface PurgeResult {
-  readonly calls: number;
-  readonly events: number;
-  readonly accessRows: number;
-  readonly sessions: number;
-  readonly approvals: number;
-  readonly entries: number;
-  /** The anchor written (last entry removed), or null when nothing was old enough. */
-  readonly anchorSeq: number | null;
-}
+export type { CheckpointRecord, PurgeResult } from '../audit-maintainer.ts';
 
 export interface AuditMaintenanceOptions {
   /** Signs checkpoints; without it only (unsigned) purge anchors are written. */
@@ -71,7 +56,7 @@ const APPROVAL_DONE_AT = "max(p.expires_at, ifnull(json_extract(p.record, '$.dec
 const LOCKED = 5; // SQLITE_BUSY
 const LOCKED_SHARED = 6; // SQLITE_LOCKED
 
-export class AuditMaintenance {
+export class AuditMaintenance implements AuditMaintainer {
   readonly #db: DatabaseSync;
   readonly #key: SigningKey | null;
   readonly #now: () => number;
@@ -242,45 +227,17 @@ export class AuditMaintenance {
           CASE a.kind WHEN 'access' THEN NULL WHEN 'approval' THEN NULL ELSE (SELECT status FROM calls WHERE id = a.ref) END AS status
         FROM audit_log a ORDER BY a.seq LIMIT ?`)
       .all(limit + 1);
-    let prefix = entries.slice(0, limit);
-    // The first entry that stays: its rows are not older than the cut (or are missing: evidence).
-    const stop = prefix.findIndex((e) => e['t'] === null || Number(e['t']) >= cut);
-    const done = stop !== -1 || entries.length <= limit;
-    if (stop !== -1) prefix = prefix.slice(0, stop);
-    const last = prefix.at(-1);
+    const plan = planPurgeChunk(
+      entries.map((e) => ({
+        seq: Number(e['seq']), kind: String(e['kind']), ref: String(e['ref']), span: e['span'] === null ? null : String(e['span']), hash: String(e['hash']),
+        t: e['t'] === null ? null : Number(e['t']), status: e['status'] === null ? null : String(e['status']),
+      })),
+      limit,
+      cut,
+    );
+    const last = plan.last;
     if (last === undefined) return { calls: 0, events: 0, accessRows: 0, sessions: 0, approvals: 0, entries: 0, anchorSeq: null, done: true };
-
-    // A call whose last entry is in the prefix (its result; for a call still 'pending', its
-    // last event batch once every event row is covered) goes entirely. A call that goes on
-    // after the prefix (it straddles the cut) keeps its row; only the event rows of its purged
-    // batches go with those entries, so every remaining row stays covered by a remaining entry.
-    const calls = new Map<string, { result: boolean; events: number; status: string; spans: { first: number; last: number }[] }>();
-    const accessIds: number[] = [];
-    const approvalIds = new Set<string>();
-    for (const e of prefix) {
-      if (e['kind'] === 'access') {
-        accessIds.push(Number(e['ref']));
-        continue;
-      }
-      if (e['kind'] === 'approval') {
-        approvalIds.add(String(e['ref']));
-        continue;
-      }
-      const id = String(e['ref']);
-      let c = calls.get(id);
-      if (c === undefined) {
-        c = { result: false, events: 0, status: String(e['status']), spans: [] };
-        calls.set(id, c);
-      }
-      if (e['kind'] === 'result') c.result = true;
-      if (e['kind'] === 'events') {
-        const span = parseSpan(e['span'] === null ? null : String(e['span']));
-        if (span !== null) {
-          c.events += span.last - span.first + 1;
-          c.spans.push(span);
-        }
-      }
-    }
+    const { calls, accessIds, approvalIds, done } = plan;
     const eventCount = db.prepare('SELECT count(*) AS n FROM stream_events WHERE call_id = ?');
     const deleteSpan = db.prepare('DELETE FROM stream_events WHERE call_id = ? AND seq BETWEEN ? AND ?');
     const closed: string[] = [];
@@ -302,7 +259,7 @@ export class AuditMaintenance {
     );
     // Request chunks no remaining call of those sessions names (all of them for a session gone).
     collectRequestChunks(db, sessionIds);
-    const seq = Number(last['seq']);
+    const seq = last.seq;
     // An approval goes when its latest entry is in the prefix (audit_log_approvals: no log scan).
     const laterEntry = db.prepare("SELECT 1 FROM audit_log WHERE kind = 'approval' AND ref = ? AND seq > ? LIMIT 1");
     const goneApprovals = [...approvalIds].filter((id) => laterEntry.get(id, seq) === undefined);
@@ -310,7 +267,7 @@ export class AuditMaintenance {
     const removed = Number(db.prepare('DELETE FROM audit_log WHERE seq <= ?').run(seq).changes);
     // Checkpoints of entries that are gone can no longer be checked; the anchor replaces them.
     db.prepare('DELETE FROM audit_checkpoints WHERE seq <= ?').run(seq);
-    this.#writeCheckpoint(seq, String(last['hash']), 'anchor');
+    this.#writeCheckpoint(seq, last.hash, 'anchor');
     return { calls: deletedCalls, events, accessRows, sessions, approvals, entries: removed, anchorSeq: seq, done };
   }
 }

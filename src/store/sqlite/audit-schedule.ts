@@ -5,8 +5,9 @@
  * Failures are logged (without record contents) and retried at the next tick; they never stop
  * the gateway — the chain itself is written by the store, in the transactions of the records.
  */
-import { AuditMaintenance, type CheckpointRecord, type PurgeResult } from './audit-maintenance.ts';
-import { parseSigningKey, type SigningKey } from './audit-keys.ts';
+import type { AuditMaintainer, CheckpointRecord, PurgeResult } from '../audit-maintainer.ts';
+import { AuditMaintenance } from './audit-maintenance.ts';
+import { parseSigningKey, type SigningKey } from '../audit-keys.ts';
 
 export interface AuditScheduleLog {
   info(fields: Record<string, unknown>, message: string): void;
@@ -15,8 +16,10 @@ export interface AuditScheduleLog {
 }
 
 export interface AuditScheduleOptions {
-  /** The recording database. */
-  readonly file: string;
+  /** The recording database (SQLite), unless `open` gives the driver's maintenance. */
+  readonly file?: string;
+  /** The driver's checkpoint writer and purge (PostgreSQL: postgres/pg-audit-maintenance.ts). */
+  readonly open?: (key: SigningKey | null, now: () => number) => AuditMaintainer;
   /** Ed25519 private key (PEM), or null: chain only, unsigned anchors. */
   readonly signingKey: string | null;
   readonly checkpointIntervalMs: number;
@@ -46,7 +49,10 @@ export function startAuditSchedule(options: AuditScheduleOptions): AuditSchedule
   } else {
     log.warn({}, 'audit.signing_key is not set: the audit chain is kept, but no signed checkpoints are written (aigov audit verify shows edits, not who made them)');
   }
-  const maintenance = new AuditMaintenance(options.file, { key, now });
+  let maintenance: AuditMaintainer;
+  if (options.open !== undefined) maintenance = options.open(key, now);
+  else if (options.file !== undefined) maintenance = new AuditMaintenance(options.file, { key, now });
+  else throw new Error('the audit schedule needs a database');
   const errorText = (err: unknown): string => (err instanceof Error ? err.message.split('\n', 1)[0]! : 'unknown error');
 
   const checkpoint = async (kind: 'periodic' | 'shutdown'): Promise<CheckpointRecord | null> => {

@@ -5,8 +5,8 @@
  * anything it moves body_chunks_gc.generation, so the writer thread forgets the chunk ids it
  * remembers (request-chunk-writer.ts) before naming one that is gone.
  */
-import type { DatabaseSync } from 'node:sqlite';
-import { decodeNode, nodeRefs, parseRequestParts } from '../../core/recording/request-chunks.ts';
+import type { DatabaseSync, SQLOutputValue } from 'node:sqlite';
+import { reachableChunks } from '../request-chunk-reach.ts';
 
 /** Deletes the chunks of `sessionIds` that no call needs any more; returns how many. */
 export function collectRequestChunks(db: DatabaseSync, sessionIds: Iterable<string>): number {
@@ -21,29 +21,16 @@ export function collectRequestChunks(db: DatabaseSync, sessionIds: Iterable<stri
       deleted += Number(deleteAll.run(sessionId).changes);
       continue;
     }
-    const refs = new Map<number, number[]>();
-    for (const row of nodes.iterate(sessionId)) {
-      const id = Number(row['id']);
-      try {
-        refs.set(id, nodeRefs(decodeNode(String(row['text']), id)));
-      } catch {
-        refs.set(id, []); // malformed (altered): keep nothing it seems to name alive on its account
-      }
-    }
-    const reached = new Set<number>();
-    const stack: number[] = [];
-    for (const row of roots.iterate(sessionId)) {
-      const parts = parseRequestParts(String(row['request_parts']));
-      if (parts !== null) stack.push(parts.root);
-    }
-    while (stack.length > 0) {
-      const id = stack.pop()!;
-      if (reached.has(id)) continue;
-      reached.add(id);
-      for (const ref of refs.get(id) ?? []) stack.push(ref);
-    }
+    const reached = reachableChunks(
+      mapRows(nodes.iterate(sessionId), (row) => ({ id: Number(row['id']), text: String(row['text']) })),
+      mapRows(roots.iterate(sessionId), (row) => String(row['request_parts'])),
+    );
     deleted += Number(deleteUnreached.run(sessionId, JSON.stringify([...reached])).changes);
   }
   if (deleted > 0) db.prepare('UPDATE body_chunks_gc SET generation = generation + 1').run();
   return deleted;
+}
+
+function* mapRows<T>(rows: Iterable<Record<string, SQLOutputValue>>, map: (row: Record<string, SQLOutputValue>) => T): Iterable<T> {
+  for (const row of rows) yield map(row);
 }

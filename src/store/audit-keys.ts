@@ -4,8 +4,8 @@
  * the public key. Key material is never logged or put into an error message.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { writePrivateFileExclusive, type PrivatePathOptions } from '../../config/private-files.ts';
-import { checkpointPayload, keyIdOf, type CheckpointFields } from '../../core/audit/chain.ts';
+import { writePrivateFileExclusive, type PrivatePathOptions } from '../config/private-files.ts';
+import { checkpointPayload, keyIdOf, type CheckpointFields } from '../core/audit/chain.ts';
 
 export interface SigningKey {
   readonly privateKey: KeyObject;

@@ -1,0 +1,32 @@
+/**
+ * What the audit schedule (sqlite/audit-schedule.ts) drives: the driver's checkpoint writer and
+ * retention purge (sqlite/audit-maintenance.ts, postgres/pg-audit-maintenance.ts).
+ */
+import type { CheckpointKind } from '../core/audit/chain.ts';
+
+export interface CheckpointRecord {
+  readonly seq: number;
+  readonly hash: string;
+  readonly at: number;
+  readonly kind: CheckpointKind;
+  readonly keyId: string | null;
+}
+
+export interface PurgeResult {
+  readonly calls: number;
+  readonly events: number;
+  readonly accessRows: number;
+  readonly sessions: number;
+  readonly approvals: number;
+  readonly entries: number;
+  /** The anchor written (last entry removed), or null when nothing was old enough. */
+  readonly anchorSeq: number | null;
+}
+
+export interface AuditMaintainer {
+  /** Signs the chain's head; null when there was nothing (new) to sign. */
+  checkpoint(kind: 'periodic' | 'shutdown'): Promise<CheckpointRecord | null>;
+  /** Deletes what is older than `cutMs` (epoch ms) with the prefix of the chain covering it. */
+  purge(cutMs: number): Promise<PurgeResult>;
+  close(): Promise<void>;
+}
