@@ -22,6 +22,7 @@ import { SessionDetailSchema, SessionListSchema } from '../src/protocol/sessions
 import { cliEnv, isBuilt, loginWithDeviceCode, parseJsonOutput, runCli } from './support/cli-process.ts';
 import { fetchAsUser } from './support/fetch-as-user.ts';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
+import { verifyPostgresAudit } from '../src/store/postgres/pg-audit-verify.ts';
 import { checkPgAuditChain } from './support/pg-audit-check.ts';
 import { adminQuery, pgQuery, usePgDatabases } from './support/pg-databases.ts';
 import { chatStreamText, loadTranscript } from './support/replay-upstream.ts';
@@ -235,5 +236,9 @@ describe('approvals in PostgreSQL beside the recordings', { timeout: 120_000 }, 
     const approved = SessionListSchema.parse((await (await fetchAsUser(h.url, h.token, '/aigov/v1/sessions?approval=approved', { method: 'GET' })).json()));
     assert.deepEqual(approved.sessions.map((s) => s.id), ['ses-pg-held']);
     await checkPgAuditChain(url);
+    // aigov audit verify's own verifier agrees: the approval's entries and its row check out.
+    const report = await verifyPostgresAudit({ url, statementTimeoutMs: 10_000, connectTimeoutMs: 5_000, lockTimeoutMs: 0 });
+    assert.equal(report.ok, true, JSON.stringify(report.problem));
+    assert.ok(report.rows > 0);
   });
 });
