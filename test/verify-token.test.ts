@@ -395,9 +395,14 @@ describe('createTokenVerifier', () => {
       assertOk(await verifier.verify(`Bearer ${await sign(clock, { sub: 'stale-set' })}`));
       for (const deadline = Date.now() + 5_000; idp.jwksHits < 2 && Date.now() < deadline;) await delay(5);
       assert.equal(idp.jwksHits, 2, 'the old key set was refetched in the background');
-      // Whether that refresh is still in flight or done, the next unknown-key lookup uses its result.
+      // The IdP has answered the fetch; once the verifier has taken the new set in (no verify
+      // waits for it), the withdrawn key is refused. es-1 is still in the old set, so until then
+      // its tokens pass: wait for the swap, never for a fixed time.
       const withdrawn = await sign(clock, { sub: 'after-refresh' });
-      assertFailure(await verifier.verify(`Bearer ${withdrawn}`), 'AIGOV_E_AUTH_INVALID', /^unknown signing key$/, withdrawn);
+      let result = await verifier.verify(`Bearer ${withdrawn}`);
+      for (const deadline = Date.now() + 5_000; result.ok && Date.now() < deadline; result = await verifier.verify(`Bearer ${withdrawn}`)) await delay(5);
+      assertFailure(result, 'AIGOV_E_AUTH_INVALID', /^unknown signing key$/, withdrawn);
+      assert.equal(idp.jwksHits, 2, 'tokens of a known key never start another fetch');
     });
 
     it('tries every usable key when the token has no kid', async () => {
