@@ -20,7 +20,7 @@
  * Ids compared in keyset paging use COLLATE "C" (byte order), as SQLite compares them.
  */
 import { SchemaTooNewError } from '../schema-too-new.ts';
-import type { PgClient } from './pg-connection.ts';
+import { connectClient, type PgClient, type PgSettings } from './pg-connection.ts';
 
 export interface PgMigration {
   readonly version: number;
@@ -247,6 +247,20 @@ const BOOKKEEPING = `
  * Returns the versions applied. Throws SchemaTooNewError for a newer schema, and refuses a
  * database that holds tables of the same names without aigov's bookkeeping.
  */
+/**
+ * migratePostgres on a connection of its own, opened without a statement timeout and closed
+ * after: what each store does at open (the recording store normally migrates first; then the
+ * others' run is one cheap query under the lock).
+ */
+export async function migratePostgresAt(settings: PgSettings): Promise<number[]> {
+  const client = await connectClient(settings, { statementTimeoutMs: 0 });
+  try {
+    return await migratePostgres(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
 export async function migratePostgres(client: PgClient, migrations: readonly PgMigration[] = PG_MIGRATIONS): Promise<number[]> {
   assertOrdered(migrations);
   const latest = migrations.at(-1)?.version ?? 0;

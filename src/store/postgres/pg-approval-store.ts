@@ -18,8 +18,8 @@ import type { ApprovalRecord } from '../../core/approvals/approval.ts';
 import { approvalContentHash } from '../audit-hash.ts';
 import type { ApprovalChangeRow, ApprovalKey, ApprovalMutated, ApprovalMutation, ApprovalQuery, ApprovalStore } from '../approval-store.ts';
 import { ChainAppender, entriesParams, entriesSql } from './chain-appender.ts';
-import { migratePostgres } from './migrations.ts';
-import { connectClient, createPool, describePgError, type PgPool, type PgSettings } from './pg-connection.ts';
+import { migratePostgresAt } from './migrations.ts';
+import { createPool, describePgError, type PgPool, type PgSettings } from './pg-connection.ts';
 import { PgNotifyListener } from './pg-notify-listener.ts';
 
 export const APPROVALS_CHANNEL = 'aigov_approvals';
@@ -55,12 +55,7 @@ export async function openPostgresApprovalStore(options: PgApprovalStoreOptions)
   };
   try {
     // Normally the recording store has migrated already: then this is one cheap query under the lock.
-    const client = await connectClient(settings, { statementTimeoutMs: 0 });
-    try {
-      await migratePostgres(client);
-    } finally {
-      await client.end().catch(() => {});
-    }
+    await migratePostgresAt(settings);
     const listener = await PgNotifyListener.open(settings, APPROVALS_CHANNEL, report);
     return new PgApprovalStore(settings, createPool(settings, Math.max(1, Math.floor(options.poolSize ?? 4)), report), listener);
   } catch (err) {

@@ -29,8 +29,8 @@ import type { VaultEntry } from '../../core/masking/pseudonym-vault.ts';
 import { redactDatabaseUrl } from '../../config/database-url.ts';
 import { PseudonymSealer } from '../pseudonym-sealer.ts';
 import type { AppendOutcome, PseudonymStore, VaultAppend, VaultLoad } from '../pseudonym-store.ts';
-import { migratePostgres } from './migrations.ts';
-import { connectClient, createPool, describePgError, type PgPool, type PgSettings } from './pg-connection.ts';
+import { migratePostgresAt } from './migrations.ts';
+import { createPool, describePgError, type PgPool, type PgSettings } from './pg-connection.ts';
 
 export interface PgPseudonymStoreOptions {
   /** postgres://… (may hold the password: never logged nor put in an error). */
@@ -62,12 +62,7 @@ export async function openPostgresPseudonymStore(options: PgPseudonymStoreOption
     new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location, reason: `pseudonym vault: ${what}: ${describePgError(err, options.url)}` });
   // Normally the recording store has migrated already; a gateway given another store has not.
   try {
-    const client = await connectClient(settings, { statementTimeoutMs: 0 });
-    try {
-      await migratePostgres(client);
-    } finally {
-      await client.end().catch(() => {});
-    }
+    await migratePostgresAt(settings);
   } catch (err) {
     throw failed('cannot connect to or migrate the database', err);
   }

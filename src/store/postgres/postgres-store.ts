@@ -42,10 +42,10 @@ import type {
 import { StoreWriteError } from '../recording-store.ts';
 import { withRequestBodies } from '../request-bodies.ts';
 import { SchemaTooNewError } from '../schema-too-new.ts';
-import { migratePostgres } from './migrations.ts';
+import { migratePostgresAt } from './migrations.ts';
 import { OwnerLock } from './owner-lock.ts';
 import { DEFAULT_LEASE_TIMINGS, OwnerLeases, type LeaseTimings } from './owner-leases.ts';
-import { connectClient, createPool, describePgError, type PgPool, type PgSettings } from './pg-connection.ts';
+import { createPool, describePgError, type PgPool, type PgSettings } from './pg-connection.ts';
 import { PgReads } from './pg-reads.ts';
 import { PgWriter } from './pg-writer.ts';
 
@@ -141,12 +141,7 @@ export class PostgresRecordingStore implements RecordingStore {
     // Migrations on a connection of their own, without a statement timeout: a replica that starts
     // while another migrates waits for it on the lock.
     try {
-      const client = await connectClient(settings, { statementTimeoutMs: 0 });
-      try {
-        await migratePostgres(client);
-      } finally {
-        await client.end().catch(() => {});
-      }
+      await migratePostgresAt(settings);
     } catch (err) {
       if (err instanceof SchemaTooNewError) throw failed(err.message, err);
       throw failed(`cannot connect to or migrate the database: ${describePgError(err, options.url)}`);
