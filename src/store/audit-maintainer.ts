@@ -23,6 +23,22 @@ export interface PurgeResult {
   readonly anchorSeq: number | null;
 }
 
+/** Nothing purged yet. */
+export const NOTHING_PURGED: PurgeResult = { calls: 0, events: 0, accessRows: 0, sessions: 0, approvals: 0, entries: 0, anchorSeq: null };
+
+/** `total` with one chunk's counts added; a chunk that wrote an anchor (the newest) replaces it. A chunk of legacy rows has no entries. */
+export function addPurgeChunk(total: PurgeResult, chunk: Omit<PurgeResult, 'entries' | 'anchorSeq'> & Partial<Pick<PurgeResult, 'entries' | 'anchorSeq'>>): PurgeResult {
+  return {
+    calls: total.calls + chunk.calls,
+    events: total.events + chunk.events,
+    accessRows: total.accessRows + chunk.accessRows,
+    sessions: total.sessions + chunk.sessions,
+    approvals: total.approvals + chunk.approvals,
+    entries: total.entries + (chunk.entries ?? 0),
+    anchorSeq: chunk.anchorSeq ?? total.anchorSeq,
+  };
+}
+
 export interface AuditMaintainer {
   /** Signs the chain's head; null when there was nothing (new) to sign. */
   checkpoint(kind: 'periodic' | 'shutdown'): Promise<CheckpointRecord | null>;

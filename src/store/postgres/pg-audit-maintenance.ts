@@ -31,7 +31,7 @@ import type { CheckpointKind } from '../../core/audit/chain.ts';
 import { signCheckpoint, type SigningKey } from '../audit-keys.ts';
 import { planPurgeChunk, type PurgeEntry } from '../audit-purge-plan.ts';
 import { reachableChunks } from '../request-chunk-reach.ts';
-import type { AuditMaintainer, CheckpointRecord, PurgeResult } from '../audit-maintainer.ts';
+import { addPurgeChunk, NOTHING_PURGED, type AuditMaintainer, type CheckpointRecord, type PurgeResult } from '../audit-maintainer.ts';
 import { connectClient, describePgError, isConnectionError, type PgClient, type PgSettings } from './pg-connection.ts';
 
 /** Advisory locks in the two-integer key space ('AGOV', n): never an owner lock's nor the migrations' (single bigint keys). */
@@ -102,7 +102,7 @@ export class PgAuditMaintenance implements AuditMaintainer {
   /** Deletes what is older than `cutMs` (epoch ms), chunk by chunk; see the file comment. */
   purge(cutMs: number): Promise<PurgeResult> {
     return this.#serial(async () => {
-      const total = { calls: 0, events: 0, accessRows: 0, sessions: 0, approvals: 0, entries: 0, anchorSeq: null as number | null };
+      let total = NOTHING_PURGED;
       const client = await this.#connection();
       const [got] = await pipeline(client, [["SELECT pg_try_advisory_lock($1, $2) AS got, to_regclass('approvals') IS NOT NULL AS approvals", [...PURGE_LOCK]]]);
       const row = got!.rows[0] as { got: boolean; approvals: boolean };
@@ -110,13 +110,7 @@ export class PgAuditMaintenance implements AuditMaintainer {
       try {
         for (;;) {
           const chunk = await this.#transaction((c) => this.#purgeChunk(c, cutMs, row.approvals));
-          total.calls += chunk.calls;
-          total.events += chunk.events;
-          total.accessRows += chunk.accessRows;
-          total.sessions += chunk.sessions;
-          total.approvals += chunk.approvals;
-          total.entries += chunk.entries;
-          if (chunk.anchorSeq !== null) total.anchorSeq = chunk.anchorSeq;
+          total = addPurgeChunk(total, chunk);
           if (chunk.done) return total;
           await sleep(0); // let the writers of every replica have their turn between chunks
         }

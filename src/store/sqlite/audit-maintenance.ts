@@ -26,7 +26,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { CheckpointKind } from '../../core/audit/chain.ts';
-import type { AuditMaintainer, CheckpointRecord, PurgeResult } from '../audit-maintainer.ts';
+import { addPurgeChunk, NOTHING_PURGED, type AuditMaintainer, type CheckpointRecord, type PurgeResult } from '../audit-maintainer.ts';
 import { planPurgeChunk } from '../audit-purge-plan.ts';
 import { readChainHead } from './audit-chain-writer.ts';
 import { signCheckpoint, type SigningKey } from '../audit-keys.ts';
@@ -112,27 +112,17 @@ export class AuditMaintenance implements AuditMaintainer {
   /** Deletes what is older than `cutMs` (epoch ms), chunk by chunk; see the file comment. */
   purge(cutMs: number): Promise<PurgeResult> {
     return this.#serial(async () => {
-      const total = { calls: 0, events: 0, accessRows: 0, sessions: 0, approvals: 0, entries: 0, anchorSeq: null as number | null };
+      let total = NOTHING_PURGED;
       // Rows from before the audit chain (migration 4) are in no entry: they just go.
       for (;;) {
         const chunk = await this.#transaction(() => this.#purgeLegacyChunk(cutMs));
-        total.calls += chunk.calls;
-        total.events += chunk.events;
-        total.accessRows += chunk.accessRows;
-        total.sessions += chunk.sessions;
-        total.approvals += chunk.approvals;
+        total = addPurgeChunk(total, chunk);
         if (chunk.done) break;
         await sleep(0);
       }
       for (;;) {
         const chunk = await this.#transaction(() => this.#purgeChunk(cutMs));
-        total.calls += chunk.calls;
-        total.events += chunk.events;
-        total.accessRows += chunk.accessRows;
-        total.sessions += chunk.sessions;
-        total.approvals += chunk.approvals;
-        total.entries += chunk.entries;
-        if (chunk.anchorSeq !== null) total.anchorSeq = chunk.anchorSeq;
+        total = addPurgeChunk(total, chunk);
         if (chunk.done) return total;
         await sleep(0); // let the writer and the event loop have their turn between chunks
       }
