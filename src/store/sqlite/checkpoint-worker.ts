@@ -77,8 +77,10 @@ function run(): void {
     const commits = Atomics.load(shared, SHARED.commits);
     if (woke !== 'timed-out' || commits !== seenCommits) {
       // While the writer is asked to catch up, stay out of its way: a running checkpoint would
-      // make its own attempt return busy, again and again under sustained writes.
-      if (woke === 'timed-out' || Atomics.load(shared, SHARED.restart) === 0) checkpoint(passive);
+      // make its own attempt return busy, again and again under sustained writes — also after a
+      // quiet spell with commits in it (the writer catches up after its next commit; once writes
+      // stop, the idle round below truncates).
+      if (Atomics.load(shared, SHARED.restart) === 0) checkpoint(passive);
       walEmpty = false;
     } else if (!walEmpty) {
       walEmpty = checkpoint(truncate) === 0;
