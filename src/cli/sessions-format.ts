@@ -59,7 +59,17 @@ function tokens(usage: CallView['usage']): string | null {
   if (usage.input_tokens !== undefined) parts.push(`${usage.input_tokens} in`);
   if (usage.output_tokens !== undefined) parts.push(`${usage.output_tokens} out`);
   if (parts.length === 0 && usage.total_tokens !== undefined) parts.push(`${usage.total_tokens} total`);
-  return parts.length > 0 ? `tokens ${parts.join(' / ')}` : null;
+  if (usage.cache_read_tokens) parts.push(`${usage.cache_read_tokens} cached`);
+  const cost = usage.cost_usd === undefined ? '' : usage.cost_usd === null ? ' · unpriced' : ` · ${formatUsd(usage.cost_usd)}`;
+  return parts.length > 0 ? `tokens ${parts.join(' / ')}${cost}` : null;
+}
+
+/** Dollars with the precision a small amount needs: $12.34, $0.0421, $0.000075. */
+export function formatUsd(usd: number): string {
+  if (usd === 0) return '$0';
+  if (usd >= 1) return `$${usd.toFixed(2)}`;
+  const decimals = Math.min(9, Math.max(2, Math.ceil(-Math.log10(usd)) + 1));
+  return `$${usd.toFixed(decimals).replace(/0+$/, '').replace(/\.$/, '')}`;
 }
 
 /** Shown of each tool result. */

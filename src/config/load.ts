@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import type { ModelPrice } from '../core/cost/price-call.ts';
 import { AigovError, isAigovError } from '../core/errors.ts';
 import { databaseUrlHasPassword, databaseUrlProblem } from './database-url.ts';
 import { GatewayConfigSchema, type GatewayConfig, type GatewayConfigFile, type GatewayConfigInput, type ResolvedProvider, type SecretRef, type StorageConfig } from './schema.ts';
@@ -77,6 +78,23 @@ export function buildGatewayConfig(raw: unknown, source: string, options: LoadOp
     if ('problem' in resolved) throw new AigovError('AIGOV_E_SECRET_UNRESOLVED', { path, file: source, reason: resolved.problem });
     return resolved.webhook;
   });
+  const pricing = parsed.data.pricing.models.map((price, i): ModelPrice => {
+    const provider = providers.find((p) => p.name === price.provider);
+    if (!provider) {
+      const known = providers.map((p) => p.name).join(', ');
+      throw new AigovError('AIGOV_E_CONFIG_INVALID', { file: source, problems: `  - pricing.models[${i}].provider: no provider is named "${price.provider}" (this config has: ${known})` });
+    }
+    return {
+      kind: provider.kind,
+      provider: provider.name,
+      model: price.model,
+      input: price.input,
+      output: price.output,
+      cachedInput: price.cached_input ?? null,
+      cacheWrite: price.cache_write ?? null,
+      cacheWrite1h: price.cache_write_1h ?? null,
+    };
+  });
   return deepFreeze({
     source,
     listen: parsed.data.listen,
@@ -90,6 +108,7 @@ export function buildGatewayConfig(raw: unknown, source: string, options: LoadOp
     approvals: { keepAliveMs: Math.round(parsed.data.approvals.keepalive_seconds * 1000), webhooks },
     audit: { auditorGroups: [...parsed.data.audit.auditor_groups], ...resolveAudit(parsed.data.audit, { path: 'audit.signing_key', source, baseDir, env, warnings }) },
     policy: parsed.data.policy ? { file: isAbsolute(parsed.data.policy.file) ? parsed.data.policy.file : resolve(baseDir, parsed.data.policy.file), reload: parsed.data.policy.reload } : null,
+    pricing,
     warnings,
   });
 }

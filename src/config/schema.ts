@@ -2,6 +2,7 @@
  * The gateway configuration schema. Defaults live here; `loadGatewayConfig` parses once at the
  * edge, resolves secret references and freezes the result.
  */
+import type { ModelPrice } from '../core/cost/price-call.ts';
 import { z } from 'zod';
 import { SecretRefSchema } from './secret-ref.ts';
 import { WebhooksSchema, type Webhook } from './webhook-schema.ts';
@@ -27,6 +28,28 @@ export const ProviderConfigSchema = z.strictObject({
   models: z.array(z.string().min(1)).default([]),
   /** Extra headers sent upstream (e.g. OpenAI-Organization). Values may be secret references. */
   headers: z.record(z.string(), SecretRefSchema).default({}),
+});
+
+/** US dollars per million tokens. */
+const UsdPerMillion = z
+  .number()
+  .min(0)
+  .max(100_000)
+  .refine((n) => Math.abs(n * 1e6 - Math.round(n * 1e6)) < 1e-6, 'expected at most six decimals (US dollars per million tokens)');
+
+const ModelPriceSchema = z.strictObject({
+  /** The name of a provider of this config. */
+  provider: z.string().min(1),
+  /** A model id (its dated snapshots match too) or a glob with `*` (e.g. `ft:gpt-4o-mini:*`). */
+  model: z.string().min(1),
+  input: UsdPerMillion,
+  output: UsdPerMillion,
+  /** A prompt-cache read; default the input price. */
+  cached_input: UsdPerMillion.optional(),
+  /** A prompt-cache write (Anthropic, five minutes); default the input price. */
+  cache_write: UsdPerMillion.optional(),
+  /** A prompt-cache write kept one hour (Anthropic); default `cache_write`. */
+  cache_write_1h: UsdPerMillion.optional(),
 });
 
 export const GatewayConfigSchema = z.strictObject({
@@ -204,6 +227,13 @@ export const GatewayConfigSchema = z.strictObject({
         .optional(),
     })
     .prefault({}),
+  /** Prices of models the built-in table (src/core/cost/price-table.ts) lacks or prices differently. */
+  pricing: z
+    .strictObject({
+      /** Checked in order, before the built-in table; the first entry matching the call's provider and model prices it. */
+      models: z.array(ModelPriceSchema).default([]),
+    })
+    .prefault({}),
   logging: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .prefault({}),
@@ -274,6 +304,8 @@ export interface GatewayConfig {
     /** The raw copy key (32 bytes as 64 hex digits; never log it), or null: no raw copies. */
     readonly rawCopyKey: string | null;
   };
+  /** The config's model prices, in its order (checked before the built-in table). */
+  readonly pricing: readonly ModelPrice[];
   /** Warnings found while loading (e.g. an inline secret); logged at startup. */
   readonly warnings: readonly string[];
 }

@@ -84,10 +84,29 @@ export interface RequestText {
   readonly text: string;
 }
 
+/**
+ * Token counts as the provider reports them. `inputTokens` keeps the provider's own meaning:
+ * OpenAI's includes the cached tokens, Anthropic's excludes cache reads and writes (both are
+ * counted apart) — pricing (core/cost) knows which is which.
+ */
 export interface Usage {
   readonly inputTokens?: number;
   readonly outputTokens?: number;
   readonly totalTokens?: number;
+  /** Input tokens read from the provider's prompt cache (billed at the cached-input rate). */
+  readonly cacheReadTokens?: number;
+  /** Input tokens written to the prompt cache (Anthropic; billed at the cache-write rate). */
+  readonly cacheWriteTokens?: number;
+  /** Of `cacheWriteTokens`, those written for one hour (Anthropic's dearer cache-write rate). */
+  readonly cacheWrite1hTokens?: number;
+  /** Of `outputTokens`, those spent reasoning (billed as output; shown apart). */
+  readonly reasoningTokens?: number;
+  /**
+   * Set by the gateway when it records the call (never by a provider): the cost in nano-dollars
+   * (10⁻⁹ USD); null when the model has no price or the usage says too little; absent on calls
+   * recorded before pricing existed.
+   */
+  readonly costNanoUsd?: number | null;
 }
 
 /**
@@ -132,10 +151,28 @@ export interface Principal {
   readonly clientId: string | null;
 }
 
+/** The usage with its undefined counts left out (a recorded usage holds only what was reported). */
+export function definedOnly(usage: { readonly [K in keyof Usage]: number | undefined }): Usage {
+  const out: { -readonly [K in keyof Usage]: number } = {};
+  for (const [key, value] of Object.entries(usage) as [keyof Usage, number | undefined][]) if (value !== undefined) out[key] = value;
+  return out;
+}
+
+const USAGE_FIELDS = ['inputTokens', 'outputTokens', 'cacheReadTokens', 'cacheWriteTokens', 'cacheWrite1hTokens', 'reasoningTokens'] as const;
+
+/**
+ * Usage reported in parts (Anthropic's stream: input in `message_start`, the running output
+ * count in `message_delta`): a later report of a count replaces the earlier one. The total is
+ * the provider's when the latest report gives one, else input + output of the merged counts
+ * (a total carried over from an earlier report would miss the later output).
+ */
 export function mergeUsage(a: Usage | undefined, b: Usage): Usage {
-  return {
-    inputTokens: b.inputTokens ?? a?.inputTokens,
-    outputTokens: b.outputTokens ?? a?.outputTokens,
-    totalTokens: b.totalTokens ?? a?.totalTokens,
-  };
+  const merged: { -readonly [K in keyof Usage]: Usage[K] } = {};
+  for (const field of USAGE_FIELDS) {
+    const value = b[field] ?? a?.[field];
+    if (value !== undefined) merged[field] = value;
+  }
+  const total = b.totalTokens ?? (merged.inputTokens !== undefined && merged.outputTokens !== undefined ? merged.inputTokens + merged.outputTokens : a?.totalTokens);
+  if (total !== undefined) merged.totalTokens = total;
+  return merged;
 }

@@ -3,6 +3,7 @@
  * (`/<provider>/…`) to the governed pipeline. Unknown paths get a provider-shaped 404: the
  * gateway is never an open proxy.
  */
+import { Pricing } from './pricing.ts';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Agent } from 'undici';
@@ -79,6 +80,7 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
     answers: config.answers,
     secrets: new SecretScrubber(providerSecrets(config.providers)),
     thinkingSeal: new ThinkingSeal(config.pseudonyms.key),
+    pricing: new Pricing(config.pricing),
   };
   const mounts = [...(services.approvals ? [services.approvals.api] : []), ...(services.mounts ?? [])];
   const inflight = new Set<Promise<void>>();

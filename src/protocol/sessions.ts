@@ -94,7 +94,18 @@ export const CallViewSchema = z.object({
   ended_at: z.string().nullable(),
   first_byte_ms: z.number().nullable(),
   latency_ms: z.number().nullable(),
-  usage: z.object({ input_tokens: z.number().optional(), output_tokens: z.number().optional(), total_tokens: z.number().optional() }).nullable(),
+  usage: z
+    .object({
+      input_tokens: z.number().optional(),
+      output_tokens: z.number().optional(),
+      total_tokens: z.number().optional(),
+      cache_read_tokens: z.number().optional(),
+      cache_write_tokens: z.number().optional(),
+      reasoning_tokens: z.number().optional(),
+      /** US dollars; null: the model has no price (absent: recorded before pricing existed). */
+      cost_usd: z.number().nullable().optional(),
+    })
+    .nullable(),
   error: z.object({ code: z.string(), message: z.string().nullable() }).nullable(),
   decisions: z.array(DecisionViewSchema),
   approvals: z.array(CallApprovalSchema),

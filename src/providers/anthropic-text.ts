@@ -2,7 +2,7 @@
  * Where the text lives in Anthropic's Messages answers, streamed and not: normalized events and
  * rewriting their texts, on events parsed once (./channels.ts).
  */
-import type { EndpointId, ResponseEvent } from '../core/events.ts';
+import { definedOnly, type EndpointId, type ResponseEvent } from '../core/events.ts';
 import { arr, isObject, num, parseJson, str, type Json, type JsonObject } from '../core/json.ts';
 import { Channels, replaceField, rewriteOtherFields, rewriteStrings, StreamItem, unknownShape, type BodyPart, type ItemRewriter, type TextKind, type TextRewriter, type UnknownShape } from './channels.ts';
 
@@ -10,7 +10,18 @@ export function pushAnthropicUsage(events: ResponseEvent[], usage: unknown): voi
   if (!isObject(usage)) return;
   const input = num(usage.input_tokens);
   const output = num(usage.output_tokens);
-  events.push({ type: 'usage', usage: { inputTokens: input, outputTokens: output, totalTokens: input !== undefined && output !== undefined ? input + output : undefined } });
+  const cacheWrite1h = isObject(usage.cache_creation) ? num(usage.cache_creation.ephemeral_1h_input_tokens) : undefined;
+  events.push({
+    type: 'usage',
+    usage: definedOnly({
+      inputTokens: input,
+      outputTokens: output,
+      totalTokens: input !== undefined && output !== undefined ? input + output : undefined,
+      cacheReadTokens: num(usage.cache_read_input_tokens),
+      cacheWriteTokens: num(usage.cache_creation_input_tokens),
+      cacheWrite1hTokens: cacheWrite1h,
+    }),
+  });
 }
 
 /** The normalized events of one parsed stream event. */

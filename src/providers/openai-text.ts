@@ -2,7 +2,7 @@
  * Where the text lives in OpenAI's wire format, streamed and not: Chat Completions and Responses
  * answers (normalized events, rewriting their texts). One JSON.parse per event (./channels.ts).
  */
-import type { EndpointId, ResponseEvent } from '../core/events.ts';
+import { definedOnly, type EndpointId, type ResponseEvent } from '../core/events.ts';
 import { arr, isObject, num, str, type Json, type JsonObject } from '../core/json.ts';
 import { Channels, replaceField, rewriteOtherFields, rewriteStrings, StreamItem, unknownShape, type BodyPart, type ItemRewriter, type TextKind, type TextRewriter, type UnknownShape } from './channels.ts';
 
@@ -16,12 +16,30 @@ export function callInput(item: JsonObject): string | undefined {
 
 export function pushChatUsage(events: ResponseEvent[], usage: unknown): void {
   if (!isObject(usage)) return;
-  events.push({ type: 'usage', usage: { inputTokens: num(usage.prompt_tokens), outputTokens: num(usage.completion_tokens), totalTokens: num(usage.total_tokens) } });
+  events.push({
+    type: 'usage',
+    usage: definedOnly({
+      inputTokens: num(usage.prompt_tokens),
+      outputTokens: num(usage.completion_tokens),
+      totalTokens: num(usage.total_tokens),
+      cacheReadTokens: isObject(usage.prompt_tokens_details) ? num(usage.prompt_tokens_details.cached_tokens) : undefined,
+      reasoningTokens: isObject(usage.completion_tokens_details) ? num(usage.completion_tokens_details.reasoning_tokens) : undefined,
+    }),
+  });
 }
 
 export function pushResponsesUsage(events: ResponseEvent[], usage: unknown): void {
   if (!isObject(usage)) return;
-  events.push({ type: 'usage', usage: { inputTokens: num(usage.input_tokens), outputTokens: num(usage.output_tokens), totalTokens: num(usage.total_tokens) } });
+  events.push({
+    type: 'usage',
+    usage: definedOnly({
+      inputTokens: num(usage.input_tokens),
+      outputTokens: num(usage.output_tokens),
+      totalTokens: num(usage.total_tokens),
+      cacheReadTokens: isObject(usage.input_tokens_details) ? num(usage.input_tokens_details.cached_tokens) : undefined,
+      reasoningTokens: isObject(usage.output_tokens_details) ? num(usage.output_tokens_details.reasoning_tokens) : undefined,
+    }),
+  });
 }
 
 /** The normalized events of one parsed stream event. */

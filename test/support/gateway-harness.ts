@@ -56,6 +56,8 @@ export interface HarnessOptions {
   readonly rawCopyKey?: string;
   /** The gateway's `answers` section. */
   readonly answers?: GatewayConfigInput['answers'];
+  /** The gateway's `pricing` section. */
+  readonly pricing?: GatewayConfigInput['pricing'];
   /** Extra headers the openai provider sends upstream (values are secrets to the gateway). */
   readonly openaiHeaders?: Record<string, string>;
   /** Record in PostgreSQL at this URL (given as ${TEST_DATABASE_URL}) instead of SQLite. */
@@ -93,6 +95,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       : { driver: 'sqlite', path: join(dir, options.storeSubdir ?? '', 'aigov.db') },
     limits: options.limits ?? {},
     ...(options.answers ? { answers: options.answers } : {}),
+    ...(options.pricing ? { pricing: options.pricing } : {}),
     ...(options.policyFile ? { policy: { file: options.policyFile } } : {}),
     ...(options.pseudonymKey ? { pseudonyms: { key: '${TEST_PSEUDONYM_KEY}' } } : {}),
     audit: { auditor_groups: ['auditors'], ...(options.rawCopyKey ? { raw_copy: { key: '${TEST_RAW_COPY_KEY}' } } : {}), ...options.audit },

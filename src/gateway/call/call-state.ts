@@ -20,6 +20,7 @@ import type { PipelineHooks } from '../hooks.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { SessionCallLimit } from '../session-call-limit.ts';
 import type { ToolCallHost } from '../tool-call-settle.ts';
+import type { Pricing } from '../pricing.ts';
 import type { ThinkingSeal } from '../thinking-seal.ts';
 import { StreamToolGate, type ToolCallJudge } from '../tool-gate.ts';
 import type { UpstreamSlots } from '../upstream.ts';
@@ -50,6 +51,8 @@ export interface PipelineDeps {
   readonly secrets: SecretScrubber;
   /** Seals thinking blocks whose text masking changed (./thinking-seal.ts). */
   readonly thinkingSeal: ThinkingSeal;
+  /** Prices each call from its usage (the config's prices, then the built-in table). */
+  readonly pricing: Pricing;
 }
 
 export interface GovernedTarget {
@@ -80,6 +83,8 @@ export class CallState {
   #firstByteMs: number | null = null;
   #firstTokenMs: number | null = null;
   #usage: Usage | undefined;
+  /** The model the answer names (a dated snapshot of the one asked for): what the call is priced by. */
+  #answerModel: string | null = null;
   #bytesOut = 0;
   #finished = false;
   #committed: Promise<boolean> | null = null;
@@ -176,6 +181,7 @@ export class CallState {
 
   observe(event: ResponseEvent): void {
     if (event.type === 'usage') this.#usage = mergeUsage(this.#usage, event.usage);
+    else if (event.type === 'model') this.#answerModel = event.model;
     else if (this.#firstTokenMs === null && (event.type === 'text' || event.type === 'tool_call')) {
       this.#firstTokenMs = this.elapsedMs();
       this.deps.metrics.timeToFirstToken.observe({ provider: this.target.provider.name }, this.#firstTokenMs / 1000);
@@ -286,7 +292,7 @@ export class CallState {
           status,
           httpStatus,
           responseBody: this.stream ? null : responseBody,
-          usage: this.#usage ?? null,
+          usage: this.#usage === undefined ? null : this.deps.pricing.withCost(this.target.provider, this.#answerModel ?? this.model, this.#usage),
           firstByteMs: this.#firstByteMs,
           latencyMs,
           errorCode: error?.code ?? null,
