@@ -218,6 +218,36 @@ describe('approvals in the chain', () => {
     assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => i + 1));
   });
 
+  test('the change feed reads the same from close behind the head and from far behind (past 20,000 entries of calls)', async () => {
+    const file = freshFile();
+    const store = await openSqliteStore({ path: file });
+    const approvals = openSqliteApprovalStore(file);
+    const now = Date.now();
+    try {
+      const early = await insertApproval(approvals, approval('apr_early', now));
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < 21_000) await recordCall(store, `bulk-${next++}`, now, false);
+      };
+      await Promise.all(Array.from({ length: 32 }, worker));
+      await store.flush();
+      const late = await updateApproval(approvals, { ...approval('apr_early', now), state: 'denied', decidedAt: now + 1 });
+      const other = await insertApproval(approvals, approval('apr_late', now));
+      const seqsOf = async (after: number): Promise<[number, string, string][]> => (await approvals.changesAfter(after, 10)).map((c) => [c.seq, c.approval.id, c.approval.state]);
+      // From before the first: far behind (the approvals' index); each approval once, at its latest change.
+      assert.deepEqual(await seqsOf(0), [[late, 'apr_early', 'denied'], [other, 'apr_late', 'pending']]);
+      assert.deepEqual(await seqsOf(early), [[late, 'apr_early', 'denied'], [other, 'apr_late', 'pending']]);
+      // From just before the last two: close behind (audit_log's key).
+      assert.deepEqual(await seqsOf(late - 1), [[late, 'apr_early', 'denied'], [other, 'apr_late', 'pending']]);
+      assert.deepEqual(await seqsOf(late), [[other, 'apr_late', 'pending']]);
+      assert.deepEqual(await seqsOf(other), []);
+      assert.deepEqual((await approvals.changesAfter(0, 1)).map((c) => c.approval.id), ['apr_early'], 'the limit keeps the oldest');
+    } finally {
+      await approvals.close();
+      await store.close();
+    }
+  });
+
   test('an edited approval record or state is caught and named at its latest entry', async () => {
     const { file } = await populated();
     const seq = seqOf(file, 'approval', 'apr_a');

@@ -37,6 +37,9 @@ export function openSqliteApprovalStore(location: string, options: { busyTimeout
   return new SqliteApprovalStore(db);
 }
 
+/** Audit entries behind the head past which the change feed reads by the approvals' index. */
+const FAR_BEHIND = 20_000;
+
 class SqliteApprovalStore implements ApprovalStore {
   readonly #db: DatabaseSync;
   readonly #insert: StatementSync;
@@ -44,7 +47,8 @@ class SqliteApprovalStore implements ApprovalStore {
   readonly #get: StatementSync;
   readonly #row: StatementSync;
   readonly #latest: StatementSync;
-  readonly #changes: StatementSync;
+  readonly #changesNear: StatementSync;
+  readonly #changesFar: StatementSync;
   readonly #lastSeq: StatementSync;
   readonly #begin: StatementSync;
   readonly #commit: StatementSync;
@@ -61,12 +65,19 @@ class SqliteApprovalStore implements ApprovalStore {
     this.#get = db.prepare('SELECT record FROM approvals WHERE id = ?');
     this.#row = db.prepare('SELECT requester_sub, content_hash, created_at FROM approvals WHERE id = ?');
     this.#latest = db.prepare('SELECT record FROM approvals WHERE requester_sub = ? AND content_hash = ? ORDER BY created_at DESC LIMIT 1');
-    // The entries after a position are few (the feed follows closely); audit_log's key bounds the scan.
-    this.#changes = db.prepare(`
+    // Two plans for one query. A follower close behind the head (every poll) scans the entries
+    // after its position by audit_log's key; one far behind (a reconnect with an old
+    // Last-Event-ID) walks the approvals' own index instead of every call entry since then. Left
+    // to itself SQLite walks the index every time: 10 ms a poll with 100,000 approvals, against
+    // 0.04 ms by the key.
+    const changes = (from: string): StatementSync =>
+      db.prepare(`
       SELECT l.seq AS seq, a.record AS record
-      FROM (SELECT ref, max(seq) AS seq FROM audit_log WHERE seq > ? AND kind = 'approval' GROUP BY ref) l
+      FROM (SELECT ref, max(seq) AS seq FROM ${from} WHERE seq > ? AND kind = 'approval' GROUP BY ref) l
       JOIN approvals a ON a.id = l.ref
       ORDER BY l.seq LIMIT ?`);
+    this.#changesNear = changes('audit_log NOT INDEXED');
+    this.#changesFar = changes('audit_log INDEXED BY audit_log_approvals');
     this.#lastSeq = db.prepare('SELECT coalesce(max(seq), 0) AS seq FROM audit_log');
     this.#begin = db.prepare('BEGIN IMMEDIATE');
     this.#commit = db.prepare('COMMIT');
@@ -144,7 +155,9 @@ class SqliteApprovalStore implements ApprovalStore {
   async changesAfter(seq: number, limit: number): Promise<ApprovalChangeRow[]> {
     this.#open();
     const out: ApprovalChangeRow[] = [];
-    for (const row of this.#changes.all(seq, limit)) {
+    const behind = Number(this.#lastSeq.get()?.['seq'] ?? 0) - seq;
+    const changes = behind <= FAR_BEHIND ? this.#changesNear : this.#changesFar;
+    for (const row of changes.all(seq, limit)) {
       const approval = parse(row);
       if (approval !== null) out.push({ seq: Number(row['seq']), approval });
     }
