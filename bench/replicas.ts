@@ -324,7 +324,7 @@ async function main(args: readonly string[]): Promise<void> {
       MARK_START,
       '## Sustained recorded calls/s: three replicas on PostgreSQL (issue 14)',
       '',
-      `Command: \`node bench/replicas.ts --docs\` — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, **${os.availableParallelism()} cores** (${cpu}) shared by every process below, load ${loadAtStart.toFixed(2)} at start, ${((performance.now() - started) / 1000).toFixed(0)} s.`,
+      `Command: \`${['node bench/replicas.ts', ...args].join(' ')}\` — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, **${os.availableParallelism()} cores** (${cpu}) shared by every process below and by other work on the machine (1-min load average ${loadAtStart.toFixed(2)} at the start, ${os.loadavg()[0]!.toFixed(2)} at the end), ${((performance.now() - started) / 1000).toFixed(0)} s.`,
       '',
       '| setup | recorded calls/s at concurrency 32, median (range) | vs one replica on PostgreSQL (median of per-round ratios) | latency p50 | latency p99 | gateway CPU per call (all replicas) | PostgreSQL CPU per call | backends waiting for a lock (mean) |',
       '|---|---|---|---|---|---|---|---|',
