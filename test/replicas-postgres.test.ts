@@ -218,7 +218,7 @@ describe('three aigov server replicas on one PostgreSQL database', { timeout: 12
       'providers:',
       `  - { name: openai, kind: openai, base_url: "${upstream.url}/v1", api_key: "\${REPLICAS_OPENAI_KEY}" }`,
       `  - { name: anthropic, kind: anthropic, base_url: "${upstream.url}", api_key: "\${REPLICAS_ANTHROPIC_KEY}" }`,
-      'storage: { driver: postgres, url: "${DATABASE_URL}", pool_size: 4, statement_timeout_ms: 5000 }',
+      'storage: { driver: postgres, url: "${DATABASE_URL}", pool_size: 2, statement_timeout_ms: 5000 }', // small: other test files share the server's connections
       'policy: { file: policy.yaml }',
       'pseudonyms: { key: "${AIGOV_PSEUDONYM_KEY}" }',
       'audit: { signing_key: { file: audit-signing.key }, checkpoint_interval: 5s, auditor_groups: [auditors] }',
