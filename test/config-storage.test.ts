@@ -10,9 +10,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { buildGatewayConfig } from '../src/config/load.ts';
+import { buildGatewayConfig, loadGatewayConfig } from '../src/config/load.ts';
 import type { GatewayConfigInput } from '../src/config/schema.ts';
 import { isAigovError, type AigovError } from '../src/core/errors.ts';
+import { readmeSection } from './support/readme.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'aigov-config-storage-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -114,5 +115,23 @@ describe('storage settings', () => {
     // A key that is not Ed25519 is refused by name, as with SQLite.
     const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
     assert.match(failure(() => build({ driver: 'postgres', url: '${DATABASE_URL}' }, { audit: { signing_key: '${KEY}' } }, { ...env, KEY: rsa })).message, /audit\.signing_key/);
+  });
+
+  it('the configuration README "Run several replicas" shows loads: PostgreSQL by ${DATABASE_URL}, its pool and timeout, the vault and signing keys', () => {
+    const text = readmeSection('Run it for real').text;
+    const block = /```yaml\n([\s\S]*?)```/.exec(text.slice(text.indexOf('### Run several replicas')))?.[1];
+    assert.ok(block !== undefined, 'the section has a yaml block');
+    // The key file is the deployment's: the same YAML with the path of one made here.
+    const keyFile = join(dir, 'aigov_audit_key');
+    writeFileSync(keyFile, generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
+    const file = join(dir, 'replicas.yaml');
+    assert.ok(block.includes('/run/secrets/aigov_audit_key'));
+    writeFileSync(file, block.replace('/run/secrets/aigov_audit_key', keyFile));
+    const url = `postgres://aigov:${password()}@db.internal:5432/aigov`;
+    const config = loadGatewayConfig(file, { env: { DATABASE_URL: url, AIGOV_PSEUDONYM_KEY: randomBytes(32).toString('base64'), OPENAI_API_KEY: 'sk-not-a-real-key' } });
+    assert.deepEqual(config.storage, { driver: 'postgres', url, poolSize: 10, statementTimeoutMs: 5000, synchronousCommit: 'on', path: join(dir, 'aigov.db') });
+    assert.equal(config.listen.public_url, 'https://aigov.example.com');
+    assert.ok(config.pseudonyms.key !== null && config.audit.signingKey !== null);
+    assert.deepEqual(config.warnings, []);
   });
 });

@@ -1,7 +1,10 @@
 /** Prometheus metrics of the gateway (served at /metrics). */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PgObserver, PgPoolCounts } from '../store/postgres/pg-connection.ts';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+/** Waits for a pooled connection and notification lags: sub-millisecond when all is well, seconds when not. */
+const PG_WAIT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 /** Model names come from clients: cap the label set so a stream of made-up names cannot blow up memory. */
 const MAX_MODEL_LABELS = 200;
 
@@ -17,10 +20,65 @@ export class GatewayMetrics {
   readonly upstreamBusy = new Counter({ name: 'aigov_upstream_busy_total', help: 'Calls refused at once because all of a provider\'s upstream slots (limits.upstream_max_connections) were taken.', labelNames: ['provider'], registers: [this.registry] });
   readonly upstreamLimits = new Counter({ name: 'aigov_upstream_limit_total', help: 'Answers cut at a limit (size, event size, event count, duration).', labelNames: ['provider', 'limit'], registers: [this.registry] });
   readonly inflight = new Gauge({ name: 'aigov_inflight_requests', help: 'Requests being served.', registers: [this.registry] });
+  // PostgreSQL (storage.driver postgres): filled through pgObserver().
+  readonly pgPoolWait = new Histogram({ name: 'aigov_pg_pool_wait_seconds', help: 'Time a caller waited for a connection of a PostgreSQL pool (queued behind others, or connecting), by pool.', labelNames: ['pool'], buckets: PG_WAIT_BUCKETS, registers: [this.registry] });
+  readonly pgPoolConnections = new Gauge({
+    name: 'aigov_pg_pool_connections',
+    help: 'Connections of a PostgreSQL pool at scrape time, by pool and state (open: all, idle: free); the writer, lock and listening connections are outside the pools.',
+    labelNames: ['pool', 'state'],
+    registers: [this.registry],
+    collect: () => {
+      for (const [name, sum] of this.#poolSums()) {
+        this.pgPoolConnections.set({ pool: name, state: 'open' }, sum.open);
+        this.pgPoolConnections.set({ pool: name, state: 'idle' }, sum.idle);
+      }
+    },
+  });
+  readonly pgPoolWaiting = new Gauge({
+    name: 'aigov_pg_pool_waiting_clients',
+    help: 'Callers queued for a connection of a PostgreSQL pool at scrape time, by pool.',
+    labelNames: ['pool'],
+    registers: [this.registry],
+    collect: () => {
+      for (const [name, sum] of this.#poolSums()) this.pgPoolWaiting.set({ pool: name }, sum.waiting);
+    },
+  });
+  readonly pgNotifyLag = new Histogram({
+    name: 'aigov_pg_notify_lag_seconds',
+    help: 'Time from a change being written (stamped by the writing replica just before its commit) to its PostgreSQL NOTIFY reaching this replica, by channel; across hosts it includes their clock offset.',
+    labelNames: ['channel'],
+    buckets: PG_WAIT_BUCKETS,
+    registers: [this.registry],
+  });
   readonly #models = new Set<string>();
+  readonly #pools: { readonly name: string; readonly pool: PgPoolCounts }[] = [];
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'aigov_' });
+  }
+
+  /** What the PostgreSQL stores report to (pg-connection.ts PgObserver). */
+  pgObserver(): PgObserver {
+    return {
+      poolOpened: (name, pool) => {
+        this.#pools.push({ name, pool });
+      },
+      poolWaited: (name, seconds) => this.pgPoolWait.observe({ pool: name }, seconds),
+      notifyLag: (channel, seconds) => this.pgNotifyLag.observe({ channel }, seconds),
+    };
+  }
+
+  /** The pools' counts now, by name (pools of one name summed). */
+  #poolSums(): Map<string, { open: number; idle: number; waiting: number }> {
+    const sums = new Map<string, { open: number; idle: number; waiting: number }>();
+    for (const { name, pool } of this.#pools) {
+      const sum = sums.get(name) ?? { open: 0, idle: 0, waiting: 0 };
+      sum.open += pool.totalCount;
+      sum.idle += pool.idleCount;
+      sum.waiting += pool.waitingCount;
+      sums.set(name, sum);
+    }
+    return sums;
   }
 
   modelLabel(model: string | null): string {

@@ -41,6 +41,7 @@ import { AigovError, isAigovError } from '../core/errors.ts';
 import { PseudonymVault } from '../core/masking/pseudonym-vault.ts';
 import { isStoreBusy, type AppendOutcome, type PseudonymStore, type VaultAppend, type VaultLoad } from '../store/pseudonym-store.ts';
 import { openSqlitePseudonymStore } from '../store/sqlite/sqlite-pseudonym-store.ts';
+import type { PgObserver } from '../store/postgres/pg-connection.ts';
 import { errorSummary } from './pipeline.ts';
 
 export interface SessionVaultsOptions {
@@ -494,9 +495,10 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  * The vaults a gateway with a policy uses: sealed in the storage database when `pseudonyms.key`
  * is set — the SQLite file, or PostgreSQL shared by every replica — else in memory (one warning
  * at startup). Throws AIGOV_E_PSEUDONYM_KEY_MISMATCH when the database's vaults were written with
- * another key, AIGOV_E_STORE_OPEN_FAILED when they cannot be opened.
+ * another key, AIGOV_E_STORE_OPEN_FAILED when they cannot be opened. `pgObserver` (PostgreSQL)
+ * gets the vaults' pool counts and waits.
  */
-export async function openSessionVaults(config: Pick<GatewayConfig, 'pseudonyms' | 'storage'>, logger: Logger): Promise<SessionVaults> {
+export async function openSessionVaults(config: Pick<GatewayConfig, 'pseudonyms' | 'storage'>, logger: Logger, pgObserver?: PgObserver): Promise<SessionVaults> {
   const onError = (error: unknown, operation: string): void => logger.error({ operation, err: errorSummary(error) }, 'pseudonym vault store failed');
   if (config.pseudonyms.key === null) {
     logger.warn(
@@ -519,6 +521,7 @@ export async function openSessionVaults(config: Pick<GatewayConfig, 'pseudonyms'
       statementTimeoutMs: storage.statementTimeoutMs,
       synchronousCommit: storage.synchronousCommit,
       onError: (message) => logger.error({ operation: 'pool' }, message),
+      observer: pgObserver,
     });
   } else {
     try {

@@ -98,6 +98,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
   const logger = options.logger ?? createLogger(config.logging.level);
   for (const warning of config.warnings) logger.warn(warning);
   const metrics = new GatewayMetrics();
+  const pgObserver = metrics.pgObserver();
   const onTightened = tightenedLogger(logger);
   const store =
     options.store ??
@@ -110,6 +111,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
         logger.warn({ settled: count, errorCode: 'AIGOV_E_GATEWAY_STOPPED' }, 'recording store: calls left pending by a gateway that stopped were marked aborted');
       },
       onTightened,
+      pgObserver,
     }));
   if (config.storage.driver === 'postgres') {
     logger.info({ database: redactDatabaseUrl(config.storage.url) }, 'recordings, approvals and pseudonym vaults are kept in PostgreSQL');
@@ -137,7 +139,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
   let vaults: SessionVaults | null = null;
   try {
     if (!options.hooks && config.policy) policy = openPolicyFile(config.policy.file, { reload: config.policy.reload, logger, knownGroups: options.knownGroups });
-    if (policy) vaults = await openSessionVaults(config, logger);
+    if (policy) vaults = await openSessionVaults(config, logger, pgObserver);
   } catch (error) {
     policy?.close();
     server.close();
@@ -147,7 +149,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
   let approvals: { service: ApprovalService; api: ApprovalsApi; store: ApprovalStore; notifier: WebhookNotifier } | null = null;
   let approvalStore: ApprovalStore | null = null;
   try {
-    approvalStore = await openApprovalStore(config.storage, process.cwd(), { onTightened, onError: (message) => logger.warn({ errorCode: 'AIGOV_E_STORE_UNAVAILABLE' }, message) });
+    approvalStore = await openApprovalStore(config.storage, process.cwd(), { onTightened, pgObserver, onError: (message) => logger.warn({ errorCode: 'AIGOV_E_STORE_UNAVAILABLE' }, message) });
     const service = await ApprovalService.open({ store: approvalStore, logger });
     const notifier = createWebhookNotifier({ webhooks: config.approvals.webhooks, logger, version: options.version });
     const nobody = { subject: '', email: null, groups: [] };

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import type { PrivatePathOptions } from '../config/private-files.ts';
 import type { StorageConfig } from '../config/schema.ts';
+import type { PgObserver } from './postgres/pg-connection.ts';
 import type { ApprovalStore } from './approval-store.ts';
 import type { RecordingStore } from './recording-store.ts';
 
@@ -17,6 +18,7 @@ export type StorageSettings = StorageConfig;
  * `hooks.onSettled` hears how many calls of a stopped gateway were marked aborted on open; log it.
  * `hooks.onTightened` is told when an existing database file was accessible to other users and
  * has been made private (path and old mode); log it as a warning.
+ * `hooks.pgObserver` (PostgreSQL only) gets the read pool's counts and waits (metrics.ts).
  * Throws AigovError('AIGOV_E_STORE_OPEN_FAILED') when the store cannot be opened (a PostgreSQL
  * store is named by its URL without the password).
  */
@@ -27,6 +29,7 @@ export async function openRecordingStore(
     readonly onWriteError?: (err: Error) => void;
     readonly onSettled?: (count: number) => void;
     readonly onTightened?: PrivatePathOptions['onTightened'];
+    readonly pgObserver?: PgObserver;
   } = {},
 ): Promise<RecordingStore> {
   const driver = storage.driver;
@@ -44,6 +47,7 @@ export async function openRecordingStore(
         synchronousCommit: storage.synchronousCommit,
         onWriteError: hooks.onWriteError,
         onSettled: hooks.onSettled,
+        observer: hooks.pgObserver,
       });
     }
     default: {
@@ -56,12 +60,12 @@ export async function openRecordingStore(
 /**
  * Opens the configured approval store: the SQLite file at `path` (beside the recordings), or the
  * PostgreSQL database every replica shares. `hooks.onError` hears PostgreSQL connection trouble
- * (no record contents); log it. Throws when it cannot be opened (never with the URL's password).
+ * (no record contents); log it. `hooks.pgObserver` gets its pool's counts and waits and the NOTIFY lag. Throws when it cannot be opened (never with the URL's password).
  */
 export async function openApprovalStore(
   storage: StorageSettings,
   baseDir: string,
-  hooks: { readonly onTightened?: PrivatePathOptions['onTightened']; readonly onError?: (message: string) => void } = {},
+  hooks: { readonly onTightened?: PrivatePathOptions['onTightened']; readonly onError?: (message: string) => void; readonly pgObserver?: PgObserver } = {},
 ): Promise<ApprovalStore> {
   const driver = storage.driver;
   switch (driver) {
@@ -71,7 +75,7 @@ export async function openApprovalStore(
     }
     case 'postgres': {
       const { openPostgresApprovalStore } = await import('./postgres/pg-approval-store.ts');
-      return openPostgresApprovalStore({ url: storage.url, statementTimeoutMs: storage.statementTimeoutMs, onError: hooks.onError });
+      return openPostgresApprovalStore({ url: storage.url, statementTimeoutMs: storage.statementTimeoutMs, onError: hooks.onError, observer: hooks.pgObserver });
     }
     default: {
       const unknown: never = driver;

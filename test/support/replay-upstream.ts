@@ -36,6 +36,9 @@ export interface ReplayOptions {
   headersDelayMs?: number;
 }
 
+/** What a route's function answers: a transcript, or one with options of its own for this request (over the route's). */
+export type RouteAnswer = Transcript | { readonly transcript: Transcript; readonly options: ReplayOptions };
+
 export interface ReceivedRequest {
   method: string;
   /** The request target as received (path and query). */
@@ -48,8 +51,11 @@ export interface ReplayUpstream {
   /** `http://127.0.0.1:P` */
   readonly url: string;
   readonly received: ReceivedRequest[];
-  /** Route method + path (exact, or a prefix when it ends with '*') to a transcript; a later route for the same key replaces the earlier one. */
-  route(method: string, path: string, transcript: Transcript | ((req: ReceivedRequest) => Transcript), options?: ReplayOptions): void;
+  /**
+   * Route method + path (exact, or a prefix when it ends with '*') to a transcript; a later route for the same key replaces the earlier one.
+   * A function may answer later (a promise: the request waits, headers unsent, until it settles) and with options of its own.
+   */
+  route(method: string, path: string, transcript: Transcript | ((req: ReceivedRequest) => RouteAnswer | Promise<RouteAnswer>), options?: ReplayOptions): void;
   /** Forgets all routes and received requests. */
   reset(): void;
   close(): Promise<void>;
@@ -85,7 +91,7 @@ interface Route {
   method: string;
   path: string;
   prefix: boolean;
-  transcript: Transcript | ((req: ReceivedRequest) => Transcript);
+  transcript: Transcript | ((req: ReceivedRequest) => RouteAnswer | Promise<RouteAnswer>);
   options: ReplayOptions;
 }
 
@@ -120,8 +126,9 @@ export async function startReplayUpstream(): Promise<ReplayUpstream> {
       res.end(body);
       return;
     }
-    const transcript = typeof route.transcript === 'function' ? route.transcript(request) : route.transcript;
-    await replay(res, transcript, route.options);
+    const answer = typeof route.transcript === 'function' ? await route.transcript(request) : route.transcript;
+    if ('transcript' in answer) await replay(res, answer.transcript, { ...route.options, ...answer.options });
+    else await replay(res, answer, route.options);
   }
 
   await new Promise<void>((resolve, reject) => {

@@ -19,8 +19,8 @@ import { approvalContentHash } from '../audit-hash.ts';
 import type { ApprovalChangeRow, ApprovalKey, ApprovalMutated, ApprovalMutation, ApprovalQuery, ApprovalStore } from '../approval-store.ts';
 import { ChainAppender, entriesParams, entriesSql } from './chain-appender.ts';
 import { migratePostgresAt } from './migrations.ts';
-import { createPool, describePgError, type PgPool, type PgSettings } from './pg-connection.ts';
-import { PgNotifyListener } from './pg-notify-listener.ts';
+import { createPool, describePgError, type PgObserver, type PgPool, type PgSettings } from './pg-connection.ts';
+import { PgNotifyListener, stampedPayload } from './pg-notify-listener.ts';
 
 export const APPROVALS_CHANNEL = 'aigov_approvals';
 
@@ -35,6 +35,8 @@ export interface PgApprovalStoreOptions {
   readonly connectTimeoutMs?: number;
   /** Connection trouble (no record contents). Default: process warning. */
   readonly onError?: (message: string) => void;
+  /** The gateway's metrics: pool counts and waits (pool `approvals`), NOTIFY lag. */
+  readonly observer?: PgObserver;
 }
 
 type Row = Record<string, unknown>;
@@ -56,8 +58,9 @@ export async function openPostgresApprovalStore(options: PgApprovalStoreOptions)
   try {
     // Normally the recording store has migrated already: then this is one cheap query under the lock.
     await migratePostgresAt(settings);
-    const listener = await PgNotifyListener.open(settings, APPROVALS_CHANNEL, report);
-    return new PgApprovalStore(settings, createPool(settings, Math.max(1, Math.floor(options.poolSize ?? 4)), report), listener);
+    const listener = await PgNotifyListener.open(settings, APPROVALS_CHANNEL, report, options.observer);
+    const watch = options.observer === undefined ? undefined : { observer: options.observer, name: 'approvals' };
+    return new PgApprovalStore(settings, createPool(settings, Math.max(1, Math.floor(options.poolSize ?? 4)), report, watch), listener);
   } catch (err) {
     throw new Error(describePgError(err, options.url), { cause: err });
   }
@@ -130,11 +133,12 @@ export class PgApprovalStore implements ApprovalStore {
         : 'INSERT INTO approvals (id, state, requester_sub, content_hash, created_at, expires_at, record, change_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING 1';
       const entries = entriesSql(values.length + 1);
       const notify = values.length + 11;
-      // One round trip while the head is locked; the notification goes out at commit.
+      // One round trip while the head is locked; the notification (the change number, stamped with
+      // the time now: listeners measure its lag) goes out at commit.
       const done = await client.query<Row>(
         `WITH written AS (${writeSql}), ${entries.cte}, head AS (${entries.head} WHERE id = 1)
          SELECT (SELECT count(*) FROM written) AS written, pg_notify('${APPROVALS_CHANNEL}', $${notify}::text)`,
-        [...values, ...entriesParams(chain), String(seq)],
+        [...values, ...entriesParams(chain), stampedPayload(String(seq))],
       );
       if (Number(done.rows[0]?.['written']) !== 1) throw new Error('the approval row was not written');
       await client.query('COMMIT');

@@ -42,9 +42,75 @@ function clientConfig(settings: PgSettings, statementTimeoutMs: number): pg.Clie
   };
 }
 
-/** A pool for reads and short writes. Its idle connections' errors are reported, never thrown. */
-export function createPool(settings: PgSettings, size: number, onError: (message: string) => void): PgPool {
-  const pool = new pg.Pool({ ...clientConfig(settings, settings.statementTimeoutMs), max: size, idleTimeoutMillis: 30_000 });
+/** A pool's connection counts, as pg.Pool keeps them. */
+export interface PgPoolCounts {
+  readonly totalCount: number;
+  readonly idleCount: number;
+  /** Callers queued for a connection. */
+  readonly waitingCount: number;
+}
+
+/**
+ * What the PostgreSQL stores tell the gateway's metrics (metrics.ts): their pools, the time each
+ * caller waited for a pooled connection, and how late notifications arrive. Optional everywhere:
+ * the CLI and tests open stores without one.
+ */
+export interface PgObserver {
+  /** Pool `name` (recordings, approvals, vaults) opened; its counts are read when metrics are scraped. */
+  poolOpened(name: string, pool: PgPoolCounts): void;
+  /** A caller of pool `name` waited `seconds` for a connection (queued behind others, or connecting), got one or not. */
+  poolWaited(name: string, seconds: number): void;
+  /** A notification on `channel` arrived `seconds` after its sender stamped it (pg-notify-listener.ts). */
+  notifyLag(channel: string, seconds: number): void;
+}
+
+/** pg.Pool timing every checkout: `pool.query` checks out through `connect(callback)`, callers through `connect()`. */
+class WatchedPool extends pg.Pool {
+  readonly #waited: (seconds: number) => void;
+
+  constructor(config: pg.PoolConfig, waited: (seconds: number) => void) {
+    super(config);
+    this.#waited = waited;
+  }
+
+  override connect(): Promise<pg.PoolClient>;
+  override connect(callback: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void): void;
+  override connect(callback?: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void): Promise<pg.PoolClient> | void {
+    const started = performance.now();
+    const waited = (): void => this.#waited((performance.now() - started) / 1000);
+    if (callback === undefined) {
+      return super.connect().then(
+        (client) => {
+          waited();
+          return client;
+        },
+        (err: unknown) => {
+          waited();
+          throw err;
+        },
+      );
+    }
+    super.connect((err, client, done) => {
+      waited();
+      callback(err, client, done);
+    });
+  }
+}
+
+/**
+ * A pool for reads and short writes. Its idle connections' errors are reported, never thrown.
+ * With `watch`, the pool is shown to the observer under `watch.name` and every checkout is timed.
+ */
+export function createPool(settings: PgSettings, size: number, onError: (message: string) => void, watch?: { readonly observer: PgObserver; readonly name: string }): PgPool {
+  const config: pg.PoolConfig = { ...clientConfig(settings, settings.statementTimeoutMs), max: size, idleTimeoutMillis: 30_000 };
+  let pool: PgPool;
+  if (watch === undefined) {
+    pool = new pg.Pool(config);
+  } else {
+    const { observer, name } = watch;
+    pool = new WatchedPool(config, (seconds) => observer.poolWaited(name, seconds));
+    observer.poolOpened(name, pool);
+  }
   pool.on('error', (err) => onError(`an idle connection to PostgreSQL failed: ${describePgError(err, settings.url)}`));
   return pool;
 }

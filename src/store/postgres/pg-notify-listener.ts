@@ -4,8 +4,24 @@
  * the subscribers as if a notification had come, since some may have been missed meanwhile:
  * subscribers re-read what changed from the database, so a notification is only a wake-up call
  * and losing one costs latency, never a change.
+ *
+ * A payload made by {@link stampedPayload} carries its sending time; the listener tells the
+ * observer how late each such notification arrived (the NOTIFY lag metric). The sender's clock
+ * stamps it and this process's clock reads it: across hosts the figure includes their clock
+ * offset (a negative difference counts as 0).
  */
-import { connectClient, describePgError, type PgClient, type PgSettings } from './pg-connection.ts';
+import { connectClient, describePgError, type PgClient, type PgObserver, type PgSettings } from './pg-connection.ts';
+
+/** A notification payload: `what` (no `@`), then `@` and the sending time in epoch ms. */
+export function stampedPayload(what: string, sentAtMs: number = Date.now()): string {
+  return `${what}@${Math.round(sentAtMs)}`;
+}
+
+/** The sending time of a {@link stampedPayload}; null for any other payload. */
+export function payloadSentAt(payload: string | undefined): number | null {
+  const match = payload === undefined ? null : /@([0-9]{1,15})$/.exec(payload);
+  return match ? Number(match[1]) : null;
+}
 
 const RECONNECT_MIN_MS = 50;
 const RECONNECT_MAX_MS = 5000;
@@ -14,22 +30,24 @@ export class PgNotifyListener {
   readonly #settings: PgSettings;
   readonly #channel: string;
   readonly #report: (message: string) => void;
+  readonly #observer: PgObserver | null;
   readonly #subscribers = new Set<() => void>();
   #client: PgClient | null = null;
   #closed = false;
   #retryMs = RECONNECT_MIN_MS;
   #timer: NodeJS.Timeout | null = null;
 
-  private constructor(settings: PgSettings, channel: string, report: (message: string) => void) {
+  private constructor(settings: PgSettings, channel: string, report: (message: string) => void, observer: PgObserver | null) {
     this.#settings = settings;
     this.#channel = channel;
     this.#report = report;
+    this.#observer = observer;
   }
 
-  /** Connects and listens; throws when it cannot (the database is not there). */
-  static async open(settings: PgSettings, channel: string, report: (message: string) => void): Promise<PgNotifyListener> {
+  /** Connects and listens; throws when it cannot (the database is not there). `observer` hears each stamped notification's lag. */
+  static async open(settings: PgSettings, channel: string, report: (message: string) => void, observer?: PgObserver): Promise<PgNotifyListener> {
     if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error('a notification channel is a plain lower-case identifier');
-    const listener = new PgNotifyListener(settings, channel, report);
+    const listener = new PgNotifyListener(settings, channel, report, observer ?? null);
     await listener.#connect();
     return listener;
   }
@@ -64,7 +82,10 @@ export class PgNotifyListener {
       throw err;
     }
     client.on('notification', (message) => {
-      if (message.channel === this.#channel) this.#notify();
+      if (message.channel !== this.#channel) return;
+      const sentAt = this.#observer === null ? null : payloadSentAt(message.payload);
+      if (sentAt !== null) this.#observer?.notifyLag(this.#channel, Math.max(0, Date.now() - sentAt) / 1000);
+      this.#notify();
     });
     client.on('error', (err) => this.#lost(client, describePgError(err, this.#settings.url)));
     client.on('end', () => this.#lost(client, 'the connection ended'));

@@ -30,7 +30,7 @@ import { redactDatabaseUrl } from '../../config/database-url.ts';
 import { PseudonymSealer } from '../pseudonym-sealer.ts';
 import type { AppendOutcome, PseudonymStore, VaultAppend, VaultLoad } from '../pseudonym-store.ts';
 import { migratePostgresAt } from './migrations.ts';
-import { createPool, describePgError, type PgPool, type PgSettings } from './pg-connection.ts';
+import { createPool, describePgError, type PgObserver, type PgPool, type PgSettings } from './pg-connection.ts';
 
 export interface PgPseudonymStoreOptions {
   /** postgres://… (may hold the password: never logged nor put in an error). */
@@ -47,6 +47,8 @@ export interface PgPseudonymStoreOptions {
   readonly connectTimeoutMs?: number;
   /** An idle pooled connection failed (no values in the message). Default: process warning. */
   readonly onError?: (message: string) => void;
+  /** The gateway's metrics: pool counts and waits (pool `vaults`). */
+  readonly observer?: PgObserver;
 }
 
 export async function openPostgresPseudonymStore(options: PgPseudonymStoreOptions): Promise<PgPseudonymStore> {
@@ -67,7 +69,8 @@ export async function openPostgresPseudonymStore(options: PgPseudonymStoreOption
     throw failed('cannot connect to or migrate the database', err);
   }
   const onError = options.onError ?? ((message: string) => process.emitWarning(message, { code: 'AIGOV_PSEUDONYM_STORE' }));
-  const pool = createPool(settings, Math.max(1, Math.floor(options.poolSize ?? 4)), (message) => onError(`pseudonym vault: ${message}`));
+  const watch = options.observer === undefined ? undefined : { observer: options.observer, name: 'vaults' };
+  const pool = createPool(settings, Math.max(1, Math.floor(options.poolSize ?? 4)), (message) => onError(`pseudonym vault: ${message}`), watch);
   try {
     await checkKey(pool, sealer.keyId, location);
   } catch (err) {

@@ -45,7 +45,7 @@ import { SchemaTooNewError } from '../schema-too-new.ts';
 import { migratePostgresAt } from './migrations.ts';
 import { OwnerLock } from './owner-lock.ts';
 import { DEFAULT_LEASE_TIMINGS, OwnerLeases, type LeaseTimings } from './owner-leases.ts';
-import { createPool, describePgError, type PgPool, type PgSettings } from './pg-connection.ts';
+import { createPool, describePgError, type PgObserver, type PgPool, type PgSettings } from './pg-connection.ts';
 import { PgReads } from './pg-reads.ts';
 import { PgWriter } from './pg-writer.ts';
 
@@ -77,6 +77,8 @@ export interface PostgresStoreOptions {
   readonly onSettled?: (count: number) => void;
   /** Lease renewal and sweep timings (owner-leases.ts); tests shorten them. */
   readonly leases?: Partial<LeaseTimings>;
+  /** The gateway's metrics: the read pool's counts and waits (pool `recordings`). */
+  readonly observer?: PgObserver;
 }
 
 export interface PostgresStoreStats {
@@ -153,7 +155,8 @@ export class PostgresRecordingStore implements RecordingStore {
     } catch (err) {
       throw failed(`cannot take this process's owner lock: ${describePgError(err, options.url)}`);
     }
-    const pool = createPool(settings, Math.max(1, Math.floor(options.poolSize ?? DEFAULTS.poolSize)), report);
+    const watch = options.observer === undefined ? undefined : { observer: options.observer, name: 'recordings' };
+    const pool = createPool(settings, Math.max(1, Math.floor(options.poolSize ?? DEFAULTS.poolSize)), report, watch);
     const writer = new PgWriter({
       settings,
       owner,
@@ -238,12 +241,13 @@ export class PostgresRecordingStore implements RecordingStore {
   async #health(): Promise<StoreHealth> {
     const writeErrors = this.#writer.counters().writeErrors;
     if (this.#closed) return { ok: false, writeErrors, detail: 'the store is closed' };
-    if (!this.#owner.isHeld()) return { ok: false, writeErrors, detail: 'the owner lock on PostgreSQL is not held (its connection was lost; reconnecting)' };
+    // The database first: when it is away, that is the reason to give (the lock's loss follows from it).
     try {
       await this.#pool.query('SELECT 1');
     } catch (err) {
       return { ok: false, writeErrors, detail: `the database does not answer: ${describePgError(err, this.#settings.url)}` };
     }
+    if (!this.#owner.isHeld()) return { ok: false, writeErrors, detail: 'the owner lock on PostgreSQL is not held (its connection was lost; reconnecting)' };
     const last = this.#writer.lastWriteError;
     if (last !== null) {
       try {
