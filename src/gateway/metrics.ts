@@ -17,10 +17,30 @@ export class GatewayMetrics {
   readonly upstreamBusy = new Counter({ name: 'aigov_upstream_busy_total', help: 'Calls refused at once because all of a provider\'s upstream slots (limits.upstream_max_connections) were taken.', labelNames: ['provider'], registers: [this.registry] });
   readonly upstreamLimits = new Counter({ name: 'aigov_upstream_limit_total', help: 'Answers cut at a limit (size, event size, event count, duration).', labelNames: ['provider', 'limit'], registers: [this.registry] });
   readonly inflight = new Gauge({ name: 'aigov_inflight_requests', help: 'Requests being served.', registers: [this.registry] });
+  readonly webhookDeliveries = new Counter({
+    name: 'aigov_webhook_deliveries_total',
+    help: 'Approval webhook deliveries settled by this process: delivered (2xx), failed (given up), dropped (outbox full, outbox unreachable, receiver removed from the configuration).',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  #webhookOutboxDepth: () => number = () => 0;
+  readonly webhookOutboxDepth = new Gauge({
+    name: 'aigov_webhook_outbox_depth',
+    help: 'Approval webhook deliveries pending in the outbox, as last counted (on PostgreSQL every replica reports the shared outbox).',
+    registers: [this.registry],
+    collect: () => {
+      this.webhookOutboxDepth.set(this.#webhookOutboxDepth());
+    },
+  });
   readonly #models = new Set<string>();
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'aigov_' });
+  }
+
+  /** Where the outbox depth gauge reads its value. */
+  observeWebhookOutbox(depth: () => number): void {
+    this.#webhookOutboxDepth = depth;
   }
 
   modelLabel(model: string | null): string {
