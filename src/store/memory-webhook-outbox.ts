@@ -84,11 +84,11 @@ export class MemoryWebhookOutbox implements WebhookOutboxStore {
     const unknown = new Map<string, number>();
     let stranded = 0;
     for (const [id, r] of this.#rows) {
-      if (r.nextAt > now) continue; // claimed (or waiting): not now
-      if (!known.has(r.row.receiver) && r.row.createdAt < now - request.unknownGraceMs) {
+      const lapsed = r.nextAt <= now; // not due yet: waiting for a retry, or claimed (in flight)
+      if ((r.claim === null || lapsed) && !known.has(r.row.receiver) && r.row.createdAt <= now - request.unknownGraceMs) {
         unknown.set(r.row.host, (unknown.get(r.row.host) ?? 0) + 1);
         this.#rows.delete(id);
-      } else if (r.attempts > request.maxAttempts) {
+      } else if (lapsed && r.attempts > request.maxAttempts) {
         stranded += 1;
         this.#rows.delete(id);
       }

@@ -85,7 +85,7 @@ export interface OutboxStatus {
 }
 
 export interface SweepRequest {
-  /** The receivers configured now: pending rows of others, older than `unknownGraceMs`, are dropped. */
+  /** The receivers configured now: pending rows of others (not in flight), `unknownGraceMs` old or more, are dropped. */
   readonly receivers: readonly string[];
   readonly unknownGraceMs: number;
   /** Pending rows with more attempts than this whose lease ended are failed (a worker died during the extra attempt). */

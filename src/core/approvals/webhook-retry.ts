@@ -70,6 +70,7 @@ export function parseRetryAfter(value: string | readonly string[] | undefined, n
   const v = typeof value === 'string' ? value : value?.[0];
   if (v === undefined || v.trim() === '') return null;
   if (/^\s*\d+\s*$/.test(v)) return Number(v) * 1000;
+  if (!/[A-Za-z]{3}/.test(v)) return null; // an HTTP date names its day and month
   const at = Date.parse(v);
   return Number.isNaN(at) ? null : Math.max(0, at - nowMs);
 }

@@ -202,7 +202,7 @@ export class PgWebhookOutbox implements WebhookOutboxStore {
       name: 'aigov_outbox_drop_unknown',
       text: `
         UPDATE webhook_outbox SET state = 'failed', done_at = ${NOW_MS}, claim = NULL, last_error = '${UNKNOWN_ERROR}'
-        WHERE state = 'pending' AND next_attempt_at <= ${NOW_MS} AND created_at < ${NOW_MS} - $1 AND receiver <> ALL($2::text[])
+        WHERE state = 'pending' AND (claim IS NULL OR next_attempt_at <= ${NOW_MS}) AND created_at <= ${NOW_MS} - $1 AND receiver <> ALL($2::text[])
         RETURNING host`,
       values: [Math.max(0, Math.round(request.unknownGraceMs)), [...request.receivers]],
     });

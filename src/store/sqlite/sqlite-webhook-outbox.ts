@@ -69,12 +69,13 @@ export class SqliteWebhookOutbox implements WebhookOutboxStore {
       FROM webhook_outbox WHERE state = 'pending'`);
     // The sweep's writes take the file's write lock: first ask (a read) whether there is anything to do.
     this.#sweepNeeded = db.prepare(`
-      SELECT EXISTS (SELECT 1 FROM webhook_outbox WHERE state = 'pending' AND next_attempt_at <= :now
-                       AND ((created_at < :unknown_before AND receiver NOT IN (${RECEIVERS})) OR attempts > :max))
+      SELECT EXISTS (SELECT 1 FROM webhook_outbox WHERE state = 'pending'
+                       AND (((claim IS NULL OR next_attempt_at <= :now) AND created_at <= :unknown_before AND receiver NOT IN (${RECEIVERS}))
+                            OR (next_attempt_at <= :now AND attempts > :max)))
           OR EXISTS (SELECT 1 FROM webhook_outbox WHERE state <> 'pending' AND done_at < :purge_before) AS needed`);
     this.#dropUnknown = db.prepare(`
       UPDATE webhook_outbox SET state = 'failed', done_at = :now, claim = NULL, last_error = '${UNKNOWN_ERROR}'
-      WHERE state = 'pending' AND next_attempt_at <= :now AND created_at < :unknown_before AND receiver NOT IN (${RECEIVERS})
+      WHERE state = 'pending' AND (claim IS NULL OR next_attempt_at <= :now) AND created_at <= :unknown_before AND receiver NOT IN (${RECEIVERS})
       RETURNING host`);
     this.#failStranded = db.prepare(`
       UPDATE webhook_outbox SET state = 'failed', done_at = :now, claim = NULL, last_error = '${STRANDED_ERROR}'
