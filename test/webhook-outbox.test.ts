@@ -412,12 +412,20 @@ for (const driver of DRIVERS) {
 
 describe('a replica killed mid-delivery', { timeout: 60_000 }, () => {
   it('kill -9 while posting: the other replica posts it once the lease ends, not before', async (t) => {
-    const LEASE = 1500;
+    // The child's attempt is cut at half its lease (1.5 s): everything up to the kill must fit in it
+    // (if it did not, the child would post a second time, and the count of posts below says so).
+    const LEASE = 3000;
     const rx = await startReceiver((_r, nth, res) => {
       if (nth > 0) answer(res, 200); // the child's post hangs until it dies
     });
     t.after(() => rx.close());
     const { url } = await freshPg();
+    const store = await openPostgresApprovalStore({ url, poolSize: 2, onError: () => {} });
+    let b: WebhookNotifier | null = null;
+    t.after(async () => {
+      await b?.close();
+      await store.close();
+    });
     const child = spawn(process.execPath, [CHILD, url, rx.url, String(LEASE), 'apr_killed'], { stdio: ['ignore', 'pipe', 'pipe'] });
     t.after(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -427,22 +435,18 @@ describe('a replica killed mid-delivery', { timeout: 60_000 }, () => {
     await until(() => rx.received.length === 1, `the child's post (stderr: ${stderr})`, 20_000);
 
     // B is up while the child posts; the row is the child's until its lease ends.
-    const store = await openPostgresApprovalStore({ url, poolSize: 2, onError: () => {} });
     const log = captureLogger();
-    const b = createWebhookNotifier({ webhooks: [receiverHook(rx.url)], logger: log.logger, outbox: store.outbox, leaseMs: LEASE, pollMs: 60_000 });
-    t.after(async () => {
-      await b.close();
-      await store.close();
-    });
+    const replicaB = createWebhookNotifier({ webhooks: [receiverHook(rx.url)], logger: log.logger, outbox: store.outbox, leaseMs: LEASE, pollMs: 60_000 });
+    b = replicaB;
     await sleep(200);
     assert.equal(rx.received.length, 1, 'B leaves a row another process holds alone');
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGKILL');
     await exited;
 
-    await until(() => b.stats().delivered === 1, 'B delivering it', 10_000);
+    await until(() => replicaB.stats().delivered === 1, 'B delivering it', 10_000);
     const [first, second] = rx.received;
-    assert.equal(rx.received.length, 2);
+    assert.equal(rx.received.length, 2, 'one post by the child, one by B');
     assert.equal(second!.id, first!.id, 'the same delivery id: the receiver can dedupe');
     assert.equal(second!.body, first!.body);
     const gap = second!.at - first!.at;
