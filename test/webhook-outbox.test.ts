@@ -341,6 +341,7 @@ describe('two replicas on one PostgreSQL database', { timeout: 120_000 }, () => 
       assert.ok(gaps[0]! >= 45 && gaps[1]! >= 95, `${id}: backoff grows (${gaps.join(', ')} ms)`);
     }
     assert.equal(rx.maxConcurrentPerId(), 1, 'never two attempts of one delivery in flight');
+    await until(async () => (await db.peek("SELECT 1 FROM webhook_outbox WHERE state = 'pending'")).length === 0, 'every outcome recorded');
     const stored = await db.peek('SELECT attempts, state, last_status FROM webhook_outbox');
     assert.ok(stored.every((r) => Number(r['attempts']) === 3 && r['state'] === 'delivered' && Number(r['last_status']) === 200));
     const stats = [a.notifier.stats(), b.notifier.stats()];
@@ -372,6 +373,7 @@ for (const driver of DRIVERS) {
         assert.equal(rx.received[1]!.id, rx.received[0]!.id);
         assert.equal(rx.received[1]!.body, rx.received[0]!.body);
         assert.ok(rx.received[1]!.at - rx.received[0]!.at >= 300, 'not before its retry time');
+        await until(async () => (await db.peek('SELECT state FROM webhook_outbox'))[0]?.['state'] === 'delivered', 'the outcome recorded');
         const [row] = await db.peek('SELECT state, attempts FROM webhook_outbox');
         assert.deepEqual([row!['state'], Number(row!['attempts'])], ['delivered', 2]);
       } finally {
@@ -453,6 +455,8 @@ describe('a replica killed mid-delivery', { timeout: 60_000 }, () => {
     t.diagnostic(`taken over ${gap} ms after the first post (lease ${LEASE} ms)`);
     assert.ok(gap >= LEASE - 100, `not before the lease ended (${gap} ms)`);
     assert.ok(gap < LEASE + 3000, `soon after it ended, without a poll (${gap} ms)`);
+    // Counted when the receiver answered; recorded a moment later.
+    await until(async () => (await pgQuery(url, 'SELECT state FROM webhook_outbox'))[0]?.['state'] === 'delivered', 'the outcome recorded');
     const [row] = await pgQuery(url, 'SELECT state, attempts FROM webhook_outbox');
     assert.deepEqual([row!['state'], Number(row!['attempts'])], ['delivered', 2]);
   });

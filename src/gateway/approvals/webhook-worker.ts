@@ -158,22 +158,27 @@ export function startWebhookWorker(options: WebhookWorkerOptions): WebhookWorker
           nextSweep = options.now() + options.sweepIntervalMs;
         }
         const receivers = options.receivers();
-        const free = options.concurrency - inFlight.size;
-        const claimed = free > 0 && receivers.length > 0 ? await store.claim({ limit: free, leaseMs: options.leaseMs, receivers, maxAttempts: policy.maxAttempts }) : [];
-        if (closing.signal.aborted) {
-          // Claimed while close() began: hand them back untouched.
-          await Promise.allSettled(claimed.map((c) => store.settle(c, { kind: 'release' })));
-          break;
-        }
-        for (const c of claimed) track(deliver(c));
-        if (claimed.length > 0 && claimed.length === free) continue; // maybe more are due: the next pass waits for a slot
+        // A read first: the claim is a write (on SQLite it takes the file's write lock), made only when a row is due.
         const status = await store.status(receivers, policy.maxAttempts);
         counts.pending = status.pending;
         storeAnswered();
+        const free = options.concurrency - inFlight.size;
+        const due = receivers.length > 0 && status.nextDueInMs !== null && status.nextDueInMs <= 0;
+        if (due && free > 0) {
+          const claimed = await store.claim({ limit: free, leaseMs: options.leaseMs, receivers, maxAttempts: policy.maxAttempts });
+          if (closing.signal.aborted) {
+            // Claimed while close() began: hand them back untouched.
+            await Promise.allSettled(claimed.map((c) => store.settle(c, { kind: 'release' })));
+            break;
+          }
+          for (const c of claimed) track(deliver(c));
+          if (claimed.length > 0) continue; // more may be due
+        }
         const untilSweep = Math.max(0, nextSweep - options.now());
         if (receivers.length === 0) wait = untilSweep; // nothing to post: only the sweep (or a wake-up) has work
-        else if (options.concurrency - inFlight.size <= 0 || status.nextDueInMs === null) wait = Math.min(options.pollMs, untilSweep);
-        else wait = Math.min(Math.max(status.nextDueInMs, claimed.length === 0 && status.nextDueInMs <= 0 ? MIN_WAIT_MS : 0), options.pollMs, untilSweep);
+        else if (free <= 0 || status.nextDueInMs === null) wait = Math.min(options.pollMs, untilSweep); // a finishing post wakes the worker
+        else if (due) wait = MIN_WAIT_MS; // due, but another process is claiming them: look again shortly
+        else wait = Math.min(status.nextDueInMs, options.pollMs, untilSweep);
       } catch (error) {
         storeFailed(error, 'read the due deliveries');
         wait = Math.min(STORE_RETRY_MAX_MS, STORE_RETRY_MIN_MS * 2 ** Math.min(storeFailures - 1, 10));

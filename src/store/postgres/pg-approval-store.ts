@@ -23,7 +23,7 @@ import { approvalContentHash } from '../audit-hash.ts';
 import type { ApprovalChangeRow, ApprovalKey, ApprovalMutated, ApprovalMutation, ApprovalQuery, ApprovalStore } from '../approval-store.ts';
 import { ChainAppender, entriesParams, entriesSql } from './chain-appender.ts';
 import { migratePostgresAt } from './migrations.ts';
-import { createPool, describePgError, type PgPool, type PgSettings } from './pg-connection.ts';
+import { checkOut, createPool, describePgError, type PgPool, type PgSettings } from './pg-connection.ts';
 import { PgNotifyListener } from './pg-notify-listener.ts';
 import { outboxInsertSql, PgWebhookOutbox, WEBHOOKS_CHANNEL } from './pg-webhook-outbox.ts';
 
@@ -99,7 +99,7 @@ export class PgApprovalStore implements ApprovalStore {
 
   async mutate<T>(key: ApprovalKey, change: (current: ApprovalRecord | null) => ApprovalMutation<T>): Promise<ApprovalMutated<T>> {
     this.#open();
-    const client = await this.#pool.connect().catch((err: unknown) => {
+    const { client, release } = await checkOut(this.#pool).catch((err: unknown) => {
       throw this.#error(err);
     });
     let broken = false;
@@ -164,7 +164,7 @@ export class PgApprovalStore implements ApprovalStore {
       }
       throw this.#error(err);
     } finally {
-      client.release(broken);
+      release(broken);
     }
   }
 

@@ -27,7 +27,7 @@ import {
   type SweepResult,
   type WebhookOutboxStore,
 } from '../webhook-outbox.ts';
-import type { PgPool } from './pg-connection.ts';
+import { checkOut, type PgPool } from './pg-connection.ts';
 import type { PgNotifyListener } from './pg-notify-listener.ts';
 
 export const WEBHOOKS_CHANNEL = 'aigov_webhooks';
@@ -92,7 +92,7 @@ export class PgWebhookOutbox implements WebhookOutboxStore {
    */
   async enqueue(batch: OutboxBatch): Promise<number> {
     if (batch.rows.length === 0) return 0;
-    const client = await this.#pool.connect().catch((err: unknown) => {
+    const { client, release } = await checkOut(this.#pool).catch((err: unknown) => {
       throw this.#error(err);
     });
     let broken = false;
@@ -111,7 +111,7 @@ export class PgWebhookOutbox implements WebhookOutboxStore {
       }
       throw this.#error(err);
     } finally {
-      client.release(broken);
+      release(broken);
     }
   }
 
