@@ -10,6 +10,8 @@
  *   with backoff, never two attempts of one delivery at a time.
  * - Restarts (both drivers): a delivery waiting for its retry, and one cut at shutdown, are posted
  *   after the store is reopened, with the same id.
+ * - Two gateways on one PostgreSQL database, a rule with its own receiver: a request held on A
+ *   and approved through B gives the receiver one signed `created` and one `decided`; /metrics.
  * - A replica killed (kill -9) mid-delivery: the other posts it after the lease, not before.
  * - Failures: PostgreSQL gone (notify() neither throws nor waits; failures counted, logged once,
  *   never with the password; stored notices delivered once it is back); a receiver removed from
@@ -20,12 +22,17 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { Writable } from 'node:stream';
 import { describe, it, type TestContext } from 'node:test';
+import OpenAI from 'openai';
 import { pino, type Logger } from 'pino';
 import { ApprovalService, type HoldRequest } from '../src/gateway/approvals/approval-service.ts';
-import { createWebhookNotifier, type WebhookNotifier, type WebhookNotifierOptions } from '../src/gateway/approvals/webhook-notifier.ts';
+import { createWebhookNotifier, verifyWebhookSignature, type WebhookNotifier, type WebhookNotifierOptions } from '../src/gateway/approvals/webhook-notifier.ts';
 import type { Webhook } from '../src/config/webhook-schema.ts';
 import type { ApprovalRecord } from '../src/core/approvals/approval.ts';
 import type { ApprovalStore } from '../src/store/approval-store.ts';
@@ -33,8 +40,11 @@ import { openPostgresApprovalStore } from '../src/store/postgres/pg-approval-sto
 import { openSqliteApprovalStore } from '../src/store/sqlite/sqlite-approval-store.ts';
 import { receiverKey, type OutboxRow } from '../src/store/webhook-outbox.ts';
 import { insertApproval } from './support/approval-writes.ts';
+import { fetchAsUser } from './support/fetch-as-user.ts';
+import { startHarness } from './support/gateway-harness.ts';
 import { checkPgAuditChain } from './support/pg-audit-check.ts';
 import { adminQuery, pgQuery, usePgDatabases } from './support/pg-databases.ts';
+import { loadTranscript } from './support/replay-upstream.ts';
 import { useTempDirs } from './support/store-fixtures.ts';
 import { answer, RECEIVER_SECRET, receiverHook, SECRET_PATH, sampleNotice, startReceiver } from './support/webhook-receivers.ts';
 
@@ -347,6 +357,68 @@ describe('two replicas on one PostgreSQL database', { timeout: 120_000 }, () => 
     const stats = [a.notifier.stats(), b.notifier.stats()];
     assert.equal(stats[0]!.delivered + stats[1]!.delivered, N);
     assert.equal(stats[0]!.retries + stats[1]!.retries, 2 * N);
+  });
+});
+
+describe('two gateways on one PostgreSQL database', { timeout: 120_000 }, () => {
+  it("a request held on A and approved through B: the rule's receiver gets each notice once, signed; /metrics counts them", async (t) => {
+    const rx = await startReceiver((_r, _n, res) => answer(res, 200));
+    t.after(() => rx.close());
+    const { url } = await freshPg();
+    const home = await mkdtemp(join(tmpdir(), 'aigov-outbox-gw-'));
+    t.after(() => rm(home, { recursive: true, force: true }));
+    process.env['OUTBOX_HOOK_SECRET'] = RECEIVER_SECRET;
+    const policyFile = join(home, 'policy.yaml');
+    writeFileSync(policyFile, [
+      'version: 1',
+      'rules:',
+      '  - id: prod-credentials',
+      '    reason: the prompt names production credentials',
+      "    match: { keywords: ['production password'] }",
+      '    action: require_approval',
+      '    approval:',
+      '      approvers: [approvers]',
+      '      timeout: 30s',
+      `      notify: [{ url: '${rx.url}', secret: '\${OUTBOX_HOOK_SECRET}' }]`,
+    ].join('\n'));
+    const h = await startHarness({ databaseUrl: url, policyFile });
+    t.after(() => h.close());
+    h.upstream.route('POST', '/v1/chat/completions', loadTranscript('openai-chat'));
+    const replicaB = await h.startReplica();
+    const bobToken = await h.tokenFor('bob');
+    const answered = new OpenAI({ baseURL: `${h.url}/openai/v1`, apiKey: h.token, maxRetries: 0 }).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'what is the production password?' }] });
+    let id = '';
+    await until(async () => {
+      const list = (await (await fetchAsUser(replicaB.url, bobToken, '/aigov/v1/approvals?scope=decide', { method: 'GET' })).json()) as { approvals: { id: string }[] };
+      id = list.approvals[0]?.id ?? '';
+      return id !== '';
+    }, 'the request held on A, seen through B');
+    assert.equal((await fetchAsUser(replicaB.url, bobToken, `/aigov/v1/approvals/${id}/approve`, { method: 'POST', body: { reason: 'fine' } })).status, 200);
+    assert.equal((await answered).object, 'chat.completion');
+    await until(() => rx.received.length >= 2, 'both notices');
+    await sleep(300);
+    const types = rx.received.map((r) => (JSON.parse(r.body) as { type: string; approval: { id: string } })).map((b) => `${b.type} ${b.approval.id}`);
+    assert.deepEqual(types.sort(), [`approval.created ${id}`, `approval.decided ${id}`], 'each notice once');
+    for (const r of rx.received) {
+      assert.ok(verifyWebhookSignature(RECEIVER_SECRET, String(r.headers['x-aigov-timestamp']), r.body, String(r.headers['x-aigov-signature'])), 'signed with the rule\'s secret');
+      assert.ok(!r.body.includes('production password'), 'no prompt without include_preview');
+    }
+    const metric = async (base: string): Promise<{ delivered: number; depth: number }> => {
+      const text = await (await fetch(`${base}/metrics`)).text();
+      return {
+        delivered: Number(/^aigov_webhook_deliveries_total\{outcome="delivered"\} (\d+)$/m.exec(text)?.[1] ?? 0),
+        depth: Number(/^aigov_webhook_outbox_depth (\d+)$/m.exec(text)?.[1] ?? -1),
+      };
+    };
+    await until(async () => {
+      const [a, b] = [await metric(h.url), await metric(replicaB.url)];
+      return a.delivered + b.delivered === 2 && a.depth === 0 && b.depth === 0;
+    }, 'the deliveries counted by the replicas that made them, the outbox empty on both');
+    const stored = await pgQuery(url, 'SELECT state, attempts, receiver, host, body FROM webhook_outbox');
+    assert.deepEqual(stored.map((r) => [r['state'], Number(r['attempts'])]), [['delivered', 1], ['delivered', 1]]);
+    assert.ok(stored.every((r) => r['receiver'] === receiverKey(rx.url) && r['host'] === rx.host));
+    assertNoSecrets(JSON.stringify(stored), 'the outbox rows');
+    await checkPgAuditChain(url);
   });
 });
 
