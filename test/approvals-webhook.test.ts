@@ -2,7 +2,9 @@
  * Approval webhooks against a real receiving HTTP server on 127.0.0.1: signature (checked with
  * the exported helper and recomputed independently with node:crypto), retries with the same
  * delivery id, no retry on a 4xx, a dead receiver, Retry-After, the payload's content (preview
- * only on request, a Slack-compatible text), close() and the schema.
+ * only on request, a Slack-compatible text), close() and the schema. The notifier here keeps its
+ * outbox in memory; the database outboxes (restarts, replicas, crashes) are in
+ * webhook-outbox.test.ts.
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';

@@ -149,7 +149,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
   try {
     approvalStore = await openApprovalStore(config.storage, process.cwd(), { onTightened, onError: (message) => logger.warn({ errorCode: 'AIGOV_E_STORE_UNAVAILABLE' }, message) });
     // Webhook notices go to the outbox beside the approvals, in the transaction of each change; every replica posts.
-    notifier = createWebhookNotifier({
+    const webhooks = createWebhookNotifier({
       webhooks: config.approvals.webhooks,
       logger,
       version: options.version,
@@ -158,10 +158,10 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
       onOutcome: (outcome, count) => metrics.webhookDeliveries.inc({ outcome }, count),
       onStoreError: () => metrics.storeErrors.inc({ operation: 'webhook_outbox' }),
     });
-    const outbox = notifier;
-    metrics.observeWebhookOutbox(() => outbox.stats().pending);
-    const service = await ApprovalService.open({ store: approvalStore, logger, announcer: notifier.announcer(url) });
-    approvals = { service, notifier, store: approvalStore, api: createApprovalsApi({ service, verifier, logger }) };
+    notifier = webhooks;
+    metrics.observeWebhookOutbox(() => webhooks.stats().pending);
+    const service = await ApprovalService.open({ store: approvalStore, logger, announcer: webhooks.announcer(url) });
+    approvals = { service, notifier: webhooks, store: approvalStore, api: createApprovalsApi({ service, verifier, logger }) };
   } catch (error) {
     await notifier?.close();
     policy?.close();
