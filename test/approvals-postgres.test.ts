@@ -191,6 +191,7 @@ describe('two approval services on one PostgreSQL database', { timeout: 120_000 
       changesAfter: (seq, limit) => a.changesAfter(seq, limit),
       lastChangeSeq: () => a.lastChangeSeq(),
       watchChanges: null,
+      outbox: a.outbox,
       close: () => a.close(),
     };
     const serviceA = await ApprovalService.open({ store: silentA, logger, pollMs: 50 });

@@ -216,6 +216,16 @@ describe('approvals: webhooks', () => {
       assert.ok(!d.body.includes(HOOK_SECRET));
     }
     assert.match((JSON.parse(mine[1]!.body) as { text: string }).text, /approved/i);
+    // The outbox (in the gateway's SQLite file) is empty again, and /metrics says so.
+    let metrics = '';
+    for (let i = 0; i < 100; i++) {
+      metrics = await (await fetch(`${h.url}/metrics`)).text();
+      if (/^aigov_webhook_outbox_depth 0$/m.test(metrics)) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.match(metrics, /^aigov_webhook_outbox_depth 0$/m);
+    const delivered = /^aigov_webhook_deliveries_total\{outcome="delivered"\} (\d+)$/m.exec(metrics);
+    assert.ok(delivered && Number(delivered[1]) >= 2, `deliveries counted in /metrics:\n${metrics.split('\n').filter((l) => l.includes('webhook')).join('\n')}`);
   });
 });
 

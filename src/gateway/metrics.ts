@@ -50,6 +50,21 @@ export class GatewayMetrics {
     buckets: PG_WAIT_BUCKETS,
     registers: [this.registry],
   });
+  readonly webhookDeliveries = new Counter({
+    name: 'aigov_webhook_deliveries_total',
+    help: 'Approval webhook deliveries settled by this process: delivered (2xx), failed (given up), dropped (outbox full, outbox unreachable, receiver removed from the configuration).',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  #webhookOutboxDepth: () => number = () => 0;
+  readonly webhookOutboxDepth = new Gauge({
+    name: 'aigov_webhook_outbox_depth',
+    help: 'Approval webhook deliveries pending in the outbox, as last counted (on PostgreSQL every replica reports the shared outbox).',
+    registers: [this.registry],
+    collect: () => {
+      this.webhookOutboxDepth.set(this.#webhookOutboxDepth());
+    },
+  });
   readonly #models = new Set<string>();
   readonly #pools: { readonly name: string; readonly pool: PgPoolCounts }[] = [];
 
@@ -79,6 +94,11 @@ export class GatewayMetrics {
       sums.set(name, sum);
     }
     return sums;
+  }
+
+  /** Where the outbox depth gauge reads its value. */
+  observeWebhookOutbox(depth: () => number): void {
+    this.#webhookOutboxDepth = depth;
   }
 
   modelLabel(model: string | null): string {

@@ -15,11 +15,10 @@ import type { ApprovalStore } from '../store/approval-store.ts';
 import { redactDatabaseUrl } from '../config/database-url.ts';
 import { startAuditSchedule, type AuditSchedule } from '../store/sqlite/audit-schedule.ts';
 import { openPgAuditMaintenance } from '../store/open-audit-maintenance.ts';
-import { ApprovalService, toApprovalView } from './approvals/approval-service.ts';
-import { createWebhookNotifier, type WebhookNotifier } from './approvals/webhook-notifier.ts';
+import { ApprovalService } from './approvals/approval-service.ts';
+import { createWebhookNotifier, policyReceivers, type WebhookNotifier } from './approvals/webhook-notifier.ts';
 import { createApprovalsApi, type ApprovalsApi } from './approvals/approvals-api.ts';
 import type { PipelineHooks } from './hooks.ts';
-import { approvalFor } from '../core/policy/index.ts';
 import { openPolicyFile, type WatchedPolicy } from './policy-file.ts';
 import { createPolicyHooks } from './policy-hooks.ts';
 import { PolicyOffload } from './policy-offload.ts';
@@ -148,20 +147,25 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
   }
   let approvals: { service: ApprovalService; api: ApprovalsApi; store: ApprovalStore; notifier: WebhookNotifier } | null = null;
   let approvalStore: ApprovalStore | null = null;
+  let notifier: WebhookNotifier | null = null;
   try {
     approvalStore = await openApprovalStore(config.storage, process.cwd(), { onTightened, pgObserver, onError: (message) => logger.warn({ errorCode: 'AIGOV_E_STORE_UNAVAILABLE' }, message) });
-    const service = await ApprovalService.open({ store: approvalStore, logger });
-    const notifier = createWebhookNotifier({ webhooks: config.approvals.webhooks, logger, version: options.version });
-    const nobody = { subject: '', email: null, groups: [] };
-    service.subscribe(({ type, approval }) => {
-      const document = policy?.current().document;
-      const ruleHooks = (document && (approvalFor(document, approval.ruleId)?.notify ?? document.approval?.notify)) ?? [];
-      if (type === 'joined' || (config.approvals.webhooks.length === 0 && ruleHooks.length === 0)) return;
-      const notice = { type: type === 'created' ? 'approval.created' : type === 'expired' ? 'approval.expired' : 'approval.decided', approval: toApprovalView(approval, nobody, Date.now()), gatewayUrl: url } as const;
-      notifier.notify(notice, ruleHooks);
+    // Webhook notices go to the outbox beside the approvals, in the transaction of each change; every replica posts.
+    const webhooks = createWebhookNotifier({
+      webhooks: config.approvals.webhooks,
+      logger,
+      version: options.version,
+      outbox: approvalStore.outbox,
+      rules: policyReceivers(() => policy?.current().document ?? null),
+      onOutcome: (outcome, count) => metrics.webhookDeliveries.inc({ outcome }, count),
+      onStoreError: () => metrics.storeErrors.inc({ operation: 'webhook_outbox' }),
     });
-    approvals = { service, notifier, store: approvalStore, api: createApprovalsApi({ service, verifier, logger }) };
+    notifier = webhooks;
+    metrics.observeWebhookOutbox(() => webhooks.stats().pending);
+    const service = await ApprovalService.open({ store: approvalStore, logger, announcer: webhooks.announcer(url) });
+    approvals = { service, notifier: webhooks, store: approvalStore, api: createApprovalsApi({ service, verifier, logger }) };
   } catch (error) {
+    await notifier?.close();
     policy?.close();
     await vaults?.close();
     await approvalStore?.close().catch(() => {});

@@ -14,8 +14,13 @@
  * in commit order, whatever process commits; {@link ApprovalStore.changesAfter} reads the
  * approvals changed after one, each once at its latest change. The approvals API's event ids are
  * these numbers, so a client that reconnects — to any process — resumes where it left off.
+ *
+ * The webhook outbox lives beside the approvals ({@link ApprovalStore.outbox}): a mutation may
+ * carry the notices announcing its write, stored in the same transaction, so a change that
+ * commits has its notices stored, whatever happens to the process right after.
  */
 import type { ApprovalRecord, ApprovalState } from '../core/approvals/approval.ts';
+import type { OutboxBatch, WebhookOutboxStore } from './webhook-outbox.ts';
 
 export interface ApprovalQuery {
   readonly states?: readonly ApprovalState[];
@@ -29,17 +34,22 @@ export type ApprovalKey = { readonly id: string } | { readonly requesterSub: str
 
 /**
  * What a mutation decided: `write` is stored (an update when it has the id of the record read,
- * else an insert); `result` is handed back to the caller.
+ * else an insert); `result` is handed back to the caller; `outbox`, the webhook deliveries
+ * announcing the write, are stored with it (as many as the batch's cap allows; ignored without
+ * a write).
  */
 export interface ApprovalMutation<T> {
   readonly result: T;
   readonly write?: ApprovalRecord;
+  readonly outbox?: OutboxBatch;
 }
 
 export interface ApprovalMutated<T> {
   readonly result: T;
   /** The change's sequence number; null when nothing was written. */
   readonly seq: number | null;
+  /** How many of `outbox.rows` were stored (the others were beyond the cap); 0 without any. */
+  readonly outboxKept: number;
 }
 
 /** An approval as of its latest change after the position asked for. */
@@ -68,5 +78,7 @@ export interface ApprovalStore {
    * Returns the function that stops it.
    */
   readonly watchChanges: ((onChange: () => void) => () => void) | null;
+  /** The webhook outbox in the same database (its delivery side: claims, settles, sweeps). */
+  readonly outbox: WebhookOutboxStore;
   close(): Promise<void>;
 }

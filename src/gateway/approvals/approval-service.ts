@@ -8,9 +8,12 @@
  * Every write is a read-modify-write the store runs atomically (ApprovalStore.mutate): votes,
  * uses and expiries taken on several processes at once never overwrite one another.
  *
+ * Webhook notices are written with the change they announce, in its transaction
+ * ({@link ApprovalServiceOptions.announcer}): a change that commits has its notices stored, and
+ * only the process that made the change writes them.
+ *
  * Two feeds of changes:
- * - {@link subscribe}: the changes THIS process made, with their kind (webhooks: each change is
- *   announced once, by the process that made it);
+ * - {@link subscribe}: the changes THIS process made, with their kind;
  * - {@link watch}: every change from every process, in commit order, numbered (the API's event
  *   stream and its `Last-Event-ID`). The follower reads the store's changes after the last one it
  *   saw whenever the store signals one (PostgreSQL NOTIFY), after each local write, and — the
@@ -34,7 +37,8 @@ import {
 } from '../../core/approvals/approval.ts';
 import type { ApprovalSpec } from '../../core/policy/types.ts';
 import type { ApprovalScope, ApprovalView } from '../../protocol/approvals.ts';
-import type { ApprovalChangeRow, ApprovalStore } from '../../store/approval-store.ts';
+import type { ApprovalChangeRow, ApprovalMutated, ApprovalStore } from '../../store/approval-store.ts';
+import type { OutboxBatch } from '../../store/webhook-outbox.ts';
 
 export interface HoldRequest {
   readonly requester: Actor;
@@ -89,9 +93,22 @@ export const MAX_REPLAY = 1000;
 
 export type DecideResult = { readonly ok: true; readonly approval: ApprovalRecord } | { readonly ok: false; readonly refusal: VoteRefusal | { readonly code: 'AIGOV_E_APPROVAL_NOT_FOUND' } };
 
+/**
+ * Turns a change into the webhook deliveries announcing it (the notifier's announcer): they are
+ * stored in the change's own transaction, so a decision never commits without its notices.
+ */
+export interface ApprovalAnnouncer {
+  /** The rows for a change, or null. Synchronous (it runs inside the store's transaction); if it throws, the change goes ahead without notices (logged). */
+  rows(change: ApprovalChange): OutboxBatch | null;
+  /** After the commit: `kept` of the batch's rows were stored (the others were beyond its cap). */
+  written(batch: OutboxBatch, kept: number): void;
+}
+
 export interface ApprovalServiceOptions {
   readonly store: ApprovalStore;
   readonly logger: Logger;
+  /** Webhook notices, written with each change (default: none). */
+  readonly announcer?: ApprovalAnnouncer;
   readonly now?: () => number;
   /**
    * How often the feed is re-read while requests are held or the feed is watched (default 2 s):
@@ -117,6 +134,7 @@ interface Watcher {
 export class ApprovalService {
   readonly #store: ApprovalStore;
   readonly #logger: Logger;
+  readonly #announcer: ApprovalAnnouncer | null;
   readonly #now: () => number;
   readonly #waiters = new Map<string, Set<Waiter>>();
   /** Expiry timers of open approvals, with the record they were set for. */
@@ -135,6 +153,7 @@ export class ApprovalService {
   private constructor(options: ApprovalServiceOptions) {
     this.#store = options.store;
     this.#logger = options.logger;
+    this.#announcer = options.announcer ?? null;
     this.#now = options.now ?? Date.now;
     this.#pollMs = options.pollMs ?? 2000;
   }
@@ -153,7 +172,8 @@ export class ApprovalService {
   async hold(request: HoldRequest): Promise<HoldResult> {
     const now = this.#now();
     const contentHash = hashRequest(request);
-    const { result, seq } = await this.#store.mutate<HoldResult>({ requesterSub: request.requester.subject, contentHash }, (latest) => {
+    let notices: OutboxBatch | undefined;
+    const mutated = await this.#store.mutate<HoldResult>({ requesterSub: request.requester.subject, contentHash }, (latest) => {
       if (latest) {
         if (isReusable(latest, now)) {
           const used = { ...latest, uses: latest.uses + 1 };
@@ -165,8 +185,11 @@ export class ApprovalService {
         }
       }
       const approval = newApproval(request, contentHash, now);
-      return { result: { kind: 'wait', approval, created: true }, write: approval };
+      notices = this.#notices({ type: 'created', approval });
+      return { result: { kind: 'wait', approval, created: true }, write: approval, outbox: notices };
     });
+    this.#written(notices, mutated);
+    const { result, seq } = mutated;
     if (result.kind === 'wait' && result.created) {
       this.#schedule(result.approval);
       this.#emit({ type: 'created', approval: result.approval });
@@ -333,11 +356,16 @@ export class ApprovalService {
 
   async decide(id: string, actor: Actor, decision: 'approve' | 'deny', reason: string | null): Promise<DecideResult> {
     const now = this.#now();
-    const { result } = await this.#store.mutate<DecideResult>({ id }, (approval) => {
+    let notices: OutboxBatch | undefined;
+    const mutated = await this.#store.mutate<DecideResult>({ id }, (approval) => {
       if (!approval || !canSee(approval, actor)) return { result: { ok: false, refusal: { code: 'AIGOV_E_APPROVAL_NOT_FOUND' } } };
       const vote = castVote(approval, actor, decision, reason, now);
-      return vote.ok ? { result: vote, write: vote.approval } : { result: vote };
+      if (!vote.ok) return { result: vote };
+      notices = this.#notices({ type: vote.approval.state === 'pending' ? 'voted' : 'decided', approval: vote.approval });
+      return { result: vote, write: vote.approval, outbox: notices };
     });
+    this.#written(notices, mutated);
+    const { result } = mutated;
     if (!result.ok) return result;
     const next = result.approval;
     const decided = next.state !== 'pending';
@@ -418,13 +446,16 @@ export class ApprovalService {
     let expired: boolean;
     try {
       // Several processes may time it out together: the first one writes the expiry, the others find it done.
-      const { result, seq } = await this.#store.mutate<ApprovalRecord | null>({ id }, (stored) => {
+      let notices: OutboxBatch | undefined;
+      const mutated = await this.#store.mutate<ApprovalRecord | null>({ id }, (stored) => {
         if (!stored || stored.state !== 'pending') return { result: stored };
         const next = expire(stored);
-        return { result: next, write: next };
+        notices = this.#notices({ type: 'expired', approval: next });
+        return { result: next, write: next, outbox: notices };
       });
-      approval = result;
-      expired = seq !== null;
+      this.#written(notices, mutated);
+      approval = mutated.result;
+      expired = mutated.seq !== null;
     } catch (error) {
       // The waiters still learn of the expiry: expiry is a denial, it never lets anything through.
       this.#logger.error({ approvalId: id, err: errorText(error) }, 'could not record an approval expiry');
@@ -475,6 +506,26 @@ export class ApprovalService {
       }
     }
     if (used) this.#follow();
+  }
+
+  /** The webhook rows announcing a change (inside the store's transaction): never throws, a failure costs only the notices. */
+  #notices(change: ApprovalChange): OutboxBatch | undefined {
+    if (this.#announcer === null) return undefined;
+    try {
+      return this.#announcer.rows(change) ?? undefined;
+    } catch (error) {
+      this.#logger.warn({ approvalId: change.approval.id, type: change.type, err: errorText(error) }, 'approval webhook notices could not be built; the change goes ahead without them');
+      return undefined;
+    }
+  }
+
+  #written(notices: OutboxBatch | undefined, mutated: ApprovalMutated<unknown>): void {
+    if (notices === undefined || mutated.seq === null || this.#announcer === null) return;
+    try {
+      this.#announcer.written(notices, mutated.outboxKept);
+    } catch (error) {
+      this.#logger.warn({ err: errorText(error) }, 'approval webhook announcer failed');
+    }
   }
 
   #emit(change: ApprovalChange): void {

@@ -1,25 +1,38 @@
 /**
- * Approval webhooks: posts a signed JSON notice (with a Slack-compatible `text`) to every
- * configured receiver when an approval is created, decided or expires. docs/webhooks.md is the
- * receiver's side of this file.
+ * Approval webhooks: a signed JSON notice (with a Slack-compatible `text`) to every configured
+ * receiver when an approval is created, decided or expires. docs/webhooks.md is the receiver's
+ * side of this file.
  *
- * - `notify()` never throws and never waits: it builds the body, queues one delivery per
- *   receiver and returns. The queue is bounded; a full queue drops the notice (counted, logged).
- * - Each attempt is signed afresh: `x-aigov-timestamp: <unix seconds>` and
- *   `x-aigov-signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`. The body, and so
- *   the delivery id in it, is the same on every attempt: receivers dedupe on `id`.
- * - Network errors, timeouts, 429 and 5xx are retried with exponential backoff and jitter
- *   (0.5 s, 1 s, 2 s, 4 s for five attempts), waiting at least what Retry-After asks, up to a cap.
- *   Any other status is final (a 3xx is not followed: the signed body goes only where configured).
+ * - A notice becomes one outbox row per receiver (src/store/webhook-outbox.ts): its delivery id
+ *   and body are fixed then, so every attempt — on any replica, before or after a restart — sends
+ *   the same bytes and the same `id`: receivers dedupe on it. In the gateway the rows are written
+ *   in the transaction of the approval change ({@link WebhookNotifier.announcer}); `notify()`
+ *   stores them on their own. Without an outbox store they wait in memory (tests, tools).
+ * - The rows name the receiver by the SHA-256 of its URL; the URL and the secret are looked up in
+ *   the configuration (global `approvals.webhooks`, the policy's `approval.notify`) when posting.
+ * - webhook-worker.ts posts them: each attempt signed afresh (`x-aigov-timestamp: <unix seconds>`,
+ *   `x-aigov-signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`), retried with
+ *   backoff (src/core/approvals/webhook-retry.ts), one process per row at a time.
+ * - `notify()` never throws and never waits. The outbox is bounded: beyond `maxPending` pending
+ *   deliveries a notice's rows are dropped (counted, logged).
  * - Log lines name the receiver's host, the status and the delivery id; never the secret, the
  *   URL's path or query (a Slack URL's path is its credential), the preview or a token.
  */
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import type { Webhook, WebhookEvent } from '../../config/webhook-schema.ts';
+import { DEFAULT_RETRY_POLICY } from '../../core/approvals/webhook-retry.ts';
+import { approvalFor } from '../../core/policy/index.ts';
+import type { PolicyDocument } from '../../core/policy/types.ts';
 import type { ApprovalPerson, ApprovalView } from '../../protocol/approvals.ts';
+import { MemoryWebhookOutbox } from '../../store/memory-webhook-outbox.ts';
+import { receiverKey, type ClaimedDelivery, type OutboxBatch, type OutboxRow, type WebhookOutboxStore } from '../../store/webhook-outbox.ts';
+import { toApprovalView, type ApprovalAnnouncer, type ApprovalChange } from './approval-service.ts';
+import { startWebhookWorker, type DeliveryCounts, type DeliveryOutcome } from './webhook-worker.ts';
+
+export { DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './webhook-worker.ts';
 
 export type ApprovalNoticeType = 'approval.created' | 'approval.decided' | 'approval.expired';
 
@@ -46,10 +59,25 @@ export interface WebhookPayload {
   readonly text: string;
 }
 
+/** The receivers rules add (a rule's `approval.notify`, else the policy's), as the policy in force names them. */
+export interface RuleReceivers {
+  /** The receivers of approvals under this rule, besides the global ones. */
+  forRule(ruleId: string): readonly Webhook[];
+  /** Every receiver any rule names. */
+  all(): readonly Webhook[];
+}
+
 export interface WebhookNotifierOptions {
   /** Global receivers (approvals.webhooks), resolved. */
   readonly webhooks: readonly Webhook[];
   readonly logger: Pick<Logger, 'info' | 'warn' | 'debug'>;
+  /**
+   * Where deliveries wait: the approval store's outbox (they survive a restart; on PostgreSQL each
+   * is posted by one replica). Default: this process's memory, lost at exit.
+   */
+  readonly outbox?: WebhookOutboxStore;
+  /** The rules' own receivers, looked up when a notice is raised and when a stored delivery is posted. */
+  readonly rules?: RuleReceivers;
   /** Connection pool for deliveries; default a private undici Agent, closed by close(). */
   readonly dispatcher?: Dispatcher;
   /** Epoch milliseconds; default Date.now. */
@@ -64,39 +92,56 @@ export interface WebhookNotifierOptions {
   readonly backoffBaseMs?: number;
   /** Longest wait a Retry-After header can impose; default 30 s. */
   readonly maxRetryAfterMs?: number;
-  /** Deliveries posting at once; default 4. */
+  /** Deliveries posting at once (per process); default 4. */
   readonly concurrency?: number;
-  /** Deliveries queued or waiting to retry; beyond this a notice is dropped; default 1000. */
+  /** Deliveries pending in the outbox (all processes'); beyond this a notice's rows are dropped; default 1000. */
   readonly maxPending?: number;
-  /** How long close() lets in-flight deliveries finish before aborting them; default 2 s. */
+  /** How long close() lets in-flight deliveries finish before cutting them; default 2 s. */
   readonly closeTimeoutMs?: number;
+  /**
+   * How long a claimed delivery is this process's (an attempt is cut at half of it); past it,
+   * another process takes the row — this one is presumed dead. Default 2 min.
+   */
+  readonly leaseMs?: number;
+  /** The outbox is re-read at least this often (rows stored by a process that could not signal); default 15 s. */
+  readonly pollMs?: number;
+  /** How often the outbox is swept (receivers gone, stranded rows, retention); default 5 min. */
+  readonly sweepIntervalMs?: number;
+  /** Delivered and failed rows are kept this long (for inspection), then purged; default 7 days. */
+  readonly retentionMs?: number;
+  /**
+   * A pending delivery whose receiver no process here knows is dropped once it is this old (a
+   * replica of a newer configuration may know it during a rollout); default 10 min.
+   */
+  readonly unknownReceiverGraceMs?: number;
+  /** Told of each final outcome (metrics). */
+  readonly onOutcome?: (outcome: DeliveryOutcome, count: number) => void;
+  /** Told when the outbox store fails (metrics); the failure is logged too. */
+  readonly onStoreError?: () => void;
 }
 
 export interface WebhookNotifierStats {
-  /** Deliveries accepted by a receiver (2xx). */
+  /** Deliveries accepted by a receiver (2xx), by this process. */
   readonly delivered: number;
-  /** Deliveries given up: a final status, attempts exhausted, or shutdown. */
+  /** Deliveries given up by this process: a final status, attempts exhausted, or (in memory) shutdown. */
   readonly failed: number;
-  /** Deliveries never queued: queue full, notifier closed, or an unbuildable notice. */
+  /** Deliveries never queued (outbox full, notifier closed, store failing, unbuildable notice) or dropped (receiver removed). */
   readonly dropped: number;
-  /** Attempts after the first, over all deliveries. */
+  /** Attempts after the first, by this process. */
   readonly retries: number;
-  /** Deliveries queued, posting or waiting to retry. */
+  /** Deliveries pending in the outbox (on PostgreSQL, every replica's), as last counted. */
   readonly pending: number;
 }
 
 export interface WebhookNotifier {
-  /** Fire and forget: never throws, never waits. `extra` adds the rule's own receivers (approval.notify). */
+  /** Fire and forget: never throws, never waits. `extra` adds the rule's own receivers (default: `rules`). */
   notify(event: ApprovalNotice, extra?: readonly Webhook[]): void;
-  /** Stops accepting notices, abandons waits for retries, lets posts in flight finish up to the deadline. */
+  /** For ApprovalService: the rows announcing a change, stored in its transaction, and a wake-up after. */
+  announcer(gatewayUrl: string): ApprovalAnnouncer;
+  /** Stops claiming; lets posts in flight finish up to the deadline. Stored deliveries stay for the next start; in-memory ones are given up. */
   close(): Promise<void>;
   stats(): WebhookNotifierStats;
 }
-
-export const SIGNATURE_HEADER = 'x-aigov-signature';
-export const TIMESTAMP_HEADER = 'x-aigov-timestamp';
-export const DELIVERY_HEADER = 'x-aigov-delivery';
-export const EVENT_HEADER = 'x-aigov-event';
 
 const EVENT_OF: Record<ApprovalNoticeType, WebhookEvent> = {
   'approval.created': 'created',
@@ -104,158 +149,276 @@ const EVENT_OF: Record<ApprovalNoticeType, WebhookEvent> = {
   'approval.expired': 'expired',
 };
 
-interface Delivery {
-  readonly id: string;
-  readonly host: string;
-  readonly webhook: Webhook;
-  readonly body: string;
-  readonly type: ApprovalNoticeType;
-}
-
-type AttemptOutcome =
-  | { readonly ok: true; readonly status: number }
-  | { readonly ok: false; readonly retry: boolean; readonly status: number | null; readonly reason: string; readonly retryAfterMs: number | null };
+/** Receivers handed to notify() are remembered per rule, up to this many in all (they come from the configuration). */
+const MAX_REMEMBERED = 1000;
 
 export function createWebhookNotifier(options: WebhookNotifierOptions): WebhookNotifier {
   const { logger } = options;
   const now = options.now ?? Date.now;
   const random = options.random ?? Math.random;
-  const maxAttempts = Math.max(1, options.maxAttempts ?? 5);
-  const backoffBaseMs = options.backoffBaseMs ?? 500;
-  const maxRetryAfterMs = options.maxRetryAfterMs ?? 30_000;
   const maxPending = options.maxPending ?? 1000;
-  const closeTimeoutMs = options.closeTimeoutMs ?? 2000;
-  const userAgent = `aigov-webhook/${options.version ?? packageVersion()}`;
+  const policy = {
+    maxAttempts: Math.max(1, options.maxAttempts ?? DEFAULT_RETRY_POLICY.maxAttempts),
+    backoffBaseMs: options.backoffBaseMs ?? DEFAULT_RETRY_POLICY.backoffBaseMs,
+    maxRetryAfterMs: options.maxRetryAfterMs ?? DEFAULT_RETRY_POLICY.maxRetryAfterMs,
+  };
   const ownAgent = options.dispatcher === undefined ? new Agent({ connect: { timeout: 10_000 }, keepAliveTimeout: 10_000, connections: 8 }) : null;
   const dispatcher = options.dispatcher ?? (ownAgent as Agent);
   const globalHooks = [...options.webhooks];
+  const memory = options.outbox === undefined ? new MemoryWebhookOutbox(now) : null;
+  const store: WebhookOutboxStore = options.outbox ?? (memory as MemoryWebhookOutbox);
+  const counts: DeliveryCounts = { delivered: 0, failed: 0, dropped: 0, retries: 0, pending: 0 };
+  const onOutcome = (outcome: DeliveryOutcome, count: number): void => {
+    try {
+      options.onOutcome?.(outcome, count);
+    } catch {
+      // metrics must not break deliveries
+    }
+  };
+  const onStoreError = (): void => {
+    try {
+      options.onStoreError?.();
+    } catch {
+      // idem
+    }
+  };
+  /** Receivers handed to notify() explicitly, by rule: a stored row of theirs can still be posted by this process. */
+  const remembered = new Map<string, Map<string, Webhook>>();
+  let rememberedCount = 0;
+  const keys = new Map<string, string>();
+  const keyOf = (url: string): string => {
+    let key = keys.get(url);
+    if (key === undefined) {
+      if (keys.size >= 10_000) keys.clear();
+      key = receiverKey(url);
+      keys.set(url, key);
+    }
+    return key;
+  };
+  let closed = false;
+  const storing = new Set<Promise<void>>();
 
-  const slots = createSlots(Math.max(1, options.concurrency ?? 4));
-  /** Aborted by close(): waits for a retry end, and nothing new starts. */
-  const closing = new AbortController();
-  /** Aborted at close()'s deadline: posts still in flight are cut. */
-  const cut = new AbortController();
-  const running = new Set<Promise<void>>();
-  const counts = { delivered: 0, failed: 0, dropped: 0, retries: 0 };
+  function remember(ruleId: string, hooks: readonly Webhook[]): void {
+    if (hooks.length === 0) return;
+    if (rememberedCount + hooks.length > MAX_REMEMBERED) {
+      remembered.clear();
+      rememberedCount = 0;
+    }
+    const byKey = remembered.get(ruleId) ?? new Map<string, Webhook>();
+    for (const hook of hooks) {
+      if (!byKey.has(keyOf(hook.url))) rememberedCount += 1;
+      byKey.set(keyOf(hook.url), hook);
+    }
+    remembered.set(ruleId, byKey);
+  }
+
+  function knownHooks(): Webhook[] {
+    const all = [...globalHooks, ...(options.rules?.all() ?? [])];
+    for (const byKey of remembered.values()) all.push(...byKey.values());
+    return all;
+  }
+
+  /** The receiver a stored row names, as configured now: the rule's own first, then the global ones, then any. */
+  function resolve(d: ClaimedDelivery): Webhook | null {
+    const match = (hooks: Iterable<Webhook>): Webhook | undefined => {
+      for (const hook of hooks) if (keyOf(hook.url) === d.receiver) return hook;
+      return undefined;
+    };
+    return match(options.rules?.forRule(d.ruleId) ?? []) ?? match(remembered.get(d.ruleId)?.values() ?? []) ?? match(globalHooks) ?? match(knownHooks()) ?? null;
+  }
+
+  const worker = startWebhookWorker({
+    store,
+    logger,
+    policy,
+    dispatcher,
+    userAgent: `aigov-webhook/${options.version ?? packageVersion()}`,
+    now,
+    random,
+    receivers: () => [...new Set(knownHooks().map((h) => keyOf(h.url)))],
+    resolve,
+    sign: (secret, timestamp, body) => signWebhookBody(secret, timestamp, body),
+    counts,
+    onOutcome,
+    onStoreError,
+    concurrency: Math.max(1, options.concurrency ?? 4),
+    leaseMs: Math.max(100, options.leaseMs ?? 120_000),
+    pollMs: Math.max(10, options.pollMs ?? 15_000),
+    sweepIntervalMs: Math.max(10, options.sweepIntervalMs ?? 5 * 60_000),
+    retentionMs: Math.max(0, options.retentionMs ?? 7 * 24 * 3_600_000),
+    unknownReceiverGraceMs: Math.max(0, options.unknownReceiverGraceMs ?? 10 * 60_000),
+    closeTimeoutMs: options.closeTimeoutMs ?? 2000,
+  });
+
+  /** The rows of a notice, one per receiver listening to its event; null when nobody listens. */
+  function batchOf(event: ApprovalNotice, extra: readonly Webhook[] | undefined): OutboxBatch | null {
+    const ruleHooks = extra ?? options.rules?.forRule(event.approval.rule.id) ?? [];
+    if (extra !== undefined) remember(event.approval.rule.id, extra);
+    const hooks = receiversFor(EVENT_OF[event.type], globalHooks, ruleHooks);
+    if (hooks.length === 0) return null;
+    const createdAt = now();
+    const created = new Date(createdAt).toISOString();
+    const text = approvalText(event, createdAt);
+    const gatewayUrl = publicUrl(event.gatewayUrl);
+    const rows: OutboxRow[] = hooks.map((webhook) => {
+      const payload: WebhookPayload = {
+        type: event.type,
+        id: `whd_${randomUUID().replaceAll('-', '')}`,
+        created_at: created,
+        gateway_url: gatewayUrl,
+        approval: webhookApproval(event.approval, webhook.include_preview),
+        text,
+      };
+      return {
+        id: payload.id,
+        approvalId: event.approval.id,
+        ruleId: event.approval.rule.id,
+        type: event.type,
+        receiver: keyOf(webhook.url),
+        host: hostOf(webhook.url),
+        body: JSON.stringify(payload),
+        createdAt,
+      };
+    });
+    return { rows, maxPending };
+  }
+
+  /** After rows were stored: count (and log) those beyond the cap, and go post the others. */
+  function stored(batch: OutboxBatch, kept: number): void {
+    const dropped = batch.rows.slice(Math.max(0, kept));
+    counts.pending += Math.max(0, kept);
+    if (dropped.length > 0) {
+      counts.dropped += dropped.length;
+      onOutcome('dropped', dropped.length);
+      for (const row of dropped) {
+        logger.warn({ webhook: row.host, approval: row.approvalId, type: row.type, maxPending }, 'approval webhook notice dropped: too many deliveries pending');
+      }
+    }
+    if (kept > 0) worker.wake();
+  }
+
+  function dropClosed(event: ApprovalNotice, extra: readonly Webhook[] | undefined): void {
+    const receivers = receiversFor(EVENT_OF[event.type], globalHooks, extra ?? options.rules?.forRule(event.approval.rule.id) ?? []).length;
+    if (receivers === 0) return;
+    counts.dropped += receivers;
+    onOutcome('dropped', receivers);
+    logger.warn({ approval: event.approval.id, type: event.type, receivers }, 'approval webhook notice dropped: the notifier is closed');
+  }
 
   function notify(event: ApprovalNotice, extra?: readonly Webhook[]): void {
     try {
-      const hooks = receiversFor(EVENT_OF[event.type], globalHooks, extra ?? []);
-      if (hooks.length === 0) return;
-      if (closing.signal.aborted) {
-        counts.dropped += hooks.length;
-        logger.warn({ approval: event.approval.id, type: event.type, receivers: hooks.length }, 'approval webhook notice dropped: the notifier is closed');
+      if (closed) {
+        dropClosed(event, extra);
         return;
       }
-      const createdAt = new Date(now()).toISOString();
-      const text = approvalText(event, now());
-      const gatewayUrl = publicUrl(event.gatewayUrl);
-      for (const webhook of hooks) {
-        const host = hostOf(webhook.url);
-        if (running.size >= maxPending) {
-          counts.dropped += 1;
-          logger.warn({ webhook: host, approval: event.approval.id, type: event.type, pending: running.size }, 'approval webhook notice dropped: too many deliveries pending');
-          continue;
-        }
-        const payload: WebhookPayload = {
-          type: event.type,
-          id: `whd_${randomUUID().replaceAll('-', '')}`,
-          created_at: createdAt,
-          gateway_url: gatewayUrl,
-          approval: webhookApproval(event.approval, webhook.include_preview),
-          text,
-        };
-        const delivery: Delivery = { id: payload.id, host, webhook, body: JSON.stringify(payload), type: event.type };
-        const task = deliver(delivery).catch((error: unknown) => {
-          // deliver() handles its own failures; this only guards against a bug escaping as an unhandled rejection.
-          counts.failed += 1;
-          logger.warn({ webhook: host, delivery: delivery.id, err: errorCode(error) }, 'approval webhook delivery failed unexpectedly');
-        });
-        running.add(task);
-        void task.finally(() => running.delete(task));
-      }
+      const batch = batchOf(event, extra);
+      if (batch === null) return;
+      const task = store.enqueue(batch).then(
+        (kept) => stored(batch, kept),
+        (error: unknown) => {
+          counts.dropped += batch.rows.length;
+          onOutcome('dropped', batch.rows.length);
+          onStoreError();
+          logger.warn({ approval: event.approval.id, type: event.type, receivers: batch.rows.length, err: errorText(error) }, 'approval webhook notice dropped: the outbox could not store it');
+        },
+      );
+      storing.add(task);
+      void task.finally(() => storing.delete(task));
     } catch (error) {
       counts.dropped += 1;
-      logger.warn({ type: (event as Partial<ApprovalNotice> | undefined)?.type, err: errorCode(error) }, 'approval webhook notice could not be built');
+      onOutcome('dropped', 1);
+      logger.warn({ type: (event as Partial<ApprovalNotice> | undefined)?.type, err: errorText(error) }, 'approval webhook notice could not be built');
     }
   }
 
-  async function deliver(d: Delivery): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      if (attempt > 1) counts.retries += 1;
-      const outcome = await slots.run(() => attemptOnce(d), cut.signal);
-      if (outcome === null) return giveUp(d, attempt, 'shutting down', null);
-      if (outcome.ok) {
-        counts.delivered += 1;
-        logger.info({ webhook: d.host, status: outcome.status, delivery: d.id, type: d.type, attempt }, 'approval webhook delivered');
-        return;
-      }
-      if (!outcome.retry) return giveUp(d, attempt, outcome.reason, outcome.status);
-      if (attempt >= maxAttempts) return giveUp(d, attempt, `${outcome.reason}; no attempts left`, outcome.status);
-      if (closing.signal.aborted) return giveUp(d, attempt, `${outcome.reason}; shutting down`, outcome.status);
-      const backoff = backoffBaseMs * 2 ** (attempt - 1) * (0.8 + 0.4 * random());
-      const waitMs = Math.round(Math.max(backoff, Math.min(outcome.retryAfterMs ?? 0, maxRetryAfterMs)));
-      logger.warn({ webhook: d.host, status: outcome.status, delivery: d.id, attempt, retryInMs: waitMs }, `approval webhook attempt failed (${outcome.reason}); retrying`);
-      if (!(await sleep(waitMs, closing.signal))) return giveUp(d, attempt, `${outcome.reason}; shutting down`, outcome.status);
-    }
-  }
-
-  function giveUp(d: Delivery, attempts: number, reason: string, status: number | null): void {
-    counts.failed += 1;
-    logger.warn({ webhook: d.host, status, delivery: d.id, type: d.type, attempts }, `approval webhook delivery given up (${reason})`);
-  }
-
-  async function attemptOnce(d: Delivery): Promise<AttemptOutcome> {
-    const timestamp = String(Math.floor(now() / 1000));
-    const timeout = AbortSignal.timeout(d.webhook.timeout);
-    const signal = AbortSignal.any([timeout, cut.signal]);
-    try {
-      const res = await request(d.webhook.url, {
-        method: 'POST',
-        dispatcher,
-        signal,
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': userAgent,
-          [TIMESTAMP_HEADER]: timestamp,
-          [SIGNATURE_HEADER]: signWebhookBody(d.webhook.secret, timestamp, d.body),
-          [DELIVERY_HEADER]: d.id,
-          [EVENT_HEADER]: d.type,
-        },
-        body: d.body,
-      });
-      // The answer is not read, only drained (bounded) so the connection can be reused.
-      await res.body.dump({ limit: 64 * 1024, signal }).catch(() => undefined);
-      const status = res.statusCode;
-      if (status >= 200 && status < 300) return { ok: true, status };
-      const retry = status === 429 || status >= 500;
-      return { ok: false, retry, status, reason: `HTTP ${status}`, retryAfterMs: retry ? parseRetryAfter(res.headers['retry-after'], now()) : null };
-    } catch (error) {
-      if (cut.signal.aborted) return { ok: false, retry: false, status: null, reason: 'cut at shutdown', retryAfterMs: null };
-      const reason = timeout.aborted ? `timed out after ${d.webhook.timeout}ms` : `network error ${errorCode(error)}`;
-      return { ok: false, retry: true, status: null, reason, retryAfterMs: null };
-    }
+  function announcer(gatewayUrl: string): ApprovalAnnouncer {
+    const nobody = { subject: '', email: null, groups: [] };
+    return {
+      rows(change: ApprovalChange): OutboxBatch | null {
+        const type = noticeType(change.type);
+        if (type === null) return null;
+        const event: ApprovalNotice = { type, approval: toApprovalView(change.approval, nobody, now()), gatewayUrl };
+        // Stored rows outlive this process: once closed, a durable outbox still takes them (the next start posts them).
+        if (closed && !store.durable) {
+          dropClosed(event, undefined);
+          return null;
+        }
+        return batchOf(event, undefined);
+      },
+      written: stored,
+    };
   }
 
   async function close(): Promise<void> {
-    if (!closing.signal.aborted) closing.abort();
-    const all = Promise.allSettled([...running]);
-    let timer: NodeJS.Timeout | undefined;
-    const inTime = await Promise.race([all.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(resolve, closeTimeoutMs, false)))]);
-    clearTimeout(timer);
-    if (!inTime) {
-      logger.warn({ pending: running.size }, 'approval webhook deliveries still in flight at the shutdown deadline; cutting them');
-      cut.abort();
-      await Promise.allSettled([...running]);
+    if (closed) return;
+    closed = true;
+    await Promise.allSettled([...storing]);
+    await worker.close();
+    if (memory !== null) {
+      // Nothing in memory survives the process: what still waits is given up.
+      for (const row of memory.abandon()) {
+        counts.failed += 1;
+        onOutcome('failed', 1);
+        logger.warn({ webhook: row.host, delivery: row.id, type: row.type }, 'approval webhook delivery given up (shutting down)');
+      }
+      counts.pending = 0;
+    } else {
+      try {
+        counts.pending = (await store.status([], policy.maxAttempts)).pending;
+      } catch {
+        // the store is going away too: the last count stands
+      }
     }
     if (ownAgent) await ownAgent.close().catch(() => ownAgent.destroy());
   }
 
   return {
     notify,
+    announcer,
     close,
-    stats: () => ({ ...counts, pending: running.size }),
+    stats: () => ({ ...counts }),
   };
+}
+
+/**
+ * The rules' receivers in the policy `current()` returns (null: no policy): a rule's own
+ * `approval.notify`, else the policy's default approval's.
+ */
+export function policyReceivers(current: () => PolicyDocument | null): RuleReceivers {
+  const everyOne = new WeakMap<PolicyDocument, readonly Webhook[]>();
+  return {
+    forRule(ruleId) {
+      const document = current();
+      if (document === null) return [];
+      return approvalFor(document, ruleId)?.notify ?? document.approval?.notify ?? [];
+    },
+    all() {
+      const document = current();
+      if (document === null) return [];
+      let hooks = everyOne.get(document);
+      if (hooks === undefined) {
+        const specs = [document.approval, document.uninspectable.approval, ...document.rules.map((r) => r.approval)];
+        hooks = specs.flatMap((spec) => spec?.notify ?? []);
+        everyOne.set(document, hooks);
+      }
+      return hooks;
+    },
+  };
+}
+
+/** The notice a change of the approval service makes; null: none (a request joining an approval). */
+function noticeType(type: ApprovalChange['type']): ApprovalNoticeType | null {
+  switch (type) {
+    case 'created':
+      return 'approval.created';
+    case 'expired':
+      return 'approval.expired';
+    case 'voted':
+    case 'decided':
+      return 'approval.decided';
+    case 'joined':
+      return null;
+  }
 }
 
 /**
@@ -415,80 +578,6 @@ function hostOf(url: string): string {
   }
 }
 
-/** Retry-After as seconds or an HTTP date, in milliseconds from now. */
-function parseRetryAfter(value: string | string[] | undefined, nowMs: number): number | null {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (v === undefined || v.trim() === '') return null;
-  if (/^\s*\d+\s*$/.test(v)) return Number(v) * 1000;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? null : Math.max(0, at - nowMs);
-}
-
-function errorCode(error: unknown): string {
-  const e = error as { code?: unknown; name?: unknown } | null;
-  if (typeof e?.code === 'string') return e.code;
-  if (typeof e?.name === 'string') return e.name;
-  return 'unknown';
-}
-
-/** Resolves false when the signal fires first. */
-function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-interface Slots {
-  /** Runs `fn` when a slot is free; resolves null without running it if `abandon` fires first. */
-  run<T>(fn: () => Promise<T>, abandon: AbortSignal): Promise<T | null>;
-}
-
-function createSlots(size: number): Slots {
-  let free = size;
-  const waiters: Array<() => void> = [];
-  const release = (): void => {
-    const next = waiters.shift();
-    if (next) next();
-    else free += 1;
-  };
-  return {
-    async run(fn, abandon) {
-      if (free > 0) free -= 1;
-      else {
-        if (abandon.aborted) return null;
-        const got = await new Promise<boolean>((resolve) => {
-          const grant = (): void => {
-            abandon.removeEventListener('abort', onAbort);
-            resolve(true);
-          };
-          const onAbort = (): void => {
-            const i = waiters.indexOf(grant);
-            if (i >= 0) waiters.splice(i, 1);
-            resolve(false);
-          };
-          waiters.push(grant);
-          abandon.addEventListener('abort', onAbort, { once: true });
-        });
-        if (!got) return null;
-      }
-      try {
-        return await fn();
-      } finally {
-        release();
-      }
-    },
-  };
-}
-
 let cachedVersion: string | undefined;
 function packageVersion(): string {
   if (cachedVersion === undefined) {
@@ -501,4 +590,8 @@ function packageVersion(): string {
     }
   }
   return cachedVersion;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -226,6 +226,35 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX audit_log_approvals ON audit_log (ref, seq) WHERE kind = 'approval';
     `,
   },
+  {
+    version: 5,
+    name: 'the webhook outbox: approval notices delivered once across replicas, surviving restarts',
+    // As the SQLite store's webhook_outbox (src/store/webhook-outbox.ts): one row per notice and
+    // receiver, written in the transaction of the approval change it announces; replicas claim
+    // due rows with FOR UPDATE SKIP LOCKED and a lease (pg-webhook-outbox.ts). Times are the
+    // database's clock (one clock for every replica), except created_at (the notice's).
+    sql: `
+      CREATE TABLE webhook_outbox (
+        id               text COLLATE "C" PRIMARY KEY,   -- the delivery id (whd_…), the body's id
+        approval_id      text NOT NULL,
+        rule_id          text NOT NULL,
+        type             text NOT NULL,
+        receiver         text NOT NULL,                  -- hex SHA-256 of the receiver's URL
+        host             text NOT NULL,
+        body             text NOT NULL,
+        created_at       bigint NOT NULL,
+        state            text NOT NULL DEFAULT 'pending',
+        attempts         integer NOT NULL DEFAULT 0,
+        next_attempt_at  bigint NOT NULL,
+        claim            text,
+        last_status      integer,
+        last_error       text,
+        done_at          bigint
+      );
+      CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_at) WHERE state = 'pending';
+      CREATE INDEX webhook_outbox_done ON webhook_outbox (done_at) WHERE state <> 'pending';
+    `,
+  },
 ];
 
 /** The schema version this build of aigov writes. */

@@ -12,6 +12,10 @@
  *
  * Each replica listens on its own connection (pg-notify-listener.ts); a notification only says
  * "something changed", the service re-reads the changes after the last it saw.
+ *
+ * The webhook outbox (pg-webhook-outbox.ts) shares the pool and the listening connection; the
+ * notices a mutation carries are inserted by the same statement as its write, so they commit
+ * (and wake the replicas' workers) together with it, or not at all.
  * Errors carry neither record contents nor the URL's password (describePgError).
  */
 import type { ApprovalRecord } from '../../core/approvals/approval.ts';
@@ -19,8 +23,9 @@ import { approvalContentHash } from '../audit-hash.ts';
 import type { ApprovalChangeRow, ApprovalKey, ApprovalMutated, ApprovalMutation, ApprovalQuery, ApprovalStore } from '../approval-store.ts';
 import { ChainAppender, entriesParams, entriesSql } from './chain-appender.ts';
 import { migratePostgresAt } from './migrations.ts';
-import { createPool, describePgError, type PgObserver, type PgPool, type PgSettings } from './pg-connection.ts';
+import { checkOut, createPool, describePgError, type PgObserver, type PgPool, type PgSettings } from './pg-connection.ts';
 import { PgNotifyListener, stampedPayload } from './pg-notify-listener.ts';
+import { outboxInsertSql, PgWebhookOutbox, WEBHOOKS_CHANNEL } from './pg-webhook-outbox.ts';
 
 export const APPROVALS_CHANNEL = 'aigov_approvals';
 
@@ -58,7 +63,7 @@ export async function openPostgresApprovalStore(options: PgApprovalStoreOptions)
   try {
     // Normally the recording store has migrated already: then this is one cheap query under the lock.
     await migratePostgresAt(settings);
-    const listener = await PgNotifyListener.open(settings, APPROVALS_CHANNEL, report, options.observer);
+    const listener = await PgNotifyListener.open(settings, [APPROVALS_CHANNEL, WEBHOOKS_CHANNEL], report, options.observer);
     const watch = options.observer === undefined ? undefined : { observer: options.observer, name: 'approvals' };
     return new PgApprovalStore(settings, createPool(settings, Math.max(1, Math.floor(options.poolSize ?? 4)), report, watch), listener);
   } catch (err) {
@@ -72,12 +77,22 @@ export class PgApprovalStore implements ApprovalStore {
   readonly #listener: PgNotifyListener;
   #closed = false;
   readonly watchChanges: (onChange: () => void) => () => void;
+  readonly outbox: PgWebhookOutbox;
 
   constructor(settings: PgSettings, pool: PgPool, listener: PgNotifyListener) {
     this.#settings = settings;
     this.#pool = pool;
     this.#listener = listener;
-    this.watchChanges = (onChange) => this.#listener.subscribe(onChange);
+    this.watchChanges = (onChange) => this.#listener.subscribe(onChange, APPROVALS_CHANNEL);
+    this.outbox = new PgWebhookOutbox(
+      pool,
+      listener,
+      (query) => this.#query(query),
+      (err) => {
+        this.#open();
+        return this.#error(err);
+      },
+    );
   }
 
   /** True while notifications arrive (else other replicas' changes come by polling). */
@@ -87,7 +102,7 @@ export class PgApprovalStore implements ApprovalStore {
 
   async mutate<T>(key: ApprovalKey, change: (current: ApprovalRecord | null) => ApprovalMutation<T>): Promise<ApprovalMutated<T>> {
     this.#open();
-    const client = await this.#pool.connect().catch((err: unknown) => {
+    const { client, release } = await checkOut(this.#pool).catch((err: unknown) => {
       throw this.#error(err);
     });
     let broken = false;
@@ -105,10 +120,10 @@ export class PgApprovalStore implements ApprovalStore {
             });
       const row = read.rows[0];
       const current = parse(row);
-      const { result, write } = change(current);
+      const { result, write, outbox } = change(current);
       if (write === undefined) {
         await client.query('COMMIT');
-        return { result, seq: null };
+        return { result, seq: null, outboxKept: 0 };
       }
       const chain = new ChainAppender({ seq: Number(head['seq']), hash: String(head['hash']) });
       const record = JSON.stringify(write);
@@ -133,16 +148,18 @@ export class PgApprovalStore implements ApprovalStore {
         : 'INSERT INTO approvals (id, state, requester_sub, content_hash, created_at, expires_at, record, change_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING 1';
       const entries = entriesSql(values.length + 1);
       const notify = values.length + 11;
-      // One round trip while the head is locked; the notification (the change number, stamped with
-      // the time now: listeners measure its lag) goes out at commit.
+      // The notices announcing the write, in the same statement (only when there are some).
+      const notices = outbox !== undefined && outbox.rows.length > 0 ? outboxInsertSql(outbox, notify + 1) : null;
+      // One round trip while the head is locked; the notifications go out at commit (the
+      // approvals' carries the change number stamped with the time now: listeners measure its lag).
       const done = await client.query<Row>(
-        `WITH written AS (${writeSql}), ${entries.cte}, head AS (${entries.head} WHERE id = 1)
-         SELECT (SELECT count(*) FROM written) AS written, pg_notify('${APPROVALS_CHANNEL}', $${notify}::text)`,
-        [...values, ...entriesParams(chain), stampedPayload(String(seq))],
+        `WITH written AS (${writeSql}), ${entries.cte}, head AS (${entries.head} WHERE id = 1)${notices ? `, ${notices.cte}` : ''}
+         SELECT (SELECT count(*) FROM written) AS written, pg_notify('${APPROVALS_CHANNEL}', $${notify}::text)${notices ? `, ${notices.select}` : ''}`,
+        [...values, ...entriesParams(chain), stampedPayload(String(seq)), ...(notices?.values ?? [])],
       );
       if (Number(done.rows[0]?.['written']) !== 1) throw new Error('the approval row was not written');
       await client.query('COMMIT');
-      return { result, seq };
+      return { result, seq, outboxKept: Number(done.rows[0]?.['outboxed'] ?? 0) };
     } catch (err) {
       try {
         await client.query('ROLLBACK');
@@ -151,7 +168,7 @@ export class PgApprovalStore implements ApprovalStore {
       }
       throw this.#error(err);
     } finally {
-      client.release(broken);
+      release(broken);
     }
   }
 

@@ -166,3 +166,23 @@ export function isConnectionError(err: unknown): boolean {
   const message = err instanceof Error ? err.message : '';
   return /Connection terminated|not queryable|connection error|timeout exceeded when trying to connect/i.test(message);
 }
+
+/**
+ * A client checked out of `pool` for one transaction, with an 'error' listener while it is out:
+ * pg emits a connection's failure as an 'error' event on the client besides failing its queries,
+ * and a checked-out client has no listener of the pool's (an unheard 'error' would end the
+ * process). `release(broken)` hands it back; broken: destroyed, not reused.
+ */
+export async function checkOut(pool: PgPool): Promise<{ readonly client: pg.PoolClient; readonly release: (broken: boolean) => void }> {
+  const client = await pool.connect();
+  const heard = (): void => {}; // the failed query reports it to the caller
+  client.on('error', heard);
+  return {
+    client,
+    release: (broken) => {
+      // A broken client is destroyed and may still report its end: it keeps the listener.
+      if (!broken) client.removeListener('error', heard);
+      client.release(broken);
+    },
+  };
+}

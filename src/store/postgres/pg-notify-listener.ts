@@ -3,7 +3,8 @@
  * else and its LISTEN lost). When the connection drops it reconnects with backoff and then tells
  * the subscribers as if a notification had come, since some may have been missed meanwhile:
  * subscribers re-read what changed from the database, so a notification is only a wake-up call
- * and losing one costs latency, never a change.
+ * and losing one costs latency, never a change. One connection serves several channels (the
+ * approvals' and the webhook outbox's): each subscriber hears its own.
  *
  * A payload made by {@link stampedPayload} carries its sending time; the listener tells the
  * observer how late each such notification arrived (the NOTIFY lag metric). The sender's clock
@@ -28,26 +29,31 @@ const RECONNECT_MAX_MS = 5000;
 
 export class PgNotifyListener {
   readonly #settings: PgSettings;
-  readonly #channel: string;
+  readonly #channels: readonly string[];
   readonly #report: (message: string) => void;
   readonly #observer: PgObserver | null;
-  readonly #subscribers = new Set<() => void>();
+  readonly #subscribers = new Map<string, Set<() => void>>();
   #client: PgClient | null = null;
   #closed = false;
   #retryMs = RECONNECT_MIN_MS;
   #timer: NodeJS.Timeout | null = null;
 
-  private constructor(settings: PgSettings, channel: string, report: (message: string) => void, observer: PgObserver | null) {
+  private constructor(settings: PgSettings, channels: readonly string[], report: (message: string) => void, observer: PgObserver | null) {
     this.#settings = settings;
-    this.#channel = channel;
+    this.#channels = channels;
     this.#report = report;
     this.#observer = observer;
+    for (const channel of channels) this.#subscribers.set(channel, new Set());
   }
 
-  /** Connects and listens; throws when it cannot (the database is not there). `observer` hears each stamped notification's lag. */
-  static async open(settings: PgSettings, channel: string, report: (message: string) => void, observer?: PgObserver): Promise<PgNotifyListener> {
-    if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error('a notification channel is a plain lower-case identifier');
-    const listener = new PgNotifyListener(settings, channel, report, observer ?? null);
+  /**
+   * Connects and listens on `channels` (the first is the default one); throws when it cannot (the
+   * database is not there). `observer` hears each stamped notification's lag.
+   */
+  static async open(settings: PgSettings, channels: string | readonly string[], report: (message: string) => void, observer?: PgObserver): Promise<PgNotifyListener> {
+    const list = typeof channels === 'string' ? [channels] : [...new Set(channels)];
+    if (list.length === 0 || !list.every((c) => /^[a-z_][a-z0-9_]*$/.test(c))) throw new Error('a notification channel is a plain lower-case identifier');
+    const listener = new PgNotifyListener(settings, list, report, observer ?? null);
     await listener.#connect();
     return listener;
   }
@@ -57,16 +63,19 @@ export class PgNotifyListener {
     return this.#client !== null;
   }
 
-  subscribe(onNotify: () => void): () => void {
-    this.#subscribers.add(onNotify);
-    return () => this.#subscribers.delete(onNotify);
+  /** Calls `onNotify` on each notification on `channel` (default: the first), and after a reconnect. */
+  subscribe(onNotify: () => void, channel: string = this.#channels[0]!): () => void {
+    const set = this.#subscribers.get(channel);
+    if (set === undefined) throw new Error(`not listening on ${channel}`);
+    set.add(onNotify);
+    return () => set.delete(onNotify);
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
-    this.#subscribers.clear();
+    for (const set of this.#subscribers.values()) set.clear();
     const client = this.#client;
     this.#client = null;
     await client?.end().catch(() => {});
@@ -76,16 +85,18 @@ export class PgNotifyListener {
     // No statement timeout: the connection sits idle, listening, nearly all the time.
     const client = await connectClient(this.#settings, { statementTimeoutMs: 0 });
     try {
-      await client.query(`LISTEN ${this.#channel}`);
+      // The first channel last: pg_stat_activity shows a listening connection by its last statement.
+      for (const channel of [...this.#channels].reverse()) await client.query(`LISTEN ${channel}`);
     } catch (err) {
       await client.end().catch(() => {});
       throw err;
     }
     client.on('notification', (message) => {
-      if (message.channel !== this.#channel) return;
+      const set = this.#subscribers.get(message.channel);
+      if (set === undefined) return;
       const sentAt = this.#observer === null ? null : payloadSentAt(message.payload);
-      if (sentAt !== null) this.#observer?.notifyLag(this.#channel, Math.max(0, Date.now() - sentAt) / 1000);
-      this.#notify();
+      if (sentAt !== null) this.#observer?.notifyLag(message.channel, Math.max(0, Date.now() - sentAt) / 1000);
+      this.#notify(set);
     });
     client.on('error', (err) => this.#lost(client, describePgError(err, this.#settings.url)));
     client.on('end', () => this.#lost(client, 'the connection ended'));
@@ -93,8 +104,8 @@ export class PgNotifyListener {
     this.#retryMs = RECONNECT_MIN_MS;
   }
 
-  #notify(): void {
-    for (const subscriber of this.#subscribers) {
+  #notify(subscribers: Iterable<() => void>): void {
+    for (const subscriber of [...subscribers]) {
       try {
         subscriber();
       } catch {
@@ -107,7 +118,9 @@ export class PgNotifyListener {
     if (this.#closed || this.#client !== client) return;
     this.#client = null;
     void client.end().catch(() => {});
-    this.#report(`the approvals notification connection to PostgreSQL was lost (${reason}); decisions from other replicas arrive by polling until it is back`);
+    this.#report(
+      `the approvals notification connection to PostgreSQL was lost (${reason}); decisions and webhook notices from other replicas are found by polling until it is back`,
+    );
     this.#scheduleReconnect();
   }
 
@@ -122,7 +135,8 @@ export class PgNotifyListener {
             return;
           }
           this.#report('the approvals notification connection to PostgreSQL is back');
-          this.#notify(); // whatever was missed meanwhile is read now
+          // Whatever was missed meanwhile is read now, on every channel.
+          for (const set of this.#subscribers.values()) this.#notify(set);
         },
         () => {
           this.#retryMs = Math.min(RECONNECT_MAX_MS, this.#retryMs * 2);

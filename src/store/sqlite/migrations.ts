@@ -243,6 +243,36 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO body_chunks_gc VALUES (0);
     `,
   },
+  {
+    version: 10,
+    name: 'the webhook outbox: approval notices that survive a restart',
+    // One row per notice and receiver (src/store/webhook-outbox.ts), written in the transaction of
+    // the approval change it announces. The receiver is named by the SHA-256 of its URL: the URL
+    // (a Slack URL's path is its credential) and the secret stay in the configuration. While an
+    // attempt runs, next_attempt_at is the end of its lease and claim its token. Not part of the
+    // audit chain: a notice is a convenience, the approval row is the record.
+    sql: `
+      CREATE TABLE webhook_outbox (
+        id               TEXT PRIMARY KEY,           -- the delivery id (whd_…), the body's id
+        approval_id      TEXT NOT NULL,
+        rule_id          TEXT NOT NULL,
+        type             TEXT NOT NULL,              -- approval.created | approval.decided | approval.expired
+        receiver         TEXT NOT NULL,              -- hex SHA-256 of the receiver's URL
+        host             TEXT NOT NULL,              -- the URL's host, for log lines
+        body             TEXT NOT NULL,              -- the JSON posted on every attempt (signed when sent)
+        created_at       INTEGER NOT NULL,           -- epoch ms
+        state            TEXT NOT NULL DEFAULT 'pending',  -- pending | delivered | failed
+        attempts         INTEGER NOT NULL DEFAULT 0, -- counted when claimed
+        next_attempt_at  INTEGER NOT NULL,           -- due (pending), or the end of the claim's lease
+        claim            TEXT,                       -- token of the attempt in flight
+        last_status      INTEGER,
+        last_error       TEXT,
+        done_at          INTEGER                     -- delivered or failed at (retention)
+      ) STRICT;
+      CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_at) WHERE state = 'pending';
+      CREATE INDEX webhook_outbox_done ON webhook_outbox (done_at) WHERE state <> 'pending';
+    `,
+  },
 ];
 
 /** The schema version this build of aigov writes. */

@@ -10,6 +10,9 @@
  * in the same transaction. The chain head is read inside that transaction (under SQLite's write
  * lock), so this connection and the writer thread extend one chain. The change feed is read from
  * those entries: an approval's latest `approval` entry after a position is its latest change.
+ *
+ * The webhook outbox (sqlite-webhook-outbox.ts) shares this connection: a mutation's notices are
+ * inserted in its transaction, so a decision never commits without them (nor they without it).
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { ensurePrivateDatabase, type PrivatePathOptions } from '../../config/private-files.ts';
@@ -17,6 +20,7 @@ import type { ApprovalRecord } from '../../core/approvals/approval.ts';
 import type { ApprovalChangeRow, ApprovalKey, ApprovalMutated, ApprovalMutation, ApprovalQuery, ApprovalStore } from '../approval-store.ts';
 import { ChainWriter } from './audit-chain-writer.ts';
 import { migrateDatabase } from './migrations.ts';
+import { SqliteWebhookOutbox } from './sqlite-webhook-outbox.ts';
 
 export function openSqliteApprovalStore(location: string, options: { busyTimeoutMs?: number } & PrivatePathOptions = {}): ApprovalStore {
   ensurePrivateDatabase(location, options); // normally done by the recording store already: a no-op
@@ -57,6 +61,7 @@ class SqliteApprovalStore implements ApprovalStore {
   #closed = false;
   /** One process on one file: a poll finds other processes' changes. */
   readonly watchChanges = null;
+  readonly outbox: SqliteWebhookOutbox;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
@@ -83,6 +88,7 @@ class SqliteApprovalStore implements ApprovalStore {
     this.#commit = db.prepare('COMMIT');
     this.#rollback = db.prepare('ROLLBACK');
     this.#chain = new ChainWriter(db);
+    this.outbox = new SqliteWebhookOutbox(db, () => this.#open());
   }
 
   async mutate<T>(key: ApprovalKey, change: (current: ApprovalRecord | null) => ApprovalMutation<T>): Promise<ApprovalMutated<T>> {
@@ -91,15 +97,17 @@ class SqliteApprovalStore implements ApprovalStore {
     try {
       this.#chain.mark(); // the chain head, read under the write lock
       const current = 'id' in key ? parse(this.#get.get(key.id)) : parse(this.#latest.get(key.requesterSub, key.contentHash));
-      const { result, write } = change(current);
+      const { result, write, outbox } = change(current);
       let seq: number | null = null;
+      let outboxKept = 0;
       if (write !== undefined) {
         this.#chain.approval(write.id === current?.id ? this.#updateRow(write) : this.#insertRow(write));
         seq = this.#chain.mark().seq;
+        if (outbox !== undefined) outboxKept = this.outbox.insert(outbox);
       }
       this.#commit.run();
       this.#chain.committed();
-      return { result, seq };
+      return { result, seq, outboxKept };
     } catch (error) {
       try {
         if (this.#db.isTransaction) this.#rollback.run();
