@@ -275,12 +275,15 @@ describe('ApprovalsInbox', () => {
 
   it('r reconnects, the connection state shows, q quits', async () => {
     const { client, lastFrame, stdin, unmount, quits } = setup();
+    const { AigovError } = await import('../src/core/errors.ts');
+    // Never connected yet: offline.
+    client.handlers!.onStatus?.({ state: 'retrying', inMs: 1000, error: new AigovError('AIGOV_E_GATEWAY_UNREACHABLE', { url: 'https://gw', reason: 'connection refused' }) });
+    await frameMatching(lastFrame, (f) => /0 pending · ○ offline/.test(f) && f.includes('Waiting for the gateway…'), 'offline before the first connection');
     client.handlers!.onStatus?.({ state: 'live' });
     await frameMatching(lastFrame, (f) => f.includes('● live') && f.includes('No pending approvals for you to decide'), 'live and empty');
-    const { AigovError } = await import('../src/core/errors.ts');
     client.handlers!.onStatus?.({ state: 'retrying', inMs: 4000, error: new AigovError('AIGOV_E_GATEWAY_UNREACHABLE', { url: 'https://gw', reason: 'connection refused' }) });
     const offline = await frameMatching(lastFrame, (f) => f.includes('Disconnected (connection refused); retrying in 4s · r to retry now'), 'the retry');
-    assert.match(offline, /0 pending · ○ offline/);
+    assert.match(offline, /0 pending · ○ reconnecting…/, 'it was live: it is reconnecting (with a backoff), not given up');
     stdin.write('r');
     await frameMatching(lastFrame, (f) => f.includes('Reconnecting…'), 'reconnecting');
     assert.equal(client.reconnects, 1);

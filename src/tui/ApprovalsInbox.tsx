@@ -65,7 +65,8 @@ type Connection =
   | { readonly state: 'live' }
   /** Connecting again, resuming after the last event seen: after a drop (`reason`), or asked (`r`: null). */
   | { readonly state: 'reconnecting'; readonly reason: string | null }
-  | { readonly state: 'retrying'; readonly at: number; readonly reason: string };
+  /** Waiting `at` for the next attempt; `resuming`: it was live before (what it shows is kept, and caught up on). */
+  | { readonly state: 'retrying'; readonly at: number; readonly reason: string; readonly resuming: boolean };
 
 const RECONNECTING = 'Reconnecting…';
 const TONE_COLOR = { info: undefined, ok: 'green', error: 'red' } as const;
@@ -90,7 +91,7 @@ function ConnectionBadge({ connection }: { connection: Connection }) {
     case 'reconnecting':
       return <Text color="yellow">○ reconnecting…</Text>;
     case 'retrying':
-      return <Text color="red">○ offline</Text>;
+      return connection.resuming ? <Text color="red">○ reconnecting…</Text> : <Text color="red">○ offline</Text>;
   }
 }
 
@@ -206,6 +207,7 @@ export function ApprovalsInbox({ client, me = null, gatewayUrl, now = Date.now, 
   useEffect(() => {
     mounted.current = true;
     const controller = new AbortController();
+    let wasLive = false;
     watchRef.current = client.watch(
       'decide',
       {
@@ -227,8 +229,13 @@ export function ApprovalsInbox({ client, me = null, gatewayUrl, now = Date.now, 
         },
         onApproval: (approval) => updateItems((current) => applyApproval(current, approval)),
         onStatus: (s: WatchStatus) => {
+          if (s.state === 'live') wasLive = true;
           setConnection(
-            s.state === 'retrying' ? { state: 'retrying', at: now() + s.inMs, reason: dropReason(s.error) } : s.state === 'reconnecting' ? { state: 'reconnecting', reason: s.error && dropReason(s.error) } : s,
+            s.state === 'retrying'
+              ? { state: 'retrying', at: now() + s.inMs, reason: dropReason(s.error), resuming: wasLive }
+              : s.state === 'reconnecting'
+                ? { state: 'reconnecting', reason: s.error && dropReason(s.error) }
+                : s,
           );
           if (s.state === 'live') setStatus((current) => (current?.text === RECONNECTING ? null : current));
         },
