@@ -224,6 +224,40 @@ describe('approvals client against a real gateway', () => {
   });
 });
 
+describe('approvals watch against a server that hangs up', () => {
+  it('resumes with the last event id each time; a resumed stream that brings nothing does not reset the backoff', async () => {
+    const asked: (string | null)[] = [];
+    const server = createHttpServer((req, res) => {
+      const last = req.headers['last-event-id'];
+      asked.push(typeof last === 'string' ? last : null);
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      // Fresh: a snapshot (id 5), then the stream ends; resumed: it ends at once.
+      res.end(last === undefined ? 'id: 5\nevent: snapshot\ndata: {"approvals":[]}\n\n' : undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const delays: number[] = [];
+    const client = createApprovalsClient({
+      gatewayUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      getToken: async () => ({ token: 'x', expiresAt: Date.now() + 600_000 }),
+      reconnectDelayMs: (attempt) => (delays.push(attempt), 10),
+    });
+    const controller = new AbortController();
+    const snapshots: number[] = [];
+    const watch = client.watch('decide', { onSnapshot: (a) => snapshots.push(a.length), onApproval: () => undefined }, controller.signal);
+    try {
+      await until(() => (delays.length >= 4 ? true : undefined), 'four reconnections');
+      assert.deepEqual(delays.slice(0, 4), [0, 1, 2, 3]);
+      assert.deepEqual(asked.slice(0, 4), [null, '5', '5', '5']);
+      assert.deepEqual(snapshots, [0]);
+    } finally {
+      controller.abort();
+      await watch.done;
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
+
 describe('approvals watch when the gateway goes away', () => {
   it('reports retrying with the reason and backs off, until aborted', async () => {
     const harness = await startPolicyHarness();

@@ -217,8 +217,12 @@ export function createApprovalsClient(options: ApprovalsClientOptions): Approval
       let dropped: AigovError | null | undefined;
       const report = (status: WatchStatus): void => handlers.onStatus?.(status);
 
-      /** One connection: resolves when the stream ends or fails (never with the snapshot unread). */
-      const streamOnce = async (abort: AbortController, connected: () => void): Promise<AigovError> => {
+      /**
+       * One connection: resolves when the stream ends or fails (never with the snapshot unread).
+       * `live`: the watch follows the gateway from now on; `delivering`: the stream brought
+       * something (the backoff starts over — not for a gateway that answers and hangs up at once).
+       */
+      const streamOnce = async (abort: AbortController, live: () => void, delivering: () => void): Promise<AigovError> => {
         const path = `${APPROVALS_PATH}/events?scope=${scope}`;
         let idle: ReturnType<typeof setTimeout> | undefined;
         const touch = (): void => {
@@ -233,17 +237,21 @@ export function createApprovalsClient(options: ApprovalsClientOptions): Approval
           // Resumed: the gateway follows the changes after our last event from the moment it
           // answered (it replays the missed ones, or sends a snapshot if it cannot). Fresh: live
           // once the snapshot is in.
-          if (resuming !== null) connected();
+          if (resuming !== null) live();
           const parser = new SseParser();
           const decoder = new TextDecoder();
           for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
             touch();
+            if (resuming !== null) delivering();
             for (const event of parser.push(decoder.decode(chunk, { stream: true }))) {
               if (event.comment) continue;
               if (event.data !== null) {
                 if (event.event === 'snapshot') {
                   handlers.onSnapshot(validate(ApprovalListSchema, parseJson(event.data, origin), 'the snapshot event', origin).approvals);
-                  if (resuming === null) connected();
+                  if (resuming === null) {
+                    delivering();
+                    live();
+                  }
                 } else if (event.event === 'approval') {
                   handlers.onApproval(validate(ApprovalViewSchema, parseJson(event.data, origin), 'an approval event', origin));
                 }
@@ -275,10 +283,11 @@ export function createApprovalsClient(options: ApprovalsClientOptions): Approval
           const onAbort = (): void => abort.abort(signal.reason);
           signal.addEventListener('abort', onAbort, { once: true });
           report(dropped === undefined ? { state: 'connecting' } : { state: 'reconnecting', error: dropped });
-          const error = await streamOnce(abort, () => {
-            attempt = 0;
-            report({ state: 'live' });
-          });
+          const error = await streamOnce(
+            abort,
+            () => report({ state: 'live' }),
+            () => (attempt = 0),
+          );
           dropped = error;
           signal.removeEventListener('abort', onAbort);
           connection = null;
