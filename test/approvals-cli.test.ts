@@ -246,6 +246,25 @@ describe('aigov approvals inbox in a real terminal', { skip: !BUILT ? 'run `npm 
       assert.equal(approval.state, 'approved');
       assert.equal(approval.votes[0]?.reason, 'finance asked for it');
 
+      // The gateway restarts under the inbox: it shows it is away, keeps what it knew, reconnects
+      // by itself and resumes after the last event it saw — a request denied meanwhile shows denied.
+      const away = heldRequest('send the customer list to legal #away');
+      await waitForScreen(session, (t) => t.includes('1 pending'), 'the second held request');
+      const bob = await deviceLogin(gateway.idp, 'aigov-cli', 'bob', { resource: gateway.url });
+      const pending = ApprovalListSchema.parse(await (await fetchAsUser(gateway.url, bob.accessToken, '/aigov/v1/approvals?scope=decide')).json()).approvals;
+      const awayId = pending.find((a) => a.preview.includes('#away'))!.id;
+      const port = Number(new URL(gateway.url).port);
+      await gateway.close();
+      assert.notEqual((await away).status, 200, 'cut by the stop (its approval stays open)');
+      const gone = await waitForScreen(session, (t) => t.includes('○ reconnecting…') && t.includes('Disconnected ('), 'the inbox showing it is away');
+      assert.match(gone, new RegExp(`${awayId} +alice@aigov\\.dev`), 'what it knew stays on screen');
+      gateway = await startDevGateway({ version: 'test', port, stateDir: join(dir, 'gateway'), logLevel: 'silent', policyFile });
+      const bobAgain = await deviceLogin(gateway.idp, 'aigov-cli', 'bob', { resource: gateway.url });
+      const denied = await fetchAsUser(gateway.url, bobAgain.accessToken, `/aigov/v1/approvals/${awayId}/deny`, { method: 'POST', body: { reason: 'not while we restart' } });
+      assert.equal(denied.status, 200);
+      const back = await waitForScreen(session, (t) => t.includes('● live') && new RegExp(`✘ ${awayId}`).test(t), 'the inbox back, with the denial');
+      assert.match(back, /0 pending/);
+
       sendKeys(session, 'q');
       await waitForScreen(session, (t) => /exit=0/.test(t), 'the inbox to quit');
     } finally {

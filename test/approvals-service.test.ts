@@ -176,7 +176,7 @@ describe('approvals client against a real gateway', () => {
     }
   });
 
-  it('watch: the snapshot, then each change as it happens; reconnect() reads a fresh snapshot; abort ends it', async () => {
+  it('watch: the snapshot, then each change as it happens; reconnect() resumes after the last event (no snapshot, nothing missed); abort ends it', async () => {
     const bob = clientFor('bob');
     const controller = new AbortController();
     const { seen, watch } = record(bob, controller);
@@ -194,10 +194,14 @@ describe('approvals client against a real gateway', () => {
     const pendingAgain = hold('the customer list #watch2');
     await until(() => seen.events.find((a) => a.preview.includes('#watch2')), 'the second request');
     watch.reconnect();
-    const second = await until(() => seen.snapshots[1], 'the snapshot after reconnect');
-    assert.ok(second.some((a) => a.preview.includes('#watch2')));
-    assert.ok(!second.some((a) => a.id === created.id), 'the snapshot has pending ones only');
-    assert.deepEqual(seen.statuses.map((s) => s.state), ['connecting', 'live', 'connecting', 'live'], 'reconnect() skips the backoff');
+    await until(() => (seen.statuses.filter((s) => s.state === 'live').length === 2 ? true : undefined), 'live again');
+    assert.deepEqual(seen.statuses.map((s) => s.state), ['connecting', 'live', 'reconnecting', 'live'], 'reconnect() skips the backoff');
+    const third = hold('the customer list #watch3');
+    await until(() => seen.events.find((a) => a.preview.includes('#watch3')), 'a change after the reconnection');
+    assert.equal(seen.snapshots.length, 1, 'resumed after the last event: no second snapshot');
+    const id3 = seen.events.find((a) => a.preview.includes('#watch3'))!.id;
+    await bob.deny(id3, 'cleanup');
+    assert.equal(await third, 403);
 
     controller.abort();
     await watch.done;
@@ -206,16 +210,51 @@ describe('approvals client against a real gateway', () => {
     assert.equal(await pendingAgain, 403);
   });
 
-  it('watch: a silent stream (no keep-alive within the idle timeout) is dropped and read again', async () => {
+  it('watch: a silent stream (no keep-alive within the idle timeout) is dropped and resumed', async () => {
     // The gateway sends keep-alives every 100 ms here; 30 ms of silence is "dead".
     const controller = new AbortController();
     const { seen, watch } = record(clientFor('bob', { idleTimeoutMs: 30 }), controller);
-    await until(() => (seen.snapshots.length >= 2 ? true : undefined), 'a second snapshot');
+    await until(() => (seen.statuses.filter((s) => s.state === 'live').length >= 2 ? true : undefined), 'live again');
+    assert.equal(seen.snapshots.length, 1, 'read again from its last event, not from a snapshot');
     const retry = seen.statuses.find((s): s is Extract<WatchStatus, { state: 'retrying' }> => s.state === 'retrying');
     assert.ok(retry);
     assert.match(retry.error.message, /the event stream was silent for 30 ms/);
     controller.abort();
     await watch.done;
+  });
+});
+
+describe('approvals watch against a server that hangs up', () => {
+  it('resumes with the last event id each time; a resumed stream that brings nothing does not reset the backoff', async () => {
+    const asked: (string | null)[] = [];
+    const server = createHttpServer((req, res) => {
+      const last = req.headers['last-event-id'];
+      asked.push(typeof last === 'string' ? last : null);
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      // Fresh: a snapshot (id 5), then the stream ends; resumed: it ends at once.
+      res.end(last === undefined ? 'id: 5\nevent: snapshot\ndata: {"approvals":[]}\n\n' : undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const delays: number[] = [];
+    const client = createApprovalsClient({
+      gatewayUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      getToken: async () => ({ token: 'x', expiresAt: Date.now() + 600_000 }),
+      reconnectDelayMs: (attempt) => (delays.push(attempt), 10),
+    });
+    const controller = new AbortController();
+    const snapshots: number[] = [];
+    const watch = client.watch('decide', { onSnapshot: (a) => snapshots.push(a.length), onApproval: () => undefined }, controller.signal);
+    try {
+      await until(() => (delays.length >= 4 ? true : undefined), 'four reconnections');
+      assert.deepEqual(delays.slice(0, 4), [0, 1, 2, 3]);
+      assert.deepEqual(asked.slice(0, 4), [null, '5', '5', '5']);
+      assert.deepEqual(snapshots, [0]);
+    } finally {
+      controller.abort();
+      await watch.done;
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });
 

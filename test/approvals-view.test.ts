@@ -275,12 +275,15 @@ describe('ApprovalsInbox', () => {
 
   it('r reconnects, the connection state shows, q quits', async () => {
     const { client, lastFrame, stdin, unmount, quits } = setup();
+    const { AigovError } = await import('../src/core/errors.ts');
+    // Never connected yet: offline.
+    client.handlers!.onStatus?.({ state: 'retrying', inMs: 1000, error: new AigovError('AIGOV_E_GATEWAY_UNREACHABLE', { url: 'https://gw', reason: 'connection refused' }) });
+    await frameMatching(lastFrame, (f) => /0 pending · ○ offline/.test(f) && f.includes('Waiting for the gateway…'), 'offline before the first connection');
     client.handlers!.onStatus?.({ state: 'live' });
     await frameMatching(lastFrame, (f) => f.includes('● live') && f.includes('No pending approvals for you to decide'), 'live and empty');
-    const { AigovError } = await import('../src/core/errors.ts');
     client.handlers!.onStatus?.({ state: 'retrying', inMs: 4000, error: new AigovError('AIGOV_E_GATEWAY_UNREACHABLE', { url: 'https://gw', reason: 'connection refused' }) });
     const offline = await frameMatching(lastFrame, (f) => f.includes('Disconnected (connection refused); retrying in 4s · r to retry now'), 'the retry');
-    assert.match(offline, /0 pending · ○ offline/);
+    assert.match(offline, /0 pending · ○ reconnecting…/, 'it was live: it is reconnecting (with a backoff), not given up');
     stdin.write('r');
     await frameMatching(lastFrame, (f) => f.includes('Reconnecting…'), 'reconnecting');
     assert.equal(client.reconnects, 1);
@@ -288,6 +291,31 @@ describe('ApprovalsInbox', () => {
     await frameMatching(lastFrame, (f) => f.includes('● live') && !f.includes('Reconnecting…'), 'live again');
     stdin.write('q');
     await frameMatching(lastFrame, () => quits() === 1, 'quit');
+    unmount();
+  });
+
+  it('a dropped stream: the list stays, "reconnecting…" shows with why, and the changes missed meanwhile apply when it is back', async () => {
+    const { client, lastFrame, unmount } = setup();
+    client.handlers!.onSnapshot([approval('apr_1', { expires_at: iso(T0 + 100_000) }), approval('apr_2', { expires_at: iso(T0 + 200_000) })]);
+    client.handlers!.onStatus?.({ state: 'live' });
+    await frameMatching(lastFrame, (f) => f.includes('● live') && f.includes('2 pending'), 'live with two');
+    const { AigovError } = await import('../src/core/errors.ts');
+    client.handlers!.onStatus?.({ state: 'reconnecting', error: new AigovError('AIGOV_E_GATEWAY_UNREACHABLE', { url: 'https://gw', reason: 'the gateway closed the event stream' }) });
+    const away = await frameMatching(lastFrame, (f) => f.includes('○ reconnecting…'), 'reconnecting');
+    assert.match(away, /Disconnected \(the gateway closed the event stream\); reconnecting… what changed meanwhile follows/);
+    assert.ok(row(away, 'apr_1') !== '' && row(away, 'apr_2') !== '', 'what was known stays on screen');
+    // Resumed: the missed changes arrive as events (no snapshot), then it is live.
+    client.handlers!.onApproval(approval('apr_1', { state: 'approved', decided_at: iso(T0), votes: [{ by: BOB, decision: 'approve', reason: 'ok', at: iso(T0) }], can_decide: false }));
+    client.handlers!.onApproval(approval('apr_3', { expires_at: iso(T0 + 300_000) }));
+    client.handlers!.onStatus?.({ state: 'live' });
+    const back = await frameMatching(lastFrame, (f) => f.includes('● live') && f.includes('apr_3') && !f.includes('reconnecting'), 'live again with the missed changes');
+    assert.match(back, /2 pending/);
+    assert.match(row(back, 'apr_1'), /✔ apr_1/);
+    assert.deepEqual(client.fetched, [], 'nothing to look up: the events said what happened');
+    // Asked with r: reconnecting, without a "Disconnected" line.
+    client.handlers!.onStatus?.({ state: 'reconnecting', error: null });
+    const asked = await frameMatching(lastFrame, (f) => f.includes('○ reconnecting…'), 'reconnecting when asked');
+    assert.doesNotMatch(asked, /Disconnected/);
     unmount();
   });
 

@@ -9,6 +9,13 @@
  * - A frozen replica (SIGSTOP: its lock still held, its lease no longer renewed) is evicted once
  *   its lease expires and its call settled; woken up (SIGCONT), its late finish is refused (no
  *   result written twice) and it records again once it holds its lock again.
+ * - A replica whose lock connection is reconnecting (cut, and kept from coming back through a TCP
+ *   proxy, while its pool still renews its lease): a replica that STARTS meanwhile does not settle
+ *   its calls (its lock is free, but its lease says it lives), nor do that replica's sweeps; it
+ *   gets its lock back and finishes its call. Cut off entirely, it is settled.
+ * - Everyone's connections cut at once (the database restarting): a replica that is back first
+ *   does not settle one that is back a moment later, whose lease looks stale only because nobody
+ *   could renew a lease meanwhile.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -17,11 +24,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { ownerLockKey } from '../src/store/postgres/owner-lock.ts';
 import { openPostgresStore, type PostgresRecordingStore } from '../src/store/postgres/postgres-store.ts';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
 import { checkPgAuditChain } from './support/pg-audit-check.ts';
 import { pgQuery, usePgDatabases } from './support/pg-databases.ts';
 import type { Transcript } from './support/replay-upstream.ts';
+import { callRequest, callResult } from './support/store-fixtures.ts';
+import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
 
 const freshPg = usePgDatabases();
 const CHILD = path.resolve('test/support/gateway-child.ts');
@@ -235,6 +245,120 @@ describe('a frozen replica', { timeout: 60_000 }, () => {
       proc.kill('SIGKILL');
       await survivor?.close();
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** `url` with its host and port replaced by the proxy's. */
+function through(proxy: TcpProxy, url: string): string {
+  const u = new URL(url);
+  u.host = `127.0.0.1:${proxy.port}`;
+  return u.toString();
+}
+
+async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+const LEASES = { intervalMs: 200, quietMs: 800, leaseMs: 4000 };
+
+describe('a replica whose owner-lock connection is reconnecting', { timeout: 60_000 }, () => {
+  it('is not settled by a replica that starts meanwhile, nor by its sweeps; it gets its lock back and finishes its call; cut off entirely, it is settled', async () => {
+    const url = (await freshPg()).url;
+    const proxy = await startTcpProxy(Number(new URL(url).port || 5432));
+    const errors: string[] = [];
+    const a = await openPostgresStore({ url: through(proxy, url), poolSize: 2, leases: LEASES, onWriteError: (e) => void errors.push(e.message), onSettled: () => {} });
+    let b: PostgresRecordingStore | null = null;
+    try {
+      await a.recordRequest(callRequest('streaming'));
+      a.appendStreamEvents('streaming', [{ offsetMs: 10, raw: 'data: one\n\n' }]);
+      await a.flush();
+
+      // A's lock connection is cut and cannot come back for now; its pool keeps its connections.
+      proxy.setTarget(null);
+      const [row] = await pgQuery(url, 'SELECT lock_backend FROM owners WHERE id = $1', [a.ownerId]);
+      assert.deepEqual(await pgQuery(url, 'SELECT pg_terminate_backend($1) AS ended', [row!['lock_backend']]), [{ ended: true }]);
+      await waitUntil(async () => (await a.health()).detail?.includes('owner lock') === true, "A noticing it lost its lock");
+      const key = BigInt.asUintN(64, BigInt(ownerLockKey(a.ownerId)!));
+      const holders = await pgQuery(url, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND classid = $1::bigint::oid AND objid = $2::bigint::oid
+                                          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, [(key >> 32n).toString(), (key & 0xffffffffn).toString()]);
+      assert.deepEqual(holders, [], "A's lock is free");
+
+      // B starts now: A's lock is free, but A's lease is renewed (over its pool): A lives.
+      const settled: number[] = [];
+      b = await openPostgresStore({ url, poolSize: 2, leases: LEASES, onWriteError: () => {}, onSettled: (n) => settled.push(n) });
+      assert.equal(b.stats().settledAtOpen, 0, 'B settled a live replica\'s call at open');
+      assert.equal((await b.getCall('streaming'))?.status, 'pending');
+      // Nor do B's sweeps, however long A's lock stays away.
+      await new Promise((resolve) => setTimeout(resolve, 3 * LEASES.quietMs));
+      assert.equal((await b.getCall('streaming'))?.status, 'pending');
+      assert.deepEqual(settled, []);
+
+      // A's connections may come back: it takes its lock again and finishes its call.
+      proxy.setTarget(Number(new URL(url).port || 5432));
+      await waitUntil(async () => (await a.health()).ok, 'A holding its lock again');
+      await a.finishCall(callResult('streaming'));
+      assert.equal((await b.getCall('streaming'))?.status, 'completed');
+
+      // Cut off entirely now (lock and lease): B settles its next call within a few sweeps.
+      await a.recordRequest(callRequest('cut-off'));
+      await a.flush();
+      proxy.setTarget(null);
+      proxy.cut();
+      const cutAt = Date.now();
+      await waitUntil(async () => (await b!.getCall('cut-off'))?.status === 'aborted', 'B settling the call of a replica cut off');
+      process.stdout.write(`# settled ${Date.now() - cutAt} ms after the replica was cut off\n`);
+      assert.deepEqual(settled, [1]);
+      await checkPgAuditChain(url);
+    } finally {
+      proxy.setTarget(null);
+      proxy.cut();
+      await a.close().catch(() => {});
+      await b?.close();
+      await proxy.close();
+    }
+  });
+});
+
+describe('every replica cut off at once (the database restarting)', { timeout: 60_000 }, () => {
+  it('the replica back first does not settle the calls of one back a moment later: a lease is judged only over time the judge saw the database', async () => {
+    const leases = { intervalMs: 200, quietMs: 1200, leaseMs: 6000 };
+    const url = (await freshPg()).url;
+    const pgPort = Number(new URL(url).port || 5432);
+    const [pa, pb] = [await startTcpProxy(pgPort), await startTcpProxy(pgPort)];
+    const settled: number[] = [];
+    const a = await openPostgresStore({ url: through(pa, url), poolSize: 2, leases, onWriteError: () => {}, onSettled: () => {} });
+    const b = await openPostgresStore({ url: through(pb, url), poolSize: 2, leases, onWriteError: () => {}, onSettled: (n) => settled.push(n) });
+    try {
+      await a.recordRequest(callRequest('through-the-outage'));
+      await a.flush();
+      // Every connection to the database ends and none can be opened — but B's lock connection,
+      // kept so that B can probe the moment it is back (the harshest order for A).
+      for (const p of [pa, pb]) p.setTarget(null);
+      const [bLock] = await pgQuery(url, 'SELECT lock_backend FROM owners WHERE id = $1', [b.ownerId]);
+      await pgQuery(url, 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND pid <> $1', [bLock!['lock_backend']]);
+      await new Promise((resolve) => setTimeout(resolve, 2 * leases.quietMs));
+      // B is back first; A a moment later (less than the quiet period).
+      pb.setTarget(pgPort);
+      await new Promise((resolve) => setTimeout(resolve, leases.quietMs / 3));
+      pa.setTarget(pgPort);
+      await waitUntil(async () => (await a.health()).ok, 'A back');
+      await new Promise((resolve) => setTimeout(resolve, 2 * leases.quietMs));
+      assert.deepEqual(settled, [], 'B settled a replica that was only cut off as long as itself');
+      assert.equal((await b.getCall('through-the-outage'))?.status, 'pending');
+      await a.finishCall(callResult('through-the-outage'));
+      assert.equal((await b.getCall('through-the-outage'))?.status, 'completed');
+      await checkPgAuditChain(url);
+    } finally {
+      for (const p of [pa, pb]) p.setTarget(pgPort);
+      await a.close();
+      await b.close();
+      await pa.close();
+      await pb.close();
     }
   });
 });

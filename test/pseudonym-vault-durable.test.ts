@@ -429,6 +429,37 @@ describe('SQLite pseudonym store', () => {
     }
   });
 
+  it('two processes on one file: the same value under the same number is no conflict; a request given a taken number is rewritten with the next one and stored (commit with rewriteAgain)', async () => {
+    const a = new SessionVaults({ store: openSqlitePseudonymStore({ location: file, key }), purgeIntervalMs: 0 });
+    const b = new SessionVaults({ store: openSqlitePseudonymStore({ location: file, key }), purgeIntervalMs: 0 });
+    const email = (lease: VaultLease, ...values: string[]): string => lease.issue(() => values.map((v) => lease.vault.placeholderFor('EMAIL_ADDRESS', v)).join());
+    try {
+      const [la, lb] = [await a.forRequest('ses_agree'), await b.forRequest('ses_agree')];
+      assert.equal(email(la, 'x@x.io'), '«EMAIL_1»');
+      assert.equal(email(lb, 'x@x.io'), '«EMAIL_1»');
+      await la.commit();
+      await lb.commit(); // stored as is already: not refused
+      const lb2 = await b.forRequest('ses_agree');
+      const la2 = await a.forRequest('ses_agree');
+      assert.equal(email(la2, 'y@x.io'), '«EMAIL_2»');
+      await la2.commit();
+      let sent = email(lb2, 'z@x.io');
+      assert.equal(sent, '«EMAIL_2»');
+      let rewrites = 0;
+      await lb2.commit(() => {
+        rewrites++;
+        sent = email(lb2, 'z@x.io');
+      });
+      assert.deepEqual([rewrites, sent], [1, '«EMAIL_3»']);
+      const fresh = openSqlitePseudonymStore({ location: file, key });
+      assert.deepEqual((await fresh.load('ses_agree')).entries, [['EMAIL', 1, 'x@x.io'], ['EMAIL', 2, 'y@x.io'], ['EMAIL', 3, 'z@x.io']]);
+      await fresh.close();
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('a request that uses a placeholder another request issued waits for it to be stored; a failed write refuses both and takes the number back', async () => {
     const vaults = new SessionVaults({ store: openSqlitePseudonymStore({ location: file, key }), purgeIntervalMs: 0 });
     const saboteur = new DatabaseSync(file);

@@ -285,6 +285,25 @@ describe('request rewriting', () => {
     assert.deepEqual((JSON.parse(read.serialize()) as { messages: { content: { input: unknown }[] }[] }).messages[0]!.content[0]!.input, { to: '[EMAIL]' });
   });
 
+  it('a slot written again takes the new text, the text as sent included (a request rewritten again after another replica numbered its pseudonyms first)', () => {
+    const b64 = (t: string): string => Buffer.from(t).toString('base64');
+    // Plain fields, a JSON text (tool_use input: an object slot) and a decoded document (base64).
+    const bodies: [EndpointId, string][] = [
+      ['openai.chat.completions', JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'mail a@x.io' }, { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{"to":"a@x.io"}' } }] }] })],
+      ['anthropic.messages', JSON.stringify({ model: 'm', messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'base64', media_type: 'text/plain', data: b64('doc a@x.io') } }] }, { role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'f', input: { to: 'a@x.io' } }] }] })],
+    ];
+    for (const [endpoint, body] of bodies) {
+      const read = codecForEndpoint(endpoint)!.readRequest(endpoint, JSON.parse(body), body);
+      for (const slot of read.slots) slot.set(slot.text.replaceAll('a@x.io', '«EMAIL_1»'));
+      assert.ok(!read.serialize().includes('a@x.io'));
+      for (const slot of read.slots) slot.set(slot.text.replaceAll('a@x.io', '«EMAIL_2»'));
+      const second = read.serialize();
+      assert.ok(second.includes('EMAIL_2') && !second.includes('EMAIL_1'), `${endpoint}: the second rewrite replaces the first: ${second}`);
+      for (const slot of read.slots) slot.set(slot.text);
+      assert.deepEqual(JSON.parse(read.serialize()), JSON.parse(body), `${endpoint}: written back as sent`);
+    }
+  });
+
   it('rewrites every text field the adapters parse, for each provider shape', () => {
     const chat = JSON.parse(
       rewriteRequestBody(

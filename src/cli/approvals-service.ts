@@ -1,7 +1,10 @@
 /**
  * The approver's client for the gateway's approvals API (src/protocol/approvals.ts): list, get,
  * approve, deny, and a live watch over the SSE event stream that reconnects with backoff and
- * re-reads the snapshot each time. Answers are validated with the protocol's zod schemas; the
+ * resumes where it left off: each reconnection sends the id of the last event handled
+ * (`Last-Event-ID`), so the gateway — the same one restarted, or another replica behind the same
+ * URL — sends the changes missed meanwhile, or a fresh snapshot when it cannot (too far behind,
+ * an id it does not know). Answers are validated with the protocol's zod schemas; the
  * gateway's coded errors become AigovErrors with its code, message and hint, so the CLI prints
  * its usual one-liner and stable exit code.
  *
@@ -52,20 +55,27 @@ export interface ListOptions {
 }
 
 export type WatchStatus =
+  /** The first connection. */
   | { readonly state: 'connecting' }
+  /** Connecting again, to resume after the last event seen: the stream dropped (`error`: why), or reconnect() asked (null). */
+  | { readonly state: 'reconnecting'; readonly error: AigovError | null }
   | { readonly state: 'live' }
+  /** The stream dropped, or connecting failed: the next attempt is in `inMs`. */
   | { readonly state: 'retrying'; readonly inMs: number; readonly error: AigovError };
 
 export interface WatchHandlers {
-  /** The pending approvals in scope, on every (re)connection: replaces whatever was known. */
+  /**
+   * The pending approvals in scope: replaces whatever was known. On the first connection, and on
+   * a reconnection the gateway could not resume (it sends the missed changes as onApproval otherwise).
+   */
   onSnapshot(approvals: readonly ApprovalView[]): void;
-  /** One approval changed: created, voted, decided or expired. */
+  /** One approval changed: created, voted, decided or expired (missed ones first after a reconnection). */
   onApproval(approval: ApprovalView): void;
   onStatus?(status: WatchStatus): void;
 }
 
 export interface ApprovalWatch {
-  /** Drops the connection (or the wait before the next attempt) and connects again now. */
+  /** Drops the connection (or the wait before the next attempt) and connects again now, resuming after the last event seen. */
   reconnect(): void;
   /** Settles when the signal given to watch() aborted and the connection is closed. */
   readonly done: Promise<void>;
@@ -125,7 +135,7 @@ export function createApprovalsClient(options: ApprovalsClientOptions): Approval
   };
 
   /** One HTTP exchange with the gateway, with the token renewed and the call retried once on a 401. */
-  const exchange = async (method: 'GET' | 'POST', path: string, init: { body?: string; accept: string; signal?: AbortSignal }): Promise<Response> => {
+  const exchange = async (method: 'GET' | 'POST', path: string, init: { body?: string; accept: string; signal?: AbortSignal; headers?: Record<string, string> }): Promise<Response> => {
     for (let attempt = 0; ; attempt++) {
       const bearer = await token(attempt > 0);
       let response: Response;
@@ -133,6 +143,7 @@ export function createApprovalsClient(options: ApprovalsClientOptions): Approval
         response = await doFetch(`${base}${path}`, {
           method,
           headers: {
+            ...init.headers,
             authorization: `Bearer ${bearer}`,
             accept: init.accept,
             ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
@@ -197,10 +208,21 @@ export function createApprovalsClient(options: ApprovalsClientOptions): Approval
       let connection: AbortController | null = null;
       let wake: (() => void) | null = null;
       let skipWait = false;
+      /**
+       * The id of the last event handled (a snapshot's or a change's), sent as `Last-Event-ID` on
+       * every reconnection: the gateway answers with what changed since, from any replica.
+       */
+      let lastEventId: string | null = null;
+      /** Why the last connection ended (null: reconnect() ended it); undefined before the first one did. */
+      let dropped: AigovError | null | undefined;
       const report = (status: WatchStatus): void => handlers.onStatus?.(status);
 
-      /** One connection: resolves when the stream ends or fails (never with the snapshot unread). */
-      const streamOnce = async (abort: AbortController, connected: () => void): Promise<AigovError> => {
+      /**
+       * One connection: resolves when the stream ends or fails (never with the snapshot unread).
+       * `live`: the watch follows the gateway from now on; `delivering`: the stream brought
+       * something (the backoff starts over — not for a gateway that answers and hangs up at once).
+       */
+      const streamOnce = async (abort: AbortController, live: () => void, delivering: () => void): Promise<AigovError> => {
         const path = `${APPROVALS_PATH}/events?scope=${scope}`;
         let idle: ReturnType<typeof setTimeout> | undefined;
         const touch = (): void => {
@@ -209,21 +231,34 @@ export function createApprovalsClient(options: ApprovalsClientOptions): Approval
         };
         try {
           touch();
-          const response = await exchange('GET', path, { accept: 'text/event-stream', signal: abort.signal });
+          const resuming = lastEventId;
+          const response = await exchange('GET', path, { accept: 'text/event-stream', signal: abort.signal, ...(resuming !== null ? { headers: { 'last-event-id': resuming } } : {}) });
           if (response.body === null) return new AigovError('AIGOV_E_GATEWAY_INVALID', { url: origin, reason: 'its event stream has no body' });
+          // Resumed: the gateway follows the changes after our last event from the moment it
+          // answered (it replays the missed ones, or sends a snapshot if it cannot). Fresh: live
+          // once the snapshot is in.
+          if (resuming !== null) live();
           const parser = new SseParser();
           const decoder = new TextDecoder();
           for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
             touch();
+            if (resuming !== null) delivering();
             for (const event of parser.push(decoder.decode(chunk, { stream: true }))) {
-              if (event.comment || event.data === null) continue;
-              if (event.event === 'snapshot') {
-                handlers.onSnapshot(validate(ApprovalListSchema, parseJson(event.data, origin), 'the snapshot event', origin).approvals);
-                connected();
-              } else if (event.event === 'approval') {
-                handlers.onApproval(validate(ApprovalViewSchema, parseJson(event.data, origin), 'an approval event', origin));
+              if (event.comment) continue;
+              if (event.data !== null) {
+                if (event.event === 'snapshot') {
+                  handlers.onSnapshot(validate(ApprovalListSchema, parseJson(event.data, origin), 'the snapshot event', origin).approvals);
+                  if (resuming === null) {
+                    delivering();
+                    live();
+                  }
+                } else if (event.event === 'approval') {
+                  handlers.onApproval(validate(ApprovalViewSchema, parseJson(event.data, origin), 'an approval event', origin));
+                }
+                // Other event names are for newer clients.
               }
-              // Other event names are for newer clients.
+              // Only once the event is handled: a connection cut while handling it gets it again.
+              if (event.id !== null) lastEventId = nextEventId(lastEventId, event.id);
             }
           }
           return new AigovError('AIGOV_E_GATEWAY_UNREACHABLE', { url: origin, reason: 'the gateway closed the event stream' });
@@ -247,17 +282,20 @@ export function createApprovalsClient(options: ApprovalsClientOptions): Approval
           connection = abort;
           const onAbort = (): void => abort.abort(signal.reason);
           signal.addEventListener('abort', onAbort, { once: true });
-          report({ state: 'connecting' });
-          const error = await streamOnce(abort, () => {
-            attempt = 0;
-            report({ state: 'live' });
-          });
+          report(dropped === undefined ? { state: 'connecting' } : { state: 'reconnecting', error: dropped });
+          const error = await streamOnce(
+            abort,
+            () => report({ state: 'live' }),
+            () => (attempt = 0),
+          );
+          dropped = error;
           signal.removeEventListener('abort', onAbort);
           connection = null;
           if (signal.aborted) return;
           if (skipWait) {
             skipWait = false;
             attempt = 0;
+            dropped = null;
             continue;
           }
           const inMs = reconnectDelay(attempt++);
@@ -291,6 +329,15 @@ export function createApprovalsClient(options: ApprovalsClientOptions): Approval
       };
     },
   };
+}
+
+/**
+ * The id to resume from after an event with `id:` (SSE: an empty id forgets the last one). The
+ * gateway's ids are change numbers; anything else is not sent back (it would go into a header).
+ */
+function nextEventId(last: string | null, id: string): string | null {
+  if (id === '') return null;
+  return /^[0-9]{1,15}$/.test(id) ? id : last;
 }
 
 /** 0.5 s, 1 s, 2 s, … up to 15 s, each ±20 % so many approvers do not reconnect in step. */

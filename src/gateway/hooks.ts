@@ -33,9 +33,12 @@ export interface RequestVerdict {
   /**
    * Makes durable what rewriting the request produced (new pseudonyms): awaited after
    * rewriteRequest, before the request is recorded or sent; a rejection refuses it (with the
-   * rejection's AigovError code, else AIGOV_E_POLICY_FAILED).
+   * rejection's AigovError code, else AIGOV_E_POLICY_FAILED). When another replica stored
+   * pseudonyms for the session first (its numbers taken), the vault learns them and calls
+   * `rewriteAgain` — which rewrites every slot again from the text as sent, with rewriteRequest —
+   * before it stores again, so the request goes upstream with the placeholders every replica agrees on.
    */
-  readonly commit?: (() => Promise<void>) | null;
+  readonly commit?: ((rewriteAgain: () => void) => Promise<void>) | null;
   /** Rewrites the answer's text (mask_response, restoring pseudonyms), streamed or not. */
   readonly rewriteResponse: TextRewriter | null;
   /**

@@ -155,7 +155,7 @@ function decide(policy: CompiledPolicy, input: PolicyInput, ctx: CallContext, va
       }),
       refuse,
       rewriteRequest: rewriteText,
-      commit: lease ? () => lease.commit() : null,
+      commit: lease ? (rewriteAgain) => lease.commit(rewriteAgain) : null,
       rewriteResponse: evaluation.responseMasking || vault ? answerRewriter(evaluation.responseMasking, vault, offload && evaluation.responseMasking ? { offload, policy, endpoint: ctx.endpoint } : null) : null,
       judgeToolCall: toolJudge(policy, evaluation.toolGate, builtins),
     };

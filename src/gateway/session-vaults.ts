@@ -23,8 +23,11 @@
  *
  * Concurrency. Within one process a session has one vault object (loads are single-flight) and
  * issuing is synchronous, so two requests of one session can never give one number to two
- * values or two numbers to one value. Across processes, the store refuses the second writer:
- * its requests are refused (a retry then succeeds) and its vault catches up with the store.
+ * values or two numbers to one value. Across processes, the store refuses the second writer
+ * when its entries contradict what the first stored (the same value under the same number is no
+ * contradiction: stored as is); its vault then catches up with the store, and each request that
+ * waited on the refused write is rewritten — given the numbers every process now agrees on — and
+ * stored again (`commit(rewriteAgain)`), up to MAX_REISSUES times, before it is refused.
  *
  * Shared stores (PostgreSQL: replicas behind a load balancer, one session's requests on any of
  * them): a vault held in memory is brought up to date before each use — one query for what was
@@ -67,20 +70,29 @@ export interface VaultLease {
   readonly vault: PseudonymVault;
   /** Runs `rewrite` (which may issue placeholders from `vault`); a throw takes back what it issued. */
   issue<T>(rewrite: () => T): T;
-  /** Resolves once every placeholder this session has issued so far is stored (at once in memory mode); rejects with AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE. */
-  commit(): Promise<void>;
+  /**
+   * Resolves once every placeholder this session has issued so far is stored (at once in memory
+   * mode); rejects with AIGOV_E_PSEUDONYM_VAULT_UNAVAILABLE. When another process stored
+   * contradicting entries first, the vault learns them and `rewriteAgain` (which must issue this
+   * request's placeholders again through `issue`) is called before storing again; without it,
+   * such a conflict rejects.
+   */
+  commit(rewriteAgain?: () => void): Promise<void>;
 }
 
+/** A write's outcome for those waiting on it: stored, or refused because another process stored contradicting entries first. */
+type WriteOutcome = 'stored' | 'conflict';
+
 interface Deferred {
-  readonly promise: Promise<void>;
-  readonly resolve: () => void;
+  readonly promise: Promise<WriteOutcome>;
+  readonly resolve: (outcome: WriteOutcome) => void;
   readonly reject: (error: Error) => void;
 }
 
 function deferred(): Deferred {
-  let resolve!: () => void;
+  let resolve!: (outcome: WriteOutcome) => void;
   let reject!: (error: Error) => void;
-  const promise = new Promise<void>((res, rej) => {
+  const promise = new Promise<WriteOutcome>((res, rej) => {
     resolve = res;
     reject = rej;
   });
@@ -119,7 +131,9 @@ const FLUSH_GAP_MS = 2;
 /** Entries per write (each costs ~35 µs of event loop: seal, MAC, insert); more wait for the next write. */
 const MAX_WRITE_ENTRIES = 256;
 const PURGE_BATCH = 500;
-const RESOLVED = Promise.resolve();
+/** Rewrites of one request after conflicts with other processes' writes, before it is refused. */
+const MAX_REISSUES = 8;
+const STORED = Promise.resolve<WriteOutcome>('stored');
 
 export class SessionVaults {
   readonly #store: PseudonymStore | null;
@@ -172,7 +186,7 @@ export class SessionVaults {
   /** The session's vault for a request that pseudonymizes (loaded from the store on first use). */
   async forRequest(sessionId: string): Promise<VaultLease> {
     const slot = (await this.#slot(sessionId, true))!;
-    return { vault: slot.vault, issue: (rewrite) => this.#issue(slot, rewrite), commit: () => this.#commit(slot) };
+    return { vault: slot.vault, issue: (rewrite) => this.#issue(slot, rewrite), commit: (rewriteAgain) => this.#commitRequest(slot, rewriteAgain) };
   }
 
   /** The session's vault for restoring an answer only, or null when the session has none. */
@@ -307,9 +321,26 @@ export class SessionVaults {
     return result;
   }
 
-  #commit(slot: Slot): Promise<void> {
-    if (this.#store === null || slot.stored === slot.vault.size) return RESOLVED;
-    const waits: Promise<void>[] = [];
+  /**
+   * A request's commit: its placeholders stored, or — after another process stored contradicting
+   * entries first — learned from the store, issued again by `rewriteAgain` and stored again.
+   */
+  async #commitRequest(slot: Slot, rewriteAgain: (() => void) | undefined): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      if ((await this.#commit(slot)) === 'stored') return;
+      if (rewriteAgain === undefined || attempt > MAX_REISSUES) {
+        throw this.#unavailable(new Error(`another process stored pseudonyms for this session first${rewriteAgain ? ` (${attempt} times in a row)` : ''}`), 'store');
+      }
+      // The write that refused it already caught up; if it could not (entries were issued
+      // meanwhile), learn what the other processes stored now, after this process's own writes.
+      if (slot.stale && !(await this.#refresh(slot, true))) throw this.#unavailable(new Error('the stored vault contradicts the one in memory'), 'load');
+      rewriteAgain();
+    }
+  }
+
+  #commit(slot: Slot): Promise<WriteOutcome> {
+    if (this.#store === null || slot.stored === slot.vault.size) return STORED;
+    const waits: Promise<WriteOutcome>[] = [];
     if (slot.flight !== null) waits.push(slot.flight.done.promise);
     if (slot.vault.size > (slot.flight?.to ?? slot.stored)) {
       if (slot.next === null) {
@@ -319,7 +350,7 @@ export class SessionVaults {
       }
       waits.push(slot.next.promise);
     }
-    return waits.length === 1 ? waits[0]! : Promise.all(waits).then(() => undefined);
+    return waits.length === 1 ? waits[0]! : Promise.all(waits).then((outcomes) => (outcomes.includes('conflict') ? 'conflict' : 'stored'));
   }
 
   #scheduleFlush(): void {
@@ -366,7 +397,7 @@ export class SessionVaults {
       const done = slot.next ?? deferred();
       slot.next = null;
       if (to <= slot.stored) {
-        done.resolve(); // nothing left to store (taken back meanwhile)
+        done.resolve('stored'); // nothing left to store (taken back meanwhile)
         continue;
       }
       slot.flight = { to, done };
@@ -393,7 +424,7 @@ export class SessionVaults {
       failure = error;
     }
     const now = this.#now();
-    let refusal: AigovError | null = failure === null ? null : this.#unavailable(failure, 'store');
+    const refusal: AigovError | null = failure === null ? null : this.#unavailable(failure, 'store');
     const refused: { slot: Slot; waiting: Deferred[] }[] = [];
     batch.forEach((slot, i) => {
       const flight = slot.flight!;
@@ -402,12 +433,11 @@ export class SessionVaults {
         slot.stored = flight.to;
         slot.touchedAt = now;
         this.#reweigh(slot);
-        flight.done.resolve();
+        flight.done.resolve('stored');
         return;
       }
       // Not stored: take back every placeholder the store does not hold (their requests all wait
-      // here, none was sent) and refuse those requests.
-      refusal ??= this.#unavailable(new Error('another process stored pseudonyms for this session first'), 'store');
+      // here, none was sent).
       slot.vault.truncate(slot.stored);
       refused.push({ slot, waiting: slot.next === null ? [flight.done] : [flight.done, slot.next] });
       slot.next = null;
@@ -415,13 +445,22 @@ export class SessionVaults {
       this.#reweigh(slot);
       if (failure === null) slot.stale = true;
     });
-    // After a conflict, learn what the other process stored before the refused requests hear of
-    // it (their retry then agrees with it); if that fails the next use tries again.
-    for (const { slot } of refused) {
-      // Not through #refresh: a catch-up in flight may be waiting for this very write.
-      if (slot.stale) await this.#catchUp(slot, false).catch(() => true);
+    // A failed write refuses its requests. After a conflict, learn what the other process stored
+    // before the requests hear of it — they are then rewritten with it (or, asked to be refused
+    // on a conflict, their client's retry agrees with it); if that fails, they are refused.
+    for (const { slot, waiting } of refused) {
+      let outcome: AigovError | 'conflict' = refusal ?? 'conflict';
+      if (refusal === null) {
+        // Not through #refresh: a catch-up in flight may be waiting for this very write.
+        const caughtUp = await this.#catchUp(slot, false).catch((error: unknown) => (isAigovError(error) ? error : this.#unavailable(error, 'load')));
+        if (caughtUp === false) outcome = this.#unavailable(new Error('the stored vault contradicts the one in memory'), 'load');
+        else if (caughtUp !== true) outcome = caughtUp;
+      }
+      for (const d of waiting) {
+        if (outcome === 'conflict') d.resolve('conflict');
+        else d.reject(outcome);
+      }
     }
-    for (const { waiting } of refused) for (const d of waiting) d.reject(refusal!);
   }
 
   async #purge(): Promise<number> {

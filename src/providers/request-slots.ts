@@ -34,14 +34,16 @@ export class SlotSink {
   field(location: TextLocation, holder: Holder, key: string | number, kind: 'text' | 'json' = 'text', offset = 0): void {
     const text = (holder as Record<string | number, Json>)[key];
     if (typeof text !== 'string' || text === '') return;
+    let current = text;
     this.slots.push({
       location,
       text,
       kind,
       offset,
       set: (next) => {
-        if (next === text) return;
+        if (next === current) return;
         (holder as Record<string | number, Json>)[key] = next;
+        current = next;
         this.#changed = true;
       },
     });
@@ -72,14 +74,16 @@ export class SlotSink {
   decoded(location: TextLocation, holder: JsonObject, key: string, attached: AttachedText): void {
     const text = attached.text;
     if (text === '') return;
+    let current = text;
     this.slots.push({
       location,
       text,
       kind: 'text',
       offset: 0,
       set: (next) => {
-        if (next === text) return;
+        if (next === current) return;
         holder[key] = attached.encode(next);
+        current = next;
         this.#changed = true;
       },
     });
@@ -122,6 +126,8 @@ class JsonSlot implements TextSlot {
   readonly kind = 'json';
   readonly offset = 0;
   #text: string | (() => string);
+  /** What the body holds now (null: still the text as sent). */
+  #current: string | null = null;
   readonly #write: (next: string) => void;
 
   constructor(location: TextLocation, text: string | (() => string), write: (next: string) => void) {
@@ -136,7 +142,9 @@ class JsonSlot implements TextSlot {
   }
 
   set(next: string): void {
-    if (next !== this.text) this.#write(next);
+    if (next === (this.#current ?? this.text)) return;
+    this.#write(next);
+    this.#current = next;
   }
 }
 

@@ -17,7 +17,11 @@ export interface VaultAppend {
   readonly entries: readonly VaultEntry[];
 }
 
-/** Per append: stored, or refused because the store already gives one of its placeholders another value or one of its values another placeholder (another process issued them first). */
+/**
+ * Per append: stored, or refused because the store already gives one of its placeholders another
+ * value or one of its values another placeholder (another process issued them first). Entries
+ * the store already holds exactly so (same placeholder, same value) are no conflict.
+ */
 export type AppendOutcome = 'stored' | 'conflict';
 
 /** Entries of one session's vault, values opened, and where a later `load` may continue from. */

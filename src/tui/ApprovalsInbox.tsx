@@ -2,7 +2,10 @@
  * `aigov approvals`: the approver's live inbox. Pending approvals arrive over the gateway's event
  * stream without refreshing; decided and expired ones leave the pending list and stay below it,
  * marked. A detail pane shows the redacted preview, requester, rule, model, a live countdown and
- * the votes so far; `a`/`d` open a one-line reason prompt, `r` reconnects, `q` quits.
+ * the votes so far; `a`/`d` open a one-line reason prompt, `r` reconnects, `q` quits. A dropped
+ * connection (gateway restarted, replica gone behind the load balancer) is retried by itself with
+ * backoff while the list stays on screen marked "reconnecting…"; the watch resumes after the last
+ * event it saw, so what was decided meanwhile arrives as events.
  *
  * Plain text and ANSI only (no mouse, no wide layout tricks), so it works over SSH; colours
  * degrade to nothing while the `›` marker still shows the selection. Loaded with `await import()`
@@ -57,11 +60,22 @@ interface StatusLine {
   readonly hint?: string;
 }
 
-type Connection = { readonly state: 'connecting' } | { readonly state: 'live' } | { readonly state: 'retrying'; readonly at: number; readonly reason: string };
+type Connection =
+  | { readonly state: 'connecting' }
+  | { readonly state: 'live' }
+  /** Connecting again, resuming after the last event seen: after a drop (`reason`), or asked (`r`: null). */
+  | { readonly state: 'reconnecting'; readonly reason: string | null }
+  /** Waiting `at` for the next attempt; `resuming`: it was live before (what it shows is kept, and caught up on). */
+  | { readonly state: 'retrying'; readonly at: number; readonly reason: string; readonly resuming: boolean };
 
 const RECONNECTING = 'Reconnecting…';
 const TONE_COLOR = { info: undefined, ok: 'green', error: 'red' } as const;
 
+
+/** Why the stream dropped, without the "Cannot reach the gateway at URL" every such error starts with. */
+function dropReason(error: Error): string {
+  return error.message.replace(/^Cannot reach the aigov gateway at \S+: /, '').replace(/\.$/, '');
+}
 
 function errorStatus(error: unknown): StatusLine {
   if (isAigovError(error)) return { tone: 'error', text: `✘ ${error.message}`, hint: error.hint };
@@ -74,13 +88,22 @@ function ConnectionBadge({ connection }: { connection: Connection }) {
       return <Text color="green">● live</Text>;
     case 'connecting':
       return <Text color="yellow">○ connecting…</Text>;
+    case 'reconnecting':
+      return <Text color="yellow">○ reconnecting…</Text>;
     case 'retrying':
-      return <Text color="red">○ offline</Text>;
+      return connection.resuming ? <Text color="red">○ reconnecting…</Text> : <Text color="red">○ offline</Text>;
   }
 }
 
 /** The line under the title: why the inbox is offline and when it tries again. */
 function ConnectionDetail({ connection, now }: { connection: Connection; now: number }) {
+  if (connection.state === 'reconnecting' && connection.reason !== null) {
+    return (
+      <Text color="yellow" wrap="truncate-end">
+        Disconnected ({connection.reason}); reconnecting… what changed meanwhile follows
+      </Text>
+    );
+  }
   if (connection.state !== 'retrying') return <Text> </Text>;
   return (
     <Text color="red" wrap="truncate-end">
@@ -184,12 +207,14 @@ export function ApprovalsInbox({ client, me = null, gatewayUrl, now = Date.now, 
   useEffect(() => {
     mounted.current = true;
     const controller = new AbortController();
+    let wasLive = false;
     watchRef.current = client.watch(
       'decide',
       {
         onSnapshot: (approvals) => {
-          // After a reconnection, what left the pending list meanwhile was decided or expired:
-          // ask how, so it shows marked instead of silently vanishing.
+          // After a reconnection the gateway could not resume (it sent a snapshot instead of the
+          // missed changes), what left the pending list meanwhile was decided or expired: ask how,
+          // so it shows marked instead of silently vanishing.
           const ids = new Set(approvals.map((a) => a.id));
           const gone = itemsRef.current.pending.filter((v) => !ids.has(v.id)).slice(0, 20);
           updateItems((current) => applySnapshot(current, approvals));
@@ -204,7 +229,14 @@ export function ApprovalsInbox({ client, me = null, gatewayUrl, now = Date.now, 
         },
         onApproval: (approval) => updateItems((current) => applyApproval(current, approval)),
         onStatus: (s: WatchStatus) => {
-          setConnection(s.state === 'retrying' ? { state: 'retrying', at: now() + s.inMs, reason: s.error.message.replace(/^Cannot reach the aigov gateway at \S+: /, '').replace(/\.$/, '') } : s);
+          if (s.state === 'live') wasLive = true;
+          setConnection(
+            s.state === 'retrying'
+              ? { state: 'retrying', at: now() + s.inMs, reason: dropReason(s.error), resuming: wasLive }
+              : s.state === 'reconnecting'
+                ? { state: 'reconnecting', reason: s.error && dropReason(s.error) }
+                : s,
+          );
           if (s.state === 'live') setStatus((current) => (current?.text === RECONNECTING ? null : current));
         },
       },

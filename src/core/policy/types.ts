@@ -173,7 +173,10 @@ export interface TextSlot {
   /** `json`: the text of JSON (tool-call arguments), where a replacement must keep it valid. */
   readonly kind: 'text' | 'json';
   readonly offset: number;
-  /** Writes the string back into the body (serialized once, only if some slot changed). */
+  /**
+   * Writes the string into the body (serialized once, only if some slot changed). May be called
+   * again, e.g. with a new rewrite of `text`, or `text` itself to put it back.
+   */
   set(next: string): void;
 }
 

@@ -105,6 +105,9 @@ export function createApprovalsApi(deps: { service: ApprovalService; verifier: T
     const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), deps.keepAliveMs ?? KEEP_ALIVE_MS);
     res.on('close', () => clearInterval(keepAlive));
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+    // Sent now, not with the first event: a resumed stream with nothing missed has no event to
+    // send yet, and its client is live as soon as it has the answer.
+    res.flushHeaders();
     if (watch.replay === null) {
       const pending = (await deps.service.list(actor, { scope, states: ['pending'], limit: 1000 })).filter((a) => session === null || a.sessionId === session);
       send('snapshot', { approvals: pending.map((a) => toApprovalView(a, actor, now())) }, watch.position);

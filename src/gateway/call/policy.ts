@@ -28,18 +28,21 @@ export async function applyPolicy(call: CallState, principal: Principal, parsed:
   // A refused request is rewritten too: then what the hook returns is only what gets recorded.
   // Policy writes into the codec's text slots; the body is serialized once, only if one changed.
   const rewrite = verdict.rewriteRequest;
-  if (rewrite !== null && parsed.read.slots.length > 0) {
-    try {
-      for (const slot of parsed.read.slots) slot.set(rewrite(slot));
-      bodyText = parsed.read.serialize();
-    } catch (error) {
-      call.failPolicy(error, 'request rewriting failed; refusing the request');
-      return null;
-    }
+  const rewriteAll = (): void => {
+    if (rewrite === null || parsed.read.slots.length === 0) return;
+    for (const slot of parsed.read.slots) slot.set(rewrite(slot));
+    bodyText = parsed.read.serialize();
+  };
+  try {
+    rewriteAll();
+  } catch (error) {
+    call.failPolicy(error, 'request rewriting failed; refusing the request');
+    return null;
   }
   if (verdict.commit) {
     try {
-      await verdict.commit();
+      // Called again when another replica numbered the session's pseudonyms first (see RequestVerdict.commit).
+      await verdict.commit(rewriteAll);
     } catch (error) {
       call.failPolicy(error, 'storing what the request rewrite produced failed; refusing the request');
       return null;

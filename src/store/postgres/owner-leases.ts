@@ -18,6 +18,18 @@
  *      finishes are refused (the calls already have their result) — nothing is written twice.
  * A live owner (lease fresh) is never probed, so its calls are never touched.
  *
+ * A lease's silence is evidence only while this replica could see the database: after its own
+ * renewals failed (the database restarting cuts every replica off at once, and the others renew
+ * again a moment after this one), it judges nobody by lease until it has renewed without a break
+ * for `quietMs` (`leaseMs` before it evicts). An owner without a lease (it closed with calls
+ * still pending, or a row from before leases) is judged by its lock alone.
+ *
+ * At open ({@link settleAtOpen}) the owners whose lock is free are settled at once — what a crash
+ * left — except those whose lease was renewed lately: a replica killed a moment ago, or a live one
+ * whose lock connection is reconnecting (its pool still renews its lease). Those are watched for
+ * `quietMs` (the open waits that long, only when there are such): one that renews is alive and
+ * left alone; one that does not, and whose lock is still free, is settled.
+ *
  * The cost per replica and sweep: one upsert and one indexed select (pending calls by owner).
  */
 import type { OwnerLock } from './owner-lock.ts';
@@ -50,8 +62,14 @@ export interface OwnerLeasesOptions {
 
 interface Candidate {
   readonly owner: string;
+  /** It has a lease (renewed at least once; not ended by a clean close). */
+  readonly leased: boolean;
+  /** Its lease not renewed for quietMs (or none). */
   readonly quiet: boolean;
+  /** Its lease not renewed for leaseMs. */
   readonly expired: boolean;
+  /** When its lease was last renewed (database clock, epoch ms as text), or null. */
+  readonly renewed: string | null;
 }
 
 export class OwnerLeases {
@@ -62,6 +80,11 @@ export class OwnerLeases {
   #failing = false;
   #settled = 0;
   #evicted = 0;
+  /**
+   * Since when (performance.now()) this replica's renewals have succeeded without a break; null
+   * after one failed. Taking the owner lock renewed the lease: the store opens with it set.
+   */
+  #renewingSince: number | null = performance.now();
 
   constructor(options: OwnerLeasesOptions) {
     this.#o = options;
@@ -95,55 +118,129 @@ export class OwnerLeases {
 
   async #tick(): Promise<void> {
     try {
-      await this.#o.owner.heartbeat(this.#o.pool);
-      const settled = await this.sweep(false);
+      await this.#renew();
+      const settled = await this.sweep();
       this.#failing = false;
       if (settled > 0) this.#o.onSettled(settled);
     } catch (err) {
+      this.#renewingSince = null;
       if (!this.#failing) this.#o.report(`renewing this replica's lease or settling stopped replicas' calls failed (retried every ${this.#o.timings.intervalMs} ms): ${this.#o.describe(err)}`);
       this.#failing = true;
     }
   }
 
-  /**
-   * One sweep; returns how many calls it settled. `atOpen`: every owner whose lock is free is
-   * settled at once, whatever its lease says (a store opening after a crash settles what the
-   * crash left, as before leases existed); no eviction then.
-   */
-  async sweep(atOpen: boolean): Promise<number> {
+  async #renew(): Promise<void> {
+    try {
+      await this.#o.owner.heartbeat(this.#o.pool);
+    } catch (err) {
+      this.#renewingSince = null;
+      throw err;
+    }
+    this.#renewingSince ??= performance.now();
+  }
+
+  /** How long this replica has seen the database without a break (its own renewals succeeding), ms. */
+  #watchedMs(): number {
+    return this.#renewingSince === null ? 0 : performance.now() - this.#renewingSince;
+  }
+
+  async #candidates(): Promise<Candidate[]> {
     const { pool, owner: me, timings } = this.#o;
     const res = await pool.query<Candidate>({
       name: 'aigov_lease_candidates',
       text: `WITH now AS (SELECT ${DB_NOW_MS} AS ms)
              SELECT o.id AS owner,
+                    (o.heartbeat_at IS NOT NULL) AS leased,
                     (o.heartbeat_at IS NULL OR o.heartbeat_at < now.ms - $2) AS quiet,
-                    (o.heartbeat_at IS NOT NULL AND o.heartbeat_at < now.ms - $3) AS expired
+                    (o.heartbeat_at IS NOT NULL AND o.heartbeat_at < now.ms - $3) AS expired,
+                    o.heartbeat_at::text AS renewed
              FROM owners o, now WHERE o.id <> $1
              UNION
-             SELECT DISTINCT c.owner, true, false FROM calls c
+             SELECT DISTINCT c.owner, false, true, false, NULL::text FROM calls c
              WHERE c.status = 'pending' AND c.owner IS NOT NULL AND c.owner <> $1 AND NOT EXISTS (SELECT 1 FROM owners o WHERE o.id = c.owner)`,
       values: [me.id, timings.quietMs, timings.leaseMs],
     });
+    return res.rows;
+  }
+
+  /**
+   * One sweep while the store runs; returns how many calls it settled. An owner whose lease is
+   * quiet is probed (and settled if its lock is free) only once this replica has watched the
+   * database for quietMs itself; an expired one is evicted only after leaseMs of that.
+   */
+  async sweep(): Promise<number> {
+    const { owner: me, timings } = this.#o;
+    const rows = await this.#candidates();
+    const watched = this.#watchedMs();
     let settled = 0;
-    for (const { owner, quiet, expired } of res.rows) {
-      if (this.#stopped && !atOpen) break;
-      if (!atOpen && !quiet) continue; // alive: never probed
+    for (const { owner, leased, quiet, expired } of rows) {
+      if (this.#stopped) break;
+      if (!quiet) continue; // alive: never probed
+      if (leased && watched < timings.quietMs) continue; // silent maybe only because nobody could renew: judged later
       if (!(await me.probe(owner))) {
-        if (!atOpen && expired && (await me.evict(owner))) {
+        if (expired && watched >= timings.leaseMs && (await me.evict(owner))) {
           this.#evicted++;
           this.#o.report(`a replica's lease expired while it held its lock (frozen or cut off): its lock connection was ended; its calls are settled at the next sweep`);
         }
         continue;
       }
-      try {
-        settled += await this.#o.settle(owner);
-      } catch (err) {
-        this.#o.report(`settling calls left pending by a stopped gateway failed; they stay pending until a later sweep: ${this.#o.describe(err)}`);
-      } finally {
-        await me.releaseProbe(owner);
-      }
+      settled += await this.#settleProbed(owner);
     }
-    if (!atOpen) this.#settled += settled;
+    this.#settled += settled;
     return settled;
+  }
+
+  /**
+   * At open: settles every owner whose lock is free (what a crash left), whatever its lease says
+   * — except owners whose lease was renewed within leaseMs: those are watched until this replica
+   * has seen them silent for quietMs (the open waits that long), then settled if their lock is
+   * still free. One that renews meanwhile is alive (its lock connection is reconnecting). Returns
+   * how many calls it settled; no eviction here.
+   */
+  async settleAtOpen(): Promise<number> {
+    const { pool, owner: me, timings } = this.#o;
+    const since = performance.now();
+    let settled = 0;
+    /** Owners whose lock is free and whose lease was renewed lately, with that renewal. */
+    const watched = new Map<string, string | null>();
+    for (const { owner, leased, expired, renewed } of await this.#candidates()) {
+      if (!(await me.probe(owner))) continue; // its lock is held: alive (or frozen: the sweeps evict it)
+      if (leased && !expired) {
+        await me.releaseProbe(owner);
+        watched.set(owner, renewed);
+        continue;
+      }
+      settled += await this.#settleProbed(owner);
+    }
+    while (watched.size > 0) {
+      const left = timings.quietMs - (performance.now() - since);
+      if (left <= 0) break;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(left, Math.max(10, timings.intervalMs / 4))));
+      await this.#renew(); // ours stays fresh while we wait
+      const now = await pool.query<{ id: string; renewed: string | null }>({
+        name: 'aigov_lease_renewals',
+        text: 'SELECT id, heartbeat_at::text AS renewed FROM owners WHERE id = ANY($1::text[])',
+        values: [[...watched.keys()]],
+      });
+      const renewals = new Map(now.rows.map((r) => [r.id, r.renewed]));
+      // Renewed since: alive. Row gone: another replica settled it, or it closed cleanly.
+      for (const [owner, renewed] of watched) if (!renewals.has(owner) || renewals.get(owner) !== renewed) watched.delete(owner);
+    }
+    for (const owner of watched.keys()) {
+      if (await me.probe(owner)) settled += await this.#settleProbed(owner);
+    }
+    return settled;
+  }
+
+  /** Settles an owner whose key we hold (me.probe succeeded), then lets the key go. */
+  async #settleProbed(owner: string): Promise<number> {
+    try {
+      return await this.#o.settle(owner);
+    } catch (err) {
+      this.#o.report(`settling calls left pending by a stopped gateway failed; they stay pending until a later sweep: ${this.#o.describe(err)}`);
+      return 0;
+    } finally {
+      await this.#o.owner.releaseProbe(owner);
+    }
   }
 }

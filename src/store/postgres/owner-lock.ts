@@ -135,8 +135,11 @@ export class OwnerLock {
     this.#held = false;
     if (client === null) return;
     try {
-      // Nothing left pending: nobody needs to probe us any more.
+      // Nothing left pending: nobody needs to probe us any more. Else our lease ends here, so the
+      // next replica to look settles those calls at once (by our free lock) instead of watching
+      // whether we still renew it.
       await client.query("DELETE FROM owners WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM calls WHERE owner = $1 AND status = 'pending')", [this.id]);
+      await client.query('UPDATE owners SET heartbeat_at = NULL WHERE id = $1', [this.id]);
     } catch {
       // the row stays; the next store to open probes it, finds it gone and removes it
     }

@@ -11,8 +11,10 @@
  * that session's `pseudonym_sessions` row, and holds it until COMMIT. So, per session,
  * - the check "none of these placeholders or values is taken" runs after every earlier writer
  *   committed (a statement of its own, so its snapshot comes after the lock): a conflicting append
- *   is refused as a whole ('conflict') and its replica reloads — never two values for one
- *   placeholder, never two placeholders for one value;
+ *   is refused as a whole ('conflict') and its replica catches up and issues again — never two
+ *   values for one placeholder, never two placeholders for one value. An entry already stored as
+ *   is (the same value under the same placeholder: two replicas gave a session's first value its
+ *   first number at the same moment) is no conflict: it is left as stored, the rest appended;
  * - `seq` (a global identity) grows in commit order: a replica that has seen everything up to
  *   seq s asks only for `seq > s` and misses nothing. That is how a vault held in memory is
  *   brought up to date on each use (SessionVaults, `shared`) with one indexed query that returns
@@ -111,17 +113,23 @@ const LOCK_SESSIONS = `
   SELECT id, $2 FROM unnest($1::text[]) AS u(id) ORDER BY id
   ON CONFLICT (session_id) DO UPDATE SET last_used_at = greatest(pseudonym_sessions.last_used_at, excluded.last_used_at)`;
 
-/** Inserts every append none of whose placeholders or values is taken; returns the sessions refused. */
+/**
+ * Inserts every append none of whose placeholders is taken by another value nor values by another
+ * placeholder (entries stored exactly so already are skipped); returns the sessions refused.
+ */
 const APPEND = `
   WITH batch AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::bytea[], $5::bytea[]) WITH ORDINALITY AS b(session_id, label, n, value_mac, sealed, ord)
   ), refused AS (
     SELECT DISTINCT b.session_id FROM batch b
-    WHERE EXISTS (SELECT 1 FROM pseudonym_entries e WHERE e.session_id = b.session_id AND e.label = b.label AND e.n = b.n)
-       OR EXISTS (SELECT 1 FROM pseudonym_entries e WHERE e.session_id = b.session_id AND e.label = b.label AND e.value_mac = b.value_mac)
+    WHERE EXISTS (SELECT 1 FROM pseudonym_entries e WHERE e.session_id = b.session_id AND e.label = b.label AND e.n = b.n AND e.value_mac <> b.value_mac)
+       OR EXISTS (SELECT 1 FROM pseudonym_entries e WHERE e.session_id = b.session_id AND e.label = b.label AND e.value_mac = b.value_mac AND e.n <> b.n)
   ), stored AS (
     INSERT INTO pseudonym_entries (session_id, label, n, value_mac, sealed, created_at)
-    SELECT session_id, label, n, value_mac, sealed, $6 FROM batch WHERE session_id NOT IN (SELECT session_id FROM refused) ORDER BY ord
+    SELECT session_id, label, n, value_mac, sealed, $6 FROM batch b
+    WHERE session_id NOT IN (SELECT session_id FROM refused)
+      AND NOT EXISTS (SELECT 1 FROM pseudonym_entries e WHERE e.session_id = b.session_id AND e.label = b.label AND e.n = b.n)
+    ORDER BY ord
   )
   SELECT session_id FROM refused`;
 

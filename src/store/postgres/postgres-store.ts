@@ -185,7 +185,7 @@ export class PostgresRecordingStore implements RecordingStore {
     });
     store.#leases = leases;
     try {
-      store.#settledAtOpen = await leases.sweep(true);
+      store.#settledAtOpen = await leases.settleAtOpen();
     } catch (err) {
       await store.close();
       throw failed(`cannot look for calls left by stopped gateways: ${describePgError(err, options.url)}`);

@@ -6,7 +6,8 @@
  * HMAC of it for the "one placeholder per value" unique index, and the session, label and number
  * in clear (none of them is personal data). Two processes on the same file cannot give one
  * number to two values, or two numbers to one value: the second insert fails on a unique index
- * (outcome 'conflict') and its caller reloads.
+ * (outcome 'conflict') and its caller reloads. An entry already stored exactly so (the same value
+ * under the same number) is no conflict: it is skipped.
  *
  * `pseudonym_keys` remembers which key sealed the vault; opening with another key fails with
  * AIGOV_E_PSEUDONYM_KEY_MISMATCH and changes nothing.
@@ -107,6 +108,7 @@ export class SqlitePseudonymStore implements PseudonymStore {
   readonly #sealer: PseudonymSealer;
   readonly #select: StatementSync;
   readonly #insert: StatementSync;
+  readonly #storedMac: StatementSync;
   readonly #upsertSession: StatementSync;
   readonly #touch: StatementSync;
   readonly #expired: StatementSync;
@@ -119,6 +121,7 @@ export class SqlitePseudonymStore implements PseudonymStore {
     this.#sealer = sealer;
     this.#select = db.prepare('SELECT label, n, sealed FROM pseudonym_entries WHERE session_id = ? ORDER BY label, n');
     this.#insert = db.prepare('INSERT INTO pseudonym_entries (session_id, label, n, value_mac, sealed, created_at) VALUES (?, ?, ?, ?, ?, ?)');
+    this.#storedMac = db.prepare('SELECT value_mac FROM pseudonym_entries WHERE session_id = ? AND label = ? AND n = ?');
     this.#upsertSession = db.prepare(
       'INSERT INTO pseudonym_sessions (session_id, last_used_at) VALUES (?, ?) ON CONFLICT (session_id) DO UPDATE SET last_used_at = max(last_used_at, excluded.last_used_at)',
     );
@@ -154,7 +157,10 @@ export class SqlitePseudonymStore implements PseudonymStore {
         this.#db.exec('SAVEPOINT vault_append');
         try {
           for (const [label, n, value] of entries) {
-            this.#insert.run(sessionId, label, n, this.#sealer.mac(sessionId, label, value), this.#sealer.seal(sessionId, label, n, value), now);
+            const mac = this.#sealer.mac(sessionId, label, value);
+            const stored = this.#storedMac.get(sessionId, label, n)?.['value_mac'];
+            if (stored instanceof Uint8Array && Buffer.from(stored).equals(mac)) continue; // stored so already
+            this.#insert.run(sessionId, label, n, mac, this.#sealer.seal(sessionId, label, n, value), now);
           }
           this.#upsertSession.run(sessionId, now);
           this.#db.exec('RELEASE vault_append');
