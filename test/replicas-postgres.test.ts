@@ -18,13 +18,20 @@
  *   C's held approval is still decided through B and the retried request goes through on A (the
  *   retry_window flow); nothing is left pending; `aigov audit verify --config` passes.
  * - The survivors stop gracefully and sign the chain's head: `--require-signed` passes.
+ * - A webhook receiver (approvals.webhooks in the shared configuration, a real HTTP server that
+ *   checks each notice's HMAC signature) got every approval notice of the run — [h1] created on A
+ *   and decided on B, [h2] created on C and decided on B after C's death — each delivery id
+ *   exactly once across the three replicas; the outbox holds each as delivered on its first
+ *   attempt; no notice holds the held prompts' secret, address or words.
  *
  * Waits are for events (a log line, an SSE event, a request reaching the upstream, a stream's
- * first words), each bounded by a deadline; the load is light (this runs on 2 cores in CI).
+ * first words, a webhook notice), each bounded by a deadline; the one thing with no event of its
+ * own (the outbox settled before the kill) is re-read from the database at each event of the
+ * load; the load is light (this runs on 2 cores in CI).
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHmac, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -42,6 +49,7 @@ import { fetchAsUser } from './support/fetch-as-user.ts';
 import { checkPgAuditChain } from './support/pg-audit-check.ts';
 import { pgQuery, usePgDatabases } from './support/pg-databases.ts';
 import { loadTranscript, startReplayUpstream, type ReceivedRequest, type ReplayUpstream, type Transcript } from './support/replay-upstream.ts';
+import { answer, SECRET_PATH, startReceiver, type Received, type Receiver } from './support/webhook-receivers.ts';
 
 const BUILT = isBuilt('commands/server.js', 'commands/audit/verify.js');
 const freshPg = usePgDatabases();
@@ -51,6 +59,10 @@ const AUDIENCE = 'https://aigov.replicas.test';
 const HOLD_WORDS = 'production password';
 // Built at run time: no address literal for a reader to grep.
 const JANE = ['jane.doe', 'example.com'].join('@');
+/** A password the held prompts carry: no webhook notice may hold it (nor the address, nor the prompt's words). */
+const PROMPT_SECRET = `Hx-${randomBytes(6).toString('hex')}`;
+/** The webhook receiver's HMAC key, given to the replicas by reference (\${REPLICAS_WEBHOOK_SECRET}). */
+const WEBHOOK_SECRET = randomBytes(24).toString('hex');
 const STEP_MS = 15_000;
 
 const POLICY = `version: 1
@@ -152,6 +164,65 @@ class Waiters {
       check();
     });
   }
+  /** As until(), for a read that has to ask something (the database): one read at a time, again after a poke that came meanwhile. */
+  untilAsync<T>(read: () => Promise<T | undefined>, what: string, ms = STEP_MS): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let reading = false;
+      let again = false;
+      const stop = (): void => {
+        this.#waiting.delete(check);
+        clearTimeout(timer);
+      };
+      const check = (): void => {
+        if (reading) {
+          again = true;
+          return;
+        }
+        reading = true;
+        again = false;
+        read().then(
+          (value) => {
+            reading = false;
+            if (!this.#waiting.has(check)) return;
+            if (value !== undefined) {
+              stop();
+              resolve(value);
+            } else if (again) check();
+          },
+          (error: unknown) => {
+            reading = false;
+            stop();
+            reject(error instanceof Error ? error : new Error(String(error)));
+          },
+        );
+      };
+      const timer = setTimeout(() => {
+        this.#waiting.delete(check);
+        reject(new Error(`not seen within ${ms} ms: ${what}`));
+      }, ms);
+      this.#waiting.add(check);
+      check();
+    });
+  }
+}
+
+/** A notice as the receiver got it: its body parsed, and whether its signature checked out. */
+interface Notice {
+  readonly received: Received;
+  readonly signed: boolean;
+  readonly body: { type: string; id: string; gateway_url: string; approval: { id: string; state: string; requester: { sub: string }; votes: { by: { sub: string }; decision: string; reason: string | null }[]; preview?: unknown }; text: string } | null;
+}
+
+/**
+ * What a receiver does (docs/webhooks.md): the HMAC-SHA256 of `<timestamp>.<raw body>` keyed with
+ * the configured secret, computed here independently of the gateway's code, and a timestamp
+ * within five minutes.
+ */
+function signatureValid(r: Received): boolean {
+  const timestamp = String(r.headers['x-aigov-timestamp'] ?? '');
+  if (!/^\d+$/.test(timestamp) || Math.abs(Date.now() / 1000 - Number(timestamp)) > 300) return false;
+  const expected = `v1=${createHmac('sha256', WEBHOOK_SECRET).update(`${timestamp}.${r.body}`).digest('hex')}`;
+  return String(r.headers['x-aigov-signature'] ?? '').split(/[\s,]+/).includes(expected);
 }
 
 describe('three aigov server replicas on one PostgreSQL database', { timeout: 120_000, skip: BUILT ? false : 'run `npm run build` first' }, () => {
@@ -163,6 +234,9 @@ describe('three aigov server replicas on one PostgreSQL database', { timeout: 12
   let upstream: ReplayUpstream;
   let idp: DevIdp;
   let idpServer: Server;
+  /** The organization's webhook receiver (every replica posts to it); notices in the order they arrived. */
+  let receiver: Receiver;
+  const notices: Notice[] = [];
   let alice = '';
   let bob = '';
   const replicas: Replica[] = [];
@@ -203,6 +277,19 @@ describe('three aigov server replicas on one PostgreSQL database', { timeout: 12
     dbUrl = db.url;
     dir = mkdtempSync(join(tmpdir(), 'aigov-replicas-'));
     upstream = await startReplayUpstream();
+    receiver = await startReceiver((r, _nth, res) => {
+      const signed = signatureValid(r);
+      let body: Notice['body'] = null;
+      try {
+        body = JSON.parse(r.body) as Notice['body'];
+      } catch {
+        // kept as null: the assertions name it
+      }
+      notices.push({ received: r, signed, body });
+      // A receiver refuses what it cannot authenticate; the gateway does not retry a 401.
+      answer(res, signed ? 200 : 401);
+      events.poke();
+    });
     idpServer = createServer((req, res) => idp.handle(req, res));
     await new Promise<void>((resolve) => idpServer.listen(0, '127.0.0.1', resolve));
     const issuer = `http://127.0.0.1:${(idpServer.address() as AddressInfo).port}/oidc`;
@@ -222,6 +309,7 @@ describe('three aigov server replicas on one PostgreSQL database', { timeout: 12
       'policy: { file: policy.yaml }',
       'pseudonyms: { key: "${AIGOV_PSEUDONYM_KEY}" }',
       'audit: { signing_key: { file: audit-signing.key }, checkpoint_interval: 5s, auditor_groups: [auditors] }',
+      `approvals: { webhooks: [{ url: "${receiver.url}", secret: "\${REPLICAS_WEBHOOK_SECRET}" }] }`,
       'limits: { shutdown_grace_ms: 3000 }',
       'logging: { level: warn }',
       '',
@@ -237,6 +325,7 @@ describe('three aigov server replicas on one PostgreSQL database', { timeout: 12
       REPLICAS_OPENAI_KEY: 'sk-replicas-not-a-real-key-00000000000000',
       REPLICAS_ANTHROPIC_KEY: 'sk-ant-replicas-not-a-real-key-000000000',
       AIGOV_PSEUDONYM_KEY: randomBytes(32).toString('base64'),
+      REPLICAS_WEBHOOK_SECRET: WEBHOOK_SECRET,
     };
 
     routeUpstream();
@@ -253,6 +342,7 @@ describe('three aigov server replicas on one PostgreSQL database', { timeout: 12
     for (const r of replicas) if (r.proc.exitCode === null && r.proc.signalCode === null) r.proc.kill('SIGKILL');
     await Promise.all(replicas.map((r) => r.exited));
     await upstream?.close();
+    await receiver?.close();
     await idp?.close();
     idpServer?.closeAllConnections();
     await new Promise((resolve) => idpServer?.close(resolve));
@@ -317,7 +407,7 @@ describe('three aigov server replicas on one PostgreSQL database', { timeout: 12
 
   it('a request held on A is approved through B and completes on A', async () => {
     const a = byName('A');
-    const answer = openai(a, 'ses-held').chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[h1] what is the ${HOLD_WORDS} policy?` }] }).withResponse();
+    const answer = openai(a, 'ses-held').chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[h1] what is the ${HOLD_WORDS} policy? Mine is ${PROMPT_SECRET}, ask ${JANE}` }] }).withResponse();
     const id = await pendingApproval('h1');
     assert.equal(upstream.received.filter((r) => lastUserText(r).includes('[h1]')).length, 0, 'nothing goes upstream while held');
     const approved = await fetchAsUser(byName('B').url, bob, `/aigov/v1/approvals/${id}/approve`, { method: 'POST', body: { reason: 'fine' } });
@@ -429,11 +519,18 @@ describe('three aigov server replicas on one PostgreSQL database', { timeout: 12
         return { callId, rest };
       }));
       const doomedBodies = [1, 2].map((i) => openai(c, 'ses-doomed').chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `doomed body ${i}` }] }).then(() => 'answered', () => 'cut'));
-      const heldPrompt = `[h2] rotate the ${HOLD_WORDS} tonight`;
+      const heldPrompt = `[h2] rotate the ${HOLD_WORDS} ${PROMPT_SECRET} tonight, then tell ${JANE}`;
       const heldOnC = openai(c, 'ses-held-c').chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: heldPrompt }] }).then(() => 'answered', () => 'cut');
       const heldId = await pendingApproval('h2');
       await events.until(() => (heldUpstream.length === 2 ? true : undefined), 'both doomed bodies at the upstream');
       await events.until(() => (outcomes.filter((o) => o.replica === 'C' && o.complete).length >= 4 && outcomes.filter((o) => o.complete).length >= 12 ? true : undefined), 'load answered on every replica');
+      // Not during a webhook post: [h2]'s created notice reached the receiver and every outbox row
+      // is settled. (C may be the replica that posted it; killed between the receiver's 200 and
+      // the settle, C would leave the row claimed, and another replica would post it again once
+      // the lease ends — 2 minutes, not configurable in the gateway config — a second arrival of
+      // the same id, as docs/webhooks.md says. That case is the outbox tests'; here it is exactly once.)
+      await events.until(() => (noticesOf(heldId).some((n) => n.body?.type === 'approval.created') ? true : undefined), '[h2]\'s created notice at the webhook receiver');
+      await events.untilAsync(async () => ((await pgQuery(dbUrl, "SELECT 1 FROM webhook_outbox WHERE state = 'pending'")).length === 0 ? true : undefined), 'the webhook outbox settled before the kill');
 
       live.splice(live.indexOf(c), 1); // the balancer stops sending to C …
       const killedAt = Date.now();
@@ -454,6 +551,8 @@ describe('three aigov server replicas on one PostgreSQL database', { timeout: 12
       assert.equal(retried.data.object, 'chat.completion');
       const retriedCall = (await session(a, 'ses-held-c')).calls.find((x) => x.id === retried.response.headers.get('x-aigov-call-id'));
       assert.deepEqual([retriedCall?.status, retriedCall?.decisions.find((d) => d.stage === 'approval')?.reason], ['completed', `${heldId} approved earlier by bob@aigov.dev; used by this retry`]);
+      // The decision of C's approval is announced by a survivor (checked whole after the survivors stop).
+      await events.until(() => (noticesOf(heldId).some((n) => n.body?.type === 'approval.decided') ? true : undefined), '[h2]\'s decided notice at the webhook receiver');
       // Still under load on the survivors for a moment after all that.
       const after = outcomes.length;
       await events.until(() => (outcomes.length >= after + 6 ? true : undefined), 'load on the survivors after the kill');
@@ -510,11 +609,6 @@ describe('three aigov server replicas on one PostgreSQL database', { timeout: 12
     await checkPgAuditChain(dbUrl);
   });
 
-  // TODO(issue 14, webhook outbox): the webhook-once assertion goes here once the outbox lands — a
-  // receiver configured in approvals.webhooks sees each approval event of the runs above (held on
-  // A, decided on B; held on C, decided after C's death) exactly once, whichever replica sent it.
-  void it.todo('a webhook receiver sees each approval event once across the three replicas (lands with the webhook outbox)');
-
   it('the survivors stop gracefully, signing the chain\'s head: audit verify --require-signed passes', async () => {
     for (const r of [byName('A'), byName('B')]) r.proc.kill('SIGTERM');
     for (const r of [byName('A'), byName('B')]) assert.deepEqual(await r.exited, { code: 0, signal: null }, r.log);
@@ -523,6 +617,59 @@ describe('three aigov server replicas on one PostgreSQL database', { timeout: 12
     const report = JSON.parse(verify.stdout) as { ok: boolean; checkpoints?: unknown };
     assert.equal(report.ok, true);
   });
+
+  // After the survivors stopped: nobody can post any more (a graceful stop lets posts in flight
+  // finish and records them), so what the receiver holds now is final, and the outbox says
+  // whether anything would be posted again by a replica started later.
+  it('a webhook receiver got each approval notice of the run exactly once, signed, across the three replicas', async () => {
+    const [a, b, c] = [byName('A'), byName('B'), byName('C')];
+    const h1 = inbox.get('h1')?.id;
+    const h2 = inbox.get('h2')?.id;
+    assert.ok(h1 !== undefined && h2 !== undefined, 'both approvals were seen in bob\'s inbox');
+    assert.deepEqual(notices.filter((n) => !n.signed).map((n) => n.received.id), [], 'every notice carries a valid signature by the configured secret');
+
+    // Each delivery id once; each notice of the run there, from the replica that raised it.
+    const ids = notices.map((n) => n.received.id);
+    assert.deepEqual(ids.filter((id, i) => ids.indexOf(id) !== i), [], 'no delivery id arrived twice');
+    const seen = notices
+      .map((n) => [n.body?.approval.id, n.body?.type, n.body?.approval.state, n.body?.gateway_url])
+      .sort((x, y) => String(x[0]).localeCompare(String(y[0])) || String(x[1]).localeCompare(String(y[1])));
+    const expected = [
+      [h1, 'approval.created', 'pending', a.url],
+      [h1, 'approval.decided', 'approved', b.url],
+      [h2, 'approval.created', 'pending', c.url],
+      [h2, 'approval.decided', 'approved', b.url],
+    ].sort((x, y) => String(x[0]).localeCompare(String(y[0])) || String(x[1]).localeCompare(String(y[1])));
+    assert.deepEqual(seen, expected, 'every approval notice of the run, and no other');
+    for (const n of notices) {
+      const body = n.body!;
+      assert.equal(n.received.headers['x-aigov-delivery'], body.id, 'x-aigov-delivery is the body\'s id');
+      assert.equal(n.received.headers['x-aigov-event'], body.type);
+      assert.match(body.id, /^whd_[0-9a-f]{32}$/);
+      assert.equal(body.approval.requester.sub, 'alice');
+      assert.ok(body.text.includes(body.approval.id), 'the text names the approval');
+      if (body.type === 'approval.decided') {
+        assert.deepEqual(body.approval.votes.map((v) => [v.by.sub, v.decision, v.reason]), [['bob', 'approve', body.approval.id === h1 ? 'fine' : 'after the crash']]);
+      }
+      // Not the prompt, not even its redacted preview (include_preview is off by default).
+      assert.equal('preview' in body.approval, false);
+      for (const leak of [PROMPT_SECRET, JANE, HOLD_WORDS, '[h1]', '[h2]', WEBHOOK_SECRET]) {
+        assert.ok(!n.received.body.includes(leak), `notice ${body.type} of ${body.approval.id} holds no prompt content or secret`);
+      }
+    }
+
+    // The outbox: each of these delivered, on its first attempt (nothing claimed and left behind by C).
+    const rows = await pgQuery(dbUrl, 'SELECT id, state, attempts, last_status FROM webhook_outbox ORDER BY id');
+    assert.deepEqual(rows, [...ids].sort().map((id) => ({ id, state: 'delivered', attempts: 1, last_status: 200 })));
+    for (const r of replicas) {
+      assert.ok(!r.log.includes(SECRET_PATH) && !r.log.includes(WEBHOOK_SECRET), `replica ${r.name} logged no webhook URL path or secret`);
+    }
+  });
+
+  /** The notices the receiver got about one approval. */
+  function noticesOf(approvalId: string): Notice[] {
+    return notices.filter((n) => n.body?.approval.id === approvalId);
+  }
 
   /** How many calls the replicas logged as settled (calls of stopped replicas marked aborted), in all. */
   function settledBy(survivors: readonly Replica[]): number {
