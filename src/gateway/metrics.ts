@@ -56,13 +56,13 @@ export class GatewayMetrics {
     labelNames: ['outcome'],
     registers: [this.registry],
   });
-  #webhookOutboxDepth: () => number = () => 0;
+  #webhookOutboxDepth: () => Promise<number> = () => Promise.resolve(0);
   readonly webhookOutboxDepth = new Gauge({
     name: 'aigov_webhook_outbox_depth',
-    help: 'Approval webhook deliveries pending in the outbox, as last counted (on PostgreSQL every replica reports the shared outbox).',
+    help: 'Approval webhook deliveries pending in the outbox, counted at the scrape (on PostgreSQL every replica reports the shared outbox).',
     registers: [this.registry],
-    collect: () => {
-      this.webhookOutboxDepth.set(this.#webhookOutboxDepth());
+    collect: async () => {
+      this.webhookOutboxDepth.set(await this.#webhookOutboxDepth());
     },
   });
   readonly #models = new Set<string>();
@@ -97,7 +97,7 @@ export class GatewayMetrics {
   }
 
   /** Where the outbox depth gauge reads its value. */
-  observeWebhookOutbox(depth: () => number): void {
+  observeWebhookOutbox(depth: () => Promise<number>): void {
     this.#webhookOutboxDepth = depth;
   }
 

@@ -161,7 +161,7 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
       onStoreError: () => metrics.storeErrors.inc({ operation: 'webhook_outbox' }),
     });
     notifier = webhooks;
-    metrics.observeWebhookOutbox(() => webhooks.stats().pending);
+    metrics.observeWebhookOutbox(() => webhooks.depth());
     const service = await ApprovalService.open({ store: approvalStore, logger, announcer: webhooks.announcer(url) });
     approvals = { service, notifier: webhooks, store: approvalStore, api: createApprovalsApi({ service, verifier, logger }) };
   } catch (error) {

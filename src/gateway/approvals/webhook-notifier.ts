@@ -141,6 +141,8 @@ export interface WebhookNotifier {
   /** Stops claiming; lets posts in flight finish up to the deadline. Stored deliveries stay for the next start; in-memory ones are given up. */
   close(): Promise<void>;
   stats(): WebhookNotifierStats;
+  /** The outbox depth counted now (the metrics scrape); the last count when the store does not answer. */
+  depth(): Promise<number>;
 }
 
 const EVENT_OF: Record<ApprovalNoticeType, WebhookEvent> = {
@@ -377,6 +379,15 @@ export function createWebhookNotifier(options: WebhookNotifierOptions): WebhookN
     announcer,
     close,
     stats: () => ({ ...counts }),
+    async depth() {
+      if (closed) return counts.pending;
+      try {
+        counts.pending = (await store.status([], policy.maxAttempts)).pending;
+      } catch {
+        // the worker reports a failing store; the metric keeps the last count
+      }
+      return counts.pending;
+    },
   };
 }
 
