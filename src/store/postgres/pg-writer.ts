@@ -33,7 +33,7 @@ import { RequestChunkWriter, type ChunkRows } from '../request-chunk-writer.ts';
 import { accessContentHash, eventsContentHasher, rawCopyContentHash, requestContentHash, resultContentHash } from '../audit-hash.ts';
 import { CHUNK_MIN_BODY, type ChunkKind } from '../../core/recording/request-chunks.ts';
 import type { ErrorCode } from '../../core/errors.ts';
-import { ChainAppender, entriesParams, entriesSql, type ChainHeadRow } from './chain-appender.ts';
+import { ChainAppender, entriesParams, entriesSql, UnlinkedEntries, type ChainHeadRow, type EntrySink } from './chain-appender.ts';
 import { connectClient, describePgError, isConnectionError, type PgClient, type PgSettings } from './pg-connection.ts';
 import type { OwnerLock } from './owner-lock.ts';
 
@@ -48,6 +48,8 @@ export interface PgWriterOptions {
   readonly maxBatch: number;
   /** synchronous_commit of the write connection (see PostgresStoreOptions). */
   readonly synchronousCommit: 'on' | 'off';
+  /** Body chunk ids reserved at a time for the one-round-trip path. */
+  readonly chunkBlock: number;
   /** Write-behind failures and other trouble, as fixed wording plus driver error texts. */
   readonly report: (message: string) => void;
 }
@@ -59,7 +61,13 @@ export interface PgWriterCounters {
   readonly recordFailures: number;
   readonly recordCommits: number;
   readonly queuedRows: number;
+  /** Transactions written in one round trip (records or write-behind), and those the database sent to the locked path. */
+  readonly fastCommits: number;
+  readonly fastRetries: number;
 }
+
+/** Calls in flight whose write-behind state the writer keeps (see PgWriter.#inFlight). */
+const IN_FLIGHT_REMEMBERED = 100_000;
 
 interface Waiter {
   readonly resolve: () => void;
@@ -108,17 +116,44 @@ class Statement {
   }
 }
 
-/** Body chunk rows for one transaction: ids from chain_head.next_chunk, the sessions' hashes read under the lock. */
+/**
+ * Body chunk rows for one transaction, and the chunk ids this writer may use.
+ * - Locked path: ids from chain_head.next_chunk, read under the lock; the hashes of sessions not
+ *   remembered were read under it too.
+ * - Fast path: ids from the block this writer reserved (chain_head.next_chunk was moved past it
+ *   when it was reserved, so no other writer hands them out); nothing is read, so a session whose
+ *   hashes are not remembered ({@link missing}) or a group needing more ids than the block has
+ *   left ({@link overflow}) sends the group to the locked path instead.
+ * The ids of one call's chunks are consecutive either way (one block, or one locked transaction).
+ */
 class PgChunkRows implements ChunkRows {
   #loaded = new Map<string, [string, number][]>();
+  #fast = false;
   #next = 0;
+  #limit = Number.POSITIVE_INFINITY;
   #generation = 0;
+  /** Ids reserved for the fast path and not used yet: [next, end). */
+  #block = { next: 0, end: 0 };
+  overflow = false;
+  missing = false;
   rows = { id: [] as number[], session: [] as string[], hash: [] as string[], kind: [] as number[], text: [] as string[] };
 
-  start(head: HeadRow, loaded: Map<string, [string, number][]>): void {
-    this.#loaded = loaded;
-    this.#next = head.next_chunk;
+  startLocked(head: HeadRow, loaded: Map<string, [string, number][]>): void {
+    this.#start(false, loaded, head.next_chunk, Number.POSITIVE_INFINITY);
     this.#generation = head.chunks_generation;
+  }
+
+  startFast(): void {
+    this.#start(true, new Map(), this.#block.next, this.#block.end);
+  }
+
+  #start(fast: boolean, loaded: Map<string, [string, number][]>, next: number, limit: number): void {
+    this.#fast = fast;
+    this.#loaded = loaded;
+    this.#next = next;
+    this.#limit = limit;
+    this.overflow = false;
+    this.missing = false;
     this.rows = { id: [], session: [], hash: [], kind: [], text: [] };
   }
 
@@ -126,12 +161,28 @@ class PgChunkRows implements ChunkRows {
     return this.#next;
   }
 
+  /** Reserved ids left once this transaction's chunks are taken. */
+  get spare(): number {
+    return this.#block.end - (this.#fast ? this.#next : this.#block.next);
+  }
+
+  /** After a commit: the fast path used its ids from the block; `block`, when given, replaces it. */
+  committed(block: { readonly first: number; readonly size: number } | null): void {
+    if (this.#fast) this.#block.next = this.#next;
+    if (block !== null) this.#block = { next: block.first, end: block.first + block.size };
+  }
+
   load(sessionId: string): Iterable<readonly [string, number]> {
+    if (this.#fast) {
+      this.missing = true;
+      return [];
+    }
     // A session the writer forgot while a group was under way was not read: it only misses sharing.
     return this.#loaded.get(sessionId) ?? [];
   }
 
   insert(sessionId: string, hexHash: string, kind: ChunkKind, text: string): number {
+    if (this.#next >= this.#limit) this.overflow = true;
     const id = this.#next++;
     this.rows.id.push(id);
     this.rows.session.push(sessionId);
@@ -164,7 +215,12 @@ export class PgWriter {
   #running = false;
   #idle: Waiter[] = [];
 
-  readonly #nextSeq = new Map<string, number>();
+  /**
+   * Calls this writer recorded and has not finished: the next stream-event seq and the decisions
+   * recorded (null when learned from the database), so their write-behind needs no read first.
+   * Bounded: the oldest are forgotten past {@link IN_FLIGHT_REMEMBERED} (they take the locked path).
+   */
+  readonly #inFlight = new Map<string, { nextSeq: number; decisions: string | null }>();
   /** Calls some of whose stream events were dropped: their finish is refused (the record would be incomplete). */
   readonly #lostEvents = new Set<string>();
   readonly #chunkRows = new PgChunkRows();
@@ -175,6 +231,8 @@ export class PgWriter {
   #orphanRows = 0;
   #recordFailures = 0;
   #recordCommits = 0;
+  #fastCommits = 0;
+  #fastRetries = 0;
   #lastWriteError: string | null = null;
   #closed = false;
 
@@ -190,6 +248,8 @@ export class PgWriter {
       recordFailures: this.#recordFailures,
       recordCommits: this.#recordCommits,
       queuedRows: this.#queuedRows + (this.#retry?.rows ?? 0),
+      fastCommits: this.#fastCommits,
+      fastRetries: this.#fastRetries,
     };
   }
 
@@ -495,108 +555,10 @@ export class PgWriter {
     }
     if (jobs.length === 0) return;
     const sessionIds = [...new Set(jobs.map((j) => j.record.sessionId))];
-    const chunkSessions = [...new Set(jobs.filter((j) => j.record.requestBody.length >= CHUNK_MIN_BODY && !this.#chunks.remembers(j.record.sessionId)).map((j) => j.record.sessionId))];
     try {
       const client = await this.#connection();
-      const [head, known, chunkRows] = await this.#begin(client, [
-        {
-          name: 'aigov_record_read',
-          text: `SELECT 0 AS k, id, subject, issuer FROM sessions WHERE id = ANY($1::text[])
-                 UNION ALL SELECT 1 AS k, id, NULL, NULL FROM calls WHERE id = ANY($2::text[])`,
-          values: [sessionIds, jobs.map((j) => j.record.callId)],
-        },
-        ...(chunkSessions.length === 0
-          ? []
-          : [{ name: 'aigov_chunks_read', text: "SELECT session_id, encode(hash, 'hex') AS hash, id FROM body_chunks WHERE session_id = ANY($1::text[])", values: [chunkSessions] }]),
-      ]);
-      const owners = new Map<string, { subject: string; issuer: string }>();
-      const recorded = new Set<string>();
-      for (const row of known!.rows as { k: number; id: string; subject: string | null; issuer: string | null }[]) {
-        if (row.k === 0) owners.set(row.id, { subject: row.subject!, issuer: row.issuer! });
-        else recorded.add(row.id);
-      }
-      const loaded = new Map<string, [string, number][]>();
-      for (const row of (chunkRows?.rows ?? []) as { session_id: string; hash: string; id: number }[]) {
-        let list = loaded.get(row.session_id);
-        if (list === undefined) loaded.set(row.session_id, (list = []));
-        list.push([row.hash, row.id]);
-      }
-      this.#chunkRows.start(head, loaded);
-      this.#chunks.begin();
-
-      const chain = new ChainAppender(head);
-      const sessions = new SessionColumns();
-      const calls = new CallColumns();
-      const raws = { callId: [] as string[], keyId: [] as string[], sealed: [] as Buffer[] };
-      const accepted: RecordJob[] = [];
-      const refused: [RecordJob, Error][] = [];
-      for (const job of jobs) {
-        const r = job.record;
-        const p = r.principal;
-        if (recorded.has(r.callId)) {
-          refused.push([job, new StoreWriteError('recording the request failed: a call with this id is already recorded')]);
-          continue;
-        }
-        const owner = owners.get(r.sessionId);
-        if (owner !== undefined && (owner.subject !== p.subject || owner.issuer !== p.issuer)) {
-          refused.push([job, new SessionOwnerConflictError()]);
-          continue;
-        }
-        if (owner === undefined) owners.set(r.sessionId, { subject: p.subject, issuer: p.issuer });
-        sessions.add(r);
-        const chunked = this.#chunks.write(r.sessionId, r.requestBody);
-        const requestBody = chunked === null ? r.requestBody : '';
-        const row = {
-          id: r.callId, session_id: r.sessionId, subject: p.subject, email: p.email, groups: JSON.stringify(p.groups), issuer: p.issuer,
-          client_id: p.clientId, user_agent: r.client.userAgent, remote_address: r.client.remoteAddress, sdk: r.client.sdk, provider: r.provider,
-          provider_kind: r.providerKind, endpoint: r.endpoint, method: r.method, path: r.path, model: r.model,
-          stream: r.stream ? 1 : 0, request_body: requestBody, started_at: r.startedAt,
-        };
-        calls.push(row, chunked?.parts ?? null, JSON.stringify(r.decisions));
-        chain.append('request', r.callId, null, requestContentHash(row, chunked === null ? null : { text: chunked.parts, added: chunked.added }));
-        const raw = r.rawCopy ?? null;
-        if (raw !== null) {
-          raws.callId.push(r.callId);
-          raws.keyId.push(raw.keyId);
-          raws.sealed.push(Buffer.from(raw.sealed.buffer, raw.sealed.byteOffset, raw.sealed.byteLength));
-          chain.append('raw', r.callId, null, rawCopyContentHash(r.callId, raw.keyId, raw.sealed));
-        }
-        accepted.push(job);
-      }
-      if (accepted.length === 0) {
-        await this.#rollback(client);
-      } else {
-        const st = new Statement();
-        const c = calls.columns;
-        const s = sessions.columns();
-        const chunks = this.#chunkRows.rows;
-        const text = `WITH new_sessions AS (
-            INSERT INTO sessions (id, subject, issuer, email, started_at, last_call_at, call_count)
-            SELECT * FROM unnest(${st.p(s.id, 'text[]')}, ${st.p(s.subject, 'text[]')}, ${st.p(s.issuer, 'text[]')}, ${st.p(s.email, 'text[]')},
-              ${st.p(s.startedAt, 'bigint[]')}, ${st.p(s.lastCallAt, 'bigint[]')}, ${st.p(s.count, 'integer[]')})
-            ON CONFLICT (id) DO UPDATE SET call_count = sessions.call_count + excluded.call_count,
-              last_call_at = greatest(sessions.last_call_at, excluded.last_call_at)
-          ), new_calls AS (
-            INSERT INTO calls (id, session_id, subject, email, groups, issuer, client_id, user_agent, remote_address, sdk, provider,
-              provider_kind, endpoint, method, path, model, stream, request_body, request_parts, decisions, started_at, status, owner)
-            SELECT u.*, 'pending', ${st.p(this.#o.owner.id, 'text')} FROM unnest(${st.p(c.id, 'text[]')}, ${st.p(c.session_id, 'text[]')}, ${st.p(c.subject, 'text[]')},
-              ${st.p(c.email, 'text[]')}, ${st.p(c.groups, 'text[]')}, ${st.p(c.issuer, 'text[]')}, ${st.p(c.client_id, 'text[]')}, ${st.p(c.user_agent, 'text[]')},
-              ${st.p(c.remote_address, 'text[]')}, ${st.p(c.sdk, 'text[]')}, ${st.p(c.provider, 'text[]')}, ${st.p(c.provider_kind, 'text[]')},
-              ${st.p(c.endpoint, 'text[]')}, ${st.p(c.method, 'text[]')}, ${st.p(c.path, 'text[]')}, ${st.p(c.model, 'text[]')}, ${st.p(c.stream, 'smallint[]')},
-              ${st.p(c.request_body, 'text[]')}, ${st.p(c.request_parts, 'text[]')}, ${st.p(c.decisions, 'text[]')}, ${st.p(c.started_at, 'bigint[]')}) AS u
-          ), new_chunks AS (
-            INSERT INTO body_chunks (id, session_id, hash, kind, text)
-            SELECT x.i, x.s, decode(x.h, 'hex'), x.k, x.t FROM unnest(${st.p(chunks.id, 'bigint[]')}, ${st.p(chunks.session, 'text[]')}, ${st.p(chunks.hash, 'text[]')},
-              ${st.p(chunks.kind, 'smallint[]')}, ${st.p(chunks.text, 'text[]')}) AS x(i, s, h, k, t)
-          ), new_raw AS (
-            INSERT INTO raw_copies (call_id, key_id, sealed)
-            SELECT * FROM unnest(${st.p(raws.callId, 'text[]')}, ${st.p(raws.keyId, 'text[]')}, ${st.p(raws.sealed, 'bytea[]')})
-          ), ${entriesSql(st.values.length + 1).cte}
-          ${entriesSql(st.values.length + 1).head}, next_chunk = ${'$'}${st.values.length + 11}`;
-        st.values.push(...entriesParams(chain), this.#chunkRows.next);
-        await this.#commit(client, { name: 'aigov_record_write', text, values: st.values });
-        this.#recordCommits++;
-      }
+      const fast = this.#fastRecordsPossible(jobs) ? await this.#recordFast(client, jobs, sessionIds) : null;
+      const { accepted, refused } = fast ?? (await this.#recordLocked(client, jobs));
       this.#lastWriteError = null;
       for (const [job, err] of refused) refuse(job, err);
       for (const job of accepted) job.resolve();
@@ -606,6 +568,168 @@ export class PgWriter {
       this.#lastWriteError = reason;
       for (const job of jobs) refuse(job, new StoreWriteError(`recording the request failed: ${reason}`));
     }
+  }
+
+  /**
+   * The fast path needs nothing read first: every session whose body may be stored as chunks has
+   * its chunk hashes in memory (else the locked path reads them under the lock).
+   */
+  #fastRecordsPossible(jobs: readonly RecordJob[]): boolean {
+    return jobs.every((j) => j.record.requestBody.length < CHUNK_MIN_BODY || this.#chunks.remembers(j.record.sessionId));
+  }
+
+  /**
+   * One round trip: one statement (aigov_record_calls) that locks the head, checks under the lock
+   * that no call id is taken and no session is another principal's (and the remembered chunks are
+   * still there), writes the group and links its entries, committed at its Sync. Null when the
+   * group must take the locked path instead (nothing was written): a refusal inside the group, a
+   * body needing more chunk ids than this writer has reserved, or the function saying 'retry'.
+   */
+  async #recordFast(client: PgClient, jobs: readonly RecordJob[], sessionIds: readonly string[]): Promise<RecordOutcome | null> {
+    this.#chunkRows.startFast();
+    this.#chunks.begin();
+    const entries = new UnlinkedEntries();
+    const built = this.#buildRecords(jobs, new Map(), new Set(), entries);
+    const chunked = jobs.some((j) => j.record.requestBody.length >= CHUNK_MIN_BODY);
+    if (built.refused.length > 0 || this.#chunkRows.overflow || this.#chunkRows.missing) {
+      for (const sessionId of sessionIds) this.#chunks.forget(sessionId); // ids it remembered were never written
+      return null;
+    }
+    const reserve = this.#reserveFor(chunked);
+    const st = recordFastStatement(this.#o.owner.id, chunked ? this.#chunkRows.generation() : null, reserve, built, this.#chunkRows.rows, entries);
+    const result = (await client.query(st)) as QueryResultLike;
+    const row = result.rows[0] as { outcome: string; chunk_block: number | null } | undefined;
+    if (row?.outcome !== 'ok') {
+      this.#fastRetries++;
+      for (const sessionId of sessionIds) this.#chunks.forget(sessionId);
+      return null;
+    }
+    this.#chunkRows.committed(reserve > 0 && row.chunk_block !== null ? { first: row.chunk_block, size: reserve } : null);
+    this.#recordCommits++;
+    this.#fastCommits++;
+    this.#remember(built);
+    return built;
+  }
+
+  /**
+   * Two round trips: BEGIN, the head lock and the reads under it (sessions and call ids known,
+   * chunk hashes of sessions not remembered); then one statement with the rows, the entries
+   * linked here, and COMMIT. Refuses records one by one (an id taken, a session of another principal).
+   */
+  async #recordLocked(client: PgClient, jobs: readonly RecordJob[]): Promise<RecordOutcome> {
+    const sessionIds = [...new Set(jobs.map((j) => j.record.sessionId))];
+    const chunkSessions = [...new Set(jobs.filter((j) => j.record.requestBody.length >= CHUNK_MIN_BODY && !this.#chunks.remembers(j.record.sessionId)).map((j) => j.record.sessionId))];
+    const [head, known, chunkRows] = await this.#begin(client, [
+      {
+        name: 'aigov_record_read',
+        text: `SELECT 0 AS k, id, subject, issuer FROM sessions WHERE id = ANY($1::text[])
+               UNION ALL SELECT 1 AS k, id, NULL, NULL FROM calls WHERE id = ANY($2::text[])`,
+        values: [sessionIds, jobs.map((j) => j.record.callId)],
+      },
+      ...(chunkSessions.length === 0
+        ? []
+        : [{ name: 'aigov_chunks_read', text: "SELECT session_id, encode(hash, 'hex') AS hash, id FROM body_chunks WHERE session_id = ANY($1::text[])", values: [chunkSessions] }]),
+    ]);
+    const owners = new Map<string, { subject: string; issuer: string }>();
+    const recorded = new Set<string>();
+    for (const row of known!.rows as { k: number; id: string; subject: string | null; issuer: string | null }[]) {
+      if (row.k === 0) owners.set(row.id, { subject: row.subject!, issuer: row.issuer! });
+      else recorded.add(row.id);
+    }
+    const loaded = new Map<string, [string, number][]>();
+    for (const row of (chunkRows?.rows ?? []) as { session_id: string; hash: string; id: number }[]) {
+      let list = loaded.get(row.session_id);
+      if (list === undefined) loaded.set(row.session_id, (list = []));
+      list.push([row.hash, row.id]);
+    }
+    this.#chunkRows.startLocked(head, loaded);
+    this.#chunks.begin();
+    const chain = new ChainAppender(head);
+    const built = this.#buildRecords(jobs, owners, recorded, chain);
+    if (built.accepted.length === 0) {
+      await this.#rollback(client);
+      return built;
+    }
+    // When the fast path's block runs low, the ids after this group's chunks become its next one.
+    const reserve = this.#reserveFor(jobs.some((j) => j.record.requestBody.length >= CHUNK_MIN_BODY));
+    const blockFirst = this.#chunkRows.next;
+    await this.#commit(client, recordLockedStatement(this.#o.owner.id, built, this.#chunkRows.rows, chain, blockFirst + reserve));
+    this.#chunkRows.committed(reserve > 0 ? { first: blockFirst, size: reserve } : null);
+    this.#recordCommits++;
+    this.#remember(built);
+    return built;
+  }
+
+  /**
+   * The rows of a group of records and their entries. `owners` (sessions' principals) and
+   * `recorded` (call ids taken) are what the database holds, as far as the caller knows; records
+   * that clash with them or with an earlier record of the group are refused.
+   */
+  #buildRecords(jobs: readonly RecordJob[], owners: Map<string, { subject: string; issuer: string }>, recorded: ReadonlySet<string>, entries: EntrySink): BuiltRecords {
+    const sessions = new SessionColumns();
+    const calls = new CallColumns();
+    const raws = { callId: [] as string[], keyId: [] as string[], sealed: [] as Buffer[] };
+    const accepted: RecordJob[] = [];
+    const refused: [RecordJob, Error][] = [];
+    for (const job of jobs) {
+      const r = job.record;
+      const p = r.principal;
+      if (recorded.has(r.callId)) {
+        refused.push([job, new StoreWriteError('recording the request failed: a call with this id is already recorded')]);
+        continue;
+      }
+      const owner = owners.get(r.sessionId);
+      if (owner !== undefined && (owner.subject !== p.subject || owner.issuer !== p.issuer)) {
+        refused.push([job, new SessionOwnerConflictError()]);
+        continue;
+      }
+      if (owner === undefined) owners.set(r.sessionId, { subject: p.subject, issuer: p.issuer });
+      sessions.add(r);
+      const chunked = this.#chunks.write(r.sessionId, r.requestBody);
+      const requestBody = chunked === null ? r.requestBody : '';
+      const row = {
+        id: r.callId, session_id: r.sessionId, subject: p.subject, email: p.email, groups: JSON.stringify(p.groups), issuer: p.issuer,
+        client_id: p.clientId, user_agent: r.client.userAgent, remote_address: r.client.remoteAddress, sdk: r.client.sdk, provider: r.provider,
+        provider_kind: r.providerKind, endpoint: r.endpoint, method: r.method, path: r.path, model: r.model,
+        stream: r.stream ? 1 : 0, request_body: requestBody, started_at: r.startedAt,
+      };
+      calls.push(row, chunked?.parts ?? null, JSON.stringify(r.decisions));
+      entries.append('request', r.callId, null, requestContentHash(row, chunked === null ? null : { text: chunked.parts, added: chunked.added }));
+      const raw = r.rawCopy ?? null;
+      if (raw !== null) {
+        raws.callId.push(r.callId);
+        raws.keyId.push(raw.keyId);
+        raws.sealed.push(Buffer.from(raw.sealed.buffer, raw.sealed.byteOffset, raw.sealed.byteLength));
+        entries.append('raw', r.callId, null, rawCopyContentHash(r.callId, raw.keyId, raw.sealed));
+      }
+      accepted.push(job);
+    }
+    return { accepted, refused, sessions, calls, raws };
+  }
+
+  /**
+   * Chunk ids to reserve with this group's write: a block when bodies of this group may be stored
+   * as chunks and fewer than half a block is left (a writer that never stores chunks reserves none).
+   */
+  #reserveFor(chunked: boolean): number {
+    return chunked && this.#chunkRows.spare < this.#o.chunkBlock / 2 ? this.#o.chunkBlock : 0;
+  }
+
+  /** After a record commit: what the write-behind of these calls can then do without reading them first. */
+  #remember(built: BuiltRecords): void {
+    const c = built.calls.columns;
+    for (let i = 0; i < c.id.length; i++) this.#keepInFlight(c.id[i] as string, { nextSeq: 0, decisions: c.decisions[i] as string });
+  }
+
+  #setNextSeq(callId: string, nextSeq: number): void {
+    const memo = this.#inFlight.get(callId);
+    if (memo === undefined) this.#keepInFlight(callId, { nextSeq, decisions: null });
+    else memo.nextSeq = nextSeq;
+  }
+
+  #keepInFlight(callId: string, memo: { nextSeq: number; decisions: string | null }): void {
+    this.#inFlight.set(callId, memo);
+    if (this.#inFlight.size > IN_FLIGHT_REMEMBERED) this.#inFlight.delete(this.#inFlight.keys().next().value!);
   }
 
   // ── write-behind ───────────────────────────────────────────────────────────────────────────
@@ -715,12 +839,82 @@ export class PgWriter {
       }
     }
     if (writable.length === 0) return outcome;
+    const client = await this.#connection();
+    if (await this.#writeBehindFast(client, writable, outcome)) return outcome;
+    return this.#writeBehindLocked(client, writable, outcome);
+  }
+
+  /**
+   * One round trip (aigov_write_behind): when every call of the batch was recorded by this writer
+   * and is remembered (the next event seq, the decisions recorded), nothing needs reading first;
+   * the function checks under the head lock that each result's call is still pending and each
+   * events' call exists. False (nothing written, nothing changed here) sends the batch to the
+   * locked path: a call not remembered, a second result for one call, or the function's 'retry'.
+   */
+  async #writeBehindFast(client: PgClient, writable: readonly QueueItem[], outcome: Outcome): Promise<boolean> {
+    const entries = new UnlinkedEntries();
+    const ev = new EventColumns();
+    const fin = new FinishColumns();
+    const nextSeq = new Map<string, number>();
+    const settled = new Set<string>();
+    const ok: Waiter[] = [];
+    const failed: [Waiter, string][] = [];
+    for (const item of writable) {
+      if (item.kind === 'events') {
+        const memo = this.#inFlight.get(item.callId);
+        if (memo === undefined || settled.has(item.callId)) return false;
+        let seq = nextSeq.get(item.callId) ?? memo.nextSeq;
+        const first = seq;
+        const content = eventsContentHasher(item.callId);
+        for (const event of item.events) {
+          const offsetMs = Math.round(event.offsetMs);
+          ev.push(item.callId, seq, offsetMs, event.raw);
+          content.add(seq, offsetMs, event.raw);
+          seq++;
+        }
+        if (seq > first) entries.events(item.callId, first, seq - 1, content.hash());
+        nextSeq.set(item.callId, seq);
+      } else if (item.kind === 'finish') {
+        const r = item.result;
+        const memo = this.#inFlight.get(r.callId);
+        if (memo === undefined || memo.decisions === null || settled.has(r.callId)) return false;
+        settled.add(r.callId);
+        if (this.#lostEvents.has(r.callId)) {
+          failed.push([item.waiter, 'some of its stream events could not be written']);
+          continue;
+        }
+        const decisions = r.decisions.length === 0 ? memo.decisions : JSON.stringify([...(JSON.parse(memo.decisions) as PolicyDecisionRecord[]), ...r.decisions]);
+        const values = resultValues(r, decisions);
+        fin.push(values);
+        entries.append('result', r.callId, null, resultContentHash(values));
+        ok.push(item.waiter);
+      }
+    }
+    if (entries.size > 0) {
+      const result = (await client.query(behindFastStatement(ev, fin, entries))) as QueryResultLike;
+      if ((result.rows[0] as { outcome?: string } | undefined)?.outcome !== 'ok') {
+        this.#fastRetries++;
+        return false;
+      }
+      this.#fastCommits++;
+    }
+    for (const [callId, seq] of nextSeq) this.#setNextSeq(callId, seq);
+    for (const callId of settled) {
+      this.#inFlight.delete(callId);
+      this.#lostEvents.delete(callId);
+    }
+    outcome.ok.push(...ok);
+    outcome.failed.push(...failed);
+    return true;
+  }
+
+  /** Two round trips: BEGIN, the head lock and the calls' state read under it; then the write and COMMIT. */
+  async #writeBehindLocked(client: PgClient, writable: readonly QueueItem[], outcome: Outcome): Promise<Outcome> {
     const wanted = new Set<string>();
     for (const item of writable) {
       if (item.kind === 'finish') wanted.add(item.result.callId);
-      else if (item.kind === 'events' && !this.#nextSeq.has(item.callId)) wanted.add(item.callId);
+      else if (item.kind === 'events' && !this.#inFlight.has(item.callId)) wanted.add(item.callId);
     }
-    const client = await this.#connection();
     const [head, known] = await this.#begin(client, [
       {
         name: 'aigov_behind_read',
@@ -735,12 +929,12 @@ export class PgWriter {
     const chain = new ChainAppender(head);
     const ev = new EventColumns();
     const fin = new FinishColumns();
-    const nextSeq = new Map<string, number>(); // applied to #nextSeq only once committed
+    const nextSeq = new Map<string, number>(); // applied to #inFlight only once committed
     const finished: string[] = [];
     let orphans = 0;
     for (const item of writable) {
       if (item.kind === 'events') {
-        let seq = nextSeq.get(item.callId) ?? this.#nextSeq.get(item.callId);
+        let seq = nextSeq.get(item.callId) ?? this.#inFlight.get(item.callId)?.nextSeq;
         if (seq === undefined) {
           const call = calls.get(item.callId);
           if (call === undefined) {
@@ -779,11 +973,7 @@ export class PgWriter {
         const decisions = r.decisions.length === 0
           ? current.decisions
           : JSON.stringify([...(JSON.parse(current.decisions) as PolicyDecisionRecord[]), ...r.decisions]);
-        const values = {
-          id: r.callId, status: r.status, http_status: r.httpStatus, response_body: r.responseBody, usage: r.usage === null ? null : JSON.stringify(r.usage),
-          first_byte_ms: r.firstByteMs === null ? null : Math.round(r.firstByteMs), latency_ms: Math.round(r.latencyMs), error_code: r.errorCode,
-          error_message: r.errorMessage, decisions, ended_at: r.endedAt,
-        };
+        const values = resultValues(r, decisions);
         fin.push(values);
         chain.append('result', r.callId, null, resultContentHash(values));
         calls.set(r.callId, { ...current, status: r.status }); // a second finish in this batch finds it settled
@@ -796,9 +986,9 @@ export class PgWriter {
     } else {
       await this.#commit(client, behindStatement(ev, fin, chain));
     }
-    for (const [callId, seq] of nextSeq) this.#nextSeq.set(callId, seq);
+    for (const [callId, seq] of nextSeq) this.#setNextSeq(callId, seq);
     for (const callId of finished) {
-      this.#nextSeq.delete(callId);
+      this.#inFlight.delete(callId);
       this.#lostEvents.delete(callId);
     }
     if (orphans > 0) {
@@ -917,6 +1107,96 @@ function behindStatement(ev: EventColumns, fin: FinishColumns, chain: ChainAppen
     ${entriesSql(st.values.length + 1).head}`;
   st.values.push(...entriesParams(chain));
   return { name: 'aigov_behind_write', text, values: st.values };
+}
+
+interface RecordOutcome {
+  readonly accepted: RecordJob[];
+  readonly refused: [RecordJob, Error][];
+}
+
+interface BuiltRecords extends RecordOutcome {
+  readonly sessions: SessionColumns;
+  readonly calls: CallColumns;
+  readonly raws: { readonly callId: string[]; readonly keyId: string[]; readonly sealed: Buffer[] };
+}
+
+type ChunkColumns = PgChunkRows['rows'];
+
+/** The locked path's write of a group of records: one statement, the entries linked by `chain`; chain_head.next_chunk moves to `nextChunk`. */
+function recordLockedStatement(owner: string, built: BuiltRecords, chunks: ChunkColumns, chain: ChainAppender, nextChunk: number): { name: string; text: string; values: unknown[] } {
+  const st = new Statement();
+  const c = built.calls.columns;
+  const s = built.sessions.columns();
+  const raws = built.raws;
+  const text = `WITH new_sessions AS (
+      INSERT INTO sessions (id, subject, issuer, email, started_at, last_call_at, call_count)
+      SELECT * FROM unnest(${st.p(s.id, 'text[]')}, ${st.p(s.subject, 'text[]')}, ${st.p(s.issuer, 'text[]')}, ${st.p(s.email, 'text[]')},
+        ${st.p(s.startedAt, 'bigint[]')}, ${st.p(s.lastCallAt, 'bigint[]')}, ${st.p(s.count, 'integer[]')})
+      ON CONFLICT (id) DO UPDATE SET call_count = sessions.call_count + excluded.call_count,
+        last_call_at = greatest(sessions.last_call_at, excluded.last_call_at)
+    ), new_calls AS (
+      INSERT INTO calls (id, session_id, subject, email, groups, issuer, client_id, user_agent, remote_address, sdk, provider,
+        provider_kind, endpoint, method, path, model, stream, request_body, request_parts, decisions, started_at, status, owner)
+      SELECT u.*, 'pending', ${st.p(owner, 'text')} FROM unnest(${st.p(c.id, 'text[]')}, ${st.p(c.session_id, 'text[]')}, ${st.p(c.subject, 'text[]')},
+        ${st.p(c.email, 'text[]')}, ${st.p(c.groups, 'text[]')}, ${st.p(c.issuer, 'text[]')}, ${st.p(c.client_id, 'text[]')}, ${st.p(c.user_agent, 'text[]')},
+        ${st.p(c.remote_address, 'text[]')}, ${st.p(c.sdk, 'text[]')}, ${st.p(c.provider, 'text[]')}, ${st.p(c.provider_kind, 'text[]')},
+        ${st.p(c.endpoint, 'text[]')}, ${st.p(c.method, 'text[]')}, ${st.p(c.path, 'text[]')}, ${st.p(c.model, 'text[]')}, ${st.p(c.stream, 'smallint[]')},
+        ${st.p(c.request_body, 'text[]')}, ${st.p(c.request_parts, 'text[]')}, ${st.p(c.decisions, 'text[]')}, ${st.p(c.started_at, 'bigint[]')}) AS u
+    ), new_chunks AS (
+      INSERT INTO body_chunks (id, session_id, hash, kind, text)
+      SELECT x.i, x.s, decode(x.h, 'hex'), x.k, x.t FROM unnest(${st.p(chunks.id, 'bigint[]')}, ${st.p(chunks.session, 'text[]')}, ${st.p(chunks.hash, 'text[]')},
+        ${st.p(chunks.kind, 'smallint[]')}, ${st.p(chunks.text, 'text[]')}) AS x(i, s, h, k, t)
+    ), new_raw AS (
+      INSERT INTO raw_copies (call_id, key_id, sealed)
+      SELECT * FROM unnest(${st.p(raws.callId, 'text[]')}, ${st.p(raws.keyId, 'text[]')}, ${st.p(raws.sealed, 'bytea[]')})
+    ), ${entriesSql(st.values.length + 1).cte}
+    ${entriesSql(st.values.length + 1).head}, next_chunk = ${'$'}${st.values.length + 11}`;
+  st.values.push(...entriesParams(chain), nextChunk);
+  return { name: 'aigov_record_write', text, values: st.values };
+}
+
+/** The fast path's write of a group of records: one call of aigov_record_calls (migration 5). */
+function recordFastStatement(owner: string, generation: number | null, reserve: number, built: BuiltRecords, chunks: ChunkColumns, entries: UnlinkedEntries): { name: string; text: string; values: unknown[] } {
+  const st = new Statement();
+  const c = built.calls.columns;
+  const s = built.sessions.columns();
+  const raws = built.raws;
+  const args = [
+    st.p(owner, 'text'), st.p(generation, 'bigint'), st.p(reserve, 'bigint'),
+    st.p(s.id, 'text[]'), st.p(s.subject, 'text[]'), st.p(s.issuer, 'text[]'), st.p(s.email, 'text[]'), st.p(s.startedAt, 'bigint[]'), st.p(s.lastCallAt, 'bigint[]'), st.p(s.count, 'integer[]'),
+    ...CALL_COLUMNS.map((column) => st.p(c[column], column === 'stream' ? 'smallint[]' : column === 'started_at' ? 'bigint[]' : 'text[]')),
+    st.p(chunks.id, 'bigint[]'), st.p(chunks.session, 'text[]'), st.p(chunks.hash, 'text[]'), st.p(chunks.kind, 'smallint[]'), st.p(chunks.text, 'text[]'),
+    st.p(raws.callId, 'text[]'), st.p(raws.keyId, 'text[]'), st.p(raws.sealed, 'bytea[]'),
+    ...unlinkedArgs(st, entries),
+  ];
+  return { name: 'aigov_record_fast', text: `SELECT outcome, chunk_block FROM aigov_record_calls(${args.join(', ')})`, values: st.values };
+}
+
+/** The fast path's write-behind batch: one call of aigov_write_behind (migration 5). */
+function behindFastStatement(ev: EventColumns, fin: FinishColumns, entries: UnlinkedEntries): { name: string; text: string; values: unknown[] } {
+  const st = new Statement();
+  const f = fin.columns;
+  const finishType = (column: (typeof RESULT_COLUMNS)[number]): string =>
+    column === 'http_status' ? 'integer[]' : ['first_byte_ms', 'latency_ms', 'ended_at'].includes(column) ? 'bigint[]' : 'text[]';
+  const args = [
+    st.p(ev.callId, 'text[]'), st.p(ev.seq, 'integer[]'), st.p(ev.offsetMs, 'bigint[]'), st.p(ev.raw, 'text[]'),
+    ...RESULT_COLUMNS.map((column) => st.p(f[column], finishType(column))),
+    ...unlinkedArgs(st, entries),
+  ];
+  return { name: 'aigov_behind_fast', text: `SELECT outcome FROM aigov_write_behind(${args.join(', ')})`, values: st.values };
+}
+
+function unlinkedArgs(st: Statement, entries: UnlinkedEntries): string[] {
+  return [st.p(entries.kind, 'text[]'), st.p(entries.ref, 'text[]'), st.p(entries.span, 'text[]'), st.p(entries.at, 'bigint[]'), st.p(entries.contentHash, 'text[]')];
+}
+
+/** A result's columns as written (and hashed): `decisions` already merged with the recorded ones. */
+function resultValues(r: CallResultRecord, decisions: string): ResultRow {
+  return {
+    id: r.callId, status: r.status, http_status: r.httpStatus, response_body: r.responseBody, usage: r.usage === null ? null : JSON.stringify(r.usage),
+    first_byte_ms: r.firstByteMs === null ? null : Math.round(r.firstByteMs), latency_ms: Math.round(r.latencyMs), error_code: r.errorCode,
+    error_message: r.errorMessage, decisions, ended_at: r.endedAt,
+  };
 }
 
 function settle(outcome: Outcome, items: readonly QueueItem[]): void {
