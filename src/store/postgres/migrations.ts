@@ -281,11 +281,13 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       $fn$;
 
       -- A group of request records. 'retry' (nothing written) when a call id is already recorded,
-      -- a session belongs to another principal, or the chunks the writer remembers may be gone
-      -- (chunks_generation moved; p_generation NULL: the group names no chunks). p_reserve > 0
-      -- reserves that many body chunk ids for the writer's next records: chunk_block is the first.
+      -- a session belongs to another principal, the chunks the writer remembers may be gone
+      -- (chunks_generation moved; p_generation NULL: the group names no chunks), or a session the
+      -- writer took for one without chunks (p_fresh: not in its memory; usually a new session) has
+      -- some. p_reserve > 0 reserves that many body chunk ids for the writer's next records:
+      -- chunk_block is the first.
       CREATE FUNCTION aigov_record_calls(
-        p_owner text, p_generation bigint, p_reserve bigint,
+        p_owner text, p_generation bigint, p_reserve bigint, p_fresh text[],
         s_id text[], s_subject text[], s_issuer text[], s_email text[], s_started bigint[], s_last bigint[], s_count integer[],
         c_id text[], c_session text[], c_subject text[], c_email text[], c_groups text[], c_issuer text[], c_client text[], c_agent text[],
         c_remote text[], c_sdk text[], c_provider text[], c_kind text[], c_endpoint text[], c_method text[], c_path text[], c_model text[],
@@ -304,6 +306,7 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
         END IF;
         IF (p_generation IS NOT NULL AND p_generation <> h.chunks_generation)
           OR EXISTS (SELECT 1 FROM calls WHERE id = ANY (c_id))
+          OR EXISTS (SELECT 1 FROM body_chunks WHERE session_id = ANY (p_fresh))
           OR EXISTS (SELECT 1 FROM unnest(s_id, s_subject, s_issuer) AS x(id, subject, issuer) JOIN sessions s ON s.id = x.id
                      WHERE s.subject <> x.subject OR s.issuer <> x.issuer) THEN
           outcome := 'retry';

@@ -61,9 +61,10 @@ export interface PgWriterCounters {
   readonly recordFailures: number;
   readonly recordCommits: number;
   readonly queuedRows: number;
-  /** Transactions written in one round trip (records or write-behind), and those the database sent to the locked path. */
+  /** Transactions written in one round trip (records or write-behind), those the database sent to the locked path, and the locked path's commits (all kinds). */
   readonly fastCommits: number;
   readonly fastRetries: number;
+  readonly lockedCommits: number;
 }
 
 /** Calls in flight whose write-behind state the writer keeps (see PgWriter.#inFlight). */
@@ -121,10 +122,13 @@ class Statement {
  * - Locked path: ids from chain_head.next_chunk, read under the lock; the hashes of sessions not
  *   remembered were read under it too.
  * - Fast path: ids from the block this writer reserved (chain_head.next_chunk was moved past it
- *   when it was reserved, so no other writer hands them out); nothing is read, so a session whose
- *   hashes are not remembered ({@link missing}) or a group needing more ids than the block has
- *   left ({@link overflow}) sends the group to the locked path instead.
- * The ids of one call's chunks are consecutive either way (one block, or one locked transaction).
+ *   when it was reserved, so no other writer hands them out). Nothing is read: a session whose
+ *   hashes are not remembered is taken for one without chunks ({@link fresh}: a new session, as
+ *   every call without x-aigov-session is), which the database checks under its lock. A group
+ *   needing more ids than the block has left ({@link overflow}) goes to the locked path instead.
+ * The ids of one call's chunks are consecutive either way (one block, or one locked transaction),
+ * and the writer's ids only grow: a node names only lower ids, so after a locked write that stored
+ * or read chunks (ids above the block) the block is replaced by one after them.
  */
 class PgChunkRows implements ChunkRows {
   #loaded = new Map<string, [string, number][]>();
@@ -135,7 +139,8 @@ class PgChunkRows implements ChunkRows {
   /** Ids reserved for the fast path and not used yet: [next, end). */
   #block = { next: 0, end: 0 };
   overflow = false;
-  missing = false;
+  /** Fast path: sessions not in the writer's memory, taken for sessions without chunks (the database checks). */
+  fresh = new Set<string>();
   rows = { id: [] as number[], session: [] as string[], hash: [] as string[], kind: [] as number[], text: [] as string[] };
 
   startLocked(head: HeadRow, loaded: Map<string, [string, number][]>): void {
@@ -153,7 +158,7 @@ class PgChunkRows implements ChunkRows {
     this.#next = next;
     this.#limit = limit;
     this.overflow = false;
-    this.missing = false;
+    this.fresh = new Set();
     this.rows = { id: [], session: [], hash: [], kind: [], text: [] };
   }
 
@@ -174,7 +179,7 @@ class PgChunkRows implements ChunkRows {
 
   load(sessionId: string): Iterable<readonly [string, number]> {
     if (this.#fast) {
-      this.missing = true;
+      this.fresh.add(sessionId);
       return [];
     }
     // A session the writer forgot while a group was under way was not read: it only misses sharing.
@@ -233,6 +238,7 @@ export class PgWriter {
   #recordCommits = 0;
   #fastCommits = 0;
   #fastRetries = 0;
+  #lockedCommits = 0;
   #lastWriteError: string | null = null;
   #closed = false;
 
@@ -250,6 +256,7 @@ export class PgWriter {
       queuedRows: this.#queuedRows + (this.#retry?.rows ?? 0),
       fastCommits: this.#fastCommits,
       fastRetries: this.#fastRetries,
+      lockedCommits: this.#lockedCommits,
     };
   }
 
@@ -513,6 +520,7 @@ export class PgWriter {
       if (settled.at(-1)!.status === 'rejected') this.#afterFailure(client, (failed).reason);
       throw (failed).reason;
     }
+    this.#lockedCommits++;
   }
 
   async #rollback(client: PgClient): Promise<void> {
@@ -557,7 +565,7 @@ export class PgWriter {
     const sessionIds = [...new Set(jobs.map((j) => j.record.sessionId))];
     try {
       const client = await this.#connection();
-      const fast = this.#fastRecordsPossible(jobs) ? await this.#recordFast(client, jobs, sessionIds) : null;
+      const fast = await this.#recordFast(client, jobs, sessionIds);
       const { accepted, refused } = fast ?? (await this.#recordLocked(client, jobs));
       this.#lastWriteError = null;
       for (const [job, err] of refused) refuse(job, err);
@@ -571,19 +579,12 @@ export class PgWriter {
   }
 
   /**
-   * The fast path needs nothing read first: every session whose body may be stored as chunks has
-   * its chunk hashes in memory (else the locked path reads them under the lock).
-   */
-  #fastRecordsPossible(jobs: readonly RecordJob[]): boolean {
-    return jobs.every((j) => j.record.requestBody.length < CHUNK_MIN_BODY || this.#chunks.remembers(j.record.sessionId));
-  }
-
-  /**
    * One round trip: one statement (aigov_record_calls) that locks the head, checks under the lock
-   * that no call id is taken and no session is another principal's (and the remembered chunks are
-   * still there), writes the group and links its entries, committed at its Sync. Null when the
-   * group must take the locked path instead (nothing was written): a refusal inside the group, a
-   * body needing more chunk ids than this writer has reserved, or the function saying 'retry'.
+   * that no call id is taken, no session is another principal's, the remembered chunks are still
+   * there and the sessions taken for new have none; writes the group and links its entries,
+   * committed at its Sync. Null when the group must take the locked path instead (nothing was
+   * written): a refusal inside the group, a body needing more chunk ids than this writer has
+   * reserved, or the function saying 'retry'.
    */
   async #recordFast(client: PgClient, jobs: readonly RecordJob[], sessionIds: readonly string[]): Promise<RecordOutcome | null> {
     this.#chunkRows.startFast();
@@ -591,12 +592,12 @@ export class PgWriter {
     const entries = new UnlinkedEntries();
     const built = this.#buildRecords(jobs, new Map(), new Set(), entries);
     const chunked = jobs.some((j) => j.record.requestBody.length >= CHUNK_MIN_BODY);
-    if (built.refused.length > 0 || this.#chunkRows.overflow || this.#chunkRows.missing) {
+    if (built.refused.length > 0 || this.#chunkRows.overflow) {
       for (const sessionId of sessionIds) this.#chunks.forget(sessionId); // ids it remembered were never written
       return null;
     }
-    const reserve = this.#reserveFor(chunked);
-    const st = recordFastStatement(this.#o.owner.id, chunked ? this.#chunkRows.generation() : null, reserve, built, this.#chunkRows.rows, entries);
+    const reserve = this.#reserveFor(chunked, false);
+    const st = recordFastStatement(this.#o.owner.id, chunked ? this.#chunkRows.generation() : null, reserve, [...this.#chunkRows.fresh], built, this.#chunkRows.rows, entries);
     const result = (await client.query(st)) as QueryResultLike;
     const row = result.rows[0] as { outcome: string; chunk_block: number | null } | undefined;
     if (row?.outcome !== 'ok') {
@@ -650,8 +651,9 @@ export class PgWriter {
       await this.#rollback(client);
       return built;
     }
-    // When the fast path's block runs low, the ids after this group's chunks become its next one.
-    const reserve = this.#reserveFor(jobs.some((j) => j.record.requestBody.length >= CHUNK_MIN_BODY));
+    // A node names only chunks of lower ids (request-chunks.ts). This group's chunks, and those it
+    // read, may be above the fast path's block: the ids after them become its next block.
+    const reserve = this.#reserveFor(jobs.some((j) => j.record.requestBody.length >= CHUNK_MIN_BODY), this.#chunkRows.rows.id.length > 0 || loaded.size > 0);
     const blockFirst = this.#chunkRows.next;
     await this.#commit(client, recordLockedStatement(this.#o.owner.id, built, this.#chunkRows.rows, chain, blockFirst + reserve));
     this.#chunkRows.committed(reserve > 0 ? { first: blockFirst, size: reserve } : null);
@@ -708,11 +710,15 @@ export class PgWriter {
   }
 
   /**
-   * Chunk ids to reserve with this group's write: a block when bodies of this group may be stored
-   * as chunks and fewer than half a block is left (a writer that never stores chunks reserves none).
+   * Chunk ids to reserve with this group's write, when bodies of this group may be stored as
+   * chunks (a writer that never stores chunks reserves none) and `now`, or when what is left is
+   * under half a block or twice what this group took. A block holds `chunkBlock` ids, or four times
+   * what this group took when more (under group commit, a group's needs grow with its size).
    */
-  #reserveFor(chunked: boolean): number {
-    return chunked && this.#chunkRows.spare < this.#o.chunkBlock / 2 ? this.#o.chunkBlock : 0;
+  #reserveFor(chunked: boolean, now: boolean): number {
+    if (!chunked) return 0;
+    const used = this.#chunkRows.rows.id.length;
+    return now || this.#chunkRows.spare < Math.max(this.#o.chunkBlock / 2, 2 * used) ? Math.max(this.#o.chunkBlock, 4 * used) : 0;
   }
 
   /** After a record commit: what the write-behind of these calls can then do without reading them first. */
@@ -1156,13 +1162,13 @@ function recordLockedStatement(owner: string, built: BuiltRecords, chunks: Chunk
 }
 
 /** The fast path's write of a group of records: one call of aigov_record_calls (migration 5). */
-function recordFastStatement(owner: string, generation: number | null, reserve: number, built: BuiltRecords, chunks: ChunkColumns, entries: UnlinkedEntries): { name: string; text: string; values: unknown[] } {
+function recordFastStatement(owner: string, generation: number | null, reserve: number, fresh: readonly string[], built: BuiltRecords, chunks: ChunkColumns, entries: UnlinkedEntries): { name: string; text: string; values: unknown[] } {
   const st = new Statement();
   const c = built.calls.columns;
   const s = built.sessions.columns();
   const raws = built.raws;
   const args = [
-    st.p(owner, 'text'), st.p(generation, 'bigint'), st.p(reserve, 'bigint'),
+    st.p(owner, 'text'), st.p(generation, 'bigint'), st.p(reserve, 'bigint'), st.p(fresh, 'text[]'),
     st.p(s.id, 'text[]'), st.p(s.subject, 'text[]'), st.p(s.issuer, 'text[]'), st.p(s.email, 'text[]'), st.p(s.startedAt, 'bigint[]'), st.p(s.lastCallAt, 'bigint[]'), st.p(s.count, 'integer[]'),
     ...CALL_COLUMNS.map((column) => st.p(c[column], column === 'stream' ? 'smallint[]' : column === 'started_at' ? 'bigint[]' : 'text[]')),
     st.p(chunks.id, 'bigint[]'), st.p(chunks.session, 'text[]'), st.p(chunks.hash, 'text[]'), st.p(chunks.kind, 'smallint[]'), st.p(chunks.text, 'text[]'),

@@ -91,6 +91,8 @@ export interface PostgresStoreStats {
   /** Write transactions done in one round trip (migration 5's functions), and those the database sent back to the locked path. */
   readonly fastCommits: number;
   readonly fastRetries: number;
+  /** Transactions written the locked way (BEGIN, head lock and reads, then the write and COMMIT). */
+  readonly lockedCommits: number;
   readonly settledAtOpen: number;
   /** Calls of stopped replicas settled by this store's sweeps while it ran, and replicas evicted (lease expired). */
   readonly settledBySweep: number;
