@@ -107,6 +107,7 @@ describe('PostgreSQL store: one-round-trip writes', () => {
     const merged = await pgQuery<{ decisions: string }>(url, "SELECT decisions FROM calls WHERE id = 'r1-5'");
     assert.match(merged[0]!.decisions, /"stage":"response"/, 'a result merges its decisions with the recorded ones');
     const stats = replicas.map((s) => s.stats());
+    assert.ok(stats.some((s) => s.combinedCommits > 0), 'records and results went in one transaction');
     for (const s of stats) {
       assert.ok(s.fastCommits > 0 && s.lockedCommits > 0, `both paths were taken (${JSON.stringify(s)})`);
       assert.equal(s.writeErrors + s.recordFailures + s.droppedRows, 0);
@@ -136,6 +137,30 @@ describe('PostgreSQL store: one-round-trip writes', () => {
     const fast = b.stats().fastCommits;
     await b.recordRequest(callRequest('b-2', { sessionId: 'ses-x', requestBody: agentBody('ses-x', 5) }));
     assert.equal(b.stats().fastCommits, fast + 1);
+    await checkPgAuditChain(url);
+  });
+
+  test("records and a result batch in one transaction: the batch's failure does not take the records with it", async () => {
+    const { url } = await freshPg();
+    const store = await open({ url });
+    await store.recordRequest(callRequest('combo-a', { sessionId: 'ses-c' }));
+    // A result that fails once, inside the transaction it shares with the next record.
+    await pgQuery(url, 'CREATE SEQUENCE zz_once_combo');
+    await pgQuery(url, `CREATE FUNCTION zz_fail_result() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.id = 'combo-a' AND nextval('zz_once_combo') = 1 THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$`);
+    await pgQuery(url, 'CREATE TRIGGER zz_fail_result BEFORE UPDATE ON calls FOR EACH ROW EXECUTE FUNCTION zz_fail_result()');
+    const finished = store.finishCall(callResult('combo-a'));
+    const recorded = store.recordRequest(callRequest('combo-b', { sessionId: 'ses-c' }));
+    await recorded; // not refused: tried again alone
+    await finished; // retried after its interval
+    const stats = store.stats();
+    assert.equal(stats.combinedFailures, 1, 'they went together, and failed together');
+    assert.equal(stats.writeErrors, 1);
+    assert.equal(stats.recordFailures, 0);
+    assert.equal((await store.getCall('combo-a'))?.status, 'completed');
+    assert.equal((await store.getCall('combo-b'))?.status, 'pending');
+    await store.finishCall(callResult('combo-b'));
+    await store.recordRequest(callRequest('combo-c', { sessionId: 'ses-c' }));
     await checkPgAuditChain(url);
   });
 

@@ -65,6 +65,9 @@ export interface PgWriterCounters {
   readonly fastCommits: number;
   readonly fastRetries: number;
   readonly lockedCommits: number;
+  /** Of the one-round-trip transactions, those that held a record group and a write-behind batch, and those of them that failed. */
+  readonly combinedCommits: number;
+  readonly combinedFailures: number;
 }
 
 /** Calls in flight whose write-behind state the writer keeps (see PgWriter.#inFlight). */
@@ -239,6 +242,8 @@ export class PgWriter {
   #fastCommits = 0;
   #fastRetries = 0;
   #lockedCommits = 0;
+  #combinedCommits = 0;
+  #combinedFailures = 0;
   #lastWriteError: string | null = null;
   #closed = false;
 
@@ -257,6 +262,8 @@ export class PgWriter {
       fastCommits: this.#fastCommits,
       fastRetries: this.#fastRetries,
       lockedCommits: this.#lockedCommits,
+      combinedCommits: this.#combinedCommits,
+      combinedFailures: this.#combinedFailures,
     };
   }
 
@@ -540,53 +547,92 @@ export class PgWriter {
   async #commitRecords(): Promise<void> {
     const group = this.#records;
     this.#records = [];
+    // A write-behind batch that is due goes in the same transaction (one commit for both) when
+    // both can take one round trip; else it is written after the records, as it would have been.
+    let batch = this.#behindDue() ? this.#takeBatch() : null;
     const refuse = (job: RecordJob, err: Error): void => {
       this.#recordFailures++;
       job.reject(err);
     };
-    if (!this.#o.owner.isHeld()) {
-      const reason = 'the owner lock on PostgreSQL is not held (its connection was lost; reconnecting)';
-      this.#lastWriteError = reason;
-      for (const job of group) refuse(job, new StoreWriteError(`recording the request failed: ${reason}`));
-      return;
-    }
-    // Refused before any statement: what PostgreSQL text cannot hold, and ids repeated in the group.
-    const seen = new Set<string>();
-    const jobs: RecordJob[] = [];
-    for (const job of group) {
-      if (recordHasNul(job.record)) refuse(job, new StoreWriteError('recording the request failed: the request holds a NUL character, which PostgreSQL text cannot store'));
-      else if (seen.has(job.record.callId)) refuse(job, new StoreWriteError('recording the request failed: a call with this id is already recorded'));
-      else {
-        seen.add(job.record.callId);
-        jobs.push(job);
-      }
-    }
-    if (jobs.length === 0) return;
-    const sessionIds = [...new Set(jobs.map((j) => j.record.sessionId))];
     try {
-      const client = await this.#connection();
-      const fast = await this.#recordFast(client, jobs, sessionIds);
-      const { accepted, refused } = fast ?? (await this.#recordLocked(client, jobs));
-      this.#lastWriteError = null;
-      for (const [job, err] of refused) refuse(job, err);
-      for (const job of accepted) job.resolve();
-    } catch (err) {
-      for (const sessionId of sessionIds) this.#chunks.forget(sessionId);
-      const reason = describePgError(err, this.#o.settings.url);
-      this.#lastWriteError = reason;
-      for (const job of jobs) refuse(job, new StoreWriteError(`recording the request failed: ${reason}`));
+      if (!this.#o.owner.isHeld()) {
+        const reason = 'the owner lock on PostgreSQL is not held (its connection was lost; reconnecting)';
+        this.#lastWriteError = reason;
+        for (const job of group) refuse(job, new StoreWriteError(`recording the request failed: ${reason}`));
+        return;
+      }
+      // Refused before any statement: what PostgreSQL text cannot hold, and ids repeated in the group.
+      const seen = new Set<string>();
+      const jobs: RecordJob[] = [];
+      for (const job of group) {
+        if (recordHasNul(job.record)) refuse(job, new StoreWriteError('recording the request failed: the request holds a NUL character, which PostgreSQL text cannot store'));
+        else if (seen.has(job.record.callId)) refuse(job, new StoreWriteError('recording the request failed: a call with this id is already recorded'));
+        else {
+          seen.add(job.record.callId);
+          jobs.push(job);
+        }
+      }
+      if (jobs.length === 0) return;
+      const sessionIds = [...new Set(jobs.map((j) => j.record.sessionId))];
+      try {
+        const client = await this.#connection();
+        let outcome: RecordOutcome | null = null;
+        const records = this.#prepareRecordsFast(jobs, sessionIds);
+        const behind = records === null || batch === null ? null : this.#prepareBehindFast(batch.items);
+        if (records !== null && behind?.statement != null) {
+          let row: { outcome: string; chunk_block: number | null; behind_outcome: string } | undefined;
+          try {
+            row = ((await client.query(combinedStatement(records.statement, behind.statement))) as QueryResultLike).rows[0] as typeof row;
+          } catch (err) {
+            // The batch fails as any batch does (retried later); the records are tried once more alone.
+            this.#combinedFailures++;
+            for (const sessionId of sessionIds) this.#chunks.forget(sessionId);
+            this.#batchFailed(batch!, err);
+            batch = null;
+            if (isConnectionError(err)) throw err;
+            const client2 = await this.#connection();
+            outcome = (await this.#sendRecordsFast(client2, this.#prepareRecordsFast(jobs, sessionIds))) ?? (await this.#recordLocked(client2, jobs));
+          }
+          if (row !== undefined) {
+            this.#combinedCommits++;
+            // Committed: the batch's part first (whatever happens to the records next).
+            if (this.#afterBehindFast(behind, row.behind_outcome)) {
+              settle(behind.outcome, batch!.items);
+              batch = null;
+            }
+            outcome = this.#afterRecordsFast(records, row) ?? (await this.#recordLocked(client, jobs));
+          }
+        } else {
+          outcome = (await this.#sendRecordsFast(client, records)) ?? (await this.#recordLocked(client, jobs));
+        }
+        this.#lastWriteError = null;
+        for (const [job, err] of outcome!.refused) refuse(job, err);
+        for (const job of outcome!.accepted) job.resolve();
+      } catch (err) {
+        for (const sessionId of sessionIds) this.#chunks.forget(sessionId);
+        const reason = describePgError(err, this.#o.settings.url);
+        this.#lastWriteError = reason;
+        for (const job of jobs) refuse(job, new StoreWriteError(`recording the request failed: ${reason}`));
+      }
+    } finally {
+      if (batch !== null) await this.#writeBatch(batch);
     }
   }
 
+  /** A write-behind batch is due, and none waits to be retried (that one goes alone). */
+  #behindDue(): boolean {
+    return this.#retry === null && this.#queue.length > 0 && (this.#batchDue || this.#queuedWaiters > 0 || this.#queuedRows >= this.#o.maxBatch || this.#closed);
+  }
+
   /**
-   * One round trip: one statement (aigov_record_calls) that locks the head, checks under the lock
-   * that no call id is taken, no session is another principal's, the remembered chunks are still
-   * there and the sessions taken for new have none; writes the group and links its entries,
-   * committed at its Sync. Null when the group must take the locked path instead (nothing was
-   * written): a refusal inside the group, a body needing more chunk ids than this writer has
-   * reserved, or the function saying 'retry'.
+   * The one-round-trip write of a group of records, built: one call of aigov_record_calls, which
+   * locks the head, checks under the lock that no call id is taken, no session is another
+   * principal's, the remembered chunks are still there and the sessions taken for new have none;
+   * writes the group and links its entries. Null when the group must take the locked path
+   * (nothing sent): a refusal inside the group, or a body needing more chunk ids than this
+   * writer has reserved.
    */
-  async #recordFast(client: PgClient, jobs: readonly RecordJob[], sessionIds: readonly string[]): Promise<RecordOutcome | null> {
+  #prepareRecordsFast(jobs: readonly RecordJob[], sessionIds: readonly string[]): PreparedRecords | null {
     this.#chunkRows.startFast();
     this.#chunks.begin();
     const entries = new UnlinkedEntries();
@@ -597,19 +643,29 @@ export class PgWriter {
       return null;
     }
     const reserve = this.#reserveFor(chunked, false);
-    const st = recordFastStatement(this.#o.owner.id, chunked ? this.#chunkRows.generation() : null, reserve, [...this.#chunkRows.fresh], built, this.#chunkRows.rows, entries);
-    const result = (await client.query(st)) as QueryResultLike;
-    const row = result.rows[0] as { outcome: string; chunk_block: number | null } | undefined;
+    const statement = recordFastStatement(this.#o.owner.id, chunked ? this.#chunkRows.generation() : null, reserve, [...this.#chunkRows.fresh], built, this.#chunkRows.rows, entries);
+    return { built, reserve, sessionIds, statement };
+  }
+
+  /** Sends a prepared group alone (its own transaction, committed at its Sync); null: the locked path's turn. */
+  async #sendRecordsFast(client: PgClient, prepared: PreparedRecords | null): Promise<RecordOutcome | null> {
+    if (prepared === null) return null;
+    const row = ((await client.query(prepared.statement)) as QueryResultLike).rows[0] as { outcome: string; chunk_block: number | null } | undefined;
+    return this.#afterRecordsFast(prepared, row);
+  }
+
+  /** After the statement: the group, committed; or null (nothing written) when the database said 'retry'. */
+  #afterRecordsFast(prepared: PreparedRecords, row: { outcome: string; chunk_block: number | null } | undefined): RecordOutcome | null {
     if (row?.outcome !== 'ok') {
       this.#fastRetries++;
-      for (const sessionId of sessionIds) this.#chunks.forget(sessionId);
+      for (const sessionId of prepared.sessionIds) this.#chunks.forget(sessionId);
       return null;
     }
-    this.#chunkRows.committed(reserve > 0 && row.chunk_block !== null ? { first: row.chunk_block, size: reserve } : null);
+    this.#chunkRows.committed(prepared.reserve > 0 && row.chunk_block !== null ? { first: row.chunk_block, size: prepared.reserve } : null);
     this.#recordCommits++;
     this.#fastCommits++;
-    this.#remember(built);
-    return built;
+    this.#remember(prepared.built);
+    return prepared.built;
   }
 
   /**
@@ -758,9 +814,10 @@ export class PgWriter {
     return { items, rows, attempts: 0 };
   }
 
-  async #writeBatch(): Promise<void> {
-    const batch = this.#retry ?? this.#takeBatch();
-    this.#retry = null;
+  /** `taken`: a batch already taken from the queue (by a record group it could not go with). */
+  async #writeBatch(taken: Batch | null = null): Promise<void> {
+    const batch = taken ?? this.#retry ?? this.#takeBatch();
+    if (taken === null) this.#retry = null;
     if (batch === null) return;
     try {
       const outcome = await this.#writeItems(batch.items);
@@ -768,23 +825,7 @@ export class PgWriter {
       settle(outcome, batch.items);
       return;
     } catch (err) {
-      this.#writeErrors++;
-      const reason = describePgError(err, this.#o.settings.url);
-      this.#lastWriteError = reason;
-      if (batch.attempts === 0 && !this.#closed) {
-        batch.attempts = 1;
-        this.#retry = batch;
-        this.#report(`writing ${batch.rows} queued rows failed, will retry: ${reason}`);
-        // retry after an interval, not at once: a lock or a restarting server needs a moment
-        this.#batchDue = false;
-        this.#timer ??= setTimeout(() => {
-          this.#timer = null;
-          this.#batchDue = true;
-          this.#pump();
-        }, Math.max(this.#o.batchIntervalMs, 1));
-        return;
-      }
-      this.#report(`writing ${batch.rows} queued rows failed again, writing them one by one: ${reason}`);
+      if (this.#batchFailed(batch, err)) return;
     }
     // Second failure: isolate the items, so a single bad one cannot take the batch down with it.
     // Not when the database cannot be reached at all: trying each item would wait for a connection
@@ -826,6 +867,31 @@ export class PgWriter {
   }
 
   /**
+   * A batch's attempt failed: the first time it is kept for a retry after an interval (true);
+   * the second time (false) the caller writes its items one by one.
+   */
+  #batchFailed(batch: Batch, err: unknown): boolean {
+    this.#writeErrors++;
+    const reason = describePgError(err, this.#o.settings.url);
+    this.#lastWriteError = reason;
+    if (batch.attempts === 0 && !this.#closed) {
+      batch.attempts = 1;
+      this.#retry = batch;
+      this.#report(`writing ${batch.rows} queued rows failed, will retry: ${reason}`);
+      // retry after an interval, not at once: a lock or a restarting server needs a moment
+      this.#batchDue = false;
+      this.#timer ??= setTimeout(() => {
+        this.#timer = null;
+        this.#batchDue = true;
+        this.#pump();
+      }, Math.max(this.#o.batchIntervalMs, 1));
+      return true;
+    }
+    this.#report(`writing ${batch.rows} queued rows failed again, writing them one by one: ${reason}`);
+    return false;
+  }
+
+  /**
    * Writes the items in one transaction; throws (after rolling back) when it cannot. Returns the
    * finishes it settles, valid only because it committed.
    */
@@ -846,29 +912,37 @@ export class PgWriter {
     }
     if (writable.length === 0) return outcome;
     const client = await this.#connection();
-    if (await this.#writeBehindFast(client, writable, outcome)) return outcome;
+    const fast = this.#prepareBehindFast(writable);
+    if (fast !== null) {
+      const row = fast.statement === null ? undefined : (((await client.query(fast.statement)) as QueryResultLike).rows[0] as { outcome?: string } | undefined);
+      if (this.#afterBehindFast(fast, row?.outcome)) {
+        outcome.ok.push(...fast.outcome.ok);
+        outcome.failed.push(...fast.outcome.failed);
+        return outcome;
+      }
+    }
     return this.#writeBehindLocked(client, writable, outcome);
   }
 
   /**
-   * One round trip (aigov_write_behind): when every call of the batch was recorded by this writer
-   * and is remembered (the next event seq, the decisions recorded), nothing needs reading first;
-   * the function checks under the head lock that each result's call is still pending and each
-   * events' call exists. False (nothing written, nothing changed here) sends the batch to the
-   * locked path: a call not remembered, a second result for one call, or the function's 'retry'.
+   * The one-round-trip write of a write-behind batch, built (aigov_write_behind): when every call
+   * of the batch was recorded by this writer and is remembered (the next event seq, the decisions
+   * recorded), nothing needs reading first; the function checks under the head lock that each
+   * result's call is still pending and each events' call exists. Null (nothing changed here) sends
+   * the batch to the locked path: a call not remembered, a second result for one call, text
+   * PostgreSQL cannot hold (refused item by item there). Nothing to write: a statement of null.
    */
-  async #writeBehindFast(client: PgClient, writable: readonly QueueItem[], outcome: Outcome): Promise<boolean> {
+  #prepareBehindFast(items: readonly QueueItem[]): PreparedBehind | null {
     const entries = new UnlinkedEntries();
     const ev = new EventColumns();
     const fin = new FinishColumns();
     const nextSeq = new Map<string, number>();
     const settled = new Set<string>();
-    const ok: Waiter[] = [];
-    const failed: [Waiter, string][] = [];
-    for (const item of writable) {
+    const outcome: Outcome = { ok: [], failed: [] };
+    for (const item of items) {
       if (item.kind === 'events') {
         const memo = this.#inFlight.get(item.callId);
-        if (memo === undefined || settled.has(item.callId)) return false;
+        if (memo === undefined || settled.has(item.callId) || item.events.some((e) => hasNul(e.raw))) return null;
         let seq = nextSeq.get(item.callId) ?? memo.nextSeq;
         const first = seq;
         const content = eventsContentHasher(item.callId);
@@ -883,34 +957,36 @@ export class PgWriter {
       } else if (item.kind === 'finish') {
         const r = item.result;
         const memo = this.#inFlight.get(r.callId);
-        if (memo === undefined || memo.decisions === null || settled.has(r.callId)) return false;
+        if (memo === undefined || memo.decisions === null || settled.has(r.callId) || resultHasNul(r)) return null;
         settled.add(r.callId);
         if (this.#lostEvents.has(r.callId)) {
-          failed.push([item.waiter, 'some of its stream events could not be written']);
+          outcome.failed.push([item.waiter, 'some of its stream events could not be written']);
           continue;
         }
         const decisions = r.decisions.length === 0 ? memo.decisions : JSON.stringify([...(JSON.parse(memo.decisions) as PolicyDecisionRecord[]), ...r.decisions]);
         const values = resultValues(r, decisions);
         fin.push(values);
         entries.append('result', r.callId, null, resultContentHash(values));
-        ok.push(item.waiter);
+        outcome.ok.push(item.waiter);
       }
     }
-    if (entries.size > 0) {
-      const result = (await client.query(behindFastStatement(ev, fin, entries))) as QueryResultLike;
-      if ((result.rows[0] as { outcome?: string } | undefined)?.outcome !== 'ok') {
+    return { statement: entries.size > 0 ? behindFastStatement(ev, fin, entries) : null, nextSeq, settled, outcome };
+  }
+
+  /** After the statement (or none): true when the batch is written (its outcome filled in); false (nothing written) when the database said 'retry'. */
+  #afterBehindFast(prepared: PreparedBehind, outcome: string | undefined): boolean {
+    if (prepared.statement !== null) {
+      if (outcome !== 'ok') {
         this.#fastRetries++;
         return false;
       }
       this.#fastCommits++;
     }
-    for (const [callId, seq] of nextSeq) this.#setNextSeq(callId, seq);
-    for (const callId of settled) {
+    for (const [callId, seq] of prepared.nextSeq) this.#setNextSeq(callId, seq);
+    for (const callId of prepared.settled) {
       this.#inFlight.delete(callId);
       this.#lostEvents.delete(callId);
     }
-    outcome.ok.push(...ok);
-    outcome.failed.push(...failed);
     return true;
   }
 
@@ -1127,6 +1203,38 @@ interface BuiltRecords extends RecordOutcome {
 }
 
 type ChunkColumns = PgChunkRows['rows'];
+
+type PgStatement = { name: string; text: string; values: unknown[] };
+
+interface PreparedRecords {
+  readonly built: BuiltRecords;
+  readonly reserve: number;
+  readonly sessionIds: readonly string[];
+  readonly statement: PgStatement;
+}
+
+interface PreparedBehind {
+  /** Null: nothing to write (only refusals). */
+  readonly statement: PgStatement | null;
+  readonly nextSeq: Map<string, number>;
+  readonly settled: Set<string>;
+  readonly outcome: Outcome;
+}
+
+/**
+ * A group of records and a write-behind batch in one transaction (one commit): both functions in
+ * one statement. Each says 'ok' or 'retry' for its part (a part that says 'retry' wrote nothing).
+ */
+function combinedStatement(records: PgStatement, behind: PgStatement): PgStatement {
+  const shift = records.values.length;
+  const call = (text: string): string => text.slice(text.indexOf('FROM ') + 5);
+  const behindCall = call(behind.text).replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + shift}`);
+  return {
+    name: 'aigov_record_behind_fast',
+    text: `SELECT r.outcome, r.chunk_block, b.outcome AS behind_outcome FROM ${call(records.text)} AS r, ${behindCall} AS b`,
+    values: [...records.values, ...behind.values],
+  };
+}
 
 /** The locked path's write of a group of records: one statement, the entries linked by `chain`; chain_head.next_chunk moves to `nextChunk`. */
 function recordLockedStatement(owner: string, built: BuiltRecords, chunks: ChunkColumns, chain: ChainAppender, nextChunk: number): { name: string; text: string; values: unknown[] } {

@@ -93,6 +93,9 @@ export interface PostgresStoreStats {
   readonly fastRetries: number;
   /** Transactions written the locked way (BEGIN, head lock and reads, then the write and COMMIT). */
   readonly lockedCommits: number;
+  /** One-round-trip transactions that held records and a write-behind batch (one commit for both), and those that failed (the records then tried alone). */
+  readonly combinedCommits: number;
+  readonly combinedFailures: number;
   readonly settledAtOpen: number;
   /** Calls of stopped replicas settled by this store's sweeps while it ran, and replicas evicted (lease expired). */
   readonly settledBySweep: number;
