@@ -3,7 +3,7 @@
  * gateway, as the gateway uses it — `await recordRequest` (the durable write before forwarding),
  * then `await finishCall` (the result, committed before the answer's last byte is sent).
  *
- *   node bench/pg-write-path.ts [--compare DIR] [--runs R] [--calls N] [--seconds S] [--replicas-only]
+ *   node bench/pg-write-path.ts [--compare DIR] [--runs R] [--calls N] [--seconds S] [--replicas-only | --no-replicas]
  *
  * Per store (this tree's, and with `--compare DIR` another `src` tree, e.g.
  * `git archive <rev> src | tar -x -C /tmp/before`, runs alternating) and per synchronous_commit:
@@ -22,6 +22,7 @@
  * AIGOV_BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres), dropped after.
  * Medians of R runs (default 3). Bounded; prints markdown tables.
  */
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -40,6 +41,7 @@ const IN_FLIGHT = 32;
 const compareIndex = process.argv.indexOf('--compare');
 const COMPARE = compareIndex > 0 ? process.argv[compareIndex + 1] : undefined;
 const REPLICAS_ONLY = process.argv.includes('--replicas-only');
+const NO_REPLICAS = process.argv.includes('--no-replicas');
 const ADMIN_URL = process.env['AIGOV_BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -122,7 +124,31 @@ async function oneCall(store: Store, id: string, session: string): Promise<[numb
 }
 
 interface Sequential { record50: number; record99: number; finish50: number; finish99: number; statements: number; roundTrips: number; commits: number }
-interface Loaded { rate: number; record50: number; record99: number; finish50: number; finish99: number }
+interface Loaded { rate: number; record50: number; record99: number; finish50: number; finish99: number; commitsPerCall: number; dbCpuMs: number; nodeCpuMs: number }
+
+const CLK_TCK = 100; // Linux USER_HZ
+
+/** CPU (user + system) used so far by the server processes connected to `url`'s database, ms (Linux /proc). */
+async function databaseCpuMs(url: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const pids = (await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')).rows.map((r) => r.pid);
+    let ticks = 0;
+    for (const pid of pids) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        ticks += Number(fields[11]) + Number(fields[12]);
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return (ticks / CLK_TCK) * 1000;
+  } finally {
+    await client.end();
+  }
+}
 
 async function sequential(open: Open, sync: 'on' | 'off', tag: string): Promise<Sequential> {
   return withDatabase(async (url) => {
@@ -156,6 +182,9 @@ async function loaded(open: Open, sync: 'on' | 'off', tag: string, stores = 1, p
       const rec: number[] = [];
       const fin: number[] = [];
       let n = 0;
+      const cpu0 = process.cpuUsage();
+      const db0 = await databaseCpuMs(url);
+      const commits0 = counts.commits;
       const t0 = performance.now();
       const deadline = t0 + SECONDS * 1000;
       await Promise.all(
@@ -169,7 +198,12 @@ async function loaded(open: Open, sync: 'on' | 'off', tag: string, stores = 1, p
         }),
       );
       const rate = (rec.length / (performance.now() - t0)) * 1000;
-      return { rate, record50: pct(rec, 50), record99: pct(rec, 99), finish50: pct(fin, 50), finish99: pct(fin, 99) };
+      const cpu = process.cpuUsage(cpu0);
+      const dbCpuMs = (await databaseCpuMs(url)) - db0;
+      return {
+        rate, record50: pct(rec, 50), record99: pct(rec, 99), finish50: pct(fin, 50), finish99: pct(fin, 99),
+        commitsPerCall: (counts.commits - commits0) / rec.length, dbCpuMs: dbCpuMs / rec.length, nodeCpuMs: (cpu.user + cpu.system) / 1000 / rec.length,
+      };
     } finally {
       for (const store of opened) await store.close();
     }
@@ -216,7 +250,7 @@ if (!REPLICAS_ONLY) {
         const l = await loaded(opens.get(label)!, sync, `l${run}${sync}`);
         (seq.get(key) ?? seq.set(key, []).get(key)!).push(s);
         (con.get(key) ?? con.set(key, []).get(key)!).push(l);
-        process.stderr.write(`run ${run + 1}/${RUNS} ${label} synchronous_commit ${sync}: record p50 ${ms(s.record50)}, finish p50 ${ms(s.finish50)}; ${IN_FLIGHT} in flight ${l.rate.toFixed(0)} calls/s\n`);
+        process.stderr.write(`run ${run + 1}/${RUNS} ${label} synchronous_commit ${sync}: record p50 ${ms(s.record50)}, finish p50 ${ms(s.finish50)}; ${IN_FLIGHT} in flight ${l.rate.toFixed(0)} calls/s, ${l.commitsPerCall.toFixed(2)} commits/call, CPU/call database ${ms(l.dbCpuMs)} this process ${ms(l.nodeCpuMs)}\n`);
       }
     }
   }
@@ -237,6 +271,7 @@ if (!REPLICAS_ONLY) {
   }
 }
 
+if (NO_REPLICAS) process.exit(0);
 const open = opens.get('this tree')!;
 const rep = new Map<string, Loaded[]>();
 for (let run = 0; run < RUNS; run++) {
