@@ -11,7 +11,10 @@
  *   what the write connection did: statements sent (each ends with its own Sync, so each is a
  *   server round of work and an answer), round trips (statements sent together in one event-loop
  *   turn, pipelined, count once: the client waits once for them), transactions committed;
- * - 32 calls in flight for S seconds (default 3): calls/s, record and finish p50 / p99.
+ * - 32 calls in flight for S seconds (default 3): calls/s, record and finish p50 / p99, commits per
+ *   call, and CPU per call of the database's server processes (/proc) and of this process;
+ * - the floor: a one-row INSERT committed alone, synchronous_commit on and off (what one durable
+ *   commit costs on this machine at that moment; a governed call needs two).
  * Then the chain's lock under contention (this tree only, synchronous_commit on): 1, 2 and 4
  * stores on one database (as replicas, 32 calls in flight in all), the functions as written
  * (chain_head row lock, FOR UPDATE) and a variant that takes a transaction-level advisory lock
@@ -238,11 +241,33 @@ const load0 = os.loadavg()[0]!;
 const started = performance.now();
 const ms = (v: number): string => `${v.toFixed(2)} ms`;
 
+/** The floor: one durable commit of a one-row INSERT (one round trip), p50 / p99 over `n`, on a database of its own. */
+async function commitFloor(sync: 'on' | 'off', n = 300): Promise<[number, number]> {
+  return withDatabase(async (url) => {
+    const client = new pg.Client({ connectionString: url, options: `-c synchronous_commit=${sync}` });
+    await client.connect();
+    try {
+      await client.query('CREATE TABLE floor (id bigint, at bigint)');
+      const t: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const t0 = performance.now();
+        await client.query({ name: 'floor', text: 'INSERT INTO floor VALUES ($1, $2)', values: [i, Date.now()] });
+        t.push(performance.now() - t0);
+      }
+      return [pct(t, 50), pct(t, 99)];
+    } finally {
+      await client.end();
+    }
+  });
+}
+
 if (!REPLICAS_ONLY) {
+  const floors = new Map<string, [number, number][]>();
   const seq = new Map<string, Sequential[]>();
   const con = new Map<string, Loaded[]>();
   for (let run = 0; run < RUNS; run++) {
     for (const sync of ['on', 'off'] as const) {
+      (floors.get(sync) ?? floors.set(sync, []).get(sync)!).push(await commitFloor(sync));
       const order = run % 2 === 0 ? trees : [...trees].reverse();
       for (const [label] of order) {
         const key = `${label}|${sync}`;
@@ -255,8 +280,13 @@ if (!REPLICAS_ONLY) {
     }
   }
   console.log(`\nnode ${process.version}, ${os.cpus().length} CPUs, load average ${load0.toFixed(2)} → ${os.loadavg()[0]!.toFixed(2)}; medians of ${RUNS} runs\n`);
-  console.log('| store | synchronous_commit | one call at a time: record p50 / p99 | finish p50 / p99 | per call: statements · round trips · commits | 32 in flight: calls/s | record p50 / p99 | finish p50 / p99 |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  for (const sync of ['on', 'off'] as const) {
+    const f = floors.get(sync)!;
+    console.log(`One-row INSERT committed alone (one round trip), synchronous_commit ${sync}: p50 ${ms(median(f.map((x) => x[0])))}, p99 ${ms(median(f.map((x) => x[1])))}`);
+  }
+  console.log('');
+  console.log('| store | synchronous_commit | one call at a time: record p50 / p99 | finish p50 / p99 | per call: statements · round trips · commits | 32 in flight: calls/s | record p50 / p99 | finish p50 / p99 | commits per call | CPU per call: database · client |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const [label] of trees) {
     for (const sync of ['on', 'off'] as const) {
       const s = seq.get(`${label}|${sync}`)!;
@@ -265,7 +295,8 @@ if (!REPLICAS_ONLY) {
       console.log(
         `| ${label} | ${sync} | ${ms(m(s, (x) => x.record50))} / ${ms(m(s, (x) => x.record99))} | ${ms(m(s, (x) => x.finish50))} / ${ms(m(s, (x) => x.finish99))} | ` +
           `${m(s, (x) => x.statements).toFixed(1)} · ${m(s, (x) => x.roundTrips).toFixed(1)} · ${m(s, (x) => x.commits).toFixed(1)} | ` +
-          `${m(l, (x) => x.rate).toFixed(0)} | ${ms(m(l, (x) => x.record50))} / ${ms(m(l, (x) => x.record99))} | ${ms(m(l, (x) => x.finish50))} / ${ms(m(l, (x) => x.finish99))} |`,
+          `${m(l, (x) => x.rate).toFixed(0)} | ${ms(m(l, (x) => x.record50))} / ${ms(m(l, (x) => x.record99))} | ${ms(m(l, (x) => x.finish50))} / ${ms(m(l, (x) => x.finish99))} | ` +
+          `${m(l, (x) => x.commitsPerCall).toFixed(3)} | ${ms(m(l, (x) => x.dbCpuMs))} · ${ms(m(l, (x) => x.nodeCpuMs))} |`,
       );
     }
   }
@@ -285,13 +316,16 @@ for (let run = 0; run < RUNS; run++) {
   }
 }
 console.log(`\nThe chain's lock under contention (this tree, synchronous_commit on, ${IN_FLIGHT} calls in flight over the stores, ${SECONDS} s; medians of ${RUNS} runs)\n`);
-console.log('| stores on one database | chain lock | calls/s | record p50 / p99 | finish p50 / p99 |');
-console.log('|---|---|---|---|---|');
+console.log('| stores on one database | chain lock | calls/s | record p50 / p99 | finish p50 / p99 | commits per call | database CPU per call |');
+console.log('|---|---|---|---|---|---|---|');
 for (const stores of [1, 2, 4]) {
   for (const lock of ['row', 'advisory'] as const) {
     const l = rep.get(`${stores}|${lock}`)!;
     const m = (f: (x: Loaded) => number): number => median(l.map(f));
-    console.log(`| ${stores} | ${lock === 'row' ? 'chain_head row (FOR UPDATE), as shipped' : 'advisory xact lock, then the row'} | ${m((x) => x.rate).toFixed(0)} | ${ms(m((x) => x.record50))} / ${ms(m((x) => x.record99))} | ${ms(m((x) => x.finish50))} / ${ms(m((x) => x.finish99))} |`);
+    console.log(
+      `| ${stores} | ${lock === 'row' ? 'chain_head row (FOR UPDATE), as shipped' : 'advisory xact lock, then the row'} | ${m((x) => x.rate).toFixed(0)} | ${ms(m((x) => x.record50))} / ${ms(m((x) => x.record99))} | ` +
+        `${ms(m((x) => x.finish50))} / ${ms(m((x) => x.finish99))} | ${m((x) => x.commitsPerCall).toFixed(3)} | ${ms(m((x) => x.dbCpuMs))} |`,
+    );
   }
 }
 console.log(`\n${((performance.now() - started) / 1000).toFixed(0)} s in all; load average at the end ${os.loadavg()[0]!.toFixed(2)}`);

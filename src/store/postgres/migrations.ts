@@ -16,7 +16,9 @@
  * - `calls.rec`: insertion order (SQLite's rowid), for listing calls that started together;
  * - `owners`: one row per gateway process that writes (see owner-lock.ts), `heartbeat_at` for leases;
  * - `chain_head`: the one row every write transaction locks first (FOR UPDATE): the audit chain's
- *   head and the next body chunk id, so appends from any number of replicas form one chain.
+ *   head and the next body chunk id, so appends from any number of replicas form one chain;
+ * - functions (migration 5) for the write lane's one-round-trip path (pg-writer.ts), which link
+ *   audit entries in the database with the canonical text of src/core/audit/chain.ts.
  * Ids compared in keyset paging use COLLATE "C" (byte order), as SQLite compares them.
  */
 import { SchemaTooNewError } from '../schema-too-new.ts';

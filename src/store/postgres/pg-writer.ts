@@ -1,26 +1,36 @@
 /**
- * The PostgreSQL store's write lane: one connection (pipelined: the statements of a transaction
- * go out back to back, two round trips per transaction) that runs one transaction at a time,
- * the way the SQLite store's writer thread does.
+ * The PostgreSQL store's write lane: one connection that runs one transaction at a time, the way
+ * the SQLite store's writer thread does.
  *
  * Every transaction first locks chain_head (FOR UPDATE): the audit chain's head, the next body
  * chunk id. All writers of every replica take that row first, so their transactions are
  * serialized at the database — one chain, and checks done under the lock (is this session
  * another principal's? is this call still pending?) stay true until COMMIT.
  *
+ * Two ways to write (docs/benchmarks.md, "PostgreSQL write path"):
+ * - One round trip (the usual one): ONE statement, its own transaction committed at its Sync,
+ *   calling migration 5's functions — aigov_record_calls (a record group) and/or
+ *   aigov_write_behind (a write-behind batch). They lock the head, check under the lock what this
+ *   writer assumed (no call id taken, no session another principal's, sessions it takes for new
+ *   without chunks, remembered chunks not purged; results over calls still pending), write the
+ *   rows and link the audit entries in the database (same canonical text and SHA-256 as
+ *   src/core/audit/chain.ts), or write nothing and say 'retry'.
+ * - Locked, two round trips (pipelined): BEGIN, the head lock and the reads under it; then one
+ *   statement with the rows and the entries linked here, and COMMIT. For what the writer cannot
+ *   assume (a session whose chunk hashes it must read, a call it does not remember, a refusal to
+ *   make record by record) and whenever the database said 'retry'.
+ *
  * - Request records: group commit. Every record that arrived while the previous transaction ran
- *   (or in the same event-loop turn) goes into ONE transaction: one statement upserts the
- *   sessions, inserts the calls, request chunks, raw copies and audit entries and moves the head
- *   (multi-row INSERTs from arrays). A record that must be refused — a call id already recorded,
- *   a session of another principal, text PostgreSQL cannot store (NUL) — is refused alone before
- *   that statement, from what the transaction read under the lock. Each record's promise settles
- *   after COMMIT (or the failure).
+ *   (or in the same event-loop turn) goes into ONE transaction, with the write-behind batch that is
+ *   due if there is one (one commit for both; if that transaction fails, the batch is retried as
+ *   any batch and the records are tried again alone). A record that must be refused — a call id
+ *   already recorded, a session of another principal, text PostgreSQL cannot store (NUL) — is
+ *   refused alone. Each record's promise settles after its commit (or the failure).
  * - Stream events and finishes: write-behind FIFO, as in the SQLite store (a batch every
  *   `batchIntervalMs`, or at once at `maxBatch` rows or when a finish or a flush waits; retry
- *   once, then item by item; rows of calls never recorded skipped). One statement per batch
- *   inserts the events, writes the results (only over calls still `pending`) and appends the
- *   entries. A finish's promise settles after the COMMIT holding it and the call's earlier events.
- * - Access-log rows and settling a dead owner's calls are tasks in the same lane.
+ *   once, then item by item; rows of calls never recorded skipped). Results only over calls still
+ *   `pending`. A finish's promise settles after the commit holding it and the call's earlier events.
+ * - Access-log rows and settling a dead owner's calls are tasks in the same lane (locked path).
  * Records go first, then tasks, then write-behind batches: a record waits for at most the one
  * transaction in flight.
  *
