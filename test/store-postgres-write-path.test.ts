@@ -152,7 +152,7 @@ describe('PostgreSQL store: one-round-trip writes', () => {
     const finished = store.finishCall(callResult('combo-a'));
     const recorded = store.recordRequest(callRequest('combo-b', { sessionId: 'ses-c' }));
     await recorded; // not refused: tried again alone
-    await finished; // retried after its interval
+    await finished; // then tried alone: the failure was once
     const stats = store.stats();
     assert.equal(stats.combinedFailures, 1, 'they went together, and failed together');
     assert.equal(stats.writeErrors, 1);

@@ -22,8 +22,8 @@
  *
  * - Request records: group commit. Every record that arrived while the previous transaction ran
  *   (or in the same event-loop turn) goes into ONE transaction, with the write-behind batch that is
- *   due if there is one (one commit for both; if that transaction fails, the batch is retried as
- *   any batch and the records are tried again alone). A record that must be refused — a call id
+ *   due if there is one (one commit for both; if that transaction fails, the records are tried
+ *   again alone, then the batch alone, with the retries of any batch). A record that must be refused — a call id
  *   already recorded, a session of another principal, text PostgreSQL cannot store (NUL) — is
  *   refused alone. Each record's promise settles after its commit (or the failure).
  * - Stream events and finishes: write-behind FIFO, as in the SQLite store (a batch every
@@ -558,7 +558,8 @@ export class PgWriter {
     const group = this.#records;
     this.#records = [];
     // A write-behind batch that is due goes in the same transaction (one commit for both) when
-    // both can take one round trip; else it is written after the records, as it would have been.
+    // both can take one round trip; else (or when that transaction failed) it is written after
+    // the records, as it would have been.
     let batch = this.#behindDue() ? this.#takeBatch() : null;
     const refuse = (job: RecordJob, err: Error): void => {
       this.#recordFailures++;
@@ -594,11 +595,11 @@ export class PgWriter {
           try {
             row = ((await client.query(combinedStatement(records.statement, behind.statement))) as QueryResultLike).rows[0] as typeof row;
           } catch (err) {
-            // The batch fails as any batch does (retried later); the records are tried once more alone.
+            // Either part may have failed it: the records are tried once more alone, then the batch
+            // alone (below, with the retries and the item-by-item fallback of any batch).
             this.#combinedFailures++;
+            this.#writeErrors++;
             for (const sessionId of sessionIds) this.#chunks.forget(sessionId);
-            this.#batchFailed(batch!, err);
-            batch = null;
             if (isConnectionError(err)) throw err;
             const client2 = await this.#connection();
             outcome = (await this.#sendRecordsFast(client2, this.#prepareRecordsFast(jobs, sessionIds))) ?? (await this.#recordLocked(client2, jobs));
