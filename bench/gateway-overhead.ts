@@ -552,7 +552,7 @@ async function storeComparison(): Promise<void> {
     const setup =
       `${ROUNDS} rounds; in each, the four targets in rotating order: ${LATENCY_REQUESTS} non-streamed calls at concurrency 1, then ${THROUGHPUT_MS / 1000} s at concurrency ${THROUGHPUT_CONCURRENCY} ` +
       `(latency under load = each call's time during that run). "added" = median over rounds of (gateway − direct) in the same round; a ratio divides PostgreSQL's added figure by SQLite's. ` +
-      `2 KB prompt, 2 KB answer. Three gateway processes, identical but for storage: SQLite in a temp dir (WAL, synchronous NORMAL, writer thread), and ${pgVersion} on this machine over TCP, a database each, with storage.synchronous_commit on and off (one pipelined write connection, pool of 10; every write transaction takes the chain_head row lock). ` +
+      `2 KB prompt, 2 KB answer. Three gateway processes, identical but for storage: SQLite in a temp dir (WAL, synchronous NORMAL, writer thread), and ${pgVersion} on this machine over TCP, a database each, with storage.synchronous_commit on and off (one write connection, pool of 10; a write transaction is one statement calling migration 6's functions, which take the chain_head row lock; a group of records and the results due go in one commit). ` +
       `Upstream fake, gateways, PostgreSQL and the load generator share the machine (1-min load average ${loadAtStart.toFixed(2)} at the start, ${os.loadavg()[0]!.toFixed(2)} at the end); ${requests} measured requests, ${seconds.toFixed(0)} s in all.`;
     process.stdout.write(`\n${table}\n\n${setup}\n`);
     const section = [

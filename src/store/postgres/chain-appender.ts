@@ -1,9 +1,13 @@
 /**
- * The audit chain on PostgreSQL: the entries one write transaction appends, built in memory from
- * the head it locked (chain_head, FOR UPDATE) and inserted with the rows they cover in the same
- * statement. Every replica's write transactions lock that one row first, so their appends are
- * serialized and form ONE chain, whatever the number of replicas; a transaction that rolls back
- * takes its entries with it and the head row is unchanged.
+ * The audit chain on PostgreSQL: the entries one write transaction appends. Every replica's write
+ * transactions lock the one chain_head row first (FOR UPDATE), so their appends are serialized
+ * and form ONE chain, whatever the number of replicas; a transaction that rolls back takes its
+ * entries with it and the head row is unchanged. Two ways to link them:
+ * - {@link ChainAppender}: built in memory from the head the transaction locked and read (the
+ *   locked path: a round trip to read the head before the write);
+ * - {@link UnlinkedEntries}: kind, ref, span, time and content hash only; the database function
+ *   that writes them (migration 6, aigov_append_entries) locks the head and computes seq,
+ *   prev_hash and hash itself (the one-round-trip path), with the same canonical text.
  *
  * Content hashes are the SQLite store's (src/store/audit-hash.ts over src/core/audit/chain.ts),
  * computed from the values as written, so both drivers' chains mean the same thing.
@@ -28,7 +32,14 @@ export interface EntryColumns {
   readonly hash: string[];
 }
 
-export class ChainAppender {
+/** Where a write's entries go: linked here ({@link ChainAppender}) or by the database ({@link UnlinkedEntries}). */
+export interface EntrySink {
+  append(kind: AuditKind, ref: string, span: string | null, contentHash: string): void;
+  events(callId: string, first: number, last: number, contentHash: string): void;
+  readonly size: number;
+}
+
+export class ChainAppender implements EntrySink {
   #head: ChainHeadRow;
   readonly columns: EntryColumns = { seq: [], kind: [], ref: [], span: [], at: [], contentHash: [], prevHash: [], hash: [] };
   readonly #now: () => number;
@@ -85,4 +96,34 @@ export function entriesSql(first: number): { readonly cte: string; readonly head
 export function entriesParams(chain: ChainAppender): unknown[] {
   const c = chain.columns;
   return [c.seq, c.kind, c.ref, c.span, c.at, c.contentHash, c.prevHash, c.hash, chain.head.seq, chain.head.hash];
+}
+
+/** Entries whose seq, prev_hash and hash the database computes under its head lock (aigov_append_entries). */
+export class UnlinkedEntries implements EntrySink {
+  readonly kind: string[] = [];
+  readonly ref: string[] = [];
+  readonly span: (string | null)[] = [];
+  readonly at: number[] = [];
+  readonly contentHash: string[] = [];
+  readonly #now: () => number;
+
+  constructor(now: () => number = Date.now) {
+    this.#now = now;
+  }
+
+  get size(): number {
+    return this.kind.length;
+  }
+
+  append(kind: AuditKind, ref: string, span: string | null, contentHash: string): void {
+    this.kind.push(kind);
+    this.ref.push(ref);
+    this.span.push(span);
+    this.at.push(this.#now());
+    this.contentHash.push(contentHash);
+  }
+
+  events(callId: string, first: number, last: number, contentHash: string): void {
+    this.append('events', callId, formatSpan(first, last), contentHash);
+  }
 }

@@ -16,7 +16,9 @@
  * - `calls.rec`: insertion order (SQLite's rowid), for listing calls that started together;
  * - `owners`: one row per gateway process that writes (see owner-lock.ts), `heartbeat_at` for leases;
  * - `chain_head`: the one row every write transaction locks first (FOR UPDATE): the audit chain's
- *   head and the next body chunk id, so appends from any number of replicas form one chain.
+ *   head and the next body chunk id, so appends from any number of replicas form one chain;
+ * - functions (migration 6) for the write lane's one-round-trip path (pg-writer.ts), which link
+ *   audit entries in the database with the canonical text of src/core/audit/chain.ts.
  * Ids compared in keyset paging use COLLATE "C" (byte order), as SQLite compares them.
  */
 import { SchemaTooNewError } from '../schema-too-new.ts';
@@ -253,6 +255,163 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       );
       CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_at) WHERE state = 'pending';
       CREATE INDEX webhook_outbox_done ON webhook_outbox (done_at) WHERE state <> 'pending';
+    `,
+  },
+  {
+    version: 6,
+    name: 'one-round-trip recording writes: the audit chain linked in the database, records and write-behind batches as one call each',
+    // The write lane's fast path (pg-writer.ts, pg-write-functions.ts): one statement per
+    // transaction, committed at its Sync, instead of BEGIN + head lock + reads, then the write +
+    // COMMIT. The functions lock chain_head (FOR UPDATE, as every other writer does), check under
+    // the lock what the writer assumed, and write everything or nothing: on 'retry' the writer
+    // takes the locked two-round-trip path, which refuses records one by one.
+    //
+    // Both write functions run with enable_seqscan off: every statement in them reads by key, and
+    // plans cached while the tables were nearly empty (a fresh database) scanned them for every
+    // group (`id = ANY (…)` over all calls) until the next ANALYZE: 3× the database's CPU per call.
+    //
+    // aigov_link_hash is chainInput() + linkHash() of src/core/audit/chain.ts and audit-hash.ts:
+    // the same text, hashed as UTF-8 (encodeValue counts UTF-16 code units: characters beyond
+    // U+FFFF count twice). The verifier recomputes every hash in TypeScript from the stored fields,
+    // so a difference between the two shows as a broken chain, never as a silently different one.
+    sql: `
+      -- (Written so the planner inlines them into the caller's cached plan: only text || text and
+      -- explicit casts, no concat(); STABLE because convert_to is. Not inlined, each call would be
+      -- planned again: ~0.2 ms per entry.)
+      CREATE FUNCTION aigov_audit_text(v text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+        SELECT CASE WHEN v IS NULL THEN 'z;'
+          ELSE 's' || (char_length(v) + CASE WHEN octet_length(v) = char_length(v) THEN 0
+            ELSE char_length(regexp_replace(v, '[^\\U00010000-\\U0010FFFF]', '', 'g')) END)::text || ':' || v END
+      $fn$;
+
+      CREATE FUNCTION aigov_link_hash(prev_hash text, content_hash text, seq bigint, kind text, ref text, span text, at bigint)
+        RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
+        SELECT encode(sha256(convert_to('aigov.audit.v1/link' || chr(10) || prev_hash || chr(10) || content_hash || chr(10) || seq::text || chr(10)
+          || kind || chr(10) || aigov_audit_text(ref) || aigov_audit_text(span) || at::text, 'UTF8')), 'hex')
+      $fn$;
+
+      -- Appends entries after the head (head_seq, head_hash) the caller locked; returns the new head.
+      CREATE FUNCTION aigov_append_entries(head_seq bigint, head_hash text, e_kind text[], e_ref text[], e_span text[], e_at bigint[], e_content text[],
+        OUT new_seq bigint, OUT new_hash text) LANGUAGE plpgsql AS $fn$
+      DECLARE
+        n integer := coalesce(cardinality(e_kind), 0);
+        seqs bigint[] := '{}';
+        prevs text[] := '{}';
+        hashes text[] := '{}';
+      BEGIN
+        new_seq := head_seq;
+        new_hash := head_hash;
+        FOR i IN 1 .. n LOOP
+          new_seq := new_seq + 1;
+          seqs[i] := new_seq;
+          prevs[i] := new_hash;
+          new_hash := aigov_link_hash(new_hash, e_content[i], new_seq, e_kind[i], e_ref[i], e_span[i], e_at[i]);
+          hashes[i] := new_hash;
+        END LOOP;
+        IF n > 0 THEN
+          INSERT INTO audit_log (seq, kind, ref, span, at, content_hash, prev_hash, hash)
+            SELECT * FROM unnest(seqs, e_kind, e_ref, e_span, e_at, e_content, prevs, hashes);
+        END IF;
+      END
+      $fn$;
+
+      -- A group of request records. 'retry' (nothing written) when a call id is already recorded,
+      -- a session belongs to another principal, the chunks the writer remembers may be gone
+      -- (chunks_generation moved; p_generation NULL: the group names no chunks), or a session the
+      -- writer took for one without chunks (p_fresh: not in its memory; usually a new session) has
+      -- some. p_reserve > 0 reserves that many body chunk ids for the writer's next records:
+      -- chunk_block is the first.
+      CREATE FUNCTION aigov_record_calls(
+        p_owner text, p_generation bigint, p_reserve bigint, p_fresh text[],
+        s_id text[], s_subject text[], s_issuer text[], s_email text[], s_started bigint[], s_last bigint[], s_count integer[],
+        c_id text[], c_session text[], c_subject text[], c_email text[], c_groups text[], c_issuer text[], c_client text[], c_agent text[],
+        c_remote text[], c_sdk text[], c_provider text[], c_kind text[], c_endpoint text[], c_method text[], c_path text[], c_model text[],
+        c_stream smallint[], c_body text[], c_parts text[], c_decisions text[], c_started bigint[],
+        k_id bigint[], k_session text[], k_hash text[], k_kind smallint[], k_text text[],
+        r_call text[], r_key text[], r_sealed bytea[],
+        e_kind text[], e_ref text[], e_span text[], e_at bigint[], e_content text[],
+        OUT outcome text, OUT chunk_block bigint) LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
+      DECLARE
+        h record;
+        t record;
+      BEGIN
+        SELECT seq, hash, next_chunk, chunks_generation INTO h FROM chain_head WHERE id = 1 FOR UPDATE;
+        IF NOT FOUND THEN
+          RAISE EXCEPTION 'the chain_head row is missing (the database was changed behind aigov)';
+        END IF;
+        IF (p_generation IS NOT NULL AND p_generation <> h.chunks_generation)
+          OR EXISTS (SELECT 1 FROM calls WHERE id = ANY (c_id))
+          OR EXISTS (SELECT 1 FROM body_chunks WHERE session_id = ANY (p_fresh))
+          OR EXISTS (SELECT 1 FROM unnest(s_id, s_subject, s_issuer) AS x(id, subject, issuer) JOIN sessions s ON s.id = x.id
+                     WHERE s.subject <> x.subject OR s.issuer <> x.issuer) THEN
+          outcome := 'retry';
+          RETURN;
+        END IF;
+        INSERT INTO sessions (id, subject, issuer, email, started_at, last_call_at, call_count)
+          SELECT * FROM unnest(s_id, s_subject, s_issuer, s_email, s_started, s_last, s_count)
+          ON CONFLICT (id) DO UPDATE SET call_count = sessions.call_count + excluded.call_count,
+            last_call_at = greatest(sessions.last_call_at, excluded.last_call_at);
+        INSERT INTO calls (id, session_id, subject, email, groups, issuer, client_id, user_agent, remote_address, sdk, provider,
+            provider_kind, endpoint, method, path, model, stream, request_body, request_parts, decisions, started_at, status, owner)
+          SELECT u.*, 'pending', p_owner FROM unnest(c_id, c_session, c_subject, c_email, c_groups, c_issuer, c_client, c_agent, c_remote, c_sdk,
+            c_provider, c_kind, c_endpoint, c_method, c_path, c_model, c_stream, c_body, c_parts, c_decisions, c_started) AS u;
+        IF cardinality(k_id) > 0 THEN
+          INSERT INTO body_chunks (id, session_id, hash, kind, text)
+            SELECT x.i, x.s, decode(x.h, 'hex'), x.k, x.t FROM unnest(k_id, k_session, k_hash, k_kind, k_text) AS x(i, s, h, k, t);
+        END IF;
+        IF cardinality(r_call) > 0 THEN
+          INSERT INTO raw_copies (call_id, key_id, sealed) SELECT * FROM unnest(r_call, r_key, r_sealed);
+        END IF;
+        t := aigov_append_entries(h.seq, h.hash, e_kind, e_ref, e_span, e_at, e_content);
+        UPDATE chain_head SET seq = t.new_seq, hash = t.new_hash, next_chunk = next_chunk + greatest(p_reserve, 0) WHERE id = 1;
+        chunk_block := CASE WHEN p_reserve > 0 THEN h.next_chunk END;
+        outcome := 'ok';
+      END
+      $fn$;
+
+      -- A write-behind batch: stream events, results, their entries. 'retry' (nothing written) when a
+      -- result's call is no longer pending (or gone) or an events' call was never recorded.
+      -- Results are written only over pending calls (the check above, under the head lock that
+      -- every writer of a status holds).
+      CREATE FUNCTION aigov_write_behind(
+        v_call text[], v_seq integer[], v_offset bigint[], v_raw text[],
+        f_id text[], f_status text[], f_http integer[], f_body text[], f_usage text[], f_first_byte bigint[], f_latency bigint[],
+        f_code text[], f_message text[], f_decisions text[], f_ended bigint[],
+        e_kind text[], e_ref text[], e_span text[], e_at bigint[], e_content text[],
+        OUT outcome text) LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
+      DECLARE
+        h record;
+        t record;
+        event_calls text[];
+      BEGIN
+        SELECT seq, hash INTO h FROM chain_head WHERE id = 1 FOR UPDATE;
+        IF NOT FOUND THEN
+          RAISE EXCEPTION 'the chain_head row is missing (the database was changed behind aigov)';
+        END IF;
+        SELECT coalesce(array_agg(DISTINCT c), '{}') INTO event_calls FROM unnest(v_call) AS c;
+        -- (count with FILTER, not status = 'pending' in WHERE: that would lead the planner to the
+        -- partial index of pending calls, whose entries of finished calls stay until VACUUM)
+        IF (SELECT count(*) FILTER (WHERE status = 'pending') FROM calls WHERE id = ANY (f_id)) <> cardinality(f_id)
+          OR (SELECT count(*) FROM calls WHERE id = ANY (event_calls)) <> cardinality(event_calls) THEN
+          outcome := 'retry';
+          RETURN;
+        END IF;
+        IF cardinality(v_call) > 0 THEN
+          INSERT INTO stream_events (call_id, seq, offset_ms, raw) SELECT * FROM unnest(v_call, v_seq, v_offset, v_raw);
+        END IF;
+        IF cardinality(f_id) > 0 THEN
+          UPDATE calls AS c SET status = f.status, http_status = f.http_status, response_body = f.response_body, usage = f.usage,
+              first_byte_ms = f.first_byte_ms, latency_ms = f.latency_ms, error_code = f.error_code, error_message = f.error_message,
+              decisions = f.decisions, ended_at = f.ended_at
+            FROM unnest(f_id, f_status, f_http, f_body, f_usage, f_first_byte, f_latency, f_code, f_message, f_decisions, f_ended)
+              AS f(id, status, http_status, response_body, usage, first_byte_ms, latency_ms, error_code, error_message, decisions, ended_at)
+            WHERE c.id = f.id;
+        END IF;
+        t := aigov_append_entries(h.seq, h.hash, e_kind, e_ref, e_span, e_at, e_content);
+        UPDATE chain_head SET seq = t.new_seq, hash = t.new_hash WHERE id = 1;
+        outcome := 'ok';
+      END
+      $fn$;
     `,
   },
 ];

@@ -1,26 +1,36 @@
 /**
- * The PostgreSQL store's write lane: one connection (pipelined: the statements of a transaction
- * go out back to back, two round trips per transaction) that runs one transaction at a time,
- * the way the SQLite store's writer thread does.
+ * The PostgreSQL store's write lane: one connection that runs one transaction at a time, the way
+ * the SQLite store's writer thread does.
  *
  * Every transaction first locks chain_head (FOR UPDATE): the audit chain's head, the next body
  * chunk id. All writers of every replica take that row first, so their transactions are
  * serialized at the database — one chain, and checks done under the lock (is this session
  * another principal's? is this call still pending?) stay true until COMMIT.
  *
+ * Two ways to write (docs/benchmarks.md, "PostgreSQL write path"):
+ * - One round trip (the usual one): ONE statement, its own transaction committed at its Sync,
+ *   calling migration 6's functions — aigov_record_calls (a record group) and/or
+ *   aigov_write_behind (a write-behind batch). They lock the head, check under the lock what this
+ *   writer assumed (no call id taken, no session another principal's, sessions it takes for new
+ *   without chunks, remembered chunks not purged; results over calls still pending), write the
+ *   rows and link the audit entries in the database (same canonical text and SHA-256 as
+ *   src/core/audit/chain.ts), or write nothing and say 'retry'.
+ * - Locked, two round trips (pipelined): BEGIN, the head lock and the reads under it; then one
+ *   statement with the rows and the entries linked here, and COMMIT. For what the writer cannot
+ *   assume (a session whose chunk hashes it must read, a call it does not remember, a refusal to
+ *   make record by record) and whenever the database said 'retry'.
+ *
  * - Request records: group commit. Every record that arrived while the previous transaction ran
- *   (or in the same event-loop turn) goes into ONE transaction: one statement upserts the
- *   sessions, inserts the calls, request chunks, raw copies and audit entries and moves the head
- *   (multi-row INSERTs from arrays). A record that must be refused — a call id already recorded,
- *   a session of another principal, text PostgreSQL cannot store (NUL) — is refused alone before
- *   that statement, from what the transaction read under the lock. Each record's promise settles
- *   after COMMIT (or the failure).
+ *   (or in the same event-loop turn) goes into ONE transaction, with the write-behind batch that is
+ *   due if there is one (one commit for both; if that transaction fails, the records are tried
+ *   again alone, then the batch alone, with the retries of any batch). A record that must be refused — a call id
+ *   already recorded, a session of another principal, text PostgreSQL cannot store (NUL) — is
+ *   refused alone. Each record's promise settles after its commit (or the failure).
  * - Stream events and finishes: write-behind FIFO, as in the SQLite store (a batch every
  *   `batchIntervalMs`, or at once at `maxBatch` rows or when a finish or a flush waits; retry
- *   once, then item by item; rows of calls never recorded skipped). One statement per batch
- *   inserts the events, writes the results (only over calls still `pending`) and appends the
- *   entries. A finish's promise settles after the COMMIT holding it and the call's earlier events.
- * - Access-log rows and settling a dead owner's calls are tasks in the same lane.
+ *   once, then item by item; rows of calls never recorded skipped). Results only over calls still
+ *   `pending`. A finish's promise settles after the commit holding it and the call's earlier events.
+ * - Access-log rows and settling a dead owner's calls are tasks in the same lane (locked path).
  * Records go first, then tasks, then write-behind batches: a record waits for at most the one
  * transaction in flight.
  *
@@ -33,7 +43,7 @@ import { RequestChunkWriter, type ChunkRows } from '../request-chunk-writer.ts';
 import { accessContentHash, eventsContentHasher, rawCopyContentHash, requestContentHash, resultContentHash } from '../audit-hash.ts';
 import { CHUNK_MIN_BODY, type ChunkKind } from '../../core/recording/request-chunks.ts';
 import type { ErrorCode } from '../../core/errors.ts';
-import { ChainAppender, entriesParams, entriesSql, type ChainHeadRow } from './chain-appender.ts';
+import { ChainAppender, entriesParams, entriesSql, UnlinkedEntries, type ChainHeadRow, type EntrySink } from './chain-appender.ts';
 import { connectClient, describePgError, isConnectionError, type PgClient, type PgSettings } from './pg-connection.ts';
 import type { OwnerLock } from './owner-lock.ts';
 
@@ -48,6 +58,8 @@ export interface PgWriterOptions {
   readonly maxBatch: number;
   /** synchronous_commit of the write connection (see PostgresStoreOptions). */
   readonly synchronousCommit: 'on' | 'off';
+  /** Body chunk ids reserved at a time for the one-round-trip path. */
+  readonly chunkBlock: number;
   /** Write-behind failures and other trouble, as fixed wording plus driver error texts. */
   readonly report: (message: string) => void;
 }
@@ -59,7 +71,17 @@ export interface PgWriterCounters {
   readonly recordFailures: number;
   readonly recordCommits: number;
   readonly queuedRows: number;
+  /** Transactions written in one round trip (records or write-behind), those the database sent to the locked path, and the locked path's commits (all kinds). */
+  readonly fastCommits: number;
+  readonly fastRetries: number;
+  readonly lockedCommits: number;
+  /** Of the one-round-trip transactions, those that held a record group and a write-behind batch, and those of them that failed. */
+  readonly combinedCommits: number;
+  readonly combinedFailures: number;
 }
+
+/** Calls in flight whose write-behind state the writer keeps (see PgWriter.#inFlight). */
+const IN_FLIGHT_REMEMBERED = 100_000;
 
 interface Waiter {
   readonly resolve: () => void;
@@ -108,17 +130,48 @@ class Statement {
   }
 }
 
-/** Body chunk rows for one transaction: ids from chain_head.next_chunk, the sessions' hashes read under the lock. */
+/**
+ * Body chunk rows for one transaction, and the chunk ids this writer may use.
+ * - Locked path: ids from chain_head.next_chunk, read under the lock; the hashes of sessions not
+ *   remembered were read under it too.
+ * - Fast path: ids from the block this writer reserved (chain_head.next_chunk was moved past it
+ *   when it was reserved, so no other writer hands them out). Nothing is read: a session whose
+ *   hashes are not remembered is taken for one without chunks ({@link fresh}: a new session, as
+ *   every call without x-aigov-session is), which the database checks under its lock. A group
+ *   needing more ids than the block has left ({@link overflow}) goes to the locked path instead.
+ * The ids of one call's chunks are consecutive either way (one block, or one locked transaction),
+ * and the writer's ids only grow: a node names only lower ids, so after a locked write that stored
+ * or read chunks (ids above the block) the block is replaced by one after them.
+ */
 class PgChunkRows implements ChunkRows {
   #loaded = new Map<string, [string, number][]>();
+  #fast = false;
   #next = 0;
+  #limit = Number.POSITIVE_INFINITY;
   #generation = 0;
+  /** Ids reserved for the fast path and not used yet: [next, end). */
+  #block = { next: 0, end: 0 };
+  overflow = false;
+  /** Fast path: sessions not in the writer's memory, taken for sessions without chunks (the database checks). */
+  fresh = new Set<string>();
   rows = { id: [] as number[], session: [] as string[], hash: [] as string[], kind: [] as number[], text: [] as string[] };
 
-  start(head: HeadRow, loaded: Map<string, [string, number][]>): void {
-    this.#loaded = loaded;
-    this.#next = head.next_chunk;
+  startLocked(head: HeadRow, loaded: Map<string, [string, number][]>): void {
+    this.#start(false, loaded, head.next_chunk, Number.POSITIVE_INFINITY);
     this.#generation = head.chunks_generation;
+  }
+
+  startFast(): void {
+    this.#start(true, new Map(), this.#block.next, this.#block.end);
+  }
+
+  #start(fast: boolean, loaded: Map<string, [string, number][]>, next: number, limit: number): void {
+    this.#fast = fast;
+    this.#loaded = loaded;
+    this.#next = next;
+    this.#limit = limit;
+    this.overflow = false;
+    this.fresh = new Set();
     this.rows = { id: [], session: [], hash: [], kind: [], text: [] };
   }
 
@@ -126,12 +179,28 @@ class PgChunkRows implements ChunkRows {
     return this.#next;
   }
 
+  /** Reserved ids left once this transaction's chunks are taken. */
+  get spare(): number {
+    return this.#block.end - (this.#fast ? this.#next : this.#block.next);
+  }
+
+  /** After a commit: the fast path used its ids from the block; `block`, when given, replaces it. */
+  committed(block: { readonly first: number; readonly size: number } | null): void {
+    if (this.#fast) this.#block.next = this.#next;
+    if (block !== null) this.#block = { next: block.first, end: block.first + block.size };
+  }
+
   load(sessionId: string): Iterable<readonly [string, number]> {
+    if (this.#fast) {
+      this.fresh.add(sessionId);
+      return [];
+    }
     // A session the writer forgot while a group was under way was not read: it only misses sharing.
     return this.#loaded.get(sessionId) ?? [];
   }
 
   insert(sessionId: string, hexHash: string, kind: ChunkKind, text: string): number {
+    if (this.#next >= this.#limit) this.overflow = true;
     const id = this.#next++;
     this.rows.id.push(id);
     this.rows.session.push(sessionId);
@@ -164,7 +233,12 @@ export class PgWriter {
   #running = false;
   #idle: Waiter[] = [];
 
-  readonly #nextSeq = new Map<string, number>();
+  /**
+   * Calls this writer recorded and has not finished: the next stream-event seq and the decisions
+   * recorded (null when learned from the database), so their write-behind needs no read first.
+   * Bounded: the oldest are forgotten past {@link IN_FLIGHT_REMEMBERED} (they take the locked path).
+   */
+  readonly #inFlight = new Map<string, { nextSeq: number; decisions: string | null }>();
   /** Calls some of whose stream events were dropped: their finish is refused (the record would be incomplete). */
   readonly #lostEvents = new Set<string>();
   readonly #chunkRows = new PgChunkRows();
@@ -175,6 +249,11 @@ export class PgWriter {
   #orphanRows = 0;
   #recordFailures = 0;
   #recordCommits = 0;
+  #fastCommits = 0;
+  #fastRetries = 0;
+  #lockedCommits = 0;
+  #combinedCommits = 0;
+  #combinedFailures = 0;
   #lastWriteError: string | null = null;
   #closed = false;
 
@@ -190,6 +269,11 @@ export class PgWriter {
       recordFailures: this.#recordFailures,
       recordCommits: this.#recordCommits,
       queuedRows: this.#queuedRows + (this.#retry?.rows ?? 0),
+      fastCommits: this.#fastCommits,
+      fastRetries: this.#fastRetries,
+      lockedCommits: this.#lockedCommits,
+      combinedCommits: this.#combinedCommits,
+      combinedFailures: this.#combinedFailures,
     };
   }
 
@@ -453,6 +537,7 @@ export class PgWriter {
       if (settled.at(-1)!.status === 'rejected') this.#afterFailure(client, (failed).reason);
       throw (failed).reason;
     }
+    this.#lockedCommits++;
   }
 
   async #rollback(client: PgClient): Promise<void> {
@@ -472,140 +557,252 @@ export class PgWriter {
   async #commitRecords(): Promise<void> {
     const group = this.#records;
     this.#records = [];
+    // A write-behind batch that is due goes in the same transaction (one commit for both) when
+    // both can take one round trip; else (or when that transaction failed) it is written after
+    // the records, as it would have been.
+    let batch = this.#behindDue() ? this.#takeBatch() : null;
     const refuse = (job: RecordJob, err: Error): void => {
       this.#recordFailures++;
       job.reject(err);
     };
-    if (!this.#o.owner.isHeld()) {
-      const reason = 'the owner lock on PostgreSQL is not held (its connection was lost; reconnecting)';
-      this.#lastWriteError = reason;
-      for (const job of group) refuse(job, new StoreWriteError(`recording the request failed: ${reason}`));
-      return;
-    }
-    // Refused before any statement: what PostgreSQL text cannot hold, and ids repeated in the group.
-    const seen = new Set<string>();
-    const jobs: RecordJob[] = [];
-    for (const job of group) {
-      if (recordHasNul(job.record)) refuse(job, new StoreWriteError('recording the request failed: the request holds a NUL character, which PostgreSQL text cannot store'));
-      else if (seen.has(job.record.callId)) refuse(job, new StoreWriteError('recording the request failed: a call with this id is already recorded'));
-      else {
-        seen.add(job.record.callId);
-        jobs.push(job);
+    try {
+      if (!this.#o.owner.isHeld()) {
+        const reason = 'the owner lock on PostgreSQL is not held (its connection was lost; reconnecting)';
+        this.#lastWriteError = reason;
+        for (const job of group) refuse(job, new StoreWriteError(`recording the request failed: ${reason}`));
+        return;
       }
+      // Refused before any statement: what PostgreSQL text cannot hold, and ids repeated in the group.
+      const seen = new Set<string>();
+      const jobs: RecordJob[] = [];
+      for (const job of group) {
+        if (recordHasNul(job.record)) refuse(job, new StoreWriteError('recording the request failed: the request holds a NUL character, which PostgreSQL text cannot store'));
+        else if (seen.has(job.record.callId)) refuse(job, new StoreWriteError('recording the request failed: a call with this id is already recorded'));
+        else {
+          seen.add(job.record.callId);
+          jobs.push(job);
+        }
+      }
+      if (jobs.length === 0) return;
+      const sessionIds = [...new Set(jobs.map((j) => j.record.sessionId))];
+      try {
+        const client = await this.#connection();
+        let outcome: RecordOutcome | null = null;
+        const records = this.#prepareRecordsFast(jobs, sessionIds);
+        const behind = records === null || batch === null ? null : this.#prepareBehindFast(batch.items);
+        if (records !== null && behind?.statement != null) {
+          let row: { outcome: string; chunk_block: number | null; behind_outcome: string } | undefined;
+          try {
+            row = ((await client.query(combinedStatement(records.statement, behind.statement))) as QueryResultLike).rows[0] as typeof row;
+          } catch (err) {
+            // Either part may have failed it: the records are tried once more alone, then the batch
+            // alone (below, with the retries and the item-by-item fallback of any batch).
+            this.#combinedFailures++;
+            this.#writeErrors++;
+            for (const sessionId of sessionIds) this.#chunks.forget(sessionId);
+            if (isConnectionError(err)) throw err;
+            const client2 = await this.#connection();
+            outcome = (await this.#sendRecordsFast(client2, this.#prepareRecordsFast(jobs, sessionIds))) ?? (await this.#recordLocked(client2, jobs));
+          }
+          if (row !== undefined) {
+            this.#combinedCommits++;
+            // Committed: the batch's part first (whatever happens to the records next).
+            if (this.#afterBehindFast(behind, row.behind_outcome)) {
+              settle(behind.outcome, batch!.items);
+              batch = null;
+            }
+            outcome = this.#afterRecordsFast(records, row) ?? (await this.#recordLocked(client, jobs));
+          }
+        } else {
+          outcome = (await this.#sendRecordsFast(client, records)) ?? (await this.#recordLocked(client, jobs));
+        }
+        this.#lastWriteError = null;
+        for (const [job, err] of outcome!.refused) refuse(job, err);
+        for (const job of outcome!.accepted) job.resolve();
+      } catch (err) {
+        for (const sessionId of sessionIds) this.#chunks.forget(sessionId);
+        const reason = describePgError(err, this.#o.settings.url);
+        this.#lastWriteError = reason;
+        for (const job of jobs) refuse(job, new StoreWriteError(`recording the request failed: ${reason}`));
+      }
+    } finally {
+      if (batch !== null) await this.#writeBatch(batch);
     }
-    if (jobs.length === 0) return;
+  }
+
+  /** A write-behind batch is due, and none waits to be retried (that one goes alone). */
+  #behindDue(): boolean {
+    return this.#retry === null && this.#queue.length > 0 && (this.#batchDue || this.#queuedWaiters > 0 || this.#queuedRows >= this.#o.maxBatch || this.#closed);
+  }
+
+  /**
+   * The one-round-trip write of a group of records, built: one call of aigov_record_calls, which
+   * locks the head, checks under the lock that no call id is taken, no session is another
+   * principal's, the remembered chunks are still there and the sessions taken for new have none;
+   * writes the group and links its entries. Null when the group must take the locked path
+   * (nothing sent): a refusal inside the group, or a body needing more chunk ids than this
+   * writer has reserved.
+   */
+  #prepareRecordsFast(jobs: readonly RecordJob[], sessionIds: readonly string[]): PreparedRecords | null {
+    this.#chunkRows.startFast();
+    this.#chunks.begin();
+    const entries = new UnlinkedEntries();
+    const built = this.#buildRecords(jobs, new Map(), new Set(), entries);
+    const chunked = jobs.some((j) => j.record.requestBody.length >= CHUNK_MIN_BODY);
+    if (built.refused.length > 0 || this.#chunkRows.overflow) {
+      for (const sessionId of sessionIds) this.#chunks.forget(sessionId); // ids it remembered were never written
+      return null;
+    }
+    const reserve = this.#reserveFor(chunked, false);
+    const statement = recordFastStatement(this.#o.owner.id, chunked ? this.#chunkRows.generation() : null, reserve, [...this.#chunkRows.fresh], built, this.#chunkRows.rows, entries);
+    return { built, reserve, sessionIds, statement };
+  }
+
+  /** Sends a prepared group alone (its own transaction, committed at its Sync); null: the locked path's turn. */
+  async #sendRecordsFast(client: PgClient, prepared: PreparedRecords | null): Promise<RecordOutcome | null> {
+    if (prepared === null) return null;
+    const row = ((await client.query(prepared.statement)) as QueryResultLike).rows[0] as { outcome: string; chunk_block: number | null } | undefined;
+    return this.#afterRecordsFast(prepared, row);
+  }
+
+  /** After the statement: the group, committed; or null (nothing written) when the database said 'retry'. */
+  #afterRecordsFast(prepared: PreparedRecords, row: { outcome: string; chunk_block: number | null } | undefined): RecordOutcome | null {
+    if (row?.outcome !== 'ok') {
+      this.#fastRetries++;
+      for (const sessionId of prepared.sessionIds) this.#chunks.forget(sessionId);
+      return null;
+    }
+    this.#chunkRows.committed(prepared.reserve > 0 && row.chunk_block !== null ? { first: row.chunk_block, size: prepared.reserve } : null);
+    this.#recordCommits++;
+    this.#fastCommits++;
+    this.#remember(prepared.built);
+    return prepared.built;
+  }
+
+  /**
+   * Two round trips: BEGIN, the head lock and the reads under it (sessions and call ids known,
+   * chunk hashes of sessions not remembered); then one statement with the rows, the entries
+   * linked here, and COMMIT. Refuses records one by one (an id taken, a session of another principal).
+   */
+  async #recordLocked(client: PgClient, jobs: readonly RecordJob[]): Promise<RecordOutcome> {
     const sessionIds = [...new Set(jobs.map((j) => j.record.sessionId))];
     const chunkSessions = [...new Set(jobs.filter((j) => j.record.requestBody.length >= CHUNK_MIN_BODY && !this.#chunks.remembers(j.record.sessionId)).map((j) => j.record.sessionId))];
-    try {
-      const client = await this.#connection();
-      const [head, known, chunkRows] = await this.#begin(client, [
-        {
-          name: 'aigov_record_read',
-          text: `SELECT 0 AS k, id, subject, issuer FROM sessions WHERE id = ANY($1::text[])
-                 UNION ALL SELECT 1 AS k, id, NULL, NULL FROM calls WHERE id = ANY($2::text[])`,
-          values: [sessionIds, jobs.map((j) => j.record.callId)],
-        },
-        ...(chunkSessions.length === 0
-          ? []
-          : [{ name: 'aigov_chunks_read', text: "SELECT session_id, encode(hash, 'hex') AS hash, id FROM body_chunks WHERE session_id = ANY($1::text[])", values: [chunkSessions] }]),
-      ]);
-      const owners = new Map<string, { subject: string; issuer: string }>();
-      const recorded = new Set<string>();
-      for (const row of known!.rows as { k: number; id: string; subject: string | null; issuer: string | null }[]) {
-        if (row.k === 0) owners.set(row.id, { subject: row.subject!, issuer: row.issuer! });
-        else recorded.add(row.id);
-      }
-      const loaded = new Map<string, [string, number][]>();
-      for (const row of (chunkRows?.rows ?? []) as { session_id: string; hash: string; id: number }[]) {
-        let list = loaded.get(row.session_id);
-        if (list === undefined) loaded.set(row.session_id, (list = []));
-        list.push([row.hash, row.id]);
-      }
-      this.#chunkRows.start(head, loaded);
-      this.#chunks.begin();
-
-      const chain = new ChainAppender(head);
-      const sessions = new SessionColumns();
-      const calls = new CallColumns();
-      const raws = { callId: [] as string[], keyId: [] as string[], sealed: [] as Buffer[] };
-      const accepted: RecordJob[] = [];
-      const refused: [RecordJob, Error][] = [];
-      for (const job of jobs) {
-        const r = job.record;
-        const p = r.principal;
-        if (recorded.has(r.callId)) {
-          refused.push([job, new StoreWriteError('recording the request failed: a call with this id is already recorded')]);
-          continue;
-        }
-        const owner = owners.get(r.sessionId);
-        if (owner !== undefined && (owner.subject !== p.subject || owner.issuer !== p.issuer)) {
-          refused.push([job, new SessionOwnerConflictError()]);
-          continue;
-        }
-        if (owner === undefined) owners.set(r.sessionId, { subject: p.subject, issuer: p.issuer });
-        sessions.add(r);
-        const chunked = this.#chunks.write(r.sessionId, r.requestBody);
-        const requestBody = chunked === null ? r.requestBody : '';
-        const row = {
-          id: r.callId, session_id: r.sessionId, subject: p.subject, email: p.email, groups: JSON.stringify(p.groups), issuer: p.issuer,
-          client_id: p.clientId, user_agent: r.client.userAgent, remote_address: r.client.remoteAddress, sdk: r.client.sdk, provider: r.provider,
-          provider_kind: r.providerKind, endpoint: r.endpoint, method: r.method, path: r.path, model: r.model,
-          stream: r.stream ? 1 : 0, request_body: requestBody, started_at: r.startedAt,
-        };
-        calls.push(row, chunked?.parts ?? null, JSON.stringify(r.decisions));
-        chain.append('request', r.callId, null, requestContentHash(row, chunked === null ? null : { text: chunked.parts, added: chunked.added }));
-        const raw = r.rawCopy ?? null;
-        if (raw !== null) {
-          raws.callId.push(r.callId);
-          raws.keyId.push(raw.keyId);
-          raws.sealed.push(Buffer.from(raw.sealed.buffer, raw.sealed.byteOffset, raw.sealed.byteLength));
-          chain.append('raw', r.callId, null, rawCopyContentHash(r.callId, raw.keyId, raw.sealed));
-        }
-        accepted.push(job);
-      }
-      if (accepted.length === 0) {
-        await this.#rollback(client);
-      } else {
-        const st = new Statement();
-        const c = calls.columns;
-        const s = sessions.columns();
-        const chunks = this.#chunkRows.rows;
-        const text = `WITH new_sessions AS (
-            INSERT INTO sessions (id, subject, issuer, email, started_at, last_call_at, call_count)
-            SELECT * FROM unnest(${st.p(s.id, 'text[]')}, ${st.p(s.subject, 'text[]')}, ${st.p(s.issuer, 'text[]')}, ${st.p(s.email, 'text[]')},
-              ${st.p(s.startedAt, 'bigint[]')}, ${st.p(s.lastCallAt, 'bigint[]')}, ${st.p(s.count, 'integer[]')})
-            ON CONFLICT (id) DO UPDATE SET call_count = sessions.call_count + excluded.call_count,
-              last_call_at = greatest(sessions.last_call_at, excluded.last_call_at)
-          ), new_calls AS (
-            INSERT INTO calls (id, session_id, subject, email, groups, issuer, client_id, user_agent, remote_address, sdk, provider,
-              provider_kind, endpoint, method, path, model, stream, request_body, request_parts, decisions, started_at, status, owner)
-            SELECT u.*, 'pending', ${st.p(this.#o.owner.id, 'text')} FROM unnest(${st.p(c.id, 'text[]')}, ${st.p(c.session_id, 'text[]')}, ${st.p(c.subject, 'text[]')},
-              ${st.p(c.email, 'text[]')}, ${st.p(c.groups, 'text[]')}, ${st.p(c.issuer, 'text[]')}, ${st.p(c.client_id, 'text[]')}, ${st.p(c.user_agent, 'text[]')},
-              ${st.p(c.remote_address, 'text[]')}, ${st.p(c.sdk, 'text[]')}, ${st.p(c.provider, 'text[]')}, ${st.p(c.provider_kind, 'text[]')},
-              ${st.p(c.endpoint, 'text[]')}, ${st.p(c.method, 'text[]')}, ${st.p(c.path, 'text[]')}, ${st.p(c.model, 'text[]')}, ${st.p(c.stream, 'smallint[]')},
-              ${st.p(c.request_body, 'text[]')}, ${st.p(c.request_parts, 'text[]')}, ${st.p(c.decisions, 'text[]')}, ${st.p(c.started_at, 'bigint[]')}) AS u
-          ), new_chunks AS (
-            INSERT INTO body_chunks (id, session_id, hash, kind, text)
-            SELECT x.i, x.s, decode(x.h, 'hex'), x.k, x.t FROM unnest(${st.p(chunks.id, 'bigint[]')}, ${st.p(chunks.session, 'text[]')}, ${st.p(chunks.hash, 'text[]')},
-              ${st.p(chunks.kind, 'smallint[]')}, ${st.p(chunks.text, 'text[]')}) AS x(i, s, h, k, t)
-          ), new_raw AS (
-            INSERT INTO raw_copies (call_id, key_id, sealed)
-            SELECT * FROM unnest(${st.p(raws.callId, 'text[]')}, ${st.p(raws.keyId, 'text[]')}, ${st.p(raws.sealed, 'bytea[]')})
-          ), ${entriesSql(st.values.length + 1).cte}
-          ${entriesSql(st.values.length + 1).head}, next_chunk = ${'$'}${st.values.length + 11}`;
-        st.values.push(...entriesParams(chain), this.#chunkRows.next);
-        await this.#commit(client, { name: 'aigov_record_write', text, values: st.values });
-        this.#recordCommits++;
-      }
-      this.#lastWriteError = null;
-      for (const [job, err] of refused) refuse(job, err);
-      for (const job of accepted) job.resolve();
-    } catch (err) {
-      for (const sessionId of sessionIds) this.#chunks.forget(sessionId);
-      const reason = describePgError(err, this.#o.settings.url);
-      this.#lastWriteError = reason;
-      for (const job of jobs) refuse(job, new StoreWriteError(`recording the request failed: ${reason}`));
+    const [head, known, chunkRows] = await this.#begin(client, [
+      {
+        name: 'aigov_record_read',
+        text: `SELECT 0 AS k, id, subject, issuer FROM sessions WHERE id = ANY($1::text[])
+               UNION ALL SELECT 1 AS k, id, NULL, NULL FROM calls WHERE id = ANY($2::text[])`,
+        values: [sessionIds, jobs.map((j) => j.record.callId)],
+      },
+      ...(chunkSessions.length === 0
+        ? []
+        : [{ name: 'aigov_chunks_read', text: "SELECT session_id, encode(hash, 'hex') AS hash, id FROM body_chunks WHERE session_id = ANY($1::text[])", values: [chunkSessions] }]),
+    ]);
+    const owners = new Map<string, { subject: string; issuer: string }>();
+    const recorded = new Set<string>();
+    for (const row of known!.rows as { k: number; id: string; subject: string | null; issuer: string | null }[]) {
+      if (row.k === 0) owners.set(row.id, { subject: row.subject!, issuer: row.issuer! });
+      else recorded.add(row.id);
     }
+    const loaded = new Map<string, [string, number][]>();
+    for (const row of (chunkRows?.rows ?? []) as { session_id: string; hash: string; id: number }[]) {
+      let list = loaded.get(row.session_id);
+      if (list === undefined) loaded.set(row.session_id, (list = []));
+      list.push([row.hash, row.id]);
+    }
+    this.#chunkRows.startLocked(head, loaded);
+    this.#chunks.begin();
+    const chain = new ChainAppender(head);
+    const built = this.#buildRecords(jobs, owners, recorded, chain);
+    if (built.accepted.length === 0) {
+      await this.#rollback(client);
+      return built;
+    }
+    // A node names only chunks of lower ids (request-chunks.ts). This group's chunks, and those it
+    // read, may be above the fast path's block: the ids after them become its next block.
+    const reserve = this.#reserveFor(jobs.some((j) => j.record.requestBody.length >= CHUNK_MIN_BODY), this.#chunkRows.rows.id.length > 0 || loaded.size > 0);
+    const blockFirst = this.#chunkRows.next;
+    await this.#commit(client, recordLockedStatement(this.#o.owner.id, built, this.#chunkRows.rows, chain, blockFirst + reserve));
+    this.#chunkRows.committed(reserve > 0 ? { first: blockFirst, size: reserve } : null);
+    this.#recordCommits++;
+    this.#remember(built);
+    return built;
+  }
+
+  /**
+   * The rows of a group of records and their entries. `owners` (sessions' principals) and
+   * `recorded` (call ids taken) are what the database holds, as far as the caller knows; records
+   * that clash with them or with an earlier record of the group are refused.
+   */
+  #buildRecords(jobs: readonly RecordJob[], owners: Map<string, { subject: string; issuer: string }>, recorded: ReadonlySet<string>, entries: EntrySink): BuiltRecords {
+    const sessions = new SessionColumns();
+    const calls = new CallColumns();
+    const raws = { callId: [] as string[], keyId: [] as string[], sealed: [] as Buffer[] };
+    const accepted: RecordJob[] = [];
+    const refused: [RecordJob, Error][] = [];
+    for (const job of jobs) {
+      const r = job.record;
+      const p = r.principal;
+      if (recorded.has(r.callId)) {
+        refused.push([job, new StoreWriteError('recording the request failed: a call with this id is already recorded')]);
+        continue;
+      }
+      const owner = owners.get(r.sessionId);
+      if (owner !== undefined && (owner.subject !== p.subject || owner.issuer !== p.issuer)) {
+        refused.push([job, new SessionOwnerConflictError()]);
+        continue;
+      }
+      if (owner === undefined) owners.set(r.sessionId, { subject: p.subject, issuer: p.issuer });
+      sessions.add(r);
+      const chunked = this.#chunks.write(r.sessionId, r.requestBody);
+      const requestBody = chunked === null ? r.requestBody : '';
+      const row = {
+        id: r.callId, session_id: r.sessionId, subject: p.subject, email: p.email, groups: JSON.stringify(p.groups), issuer: p.issuer,
+        client_id: p.clientId, user_agent: r.client.userAgent, remote_address: r.client.remoteAddress, sdk: r.client.sdk, provider: r.provider,
+        provider_kind: r.providerKind, endpoint: r.endpoint, method: r.method, path: r.path, model: r.model,
+        stream: r.stream ? 1 : 0, request_body: requestBody, started_at: r.startedAt,
+      };
+      calls.push(row, chunked?.parts ?? null, JSON.stringify(r.decisions));
+      entries.append('request', r.callId, null, requestContentHash(row, chunked === null ? null : { text: chunked.parts, added: chunked.added }));
+      const raw = r.rawCopy ?? null;
+      if (raw !== null) {
+        raws.callId.push(r.callId);
+        raws.keyId.push(raw.keyId);
+        raws.sealed.push(Buffer.from(raw.sealed.buffer, raw.sealed.byteOffset, raw.sealed.byteLength));
+        entries.append('raw', r.callId, null, rawCopyContentHash(r.callId, raw.keyId, raw.sealed));
+      }
+      accepted.push(job);
+    }
+    return { accepted, refused, sessions, calls, raws };
+  }
+
+  /**
+   * Chunk ids to reserve with this group's write, when bodies of this group may be stored as
+   * chunks (a writer that never stores chunks reserves none) and `now`, or when what is left is
+   * under half a block or twice what this group took. A block holds `chunkBlock` ids, or four times
+   * what this group took when more (under group commit, a group's needs grow with its size).
+   */
+  #reserveFor(chunked: boolean, now: boolean): number {
+    if (!chunked) return 0;
+    const used = this.#chunkRows.rows.id.length;
+    return now || this.#chunkRows.spare < Math.max(this.#o.chunkBlock / 2, 2 * used) ? Math.max(this.#o.chunkBlock, 4 * used) : 0;
+  }
+
+  /** After a record commit: what the write-behind of these calls can then do without reading them first. */
+  #remember(built: BuiltRecords): void {
+    const c = built.calls.columns;
+    for (let i = 0; i < c.id.length; i++) this.#keepInFlight(c.id[i] as string, { nextSeq: 0, decisions: c.decisions[i] as string });
+  }
+
+  #setNextSeq(callId: string, nextSeq: number): void {
+    const memo = this.#inFlight.get(callId);
+    if (memo === undefined) this.#keepInFlight(callId, { nextSeq, decisions: null });
+    else memo.nextSeq = nextSeq;
+  }
+
+  #keepInFlight(callId: string, memo: { nextSeq: number; decisions: string | null }): void {
+    this.#inFlight.set(callId, memo);
+    if (this.#inFlight.size > IN_FLIGHT_REMEMBERED) this.#inFlight.delete(this.#inFlight.keys().next().value!);
   }
 
   // ── write-behind ───────────────────────────────────────────────────────────────────────────
@@ -628,9 +825,10 @@ export class PgWriter {
     return { items, rows, attempts: 0 };
   }
 
-  async #writeBatch(): Promise<void> {
-    const batch = this.#retry ?? this.#takeBatch();
-    this.#retry = null;
+  /** `taken`: a batch already taken from the queue (by a record group it could not go with). */
+  async #writeBatch(taken: Batch | null = null): Promise<void> {
+    const batch = taken ?? this.#retry ?? this.#takeBatch();
+    if (taken === null) this.#retry = null;
     if (batch === null) return;
     try {
       const outcome = await this.#writeItems(batch.items);
@@ -638,23 +836,7 @@ export class PgWriter {
       settle(outcome, batch.items);
       return;
     } catch (err) {
-      this.#writeErrors++;
-      const reason = describePgError(err, this.#o.settings.url);
-      this.#lastWriteError = reason;
-      if (batch.attempts === 0 && !this.#closed) {
-        batch.attempts = 1;
-        this.#retry = batch;
-        this.#report(`writing ${batch.rows} queued rows failed, will retry: ${reason}`);
-        // retry after an interval, not at once: a lock or a restarting server needs a moment
-        this.#batchDue = false;
-        this.#timer ??= setTimeout(() => {
-          this.#timer = null;
-          this.#batchDue = true;
-          this.#pump();
-        }, Math.max(this.#o.batchIntervalMs, 1));
-        return;
-      }
-      this.#report(`writing ${batch.rows} queued rows failed again, writing them one by one: ${reason}`);
+      if (this.#batchFailed(batch, err)) return;
     }
     // Second failure: isolate the items, so a single bad one cannot take the batch down with it.
     // Not when the database cannot be reached at all: trying each item would wait for a connection
@@ -696,6 +878,31 @@ export class PgWriter {
   }
 
   /**
+   * A batch's attempt failed: the first time it is kept for a retry after an interval (true);
+   * the second time (false) the caller writes its items one by one.
+   */
+  #batchFailed(batch: Batch, err: unknown): boolean {
+    this.#writeErrors++;
+    const reason = describePgError(err, this.#o.settings.url);
+    this.#lastWriteError = reason;
+    if (batch.attempts === 0 && !this.#closed) {
+      batch.attempts = 1;
+      this.#retry = batch;
+      this.#report(`writing ${batch.rows} queued rows failed, will retry: ${reason}`);
+      // retry after an interval, not at once: a lock or a restarting server needs a moment
+      this.#batchDue = false;
+      this.#timer ??= setTimeout(() => {
+        this.#timer = null;
+        this.#batchDue = true;
+        this.#pump();
+      }, Math.max(this.#o.batchIntervalMs, 1));
+      return true;
+    }
+    this.#report(`writing ${batch.rows} queued rows failed again, writing them one by one: ${reason}`);
+    return false;
+  }
+
+  /**
    * Writes the items in one transaction; throws (after rolling back) when it cannot. Returns the
    * finishes it settles, valid only because it committed.
    */
@@ -715,12 +922,92 @@ export class PgWriter {
       }
     }
     if (writable.length === 0) return outcome;
+    const client = await this.#connection();
+    const fast = this.#prepareBehindFast(writable);
+    if (fast !== null) {
+      const row = fast.statement === null ? undefined : (((await client.query(fast.statement)) as QueryResultLike).rows[0] as { outcome?: string } | undefined);
+      if (this.#afterBehindFast(fast, row?.outcome)) {
+        outcome.ok.push(...fast.outcome.ok);
+        outcome.failed.push(...fast.outcome.failed);
+        return outcome;
+      }
+    }
+    return this.#writeBehindLocked(client, writable, outcome);
+  }
+
+  /**
+   * The one-round-trip write of a write-behind batch, built (aigov_write_behind): when every call
+   * of the batch was recorded by this writer and is remembered (the next event seq, the decisions
+   * recorded), nothing needs reading first; the function checks under the head lock that each
+   * result's call is still pending and each events' call exists. Null (nothing changed here) sends
+   * the batch to the locked path: a call not remembered, a second result for one call, text
+   * PostgreSQL cannot hold (refused item by item there). Nothing to write: a statement of null.
+   */
+  #prepareBehindFast(items: readonly QueueItem[]): PreparedBehind | null {
+    const entries = new UnlinkedEntries();
+    const ev = new EventColumns();
+    const fin = new FinishColumns();
+    const nextSeq = new Map<string, number>();
+    const settled = new Set<string>();
+    const outcome: Outcome = { ok: [], failed: [] };
+    for (const item of items) {
+      if (item.kind === 'events') {
+        const memo = this.#inFlight.get(item.callId);
+        if (memo === undefined || settled.has(item.callId) || item.events.some((e) => hasNul(e.raw))) return null;
+        let seq = nextSeq.get(item.callId) ?? memo.nextSeq;
+        const first = seq;
+        const content = eventsContentHasher(item.callId);
+        for (const event of item.events) {
+          const offsetMs = Math.round(event.offsetMs);
+          ev.push(item.callId, seq, offsetMs, event.raw);
+          content.add(seq, offsetMs, event.raw);
+          seq++;
+        }
+        if (seq > first) entries.events(item.callId, first, seq - 1, content.hash());
+        nextSeq.set(item.callId, seq);
+      } else if (item.kind === 'finish') {
+        const r = item.result;
+        const memo = this.#inFlight.get(r.callId);
+        if (memo === undefined || memo.decisions === null || settled.has(r.callId) || resultHasNul(r)) return null;
+        settled.add(r.callId);
+        if (this.#lostEvents.has(r.callId)) {
+          outcome.failed.push([item.waiter, 'some of its stream events could not be written']);
+          continue;
+        }
+        const decisions = r.decisions.length === 0 ? memo.decisions : JSON.stringify([...(JSON.parse(memo.decisions) as PolicyDecisionRecord[]), ...r.decisions]);
+        const values = resultValues(r, decisions);
+        fin.push(values);
+        entries.append('result', r.callId, null, resultContentHash(values));
+        outcome.ok.push(item.waiter);
+      }
+    }
+    return { statement: entries.size > 0 ? behindFastStatement(ev, fin, entries) : null, nextSeq, settled, outcome };
+  }
+
+  /** After the statement (or none): true when the batch is written (its outcome filled in); false (nothing written) when the database said 'retry'. */
+  #afterBehindFast(prepared: PreparedBehind, outcome: string | undefined): boolean {
+    if (prepared.statement !== null) {
+      if (outcome !== 'ok') {
+        this.#fastRetries++;
+        return false;
+      }
+      this.#fastCommits++;
+    }
+    for (const [callId, seq] of prepared.nextSeq) this.#setNextSeq(callId, seq);
+    for (const callId of prepared.settled) {
+      this.#inFlight.delete(callId);
+      this.#lostEvents.delete(callId);
+    }
+    return true;
+  }
+
+  /** Two round trips: BEGIN, the head lock and the calls' state read under it; then the write and COMMIT. */
+  async #writeBehindLocked(client: PgClient, writable: readonly QueueItem[], outcome: Outcome): Promise<Outcome> {
     const wanted = new Set<string>();
     for (const item of writable) {
       if (item.kind === 'finish') wanted.add(item.result.callId);
-      else if (item.kind === 'events' && !this.#nextSeq.has(item.callId)) wanted.add(item.callId);
+      else if (item.kind === 'events' && !this.#inFlight.has(item.callId)) wanted.add(item.callId);
     }
-    const client = await this.#connection();
     const [head, known] = await this.#begin(client, [
       {
         name: 'aigov_behind_read',
@@ -735,12 +1022,12 @@ export class PgWriter {
     const chain = new ChainAppender(head);
     const ev = new EventColumns();
     const fin = new FinishColumns();
-    const nextSeq = new Map<string, number>(); // applied to #nextSeq only once committed
+    const nextSeq = new Map<string, number>(); // applied to #inFlight only once committed
     const finished: string[] = [];
     let orphans = 0;
     for (const item of writable) {
       if (item.kind === 'events') {
-        let seq = nextSeq.get(item.callId) ?? this.#nextSeq.get(item.callId);
+        let seq = nextSeq.get(item.callId) ?? this.#inFlight.get(item.callId)?.nextSeq;
         if (seq === undefined) {
           const call = calls.get(item.callId);
           if (call === undefined) {
@@ -779,11 +1066,7 @@ export class PgWriter {
         const decisions = r.decisions.length === 0
           ? current.decisions
           : JSON.stringify([...(JSON.parse(current.decisions) as PolicyDecisionRecord[]), ...r.decisions]);
-        const values = {
-          id: r.callId, status: r.status, http_status: r.httpStatus, response_body: r.responseBody, usage: r.usage === null ? null : JSON.stringify(r.usage),
-          first_byte_ms: r.firstByteMs === null ? null : Math.round(r.firstByteMs), latency_ms: Math.round(r.latencyMs), error_code: r.errorCode,
-          error_message: r.errorMessage, decisions, ended_at: r.endedAt,
-        };
+        const values = resultValues(r, decisions);
         fin.push(values);
         chain.append('result', r.callId, null, resultContentHash(values));
         calls.set(r.callId, { ...current, status: r.status }); // a second finish in this batch finds it settled
@@ -796,9 +1079,9 @@ export class PgWriter {
     } else {
       await this.#commit(client, behindStatement(ev, fin, chain));
     }
-    for (const [callId, seq] of nextSeq) this.#nextSeq.set(callId, seq);
+    for (const [callId, seq] of nextSeq) this.#setNextSeq(callId, seq);
     for (const callId of finished) {
-      this.#nextSeq.delete(callId);
+      this.#inFlight.delete(callId);
       this.#lostEvents.delete(callId);
     }
     if (orphans > 0) {
@@ -917,6 +1200,128 @@ function behindStatement(ev: EventColumns, fin: FinishColumns, chain: ChainAppen
     ${entriesSql(st.values.length + 1).head}`;
   st.values.push(...entriesParams(chain));
   return { name: 'aigov_behind_write', text, values: st.values };
+}
+
+interface RecordOutcome {
+  readonly accepted: RecordJob[];
+  readonly refused: [RecordJob, Error][];
+}
+
+interface BuiltRecords extends RecordOutcome {
+  readonly sessions: SessionColumns;
+  readonly calls: CallColumns;
+  readonly raws: { readonly callId: string[]; readonly keyId: string[]; readonly sealed: Buffer[] };
+}
+
+type ChunkColumns = PgChunkRows['rows'];
+
+type PgStatement = { name: string; text: string; values: unknown[] };
+
+interface PreparedRecords {
+  readonly built: BuiltRecords;
+  readonly reserve: number;
+  readonly sessionIds: readonly string[];
+  readonly statement: PgStatement;
+}
+
+interface PreparedBehind {
+  /** Null: nothing to write (only refusals). */
+  readonly statement: PgStatement | null;
+  readonly nextSeq: Map<string, number>;
+  readonly settled: Set<string>;
+  readonly outcome: Outcome;
+}
+
+/**
+ * A group of records and a write-behind batch in one transaction (one commit): both functions in
+ * one statement. Each says 'ok' or 'retry' for its part (a part that says 'retry' wrote nothing).
+ */
+function combinedStatement(records: PgStatement, behind: PgStatement): PgStatement {
+  const shift = records.values.length;
+  const call = (text: string): string => text.slice(text.indexOf('FROM ') + 5);
+  const behindCall = call(behind.text).replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + shift}`);
+  return {
+    name: 'aigov_record_behind_fast',
+    text: `SELECT r.outcome, r.chunk_block, b.outcome AS behind_outcome FROM ${call(records.text)} AS r, ${behindCall} AS b`,
+    values: [...records.values, ...behind.values],
+  };
+}
+
+/** The locked path's write of a group of records: one statement, the entries linked by `chain`; chain_head.next_chunk moves to `nextChunk`. */
+function recordLockedStatement(owner: string, built: BuiltRecords, chunks: ChunkColumns, chain: ChainAppender, nextChunk: number): { name: string; text: string; values: unknown[] } {
+  const st = new Statement();
+  const c = built.calls.columns;
+  const s = built.sessions.columns();
+  const raws = built.raws;
+  const text = `WITH new_sessions AS (
+      INSERT INTO sessions (id, subject, issuer, email, started_at, last_call_at, call_count)
+      SELECT * FROM unnest(${st.p(s.id, 'text[]')}, ${st.p(s.subject, 'text[]')}, ${st.p(s.issuer, 'text[]')}, ${st.p(s.email, 'text[]')},
+        ${st.p(s.startedAt, 'bigint[]')}, ${st.p(s.lastCallAt, 'bigint[]')}, ${st.p(s.count, 'integer[]')})
+      ON CONFLICT (id) DO UPDATE SET call_count = sessions.call_count + excluded.call_count,
+        last_call_at = greatest(sessions.last_call_at, excluded.last_call_at)
+    ), new_calls AS (
+      INSERT INTO calls (id, session_id, subject, email, groups, issuer, client_id, user_agent, remote_address, sdk, provider,
+        provider_kind, endpoint, method, path, model, stream, request_body, request_parts, decisions, started_at, status, owner)
+      SELECT u.*, 'pending', ${st.p(owner, 'text')} FROM unnest(${st.p(c.id, 'text[]')}, ${st.p(c.session_id, 'text[]')}, ${st.p(c.subject, 'text[]')},
+        ${st.p(c.email, 'text[]')}, ${st.p(c.groups, 'text[]')}, ${st.p(c.issuer, 'text[]')}, ${st.p(c.client_id, 'text[]')}, ${st.p(c.user_agent, 'text[]')},
+        ${st.p(c.remote_address, 'text[]')}, ${st.p(c.sdk, 'text[]')}, ${st.p(c.provider, 'text[]')}, ${st.p(c.provider_kind, 'text[]')},
+        ${st.p(c.endpoint, 'text[]')}, ${st.p(c.method, 'text[]')}, ${st.p(c.path, 'text[]')}, ${st.p(c.model, 'text[]')}, ${st.p(c.stream, 'smallint[]')},
+        ${st.p(c.request_body, 'text[]')}, ${st.p(c.request_parts, 'text[]')}, ${st.p(c.decisions, 'text[]')}, ${st.p(c.started_at, 'bigint[]')}) AS u
+    ), new_chunks AS (
+      INSERT INTO body_chunks (id, session_id, hash, kind, text)
+      SELECT x.i, x.s, decode(x.h, 'hex'), x.k, x.t FROM unnest(${st.p(chunks.id, 'bigint[]')}, ${st.p(chunks.session, 'text[]')}, ${st.p(chunks.hash, 'text[]')},
+        ${st.p(chunks.kind, 'smallint[]')}, ${st.p(chunks.text, 'text[]')}) AS x(i, s, h, k, t)
+    ), new_raw AS (
+      INSERT INTO raw_copies (call_id, key_id, sealed)
+      SELECT * FROM unnest(${st.p(raws.callId, 'text[]')}, ${st.p(raws.keyId, 'text[]')}, ${st.p(raws.sealed, 'bytea[]')})
+    ), ${entriesSql(st.values.length + 1).cte}
+    ${entriesSql(st.values.length + 1).head}, next_chunk = ${'$'}${st.values.length + 11}`;
+  st.values.push(...entriesParams(chain), nextChunk);
+  return { name: 'aigov_record_write', text, values: st.values };
+}
+
+/** The fast path's write of a group of records: one call of aigov_record_calls (migration 6). */
+function recordFastStatement(owner: string, generation: number | null, reserve: number, fresh: readonly string[], built: BuiltRecords, chunks: ChunkColumns, entries: UnlinkedEntries): { name: string; text: string; values: unknown[] } {
+  const st = new Statement();
+  const c = built.calls.columns;
+  const s = built.sessions.columns();
+  const raws = built.raws;
+  const args = [
+    st.p(owner, 'text'), st.p(generation, 'bigint'), st.p(reserve, 'bigint'), st.p(fresh, 'text[]'),
+    st.p(s.id, 'text[]'), st.p(s.subject, 'text[]'), st.p(s.issuer, 'text[]'), st.p(s.email, 'text[]'), st.p(s.startedAt, 'bigint[]'), st.p(s.lastCallAt, 'bigint[]'), st.p(s.count, 'integer[]'),
+    ...CALL_COLUMNS.map((column) => st.p(c[column], column === 'stream' ? 'smallint[]' : column === 'started_at' ? 'bigint[]' : 'text[]')),
+    st.p(chunks.id, 'bigint[]'), st.p(chunks.session, 'text[]'), st.p(chunks.hash, 'text[]'), st.p(chunks.kind, 'smallint[]'), st.p(chunks.text, 'text[]'),
+    st.p(raws.callId, 'text[]'), st.p(raws.keyId, 'text[]'), st.p(raws.sealed, 'bytea[]'),
+    ...unlinkedArgs(st, entries),
+  ];
+  return { name: 'aigov_record_fast', text: `SELECT outcome, chunk_block FROM aigov_record_calls(${args.join(', ')})`, values: st.values };
+}
+
+/** The fast path's write-behind batch: one call of aigov_write_behind (migration 6). */
+function behindFastStatement(ev: EventColumns, fin: FinishColumns, entries: UnlinkedEntries): { name: string; text: string; values: unknown[] } {
+  const st = new Statement();
+  const f = fin.columns;
+  const finishType = (column: (typeof RESULT_COLUMNS)[number]): string =>
+    column === 'http_status' ? 'integer[]' : ['first_byte_ms', 'latency_ms', 'ended_at'].includes(column) ? 'bigint[]' : 'text[]';
+  const args = [
+    st.p(ev.callId, 'text[]'), st.p(ev.seq, 'integer[]'), st.p(ev.offsetMs, 'bigint[]'), st.p(ev.raw, 'text[]'),
+    ...RESULT_COLUMNS.map((column) => st.p(f[column], finishType(column))),
+    ...unlinkedArgs(st, entries),
+  ];
+  return { name: 'aigov_behind_fast', text: `SELECT outcome FROM aigov_write_behind(${args.join(', ')})`, values: st.values };
+}
+
+function unlinkedArgs(st: Statement, entries: UnlinkedEntries): string[] {
+  return [st.p(entries.kind, 'text[]'), st.p(entries.ref, 'text[]'), st.p(entries.span, 'text[]'), st.p(entries.at, 'bigint[]'), st.p(entries.contentHash, 'text[]')];
+}
+
+/** A result's columns as written (and hashed): `decisions` already merged with the recorded ones. */
+function resultValues(r: CallResultRecord, decisions: string): ResultRow {
+  return {
+    id: r.callId, status: r.status, http_status: r.httpStatus, response_body: r.responseBody, usage: r.usage === null ? null : JSON.stringify(r.usage),
+    first_byte_ms: r.firstByteMs === null ? null : Math.round(r.firstByteMs), latency_ms: Math.round(r.latencyMs), error_code: r.errorCode,
+    error_message: r.errorMessage, decisions, ended_at: r.endedAt,
+  };
 }
 
 function settle(outcome: Outcome, items: readonly QueueItem[]): void {

@@ -75,6 +75,8 @@ export interface PostgresStoreOptions {
   readonly onWriteError?: (err: Error) => void;
   /** Told when open(), or a sweep while the store runs, marked calls of stopped processes aborted (with how many). Default: process warning. */
   readonly onSettled?: (count: number) => void;
+  /** Body chunk ids the writer reserves at a time for its one-round-trip writes (default 1024; tests make it small). */
+  readonly chunkBlock?: number;
   /** Lease renewal and sweep timings (owner-leases.ts); tests shorten them. */
   readonly leases?: Partial<LeaseTimings>;
   /** The gateway's metrics: the read pool's counts and waits (pool `recordings`). */
@@ -88,13 +90,21 @@ export interface PostgresStoreStats {
   readonly orphanRows: number;
   readonly recordFailures: number;
   readonly recordCommits: number;
+  /** Write transactions done in one round trip (migration 6's functions), and those the database sent back to the locked path. */
+  readonly fastCommits: number;
+  readonly fastRetries: number;
+  /** Transactions written the locked way (BEGIN, head lock and reads, then the write and COMMIT). */
+  readonly lockedCommits: number;
+  /** One-round-trip transactions that held records and a write-behind batch (one commit for both), and those that failed (the records then tried alone). */
+  readonly combinedCommits: number;
+  readonly combinedFailures: number;
   readonly settledAtOpen: number;
   /** Calls of stopped replicas settled by this store's sweeps while it ran, and replicas evicted (lease expired). */
   readonly settledBySweep: number;
   readonly evicted: number;
 }
 
-const DEFAULTS = { poolSize: 10, statementTimeoutMs: 5000, connectTimeoutMs: 5000, batchIntervalMs: 5, maxBatch: 512 } as const;
+const DEFAULTS = { poolSize: 10, statementTimeoutMs: 5000, connectTimeoutMs: 5000, batchIntervalMs: 5, maxBatch: 512, chunkBlock: 1024 } as const;
 
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresRecordingStore> {
   return PostgresRecordingStore.open(options);
@@ -163,6 +173,7 @@ export class PostgresRecordingStore implements RecordingStore {
       batchIntervalMs: Math.max(0, options.batchIntervalMs ?? DEFAULTS.batchIntervalMs),
       maxBatch: Math.max(1, Math.floor(options.maxBatch ?? DEFAULTS.maxBatch)),
       synchronousCommit: options.synchronousCommit ?? 'on',
+      chunkBlock: Math.max(1, Math.floor(options.chunkBlock ?? DEFAULTS.chunkBlock)),
       report,
     });
     const store = new PostgresRecordingStore(location, settings, pool, owner, writer, new PgReads(pool));
