@@ -16,6 +16,9 @@ export class GatewayMetrics {
   readonly authFailures = new Counter({ name: 'aigov_auth_failures_total', help: 'Rejected access tokens by error code.', labelNames: ['code'], registers: [this.registry] });
   readonly upstreamBusy = new Counter({ name: 'aigov_upstream_busy_total', help: 'Calls refused at once because all of a provider\'s upstream slots (limits.upstream_max_connections) were taken.', labelNames: ['provider'], registers: [this.registry] });
   readonly upstreamLimits = new Counter({ name: 'aigov_upstream_limit_total', help: 'Answers cut at a limit (size, event size, event count, duration).', labelNames: ['provider', 'limit'], registers: [this.registry] });
+  readonly spend = new Counter({ name: 'aigov_spend_usd_total', help: 'Cost of the calls answered with usage, in US dollars, by provider and model asked for (priced calls only: see aigov_unpriced_calls_total).', labelNames: ['provider', 'model'], registers: [this.registry] });
+  readonly tokens = new Counter({ name: 'aigov_tokens_total', help: 'Tokens of the calls answered with usage, by provider, model asked for and billed kind (input: at the plain input rate; cache_read; cache_write; output, reasoning included).', labelNames: ['provider', 'model', 'kind'], registers: [this.registry] });
+  readonly unpriced = new Counter({ name: 'aigov_unpriced_calls_total', help: 'Calls answered with usage whose cost is not known (the model has no price), by provider and model asked for.', labelNames: ['provider', 'model'], registers: [this.registry] });
   readonly inflight = new Gauge({ name: 'aigov_inflight_requests', help: 'Requests being served.', registers: [this.registry] });
   readonly #models = new Set<string>();
 

@@ -137,15 +137,26 @@ export function startOfDay(zone: TimeZone, at: number): number {
   return startOfOrdinal(zone, ordinal(civilOf(zone, at)));
 }
 
-/** The first instant of the calendar day `YYYY-MM-DD` in `zone`; null when the text is no date. */
-export function startOfDate(zone: TimeZone, date: string): number | null {
+/** Days since 1970-01-01 of `YYYY-MM-DD`; null when the text is no (existing) date. */
+function ordinalOfDate(date: string): number | null {
   const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date);
   if (m === null) return null;
   const c = { year: Number(m[1]), month: Number(m[2]), day: Number(m[3]) };
   const n = ordinal(c);
   const back = civilFromOrdinal(n);
-  if (back.year !== c.year || back.month !== c.month || back.day !== c.day) return null; // 2026-02-30
-  return startOfOrdinal(zone, n);
+  return back.year === c.year && back.month === c.month && back.day === c.day ? n : null; // not 2026-02-30
+}
+
+/** The first instant of the calendar day `YYYY-MM-DD` in `zone`; null when the text is no date. */
+export function startOfDate(zone: TimeZone, date: string): number | null {
+  const n = ordinalOfDate(date);
+  return n === null ? null : startOfOrdinal(zone, n);
+}
+
+/** Where the calendar day `YYYY-MM-DD` ends in `zone` (the next day's first instant); null when the text is no date. */
+export function endOfDate(zone: TimeZone, date: string): number | null {
+  const n = ordinalOfDate(date);
+  return n === null ? null : startOfOrdinal(zone, n + 1);
 }
 
 /**
