@@ -9,8 +9,8 @@
  * `--since 2026-11-01` from its first instant there, `--until 2026-11-30` to its last (through
  * that day). `--by day` starts at the first instant of the day `--since` falls on (whole days).
  */
-import { endOfDate, formatOffset, parseTimeZone, startOfDate, startOfDay, type TimeZone } from '../core/usage/calendar-days.ts';
-import { USAGE_GROUPINGS, type UsageBy } from '../protocol/usage.ts';
+import { dayRanges, endOfDate, formatOffset, parseTimeZone, startOfDate, startOfDay, type TimeZone } from '../core/usage/calendar-days.ts';
+import { USAGE_GROUPINGS, USAGE_MAX_DAYS, type UsageBy } from '../protocol/usage.ts';
 import { badFlag, parseTimeFlag, timeFlagError } from './flag-values.ts';
 
 export interface UsageFlags {
@@ -43,6 +43,9 @@ export function usageRequestOf(flags: UsageFlags, now: number, localZone: string
   const until = flags.until === undefined ? now : instant('--until', flags.until, zone, now, 'end', 'aigov usage --since 2026-11-01 --until 2026-11-30');
   if (by === 'day') since = startOfDay(zone, since);
   if (since > until) throw badFlag('--since', sinceText, `it is after --until (${flags.until ?? 'now'}): the range would be empty`, 'aigov usage --since 2026-11-01 --until 2026-11-30');
+  if (by === 'day' && dayRanges(zone, since, until, USAGE_MAX_DAYS) === null) {
+    throw badFlag('--since', sinceText, `--by day shows at most ${USAGE_MAX_DAYS} days`, 'aigov usage --by day --since 90d');
+  }
   const user = flags.user?.trim();
   return { ...(by !== undefined ? { by } : {}), since, until, ...(user ? { user } : {}), zone };
 }
