@@ -807,6 +807,7 @@ export function describeStoreContract(driver: ContractDriver): void {
       assert.deepEqual(byUser.rows.map((r) => r.key.by === 'user' && r.key.subject).sort(), ['alice', 'bob', 'kate']);
       const byGroup = await store.usageReport({ by: 'group', since: 0, until: T0 * 2 });
       assert.ok(byGroup.rows.reduce((n, r) => n + r.calls, 0) > byGroup.total.calls, 'a call counts in each of its groups, once in the total');
+      await store.close(); // its connections back now, not after the file
     });
 
     test('by day: each day its own row in the caller\'s zone, empty days included, a call at midnight on the later day', async () => {
@@ -830,6 +831,7 @@ export function describeStoreContract(driver: ContractDriver): void {
       assert.deepEqual(report.total, { ...ZERO, calls: 3, inputTokens: 30, outputTokens: 3, costNanoUsd: 3003n });
       const none = await store.usageReport({ by: 'day', since: 5, until: 5, days: [] });
       assert.deepEqual(none, { rows: [], total: ZERO });
+      await store.close();
     });
   });
 
