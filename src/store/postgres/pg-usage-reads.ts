@@ -34,8 +34,13 @@ const SUMS = `
   count(c.id) FILTER (WHERE c.u IS NOT NULL AND NOT (c.u ? 'costNanoUsd')) AS before_pricing,
   count(c.id) FILTER (WHERE c.status = 'completed' AND c.u IS NULL) AS no_usage`;
 
-/** The calls matching `where`, each with its usage parsed once as `u`. */
-const CALLS = (where: string): string => `(SELECT c0.*, c0.usage::jsonb AS u FROM calls c0 WHERE ${where})`;
+/**
+ * The calls matching `where`, each with its usage parsed once as `u`. `OFFSET 0` keeps the planner
+ * from pulling the subquery up into the aggregate, where it would parse the text again for each of
+ * the dozen references to `u` (measured: several times slower).
+ */
+const CALLS = (where: string): string =>
+  `(SELECT c0.subject, c0.issuer, c0.email, c0.groups, c0.provider, c0.provider_kind, c0.model, c0.status, c0.started_at, c0.rec, c0.id, c0.usage::jsonb AS u FROM calls c0 WHERE ${where} OFFSET 0)`;
 
 /** The report, in one snapshot of `db` (the caller's REPEATABLE READ transaction). */
 export async function pgUsageReport(db: Queryable, query: UsageQuery): Promise<UsageReport> {
@@ -55,6 +60,9 @@ export async function pgUsageReport(db: Queryable, query: UsageQuery): Promise<U
   const inRange = `c0.started_at >= ${p(query.since)} AND c0.started_at < ${p(query.until)}${filter}`;
   const rangeValues = [...values];
 
+  // The planner's guess for a call's groups (100 rows a call) prices the report high enough to JIT
+  // it: ~90 ms of compiling for a query that then runs in less. Off for this transaction only.
+  await db.query('SET LOCAL jit = off');
   const totalRes = await db.query(`SELECT ${SUMS} FROM ${CALLS(inRange)} c`, rangeValues);
   const total = toUsageTotals(totalRes.rows[0] ?? {});
   let sql: string;
