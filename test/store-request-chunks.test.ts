@@ -17,7 +17,7 @@ import type { CallRequestRecord, SessionDetailRecord } from '../src/store/record
 import { ChainWriter } from '../src/store/sqlite/audit-chain-writer.ts';
 import { AuditMaintenance } from '../src/store/sqlite/audit-maintenance.ts';
 import { verifyAuditDatabase } from '../src/store/sqlite/audit-verify.ts';
-import { LATEST_SCHEMA_VERSION, MIGRATIONS, migrateDatabase } from '../src/store/sqlite/migrations.ts';
+import { MIGRATIONS, migrateDatabase } from '../src/store/sqlite/migrations.ts';
 import { StoreWriteError, type SqliteRecordingStore } from '../src/store/sqlite/sqlite-store.ts';
 import { agentSessionBodies } from './support/agent-session.ts';
 import { assertAuditBroken, callRequest, callResult, query, tamper, useStoreOpener, useTempDirs } from './support/store-fixtures.ts';
@@ -272,8 +272,8 @@ describe('request bodies as chunks', () => {
     db.close();
     assert.equal(verifyAuditDatabase(file).problem, null, 'verifies at schema 8 with this build');
 
-    const store = await open({ path: file }); // migrates to 9 and on (and settles the old pending calls as aborted)
-    assert.equal(Number(query(file, 'PRAGMA user_version')[0]!['user_version']), LATEST_SCHEMA_VERSION);
+    const store = await open({ path: file }); // migrates to 9 (and settles the old pending calls as aborted)
+    assert.equal(Number(query(file, 'PRAGMA user_version')[0]!['user_version']), 9);
     await recordSession(store, 'new', 'ses-old', bodies.slice(2), 100);
     const calls = await store.listCalls('ses-old');
     assert.deepEqual(calls.map((c) => c.requestBody), bodies);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { dayOf, dayRanges, endOfDate, parseTimeZone, startOfDate, startOfDay, type TimeZone } from '../src/core/usage/calendar-days.ts';
+import { dayLabel, dayNumberAt, dayOf, dayRanges, endOfDate, offsetSegments, parseTimeZone, startOfDate, startOfDay, type TimeZone } from '../src/core/usage/calendar-days.ts';
 
 const zone = (text: string): TimeZone => {
   const z = parseTimeZone(text);
@@ -111,9 +111,23 @@ describe('calendar days', () => {
           const t = since + Math.floor(length / 2);
           const start = startOfDay(z, t);
           assert.ok(start <= t && dayOf(z, start) === dayOf(z, t) && dayOf(z, start - 1) < dayOf(z, t));
+          // What the stores group by: the day number from the range's offsets, at each day's edges and inside.
+          const segments = offsetSegments(z, since, until);
+          for (const d of ranges) for (const at of [d.start, d.end - 1, Math.floor((d.start + d.end) / 2)]) assert.equal(dayLabel(dayNumberAt(segments, at)), d.day, `${z.name} ${new Date(at).toISOString()}`);
         },
       ),
       { numRuns: 300 },
     );
+  });
+
+  it('offsets over a range: each clock change at its exact second', () => {
+    const paris = zone('Europe/Paris');
+    assert.deepEqual(offsetSegments(paris, Date.parse('2026-01-01T00:00:00Z'), Date.parse('2027-01-01T00:00:00Z')), [
+      { from: Date.parse('2026-01-01T00:00:00Z'), offsetMs: HOUR },
+      { from: Date.parse('2026-03-29T01:00:00Z'), offsetMs: 2 * HOUR },
+      { from: Date.parse('2026-10-25T01:00:00Z'), offsetMs: HOUR },
+    ]);
+    assert.deepEqual(offsetSegments(zone('+05:30'), 0, 1e12), [{ from: 0, offsetMs: 330 * 60_000 }]);
+    assert.equal(offsetSegments(paris, Date.parse('2026-03-29T00:59:59Z'), Date.parse('2026-03-29T01:00:01Z')).length, 2, 'a change inside a two-second range');
   });
 });

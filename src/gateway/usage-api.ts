@@ -12,7 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { TokenVerifier } from '../auth/verify-token.ts';
 import { AigovError } from '../core/errors.ts';
-import { dayRanges, parseTimeZone, type DayRange, type TimeZone } from '../core/usage/calendar-days.ts';
+import { dayRanges, parseTimeZone, type TimeZone } from '../core/usage/calendar-days.ts';
 import { USAGE_GROUPINGS, USAGE_MAX_DAYS, USAGE_PATH, type UsageBy, type UsageReportView, type UsageRowView, type UsageTotalsView } from '../protocol/usage.ts';
 import type { RecordingStore, UsageQuery, UsageRow, UsageTotals } from '../store/recording-store.ts';
 import { authenticateApiCall, sendApiError, sendApiJson } from './api-response.ts';
@@ -41,8 +41,6 @@ interface AskedReport {
   readonly until: number;
   readonly user: string | null;
   readonly zone: TimeZone;
-  /** by=day: the days of the range. */
-  readonly days: readonly DayRange[] | null;
 }
 
 export function createUsageApi(deps: UsageApiDeps): UsageApi {
@@ -67,7 +65,7 @@ export function createUsageApi(deps: UsageApiDeps): UsageApi {
       since: asked.since,
       until: asked.until,
       ...(auditor ? (asked.user === null ? {} : { user: asked.user }) : { owner: { subject: principal.subject, issuer: principal.issuer } }),
-      ...(asked.days === null ? {} : { days: asked.days }),
+      ...(asked.by === 'day' ? { zone: asked.zone } : {}),
     };
     const report = await deps.store.usageReport(query);
     if (auditor) {
@@ -126,13 +124,9 @@ export function parseUsageQuery(query: URLSearchParams, now: number, auditor: bo
   const tzText = text('tz') ?? 'UTC';
   const zone = parseTimeZone(tzText);
   if (zone === null) return { error: 'tz must be an IANA time zone (Europe/Paris) or a UTC offset (+05:30)' };
-  let days: DayRange[] | null = null;
-  if (by === 'day') {
-    days = dayRanges(zone, since, until, USAGE_MAX_DAYS);
-    if (days === null) return { error: `by=day covers at most ${USAGE_MAX_DAYS} days: narrow since/until` };
-  }
+  if (by === 'day' && dayRanges(zone, since, until, USAGE_MAX_DAYS) === null) return { error: `by=day covers at most ${USAGE_MAX_DAYS} days: narrow since/until` };
   const user = text('user');
-  return { by, since, until, user: user === undefined ? null : user.slice(0, 320), zone, days };
+  return { by, since, until, user: user === undefined ? null : user.slice(0, 320), zone };
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();

@@ -23,6 +23,7 @@
 import type { ApprovalRecord } from '../core/approvals/approval.ts';
 import type { EndpointId, Principal, ProviderKind, Usage } from '../core/events.ts';
 import type { StoredChunk } from '../core/recording/request-chunks.ts';
+import type { TimeZone } from '../core/usage/calendar-days.ts';
 
 export type CallStatus = 'pending' | 'completed' | 'failed' | 'aborted' | 'blocked';
 
@@ -207,15 +208,15 @@ export type UsageGrouping = 'user' | 'group' | 'model' | 'day';
 /** The calls a usage report sums: started in `[since, until)`, and every filter given holds. */
 export interface UsageQuery {
   readonly by: UsageGrouping;
-  /** Epoch ms: from (inclusive) … to (exclusive). With `by: 'day'`, `days` covers exactly this range. */
+  /** Epoch ms: from (inclusive) … to (exclusive). */
   readonly since: number;
   readonly until: number;
   /** Only this principal's calls (a user who is not an auditor). */
   readonly owner?: { readonly subject: string; readonly issuer: string };
   /** Subject, or email (ASCII case-insensitive), of the caller. */
   readonly user?: string;
-  /** With `by: 'day'`: the days, in order and each ending where the next starts (core/usage/calendar-days.ts dayRanges). */
-  readonly days?: readonly { readonly day: string; readonly start: number; readonly end: number }[];
+  /** With `by: 'day'`: the calendar days are this zone's (UTC when absent). The caller bounds how many days the range has. */
+  readonly zone?: TimeZone;
 }
 
 /**
@@ -253,7 +254,7 @@ export interface UsageRow extends UsageTotals {
 
 export interface UsageReport {
   /**
-   * By day: every day of `days`, in order, empty ones included. Otherwise the groups with calls,
+   * By day: every day of the range, in order, empty ones included. Otherwise the groups with calls,
    * dearest first (then most calls, then by key). By group, a call counts in each of its caller's groups.
    */
   readonly rows: readonly UsageRow[];

@@ -7,10 +7,16 @@
  * sums by billed kind, core/usage/token-kinds.ts), cost (the exact nano-dollar sum: bigint from
  * SQLite, numeric text from PostgreSQL, null when nothing was priced), unpriced, before_pricing,
  * no_usage. Key columns: subject, issuer, email (by user) · grp (by group) · provider, model
- * (by model) · day (by day).
+ * (by model) · dayno (by day: the local day number, from {@link dayPlan}'s offsets).
+ *
+ * Which calls: those of the sessions active since the range began (sessions.last_call_at, which is
+ * never before any of its calls' starts) that started in the range, each found by the existing
+ * indexes sessions_by_last_call / sessions_by_subject and calls_by_session: no index of its own
+ * for the writer to keep up (a calls (started_at, subject) index cost it ~17%, bench/usage-report.ts).
  */
+import { DAY_MS, dayLabel, dayRanges, offsetSegments, parseTimeZone, type DayRange, type OffsetSegment } from '../core/usage/calendar-days.ts';
 import { num, str, strOrNull, type RecordRow } from './record-rows.ts';
-import type { UsageGrouping, UsageKey, UsageRow, UsageTotals } from './recording-store.ts';
+import type { UsageGrouping, UsageKey, UsageQuery, UsageRow, UsageTotals } from './recording-store.ts';
 
 function count(value: unknown): number {
   if (value === null || value === undefined) return 0;
@@ -50,8 +56,43 @@ export function toUsageKey(by: UsageGrouping, row: RecordRow): UsageKey {
     case 'model':
       return { by, provider: str(row['provider']), model: strOrNull(row['model']) };
     case 'day':
-      return { by, day: str(row['day']) };
+      return { by, day: dayLabel(num(row['dayno'])) };
   }
+}
+
+/** A report by day: its days (every one a row, empty ones included) and the zone's offsets over the range. */
+export interface DayPlan {
+  readonly days: readonly DayRange[];
+  readonly segments: readonly OffsetSegment[];
+}
+
+const UTC = parseTimeZone('UTC');
+
+export function dayPlan(query: UsageQuery): DayPlan {
+  const zone = query.zone ?? UTC;
+  if (zone === null) throw new Error('recording store: no UTC zone');
+  const days = dayRanges(zone, query.since, query.until, Number.POSITIVE_INFINITY) ?? [];
+  return { days, segments: offsetSegments(zone, query.since, query.until) };
+}
+
+/** The SQL of a call's local day number (`at`: its start column), with the segments' bounds and offsets as parameters named by `param`. */
+export function dayNumberSql(at: string, segments: readonly OffsetSegment[], param: (value: number) => string): string {
+  const offset =
+    segments.length <= 1
+      ? param(segments[0]?.offsetMs ?? 0)
+      : `CASE ${segments.slice(1).map((s, i) => `WHEN ${at} < ${param(s.from)} THEN ${param(segments[i]!.offsetMs)}`).join(' ')} ELSE ${param(segments.at(-1)!.offsetMs)} END`;
+  // Calls start after 1970: the sum is positive, so integer division is the floor.
+  return `((${at} + ${offset}) / ${DAY_MS})`;
+}
+
+const ZERO: UsageTotals = { calls: 0, inputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0, costNanoUsd: 0n, unpricedCalls: 0, beforePricingCalls: 0, noUsageCalls: 0 };
+
+/** Every day of the plan in order, its row or zeros. A row on no day of the plan is a bug: refused, not dropped. */
+export function everyDay(plan: DayPlan, rows: readonly UsageRow[]): UsageRow[] {
+  const byDay = new Map(rows.map((r) => [r.key.by === 'day' ? r.key.day : '', r]));
+  const days = new Set(plan.days.map((d) => d.day));
+  for (const day of byDay.keys()) if (!days.has(day)) throw new Error('recording store: a call of the usage report fell on no day of its range');
+  return plan.days.map((d) => byDay.get(d.day) ?? { key: { by: 'day' as const, day: d.day }, ...ZERO });
 }
 
 /** A key's text for ordering ties: code-unit order, the same on every driver. */

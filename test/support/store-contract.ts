@@ -31,7 +31,7 @@ import type {
 import { SessionOwnerConflictError, StoreWriteError } from '../../src/store/recording-store.ts';
 import type { UsageGrouping, UsageKey, UsageQuery, UsageReport, UsageTotals } from '../../src/store/recording-store.ts';
 import type { Usage } from '../../src/core/events.ts';
-import { dayOf, dayRanges, parseTimeZone } from '../../src/core/usage/calendar-days.ts';
+import { dayOf, dayRanges, parseTimeZone, type TimeZone } from '../../src/core/usage/calendar-days.ts';
 import { tokensByKind } from '../../src/core/usage/token-kinds.ts';
 import { seededRandom } from './seeded-random.ts';
 import { callRequest, callResult, principal, SECRET_PROMPT as SECRET } from './store-fixtures.ts';
@@ -692,7 +692,8 @@ export function describeStoreContract(driver: ContractDriver): void {
         (q.user === undefined || r.principal.subject === q.user || (r.principal.email !== null && lower(r.principal.email) === lower(q.user))));
       const rows = new Map<string, UsageTotals>();
       const into = (key: UsageKey, c: SeededCall): void => void rows.set(keyOf(key), add(rows.get(keyOf(key)) ?? ZERO, c));
-      for (const day of q.by === 'day' ? (q.days ?? []) : []) rows.set(keyOf({ by: 'day', day: day.day }), ZERO);
+      const days = q.by === 'day' ? (dayRanges(q.zone ?? parseTimeZone('UTC')!, q.since, q.until, 10_000) ?? []) : [];
+      for (const day of days) rows.set(keyOf({ by: 'day', day: day.day }), ZERO);
       const latest = new Map<string, SeededCall>();
       for (const c of chosen) {
         const r = c.request;
@@ -706,7 +707,7 @@ export function describeStoreContract(driver: ContractDriver): void {
           for (const group of groups) into({ by: 'group', group }, c);
         } else if (q.by === 'model') into({ by: 'model', provider: r.provider, model: r.model }, c);
         else {
-          const day = q.days?.find((d) => r.startedAt >= d.start && r.startedAt < d.end);
+          const day = days.find((d) => r.startedAt >= d.start && r.startedAt < d.end);
           assert.ok(day !== undefined, 'every chosen call is on a day of the range');
           into({ by: 'day', day: day.day }, c);
         }
@@ -721,11 +722,11 @@ export function describeStoreContract(driver: ContractDriver): void {
       return { rows, total: chosen.reduce(add, ZERO) };
     };
     const assertReport = (report: UsageReport, expected: ReturnType<typeof expectedReport>, q: UsageQuery): void => {
-      const what = JSON.stringify({ ...q, days: q.days?.length });
+      const what = JSON.stringify(q);
       assert.deepEqual(report.total, expected.total, `total of ${what}`);
       assert.deepEqual(new Map(report.rows.map(({ key, ...totals }) => [keyOf(key), totals])), expected.rows, `rows of ${what}`);
       assert.equal(report.rows.length, expected.rows.size, `each row once: ${what}`);
-      if (q.by === 'day') assert.deepEqual(report.rows.map((r) => (r.key as { day: string }).day), (q.days ?? []).map((d) => d.day), 'days in order');
+      if (q.by === 'day') assert.deepEqual(report.rows.map((r) => (r.key as { day: string }).day), [...expected.rows.keys()].map((k) => (JSON.parse(k) as { day: string }).day), 'days in order, every one');
       else {
         for (let i = 1; i < report.rows.length; i++) {
           const [a, b] = [report.rows[i - 1]!, report.rows[i]!];
@@ -793,13 +794,10 @@ export function describeStoreContract(driver: ContractDriver): void {
       ];
       for (const range of ranges) {
         for (const by of ['user', 'group', 'model', 'day'] as const satisfies readonly UsageGrouping[]) {
-          let q: UsageQuery = { ...range, by };
-          if (by === 'day') {
-            // Days of the range where the calls are (the widest ranges cut to the four days and one on each side).
-            const days = dayRanges(zone, Math.max(range.since, T0 - 86_400_000), Math.min(range.until, T0 + 5 * 86_400_000), 100);
-            assert.ok(days !== null);
-            q = { ...range, by, since: days[0]?.start ?? range.since, until: days.at(-1)?.end ?? range.since, days };
-          }
+          // By day, the widest ranges are cut to the four days of calls and one on each side.
+          const daySince = Math.max(range.since, T0 - 86_400_000);
+          const dayUntil = Math.max(daySince, Math.min(range.until, T0 + 5 * 86_400_000));
+          const q: UsageQuery = by === 'day' ? { ...range, by, zone, since: daySince, until: dayUntil } : { ...range, by };
           assertReport(await store.usageReport(q), expectedReport(calls, q), q);
         }
       }
@@ -810,27 +808,46 @@ export function describeStoreContract(driver: ContractDriver): void {
       await store.close(); // its connections back now, not after the file
     });
 
-    test('by day: each day its own row in the caller\'s zone, empty days included, a call at midnight on the later day', async () => {
+    test('by day: each day its own row in the caller\'s zone, empty days included, a call at midnight on the later day, clock changes', async () => {
       const { store } = await fresh();
+      const record = async (id: string, at: number, costNanoUsd: number): Promise<void> => {
+        await store.recordRequest(sessionCall(id, 'ses-days', 'alice', at));
+        await store.finishCall(callResult(id, { usage: { inputTokens: 10, outputTokens: 1, costNanoUsd } }));
+      };
       const zone = parseTimeZone('+05:30')!;
       const midnight = Date.UTC(2026, 10, 25) - 330 * 60_000; // 2026-11-25 00:00 at +05:30
-      const at = [midnight - 1, midnight, midnight + 86_400_000 * 2 + 5];
-      for (const [i, t] of at.entries()) {
-        await store.recordRequest(sessionCall(`d${i}`, 'ses-days', 'alice', t));
-        await store.finishCall(callResult(`d${i}`, { usage: { inputTokens: 10, outputTokens: 1, costNanoUsd: 1000 + i } }));
-      }
-      const days = dayRanges(zone, midnight - 86_400_000, midnight + 3 * 86_400_000, 10)!;
-      const report = await store.usageReport({ by: 'day', since: days[0]!.start, until: days.at(-1)!.end, days });
-      assert.deepEqual(report.rows.map((r) => [(r.key as { day: string }).day, r.calls, r.costNanoUsd]), [
+      for (const [i, t] of [midnight - 1, midnight, midnight + 86_400_000 * 2 + 5].entries()) await record(`d${i}`, t, 1000 + i);
+      const days = async (z: TimeZone, since: number, until: number): Promise<[string, number, bigint][]> =>
+        (await store.usageReport({ by: 'day', since, until, zone: z })).rows.map((r) => [(r.key as { day: string }).day, r.calls, r.costNanoUsd]);
+      assert.deepEqual(await days(zone, midnight - 86_400_000, midnight + 3 * 86_400_000), [
         ['2026-11-24', 1, 1000n],
         ['2026-11-25', 1, 1001n],
         ['2026-11-26', 0, 0n],
         ['2026-11-27', 1, 1002n],
       ]);
       assert.equal(dayOf(zone, midnight), '2026-11-25');
+      const report = await store.usageReport({ by: 'day', since: midnight - 86_400_000, until: midnight + 3 * 86_400_000, zone });
       assert.deepEqual(report.total, { ...ZERO, calls: 3, inputTokens: 30, outputTokens: 3, costNanoUsd: 3003n });
-      const none = await store.usageReport({ by: 'day', since: 5, until: 5, days: [] });
-      assert.deepEqual(none, { rows: [], total: ZERO });
+      assert.deepEqual(await store.usageReport({ by: 'day', since: 5, until: 5, zone }), { rows: [], total: ZERO });
+
+      // New York falls back on 2026-11-01 (a day of 25 hours): 01:30 comes twice, both on the 1st.
+      const ny = parseTimeZone('America/New_York')!;
+      const nyTimes = ['2026-10-31T23:30:00-04:00', '2026-11-01T01:30:00-04:00', '2026-11-01T01:30:00-05:00', '2026-11-01T23:30:00-05:00', '2026-11-02T00:30:00-05:00'];
+      for (const [i, t] of nyTimes.entries()) await record(`ny${i}`, Date.parse(t), 1);
+      assert.deepEqual((await days(ny, Date.parse('2026-10-31T00:00:00-04:00'), Date.parse('2026-11-03T00:00:00-05:00'))).map(([d, n]) => [d, n]), [
+        ['2026-10-31', 1],
+        ['2026-11-01', 3],
+        ['2026-11-02', 1],
+      ]);
+      // Santiago skips from 23:59:59 to 01:00 into 2026-09-06; Samoa skipped 2011-12-30 whole.
+      const scl = parseTimeZone('America/Santiago')!;
+      await record('scl0', Date.parse('2026-09-05T23:59:59-04:00'), 1);
+      await record('scl1', Date.parse('2026-09-06T01:00:00-03:00'), 1);
+      assert.deepEqual((await days(scl, Date.parse('2026-09-05T00:00:00-04:00'), Date.parse('2026-09-07T00:00:00-03:00'))).map(([d, n]) => [d, n]), [['2026-09-05', 1], ['2026-09-06', 1]]);
+      const apia = parseTimeZone('Pacific/Apia')!;
+      await record('apia0', Date.parse('2011-12-29T23:00:00-10:00'), 1);
+      await record('apia1', Date.parse('2011-12-31T01:00:00+14:00'), 1);
+      assert.deepEqual((await days(apia, Date.parse('2011-12-29T00:00:00-10:00'), Date.parse('2012-01-01T00:00:00+14:00'))).map(([d, n]) => [d, n]), [['2011-12-29', 1], ['2011-12-31', 1]]);
       await store.close();
     });
   });

@@ -99,6 +99,11 @@ function civilFromOrdinal(n: number): Civil {
   return { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate() };
 }
 
+/** `YYYY-MM-DD` of day number `n` (days since 1970-01-01, as a local date). */
+export function dayLabel(n: number): string {
+  return dayText(civilFromOrdinal(n));
+}
+
 function dayText(c: Civil): string {
   const y = c.year < 0 || c.year > 9999 ? String(c.year) : String(c.year).padStart(4, '0');
   return `${y}-${String(c.month).padStart(2, '0')}-${String(c.day).padStart(2, '0')}`;
@@ -179,4 +184,52 @@ export function dayRanges(zone: TimeZone, since: number, until: number, maxDays:
     n += 1;
   }
   return out;
+}
+
+/** From `from` on (until the next segment), the zone's offset from UTC is `offsetMs`. */
+export interface OffsetSegment {
+  readonly from: number;
+  readonly offsetMs: number;
+}
+
+const PROBE_MS = 6 * HOUR_MS;
+export const DAY_MS = 86_400_000;
+
+/**
+ * The zone's offset over `[since, until)`: the offset at `since`, then each change (a clock change
+ * of daylight saving time) at the exact second it happens. With them, the calendar day of an
+ * instant `t` in the range is day number floor((t + offset) / DAY_MS) — what a usage report groups
+ * by (one pass over the calls, in SQL). Changes less than six hours apart would be missed: no zone
+ * has had any.
+ */
+export function offsetSegments(zone: TimeZone, since: number, until: number): OffsetSegment[] {
+  const out: OffsetSegment[] = [{ from: since, offsetMs: offsetAt(zone, since) }];
+  if (zone.kind === 'offset') return out;
+  let a = since;
+  while (a < until - 1) {
+    const b = Math.min(a + PROBE_MS, until - 1);
+    const before = out.at(-1)?.offsetMs ?? 0;
+    if (offsetAt(zone, b) !== before) {
+      // The first whole second with the new offset (clocks change on whole seconds).
+      let lo = Math.floor(a / 1000);
+      let hi = Math.ceil(b / 1000);
+      while (hi - lo > 1) {
+        const mid = Math.floor((lo + hi) / 2);
+        if (offsetAt(zone, mid * 1000) === before) lo = mid;
+        else hi = mid;
+      }
+      out.push({ from: hi * 1000, offsetMs: offsetAt(zone, hi * 1000) });
+      a = hi * 1000;
+      continue;
+    }
+    a = b;
+  }
+  return out;
+}
+
+/** The day number of `at` given the segments (offsetSegments) of a range holding it. */
+export function dayNumberAt(segments: readonly OffsetSegment[], at: number): number {
+  let offset = segments[0]?.offsetMs ?? 0;
+  for (const s of segments) if (s.from <= at) offset = s.offsetMs;
+  return Math.floor((at + offset) / DAY_MS);
 }

@@ -226,16 +226,6 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX audit_log_approvals ON audit_log (ref, seq) WHERE kind = 'approval';
     `,
   },
-  {
-    version: 5,
-    name: 'calls by start time, and by caller and start time, for usage reports',
-    // Usage reports (pg-usage-reads.ts) sum the calls started in a range: everyone's for an
-    // auditor, one caller's for a user. Without these, each report reads the whole calls table.
-    sql: `
-      CREATE INDEX calls_by_start ON calls (started_at);
-      CREATE INDEX calls_by_subject_start ON calls (subject, started_at);
-    `,
-  },
 ];
 
 /** The schema version this build of aigov writes. */

@@ -243,17 +243,6 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO body_chunks_gc VALUES (0);
     `,
   },
-  {
-    version: 10,
-    name: 'calls by start time, and by caller and start time, for usage reports',
-    // Usage reports (sqlite/usage-reads.ts) sum the calls started in a range: everyone's for an
-    // auditor, one caller's for a user. Without these, each report reads the whole calls table.
-    // started_at grows with each insert, so the first index is appended to at its end.
-    sql: `
-      CREATE INDEX calls_by_start ON calls (started_at);
-      CREATE INDEX calls_by_subject_start ON calls (subject, started_at);
-    `,
-  },
 ];
 
 /** The schema version this build of aigov writes. */

@@ -5,14 +5,14 @@
  * is not known. The same columns and rules as the PostgreSQL store's (postgres/pg-usage-reads.ts);
  * rows are mapped and ordered in ../usage-rows.ts.
  *
- * Indexes (migration 10): calls_by_start (started_at) for everyone's calls in a range,
- * calls_by_subject_start (subject, started_at) for one caller's. By day, each day is its own
- * range lookup (the days come as a JSON array, the outer side of a LEFT JOIN, so empty days stay).
- * Integers are read as bigints: the cost sum is exact past 2^53.
+ * The calls are found through their sessions (../usage-rows.ts says why): sessions active since
+ * the range began (sessions_by_last_call, or sessions_by_subject for one caller), then each
+ * session's calls in the range (calls_by_session). By day, one pass: each call's local day number
+ * from the zone's offsets over the range. Integers are read as bigints: the cost sum is exact past 2^53.
  */
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { UsageQuery, UsageReport, UsageRow } from '../recording-store.ts';
-import { orderUsageRows, toUsageKey, toUsageTotals } from '../usage-rows.ts';
+import { dayNumberSql, dayPlan, everyDay, orderUsageRows, toUsageKey, toUsageTotals } from '../usage-rows.ts';
 
 const U = (field: string): string => `json_extract(c.usage, '$.${field}')`;
 const COST_TYPE = "json_type(c.usage, '$.costNanoUsd')";
@@ -30,7 +30,7 @@ const SUMS = `
   ifnull(sum(c.usage IS NOT NULL AND ${COST_TYPE} IS NULL), 0) AS before_pricing,
   ifnull(sum(c.status = 'completed' AND c.usage IS NULL), 0) AS no_usage`;
 
-type Params = Record<string, string | number>;
+type Params = Record<string, string | number | bigint>;
 
 export class UsageReads {
   readonly #db: DatabaseSync;
@@ -45,7 +45,7 @@ export class UsageReads {
     const params: Params = { since: query.since, until: query.until };
     const filters: string[] = [];
     if (query.owner !== undefined) {
-      filters.push('c.subject = $ownerSubject AND c.issuer = $ownerIssuer');
+      filters.push('s.subject = $ownerSubject AND s.issuer = $ownerIssuer AND c.subject = $ownerSubject AND c.issuer = $ownerIssuer');
       params['ownerSubject'] = query.owner.subject;
       params['ownerIssuer'] = query.owner.issuer;
     }
@@ -53,37 +53,41 @@ export class UsageReads {
       filters.push('(c.subject = $user OR c.email = $user COLLATE NOCASE)');
       params['user'] = query.user;
     }
-    const filter = filters.map((f) => ` AND ${f}`).join('');
-    const inRange = `c.started_at >= $since AND c.started_at < $until${filter}`;
+    // CROSS JOIN: sessions first (SQLite keeps the order), each one's calls by calls_by_session.
+    const from = 'sessions s CROSS JOIN calls c ON c.session_id = s.id';
+    const where = `WHERE s.last_call_at >= $since AND c.started_at >= $since AND c.started_at < $until${filters.map((f) => ` AND ${f}`).join('')}`;
+    const calls = `${from} ${where}`;
 
-    const total = toUsageTotals(this.#statement(`SELECT ${SUMS} FROM calls c WHERE ${inRange}`).get(params) ?? {});
+    const total = toUsageTotals(this.#statement(`SELECT ${SUMS} FROM ${calls}`).get(params) ?? {});
     let sql: string;
     const rowParams: Params = { ...params };
+    const plan = query.by === 'day' ? dayPlan(query) : null;
     switch (query.by) {
       case 'user':
         // `email`: SQLite takes a bare column from the row of max(started_at): the latest email.
-        sql = `SELECT c.subject, c.issuer, c.email, max(c.started_at) AS latest, ${SUMS} FROM calls c WHERE ${inRange} GROUP BY c.issuer, c.subject`;
+        sql = `SELECT c.subject, c.issuer, c.email, max(c.started_at) AS latest, ${SUMS} FROM ${calls} GROUP BY c.issuer, c.subject`;
         break;
       case 'group':
         // A call counts once in each distinct group of its caller; a caller in no group, under NULL.
-        sql = `SELECT g.value AS grp, ${SUMS} FROM calls c
+        sql = `SELECT g.value AS grp, ${SUMS} FROM ${from}
           LEFT JOIN json_each(c.groups) g ON NOT EXISTS (SELECT 1 FROM json_each(c.groups) h WHERE h.value = g.value AND h.key < g.key)
-          WHERE ${inRange} GROUP BY g.value`;
+          ${where} GROUP BY g.value`;
         break;
       case 'model':
-        sql = `SELECT c.provider, c.model, ${SUMS} FROM calls c WHERE ${inRange} GROUP BY c.provider, c.model`;
+        sql = `SELECT c.provider, c.model, ${SUMS} FROM ${calls} GROUP BY c.provider, c.model`;
         break;
-      case 'day':
-        sql = `SELECT d.value ->> 0 AS day, ${SUMS} FROM json_each($days) d
-          LEFT JOIN calls c ON c.started_at >= d.value ->> 1 AND c.started_at < d.value ->> 2${filter}
-          GROUP BY d.key ORDER BY d.key`;
-        delete rowParams['since'];
-        delete rowParams['until'];
-        rowParams['days'] = JSON.stringify((query.days ?? []).map((d) => [d.day, d.start, d.end]));
+      case 'day': {
+        let n = 0;
+        const dayNumber = dayNumberSql('c.started_at', plan?.segments ?? [], (value) => {
+          rowParams[`z${n}`] = BigInt(value); // bound as INTEGER (a number binds as REAL: no integer division)
+          return `$z${n++}`;
+        });
+        sql = `SELECT ${dayNumber} AS dayno, ${SUMS} FROM ${calls} GROUP BY dayno`;
         break;
+      }
     }
     const rows: UsageRow[] = this.#statement(sql).all(rowParams).map((row) => ({ key: toUsageKey(query.by, row), ...toUsageTotals(row) }));
-    return { rows: orderUsageRows(query.by, rows), total };
+    return { rows: plan === null ? orderUsageRows(query.by, rows) : everyDay(plan, rows), total };
   }
 
   #statement(sql: string): StatementSync {
