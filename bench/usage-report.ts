@@ -98,9 +98,10 @@ async function seedPostgres(url: string): Promise<void> {
     let batch: Row[] = [];
     const flush = async (): Promise<void> => {
       const cols = COLUMNS.map((_, i) => batch.map((r) => values(r)[i]));
+      // As the store's writer keeps them: last_call_at the latest start of the session's calls.
       await client.query(`INSERT INTO sessions (id, subject, issuer, email, started_at, last_call_at, call_count)
-        SELECT DISTINCT ON (s) s, subj, $3, mail, at, at, 1 FROM unnest($1::text[], $2::text[], $4::text[], $5::bigint[]) AS x(s, subj, mail, at)
-        ON CONFLICT (id) DO UPDATE SET call_count = sessions.call_count + 1, last_call_at = excluded.last_call_at`,
+        SELECT DISTINCT ON (s) s, subj, $3, mail, at, at, 1 FROM unnest($1::text[], $2::text[], $4::text[], $5::bigint[]) AS x(s, subj, mail, at) ORDER BY s, at DESC
+        ON CONFLICT (id) DO UPDATE SET call_count = sessions.call_count + 1, last_call_at = greatest(sessions.last_call_at, excluded.last_call_at)`,
         [batch.map((r) => r.session_id), batch.map((r) => r.subject), ISSUER, batch.map((r) => r.email), batch.map((r) => r.started_at)]);
       const types = ['text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'smallint', 'text', 'text', 'bigint', 'text', 'text'];
       await client.query(`INSERT INTO calls (${COLUMNS.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`, cols);

@@ -9,10 +9,13 @@
  * no_usage. Key columns: subject, issuer, email (by user) · grp (by group) · provider, model
  * (by model) · dayno (by day: the local day number, from {@link dayPlan}'s offsets).
  *
- * Which calls: those of the sessions active since the range began (sessions.last_call_at, which is
- * never before any of its calls' starts) that started in the range, each found by the existing
- * indexes sessions_by_last_call / sessions_by_subject and calls_by_session: no index of its own
- * for the writer to keep up (a calls (started_at, subject) index cost it ~17%, bench/usage-report.ts).
+ * Which calls: those of the sessions active since the range began that started in the range,
+ * found by indexes the sessions API has anyway — sessions_by_last_call (or sessions_by_subject for
+ * one caller), then calls_by_session. It relies on what both writers keep: a session's
+ * last_call_at is the latest start of its calls (max / greatest on every insert), and its calls
+ * are its owner's. So no index of its own for the writers to maintain nor a migration to number;
+ * an index on calls (started_at, subject) made reports no faster at the scale of
+ * bench/usage-report.ts (docs/benchmarks.md).
  */
 import { DAY_MS, dayLabel, dayRanges, offsetSegments, parseTimeZone, type DayRange, type OffsetSegment } from '../core/usage/calendar-days.ts';
 import { num, str, strOrNull, type RecordRow } from './record-rows.ts';
@@ -83,6 +86,29 @@ export function dayNumberSql(at: string, segments: readonly OffsetSegment[], par
       : `CASE ${segments.slice(1).map((s, i) => `WHEN ${at} < ${param(s.from)} THEN ${param(segments[i]!.offsetMs)}`).join(' ')} ELSE ${param(segments.at(-1)!.offsetMs)} END`;
   // Calls start after 1970: the sum is positive, so integer division is the floor.
   return `((${at} + ${offset}) / ${DAY_MS})`;
+}
+
+/**
+ * The total of rows that split the calls (by user, model or day: each call in exactly one row) —
+ * exact, as each sum is. By group a call may be in several rows: its total is queried apart.
+ */
+export function sumOfRows(rows: readonly UsageTotals[]): UsageTotals {
+  let t: UsageTotals = ZERO;
+  for (const r of rows) {
+    t = {
+      calls: t.calls + r.calls,
+      inputTokens: t.inputTokens + r.inputTokens,
+      cacheReadTokens: t.cacheReadTokens + r.cacheReadTokens,
+      cacheWriteTokens: t.cacheWriteTokens + r.cacheWriteTokens,
+      outputTokens: t.outputTokens + r.outputTokens,
+      reasoningTokens: t.reasoningTokens + r.reasoningTokens,
+      costNanoUsd: t.costNanoUsd + r.costNanoUsd,
+      unpricedCalls: t.unpricedCalls + r.unpricedCalls,
+      beforePricingCalls: t.beforePricingCalls + r.beforePricingCalls,
+      noUsageCalls: t.noUsageCalls + r.noUsageCalls,
+    };
+  }
+  return t;
 }
 
 const ZERO: UsageTotals = { calls: 0, inputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0, costNanoUsd: 0n, unpricedCalls: 0, beforePricingCalls: 0, noUsageCalls: 0 };

@@ -9,7 +9,7 @@
  */
 import type { UsageQuery, UsageReport, UsageRow } from '../recording-store.ts';
 import type { RecordRow } from '../record-rows.ts';
-import { dayNumberSql, dayPlan, everyDay, orderUsageRows, toUsageKey, toUsageTotals } from '../usage-rows.ts';
+import { dayNumberSql, dayPlan, everyDay, orderUsageRows, sumOfRows, toUsageKey, toUsageTotals } from '../usage-rows.ts';
 
 interface Queryable {
   query(text: string, values?: unknown[]): Promise<{ rows: RecordRow[] }>;
@@ -66,8 +66,6 @@ export async function pgUsageReport(db: Queryable, query: UsageQuery): Promise<U
   // The planner's guess for a call's groups (100 rows a call) prices the report high enough to JIT
   // it: ~90 ms of compiling for a query that then runs in less. Off for this transaction only.
   await db.query('SET LOCAL jit = off');
-  const totalRes = await db.query(`SELECT ${SUMS} FROM ${calls} c`, rangeValues);
-  const total = toUsageTotals(totalRes.rows[0] ?? {});
   const plan = query.by === 'day' ? dayPlan(query) : null;
   let sql: string;
   switch (query.by) {
@@ -89,5 +87,7 @@ export async function pgUsageReport(db: Queryable, query: UsageQuery): Promise<U
   }
   const res = await db.query(sql, values);
   const rows: UsageRow[] = res.rows.map((row) => ({ key: toUsageKey(query.by, row), ...toUsageTotals(row) }));
+  // By group a call may be in several rows: its total is summed apart (the same snapshot).
+  const total = query.by === 'group' ? toUsageTotals((await db.query(`SELECT ${SUMS} FROM ${calls} c`, rangeValues)).rows[0] ?? {}) : sumOfRows(rows);
   return { rows: plan === null ? orderUsageRows(query.by, rows) : everyDay(plan, rows), total };
 }

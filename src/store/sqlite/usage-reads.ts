@@ -12,7 +12,7 @@
  */
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { UsageQuery, UsageReport, UsageRow } from '../recording-store.ts';
-import { dayNumberSql, dayPlan, everyDay, orderUsageRows, toUsageKey, toUsageTotals } from '../usage-rows.ts';
+import { dayNumberSql, dayPlan, everyDay, orderUsageRows, sumOfRows, toUsageKey, toUsageTotals } from '../usage-rows.ts';
 
 const U = (field: string): string => `json_extract(c.usage, '$.${field}')`;
 const COST_TYPE = "json_type(c.usage, '$.costNanoUsd')";
@@ -58,7 +58,6 @@ export class UsageReads {
     const where = `WHERE s.last_call_at >= $since AND c.started_at >= $since AND c.started_at < $until${filters.map((f) => ` AND ${f}`).join('')}`;
     const calls = `${from} ${where}`;
 
-    const total = toUsageTotals(this.#statement(`SELECT ${SUMS} FROM ${calls}`).get(params) ?? {});
     let sql: string;
     const rowParams: Params = { ...params };
     const plan = query.by === 'day' ? dayPlan(query) : null;
@@ -87,6 +86,8 @@ export class UsageReads {
       }
     }
     const rows: UsageRow[] = this.#statement(sql).all(rowParams).map((row) => ({ key: toUsageKey(query.by, row), ...toUsageTotals(row) }));
+    // By group a call may be in several rows: its total is summed apart (the same snapshot).
+    const total = query.by === 'group' ? toUsageTotals(this.#statement(`SELECT ${SUMS} FROM ${calls}`).get(params) ?? {}) : sumOfRows(rows);
     return { rows: plan === null ? orderUsageRows(query.by, rows) : everyDay(plan, rows), total };
   }
 
