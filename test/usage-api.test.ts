@@ -14,7 +14,9 @@ import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { UsageReportSchema, type UsageReportView } from '../src/protocol/usage.ts';
+import { verifyAuditDatabase } from '../src/store/sqlite/audit-verify.ts';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
+import { checkPgAuditChain } from './support/pg-audit-check.ts';
 import { pgQuery, usePgDatabases } from './support/pg-databases.ts';
 import { loadTranscript } from './support/replay-upstream.ts';
 import { callRequest, callResult, principal } from './support/store-fixtures.ts';
@@ -159,6 +161,10 @@ for (const driver of ['sqlite', 'postgres'] as const) {
         subject: 'carol', email: 'carol@aigov.dev', action: 'usage', session_id: null,
         filter: { by: 'group', since: ofBob.since, until: ofBob.until, user: 'bob@aigov.dev' },
       });
+      // The access rows are in the audit chain like any other, and it verifies.
+      await h.gateway.store.flush();
+      if (driver === 'postgres') await checkPgAuditChain(dbUrl);
+      else assert.equal(verifyAuditDatabase(join(h.dir, 'aigov.db')).problem, null);
     });
 
     it('by day in the caller\'s zone: two calls an hour apart fall on two days in Tokyo and on one in UTC', async () => {
