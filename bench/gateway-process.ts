@@ -66,6 +66,7 @@ const discardingStore: RecordingStore = {
   getSessionDetail: async () => null,
   listSessionApprovals: async () => [],
   getRawCopies: async () => ({}),
+  usageReport: async () => ({ rows: [], total: { calls: 0, inputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0, costNanoUsd: 0n, unpricedCalls: 0, beforePricingCalls: 0, noUsageCalls: 0 } }),
   recordAccess: async () => {},
   close: async () => {},
 };

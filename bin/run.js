@@ -37,8 +37,8 @@ const { enableCompileCache } = await import('node:module');
 enableCompileCache?.();
 
 // Cold-start fast paths: loading @oclif/core alone costs ~110 ms, so the commands whose speed
-// users feel — `--version`, `run` and `sessions list` — skip it when their arguments are simple. Anything
-// else (help, unknown flags) goes through oclif as usual. See docs/benchmarks.md.
+// users feel — `--version`, `run`, `sessions list` and `usage` — skip it when their arguments
+// are simple. Anything else (help, unknown flags) goes through oclif as usual. See docs/benchmarks.md.
 const argv = process.argv.slice(2);
 if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
   const { readFileSync } = await import('node:fs');
@@ -53,6 +53,10 @@ if (argv[0] === 'run') {
 if (argv[0] === 'sessions' && argv[1] === 'list') {
   const { fastSessionsList } = await import('../dist/cli/fast-sessions.js');
   if (await fastSessionsList(argv.slice(2))) process.exit(process.exitCode ?? 0);
+}
+if (argv[0] === 'usage') {
+  const { fastUsage } = await import('../dist/cli/fast-usage.js');
+  if (await fastUsage(argv.slice(1))) process.exit(process.exitCode ?? 0);
 }
 
 const { execute } = await import('@oclif/core');

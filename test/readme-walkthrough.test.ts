@@ -1,10 +1,10 @@
 /**
  * README.md, followed step by step as a newcomer does with an empty HOME: the dev gateway in its
  * own terminal (tmux), then "Try it", "Policy", "Approvals" (alice's request held, bob approving
- * in the inbox TUI), "Sessions" and "Audit trail", in that order. The commands are read from the
- * README's code blocks and text, and each step's output is checked against what the README says it
- * does: a README edit that breaks a command, or a program that stops doing what the README
- * promises, fails here. The BUILT CLI runs as processes (`npm run build` first).
+ * in the inbox TUI), "Sessions" (with "See what was spent") and "Audit trail", in that order. The
+ * commands are read from the README's code blocks and text, and each step's output is checked
+ * against what the README says it does: a README edit that breaks a command, or a program that
+ * stops doing what the README promises, fails here. The BUILT CLI runs as processes (`npm run build` first).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { ExportLineSchema, type ExportLine } from '../src/protocol/sessions.ts';
+import { UsageReportSchema } from '../src/protocol/usage.ts';
 import { BIN, deviceCodeIn, isBuilt, runCli, type CliResult } from './support/cli-process.ts';
 import { aigovCommand, inlineAigov, readmeOpening, readmeSection, shellWords } from './support/readme.ts';
 import { HAS_TMUX, killSession, screen, sendKeys, startSession, typeText, waitForScreen } from './support/tmux.ts';
@@ -318,7 +319,7 @@ describe('README walkthrough, as a newcomer with an empty HOME', { skip: SKIP, t
     const showArgs = aigovCommand(section, 'sessions show').args;
     const shown = await aigov(concrete(showArgs, { ID: heldSession }));
     expectExit(shown, 0, 'aigov sessions show');
-    assert.match(shown.stdout, /\n\[1\] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}openai\/aigov-dev {2}completed 200 · \d+ ms · tokens \d+ in \/ \d+ out\n/);
+    assert.match(shown.stdout, /\n\[1\] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}openai\/aigov-dev {2}completed 200 · \d+ ms · tokens \d+ in \/ \d+ out · \$0\.\d+\n/, 'the dev model at its made-up price');
     assert.match(shown.stdout, /request require_approval \(approve-production-credentials\): the prompt names production credentials/);
     assert.deepEqual(
       shown.stdout.split('\n').filter((l) => l.includes(approvalId)),
@@ -371,6 +372,26 @@ describe('README walkthrough, as a newcomer with an empty HOME', { skip: SKIP, t
     const foreign = await aigov([...concrete(showArgs, { ID: heldSession }), '--profile', 'bob']);
     expectExit(foreign, 66, "bob showing alice's session");
     assert.match(foreign.stderr, new RegExp(`No session ${heldSession} that you may see\\.[\\s\\S]*AIGOV_E_SESSION_NOT_FOUND`));
+  });
+
+  step('See what was spent: alice\'s calls by model at the dev model\'s price, by day, as JSON; another user\'s usage refused', async () => {
+    const usage = aigovCommand(readmeSection('Sessions'), 'usage');
+    const table = await aigov(usage.args);
+    expectExit(table, 0, usage.line);
+    assert.match(table.stdout, /^Your usage · \d{4}-\d\d-\d\d \d\d:\d\d → now \(.+\) · by model\n/);
+    assert.match(table.stdout, /\nopenai\/aigov-dev +\d+ +\d+ +0 +\d+ +\$0\.\d+ +█+\n/, 'the dev model, priced, with its bar');
+    assert.match(table.stdout, /\nTOTAL +\d+ /);
+    const byDay = await aigov([...usage.args, ...usage.optional('--by'), ...usage.optional('--since')]);
+    expectExit(byDay, 0, `${usage.line} with --by day --since 30d`);
+    assert.match(byDay.stdout, /· by day\n/);
+    assert.equal(byDay.stdout.split('\n').filter((l) => /^\d{4}-\d\d-\d\d \w{3} /.test(l)).length, 31, 'thirty days back and today');
+    const json = await aigov([...usage.args, ...usage.optional('--json')]);
+    expectExit(json, 0, `${usage.line} --json`);
+    const report = UsageReportSchema.parse(JSON.parse(json.stdout));
+    assert.ok(BigInt(report.total.cost_nano_usd) > 0n && report.viewer.auditor === false);
+    const foreign = await aigov([...usage.args, ...usage.optional('--user').map((w) => (w === 'U' ? 'bob@aigov.dev' : w))]);
+    expectExit(foreign, 77, 'alice asking for bob\'s usage');
+    assert.match(foreign.stderr, /AIGOV_E_USAGE_FORBIDDEN/);
   });
 
   step('Audit trail: verify the dev gateway\'s trail; unsigned entries until the gateway signs the head at shutdown', async () => {

@@ -32,8 +32,11 @@ export function parseTimeFlag(text: string, now: number): number | null {
 export function timeFlag(flag: string, text: string | undefined, now: number, example: string): number | undefined {
   if (text === undefined) return undefined;
   const ms = parseTimeFlag(text, now);
-  if (ms === null) {
-    throw badFlag(flag, text, 'it takes a duration back from now (90s, 30m, 2h, 7d, 2w), an ISO date (2026-11-25 or 2026-11-25T14:00:00Z) or epoch milliseconds', example);
-  }
+  if (ms === null) throw timeFlagError(flag, text, example);
   return ms;
+}
+
+/** The usage error for a time flag whose value parseTimeFlag does not take. */
+export function timeFlagError(flag: string, text: string, example: string): AigovError<'AIGOV_E_BAD_FLAG'> {
+  return badFlag(flag, text, 'it takes a duration back from now (90s, 30m, 2h, 7d, 2w), an ISO date (2026-11-25 or 2026-11-25T14:00:00Z) or epoch milliseconds', example);
 }

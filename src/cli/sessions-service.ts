@@ -13,7 +13,8 @@ import { AigovError } from '../core/errors.ts';
 import { SESSIONS_PATH, SessionDetailSchema, SessionListSchema, type SessionDetail, type SessionList, type SessionSummaryView } from '../protocol/sessions.ts';
 import type { DaemonUser } from '../daemon/control-protocol.ts';
 import { badFlag } from './flag-values.ts';
-import { errorFromResponse, gatewayAccessFromDaemon, type GatewayToken, type TokenLender } from './approvals-service.ts';
+import { gatewayAccessFromDaemon, type GatewayToken, type TokenLender } from './approvals-service.ts';
+import { createGatewayReader, validateAnswer } from './gateway-reads.ts';
 
 export interface SessionsQuery {
   readonly user?: string;
@@ -52,49 +53,9 @@ export interface SessionsClientOptions {
 
 /** The most sessions one API page holds (the gateway's limit). */
 const PAGE_MAX = 1000;
-const TOKEN_MARGIN_MS = 30_000;
 
 export function createSessionsClient(options: SessionsClientOptions): SessionsClient {
-  const base = options.gatewayUrl.replace(/\/+$/, '');
-  const origin = new URL(base).origin;
-  const doFetch = options.fetch ?? fetch;
-  const now = options.now ?? Date.now;
-  const timeoutMs = options.requestTimeoutMs ?? 30_000;
-  let cached: GatewayToken | null = null;
-
-  const token = async (renew: boolean): Promise<string> => {
-    if (!renew && cached !== null && cached.expiresAt - TOKEN_MARGIN_MS > now()) return cached.token;
-    cached = await options.getToken({ renew });
-    return cached.token;
-  };
-
-  /** One GET, with the token renewed and the call retried once on a 401. */
-  const get = async (path: string, accept: string, signal?: AbortSignal): Promise<Response> => {
-    for (let attempt = 0; ; attempt++) {
-      const bearer = await token(attempt > 0);
-      let response: Response;
-      try {
-        response = await doFetch(`${base}${path}`, { headers: { authorization: `Bearer ${bearer}`, accept }, redirect: 'error', ...(signal ? { signal } : {}) });
-      } catch (error) {
-        throw await unreachable(error, origin, signal);
-      }
-      if (response.ok) return response;
-      const error = await errorFromResponse(response, 'GET', path, origin);
-      if (response.status === 401 && attempt === 0) continue;
-      throw error;
-    }
-  };
-
-  const json = async (path: string): Promise<unknown> => {
-    const signal = AbortSignal.timeout(timeoutMs);
-    const response = await get(path, 'application/json', signal);
-    try {
-      return await response.json();
-    } catch (error) {
-      if (signal.aborted) throw await unreachable(error, origin, signal);
-      throw new AigovError('AIGOV_E_GATEWAY_INVALID', { url: origin, reason: `its answer to GET ${pathOnly(path)} is not JSON` }, { cause: error });
-    }
-  };
+  const { base, origin, get, json } = createGatewayReader(options);
 
   return {
     gatewayUrl: base,
@@ -113,7 +74,7 @@ export function createSessionsClient(options: SessionsClientOptions): SessionsCl
       do {
         params.set('limit', String(Math.min(PAGE_MAX, wanted - sessions.length)));
         if (cursor !== null) params.set('cursor', cursor);
-        const page = validate(SessionListSchema, await json(`${SESSIONS_PATH}?${params.toString()}`), `GET ${SESSIONS_PATH}`, origin);
+        const page = validateAnswer(SessionListSchema, await json(`${SESSIONS_PATH}?${params.toString()}`), `GET ${SESSIONS_PATH}`, origin, 'sessions');
         sessions.push(...page.sessions);
         cursor = page.next_cursor;
       } while (cursor !== null && sessions.length < wanted);
@@ -124,7 +85,7 @@ export function createSessionsClient(options: SessionsClientOptions): SessionsCl
       if (opts.raw === true) query.set('raw', '1');
       if (opts.sharedBodies === true) query.set('bodies', 'shared');
       const path = `${SESSIONS_PATH}/${encodeId(id)}${query.size > 0 ? `?${query.toString()}` : ''}`;
-      return validate(SessionDetailSchema, await json(path), `GET ${SESSIONS_PATH}/{id}`, origin);
+      return validateAnswer(SessionDetailSchema, await json(path), `GET ${SESSIONS_PATH}/{id}`, origin, 'sessions');
     },
     async exportTo(id, format, sink, opts = {}) {
       const path = `${SESSIONS_PATH}/${encodeId(id)}/export?format=${format}${opts.raw === true ? '&raw=1' : ''}`;
@@ -165,24 +126,7 @@ export async function openSessions(options: { profile: string; env?: NodeJS.Proc
   return { client, me: status.user };
 }
 
-async function unreachable(error: unknown, origin: string, signal: AbortSignal | undefined): Promise<AigovError> {
-  if (signal?.aborted) return new AigovError('AIGOV_E_GATEWAY_UNREACHABLE', { url: origin, reason: 'no answer in time' });
-  const { networkReason } = await import('../auth/oidc-client.ts');
-  return new AigovError('AIGOV_E_GATEWAY_UNREACHABLE', { url: origin, reason: networkReason(error) }, { cause: error });
-}
-
 function encodeId(id: string): string {
   if (id.trim() === '') throw badFlag('ID', id, 'the session id is empty (`aigov sessions list` shows the ids)', 'aigov sessions show ses_01J9Z8');
   return encodeURIComponent(id);
-}
-
-function pathOnly(path: string): string {
-  return path.split('?')[0] ?? path;
-}
-
-function validate<T>(schema: { safeParse(value: unknown): { success: true; data: T } | { success: false; error: { issues: readonly { path: readonly PropertyKey[] }[] } } }, value: unknown, what: string, origin: string): T {
-  const parsed = schema.safeParse(value);
-  if (parsed.success) return parsed.data;
-  const where = parsed.error.issues[0]?.path.map(String).join('.') || '(top level)';
-  throw new AigovError('AIGOV_E_GATEWAY_INVALID', { url: origin, reason: `its answer to ${what} does not match the sessions protocol (at ${where}); is the CLI older than the gateway?` });
 }

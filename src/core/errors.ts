@@ -217,6 +217,11 @@ export const ERRORS = {
     message: "Only members of the auditor groups ({groups}) may read other users' sessions.",
     hint: 'Leave out --user to see your own sessions, or ask to be added to an auditor group.',
   },
+  AIGOV_E_USAGE_FORBIDDEN: {
+    status: 403, exitCode: EXIT.noPerm, type: 'permission_error',
+    message: "Only members of the auditor groups ({groups}) may see other users' usage.",
+    hint: 'Leave out --user to see your own usage, or ask to be added to an auditor group.',
+  },
   AIGOV_E_RAW_COPY_FORBIDDEN: {
     status: 403, exitCode: EXIT.noPerm, type: 'permission_error',
     message: 'Only members of the auditor groups ({groups}) may read the raw (unmasked) request copies.',

@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { loadGatewayConfig } from '../config/load.ts';
 import { defaultDevStateDir } from '../config/paths.ts';
 import type { GatewayConfig } from '../config/schema.ts';
-import { startDevGateway, DEV_ISSUER_PATH, type RunningDevGateway } from './dev/dev-gateway.ts';
+import { startDevGateway, DEV_ISSUER_PATH, DEV_MODEL_PRICE, type RunningDevGateway } from './dev/dev-gateway.ts';
 import { errorSummary } from './pipeline.ts';
 import { createLogger, startGateway, type RunningGateway } from './start-gateway.ts';
 
@@ -92,6 +92,7 @@ function printDevBanner(dev: RunningDevGateway): void {
     `  identity    ${dev.url}${DEV_ISSUER_PATH}  embedded OIDC provider; users: ${users}`,
     `  model       built-in dev model (no provider key configured; deterministic answers, offline)`,
     '              it calls a tool only when asked in so many words: run `COMMAND` with TOOL, or call TOOL with {JSON} (docs/dev-model.md)',
+    `              priced at a made-up $${DEV_MODEL_PRICE.input.toFixed(2)} in / $${DEV_MODEL_PRICE.output.toFixed(2)} out per million tokens, so that \`aigov usage\` shows costs`,
     `  limits      ${dev.config.limits.max_calls_per_session || 'no limit on'} calls per session (--max-calls-per-session)`,
     `  providers   ${dev.config.providers.map((p) => `${p.name} → ${dev.url}/${p.name}${p.kind === 'openai' ? '/v1' : ''}`).join(', ')}`,
     `  recordings  ${dev.config.storage.path}`,

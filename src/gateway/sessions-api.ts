@@ -309,7 +309,8 @@ function parseRawFlag(value: string | null): boolean | null {
   return null;
 }
 
-function parseInstant(value: string): number | null {
+/** `since` / `until` as the aigov API takes them: ISO 8601 date(-time) or epoch milliseconds. */
+export function parseInstant(value: string): number | null {
   if (/^\d{1,15}$/.test(value)) return Number(value);
   if (!/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value)) return null;
   const ms = Date.parse(value);
@@ -350,7 +351,8 @@ function owns(principal: Principal, session: SessionRecord): boolean {
   return session.subject === principal.subject && session.issuer === principal.issuer;
 }
 
-function isSelf(principal: Principal, user: string): boolean {
+/** `user` (a subject, or an email in any case) names the principal itself. */
+export function isSelf(principal: Principal, user: string): boolean {
   return user === principal.subject || (principal.email !== null && user.toLowerCase() === principal.email.toLowerCase());
 }
 

@@ -31,6 +31,7 @@ import { GatewayMetrics } from './metrics.ts';
 import { errorSummary } from './pipeline.ts';
 import { createGatewayHandler, type GatewayHandler, type MountedHandler } from './server.ts';
 import { createSessionsApi } from './sessions-api.ts';
+import { createUsageApi } from './usage-api.ts';
 import { RawCopySealer } from '../store/raw-copy-sealer.ts';
 import { createUpstreamAgent } from './upstream.ts';
 
@@ -213,7 +214,11 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     logger,
     version: options.version,
     hooks: options.hooks ?? (policy ? createPolicyHooks(policy, vaults ?? undefined, offload) : undefined),
-    mounts: [...(options.mounts ?? []), createSessionsApi({ store, verifier, logger, auditorGroups: config.audit.auditorGroups, rawCopy })],
+    mounts: [
+      ...(options.mounts ?? []),
+      createSessionsApi({ store, verifier, logger, auditorGroups: config.audit.auditorGroups, rawCopy }),
+      createUsageApi({ store, verifier, logger, auditorGroups: config.audit.auditorGroups }),
+    ],
     rawCopy,
     dev: options.dev,
     approvals: { service: approvals.service, api: approvals.api, keepAliveMs: options.approvalKeepAliveMs ?? config.approvals.keepAliveMs },

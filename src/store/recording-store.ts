@@ -23,6 +23,7 @@
 import type { ApprovalRecord } from '../core/approvals/approval.ts';
 import type { EndpointId, Principal, ProviderKind, Usage } from '../core/events.ts';
 import type { StoredChunk } from '../core/recording/request-chunks.ts';
+import type { TimeZone } from '../core/usage/calendar-days.ts';
 
 export type CallStatus = 'pending' | 'completed' | 'failed' | 'aborted' | 'blocked';
 
@@ -193,12 +194,72 @@ export interface AccessLogEntry {
   /** Epoch ms. */
   readonly at: number;
   readonly actor: { readonly subject: string; readonly issuer: string; readonly email: string | null };
-  /** `show-raw` / `export-raw`: the read included the decrypted raw request copies. */
-  readonly action: 'list' | 'show' | 'export' | 'show-raw' | 'export-raw';
+  /** `show-raw` / `export-raw`: the read included the decrypted raw request copies. `usage`: a usage report. */
+  readonly action: 'list' | 'show' | 'export' | 'show-raw' | 'export-raw' | 'usage';
   /** show / export: the session read. */
   readonly sessionId: string | null;
-  /** list: the filters given, as a short JSON text. */
+  /** list, usage: the filters given, as a short JSON text. */
   readonly filter: string | null;
+}
+
+/** What a usage report is grouped by (one row per user, group, provider and model, or day). */
+export type UsageGrouping = 'user' | 'group' | 'model' | 'day';
+
+/** The calls a usage report sums: started in `[since, until)`, and every filter given holds. */
+export interface UsageQuery {
+  readonly by: UsageGrouping;
+  /** Epoch ms: from (inclusive) … to (exclusive). */
+  readonly since: number;
+  readonly until: number;
+  /** Only this principal's calls (a user who is not an auditor). */
+  readonly owner?: { readonly subject: string; readonly issuer: string };
+  /** Subject, or email (ASCII case-insensitive), of the caller. */
+  readonly user?: string;
+  /** With `by: 'day'`: the calendar days are this zone's (UTC when absent). The caller bounds how many days the range has. */
+  readonly zone?: TimeZone;
+}
+
+/**
+ * Sums over a set of calls. Tokens are by the kind they are billed as (core/usage/token-kinds.ts).
+ * Every call of the set counts in `calls`, refused ones too (they have no usage).
+ */
+export interface UsageTotals {
+  readonly calls: number;
+  readonly inputTokens: number;
+  readonly cacheReadTokens: number;
+  readonly cacheWriteTokens: number;
+  readonly outputTokens: number;
+  readonly reasoningTokens: number;
+  /** The sum of the priced calls' costs, exact (nano-dollars, 10⁻⁹ USD). */
+  readonly costNanoUsd: bigint;
+  /** Calls with usage but no cost: their model has no price (or the usage said too little). */
+  readonly unpricedCalls: number;
+  /** Calls with usage recorded before the gateway priced calls. */
+  readonly beforePricingCalls: number;
+  /** Completed calls whose answer reported no usage (e.g. an OpenAI stream without `stream_options.include_usage`). */
+  readonly noUsageCalls: number;
+}
+
+/** Which group a usage row sums. */
+export type UsageKey =
+  | { readonly by: 'user'; readonly subject: string; readonly issuer: string; readonly email: string | null }
+  /** `group` null: calls of callers in no group. */
+  | { readonly by: 'group'; readonly group: string | null }
+  | { readonly by: 'model'; readonly provider: string; readonly model: string | null }
+  | { readonly by: 'day'; readonly day: string };
+
+export interface UsageRow extends UsageTotals {
+  readonly key: UsageKey;
+}
+
+export interface UsageReport {
+  /**
+   * By day: every day of the range, in order, empty ones included. Otherwise the groups with calls,
+   * dearest first (then most calls, then by key). By group, a call counts in each of its caller's groups.
+   */
+  readonly rows: readonly UsageRow[];
+  /** Over the whole range (a call in several groups counts once). */
+  readonly total: UsageTotals;
 }
 
 export interface StoreHealth {
@@ -242,6 +303,8 @@ export interface RecordingStore {
   listSessionApprovals(sessionId: string, approvalIds: readonly string[]): Promise<ApprovalRecord[]>;
   /** The sealed raw request copies of a session's calls, by call id (calls without one are absent). */
   getRawCopies(sessionId: string): Promise<Readonly<Record<string, SealedRawCopy>>>;
+  /** Calls, tokens and cost of the calls `query` selects, grouped by `query.by`; one snapshot. */
+  usageReport(query: UsageQuery): Promise<UsageReport>;
   /** Durably records a read of the recordings (resolves after COMMIT; rejects when it cannot). */
   recordAccess(entry: AccessLogEntry): Promise<void>;
 

@@ -100,13 +100,16 @@ function sectionOf(heading: string, lines: string[]): ReadmeSection {
   const commands: ReadmeCommand[] = [];
   const prose: string[] = [];
   let inBlock = false;
+  let shell = false;
   for (const line of lines) {
-    if (/^\s*```/.test(line)) {
+    const fence = /^\s*```(\w*)/.exec(line);
+    if (fence !== null) {
       inBlock = !inBlock;
+      shell = inBlock && (fence[1] === 'bash' || fence[1] === 'sh');
       continue;
     }
     if (!inBlock) prose.push(line);
-    else if (line.trim() !== '' && !line.trim().startsWith('#')) commands.push(parseCommand(line.trim()));
+    else if (shell && line.trim() !== '' && !line.trim().startsWith('#')) commands.push(parseCommand(line.trim()));
   }
   const proseText = prose.join('\n');
   return { heading, text: lines.join('\n'), prose: proseText, commands, inline: [...proseText.matchAll(/`([^`\n]+)`/g)].map((m) => m[1]!) };

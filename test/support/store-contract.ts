@@ -29,6 +29,10 @@ import type {
   StreamEventRecord,
 } from '../../src/store/recording-store.ts';
 import { SessionOwnerConflictError, StoreWriteError } from '../../src/store/recording-store.ts';
+import type { UsageGrouping, UsageKey, UsageQuery, UsageReport, UsageTotals } from '../../src/store/recording-store.ts';
+import type { Usage } from '../../src/core/events.ts';
+import { dayOf, dayRanges, parseTimeZone, type TimeZone } from '../../src/core/usage/calendar-days.ts';
+import { tokensByKind } from '../../src/core/usage/token-kinds.ts';
 import { seededRandom } from './seeded-random.ts';
 import { callRequest, callResult, principal, SECRET_PROMPT as SECRET } from './store-fixtures.ts';
 
@@ -652,6 +656,199 @@ export function describeStoreContract(driver: ContractDriver): void {
       const kinds = (await db.peek("SELECT kind, ref FROM audit_log WHERE ref = 'raw-1' ORDER BY seq")).map((e) => e['kind']);
       assert.deepEqual(kinds, ['request', 'raw']);
       await db.checkAuditChain();
+    });
+  });
+
+  describe(`usage reports (${driver.name})`, () => {
+    interface SeededCall {
+      readonly request: CallRequestRecord;
+      readonly status: CallResultRecord['status'];
+      readonly usage: Usage | null;
+    }
+    const ZERO: UsageTotals = { calls: 0, inputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0, costNanoUsd: 0n, unpricedCalls: 0, beforePricingCalls: 0, noUsageCalls: 0 };
+    const add = (t: UsageTotals, c: SeededCall): UsageTotals => {
+      const kinds = c.usage === null ? null : tokensByKind(c.request.providerKind, c.usage);
+      const cost = c.usage?.costNanoUsd;
+      return {
+        calls: t.calls + 1,
+        inputTokens: t.inputTokens + (kinds?.input ?? 0),
+        cacheReadTokens: t.cacheReadTokens + (kinds?.cacheRead ?? 0),
+        cacheWriteTokens: t.cacheWriteTokens + (kinds?.cacheWrite ?? 0),
+        outputTokens: t.outputTokens + (kinds?.output ?? 0),
+        reasoningTokens: t.reasoningTokens + (kinds?.reasoning ?? 0),
+        costNanoUsd: t.costNanoUsd + (typeof cost === 'number' ? BigInt(cost) : 0n),
+        unpricedCalls: t.unpricedCalls + (c.usage !== null && cost === null ? 1 : 0),
+        beforePricingCalls: t.beforePricingCalls + (c.usage !== null && cost === undefined ? 1 : 0),
+        noUsageCalls: t.noUsageCalls + (c.usage === null && c.status === 'completed' ? 1 : 0),
+      };
+    };
+    const keyOf = (k: UsageKey): string => JSON.stringify(k);
+    /** The report as a brute force over the seeded calls would give it (rows keyed, unordered). */
+    const expectedReport = (calls: readonly SeededCall[], q: UsageQuery): { rows: Map<string, UsageTotals>; total: UsageTotals } => {
+      const lower = (t: string): string => t.replace(/[A-Z]/g, (ch) => ch.toLowerCase());
+      const chosen = calls.filter(({ request: r }) =>
+        r.startedAt >= q.since && r.startedAt < q.until &&
+        (q.owner === undefined || (r.principal.subject === q.owner.subject && r.principal.issuer === q.owner.issuer)) &&
+        (q.user === undefined || r.principal.subject === q.user || (r.principal.email !== null && lower(r.principal.email) === lower(q.user))));
+      const rows = new Map<string, UsageTotals>();
+      const into = (key: UsageKey, c: SeededCall): void => void rows.set(keyOf(key), add(rows.get(keyOf(key)) ?? ZERO, c));
+      const days = q.by === 'day' ? (dayRanges(q.zone ?? parseTimeZone('UTC')!, q.since, q.until, 10_000) ?? []) : [];
+      for (const day of days) rows.set(keyOf({ by: 'day', day: day.day }), ZERO);
+      const latest = new Map<string, SeededCall>();
+      for (const c of chosen) {
+        const r = c.request;
+        if (q.by === 'user') {
+          const id = `${r.principal.issuer} ${r.principal.subject}`;
+          const prev = latest.get(id);
+          if (prev === undefined || prev.request.startedAt < r.startedAt) latest.set(id, c);
+        } else if (q.by === 'group') {
+          const groups = [...new Set(r.principal.groups)];
+          if (groups.length === 0) into({ by: 'group', group: null }, c);
+          for (const group of groups) into({ by: 'group', group }, c);
+        } else if (q.by === 'model') into({ by: 'model', provider: r.provider, model: r.model }, c);
+        else {
+          const day = days.find((d) => r.startedAt >= d.start && r.startedAt < d.end);
+          assert.ok(day !== undefined, 'every chosen call is on a day of the range');
+          into({ by: 'day', day: day.day }, c);
+        }
+      }
+      if (q.by === 'user') {
+        for (const c of chosen) {
+          const p = c.request.principal;
+          const last = latest.get(`${p.issuer} ${p.subject}`)!.request.principal;
+          into({ by: 'user', subject: p.subject, issuer: p.issuer, email: last.email }, c);
+        }
+      }
+      return { rows, total: chosen.reduce(add, ZERO) };
+    };
+    const assertReport = (report: UsageReport, expected: ReturnType<typeof expectedReport>, q: UsageQuery): void => {
+      const what = JSON.stringify(q);
+      assert.deepEqual(report.total, expected.total, `total of ${what}`);
+      assert.deepEqual(new Map(report.rows.map(({ key, ...totals }) => [keyOf(key), totals])), expected.rows, `rows of ${what}`);
+      assert.equal(report.rows.length, expected.rows.size, `each row once: ${what}`);
+      if (q.by === 'day') assert.deepEqual(report.rows.map((r) => (r.key as { day: string }).day), [...expected.rows.keys()].map((k) => (JSON.parse(k) as { day: string }).day), 'days in order, every one');
+      else {
+        for (let i = 1; i < report.rows.length; i++) {
+          const [a, b] = [report.rows[i - 1]!, report.rows[i]!];
+          assert.ok(a.costNanoUsd > b.costNanoUsd || (a.costNanoUsd === b.costNanoUsd && a.calls >= b.calls), `dearest first: ${what}`);
+        }
+      }
+    };
+
+    test('sums by user, group, model and day equal a brute force over random calls; costs exact past 2^53', async () => {
+      const { store } = await fresh();
+      const rand = seededRandom(15);
+      const pick = <T,>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
+      const users = [
+        { subject: 'alice', emails: ['alice@example.test', 'Alice@Example.test'] },
+        { subject: 'bob', emails: ['BOB@example.test'] },
+        { subject: 'kate', emails: [null] },
+      ];
+      const groupSets = [['eng'], ['eng', 'ml'], [], ['ml', 'ml'], ['finance']];
+      const models = [['openai', 'openai', 'gpt-4o'], ['openai', 'openai', 'gpt-4o-mini'], ['openai', 'openai', null], ['anthropic', 'anthropic', 'claude-sonnet-4-5'], ['corp-openai', 'openai', 'gpt-4o']] as const;
+      const calls: SeededCall[] = [];
+      for (let i = 0; i < 360; i++) {
+        const user = pick(users);
+        const [provider, kind, model] = pick(models);
+        const startedAt = T0 + Math.floor(rand() * 4 * 24 * 60) * 60_000 + i; // four days; no two calls at one ms
+        const request = sessionCall(`u${i}`, `us-${user.subject}-${i % 7}`, user.subject, startedAt, {
+          principal: principal({ subject: user.subject, email: pick(user.emails), issuer: ISSUER, groups: pick(groupSets) }),
+          provider, providerKind: kind, model,
+        });
+        const roll = rand();
+        const status: CallResultRecord['status'] = roll < 0.1 ? 'blocked' : roll < 0.15 ? 'failed' : 'completed';
+        let usage: Usage | null = null;
+        if (status !== 'blocked' && rand() < 0.9) {
+          const input = Math.floor(rand() * 50_000);
+          const cacheRead = rand() < 0.5 ? Math.floor(rand() * (kind === 'openai' ? input + 10 : 20_000)) : undefined; // an OpenAI cache read above its input count once in a while
+          const output = Math.floor(rand() * 4000);
+          const priced = rand();
+          usage = {
+            inputTokens: input, outputTokens: output, totalTokens: input + output,
+            ...(cacheRead !== undefined ? { cacheReadTokens: cacheRead } : {}),
+            ...(kind === 'anthropic' && rand() < 0.5 ? { cacheWriteTokens: Math.floor(rand() * 9000) } : {}),
+            ...(rand() < 0.3 ? { reasoningTokens: Math.floor(output / 2) } : {}),
+            // A few costs near 2^52 nano-dollars: their sum passes 2^53, where doubles lose units.
+            ...(priced < 0.7 ? { costNanoUsd: i % 40 === 0 ? 4_503_599_627_370_497 + i : Math.floor(rand() * 90_000_000) } : priced < 0.85 ? { costNanoUsd: null } : {}),
+          };
+        }
+        calls.push({ request, status, usage });
+      }
+      await Promise.all(calls.map((c) => store.recordRequest(c.request)));
+      await Promise.all(calls.map((c) => store.finishCall(callResult(c.request.callId, { status: c.status, usage: c.usage, endedAt: c.request.startedAt + 500 }))));
+      const everything = expectedReport(calls, { by: 'model', since: 0, until: T0 * 2 }).total;
+      assert.ok(everything.costNanoUsd > 2n ** 53n && everything.unpricedCalls > 0 && everything.beforePricingCalls > 0 && everything.noUsageCalls > 0, 'the data exercises each count');
+
+      const zone = parseTimeZone('America/New_York')!;
+      const since = T0 + 7 * 3_600_000;
+      const until = T0 + 3 * 24 * 3_600_000 + 5 * 60_000;
+      const ranges: Omit<UsageQuery, 'by'>[] = [
+        { since: 0, until: T0 * 2 },
+        { since, until },
+        { since, until, owner: { subject: 'alice', issuer: ISSUER } },
+        { since: 0, until: T0 * 2, owner: { subject: 'alice', issuer: 'https://other-idp.example.test' } },
+        { since, until, user: 'alice@EXAMPLE.test' },
+        { since: 0, until: T0 * 2, user: 'kate' },
+        { since: until, until: until + 1 },
+        { since: T0 * 2, until: T0 * 2 + 86_400_000 },
+      ];
+      for (const range of ranges) {
+        for (const by of ['user', 'group', 'model', 'day'] as const satisfies readonly UsageGrouping[]) {
+          // By day, the widest ranges are cut to the four days of calls and one on each side.
+          const daySince = Math.max(range.since, T0 - 86_400_000);
+          const dayUntil = Math.max(daySince, Math.min(range.until, T0 + 5 * 86_400_000));
+          const q: UsageQuery = by === 'day' ? { ...range, by, zone, since: daySince, until: dayUntil } : { ...range, by };
+          assertReport(await store.usageReport(q), expectedReport(calls, q), q);
+        }
+      }
+      const byUser = await store.usageReport({ by: 'user', since: 0, until: T0 * 2 });
+      assert.deepEqual(byUser.rows.map((r) => r.key.by === 'user' && r.key.subject).sort(), ['alice', 'bob', 'kate']);
+      const byGroup = await store.usageReport({ by: 'group', since: 0, until: T0 * 2 });
+      assert.ok(byGroup.rows.reduce((n, r) => n + r.calls, 0) > byGroup.total.calls, 'a call counts in each of its groups, once in the total');
+      await store.close(); // its connections back now, not after the file
+    });
+
+    test('by day: each day its own row in the caller\'s zone, empty days included, a call at midnight on the later day, clock changes', async () => {
+      const { store } = await fresh();
+      const record = async (id: string, at: number, costNanoUsd: number): Promise<void> => {
+        await store.recordRequest(sessionCall(id, 'ses-days', 'alice', at));
+        await store.finishCall(callResult(id, { usage: { inputTokens: 10, outputTokens: 1, costNanoUsd } }));
+      };
+      const zone = parseTimeZone('+05:30')!;
+      const midnight = Date.UTC(2026, 10, 25) - 330 * 60_000; // 2026-11-25 00:00 at +05:30
+      for (const [i, t] of [midnight - 1, midnight, midnight + 86_400_000 * 2 + 5].entries()) await record(`d${i}`, t, 1000 + i);
+      const days = async (z: TimeZone, since: number, until: number): Promise<[string, number, bigint][]> =>
+        (await store.usageReport({ by: 'day', since, until, zone: z })).rows.map((r) => [(r.key as { day: string }).day, r.calls, r.costNanoUsd]);
+      assert.deepEqual(await days(zone, midnight - 86_400_000, midnight + 3 * 86_400_000), [
+        ['2026-11-24', 1, 1000n],
+        ['2026-11-25', 1, 1001n],
+        ['2026-11-26', 0, 0n],
+        ['2026-11-27', 1, 1002n],
+      ]);
+      assert.equal(dayOf(zone, midnight), '2026-11-25');
+      const report = await store.usageReport({ by: 'day', since: midnight - 86_400_000, until: midnight + 3 * 86_400_000, zone });
+      assert.deepEqual(report.total, { ...ZERO, calls: 3, inputTokens: 30, outputTokens: 3, costNanoUsd: 3003n });
+      assert.deepEqual(await store.usageReport({ by: 'day', since: 5, until: 5, zone }), { rows: [], total: ZERO });
+
+      // New York falls back on 2026-11-01 (a day of 25 hours): 01:30 comes twice, both on the 1st.
+      const ny = parseTimeZone('America/New_York')!;
+      const nyTimes = ['2026-10-31T23:30:00-04:00', '2026-11-01T01:30:00-04:00', '2026-11-01T01:30:00-05:00', '2026-11-01T23:30:00-05:00', '2026-11-02T00:30:00-05:00'];
+      for (const [i, t] of nyTimes.entries()) await record(`ny${i}`, Date.parse(t), 1);
+      assert.deepEqual((await days(ny, Date.parse('2026-10-31T00:00:00-04:00'), Date.parse('2026-11-03T00:00:00-05:00'))).map(([d, n]) => [d, n]), [
+        ['2026-10-31', 1],
+        ['2026-11-01', 3],
+        ['2026-11-02', 1],
+      ]);
+      // Santiago skips from 23:59:59 to 01:00 into 2026-09-06; Samoa skipped 2011-12-30 whole.
+      const scl = parseTimeZone('America/Santiago')!;
+      await record('scl0', Date.parse('2026-09-05T23:59:59-04:00'), 1);
+      await record('scl1', Date.parse('2026-09-06T01:00:00-03:00'), 1);
+      assert.deepEqual((await days(scl, Date.parse('2026-09-05T00:00:00-04:00'), Date.parse('2026-09-07T00:00:00-03:00'))).map(([d, n]) => [d, n]), [['2026-09-05', 1], ['2026-09-06', 1]]);
+      const apia = parseTimeZone('Pacific/Apia')!;
+      await record('apia0', Date.parse('2011-12-29T23:00:00-10:00'), 1);
+      await record('apia1', Date.parse('2011-12-31T01:00:00+14:00'), 1);
+      assert.deepEqual((await days(apia, Date.parse('2011-12-29T00:00:00-10:00'), Date.parse('2012-01-01T00:00:00+14:00'))).map(([d, n]) => [d, n]), [['2011-12-29', 1], ['2011-12-31', 1]]);
+      await store.close();
     });
   });
 

@@ -9,7 +9,8 @@ import type { Agent } from 'undici';
 import type { TokenVerifier } from '../../auth/verify-token.ts';
 import type { GatewayConfig, ResolvedProvider } from '../../config/schema.ts';
 import { AigovError, isAigovError } from '../../core/errors.ts';
-import { mergeUsage, type Principal, type ResponseEvent, type Usage } from '../../core/events.ts';
+import { mergeUsage, type Principal, type ProviderKind, type ResponseEvent, type Usage } from '../../core/events.ts';
+import { tokensByKind } from '../../core/usage/token-kinds.ts';
 import { scrubSecrets, type SecretScrubber } from '../../core/scrub-secrets.ts';
 import type { CallRequestRecord, CallStatus, ClientInfo, PolicyDecisionRecord, RecordingStore, SealedRawCopy } from '../../store/recording-store.ts';
 import type { RawCopySealer } from '../../store/raw-copy-sealer.ts';
@@ -284,6 +285,8 @@ export class CallState {
     this.deps.metrics.requests.inc({ provider, model: this.deps.metrics.modelLabel(this.model), status: codeLabel });
     this.deps.metrics.duration.observe({ provider }, latencyMs / 1000);
     this.deps.metrics.responseBytes.inc({ provider }, this.#bytesOut);
+    const usage = this.#usage === undefined ? null : this.deps.pricing.withCost(this.target.provider, this.#answerModel ?? this.model, this.#usage);
+    if (usage !== null) countSpend(this.deps.metrics, provider, this.target.provider.kind, this.model, usage);
     let committed: Promise<boolean> = Promise.resolve(true);
     if (this.recorded) {
       try {
@@ -292,7 +295,7 @@ export class CallState {
           status,
           httpStatus,
           responseBody: this.stream ? null : responseBody,
-          usage: this.#usage === undefined ? null : this.deps.pricing.withCost(this.target.provider, this.#answerModel ?? this.model, this.#usage),
+          usage,
           firstByteMs: this.#firstByteMs,
           latencyMs,
           errorCode: error?.code ?? null,
@@ -336,6 +339,17 @@ export class CallState {
    */
   countOut(data: string): void {
     this.#markFirstByte(data);
+  }
+}
+
+/** The spend metrics of a call answered with `usage` (its cost set by pricing). */
+function countSpend(metrics: GatewayMetrics, provider: string, kind: ProviderKind, model: string | null, usage: Usage): void {
+  const labels = { provider, model: metrics.modelLabel(model) };
+  if (typeof usage.costNanoUsd === 'number' && usage.costNanoUsd >= 0) metrics.spend.inc(labels, usage.costNanoUsd / 1e9);
+  else metrics.unpriced.inc(labels);
+  const tokens = tokensByKind(kind, usage);
+  for (const [kind, count] of [['input', tokens.input], ['cache_read', tokens.cacheRead], ['cache_write', tokens.cacheWrite], ['output', tokens.output]] as const) {
+    if (count > 0) metrics.tokens.inc({ ...labels, kind }, count);
   }
 }
 

@@ -12,7 +12,7 @@ import { buildGatewayConfig } from '../../config/load.ts';
 import type { GatewayConfig, GatewayConfigInput } from '../../config/schema.ts';
 import { bindServer, createLogger, startGateway, tightenedLogger, type RunningGateway, type StartGatewayOptions } from '../start-gateway.ts';
 import { createDevApproveSecret } from './dev-approve-secret.ts';
-import { startDevModel } from './dev-model.ts';
+import { DEV_MODEL_ID, startDevModel } from './dev-model.ts';
 import { ensureDevPseudonymKey } from './dev-pseudonym-key.ts';
 import { ensureDevAuditKey } from './dev-audit-key.ts';
 import { DEV_GROUPS } from './dev-users.ts';
@@ -23,6 +23,9 @@ export const DEV_REQUIRED_SCOPE = 'aigov';
 export const DEV_ISSUER_PATH = '/oidc';
 /** Calls one session may make through the dev gateway (limits.max_calls_per_session). */
 export const DEV_MAX_CALLS_PER_SESSION = 300;
+
+/** What the dev gateway charges for the dev model, in US dollars per million tokens: made up (gpt-4o-mini's list price). */
+export const DEV_MODEL_PRICE = { input: 0.15, cached_input: 0.075, output: 0.6 } as const;
 
 export interface DevGatewayOptions extends Omit<StartGatewayOptions, 'dev' | 'mounts' | 'onClose'> {
   readonly port: number;
@@ -98,6 +101,8 @@ export async function startDevGateway(options: DevGatewayOptions): Promise<Runni
       ...(options.policyFile ? { policy: { file: resolve(options.policyFile) } } : {}),
       pseudonyms: { key: { file: ensureDevPseudonymKey(options.stateDir, privacy) } },
       audit: { auditor_groups: ['auditors'], signing_key: { file: ensureDevAuditKey(options.stateDir, privacy) } },
+      // A made-up price for the dev model (gpt-4o-mini's), so that `aigov usage` has costs to show.
+      pricing: { models: ['openai', 'anthropic'].map((provider) => ({ provider, model: DEV_MODEL_ID, ...DEV_MODEL_PRICE })) },
     };
     const base = buildGatewayConfig(input, '(built-in dev configuration)');
     const config: GatewayConfig = { ...base, providers: base.providers.map((p) => ({ ...p, devModel: true })) };

@@ -19,10 +19,13 @@ import {
   type SessionRecord,
   type SessionSummary,
   type StreamEventRecord,
+  type UsageQuery,
+  type UsageReport,
 } from '../recording-store.ts';
 import { sortApprovals } from '../session-approvals.ts';
 import { num, str, toCallRecord, toSessionRecord, toSessionSummary, toStreamEvent, type RecordRow } from '../record-rows.ts';
 import type { PgPool } from './pg-connection.ts';
+import { pgUsageReport } from './pg-usage-reads.ts';
 
 /** Calls as read: a call whose body is stored as chunks has `requestRef`; `chunks` holds its session's chunks. */
 export interface PgCallsRead {
@@ -164,6 +167,11 @@ export class PgReads {
       copies[str(row['call_id'])] = { keyId: str(row['key_id']), sealed: new Uint8Array(sealed) };
     }
     return copies;
+  }
+
+  /** The usage report (pg-usage-reads.ts): its rows and total from one snapshot. */
+  async usageReport(query: UsageQuery): Promise<UsageReport> {
+    return this.#snapshot((db) => pgUsageReport(db, query));
   }
 
   /** Runs `read` in one read-only snapshot on one connection. */

@@ -38,6 +38,8 @@ import type {
   SessionSummary,
   StoreHealth,
   StreamEventRecord,
+  UsageQuery,
+  UsageReport,
 } from '../recording-store.ts';
 import { StoreWriteError } from '../recording-store.ts';
 import { withRequestBodies } from '../request-bodies.ts';
@@ -316,6 +318,10 @@ export class PostgresRecordingStore implements RecordingStore {
 
   async getRawCopies(sessionId: string): Promise<Readonly<Record<string, SealedRawCopy>>> {
     return this.#read(() => this.#reads.getRawCopies(sessionId));
+  }
+
+  async usageReport(query: UsageQuery): Promise<UsageReport> {
+    return this.#read(() => this.#reads.usageReport(query));
   }
 
   async recordAccess(entry: AccessLogEntry): Promise<void> {

@@ -69,6 +69,8 @@ import type {
   SessionSummary,
   StoreHealth,
   StreamEventRecord,
+  UsageQuery,
+  UsageReport,
 } from '../recording-store.ts';
 import { SessionOwnerConflictError, StoreWriteError } from '../recording-store.ts';
 import { SchemaTooNewError } from './migrations.ts';
@@ -516,6 +518,10 @@ export class SqliteRecordingStore implements RecordingStore {
 
   async getRawCopies(sessionId: string): Promise<Readonly<Record<string, SealedRawCopy>>> {
     return (await this.#read({ op: 'getRawCopies', sessionId })) as Record<string, SealedRawCopy>;
+  }
+
+  async usageReport(query: UsageQuery): Promise<UsageReport> {
+    return (await this.#read({ op: 'usageReport', query })) as UsageReport;
   }
 
   async recordAccess(entry: AccessLogEntry): Promise<void> {

@@ -21,6 +21,7 @@ import type {
 import { approvalIdsInDecisions } from '../recording-store.ts';
 import { num, str, toCallRecord, toSessionRecord, toSessionSummary, toStreamEvent } from '../record-rows.ts';
 import { sortApprovals } from '../session-approvals.ts';
+import { UsageReads } from './usage-reads.ts';
 import type { ReadOp } from './worker-protocol.ts';
 import { LEAF, NODE, type StoredChunk } from '../../core/recording/request-chunks.ts';
 
@@ -43,6 +44,7 @@ export class StoreReads {
   readonly #rollback: StatementSync;
   #stmt: Statements | null = null;
   #sessions: SessionReads | null = null;
+  #usage: UsageReads | null = null;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
@@ -143,6 +145,8 @@ export class StoreReads {
         }
         return copies;
       }
+      case 'usageReport':
+        return (this.#usage ??= new UsageReads(this.#db)).report(read.query);
     }
   }
 }

@@ -3,7 +3,7 @@
  * (writer-worker.ts, reader-worker.ts, checkpoint-worker.ts) say to each other. Plain objects and tuples only, so
  * structured clone stays cheap; record contents travel as they are (strings are copied once).
  */
-import type { AccessLogEntry, CallRequestRecord, CallResultRecord, SessionCursor, SessionFilter, StreamEventRecord } from '../recording-store.ts';
+import type { AccessLogEntry, CallRequestRecord, CallResultRecord, SessionCursor, SessionFilter, StreamEventRecord, UsageQuery } from '../recording-store.ts';
 
 export type SqliteSynchronous = 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA';
 
@@ -60,7 +60,8 @@ export type ReadOp =
   | { readonly op: 'getSession'; readonly sessionId: string }
   | { readonly op: 'getSessionDetail'; readonly sessionId: string }
   | { readonly op: 'listSessionApprovals'; readonly sessionId: string; readonly approvalIds: readonly string[] }
-  | { readonly op: 'getRawCopies'; readonly sessionId: string };
+  | { readonly op: 'getRawCopies'; readonly sessionId: string }
+  | { readonly op: 'usageReport'; readonly query: UsageQuery };
 
 export type ToWriter =
   /** `record.rawCopy`, when present, is sealed bytes only (raw-copy-sealer.ts). */
