@@ -320,7 +320,7 @@ describe('sqlite recording store', () => {
       // specifiers rewritten to `.js` (URL strings are not rewritten: the store picks the extension).
       const ts = (await import('typescript')).default;
       const out = freshDir();
-      for (const rel of ['core/errors.ts', 'config/private-files.ts', 'core/events.ts', 'core/audit/chain.ts', 'core/recording/request-chunks.ts', ...fs.readdirSync('src/store').map((f) => `store/${f}`), ...fs.readdirSync('src/store/sqlite').map((f) => `store/sqlite/${f}`)]) {
+      for (const rel of ['core/errors.ts', 'config/private-files.ts', 'core/events.ts', 'core/audit/chain.ts', 'core/recording/request-chunks.ts', 'core/usage/calendar-days.ts', ...fs.readdirSync('src/store').map((f) => `store/${f}`), ...fs.readdirSync('src/store/sqlite').map((f) => `store/sqlite/${f}`)]) {
         if (!rel.endsWith('.ts')) continue;
         const { outputText } = ts.transpileModule(fs.readFileSync(path.join('src', rel), 'utf8'), {
           fileName: rel,

@@ -59,10 +59,12 @@ describe('aigov usage against a real gateway, as processes', { skip: BUILT ? fal
     home = await mkdtemp(join(tmpdir(), 'aigov-usage-cli-'));
     gateway = await startDevGateway({ version: 'test', port: 0, stateDir: join(home, 'gateway'), logLevel: 'silent' });
     env = cliEnv(home, { TZ: 'UTC' });
-    await Promise.all(PROFILES.map(async (user) => {
+    // One after the other: logins of several profiles at once in one config dir can lose one
+    // profile's settings (read-modify-write of the settings file; seen 2 runs in 8 here).
+    for (const user of PROFILES) {
       const result = await loginWithDeviceCode(gateway, user, { env, forbidTokens: true, extraArgs: ['--profile', user] });
       assert.equal(result.code, 0, result.stderr);
-    }));
+    }
     for (let i = 0; i < 6; i++) await chat('alice', `usage-a${i % 2}`, `question number ${i}, with some words to count`);
     await chat('bob', 'usage-b', 'a question from bob');
     // zed's two calls an hour apart around midnight in Tokyo (the same UTC day), recorded through the gateway's store.

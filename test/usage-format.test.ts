@@ -67,6 +67,21 @@ describe('aigov usage on a terminal', () => {
     assert.ok(new RegExp(`${esc}\\[36m█+${esc}\\[0m`).test(coloured), 'bars in cyan');
   });
 
+  it('a terminal too narrow for the table: names cut, then no bars rather than wrapped lines', () => {
+    for (const width of [60, 50, 40]) {
+      const text = formatUsageReport(byUser, { ...plain, width });
+      for (const line of text.split('\n').filter((l) => !l.startsWith('USER') && !l.startsWith('─'))) {
+        // Never wider than the terminal, unless the numbers alone (with names cut to 12) are.
+        if (/^(alice|bob|k |TOTAL)/.test(line)) assert.ok([...line].length <= Math.max(width, 53), `${width}: ${line}`);
+      }
+      for (const line of text.split('\n').slice(0, 2)) assert.ok([...line].length <= Math.max(40, width), `title wraps at ${width}: ${line}`);
+    }
+    const narrow = formatUsageReport(byUser, { ...plain, width: 50 });
+    assert.match(narrow, /^alice@examp… +40 /m, 'the name cut first');
+    assert.doesNotMatch(narrow, /█/, 'no room left for a bar: none');
+    assert.match(formatUsageReport(byUser, { ...plain, width: 72 }), /█/);
+  });
+
   it('bars in eighths: anything above zero shows, a full row fills its width', () => {
     assert.equal(bar(1, 10), '█'.repeat(10));
     assert.equal(bar(0.5, 10), '█'.repeat(5));
@@ -93,7 +108,7 @@ describe('aigov usage on a terminal', () => {
   it('by day: weekday beside the date; no cost at all → the bars show tokens, and say so', () => {
     const days = report([{ day: '2026-11-25', ...totals(2, 0n) }, { day: '2026-11-26', ...totals(0, 0n) }], totals(2, 0n), { by: 'day' });
     const text = formatUsageReport(days, plain);
-    assert.match(text, /\(bars: tokens\)$/m);
+    assert.match(text, /^Bars: tokens \(no call of the range has a known cost\)\.$/m);
     assert.match(text, /^2026-11-25 Wed +2 .*█+$/m);
     assert.match(text, /^2026-11-26 Thu +0 +0 +0 +0$/m, 'an empty day, without cost or bar');
   });

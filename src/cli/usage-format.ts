@@ -24,7 +24,7 @@ export interface UsageRenderOptions {
 const LABEL_HEADERS = { user: 'USER', group: 'GROUP', model: 'MODEL', day: 'DAY' } as const;
 const MAX_LABEL = 40;
 const MIN_LABEL = 12;
-const MIN_BAR = 8;
+const MIN_BAR = 6;
 const MAX_BAR = 48;
 const EIGHTHS = ['', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
 const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
@@ -142,17 +142,19 @@ export function formatUsageReport(report: UsageReportView, opts: UsageRenderOpti
   const total = cells('TOTAL', report.total);
   const widths = header.map((h, i) => Math.max([...h].length, [...total[i]!].length, ...body.map((r) => [...r[i]!].length)));
   widths[0] = Math.min(widths[0]!, MAX_LABEL);
-  // The bar takes what the table leaves of the terminal; a narrow terminal cuts the names first.
+  // The bar takes what the table leaves of the terminal; a narrow terminal cuts the names first,
+  // then the bars, and leaves them out when fewer than MIN_BAR cells would remain.
   const tableWidth = (): number => widths.reduce((sum, w) => sum + w, 0) + 2 * (widths.length - 1);
-  if (opts.width - tableWidth() - 2 < MIN_BAR) widths[0] = Math.max(MIN_LABEL, widths[0] - (MIN_BAR - (opts.width - tableWidth() - 2)));
-  const barWidth = Math.max(MIN_BAR, Math.min(MAX_BAR, opts.width - tableWidth() - 2));
+  const room = (): number => opts.width - tableWidth() - 2;
+  if (room() < MIN_BAR) widths[0] = Math.max(Math.min(MIN_LABEL, widths[0]), widths[0] - (MIN_BAR - room()));
+  const barWidth = room() >= MIN_BAR ? Math.min(MAX_BAR, room()) : 0;
   const line = (row: readonly string[]): string =>
     row.map((cell, i) => (i === 0 ? cut(cell, widths[0]!).padEnd(widths[0]!) : cell.padStart(widths[i]!))).join('  ');
 
-  const out = [paint('1', title(report, opts)), ''];
-  out.push(paint('1', `${line(header)}  ${metric === 'cost' ? '' : `(bars: ${metric})`}`.trimEnd()));
+  const out = [...wrapText(title(report, opts), Math.max(40, opts.width)).map((l) => paint('1', l)), ''];
+  out.push(paint('1', line(header).trimEnd()));
   report.rows.forEach((row, i) => {
-    const drawn = bar(max === 0 ? 0 : metricOf(row, metric) / max, barWidth);
+    const drawn = barWidth === 0 ? '' : bar(max === 0 ? 0 : metricOf(row, metric) / max, barWidth);
     out.push(`${line(body[i]!)}  ${paint('36', drawn)}`.trimEnd());
   });
   out.push('─'.repeat(tableWidth()));
@@ -160,6 +162,7 @@ export function formatUsageReport(report: UsageReportView, opts: UsageRenderOpti
 
   const notes: string[] = [];
   const note = (text: string, indent = ''): void => void notes.push(...wrapText(text, Math.max(40, opts.width) - indent.length).map((l) => `${indent}${l}`));
+  if (barWidth > 0 && metric !== 'cost' && max > 0) note(`Bars: ${metric === 'tokens' ? 'tokens' : 'calls'} (no call of the range has a known cost).`);
   const t = report.total;
   const be = (n: number): string => (n === 1 ? 'is' : 'are');
   if (uncounted(t) > 0) note('* Not every call has a known cost:');

@@ -137,10 +137,7 @@ function keyText(key: UsageKey): string {
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-/**
- * Rows in report order: days as given (`days` order); otherwise dearest first, then most calls,
- * then by key.
- */
+/** Rows by user, group or model in report order: dearest first, then most calls, then by key (days: see everyDay). */
 export function orderUsageRows(by: UsageGrouping, rows: UsageRow[]): UsageRow[] {
   if (by === 'day') return rows;
   return rows.sort((a, b) => (a.costNanoUsd === b.costNanoUsd ? 0 : a.costNanoUsd > b.costNanoUsd ? -1 : 1) || b.calls - a.calls || cmp(keyText(a.key), keyText(b.key)));
