@@ -66,6 +66,7 @@ const discardingStore: RecordingStore = {
   getSessionDetail: async () => null,
   listSessionApprovals: async () => [],
   getRawCopies: async () => ({}),
+  chargesSince: async () => [],
   recordAccess: async () => {},
   close: async () => {},
 };

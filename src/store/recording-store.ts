@@ -201,6 +201,25 @@ export interface AccessLogEntry {
   readonly filter: string | null;
 }
 
+/**
+ * What calls started in one minute were charged against budgets (`usage.charged`, else what
+ * their usage says: recordedCharge in core/budgets), summed per user, provider and model:
+ * what the budget counters are rebuilt from.
+ */
+export interface ChargeRow {
+  readonly subject: string;
+  readonly email: string | null;
+  readonly groups: readonly string[];
+  readonly provider: string;
+  readonly providerKind: ProviderKind;
+  readonly model: string | null;
+  /** Epoch ms of the minute's start. */
+  readonly minute: number;
+  readonly nanoUsd: number;
+  readonly tokens: number;
+  readonly requests: number;
+}
+
 export interface StoreHealth {
   readonly ok: boolean;
   /** Write-behind failures since start. */
@@ -242,6 +261,8 @@ export interface RecordingStore {
   listSessionApprovals(sessionId: string, approvalIds: readonly string[]): Promise<ApprovalRecord[]>;
   /** The sealed raw request copies of a session's calls, by call id (calls without one are absent). */
   getRawCopies(sessionId: string): Promise<Readonly<Record<string, SealedRawCopy>>>;
+  /** The charges of the calls started at or after `since` (epoch ms), per minute (budgets are rebuilt from them). */
+  chargesSince(since: number): Promise<ChargeRow[]>;
   /** Durably records a read of the recordings (resolves after COMMIT; rejects when it cannot). */
   recordAccess(entry: AccessLogEntry): Promise<void>;
 

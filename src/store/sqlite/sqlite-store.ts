@@ -67,6 +67,7 @@ import type {
   SessionPage,
   SessionRecord,
   SessionSummary,
+  ChargeRow,
   StoreHealth,
   StreamEventRecord,
 } from '../recording-store.ts';
@@ -516,6 +517,10 @@ export class SqliteRecordingStore implements RecordingStore {
 
   async getRawCopies(sessionId: string): Promise<Readonly<Record<string, SealedRawCopy>>> {
     return (await this.#read({ op: 'getRawCopies', sessionId })) as Record<string, SealedRawCopy>;
+  }
+
+  async chargesSince(since: number): Promise<ChargeRow[]> {
+    return (await this.#read({ op: 'chargesSince', since })) as ChargeRow[];
   }
 
   async recordAccess(entry: AccessLogEntry): Promise<void> {

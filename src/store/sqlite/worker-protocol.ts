@@ -60,7 +60,8 @@ export type ReadOp =
   | { readonly op: 'getSession'; readonly sessionId: string }
   | { readonly op: 'getSessionDetail'; readonly sessionId: string }
   | { readonly op: 'listSessionApprovals'; readonly sessionId: string; readonly approvalIds: readonly string[] }
-  | { readonly op: 'getRawCopies'; readonly sessionId: string };
+  | { readonly op: 'getRawCopies'; readonly sessionId: string }
+  | { readonly op: 'chargesSince'; readonly since: number };
 
 export type ToWriter =
   /** `record.rawCopy`, when present, is sealed bytes only (raw-copy-sealer.ts). */
