@@ -16,6 +16,10 @@ export class GatewayMetrics {
   readonly authFailures = new Counter({ name: 'aigov_auth_failures_total', help: 'Rejected access tokens by error code.', labelNames: ['code'], registers: [this.registry] });
   readonly upstreamBusy = new Counter({ name: 'aigov_upstream_busy_total', help: 'Calls refused at once because all of a provider\'s upstream slots (limits.upstream_max_connections) were taken.', labelNames: ['provider'], registers: [this.registry] });
   readonly upstreamLimits = new Counter({ name: 'aigov_upstream_limit_total', help: 'Answers cut at a limit (size, event size, event count, duration).', labelNames: ['provider', 'limit'], registers: [this.registry] });
+  readonly budgetSpend = new Counter({ name: 'aigov_budget_spend_total', help: 'What calls were charged against each budget, in its unit (usd: US dollars; tokens; requests).', labelNames: ['budget', 'unit'], registers: [this.registry] });
+  readonly budgetRefusals = new Counter({ name: 'aigov_budget_refusals_total', help: 'Requests a budget refused (block), held for approval (require_approval) or refused for a model without a price (unpriced).', labelNames: ['budget', 'action'], registers: [this.registry] });
+  readonly budgetStoreErrors = new Counter({ name: 'aigov_budget_store_errors_total', help: 'Budget counter store failures (reserve: the request was refused; settle: retried).', labelNames: ['operation'], registers: [this.registry] });
+  readonly budgetReserve = new Histogram({ name: 'aigov_budget_reserve_seconds', help: 'Time to reserve a request against its budgets (before forwarding).', buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1], registers: [this.registry] });
   readonly inflight = new Gauge({ name: 'aigov_inflight_requests', help: 'Requests being served.', registers: [this.registry] });
   readonly #models = new Set<string>();
 

@@ -99,7 +99,7 @@ export interface ApprovalSpec {
 export interface ApprovalWebhook {
   readonly url: string;
   readonly secret: string;
-  readonly events: readonly ('created' | 'decided' | 'expired')[];
+  readonly events: readonly ('created' | 'decided' | 'expired' | 'budget_warning')[];
   readonly include_preview: boolean;
   readonly timeout: number;
 }

@@ -30,6 +30,43 @@ export interface ApprovalNotice {
   readonly gatewayUrl: string;
 }
 
+/** A budget crossed one of its warning thresholds (the policy's `warn_at`): once per counter, window and threshold. */
+export interface BudgetWarningNotice {
+  readonly type: 'budget.warning';
+  readonly budget: WebhookBudget;
+  /** The gateway's public URL (only its origin and path are sent). */
+  readonly gatewayUrl: string;
+}
+
+/** A budget warning as a receiver sees it (amounts in the budget's unit: nano-dollars for usd; `*_text` as people read them). */
+export interface WebhookBudget {
+  readonly id: string;
+  readonly unit: 'usd' | 'tokens' | 'requests';
+  readonly limit: number;
+  readonly limit_text: string;
+  /** Spent, plus reserved by calls still running, once the request that crossed the threshold was reserved. */
+  readonly used: number;
+  readonly used_text: string;
+  readonly fraction: number;
+  /** Whose counter: `all`, `user <subject>`, `group <name>`. */
+  readonly scope: string;
+  /** The user whose request crossed the threshold. */
+  readonly user: { readonly sub: string; readonly email: string | null };
+  /** ISO 8601: when what is counted starts to fall away (a calendar window's end). */
+  readonly reset_at: string;
+  readonly call_id: string;
+}
+
+/** The JSON body of a budget warning's delivery. */
+export interface BudgetWebhookPayload {
+  readonly type: 'budget.warning';
+  readonly id: string;
+  readonly created_at: string;
+  readonly gateway_url: string;
+  readonly budget: WebhookBudget;
+  readonly text: string;
+}
+
 /** The approval as a receiver sees it: no `can_decide` (it is per caller), `preview` only when the webhook asks. */
 export type WebhookApproval = Omit<ApprovalView, 'can_decide' | 'preview'> & { preview?: string };
 
@@ -88,6 +125,8 @@ export interface WebhookNotifierStats {
 export interface WebhookNotifier {
   /** Fire and forget: never throws, never waits. `extra` adds the rule's own receivers (approval.notify). */
   notify(event: ApprovalNotice, extra?: readonly Webhook[]): void;
+  /** Fire and forget, like notify: a budget warning to the receivers that listen to `budget_warning`. */
+  notifyBudget(notice: BudgetWarningNotice, extra?: readonly Webhook[]): void;
   /** Stops accepting notices, abandons waits for retries, lets posts in flight finish up to the deadline. */
   close(): Promise<void>;
   stats(): WebhookNotifierStats;
@@ -109,7 +148,7 @@ interface Delivery {
   readonly host: string;
   readonly webhook: Webhook;
   readonly body: string;
-  readonly type: ApprovalNoticeType;
+  readonly type: ApprovalNoticeType | 'budget.warning';
 }
 
 type AttemptOutcome =
@@ -177,6 +216,39 @@ export function createWebhookNotifier(options: WebhookNotifierOptions): WebhookN
     } catch (error) {
       counts.dropped += 1;
       logger.warn({ type: (event as Partial<ApprovalNotice> | undefined)?.type, err: errorCode(error) }, 'approval webhook notice could not be built');
+    }
+  }
+
+  function notifyBudget(notice: BudgetWarningNotice, extra?: readonly Webhook[]): void {
+    try {
+      const hooks = receiversFor('budget_warning', globalHooks, extra ?? []);
+      if (hooks.length === 0) return;
+      if (closing.signal.aborted) {
+        counts.dropped += hooks.length;
+        logger.warn({ budget: notice.budget.id, type: notice.type, receivers: hooks.length }, 'budget webhook notice dropped: the notifier is closed');
+        return;
+      }
+      const createdAt = new Date(now()).toISOString();
+      const text = budgetText(notice.budget);
+      for (const webhook of hooks) {
+        const host = hostOf(webhook.url);
+        if (running.size >= maxPending) {
+          counts.dropped += 1;
+          logger.warn({ webhook: host, budget: notice.budget.id, type: notice.type, pending: running.size }, 'budget webhook notice dropped: too many deliveries pending');
+          continue;
+        }
+        const payload: BudgetWebhookPayload = { type: notice.type, id: `whd_${randomUUID().replaceAll('-', '')}`, created_at: createdAt, gateway_url: publicUrl(notice.gatewayUrl), budget: notice.budget, text };
+        const delivery: Delivery = { id: payload.id, host, webhook, body: JSON.stringify(payload), type: notice.type };
+        const task = deliver(delivery).catch((error: unknown) => {
+          counts.failed += 1;
+          logger.warn({ webhook: host, delivery: delivery.id, err: errorCode(error) }, 'budget webhook delivery failed unexpectedly');
+        });
+        running.add(task);
+        void task.finally(() => running.delete(task));
+      }
+    } catch (error) {
+      counts.dropped += 1;
+      logger.warn({ type: 'budget.warning', err: errorCode(error) }, 'budget webhook notice could not be built');
     }
   }
 
@@ -253,6 +325,7 @@ export function createWebhookNotifier(options: WebhookNotifierOptions): WebhookN
 
   return {
     notify,
+    notifyBudget,
     close,
     stats: () => ({ ...counts, pending: running.size }),
   };
@@ -334,6 +407,12 @@ export function webhookApproval(view: ApprovalView, includePreview: boolean): We
  * The Slack mrkdwn line for a notice. It names people, the rule and the model, never the prompt
  * (not even its redacted preview) nor anything secret.
  */
+/** The Slack-compatible text of a budget warning. */
+export function budgetText(b: WebhookBudget): string {
+  const percent = `${Math.round(b.fraction * 100)}%`;
+  return `:warning: Budget \`${code(b.id)}\` (${mrkdwn(b.scope)}) reached ${percent}: ${mrkdwn(b.used_text)} of ${mrkdwn(b.limit_text)} spent or reserved. It resets ${b.reset_at}.`;
+}
+
 export function approvalText(event: ApprovalNotice, nowMs: number): string {
   const a = event.approval;
   const who = `*${mrkdwn(personName(a.requester))}*`;
