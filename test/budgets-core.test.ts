@@ -179,7 +179,7 @@ describe('reservations and charges', () => {
         const r = reservationOf(request({ outputLimit: { maxTokens: max, choices: 1 } }), { bytes, asksForCaching: false }, gpt4o, 4096);
         // A tokenizer gives at most one token per byte of text; the model writes at most max tokens.
         const usage = { inputTokens: Buffer.byteLength(text) + 7, outputTokens: Math.min(written, max) };
-        const charge = chargeOf({ forwarded: true, upstreamStatus: 200, providerKind: 'openai', usage: { ...usage, costNanoUsd: 2500 * usage.inputTokens + 10_000 * usage.outputTokens } }, r);
+        const charge = chargeOf({ forwarded: true, upstreamStatus: 200, providerKind: 'openai', usage: { ...usage, costNanoUsd: 2500 * usage.inputTokens + 10_000 * usage.outputTokens }, usageFinal: true }, r);
         assert.ok(charge.nanoUsd <= r.nanoUsd!, `${charge.nanoUsd} <= ${r.nanoUsd}`);
         assert.ok(charge.tokens <= r.tokens);
       }),
@@ -188,19 +188,22 @@ describe('reservations and charges', () => {
 
   const reservation: Reservation = { inputTokens: 100, outputTokens: 50, tokens: 150, nanoUsd: 9999, requests: 1 };
   const cases: [string, Parameters<typeof chargeOf>[0], ReturnType<typeof chargeOf>][] = [
-    ['refused before forwarding', { forwarded: false, upstreamStatus: null, providerKind: 'openai', usage: null }, { nanoUsd: 0, tokens: 0, requests: 0, basis: 'none' }],
-    ['answered with usage', { forwarded: true, upstreamStatus: 200, providerKind: 'openai', usage: { inputTokens: 10, outputTokens: 5, costNanoUsd: 77 } }, { nanoUsd: 77, tokens: 15, requests: 1, basis: 'usage' }],
-    ['Anthropic cache tokens count', { forwarded: true, upstreamStatus: 200, providerKind: 'anthropic', usage: { inputTokens: 10, cacheReadTokens: 100, cacheWriteTokens: 20, outputTokens: 5, costNanoUsd: 1 } }, { nanoUsd: 1, tokens: 135, requests: 1, basis: 'usage' }],
-    ['the answer named an unpriced model', { forwarded: true, upstreamStatus: 200, providerKind: 'openai', usage: { inputTokens: 10, outputTokens: 5, costNanoUsd: null } }, { nanoUsd: 9999, tokens: 15, requests: 1, basis: 'reservation' }],
-    ['upstream error, no usage', { forwarded: true, upstreamStatus: 429, providerKind: 'openai', usage: null }, { nanoUsd: 0, tokens: 0, requests: 1, basis: 'none' }],
-    ['client gone mid-stream, no usage', { forwarded: true, upstreamStatus: 200, providerKind: 'openai', usage: null }, { nanoUsd: 9999, tokens: 150, requests: 1, basis: 'reservation' }],
-    ['timeout before the headers', { forwarded: true, upstreamStatus: null, providerKind: 'openai', usage: null }, { nanoUsd: 9999, tokens: 150, requests: 1, basis: 'reservation' }],
-    ['usage without counts', { forwarded: true, upstreamStatus: 200, providerKind: 'openai', usage: { totalTokens: 3 } }, { nanoUsd: 9999, tokens: 150, requests: 1, basis: 'reservation' }],
+    ['refused before forwarding', { forwarded: false, upstreamStatus: null, providerKind: 'openai', usage: null, usageFinal: false }, { nanoUsd: 0, tokens: 0, requests: 0, basis: 'none' }],
+    ['answered with usage', { forwarded: true, upstreamStatus: 200, providerKind: 'openai', usage: { inputTokens: 10, outputTokens: 5, costNanoUsd: 77 }, usageFinal: true }, { nanoUsd: 77, tokens: 15, requests: 1, basis: 'usage' }],
+    ['Anthropic cache tokens count', { forwarded: true, upstreamStatus: 200, providerKind: 'anthropic', usage: { inputTokens: 10, cacheReadTokens: 100, cacheWriteTokens: 20, outputTokens: 5, costNanoUsd: 1 }, usageFinal: true }, { nanoUsd: 1, tokens: 135, requests: 1, basis: 'usage' }],
+    ['the answer named an unpriced model', { forwarded: true, upstreamStatus: 200, providerKind: 'openai', usage: { inputTokens: 10, outputTokens: 5, costNanoUsd: null }, usageFinal: true }, { nanoUsd: 9999, tokens: 15, requests: 1, basis: 'reservation' }],
+    ['upstream error, no usage', { forwarded: true, upstreamStatus: 429, providerKind: 'openai', usage: null, usageFinal: false }, { nanoUsd: 0, tokens: 0, requests: 1, basis: 'none' }],
+    ['client gone mid-stream, no usage', { forwarded: true, upstreamStatus: 200, providerKind: 'openai', usage: null, usageFinal: false }, { nanoUsd: 9999, tokens: 150, requests: 1, basis: 'reservation' }],
+    ['client gone mid-stream after Anthropic\'s first usage (1 output token): the reservation', { forwarded: true, upstreamStatus: 200, providerKind: 'anthropic', usage: { inputTokens: 80, outputTokens: 1, costNanoUsd: 5 }, usageFinal: false }, { nanoUsd: 9999, tokens: 150, requests: 1, basis: 'reservation' }],
+    ['cut, but the partial usage already says more than the reservation', { forwarded: true, upstreamStatus: 200, providerKind: 'openai', usage: { inputTokens: 900, outputTokens: 1, costNanoUsd: 20_000 }, usageFinal: false }, { nanoUsd: 20_000, tokens: 901, requests: 1, basis: 'reservation' }],
+    ['a stream that ended without a usage report', { forwarded: true, upstreamStatus: 200, providerKind: 'openai', usage: null, usageFinal: true }, { nanoUsd: 9999, tokens: 150, requests: 1, basis: 'reservation' }],
+    ['timeout before the headers', { forwarded: true, upstreamStatus: null, providerKind: 'openai', usage: null, usageFinal: false }, { nanoUsd: 9999, tokens: 150, requests: 1, basis: 'reservation' }],
+    ['usage without counts', { forwarded: true, upstreamStatus: 200, providerKind: 'openai', usage: { totalTokens: 3 }, usageFinal: true }, { nanoUsd: 9999, tokens: 150, requests: 1, basis: 'reservation' }],
   ];
   for (const [name, outcome, expected] of cases) it(`charge: ${name}`, () => assert.deepEqual(chargeOf(outcome, reservation), expected));
 
   it('an unpriced model (allowed) is charged no dollars', () => {
-    assert.deepEqual(chargeOf({ forwarded: true, upstreamStatus: 200, providerKind: 'openai', usage: { inputTokens: 1, outputTokens: 1, costNanoUsd: null } }, { ...reservation, nanoUsd: null }), { nanoUsd: 0, tokens: 2, requests: 1, basis: 'usage' });
+    assert.deepEqual(chargeOf({ forwarded: true, upstreamStatus: 200, providerKind: 'openai', usage: { inputTokens: 1, outputTokens: 1, costNanoUsd: null }, usageFinal: true }, { ...reservation, nanoUsd: null }), { nanoUsd: 0, tokens: 2, requests: 1, basis: 'usage' });
   });
 
   it('recorded charges: what was recorded, else what the usage says', () => {

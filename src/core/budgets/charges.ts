@@ -80,6 +80,12 @@ export interface CallOutcome {
   readonly providerKind: ProviderKind;
   /** The call's usage with its cost (Pricing.withCost), when the answer gave one. */
   readonly usage: Usage | null;
+  /**
+   * The usage is the answer's last word: a whole body's, or a stream's that ended normally. A
+   * stream cut short (the client gone, the upstream broken) may have reported only part of it
+   * (Anthropic's first event counts one output token): then it is a floor, not the charge.
+   */
+  readonly usageFinal: boolean;
 }
 
 export const NO_CHARGE: CallCharge = Object.freeze({ nanoUsd: 0, tokens: 0, requests: 0, basis: 'none' });
@@ -87,23 +93,24 @@ export const NO_CHARGE: CallCharge = Object.freeze({ nanoUsd: 0, tokens: 0, requ
 /**
  * What a call is charged (recorded with it, and what its counters are settled with):
  * - not forwarded: nothing;
- * - an answer with usage: its tokens and cost (a cost the usage cannot give — the answer named a
- *   model without a price — is the reservation's);
+ * - an answer with its final usage: its tokens and cost (a cost the usage cannot give — the
+ *   answer named a model without a price — is the reservation's);
  * - an error answer from the upstream without usage: one request, no tokens (providers do not
  *   bill refused requests);
- * - no usage otherwise (the client went away, the stream broke or was cut, a timeout): the
- *   reservation — the call may have been billed up to it.
+ * - otherwise (the client went away, the stream broke or was cut, a timeout, a stream without a
+ *   usage report): the reservation — the call may have been billed up to it — or what a partial
+ *   usage already says, when that is more.
  */
 export function chargeOf(outcome: CallOutcome, reservation: Reservation): CallCharge {
   if (!outcome.forwarded) return NO_CHARGE;
   const tokens = outcome.usage === null ? null : usageTokens(outcome.providerKind, outcome.usage);
-  if (tokens !== null && outcome.usage !== null) {
-    const cost = outcome.usage.costNanoUsd ?? null;
+  const cost = outcome.usage?.costNanoUsd ?? null;
+  if (tokens !== null && outcome.usageFinal) {
     if (cost !== null || reservation.nanoUsd === null) return { nanoUsd: cost ?? 0, tokens, requests: 1, basis: 'usage' };
     return { nanoUsd: reservation.nanoUsd, tokens, requests: 1, basis: 'reservation' };
   }
-  if (outcome.upstreamStatus !== null && outcome.upstreamStatus >= 400) return { nanoUsd: 0, tokens: 0, requests: 1, basis: 'none' };
-  return { nanoUsd: reservation.nanoUsd ?? 0, tokens: reservation.tokens, requests: 1, basis: 'reservation' };
+  if (tokens === null && outcome.upstreamStatus !== null && outcome.upstreamStatus >= 400) return { nanoUsd: 0, tokens: 0, requests: 1, basis: 'none' };
+  return { nanoUsd: Math.max(reservation.nanoUsd ?? 0, cost ?? 0), tokens: Math.max(reservation.tokens, tokens ?? 0), requests: 1, basis: 'reservation' };
 }
 
 /**

@@ -266,6 +266,11 @@ export class CallState {
         abort.abort();
       }
     };
+    // The client may have left already (while the request was recorded or reserved): its 'close' is past.
+    if (this.res.destroyed) {
+      onClose();
+      return () => {};
+    }
     this.res.on('close', onClose);
     return () => this.res.off('close', onClose);
   }
@@ -299,7 +304,9 @@ export class CallState {
     let usage = this.#usage === undefined ? null : this.deps.pricing.withCost(this.target.provider, this.#answerModel ?? this.model, this.#usage);
     if (this.budget !== null) {
       // Settled whether or not the call is recorded; recorded with it so the counters can be rebuilt.
-      const charged = this.budget.settle({ forwarded: this.forwarded, upstreamStatus: this.upstreamStatus, usage });
+      // A stream's usage is final only when the stream ended normally (a cut one may have counted one output token).
+      const usageFinal = status === 'completed' || (!this.stream && usage !== null);
+      const charged = this.budget.settle({ forwarded: this.forwarded, upstreamStatus: this.upstreamStatus, usage, usageFinal });
       usage = { ...usage, charged };
     }
     let committed: Promise<boolean> = Promise.resolve(true);
