@@ -270,10 +270,10 @@ describe('a gateway killed while its calls hold reservations', { timeout: 120_00
       });
       children.add(proc);
       let stderr = '';
-      proc.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      proc.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       const ready = await new Promise<{ url: string; token: string }>((resolve, reject) => {
         let out = '';
-        proc.stdout!.on('data', (chunk: Buffer) => {
+        proc.stdout.on('data', (chunk: Buffer) => {
           out += chunk.toString();
           if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]!) as { url: string; token: string });
         });
