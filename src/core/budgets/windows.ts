@@ -105,12 +105,12 @@ const ends = new Map<string, number>();
  * then refined to the minute around it (a DST change moves it by up to a few hours).
  */
 export function calendarWindowEnd(unit: 'day' | 'week' | 'month', timeZone: string, t: number): number {
+  const known = ends.get(`${unit}\u0000${timeZone}\u0000${calendarWindowLabel(unit, timeZone, t)}`);
+  if (known !== undefined) return known;
   const minuteStart = Math.floor(t / MINUTE) * MINUTE;
   const local = localTime(minuteStart, timeZone);
   const { label, daysToNext } = calendarLabel(unit, local);
   const key = `${unit}\u0000${timeZone}\u0000${label}`;
-  const known = ends.get(key);
-  if (known !== undefined) return known;
   const labelAt = (u: number): string => calendarLabel(unit, localTime(u, timeZone)).label;
   const estimate = minuteStart + (daysToNext * 86_400 - local.seconds) * 1000;
   // The boundary lies within a few hours of the estimate: search minute by minute (binary).
