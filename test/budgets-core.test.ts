@@ -15,6 +15,7 @@ import { findPrice } from '../src/core/cost/price-call.ts';
 import { BUILT_IN_PRICES } from '../src/core/cost/price-table.ts';
 import type { NormalizedRequest } from '../src/core/events.ts';
 import { parsePolicyText } from '../src/config/load-policy.ts';
+import { readFileSync } from 'node:fs';
 
 const at = (iso: string): number => Date.parse(iso);
 const iso = (t: number): string => new Date(t).toISOString();
@@ -267,6 +268,20 @@ budgets:
     assert.deepEqual(all!.window, { kind: 'calendar', unit: 'month', timeZone: 'America/New_York' });
     assert.equal(all!.action, 'block');
     assert.equal(policy.compiled.budgetSettings.budgets_default_output_cap, 4096);
+  });
+
+  it('README\'s Budgets example is a valid policy and means what README says', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('## Budgets'));
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
+    assert.ok(yaml, 'README "Budgets" has a yaml block');
+    const { budgets } = load(yaml).compiled;
+    assert.deepEqual(budgets.map((b) => [b.id, b.unit, b.action]), [['per-user-daily', 'usd', 'block'], ['developers-monthly', 'usd', 'require_approval'], ['everyone-opus', 'tokens', 'block']]);
+    assert.deepEqual(budgets[0]!.window, { kind: 'calendar', unit: 'day', timeZone: 'Europe/Paris' });
+    assert.deepEqual(budgets[1]!.approval?.approvers, ['leads']);
+    const alice = subject('alice', ['developers'], 'claude-opus-4-5', 'anthropic');
+    assert.deepEqual(budgets.map((b) => b.scopes(alice)), [['u:alice'], ['g:developers'], ['all']]);
+    assert.deepEqual(budgets[2]!.scopes(subject('alice', [], 'claude-opus-4-5', 'bedrock')), [], 'another provider');
   });
 
   it('names the budget, the line, the key and what was expected', () => {

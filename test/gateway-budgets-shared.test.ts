@@ -315,6 +315,46 @@ describe('a gateway killed while its calls hold reservations', { timeout: 120_00
   });
 });
 
+describe('counters in PostgreSQL (budgets.counters: postgres)', { timeout: 120_000 }, () => {
+  it('two replicas share them through the storage database, exactly', async () => {
+    const dbUrl = (await freshPg()).url;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigov-budget-pg-'));
+    const policyFile = path.join(dir, 'policy.yaml');
+    fs.writeFileSync(policyFile, `version: 1\nbudgets:\n  - id: team\n    who: { groups: [developers, approvers] }\n    models: [gpt-4o]\n    window: 1d\n    limit: { usd: 0.2 }\n`);
+    const options = { databaseUrl: dbUrl, policyFile, budgets: { counters: 'postgres' as const } };
+    const a = await startHarness(options);
+    const b = await startHarness({ ...options, replicaOf: a });
+    try {
+      a.upstream.route('POST', '/v1/chat/completions', (req) => scripted(req.body), { headersDelayMs: 10 });
+      const bob = await a.tokenFor('bob');
+      const statuses = await Promise.all(
+        Array.from({ length: 60 }, async (_, i) => {
+          const res = await fetchAsUser((i % 2 ? b : a).url, i % 3 ? a.token : bob, '/openai/v1/chat/completions', { method: 'POST', body: { model: 'gpt-4o', max_tokens: 1000, messages: [{ role: 'user', content: `q${i}` }] } });
+          await res.arrayBuffer();
+          return res.status;
+        }),
+      );
+      const ok = statuses.filter((x) => x === 200).length;
+      assert.equal(ok + statuses.filter((x) => x === 429).length, 60);
+      for (const h of [a, b]) await h.gateway.store.flush();
+      const rows = await pgQuery<{ provider_kind: ProviderKind; usage: string | null; groups: string }>(dbUrl, "SELECT provider_kind, usage, groups FROM calls WHERE model = 'gpt-4o'");
+      const spent = (group: string): number => rows.filter((r) => (JSON.parse(r.groups) as string[]).includes(group)).reduce((sum, r) => sum + recordedCharge(r.provider_kind, r.usage === null ? null : (JSON.parse(r.usage) as Usage)).nanoUsd, 0);
+      assert.ok(spent('developers') <= 0.2 * USD + 1_000_000_000 / 100, 'within $0.20 and one reservation');
+      const service = a.gateway.budgets!;
+      const read = async (group: string) => (await service.read(service.budgets(), { principal: { subject: 'x', email: null, groups: [group] }, provider: 'openai', model: 'gpt-4o' }))[0]!;
+      const dev = await waitForSettled(() => read('developers'));
+      assert.deepEqual({ spent: dev.spent, reserved: dev.reserved }, { spent: spent('developers'), reserved: 0 });
+      const approvers = await read('approvers');
+      assert.equal(approvers.spent, spent('approvers'));
+      assert.equal(ok, rows.filter((r) => r.usage !== null && (JSON.parse(r.usage) as Usage).charged?.basis === 'usage').length);
+    } finally {
+      await b.close();
+      await a.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('an unreachable counter store', () => {
   it('refuses budgeted requests with 503 (fail closed); requests no budget counts go through', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigov-budget-down-'));

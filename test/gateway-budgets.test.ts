@@ -255,6 +255,27 @@ describe('budgets on one node', () => {
   });
 });
 
+describe('a budget added by a policy reload', () => {
+  it('counts what the record already holds for its window', async () => {
+    const policyFile = join(dir, 'policy.yaml');
+    const text = POLICY.replace('RECEIVER_URL', 'http://127.0.0.1:9/hook');
+    await writeFile(policyFile, `${text}  - id: alice-tokens
+    who: { users: ['alice@aigov.dev'] }
+    window: 24h
+    limit: { tokens: 100000000 }
+`);
+    const service = h.gateway.budgets!;
+    await waitFor(() => service.budgets().some((b) => b.id === 'alice-tokens'));
+    // The next request of alice's seeds the new budget's counters from the record, then is refused by her dollar budget.
+    const res = await fetchAsUser(h.url, tokens['alice']!, '/openai/v1/chat/completions', { method: 'POST', body: chatBody() });
+    assert.equal(res.status, 429);
+    const calls = (await allCalls()).filter((c) => c.principal.subject === 'alice');
+    const tokensRecorded = calls.reduce((sum, c) => sum + recordedCharge(c.providerKind, c.usage).tokens, 0);
+    assert.ok(tokensRecorded > 100 * 850, `the burst's tokens are in the record (${tokensRecorded})`);
+    assert.deepEqual(await counter('alice', 'alice-tokens'), { spent: tokensRecorded, reserved: 0 });
+  });
+});
+
 async function pendingApproval(ruleId: string, not?: string): Promise<{ id: string; rule: { id: string; reason: string } }> {
   for (let i = 0; i < 200; i++) {
     const res = await fetchAsUser(h.url, tokens['bob']!, '/aigov/v1/approvals?scope=decide');
