@@ -355,6 +355,61 @@ describe('counters in PostgreSQL (budgets.counters: postgres)', { timeout: 120_0
   });
 });
 
+describe('a Redis of its own, restarted without persistence', { timeout: 120_000 }, () => {
+  it('while it is down budgets refuse (503); once it is back they count on from the record, not from zero', async () => {
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const redisDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigov-redis-'));
+    const startRedis = async (): Promise<ChildProcess> => {
+      const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', redisDir], { stdio: 'ignore' });
+      children.add(proc);
+      for (let i = 0; i < 100; i++) {
+        const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        probe.on('error', () => {});
+        const up = await probe.connect().then(() => probe.ping()).then(() => true, () => false);
+        probe.disconnect();
+        if (up) return proc;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error('redis-server did not start');
+    };
+    let redis = await startRedis();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigov-budget-restart-'));
+    const policyFile = path.join(dir, 'policy.yaml');
+    fs.writeFileSync(policyFile, `version: 1\nbudgets:\n  - id: daily\n    who: '*'\n    models: [gpt-4o]\n    window: 1d\n    limit: { usd: 0.05 }\n`);
+    const h = await startHarness({ policyFile, redisUrl: `redis://127.0.0.1:${port}` });
+    try {
+      h.upstream.route('POST', '/v1/chat/completions', (req) => scripted(req.body));
+      const ask = async (): Promise<number> => {
+        const res = await fetchAsUser(h.url, h.token, '/openai/v1/chat/completions', { method: 'POST', body: { model: 'gpt-4o', max_tokens: 1000, messages: [{ role: 'user', content: 'hi' }] } });
+        await res.arrayBuffer();
+        return res.status;
+      };
+      const statuses: number[] = [];
+      for (let i = 0; i < 8; i++) statuses.push(await ask());
+      // $0.008125 a call, ~$0.0102 reserved: the fifth fits ($0.0325 + $0.0102), the sixth does not ($0.0406 + $0.0102).
+      assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
+      redis.kill('SIGKILL');
+      await new Promise((resolve) => redis.once('exit', resolve));
+      assert.equal(await ask(), 503, 'Redis down: refused, fail closed');
+      redis = await startRedis(); // empty: no persistence
+      let status = 503;
+      for (let i = 0; i < 100 && status === 503; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        status = await ask();
+      }
+      assert.equal(status, 429, 'back, and still over budget: seeded from the record');
+      const service = h.gateway.budgets!;
+      const [state] = await service.read(service.budgets(), { principal: { subject: 'alice', email: null, groups: [] }, provider: 'openai', model: 'gpt-4o' });
+      assert.deepEqual({ spent: state!.spent, reserved: state!.reserved }, { spent: 5 * CALL_COST, reserved: 0 });
+    } finally {
+      await h.close();
+      redis.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(redisDir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('an unreachable counter store', () => {
   it('refuses budgeted requests with 503 (fail closed); requests no budget counts go through', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigov-budget-down-'));
