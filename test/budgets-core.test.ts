@@ -94,7 +94,7 @@ describe('rolling windows', () => {
 const spec = (over: Partial<BudgetSpec> & Pick<BudgetSpec, 'who'>): BudgetSpec => ({ id: 'b', models: ['*'], window: '1d', limit: { usd: 5 }, action: 'block', warn_at: [], unpriced: 'block', ...over });
 const compile = (specs: BudgetSpec[], timezone = 'UTC'): CompiledBudget[] => {
   const issues: { path: readonly (string | number)[]; message: string }[] = [];
-  const out = compileBudgets(specs, { budget_timezone: timezone, budgets_default_output_cap: 4096 }, undefined, issues);
+  const out = compileBudgets(specs, { budget_timezone: timezone, budgets_default_output_cap: 4096, budgets_enforce_output_cap: false }, undefined, issues);
   assert.deepEqual(issues, []);
   return out;
 };

@@ -276,6 +276,45 @@ describe('a budget added by a policy reload', () => {
   });
 });
 
+describe('budgets_enforce_output_cap', () => {
+  let g: Harness;
+  let gdir: string;
+  before(async () => {
+    gdir = await mkdtemp(join(tmpdir(), 'aigov-budgets-cap-'));
+    const policyFile = join(gdir, 'policy.yaml');
+    await writeFile(policyFile, `version: 1\nbudgets_default_output_cap: 300\nbudgets_enforce_output_cap: true\nbudgets:\n  - id: gpt4o\n    who: { users: '*' }\n    models: [gpt-4o]\n    window: 1d\n    limit: { usd: 10 }\n`);
+    g = await startHarness({ policyFile });
+    g.upstream.route('POST', '/v1/chat/completions', () => chatAnswer());
+    g.upstream.route('POST', '/v1/responses', () => ({ ...chatAnswer(), body: JSON.stringify({ id: 'resp_1', object: 'response', status: 'completed', model: 'gpt-4o-2024-08-06', output: [], usage: { input_tokens: 5, output_tokens: 7, total_tokens: 12 } }) }));
+  });
+  after(async () => {
+    await g.close();
+    await rm(gdir, { recursive: true, force: true });
+  });
+
+  it('writes the cap into a budgeted request that states no maximum, and records what was sent', async () => {
+    const send = async (path: string, body: object): Promise<Record<string, unknown>> => {
+      const res = await fetchAsUser(g.url, g.token, path, { method: 'POST', body });
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+      return JSON.parse(g.upstream.received.at(-1)!.body) as Record<string, unknown>;
+    };
+    assert.equal((await send('/openai/v1/chat/completions', { model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] }))['max_completion_tokens'], 300);
+    assert.equal((await send('/openai/v1/responses', { model: 'gpt-4o', input: 'hi' }))['max_output_tokens'], 300);
+    const own = { model: 'gpt-4o', max_tokens: 50, messages: [{ role: 'user', content: 'hi' }] };
+    await send('/openai/v1/chat/completions', own);
+    assert.equal(g.upstream.received.at(-1)!.body, JSON.stringify(own), 'a request that states its maximum goes as it is, byte for byte');
+    await send('/openai/v1/chat/completions', { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal((JSON.parse(g.upstream.received.at(-1)!.body) as Record<string, unknown>)['max_completion_tokens'], undefined, 'no budget counts gpt-4o-mini: untouched');
+    await g.gateway.store.flush();
+    const sessions = await g.gateway.store.listSessions({ limit: 10 });
+    const calls = (await Promise.all(sessions.map((x) => g.gateway.store.listCalls(x.sessionId)))).flat();
+    const capped = calls.filter((c) => c.decisions.some((d) => d.action === 'cap_output'));
+    assert.equal(capped.length, 2);
+    for (const c of capped) assert.match(c.requestBody, /"max_(completion|output)_tokens":300/, 'the record holds the body as sent');
+  });
+});
+
 async function pendingApproval(ruleId: string, not?: string): Promise<{ id: string; rule: { id: string; reason: string } }> {
   for (let i = 0; i < 200; i++) {
     const res = await fetchAsUser(h.url, tokens['bob']!, '/aigov/v1/approvals?scope=decide');

@@ -121,6 +121,7 @@ function toDocument(file: PolicyFile, ctx: KeyContext): PolicyDocument {
     budgets,
     budget_timezone: file.budget_timezone,
     budgets_default_output_cap: file.budgets_default_output_cap,
+    budgets_enforce_output_cap: file.budgets_enforce_output_cap,
   };
 }
 

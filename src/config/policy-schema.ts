@@ -290,6 +290,13 @@ export const PolicySchema = z
     budget_timezone: TimeZoneSchema.default('UTC'),
     /** The output a request that states no maximum (max_tokens, …) reserves against budgets. */
     budgets_default_output_cap: z.number().int().min(1).max(10_000_000).default(4096),
+    /**
+     * Write budgets_default_output_cap into a budgeted request that states no maximum
+     * (max_completion_tokens, max_output_tokens): the provider stops there, so no answer can cost
+     * more than its reservation. Off by default (such requests are sent as they are, and an answer
+     * past the cap is charged what it cost).
+     */
+    budgets_enforce_output_cap: z.boolean().default(false),
   })
   .superRefine((policy, ctx) => {
     const ruleIds = new Set<string>();

@@ -11,7 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AigovError } from '../core/errors.ts';
 import { authenticate } from './call/authenticate.ts';
-import { reserveBudgets } from './call/budget.ts';
+import { capOutput, reserveBudgets } from './call/budget.ts';
 import { CallState, type GovernedTarget, type PipelineDeps } from './call/call-state.ts';
 import { forward } from './call/forward.ts';
 import { holdForApproval } from './call/hold.ts';
@@ -54,7 +54,9 @@ async function runStages(call: CallState): Promise<void> {
   // Stage 3: policy. A policy failure refuses the request (fail closed).
   const policy = await applyPolicy(call, principal, parsed);
   if (!policy) return;
-  const { verdict, bodyText } = policy;
+  const { verdict } = policy;
+  // Budgets that must bound the answer write their output cap into a request that states none.
+  const bodyText = verdict.refuse ? policy.bodyText : capOutput(call, principal, parsed, policy.bodyText);
   // Stage 4: record the request as it will be sent (durably, before anything is sent anywhere).
   if (!(await recordRequest(call, principal, bodyText, parsed.bodyText))) return;
   const refuse = verdict.refuse;

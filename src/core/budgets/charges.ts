@@ -62,6 +62,15 @@ export function reservationOf(request: NormalizedRequest, body: BodyFacts, price
   return { inputTokens, outputTokens, tokens: inputTokens + outputTokens, nanoUsd, requests: 1 };
 }
 
+/**
+ * Where a request states its maximum output, for the endpoints whose requests may leave it out
+ * (Anthropic's Messages require `max_tokens`; embeddings write nothing): the field the gateway
+ * writes the cap into under `budgets_enforce_output_cap`.
+ */
+export function outputCapField(endpoint: string): 'max_completion_tokens' | 'max_output_tokens' | null {
+  return endpoint === 'openai.chat.completions' ? 'max_completion_tokens' : endpoint === 'openai.responses' ? 'max_output_tokens' : null;
+}
+
 /** The tokens a usage counts: input (cache reads and writes included, as providers bill them) and output. */
 export function usageTokens(kind: ProviderKind, usage: Usage): number | null {
   if (usage.inputTokens === undefined && usage.outputTokens === undefined) return null;

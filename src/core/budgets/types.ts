@@ -44,6 +44,8 @@ export interface BudgetSettings {
   readonly budget_timezone: string;
   /** The output a request that states no maximum (`max_tokens`, …) is assumed to reach. */
   readonly budgets_default_output_cap: number;
+  /** Write that cap into a budgeted request that states no maximum (the provider stops there). */
+  readonly budgets_enforce_output_cap: boolean;
 }
 
 /**

@@ -167,7 +167,11 @@ export function compilePolicy(document: PolicyDocument, options: CompileOptions 
   });
 
   const rules = document.rules.map((rule, index) => compileRule(rule, index, byType, optIn, issues, options.regexBudget));
-  const budgetSettings: BudgetSettings = { budget_timezone: document.budget_timezone ?? 'UTC', budgets_default_output_cap: document.budgets_default_output_cap ?? 4096 };
+  const budgetSettings: BudgetSettings = {
+    budget_timezone: document.budget_timezone ?? 'UTC',
+    budgets_default_output_cap: document.budgets_default_output_cap ?? 4096,
+    budgets_enforce_output_cap: document.budgets_enforce_output_cap ?? false,
+  };
   const budgets = compileBudgets(document.budgets ?? [], budgetSettings, document.approval, issues);
   if (issues.length > 0) throw new PolicyCompileError(issues);
   return Object.freeze({ document, defaultAction: document.default_action, rules: Object.freeze(rules), budgets: Object.freeze(budgets), budgetSettings: Object.freeze(budgetSettings) });

@@ -144,6 +144,8 @@ export interface PolicyDocument {
   readonly budget_timezone?: string | undefined;
   /** The output reserved for a request that states no maximum (default 4096 tokens). */
   readonly budgets_default_output_cap?: number | undefined;
+  /** Write that cap into a budgeted request that states no maximum (default false). */
+  readonly budgets_enforce_output_cap?: boolean | undefined;
 }
 
 // ---- evaluation ----

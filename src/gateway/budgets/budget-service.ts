@@ -12,7 +12,7 @@
  *   counters can always be rebuilt from the record.
  */
 import type { Logger } from 'pino';
-import { amountIn, BILLED_ENDPOINTS, chargeOf, counterKey, countersFor, refusalReason, reservationOf, type CallOutcome, type CounterCharge, type Reservation } from '../../core/budgets/charges.ts';
+import { amountIn, BILLED_ENDPOINTS, chargeOf, counterKey, countersFor, outputCapField, refusalReason, reservationOf, type CallOutcome, type CounterCharge, type Reservation } from '../../core/budgets/charges.ts';
 import type { BudgetSubject, CompiledBudget } from '../../core/budgets/compile-budgets.ts';
 import type { BudgetUnit, CallCharge } from '../../core/budgets/types.ts';
 import { windowAt, windowReach } from '../../core/budgets/windows.ts';
@@ -113,6 +113,20 @@ export class BudgetService {
     if (budgets.length === 0) return;
     await this.#ensureSeeded(budgets);
     this.#logger.info({ budgets: budgets.length, counters: this.ledger.kind }, 'budgets counted from the record');
+  }
+
+  /**
+   * Under `budgets_enforce_output_cap`: the cap to write into this request (and the field), when a
+   * budget counts it and it states no maximum output; else null (the request goes as it is).
+   */
+  outputCap(input: Pick<AdmitInput, 'principal' | 'provider' | 'model' | 'request' | 'startedAt'>): { readonly field: string; readonly tokens: number } | null {
+    const policy = this.#policy.current();
+    const settings = policy.budgetSettings;
+    if (!settings.budgets_enforce_output_cap || policy.budgets.length === 0) return null;
+    const field = outputCapField(input.request.endpoint);
+    if (field === null || input.request.outputLimit?.maxTokens !== null) return null;
+    const counted = countersFor(policy.budgets, { principal: input.principal, provider: input.provider.name, model: input.model }, input.startedAt);
+    return counted.length === 0 ? null : { field, tokens: settings.budgets_default_output_cap };
   }
 
   /**

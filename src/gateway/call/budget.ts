@@ -64,6 +64,21 @@ export async function reserveBudgets(call: CallState, principal: Principal, pars
   }
 }
 
+/**
+ * Stage 3b (before the request is recorded: the record is what is sent): under
+ * `budgets_enforce_output_cap`, a budgeted request that states no maximum output gets the cap
+ * written into it, so the provider stops where its reservation does. The body is parsed and
+ * serialized again only then; otherwise it goes as it is, byte for byte.
+ */
+export function capOutput(call: CallState, principal: Principal, parsed: ParsedRequest, bodyText: string): string {
+  const cap = call.deps.budgets?.outputCap({ principal, provider: call.target.provider, model: call.model, request: parsed.request, startedAt: call.startedAt });
+  if (!cap) return bodyText;
+  const body = JSON.parse(bodyText) as Record<string, unknown>;
+  body[cap.field] = cap.tokens;
+  call.decisions.push({ stage: 'request', action: 'cap_output', ruleId: 'budgets', reason: `no maximum output stated: ${cap.field} ${cap.tokens} (budgets_enforce_output_cap)`, mode: 'enforce' });
+  return JSON.stringify(body);
+}
+
 /** The admission, or null once the call is answered with AIGOV_E_BUDGET_STORE_UNAVAILABLE (the counters could not be reached). */
 async function admit(call: CallState, input: AdmitInput, force: boolean): Promise<Admission | null> {
   const budgets = call.deps.budgets!;
