@@ -168,7 +168,7 @@ describe('budgets across three replicas (PostgreSQL record, Redis counters)', { 
     const reservation = Buffer.byteLength(JSON.stringify(body(299))) * 2500 + 1000 * 10_000 + 1;
     assert.equal(spent, ok * CALL_COST);
     assert.ok(spent <= USD + reservation, `recorded $${spent / USD} ≤ $1 + one reservation`);
-    assert.ok(ok >= 90, `most of the budget is used: ${ok} calls`);
+    assert.ok(ok >= Math.floor(USD / reservation), `at least as many calls as reservations fit in $1: ${ok}`);
     assert.deepEqual(await waitForSettled(teamCounter), { spent, reserved: 0 }, 'the shared counter equals the record');
   });
 
