@@ -8,6 +8,9 @@
  *   node bench/gateway-overhead.ts --store postgres
  *                                               (the recording store compared: one gateway on
  *                                                SQLite, one on PostgreSQL, in the same run)
+ *   node bench/gateway-overhead.ts --budgets    (budgets compared in one run: the same policy
+ *                                                without budgets, with two budgets counted in the
+ *                                                gateway's memory, and counted in Redis)
  *
  * Three processes, so the load generator does not share an event loop with what it measures:
  * bench/upstream-fake.ts (node:http, fixed answers, no delays), bench/gateway-process.ts (dev IdP +
@@ -77,7 +80,7 @@ function requestBody(stream: boolean): string {
 const BODY = requestBody(false);
 const STREAM_BODY = requestBody(true);
 
-type TargetName = 'direct' | 'gateway' | 'sqlite' | 'postgres' | 'postgres-async';
+type TargetName = 'direct' | 'gateway' | 'sqlite' | 'postgres' | 'postgres-async' | 'budgets-off' | 'budgets-memory' | 'budgets-redis';
 type Side = 'direct' | 'gateway';
 
 interface Target<N extends TargetName = TargetName> {
@@ -583,12 +586,142 @@ async function storeComparison(): Promise<void> {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// --budgets: what checking budgets adds, single node (memory) and shared (Redis), in one run.
+
+const budgetsMode = process.argv.includes('--budgets');
+const REDIS_URL = process.env['AIGOV_BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+const BUDGET_MARK_START = '<!-- budgets-overhead:start -->';
+const BUDGET_MARK_END = '<!-- budgets-overhead:end -->';
+const BUDGET_GOALS = { memory: 0.1, redis: 0.5 };
+/** Two budgets every bench call is counted in (two counters, as a per-user plus a team budget make); limits never reached. */
+const BUDGET_POLICY = `version: 1
+budgets:
+  - id: per-user-daily
+    who: { users: '*' }
+    window: 1d
+    limit: { usd: 1000000 }
+  - id: everyone-monthly
+    who: '*'
+    window: 1mo
+    limit: { usd: 100000000 }
+    warn_at: [0.9]
+`;
+
+async function budgetComparison(): Promise<void> {
+  const started = performance.now();
+  const loadAtStart = os.loadavg()[0]!;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'aigov-bench-budgets-'));
+  const off = path.join(dir, 'off.yaml');
+  const on = path.join(dir, 'budgets.yaml');
+  writeFileSync(off, 'version: 1\n');
+  writeFileSync(on, BUDGET_POLICY);
+  const prefix = `aigov-bench-${process.pid}:`;
+  const targets: Target[] = [];
+  try {
+    const upstream = (await spawnChild('upstream-fake.ts', [])) as { url: string; pid: number };
+    const offGw = (await spawnChild('gateway-process.ts', [upstream.url, '--policy', off])) as { url: string; token: string };
+    const memoryGw = (await spawnChild('gateway-process.ts', [upstream.url, '--policy', on, '--budget-counters', 'memory'])) as { url: string; token: string };
+    const redisGw = (await spawnChild('gateway-process.ts', [upstream.url, '--policy', on, '--budget-counters', 'redis', '--redis-url', REDIS_URL, '--redis-prefix', prefix])) as { url: string; token: string };
+    const direct = makeTarget('direct', upstream.url, PATH_DIRECT, null);
+    const budgetsOff = makeTarget('budgets-off', offGw.url, PATH_GATEWAY, offGw.token);
+    const memory = makeTarget('budgets-memory', memoryGw.url, PATH_GATEWAY, memoryGw.token);
+    const redis = makeTarget('budgets-redis', redisGw.url, PATH_GATEWAY, redisGw.token);
+    targets.push(direct, budgetsOff, memory, redis);
+    for (const t of [budgetsOff, memory, redis]) await complete(t, t.single);
+    process.stderr.write('warming up…\n');
+    for (const t of targets) {
+      const deadline = performance.now() + 5000;
+      for (let i = 0; i < WARMUP_REQUESTS && performance.now() < deadline; i++) await complete(t, t.single);
+      await loadedRun(t, 500);
+    }
+    type Figures = { p50: number; p99: number; lp50: number; rps: number };
+    const rounds = new Map<Target, Figures[]>(targets.map((t) => [t, []]));
+    let requests = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
+      const lat = new Map<Target, { p50: number; p99: number }>();
+      for (const t of order) {
+        const r = await latencyRun(t);
+        lat.set(t, r);
+        requests += r.n;
+      }
+      for (const t of order) {
+        const r = await loadedRun(t, THROUGHPUT_MS);
+        requests += r.n;
+        rounds.get(t)!.push({ p50: lat.get(t)!.p50, p99: lat.get(t)!.p99, lp50: r.p50, rps: r.rps });
+      }
+      process.stderr.write(`round ${round + 1}/${ROUNDS}: p50 ${targets.map((t) => `${t.name} ${rounds.get(t)![round]!.p50.toFixed(3)}`).join(', ')} ms\n`);
+    }
+    const med = (t: Target, key: keyof Figures): number => median(rounds.get(t)!.map((r) => r[key]));
+    const added = (t: Target, key: keyof Figures): number => median(rounds.get(t)!.map((r, i) => r[key] - rounds.get(budgetsOff)![i]![key]));
+    const goal = (t: Target): string => {
+      const limit = t === memory ? BUDGET_GOALS.memory : BUDGET_GOALS.redis;
+      const a = added(t, 'p50');
+      return `≤ +${limit} ms: ${a <= limit ? 'met' : '**not met**'}`;
+    };
+    const row = (t: Target, label: string): string[] => [
+      label,
+      fmtMs(med(t, 'p50')),
+      t === budgetsOff ? '—' : `+${fmtMs(added(t, 'p50'))}`,
+      fmtMs(med(t, 'p99')),
+      t === budgetsOff ? '—' : `+${fmtMs(added(t, 'p99'))}`,
+      fmtMs(med(t, 'lp50')),
+      `${med(t, 'rps').toFixed(0)} req/s`,
+      t === budgetsOff ? '—' : goal(t),
+    ];
+    const rows = [
+      ['gateway', 'latency p50 (c1)', 'added by budgets', 'latency p99 (c1)', 'added by budgets', `latency p50 under c${THROUGHPUT_CONCURRENCY}`, `throughput c${THROUGHPUT_CONCURRENCY}`, 'goal (added p50)'],
+      ['direct (no gateway)', fmtMs(med(direct, 'p50')), '—', fmtMs(med(direct, 'p99')), '—', fmtMs(med(direct, 'lp50')), `${med(direct, 'rps').toFixed(0)} req/s`, '—'],
+      row(budgetsOff, 'aigov, budgets off (the same policy file without budgets)'),
+      row(memory, 'aigov, two budgets counted in memory (single node)'),
+      row(redis, 'aigov, two budgets counted in Redis (shared by replicas)'),
+    ];
+    const table = rows.map((r, i) => `| ${r.join(' | ')} |${i === 0 ? `\n|${r.map(() => '---').join('|')}|` : ''}`).join('\n');
+    const seconds = (performance.now() - started) / 1000;
+    const setup =
+      `${ROUNDS} rounds; in each, the four targets in rotating order: ${LATENCY_REQUESTS} non-streamed calls at concurrency 1, then ${THROUGHPUT_MS / 1000} s at concurrency ${THROUGHPUT_CONCURRENCY}. ` +
+      `"added by budgets" = median over rounds of (gateway with budgets − gateway without) in the same round. Three gateway processes identical but for budgets (SQLite recording each): ` +
+      `the policy without budgets; a per-user daily and an everyone monthly budget in dollars (every call reserves on two counters and settles both) counted in the gateway's memory; the same counted in Redis at ${REDIS_URL.replace(/\/\/[^@]*@/, '//')} (one Lua script per reserve and per settle). ` +
+      `2 KB prompt, 2 KB answer. Upstream fake, gateways, Redis and the load generator share the machine (1-min load average ${loadAtStart.toFixed(2)} at the start, ${os.loadavg()[0]!.toFixed(2)} at the end); ${requests} measured requests, ${seconds.toFixed(0)} s in all.`;
+    process.stdout.write(`\n${table}\n\n${setup}\n`);
+    const section = [
+      BUDGET_MARK_START,
+      '## Budgets: what the check adds',
+      '',
+      `Command: \`node bench/gateway-overhead.ts --budgets\` — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, nproc ${os.availableParallelism()} (${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}), ${os.platform()} ${os.release()}.`,
+      '',
+      table,
+      '',
+      setup,
+      BUDGET_MARK_END,
+    ].join('\n');
+    let doc = readFileSync(DOC, 'utf8');
+    const a = doc.indexOf(BUDGET_MARK_START);
+    const b = doc.indexOf(BUDGET_MARK_END);
+    doc = a !== -1 && b > a ? doc.slice(0, a) + section + doc.slice(b + BUDGET_MARK_END.length) : `${doc.trimEnd()}\n\n${section}\n`;
+    writeFileSync(DOC, doc);
+    process.stdout.write(`\nwritten to ${path.relative(process.cwd(), DOC) || DOC}\n`);
+  } finally {
+    for (const t of targets) {
+      await t.single.close().catch(() => undefined);
+      await t.many.close().catch(() => undefined);
+    }
+    await stopChildren();
+    const { Redis } = await import('ioredis');
+    const client = new Redis(REDIS_URL);
+    const keys = await client.keys(`${prefix}*`).catch(() => [] as string[]);
+    if (keys.length > 0) await client.del(...keys).catch(() => 0);
+    client.disconnect();
+  }
+}
+
 process.on('SIGINT', () => {
   void stopChildren().then(() => process.exit(130));
 });
 
 try {
-  await (storeMode === null ? main() : storeComparison());
+  await (budgetsMode ? budgetComparison() : storeMode === null ? main() : storeComparison());
 } catch (error) {
   process.stderr.write(`gateway-overhead failed: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exitCode = 1;

@@ -7,6 +7,7 @@
  *
  *   node bench/gateway-process.ts http://127.0.0.1:P [--recording-off] [--max-connections N] [--policy FILE]
  *                                 [--database-url postgres://… [--synchronous-commit on|off]]  (record in PostgreSQL instead of SQLite)
+ *                                 [--budget-counters memory|redis|postgres [--redis-url redis://… --redis-prefix P]]  (where the policy's budgets count)
  *   (spawned by bench/gateway-overhead.ts, bench/many-streams.ts, bench/stream-masking.ts)
  *
  * --recording-off swaps in a store that discards everything: a diagnostic that isolates what
@@ -37,6 +38,12 @@ const databaseFlag = process.argv.indexOf('--database-url');
 const databaseUrl = databaseFlag === -1 ? null : process.argv[databaseFlag + 1];
 const syncFlag = process.argv.indexOf('--synchronous-commit');
 const synchronousCommit = syncFlag === -1 ? 'on' : process.argv[syncFlag + 1] === 'off' ? 'off' : 'on';
+const countersFlag = process.argv.indexOf('--budget-counters');
+const budgetCounters = countersFlag === -1 ? null : (process.argv[countersFlag + 1] as 'memory' | 'redis' | 'postgres');
+const redisFlag = process.argv.indexOf('--redis-url');
+const redisUrl = redisFlag === -1 ? null : process.argv[redisFlag + 1]!;
+const prefixFlag = process.argv.indexOf('--redis-prefix');
+const redisPrefix = prefixFlag === -1 ? undefined : process.argv[prefixFlag + 1];
 const dir = await mkdtemp(join(tmpdir(), 'aigov-bench-gw-'));
 const bound = await bindServer({ listen: { host: '127.0.0.1', port: 0 } });
 const issuer = `${bound.url}/oidc`;
@@ -49,8 +56,9 @@ const input: GatewayConfigInput = {
   logging: { level: 'silent' },
   ...(maxConnections ? { limits: { upstream_max_connections: maxConnections } } : {}),
   ...(policyFile ? { policy: { file: policyFile } } : {}),
+  ...(budgetCounters ? { budgets: { counters: budgetCounters, ...(redisUrl ? { redis_url: '${BENCH_REDIS_URL}' } : {}), ...(redisPrefix ? { redis_prefix: redisPrefix } : {}) } } : {}),
 };
-const config = buildGatewayConfig(input, join(dir, 'bench-config'), { env: { BENCH_OPENAI_KEY: 'sk-bench-not-a-real-key-0000000000000000', ...(databaseUrl ? { BENCH_DATABASE_URL: databaseUrl } : {}) } });
+const config = buildGatewayConfig(input, join(dir, 'bench-config'), { env: { BENCH_OPENAI_KEY: 'sk-bench-not-a-real-key-0000000000000000', ...(databaseUrl ? { BENCH_DATABASE_URL: databaseUrl } : {}), ...(redisUrl ? { BENCH_REDIS_URL: redisUrl } : {}) } });
 const discardingStore: RecordingStore = {
   recordRequest: async () => {},
   appendStreamEvents: () => {},
@@ -67,6 +75,7 @@ const discardingStore: RecordingStore = {
   listSessionApprovals: async () => [],
   getRawCopies: async () => ({}),
   usageReport: async () => ({ rows: [], total: { calls: 0, inputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0, costNanoUsd: 0n, unpricedCalls: 0, beforePricingCalls: 0, noUsageCalls: 0 } }),
+  chargesSince: async () => [],
   recordAccess: async () => {},
   close: async () => {},
 };

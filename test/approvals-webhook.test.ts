@@ -376,7 +376,7 @@ describe('WebhookSchema', () => {
 
   it('fills defaults and parses durations', () => {
     const w = WebhookSchema.parse({ url: 'https://hooks.slack.com/services/T/B/X', secret: '${AIGOV_WEBHOOK_SECRET}' });
-    assert.deepEqual(w, { url: 'https://hooks.slack.com/services/T/B/X', secret: '${AIGOV_WEBHOOK_SECRET}', events: ['created', 'decided', 'expired'], include_preview: false, timeout: 5000 });
+    assert.deepEqual(w, { url: 'https://hooks.slack.com/services/T/B/X', secret: '${AIGOV_WEBHOOK_SECRET}', events: ['created', 'decided', 'expired', 'budget_warning'], include_preview: false, timeout: 5000 });
     assert.equal(WebhookSchema.parse({ url: 'https://x.example', secret: { env: 'S' }, timeout: '1.5s' }).timeout, 1500);
     assert.equal(WebhookSchema.parse({ url: 'https://x.example', secret: { file: 's.txt' }, timeout: '500ms' }).timeout, 500);
     assert.equal(WebhookSchema.parse({ url: 'https://x.example', secret: '${S}', timeout: 2500 }).timeout, 2500);

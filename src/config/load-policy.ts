@@ -9,6 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { AigovError, isAigovError, quotedInput } from '../core/errors.ts';
 import { compilePolicy, formatPath, PolicyCompileError, type CompiledPolicy, type CompileOptions } from '../core/policy/compile-policy.ts';
+import type { BudgetSpec } from '../core/budgets/types.ts';
 import type { ApprovalSpec, OperatorSpec, PolicyDocument, RuleSpec } from '../core/policy/types.ts';
 import { formatIssues } from './load.ts';
 import { PolicySchema, type KeyRef, type PolicyFile } from './policy-schema.ts';
@@ -79,11 +80,11 @@ export function buildPolicy(raw: unknown, source: string, options: LoadPolicyOpt
  * `  - rule "customer-data", rules[4].action: …` (the index stays: ids may repeat or be missing).
  */
 function withRuleIds(problems: string, raw: unknown): string {
-  const rules = (raw as { rules?: unknown } | null)?.rules;
-  if (!Array.isArray(rules)) return problems;
-  return problems.replace(/^( {2}- )(rules\[(\d+)\])/gm, (whole, lead: string, at: string, index: string) => {
-    const id = (rules[Number(index)] as { id?: unknown } | undefined)?.id;
-    return typeof id === 'string' && id !== '' ? `${lead}rule ${quotedInput(id, 40)}, ${at}` : whole;
+  const lists = { rules: (raw as { rules?: unknown } | null)?.rules, budgets: (raw as { budgets?: unknown } | null)?.budgets };
+  return problems.replace(/^( {2}- )((rules|budgets)\[(\d+)\])/gm, (whole, lead: string, at: string, list: 'rules' | 'budgets', index: string) => {
+    const items = lists[list];
+    const id = Array.isArray(items) ? (items[Number(index)] as { id?: unknown } | undefined)?.id : undefined;
+    return typeof id === 'string' && id !== '' ? `${lead}${list === 'rules' ? 'rule' : 'budget'} ${quotedInput(id, 40)}, ${at}` : whole;
   });
 }
 
@@ -106,7 +107,22 @@ function toDocument(file: PolicyFile, ctx: KeyContext): PolicyDocument {
   const approval = file.approval === undefined ? undefined : resolveApproval(file.approval, 'approval', ctx);
   const { approval: partsApproval, ...parts } = file.uninspectable;
   const uninspectable = { ...parts, approval: partsApproval === undefined ? undefined : resolveApproval(partsApproval, 'uninspectable.approval', ctx) };
-  return { version: file.version, default_action: file.default_action, approval, uninspectable, detectors: file.detectors, rules };
+  const budgets = file.budgets.map((budget, i): BudgetSpec => {
+    const { approval: budgetApproval, ...rest } = budget;
+    return { ...rest, approval: budgetApproval === undefined ? undefined : resolveApproval(budgetApproval, `budgets[${i}].approval`, ctx) };
+  });
+  return {
+    version: file.version,
+    default_action: file.default_action,
+    approval,
+    uninspectable,
+    detectors: file.detectors,
+    rules,
+    budgets,
+    budget_timezone: file.budget_timezone,
+    budgets_default_output_cap: file.budgets_default_output_cap,
+    budgets_enforce_output_cap: file.budgets_enforce_output_cap,
+  };
 }
 
 type FileApproval = NonNullable<PolicyFile['approval']>;

@@ -95,8 +95,10 @@ export function buildGatewayConfig(raw: unknown, source: string, options: LoadOp
       cacheWrite1h: price.cache_write_1h ?? null,
     };
   });
+  const budgets = resolveBudgets(parsed.data.budgets, storage, { path: 'budgets.redis_url', source, baseDir, env, warnings });
   return deepFreeze({
     source,
+    budgets,
     listen: parsed.data.listen,
     identity: parsed.data.identity,
     providers,
@@ -171,6 +173,18 @@ function resolveStorage(storage: GatewayConfigFile['storage'], ctx: SecretContex
   if (problem !== null) throw new AigovError('AIGOV_E_CONFIG_INVALID', { file: ctx.source, problems: `  - ${ctx.path}: ${problem}` });
   if (inline && databaseUrlHasPassword(url)) ctx.warnings.push(`${ctx.path} in ${ctx.source} holds a password inline; prefer \${DATABASE_URL} or { file: … }`);
   return { driver: 'postgres', url, poolSize: storage.pool_size, statementTimeoutMs: storage.statement_timeout_ms, synchronousCommit: storage.synchronous_commit, path: file };
+}
+
+/** Where budgets are counted: the store asked for (or the default for this storage), checked against what it needs. */
+function resolveBudgets(budgets: GatewayConfigFile['budgets'], storage: StorageConfig, ctx: SecretContext): GatewayConfig['budgets'] {
+  const redisUrl = budgets.redis_url === undefined ? null : resolveSecret(budgets.redis_url, ctx);
+  const counters = budgets.counters ?? (redisUrl !== null ? 'redis' : storage.driver === 'postgres' ? 'postgres' : 'memory');
+  const invalid = (problem: string): AigovError => new AigovError('AIGOV_E_CONFIG_INVALID', { file: ctx.source, problems: `  - budgets.counters: ${problem}` });
+  if (counters === 'redis' && redisUrl === null) throw invalid('redis needs budgets.redis_url (e.g. ${REDIS_URL})');
+  if (counters === 'postgres' && storage.driver !== 'postgres') throw invalid('postgres keeps the counters in the storage database: it needs storage.driver postgres');
+  if (redisUrl !== null && !/^rediss?:\/\//.test(redisUrl)) throw new AigovError('AIGOV_E_CONFIG_INVALID', { file: ctx.source, problems: `  - ${ctx.path}: expected a redis:// or rediss:// URL` });
+  if (counters === 'memory' && storage.driver === 'postgres') ctx.warnings.push('budgets.counters is memory with postgres storage: each replica counts only its own calls; use redis or postgres to share the budgets');
+  return { counters, redisUrl, redisPrefix: budgets.redis_prefix, reservationTtlMs: budgets.reservation_ttl_seconds * 1000 };
 }
 
 /** A 32-byte key (pseudonym vault, raw copies) given as 64 hex digits or base64; returned as hex. Never echoes the value. */

@@ -5,6 +5,7 @@
  * once `operator.key` is resolved.
  */
 import { z } from 'zod';
+import { isTimeZone } from '../core/budgets/windows.ts';
 import { RuleWebhooksSchema } from './webhook-schema.ts';
 
 const ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -191,6 +192,68 @@ export const RuleSchema = z
     }
   });
 
+const TimeZoneSchema = z.string().refine(isTimeZone, 'expected an IANA time zone such as UTC, Europe/Paris or America/New_York');
+
+/**
+ * Who a budget counts: `'*'` or `{ everyone: true }` (one counter everyone shares), `{ users: '*' }`
+ * (each user separately), `{ users: [alice@example.com, …] }` (each listed user separately),
+ * `{ groups: [developers] }` (one counter per group, shared by its members) or
+ * `{ groups: [developers], per: user }` (each member separately).
+ */
+export const BudgetWhoSchema = z
+  .union([
+    z.literal('*'),
+    z.strictObject({
+      everyone: z.literal(true, 'expected true (omit the key otherwise)').optional(),
+      users: z.union([z.literal('*'), nonEmptyList('user (subject or email, * wildcard)')], 'expected \'*\' (each user) or a list of users (subject or email, * wildcard)').optional(),
+      groups: nonEmptyList('group').optional(),
+      per: z.enum(['user', 'group']).optional(),
+    }),
+  ], 'expected \'*\' or one of { everyone: true }, { users: \'*\' | [...] }, { groups: [...] }')
+  .superRefine((who, ctx) => {
+    if (who === '*') return;
+    const given = (['everyone', 'users', 'groups'] as const).filter((k) => who[k] !== undefined);
+    if (given.length !== 1) ctx.addIssue({ code: 'custom', message: `expected exactly one of everyone, users, groups${given.length > 1 ? ` (got ${given.join(' and ')})` : ''}` });
+    if (who.per !== undefined && who.groups === undefined) ctx.addIssue({ code: 'custom', path: ['per'], message: 'per applies only to groups (users are always counted one by one)' });
+  })
+  .transform((who) => {
+    if (who === '*' || who.everyone === true) return { kind: 'everyone' as const };
+    if (who.users !== undefined) return { kind: 'users' as const, users: who.users };
+    return { kind: 'groups' as const, groups: who.groups ?? [], per: who.per ?? 'group' };
+  });
+
+export const BudgetSchema = z
+  .strictObject({
+    id: z.string().regex(ID, 'expected an id of lowercase letters, digits, ".", "_" or "-" (refusals and metrics name it)'),
+    description: z.string().optional(),
+    who: BudgetWhoSchema,
+    /** `provider/model` globs (`openai/gpt-4o*`) or model globs for any provider (`*`). */
+    models: nonEmptyList('model glob (provider/model or model, * wildcard)').default(['*']),
+    /** `1d`, `1w`, `1mo` (calendar, in the time zone) or `<N>h` (rolling, up to 8760h). */
+    window: z.string().regex(/^(?:1d|1w|1mo|[1-9]\d{0,3}h)$/, 'expected 1d, 1w or 1mo (a calendar day, week or month) or a number of hours such as 24h (rolling)'),
+    /** The calendar window's time zone; default the policy's budget_timezone. */
+    timezone: TimeZoneSchema.optional(),
+    limit: z
+      .strictObject({
+        usd: z.number().positive('expected a positive amount of US dollars').max(1e9).optional(),
+        tokens: z.number().int('expected a whole number of tokens').positive('expected a positive number of tokens').max(Number.MAX_SAFE_INTEGER).optional(),
+        requests: z.number().int('expected a whole number of requests').positive('expected a positive number of requests').max(Number.MAX_SAFE_INTEGER).optional(),
+      })
+      .refine((l) => [l.usd, l.tokens, l.requests].filter((v) => v !== undefined).length === 1, 'expected exactly one of usd, tokens, requests'),
+    /** At the limit: refuse (429, retry-after at the window's reset), or hold for an approver who may let one request through. */
+    action: z.enum(['block', 'require_approval']).default('block'),
+    /** Fractions of the limit at which the approvals webhooks hear `budget.warning` (once per counter, window and fraction). */
+    warn_at: z.array(z.number().gt(0, 'expected a fraction above 0').lt(1, 'expected a fraction below 1 (e.g. 0.8)')).default([]),
+    /** A usd budget and a model without a price: block (default: fail closed) or allow it uncounted. */
+    unpriced: z.enum(['block', 'allow']).default('block'),
+    /** For require_approval: who approves (default: the policy's `approval`). */
+    approval: ApprovalSpecSchema.optional(),
+  })
+  .superRefine((budget, ctx) => {
+    if (budget.approval !== undefined && budget.action !== 'require_approval') ctx.addIssue({ code: 'custom', path: ['approval'], message: 'approval applies only to budgets with action require_approval' });
+    if (budget.timezone !== undefined && budget.window.endsWith('h')) ctx.addIssue({ code: 'custom', path: ['timezone'], message: 'a rolling window (hours) has no time zone; timezone applies to 1d, 1w and 1mo' });
+  });
+
 const PartAction = z.enum(['allow', 'block', 'require_approval']).default('allow');
 
 /**
@@ -221,6 +284,19 @@ export const PolicySchema = z
     uninspectable: UninspectableSchema.prefault({}),
     detectors: z.array(CustomDetectorSchema).default([]),
     rules: z.array(RuleSchema).default([]),
+    /** Spending, token and request budgets, enforced before forwarding (README "Budgets"). */
+    budgets: z.array(BudgetSchema).default([]),
+    /** The time zone of calendar budget windows (1d, 1w, 1mo) without their own. */
+    budget_timezone: TimeZoneSchema.default('UTC'),
+    /** The output a request that states no maximum (max_tokens, …) reserves against budgets. */
+    budgets_default_output_cap: z.number().int().min(1).max(10_000_000).default(4096),
+    /**
+     * Write budgets_default_output_cap into a budgeted request that states no maximum
+     * (max_completion_tokens, max_output_tokens): the provider stops there, so no answer can cost
+     * more than its reservation. Off by default (such requests are sent as they are, and an answer
+     * past the cap is charged what it cost).
+     */
+    budgets_enforce_output_cap: z.boolean().default(false),
   })
   .superRefine((policy, ctx) => {
     const ruleIds = new Set<string>();
@@ -229,6 +305,11 @@ export const PolicySchema = z
       // The uninspectable setting's decisions carry these ids.
       if (r.id.startsWith('uninspectable.')) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `rule ids starting with "uninspectable." are reserved for the uninspectable setting` });
       ruleIds.add(r.id);
+    });
+    const budgetIds = new Set<string>();
+    policy.budgets.forEach((b, i) => {
+      if (budgetIds.has(b.id)) ctx.addIssue({ code: 'custom', path: ['budgets', i, 'id'], message: `duplicate budget id "${b.id}"` });
+      budgetIds.add(b.id);
     });
     const detectorIds = new Set<string>();
     policy.detectors.forEach((d, i) => {

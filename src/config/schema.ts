@@ -234,6 +234,24 @@ export const GatewayConfigSchema = z.strictObject({
       models: z.array(ModelPriceSchema).default([]),
     })
     .prefault({}),
+  /** Where the policy's budgets are counted (README "Budgets"). */
+  budgets: z
+    .strictObject({
+      /**
+       * `memory`: in this process (one gateway; rebuilt from the record at start). `redis`: shared
+       * by every replica through Redis at `redis_url` (the fastest shared store: docs/benchmarks.md).
+       * `postgres`: shared through the storage database. Default: redis with a redis_url, else
+       * postgres with postgres storage, else memory.
+       */
+      counters: z.enum(['memory', 'redis', 'postgres']).optional(),
+      /** redis://[:password@]host:6379[/db] or rediss://…, by reference when it holds a password. */
+      redis_url: SecretRefSchema.optional(),
+      /** Prefix of the counters' keys in Redis (deployments sharing one Redis each use their own). */
+      redis_prefix: z.string().regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'expected up to 64 letters, digits, ":", "_", "." or "-"').default('aigov:budget:'),
+      /** How long the reservations of a gateway that died are kept before its calls' budget is whole again. */
+      reservation_ttl_seconds: z.number().int().min(1).max(3600).default(60),
+    })
+    .prefault({}),
   logging: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .prefault({}),
@@ -306,6 +324,8 @@ export interface GatewayConfig {
   };
   /** The config's model prices, in its order (checked before the built-in table). */
   readonly pricing: readonly ModelPrice[];
+  /** Where budgets are counted; `redisUrl` resolved (may hold a password: never log it). */
+  readonly budgets: { readonly counters: 'memory' | 'redis' | 'postgres'; readonly redisUrl: string | null; readonly redisPrefix: string; readonly reservationTtlMs: number };
   /** Warnings found while loading (e.g. an inline secret); logged at startup. */
   readonly warnings: readonly string[];
 }

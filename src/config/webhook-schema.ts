@@ -8,7 +8,8 @@
 import { z } from 'zod';
 import { SecretRefSchema, type SecretRef } from './secret-ref.ts';
 
-export const WEBHOOK_EVENTS = ['created', 'decided', 'expired'] as const;
+/** Approval events, and `budget_warning`: a budget crossed one of its `warn_at` thresholds. */
+export const WEBHOOK_EVENTS = ['created', 'decided', 'expired', 'budget_warning'] as const;
 export const WebhookEventSchema = z.enum(WEBHOOK_EVENTS);
 export type WebhookEvent = z.infer<typeof WebhookEventSchema>;
 
@@ -96,7 +97,7 @@ function webhookSchema<S extends z.ZodType<SecretRef>>(secret: S) {
     /** Which approval events are sent; default all. */
     events: z
       .array(WebhookEventSchema)
-      .min(1, 'expected at least one of created, decided, expired (omit events to send all)')
+      .min(1, 'expected at least one of created, decided, expired, budget_warning (omit events to send all)')
       .transform((events) => [...new Set(events)])
       .default([...WEBHOOK_EVENTS]),
     /** Send the redacted prompt preview; default false (the notice names the request, not its content). */

@@ -119,7 +119,7 @@ export function withLineNumbers(problems: string, doc: Document, text: string): 
     for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) line++;
     return line;
   };
-  return problems.replace(/^( {2}- )((?:rule "(?:[^"\\]|\\.)*", )?)([\w.[\]-]+)(:)/gm, (whole, lead: string, rule: string, keyPath: string, colon: string) => {
+  return problems.replace(/^( {2}- )((?:(?:rule|budget) "(?:[^"\\]|\\.)*", )?)([\w.[\]-]+)(:)/gm, (whole, lead: string, rule: string, keyPath: string, colon: string) => {
     const segments = pathSegments(keyPath);
     for (let n = segments.length; n > 0; n--) {
       const node = doc.getIn(segments.slice(0, n), true) as { range?: [number, number, number] } | undefined;

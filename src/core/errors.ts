@@ -186,6 +186,21 @@ export const ERRORS = {
     message: 'This session has made {limit} calls, the most the gateway allows one session (limits.max_calls_per_session); this one was not sent.',
     hint: 'A runaway agent loop? Start a new session (a new `aigov run`); operators can raise limits.max_calls_per_session (0 = no limit).',
   },
+  AIGOV_E_BUDGET_EXCEEDED: {
+    status: 429, exitCode: EXIT.tempFail, type: 'rate_limit_error',
+    message: 'The request was not sent: {reason}. The budget resets at {reset}.',
+    hint: 'Wait until then (the answer\'s retry-after says how long), or ask your security team about budget `{budget}`.',
+  },
+  AIGOV_E_BUDGET_UNPRICED: {
+    status: 403, exitCode: EXIT.noPerm, type: 'permission_error',
+    message: 'The request was not sent: model `{model}` of provider `{provider}` has no price, and budget `{budget}` counts US dollars.',
+    hint: 'Use a model with a price, or ask the operators to add its price (pricing.models in the gateway config) or to let the budget allow unpriced models (unpriced: allow).',
+  },
+  AIGOV_E_BUDGET_STORE_UNAVAILABLE: {
+    status: 503, exitCode: EXIT.unavailable, type: 'api_error',
+    message: 'The request was not sent: the budget counters ({store}) cannot be reached.',
+    hint: 'Budgets fail closed: a request is sent only once it is counted. Retry shortly; operators should check budgets.counters in the gateway config and the gateway log.',
+  },
   AIGOV_E_STORE_UNAVAILABLE: {
     status: 503, exitCode: EXIT.unavailable, type: 'api_error',
     message: 'The request was not sent: the gateway could not record it.',

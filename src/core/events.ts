@@ -6,6 +6,8 @@
  * decisions and records, never re-serialized into a provider request.
  */
 
+import type { CallCharge } from './budgets/types.ts';
+
 export type ProviderKind = 'openai' | 'anthropic';
 
 /** The governed endpoints. Anything else is refused (no open proxy). */
@@ -74,6 +76,12 @@ export interface NormalizedRequest {
    * inputs: response format schemas, predicted output, metadata values, a Chat message's `name`.
    */
   readonly texts: readonly RequestText[];
+  /**
+   * The most output the request lets the model write, as the request states it (`max_tokens`,
+   * `max_completion_tokens`, `max_output_tokens`; null when it states none; 0 for embeddings),
+   * and how many answers it asks for (`n`). Absent: the codec does not read it for this endpoint.
+   */
+  readonly outputLimit?: { readonly maxTokens: number | null; readonly choices: number };
 }
 
 /** A string of the request addressed by its wire path (`response_format.json_schema.schema`, `messages[2].name`). */
@@ -107,6 +115,11 @@ export interface Usage {
    * recorded before pricing existed.
    */
   readonly costNanoUsd?: number | null;
+  /**
+   * Set by the gateway when budgets are configured: what the call was charged against them
+   * (./budgets/types.ts), in every unit — recorded so the counters can be rebuilt from the record.
+   */
+  readonly charged?: CallCharge;
 }
 
 /**
@@ -152,9 +165,10 @@ export interface Principal {
 }
 
 /** The usage with its undefined counts left out (a recorded usage holds only what was reported). */
-export function definedOnly(usage: { readonly [K in keyof Usage]: number | undefined }): Usage {
-  const out: { -readonly [K in keyof Usage]: number } = {};
-  for (const [key, value] of Object.entries(usage) as [keyof Usage, number | undefined][]) if (value !== undefined) out[key] = value;
+type UsageCounts = Omit<Usage, 'charged' | 'costNanoUsd'>;
+export function definedOnly(usage: { readonly [K in keyof UsageCounts]: number | undefined }): Usage {
+  const out: { -readonly [K in keyof UsageCounts]: number } = {};
+  for (const [key, value] of Object.entries(usage) as [keyof UsageCounts, number | undefined][]) if (value !== undefined) out[key] = value;
   return out;
 }
 

@@ -22,6 +22,10 @@ export function str(value: unknown): string | undefined {
 export function num(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
 }
+/** A count a request states (max_tokens, n): a positive safe integer, else undefined. */
+export function positiveInt(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0 ? value : undefined;
+}
 export function arr(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [];
 }

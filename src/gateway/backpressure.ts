@@ -2,6 +2,8 @@
 import type { Writable } from 'node:stream';
 
 export function waitForDrain(stream: Writable): Promise<void> {
+  // Already gone: its 'close' was emitted before we started to wait, and no 'drain' will come.
+  if (stream.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     const done = (): void => {
       stream.off('drain', done);

@@ -2,7 +2,7 @@
  * The governed call, one stage per file under ./call/, run here in order:
  *
  *   authenticate → read & parse into normalized events → session call limit → policy
- *   → record request → hold for approval → forward upstream
+ *   → record request → hold for approval → reserve against budgets → forward upstream
  *   → relay the answer (streams event by event, response transform) → record response
  *
  * Each stage either hands a value to the next or ends the call with a provider-shaped error.
@@ -11,6 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AigovError } from '../core/errors.ts';
 import { authenticate } from './call/authenticate.ts';
+import { capOutput, reserveBudgets } from './call/budget.ts';
 import { CallState, type GovernedTarget, type PipelineDeps } from './call/call-state.ts';
 import { forward } from './call/forward.ts';
 import { holdForApproval } from './call/hold.ts';
@@ -53,7 +54,9 @@ async function runStages(call: CallState): Promise<void> {
   // Stage 3: policy. A policy failure refuses the request (fail closed).
   const policy = await applyPolicy(call, principal, parsed);
   if (!policy) return;
-  const { verdict, bodyText } = policy;
+  const { verdict } = policy;
+  // Budgets that must bound the answer write their output cap into a request that states none.
+  const bodyText = verdict.refuse ? policy.bodyText : capOutput(call, principal, parsed, policy.bodyText);
   // Stage 4: record the request as it will be sent (durably, before anything is sent anywhere).
   if (!(await recordRequest(call, principal, bodyText, parsed.bodyText))) return;
   const refuse = verdict.refuse;
@@ -64,6 +67,8 @@ async function runStages(call: CallState): Promise<void> {
     call.sendError(kind === 'block' ? new AigovError('AIGOV_E_POLICY_BLOCKED', { rule: ruleId, reason }) : new AigovError('AIGOV_E_APPROVAL_REQUIRED', { rule: ruleId, reason }), 'blocked');
     return;
   }
+  // Stage 4c: reserve the request's worst case against its budgets (refused past one; fail closed).
+  if (!(await reserveBudgets(call, principal, parsed, bodyText))) return;
   // Thinking blocks the gateway sealed (their text masked) go upstream as the provider wrote them.
   const sent = unsealThinking(call, principal, bodyText);
   if (sent === null) return;

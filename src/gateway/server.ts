@@ -22,6 +22,7 @@ import { SessionCallLimit } from './session-call-limit.ts';
 import { toProviderError, type ProviderCodec } from '../providers/codec.ts';
 import type { ApprovalService } from './approvals/approval-service.ts';
 import type { ApprovalsApi } from './approvals/approvals-api.ts';
+import type { BudgetService } from './budgets/budget-service.ts';
 import { openaiCodec } from '../providers/openai.ts';
 import { CODECS } from '../providers/registry.ts';
 import { ThinkingSeal } from './thinking-seal.ts';
@@ -52,6 +53,10 @@ export interface GatewayServices {
   readonly approvals?: { readonly service: ApprovalService; readonly api: ApprovalsApi; readonly keepAliveMs: number } | null;
   /** With `audit.raw_copy`: seals each request as the client sent it, stored with the call. */
   readonly rawCopy?: RawCopySealer | null;
+  /** The policy's budgets; null: none. */
+  readonly budgets?: BudgetService | null;
+  /** The clock calls start by (tests move it across a window's end); default Date.now. */
+  readonly now?: () => number;
 }
 
 export interface GatewayHandler {
@@ -80,7 +85,9 @@ export function createGatewayHandler(services: GatewayServices): GatewayHandler 
     answers: config.answers,
     secrets: new SecretScrubber(providerSecrets(config.providers)),
     thinkingSeal: new ThinkingSeal(config.pseudonyms.key),
-    pricing: new Pricing(config.pricing),
+    pricing: services.budgets?.pricing ?? new Pricing(config.pricing),
+    budgets: services.budgets ?? null,
+    now: services.now ?? Date.now,
   };
   const mounts = [...(services.approvals ? [services.approvals.api] : []), ...(services.mounts ?? [])];
   const inflight = new Set<Promise<void>>();

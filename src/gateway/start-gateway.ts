@@ -9,7 +9,10 @@ import { pino, type Logger } from 'pino';
 import { createTokenVerifier, type TokenVerifier } from '../auth/verify-token.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { RecordingStore } from '../store/recording-store.ts';
-import { openApprovalStore, openRecordingStore } from '../store/open-store.ts';
+import { openApprovalStore, openBudgetLedger, openRecordingStore } from '../store/open-store.ts';
+import { BudgetService } from './budgets/budget-service.ts';
+import { describeAmount } from '../core/budgets/charges.ts';
+import { Pricing } from './pricing.ts';
 import { AigovError } from '../core/errors.ts';
 import type { ApprovalStore } from '../store/approval-store.ts';
 import { redactDatabaseUrl } from '../config/database-url.ts';
@@ -42,6 +45,8 @@ export interface RunningGateway {
   readonly store: RecordingStore;
   readonly handler: GatewayHandler;
   readonly logger: Logger;
+  /** The policy's budgets (null without a policy file). */
+  readonly budgets: BudgetService | null;
   /** Graceful stop: drain, then close the store. Idempotent. */
   close(): Promise<void>;
 }
@@ -60,6 +65,8 @@ export interface StartGatewayOptions {
   readonly knownGroups?: readonly string[];
   /** Called before the gateway closes its own parts (e.g. the dev IdP and dev model). */
   readonly onClose?: () => Promise<void>;
+  /** The clock calls start by and budget windows are read with (tests); default Date.now. */
+  readonly now?: () => number;
 }
 
 /** Logs (once per path: a tightened path is private afterwards) that a file of the gateway was made private: path and old mode, never contents. */
@@ -200,6 +207,56 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
       throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location, reason: `audit trail: ${errorSummary(error)}` }, { cause: error });
     }
   }
+  // Budgets: counted where budgets.counters says, seeded from the record before the first request.
+  let budgets: BudgetService | null = null;
+  if (policy) {
+    try {
+      const ledger = await openBudgetLedger(config.budgets, config.storage, { onError: (message) => logger.warn({ errorCode: 'AIGOV_E_BUDGET_STORE_UNAVAILABLE' }, message) });
+      const watched = policy;
+      const notifier = approvals.notifier;
+      budgets = new BudgetService({
+        ledger,
+        store,
+        pricing: new Pricing(config.pricing),
+        policy: watched,
+        logger,
+        metrics,
+        now: options.now,
+        onWarning: (w) => {
+          const hooks = watched.current().budgets.find((b) => b.id === w.budget)?.approval?.notify ?? [];
+          notifier.notifyBudget(
+            {
+              type: 'budget.warning',
+              gatewayUrl: url,
+              budget: {
+                id: w.budget,
+                unit: w.unit,
+                limit: w.limit,
+                limit_text: describeAmount(w.unit, w.limit),
+                used: w.used,
+                used_text: describeAmount(w.unit, w.used),
+                fraction: w.fraction,
+                scope: w.scope,
+                user: { sub: w.user.subject, email: w.user.email },
+                reset_at: new Date(w.resetAt).toISOString(),
+                call_id: w.callId,
+              },
+            },
+            hooks,
+          );
+        },
+      });
+      await budgets.start().catch((error: unknown) => logger.error({ counters: ledger.kind, err: errorSummary(error) }, 'could not count the budgets from the record yet; budgeted requests are refused until it works'));
+    } catch (error) {
+      policy.close();
+      await vaults?.close();
+      await approvals.store.close();
+      await audit?.close();
+      server.close();
+      await store.close();
+      throw new AigovError('AIGOV_E_STORE_OPEN_FAILED', { location: `budgets.counters ${config.budgets.counters}`, reason: errorSummary(error) }, { cause: error });
+    }
+  }
   // Large texts are scanned for the policy on worker threads, never on the event loop.
   const offload = policy ? new PolicyOffload({ deadlineMs: config.limits.policy_scan_deadline_ms, workers: config.limits.policy_workers }) : null;
   const agent = createUpstreamAgent(config.limits);
@@ -222,6 +279,8 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     rawCopy,
     dev: options.dev,
     approvals: { service: approvals.service, api: approvals.api, keepAliveMs: options.approvalKeepAliveMs ?? config.approvals.keepAliveMs },
+    budgets,
+    now: options.now,
   });
   // A client must send its request within these (a slow-loris body holds no connection forever).
   server.requestTimeout = config.limits.client_request_timeout_ms;
@@ -237,10 +296,12 @@ export async function startGateway(config: GatewayConfig, options: StartGatewayO
     store,
     handler,
     logger,
+    budgets,
     close() {
       closing ??= (async () => {
         policy?.close();
         await handler.shutdown(server);
+        await budgets?.close(); // after the calls ended: their settles are sent
         await offload?.close();
         await audit?.close(); // after the store flushed: the shutdown checkpoint signs everything recorded
         await vaults?.close();

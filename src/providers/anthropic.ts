@@ -2,7 +2,7 @@
 import { AigovError } from '../core/errors.ts';
 import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent, Role } from '../core/events.ts';
 import { fixedRoute, modelRoute, pickForwardedHeaders, type ProviderCodec, type ProviderError, type RouteResult } from './codec.ts';
-import { arr, isObject, parseJson, str, type JsonObject } from '../core/json.ts';
+import { arr, isObject, parseJson, positiveInt, str, type JsonObject } from '../core/json.ts';
 import { at, SlotSink, type ReadRequest } from './request-slots.ts';
 import { base64Text } from './attached-text.ts';
 import { createStreamReader } from './channels.ts';
@@ -136,7 +136,8 @@ function readAnthropicRequest(endpoint: EndpointId, body: unknown, text: string)
   if (isObject(body.output_config) && isObject(body.output_config.format)) sink.requestText('output_config.format.schema', null, body.output_config.format, 'schema');
   if (isObject(body.output_format)) sink.requestText('output_format.schema', null, body.output_format, 'schema');
   if (isObject(body.metadata)) sink.requestText('metadata.user_id', null, body.metadata, 'user_id');
-  return sink.read({ endpoint, model, stream: body.stream === true, messages, tools, inputs: [] }, body, text);
+  const outputLimit = endpoint === 'anthropic.messages' ? { maxTokens: positiveInt(body.max_tokens) ?? null, choices: 1 } : undefined;
+  return sink.read({ endpoint, model, stream: body.stream === true, messages, tools, inputs: [], ...(outputLimit ? { outputLimit } : {}) }, body, text);
 }
 
 /** `messages[i]`, normalized as message `m`. */

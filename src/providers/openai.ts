@@ -5,7 +5,7 @@
 import { AigovError } from '../core/errors.ts';
 import type { ContentPart, EndpointId, NormalizedMessage, NormalizedRequest, ResponseEvent, Role, ToolDefinition } from '../core/events.ts';
 import { fixedRoute, modelRoute, pickForwardedHeaders, type ProviderCodec, type ProviderError, type RouteResult } from './codec.ts';
-import { arr, isObject, num, parseJson, str, type Json, type JsonObject } from '../core/json.ts';
+import { arr, isObject, num, parseJson, positiveInt, str, type Json, type JsonObject } from '../core/json.ts';
 import type { TextLocation } from '../core/policy/types.ts';
 import { at, SlotSink, type ReadRequest } from './request-slots.ts';
 import { base64Text, dataUrlText } from './attached-text.ts';
@@ -148,13 +148,15 @@ function readOpenAIRequest(endpoint: EndpointId, body: unknown, text: string): R
       if (!Array.isArray(body.messages)) throw new AigovError('AIGOV_E_BAD_REQUEST', { reason: '`messages` must be an array' });
       const messages = body.messages.map((raw, i) => parseChatMessage(raw, i, sink));
       readChatSettings(body, sink);
-      return sink.read({ endpoint, model, stream, messages, tools: parseChatTools(body, sink), inputs: [] }, body, text);
+      const outputLimit = { maxTokens: positiveInt(body.max_completion_tokens) ?? positiveInt(body.max_tokens) ?? null, choices: positiveInt(body.n) ?? 1 };
+      return sink.read({ endpoint, model, stream, messages, tools: parseChatTools(body, sink), inputs: [], outputLimit }, body, text);
     }
     case 'openai.responses': {
       requireModel(model);
       const messages = parseResponsesInput(body, sink);
       readResponsesSettings(body, sink);
-      return sink.read({ endpoint, model, stream, messages, tools: parseResponsesTools(body, sink), inputs: [] }, body, text);
+      const outputLimit = { maxTokens: positiveInt(body.max_output_tokens) ?? null, choices: 1 };
+      return sink.read({ endpoint, model, stream, messages, tools: parseResponsesTools(body, sink), inputs: [], outputLimit }, body, text);
     }
     case 'openai.embeddings': {
       requireModel(model);
@@ -170,7 +172,7 @@ function readOpenAIRequest(endpoint: EndpointId, body: unknown, text: string): R
           inputs.push(value);
         });
       }
-      return sink.read({ endpoint, model, stream: false, messages: [], tools: [], inputs }, body, text);
+      return sink.read({ endpoint, model, stream: false, messages: [], tools: [], inputs, outputLimit: { maxTokens: 0, choices: 1 } }, body, text);
     }
     default:
       return sink.read({ endpoint, model, stream: false, messages: [], tools: [], inputs: [] }, body, text);

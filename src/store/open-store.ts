@@ -7,6 +7,7 @@ import type { PrivatePathOptions } from '../config/private-files.ts';
 import type { StorageConfig } from '../config/schema.ts';
 import type { PgObserver } from './postgres/pg-connection.ts';
 import type { ApprovalStore } from './approval-store.ts';
+import type { BudgetLedger } from './budget-ledger.ts';
 import type { RecordingStore } from './recording-store.ts';
 
 export type StorageSettings = StorageConfig;
@@ -80,6 +81,34 @@ export async function openApprovalStore(
     default: {
       const unknown: never = driver;
       throw new Error(`unknown storage driver ${String(unknown)}`);
+    }
+  }
+}
+
+/**
+ * Opens where budgets are counted (`budgets.counters`): this process's memory, Redis, or the
+ * PostgreSQL storage database. `onError` hears what the shared stores recover from (never a
+ * password). A Redis that is down at start does not stop the gateway: budgets refuse requests
+ * (fail closed) until it answers.
+ */
+export async function openBudgetLedger(
+  budgets: { readonly counters: 'memory' | 'redis' | 'postgres'; readonly redisUrl: string | null; readonly redisPrefix: string; readonly reservationTtlMs: number },
+  storage: StorageSettings,
+  hooks: { readonly onError?: (message: string) => void } = {},
+): Promise<BudgetLedger> {
+  switch (budgets.counters) {
+    case 'memory': {
+      const { MemoryLedger } = await import('./memory-budget-ledger.ts');
+      return new MemoryLedger();
+    }
+    case 'redis': {
+      const { RedisBudgetLedger } = await import('./redis/redis-budget-ledger.ts');
+      return RedisBudgetLedger.open({ url: budgets.redisUrl ?? '', prefix: budgets.redisPrefix, ttlMs: budgets.reservationTtlMs, onError: hooks.onError });
+    }
+    case 'postgres': {
+      if (storage.driver !== 'postgres') throw new Error('budgets.counters postgres needs postgres storage');
+      const { PgBudgetLedger } = await import('./postgres/pg-budget-ledger.ts');
+      return PgBudgetLedger.open({ url: storage.url, ttlMs: budgets.reservationTtlMs, onError: hooks.onError });
     }
   }
 }

@@ -5,7 +5,7 @@
  */
 import type { EndpointId, ProviderKind, Usage } from '../core/events.ts';
 import { parseRequestParts } from '../core/recording/request-chunks.ts';
-import type { CallRecord, CallStatus, PolicyDecisionRecord, SessionRecord, SessionSummary, StreamEventRecord } from './recording-store.ts';
+import type { CallRecord, CallStatus, ChargeRow, PolicyDecisionRecord, SessionRecord, SessionSummary, StreamEventRecord } from './recording-store.ts';
 
 export type RecordRow = Readonly<Record<string, unknown>>;
 
@@ -93,4 +93,38 @@ export function toSessionRecord(row: RecordRow): SessionRecord {
 
 export function toStreamEvent(row: RecordRow): StreamEventRecord {
   return { offsetMs: num(row['offset_ms']), raw: str(row['raw']) };
+}
+
+/** A row of the charges query (both drivers: sqlite/store-reads.ts, postgres/pg-reads.ts). Sums may come back as text (PostgreSQL numeric). */
+export function toChargeRow(row: RecordRow): ChargeRow {
+  const sum = (value: unknown): number => (typeof value === 'string' ? Number(value) : value === null || value === undefined ? 0 : num(value));
+  const groups = JSON.parse(str(row['groups'])) as unknown;
+  return {
+    subject: str(row['subject']),
+    email: strOrNull(row['email']),
+    groups: Array.isArray(groups) ? groups.filter((g): g is string => typeof g === 'string') : [],
+    provider: str(row['provider']),
+    providerKind: str(row['provider_kind']) as ProviderKind,
+    model: strOrNull(row['model']),
+    minute: sum(row['minute']),
+    nanoUsd: sum(row['nano_usd']),
+    tokens: sum(row['tokens']),
+    requests: sum(row['requests']),
+  };
+}
+
+/**
+ * The charges query's SELECT list, in either driver's JSON dialect (`field(path)` reads a usage
+ * member as a number, NULL when absent): `usage.charged` when the gateway recorded one, else
+ * what the usage says (core/budgets/charges.ts recordedCharge — the two must agree; the tests
+ * compare them).
+ */
+export function chargeColumns(field: (path: string) => string): string {
+  const counted = `(${field('inputTokens')} IS NOT NULL OR ${field('outputTokens')} IS NOT NULL)`;
+  const tokens = `coalesce(${field('inputTokens')}, 0) + coalesce(${field('outputTokens')}, 0) + CASE WHEN provider_kind = 'anthropic' THEN coalesce(${field('cacheReadTokens')}, 0) + coalesce(${field('cacheWriteTokens')}, 0) ELSE 0 END`;
+  return [
+    `sum(CASE WHEN ${field('charged.nanoUsd')} IS NOT NULL THEN ${field('charged.nanoUsd')} WHEN ${counted} THEN coalesce(${field('costNanoUsd')}, 0) ELSE 0 END) AS nano_usd`,
+    `sum(CASE WHEN ${field('charged.tokens')} IS NOT NULL THEN ${field('charged.tokens')} WHEN ${counted} THEN ${tokens} ELSE 0 END) AS tokens`,
+    `sum(CASE WHEN ${field('charged.requests')} IS NOT NULL THEN ${field('charged.requests')} WHEN ${counted} THEN 1 ELSE 0 END) AS requests`,
+  ].join(', ');
 }

@@ -262,6 +262,25 @@ export interface UsageReport {
   readonly total: UsageTotals;
 }
 
+/**
+ * What calls started in one minute were charged against budgets (`usage.charged`, else what
+ * their usage says: recordedCharge in core/budgets), summed per user, provider and model:
+ * what the budget counters are rebuilt from.
+ */
+export interface ChargeRow {
+  readonly subject: string;
+  readonly email: string | null;
+  readonly groups: readonly string[];
+  readonly provider: string;
+  readonly providerKind: ProviderKind;
+  readonly model: string | null;
+  /** Epoch ms of the minute's start. */
+  readonly minute: number;
+  readonly nanoUsd: number;
+  readonly tokens: number;
+  readonly requests: number;
+}
+
 export interface StoreHealth {
   readonly ok: boolean;
   /** Write-behind failures since start. */
@@ -305,6 +324,8 @@ export interface RecordingStore {
   getRawCopies(sessionId: string): Promise<Readonly<Record<string, SealedRawCopy>>>;
   /** Calls, tokens and cost of the calls `query` selects, grouped by `query.by`; one snapshot. */
   usageReport(query: UsageQuery): Promise<UsageReport>;
+  /** The charges of the calls started at or after `since` (epoch ms), per minute (budgets are rebuilt from them). */
+  chargesSince(since: number): Promise<ChargeRow[]>;
   /** Durably records a read of the recordings (resolves after COMMIT; rejects when it cannot). */
   recordAccess(entry: AccessLogEntry): Promise<void>;
 

@@ -6,6 +6,9 @@
  * real device flow and prints ONE JSON line `{"url","token","pid"}` on stdout (for the parent's
  * pipe). Runs until killed; SIGTERM closes it gracefully.
  *
+ * Budgets (optional, from the environment): AIGOV_CHILD_POLICY (a policy file), AIGOV_CHILD_REDIS_URL
+ * and AIGOV_CHILD_REDIS_PREFIX (counters in Redis), AIGOV_CHILD_BUDGET_TTL (reservation TTL, seconds).
+ *
  *   node test/support/gateway-child.ts http://127.0.0.1:P /tmp/dir/aigov.db [postgres://…]
  */
 import { dirname, join } from 'node:path';
@@ -34,9 +37,13 @@ const input: GatewayConfigInput = {
   ],
   storage: databaseUrl ? { driver: 'postgres', url: '${CHILD_DATABASE_URL}', pool_size: 4, path: dbPath } : { driver: 'sqlite', path: dbPath },
   logging: { level: process.env.AIGOV_TEST_LOG === '1' ? 'debug' : 'silent' },
+  ...(process.env.AIGOV_CHILD_POLICY ? { policy: { file: process.env.AIGOV_CHILD_POLICY } } : {}),
+  ...(process.env.AIGOV_CHILD_REDIS_URL
+    ? { budgets: { redis_url: '${CHILD_REDIS_URL}', redis_prefix: process.env.AIGOV_CHILD_REDIS_PREFIX ?? 'aigov:budget:', reservation_ttl_seconds: Number(process.env.AIGOV_CHILD_BUDGET_TTL ?? 60) } }
+    : {}),
 };
 const config = buildGatewayConfig(input, join(dir, 'child-config'), {
-  env: { CHILD_OPENAI_KEY: 'sk-child-not-a-real-key-000000000000000', CHILD_ANTHROPIC_KEY: 'sk-ant-child-not-a-real-key-0000000000', CHILD_DATABASE_URL: databaseUrl },
+  env: { CHILD_OPENAI_KEY: 'sk-child-not-a-real-key-000000000000000', CHILD_ANTHROPIC_KEY: 'sk-ant-child-not-a-real-key-0000000000', CHILD_DATABASE_URL: databaseUrl, CHILD_REDIS_URL: process.env.AIGOV_CHILD_REDIS_URL },
 });
 const gateway = await startGateway(config, { version: 'test', mounts: [{ prefix: '/oidc', handle: (req, res) => idp.handle(req, res) }] }, bound);
 const { accessToken } = await deviceLogin(idp, CLIENT_ID, 'alice');

@@ -72,6 +72,11 @@ export interface HarnessOptions {
   readonly replicaOf?: Harness;
   /** More of the `audit` section (signing_key, retention_days, checkpoint_interval). */
   readonly audit?: NonNullable<GatewayConfigInput['audit']>;
+  /** The gateway's `budgets` section; a redis_url is given as ${TEST_REDIS_URL} from `redisUrl`. */
+  readonly budgets?: NonNullable<GatewayConfigInput['budgets']>;
+  readonly redisUrl?: string;
+  /** The clock calls start by and budget windows are read with. */
+  readonly now?: () => number;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -97,13 +102,14 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ...(options.answers ? { answers: options.answers } : {}),
     ...(options.pricing ? { pricing: options.pricing } : {}),
     ...(options.policyFile ? { policy: { file: options.policyFile } } : {}),
+    ...(options.budgets || options.redisUrl ? { budgets: { ...options.budgets, ...(options.redisUrl ? { redis_url: '${TEST_REDIS_URL}' } : {}) } } : {}),
     ...(options.pseudonymKey ? { pseudonyms: { key: '${TEST_PSEUDONYM_KEY}' } } : {}),
     audit: { auditor_groups: ['auditors'], ...(options.rawCopyKey ? { raw_copy: { key: '${TEST_RAW_COPY_KEY}' } } : {}), ...options.audit },
     logging: { level: process.env.AIGOV_TEST_LOG === '1' ? 'debug' : 'silent' },
   };
-  const config = buildGatewayConfig(input, join(dir, 'test-config'), { env: { TEST_OPENAI_KEY: OPENAI_KEY, TEST_ANTHROPIC_KEY: ANTHROPIC_KEY, TEST_PSEUDONYM_KEY: options.pseudonymKey, TEST_RAW_COPY_KEY: options.rawCopyKey, TEST_DATABASE_URL: options.databaseUrl } });
+  const config = buildGatewayConfig(input, join(dir, 'test-config'), { env: { TEST_OPENAI_KEY: OPENAI_KEY, TEST_ANTHROPIC_KEY: ANTHROPIC_KEY, TEST_PSEUDONYM_KEY: options.pseudonymKey, TEST_RAW_COPY_KEY: options.rawCopyKey, TEST_DATABASE_URL: options.databaseUrl, TEST_REDIS_URL: options.redisUrl } });
   const mounts = primary ? [] : [{ prefix: '/oidc', handle: (req: IncomingMessage, res: ServerResponse) => idp.handle(req, res) }];
-  const startOptions = { version: 'test', hooks: options.hooks, logger: options.logger, approvalKeepAliveMs: options.approvalKeepAliveMs, mounts };
+  const startOptions = { version: 'test', hooks: options.hooks, logger: options.logger, approvalKeepAliveMs: options.approvalKeepAliveMs, mounts, now: options.now };
   let gateway = await startGateway(config, startOptions, bound);
   const replicas: RunningGateway[] = [];
   const tokenFor = primary ? (user: string): Promise<string> => primary.tokenFor(user) : (async (user: string): Promise<string> => (await deviceLogin(idp, CLIENT_ID, user)).accessToken);

@@ -9,6 +9,8 @@
  */
 import { BUILTIN_DETECTORS, createRegexDetector, normalizeForMatching, OPT_IN_DETECTORS, PatternBudgetError, RegexDetectorError, type RegexBudget } from '../detection/index.ts';
 import type { Detection, Detector } from '../detection/types.ts';
+import { compileBudgets, type CompiledBudget } from '../budgets/compile-budgets.ts';
+import type { BudgetSettings } from '../budgets/types.ts';
 import type { Role } from '../events.ts';
 import type { MaskOperator } from '../masking/operators.ts';
 import { anyGlob, createKeywordDetector, scopeDetector } from './matchers.ts';
@@ -118,6 +120,9 @@ export interface CompiledPolicy {
   readonly document: PolicyDocument;
   readonly defaultAction: TerminalAction;
   readonly rules: readonly CompiledRule[];
+  /** The budgets (../budgets), in file order; empty when there are none. */
+  readonly budgets: readonly CompiledBudget[];
+  readonly budgetSettings: BudgetSettings;
 }
 
 export interface CompileOptions {
@@ -162,8 +167,14 @@ export function compilePolicy(document: PolicyDocument, options: CompileOptions 
   });
 
   const rules = document.rules.map((rule, index) => compileRule(rule, index, byType, optIn, issues, options.regexBudget));
+  const budgetSettings: BudgetSettings = {
+    budget_timezone: document.budget_timezone ?? 'UTC',
+    budgets_default_output_cap: document.budgets_default_output_cap ?? 4096,
+    budgets_enforce_output_cap: document.budgets_enforce_output_cap ?? false,
+  };
+  const budgets = compileBudgets(document.budgets ?? [], budgetSettings, document.approval, issues);
   if (issues.length > 0) throw new PolicyCompileError(issues);
-  return Object.freeze({ document, defaultAction: document.default_action, rules: Object.freeze(rules) });
+  return Object.freeze({ document, defaultAction: document.default_action, rules: Object.freeze(rules), budgets: Object.freeze(budgets), budgetSettings: Object.freeze(budgetSettings) });
 }
 
 function compileRule(

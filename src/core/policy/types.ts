@@ -7,6 +7,7 @@
  */
 import type { Detection, Detector, EntityType } from '../detection/types.ts';
 import type { EndpointId, NormalizedRequest, Principal, Role } from '../events.ts';
+import type { BudgetSpec } from '../budgets/types.ts';
 import type { MaskOperator } from '../masking/operators.ts';
 
 export type PolicyAction = 'allow' | 'block' | 'require_approval' | 'mask_request' | 'pseudonymize' | 'mask_response' | 'log';
@@ -98,7 +99,7 @@ export interface ApprovalSpec {
 export interface ApprovalWebhook {
   readonly url: string;
   readonly secret: string;
-  readonly events: readonly ('created' | 'decided' | 'expired')[];
+  readonly events: readonly ('created' | 'decided' | 'expired' | 'budget_warning')[];
   readonly include_preview: boolean;
   readonly timeout: number;
 }
@@ -137,6 +138,14 @@ export interface PolicyDocument {
   readonly uninspectable: UninspectableSpec;
   readonly detectors: readonly CustomDetectorSpec[];
   readonly rules: readonly RuleSpec[];
+  /** Budgets (../budgets/types.ts); absent: none. */
+  readonly budgets?: readonly BudgetSpec[] | undefined;
+  /** The time zone of calendar budget windows without their own (default UTC). */
+  readonly budget_timezone?: string | undefined;
+  /** The output reserved for a request that states no maximum (default 4096 tokens). */
+  readonly budgets_default_output_cap?: number | undefined;
+  /** Write that cap into a budgeted request that states no maximum (default false). */
+  readonly budgets_enforce_output_cap?: boolean | undefined;
 }
 
 // ---- evaluation ----

@@ -43,6 +43,43 @@ export interface ApprovalNotice {
   readonly gatewayUrl: string;
 }
 
+/** A budget crossed one of its warning thresholds (the policy's `warn_at`): once per counter, window and threshold. */
+export interface BudgetWarningNotice {
+  readonly type: 'budget.warning';
+  readonly budget: WebhookBudget;
+  /** The gateway's public URL (only its origin and path are sent). */
+  readonly gatewayUrl: string;
+}
+
+/** A budget warning as a receiver sees it (amounts in the budget's unit: nano-dollars for usd; `*_text` as people read them). */
+export interface WebhookBudget {
+  readonly id: string;
+  readonly unit: 'usd' | 'tokens' | 'requests';
+  readonly limit: number;
+  readonly limit_text: string;
+  /** Spent, plus reserved by calls still running, once the request that crossed the threshold was reserved. */
+  readonly used: number;
+  readonly used_text: string;
+  readonly fraction: number;
+  /** Whose counter: `all`, `user <subject>`, `group <name>`. */
+  readonly scope: string;
+  /** The user whose request crossed the threshold. */
+  readonly user: { readonly sub: string; readonly email: string | null };
+  /** ISO 8601: when what is counted starts to fall away (a calendar window's end). */
+  readonly reset_at: string;
+  readonly call_id: string;
+}
+
+/** The JSON body of a budget warning's delivery. */
+export interface BudgetWebhookPayload {
+  readonly type: 'budget.warning';
+  readonly id: string;
+  readonly created_at: string;
+  readonly gateway_url: string;
+  readonly budget: WebhookBudget;
+  readonly text: string;
+}
+
 /** The approval as a receiver sees it: no `can_decide` (it is per caller), `preview` only when the webhook asks. */
 export type WebhookApproval = Omit<ApprovalView, 'can_decide' | 'preview'> & { preview?: string };
 
@@ -138,6 +175,8 @@ export interface WebhookNotifier {
   notify(event: ApprovalNotice, extra?: readonly Webhook[]): void;
   /** For ApprovalService: the rows announcing a change, stored in its transaction, and a wake-up after. */
   announcer(gatewayUrl: string): ApprovalAnnouncer;
+  /** Fire and forget, like notify: a budget warning to the receivers that listen to `budget_warning`. */
+  notifyBudget(notice: BudgetWarningNotice, extra?: readonly Webhook[]): void;
   /** Stops claiming; lets posts in flight finish up to the deadline. Stored deliveries stay for the next start; in-memory ones are given up. */
   close(): Promise<void>;
   stats(): WebhookNotifierStats;
@@ -351,6 +390,44 @@ export function createWebhookNotifier(options: WebhookNotifierOptions): WebhookN
     };
   }
 
+  /** A budget warning: one outbox row per receiver listening to `budget_warning`, delivered as approval notices are. */
+  function notifyBudget(notice: BudgetWarningNotice, extra?: readonly Webhook[]): void {
+    try {
+      const hooks = receiversFor('budget_warning', globalHooks, extra ?? []);
+      if (hooks.length === 0) return;
+      if (closed) {
+        counts.dropped += hooks.length;
+        onOutcome('dropped', hooks.length);
+        logger.warn({ budget: notice.budget.id, type: notice.type, receivers: hooks.length }, 'budget webhook notice dropped: the notifier is closed');
+        return;
+      }
+      const createdAt = now();
+      const created = new Date(createdAt).toISOString();
+      const text = budgetText(notice.budget);
+      const rows: OutboxRow[] = hooks.map((webhook) => {
+        const payload: BudgetWebhookPayload = { type: notice.type, id: `whd_${randomUUID().replaceAll('-', '')}`, created_at: created, gateway_url: publicUrl(notice.gatewayUrl), budget: notice.budget, text };
+        return { id: payload.id, approvalId: '', ruleId: '', type: notice.type, receiver: keyOf(webhook.url), host: hostOf(webhook.url), body: JSON.stringify(payload), createdAt };
+      });
+      if (extra !== undefined) remember('', extra);
+      const batch: OutboxBatch = { rows, maxPending };
+      const task = store.enqueue(batch).then(
+        (kept) => stored(batch, kept),
+        (error: unknown) => {
+          counts.dropped += rows.length;
+          onOutcome('dropped', rows.length);
+          onStoreError();
+          logger.warn({ budget: notice.budget.id, type: notice.type, receivers: rows.length, err: errorText(error) }, 'budget webhook notice dropped: the outbox could not store it');
+        },
+      );
+      storing.add(task);
+      void task.finally(() => storing.delete(task));
+    } catch (error) {
+      counts.dropped += 1;
+      onOutcome('dropped', 1);
+      logger.warn({ type: 'budget.warning', err: errorText(error) }, 'budget webhook notice could not be built');
+    }
+  }
+
   async function close(): Promise<void> {
     if (closed) return;
     closed = true;
@@ -377,6 +454,7 @@ export function createWebhookNotifier(options: WebhookNotifierOptions): WebhookN
   return {
     notify,
     announcer,
+    notifyBudget,
     close,
     stats: () => ({ ...counts }),
     async depth() {
@@ -508,6 +586,12 @@ export function webhookApproval(view: ApprovalView, includePreview: boolean): We
  * The Slack mrkdwn line for a notice. It names people, the rule and the model, never the prompt
  * (not even its redacted preview) nor anything secret.
  */
+/** The Slack-compatible text of a budget warning. */
+export function budgetText(b: WebhookBudget): string {
+  const percent = `${Math.round(b.fraction * 100)}%`;
+  return `:warning: Budget \`${code(b.id)}\` (${mrkdwn(b.scope)}) reached ${percent}: ${mrkdwn(b.used_text)} of ${mrkdwn(b.limit_text)} spent or reserved. It resets ${b.reset_at}.`;
+}
+
 export function approvalText(event: ApprovalNotice, nowMs: number): string {
   const a = event.approval;
   const who = `*${mrkdwn(personName(a.requester))}*`;

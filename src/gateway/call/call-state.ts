@@ -16,6 +16,7 @@ import type { CallRequestRecord, CallStatus, ClientInfo, PolicyDecisionRecord, R
 import type { RawCopySealer } from '../../store/raw-copy-sealer.ts';
 import { toProviderError, type ProviderCodec, type RouteMatch } from '../../providers/codec.ts';
 import type { ApprovalService } from '../approvals/approval-service.ts';
+import type { BudgetService, BudgetTicket } from '../budgets/budget-service.ts';
 import { waitForDrain } from '../backpressure.ts';
 import type { PipelineHooks } from '../hooks.ts';
 import type { GatewayMetrics } from '../metrics.ts';
@@ -54,6 +55,10 @@ export interface PipelineDeps {
   readonly thinkingSeal: ThinkingSeal;
   /** Prices each call from its usage (the config's prices, then the built-in table). */
   readonly pricing: Pricing;
+  /** Reserves each request against the policy's budgets before it is forwarded; null: no budgets. */
+  readonly budgets?: BudgetService | null;
+  /** The clock a call's start is read from (its window); default Date.now. */
+  readonly now?: () => number;
 }
 
 export interface GovernedTarget {
@@ -67,7 +72,7 @@ export interface GovernedTarget {
 export class CallState {
   // The request record's draft (store.recordRequest, built by requestRecord), filled in as the stages learn it.
   readonly callId = `call_${randomUUID().replaceAll('-', '')}`;
-  readonly startedAt = Date.now();
+  readonly startedAt: number;
   readonly #t0 = performance.now();
   sessionId: string;
   /** Who sent it, once the token is verified (refusals and held tool calls name them). */
@@ -98,6 +103,12 @@ export class CallState {
   /** Set by policy: how to judge tool calls in the answer. */
   toolJudge: ToolCallJudge | null = null;
   clientGone = false;
+  /** The call's reservation against its budgets, settled with its charge when it ends. */
+  budget: BudgetTicket | null = null;
+  /** The request went (or may have gone) upstream: what decides whether the call can have cost anything. */
+  forwarded = false;
+  /** The upstream's HTTP status, once it answered. */
+  upstreamStatus: number | null = null;
 
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
@@ -109,6 +120,7 @@ export class CallState {
     this.res = res;
     this.target = target;
     this.deps = deps;
+    this.startedAt = (deps.now ?? Date.now)();
     this.sessionId = this.callId.replace(/^call_/, 'ses_');
   }
 
@@ -255,6 +267,11 @@ export class CallState {
         abort.abort();
       }
     };
+    // The client may have left already (while the request was recorded or reserved): its 'close' is past.
+    if (this.res.destroyed) {
+      onClose();
+      return () => {};
+    }
     this.res.on('close', onClose);
     return () => this.res.off('close', onClose);
   }
@@ -285,8 +302,15 @@ export class CallState {
     this.deps.metrics.requests.inc({ provider, model: this.deps.metrics.modelLabel(this.model), status: codeLabel });
     this.deps.metrics.duration.observe({ provider }, latencyMs / 1000);
     this.deps.metrics.responseBytes.inc({ provider }, this.#bytesOut);
-    const usage = this.#usage === undefined ? null : this.deps.pricing.withCost(this.target.provider, this.#answerModel ?? this.model, this.#usage);
+    let usage = this.#usage === undefined ? null : this.deps.pricing.withCost(this.target.provider, this.#answerModel ?? this.model, this.#usage);
     if (usage !== null) countSpend(this.deps.metrics, provider, this.target.provider.kind, this.model, usage);
+    if (this.budget !== null) {
+      // Settled whether or not the call is recorded; recorded with it so the counters can be rebuilt.
+      // A stream's usage is final only when the stream ended normally (a cut one may have counted one output token).
+      const usageFinal = status === 'completed' || (!this.stream && usage !== null);
+      const charged = this.budget.settle({ forwarded: this.forwarded, upstreamStatus: this.upstreamStatus, usage, usageFinal });
+      usage = { ...usage, charged };
+    }
     let committed: Promise<boolean> = Promise.resolve(true);
     if (this.recorded) {
       try {

@@ -31,6 +31,7 @@ async function forwardInSlot(call: CallState, bodyText: string, transform: Respo
   const unwatch = call.watchClientGone(abort);
   // Joined, never resolved: the adapter built upstreamPath from constants and encoded parameters.
   let upstream: Dispatcher.ResponseData;
+  call.forwarded = true;
   try {
     upstream = await call.deps.agent.request({
       origin: provider.upstream.origin,
@@ -42,6 +43,8 @@ async function forwardInSlot(call: CallState, bodyText: string, transform: Respo
     });
   } catch (error) {
     const kind = classifyUpstreamError(error);
+    // No connection was made: nothing reached the provider, nothing can be billed.
+    if (neverConnected(error)) call.forwarded = false;
     if (kind === 'aborted' || call.clientGone) {
       call.finish('aborted', null, { code: 'client_aborted', message: 'the client went away before the upstream answered' });
       return;
@@ -50,6 +53,7 @@ async function forwardInSlot(call: CallState, bodyText: string, transform: Respo
     call.sendError(new AigovError(kind === 'timeout' ? 'AIGOV_E_UPSTREAM_TIMEOUT' : 'AIGOV_E_UPSTREAM_UNREACHABLE', { provider: provider.name }), 'failed');
     return;
   }
+  call.upstreamStatus = upstream.statusCode;
   try {
     const decoded = decodedBody(upstream);
     if (!decoded.ok) {
@@ -72,4 +76,12 @@ async function forwardInSlot(call: CallState, bodyText: string, transform: Respo
   } finally {
     unwatch();
   }
+}
+
+/** Errors of a connection that was never made (refused, no such host, no route, connect timeout). */
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+function neverConnected(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && NOT_CONNECTED.has(code);
 }

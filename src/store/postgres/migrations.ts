@@ -22,6 +22,7 @@
  * Ids compared in keyset paging use COLLATE "C" (byte order), as SQLite compares them.
  */
 import { SchemaTooNewError } from '../schema-too-new.ts';
+import { BUDGET_MIGRATION_SQL } from './pg-budget-sql.ts';
 import { connectClient, type PgClient, type PgSettings } from './pg-connection.ts';
 
 export interface PgMigration {
@@ -412,6 +413,15 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
         outcome := 'ok';
       END
       $fn$;
+    `,
+  },
+  {
+    version: 7,
+    name: 'budget ledger (counters, spent steps, reservations, seeds); calls by start time',
+    // The shared budget counters (pg-budget-sql.ts), and the index the counters are rebuilt from
+    // the record with (calls of a window, by start time).
+    sql: `${BUDGET_MIGRATION_SQL}
+      CREATE INDEX calls_by_started ON calls (started_at);
     `,
   },
 ];

@@ -11,6 +11,7 @@ import { LEAF, NODE, type StoredChunk } from '../../core/recording/request-chunk
 import {
   approvalIdsInDecisions,
   type CallRecord,
+  type ChargeRow,
   type SealedRawCopy,
   type SessionCursor,
   type SessionDetailRecord,
@@ -23,7 +24,7 @@ import {
   type UsageReport,
 } from '../recording-store.ts';
 import { sortApprovals } from '../session-approvals.ts';
-import { num, str, toCallRecord, toSessionRecord, toSessionSummary, toStreamEvent, type RecordRow } from '../record-rows.ts';
+import { chargeColumns, num, str, toCallRecord, toChargeRow, toSessionRecord, toSessionSummary, toStreamEvent, type RecordRow } from '../record-rows.ts';
 import type { PgPool } from './pg-connection.ts';
 import { pgUsageReport } from './pg-usage-reads.ts';
 
@@ -48,6 +49,18 @@ export class PgReads {
 
   constructor(pool: PgPool) {
     this.#pool = pool;
+  }
+
+  async chargesSince(since: number): Promise<ChargeRow[]> {
+    const field = (path: string): string => `((usage::jsonb) #>> '{${path.split('.').join(',')}}')::bigint`;
+    const res = await this.#pool.query<RecordRow>({
+      name: 'aigov_charges_since',
+      text: `SELECT subject, email, groups, provider, provider_kind, model, (started_at / 60000) * 60000 AS minute, ${chargeColumns(field)}
+             FROM calls WHERE started_at >= $1 AND usage IS NOT NULL
+             GROUP BY subject, email, groups, provider, provider_kind, model, minute`,
+      values: [since],
+    });
+    return res.rows.map(toChargeRow);
   }
 
   async listSessions(limit: number, subject: string | null): Promise<SessionSummary[]> {

@@ -36,6 +36,7 @@ import type {
   SessionPage,
   SessionRecord,
   SessionSummary,
+  ChargeRow,
   StoreHealth,
   StreamEventRecord,
   UsageQuery,
@@ -277,6 +278,10 @@ export class PostgresRecordingStore implements RecordingStore {
     const c = this.#writer.counters();
     const leases = this.#leases?.counts ?? { settled: 0, evicted: 0 };
     return { ...c, settledAtOpen: this.#settledAtOpen, settledBySweep: leases.settled, evicted: leases.evicted };
+  }
+
+  async chargesSince(since: number): Promise<ChargeRow[]> {
+    return this.#read(() => this.#reads.chargesSince(since));
   }
 
   async listSessions(options: { limit?: number; subject?: string } = {}): Promise<SessionSummary[]> {

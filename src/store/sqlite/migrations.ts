@@ -273,6 +273,14 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX webhook_outbox_done ON webhook_outbox (done_at) WHERE state <> 'pending';
     `,
   },
+  {
+    version: 11,
+    name: 'calls by start time',
+    // Budgets are rebuilt from the record when the gateway starts: the calls of a window, by start time.
+    sql: `
+      CREATE INDEX calls_by_started ON calls (started_at);
+    `,
+  },
 ];
 
 /** The schema version this build of aigov writes. */

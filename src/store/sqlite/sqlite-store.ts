@@ -67,6 +67,7 @@ import type {
   SessionPage,
   SessionRecord,
   SessionSummary,
+  ChargeRow,
   StoreHealth,
   StreamEventRecord,
   UsageQuery,
@@ -522,6 +523,10 @@ export class SqliteRecordingStore implements RecordingStore {
 
   async usageReport(query: UsageQuery): Promise<UsageReport> {
     return (await this.#read({ op: 'usageReport', query })) as UsageReport;
+  }
+
+  async chargesSince(since: number): Promise<ChargeRow[]> {
+    return (await this.#read({ op: 'chargesSince', since })) as ChargeRow[];
   }
 
   async recordAccess(entry: AccessLogEntry): Promise<void> {

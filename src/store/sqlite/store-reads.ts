@@ -19,13 +19,13 @@ import type {
   StreamEventRecord,
 } from '../recording-store.ts';
 import { approvalIdsInDecisions } from '../recording-store.ts';
-import { num, str, toCallRecord, toSessionRecord, toSessionSummary, toStreamEvent } from '../record-rows.ts';
+import { chargeColumns, num, str, toCallRecord, toChargeRow, toSessionRecord, toSessionSummary, toStreamEvent } from '../record-rows.ts';
 import { sortApprovals } from '../session-approvals.ts';
 import { UsageReads } from './usage-reads.ts';
 import type { ReadOp } from './worker-protocol.ts';
 import { LEAF, NODE, type StoredChunk } from '../../core/recording/request-chunks.ts';
 
-type Statements = Record<'listSessions' | 'listSessionsBySubject' | 'getCall' | 'listCalls' | 'getEvents' | 'rawCopies' | 'chunks', StatementSync>;
+type Statements = Record<'listSessions' | 'listSessionsBySubject' | 'getCall' | 'listCalls' | 'getEvents' | 'rawCopies' | 'chunks' | 'charges', StatementSync>;
 
 /**
  * Calls as the reader thread answers them: a call whose body is stored as chunks has
@@ -84,6 +84,11 @@ export class StoreReads {
       getEvents: db.prepare('SELECT offset_ms, raw FROM stream_events WHERE call_id = ? ORDER BY seq'),
       rawCopies: db.prepare('SELECT r.call_id, r.key_id, r.sealed FROM raw_copies r JOIN calls c ON c.id = r.call_id WHERE c.session_id = ?'),
       chunks: db.prepare('SELECT id, kind, text FROM body_chunks WHERE session_id = ?'),
+      charges: db.prepare(`
+        SELECT subject, email, groups, provider, provider_kind, model, (started_at / 60000) * 60000 AS minute,
+          ${chargeColumns((path) => `json_extract(usage, '$.${path}')`)}
+        FROM calls WHERE started_at >= ? AND usage IS NOT NULL
+        GROUP BY subject, email, groups, provider, provider_kind, model, minute`),
     });
   }
 
@@ -136,6 +141,8 @@ export class StoreReads {
       }
       case 'listSessionApprovals':
         return sessions.approvals(read.sessionId, read.approvalIds);
+      case 'chargesSince':
+        return s.charges.all(read.since).map(toChargeRow);
       case 'getRawCopies': {
         const copies: Record<string, SealedRawCopy> = {};
         for (const row of s.rawCopies.all(read.sessionId)) {

@@ -61,7 +61,8 @@ export type ReadOp =
   | { readonly op: 'getSessionDetail'; readonly sessionId: string }
   | { readonly op: 'listSessionApprovals'; readonly sessionId: string; readonly approvalIds: readonly string[] }
   | { readonly op: 'getRawCopies'; readonly sessionId: string }
-  | { readonly op: 'usageReport'; readonly query: UsageQuery };
+  | { readonly op: 'usageReport'; readonly query: UsageQuery }
+  | { readonly op: 'chargesSince'; readonly since: number };
 
 export type ToWriter =
   /** `record.rawCopy`, when present, is sealed bytes only (raw-copy-sealer.ts). */
