@@ -11,6 +11,9 @@ import { callCostNanoUsd, findPrice, type ModelPrice } from '../src/core/cost/pr
 import { BUILT_IN_PRICES } from '../src/core/cost/price-table.ts';
 import { mergeUsage, type Usage } from '../src/core/events.ts';
 import { formatUsd } from '../src/cli/sessions-format.ts';
+import { buildGatewayConfig } from '../src/config/load.ts';
+import { parse as parseYaml } from 'yaml';
+import { readmeSection } from './support/readme.ts';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
 import { loadTranscript, type Transcript } from './support/replay-upstream.ts';
 
@@ -52,6 +55,35 @@ describe('price lookup', () => {
     assert.equal(findPrice(configured, BUILT_IN_PRICES, { name: 'azure', kind: 'openai' }, 'gpt-4o')?.input, 1);
     assert.equal(findPrice(configured, BUILT_IN_PRICES, { name: 'azure', kind: 'openai' }, 'gpt-4o-mini')?.input, 0.15, 'the azure entry names one model; others fall to the table');
     assert.equal(findPrice(configured, BUILT_IN_PRICES, openaiProvider, 'xft:gpt-4o-mini:a'), null);
+  });
+});
+
+describe('pricing in the config', () => {
+  const base = {
+    identity: { issuer: 'https://idp.example.com', audience: 'https://aigov.example.com', cli_client_id: 'aigov-cli' },
+    providers: [
+      { name: 'openai', kind: 'openai', base_url: 'https://api.openai.com/v1' },
+      { name: 'anthropic', kind: 'anthropic', base_url: 'https://api.anthropic.com' },
+    ],
+  };
+
+  it('the README\'s pricing example loads, in order, with each provider\'s kind', () => {
+    const text = readmeSection('Sessions').text;
+    const block = /```yaml\n(pricing:[\s\S]*?)```/.exec(text)?.[1];
+    assert.ok(block !== undefined, 'README "See what was spent" shows a pricing block');
+    const config = buildGatewayConfig({ ...base, ...(parseYaml(block) as object) }, 'README.md');
+    assert.deepEqual(config.pricing.map((p) => [p.provider, p.kind, p.model, p.input, p.cachedInput, p.cacheWrite, p.cacheWrite1h, p.output]), [
+      ['openai', 'openai', 'ft:gpt-4o-mini:*', 0.3, 0.15, null, null, 1.2],
+      ['anthropic', 'anthropic', 'claude-sonnet-4-5', 3, 0.3, 3.75, 6, 15],
+    ]);
+  });
+
+  it('a price for a provider the config does not have, a negative price or too many decimals: a clear error', () => {
+    const load = (models: unknown[]): unknown => buildGatewayConfig({ ...base, pricing: { models } }, 'gw.yaml');
+    assert.throws(() => load([{ provider: 'azure', model: 'gpt-4o', input: 1, output: 1 }]), /pricing\.models\[0\]\.provider: no provider is named "azure" \(this config has: openai, anthropic\)/);
+    assert.throws(() => load([{ provider: 'openai', model: 'gpt-4o', input: -1, output: 1 }]), /pricing\.models\.0\.input|pricing\.models\[0\]\.input/);
+    assert.throws(() => load([{ provider: 'openai', model: 'gpt-4o', input: 0.0000001, output: 1 }]), /at most six decimals/);
+    assert.throws(() => load([{ provider: 'openai', model: 'gpt-4o', input: 1 }]), /output/);
   });
 });
 
