@@ -9,12 +9,15 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
+import { DEV_MODEL_PRICE } from '../src/gateway/dev/dev-gateway.ts';
 import { startDevModel, type DevModelServer } from '../src/gateway/dev/dev-model.ts';
 import { startHarness, type Harness } from './support/gateway-harness.ts';
 import { chatToolMessage, chatToolStream } from './support/agent-transcripts.ts';
 import { chatStreamText, loadTranscript } from './support/replay-upstream.ts';
 
 const ROOT = join(import.meta.dirname, '..');
+/** Every model priced as the dev gateway prices its dev model: examples/policy.yaml's dollar budget refuses unpriced models. */
+const DEV_PRICING = { models: ['openai', 'anthropic'].map((provider) => ({ provider, model: '*', ...DEV_MODEL_PRICE })) };
 const EMAIL = 'jane.doe@example.com';
 // A GitHub token with a valid checksum is hard to hand-write; AWS keys and PEM blocks are plain.
 const PRIVATE_KEY = '-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n-----END RSA PRIVATE KEY-----';
@@ -25,7 +28,7 @@ let policyFile: string;
 
 before(async () => {
   devModel = await startDevModel();
-  h = await startHarness({ policyFile: join(ROOT, 'examples', 'policy.yaml'), openaiBaseUrl: devModel.openaiBaseUrl });
+  h = await startHarness({ policyFile: join(ROOT, 'examples', 'policy.yaml'), pricing: DEV_PRICING, openaiBaseUrl: devModel.openaiBaseUrl });
 });
 after(async () => {
   await h.close();
@@ -134,7 +137,7 @@ describe('the example policy, enforced by the gateway', () => {
   });
 
   it('masks PII the model writes, streamed 1 byte at a time exactly as non-streamed', async () => {
-    const g = await startHarness({ policyFile: join(ROOT, 'examples', 'policy.yaml') });
+    const g = await startHarness({ policyFile: join(ROOT, 'examples', 'policy.yaml'), pricing: DEV_PRICING });
     try {
       const client = new OpenAI({ baseURL: `${g.url}/openai/v1`, apiKey: g.token, maxRetries: 0 });
       g.upstream.route('POST', '/v1/chat/completions', loadTranscript('openai-chat-stream'), { chunking: 'bytes' });
@@ -156,7 +159,7 @@ describe('the example policy, enforced by the gateway', () => {
   });
 
   it('a forbidden tool call in a streamed answer is replaced by a notice and the answer ends normally; none of the call reaches the client', async () => {
-    const g = await startHarness({ policyFile: join(ROOT, 'examples', 'policy.yaml') });
+    const g = await startHarness({ policyFile: join(ROOT, 'examples', 'policy.yaml'), pricing: DEV_PRICING });
     try {
       const tools = loadTranscript('openai-chat-stream-tools');
       const name = /"name":"(\w+)"/.exec(tools.body)?.[1];
@@ -188,7 +191,7 @@ describe('the example policy, enforced by the gateway', () => {
   });
 
   it('a tool call whose arguments are forbidden is replaced once its arguments are complete (non-streamed too); a harmless call goes through', async () => {
-    const g = await startHarness({ policyFile: join(ROOT, 'examples', 'policy.yaml') });
+    const g = await startHarness({ policyFile: join(ROOT, 'examples', 'policy.yaml'), pricing: DEV_PRICING });
     try {
       const client = new OpenAI({ baseURL: `${g.url}/openai/v1`, apiKey: g.token, maxRetries: 0 });
       const calls = (command: string) => [{ name: 'run_command', arguments: JSON.stringify({ command }) }];
@@ -240,11 +243,12 @@ rules:
     const dir = h.dir;
     policyFile = join(dir, 'policy.yaml');
     copyFileSync(join(ROOT, 'examples', 'policy.yaml'), policyFile);
-    const g = await startHarness({ policyFile, openaiBaseUrl: devModel.openaiBaseUrl });
+    const g = await startHarness({ policyFile, pricing: DEV_PRICING, openaiBaseUrl: devModel.openaiBaseUrl });
     try {
       const client = new OpenAI({ baseURL: `${g.url}/openai/v1`, apiKey: g.token, maxRetries: 0 });
       await client.chat.completions.create({ model: 'aigov-dev', messages: [{ role: 'user', content: 'tell me about llamas' }] });
-      writeFileSync(policyFile, `${readFileSync(policyFile, 'utf8')}\n  - id: no-llamas\n    reason: llamas are off topic\n    match: { keywords: [llamas] }\n    action: block\n`.replace('rules:\n', 'rules:\n  - id: no-llamas-first\n    reason: llamas are off topic\n    match: { keywords: [llamas] }\n    action: block\n'));
+      // The new rule goes first in `rules:` (the file ends with its budgets, not its rules).
+      writeFileSync(policyFile, readFileSync(policyFile, 'utf8').replace('rules:\n', 'rules:\n  - id: no-llamas-first\n    reason: llamas are off topic\n    match: { keywords: [llamas] }\n    action: block\n'));
       const deadline = Date.now() + 5000;
       let error: unknown = null;
       while (Date.now() < deadline) {
