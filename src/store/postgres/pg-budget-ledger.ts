@@ -11,6 +11,7 @@
  *   closes; its reservations are renewed meanwhile, so the budget never forgets them silently.
  * - Counters past their window, and reservations that lapsed long ago, are swept now and then.
  */
+import { SettleRetries } from '../settle-retries.ts';
 import { describePgError, type PgPool, type PgSettings } from './pg-connection.ts';
 import pg from 'pg';
 import { LedgerUnavailableError, type BudgetLedger, type CounterState, type LedgerCharge, type ReserveResult, type SeedEntry } from '../budget-ledger.ts';
@@ -51,11 +52,9 @@ export class PgBudgetLedger implements BudgetLedger {
   /** Calls of this process holding reservations: renewed until settled. */
   readonly #live = new Map<string, readonly string[]>();
   /** Settles that failed, retried. */
-  readonly #retry = new Map<string, readonly { key: string; amount: number }[]>();
+  readonly #retry = new SettleRetries((id, actuals) => this.#settleNow(id, actuals));
   readonly #renewTimer: NodeJS.Timeout;
   readonly #sweepTimer: NodeJS.Timeout;
-  #retryTimer: NodeJS.Timeout | null = null;
-  #retryDelayMs = 200;
   #closed = false;
 
   private constructor(pool: PgPool, options: PgLedgerOptions) {
@@ -121,8 +120,7 @@ export class PgBudgetLedger implements BudgetLedger {
       await this.#settleNow(id, actuals);
     } catch (error) {
       this.#onError(`settling a call's budget reservations failed; retrying: ${error instanceof Error ? error.message : String(error)}`);
-      this.#retry.set(id, actuals.map((a) => ({ key: a.key, amount: a.amount })));
-      this.#scheduleRetry();
+      this.#retry.owe(id, actuals);
       throw error;
     }
   }
@@ -131,32 +129,7 @@ export class PgBudgetLedger implements BudgetLedger {
     const sorted = [...actuals].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     await this.#query('aigov_budget_settle', 'SELECT aigov_budget_settle($1, $2, $3)', [id, sorted.map((a) => a.key), sorted.map((a) => a.amount)]);
     this.#live.delete(id);
-    this.#retry.delete(id);
-  }
-
-  #scheduleRetry(): void {
-    if (this.#retryTimer !== null || this.#closed) return;
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = null;
-      void this.#retryAll();
-    }, this.#retryDelayMs);
-    this.#retryTimer.unref();
-  }
-
-  async #retryAll(): Promise<void> {
-    for (const [id, actuals] of [...this.#retry]) {
-      try {
-        await this.#settleNow(id, actuals);
-      } catch {
-        break;
-      }
-    }
-    if (this.#retry.size > 0) {
-      this.#retryDelayMs = Math.min(this.#retryDelayMs * 2, 5000);
-      this.#scheduleRetry();
-    } else {
-      this.#retryDelayMs = 200;
-    }
+    this.#retry.paid(id);
   }
 
   /** Pushes the deadline of every reservation of this process's running calls (rows being settled or swept are skipped, not waited for). */
@@ -264,9 +237,7 @@ export class PgBudgetLedger implements BudgetLedger {
     if (this.#closed) return;
     clearInterval(this.#renewTimer);
     clearInterval(this.#sweepTimer);
-    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
-    // A last try for settles still owed; what fails now lapses after the TTL (the record keeps the charge).
-    for (const [id, actuals] of [...this.#retry]) await this.#settleNow(id, actuals).catch(() => {});
+    await this.#retry.close(); // a last try for settles still owed
     this.#closed = true;
     await this.#pool.end().catch(() => {});
   }

@@ -18,6 +18,7 @@
  * counter would restart from zero under a seed that remains — {@link RedisBudgetLedger.open}
  * warns otherwise.
  */
+import { SettleRetries } from '../settle-retries.ts';
 import { Redis } from 'ioredis';
 import { LedgerUnavailableError, type BudgetLedger, type CounterState, type LedgerCharge, type ReserveResult, type SeedEntry } from '../budget-ledger.ts';
 
@@ -167,10 +168,8 @@ export class RedisBudgetLedger implements BudgetLedger {
   readonly #onError: (message: string) => void;
   readonly #scripts: Record<ScriptName, Script>;
   readonly #live = new Map<string, readonly string[]>();
-  readonly #retry = new Map<string, readonly { key: string; amount: number }[]>();
+  readonly #retry = new SettleRetries((id, actuals) => this.#settleNow(id, actuals));
   readonly #renewTimer: NodeJS.Timeout;
-  #retryTimer: NodeJS.Timeout | null = null;
-  #retryDelayMs = 200;
   #closed = false;
 
   private constructor(redis: Redis, options: RedisLedgerOptions) {
@@ -256,8 +255,7 @@ export class RedisBudgetLedger implements BudgetLedger {
       await this.#settleNow(id, actuals);
     } catch (error) {
       this.#onError(`settling a call's budget reservations failed; retrying: ${error instanceof Error ? error.message : String(error)}`);
-      this.#retry.set(id, actuals.map((a) => ({ key: a.key, amount: a.amount })));
-      this.#scheduleRetry();
+      this.#retry.owe(id, actuals);
       throw error;
     }
   }
@@ -266,32 +264,7 @@ export class RedisBudgetLedger implements BudgetLedger {
     const keys = actuals.flatMap((a) => this.#keys(a.key));
     await this.#run('settle', [keys.length, ...keys, id, ...actuals.map((a) => String(a.amount))]);
     this.#live.delete(id);
-    this.#retry.delete(id);
-  }
-
-  #scheduleRetry(): void {
-    if (this.#retryTimer !== null || this.#closed) return;
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = null;
-      void this.#retryAll();
-    }, this.#retryDelayMs);
-    this.#retryTimer.unref();
-  }
-
-  async #retryAll(): Promise<void> {
-    for (const [id, actuals] of [...this.#retry]) {
-      try {
-        await this.#settleNow(id, actuals);
-      } catch {
-        break;
-      }
-    }
-    if (this.#retry.size > 0) {
-      this.#retryDelayMs = Math.min(this.#retryDelayMs * 2, 5000);
-      this.#scheduleRetry();
-    } else {
-      this.#retryDelayMs = 200;
-    }
+    this.#retry.paid(id);
   }
 
   async #renew(): Promise<void> {
@@ -343,8 +316,7 @@ export class RedisBudgetLedger implements BudgetLedger {
   async close(): Promise<void> {
     if (this.#closed) return;
     clearInterval(this.#renewTimer);
-    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
-    for (const [id, actuals] of [...this.#retry]) await this.#settleNow(id, actuals).catch(() => {});
+    await this.#retry.close(); // a last try for settles still owed
     this.#closed = true;
     this.#redis.disconnect();
   }
