@@ -58,6 +58,22 @@ export interface ClaimedDelivery extends OutboxRow {
   readonly attempt: number;
 }
 
+/** A claimed row as either database returns it (snake_case columns), with the claim that took it. */
+export function claimedDelivery(row: Readonly<Record<string, unknown>>, claim: string): ClaimedDelivery {
+  return {
+    id: String(row['id']),
+    approvalId: String(row['approval_id']),
+    ruleId: String(row['rule_id']),
+    type: String(row['type']),
+    receiver: String(row['receiver']),
+    host: String(row['host']),
+    body: String(row['body']),
+    createdAt: Number(row['created_at']),
+    claim,
+    attempt: Number(row['attempts']),
+  };
+}
+
 export interface ClaimRequest {
   /** Rows to claim at most. */
   readonly limit: number;

@@ -16,6 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import {
+  claimedDelivery,
   OUTBOX_PURGE_CHUNK,
   outboxErrorText,
   type ClaimedDelivery,
@@ -132,18 +133,7 @@ export class PgWebhookOutbox implements WebhookOutboxStore {
         RETURNING o.id, o.approval_id, o.rule_id, o.type, o.receiver, o.host, o.body, o.created_at, o.attempts`,
       values: [claim, Math.max(1, Math.round(request.leaseMs)), request.maxAttempts, [...request.receivers], request.limit],
     });
-    return rows.map((r) => ({
-      id: String(r['id']),
-      approvalId: String(r['approval_id']),
-      ruleId: String(r['rule_id']),
-      type: String(r['type']),
-      receiver: String(r['receiver']),
-      host: String(r['host']),
-      body: String(r['body']),
-      createdAt: Number(r['created_at']),
-      claim,
-      attempt: Number(r['attempts']),
-    }));
+    return rows.map((r) => claimedDelivery(r, claim));
   }
 
   async settle(delivery: ClaimedDelivery, outcome: OutboxSettle): Promise<boolean> {

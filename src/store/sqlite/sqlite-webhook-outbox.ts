@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import {
+  claimedDelivery,
   OUTBOX_PURGE_CHUNK,
   outboxErrorText,
   type ClaimedDelivery,
@@ -118,18 +119,7 @@ export class SqliteWebhookOutbox implements WebhookOutboxStore {
     const now = this.#now();
     const claim = randomUUID();
     const rows = this.#claim.all({ lease_end: now + request.leaseMs, claim, now, max: request.maxAttempts, receivers: JSON.stringify(request.receivers), limit: request.limit });
-    return rows.map((r) => ({
-      id: String(r['id']),
-      approvalId: String(r['approval_id']),
-      ruleId: String(r['rule_id']),
-      type: String(r['type']),
-      receiver: String(r['receiver']),
-      host: String(r['host']),
-      body: String(r['body']),
-      createdAt: Number(r['created_at']),
-      claim,
-      attempt: Number(r['attempts']),
-    }));
+    return rows.map((r) => claimedDelivery(r, claim));
   }
 
   async settle(delivery: ClaimedDelivery, outcome: OutboxSettle): Promise<boolean> {
