@@ -5,6 +5,7 @@
  * its usual messages. Behaviour is the same as the oclif command: both call sessionsList.
  */
 import { defaultProfile } from '../config/paths.ts';
+import { parseFastFlags } from './fast-flags.ts';
 import { runCommand } from './run-command.ts';
 import { sessionsList, type SessionsListFlags } from './sessions-list.ts';
 
@@ -12,22 +13,9 @@ const VALUE_FLAGS = new Set(['user', 'since', 'until', 'provider', 'model', 'act
 const APPROVAL_STATES = new Set(['pending', 'approved', 'denied', 'expired']);
 
 export async function fastSessionsList(args: readonly string[]): Promise<boolean> {
-  const values: Record<string, string> = {};
-  let json = false;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] ?? '';
-    if (arg === '--json') {
-      json = true;
-      continue;
-    }
-    if (!arg.startsWith('--')) return false;
-    const eq = arg.indexOf('=');
-    const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
-    if (!VALUE_FLAGS.has(name) || name in values) return false;
-    const value = eq === -1 ? args[++i] : arg.slice(eq + 1);
-    if (value === undefined || value === '' || (eq === -1 && value.startsWith('--'))) return false;
-    values[name] = value;
-  }
+  const parsed = parseFastFlags(args, (name) => VALUE_FLAGS.has(name));
+  if (parsed === null) return false;
+  const { values, json } = parsed;
   let limit: number | undefined;
   if (values['limit'] !== undefined) {
     limit = Number(values['limit']);

@@ -5,6 +5,7 @@
  * oclif handles it with its usual messages. Both paths call showUsage, which checks the values.
  */
 import { defaultProfile } from '../config/paths.ts';
+import { parseFastFlags } from './fast-flags.ts';
 import { runCommand } from './run-command.ts';
 import { showUsage, type UsageFlags } from './usage-report.ts';
 
@@ -19,22 +20,9 @@ const VALUE_FLAGS: Readonly<Record<string, string>> = {
 };
 
 export async function fastUsage(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
-  const values: Record<string, string> = {};
-  let json = false;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] ?? '';
-    if (arg === '--json') {
-      json = true;
-      continue;
-    }
-    if (!arg.startsWith('--')) return false;
-    const eq = arg.indexOf('=');
-    const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
-    if (!(name in VALUE_FLAGS) || name in values) return false;
-    const value = eq === -1 ? args[++i] : arg.slice(eq + 1);
-    if (value === undefined || value === '' || (eq === -1 && value.startsWith('--'))) return false;
-    values[name] = value;
-  }
+  const parsed = parseFastFlags(args, (name) => name in VALUE_FLAGS);
+  if (parsed === null) return false;
+  const { values, json } = parsed;
   for (const [name, variable] of Object.entries(VALUE_FLAGS)) {
     const fromEnv = env[variable];
     if (values[name] === undefined && fromEnv !== undefined && fromEnv !== '') values[name] = fromEnv;
